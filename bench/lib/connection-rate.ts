@@ -1,0 +1,222 @@
+/**
+ * Real TCP connections per second between two pods (network namespaces
+ * wired like CNI ptp, forwarded by this host) under each engine holding N
+ * rules: nothing (the baseline), a linear iptables chain, an nftables set,
+ * and the Palisade datapath attached with tcx to both host-side veths. The
+ * client keeps a few connections in flight (connect, 1-byte echo, close) and
+ * counts completions in consecutive windows; the median window is the result.
+ *
+ * @module
+ */
+import { once } from "node:events";
+import { fileURLToPath } from "node:url";
+import type { ChildProcess } from "node:child_process";
+import { Datapath } from "../../src/datapath/index.ts";
+import { DIRECTION_INGRESS, EP_ISOLATED_INGRESS, PROTOCOL_NUMBERS, VERDICT_ALLOW } from "../../src/policy/index.ts";
+import { NetnsNode, tag, uniquePinRoot, type NetnsPod } from "../../test/lib/kernel.ts";
+import type { CleanupStack } from "./cleanup.ts";
+import { installIptablesChain, type ForwardFlow } from "./iptables-chain.ts";
+import { installNftablesSet } from "./nftables-set.ts";
+import { peerIdentity, writeHostIpcache, writePeerIpcache, writePolicyEntries, writeSyntheticPolicy } from "./palisade-rules.ts";
+import { median } from "./stats.ts";
+
+const CLIENT_V4 = "10.250.0.2";
+const SERVER_V4 = "10.250.0.3";
+const SERVICE_PORT = 80;
+/** Filler rules are spread over this many peers (addresses; identities in Palisade). */
+const PEERS = 1000;
+const CLIENT_SLOT = 1;
+const SERVER_SLOT = 2;
+/**
+ * Palisade's conntrack timeout for closed flows, shortened from 10 s for the
+ * benchmark: the client's kernel reuses a source port one second after its
+ * TIME_WAIT (tcp_tw_reuse), and a SYN on a still-remembered tuple would pass
+ * as established without the policy lookup being measured.
+ */
+const CLOSING_TIMEOUT_S = 1;
+
+const connectLoopJs = fileURLToPath(new URL("./connect-loop.js", import.meta.url));
+const echoServerJs = fileURLToPath(new URL("./tcp-echo-server.js", import.meta.url));
+
+/** The engines compared; "none" is the baseline. */
+export type Engine = "none" | "iptables" | "nftables" | "palisade";
+
+/** Rule counts N to measure per engine (the baseline is measured in every round). */
+export interface RatePlan {
+  iptables: readonly number[];
+  nftables: readonly number[];
+  palisade: readonly number[];
+}
+
+/** How the client drives the connections, and how often each configuration is measured. */
+export interface RateSampling {
+  /** Interleaved rounds over all configurations; each round installs and removes every engine's rules. */
+  rounds: number;
+  concurrency: number;
+  warmupMs: number;
+  windowMs: number;
+  /** Measured windows per configuration and round. */
+  windows: number;
+}
+
+/** One configuration's results over all rounds. */
+export interface RateRow {
+  engine: Engine;
+  /** N; 0 for the baseline. */
+  rules: number;
+  /** Connections per second in each window of each round. */
+  rates: number[];
+  medianRate: number;
+  /** Failed or timed-out connections over all windows. */
+  errors: number;
+  /** Palisade only: new flows its policy lookup allowed, against connections started. */
+  policyAllowed?: { allowed: number; started: number };
+}
+
+/** All rows, the baseline first. */
+export interface RateResult {
+  rows: RateRow[];
+  /** The baseline's median connections per second. */
+  baselineRate: number;
+}
+
+/** The client or server in the pods misbehaved. */
+export class ConnectionBenchError extends Error {
+  override name = "ConnectionBenchError";
+}
+
+interface ClientReport {
+  windowMs: number;
+  completed: number[];
+  errors: number[];
+  started: number;
+}
+
+async function readLine(child: ChildProcess, what: string): Promise<string> {
+  let buffer = "";
+  let stderr = "";
+  child.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = once(child, "exit");
+  for (;;) {
+    const newline = buffer.indexOf("\n");
+    if (newline >= 0) return buffer.slice(0, newline);
+    const chunk = await Promise.race([once(child.stdout!, "data").then(([data]) => (data as Buffer).toString()), exited.then(() => null)]);
+    if (chunk === null) throw new ConnectionBenchError(`Cannot run the ${what}: it exited without output: ${stderr.trim()}`);
+    buffer += chunk;
+  }
+}
+
+async function runClient(node: NetnsNode, client: NetnsPod, sampling: RateSampling): Promise<ClientReport> {
+  const child = node.spawnIn(client, process.execPath, [
+    connectLoopJs,
+    SERVER_V4,
+    String(SERVICE_PORT),
+    String(sampling.concurrency),
+    String(sampling.warmupMs),
+    String(sampling.windowMs),
+    String(sampling.windows),
+  ]);
+  const line = await readLine(child, "connection client");
+  return JSON.parse(line) as ClientReport;
+}
+
+/**
+ * Attaches a fresh Palisade datapath to both pods' host-side veths: the
+ * client unisolated, the server isolated for ingress with N policy entries,
+ * N - 1 fillers plus the one admitting the client on the service port.
+ */
+function installPalisade(cleanup: CleanupStack, client: NetnsPod, server: NetnsPod, rules: number): { datapath: Datapath; remove: () => void } {
+  const pinRoot = uniquePinRoot("bench");
+  const datapath = Datapath.open({ pinRoot, mapSizes: { policy: rules + 1024, ipcache: PEERS + 1024 } });
+  const remove = cleanup.add(`datapath pinned at ${pinRoot}`, () => {
+    for (const pod of [client, server]) {
+      try {
+        datapath.detach(pod.ifindex);
+      } catch {
+        // The interface is already gone.
+      }
+    }
+    datapath.destroy();
+  });
+  const clientIdentity = peerIdentity(PEERS);
+  const serverIdentity = peerIdentity(PEERS + 1);
+  datapath.updateConfig({ ctTimeoutClosingS: CLOSING_TIMEOUT_S });
+  writePeerIpcache(pinRoot, PEERS);
+  writeHostIpcache(pinRoot, [
+    { address: client.ipv4, identity: clientIdentity },
+    { address: server.ipv4, identity: serverIdentity },
+  ]);
+  writeSyntheticPolicy(pinRoot, { baseSlot: SERVER_SLOT, peers: PEERS, peerOffset: 0 }, 0, rules - 1);
+  writePolicyEntries(pinRoot, [{
+    key: { slot: SERVER_SLOT, identity: clientIdentity, direction: DIRECTION_INGRESS, protocol: PROTOCOL_NUMBERS.TCP, port: SERVICE_PORT, portPrefixLen: 16 },
+    value: { verdict: VERDICT_ALLOW, auditVerdict: VERDICT_ALLOW, ruleId: rules, auditRuleId: rules },
+  }]);
+  datapath.setEndpoint(client.ifindex, { endpointId: 1, identity: clientIdentity, slot: CLIENT_SLOT, flags: 0 });
+  datapath.setEndpoint(server.ifindex, { endpointId: 2, identity: serverIdentity, slot: SERVER_SLOT, flags: EP_ISOLATED_INGRESS });
+  datapath.attach(client.ifindex, { mode: "tcx" });
+  datapath.attach(server.ifindex, { mode: "tcx" });
+  return { datapath, remove };
+}
+
+/**
+ * Builds the two pods, starts the echo server, and measures every
+ * configuration of `plan` (and the baseline) in interleaved rounds: each
+ * round installs one engine's rules, runs the client, removes them, and moves
+ * on, starting one configuration further each round, so drift on a shared
+ * machine spreads over all rows instead of favouring the first or last.
+ *
+ * @example
+ * ```ts
+ * const result = await measureConnectionRate(cleanup, { iptables: [1, 100], nftables: [1, 100], palisade: [1, 100] },
+ *   { rounds: 3, concurrency: 8, warmupMs: 500, windowMs: 1000, windows: 3 }, console.error);
+ * ```
+ */
+export async function measureConnectionRate(cleanup: CleanupStack, plan: RatePlan, sampling: RateSampling, log: (line: string) => void): Promise<RateResult> {
+  const node = new NetnsNode();
+  const removeNode = cleanup.add("benchmark pods (network namespaces and veths)", () => node.remove());
+  try {
+    const client = node.addPod(CLIENT_V4, "fd00:250::2");
+    const server = node.addPod(SERVER_V4, "fd00:250::3");
+    // Enough source ports that the client never waits for one: the whole
+    // range, and TIME_WAIT ports reusable after a second.
+    node.execIn(client, "sysctl", ["-qw", "net.ipv4.ip_local_port_range=1024 65535", "net.ipv4.tcp_tw_reuse=1"]);
+    const echo = node.spawnIn(server, process.execPath, [echoServerJs, String(SERVICE_PORT)]);
+    if ((await readLine(echo, "echo server")) !== "ready") throw new ConnectionBenchError("Cannot run the echo server: it did not report ready");
+    const flow: ForwardFlow = { inInterface: client.hostIf, outInterface: server.hostIf, client: CLIENT_V4, server: SERVER_V4, port: SERVICE_PORT };
+
+    const rows: RateRow[] = [
+      { engine: "none" as const, rules: 0 },
+      ...plan.iptables.map((rules) => ({ engine: "iptables" as const, rules })),
+      ...plan.nftables.map((rules) => ({ engine: "nftables" as const, rules })),
+      ...plan.palisade.map((rules) => ({ engine: "palisade" as const, rules })),
+    ].map(({ engine, rules }): RateRow => ({ engine, rules, rates: [], medianRate: 0, errors: 0 }));
+
+    const measureOnce = async (row: RateRow): Promise<void> => {
+      let remove = () => {};
+      let datapath: Datapath | undefined;
+      if (row.engine === "iptables") remove = installIptablesChain(cleanup, `PLB-${tag()}`, row.rules, flow, PEERS);
+      if (row.engine === "nftables") remove = installNftablesSet(cleanup, `plb_${tag()}`, row.rules, flow, PEERS);
+      if (row.engine === "palisade") ({ datapath, remove } = installPalisade(cleanup, client, server, row.rules));
+      try {
+        const report = await runClient(node, client, sampling);
+        row.rates.push(...report.completed.map((count) => count / (report.windowMs / 1000)));
+        row.errors += report.errors.reduce((a, b) => a + b, 0);
+        if (datapath !== undefined) {
+          const allowed = Number(datapath.reasonStats()["policy-allow"].packets);
+          row.policyAllowed = { allowed: (row.policyAllowed?.allowed ?? 0) + allowed, started: (row.policyAllowed?.started ?? 0) + report.started };
+        }
+      } finally {
+        remove();
+      }
+    };
+
+    for (let round = 0; round < sampling.rounds; round++) {
+      log(`connections: round ${round + 1} of ${sampling.rounds} over ${rows.length} configurations`);
+      for (let i = 0; i < rows.length; i++) await measureOnce(rows[(round + i) % rows.length]!);
+    }
+    for (const row of rows) row.medianRate = median(row.rates);
+    return { rows, baselineRate: rows[0]!.medianRate };
+  } finally {
+    removeNode();
+  }
+}

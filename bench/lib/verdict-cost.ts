@@ -1,0 +1,281 @@
+/**
+ * Verdict cost per packet of `pal_to_pod`, from the kernel's own per-run
+ * duration (BPF_PROG_TEST_RUN), over a grid of policy map sizes N and
+ * identity counts K, for a new flow (conntrack miss: ipcache and policy
+ * lookups plus the conntrack insert) and an established one (conntrack hit),
+ * next to the empty program `pal_empty` as the floor.
+ *
+ * On a shared 2-core VM the same configuration measured twice in a row
+ * differs by up to 20%, more than the effect under study. So for each K all
+ * N are loaded at once (one datapath each) and measured in interleaved
+ * rounds, the empty program among them; slow drift then hits every column
+ * alike instead of masquerading as growth with N.
+ *
+ * Every measured packet is checked: the program must pass it, and each
+ * datapath's reason counters must show exactly the expected number of
+ * policy-allowed new flows and established hits, so the table can never
+ * report the cost of a path other than the one it names.
+ *
+ * @module
+ */
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { Datapath } from "../../src/datapath/index.ts";
+import { openObject, testRun, type BpfObject } from "../../src/datapath/native.ts";
+import { EP_ISOLATED_INGRESS } from "../../src/policy/index.ts";
+import { run, tag, uniquePinRoot } from "../../test/lib/kernel.ts";
+import { buildPacket } from "../../test/lib/packets.ts";
+import type { CleanupStack } from "./cleanup.ts";
+import { peerIdentity, writePeerIpcache, writeSyntheticPolicy, type SyntheticPolicyLayout } from "./palisade-rules.ts";
+import { median, quantile } from "./stats.ts";
+import { peerAddress, syntheticRule } from "./synthetic-rules.ts";
+
+const TC_ACT_OK = 0;
+const POD_ADDRESS = "10.200.0.1";
+const ENDPOINT_SLOT = 1;
+const FIRST_SOURCE_PORT = 1024;
+const EMPTY_OBJECT = fileURLToPath(new URL("../../../bpf/out/empty.bpf.o", import.meta.url));
+
+/** One row of the grid: K identities, and the policy map sizes N to measure with them. */
+export interface VerdictGridRow {
+  identities: number;
+  ruleCounts: readonly number[];
+}
+
+/** How many samples to take, per cell. */
+export interface VerdictSampling {
+  /** Interleaved rounds over all cells of one K. */
+  rounds: number;
+  /** New-flow runs per cell and round (repeat 1 each, a fresh source port each), and as many one-shot established runs. */
+  newFlowPerRound: number;
+  /** Runs per established sample (one sample per cell and round; the kernel reports their average). */
+  establishedRepeat: number;
+}
+
+/** Medians of one measured configuration, in nanoseconds per packet, and the new-flow quartiles. */
+export interface VerdictCost {
+  newFlowNs: number;
+  newFlowQ1Ns: number;
+  newFlowQ3Ns: number;
+  /**
+   * The established flow run once per call, like a new flow: the part of the
+   * new-flow cost that is one-shot overhead (timer, cold cache lines) rather
+   * than the lookups and the insert.
+   */
+  establishedOneShotNs: number;
+  /** The established flow, averaged over many repeats per call. */
+  establishedNs: number;
+}
+
+/** One cell of the grid. */
+export interface VerdictCell extends VerdictCost {
+  identities: number;
+  rules: number;
+}
+
+/** The whole verdict-cost measurement. */
+export interface VerdictResult {
+  /** The empty program, measured the same two ways in every K's rounds. */
+  floor: VerdictCost;
+  cells: VerdictCell[];
+}
+
+/** The datapath took a path other than the one being measured. */
+export class VerdictPathError extends Error {
+  override name = "VerdictPathError";
+}
+
+/** Something measured in the rounds: the empty program, or one datapath. */
+interface Subject {
+  label: string;
+  newFlowSamples: number[];
+  establishedOneShotSamples: number[];
+  establishedSamples: number[];
+  /** One run of a flow never seen before; returns the kernel's duration. */
+  runNewFlow(): number;
+  /** `repeat` runs of one tracked flow; returns the kernel's average duration. */
+  runEstablished(repeat: number): number;
+}
+
+/**
+ * A veth pair to bind test-run packets to: the program looks its endpoint up
+ * by the skb's ifindex, which must be a real device (veth rather than dummy,
+ * which not every kernel build has).
+ */
+function createTestInterface(cleanup: CleanupStack): { ifindex: number; remove: () => void } {
+  const name = `plb${tag()}`;
+  run("ip", ["link", "add", name, "type", "veth", "peer", "name", `${name}p`]);
+  const remove = cleanup.add(`veth ${name}`, () => run("ip", ["link", "del", name]));
+  return { ifindex: Number(readFileSync(`/sys/class/net/${name}/ifindex`, "utf8").trim()), remove };
+}
+
+function synPacket(src: string, sport: number, dport: number): Buffer {
+  return buildPacket({ src, dst: POD_ADDRESS, protocol: "TCP", sport, dport, tcpFlags: ["syn"] });
+}
+
+function expectPass(retval: number, what: string): void {
+  if (retval !== TC_ACT_OK) throw new VerdictPathError(`Cannot measure ${what}: the program returned ${retval}, expected ${TC_ACT_OK} (pass)`);
+}
+
+function emptySubject(object: BpfObject, ifindex: number): Subject {
+  const fd = object.program("pal_empty").fd;
+  const packet = synPacket(peerAddress(0), FIRST_SOURCE_PORT, FIRST_SOURCE_PORT);
+  const once = (repeat: number) => {
+    const result = testRun(fd, packet, { ifindex, repeat });
+    expectPass(result.retval, "the empty program");
+    return result.durationNs;
+  };
+  return { label: "empty program", newFlowSamples: [], establishedOneShotSamples: [], establishedSamples: [], runNewFlow: () => once(1), runEstablished: once };
+}
+
+/**
+ * A datapath holding K ipcache entries, an ingress-isolated endpoint and N
+ * policy entries; rule 0 admits the probe flow (TCP from the middle peer to
+ * the first filler port). Counts what it runs, to check the reason counters.
+ */
+class DatapathSubject implements Subject {
+  readonly label: string;
+  readonly newFlowSamples: number[] = [];
+  readonly establishedOneShotSamples: number[] = [];
+  readonly establishedSamples: number[] = [];
+  readonly #datapath: Datapath;
+  readonly #ifindex: number;
+  readonly #probe: { address: string; port: number };
+  readonly #establishedPacket: Buffer;
+  #nextPort = FIRST_SOURCE_PORT;
+  #newFlows = 0;
+  #establishedRuns = 0;
+
+  constructor(datapath: Datapath, ifindex: number, layout: SyntheticPolicyLayout, label: string) {
+    this.#datapath = datapath;
+    this.#ifindex = ifindex;
+    this.label = label;
+    const rule0 = syntheticRule(0, layout.peers, layout.peerOffset);
+    this.#probe = { address: peerAddress(rule0.peer), port: rule0.port };
+    this.#establishedPacket = synPacket(this.#probe.address, this.#takePort(), this.#probe.port);
+    this.#runNewFlowPacket(this.#establishedPacket, "the first packet of the established flow");
+  }
+
+  #takePort(): number {
+    if (this.#nextPort > 65535) throw new VerdictPathError(`Cannot measure a new flow at ${this.label}: source ports for fresh flows are used up`);
+    return this.#nextPort++;
+  }
+
+  #runNewFlowPacket(packet: Buffer, what: string): number {
+    const result = this.#datapath.testRun("to-pod", packet, { ifindex: this.#ifindex, repeat: 1 });
+    expectPass(result.retval, `${what} at ${this.label}`);
+    this.#newFlows++;
+    return result.durationNs;
+  }
+
+  runNewFlow(): number {
+    return this.#runNewFlowPacket(synPacket(this.#probe.address, this.#takePort(), this.#probe.port), "a new flow");
+  }
+
+  runEstablished(repeat: number): number {
+    const result = this.#datapath.testRun("to-pod", this.#establishedPacket, { ifindex: this.#ifindex, repeat });
+    expectPass(result.retval, `the established flow at ${this.label}`);
+    this.#establishedRuns += repeat;
+    return result.durationNs;
+  }
+
+  /** Throws unless every new flow went through the policy lookup and every established run hit conntrack. */
+  verifyPaths(): void {
+    const stats = this.#datapath.reasonStats();
+    const checks = [
+      ["policy-allowed new flows", stats["policy-allow"].packets, this.#newFlows],
+      ["established conntrack hits", stats.established.packets, this.#establishedRuns],
+    ] as const;
+    for (const [what, actual, expected] of checks) {
+      if (actual !== BigInt(expected)) {
+        throw new VerdictPathError(`Cannot trust the measurement at ${this.label}: ${actual} ${what}, expected ${expected}`);
+      }
+    }
+  }
+}
+
+function summarize(subject: Subject): VerdictCost {
+  return {
+    newFlowNs: median(subject.newFlowSamples),
+    newFlowQ1Ns: quantile(subject.newFlowSamples, 0.25),
+    newFlowQ3Ns: quantile(subject.newFlowSamples, 0.75),
+    establishedOneShotNs: median(subject.establishedOneShotSamples),
+    establishedNs: median(subject.establishedSamples),
+  };
+}
+
+/** Lets the event loop run, so a signal handler can clean up promptly during long measurements. */
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** Runs `rounds` rounds over `subjects`, each round starting one subject further, so no subject always goes first. */
+async function measureInRounds(subjects: readonly Subject[], sampling: VerdictSampling): Promise<void> {
+  for (let round = 0; round < sampling.rounds; round++) {
+    for (let i = 0; i < subjects.length; i++) {
+      const subject = subjects[(round + i) % subjects.length]!;
+      for (let sample = 0; sample < sampling.newFlowPerRound; sample++) {
+        subject.newFlowSamples.push(subject.runNewFlow());
+        subject.establishedOneShotSamples.push(subject.runEstablished(1));
+      }
+      subject.establishedSamples.push(subject.runEstablished(sampling.establishedRepeat));
+      await yieldToEventLoop();
+    }
+  }
+}
+
+/**
+ * Measures the floor and every cell of `grid`, one K at a time: a datapath
+ * per N (each with its own maps), then interleaved rounds over them and the
+ * empty program.
+ *
+ * @example
+ * ```ts
+ * const result = await measureVerdictCost(cleanup, [{ identities: 1000, ruleCounts: [1, 1000, 1_000_000] }],
+ *   { rounds: 20, newFlowPerRound: 150, establishedRepeat: 100_000 }, console.error);
+ * ```
+ */
+export async function measureVerdictCost(
+  cleanup: CleanupStack,
+  grid: readonly VerdictGridRow[],
+  sampling: VerdictSampling,
+  log: (line: string) => void,
+): Promise<VerdictResult> {
+  const { ifindex, remove: removeInterface } = createTestInterface(cleanup);
+  const empty = openObject(EMPTY_OBJECT);
+  const closeEmpty = cleanup.add("the empty program", () => empty.close());
+  try {
+    const floor = emptySubject(empty, ifindex);
+    const cells: VerdictCell[] = [];
+    for (const { identities, ruleCounts } of grid) {
+      const layout: SyntheticPolicyLayout = { baseSlot: ENDPOINT_SLOT, peers: identities, peerOffset: identities >> 1 };
+      const removals: (() => void)[] = [];
+      try {
+        const subjects: DatapathSubject[] = [];
+        for (const rules of ruleCounts) {
+          const started = performance.now();
+          const pinRoot = uniquePinRoot("bench");
+          const datapath = Datapath.open({ pinRoot, mapSizes: { policy: rules + 1024, ipcache: identities + 1024 } });
+          removals.push(cleanup.add(`datapath pinned at ${pinRoot}`, () => datapath.destroy()));
+          writePeerIpcache(pinRoot, identities);
+          writeSyntheticPolicy(pinRoot, layout, 0, rules);
+          datapath.setEndpoint(ifindex, { endpointId: 1, identity: peerIdentity(identities), slot: ENDPOINT_SLOT, flags: EP_ISOLATED_INGRESS });
+          const label = `N=${rules} K=${identities}`;
+          subjects.push(new DatapathSubject(datapath, ifindex, layout, label));
+          log(`verdict cost: ${label} loaded in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+          await yieldToEventLoop();
+        }
+        log(`verdict cost: K=${identities}: ${sampling.rounds} interleaved rounds over ${subjects.length} datapaths and the empty program`);
+        await measureInRounds([floor, ...subjects], sampling);
+        for (const [i, subject] of subjects.entries()) {
+          subject.verifyPaths();
+          cells.push({ identities, rules: ruleCounts[i]!, ...summarize(subject) });
+        }
+      } finally {
+        for (const remove of removals.reverse()) remove();
+      }
+    }
+    return { floor: summarize(floor), cells };
+  } finally {
+    closeEmpty();
+    removeInterface();
+  }
+}

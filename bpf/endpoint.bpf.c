@@ -1,0 +1,256 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR Apache-2.0)
+/*
+ * The endpoint programs, attached to the host-side interface of every pod:
+ * pal_from_pod on its ingress (the pod's egress) and pal_to_pod on its
+ * egress (the pod's ingress). Both return TC_ACT_OK or TC_ACT_SHOT, which
+ * equal TCX_PASS and TCX_DROP, so the object works under tcx and tc alike.
+ *
+ * Per packet: endpoint state, parse, later fragments follow their first,
+ * conntrack (forward, reply, ICMP error related), then policy for a new
+ * flow. Every step is a bounded number of map lookups.
+ */
+#include <stdbool.h>
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+
+#include "palisade_abi.h"
+#include "config.h"
+#include "conntrack.h"
+#include "events.h"
+#include "frag.h"
+#include "maps.h"
+#include "parse.h"
+#include "policy.h"
+#include "stats.h"
+
+/* A packet's verdict and what explains it. */
+struct pal_verdict {
+	__u32 rule_id;
+	__u32 remote_identity;
+	__u8 reason; /* enum pal_reason */
+	__u8 drop;
+	__u8 pad[2];
+};
+
+static __always_inline void pal_verdict_set(struct pal_verdict *v, bool drop, __u8 reason,
+					    __u32 rule_id, __u32 remote_identity)
+{
+	v->drop = drop;
+	v->reason = reason;
+	v->rule_id = rule_id;
+	v->remote_identity = remote_identity;
+}
+
+/* Re-checks a tracked flow whose entry predates the current policy
+ * revision, for the flow's original direction and remote peer. Returns
+ * true if the flow is still allowed (the entry now carries the current
+ * revision); otherwise deletes the entry and sets a REVOKED drop. */
+static __always_inline bool pal_ct_revalidate(const struct pal_endpoint_value *ep,
+					      const struct pal_config *cfg,
+					      const struct pal_ct_key *key,
+					      struct pal_ct_value *entry, struct pal_verdict *v)
+{
+	const __u8 *remote = key->direction == PAL_DIR_EGRESS ? key->daddr : key->saddr;
+	struct pal_decision d;
+
+	pal_policy_decide(ep, key->direction, key->family, remote, key->protocol,
+			  key->dport_be, &d);
+	if (!d.allowed) {
+		bpf_map_delete_elem(&PAL_MAP_CT, key);
+		pal_verdict_set(v, true, PAL_REASON_REVOKED, d.rule_id, d.remote_identity);
+		return false;
+	}
+	entry->revision = pal_config_revision(cfg);
+	entry->rule_id = d.rule_id;
+	entry->remote_identity = d.remote_identity;
+	return true;
+}
+
+/* Conntrack. Returns true if the packet belongs to a tracked flow, which
+ * then decided it (v is set); false for a new flow. */
+static __always_inline bool pal_track(struct __sk_buff *skb, const struct pal_endpoint_value *ep,
+				      const struct pal_config *cfg, __u64 now,
+				      struct pal_pkt *pkt, __u8 dir, struct pal_verdict *v)
+{
+	bool opening = pal_tcp_is_open(pkt->tuple.protocol, pkt->tcp_flags);
+	struct pal_ct_key *key = &pkt->tuple;
+	__u8 reason = PAL_REASON_ESTABLISHED;
+	struct pal_ct_value *entry;
+	struct pal_ct_key rev;
+	__u8 bits;
+
+	entry = pal_ct_lookup(key, now);
+	/* A new connection on the tuple of a closing one starts over, so
+	 * that policy sees it. */
+	if (entry && opening && (entry->tcp_flags & (PAL_CT_SEEN_FIN | PAL_CT_SEEN_RST))) {
+		bpf_map_delete_elem(&PAL_MAP_CT, key);
+		entry = NULL;
+	}
+	/* A SYN without ACK is never a reply: a peer opening a connection
+	 * along an old flow's reversed tuple still goes to policy. */
+	if (!entry && !opening) {
+		pal_ct_reverse(&pkt->tuple, &rev, pal_dir_opposite(dir));
+		key = &rev;
+		reason = PAL_REASON_REPLY;
+		entry = pal_ct_lookup(key, now);
+	}
+	if (!entry && pkt->has_inner) {
+		/* The quoted packet left from our side: as-is it is the
+		 * forward tuple of a flow our endpoint opened (seen by the
+		 * opposite hook)... */
+		pkt->inner.direction = pal_dir_opposite(dir);
+		pkt->inner.endpoint_id = ep->endpoint_id;
+		key = &pkt->inner;
+		reason = PAL_REASON_RELATED;
+		entry = pal_ct_lookup(key, now);
+		if (!entry) {
+			/* ...or a reply in a flow the peer opened. */
+			pal_ct_reverse(&pkt->inner, &rev, dir);
+			key = &rev;
+			entry = pal_ct_lookup(key, now);
+		}
+	}
+	if (!entry)
+		return false;
+
+	if (entry->revision != pal_config_revision(cfg) &&
+	    !pal_ct_revalidate(ep, cfg, key, entry, v))
+		return true;
+
+	pal_verdict_set(v, false, reason, entry->rule_id, entry->remote_identity);
+	/* An ICMP error neither proves the flow alive nor changes its state. */
+	if (reason == PAL_REASON_RELATED)
+		return true;
+	bits = key->protocol == IPPROTO_TCP ? pal_ct_tcp_bits(pkt->tcp_flags) : 0;
+	if (reason == PAL_REASON_REPLY)
+		bits |= PAL_CT_SEEN_REPLY;
+	pal_ct_refresh(entry, cfg, key->protocol, bits, now, skb->len);
+	return true;
+}
+
+/* Policy for a new flow; an allowed one is tracked from here on. Every
+ * allowed flow gets an entry, not only TCP SYNs: mid-stream packets after
+ * an agent restart are judged by policy once and then tracked. */
+static __always_inline void pal_admit(struct __sk_buff *skb, const struct pal_endpoint_value *ep,
+				      const struct pal_config *cfg, __u64 now,
+				      const struct pal_pkt *pkt, __u8 dir, struct pal_verdict *v)
+{
+	const __u8 *remote = dir == PAL_DIR_EGRESS ? pkt->tuple.daddr : pkt->tuple.saddr;
+	struct pal_event_info info = {
+		.endpoint_id = ep->endpoint_id,
+		.direction = dir,
+	};
+	struct pal_decision d;
+
+	pal_policy_decide(ep, dir, pkt->tuple.family, remote, pkt->tuple.protocol,
+			  pkt->tuple.dport_be, &d);
+	pal_verdict_set(v, !d.allowed, d.reason, d.rule_id, d.remote_identity);
+	if (d.rule_id)
+		pal_count_rule(d.rule_id, skb->len);
+	if (!d.allowed)
+		return;
+
+	pal_ct_create(&pkt->tuple, cfg, pkt->tcp_flags, d.rule_id, d.remote_identity, now,
+		      skb->len);
+	info.remote_identity = d.remote_identity;
+	if (pal_config_flags(cfg) & PAL_CFG_EVENTS_ALLOWED) {
+		info.kind = PAL_EVENT_ALLOWED;
+		info.reason = d.reason;
+		info.rule_id = d.rule_id;
+		pal_event_emit(skb, &pkt->tuple, &info);
+	}
+	if (!d.audit_allowed) {
+		info.kind = PAL_EVENT_AUDIT;
+		info.reason = d.audit_reason;
+		info.rule_id = d.audit_rule_id;
+		pal_event_emit(skb, &pkt->tuple, &info);
+	}
+}
+
+/* Counts the verdict, reports a drop, and turns it into a tc action. */
+static __always_inline int pal_finish(struct __sk_buff *skb, const struct pal_endpoint_value *ep,
+				      const struct pal_pkt *pkt, __u8 dir,
+				      const struct pal_verdict *v)
+{
+	struct pal_event_info info = {
+		.endpoint_id = ep ? ep->endpoint_id : 0,
+		.remote_identity = v->remote_identity,
+		.rule_id = v->rule_id,
+		.direction = dir,
+		.kind = PAL_EVENT_DENIED,
+		.reason = v->reason,
+	};
+
+	pal_count_reason(v->reason, skb->len);
+	if (!v->drop)
+		return TC_ACT_OK;
+	pal_event_emit(skb, &pkt->tuple, &info);
+	return TC_ACT_SHOT;
+}
+
+static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
+{
+	struct pal_endpoint_key ep_key = { .ifindex = skb->ifindex };
+	const struct pal_endpoint_value *ep;
+	const struct pal_frag_value *first;
+	const struct pal_config *cfg;
+	struct pal_verdict v = {};
+	struct pal_pkt pkt = {};
+	__u64 now;
+	int parsed;
+
+	parsed = pal_parse(skb, &pkt);
+	ep = bpf_map_lookup_elem(&PAL_MAP_ENDPOINTS, &ep_key);
+	if (!ep) {
+		/* Fail closed: an interface we were attached to but know
+		 * nothing about must not carry traffic. */
+		pal_verdict_set(&v, true, PAL_REASON_NO_ENDPOINT, 0, 0);
+		return pal_finish(skb, ep, &pkt, dir, &v);
+	}
+	if (parsed != PAL_PARSE_OK) {
+		pal_verdict_set(&v, parsed == PAL_REASON_MALFORMED, parsed, 0, 0);
+		return pal_finish(skb, ep, &pkt, dir, &v);
+	}
+	pkt.tuple.direction = dir;
+	pkt.tuple.endpoint_id = ep->endpoint_id;
+
+	if (pkt.frag.kind == PAL_FRAG_LATER) {
+		first = pal_frag_lookup(&pkt, ep->endpoint_id, dir);
+		if (first) {
+			pkt.tuple.sport_be = first->sport_be;
+			pkt.tuple.dport_be = first->dport_be;
+		}
+		/* The record keeps no reason, so a fragment following a
+		 * dropped first one is dropped as if its first were unseen;
+		 * the first fragment's own event explains the verdict. */
+		if (first && first->allowed)
+			pal_verdict_set(&v, false, PAL_REASON_FRAGMENT, 0, 0);
+		else
+			pal_verdict_set(&v, true, PAL_REASON_FRAG_UNKNOWN, 0, 0);
+		return pal_finish(skb, ep, &pkt, dir, &v);
+	}
+
+	cfg = pal_config_get();
+	now = bpf_ktime_get_ns();
+	if (!pal_track(skb, ep, cfg, now, &pkt, dir, &v))
+		pal_admit(skb, ep, cfg, now, &pkt, dir, &v);
+	if (pkt.frag.kind == PAL_FRAG_FIRST)
+		pal_frag_remember(&pkt, ep->endpoint_id, dir, !v.drop);
+	return pal_finish(skb, ep, &pkt, dir, &v);
+}
+
+SEC("tc")
+int pal_from_pod(struct __sk_buff *skb)
+{
+	return handle(skb, PAL_DIR_EGRESS);
+}
+
+SEC("tc")
+int pal_to_pod(struct __sk_buff *skb)
+{
+	return handle(skb, PAL_DIR_INGRESS);
+}
+
+char LICENSE[] SEC("license") = "GPL";

@@ -1,0 +1,230 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The contract between the kernel datapath and userspace: map names, the
+ * layout of every key and value, reserved identities, verdicts and reasons.
+ * src/datapath/abi.ts mirrors this file field by field and checks its
+ * offsets against the object's BTF at load, so a change here without the
+ * matching change there fails loudly instead of corrupting maps.
+ *
+ * Multi-byte integers are host order unless the name says "be" (big endian,
+ * network order). Every struct is padded explicitly: no implicit holes, so
+ * userspace can zero-fill keys byte for byte.
+ */
+#ifndef PALISADE_ABI_H
+#define PALISADE_ABI_H
+
+#include <linux/types.h>
+
+/* Address families as stored in keys. */
+#define PAL_FAMILY_V4 4
+#define PAL_FAMILY_V6 6
+
+/* Reserved identities. Allocated identities start at PAL_ID_FIRST_ALLOCATED. */
+#define PAL_ID_ANY 0   /* policy keys only: any remote peer */
+#define PAL_ID_HOST 1  /* an address of this node */
+#define PAL_ID_WORLD 2 /* an address no ipcache entry covers */
+#define PAL_ID_FIRST_ALLOCATED 256
+
+/* Direction from the endpoint's point of view. */
+#define PAL_DIR_INGRESS 0 /* to the pod: host-side interface egress */
+#define PAL_DIR_EGRESS 1  /* from the pod: host-side interface ingress */
+
+/* Policy verdicts stored in policy values. */
+#define PAL_POLICY_NONE 0
+#define PAL_POLICY_ALLOW 1
+#define PAL_POLICY_DENY 2
+
+/* Endpoint flags: isolation per direction, enforced and audit (audit = with
+ * Audit-mode policies counted too). */
+#define PAL_EP_ISOLATED_INGRESS (1u << 0)
+#define PAL_EP_ISOLATED_EGRESS (1u << 1)
+#define PAL_EP_AUDIT_ISOLATED_INGRESS (1u << 2)
+#define PAL_EP_AUDIT_ISOLATED_EGRESS (1u << 3)
+
+/* Config flags. */
+#define PAL_CFG_EVENTS_ALLOWED (1u << 0) /* emit an event per allowed new flow */
+
+/* Event kinds. */
+#define PAL_EVENT_ALLOWED 1     /* a new flow was allowed */
+#define PAL_EVENT_DENIED 2      /* a packet was dropped */
+#define PAL_EVENT_AUDIT 3       /* allowed, but Audit-mode policy would deny it */
+
+/* Why a packet got its verdict. Shared with userspace (abi.ts). */
+enum pal_reason {
+	PAL_REASON_NONE = 0,
+	PAL_REASON_POLICY_ALLOW = 1,   /* an allow rule matched */
+	PAL_REASON_NOT_ISOLATED = 2,   /* no policy isolates this direction */
+	PAL_REASON_HOST = 3,           /* ingress from the node itself */
+	PAL_REASON_ESTABLISHED = 4,    /* forward packet of a tracked flow */
+	PAL_REASON_REPLY = 5,          /* reply packet of a tracked flow */
+	PAL_REASON_RELATED = 6,        /* ICMP error about a tracked flow */
+	PAL_REASON_NOT_IP = 7,         /* ARP and other non-IP frames */
+	PAL_REASON_FRAGMENT = 8,       /* later fragment following its first */
+	PAL_REASON_POLICY_DENY = 16,   /* a deny rule matched */
+	PAL_REASON_DEFAULT_DENY = 17,  /* isolated and no allow rule matched */
+	PAL_REASON_NO_ENDPOINT = 18,   /* interface has no endpoint state: fail closed */
+	PAL_REASON_MALFORMED = 19,     /* headers could not be parsed */
+	PAL_REASON_FRAG_UNKNOWN = 20,  /* later fragment whose first was not seen */
+	PAL_REASON_REVOKED = 21,       /* tracked flow no longer allowed by policy */
+	PAL_REASON_MAX = 32,
+};
+
+/* ipcache: LPM trie, IP or CIDR -> identity. prefixlen counts the 32 bits of
+ * family+pad, then the address bits (v4: 32 + 0..32, v6: 32 + 0..128). */
+struct pal_ipcache_key {
+	__u32 prefixlen;
+	__u8 family;
+	__u8 pad[3];
+	__u8 addr[16]; /* IPv4 in addr[0..3], rest zero */
+};
+
+/* ipcache value flags. */
+#define PAL_IPCACHE_HOST (1u << 0) /* an address of this node: ingress always allowed */
+
+struct pal_ipcache_value {
+	__u32 identity;
+	__u32 flags; /* PAL_IPCACHE_* */
+};
+
+/* endpoints: hash, host-side ifindex -> endpoint state. A packet on an
+ * interface without an entry is dropped (fail closed). */
+struct pal_endpoint_key {
+	__u32 ifindex;
+};
+
+struct pal_endpoint_value {
+	__u32 endpoint_id; /* stable id, in events and conntrack keys */
+	__u32 policy_slot; /* policy entries live under this slot */
+	__u32 identity;    /* the endpoint's own identity (events) */
+	__u32 flags;       /* PAL_EP_* */
+};
+
+/* policy: LPM trie. slot, identity and direction always match in full
+ * (prefixlen >= 72); protocol 0 entries stop there (prefixlen 72 = any
+ * protocol); prefixlen 80 = any port of that protocol; 80 + n = the first n
+ * bits of dport_be. Userspace stores in every entry the combination of all
+ * rules whose prefix covers it, so the longest match alone is the answer. */
+struct pal_policy_key {
+	__u32 prefixlen;
+	__u32 slot;
+	__u32 identity; /* PAL_ID_ANY = any peer */
+	__u8 direction;
+	__u8 protocol;
+	__be16 dport_be;
+};
+
+#define PAL_POLICY_PREFIX_ANY_PROTO 72
+#define PAL_POLICY_PREFIX_ANY_PORT 80
+#define PAL_POLICY_PREFIX_FULL 96
+
+struct pal_policy_value {
+	__u8 verdict;       /* PAL_POLICY_*, Enforce-mode policies only */
+	__u8 audit_verdict; /* PAL_POLICY_*, all policies incl. Audit mode */
+	__u16 pad;
+	__u32 rule_id;       /* rule behind verdict, 0 if none */
+	__u32 audit_rule_id; /* rule behind audit_verdict, 0 if none */
+};
+
+/* conntrack: LRU hash. One entry per flow per endpoint hook that admitted it:
+ * direction is the hook direction of the flow's first packet, the tuple is
+ * that packet's. */
+struct pal_ct_key {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__be16 sport_be; /* ICMP echo: identifier in sport (request) */
+	__be16 dport_be; /* ICMP echo: identifier in dport (reply) */
+	__u8 protocol;
+	__u8 family;
+	__u8 direction;
+	__u8 pad;
+	__u32 endpoint_id;
+};
+
+/* TCP state bits in pal_ct_value.tcp_flags (union of flags seen). */
+#define PAL_CT_SEEN_SYN (1u << 0)
+#define PAL_CT_SEEN_REPLY (1u << 1)
+#define PAL_CT_SEEN_FIN (1u << 2)
+#define PAL_CT_SEEN_RST (1u << 3)
+
+struct pal_ct_value {
+	__u64 expires_ns;  /* bpf_ktime_get_ns() deadline */
+	__u64 packets;
+	__u64 bytes;
+	__u32 revision;    /* pal_config.revision when policy last admitted it */
+	__u32 rule_id;     /* rule that admitted the flow */
+	__u32 remote_identity;
+	__u8 tcp_flags;    /* PAL_CT_SEEN_* */
+	__u8 pad[3];
+};
+
+/* fragments: LRU hash. The first fragment's ports and verdict, per hook, so
+ * later fragments (which carry no L4 header) follow it. */
+struct pal_frag_key {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u32 id; /* IPv4: 16-bit id; IPv6: 32-bit id */
+	__u32 endpoint_id;
+	__u8 protocol;
+	__u8 family;
+	__u8 direction;
+	__u8 pad;
+};
+
+struct pal_frag_value {
+	__be16 sport_be;
+	__be16 dport_be;
+	__u8 allowed;
+	__u8 pad[3];
+};
+
+/* config: array with one entry at index 0. */
+struct pal_config {
+	__u32 revision; /* bumped by userspace whenever policy or identities change */
+	__u32 flags;    /* PAL_CFG_* */
+	__u32 ct_timeout_syn_s;
+	__u32 ct_timeout_established_s;
+	__u32 ct_timeout_closing_s;
+	__u32 ct_timeout_udp_s;
+	__u32 ct_timeout_other_s; /* ICMP, SCTP before userspace knows better */
+	__u32 pad;
+};
+
+/* rule_stats: per-CPU hash, rule id -> counters of new-flow verdicts it decided.
+ * reason_stats: per-CPU array indexed by enum pal_reason. */
+struct pal_counter {
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* events: ring buffer of these. */
+struct pal_flow_event {
+	__u64 timestamp_ns;
+	__u32 endpoint_id;
+	__u32 ifindex;
+	__u32 remote_identity;
+	__u32 rule_id;
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__be16 sport_be;
+	__be16 dport_be;
+	__u8 family;
+	__u8 protocol;
+	__u8 direction;
+	__u8 kind;   /* PAL_EVENT_* */
+	__u8 reason; /* enum pal_reason */
+	__u8 pad[3];
+	__u32 packet_len;
+};
+
+/* Map names as pinned under the pin root (LIBBPF_PIN_BY_NAME). */
+#define PAL_MAP_IPCACHE pal_ipcache
+#define PAL_MAP_ENDPOINTS pal_endpoints
+#define PAL_MAP_POLICY pal_policy
+#define PAL_MAP_CT pal_ct
+#define PAL_MAP_FRAGS pal_frags
+#define PAL_MAP_CONFIG pal_config_map
+#define PAL_MAP_RULE_STATS pal_rule_stats
+#define PAL_MAP_REASON_STATS pal_reason_stats
+#define PAL_MAP_EVENTS pal_events
+
+#endif /* PALISADE_ABI_H */

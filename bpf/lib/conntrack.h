@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR Apache-2.0) */
+/*
+ * Connection tracking primitives. An entry is keyed by the tuple of a
+ * flow's first packet, the direction of the hook that admitted it and the
+ * endpoint, so the same flow seen by both endpoints of a node-local
+ * connection has one entry per endpoint.
+ */
+#ifndef PAL_CONNTRACK_H
+#define PAL_CONNTRACK_H
+
+#include <stdbool.h>
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <bpf/bpf_helpers.h>
+
+#include "palisade_abi.h"
+#include "config.h"
+#include "maps.h"
+#include "parse.h"
+
+#define PAL_NSEC_PER_SEC 1000000000ULL
+
+static __always_inline __u8 pal_dir_opposite(__u8 dir)
+{
+	return dir == PAL_DIR_INGRESS ? PAL_DIR_EGRESS : PAL_DIR_INGRESS;
+}
+
+/* Writes into rev the key under which a packet travelling the other way
+ * would find key: addresses and ports swapped, direction dir. */
+static __always_inline void pal_ct_reverse(const struct pal_ct_key *key,
+					   struct pal_ct_key *rev, __u8 dir)
+{
+	__builtin_memcpy(rev->saddr, key->daddr, sizeof(rev->saddr));
+	__builtin_memcpy(rev->daddr, key->saddr, sizeof(rev->daddr));
+	rev->sport_be = key->dport_be;
+	rev->dport_be = key->sport_be;
+	rev->protocol = key->protocol;
+	rev->family = key->family;
+	rev->direction = dir;
+	rev->pad = 0;
+	rev->endpoint_id = key->endpoint_id;
+}
+
+/* The PAL_CT_SEEN_* bits a TCP flags byte adds. */
+static __always_inline __u8 pal_ct_tcp_bits(__u8 tcp_flags)
+{
+	__u8 bits = 0;
+
+	if (tcp_flags & PAL_TCP_SYN)
+		bits |= PAL_CT_SEEN_SYN;
+	if (tcp_flags & PAL_TCP_FIN)
+		bits |= PAL_CT_SEEN_FIN;
+	if (tcp_flags & PAL_TCP_RST)
+		bits |= PAL_CT_SEEN_RST;
+	return bits;
+}
+
+/* A SYN without ACK opens a connection; it is never part of one. */
+static __always_inline bool pal_tcp_is_open(__u8 protocol, __u8 tcp_flags)
+{
+	return protocol == IPPROTO_TCP &&
+	       (tcp_flags & (PAL_TCP_SYN | PAL_TCP_ACK)) == PAL_TCP_SYN;
+}
+
+/* How long an entry lives after a packet, by protocol and the state its
+ * PAL_CT_SEEN_* bits describe. TCP without a reply yet gets the short SYN
+ * timeout, whether or not the SYN itself was seen. */
+static __always_inline __u64 pal_ct_timeout_ns(const struct pal_config *cfg,
+					       __u8 protocol, __u8 seen)
+{
+	__u32 s;
+
+	if (protocol == IPPROTO_TCP) {
+		if (seen & (PAL_CT_SEEN_FIN | PAL_CT_SEEN_RST))
+			s = pal_config_timeout_s(cfg ? cfg->ct_timeout_closing_s : 0,
+						 PAL_CT_DEFAULT_CLOSING_S);
+		else if (seen & PAL_CT_SEEN_REPLY)
+			s = pal_config_timeout_s(cfg ? cfg->ct_timeout_established_s : 0,
+						 PAL_CT_DEFAULT_ESTABLISHED_S);
+		else
+			s = pal_config_timeout_s(cfg ? cfg->ct_timeout_syn_s : 0,
+						 PAL_CT_DEFAULT_SYN_S);
+	} else if (protocol == IPPROTO_UDP) {
+		s = pal_config_timeout_s(cfg ? cfg->ct_timeout_udp_s : 0, PAL_CT_DEFAULT_UDP_S);
+	} else {
+		s = pal_config_timeout_s(cfg ? cfg->ct_timeout_other_s : 0,
+					 PAL_CT_DEFAULT_OTHER_S);
+	}
+	return (__u64)s * PAL_NSEC_PER_SEC;
+}
+
+/* Looks up a live entry. An expired one counts as absent and is deleted
+ * here rather than left for userspace garbage collection, so it cannot be
+ * revived by a late packet. */
+static __always_inline struct pal_ct_value *pal_ct_lookup(const struct pal_ct_key *key,
+							  __u64 now)
+{
+	struct pal_ct_value *entry = bpf_map_lookup_elem(&PAL_MAP_CT, key);
+
+	if (entry && now > entry->expires_ns) {
+		bpf_map_delete_elem(&PAL_MAP_CT, key);
+		return NULL;
+	}
+	return entry;
+}
+
+/* Accounts a packet to an entry: state bits, expiry, counters. Concurrent
+ * packets of one flow may race on the state bits and expiry; either
+ * writer's value is a valid state, so only the counters use atomics. */
+static __always_inline void pal_ct_refresh(struct pal_ct_value *entry,
+					   const struct pal_config *cfg, __u8 protocol,
+					   __u8 new_bits, __u64 now, __u32 len)
+{
+	__u8 seen = entry->tcp_flags | new_bits;
+
+	if (seen != entry->tcp_flags)
+		entry->tcp_flags = seen;
+	entry->expires_ns = now + pal_ct_timeout_ns(cfg, protocol, seen);
+	__sync_fetch_and_add(&entry->packets, 1);
+	__sync_fetch_and_add(&entry->bytes, len);
+}
+
+/* Creates (or replaces) the entry of a newly admitted flow. */
+static __always_inline void pal_ct_create(const struct pal_ct_key *key,
+					  const struct pal_config *cfg, __u8 tcp_flags,
+					  __u32 rule_id, __u32 remote_identity, __u64 now,
+					  __u32 len)
+{
+	__u8 seen = key->protocol == IPPROTO_TCP ? pal_ct_tcp_bits(tcp_flags) : 0;
+	struct pal_ct_value entry = {
+		.expires_ns = now + pal_ct_timeout_ns(cfg, key->protocol, seen),
+		.packets = 1,
+		.bytes = len,
+		.revision = pal_config_revision(cfg),
+		.rule_id = rule_id,
+		.remote_identity = remote_identity,
+		.tcp_flags = seen,
+	};
+
+	bpf_map_update_elem(&PAL_MAP_CT, key, &entry, BPF_ANY);
+}
+
+#endif /* PAL_CONNTRACK_H */

@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR Apache-2.0) */
+/*
+ * Every map of the datapath. BTF-defined so userspace reads the key and
+ * value layouts from the object; pinned by name so a restarted agent
+ * re-adopts the kernel state instead of starting empty. max_entries are
+ * defaults: userspace resizes before load.
+ */
+#ifndef PAL_MAPS_H
+#define PAL_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "palisade_abi.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct pal_ipcache_key);
+	__type(value, struct pal_ipcache_value);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} PAL_MAP_IPCACHE SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct pal_endpoint_key);
+	__type(value, struct pal_endpoint_value);
+	__uint(max_entries, 16384);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} PAL_MAP_ENDPOINTS SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct pal_policy_key);
+	__type(value, struct pal_policy_value);
+	__uint(max_entries, 1048576);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} PAL_MAP_POLICY SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct pal_ct_key);
+	__type(value, struct pal_ct_value);
+	__uint(max_entries, 262144);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} PAL_MAP_CT SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct pal_frag_key);
+	__type(value, struct pal_frag_value);
+	__uint(max_entries, 8192);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} PAL_MAP_FRAGS SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct pal_config);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} PAL_MAP_CONFIG SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__type(key, __u32);
+	__type(value, struct pal_counter);
+	__uint(max_entries, 65536);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} PAL_MAP_RULE_STATS SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct pal_counter);
+	__uint(max_entries, PAL_REASON_MAX);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} PAL_MAP_REASON_STATS SEC(".maps");
+
+/* Pinned too, although it holds no state worth keeping: a restarted agent
+ * then reads the same buffer the running programs write to. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} PAL_MAP_EVENTS SEC(".maps");
+
+#endif /* PAL_MAPS_H */

@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR Apache-2.0) */
+/*
+ * Policy decision for one flow: the remote address's identity from the
+ * ipcache, then two longest-prefix lookups in the policy trie (that
+ * identity, and any peer). Userspace stores in every trie entry the
+ * combination of all rules covering it, so these three lookups are the
+ * whole cost, however many rules exist.
+ */
+#ifndef PAL_POLICY_H
+#define PAL_POLICY_H
+
+#include <stdbool.h>
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <bpf/bpf_helpers.h>
+
+#include "palisade_abi.h"
+#include "maps.h"
+
+/* The outcome for one flow, enforced and as Audit-mode policies see it. */
+struct pal_decision {
+	__u32 remote_identity;
+	__u32 rule_id;       /* rule behind the enforced verdict, 0 if none */
+	__u32 audit_rule_id; /* rule behind the audit verdict, 0 if none */
+	__u8 allowed;
+	__u8 reason; /* enum pal_reason */
+	__u8 audit_allowed;
+	__u8 audit_reason;
+};
+
+/* The port policy matches: ICMP has none (its echo identifier lives in the
+ * tuple only), so only protocol-wide entries cover it. */
+static __always_inline __be16 pal_policy_port(__u8 protocol, __be16 dport_be)
+{
+	return (protocol == IPPROTO_ICMP || protocol == IPPROTO_ICMPV6) ? 0 : dport_be;
+}
+
+/* Looks up the identity of a remote address; unknown addresses are WORLD. */
+static __always_inline void pal_ipcache_lookup(__u8 family, const __u8 *addr,
+					       struct pal_ipcache_value *out)
+{
+	struct pal_ipcache_key key = {
+		.prefixlen = 32 + (family == PAL_FAMILY_V4 ? 32 : 128),
+		.family = family,
+	};
+	const struct pal_ipcache_value *value;
+
+	__builtin_memcpy(key.addr, addr, sizeof(key.addr));
+	value = bpf_map_lookup_elem(&PAL_MAP_IPCACHE, &key);
+	if (value) {
+		*out = *value;
+	} else {
+		out->identity = PAL_ID_WORLD;
+		out->flags = 0;
+	}
+}
+
+/* Combines the verdicts of the identity entry and the any-peer entry: a
+ * deny in either wins, then an allow in either, then isolation decides. */
+static __always_inline void pal_policy_combine(__u8 verdict_id, __u32 rule_id,
+					       __u8 verdict_any, __u32 rule_any,
+					       bool isolated, __u8 *allowed,
+					       __u8 *reason, __u32 *rule)
+{
+	if (verdict_id == PAL_POLICY_DENY || verdict_any == PAL_POLICY_DENY) {
+		*allowed = 0;
+		*reason = PAL_REASON_POLICY_DENY;
+		*rule = verdict_id == PAL_POLICY_DENY ? rule_id : rule_any;
+	} else if (verdict_id == PAL_POLICY_ALLOW || verdict_any == PAL_POLICY_ALLOW) {
+		*allowed = 1;
+		*reason = PAL_REASON_POLICY_ALLOW;
+		*rule = verdict_id == PAL_POLICY_ALLOW ? rule_id : rule_any;
+	} else if (isolated) {
+		*allowed = 0;
+		*reason = PAL_REASON_DEFAULT_DENY;
+		*rule = 0;
+	} else {
+		*allowed = 1;
+		*reason = PAL_REASON_NOT_ISOLATED;
+		*rule = 0;
+	}
+}
+
+/* Decides a flow of endpoint ep in direction dir with the remote address
+ * remote (family), protocol and destination port (network order). */
+static __always_inline void pal_policy_decide(const struct pal_endpoint_value *ep,
+					      __u8 dir, __u8 family, const __u8 *remote,
+					      __u8 protocol, __be16 dport_be,
+					      struct pal_decision *d)
+{
+	struct pal_policy_key key = {
+		.prefixlen = PAL_POLICY_PREFIX_FULL,
+		.slot = ep->policy_slot,
+		.direction = dir,
+		.protocol = protocol,
+		.dport_be = pal_policy_port(protocol, dport_be),
+	};
+	const struct pal_policy_value *by_id, *by_any;
+	struct pal_ipcache_value ipc;
+	__u8 id_verdict = PAL_POLICY_NONE, id_audit = PAL_POLICY_NONE;
+	__u8 any_verdict = PAL_POLICY_NONE, any_audit = PAL_POLICY_NONE;
+	__u32 id_rule = 0, id_audit_rule = 0, any_rule = 0, any_audit_rule = 0;
+	bool ingress = dir == PAL_DIR_INGRESS;
+
+	pal_ipcache_lookup(family, remote, &ipc);
+	d->remote_identity = ipc.identity;
+	if (ingress && (ipc.flags & PAL_IPCACHE_HOST)) {
+		d->allowed = 1;
+		d->reason = PAL_REASON_HOST;
+		d->rule_id = 0;
+		d->audit_allowed = 1;
+		d->audit_reason = PAL_REASON_HOST;
+		d->audit_rule_id = 0;
+		return;
+	}
+
+	key.identity = ipc.identity;
+	by_id = bpf_map_lookup_elem(&PAL_MAP_POLICY, &key);
+	if (by_id) {
+		id_verdict = by_id->verdict;
+		id_rule = by_id->rule_id;
+		id_audit = by_id->audit_verdict;
+		id_audit_rule = by_id->audit_rule_id;
+	}
+	key.identity = PAL_ID_ANY;
+	by_any = bpf_map_lookup_elem(&PAL_MAP_POLICY, &key);
+	if (by_any) {
+		any_verdict = by_any->verdict;
+		any_rule = by_any->rule_id;
+		any_audit = by_any->audit_verdict;
+		any_audit_rule = by_any->audit_rule_id;
+	}
+
+	pal_policy_combine(id_verdict, id_rule, any_verdict, any_rule,
+			   ep->flags & (ingress ? PAL_EP_ISOLATED_INGRESS : PAL_EP_ISOLATED_EGRESS),
+			   &d->allowed, &d->reason, &d->rule_id);
+	pal_policy_combine(id_audit, id_audit_rule, any_audit, any_audit_rule,
+			   ep->flags & (ingress ? PAL_EP_AUDIT_ISOLATED_INGRESS
+						: PAL_EP_AUDIT_ISOLATED_EGRESS),
+			   &d->audit_allowed, &d->audit_reason, &d->audit_rule_id);
+}
+
+#endif /* PAL_POLICY_H */

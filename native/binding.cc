@@ -1,0 +1,58 @@
+// Entry point of the palisade_native addon: registers each area's exports,
+// plus the fd-level helpers (pinning, closing, CPU count).
+#include "common.h"
+
+#include <bpf/bpf.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace palisade {
+namespace {
+
+Napi::Value ObjPin(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = FdArg(info, 0, "fd");
+  std::string path = StringArg(info, 1, "path");
+  int err = bpf_obj_pin(fd, path.c_str());
+  if (err != 0) throw ErrnoError(env, "bpf_obj_pin", err, "fd " + std::to_string(fd) + " at \"" + path + "\"");
+  return env.Undefined();
+}
+
+Napi::Value ObjGet(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = StringArg(info, 0, "path");
+  int fd = bpf_obj_get(path.c_str());
+  if (fd < 0) throw ErrnoError(env, "bpf_obj_get", fd, "\"" + path + "\"");
+  return Napi::Number::New(env, fd);
+}
+
+Napi::Value CloseFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = FdArg(info, 0, "fd");
+  if (close(fd) != 0) throw ErrnoError(env, "close", errno, "fd " + std::to_string(fd));
+  return env.Undefined();
+}
+
+}  // namespace
+}  // namespace palisade
+
+namespace {
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  using namespace palisade;
+  env.SetInstanceData(new AddonData());
+  InitObject(env, exports);
+  InitMap(env, exports);
+  InitAttach(env, exports);
+  InitTestRun(env, exports);
+  InitRingBuffer(env, exports);
+  exports.Set("objPin", Napi::Function::New<ObjPin>(env, "objPin"));
+  exports.Set("objGet", Napi::Function::New<ObjGet>(env, "objGet"));
+  exports.Set("closeFd", Napi::Function::New<CloseFd>(env, "closeFd"));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(palisade_native, Init)

@@ -1,0 +1,93 @@
+/**
+ * The `palisade` command.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { ManifestError } from "./load-manifests.ts";
+import { runExplain, UsageError, type ExplainOptions } from "./explain.ts";
+
+const HELP = `palisade: Kubernetes network policy engine with an eBPF datapath
+
+Usage:
+  palisade explain -f PATH... [--from NS/POD|IP --to NS/POD|IP] [--port N] [--protocol TCP|UDP|SCTP|ICMP]
+                   [--family ipv4|ipv6] [-o text|json|table]
+      Verdicts for traffic between the pods of manifests (Namespaces, Pods, NetworkPolicies,
+      EBPFNetworkPolicies; YAML or JSON files or folders), answered from the compiled datapath
+      state. With --from/--to: one verdict and the policy rules behind it. Without: every ordered
+      pair of pods (-o table: a matrix; -o json: {"port","protocol","pairs":[...]}).
+  palisade help
+
+Exit status: 0 on success, 2 on malformed input or usage errors, 1 on other failures.`;
+
+const PROTOCOLS = new Set(["TCP", "UDP", "SCTP", "ICMP"]);
+
+function explainOptions(argv: string[]): ExplainOptions {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      filename: { type: "string", short: "f", multiple: true },
+      from: { type: "string" },
+      to: { type: "string" },
+      port: { type: "string", default: "80" },
+      protocol: { type: "string", default: "TCP" },
+      family: { type: "string" },
+      output: { type: "string", short: "o" },
+    },
+    allowPositionals: false,
+  });
+  const files = values.filename ?? [];
+  if (files.length === 0) throw new UsageError("Cannot explain: -f PATH is required (a manifest file or folder)");
+  const port = Number(values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new UsageError(`Cannot explain: --port "${values.port}" is not a port number (0-65535)`);
+  }
+  const protocol = values.protocol.toUpperCase();
+  if (!PROTOCOLS.has(protocol)) throw new UsageError(`Cannot explain: --protocol "${values.protocol}" is not one of TCP, UDP, SCTP, ICMP`);
+  const family = values.family;
+  if (family !== undefined && family !== "ipv4" && family !== "ipv6") {
+    throw new UsageError(`Cannot explain: --family "${family}" is not ipv4 or ipv6`);
+  }
+  const single = values.from !== undefined || values.to !== undefined;
+  const output = values.output ?? (single ? "text" : "table");
+  if (output !== "text" && output !== "json" && output !== "table") {
+    throw new UsageError(`Cannot explain: -o "${output}" is not text, json or table`);
+  }
+  return {
+    files,
+    port,
+    protocol: protocol as ExplainOptions["protocol"],
+    output,
+    ...(family !== undefined && { family }),
+    ...(values.from !== undefined && { from: values.from }),
+    ...(values.to !== undefined && { to: values.to }),
+  };
+}
+
+/** Runs the CLI and returns the exit status. */
+export function main(argv: string[]): number {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case "explain":
+        process.stdout.write(`${runExplain(explainOptions(rest))}\n`);
+        return 0;
+      case undefined:
+      case "help":
+      case "--help":
+      case "-h":
+        process.stdout.write(`${HELP}\n`);
+        return 0;
+      default:
+        throw new UsageError(`Unknown command "${command}"; see "palisade help"`);
+    }
+  } catch (error) {
+    if (error instanceof UsageError || error instanceof ManifestError || (error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
+      process.stderr.write(`palisade: ${(error as Error).message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+}
+
+process.exitCode = main(process.argv.slice(2));

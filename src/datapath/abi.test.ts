@@ -1,0 +1,259 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import {
+  AbiCodecError,
+  AbiMismatchError,
+  checkLayout,
+  configCodec,
+  counterCodec,
+  ctKeyCodec,
+  ctValueCodec,
+  decodeFlowEvent,
+  DEFAULT_CONFIG,
+  encodeArray,
+  endpointKeyCodec,
+  endpointValueCodec,
+  flowEventLayout,
+  fragKeyCodec,
+  fragValueCodec,
+  ipcacheKeyCodec,
+  ipcacheValueCodec,
+  MAP_LAYOUTS,
+  policyKeyCodec,
+  policyValueCodec,
+  reasonAllows,
+  reasonName,
+  REASONS,
+  sumPerCpuCounters,
+  type BtfStruct,
+  type LayoutSource,
+  type StructLayout,
+} from "./abi.ts";
+
+const hex = (text: string) => Buffer.from(text.replace(/\s+/g, ""), "hex");
+
+test("every struct layout is contiguous: no holes, no overlaps, ends at its size", () => {
+  const layouts: StructLayout[] = [flowEventLayout];
+  for (const { key, value } of Object.values(MAP_LAYOUTS)) {
+    if (key !== null) layouts.push(key);
+    if (value !== null) layouts.push(value);
+  }
+  for (const layout of layouts) {
+    if (layout.fields.length === 0) continue;
+    let next = 0;
+    for (const field of [...layout.fields].sort((a, b) => a.offset - b.offset)) {
+      assert.equal(field.offset, next, `${layout.name}.${field.name} starts at ${field.offset}, previous field ends at ${next}`);
+      next = field.offset + field.size;
+    }
+    assert.equal(next, layout.size, `${layout.name} fields end at ${next}, struct size ${layout.size}`);
+  }
+});
+
+test("ipcache key: prefixlen counts family+pad, IPv4 address in the first 4 bytes", () => {
+  const v4 = ipcacheKeyCodec.encode({ family: 4, address: "10.1.0.0", prefixLen: 16 });
+  assert.deepEqual(v4, hex("30000000 04 000000 0a010000 00000000 00000000 00000000"));
+  const v6 = ipcacheKeyCodec.encode({ family: 6, address: "fd00:1::", prefixLen: 64 });
+  assert.deepEqual(v6, hex("60000000 06 000000 fd000001 00000000 00000000 00000000"));
+  assert.deepEqual(ipcacheKeyCodec.decode(v6), { family: 6, address: "fd00:1::", prefixLen: 64 });
+  assert.deepEqual(ipcacheKeyCodec.decode(v4), { family: 4, address: "10.1.0.0", prefixLen: 16 });
+});
+
+test("ipcache key refuses a prefix longer than the family and an address of the other family", () => {
+  assert.throws(() => ipcacheKeyCodec.encode({ family: 4, address: "10.0.0.0", prefixLen: 33 }), AbiCodecError);
+  assert.throws(() => ipcacheKeyCodec.encode({ family: 4, address: "fd00::1", prefixLen: 32 }), /not an IPv4 address/);
+});
+
+test("ipcache and endpoint values", () => {
+  assert.deepEqual(ipcacheValueCodec.encode({ identity: 256, flags: 1 }), hex("00010000 01000000"));
+  const ep = { endpointId: 7, slot: 3, identity: 300, flags: 5 };
+  assert.deepEqual(endpointValueCodec.encode(ep), hex("07000000 03000000 2c010000 05000000"));
+  assert.deepEqual(endpointValueCodec.decode(endpointValueCodec.encode(ep)), ep);
+  assert.deepEqual(endpointKeyCodec.encode({ ifindex: 0x1234 }), hex("34120000"));
+});
+
+test("policy key: protocol 0 stops at prefix 72 with zero port fields", () => {
+  const key = policyKeyCodec.encode({ slot: 1, identity: 256, direction: 1, protocol: 0, port: 80, portPrefixLen: 16 });
+  assert.deepEqual(key, hex("48000000 01000000 00010000 01 00 0000"));
+  assert.deepEqual(policyKeyCodec.decode(key), { slot: 1, identity: 256, direction: 1, protocol: 0, port: 0, portPrefixLen: 0 });
+});
+
+test("policy key: 80 + port prefix bits, port big-endian with bits past the prefix cleared", () => {
+  const exact = policyKeyCodec.encode({ slot: 2, identity: 0, direction: 0, protocol: 6, port: 8080, portPrefixLen: 16 });
+  assert.deepEqual(exact, hex("60000000 02000000 00000000 00 06 1f90"));
+  const anyPort = policyKeyCodec.encode({ slot: 2, identity: 0, direction: 0, protocol: 17, port: 53, portPrefixLen: 0 });
+  assert.deepEqual(anyPort, hex("50000000 02000000 00000000 00 11 0000"));
+  const range = policyKeyCodec.encode({ slot: 2, identity: 0, direction: 0, protocol: 6, port: 81, portPrefixLen: 15 });
+  assert.deepEqual(range, hex("5f000000 02000000 00000000 00 06 0050"));
+  assert.deepEqual(policyKeyCodec.decode(range), { slot: 2, identity: 0, direction: 0, protocol: 6, port: 80, portPrefixLen: 15 });
+  assert.throws(
+    () => policyKeyCodec.encode({ slot: 2, identity: 0, direction: 0, protocol: 6, port: 81, portPrefixLen: 17 }),
+    (error: unknown) => error instanceof AbiCodecError && /portPrefixLen 17 is not between 0 and 16/.test(error.message),
+  );
+});
+
+test("policy value", () => {
+  const value = { verdict: 2 as const, auditVerdict: 1 as const, ruleId: 9, auditRuleId: 10 };
+  assert.deepEqual(policyValueCodec.encode(value), hex("02 01 0000 09000000 0a000000"));
+  assert.deepEqual(policyValueCodec.decode(policyValueCodec.encode(value)), value);
+});
+
+test("conntrack key and value", () => {
+  const key = { family: 4 as const, saddr: "10.0.0.1", daddr: "10.0.0.2", sport: 40000, dport: 80, protocol: 6, direction: 1 as const, endpointId: 5 };
+  const bytes = ctKeyCodec.encode(key);
+  assert.deepEqual(
+    bytes,
+    hex("0a000001 00000000 00000000 00000000  0a000002 00000000 00000000 00000000  9c40 0050 06 04 01 00 05000000"),
+  );
+  assert.deepEqual(ctKeyCodec.decode(bytes), key);
+  const v6 = { ...key, family: 6 as const, saddr: "fd00::1", daddr: "fd00::2" };
+  assert.deepEqual(ctKeyCodec.decode(ctKeyCodec.encode(v6)), v6);
+  const value = { expiresNs: 123456789012345n, packets: 3n, bytes: 180n, revision: 4, ruleId: 11, remoteIdentity: 257, tcpFlags: 3 };
+  const valueBytes = ctValueCodec.encode(value);
+  assert.equal(valueBytes.length, 40);
+  assert.equal(valueBytes.readBigUInt64LE(0), 123456789012345n);
+  assert.equal(valueBytes.readUInt32LE(24), 4);
+  assert.equal(valueBytes[36], 3);
+  assert.deepEqual(ctValueCodec.decode(valueBytes), value);
+});
+
+test("fragment key and value", () => {
+  const key = { family: 6 as const, saddr: "fd00::1", daddr: "fd00::2", id: 0xdeadbeef, endpointId: 9, protocol: 17, direction: 0 as const };
+  const bytes = fragKeyCodec.encode(key);
+  assert.equal(bytes.length, 44);
+  assert.equal(bytes.readUInt32LE(32), 0xdeadbeef);
+  assert.deepEqual(bytes.subarray(40), hex("11 06 00 00"));
+  assert.deepEqual(fragKeyCodec.decode(bytes), key);
+  assert.deepEqual(fragValueCodec.encode({ sport: 1000, dport: 53, allowed: true }), hex("03e8 0035 01 000000"));
+  assert.deepEqual(fragValueCodec.decode(hex("03e8 0035 00 000000")), { sport: 1000, dport: 53, allowed: false });
+});
+
+test("config and counters", () => {
+  assert.deepEqual(
+    configCodec.encode(DEFAULT_CONFIG),
+    hex("01000000 00000000 3c000000 60540000 0a000000 3c000000 3c000000 00000000"),
+  );
+  assert.deepEqual(configCodec.decode(configCodec.encode(DEFAULT_CONFIG)), { ...DEFAULT_CONFIG });
+  assert.deepEqual(counterCodec.encode({ packets: 1n, bytes: 2n }), hex("0100000000000000 0200000000000000"));
+});
+
+test("per-CPU counters are summed over every CPU's copy", () => {
+  const perCpu = encodeArray(counterCodec, [
+    { packets: 1n, bytes: 100n },
+    { packets: 2n, bytes: 50n },
+    { packets: 0n, bytes: 0n },
+  ]);
+  assert.deepEqual(sumPerCpuCounters(perCpu), { packets: 3n, bytes: 150n });
+});
+
+test("encoding into a target zero-fills the struct's bytes and leaves the rest", () => {
+  const target = Buffer.alloc(40, 0xff);
+  policyKeyCodec.encode({ slot: 1, identity: 0, direction: 0, protocol: 0, port: 0, portPrefixLen: 0 }, target, 16);
+  assert.deepEqual(target.subarray(16, 32), hex("48000000 01000000 00000000 00 00 0000"));
+  assert.ok(target.subarray(0, 16).every((b) => b === 0xff));
+  assert.ok(target.subarray(32).every((b) => b === 0xff));
+});
+
+test("encodeArray lays structs back to back", () => {
+  const keys = encodeArray(endpointKeyCodec, [{ ifindex: 1 }, { ifindex: 2 }]);
+  assert.deepEqual(keys, hex("01000000 02000000"));
+});
+
+test("flow events decode with names, text addresses and host port numbers", () => {
+  const record = hex(
+    "0102030400000000" + // timestamp_ns
+      "07000000 05000000 00010000 0b000000" + // endpoint_id, ifindex, remote_identity, rule_id
+      "0a000001 00000000 00000000 00000000" + // saddr
+      "0a000002 00000000 00000000 00000000" + // daddr
+      "9c40 0050 04 06 01 02 11 000000 3c000000", // ports, family, protocol, direction, kind, reason, pad, len
+  );
+  assert.deepEqual(decodeFlowEvent(record), {
+    timestampNs: 0x04030201n,
+    endpointId: 7,
+    ifindex: 5,
+    remoteIdentity: 256,
+    ruleId: 11,
+    family: 4,
+    src: "10.0.0.1",
+    dst: "10.0.0.2",
+    sport: 40000,
+    dport: 80,
+    protocol: 6,
+    direction: "egress",
+    kind: "denied",
+    reason: "default-deny",
+    reasonCode: 17,
+    packetLen: 60,
+  });
+  assert.throws(() => decodeFlowEvent(record.subarray(0, 40)), RangeError);
+});
+
+test("reason names and verdict classes", () => {
+  assert.equal(reasonName(21), "revoked");
+  assert.equal(reasonName(31), "unknown");
+  for (const [name, code] of Object.entries(REASONS)) assert.equal(reasonAllows(code), code < 16, name);
+});
+
+function btfFromLayouts(): Map<string, { key: BtfStruct | null; value: BtfStruct | null }> {
+  const toBtf = (layout: StructLayout | null): BtfStruct | null =>
+    layout === null
+      ? null
+      : { name: layout.fields.length === 0 ? "unsigned int" : layout.name, size: layout.size, members: layout.fields.map((f) => ({ ...f })) };
+  return new Map(Object.entries(MAP_LAYOUTS).map(([map, { key, value }]) => [map, { key: toBtf(key), value: toBtf(value) }]));
+}
+
+function sourceOf(btf: Map<string, { key: BtfStruct | null; value: BtfStruct | null }>): LayoutSource {
+  return {
+    mapLayout(name) {
+      const layout = btf.get(name);
+      if (layout === undefined) throw new Error(`no map ${name}`);
+      return layout;
+    },
+  };
+}
+
+test("checkLayout accepts BTF equal to the codecs (scalars compared by size only)", () => {
+  assert.doesNotThrow(() => checkLayout(sourceOf(btfFromLayouts())));
+});
+
+test("checkLayout names map, struct, field, expected and actual on a moved field", () => {
+  const btf = btfFromLayouts();
+  const policy = btf.get("pal_policy");
+  const member = policy?.key?.members.find((m) => m.name === "dport_be");
+  assert.ok(member);
+  member.offset = 12;
+  assert.throws(
+    () => checkLayout(sourceOf(btf)),
+    (error: unknown) =>
+      error instanceof AbiMismatchError &&
+      error.map === "pal_policy" &&
+      error.struct === "pal_policy_key" &&
+      error.field === "dport_be" &&
+      error.expected === "at offset 14 size 2" &&
+      error.actual === "at offset 12 size 2" &&
+      error.message === 'Map "pal_policy" does not match the ABI: struct pal_policy_key field dport_be is at offset 12 size 2 in BTF, expected at offset 14 size 2',
+  );
+});
+
+test("checkLayout refuses an added member, a missing member, a size change and a missing map", () => {
+  const added = btfFromLayouts();
+  const ctValue = added.get("pal_ct")?.value;
+  assert.ok(ctValue);
+  ctValue.members = [...ctValue.members, { name: "mark", offset: 40, size: 4 }];
+  assert.throws(() => checkLayout(sourceOf(added)), (e: unknown) => e instanceof AbiMismatchError && e.field === "mark" && e.expected === "absent");
+
+  const missing = btfFromLayouts();
+  const ep = missing.get("pal_endpoints")?.value;
+  assert.ok(ep);
+  ep.members = ep.members.filter((m) => m.name !== "flags");
+  assert.throws(() => checkLayout(sourceOf(missing)), (e: unknown) => e instanceof AbiMismatchError && e.field === "flags" && e.actual === "absent");
+
+  const resized = btfFromLayouts();
+  const cfgKey = resized.get("pal_config_map")?.key;
+  assert.ok(cfgKey);
+  cfgKey.size = 8;
+  assert.throws(() => checkLayout(sourceOf(resized)), (e: unknown) => e instanceof AbiMismatchError && e.map === "pal_config_map" && e.actual === "8 bytes");
+
+  const gone = btfFromLayouts();
+  gone.delete("pal_frags");
+  assert.throws(() => checkLayout(sourceOf(gone)), (e: unknown) => e instanceof AbiMismatchError && e.map === "pal_frags" && e.cause instanceof Error);
+});

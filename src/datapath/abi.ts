@@ -1,0 +1,811 @@
+/**
+ * TypeScript views of the structs in `bpf/include/palisade_abi.h`: map names,
+ * constants, and a codec per struct that encodes to and decodes from a
+ * Buffer at explicit offsets. Keys are zero-filled byte for byte, because the
+ * kernel hashes and compares them as raw bytes. {@link checkLayout} compares
+ * every codec's offsets and sizes with the BTF of the loaded object, so a
+ * header change without the matching change here fails at load instead of
+ * corrupting maps.
+ *
+ * @module
+ */
+import { endianness } from "node:os";
+import { formatAddress, parseAddress, type AddressFamily } from "./address.ts";
+import type { Direction, EndpointState, PolicyKey, PolicyValue, PolicyVerdict } from "../policy/desired-state.ts";
+
+/** Map names as pinned under the pin root (PAL_MAP_* in the header). */
+export const MAP_NAMES = {
+  ipcache: "pal_ipcache",
+  endpoints: "pal_endpoints",
+  policy: "pal_policy",
+  conntrack: "pal_ct",
+  fragments: "pal_frags",
+  config: "pal_config_map",
+  ruleStats: "pal_rule_stats",
+  reasonStats: "pal_reason_stats",
+  events: "pal_events",
+} as const;
+
+/** One of {@link MAP_NAMES}. */
+export type MapName = (typeof MAP_NAMES)[keyof typeof MAP_NAMES];
+
+/** IPv4 as keys store it (PAL_FAMILY_V4). */
+export const FAMILY_V4 = 4;
+/** IPv6 as keys store it (PAL_FAMILY_V6). */
+export const FAMILY_V6 = 6;
+
+/** Policy key prefix length of an any-protocol entry (PAL_POLICY_PREFIX_ANY_PROTO). */
+export const POLICY_PREFIX_ANY_PROTO = 72;
+/** Policy key prefix length of an any-port entry of one protocol (PAL_POLICY_PREFIX_ANY_PORT). */
+export const POLICY_PREFIX_ANY_PORT = 80;
+/** Policy key prefix length of an exact-port entry (PAL_POLICY_PREFIX_FULL). */
+export const POLICY_PREFIX_FULL = 96;
+
+/** Conntrack state bit: a TCP SYN was seen (PAL_CT_SEEN_SYN). */
+export const CT_SEEN_SYN = 1 << 0;
+/** Conntrack state bit: a reply-direction packet was seen (PAL_CT_SEEN_REPLY). */
+export const CT_SEEN_REPLY = 1 << 1;
+/** Conntrack state bit: a TCP FIN was seen (PAL_CT_SEEN_FIN). */
+export const CT_SEEN_FIN = 1 << 2;
+/** Conntrack state bit: a TCP RST was seen (PAL_CT_SEEN_RST). */
+export const CT_SEEN_RST = 1 << 3;
+
+/** Config flags (PAL_CFG_*): emit an event per allowed new flow. */
+export const CFG_EVENTS_ALLOWED = 1 << 0;
+
+/** Event kinds (PAL_EVENT_*) by name. */
+export const EVENT_KINDS = { allowed: 1, denied: 2, audit: 3 } as const;
+
+/** The name of an event kind. */
+export type EventKindName = keyof typeof EVENT_KINDS;
+
+/** Verdict reasons (enum pal_reason) by name. */
+export const REASONS = {
+  none: 0,
+  "policy-allow": 1,
+  "not-isolated": 2,
+  host: 3,
+  established: 4,
+  reply: 5,
+  related: 6,
+  "not-ip": 7,
+  fragment: 8,
+  "policy-deny": 16,
+  "default-deny": 17,
+  "no-endpoint": 18,
+  malformed: 19,
+  "frag-unknown": 20,
+  revoked: 21,
+} as const;
+
+/** The name of a verdict reason. */
+export type ReasonName = keyof typeof REASONS;
+
+/** PAL_REASON_MAX: the size of the reason stats array. */
+export const REASON_MAX = 32;
+
+const REASON_BY_CODE = new Map<number, ReasonName>(Object.entries(REASONS).map(([name, code]) => [code, name as ReasonName]));
+const KIND_BY_CODE = new Map<number, EventKindName>(Object.entries(EVENT_KINDS).map(([name, code]) => [code, name as EventKindName]));
+
+/** The name of reason `code`, or `unknown` for a code this build does not know. */
+export function reasonName(code: number): ReasonName | "unknown" {
+  return REASON_BY_CODE.get(code) ?? "unknown";
+}
+
+/** The name of event kind `code`, or `unknown` for a code this build does not know. */
+export function eventKindName(code: number): EventKindName | "unknown" {
+  return KIND_BY_CODE.get(code) ?? "unknown";
+}
+
+/** Whether packets with this reason are passed (codes below 16) or dropped. */
+export function reasonAllows(code: number): boolean {
+  return code < REASONS["policy-deny"];
+}
+
+/** One field of a struct: its C name, byte offset and size. */
+export interface FieldLayout {
+  name: string;
+  offset: number;
+  size: number;
+}
+
+/** The layout of a C struct as the codec writes it; `fields` is empty for a scalar such as `__u32`. */
+export interface StructLayout {
+  name: string;
+  size: number;
+  fields: readonly FieldLayout[];
+}
+
+/** Encodes values of type `T` to the bytes of one C struct and back. */
+export interface Codec<T> {
+  layout: StructLayout;
+  /** Encodes `value` into `target` at `offset` (zero-filling the struct first), or into a fresh Buffer. */
+  encode(value: T, target?: Buffer, offset?: number): Buffer;
+  /** Decodes the struct at `offset` of `source`. */
+  decode(source: Buffer, offset?: number): T;
+}
+
+/** A value the codec cannot represent in the struct (e.g. a port prefix length of 17), or bytes it cannot decode. */
+export class AbiCodecError extends Error {
+  override name = "AbiCodecError";
+}
+
+const HOST_LE = endianness() === "LE";
+
+function writeU32(buf: Buffer, value: number, at: number): void {
+  if (HOST_LE) buf.writeUInt32LE(value, at);
+  else buf.writeUInt32BE(value, at);
+}
+function readU32(buf: Buffer, at: number): number {
+  return HOST_LE ? buf.readUInt32LE(at) : buf.readUInt32BE(at);
+}
+function writeU64(buf: Buffer, value: bigint, at: number): void {
+  if (HOST_LE) buf.writeBigUInt64LE(value, at);
+  else buf.writeBigUInt64BE(value, at);
+}
+function readU64(buf: Buffer, at: number): bigint {
+  return HOST_LE ? buf.readBigUInt64LE(at) : buf.readBigUInt64BE(at);
+}
+
+type Offsets<F extends string> = Record<F, number>;
+
+/** Declares a struct layout from `field: [offset, size]` pairs, returning the layout and an offset table. */
+function struct<const F extends string>(
+  name: string,
+  size: number,
+  fields: Record<F, readonly [offset: number, size: number]>,
+): { layout: StructLayout; at: Offsets<F> } {
+  const entries = Object.entries(fields) as [F, readonly [number, number]][];
+  return {
+    layout: { name, size, fields: entries.map(([field, [offset, fieldSize]]) => ({ name: field, offset, size: fieldSize })) },
+    at: Object.fromEntries(entries.map(([field, [offset]]) => [field, offset])) as Offsets<F>,
+  };
+}
+
+function codec<T>(layout: StructLayout, write: (value: T, buf: Buffer, base: number) => void, read: (buf: Buffer, base: number) => T): Codec<T> {
+  return {
+    layout,
+    encode(value, target, offset = 0) {
+      const buf = target ?? Buffer.alloc(layout.size);
+      const base = target === undefined ? 0 : offset;
+      buf.fill(0, base, base + layout.size);
+      write(value, buf, base);
+      return buf;
+    },
+    decode(source, offset = 0) {
+      if (source.length < offset + layout.size) {
+        throw new RangeError(`Cannot decode struct ${layout.name}: ${source.length - offset} bytes at offset ${offset}, need ${layout.size}`);
+      }
+      return read(source, offset);
+    },
+  };
+}
+
+function writeAddress(buf: Buffer, at: number, family: AddressFamily, text: string, what: string): void {
+  const parsed = parseAddress(text);
+  if (parsed.family !== family) {
+    throw new AbiCodecError(`Cannot encode ${what} "${text}": not an IPv${family} address`);
+  }
+  parsed.bytes.copy(buf, at);
+}
+
+function readAddress(buf: Buffer, at: number, family: number): string {
+  const fam: AddressFamily = family === FAMILY_V4 ? 4 : 6;
+  return formatAddress(fam, buf.subarray(at, at + (fam === 4 ? 4 : 16)));
+}
+
+function familyOf(code: number, what: string): AddressFamily {
+  if (code === FAMILY_V4 || code === FAMILY_V6) return code;
+  throw new AbiCodecError(`Cannot decode ${what}: family ${code} is neither 4 nor 6`);
+}
+
+/** A scalar `__u32` key or value (config, rule and reason stats keys). */
+export const u32Codec: Codec<number> = codec(
+  { name: "__u32", size: 4, fields: [] },
+  (value, buf, base) => writeU32(buf, value, base),
+  (buf, base) => readU32(buf, base),
+);
+
+// ---- ipcache ----
+
+/** An ipcache key: a CIDR as family, canonical network address text and prefix length in address bits. */
+export interface IpcacheKey {
+  family: AddressFamily;
+  address: string;
+  prefixLen: number;
+}
+
+/** An ipcache value: the identity of the covered addresses and PAL_IPCACHE_* flags. */
+export interface IpcacheValue {
+  identity: number;
+  flags: number;
+}
+
+const ipcacheKey = struct("pal_ipcache_key", 24, { prefixlen: [0, 4], family: [4, 1], pad: [5, 3], addr: [8, 16] });
+
+/** struct pal_ipcache_key: prefixlen = 32 (family + pad) + address prefix bits. */
+export const ipcacheKeyCodec: Codec<IpcacheKey> = codec(
+  ipcacheKey.layout,
+  (key, buf, base) => {
+    const maxBits = key.family === 4 ? 32 : 128;
+    if (!Number.isInteger(key.prefixLen) || key.prefixLen < 0 || key.prefixLen > maxBits) {
+      throw new AbiCodecError(`Cannot encode ipcache key "${key.address}/${key.prefixLen}": prefix length is not between 0 and ${maxBits}`);
+    }
+    writeU32(buf, 32 + key.prefixLen, base + ipcacheKey.at.prefixlen);
+    buf[base + ipcacheKey.at.family] = key.family;
+    writeAddress(buf, base + ipcacheKey.at.addr, key.family, key.address, "ipcache key address");
+  },
+  (buf, base) => {
+    const family = familyOf(buf[base + ipcacheKey.at.family] ?? 0, "ipcache key");
+    return {
+      family,
+      address: readAddress(buf, base + ipcacheKey.at.addr, family),
+      prefixLen: readU32(buf, base + ipcacheKey.at.prefixlen) - 32,
+    };
+  },
+);
+
+const ipcacheValue = struct("pal_ipcache_value", 8, { identity: [0, 4], flags: [4, 4] });
+
+/** struct pal_ipcache_value. */
+export const ipcacheValueCodec: Codec<IpcacheValue> = codec(
+  ipcacheValue.layout,
+  (value, buf, base) => {
+    writeU32(buf, value.identity, base + ipcacheValue.at.identity);
+    writeU32(buf, value.flags, base + ipcacheValue.at.flags);
+  },
+  (buf, base) => ({ identity: readU32(buf, base + ipcacheValue.at.identity), flags: readU32(buf, base + ipcacheValue.at.flags) }),
+);
+
+// ---- endpoints ----
+
+/** An endpoint key: the host-side interface index. */
+export interface EndpointKey {
+  ifindex: number;
+}
+
+const endpointKey = struct("pal_endpoint_key", 4, { ifindex: [0, 4] });
+
+/** struct pal_endpoint_key. */
+export const endpointKeyCodec: Codec<EndpointKey> = codec(
+  endpointKey.layout,
+  (key, buf, base) => writeU32(buf, key.ifindex, base + endpointKey.at.ifindex),
+  (buf, base) => ({ ifindex: readU32(buf, base + endpointKey.at.ifindex) }),
+);
+
+const endpointValue = struct("pal_endpoint_value", 16, { endpoint_id: [0, 4], policy_slot: [4, 4], identity: [8, 4], flags: [12, 4] });
+
+/** struct pal_endpoint_value, from an {@link EndpointState} (`slot` is `policy_slot`). */
+export const endpointValueCodec: Codec<EndpointState> = codec(
+  endpointValue.layout,
+  (value, buf, base) => {
+    writeU32(buf, value.endpointId, base + endpointValue.at.endpoint_id);
+    writeU32(buf, value.slot, base + endpointValue.at.policy_slot);
+    writeU32(buf, value.identity, base + endpointValue.at.identity);
+    writeU32(buf, value.flags, base + endpointValue.at.flags);
+  },
+  (buf, base) => ({
+    endpointId: readU32(buf, base + endpointValue.at.endpoint_id),
+    slot: readU32(buf, base + endpointValue.at.policy_slot),
+    identity: readU32(buf, base + endpointValue.at.identity),
+    flags: readU32(buf, base + endpointValue.at.flags),
+  }),
+);
+
+// ---- policy ----
+
+const policyKey = struct("pal_policy_key", 16, {
+  prefixlen: [0, 4],
+  slot: [4, 4],
+  identity: [8, 4],
+  direction: [12, 1],
+  protocol: [13, 1],
+  dport_be: [14, 2],
+});
+
+/**
+ * struct pal_policy_key from a {@link PolicyKey}: prefixlen 72 for protocol 0
+ * (any protocol, port fields zero), else 80 + portPrefixLen with the port's
+ * bits beyond the prefix cleared, so every entry has exactly one encoding.
+ */
+export const policyKeyCodec: Codec<PolicyKey> = codec(
+  policyKey.layout,
+  (key, buf, base) => {
+    writeU32(buf, key.slot, base + policyKey.at.slot);
+    writeU32(buf, key.identity, base + policyKey.at.identity);
+    buf.writeUInt8(key.direction, base + policyKey.at.direction);
+    if (key.protocol === 0) {
+      writeU32(buf, POLICY_PREFIX_ANY_PROTO, base + policyKey.at.prefixlen);
+      return;
+    }
+    if (!Number.isInteger(key.portPrefixLen) || key.portPrefixLen < 0 || key.portPrefixLen > 16) {
+      throw new AbiCodecError(`Cannot encode policy key "${key.slot}/${key.identity}": portPrefixLen ${key.portPrefixLen} is not between 0 and 16`);
+    }
+    const mask = (0xffff << (16 - key.portPrefixLen)) & 0xffff;
+    writeU32(buf, POLICY_PREFIX_ANY_PORT + key.portPrefixLen, base + policyKey.at.prefixlen);
+    buf.writeUInt8(key.protocol, base + policyKey.at.protocol);
+    buf.writeUInt16BE(key.port & mask, base + policyKey.at.dport_be);
+  },
+  (buf, base) => {
+    const prefixlen = readU32(buf, base + policyKey.at.prefixlen);
+    const protocol = prefixlen <= POLICY_PREFIX_ANY_PROTO ? 0 : (buf[base + policyKey.at.protocol] ?? 0);
+    return {
+      slot: readU32(buf, base + policyKey.at.slot),
+      identity: readU32(buf, base + policyKey.at.identity),
+      direction: (buf[base + policyKey.at.direction] ?? 0) as Direction,
+      protocol,
+      port: protocol === 0 ? 0 : buf.readUInt16BE(base + policyKey.at.dport_be),
+      portPrefixLen: protocol === 0 ? 0 : prefixlen - POLICY_PREFIX_ANY_PORT,
+    };
+  },
+);
+
+const policyValue = struct("pal_policy_value", 12, {
+  verdict: [0, 1],
+  audit_verdict: [1, 1],
+  pad: [2, 2],
+  rule_id: [4, 4],
+  audit_rule_id: [8, 4],
+});
+
+/** struct pal_policy_value. */
+export const policyValueCodec: Codec<PolicyValue> = codec(
+  policyValue.layout,
+  (value, buf, base) => {
+    buf.writeUInt8(value.verdict, base + policyValue.at.verdict);
+    buf.writeUInt8(value.auditVerdict, base + policyValue.at.audit_verdict);
+    writeU32(buf, value.ruleId, base + policyValue.at.rule_id);
+    writeU32(buf, value.auditRuleId, base + policyValue.at.audit_rule_id);
+  },
+  (buf, base) => ({
+    verdict: (buf[base + policyValue.at.verdict] ?? 0) as PolicyVerdict,
+    auditVerdict: (buf[base + policyValue.at.audit_verdict] ?? 0) as PolicyVerdict,
+    ruleId: readU32(buf, base + policyValue.at.rule_id),
+    auditRuleId: readU32(buf, base + policyValue.at.audit_rule_id),
+  }),
+);
+
+// ---- conntrack ----
+
+/** A conntrack key: the tuple of a flow's first packet at one endpoint hook. Ports in host numbers. */
+export interface CtKey {
+  family: AddressFamily;
+  saddr: string;
+  daddr: string;
+  sport: number;
+  dport: number;
+  protocol: number;
+  direction: Direction;
+  endpointId: number;
+}
+
+/** A conntrack value. */
+export interface CtValue {
+  expiresNs: bigint;
+  packets: bigint;
+  bytes: bigint;
+  revision: number;
+  ruleId: number;
+  remoteIdentity: number;
+  /** PAL_CT_SEEN_* bits. */
+  tcpFlags: number;
+}
+
+const ctKey = struct("pal_ct_key", 44, {
+  saddr: [0, 16],
+  daddr: [16, 16],
+  sport_be: [32, 2],
+  dport_be: [34, 2],
+  protocol: [36, 1],
+  family: [37, 1],
+  direction: [38, 1],
+  pad: [39, 1],
+  endpoint_id: [40, 4],
+});
+
+/** struct pal_ct_key. */
+export const ctKeyCodec: Codec<CtKey> = codec(
+  ctKey.layout,
+  (key, buf, base) => {
+    writeAddress(buf, base + ctKey.at.saddr, key.family, key.saddr, "conntrack key saddr");
+    writeAddress(buf, base + ctKey.at.daddr, key.family, key.daddr, "conntrack key daddr");
+    buf.writeUInt16BE(key.sport, base + ctKey.at.sport_be);
+    buf.writeUInt16BE(key.dport, base + ctKey.at.dport_be);
+    buf.writeUInt8(key.protocol, base + ctKey.at.protocol);
+    buf.writeUInt8(key.family, base + ctKey.at.family);
+    buf.writeUInt8(key.direction, base + ctKey.at.direction);
+    writeU32(buf, key.endpointId, base + ctKey.at.endpoint_id);
+  },
+  (buf, base) => {
+    const family = familyOf(buf[base + ctKey.at.family] ?? 0, "conntrack key");
+    return {
+      family,
+      saddr: readAddress(buf, base + ctKey.at.saddr, family),
+      daddr: readAddress(buf, base + ctKey.at.daddr, family),
+      sport: buf.readUInt16BE(base + ctKey.at.sport_be),
+      dport: buf.readUInt16BE(base + ctKey.at.dport_be),
+      protocol: buf[base + ctKey.at.protocol] ?? 0,
+      direction: (buf[base + ctKey.at.direction] ?? 0) as Direction,
+      endpointId: readU32(buf, base + ctKey.at.endpoint_id),
+    };
+  },
+);
+
+const ctValue = struct("pal_ct_value", 40, {
+  expires_ns: [0, 8],
+  packets: [8, 8],
+  bytes: [16, 8],
+  revision: [24, 4],
+  rule_id: [28, 4],
+  remote_identity: [32, 4],
+  tcp_flags: [36, 1],
+  pad: [37, 3],
+});
+
+/** struct pal_ct_value. */
+export const ctValueCodec: Codec<CtValue> = codec(
+  ctValue.layout,
+  (value, buf, base) => {
+    writeU64(buf, value.expiresNs, base + ctValue.at.expires_ns);
+    writeU64(buf, value.packets, base + ctValue.at.packets);
+    writeU64(buf, value.bytes, base + ctValue.at.bytes);
+    writeU32(buf, value.revision, base + ctValue.at.revision);
+    writeU32(buf, value.ruleId, base + ctValue.at.rule_id);
+    writeU32(buf, value.remoteIdentity, base + ctValue.at.remote_identity);
+    buf.writeUInt8(value.tcpFlags, base + ctValue.at.tcp_flags);
+  },
+  (buf, base) => ({
+    expiresNs: readU64(buf, base + ctValue.at.expires_ns),
+    packets: readU64(buf, base + ctValue.at.packets),
+    bytes: readU64(buf, base + ctValue.at.bytes),
+    revision: readU32(buf, base + ctValue.at.revision),
+    ruleId: readU32(buf, base + ctValue.at.rule_id),
+    remoteIdentity: readU32(buf, base + ctValue.at.remote_identity),
+    tcpFlags: buf[base + ctValue.at.tcp_flags] ?? 0,
+  }),
+);
+
+// ---- fragments ----
+
+/** A fragment key: a datagram (addresses, IP id, protocol) at one endpoint hook. */
+export interface FragKey {
+  family: AddressFamily;
+  saddr: string;
+  daddr: string;
+  id: number;
+  endpointId: number;
+  protocol: number;
+  direction: Direction;
+}
+
+/** A fragment value: the first fragment's ports and whether it was allowed. */
+export interface FragValue {
+  sport: number;
+  dport: number;
+  allowed: boolean;
+}
+
+const fragKey = struct("pal_frag_key", 44, {
+  saddr: [0, 16],
+  daddr: [16, 16],
+  id: [32, 4],
+  endpoint_id: [36, 4],
+  protocol: [40, 1],
+  family: [41, 1],
+  direction: [42, 1],
+  pad: [43, 1],
+});
+
+/** struct pal_frag_key. */
+export const fragKeyCodec: Codec<FragKey> = codec(
+  fragKey.layout,
+  (key, buf, base) => {
+    writeAddress(buf, base + fragKey.at.saddr, key.family, key.saddr, "fragment key saddr");
+    writeAddress(buf, base + fragKey.at.daddr, key.family, key.daddr, "fragment key daddr");
+    writeU32(buf, key.id, base + fragKey.at.id);
+    writeU32(buf, key.endpointId, base + fragKey.at.endpoint_id);
+    buf.writeUInt8(key.protocol, base + fragKey.at.protocol);
+    buf.writeUInt8(key.family, base + fragKey.at.family);
+    buf.writeUInt8(key.direction, base + fragKey.at.direction);
+  },
+  (buf, base) => {
+    const family = familyOf(buf[base + fragKey.at.family] ?? 0, "fragment key");
+    return {
+      family,
+      saddr: readAddress(buf, base + fragKey.at.saddr, family),
+      daddr: readAddress(buf, base + fragKey.at.daddr, family),
+      id: readU32(buf, base + fragKey.at.id),
+      endpointId: readU32(buf, base + fragKey.at.endpoint_id),
+      protocol: buf[base + fragKey.at.protocol] ?? 0,
+      direction: (buf[base + fragKey.at.direction] ?? 0) as Direction,
+    };
+  },
+);
+
+const fragValue = struct("pal_frag_value", 8, { sport_be: [0, 2], dport_be: [2, 2], allowed: [4, 1], pad: [5, 3] });
+
+/** struct pal_frag_value. */
+export const fragValueCodec: Codec<FragValue> = codec(
+  fragValue.layout,
+  (value, buf, base) => {
+    buf.writeUInt16BE(value.sport, base + fragValue.at.sport_be);
+    buf.writeUInt16BE(value.dport, base + fragValue.at.dport_be);
+    buf.writeUInt8(value.allowed ? 1 : 0, base + fragValue.at.allowed);
+  },
+  (buf, base) => ({
+    sport: buf.readUInt16BE(base + fragValue.at.sport_be),
+    dport: buf.readUInt16BE(base + fragValue.at.dport_be),
+    allowed: buf[base + fragValue.at.allowed] !== 0,
+  }),
+);
+
+// ---- config ----
+
+/** struct pal_config: the policy revision, PAL_CFG_* flags and conntrack timeouts in seconds (0 = the program's default). */
+export interface DatapathConfig {
+  revision: number;
+  flags: number;
+  ctTimeoutSynS: number;
+  ctTimeoutEstablishedS: number;
+  ctTimeoutClosingS: number;
+  ctTimeoutUdpS: number;
+  ctTimeoutOtherS: number;
+}
+
+/** The config a fresh datapath starts with: revision 1 and the program's default timeouts. */
+export const DEFAULT_CONFIG: Readonly<DatapathConfig> = Object.freeze({
+  revision: 1,
+  flags: 0,
+  ctTimeoutSynS: 60,
+  ctTimeoutEstablishedS: 21600,
+  ctTimeoutClosingS: 10,
+  ctTimeoutUdpS: 60,
+  ctTimeoutOtherS: 60,
+});
+
+const config = struct("pal_config", 32, {
+  revision: [0, 4],
+  flags: [4, 4],
+  ct_timeout_syn_s: [8, 4],
+  ct_timeout_established_s: [12, 4],
+  ct_timeout_closing_s: [16, 4],
+  ct_timeout_udp_s: [20, 4],
+  ct_timeout_other_s: [24, 4],
+  pad: [28, 4],
+});
+
+/** struct pal_config. */
+export const configCodec: Codec<DatapathConfig> = codec(
+  config.layout,
+  (value, buf, base) => {
+    writeU32(buf, value.revision, base + config.at.revision);
+    writeU32(buf, value.flags, base + config.at.flags);
+    writeU32(buf, value.ctTimeoutSynS, base + config.at.ct_timeout_syn_s);
+    writeU32(buf, value.ctTimeoutEstablishedS, base + config.at.ct_timeout_established_s);
+    writeU32(buf, value.ctTimeoutClosingS, base + config.at.ct_timeout_closing_s);
+    writeU32(buf, value.ctTimeoutUdpS, base + config.at.ct_timeout_udp_s);
+    writeU32(buf, value.ctTimeoutOtherS, base + config.at.ct_timeout_other_s);
+  },
+  (buf, base) => ({
+    revision: readU32(buf, base + config.at.revision),
+    flags: readU32(buf, base + config.at.flags),
+    ctTimeoutSynS: readU32(buf, base + config.at.ct_timeout_syn_s),
+    ctTimeoutEstablishedS: readU32(buf, base + config.at.ct_timeout_established_s),
+    ctTimeoutClosingS: readU32(buf, base + config.at.ct_timeout_closing_s),
+    ctTimeoutUdpS: readU32(buf, base + config.at.ct_timeout_udp_s),
+    ctTimeoutOtherS: readU32(buf, base + config.at.ct_timeout_other_s),
+  }),
+);
+
+// ---- counters ----
+
+/** struct pal_counter: packets and bytes. */
+export interface Counter {
+  packets: bigint;
+  bytes: bigint;
+}
+
+const counter = struct("pal_counter", 16, { packets: [0, 8], bytes: [8, 8] });
+
+/** struct pal_counter. */
+export const counterCodec: Codec<Counter> = codec(
+  counter.layout,
+  (value, buf, base) => {
+    writeU64(buf, value.packets, base + counter.at.packets);
+    writeU64(buf, value.bytes, base + counter.at.bytes);
+  },
+  (buf, base) => ({ packets: readU64(buf, base + counter.at.packets), bytes: readU64(buf, base + counter.at.bytes) }),
+);
+
+/**
+ * Sums a per-CPU lookup result: `cpus` copies of a struct pal_counter, each
+ * padded to a multiple of 8 bytes as the kernel lays per-CPU values out.
+ */
+export function sumPerCpuCounters(values: Buffer): Counter {
+  const stride = Math.ceil(counter.layout.size / 8) * 8;
+  let packets = 0n;
+  let bytes = 0n;
+  for (let at = 0; at + counter.layout.size <= values.length; at += stride) {
+    const one = counterCodec.decode(values, at);
+    packets += one.packets;
+    bytes += one.bytes;
+  }
+  return { packets, bytes };
+}
+
+// ---- events ----
+
+/** A flow event from the ring buffer, decoded: addresses as text, ports as numbers, kind and reason by name. */
+export interface FlowEvent {
+  timestampNs: bigint;
+  endpointId: number;
+  ifindex: number;
+  remoteIdentity: number;
+  ruleId: number;
+  family: AddressFamily;
+  src: string;
+  dst: string;
+  sport: number;
+  dport: number;
+  protocol: number;
+  direction: "ingress" | "egress";
+  kind: EventKindName | "unknown";
+  reason: ReasonName | "unknown";
+  /** The raw reason code (useful when `reason` is `unknown`). */
+  reasonCode: number;
+  packetLen: number;
+}
+
+const flowEvent = struct("pal_flow_event", 72, {
+  timestamp_ns: [0, 8],
+  endpoint_id: [8, 4],
+  ifindex: [12, 4],
+  remote_identity: [16, 4],
+  rule_id: [20, 4],
+  saddr: [24, 16],
+  daddr: [40, 16],
+  sport_be: [56, 2],
+  dport_be: [58, 2],
+  family: [60, 1],
+  protocol: [61, 1],
+  direction: [62, 1],
+  kind: [63, 1],
+  reason: [64, 1],
+  pad: [65, 3],
+  packet_len: [68, 4],
+});
+
+/** The layout of struct pal_flow_event (the ring buffer carries no BTF type, so this is checked by size only). */
+export const flowEventLayout: StructLayout = flowEvent.layout;
+
+/** Decodes one ring-buffer record (struct pal_flow_event). */
+export function decodeFlowEvent(record: Buffer): FlowEvent {
+  if (record.length < flowEvent.layout.size) {
+    throw new RangeError(`Cannot decode struct pal_flow_event: record has ${record.length} bytes, need ${flowEvent.layout.size}`);
+  }
+  const at = flowEvent.at;
+  const family = familyOf(record[at.family] ?? 0, "flow event");
+  const reasonCode = record[at.reason] ?? 0;
+  return {
+    timestampNs: readU64(record, at.timestamp_ns),
+    endpointId: readU32(record, at.endpoint_id),
+    ifindex: readU32(record, at.ifindex),
+    remoteIdentity: readU32(record, at.remote_identity),
+    ruleId: readU32(record, at.rule_id),
+    family,
+    src: readAddress(record, at.saddr, family),
+    dst: readAddress(record, at.daddr, family),
+    sport: record.readUInt16BE(at.sport_be),
+    dport: record.readUInt16BE(at.dport_be),
+    protocol: record[at.protocol] ?? 0,
+    direction: record[at.direction] === 1 ? "egress" : "ingress",
+    kind: eventKindName(record[at.kind] ?? 0),
+    reason: reasonName(reasonCode),
+    reasonCode,
+    packetLen: readU32(record, at.packet_len),
+  };
+}
+
+// ---- layout check against BTF ----
+
+/** A struct as BTF describes it (the shape the native `mapLayout` returns). */
+export interface BtfStruct {
+  name: string;
+  size: number;
+  members: readonly { name: string; offset: number; size: number }[];
+}
+
+/** Anything that can report a map's key and value layout from BTF, such as a loaded BpfObject. */
+export interface LayoutSource {
+  mapLayout(name: string): { key: BtfStruct | null; value: BtfStruct | null };
+}
+
+/** The key and value layout userspace expects for every map; `null` where the map has none (ring buffer). */
+export const MAP_LAYOUTS: Readonly<Record<MapName, { key: StructLayout | null; value: StructLayout | null }>> = {
+  pal_ipcache: { key: ipcacheKeyCodec.layout, value: ipcacheValueCodec.layout },
+  pal_endpoints: { key: endpointKeyCodec.layout, value: endpointValueCodec.layout },
+  pal_policy: { key: policyKeyCodec.layout, value: policyValueCodec.layout },
+  pal_ct: { key: ctKeyCodec.layout, value: ctValueCodec.layout },
+  pal_frags: { key: fragKeyCodec.layout, value: fragValueCodec.layout },
+  pal_config_map: { key: u32Codec.layout, value: configCodec.layout },
+  pal_rule_stats: { key: u32Codec.layout, value: counterCodec.layout },
+  pal_reason_stats: { key: u32Codec.layout, value: counterCodec.layout },
+  pal_events: { key: null, value: null },
+};
+
+/** The object's BTF disagrees with a codec: the header and abi.ts have drifted apart. */
+export class AbiMismatchError extends Error {
+  override name = "AbiMismatchError";
+  readonly map: string;
+  readonly struct: string;
+  readonly field: string;
+  readonly expected: string;
+  readonly actual: string;
+
+  constructor(details: { map: string; struct: string; field: string; expected: string; actual: string }, options?: ErrorOptions) {
+    super(
+      `Map "${details.map}" does not match the ABI: struct ${details.struct} ${details.field === "" ? "" : `field ${details.field} `}` +
+        `is ${details.actual} in BTF, expected ${details.expected}`,
+      options,
+    );
+    this.map = details.map;
+    this.struct = details.struct;
+    this.field = details.field;
+    this.expected = details.expected;
+    this.actual = details.actual;
+  }
+}
+
+function checkStruct(map: string, role: "key" | "value", expected: StructLayout, actual: BtfStruct | null): void {
+  const fail = (field: string, expectedText: string, actualText: string): never => {
+    throw new AbiMismatchError({ map, struct: expected.name, field, expected: expectedText, actual: actualText });
+  };
+  if (actual === null) fail("", `the ${role} type`, `missing as the ${role} type`);
+  const btf = actual as BtfStruct;
+  if (btf.size !== expected.size) fail("", `${expected.size} bytes`, `${btf.size} bytes`);
+  if (expected.fields.length === 0) return; // a scalar: only its size matters
+  if (btf.name !== expected.name) fail("", `named ${expected.name}`, `named ${btf.name}`);
+  const members = new Map(btf.members.map((m) => [m.name, m]));
+  for (const field of expected.fields) {
+    const member = members.get(field.name);
+    const want = `at offset ${field.offset} size ${field.size}`;
+    if (member === undefined) fail(field.name, want, "absent");
+    else if (member.offset !== field.offset || member.size !== field.size) fail(field.name, want, `at offset ${member.offset} size ${member.size}`);
+  }
+  const known = new Set(expected.fields.map((f) => f.name));
+  for (const member of btf.members) {
+    if (!known.has(member.name)) fail(member.name, "absent", `at offset ${member.offset} size ${member.size}`);
+  }
+}
+
+/**
+ * Compares every map's key and value layout in the loaded object's BTF with
+ * the codecs above; throws {@link AbiMismatchError} naming map, struct and
+ * field on the first difference.
+ *
+ * @example
+ * ```ts
+ * const object = openObject("bpf/out/endpoint.bpf.o", { pinRoot });
+ * checkLayout(object); // throws if palisade_abi.h and abi.ts disagree
+ * ```
+ */
+export function checkLayout(object: LayoutSource): void {
+  for (const [map, expected] of Object.entries(MAP_LAYOUTS)) {
+    let actual: { key: BtfStruct | null; value: BtfStruct | null };
+    try {
+      actual = object.mapLayout(map);
+    } catch (error) {
+      throw new AbiMismatchError({ map, struct: expected.key?.name ?? "(none)", field: "", expected: "a map with BTF", actual: "unreadable" }, { cause: error });
+    }
+    if (expected.key !== null) checkStruct(map, "key", expected.key, actual.key);
+    if (expected.value !== null) checkStruct(map, "value", expected.value, actual.value);
+  }
+}
+
+/** Encodes `values` back to back into one Buffer, the layout batch map operations take. */
+export function encodeArray<T>(codecOf: Codec<T>, values: readonly T[]): Buffer {
+  const size = codecOf.layout.size;
+  const out = Buffer.alloc(size * values.length);
+  values.forEach((value, i) => codecOf.encode(value, out, i * size));
+  return out;
+}

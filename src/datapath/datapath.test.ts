@@ -1,0 +1,654 @@
+/**
+ * The datapath against the real kernel (root): the endpoint object loaded
+ * with pinned maps under a unique bpffs pin root, endpoints bound to dummy
+ * interfaces, and verdicts observed through BPF_PROG_TEST_RUN on packets
+ * from test/lib/packets.ts. Each verdict is checked by its return value AND
+ * by the reason counter it bumped, so "dropped for the right reason" is what
+ * passes. Everything created is removed in `after`, even on failure.
+ */
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import {
+  CFG_EVENTS_ALLOWED,
+  CT_SEEN_REPLY,
+  reasonAllows,
+  REASONS,
+  type FlowEvent,
+  type ReasonName,
+} from "./abi.ts";
+import { Datapath, type ProgramName } from "./datapath.ts";
+import { closeFd, linkInfo, mapInfo, objGet } from "./native.ts";
+import {
+  DIRECTION_EGRESS,
+  DIRECTION_INGRESS,
+  emptyDiff,
+  EP_AUDIT_ISOLATED_INGRESS,
+  EP_ISOLATED_EGRESS,
+  EP_ISOLATED_INGRESS,
+  IDENTITY_ANY,
+  IDENTITY_HOST,
+  IPCACHE_HOST,
+  policyKeyString,
+  PROTOCOL_NUMBERS,
+  VERDICT_ALLOW,
+  VERDICT_DENY,
+  type DesiredState,
+  type Direction,
+  type PolicyEntry,
+  type PolicyVerdict,
+  type StateDiff,
+} from "../policy/desired-state.ts";
+import { buildArpRequest, buildFragments, buildPacket, type PacketSpec } from "../../test/lib/packets.ts";
+import { run, tag, uniquePinRoot } from "../../test/lib/kernel.ts";
+
+const TC_ACT_OK = 0;
+const TC_ACT_SHOT = 2;
+
+// The world of these tests: local pods a (not isolated) and b (isolated both
+// ways, audit-isolated on ingress); c is a remote pod; a /16 CIDR; a host address.
+const A = { v4: "10.0.0.1", v6: "fd00::1", identity: 300 };
+const B = { v4: "10.0.0.2", v6: "fd00::2", identity: 301 };
+const C = { v4: "10.0.0.3", v6: "fd00::3", identity: 302 };
+const CIDR = { cidr: "192.168.0.0/16", inside: "192.168.5.5", identity: 400 };
+const HOST_IP = "10.0.0.254";
+const WORLD_IP = "198.51.100.1";
+const SLOT_A = 10;
+const SLOT_B = 20;
+
+const RULE = {
+  aToB80: 1,
+  anyUdp53: 2,
+  cRange8080: 3,
+  anyDeny81: 4,
+  aAllow81: 5,
+  cAudit9090: 6,
+  cAudit9090Deny: 7,
+  cidr443: 8,
+  egressToC: 9,
+} as const;
+
+function entry(
+  identity: number,
+  direction: Direction,
+  protocol: number,
+  port: number,
+  portPrefixLen: number,
+  verdict: PolicyVerdict,
+  ruleId: number,
+  audit: { verdict: PolicyVerdict; ruleId: number } = { verdict, ruleId },
+): PolicyEntry {
+  return {
+    key: { slot: SLOT_B, identity, direction, protocol, port, portPrefixLen },
+    value: { verdict, auditVerdict: audit.verdict, ruleId, auditRuleId: audit.ruleId },
+  };
+}
+
+const { TCP, UDP } = PROTOCOL_NUMBERS;
+const ALLOW_A_TO_B_80 = entry(A.identity, DIRECTION_INGRESS, TCP, 80, 16, VERDICT_ALLOW, RULE.aToB80);
+const POLICY_B: PolicyEntry[] = [
+  ALLOW_A_TO_B_80,
+  entry(IDENTITY_ANY, DIRECTION_INGRESS, UDP, 53, 16, VERDICT_ALLOW, RULE.anyUdp53),
+  entry(C.identity, DIRECTION_INGRESS, TCP, 8080, 13, VERDICT_ALLOW, RULE.cRange8080), // 8080-8087
+  entry(IDENTITY_ANY, DIRECTION_INGRESS, TCP, 81, 16, VERDICT_DENY, RULE.anyDeny81),
+  entry(A.identity, DIRECTION_INGRESS, TCP, 81, 16, VERDICT_ALLOW, RULE.aAllow81),
+  entry(C.identity, DIRECTION_INGRESS, TCP, 9090, 16, VERDICT_ALLOW, RULE.cAudit9090, { verdict: VERDICT_DENY, ruleId: RULE.cAudit9090Deny }),
+  entry(CIDR.identity, DIRECTION_INGRESS, TCP, 443, 16, VERDICT_ALLOW, RULE.cidr443),
+  entry(C.identity, DIRECTION_EGRESS, 0, 0, 0, VERDICT_ALLOW, RULE.egressToC),
+];
+
+const ENDPOINT_A = { endpointId: 1, identity: A.identity, slot: SLOT_A, flags: 0 };
+const ENDPOINT_B = { endpointId: 2, identity: B.identity, slot: SLOT_B, flags: EP_ISOLATED_INGRESS | EP_ISOLATED_EGRESS | EP_AUDIT_ISOLATED_INGRESS };
+
+const IPCACHE = [
+  { cidr: `${A.v4}/32`, identity: A.identity, flags: 0 },
+  { cidr: `${A.v6}/128`, identity: A.identity, flags: 0 },
+  { cidr: `${B.v4}/32`, identity: B.identity, flags: 0 },
+  { cidr: `${B.v6}/128`, identity: B.identity, flags: 0 },
+  { cidr: `${C.v4}/32`, identity: C.identity, flags: 0 },
+  { cidr: `${C.v6}/128`, identity: C.identity, flags: 0 },
+  { cidr: CIDR.cidr, identity: CIDR.identity, flags: 0 },
+  { cidr: `${HOST_IP}/32`, identity: IDENTITY_HOST, flags: IPCACHE_HOST },
+];
+
+function initialDiff(): StateDiff {
+  return {
+    policyUpserts: POLICY_B,
+    endpointUpserts: [
+      ["t/a", ENDPOINT_A],
+      ["t/b", ENDPOINT_B],
+      ["t/unattached", { endpointId: 3, identity: 303, slot: 30, flags: 0 }],
+    ],
+    ipcacheUpserts: IPCACHE,
+    ipcacheRemovals: [],
+    endpointRemovals: [],
+    policyRemovals: [],
+  };
+}
+
+function stateOf(diff: StateDiff): DesiredState {
+  return {
+    ipcache: new Map(diff.ipcacheUpserts.map((e) => [e.cidr, e])),
+    endpoints: new Map(diff.endpointUpserts),
+    policy: new Map(diff.policyUpserts.map((e) => [policyKeyString(e.key), e])),
+    rules: new Map(),
+    identities: new Map(),
+  };
+}
+
+/** Test interfaces and their ifindexes. */
+interface TestInterfaces {
+  names: string[];
+  ifindexes: number[];
+  remove(): void;
+}
+
+/**
+ * Creates `count` ifb devices: single-ended like dummy devices (which this
+ * kernel lacks: CONFIG_DUMMY is off), enough for test runs, which bind the
+ * skb to an existing device, and for attaching programs.
+ */
+function createInterfaces(count: number): TestInterfaces {
+  const prefix = `pl-${tag()}`;
+  const names: string[] = [];
+  const remove = () => {
+    for (const name of names) {
+      try {
+        run("ip", ["link", "del", name]);
+      } catch {
+        // Already gone (a test may delete its own).
+      }
+    }
+  };
+  try {
+    for (let i = 0; i < count; i++) {
+      run("ip", ["link", "add", `${prefix}${i}`, "type", "ifb"]);
+      names.push(`${prefix}${i}`);
+    }
+  } catch (error) {
+    remove();
+    throw error;
+  }
+  const ifindexes = names.map((name) => Number(readFileSync(`/sys/class/net/${name}/ifindex`, "utf8").trim()));
+  return { names, ifindexes, remove };
+}
+
+let dummies: TestInterfaces;
+let datapath: Datapath;
+let pinRoot: string;
+let ifA: number;
+let ifB: number;
+let ifNoEndpoint: number;
+const events: FlowEvent[] = [];
+let nextPort = 30000;
+
+/** A source port no earlier test used, so each flow starts without conntrack state. */
+function freshPort(): number {
+  return nextPort++;
+}
+
+function ifindexOf(pod: string): number | undefined {
+  return pod === "t/a" ? ifA : pod === "t/b" ? ifB : undefined;
+}
+
+/** Runs `frame` and checks the verdict and that exactly `reason` was counted for it. */
+function expectVerdict(program: ProgramName, ifindex: number, frame: Buffer, reason: ReasonName, message: string): void {
+  const before = datapath.reasonStats();
+  const { retval } = datapath.testRun(program, frame, { ifindex });
+  const after = datapath.reasonStats();
+  const counted = (Object.keys(REASONS) as ReasonName[]).filter((name) => after[name].packets !== before[name].packets);
+  assert.deepEqual(counted, [reason], `${message}: counted reasons`);
+  assert.equal(after[reason].packets - before[reason].packets, 1n, `${message}: one packet`);
+  assert.equal(after[reason].bytes - before[reason].bytes, BigInt(frame.length), `${message}: its bytes`);
+  assert.equal(retval, reasonAllows(REASONS[reason]) ? TC_ACT_OK : TC_ACT_SHOT, `${message}: retval`);
+}
+
+/** From a remote peer into pod b (b's ingress, host-side egress). */
+function intoB(spec: Omit<PacketSpec, "dst"> & { dst?: string }, reason: ReasonName, message: string): void {
+  expectVerdict("to-pod", ifB, buildPacket({ dst: spec.src.includes(":") ? B.v6 : B.v4, ...spec }), reason, message);
+}
+
+/** From pod b out (b's egress, host-side ingress). */
+function fromB(spec: Omit<PacketSpec, "src"> & { src?: string }, reason: ReasonName, message: string): void {
+  expectVerdict("from-pod", ifB, buildPacket({ src: spec.dst.includes(":") ? B.v6 : B.v4, ...spec }), reason, message);
+}
+
+async function waitForEvent(predicate: (event: FlowEvent) => boolean, what: string): Promise<FlowEvent> {
+  for (let waited = 0; waited < 2000; waited += 10) {
+    const found = events.find(predicate);
+    if (found !== undefined) return found;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  assert.fail(`no ${what} event within 2 s; got ${JSON.stringify(events, (_, v: unknown) => (typeof v === "bigint" ? String(v) : v))}`);
+}
+
+function bpftool(...args: string[]): unknown {
+  return JSON.parse(execFileSync("bpftool", ["-j", ...args], { encoding: "utf8" }));
+}
+
+/**
+ * What the kernel says about the link pinned at `pin`: its fdinfo (this
+ * bpftool predates tcx and cannot show tcx links by device) and the name of
+ * its program.
+ */
+function linkAt(pin: string): { id: number; ifindex: number; attachType: string; program: string } {
+  const fd = objGet(pin);
+  try {
+    const fdinfo = readFileSync(`/proc/self/fdinfo/${fd}`, "utf8");
+    const field = (name: string) => new RegExp(`^${name}:\\s*(.+)$`, "m").exec(fdinfo)?.[1] ?? "";
+    const program = bpftool("prog", "show", "id", String(linkInfo(fd).progId)) as { name: string };
+    return { id: Number(field("link_id")), ifindex: Number(field("ifindex")), attachType: field("attach_type"), program: program.name };
+  } finally {
+    closeFd(fd);
+  }
+}
+
+describe("datapath on the real kernel", () => {
+  before(() => {
+    dummies = createInterfaces(3);
+    [ifA = 0, ifB = 0, ifNoEndpoint = 0] = dummies.ifindexes;
+    pinRoot = uniquePinRoot("dp");
+    datapath = Datapath.open({ pinRoot });
+    datapath.events((event) => events.push(event)).unref();
+  });
+
+  after(() => {
+    datapath?.destroy();
+    dummies?.remove();
+  });
+
+  test("loads with pinned maps, checks the BTF layout and writes the default config", () => {
+    for (const map of ["pal_ipcache", "pal_endpoints", "pal_policy", "pal_ct", "pal_frags", "pal_config_map", "pal_rule_stats", "pal_reason_stats", "pal_events"]) {
+      assert.ok(existsSync(join(pinRoot, map)), `${map} is pinned`);
+    }
+    assert.deepEqual(datapath.readConfig(), {
+      revision: 1,
+      flags: 0,
+      ctTimeoutSynS: 60,
+      ctTimeoutEstablishedS: 21600,
+      ctTimeoutClosingS: 10,
+      ctTimeoutUdpS: 60,
+      ctTimeoutOtherS: 60,
+    });
+  });
+
+  test("map sizes are applied when the maps are created", () => {
+    const root = uniquePinRoot("dp-sizes");
+    const sized = Datapath.open({ pinRoot: root, mapSizes: { policy: 4096, conntrack: 2048, ipcache: 1024, endpoints: 64, fragments: 128 } });
+    try {
+      const expected: Record<string, number> = { pal_policy: 4096, pal_ct: 2048, pal_ipcache: 1024, pal_endpoints: 64, pal_frags: 128 };
+      for (const [map, size] of Object.entries(expected)) {
+        const fd = objGet(join(root, map));
+        try {
+          assert.equal(mapInfo(fd).maxEntries, size, map);
+        } finally {
+          closeFd(fd);
+        }
+      }
+    } finally {
+      sized.destroy();
+    }
+  });
+
+  test("apply writes a diff in batches, skips endpoints without an interface and bumps the revision", () => {
+    const result = datapath.apply(initialDiff(), ifindexOf);
+    assert.deepEqual(result, {
+      policyUpserts: POLICY_B.length,
+      endpointUpserts: 2,
+      ipcacheUpserts: IPCACHE.length,
+      ipcacheRemovals: 0,
+      endpointRemovals: 0,
+      policyRemovals: 0,
+      skippedEndpoints: ["t/unattached"],
+      revision: 2,
+    });
+    const state = datapath.readState();
+    assert.deepEqual(state.endpoints, new Map([[ifA, ENDPOINT_A], [ifB, ENDPOINT_B]]));
+    assert.deepEqual(new Set(state.ipcache.map((e) => JSON.stringify(e))), new Set(IPCACHE.map((e) => JSON.stringify(e))));
+    assert.equal(state.policy.length, POLICY_B.length);
+  });
+
+  test("an interface without endpoint state fails closed", () => {
+    const frame = buildPacket({ src: C.v4, dst: B.v4, protocol: "TCP", sport: freshPort(), dport: 80 });
+    expectVerdict("to-pod", ifNoEndpoint, frame, "no-endpoint", "no endpoint, to-pod");
+    expectVerdict("from-pod", ifNoEndpoint, frame, "no-endpoint", "no endpoint, from-pod");
+  });
+
+  test("a direction no policy isolates passes", () => {
+    const frame = buildPacket({ src: C.v4, dst: A.v4, protocol: "TCP", sport: freshPort(), dport: 80 });
+    expectVerdict("to-pod", ifA, frame, "not-isolated", "into a");
+  });
+
+  test("isolated without a matching rule is dropped by default", () => {
+    intoB({ src: C.v4, protocol: "TCP", sport: freshPort(), dport: 80 }, "default-deny", "c to b:80");
+    intoB({ src: WORLD_IP, protocol: "TCP", sport: freshPort(), dport: 80 }, "default-deny", "world to b:80");
+    fromB({ dst: A.v4, protocol: "TCP", sport: freshPort(), dport: 80 }, "default-deny", "b to a (egress isolated)");
+  });
+
+  test("allow by identity, by ANY, by CIDR identity, and by a port range prefix", () => {
+    intoB({ src: A.v4, protocol: "TCP", sport: freshPort(), dport: 80 }, "policy-allow", "a to b:80 by identity");
+    intoB({ src: C.v4, protocol: "UDP", sport: freshPort(), dport: 53 }, "policy-allow", "c to b:53/udp by ANY");
+    intoB({ src: WORLD_IP, protocol: "UDP", sport: freshPort(), dport: 53 }, "policy-allow", "world to b:53/udp by ANY");
+    intoB({ src: CIDR.inside, protocol: "TCP", sport: freshPort(), dport: 443 }, "policy-allow", "CIDR member to b:443");
+    intoB({ src: CIDR.inside, protocol: "TCP", sport: freshPort(), dport: 80 }, "default-deny", "CIDR member to b:80");
+    for (const port of [8080, 8083, 8087]) intoB({ src: C.v4, protocol: "TCP", sport: freshPort(), dport: port }, "policy-allow", `c to b:${port}`);
+    for (const port of [8079, 8088]) intoB({ src: C.v4, protocol: "TCP", sport: freshPort(), dport: port }, "default-deny", `c to b:${port}`);
+    fromB({ dst: C.v4, protocol: "UDP", sport: freshPort(), dport: 7 }, "policy-allow", "b to c, any protocol");
+  });
+
+  test("ingress from a host address passes even when isolated; non-IP frames pass", () => {
+    intoB({ src: HOST_IP, protocol: "TCP", sport: freshPort(), dport: 12345 }, "host", "host to b");
+    expectVerdict("to-pod", ifB, buildArpRequest(C.v4, B.v4), "not-ip", "ARP into b");
+  });
+
+  test("a deny rule beats an allow rule and is reported as a DENIED event", async () => {
+    const sport = freshPort();
+    intoB({ src: A.v4, protocol: "TCP", sport, dport: 81 }, "policy-deny", "a to b:81");
+    const event = await waitForEvent((e) => e.kind === "denied" && e.sport === sport, "denied");
+    assert.equal(event.reason, "policy-deny");
+    assert.equal(event.reasonCode, REASONS["policy-deny"]);
+    assert.equal(event.ruleId, RULE.anyDeny81);
+    assert.equal(event.remoteIdentity, A.identity);
+    assert.equal(event.endpointId, ENDPOINT_B.endpointId);
+    assert.equal(event.ifindex, ifB);
+    assert.equal(event.direction, "ingress");
+    assert.equal(event.family, 4);
+    assert.equal(event.src, A.v4);
+    assert.equal(event.dst, B.v4);
+    assert.equal(event.dport, 81);
+    assert.equal(event.protocol, TCP);
+    assert.equal(event.packetLen, 54);
+  });
+
+  test("an audit-mode deny passes the packet and reports an AUDIT event", async () => {
+    const sport = freshPort();
+    intoB({ src: C.v4, protocol: "TCP", sport, dport: 9090 }, "policy-allow", "c to b:9090");
+    const event = await waitForEvent((e) => e.kind === "audit" && e.sport === sport, "audit");
+    assert.equal(event.ruleId, RULE.cAudit9090Deny);
+    assert.equal(event.reason, "policy-deny");
+    assert.equal(event.src, C.v4);
+  });
+
+  test("allowed new flows are reported only when the config asks for it", async () => {
+    const quiet = freshPort();
+    intoB({ src: A.v4, protocol: "TCP", sport: quiet, dport: 80 }, "policy-allow", "without the flag");
+    datapath.updateConfig({ flags: CFG_EVENTS_ALLOWED });
+    try {
+      const loud = freshPort();
+      intoB({ src: A.v4, protocol: "TCP", sport: loud, dport: 80 }, "policy-allow", "with the flag");
+      const event = await waitForEvent((e) => e.kind === "allowed" && e.sport === loud, "allowed");
+      assert.equal(event.ruleId, RULE.aToB80);
+      assert.equal(event.reason, "policy-allow");
+      assert.equal(events.some((e) => e.sport === quiet), false, "no event for the flow before the flag");
+    } finally {
+      datapath.updateConfig({ flags: 0 });
+    }
+  });
+
+  test("rule statistics count each new flow a rule decided", () => {
+    const before = datapath.ruleStats().get(RULE.aToB80)?.packets ?? 0n;
+    const sport = freshPort();
+    intoB({ src: A.v4, protocol: "TCP", sport, dport: 80 }, "policy-allow", "first flow");
+    intoB({ src: A.v4, protocol: "TCP", sport: freshPort(), dport: 80 }, "policy-allow", "second flow");
+    intoB({ src: A.v4, protocol: "TCP", sport, dport: 80, tcpFlags: ["ack"] }, "established", "not a new flow");
+    assert.equal((datapath.ruleStats().get(RULE.aToB80)?.packets ?? 0n) - before, 2n);
+  });
+
+  test("TCP: the reply of an allowed SYN passes; without the SYN it is dropped", () => {
+    const sport = freshPort();
+    intoB({ src: A.v4, protocol: "TCP", sport, dport: 80 }, "policy-allow", "SYN a to b:80");
+    fromB({ dst: A.v4, protocol: "TCP", sport: 80, dport: sport, tcpFlags: ["syn", "ack"] }, "reply", "SYN-ACK b to a");
+    intoB({ src: A.v4, protocol: "TCP", sport, dport: 80, tcpFlags: ["ack"] }, "established", "ACK a to b");
+    fromB({ dst: A.v4, protocol: "TCP", sport: 80, dport: freshPort(), tcpFlags: ["syn", "ack"] }, "default-deny", "SYN-ACK of no flow");
+    const entry = datapath.conntrackEntries().find((e) => e.key.sport === sport);
+    assert.ok(entry, "the flow is tracked");
+    assert.deepEqual(entry.key, { family: 4, saddr: A.v4, daddr: B.v4, sport, dport: 80, protocol: TCP, direction: DIRECTION_INGRESS, endpointId: ENDPOINT_B.endpointId });
+    assert.equal(entry.value.packets, 3n);
+    assert.ok((entry.value.tcpFlags & CT_SEEN_REPLY) !== 0, "the reply was seen");
+    assert.equal(entry.value.ruleId, RULE.aToB80);
+  });
+
+  test("ICMP: the echo reply to an allowed request passes, an unsolicited one does not", () => {
+    const id = freshPort();
+    fromB({ dst: C.v4, protocol: "ICMP", icmpType: "echo-request", icmpId: id }, "policy-allow", "echo request b to c");
+    intoB({ src: C.v4, protocol: "ICMP", icmpType: "echo-reply", icmpId: id }, "reply", "echo reply c to b");
+    intoB({ src: C.v4, protocol: "ICMP", icmpType: "echo-reply", icmpId: freshPort() }, "default-deny", "unsolicited echo reply");
+  });
+
+  test("ICMP errors about a tracked flow are related; about an unknown flow they are not", () => {
+    const sport = freshPort();
+    fromB({ dst: C.v4, protocol: "UDP", sport, dport: 5000 }, "policy-allow", "b to c:5000/udp");
+    const original = { src: B.v4, dst: C.v4, protocol: "UDP" as const, sport, dport: 5000 };
+    intoB({ src: C.v4, protocol: "ICMP", icmpType: "dest-unreachable", inner: original }, "related", "port unreachable for the flow");
+    intoB({ src: C.v4, protocol: "ICMP", icmpType: "dest-unreachable", inner: { ...original, dport: 5001 } }, "default-deny", "for no flow");
+    const sport6 = freshPort();
+    fromB({ dst: C.v6, protocol: "UDP", sport: sport6, dport: 5000 }, "policy-allow", "b to c:5000/udp over IPv6");
+    const original6 = { src: B.v6, dst: C.v6, protocol: "UDP" as const, sport: sport6, dport: 5000 };
+    intoB({ src: C.v6, protocol: "ICMP", icmpType: "dest-unreachable", inner: original6 }, "related", "ICMPv6 unreachable for the flow");
+  });
+
+  test("IPv6, with extension headers", () => {
+    intoB({ src: A.v6, protocol: "TCP", sport: freshPort(), dport: 80 }, "policy-allow", "a to b:80 over IPv6");
+    intoB({ src: C.v6, protocol: "TCP", sport: freshPort(), dport: 80 }, "default-deny", "c to b:80 over IPv6");
+    intoB({ src: A.v6, protocol: "TCP", sport: freshPort(), dport: 81 }, "policy-deny", "a to b:81 over IPv6");
+    intoB(
+      { src: A.v6, protocol: "TCP", sport: freshPort(), dport: 80, extensionHeaders: ["hop-by-hop", "routing", "dest-options"] },
+      "policy-allow",
+      "a to b:80 behind three extension headers",
+    );
+    intoB(
+      { src: C.v6, protocol: "UDP", sport: freshPort(), dport: 53, extensionHeaders: ["hop-by-hop"] },
+      "policy-allow",
+      "c to b:53/udp behind hop-by-hop",
+    );
+    const id = freshPort();
+    fromB({ dst: C.v6, protocol: "ICMP", icmpType: "echo-request", icmpId: id }, "policy-allow", "ICMPv6 echo request b to c");
+    intoB({ src: C.v6, protocol: "ICMP", icmpType: "echo-reply", icmpId: id }, "reply", "ICMPv6 echo reply");
+  });
+
+  test("IPv4 options do not hide the transport header", () => {
+    const routerAlert = Buffer.from([0x94, 0x04, 0x00, 0x00]);
+    intoB({ src: A.v4, protocol: "TCP", sport: freshPort(), dport: 80, ipOptions: routerAlert }, "policy-allow", "with options, allowed");
+    intoB({ src: C.v4, protocol: "TCP", sport: freshPort(), dport: 80, ipOptions: routerAlert }, "default-deny", "with options, denied");
+  });
+
+  test("later fragments follow their first fragment's verdict (IPv4 and IPv6)", () => {
+    for (const [src, family] of [[C.v4, 4], [C.v6, 6]] as const) {
+      const dst = family === 4 ? B.v4 : B.v6;
+      const allowed = buildFragments({ src, dst, protocol: "UDP", sport: freshPort(), dport: 53, payload: Buffer.alloc(64, 1) }, 24, 0x1001);
+      assert.equal(allowed.length, 3);
+      expectVerdict("to-pod", ifB, allowed[0]!, "policy-allow", `IPv${family} first fragment, allowed`);
+      expectVerdict("to-pod", ifB, allowed[1]!, "fragment", `IPv${family} second fragment`);
+      expectVerdict("to-pod", ifB, allowed[2]!, "fragment", `IPv${family} last fragment`);
+      const denied = buildFragments({ src, dst, protocol: "UDP", sport: freshPort(), dport: 54, payload: Buffer.alloc(64, 2) }, 24, 0x1002);
+      expectVerdict("to-pod", ifB, denied[0]!, "default-deny", `IPv${family} first fragment, denied`);
+      assert.equal(datapath.testRun("to-pod", denied[1]!, { ifindex: ifB }).retval, TC_ACT_SHOT, `IPv${family} later fragment of a denied datagram`);
+      const orphan = buildPacket({ src, dst, protocol: "UDP", fragment: { offset: 24, more: false, id: 0x1003 }, payload: Buffer.alloc(16) });
+      expectVerdict("to-pod", ifB, orphan, "frag-unknown", `IPv${family} later fragment without its first`);
+    }
+  });
+
+  test("a policy change revokes an established flow on its next packet", async () => {
+    const sport = freshPort();
+    intoB({ src: A.v4, protocol: "TCP", sport, dport: 80 }, "policy-allow", "SYN before the change");
+    fromB({ dst: A.v4, protocol: "TCP", sport: 80, dport: sport, tcpFlags: ["syn", "ack"] }, "reply", "SYN-ACK before the change");
+    const revisionBefore = datapath.readConfig().revision;
+    const result = datapath.apply({ ...emptyDiff(), policyRemovals: [ALLOW_A_TO_B_80.key] }, ifindexOf);
+    assert.equal(result.policyRemovals, 1);
+    assert.equal(result.revision, revisionBefore + 1);
+    intoB({ src: A.v4, protocol: "TCP", sport, dport: 80, tcpFlags: ["ack"] }, "revoked", "ACK after the change");
+    const event = await waitForEvent((e) => e.reason === "revoked" && e.sport === sport, "revoked");
+    assert.equal(event.kind, "denied");
+    assert.equal(datapath.conntrackEntries().some((e) => e.key.sport === sport), false, "the entry is gone");
+    fromB({ dst: A.v4, protocol: "TCP", sport: 80, dport: sport, tcpFlags: ["ack"] }, "default-deny", "reply after the change");
+    intoB({ src: A.v4, protocol: "TCP", sport: freshPort(), dport: 80 }, "default-deny", "new SYN after the change");
+    // A flow the new policy still allows survives the revision bump.
+    const udp = freshPort();
+    intoB({ src: C.v4, protocol: "UDP", sport: udp, dport: 53 }, "policy-allow", "UDP before a second change");
+    datapath.bumpRevision();
+    intoB({ src: C.v4, protocol: "UDP", sport: udp, dport: 53 }, "established", "UDP after the bump: re-checked and kept");
+    datapath.apply({ ...emptyDiff(), policyUpserts: [ALLOW_A_TO_B_80] }, ifindexOf);
+  });
+
+  test("conntrack GC deletes entries past their deadline and keeps the rest", async () => {
+    datapath.clearConntrack();
+    datapath.updateConfig({ ctTimeoutUdpS: 1 });
+    try {
+      const shortLived = freshPort();
+      intoB({ src: C.v4, protocol: "UDP", sport: shortLived, dport: 53 }, "policy-allow", "UDP flow, 1 s timeout");
+      const longLived = freshPort();
+      intoB({ src: A.v4, protocol: "TCP", sport: longLived, dport: 80 }, "policy-allow", "TCP flow, 60 s SYN timeout");
+      assert.equal(datapath.gcConntrack(), 0, "nothing expired yet");
+      await new Promise((resolve) => setTimeout(resolve, 1200));
+      assert.equal(datapath.gcConntrack(), 1);
+      const left = datapath.conntrackEntries().map((e) => e.key.sport);
+      assert.deepEqual(left, [longLived]);
+      const entry = datapath.conntrackEntries()[0];
+      assert.ok(entry);
+      assert.equal(datapath.gcConntrack(entry.value.expiresNs + 1n), 1, "an explicit clock past the deadline");
+    } finally {
+      datapath.updateConfig({ ctTimeoutUdpS: 60 });
+    }
+  });
+
+  test("re-adoption: a second instance on the same pin root sees the same maps", () => {
+    const second = Datapath.open({ pinRoot });
+    try {
+      assert.deepEqual(second.readState(), datapath.readState());
+      assert.deepEqual(second.readConfig(), datapath.readConfig());
+      second.setEndpoint(ifNoEndpoint, { endpointId: 77, identity: 377, slot: 70, flags: 0 });
+      assert.deepEqual(datapath.readState().endpoints.get(ifNoEndpoint), { endpointId: 77, identity: 377, slot: 70, flags: 0 });
+      assert.equal(second.removeEndpoint(ifNoEndpoint), true);
+      assert.equal(datapath.readState().endpoints.has(ifNoEndpoint), false);
+    } finally {
+      second.close();
+    }
+    assert.ok(existsSync(join(pinRoot, "pal_policy")), "close() leaves the pins");
+  });
+
+  test("replaceAll writes only the difference between the maps and the state", () => {
+    const state = stateOf(initialDiff());
+    const same = datapath.replaceAll(state, ifindexOf);
+    assert.deepEqual(
+      { ...same, revision: 0 },
+      { policyUpserts: 0, endpointUpserts: 0, ipcacheUpserts: 0, ipcacheRemovals: 0, endpointRemovals: 0, policyRemovals: 0, skippedEndpoints: ["t/unattached"], revision: 0 },
+    );
+    const revision = datapath.readConfig().revision;
+    assert.equal(same.revision, revision, "no writes, no bump");
+
+    const changed = stateOf(initialDiff());
+    changed.policy.delete(policyKeyString(POLICY_B[1]!.key));
+    // Any protocol from c: covers port 80 (no other entry of c does); the 8080/13 entry stays more specific.
+    const denyAll = entry(C.identity, DIRECTION_INGRESS, 0, 0, 0, VERDICT_DENY, 99);
+    changed.policy.set(policyKeyString(denyAll.key), denyAll);
+    changed.ipcache.set(CIDR.cidr, { cidr: CIDR.cidr, identity: 401, flags: 0 });
+    changed.ipcache.delete(`${HOST_IP}/32`);
+    changed.endpoints.delete("t/a");
+    const result = datapath.replaceAll(changed, ifindexOf);
+    assert.deepEqual(result, {
+      policyUpserts: 1,
+      endpointUpserts: 0,
+      ipcacheUpserts: 1,
+      ipcacheRemovals: 1,
+      endpointRemovals: 1,
+      policyRemovals: 1,
+      skippedEndpoints: ["t/unattached"],
+      revision: revision + 1,
+    });
+    const frame = buildPacket({ src: A.v4, dst: B.v4, protocol: "TCP", sport: freshPort(), dport: 80 });
+    expectVerdict("to-pod", ifA, frame, "no-endpoint", "a's endpoint was removed");
+    intoB({ src: C.v4, protocol: "TCP", sport: freshPort(), dport: 80 }, "policy-deny", "the new any-protocol deny for c");
+    intoB({ src: CIDR.inside, protocol: "TCP", sport: freshPort(), dport: 443 }, "default-deny", "the CIDR's new identity has no rule");
+
+    const restored = datapath.replaceAll(state, ifindexOf);
+    assert.deepEqual(
+      { ...restored, revision: 0 },
+      { policyUpserts: 1, endpointUpserts: 1, ipcacheUpserts: 2, ipcacheRemovals: 0, endpointRemovals: 0, policyRemovals: 1, skippedEndpoints: ["t/unattached"], revision: 0 },
+    );
+    intoB({ src: C.v4, protocol: "TCP", sport: freshPort(), dport: 80 }, "default-deny", "back to the original policy");
+  });
+
+  test("attach pins tcx links that outlive the instance; re-attach is a no-op; detach removes them", () => {
+    assert.equal(datapath.attach(ifA), "tcx");
+    const pins = ["ingress", "egress"].map((d) => join(pinRoot, "links", `${ifA}-${d}`));
+    const expected = [
+      { ifindex: ifA, attachType: "46 (ingress)", program: "pal_from_pod" },
+      { ifindex: ifA, attachType: "47 (egress)", program: "pal_to_pod" },
+    ];
+    const first = pins.map(linkAt);
+    assert.deepEqual(first.map(({ id: _, ...rest }) => rest), expected);
+    assert.equal(datapath.attach(ifA), "tcx", "re-attaching");
+    assert.deepEqual(pins.map(linkAt), first, "the same links");
+
+    datapath.close();
+    datapath = Datapath.open({ pinRoot });
+    datapath.events((event) => events.push(event)).unref();
+    assert.deepEqual(datapath.attachedInterfaces(), [ifA], "found again by a new instance");
+    assert.deepEqual(pins.map(linkAt), first, "still attached after close()");
+    assert.equal(datapath.attach(ifA), "tcx");
+    assert.deepEqual(pins.map(linkAt), first, "re-attaching from the new instance keeps the links");
+    assert.equal(datapath.detach(ifA), true);
+    for (const pin of pins) assert.equal(existsSync(pin), false, `${pin} removed`);
+    const remaining = (bpftool("link", "show") as { id: number }[]).map((link) => link.id);
+    for (const link of first) assert.ok(!remaining.includes(link.id), `link ${link.id} released`);
+    assert.equal(datapath.detach(ifA), false, "detaching twice");
+  });
+
+  test("the tc fallback attaches clsact filters and detaches them", () => {
+    const ifname = dummies.names[1]!;
+    assert.equal(datapath.attach(ifB, { mode: "tc" }), "tc");
+    assert.equal(datapath.attach(ifB, { mode: "tc" }), "tc", "re-attaching replaces in place");
+    const filters = (direction: string) => execFileSync("tc", ["filter", "show", "dev", ifname, direction], { encoding: "utf8" });
+    assert.match(filters("ingress"), /pal_from_pod/);
+    assert.match(filters("egress"), /pal_to_pod/);
+    assert.equal(filters("ingress").match(/handle 0x70616c/g)?.length, 1, "one filter, not two");
+    assert.equal(datapath.detach(ifB), true);
+    assert.doesNotMatch(filters("ingress"), /pal_from_pod/);
+    assert.doesNotMatch(filters("egress"), /pal_to_pod/);
+  });
+
+  test("a pinned link of a vanished interface is cleaned up on open", () => {
+    const extra = createInterfaces(1);
+    const ifindex = extra.ifindexes[0]!;
+    try {
+      datapath.attach(ifindex);
+    } finally {
+      extra.remove();
+    }
+    const pin = join(pinRoot, "links", `${ifindex}-ingress`);
+    assert.ok(existsSync(pin), "the pin outlives the device");
+    const fdinfoIfindex = (() => {
+      const fd = objGet(pin);
+      try {
+        return /^ifindex:\s*(\d+)/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, "utf8"))?.[1];
+      } finally {
+        closeFd(fd);
+      }
+    })();
+    assert.equal(fdinfoIfindex, "0", "the kernel marks the link defunct");
+    const second = Datapath.open({ pinRoot });
+    try {
+      assert.equal(existsSync(pin), false);
+      assert.equal(existsSync(join(pinRoot, "links", `${ifindex}-egress`)), false);
+      assert.ok(!second.attachedInterfaces().includes(ifindex));
+    } finally {
+      second.close();
+    }
+  });
+
+  test("destroy removes the pin root", () => {
+    const root = uniquePinRoot("dp-destroy");
+    const temporary = Datapath.open({ pinRoot: root });
+    temporary.setEndpoint(ifA, ENDPOINT_A);
+    temporary.destroy();
+    assert.equal(existsSync(root), false);
+    const again = Datapath.open({ pinRoot: root });
+    try {
+      assert.equal(again.readState().endpoints.size, 0, "a fresh start after destroy");
+    } finally {
+      again.destroy();
+    }
+  });
+});

@@ -1,0 +1,810 @@
+/**
+ * The datapath façade: loads the endpoint program with its maps pinned (and
+ * re-adopted when already pinned), writes desired state as ordered, batched
+ * map changes, attaches to interfaces through pinned tcx links (tc clsact as
+ * the fallback), and reads back verdict statistics, conntrack and flow
+ * events. The only code above `native.ts` that touches the kernel.
+ *
+ * @module
+ */
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, unlinkSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { formatAddress, parseCidr } from "./address.ts";
+import {
+  AbiMismatchError,
+  checkLayout,
+  configCodec,
+  ctKeyCodec,
+  ctValueCodec,
+  decodeFlowEvent,
+  DEFAULT_CONFIG,
+  endpointKeyCodec,
+  endpointValueCodec,
+  fragKeyCodec,
+  ipcacheKeyCodec,
+  ipcacheValueCodec,
+  MAP_NAMES,
+  policyKeyCodec,
+  policyValueCodec,
+  REASONS,
+  sumPerCpuCounters,
+  u32Codec,
+  type Codec,
+  type Counter,
+  type CtKey,
+  type CtValue,
+  type DatapathConfig,
+  type FlowEvent,
+  type IpcacheKey,
+  type MapName,
+  type ReasonName,
+} from "./abi.ts";
+import {
+  attachTc,
+  attachTcx,
+  BpfError,
+  closeFd,
+  detachTc,
+  linkDetach,
+  mapDelete,
+  mapDeleteBatch,
+  mapGetNextKey,
+  mapLookup,
+  mapUpdate,
+  mapUpdateBatch,
+  objGet,
+  objPin,
+  openObject,
+  RingBufferReader,
+  testRun,
+  type BpfObject,
+  type MapDescription,
+  type TcDirection,
+} from "./native.ts";
+import type { DesiredState, EndpointState, IpcacheEntry, PolicyEntry, StateDiff } from "../policy/desired-state.ts";
+
+/** `max_entries` overrides, applied when the maps are created (pinned maps keep theirs). */
+export interface MapSizes {
+  policy?: number;
+  ipcache?: number;
+  endpoints?: number;
+  conntrack?: number;
+  fragments?: number;
+}
+
+/** Options of {@link Datapath.open}. */
+export interface DatapathOptions {
+  /** The BPF object; default `<repo>/bpf/out/endpoint.bpf.o`. */
+  objectPath?: string;
+  /** bpffs directory the maps are pinned in by name (and links under `links/`); created if absent. */
+  pinRoot: string;
+  mapSizes?: MapSizes;
+}
+
+/** How {@link Datapath.attach} hooks a program to an interface. `auto` = tcx, else tc clsact. */
+export type AttachMode = "auto" | "tcx" | "tc";
+
+/** A program of the endpoint object, by the direction of the pod's traffic it sees. */
+export type ProgramName = "from-pod" | "to-pod";
+
+/** Map writes made by {@link Datapath.apply} or {@link Datapath.replaceAll}. */
+export interface ApplyResult {
+  policyUpserts: number;
+  endpointUpserts: number;
+  ipcacheUpserts: number;
+  ipcacheRemovals: number;
+  endpointRemovals: number;
+  policyRemovals: number;
+  /** Pod keys whose interface is not known yet: their endpoint entries were not written. */
+  skippedEndpoints: string[];
+  /** pal_config.revision after the change (bumped only when something was written). */
+  revision: number;
+}
+
+/** Outcome of {@link Datapath.testRun}. */
+export interface DatapathTestRun {
+  /** TC_ACT_OK (0) = pass, TC_ACT_SHOT (2) = drop. */
+  retval: number;
+  /** Kernel-measured average per run. */
+  durationNs: number;
+}
+
+/** A conntrack entry, decoded. */
+export interface ConntrackEntry {
+  key: CtKey;
+  value: CtValue;
+}
+
+/** An open flow event stream. */
+export interface EventSubscription {
+  /** Stops delivering events. Idempotent. */
+  close(): void;
+  /** Lets the process exit while the subscription is open. */
+  unref(): void;
+}
+
+/** The decoded contents of the state maps, as {@link Datapath.readState} returns them. */
+export interface MapState {
+  endpoints: Map<number, EndpointState>;
+  ipcache: IpcacheEntry[];
+  policy: PolicyEntry[];
+}
+
+/** A datapath operation failed; the message names the object and map, `cause` holds the kernel's error. */
+export class DatapathError extends Error {
+  override name = "DatapathError";
+}
+
+const PROGRAMS: Record<ProgramName, string> = { "from-pod": "pal_from_pod", "to-pod": "pal_to_pod" };
+/** Host-side ingress sees what the pod sends; host-side egress what it receives. */
+const HOOKS: readonly { direction: TcDirection; program: ProgramName }[] = [
+  { direction: "ingress", program: "from-pod" },
+  { direction: "egress", program: "to-pod" },
+];
+const TC_FILTER = { handle: 0x70616c, priority: 0x7061 } as const;
+const BATCH_ENTRIES = 16_384;
+const LINK_PIN = /^(\d+)-(ingress|egress)$/;
+/** Errors of bpf_link_create meaning "this kernel has no tcx". */
+const NO_TCX = new Set(["EINVAL", "EOPNOTSUPP", "ENOTSUPP", "ENOTSUP"]);
+
+function repositoryRoot(): string {
+  const start = dirname(fileURLToPath(import.meta.url));
+  for (let dir = start; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, "package.json"))) return dir;
+    if (dirname(dir) === dir) throw new DatapathError(`Cannot find the repository root: no package.json in "${start}" or above`);
+  }
+}
+
+/** The default BPF object: `<repo>/bpf/out/endpoint.bpf.o`. */
+export function defaultObjectPath(): string {
+  return join(repositoryRoot(), "bpf", "out", "endpoint.bpf.o");
+}
+
+/** The ipcache key of a CIDR in canonical text (`10.0.0.0/8`). */
+export function ipcacheKeyOf(cidr: string): IpcacheKey {
+  const parsed = parseCidr(cidr);
+  return { family: parsed.family, address: formatAddress(parsed.family, parsed.bytes), prefixLen: parsed.prefixLen };
+}
+
+/** The kernel's CLOCK_MONOTONIC in ns, the clock of bpf_ktime_get_ns() and conntrack deadlines. */
+function monotonicNowNs(): bigint {
+  return process.hrtime.bigint();
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Encoded writes for one map: keys (and values) back to back. */
+interface EncodedWrites {
+  keys: Buffer[];
+  values: Buffer[];
+}
+
+function emptyWrites(): EncodedWrites {
+  return { keys: [], values: [] };
+}
+
+/** Every map change of one apply, in the order they are written. */
+interface EncodedChange {
+  policyUpserts: EncodedWrites;
+  endpointUpserts: EncodedWrites;
+  ipcacheUpserts: EncodedWrites;
+  ipcacheRemovals: Buffer[];
+  endpointRemovals: Buffer[];
+  policyRemovals: Buffer[];
+  skippedEndpoints: string[];
+}
+
+function emptyChange(): EncodedChange {
+  return {
+    policyUpserts: emptyWrites(),
+    endpointUpserts: emptyWrites(),
+    ipcacheUpserts: emptyWrites(),
+    ipcacheRemovals: [],
+    endpointRemovals: [],
+    policyRemovals: [],
+    skippedEndpoints: [],
+  };
+}
+
+/**
+ * The kernel datapath of one node: the loaded endpoint program and its
+ * pinned maps.
+ *
+ * @example
+ * ```ts
+ * const datapath = Datapath.open({ pinRoot: "/sys/fs/bpf/palisade" });
+ * datapath.replaceAll(compiler.state(), (pod) => interfaces.get(pod));
+ * datapath.attach(ifindex);
+ * const events = datapath.events((event) => log.info(event));
+ * // ... later, on shutdown: kernel state stays pinned for the next agent
+ * events.close();
+ * datapath.close();
+ * ```
+ */
+export class Datapath {
+  /** The bpffs directory holding the pinned maps and `links/`. */
+  readonly pinRoot: string;
+  /** The BPF object the programs were loaded from. */
+  readonly objectPath: string;
+  readonly #object: BpfObject;
+  readonly #maps: Record<MapName, MapDescription>;
+  readonly #programFds: Record<ProgramName, number>;
+  /** Interfaces this instance wrote endpoint entries for, by pod key: removals by pod key need them. */
+  readonly #endpointIfindex = new Map<string, number>();
+  readonly #subscriptions = new Set<EventSubscription>();
+  #closed = false;
+
+  private constructor(pinRoot: string, objectPath: string, object: BpfObject) {
+    this.pinRoot = pinRoot;
+    this.objectPath = objectPath;
+    this.#object = object;
+    this.#maps = Object.fromEntries(Object.values(MAP_NAMES).map((name) => [name, object.map(name)])) as Record<MapName, MapDescription>;
+    this.#programFds = { "from-pod": object.program(PROGRAMS["from-pod"]).fd, "to-pod": object.program(PROGRAMS["to-pod"]).fd };
+  }
+
+  /**
+   * Loads the endpoint object with its maps pinned by name under `pinRoot`,
+   * re-adopting maps already pinned there (an agent restart keeps every
+   * entry), checks the map layouts against the ABI codecs, writes the
+   * default config if none is set, and removes pinned links of interfaces
+   * that no longer exist.
+   *
+   * @example
+   * ```ts
+   * const datapath = Datapath.open({ pinRoot: "/sys/fs/bpf/palisade", mapSizes: { policy: 65536 } });
+   * ```
+   */
+  static open(options: DatapathOptions): Datapath {
+    const objectPath = options.objectPath ?? defaultObjectPath();
+    const { pinRoot } = options;
+    const sizes = options.mapSizes ?? {};
+    const mapMaxEntries: Record<string, number> = {};
+    const sizeOf: [number | undefined, MapName][] = [
+      [sizes.policy, MAP_NAMES.policy],
+      [sizes.ipcache, MAP_NAMES.ipcache],
+      [sizes.endpoints, MAP_NAMES.endpoints],
+      [sizes.conntrack, MAP_NAMES.conntrack],
+      [sizes.fragments, MAP_NAMES.fragments],
+    ];
+    for (const [size, map] of sizeOf) if (size !== undefined) mapMaxEntries[map] = size;
+
+    let object: BpfObject;
+    try {
+      mkdirSync(join(pinRoot, "links"), { recursive: true });
+      object = openObject(objectPath, { pinRoot, mapMaxEntries });
+    } catch (error) {
+      throw new DatapathError(`Cannot open datapath object "${objectPath}" with pin root "${pinRoot}": ${describe(error)}`, { cause: error });
+    }
+    try {
+      checkLayout(object);
+      const datapath = new Datapath(pinRoot, objectPath, object);
+      datapath.#initConfig();
+      datapath.#pruneStaleLinks();
+      return datapath;
+    } catch (error) {
+      object.close();
+      if (error instanceof AbiMismatchError) throw error;
+      throw new DatapathError(`Cannot open datapath object "${objectPath}" with pin root "${pinRoot}": ${describe(error)}`, { cause: error });
+    }
+  }
+
+  /** Closes event subscriptions and the object's fds; pinned maps and links stay in the kernel. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    for (const subscription of [...this.#subscriptions]) subscription.close();
+    this.#object.close();
+    this.#closed = true;
+  }
+
+  /** Closes, then removes the pin directory: maps and attachments of this pin root are gone. */
+  destroy(): void {
+    this.close();
+    rmSync(this.pinRoot, { recursive: true, force: true });
+  }
+
+  #fd(map: MapName): number {
+    if (this.#closed) throw new DatapathError(`Cannot use map "${map}" of pin root "${this.pinRoot}": the datapath is closed`);
+    return this.#maps[map].fd;
+  }
+
+  // ---- config ----
+
+  #initConfig(): void {
+    if (this.readConfig().revision === 0) this.#writeConfig({ ...DEFAULT_CONFIG });
+  }
+
+  #writeConfig(config: DatapathConfig): void {
+    mapUpdate(this.#fd(MAP_NAMES.config), u32Codec.encode(0), configCodec.encode(config));
+  }
+
+  /** The current pal_config. */
+  readConfig(): DatapathConfig {
+    const value = mapLookup(this.#fd(MAP_NAMES.config), u32Codec.encode(0), configCodec.layout.size);
+    if (value === null) throw new DatapathError(`Cannot read map "${MAP_NAMES.config}" of pin root "${this.pinRoot}": entry 0 is missing`);
+    return configCodec.decode(value);
+  }
+
+  /**
+   * Changes config fields other than the revision (timeouts, flags) and
+   * returns the new config.
+   *
+   * @example
+   * ```ts
+   * datapath.updateConfig({ flags: CFG_EVENTS_ALLOWED, ctTimeoutUdpS: 30 });
+   * ```
+   */
+  updateConfig(patch: Partial<Omit<DatapathConfig, "revision">>): DatapathConfig {
+    const config = { ...this.readConfig(), ...patch };
+    this.#writeConfig(config);
+    return config;
+  }
+
+  /** Bumps pal_config.revision (skipping 0, which means "unset"), so tracked flows are re-checked; returns it. */
+  bumpRevision(): number {
+    const config = this.readConfig();
+    config.revision = config.revision >= 0xffffffff ? 1 : config.revision + 1;
+    this.#writeConfig(config);
+    return config.revision;
+  }
+
+  // ---- desired state ----
+
+  /**
+   * Applies a diff in the documented order — policy upserts, endpoint
+   * upserts, ipcache upserts, ipcache removals, endpoint removals, policy
+   * removals — in batches, then bumps the revision so established flows are
+   * re-checked against the new policy. Endpoints whose interface is unknown
+   * (`ifindexOf` answers undefined) are skipped and reported; write them with
+   * {@link setEndpoint} when the interface appears.
+   *
+   * @example
+   * ```ts
+   * const result = datapath.apply(compiler.commit(), (pod) => interfaces.get(pod));
+   * if (result.skippedEndpoints.length > 0) log.info("waiting for interfaces", result.skippedEndpoints);
+   * ```
+   */
+  apply(diff: StateDiff, ifindexOf: (podKey: string) => number | undefined): ApplyResult {
+    const change = emptyChange();
+    for (const entry of diff.policyUpserts) {
+      change.policyUpserts.keys.push(policyKeyCodec.encode(entry.key));
+      change.policyUpserts.values.push(policyValueCodec.encode(entry.value));
+    }
+    for (const [podKey, state] of diff.endpointUpserts) {
+      const ifindex = ifindexOf(podKey);
+      if (ifindex === undefined) {
+        change.skippedEndpoints.push(podKey);
+        continue;
+      }
+      const previous = this.#endpointIfindex.get(podKey);
+      // The pod's interface changed: its old entry goes with the removals.
+      if (previous !== undefined && previous !== ifindex) change.endpointRemovals.push(endpointKeyCodec.encode({ ifindex: previous }));
+      this.#endpointIfindex.set(podKey, ifindex);
+      change.endpointUpserts.keys.push(endpointKeyCodec.encode({ ifindex }));
+      change.endpointUpserts.values.push(endpointValueCodec.encode(state));
+    }
+    for (const entry of diff.ipcacheUpserts) {
+      change.ipcacheUpserts.keys.push(ipcacheKeyCodec.encode(ipcacheKeyOf(entry.cidr)));
+      change.ipcacheUpserts.values.push(ipcacheValueCodec.encode({ identity: entry.identity, flags: entry.flags }));
+    }
+    for (const cidr of diff.ipcacheRemovals) change.ipcacheRemovals.push(ipcacheKeyCodec.encode(ipcacheKeyOf(cidr)));
+    for (const podKey of diff.endpointRemovals) {
+      const ifindex = ifindexOf(podKey) ?? this.#endpointIfindex.get(podKey);
+      this.#endpointIfindex.delete(podKey);
+      if (ifindex !== undefined) change.endpointRemovals.push(endpointKeyCodec.encode({ ifindex }));
+    }
+    for (const key of diff.policyRemovals) change.policyRemovals.push(policyKeyCodec.encode(key));
+    return this.#write(change);
+  }
+
+  /**
+   * A full sync: reads back what the endpoint, ipcache and policy maps hold,
+   * and writes only the difference to `state` (same order as {@link apply}).
+   * Entries the state does not have are removed, including endpoints whose
+   * interface `ifindexOf` does not know. This is how a restarted agent
+   * re-adopts the kernel state without disturbing traffic.
+   *
+   * @example
+   * ```ts
+   * const datapath = Datapath.open({ pinRoot });
+   * datapath.replaceAll(compiler.state(), (pod) => interfaces.get(pod)); // usually a handful of writes
+   * ```
+   */
+  replaceAll(state: DesiredState, ifindexOf: (podKey: string) => number | undefined): ApplyResult {
+    const change = emptyChange();
+
+    const policy = new Map<string, [Buffer, Buffer]>();
+    for (const entry of state.policy.values()) {
+      const key = policyKeyCodec.encode(entry.key);
+      policy.set(key.toString("hex"), [key, policyValueCodec.encode(entry.value)]);
+    }
+    const endpoints = new Map<string, [Buffer, Buffer]>();
+    this.#endpointIfindex.clear();
+    for (const [podKey, endpoint] of state.endpoints) {
+      const ifindex = ifindexOf(podKey);
+      if (ifindex === undefined) {
+        change.skippedEndpoints.push(podKey);
+        continue;
+      }
+      this.#endpointIfindex.set(podKey, ifindex);
+      const key = endpointKeyCodec.encode({ ifindex });
+      endpoints.set(key.toString("hex"), [key, endpointValueCodec.encode(endpoint)]);
+    }
+    const ipcache = new Map<string, [Buffer, Buffer]>();
+    for (const entry of state.ipcache.values()) {
+      const key = ipcacheKeyCodec.encode(ipcacheKeyOf(entry.cidr));
+      ipcache.set(key.toString("hex"), [key, ipcacheValueCodec.encode({ identity: entry.identity, flags: entry.flags })]);
+    }
+
+    const diffAgainstMap = (map: MapName, keySize: number, valueSize: number, desired: Map<string, [Buffer, Buffer]>, upserts: EncodedWrites, removals: Buffer[]) => {
+      const current = this.#readRaw(map, keySize, valueSize);
+      for (const [hex, [key, value]] of desired) {
+        if (!current.get(hex)?.equals(value)) {
+          upserts.keys.push(key);
+          upserts.values.push(value);
+        }
+      }
+      for (const hex of current.keys()) if (!desired.has(hex)) removals.push(Buffer.from(hex, "hex"));
+    };
+    diffAgainstMap(MAP_NAMES.policy, policyKeyCodec.layout.size, policyValueCodec.layout.size, policy, change.policyUpserts, change.policyRemovals);
+    diffAgainstMap(MAP_NAMES.endpoints, endpointKeyCodec.layout.size, endpointValueCodec.layout.size, endpoints, change.endpointUpserts, change.endpointRemovals);
+    diffAgainstMap(MAP_NAMES.ipcache, ipcacheKeyCodec.layout.size, ipcacheValueCodec.layout.size, ipcache, change.ipcacheUpserts, change.ipcacheRemovals);
+    return this.#write(change);
+  }
+
+  #write(change: EncodedChange): ApplyResult {
+    const upsert = (map: MapName, writes: EncodedWrites) => {
+      const fd = this.#fd(map);
+      for (let from = 0; from < writes.keys.length; from += BATCH_ENTRIES) {
+        const keys = writes.keys.slice(from, from + BATCH_ENTRIES);
+        try {
+          mapUpdateBatch(fd, Buffer.concat(keys), Buffer.concat(writes.values.slice(from, from + BATCH_ENTRIES)), keys.length);
+        } catch (error) {
+          throw new DatapathError(`Cannot write ${keys.length} entries to map "${map}" of pin root "${this.pinRoot}": ${describe(error)}`, { cause: error });
+        }
+      }
+      return writes.keys.length;
+    };
+    const remove = (map: MapName, keys: Buffer[]) => {
+      const fd = this.#fd(map);
+      let removed = 0;
+      for (let from = 0; from < keys.length; from += BATCH_ENTRIES) {
+        const chunk = keys.slice(from, from + BATCH_ENTRIES);
+        try {
+          removed += mapDeleteBatch(fd, Buffer.concat(chunk), chunk.length);
+        } catch (error) {
+          throw new DatapathError(`Cannot delete ${chunk.length} entries from map "${map}" of pin root "${this.pinRoot}": ${describe(error)}`, { cause: error });
+        }
+      }
+      return removed;
+    };
+    // The order is the contract of StateDiff: new slots exist before endpoints switch to them,
+    // and old slots go only after no endpoint points at them.
+    const result: Omit<ApplyResult, "revision"> = {
+      policyUpserts: upsert(MAP_NAMES.policy, change.policyUpserts),
+      endpointUpserts: upsert(MAP_NAMES.endpoints, change.endpointUpserts),
+      ipcacheUpserts: upsert(MAP_NAMES.ipcache, change.ipcacheUpserts),
+      ipcacheRemovals: remove(MAP_NAMES.ipcache, change.ipcacheRemovals),
+      endpointRemovals: remove(MAP_NAMES.endpoints, change.endpointRemovals),
+      policyRemovals: remove(MAP_NAMES.policy, change.policyRemovals),
+      skippedEndpoints: change.skippedEndpoints,
+    };
+    const written =
+      result.policyUpserts + result.endpointUpserts + result.ipcacheUpserts + result.ipcacheRemovals + result.endpointRemovals + result.policyRemovals;
+    const revision = written > 0 ? this.bumpRevision() : this.readConfig().revision;
+    return { ...result, revision };
+  }
+
+  /**
+   * Writes the endpoint entry of an interface directly (the agent calls this
+   * when a pod's interface appears after its state was computed). Replacing a
+   * different entry bumps the revision so the interface's flows are re-checked.
+   */
+  setEndpoint(ifindex: number, state: EndpointState): void {
+    const fd = this.#fd(MAP_NAMES.endpoints);
+    const key = endpointKeyCodec.encode({ ifindex });
+    const value = endpointValueCodec.encode(state);
+    const previous = mapLookup(fd, key, endpointValueCodec.layout.size);
+    mapUpdate(fd, key, value);
+    if (previous !== null && !previous.equals(value)) this.bumpRevision();
+  }
+
+  /** Removes the endpoint entry of an interface (its packets are then dropped); false if there was none. */
+  removeEndpoint(ifindex: number): boolean {
+    for (const [podKey, known] of this.#endpointIfindex) if (known === ifindex) this.#endpointIfindex.delete(podKey);
+    return mapDelete(this.#fd(MAP_NAMES.endpoints), endpointKeyCodec.encode({ ifindex }));
+  }
+
+  #readRaw(map: MapName, keySize: number, valueSize: number): Map<string, Buffer> {
+    const fd = this.#fd(map);
+    const entries = new Map<string, Buffer>();
+    for (const key of this.#keys(map, keySize)) {
+      const value = mapLookup(fd, key, valueSize);
+      if (value !== null) entries.set(key.toString("hex"), value);
+    }
+    return entries;
+  }
+
+  /** Every key of a map, collected before the caller changes it (deleting while iterating restarts a hash walk). */
+  #keys(map: MapName, keySize: number): Buffer[] {
+    const fd = this.#fd(map);
+    const keys: Buffer[] = [];
+    for (let key = mapGetNextKey(fd, null, keySize); key !== null; key = mapGetNextKey(fd, key, keySize)) keys.push(key);
+    return keys;
+  }
+
+  #decodeAll<K, V>(map: MapName, keyCodec: Codec<K>, valueCodec: Codec<V>): [K, V][] {
+    return [...this.#readRaw(map, keyCodec.layout.size, valueCodec.layout.size)].map(([hex, value]) => [
+      keyCodec.decode(Buffer.from(hex, "hex")),
+      valueCodec.decode(value),
+    ]);
+  }
+
+  /** What the endpoint, ipcache and policy maps hold, decoded. */
+  readState(): MapState {
+    const endpoints = new Map(this.#decodeAll(MAP_NAMES.endpoints, endpointKeyCodec, endpointValueCodec).map(([key, value]) => [key.ifindex, value]));
+    const ipcache = this.#decodeAll(MAP_NAMES.ipcache, ipcacheKeyCodec, ipcacheValueCodec).map(([key, value]) => ({
+      cidr: `${key.address}/${key.prefixLen}`,
+      identity: value.identity,
+      flags: value.flags,
+    }));
+    const policy = this.#decodeAll(MAP_NAMES.policy, policyKeyCodec, policyValueCodec).map(([key, value]) => ({ key, value }));
+    return { endpoints, ipcache, policy };
+  }
+
+  // ---- attach ----
+
+  #linkPin(ifindex: number, direction: TcDirection): string {
+    return join(this.pinRoot, "links", `${ifindex}-${direction}`);
+  }
+
+  /**
+   * Attaches `pal_from_pod` to the interface's ingress and `pal_to_pod` to
+   * its egress. tcx links are pinned at `<pinRoot>/links/<ifindex>-<dir>`
+   * so they outlive this process; `auto` falls back to a tc clsact filter
+   * when the kernel has no tcx. Idempotent: an attached hook is left as is.
+   * Returns the mode used.
+   *
+   * @example
+   * ```ts
+   * datapath.attach(ifNameToIndex("veth1234")); // "tcx"
+   * ```
+   */
+  attach(ifindex: number, options: { mode?: AttachMode } = {}): "tcx" | "tc" {
+    const mode = options.mode ?? "auto";
+    if (mode === "tc") return this.#attachTc(ifindex);
+    const attached: string[] = [];
+    try {
+      for (const { direction, program } of HOOKS) {
+        const pin = this.#linkPin(ifindex, direction);
+        if (this.#liveLink(pin, ifindex)) continue;
+        const linkFd = attachTcx(this.#programFds[program], ifindex, direction);
+        try {
+          objPin(linkFd, pin);
+          attached.push(pin);
+        } finally {
+          closeFd(linkFd);
+        }
+      }
+      return "tcx";
+    } catch (error) {
+      // Half an attachment is worse than none: undo the hook this call made.
+      for (const pin of attached) this.#releaseLink(pin);
+      if (mode === "auto" && error instanceof BpfError && error.operation === "bpf_link_create" && NO_TCX.has(error.code)) {
+        return this.#attachTc(ifindex);
+      }
+      throw new DatapathError(`Cannot attach to ifindex ${ifindex} with tcx: ${describe(error)}`, { cause: error });
+    }
+  }
+
+  #attachTc(ifindex: number): "tc" {
+    for (const { direction, program } of HOOKS) {
+      try {
+        attachTc(this.#programFds[program], ifindex, direction, TC_FILTER);
+      } catch (error) {
+        throw new DatapathError(`Cannot attach to ${direction} of ifindex ${ifindex} with tc: ${describe(error)}`, { cause: error });
+      }
+    }
+    return "tc";
+  }
+
+  /**
+   * Whether the link pinned at `pin` is attached to `ifindex`. A tcx link
+   * whose device went away stays pinned but reports ifindex 0 ("defunct");
+   * such a pin is removed.
+   */
+  #liveLink(pin: string, ifindex: number): boolean {
+    if (!existsSync(pin)) return false;
+    const linkFd = objGet(pin);
+    let live: boolean;
+    try {
+      const fdinfo = readFileSync(`/proc/self/fdinfo/${linkFd}`, "utf8");
+      live = Number(/^ifindex:\s*(\d+)/m.exec(fdinfo)?.[1] ?? 0) === ifindex;
+    } finally {
+      closeFd(linkFd);
+    }
+    if (!live) unlinkSync(pin);
+    return live;
+  }
+
+  /** Detaches and unpins a link, tolerating one already defunct. */
+  #releaseLink(pin: string): void {
+    const linkFd = objGet(pin);
+    try {
+      linkDetach(linkFd);
+    } catch (error) {
+      // A link whose device is gone was detached by the kernel already.
+      if (!(error instanceof BpfError && ["ENOLINK", "EINVAL", "ENOENT"].includes(error.code))) throw error;
+    } finally {
+      closeFd(linkFd);
+    }
+    unlinkSync(pin);
+  }
+
+  #pruneStaleLinks(): void {
+    for (const name of readdirSync(join(this.pinRoot, "links"))) {
+      const match = LINK_PIN.exec(name);
+      if (match !== null) this.#liveLink(join(this.pinRoot, "links", name), Number(match[1]));
+    }
+  }
+
+  /**
+   * Detaches both programs from the interface: its pinned tcx links, or its
+   * tc filters when it was attached in tc mode. Returns whether anything was
+   * attached.
+   */
+  detach(ifindex: number): boolean {
+    let detached = false;
+    for (const { direction } of HOOKS) {
+      const pin = this.#linkPin(ifindex, direction);
+      if (!existsSync(pin)) continue;
+      try {
+        this.#releaseLink(pin);
+      } catch (error) {
+        throw new DatapathError(`Cannot detach from ${direction} of ifindex ${ifindex}: ${describe(error)}`, { cause: error });
+      }
+      detached = true;
+    }
+    if (detached) return true;
+    for (const { direction } of HOOKS) {
+      try {
+        detached = detachTc(ifindex, direction, TC_FILTER) || detached;
+      } catch (error) {
+        // No clsact qdisc or no device: nothing of ours is attached there.
+        if (!(error instanceof BpfError && ["ENOENT", "EINVAL", "ENODEV"].includes(error.code))) {
+          throw new DatapathError(`Cannot detach tc filter from ${direction} of ifindex ${ifindex}: ${describe(error)}`, { cause: error });
+        }
+      }
+    }
+    return detached;
+  }
+
+  /** Interfaces with a live pinned tcx link in this pin root (both hooks or one). */
+  attachedInterfaces(): number[] {
+    const ifindexes = new Set<number>();
+    for (const name of readdirSync(join(this.pinRoot, "links"))) {
+      const match = LINK_PIN.exec(name);
+      if (match !== null && this.#liveLink(join(this.pinRoot, "links", name), Number(match[1]))) ifindexes.add(Number(match[1]));
+    }
+    return [...ifindexes].sort((a, b) => a - b);
+  }
+
+  // ---- test runs ----
+
+  /**
+   * Runs a program on an Ethernet frame through BPF_PROG_TEST_RUN, with the
+   * skb bound to `ifindex` (which must exist: the program looks its
+   * endpoint up by it). Changes maps like real traffic would.
+   *
+   * @example
+   * ```ts
+   * const { retval } = datapath.testRun("to-pod", buildPacket({ src, dst, protocol: "TCP", dport: 80 }), { ifindex });
+   * ```
+   */
+  testRun(program: ProgramName, packet: Buffer, options: { ifindex: number; repeat?: number }): DatapathTestRun {
+    if (this.#closed) throw new DatapathError(`Cannot run program "${PROGRAMS[program]}" of pin root "${this.pinRoot}": the datapath is closed`);
+    const run = testRun(this.#programFds[program], packet, { ifindex: options.ifindex, repeat: options.repeat ?? 1 });
+    return { retval: run.retval, durationNs: run.durationNs };
+  }
+
+  // ---- conntrack ----
+
+  /** Every conntrack entry, decoded. */
+  conntrackEntries(): ConntrackEntry[] {
+    return this.#decodeAll(MAP_NAMES.conntrack, ctKeyCodec, ctValueCodec).map(([key, value]) => ({ key, value }));
+  }
+
+  /**
+   * Deletes conntrack entries whose deadline has passed (`nowNs`, default the
+   * monotonic clock bpf_ktime_get_ns() uses) and returns how many.
+   */
+  gcConntrack(nowNs: bigint = monotonicNowNs()): number {
+    const fd = this.#fd(MAP_NAMES.conntrack);
+    let deleted = 0;
+    for (const key of this.#keys(MAP_NAMES.conntrack, ctKeyCodec.layout.size)) {
+      const value = mapLookup(fd, key, ctValueCodec.layout.size);
+      if (value !== null && ctValueCodec.decode(value).expiresNs < nowNs && mapDelete(fd, key)) deleted++;
+    }
+    return deleted;
+  }
+
+  /** Deletes every conntrack and fragment entry (tests, and a forced re-evaluation of all flows); returns how many. */
+  clearConntrack(): number {
+    let deleted = 0;
+    for (const [map, keySize] of [
+      [MAP_NAMES.conntrack, ctKeyCodec.layout.size],
+      [MAP_NAMES.fragments, fragKeyCodec.layout.size],
+    ] as const) {
+      const keys = this.#keys(map, keySize);
+      if (keys.length > 0) deleted += mapDeleteBatch(this.#fd(map), Buffer.concat(keys), keys.length);
+    }
+    return deleted;
+  }
+
+  // ---- events and statistics ----
+
+  /**
+   * Delivers flow events from the ring buffer, decoded, on the event loop.
+   * The subscription keeps the process alive until closed or unref'ed; a
+   * record that cannot be decoded goes to `onError` (default: thrown).
+   *
+   * @example
+   * ```ts
+   * const events = datapath.events((event) => {
+   *   if (event.kind === "denied") log.warn({ ...event, timestampNs: String(event.timestampNs) });
+   * });
+   * events.close();
+   * ```
+   */
+  events(onEvent: (event: FlowEvent) => void, options: { onError?: (error: Error) => void } = {}): EventSubscription {
+    const onRecord = (record: Buffer) => {
+      let event: FlowEvent;
+      try {
+        event = decodeFlowEvent(record);
+      } catch (error) {
+        if (options.onError === undefined) throw error;
+        options.onError(error as Error);
+        return;
+      }
+      onEvent(event);
+    };
+    const reader = new RingBufferReader(this.#fd(MAP_NAMES.events), onRecord);
+    const subscription: EventSubscription = {
+      close: () => {
+        this.#subscriptions.delete(subscription);
+        reader.close();
+      },
+      unref: () => {
+        reader.unref();
+      },
+    };
+    this.#subscriptions.add(subscription);
+    return subscription;
+  }
+
+  #perCpuCounter(map: MapName, key: Buffer): Counter | null {
+    const values = mapLookup(this.#fd(map), key, this.#maps[map].valueSize);
+    return values === null ? null : sumPerCpuCounters(values);
+  }
+
+  /** New-flow verdicts per rule id, summed over CPUs. */
+  ruleStats(): Map<number, Counter> {
+    const stats = new Map<number, Counter>();
+    for (const key of this.#keys(MAP_NAMES.ruleStats, u32Codec.layout.size)) {
+      const counter = this.#perCpuCounter(MAP_NAMES.ruleStats, key);
+      if (counter !== null) stats.set(u32Codec.decode(key), counter);
+    }
+    return stats;
+  }
+
+  /** Packets and bytes per verdict reason, summed over CPUs. */
+  reasonStats(): Record<ReasonName, Counter> {
+    const stats = {} as Record<ReasonName, Counter>;
+    for (const [name, code] of Object.entries(REASONS) as [ReasonName, number][]) {
+      stats[name] = this.#perCpuCounter(MAP_NAMES.reasonStats, u32Codec.encode(code)) ?? { packets: 0n, bytes: 0n };
+    }
+    return stats;
+  }
+}

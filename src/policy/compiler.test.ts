@@ -1,0 +1,576 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import fc from "fast-check";
+import { EXTERNAL_IPS, HOST_IPS, packetArb, worldArb } from "../../test/lib/world-arbitrary.ts";
+import type { AnyPolicy, EBPFNetworkPolicy, NetworkPolicy } from "./api-types.ts";
+import { CompileError, compileWorld, PolicyCompiler } from "./compiler.ts";
+import type { PolicyKind } from "./compiler.ts";
+import {
+  EP_AUDIT_ISOLATED_EGRESS,
+  EP_AUDIT_ISOLATED_INGRESS,
+  EP_ISOLATED_EGRESS,
+  EP_ISOLATED_INGRESS,
+  IDENTITY_ANY,
+  IDENTITY_HOST,
+  IPCACHE_HOST,
+  policyKeyString,
+  VERDICT_ALLOW,
+  VERDICT_DENY,
+  VERDICT_NONE,
+} from "./desired-state.ts";
+import type { DesiredState, EndpointState, IpcacheEntry, PolicyEntry, StateDiff } from "./desired-state.ts";
+import { LocalIdentityAllocator } from "./identity.ts";
+import type { IdentityAllocator } from "./identity.ts";
+import { explainPacket } from "./lookup.ts";
+import { evaluate } from "./reference-evaluator.ts";
+import { podKey } from "./world.ts";
+import type { NamespaceInfo, Packet, PacketProtocol, PodInfo, World } from "./world.ts";
+
+// ---------------------------------------------------------------- helpers
+
+function ns(name: string, labels: Record<string, string> = {}): NamespaceInfo {
+  return { name, labels: { ...labels, "kubernetes.io/metadata.name": name } };
+}
+
+function pod(key: string, ips: string[], labels: Record<string, string> = {}, namedPorts: PodInfo["namedPorts"] = []): PodInfo {
+  const [namespace, name] = key.split("/") as [string, string];
+  return { namespace, name, labels: { pod: name, ...labels }, ips, namedPorts };
+}
+
+function netpol(key: string, spec: NetworkPolicy["spec"]): NetworkPolicy {
+  const [namespace, name] = key.split("/") as [string, string];
+  return { apiVersion: "networking.k8s.io/v1", kind: "NetworkPolicy", metadata: { name, namespace }, spec };
+}
+
+function ebpf(key: string, spec: EBPFNetworkPolicy["spec"]): EBPFNetworkPolicy {
+  const [namespace, name] = key.split("/") as [string, string];
+  return { apiVersion: "palisade.dev/v1alpha1", kind: "EBPFNetworkPolicy", metadata: { name, namespace }, spec };
+}
+
+function world(parts: { namespaces?: NamespaceInfo[]; pods?: PodInfo[]; policies?: AnyPolicy[]; hostIPs?: string[] }): World {
+  return {
+    namespaces: new Map((parts.namespaces ?? [ns("x"), ns("y")]).map((n) => [n.name, n])),
+    pods: new Map((parts.pods ?? []).map((p) => [podKey(p.namespace, p.name), p])),
+    policies: parts.policies ?? [],
+    hostIPs: parts.hostIPs ?? [],
+  };
+}
+
+/** Whether a packet passes, per the compiled state (lookup emulation). */
+function allows(w: World, src: string, dst: string, protocol: PacketProtocol = "TCP", port = 80): boolean {
+  const { state } = compileWorld(w);
+  const packet: Packet = { src: { ip: src }, dst: { ip: dst }, protocol, port };
+  return explainPacket(state, w, packet).allowed;
+}
+
+/**
+ * The state with every number that depends on allocation order (identities,
+ * rule ids, slots, endpoint ids) replaced by what it stands for, plus
+ * structural checks that hold for any correct state.
+ */
+function canonicalState(state: DesiredState): unknown {
+  const identity = (id: number): string => {
+    if (id === IDENTITY_ANY) return "ANY";
+    const info = state.identities.get(id);
+    assert.ok(info, `identity ${id} is used but not described`);
+    return info.description;
+  };
+  const rule = (id: number): string => {
+    if (id === 0) return "-";
+    const ref = state.rules.get(id);
+    assert.ok(ref, `rule ${id} is used but not in the rule table`);
+    return JSON.stringify(ref);
+  };
+  const slots = new Map<number, string[]>();
+  for (const [k, { key, value }] of state.policy) {
+    assert.equal(k, policyKeyString(key));
+    const text =
+      `${identity(key.identity)} dir=${key.direction} proto=${key.protocol} ${key.port}/${key.portPrefixLen}: ` +
+      `${value.verdict},${value.auditVerdict} by ${rule(value.ruleId)} / ${rule(value.auditRuleId)}`;
+    slots.set(key.slot, [...(slots.get(key.slot) ?? []), text]);
+  }
+  const content = (slot: number): string => (slots.get(slot) ?? []).sort().join("\n");
+  const slotOfContent = new Map<string, number>();
+  const endpoints = [...state.endpoints].map(([key, ep]) => {
+    const c = content(ep.slot);
+    const shared = slotOfContent.get(c);
+    assert.ok(shared === undefined || shared === ep.slot, `endpoints with equal entries use slots ${shared} and ${ep.slot}`);
+    slotOfContent.set(c, ep.slot);
+    return `${key}: identity ${ep.identity === 0 ? "none" : identity(ep.identity)} flags ${ep.flags}\n${c}`;
+  });
+  const used = new Set([...state.endpoints.values()].map((ep) => ep.slot));
+  for (const slot of slots.keys()) assert.ok(used.has(slot), `slot ${slot} has entries but no endpoint`);
+  const ids = new Set([...state.endpoints.values()].map((ep) => ep.endpointId));
+  assert.equal(ids.size, state.endpoints.size, "endpoint ids are unique");
+  return {
+    ipcache: [...state.ipcache.values()].map((e) => `${e.cidr} ${identity(e.identity)} ${e.flags}`).sort(),
+    endpoints: endpoints.sort(),
+    rules: [...state.rules.values()].map((r) => JSON.stringify(r)).sort(),
+    identities: [...state.identities.values()].map((i) => i.description).sort(),
+  };
+}
+
+/** Kernel-like maps filled only through diffs, in the documented order. */
+class DiffModel {
+  policy = new Map<string, PolicyEntry>();
+  endpoints = new Map<string, EndpointState>();
+  ipcache = new Map<string, IpcacheEntry>();
+
+  apply(diff: StateDiff): void {
+    const slotsInUse = new Set([...this.endpoints.values()].map((ep) => ep.slot));
+    const slotsWithEntries = new Set([...this.policy.values()].map((e) => e.key.slot));
+    for (const entry of diff.policyUpserts) {
+      // Build new, then switch: a slot is never written while it exists.
+      assert.ok(!slotsInUse.has(entry.key.slot) && !slotsWithEntries.has(entry.key.slot), `slot ${entry.key.slot} rewritten in place`);
+      this.policy.set(policyKeyString(entry.key), entry);
+    }
+    for (const [key, state] of diff.endpointUpserts) this.endpoints.set(key, state);
+    for (const entry of diff.ipcacheUpserts) this.ipcache.set(entry.cidr, entry);
+    for (const cidr of diff.ipcacheRemovals) assert.ok(this.ipcache.delete(cidr), `ipcache removal of absent ${cidr}`);
+    for (const key of diff.endpointRemovals) assert.ok(this.endpoints.delete(key), `removal of absent endpoint ${key}`);
+    const slotsAfter = new Set([...this.endpoints.values()].map((ep) => ep.slot));
+    for (const key of diff.policyRemovals) {
+      assert.ok(!slotsAfter.has(key.slot), `entry of slot ${key.slot} removed while an endpoint uses it`);
+      assert.ok(this.policy.delete(policyKeyString(key)), `removal of absent policy key ${policyKeyString(key)}`);
+    }
+  }
+
+  assertEquals(state: DesiredState): void {
+    assert.deepEqual(this.policy, state.policy);
+    assert.deepEqual(this.endpoints, state.endpoints);
+    assert.deepEqual(this.ipcache, state.ipcache);
+  }
+}
+
+// ---------------------------------------------------------------- semantics
+
+describe("compiler semantics (checked through the lookup emulation)", () => {
+  const a = pod("x/a", ["10.0.0.1", "fd00::1"], { app: "web" }, [{ name: "http", port: 8080, protocol: "TCP" }]);
+  const b = pod("x/b", ["10.0.0.2", "fd00::2"], { app: "db" });
+  const c = pod("y/c", ["10.0.1.3"], { app: "web" });
+
+  test("no policy: everything passes, nothing isolated", () => {
+    const w = world({ pods: [a, b, c] });
+    assert.equal(allows(w, "10.0.0.1", "10.0.0.2"), true);
+    assert.equal(allows(w, "192.0.2.1", "10.0.0.2", "UDP", 53), true);
+    const { state } = compileWorld(w);
+    assert.deepEqual([...state.endpoints.values()].map((e) => e.flags), [0, 0, 0]);
+  });
+
+  test("default deny ingress isolates selected pods only, and only for ingress", () => {
+    const w = world({ pods: [a, b, c], policies: [netpol("x/deny", { podSelector: { matchLabels: { app: "db" } } })] });
+    assert.equal(allows(w, "10.0.0.1", "10.0.0.2"), false);
+    assert.equal(allows(w, "10.0.0.2", "10.0.0.1"), true, "egress of b is not isolated; a not selected");
+    assert.equal(allows(w, "fd00::1", "fd00::2", "ICMP", 0), false);
+    const { state } = compileWorld(w);
+    assert.equal(state.endpoints.get("x/b")?.flags, EP_ISOLATED_INGRESS | EP_AUDIT_ISOLATED_INGRESS);
+    assert.equal(state.endpoints.get("x/a")?.flags, 0);
+  });
+
+  test("policyTypes default adds Egress only when egress rules exist", () => {
+    const withEgress = netpol("x/p", { podSelector: {}, egress: [{ to: [{ podSelector: { matchLabels: { app: "db" } } }] }] });
+    const w = world({ pods: [a, b, c], policies: [withEgress] });
+    const { state } = compileWorld(w);
+    assert.equal(state.endpoints.get("x/a")?.flags, EP_ISOLATED_INGRESS | EP_ISOLATED_EGRESS | EP_AUDIT_ISOLATED_INGRESS | EP_AUDIT_ISOLATED_EGRESS);
+    assert.equal(allows(w, "10.0.0.1", "10.0.0.2"), false, "b's ingress is isolated by the same policy");
+    assert.equal(allows(w, "10.0.0.1", "10.0.1.3"), false, "egress to y/c is not allowed");
+    const explicitIngressOnly = netpol("x/p", { podSelector: {}, policyTypes: ["Ingress"], egress: [{ to: [{ podSelector: {} }] }] });
+    const w2 = world({ pods: [a, b, c], policies: [explicitIngressOnly] });
+    assert.equal(compileWorld(w2).state.endpoints.get("x/a")?.flags, EP_ISOLATED_INGRESS | EP_AUDIT_ISOLATED_INGRESS);
+    assert.equal(allows(w2, "10.0.0.1", "10.0.1.3"), true, "egress rules of an unlisted direction are ignored");
+  });
+
+  test("podSelector peers are of the policy's namespace; namespaceSelector AND podSelector", () => {
+    const local = netpol("x/p", { podSelector: { matchLabels: { app: "db" } }, ingress: [{ from: [{ podSelector: { matchLabels: { app: "web" } } }] }] });
+    assert.equal(allows(world({ pods: [a, b, c], policies: [local] }), "10.0.0.1", "10.0.0.2"), true);
+    assert.equal(allows(world({ pods: [a, b, c], policies: [local] }), "10.0.1.3", "10.0.0.2"), false, "y/c is web but in y");
+    const both = netpol("x/p", {
+      podSelector: { matchLabels: { app: "db" } },
+      ingress: [{ from: [{ namespaceSelector: { matchLabels: { env: "prod" } }, podSelector: { matchLabels: { app: "web" } } }] }],
+    });
+    const nss = [ns("x"), ns("y", { env: "prod" })];
+    assert.equal(allows(world({ namespaces: nss, pods: [a, b, c], policies: [both] }), "10.0.1.3", "10.0.0.2"), true);
+    assert.equal(allows(world({ namespaces: nss, pods: [a, b, c], policies: [both] }), "10.0.0.1", "10.0.0.2"), false);
+    const either = netpol("x/p", {
+      podSelector: { matchLabels: { app: "db" } },
+      ingress: [{ from: [{ namespaceSelector: { matchLabels: { env: "prod" } } }, { podSelector: { matchLabels: { app: "web" } } }] }],
+    });
+    assert.equal(allows(world({ namespaces: nss, pods: [a, b, c], policies: [either] }), "10.0.0.1", "10.0.0.2"), true);
+    assert.equal(allows(world({ namespaces: nss, pods: [a, b, c], policies: [either] }), "10.0.1.3", "10.0.0.2"), true);
+  });
+
+  test("ipBlock with except, applied to pod IPs and outside addresses", () => {
+    const p = netpol("x/p", {
+      podSelector: { matchLabels: { app: "db" } },
+      ingress: [{ from: [{ ipBlock: { cidr: "10.0.0.0/16", except: ["10.0.1.0/24", "10.0.0.1/32"] } }] }],
+    });
+    const w = world({ pods: [a, b, c], policies: [p] });
+    assert.equal(allows(w, "10.0.0.1", "10.0.0.2"), false, "a's IP is excepted");
+    assert.equal(allows(w, "10.0.1.3", "10.0.0.2"), false, "c is in the excepted /24");
+    assert.equal(allows(w, "10.0.200.9", "10.0.0.2"), true, "outside address inside the cidr");
+    assert.equal(allows(w, "10.0.1.9", "10.0.0.2"), false);
+    assert.equal(allows(w, "10.1.0.1", "10.0.0.2"), false);
+    assert.equal(allows(w, "fd00::1", "fd00::2"), false, "an IPv4 block never matches IPv6");
+    const { state } = compileWorld(w);
+    assert.deepEqual(
+      [...state.ipcache.keys()].sort(),
+      ["10.0.0.0/16", "10.0.0.1/32", "10.0.0.2/32", "10.0.1.0/24", "10.0.1.3/32", "fd00::1/128", "fd00::2/128"],
+    );
+  });
+
+  test("ports: protocol default TCP, any port of a protocol, ranges, named ports", () => {
+    const p = netpol("x/p", {
+      podSelector: {},
+      ingress: [{ ports: [{ port: 5000, endPort: 5003 }, { protocol: "UDP" }, { port: "http" }, { protocol: "UDP", port: "http" }] }],
+    });
+    const w = world({ pods: [a, b], policies: [p] });
+    assert.equal(allows(w, "10.0.0.2", "10.0.0.1", "TCP", 5002), true);
+    assert.equal(allows(w, "10.0.0.2", "10.0.0.1", "TCP", 5004), false);
+    assert.equal(allows(w, "10.0.0.2", "10.0.0.1", "SCTP", 5002), false);
+    assert.equal(allows(w, "10.0.0.2", "10.0.0.1", "UDP", 12345), true);
+    assert.equal(allows(w, "10.0.0.2", "10.0.0.1", "TCP", 8080), true, "named port http of a itself");
+    assert.equal(allows(w, "10.0.0.1", "10.0.0.2", "TCP", 8080), false, "b has no port named http");
+    assert.equal(allows(w, "10.0.0.2", "10.0.0.1", "ICMP", 0), false, "ports listed: ICMP matches nothing");
+    const open = netpol("x/p", { podSelector: {}, ingress: [{}] });
+    assert.equal(allows(world({ pods: [a, b], policies: [open] }), "10.0.0.2", "10.0.0.1", "ICMP", 0), true);
+  });
+
+  test("egress named ports resolve against the destination pod, also with any peer", () => {
+    const p = netpol("x/p", { podSelector: { matchLabels: { app: "db" } }, policyTypes: ["Egress"], egress: [{ ports: [{ port: "http" }] }] });
+    const w = world({ pods: [a, b, c], policies: [p] });
+    assert.equal(allows(w, "10.0.0.2", "10.0.0.1", "TCP", 8080), true);
+    assert.equal(allows(w, "10.0.0.2", "10.0.0.1", "TCP", 80), false);
+    assert.equal(allows(w, "10.0.0.2", "10.0.1.3", "TCP", 8080), false, "c has no named port");
+    assert.equal(allows(w, "10.0.0.2", "192.0.2.1", "TCP", 8080), false, "non-pod destinations never match a named port");
+  });
+
+  test("Deny beats Allow of either API; Audit changes only the audit verdict", () => {
+    const allow = netpol("x/allow", { podSelector: {}, ingress: [{}] });
+    const deny = ebpf("x/deny", { selector: { matchLabels: { app: "db" } }, ingress: [{ action: "Deny", from: [{ podSelector: { matchLabels: { app: "web" } } }] }] });
+    const w = world({ pods: [a, b], policies: [allow, deny] });
+    const { state } = compileWorld(w);
+    const denied = explainPacket(state, w, { src: { ip: "10.0.0.1" }, dst: { ip: "10.0.0.2" }, protocol: "TCP", port: 80 });
+    assert.equal(denied.allowed, false);
+    assert.equal(denied.ingress?.reason, "policy-deny");
+    assert.deepEqual(state.rules.get(denied.ingress?.ruleId ?? 0)?.name, "deny");
+    const audit = ebpf("x/deny", { ...deny.spec, mode: "Audit" });
+    const w2 = world({ pods: [a, b], policies: [allow, audit] });
+    const s2 = compileWorld(w2).state;
+    const audited = explainPacket(s2, w2, { src: { ip: "10.0.0.1" }, dst: { ip: "10.0.0.2" }, protocol: "TCP", port: 80 });
+    assert.equal(audited.allowed, true);
+    assert.equal(audited.auditAllowed, false);
+    assert.equal(audited.ingress?.audit.reason, "policy-deny");
+    const alone = world({ pods: [a, b], policies: [ebpf("x/audit-only", { selector: {}, mode: "Audit" })] });
+    assert.equal(compileWorld(alone).state.endpoints.get("x/a")?.flags, EP_AUDIT_ISOLATED_INGRESS, "audit isolates only for audit");
+    assert.equal(allows(alone, "10.0.0.1", "10.0.0.2"), true);
+  });
+
+  test("ingress from a host IP is always allowed; egress to it is policy", () => {
+    const p = netpol("x/p", { podSelector: {}, policyTypes: ["Ingress", "Egress"] });
+    const w = world({ pods: [a, b], policies: [p], hostIPs: ["10.9.0.1"] });
+    assert.equal(allows(w, "10.9.0.1", "10.0.0.1"), true);
+    assert.equal(allows(w, "10.0.0.1", "10.9.0.1"), false);
+    const { state } = compileWorld(w);
+    assert.deepEqual(state.ipcache.get("10.9.0.1/32"), { cidr: "10.9.0.1/32", identity: IDENTITY_HOST, flags: IPCACHE_HOST });
+    const withBlock = world({ pods: [a, b], hostIPs: ["10.9.0.1"], policies: [netpol("x/p", { podSelector: {}, egress: [{ to: [{ ipBlock: { cidr: "10.9.0.0/16" } }] }] })] });
+    assert.equal(allows(withBlock, "10.0.0.1", "10.9.0.1"), true, "a host IP inside an ipBlock gets a class-bearing host identity");
+    assert.notEqual(compileWorld(withBlock).state.ipcache.get("10.9.0.1/32")?.identity, IDENTITY_HOST);
+  });
+});
+
+describe("compiler against the reference evaluator", () => {
+  test("the compiled state, read as the datapath reads it, gives the evaluator's verdicts", () => {
+    const scenario = worldArb(5, 4).chain((w) => fc.tuple(fc.constant(w), fc.array(packetArb(w), { minLength: 25, maxLength: 25 })));
+    fc.assert(
+      fc.property(scenario, ([w, packets]) => {
+        const { state } = compileWorld(w);
+        for (const packet of packets) {
+          const expected = evaluate(w, packet);
+          const got = explainPacket(state, w, packet);
+          const what = JSON.stringify(packet);
+          assert.equal(got.egress?.allowed ?? true, expected.egress.allowed, `egress of ${what}`);
+          assert.equal(got.ingress?.allowed ?? true, expected.ingress.allowed, `ingress of ${what}`);
+          assert.equal(got.egress?.audit.allowed ?? true, expected.egress.audit.allowed, `audit egress of ${what}`);
+          assert.equal(got.ingress?.audit.allowed ?? true, expected.ingress.audit.allowed, `audit ingress of ${what}`);
+          assert.equal(got.allowed, expected.allowed);
+        }
+      }),
+      { numRuns: 400 },
+    );
+  });
+});
+
+// ---------------------------------------------------------------- structure
+
+describe("compiler structure", () => {
+  test("replicas share one identity and one slot; an ipBlock carving them apart splits the identity", () => {
+    const replicas = [1, 2, 3].map((i) => ({ ...pod(`x/r${i}`, [`10.0.0.${i}`], { app: "web" }), labels: { app: "web" } }));
+    const p = netpol("x/p", { podSelector: {}, ingress: [{ from: [{ podSelector: {} }] }] });
+    const { state } = compileWorld(world({ pods: replicas, policies: [p] }));
+    assert.equal(new Set([...state.ipcache.values()].map((e) => e.identity)).size, 1);
+    assert.equal(new Set([...state.endpoints.values()].map((e) => e.slot)).size, 1);
+    assert.equal(state.policy.size, 1, "one identity x any protocol");
+    const carve = netpol("x/q", { podSelector: {}, ingress: [{ from: [{ ipBlock: { cidr: "10.0.0.0/24", except: ["10.0.0.3/32"] } }] }] });
+    const s2 = compileWorld(world({ pods: replicas, policies: [p, carve] })).state;
+    const ids = ["10.0.0.1/32", "10.0.0.2/32", "10.0.0.3/32"].map((k) => s2.ipcache.get(k)?.identity);
+    assert.equal(ids[0], ids[1]);
+    assert.notEqual(ids[0], ids[2]);
+  });
+
+  test("entries store the combination of every covering item, so one LPM answers", () => {
+    const p = ebpf("x/p", {
+      selector: {},
+      ingress: [
+        { action: "Allow", ports: [{ port: 1000, endPort: 1999 }] },
+        { action: "Deny", ports: [{ port: 1024, endPort: 1031 }] },
+        { action: "Allow" },
+      ],
+    });
+    const w = world({ pods: [pod("x/a", ["10.0.0.1"])], policies: [p] });
+    const { state } = compileWorld(w);
+    const values = [...state.policy.values()];
+    const anyProto = values.find((e) => e.key.protocol === 0);
+    assert.deepEqual(anyProto?.value, { verdict: VERDICT_ALLOW, auditVerdict: VERDICT_ALLOW, ruleId: anyProto?.value.ruleId, auditRuleId: anyProto?.value.ruleId });
+    const deny = values.find((e) => e.key.port === 1024 && e.key.portPrefixLen === 13);
+    assert.equal(deny?.value.verdict, VERDICT_DENY);
+    assert.equal(state.rules.get(deny?.value.ruleId ?? 0)?.index, 1);
+    for (const [port, ok] of [[999, true], [1023, true], [1024, false], [1031, false], [1032, true], [2000, true]] as const) {
+      assert.equal(allows(w, "10.0.0.9", "10.0.0.1", "TCP", port), ok, `port ${port}`);
+    }
+    assert.ok(values.every((e) => e.value.auditVerdict !== VERDICT_NONE));
+  });
+
+  test("rule ids are stable across recompiles and freed with their policy", () => {
+    const compiler = new PolicyCompiler();
+    const p = netpol("x/p", { podSelector: {}, ingress: [{}, { ports: [{ port: 80 }] }] });
+    compiler.upsertPolicy(p);
+    compiler.commit();
+    const before = [...compiler.state().rules.keys()];
+    compiler.upsertPolicy(netpol("x/p", { podSelector: {}, ingress: [{}, { ports: [{ port: 81 }] }, {}] }));
+    compiler.commit();
+    const after = [...compiler.state().rules.keys()];
+    assert.deepEqual(after.slice(0, 2), before);
+    assert.equal(after.length, 3);
+    compiler.deletePolicy("NetworkPolicy", "x", "p");
+    compiler.commit();
+    assert.equal(compiler.state().rules.size, 0);
+  });
+
+  test("nodeName: only local pods become endpoints, every pod gets ipcache entries", () => {
+    const local = { ...pod("x/a", ["10.0.0.1"]), nodeName: "n1" };
+    const remote = { ...pod("x/b", ["10.0.0.2"]), nodeName: "n2" };
+    const { state } = compileWorld(world({ pods: [local, remote] }), { nodeName: "n1" });
+    assert.deepEqual([...state.endpoints.keys()], ["x/a"]);
+    assert.equal(state.ipcache.size, 2);
+  });
+
+  test("bad input is refused at the mutation, naming the object and field", () => {
+    const compiler = new PolicyCompiler();
+    assert.throws(
+      () => compiler.upsertPolicy(netpol("x/p", { podSelector: {}, ingress: [{ from: [{ ipBlock: { cidr: "10.0.0.0/33" } }] }] })),
+      (e: unknown) => e instanceof CompileError && e.message === 'Cannot compile NetworkPolicy "x/p": spec.ingress[0].from[0].ipBlock.cidr "10.0.0.0/33" is not a valid CIDR',
+    );
+    assert.throws(
+      () => compiler.upsertPolicy(netpol("x/p", { podSelector: {}, ingress: [{ ports: [{}, { port: 80, endPort: 70 }] }] })),
+      { message: 'Cannot compile NetworkPolicy "x/p": spec.ingress[0].ports[1].endPort 70 is below port 80' },
+    );
+    assert.throws(() => compiler.upsertPod(pod("x/a", ["10.0.0.256"])), { message: 'Cannot compile pod "x/a": ips[0] "10.0.0.256" is not a valid IP address' });
+    assert.throws(() => compiler.setHostIPs(["nope"]), CompileError);
+    assert.deepEqual(compiler.commit(), {
+      policyUpserts: [], endpointUpserts: [], ipcacheUpserts: [], ipcacheRemovals: [], endpointRemovals: [], policyRemovals: [],
+    });
+  });
+
+  test("identities are released when their last address goes", () => {
+    const allocator = new LocalIdentityAllocator();
+    const compiler = new PolicyCompiler({ identities: allocator });
+    compiler.upsertPod(pod("x/a", ["10.0.0.1", "fd00::1"]));
+    compiler.upsertPolicy(netpol("x/p", { podSelector: {}, ingress: [{ from: [{ ipBlock: { cidr: "10.0.0.0/8" } }] }] }));
+    compiler.commit();
+    assert.equal(allocator.size, 3, "pod in class 10/8, pod without class (v6), cidr 10/8");
+    compiler.deletePod("x", "a");
+    compiler.deletePolicy("NetworkPolicy", "x", "p");
+    const diff = compiler.commit();
+    assert.equal(allocator.size, 0);
+    assert.deepEqual(diff.ipcacheRemovals.sort(), ["10.0.0.0/8", "10.0.0.1/32", "fd00::1/128"]);
+    assert.deepEqual(diff.endpointRemovals, ["x/a"]);
+  });
+
+  test("an unchanged re-upsert commits an empty diff", () => {
+    const w = world({
+      pods: [pod("x/a", ["10.0.0.1"]), pod("y/b", ["10.0.0.2"])],
+      policies: [netpol("x/p", { podSelector: {}, ingress: [{ from: [{ namespaceSelector: {} }] }] })],
+    });
+    const { compiler } = compileWorld(w);
+    for (const p of w.pods.values()) compiler.upsertPod(p);
+    for (const p of w.policies) compiler.upsertPolicy(p);
+    for (const n of w.namespaces.values()) compiler.upsertNamespace(n);
+    compiler.setHostIPs([]);
+    const diff = compiler.commit();
+    assert.deepEqual(Object.values(diff).map((list) => list.length), [0, 0, 0, 0, 0, 0]);
+  });
+});
+
+// ---------------------------------------------------------------- incremental = from scratch
+
+type Command =
+  | { op: "upsertNamespace"; ns: NamespaceInfo }
+  | { op: "deleteNamespace"; name: string }
+  | { op: "upsertPod"; pod: PodInfo }
+  | { op: "deletePod"; key: string }
+  | { op: "upsertPolicy"; policy: AnyPolicy }
+  | { op: "deletePolicy"; kind: PolicyKind; namespace: string; name: string }
+  | { op: "setHostIPs"; ips: string[] }
+  | { op: "commit" };
+
+function commandArb(pool: World[]): fc.Arbitrary<Command> {
+  const namespaces = pool.flatMap((w) => [...w.namespaces.values()]);
+  const pods = pool.flatMap((w) => [...w.pods.values()]);
+  const policies = pool.flatMap((w) => w.policies);
+  const options: fc.Arbitrary<Command>[] = [
+    fc.constantFrom(...namespaces).map((n) => ({ op: "upsertNamespace" as const, ns: n })),
+    fc.constantFrom(...namespaces).map((n) => ({ op: "deleteNamespace" as const, name: n.name })),
+    fc.constantFrom(...pods).map((p) => ({ op: "upsertPod" as const, pod: p })),
+    fc.constantFrom(...pods).map((p) => ({ op: "deletePod" as const, key: podKey(p.namespace, p.name) })),
+    // A host IP that is also a pod's, to exercise who owns a shared address.
+    fc.subarray([...HOST_IPS, EXTERNAL_IPS[0] as string, "10.0.1.1"]).map((ips) => ({ op: "setHostIPs" as const, ips })),
+    fc.constant({ op: "commit" as const }),
+  ];
+  if (policies.length > 0) {
+    options.push(
+      fc.constantFrom(...policies).map((p) => ({ op: "upsertPolicy" as const, policy: p })),
+      fc.constantFrom(...policies).map((p) => ({
+        op: "deletePolicy" as const,
+        kind: p.kind,
+        namespace: p.metadata.namespace ?? "default",
+        name: p.metadata.name,
+      })),
+    );
+  }
+  return fc.oneof(...options);
+}
+
+/** The world the commands built so far, kept alongside the compiler. */
+class WorldModel {
+  namespaces = new Map<string, NamespaceInfo>();
+  pods = new Map<string, PodInfo>();
+  policies = new Map<string, AnyPolicy>();
+  hostIPs: string[] = [];
+
+  run(compiler: PolicyCompiler, command: Exclude<Command, { op: "commit" }>): void {
+    switch (command.op) {
+      case "upsertNamespace":
+        this.namespaces.set(command.ns.name, command.ns);
+        return compiler.upsertNamespace(command.ns);
+      case "deleteNamespace":
+        this.namespaces.delete(command.name);
+        return compiler.deleteNamespace(command.name);
+      case "upsertPod":
+        this.pods.set(podKey(command.pod.namespace, command.pod.name), command.pod);
+        return compiler.upsertPod(command.pod);
+      case "deletePod": {
+        this.pods.delete(command.key);
+        const [namespace, name] = command.key.split("/") as [string, string];
+        return compiler.deletePod(namespace, name);
+      }
+      case "upsertPolicy": {
+        const p = command.policy;
+        this.policies.set(`${p.kind}/${p.metadata.namespace}/${p.metadata.name}`, p);
+        return compiler.upsertPolicy(p);
+      }
+      case "deletePolicy":
+        this.policies.delete(`${command.kind}/${command.namespace}/${command.name}`);
+        return compiler.deletePolicy(command.kind, command.namespace, command.name);
+      case "setHostIPs":
+        this.hostIPs = command.ips;
+        return compiler.setHostIPs(command.ips);
+    }
+  }
+
+  world(): World {
+    return { namespaces: new Map(this.namespaces), pods: new Map(this.pods), policies: [...this.policies.values()], hostIPs: this.hostIPs };
+  }
+}
+
+/**
+ * Counts references per key, to check the compiler releases exactly what it
+ * allocates, and hands a freed number to the next new key at once (as a
+ * cluster-wide allocator may), the harshest numbering for the compiler.
+ */
+class ReusingAllocator implements IdentityAllocator {
+  readonly references = new Map<string, { id: number; count: number }>();
+  allocate(key: string): number {
+    const held = this.references.get(key);
+    if (held) {
+      held.count++;
+      return held.id;
+    }
+    const used = new Set([...this.references.values()].map((r) => r.id));
+    let id = 256;
+    while (used.has(id)) id++;
+    this.references.set(key, { id, count: 1 });
+    return id;
+  }
+  release(key: string): void {
+    const held = this.references.get(key);
+    assert.ok(held, `release of unreferenced key ${key}`);
+    if (--held.count === 0) this.references.delete(key);
+  }
+}
+
+describe("incremental compilation", () => {
+  test("after every commit the state equals compileWorld of the current world, and the diffs rebuild it", () => {
+    const scenario = fc
+      .array(worldArb(5, 4), { minLength: 2, maxLength: 3 })
+      .chain((pool) => fc.tuple(fc.constant(pool), fc.array(commandArb(pool), { minLength: 1, maxLength: 40 })));
+    fc.assert(
+      fc.property(scenario, ([, commands]) => {
+        const allocator = new ReusingAllocator();
+        const compiler = new PolicyCompiler({ identities: allocator });
+        const model = new WorldModel();
+        const maps = new DiffModel();
+        const endpointIds = new Map<string, number>();
+        for (const command of [...commands, { op: "commit" as const }]) {
+          if (command.op !== "commit") {
+            model.run(compiler, command);
+            continue;
+          }
+          maps.apply(compiler.commit());
+          const state = compiler.state();
+          maps.assertEquals(state);
+          assert.deepEqual(canonicalState(state), canonicalState(compileWorld(model.world()).state));
+          for (const [key, ep] of state.endpoints) {
+            assert.equal(endpointIds.get(key) ?? ep.endpointId, ep.endpointId, `endpoint id of ${key} changed`);
+            endpointIds.set(key, ep.endpointId);
+          }
+          for (const key of endpointIds.keys()) if (!state.endpoints.has(key)) endpointIds.delete(key);
+          // One reference per identity in use, nothing leaked.
+          const inUse = new Set([...state.ipcache.values()].map((e) => e.identity).filter((id) => id >= 256));
+          assert.equal(allocator.references.size, inUse.size);
+          assert.ok([...allocator.references.values()].every((r) => r.count === 1));
+        }
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  test("a commit recomputes only what the mutation touched", () => {
+    const pods = Array.from({ length: 30 }, (_, i) => pod(`${i % 2 ? "x" : "y"}/p${i}`, [`10.0.${i % 2}.${i + 1}`], { app: `a${i % 3}` }));
+    const w = world({
+      pods,
+      policies: [
+        netpol("x/p", { podSelector: { matchLabels: { app: "a0" } }, ingress: [{ from: [{ podSelector: { matchLabels: { app: "a1" } } }] }] }),
+        netpol("y/q", { podSelector: {}, ingress: [{ from: [{ namespaceSelector: {} }] }] }),
+      ],
+    });
+    const { compiler } = compileWorld(w);
+    // A new pod in x with app=a2: no x policy peer matches it, and y/q's peer gains its identity.
+    compiler.upsertPod(pod("x/new", ["10.0.1.99"], { app: "a2" }));
+    const diff = compiler.commit();
+    assert.deepEqual(compiler.lastCommitStats, { policies: 0, ipcacheKeys: 1, identitiesAdded: 1, identitiesRemoved: 0, endpoints: 16 });
+    const touched = diff.endpointUpserts.map(([key]) => key).sort();
+    const yPods = pods.filter((p) => p.namespace === "y").map((p) => `y/${p.name}`);
+    assert.deepEqual(touched, ["x/new", ...yPods].sort());
+    assert.deepEqual(diff.ipcacheUpserts.map((e) => e.cidr), ["10.0.1.99/32"]);
+  });
+});

@@ -1,0 +1,141 @@
+/**
+ * Desired datapath state: what the compiler wants the kernel maps to hold,
+ * as plain data, and the diffs between two such states. The datapath layer
+ * turns a {@link StateDiff} into map writes; the lookup emulation in
+ * `lookup.ts` answers verdicts from a {@link DesiredState} exactly as the BPF
+ * program does from the maps. Mirrors `bpf/include/palisade_abi.h`.
+ *
+ * @module
+ */
+
+/** Reserved identities (PAL_ID_* in the ABI header). */
+export const IDENTITY_ANY = 0;
+export const IDENTITY_HOST = 1;
+export const IDENTITY_WORLD = 2;
+export const FIRST_ALLOCATED_IDENTITY = 256;
+
+/** Directions from the endpoint's point of view (PAL_DIR_*). */
+export const DIRECTION_INGRESS = 0;
+export const DIRECTION_EGRESS = 1;
+export type Direction = typeof DIRECTION_INGRESS | typeof DIRECTION_EGRESS;
+
+/** IANA protocol numbers used in keys; 0 in a policy key means any protocol. */
+export const PROTOCOL_NUMBERS = { ICMP: 1, TCP: 6, UDP: 17, SCTP: 132, ICMPV6: 58 } as const;
+
+/** Policy verdicts (PAL_POLICY_*). */
+export const VERDICT_NONE = 0;
+export const VERDICT_ALLOW = 1;
+export const VERDICT_DENY = 2;
+export type PolicyVerdict = typeof VERDICT_NONE | typeof VERDICT_ALLOW | typeof VERDICT_DENY;
+
+/** Endpoint flags (PAL_EP_*). */
+export const EP_ISOLATED_INGRESS = 1 << 0;
+export const EP_ISOLATED_EGRESS = 1 << 1;
+export const EP_AUDIT_ISOLATED_INGRESS = 1 << 2;
+export const EP_AUDIT_ISOLATED_EGRESS = 1 << 3;
+
+/** ipcache flags (PAL_IPCACHE_*). */
+export const IPCACHE_HOST = 1 << 0;
+
+/** An ipcache entry: an address or CIDR in canonical form (`10.0.0.0/8`, `fd00::1/128`) and its identity. */
+export interface IpcacheEntry {
+  cidr: string;
+  identity: number;
+  flags: number;
+}
+
+/**
+ * A policy map key. `protocol` 0 = any protocol (then `port` and
+ * `portPrefixLen` are 0); `portPrefixLen` 0 = any port of `protocol`,
+ * 16 = exactly `port`, n = ports sharing the first n bits of `port`.
+ */
+export interface PolicyKey {
+  slot: number;
+  identity: number;
+  direction: Direction;
+  protocol: number;
+  port: number;
+  portPrefixLen: number;
+}
+
+/** A policy map value: the combination of every rule whose key prefix covers this entry. */
+export interface PolicyValue {
+  verdict: PolicyVerdict;
+  auditVerdict: PolicyVerdict;
+  ruleId: number;
+  auditRuleId: number;
+}
+
+/** One policy map entry. */
+export interface PolicyEntry {
+  key: PolicyKey;
+  value: PolicyValue;
+}
+
+/** The state of one endpoint (a local pod), keyed by pod key in {@link DesiredState.endpoints}. */
+export interface EndpointState {
+  endpointId: number;
+  identity: number;
+  slot: number;
+  flags: number;
+}
+
+/** What a rule id stands for, so verdicts can name the policy and rule behind them. */
+export interface RuleRef {
+  kind: "NetworkPolicy" | "EBPFNetworkPolicy";
+  namespace: string;
+  name: string;
+  direction: "Ingress" | "Egress";
+  /** Index of the rule in `spec.ingress` or `spec.egress`. */
+  index: number;
+  action: "Allow" | "Deny";
+  mode: "Enforce" | "Audit";
+}
+
+/** What an identity stands for, for explanations. */
+export interface IdentityInfo {
+  id: number;
+  /** Human-readable, e.g. `pod x/a (ns labels …, pod labels …)` or `cidr 10.0.0.0/8`. */
+  description: string;
+}
+
+/** The whole desired state. Policy entries are keyed by {@link policyKeyString}. */
+export interface DesiredState {
+  ipcache: Map<string, IpcacheEntry>;
+  endpoints: Map<string, EndpointState>;
+  policy: Map<string, PolicyEntry>;
+  rules: Map<number, RuleRef>;
+  identities: Map<number, IdentityInfo>;
+}
+
+/**
+ * The change between two desired states. Applied in this order so that a
+ * packet sees either the old or the new policy of an endpoint, never a mix:
+ * policy upserts (new slots), endpoint upserts (switch to them), ipcache
+ * upserts, ipcache removals, endpoint removals, policy removals (old slots).
+ */
+export interface StateDiff {
+  policyUpserts: PolicyEntry[];
+  endpointUpserts: [podKey: string, state: EndpointState][];
+  ipcacheUpserts: IpcacheEntry[];
+  ipcacheRemovals: string[];
+  endpointRemovals: string[];
+  policyRemovals: PolicyKey[];
+}
+
+/** A stable string for a policy key, for maps and sorting. */
+export function policyKeyString(k: PolicyKey): string {
+  return `${k.slot}/${k.identity}/${k.direction}/${k.protocol}/${k.port}/${k.portPrefixLen}`;
+}
+
+/** An empty diff. */
+export function emptyDiff(): StateDiff {
+  return {
+    policyUpserts: [],
+    endpointUpserts: [],
+    ipcacheUpserts: [],
+    ipcacheRemovals: [],
+    endpointRemovals: [],
+    policyRemovals: [],
+  };
+}

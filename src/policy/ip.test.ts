@@ -1,0 +1,144 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import fc from "fast-check";
+import {
+  cidrContains,
+  cidrContainsIp,
+  cidrOf,
+  CidrSet,
+  formatCidr,
+  formatIp,
+  hostCidr,
+  ipToBytes,
+  IpParseError,
+  parseCidr,
+  parseIp,
+} from "./ip.ts";
+import type { Cidr, IpAddress } from "./ip.ts";
+
+test("parseIp: IPv4 and IPv6 forms", () => {
+  assert.deepEqual(parseIp("10.0.0.1"), { family: 4, value: 0x0a000001n });
+  assert.deepEqual(parseIp("0.0.0.0"), { family: 4, value: 0n });
+  assert.deepEqual(parseIp("255.255.255.255"), { family: 4, value: 0xffffffffn });
+  assert.deepEqual(parseIp("::"), { family: 6, value: 0n });
+  assert.deepEqual(parseIp("::1"), { family: 6, value: 1n });
+  assert.deepEqual(parseIp("fd00::"), { family: 6, value: 0xfd00n << 112n });
+  assert.deepEqual(parseIp("FD00:0:0:0:0:0:0:0A"), { family: 6, value: (0xfd00n << 112n) | 10n });
+  assert.deepEqual(parseIp("::ffff:192.0.2.1"), { family: 6, value: (0xffffn << 32n) | 0xc0000201n });
+  assert.deepEqual(parseIp("1:2:3:4:5:6:7::"), { family: 6, value: 0x0001000200030004000500060007_0000n });
+});
+
+test("parseIp: refuses what is not an address", () => {
+  for (const bad of [
+    "", "10.0.0", "10.0.0.1.2", "10.0.0.256", "010.0.0.1", "10.0.0.-1", "10.0.0.1 ", "a.b.c.d",
+    ":", ":::", "1::2::3", "1:2:3:4:5:6:7:8:9", "1:2:3:4:5:6:7", "12345::", "g::", ":1::", "1::2:",
+    "1.2.3.4::", "::1.2.3", "fe80::1%eth0", "10.0.0.1/32",
+  ]) {
+    assert.throws(() => parseIp(bad), IpParseError, bad);
+  }
+  assert.throws(() => parseIp("10.0.0.256"), { message: 'Cannot parse IP address "10.0.0.256": not an IPv4 or IPv6 address' });
+});
+
+const v4Arb = fc.bigInt({ min: 0n, max: (1n << 32n) - 1n }).map((value): IpAddress => ({ family: 4, value }));
+// Groups drawn from a few values so that runs of zeros (and ties between runs) are common.
+const v6Arb = fc
+  .array(fc.constantFrom(0n, 0n, 0n, 1n, 0xffffn, 0xfd00n, 0xabcn), { minLength: 8, maxLength: 8 })
+  .map((groups): IpAddress => ({ family: 6, value: groups.reduce((acc: bigint, g) => (acc << 16n) | g, 0n) }));
+const anyV6Arb = fc.bigInt({ min: 0n, max: (1n << 128n) - 1n }).map((value): IpAddress => ({ family: 6, value }));
+const addressArb = fc.oneof(v4Arb, v6Arb, anyV6Arb);
+
+test("formatIp: IPv6 text equals the WHATWG URL serializer's, and parses back", () => {
+  fc.assert(
+    fc.property(fc.oneof(v6Arb, anyV6Arb), (address) => {
+      const text = formatIp(address);
+      assert.equal(`[${text}]`, new URL(`http://[${text}]/`).hostname);
+      assert.deepEqual(parseIp(text), address);
+    }),
+    { numRuns: 3000 },
+  );
+  assert.equal(formatIp(parseIp("fd00:0:0:1:0:0:0:1")), "fd00:0:0:1::1", "the longest run wins");
+  assert.equal(formatIp(parseIp("fd00:0:0:1:0:0:1:1")), "fd00::1:0:0:1:1", "the first of equal runs wins");
+  assert.equal(formatIp(parseIp("fd00:1:1:1:1:1:0:1")), "fd00:1:1:1:1:1:0:1", "a single zero group stays");
+});
+
+test("formatIp: IPv4 dotted quad round trip", () => {
+  fc.assert(
+    fc.property(v4Arb, (address) => {
+      const text = formatIp(address);
+      assert.match(text, /^\d{1,3}(\.\d{1,3}){3}$/);
+      assert.deepEqual(parseIp(text), address);
+    }),
+  );
+});
+
+test("ipToBytes: network order", () => {
+  assert.deepEqual([...ipToBytes(parseIp("10.1.2.3"))], [10, 1, 2, 3]);
+  assert.deepEqual([...ipToBytes(parseIp("fd00::1"))], [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+});
+
+test("parseCidr: network form, host bits cleared, canonical text", () => {
+  assert.equal(formatCidr(parseCidr("10.9.9.9/8")), "10.0.0.0/8");
+  assert.equal(formatCidr(parseCidr("0.0.0.0/0")), "0.0.0.0/0");
+  assert.equal(formatCidr(parseCidr("FD00::1/16")), "fd00::/16");
+  assert.equal(formatCidr(parseCidr("::/0")), "::/0");
+  assert.equal(formatCidr(parseCidr("fd00::1/128")), "fd00::1/128");
+  for (const bad of ["10.0.0.0", "10.0.0.0/33", "10.0.0.0/", "10.0.0.0/08", "10.0.0.0/x", "/8", "fd00::/129", "10.0.0.0/8/8"]) {
+    assert.throws(() => parseCidr(bad), IpParseError, bad);
+  }
+  assert.throws(() => parseCidr("10.0.0.0/33"), { message: 'Cannot parse CIDR "10.0.0.0/33": prefix length 33 exceeds 32' });
+});
+
+test("cidrContains and cidrContainsIp", () => {
+  const c = (text: string): Cidr => parseCidr(text);
+  assert.ok(cidrContains(c("10.0.0.0/8"), c("10.1.0.0/16")));
+  assert.ok(cidrContains(c("10.0.0.0/8"), c("10.0.0.0/8")));
+  assert.ok(!cidrContains(c("10.1.0.0/16"), c("10.0.0.0/8")));
+  assert.ok(!cidrContains(c("10.0.0.0/8"), c("11.0.0.0/16")));
+  assert.ok(cidrContains(c("0.0.0.0/0"), c("192.0.2.0/24")));
+  assert.ok(!cidrContains(c("::/0"), c("10.0.0.0/8")), "families never contain each other");
+  assert.ok(cidrContainsIp(c("fd00::/16"), parseIp("fd00:1::1")));
+  assert.ok(!cidrContainsIp(c("fd00::/16"), parseIp("fd01::1")));
+  fc.assert(
+    fc.property(addressArb, fc.nat(128), fc.nat(128), (address, x, y) => {
+      const bits = address.family === 4 ? 32 : 128;
+      const [short, long] = [Math.min(x, y) % (bits + 1), Math.max(x, y) % (bits + 1)].sort((a, b) => a - b) as [number, number];
+      assert.ok(cidrContains(cidrOf(address, short), cidrOf(address, long)));
+      assert.ok(cidrContainsIp(cidrOf(address, long), address));
+      assert.deepEqual(hostCidr(address), cidrOf(address, bits));
+    }),
+  );
+});
+
+test("CidrSet: longest match equals a brute-force search, across adds and deletes", () => {
+  const cidrArb = fc.oneof(
+    fc.tuple(v4Arb, fc.integer({ min: 0, max: 32 })),
+    fc.tuple(v6Arb, fc.integer({ min: 0, max: 128 })),
+  ).map(([address, length]) => cidrOf(address, length));
+  fc.assert(
+    fc.property(
+      fc.array(fc.tuple(fc.boolean(), cidrArb), { maxLength: 30 }),
+      fc.array(fc.oneof(v4Arb, v6Arb), { minLength: 1, maxLength: 20 }),
+      (operations, probes) => {
+        const set = new CidrSet();
+        const model = new Map<string, Cidr>();
+        for (const [add, cidr] of operations) {
+          if (add) {
+            set.add(cidr);
+            model.set(formatCidr(cidr), cidr);
+          } else {
+            set.delete(cidr);
+            model.delete(formatCidr(cidr));
+          }
+        }
+        assert.equal(set.empty, model.size === 0);
+        for (const probe of probes) {
+          const expected = [...model.values()]
+            .filter((cidr) => cidrContainsIp(cidr, probe))
+            .sort((a, b) => b.prefixLen - a.prefixLen)[0];
+          assert.deepEqual(set.longestMatch(probe), expected);
+        }
+      },
+    ),
+    { numRuns: 500 },
+  );
+});

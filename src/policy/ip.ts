@@ -1,0 +1,313 @@
+/**
+ * IPv4 and IPv6 addresses and CIDR prefixes as numbers: parsing, canonical
+ * text, bytes, containment, and a longest-prefix-match set. Pure, so the
+ * policy layer needs no `node:net`.
+ *
+ * @module
+ */
+
+/** An address family: 4 or 6. */
+export type IpFamily = 4 | 6;
+
+/** An IP address: its family and its bits as an unsigned integer. */
+export interface IpAddress {
+  readonly family: IpFamily;
+  readonly value: bigint;
+}
+
+/** A CIDR prefix in network form: host bits are always zero. */
+export interface Cidr {
+  readonly family: IpFamily;
+  readonly network: bigint;
+  readonly prefixLen: number;
+}
+
+/** Text that is not a valid IP address or CIDR. */
+export class IpParseError extends Error {
+  override name = "IpParseError";
+}
+
+/** The number of address bits of a family: 32 or 128. */
+export function addressBits(family: IpFamily): number {
+  return family === 4 ? 32 : 128;
+}
+
+const V4_OCTET = /^(0|[1-9][0-9]{0,2})$/;
+const V6_GROUP = /^[0-9a-fA-F]{1,4}$/;
+
+function parseV4(text: string): bigint | undefined {
+  const parts = text.split(".");
+  if (parts.length !== 4) return undefined;
+  let value = 0n;
+  for (const part of parts) {
+    // Leading zeros are refused: some parsers read them as octal.
+    if (!V4_OCTET.test(part)) return undefined;
+    const octet = Number(part);
+    if (octet > 255) return undefined;
+    value = (value << 8n) | BigInt(octet);
+  }
+  return value;
+}
+
+function parseV6Groups(text: string, endsAddress: boolean): bigint[] | undefined {
+  if (text === "") return [];
+  const groups: bigint[] = [];
+  const parts = text.split(":");
+  for (const [i, part] of parts.entries()) {
+    // An embedded IPv4 address may only end the whole address.
+    if (endsAddress && i === parts.length - 1 && part.includes(".")) {
+      const v4 = parseV4(part);
+      if (v4 === undefined) return undefined;
+      groups.push(v4 >> 16n, v4 & 0xffffn);
+    } else if (V6_GROUP.test(part)) {
+      groups.push(BigInt(parseInt(part, 16)));
+    } else {
+      return undefined;
+    }
+  }
+  return groups;
+}
+
+function parseV6(text: string): bigint | undefined {
+  const halves = text.split("::");
+  if (halves.length > 2) return undefined;
+  const head = parseV6Groups(halves[0] as string, halves.length === 1);
+  const tail = halves.length === 2 ? parseV6Groups(halves[1] as string, true) : [];
+  if (head === undefined || tail === undefined) return undefined;
+  const missing = 8 - head.length - tail.length;
+  if (halves.length === 2 ? missing < 1 : missing !== 0) return undefined;
+  let value = 0n;
+  for (const group of [...head, ...Array<bigint>(missing).fill(0n), ...tail]) value = (value << 16n) | group;
+  return value;
+}
+
+/**
+ * Parses an IPv4 (dotted quad) or IPv6 (RFC 4291 text, with optional
+ * embedded IPv4) address.
+ *
+ * @example
+ * ```ts
+ * parseIp("10.0.0.1"); // { family: 4, value: 167772161n }
+ * ```
+ * @throws {IpParseError} when the text is not an address.
+ */
+export function parseIp(text: string): IpAddress {
+  const value = text.includes(":") ? parseV6(text) : parseV4(text);
+  if (value === undefined) throw new IpParseError(`Cannot parse IP address "${text}": not an IPv4 or IPv6 address`);
+  return { family: text.includes(":") ? 6 : 4, value };
+}
+
+function maskOf(family: IpFamily, prefixLen: number): bigint {
+  const bits = BigInt(addressBits(family));
+  const hostBits = bits - BigInt(prefixLen);
+  return ((1n << bits) - 1n) ^ ((1n << hostBits) - 1n);
+}
+
+/**
+ * The CIDR of the first `prefixLen` bits of an address (its host bits cleared).
+ *
+ * @example
+ * ```ts
+ * formatCidr(cidrOf(parseIp("10.1.2.3"), 16)); // "10.1.0.0/16"
+ * ```
+ */
+export function cidrOf(address: IpAddress, prefixLen: number): Cidr {
+  return { family: address.family, network: address.value & maskOf(address.family, prefixLen), prefixLen };
+}
+
+/**
+ * The single-address CIDR (/32 or /128) of an address.
+ *
+ * @example
+ * ```ts
+ * formatCidr(hostCidr(parseIp("fd00::1"))); // "fd00::1/128"
+ * ```
+ */
+export function hostCidr(address: IpAddress): Cidr {
+  return cidrOf(address, addressBits(address.family));
+}
+
+/**
+ * Parses a CIDR such as `10.0.0.0/8` or `fd00::/64`. Host bits that are set
+ * are cleared, as Kubernetes reads `10.0.0.1/8` as `10.0.0.0/8`.
+ *
+ * @example
+ * ```ts
+ * formatCidr(parseCidr("10.9.9.9/8")); // "10.0.0.0/8"
+ * ```
+ * @throws {IpParseError} when the text is not a CIDR.
+ */
+export function parseCidr(text: string): Cidr {
+  const slash = text.indexOf("/");
+  const lenText = text.slice(slash + 1);
+  if (slash < 0 || !/^(0|[1-9][0-9]{0,2})$/.test(lenText)) {
+    throw new IpParseError(`Cannot parse CIDR "${text}": expected an address, "/" and a prefix length`);
+  }
+  let address: IpAddress;
+  try {
+    address = parseIp(text.slice(0, slash));
+  } catch (cause) {
+    throw new IpParseError(`Cannot parse CIDR "${text}": not an IPv4 or IPv6 address before "/"`, { cause });
+  }
+  const prefixLen = Number(lenText);
+  if (prefixLen > addressBits(address.family)) {
+    throw new IpParseError(
+      `Cannot parse CIDR "${text}": prefix length ${prefixLen} exceeds ${addressBits(address.family)}`,
+    );
+  }
+  return cidrOf(address, prefixLen);
+}
+
+function formatV4(value: bigint): string {
+  return [24n, 16n, 8n, 0n].map((shift) => String((value >> shift) & 0xffn)).join(".");
+}
+
+function formatV6(value: bigint): string {
+  const groups = [112n, 96n, 80n, 64n, 48n, 32n, 16n, 0n].map((shift) => Number((value >> shift) & 0xffffn));
+  // RFC 5952 §4.2: compress the longest run of two or more zero groups, the first on a tie.
+  let bestStart = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen) {
+      bestStart = i;
+      bestLen = j - i;
+    }
+    i = j === i ? i + 1 : j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (bestStart < 0) return hex.join(":");
+  return `${hex.slice(0, bestStart).join(":")}::${hex.slice(bestStart + bestLen).join(":")}`;
+}
+
+/**
+ * The canonical text of an address: dotted quad, or IPv6 as RFC 5952 §4
+ * and the WHATWG URL standard write it (lowercase, no leading zeros, the
+ * longest run of two or more zero groups compressed; IPv4-mapped addresses
+ * in hex too), the form the rest of Palisade uses.
+ *
+ * @example
+ * ```ts
+ * formatIp(parseIp("FD00:0:0:0:0:0:0:01")); // "fd00::1"
+ * ```
+ */
+export function formatIp(address: IpAddress): string {
+  return address.family === 4 ? formatV4(address.value) : formatV6(address.value);
+}
+
+/**
+ * The canonical text of a CIDR, e.g. `10.0.0.0/8`.
+ *
+ * @example
+ * ```ts
+ * formatCidr({ family: 6, network: 0n, prefixLen: 0 }); // "::/0"
+ * ```
+ */
+export function formatCidr(cidr: Cidr): string {
+  return `${formatIp({ family: cidr.family, value: cidr.network })}/${cidr.prefixLen}`;
+}
+
+/**
+ * The address as bytes in network order: 4 bytes for IPv4, 16 for IPv6.
+ *
+ * @example
+ * ```ts
+ * ipToBytes(parseIp("10.0.0.1")); // Uint8Array [10, 0, 0, 1]
+ * ```
+ */
+export function ipToBytes(address: IpAddress): Uint8Array {
+  const length = addressBits(address.family) / 8;
+  const bytes = new Uint8Array(length);
+  for (let i = 0; i < length; i++) bytes[i] = Number((address.value >> BigInt(8 * (length - 1 - i))) & 0xffn);
+  return bytes;
+}
+
+/**
+ * Whether `outer` contains every address of `inner` (a prefix contains
+ * itself). Prefixes of different families never contain each other.
+ *
+ * @example
+ * ```ts
+ * cidrContains(parseCidr("10.0.0.0/8"), parseCidr("10.1.0.0/16")); // true
+ * ```
+ */
+export function cidrContains(outer: Cidr, inner: Cidr): boolean {
+  return (
+    outer.family === inner.family &&
+    outer.prefixLen <= inner.prefixLen &&
+    (inner.network & maskOf(outer.family, outer.prefixLen)) === outer.network
+  );
+}
+
+/**
+ * Whether a CIDR contains an address.
+ *
+ * @example
+ * ```ts
+ * cidrContainsIp(parseCidr("10.0.0.0/8"), parseIp("10.2.3.4")); // true
+ * ```
+ */
+export function cidrContainsIp(cidr: Cidr, address: IpAddress): boolean {
+  return cidrContains(cidr, hostCidr(address));
+}
+
+/**
+ * A set of CIDR prefixes answering longest-prefix-match queries, indexed by
+ * prefix length so a query costs one hash lookup per distinct length.
+ *
+ * @example
+ * ```ts
+ * const set = new CidrSet();
+ * set.add(parseCidr("10.0.0.0/8"));
+ * set.add(parseCidr("10.1.0.0/16"));
+ * set.longestMatch(parseIp("10.1.2.3")); // the 10.1.0.0/16 Cidr
+ * ```
+ */
+export class CidrSet {
+  readonly #byLength = new Map<IpFamily, Map<number, Map<bigint, Cidr>>>([
+    [4, new Map()],
+    [6, new Map()],
+  ]);
+  /** Distinct prefix lengths per family, longest first. */
+  readonly #lengths = new Map<IpFamily, number[]>([
+    [4, []],
+    [6, []],
+  ]);
+
+  /** Adds a prefix (no-op if present). */
+  add(cidr: Cidr): void {
+    const byLength = this.#byLength.get(cidr.family) as Map<number, Map<bigint, Cidr>>;
+    let networks = byLength.get(cidr.prefixLen);
+    if (!networks) {
+      networks = new Map();
+      byLength.set(cidr.prefixLen, networks);
+      this.#lengths.set(cidr.family, [...byLength.keys()].sort((a, b) => b - a));
+    }
+    networks.set(cidr.network, cidr);
+  }
+
+  /** Removes a prefix (no-op if absent). */
+  delete(cidr: Cidr): void {
+    const byLength = this.#byLength.get(cidr.family) as Map<number, Map<bigint, Cidr>>;
+    const networks = byLength.get(cidr.prefixLen);
+    if (!networks?.delete(cidr.network) || networks.size > 0) return;
+    byLength.delete(cidr.prefixLen);
+    this.#lengths.set(cidr.family, [...byLength.keys()].sort((a, b) => b - a));
+  }
+
+  /** Whether the set holds no prefix. */
+  get empty(): boolean {
+    return (this.#lengths.get(4) as number[]).length === 0 && (this.#lengths.get(6) as number[]).length === 0;
+  }
+
+  /** The longest prefix of the set containing the address, if any. */
+  longestMatch(address: IpAddress): Cidr | undefined {
+    const byLength = this.#byLength.get(address.family) as Map<number, Map<bigint, Cidr>>;
+    for (const length of this.#lengths.get(address.family) as number[]) {
+      const found = byLength.get(length)?.get(address.value & maskOf(address.family, length));
+      if (found) return found;
+    }
+    return undefined;
+  }
+}

@@ -1,0 +1,241 @@
+/**
+ * The reference evaluator: who may talk to whom, computed straight from the
+ * Kubernetes NetworkPolicy API reference and EBPFNetworkPolicy's additions,
+ * one packet at a time, by walking every policy. It is deliberately simple
+ * and shares no code with the compiler (its own label-selector matcher, and
+ * Node's `BlockList` for CIDRs), so that tests can use it as the oracle the
+ * compiled datapath state is checked against.
+ *
+ * @module
+ */
+import { BlockList, isIP } from "node:net";
+import type { AnyPolicy, EBPFEgressRule, EBPFIngressRule, IPBlock, LabelSelector, PolicyPeer, PolicyPort, PolicyType } from "./api-types.ts";
+import { canonicalIp, ipFamily } from "./validate.ts";
+import type { Packet, PodInfo, World } from "./world.ts";
+
+/**
+ * Why a direction got its verdict.
+ * - `not-isolated`: no Enforce policy that applies to the pod lists this direction.
+ * - `allowed`: an Allow rule matched.
+ * - `denied-by-rule`: an EBPFNetworkPolicy Deny rule matched (it beats every Allow).
+ * - `default-deny`: the direction is isolated and no rule matched.
+ * - `host`: ingress from the pod's node, which a pod cannot block.
+ * - `not-a-pod`: this end of the packet is not a pod, so no policy applies to it.
+ * - `self`: a pod talking to itself, which a pod cannot block either.
+ */
+export type EvaluationReason = "not-isolated" | "allowed" | "denied-by-rule" | "default-deny" | "host" | "not-a-pod" | "self";
+
+/** A verdict for one direction and what decided it. */
+export interface DirectionVerdict {
+  allowed: boolean;
+  reason: EvaluationReason;
+  /** What decided: the matched rules (`Kind ns/name rule i`), or for default-deny the isolating policies (`Kind ns/name`). */
+  policies: string[];
+}
+
+/** The verdict of one direction (egress at the source pod, ingress at the destination pod). */
+export interface DirectionResult extends DirectionVerdict {
+  /** The verdict with Audit-mode policies counted as if they were enforced. */
+  audit: DirectionVerdict;
+}
+
+/** The verdict for a packet: allowed when both its egress and its ingress are. */
+export interface Evaluation {
+  allowed: boolean;
+  egress: DirectionResult;
+  ingress: DirectionResult;
+}
+
+/**
+ * Decides whether the first packet of a flow may pass.
+ *
+ * @example
+ * ```ts
+ * const result = evaluate(world, { src: { ip: "10.244.1.10" }, dst: { ip: "10.244.1.11" }, protocol: "TCP", port: 8080 });
+ * result.allowed; // false
+ * result.ingress; // { allowed: false, reason: "default-deny", policies: ["NetworkPolicy shop/default-deny"], audit: {...} }
+ * ```
+ */
+export function evaluate(world: World, packet: Packet): Evaluation {
+  const srcIp = packetIp(packet.src.ip, "src");
+  const dstIp = packetIp(packet.dst.ip, "dst");
+  const srcPod = podWithIp(world, srcIp);
+  const dstPod = podWithIp(world, dstIp);
+  const same = srcPod !== undefined && srcPod === dstPod;
+
+  let egress: DirectionResult;
+  if (srcPod === undefined) egress = fixed("not-a-pod");
+  else if (same) egress = fixed("self");
+  else egress = evaluateDirection(world, packet, srcPod, "Egress", { ip: dstIp, pod: dstPod }, dstPod);
+
+  let ingress: DirectionResult;
+  if (dstPod === undefined) ingress = fixed("not-a-pod");
+  else if (same) ingress = fixed("self");
+  else if (world.hostIPs.some((ip) => canonicalIp(ip) === srcIp)) ingress = fixed("host");
+  else ingress = evaluateDirection(world, packet, dstPod, "Ingress", { ip: srcIp, pod: srcPod }, dstPod);
+
+  return { allowed: egress.allowed && ingress.allowed, egress, ingress };
+}
+
+/** The far end of the packet, seen from the pod whose policy is evaluated. */
+interface Remote {
+  ip: string;
+  pod: PodInfo | undefined;
+}
+
+/** What the rules of one direction said, for one set of counted policies. */
+interface Findings {
+  isolating: string[];
+  denies: string[];
+  allows: string[];
+}
+
+function evaluateDirection(world: World, packet: Packet, pod: PodInfo, direction: PolicyType, remote: Remote, dstPod: PodInfo | undefined): DirectionResult {
+  const enforced: Findings = { isolating: [], denies: [], allows: [] };
+  const audited: Findings = { isolating: [], denies: [], allows: [] };
+  for (const policy of world.policies) {
+    if (policy.metadata.namespace !== pod.namespace) continue;
+    if (!selectorMatches(podSelectorOf(policy), pod.labels)) continue;
+    if (!policyTypesOf(policy).includes(direction)) continue;
+    const name = `${policy.kind} ${policy.metadata.namespace}/${policy.metadata.name}`;
+    const targets = modeOf(policy) === "Enforce" ? [enforced, audited] : [audited];
+    const rules = rulesOf(policy, direction);
+    for (const findings of targets) findings.isolating.push(name);
+    rules.forEach((rule, i) => {
+      if (!ruleMatches(world, policy, rule.peers, rule.ports, packet, remote, dstPod)) return;
+      for (const findings of targets) (rule.action === "Deny" ? findings.denies : findings.allows).push(`${name} rule ${i}`);
+    });
+  }
+  return { ...verdict(enforced), audit: verdict(audited) };
+}
+
+function verdict(findings: Findings): DirectionVerdict {
+  if (findings.denies.length > 0) return { allowed: false, reason: "denied-by-rule", policies: findings.denies };
+  if (findings.allows.length > 0) return { allowed: true, reason: "allowed", policies: findings.allows };
+  if (findings.isolating.length > 0) return { allowed: false, reason: "default-deny", policies: findings.isolating };
+  return { allowed: true, reason: "not-isolated", policies: [] };
+}
+
+function fixed(reason: "not-a-pod" | "self" | "host"): DirectionResult {
+  return { allowed: true, reason, policies: [], audit: { allowed: true, reason, policies: [] } };
+}
+
+/** A rule of either API and either direction, flattened. */
+interface Rule {
+  peers: PolicyPeer[] | undefined;
+  ports: PolicyPort[] | undefined;
+  action: "Allow" | "Deny";
+}
+
+function rulesOf(policy: AnyPolicy, direction: PolicyType): Rule[] {
+  // Only EBPFNetworkPolicy has actions; every NetworkPolicy rule allows.
+  const actionOf = (rule: { action?: "Allow" | "Deny" }): "Allow" | "Deny" => (policy.kind === "EBPFNetworkPolicy" ? (rule.action ?? "Allow") : "Allow");
+  if (direction === "Ingress") {
+    const rules: EBPFIngressRule[] = policy.spec.ingress ?? [];
+    return rules.map((rule) => ({ peers: rule.from, ports: rule.ports, action: actionOf(rule) }));
+  }
+  const rules: EBPFEgressRule[] = policy.spec.egress ?? [];
+  return rules.map((rule) => ({ peers: rule.to, ports: rule.ports, action: actionOf(rule) }));
+}
+
+function podSelectorOf(policy: AnyPolicy): LabelSelector {
+  return policy.kind === "NetworkPolicy" ? (policy.spec.podSelector ?? {}) : policy.spec.selector;
+}
+
+/** Absent or empty policyTypes: Ingress, plus Egress when there is at least one egress rule. */
+function policyTypesOf(policy: AnyPolicy): PolicyType[] {
+  const listed = policy.spec.policyTypes ?? [];
+  if (listed.length > 0) return listed;
+  return (policy.spec.egress ?? []).length > 0 ? ["Ingress", "Egress"] : ["Ingress"];
+}
+
+function modeOf(policy: AnyPolicy): "Enforce" | "Audit" {
+  return policy.kind === "EBPFNetworkPolicy" ? (policy.spec.mode ?? "Enforce") : "Enforce";
+}
+
+/** A rule matches when one of its peers matches the remote end and one of its ports the packet; absent or empty lists match everything. */
+function ruleMatches(world: World, policy: AnyPolicy, peers: PolicyPeer[] | undefined, ports: PolicyPort[] | undefined, packet: Packet, remote: Remote, dstPod: PodInfo | undefined): boolean {
+  const peerOk = peers === undefined || peers.length === 0 || peers.some((peer) => peerMatches(world, policy, peer, remote));
+  const portOk = ports === undefined || ports.length === 0 || ports.some((port) => portMatches(port, packet, dstPod));
+  return peerOk && portOk;
+}
+
+function peerMatches(world: World, policy: AnyPolicy, peer: PolicyPeer, remote: Remote): boolean {
+  if (peer.ipBlock !== undefined) return ipBlockContains(peer.ipBlock, remote.ip);
+  if (remote.pod === undefined) return false;
+  // Without a namespaceSelector the peer means pods of the policy's own namespace.
+  const namespaceOk =
+    peer.namespaceSelector === undefined
+      ? remote.pod.namespace === policy.metadata.namespace
+      : selectorMatches(peer.namespaceSelector, world.namespaces.get(remote.pod.namespace)?.labels ?? {});
+  const podOk = peer.podSelector === undefined || selectorMatches(peer.podSelector, remote.pod.labels);
+  return namespaceOk && podOk;
+}
+
+/**
+ * Inside cidr and outside every except. An address only ever matches a
+ * block of its own family: BlockList alone would let IPv6 `::/0` match
+ * IPv4 addresses, and an IPv4 block match IPv4-mapped IPv6 addresses, which
+ * the datapath (one table per family) never does.
+ */
+function ipBlockContains(block: IPBlock, ip: string): boolean {
+  const family = isIP(ip);
+  const type = family === 4 ? "ipv4" : "ipv6";
+  const inside = (cidr: string): boolean => {
+    const [address = "", prefix = ""] = cidr.split("/");
+    if (ipFamily(address) !== family) return false;
+    const list = new BlockList();
+    list.addSubnet(address, Number(prefix), type);
+    return list.check(ip, type);
+  };
+  return inside(block.cidr) && !(block.except ?? []).some(inside);
+}
+
+/**
+ * Protocol (default TCP) equal to the packet's, so ICMP never matches a port
+ * entry; then no port = any port, a number = that port or the range up to
+ * endPort, a name = a container port of the destination pod with that name,
+ * the same protocol and the packet's port.
+ */
+function portMatches(port: PolicyPort, packet: Packet, dstPod: PodInfo | undefined): boolean {
+  if ((port.protocol ?? "TCP") !== packet.protocol) return false;
+  if (port.port === undefined) return true;
+  if (typeof port.port === "number") {
+    const last = port.endPort ?? port.port;
+    return packet.port >= port.port && packet.port <= last;
+  }
+  const name = port.port;
+  return dstPod?.namedPorts.some((named) => named.name === name && named.protocol === packet.protocol && named.port === packet.port) ?? false;
+}
+
+/** Label selector semantics: every matchLabels pair and every expression must hold; `{}` selects everything. */
+function selectorMatches(selector: LabelSelector, labels: Record<string, string>): boolean {
+  const has = (key: string): boolean => Object.hasOwn(labels, key);
+  const labelsOk = Object.entries(selector.matchLabels ?? {}).every(([key, value]) => has(key) && labels[key] === value);
+  const expressionsOk = (selector.matchExpressions ?? []).every((req) => {
+    const values = req.values ?? [];
+    switch (req.operator) {
+      case "In":
+        return has(req.key) && values.includes(labels[req.key] ?? "");
+      case "NotIn":
+        return !has(req.key) || !values.includes(labels[req.key] ?? "");
+      case "Exists":
+        return has(req.key);
+      case "DoesNotExist":
+        return !has(req.key);
+    }
+  });
+  return labelsOk && expressionsOk;
+}
+
+function podWithIp(world: World, ip: string): PodInfo | undefined {
+  for (const pod of world.pods.values()) {
+    if (pod.ips.some((podIp) => canonicalIp(podIp) === ip)) return pod;
+  }
+  return undefined;
+}
+
+function packetIp(ip: string, end: "src" | "dst"): string {
+  if (ipFamily(ip) === 0) throw new TypeError(`Cannot evaluate packet: ${end}.ip ${JSON.stringify(ip)} is not a valid IP address`);
+  return canonicalIp(ip);
+}
