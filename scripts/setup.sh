@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepares a fresh Debian 12 machine (as root) to build and run Palisade:
 # system packages, Node.js 24 (from the npm registry when the system Node is
-# older), npm dependencies, bpffs, and the build. Safe to run again.
+# older), the local cluster's control plane (built from Go modules, cached),
+# npm dependencies, bpffs, and the build. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,7 +10,7 @@ NODE_VERSION=24.21.0
 log() { printf 'setup: %s\n' "$*" >&2; }
 
 apt_packages=(clang llvm libbpf-dev bpftool iproute2 iputils-ping iptables nftables
-  containernetworking-plugins make g++ pkg-config libelf-dev zlib1g-dev)
+  containernetworking-plugins make g++ pkg-config libelf-dev zlib1g-dev openssl)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -34,6 +35,9 @@ if [[ -x .tools/node/bin/node ]]; then export PATH="$PWD/.tools/node/bin:$PATH";
 log "node $(node --version)"
 
 mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
+
+# The local cluster's control plane, built from pinned Go modules and cached.
+bash scripts/build-control-plane.sh >/dev/null
 
 log "installing npm dependencies"
 npm ci --no-audit --no-fund --loglevel=error >&2

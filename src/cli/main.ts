@@ -6,6 +6,7 @@
 import { parseArgs } from "node:util";
 import { ManifestError } from "./load-manifests.ts";
 import { runExplain, UsageError, type ExplainOptions } from "./explain.ts";
+import { DEV_HELP, runDev } from "./dev.ts";
 
 const HELP = `palisade: Kubernetes network policy engine with an eBPF datapath
 
@@ -16,6 +17,7 @@ Usage:
       EBPFNetworkPolicies; YAML or JSON files or folders), answered from the compiled datapath
       state. With --from/--to: one verdict and the policy rules behind it. Without: every ordered
       pair of pods (-o table: a matrix; -o json: {"port","protocol","pairs":[...]}).
+${DEV_HELP}
   palisade help
 
 Exit status: 0 on success, 2 on malformed input or usage errors, 1 on other failures.`;
@@ -65,10 +67,12 @@ function explainOptions(argv: string[]): ExplainOptions {
 }
 
 /** Runs the CLI and returns the exit status. */
-export function main(argv: string[]): number {
+export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   try {
     switch (command) {
+      case "dev":
+        return await runDev(rest);
       case "explain":
         process.stdout.write(`${runExplain(explainOptions(rest))}\n`);
         return 0;
@@ -90,4 +94,4 @@ export function main(argv: string[]): number {
   }
 }
 
-process.exitCode = main(process.argv.slice(2));
+process.exitCode = await main(process.argv.slice(2));

@@ -8,8 +8,8 @@
  * @module
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, unlinkSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { repositoryRoot } from "../repository-root.ts";
 import { formatAddress, parseCidr } from "./address.ts";
 import {
   AbiMismatchError,
@@ -147,14 +147,6 @@ const BATCH_ENTRIES = 16_384;
 const LINK_PIN = /^(\d+)-(ingress|egress)$/;
 /** Errors of bpf_link_create meaning "this kernel has no tcx". */
 const NO_TCX = new Set(["EINVAL", "EOPNOTSUPP", "ENOTSUPP", "ENOTSUP"]);
-
-function repositoryRoot(): string {
-  const start = dirname(fileURLToPath(import.meta.url));
-  for (let dir = start; ; dir = dirname(dir)) {
-    if (existsSync(join(dir, "package.json"))) return dir;
-    if (dirname(dir) === dir) throw new DatapathError(`Cannot find the repository root: no package.json in "${start}" or above`);
-  }
-}
 
 /** The default BPF object: `<repo>/bpf/out/endpoint.bpf.o`. */
 export function defaultObjectPath(): string {

@@ -6,7 +6,7 @@ import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createSocket } from "node:dgram";
 import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { TestContext } from "node:test";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -37,13 +37,8 @@ import {
   perCpuSlotSize,
   testRun,
 } from "./native.ts";
+import { repositoryRoot } from "../repository-root.ts";
 import type { BpfObject } from "./native.ts";
-
-function repositoryRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, "package.json"))) dir = dirname(dir);
-  return dir;
-}
 
 const ROOT = repositoryRoot();
 const FIXTURE = join(ROOT, "native", "out", "native-fixture.bpf.o");

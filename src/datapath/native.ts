@@ -11,10 +11,9 @@
  *
  * @module
  */
-import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { repositoryRoot } from "../repository-root.ts";
 
 /** Map types of `enum bpf_map_type` that Palisade uses or meets. */
 export const BpfMapType = {
@@ -304,18 +303,6 @@ interface NativeErrorShape extends Error {
 const ADDON_PATH = ["native", "out", "palisade_native.node"];
 
 let loadedAddon: NativeAddon | undefined;
-
-// Walks up from this file (src/datapath/ or dist/src/datapath/) to the
-// repository root, the first directory with a package.json.
-function repositoryRoot(): string {
-  const start = dirname(fileURLToPath(import.meta.url));
-  for (let dir = start; ; dir = dirname(dir)) {
-    if (existsSync(join(dir, "package.json"))) return dir;
-    if (dirname(dir) === dir) {
-      throw new NativeAddonError(`Cannot find the native addon: no package.json in "${start}" or above`);
-    }
-  }
-}
 
 function addon(): NativeAddon {
   if (loadedAddon === undefined) {

@@ -9,27 +9,37 @@
 
 /** A Kubernetes label selector. `{}` selects everything; an absent selector selects nothing where the API says so. */
 export interface LabelSelector {
+  /** Labels a pod or namespace must carry, each with exactly this value. */
   matchLabels?: Record<string, string>;
+  /** Requirements a pod or namespace must meet, all of them (ANDed with `matchLabels`). */
   matchExpressions?: LabelSelectorRequirement[];
 }
 
 /** One requirement of a label selector. */
 export interface LabelSelectorRequirement {
+  /** The label key the requirement is about. */
   key: string;
+  /** In and NotIn compare the label's value with `values`; Exists and DoesNotExist test whether the label is there. */
   operator: "In" | "NotIn" | "Exists" | "DoesNotExist";
+  /** The values In and NotIn compare with: at least one for them, none for Exists and DoesNotExist. */
   values?: string[];
 }
 
 /** An IP block: a CIDR and holes cut out of it. */
 export interface IPBlock {
+  /** The block, e.g. `10.0.0.0/8` or `fd00::/8`; host bits may be set (`10.0.0.1/8` is `10.0.0.0/8`). */
   cidr: string;
+  /** Blocks cut out of `cidr`; each must lie strictly inside it (same family, longer prefix). */
   except?: string[];
 }
 
 /** A peer of a rule: pods by selectors, or addresses by CIDR. */
 export interface PolicyPeer {
+  /** Pods with these labels: in the policy's namespace, or in the namespaces `namespaceSelector` matches when both are set. */
   podSelector?: LabelSelector;
+  /** Every pod of the namespaces with these labels (`{}` = every namespace), narrowed by `podSelector` when both are set. */
   namespaceSelector?: LabelSelector;
+  /** Addresses inside a CIDR, pod addresses included; must be the only field of its peer. */
   ipBlock?: IPBlock;
 }
 
@@ -38,11 +48,21 @@ export type PolicyProtocol = "TCP" | "UDP" | "SCTP";
 
 /** A port of a rule: numeric or named, optionally a range up to `endPort`. */
 export interface PolicyPort {
-  /** Defaults to TCP. */
+  /**
+   * The L4 protocol. Defaults to TCP.
+   *
+   * @default "TCP"
+   */
   protocol?: PolicyProtocol;
-  /** A number, or the name of a container port of the destination pod. Absent = every port. */
+  /** A number from 1 to 65535, or the name of a container port of the destination pod. Absent = every port. */
   port?: number | string;
-  /** Last port of a range starting at `port`; needs a numeric `port`. */
+  /**
+   * Last port of a range starting at `port`; needs a numeric `port` and is not below it.
+   *
+   * @asType integer
+   * @minimum 1
+   * @maximum 65535
+   */
   endPort?: number;
 }
 
@@ -51,13 +71,17 @@ export type PolicyType = "Ingress" | "Egress";
 
 /** An ingress rule of a NetworkPolicy. */
 export interface NetworkPolicyIngressRule {
+  /** Sources the rule matches, any of them; absent or empty = every source. */
   from?: PolicyPeer[];
+  /** Destination ports the rule matches, any of them; absent or empty = every protocol and port. */
   ports?: PolicyPort[];
 }
 
 /** An egress rule of a NetworkPolicy. */
 export interface NetworkPolicyEgressRule {
+  /** Destinations the rule matches, any of them; absent or empty = every destination. */
   to?: PolicyPeer[];
+  /** Destination ports the rule matches, any of them; absent or empty = every protocol and port. */
   ports?: PolicyPort[];
 }
 
@@ -92,30 +116,118 @@ export type PolicyMode = "Enforce" | "Audit";
 
 /** An ingress rule of an EBPFNetworkPolicy. */
 export interface EBPFIngressRule extends NetworkPolicyIngressRule {
-  /** Defaults to Allow. */
+  /**
+   * Allow admits what the rule matches; Deny drops it, whatever else allows it. Defaults to Allow.
+   *
+   * @default "Allow"
+   */
   action?: RuleAction;
 }
 
 /** An egress rule of an EBPFNetworkPolicy. */
 export interface EBPFEgressRule extends NetworkPolicyEgressRule {
-  /** Defaults to Allow. */
+  /**
+   * Allow admits what the rule matches; Deny drops it, whatever else allows it. Defaults to Allow.
+   *
+   * @default "Allow"
+   */
   action?: RuleAction;
 }
 
-/** `palisade.dev/v1alpha1` EBPFNetworkPolicy. */
+/**
+ * `palisade.dev/v1alpha1` EBPFNetworkPolicy: a NetworkPolicy with Deny rules and an audit mode. The
+ * selected pods, peers and ports mean what they mean in NetworkPolicy.
+ */
 export interface EBPFNetworkPolicy {
   apiVersion: "palisade.dev/v1alpha1";
   kind: "EBPFNetworkPolicy";
   metadata: ObjectMeta;
+  /** The pods the policy applies to, and the traffic it allows or denies them. */
   spec: {
     /** The pods of this namespace the policy applies to; `{}` = all of them. */
     selector: LabelSelector;
+    /**
+     * Directions the policy isolates the selected pods in. Absent or empty: Ingress, plus Egress when
+     * `egress` has a rule.
+     */
     policyTypes?: PolicyType[];
+    /** Rules for traffic to the selected pods, matched in any order (a matching Deny beats every Allow). */
     ingress?: EBPFIngressRule[];
+    /** Rules for traffic from the selected pods, matched in any order (a matching Deny beats every Allow). */
     egress?: EBPFEgressRule[];
-    /** Defaults to Enforce. */
+    /**
+     * Enforce drops what the policy denies; Audit only reports it as flow events. Defaults to Enforce.
+     *
+     * @default "Enforce"
+     */
     mode?: PolicyMode;
   };
+}
+
+/**
+ * A standard Kubernetes condition, as in `metav1.Condition`.
+ */
+export interface PolicyCondition {
+  /** The aspect the condition is about, e.g. `Accepted` or `Programmed`. */
+  type: string;
+  /** Whether the condition holds. */
+  status: "True" | "False" | "Unknown";
+  /** Why it holds or not, in CamelCase, e.g. `InvalidSpec` or `AllNodesProgrammed`. */
+  reason: string;
+  /** What a human needs to know, e.g. the field a refused policy gets wrong. */
+  message: string;
+  /**
+   * The `metadata.generation` of the policy the condition was computed for.
+   *
+   * @asType integer
+   * @minimum 0
+   */
+  observedGeneration?: number;
+  /**
+   * When `status` last changed (RFC 3339).
+   *
+   * @format date-time
+   */
+  lastTransitionTime: string;
+}
+
+/** What the operator observed of an EBPFNetworkPolicy: the `status` subresource. */
+export interface EBPFNetworkPolicyStatus {
+  /**
+   * `Accepted`: the policy passed the operator's checks; `Programmed`: every node's agent enforces
+   * this generation.
+   */
+  conditions?: PolicyCondition[];
+  /**
+   * Running pods the policy selects.
+   *
+   * @asType integer
+   * @minimum 0
+   */
+  selectedPods?: number;
+  /**
+   * Nodes whose agent enforces this generation of the policy.
+   *
+   * @asType integer
+   * @minimum 0
+   */
+  programmedNodes?: number;
+  /**
+   * Nodes with an agent.
+   *
+   * @asType integer
+   * @minimum 0
+   */
+  totalNodes?: number;
+  /** `programmedNodes/totalNodes`, e.g. `2/2`, for `kubectl get`. */
+  programmed?: string;
+  /**
+   * The `metadata.generation` this status describes.
+   *
+   * @asType integer
+   * @minimum 0
+   */
+  observedGeneration?: number;
 }
 
 /** Either policy API. */

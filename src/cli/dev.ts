@@ -1,0 +1,132 @@
+/**
+ * `palisade dev up|down|status`: the local dev cluster. `up` prints only
+ * shell exports on stdout, so `eval "$(palisade dev up)"` works; progress
+ * and errors go to stderr.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import {
+  DevClusterError,
+  MAX_NODES,
+  devDirFromEnv,
+  devDown,
+  devLayout,
+  devStatus,
+  devUp,
+  type DevStatus,
+} from "../devcluster/index.ts";
+import { UsageError } from "./explain.ts";
+
+/** Help text of `palisade dev`, for the main help. */
+export const DEV_HELP = `  palisade dev up [--nodes N]
+      Brings the local dev cluster up (idempotent): builds the control plane binaries once, issues
+      certificates, starts etcd, kube-apiserver, kube-controller-manager and kube-scheduler, and
+      registers N Nodes (default 1). Prints "export KUBECONFIG=..." and "export PATH=..." for
+      eval "$(palisade dev up)". State lives in $PALISADE_DEV_DIR (default /var/lib/palisade/dev).
+  palisade dev down
+      Stops every dev cluster process and removes its state (the binary cache stays).
+  palisade dev status
+      Each component (running, pid, healthy) and the Nodes. Exit status 1 if anything is unhealthy.`;
+
+function progress(line: string): void {
+  process.stderr.write(`dev: ${line}\n`);
+}
+
+function parseNodes(argv: string[]): number {
+  const { values } = parseArgs({ args: argv, options: { nodes: { type: "string", default: "1" } }, allowPositionals: false });
+  const nodes = Number(values.nodes);
+  if (!/^\d+$/.test(values.nodes) || nodes < 1 || nodes > MAX_NODES) {
+    throw new UsageError(`Cannot bring the dev cluster up: --nodes "${values.nodes}" is not a number from 1 to ${MAX_NODES}`);
+  }
+  return nodes;
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]?.map((_, column) => Math.max(...rows.map((row) => (row[column] ?? "").length))) ?? [];
+  return rows.map((row) => row.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join("  ").trimEnd()).join("\n");
+}
+
+/** The text `dev status` prints for `status`. */
+export function formatDevStatus(status: DevStatus): string {
+  if (status.apiserver === undefined) return `No dev cluster in ${status.dir} (run "palisade dev up")`;
+  const lines = [`Dev cluster in ${status.dir}, API server ${status.apiserver}`, ""];
+  lines.push(
+    table([
+      ["COMPONENT", "STATE", "PID", "HEALTHY"],
+      ...status.components.map((c) => [c.name, c.running ? "running" : "stopped", c.pid === undefined ? "-" : String(c.pid), c.healthy ? "yes" : "no"]),
+    ]),
+    "",
+  );
+  if ("error" in status.nodes) {
+    lines.push(`Nodes: unavailable: ${status.nodes.error}`);
+  } else if (status.nodes.length === 0) {
+    lines.push("Nodes: none");
+  } else {
+    lines.push(
+      table([
+        ["NODE", "READY", "INTERNAL-IPS", "POD-CIDRS"],
+        ...status.nodes.map((n) => [n.name, n.ready ? "True" : "False", n.internalIPs.join(",") || "-", n.podCIDRs.join(",") || "-"]),
+      ]),
+    );
+  }
+  return lines.join("\n");
+}
+
+function healthy(status: DevStatus): boolean {
+  return status.components.length > 0 && status.components.every((c) => c.healthy) && !("error" in status.nodes);
+}
+
+/** Single-quotes `value` for a POSIX shell. */
+function shellQuote(value: string): string {
+  return /^[\w@%+=:,./-]+$/.test(value) ? value : `'${value.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * Runs `palisade dev <argv>` and resolves with the exit status: 0 on
+ * success, 2 on usage errors, 1 on failure (or, for `status`, when a
+ * component is not healthy).
+ *
+ * @example
+ * ```ts
+ * process.exitCode = await runDev(["up", "--nodes", "2"]);
+ * ```
+ */
+export async function runDev(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  const layout = devLayout(devDirFromEnv());
+  try {
+    switch (command) {
+      case "up": {
+        const nodes = parseNodes(rest);
+        const started = Date.now();
+        const result = await devUp(layout, { nodes }, progress);
+        progress(`cluster up in ${((Date.now() - started) / 1000).toFixed(1)} s: ${result.apiserver}, ${result.nodes.length} node(s)`);
+        process.stdout.write(`export KUBECONFIG=${shellQuote(result.adminKubeconfig)}\nexport PATH=${shellQuote(result.binariesDir)}:$PATH\n`);
+        return 0;
+      }
+      case "down":
+        if (rest.length > 0) throw new UsageError(`Cannot take the dev cluster down: unexpected argument "${rest[0]}"`);
+        await devDown(layout, progress);
+        return 0;
+      case "status": {
+        if (rest.length > 0) throw new UsageError(`Cannot show dev cluster status: unexpected argument "${rest[0]}"`);
+        const status = await devStatus(layout);
+        process.stdout.write(`${formatDevStatus(status)}\n`);
+        return healthy(status) ? 0 : 1;
+      }
+      default:
+        throw new UsageError(command === undefined ? "palisade dev: a subcommand is required: up, down or status" : `Unknown dev subcommand "${command}"; one of up, down, status`);
+    }
+  } catch (error) {
+    if (error instanceof UsageError || (error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
+      process.stderr.write(`palisade: ${(error as Error).message}\n`);
+      return 2;
+    }
+    if (error instanceof DevClusterError) {
+      process.stderr.write(`palisade: ${error.message}\n`);
+      return 1;
+    }
+    throw error;
+  }
+}

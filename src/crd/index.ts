@@ -1,0 +1,15 @@
+/**
+ * Generation of Palisade's CustomResourceDefinitions from the API types
+ * (`src/policy/api-types.ts`): structural schemas, CEL rules, the CRD objects
+ * and their committed YAML under `deploy/crds/`.
+ *
+ * @module
+ */
+export { API_TYPES_PATH, CRD_DIR, crdFilePath, generateCrds, renderCrd, writeCrds } from "./generate.ts";
+export { customResourceDefinition } from "./custom-resource-definition.ts";
+export type { CustomResourceDefinition, CustomResourceOptions, PrinterColumn } from "./custom-resource-definition.ts";
+export { EBPF_NETWORK_POLICY_REFINEMENTS, EBPF_NETWORK_POLICY_STATUS_REFINEMENTS } from "./policy-rules.ts";
+export { applyRefinements } from "./refinements.ts";
+export type { SchemaRefinement } from "./refinements.ts";
+export { StructuralSchemaError, toStructuralSchema } from "./structural-schema.ts";
+export type { JsonSchema, StructuralSchema, StructuralType, ValidationRule } from "./structural-schema.ts";

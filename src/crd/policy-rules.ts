@@ -1,0 +1,170 @@
+/**
+ * The CEL rules and bounds of the EBPFNetworkPolicy CRD: the checks of
+ * `src/policy/validate.ts` the API server can make itself, so bad input is
+ * refused where it enters, with the field named. Messages follow the field
+ * path the API server prints before them (`spec.ingress[0].ports[0].endPort:
+ * Invalid value: "object": 70 is below port 80`).
+ *
+ * List bounds exist for the CEL cost estimate: without them the API server
+ * assumes lists as long as a whole request allows and refuses the rules as too
+ * expensive. They are far above what a real policy holds.
+ *
+ * @module
+ */
+import type { SchemaRefinement } from "./refinements.ts";
+
+/** The longest CIDR text: a full IPv6 address with an embedded IPv4 one and a 3-digit prefix. */
+const MAX_CIDR_LENGTH = 49;
+/** Rules per direction, peers per rule, ports per rule: policies are additive, so more rules go in another policy. */
+const MAX_RULE_ITEMS = 32;
+/** Holes cut out of one ipBlock. */
+const MAX_EXCEPT = 32;
+/** Label requirements of one selector, labels of one matchLabels, values of one requirement. */
+const MAX_SELECTOR_ITEMS = 32;
+/** The longest port name (IANA_SVC_NAME). */
+const MAX_PORT_NAME_LENGTH = 15;
+/** A label key: a DNS subdomain prefix, a slash, a name. */
+const MAX_LABEL_KEY_LENGTH = 317;
+const MAX_LABEL_VALUE_LENGTH = 63;
+
+const IN_CIDR = "cidr(self.cidr).containsCIDR(e) && cidr(e).prefixLength() > cidr(self.cidr).prefixLength()";
+
+/**
+ * Refinements of the EBPFNetworkPolicy schema, by API type.
+ *
+ * @example
+ * ```ts
+ * applyRefinements(definitions, EBPF_NETWORK_POLICY_REFINEMENTS);
+ * ```
+ */
+export const EBPF_NETWORK_POLICY_REFINEMENTS: readonly SchemaRefinement[] = [
+  {
+    type: "EBPFNetworkPolicy",
+    path: ["spec", "policyTypes"],
+    add: { maxItems: 2, "x-kubernetes-list-type": "set" },
+  },
+  { type: "EBPFNetworkPolicy", path: ["spec", "ingress"], add: { maxItems: MAX_RULE_ITEMS } },
+  { type: "EBPFNetworkPolicy", path: ["spec", "egress"], add: { maxItems: MAX_RULE_ITEMS } },
+  { type: "EBPFIngressRule", path: ["from"], add: { maxItems: MAX_RULE_ITEMS } },
+  { type: "EBPFIngressRule", path: ["ports"], add: { maxItems: MAX_RULE_ITEMS } },
+  { type: "EBPFEgressRule", path: ["to"], add: { maxItems: MAX_RULE_ITEMS } },
+  { type: "EBPFEgressRule", path: ["ports"], add: { maxItems: MAX_RULE_ITEMS } },
+  {
+    type: "PolicyPeer",
+    path: [],
+    add: {
+      "x-kubernetes-validations": [
+        {
+          rule: "has(self.ipBlock) || has(self.podSelector) || has(self.namespaceSelector)",
+          message: "must set ipBlock, or podSelector and/or namespaceSelector",
+        },
+        {
+          rule: "!has(self.ipBlock) || !(has(self.podSelector) || has(self.namespaceSelector))",
+          messageExpression: "'sets ipBlock together with ' + (has(self.podSelector) ? 'podSelector' : 'namespaceSelector') + ': ipBlock must be the only peer field'",
+        },
+      ],
+    },
+  },
+  {
+    type: "IPBlock",
+    path: [],
+    add: {
+      "x-kubernetes-validations": [
+        {
+          rule: `!isCIDR(self.cidr) || !has(self.except) || self.except.all(e, !isCIDR(e) || (${IN_CIDR}))`,
+          messageExpression: `'"' + self.except.filter(e, isCIDR(e) && !(${IN_CIDR}))[0] + '" is not strictly inside cidr "' + self.cidr + '"'`,
+          fieldPath: ".except",
+        },
+      ],
+    },
+  },
+  {
+    type: "IPBlock",
+    path: ["cidr"],
+    add: {
+      maxLength: MAX_CIDR_LENGTH,
+      "x-kubernetes-validations": [{ rule: "isCIDR(self)", messageExpression: `'"' + self + '" is not a valid CIDR'` }],
+    },
+  },
+  { type: "IPBlock", path: ["except"], add: { maxItems: MAX_EXCEPT } },
+  {
+    type: "IPBlock",
+    path: ["except", "[]"],
+    add: {
+      maxLength: MAX_CIDR_LENGTH,
+      "x-kubernetes-validations": [{ rule: "isCIDR(self)", messageExpression: `'"' + self + '" is not a valid CIDR'` }],
+    },
+  },
+  {
+    type: "PolicyPort",
+    path: [],
+    add: {
+      "x-kubernetes-validations": [
+        {
+          rule: "!has(self.endPort) || (has(self.port) && type(self.port) == int)",
+          messageExpression: `has(self.port) ? 'requires a numeric port, not the named port "' + string(self.port) + '"' : 'requires a numeric port'`,
+          fieldPath: ".endPort",
+        },
+        {
+          rule: "!has(self.endPort) || !has(self.port) || type(self.port) != int || self.endPort >= self.port",
+          // dyn(): the cost estimate gives string() of an integer field no size bound, and would refuse the rule.
+          messageExpression: "string(dyn(self.endPort)) + ' is below port ' + string(self.port)",
+          fieldPath: ".endPort",
+        },
+      ],
+    },
+  },
+  {
+    type: "PolicyPort",
+    path: ["port"],
+    add: {
+      maxLength: MAX_PORT_NAME_LENGTH,
+      "x-kubernetes-validations": [
+        {
+          rule: "type(self) != int || (self >= 1 && self <= 65535)",
+          messageExpression: "string(self) + ' is not between 1 and 65535'",
+        },
+        {
+          rule: "type(self) == int || (self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$') && self.matches('[a-z]') && !self.contains('--'))",
+          messageExpression: `'"' + string(self) + '" is not a valid port name: lowercase letters, digits and \\'-\\', with a letter, no \\'--\\', not starting or ending with \\'-\\''`,
+        },
+      ],
+    },
+  },
+  { type: "LabelSelector", path: ["matchLabels"], add: { maxProperties: MAX_SELECTOR_ITEMS } },
+  { type: "LabelSelector", path: ["matchLabels", "{}"], add: { maxLength: MAX_LABEL_VALUE_LENGTH } },
+  { type: "LabelSelector", path: ["matchExpressions"], add: { maxItems: MAX_SELECTOR_ITEMS } },
+  { type: "LabelSelectorRequirement", path: ["key"], add: { maxLength: MAX_LABEL_KEY_LENGTH } },
+  { type: "LabelSelectorRequirement", path: ["values"], add: { maxItems: MAX_SELECTOR_ITEMS } },
+  { type: "LabelSelectorRequirement", path: ["values", "[]"], add: { maxLength: MAX_LABEL_VALUE_LENGTH } },
+  {
+    type: "LabelSelectorRequirement",
+    path: [],
+    add: {
+      "x-kubernetes-validations": [
+        {
+          rule: "!(self.operator in ['In', 'NotIn']) || (has(self.values) && size(self.values) > 0)",
+          messageExpression: `'must not be empty when operator is "' + self.operator + '"'`,
+          fieldPath: ".values",
+        },
+        {
+          rule: "!(self.operator in ['Exists', 'DoesNotExist']) || !has(self.values) || size(self.values) == 0",
+          messageExpression: `'must be empty when operator is "' + self.operator + '"'`,
+          fieldPath: ".values",
+        },
+      ],
+    },
+  },
+];
+
+/**
+ * Refinements of the EBPFNetworkPolicy status schema: conditions are a map
+ * keyed by type, as every Kubernetes API's are, so server-side apply merges them.
+ */
+export const EBPF_NETWORK_POLICY_STATUS_REFINEMENTS: readonly SchemaRefinement[] = [
+  {
+    type: "EBPFNetworkPolicyStatus",
+    path: ["conditions"],
+    add: { "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"] },
+  },
+];

@@ -1,0 +1,42 @@
+/**
+ * The settings a dev cluster was brought up with, recorded in its folder so
+ * that later commands (`up` again, `status`, `down`) use the same ports and
+ * binaries whatever the environment says then.
+ *
+ * @module
+ */
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { DevClusterError } from "./errors.ts";
+import type { DevLayout } from "./layout.ts";
+import type { DevPorts } from "./ports.ts";
+
+/** What `cluster.json` holds. */
+export interface ClusterState {
+  ports: DevPorts;
+  /** The folder of the control plane binaries the processes run. */
+  binariesDir: string;
+}
+
+/**
+ * The recorded state, or undefined when the folder has none (no cluster).
+ *
+ * @example
+ * ```ts
+ * const state = readClusterState(devLayout("/var/lib/palisade/dev"));
+ * ```
+ */
+export function readClusterState(layout: DevLayout): ClusterState | undefined {
+  if (!existsSync(layout.stateFile)) return undefined;
+  try {
+    const state = JSON.parse(readFileSync(layout.stateFile, "utf8")) as ClusterState;
+    if (typeof state.ports?.apiserver !== "number" || typeof state.binariesDir !== "string") throw new Error("missing ports or binariesDir");
+    return state;
+  } catch (cause) {
+    throw new DevClusterError(`Cannot read dev cluster state "${layout.stateFile}": ${(cause as Error).message}`, { cause });
+  }
+}
+
+/** Records `state` in the dev folder. */
+export function writeClusterState(layout: DevLayout, state: ClusterState): void {
+  writeFileSync(layout.stateFile, `${JSON.stringify(state, null, 2)}\n`);
+}

@@ -1,0 +1,61 @@
+/**
+ * The local dev cluster: real etcd, kube-apiserver, kube-controller-manager
+ * and kube-scheduler built from pinned upstream modules, certificates, and
+ * stand-in Nodes; `devUp`/`devDown`/`devStatus` behind `palisade dev`.
+ *
+ * @module
+ */
+export { binariesIn, binaryPaths, ensureBinaries, type ControlPlaneBinaries } from "./binaries.ts";
+export { readClusterState, type ClusterState } from "./cluster-state.ts";
+export {
+  COMPONENT_NAMES,
+  CONTROLLERS,
+  SERVICE_CIDRS,
+  controlPlaneComponents,
+  controlPlaneStatus,
+  startControlPlane,
+  stopControlPlane,
+  type ComponentName,
+  type ComponentStatus,
+  type ControlPlaneComponent,
+  type ControlPlaneSetup,
+} from "./control-plane.ts";
+export {
+  KUBERNETES_SERVICE_IPS,
+  apiserverUrl,
+  ensureControlPlaneCredentials,
+  existingControlPlaneCredentials,
+  issueKubeconfig,
+  type ControlPlaneCredentials,
+  type IssuedKubeconfig,
+} from "./credentials.ts";
+export { runningPid, startDetached, stopDetached, type DetachedProcessSpec } from "./detached-process.ts";
+export {
+  DEV_DOWN_STEPS,
+  DEV_UP_STEPS,
+  binariesStep,
+  controlPlaneStep,
+  credentialsStep,
+  devDown,
+  devStatus,
+  devUp,
+  nodesStep,
+  removeStateStep,
+  required,
+  settingsStep,
+  stopControlPlaneStep,
+  type DevDownContext,
+  type DevDownStep,
+  type DevStatus,
+  type DevUpContext,
+  type DevUpOptions,
+  type DevUpResult,
+  type DevUpStep,
+} from "./dev-cluster.ts";
+export { DevClusterError } from "./errors.ts";
+export { httpsRequest, type HttpsRequestOptions, type HttpsResponse, type TlsIdentity } from "./https-client.ts";
+export { DEV_CONTEXT, kubeconfigYaml, writeKubeconfig, type KubeconfigSpec } from "./kubeconfig.ts";
+export { DEFAULT_DEV_DIR, devDirFromEnv, devLayout, type DevLayout } from "./layout.ts";
+export { MAX_NODES, NODE_NAME_PREFIX, devNodeSpec, listNodes, registerNodes, type DevNodeSpec, type NodeSummary } from "./nodes.ts";
+export { DevPki, type CertificateFiles, type ClientCredentials, type ServingNames } from "./pki.ts";
+export { PORT_SETTINGS, freePort, freePorts, portsFromEnv, type DevPorts } from "./ports.ts";

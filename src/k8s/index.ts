@@ -1,0 +1,20 @@
+/**
+ * The Kubernetes runtime shared by the operator and the agent: a client
+ * over `@kubernetes/client-node`'s transport, informers with indexed
+ * caches, a rate-limited deduplicating work queue, Lease leader election,
+ * status patches with conditions, and an Event recorder.
+ *
+ * @module
+ */
+export * from "./backoff.ts";
+export * from "./cache.ts";
+export * from "./client.ts";
+export * from "./conditions.ts";
+export * from "./errors.ts";
+export * from "./events.ts";
+export * from "./informer.ts";
+export * from "./leader-election.ts";
+export * from "./logger.ts";
+export * from "./resource.ts";
+export * from "./status.ts";
+export * from "./workqueue.ts";

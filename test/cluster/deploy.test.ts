@@ -1,0 +1,362 @@
+/**
+ * deploy/ against a real kube-apiserver: every manifest passes a server-side
+ * dry run, the RBAC grants what each component needs and no more, and the
+ * EBPFNetworkPolicy CRD's schema and CEL rules refuse bad policies with the
+ * field named, at the same field the operator-side validation names.
+ *
+ * Starts its own etcd and kube-apiserver (temporary folder, free ports, token
+ * authentication) from the binaries scripts/build-control-plane.sh caches, so
+ * it never touches a developer's cluster; stops and removes them in `after`.
+ */
+import assert from "node:assert/strict";
+import { spawn, execFile } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { existsSync, mkdtempSync, openSync, closeSync, rmSync, writeFileSync, readFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { validatePolicy } from "../../src/policy/validate.ts";
+
+const root = repositoryRoot();
+const deployDir = join(root, "deploy");
+const crdFile = join(deployDir, "crds", "ebpfnetworkpolicies.palisade.dev.yaml");
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+let work = "";
+let kubeconfig = "";
+let kubectlPath = "";
+const children: ChildProcess[] = [];
+
+describe("deploy/ on a real kube-apiserver", { timeout: 300_000 }, () => {
+  before(async () => {
+    const binDir = await buildControlPlane();
+    kubectlPath = join(binDir, "kubectl");
+    work = mkdtempSync(join(tmpdir(), "pl-deploy-"));
+    kubeconfig = await startApiserver(binDir, work);
+  });
+
+  after(async () => {
+    for (const child of children.reverse()) await stop(child);
+    if (work !== "") rmSync(work, { recursive: true, force: true });
+  });
+
+  it("passes a server-side dry run of every manifest, in the order kubectl applies them", async () => {
+    // A dry-run Namespace is not created, so the namespaced objects need it for real first.
+    await kubectlOk(["apply", "-f", join(deployDir, "00-namespace.yaml")]);
+    const run = await kubectlOk(["apply", "--dry-run=server", "-R", "-f", deployDir]);
+    for (const expected of [
+      "namespace/palisade-system",
+      "customresourcedefinition.apiextensions.k8s.io/ebpfnetworkpolicies.palisade.dev",
+      "deployment.apps/palisade-operator",
+      "daemonset.apps/palisade-agent",
+      "clusterrole.rbac.authorization.k8s.io/palisade-operator",
+      "clusterrole.rbac.authorization.k8s.io/palisade-agent",
+      "role.rbac.authorization.k8s.io/palisade-operator-leader-election",
+    ]) {
+      assert.match(run.stdout, new RegExp(`^${expected.replaceAll(".", "\\.")} .*\\(server dry run\\)$`, "m"));
+    }
+  });
+
+  it("grants the operator and the agent what they need and nothing more", async () => {
+    await kubectlOk(["apply", "-f", crdFile]);
+    await kubectlOk(["apply", "-f", join(deployDir, "10-operator-rbac.yaml"), "-f", join(deployDir, "11-agent-rbac.yaml")]);
+    const operator = "system:serviceaccount:palisade-system:palisade-operator";
+    const agent = "system:serviceaccount:palisade-system:palisade-agent";
+    const cases: [string, string[], boolean][] = [
+      [operator, ["watch", "ebpfnetworkpolicies.palisade.dev", "-A"], true],
+      [operator, ["watch", "networkpolicies.networking.k8s.io", "-A"], true],
+      [operator, ["list", "nodes"], true],
+      [operator, ["patch", "ebpfnetworkpolicies.palisade.dev", "--subresource=status", "-n", "shop"], true],
+      [operator, ["update", "ebpfnetworkpolicies.palisade.dev", "-n", "shop"], false],
+      [operator, ["create", "events", "-n", "shop"], true],
+      [operator, ["update", "leases.coordination.k8s.io/palisade-operator", "-n", "palisade-system"], true],
+      [operator, ["update", "leases.coordination.k8s.io/other", "-n", "palisade-system"], false],
+      [operator, ["create", "leases.coordination.k8s.io", "-n", "kube-system"], false],
+      [operator, ["get", "secrets", "-n", "palisade-system"], false],
+      [agent, ["watch", "pods", "-A"], true],
+      [agent, ["watch", "ebpfnetworkpolicies.palisade.dev", "-A"], true],
+      [agent, ["patch", "ebpfnetworkpolicies.palisade.dev", "--subresource=status", "-n", "shop"], false],
+      [agent, ["update", "pods", "-n", "shop"], false],
+      [agent, ["get", "secrets", "-A"], false],
+    ];
+    for (const [user, args, allowed] of cases) {
+      const run = await kubectl(["auth", "can-i", ...args, `--as=${user}`]);
+      assert.equal(run.stdout.trim(), allowed ? "yes" : "no", `${user} ${args.join(" ")}`);
+    }
+  });
+
+  describe("the EBPFNetworkPolicy CRD", () => {
+    const namespace = `pl-${randomBytes(4).toString("hex")}`;
+
+    before(async () => {
+      await kubectlOk(["apply", "-f", crdFile]);
+      await kubectlOk(["wait", "--for=condition=Established", "--timeout=60s", "crd/ebpfnetworkpolicies.palisade.dev"]);
+      await kubectlOk(["create", "namespace", namespace]);
+    });
+
+    it("accepts a valid policy and fills in the defaults", async () => {
+      const policy = ebpfPolicy({
+        selector: { matchLabels: { app: "api" }, matchExpressions: [{ key: "tier", operator: "Exists" }] },
+        policyTypes: ["Ingress", "Egress"],
+        ingress: [
+          { from: [{ podSelector: { matchLabels: { app: "web" } } }], ports: [{ port: 8080 }, { port: "http" }, { port: 9000, endPort: 9100, protocol: "UDP" }] },
+          { action: "Deny", from: [{ ipBlock: { cidr: "10.0.0.1/8", except: ["10.1.0.0/16"] } }, { ipBlock: { cidr: "fd00::/8", except: ["fd00:1::/32"] } }] },
+        ],
+        egress: [{ to: [{ namespaceSelector: {} }] }],
+      });
+      assert.deepEqual(validatePolicy(policy), []);
+      const created = JSON.parse((await kubectlOk(["create", "--dry-run=server", "-o", "json", "-f", "-"], JSON.stringify(policy))).stdout);
+      assert.equal(created.spec.mode, "Enforce");
+      assert.equal(created.spec.ingress[0].action, "Allow");
+      assert.deepEqual(created.spec.ingress[0].ports.map((p: { protocol: string }) => p.protocol), ["TCP", "TCP", "UDP"]);
+      assert.equal(created.spec.egress[0].action, "Allow");
+    });
+
+    const invalid: { name: string; spec: Record<string, unknown>; field: string; message: string }[] = [
+      {
+        name: "endPort below port",
+        spec: { ingress: [{ ports: [{ port: 80, endPort: 70 }] }] },
+        field: "spec.ingress[0].ports[0].endPort",
+        message: "70 is below port 80",
+      },
+      {
+        name: "endPort with a named port",
+        spec: { egress: [{ ports: [{ port: "http", endPort: 90 }] }] },
+        field: "spec.egress[0].ports[0].endPort",
+        message: 'requires a numeric port, not the named port "http"',
+      },
+      {
+        name: "endPort without a port",
+        spec: { ingress: [{ ports: [{ endPort: 90 }] }] },
+        field: "spec.ingress[0].ports[0].endPort",
+        message: "requires a numeric port",
+      },
+      {
+        name: "port out of range",
+        spec: { ingress: [{ ports: [{ port: 70000 }] }] },
+        field: "spec.ingress[0].ports[0].port",
+        message: "70000 is not between 1 and 65535",
+      },
+      {
+        name: "invalid port name",
+        spec: { ingress: [{ ports: [{ port: "Web--Port" }] }] },
+        field: "spec.ingress[0].ports[0].port",
+        message: '"Web--Port" is not a valid port name',
+      },
+      {
+        name: "except outside cidr",
+        spec: { ingress: [{ from: [{ ipBlock: { cidr: "10.0.0.0/8", except: ["10.1.0.0/16", "192.168.0.0/24"] } }] }] },
+        field: "spec.ingress[0].from[0].ipBlock.except",
+        message: '"192.168.0.0/24" is not strictly inside cidr "10.0.0.0/8"',
+      },
+      {
+        name: "except equal to cidr",
+        spec: { egress: [{ to: [{ ipBlock: { cidr: "fd00::/8", except: ["fd00::/8"] } }] }] },
+        field: "spec.egress[0].to[0].ipBlock.except",
+        message: '"fd00::/8" is not strictly inside cidr "fd00::/8"',
+      },
+      {
+        name: "bad CIDR",
+        spec: { egress: [{ to: [{ ipBlock: { cidr: "10.0.0.300/8" } }] }] },
+        field: "spec.egress[0].to[0].ipBlock.cidr",
+        message: '"10.0.0.300/8" is not a valid CIDR',
+      },
+      {
+        name: "bad except CIDR",
+        spec: { egress: [{ to: [{ ipBlock: { cidr: "10.0.0.0/8", except: ["10.0.0.0/40"] } }] }] },
+        field: "spec.egress[0].to[0].ipBlock.except[0]",
+        message: '"10.0.0.0/40" is not a valid CIDR',
+      },
+      {
+        name: "peer with nothing",
+        spec: { ingress: [{ from: [{}] }] },
+        field: "spec.ingress[0].from[0]",
+        message: "must set ipBlock, or podSelector and/or namespaceSelector",
+      },
+      {
+        name: "peer with ipBlock and a selector",
+        spec: { ingress: [{ from: [{ ipBlock: { cidr: "10.0.0.0/8" }, namespaceSelector: {} }] }] },
+        field: "spec.ingress[0].from[0]",
+        message: "sets ipBlock together with namespaceSelector: ipBlock must be the only peer field",
+      },
+      {
+        name: "In without values",
+        spec: { selector: { matchExpressions: [{ key: "app", operator: "In" }] } },
+        field: "spec.selector.matchExpressions[0].values",
+        message: 'must not be empty when operator is "In"',
+      },
+      {
+        name: "Exists with values",
+        spec: { ingress: [{ from: [{ podSelector: { matchExpressions: [{ key: "app", operator: "Exists", values: ["x"] }] } }] }] },
+        field: "spec.ingress[0].from[0].podSelector.matchExpressions[0].values",
+        message: 'must be empty when operator is "Exists"',
+      },
+      {
+        name: "unknown policy type",
+        spec: { policyTypes: ["Ingress", "Sideways"] },
+        field: "spec.policyTypes[1]",
+        message: 'Unsupported value: "Sideways"',
+      },
+      {
+        name: "unknown action",
+        spec: { egress: [{ action: "Reject" }] },
+        field: "spec.egress[0].action",
+        message: 'Unsupported value: "Reject"',
+      },
+    ];
+
+    for (const { name, spec, field, message } of invalid) {
+      it(`refuses ${name}, naming ${field}`, async () => {
+        const policy = ebpfPolicy({ selector: {}, ...spec });
+        const run = await kubectl(["create", "--dry-run=server", "-f", "-"], JSON.stringify(policy));
+        assert.notEqual(run.code, 0, `accepted: ${run.stdout}`);
+        const line = run.stderr.split("\n").find((l) => l.includes(`${field}: `));
+        assert.ok(line !== undefined, `no error names ${field}: ${run.stderr}`);
+        assert.ok(line.includes(message), `the error on ${field} does not say ${JSON.stringify(message)}: ${run.stderr}`);
+        // The operator's checks refuse the same object at the same field (or an item of it).
+        const issues = validatePolicy(policy);
+        assert.ok(
+          issues.some((issue) => issue.field === field || issue.field.startsWith(`${field}[`)),
+          `validatePolicy names no ${field}: ${JSON.stringify(issues)}`,
+        );
+      });
+    }
+
+    function ebpfPolicy(spec: Record<string, unknown>): Record<string, unknown> {
+      return { apiVersion: "palisade.dev/v1alpha1", kind: "EBPFNetworkPolicy", metadata: { name: "p", namespace }, spec };
+    }
+  });
+});
+
+function repositoryRoot(): string {
+  for (let dir = import.meta.dirname; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, "deploy", "crds"))) return dir;
+    if (dirname(dir) === dir) throw new Error(`Cannot find the repository root above "${import.meta.dirname}": no deploy/crds`);
+  }
+}
+
+/** The cached control-plane binaries' folder; the script only builds when the cache lacks them. */
+async function buildControlPlane(): Promise<string> {
+  const run = await exec(join(root, "scripts", "build-control-plane.sh"), [], undefined, 3_600_000);
+  if (run.code !== 0) throw new Error(`Cannot build the control plane: build-control-plane.sh exited with ${run.code}: ${run.stderr.slice(-2000)}`);
+  return run.stdout.trim();
+}
+
+async function startApiserver(binDir: string, dir: string): Promise<string> {
+  const [etcdClient, etcdPeer, apiserverPort] = [await freePort(), await freePort(), await freePort()];
+  const token = randomBytes(16).toString("hex");
+  writeFileSync(join(dir, "tokens.csv"), `${token},admin,admin,"system:masters"\n`, { mode: 0o600 });
+  const keys = generateKeyPairSync("rsa", { modulusLength: 2048, publicKeyEncoding: { type: "spki", format: "pem" }, privateKeyEncoding: { type: "pkcs8", format: "pem" } });
+  writeFileSync(join(dir, "sa.pub"), keys.publicKey);
+  writeFileSync(join(dir, "sa.key"), keys.privateKey, { mode: 0o600 });
+  const etcdUrl = `http://127.0.0.1:${etcdClient}`;
+  const peerUrl = `http://127.0.0.1:${etcdPeer}`;
+  children.push(
+    launch(join(binDir, "etcd"), [
+      "--name=pl-test",
+      `--data-dir=${join(dir, "etcd")}`,
+      `--listen-client-urls=${etcdUrl}`,
+      `--advertise-client-urls=${etcdUrl}`,
+      `--listen-peer-urls=${peerUrl}`,
+      `--initial-advertise-peer-urls=${peerUrl}`,
+      `--initial-cluster=pl-test=${peerUrl}`,
+      "--log-level=warn",
+    ], join(dir, "etcd.log")),
+  );
+  children.push(
+    launch(join(binDir, "kube-apiserver"), [
+      "--bind-address=127.0.0.1",
+      `--secure-port=${apiserverPort}`,
+      `--etcd-servers=${etcdUrl}`,
+      `--cert-dir=${join(dir, "certs")}`,
+      `--token-auth-file=${join(dir, "tokens.csv")}`,
+      "--authorization-mode=RBAC",
+      "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+      `--service-account-key-file=${join(dir, "sa.pub")}`,
+      `--service-account-signing-key-file=${join(dir, "sa.key")}`,
+      "--service-cluster-ip-range=10.96.0.0/16",
+      "--allow-privileged=true",
+      // Loopback endpoints for the kubernetes Service would be refused; no pod runs here.
+      "--endpoint-reconciler-type=none",
+    ], join(dir, "kube-apiserver.log")),
+  );
+  const path = join(dir, "kubeconfig");
+  writeFileSync(
+    path,
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "Config",
+      clusters: [{ name: "test", cluster: { server: `https://127.0.0.1:${apiserverPort}`, "insecure-skip-tls-verify": true } }],
+      users: [{ name: "admin", user: { token } }],
+      contexts: [{ name: "test", context: { cluster: "test", user: "admin" } }],
+      "current-context": "test",
+    }),
+    { mode: 0o600 },
+  );
+  kubeconfig = path;
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const run = await kubectl(["get", "--raw", "/readyz"]);
+    if (run.code === 0 && run.stdout.trim() === "ok") return path;
+    const exited = children.find((child) => child.exitCode !== null);
+    if (exited !== undefined || Date.now() > deadline) {
+      const log = readFileSync(join(dir, "kube-apiserver.log"), "utf8").split("\n").slice(-20).join("\n");
+      throw new Error(`Cannot start kube-apiserver on port ${apiserverPort}: ${exited === undefined ? "not ready after 120 s" : `${exited.spawnfile} exited`}:\n${log}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
+
+function launch(command: string, args: string[], logPath: string): ChildProcess {
+  const log = openSync(logPath, "a");
+  const child = spawn(command, args, { stdio: ["ignore", log, log] });
+  closeSync(log);
+  return child;
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => (typeof address === "object" && address !== null ? resolve(address.port) : reject(new Error("Cannot find a free port"))));
+    });
+  });
+}
+
+function kubectl(args: string[], input?: string): Promise<Run> {
+  return exec(kubectlPath, [`--kubeconfig=${kubeconfig}`, ...args], input, 60_000);
+}
+
+async function kubectlOk(args: string[], input?: string): Promise<Run> {
+  const run = await kubectl(args, input);
+  assert.equal(run.code, 0, `kubectl ${args.join(" ")} failed: ${run.stderr}`);
+  return run;
+}
+
+function exec(command: string, args: string[], input: string | undefined, timeout: number): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = execFile(command, args, { timeout, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
+      const code = error === null ? 0 : typeof error.code === "number" ? error.code : 1;
+      resolve({ code, stdout, stderr });
+    });
+    child.stdin?.end(input ?? "");
+  });
+}
