@@ -222,13 +222,14 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 			pkt.tuple.sport_be = first->sport_be;
 			pkt.tuple.dport_be = first->dport_be;
 		}
-		/* The record keeps no reason, so a fragment following a
-		 * dropped first one is dropped as if its first were unseen;
-		 * the first fragment's own event explains the verdict. */
-		if (first && first->allowed)
+		/* A later fragment shares its first's fate: passed as
+		 * FRAGMENT, or dropped for the first's own reason. */
+		if (!first)
+			pal_verdict_set(&v, true, PAL_REASON_FRAG_UNKNOWN, 0, 0);
+		else if (first->allowed)
 			pal_verdict_set(&v, false, PAL_REASON_FRAGMENT, 0, 0);
 		else
-			pal_verdict_set(&v, true, PAL_REASON_FRAG_UNKNOWN, 0, 0);
+			pal_verdict_set(&v, true, first->reason, 0, 0);
 		return pal_finish(skb, ep, &pkt, dir, &v);
 	}
 
@@ -237,7 +238,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 	if (!pal_track(skb, ep, cfg, now, &pkt, dir, &v))
 		pal_admit(skb, ep, cfg, now, &pkt, dir, &v);
 	if (pkt.frag.kind == PAL_FRAG_FIRST)
-		pal_frag_remember(&pkt, ep->endpoint_id, dir, !v.drop);
+		pal_frag_remember(&pkt, ep->endpoint_id, dir, !v.drop, v.reason);
 	return pal_finish(skb, ep, &pkt, dir, &v);
 }
 

@@ -174,7 +174,8 @@ struct pal_frag_value {
 	__be16 sport_be;
 	__be16 dport_be;
 	__u8 allowed;
-	__u8 pad[3];
+	__u8 reason; /* enum pal_reason of the first fragment's verdict */
+	__u8 pad[2];
 };
 
 /* config: array with one entry at index 0. */

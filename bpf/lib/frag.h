@@ -29,15 +29,16 @@ static __always_inline void pal_frag_key_of(const struct pal_pkt *pkt, __u32 end
 	key->pad = 0;
 }
 
-/* Remembers the first fragment's ports and verdict. */
+/* Remembers the first fragment's ports, verdict and its reason. */
 static __always_inline void pal_frag_remember(const struct pal_pkt *pkt, __u32 endpoint_id,
-					      __u8 dir, bool allowed)
+					      __u8 dir, bool allowed, __u8 reason)
 {
 	struct pal_frag_key key;
 	struct pal_frag_value value = {
 		.sport_be = pkt->tuple.sport_be,
 		.dport_be = pkt->tuple.dport_be,
 		.allowed = allowed,
+		.reason = reason,
 	};
 
 	pal_frag_key_of(pkt, endpoint_id, dir, &key);

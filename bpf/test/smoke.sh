@@ -350,7 +350,7 @@ check("first fragment, allowed", TO, ipv4(PEER, POD, UDP, udp(998, 5001), ident=
 check("later fragment follows", TO, ipv4(PEER, POD, UDP, b"y" * 16, ident=77, offset=2), "pass", "FRAGMENT")
 check("later fragment, first unseen", TO, ipv4(PEER, POD, UDP, b"y" * 16, ident=78, offset=2), "drop", "FRAG_UNKNOWN")
 check("first fragment, denied", TO, ipv4(PEER, POD, UDP, udp(998, 6000), ident=79, mf=True), "drop", "DEFAULT_DENY")
-check("later fragment of a denied first", TO, ipv4(PEER, POD, UDP, b"y" * 16, ident=79, offset=2), "drop", "FRAG_UNKNOWN")
+check("later fragment of a denied first", TO, ipv4(PEER, POD, UDP, b"y" * 16, ident=79, offset=2), "drop", "DEFAULT_DENY")
 v6_first = ext_frag(UDP, 0xABCDEF, more=True) + udp(997, 5002)
 check("IPv6 first fragment", TO, ipv6(PEER6, POD6, 44, v6_first), "pass", "POLICY_ALLOW")
 check("IPv6 later fragment", TO, ipv6(PEER6, POD6, 44, ext_frag(UDP, 0xABCDEF, offset_units=2) + b"z" * 16),

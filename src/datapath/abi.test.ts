@@ -123,8 +123,8 @@ test("fragment key and value", () => {
   assert.equal(bytes.readUInt32LE(32), 0xdeadbeef);
   assert.deepEqual(bytes.subarray(40), hex("11 06 00 00"));
   assert.deepEqual(fragKeyCodec.decode(bytes), key);
-  assert.deepEqual(fragValueCodec.encode({ sport: 1000, dport: 53, allowed: true }), hex("03e8 0035 01 000000"));
-  assert.deepEqual(fragValueCodec.decode(hex("03e8 0035 00 000000")), { sport: 1000, dport: 53, allowed: false });
+  assert.deepEqual(fragValueCodec.encode({ sport: 1000, dport: 53, allowed: true, reason: 1 }), hex("03e8 0035 01 01 0000"));
+  assert.deepEqual(fragValueCodec.decode(hex("03e8 0035 00 11 0000")), { sport: 1000, dport: 53, allowed: false, reason: 17 });
 });
 
 test("config and counters", () => {

@@ -478,11 +478,12 @@ export interface FragKey {
   direction: Direction;
 }
 
-/** A fragment value: the first fragment's ports and whether it was allowed. */
+/** A fragment value: the first fragment's ports, whether it was allowed, and why. */
 export interface FragValue {
   sport: number;
   dport: number;
   allowed: boolean;
+  reason: number;
 }
 
 const fragKey = struct("pal_frag_key", 44, {
@@ -522,7 +523,7 @@ export const fragKeyCodec: Codec<FragKey> = codec(
   },
 );
 
-const fragValue = struct("pal_frag_value", 8, { sport_be: [0, 2], dport_be: [2, 2], allowed: [4, 1], pad: [5, 3] });
+const fragValue = struct("pal_frag_value", 8, { sport_be: [0, 2], dport_be: [2, 2], allowed: [4, 1], reason: [5, 1], pad: [6, 2] });
 
 /** struct pal_frag_value. */
 export const fragValueCodec: Codec<FragValue> = codec(
@@ -531,11 +532,13 @@ export const fragValueCodec: Codec<FragValue> = codec(
     buf.writeUInt16BE(value.sport, base + fragValue.at.sport_be);
     buf.writeUInt16BE(value.dport, base + fragValue.at.dport_be);
     buf.writeUInt8(value.allowed ? 1 : 0, base + fragValue.at.allowed);
+    buf.writeUInt8(value.reason, base + fragValue.at.reason);
   },
   (buf, base) => ({
     sport: buf.readUInt16BE(base + fragValue.at.sport_be),
     dport: buf.readUInt16BE(base + fragValue.at.dport_be),
     allowed: buf[base + fragValue.at.allowed] !== 0,
+    reason: buf[base + fragValue.at.reason] ?? 0,
   }),
 );
 
