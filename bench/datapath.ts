@@ -28,7 +28,7 @@ const FULL = {
   grid: K_SWEEP.map((identities) => ({ identities, ruleCounts: N_SWEEP })) as VerdictGridRow[],
   verdict: { rounds: 20, newFlowPerRound: 150, establishedRepeat: 100_000 } as VerdictSampling,
   plan: { iptables: [1, 100, 1000, 10_000], nftables: [1, 100, 10_000, 100_000], palisade: [1, 100, 10_000, 100_000] } as RatePlan,
-  rate: { rounds: 4, concurrency: 8, warmupMs: 500, windowMs: 1000, windows: 3 } as RateSampling,
+  rate: { rounds: 4, concurrency: 8, warmupMs: 500, windowMs: 1000, windows: 3, attempts: 3, quietWaitBudgetMs: 120_000 } as RateSampling,
 };
 
 const QUICK = {
@@ -39,7 +39,7 @@ const QUICK = {
   ] as VerdictGridRow[],
   verdict: { rounds: 4, newFlowPerRound: 50, establishedRepeat: 10_000 } as VerdictSampling,
   plan: { iptables: [1, 100], nftables: [1, 100], palisade: [1, 100] } as RatePlan,
-  rate: { rounds: 2, concurrency: 8, warmupMs: 300, windowMs: 500, windows: 2 } as RateSampling,
+  rate: { rounds: 2, concurrency: 8, warmupMs: 300, windowMs: 500, windows: 2, attempts: 2, quietWaitBudgetMs: 10_000 } as RateSampling,
 };
 
 const log = (line: string) => process.stderr.write(`bench: ${line}\n`);

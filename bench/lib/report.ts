@@ -61,7 +61,7 @@ export function formatFlatnessCheck(result: VerdictResult): string {
   return lines.length === 0 ? "flatness check: the grid has no K with both N=1k and N=1M" : lines.join("\n");
 }
 
-/** The connection-rate table: median and range of the windows, ratio to the baseline, errors. */
+/** The connection-rate table: median and range of the windows, ratio to the baseline, errors, disturbed runs. */
 export function formatRateTable(result: RateResult): string {
   const rows = result.rows.map((row) => [
     row.engine === "none" ? "no policy" : row.engine,
@@ -70,7 +70,15 @@ export function formatRateTable(result: RateResult): string {
     `${Math.min(...row.rates).toFixed(0)}-${Math.max(...row.rates).toFixed(0)}`,
     `${((row.medianRate / result.baselineRate) * 100).toFixed(1)}%`,
     String(row.errors),
+    `${row.repeated}/${row.disturbedKept}`,
     row.policyAllowed === undefined ? "" : `${row.policyAllowed.allowed}/${row.policyAllowed.started}`,
   ]);
-  return formatTable(["engine", "N", "conn/s (median)", "windows min-max", "vs no policy", "errors", "SYNs via policy lookup"], rows);
+  const table = formatTable(
+    ["engine", "N", "conn/s (median)", "windows min-max", "vs no policy", "errors", "runs repeated/disturbed kept", "SYNs via policy lookup"],
+    rows,
+  );
+  return (
+    `${table}\n\nA run counts as disturbed when other programs used more than ${(result.maxForeignShare * 100).toFixed(0)}% of a core ` +
+    `meanwhile; waited ${result.waitedSeconds.toFixed(0)} s in total for a quiet machine.`
+  );
 }

@@ -7,6 +7,8 @@ import { parseArgs } from "node:util";
 import { ManifestError } from "./load-manifests.ts";
 import { runExplain, UsageError, type ExplainOptions } from "./explain.ts";
 import { DEV_HELP, runDev } from "./dev.ts";
+import { OPERATOR_HELP, OperatorUsageError, runOperatorCommand } from "../operator/index.ts";
+import { AgentUsageError, agentMain } from "../agent/index.ts";
 
 const HELP = `palisade: Kubernetes network policy engine with an eBPF datapath
 
@@ -18,6 +20,12 @@ Usage:
       state. With --from/--to: one verdict and the policy rules behind it. Without: every ordered
       pair of pods (-o table: a matrix; -o json: {"port","protocol","pairs":[...]}).
 ${DEV_HELP}
+${OPERATOR_HELP}
+  palisade agent --node-name NODE [--kubeconfig PATH] [--pin-root DIR] [--metrics-port N]
+      Runs the node agent: compiles the policies for NODE's pods into the eBPF maps pinned under
+      DIR (/sys/fs/bpf/palisade), attaches the datapath to each local pod's interface, reports what
+      it enforces in ConfigMap palisade-system/palisade-node-NODE, logs denied flows as JSON lines,
+      and serves /healthz, /readyz and /metrics on --metrics-port (9962). Needs root.
   palisade help
 
 Exit status: 0 on success, 2 on malformed input or usage errors, 1 on other failures.`;
@@ -73,6 +81,11 @@ export async function main(argv: string[]): Promise<number> {
     switch (command) {
       case "dev":
         return await runDev(rest);
+      case "operator":
+        return await runOperatorCommand(rest);
+      case "agent":
+        await agentMain(rest);
+        return 0;
       case "explain":
         process.stdout.write(`${runExplain(explainOptions(rest))}\n`);
         return 0;
@@ -86,7 +99,7 @@ export async function main(argv: string[]): Promise<number> {
         throw new UsageError(`Unknown command "${command}"; see "palisade help"`);
     }
   } catch (error) {
-    if (error instanceof UsageError || error instanceof ManifestError || (error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
+    if (error instanceof UsageError || error instanceof ManifestError || error instanceof OperatorUsageError || error instanceof AgentUsageError || (error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
       process.stderr.write(`palisade: ${(error as Error).message}\n`);
       return 2;
     }

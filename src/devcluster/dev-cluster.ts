@@ -8,7 +8,10 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, rmdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { repositoryRoot } from "../repository-root.ts";
+import { runningPid, startDetached, stopDetached } from "./detached-process.ts";
+import { removeNodeRuntimeSandboxes } from "./node-runtime/index.ts";
 import { binaryPaths, ensureBinaries, type ControlPlaneBinaries } from "./binaries.ts";
 import { readClusterState, writeClusterState, type ClusterState } from "./cluster-state.ts";
 import { controlPlaneStatus, startControlPlane, stopControlPlane, type ComponentStatus } from "./control-plane.ts";
@@ -153,8 +156,52 @@ export const crdsStep: DevUpStep = {
   },
 };
 
+function nodeRuntimeFiles(layout: DevLayout, node: string) {
+  return {
+    name: `node runtime ${node}`,
+    pidFile: join(layout.run, `node-runtime-${node}.pid`),
+    stateDir: join(layout.dir, "node-runtime", node),
+  };
+}
+
+/** Starts, detached, the stand-in node runtime of every Node that has none running: it turns the Node's Pods into network namespaces. */
+export const nodeRuntimesStep: DevUpStep = {
+  name: "node runtimes",
+  async run(context) {
+    const main = fileURLToPath(new URL("./node-runtime/main.js", import.meta.url));
+    for (const [i, node] of required(context, "nodes").entries()) {
+      const files = nodeRuntimeFiles(context.layout, node.name);
+      if (runningPid(files.pidFile, process.execPath) !== undefined) continue;
+      startDetached({
+        name: files.name,
+        command: process.execPath,
+        args: [main, "--node-index", String(i + 1), "--kubeconfig", context.layout.adminKubeconfig, "--state-dir", files.stateDir],
+        logFile: join(context.layout.logs, `node-runtime-${node.name}.log`),
+        pidFile: files.pidFile,
+      });
+      context.progress(`started the node runtime of ${node.name}`);
+    }
+  },
+};
+
 /** The steps of `dev up` so far, in order. */
-export const DEV_UP_STEPS: readonly DevUpStep[] = [binariesStep, settingsStep, credentialsStep, controlPlaneStep, crdsStep, nodesStep];
+export const DEV_UP_STEPS: readonly DevUpStep[] = [binariesStep, settingsStep, credentialsStep, controlPlaneStep, crdsStep, nodesStep, nodeRuntimesStep];
+
+/** Stops every node runtime and removes the network namespaces of its pods. */
+export const stopNodeRuntimesStep: DevDownStep = {
+  name: "stop node runtimes",
+  async run(context) {
+    const root = join(context.layout.dir, "node-runtime");
+    if (!existsSync(root)) return;
+    for (const node of readdirSync(root)) {
+      const files = nodeRuntimeFiles(context.layout, node);
+      await stopDetached(files.name, files.pidFile, process.execPath);
+      await removeNodeRuntimeSandboxes(files.stateDir);
+    }
+    rmSync(root, { recursive: true, force: true });
+    context.progress("node runtimes stopped, pod namespaces removed");
+  },
+};
 
 /** Stops the control plane processes. */
 export const stopControlPlaneStep: DevDownStep = {
@@ -184,7 +231,7 @@ export const removeStateStep: DevDownStep = {
 };
 
 /** The steps of `dev down`, in order. */
-export const DEV_DOWN_STEPS: readonly DevDownStep[] = [stopControlPlaneStep, removeStateStep];
+export const DEV_DOWN_STEPS: readonly DevDownStep[] = [stopNodeRuntimesStep, stopControlPlaneStep, removeStateStep];
 
 /** What `dev up` leaves for its caller. */
 export interface DevUpResult {

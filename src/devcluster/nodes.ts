@@ -173,6 +173,16 @@ export async function registerNodes(server: string, identity: TlsIdentity, count
       { method: "PATCH", contentType: "application/merge-patch+json", body: { status: nodeStatus(spec, now) } },
       [200],
     );
+    // The API server taints new Nodes not-ready; the node lifecycle controller that would lift the
+    // taint once they report Ready is off here (nothing heartbeats), so lift it ourselves.
+    await call(
+      server,
+      identity,
+      `untaint node "${spec.name}"`,
+      `/api/v1/nodes/${spec.name}`,
+      { method: "PATCH", contentType: "application/merge-patch+json", body: { spec: { taints: null } } },
+      [200],
+    );
   }
   const wanted = new Set(specs.map((spec) => spec.name));
   for (const name of existing.keys()) {

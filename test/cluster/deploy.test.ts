@@ -84,6 +84,11 @@ describe("deploy/ on a real kube-apiserver", { timeout: 300_000 }, () => {
       [agent, ["watch", "ebpfnetworkpolicies.palisade.dev", "-A"], true],
       [agent, ["patch", "ebpfnetworkpolicies.palisade.dev", "--subresource=status", "-n", "shop"], false],
       [agent, ["update", "pods", "-n", "shop"], false],
+      [agent, ["patch", "configmaps/palisade-node-n1", "-n", "palisade-system"], true],
+      [agent, ["create", "configmaps", "-n", "palisade-system"], true],
+      [agent, ["create", "configmaps", "-n", "shop"], false],
+      [operator, ["watch", "configmaps", "-n", "palisade-system"], true],
+      [operator, ["patch", "configmaps", "-n", "palisade-system"], false],
       [agent, ["get", "secrets", "-A"], false],
     ];
     for (const [user, args, allowed] of cases) {

@@ -34,21 +34,12 @@ import {
   patchStatus,
   podNodeNameIndex,
   resourcePath,
-  sleep,
 } from "../../src/k8s/index.ts";
 import type { Condition, InformerHandlers, LogFields, Logger, ResourceRef } from "../../src/k8s/index.ts";
+import { eventually } from "../lib/eventually.ts";
 
 const PREFIX = `pl-k8s-${randomBytes(3).toString("hex")}`;
 const NAMESPACE = PREFIX;
-
-/** Polls `check` until it returns true; fails with `what` after `timeoutMs`. */
-async function eventually(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for: ${what}`);
-    await sleep(25);
-  }
-}
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -159,7 +150,7 @@ class TestControlPlane {
       } catch {
         return false;
       }
-    }, 30_000);
+    }, { timeoutMs: 30_000 });
     await this.startApiserver();
   }
 
@@ -175,7 +166,7 @@ class TestControlPlane {
       "--endpoint-reconciler-type=none",
       "--watch-cache-sizes=configmaps#0",
     ]);
-    await eventually("kube-apiserver ready", () => this.#ready(), 90_000);
+    await eventually("kube-apiserver ready", () => this.#ready(), { timeoutMs: 90_000 });
   }
 
   /** Stops the apiserver gracefully (SIGTERM), as a rolling restart would. */
@@ -369,7 +360,7 @@ describe("k8s runtime against a real kube-apiserver", { timeout: 600_000 }, () =
       const restarts = log.count("Watch ended, restarting from the last resourceVersion");
       await create(Resources.configMaps, { metadata: { name: `closed-${i}`, labels: { suite: "watch-close" } }, data: { i: String(i) } });
       await eventually(`add of closed-${i}`, () => seen.some((e) => e.key === `${NAMESPACE}/closed-${i}`));
-      await eventually("the server to close the watch", () => log.count("Watch ended, restarting from the last resourceVersion") > restarts, 10_000);
+      await eventually("the server to close the watch", () => log.count("Watch ended, restarting from the last resourceVersion") > restarts, { timeoutMs: 10_000 });
     }
     assert.deepEqual(seen.map((e) => `${e.kind} ${e.key.split("/")[1]}`), ["add closed-0", "add closed-1", "add closed-2", "add closed-3"]);
     assert.equal(log.count("Listed"), 1, "a closed watch resumes without a re-list");
@@ -426,7 +417,7 @@ describe("k8s runtime against a real kube-apiserver", { timeout: 600_000 }, () =
     await cluster.stopApiserver();
     await cluster.startApiserver();
     await create(Resources.configMaps, { metadata: { name: "after-restart", labels: { suite: "restart" } } });
-    await eventually("add after the restart", () => seen.some((e) => e.key === `${NAMESPACE}/after-restart`), 30_000);
+    await eventually("add after the restart", () => seen.some((e) => e.key === `${NAMESPACE}/after-restart`), { timeoutMs: 30_000 });
     assert.ok(log.count("Watch failed, retrying") + log.count("Watch ended, restarting from the last resourceVersion") >= 1);
     assert.deepEqual(seen.map((e) => `${e.kind} ${e.key.split("/")[1]}`), ["add after-restart"]);
   });
@@ -466,7 +457,7 @@ describe("k8s runtime against a real kube-apiserver", { timeout: 600_000 }, () =
     await a.stop();
     assert.equal(a.isLeader(), false);
     const stoppedAt = Date.now();
-    await eventually("b to lead", () => b.isLeader(), 5_000);
+    await eventually("b to lead", () => b.isLeader(), { timeoutMs: 5_000 });
     assert.ok(Date.now() - stoppedAt < timings.leaseDurationMs, "a released lease is taken before it would have expired");
     assert.deepEqual(history, ["start a", "signal a", "stop a", "start b"]);
     const lease = await client.request<{ spec: { holderIdentity: string; leaseTransitions: number; leaseDurationSeconds: number } }>(
@@ -497,8 +488,8 @@ describe("k8s runtime against a real kube-apiserver", { timeout: 600_000 }, () =
     await eventually("b to see a lead", () => b.leader === "a");
     const cutAt = Date.now();
     await proxy.cut();
-    await eventually("a to step down", () => times.has("stop a"), 5_000);
-    await eventually("b to lead", () => b.isLeader(), 10_000);
+    await eventually("a to step down", () => times.has("stop a"), { timeoutMs: 5_000 });
+    await eventually("b to lead", () => b.isLeader(), { timeoutMs: 10_000 });
     const stopA = times.get("stop a") as number;
     const startB = times.get("start b") as number;
     assert.ok(stopA - cutAt <= timings.renewDeadlineMs + 500, `a stepped down ${stopA - cutAt} ms after the cut`);
@@ -538,7 +529,7 @@ describe("k8s runtime against a real kube-apiserver", { timeout: 600_000 }, () =
           if (isNotFound(e)) return false;
           throw e;
         }
-      }, 30_000);
+      }, { timeoutMs: 30_000 });
     });
 
     it("patches conditions with observedGeneration; lastTransitionTime moves only with the status; no write when unchanged", async () => {

@@ -1,0 +1,512 @@
+/**
+ * The node agent: watches namespaces, pods and both policy kinds, compiles
+ * policy for this node's pods, writes the difference to the pinned eBPF
+ * maps in batches, attaches the programs to each local pod's host-side
+ * interface, serves health and metrics, logs denied flows, collects expired
+ * conntrack entries, and reports what it enforces.
+ *
+ * One worker drains a deduplicating queue of object keys; each key updates
+ * the compiler's input, and a single `commit` key (queued behind them)
+ * turns everything so far into one diff. The first commit after the
+ * informers synced is a full `replaceAll` against what the kernel already
+ * holds, so a restarted agent re-adopts its pinned state without dropping
+ * traffic.
+ *
+ * @module
+ */
+import { createServer } from "node:http";
+import type { Server } from "node:http";
+import type { KubernetesObject } from "@kubernetes/client-node";
+import { Datapath } from "../datapath/datapath.ts";
+import type { EventSubscription } from "../datapath/datapath.ts";
+import type { KubeClient } from "../k8s/client.ts";
+import { objectKey } from "../k8s/cache.ts";
+import { Informer } from "../k8s/informer.ts";
+import type { Logger } from "../k8s/logger.ts";
+import { Resources } from "../k8s/resource.ts";
+import type { ResourceRef } from "../k8s/resource.ts";
+import { WorkQueue } from "../k8s/workqueue.ts";
+import { PolicyCompiler } from "../policy/compiler.ts";
+import type { PolicyKind } from "../policy/compiler.ts";
+import type { PolicyError } from "../policy/validate.ts";
+import { namespaceFromObject, podFromObject, policyFromObject } from "./convert.ts";
+import { FlowLogger } from "./flow-log.ts";
+import { Histogram, METRICS_CONTENT_TYPE, renderMetrics } from "./metrics.ts";
+import type { MetricsSnapshot } from "./metrics.ts";
+import { podInterfaceByRoute } from "./pod-interface.ts";
+import type { PodInterface, PodInterfaceLookup } from "./pod-interface.ts";
+import { writeNodeReport } from "./report.ts";
+import type { AppliedPolicy, NodeReport } from "./report.ts";
+
+/** The pin root of a node's datapath unless told otherwise. */
+export const DEFAULT_PIN_ROOT = "/sys/fs/bpf/palisade";
+
+/** The health and metrics port unless told otherwise. */
+export const DEFAULT_METRICS_PORT = 9962;
+
+/** How often expired conntrack entries are deleted. */
+export const CONNTRACK_GC_INTERVAL_MS = 30_000;
+
+/** Options of {@linkcode Agent.start}. */
+export interface AgentOptions {
+  /** The Node this agent enforces for: only its pods become endpoints. */
+  nodeName: string;
+  /** The API server connection. */
+  client: KubeClient;
+  /** bpffs directory of the pinned maps and links; {@linkcode DEFAULT_PIN_ROOT} by default. */
+  pinRoot?: string;
+  /** The BPF object; the repository's build output by default. */
+  objectPath?: string;
+  /** Port of /healthz, /readyz and /metrics; {@linkcode DEFAULT_METRICS_PORT} by default, 0 for any free port. */
+  metricsPort?: number;
+  /** Address the health and metrics server listens on; all addresses by default. */
+  metricsHost?: string;
+  /** Where to log. */
+  logger: Logger;
+  /** Finds a pod's host-side interface from its IP; the route lookup by default. */
+  podInterface?: PodInterfaceLookup;
+}
+
+type Kind = "Namespace" | "Pod" | PolicyKind;
+
+const RESOURCES: Record<Kind, ResourceRef> = {
+  Namespace: Resources.namespaces,
+  Pod: Resources.pods,
+  NetworkPolicy: Resources.networkPolicies,
+  EBPFNetworkPolicy: Resources.ebpfNetworkPolicies,
+};
+
+/** The queue key that asks for a commit of everything processed before it. */
+const COMMIT = "commit";
+/** A commit waits behind newly queued keys at most this long, so a steady stream of events cannot starve it. */
+const MAX_COMMIT_DELAY_MS = 200;
+
+/** A local pod's interface is not there yet; its key is retried with backoff. */
+export class PodInterfaceNotReadyError extends Error {
+  override name = "PodInterfaceNotReadyError";
+}
+
+/**
+ * A running agent.
+ *
+ * @example
+ * ```ts
+ * const agent = await Agent.start({ nodeName: "node-1", client: KubeClient.fromFile(path), logger: agentLogger() });
+ * await agent.ready;
+ * await agent.stop();
+ * ```
+ */
+export class Agent {
+  /** Resolves once the informers synced and the first full sync reached the kernel; rejects if the agent stops first. */
+  readonly ready: Promise<void>;
+  readonly #options: AgentOptions;
+  readonly #log: Logger;
+  readonly #datapath: Datapath;
+  readonly #compiler: PolicyCompiler;
+  readonly #queue: WorkQueue<string>;
+  readonly #informers: Record<Kind, Informer<KubernetesObject>>;
+  readonly #abort = new AbortController();
+  readonly #podInterface: PodInterfaceLookup;
+  readonly #applyDuration = new Histogram();
+  readonly #events = new Map<string, number>();
+  /** Local pods' host-side interfaces, by pod key. */
+  readonly #interfaces = new Map<string, PodInterface>();
+  /** Local pods whose interface is known but not attached yet (their endpoint entry comes with the next commit). */
+  readonly #pendingAttach = new Set<string>();
+  /** Interfaces of deleted pods, detached after the commit that removes their endpoint entries. */
+  readonly #pendingDetach = new Map<string, number>();
+  /** Host addresses learned from host-network pods, by pod key. */
+  readonly #hostIps = new Map<string, string[]>();
+  /** Generations fed to the compiler, by `kind/namespace/name`; copied to #applied at each commit. */
+  readonly #fed = new Map<string, AppliedPolicy>();
+  #applied: AppliedPolicy[] = [];
+  #lastReport = "";
+  #reportedVersions = { pods: "", namespaces: "" };
+  #fullSyncDone = false;
+  #commitQueuedAt = 0;
+  #markReady: () => void = () => {};
+  #failReady: (e: Error) => void = () => {};
+  #workers: Promise<void> | undefined;
+  #server: Server | undefined;
+  #flowEvents: EventSubscription | undefined;
+  #gcTimer: NodeJS.Timeout | undefined;
+  #isReady = false;
+
+  private constructor(options: AgentOptions, datapath: Datapath) {
+    this.#options = options;
+    this.#log = options.logger;
+    this.#datapath = datapath;
+    this.#compiler = new PolicyCompiler({ nodeName: options.nodeName });
+    this.#queue = new WorkQueue<string>({ name: "agent", baseDelayMs: 50, maxDelayMs: 10_000, logger: options.logger });
+    this.#podInterface = options.podInterface ?? podInterfaceByRoute;
+    const informer = (kind: Kind) =>
+      new Informer<KubernetesObject>({ client: options.client, resource: RESOURCES[kind], logger: options.logger });
+    this.#informers = { Namespace: informer("Namespace"), Pod: informer("Pod"), NetworkPolicy: informer("NetworkPolicy"), EBPFNetworkPolicy: informer("EBPFNetworkPolicy") };
+    this.ready = new Promise((resolve, reject) => {
+      this.#markReady = resolve;
+      this.#failReady = reject;
+    });
+    // Callers that only use stop() must not see an unhandled rejection.
+    this.ready.catch(() => {});
+  }
+
+  /**
+   * Opens (or re-adopts) the datapath, starts the health and metrics server,
+   * the informers, the flow log and conntrack GC, and begins enforcing once
+   * the informers synced. Resolves when everything is started, not when
+   * ready: await {@linkcode ready} for that.
+   */
+  static async start(options: AgentOptions): Promise<Agent> {
+    const datapath = Datapath.open({ pinRoot: options.pinRoot ?? DEFAULT_PIN_ROOT, ...(options.objectPath === undefined ? {} : { objectPath: options.objectPath }) });
+    const agent = new Agent(options, datapath);
+    try {
+      await agent.#start();
+    } catch (e) {
+      await agent.stop();
+      throw e;
+    }
+    return agent;
+  }
+
+  /** The port the health and metrics server listens on. */
+  get metricsPort(): number {
+    const address = this.#server?.address();
+    return typeof address === "object" && address !== null ? address.port : 0;
+  }
+
+  /** The datapath this agent writes to. */
+  get datapath(): Datapath {
+    return this.#datapath;
+  }
+
+  async #start(): Promise<void> {
+    this.#server = createServer((req, res) => {
+      const path = (req.url ?? "/").split("?")[0];
+      if (path === "/healthz") {
+        res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
+      } else if (path === "/readyz") {
+        res.writeHead(this.#isReady ? 200 : 503, { "content-type": "text/plain" }).end(this.#isReady ? "ok\n" : "not ready: waiting for the first sync\n");
+      } else if (path === "/metrics") {
+        try {
+          res.writeHead(200, { "content-type": METRICS_CONTENT_TYPE }).end(renderMetrics(this.metricsSnapshot()));
+        } catch (e) {
+          this.#log.error({ err: e }, "Cannot render metrics");
+          res.writeHead(500, { "content-type": "text/plain" }).end("cannot read datapath statistics\n");
+        }
+      } else {
+        res.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
+      }
+    });
+    const server = this.#server;
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(this.#options.metricsPort ?? DEFAULT_METRICS_PORT, this.#options.metricsHost, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+
+    const flows = new FlowLogger(this.#log, {
+      podOf: (id) => {
+        for (const [pod, state] of this.#compiler.state().endpoints) if (state.endpointId === id) return pod;
+        return undefined;
+      },
+      ruleOf: (id) => this.#compiler.state().rules.get(id),
+    });
+    this.#flowEvents = this.#datapath.events((event) => flows.record(event), {
+      onError: (e) => this.#log.warn({ err: e }, "Cannot decode a flow event"),
+    });
+    this.#gcTimer = setInterval(() => this.#collectConntrack(), CONNTRACK_GC_INTERVAL_MS);
+
+    for (const [kind, informer] of Object.entries(this.#informers) as [Kind, Informer<KubernetesObject>][]) {
+      const enqueue = (obj: KubernetesObject): void => {
+        this.#events.set(kind, (this.#events.get(kind) ?? 0) + 1);
+        this.#queue.add(`${kind}/${objectKey(obj)}`);
+      };
+      informer.addHandlers({ onAdd: enqueue, onUpdate: (_, obj) => enqueue(obj), onDelete: enqueue });
+      informer.start();
+    }
+    this.#log.info({ node: this.#options.nodeName, pinRoot: this.#datapath.pinRoot, metricsPort: this.metricsPort }, "Agent started");
+    void this.#runAfterSync();
+  }
+
+  async #runAfterSync(): Promise<void> {
+    const synced = await Promise.all(Object.values(this.#informers).map((i) => i.waitForSync(this.#abort.signal)));
+    if (!synced.every(Boolean)) {
+      this.#failReady(new Error(`Cannot make agent of node "${this.#options.nodeName}" ready: it stopped before the informers synced`));
+      return;
+    }
+    this.#log.info({}, "Informers synced, starting the full sync");
+    // Every initial object is queued by now, so the commit lands behind all of them.
+    this.#requestCommit();
+    this.#workers = this.#queue.runWorkers(1, (key) => this.#process(key));
+  }
+
+  /** Stops watching and serving; pinned maps and attachments stay, so enforcement continues. */
+  async stop(): Promise<void> {
+    this.#abort.abort();
+    this.#failReady(new Error(`Cannot make agent of node "${this.#options.nodeName}" ready: it was stopped`));
+    if (this.#gcTimer !== undefined) clearInterval(this.#gcTimer);
+    await Promise.all(Object.values(this.#informers).map((i) => i.stop()));
+    this.#queue.shutdown();
+    await this.#workers;
+    this.#flowEvents?.close();
+    const server = this.#server;
+    if (server !== undefined) {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+    this.#datapath.close();
+    this.#log.info({ node: this.#options.nodeName }, "Agent stopped");
+  }
+
+  /** The numbers /metrics serves. */
+  metricsSnapshot(): MetricsSnapshot {
+    const state = this.#compiler.state();
+    const verdicts: Record<string, bigint> = {};
+    for (const [reason, counter] of Object.entries(this.#datapath.reasonStats())) verdicts[reason] = counter.packets;
+    const rules: MetricsSnapshot["rules"] = [];
+    for (const [id, counter] of this.#datapath.ruleStats()) {
+      const rule = state.rules.get(id);
+      if (rule === undefined) continue;
+      rules.push({ kind: rule.kind, policy: `${rule.namespace}/${rule.name}`, rule: `${rule.direction.toLowerCase()}[${rule.index}]`, packets: counter.packets });
+    }
+    return {
+      policyEntries: state.policy.size,
+      endpoints: state.endpoints.size,
+      identities: state.identities.size,
+      applyDuration: this.#applyDuration,
+      verdicts,
+      rules,
+      k8sEvents: this.#events,
+    };
+  }
+
+  #requestCommit(): void {
+    if (this.#commitQueuedAt === 0) this.#commitQueuedAt = Date.now();
+    this.#queue.add(COMMIT);
+  }
+
+  async #process(key: string): Promise<void> {
+    if (key === COMMIT) {
+      await this.#commit();
+      return;
+    }
+    const slash = key.indexOf("/");
+    const kind = key.slice(0, slash) as Kind;
+    const objKey = key.slice(slash + 1);
+    const obj = this.#informers[kind].cache.get(objKey);
+    switch (kind) {
+      case "Namespace":
+        this.#syncNamespace(objKey, obj);
+        break;
+      case "Pod":
+        await this.#syncPod(objKey, obj);
+        break;
+      default:
+        this.#syncPolicy(kind, objKey, obj);
+    }
+  }
+
+  #syncNamespace(name: string, obj: KubernetesObject | undefined): void {
+    this.#requestCommit();
+    if (obj === undefined) {
+      this.#compiler.deleteNamespace(name);
+      return;
+    }
+    const converted = namespaceFromObject(obj);
+    if (converted.ok) this.#compiler.upsertNamespace(converted.value);
+    else this.#logInvalid(converted.errors);
+  }
+
+  #syncPolicy(kind: PolicyKind, key: string, obj: KubernetesObject | undefined): void {
+    const [namespace = "", name = ""] = key.split("/");
+    const fedKey = `${kind}/${key}`;
+    if (obj === undefined) {
+      this.#compiler.deletePolicy(kind, namespace, name);
+      this.#fed.delete(fedKey);
+      this.#requestCommit();
+      return;
+    }
+    const converted = policyFromObject(obj);
+    if (!converted.ok) {
+      // The last valid generation (if any) stays enforced: a bad edit must not open what the policy closed.
+      this.#logInvalid(converted.errors);
+      return;
+    }
+    try {
+      this.#compiler.upsertPolicy(converted.value);
+    } catch (e) {
+      this.#log.error({ kind, namespace, name, err: e }, `Cannot enforce ${kind} "${key}": the compiler refused it`);
+      return;
+    }
+    this.#fed.set(fedKey, { kind, namespace, name, generation: converted.value.metadata.generation ?? 0 });
+    this.#requestCommit();
+  }
+
+  async #syncPod(key: string, obj: KubernetesObject | undefined): Promise<void> {
+    this.#requestCommit();
+    const converted = obj === undefined ? undefined : podFromObject(obj);
+    if (converted !== undefined && !converted.ok) this.#logInvalid(converted.errors);
+    if (converted === undefined || !converted.ok) {
+      const [namespace = "", name = ""] = key.split("/");
+      this.#compiler.deletePod(namespace, name);
+      this.#setHostIps(key, []);
+      this.#releaseInterface(key);
+      return;
+    }
+    const { pod, hostIPs } = converted.value;
+    this.#setHostIps(key, hostIPs);
+    try {
+      this.#compiler.upsertPod(pod);
+    } catch (e) {
+      this.#log.error({ pod: key, err: e }, `Cannot enforce for pod "${key}": the compiler refused it`);
+      return;
+    }
+    const [ip] = pod.ips;
+    if (pod.nodeName !== this.#options.nodeName || ip === undefined) {
+      this.#releaseInterface(key);
+      return;
+    }
+    const found = await this.#podInterface(ip);
+    if (found === undefined) throw new PodInterfaceNotReadyError(`Cannot attach to pod "${key}": no interface routes to its IP ${JSON.stringify(ip)} yet`);
+    const known = this.#interfaces.get(key);
+    if (known?.ifindex === found.ifindex) {
+      this.#pendingDetach.delete(key);
+      return;
+    }
+    if (known !== undefined) this.#detach(key, known.ifindex, true);
+    this.#pendingDetach.delete(key);
+    this.#interfaces.set(key, found);
+    const endpoint = this.#compiler.state().endpoints.get(key);
+    if (endpoint === undefined) {
+      this.#pendingAttach.add(key);
+      return;
+    }
+    // The endpoint entry goes first: an attached interface without one drops everything.
+    this.#datapath.setEndpoint(found.ifindex, endpoint);
+    this.#attach(key, found);
+  }
+
+  #setHostIps(key: string, ips: string[]): void {
+    const before = this.#hostIps.get(key) ?? [];
+    if (before.join() === ips.join()) return;
+    if (ips.length === 0) this.#hostIps.delete(key);
+    else this.#hostIps.set(key, ips);
+    this.#compiler.setHostIPs([...new Set([...this.#hostIps.values()].flat())]);
+  }
+
+  /** The pod is gone or no longer local: its interface is detached after the next commit removed its endpoint entry. */
+  #releaseInterface(key: string): void {
+    const known = this.#interfaces.get(key);
+    this.#pendingAttach.delete(key);
+    if (known !== undefined) this.#pendingDetach.set(key, known.ifindex);
+  }
+
+  #attach(key: string, found: PodInterface): void {
+    const mode = this.#datapath.attach(found.ifindex);
+    this.#log.info({ pod: key, interface: found.name, ifindex: found.ifindex, mode }, "Attached to pod interface");
+  }
+
+  #detach(key: string, ifindex: number, removeEndpoint: boolean): void {
+    try {
+      if (removeEndpoint) this.#datapath.removeEndpoint(ifindex);
+      if (this.#datapath.detach(ifindex)) this.#log.info({ pod: key, ifindex }, "Detached from pod interface");
+    } catch (e) {
+      this.#log.warn({ pod: key, ifindex, err: e }, "Cannot detach from pod interface");
+    }
+  }
+
+  async #commit(): Promise<void> {
+    if (this.#queue.length > 0 && Date.now() - this.#commitQueuedAt < MAX_COMMIT_DELAY_MS) {
+      // More changes are queued behind this commit: fold them into it.
+      this.#queue.add(COMMIT);
+      return;
+    }
+    const caughtUp = this.#queue.length === 0;
+    this.#commitQueuedAt = 0;
+    const ifindexOf = (pod: string): number | undefined => this.#interfaces.get(pod)?.ifindex;
+    const started = process.hrtime.bigint();
+    const diff = this.#compiler.commit();
+    const state = this.#compiler.state();
+    const result = this.#fullSyncDone ? this.#datapath.apply(diff, ifindexOf) : this.#datapath.replaceAll(state, ifindexOf);
+    for (const key of [...this.#pendingAttach]) {
+      const found = this.#interfaces.get(key);
+      const endpoint = state.endpoints.get(key);
+      if (found === undefined || endpoint === undefined) continue;
+      this.#datapath.setEndpoint(found.ifindex, endpoint);
+      this.#attach(key, found);
+      this.#pendingAttach.delete(key);
+    }
+    for (const [key, ifindex] of this.#pendingDetach) {
+      this.#detach(key, ifindex, false);
+      if (this.#interfaces.get(key)?.ifindex === ifindex) this.#interfaces.delete(key);
+    }
+    this.#pendingDetach.clear();
+    if (!this.#fullSyncDone) this.#detachStrays();
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    this.#applyDuration.observe(seconds);
+    this.#applied = [...this.#fed.values()].sort(comparePolicies);
+    if (caughtUp) {
+      this.#reportedVersions = { pods: this.#informers.Pod.resourceVersion, namespaces: this.#informers.Namespace.resourceVersion };
+    }
+    this.#log.debug({ ...result, skippedEndpoints: result.skippedEndpoints.length, seconds }, "Applied policy");
+    if (!this.#fullSyncDone) {
+      this.#fullSyncDone = true;
+      this.#log.info({ endpoints: state.endpoints.size, policies: this.#applied.length, ...countsOf(result), seconds }, "Full sync applied");
+    }
+    await this.#report(state.endpoints.size);
+    if (!this.#isReady) {
+      this.#isReady = true;
+      this.#markReady();
+    }
+  }
+
+  /** After the full sync: links of interfaces no local pod owns (pods deleted while the agent was down) go. */
+  #detachStrays(): void {
+    const owned = new Set([...this.#interfaces.values()].map((i) => i.ifindex));
+    for (const ifindex of this.#datapath.attachedInterfaces()) {
+      if (!owned.has(ifindex)) this.#detach("(none)", ifindex, true);
+    }
+  }
+
+  async #report(endpoints: number): Promise<void> {
+    const content = {
+      node: this.#options.nodeName,
+      policies: this.#applied,
+      endpoints,
+      podResourceVersion: this.#reportedVersions.pods,
+      namespaceResourceVersion: this.#reportedVersions.namespaces,
+    };
+    const text = JSON.stringify(content);
+    if (text === this.#lastReport) return;
+    const report: NodeReport = { ...content, appliedAt: new Date().toISOString() };
+    // A failure throws, so the commit key is retried with backoff and the report rewritten then.
+    await writeNodeReport(this.#options.client, report, this.#abort.signal);
+    this.#lastReport = text;
+  }
+
+  #collectConntrack(): void {
+    try {
+      const deleted = this.#datapath.gcConntrack();
+      if (deleted > 0) this.#log.debug({ deleted }, "Collected expired conntrack entries");
+    } catch (e) {
+      this.#log.warn({ err: e }, "Cannot collect expired conntrack entries");
+    }
+  }
+
+  #logInvalid(errors: PolicyError[]): void {
+    for (const e of errors) {
+      this.#log.error({ kind: e.kind, namespace: e.namespace, name: e.objectName, field: e.field, err: e }, `${e.message}; skipped`);
+    }
+  }
+}
+
+function comparePolicies(a: AppliedPolicy, b: AppliedPolicy): number {
+  return a.kind.localeCompare(b.kind) || a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name);
+}
+
+function countsOf(result: { policyUpserts: number; endpointUpserts: number; ipcacheUpserts: number; policyRemovals: number; endpointRemovals: number; ipcacheRemovals: number }): Record<string, number> {
+  const { policyUpserts, endpointUpserts, ipcacheUpserts, policyRemovals, endpointRemovals, ipcacheRemovals } = result;
+  return { policyUpserts, endpointUpserts, ipcacheUpserts, policyRemovals, endpointRemovals, ipcacheRemovals };
+}

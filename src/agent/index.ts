@@ -1,0 +1,15 @@
+/**
+ * The node agent: enforces policy for one node's pods from the Kubernetes
+ * API, serves health and metrics, logs denied flows and reports what it
+ * enforces.
+ *
+ * @module
+ */
+export * from "./agent.ts";
+export * from "./convert.ts";
+export * from "./flow-log.ts";
+export * from "./log.ts";
+export * from "./main.ts";
+export * from "./metrics.ts";
+export * from "./pod-interface.ts";
+export * from "./report.ts";

@@ -1,0 +1,25 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { AgentUsageError, parseAgentArgs } from "./main.ts";
+
+describe("parseAgentArgs", () => {
+  it("reads every flag", () => {
+    assert.deepEqual(parseAgentArgs(["--node-name", "n1", "--kubeconfig", "/k", "--pin-root", "/sys/fs/bpf/x", "--metrics-port", "9000"]), {
+      nodeName: "n1",
+      kubeconfig: "/k",
+      pinRoot: "/sys/fs/bpf/x",
+      metricsPort: 9000,
+    });
+  });
+
+  it("refuses a bad port and a missing node name", () => {
+    assert.throws(() => parseAgentArgs(["--node-name", "n1", "--metrics-port", "x"]), /--metrics-port "x" is not a port number/);
+    const saved = process.env["NODE_NAME"];
+    delete process.env["NODE_NAME"];
+    try {
+      assert.throws(() => parseAgentArgs([]), AgentUsageError);
+    } finally {
+      if (saved !== undefined) process.env["NODE_NAME"] = saved;
+    }
+  });
+});

@@ -1,0 +1,101 @@
+/**
+ * The agent's entry point behind `palisade agent --node-name X
+ * [--kubeconfig P] [--pin-root P] [--metrics-port N]`: parses the flags,
+ * runs the agent until SIGINT or SIGTERM, and stops it cleanly (pinned
+ * state stays in the kernel, so enforcement continues meanwhile).
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { KubeClient } from "../k8s/client.ts";
+import { Agent, DEFAULT_METRICS_PORT, DEFAULT_PIN_ROOT } from "./agent.ts";
+import { agentLogger } from "./log.ts";
+
+/** What `runAgent` needs; the flags of `palisade agent`. */
+export interface RunAgentOptions {
+  nodeName: string;
+  /** Kubeconfig file; `$KUBECONFIG`, `~/.kube/config` or the in-cluster service account if absent. */
+  kubeconfig?: string;
+  pinRoot?: string;
+  metricsPort?: number;
+}
+
+/** The command line is wrong; the message says which flag. */
+export class AgentUsageError extends Error {
+  override name = "AgentUsageError";
+}
+
+/**
+ * Parses `palisade agent`'s flags.
+ *
+ * @example
+ * ```ts
+ * parseAgentArgs(["--node-name", "node-1", "--metrics-port", "9000"]); // { nodeName: "node-1", metricsPort: 9000 }
+ * ```
+ */
+export function parseAgentArgs(args: string[]): RunAgentOptions {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: {
+        "node-name": { type: "string" },
+        kubeconfig: { type: "string" },
+        "pin-root": { type: "string" },
+        "metrics-port": { type: "string" },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (cause) {
+    throw new AgentUsageError(`Cannot run agent: ${(cause as Error).message}`, { cause });
+  }
+  const nodeName = values["node-name"] ?? process.env["NODE_NAME"];
+  if (nodeName === undefined || nodeName === "") throw new AgentUsageError("Cannot run agent: --node-name is required (or NODE_NAME in the environment)");
+  const options: RunAgentOptions = { nodeName };
+  if (values.kubeconfig !== undefined) options.kubeconfig = values.kubeconfig;
+  if (values["pin-root"] !== undefined) options.pinRoot = values["pin-root"];
+  const port = values["metrics-port"];
+  if (port !== undefined) {
+    const n = Number(port);
+    if (!Number.isInteger(n) || n < 0 || n > 65535) throw new AgentUsageError(`Cannot run agent: --metrics-port "${port}" is not a port number`);
+    options.metricsPort = n;
+  }
+  return options;
+}
+
+/**
+ * Runs the agent until SIGINT or SIGTERM; resolves after it stopped.
+ *
+ * @example
+ * ```ts
+ * await runAgent({ nodeName: "node-1", kubeconfig: "/var/lib/palisade/dev/admin.kubeconfig" });
+ * ```
+ */
+export async function runAgent(options: RunAgentOptions): Promise<void> {
+  const logger = agentLogger("info", { component: "agent", node: options.nodeName });
+  const client = options.kubeconfig === undefined ? KubeClient.fromDefault() : KubeClient.fromFile(options.kubeconfig);
+  const agent = await Agent.start({
+    nodeName: options.nodeName,
+    client,
+    logger,
+    pinRoot: options.pinRoot ?? DEFAULT_PIN_ROOT,
+    metricsPort: options.metricsPort ?? DEFAULT_METRICS_PORT,
+  });
+  await new Promise<void>((resolve) => {
+    const onSignal = (signal: NodeJS.Signals): void => {
+      logger.info({ signal }, "Stopping on signal");
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
+      resolve();
+    };
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
+  });
+  await agent.stop();
+}
+
+/** `palisade agent ARGS`: runs the agent from command-line flags. */
+export async function agentMain(args: string[]): Promise<void> {
+  await runAgent(parseAgentArgs(args));
+}

@@ -1,0 +1,30 @@
+/**
+ * The node runtime as a process, as `dev up` starts it (detached, one per
+ * node): `node main.js --node-index N --kubeconfig PATH --state-dir DIR`.
+ * Stops watching on SIGTERM or SIGINT; the sandboxes stay for the next run.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { NODE_NAME_PREFIX } from "../nodes.ts";
+import { runNodeRuntime } from "./node-runtime.ts";
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    options: { "node-index": { type: "string" }, kubeconfig: { type: "string" }, "state-dir": { type: "string" } },
+    strict: true,
+  });
+  const nodeIndex = Number(values["node-index"]);
+  const kubeconfig = values.kubeconfig;
+  const stateDir = values["state-dir"];
+  if (!Number.isInteger(nodeIndex) || kubeconfig === undefined || stateDir === undefined) {
+    process.stderr.write("Usage: main.js --node-index N --kubeconfig PATH --state-dir DIR\n");
+    process.exit(2);
+  }
+  const runtime = runNodeRuntime({ nodeName: `${NODE_NAME_PREFIX}${nodeIndex}`, nodeIndex, kubeconfig, stateDir });
+  const stop = (): void => {
+    void runtime.stop().then(() => process.exit(0));
+  };
+  process.once("SIGTERM", stop);
+  process.once("SIGINT", stop);
+}

@@ -1,0 +1,242 @@
+/**
+ * The stand-in node runtime of one dev node: what a kubelet and container
+ * runtime do for networking, and nothing more. It watches the Pods bound to
+ * its node; for each it builds a sandbox (network namespace wired by CNI,
+ * a pod server on every declared TCP/UDP container port) and reports the
+ * pod Running and Ready with its addresses; on delete it tears the sandbox
+ * down and removes the Pod object. Sandboxes survive a restart of the
+ * runtime and are adopted (or removed, if their pod is gone) on start.
+ *
+ * @module
+ */
+import type { V1Pod } from "@kubernetes/client-node";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { Informer, KubeClient, PatchType, Resources, WorkQueue, isNotFound, jsonLogger, resourcePath, type Logger } from "../../k8s/index.ts";
+import { devNodeSpec } from "../nodes.ts";
+import type { CniNetwork } from "./cni.ts";
+import type { PodServerPort } from "./pod-server.ts";
+import { createSandbox, destroySandbox, listSandboxes, sandboxName, sandboxServerRunning, type SandboxRecord, type SandboxStore } from "./sandbox.ts";
+
+/** What {@linkcode runNodeRuntime} needs. */
+export interface NodeRuntimeOptions {
+  /** The Node's name, e.g. `palisade-node-1`. */
+  nodeName: string;
+  /** The dev node's index (see `devNodeSpec`): chooses its pod CIDRs and namespace names. */
+  nodeIndex: number;
+  /** A kubeconfig allowed to watch Pods and write their status and deletion. */
+  kubeconfig: string;
+  /** The runtime's own folder: sandbox records, IPAM leases, pod server logs. */
+  stateDir: string;
+  /** Where to log; JSON lines on stderr by default. */
+  logger?: Logger;
+}
+
+/** A running node runtime. */
+export interface NodeRuntime {
+  /** Resolves once the first list of Pods has been acted on. */
+  readonly synced: Promise<void>;
+  /** Stops watching; sandboxes keep running (a later run adopts them). */
+  stop(): Promise<void>;
+}
+
+const NETWORK_FILE = "network.json";
+
+/**
+ * The CNI network of dev node `nodeIndex`, with its IPAM data in `stateDir`.
+ *
+ * @example
+ * ```ts
+ * nodeNetwork(1, "/var/lib/palisade/dev/node-runtime/palisade-node-1").podCIDRs; // ["10.244.1.0/24", "fd00:10:244:1::/64"]
+ * ```
+ */
+export function nodeNetwork(nodeIndex: number, stateDir: string): CniNetwork {
+  const spec = devNodeSpec(nodeIndex);
+  return { name: `palisade-${spec.name}`, podCIDRs: spec.podCIDRs, dataDir: join(stateDir, "ipam") };
+}
+
+/**
+ * Tears down every sandbox a node runtime recorded in `stateDir` (for
+ * `dev down`, after the runtime was stopped). Returns how many it removed.
+ *
+ * @example
+ * ```ts
+ * await removeNodeRuntimeSandboxes("/var/lib/palisade/dev/node-runtime/palisade-node-1");
+ * ```
+ */
+export async function removeNodeRuntimeSandboxes(stateDir: string): Promise<number> {
+  let network: CniNetwork;
+  try {
+    network = JSON.parse(readFileSync(join(stateDir, NETWORK_FILE), "utf8")) as CniNetwork;
+  } catch {
+    return 0;
+  }
+  const store: SandboxStore = { stateDir, network };
+  const records = listSandboxes(store);
+  for (const record of records) await destroySandbox(store, record);
+  return records.length;
+}
+
+function declaredPorts(pod: V1Pod): { serve: PodServerPort[]; unsupported: string[] } {
+  const serve: PodServerPort[] = [];
+  const unsupported: string[] = [];
+  const seen = new Set<string>();
+  for (const container of [...(pod.spec?.initContainers ?? []).filter((c) => c.restartPolicy === "Always"), ...(pod.spec?.containers ?? [])]) {
+    for (const port of container.ports ?? []) {
+      const protocol = port.protocol ?? "TCP";
+      const key = `${port.containerPort}/${protocol}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      if (protocol === "TCP" || protocol === "UDP") serve.push({ port: port.containerPort, protocol });
+      else unsupported.push(key);
+    }
+  }
+  return { serve, unsupported };
+}
+
+function runningStatus(pod: V1Pod, record: SandboxRecord, hostIP: string): Record<string, unknown> {
+  const previous = new Map((pod.status?.conditions ?? []).map((c) => [c.type, c]));
+  const conditions = ["PodScheduled", "Initialized", "ContainersReady", "Ready"].map((type) => ({
+    type,
+    status: "True",
+    // Keep the time a condition first became True, so status does not change on every pass.
+    lastTransitionTime: previous.get(type)?.status === "True" ? previous.get(type)?.lastTransitionTime : record.startedAt,
+  }));
+  return {
+    phase: "Running",
+    hostIP,
+    hostIPs: [{ ip: hostIP }],
+    podIP: record.ips[0],
+    podIPs: record.ips.map((ip) => ({ ip })),
+    startTime: pod.status?.startTime ?? record.startedAt,
+    conditions,
+    containerStatuses: (pod.spec?.containers ?? []).map((container) => ({
+      name: container.name,
+      image: container.image ?? "",
+      imageID: "",
+      containerID: `palisade://${record.uid}/${container.name}`,
+      ready: true,
+      started: true,
+      restartCount: 0,
+      state: { running: { startedAt: record.startedAt } },
+    })),
+  };
+}
+
+function reportsSandbox(pod: V1Pod, record: SandboxRecord): boolean {
+  const status = pod.status;
+  return (
+    status?.phase === "Running" &&
+    (status.podIPs ?? []).map((p) => p.ip).join(",") === record.ips.join(",") &&
+    (status.conditions ?? []).some((c) => c.type === "Ready" && c.status === "True")
+  );
+}
+
+/**
+ * Starts the node runtime of one dev node; it runs until {@linkcode NodeRuntime.stop}.
+ *
+ * @example
+ * ```ts
+ * const runtime = runNodeRuntime({ nodeName: "palisade-node-1", nodeIndex: 1, kubeconfig, stateDir });
+ * await runtime.synced;
+ * // …
+ * await runtime.stop();
+ * ```
+ */
+export function runNodeRuntime(options: NodeRuntimeOptions): NodeRuntime {
+  const { nodeName, nodeIndex, stateDir } = options;
+  const log = options.logger ?? jsonLogger("info", { component: "node-runtime", node: nodeName });
+  const network = nodeNetwork(nodeIndex, stateDir);
+  const store: SandboxStore = { stateDir, network };
+  mkdirSync(stateDir, { recursive: true });
+  writeFileSync(join(stateDir, NETWORK_FILE), `${JSON.stringify(network, null, 2)}\n`);
+  const hostIP = devNodeSpec(nodeIndex).internalIPs[0];
+  const client = KubeClient.fromFile(options.kubeconfig);
+  const records = new Map(listSandboxes(store).map((record) => [record.uid, record]));
+  const pods = new Map<string, V1Pod>();
+  const queue = new WorkQueue<string>({ name: `node-runtime ${nodeName}`, logger: log, baseDelayMs: 200 });
+  const informer = new Informer<V1Pod>({ client, resource: Resources.pods, fieldSelector: `spec.nodeName=${nodeName}`, logger: log });
+  const track = (pod: V1Pod): void => {
+    const uid = pod.metadata?.uid;
+    if (uid === undefined) return;
+    pods.set(uid, pod);
+    queue.add(uid);
+  };
+  informer.addHandlers({
+    onAdd: track,
+    onUpdate: (_, pod) => track(pod),
+    onDelete: (pod) => {
+      const uid = pod.metadata?.uid;
+      if (uid === undefined) return;
+      pods.delete(uid);
+      queue.add(uid);
+    },
+  });
+
+  const reconcile = async (uid: string): Promise<void> => {
+    const pod = pods.get(uid);
+    let record = records.get(uid);
+    const fields = { uid, ...(pod ? { namespace: pod.metadata?.namespace, pod: pod.metadata?.name } : record ? { namespace: record.namespace, pod: record.name } : {}) };
+    const phase = pod?.status?.phase;
+    if (pod === undefined || pod.metadata?.deletionTimestamp !== undefined || phase === "Succeeded" || phase === "Failed") {
+      if (record) {
+        await destroySandbox(store, record);
+        records.delete(uid);
+        log.info({ ...fields, netns: record.netns }, "Sandbox removed");
+      }
+      if (pod?.metadata?.deletionTimestamp !== undefined) {
+        // No kubelet confirms the containers stopped, so finish the deletion ourselves, for exactly this pod.
+        const path = resourcePath(Resources.pods, { namespace: pod.metadata.namespace, name: pod.metadata.name });
+        try {
+          await client.request("DELETE", path, { body: { kind: "DeleteOptions", apiVersion: "v1", gracePeriodSeconds: 0, preconditions: { uid } } });
+        } catch (e) {
+          if (!isNotFound(e)) throw e;
+        }
+      }
+      return;
+    }
+    if (record && !(record.ips.length === network.podCIDRs.length && sandboxServerRunning(record))) {
+      log.warn({ ...fields, netns: record.netns }, "Sandbox incomplete or its server stopped, rebuilding it");
+      await destroySandbox(store, record);
+      records.delete(uid);
+      record = undefined;
+    }
+    if (record === undefined) {
+      const { serve, unsupported } = declaredPorts(pod);
+      if (unsupported.length > 0) log.warn({ ...fields, ports: unsupported }, "Ports of protocols the pod server does not serve are left closed");
+      record = await createSandbox(store, {
+        uid,
+        namespace: pod.metadata?.namespace ?? "",
+        name: pod.metadata?.name ?? "",
+        netns: sandboxName(nodeIndex, uid),
+        ports: serve,
+      });
+      records.set(uid, record);
+      log.info({ ...fields, netns: record.netns, ips: record.ips, hostInterface: record.hostInterface }, "Sandbox created");
+    }
+    if (!reportsSandbox(pod, record)) {
+      const path = resourcePath(Resources.pods, { namespace: pod.metadata?.namespace, name: pod.metadata?.name, subresource: "status" });
+      await client.request("PATCH", path, {
+        body: { metadata: { uid }, status: runningStatus(pod, record, hostIP) },
+        contentType: PatchType.merge,
+      });
+    }
+  };
+
+  const workers = queue.runWorkers(2, reconcile);
+  informer.start();
+  const synced = (async () => {
+    if (!(await informer.waitForSync())) return;
+    // Records of pods that no longer exist are cleaned up by the same path as a delete.
+    for (const uid of records.keys()) queue.add(uid);
+    await queue.idle();
+  })();
+  return {
+    synced,
+    async stop() {
+      await informer.stop();
+      queue.shutdown();
+      await workers;
+    },
+  };
+}

@@ -1,0 +1,53 @@
+/**
+ * The operator's Prometheus metrics: reconciles by result and whether this
+ * replica leads, in the text exposition format.
+ *
+ * @module
+ */
+
+/** Outcome of one reconcile, the `result` label of `palisade_operator_reconciles_total`. */
+export type ReconcileResult = "success" | "error";
+
+/**
+ * Counters and gauges of one operator replica.
+ *
+ * @example
+ * ```ts
+ * const metrics = new OperatorMetrics();
+ * metrics.countReconcile("success");
+ * metrics.setLeader(true);
+ * metrics.render(); // "# HELP palisade_operator_reconciles_total ...\n..."
+ * ```
+ */
+export class OperatorMetrics {
+  readonly #reconciles: Record<ReconcileResult, number> = { success: 0, error: 0 };
+  #leader = false;
+
+  /** Counts one reconcile with `result`. */
+  countReconcile(result: ReconcileResult): void {
+    this.#reconciles[result]++;
+  }
+
+  /** Reconciles counted with `result` so far. */
+  reconciles(result: ReconcileResult): number {
+    return this.#reconciles[result];
+  }
+
+  /** Records whether this replica holds the lease. */
+  setLeader(leader: boolean): void {
+    this.#leader = leader;
+  }
+
+  /** The metrics in the Prometheus text format (version 0.0.4). */
+  render(): string {
+    return [
+      "# HELP palisade_operator_reconciles_total Policy reconciles by result.",
+      "# TYPE palisade_operator_reconciles_total counter",
+      ...(["success", "error"] as const).map((result) => `palisade_operator_reconciles_total{result="${result}"} ${this.#reconciles[result]}`),
+      "# HELP palisade_operator_is_leader 1 while this replica holds the leader-election lease, else 0.",
+      "# TYPE palisade_operator_is_leader gauge",
+      `palisade_operator_is_leader ${this.#leader ? 1 : 0}`,
+      "",
+    ].join("\n");
+  }
+}

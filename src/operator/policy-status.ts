@@ -1,0 +1,173 @@
+/**
+ * What the status of an EBPFNetworkPolicy should say, computed from the
+ * policy, the pods of its namespace, the Nodes and their agents' reports.
+ * Pure: the operator's reconciler feeds it from its caches and writes the
+ * result with `patchStatus`.
+ *
+ * @module
+ */
+import type { V1Pod } from "@kubernetes/client-node";
+import type { ConditionInput } from "../k8s/index.ts";
+import type { EBPFNetworkPolicy } from "../policy/api-types.ts";
+import { matchesSelector } from "../policy/selector.ts";
+import { validatePolicy } from "../policy/validate.ts";
+import type { ValidationIssue } from "../policy/validate.ts";
+import type { NodeReport } from "./node-report.ts";
+
+/** Condition types the operator sets. */
+export const ConditionType = {
+  /** The policy passed the operator's checks. */
+  accepted: "Accepted",
+  /** Every node's agent enforces the policy's current generation. */
+  programmed: "Programmed",
+} as const;
+
+/** Reasons of the conditions the operator sets. */
+export const ConditionReason = {
+  valid: "Valid",
+  invalid: "Invalid",
+  programmed: "Programmed",
+  pending: "Pending",
+  notAccepted: "NotAccepted",
+  noNodes: "NoNodes",
+} as const;
+
+/** What one node's agent says about a policy, when it does not enforce the current generation. */
+export interface NodeLag {
+  node: string;
+  /** The generation the node enforces, or `undefined` when it does not list the policy. */
+  generation: number | undefined;
+  /** Why the node's report could not be used, if it could not. */
+  problem?: string;
+}
+
+/** The inputs of {@linkcode computePolicyStatus}. */
+export interface PolicyStatusInput {
+  /** The policy as the API server has it. */
+  policy: EBPFNetworkPolicy;
+  /** Pods of the policy's namespace. */
+  pods: readonly V1Pod[];
+  /** Names of every Node of the cluster. */
+  nodes: readonly string[];
+  /** Agent reports by node name; an `Error` when a node's report is unreadable. */
+  reports: ReadonlyMap<string, NodeReport | Error>;
+}
+
+/** The status to write: conditions and the other `status` fields. */
+export interface PolicyStatusDecision {
+  /** `metadata.generation` of the policy the status describes. */
+  observedGeneration: number;
+  /** Accepted, then Programmed. */
+  conditions: ConditionInput[];
+  /** `selectedPods`, `programmedNodes`, `totalNodes`, `programmed`, `observedGeneration`. */
+  fields: {
+    selectedPods: number;
+    programmedNodes: number;
+    totalNodes: number;
+    programmed: string;
+    observedGeneration: number;
+  };
+  /** What the operator's checks found wrong (empty when accepted). */
+  issues: ValidationIssue[];
+  /** Nodes that do not enforce the current generation yet. */
+  lagging: NodeLag[];
+}
+
+/** At most this many lagging nodes are named in a condition message. */
+const MAX_NAMED_NODES = 5;
+
+/**
+ * The status an EBPFNetworkPolicy should have.
+ *
+ * @example
+ * ```ts
+ * const decision = computePolicyStatus({ policy, pods, nodes: ["n1", "n2"], reports });
+ * decision.fields.programmed; // "1/2"
+ * decision.conditions[1];     // { type: "Programmed", status: "False", reason: "Pending", message: '1 of 2 nodes enforce generation 3; waiting for "n2" (at generation 2)' }
+ * ```
+ */
+export function computePolicyStatus(input: PolicyStatusInput): PolicyStatusDecision {
+  const { policy, pods, nodes, reports } = input;
+  const generation = policy.metadata.generation ?? 0;
+  const issues = validatePolicy(policy);
+  const accepted = issues.length === 0;
+  const lagging: NodeLag[] = [];
+  for (const node of nodes) {
+    const report = reports.get(node);
+    if (report instanceof Error) {
+      lagging.push({ node, generation: undefined, problem: report.message });
+      continue;
+    }
+    const entry = report?.policies.find(
+      (p) => p.kind === "EBPFNetworkPolicy" && p.namespace === policy.metadata.namespace && p.name === policy.metadata.name,
+    );
+    if (entry?.generation !== generation) {
+      lagging.push({ node, generation: entry?.generation, ...(report === undefined ? { problem: "no report" } : {}) });
+    }
+  }
+  const programmedNodes = accepted ? nodes.length - lagging.length : 0;
+  const selectedPods = accepted ? pods.filter((pod) => isSelected(policy, pod)).length : 0;
+  return {
+    observedGeneration: generation,
+    conditions: [acceptedCondition(issues), programmedCondition(accepted, generation, nodes.length, lagging)],
+    fields: {
+      selectedPods,
+      programmedNodes,
+      totalNodes: nodes.length,
+      programmed: `${programmedNodes}/${nodes.length}`,
+      observedGeneration: generation,
+    },
+    issues,
+    lagging,
+  };
+}
+
+/**
+ * The one-line form of validation issues: each as `field message`, joined by `; `.
+ *
+ * @example
+ * ```ts
+ * describeIssues([{ field: "spec.selector.matchLabels", message: 'value "a b" is not a label value' }]);
+ * // 'spec.selector.matchLabels value "a b" is not a label value'
+ * ```
+ */
+export function describeIssues(issues: readonly ValidationIssue[]): string {
+  return issues.map((issue) => (issue.field === "" ? issue.message : `${issue.field} ${issue.message}`)).join("; ");
+}
+
+function isSelected(policy: EBPFNetworkPolicy, pod: V1Pod): boolean {
+  // The status counts Running pods: those a datapath has an endpoint for.
+  return pod.status?.phase === "Running" && matchesSelector(policy.spec.selector, pod.metadata?.labels ?? {});
+}
+
+function acceptedCondition(issues: readonly ValidationIssue[]): ConditionInput {
+  if (issues.length === 0) {
+    return { type: ConditionType.accepted, status: "True", reason: ConditionReason.valid, message: "The policy passed the operator's checks" };
+  }
+  return { type: ConditionType.accepted, status: "False", reason: ConditionReason.invalid, message: describeIssues(issues) };
+}
+
+function programmedCondition(accepted: boolean, generation: number, total: number, lagging: readonly NodeLag[]): ConditionInput {
+  const type = ConditionType.programmed;
+  if (!accepted) {
+    return { type, status: "False", reason: ConditionReason.notAccepted, message: "The policy is not accepted, so no node enforces it" };
+  }
+  if (total === 0) return { type, status: "False", reason: ConditionReason.noNodes, message: "The cluster has no Nodes" };
+  if (lagging.length === 0) {
+    return { type, status: "True", reason: ConditionReason.programmed, message: `All ${total} nodes enforce generation ${generation}` };
+  }
+  const named = lagging.slice(0, MAX_NAMED_NODES).map(describeLag).join(", ");
+  const more = lagging.length > MAX_NAMED_NODES ? ` and ${lagging.length - MAX_NAMED_NODES} more` : "";
+  return {
+    type,
+    status: "False",
+    reason: ConditionReason.pending,
+    message: `${total - lagging.length} of ${total} nodes enforce generation ${generation}; waiting for ${named}${more}`,
+  };
+}
+
+function describeLag(lag: NodeLag): string {
+  const node = JSON.stringify(lag.node);
+  if (lag.problem !== undefined) return `${node} (${lag.problem})`;
+  return lag.generation === undefined ? `${node} (policy not listed)` : `${node} (at generation ${lag.generation})`;
+}

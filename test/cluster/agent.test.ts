@@ -1,0 +1,221 @@
+/**
+ * The node agent against a real kube-apiserver and the real kernel: pods
+ * are network namespaces on this host with matching Pod objects bound to
+ * the agent's node, the agent runs in-process, and every check is a real
+ * connection between the pods. Waits on the agent's report ConfigMap (the
+ * generation or resourceVersion it has applied), never on fixed sleeps.
+ */
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { fileURLToPath } from "node:url";
+import { after, before, describe, it } from "node:test";
+import { Agent } from "../../src/agent/agent.ts";
+import { agentLogger } from "../../src/agent/log.ts";
+import { readNodeReport, REPORT_NAMESPACE } from "../../src/agent/report.ts";
+import type { NodeReport } from "../../src/agent/report.ts";
+import type { KubeClient } from "../../src/k8s/client.ts";
+import { PatchType } from "../../src/k8s/client.ts";
+import { isAlreadyExists } from "../../src/k8s/errors.ts";
+import { resourcePath, Resources } from "../../src/k8s/resource.ts";
+import { eventually } from "../lib/eventually.ts";
+import { startTestControlPlane } from "../lib/control-plane.ts";
+import type { TestControlPlane } from "../lib/control-plane.ts";
+import { NetnsNode, uniquePinRoot } from "../lib/kernel.ts";
+import type { NetnsPod } from "../lib/kernel.ts";
+
+const probeJs = fileURLToPath(new URL("../lib/probe.js", import.meta.url));
+const echoServerJs = fileURLToPath(new URL("../lib/echo-server.js", import.meta.url));
+const PREFIX = `pl-ag-${randomBytes(3).toString("hex")}`;
+const NODE = `${PREFIX}-node`;
+const NS = PREFIX;
+const SUBNET = 100 + (randomBytes(1)[0] ?? 0) % 100;
+const DENY_TIMEOUT_MS = 1_000;
+
+let cp: TestControlPlane | undefined;
+let client: KubeClient;
+let node: NetnsNode | undefined;
+let agent: Agent | undefined;
+const pinRoot = uniquePinRoot("agent");
+const pods = new Map<string, NetnsPod>();
+const logLines: Record<string, unknown>[] = [];
+
+/** Waits on the agent; a timeout shows its recent warnings and errors. */
+function waitFor<T>(what: string, check: () => Promise<T | undefined | false>): Promise<T> {
+  const problems = () => logLines.filter((l) => l["level"] !== "info" && l["level"] !== "debug").slice(-10).map((l) => JSON.stringify(l)).join("\n");
+  return eventually(what, check, { context: problems });
+}
+
+async function create(path: string, body: unknown): Promise<{ metadata: { generation?: number; resourceVersion: string } }> {
+  return client.request("POST", path, { body });
+}
+
+function reachable(from: string, to: string, port = 80): boolean {
+  const src = pods.get(from);
+  const dst = pods.get(to);
+  assert.ok(src && dst && node);
+  return node.execIn(src, process.execPath, [probeJs, "tcp", dst.ipv4, String(port), String(DENY_TIMEOUT_MS)]).status === 0;
+}
+
+/** Waits until the agent's report satisfies `check`. */
+function reported(what: string, check: (report: NodeReport) => boolean): Promise<NodeReport> {
+  return waitFor(`agent report: ${what}`, async () => {
+    const report = await readNodeReport(client, NODE);
+    return report !== undefined && check(report) ? report : undefined;
+  });
+}
+
+function enforces(report: NodeReport, kind: string, name: string, generation: number): boolean {
+  return report.policies.some((p) => p.kind === kind && p.namespace === NS && p.name === name && p.generation === generation);
+}
+
+async function relabel(name: string, labels: Record<string, string>): Promise<void> {
+  const pod = await client.request<{ metadata: { resourceVersion: string } }>("PATCH", resourcePath(Resources.pods, { namespace: NS, name }), {
+    body: { metadata: { labels } },
+    contentType: PatchType.merge,
+  });
+  const rv = Number(pod.metadata.resourceVersion);
+  await reported(`pods caught up with ${NS}/${name} at ${rv}`, (r) => Number(r.podResourceVersion) >= rv);
+}
+
+function denyAllButAllowed(name: string): unknown {
+  return {
+    apiVersion: "networking.k8s.io/v1",
+    kind: "NetworkPolicy",
+    metadata: { name, namespace: NS },
+    spec: { podSelector: { matchLabels: { app: "web" } }, policyTypes: ["Ingress"], ingress: [{ from: [{ podSelector: { matchLabels: { role: "allowed" } } }] }] },
+  };
+}
+
+describe("node agent on a real control plane and kernel", { timeout: 600_000 }, () => {
+  before(async () => {
+    cp = await startTestControlPlane("agent");
+    client = cp.client;
+    for (const name of [REPORT_NAMESPACE, NS]) {
+      try {
+        await create(resourcePath(Resources.namespaces), { apiVersion: "v1", kind: "Namespace", metadata: { name } });
+      } catch (e) {
+        if (!isAlreadyExists(e)) throw e;
+      }
+    }
+    // The pod garbage collector deletes pods bound to a Node that does not exist.
+    await create(resourcePath(Resources.nodes), { apiVersion: "v1", kind: "Node", metadata: { name: NODE } });
+    node = new NetnsNode();
+    for (const [index, name, labels] of [[2, "a", { app: "web" }], [3, "b", { role: "client" }]] as const) {
+      const netns = node.addPod(`10.${SUBNET}.77.${index}`, `fd00:${SUBNET}:77::${index}`);
+      pods.set(name, netns);
+      // The namespace's default ServiceAccount, which admission requires, appears shortly after the namespace.
+      await waitFor(`pod ${name} created`, () =>
+        create(resourcePath(Resources.pods, { namespace: NS }), {
+          apiVersion: "v1",
+          kind: "Pod",
+          metadata: { name, namespace: NS, labels },
+          spec: { nodeName: NODE, containers: [{ name: "main", image: "none", ports: [{ name: "http", containerPort: 80 }] }] },
+        }),
+      );
+      await client.request("PATCH", resourcePath(Resources.pods, { namespace: NS, name, subresource: "status" }), {
+        body: { status: { phase: "Running", podIP: netns.ipv4, podIPs: [{ ip: netns.ipv4 }, { ip: netns.ipv6 }] } },
+        contentType: PatchType.merge,
+      });
+    }
+    const server = node.spawnIn(pods.get("a") as NetnsPod, process.execPath, [echoServerJs, "80"]);
+    await new Promise<void>((resolve, reject) => {
+      server.stdout?.on("data", (chunk: Buffer) => {
+        if (chunk.toString().includes("ready")) resolve();
+      });
+      server.once("exit", (code) => reject(new Error(`Cannot start the echo server: it exited with ${code}`)));
+    });
+    agent = await Agent.start({
+      nodeName: NODE,
+      client,
+      pinRoot,
+      metricsPort: 0,
+      metricsHost: "127.0.0.1",
+      logger: agentLogger("debug", {}, (line) => logLines.push(JSON.parse(line) as Record<string, unknown>)),
+    });
+    await agent.ready;
+  });
+
+  after(async () => {
+    try {
+      await agent?.stop();
+    } finally {
+      try {
+        for (const pod of pods.values()) agent?.datapath.detach(pod.ifindex);
+        node?.remove();
+        agent?.datapath.destroy();
+      } finally {
+        await cp?.stop();
+      }
+    }
+  });
+
+  it("attaches to both local pods and lets traffic through without policy", async () => {
+    const report = await reported("two endpoints", (r) => r.endpoints === 2);
+    assert.deepEqual(report.policies, []);
+    const attached = agent?.datapath.attachedInterfaces() ?? [];
+    for (const pod of pods.values()) assert.ok(attached.includes(pod.ifindex), `ifindex ${pod.ifindex} of ${pod.netns} is attached`);
+    assert.ok(reachable("b", "a"));
+    assert.equal((await fetch(`http://127.0.0.1:${agent?.metricsPort}/readyz`)).status, 200);
+    assert.equal((await fetch(`http://127.0.0.1:${agent?.metricsPort}/healthz`)).status, 200);
+  });
+
+  it("enforces a NetworkPolicy, follows pod label changes, and lifts it on delete", async () => {
+    const created = await create(resourcePath(Resources.networkPolicies, { namespace: NS }), denyAllButAllowed("only-allowed"));
+    await reported("only-allowed applied", (r) => enforces(r, "NetworkPolicy", "only-allowed", created.metadata.generation ?? 0));
+    assert.ok(!reachable("b", "a"), "b is not a peer of the policy");
+
+    await relabel("b", { role: "allowed" });
+    assert.ok(reachable("b", "a"), "b carries the allowed label now");
+    await relabel("b", { role: "client" });
+    assert.ok(!reachable("b", "a"), "b lost the allowed label");
+
+    await client.request("DELETE", resourcePath(Resources.networkPolicies, { namespace: NS, name: "only-allowed" }));
+    await reported("only-allowed gone", (r) => !r.policies.some((p) => p.name === "only-allowed"));
+    assert.ok(reachable("b", "a"), "no policy selects a any more");
+  });
+
+  it("skips an invalid EBPFNetworkPolicy with an error naming its field, and enforces the valid one", async () => {
+    const path = resourcePath(Resources.ebpfNetworkPolicies, { namespace: NS });
+    // The CRD schema limits label values by length only; the agent checks their syntax.
+    await create(path, {
+      apiVersion: "palisade.dev/v1alpha1",
+      kind: "EBPFNetworkPolicy",
+      metadata: { name: "invalid", namespace: NS },
+      spec: { selector: { matchLabels: { app: "not valid!" } }, ingress: [{ from: [{ podSelector: {} }] }] },
+    });
+    const valid = await create(path, {
+      apiVersion: "palisade.dev/v1alpha1",
+      kind: "EBPFNetworkPolicy",
+      metadata: { name: "valid", namespace: NS },
+      spec: { selector: { matchLabels: { app: "web" } }, ingress: [{ action: "Deny", from: [{ podSelector: { matchLabels: { role: "client" } } }], ports: [{ protocol: "TCP", port: 80 }] }] },
+    });
+    const report = await reported("valid applied", (r) => enforces(r, "EBPFNetworkPolicy", "valid", valid.metadata.generation ?? 0));
+    assert.ok(!report.policies.some((p) => p.name === "invalid"));
+    const error = logLines.find((l) => l["level"] === "error" && l["name"] === "invalid");
+    assert.ok(error, "the invalid policy was logged");
+    assert.equal(error["field"], `spec.selector.matchLabels["app"]`);
+    assert.match(String(error["msg"]), /EBPFNetworkPolicy ".*\/invalid"/);
+    assert.ok(!reachable("b", "a"), "the valid deny rule is enforced");
+    const denied = await waitFor("a denied flow logged", async () => logLines.find((l) => l["msg"] === "Flow denied" && l["policy"] === `${NS}/valid`));
+    assert.equal(denied["pod"], `${NS}/a`);
+
+    const metrics = await (await fetch(`http://127.0.0.1:${agent?.metricsPort}/metrics`)).text();
+    const lines = metrics.split("\n");
+    assert.ok(lines.includes("palisade_endpoints 2"), metrics);
+    for (const family of ["palisade_policy_entries ", "palisade_identities ", "palisade_apply_duration_seconds_count ", 'palisade_verdicts_total{reason="policy-deny"} ', 'palisade_k8s_events_total{kind="Pod"} ']) {
+      assert.ok(lines.some((l) => l.startsWith(family)), `missing ${family} in:\n${metrics}`);
+    }
+    assert.ok(lines.some((l) => l.startsWith(`palisade_rule_verdicts_total{kind="EBPFNetworkPolicy",policy="${NS}/valid",rule="ingress[0]"} `) && !l.endsWith(" 0")), metrics);
+
+    for (const name of ["invalid", "valid"]) await client.request("DELETE", resourcePath(Resources.ebpfNetworkPolicies, { namespace: NS, name }));
+    await reported("valid gone", (r) => r.policies.length === 0);
+    assert.ok(reachable("b", "a"));
+  });
+
+  it("detaches from a pod when its object is deleted", async () => {
+    const b = pods.get("b") as NetnsPod;
+    await client.request("DELETE", resourcePath(Resources.pods, { namespace: NS, name: "b" }), { query: { gracePeriodSeconds: 0 } });
+    await reported("one endpoint", (r) => r.endpoints === 1);
+    assert.ok(!(agent?.datapath.attachedInterfaces() ?? []).includes(b.ifindex));
+  });
+});

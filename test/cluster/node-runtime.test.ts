@@ -1,0 +1,164 @@
+/**
+ * The stand-in node runtime against a real dev cluster: a Pod bound to
+ * palisade-node-1 becomes a network namespace wired by Debian's ptp and
+ * host-local plugins, Running with an IPv4 and an IPv6 address, echoing TCP
+ * and UDP on its declared ports (from the host and from another pod); its
+ * deletion removes the namespace, the IPAM leases and the Pod object; a
+ * restarted runtime adopts live sandboxes and removes orphaned ones. Needs
+ * root and the cached control plane binaries.
+ */
+import type { V1Pod } from "@kubernetes/client-node";
+import assert from "node:assert/strict";
+import { execFile, execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { after, before, describe, test } from "node:test";
+import { DEV_UP_STEPS, devDown, devLayout, devUp, freePorts, nodeRuntimesStep } from "../../src/devcluster/index.ts";
+import { listSandboxes, nodeNetwork, removeNodeRuntimeSandboxes, runNodeRuntime, type NodeRuntime } from "../../src/devcluster/node-runtime/index.ts";
+import { KubeClient, resourcePath, Resources } from "../../src/k8s/index.ts";
+
+const root = mkdtempSync(join(tmpdir(), "pl-nrt-"));
+const layout = devLayout(join(root, "dev"));
+const stateDir = join(root, "node-runtime");
+const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+let client: KubeClient;
+let runtime: NodeRuntime | undefined;
+const probeScript = fileURLToPath(new URL("../lib/probe.js", import.meta.url));
+
+/** Whether an echo comes back from `ip`:`port` over `protocol`, sent from the host (netns undefined) or from inside `netns`. */
+function probe(netns: string | undefined, ip: string, port: number, protocol: "TCP" | "UDP"): Promise<boolean> {
+  const command = [process.execPath, probeScript, protocol.toLowerCase(), ip, String(port), "2000"];
+  const [file, ...args] = netns === undefined ? command : ["ip", "netns", "exec", netns, ...command];
+  return new Promise((resolve) => execFile(file as string, args, (error) => resolve(error === null)));
+}
+
+function podObject(name: string): V1Pod {
+  return {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: { name, namespace: "default", labels: { app: name } },
+    spec: {
+      nodeName: "palisade-node-1",
+      automountServiceAccountToken: false,
+      containers: [{ name: "main", image: "palisade.dev/pod-server", ports: [{ containerPort: 80, protocol: "TCP" }, { containerPort: 81, protocol: "UDP" }] }],
+    },
+  };
+}
+
+/** Lists then watches `path` (a collection) until `done` holds for the object named `name`, or until it is gone when `done` is "deleted". */
+async function waitFor(path: string, name: string, done: ((obj: V1Pod) => boolean) | "deleted", timeoutMs = 60_000): Promise<V1Pod | undefined> {
+  const signal = AbortSignal.timeout(timeoutMs);
+  const fieldSelector = `metadata.name=${name}`;
+  const list = await client.request<{ metadata: { resourceVersion: string }; items: V1Pod[] }>("GET", path, { query: { fieldSelector } });
+  const current = list.items[0];
+  if (done === "deleted" ? current === undefined : current !== undefined && done(current)) return current;
+  let resourceVersion = list.metadata.resourceVersion;
+  while (!signal.aborted) {
+    for await (const event of client.watch<V1Pod>(path, { fieldSelector, resourceVersion }, { signal })) {
+      resourceVersion = event.object.metadata?.resourceVersion ?? resourceVersion;
+      if (done === "deleted" ? event.type === "DELETED" : event.type !== "DELETED" && event.type !== "BOOKMARK" && done(event.object)) return event.object;
+    }
+  }
+  throw new Error(`Timed out waiting for ${path}/${name}`);
+}
+
+const podsPath = resourcePath(Resources.pods, { namespace: "default" });
+const running = (pod: V1Pod): boolean => pod.status?.phase === "Running" && (pod.status.podIPs ?? []).length === 2;
+
+async function createRunningPod(name: string): Promise<V1Pod> {
+  await client.request("POST", podsPath, { body: podObject(name) });
+  const pod = await waitFor(podsPath, name, running);
+  assert.ok(pod);
+  return pod;
+}
+
+function netnsList(): string[] {
+  return existsSync("/var/run/netns") ? readdirSync("/var/run/netns") : [];
+}
+
+function ipamLeases(): string[] {
+  const dir = join(nodeNetwork(1, stateDir).dataDir, nodeNetwork(1, stateDir).name);
+  return existsSync(dir) ? readdirSync(dir).filter((f) => /^[0-9a-f.:]+$/.test(f) && f.includes(f.includes(":") ? ":" : ".")) : [];
+}
+
+describe("node runtime", { timeout: 600_000 }, () => {
+  before(async () => {
+    // This test runs the node runtime of palisade-node-1 itself, in-process.
+    await devUp(layout, { nodes: 2, ports: await freePorts() }, () => {}, DEV_UP_STEPS.filter((step) => step !== nodeRuntimesStep));
+    client = KubeClient.fromFile(layout.adminKubeconfig);
+    // The ServiceAccount admission plugin refuses pods until the controller-manager created the namespace's default account.
+    await waitFor(resourcePath({ ...Resources.pods, plural: "serviceaccounts" }, { namespace: "default" }), "default", () => true);
+    runtime = runNodeRuntime({ nodeName: "palisade-node-1", nodeIndex: 1, kubeconfig: layout.adminKubeconfig, stateDir, logger: quiet });
+    await runtime.synced;
+  });
+
+  after(async () => {
+    await runtime?.stop();
+    await removeNodeRuntimeSandboxes(stateDir);
+    for (const netns of netnsList().filter((n) => n.startsWith("pal-1-"))) execFileSync("ip", ["netns", "del", netns]);
+    await devDown(layout, () => {});
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  test("a pod becomes Running and Ready with an IPv4 and an IPv6 address from the node's pod CIDRs", async () => {
+    const pod = await createRunningPod("pl-a");
+    const ips = (pod.status?.podIPs ?? []).map((p) => p.ip);
+    assert.match(ips[0] ?? "", /^10\.244\.1\.\d+$/);
+    assert.match(ips[1] ?? "", /^fd00:10:244:1:/);
+    assert.equal(pod.status?.podIP, ips[0]);
+    assert.equal(pod.status?.hostIP, "10.240.0.1");
+    for (const type of ["PodScheduled", "Initialized", "ContainersReady", "Ready"]) {
+      assert.equal(pod.status?.conditions?.find((c) => c.type === type)?.status, "True", type);
+    }
+    assert.equal(pod.status?.containerStatuses?.[0]?.ready, true);
+    const netns = `pal-1-${pod.metadata?.uid?.slice(0, 8)}`;
+    assert.ok(netnsList().includes(netns));
+    const inside = execFileSync("ip", ["-n", netns, "-o", "addr", "show", "dev", "eth0"], { encoding: "utf8" });
+    for (const ip of ips) assert.ok(inside.includes(` ${ip}/`), `${ip} not on eth0 in ${netns}: ${inside}`);
+  });
+
+  test("the pod echoes TCP on 80 and UDP on 81 from the host and from another pod, over both families", async () => {
+    const a = await waitFor(podsPath, "pl-a", running);
+    const b = await createRunningPod("pl-b");
+    const bNetns = `pal-1-${b?.metadata?.uid?.slice(0, 8)}`;
+    for (const ip of (a?.status?.podIPs ?? []).map((p) => p.ip)) {
+      for (const [port, protocol] of [[80, "TCP"], [81, "UDP"]] as const) {
+        assert.equal(await probe(undefined, ip, port, protocol), true, `host -> ${ip}:${port}/${protocol}`);
+        assert.equal(await probe(bNetns, ip, port, protocol), true, `pl-b -> ${ip}:${port}/${protocol}`);
+      }
+      assert.equal(await probe(undefined, ip, 82, "TCP"), false, `host -> ${ip}:82/TCP is not declared`);
+    }
+  });
+
+  test("a restarted runtime adopts running sandboxes and removes those whose pod is gone", async () => {
+    await runtime?.stop();
+    runtime = undefined;
+    const before = listSandboxes({ stateDir, network: nodeNetwork(1, stateDir) });
+    // While the runtime is down the pod goes away for good: nobody finished its deletion, so do it by force.
+    await client.request("DELETE", `${podsPath}/pl-b`, { body: { kind: "DeleteOptions", apiVersion: "v1", gracePeriodSeconds: 0 } });
+    await waitFor(podsPath, "pl-b", "deleted");
+    runtime = runNodeRuntime({ nodeName: "palisade-node-1", nodeIndex: 1, kubeconfig: layout.adminKubeconfig, stateDir, logger: quiet });
+    await runtime.synced;
+    const after = listSandboxes({ stateDir, network: nodeNetwork(1, stateDir) });
+    const a = before.find((r) => r.name === "pl-a");
+    const b = before.find((r) => r.name === "pl-b");
+    assert.ok(a && b);
+    assert.deepEqual(after.map((r) => r.uid), [a.uid], "pl-a adopted as is, pl-b removed");
+    assert.equal(after[0]?.serverPid, a.serverPid, "the adopted pod server was not restarted");
+    assert.ok(!netnsList().includes(b.netns));
+    assert.deepEqual(ipamLeases().sort(), [...a.ips].sort());
+  });
+
+  test("deleting the pod removes its namespace, releases its addresses and removes the Pod object", async () => {
+    const pod = await waitFor(podsPath, "pl-a", running);
+    const netns = `pal-1-${pod?.metadata?.uid?.slice(0, 8)}`;
+    // A normal (graceful) delete: without the runtime the Pod would wait 30 s for a kubelet.
+    await client.request("DELETE", `${podsPath}/pl-a`);
+    await waitFor(podsPath, "pl-a", "deleted");
+    assert.ok(!netnsList().includes(netns), `${netns} still exists`);
+    assert.deepEqual(ipamLeases(), []);
+    assert.deepEqual(listSandboxes({ stateDir, network: nodeNetwork(1, stateDir) }), []);
+  });
+});
