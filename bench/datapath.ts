@@ -18,28 +18,48 @@ import { parseArgs } from "node:util";
 import { CleanupStack } from "./lib/cleanup.ts";
 import { measureConnectionRate, type RatePlan, type RateSampling } from "./lib/connection-rate.ts";
 import { describeMachine, formatMachine } from "./lib/machine.ts";
+import { QuietGate } from "./lib/quiet-gate.ts";
 import { formatFlatnessCheck, formatRateTable, formatVerdictTable } from "./lib/report.ts";
 import { measureVerdictCost, type VerdictGridRow, type VerdictSampling } from "./lib/verdict-cost.ts";
+
+/**
+ * A measurement during which other programs used more than this share of one
+ * core is repeated: on a 2-core machine that much foreign work visibly moves
+ * both tables.
+ */
+const MAX_FOREIGN_SHARE = 0.1;
 
 const K_SWEEP = [10, 1000, 65_536];
 const N_SWEEP = [1, 100, 1000, 10_000, 100_000, 1_000_000];
 
-const FULL = {
-  grid: K_SWEEP.map((identities) => ({ identities, ruleCounts: N_SWEEP })) as VerdictGridRow[],
-  verdict: { rounds: 20, newFlowPerRound: 150, establishedRepeat: 100_000 } as VerdictSampling,
-  plan: { iptables: [1, 100, 1000, 10_000], nftables: [1, 100, 10_000, 100_000], palisade: [1, 100, 10_000, 100_000] } as RatePlan,
-  rate: { rounds: 4, concurrency: 8, warmupMs: 500, windowMs: 1000, windows: 3, attempts: 3, quietWaitBudgetMs: 120_000 } as RateSampling,
+/** Everything one benchmark run measures, and how often. */
+interface BenchSettings {
+  grid: readonly VerdictGridRow[];
+  verdict: VerdictSampling;
+  plan: RatePlan;
+  rate: RateSampling;
+  /** Total time the run may wait for other programs to go quiet. */
+  quietWaitBudgetMs: number;
+}
+
+const FULL: BenchSettings = {
+  grid: K_SWEEP.map((identities) => ({ identities, ruleCounts: N_SWEEP })),
+  verdict: { rounds: 20, newFlowPerRound: 150, establishedRepeat: 100_000, attempts: 3 },
+  plan: { iptables: [1, 100, 1000, 10_000], nftables: [1, 100, 10_000, 100_000], palisade: [1, 100, 10_000, 100_000] },
+  rate: { rounds: 4, concurrency: 8, warmupMs: 500, windowMs: 1000, windows: 3, attempts: 3 },
+  quietWaitBudgetMs: 120_000,
 };
 
-const QUICK = {
+const QUICK: BenchSettings = {
   grid: [
     { identities: 10, ruleCounts: [10_000] },
     { identities: 1000, ruleCounts: [1, 1000, 10_000] },
     { identities: 65_536, ruleCounts: [10_000] },
-  ] as VerdictGridRow[],
-  verdict: { rounds: 4, newFlowPerRound: 50, establishedRepeat: 10_000 } as VerdictSampling,
-  plan: { iptables: [1, 100], nftables: [1, 100], palisade: [1, 100] } as RatePlan,
-  rate: { rounds: 2, concurrency: 8, warmupMs: 300, windowMs: 500, windows: 2, attempts: 2, quietWaitBudgetMs: 10_000 } as RateSampling,
+  ],
+  verdict: { rounds: 4, newFlowPerRound: 50, establishedRepeat: 10_000, attempts: 2 },
+  plan: { iptables: [1, 100], nftables: [1, 100], palisade: [1, 100] },
+  rate: { rounds: 2, concurrency: 8, warmupMs: 300, windowMs: 500, windows: 2, attempts: 2 },
+  quietWaitBudgetMs: 10_000,
 };
 
 const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
@@ -54,6 +74,7 @@ async function main(): Promise<void> {
   const settings = values.quick ? QUICK : FULL;
   const started = performance.now();
   const cleanup = new CleanupStack();
+  const gate = new QuietGate(MAX_FOREIGN_SHARE, settings.quietWaitBudgetMs);
   try {
     print(`# Palisade datapath benchmark${values.quick ? " (--quick)" : ""}\n`);
     print(formatMachine(describeMachine()));
@@ -66,7 +87,7 @@ async function main(): Promise<void> {
           `established: one tracked flow (conntrack hit), as many runs with repeat 1 ("1-shot", median) and ${rounds} runs ` +
           `with repeat ${establishedRepeat} (median of their averages).\n`,
       );
-      const verdict = await measureVerdictCost(cleanup, settings.grid, settings.verdict, log);
+      const verdict = await measureVerdictCost(cleanup, settings.grid, settings.verdict, gate, log);
       print(formatVerdictTable(verdict));
       print(`\n${formatFlatnessCheck(verdict)}`);
     }
@@ -77,8 +98,12 @@ async function main(): Promise<void> {
           `client: ${concurrency} connections in flight; per configuration and round ${warmupMs} ms warm-up, then ${windows} windows ` +
           `of ${windowMs} ms; ${rounds} interleaved rounds; median over all windows.\n`,
       );
-      print(formatRateTable(await measureConnectionRate(cleanup, settings.plan, settings.rate, log)));
+      print(formatRateTable(await measureConnectionRate(cleanup, settings.plan, settings.rate, gate, log)));
     }
+    print(
+      `\nA round or run counts as disturbed when other programs used more than ${MAX_FOREIGN_SHARE * 100}% of a core meanwhile; ` +
+        `waited ${(gate.waitedMs / 1000).toFixed(0)} s in total for a quiet machine (budget ${settings.quietWaitBudgetMs / 1000} s).`,
+    );
     print(`\ntotal time: ${((performance.now() - started) / 1000).toFixed(0)} s; 1-minute load average at the end: ${loadavg()[0]!.toFixed(2)}`);
   } finally {
     cleanup.dispose();

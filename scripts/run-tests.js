@@ -1,6 +1,7 @@
-// Runs the compiled test suites with Node's test runner: unit tests (beside
-// the code, in parallel) and then the real-kernel suites under test/, one
-// file at a time because they share kernel state such as bpffs and sysctls.
+// Runs the compiled test suites with Node's test runner: the unit tests
+// beside the code and the benchmarks' helpers, then the real-kernel and
+// cluster suites under test/. One file at a time: the kernel suites share
+// state such as bpffs, sysctls and the control plane binaries' ports.
 import { spawnSync } from "node:child_process";
 import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
@@ -15,7 +16,7 @@ function testFiles(dir) {
   return out.sort();
 }
 
-const unit = testFiles("dist/src");
+const unit = [...testFiles("dist/src"), ...testFiles("dist/bench")];
 const kernel = testFiles("dist/test");
 const args = ["--test", "--test-reporter=spec", "--test-concurrency=1", ...unit, ...kernel];
 const result = spawnSync(process.execPath, args, { stdio: "inherit" });

@@ -18,7 +18,7 @@ import type { CleanupStack } from "./cleanup.ts";
 import { installIptablesChain, type ForwardFlow } from "./iptables-chain.ts";
 import { installNftablesSet } from "./nftables-set.ts";
 import { peerIdentity, writeHostIpcache, writePeerIpcache, writePolicyEntries, writeSyntheticPolicy } from "./palisade-rules.ts";
-import { QuietGate } from "./quiet-gate.ts";
+import type { QuietGate } from "./quiet-gate.ts";
 import { median } from "./stats.ts";
 
 const CLIENT_V4 = "10.250.0.2";
@@ -35,13 +35,6 @@ const SERVER_SLOT = 2;
  * as established without the policy lookup being measured.
  */
 const CLOSING_TIMEOUT_S = 1;
-
-/**
- * A run during which other programs used more than this share of one core
- * is repeated: on a 2-core machine that much foreign work visibly lowers the
- * connection rate.
- */
-const MAX_FOREIGN_SHARE = 0.1;
 
 const connectLoopJs = fileURLToPath(new URL("./connect-loop.js", import.meta.url));
 const echoServerJs = fileURLToPath(new URL("./tcp-echo-server.js", import.meta.url));
@@ -67,8 +60,6 @@ export interface RateSampling {
   windows: number;
   /** Attempts per configuration and round when other programs disturb a run. */
   attempts: number;
-  /** Total time the benchmark may wait for other programs to go quiet. */
-  quietWaitBudgetMs: number;
 }
 
 /** One configuration's results over all rounds. */
@@ -92,10 +83,6 @@ export interface RateRow {
 /** All rows, the baseline first. */
 export interface RateResult {
   rows: RateRow[];
-  /** Seconds spent waiting for a quiet machine. */
-  waitedSeconds: number;
-  /** The largest share of a core other programs could use during a run that counted as undisturbed. */
-  maxForeignShare: number;
   /** The baseline's median connections per second. */
   baselineRate: number;
 }
@@ -185,15 +172,21 @@ function installPalisade(cleanup: CleanupStack, client: NetnsPod, server: NetnsP
  * on, starting one configuration further each round, so drift on a shared
  * machine spreads over all rows instead of favouring the first or last. A
  * run during which other programs used the CPU is repeated (up to
- * `attempts`), after waiting for quiet within the budget.
+ * `attempts`), after waiting for quiet within the gate's budget.
  *
  * @example
  * ```ts
  * const result = await measureConnectionRate(cleanup, { iptables: [1, 100], nftables: [1, 100], palisade: [1, 100] },
- *   { rounds: 3, concurrency: 8, warmupMs: 500, windowMs: 1000, windows: 3, attempts: 3, quietWaitBudgetMs: 60_000 }, console.error);
+ *   { rounds: 3, concurrency: 8, warmupMs: 500, windowMs: 1000, windows: 3, attempts: 3 }, new QuietGate(0.1, 60_000), console.error);
  * ```
  */
-export async function measureConnectionRate(cleanup: CleanupStack, plan: RatePlan, sampling: RateSampling, log: (line: string) => void): Promise<RateResult> {
+export async function measureConnectionRate(
+  cleanup: CleanupStack,
+  plan: RatePlan,
+  sampling: RateSampling,
+  gate: QuietGate,
+  log: (line: string) => void,
+): Promise<RateResult> {
   const node = new NetnsNode();
   const removeNode = cleanup.add("benchmark pods (network namespaces and veths)", () => node.remove());
   try {
@@ -212,7 +205,6 @@ export async function measureConnectionRate(cleanup: CleanupStack, plan: RatePla
       ...plan.nftables.map((rules) => ({ engine: "nftables" as const, rules })),
       ...plan.palisade.map((rules) => ({ engine: "palisade" as const, rules })),
     ].map(({ engine, rules }): RateRow => ({ engine, rules, rates: [], medianRate: 0, errors: 0, repeated: 0, disturbedKept: 0 }));
-    const gate = new QuietGate(MAX_FOREIGN_SHARE, sampling.quietWaitBudgetMs);
 
     const measureOnce = async (row: RateRow): Promise<void> => {
       let remove = () => {};
@@ -223,7 +215,7 @@ export async function measureConnectionRate(cleanup: CleanupStack, plan: RatePla
       try {
         let started = 0;
         for (let attempt = 1; ; attempt++) {
-          await gate.waitForQuiet();
+          if (attempt > 1) await gate.waitForQuiet();
           const { result: report, foreignShare } = await gate.measure(() => runClient(node, client, sampling));
           started += report.started;
           const disturbed = foreignShare > gate.maxForeignShare;
@@ -251,7 +243,7 @@ export async function measureConnectionRate(cleanup: CleanupStack, plan: RatePla
       for (let i = 0; i < rows.length; i++) await measureOnce(rows[(round + i) % rows.length]!);
     }
     for (const row of rows) row.medianRate = median(row.rates);
-    return { rows, baselineRate: rows[0]!.medianRate, waitedSeconds: gate.waitedMs / 1000, maxForeignShare: MAX_FOREIGN_SHARE };
+    return { rows, baselineRate: rows[0]!.medianRate };
   } finally {
     removeNode();
   }

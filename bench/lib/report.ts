@@ -36,10 +36,11 @@ export function formatVerdictTable(result: VerdictResult): string {
       growth(cell.establishedNs, base.establishedNs),
     ]);
   }
-  return formatTable(
+  const table = formatTable(
     ["program", "N", "new flow ns", "new flow IQR", "new vs smallest N", "est. 1-shot ns", "established ns", "est. vs smallest N"],
     rows,
   );
+  return `${table}\n\nRounds repeated because other programs used the CPU: ${result.repeatedRounds}; kept although disturbed: ${result.disturbedRoundsKept}.`;
 }
 
 /**
@@ -77,8 +78,5 @@ export function formatRateTable(result: RateResult): string {
     ["engine", "N", "conn/s (median)", "windows min-max", "vs no policy", "errors", "runs repeated/disturbed kept", "SYNs via policy lookup"],
     rows,
   );
-  return (
-    `${table}\n\nA run counts as disturbed when other programs used more than ${(result.maxForeignShare * 100).toFixed(0)}% of a core ` +
-    `meanwhile; waited ${result.waitedSeconds.toFixed(0)} s in total for a quiet machine.`
-  );
+  return table;
 }

@@ -9,7 +9,8 @@
  * differs by up to 20%, more than the effect under study. So for each K all
  * N are loaded at once (one datapath each) and measured in interleaved
  * rounds, the empty program among them; slow drift then hits every column
- * alike instead of masquerading as growth with N.
+ * alike instead of masquerading as growth with N. A round during which
+ * other programs used the CPU is discarded and repeated.
  *
  * Every measured packet is checked: the program must pass it, and each
  * datapath's reason counters must show exactly the expected number of
@@ -27,6 +28,7 @@ import { run, tag, uniquePinRoot } from "../../test/lib/kernel.ts";
 import { buildPacket } from "../../test/lib/packets.ts";
 import type { CleanupStack } from "./cleanup.ts";
 import { peerIdentity, writePeerIpcache, writeSyntheticPolicy, type SyntheticPolicyLayout } from "./palisade-rules.ts";
+import type { QuietGate } from "./quiet-gate.ts";
 import { median, quantile } from "./stats.ts";
 import { peerAddress, syntheticRule } from "./synthetic-rules.ts";
 
@@ -50,6 +52,8 @@ export interface VerdictSampling {
   newFlowPerRound: number;
   /** Runs per established sample (one sample per cell and round; the kernel reports their average). */
   establishedRepeat: number;
+  /** Attempts per round when other programs disturb it (its samples are then discarded). */
+  attempts: number;
 }
 
 /** Medians of one measured configuration, in nanoseconds per packet, and the new-flow quartiles. */
@@ -78,6 +82,10 @@ export interface VerdictResult {
   /** The empty program, measured the same two ways in every K's rounds. */
   floor: VerdictCost;
   cells: VerdictCell[];
+  /** Rounds discarded and repeated because other programs used the CPU meanwhile. */
+  repeatedRounds: number;
+  /** Rounds kept although disturbed (the last attempt). */
+  disturbedRoundsKept: number;
 }
 
 /** The datapath took a path other than the one being measured. */
@@ -207,19 +215,43 @@ function summarize(subject: Subject): VerdictCost {
 /** Lets the event loop run, so a signal handler can clean up promptly during long measurements. */
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-/** Runs `rounds` rounds over `subjects`, each round starting one subject further, so no subject always goes first. */
-async function measureInRounds(subjects: readonly Subject[], sampling: VerdictSampling): Promise<void> {
+/** One round over `subjects`, starting with subject `first`, so no subject always goes first. */
+async function measureRound(subjects: readonly Subject[], first: number, sampling: VerdictSampling): Promise<void> {
+  for (let i = 0; i < subjects.length; i++) {
+    const subject = subjects[(first + i) % subjects.length]!;
+    for (let sample = 0; sample < sampling.newFlowPerRound; sample++) {
+      subject.newFlowSamples.push(subject.runNewFlow());
+      subject.establishedOneShotSamples.push(subject.runEstablished(1));
+    }
+    subject.establishedSamples.push(subject.runEstablished(sampling.establishedRepeat));
+    await yieldToEventLoop();
+  }
+}
+
+/**
+ * Runs the rounds; a round during which other programs used the CPU has its
+ * samples discarded and is repeated after waiting for quiet (up to
+ * `attempts`). Returns how many rounds were repeated and kept disturbed.
+ */
+async function measureInRounds(subjects: readonly Subject[], sampling: VerdictSampling, gate: QuietGate): Promise<{ repeated: number; disturbedKept: number }> {
+  let repeated = 0;
+  let disturbedKept = 0;
   for (let round = 0; round < sampling.rounds; round++) {
-    for (let i = 0; i < subjects.length; i++) {
-      const subject = subjects[(round + i) % subjects.length]!;
-      for (let sample = 0; sample < sampling.newFlowPerRound; sample++) {
-        subject.newFlowSamples.push(subject.runNewFlow());
-        subject.establishedOneShotSamples.push(subject.runEstablished(1));
+    for (let attempt = 1; ; attempt++) {
+      const lists = subjects.flatMap((subject) => [subject.newFlowSamples, subject.establishedOneShotSamples, subject.establishedSamples]);
+      const lengths = lists.map((list) => list.length);
+      const { foreignShare } = await gate.measure(() => measureRound(subjects, round, sampling));
+      if (foreignShare <= gate.maxForeignShare) break;
+      if (attempt === sampling.attempts) {
+        disturbedKept++;
+        break;
       }
-      subject.establishedSamples.push(subject.runEstablished(sampling.establishedRepeat));
-      await yieldToEventLoop();
+      lists.forEach((list, i) => (list.length = lengths[i]!));
+      repeated++;
+      await gate.waitForQuiet();
     }
   }
+  return { repeated, disturbedKept };
 }
 
 /**
@@ -230,13 +262,14 @@ async function measureInRounds(subjects: readonly Subject[], sampling: VerdictSa
  * @example
  * ```ts
  * const result = await measureVerdictCost(cleanup, [{ identities: 1000, ruleCounts: [1, 1000, 1_000_000] }],
- *   { rounds: 20, newFlowPerRound: 150, establishedRepeat: 100_000 }, console.error);
+ *   { rounds: 20, newFlowPerRound: 150, establishedRepeat: 100_000, attempts: 3 }, new QuietGate(0.1, 60_000), console.error);
  * ```
  */
 export async function measureVerdictCost(
   cleanup: CleanupStack,
   grid: readonly VerdictGridRow[],
   sampling: VerdictSampling,
+  gate: QuietGate,
   log: (line: string) => void,
 ): Promise<VerdictResult> {
   const { ifindex, remove: removeInterface } = createTestInterface(cleanup);
@@ -245,6 +278,8 @@ export async function measureVerdictCost(
   try {
     const floor = emptySubject(empty, ifindex);
     const cells: VerdictCell[] = [];
+    let repeatedRounds = 0;
+    let disturbedRoundsKept = 0;
     for (const { identities, ruleCounts } of grid) {
       const layout: SyntheticPolicyLayout = { baseSlot: ENDPOINT_SLOT, peers: identities, peerOffset: identities >> 1 };
       const removals: (() => void)[] = [];
@@ -264,7 +299,9 @@ export async function measureVerdictCost(
           await yieldToEventLoop();
         }
         log(`verdict cost: K=${identities}: ${sampling.rounds} interleaved rounds over ${subjects.length} datapaths and the empty program`);
-        await measureInRounds([floor, ...subjects], sampling);
+        const disturbance = await measureInRounds([floor, ...subjects], sampling, gate);
+        repeatedRounds += disturbance.repeated;
+        disturbedRoundsKept += disturbance.disturbedKept;
         for (const [i, subject] of subjects.entries()) {
           subject.verifyPaths();
           cells.push({ identities, rules: ruleCounts[i]!, ...summarize(subject) });
@@ -273,7 +310,7 @@ export async function measureVerdictCost(
         for (const remove of removals.reverse()) remove();
       }
     }
-    return { floor: summarize(floor), cells };
+    return { floor: summarize(floor), cells, repeatedRounds, disturbedRoundsKept };
   } finally {
     closeEmpty();
     removeInterface();

@@ -21,9 +21,10 @@ import { UsageError } from "./explain.ts";
 /** Help text of `palisade dev`, for the main help. */
 export const DEV_HELP = `  palisade dev up [--nodes N]
       Brings the local dev cluster up (idempotent): builds the control plane binaries once, issues
-      certificates, starts etcd, kube-apiserver, kube-controller-manager and kube-scheduler, and
-      registers N Nodes (default 1). Prints "export KUBECONFIG=..." and "export PATH=..." for
-      eval "$(palisade dev up)". State lives in $PALISADE_DEV_DIR (default /var/lib/palisade/dev).
+      certificates, starts etcd, kube-apiserver, kube-controller-manager and kube-scheduler,
+      registers N Nodes (default: as many as the cluster has, 1 for a new one), and starts a node
+      runtime and an agent per Node and the operator. Prints "export KUBECONFIG=..." and
+      "export PATH=..." for eval "$(palisade dev up)". State lives in $PALISADE_DEV_DIR (default /var/lib/palisade/dev).
   palisade dev down
       Stops every dev cluster process and removes its state (the binary cache stays).
   palisade dev status
@@ -33,8 +34,10 @@ function progress(line: string): void {
   process.stderr.write(`dev: ${line}\n`);
 }
 
-function parseNodes(argv: string[]): number {
-  const { values } = parseArgs({ args: argv, options: { nodes: { type: "string", default: "1" } }, allowPositionals: false });
+/** --nodes, or undefined: keep the count a running cluster has (1 for a new one). */
+function parseNodes(argv: string[]): number | undefined {
+  const { values } = parseArgs({ args: argv, options: { nodes: { type: "string" } }, allowPositionals: false });
+  if (values.nodes === undefined) return undefined;
   const nodes = Number(values.nodes);
   if (!/^\d+$/.test(values.nodes) || nodes < 1 || nodes > MAX_NODES) {
     throw new UsageError(`Cannot bring the dev cluster up: --nodes "${values.nodes}" is not a number from 1 to ${MAX_NODES}`);

@@ -137,7 +137,16 @@ function pairs(world: World, options: ExplainOptions): [End, End][] {
   return out;
 }
 
-function table(verdicts: PairVerdict[]): string {
+/**
+ * The matrix of ordered pair verdicts (`.` allowed, `X` denied), as
+ * `palisade explain -o table` and `palisade probe matrix -o table` print it.
+ *
+ * @example
+ * ```ts
+ * verdictTable([{ from: "x/a", to: "x/b", allowed: false, reason: "timeout" }]);
+ * ```
+ */
+export function verdictTable(verdicts: PairVerdict[]): string {
   const names = [...new Set(verdicts.flatMap((v) => [v.from, v.to]))].sort();
   const allowed = new Map(verdicts.map((v) => [`${v.from} ${v.to}`, v.allowed]));
   const width = Math.max(4, ...names.map((n) => n.length));
@@ -202,5 +211,5 @@ export function runExplain(options: ExplainOptions): string {
   if (options.output === "json") {
     return JSON.stringify({ port: options.port, protocol: options.protocol, pairs: verdicts });
   }
-  return table(verdicts);
+  return verdictTable(verdicts);
 }

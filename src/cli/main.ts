@@ -9,6 +9,9 @@ import { runExplain, UsageError, type ExplainOptions } from "./explain.ts";
 import { DEV_HELP, runDev } from "./dev.ts";
 import { OPERATOR_HELP, OperatorUsageError, runOperatorCommand } from "../operator/index.ts";
 import { AgentUsageError, agentMain } from "../agent/index.ts";
+import { PROBE_HELP, runProbe } from "./probe.ts";
+import { STATUS_HELP, runStatus } from "./status.ts";
+import { WAIT_HELP, runWait } from "./wait.ts";
 
 const HELP = `palisade: Kubernetes network policy engine with an eBPF datapath
 
@@ -20,6 +23,9 @@ Usage:
       state. With --from/--to: one verdict and the policy rules behind it. Without: every ordered
       pair of pods (-o table: a matrix; -o json: {"port","protocol","pairs":[...]}).
 ${DEV_HELP}
+${WAIT_HELP}
+${PROBE_HELP}
+${STATUS_HELP}
 ${OPERATOR_HELP}
   palisade agent --node-name NODE [--kubeconfig PATH] [--pin-root DIR] [--metrics-port N]
       Runs the node agent: compiles the policies for NODE's pods into the eBPF maps pinned under
@@ -85,6 +91,14 @@ export async function main(argv: string[]): Promise<number> {
         return await runOperatorCommand(rest);
       case "agent":
         await agentMain(rest);
+        return 0;
+      case "wait":
+        return await runWait(rest);
+      case "probe":
+        process.stdout.write(`${await runProbe(rest)}\n`);
+        return 0;
+      case "status":
+        process.stdout.write(`${await runStatus(rest)}\n`);
         return 0;
       case "explain":
         process.stdout.write(`${runExplain(explainOptions(rest))}\n`);

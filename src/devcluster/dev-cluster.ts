@@ -6,10 +6,13 @@
  * @module
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, rmdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { repositoryRoot } from "../repository-root.ts";
+import { KubeClient } from "../k8s/client.ts";
+import { isAlreadyExists } from "../k8s/errors.ts";
+import { resourcePath, Resources } from "../k8s/resource.ts";
 import { runningPid, startDetached, stopDetached } from "./detached-process.ts";
 import { removeNodeRuntimeSandboxes } from "./node-runtime/index.ts";
 import { binaryPaths, ensureBinaries, type ControlPlaneBinaries } from "./binaries.ts";
@@ -19,12 +22,13 @@ import { apiserverUrl, ensureControlPlaneCredentials, existingControlPlaneCreden
 import { DevClusterError } from "./errors.ts";
 import type { DevLayout } from "./layout.ts";
 import { listNodes, registerNodes, type DevNodeSpec, type NodeSummary } from "./nodes.ts";
-import { portsFromEnv, type DevPorts } from "./ports.ts";
+import { freePort, portsFromEnv, type DevPorts } from "./ports.ts";
 
 /** What `dev up` was asked for. */
 export interface DevUpOptions {
   /** How many Nodes to register. */
-  nodes: number;
+  /** How many Nodes; undefined keeps the count the cluster has (at least 1). */
+  nodes: number | undefined;
   /**
    * Ports for a new cluster (e.g. from `freePorts()` in tests); default: from
    * the environment. A folder with a recorded cluster keeps its ports.
@@ -184,8 +188,130 @@ export const nodeRuntimesStep: DevUpStep = {
   },
 };
 
-/** The steps of `dev up` so far, in order. */
-export const DEV_UP_STEPS: readonly DevUpStep[] = [binariesStep, settingsStep, credentialsStep, controlPlaneStep, crdsStep, nodesStep, nodeRuntimesStep];
+/** The namespace the operator's Lease and the agents' reports live in. */
+export const SYSTEM_NAMESPACE = "palisade-system";
+
+/** Creates namespace palisade-system unless it exists. */
+export const systemNamespaceStep: DevUpStep = {
+  name: "system namespace",
+  async run(context) {
+    const client = KubeClient.fromFile(context.layout.adminKubeconfig);
+    try {
+      await client.request("POST", resourcePath(Resources.namespaces), { body: { apiVersion: "v1", kind: "Namespace", metadata: { name: SYSTEM_NAMESPACE } } });
+      context.progress(`created namespace ${SYSTEM_NAMESPACE}`);
+    } catch (error) {
+      if (!isAlreadyExists(error)) throw error;
+    }
+  },
+};
+
+/** The CLI entry point the operator and agents run from (this build's `dist/src/cli/main.js`). */
+function cliMain(): string {
+  return fileURLToPath(new URL("../cli/main.js", import.meta.url));
+}
+
+function operatorFiles(layout: DevLayout) {
+  return { name: "operator", pidFile: join(layout.run, "operator.pid"), logFile: join(layout.logs, "operator.log") };
+}
+
+/** Starts, detached, the operator unless one runs; its metrics port is a free one. */
+export const operatorStep: DevUpStep = {
+  name: "operator",
+  async run(context) {
+    const files = operatorFiles(context.layout);
+    if (runningPid(files.pidFile, process.execPath) !== undefined) return;
+    const port = await freePort();
+    startDetached({
+      name: files.name,
+      command: process.execPath,
+      args: [cliMain(), "operator", "--kubeconfig", context.layout.adminKubeconfig, "--metrics-port", String(port)],
+      logFile: files.logFile,
+      pidFile: files.pidFile,
+    });
+    context.progress(`started the operator (metrics on 127.0.0.1:${port})`);
+  },
+};
+
+/**
+ * Where the dev agents pin their maps: `$PALISADE_DEV_PIN_ROOT` or
+ * /sys/fs/bpf/palisade-dev, one folder per node below it. Tests set their own
+ * so that they never touch a running dev cluster's pins.
+ */
+export function devPinBase(env: NodeJS.ProcessEnv = process.env): string {
+  return env.PALISADE_DEV_PIN_ROOT ?? "/sys/fs/bpf/palisade-dev";
+}
+
+const AGENT_PREFIX = "agent-";
+
+function agentFiles(layout: DevLayout, node: string) {
+  return {
+    name: `agent ${node}`,
+    pidFile: join(layout.run, `${AGENT_PREFIX}${node}.pid`),
+    // Recorded so that `dev down` removes the pins `up` chose, whatever the environment of `down`.
+    pinRootFile: join(layout.run, `${AGENT_PREFIX}${node}.pin-root`),
+    logFile: join(layout.logs, `${AGENT_PREFIX}${node}.log`),
+  };
+}
+
+/** Starts, detached, the agent of every Node that has none running, each with its own pin root and a free metrics port. */
+export const agentsStep: DevUpStep = {
+  name: "agents",
+  async run(context) {
+    for (const node of required(context, "nodes")) {
+      const files = agentFiles(context.layout, node.name);
+      if (runningPid(files.pidFile, process.execPath) !== undefined) continue;
+      const pinRoot = join(devPinBase(), node.name);
+      const port = await freePort();
+      writeFileSync(files.pinRootFile, `${pinRoot}\n`);
+      startDetached({
+        name: files.name,
+        command: process.execPath,
+        args: [cliMain(), "agent", "--node-name", node.name, "--kubeconfig", context.layout.adminKubeconfig, "--pin-root", pinRoot, "--metrics-port", String(port)],
+        logFile: files.logFile,
+        pidFile: files.pidFile,
+      });
+      context.progress(`started the agent of ${node.name} (pins in ${pinRoot}, metrics on port ${port})`);
+    }
+  },
+};
+
+/** The Kubernetes side of `dev up`: control plane, CRDs and Nodes — no pods run, no Palisade component. */
+export const CONTROL_PLANE_STEPS: readonly DevUpStep[] = [binariesStep, settingsStep, credentialsStep, controlPlaneStep, crdsStep, nodesStep];
+
+/** The steps of `dev up`, in order: the control plane, then node runtimes, the operator and the agents. */
+export const DEV_UP_STEPS: readonly DevUpStep[] = [...CONTROL_PLANE_STEPS, nodeRuntimesStep, systemNamespaceStep, operatorStep, agentsStep];
+
+/** Stops every agent and removes its pin root (and the pin base when that leaves it empty). */
+export const stopAgentsStep: DevDownStep = {
+  name: "stop agents",
+  async run(context) {
+    if (!existsSync(context.layout.run)) return;
+    const nodes = readdirSync(context.layout.run)
+      .filter((file) => file.startsWith(AGENT_PREFIX) && file.endsWith(".pid"))
+      .map((file) => file.slice(AGENT_PREFIX.length, -".pid".length));
+    for (const node of nodes) {
+      const files = agentFiles(context.layout, node);
+      await stopDetached(files.name, files.pidFile, process.execPath);
+      if (existsSync(files.pinRootFile)) {
+        const pinRoot = readFileSync(files.pinRootFile, "utf8").trim();
+        rmSync(pinRoot, { recursive: true, force: true });
+        const base = join(pinRoot, "..");
+        if (existsSync(base) && readdirSync(base).length === 0) rmdirSync(base);
+        rmSync(files.pinRootFile, { force: true });
+      }
+      context.progress(`stopped the agent of ${node}`);
+    }
+  },
+};
+
+/** Stops the operator. */
+export const stopOperatorStep: DevDownStep = {
+  name: "stop operator",
+  async run(context) {
+    const files = operatorFiles(context.layout);
+    if (await stopDetached(files.name, files.pidFile, process.execPath)) context.progress("stopped the operator");
+  },
+};
 
 /** Stops every node runtime and removes the network namespaces of its pods. */
 export const stopNodeRuntimesStep: DevDownStep = {
@@ -231,7 +357,7 @@ export const removeStateStep: DevDownStep = {
 };
 
 /** The steps of `dev down`, in order. */
-export const DEV_DOWN_STEPS: readonly DevDownStep[] = [stopNodeRuntimesStep, stopControlPlaneStep, removeStateStep];
+export const DEV_DOWN_STEPS: readonly DevDownStep[] = [stopAgentsStep, stopOperatorStep, stopNodeRuntimesStep, stopControlPlaneStep, removeStateStep];
 
 /** What `dev up` leaves for its caller. */
 export interface DevUpResult {

@@ -32,6 +32,7 @@ export {
 export { runningPid, startDetached, stopDetached, type DetachedProcessSpec } from "./detached-process.ts";
 export {
   DEV_DOWN_STEPS,
+  CONTROL_PLANE_STEPS,
   DEV_UP_STEPS,
   binariesStep,
   controlPlaneStep,

@@ -150,12 +150,13 @@ export async function listNodes(server: string, identity: TlsIdentity): Promise<
  * await registerNodes("https://127.0.0.1:6443", { caCertFile, client: admin }, 2);
  * ```
  */
-export async function registerNodes(server: string, identity: TlsIdentity, count: number): Promise<DevNodeSpec[]> {
-  if (!Number.isInteger(count) || count < 1 || count > MAX_NODES) {
-    throw new DevClusterError(`Cannot register ${count} dev nodes: the count must be 1 to ${MAX_NODES}`);
+export async function registerNodes(server: string, identity: TlsIdentity, requested: number | undefined): Promise<DevNodeSpec[]> {
+  if (requested !== undefined && (!Number.isInteger(requested) || requested < 1 || requested > MAX_NODES)) {
+    throw new DevClusterError(`Cannot register ${requested} dev nodes: the count must be 1 to ${MAX_NODES}`);
   }
-  const specs = Array.from({ length: count }, (_, i) => devNodeSpec(i + 1));
   const existing = new Map((await listNodes(server, identity)).map((node) => [node.name, node]));
+  const count = requested ?? Math.max(1, [...existing.keys()].filter((name) => name.startsWith(NODE_NAME_PREFIX)).length);
+  const specs = Array.from({ length: count }, (_, i) => devNodeSpec(i + 1));
   const now = new Date().toISOString().replace(/\.\d+Z$/, "Z");
   for (const spec of specs) {
     const node = existing.get(spec.name);

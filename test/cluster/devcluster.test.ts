@@ -6,6 +6,7 @@
  * no state. Needs root and the cached control plane binaries.
  */
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -32,6 +33,8 @@ const layout = devLayout(dir);
 const env = {
   ...process.env,
   PALISADE_DEV_DIR: dir,
+  // The agents this cluster starts pin under a root of their own, never a real dev cluster's.
+  PALISADE_DEV_PIN_ROOT: `/sys/fs/bpf/pl-dev-${randomBytes(3).toString("hex")}`,
   ...Object.fromEntries(Object.values(PORT_SETTINGS).map((setting) => [setting.env, "0"])),
 };
 let binaries: ControlPlaneBinaries;

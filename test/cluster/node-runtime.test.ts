@@ -15,7 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
-import { DEV_UP_STEPS, devDown, devLayout, devUp, freePorts, nodeRuntimesStep } from "../../src/devcluster/index.ts";
+import { CONTROL_PLANE_STEPS, devDown, devLayout, devUp, freePorts } from "../../src/devcluster/index.ts";
 import { listSandboxes, nodeNetwork, removeNodeRuntimeSandboxes, runNodeRuntime, type NodeRuntime } from "../../src/devcluster/node-runtime/index.ts";
 import { KubeClient, resourcePath, Resources } from "../../src/k8s/index.ts";
 
@@ -85,8 +85,8 @@ function ipamLeases(): string[] {
 
 describe("node runtime", { timeout: 600_000 }, () => {
   before(async () => {
-    // This test runs the node runtime of palisade-node-1 itself, in-process.
-    await devUp(layout, { nodes: 2, ports: await freePorts() }, () => {}, DEV_UP_STEPS.filter((step) => step !== nodeRuntimesStep));
+    // The node runtime of palisade-node-1 runs in-process here; no other Palisade component runs.
+    await devUp(layout, { nodes: 2, ports: await freePorts() }, () => {}, CONTROL_PLANE_STEPS);
     client = KubeClient.fromFile(layout.adminKubeconfig);
     // The ServiceAccount admission plugin refuses pods until the controller-manager created the namespace's default account.
     await waitFor(resourcePath({ ...Resources.pods, plural: "serviceaccounts" }, { namespace: "default" }), "default", () => true);

@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { DEV_UP_STEPS, devDown, devLayout, devUp, freePorts, nodeRuntimesStep } from "../../src/devcluster/index.ts";
+import { CONTROL_PLANE_STEPS, devDown, devLayout, devUp, freePorts } from "../../src/devcluster/index.ts";
 import { KubeClient, PatchType, Resources, findCondition, isAlreadyExists, isNotFound, resourcePath } from "../../src/k8s/index.ts";
 import type { Condition, LogFields, Logger } from "../../src/k8s/index.ts";
 import { NODE_REPORT_KEY, NODE_REPORT_PREFIX, runOperator } from "../../src/operator/index.ts";
@@ -145,7 +145,7 @@ function metricValue(text: string, series: string): number {
 
 describe("operator on a real control plane", { timeout: 600_000 }, () => {
   before(async () => {
-    await devUp(layout, { nodes: 1, ports: await freePorts() }, () => {}, DEV_UP_STEPS.filter((step) => step !== nodeRuntimesStep));
+    await devUp(layout, { nodes: 1, ports: await freePorts() }, () => {}, CONTROL_PLANE_STEPS);
     client = KubeClient.fromFile(layout.adminKubeconfig);
     nodeNames = (await client.request<{ items: V1Node[] }>("GET", resourcePath(Resources.nodes))).items.map((n) => n.metadata?.name ?? "");
     await create(resourcePath(Resources.namespaces), { apiVersion: "v1", kind: "Namespace", metadata: { name: SYSTEM } });

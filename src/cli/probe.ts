@@ -1,0 +1,206 @@
+/**
+ * `palisade probe`: real packets between the dev cluster's pods. The probe
+ * client runs inside the source pod's network namespace (the dev node
+ * runtime names it `pal-<node index>-<first 8 chars of the pod uid>`) and
+ * connects to the target pod's IP, where the node runtime's echo server
+ * answers on the declared ports.
+ *
+ * @module
+ */
+import { execFile } from "node:child_process";
+import { parseArgs } from "node:util";
+import { fileURLToPath } from "node:url";
+import type { V1Pod } from "@kubernetes/client-node";
+import { KubeClient } from "../k8s/client.ts";
+import { resourcePath, Resources } from "../k8s/resource.ts";
+import { UsageError, verdictTable, type PairVerdict } from "./explain.ts";
+
+/** What one probe sends. */
+export interface ProbeTarget {
+  port: number;
+  protocol: "TCP" | "UDP";
+  family: "ipv4" | "ipv6";
+  timeoutMs: number;
+}
+
+/** How one probe ended. */
+export interface ProbeResult {
+  allowed: boolean;
+  reason: "connected" | "timeout" | "refused";
+}
+
+const NODE_PREFIX = "palisade-node-";
+const MATRIX_CONCURRENCY = 16;
+
+/** The network namespace the dev node runtime made for `pod`. */
+export function podNetns(pod: V1Pod): string {
+  const label = `${pod.metadata?.namespace}/${pod.metadata?.name}`;
+  const node = pod.spec?.nodeName ?? "";
+  const index = node.startsWith(NODE_PREFIX) ? Number(node.slice(NODE_PREFIX.length)) : Number.NaN;
+  if (!Number.isInteger(index) || index < 1) {
+    throw new UsageError(`Cannot probe from pod "${label}": spec.nodeName "${node}" is not a dev cluster node (${NODE_PREFIX}<n>)`);
+  }
+  const uid = pod.metadata?.uid ?? "";
+  return `pal-${index}-${uid.slice(0, 8)}`;
+}
+
+/** The pod's address of `family`, or undefined when it has none. */
+export function podAddress(pod: V1Pod, family: "ipv4" | "ipv6"): string | undefined {
+  const ips = (pod.status?.podIPs ?? []).map((entry) => entry.ip);
+  if (ips.length === 0 && pod.status?.podIP) ips.push(pod.status.podIP);
+  return ips.find((ip) => ip.includes(":") === (family === "ipv6"));
+}
+
+/** Runs one probe from the namespace `netns` to `ip`. */
+export function probeOnce(netns: string, ip: string, target: ProbeTarget): Promise<ProbeResult> {
+  const client = fileURLToPath(new URL("./probe-client.js", import.meta.url));
+  const args = ["netns", "exec", netns, process.execPath, client, target.protocol.toLowerCase(), ip, String(target.port), String(target.timeoutMs)];
+  return new Promise((resolve, reject) => {
+    execFile("ip", args, { timeout: target.timeoutMs + 10_000 }, (error, stdout, stderr) => {
+      const reason = stdout.trim();
+      if (reason === "connected" || reason === "timeout" || reason === "refused") {
+        resolve({ allowed: reason === "connected", reason });
+      } else {
+        reject(new Error(`Cannot probe ${ip} from network namespace "${netns}": ${stderr.trim() || error?.message || "no answer from the probe client"}`, { cause: error }));
+      }
+    });
+  });
+}
+
+function splitRef(ref: string, flag: string): { namespace: string; name: string } {
+  const [namespace, name, extra] = ref.split("/");
+  if (!namespace || !name || extra !== undefined) throw new UsageError(`Cannot probe: ${flag} "${ref}" is not NAMESPACE/POD`);
+  return { namespace, name };
+}
+
+async function getPod(client: KubeClient, ref: string, flag: string): Promise<V1Pod> {
+  return client.request<V1Pod>("GET", resourcePath(Resources.pods, splitRef(ref, flag)));
+}
+
+/**
+ * Probes from one pod to another; returns the verdict.
+ *
+ * @example
+ * ```ts
+ * const result = await probePods(client, "x/a", "y/b", { port: 80, protocol: "TCP", family: "ipv4", timeoutMs: 1000 });
+ * ```
+ */
+export async function probePods(client: KubeClient, from: string, to: string, target: ProbeTarget): Promise<ProbeResult> {
+  const [source, destination] = await Promise.all([getPod(client, from, "--from"), getPod(client, to, "--to")]);
+  const ip = podAddress(destination, target.family);
+  if (ip === undefined) throw new UsageError(`Cannot probe: pod "${to}" has no ${target.family} address (status.podIPs)`);
+  return probeOnce(podNetns(source), ip, target);
+}
+
+async function mapBounded<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await fn(items[index] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
+/**
+ * Probes every ordered pair of distinct Running pods in `namespaces`, at most
+ * 16 at a time.
+ *
+ * @example
+ * ```ts
+ * const pairs = await probeMatrix(client, ["x", "y"], { port: 80, protocol: "TCP", family: "ipv4", timeoutMs: 1000 });
+ * ```
+ */
+export async function probeMatrix(client: KubeClient, namespaces: readonly string[], target: ProbeTarget): Promise<PairVerdict[]> {
+  const lists = await Promise.all(namespaces.map((namespace) => client.request<{ items: V1Pod[] }>("GET", resourcePath(Resources.pods, { namespace }))));
+  const pods = lists
+    .flatMap((list) => list.items)
+    .filter((pod) => pod.status?.phase === "Running" && podAddress(pod, target.family) !== undefined)
+    .map((pod) => ({ label: `${pod.metadata?.namespace}/${pod.metadata?.name}`, netns: podNetns(pod), ip: podAddress(pod, target.family) as string }))
+    .sort((a, b) => a.label.localeCompare(b.label));
+  const pairs = pods.flatMap((from) => pods.filter((to) => to !== from).map((to) => ({ from, to })));
+  return mapBounded(pairs, MATRIX_CONCURRENCY, async ({ from, to }) => {
+    const result = await probeOnce(from.netns, to.ip, target);
+    return { from: from.label, to: to.label, allowed: result.allowed, reason: result.reason };
+  });
+}
+
+/** The parsed flags of `palisade probe` / `palisade probe matrix`. */
+export interface ProbeOptions extends ProbeTarget {
+  kubeconfig?: string;
+  output: "text" | "json" | "table";
+  matrix?: { namespaces: string[] };
+  from?: string;
+  to?: string;
+}
+
+/** `palisade probe` help text. */
+export const PROBE_HELP = `  palisade probe --from NS/POD --to NS/POD --port N [--protocol TCP|UDP] [--family ipv4|ipv6]
+                 [--timeout-ms 1000] [--kubeconfig PATH] [-o text|json]
+      Sends real packets from one dev cluster pod to another (inside the source pod's network
+      namespace) and prints allowed or denied; -o json prints {"allowed": true|false}.
+  palisade probe matrix --namespaces X,Y --port N [--protocol TCP|UDP] [-o table|json]
+      Probes every ordered pair of Running pods of the namespaces (16 at a time); -o json prints
+      {"port","protocol","pairs":[{"from","to","allowed","reason"}]} (connected, timeout, refused).`;
+
+/**
+ * Parses the flags of `palisade probe [matrix]`.
+ *
+ * @example
+ * ```ts
+ * parseProbeArgs(["--from", "x/a", "--to", "x/b", "--port", "80"]);
+ * ```
+ */
+export function parseProbeArgs(argv: string[]): ProbeOptions {
+  const matrix = argv[0] === "matrix";
+  const { values } = parseArgs({
+    args: matrix ? argv.slice(1) : argv,
+    options: {
+      from: { type: "string" },
+      to: { type: "string" },
+      namespaces: { type: "string" },
+      port: { type: "string" },
+      protocol: { type: "string", default: "TCP" },
+      family: { type: "string", default: "ipv4" },
+      "timeout-ms": { type: "string", default: "1000" },
+      kubeconfig: { type: "string" },
+      output: { type: "string", short: "o" },
+    },
+  });
+  const port = Number(values.port);
+  if (values.port === undefined || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new UsageError(`Cannot probe: --port "${values.port ?? ""}" is not a port number (1-65535)`);
+  }
+  const protocol = values.protocol.toUpperCase();
+  if (protocol !== "TCP" && protocol !== "UDP") throw new UsageError(`Cannot probe: --protocol "${values.protocol}" is not TCP or UDP`);
+  if (values.family !== "ipv4" && values.family !== "ipv6") throw new UsageError(`Cannot probe: --family "${values.family}" is not ipv4 or ipv6`);
+  const timeoutMs = Number(values["timeout-ms"]);
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 1) throw new UsageError(`Cannot probe: --timeout-ms "${values["timeout-ms"]}" is not a positive integer`);
+  const output = values.output ?? (matrix ? "table" : "text");
+  const allowedOutputs = matrix ? ["table", "json"] : ["text", "json"];
+  if (!allowedOutputs.includes(output)) throw new UsageError(`Cannot probe: -o "${output}" is not ${allowedOutputs.join(" or ")}`);
+  const base = { port, protocol: protocol as ProbeTarget["protocol"], family: values.family as ProbeTarget["family"], timeoutMs, output: output as ProbeOptions["output"], ...(values.kubeconfig !== undefined && { kubeconfig: values.kubeconfig }) };
+  if (matrix) {
+    const namespaces = (values.namespaces ?? "").split(",").filter((ns) => ns !== "");
+    if (namespaces.length === 0) throw new UsageError("Cannot probe matrix: --namespaces X,Y is required");
+    return { ...base, matrix: { namespaces } };
+  }
+  if (values.from === undefined || values.to === undefined) throw new UsageError("Cannot probe: --from NS/POD and --to NS/POD are required");
+  return { ...base, from: values.from, to: values.to };
+}
+
+/** Runs `palisade probe [matrix]` and returns what to print. */
+export async function runProbe(argv: string[]): Promise<string> {
+  const options = parseProbeArgs(argv);
+  const client = options.kubeconfig === undefined ? KubeClient.fromDefault() : KubeClient.fromFile(options.kubeconfig);
+  if (options.matrix) {
+    const pairs = await probeMatrix(client, options.matrix.namespaces, options);
+    return options.output === "json" ? JSON.stringify({ port: options.port, protocol: options.protocol, pairs }) : verdictTable(pairs);
+  }
+  const result = await probePods(client, options.from as string, options.to as string, options);
+  if (options.output === "json") return JSON.stringify({ allowed: result.allowed });
+  return `${options.from} -> ${options.to} ${options.protocol}/${options.port}: ${result.allowed ? "allowed" : "denied"} (${result.reason})`;
+}

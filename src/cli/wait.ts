@@ -1,0 +1,164 @@
+/**
+ * `palisade wait --for=programmed`: blocks until what is in the API server
+ * now is enforced everywhere, so scripts and tests can probe right after.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import type { KubernetesObject } from "@kubernetes/client-node";
+import { readNodeReport, type NodeReport } from "../agent/report.ts";
+import { sleep } from "../k8s/backoff.ts";
+import { KubeClient } from "../k8s/client.ts";
+import type { Condition } from "../k8s/conditions.ts";
+import { resourcePath, Resources } from "../k8s/resource.ts";
+import { UsageError } from "./explain.ts";
+
+/** The timeout was reached; the message names what lags. */
+export class WaitTimeoutError extends Error {
+  /** Names this error class in stack traces and messages. */
+  override name = "WaitTimeoutError";
+}
+
+interface Policy extends KubernetesObject {
+  status?: { conditions?: Condition[] };
+}
+
+interface List<T> {
+  metadata?: { resourceVersion?: string };
+  items: T[];
+}
+
+/** `palisade wait` help text. */
+export const WAIT_HELP = `  palisade wait --for=programmed [--timeout 60s] [--kubeconfig PATH]
+      Waits until every EBPFNetworkPolicy is Programmed at its current generation and every
+      node's agent report lists every NetworkPolicy and EBPFNetworkPolicy at its current
+      generation and has caught up with the newest pod and namespace change at the start.
+      Exits 1 naming what lags when the timeout passes.`;
+
+/** A duration like `60s`, `2m`, `500ms` or a bare number of seconds, in milliseconds. */
+export function parseDuration(text: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text);
+  if (!match) throw new UsageError(`Cannot wait: --timeout "${text}" is not a duration (e.g. 60s, 2m, 500ms)`);
+  const unit = match[2] ?? "s";
+  return Number(match[1]) * (unit === "ms" ? 1 : unit === "s" ? 1000 : 60_000);
+}
+
+function atLeast(reported: string, wanted: string): boolean {
+  try {
+    return BigInt(reported) >= BigInt(wanted);
+  } catch {
+    return reported === wanted;
+  }
+}
+
+function key(kind: string, object: KubernetesObject): string {
+  return `${kind} "${object.metadata?.namespace}/${object.metadata?.name}"`;
+}
+
+/**
+ * What keeps the cluster from being programmed, one line each; empty when
+ * nothing does. `rv` is the pods and namespaces resourceVersions read at the
+ * start (the newest of the objects then).
+ */
+export async function laggards(client: KubeClient, rv: { pods: string; namespaces: string }): Promise<string[]> {
+  const [ebpf, netpols, nodes] = await Promise.all([
+    client.request<List<Policy>>("GET", resourcePath(Resources.ebpfNetworkPolicies)),
+    client.request<List<KubernetesObject>>("GET", resourcePath(Resources.networkPolicies)),
+    client.request<List<KubernetesObject>>("GET", resourcePath(Resources.nodes)),
+  ]);
+  const lag: string[] = [];
+  for (const policy of ebpf.items) {
+    const generation = policy.metadata?.generation ?? 0;
+    const programmed = policy.status?.conditions?.find((c) => c.type === "Programmed");
+    if (programmed?.status !== "True" || programmed.observedGeneration !== generation) {
+      const state = programmed === undefined ? "has no Programmed condition" : `is Programmed=${programmed.status} at generation ${programmed.observedGeneration ?? "?"}: ${programmed.message}`;
+      lag.push(`${key("EBPFNetworkPolicy", policy)} generation ${generation} ${state}`);
+    }
+  }
+  const wanted = [
+    ...ebpf.items.map((p) => ({ kind: "EBPFNetworkPolicy" as const, object: p })),
+    ...netpols.items.map((p) => ({ kind: "NetworkPolicy" as const, object: p })),
+  ];
+  const reports = await Promise.all(nodes.items.map(async (node) => ({ node: node.metadata?.name ?? "", report: await readNodeReport(client, node.metadata?.name ?? "") })));
+  for (const { node, report } of reports) lag.push(...nodeLag(node, report, wanted, rv));
+  return lag;
+}
+
+function nodeLag(node: string, report: NodeReport | undefined, wanted: { kind: "EBPFNetworkPolicy" | "NetworkPolicy"; object: KubernetesObject }[], rv: { pods: string; namespaces: string }): string[] {
+  if (report === undefined) return [`node "${node}" has no agent report yet`];
+  const lag: string[] = [];
+  for (const { kind, object } of wanted) {
+    const generation = object.metadata?.generation ?? 0;
+    const applied = report.policies.find((p) => p.kind === kind && p.namespace === object.metadata?.namespace && p.name === object.metadata?.name);
+    if (applied?.generation !== generation) {
+      lag.push(`node "${node}" enforces ${key(kind, object)} at ${applied === undefined ? "no generation" : `generation ${applied.generation}`}, not ${generation}`);
+    }
+  }
+  if (!atLeast(report.podResourceVersion, rv.pods)) lag.push(`node "${node}" has applied pods up to resourceVersion ${report.podResourceVersion}, not ${rv.pods}`);
+  if (!atLeast(report.namespaceResourceVersion, rv.namespaces)) {
+    lag.push(`node "${node}" has applied namespaces up to resourceVersion ${report.namespaceResourceVersion}, not ${rv.namespaces}`);
+  }
+  return lag;
+}
+
+/**
+ * The newest resourceVersion among `items`. Not the list's own
+ * resourceVersion: that is the store's latest revision, which an agent whose
+ * watch saw no later pod change (and no bookmark yet) never reports, so an
+ * idle cluster would never count as caught up. The price: a deletion after the
+ * newest surviving object's change is not waited for.
+ */
+function newestResourceVersion(items: readonly KubernetesObject[]): string {
+  let newest = 0n;
+  for (const item of items) {
+    const rv = item.metadata?.resourceVersion;
+    if (rv !== undefined && /^\d+$/.test(rv) && BigInt(rv) > newest) newest = BigInt(rv);
+  }
+  return String(newest);
+}
+
+/**
+ * Waits until {@linkcode laggards} finds nothing; throws
+ * {@linkcode WaitTimeoutError} naming what lags after `timeoutMs`.
+ *
+ * @example
+ * ```ts
+ * await waitProgrammed(KubeClient.fromDefault(), 60_000);
+ * ```
+ */
+export async function waitProgrammed(client: KubeClient, timeoutMs: number): Promise<void> {
+  const [pods, namespaces] = await Promise.all([
+    client.request<List<KubernetesObject>>("GET", resourcePath(Resources.pods)),
+    client.request<List<KubernetesObject>>("GET", resourcePath(Resources.namespaces)),
+  ]);
+  const rv = { pods: newestResourceVersion(pods.items), namespaces: newestResourceVersion(namespaces.items) };
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const lag = await laggards(client, rv);
+    if (lag.length === 0) return;
+    if (Date.now() >= deadline) {
+      throw new WaitTimeoutError(`Cannot confirm the cluster is programmed within ${timeoutMs / 1000} s:\n  ${lag.join("\n  ")}`);
+    }
+    await sleep(Math.min(250, Math.max(0, deadline - Date.now())));
+  }
+}
+
+/** Runs `palisade wait`; returns the exit status. */
+export async function runWait(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { for: { type: "string" }, timeout: { type: "string", default: "60s" }, kubeconfig: { type: "string" } },
+  });
+  if (values.for !== "programmed") throw new UsageError(`Cannot wait: --for "${values.for ?? ""}" is not "programmed"`);
+  const timeoutMs = parseDuration(values.timeout);
+  const client = values.kubeconfig === undefined ? KubeClient.fromDefault() : KubeClient.fromFile(values.kubeconfig);
+  try {
+    await waitProgrammed(client, timeoutMs);
+  } catch (error) {
+    if (!(error instanceof WaitTimeoutError)) throw error;
+    process.stderr.write(`palisade: ${error.message}\n`);
+    return 1;
+  }
+  process.stdout.write("programmed\n");
+  return 0;
+}
