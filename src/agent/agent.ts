@@ -91,7 +91,7 @@ export class PodInterfaceNotReadyError extends Error {
  *
  * @example
  * ```ts
- * const agent = await Agent.start({ nodeName: "node-1", client: KubeClient.fromFile(path), logger: agentLogger() });
+ * const agent = await Agent.start({ nodeName: "node-1", client: KubeClient.fromFile(path), logger: jsonLogger() });
  * await agent.ready;
  * await agent.stop();
  * ```

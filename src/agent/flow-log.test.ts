@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { FlowEvent } from "../datapath/abi.ts";
 import { FlowLogger } from "./flow-log.ts";
-import { agentLogger } from "./log.ts";
+import { jsonLogger } from "../k8s/logger.ts";
 
 function event(kind: FlowEvent["kind"]): FlowEvent {
   return {
@@ -29,7 +29,7 @@ describe("FlowLogger", () => {
   it("logs denials with pod and rule, skips allowed flows, and rate-limits", () => {
     const lines: Record<string, unknown>[] = [];
     let now = 0;
-    const log = agentLogger("info", {}, (line) => lines.push(JSON.parse(line) as Record<string, unknown>));
+    const log = jsonLogger("info", {}, (line) => lines.push(JSON.parse(line) as Record<string, unknown>));
     const flows = new FlowLogger(
       log,
       {

@@ -8,7 +8,6 @@
 export * from "./agent.ts";
 export * from "./convert.ts";
 export * from "./flow-log.ts";
-export * from "./log.ts";
 export * from "./main.ts";
 export * from "./metrics.ts";
 export * from "./pod-interface.ts";

@@ -9,7 +9,7 @@
 import { parseArgs } from "node:util";
 import { KubeClient } from "../k8s/client.ts";
 import { Agent, DEFAULT_METRICS_PORT, DEFAULT_PIN_ROOT } from "./agent.ts";
-import { agentLogger } from "./log.ts";
+import { jsonLogger } from "../k8s/logger.ts";
 
 /** What `runAgent` needs; the flags of `palisade agent`. */
 export interface RunAgentOptions {
@@ -73,7 +73,8 @@ export function parseAgentArgs(args: string[]): RunAgentOptions {
  * ```
  */
 export async function runAgent(options: RunAgentOptions): Promise<void> {
-  const logger = agentLogger("info", { component: "agent", node: options.nodeName });
+  // The agent's log (denied flows included) goes to stdout, where a DaemonSet's log collector reads it.
+  const logger = jsonLogger("info", { component: "agent", node: options.nodeName }, (line) => process.stdout.write(line));
   const client = options.kubeconfig === undefined ? KubeClient.fromDefault() : KubeClient.fromFile(options.kubeconfig);
   const agent = await Agent.start({
     nodeName: options.nodeName,

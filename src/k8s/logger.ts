@@ -21,15 +21,21 @@ export interface Logger {
   error(fields: LogFields, message: string): void;
 }
 
-const LEVELS = { debug: 20, info: 30, warn: 40, error: 50 } as const;
+/** The numbers {@linkcode jsonLogger} writes as `level`, pino's. */
+export const LOG_LEVELS = { debug: 20, info: 30, warn: 40, error: 50 } as const;
 
 /** Level names of {@linkcode jsonLogger}, lowest first. */
-export type LogLevel = keyof typeof LEVELS;
+export type LogLevel = keyof typeof LOG_LEVELS;
+
+/** Where log lines go. */
+export type LineSink = (line: string) => void;
 
 /**
- * A logger writing one JSON object per line to stderr, with pino's field
- * names (`level` as a number, `time` in epoch milliseconds, `msg`). Lines
- * below `level` are dropped; errors in fields are flattened to their message.
+ * A logger writing one JSON object per line (to stderr unless `sink` says
+ * otherwise), with pino's field names (`level` as a number, `time` in epoch
+ * milliseconds, `msg`). Lines below `level` are dropped; errors in fields
+ * become `{type, message, cause}`; bigints become strings, since JSON has no
+ * bigint.
  *
  * @example
  * ```ts
@@ -37,22 +43,24 @@ export type LogLevel = keyof typeof LEVELS;
  * log.warn({ resource: "pods" }, "Watch failed, retrying"); // {"level":40,"time":...,"component":"operator","resource":"pods","msg":"Watch failed, retrying"}
  * ```
  */
-export function jsonLogger(level: LogLevel = "info", base: LogFields = {}): Logger {
-  const threshold = LEVELS[level];
+export function jsonLogger(level: LogLevel = "info", base: LogFields = {}, sink: LineSink = (line) => process.stderr.write(line)): Logger {
+  const threshold = LOG_LEVELS[level];
   const write = (lvl: LogLevel) => (fields: LogFields, message: string): void => {
-    if (LEVELS[lvl] < threshold) return;
-    const line: LogFields = { level: LEVELS[lvl], time: Date.now(), ...base };
-    for (const [key, value] of Object.entries(fields)) {
-      line[key] = value instanceof Error ? errorFields(value) : value;
-    }
+    if (LOG_LEVELS[lvl] < threshold) return;
+    const line: LogFields = { level: LOG_LEVELS[lvl], time: Date.now(), ...base };
+    for (const [key, value] of Object.entries(fields)) line[key] = plain(value);
     line["msg"] = message;
-    process.stderr.write(`${JSON.stringify(line)}\n`);
+    sink(`${JSON.stringify(line)}\n`);
   };
   return { debug: write("debug"), info: write("info"), warn: write("warn"), error: write("error") };
 }
 
-function errorFields(e: Error): LogFields {
-  const out: LogFields = { type: e.name, message: e.message };
-  if (e.cause instanceof Error) out["cause"] = errorFields(e.cause);
-  return out;
+function plain(value: unknown): unknown {
+  if (value instanceof Error) {
+    const out: LogFields = { type: value.name, message: value.message };
+    if (value.cause !== undefined) out["cause"] = plain(value.cause);
+    return out;
+  }
+  if (typeof value === "bigint") return value.toString();
+  return value;
 }

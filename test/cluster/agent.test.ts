@@ -10,7 +10,7 @@ import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
 import { Agent } from "../../src/agent/agent.ts";
-import { agentLogger } from "../../src/agent/log.ts";
+import { jsonLogger, LOG_LEVELS } from "../../src/k8s/logger.ts";
 import { readNodeReport, REPORT_NAMESPACE } from "../../src/agent/report.ts";
 import type { NodeReport } from "../../src/agent/report.ts";
 import type { KubeClient } from "../../src/k8s/client.ts";
@@ -41,7 +41,7 @@ const logLines: Record<string, unknown>[] = [];
 
 /** Waits on the agent; a timeout shows its recent warnings and errors. */
 function waitFor<T>(what: string, check: () => Promise<T | undefined | false>): Promise<T> {
-  const problems = () => logLines.filter((l) => l["level"] !== "info" && l["level"] !== "debug").slice(-10).map((l) => JSON.stringify(l)).join("\n");
+  const problems = () => logLines.filter((l) => (l["level"] as number) >= LOG_LEVELS.warn).slice(-10).map((l) => JSON.stringify(l)).join("\n");
   return eventually(what, check, { context: problems });
 }
 
@@ -130,7 +130,7 @@ describe("node agent on a real control plane and kernel", { timeout: 600_000 }, 
       pinRoot,
       metricsPort: 0,
       metricsHost: "127.0.0.1",
-      logger: agentLogger("debug", {}, (line) => logLines.push(JSON.parse(line) as Record<string, unknown>)),
+      logger: jsonLogger("debug", {}, (line) => logLines.push(JSON.parse(line) as Record<string, unknown>)),
     });
     await agent.ready;
   });
@@ -191,7 +191,7 @@ describe("node agent on a real control plane and kernel", { timeout: 600_000 }, 
     });
     const report = await reported("valid applied", (r) => enforces(r, "EBPFNetworkPolicy", "valid", valid.metadata.generation ?? 0));
     assert.ok(!report.policies.some((p) => p.name === "invalid"));
-    const error = logLines.find((l) => l["level"] === "error" && l["name"] === "invalid");
+    const error = logLines.find((l) => l["level"] === LOG_LEVELS.error && l["name"] === "invalid");
     assert.ok(error, "the invalid policy was logged");
     assert.equal(error["field"], `spec.selector.matchLabels["app"]`);
     assert.match(String(error["msg"]), /EBPFNetworkPolicy ".*\/invalid"/);
