@@ -24,7 +24,7 @@ import { NetnsNode, uniquePinRoot } from "../lib/kernel.ts";
 import type { NetnsPod } from "../lib/kernel.ts";
 
 const probeJs = fileURLToPath(new URL("../lib/probe.js", import.meta.url));
-const echoServerJs = fileURLToPath(new URL("../lib/echo-server.js", import.meta.url));
+const podServerJs = fileURLToPath(new URL("../../src/devcluster/node-runtime/pod-server.js", import.meta.url));
 const PREFIX = `pl-ag-${randomBytes(3).toString("hex")}`;
 const NODE = `${PREFIX}-node`;
 const NS = PREFIX;
@@ -117,7 +117,7 @@ describe("node agent on a real control plane and kernel", { timeout: 600_000 }, 
         contentType: PatchType.merge,
       });
     }
-    const server = node.spawnIn(pods.get("a") as NetnsPod, process.execPath, [echoServerJs, "80"]);
+    const server = node.spawnIn(pods.get("a") as NetnsPod, process.execPath, [podServerJs, "80/TCP", "80/UDP"]);
     await new Promise<void>((resolve, reject) => {
       server.stdout?.on("data", (chunk: Buffer) => {
         if (chunk.toString().includes("ready")) resolve();

@@ -21,7 +21,8 @@ import { NetnsNode, uniquePinRoot, type NetnsPod } from "../lib/kernel.ts";
 
 const node = process.execPath;
 const probeJs = fileURLToPath(new URL("../lib/probe.js", import.meta.url));
-const echoServerJs = fileURLToPath(new URL("../lib/echo-server.js", import.meta.url));
+// The dev cluster's stand-in for a pod's containers: TCP and UDP echo on the given ports.
+const podServerJs = fileURLToPath(new URL("../../src/devcluster/node-runtime/pod-server.js", import.meta.url));
 const DENY_TIMEOUT_MS = 700;
 
 let cluster: NetnsNode;
@@ -100,7 +101,7 @@ describe("real traffic through the attached datapath", () => {
     }
     applyChanges();
     for (const name of ["a", "b", "c"]) {
-      const server = cluster.spawnIn(pod(name), node, [echoServerJs, "80", "81"]);
+      const server = cluster.spawnIn(pod(name), node, [podServerJs, "80/TCP", "80/UDP", "81/TCP", "81/UDP"]);
       await waitForLine(server, "ready");
     }
   });
