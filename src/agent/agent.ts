@@ -14,8 +14,6 @@
  *
  * @module
  */
-import { createServer } from "node:http";
-import type { Server } from "node:http";
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { Datapath } from "../datapath/datapath.ts";
 import type { EventSubscription } from "../datapath/datapath.ts";
@@ -23,6 +21,8 @@ import type { KubeClient } from "../k8s/client.ts";
 import { objectKey } from "../k8s/cache.ts";
 import { Informer } from "../k8s/informer.ts";
 import type { Logger } from "../k8s/logger.ts";
+import { serveProbes } from "../k8s/probe-server.ts";
+import type { ProbeServer } from "../k8s/probe-server.ts";
 import { Resources } from "../k8s/resource.ts";
 import type { ResourceRef } from "../k8s/resource.ts";
 import { WorkQueue } from "../k8s/workqueue.ts";
@@ -31,7 +31,7 @@ import type { PolicyKind } from "../policy/compiler.ts";
 import type { PolicyError } from "../policy/validate.ts";
 import { namespaceFromObject, podFromObject, policyFromObject } from "./convert.ts";
 import { FlowLogger } from "./flow-log.ts";
-import { Histogram, METRICS_CONTENT_TYPE, renderMetrics } from "./metrics.ts";
+import { Histogram, renderMetrics } from "./metrics.ts";
 import type { MetricsSnapshot } from "./metrics.ts";
 import { podInterfaceByRoute } from "./pod-interface.ts";
 import type { PodInterface, PodInterfaceLookup } from "./pod-interface.ts";
@@ -127,7 +127,7 @@ export class Agent {
   #markReady: () => void = () => {};
   #failReady: (e: Error) => void = () => {};
   #workers: Promise<void> | undefined;
-  #server: Server | undefined;
+  #server: ProbeServer | undefined;
   #flowEvents: EventSubscription | undefined;
   #gcTimer: NodeJS.Timeout | undefined;
   #isReady = false;
@@ -170,8 +170,7 @@ export class Agent {
 
   /** The port the health and metrics server listens on. */
   get metricsPort(): number {
-    const address = this.#server?.address();
-    return typeof address === "object" && address !== null ? address.port : 0;
+    return this.#server?.port ?? 0;
   }
 
   /** The datapath this agent writes to. */
@@ -180,30 +179,11 @@ export class Agent {
   }
 
   async #start(): Promise<void> {
-    this.#server = createServer((req, res) => {
-      const path = (req.url ?? "/").split("?")[0];
-      if (path === "/healthz") {
-        res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
-      } else if (path === "/readyz") {
-        res.writeHead(this.#isReady ? 200 : 503, { "content-type": "text/plain" }).end(this.#isReady ? "ok\n" : "not ready: waiting for the first sync\n");
-      } else if (path === "/metrics") {
-        try {
-          res.writeHead(200, { "content-type": METRICS_CONTENT_TYPE }).end(renderMetrics(this.metricsSnapshot()));
-        } catch (e) {
-          this.#log.error({ err: e }, "Cannot render metrics");
-          res.writeHead(500, { "content-type": "text/plain" }).end("cannot read datapath statistics\n");
-        }
-      } else {
-        res.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
-      }
-    });
-    const server = this.#server;
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(this.#options.metricsPort ?? DEFAULT_METRICS_PORT, this.#options.metricsHost, () => {
-        server.off("error", reject);
-        resolve();
-      });
+    this.#server = await serveProbes(this.#options.metricsPort ?? DEFAULT_METRICS_PORT, this.#options.metricsHost, {
+      ready: () => this.#isReady,
+      notReadyMessage: "not ready: waiting for the first sync",
+      metrics: () => renderMetrics(this.metricsSnapshot()),
+      log: this.#log,
     });
 
     const flows = new FlowLogger(this.#log, {
@@ -251,11 +231,7 @@ export class Agent {
     this.#queue.shutdown();
     await this.#workers;
     this.#flowEvents?.close();
-    const server = this.#server;
-    if (server !== undefined) {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    }
+    await this.#server?.close();
     this.#datapath.close();
     this.#log.info({ node: this.#options.nodeName }, "Agent stopped");
   }

@@ -81,9 +81,6 @@ export interface MetricsSnapshot {
   k8sEvents: ReadonlyMap<string, number>;
 }
 
-/** The content type of {@linkcode renderMetrics}'s output. */
-export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
-
 /**
  * The snapshot as Prometheus text.
  *

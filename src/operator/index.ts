@@ -6,7 +6,6 @@
  * @module
  */
 export * from "./command.ts";
-export * from "./http-server.ts";
 export * from "./metrics.ts";
 export * from "./node-report.ts";
 export * from "./operator.ts";

@@ -28,8 +28,8 @@ import {
 import type { Condition, ConditionInput, InformerHandlers, Logger } from "../k8s/index.ts";
 import type { EBPFNetworkPolicy, EBPFNetworkPolicyStatus, NetworkPolicy } from "../policy/api-types.ts";
 import { validatePolicy } from "../policy/validate.ts";
-import { serveProbes } from "./http-server.ts";
-import type { ProbeServer } from "./http-server.ts";
+import { serveProbes } from "../k8s/probe-server.ts";
+import type { ProbeServer } from "../k8s/probe-server.ts";
 import { OperatorMetrics } from "./metrics.ts";
 import { parseNodeReport, reportedNodeName } from "./node-report.ts";
 import type { NodeReport } from "./node-report.ts";
@@ -181,7 +181,12 @@ class Operator implements RunningOperator {
   }
 
   async start(): Promise<void> {
-    this.#server = await serveProbes(this.#metricsPort, this.#metricsHost, { ready: () => this.ready(), metrics: () => this.metrics.render() });
+    this.#server = await serveProbes(this.#metricsPort, this.#metricsHost, {
+      ready: () => this.ready(),
+      notReadyMessage: "caches not synced",
+      metrics: () => this.metrics.render(),
+      log: this.#log,
+    });
     this.#wireHandlers();
     for (const informer of this.#informers()) informer.start();
     this.#elector.start();
