@@ -4,20 +4,17 @@
  * EBPFNetworkPolicy CRD's schema and CEL rules refuse bad policies with the
  * field named, at the same field the operator-side validation names.
  *
- * Starts its own etcd and kube-apiserver (temporary folder, free ports, token
- * authentication) from the binaries scripts/build-control-plane.sh caches, so
- * it never touches a developer's cluster; stops and removes them in `after`.
+ * Runs against a throwaway control plane (test/lib/control-plane.ts), so it
+ * never touches a developer's cluster.
  */
 import assert from "node:assert/strict";
-import { spawn, execFile } from "node:child_process";
-import type { ChildProcess } from "node:child_process";
-import { generateKeyPairSync, randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, openSync, closeSync, rmSync, writeFileSync, readFileSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { validatePolicy } from "../../src/policy/validate.ts";
+import { repositoryRoot } from "../../src/repository-root.ts";
+import { startTestControlPlane, type TestControlPlane } from "../lib/control-plane.ts";
 
 const root = repositoryRoot();
 const deployDir = join(root, "deploy");
@@ -29,22 +26,15 @@ interface Run {
   stderr: string;
 }
 
-let work = "";
-let kubeconfig = "";
-let kubectlPath = "";
-const children: ChildProcess[] = [];
+let controlPlane: TestControlPlane | undefined;
 
 describe("deploy/ on a real kube-apiserver", { timeout: 300_000 }, () => {
   before(async () => {
-    const binDir = await buildControlPlane();
-    kubectlPath = join(binDir, "kubectl");
-    work = mkdtempSync(join(tmpdir(), "pl-deploy-"));
-    kubeconfig = await startApiserver(binDir, work);
+    controlPlane = await startTestControlPlane("deploy");
   });
 
   after(async () => {
-    for (const child of children.reverse()) await stop(child);
-    if (work !== "") rmSync(work, { recursive: true, force: true });
+    await controlPlane?.stop();
   });
 
   it("passes a server-side dry run of every manifest, in the order kubectl applies them", async () => {
@@ -240,114 +230,9 @@ describe("deploy/ on a real kube-apiserver", { timeout: 300_000 }, () => {
   });
 });
 
-function repositoryRoot(): string {
-  for (let dir = import.meta.dirname; ; dir = dirname(dir)) {
-    if (existsSync(join(dir, "deploy", "crds"))) return dir;
-    if (dirname(dir) === dir) throw new Error(`Cannot find the repository root above "${import.meta.dirname}": no deploy/crds`);
-  }
-}
-
-/** The cached control-plane binaries' folder; the script only builds when the cache lacks them. */
-async function buildControlPlane(): Promise<string> {
-  const run = await exec(join(root, "scripts", "build-control-plane.sh"), [], undefined, 3_600_000);
-  if (run.code !== 0) throw new Error(`Cannot build the control plane: build-control-plane.sh exited with ${run.code}: ${run.stderr.slice(-2000)}`);
-  return run.stdout.trim();
-}
-
-async function startApiserver(binDir: string, dir: string): Promise<string> {
-  const [etcdClient, etcdPeer, apiserverPort] = [await freePort(), await freePort(), await freePort()];
-  const token = randomBytes(16).toString("hex");
-  writeFileSync(join(dir, "tokens.csv"), `${token},admin,admin,"system:masters"\n`, { mode: 0o600 });
-  const keys = generateKeyPairSync("rsa", { modulusLength: 2048, publicKeyEncoding: { type: "spki", format: "pem" }, privateKeyEncoding: { type: "pkcs8", format: "pem" } });
-  writeFileSync(join(dir, "sa.pub"), keys.publicKey);
-  writeFileSync(join(dir, "sa.key"), keys.privateKey, { mode: 0o600 });
-  const etcdUrl = `http://127.0.0.1:${etcdClient}`;
-  const peerUrl = `http://127.0.0.1:${etcdPeer}`;
-  children.push(
-    launch(join(binDir, "etcd"), [
-      "--name=pl-test",
-      `--data-dir=${join(dir, "etcd")}`,
-      `--listen-client-urls=${etcdUrl}`,
-      `--advertise-client-urls=${etcdUrl}`,
-      `--listen-peer-urls=${peerUrl}`,
-      `--initial-advertise-peer-urls=${peerUrl}`,
-      `--initial-cluster=pl-test=${peerUrl}`,
-      "--log-level=warn",
-    ], join(dir, "etcd.log")),
-  );
-  children.push(
-    launch(join(binDir, "kube-apiserver"), [
-      "--bind-address=127.0.0.1",
-      `--secure-port=${apiserverPort}`,
-      `--etcd-servers=${etcdUrl}`,
-      `--cert-dir=${join(dir, "certs")}`,
-      `--token-auth-file=${join(dir, "tokens.csv")}`,
-      "--authorization-mode=RBAC",
-      "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-      `--service-account-key-file=${join(dir, "sa.pub")}`,
-      `--service-account-signing-key-file=${join(dir, "sa.key")}`,
-      "--service-cluster-ip-range=10.96.0.0/16",
-      "--allow-privileged=true",
-      // Loopback endpoints for the kubernetes Service would be refused; no pod runs here.
-      "--endpoint-reconciler-type=none",
-    ], join(dir, "kube-apiserver.log")),
-  );
-  const path = join(dir, "kubeconfig");
-  writeFileSync(
-    path,
-    JSON.stringify({
-      apiVersion: "v1",
-      kind: "Config",
-      clusters: [{ name: "test", cluster: { server: `https://127.0.0.1:${apiserverPort}`, "insecure-skip-tls-verify": true } }],
-      users: [{ name: "admin", user: { token } }],
-      contexts: [{ name: "test", context: { cluster: "test", user: "admin" } }],
-      "current-context": "test",
-    }),
-    { mode: 0o600 },
-  );
-  kubeconfig = path;
-  const deadline = Date.now() + 120_000;
-  for (;;) {
-    const run = await kubectl(["get", "--raw", "/readyz"]);
-    if (run.code === 0 && run.stdout.trim() === "ok") return path;
-    const exited = children.find((child) => child.exitCode !== null);
-    if (exited !== undefined || Date.now() > deadline) {
-      const log = readFileSync(join(dir, "kube-apiserver.log"), "utf8").split("\n").slice(-20).join("\n");
-      throw new Error(`Cannot start kube-apiserver on port ${apiserverPort}: ${exited === undefined ? "not ready after 120 s" : `${exited.spawnfile} exited`}:\n${log}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 500));
-  }
-}
-
-function launch(command: string, args: string[], logPath: string): ChildProcess {
-  const log = openSync(logPath, "a");
-  const child = spawn(command, args, { stdio: ["ignore", log, log] });
-  closeSync(log);
-  return child;
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  child.kill("SIGTERM");
-  const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
-  await exited;
-  clearTimeout(timer);
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => (typeof address === "object" && address !== null ? resolve(address.port) : reject(new Error("Cannot find a free port"))));
-    });
-  });
-}
-
 function kubectl(args: string[], input?: string): Promise<Run> {
-  return exec(kubectlPath, [`--kubeconfig=${kubeconfig}`, ...args], input, 60_000);
+  if (!controlPlane) throw new Error("Cannot run kubectl: no control plane");
+  return exec(controlPlane.kubectl, [`--kubeconfig=${controlPlane.kubeconfig}`, ...args], input, 60_000);
 }
 
 async function kubectlOk(args: string[], input?: string): Promise<Run> {

@@ -16,6 +16,8 @@ import { KubeClient } from "../../src/k8s/client.ts";
 export interface TestControlPlane {
   /** The admin kubeconfig file. */
   kubeconfig: string;
+  /** The kubectl binary of the same build. */
+  kubectl: string;
   /** A client with admin rights. */
   client: KubeClient;
   /** Stops every process and removes the folder. */
@@ -33,11 +35,12 @@ export async function startTestControlPlane(purpose: string): Promise<TestContro
       rmSync(root, { recursive: true, force: true });
     }
   };
+  let binariesDir: string;
   try {
-    await devUp(layout, { nodes: 0, ports: await freePorts() }, () => {}, [binariesStep, settingsStep, credentialsStep, controlPlaneStep, crdsStep]);
+    ({ binariesDir } = await devUp(layout, { nodes: 0, ports: await freePorts() }, () => {}, [binariesStep, settingsStep, credentialsStep, controlPlaneStep, crdsStep]));
   } catch (e) {
     await stop();
     throw e;
   }
-  return { kubeconfig: layout.adminKubeconfig, client: KubeClient.fromFile(layout.adminKubeconfig), stop };
+  return { kubeconfig: layout.adminKubeconfig, kubectl: join(binariesDir, "kubectl"), client: KubeClient.fromFile(layout.adminKubeconfig), stop };
 }
