@@ -19,6 +19,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { TestContext } from "node:test";
 import { ensureBinaries } from "../../src/devcluster/binaries.ts";
+import { freePort } from "../../src/devcluster/ports.ts";
 import {
   EventRecorder,
   Informer,
@@ -40,17 +41,6 @@ import { eventually } from "../lib/eventually.ts";
 
 const PREFIX = `pl-k8s-${randomBytes(3).toString("hex")}`;
 const NAMESPACE = PREFIX;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** A logger that keeps what it is told, for asserting on the informer's recovery paths. */
 function captureLogger(): Logger & { lines: { level: string; message: string; fields: LogFields }[]; count(message: string): number } {
