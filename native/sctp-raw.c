@@ -177,7 +177,8 @@ static void serve_v4(int s) {
   struct sockaddr_in from;
   socklen_t from_len = sizeof(from);
   ssize_t n = recvfrom(s, buf, sizeof(buf), 0, (struct sockaddr *)&from, &from_len);
-  if (n < 20 || (size_t)n < (size_t)(buf[0] & 0x0f) * 4) return;
+  // Packets to multicast or broadcast addresses get no answer (RFC 9260 section 8.4, item 1).
+  if (n < 20 || (size_t)n < (size_t)(buf[0] & 0x0f) * 4 || buf[16] >= 224) return;
   size_t ihl = (size_t)(buf[0] & 0x0f) * 4;
   uint8_t reply[COMMON_LEN + INIT_LEN + COOKIE_PARAM_LEN];
   size_t len = answer(buf + ihl, (size_t)n - ihl, reply);
@@ -212,6 +213,7 @@ static void serve_v6(int s) {
   if (len == 0) return;
   struct in6_pktinfo pktinfo;
   memcpy(&pktinfo, CMSG_DATA(info), sizeof(pktinfo));
+  if (pktinfo.ipi6_addr.s6_addr[0] == 0xff) return;  // multicast, as for IPv4
   memset(&control, 0, sizeof(control));
   iov = (struct iovec){reply, len};
   msg.msg_controllen = sizeof(control.c);
