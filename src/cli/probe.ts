@@ -1,9 +1,11 @@
 /**
  * `palisade probe`: real packets between the dev cluster's pods. The probe
- * client runs inside the source pod's network namespace (the dev node
- * runtime names it `pal-<node index>-<first 8 chars of the pod uid>`) and
- * connects to the target pod's IP, where the node runtime's echo server
- * answers on the declared ports.
+ * runs inside the source pod's network namespace (the dev node runtime names
+ * it `pal-<node index>-<first 8 chars of the pod uid>`) and connects to the
+ * target pod's IP, where the node runtime's pod server answers on the
+ * declared ports. TCP and UDP go through the Node probe client; SCTP through
+ * `palisade-sctp probe`, which sends an INIT over a raw socket (the kernel
+ * may have no SCTP sockets) and reports the same way.
  *
  * @module
  */
@@ -11,6 +13,7 @@ import { execFile } from "node:child_process";
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import type { V1Pod } from "@kubernetes/client-node";
+import { sctpRawBinary } from "../devcluster/node-runtime/sctp-raw.ts";
 import { KubeClient } from "../k8s/client.ts";
 import { resourcePath, Resources } from "../k8s/resource.ts";
 import { UsageError, verdictTable, type PairVerdict } from "./explain.ts";
@@ -18,7 +21,7 @@ import { UsageError, verdictTable, type PairVerdict } from "./explain.ts";
 /** What one probe sends. */
 export interface ProbeTarget {
   port: number;
-  protocol: "TCP" | "UDP";
+  protocol: "TCP" | "UDP" | "SCTP";
   family: "ipv4" | "ipv6";
   timeoutMs: number;
 }
@@ -53,8 +56,11 @@ export function podAddress(pod: V1Pod, family: "ipv4" | "ipv6"): string | undefi
 
 /** Runs one probe from the namespace `netns` to `ip`. */
 export function probeOnce(netns: string, ip: string, target: ProbeTarget): Promise<ProbeResult> {
-  const client = fileURLToPath(new URL("./probe-client.js", import.meta.url));
-  const args = ["netns", "exec", netns, process.execPath, client, target.protocol.toLowerCase(), ip, String(target.port), String(target.timeoutMs)];
+  const where = [ip, String(target.port), String(target.timeoutMs)];
+  const command = target.protocol === "SCTP"
+    ? [sctpRawBinary(), "probe", ...where]
+    : [process.execPath, fileURLToPath(new URL("./probe-client.js", import.meta.url)), target.protocol.toLowerCase(), ...where];
+  const args = ["netns", "exec", netns, ...command];
   return new Promise((resolve, reject) => {
     execFile("ip", args, { timeout: target.timeoutMs + 10_000 }, (error, stdout, stderr) => {
       const reason = stdout.trim();
@@ -138,11 +144,12 @@ export interface ProbeOptions extends ProbeTarget {
 }
 
 /** `palisade probe` help text. */
-export const PROBE_HELP = `  palisade probe --from NS/POD --to NS/POD --port N [--protocol TCP|UDP] [--family ipv4|ipv6]
+export const PROBE_HELP = `  palisade probe --from NS/POD --to NS/POD --port N [--protocol TCP|UDP|SCTP] [--family ipv4|ipv6]
                  [--timeout-ms 1000] [--kubeconfig PATH] [-o text|json]
       Sends real packets from one dev cluster pod to another (inside the source pod's network
-      namespace) and prints allowed or denied; -o json prints {"allowed": true|false}.
-  palisade probe matrix --namespaces X,Y --port N [--protocol TCP|UDP] [-o table|json]
+      namespace) and prints allowed or denied; -o json prints {"allowed": true|false}. SCTP sends
+      an INIT over a raw socket and is allowed when the INIT ACK comes back.
+  palisade probe matrix --namespaces X,Y --port N [--protocol TCP|UDP|SCTP] [-o table|json]
       Probes every ordered pair of Running pods of the namespaces (16 at a time); -o json prints
       {"port","protocol","pairs":[{"from","to","allowed","reason"}]} (connected, timeout, refused).`;
 
@@ -175,7 +182,7 @@ export function parseProbeArgs(argv: string[]): ProbeOptions {
     throw new UsageError(`Cannot probe: --port "${values.port ?? ""}" is not a port number (1-65535)`);
   }
   const protocol = values.protocol.toUpperCase();
-  if (protocol !== "TCP" && protocol !== "UDP") throw new UsageError(`Cannot probe: --protocol "${values.protocol}" is not TCP or UDP`);
+  if (protocol !== "TCP" && protocol !== "UDP" && protocol !== "SCTP") throw new UsageError(`Cannot probe: --protocol "${values.protocol}" is not TCP, UDP or SCTP`);
   if (values.family !== "ipv4" && values.family !== "ipv6") throw new UsageError(`Cannot probe: --family "${values.family}" is not ipv4 or ipv6`);
   const timeoutMs = Number(values["timeout-ms"]);
   if (!Number.isInteger(timeoutMs) || timeoutMs < 1) throw new UsageError(`Cannot probe: --timeout-ms "${values["timeout-ms"]}" is not a positive integer`);

@@ -2,9 +2,10 @@
  * The stand-in node runtime against a real dev cluster: a Pod bound to
  * palisade-node-1 becomes a network namespace wired by Debian's ptp and
  * host-local plugins, Running with an IPv4 and an IPv6 address, echoing TCP
- * and UDP on its declared ports (from the host and from another pod); its
- * deletion removes the namespace, the IPAM leases and the Pod object; a
- * restarted runtime adopts live sandboxes and removes orphaned ones. Needs
+ * and UDP and answering SCTP INITs on its declared ports (from the host and
+ * from another pod); its deletion removes the namespace, the IPAM leases and
+ * the Pod object; a restarted runtime adopts live sandboxes and removes
+ * orphaned ones. Needs
  * root and the cached control plane binaries.
  */
 import type { V1Pod } from "@kubernetes/client-node";
@@ -16,7 +17,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
 import { CONTROL_PLANE_STEPS, devDown, devLayout, devUp, freePorts } from "../../src/devcluster/index.ts";
-import { listSandboxes, nodeNetwork, removeNodeRuntimeSandboxes, runNodeRuntime, type NodeRuntime } from "../../src/devcluster/node-runtime/index.ts";
+import { listSandboxes, nodeNetwork, removeNodeRuntimeSandboxes, runNodeRuntime, sctpRawBinary, type NodeRuntime } from "../../src/devcluster/node-runtime/index.ts";
 import { KubeClient, resourcePath, Resources } from "../../src/k8s/index.ts";
 
 const root = mkdtempSync(join(tmpdir(), "pl-nrt-"));
@@ -27,9 +28,10 @@ let client: KubeClient;
 let runtime: NodeRuntime | undefined;
 const probeScript = fileURLToPath(new URL("../lib/probe.js", import.meta.url));
 
-/** Whether an echo comes back from `ip`:`port` over `protocol`, sent from the host (netns undefined) or from inside `netns`. */
-function probe(netns: string | undefined, ip: string, port: number, protocol: "TCP" | "UDP"): Promise<boolean> {
-  const command = [process.execPath, probeScript, protocol.toLowerCase(), ip, String(port), "2000"];
+/** Whether `ip`:`port` answers over `protocol` (an echo; for SCTP an INIT ACK), from the host (netns undefined) or from inside `netns`. */
+function probe(netns: string | undefined, ip: string, port: number, protocol: "TCP" | "UDP" | "SCTP"): Promise<boolean> {
+  const target = [ip, String(port), "2000"];
+  const command = protocol === "SCTP" ? [sctpRawBinary(), "probe", ...target] : [process.execPath, probeScript, protocol.toLowerCase(), ...target];
   const [file, ...args] = netns === undefined ? command : ["ip", "netns", "exec", netns, ...command];
   return new Promise((resolve) => execFile(file as string, args, (error) => resolve(error === null)));
 }
@@ -42,7 +44,7 @@ function podObject(name: string): V1Pod {
     spec: {
       nodeName: "palisade-node-1",
       automountServiceAccountToken: false,
-      containers: [{ name: "main", image: "palisade.dev/pod-server", ports: [{ containerPort: 80, protocol: "TCP" }, { containerPort: 81, protocol: "UDP" }] }],
+      containers: [{ name: "main", image: "palisade.dev/pod-server", ports: [{ containerPort: 80, protocol: "TCP" }, { containerPort: 81, protocol: "UDP" }, { containerPort: 82, protocol: "SCTP" }] }],
     },
   };
 }
@@ -119,16 +121,17 @@ describe("node runtime", { timeout: 600_000 }, () => {
     for (const ip of ips) assert.ok(inside.includes(` ${ip}/`), `${ip} not on eth0 in ${netns}: ${inside}`);
   });
 
-  test("the pod echoes TCP on 80 and UDP on 81 from the host and from another pod, over both families", async () => {
+  test("the pod echoes TCP on 80 and UDP on 81 and answers SCTP on 82, from the host and from another pod, over both families", async () => {
     const a = await waitFor(podsPath, "pl-a", running);
     const b = await createRunningPod("pl-b");
     const bNetns = `pal-1-${b?.metadata?.uid?.slice(0, 8)}`;
     for (const ip of (a?.status?.podIPs ?? []).map((p) => p.ip)) {
-      for (const [port, protocol] of [[80, "TCP"], [81, "UDP"]] as const) {
+      for (const [port, protocol] of [[80, "TCP"], [81, "UDP"], [82, "SCTP"]] as const) {
         assert.equal(await probe(undefined, ip, port, protocol), true, `host -> ${ip}:${port}/${protocol}`);
         assert.equal(await probe(bNetns, ip, port, protocol), true, `pl-b -> ${ip}:${port}/${protocol}`);
       }
       assert.equal(await probe(undefined, ip, 82, "TCP"), false, `host -> ${ip}:82/TCP is not declared`);
+      assert.equal(await probe(undefined, ip, 80, "SCTP"), false, `host -> ${ip}:80/SCTP is not declared`);
     }
   });
 
