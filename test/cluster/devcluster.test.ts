@@ -17,6 +17,7 @@ import {
   COMPONENT_NAMES,
   DevPki,
   PORT_SETTINGS,
+  apiserverUrl,
   binariesIn,
   binaryPaths,
   devLayout,
@@ -119,11 +120,11 @@ describe("palisade dev", { timeout: 600_000 }, () => {
     const state = readClusterState(layout);
     assert.ok(state);
     const pki = DevPki.ensure(layout.pki);
-    const { path, client } = issueKubeconfig(layout, pki, state.ports, "pl-test-nobody", "pl-test-nobody", ["pl-test-group"]);
+    const { path, client } = issueKubeconfig(layout, pki, state, "pl-test-nobody", "pl-test-nobody", ["pl-test-group"]);
     const denied = kubectl(path, "get", "secrets", "-n", "kube-system");
     assert.notEqual(denied.status, 0);
     assert.match(denied.stderr, /Forbidden.*User "pl-test-nobody" cannot list resource "secrets"/s);
-    const url = `https://127.0.0.1:${state.ports.apiserver}/api/v1/namespaces/kube-system/secrets`;
+    const url = `${apiserverUrl(state)}/api/v1/namespaces/kube-system/secrets`;
     assert.equal((await httpsRequest(url, { caCertFile: pki.caCertFile, client })).status, 403);
     assert.equal((await httpsRequest(url, { caCertFile: pki.caCertFile })).status, 403, "anonymous");
     assert.equal(kubectl(layout.adminKubeconfig, "get", "secrets", "-n", "kube-system").status, 0, "the admin may");
