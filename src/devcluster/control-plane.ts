@@ -136,8 +136,8 @@ export function controlPlaneComponents(setup: ControlPlaneSetup): ControlPlaneCo
         "service-account-signing-key-file": c.pki.serviceAccountKeyFile,
         "service-cluster-ip-range": SERVICE_CIDRS.join(","),
         "allow-privileged": true,
-        // The kubernetes Service's endpoints would be loopback addresses, which
-        // EndpointSlice validation refuses; no pod reaches the API through it here.
+        // A control plane alone listens on loopback, which EndpointSlice validation refuses
+        // as the kubernetes Service's endpoint; no pod reaches the API through it here anyway.
         "endpoint-reconciler-type": "none",
       }),
       healthUrl: `${apiserverUrl(setup)}/readyz`,
