@@ -157,9 +157,13 @@ export function clusterNetworkOwner(): string | undefined {
 export function assertClusterNetworkOwner(dir: string): void {
   const owner = clusterNetworkOwner();
   if (owner === undefined || owner === dir) return;
+  const what = `Cannot bring up a dev cluster with nodes in "${dir}"`;
+  if (owner === "") {
+    throw new DevClusterError(`${what}: bridge "${CLUSTER_BRIDGE}" exists but names no dev folder as its owner (ip link show ${CLUSTER_BRIDGE}); remove it first if nothing uses it (ip link del ${CLUSTER_BRIDGE})`);
+  }
   throw new DevClusterError(
-    `Cannot bring up a dev cluster with nodes in "${dir}": bridge "${CLUSTER_BRIDGE}" belongs to the dev cluster in "${owner || "(unknown)"}", ` +
-      `and only one dev cluster with nodes runs per machine; take that one down first (PALISADE_DEV_DIR=${owner || "…"} palisade dev down)`,
+    `${what}: bridge "${CLUSTER_BRIDGE}" belongs to the dev cluster in "${owner}", and only one dev cluster with nodes runs per machine; ` +
+      `take that one down first (PALISADE_DEV_DIR=${owner} palisade dev down)`,
   );
 }
 
@@ -200,14 +204,20 @@ export async function ensureClusterBridge(dir: string): Promise<void> {
   if (alias.length > MAX_ALIAS) throw new DevClusterError(`Cannot own the dev cluster network from "${dir}": the folder name is longer than ${MAX_ALIAS - OWNER_PREFIX.length} characters`);
   assertClusterNetworkOwner(dir);
   if (!linkExists(CLUSTER_BRIDGE)) {
+    // Made under a name of its own and owned before it is renamed: the bridge never exists without
+    // its owner, and of two concurrent `dev up`s only one rename succeeds.
+    const draft = `pl-br-${process.pid % 100_000}`;
+    if (linkExists(draft)) ip(["link", "del", draft]);
+    ip(["link", "add", draft, "type", "bridge"]);
+    ip(["link", "set", draft, "alias", alias]);
     try {
-      execFileSync("ip", ["link", "add", CLUSTER_BRIDGE, "type", "bridge"], { stdio: ["ignore", "ignore", "pipe"] });
+      execFileSync("ip", ["link", "set", draft, "name", CLUSTER_BRIDGE], { stdio: ["ignore", "ignore", "pipe"] });
     } catch (cause) {
-      // Another dev up made it a moment ago: whose it is decides.
+      ip(["link", "del", draft]);
+      // Another dev up won the name a moment ago: whose it is decides.
       assertClusterNetworkOwner(dir);
       if (!linkExists(CLUSTER_BRIDGE)) throw new DevClusterError(`Cannot create bridge "${CLUSTER_BRIDGE}": ${(cause as Error).message}`, { cause });
     }
-    ip(["link", "set", CLUSTER_BRIDGE, "alias", alias]);
   }
   // The whole cluster network is ours: no duplicate address detection, so no address is ever tentative.
   hostIpv6Setting(CLUSTER_BRIDGE, "accept_dad", 0);
