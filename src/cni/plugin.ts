@@ -15,6 +15,7 @@
  */
 import { readFileSync } from "node:fs";
 import { attachPinnedPrograms, pinnedLinksLive } from "../datapath/datapath.ts";
+import { ifNameToIndex } from "../datapath/native.ts";
 
 /** The CNI versions this plugin speaks. */
 export const SUPPORTED_VERSIONS = ["1.0.0"] as const;
@@ -63,7 +64,8 @@ function hostInterface(config: PalisadeCniConfig): string {
 
 function ifindexOf(name: string): number {
   try {
-    return Number(readFileSync(`/sys/class/net/${name}/ifindex`, "utf8").trim());
+    // This network namespace's view: under `nsenter --net`, /sys still shows the host's interfaces.
+    return ifNameToIndex(name);
   } catch (cause) {
     throw new CniError(ATTACH_FAILED, `Cannot find the pod's host interface "${name}" in this network namespace`, { cause });
   }

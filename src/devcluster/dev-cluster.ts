@@ -227,14 +227,16 @@ function indexOf(node: string): number {
 /**
  * Starts, detached inside node `index`'s network namespace (as a kubelet
  * runs on its node), the stand-in node runtime of that node unless one
- * runs. Returns its pid and whether it was started now.
+ * runs. Returns its pid and whether it was started now. With
+ * `agentPinRoot`, its pods' interfaces get that agent's programs as they
+ * are created (the palisade CNI plugin).
  *
  * @example
  * ```ts
- * startNodeRuntime(devLayout("/tmp/dev"), 1);
+ * startNodeRuntime(devLayout("/tmp/dev"), 1, { agentPinRoot: agentPinRoot("palisade-node-1") });
  * ```
  */
-export function startNodeRuntime(layout: DevLayout, index: number): { pid: number; started: boolean } {
+export function startNodeRuntime(layout: DevLayout, index: number, options: { agentPinRoot?: string } = {}): { pid: number; started: boolean } {
   const spec = devNodeSpec(index);
   const files = nodeRuntimeFiles(layout, spec.name);
   const running = runningPid(files.pidFile, process.execPath);
@@ -243,7 +245,11 @@ export function startNodeRuntime(layout: DevLayout, index: number): { pid: numbe
   const pid = startDetached({
     name: files.name,
     command: process.execPath,
-    args: [main, "--node-index", String(index), "--kubeconfig", layout.adminKubeconfig, "--state-dir", files.stateDir],
+    args: [
+      main,
+      ...["--node-index", String(index), "--kubeconfig", layout.adminKubeconfig, "--state-dir", files.stateDir],
+      ...(options.agentPinRoot !== undefined ? ["--agent-pin-root", options.agentPinRoot] : []),
+    ],
     logFile: join(layout.logs, `node-runtime-${spec.name}.log`),
     pidFile: files.pidFile,
     netns: nodeNetns(spec),
@@ -267,12 +273,16 @@ export async function stopNodeRuntime(layout: DevLayout, node: string): Promise<
   rmSync(files.stateDir, { recursive: true, force: true });
 }
 
-/** Starts, in its node's namespace, the stand-in node runtime of every Node that has none running: it turns the Node's Pods into network namespaces. */
+/**
+ * Starts, in its node's namespace, the stand-in node runtime of every Node
+ * that has none running: it turns the Node's Pods into network namespaces,
+ * each interface with the node agent's programs from the start.
+ */
 export const nodeRuntimesStep: DevUpStep = {
   name: "node runtimes",
   async run(context) {
     for (const node of required(context, "nodes")) {
-      if (startNodeRuntime(context.layout, indexOf(node.name)).started) context.progress(`started the node runtime of ${node.name} in network namespace ${nodeNetns(node)}`);
+      if (startNodeRuntime(context.layout, indexOf(node.name), { agentPinRoot: agentPinRoot(node.name) }).started) context.progress(`started the node runtime of ${node.name} in network namespace ${nodeNetns(node)}`);
     }
   },
 };
@@ -328,6 +338,18 @@ export const operatorStep: DevUpStep = {
  */
 export function devPinBase(env: NodeJS.ProcessEnv = process.env): string {
   return env.PALISADE_DEV_PIN_ROOT ?? "/sys/fs/bpf/palisade-dev";
+}
+
+/**
+ * The pin root of dev node `node`'s agent: `<devPinBase()>/<node>`.
+ *
+ * @example
+ * ```ts
+ * agentPinRoot("palisade-node-1"); // "/sys/fs/bpf/palisade-dev/palisade-node-1"
+ * ```
+ */
+export function agentPinRoot(node: string): string {
+  return join(devPinBase(), node);
 }
 
 /** The port of every dev agent's /healthz, /readyz and /metrics: each has its node's namespace to itself, as on a real node. */
@@ -393,7 +415,7 @@ export const agentsStep: DevUpStep = {
     for (const node of nodes) {
       const files = agentFiles(context.layout, node.name);
       if (runningPid(files.pidFile, process.execPath) !== undefined) continue;
-      const pinRoot = join(devPinBase(), node.name);
+      const pinRoot = agentPinRoot(node.name);
       writeFileSync(files.pinRootFile, `${pinRoot}\n`);
       startDetached({
         name: files.name,

@@ -22,6 +22,8 @@ import { CONTROL_PLANE_STEPS, devDown, devLayout, devUp, freePorts, startNodeRun
 import { listSandboxes, nodeNetwork, sctpRawBinary } from "../../src/devcluster/node-runtime/index.ts";
 import { KubeClient, resourcePath, Resources } from "../../src/k8s/index.ts";
 import { eventually } from "../lib/eventually.ts";
+import { uniquePinRoot } from "../lib/kernel.ts";
+import { Datapath, pinnedLinksLive } from "../../src/datapath/datapath.ts";
 
 const root = mkdtempSync(join(tmpdir(), "pl-nrt-"));
 const layout = devLayout(join(root, "dev"));
@@ -86,9 +88,9 @@ function syncedRuns(): number {
 }
 
 /** Starts the node runtime in its node's namespace and waits until it acted on the first list of Pods. */
-async function startRuntime(): Promise<void> {
+async function startRuntime(options: { agentPinRoot?: string } = {}): Promise<void> {
   const runs = syncedRuns();
-  runtimePid = startNodeRuntime(layout, 1).pid;
+  runtimePid = startNodeRuntime(layout, 1, options).pid;
   await eventually("the node runtime synced", () => syncedRuns() > runs, { timeoutMs: 60_000, context: () => readFileSync(runtimeLog, "utf8").slice(-2000) });
 }
 
@@ -191,5 +193,34 @@ describe("node runtime", { timeout: 600_000 }, () => {
     assert.ok(!netnsList().includes(netns), `${netns} still exists`);
     assert.deepEqual(ipamLeases(), []);
     assert.deepEqual(listSandboxes({ stateDir, network: nodeNetwork(1, stateDir) }), []);
+  });
+
+  test("with an agent pin root, a pod waits for the agent's programs and has them on its interface before it runs", async () => {
+    const pinRoot = uniquePinRoot("nrt");
+    await killRuntime();
+    await startRuntime({ agentPinRoot: pinRoot });
+    let datapath: Datapath | undefined;
+    try {
+      await client.request("POST", podsPath, { body: podObject("pl-c") });
+      // No agent has pinned programs: the palisade CNI plugin says "try again later" and the pod does not run.
+      await eventually("the CNI plugin refused the pod", () => readFileSync(runtimeLog, "utf8").includes("no agent has pinned its programs there yet"), { timeoutMs: 60_000 });
+      const pending = await client.request<V1Pod>("GET", `${podsPath}/pl-c`);
+      assert.notEqual(pending.status?.phase, "Running");
+
+      datapath = Datapath.open({ pinRoot });
+      const pod = await waitFor(podsPath, "pl-c", running);
+      const record = listSandboxes({ stateDir, network: nodeNetwork(1, stateDir) }).find((r) => r.name === "pl-c");
+      assert.ok(pod && record);
+      const [link] = JSON.parse(execFileSync("ip", ["-n", NODE, "-j", "link", "show", "dev", record.hostInterface], { encoding: "utf8" })) as { ifindex: number }[];
+      assert.ok(link);
+      assert.ok(pinnedLinksLive(pinRoot, link.ifindex), "both hooks of the pod's interface run the agent's programs");
+      // No agent wrote the pod's endpoint entry: the program drops its traffic (fail closed).
+      const ip = pod.status?.podIPs?.[0]?.ip ?? "";
+      assert.equal(await probe(undefined, ip, 80, "TCP"), false, "traffic to a pod without an endpoint entry is dropped");
+      await client.request("DELETE", `${podsPath}/pl-c`);
+      await waitFor(podsPath, "pl-c", "deleted");
+    } finally {
+      datapath?.destroy();
+    }
   });
 });

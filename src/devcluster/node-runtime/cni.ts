@@ -1,13 +1,17 @@
 /**
- * Calls Debian's real CNI plugins (`containernetworking-plugins`) the way a
- * container runtime does: the ptp plugin with host-local IPAM over the
- * node's IPv4 and IPv6 pod CIDRs, CNI 1.0.0, the command and sandbox in the
- * environment, the network configuration on stdin.
+ * Calls the CNI plugins of a node's network the way a container runtime
+ * does (CNI 1.0.0, the command and sandbox in the environment, the network
+ * configuration on stdin): Debian's real ptp plugin
+ * (`containernetworking-plugins`) with host-local IPAM over the node's IPv4
+ * and IPv6 pod CIDRs, then, when the node runs an agent, Palisade's own
+ * plugin chained after it, which attaches the agent's programs to the new
+ * interface before the pod runs (src/cni/plugin.ts).
  *
  * @module
  */
 import { execFile } from "node:child_process";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { NodeRuntimeError } from "./errors.ts";
 
 /** Where Debian installs the CNI plugin binaries. */
@@ -24,6 +28,8 @@ export interface CniNetwork {
   podCIDRs: readonly string[];
   /** host-local's data folder (its leases live in `<dataDir>/<name>/`). */
   dataDir: string;
+  /** The node agent's bpffs pin root: when set, the palisade plugin is chained after ptp. */
+  agentPinRoot?: string;
 }
 
 /** One sandbox a plugin is asked about. */
@@ -71,7 +77,29 @@ export function cniConfig(network: CniNetwork): Record<string, unknown> {
   };
 }
 
-function runPlugin(command: "ADD" | "DEL", network: CniNetwork, sandbox: CniSandbox): Promise<string> {
+/** One plugin of the chain: how to run it and its configuration (without prevResult). */
+interface ChainedPlugin {
+  type: string;
+  command: string[];
+  config: Record<string, unknown>;
+}
+
+const PALISADE_PLUGIN = fileURLToPath(new URL("../../cni/plugin.js", import.meta.url));
+
+/** The plugins of `network`, in ADD order. */
+function chain(network: CniNetwork): ChainedPlugin[] {
+  const plugins: ChainedPlugin[] = [{ type: "ptp", command: [join(CNI_PATH, "ptp")], config: cniConfig(network) }];
+  if (network.agentPinRoot !== undefined) {
+    plugins.push({
+      type: "palisade",
+      command: [process.execPath, PALISADE_PLUGIN],
+      config: { cniVersion: "1.0.0", name: network.name, type: "palisade", pinRoot: network.agentPinRoot },
+    });
+  }
+  return plugins;
+}
+
+function runPlugin(command: "ADD" | "DEL", plugin: ChainedPlugin, config: Record<string, unknown>, network: CniNetwork, sandbox: CniSandbox): Promise<string> {
   const env = {
     PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin",
     CNI_COMMAND: command,
@@ -80,8 +108,9 @@ function runPlugin(command: "ADD" | "DEL", network: CniNetwork, sandbox: CniSand
     CNI_IFNAME: POD_INTERFACE,
     CNI_PATH,
   };
+  const [file, ...args] = plugin.command as [string, ...string[]];
   return new Promise((resolve, reject) => {
-    const child = execFile(join(CNI_PATH, "ptp"), [], { env, timeout: 30_000 }, (error, stdout, stderr) => {
+    const child = execFile(file, args, { env, timeout: 30_000 }, (error, stdout, stderr) => {
       if (error) {
         // A plugin reports failures as a JSON error object on stdout.
         let detail = `${stdout}${stderr}`.trim();
@@ -91,18 +120,20 @@ function runPlugin(command: "ADD" | "DEL", network: CniNetwork, sandbox: CniSand
         } catch {
           // Not JSON: keep the raw output.
         }
-        reject(new NodeRuntimeError(`Cannot ${command} sandbox "${sandbox.netns}" on network "${network.name}": the ptp plugin failed: ${detail}`, { cause: error }));
+        reject(new NodeRuntimeError(`Cannot ${command} sandbox "${sandbox.netns}" on network "${network.name}": the ${plugin.type} plugin failed: ${detail}`, { cause: error }));
       } else {
         resolve(stdout);
       }
     });
-    child.stdin?.end(JSON.stringify(cniConfig(network)));
+    child.stdin?.end(JSON.stringify(config));
   });
 }
 
 /**
- * CNI ADD: a veth pair into the sandbox, an address from each pod CIDR,
- * default routes via the host, a host route to each address.
+ * CNI ADD through the chain: a veth pair into the sandbox, an address from
+ * each pod CIDR, default routes via the host, a host route to each address;
+ * then the agent's programs on the host side (fails, to be retried, while
+ * the node's agent has not pinned them).
  *
  * @example
  * ```ts
@@ -110,7 +141,17 @@ function runPlugin(command: "ADD" | "DEL", network: CniNetwork, sandbox: CniSand
  * ```
  */
 export async function cniAdd(network: CniNetwork, sandbox: CniSandbox): Promise<CniResult> {
-  const stdout = await runPlugin("ADD", network, sandbox);
+  let stdout = "";
+  try {
+    for (const plugin of chain(network)) {
+      const config = stdout === "" ? plugin.config : { ...plugin.config, prevResult: JSON.parse(stdout) as unknown };
+      stdout = await runPlugin("ADD", plugin, config, network, sandbox);
+    }
+  } catch (error) {
+    // As runtimes do when a chain fails part-way: DEL the whole chain, so the next ADD starts clean (no address left leased).
+    await cniDel(network, sandbox).catch(() => undefined);
+    throw error;
+  }
   const result = JSON.parse(stdout) as CniAddOutput;
   const interfaces = result.interfaces ?? [];
   const host = interfaces.find((i) => i.sandbox === undefined || i.sandbox === "");
@@ -132,5 +173,6 @@ export async function cniAdd(network: CniNetwork, sandbox: CniSandbox): Promise<
  * ```
  */
 export async function cniDel(network: CniNetwork, sandbox: CniSandbox): Promise<void> {
-  await runPlugin("DEL", network, sandbox);
+  // In reverse order, as runtimes delete a chain.
+  for (const plugin of chain(network).reverse()) await runPlugin("DEL", plugin, plugin.config, network, sandbox);
 }

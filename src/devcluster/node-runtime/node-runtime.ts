@@ -28,6 +28,12 @@ export interface NodeRuntimeOptions {
   kubeconfig: string;
   /** The runtime's own folder: sandbox records, IPAM leases, pod server logs. */
   stateDir: string;
+  /**
+   * The node agent's pin root. When set, every new pod interface gets the
+   * agent's programs before the pod server starts (the palisade CNI plugin),
+   * and pods wait until the agent has pinned them.
+   */
+  agentPinRoot?: string;
   /** Where to log; JSON lines on stderr by default. */
   logger?: Logger;
 }
@@ -43,16 +49,17 @@ export interface NodeRuntime {
 const NETWORK_FILE = "network.json";
 
 /**
- * The CNI network of dev node `nodeIndex`, with its IPAM data in `stateDir`.
+ * The CNI network of dev node `nodeIndex`, with its IPAM data in `stateDir`;
+ * with `agentPinRoot`, new pod interfaces get the node agent's programs.
  *
  * @example
  * ```ts
  * nodeNetwork(1, "/var/lib/palisade/dev/node-runtime/palisade-node-1").podCIDRs; // ["10.244.1.0/24", "fd00:10:244:1::/64"]
  * ```
  */
-export function nodeNetwork(nodeIndex: number, stateDir: string): CniNetwork {
+export function nodeNetwork(nodeIndex: number, stateDir: string, agentPinRoot?: string): CniNetwork {
   const spec = devNodeSpec(nodeIndex);
-  return { name: `palisade-${spec.name}`, podCIDRs: spec.podCIDRs, dataDir: join(stateDir, "ipam") };
+  return { name: `palisade-${spec.name}`, podCIDRs: spec.podCIDRs, dataDir: join(stateDir, "ipam"), ...(agentPinRoot !== undefined && { agentPinRoot }) };
 }
 
 /**
@@ -146,7 +153,7 @@ function reportsSandbox(pod: V1Pod, record: SandboxRecord): boolean {
 export function runNodeRuntime(options: NodeRuntimeOptions): NodeRuntime {
   const { nodeName, nodeIndex, stateDir } = options;
   const log = options.logger ?? jsonLogger("info", { component: "node-runtime", node: nodeName });
-  const network = nodeNetwork(nodeIndex, stateDir);
+  const network = nodeNetwork(nodeIndex, stateDir, options.agentPinRoot);
   const store: SandboxStore = { stateDir, network };
   mkdirSync(stateDir, { recursive: true });
   writeFileSync(join(stateDir, NETWORK_FILE), `${JSON.stringify(network, null, 2)}\n`);
