@@ -7,7 +7,7 @@
  * @module
  */
 import type { V1Namespace, V1Pod } from "@kubernetes/client-node";
-import type { AnyPolicy } from "../policy/index.ts";
+import type { AnyPolicy, Pod } from "../policy/index.ts";
 import { sleep } from "../k8s/backoff.ts";
 import type { KubeClient } from "../k8s/client.ts";
 import { isAlreadyExists, isNotFound } from "../k8s/errors.ts";
@@ -41,6 +41,11 @@ async function until<T>(what: string, timeoutMs: number, check: () => Promise<T 
 function splitRef(ref: string): { namespace: string; name: string } {
   const [namespace = "", name = ""] = ref.split("/");
   return { namespace, name };
+}
+
+/** The pod with an image for its container, which the API requires; the dev node runtime runs its own echo server whatever it names. */
+function withImage(pod: Pod): V1Pod {
+  return { ...pod, spec: { ...pod.spec, containers: pod.spec.containers.map((container) => ({ ...container, image: "palisade/pod-server" })) } };
 }
 
 /** Labels patch (JSON merge) that makes `current` exactly `wanted`, or undefined when it already is. */
@@ -124,7 +129,7 @@ export class ClusterModel {
           }
         });
       }
-      await client.request("POST", resourcePath(Resources.pods, { namespace: at.namespace }), { body: modelPod(ref, node) });
+      await client.request("POST", resourcePath(Resources.pods, { namespace: at.namespace }), { body: withImage(modelPod(ref, node)) });
     }
     progress(`waiting for the ${MODEL_PODS.length} model pods to run`);
     const pods = await until("the model pods did not all run", 120_000, async () => {

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { NetworkPolicy, PolicyPeer } from "../policy/index.ts";
+import { canonicalIp, type NetworkPolicy, type PolicyPeer } from "../policy/index.ts";
 import type { Family } from "./model.ts";
 
 /** A placeholder names a pod with no address of the family asked for. */
@@ -35,7 +35,7 @@ export function networkOf(ip: string, prefix: number): string {
   const value = groups.reduce((n, group) => (n << 16n) | BigInt(`0x${group}`), 0n);
   const masked = prefix === 0 ? 0n : (value >> BigInt(128 - prefix)) << BigInt(128 - prefix);
   const out = Array.from({ length: 8 }, (_, i) => ((masked >> BigInt(112 - 16 * i)) & 0xffffn).toString(16));
-  return `${out.join(":")}/${prefix}`;
+  return `${canonicalIp(out.join(":"))}/${prefix}`;
 }
 
 function resolve(text: string, family: Family, addresses: ReadonlyMap<string, readonly string[]>): string {

@@ -28,7 +28,10 @@ test("random cases exercise what the suite promises and both verdicts", () => {
   cases.forEach((testCase, i) => {
     const state = new CaseState(sampleAddresses(), ["ipv4"], "networkpolicy", i);
     for (const action of testCase.steps[0]?.actions ?? []) state.record(action);
-    for (const verdict of referenceVerdicts(state.world(), MODEL_PODS, "ipv4", 80, "TCP").values()) verdict ? allowed++ : denied++;
+    for (const verdict of referenceVerdicts(state.world(), MODEL_PODS, "ipv4", 80, "TCP").values()) {
+      if (verdict) allowed++;
+      else denied++;
+    }
   });
   assert.ok(allowed > 0 && denied > 0, `allowed ${allowed}, denied ${denied}`);
 });
