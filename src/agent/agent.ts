@@ -31,7 +31,8 @@ import type { PolicyKind } from "../policy/compiler.ts";
 import type { PolicyError } from "../policy/validate.ts";
 import { namespaceFromObject, podFromObject, policyFromObject } from "./convert.ts";
 import { FlowLogger } from "./flow-log.ts";
-import { Histogram, renderMetrics } from "./metrics.ts";
+import { Histogram } from "../k8s/prometheus.ts";
+import { APPLY_DURATION_BUCKETS, renderMetrics } from "./metrics.ts";
 import type { MetricsSnapshot } from "./metrics.ts";
 import { podInterfaceByRoute } from "./pod-interface.ts";
 import type { PodInterface, PodInterfaceLookup } from "./pod-interface.ts";
@@ -107,7 +108,7 @@ export class Agent {
   readonly #informers: Record<Kind, Informer<KubernetesObject>>;
   readonly #abort = new AbortController();
   readonly #podInterface: PodInterfaceLookup;
-  readonly #applyDuration = new Histogram();
+  readonly #applyDuration = new Histogram(APPLY_DURATION_BUCKETS);
   readonly #events = new Map<string, number>();
   /** Local pods' host-side interfaces, by pod key. */
   readonly #interfaces = new Map<string, PodInterface>();

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { Histogram, renderMetrics } from "./metrics.ts";
+import { Histogram } from "../k8s/prometheus.ts";
+import { renderMetrics } from "./metrics.ts";
 
 describe("renderMetrics", () => {
   it("writes every palisade family in Prometheus text", () => {

@@ -7,8 +7,6 @@
  * @module
  */
 import { execFile } from "node:child_process";
-import { existsSync } from "node:fs";
-import { readFile } from "node:fs/promises";
 import { promisify } from "node:util";
 
 const execFileAsync = promisify(execFile);
@@ -21,6 +19,11 @@ export interface PodInterface {
 
 /** Looks up a pod's host-side interface by its IP; `undefined` when there is none (yet). */
 export type PodInterfaceLookup = (ip: string) => Promise<PodInterface | undefined>;
+
+interface LinkAnswer {
+  ifindex?: number;
+  linkinfo?: { info_kind?: string };
+}
 
 interface RouteGetAnswer {
   type?: string;
@@ -48,12 +51,15 @@ export async function podInterfaceByRoute(ip: string): Promise<PodInterface | un
   }
   const [route] = JSON.parse(stdout) as RouteGetAnswer[];
   if (route?.dev === undefined || route.gateway !== undefined || (route.type !== undefined && route.type !== "unicast")) return undefined;
-  if (route.dev === "lo" || existsSync(`/sys/class/net/${route.dev}/bridge`)) return undefined;
+  if (route.dev === "lo") return undefined;
+  let link: LinkAnswer | undefined;
   try {
-    const ifindex = Number((await readFile(`/sys/class/net/${route.dev}/ifindex`, "utf8")).trim());
-    return { name: route.dev, ifindex };
+    ({ stdout } = await execFileAsync("ip", ["-j", "-d", "link", "show", "dev", route.dev], { timeout: 5_000 }));
+    [link] = JSON.parse(stdout) as LinkAnswer[];
   } catch {
-    // The interface went away between the two reads.
+    // The interface went away between the two questions.
     return undefined;
   }
+  if (link?.ifindex === undefined || link.linkinfo?.info_kind === "bridge") return undefined;
+  return { name: route.dev, ifindex: link.ifindex };
 }

@@ -5,7 +5,9 @@
  *
  * @module
  */
+import { existsSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { sctpRawBinary } from "../devcluster/node-runtime/sctp-raw.ts";
 import { devDirFromEnv, devLayout, devUp } from "../devcluster/index.ts";
 import { KubeClient } from "../k8s/client.ts";
 import type { ConformanceCase, ProbeProtocol } from "../conformance/case.ts";
@@ -144,7 +146,8 @@ export async function runConformance(argv: string[]): Promise<number> {
   const families: Family[] = options.family === "dual" ? ["ipv4", "ipv6"] : [options.family];
   const model = await ClusterModel.create(client, options.nodes, families, progress);
   const pool = new ProberPool();
-  const protocols = new Set<ProbeProtocol>(["TCP", "UDP"]);
+  // SCTP probes need the raw-socket prober; a build without it skips the SCTP cases, saying so.
+  const protocols = new Set<ProbeProtocol>(existsSync(sctpRawBinary()) ? ["TCP", "UDP", "SCTP"] : ["TCP", "UDP"]);
   const runOptions: RunOptions = { api: options.api, families, timeoutMs: options.timeoutMs, protocols, programmedTimeoutMs: 60_000 };
   const results: CaseResult[] = [];
   try {

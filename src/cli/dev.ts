@@ -14,6 +14,7 @@ import {
   devLayout,
   devStatus,
   devUp,
+  type DevNodeStatus,
   type DevStatus,
 } from "../devcluster/index.ts";
 import { UsageError } from "./explain.ts";
@@ -22,13 +23,16 @@ import { UsageError } from "./explain.ts";
 export const DEV_HELP = `  palisade dev up [--nodes N]
       Brings the local dev cluster up (idempotent): builds the control plane binaries once, issues
       certificates, starts etcd, kube-apiserver, kube-controller-manager and kube-scheduler,
-      registers N Nodes (default: as many as the cluster has, 1 for a new one), and starts a node
-      runtime and an agent per Node and the operator. Prints "export KUBECONFIG=..." and
+      registers N Nodes (default: as many as the cluster has, 1 for a new one), each a network
+      namespace on bridge palisade0 running its node runtime and agent, and starts the operator.
+      One dev cluster with nodes per machine: it fails if another folder's cluster owns the bridge. Prints "export KUBECONFIG=..." and
       "export PATH=..." for eval "$(palisade dev up)". State lives in $PALISADE_DEV_DIR (default /var/lib/palisade/dev).
   palisade dev down
-      Stops every dev cluster process and removes its state (the binary cache stays).
+      Stops every dev cluster process and removes its state, node namespaces and bridge (the binary
+      cache stays).
   palisade dev status
-      Each component (running, pid, healthy) and the Nodes. Exit status 1 if anything is unhealthy.`;
+      Each component (running, pid, healthy) and the Nodes with their network namespace, node
+      runtime and agent. Exit status 1 if anything is unhealthy.`;
 
 function progress(line: string): void {
   process.stderr.write(`dev: ${line}\n`);
@@ -68,16 +72,32 @@ export function formatDevStatus(status: DevStatus): string {
   } else {
     lines.push(
       table([
-        ["NODE", "READY", "INTERNAL-IPS", "POD-CIDRS"],
-        ...status.nodes.map((n) => [n.name, n.ready ? "True" : "False", n.internalIPs.join(",") || "-", n.podCIDRs.join(",") || "-"]),
+        ["NODE", "READY", "INTERNAL-IPS", "POD-CIDRS", "NETNS", "RUNTIME", "AGENT"],
+        ...status.nodes.map((n) => [
+          n.name,
+          n.ready ? "True" : "False",
+          n.internalIPs.join(",") || "-",
+          n.podCIDRs.join(",") || "-",
+          n.netns ?? "-",
+          n.runtimePid === undefined ? "-" : `pid ${n.runtimePid}`,
+          agentCell(n),
+        ]),
       ]),
     );
   }
   return lines.join("\n");
 }
 
+function agentCell(node: DevNodeStatus): string {
+  if (node.agentUrl === undefined) return "-";
+  if (node.agentPid === undefined) return "stopped";
+  return `pid ${node.agentPid} ${node.agentHealthy ? "healthy" : "unhealthy"} ${node.agentUrl}`;
+}
+
 function healthy(status: DevStatus): boolean {
-  return status.components.length > 0 && status.components.every((c) => c.healthy) && !("error" in status.nodes);
+  if ("error" in status.nodes) return false;
+  // A node whose agent was started must have it answering.
+  return status.components.length > 0 && status.components.every((c) => c.healthy) && status.nodes.every((n) => n.agentUrl === undefined || n.agentHealthy);
 }
 
 /** Single-quotes `value` for a POSIX shell. */

@@ -23,7 +23,9 @@ test("probe flags are parsed and checked", () => {
   });
   assert.deepEqual(parseProbeArgs(["matrix", "--namespaces", "x,y", "--port", "8080"]).matrix, { namespaces: ["x", "y"] });
   assert.throws(() => parseProbeArgs(["--from", "x/a", "--to", "y/b", "--port", "70000"]), UsageError);
-  assert.throws(() => parseProbeArgs(["--from", "x/a", "--to", "y/b", "--port", "80", "--protocol", "SCTP"]), /--protocol "SCTP" is not TCP or UDP/);
+  assert.equal(parseProbeArgs(["--from", "x/a", "--to", "y/b", "--port", "80", "--protocol", "sctp"]).protocol, "SCTP");
+  assert.equal(parseProbeArgs(["matrix", "--namespaces", "x", "--port", "81", "--protocol", "SCTP"]).protocol, "SCTP");
+  assert.throws(() => parseProbeArgs(["--from", "x/a", "--to", "y/b", "--port", "80", "--protocol", "ICMP"]), /--protocol "ICMP" is not TCP, UDP or SCTP/);
   assert.throws(() => parseProbeArgs(["matrix", "--port", "80"]), /--namespaces X,Y is required/);
   assert.throws(() => parseProbeArgs(["matrix", "--namespaces", "x", "--port", "80", "-o", "text"]), /-o "text" is not table or json/);
 });

@@ -2,8 +2,10 @@
  * `palisade probe`: real packets between the dev cluster's pods. A prober
  * (prober.ts) runs inside the source pod's network namespace (the dev node
  * runtime names it `pal-<node index>-<first 8 chars of the pod uid>`) and
- * connects to the target pod's IP, where the node runtime's echo server
- * answers on the declared ports.
+ * connects to the target pod's IP, where the node runtime's pod server
+ * answers on the declared ports. TCP and UDP are sent from Node; SCTP
+ * through `palisade-sctp probe`, which sends an INIT over a raw socket (the
+ * kernel may have no SCTP sockets) and reports the same way.
  *
  * @module
  */
@@ -17,7 +19,7 @@ import { ProberPool } from "./prober-pool.ts";
 /** What one probe sends. */
 export interface ProbeTarget {
   port: number;
-  protocol: "TCP" | "UDP";
+  protocol: "TCP" | "UDP" | "SCTP";
   family: "ipv4" | "ipv6";
   timeoutMs: number;
 }
@@ -126,11 +128,12 @@ export interface ProbeOptions extends ProbeTarget {
 }
 
 /** `palisade probe` help text. */
-export const PROBE_HELP = `  palisade probe --from NS/POD --to NS/POD --port N [--protocol TCP|UDP] [--family ipv4|ipv6]
+export const PROBE_HELP = `  palisade probe --from NS/POD --to NS/POD --port N [--protocol TCP|UDP|SCTP] [--family ipv4|ipv6]
                  [--timeout-ms 1000] [--kubeconfig PATH] [-o text|json]
       Sends real packets from one dev cluster pod to another (inside the source pod's network
-      namespace) and prints allowed or denied; -o json prints {"allowed": true|false}.
-  palisade probe matrix --namespaces X,Y --port N [--protocol TCP|UDP] [-o table|json]
+      namespace) and prints allowed or denied; -o json prints {"allowed": true|false}. SCTP sends
+      an INIT over a raw socket and is allowed when the INIT ACK comes back.
+  palisade probe matrix --namespaces X,Y --port N [--protocol TCP|UDP|SCTP] [-o table|json]
       Probes every ordered pair of Running pods of the namespaces (all at once); -o json prints
       {"port","protocol","pairs":[{"from","to","allowed","reason"}]} (connected, timeout, refused).`;
 
@@ -163,7 +166,7 @@ export function parseProbeArgs(argv: string[]): ProbeOptions {
     throw new UsageError(`Cannot probe: --port "${values.port ?? ""}" is not a port number (1-65535)`);
   }
   const protocol = values.protocol.toUpperCase();
-  if (protocol !== "TCP" && protocol !== "UDP") throw new UsageError(`Cannot probe: --protocol "${values.protocol}" is not TCP or UDP`);
+  if (protocol !== "TCP" && protocol !== "UDP" && protocol !== "SCTP") throw new UsageError(`Cannot probe: --protocol "${values.protocol}" is not TCP, UDP or SCTP`);
   if (values.family !== "ipv4" && values.family !== "ipv6") throw new UsageError(`Cannot probe: --family "${values.family}" is not ipv4 or ipv6`);
   const timeoutMs = Number(values["timeout-ms"]);
   if (!Number.isInteger(timeoutMs) || timeoutMs < 1) throw new UsageError(`Cannot probe: --timeout-ms "${values["timeout-ms"]}" is not a positive integer`);

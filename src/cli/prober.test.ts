@@ -47,7 +47,7 @@ test("the prober answers every request of a stream, each with how it ended", asy
     { id: 3, protocol: "TCP", host: "127.0.0.1", port: 1, timeoutMs: 2000 },
     { id: 4, protocol: "UDP", host: "127.0.0.1", port: 1, timeoutMs: 2000 },
     { id: 5, protocol: "TCP", host: "127.0.0.1", port: silentPort, timeoutMs: 300 },
-    { id: 6, protocol: "SCTP", host: "127.0.0.1", port: 80, timeoutMs: 300 },
+    { id: 6, protocol: "ICMP", host: "127.0.0.1", port: 80, timeoutMs: 300 },
   ];
   for (const request of requests) child.stdin.write(`${JSON.stringify(request)}\n`);
   await done;
@@ -57,5 +57,5 @@ test("the prober answers every request of a stream, each with how it ended", asy
   assert.deepEqual(answers.get(3), { id: 3, reason: "refused" });
   assert.deepEqual(answers.get(4), { id: 4, reason: "refused" });
   assert.deepEqual(answers.get(5), { id: 5, reason: "timeout" });
-  assert.match(answers.get(6)?.error ?? "", /protocol "SCTP" is not TCP or UDP/);
+  assert.match(answers.get(6)?.error ?? "", /protocol "ICMP" is not TCP, UDP or SCTP/);
 });

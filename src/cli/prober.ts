@@ -1,22 +1,26 @@
 /**
  * The long-lived prober run inside one pod's network namespace (`ip netns
  * exec NETNS node prober.js`): reads JSON lines
- * `{"id","protocol":"TCP"|"UDP","host","port","timeoutMs"}` on stdin, runs
- * every request at once, and writes `{"id","reason"}` per request on stdout,
- * with reason `connected` (the echo came back), `refused` (RST or ICMP
- * unreachable) or `timeout`. One process serves every probe from its pod,
- * instead of one process per probe.
+ * `{"id","protocol":"TCP"|"UDP"|"SCTP","host","port","timeoutMs"}` on stdin,
+ * runs every request at once, and writes `{"id","reason"}` per request on
+ * stdout, with reason `connected` (the echo, or for SCTP the INIT ACK, came
+ * back), `refused` (RST, ABORT or ICMP unreachable) or `timeout`. One process
+ * serves every TCP and UDP probe from its pod, instead of one process per
+ * probe; SCTP, which the kernel may have no sockets for, goes through
+ * `palisade-sctp probe` (raw sockets), one short process per probe.
  *
  * @module
  */
+import { execFile } from "node:child_process";
 import { createSocket } from "node:dgram";
 import { connect, isIP } from "node:net";
 import { createInterface } from "node:readline";
+import { sctpRawBinary } from "../devcluster/node-runtime/sctp-raw.ts";
 
 /** One probe request. */
 export interface ProberRequest {
   id: number;
-  protocol: "TCP" | "UDP";
+  protocol: "TCP" | "UDP" | "SCTP";
   host: string;
   port: number;
   timeoutMs: number;
@@ -63,6 +67,15 @@ function probeUdp(request: ProberRequest, done: (reason: ProbeReason) => void): 
   socket.connect(request.port, request.host, () => socket.send("ping"));
 }
 
+function probeSctp(request: ProberRequest, done: (reason: ProbeReason) => void, fail: (message: string) => void): void {
+  const args = ["probe", request.host, String(request.port), String(request.timeoutMs)];
+  execFile(sctpRawBinary(), args, { timeout: request.timeoutMs + 10_000 }, (error, stdout, stderr) => {
+    const reason = stdout.trim();
+    if (reason === "connected" || reason === "refused" || reason === "timeout") done(reason);
+    else fail(`palisade-sctp probe gave no verdict: ${stderr.trim() || error?.message || "no output"}`);
+  });
+}
+
 function answer(response: ProberResponse): void {
   process.stdout.write(`${JSON.stringify(response)}\n`);
 }
@@ -84,7 +97,8 @@ export function handle(line: string): void {
   };
   if (request.protocol === "TCP") probeTcp(request, done);
   else if (request.protocol === "UDP") probeUdp(request, done);
-  else answer({ id: request.id, error: `protocol ${JSON.stringify(request.protocol)} is not TCP or UDP` });
+  else if (request.protocol === "SCTP") probeSctp(request, done, (error) => answer({ id: request.id, error }));
+  else answer({ id: request.id, error: `protocol ${JSON.stringify(request.protocol)} is not TCP, UDP or SCTP` });
 }
 
 if (process.argv[1] !== undefined && import.meta.filename === process.argv[1]) {

@@ -3,7 +3,7 @@
  * three generated policies over the model (selectors with expressions,
  * namespace and pod selectors together, ipBlock with except around live pod
  * addresses, numeric and named ports, endPort, protocol-only ports, mixed
- * policyTypes), each probed on TCP and UDP ports 80 and 81, the expectation
+ * policyTypes), each probed on TCP, UDP and SCTP ports 80 and 81, the expectation
  * being whatever the reference evaluator says. The same seed and count give
  * the same cases, so any failure replays with `--seed`.
  *
@@ -90,7 +90,7 @@ function peer(pick: Picker): PolicyPeer {
 }
 
 function port(pick: Picker): PolicyPort {
-  const protocol = pick.one(["TCP", "UDP"] as const);
+  const protocol = pick.one(["TCP", "UDP", "SCTP"] as const);
   switch (pick.int(5)) {
     case 0:
       return { protocol };
@@ -99,7 +99,7 @@ function port(pick: Picker): PolicyPort {
     case 2:
       return { protocol, port: 80, endPort: 81 };
     case 3:
-      return { protocol, port: `serve-${pick.one([80, 81])}-${pick.one(["tcp", "udp"])}` };
+      return { protocol, port: `serve-${pick.one([80, 81])}-${pick.one(["tcp", "udp", "sctp"])}` };
     default:
       return { port: pick.one([80, 81]) };
   }
@@ -135,7 +135,7 @@ function randomPolicy(pick: Picker, name: string): NetworkPolicy {
   };
 }
 
-const PROBES: MatrixProbe[] = [80, 81].flatMap((p) => (["TCP", "UDP"] as const).map((protocol) => ({ port: p, protocol, expect: "reference-evaluator" as const })));
+const PROBES: MatrixProbe[] = [80, 81].flatMap((p) => (["TCP", "UDP", "SCTP"] as const).map((protocol) => ({ port: p, protocol, expect: "reference-evaluator" as const })));
 
 /**
  * `count` random cases from `seed`; case i is the same for every count above i.

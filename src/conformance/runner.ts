@@ -75,7 +75,7 @@ export interface RunContext {
 function skipReason(testCase: ConformanceCase, options: RunOptions): string | undefined {
   const missing = [...new Set(testCase.steps.flatMap((step) => step.probes.map((probe) => probe.protocol)))].filter((p) => !options.protocols.has(p));
   if (missing.length === 0) return undefined;
-  return `the probers cannot send ${missing.join(", ")}: this build has no ${missing.join("/")} prober`;
+  return `the probers cannot send ${missing.join(", ")}: this build has no ${missing.join("/")} prober (native/out/palisade-sctp; run npm run build)`;
 }
 
 async function measure(context: RunContext, family: Family, probe: MatrixProbe, timeoutMs: number): Promise<Map<string, { allowed: boolean; reason: string }>> {
@@ -83,7 +83,7 @@ async function measure(context: RunContext, family: Family, probe: MatrixProbe, 
     const host = context.model.addresses.get(to)?.find((ip) => ip.includes(":") === (family === "ipv6"));
     const netns = context.model.netns.get(from);
     if (host === undefined || netns === undefined) throw new Error(`Cannot probe ${from} -> ${to}: no ${family} address or network namespace`);
-    const reason = await context.pool.probe(netns, { protocol: probe.protocol as "TCP" | "UDP", host, port: probe.port, timeoutMs });
+    const reason = await context.pool.probe(netns, { protocol: probe.protocol, host, port: probe.port, timeoutMs });
     return [pairKey(from, to), { allowed: reason === "connected", reason }] as const;
   })));
   return new Map(entries);

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { AddressParseError, formatAddress, formatCidr, maskBytes, parseAddress, parseCidr } from "./address.ts";
+import { IpParseError } from "../policy/ip.ts";
+import { formatAddress, formatCidr, parseAddress, parseCidr } from "./address.ts";
 
 test("parses IPv4 and IPv6 addresses to network-order bytes", () => {
   assert.deepEqual(parseAddress("192.0.2.10"), { family: 4, bytes: Buffer.from([192, 0, 2, 10]) });
@@ -9,12 +10,11 @@ test("parses IPv4 and IPv6 addresses to network-order bytes", () => {
   assert.deepEqual(parseAddress("1::").bytes, Buffer.from("00010000000000000000000000000000", "hex"));
   assert.deepEqual(parseAddress("2001:db8:0:0:1:0:0:1").bytes, Buffer.from("20010db8000000000001000000000001", "hex"));
   assert.deepEqual(parseAddress("::ffff:10.1.2.3").bytes, Buffer.from("00000000000000000000ffff0a010203", "hex"));
-  assert.deepEqual(parseAddress("fe80::1%eth0").bytes, Buffer.from("fe800000000000000000000000000001", "hex"));
 });
 
 test("refuses text that is not an address", () => {
-  for (const bad of ["", "10.0.0", "10.0.0.256", "fd00:::1", "host", "10.0.0.1/8"]) {
-    assert.throws(() => parseAddress(bad), AddressParseError, bad);
+  for (const bad of ["", "10.0.0", "10.0.0.256", "10.0.0.01", "fd00:::1", "fe80::1%eth0", "host", "10.0.0.1/8"]) {
+    assert.throws(() => parseAddress(bad), IpParseError, bad);
   }
 });
 
@@ -28,7 +28,8 @@ test("formats canonically (RFC 5952 for IPv6)", () => {
     ["::", "::"],
     ["::1", "::1"],
     ["1::", "1::"],
-    ["::ffff:10.1.2.3", "::ffff:10.1.2.3"],
+    // IPv4-mapped in hex, as the policy layer and the WHATWG URL standard write it.
+    ["::ffff:10.1.2.3", "::ffff:a01:203"],
   ];
   for (const [input, canonical] of cases) {
     const { family, bytes } = parseAddress(input);
@@ -42,13 +43,7 @@ test("parses CIDRs, clearing host bits; a bare address is a host prefix", () => 
   const v6 = parseCidr("fd00:1:2:3::5/50");
   assert.equal(formatCidr(v6.family, v6.bytes, v6.prefixLen), "fd00:1:2::/50");
   assert.equal(parseCidr("::/0").prefixLen, 0);
-  assert.throws(() => parseCidr("10.0.0.0/33"), /prefix length "33" is not between 0 and 32/);
-  assert.throws(() => parseCidr("10.0.0.0/"), AddressParseError);
-  assert.throws(() => parseCidr("nope/8"), /"nope" is not an IPv4 or IPv6 address/);
-});
-
-test("maskBytes keeps exactly the prefix bits", () => {
-  assert.deepEqual(maskBytes(Buffer.from([0xff, 0xff, 0xff, 0xff]), 13), Buffer.from([0xff, 0xf8, 0, 0]));
-  assert.deepEqual(maskBytes(Buffer.from([0xff, 0xff]), 0), Buffer.from([0, 0]));
-  assert.deepEqual(maskBytes(Buffer.from([0xab, 0xcd]), 16), Buffer.from([0xab, 0xcd]));
+  assert.throws(() => parseCidr("10.0.0.0/33"), /prefix length 33 exceeds 32/);
+  assert.throws(() => parseCidr("10.0.0.0/"), IpParseError);
+  assert.throws(() => parseCidr("nope/8"), /not an IPv4 or IPv6 address before "\/"/);
 });

@@ -19,7 +19,7 @@ import {
   type FlowEvent,
   type ReasonName,
 } from "./abi.ts";
-import { Datapath, type ProgramName } from "./datapath.ts";
+import { attachPinnedPrograms, Datapath, DatapathError, type ProgramName } from "./datapath.ts";
 import { closeFd, linkInfo, mapInfo, objGet } from "./native.ts";
 import {
   DIRECTION_EGRESS,
@@ -594,6 +594,24 @@ describe("datapath on the real kernel", () => {
     const remaining = (bpftool("link", "show") as { id: number }[]).map((link) => link.id);
     for (const link of first) assert.ok(!remaining.includes(link.id), `link ${link.id} released`);
     assert.equal(datapath.detach(ifA), false, "detaching twice");
+  });
+
+  test("attachPinnedPrograms hooks the pinned programs up without loading; the open datapath adopts the links", () => {
+    assert.equal(attachPinnedPrograms(pinRoot, ifA), "tcx");
+    const pins = ["ingress", "egress"].map((d) => join(pinRoot, "links", `${ifA}-${d}`));
+    const links = pins.map(linkAt);
+    assert.deepEqual(
+      links.map(({ program, ifindex }) => ({ program, ifindex })),
+      [
+        { program: "pal_from_pod", ifindex: ifA },
+        { program: "pal_to_pod", ifindex: ifA },
+      ],
+    );
+    assert.deepEqual(datapath.attachedInterfaces(), [ifA]);
+    assert.equal(datapath.attach(ifA), "tcx");
+    assert.deepEqual(pins.map(linkAt), links, "the agent keeps the links the plugin made");
+    assert.equal(datapath.detach(ifA), true);
+    assert.throws(() => attachPinnedPrograms(uniquePinRoot("dp-unpinned"), ifA), (error: unknown) => error instanceof DatapathError && /no agent has pinned its programs there yet/.test(error.message));
   });
 
   test("the tc fallback attaches clsact filters and detaches them", () => {

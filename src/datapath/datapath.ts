@@ -3,7 +3,9 @@
  * re-adopted when already pinned), writes desired state as ordered, batched
  * map changes, attaches to interfaces through pinned tcx links (tc clsact as
  * the fallback), and reads back verdict statistics, conntrack and flow
- * events. The only code above `native.ts` that touches the kernel.
+ * events. The only code above `native.ts` that touches the kernel. Other
+ * processes (the CNI plugin) attach the programs an agent pinned with
+ * {@linkcode attachPinnedPrograms}.
  *
  * @module
  */
@@ -241,7 +243,8 @@ export class Datapath {
    * Loads the endpoint object with its maps pinned by name under `pinRoot`,
    * re-adopting maps already pinned there (an agent restart keeps every
    * entry), checks the map layouts against the ABI codecs, writes the
-   * default config if none is set, and removes pinned links of interfaces
+   * default config if none is set, pins the programs (for
+   * {@linkcode attachPinnedPrograms}), and removes pinned links of interfaces
    * that no longer exist.
    *
    * @example
@@ -274,6 +277,7 @@ export class Datapath {
       checkLayout(object);
       const datapath = new Datapath(pinRoot, objectPath, object);
       datapath.#initConfig();
+      datapath.#pinPrograms();
       datapath.#pruneStaleLinks();
       return datapath;
     } catch (error) {
@@ -548,10 +552,6 @@ export class Datapath {
 
   // ---- attach ----
 
-  #linkPin(ifindex: number, direction: TcDirection): string {
-    return join(this.pinRoot, "links", `${ifindex}-${direction}`);
-  }
-
   /**
    * Attaches `pal_from_pod` to the interface's ingress and `pal_to_pod` to
    * its egress. tcx links are pinned at `<pinRoot>/links/<ifindex>-<dir>`
@@ -565,80 +565,23 @@ export class Datapath {
    * ```
    */
   attach(ifindex: number, options: { mode?: AttachMode } = {}): "tcx" | "tc" {
-    const mode = options.mode ?? "auto";
-    if (mode === "tc") return this.#attachTc(ifindex);
-    const attached: string[] = [];
-    try {
-      for (const { direction, program } of HOOKS) {
-        const pin = this.#linkPin(ifindex, direction);
-        if (this.#liveLink(pin, ifindex)) continue;
-        const linkFd = attachTcx(this.#programFds[program], ifindex, direction);
-        try {
-          objPin(linkFd, pin);
-          attached.push(pin);
-        } finally {
-          closeFd(linkFd);
-        }
-      }
-      return "tcx";
-    } catch (error) {
-      // Half an attachment is worse than none: undo the hook this call made.
-      for (const pin of attached) this.#releaseLink(pin);
-      if (mode === "auto" && error instanceof BpfError && error.operation === "bpf_link_create" && NO_TCX.has(error.code)) {
-        return this.#attachTc(ifindex);
-      }
-      throw new DatapathError(`Cannot attach to ifindex ${ifindex} with tcx: ${describe(error)}`, { cause: error });
-    }
+    return attachPrograms(this.pinRoot, this.#programFds, ifindex, options.mode ?? "auto");
   }
 
-  #attachTc(ifindex: number): "tc" {
-    for (const { direction, program } of HOOKS) {
-      try {
-        attachTc(this.#programFds[program], ifindex, direction, TC_FILTER);
-      } catch (error) {
-        throw new DatapathError(`Cannot attach to ${direction} of ifindex ${ifindex} with tc: ${describe(error)}`, { cause: error });
-      }
+  /** Pins the programs at `<pinRoot>/programs/`, replacing older ones: interfaces attached from the pins from now on run this load. */
+  #pinPrograms(): void {
+    mkdirSync(join(this.pinRoot, "programs"), { recursive: true });
+    for (const program of Object.keys(PROGRAMS) as ProgramName[]) {
+      const pin = programPin(this.pinRoot, program);
+      rmSync(pin, { force: true });
+      objPin(this.#programFds[program], pin);
     }
-    return "tc";
-  }
-
-  /**
-   * Whether the link pinned at `pin` is attached to `ifindex`. A tcx link
-   * whose device went away stays pinned but reports ifindex 0 ("defunct");
-   * such a pin is removed.
-   */
-  #liveLink(pin: string, ifindex: number): boolean {
-    if (!existsSync(pin)) return false;
-    const linkFd = objGet(pin);
-    let live: boolean;
-    try {
-      const fdinfo = readFileSync(`/proc/self/fdinfo/${linkFd}`, "utf8");
-      live = Number(/^ifindex:\s*(\d+)/m.exec(fdinfo)?.[1] ?? 0) === ifindex;
-    } finally {
-      closeFd(linkFd);
-    }
-    if (!live) unlinkSync(pin);
-    return live;
-  }
-
-  /** Detaches and unpins a link, tolerating one already defunct. */
-  #releaseLink(pin: string): void {
-    const linkFd = objGet(pin);
-    try {
-      linkDetach(linkFd);
-    } catch (error) {
-      // A link whose device is gone was detached by the kernel already.
-      if (!(error instanceof BpfError && ["ENOLINK", "EINVAL", "ENOENT"].includes(error.code))) throw error;
-    } finally {
-      closeFd(linkFd);
-    }
-    unlinkSync(pin);
   }
 
   #pruneStaleLinks(): void {
     for (const name of readdirSync(join(this.pinRoot, "links"))) {
       const match = LINK_PIN.exec(name);
-      if (match !== null) this.#liveLink(join(this.pinRoot, "links", name), Number(match[1]));
+      if (match !== null) liveLink(join(this.pinRoot, "links", name), Number(match[1]));
     }
   }
 
@@ -650,10 +593,10 @@ export class Datapath {
   detach(ifindex: number): boolean {
     let detached = false;
     for (const { direction } of HOOKS) {
-      const pin = this.#linkPin(ifindex, direction);
+      const pin = linkPin(this.pinRoot, ifindex, direction);
       if (!existsSync(pin)) continue;
       try {
-        this.#releaseLink(pin);
+        releaseLink(pin);
       } catch (error) {
         throw new DatapathError(`Cannot detach from ${direction} of ifindex ${ifindex}: ${describe(error)}`, { cause: error });
       }
@@ -678,7 +621,7 @@ export class Datapath {
     const ifindexes = new Set<number>();
     for (const name of readdirSync(join(this.pinRoot, "links"))) {
       const match = LINK_PIN.exec(name);
-      if (match !== null && this.#liveLink(join(this.pinRoot, "links", name), Number(match[1]))) ifindexes.add(Number(match[1]));
+      if (match !== null && liveLink(join(this.pinRoot, "links", name), Number(match[1]))) ifindexes.add(Number(match[1]));
     }
     return [...ifindexes].sort((a, b) => a - b);
   }
@@ -798,5 +741,124 @@ export class Datapath {
       stats[name] = this.#perCpuCounter(MAP_NAMES.reasonStats, u32Codec.encode(code)) ?? { packets: 0n, bytes: 0n };
     }
     return stats;
+  }
+}
+
+// ---- attachments, shared by an open datapath and by attachPinnedPrograms ----
+
+function linkPin(pinRoot: string, ifindex: number, direction: TcDirection): string {
+  return join(pinRoot, "links", `${ifindex}-${direction}`);
+}
+
+function programPin(pinRoot: string, program: ProgramName): string {
+  return join(pinRoot, "programs", PROGRAMS[program]);
+}
+
+/**
+ * Whether the link pinned at `pin` is attached to `ifindex`. A tcx link
+ * whose device went away stays pinned but reports ifindex 0 ("defunct");
+ * such a pin is removed.
+ */
+function liveLink(pin: string, ifindex: number): boolean {
+  if (!existsSync(pin)) return false;
+  const linkFd = objGet(pin);
+  let live: boolean;
+  try {
+    const fdinfo = readFileSync(`/proc/self/fdinfo/${linkFd}`, "utf8");
+    live = Number(/^ifindex:\s*(\d+)/m.exec(fdinfo)?.[1] ?? 0) === ifindex;
+  } finally {
+    closeFd(linkFd);
+  }
+  if (!live) unlinkSync(pin);
+  return live;
+}
+
+/** Detaches and unpins a link, tolerating one already defunct. */
+function releaseLink(pin: string): void {
+  const linkFd = objGet(pin);
+  try {
+    linkDetach(linkFd);
+  } catch (error) {
+    // A link whose device is gone was detached by the kernel already.
+    if (!(error instanceof BpfError && ["ENOLINK", "EINVAL", "ENOENT"].includes(error.code))) throw error;
+  } finally {
+    closeFd(linkFd);
+  }
+  unlinkSync(pin);
+}
+
+function attachPrograms(pinRoot: string, programFds: Record<ProgramName, number>, ifindex: number, mode: AttachMode): "tcx" | "tc" {
+  if (mode === "tc") return attachTcFilters(programFds, ifindex);
+  const attached: string[] = [];
+  try {
+    for (const { direction, program } of HOOKS) {
+      const pin = linkPin(pinRoot, ifindex, direction);
+      if (liveLink(pin, ifindex)) continue;
+      const linkFd = attachTcx(programFds[program], ifindex, direction);
+      try {
+        objPin(linkFd, pin);
+        attached.push(pin);
+      } finally {
+        closeFd(linkFd);
+      }
+    }
+    return "tcx";
+  } catch (error) {
+    // Half an attachment is worse than none: undo the hook this call made.
+    for (const pin of attached) releaseLink(pin);
+    if (mode === "auto" && error instanceof BpfError && error.operation === "bpf_link_create" && NO_TCX.has(error.code)) {
+      return attachTcFilters(programFds, ifindex);
+    }
+    throw new DatapathError(`Cannot attach to ifindex ${ifindex} with tcx: ${describe(error)}`, { cause: error });
+  }
+}
+
+function attachTcFilters(programFds: Record<ProgramName, number>, ifindex: number): "tc" {
+  for (const { direction, program } of HOOKS) {
+    try {
+      attachTc(programFds[program], ifindex, direction, TC_FILTER);
+    } catch (error) {
+      throw new DatapathError(`Cannot attach to ${direction} of ifindex ${ifindex} with tc: ${describe(error)}`, { cause: error });
+    }
+  }
+  return "tc";
+}
+
+/**
+ * Whether both hooks of `ifindex` have a live tcx link pinned under `pinRoot`.
+ *
+ * @example
+ * ```ts
+ * pinnedLinksLive("/sys/fs/bpf/palisade", ifNameToIndex("veth1234")); // true once attached
+ * ```
+ */
+export function pinnedLinksLive(pinRoot: string, ifindex: number): boolean {
+  return HOOKS.every(({ direction }) => liveLink(linkPin(pinRoot, ifindex, direction), ifindex));
+}
+
+/**
+ * Attaches the programs an agent pinned under `pinRoot` to an interface,
+ * exactly as {@link Datapath.attach} does, without loading anything: the CNI
+ * plugin calls it as a pod's interface is created, so the pod's first packet
+ * already meets the program (which drops it until the agent writes the
+ * endpoint's entry).
+ *
+ * @example
+ * ```ts
+ * attachPinnedPrograms("/sys/fs/bpf/palisade", ifNameToIndex("veth1234")); // "tcx"
+ * ```
+ * @throws {DatapathError} when no agent pinned programs there, or attaching fails.
+ */
+export function attachPinnedPrograms(pinRoot: string, ifindex: number): "tcx" | "tc" {
+  const fds: Partial<Record<ProgramName, number>> = {};
+  try {
+    for (const program of Object.keys(PROGRAMS) as ProgramName[]) {
+      const pin = programPin(pinRoot, program);
+      if (!existsSync(pin)) throw new DatapathError(`Cannot attach to ifindex ${ifindex} from pin root "${pinRoot}": no agent has pinned its programs there yet (${pin} is missing)`);
+      fds[program] = objGet(pin);
+    }
+    return attachPrograms(pinRoot, fds as Record<ProgramName, number>, ifindex, "auto");
+  } finally {
+    for (const fd of Object.values(fds)) closeFd(fd);
   }
 }

@@ -10,9 +10,18 @@ import { DevClusterError } from "./errors.ts";
 import type { DevLayout } from "./layout.ts";
 import type { DevPorts } from "./ports.ts";
 
+/** Where a control plane without nodes listens. */
+export const LOOPBACK_ADDRESS = "127.0.0.1";
+
 /** What `cluster.json` holds. */
 export interface ClusterState {
   ports: DevPorts;
+  /**
+   * The address the API server listens on and every kubeconfig names: the
+   * cluster bridge's for a cluster with nodes (reachable from the node
+   * namespaces, local on the host), loopback for a control plane alone.
+   */
+  apiserverAddress: string;
   /** The folder of the control plane binaries the processes run. */
   binariesDir: string;
 }
@@ -28,9 +37,10 @@ export interface ClusterState {
 export function readClusterState(layout: DevLayout): ClusterState | undefined {
   if (!existsSync(layout.stateFile)) return undefined;
   try {
-    const state = JSON.parse(readFileSync(layout.stateFile, "utf8")) as ClusterState;
+    const state = JSON.parse(readFileSync(layout.stateFile, "utf8")) as Partial<ClusterState>;
     if (typeof state.ports?.apiserver !== "number" || typeof state.binariesDir !== "string") throw new Error("missing ports or binariesDir");
-    return state;
+    // Clusters recorded before the address was listened on loopback.
+    return { ports: state.ports, binariesDir: state.binariesDir, apiserverAddress: state.apiserverAddress ?? LOOPBACK_ADDRESS };
   } catch (cause) {
     throw new DevClusterError(`Cannot read dev cluster state "${layout.stateFile}": ${(cause as Error).message}`, { cause });
   }

@@ -9,12 +9,11 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ControlPlaneBinaries } from "./binaries.ts";
-import { apiserverUrl, type ControlPlaneCredentials } from "./credentials.ts";
+import { apiserverUrl, type ApiserverEndpoint, type ControlPlaneCredentials } from "./credentials.ts";
 import { runningPid, startDetached, stopDetached } from "./detached-process.ts";
 import { DevClusterError } from "./errors.ts";
 import { httpsRequest, type TlsIdentity } from "./https-client.ts";
 import type { DevLayout } from "./layout.ts";
-import type { DevPorts } from "./ports.ts";
 
 /** Service cluster IP ranges, IPv4 first (the primary family). */
 export const SERVICE_CIDRS = ["10.96.0.0/16", "fd00:10:96::/112"];
@@ -52,10 +51,9 @@ export interface ControlPlaneComponent {
   startTimeoutMs: number;
 }
 
-/** What a control plane needs to run: where, on which ports, which binaries and certificates. */
-export interface ControlPlaneSetup {
+/** What a control plane needs to run: where, on which address and ports, which binaries and certificates. */
+export interface ControlPlaneSetup extends ApiserverEndpoint {
   layout: DevLayout;
-  ports: DevPorts;
   binaries: ControlPlaneBinaries;
   credentials: ControlPlaneCredentials;
 }
@@ -122,7 +120,7 @@ export function controlPlaneComponents(setup: ControlPlaneSetup): ControlPlaneCo
       name: "kube-apiserver",
       command: binaries[BINARY_FIELD["kube-apiserver"]],
       args: flags({
-        "bind-address": "127.0.0.1",
+        "bind-address": setup.apiserverAddress,
         "secure-port": ports.apiserver,
         "etcd-servers": etcdUrl,
         "etcd-cafile": ca,
@@ -138,11 +136,11 @@ export function controlPlaneComponents(setup: ControlPlaneSetup): ControlPlaneCo
         "service-account-signing-key-file": c.pki.serviceAccountKeyFile,
         "service-cluster-ip-range": SERVICE_CIDRS.join(","),
         "allow-privileged": true,
-        // The kubernetes Service's endpoints would be loopback addresses, which
-        // EndpointSlice validation refuses; no pod reaches the API through it here.
+        // A control plane alone listens on loopback, which EndpointSlice validation refuses
+        // as the kubernetes Service's endpoint; no pod reaches the API through it here anyway.
         "endpoint-reconciler-type": "none",
       }),
-      healthUrl: `${apiserverUrl(ports)}/readyz`,
+      healthUrl: `${apiserverUrl(setup)}/readyz`,
       healthIdentity: { caCertFile: ca, client: c.admin },
       startTimeoutMs: 90_000,
     },

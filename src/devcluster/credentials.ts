@@ -33,9 +33,23 @@ export interface ControlPlaneCredentials {
   schedulerKubeconfig: string;
 }
 
-/** The API server URL of a dev cluster. */
-export function apiserverUrl(ports: DevPorts): string {
-  return `https://127.0.0.1:${ports.apiserver}`;
+/** Where a dev cluster's API server listens: the address recorded in its state, and its port. */
+export interface ApiserverEndpoint {
+  apiserverAddress: string;
+  ports: DevPorts;
+}
+
+/**
+ * The API server URL of a dev cluster.
+ *
+ * @example
+ * ```ts
+ * apiserverUrl({ apiserverAddress: "10.240.0.254", ports }); // "https://10.240.0.254:6443"
+ * ```
+ */
+export function apiserverUrl(endpoint: ApiserverEndpoint): string {
+  const { apiserverAddress: address, ports } = endpoint;
+  return `https://${address.includes(":") ? `[${address}]` : address}:${ports.apiserver}`;
 }
 
 /** A kubeconfig file and the client certificate in it. */
@@ -50,19 +64,19 @@ export interface IssuedKubeconfig {
  *
  * @example
  * ```ts
- * const { path } = issueKubeconfig(layout, pki, ports, "palisade-agent-1", "system:node:palisade-node-1", ["system:nodes"]);
+ * const { path } = issueKubeconfig(layout, pki, state, "palisade-agent-1", "system:node:palisade-node-1", ["system:nodes"]);
  * ```
  */
-export function issueKubeconfig(layout: DevLayout, pki: DevPki, ports: DevPorts, file: string, user: string, groups: string[]): IssuedKubeconfig {
-  return kubeconfigFor(layout, pki, ports, file, user, groups, true);
+export function issueKubeconfig(layout: DevLayout, pki: DevPki, endpoint: ApiserverEndpoint, file: string, user: string, groups: string[]): IssuedKubeconfig {
+  return kubeconfigFor(layout, pki, endpoint, file, user, groups, true);
 }
 
-function kubeconfigFor(layout: DevLayout, pki: DevPki, ports: DevPorts, file: string, user: string, groups: string[], write: boolean): IssuedKubeconfig {
+function kubeconfigFor(layout: DevLayout, pki: DevPki, endpoint: ApiserverEndpoint, file: string, user: string, groups: string[], write: boolean): IssuedKubeconfig {
   const client = pki.issueClientCert(user, groups);
   const path = join(layout.kubeconfigs, `${file}.kubeconfig`);
   if (write) {
     mkdirSync(layout.kubeconfigs, { recursive: true, mode: 0o700 });
-    writeKubeconfig(path, { server: apiserverUrl(ports), caCertFile: pki.caCertFile, client, userName: user });
+    writeKubeconfig(path, { server: apiserverUrl(endpoint), caCertFile: pki.caCertFile, client, userName: user });
   }
   return { path, client };
 }
@@ -74,33 +88,34 @@ function kubeconfigFor(layout: DevLayout, pki: DevPki, ports: DevPorts, file: st
  *
  * @example
  * ```ts
- * const credentials = ensureControlPlaneCredentials(layout, ports);
+ * const credentials = ensureControlPlaneCredentials(layout, { apiserverAddress: "10.240.0.254", ports });
  * ```
  */
-export function ensureControlPlaneCredentials(layout: DevLayout, ports: DevPorts): ControlPlaneCredentials {
-  return controlPlaneCredentials(layout, ports, DevPki.ensure(layout.pki), true);
+export function ensureControlPlaneCredentials(layout: DevLayout, endpoint: ApiserverEndpoint): ControlPlaneCredentials {
+  return controlPlaneCredentials(layout, endpoint, DevPki.ensure(layout.pki), true);
 }
 
 /**
  * The files {@link ensureControlPlaneCredentials} made, named without
  * checking or writing anything.
  */
-export function existingControlPlaneCredentials(layout: DevLayout, ports: DevPorts): ControlPlaneCredentials {
-  return controlPlaneCredentials(layout, ports, DevPki.existing(layout.pki), false);
+export function existingControlPlaneCredentials(layout: DevLayout, endpoint: ApiserverEndpoint): ControlPlaneCredentials {
+  return controlPlaneCredentials(layout, endpoint, DevPki.existing(layout.pki), false);
 }
 
-function controlPlaneCredentials(layout: DevLayout, ports: DevPorts, pki: DevPki, write: boolean): ControlPlaneCredentials {
+function controlPlaneCredentials(layout: DevLayout, endpoint: ApiserverEndpoint, pki: DevPki, write: boolean): ControlPlaneCredentials {
   const admin = pki.issueClientCert("palisade-dev-admin", ["system:masters"]);
-  if (write) writeKubeconfig(layout.adminKubeconfig, { server: apiserverUrl(ports), caCertFile: pki.caCertFile, client: admin, userName: admin.user });
-  const controllerManager = kubeconfigFor(layout, pki, ports, "kube-controller-manager", "system:kube-controller-manager", [], write);
-  const scheduler = kubeconfigFor(layout, pki, ports, "kube-scheduler", "system:kube-scheduler", [], write);
+  if (write) writeKubeconfig(layout.adminKubeconfig, { server: apiserverUrl(endpoint), caCertFile: pki.caCertFile, client: admin, userName: admin.user });
+  const controllerManager = kubeconfigFor(layout, pki, endpoint, "kube-controller-manager", "system:kube-controller-manager", [], write);
+  const scheduler = kubeconfigFor(layout, pki, endpoint, "kube-scheduler", "system:kube-scheduler", [], write);
   return {
     pki,
     etcdServer: pki.issueServingCert("etcd-server", { ...LOOPBACK, clientAuth: true }),
     etcdClient: pki.issueClientCert("kube-apiserver-etcd-client"),
     apiserver: pki.issueServingCert("kube-apiserver", {
       dnsNames: ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"],
-      ips: [...LOOPBACK.ips, ...KUBERNETES_SERVICE_IPS],
+      // The listening address too: node namespaces dial it.
+      ips: [...new Set([...LOOPBACK.ips, endpoint.apiserverAddress, ...KUBERNETES_SERVICE_IPS])],
     }),
     controllerManagerServing: pki.issueServingCert("kube-controller-manager", LOOPBACK),
     schedulerServing: pki.issueServingCert("kube-scheduler", LOOPBACK),

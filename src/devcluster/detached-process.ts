@@ -21,7 +21,18 @@ export interface DetachedProcessSpec {
   /** Appended to, never truncated, so a restart keeps the earlier run's output. */
   logFile: string;
   pidFile: string;
+  /**
+   * A named network namespace (under /var/run/netns) to run in, as a
+   * hostNetwork process runs on its node. Only the network namespace
+   * changes: `ip netns exec` would also remount /sys, hiding the bpffs at
+   * /sys/fs/bpf the agent pins into. nsenter execs the command, so the pid
+   * is still the command's.
+   */
+  netns?: string;
 }
+
+/** util-linux's nsenter, which enters namespaces and execs the command. */
+const NSENTER = "nsenter";
 
 const POLL_MS = 100;
 
@@ -68,13 +79,35 @@ function runsCommand(pid: number, command: string): boolean {
 export function startDetached(spec: DetachedProcessSpec): number {
   const log = openSync(spec.logFile, "a", 0o644);
   try {
-    const child = spawn(spec.command, spec.args, { detached: true, stdio: ["ignore", log, log] });
+    const [command, args] =
+      spec.netns === undefined ? [spec.command, spec.args] : [NSENTER, [`--net=/var/run/netns/${spec.netns}`, "--", spec.command, ...spec.args]];
+    const child = spawn(command, args, { detached: true, stdio: ["ignore", log, log] });
     if (child.pid === undefined) throw new DevClusterError(`Cannot start "${spec.name}": ${spec.command} did not start`);
     child.unref();
+    if (spec.netns !== undefined) awaitExec(child.pid, command);
     writeFileSync(spec.pidFile, `${child.pid}\n`);
     return child.pid;
   } finally {
     closeSync(log);
+  }
+}
+
+/**
+ * Blocks (up to 2 s) until `pid` no longer runs the launcher `launcher`: it
+ * exec'd the real command (or died), so {@link runningPid} answers right
+ * from the moment the pid file exists.
+ */
+function awaitExec(pid: number, launcher: string): void {
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (let i = 0; i < 400; i++) {
+    let exe: string;
+    try {
+      exe = readlinkSync(`/proc/${pid}/exe`);
+    } catch {
+      return;
+    }
+    if (!exe.endsWith(`/${launcher}`)) return;
+    Atomics.wait(pause, 0, 0, 5);
   }
 }
 

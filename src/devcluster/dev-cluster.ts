@@ -8,6 +8,7 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { repositoryRoot } from "../repository-root.ts";
 import { KubeClient } from "../k8s/client.ts";
@@ -16,18 +17,31 @@ import { resourcePath, Resources } from "../k8s/resource.ts";
 import { runningPid, startDetached, stopDetached } from "./detached-process.ts";
 import { removeNodeRuntimeSandboxes } from "./node-runtime/index.ts";
 import { binaryPaths, ensureBinaries, type ControlPlaneBinaries } from "./binaries.ts";
-import { readClusterState, writeClusterState, type ClusterState } from "./cluster-state.ts";
+import { LOOPBACK_ADDRESS, readClusterState, writeClusterState, type ClusterState } from "./cluster-state.ts";
 import { controlPlaneStatus, startControlPlane, stopControlPlane, type ComponentStatus } from "./control-plane.ts";
 import { apiserverUrl, ensureControlPlaneCredentials, existingControlPlaneCredentials, type ControlPlaneCredentials } from "./credentials.ts";
 import { DevClusterError } from "./errors.ts";
 import type { DevLayout } from "./layout.ts";
-import { listNodes, registerNodes, type DevNodeSpec, type NodeSummary } from "./nodes.ts";
+import {
+  BRIDGE_ADDRESSES,
+  CLUSTER_BRIDGE,
+  assertClusterNetworkOwner,
+  ensureClusterBridge,
+  ensureNodeNetworks,
+  nodeNamespaceIndexes,
+  nodeNetns,
+  removeClusterNetwork,
+  removeNodeNamespace,
+} from "./node-network.ts";
+import { NODE_NAME_PREFIX, devNodeSpec, listNodes, registerNodes, type DevNodeSpec, type NodeSummary } from "./nodes.ts";
 import { freePort, portsFromEnv, type DevPorts } from "./ports.ts";
 
 /** What `dev up` was asked for. */
 export interface DevUpOptions {
-  /** How many Nodes to register. */
-  /** How many Nodes; undefined keeps the count the cluster has (at least 1). */
+  /**
+   * How many Nodes; undefined keeps the count the cluster has (at least 1).
+   * 0 is a control plane alone: no Nodes and no cluster network, the API server on loopback.
+   */
   nodes: number | undefined;
   /**
    * Ports for a new cluster (e.g. from `freePorts()` in tests); default: from
@@ -44,6 +58,8 @@ export interface DevUpContext {
   readonly progress: (line: string) => void;
   binaries?: ControlPlaneBinaries;
   ports?: DevPorts;
+  /** Where the API server listens (see `ClusterState.apiserverAddress`). */
+  apiserverAddress?: string;
   credentials?: ControlPlaneCredentials;
   nodes?: DevNodeSpec[];
 }
@@ -76,7 +92,7 @@ export interface DevDownStep {
  * const ports = required(context, "ports");
  * ```
  */
-export function required<K extends "binaries" | "ports" | "credentials" | "nodes">(context: DevUpContext, field: K): NonNullable<DevUpContext[K]> {
+export function required<K extends "binaries" | "ports" | "apiserverAddress" | "credentials" | "nodes">(context: DevUpContext, field: K): NonNullable<DevUpContext[K]> {
   const value = context[field];
   if (value === undefined) throw new DevClusterError(`Cannot run this dev up step: no step before it set "${field}"`);
   return value as NonNullable<DevUpContext[K]>;
@@ -90,28 +106,63 @@ export const binariesStep: DevUpStep = {
   },
 };
 
+/** Whether the cluster listening on `apiserverAddress` has nodes, and so the cluster network. */
+function hasNodeNetwork(apiserverAddress: string): boolean {
+  return apiserverAddress === BRIDGE_ADDRESSES[0];
+}
+
 /**
  * Creates the dev folder and records its settings; a folder that has them
- * already keeps its ports (so `up` again finds the same cluster).
+ * already keeps its ports and API server address (so `up` again finds the
+ * same cluster). The address is the cluster bridge's when the cluster has
+ * nodes, loopback for a control plane alone (`nodes: 0`). A cluster with
+ * nodes needs the machine's cluster network: when another folder's cluster
+ * owns it, this fails before anything is written.
  */
 export const settingsStep: DevUpStep = {
   name: "settings",
   async run(context) {
     const { layout } = context;
-    for (const dir of [layout.dir, layout.logs, layout.run]) mkdirSync(dir, { recursive: true });
     const previous = readClusterState(layout);
-    if (previous) context.progress(`reusing the ports recorded in ${layout.stateFile}`);
+    const withNodes = context.options.nodes !== 0;
+    const apiserverAddress = previous?.apiserverAddress ?? (withNodes ? BRIDGE_ADDRESSES[0] : LOOPBACK_ADDRESS);
+    if (withNodes && !hasNodeNetwork(apiserverAddress)) {
+      throw new DevClusterError(
+        `Cannot bring up dev nodes in "${layout.dir}": its control plane was brought up without nodes and listens on ${apiserverAddress}, ` +
+          `which node namespaces cannot reach; take it down first (palisade dev down)`,
+      );
+    }
+    if (hasNodeNetwork(apiserverAddress)) assertClusterNetworkOwner(layout.dir);
+    for (const dir of [layout.dir, layout.logs, layout.run]) mkdirSync(dir, { recursive: true });
+    if (previous) context.progress(`reusing the ports and address recorded in ${layout.stateFile}`);
     const ports = previous?.ports ?? context.options.ports ?? (await portsFromEnv());
     context.ports = ports;
-    writeClusterState(layout, { ports, binariesDir: required(context, "binaries").dir });
+    context.apiserverAddress = apiserverAddress;
+    writeClusterState(layout, { ports, apiserverAddress, binariesDir: required(context, "binaries").dir });
   },
 };
+
+/**
+ * For a cluster with nodes: the host bridge that is the cluster network,
+ * with the address the API server listens on, owned by this dev folder.
+ */
+export const clusterNetworkStep: DevUpStep = {
+  name: "cluster network",
+  async run(context) {
+    if (!hasNodeNetwork(required(context, "apiserverAddress"))) return;
+    await ensureClusterBridge(context.layout.dir);
+  },
+};
+
+function endpoint(context: DevUpContext): { apiserverAddress: string; ports: DevPorts } {
+  return { apiserverAddress: required(context, "apiserverAddress"), ports: required(context, "ports") };
+}
 
 /** Issues or reuses the certificates and kubeconfigs. */
 export const credentialsStep: DevUpStep = {
   name: "certificates",
   async run(context) {
-    context.credentials = ensureControlPlaneCredentials(context.layout, required(context, "ports"));
+    context.credentials = ensureControlPlaneCredentials(context.layout, endpoint(context));
   },
 };
 
@@ -122,7 +173,7 @@ export const controlPlaneStep: DevUpStep = {
     await startControlPlane(
       {
         layout: context.layout,
-        ports: required(context, "ports"),
+        ...endpoint(context),
         binaries: required(context, "binaries"),
         credentials: required(context, "credentials"),
       },
@@ -137,7 +188,7 @@ export const nodesStep: DevUpStep = {
   async run(context) {
     const credentials = required(context, "credentials");
     const identity = { caCertFile: credentials.pki.caCertFile, client: credentials.admin };
-    context.nodes = await registerNodes(apiserverUrl(required(context, "ports")), identity, context.options.nodes);
+    context.nodes = await registerNodes(apiserverUrl(endpoint(context)), identity, context.options.nodes);
     context.progress(`nodes: ${context.nodes.map((node) => node.name).join(", ")}`);
   },
 };
@@ -168,22 +219,60 @@ function nodeRuntimeFiles(layout: DevLayout, node: string) {
   };
 }
 
-/** Starts, detached, the stand-in node runtime of every Node that has none running: it turns the Node's Pods into network namespaces. */
+/** The 1-based index of a dev node from its name (`palisade-node-<i>`). */
+function indexOf(node: string): number {
+  return Number(node.slice(NODE_NAME_PREFIX.length));
+}
+
+/**
+ * Starts, detached inside node `index`'s network namespace (as a kubelet
+ * runs on its node), the stand-in node runtime of that node unless one
+ * runs. Returns its pid and whether it was started now.
+ *
+ * @example
+ * ```ts
+ * startNodeRuntime(devLayout("/tmp/dev"), 1);
+ * ```
+ */
+export function startNodeRuntime(layout: DevLayout, index: number): { pid: number; started: boolean } {
+  const spec = devNodeSpec(index);
+  const files = nodeRuntimeFiles(layout, spec.name);
+  const running = runningPid(files.pidFile, process.execPath);
+  if (running !== undefined) return { pid: running, started: false };
+  const main = fileURLToPath(new URL("./node-runtime/main.js", import.meta.url));
+  const pid = startDetached({
+    name: files.name,
+    command: process.execPath,
+    args: [main, "--node-index", String(index), "--kubeconfig", layout.adminKubeconfig, "--state-dir", files.stateDir],
+    logFile: join(layout.logs, `node-runtime-${spec.name}.log`),
+    pidFile: files.pidFile,
+    netns: nodeNetns(spec),
+  });
+  return { pid, started: true };
+}
+
+/**
+ * Stops node `node`'s runtime and removes its pods' network namespaces
+ * (nothing happens for what is not there).
+ *
+ * @example
+ * ```ts
+ * await stopNodeRuntime(devLayout("/tmp/dev"), "palisade-node-1");
+ * ```
+ */
+export async function stopNodeRuntime(layout: DevLayout, node: string): Promise<void> {
+  const files = nodeRuntimeFiles(layout, node);
+  await stopDetached(files.name, files.pidFile, process.execPath);
+  await removeNodeRuntimeSandboxes(files.stateDir);
+  rmSync(files.stateDir, { recursive: true, force: true });
+}
+
+/** Starts, in its node's namespace, the stand-in node runtime of every Node that has none running: it turns the Node's Pods into network namespaces. */
 export const nodeRuntimesStep: DevUpStep = {
   name: "node runtimes",
   async run(context) {
-    const main = fileURLToPath(new URL("./node-runtime/main.js", import.meta.url));
-    for (const [i, node] of required(context, "nodes").entries()) {
-      const files = nodeRuntimeFiles(context.layout, node.name);
-      if (runningPid(files.pidFile, process.execPath) !== undefined) continue;
-      startDetached({
-        name: files.name,
-        command: process.execPath,
-        args: [main, "--node-index", String(i + 1), "--kubeconfig", context.layout.adminKubeconfig, "--state-dir", files.stateDir],
-        logFile: join(context.layout.logs, `node-runtime-${node.name}.log`),
-        pidFile: files.pidFile,
-      });
-      context.progress(`started the node runtime of ${node.name}`);
+    for (const node of required(context, "nodes")) {
+      if (startNodeRuntime(context.layout, indexOf(node.name)).started) context.progress(`started the node runtime of ${node.name} in network namespace ${nodeNetns(node)}`);
     }
   },
 };
@@ -241,7 +330,24 @@ export function devPinBase(env: NodeJS.ProcessEnv = process.env): string {
   return env.PALISADE_DEV_PIN_ROOT ?? "/sys/fs/bpf/palisade-dev";
 }
 
+/** The port of every dev agent's /healthz, /readyz and /metrics: each has its node's namespace to itself, as on a real node. */
+export const DEV_AGENT_METRICS_PORT = 9962;
+
+/**
+ * Where dev node `spec`'s agent serves /healthz, /readyz and /metrics: its
+ * node's IPv4 InternalIP, reachable from the host over the cluster bridge.
+ *
+ * @example
+ * ```ts
+ * agentMetricsUrl(devNodeSpec(2)); // "http://10.240.0.2:9962"
+ * ```
+ */
+export function agentMetricsUrl(spec: DevNodeSpec): string {
+  return `http://${spec.internalIPs[0]}:${DEV_AGENT_METRICS_PORT}`;
+}
+
 const AGENT_PREFIX = "agent-";
+const AGENT_START_TIMEOUT_MS = 60_000;
 
 function agentFiles(layout: DevLayout, node: string) {
   return {
@@ -253,30 +359,109 @@ function agentFiles(layout: DevLayout, node: string) {
   };
 }
 
-/** Starts, detached, the agent of every Node that has none running, each with its own pin root and a free metrics port. */
+async function agentHealthy(spec: DevNodeSpec): Promise<boolean> {
+  try {
+    return (await fetch(`${agentMetricsUrl(spec)}/healthz`, { signal: AbortSignal.timeout(2_000) })).status === 200;
+  } catch {
+    // Not listening yet.
+    return false;
+  }
+}
+
+async function waitAgentHealthy(layout: DevLayout, spec: DevNodeSpec): Promise<void> {
+  const files = agentFiles(layout, spec.name);
+  const deadline = Date.now() + AGENT_START_TIMEOUT_MS;
+  for (;;) {
+    if (runningPid(files.pidFile, process.execPath) === undefined) throw new DevClusterError(`Cannot start the agent of "${spec.name}": it exited; see ${files.logFile}`);
+    if (await agentHealthy(spec)) return;
+    if (Date.now() > deadline) {
+      throw new DevClusterError(`Cannot start the agent of "${spec.name}": ${agentMetricsUrl(spec)}/healthz not healthy after ${AGENT_START_TIMEOUT_MS / 1000} s; see ${files.logFile}`);
+    }
+    await sleep(100);
+  }
+}
+
+/**
+ * Starts, detached inside its node's network namespace (as a hostNetwork
+ * DaemonSet pod runs), the agent of every Node that has none running, each
+ * with its own pin root; waits until every agent answers /healthz on its node's address.
+ */
 export const agentsStep: DevUpStep = {
   name: "agents",
   async run(context) {
-    for (const node of required(context, "nodes")) {
+    const nodes = required(context, "nodes");
+    for (const node of nodes) {
       const files = agentFiles(context.layout, node.name);
       if (runningPid(files.pidFile, process.execPath) !== undefined) continue;
       const pinRoot = join(devPinBase(), node.name);
-      const port = await freePort();
       writeFileSync(files.pinRootFile, `${pinRoot}\n`);
       startDetached({
         name: files.name,
         command: process.execPath,
-        args: [cliMain(), "agent", "--node-name", node.name, "--kubeconfig", context.layout.adminKubeconfig, "--pin-root", pinRoot, "--metrics-port", String(port)],
+        args: [cliMain(), "agent", "--node-name", node.name, "--kubeconfig", context.layout.adminKubeconfig, "--pin-root", pinRoot, "--metrics-port", String(DEV_AGENT_METRICS_PORT)],
         logFile: files.logFile,
         pidFile: files.pidFile,
+        netns: nodeNetns(node),
       });
-      context.progress(`started the agent of ${node.name} (pins in ${pinRoot}, metrics on port ${port})`);
+      context.progress(`started the agent of ${node.name} in network namespace ${nodeNetns(node)} (pins in ${pinRoot}, metrics on ${agentMetricsUrl(node)})`);
     }
+    for (const node of nodes) await waitAgentHealthy(context.layout, node);
   },
 };
 
-/** The Kubernetes side of `dev up`: control plane, CRDs and Nodes — no pods run, no Palisade component. */
-export const CONTROL_PLANE_STEPS: readonly DevUpStep[] = [binariesStep, settingsStep, credentialsStep, controlPlaneStep, crdsStep, nodesStep];
+/** Stops node `node`'s agent and removes its pin root (and the pin base when that leaves it empty). */
+async function stopAgent(layout: DevLayout, node: string): Promise<boolean> {
+  const files = agentFiles(layout, node);
+  const stopped = await stopDetached(files.name, files.pidFile, process.execPath);
+  if (existsSync(files.pinRootFile)) {
+    const pinRoot = readFileSync(files.pinRootFile, "utf8").trim();
+    rmSync(pinRoot, { recursive: true, force: true });
+    const base = join(pinRoot, "..");
+    if (existsSync(base) && readdirSync(base).length === 0) rmdirSync(base);
+    rmSync(files.pinRootFile, { force: true });
+  }
+  return stopped;
+}
+
+/** The dev nodes this folder has an agent, a node runtime or (owning the cluster network) a namespace of. */
+function knownNodes(layout: DevLayout, ownsNetwork: boolean): string[] {
+  const names = new Set<string>();
+  if (existsSync(layout.run)) {
+    for (const file of readdirSync(layout.run)) {
+      if (file.startsWith(AGENT_PREFIX) && file.endsWith(".pid")) names.add(file.slice(AGENT_PREFIX.length, -".pid".length));
+    }
+  }
+  const runtimes = join(layout.dir, "node-runtime");
+  if (existsSync(runtimes)) for (const node of readdirSync(runtimes)) names.add(node);
+  if (ownsNetwork) for (const index of nodeNamespaceIndexes()) names.add(devNodeSpec(index).name);
+  return [...names].filter((name) => name.startsWith(NODE_NAME_PREFIX));
+}
+
+/**
+ * For a cluster with nodes: removes the nodes beyond the registered ones
+ * (their agent, node runtime, pods and namespace), then makes every
+ * registered node a network namespace on the cluster network with routes
+ * to every other node's pods, and the host's routes to all of them.
+ */
+export const nodeNetworkStep: DevUpStep = {
+  name: "node network",
+  async run(context) {
+    if (!hasNodeNetwork(required(context, "apiserverAddress"))) return;
+    const nodes = required(context, "nodes");
+    const wanted = new Set(nodes.map((node) => node.name));
+    for (const name of knownNodes(context.layout, true).filter((node) => !wanted.has(node))) {
+      await stopAgent(context.layout, name);
+      await stopNodeRuntime(context.layout, name);
+      removeNodeNamespace(indexOf(name));
+      context.progress(`removed node ${name}: its agent, node runtime, pods and network namespace`);
+    }
+    await ensureNodeNetworks(nodes);
+    context.progress(`network namespaces ${nodes.map(nodeNetns).join(", ")} on bridge ${CLUSTER_BRIDGE}`);
+  },
+};
+
+/** The Kubernetes side of `dev up`: control plane, CRDs, Nodes and their network namespaces — no pods run, no Palisade component. */
+export const CONTROL_PLANE_STEPS: readonly DevUpStep[] = [binariesStep, settingsStep, clusterNetworkStep, credentialsStep, controlPlaneStep, crdsStep, nodesStep, nodeNetworkStep];
 
 /** The steps of `dev up`, in order: the control plane, then node runtimes, the operator and the agents. */
 export const DEV_UP_STEPS: readonly DevUpStep[] = [...CONTROL_PLANE_STEPS, nodeRuntimesStep, systemNamespaceStep, operatorStep, agentsStep];
@@ -290,15 +475,7 @@ export const stopAgentsStep: DevDownStep = {
       .filter((file) => file.startsWith(AGENT_PREFIX) && file.endsWith(".pid"))
       .map((file) => file.slice(AGENT_PREFIX.length, -".pid".length));
     for (const node of nodes) {
-      const files = agentFiles(context.layout, node);
-      await stopDetached(files.name, files.pidFile, process.execPath);
-      if (existsSync(files.pinRootFile)) {
-        const pinRoot = readFileSync(files.pinRootFile, "utf8").trim();
-        rmSync(pinRoot, { recursive: true, force: true });
-        const base = join(pinRoot, "..");
-        if (existsSync(base) && readdirSync(base).length === 0) rmdirSync(base);
-        rmSync(files.pinRootFile, { force: true });
-      }
+      await stopAgent(context.layout, node);
       context.progress(`stopped the agent of ${node}`);
     }
   },
@@ -319,11 +496,7 @@ export const stopNodeRuntimesStep: DevDownStep = {
   async run(context) {
     const root = join(context.layout.dir, "node-runtime");
     if (!existsSync(root)) return;
-    for (const node of readdirSync(root)) {
-      const files = nodeRuntimeFiles(context.layout, node);
-      await stopDetached(files.name, files.pidFile, process.execPath);
-      await removeNodeRuntimeSandboxes(files.stateDir);
-    }
+    for (const node of readdirSync(root)) await stopNodeRuntime(context.layout, node);
     rmSync(root, { recursive: true, force: true });
     context.progress("node runtimes stopped, pod namespaces removed");
   },
@@ -336,6 +509,18 @@ export const stopControlPlaneStep: DevDownStep = {
     if (!context.state) return;
     const stopped = await stopControlPlane(context.layout, binaryPaths(context.state.binariesDir));
     context.progress(stopped.length > 0 ? `stopped ${stopped.join(", ")}` : "no control plane process was running");
+  },
+};
+
+/**
+ * Removes the node namespaces, their uplinks, the bridge and the host's
+ * routes, if this folder's cluster owns them (even when its state is gone);
+ * another folder's network is left alone.
+ */
+export const removeNetworkStep: DevDownStep = {
+  name: "remove network",
+  async run(context) {
+    if (removeClusterNetwork(context.layout.dir)) context.progress(`removed bridge ${CLUSTER_BRIDGE} and the node network namespaces`);
   },
 };
 
@@ -357,7 +542,7 @@ export const removeStateStep: DevDownStep = {
 };
 
 /** The steps of `dev down`, in order. */
-export const DEV_DOWN_STEPS: readonly DevDownStep[] = [stopAgentsStep, stopOperatorStep, stopNodeRuntimesStep, stopControlPlaneStep, removeStateStep];
+export const DEV_DOWN_STEPS: readonly DevDownStep[] = [stopAgentsStep, stopOperatorStep, stopNodeRuntimesStep, stopControlPlaneStep, removeNetworkStep, removeStateStep];
 
 /** What `dev up` leaves for its caller. */
 export interface DevUpResult {
@@ -399,7 +584,7 @@ export async function devUp(
   return {
     adminKubeconfig: layout.adminKubeconfig,
     binariesDir: required(context, "binaries").dir,
-    apiserver: apiserverUrl(required(context, "ports")),
+    apiserver: apiserverUrl(endpoint(context)),
     nodes: context.nodes ?? [],
   };
 }
@@ -418,6 +603,20 @@ export async function devDown(layout: DevLayout, progress: (line: string) => voi
   for (const step of steps) await runStep(step, context, progress);
 }
 
+/** A Node as `dev status` shows it: the API's view, and what runs for it on this machine. */
+export interface DevNodeStatus extends NodeSummary {
+  /** The node's network namespace, when it exists. */
+  netns?: string;
+  /** The node runtime's pid, when it runs. */
+  runtimePid?: number;
+  /** The agent's pid, when it runs. */
+  agentPid?: number;
+  /** Where the agent serves /healthz and /metrics; undefined when this folder never started one. */
+  agentUrl?: string;
+  /** Whether the agent answers /healthz there. */
+  agentHealthy: boolean;
+}
+
 /** What `dev status` reports. */
 export interface DevStatus {
   dir: string;
@@ -425,11 +624,32 @@ export interface DevStatus {
   apiserver?: string;
   components: ComponentStatus[];
   /** The cluster's Nodes, or why they could not be listed. */
-  nodes: NodeSummary[] | { error: string };
+  nodes: DevNodeStatus[] | { error: string };
+}
+
+async function nodeStatus(layout: DevLayout, node: NodeSummary): Promise<DevNodeStatus> {
+  const status: DevNodeStatus = { ...node, agentHealthy: false };
+  const index = indexOf(node.name);
+  if (!node.name.startsWith(NODE_NAME_PREFIX) || !Number.isInteger(index)) return status;
+  const spec = devNodeSpec(index);
+  if (nodeNamespaceIndexes().includes(index)) status.netns = nodeNetns(spec);
+  const runtimePid = runningPid(nodeRuntimeFiles(layout, node.name).pidFile, process.execPath);
+  if (runtimePid !== undefined) status.runtimePid = runtimePid;
+  const agent = agentFiles(layout, node.name);
+  if (existsSync(agent.pinRootFile)) {
+    status.agentUrl = agentMetricsUrl(spec);
+    const agentPid = runningPid(agent.pidFile, process.execPath);
+    if (agentPid !== undefined) {
+      status.agentPid = agentPid;
+      status.agentHealthy = await agentHealthy(spec);
+    }
+  }
+  return status;
 }
 
 /**
- * The processes, their health, and the Nodes of the dev cluster in `layout`.
+ * The processes, their health, and the Nodes of the dev cluster in
+ * `layout`, each with its network namespace, node runtime and agent.
  *
  * @example
  * ```ts
@@ -439,12 +659,13 @@ export interface DevStatus {
 export async function devStatus(layout: DevLayout): Promise<DevStatus> {
   const state = readClusterState(layout);
   if (!state) return { dir: layout.dir, components: [], nodes: [] };
-  const credentials = existingControlPlaneCredentials(layout, state.ports);
-  const components = await controlPlaneStatus({ layout, ports: state.ports, binaries: binaryPaths(state.binariesDir), credentials });
-  const apiserver = apiserverUrl(state.ports);
+  const credentials = existingControlPlaneCredentials(layout, state);
+  const components = await controlPlaneStatus({ layout, ...state, binaries: binaryPaths(state.binariesDir), credentials });
+  const apiserver = apiserverUrl(state);
   let nodes: DevStatus["nodes"];
   try {
-    nodes = await listNodes(apiserver, { caCertFile: credentials.pki.caCertFile, client: credentials.admin });
+    const listed = await listNodes(apiserver, { caCertFile: credentials.pki.caCertFile, client: credentials.admin });
+    nodes = await Promise.all(listed.map((node) => nodeStatus(layout, node)));
   } catch (error) {
     nodes = { error: (error as Error).message };
   }

@@ -6,7 +6,7 @@
  * @module
  */
 export { binariesIn, binaryPaths, ensureBinaries, type ControlPlaneBinaries } from "./binaries.ts";
-export { readClusterState, type ClusterState } from "./cluster-state.ts";
+export { LOOPBACK_ADDRESS, readClusterState, type ClusterState } from "./cluster-state.ts";
 export {
   COMPONENT_NAMES,
   CONTROLLERS,
@@ -24,6 +24,7 @@ export {
   KUBERNETES_SERVICE_IPS,
   apiserverUrl,
   ensureControlPlaneCredentials,
+  type ApiserverEndpoint,
   existingControlPlaneCredentials,
   issueKubeconfig,
   type ControlPlaneCredentials,
@@ -31,10 +32,14 @@ export {
 } from "./credentials.ts";
 export { runningPid, startDetached, stopDetached, type DetachedProcessSpec } from "./detached-process.ts";
 export {
+  DEV_AGENT_METRICS_PORT,
   DEV_DOWN_STEPS,
   CONTROL_PLANE_STEPS,
   DEV_UP_STEPS,
+  agentMetricsUrl,
+  agentsStep,
   binariesStep,
+  clusterNetworkStep,
   controlPlaneStep,
   crdsStep,
   credentialsStep,
@@ -42,14 +47,19 @@ export {
   devStatus,
   devUp,
   nodesStep,
+  nodeNetworkStep,
   nodeRuntimesStep,
+  removeNetworkStep,
   removeStateStep,
+  startNodeRuntime,
+  stopNodeRuntime,
   stopNodeRuntimesStep,
   required,
   settingsStep,
   stopControlPlaneStep,
   type DevDownContext,
   type DevDownStep,
+  type DevNodeStatus,
   type DevStatus,
   type DevUpContext,
   type DevUpOptions,
@@ -60,6 +70,17 @@ export { DevClusterError } from "./errors.ts";
 export { httpsRequest, type HttpsRequestOptions, type HttpsResponse, type TlsIdentity } from "./https-client.ts";
 export { DEV_CONTEXT, kubeconfigYaml, writeKubeconfig, type KubeconfigSpec } from "./kubeconfig.ts";
 export { DEFAULT_DEV_DIR, devDirFromEnv, devLayout, type DevLayout } from "./layout.ts";
+export {
+  BRIDGE_ADDRESSES,
+  CLUSTER_BRIDGE,
+  NODE_UPLINK,
+  clusterNetworkOwner,
+  hostRoutes,
+  nodeNetns,
+  nodeRoutes,
+  uplinkName,
+  type GatewayRoute,
+} from "./node-network.ts";
 export { MAX_NODES, NODE_NAME_PREFIX, devNodeSpec, listNodes, registerNodes, type DevNodeSpec, type NodeSummary } from "./nodes.ts";
 export { DevPki, type CertificateFiles, type ClientCredentials, type ServingNames } from "./pki.ts";
 export { PORT_SETTINGS, freePort, freePorts, portsFromEnv, type DevPorts } from "./ports.ts";

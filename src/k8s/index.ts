@@ -16,6 +16,7 @@ export * from "./informer.ts";
 export * from "./leader-election.ts";
 export * from "./logger.ts";
 export * from "./probe-server.ts";
+export * from "./prometheus.ts";
 export * from "./resource.ts";
 export * from "./status.ts";
 export * from "./workqueue.ts";

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { renderPrometheus } from "../k8s/prometheus.ts";
 
 /** Outcome of one reconcile, the `result` label of `palisade_operator_reconciles_total`. */
 export type ReconcileResult = "success" | "error";
@@ -38,16 +39,16 @@ export class OperatorMetrics {
     this.#leader = leader;
   }
 
-  /** The metrics in the Prometheus text format (version 0.0.4). */
+  /** The metrics in the Prometheus text format. */
   render(): string {
-    return [
-      "# HELP palisade_operator_reconciles_total Policy reconciles by result.",
-      "# TYPE palisade_operator_reconciles_total counter",
-      ...(["success", "error"] as const).map((result) => `palisade_operator_reconciles_total{result="${result}"} ${this.#reconciles[result]}`),
-      "# HELP palisade_operator_is_leader 1 while this replica holds the leader-election lease, else 0.",
-      "# TYPE palisade_operator_is_leader gauge",
-      `palisade_operator_is_leader ${this.#leader ? 1 : 0}`,
-      "",
-    ].join("\n");
+    return renderPrometheus([
+      {
+        name: "palisade_operator_reconciles_total",
+        type: "counter",
+        help: "Policy reconciles by result.",
+        samples: (["success", "error"] as const).map((result) => ({ labels: { result }, value: this.#reconciles[result] })),
+      },
+      { name: "palisade_operator_is_leader", type: "gauge", help: "1 while this replica holds the leader-election lease, else 0.", samples: [{ value: this.#leader ? 1 : 0 }] },
+    ]);
   }
 }

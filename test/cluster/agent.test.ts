@@ -28,6 +28,7 @@ const podServerJs = fileURLToPath(new URL("../../src/devcluster/node-runtime/pod
 const PREFIX = `pl-ag-${randomBytes(3).toString("hex")}`;
 const NODE = `${PREFIX}-node`;
 const NS = PREFIX;
+const OTHER_NS = `${PREFIX}-other`;
 const SUBNET = 100 + (randomBytes(1)[0] ?? 0) % 100;
 const DENY_TIMEOUT_MS = 1_000;
 
@@ -77,6 +78,53 @@ async function relabel(name: string, labels: Record<string, string>): Promise<vo
   await reported(`pods caught up with ${NS}/${name} at ${rv}`, (r) => Number(r.podResourceVersion) >= rv);
 }
 
+/** A pod `name` in namespace `namespace`: a network namespace on the node plus a Running Pod object bound to it. */
+async function addPod(namespace: string, name: string, index: number, labels: Record<string, string>): Promise<NetnsPod> {
+  assert.ok(node);
+  const netns = node.addPod(`10.${SUBNET}.77.${index}`, `fd00:${SUBNET}:77::${index}`);
+  pods.set(name, netns);
+  // The namespace's default ServiceAccount, which admission requires, appears shortly after the namespace.
+  await waitFor(`pod ${name} created`, () =>
+    create(resourcePath(Resources.pods, { namespace }), {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name, namespace, labels },
+      spec: { nodeName: NODE, containers: [{ name: "main", image: "none", ports: [{ name: "http", containerPort: 80 }] }] },
+    }),
+  );
+  const pod = await client.request<{ metadata: { resourceVersion: string } }>("PATCH", resourcePath(Resources.pods, { namespace, name, subresource: "status" }), {
+    body: { status: { phase: "Running", podIP: netns.ipv4, podIPs: [{ ip: netns.ipv4 }, { ip: netns.ipv6 }] } },
+    contentType: PatchType.merge,
+  });
+  if (agent) {
+    const rv = Number(pod.metadata.resourceVersion);
+    await reported(`pods caught up with ${namespace}/${name} at ${rv}`, (r) => Number(r.podResourceVersion) >= rv);
+  }
+  return netns;
+}
+
+/** Starts the pod server (TCP and UDP port 80) in pod `name`. */
+async function startServer(name: string): Promise<void> {
+  assert.ok(node);
+  const server = node.spawnIn(pods.get(name) as NetnsPod, process.execPath, [podServerJs, "80/TCP", "80/UDP"]);
+  await new Promise<void>((resolve, reject) => {
+    server.stdout?.on("data", (chunk: Buffer) => {
+      if (chunk.toString().includes("ready")) resolve();
+    });
+    server.once("exit", (code) => reject(new Error(`Cannot start the pod server in ${name}: it exited with ${code}`)));
+  });
+}
+
+/** Sets namespace `name`'s labels and waits until the agent applied the change. */
+async function relabelNamespace(name: string, labels: Record<string, string | null>): Promise<void> {
+  const ns = await client.request<{ metadata: { resourceVersion: string } }>("PATCH", resourcePath(Resources.namespaces, { name }), {
+    body: { metadata: { labels } },
+    contentType: PatchType.merge,
+  });
+  const rv = Number(ns.metadata.resourceVersion);
+  await reported(`namespaces caught up with ${name} at ${rv}`, (r) => Number(r.namespaceResourceVersion) >= rv);
+}
+
 function denyAllButAllowed(name: string): unknown {
   return {
     apiVersion: "networking.k8s.io/v1",
@@ -90,7 +138,7 @@ describe("node agent on a real control plane and kernel", { timeout: 600_000 }, 
   before(async () => {
     cp = await startTestControlPlane("agent");
     client = cp.client;
-    for (const name of [REPORT_NAMESPACE, NS]) {
+    for (const name of [REPORT_NAMESPACE, NS, OTHER_NS]) {
       try {
         await create(resourcePath(Resources.namespaces), { apiVersion: "v1", kind: "Namespace", metadata: { name } });
       } catch (e) {
@@ -100,30 +148,9 @@ describe("node agent on a real control plane and kernel", { timeout: 600_000 }, 
     // The pod garbage collector deletes pods bound to a Node that does not exist.
     await create(resourcePath(Resources.nodes), { apiVersion: "v1", kind: "Node", metadata: { name: NODE } });
     node = new NetnsNode();
-    for (const [index, name, labels] of [[2, "a", { app: "web" }], [3, "b", { role: "client" }]] as const) {
-      const netns = node.addPod(`10.${SUBNET}.77.${index}`, `fd00:${SUBNET}:77::${index}`);
-      pods.set(name, netns);
-      // The namespace's default ServiceAccount, which admission requires, appears shortly after the namespace.
-      await waitFor(`pod ${name} created`, () =>
-        create(resourcePath(Resources.pods, { namespace: NS }), {
-          apiVersion: "v1",
-          kind: "Pod",
-          metadata: { name, namespace: NS, labels },
-          spec: { nodeName: NODE, containers: [{ name: "main", image: "none", ports: [{ name: "http", containerPort: 80 }] }] },
-        }),
-      );
-      await client.request("PATCH", resourcePath(Resources.pods, { namespace: NS, name, subresource: "status" }), {
-        body: { status: { phase: "Running", podIP: netns.ipv4, podIPs: [{ ip: netns.ipv4 }, { ip: netns.ipv6 }] } },
-        contentType: PatchType.merge,
-      });
-    }
-    const server = node.spawnIn(pods.get("a") as NetnsPod, process.execPath, [podServerJs, "80/TCP", "80/UDP"]);
-    await new Promise<void>((resolve, reject) => {
-      server.stdout?.on("data", (chunk: Buffer) => {
-        if (chunk.toString().includes("ready")) resolve();
-      });
-      server.once("exit", (code) => reject(new Error(`Cannot start the echo server: it exited with ${code}`)));
-    });
+    await addPod(NS, "a", 2, { app: "web" });
+    await addPod(NS, "b", 3, { role: "client" });
+    await startServer("a");
     agent = await Agent.start({
       nodeName: NODE,
       client,
@@ -212,10 +239,44 @@ describe("node agent on a real control plane and kernel", { timeout: 600_000 }, 
     assert.ok(reachable("b", "a"));
   });
 
+  it("follows a namespace's labels in and out of a namespaceSelector", async () => {
+    await addPod(OTHER_NS, "c", 4, { role: "client" });
+    const created = await create(resourcePath(Resources.networkPolicies, { namespace: NS }), {
+      apiVersion: "networking.k8s.io/v1",
+      kind: "NetworkPolicy",
+      metadata: { name: "trusted-namespaces", namespace: NS },
+      spec: { podSelector: { matchLabels: { app: "web" } }, ingress: [{ from: [{ namespaceSelector: { matchLabels: { team: "trusted" } } }] }] },
+    });
+    await reported("trusted-namespaces applied", (r) => enforces(r, "NetworkPolicy", "trusted-namespaces", created.metadata.generation ?? 0));
+    assert.ok(!reachable("c", "a"), "the other namespace is not trusted yet");
+    await relabelNamespace(OTHER_NS, { team: "trusted" });
+    assert.ok(reachable("c", "a"), "the other namespace is trusted now");
+    assert.ok(!reachable("b", "a"), "a's own namespace is still not trusted");
+    await relabelNamespace(OTHER_NS, { team: null });
+    assert.ok(!reachable("c", "a"), "the other namespace lost its label");
+    await client.request("DELETE", resourcePath(Resources.networkPolicies, { namespace: NS, name: "trusted-namespaces" }));
+    await reported("trusted-namespaces gone", (r) => r.policies.length === 0);
+  });
+
+  it("isolates a pod created after the policy that selects it", async () => {
+    const created = await create(resourcePath(Resources.networkPolicies, { namespace: NS }), denyAllButAllowed("only-allowed-later"));
+    await reported("only-allowed-later applied", (r) => enforces(r, "NetworkPolicy", "only-allowed-later", created.metadata.generation ?? 0));
+    await addPod(NS, "d", 5, { app: "web", role: "late" });
+    await startServer("d");
+    await reported("the new pod attached", (r) => r.endpoints === pods.size);
+    assert.ok(!reachable("b", "d"), "the new pod is isolated by the existing policy");
+    await relabel("b", { role: "allowed" });
+    assert.ok(reachable("b", "d"), "the policy's peer reaches the new pod");
+    await relabel("b", { role: "client" });
+    await client.request("DELETE", resourcePath(Resources.networkPolicies, { namespace: NS, name: "only-allowed-later" }));
+    await reported("only-allowed-later gone", (r) => r.policies.length === 0);
+    assert.ok(reachable("b", "d"));
+  });
+
   it("detaches from a pod when its object is deleted", async () => {
     const b = pods.get("b") as NetnsPod;
     await client.request("DELETE", resourcePath(Resources.pods, { namespace: NS, name: "b" }), { query: { gracePeriodSeconds: 0 } });
-    await reported("one endpoint", (r) => r.endpoints === 1);
+    await reported("one endpoint fewer", (r) => r.endpoints === pods.size - 1);
     assert.ok(!(agent?.datapath.attachedInterfaces() ?? []).includes(b.ifindex));
   });
 });

@@ -1,25 +1,34 @@
 /**
  * The dev cluster end to end: `palisade dev up` in a temporary dev folder on
- * free ports (so it never meets a user's cluster), kubectl with the admin
- * kubeconfig, RBAC refusing an unprivileged user, `dev up` again finding
- * everything in place, `dev status`, and `dev down` leaving no process and
- * no state. Needs root and the cached control plane binaries.
+ * free ports, kubectl with the admin kubeconfig (from the host and from a
+ * node's namespace), each node a network namespace on the cluster bridge
+ * with its node runtime and agent inside, RBAC refusing an unprivileged user,
+ * a second folder refused the machine's cluster network, `dev up` again
+ * finding everything in place and adding or removing nodes with their
+ * routes, `dev status`, and `dev down` (twice) leaving no process, network
+ * or state. Needs root and the cached control plane binaries; only one dev
+ * cluster with nodes runs per machine, so no other may be up.
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
 import {
+  BRIDGE_ADDRESSES,
+  CLUSTER_BRIDGE,
   COMPONENT_NAMES,
   DevPki,
   PORT_SETTINGS,
+  apiserverUrl,
   binariesIn,
   binaryPaths,
+  clusterNetworkOwner,
   devLayout,
+  devNodeSpec,
   httpsRequest,
   issueKubeconfig,
   readClusterState,
@@ -68,6 +77,58 @@ function pids(): Map<string, number> {
   return found;
 }
 
+/** `ip -j ARGS` in the host namespace, or in `netns`. */
+function ipJson<T>(netns: string | undefined, ...args: string[]): T {
+  return JSON.parse(execFileSync("ip", [...(netns ? ["-n", netns] : []), "-j", ...args], { encoding: "utf8" })) as T;
+}
+
+/** `dst via gateway` of every route through a gateway on `device` (IPv4 and IPv6), sorted. */
+function gatewayRoutes(netns: string | undefined, device: string): string[] {
+  return ["-4", "-6"]
+    .flatMap((family) => ipJson<{ dst: string; gateway?: string }[]>(netns, family, "route", "show", "dev", device))
+    .filter((route) => route.gateway !== undefined)
+    .map((route) => `${route.dst} via ${route.gateway}`)
+    .sort();
+}
+
+function nodeNamespaces(): string[] {
+  return existsSync("/var/run/netns") ? readdirSync("/var/run/netns").filter((name) => /^palisade-node-\d+$/.test(name)).sort() : [];
+}
+
+/** Whether `pid` runs in the named network namespace `netns`. */
+function runsIn(pid: number, netns: string): boolean {
+  return statSync(`/proc/${pid}/ns/net`).ino === statSync(`/var/run/netns/${netns}`).ino;
+}
+
+function nodePids(kind: "agent" | "node-runtime", node: string): number {
+  return Number(readFileSync(join(layout.run, `${kind}-${node}.pid`), "utf8").trim());
+}
+
+/** Checks what a dev cluster of `count` nodes has on the network. */
+function assertNodeNetwork(count: number): void {
+  const nodes = Array.from({ length: count }, (_, i) => devNodeSpec(i + 1));
+  assert.deepEqual(nodeNamespaces(), nodes.map((n) => n.name).sort());
+  const podRoutes = (specs: typeof nodes) => specs.flatMap((n) => n.podCIDRs.map((cidr, f) => `${cidr} via ${n.internalIPs[f]}`)).sort();
+  assert.deepEqual(gatewayRoutes(undefined, CLUSTER_BRIDGE), podRoutes(nodes), "the host routes every node's pods via the node");
+  for (const node of nodes) {
+    const addresses = ipJson<{ addr_info: { local: string; scope: string; tentative?: boolean }[] }[]>(node.name, "addr", "show", "dev", "eth0")[0]?.addr_info ?? [];
+    const global = addresses.filter((a) => a.scope === "global");
+    assert.deepEqual(global.map((a) => a.local), node.internalIPs, `${node.name}'s eth0 holds its InternalIPs`);
+    assert.ok(addresses.every((a) => a.tentative !== true), `no tentative address on ${node.name}'s eth0`);
+    assert.deepEqual(gatewayRoutes(node.name, "eth0"), [
+      ...podRoutes(nodes.filter((other) => other.name !== node.name)),
+      `default via ${BRIDGE_ADDRESSES[0]}`,
+      `default via ${BRIDGE_ADDRESSES[1]}`,
+    ].sort(), `${node.name} routes the other nodes' pods via them`);
+    for (const key of ["net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"]) {
+      assert.equal(execFileSync("ip", ["netns", "exec", node.name, "sysctl", "-n", key], { encoding: "utf8" }).trim(), "1", `${key} in ${node.name}`);
+    }
+    for (const kind of ["agent", "node-runtime"] as const) {
+      assert.ok(runsIn(nodePids(kind, node.name), node.name), `the ${kind} of ${node.name} runs in its namespace`);
+    }
+  }
+}
+
 function alive(pid: number): boolean {
   try {
     // A zombie still answers kill(0); it has no executable any more.
@@ -90,7 +151,8 @@ describe("palisade dev", { timeout: 600_000 }, () => {
   });
 
   after(async () => {
-    // Whatever the tests did or failed to do: nothing of this cluster survives.
+    // Whatever the tests did or failed to do: nothing of this cluster survives (down is safe to repeat).
+    dev("down");
     const state = existsSync(layout.stateFile) ? readClusterState(layout) : undefined;
     if (state) await stopControlPlane(layout, binaryPaths(state.binariesDir));
     for (const pid of seenPids) {
@@ -101,6 +163,24 @@ describe("palisade dev", { timeout: 600_000 }, () => {
 
   test("up prints only the shell exports, naming the admin kubeconfig and the binaries", () => {
     assert.equal(upStdout, `export KUBECONFIG=${layout.adminKubeconfig}\nexport PATH=${binaries.dir}:$PATH\n`);
+  });
+
+  test("the API server listens on the bridge address, which every kubeconfig names; it answers from the host and from a node", () => {
+    const state = readClusterState(layout);
+    assert.ok(state);
+    assert.equal(state.apiserverAddress, BRIDGE_ADDRESSES[0]);
+    const server = `https://${BRIDGE_ADDRESSES[0]}:${state.ports.apiserver}`;
+    for (const file of [layout.adminKubeconfig, ...readdirSync(layout.kubeconfigs).map((f) => join(layout.kubeconfigs, f))]) {
+      assert.match(readFileSync(file, "utf8"), new RegExp(`server: ${server.replace(/\./g, "\\.")}\n`), file);
+    }
+    const fromNode = spawnSync("ip", ["netns", "exec", "palisade-node-2", binaries.kubectl, "--kubeconfig", layout.adminKubeconfig, "get", "nodes", "-o", "name"], { encoding: "utf8" });
+    assert.equal(fromNode.status, 0, fromNode.stderr);
+    assert.equal(fromNode.stdout, "node/palisade-node-1\nnode/palisade-node-2\n");
+  });
+
+  test("each node is a network namespace on the bridge with its InternalIPs, forwarding, routes to the others, and its runtime and agent inside", () => {
+    assert.equal(clusterNetworkOwner(), dir);
+    assertNodeNetwork(2);
   });
 
   test("kubectl with the admin kubeconfig lists the registered nodes, Ready, with their pod CIDRs", () => {
@@ -119,22 +199,44 @@ describe("palisade dev", { timeout: 600_000 }, () => {
     const state = readClusterState(layout);
     assert.ok(state);
     const pki = DevPki.ensure(layout.pki);
-    const { path, client } = issueKubeconfig(layout, pki, state.ports, "pl-test-nobody", "pl-test-nobody", ["pl-test-group"]);
+    const { path, client } = issueKubeconfig(layout, pki, state, "pl-test-nobody", "pl-test-nobody", ["pl-test-group"]);
     const denied = kubectl(path, "get", "secrets", "-n", "kube-system");
     assert.notEqual(denied.status, 0);
     assert.match(denied.stderr, /Forbidden.*User "pl-test-nobody" cannot list resource "secrets"/s);
-    const url = `https://127.0.0.1:${state.ports.apiserver}/api/v1/namespaces/kube-system/secrets`;
+    const url = `${apiserverUrl(state)}/api/v1/namespaces/kube-system/secrets`;
     assert.equal((await httpsRequest(url, { caCertFile: pki.caCertFile, client })).status, 403);
     assert.equal((await httpsRequest(url, { caCertFile: pki.caCertFile })).status, 403, "anonymous");
     assert.equal(kubectl(layout.adminKubeconfig, "get", "secrets", "-n", "kube-system").status, 0, "the admin may");
   });
 
-  test("up again keeps the running processes and ports, and reconciles the node count", () => {
+  test("another dev folder may not bring up nodes while this cluster owns the network, and changes nothing", () => {
+    const other = join(dir, "..", "other");
+    const routes = gatewayRoutes(undefined, CLUSTER_BRIDGE);
+    const result = spawnSync(process.execPath, ["--input-type=module", "-e", `import { runDev } from ${JSON.stringify(devCli)}; process.exitCode = await runDev(["up", "--nodes", "1"]);`], {
+      env: { ...env, PALISADE_DEV_DIR: other },
+      encoding: "utf8",
+      timeout: 60_000,
+    });
+    assert.equal(result.status, 1);
+    assert.match(result.stderr, new RegExp(`bridge "palisade0" belongs to the dev cluster in "${dir}", and only one dev cluster with nodes runs per machine`));
+    assert.ok(!existsSync(other), "nothing was written for the refused folder");
+    assert.equal(clusterNetworkOwner(), dir);
+    assert.deepEqual(gatewayRoutes(undefined, CLUSTER_BRIDGE), routes);
+  });
+
+  test("up again keeps the running processes and ports, and adds or removes nodes with their namespaces and routes", () => {
     const before = pids();
+    const agent1 = nodePids("agent", "palisade-node-1");
     const kubeconfig = readFileSync(layout.adminKubeconfig, "utf8");
-    const again = dev("up", "--nodes", "1");
-    assert.equal(again.status, 0, again.stderr);
+    const three = dev("up", "--nodes", "3");
+    assert.equal(three.status, 0, three.stderr);
+    assertNodeNetwork(3);
+    const one = dev("up", "--nodes", "1");
+    assert.equal(one.status, 0, one.stderr);
+    assertNodeNetwork(1);
+    assert.ok(!existsSync(join(layout.run, "agent-palisade-node-2.pid")), "the removed nodes' agents are stopped");
     assert.deepEqual(pids(), before);
+    assert.equal(nodePids("agent", "palisade-node-1"), agent1, "node 1's agent kept running");
     assert.equal(readFileSync(layout.adminKubeconfig, "utf8"), kubeconfig);
     const nodes = kubectl(layout.adminKubeconfig, "get", "nodes", "-o", "name");
     assert.equal(nodes.stdout.trim(), "node/palisade-node-1");
@@ -146,7 +248,12 @@ describe("palisade dev", { timeout: 600_000 }, () => {
     for (const [name, pid] of pids()) {
       assert.match(status.stdout, new RegExp(`^${name}\\s+running\\s+${pid}\\s+yes$`, "m"));
     }
-    assert.match(status.stdout, /^palisade-node-1\s+True\s+10\.240\.0\.1,fd00:10:240::1\s+10\.244\.1\.0\/24,fd00:10:244:1::\/64$/m);
+    const agent = nodePids("agent", "palisade-node-1");
+    const runtime = nodePids("node-runtime", "palisade-node-1");
+    assert.match(
+      status.stdout,
+      new RegExp(`^palisade-node-1\\s+True\\s+10\\.240\\.0\\.1,fd00:10:240::1\\s+10\\.244\\.1\\.0/24,fd00:10:244:1::/64\\s+palisade-node-1\\s+pid ${runtime}\\s+pid ${agent} healthy http://10\\.240\\.0\\.1:9962$`, "m"),
+    );
   });
 
   test("status reports a stopped component as unhealthy", async () => {
@@ -162,13 +269,18 @@ describe("palisade dev", { timeout: 600_000 }, () => {
     assert.equal(dev("status").status, 0);
   });
 
-  test("down stops every process and removes all state; status then finds no cluster", () => {
-    const running = [...pids().values()];
-    assert.equal(running.length, COMPONENT_NAMES.length);
+  test("down stops every process and removes the network and all state, twice over; status then finds no cluster", () => {
+    const running = [...pids().values(), nodePids("agent", "palisade-node-1"), nodePids("node-runtime", "palisade-node-1")];
+    assert.equal(running.length, COMPONENT_NAMES.length + 2);
     const down = dev("down");
     assert.equal(down.status, 0, down.stderr);
     for (const pid of running) assert.ok(!alive(pid), `pid ${pid} still runs`);
     assert.ok(!existsSync(dir), `${dir} still exists`);
+    assert.equal(clusterNetworkOwner(), undefined, "the bridge is gone");
+    assert.deepEqual(nodeNamespaces(), []);
+    assert.equal(spawnSync("ip", ["link", "show", "dev", "pl-node1"]).status, 1, "the uplink is gone");
+    const again = dev("down");
+    assert.equal(again.status, 0, again.stderr);
     assert.ok(existsSync(binaries.kubectl), "the binary cache stays");
     const status = dev("status");
     assert.equal(status.status, 1);

@@ -1,35 +1,42 @@
 /**
- * The stand-in node runtime against a real dev cluster: a Pod bound to
- * palisade-node-1 becomes a network namespace wired by Debian's ptp and
- * host-local plugins, Running with an IPv4 and an IPv6 address, echoing TCP
- * and UDP on its declared ports (from the host and from another pod); its
- * deletion removes the namespace, the IPAM leases and the Pod object; a
- * restarted runtime adopts live sandboxes and removes orphaned ones. Needs
- * root and the cached control plane binaries.
+ * The stand-in node runtime against a real dev cluster, running as `dev up`
+ * runs it: detached, inside palisade-node-1's network namespace. A Pod bound
+ * to that node becomes a network namespace wired by Debian's ptp and
+ * host-local plugins (its host-side veth in the node's namespace, not the
+ * host's), Running with an IPv4 and an IPv6 address, echoing TCP and UDP and
+ * answering SCTP INITs on its declared ports (from the host, through the node, and from another
+ * pod); its deletion removes the namespace, the IPAM leases and the Pod
+ * object; a restarted runtime adopts live sandboxes and removes orphaned
+ * ones. Needs root and the cached control plane binaries; only one dev
+ * cluster with nodes runs per machine.
  */
 import type { V1Pod } from "@kubernetes/client-node";
 import assert from "node:assert/strict";
-import { execFile, execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { execFile, execFileSync, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
-import { CONTROL_PLANE_STEPS, devDown, devLayout, devUp, freePorts } from "../../src/devcluster/index.ts";
-import { listSandboxes, nodeNetwork, removeNodeRuntimeSandboxes, runNodeRuntime, type NodeRuntime } from "../../src/devcluster/node-runtime/index.ts";
+import { CONTROL_PLANE_STEPS, devDown, devLayout, devUp, freePorts, startNodeRuntime, stopNodeRuntime } from "../../src/devcluster/index.ts";
+import { listSandboxes, nodeNetwork, sctpRawBinary } from "../../src/devcluster/node-runtime/index.ts";
 import { KubeClient, resourcePath, Resources } from "../../src/k8s/index.ts";
+import { eventually } from "../lib/eventually.ts";
 
 const root = mkdtempSync(join(tmpdir(), "pl-nrt-"));
 const layout = devLayout(join(root, "dev"));
-const stateDir = join(root, "node-runtime");
-const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+const NODE = "palisade-node-1";
+// Where `startNodeRuntime` keeps the runtime's state and log.
+const stateDir = join(layout.dir, "node-runtime", NODE);
+const runtimeLog = join(layout.logs, `node-runtime-${NODE}.log`);
 let client: KubeClient;
-let runtime: NodeRuntime | undefined;
+let runtimePid: number | undefined;
 const probeScript = fileURLToPath(new URL("../lib/probe.js", import.meta.url));
 
-/** Whether an echo comes back from `ip`:`port` over `protocol`, sent from the host (netns undefined) or from inside `netns`. */
-function probe(netns: string | undefined, ip: string, port: number, protocol: "TCP" | "UDP"): Promise<boolean> {
-  const command = [process.execPath, probeScript, protocol.toLowerCase(), ip, String(port), "2000"];
+/** Whether `ip`:`port` answers over `protocol` (an echo; for SCTP an INIT ACK), from the host (netns undefined) or from inside `netns`. */
+function probe(netns: string | undefined, ip: string, port: number, protocol: "TCP" | "UDP" | "SCTP"): Promise<boolean> {
+  const target = [ip, String(port), "2000"];
+  const command = protocol === "SCTP" ? [sctpRawBinary(), "probe", ...target] : [process.execPath, probeScript, protocol.toLowerCase(), ...target];
   const [file, ...args] = netns === undefined ? command : ["ip", "netns", "exec", netns, ...command];
   return new Promise((resolve) => execFile(file as string, args, (error) => resolve(error === null)));
 }
@@ -42,7 +49,7 @@ function podObject(name: string): V1Pod {
     spec: {
       nodeName: "palisade-node-1",
       automountServiceAccountToken: false,
-      containers: [{ name: "main", image: "palisade.dev/pod-server", ports: [{ containerPort: 80, protocol: "TCP" }, { containerPort: 81, protocol: "UDP" }] }],
+      containers: [{ name: "main", image: "palisade.dev/pod-server", ports: [{ containerPort: 80, protocol: "TCP" }, { containerPort: 81, protocol: "UDP" }, { containerPort: 82, protocol: "SCTP" }] }],
     },
   };
 }
@@ -74,6 +81,26 @@ async function createRunningPod(name: string): Promise<V1Pod> {
   return pod;
 }
 
+function syncedRuns(): number {
+  return existsSync(runtimeLog) ? readFileSync(runtimeLog, "utf8").split("\n").filter((line) => line.includes('"Node runtime synced"')).length : 0;
+}
+
+/** Starts the node runtime in its node's namespace and waits until it acted on the first list of Pods. */
+async function startRuntime(): Promise<void> {
+  const runs = syncedRuns();
+  runtimePid = startNodeRuntime(layout, 1).pid;
+  await eventually("the node runtime synced", () => syncedRuns() > runs, { timeoutMs: 60_000, context: () => readFileSync(runtimeLog, "utf8").slice(-2000) });
+}
+
+/** Stops the node runtime process only: its sandboxes stay, as when it crashes or is upgraded. */
+async function killRuntime(): Promise<void> {
+  const pid = runtimePid;
+  assert.ok(pid !== undefined);
+  process.kill(pid, "SIGTERM");
+  await eventually("the node runtime exited", () => !existsSync(`/proc/${pid}/exe`) || readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.[0] === "Z");
+  runtimePid = undefined;
+}
+
 function netnsList(): string[] {
   return existsSync("/var/run/netns") ? readdirSync("/var/run/netns") : [];
 }
@@ -85,21 +112,22 @@ function ipamLeases(): string[] {
 
 describe("node runtime", { timeout: 600_000 }, () => {
   before(async () => {
-    // The node runtime of palisade-node-1 runs in-process here; no other Palisade component runs.
+    // Control plane, Nodes and their namespaces; only the node runtime of palisade-node-1 runs, no other Palisade component.
     await devUp(layout, { nodes: 2, ports: await freePorts() }, () => {}, CONTROL_PLANE_STEPS);
     client = KubeClient.fromFile(layout.adminKubeconfig);
     // The ServiceAccount admission plugin refuses pods until the controller-manager created the namespace's default account.
     await waitFor(resourcePath({ ...Resources.pods, plural: "serviceaccounts" }, { namespace: "default" }), "default", () => true);
-    runtime = runNodeRuntime({ nodeName: "palisade-node-1", nodeIndex: 1, kubeconfig: layout.adminKubeconfig, stateDir, logger: quiet });
-    await runtime.synced;
+    await startRuntime();
   });
 
   after(async () => {
-    await runtime?.stop();
-    await removeNodeRuntimeSandboxes(stateDir);
-    for (const netns of netnsList().filter((n) => n.startsWith("pal-1-"))) execFileSync("ip", ["netns", "del", netns]);
-    await devDown(layout, () => {});
-    rmSync(root, { recursive: true, force: true });
+    try {
+      await stopNodeRuntime(layout, NODE);
+      for (const netns of netnsList().filter((n) => n.startsWith("pal-1-"))) execFileSync("ip", ["netns", "del", netns]);
+    } finally {
+      await devDown(layout, () => {});
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 
   test("a pod becomes Running and Ready with an IPv4 and an IPv6 address from the node's pod CIDRs", async () => {
@@ -117,30 +145,33 @@ describe("node runtime", { timeout: 600_000 }, () => {
     assert.ok(netnsList().includes(netns));
     const inside = execFileSync("ip", ["-n", netns, "-o", "addr", "show", "dev", "eth0"], { encoding: "utf8" });
     for (const ip of ips) assert.ok(inside.includes(` ${ip}/`), `${ip} not on eth0 in ${netns}: ${inside}`);
+    const hostInterface = listSandboxes({ stateDir, network: nodeNetwork(1, stateDir) }).find((r) => r.name === "pl-a")?.hostInterface ?? "";
+    assert.match(hostInterface, /^veth/);
+    assert.equal(spawnSync("ip", ["-n", NODE, "link", "show", "dev", hostInterface]).status, 0, `${hostInterface} is in ${NODE}'s namespace`);
+    assert.notEqual(spawnSync("ip", ["link", "show", "dev", hostInterface]).status, 0, `${hostInterface} is not in the host's namespace`);
   });
 
-  test("the pod echoes TCP on 80 and UDP on 81 from the host and from another pod, over both families", async () => {
+  test("the pod echoes TCP on 80 and UDP on 81 and answers SCTP on 82, from the host and from another pod, over both families", async () => {
     const a = await waitFor(podsPath, "pl-a", running);
     const b = await createRunningPod("pl-b");
     const bNetns = `pal-1-${b?.metadata?.uid?.slice(0, 8)}`;
     for (const ip of (a?.status?.podIPs ?? []).map((p) => p.ip)) {
-      for (const [port, protocol] of [[80, "TCP"], [81, "UDP"]] as const) {
+      for (const [port, protocol] of [[80, "TCP"], [81, "UDP"], [82, "SCTP"]] as const) {
         assert.equal(await probe(undefined, ip, port, protocol), true, `host -> ${ip}:${port}/${protocol}`);
         assert.equal(await probe(bNetns, ip, port, protocol), true, `pl-b -> ${ip}:${port}/${protocol}`);
       }
       assert.equal(await probe(undefined, ip, 82, "TCP"), false, `host -> ${ip}:82/TCP is not declared`);
+      assert.equal(await probe(undefined, ip, 80, "SCTP"), false, `host -> ${ip}:80/SCTP is not declared`);
     }
   });
 
   test("a restarted runtime adopts running sandboxes and removes those whose pod is gone", async () => {
-    await runtime?.stop();
-    runtime = undefined;
+    await killRuntime();
     const before = listSandboxes({ stateDir, network: nodeNetwork(1, stateDir) });
     // While the runtime is down the pod goes away for good: nobody finished its deletion, so do it by force.
     await client.request("DELETE", `${podsPath}/pl-b`, { body: { kind: "DeleteOptions", apiVersion: "v1", gracePeriodSeconds: 0 } });
     await waitFor(podsPath, "pl-b", "deleted");
-    runtime = runNodeRuntime({ nodeName: "palisade-node-1", nodeIndex: 1, kubeconfig: layout.adminKubeconfig, stateDir, logger: quiet });
-    await runtime.synced;
+    await startRuntime();
     const after = listSandboxes({ stateDir, network: nodeNetwork(1, stateDir) });
     const a = before.find((r) => r.name === "pl-a");
     const b = before.find((r) => r.name === "pl-b");

@@ -1,6 +1,7 @@
 /**
  * Real traffic: pods as network namespaces wired like the CNI ptp plugin,
- * the datapath attached to their host-side interfaces, and real TCP, UDP and
+ * the datapath attached to their host-side interfaces, and real TCP, UDP,
+ * SCTP (raw INIT / INIT ACK / ABORT, the kernel having no SCTP sockets) and
  * ICMP exchanges (IPv4 and IPv6) allowed and denied as policy says —
  * including replies, an established connection that a policy change revokes,
  * and endpoints that fail closed before their state is written.
@@ -17,11 +18,12 @@ import {
   type PodInfo,
 } from "../../src/policy/index.ts";
 import { Datapath } from "../../src/datapath/index.ts";
+import { sctpRawBinary } from "../../src/devcluster/node-runtime/index.ts";
 import { NetnsNode, uniquePinRoot, type NetnsPod } from "../lib/kernel.ts";
 
 const node = process.execPath;
 const probeJs = fileURLToPath(new URL("../lib/probe.js", import.meta.url));
-// The dev cluster's stand-in for a pod's containers: TCP and UDP echo on the given ports.
+// The dev cluster's stand-in for a pod's containers: TCP and UDP echo, SCTP INIT answered, on the given ports.
 const podServerJs = fileURLToPath(new URL("../../src/devcluster/node-runtime/pod-server.js", import.meta.url));
 const DENY_TIMEOUT_MS = 700;
 
@@ -54,6 +56,12 @@ function pod(name: string): NetnsPod {
   const entry = pods.get(`t/${name}`);
   assert.ok(entry, `no pod ${name}`);
   return entry.netns;
+}
+
+/** How an SCTP association attempt ends: connected (INIT ACK), refused (ABORT or ICMP) or timeout. */
+function probeSctp(from: string, to: string, port: number, v6 = false): string {
+  const target = v6 ? pod(to).ipv6 : pod(to).ipv4;
+  return cluster.execIn(pod(from), sctpRawBinary(), ["probe", target, String(port), String(DENY_TIMEOUT_MS)]).stdout.trim();
 }
 
 function probe(from: string, to: string, protocol: "tcp" | "udp" | "icmp", port: number, v6 = false): boolean {
@@ -101,7 +109,7 @@ describe("real traffic through the attached datapath", () => {
     }
     applyChanges();
     for (const name of ["a", "b", "c"]) {
-      const server = cluster.spawnIn(pod(name), node, [podServerJs, "80/TCP", "80/UDP", "81/TCP", "81/UDP"]);
+      const server = cluster.spawnIn(pod(name), node, [podServerJs, "80/TCP", "80/UDP", "80/SCTP", "81/TCP", "81/UDP", "81/SCTP"]);
       await waitForLine(server, "ready");
     }
   });
@@ -120,6 +128,47 @@ describe("real traffic through the attached datapath", () => {
     assert.ok(probe("a", "b", "icmp", 0));
     assert.ok(probe("c", "b", "tcp", 80, true));
     assert.ok(probe("b", "a", "udp", 80, true));
+    assert.equal(probeSctp("a", "b", 80), "connected");
+    assert.equal(probeSctp("c", "b", 81, true), "connected");
+  });
+
+  test("an SCTP INIT to a port nobody serves is refused with an ABORT, both families", () => {
+    assert.equal(probeSctp("a", "b", 82), "refused");
+    assert.equal(probeSctp("a", "b", 82, true), "refused");
+  });
+
+  test("an SCTP allow admits its peer on its port only; the rest is dropped", () => {
+    compiler.upsertPolicy(policy("sctp-80", {
+      selector: { matchLabels: { role: "server" } },
+      ingress: [{ from: [{ podSelector: { matchLabels: { role: "client" } } }], ports: [{ protocol: "SCTP", port: 80 }] }],
+    }));
+    applyChanges();
+    try {
+      assert.equal(probeSctp("a", "b", 80), "connected", "client to server on SCTP 80");
+      assert.equal(probeSctp("a", "b", 80, true), "connected", "same over IPv6");
+      assert.equal(probeSctp("a", "b", 81), "timeout", "SCTP 81 is not in the rule");
+      assert.equal(probeSctp("c", "b", 80), "timeout", "other pod is not a peer");
+      assert.ok(!probe("a", "b", "tcp", 80), "TCP 80 is not in the rule");
+    } finally {
+      compiler.deletePolicy("EBPFNetworkPolicy", "t", "sctp-80");
+      applyChanges();
+    }
+  });
+
+  test("a TCP-only allow leaves SCTP to the same port blocked", () => {
+    compiler.upsertPolicy(policy("tcp-80", {
+      selector: { matchLabels: { role: "server" } },
+      ingress: [{ from: [{ podSelector: { matchLabels: { role: "client" } } }], ports: [{ protocol: "TCP", port: 80 }] }],
+    }));
+    applyChanges();
+    try {
+      assert.ok(probe("a", "b", "tcp", 80), "TCP 80 allowed");
+      assert.equal(probeSctp("a", "b", 80), "timeout", "SCTP 80 dropped");
+      assert.equal(probeSctp("a", "b", 80, true), "timeout", "SCTP 80 dropped over IPv6");
+    } finally {
+      compiler.deletePolicy("EBPFNetworkPolicy", "t", "tcp-80");
+      applyChanges();
+    }
   });
 
   test("an ingress allow admits exactly its peer, port and protocol, replies included", () => {

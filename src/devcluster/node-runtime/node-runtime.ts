@@ -2,9 +2,9 @@
  * The stand-in node runtime of one dev node: what a kubelet and container
  * runtime do for networking, and nothing more. It watches the Pods bound to
  * its node; for each it builds a sandbox (network namespace wired by CNI,
- * a pod server on every declared TCP/UDP container port) and reports the
- * pod Running and Ready with its addresses; on delete it tears the sandbox
- * down and removes the Pod object. Sandboxes survive a restart of the
+ * a pod server on every declared TCP, UDP and SCTP container port) and
+ * reports the pod Running and Ready with its addresses; on delete it tears
+ * the sandbox down and removes the Pod object. Sandboxes survive a restart of the
  * runtime and are adopted (or removed, if their pod is gone) on start.
  *
  * @module
@@ -87,7 +87,7 @@ function declaredPorts(pod: V1Pod): { serve: PodServerPort[]; unsupported: strin
       const key = `${port.containerPort}/${protocol}`;
       if (seen.has(key)) continue;
       seen.add(key);
-      if (protocol === "TCP" || protocol === "UDP") serve.push({ port: port.containerPort, protocol });
+      if (protocol === "TCP" || protocol === "UDP" || protocol === "SCTP") serve.push({ port: port.containerPort, protocol });
       else unsupported.push(key);
     }
   }
