@@ -12,6 +12,7 @@ import { AgentUsageError, agentMain } from "../agent/index.ts";
 import { PROBE_HELP, runProbe } from "./probe.ts";
 import { STATUS_HELP, runStatus } from "./status.ts";
 import { WAIT_HELP, runWait } from "./wait.ts";
+import { CONFORMANCE_HELP, runConformance } from "./conformance.ts";
 
 const HELP = `palisade: Kubernetes network policy engine with an eBPF datapath
 
@@ -26,6 +27,7 @@ ${DEV_HELP}
 ${WAIT_HELP}
 ${PROBE_HELP}
 ${STATUS_HELP}
+${CONFORMANCE_HELP}
 ${OPERATOR_HELP}
   palisade agent --node-name NODE [--kubeconfig PATH] [--pin-root DIR] [--metrics-port N]
       Runs the node agent: compiles the policies for NODE's pods into the eBPF maps pinned under
@@ -97,6 +99,8 @@ export async function main(argv: string[]): Promise<number> {
       case "probe":
         process.stdout.write(`${await runProbe(rest)}\n`);
         return 0;
+      case "conformance":
+        return await runConformance(rest);
       case "status":
         process.stdout.write(`${await runStatus(rest)}\n`);
         return 0;
@@ -113,7 +117,7 @@ export async function main(argv: string[]): Promise<number> {
         throw new UsageError(`Unknown command "${command}"; see "palisade help"`);
     }
   } catch (error) {
-    if (error instanceof UsageError || error instanceof ManifestError || error instanceof OperatorUsageError || error instanceof AgentUsageError || (error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
+    if (error instanceof UsageError || error instanceof ManifestError || error instanceof OperatorUsageError || error instanceof AgentUsageError || String((error as { code?: unknown }).code).startsWith("ERR_PARSE_ARGS")) {
       process.stderr.write(`palisade: ${(error as Error).message}\n`);
       return 2;
     }

@@ -1,6 +1,6 @@
 /**
- * The connectivity probe run inside a pod's network namespace (by `palisade
- * probe` and the traffic tests): `node probe-client.js tcp|udp HOST PORT
+ * The one-shot connectivity probe run inside a pod's network namespace by the
+ * traffic tests (`palisade probe` uses the long-lived prober.ts): `node probe-client.js tcp|udp HOST PORT
  * TIMEOUT_MS` sends "ping", prints `connected` and exits 0 when the echo came
  * back; otherwise prints `refused` (RST or ICMP unreachable) or `timeout` and
  * exits 1. `node probe-client.js hold HOST PORT` keeps one TCP connection open,

@@ -1,22 +1,20 @@
 /**
- * `palisade probe`: real packets between the dev cluster's pods. The probe
- * runs inside the source pod's network namespace (the dev node runtime names
- * it `pal-<node index>-<first 8 chars of the pod uid>`) and connects to the
- * target pod's IP, where the node runtime's pod server answers on the
- * declared ports. TCP and UDP go through the Node probe client; SCTP through
- * `palisade-sctp probe`, which sends an INIT over a raw socket (the kernel
- * may have no SCTP sockets) and reports the same way.
+ * `palisade probe`: real packets between the dev cluster's pods. A prober
+ * (prober.ts) runs inside the source pod's network namespace (the dev node
+ * runtime names it `pal-<node index>-<first 8 chars of the pod uid>`) and
+ * connects to the target pod's IP, where the node runtime's pod server
+ * answers on the declared ports. TCP and UDP are sent from Node; SCTP
+ * through `palisade-sctp probe`, which sends an INIT over a raw socket (the
+ * kernel may have no SCTP sockets) and reports the same way.
  *
  * @module
  */
-import { execFile } from "node:child_process";
 import { parseArgs } from "node:util";
-import { fileURLToPath } from "node:url";
 import type { V1Pod } from "@kubernetes/client-node";
-import { sctpRawBinary } from "../devcluster/node-runtime/sctp-raw.ts";
 import { KubeClient } from "../k8s/client.ts";
 import { resourcePath, Resources } from "../k8s/resource.ts";
 import { UsageError, verdictTable, type PairVerdict } from "./explain.ts";
+import { ProberPool } from "./prober-pool.ts";
 
 /** What one probe sends. */
 export interface ProbeTarget {
@@ -33,7 +31,6 @@ export interface ProbeResult {
 }
 
 const NODE_PREFIX = "palisade-node-";
-const MATRIX_CONCURRENCY = 16;
 
 /** The network namespace the dev node runtime made for `pod`. */
 export function podNetns(pod: V1Pod): string {
@@ -54,23 +51,18 @@ export function podAddress(pod: V1Pod, family: "ipv4" | "ipv6"): string | undefi
   return ips.find((ip) => ip.includes(":") === (family === "ipv6"));
 }
 
-/** Runs one probe from the namespace `netns` to `ip`. */
-export function probeOnce(netns: string, ip: string, target: ProbeTarget): Promise<ProbeResult> {
-  const where = [ip, String(target.port), String(target.timeoutMs)];
-  const command = target.protocol === "SCTP"
-    ? [sctpRawBinary(), "probe", ...where]
-    : [process.execPath, fileURLToPath(new URL("./probe-client.js", import.meta.url)), target.protocol.toLowerCase(), ...where];
-  const args = ["netns", "exec", netns, ...command];
-  return new Promise((resolve, reject) => {
-    execFile("ip", args, { timeout: target.timeoutMs + 10_000 }, (error, stdout, stderr) => {
-      const reason = stdout.trim();
-      if (reason === "connected" || reason === "timeout" || reason === "refused") {
-        resolve({ allowed: reason === "connected", reason });
-      } else {
-        reject(new Error(`Cannot probe ${ip} from network namespace "${netns}": ${stderr.trim() || error?.message || "no answer from the probe client"}`, { cause: error }));
-      }
-    });
-  });
+/**
+ * Runs one probe from the namespace `netns` to `ip`, through `pool` (a
+ * prober of its own, closed afterwards, when none is given).
+ */
+export async function probeOnce(netns: string, ip: string, target: ProbeTarget, pool?: ProberPool): Promise<ProbeResult> {
+  const own = pool === undefined ? new ProberPool() : undefined;
+  try {
+    const reason = await (pool ?? (own as ProberPool)).probe(netns, { protocol: target.protocol, host: ip, port: target.port, timeoutMs: target.timeoutMs });
+    return { allowed: reason === "connected", reason };
+  } finally {
+    own?.close();
+  }
 }
 
 function splitRef(ref: string, flag: string): { namespace: string; name: string } {
@@ -98,22 +90,9 @@ export async function probePods(client: KubeClient, from: string, to: string, ta
   return probeOnce(podNetns(source), ip, target);
 }
 
-async function mapBounded<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const index = next++;
-      results[index] = await fn(items[index] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
-}
-
 /**
- * Probes every ordered pair of distinct Running pods in `namespaces`, at most
- * 16 at a time.
+ * Probes every ordered pair of distinct Running pods in `namespaces`, all at
+ * once, through one prober per source pod.
  *
  * @example
  * ```ts
@@ -128,10 +107,15 @@ export async function probeMatrix(client: KubeClient, namespaces: readonly strin
     .map((pod) => ({ label: `${pod.metadata?.namespace}/${pod.metadata?.name}`, netns: podNetns(pod), ip: podAddress(pod, target.family) as string }))
     .sort((a, b) => a.label.localeCompare(b.label));
   const pairs = pods.flatMap((from) => pods.filter((to) => to !== from).map((to) => ({ from, to })));
-  return mapBounded(pairs, MATRIX_CONCURRENCY, async ({ from, to }) => {
-    const result = await probeOnce(from.netns, to.ip, target);
-    return { from: from.label, to: to.label, allowed: result.allowed, reason: result.reason };
-  });
+  const pool = new ProberPool();
+  try {
+    return await Promise.all(pairs.map(async ({ from, to }) => {
+      const result = await probeOnce(from.netns, to.ip, target, pool);
+      return { from: from.label, to: to.label, allowed: result.allowed, reason: result.reason };
+    }));
+  } finally {
+    pool.close();
+  }
 }
 
 /** The parsed flags of `palisade probe` / `palisade probe matrix`. */
@@ -150,7 +134,7 @@ export const PROBE_HELP = `  palisade probe --from NS/POD --to NS/POD --port N [
       namespace) and prints allowed or denied; -o json prints {"allowed": true|false}. SCTP sends
       an INIT over a raw socket and is allowed when the INIT ACK comes back.
   palisade probe matrix --namespaces X,Y --port N [--protocol TCP|UDP|SCTP] [-o table|json]
-      Probes every ordered pair of Running pods of the namespaces (16 at a time); -o json prints
+      Probes every ordered pair of Running pods of the namespaces (all at once); -o json prints
       {"port","protocol","pairs":[{"from","to","allowed","reason"}]} (connected, timeout, refused).`;
 
 /**

@@ -1,0 +1,61 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { createSocket } from "node:dgram";
+import { createServer, type AddressInfo } from "node:net";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { after, before, test } from "node:test";
+import type { ProberResponse } from "./prober.ts";
+
+const tcpServer = createServer((socket) => socket.on("data", (data) => socket.end(data)));
+const udpServer = createSocket("udp4");
+// Accepts connections but never answers: a stand-in for a dropped SYN's missing reply.
+const silentServer = createServer(() => undefined);
+let tcpPort = 0;
+let udpPort = 0;
+let silentPort = 0;
+
+before(async () => {
+  await new Promise<void>((resolve) => tcpServer.listen(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve) => silentServer.listen(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve) => udpServer.bind(0, "127.0.0.1", resolve));
+  udpServer.on("message", (msg, rinfo) => udpServer.send(msg, rinfo.port, rinfo.address));
+  tcpPort = (tcpServer.address() as AddressInfo).port;
+  silentPort = (silentServer.address() as AddressInfo).port;
+  udpPort = udpServer.address().port;
+});
+
+after(() => {
+  tcpServer.close();
+  silentServer.close();
+  udpServer.close();
+});
+
+test("the prober answers every request of a stream, each with how it ended", async () => {
+  const child = spawn(process.execPath, [fileURLToPath(new URL("./prober.js", import.meta.url))], { stdio: ["pipe", "pipe", "inherit"] });
+  const answers = new Map<number, ProberResponse>();
+  const done = new Promise<void>((resolve) => {
+    createInterface({ input: child.stdout }).on("line", (line) => {
+      const response = JSON.parse(line) as ProberResponse;
+      answers.set(response.id, response);
+      if (answers.size === 6) resolve();
+    });
+  });
+  const requests = [
+    { id: 1, protocol: "TCP", host: "127.0.0.1", port: tcpPort, timeoutMs: 2000 },
+    { id: 2, protocol: "UDP", host: "127.0.0.1", port: udpPort, timeoutMs: 2000 },
+    { id: 3, protocol: "TCP", host: "127.0.0.1", port: 1, timeoutMs: 2000 },
+    { id: 4, protocol: "UDP", host: "127.0.0.1", port: 1, timeoutMs: 2000 },
+    { id: 5, protocol: "TCP", host: "127.0.0.1", port: silentPort, timeoutMs: 300 },
+    { id: 6, protocol: "ICMP", host: "127.0.0.1", port: 80, timeoutMs: 300 },
+  ];
+  for (const request of requests) child.stdin.write(`${JSON.stringify(request)}\n`);
+  await done;
+  child.stdin.end();
+  assert.deepEqual(answers.get(1), { id: 1, reason: "connected" });
+  assert.deepEqual(answers.get(2), { id: 2, reason: "connected" });
+  assert.deepEqual(answers.get(3), { id: 3, reason: "refused" });
+  assert.deepEqual(answers.get(4), { id: 4, reason: "refused" });
+  assert.deepEqual(answers.get(5), { id: 5, reason: "timeout" });
+  assert.match(answers.get(6)?.error ?? "", /protocol "ICMP" is not TCP, UDP or SCTP/);
+});
