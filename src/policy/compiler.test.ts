@@ -682,6 +682,32 @@ describe("pending identities", () => {
     assert.ok((compiler.state().ipcache.get("192.168.1.1/32")?.identity ?? 0) >= 256);
   });
 
+  test("a key whose number changed in the table is renumbered everywhere it is used", () => {
+    const allocator = new TableAllocator();
+    const compiler = new PolicyCompiler({ identities: allocator });
+    const w = world({
+      pods: [pod("x/a", ["10.0.0.1"]), pod("x/b", ["10.0.0.2"]), pod("x/b2", ["10.0.0.3"], { pod: "b" })],
+      policies: [netpol("x/p", { podSelector: { matchLabels: { pod: "a" } }, ingress: [{ from: [{ podSelector: { matchLabels: { pod: "b" } } }] }] })],
+    });
+    for (const n of w.namespaces.values()) compiler.upsertNamespace(n);
+    for (const p of w.pods.values()) compiler.upsertPod(p);
+    for (const p of w.policies) compiler.upsertPolicy(p);
+    compiler.commit();
+    compiler.identitiesChanged(allocator.publish());
+    compiler.commit();
+    const bKey = [...allocator.table].find(([, id]) => id === compiler.state().ipcache.get("10.0.0.2/32")?.identity)?.[0] as string;
+    allocator.table.set(bKey, 999);
+    compiler.identitiesChanged([bKey]);
+    const diff = compiler.commit();
+    const state = compiler.state();
+    assert.deepEqual(diff.ipcacheUpserts.map((e) => [e.cidr, e.identity]).sort(), [["10.0.0.2/32", 999], ["10.0.0.3/32", 999]]);
+    assert.ok(only(w, state, "10.0.0.2", "10.0.0.1"), "rules follow the new number");
+    assert.ok([...state.policy.values()].some((e) => e.key.identity === 999));
+    assert.ok(![...state.policy.values()].some((e) => state.identities.get(e.key.identity) === undefined && e.key.identity !== IDENTITY_ANY));
+    assert.deepEqual(canonicalState(state), canonicalState(compileWorld(w).state));
+    assert.equal(allocator.references.get(bKey), 1);
+  });
+
   test("after numbering every pending key, incremental state equals compileWorld", () => {
     const scenario = fc
       .array(worldArb(5, 4), { minLength: 2, maxLength: 3 })

@@ -663,12 +663,22 @@ export class PolicyCompiler {
 
   /**
    * Tells the compiler that the allocator may now answer differently for
-   * `keys` (every key when absent): addresses waiting for one of them are
-   * recomputed by the next commit.
+   * `keys`: the next commit asks again for addresses waiting for one of
+   * them, and gives addresses holding one of them the key's number now
+   * (a fresh identity record, so rules and endpoints follow).
    */
-  identitiesChanged(keys?: Iterable<string>): void {
-    const wanted = keys === undefined ? undefined : new Set(keys);
-    for (const [text, key] of this.#pendingIpcache) if (wanted === undefined || wanted.has(key)) this.#retryIpcache.add(text);
+  identitiesChanged(keys: Iterable<string>): void {
+    const changed = new Set(keys);
+    for (const [text, key] of this.#pendingIpcache) if (changed.has(key)) this.#retryIpcache.add(text);
+    const renumbered = new Set<IdentityRecord>();
+    for (const key of changed) {
+      const record = this.#identitiesByKey.get(key);
+      if (record === undefined || record.id === 0 || record.key === this.#hostKey(undefined)) continue;
+      this.#identitiesByKey.delete(key);
+      renumbered.add(record);
+    }
+    if (renumbered.size === 0) return;
+    for (const [text, binding] of this.#bindings) if (renumbered.has(binding.record)) this.#retryIpcache.add(text);
   }
 
   /**
@@ -936,7 +946,8 @@ export class PolicyCompiler {
           wanted = undefined;
         }
       }
-      if (wanted?.record.key === current?.record.key && wanted?.flags === current?.flags && wanted?.owner === current?.owner) {
+      // Records compare by object: a renumbered key has a fresh record for the same key.
+      if (wanted?.record === current?.record && wanted?.flags === current?.flags && wanted?.owner === current?.owner) {
         continue;
       }
       if (current) {
@@ -954,12 +965,12 @@ export class PolicyCompiler {
     const removed: number[] = [];
     for (const record of touched) {
       if (record.users > 0) continue;
-      this.#identitiesByKey.delete(record.key);
+      if (this.#identitiesByKey.get(record.key) === record) this.#identitiesByKey.delete(record.key);
       if (record.id === 0) continue;
       this.#identitiesById.delete(record.id);
       removed.push(record.id);
       if (record.key === reservedKey) continue;
-      this.#allocator.release(record.key);
+      this.#allocator.release(record.key, record.id);
       this.#state.identities.delete(record.id);
     }
     for (const record of added) {

@@ -21,8 +21,8 @@ import { FIRST_ALLOCATED_IDENTITY } from "./desired-state.ts";
 export interface IdentityAllocator {
   /** The identity of `key`, taking a reference to it; `undefined` while the key has no number yet. */
   allocate(key: string): number | undefined;
-  /** Drops a reference taken by {@link IdentityAllocator.allocate}. */
-  release(key: string): void;
+  /** Drops a reference taken by {@link IdentityAllocator.allocate}, which returned `id`. */
+  release(key: string, id: number): void;
 }
 
 /** Releasing a key that holds no reference: a bookkeeping bug of the caller. */
