@@ -266,7 +266,7 @@ export const agentsStep: DevUpStep = {
       startDetached({
         name: files.name,
         command: process.execPath,
-        args: [cliMain(), "agent", "--node-name", node.name, "--kubeconfig", context.layout.adminKubeconfig, "--pin-root", pinRoot, "--metrics-port", String(port)],
+        args: [cliMain(), "agent", "--node-name", node.name, "--kubeconfig", context.layout.adminKubeconfig, "--pin-root", pinRoot, "--metrics-port", String(port), "--identities", "cluster"],
         logFile: files.logFile,
         pidFile: files.pidFile,
       });
