@@ -12,6 +12,12 @@
  * holds, so a restarted agent re-adopts its pinned state without dropping
  * traffic.
  *
+ * Identity numbers come from the operator's PalisadeIdentity objects
+ * (`identities: "cluster"`), so every node agrees; a key without an object
+ * yet is pending (see {@linkcode PolicyCompiler.pendingIdentityKeys}) and the
+ * report does not claim to have caught up while any is. An agent run without
+ * an operator numbers them itself (`identities: "local"`).
+ *
  * @module
  */
 import type { KubernetesObject } from "@kubernetes/client-node";
@@ -26,8 +32,12 @@ import type { ProbeServer } from "../k8s/probe-server.ts";
 import { Resources } from "../k8s/resource.ts";
 import type { ResourceRef } from "../k8s/resource.ts";
 import { WorkQueue } from "../k8s/workqueue.ts";
+import type { PalisadeIdentity } from "../policy/api-types.ts";
 import { PolicyCompiler } from "../policy/compiler.ts";
 import type { PolicyKind } from "../policy/compiler.ts";
+import type { IdentityAllocator } from "../policy/identity.ts";
+import { LocalIdentityAllocator } from "../policy/identity.ts";
+import { ClusterIdentityAllocator, identityInformer } from "./cluster-identities.ts";
 import type { PolicyError } from "../policy/validate.ts";
 import { namespaceFromObject, podFromObject, policyFromObject } from "./convert.ts";
 import { FlowLogger } from "./flow-log.ts";
@@ -66,7 +76,16 @@ export interface AgentOptions {
   logger: Logger;
   /** Finds a pod's host-side interface from its IP; the route lookup by default. */
   podInterface?: PodInterfaceLookup;
+  /** Where identity numbers come from: {@linkcode IdentitySource}; `"cluster"` by default. */
+  identities?: IdentitySource;
 }
+
+/**
+ * `"cluster"`: the operator's PalisadeIdentity objects, the same on every
+ * node. `"local"`: numbered by this agent alone, for an agent run without an
+ * operator (numbers then differ between nodes).
+ */
+export type IdentitySource = "local" | "cluster";
 
 type Kind = "Namespace" | "Pod" | PolicyKind;
 
@@ -79,6 +98,8 @@ const RESOURCES: Record<Kind, ResourceRef> = {
 
 /** The queue key that asks for a commit of everything processed before it. */
 const COMMIT = "commit";
+/** The queue key that hands identity keys whose number changed to the compiler. */
+const IDENTITIES = "identities";
 /** A commit waits behind newly queued keys at most this long, so a steady stream of events cannot starve it. */
 const MAX_COMMIT_DELAY_MS = 200;
 
@@ -106,6 +127,11 @@ export class Agent {
   readonly #compiler: PolicyCompiler;
   readonly #queue: WorkQueue<string>;
   readonly #informers: Record<Kind, Informer<KubernetesObject>>;
+  /** The PalisadeIdentity objects, with cluster identities. */
+  readonly #identityInformer: Informer<PalisadeIdentity> | undefined;
+  readonly #identities: ClusterIdentityAllocator | undefined;
+  /** Identity keys whose number may have changed since the compiler last heard. */
+  readonly #changedIdentities = new Set<string>();
   readonly #abort = new AbortController();
   readonly #podInterface: PodInterfaceLookup;
   readonly #applyDuration = new Histogram(APPLY_DURATION_BUCKETS);
@@ -137,7 +163,15 @@ export class Agent {
     this.#options = options;
     this.#log = options.logger;
     this.#datapath = datapath;
-    this.#compiler = new PolicyCompiler({ nodeName: options.nodeName });
+    let identities: IdentityAllocator;
+    if ((options.identities ?? "cluster") === "cluster") {
+      this.#identityInformer = identityInformer(options.client, options.logger);
+      this.#identities = new ClusterIdentityAllocator(this.#identityInformer.cache, (keys) => this.#noteIdentities(keys));
+      identities = this.#identities;
+    } else {
+      identities = new LocalIdentityAllocator();
+    }
+    this.#compiler = new PolicyCompiler({ nodeName: options.nodeName, identities });
     this.#queue = new WorkQueue<string>({ name: "agent", baseDelayMs: 50, maxDelayMs: 10_000, logger: options.logger });
     this.#podInterface = options.podInterface ?? podInterfaceByRoute;
     const informer = (kind: Kind) =>
@@ -207,12 +241,17 @@ export class Agent {
       informer.addHandlers({ onAdd: enqueue, onUpdate: (_, obj) => enqueue(obj), onDelete: enqueue });
       informer.start();
     }
+    if (this.#identityInformer !== undefined) {
+      const note = (obj: PalisadeIdentity): void => this.#noteIdentities([obj.spec.key]);
+      this.#identityInformer.addHandlers({ onAdd: note, onUpdate: (old, obj) => this.#noteIdentities([old.spec.key, obj.spec.key]), onDelete: note });
+      this.#identityInformer.start();
+    }
     this.#log.info({ node: this.#options.nodeName, pinRoot: this.#datapath.pinRoot, metricsPort: this.metricsPort }, "Agent started");
     void this.#runAfterSync();
   }
 
   async #runAfterSync(): Promise<void> {
-    const synced = await Promise.all(Object.values(this.#informers).map((i) => i.waitForSync(this.#abort.signal)));
+    const synced = await Promise.all(this.#allInformers().map((i) => i.waitForSync(this.#abort.signal)));
     if (!synced.every(Boolean)) {
       this.#failReady(new Error(`Cannot make agent of node "${this.#options.nodeName}" ready: it stopped before the informers synced`));
       return;
@@ -228,13 +267,29 @@ export class Agent {
     this.#abort.abort();
     this.#failReady(new Error(`Cannot make agent of node "${this.#options.nodeName}" ready: it was stopped`));
     if (this.#gcTimer !== undefined) clearInterval(this.#gcTimer);
-    await Promise.all(Object.values(this.#informers).map((i) => i.stop()));
+    await Promise.all(this.#allInformers().map((i) => i.stop()));
     this.#queue.shutdown();
     await this.#workers;
     this.#flowEvents?.close();
     await this.#server?.close();
     this.#datapath.close();
     this.#log.info({ node: this.#options.nodeName }, "Agent stopped");
+  }
+
+  #allInformers(): Informer<KubernetesObject>[] {
+    const informers = Object.values(this.#informers);
+    return this.#identityInformer === undefined ? informers : [...informers, this.#identityInformer as unknown as Informer<KubernetesObject>];
+  }
+
+  /** Keys whose table entry changed (or whose number this agent released): the compiler hears of them before the next commit. */
+  #noteIdentities(keys: string[]): void {
+    let queued = false;
+    for (const key of keys) {
+      if (this.#identities?.changed(key) === false) continue;
+      this.#changedIdentities.add(key);
+      queued = true;
+    }
+    if (queued) this.#queue.add(IDENTITIES);
   }
 
   /** The numbers /metrics serves. */
@@ -252,6 +307,7 @@ export class Agent {
       policyEntries: state.policy.size,
       endpoints: state.endpoints.size,
       identities: state.identities.size,
+      identitiesPending: this.#compiler.pendingIdentityKeys().length,
       applyDuration: this.#applyDuration,
       verdicts,
       rules,
@@ -267,6 +323,12 @@ export class Agent {
   async #process(key: string): Promise<void> {
     if (key === COMMIT) {
       await this.#commit();
+      return;
+    }
+    if (key === IDENTITIES) {
+      this.#compiler.identitiesChanged(this.#changedIdentities);
+      this.#changedIdentities.clear();
+      this.#requestCommit();
       return;
     }
     const slash = key.indexOf("/");
@@ -400,7 +462,7 @@ export class Agent {
       this.#queue.add(COMMIT);
       return;
     }
-    const caughtUp = this.#queue.length === 0;
+    const queueEmpty = this.#queue.length === 0;
     this.#commitQueuedAt = 0;
     const ifindexOf = (pod: string): number | undefined => this.#interfaces.get(pod)?.ifindex;
     const started = process.hrtime.bigint();
@@ -424,7 +486,10 @@ export class Agent {
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     this.#applyDuration.observe(seconds);
     this.#applied = [...this.#fed.values()].sort(comparePolicies);
-    if (caughtUp) {
+    // An address waiting for its identity is not enforced as its labels say yet: not caught up.
+    const pending = this.#compiler.pendingIdentityKeys().length;
+    if (pending > 0) this.#log.debug({ pending }, "Identities pending: waiting for the operator's PalisadeIdentity objects");
+    if (queueEmpty && pending === 0) {
       this.#reportedVersions = { pods: this.#informers.Pod.resourceVersion, namespaces: this.#informers.Namespace.resourceVersion };
     }
     this.#log.debug({ ...result, skippedEndpoints: result.skippedEndpoints.length, seconds }, "Applied policy");

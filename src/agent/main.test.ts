@@ -4,16 +4,18 @@ import { AgentUsageError, parseAgentArgs } from "./main.ts";
 
 describe("parseAgentArgs", () => {
   it("reads every flag", () => {
-    assert.deepEqual(parseAgentArgs(["--node-name", "n1", "--kubeconfig", "/k", "--pin-root", "/sys/fs/bpf/x", "--metrics-port", "9000"]), {
+    assert.deepEqual(parseAgentArgs(["--node-name", "n1", "--kubeconfig", "/k", "--pin-root", "/sys/fs/bpf/x", "--metrics-port", "9000", "--identities", "local"]), {
       nodeName: "n1",
       kubeconfig: "/k",
       pinRoot: "/sys/fs/bpf/x",
       metricsPort: 9000,
+      identities: "local",
     });
   });
 
   it("refuses a bad port and a missing node name", () => {
     assert.throws(() => parseAgentArgs(["--node-name", "n1", "--metrics-port", "x"]), /--metrics-port "x" is not a port number/);
+    assert.throws(() => parseAgentArgs(["--node-name", "n1", "--identities", "node"]), { message: 'Cannot run agent: --identities "node" is not cluster or local' });
     const saved = process.env["NODE_NAME"];
     delete process.env["NODE_NAME"];
     try {

@@ -1,6 +1,6 @@
 /**
  * The agent's entry point behind `palisade agent --node-name X
- * [--kubeconfig P] [--pin-root P] [--metrics-port N]`: parses the flags,
+ * [--kubeconfig P] [--pin-root P] [--metrics-port N] [--identities cluster|local]`: parses the flags,
  * runs the agent until SIGINT or SIGTERM, and stops it cleanly (pinned
  * state stays in the kernel, so enforcement continues meanwhile).
  *
@@ -9,6 +9,7 @@
 import { parseArgs } from "node:util";
 import { KubeClient } from "../k8s/client.ts";
 import { Agent, DEFAULT_METRICS_PORT, DEFAULT_PIN_ROOT } from "./agent.ts";
+import type { IdentitySource } from "./agent.ts";
 import { jsonLogger } from "../k8s/logger.ts";
 
 /** What `runAgent` needs; the flags of `palisade agent`. */
@@ -18,6 +19,8 @@ export interface RunAgentOptions {
   kubeconfig?: string;
   pinRoot?: string;
   metricsPort?: number;
+  /** Where identity numbers come from; `"cluster"` (the operator's PalisadeIdentity objects) by default. */
+  identities?: IdentitySource;
 }
 
 /** The command line is wrong; the message says which flag. */
@@ -43,6 +46,7 @@ export function parseAgentArgs(args: string[]): RunAgentOptions {
         kubeconfig: { type: "string" },
         "pin-root": { type: "string" },
         "metrics-port": { type: "string" },
+        identities: { type: "string" },
       },
       strict: true,
       allowPositionals: false,
@@ -55,6 +59,11 @@ export function parseAgentArgs(args: string[]): RunAgentOptions {
   const options: RunAgentOptions = { nodeName };
   if (values.kubeconfig !== undefined) options.kubeconfig = values.kubeconfig;
   if (values["pin-root"] !== undefined) options.pinRoot = values["pin-root"];
+  const identities = values.identities;
+  if (identities !== undefined) {
+    if (identities !== "cluster" && identities !== "local") throw new AgentUsageError(`Cannot run agent: --identities "${identities}" is not cluster or local`);
+    options.identities = identities;
+  }
   const port = values["metrics-port"];
   if (port !== undefined) {
     const n = Number(port);
@@ -82,6 +91,7 @@ export async function runAgent(options: RunAgentOptions): Promise<void> {
     logger,
     pinRoot: options.pinRoot ?? DEFAULT_PIN_ROOT,
     metricsPort: options.metricsPort ?? DEFAULT_METRICS_PORT,
+    identities: options.identities ?? "cluster",
   });
   await new Promise<void>((resolve) => {
     const onSignal = (signal: NodeJS.Signals): void => {

@@ -24,6 +24,8 @@ export interface MetricsSnapshot {
   policyEntries: number;
   endpoints: number;
   identities: number;
+  /** Identity keys waiting for their PalisadeIdentity object. */
+  identitiesPending: number;
   applyDuration: Histogram;
   /** Packets per verdict reason. */
   verdicts: Record<string, bigint>;
@@ -45,6 +47,12 @@ export function renderMetrics(s: MetricsSnapshot): string {
     { name: "palisade_policy_entries", type: "gauge", help: "Policy map entries the agent has written.", samples: [{ value: s.policyEntries }] },
     { name: "palisade_endpoints", type: "gauge", help: "Local pods enforced by this agent.", samples: [{ value: s.endpoints }] },
     { name: "palisade_identities", type: "gauge", help: "Security identities in use, reserved ones included.", samples: [{ value: s.identities }] },
+    {
+      name: "palisade_identities_pending",
+      type: "gauge",
+      help: "Identity keys this node's ipcache needs that have no PalisadeIdentity yet; their addresses are left out meanwhile.",
+      samples: [{ value: s.identitiesPending }],
+    },
     { name: "palisade_apply_duration_seconds", type: "histogram", help: "Time to compile and write one batch of changes to the datapath.", samples: s.applyDuration.samples() },
     {
       name: "palisade_verdicts_total",

@@ -29,11 +29,13 @@ ${PROBE_HELP}
 ${STATUS_HELP}
 ${CONFORMANCE_HELP}
 ${OPERATOR_HELP}
-  palisade agent --node-name NODE [--kubeconfig PATH] [--pin-root DIR] [--metrics-port N]
+  palisade agent --node-name NODE [--kubeconfig PATH] [--pin-root DIR] [--metrics-port N] [--identities cluster|local]
       Runs the node agent: compiles the policies for NODE's pods into the eBPF maps pinned under
       DIR (/sys/fs/bpf/palisade), attaches the datapath to each local pod's interface, reports what
       it enforces in ConfigMap palisade-system/palisade-node-NODE, logs denied flows as JSON lines,
-      and serves /healthz, /readyz and /metrics on --metrics-port (9962). Needs root.
+      and serves /healthz, /readyz and /metrics on --metrics-port (9962). Identity numbers come from
+      the operator's PalisadeIdentity objects (cluster, the default) or from the agent alone (local,
+      for an agent run without an operator). Needs root.
   palisade help
 
 Exit status: 0 on success, 2 on malformed input or usage errors, 1 on other failures.`;

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { StructuralSchema } from "./structural-schema.ts";
+import type { StructuralSchema, ValidationRule } from "./structural-schema.ts";
 
 /** A column `kubectl get` prints for the resource. */
 export interface PrinterColumn {
@@ -33,6 +33,8 @@ export interface CustomResourceOptions {
   /** The status schema; when present, `status` is a subresource. */
   status?: StructuralSchema;
   printerColumns?: PrinterColumn[];
+  /** CEL rules on the whole object (they may read `self.metadata.name`). */
+  validations?: readonly ValidationRule[];
 }
 
 /** An `apiextensions.k8s.io/v1` CustomResourceDefinition, as plain data. */
@@ -65,7 +67,7 @@ export interface CustomResourceDefinition {
  * ```
  */
 export function customResourceDefinition(options: CustomResourceOptions): CustomResourceDefinition {
-  const { group, version, kind, plural, singular, shortNames, categories, scope, description, spec, status, printerColumns } = options;
+  const { group, version, kind, plural, singular, shortNames, categories, scope, description, spec, status, printerColumns, validations } = options;
   const properties: Record<string, StructuralSchema> = {
     apiVersion: {
       type: "string",
@@ -96,7 +98,15 @@ export function customResourceDefinition(options: CustomResourceOptions): Custom
           name: version,
           served: true,
           storage: true,
-          schema: { openAPIV3Schema: { description, type: "object", properties, required: ["spec"] } },
+          schema: {
+            openAPIV3Schema: {
+              description,
+              type: "object",
+              properties,
+              required: ["spec"],
+              ...(validations === undefined ? {} : { "x-kubernetes-validations": [...validations] }),
+            },
+          },
           ...(status === undefined ? {} : { subresources: { status: {} } }),
           ...(printerColumns === undefined ? {} : { additionalPrinterColumns: printerColumns }),
         },

@@ -13,6 +13,7 @@ import { stringify } from "yaml";
 import { repositoryRoot } from "../repository-root.ts";
 import { customResourceDefinition } from "./custom-resource-definition.ts";
 import type { CustomResourceDefinition } from "./custom-resource-definition.ts";
+import { PALISADE_IDENTITY_REFINEMENTS, PALISADE_IDENTITY_VALIDATIONS } from "./identity-rules.ts";
 import { EBPF_NETWORK_POLICY_REFINEMENTS, EBPF_NETWORK_POLICY_STATUS_REFINEMENTS } from "./policy-rules.ts";
 import { applyRefinements } from "./refinements.ts";
 import { StructuralSchemaError, toStructuralSchema } from "./structural-schema.ts";
@@ -28,15 +29,18 @@ export const CRD_DIR = "deploy/crds";
  *
  * @example
  * ```ts
- * generateCrds().map((crd) => crd.metadata.name); // ["ebpfnetworkpolicies.palisade.dev"]
+ * generateCrds().map((crd) => crd.metadata.name); // ["ebpfnetworkpolicies.palisade.dev", "palisadeidentities.palisade.dev"]
  * ```
  */
 export function generateCrds(root: string = repositoryRoot()): CustomResourceDefinition[] {
   const definitions = apiTypeDefinitions(join(root, API_TYPES_PATH));
-  applyRefinements(definitions, [...EBPF_NETWORK_POLICY_REFINEMENTS, ...EBPF_NETWORK_POLICY_STATUS_REFINEMENTS]);
+  applyRefinements(definitions, [...EBPF_NETWORK_POLICY_REFINEMENTS, ...EBPF_NETWORK_POLICY_STATUS_REFINEMENTS, ...PALISADE_IDENTITY_REFINEMENTS]);
   const policy = toStructuralSchema("EBPFNetworkPolicy", definitions);
   const spec = policy.properties?.spec;
   if (spec === undefined) throw new StructuralSchemaError("EBPFNetworkPolicy", "has no spec");
+  const identity = toStructuralSchema("PalisadeIdentity", definitions);
+  const identitySpec = identity.properties?.spec;
+  if (identitySpec === undefined) throw new StructuralSchemaError("PalisadeIdentity", "has no spec");
   return [
     customResourceDefinition({
       group: "palisade.dev",
@@ -55,6 +59,26 @@ export function generateCrds(root: string = repositoryRoot()): CustomResourceDef
         { name: "Programmed", type: "string", jsonPath: ".status.programmed", description: "Nodes enforcing this generation, of all nodes" },
         { name: "Accepted", type: "string", jsonPath: '.status.conditions[?(@.type=="Accepted")].status', description: "Whether the policy passed the operator's checks" },
         { name: "Mode", type: "string", jsonPath: ".spec.mode", priority: 1, description: "Enforce or Audit" },
+        { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
+      ],
+    }),
+    customResourceDefinition({
+      group: "palisade.dev",
+      version: "v1alpha1",
+      kind: "PalisadeIdentity",
+      plural: "palisadeidentities",
+      singular: "palisadeidentity",
+      shortNames: ["palid"],
+      categories: ["palisade"],
+      scope: "Cluster",
+      description: identity.description ?? "",
+      spec: identitySpec,
+      validations: PALISADE_IDENTITY_VALIDATIONS,
+      printerColumns: [
+        { name: "Kind", type: "string", jsonPath: ".spec.kind", description: "pod, host or cidr" },
+        { name: "Namespace", type: "string", jsonPath: ".spec.namespace", description: "The pods' namespace" },
+        { name: "Labels", type: "string", jsonPath: ".spec.labels", description: "The pods' labels" },
+        { name: "CIDR", type: "string", jsonPath: ".spec.cidr", description: "A cidr identity's prefix, or the policy CIDR class of its addresses" },
         { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
       ],
     }),

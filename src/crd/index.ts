@@ -8,6 +8,7 @@
 export { API_TYPES_PATH, CRD_DIR, crdFilePath, generateCrds, renderCrd, writeCrds } from "./generate.ts";
 export { customResourceDefinition } from "./custom-resource-definition.ts";
 export type { CustomResourceDefinition, CustomResourceOptions, PrinterColumn } from "./custom-resource-definition.ts";
+export { PALISADE_IDENTITY_REFINEMENTS, PALISADE_IDENTITY_VALIDATIONS } from "./identity-rules.ts";
 export { EBPF_NETWORK_POLICY_REFINEMENTS, EBPF_NETWORK_POLICY_STATUS_REFINEMENTS } from "./policy-rules.ts";
 export { applyRefinements } from "./refinements.ts";
 export type { SchemaRefinement } from "./refinements.ts";

@@ -420,7 +420,7 @@ export const agentsStep: DevUpStep = {
       startDetached({
         name: files.name,
         command: process.execPath,
-        args: [cliMain(), "agent", "--node-name", node.name, "--kubeconfig", context.layout.adminKubeconfig, "--pin-root", pinRoot, "--metrics-port", String(DEV_AGENT_METRICS_PORT)],
+        args: [cliMain(), "agent", "--node-name", node.name, "--kubeconfig", context.layout.adminKubeconfig, "--pin-root", pinRoot, "--metrics-port", String(DEV_AGENT_METRICS_PORT), "--identities", "cluster"],
         logFile: files.logFile,
         pidFile: files.pidFile,
         netns: nodeNetns(node),

@@ -40,6 +40,9 @@ export const Resources = {
   ebpfNetworkPolicies: {
     group: "palisade.dev", version: "v1alpha1", plural: "ebpfnetworkpolicies", kind: "EBPFNetworkPolicy", namespaced: true,
   },
+  palisadeIdentities: {
+    group: "palisade.dev", version: "v1alpha1", plural: "palisadeidentities", kind: "PalisadeIdentity", namespaced: false,
+  },
 } as const satisfies Record<string, ResourceRef>;
 
 /** The `apiVersion` field of objects of `ref`, e.g. `"v1"` or `"palisade.dev/v1alpha1"`. */

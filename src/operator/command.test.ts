@@ -13,3 +13,10 @@ test("refuses a metrics port that is not a port number, quoting it", async () =>
 test("refuses an unknown flag", async () => {
   await assert.rejects(runOperatorCommand(["--leader-elect"]), { code: "ERR_PARSE_ARGS_UNKNOWN_OPTION" });
 });
+
+test("refuses an identity grace period that is not a duration, quoting it", async () => {
+  await assert.rejects(runOperatorCommand(["--identity-grace-period=soon"]), {
+    name: "OperatorUsageError",
+    message: 'Cannot run the operator: --identity-grace-period "soon" is not a duration (e.g. 30s, 2m, 500ms)',
+  });
+});

@@ -4,14 +4,16 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { DEFAULT_IDENTITY_GRACE_MS } from "./identities.ts";
 import { DEFAULT_OPERATOR_METRICS_PORT, runOperator } from "./operator.ts";
 
 /** Usage of `palisade operator`, for the CLI's help text. */
 export const OPERATOR_HELP = `  palisade operator [--kubeconfig PATH] [--leader-election-namespace NS] [--leader-election-lease NAME]
-                    [--metrics-port N]
+                    [--metrics-port N] [--identity-grace-period D]
       Runs the operator (one replica leads through the Lease NS/NAME, palisade-system/palisade-operator
-      by default): policy checks, status conditions, Events. Serves /healthz, /readyz and /metrics on
-      --metrics-port (${DEFAULT_OPERATOR_METRICS_PORT}). Stops on SIGTERM or SIGINT, releasing the Lease.`;
+      by default): policy checks, status conditions, Events, and the cluster's security identities
+      (PalisadeIdentity objects, deleted once unused for --identity-grace-period, ${DEFAULT_IDENTITY_GRACE_MS / 1000}s). Serves
+      /healthz, /readyz and /metrics on --metrics-port (${DEFAULT_OPERATOR_METRICS_PORT}). Stops on SIGTERM or SIGINT, releasing the Lease.`;
 
 /** A command line `palisade operator` cannot run with. */
 export class OperatorUsageError extends Error {
@@ -35,6 +37,7 @@ export async function runOperatorCommand(argv: string[]): Promise<number> {
       "leader-election-namespace": { type: "string", default: "palisade-system" },
       "leader-election-lease": { type: "string", default: "palisade-operator" },
       "metrics-port": { type: "string", default: String(DEFAULT_OPERATOR_METRICS_PORT) },
+      "identity-grace-period": { type: "string", default: `${DEFAULT_IDENTITY_GRACE_MS / 1000}s` },
     },
     allowPositionals: false,
   });
@@ -42,11 +45,17 @@ export async function runOperatorCommand(argv: string[]): Promise<number> {
   if (!/^\d+$/.test(values["metrics-port"]) || port > 65535) {
     throw new OperatorUsageError(`Cannot run the operator: --metrics-port "${values["metrics-port"]}" is not a port number (0-65535)`);
   }
+  const grace = /^(\d+)(ms|s|m)$/.exec(values["identity-grace-period"]);
+  if (grace === null) {
+    throw new OperatorUsageError(`Cannot run the operator: --identity-grace-period "${values["identity-grace-period"]}" is not a duration (e.g. 30s, 2m, 500ms)`);
+  }
+  const graceMs = Number(grace[1]) * (grace[2] === "ms" ? 1 : grace[2] === "s" ? 1000 : 60_000);
   const operator = await runOperator({
     ...(values.kubeconfig !== undefined && { kubeconfig: values.kubeconfig }),
     namespace: values["leader-election-namespace"],
     leaseName: values["leader-election-lease"],
     metricsPort: port,
+    identityGraceMs: graceMs,
   });
   await new Promise<void>((resolve) => {
     process.once("SIGTERM", resolve);

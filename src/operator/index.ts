@@ -6,6 +6,8 @@
  * @module
  */
 export * from "./command.ts";
+export * from "./identities.ts";
+export * from "./identity-allocator.ts";
 export * from "./metrics.ts";
 export * from "./node-report.ts";
 export * from "./operator.ts";

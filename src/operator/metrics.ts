@@ -1,6 +1,6 @@
 /**
- * The operator's Prometheus metrics: reconciles by result and whether this
- * replica leads, in the text exposition format.
+ * The operator's Prometheus metrics: reconciles by result, whether this
+ * replica leads, and its identity table, in the text exposition format.
  *
  * @module
  */
@@ -23,6 +23,7 @@ export type ReconcileResult = "success" | "error";
 export class OperatorMetrics {
   readonly #reconciles: Record<ReconcileResult, number> = { success: 0, error: 0 };
   #leader = false;
+  #identities = { inUse: 0, unused: 0 };
 
   /** Counts one reconcile with `result`. */
   countReconcile(result: ReconcileResult): void {
@@ -39,6 +40,11 @@ export class OperatorMetrics {
     this.#leader = leader;
   }
 
+  /** Records the identity table's size: numbers in use, and numbers unused but not collected yet. */
+  setIdentities(inUse: number, unused: number): void {
+    this.#identities = { inUse, unused };
+  }
+
   /** The metrics in the Prometheus text format. */
   render(): string {
     return renderPrometheus([
@@ -49,6 +55,15 @@ export class OperatorMetrics {
         samples: (["success", "error"] as const).map((result) => ({ labels: { result }, value: this.#reconciles[result] })),
       },
       { name: "palisade_operator_is_leader", type: "gauge", help: "1 while this replica holds the leader-election lease, else 0.", samples: [{ value: this.#leader ? 1 : 0 }] },
+      {
+        name: "palisade_operator_identities",
+        type: "gauge",
+        help: "PalisadeIdentity numbers this leader keeps: in use, or unused and waiting out the grace period.",
+        samples: [
+          { labels: { state: "in-use" }, value: this.#identities.inUse },
+          { labels: { state: "unused" }, value: this.#identities.unused },
+        ],
+      },
     ]);
   }
 }

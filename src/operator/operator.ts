@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { KubernetesObject, V1ConfigMap, V1Node, V1Pod } from "@kubernetes/client-node";
+import type { KubernetesObject, V1ConfigMap, V1Namespace, V1Node, V1Pod } from "@kubernetes/client-node";
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { isDeepStrictEqual } from "node:util";
@@ -26,10 +26,12 @@ import {
   setConditions,
 } from "../k8s/index.ts";
 import type { Condition, ConditionInput, InformerHandlers, Logger } from "../k8s/index.ts";
-import type { EBPFNetworkPolicy, EBPFNetworkPolicyStatus, NetworkPolicy } from "../policy/api-types.ts";
+import { identityInformer } from "../agent/cluster-identities.ts";
+import type { EBPFNetworkPolicy, EBPFNetworkPolicyStatus, NetworkPolicy, PalisadeIdentity } from "../policy/api-types.ts";
 import { validatePolicy } from "../policy/validate.ts";
 import { serveProbes } from "../k8s/probe-server.ts";
 import type { ProbeServer } from "../k8s/probe-server.ts";
+import { DEFAULT_IDENTITY_GRACE_MS, IdentityController } from "./identities.ts";
 import { OperatorMetrics } from "./metrics.ts";
 import { parseNodeReport, reportedNodeName } from "./node-report.ts";
 import type { NodeReport } from "./node-report.ts";
@@ -61,6 +63,8 @@ export interface OperatorOptions {
   workers?: number;
   /** Where to log; JSON lines on stderr by default. */
   logger?: Logger;
+  /** How long an identity's key must go unused before its PalisadeIdentity is deleted; 30 s by default. */
+  identityGraceMs?: number;
 }
 
 /** A running operator replica. */
@@ -94,8 +98,8 @@ type StatusPolicy = EBPFNetworkPolicy & { status?: EBPFNetworkPolicyStatus };
  * Programmed once every Node's agent reports the current generation),
  * `selectedPods`, `programmedNodes`/`totalNodes`/`programmed` and
  * `observedGeneration`. NetworkPolicies get Warning Events only (their
- * status is not ours). Security identities are not allocated here: agents
- * allocate them node-locally for now.
+ * status is not ours). The leader also allocates the cluster's security
+ * identities (PalisadeIdentity objects, see {@linkcode IdentityController}).
  *
  * @example
  * ```ts
@@ -121,6 +125,9 @@ class Operator implements RunningOperator {
   readonly #pods: Informer<V1Pod>;
   readonly #nodes: Informer<V1Node>;
   readonly #reports: Informer<V1ConfigMap>;
+  readonly #namespaces: Informer<V1Namespace>;
+  readonly #identities: Informer<PalisadeIdentity>;
+  readonly #identityController: IdentityController;
   readonly #events: EventRecorder;
   readonly #elector: LeaderElector;
   readonly #metricsPort: number;
@@ -143,17 +150,35 @@ class Operator implements RunningOperator {
     const logger = this.#log;
     this.#policies = new Informer<StatusPolicy>({ client, logger, resource: Resources.ebpfNetworkPolicies });
     this.#networkPolicies = new Informer<NetworkPolicy>({ client, logger, resource: Resources.networkPolicies });
-    // Only labels and phase of a pod matter here; the rest would only cost memory.
+    // Only what policy reads of a pod (labels, phase, node, addresses, named ports) matters here; the rest would only cost memory.
     this.#pods = new Informer<V1Pod>({
       client, logger, resource: Resources.pods,
-      transform: (pod) => ({ apiVersion: pod.apiVersion, kind: pod.kind, metadata: pod.metadata, status: { phase: pod.status?.phase } }) as V1Pod,
+      transform: (pod) => ({
+        apiVersion: pod.apiVersion,
+        kind: pod.kind,
+        metadata: pod.metadata,
+        spec: { nodeName: pod.spec?.nodeName, hostNetwork: pod.spec?.hostNetwork, containers: (pod.spec?.containers ?? []).map((c) => ({ name: c.name, ports: c.ports })) },
+        status: { phase: pod.status?.phase, podIP: pod.status?.podIP, podIPs: pod.status?.podIPs },
+      }) as V1Pod,
     });
+    this.#namespaces = new Informer<V1Namespace>({ client, logger, resource: Resources.namespaces });
+    this.#identities = identityInformer(client, logger);
     this.#nodes = new Informer<V1Node>({
       client, logger, resource: Resources.nodes,
       transform: (node) => ({ apiVersion: node.apiVersion, kind: node.kind, metadata: node.metadata }) as V1Node,
     });
     this.#reports = new Informer<V1ConfigMap>({ client, logger, resource: Resources.configMaps, namespace: this.#namespace });
     this.#events = new EventRecorder({ client, logger, controller: OPERATOR_CONTROLLER_NAME, instance: this.identity });
+    this.#identityController = new IdentityController({
+      client, logger,
+      metrics: this.metrics,
+      namespaces: this.#namespaces as Informer<KubernetesObject>,
+      pods: this.#pods,
+      networkPolicies: this.#networkPolicies as unknown as Informer<KubernetesObject>,
+      policies: this.#policies as unknown as Informer<KubernetesObject>,
+      identities: this.#identities,
+      graceMs: options.identityGraceMs ?? DEFAULT_IDENTITY_GRACE_MS,
+    });
     this.#elector = new LeaderElector({
       client, logger,
       namespace: this.#namespace,
@@ -202,7 +227,7 @@ class Operator implements RunningOperator {
   }
 
   #informers(): Informer<KubernetesObject>[] {
-    return [this.#policies, this.#networkPolicies, this.#pods, this.#nodes, this.#reports] as Informer<KubernetesObject>[];
+    return [this.#policies, this.#networkPolicies, this.#pods, this.#nodes, this.#reports, this.#namespaces, this.#identities] as Informer<KubernetesObject>[];
   }
 
   /** One leadership term: wait for the caches, reconcile everything, then whatever changes, until `signal`. */
@@ -215,7 +240,7 @@ class Operator implements RunningOperator {
     signal.addEventListener("abort", () => queue.shutdown(), { once: true });
     this.#enqueueAllPolicies();
     for (const key of this.#networkPolicies.cache.keys()) queue.add(`NetworkPolicy/${key}`);
-    await queue.runWorkers(this.#workers, (key) => this.#reconcile(key, signal));
+    await Promise.all([queue.runWorkers(this.#workers, (key) => this.#reconcile(key, signal)), this.#identityController.run(signal)]);
     if (this.#queue === queue) this.#queue = undefined;
   }
 

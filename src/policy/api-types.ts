@@ -263,3 +263,55 @@ export interface Namespace {
   kind: "Namespace";
   metadata: ObjectMeta;
 }
+
+/** A named port of the pods of a pod identity. */
+export interface IdentityNamedPort {
+  /** The port's name, as a policy's `ports[].port` names it. */
+  name: string;
+  /** The port number. */
+  port: number;
+  /** The port's protocol. */
+  protocol: PolicyProtocol;
+}
+
+/**
+ * What a security identity stands for. Written once by the operator when it
+ * allocates the number; never changed (a changed key is a new identity).
+ */
+export interface PalisadeIdentitySpec {
+  /**
+   * The identity key exactly as the policy compiler builds it (JSON): every
+   * attribute of an address that policy can ask about. Agents look numbers
+   * up by this key; the other fields only repeat it readably.
+   */
+  key: string;
+  /** What kind of addresses carry the identity: pod IPs, node (host) IPs, or a policy CIDR prefix. */
+  kind: "pod" | "host" | "cidr";
+  /** The namespace of the pods (pod identities only). */
+  namespace?: string;
+  /** The labels of the pods' namespace (pod identities only). */
+  namespaceLabels?: Record<string, string>;
+  /** The labels of the pods (pod identities only). */
+  labels?: Record<string, string>;
+  /** The pods' named ports (pod identities only). */
+  namedPorts?: IdentityNamedPort[];
+  /**
+   * For a cidr identity its prefix; for a pod or host identity the longest
+   * policy CIDR containing its addresses (its class), absent when none does.
+   */
+  cidr?: string;
+}
+
+/**
+ * `palisade.dev/v1alpha1` PalisadeIdentity (cluster-scoped): one security
+ * identity, named by its decimal number, allocated by the operator so that
+ * every node uses the same number for the same key. The operator deletes it
+ * once no address has used the key for a grace period.
+ */
+export interface PalisadeIdentity {
+  apiVersion: "palisade.dev/v1alpha1";
+  kind: "PalisadeIdentity";
+  metadata: ObjectMeta;
+  /** The identity key and its readable parts; immutable. */
+  spec: PalisadeIdentitySpec;
+}

@@ -3,7 +3,7 @@ import { describe, test } from "node:test";
 import fc from "fast-check";
 import { EXTERNAL_IPS, HOST_IPS, packetArb, worldArb } from "../../test/lib/world-arbitrary.ts";
 import type { AnyPolicy, EBPFNetworkPolicy, NetworkPolicy } from "./api-types.ts";
-import { CompileError, compileWorld, PolicyCompiler } from "./compiler.ts";
+import { CompileError, compileWorld, identityKeyFields, PolicyCompiler } from "./compiler.ts";
 import type { PolicyKind } from "./compiler.ts";
 import {
   EP_AUDIT_ISOLATED_EGRESS,
@@ -573,4 +573,194 @@ describe("incremental compilation", () => {
     assert.deepEqual(touched, ["x/new", ...yPods].sort());
     assert.deepEqual(diff.ipcacheUpserts.map((e) => e.cidr), ["10.0.1.99/32"]);
   });
+});
+
+// ---------------------------------------------------------------- pending identities
+
+/**
+ * An allocator that knows only the numbers in its table, as an agent knows
+ * only the operator's: an unknown key is pending and remembered, and
+ * `publish` numbers every key asked for so far (lowest free first, never
+ * reusing one), as the operator would.
+ */
+class TableAllocator implements IdentityAllocator {
+  readonly table = new Map<string, number>();
+  readonly asked = new Set<string>();
+  readonly references = new Map<string, number>();
+  allocate(key: string): number | undefined {
+    const id = this.table.get(key);
+    if (id === undefined) {
+      this.asked.add(key);
+      return undefined;
+    }
+    this.references.set(key, (this.references.get(key) ?? 0) + 1);
+    return id;
+  }
+  release(key: string): void {
+    const count = this.references.get(key);
+    assert.ok(count, `release of unreferenced key ${key}`);
+    if (count === 1) this.references.delete(key);
+    else this.references.set(key, count - 1);
+  }
+  publish(): string[] {
+    const published = [...this.asked].filter((key) => !this.table.has(key));
+    for (const key of published) this.table.set(key, 256 + this.table.size);
+    this.asked.clear();
+    return published;
+  }
+}
+
+describe("pending identities", () => {
+  const only = (w: World, state: DesiredState, src: string, dst: string): boolean =>
+    explainPacket(state, w, { src: { ip: src }, dst: { ip: dst }, protocol: "TCP", port: 80 }).allowed;
+
+  test("a pending address is left out of the ipcache, so no pod-selector rule matches it; it is enforced once numbered", () => {
+    const allocator = new TableAllocator();
+    const compiler = new PolicyCompiler({ identities: allocator });
+    const w = world({
+      pods: [pod("x/a", ["10.0.0.1"]), pod("x/b", ["10.0.0.2"])],
+      policies: [netpol("x/p", { podSelector: { matchLabels: { pod: "a" } }, ingress: [{ from: [{ podSelector: { matchLabels: { pod: "b" } } }] }] })],
+    });
+    for (const n of w.namespaces.values()) compiler.upsertNamespace(n);
+    for (const p of w.pods.values()) compiler.upsertPod(p);
+    for (const p of w.policies) compiler.upsertPolicy(p);
+    compiler.commit();
+    let state = compiler.state();
+    assert.equal(compiler.pendingIdentityKeys().length, 2);
+    assert.equal(state.ipcache.size, 0);
+    assert.equal(state.endpoints.get("x/a")?.flags, EP_ISOLATED_INGRESS | EP_AUDIT_ISOLATED_INGRESS, "isolation does not wait for identities");
+    assert.ok(!only(w, state, "10.0.0.2", "10.0.0.1"), "b is not recognised as b yet");
+
+    assert.equal(compiler.commit().ipcacheUpserts.length, 0, "nothing to retry until told");
+    compiler.identitiesChanged(allocator.publish());
+    const diff = compiler.commit();
+    state = compiler.state();
+    assert.deepEqual(compiler.pendingIdentityKeys(), []);
+    assert.deepEqual(diff.ipcacheUpserts.map((e) => e.cidr).sort(), ["10.0.0.1/32", "10.0.0.2/32"]);
+    assert.ok(only(w, state, "10.0.0.2", "10.0.0.1"));
+    assert.deepEqual(canonicalState(state), canonicalState(compileWorld(w).state));
+  });
+
+  test("a relabelled pod keeps its previous identity while the new one is pending; a new owner of an address never inherits one", () => {
+    const allocator = new TableAllocator();
+    const compiler = new PolicyCompiler({ identities: allocator });
+    compiler.upsertNamespace(ns("x"));
+    compiler.upsertPod(pod("x/b", ["10.0.0.2"]));
+    compiler.commit();
+    compiler.identitiesChanged(allocator.publish());
+    compiler.commit();
+    const before = compiler.state().ipcache.get("10.0.0.2/32")?.identity;
+    assert.ok(before !== undefined && before >= 256);
+
+    compiler.upsertPod(pod("x/b", ["10.0.0.2"], { role: "new" }));
+    compiler.commit();
+    assert.equal(compiler.state().ipcache.get("10.0.0.2/32")?.identity, before, "same owner: previous labels until numbered");
+    assert.equal(compiler.pendingIdentityKeys().length, 1);
+
+    compiler.deletePod("x", "b");
+    compiler.upsertPod(pod("x/c", ["10.0.0.2"]));
+    const diff = compiler.commit();
+    assert.deepEqual(diff.ipcacheRemovals, ["10.0.0.2/32"], "another pod on b's address gets no entry while pending");
+    assert.deepEqual(allocator.references, new Map(), "b's identity was released");
+
+    compiler.identitiesChanged(allocator.publish());
+    compiler.commit();
+    const after = compiler.state().ipcache.get("10.0.0.2/32")?.identity;
+    assert.ok(after !== undefined && after !== before);
+    assert.deepEqual(compiler.pendingIdentityKeys(), []);
+  });
+
+  test("a pending host address in a policy prefix gets the reserved host identity", () => {
+    const allocator = new TableAllocator();
+    const compiler = new PolicyCompiler({ identities: allocator });
+    compiler.upsertPolicy(netpol("x/p", { podSelector: {}, egress: [{ to: [{ ipBlock: { cidr: "192.168.0.0/16" } }] }], policyTypes: ["Egress"] }));
+    compiler.setHostIPs(["192.168.1.1"]);
+    compiler.commit();
+    assert.deepEqual(compiler.state().ipcache.get("192.168.1.1/32"), { cidr: "192.168.1.1/32", identity: IDENTITY_HOST, flags: IPCACHE_HOST });
+    compiler.identitiesChanged(allocator.publish());
+    compiler.commit();
+    assert.ok((compiler.state().ipcache.get("192.168.1.1/32")?.identity ?? 0) >= 256);
+  });
+
+  test("a key whose number changed in the table is renumbered everywhere it is used", () => {
+    const allocator = new TableAllocator();
+    const compiler = new PolicyCompiler({ identities: allocator });
+    const w = world({
+      pods: [pod("x/a", ["10.0.0.1"]), pod("x/b", ["10.0.0.2"]), pod("x/b2", ["10.0.0.3"], { pod: "b" })],
+      policies: [netpol("x/p", { podSelector: { matchLabels: { pod: "a" } }, ingress: [{ from: [{ podSelector: { matchLabels: { pod: "b" } } }] }] })],
+    });
+    for (const n of w.namespaces.values()) compiler.upsertNamespace(n);
+    for (const p of w.pods.values()) compiler.upsertPod(p);
+    for (const p of w.policies) compiler.upsertPolicy(p);
+    compiler.commit();
+    compiler.identitiesChanged(allocator.publish());
+    compiler.commit();
+    const bKey = [...allocator.table].find(([, id]) => id === compiler.state().ipcache.get("10.0.0.2/32")?.identity)?.[0] as string;
+    allocator.table.set(bKey, 999);
+    compiler.identitiesChanged([bKey]);
+    const diff = compiler.commit();
+    const state = compiler.state();
+    assert.deepEqual(diff.ipcacheUpserts.map((e) => [e.cidr, e.identity]).sort(), [["10.0.0.2/32", 999], ["10.0.0.3/32", 999]]);
+    assert.ok(only(w, state, "10.0.0.2", "10.0.0.1"), "rules follow the new number");
+    assert.ok([...state.policy.values()].some((e) => e.key.identity === 999));
+    assert.ok(![...state.policy.values()].some((e) => state.identities.get(e.key.identity) === undefined && e.key.identity !== IDENTITY_ANY));
+    assert.deepEqual(canonicalState(state), canonicalState(compileWorld(w).state));
+    assert.equal(allocator.references.get(bKey), 1);
+  });
+
+  test("after numbering every pending key, incremental state equals compileWorld", () => {
+    const scenario = fc
+      .array(worldArb(5, 4), { minLength: 2, maxLength: 3 })
+      .chain((pool) => fc.tuple(fc.constant(pool), fc.array(commandArb(pool), { minLength: 1, maxLength: 30 })));
+    fc.assert(
+      fc.property(scenario, ([, commands]) => {
+        const allocator = new TableAllocator();
+        const compiler = new PolicyCompiler({ identities: allocator });
+        const model = new WorldModel();
+        const maps = new DiffModel();
+        for (const command of [...commands, { op: "commit" as const }]) {
+          if (command.op !== "commit") {
+            model.run(compiler, command);
+            continue;
+          }
+          maps.apply(compiler.commit());
+          for (const entry of compiler.state().ipcache.values()) {
+            assert.ok(entry.identity === IDENTITY_HOST || compiler.state().identities.has(entry.identity), `ipcache ${entry.cidr} has a described identity`);
+          }
+          compiler.identitiesChanged(allocator.publish());
+          maps.apply(compiler.commit());
+          const state = compiler.state();
+          maps.assertEquals(state);
+          assert.deepEqual(compiler.pendingIdentityKeys(), []);
+          assert.deepEqual(canonicalState(state), canonicalState(compileWorld(model.world()).state));
+          const inUse = new Set([...state.ipcache.values()].map((e) => e.identity).filter((id) => id >= 256));
+          assert.equal(allocator.references.size, inUse.size);
+        }
+      }),
+      { numRuns: 100 },
+    );
+  });
+});
+
+test("identityKeyFields reads back every kind of key the compiler builds", () => {
+  const compiler = new PolicyCompiler({ identities: new TableAllocator() });
+  compiler.upsertNamespace(ns("x", { team: "t" }));
+  compiler.upsertPod(pod("x/a", ["10.0.0.1"], {}, [{ name: "http", port: 80, protocol: "TCP" }]));
+  compiler.upsertPolicy(netpol("x/p", { podSelector: {}, ingress: [{ from: [{ ipBlock: { cidr: "10.0.0.0/8" } }] }] }));
+  compiler.setHostIPs(["10.9.9.9"]);
+  compiler.commit();
+  const fields = compiler.pendingIdentityKeys().map((key) => identityKeyFields(key));
+  assert.deepEqual(fields, [
+    { kind: "cidr", cidr: "10.0.0.0/8" },
+    { kind: "host", cidr: "10.0.0.0/8" },
+    {
+      kind: "pod",
+      namespace: "x",
+      namespaceLabels: { "kubernetes.io/metadata.name": "x", team: "t" },
+      labels: { pod: "a" },
+      namedPorts: [{ name: "http", port: 80, protocol: "TCP" }],
+      cidr: "10.0.0.0/8",
+    },
+  ]);
+  assert.throws(() => identityKeyFields('["pod"]'), { name: "IdentityKeyError", message: 'Cannot read identity key "[\\"pod\\"]": it is not a pod, host or cidr key' });
 });

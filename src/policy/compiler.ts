@@ -92,6 +92,11 @@ export interface PolicyCompilerOptions {
   identities?: IdentityAllocator;
   /** Only pods on this node become endpoints (all pods still get ipcache entries); every pod if absent. */
   nodeName?: string;
+  /**
+   * Computes the ipcache and its identities only, no endpoints or policy
+   * entries: what the operator's cluster-wide identity allocation needs.
+   */
+  identitiesOnly?: boolean;
 }
 
 /** How much work the last commit did: what incremental compilation is measured by. */
@@ -300,6 +305,69 @@ function describeIdentity(record: IdentityRecord): string {
   }
 }
 
+/** The readable parts of an identity key, as {@link PolicyCompiler} builds keys: what the identity stands for. */
+export interface IdentityKeyFields {
+  kind: "pod" | "host" | "cidr";
+  /** A pod identity's namespace. */
+  namespace?: string;
+  /** A pod identity's namespace labels. */
+  namespaceLabels?: Labels;
+  /** A pod identity's pod labels. */
+  labels?: Labels;
+  /** A pod identity's named ports. */
+  namedPorts?: NamedPort[];
+  /** The CIDR class of a pod or host identity (absent outside every policy prefix), or a cidr identity's prefix. */
+  cidr?: string;
+}
+
+/** An identity key that {@link PolicyCompiler} cannot have built. */
+export class IdentityKeyError extends Error {
+  override name = "IdentityKeyError";
+}
+
+/**
+ * Parses an identity key back into what it stands for.
+ *
+ * @throws {IdentityKeyError} when `key` is not a key the compiler builds.
+ * @example
+ * ```ts
+ * identityKeyFields('["cidr","10.0.0.0/8"]'); // { kind: "cidr", cidr: "10.0.0.0/8" }
+ * ```
+ */
+export function identityKeyFields(key: string): IdentityKeyFields {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(key);
+  } catch (cause) {
+    throw new IdentityKeyError(`Cannot read identity key ${JSON.stringify(key)}: it is not JSON`, { cause });
+  }
+  const bad = (): IdentityKeyError => new IdentityKeyError(`Cannot read identity key ${JSON.stringify(key)}: it is not a pod, host or cidr key`);
+  if (!Array.isArray(parsed)) throw bad();
+  const cidr = (value: unknown): { cidr?: string } => {
+    if (value === null) return {};
+    if (typeof value !== "string") throw bad();
+    return { cidr: value };
+  };
+  const labels = (value: unknown): Labels => {
+    if (!Array.isArray(value) || !value.every((pair) => Array.isArray(pair) && pair.length === 2 && pair.every((p) => typeof p === "string"))) throw bad();
+    return Object.fromEntries(value as [string, string][]);
+  };
+  const [kind, ...rest] = parsed as unknown[];
+  if (kind === "cidr" && rest.length === 1 && typeof rest[0] === "string") return { kind, cidr: rest[0] };
+  if (kind === "host" && rest.length === 1) return { kind, ...cidr(rest[0]) };
+  if (kind === "pod" && rest.length === 5 && typeof rest[0] === "string" && Array.isArray(rest[3])) {
+    return {
+      kind,
+      namespace: rest[0],
+      namespaceLabels: labels(rest[1]),
+      labels: labels(rest[2]),
+      namedPorts: rest[3] as NamedPort[],
+      ...cidr(rest[4]),
+    };
+  }
+  throw bad();
+}
+
 const RESERVED_IDENTITIES: IdentityInfo[] = [
   { id: IDENTITY_HOST, description: "host: an address of this node outside every policy prefix" },
   { id: IDENTITY_WORLD, description: "world: an address outside every policy prefix and not a pod's" },
@@ -460,6 +528,7 @@ function sameEndpointState(a: EndpointState, b: EndpointState): boolean {
 export class PolicyCompiler {
   readonly #allocator: IdentityAllocator;
   readonly #nodeName: string | undefined;
+  readonly #identitiesOnly: boolean;
 
   // Inputs, as of the latest mutation.
   readonly #namespaces = new Map<string, NamespaceInfo>();
@@ -473,6 +542,8 @@ export class PolicyCompiler {
   readonly #dirtyPods = new Set<string>();
   readonly #dirtyPolicies = new Set<string>();
   #dirtyHosts = false;
+  /** Addresses whose identity key may have got a number: see {@link PolicyCompiler.identitiesChanged}. */
+  readonly #retryIpcache = new Set<string>();
 
   // Derived state, as of the last commit.
   readonly #policyRecords = new Map<string, PolicyRecord>();
@@ -486,6 +557,8 @@ export class PolicyCompiler {
   readonly #bindings = new Map<string, IpcacheBinding>();
   readonly #identitiesByKey = new Map<string, IdentityRecord>();
   readonly #identitiesById = new Map<number, IdentityRecord>();
+  /** Addresses whose wanted identity is pending at the allocator, and that key. */
+  readonly #pendingIpcache = new Map<string, string>();
   readonly #ruleIds = new Map<string, number>();
   #nextRuleId = 1;
   readonly #endpointRecords = new Map<string, EndpointRecord>();
@@ -511,6 +584,7 @@ export class PolicyCompiler {
   constructor(options: PolicyCompilerOptions = {}) {
     this.#allocator = options.identities ?? new LocalIdentityAllocator();
     this.#nodeName = options.nodeName;
+    this.#identitiesOnly = options.identitiesOnly ?? false;
   }
 
   /** Adds or replaces a namespace. */
@@ -587,11 +661,40 @@ export class PolicyCompiler {
     this.#dirtyHosts = true;
   }
 
+  /**
+   * Tells the compiler that the allocator may now answer differently for
+   * `keys`: the next commit asks again for addresses waiting for one of
+   * them, and gives addresses holding one of them the key's number now
+   * (a fresh identity record, so rules and endpoints follow).
+   */
+  identitiesChanged(keys: Iterable<string>): void {
+    const changed = new Set(keys);
+    for (const [text, key] of this.#pendingIpcache) if (changed.has(key)) this.#retryIpcache.add(text);
+    const renumbered = new Set<IdentityRecord>();
+    for (const key of changed) {
+      const record = this.#identitiesByKey.get(key);
+      if (record === undefined || record.id === 0 || record.key === this.#hostKey(undefined)) continue;
+      this.#identitiesByKey.delete(key);
+      renumbered.add(record);
+    }
+    if (renumbered.size === 0) return;
+    for (const [text, binding] of this.#bindings) if (renumbered.has(binding.record)) this.#retryIpcache.add(text);
+  }
+
+  /**
+   * Identity keys that addresses need and the allocator has no number for
+   * yet, sorted. Such an address is left out of the ipcache (or keeps the
+   * identity its owner had), so no rule meant for someone else can match it.
+   */
+  pendingIdentityKeys(): string[] {
+    return [...new Set(this.#pendingIpcache.values())].sort();
+  }
+
   /** Everything changed since the last commit, as a diff; the internal state advances. */
   commit(): StateDiff {
     const diff = emptyDiff();
     const idle =
-      this.#dirtyPolicies.size + this.#dirtyPods.size + this.#dirtyNamespaces.size === 0 && !this.#dirtyHosts;
+      this.#dirtyPolicies.size + this.#dirtyPods.size + this.#dirtyNamespaces.size + this.#retryIpcache.size === 0 && !this.#dirtyHosts;
     if (idle) {
       this.#stats = { policies: 0, ipcacheKeys: 0, identitiesAdded: 0, identitiesRemoved: 0, endpoints: 0 };
       return diff;
@@ -608,13 +711,16 @@ export class PolicyCompiler {
       this.#stateShared = false;
     }
     const dirtyEndpoints = new Set<string>();
-    const dirtyIpcache = new Set<string>();
+    const dirtyIpcache = new Set<string>(this.#retryIpcache);
+    this.#retryIpcache.clear();
     const freshPolicies = this.#commitPolicies(dirtyEndpoints, dirtyIpcache);
     this.#commitPods(dirtyEndpoints, dirtyIpcache);
     this.#commitHosts(dirtyIpcache);
     const { added, removed } = this.#commitIpcache(dirtyIpcache, dirtyEndpoints, diff);
-    this.#commitPeers(freshPolicies, added, removed, dirtyEndpoints);
-    this.#commitEndpoints(dirtyEndpoints, diff);
+    if (!this.#identitiesOnly) {
+      this.#commitPeers(freshPolicies, added, removed, dirtyEndpoints);
+      this.#commitEndpoints(dirtyEndpoints, diff);
+    }
     this.#stats = {
       policies: freshPolicies.size,
       ipcacheKeys: dirtyIpcache.size,
@@ -795,6 +901,11 @@ export class PolicyCompiler {
    * Recomputes the ipcache entries of dirty keys, allocating and releasing
    * identities as their use starts and ends. Returns the identities that
    * came and went; marks endpoints whose own identity may have changed.
+   *
+   * An address whose identity is pending at the allocator keeps its entry if
+   * the same owner had one (its previous labels, as before the change was
+   * seen); otherwise it has none (a host address gets the reserved host
+   * identity), and it is retried by {@link PolicyCompiler.identitiesChanged}.
    */
   #commitIpcache(
     dirty: Set<string>,
@@ -803,10 +914,40 @@ export class PolicyCompiler {
   ): { added: IdentityRecord[]; removed: number[] } {
     const pending = new Map<string, IpcacheBinding | undefined>();
     const touched = new Set<IdentityRecord>();
+    const added: IdentityRecord[] = [];
+    const unanswered = new Set<IdentityRecord>();
+    const reservedKey = this.#hostKey(undefined);
+    const identify = (record: IdentityRecord): boolean => {
+      if (record.id !== 0) return true;
+      if (unanswered.has(record)) return false;
+      const id = record.key === reservedKey ? IDENTITY_HOST : this.#allocator.allocate(record.key);
+      if (id === undefined) {
+        unanswered.add(record);
+        // Forgotten below unless an address binds it.
+        touched.add(record);
+        return false;
+      }
+      record.id = id;
+      added.push(record);
+      return true;
+    };
     for (const text of dirty) {
-      const wanted = this.#wantedBinding(text);
+      this.#pendingIpcache.delete(text);
+      let wanted = this.#wantedBinding(text);
       const current = this.#bindings.get(text);
-      if (wanted?.record.key === current?.record.key && wanted?.flags === current?.flags && wanted?.owner === current?.owner) {
+      if (wanted && !identify(wanted.record)) {
+        this.#pendingIpcache.set(text, wanted.record.key);
+        if (current?.owner === wanted.owner) continue;
+        if (wanted.owner === "host") {
+          const record = this.#identityRecord(reservedKey, "host", undefined);
+          identify(record);
+          wanted = { record, flags: IPCACHE_HOST, owner: "host" };
+        } else {
+          wanted = undefined;
+        }
+      }
+      // Records compare by object: a renumbered key has a fresh record for the same key.
+      if (wanted?.record === current?.record && wanted?.flags === current?.flags && wanted?.owner === current?.owner) {
         continue;
       }
       if (current) {
@@ -820,27 +961,21 @@ export class PolicyCompiler {
       pending.set(text, wanted);
     }
 
-    // Releases before allocations: an allocator may hand a freed number to a new key at once.
-    const reservedKey = this.#hostKey(undefined);
+    // Numbers are taken above, before these releases: an allocator never hands out a number still referenced.
     const removed: number[] = [];
     for (const record of touched) {
       if (record.users > 0) continue;
-      this.#identitiesByKey.delete(record.key);
+      if (this.#identitiesByKey.get(record.key) === record) this.#identitiesByKey.delete(record.key);
       if (record.id === 0) continue;
       this.#identitiesById.delete(record.id);
       removed.push(record.id);
       if (record.key === reservedKey) continue;
-      this.#allocator.release(record.key);
+      this.#allocator.release(record.key, record.id);
       this.#state.identities.delete(record.id);
     }
-    const added: IdentityRecord[] = [];
-    for (const record of touched) {
-      if (record.users === 0 || record.id !== 0) continue;
-      const reserved = record.key === reservedKey;
-      record.id = reserved ? IDENTITY_HOST : this.#allocator.allocate(record.key);
+    for (const record of added) {
       this.#identitiesById.set(record.id, record);
-      added.push(record);
-      if (!reserved) this.#state.identities.set(record.id, { id: record.id, description: describeIdentity(record) });
+      if (record.key !== reservedKey) this.#state.identities.set(record.id, { id: record.id, description: describeIdentity(record) });
     }
 
     for (const [text, wanted] of pending) {

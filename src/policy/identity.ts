@@ -10,14 +10,19 @@ import { FIRST_ALLOCATED_IDENTITY } from "./desired-state.ts";
 
 /**
  * Hands out identities for keys. `allocate` returns the key's identity,
- * creating it on first use; each `allocate` takes a reference and each
- * `release` drops one, and an identity stays valid while it has references.
+ * creating it on first use; each `allocate` that returns a number takes a
+ * reference and each `release` drops one, and an identity stays valid (and
+ * its number is not given to another key) while it has references.
+ *
+ * An allocator that learns numbers from elsewhere (the operator's table in
+ * the API) may answer `undefined`: the key is pending, no reference was
+ * taken, and the caller asks again when the table changed.
  */
 export interface IdentityAllocator {
-  /** The identity of `key`, taking a reference to it. */
-  allocate(key: string): number;
-  /** Drops a reference taken by {@link IdentityAllocator.allocate}. */
-  release(key: string): void;
+  /** The identity of `key`, taking a reference to it; `undefined` while the key has no number yet. */
+  allocate(key: string): number | undefined;
+  /** Drops a reference taken by {@link IdentityAllocator.allocate}, which returned `id`. */
+  release(key: string, id: number): void;
 }
 
 /** Releasing a key that holds no reference: a bookkeeping bug of the caller. */

@@ -18,3 +18,4 @@ export * from "./identity.ts";
 export * from "./compiler.ts";
 export * from "./lookup.ts";
 export * from "./reference-evaluator.ts";
+export * from "./identity-object.ts";

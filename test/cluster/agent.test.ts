@@ -154,6 +154,8 @@ describe("node agent on a real control plane and kernel", { timeout: 600_000 }, 
     agent = await Agent.start({
       nodeName: NODE,
       client,
+      // No operator runs here to allocate cluster identities.
+      identities: "local",
       pinRoot,
       metricsPort: 0,
       metricsHost: "127.0.0.1",

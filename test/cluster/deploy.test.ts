@@ -19,6 +19,7 @@ import { startTestControlPlane, type TestControlPlane } from "../lib/control-pla
 const root = repositoryRoot();
 const deployDir = join(root, "deploy");
 const crdFile = join(deployDir, "crds", "ebpfnetworkpolicies.palisade.dev.yaml");
+const identityCrdFile = join(deployDir, "crds", "palisadeidentities.palisade.dev.yaml");
 
 interface Run {
   code: number;
@@ -44,6 +45,7 @@ describe("deploy/ on a real kube-apiserver", { timeout: 300_000 }, () => {
     for (const expected of [
       "namespace/palisade-system",
       "customresourcedefinition.apiextensions.k8s.io/ebpfnetworkpolicies.palisade.dev",
+      "customresourcedefinition.apiextensions.k8s.io/palisadeidentities.palisade.dev",
       "deployment.apps/palisade-operator",
       "daemonset.apps/palisade-agent",
       "clusterrole.rbac.authorization.k8s.io/palisade-operator",
@@ -55,7 +57,7 @@ describe("deploy/ on a real kube-apiserver", { timeout: 300_000 }, () => {
   });
 
   it("grants the operator and the agent what they need and nothing more", async () => {
-    await kubectlOk(["apply", "-f", crdFile]);
+    await kubectlOk(["apply", "-f", crdFile, "-f", identityCrdFile]);
     await kubectlOk(["apply", "-f", join(deployDir, "10-operator-rbac.yaml"), "-f", join(deployDir, "11-agent-rbac.yaml")]);
     const operator = "system:serviceaccount:palisade-system:palisade-operator";
     const agent = "system:serviceaccount:palisade-system:palisade-agent";
@@ -80,11 +82,49 @@ describe("deploy/ on a real kube-apiserver", { timeout: 300_000 }, () => {
       [operator, ["watch", "configmaps", "-n", "palisade-system"], true],
       [operator, ["patch", "configmaps", "-n", "palisade-system"], false],
       [agent, ["get", "secrets", "-A"], false],
+      [operator, ["watch", "palisadeidentities.palisade.dev"], true],
+      [operator, ["create", "palisadeidentities.palisade.dev"], true],
+      [operator, ["delete", "palisadeidentities.palisade.dev"], true],
+      [operator, ["update", "palisadeidentities.palisade.dev"], false],
+      [agent, ["watch", "palisadeidentities.palisade.dev"], true],
+      [agent, ["get", "palisadeidentities.palisade.dev/300"], true],
+      [agent, ["create", "palisadeidentities.palisade.dev"], false],
+      [agent, ["delete", "palisadeidentities.palisade.dev"], false],
     ];
     for (const [user, args, allowed] of cases) {
       const run = await kubectl(["auth", "can-i", ...args, `--as=${user}`]);
       assert.equal(run.stdout.trim(), allowed ? "yes" : "no", `${user} ${args.join(" ")}`);
     }
+  });
+
+  describe("the PalisadeIdentity CRD", () => {
+    const id = String(100_000 + ((randomBytes(2).readUInt16BE(0)) % 50_000));
+    const identity = (name: string, key: string): string =>
+      JSON.stringify({ apiVersion: "palisade.dev/v1alpha1", kind: "PalisadeIdentity", metadata: { name }, spec: { key, kind: "cidr", cidr: "10.0.0.0/8" } });
+
+    before(async () => {
+      await kubectlOk(["apply", "-f", identityCrdFile]);
+      await kubectlOk(["wait", "--for=condition=Established", "--timeout=60s", "crd/palisadeidentities.palisade.dev"]);
+    });
+
+    after(async () => {
+      await kubectl(["delete", "palisadeidentities.palisade.dev", id, "--ignore-not-found"]);
+    });
+
+    it("keeps an identity's spec as created", async () => {
+      await kubectlOk(["create", "-f", "-"], identity(id, '["cidr","10.0.0.0/8"]'));
+      const run = await kubectl(["replace", "-f", "-"], identity(id, '["cidr","10.0.0.0/9"]'));
+      assert.notEqual(run.code, 0);
+      assert.match(run.stderr, /spec: Invalid value: "object": is immutable: a changed key is a new identity/);
+    });
+
+    it("refuses a name that is not an allocatable identity number", async () => {
+      for (const name of ["12", "0300", "web"]) {
+        const run = await kubectl(["create", "--dry-run=server", "-f", "-"], identity(name, '["cidr","10.0.0.0/8"]'));
+        assert.notEqual(run.code, 0, name);
+        assert.match(run.stderr, /metadata.name must be the identity number in decimal, from 256 to 4294967295/, name);
+      }
+    });
   });
 
   describe("the EBPFNetworkPolicy CRD", () => {

@@ -1,0 +1,46 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { Cache } from "../k8s/cache.ts";
+import type { PalisadeIdentity } from "../policy/api-types.ts";
+import { IDENTITY_KEY_INDEX, identityKeyIndex, identityObject } from "../policy/identity-object.ts";
+import { ClusterIdentityAllocator } from "./cluster-identities.ts";
+
+const A = '["cidr","10.0.0.0/8"]';
+const B = '["cidr","10.1.0.0/16"]';
+
+function table(): Cache<PalisadeIdentity> {
+  return new Cache<PalisadeIdentity>({ [IDENTITY_KEY_INDEX]: identityKeyIndex });
+}
+
+test("a key gets its object's number, the lowest of duplicates; without an object it is pending", () => {
+  const cache = table();
+  const ids = new ClusterIdentityAllocator(cache, () => assert.fail("nothing was waiting"));
+  assert.equal(ids.allocate(A), undefined);
+  assert.equal(ids.changed(A), false, "still no object");
+  cache.upsert(identityObject(300, A));
+  assert.equal(ids.changed(A), true);
+  cache.upsert(identityObject(290, A));
+  assert.equal(ids.allocate(A), 290);
+  assert.equal(ids.allocate(A), 290);
+  assert.equal(ids.changed(A), false);
+  ids.release(A, 290);
+  ids.release(A, 290);
+  assert.equal(ids.size, 0);
+  assert.throws(() => ids.release(A, 290), { name: "ClusterIdentityReleaseError" });
+});
+
+test("a number held for one key is not handed to another until released, which reports the waiting key", () => {
+  const cache = table();
+  const available: string[][] = [];
+  const ids = new ClusterIdentityAllocator(cache, (keys) => available.push(keys));
+  cache.upsert(identityObject(300, A));
+  assert.equal(ids.allocate(A), 300);
+  // The operator collected A's object and gave 300 to B before this agent released A.
+  cache.delete("300");
+  cache.upsert(identityObject(300, B));
+  assert.equal(ids.changed(A), true, "A's number is gone");
+  assert.equal(ids.allocate(B), undefined, "300 still means A here");
+  ids.release(A, 300);
+  assert.deepEqual(available, [[B]]);
+  assert.equal(ids.allocate(B), 300);
+});

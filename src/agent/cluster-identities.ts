@@ -1,0 +1,122 @@
+/**
+ * The agent's identity allocator in a cluster: numbers come from the
+ * operator's PalisadeIdentity objects (an informer's cache), so every node
+ * uses the same number for the same key. A key without an object is
+ * pending: the compiler leaves its addresses out until the object appears.
+ *
+ * Numbers are held while the compiler references them, and a number held
+ * for one key is never handed to another here, even if the table already
+ * says so (the operator reuses a number only after it collected the object,
+ * which an agent may not have caught up with): that key waits until the
+ * number is released, and is then reported available.
+ *
+ * @module
+ */
+import type { KubeClient } from "../k8s/client.ts";
+import type { Cache } from "../k8s/cache.ts";
+import { Informer } from "../k8s/informer.ts";
+import type { Logger } from "../k8s/logger.ts";
+import { Resources } from "../k8s/resource.ts";
+import type { PalisadeIdentity } from "../policy/api-types.ts";
+import type { IdentityAllocator } from "../policy/identity.ts";
+import { IDENTITY_KEY_INDEX, identityKeyIndex, lowestIdentityNumber } from "../policy/identity-object.ts";
+
+/** A reference bookkeeping bug of the caller: releasing what it does not hold. */
+export class ClusterIdentityReleaseError extends Error {
+  override name = "ClusterIdentityReleaseError";
+}
+
+/**
+ * An informer over every PalisadeIdentity, indexed by key.
+ *
+ * @example
+ * ```ts
+ * const informer = identityInformer(client, logger);
+ * informer.start();
+ * ```
+ */
+export function identityInformer(client: KubeClient, logger: Logger): Informer<PalisadeIdentity> {
+  return new Informer<PalisadeIdentity>({ client, logger, resource: Resources.palisadeIdentities, indexers: { [IDENTITY_KEY_INDEX]: identityKeyIndex } });
+}
+
+/**
+ * Identities from the cluster's table.
+ *
+ * @example
+ * ```ts
+ * const identities = new ClusterIdentityAllocator(informer.cache, (keys) => compiler.identitiesChanged(keys));
+ * new PolicyCompiler({ identities, nodeName });
+ * ```
+ */
+export class ClusterIdentityAllocator implements IdentityAllocator {
+  readonly #table: Cache<PalisadeIdentity>;
+  readonly #onAvailable: (keys: string[]) => void;
+  readonly #held = new Map<number, { key: string; references: number }>();
+  readonly #numbersByKey = new Map<string, Set<number>>();
+
+  /**
+   * @param table The informer cache of PalisadeIdentity objects, with {@link IDENTITY_KEY_INDEX}.
+   * @param onAvailable Called with keys that were waiting for a number this allocator just released.
+   */
+  constructor(table: Cache<PalisadeIdentity>, onAvailable: (keys: string[]) => void) {
+    this.#table = table;
+    this.#onAvailable = onAvailable;
+  }
+
+  /** The table's number for `key`, taking a reference; `undefined` while it has none (or it still means another key here). */
+  allocate(key: string): number | undefined {
+    const id = this.#tableNumber(key);
+    if (id === undefined) return undefined;
+    const held = this.#held.get(id);
+    if (held !== undefined && held.key !== key) return undefined;
+    if (held !== undefined) held.references++;
+    else {
+      this.#held.set(id, { key, references: 1 });
+      let numbers = this.#numbersByKey.get(key);
+      if (numbers === undefined) {
+        numbers = new Set();
+        this.#numbersByKey.set(key, numbers);
+      }
+      numbers.add(id);
+    }
+    return id;
+  }
+
+  /**
+   * Drops a reference to `id` for `key`.
+   *
+   * @throws {ClusterIdentityReleaseError} when `key` holds no reference to `id`.
+   */
+  release(key: string, id: number): void {
+    const held = this.#held.get(id);
+    if (held === undefined || held.key !== key) {
+      throw new ClusterIdentityReleaseError(`Cannot release identity ${id} of key ${JSON.stringify(key)}: it holds no reference`);
+    }
+    if (--held.references > 0) return;
+    this.#held.delete(id);
+    const numbers = this.#numbersByKey.get(key) as Set<number>;
+    numbers.delete(id);
+    if (numbers.size === 0) this.#numbersByKey.delete(key);
+    const other = this.#table.get(String(id))?.spec.key;
+    if (other !== undefined && other !== key && this.#tableNumber(other) === id) this.#onAvailable([other]);
+  }
+
+  /**
+   * Whether the table's answer for `key` differs from what is held for it:
+   * a pending key that got a number, or a held key whose number changed.
+   */
+  changed(key: string): boolean {
+    const numbers = this.#numbersByKey.get(key);
+    const id = this.#tableNumber(key);
+    return numbers === undefined ? id !== undefined : numbers.size !== 1 || id === undefined || !numbers.has(id);
+  }
+
+  /** How many numbers are held. */
+  get size(): number {
+    return this.#held.size;
+  }
+
+  #tableNumber(key: string): number | undefined {
+    return lowestIdentityNumber(this.#table.byIndex(IDENTITY_KEY_INDEX, key));
+  }
+}
