@@ -144,7 +144,7 @@ export class Agent {
   readonly #pendingDetach = new Map<string, number>();
   /** Host addresses learned from host-network pods, by pod key. */
   readonly #hostIps = new Map<string, string[]>();
-  /** Generations fed to the compiler, by `kind/namespace/name`; copied to #applied at each commit. */
+  /** Generations fed to the compiler, by `kind/namespace/name`; copied to #applied at each commit that leaves no identity pending. */
   readonly #fed = new Map<string, AppliedPolicy>();
   #applied: AppliedPolicy[] = [];
   #lastReport = "";
@@ -485,10 +485,12 @@ export class Agent {
     if (!this.#fullSyncDone) this.#detachStrays();
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     this.#applyDuration.observe(seconds);
-    this.#applied = [...this.#fed.values()].sort(comparePolicies);
-    // An address waiting for its identity is not enforced as its labels say yet: not caught up.
+    // An address waiting for its identity is not enforced as written yet: neither the policies nor the pod
+    // and namespace changes of this commit are reported as applied until it has one. (A new ipBlock CIDR
+    // gives the addresses inside it new identity keys, so a policy change can wait on identities too.)
     const pending = this.#compiler.pendingIdentityKeys().length;
     if (pending > 0) this.#log.debug({ pending }, "Identities pending: waiting for the operator's PalisadeIdentity objects");
+    if (pending === 0) this.#applied = [...this.#fed.values()].sort(comparePolicies);
     if (queueEmpty && pending === 0) {
       this.#reportedVersions = { pods: this.#informers.Pod.resourceVersion, namespaces: this.#informers.Namespace.resourceVersion };
     }
