@@ -150,6 +150,8 @@ function ipcaches(): Map<string, number>[] {
   return agents.map((agent) => new Map(agent.datapath.readState().ipcache.map((e) => [e.cidr, e.identity])));
 }
 
+let policyGeneration = 0;
+
 describe("cluster-wide identities: operator and two agents", { timeout: 600_000 }, () => {
   before(async () => {
     cp = await startTestControlPlane("ident");
@@ -206,10 +208,14 @@ describe("cluster-wide identities: operator and two agents", { timeout: 600_000 
     });
     const [first] = agents;
     await waitFor("agent 1 has pending identities", () => (first?.metricsSnapshot().identitiesPending ?? 0) > 0);
-    const report = await reported(NODES[0], "policy applied", (r) => r.policies.some((p) => p.name === "web-from-client" && p.generation === policy.metadata.generation));
+    // b's address has no identity yet, so no podSelector rule matches it once a is isolated.
+    await waitFor("the policy isolates a", () => !reachable("b", "a"));
+    const report = await readNodeReport(client, NODES[0]);
+    assert.ok(report);
+    assert.ok(!report.policies.some((p) => p.name === "web-from-client" && p.generation === policy.metadata.generation), "the policy is not reported applied while identities are pending");
     assert.ok(Number(report.podResourceVersion) < rv, `report claims pods up to ${report.podResourceVersion} while identities are pending (b at ${rv})`);
     assert.deepEqual(await identities(), []);
-    assert.ok(!reachable("b", "a"), "b's address has no identity yet, so no podSelector rule matches it");
+    policyGeneration = policy.metadata.generation;
   });
 
   it("once the operator creates the identities, the pending peer is enforced and the reports catch up", async () => {
@@ -226,7 +232,9 @@ describe("cluster-wide identities: operator and two agents", { timeout: 600_000 
     // The newest pod change, as `palisade wait` reads it (not the list's own revision, which counts every object).
     const podList = await client.request<{ items: { metadata: { resourceVersion: string } }[] }>("GET", resourcePath(Resources.pods, { namespace: NS }));
     const rv = Math.max(...podList.items.map((p) => Number(p.metadata.resourceVersion)));
-    for (const name of NODES) await reported(name, `pods caught up at ${rv}`, (r) => Number(r.podResourceVersion) >= rv);
+    for (const name of NODES) {
+      await reported(name, `pods caught up at ${rv}, policy applied`, (r) => Number(r.podResourceVersion) >= rv && r.policies.some((p) => p.name === "web-from-client" && p.generation === policyGeneration));
+    }
     assert.ok(reachable("b", "a"), "b carries its identity now");
     for (const agent of agents) assert.equal(agent.metricsSnapshot().identitiesPending, 0);
   });
