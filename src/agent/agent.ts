@@ -20,6 +20,7 @@
  *
  * @module
  */
+import { HostIpsByPod } from "../policy/host-ips.ts";
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { Datapath } from "../datapath/datapath.ts";
 import type { EventSubscription } from "../datapath/datapath.ts";
@@ -143,7 +144,7 @@ export class Agent {
   /** Interfaces of deleted pods, detached after the commit that removes their endpoint entries. */
   readonly #pendingDetach = new Map<string, number>();
   /** Host addresses learned from host-network pods, by pod key. */
-  readonly #hostIps = new Map<string, string[]>();
+  readonly #hostIps = new HostIpsByPod();
   /** Generations fed to the compiler, by `kind/namespace/name`; copied to #applied at each commit that leaves no identity pending. */
   readonly #fed = new Map<string, AppliedPolicy>();
   #applied: AppliedPolicy[] = [];
@@ -428,11 +429,8 @@ export class Agent {
   }
 
   #setHostIps(key: string, ips: string[]): void {
-    const before = this.#hostIps.get(key) ?? [];
-    if (before.join() === ips.join()) return;
-    if (ips.length === 0) this.#hostIps.delete(key);
-    else this.#hostIps.set(key, ips);
-    this.#compiler.setHostIPs([...new Set([...this.#hostIps.values()].flat())]);
+    const all = this.#hostIps.set(key, ips);
+    if (all) this.#compiler.setHostIPs(all);
   }
 
   /** The pod is gone or no longer local: its interface is detached after the next commit removed its endpoint entry. */

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { HostIpsByPod } from "../policy/host-ips.ts";
 import type { KubernetesObject, V1Pod } from "@kubernetes/client-node";
 import { namespaceFromObject, podFromObject, policyFromObject } from "../agent/convert.ts";
 import type { KubeClient } from "../k8s/client.ts";
@@ -71,7 +72,7 @@ export class IdentityController {
   #queue: WorkQueue<string> | undefined;
   #table = new OperatorIdentityAllocator([]);
   #compiler = new PolicyCompiler({ identities: this.#table, identitiesOnly: true });
-  #hostIps = new Map<string, string[]>();
+  #hostIps = new HostIpsByPod();
   #rebuild = true;
 
   constructor(options: IdentityControllerOptions) {
@@ -132,7 +133,7 @@ export class IdentityController {
     }
     this.#table = new OperatorIdentityAllocator(existing);
     this.#compiler = new PolicyCompiler({ identities: this.#table, identitiesOnly: true });
-    this.#hostIps = new Map();
+    this.#hostIps = new HostIpsByPod();
     for (const [kind, informer] of Object.entries(this.#inputs) as [InputKind, Informer<KubernetesObject>][]) {
       for (const key of informer.cache.keys()) this.#syncInput(kind, key);
     }
@@ -194,11 +195,8 @@ export class IdentityController {
   }
 
   #setHostIps(key: string, ips: string[]): void {
-    const before = this.#hostIps.get(key) ?? [];
-    if (before.join() === ips.join()) return;
-    if (ips.length === 0) this.#hostIps.delete(key);
-    else this.#hostIps.set(key, ips);
-    this.#compiler.setHostIPs([...new Set([...this.#hostIps.values()].flat())]);
+    const all = this.#hostIps.set(key, ips);
+    if (all) this.#compiler.setHostIPs(all);
   }
 
   /** Compiles what changed, then creates the objects of numbers in use that have none. */
