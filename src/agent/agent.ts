@@ -380,7 +380,7 @@ export class Agent {
       this.#log.error({ kind, namespace, name, err: e }, `Cannot enforce ${kind} "${key}": the compiler refused it`);
       return;
     }
-    this.#fed.set(fedKey, { kind, namespace, name, generation: converted.value.metadata.generation ?? 0 });
+    this.#fed.set(fedKey, { kind, namespace, name, uid: converted.value.metadata.uid ?? "", generation: converted.value.metadata.generation ?? 0 });
     this.#requestCommit();
   }
 

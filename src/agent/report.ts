@@ -28,6 +28,8 @@ export interface AppliedPolicy {
   kind: "NetworkPolicy" | "EBPFNetworkPolicy";
   namespace: string;
   name: string;
+  /** Tells a policy apart from a deleted one of the same name (both start at generation 1). */
+  uid: string;
   generation: number;
 }
 

@@ -32,7 +32,8 @@ interface List<T> {
 export const WAIT_HELP = `  palisade wait --for=programmed [--timeout 60s] [--kubeconfig PATH]
       Waits until every EBPFNetworkPolicy is Programmed at its current generation and every
       node's agent report lists every NetworkPolicy and EBPFNetworkPolicy at its current
-      generation and has caught up with the newest pod and namespace change at the start.
+      generation, no deleted one, and has caught up with the newest pod and namespace change
+      at the start.
       Exits 1 naming what lags when the timeout passes.`;
 
 /** A duration like `60s`, `2m`, `500ms` or a bare number of seconds, in milliseconds. */
@@ -84,15 +85,23 @@ export async function laggards(client: KubeClient, rv: { pods: string; namespace
   return lag;
 }
 
-function nodeLag(node: string, report: NodeReport | undefined, wanted: { kind: "EBPFNetworkPolicy" | "NetworkPolicy"; object: KubernetesObject }[], rv: { pods: string; namespaces: string }): string[] {
+/** What keeps `node` from enforcing `wanted` and the changes up to `rv`, one line each. */
+export function nodeLag(node: string, report: NodeReport | undefined, wanted: { kind: "EBPFNetworkPolicy" | "NetworkPolicy"; object: KubernetesObject }[], rv: { pods: string; namespaces: string }): string[] {
   if (report === undefined) return [`node "${node}" has no agent report yet`];
   const lag: string[] = [];
+  const current = new Set<string>();
   for (const { kind, object } of wanted) {
     const generation = object.metadata?.generation ?? 0;
-    const applied = report.policies.find((p) => p.kind === kind && p.namespace === object.metadata?.namespace && p.name === object.metadata?.name);
+    const uid = object.metadata?.uid ?? "";
+    current.add(`${kind}/${uid}`);
+    // Matched by uid too: a policy deleted and created again under its name restarts at generation 1.
+    const applied = report.policies.find((p) => p.kind === kind && p.uid === uid);
     if (applied?.generation !== generation) {
       lag.push(`node "${node}" enforces ${key(kind, object)} at ${applied === undefined ? "no generation" : `generation ${applied.generation}`}, not ${generation}`);
     }
+  }
+  for (const stale of report.policies) {
+    if (!current.has(`${stale.kind}/${stale.uid}`)) lag.push(`node "${node}" still enforces deleted ${stale.kind} "${stale.namespace}/${stale.name}"`);
   }
   if (!atLeast(report.podResourceVersion, rv.pods)) lag.push(`node "${node}" has applied pods up to resourceVersion ${report.podResourceVersion}, not ${rv.pods}`);
   if (!atLeast(report.namespaceResourceVersion, rv.namespaces)) {

@@ -16,8 +16,8 @@ describe("reportedNodeName", () => {
 
 describe("parseNodeReport", () => {
   test("reads the node and its policy generations, ignoring other fields", () => {
-    const text = JSON.stringify({ node: "n1", appliedAt: "t", endpoints: 3, policies: [{ kind: "NetworkPolicy", namespace: "x", name: "p", generation: 4 }] });
-    assert.deepEqual(parseNodeReport(configMap("palisade-node-n1", text)), { node: "n1", policies: [{ kind: "NetworkPolicy", namespace: "x", name: "p", generation: 4 }] });
+    const text = JSON.stringify({ node: "n1", appliedAt: "t", endpoints: 3, policies: [{ kind: "NetworkPolicy", namespace: "x", name: "p", uid: "u1", generation: 4 }] });
+    assert.deepEqual(parseNodeReport(configMap("palisade-node-n1", text)), { node: "n1", policies: [{ kind: "NetworkPolicy", namespace: "x", name: "p", uid: "u1", generation: 4 }] });
   });
 
   test("names the ConfigMap and the field of a malformed report", () => {
@@ -25,7 +25,7 @@ describe("parseNodeReport", () => {
       [undefined, /^Cannot read node report "palisade-system\/palisade-node-n1": data\["report\.json"\] is missing$/],
       ["{", /data\["report\.json"\] is not JSON$/],
       ["{}", /policies is not a list$/],
-      ['{"policies":[{"kind":"EBPFNetworkPolicy","namespace":"x","name":"p","generation":"1"}]}', /policies\[0\] needs kind, namespace, name \(strings\) and generation \(an integer\)$/],
+      ['{"policies":[{"kind":"EBPFNetworkPolicy","namespace":"x","name":"p","uid":"u1","generation":"1"}]}', /policies\[0\] needs kind, namespace, name, uid \(strings\) and generation \(an integer\)$/],
     ];
     for (const [text, message] of cases) {
       assert.throws(() => parseNodeReport(configMap("palisade-node-n1", text)), (e: unknown) => e instanceof NodeReportError && message.test(e.message));

@@ -20,6 +20,8 @@ export interface ReportedPolicy {
   kind: string;
   namespace: string;
   name: string;
+  /** The policy's `metadata.uid`: a deleted and recreated policy starts at generation 1 again. */
+  uid: string;
   /** The `metadata.generation` the node's datapath holds. */
   generation: number;
 }
@@ -59,8 +61,8 @@ export function reportedNodeName(configMapName: string): string | undefined {
  * @example
  * ```ts
  * parseNodeReport({ metadata: { name: "palisade-node-n1", namespace: "palisade-system" },
- *   data: { "report.json": '{"node":"n1","policies":[{"kind":"EBPFNetworkPolicy","namespace":"x","name":"p","generation":2}]}' } });
- * // { node: "n1", policies: [{ kind: "EBPFNetworkPolicy", namespace: "x", name: "p", generation: 2 }] }
+ *   data: { "report.json": '{"node":"n1","policies":[{"kind":"EBPFNetworkPolicy","namespace":"x","name":"p","uid":"u1","generation":2}]}' } });
+ * // { node: "n1", policies: [{ kind: "EBPFNetworkPolicy", namespace: "x", name: "p", uid: "u1", generation: 2 }] }
  * ```
  */
 export function parseNodeReport(configMap: V1ConfigMap): NodeReport {
@@ -81,10 +83,10 @@ export function parseNodeReport(configMap: V1ConfigMap): NodeReport {
     node,
     policies: policies.map((entry: unknown, i) => {
       const p = entry as Partial<ReportedPolicy> | null;
-      if (typeof p?.kind !== "string" || typeof p.namespace !== "string" || typeof p.name !== "string" || !Number.isInteger(p.generation)) {
-        throw new NodeReportError(`Cannot read node report "${ref}": policies[${i}] needs kind, namespace, name (strings) and generation (an integer)`);
+      if (typeof p?.kind !== "string" || typeof p.namespace !== "string" || typeof p.name !== "string" || typeof p.uid !== "string" || !Number.isInteger(p.generation)) {
+        throw new NodeReportError(`Cannot read node report "${ref}": policies[${i}] needs kind, namespace, name, uid (strings) and generation (an integer)`);
       }
-      return { kind: p.kind, namespace: p.namespace, name: p.name, generation: p.generation as number };
+      return { kind: p.kind, namespace: p.namespace, name: p.name, uid: p.uid, generation: p.generation as number };
     }),
   };
 }

@@ -9,7 +9,7 @@ function policy(generation: number, app = "web"): EBPFNetworkPolicy {
   return {
     apiVersion: "palisade.dev/v1alpha1",
     kind: "EBPFNetworkPolicy",
-    metadata: { name: "p", namespace: "x", generation },
+    metadata: { name: "p", namespace: "x", uid: "u1", generation },
     spec: { selector: { matchLabels: { app } }, ingress: [{ from: [{ podSelector: {} }] }] },
   };
 }
@@ -18,8 +18,8 @@ function pod(name: string, labels: Record<string, string>, phase: string): V1Pod
   return { metadata: { name, namespace: "x", labels }, status: { phase } };
 }
 
-function report(node: string, generation: number | undefined): NodeReport {
-  return { node, policies: generation === undefined ? [] : [{ kind: "EBPFNetworkPolicy", namespace: "x", name: "p", generation }] };
+function report(node: string, generation: number | undefined, uid = "u1"): NodeReport {
+  return { node, policies: generation === undefined ? [] : [{ kind: "EBPFNetworkPolicy", namespace: "x", name: "p", uid, generation }] };
 }
 
 describe("computePolicyStatus", () => {
@@ -50,6 +50,12 @@ describe("computePolicyStatus", () => {
   test("a report of a newer generation than the cached policy does not count as programmed", () => {
     const decision = computePolicyStatus({ policy: policy(3), pods, nodes: ["n1"], reports: new Map([["n1", report("n1", 4)]]) });
     assert.equal(decision.fields.programmedNodes, 0);
+  });
+
+  test("a deleted policy of the same name and generation does not count for its successor", () => {
+    const decision = computePolicyStatus({ policy: policy(1), pods, nodes: ["n1"], reports: new Map([["n1", report("n1", 1, "u0")]]) });
+    assert.equal(decision.fields.programmedNodes, 0);
+    assert.match(decision.conditions[1]?.message ?? "", /"n1" \(policy not listed\)/);
   });
 
   test("is not Programmed in a cluster without Nodes", () => {

@@ -98,8 +98,9 @@ export function computePolicyStatus(input: PolicyStatusInput): PolicyStatusDecis
       lagging.push({ node, generation: undefined, problem: report.message });
       continue;
     }
+    // A same-named entry with another uid is a deleted predecessor: the node does not list this policy yet.
     const entry = report?.policies.find(
-      (p) => p.kind === "EBPFNetworkPolicy" && p.namespace === policy.metadata.namespace && p.name === policy.metadata.name,
+      (p) => p.kind === "EBPFNetworkPolicy" && p.namespace === policy.metadata.namespace && p.name === policy.metadata.name && p.uid === (policy.metadata.uid ?? ""),
     );
     if (entry?.generation !== generation) {
       lagging.push({ node, generation: entry?.generation, ...(report === undefined ? { problem: "no report" } : {}) });

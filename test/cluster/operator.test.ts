@@ -33,7 +33,7 @@ let client: KubeClient;
 let nodeNames: string[] = [];
 
 interface PolicyObject {
-  metadata: { name: string; namespace: string; generation: number; resourceVersion: string };
+  metadata: { name: string; namespace: string; uid: string; generation: number; resourceVersion: string };
   status?: EBPFNetworkPolicyStatus & { conditions?: Condition[] };
 }
 
@@ -107,7 +107,7 @@ async function writeReports(policies: { name: string; generation: number }[]): P
     const report = {
       node,
       appliedAt: new Date().toISOString(),
-      policies: policies.map((p) => ({ kind: "EBPFNetworkPolicy", namespace: NS, ...p })),
+      policies: await Promise.all(policies.map(async (p) => ({ kind: "EBPFNetworkPolicy", namespace: NS, uid: (await getPolicy(p.name)).metadata.uid, ...p }))),
       endpoints: 0,
       podResourceVersion: "0",
       namespaceResourceVersion: "0",
