@@ -14,28 +14,37 @@ import { STATUS_HELP, runStatus } from "./status.ts";
 import { WAIT_HELP, runWait } from "./wait.ts";
 import { CONFORMANCE_HELP, runConformance } from "./conformance.ts";
 
-const HELP = `palisade: Kubernetes network policy engine with an eBPF datapath
-
-Usage:
-  palisade explain -f PATH... [--from NS/POD|IP --to NS/POD|IP] [--port N] [--protocol TCP|UDP|SCTP|ICMP]
+const EXPLAIN_HELP = `  palisade explain -f PATH... [--from NS/POD|IP --to NS/POD|IP] [--port N] [--protocol TCP|UDP|SCTP|ICMP]
                    [--family ipv4|ipv6] [-o text|json|table]
       Verdicts for traffic between the pods of manifests (Namespaces, Pods, NetworkPolicies,
       EBPFNetworkPolicies; YAML or JSON files or folders), answered from the compiled datapath
       state. With --from/--to: one verdict and the policy rules behind it. Without: every ordered
-      pair of pods (-o table: a matrix; -o json: {"port","protocol","pairs":[...]}).
-${DEV_HELP}
-${WAIT_HELP}
-${PROBE_HELP}
-${STATUS_HELP}
-${CONFORMANCE_HELP}
-${OPERATOR_HELP}
-  palisade agent --node-name NODE [--kubeconfig PATH] [--pin-root DIR] [--metrics-port N] [--identities cluster|local]
+      pair of pods (-o table: a matrix; -o json: {"port","protocol","pairs":[...]}).`;
+
+const AGENT_HELP = `  palisade agent --node-name NODE [--kubeconfig PATH] [--pin-root DIR] [--metrics-port N] [--identities cluster|local]
       Runs the node agent: compiles the policies for NODE's pods into the eBPF maps pinned under
       DIR (/sys/fs/bpf/palisade), attaches the datapath to each local pod's interface, reports what
       it enforces in ConfigMap palisade-system/palisade-node-NODE, logs denied flows as JSON lines,
       and serves /healthz, /readyz and /metrics on --metrics-port (9962). Identity numbers come from
       the operator's PalisadeIdentity objects (cluster, the default) or from the agent alone (local,
-      for an agent run without an operator). Needs root.
+      for an agent run without an operator). Needs root.`;
+
+/** Each command's part of the help, for `palisade COMMAND --help`. */
+const COMMAND_HELP: Record<string, string> = {
+  explain: EXPLAIN_HELP,
+  dev: DEV_HELP,
+  wait: WAIT_HELP,
+  probe: PROBE_HELP,
+  status: STATUS_HELP,
+  conformance: CONFORMANCE_HELP,
+  operator: OPERATOR_HELP,
+  agent: AGENT_HELP,
+};
+
+const HELP = `palisade: Kubernetes network policy engine with an eBPF datapath
+
+Usage:
+${Object.values(COMMAND_HELP).join("\n")}
   palisade help
 
 Exit status: 0 on success, 2 on malformed input or usage errors, 1 on other failures.`;
@@ -87,6 +96,11 @@ function explainOptions(argv: string[]): ExplainOptions {
 /** Runs the CLI and returns the exit status. */
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  const commandHelp = command === undefined ? undefined : COMMAND_HELP[command];
+  if (commandHelp !== undefined && (rest.includes("--help") || rest.includes("-h"))) {
+    process.stdout.write(`Usage:\n${commandHelp}\n`);
+    return 0;
+  }
   try {
     switch (command) {
       case "dev":

@@ -1,0 +1,33 @@
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { describe, test } from "node:test";
+
+const MAIN = fileURLToPath(new URL("./main.js", import.meta.url));
+
+function palisade(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  return spawnSync(process.execPath, [MAIN, ...args], { encoding: "utf8" });
+}
+
+describe("palisade", () => {
+  for (const command of ["explain", "dev", "wait", "probe", "status", "conformance", "operator", "agent"]) {
+    test(`${command} --help prints that command's usage and exits 0`, () => {
+      const run = palisade(command, "--help");
+      assert.equal(run.status, 0, run.stderr);
+      assert.match(run.stdout, new RegExp(`^Usage:\\n  palisade ${command} `));
+      assert.doesNotMatch(run.stdout, /palisade help/, "only the command's part");
+    });
+  }
+
+  test("help lists every command", () => {
+    const run = palisade("help");
+    assert.equal(run.status, 0);
+    for (const command of ["explain", "dev up", "wait", "probe", "status", "conformance", "operator", "agent"]) assert.match(run.stdout, new RegExp(`palisade ${command}`));
+  });
+
+  test("an unknown command is a usage error", () => {
+    const run = palisade("frobnicate");
+    assert.equal(run.status, 2);
+    assert.equal(run.stderr, 'palisade: Unknown command "frobnicate"; see "palisade help"\n');
+  });
+});
