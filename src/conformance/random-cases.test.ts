@@ -22,7 +22,8 @@ test("random cases are valid policies, the same for a seed whatever the count, a
 test("random cases exercise what the suite promises and both verdicts", () => {
   const cases = randomCases(1, 60);
   const text = JSON.stringify(cases);
-  for (const feature of ['"matchExpressions"', '"except"', '"endPort"', '"serve-8', '"namespaceSelector"', '"Egress"']) assert.ok(text.includes(feature), feature);
+  for (const feature of ['"matchExpressions"', '"except"', '"endPort"', '"serve-8', '"namespaceSelector"', '"Egress"', '"role"', '"team"', '"labelPod"', '"labelNamespace"']) assert.ok(text.includes(feature), feature);
+  assert.ok(cases.some((c) => c.steps[1]?.actions.some((a) => "apply" in a)), "some second step rewrites a policy");
   let allowed = 0;
   let denied = 0;
   cases.forEach((testCase, i) => {
