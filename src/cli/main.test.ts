@@ -10,7 +10,7 @@ function palisade(...args: string[]): { status: number | null; stdout: string; s
 }
 
 describe("palisade", () => {
-  for (const command of ["explain", "dev", "wait", "probe", "status", "conformance", "operator", "agent"]) {
+  for (const command of ["explain", "dev", "wait", "probe", "status", "conformance", "operator", "agent", "install-cni"]) {
     test(`${command} --help prints that command's usage and exits 0`, () => {
       const run = palisade(command, "--help");
       assert.equal(run.status, 0, run.stderr);
@@ -22,7 +22,7 @@ describe("palisade", () => {
   test("help lists every command", () => {
     const run = palisade("help");
     assert.equal(run.status, 0);
-    for (const command of ["explain", "dev up", "wait", "probe", "status", "conformance", "operator", "agent"]) assert.match(run.stdout, new RegExp(`palisade ${command}`));
+    for (const command of ["explain", "dev up", "wait", "probe", "status", "conformance", "operator", "agent", "install-cni"]) assert.match(run.stdout, new RegExp(`palisade ${command}`));
   });
 
   test("an unknown command is a usage error", () => {

@@ -13,6 +13,7 @@ import { PROBE_HELP, runProbe } from "./probe.ts";
 import { STATUS_HELP, runStatus } from "./status.ts";
 import { WAIT_HELP, runWait } from "./wait.ts";
 import { CONFORMANCE_HELP, runConformance } from "./conformance.ts";
+import { INSTALL_CNI_HELP, runInstallCni } from "./install-cni.ts";
 
 const EXPLAIN_HELP = `  palisade explain -f PATH... [--from NS/POD|IP --to NS/POD|IP] [--port N] [--protocol TCP|UDP|SCTP|ICMP]
                    [--family ipv4|ipv6] [-o text|json|table]
@@ -39,6 +40,7 @@ const COMMAND_HELP: Record<string, string> = {
   conformance: CONFORMANCE_HELP,
   operator: OPERATOR_HELP,
   agent: AGENT_HELP,
+  "install-cni": INSTALL_CNI_HELP,
 };
 
 const HELP = `palisade: Kubernetes network policy engine with an eBPF datapath
@@ -117,6 +119,8 @@ export async function main(argv: string[]): Promise<number> {
         return 0;
       case "conformance":
         return await runConformance(rest);
+      case "install-cni":
+        return await runInstallCni(rest);
       case "status":
         process.stdout.write(`${await runStatus(rest)}\n`);
         return 0;

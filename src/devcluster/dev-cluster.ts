@@ -15,7 +15,8 @@ import { KubeClient } from "../k8s/client.ts";
 import { isAlreadyExists } from "../k8s/errors.ts";
 import { resourcePath, Resources } from "../k8s/resource.ts";
 import { runningPid, startDetached, stopDetached } from "./detached-process.ts";
-import { removeNodeRuntimeSandboxes } from "./node-runtime/index.ts";
+import { removeNodeRuntimeSandboxes, writeNodeNetwork } from "./node-runtime/index.ts";
+import { installCni } from "../cni/install.ts";
 import { binaryPaths, ensureBinaries, type ControlPlaneBinaries } from "./binaries.ts";
 import { LOOPBACK_ADDRESS, readClusterState, writeClusterState, type ClusterState } from "./cluster-state.ts";
 import { controlPlaneStatus, startControlPlane, stopControlPlane, type ComponentStatus } from "./control-plane.ts";
@@ -227,16 +228,14 @@ function indexOf(node: string): number {
 /**
  * Starts, detached inside node `index`'s network namespace (as a kubelet
  * runs on its node), the stand-in node runtime of that node unless one
- * runs. Returns its pid and whether it was started now. With
- * `agentPinRoot`, its pods' interfaces get that agent's programs as they
- * are created (the palisade CNI plugin).
+ * runs. Returns its pid and whether it was started now.
  *
  * @example
  * ```ts
- * startNodeRuntime(devLayout("/tmp/dev"), 1, { agentPinRoot: agentPinRoot("palisade-node-1") });
+ * startNodeRuntime(devLayout("/tmp/dev"), 1);
  * ```
  */
-export function startNodeRuntime(layout: DevLayout, index: number, options: { agentPinRoot?: string } = {}): { pid: number; started: boolean } {
+export function startNodeRuntime(layout: DevLayout, index: number): { pid: number; started: boolean } {
   const spec = devNodeSpec(index);
   const files = nodeRuntimeFiles(layout, spec.name);
   const running = runningPid(files.pidFile, process.execPath);
@@ -245,11 +244,7 @@ export function startNodeRuntime(layout: DevLayout, index: number, options: { ag
   const pid = startDetached({
     name: files.name,
     command: process.execPath,
-    args: [
-      main,
-      ...["--node-index", String(index), "--kubeconfig", layout.adminKubeconfig, "--state-dir", files.stateDir],
-      ...(options.agentPinRoot !== undefined ? ["--agent-pin-root", options.agentPinRoot] : []),
-    ],
+    args: [main, "--node-index", String(index), "--kubeconfig", layout.adminKubeconfig, "--state-dir", files.stateDir],
     logFile: join(layout.logs, `node-runtime-${spec.name}.log`),
     pidFile: files.pidFile,
     netns: nodeNetns(spec),
@@ -275,14 +270,19 @@ export async function stopNodeRuntime(layout: DevLayout, node: string): Promise<
 
 /**
  * Starts, in its node's namespace, the stand-in node runtime of every Node
- * that has none running: it turns the Node's Pods into network namespaces,
- * each interface with the node agent's programs from the start.
+ * that has none running: it turns the Node's Pods into network namespaces.
+ * First the node's network is written and `palisade install-cni` chains
+ * Palisade's plugin into it, so each interface has the node agent's
+ * programs from the start.
  */
 export const nodeRuntimesStep: DevUpStep = {
   name: "node runtimes",
   async run(context) {
     for (const node of required(context, "nodes")) {
-      if (startNodeRuntime(context.layout, indexOf(node.name), { agentPinRoot: agentPinRoot(node.name) }).started) context.progress(`started the node runtime of ${node.name} in network namespace ${nodeNetns(node)}`);
+      const { stateDir } = nodeRuntimeFiles(context.layout, node.name);
+      const network = writeNodeNetwork(indexOf(node.name), stateDir);
+      await installCni({ confDir: network.confDir, binDir: join(stateDir, "cni-bin"), pinRoot: agentPinRoot(node.name) });
+      if (startNodeRuntime(context.layout, indexOf(node.name)).started) context.progress(`started the node runtime of ${node.name} in network namespace ${nodeNetns(node)}`);
     }
   },
 };

@@ -7,7 +7,8 @@
  * answering SCTP INITs on its declared ports (from the host, through the node, and from another
  * pod); its deletion removes the namespace, the IPAM leases and the Pod
  * object; a restarted runtime adopts live sandboxes and removes orphaned
- * ones. Needs root and the cached control plane binaries; only one dev
+ * ones; once `palisade install-cni` chains Palisade's plugin, a new pod waits
+ * for the agent's programs and runs with them. Needs root and the cached control plane binaries; only one dev
  * cluster with nodes runs per machine.
  */
 import type { V1Pod } from "@kubernetes/client-node";
@@ -24,6 +25,7 @@ import { KubeClient, resourcePath, Resources } from "../../src/k8s/index.ts";
 import { eventually } from "../lib/eventually.ts";
 import { uniquePinRoot } from "../lib/kernel.ts";
 import { Datapath, pinnedLinksLive } from "../../src/datapath/datapath.ts";
+import { installCni } from "../../src/cni/install.ts";
 
 const root = mkdtempSync(join(tmpdir(), "pl-nrt-"));
 const layout = devLayout(join(root, "dev"));
@@ -88,9 +90,9 @@ function syncedRuns(): number {
 }
 
 /** Starts the node runtime in its node's namespace and waits until it acted on the first list of Pods. */
-async function startRuntime(options: { agentPinRoot?: string } = {}): Promise<void> {
+async function startRuntime(): Promise<void> {
   const runs = syncedRuns();
-  runtimePid = startNodeRuntime(layout, 1, options).pid;
+  runtimePid = startNodeRuntime(layout, 1).pid;
   await eventually("the node runtime synced", () => syncedRuns() > runs, { timeoutMs: 60_000, context: () => readFileSync(runtimeLog, "utf8").slice(-2000) });
 }
 
@@ -108,7 +110,8 @@ function netnsList(): string[] {
 }
 
 function ipamLeases(): string[] {
-  const dir = join(nodeNetwork(1, stateDir).dataDir, nodeNetwork(1, stateDir).name);
+  // host-local keeps a network's leases in <dataDir>/<network name>/.
+  const dir = join(stateDir, "ipam", `palisade-${NODE}`);
   return existsSync(dir) ? readdirSync(dir).filter((f) => /^[0-9a-f.:]+$/.test(f) && f.includes(f.includes(":") ? ":" : ".")) : [];
 }
 
@@ -147,7 +150,7 @@ describe("node runtime", { timeout: 600_000 }, () => {
     assert.ok(netnsList().includes(netns));
     const inside = execFileSync("ip", ["-n", netns, "-o", "addr", "show", "dev", "eth0"], { encoding: "utf8" });
     for (const ip of ips) assert.ok(inside.includes(` ${ip}/`), `${ip} not on eth0 in ${netns}: ${inside}`);
-    const hostInterface = listSandboxes({ stateDir, network: nodeNetwork(1, stateDir) }).find((r) => r.name === "pl-a")?.hostInterface ?? "";
+    const hostInterface = listSandboxes({ stateDir, network: nodeNetwork(stateDir) }).find((r) => r.name === "pl-a")?.hostInterface ?? "";
     assert.match(hostInterface, /^veth/);
     assert.equal(spawnSync("ip", ["-n", NODE, "link", "show", "dev", hostInterface]).status, 0, `${hostInterface} is in ${NODE}'s namespace`);
     assert.notEqual(spawnSync("ip", ["link", "show", "dev", hostInterface]).status, 0, `${hostInterface} is not in the host's namespace`);
@@ -169,12 +172,12 @@ describe("node runtime", { timeout: 600_000 }, () => {
 
   test("a restarted runtime adopts running sandboxes and removes those whose pod is gone", async () => {
     await killRuntime();
-    const before = listSandboxes({ stateDir, network: nodeNetwork(1, stateDir) });
+    const before = listSandboxes({ stateDir, network: nodeNetwork(stateDir) });
     // While the runtime is down the pod goes away for good: nobody finished its deletion, so do it by force.
     await client.request("DELETE", `${podsPath}/pl-b`, { body: { kind: "DeleteOptions", apiVersion: "v1", gracePeriodSeconds: 0 } });
     await waitFor(podsPath, "pl-b", "deleted");
     await startRuntime();
-    const after = listSandboxes({ stateDir, network: nodeNetwork(1, stateDir) });
+    const after = listSandboxes({ stateDir, network: nodeNetwork(stateDir) });
     const a = before.find((r) => r.name === "pl-a");
     const b = before.find((r) => r.name === "pl-b");
     assert.ok(a && b);
@@ -192,13 +195,14 @@ describe("node runtime", { timeout: 600_000 }, () => {
     await waitFor(podsPath, "pl-a", "deleted");
     assert.ok(!netnsList().includes(netns), `${netns} still exists`);
     assert.deepEqual(ipamLeases(), []);
-    assert.deepEqual(listSandboxes({ stateDir, network: nodeNetwork(1, stateDir) }), []);
+    assert.deepEqual(listSandboxes({ stateDir, network: nodeNetwork(stateDir) }), []);
   });
 
-  test("with an agent pin root, a pod waits for the agent's programs and has them on its interface before it runs", async () => {
+  test("once install-cni chained the palisade plugin, a pod waits for the agent's programs and has them on its interface before it runs", async () => {
     const pinRoot = uniquePinRoot("nrt");
-    await killRuntime();
-    await startRuntime({ agentPinRoot: pinRoot });
+    // As the agent DaemonSet's init container does on a running node: the runtime reads the chain for every pod.
+    const { confDir } = nodeNetwork(stateDir);
+    await installCni({ confDir, binDir: join(stateDir, "cni-bin"), pinRoot });
     let datapath: Datapath | undefined;
     try {
       await client.request("POST", podsPath, { body: podObject("pl-c") });
@@ -209,7 +213,7 @@ describe("node runtime", { timeout: 600_000 }, () => {
 
       datapath = Datapath.open({ pinRoot });
       const pod = await waitFor(podsPath, "pl-c", running);
-      const record = listSandboxes({ stateDir, network: nodeNetwork(1, stateDir) }).find((r) => r.name === "pl-c");
+      const record = listSandboxes({ stateDir, network: nodeNetwork(stateDir) }).find((r) => r.name === "pl-c");
       assert.ok(pod && record);
       const [link] = JSON.parse(execFileSync("ip", ["-n", NODE, "-j", "link", "show", "dev", record.hostInterface], { encoding: "utf8" })) as { ifindex: number }[];
       assert.ok(link);

@@ -1,17 +1,20 @@
 /**
- * Calls the CNI plugins of a node's network the way a container runtime
- * does (CNI 1.0.0, the command and sandbox in the environment, the network
- * configuration on stdin): Debian's real ptp plugin
+ * Runs a node's CNI network the way a container runtime does (CNI 1.0.0:
+ * the command and sandbox in the environment, each plugin's configuration
+ * with the previous plugin's result on stdin): the chain of the first file
+ * in the node's configuration folder, each plugin found by its `type` in the
+ * plugin folders. The dev node's own network is Debian's real ptp plugin
  * (`containernetworking-plugins`) with host-local IPAM over the node's IPv4
- * and IPv6 pod CIDRs, then, when the node runs an agent, Palisade's own
- * plugin chained after it, which attaches the agent's programs to the new
- * interface before the pod runs (src/cni/plugin.ts).
+ * and IPv6 pod CIDRs ({@linkcode nodeNetworkConfig}); `palisade install-cni`
+ * chains Palisade's plugin after it, which attaches the agent's programs to
+ * the new interface before the pod runs (src/cni/).
  *
  * @module
  */
 import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { primaryConfigFile, readNetworkList, type NetworkList, type PluginConfig } from "../../cni/config.ts";
 import { NodeRuntimeError } from "./errors.ts";
 
 /** Where Debian installs the CNI plugin binaries. */
@@ -20,16 +23,12 @@ export const CNI_PATH = "/usr/lib/cni";
 /** The interface name inside every pod's network namespace. */
 export const POD_INTERFACE = "eth0";
 
-/** The network one node wires its pods into. */
+/** Where a node's runtime finds its network, as a runtime's `/etc/cni/net.d` and `/opt/cni/bin`. */
 export interface CniNetwork {
-  /** The network's name, also host-local's state folder name. */
-  name: string;
-  /** The node's pod CIDRs, IPv4 then IPv6. */
-  podCIDRs: readonly string[];
-  /** host-local's data folder (its leases live in `<dataDir>/<name>/`). */
-  dataDir: string;
-  /** The node agent's bpffs pin root: when set, the palisade plugin is chained after ptp. */
-  agentPinRoot?: string;
+  /** The network configuration folder: its first file is the network. */
+  confDir: string;
+  /** The plugin folders, searched in order (CNI_PATH). */
+  binDirs: readonly string[];
 }
 
 /** One sandbox a plugin is asked about. */
@@ -42,7 +41,7 @@ export interface CniSandbox {
 
 /** What ADD assigned to the pod. */
 export interface CniResult {
-  /** The pod's addresses without prefix length, in the order of the pod CIDRs. */
+  /** The pod's addresses without prefix length, IPv4 first. */
   ips: string[];
   /** The host side of the pod's veth pair. */
   hostInterface: string;
@@ -54,63 +53,58 @@ interface CniAddOutput {
 }
 
 /**
- * The ptp + host-local configuration of `network`, as the plugin reads it on stdin.
+ * The ptp + host-local network of a dev node, as its configuration file holds it.
  *
  * @example
  * ```ts
- * cniConfig({ name: "palisade-node-1", podCIDRs: ["10.244.1.0/24", "fd00:10:244:1::/64"], dataDir: "/tmp/ipam" });
+ * nodeNetworkConfig({ name: "palisade-node-1", podCIDRs: ["10.244.1.0/24", "fd00:10:244:1::/64"], ipamDataDir: "/tmp/ipam" });
  * ```
  */
-export function cniConfig(network: CniNetwork): Record<string, unknown> {
+export function nodeNetworkConfig(network: { name: string; podCIDRs: readonly string[]; ipamDataDir: string }): NetworkList {
   return {
     cniVersion: "1.0.0",
     name: network.name,
-    type: "ptp",
-    // Pods talk to each other by their own addresses; NAT would hide the peer that policy is about.
-    ipMasq: false,
-    ipam: {
-      type: "host-local",
-      ranges: network.podCIDRs.map((subnet) => [{ subnet }]),
-      routes: network.podCIDRs.map((cidr) => ({ dst: cidr.includes(":") ? "::/0" : "0.0.0.0/0" })),
-      dataDir: network.dataDir,
-    },
+    plugins: [
+      {
+        type: "ptp",
+        // Pods talk to each other by their own addresses; NAT would hide the peer that policy is about.
+        ipMasq: false,
+        ipam: {
+          type: "host-local",
+          ranges: network.podCIDRs.map((subnet) => [{ subnet }]),
+          routes: network.podCIDRs.map((cidr) => ({ dst: cidr.includes(":") ? "::/0" : "0.0.0.0/0" })),
+          dataDir: network.ipamDataDir,
+        },
+      },
+    ],
   };
 }
 
-/** One plugin of the chain: how to run it and its configuration (without prevResult). */
-interface ChainedPlugin {
-  type: string;
-  command: string[];
-  config: Record<string, unknown>;
+/** The network now: a runtime reads the configuration for every call, so a plugin chained meanwhile takes part from the next pod on. */
+function loadNetwork(network: CniNetwork): NetworkList {
+  const file = primaryConfigFile(network.confDir);
+  if (file === undefined) throw new NodeRuntimeError(`Cannot wire pods: no CNI network configuration in "${network.confDir}"`);
+  return readNetworkList(file);
 }
 
-const PALISADE_PLUGIN = fileURLToPath(new URL("../../cni/plugin.js", import.meta.url));
-
-/** The plugins of `network`, in ADD order. */
-function chain(network: CniNetwork): ChainedPlugin[] {
-  const plugins: ChainedPlugin[] = [{ type: "ptp", command: [join(CNI_PATH, "ptp")], config: cniConfig(network) }];
-  if (network.agentPinRoot !== undefined) {
-    plugins.push({
-      type: "palisade",
-      command: [process.execPath, PALISADE_PLUGIN],
-      config: { cniVersion: "1.0.0", name: network.name, type: "palisade", pinRoot: network.agentPinRoot },
-    });
-  }
-  return plugins;
+function pluginExecutable(network: CniNetwork, type: string): string {
+  const found = network.binDirs.map((dir) => join(dir, type)).find((file) => existsSync(file));
+  if (found === undefined) throw new NodeRuntimeError(`Cannot find CNI plugin "${type}" in ${network.binDirs.join(", ")}`);
+  return found;
 }
 
-function runPlugin(command: "ADD" | "DEL", plugin: ChainedPlugin, config: Record<string, unknown>, network: CniNetwork, sandbox: CniSandbox): Promise<string> {
+function runPlugin(command: "ADD" | "DEL", network: CniNetwork, list: NetworkList, plugin: PluginConfig, prevResult: unknown, sandbox: CniSandbox): Promise<string> {
   const env = {
     PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin",
     CNI_COMMAND: command,
     CNI_CONTAINERID: sandbox.containerId,
     CNI_NETNS: join("/var/run/netns", sandbox.netns),
     CNI_IFNAME: POD_INTERFACE,
-    CNI_PATH,
+    CNI_PATH: network.binDirs.join(":"),
   };
-  const [file, ...args] = plugin.command as [string, ...string[]];
+  const config = { ...plugin, cniVersion: list.cniVersion, name: list.name, ...(prevResult !== undefined && { prevResult }) };
   return new Promise((resolve, reject) => {
-    const child = execFile(file, args, { env, timeout: 30_000 }, (error, stdout, stderr) => {
+    const child = execFile(pluginExecutable(network, plugin.type), [], { env, timeout: 30_000 }, (error, stdout, stderr) => {
       if (error) {
         // A plugin reports failures as a JSON error object on stdout.
         let detail = `${stdout}${stderr}`.trim();
@@ -120,7 +114,7 @@ function runPlugin(command: "ADD" | "DEL", plugin: ChainedPlugin, config: Record
         } catch {
           // Not JSON: keep the raw output.
         }
-        reject(new NodeRuntimeError(`Cannot ${command} sandbox "${sandbox.netns}" on network "${network.name}": the ${plugin.type} plugin failed: ${detail}`, { cause: error }));
+        reject(new NodeRuntimeError(`Cannot ${command} sandbox "${sandbox.netns}" on network "${list.name}": the ${plugin.type} plugin failed: ${detail}`, { cause: error }));
       } else {
         resolve(stdout);
       }
@@ -141,12 +135,10 @@ function runPlugin(command: "ADD" | "DEL", plugin: ChainedPlugin, config: Record
  * ```
  */
 export async function cniAdd(network: CniNetwork, sandbox: CniSandbox): Promise<CniResult> {
+  const list = loadNetwork(network);
   let stdout = "";
   try {
-    for (const plugin of chain(network)) {
-      const config = stdout === "" ? plugin.config : { ...plugin.config, prevResult: JSON.parse(stdout) as unknown };
-      stdout = await runPlugin("ADD", plugin, config, network, sandbox);
-    }
+    for (const plugin of list.plugins) stdout = await runPlugin("ADD", network, list, plugin, stdout === "" ? undefined : JSON.parse(stdout), sandbox);
   } catch (error) {
     // As runtimes do when a chain fails part-way: DEL the whole chain, so the next ADD starts clean (no address left leased).
     await cniDel(network, sandbox).catch(() => undefined);
@@ -156,11 +148,10 @@ export async function cniAdd(network: CniNetwork, sandbox: CniSandbox): Promise<
   const interfaces = result.interfaces ?? [];
   const host = interfaces.find((i) => i.sandbox === undefined || i.sandbox === "");
   const ips = (result.ips ?? []).map((ip) => ip.address.split("/")[0] ?? ip.address);
-  const ordered = network.podCIDRs.map((cidr) => ips.find((ip) => ip.includes(":") === cidr.includes(":")));
-  if (host === undefined || ordered.some((ip) => ip === undefined)) {
-    throw new NodeRuntimeError(`Cannot use the result of CNI ADD for sandbox "${sandbox.netns}": expected a host interface and one address per pod CIDR, got ${stdout.trim()}`);
+  if (host === undefined || ips.length === 0) {
+    throw new NodeRuntimeError(`Cannot use the result of CNI ADD for sandbox "${sandbox.netns}": expected a host interface and an address, got ${stdout.trim()}`);
   }
-  return { ips: ordered as string[], hostInterface: host.name };
+  return { ips: [...ips.filter((ip) => !ip.includes(":")), ...ips.filter((ip) => ip.includes(":"))], hostInterface: host.name };
 }
 
 /**
@@ -174,5 +165,6 @@ export async function cniAdd(network: CniNetwork, sandbox: CniSandbox): Promise<
  */
 export async function cniDel(network: CniNetwork, sandbox: CniSandbox): Promise<void> {
   // In reverse order, as runtimes delete a chain.
-  for (const plugin of chain(network).reverse()) await runPlugin("DEL", plugin, plugin.config, network, sandbox);
+  const list = loadNetwork(network);
+  for (const plugin of [...list.plugins].reverse()) await runPlugin("DEL", network, list, plugin, undefined, sandbox);
 }

@@ -1,7 +1,6 @@
 /**
  * The node runtime as a process, as `dev up` starts it (detached, one per
- * node): `node main.js --node-index N --kubeconfig PATH --state-dir DIR
- * [--agent-pin-root DIR]`.
+ * node): `node main.js --node-index N --kubeconfig PATH --state-dir DIR`.
  * Logs "Node runtime synced" once the first list of Pods was acted on.
  * Stops watching on SIGTERM or SIGINT; the sandboxes stay for the next run.
  *
@@ -14,20 +13,19 @@ import { runNodeRuntime } from "./node-runtime.ts";
 
 if (import.meta.main) {
   const { values } = parseArgs({
-    options: { "node-index": { type: "string" }, kubeconfig: { type: "string" }, "state-dir": { type: "string" }, "agent-pin-root": { type: "string" } },
+    options: { "node-index": { type: "string" }, kubeconfig: { type: "string" }, "state-dir": { type: "string" } },
     strict: true,
   });
   const nodeIndex = Number(values["node-index"]);
   const kubeconfig = values.kubeconfig;
   const stateDir = values["state-dir"];
   if (!Number.isInteger(nodeIndex) || kubeconfig === undefined || stateDir === undefined) {
-    process.stderr.write("Usage: main.js --node-index N --kubeconfig PATH --state-dir DIR [--agent-pin-root DIR]\n");
+    process.stderr.write("Usage: main.js --node-index N --kubeconfig PATH --state-dir DIR\n");
     process.exit(2);
   }
   const nodeName = `${NODE_NAME_PREFIX}${nodeIndex}`;
   const logger = jsonLogger("info", { component: "node-runtime", node: nodeName });
-  const agentPinRoot = values["agent-pin-root"];
-  const runtime = runNodeRuntime({ nodeName, nodeIndex, kubeconfig, stateDir, logger, ...(agentPinRoot !== undefined && { agentPinRoot }) });
+  const runtime = runNodeRuntime({ nodeName, nodeIndex, kubeconfig, stateDir, logger });
   // Whoever started the process (dev up, tests) can tell from the log when the first list was acted on.
   void runtime.synced.then(() => logger.info({}, "Node runtime synced"));
   const stop = (): void => {

@@ -10,11 +10,12 @@
  * @module
  */
 import type { V1Pod } from "@kubernetes/client-node";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Informer, KubeClient, PatchType, Resources, WorkQueue, isNotFound, jsonLogger, resourcePath, type Logger } from "../../k8s/index.ts";
 import { devNodeSpec } from "../nodes.ts";
-import type { CniNetwork } from "./cni.ts";
+import { primaryConfigFile } from "../../cni/config.ts";
+import { CNI_PATH, nodeNetworkConfig, type CniNetwork } from "./cni.ts";
 import type { PodServerPort } from "./pod-server.ts";
 import { createSandbox, destroySandbox, listSandboxes, sandboxName, sandboxServerRunning, type SandboxRecord, type SandboxStore } from "./sandbox.ts";
 
@@ -26,14 +27,11 @@ export interface NodeRuntimeOptions {
   nodeIndex: number;
   /** A kubeconfig allowed to watch Pods and write their status and deletion. */
   kubeconfig: string;
-  /** The runtime's own folder: sandbox records, IPAM leases, pod server logs. */
-  stateDir: string;
   /**
-   * The node agent's pin root. When set, every new pod interface gets the
-   * agent's programs before the pod server starts (the palisade CNI plugin),
-   * and pods wait until the agent has pinned them.
+   * The runtime's own folder: sandbox records, IPAM leases, pod server logs,
+   * and the node's CNI network (see {@linkcode nodeNetwork}).
    */
-  agentPinRoot?: string;
+  stateDir: string;
   /** Where to log; JSON lines on stderr by default. */
   logger?: Logger;
 }
@@ -46,20 +44,38 @@ export interface NodeRuntime {
   stop(): Promise<void>;
 }
 
-const NETWORK_FILE = "network.json";
-
 /**
- * The CNI network of dev node `nodeIndex`, with its IPAM data in `stateDir`;
- * with `agentPinRoot`, new pod interfaces get the node agent's programs.
+ * Where the runtime of a node with folder `stateDir` finds its CNI network:
+ * configuration in `net.d/`, plugins in `cni-bin/` (where `palisade
+ * install-cni` puts its own) and Debian's folder.
  *
  * @example
  * ```ts
- * nodeNetwork(1, "/var/lib/palisade/dev/node-runtime/palisade-node-1").podCIDRs; // ["10.244.1.0/24", "fd00:10:244:1::/64"]
+ * nodeNetwork("/var/lib/palisade/dev/node-runtime/palisade-node-1").confDir; // ".../palisade-node-1/net.d"
  * ```
  */
-export function nodeNetwork(nodeIndex: number, stateDir: string, agentPinRoot?: string): CniNetwork {
-  const spec = devNodeSpec(nodeIndex);
-  return { name: `palisade-${spec.name}`, podCIDRs: spec.podCIDRs, dataDir: join(stateDir, "ipam"), ...(agentPinRoot !== undefined && { agentPinRoot }) };
+export function nodeNetwork(stateDir: string): CniNetwork {
+  return { confDir: join(stateDir, "net.d"), binDirs: [join(stateDir, "cni-bin"), CNI_PATH] };
+}
+
+/**
+ * Writes dev node `nodeIndex`'s own network (ptp + host-local over its pod
+ * CIDRs, leases under `stateDir`) unless its configuration folder has one,
+ * as a node's network plugin does when it starts. Returns the network.
+ *
+ * @example
+ * ```ts
+ * writeNodeNetwork(1, "/var/lib/palisade/dev/node-runtime/palisade-node-1");
+ * ```
+ */
+export function writeNodeNetwork(nodeIndex: number, stateDir: string): CniNetwork {
+  const network = nodeNetwork(stateDir);
+  if (primaryConfigFile(network.confDir) === undefined) {
+    const name = `palisade-${devNodeSpec(nodeIndex).name}`;
+    mkdirSync(network.confDir, { recursive: true });
+    writeFileSync(join(network.confDir, `10-${name}.conflist`), `${JSON.stringify(nodeNetworkConfig({ name, podCIDRs: devNodeSpec(nodeIndex).podCIDRs, ipamDataDir: join(stateDir, "ipam") }), null, 2)}\n`);
+  }
+  return network;
 }
 
 /**
@@ -72,13 +88,7 @@ export function nodeNetwork(nodeIndex: number, stateDir: string, agentPinRoot?: 
  * ```
  */
 export async function removeNodeRuntimeSandboxes(stateDir: string): Promise<number> {
-  let network: CniNetwork;
-  try {
-    network = JSON.parse(readFileSync(join(stateDir, NETWORK_FILE), "utf8")) as CniNetwork;
-  } catch {
-    return 0;
-  }
-  const store: SandboxStore = { stateDir, network };
+  const store: SandboxStore = { stateDir, network: nodeNetwork(stateDir) };
   const records = listSandboxes(store);
   for (const record of records) await destroySandbox(store, record);
   return records.length;
@@ -153,10 +163,9 @@ function reportsSandbox(pod: V1Pod, record: SandboxRecord): boolean {
 export function runNodeRuntime(options: NodeRuntimeOptions): NodeRuntime {
   const { nodeName, nodeIndex, stateDir } = options;
   const log = options.logger ?? jsonLogger("info", { component: "node-runtime", node: nodeName });
-  const network = nodeNetwork(nodeIndex, stateDir, options.agentPinRoot);
-  const store: SandboxStore = { stateDir, network };
   mkdirSync(stateDir, { recursive: true });
-  writeFileSync(join(stateDir, NETWORK_FILE), `${JSON.stringify(network, null, 2)}\n`);
+  const network = writeNodeNetwork(nodeIndex, stateDir);
+  const store: SandboxStore = { stateDir, network };
   const hostIP = devNodeSpec(nodeIndex).internalIPs[0];
   const client = KubeClient.fromFile(options.kubeconfig);
   const records = new Map(listSandboxes(store).map((record) => [record.uid, record]));
@@ -202,7 +211,7 @@ export function runNodeRuntime(options: NodeRuntimeOptions): NodeRuntime {
       }
       return;
     }
-    if (record && !(record.ips.length === network.podCIDRs.length && sandboxServerRunning(record))) {
+    if (record && !(record.ips.length === devNodeSpec(nodeIndex).podCIDRs.length && sandboxServerRunning(record))) {
       log.warn({ ...fields, netns: record.netns }, "Sandbox incomplete or its server stopped, rebuilding it");
       await destroySandbox(store, record);
       records.delete(uid);
