@@ -146,9 +146,8 @@ export class ClusterModel {
     const resource = policy.kind === "NetworkPolicy" ? Resources.networkPolicies : Resources.ebpfNetworkPolicies;
     const at = { namespace: policy.metadata.namespace, name: policy.metadata.name };
     try {
-      const current = await this.#client.request<{ metadata?: { resourceVersion?: string } }>("GET", resourcePath(resource, at));
-      const body = { ...policy, metadata: { ...policy.metadata, resourceVersion: current.metadata?.resourceVersion } };
-      await this.#client.request("PUT", resourcePath(resource, at), { body });
+      // Only the spec, unconditionally: the operator writes the status meanwhile, which a PUT of what was read would conflict with.
+      await this.#client.request("PATCH", resourcePath(resource, at), { body: [{ op: "replace", path: "/spec", value: policy.spec }], contentType: PatchType.json });
     } catch (error) {
       if (!isNotFound(error)) throw error;
       await this.#client.request("POST", resourcePath(resource, { namespace: at.namespace }), { body: policy });
