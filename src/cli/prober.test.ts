@@ -9,26 +9,32 @@ import type { ProberResponse } from "./prober.ts";
 
 const tcpServer = createServer((socket) => socket.on("data", (data) => socket.end(data)));
 const udpServer = createSocket("udp4");
-// Accepts connections but never answers: a stand-in for a dropped SYN's missing reply.
+// Accepts connections but never answers: the handshake alone is the TCP verdict.
 const silentServer = createServer(() => undefined);
+// Never answers: a stand-in for a datagram the datapath dropped.
+const silentUdp = createSocket("udp4");
 let tcpPort = 0;
 let udpPort = 0;
 let silentPort = 0;
+let silentUdpPort = 0;
 
 before(async () => {
   await new Promise<void>((resolve) => tcpServer.listen(0, "127.0.0.1", resolve));
   await new Promise<void>((resolve) => silentServer.listen(0, "127.0.0.1", resolve));
   await new Promise<void>((resolve) => udpServer.bind(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve) => silentUdp.bind(0, "127.0.0.1", resolve));
   udpServer.on("message", (msg, rinfo) => udpServer.send(msg, rinfo.port, rinfo.address));
   tcpPort = (tcpServer.address() as AddressInfo).port;
   silentPort = (silentServer.address() as AddressInfo).port;
   udpPort = udpServer.address().port;
+  silentUdpPort = silentUdp.address().port;
 });
 
 after(() => {
   tcpServer.close();
   silentServer.close();
   udpServer.close();
+  silentUdp.close();
 });
 
 test("the prober answers every request of a stream, each with how it ended", async () => {
@@ -38,7 +44,7 @@ test("the prober answers every request of a stream, each with how it ended", asy
     createInterface({ input: child.stdout }).on("line", (line) => {
       const response = JSON.parse(line) as ProberResponse;
       answers.set(response.id, response);
-      if (answers.size === 6) resolve();
+      if (answers.size === 7) resolve();
     });
   });
   const requests = [
@@ -46,8 +52,9 @@ test("the prober answers every request of a stream, each with how it ended", asy
     { id: 2, protocol: "UDP", host: "127.0.0.1", port: udpPort, timeoutMs: 2000 },
     { id: 3, protocol: "TCP", host: "127.0.0.1", port: 1, timeoutMs: 2000 },
     { id: 4, protocol: "UDP", host: "127.0.0.1", port: 1, timeoutMs: 2000 },
-    { id: 5, protocol: "TCP", host: "127.0.0.1", port: silentPort, timeoutMs: 300 },
+    { id: 5, protocol: "UDP", host: "127.0.0.1", port: silentUdpPort, timeoutMs: 300 },
     { id: 6, protocol: "ICMP", host: "127.0.0.1", port: 80, timeoutMs: 300 },
+    { id: 7, protocol: "TCP", host: "127.0.0.1", port: silentPort, timeoutMs: 300 },
   ];
   for (const request of requests) child.stdin.write(`${JSON.stringify(request)}\n`);
   await done;
@@ -58,4 +65,5 @@ test("the prober answers every request of a stream, each with how it ended", asy
   assert.deepEqual(answers.get(4), { id: 4, reason: "refused" });
   assert.deepEqual(answers.get(5), { id: 5, reason: "timeout" });
   assert.match(answers.get(6)?.error ?? "", /protocol "ICMP" is not TCP, UDP or SCTP/);
+  assert.deepEqual(answers.get(7), { id: 7, reason: "connected" });
 });

@@ -3,8 +3,8 @@
  * exec NETNS node prober.js`): reads JSON lines
  * `{"id","protocol":"TCP"|"UDP"|"SCTP","host","port","timeoutMs"}` on stdin,
  * runs every request at once, and writes `{"id","reason"}` per request on
- * stdout, with reason `connected` (the echo, or for SCTP the INIT ACK, came
- * back), `refused` (RST, ABORT or ICMP unreachable) or `timeout`. One process
+ * stdout, with reason `connected` (the TCP handshake completed, the UDP echo
+ * or the SCTP INIT ACK came back), `refused` (RST, ABORT or ICMP unreachable) or `timeout`. One process
  * serves every TCP and UDP probe from its pod, instead of one process per
  * probe; SCTP, which the kernel may have no sockets for, goes through
  * `palisade-sctp probe` (raw sockets), one short process per probe.
@@ -40,25 +40,44 @@ function reasonOf(error: NodeJS.ErrnoException): ProbeReason {
   return error.code === "ECONNREFUSED" || error.code === "EHOSTUNREACH" || error.code === "ENETUNREACH" ? "refused" : "timeout";
 }
 
+/**
+ * Calls `onTimeout` after `ms` unless the returned function cancels it
+ * first, and only once the I/O that completed meanwhile has been handled: on a busy machine this process may wake after
+ * the deadline with both the timer and a connection's answer ready, and
+ * timers run before I/O callbacks, so a reachable peer would read as a
+ * timeout. `setImmediate` runs after the I/O phase.
+ */
+function deadline(ms: number, onTimeout: () => void): () => void {
+  let immediate: NodeJS.Immediate | undefined;
+  const timer = setTimeout(() => {
+    immediate = setImmediate(onTimeout);
+  }, ms);
+  return () => {
+    clearTimeout(timer);
+    if (immediate !== undefined) clearImmediate(immediate);
+  };
+}
+
 function probeTcp(request: ProberRequest, done: (reason: ProbeReason) => void): void {
   const socket = connect({ host: request.host, port: request.port });
-  const timer = setTimeout(() => finish("timeout"), request.timeoutMs);
+  const cancel = deadline(request.timeoutMs, () => finish("timeout"));
   function finish(reason: ProbeReason): void {
-    clearTimeout(timer);
+    cancel();
     socket.destroy();
     done(reason);
   }
-  socket.on("connect", () => socket.write("ping"));
-  socket.on("data", () => finish("connected"));
+  // The handshake is the verdict (both directions passed the datapath); waiting for the echo too
+  // would make a pod server slowed down by a busy machine look like a drop.
+  socket.on("connect", () => finish("connected"));
   socket.on("error", (error) => finish(reasonOf(error)));
 }
 
 function probeUdp(request: ProberRequest, done: (reason: ProbeReason) => void): void {
   // A connected socket, so that an ICMP port unreachable surfaces as ECONNREFUSED.
   const socket = createSocket(isIP(request.host) === 6 ? "udp6" : "udp4");
-  const timer = setTimeout(() => finish("timeout"), request.timeoutMs);
+  const cancel = deadline(request.timeoutMs, () => finish("timeout"));
   function finish(reason: ProbeReason): void {
-    clearTimeout(timer);
+    cancel();
     socket.close();
     done(reason);
   }
