@@ -149,7 +149,8 @@ export class Agent {
   readonly #fed = new Map<string, AppliedPolicy>();
   #applied: AppliedPolicy[] = [];
   #lastReport = "";
-  #reportedVersions = { pods: "", namespaces: "" };
+  /** What the report says the agent has caught up with: resourceVersions and the object counts at them. */
+  #caughtUp = { podResourceVersion: "", namespaceResourceVersion: "", pods: 0, namespaces: 0 };
   #fullSyncDone = false;
   #commitQueuedAt = 0;
   #markReady: () => void = () => {};
@@ -490,7 +491,8 @@ export class Agent {
     if (pending > 0) this.#log.debug({ pending }, "Identities pending: waiting for the operator's PalisadeIdentity objects");
     if (pending === 0) this.#applied = [...this.#fed.values()].sort(comparePolicies);
     if (queueEmpty && pending === 0) {
-      this.#reportedVersions = { pods: this.#informers.Pod.resourceVersion, namespaces: this.#informers.Namespace.resourceVersion };
+      const { Pod: pods, Namespace: namespaces } = this.#informers;
+      this.#caughtUp = { podResourceVersion: pods.resourceVersion, namespaceResourceVersion: namespaces.resourceVersion, pods: pods.cache.size, namespaces: namespaces.cache.size };
     }
     this.#log.debug({ ...result, skippedEndpoints: result.skippedEndpoints.length, seconds }, "Applied policy");
     if (!this.#fullSyncDone) {
@@ -517,8 +519,7 @@ export class Agent {
       node: this.#options.nodeName,
       policies: this.#applied,
       endpoints,
-      podResourceVersion: this.#reportedVersions.pods,
-      namespaceResourceVersion: this.#reportedVersions.namespaces,
+      ...this.#caughtUp,
     };
     const text = JSON.stringify(content);
     if (text === this.#lastReport) return;

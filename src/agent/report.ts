@@ -45,6 +45,10 @@ export interface NodeReport {
   podResourceVersion: string;
   /** The namespaces resourceVersion every change up to which is applied. */
   namespaceResourceVersion: string;
+  /** How many pods (cluster-wide) the agent knew at `podResourceVersion`: tells a deletion it has not seen yet. */
+  pods: number;
+  /** How many namespaces the agent knew at `namespaceResourceVersion`. */
+  namespaces: number;
 }
 
 /**
@@ -53,7 +57,7 @@ export interface NodeReport {
  *
  * @example
  * ```ts
- * await writeNodeReport(client, { node: "node-1", appliedAt: new Date().toISOString(), policies: [], endpoints: 0, podResourceVersion: "1", namespaceResourceVersion: "1" });
+ * await writeNodeReport(client, { node: "node-1", appliedAt: new Date().toISOString(), policies: [], endpoints: 0, podResourceVersion: "1", namespaceResourceVersion: "1", pods: 0, namespaces: 0 });
  * ```
  */
 export async function writeNodeReport(client: KubeClient, report: NodeReport, signal?: AbortSignal): Promise<void> {

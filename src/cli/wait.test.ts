@@ -3,10 +3,11 @@ import { describe, test } from "node:test";
 import type { NodeReport } from "../agent/report.ts";
 import { nodeLag } from "./wait.ts";
 
-const rv = { pods: "10", namespaces: "5" };
+// Pods: the newest at 10, the list at 20 (changes of other kinds since), 3 of them. Namespaces: newest 5, list 20, 4.
+const rv = { pods: { newest: "10", list: "20", count: 3 }, namespaces: { newest: "5", list: "20", count: 4 } };
 
 function report(policies: NodeReport["policies"]): NodeReport {
-  return { node: "n1", appliedAt: "t", policies, endpoints: 0, podResourceVersion: "10", namespaceResourceVersion: "5" };
+  return { node: "n1", appliedAt: "t", policies, endpoints: 0, podResourceVersion: "10", namespaceResourceVersion: "5", pods: 3, namespaces: 4 };
 }
 
 function netpol(uid: string, generation: number): { kind: "NetworkPolicy"; object: { metadata: { namespace: string; name: string; uid: string; generation: number } } } {
@@ -31,10 +32,18 @@ describe("nodeLag", () => {
     ]);
   });
 
-  test("pods and namespaces behind the start's resourceVersions lag", () => {
+  test("pods and namespaces behind the newest object at the start lag", () => {
     assert.deepEqual(nodeLag("n1", { ...report([]), podResourceVersion: "9", namespaceResourceVersion: "4" }, [], rv), [
-      'node "n1" has applied pods up to resourceVersion 9, not 10',
-      'node "n1" has applied namespaces up to resourceVersion 4, not 5',
+      'node "n1" has applied pods up to resourceVersion 9 (3 pods), not 10 (3 pods)',
+      'node "n1" has applied namespaces up to resourceVersion 4 (4 namespaces), not 5 (4 namespaces)',
     ]);
+  });
+
+  test("a node that still knows a pod deleted before the start lags, though it saw the newest surviving one", () => {
+    assert.deepEqual(nodeLag("n1", { ...report([]), podResourceVersion: "12", pods: 4 }, [], rv), ['node "n1" has applied pods up to resourceVersion 12 (4 pods), not 10 (3 pods)']);
+  });
+
+  test("a node past the list's resourceVersion caught up, whatever it counts since", () => {
+    assert.deepEqual(nodeLag("n1", { ...report([]), podResourceVersion: "25", pods: 7 }, [], rv), []);
   });
 });

@@ -32,8 +32,8 @@ interface List<T> {
 export const WAIT_HELP = `  palisade wait --for=programmed [--timeout 60s] [--kubeconfig PATH]
       Waits until every EBPFNetworkPolicy is Programmed at its current generation and every
       node's agent report lists every NetworkPolicy and EBPFNetworkPolicy at its current
-      generation, no deleted one, and has caught up with the newest pod and namespace change
-      at the start.
+      generation, no deleted one, and has caught up with every pod and namespace change
+      (deletions too) made before the wait began.
       Exits 1 naming what lags when the timeout passes.`;
 
 /** A duration like `60s`, `2m`, `500ms` or a bare number of seconds, in milliseconds. */
@@ -57,11 +57,32 @@ function key(kind: string, object: KubernetesObject): string {
 }
 
 /**
- * What keeps the cluster from being programmed, one line each; empty when
- * nothing does. `rv` is the pods and namespaces resourceVersions read at the
- * start (the newest of the objects then).
+ * Where pods or namespaces stood when the wait began: the newest object's
+ * resourceVersion, the list's (the store's revision then) and the count.
  */
-export async function laggards(client: KubeClient, rv: { pods: string; namespaces: string }): Promise<string[]> {
+export interface StartPoint {
+  newest: string;
+  list: string;
+  count: number;
+}
+
+/**
+ * Whether a node caught up with every change before `start`, from what it
+ * reports: the resourceVersion up to which it applied changes and how many
+ * objects it knew then. Past the list's resourceVersion, surely. Past the
+ * newest object's, every change it may still miss is a deletion (any other
+ * change would have made a newer object), so it caught up when it knows as
+ * many objects as the list had.
+ */
+function caughtUp(resourceVersion: string, count: number | undefined, start: StartPoint): boolean {
+  return atLeast(resourceVersion, start.list) || (atLeast(resourceVersion, start.newest) && count === start.count);
+}
+
+/**
+ * What keeps the cluster from being programmed, one line each; empty when
+ * nothing does. `start` is where pods and namespaces stood when the wait began.
+ */
+export async function laggards(client: KubeClient, start: { pods: StartPoint; namespaces: StartPoint }): Promise<string[]> {
   const [ebpf, netpols, nodes] = await Promise.all([
     client.request<List<Policy>>("GET", resourcePath(Resources.ebpfNetworkPolicies)),
     client.request<List<KubernetesObject>>("GET", resourcePath(Resources.networkPolicies)),
@@ -81,12 +102,12 @@ export async function laggards(client: KubeClient, rv: { pods: string; namespace
     ...netpols.items.map((p) => ({ kind: "NetworkPolicy" as const, object: p })),
   ];
   const reports = await Promise.all(nodes.items.map(async (node) => ({ node: node.metadata?.name ?? "", report: await readNodeReport(client, node.metadata?.name ?? "") })));
-  for (const { node, report } of reports) lag.push(...nodeLag(node, report, wanted, rv));
+  for (const { node, report } of reports) lag.push(...nodeLag(node, report, wanted, start));
   return lag;
 }
 
-/** What keeps `node` from enforcing `wanted` and the changes up to `rv`, one line each. */
-export function nodeLag(node: string, report: NodeReport | undefined, wanted: { kind: "EBPFNetworkPolicy" | "NetworkPolicy"; object: KubernetesObject }[], rv: { pods: string; namespaces: string }): string[] {
+/** What keeps `node` from enforcing `wanted` and every pod and namespace change before `start`, one line each. */
+export function nodeLag(node: string, report: NodeReport | undefined, wanted: { kind: "EBPFNetworkPolicy" | "NetworkPolicy"; object: KubernetesObject }[], start: { pods: StartPoint; namespaces: StartPoint }): string[] {
   if (report === undefined) return [`node "${node}" has no agent report yet`];
   const lag: string[] = [];
   const current = new Set<string>();
@@ -103,27 +124,28 @@ export function nodeLag(node: string, report: NodeReport | undefined, wanted: { 
   for (const stale of report.policies) {
     if (!current.has(`${stale.kind}/${stale.uid}`)) lag.push(`node "${node}" still enforces deleted ${stale.kind} "${stale.namespace}/${stale.name}"`);
   }
-  if (!atLeast(report.podResourceVersion, rv.pods)) lag.push(`node "${node}" has applied pods up to resourceVersion ${report.podResourceVersion}, not ${rv.pods}`);
-  if (!atLeast(report.namespaceResourceVersion, rv.namespaces)) {
-    lag.push(`node "${node}" has applied namespaces up to resourceVersion ${report.namespaceResourceVersion}, not ${rv.namespaces}`);
+  if (!caughtUp(report.podResourceVersion, report.pods, start.pods)) {
+    lag.push(`node "${node}" has applied pods up to resourceVersion ${report.podResourceVersion} (${report.pods} pods), not ${start.pods.newest} (${start.pods.count} pods)`);
+  }
+  if (!caughtUp(report.namespaceResourceVersion, report.namespaces, start.namespaces)) {
+    lag.push(`node "${node}" has applied namespaces up to resourceVersion ${report.namespaceResourceVersion} (${report.namespaces} namespaces), not ${start.namespaces.newest} (${start.namespaces.count} namespaces)`);
   }
   return lag;
 }
 
 /**
- * The newest resourceVersion among `items`. Not the list's own
- * resourceVersion: that is the store's latest revision, which an agent whose
- * watch saw no later pod change (and no bookmark yet) never reports, so an
- * idle cluster would never count as caught up. The price: a deletion after the
- * newest surviving object's change is not waited for.
+ * Where `list` stands. The newest object's resourceVersion, not only the
+ * list's: the list's is the store's latest revision, which an agent whose
+ * watch saw no later change (and no bookmark yet) never reports, so an idle
+ * cluster would never count as caught up.
  */
-function newestResourceVersion(items: readonly KubernetesObject[]): string {
+function startPoint(list: List<KubernetesObject>): StartPoint {
   let newest = 0n;
-  for (const item of items) {
+  for (const item of list.items) {
     const rv = item.metadata?.resourceVersion;
     if (rv !== undefined && /^\d+$/.test(rv) && BigInt(rv) > newest) newest = BigInt(rv);
   }
-  return String(newest);
+  return { newest: String(newest), list: list.metadata?.resourceVersion ?? String(newest), count: list.items.length };
 }
 
 /**
@@ -140,10 +162,10 @@ export async function waitProgrammed(client: KubeClient, timeoutMs: number): Pro
     client.request<List<KubernetesObject>>("GET", resourcePath(Resources.pods)),
     client.request<List<KubernetesObject>>("GET", resourcePath(Resources.namespaces)),
   ]);
-  const rv = { pods: newestResourceVersion(pods.items), namespaces: newestResourceVersion(namespaces.items) };
+  const start = { pods: startPoint(pods), namespaces: startPoint(namespaces) };
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const lag = await laggards(client, rv);
+    const lag = await laggards(client, start);
     if (lag.length === 0) return;
     if (Date.now() >= deadline) {
       throw new WaitTimeoutError(`Cannot confirm the cluster is programmed within ${timeoutMs / 1000} s:\n  ${lag.join("\n  ")}`);
