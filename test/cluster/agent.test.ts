@@ -280,5 +280,8 @@ describe("node agent on a real control plane and kernel", { timeout: 600_000 }, 
     await client.request("DELETE", resourcePath(Resources.pods, { namespace: NS, name: "b" }), { query: { gracePeriodSeconds: 0 } });
     await reported("one endpoint fewer", (r) => r.endpoints === pods.size - 1);
     assert.ok(!(agent?.datapath.attachedInterfaces() ?? []).includes(b.ifindex));
+    // What `palisade wait` tells an unseen deletion by: the report counts the pods the API server has.
+    const list = await client.request<{ items: unknown[] }>("GET", resourcePath(Resources.pods));
+    await reported(`${list.items.length} pods known`, (r) => r.pods === list.items.length);
   });
 });
