@@ -4,18 +4,21 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { InstallError, installCni, uninstallCni } from "../cni/install.ts";
+import { InstallError, installCni, keepChained, uninstallCni } from "../cni/install.ts";
 import { UsageError } from "./explain.ts";
 import { parseDuration } from "./wait.ts";
 
 /** `palisade install-cni` help text. */
-export const INSTALL_CNI_HELP = `  palisade install-cni --conf-dir DIR --bin-dir DIR --pin-root DIR [--lib-dir DIR] [--timeout 5m] [--uninstall]
+export const INSTALL_CNI_HELP = `  palisade install-cni --conf-dir DIR --bin-dir DIR --pin-root DIR [--lib-dir DIR] [--timeout 5m] [--watch]
+                       [--uninstall]
       Installs the palisade CNI plugin on this host: the executable DIR/palisade in --bin-dir and an
       entry at the end of the node's network configuration (the first file of --conf-dir), so a pod's
       interface gets the agent's programs (pinned under --pin-root) before the pod runs. With
       --lib-dir, the plugin's runtime (Node.js, libraries, code) is copied there first, for hosts
       that do not have this installation (the agent image's init container). Waits up to --timeout
-      for the node's network plugin to write its configuration. --uninstall takes both out again.`;
+      for the node's network plugin to write its configuration. --watch then keeps running (until
+      SIGTERM) and chains the plugin again whenever that configuration is rewritten without it
+      (the agent DaemonSet's sidecar). --uninstall takes both out again.`;
 
 /** Runs `palisade install-cni`; returns the exit status. */
 export async function runInstallCni(argv: string[]): Promise<number> {
@@ -27,6 +30,7 @@ export async function runInstallCni(argv: string[]): Promise<number> {
       "pin-root": { type: "string" },
       "lib-dir": { type: "string" },
       timeout: { type: "string", default: "5m" },
+      watch: { type: "boolean", default: false },
       uninstall: { type: "boolean", default: false },
     },
   });
@@ -47,6 +51,11 @@ export async function runInstallCni(argv: string[]): Promise<number> {
     if (!(error instanceof InstallError)) throw error;
     process.stderr.write(`palisade: ${error.message}\n`);
     return 1;
+  }
+  if (values.watch) {
+    const stop = new AbortController();
+    for (const signal of ["SIGTERM", "SIGINT"] as const) process.once(signal, () => stop.abort());
+    await keepChained(confDir, pinRoot, stop.signal, progress);
   }
   return 0;
 }

@@ -15,7 +15,8 @@
  *    `.conf` becomes a `.conflist`). Waits for that file when the network
  *    plugin has not written it yet.
  *
- * Idempotent; `--uninstall` takes the entry and the executable out again.
+ * Idempotent; `--watch` keeps the entry there when the network plugin
+ * rewrites its file; `--uninstall` takes the entry and the executable out.
  *
  * @module
  */
@@ -163,6 +164,29 @@ export async function installCni(options: InstallOptions, timeoutMs = 0, progres
   progress(`installed ${installPluginExecutable(options.binDir, options.libDir)}`);
   const { file, changed } = chainPlugin(options.confDir, options.pinRoot);
   progress(changed ? `chained the palisade plugin in ${file}` : `${file} already chains the palisade plugin`);
+}
+
+/**
+ * Keeps the plugin chained until `signal` fires: a network plugin may
+ * rewrite its configuration (on its own restart or upgrade) without the
+ * entry, and pods created then would run without the agent's programs.
+ * Checks every `periodMs`; a file it cannot read yet is reported and
+ * checked again.
+ *
+ * @example
+ * ```ts
+ * await keepChained("/etc/cni/net.d", "/sys/fs/bpf/palisade", AbortSignal.timeout(60_000), console.error);
+ * ```
+ */
+export async function keepChained(confDir: string, pinRoot: string, signal: AbortSignal, progress: (line: string) => void, periodMs = 2000): Promise<void> {
+  while (await sleep(periodMs, signal)) {
+    try {
+      const { file, changed } = chainPlugin(confDir, pinRoot);
+      if (changed) progress(`chained the palisade plugin in ${file} again`);
+    } catch (error) {
+      progress((error as Error).message);
+    }
+  }
 }
 
 /**

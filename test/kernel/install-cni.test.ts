@@ -7,7 +7,7 @@
  * plugin. Needs root (network namespaces, BPF).
  */
 import assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,6 +17,7 @@ import { readNetworkList } from "../../src/cni/config.ts";
 import { Datapath, pinnedLinksLive } from "../../src/datapath/datapath.ts";
 import { ifNameToIndex } from "../../src/datapath/native.ts";
 import { CNI_PATH, cniAdd, cniDel, type CniNetwork } from "../../src/devcluster/node-runtime/index.ts";
+import { eventually } from "../lib/eventually.ts";
 import { uniquePinRoot } from "../lib/kernel.ts";
 
 const MAIN = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
@@ -90,6 +91,24 @@ describe("palisade install-cni", () => {
     assert.match(ips[0] ?? "", /^10\.251\.0\.\d+$/);
     assert.ok(pinnedLinksLive(pinRoot, ifNameToIndex(hostInterface)), `programs on ${hostInterface}`);
     await cniDel(network, sandbox);
+  });
+
+  test("with --watch it chains the plugin again when the network plugin rewrites its configuration", async () => {
+    const watcher = spawn(process.execPath, [MAIN, "install-cni", "--conf-dir", confDir, "--bin-dir", binDir, "--lib-dir", libDir, "--pin-root", pinRoot, "--watch"], { stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    watcher.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => watcher.once("exit", resolve));
+    try {
+      await eventually("installed", () => stderr.includes("already chains the palisade plugin"));
+      const file = join(confDir, "10-test.conflist");
+      const list = readNetworkList(file);
+      writeFileSync(file, JSON.stringify({ ...list, plugins: list.plugins.filter((p) => p.type !== "palisade") }));
+      await eventually("chained again", () => readNetworkList(file).plugins.some((p) => p.type === "palisade"), { timeoutMs: 10_000 });
+      assert.match(stderr, /chained the palisade plugin in .*10-test\.conflist again/);
+    } finally {
+      watcher.kill("SIGTERM");
+    }
+    assert.equal(await exited, 0, stderr);
   });
 
   test("--uninstall takes the entry, the executable and the runtime copy out again", () => {
