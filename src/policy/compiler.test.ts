@@ -450,6 +450,11 @@ function commandArb(pool: World[]): fc.Arbitrary<Command> {
   return fc.oneof(...options);
 }
 
+/** Up to `maxLength` commands over a pool of two or three worlds, so objects come back changed. */
+function commandsArb(maxLength: number): fc.Arbitrary<Command[]> {
+  return fc.array(worldArb(5, 4), { minLength: 2, maxLength: 3 }).chain((pool) => fc.array(commandArb(pool), { minLength: 1, maxLength }));
+}
+
 /** The world the commands built so far, kept alongside the compiler. */
 class WorldModel {
   namespaces = new Map<string, NamespaceInfo>();
@@ -520,11 +525,8 @@ class ReusingAllocator implements IdentityAllocator {
 
 describe("incremental compilation", () => {
   test("after every commit the state equals compileWorld of the current world, and the diffs rebuild it", () => {
-    const scenario = fc
-      .array(worldArb(5, 4), { minLength: 2, maxLength: 3 })
-      .chain((pool) => fc.tuple(fc.constant(pool), fc.array(commandArb(pool), { minLength: 1, maxLength: 40 })));
     fc.assert(
-      fc.property(scenario, ([, commands]) => {
+      fc.property(commandsArb(40), (commands) => {
         const allocator = new ReusingAllocator();
         const compiler = new PolicyCompiler({ identities: allocator });
         const model = new WorldModel();
@@ -709,11 +711,8 @@ describe("pending identities", () => {
   });
 
   test("after numbering every pending key, incremental state equals compileWorld", () => {
-    const scenario = fc
-      .array(worldArb(5, 4), { minLength: 2, maxLength: 3 })
-      .chain((pool) => fc.tuple(fc.constant(pool), fc.array(commandArb(pool), { minLength: 1, maxLength: 30 })));
     fc.assert(
-      fc.property(scenario, ([, commands]) => {
+      fc.property(commandsArb(30), (commands) => {
         const allocator = new TableAllocator();
         const compiler = new PolicyCompiler({ identities: allocator });
         const model = new WorldModel();
