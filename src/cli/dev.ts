@@ -18,6 +18,7 @@ import {
   type DevStatus,
 } from "../devcluster/index.ts";
 import { UsageError } from "./explain.ts";
+import { shellQuote } from "../shell-quote.ts";
 
 /** Help text of `palisade dev`, for the main help. */
 export const DEV_HELP = `  palisade dev up [--nodes N]
@@ -98,11 +99,6 @@ function healthy(status: DevStatus): boolean {
   if ("error" in status.nodes) return false;
   // A node whose agent was started must have it answering.
   return status.components.length > 0 && status.components.every((c) => c.healthy) && status.nodes.every((n) => n.agentUrl === undefined || n.agentHealthy);
-}
-
-/** Single-quotes `value` for a POSIX shell. */
-function shellQuote(value: string): string {
-  return /^[\w@%+=:,./-]+$/.test(value) ? value : `'${value.replace(/'/g, `'\\''`)}'`;
 }
 
 /**

@@ -26,6 +26,7 @@ import { basename, dirname, extname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { sleep } from "../k8s/backoff.ts";
 import { repositoryRoot } from "../repository-root.ts";
+import { shellQuote } from "../shell-quote.ts";
 import { primaryConfigFile, readNetworkList } from "./config.ts";
 
 /** The plugin's `type`, and so its executable's name. */
@@ -60,10 +61,6 @@ function writeAtomically(file: string, text: string, mode = 0o644): void {
   writeFileSync(staging, text, { mode });
   chmodSync(staging, mode);
   renameSync(staging, file);
-}
-
-function quote(text: string): string {
-  return `'${text.replaceAll("'", `'\\''`)}'`;
 }
 
 /** The shared libraries `file` loads that a host may lack, as `ldd` resolves them. */
@@ -111,10 +108,10 @@ export function installPluginExecutable(binDir: string, libDir?: string): string
   mkdirSync(binDir, { recursive: true });
   let command: string;
   if (libDir === undefined) {
-    command = `exec ${quote(process.execPath)} ${quote(fileURLToPath(new URL("./plugin.js", import.meta.url)))}`;
+    command = `exec ${shellQuote(process.execPath)} ${shellQuote(fileURLToPath(new URL("./plugin.js", import.meta.url)))}`;
   } else {
     const runtime = copyRuntime(libDir);
-    command = `LD_LIBRARY_PATH=${quote(join(runtime, "lib"))} exec ${quote(join(runtime, "node"))} ${quote(join(runtime, PLUGIN_SCRIPT))}`;
+    command = `LD_LIBRARY_PATH=${shellQuote(join(runtime, "lib"))} exec ${shellQuote(join(runtime, "node"))} ${shellQuote(join(runtime, PLUGIN_SCRIPT))}`;
   }
   writeAtomically(executable, `#!/bin/sh\n# The palisade CNI plugin, installed by "palisade install-cni".\n${command}\n`, 0o755);
   return executable;
