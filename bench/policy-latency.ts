@@ -11,7 +11,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DEV_UP_STEPS, devDown, devLayout, devUp, freePorts } from "../src/devcluster/index.ts";
 import { Informer, KubeClient, PatchType, Resources, isAlreadyExists, resourcePath } from "../src/k8s/index.ts";
-import { NODE_REPORT_PREFIX, parseNodeReport } from "../src/operator/index.ts";
+import { REPORT_NAME_PREFIX } from "../src/agent/report.ts";
+import { parseNodeReport } from "../src/operator/index.ts";
 import { median, quantile } from "./lib/stats.ts";
 import type { V1ConfigMap } from "@kubernetes/client-node";
 
@@ -50,7 +51,7 @@ async function main(): Promise<void> {
   const applied = new Map<number, Set<string>>();
   let waiter: { generation: number; resolve: () => void } | undefined;
   const onReport = (cm: V1ConfigMap) => {
-    if (!cm.metadata?.name?.startsWith(NODE_REPORT_PREFIX)) return;
+    if (!cm.metadata?.name?.startsWith(REPORT_NAME_PREFIX)) return;
     const report = parseNodeReport(cm);
     const entry = report.policies.find((p) => p.kind === "EBPFNetworkPolicy" && p.namespace === NAMESPACE && p.name === POLICY);
     if (!entry) return;

@@ -18,9 +18,12 @@ export const REPORT_NAMESPACE = "palisade-system";
 /** The data key holding the report. */
 export const REPORT_KEY = "report.json";
 
+/** Name prefix of the report ConfigMaps; the rest of the name is the Node's name. */
+export const REPORT_NAME_PREFIX = "palisade-node-";
+
 /** The name of the ConfigMap holding `node`'s report. */
 export function reportConfigMapName(node: string): string {
-  return `palisade-node-${node}`;
+  return `${REPORT_NAME_PREFIX}${node}`;
 }
 
 /** A policy generation the agent enforces. */

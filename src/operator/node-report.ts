@@ -1,30 +1,16 @@
 /**
- * The per-node report an agent publishes in a ConfigMap
- * `palisade-node-<nodeName>` of the operator's namespace (data key
- * `report.json`), and its parsing. The operator reads only what it
+ * The operator's reading of the per-node report an agent publishes
+ * (src/agent/report.ts: ConfigMap `palisade-node-<nodeName>`, data key
+ * `report.json`), checked field by field. The operator reads only what it
  * aggregates: which policy generations a node enforces.
  *
  * @module
  */
 import type { V1ConfigMap } from "@kubernetes/client-node";
+import { REPORT_KEY, REPORT_NAME_PREFIX, type AppliedPolicy } from "../agent/report.ts";
 
-/** Name prefix of the report ConfigMaps; the rest of the name is the Node's name. */
-export const NODE_REPORT_PREFIX = "palisade-node-";
-
-/** Data key of the report inside its ConfigMap. */
-export const NODE_REPORT_KEY = "report.json";
-
-/** One policy generation a node enforces. */
-export interface ReportedPolicy {
-  /** `NetworkPolicy` or `EBPFNetworkPolicy`. */
-  kind: string;
-  namespace: string;
-  name: string;
-  /** The policy's `metadata.uid`: a deleted and recreated policy starts at generation 1 again. */
-  uid: string;
-  /** The `metadata.generation` the node's datapath holds. */
-  generation: number;
-}
+/** One policy generation a node enforces, as the agent writes it; the kind is read as any string. */
+export type ReportedPolicy = Omit<AppliedPolicy, "kind"> & { kind: string };
 
 /** What the operator reads of one node's report. */
 export interface NodeReport {
@@ -50,8 +36,8 @@ export class NodeReportError extends Error {
  * ```
  */
 export function reportedNodeName(configMapName: string): string | undefined {
-  if (!configMapName.startsWith(NODE_REPORT_PREFIX) || configMapName.length === NODE_REPORT_PREFIX.length) return undefined;
-  return configMapName.slice(NODE_REPORT_PREFIX.length);
+  if (!configMapName.startsWith(REPORT_NAME_PREFIX) || configMapName.length === REPORT_NAME_PREFIX.length) return undefined;
+  return configMapName.slice(REPORT_NAME_PREFIX.length);
 }
 
 /**
@@ -68,14 +54,14 @@ export function reportedNodeName(configMapName: string): string | undefined {
 export function parseNodeReport(configMap: V1ConfigMap): NodeReport {
   const ref = `${configMap.metadata?.namespace ?? ""}/${configMap.metadata?.name ?? ""}`;
   const node = reportedNodeName(configMap.metadata?.name ?? "");
-  if (node === undefined) throw new NodeReportError(`Cannot read node report "${ref}": metadata.name does not start with "${NODE_REPORT_PREFIX}"`);
-  const text = configMap.data?.[NODE_REPORT_KEY];
-  if (text === undefined) throw new NodeReportError(`Cannot read node report "${ref}": data["${NODE_REPORT_KEY}"] is missing`);
+  if (node === undefined) throw new NodeReportError(`Cannot read node report "${ref}": metadata.name does not start with "${REPORT_NAME_PREFIX}"`);
+  const text = configMap.data?.[REPORT_KEY];
+  if (text === undefined) throw new NodeReportError(`Cannot read node report "${ref}": data["${REPORT_KEY}"] is missing`);
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (cause) {
-    throw new NodeReportError(`Cannot read node report "${ref}": data["${NODE_REPORT_KEY}"] is not JSON`, { cause });
+    throw new NodeReportError(`Cannot read node report "${ref}": data["${REPORT_KEY}"] is not JSON`, { cause });
   }
   const policies = (value as { policies?: unknown } | null)?.policies;
   if (!Array.isArray(policies)) throw new NodeReportError(`Cannot read node report "${ref}": policies is not a list`);

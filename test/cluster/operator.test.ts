@@ -17,7 +17,8 @@ import { after, before, describe, test } from "node:test";
 import { CONTROL_PLANE_STEPS, devDown, devLayout, devUp, freePorts } from "../../src/devcluster/index.ts";
 import { KubeClient, PatchType, Resources, findCondition, isAlreadyExists, isNotFound, resourcePath } from "../../src/k8s/index.ts";
 import type { Condition, LogFields, Logger } from "../../src/k8s/index.ts";
-import { NODE_REPORT_KEY, NODE_REPORT_PREFIX, runOperator } from "../../src/operator/index.ts";
+import { REPORT_KEY, reportConfigMapName } from "../../src/agent/report.ts";
+import { runOperator } from "../../src/operator/index.ts";
 import type { RunningOperator } from "../../src/operator/index.ts";
 import type { EBPFNetworkPolicyStatus } from "../../src/policy/api-types.ts";
 import { eventually } from "../lib/eventually.ts";
@@ -103,7 +104,7 @@ function statusOf(name: string, what: string, check: (policy: PolicyObject) => b
 /** Writes the fake agent report of every Node, listing `policies`. */
 async function writeReports(policies: { name: string; generation: number }[]): Promise<void> {
   for (const node of nodeNames) {
-    const name = `${NODE_REPORT_PREFIX}${node}`;
+    const name = reportConfigMapName(node);
     const report = {
       node,
       appliedAt: new Date().toISOString(),
@@ -112,7 +113,7 @@ async function writeReports(policies: { name: string; generation: number }[]): P
       podResourceVersion: "0",
       namespaceResourceVersion: "0",
     };
-    const body = { apiVersion: "v1", kind: "ConfigMap", metadata: { name, namespace: SYSTEM }, data: { [NODE_REPORT_KEY]: JSON.stringify(report) } };
+    const body = { apiVersion: "v1", kind: "ConfigMap", metadata: { name, namespace: SYSTEM }, data: { [REPORT_KEY]: JSON.stringify(report) } };
     try {
       await client.request("PUT", resourcePath(Resources.configMaps, { namespace: SYSTEM, name }), { body });
     } catch (e) {
