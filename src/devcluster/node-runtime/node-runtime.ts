@@ -71,9 +71,10 @@ export function nodeNetwork(stateDir: string): CniNetwork {
 export function writeNodeNetwork(nodeIndex: number, stateDir: string): CniNetwork {
   const network = nodeNetwork(stateDir);
   if (primaryConfigFile(network.confDir) === undefined) {
-    const name = `palisade-${devNodeSpec(nodeIndex).name}`;
+    const spec = devNodeSpec(nodeIndex);
+    const name = `palisade-${spec.name}`;
     mkdirSync(network.confDir, { recursive: true });
-    writeFileSync(join(network.confDir, `10-${name}.conflist`), `${JSON.stringify(nodeNetworkConfig({ name, podCIDRs: devNodeSpec(nodeIndex).podCIDRs, ipamDataDir: join(stateDir, "ipam") }), null, 2)}\n`);
+    writeFileSync(join(network.confDir, `10-${name}.conflist`), `${JSON.stringify(nodeNetworkConfig({ name, podCIDRs: spec.podCIDRs, ipamDataDir: join(stateDir, "ipam") }), null, 2)}\n`);
   }
   return network;
 }
@@ -166,7 +167,8 @@ export function runNodeRuntime(options: NodeRuntimeOptions): NodeRuntime {
   mkdirSync(stateDir, { recursive: true });
   const network = writeNodeNetwork(nodeIndex, stateDir);
   const store: SandboxStore = { stateDir, network };
-  const hostIP = devNodeSpec(nodeIndex).internalIPs[0];
+  const spec = devNodeSpec(nodeIndex);
+  const hostIP = spec.internalIPs[0];
   const client = KubeClient.fromFile(options.kubeconfig);
   const records = new Map(listSandboxes(store).map((record) => [record.uid, record]));
   const pods = new Map<string, V1Pod>();
@@ -211,7 +213,7 @@ export function runNodeRuntime(options: NodeRuntimeOptions): NodeRuntime {
       }
       return;
     }
-    if (record && !(record.ips.length === devNodeSpec(nodeIndex).podCIDRs.length && sandboxServerRunning(record))) {
+    if (record && !(record.ips.length === spec.podCIDRs.length && sandboxServerRunning(record))) {
       log.warn({ ...fields, netns: record.netns }, "Sandbox incomplete or its server stopped, rebuilding it");
       await destroySandbox(store, record);
       records.delete(uid);
