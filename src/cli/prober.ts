@@ -4,7 +4,8 @@
  * `{"id","protocol":"TCP"|"UDP"|"SCTP","host","port","timeoutMs"}` on stdin,
  * runs every request at once, and writes `{"id","reason"}` per request on
  * stdout, with reason `connected` (the TCP handshake completed, the UDP echo
- * or the SCTP INIT ACK came back), `refused` (RST, ABORT or ICMP unreachable) or `timeout`. One process
+ * or the SCTP INIT ACK came back), `refused` (RST, ABORT or ICMP
+ * unreachable) or `timeout`. One process
  * serves every TCP and UDP probe from its pod, instead of one process per
  * probe; SCTP, which the kernel may have no sockets for, goes through
  * `palisade-sctp probe` (raw sockets), one short process per probe.
@@ -42,10 +43,11 @@ function reasonOf(error: NodeJS.ErrnoException): ProbeReason {
 
 /**
  * Calls `onTimeout` after `ms` unless the returned function cancels it
- * first, and only once the I/O that completed meanwhile has been handled: on a busy machine this process may wake after
- * the deadline with both the timer and a connection's answer ready, and
- * timers run before I/O callbacks, so a reachable peer would read as a
- * timeout. `setImmediate` runs after the I/O phase.
+ * first, and only once the I/O that completed meanwhile has been handled:
+ * on a busy machine this process may wake after the deadline with both the
+ * timer and a connection's answer ready, and timers run before I/O
+ * callbacks, so a reachable peer would read as a timeout. `setImmediate`
+ * runs after the I/O phase.
  */
 function deadline(ms: number, onTimeout: () => void): () => void {
   let immediate: NodeJS.Immediate | undefined;

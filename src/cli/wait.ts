@@ -66,6 +66,12 @@ export interface StartPoint {
   count: number;
 }
 
+/** Where pods and namespaces stood when the wait began. */
+export interface WaitStart {
+  pods: StartPoint;
+  namespaces: StartPoint;
+}
+
 /**
  * Whether a node caught up with every change before `start`, from what it
  * reports: the resourceVersion up to which it applied changes and how many
@@ -82,7 +88,7 @@ function caughtUp(resourceVersion: string, count: number | undefined, start: Sta
  * What keeps the cluster from being programmed, one line each; empty when
  * nothing does. `start` is where pods and namespaces stood when the wait began.
  */
-export async function laggards(client: KubeClient, start: { pods: StartPoint; namespaces: StartPoint }): Promise<string[]> {
+export async function laggards(client: KubeClient, start: WaitStart): Promise<string[]> {
   const [ebpf, netpols, nodes] = await Promise.all([
     client.request<List<Policy>>("GET", resourcePath(Resources.ebpfNetworkPolicies)),
     client.request<List<KubernetesObject>>("GET", resourcePath(Resources.networkPolicies)),
@@ -107,7 +113,7 @@ export async function laggards(client: KubeClient, start: { pods: StartPoint; na
 }
 
 /** What keeps `node` from enforcing `wanted` and every pod and namespace change before `start`, one line each. */
-export function nodeLag(node: string, report: NodeReport | undefined, wanted: { kind: "EBPFNetworkPolicy" | "NetworkPolicy"; object: KubernetesObject }[], start: { pods: StartPoint; namespaces: StartPoint }): string[] {
+export function nodeLag(node: string, report: NodeReport | undefined, wanted: { kind: "EBPFNetworkPolicy" | "NetworkPolicy"; object: KubernetesObject }[], start: WaitStart): string[] {
   if (report === undefined) return [`node "${node}" has no agent report yet`];
   const lag: string[] = [];
   const current = new Set<string>();
@@ -162,7 +168,7 @@ export async function waitProgrammed(client: KubeClient, timeoutMs: number): Pro
     client.request<List<KubernetesObject>>("GET", resourcePath(Resources.pods)),
     client.request<List<KubernetesObject>>("GET", resourcePath(Resources.namespaces)),
   ]);
-  const start = { pods: startPoint(pods), namespaces: startPoint(namespaces) };
+  const start: WaitStart = { pods: startPoint(pods), namespaces: startPoint(namespaces) };
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const lag = await laggards(client, start);
