@@ -49,7 +49,8 @@ Usage:
 ${Object.values(COMMAND_HELP).join("\n")}
   palisade help
 
-Exit status: 0 on success, 2 on malformed input or usage errors, 1 on other failures.`;
+Exit status: 0 on success, 2 on malformed input or usage errors, 1 on other failures (one line on stderr
+says what failed; PALISADE_DEBUG=1 adds the stack trace).`;
 
 const PROTOCOLS = new Set(["TCP", "UDP", "SCTP", "ICMP"]);
 
@@ -137,11 +138,11 @@ export async function main(argv: string[]): Promise<number> {
         throw new UsageError(`Unknown command "${command}"; see "palisade help"`);
     }
   } catch (error) {
-    if (error instanceof UsageError || error instanceof ManifestError || error instanceof OperatorUsageError || error instanceof AgentUsageError || String((error as { code?: unknown }).code).startsWith("ERR_PARSE_ARGS")) {
-      process.stderr.write(`palisade: ${(error as Error).message}\n`);
-      return 2;
-    }
-    throw error;
+    const usage = error instanceof UsageError || error instanceof ManifestError || error instanceof OperatorUsageError || error instanceof AgentUsageError || String((error as { code?: unknown }).code).startsWith("ERR_PARSE_ARGS");
+    // One line a user can act on (what could not be reached or read, or what failed); the stack only when asked for.
+    process.stderr.write(`palisade: ${error instanceof Error ? error.message : String(error)}\n`);
+    if (process.env.PALISADE_DEBUG && error instanceof Error) process.stderr.write(`${error.stack}\n`);
+    return usage ? 2 : 1;
   }
 }
 

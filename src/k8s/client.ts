@@ -93,15 +93,22 @@ export class KubeClient {
 
   /** A client from the kubeconfig file at `path`. */
   static fromFile(path: string): KubeClient {
-    const config = new KubeConfig();
-    config.loadFromFile(path);
-    return new KubeClient(config);
+    return KubeClient.#load(`kubeconfig "${path}"`, (config) => config.loadFromFile(path));
   }
 
   /** A client from `$KUBECONFIG`, `~/.kube/config` or the in-cluster service account, in client-go's order. */
   static fromDefault(): KubeClient {
+    const source = process.env.KUBECONFIG ? `kubeconfig "${process.env.KUBECONFIG}" ($KUBECONFIG)` : "the default kubeconfig (~/.kube/config or in-cluster)";
+    return KubeClient.#load(source, (config) => config.loadFromDefault());
+  }
+
+  static #load(source: string, load: (config: KubeConfig) => void): KubeClient {
     const config = new KubeConfig();
-    config.loadFromDefault();
+    try {
+      load(config);
+    } catch (cause) {
+      throw new KubeTransportError(`Cannot read ${source}: ${(cause as Error).message}`, { cause });
+    }
     return new KubeClient(config);
   }
 
@@ -123,7 +130,7 @@ export class KubeClient {
     }
     for (let attempt = 1; ; attempt++) {
       const req = await this.#open(method, path, options.query ?? {}, headers, signal);
-      const res = await respond(req, body, line);
+      const res = await respond(req, body, line, this.server);
       let text = "";
       try {
         res.setEncoding("utf8");
@@ -168,7 +175,7 @@ export class KubeClient {
     }
     let res: http.IncomingMessage;
     try {
-      res = await respond(req, undefined, line);
+      res = await respond(req, undefined, line, this.server);
     } catch (e) {
       if (signal.aborted) return;
       throw e;
@@ -221,11 +228,11 @@ export class KubeClient {
   }
 }
 
-function respond(req: http.ClientRequest, body: Buffer | undefined, line: string): Promise<http.IncomingMessage> {
+function respond(req: http.ClientRequest, body: Buffer | undefined, line: string, server: string): Promise<http.IncomingMessage> {
   return new Promise((resolve, reject) => {
     req.once("response", resolve);
     req.once("error", (e) => {
-      reject(e instanceof KubeTransportError ? e : new KubeTransportError(`Kubernetes API request "${line}" failed: ${e.message}`, { cause: e }));
+      reject(e instanceof KubeTransportError ? e : new KubeTransportError(`Cannot reach the Kubernetes API server ${server} ("${line}"): ${e.message}`, { cause: e }));
     });
     req.end(body);
   });
