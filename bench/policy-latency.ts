@@ -23,7 +23,6 @@ const POLICY = "moving-port";
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 
 const base = mkdtempSync(join(tmpdir(), "pl-latency-"));
-process.env.PALISADE_DEV_PIN_ROOT = `/sys/fs/bpf/pl-latency-${process.pid}`;
 const layout = devLayout(join(base, "dev"));
 
 function policy(port: number) {

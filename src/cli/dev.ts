@@ -80,7 +80,7 @@ export function formatDevStatus(status: DevStatus): string {
           n.internalIPs.join(",") || "-",
           n.podCIDRs.join(",") || "-",
           n.netns ?? "-",
-          n.runtimePid === undefined ? "-" : `pid ${n.runtimePid}`,
+          n.runtimePid !== undefined ? `pid ${n.runtimePid}` : n.runtimeStarted ? "stopped" : "-",
           agentCell(n),
         ]),
       ]),
@@ -97,8 +97,9 @@ function agentCell(node: DevNodeStatus): string {
 
 function healthy(status: DevStatus): boolean {
   if ("error" in status.nodes) return false;
-  // A node whose agent was started must have it answering.
-  return status.components.length > 0 && status.components.every((c) => c.healthy) && status.nodes.every((n) => n.agentUrl === undefined || n.agentHealthy);
+  // A node whose runtime and agent were started must have them running, the agent answering.
+  const nodesHealthy = status.nodes.every((n) => (n.agentUrl === undefined || n.agentHealthy) && (!n.runtimeStarted || n.runtimePid !== undefined));
+  return status.components.length > 0 && status.components.every((c) => c.healthy) && nodesHealthy;
 }
 
 /**

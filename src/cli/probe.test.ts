@@ -4,10 +4,10 @@ import { parseProbeArgs, podAddress, podNetns } from "./probe.ts";
 import { UsageError } from "./explain.ts";
 import { parseDuration } from "./wait.ts";
 
-test("a dev pod's network namespace is pal-<node index>-<uid prefix>", () => {
-  const pod = { metadata: { namespace: "x", name: "a", uid: "0123456789abcdef" }, spec: { nodeName: "palisade-node-12", containers: [] } };
-  assert.equal(podNetns(pod), "pal-12-01234567");
-  assert.throws(() => podNetns({ ...pod, spec: { nodeName: "worker-1", containers: [] } }), /spec.nodeName "worker-1" is not a dev cluster node/);
+test("a dev pod's network namespace is the one its node runtime recorded on it", () => {
+  const pod = { metadata: { namespace: "x", name: "a", uid: "0123456789abcdef", annotations: { "palisade.dev/sandbox-netns": "pal1-12-01234567" } } };
+  assert.equal(podNetns(pod), "pal1-12-01234567");
+  assert.throws(() => podNetns({ metadata: { namespace: "x", name: "a" } }), /Cannot probe from pod "x\/a": it has no annotation palisade.dev\/sandbox-netns/);
 });
 
 test("podAddress picks the address of the family asked for", () => {

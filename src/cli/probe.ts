@@ -1,7 +1,7 @@
 /**
  * `palisade probe`: real packets between the dev cluster's pods. A prober
- * (prober.ts) runs inside the source pod's network namespace (the dev node
- * runtime names it `pal-<node index>-<first 8 chars of the pod uid>`) and
+ * (prober.ts) runs inside the source pod's network namespace (which the dev
+ * node runtime records in the pod's annotation `palisade.dev/sandbox-netns`) and
  * connects to the target pod's IP, where the node runtime's pod server
  * answers on the declared ports. TCP and UDP are sent from Node; SCTP
  * through `palisade-sctp probe`, which sends an INIT over a raw socket (the
@@ -15,6 +15,7 @@ import { KubeClient } from "../k8s/client.ts";
 import { resourcePath, Resources } from "../k8s/resource.ts";
 import { UsageError, verdictTable, type PairVerdict } from "./explain.ts";
 import { ProberPool } from "./prober-pool.ts";
+import { SANDBOX_NETNS_ANNOTATION } from "../devcluster/node-runtime/index.ts";
 
 /** What one probe sends. */
 export interface ProbeTarget {
@@ -30,18 +31,14 @@ export interface ProbeResult {
   reason: "connected" | "timeout" | "refused";
 }
 
-const NODE_PREFIX = "palisade-node-";
-
-/** The network namespace the dev node runtime made for `pod`. */
+/** The network namespace of `pod`'s sandbox, as the dev node runtime recorded it on the pod. */
 export function podNetns(pod: V1Pod): string {
-  const label = `${pod.metadata?.namespace}/${pod.metadata?.name}`;
-  const node = pod.spec?.nodeName ?? "";
-  const index = node.startsWith(NODE_PREFIX) ? Number(node.slice(NODE_PREFIX.length)) : Number.NaN;
-  if (!Number.isInteger(index) || index < 1) {
-    throw new UsageError(`Cannot probe from pod "${label}": spec.nodeName "${node}" is not a dev cluster node (${NODE_PREFIX}<n>)`);
+  const netns = pod.metadata?.annotations?.[SANDBOX_NETNS_ANNOTATION];
+  if (netns === undefined) {
+    const label = `${pod.metadata?.namespace}/${pod.metadata?.name}`;
+    throw new UsageError(`Cannot probe from pod "${label}": it has no annotation ${SANDBOX_NETNS_ANNOTATION}, which the dev cluster's node runtime sets on the pods it runs (is it a dev cluster pod, and Running?)`);
   }
-  const uid = pod.metadata?.uid ?? "";
-  return `pal-${index}-${uid.slice(0, 8)}`;
+  return netns;
 }
 
 /** The pod's address of `family`, or undefined when it has none. */

@@ -24,6 +24,8 @@ export interface ClusterState {
   apiserverAddress: string;
   /** The folder of the control plane binaries the processes run. */
   binariesDir: string;
+  /** The network slot of a cluster with nodes (see dev-network.ts); undefined for a control plane alone. */
+  networkSlot?: number;
 }
 
 /**
@@ -39,8 +41,15 @@ export function readClusterState(layout: DevLayout): ClusterState | undefined {
   try {
     const state = JSON.parse(readFileSync(layout.stateFile, "utf8")) as Partial<ClusterState>;
     if (typeof state.ports?.apiserver !== "number" || typeof state.binariesDir !== "string") throw new Error("missing ports or binariesDir");
-    // Clusters recorded before the address was listened on loopback.
-    return { ports: state.ports, binariesDir: state.binariesDir, apiserverAddress: state.apiserverAddress ?? LOOPBACK_ADDRESS };
+    // Clusters recorded before slots existed had nodes exactly when they listened on slot 0's bridge.
+    const networkSlot = state.networkSlot ?? (state.apiserverAddress === "10.240.0.254" ? 0 : undefined);
+    if (networkSlot !== undefined && !Number.isInteger(networkSlot)) throw new Error(`networkSlot ${JSON.stringify(networkSlot)} is not a number`);
+    return {
+      ports: state.ports,
+      binariesDir: state.binariesDir,
+      apiserverAddress: state.apiserverAddress ?? LOOPBACK_ADDRESS,
+      ...(networkSlot !== undefined && { networkSlot }),
+    };
   } catch (cause) {
     throw new DevClusterError(`Cannot read dev cluster state "${layout.stateFile}": ${(cause as Error).message}`, { cause });
   }

@@ -7,10 +7,9 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import type { ControlPlaneBinaries } from "./binaries.ts";
 import { apiserverUrl, type ApiserverEndpoint, type ControlPlaneCredentials } from "./credentials.ts";
-import { runningPid, startDetached, stopDetached } from "./detached-process.ts";
+import { runningPid, startHealthy, stopDetached } from "./detached-process.ts";
 import { DevClusterError } from "./errors.ts";
 import { httpsRequest, type TlsIdentity } from "./https-client.ts";
 import type { DevLayout } from "./layout.ts";
@@ -58,9 +57,9 @@ export interface ControlPlaneSetup extends ApiserverEndpoint {
   credentials: ControlPlaneCredentials;
 }
 
-/** One component as `dev status` shows it. */
+/** One component as `dev status` shows it (the control plane's, and the operator). */
 export interface ComponentStatus {
-  name: ComponentName;
+  name: string;
   pid?: number;
   running: boolean;
   healthy: boolean;
@@ -139,6 +138,8 @@ export function controlPlaneComponents(setup: ControlPlaneSetup): ControlPlaneCo
         // A control plane alone listens on loopback, which EndpointSlice validation refuses
         // as the kubernetes Service's endpoint; no pod reaches the API through it here anyway.
         "endpoint-reconciler-type": "none",
+        // Ends open watches within 5 s of a SIGTERM: without it, the API server waits out the 60 s request timeout on them.
+        "shutdown-watch-termination-grace-period": "5s",
       }),
       healthUrl: `${apiserverUrl(setup)}/readyz`,
       healthIdentity: { caCertFile: ca, client: c.admin },
@@ -206,27 +207,10 @@ function logTail(path: string, lines = 15): string {
   }
 }
 
-async function waitHealthy(layout: DevLayout, component: ControlPlaneComponent): Promise<void> {
-  const deadline = Date.now() + component.startTimeoutMs;
-  for (;;) {
-    const log = logFile(layout, component);
-    // Alive first: a stranger on the same port must not pass for our process.
-    if (runningPid(pidFile(layout, component), component.command) === undefined) {
-      throw new DevClusterError(`Cannot start "${component.name}": it exited; the end of ${log}:\n${logTail(log)}`);
-    }
-    if (await isHealthy(component)) return;
-    if (Date.now() > deadline) {
-      throw new DevClusterError(
-        `Cannot start "${component.name}": ${component.healthUrl} not healthy after ${component.startTimeoutMs / 1000} s; the end of ${log}:\n${logTail(log)}`,
-      );
-    }
-    await sleep(250);
-  }
-}
-
 /**
  * Starts each component that is not running yet, in order, waiting for each
- * to be healthy before the next. `progress` gets one line per component.
+ * to be healthy before the next (one found on its way out is started anew).
+ * `progress` gets one line per component.
  *
  * @example
  * ```ts
@@ -235,15 +219,16 @@ async function waitHealthy(layout: DevLayout, component: ControlPlaneComponent):
  */
 export async function startControlPlane(setup: ControlPlaneSetup, progress: (line: string) => void): Promise<void> {
   for (const component of controlPlaneComponents(setup)) {
-    const pidPath = pidFile(setup.layout, component);
-    const running = runningPid(pidPath, component.command);
-    if (running === undefined) {
-      const pid = startDetached({ ...component, logFile: logFile(setup.layout, component), pidFile: pidPath });
-      progress(`started ${component.name} (pid ${pid})`);
-    } else {
-      progress(`${component.name} already running (pid ${running})`);
-    }
-    await waitHealthy(setup.layout, component);
+    const log = logFile(setup.layout, component);
+    const { pid, started } = await startHealthy(
+      { ...component, logFile: log, pidFile: pidFile(setup.layout, component) },
+      {
+        healthy: () => isHealthy(component),
+        timeoutMs: component.startTimeoutMs,
+        failure: (reason) => new DevClusterError(`Cannot start "${component.name}": ${reason === "it exited" ? reason : `${component.healthUrl} ${reason}`}; the end of ${log}:\n${logTail(log)}`),
+      },
+    );
+    progress(started ? `started ${component.name} (pid ${pid})` : `${component.name} already running (pid ${pid})`);
   }
 }
 

@@ -7,7 +7,8 @@
  * @module
  */
 import { spawn } from "node:child_process";
-import { closeSync, existsSync, openSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { basename } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { DevClusterError } from "./errors.ts";
 
@@ -111,6 +112,48 @@ function awaitExec(pid: number, launcher: string): void {
   }
 }
 
+/** How to tell that a detached process is up, for {@link startHealthy}. */
+export interface HealthCheck {
+  /** Whether the process serves (e.g. answers its health endpoint). */
+  healthy(): Promise<boolean>;
+  /** How long a start may take. */
+  timeoutMs: number;
+  /** The error for a start that failed for `reason` (e.g. naming the log to read). */
+  failure(reason: string): Error;
+}
+
+const HEALTH_POLL_MS = 100;
+
+/**
+ * Makes `spec` run and be healthy: starts it unless it runs, then waits
+ * until `check` passes. A process found running that exits instead (one on
+ * its way out: stopping, crashing) is replaced by a new one; one started
+ * here that exits is a failure. Returns the pid and whether it was started.
+ *
+ * @example
+ * ```ts
+ * const { started } = await startHealthy(spec, { healthy: () => ping(url), timeoutMs: 60_000, failure: (why) => new Error(why) });
+ * ```
+ */
+export async function startHealthy(spec: DetachedProcessSpec, check: HealthCheck): Promise<{ pid: number; started: boolean }> {
+  const found = runningPid(spec.pidFile, spec.command);
+  if (found !== undefined && (await untilHealthy(found, spec, check)) === "healthy") return { pid: found, started: false };
+  const pid = startDetached(spec);
+  if ((await untilHealthy(pid, spec, check)) === "exited") throw check.failure("it exited");
+  return { pid, started: true };
+}
+
+async function untilHealthy(pid: number, spec: DetachedProcessSpec, check: HealthCheck): Promise<"healthy" | "exited"> {
+  const deadline = Date.now() + check.timeoutMs;
+  for (;;) {
+    // Alive first: a stranger on the same port must not pass for our process.
+    if (!runsCommand(pid, spec.command)) return "exited";
+    if (await check.healthy()) return "healthy";
+    if (Date.now() > deadline) throw check.failure(`not healthy after ${check.timeoutMs / 1000} s`);
+    await sleep(HEALTH_POLL_MS);
+  }
+}
+
 function signal(pid: number, name: NodeJS.Signals): void {
   try {
     process.kill(pid, name);
@@ -151,4 +194,55 @@ export async function stopDetached(name: string, pidFile: string, command: strin
   }
   if (existsSync(pidFile)) rmSync(pidFile);
   return pid !== undefined;
+}
+
+/** The executables of the processes a dev cluster starts: Node.js for its own, and the control plane's. */
+const CLUSTER_EXECUTABLES = new Set(["node", "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"]);
+
+/**
+ * The processes (this one excluded) of a dev cluster's executables with an
+ * argument inside folder `dir`: every process a dev cluster starts names its
+ * folder (a kubeconfig, a data folder), so this finds them even when their
+ * pid files are lost, and leaves alone a user's `tail` of one of its logs.
+ *
+ * @example
+ * ```ts
+ * processesUsing("/tmp/pl-dev-x/dev"); // [4242, 4243]
+ * ```
+ */
+export function processesUsing(dir: string): number[] {
+  const inside = `${dir.replace(/\/+$/, "")}/`;
+  return readdirSync("/proc")
+    .filter((entry) => /^\d+$/.test(entry) && Number(entry) !== process.pid)
+    .filter((pid) => {
+      try {
+        if (!CLUSTER_EXECUTABLES.has(basename(readlinkSync(`/proc/${pid}/exe`).replace(/ \(deleted\)$/, "")))) return false;
+        return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").some((arg) => arg.startsWith(inside) || arg.includes(`=${inside}`));
+      } catch {
+        // Gone meanwhile.
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+/**
+ * Stops every process of {@link processesUsing} `dir`: SIGTERM, then SIGKILL
+ * after `graceMs`. Returns the pids it stopped.
+ *
+ * @example
+ * ```ts
+ * await stopProcessesUsing("/tmp/pl-dev-x/dev");
+ * ```
+ */
+export async function stopProcessesUsing(dir: string, graceMs = 5_000): Promise<number[]> {
+  const pids = processesUsing(dir);
+  for (const pid of pids) signal(pid, "SIGTERM");
+  const deadline = Date.now() + graceMs;
+  while (processesUsing(dir).length > 0 && Date.now() < deadline) await sleep(POLL_MS);
+  for (const pid of processesUsing(dir)) signal(pid, "SIGKILL");
+  for (let i = 0; i < 50 && processesUsing(dir).length > 0; i++) await sleep(POLL_MS);
+  const left = processesUsing(dir);
+  if (left.length > 0) throw new DevClusterError(`Cannot stop the processes of "${dir}": pids ${left.join(", ")} survived SIGKILL`);
+  return pids;
 }

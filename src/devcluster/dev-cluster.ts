@@ -8,13 +8,12 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { repositoryRoot } from "../repository-root.ts";
 import { KubeClient } from "../k8s/client.ts";
 import { isAlreadyExists } from "../k8s/errors.ts";
 import { resourcePath, Resources } from "../k8s/resource.ts";
-import { runningPid, startDetached, stopDetached } from "./detached-process.ts";
+import { runningPid, startDetached, startHealthy, stopDetached, stopProcessesUsing } from "./detached-process.ts";
 import { removeNodeRuntimeSandboxes, writeNodeNetwork } from "./node-runtime/index.ts";
 import { installCni } from "../cni/install.ts";
 import { binaryPaths, ensureBinaries, type ControlPlaneBinaries } from "./binaries.ts";
@@ -23,18 +22,10 @@ import { controlPlaneStatus, startControlPlane, stopControlPlane, type Component
 import { apiserverUrl, ensureControlPlaneCredentials, existingControlPlaneCredentials, type ControlPlaneCredentials } from "./credentials.ts";
 import { DevClusterError } from "./errors.ts";
 import type { DevLayout } from "./layout.ts";
-import {
-  BRIDGE_ADDRESSES,
-  CLUSTER_BRIDGE,
-  assertClusterNetworkOwner,
-  ensureClusterBridge,
-  ensureNodeNetworks,
-  nodeNamespaceIndexes,
-  nodeNetns,
-  removeClusterNetwork,
-  removeNodeNamespace,
-} from "./node-network.ts";
-import { NODE_NAME_PREFIX, devNodeSpec, listNodes, registerNodes, type DevNodeSpec, type NodeSummary } from "./nodes.ts";
+import { claimClusterNetwork, ensureClusterBridge, ensureNodeNetworks, networkOwner, nodeNamespaceIndexes, removeClusterNetwork, removeNodeNamespace, usedNetworks } from "./node-network.ts";
+import { DEFAULT_SLOT, NETWORK_SLOTS, devNetwork, devNodeIndex, devNodeSpec, type DevNetwork, type DevNodeSpec } from "./dev-network.ts";
+import { DEFAULT_DEV_DIR } from "./layout.ts";
+import { listNodes, registerNodes, type NodeSummary } from "./nodes.ts";
 import { freePort, portsFromEnv, type DevPorts } from "./ports.ts";
 
 /** What `dev up` was asked for. */
@@ -61,6 +52,8 @@ export interface DevUpContext {
   ports?: DevPorts;
   /** Where the API server listens (see `ClusterState.apiserverAddress`). */
   apiserverAddress?: string;
+  /** The cluster network; undefined for a control plane alone. */
+  network?: DevNetwork;
   credentials?: ControlPlaneCredentials;
   nodes?: DevNodeSpec[];
 }
@@ -93,7 +86,7 @@ export interface DevDownStep {
  * const ports = required(context, "ports");
  * ```
  */
-export function required<K extends "binaries" | "ports" | "apiserverAddress" | "credentials" | "nodes">(context: DevUpContext, field: K): NonNullable<DevUpContext[K]> {
+export function required<K extends "binaries" | "ports" | "apiserverAddress" | "network" | "credentials" | "nodes">(context: DevUpContext, field: K): NonNullable<DevUpContext[K]> {
   const value = context[field];
   if (value === undefined) throw new DevClusterError(`Cannot run this dev up step: no step before it set "${field}"`);
   return value as NonNullable<DevUpContext[K]>;
@@ -107,18 +100,22 @@ export const binariesStep: DevUpStep = {
   },
 };
 
-/** Whether the cluster listening on `apiserverAddress` has nodes, and so the cluster network. */
-function hasNodeNetwork(apiserverAddress: string): boolean {
-  return apiserverAddress === BRIDGE_ADDRESSES[0];
+/**
+ * The slots a folder's new cluster may claim: slot 0 for the default folder
+ * (the addresses the README shows), any other slot for any other folder.
+ */
+function candidateSlots(dir: string): number[] {
+  const others = Array.from({ length: NETWORK_SLOTS }, (_, slot) => slot).filter((slot) => slot !== DEFAULT_SLOT);
+  return dir === DEFAULT_DEV_DIR ? [DEFAULT_SLOT] : others;
 }
 
 /**
  * Creates the dev folder and records its settings; a folder that has them
- * already keeps its ports and API server address (so `up` again finds the
- * same cluster). The address is the cluster bridge's when the cluster has
- * nodes, loopback for a control plane alone (`nodes: 0`). A cluster with
- * nodes needs the machine's cluster network: when another folder's cluster
- * owns it, this fails before anything is written.
+ * already keeps its ports, network slot and API server address (so `up`
+ * again finds the same cluster). A cluster with nodes claims a network slot
+ * of its own (see dev-network.ts) and its API server listens on the slot's
+ * bridge; a control plane alone (`nodes: 0`) listens on loopback. When no
+ * slot is free for this folder, this fails before anything is written.
  */
 export const settingsStep: DevUpStep = {
   name: "settings",
@@ -126,32 +123,36 @@ export const settingsStep: DevUpStep = {
     const { layout } = context;
     const previous = readClusterState(layout);
     const withNodes = context.options.nodes !== 0;
-    const apiserverAddress = previous?.apiserverAddress ?? (withNodes ? BRIDGE_ADDRESSES[0] : LOOPBACK_ADDRESS);
-    if (withNodes && !hasNodeNetwork(apiserverAddress)) {
+    if (withNodes && previous !== undefined && previous.networkSlot === undefined) {
       throw new DevClusterError(
-        `Cannot bring up dev nodes in "${layout.dir}": its control plane was brought up without nodes and listens on ${apiserverAddress}, ` +
+        `Cannot bring up dev nodes in "${layout.dir}": its control plane was brought up without nodes and listens on ${previous.apiserverAddress}, ` +
           `which node namespaces cannot reach; take it down first (palisade dev down)`,
       );
     }
-    if (hasNodeNetwork(apiserverAddress)) assertClusterNetworkOwner(layout.dir);
+    const slots = previous?.networkSlot !== undefined ? [previous.networkSlot] : withNodes ? candidateSlots(layout.dir) : [];
+    const network = slots.length > 0 ? await claimClusterNetwork(layout.dir, slots) : undefined;
     for (const dir of [layout.dir, layout.logs, layout.run]) mkdirSync(dir, { recursive: true });
-    if (previous) context.progress(`reusing the ports and address recorded in ${layout.stateFile}`);
-    const ports = previous?.ports ?? context.options.ports ?? (await portsFromEnv());
+    if (previous) context.progress(`reusing the ports, address and network recorded in ${layout.stateFile}`);
+    // Only the default folder's cluster has the documented ports; any other takes free ones (unless told), so it runs beside it.
+    const ports = previous?.ports ?? context.options.ports ?? (await portsFromEnv(process.env, layout.dir === DEFAULT_DEV_DIR ? "default" : "free"));
+    const apiserverAddress = previous?.apiserverAddress ?? network?.bridgeAddresses[0] ?? LOOPBACK_ADDRESS;
     context.ports = ports;
     context.apiserverAddress = apiserverAddress;
-    writeClusterState(layout, { ports, apiserverAddress, binariesDir: required(context, "binaries").dir });
+    if (network) context.network = network;
+    writeClusterState(layout, { ports, apiserverAddress, binariesDir: required(context, "binaries").dir, ...(network && { networkSlot: network.slot }) });
   },
 };
 
 /**
  * For a cluster with nodes: the host bridge that is the cluster network,
- * with the address the API server listens on, owned by this dev folder.
+ * with the address the API server listens on.
  */
 export const clusterNetworkStep: DevUpStep = {
   name: "cluster network",
   async run(context) {
-    if (!hasNodeNetwork(required(context, "apiserverAddress"))) return;
-    await ensureClusterBridge(context.layout.dir);
+    if (context.network === undefined) return;
+    await ensureClusterBridge(context.network, context.layout.dir);
+    context.progress(`cluster network on bridge ${context.network.bridge} (${context.network.bridgeAddresses.join(", ")})`);
   },
 };
 
@@ -189,7 +190,7 @@ export const nodesStep: DevUpStep = {
   async run(context) {
     const credentials = required(context, "credentials");
     const identity = { caCertFile: credentials.pki.caCertFile, client: credentials.admin };
-    context.nodes = await registerNodes(apiserverUrl(endpoint(context)), identity, context.options.nodes);
+    context.nodes = await registerNodes(apiserverUrl(endpoint(context)), identity, required(context, "network"), context.options.nodes);
     context.progress(`nodes: ${context.nodes.map((node) => node.name).join(", ")}`);
   },
 };
@@ -220,23 +221,18 @@ function nodeRuntimeFiles(layout: DevLayout, node: string) {
   };
 }
 
-/** The 1-based index of a dev node from its name (`palisade-node-<i>`). */
-function indexOf(node: string): number {
-  return Number(node.slice(NODE_NAME_PREFIX.length));
-}
-
 /**
- * Starts, detached inside node `index`'s network namespace (as a kubelet
- * runs on its node), the stand-in node runtime of that node unless one
- * runs. Returns its pid and whether it was started now.
+ * Starts, detached inside node `index`'s network namespace of `network` (as
+ * a kubelet runs on its node), the stand-in node runtime of that node unless
+ * one runs. Returns its pid and whether it was started now.
  *
  * @example
  * ```ts
- * startNodeRuntime(devLayout("/tmp/dev"), 1);
+ * startNodeRuntime(devLayout("/tmp/dev"), devNetwork(1), 1);
  * ```
  */
-export function startNodeRuntime(layout: DevLayout, index: number): { pid: number; started: boolean } {
-  const spec = devNodeSpec(index);
+export function startNodeRuntime(layout: DevLayout, network: DevNetwork, index: number): { pid: number; started: boolean } {
+  const spec = devNodeSpec(network, index);
   const files = nodeRuntimeFiles(layout, spec.name);
   const running = runningPid(files.pidFile, process.execPath);
   if (running !== undefined) return { pid: running, started: false };
@@ -244,10 +240,10 @@ export function startNodeRuntime(layout: DevLayout, index: number): { pid: numbe
   const pid = startDetached({
     name: files.name,
     command: process.execPath,
-    args: [main, "--node-index", String(index), "--kubeconfig", layout.adminKubeconfig, "--state-dir", files.stateDir],
+    args: [main, "--node-index", String(index), "--network-slot", String(network.slot), "--kubeconfig", layout.adminKubeconfig, "--state-dir", files.stateDir],
     logFile: join(layout.logs, `node-runtime-${spec.name}.log`),
     pidFile: files.pidFile,
-    netns: nodeNetns(spec),
+    netns: spec.netns,
   });
   return { pid, started: true };
 }
@@ -280,9 +276,9 @@ export const nodeRuntimesStep: DevUpStep = {
   async run(context) {
     for (const node of required(context, "nodes")) {
       const { stateDir } = nodeRuntimeFiles(context.layout, node.name);
-      const network = writeNodeNetwork(indexOf(node.name), stateDir);
-      await installCni({ confDir: network.confDir, binDir: join(stateDir, "cni-bin"), pinRoot: agentPinRoot(node.name) });
-      if (startNodeRuntime(context.layout, indexOf(node.name)).started) context.progress(`started the node runtime of ${node.name} in network namespace ${nodeNetns(node)}`);
+      const cniNetwork = writeNodeNetwork(node, stateDir);
+      await installCni({ confDir: cniNetwork.confDir, binDir: join(stateDir, "cni-bin"), pinRoot: node.pinRoot });
+      if (startNodeRuntime(context.layout, required(context, "network"), node.index).started) context.progress(`started the node runtime of ${node.name} in network namespace ${node.netns}`);
     }
   },
 };
@@ -331,27 +327,6 @@ export const operatorStep: DevUpStep = {
   },
 };
 
-/**
- * Where the dev agents pin their maps: `$PALISADE_DEV_PIN_ROOT` or
- * /sys/fs/bpf/palisade-dev, one folder per node below it. Tests set their own
- * so that they never touch a running dev cluster's pins.
- */
-export function devPinBase(env: NodeJS.ProcessEnv = process.env): string {
-  return env.PALISADE_DEV_PIN_ROOT ?? "/sys/fs/bpf/palisade-dev";
-}
-
-/**
- * The pin root of dev node `node`'s agent: `<devPinBase()>/<node>`.
- *
- * @example
- * ```ts
- * agentPinRoot("palisade-node-1"); // "/sys/fs/bpf/palisade-dev/palisade-node-1"
- * ```
- */
-export function agentPinRoot(node: string): string {
-  return join(devPinBase(), node);
-}
-
 /** The port of every dev agent's /healthz, /readyz and /metrics: each has its node's namespace to itself, as on a real node. */
 export const DEV_AGENT_METRICS_PORT = 9962;
 
@@ -361,7 +336,7 @@ export const DEV_AGENT_METRICS_PORT = 9962;
  *
  * @example
  * ```ts
- * agentMetricsUrl(devNodeSpec(2)); // "http://10.240.0.2:9962"
+ * agentMetricsUrl(devNodeSpec(devNetwork(0), 2)); // "http://10.240.0.2:9962"
  * ```
  */
 export function agentMetricsUrl(spec: DevNodeSpec): string {
@@ -390,44 +365,37 @@ async function agentHealthy(spec: DevNodeSpec): Promise<boolean> {
   }
 }
 
-async function waitAgentHealthy(layout: DevLayout, spec: DevNodeSpec): Promise<void> {
-  const files = agentFiles(layout, spec.name);
-  const deadline = Date.now() + AGENT_START_TIMEOUT_MS;
-  for (;;) {
-    if (runningPid(files.pidFile, process.execPath) === undefined) throw new DevClusterError(`Cannot start the agent of "${spec.name}": it exited; see ${files.logFile}`);
-    if (await agentHealthy(spec)) return;
-    if (Date.now() > deadline) {
-      throw new DevClusterError(`Cannot start the agent of "${spec.name}": ${agentMetricsUrl(spec)}/healthz not healthy after ${AGENT_START_TIMEOUT_MS / 1000} s; see ${files.logFile}`);
-    }
-    await sleep(100);
-  }
-}
-
 /**
  * Starts, detached inside its node's network namespace (as a hostNetwork
  * DaemonSet pod runs), the agent of every Node that has none running, each
- * with its own pin root; waits until every agent answers /healthz on its node's address.
+ * with its own pin root; waits until every agent answers /healthz on its
+ * node's address (an agent found on its way out is started anew).
  */
 export const agentsStep: DevUpStep = {
   name: "agents",
   async run(context) {
-    const nodes = required(context, "nodes");
-    for (const node of nodes) {
-      const files = agentFiles(context.layout, node.name);
-      if (runningPid(files.pidFile, process.execPath) !== undefined) continue;
-      const pinRoot = agentPinRoot(node.name);
-      writeFileSync(files.pinRootFile, `${pinRoot}\n`);
-      startDetached({
-        name: files.name,
-        command: process.execPath,
-        args: [cliMain(), "agent", "--node-name", node.name, "--kubeconfig", context.layout.adminKubeconfig, "--pin-root", pinRoot, "--metrics-port", String(DEV_AGENT_METRICS_PORT), "--identities", "cluster"],
-        logFile: files.logFile,
-        pidFile: files.pidFile,
-        netns: nodeNetns(node),
-      });
-      context.progress(`started the agent of ${node.name} in network namespace ${nodeNetns(node)} (pins in ${pinRoot}, metrics on ${agentMetricsUrl(node)})`);
-    }
-    for (const node of nodes) await waitAgentHealthy(context.layout, node);
+    await Promise.all(
+      required(context, "nodes").map(async (node) => {
+        const files = agentFiles(context.layout, node.name);
+        writeFileSync(files.pinRootFile, `${node.pinRoot}\n`);
+        const { started } = await startHealthy(
+          {
+            name: files.name,
+            command: process.execPath,
+            args: [cliMain(), "agent", "--node-name", node.name, "--kubeconfig", context.layout.adminKubeconfig, "--pin-root", node.pinRoot, "--metrics-port", String(DEV_AGENT_METRICS_PORT), "--identities", "cluster"],
+            logFile: files.logFile,
+            pidFile: files.pidFile,
+            netns: node.netns,
+          },
+          {
+            healthy: () => agentHealthy(node),
+            timeoutMs: AGENT_START_TIMEOUT_MS,
+            failure: (reason) => new DevClusterError(`Cannot start the agent of "${node.name}": ${reason === "it exited" ? reason : `${agentMetricsUrl(node)}/healthz ${reason}`}; see ${files.logFile}`),
+          },
+        );
+        if (started) context.progress(`started the agent of ${node.name} in network namespace ${node.netns} (pins in ${node.pinRoot}, metrics on ${agentMetricsUrl(node)})`);
+      }),
+    );
   },
 };
 
@@ -445,8 +413,8 @@ async function stopAgent(layout: DevLayout, node: string): Promise<boolean> {
   return stopped;
 }
 
-/** The dev nodes this folder has an agent, a node runtime or (owning the cluster network) a namespace of. */
-function knownNodes(layout: DevLayout, ownsNetwork: boolean): string[] {
+/** The dev nodes this folder has an agent, a node runtime or a namespace on `network` of. */
+function knownNodes(layout: DevLayout, network: DevNetwork): string[] {
   const names = new Set<string>();
   if (existsSync(layout.run)) {
     for (const file of readdirSync(layout.run)) {
@@ -455,8 +423,8 @@ function knownNodes(layout: DevLayout, ownsNetwork: boolean): string[] {
   }
   const runtimes = join(layout.dir, "node-runtime");
   if (existsSync(runtimes)) for (const node of readdirSync(runtimes)) names.add(node);
-  if (ownsNetwork) for (const index of nodeNamespaceIndexes()) names.add(devNodeSpec(index).name);
-  return [...names].filter((name) => name.startsWith(NODE_NAME_PREFIX));
+  for (const index of nodeNamespaceIndexes(network)) names.add(devNodeSpec(network, index).name);
+  return [...names].filter((name) => devNodeIndex(name) !== undefined);
 }
 
 /**
@@ -468,17 +436,18 @@ function knownNodes(layout: DevLayout, ownsNetwork: boolean): string[] {
 export const nodeNetworkStep: DevUpStep = {
   name: "node network",
   async run(context) {
-    if (!hasNodeNetwork(required(context, "apiserverAddress"))) return;
+    const { network } = context;
+    if (network === undefined) return;
     const nodes = required(context, "nodes");
     const wanted = new Set(nodes.map((node) => node.name));
-    for (const name of knownNodes(context.layout, true).filter((node) => !wanted.has(node))) {
+    for (const name of knownNodes(context.layout, network).filter((node) => !wanted.has(node))) {
       await stopAgent(context.layout, name);
       await stopNodeRuntime(context.layout, name);
-      removeNodeNamespace(indexOf(name));
+      await removeNodeNamespace(devNodeSpec(network, devNodeIndex(name) as number));
       context.progress(`removed node ${name}: its agent, node runtime, pods and network namespace`);
     }
-    await ensureNodeNetworks(nodes);
-    context.progress(`network namespaces ${nodes.map(nodeNetns).join(", ")} on bridge ${CLUSTER_BRIDGE}`);
+    await ensureNodeNetworks(network, nodes);
+    context.progress(`network namespaces ${nodes.map((node) => node.netns).join(", ")} on bridge ${network.bridge}`);
   },
 };
 
@@ -535,14 +504,37 @@ export const stopControlPlaneStep: DevDownStep = {
 };
 
 /**
- * Removes the node namespaces, their uplinks, the bridge and the host's
- * routes, if this folder's cluster owns them (even when its state is gone);
+ * Stops every process still naming this folder in its arguments: the
+ * processes above were stopped by their pid files, and this finds whatever
+ * a killed `up` or `down` left without one.
+ */
+export const stopStraysStep: DevDownStep = {
+  name: "stop strays",
+  async run(context) {
+    const stopped = await stopProcessesUsing(context.layout.dir);
+    if (stopped.length > 0) context.progress(`stopped ${stopped.length} process(es) still using ${context.layout.dir}: pids ${stopped.join(", ")}`);
+  },
+};
+
+/**
+ * Removes this folder's cluster network: whatever still runs in its node
+ * and pod namespaces, the namespaces, uplinks, pins and bridge (the host's
+ * routes go with it). Found by the bridge naming this folder even when its
+ * state is gone, or by the recorded slot when only the bridge is gone;
  * another folder's network is left alone.
  */
 export const removeNetworkStep: DevDownStep = {
   name: "remove network",
   async run(context) {
-    if (removeClusterNetwork(context.layout.dir)) context.progress(`removed bridge ${CLUSTER_BRIDGE} and the node network namespaces`);
+    const networks = usedNetworks()
+      .filter(({ owner }) => owner === context.layout.dir)
+      .map(({ network }) => network);
+    const recorded = context.state?.networkSlot;
+    if (recorded !== undefined && networkOwner(devNetwork(recorded)) === undefined) networks.push(devNetwork(recorded));
+    for (const network of networks) {
+      await removeClusterNetwork(network);
+      context.progress(`removed the network of slot ${network.slot}: bridge ${network.bridge}, node and pod namespaces, pins`);
+    }
   },
 };
 
@@ -564,7 +556,7 @@ export const removeStateStep: DevDownStep = {
 };
 
 /** The steps of `dev down`, in order. */
-export const DEV_DOWN_STEPS: readonly DevDownStep[] = [stopAgentsStep, stopOperatorStep, stopNodeRuntimesStep, stopControlPlaneStep, removeNetworkStep, removeStateStep];
+export const DEV_DOWN_STEPS: readonly DevDownStep[] = [stopAgentsStep, stopOperatorStep, stopNodeRuntimesStep, stopControlPlaneStep, stopStraysStep, removeNetworkStep, removeStateStep];
 
 /** What `dev up` leaves for its caller. */
 export interface DevUpResult {
@@ -588,6 +580,10 @@ async function runStep<C>(step: { name: string; run(context: C): Promise<void> }
 
 /**
  * Brings the dev cluster in `layout` up (idempotent: what runs keeps running).
+ * When the folder held no cluster and a step fails, everything this call
+ * made is taken down again (as by {@link devDown}) before the error is
+ * thrown, so a failed first `up` leaves nothing behind; a cluster that ran
+ * before is left running as far as it got.
  *
  * @example
  * ```ts
@@ -602,7 +598,16 @@ export async function devUp(
   steps: readonly DevUpStep[] = DEV_UP_STEPS,
 ): Promise<DevUpResult> {
   const context: DevUpContext = { layout, options, progress };
-  for (const step of steps) await runStep(step, context, progress);
+  const fresh = readClusterState(layout) === undefined;
+  try {
+    for (const step of steps) await runStep(step, context, progress);
+  } catch (error) {
+    if (fresh) {
+      progress(`dev up failed (${(error as Error).message.split("\n")[0]}); taking down what it started`);
+      await devDown(layout, progress).catch((cause: unknown) => progress(`cleanup after the failed dev up also failed: ${(cause as Error).message}`));
+    }
+    throw error;
+  }
   return {
     adminKubeconfig: layout.adminKubeconfig,
     binariesDir: required(context, "binaries").dir,
@@ -629,6 +634,8 @@ export async function devDown(layout: DevLayout, progress: (line: string) => voi
 export interface DevNodeStatus extends NodeSummary {
   /** The node's network namespace, when it exists. */
   netns?: string;
+  /** Whether this folder started a node runtime for the node (so one should run). */
+  runtimeStarted: boolean;
   /** The node runtime's pid, when it runs. */
   runtimePid?: number;
   /** The agent's pid, when it runs. */
@@ -649,12 +656,13 @@ export interface DevStatus {
   nodes: DevNodeStatus[] | { error: string };
 }
 
-async function nodeStatus(layout: DevLayout, node: NodeSummary): Promise<DevNodeStatus> {
-  const status: DevNodeStatus = { ...node, agentHealthy: false };
-  const index = indexOf(node.name);
-  if (!node.name.startsWith(NODE_NAME_PREFIX) || !Number.isInteger(index)) return status;
-  const spec = devNodeSpec(index);
-  if (nodeNamespaceIndexes().includes(index)) status.netns = nodeNetns(spec);
+async function nodeStatus(layout: DevLayout, network: DevNetwork | undefined, node: NodeSummary): Promise<DevNodeStatus> {
+  const status: DevNodeStatus = { ...node, runtimeStarted: false, agentHealthy: false };
+  const index = devNodeIndex(node.name);
+  if (network === undefined || index === undefined) return status;
+  const spec = devNodeSpec(network, index);
+  if (nodeNamespaceIndexes(network).includes(index)) status.netns = spec.netns;
+  status.runtimeStarted = existsSync(nodeRuntimeFiles(layout, node.name).stateDir);
   const runtimePid = runningPid(nodeRuntimeFiles(layout, node.name).pidFile, process.execPath);
   if (runtimePid !== undefined) status.runtimePid = runtimePid;
   const agent = agentFiles(layout, node.name);
@@ -683,11 +691,18 @@ export async function devStatus(layout: DevLayout): Promise<DevStatus> {
   if (!state) return { dir: layout.dir, components: [], nodes: [] };
   const credentials = existingControlPlaneCredentials(layout, state);
   const components = await controlPlaneStatus({ layout, ...state, binaries: binaryPaths(state.binariesDir), credentials });
+  const operator = operatorFiles(layout);
+  if (existsSync(operator.pidFile)) {
+    // Started by this folder and not stopped since (stopping removes the pid file): it should run.
+    const pid = runningPid(operator.pidFile, process.execPath);
+    components.push({ name: operator.name, ...(pid !== undefined && { pid }), running: pid !== undefined, healthy: pid !== undefined });
+  }
   const apiserver = apiserverUrl(state);
   let nodes: DevStatus["nodes"];
   try {
     const listed = await listNodes(apiserver, { caCertFile: credentials.pki.caCertFile, client: credentials.admin });
-    nodes = await Promise.all(listed.map((node) => nodeStatus(layout, node)));
+    const network = state.networkSlot === undefined ? undefined : devNetwork(state.networkSlot);
+    nodes = await Promise.all(listed.map((node) => nodeStatus(layout, network, node)));
   } catch (error) {
     nodes = { error: (error as Error).message };
   }

@@ -71,16 +71,31 @@ export { httpsRequest, type HttpsRequestOptions, type HttpsResponse, type TlsIde
 export { DEV_CONTEXT, kubeconfigYaml, writeKubeconfig, type KubeconfigSpec } from "./kubeconfig.ts";
 export { DEFAULT_DEV_DIR, devDirFromEnv, devLayout, type DevLayout } from "./layout.ts";
 export {
-  BRIDGE_ADDRESSES,
-  CLUSTER_BRIDGE,
   NODE_UPLINK,
-  clusterNetworkOwner,
+  claimClusterNetwork,
   hostRoutes,
-  nodeNetns,
+  networkOwner,
   nodeRoutes,
-  uplinkName,
+  processesInNetns,
+  removeClusterNetwork,
+  usedNetworks,
   type GatewayRoute,
 } from "./node-network.ts";
-export { MAX_NODES, NODE_NAME_PREFIX, devNodeSpec, listNodes, registerNodes, type DevNodeSpec, type NodeSummary } from "./nodes.ts";
+export {
+  DEFAULT_SLOT,
+  MAX_NODES,
+  NETWORK_SLOTS,
+  NODE_NAME_PREFIX,
+  devNetwork,
+  devNodeIndex,
+  devNodeSpec,
+  isSlotNetns,
+  isSlotUplink,
+  nodeNetnsIndex,
+  sandboxNetns,
+  type DevNetwork,
+  type DevNodeSpec,
+} from "./dev-network.ts";
+export { listNodes, registerNodes, type NodeSummary } from "./nodes.ts";
 export { DevPki, type CertificateFiles, type ClientCredentials, type ServingNames } from "./pki.ts";
 export { PORT_SETTINGS, freePort, freePorts, portsFromEnv, type DevPorts } from "./ports.ts";

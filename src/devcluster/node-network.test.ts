@@ -1,20 +1,21 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { apiserverUrl } from "./credentials.ts";
-import { hostRoutes, nodeNetns, nodeRoutes, uplinkName } from "./node-network.ts";
-import { MAX_NODES, devNodeSpec } from "./nodes.ts";
+import { hostRoutes, nodeRoutes } from "./node-network.ts";
+import { devNetwork, devNodeSpec } from "./dev-network.ts";
 
 describe("dev cluster network plan", () => {
-  const nodes = [1, 2, 3].map(devNodeSpec);
+  const network = devNetwork(0);
+  const nodes = [1, 2, 3].map((index) => devNodeSpec(network, index));
 
   test("each node routes the other nodes' pod CIDRs, both families, via their InternalIPs", () => {
-    assert.deepEqual(nodeRoutes(devNodeSpec(2), nodes), [
+    assert.deepEqual(nodeRoutes(devNodeSpec(network, 2), nodes), [
       { dst: "10.244.1.0/24", via: "10.240.0.1" },
       { dst: "fd00:10:244:1::/64", via: "fd00:10:240::1" },
       { dst: "10.244.3.0/24", via: "10.240.0.3" },
       { dst: "fd00:10:244:3::/64", via: "fd00:10:240::3" },
     ]);
-    assert.deepEqual(nodeRoutes(devNodeSpec(1), [devNodeSpec(1)]), [], "a single node routes nothing through a gateway");
+    assert.deepEqual(nodeRoutes(devNodeSpec(network, 1), [devNodeSpec(network, 1)]), [], "a single node routes nothing through a gateway");
   });
 
   test("the host routes every node's pod CIDRs via that node", () => {
@@ -24,12 +25,6 @@ describe("dev cluster network plan", () => {
       { dst: "10.244.2.0/24", via: "10.240.0.2" },
       { dst: "fd00:10:244:2::/64", via: "fd00:10:240::2" },
     ]);
-  });
-
-  test("namespaces are named like their Node and uplinks fit the kernel's 15 characters", () => {
-    assert.equal(nodeNetns(devNodeSpec(7)), "palisade-node-7");
-    assert.equal(uplinkName(MAX_NODES), "pl-node254");
-    assert.ok(uplinkName(MAX_NODES).length <= 15);
   });
 
   test("the API server URL names the recorded address, bracketing IPv6", () => {

@@ -1,27 +1,21 @@
 /**
  * The dev cluster's network, as a multi-VM lab would wire it: a host bridge
- * `palisade0` is the cluster network; every dev node is a network namespace
- * named like its Node, plugged into the bridge by a veth pair (`eth0`
- * inside, `pl-node<i>` on the host), holding the Node's InternalIPs, routing
- * its own pods and forwarding to the other nodes' pod CIDRs through their
- * InternalIPs. Pod CIDRs and the bridge are machine-wide, so one dev cluster
- * with nodes owns the network at a time: its folder is recorded as the
- * bridge's alias.
+ * (`palisade<slot>`, see dev-network.ts) is the cluster network; every dev
+ * node is a network namespace plugged into the bridge by a veth pair
+ * (`eth0` inside, its uplink on the host), holding the Node's InternalIPs,
+ * routing its own pods and forwarding to the other nodes' pod CIDRs through
+ * their InternalIPs. Each dev folder's cluster claims a slot of its own by
+ * creating the slot's bridge with the folder recorded as its alias, so
+ * clusters never share a name or an address.
  *
  * @module
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { DevClusterError } from "./errors.ts";
-import { devNodeSpec, NODE_NAME_PREFIX, type DevNodeSpec } from "./nodes.ts";
-
-/** The host bridge that is the cluster network. */
-export const CLUSTER_BRIDGE = "palisade0";
-
-/** The bridge's own addresses: the host on the cluster network, IPv4 then IPv6 (also where the API server listens). */
-export const BRIDGE_ADDRESSES = ["10.240.0.254", "fd00:10:240::fe"] as const;
+import { NETWORK_SLOTS, devNetwork, devNodeSpec, isSlotNetns, isSlotUplink, nodeNetnsIndex, type DevNetwork, type DevNodeSpec } from "./dev-network.ts";
 
 /** Prefix lengths of the cluster network, IPv4 then IPv6 (the Nodes' InternalIPs share it). */
 const PREFIX_LENGTHS = [24, 64] as const;
@@ -38,35 +32,6 @@ const OWNER_PREFIX = "palisade-dev ";
 /** The longest alias the kernel keeps (IFALIASZ - 1). */
 const MAX_ALIAS = 255;
 
-/**
- * The network namespace of dev node `spec` (the Node's name).
- *
- * @example
- * ```ts
- * nodeNetns(devNodeSpec(2)); // "palisade-node-2"
- * ```
- */
-export function nodeNetns(spec: DevNodeSpec): string {
-  return spec.name;
-}
-
-/**
- * The host side of node `index`'s uplink: `pl-node<i>`, within the kernel's 15 characters.
- *
- * @example
- * ```ts
- * uplinkName(3); // "pl-node3"
- * ```
- */
-export function uplinkName(index: number): string {
-  return `pl-node${index}`;
-}
-
-/** The 1-based index of a dev node from its name. */
-function nodeIndex(spec: DevNodeSpec): number {
-  return Number(spec.name.slice(NODE_NAME_PREFIX.length));
-}
-
 /** One route through a gateway: `dst` via `via`. */
 export interface GatewayRoute {
   dst: string;
@@ -79,7 +44,8 @@ export interface GatewayRoute {
  *
  * @example
  * ```ts
- * nodeRoutes(devNodeSpec(1), [devNodeSpec(1), devNodeSpec(2)]);
+ * const [one, two] = [1, 2].map((i) => devNodeSpec(devNetwork(0), i));
+ * nodeRoutes(one, [one, two]);
  * // [{ dst: "10.244.2.0/24", via: "10.240.0.2" }, { dst: "fd00:10:244:2::/64", via: "fd00:10:240::2" }]
  * ```
  */
@@ -131,40 +97,83 @@ function netnsExists(name: string): boolean {
 }
 
 /**
- * The dev folder whose cluster owns the bridge, or undefined when there is no bridge.
+ * The dev folder whose cluster owns `network` (its bridge's alias), or
+ * undefined when the slot is free; "" for a bridge naming no folder.
  *
  * @example
  * ```ts
- * clusterNetworkOwner(); // "/var/lib/palisade/dev"
+ * networkOwner(devNetwork(0)); // "/var/lib/palisade/dev"
  * ```
  */
-export function clusterNetworkOwner(): string | undefined {
-  if (!linkExists(CLUSTER_BRIDGE)) return undefined;
-  const [link] = JSON.parse(ip(["-j", "link", "show", "dev", CLUSTER_BRIDGE])) as { ifalias?: string }[];
+export function networkOwner(network: DevNetwork): string | undefined {
+  if (!linkExists(network.bridge)) return undefined;
+  const [link] = JSON.parse(ip(["-j", "link", "show", "dev", network.bridge])) as { ifalias?: string }[];
   const alias = link?.ifalias ?? "";
   return alias.startsWith(OWNER_PREFIX) ? alias.slice(OWNER_PREFIX.length) : alias;
 }
 
 /**
- * Throws unless the cluster network is free or already belongs to the
- * cluster in `dir`: one dev cluster with nodes per machine.
+ * Every slot in use on this machine, with the folder that owns it.
  *
  * @example
  * ```ts
- * assertClusterNetworkOwner("/tmp/dev"); // throws if /var/lib/palisade/dev's cluster runs
+ * usedNetworks(); // [{ network: devNetwork(0), owner: "/var/lib/palisade/dev" }]
  * ```
  */
-export function assertClusterNetworkOwner(dir: string): void {
-  const owner = clusterNetworkOwner();
-  if (owner === undefined || owner === dir) return;
-  const what = `Cannot bring up a dev cluster with nodes in "${dir}"`;
-  if (owner === "") {
-    throw new DevClusterError(`${what}: bridge "${CLUSTER_BRIDGE}" exists but names no dev folder as its owner (ip link show ${CLUSTER_BRIDGE}); remove it first if nothing uses it (ip link del ${CLUSTER_BRIDGE})`);
+export function usedNetworks(): { network: DevNetwork; owner: string }[] {
+  return Array.from({ length: NETWORK_SLOTS }, (_, slot) => devNetwork(slot)).flatMap((network) => {
+    const owner = networkOwner(network);
+    return owner === undefined ? [] : [{ network, owner }];
+  });
+}
+
+/** Creates `network`'s bridge owned by `dir`; false when another `dev up` created it first. */
+function createOwnedBridge(network: DevNetwork, dir: string): boolean {
+  const alias = `${OWNER_PREFIX}${dir}`;
+  if (alias.length > MAX_ALIAS) throw new DevClusterError(`Cannot own a dev cluster network from "${dir}": the folder name is longer than ${MAX_ALIAS - OWNER_PREFIX.length} characters`);
+  // Made under a name of its own and owned before it is renamed: a bridge never exists without its
+  // owner, and of two concurrent `dev up`s only one rename succeeds.
+  const draft = `pl-br-${process.pid % 100_000}`;
+  if (linkExists(draft)) ip(["link", "del", draft]);
+  ip(["link", "add", draft, "type", "bridge"]);
+  ip(["link", "set", draft, "alias", alias]);
+  try {
+    execFileSync("ip", ["link", "set", draft, "name", network.bridge], { stdio: ["ignore", "ignore", "pipe"] });
+    return true;
+  } catch (cause) {
+    ip(["link", "del", draft]);
+    if (linkExists(network.bridge)) return false;
+    throw new DevClusterError(`Cannot create bridge "${network.bridge}": ${(cause as Error).message}`, { cause });
   }
-  throw new DevClusterError(
-    `${what}: bridge "${CLUSTER_BRIDGE}" belongs to the dev cluster in "${owner}", and only one dev cluster with nodes runs per machine; ` +
-      `take that one down first (PALISADE_DEV_DIR=${owner} palisade dev down)`,
-  );
+}
+
+/**
+ * The network of the cluster in `dir`: the first of `slots` it already owns,
+ * else the first free one, claimed by creating its bridge with `dir` as the
+ * owner. Throws, naming the owners, when every one of `slots` belongs to
+ * another folder.
+ *
+ * @example
+ * ```ts
+ * (await claimClusterNetwork("/tmp/pl-test/dev", [1, 2, 3, 4, 5, 6, 7])).bridge; // "palisade1"
+ * ```
+ */
+export async function claimClusterNetwork(dir: string, slots: readonly number[]): Promise<DevNetwork> {
+  const networks = slots.map(devNetwork);
+  const owned = networks.find((network) => networkOwner(network) === dir);
+  if (owned) return owned;
+  for (const network of networks) {
+    if (networkOwner(network) !== undefined) continue;
+    // Nothing owns the slot, so whatever of it is left (from a cluster whose `dev down` was killed) is garbage.
+    await removeSlotLeftovers(network);
+    if (createOwnedBridge(network, dir)) return network;
+  }
+  const taken = networks.map((network) => {
+    const owner = networkOwner(network);
+    return owner === "" ? `bridge "${network.bridge}" names no dev folder as its owner (remove it if nothing uses it: ip link del ${network.bridge})` : `bridge "${network.bridge}" belongs to the dev cluster in "${owner}"`;
+  });
+  const advice = networks.length === 1 && networkOwner(networks[0] as DevNetwork) ? `; take that one down first (PALISADE_DEV_DIR=${networkOwner(networks[0] as DevNetwork)} palisade dev down)` : "";
+  throw new DevClusterError(`Cannot bring up a dev cluster with nodes in "${dir}": ${taken.join("; ")}${advice}`);
 }
 
 /** Waits (up to 10 s) until no IPv6 address of `device` (in `netns`, else the host's) is tentative. */
@@ -191,39 +200,23 @@ function addAddresses(device: string, addresses: readonly string[], netns?: stri
 }
 
 /**
- * Creates the bridge (or finds it) for the cluster in `dir`, with the host's
- * addresses on the cluster network, and records `dir` as its owner.
+ * Brings up the bridge of `network`, which the cluster in `dir` claimed
+ * (see {@link claimClusterNetwork}), with the host's addresses on the
+ * cluster network.
  *
  * @example
  * ```ts
- * await ensureClusterBridge("/var/lib/palisade/dev");
+ * await ensureClusterBridge(devNetwork(0), "/var/lib/palisade/dev");
  * ```
  */
-export async function ensureClusterBridge(dir: string): Promise<void> {
-  const alias = `${OWNER_PREFIX}${dir}`;
-  if (alias.length > MAX_ALIAS) throw new DevClusterError(`Cannot own the dev cluster network from "${dir}": the folder name is longer than ${MAX_ALIAS - OWNER_PREFIX.length} characters`);
-  assertClusterNetworkOwner(dir);
-  if (!linkExists(CLUSTER_BRIDGE)) {
-    // Made under a name of its own and owned before it is renamed: the bridge never exists without
-    // its owner, and of two concurrent `dev up`s only one rename succeeds.
-    const draft = `pl-br-${process.pid % 100_000}`;
-    if (linkExists(draft)) ip(["link", "del", draft]);
-    ip(["link", "add", draft, "type", "bridge"]);
-    ip(["link", "set", draft, "alias", alias]);
-    try {
-      execFileSync("ip", ["link", "set", draft, "name", CLUSTER_BRIDGE], { stdio: ["ignore", "ignore", "pipe"] });
-    } catch (cause) {
-      ip(["link", "del", draft]);
-      // Another dev up won the name a moment ago: whose it is decides.
-      assertClusterNetworkOwner(dir);
-      if (!linkExists(CLUSTER_BRIDGE)) throw new DevClusterError(`Cannot create bridge "${CLUSTER_BRIDGE}": ${(cause as Error).message}`, { cause });
-    }
-  }
+export async function ensureClusterBridge(network: DevNetwork, dir: string): Promise<void> {
+  const owner = networkOwner(network);
+  if (owner !== dir) throw new DevClusterError(`Cannot bring up bridge "${network.bridge}" for "${dir}": ${owner === undefined ? "it does not exist" : `it belongs to "${owner}"`}`);
   // The whole cluster network is ours: no duplicate address detection, so no address is ever tentative.
-  hostIpv6Setting(CLUSTER_BRIDGE, "accept_dad", 0);
-  ip(["link", "set", CLUSTER_BRIDGE, "up"]);
-  addAddresses(CLUSTER_BRIDGE, BRIDGE_ADDRESSES);
-  await settle(CLUSTER_BRIDGE);
+  hostIpv6Setting(network.bridge, "accept_dad", 0);
+  ip(["link", "set", network.bridge, "up"]);
+  addAddresses(network.bridge, network.bridgeAddresses);
+  await settle(network.bridge);
 }
 
 /**
@@ -234,25 +227,25 @@ export async function ensureClusterBridge(dir: string): Promise<void> {
  *
  * @example
  * ```ts
- * await ensureNodeNetworks([devNodeSpec(1), devNodeSpec(2)]);
+ * const network = devNetwork(0);
+ * await ensureNodeNetworks(network, [devNodeSpec(network, 1), devNodeSpec(network, 2)]);
  * ```
  */
-export async function ensureNodeNetworks(nodes: readonly DevNodeSpec[]): Promise<void> {
-  for (const node of nodes) await ensureNodeNamespace(node);
+export async function ensureNodeNetworks(network: DevNetwork, nodes: readonly DevNodeSpec[]): Promise<void> {
+  for (const node of nodes) await ensureNodeNamespace(network, node);
   for (const node of nodes) {
-    const netns = nodeNetns(node);
+    const { netns } = node;
     syncGatewayRoutes(NODE_UPLINK, nodeRoutes(node, nodes), netns);
     // The node's own pod CIDRs: a pod's /32 route (from CNI) wins; an address without a pod is
     // unreachable here instead of bouncing between the node and its default route.
     for (const cidr of node.podCIDRs) ip(["-n", netns, "route", "replace", "unreachable", cidr]);
-    BRIDGE_ADDRESSES.forEach((gateway) => ip(["-n", netns, "route", "replace", "default", "via", gateway, "dev", NODE_UPLINK]));
+    network.bridgeAddresses.forEach((gateway) => ip(["-n", netns, "route", "replace", "default", "via", gateway, "dev", NODE_UPLINK]));
   }
-  syncGatewayRoutes(CLUSTER_BRIDGE, hostRoutes(nodes));
+  syncGatewayRoutes(network.bridge, hostRoutes(nodes));
 }
 
-async function ensureNodeNamespace(node: DevNodeSpec): Promise<void> {
-  const netns = nodeNetns(node);
-  const uplink = uplinkName(nodeIndex(node));
+async function ensureNodeNamespace(network: DevNetwork, node: DevNodeSpec): Promise<void> {
+  const { netns, uplink } = node;
   if (!netnsExists(netns)) ip(["netns", "add", netns]);
   // A router, like any node: it forwards between its pods and the cluster network, over both families.
   // New interfaces (the uplink, pods' veths) skip duplicate address detection: every address is ours.
@@ -267,7 +260,7 @@ async function ensureNodeNamespace(node: DevNodeSpec): Promise<void> {
   sysctl(netns, [`net.ipv6.conf.${NODE_UPLINK}.accept_dad=0`]);
   // A bridge port carries frames, not addresses.
   hostIpv6Setting(uplink, "disable_ipv6", 1);
-  ip(["link", "set", uplink, "master", CLUSTER_BRIDGE, "up"]);
+  ip(["link", "set", uplink, "master", network.bridge, "up"]);
   addAddresses(NODE_UPLINK, node.internalIPs, netns);
   ip(["-n", netns, "link", "set", NODE_UPLINK, "up"]);
   await settle(NODE_UPLINK, netns);
@@ -295,51 +288,120 @@ function syncGatewayRoutes(device: string, wanted: readonly GatewayRoute[], netn
 }
 
 /**
- * Removes node `index`'s namespace and uplink (its processes must be
- * stopped first). Routes to it go with the next {@link ensureNodeNetworks}.
- * Nothing happens for what is already gone.
+ * Removes node `node`'s namespace and uplink, first killing whatever still
+ * runs inside (its agent and runtime should have been stopped already).
+ * Routes to it go with the next {@link ensureNodeNetworks}. Nothing happens
+ * for what is already gone.
  *
  * @example
  * ```ts
- * removeNodeNamespace(3);
+ * await removeNodeNamespace(devNodeSpec(devNetwork(0), 3));
  * ```
  */
-export function removeNodeNamespace(index: number): void {
-  const spec = devNodeSpec(index);
+export async function removeNodeNamespace(node: DevNodeSpec): Promise<void> {
   // Deleting the host end removes the pair now; the namespace itself is freed once nothing uses it.
-  if (linkExists(uplinkName(index))) ip(["link", "del", uplinkName(index)]);
-  if (netnsExists(nodeNetns(spec))) ip(["netns", "del", nodeNetns(spec)]);
+  if (linkExists(node.uplink)) ip(["link", "del", node.uplink]);
+  await removeNetns(node.netns);
+}
+
+/** Kills every process in named namespace `name`, then deletes the name (the namespace goes with its last user). */
+async function removeNetns(name: string): Promise<void> {
+  if (!netnsExists(name)) return;
+  await killProcessesIn(name);
+  ip(["netns", "del", name]);
 }
 
 /**
- * The indexes of the dev node namespaces on this machine, ascending.
+ * The ids of the processes whose network namespace is the named namespace
+ * `name` (same nsfs inode), this process excluded.
  *
  * @example
  * ```ts
- * nodeNamespaceIndexes(); // [1, 2]
+ * processesInNetns("pal-1-0a1b2c3d"); // [4242]
  * ```
  */
-export function nodeNamespaceIndexes(): number[] {
-  if (!existsSync(NETNS_DIR)) return [];
-  return readdirSync(NETNS_DIR)
-    .filter((name) => new RegExp(`^${NODE_NAME_PREFIX}\\d+$`).test(name))
-    .map((name) => Number(name.slice(NODE_NAME_PREFIX.length)))
+export function processesInNetns(name: string): number[] {
+  let inode: number;
+  try {
+    inode = statSync(join(NETNS_DIR, name)).ino;
+  } catch {
+    return [];
+  }
+  return readdirSync("/proc")
+    .filter((entry) => /^\d+$/.test(entry) && Number(entry) !== process.pid)
+    .filter((pid) => {
+      try {
+        return statSync(`/proc/${pid}/ns/net`).ino === inode;
+      } catch {
+        // Gone meanwhile, or a kernel thread.
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+async function killProcessesIn(name: string): Promise<void> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const pids = processesInNetns(name);
+    if (pids.length === 0) return;
+    for (const pid of pids) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // Exited meanwhile.
+      }
+    }
+    await sleep(20);
+  }
+  throw new DevClusterError(`Cannot remove network namespace "${name}": processes ${processesInNetns(name).join(", ")} still run inside 2 s after SIGKILL`);
+}
+
+/**
+ * The indexes of the node namespaces of `network` on this machine, ascending.
+ *
+ * @example
+ * ```ts
+ * nodeNamespaceIndexes(devNetwork(0)); // [1, 2]
+ * ```
+ */
+export function nodeNamespaceIndexes(network: DevNetwork): number[] {
+  return slotNamespaces(network)
+    .map((name) => nodeNetnsIndex(network, name))
+    .filter((index) => index !== undefined)
     .sort((a, b) => a - b);
 }
 
+/** The named network namespaces of `network`: its nodes' and its pods'. */
+function slotNamespaces(network: DevNetwork): string[] {
+  return existsSync(NETNS_DIR) ? readdirSync(NETNS_DIR).filter((name) => isSlotNetns(network, name)) : [];
+}
+
 /**
- * Removes the whole cluster network if the cluster in `dir` owns it: every
- * node namespace and uplink, then the bridge (its host routes go with it).
- * Returns whether it removed anything; a network of another folder is left alone.
+ * Removes everything of `network` from the machine: every process still
+ * inside one of its node or pod namespaces (the pods' servers, a crashed
+ * run's agents), the namespaces, the uplinks, the bridge (the host's
+ * routes go with it) and the pins of its agents. For `dev down` after the
+ * processes were stopped properly, and for a cluster whose folder is gone.
  *
  * @example
  * ```ts
- * removeClusterNetwork("/var/lib/palisade/dev");
+ * await removeClusterNetwork(devNetwork(1));
  * ```
  */
-export function removeClusterNetwork(dir: string): boolean {
-  if (clusterNetworkOwner() !== dir) return false;
-  for (const index of nodeNamespaceIndexes()) removeNodeNamespace(index);
-  ip(["link", "del", CLUSTER_BRIDGE]);
-  return true;
+export async function removeClusterNetwork(network: DevNetwork): Promise<void> {
+  await removeSlotLeftovers(network);
+  // Last: the bridge is the slot's claim, so the slot is free only once nothing of it is left.
+  if (linkExists(network.bridge)) ip(["link", "del", network.bridge]);
+}
+
+/** Everything of `network` but its bridge: processes in its namespaces, the namespaces, uplinks and pins. */
+async function removeSlotLeftovers(network: DevNetwork): Promise<void> {
+  const namespaces = slotNamespaces(network);
+  // Pods first: their servers hold the pod namespaces, and the pods' veths end in the node namespaces.
+  for (const name of namespaces.filter((netns) => nodeNetnsIndex(network, netns) === undefined)) await removeNetns(name);
+  for (const index of nodeNamespaceIndexes(network)) await removeNodeNamespace(devNodeSpec(network, index));
+  // Uplinks whose namespace end is gone already (a pair half-built by a killed run).
+  const links = JSON.parse(ip(["-j", "link", "show"])) as { ifname: string }[];
+  for (const { ifname } of links) if (isSlotUplink(network, ifname)) ip(["link", "del", ifname]);
+  rmSync(network.pinBase, { recursive: true, force: true });
 }

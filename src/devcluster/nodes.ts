@@ -10,40 +10,7 @@
 import { availableParallelism, release, totalmem } from "node:os";
 import { DevClusterError } from "./errors.ts";
 import { httpsRequest, type TlsIdentity } from "./https-client.ts";
-
-/** Prefix of every dev Node's name: `palisade-node-1`, `palisade-node-2`, … */
-export const NODE_NAME_PREFIX = "palisade-node-";
-
-/** The most nodes a dev cluster has (one IPv4 /24 each in 10.244.0.0/16). */
-export const MAX_NODES = 254;
-
-/** Names and addresses of dev node `index` (1-based). */
-export interface DevNodeSpec {
-  name: string;
-  /** IPv4 then IPv6. */
-  podCIDRs: [string, string];
-  /** InternalIP addresses, IPv4 then IPv6. */
-  internalIPs: [string, string];
-}
-
-/**
- * The spec of dev node `index` (1 to {@link MAX_NODES}).
- *
- * @example
- * ```ts
- * devNodeSpec(2).podCIDRs; // ["10.244.2.0/24", "fd00:10:244:2::/64"]
- * ```
- */
-export function devNodeSpec(index: number): DevNodeSpec {
-  if (!Number.isInteger(index) || index < 1 || index > MAX_NODES) {
-    throw new DevClusterError(`Cannot describe dev node ${index}: the index must be 1 to ${MAX_NODES}`);
-  }
-  return {
-    name: `${NODE_NAME_PREFIX}${index}`,
-    podCIDRs: [`10.244.${index}.0/24`, `fd00:10:244:${index}::/64`],
-    internalIPs: [`10.240.0.${index}`, `fd00:10:240::${index}`],
-  };
-}
+import { MAX_NODES, NODE_NAME_PREFIX, devNodeSpec, type DevNetwork, type DevNodeSpec } from "./dev-network.ts";
 
 const ARCHITECTURES: Readonly<Record<string, string>> = { x64: "amd64", arm64: "arm64", arm: "arm", ppc64: "ppc64le", s390x: "s390x" };
 
@@ -141,22 +108,22 @@ export async function listNodes(server: string, identity: TlsIdentity): Promise<
 }
 
 /**
- * Makes the cluster's dev Nodes exactly `palisade-node-1..count`: creates
- * missing ones, sets every one's status to Ready, deletes dev Nodes beyond
- * `count`. Returns the specs of the registered Nodes.
+ * Makes the cluster's dev Nodes exactly `palisade-node-1..count` on
+ * `network`: creates missing ones, sets every one's status to Ready,
+ * deletes dev Nodes beyond `count`. Returns the specs of the registered Nodes.
  *
  * @example
  * ```ts
- * await registerNodes("https://127.0.0.1:6443", { caCertFile, client: admin }, 2);
+ * await registerNodes("https://10.240.0.254:6443", { caCertFile, client: admin }, devNetwork(0), 2);
  * ```
  */
-export async function registerNodes(server: string, identity: TlsIdentity, requested: number | undefined): Promise<DevNodeSpec[]> {
+export async function registerNodes(server: string, identity: TlsIdentity, network: DevNetwork, requested: number | undefined): Promise<DevNodeSpec[]> {
   if (requested !== undefined && (!Number.isInteger(requested) || requested < 1 || requested > MAX_NODES)) {
     throw new DevClusterError(`Cannot register ${requested} dev nodes: the count must be 1 to ${MAX_NODES}`);
   }
   const existing = new Map((await listNodes(server, identity)).map((node) => [node.name, node]));
   const count = requested ?? Math.max(1, [...existing.keys()].filter((name) => name.startsWith(NODE_NAME_PREFIX)).length);
-  const specs = Array.from({ length: count }, (_, i) => devNodeSpec(i + 1));
+  const specs = Array.from({ length: count }, (_, i) => devNodeSpec(network, i + 1));
   const now = new Date().toISOString().replace(/\.\d+Z$/, "Z");
   for (const spec of specs) {
     const node = existing.get(spec.name);

@@ -23,6 +23,14 @@ describe("portsFromEnv", () => {
     await assert.rejects(portsFromEnv({ PALISADE_DEV_ETCD_PORT: "6443" }), /PALISADE_DEV_ETCD_PORT "6443": the apiserver port is 6443 already/);
   });
 
+  test("with unset variables free, only what the environment sets is fixed", async () => {
+    const ports = await portsFromEnv({ PALISADE_DEV_APISERVER_PORT: "7443" }, "free");
+    assert.equal(ports.apiserver, 7443);
+    for (const field of ["etcd", "etcdPeer", "controllerManager", "scheduler"] as const) {
+      assert.notEqual(ports[field], PORT_SETTINGS[field].default, field);
+    }
+  });
+
   test("freePorts avoids every default and repeats none", async () => {
     const ports = Object.values(await freePorts());
     const defaults = new Set(Object.values(PORT_SETTINGS).map((s) => s.default));

@@ -54,7 +54,8 @@ function parsePort(env: string, text: string): number {
 
 /**
  * The ports from the environment: each variable of {@link PORT_SETTINGS} if
- * set (`0` = a free port), else its default.
+ * set (`0` = a free port), else its default, or a free port when `unset` is
+ * "free" (for a cluster beside the default one, whose ports are the defaults).
  *
  * @example
  * ```ts
@@ -63,13 +64,13 @@ function parsePort(env: string, text: string): number {
  * ports.etcd; // 2379
  * ```
  */
-export async function portsFromEnv(env: NodeJS.ProcessEnv = process.env): Promise<DevPorts> {
+export async function portsFromEnv(env: NodeJS.ProcessEnv = process.env, unset: "default" | "free" = "default"): Promise<DevPorts> {
   const fields = Object.keys(PORT_SETTINGS) as (keyof DevPorts)[];
   const chosen = new Map<keyof DevPorts, number>();
   for (const field of fields) {
     const setting = PORT_SETTINGS[field];
     const text = env[setting.env];
-    const port = text !== undefined && text !== "" ? parsePort(setting.env, text) : setting.default;
+    const port = text !== undefined && text !== "" ? parsePort(setting.env, text) : unset === "default" ? setting.default : 0;
     if (port === 0) continue;
     const clash = [...chosen].find(([, other]) => other === port);
     if (clash) throw new DevClusterError(`Cannot use ${setting.env} "${port}": the ${clash[0]} port is ${port} already`);
@@ -96,5 +97,5 @@ export async function portsFromEnv(env: NodeJS.ProcessEnv = process.env): Promis
  * ```
  */
 export function freePorts(): Promise<DevPorts> {
-  return portsFromEnv(Object.fromEntries(Object.values(PORT_SETTINGS).map((setting) => [setting.env, "0"])));
+  return portsFromEnv({}, "free");
 }

@@ -1,6 +1,6 @@
 /**
  * `palisade conformance` end to end on its own dev cluster (two nodes, in a
- * temporary dev folder on free ports with its own pin root): the upstream
+ * temporary dev folder on free ports and a network slot of its own): the upstream
  * suite over IPv4 with the pods spread over both nodes, once with
  * NetworkPolicies and once with the equivalent EBPFNetworkPolicies, and a
  * small seeded random run over both families with both APIs mixed. Every
@@ -8,25 +8,12 @@
  * ported case. Needs root and the cached control plane binaries.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { after, before, test } from "node:test";
 import { UPSTREAM_CASES } from "../../src/conformance/upstream-cases.ts";
-import { PORT_SETTINGS } from "../../src/devcluster/index.ts";
+import { DevCli } from "../lib/dev-cli.ts";
+import { testFolder } from "../lib/test-folder.ts";
 
-const cli = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
-const base = mkdtempSync(join(tmpdir(), "pl-conf-"));
-const tag = `pl-conf-${Math.random().toString(16).slice(2, 8)}`;
-const pinBase = `/sys/fs/bpf/${tag}`;
-const env: NodeJS.ProcessEnv = {
-  ...process.env,
-  PALISADE_DEV_DIR: join(base, "dev"),
-  PALISADE_DEV_PIN_ROOT: pinBase,
-  ...Object.fromEntries(Object.values(PORT_SETTINGS).map((setting) => [setting.env, "0"])),
-};
+const cluster = new DevCli(testFolder("conf"));
 
 interface Report {
   suite: string;
@@ -37,13 +24,8 @@ interface Report {
   cases: { name: string; status: string; reason?: string; failures: unknown[] }[];
 }
 
-function palisade(...args: string[]): { status: number; stdout: string; stderr: string } {
-  const run = spawnSync(process.execPath, [cli, ...args], { env, encoding: "utf8", timeout: 1_200_000, maxBuffer: 64 * 1024 * 1024 });
-  return { status: run.status ?? -1, stdout: run.stdout, stderr: run.stderr };
-}
-
 function conformance(...args: string[]): Report {
-  const run = palisade("conformance", "--nodes", "2", "-o", "json", ...args);
+  const run = cluster.palisade("conformance", "--nodes", "2", "-o", "json", ...args);
   const report = JSON.parse(run.stdout) as Report;
   const failed = report.cases.filter((c) => c.status === "failed");
   assert.deepEqual(failed, [], `conformance ${args.join(" ")} failed:\n${JSON.stringify(failed, null, 2)}\n${run.stderr.slice(-4000)}`);
@@ -52,16 +34,9 @@ function conformance(...args: string[]): Report {
   return report;
 }
 
-before(() => {
-  const up = palisade("dev", "up", "--nodes", "2");
-  assert.equal(up.status, 0, `dev up failed:\n${up.stderr}`);
-});
+before(() => cluster.up(2));
 
-after(() => {
-  palisade("dev", "down");
-  rmSync(pinBase, { recursive: true, force: true });
-  rmSync(base, { recursive: true, force: true });
-});
+after(() => cluster.folder.remove());
 
 for (const api of ["networkpolicy", "ebpfnp"]) {
   test(`the upstream suite passes over IPv4 with --api ${api} on two nodes`, () => {

@@ -1,7 +1,7 @@
 /**
  * The dev cluster as a user drives it, end to end with real packets: `dev
  * up --nodes 2` (control plane, node runtimes, operator, agents) in a
- * temporary dev folder on free ports with its own pin root, pods on both
+ * temporary dev folder on free ports and a network slot of its own, pods on both
  * nodes, the path between them (a cross-node packet is forwarded by both
  * node namespaces, a same-node one by its node only: the hops that answer a
  * short TTL say so), `probe matrix` (all allowed), an ingress
@@ -11,46 +11,26 @@
  * `wait --for=programmed`, `kubectl get ebpfnps` showing 2/2, the policies
  * deleted and everything allowed again, and `dev down` leaving no process,
  * namespace, bridge or pin. Needs root and the cached control plane
- * binaries; only one dev cluster with nodes runs per machine.
+ * binaries.
  */
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { after, before, test } from "node:test";
-import { PORT_SETTINGS, agentMetricsUrl, devNodeSpec } from "../../src/devcluster/index.ts";
+import { agentMetricsUrl, devNodeSpec, type DevNetwork } from "../../src/devcluster/index.ts";
+import { DevCli } from "../lib/dev-cli.ts";
+import { testFolder } from "../lib/test-folder.ts";
 
-const cli = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
-const base = mkdtempSync(join(tmpdir(), "pl-e2e-"));
-const dir = join(base, "dev");
+const cluster = new DevCli(testFolder("e2e"));
+const base = cluster.folder.root;
+const dir = cluster.folder.layout.dir;
 const tag = `pl-e2e-${Math.random().toString(16).slice(2, 8)}`;
-const pinBase = `/sys/fs/bpf/${tag}`;
-const env: NodeJS.ProcessEnv = {
-  ...process.env,
-  PALISADE_DEV_DIR: dir,
-  PALISADE_DEV_PIN_ROOT: pinBase,
-  ...Object.fromEntries(Object.values(PORT_SETTINGS).map((setting) => [setting.env, "0"])),
-};
-let kubectl = "";
+let network: DevNetwork;
 let pidsAtUp: number[] = [];
 let sandboxes: string[] = [];
-
-function palisade(...args: string[]): { status: number; stdout: string; stderr: string } {
-  const run = spawnSync(process.execPath, [cli, ...args], { env, encoding: "utf8", timeout: 180_000 });
-  return { status: run.status ?? -1, stdout: run.stdout, stderr: run.stderr };
-}
-
-function ok(...args: string[]): string {
-  const run = palisade(...args);
-  assert.equal(run.status, 0, `palisade ${args.join(" ")} failed:\n${run.stderr}`);
-  return run.stdout;
-}
-
-function kube(...args: string[]): string {
-  return execFileSync(kubectl, args, { env, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
-}
+const ok = (...args: string[]): string => cluster.ok(...args);
+const kube = (...args: string[]): string => cluster.kube(...args);
 
 function alive(pid: number): boolean {
   try {
@@ -64,17 +44,6 @@ function alive(pid: number): boolean {
 function pidsIn(runDir: string): number[] {
   if (!existsSync(runDir)) return [];
   return readdirSync(runDir).filter((f) => f.endsWith(".pid")).map((f) => Number(readFileSync(join(runDir, f), "utf8").trim()));
-}
-
-/** Waits until the controller manager created the namespace's default ServiceAccount, which admitting a pod needs. */
-function waitForDefaultServiceAccount(ns: string): void {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const run = spawnSync(kubectl, ["get", "serviceaccount", "default", "-n", ns], { env, encoding: "utf8" });
-    if (run.status === 0) return;
-    if (Date.now() > deadline) assert.fail(`namespace "${ns}" got no default ServiceAccount in 30 s: ${run.stderr}`);
-    spawnSync("sleep", ["0.2"]);
-  }
 }
 
 function netnsList(): string[] {
@@ -95,7 +64,7 @@ function matrix(): Map<string, boolean> {
 
 /** Packets node `index`'s agent counted as dropped by policy (a deny rule or isolation), from its metrics at the node's address. */
 async function policyDrops(index: number): Promise<number> {
-  const text = await (await fetch(`${agentMetricsUrl(devNodeSpec(index))}/metrics`)).text();
+  const text = await (await fetch(`${agentMetricsUrl(devNodeSpec(network, index))}/metrics`)).text();
   return text
     .split("\n")
     .filter((l) => /^palisade_verdicts_total\{reason="(policy|default)-deny"\} /.test(l))
@@ -128,43 +97,26 @@ interface PodInfo {
   ips: string[];
 }
 
-function podInfo(ns: string, name: string): PodInfo {
-  const pod = JSON.parse(kube("get", "pod", name, "-n", ns, "-o", "json")) as { metadata: { uid: string }; spec: { nodeName: string }; status: { podIPs: { ip: string }[] } };
-  return { netns: `pal-${pod.spec.nodeName.slice("palisade-node-".length)}-${pod.metadata.uid.slice(0, 8)}`, ips: pod.status.podIPs.map((p) => p.ip) };
-}
+const podInfo = (ns: string, name: string): PodInfo => cluster.pod(ns, name);
 
 const x = `${tag}-x`;
 const y = `${tag}-y`;
 const pods = [`${x}/a`, `${x}/b`, `${y}/c`];
 
 before(() => {
-  const up = palisade("dev", "up", "--nodes", "2");
-  assert.equal(up.status, 0, `dev up failed:\n${up.stderr}`);
-  const exports = Object.fromEntries([...up.stdout.matchAll(/^export (\w+)=(.*)$/gm)].map((m) => [m[1], (m[2] ?? "").replace(/^'|'$/g, "")]));
-  env.KUBECONFIG = exports.KUBECONFIG;
-  kubectl = join((exports.PATH ?? "").split(":")[0] ?? "", "kubectl");
+  cluster.up(2);
   pidsAtUp = pidsIn(join(dir, "run"));
+  network = cluster.network();
 });
 
-after(() => {
-  palisade("dev", "down");
-  rmSync(pinBase, { recursive: true, force: true });
-  rmSync(base, { recursive: true, force: true });
-});
+after(() => cluster.folder.remove());
 
 test("pods on both nodes reach each other before any policy", () => {
   assert.equal(pidsAtUp.length, 2 /* agents */ + 1 /* operator */ + 2 /* node runtimes */ + 4 /* control plane */);
-  kube("create", "namespace", x);
-  kube("create", "namespace", y);
-  waitForDefaultServiceAccount(x);
-  waitForDefaultServiceAccount(y);
   const netnsBefore = new Set(netnsList());
-  const placement: [string, string, string][] = [[x, "a", "palisade-node-1"], [x, "b", "palisade-node-2"], [y, "c", "palisade-node-1"]];
-  for (const [ns, name, node] of placement) {
-    kube("run", name, "-n", ns, "--image=none", "--port=80", `--labels=app=${name}`, `--overrides={"spec":{"nodeName":"${node}"}}`);
-  }
-  for (const ns of [x, y]) kube("wait", "-n", ns, "--for=condition=Ready", "pod", "--all", "--timeout=60s");
-  sandboxes = netnsList().filter((name) => !netnsBefore.has(name) && /^pal-\d+-/.test(name));
+  const placement: [string, string, number][] = [[x, "a", 1], [x, "b", 2], [y, "c", 1]];
+  for (const [ns, name, node] of placement) cluster.runPod(ns, name, node, [80]);
+  sandboxes = netnsList().filter((name) => !netnsBefore.has(name) && name.startsWith(`pal${network.slot}-`));
   assert.equal(sandboxes.length, 3, "each pod has its network namespace");
   ok("wait", "--for=programmed", "--timeout", "60s");
 
@@ -175,16 +127,19 @@ test("pods on both nodes reach each other before any policy", () => {
 
 test("a cross-node packet is forwarded by both node namespaces, a same-node one by its node only", () => {
   const [a, b, c] = [podInfo(x, "a"), podInfo(x, "b"), podInfo(y, "c")];
+  const [one, two] = [devNodeSpec(network, 1), devNodeSpec(network, 2)];
+  // A node's pods' gateway: the first address of its pod CIDR, on each pod's host-side veth.
+  const gateway = (cidr: string): string => cidr.replace(/\.0\/24$/, ".1").replace(/::\/64$/, "::1");
   // Hop 1 is node 1 (its pods' gateway address), hop 2 node 2 (its InternalIP on the bridge), then the pod.
-  assert.deepEqual(path(a.netns, b.ips[0] as string), ["10.244.1.1", "10.240.0.2", b.ips[0]]);
-  assert.deepEqual(path(a.netns, b.ips[1] as string), ["fd00:10:244:1::1", "fd00:10:240::2", b.ips[1]]);
-  assert.deepEqual(path(a.netns, c.ips[0] as string), ["10.244.1.1", c.ips[0]]);
-  assert.deepEqual(path(b.netns, a.ips[0] as string), ["10.244.2.1", "10.240.0.1", a.ips[0]]);
+  assert.deepEqual(path(a.netns, b.ips[0] as string), [gateway(one.podCIDRs[0]), two.internalIPs[0], b.ips[0]]);
+  assert.deepEqual(path(a.netns, b.ips[1] as string), [gateway(one.podCIDRs[1]), two.internalIPs[1], b.ips[1]]);
+  assert.deepEqual(path(a.netns, c.ips[0] as string), [gateway(one.podCIDRs[0]), c.ips[0]]);
+  assert.deepEqual(path(b.netns, a.ips[0] as string), [gateway(two.podCIDRs[0]), one.internalIPs[0], a.ips[0]]);
 });
 
 test("each node's agent serves its probes on the node's address", async () => {
   for (const index of [1, 2]) {
-    assert.equal((await fetch(`${agentMetricsUrl(devNodeSpec(index))}/readyz`)).status, 200, `agent of node ${index}`);
+    assert.equal((await fetch(`${agentMetricsUrl(devNodeSpec(network, index))}/readyz`)).status, 200, `agent of node ${index}`);
   }
 });
 
@@ -249,8 +204,8 @@ test("dev down leaves no process, pod or node namespace, bridge or pin", () => {
   assert.equal(sandboxes.length, 3, "the first test saw the pods' network namespaces");
   ok("dev", "down");
   assert.deepEqual(pidsAtUp.filter(alive), []);
-  assert.equal(existsSync(pinBase), false);
+  assert.equal(existsSync(network.pinBase), false);
   assert.equal(existsSync(dir), false);
-  assert.deepEqual(netnsList().filter((name) => sandboxes.includes(name) || /^palisade-node-\d+$/.test(name)), []);
-  assert.equal(spawnSync("ip", ["link", "show", "dev", "palisade0"]).status, 1, "the bridge is gone");
+  assert.deepEqual(netnsList().filter((name) => sandboxes.includes(name) || name === devNodeSpec(network, 1).netns || name === devNodeSpec(network, 2).netns), []);
+  assert.equal(spawnSync("ip", ["link", "show", "dev", network.bridge]).status, 1, "the bridge is gone");
 });

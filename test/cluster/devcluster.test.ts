@@ -3,68 +3,49 @@
  * free ports, kubectl with the admin kubeconfig (from the host and from a
  * node's namespace), each node a network namespace on the cluster bridge
  * with its node runtime and agent inside, RBAC refusing an unprivileged user,
- * a second folder refused the machine's cluster network, `dev up` again
- * finding everything in place and adding or removing nodes with their
- * routes, `dev status`, and `dev down` (twice) leaving no process, network
- * or state. Needs root and the cached control plane binaries; only one dev
- * cluster with nodes runs per machine, so no other may be up.
+ * `dev up` again finding everything in place and adding or removing nodes
+ * with their routes, `dev status` (and `dev up` healing what died), and
+ * `dev down` (twice) leaving no process, network or state. The cluster takes
+ * a network slot of its own, so it runs beside any other (see
+ * dev-lifecycle.test.ts). Needs root and the cached control plane binaries.
  */
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
 import {
-  BRIDGE_ADDRESSES,
-  CLUSTER_BRIDGE,
   COMPONENT_NAMES,
   DevPki,
-  PORT_SETTINGS,
   apiserverUrl,
   binariesIn,
-  binaryPaths,
-  clusterNetworkOwner,
-  devLayout,
+  devNetwork,
   devNodeSpec,
   httpsRequest,
   issueKubeconfig,
+  networkOwner,
+  nodeNetnsIndex,
   readClusterState,
-  stopControlPlane,
   type ControlPlaneBinaries,
+  type DevNetwork,
 } from "../../src/devcluster/index.ts";
+import { DevCli, type CommandRun } from "../lib/dev-cli.ts";
+import { testFolder } from "../lib/test-folder.ts";
 
-const devCli = fileURLToPath(new URL("../../src/cli/dev.js", import.meta.url));
-const dir = join(mkdtempSync(join(tmpdir(), "pl-dev-")), "dev");
-const layout = devLayout(dir);
-const env = {
-  ...process.env,
-  PALISADE_DEV_DIR: dir,
-  // The agents this cluster starts pin under a root of their own, never a real dev cluster's.
-  PALISADE_DEV_PIN_ROOT: `/sys/fs/bpf/pl-dev-${randomBytes(3).toString("hex")}`,
-  ...Object.fromEntries(Object.values(PORT_SETTINGS).map((setting) => [setting.env, "0"])),
-};
+const cluster = new DevCli(testFolder("dev"));
+const { layout } = cluster.folder;
+const dir = layout.dir;
 let binaries: ControlPlaneBinaries;
-const seenPids = new Set<number>();
+let network: DevNetwork;
 
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
+/** `palisade dev ARGS`, as a user runs it. */
+function dev(...args: string[]): CommandRun {
+  return cluster.palisade("dev", ...args);
 }
 
-/** `palisade dev <args>` in a child process, as a user runs it. */
-function dev(...args: string[]): Run {
-  const script = `import { runDev } from ${JSON.stringify(devCli)}; process.exitCode = await runDev(${JSON.stringify(args)});`;
-  const result = spawnSync(process.execPath, ["--input-type=module", "-e", script], { env, encoding: "utf8", timeout: 300_000 });
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
-}
-
-function kubectl(kubeconfig: string, ...args: string[]): Run {
+function kubectl(kubeconfig: string, ...args: string[]): CommandRun {
   const result = spawnSync(binaries.kubectl, ["--kubeconfig", kubeconfig, ...args], { encoding: "utf8", timeout: 60_000 });
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+  return { status: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
 }
 
 function pids(): Map<string, number> {
@@ -73,7 +54,6 @@ function pids(): Map<string, number> {
     const file = join(layout.run, `${name}.pid`);
     if (existsSync(file)) found.set(name, Number(readFileSync(file, "utf8").trim()));
   }
-  for (const pid of found.values()) seenPids.add(pid);
   return found;
 }
 
@@ -92,7 +72,7 @@ function gatewayRoutes(netns: string | undefined, device: string): string[] {
 }
 
 function nodeNamespaces(): string[] {
-  return existsSync("/var/run/netns") ? readdirSync("/var/run/netns").filter((name) => /^palisade-node-\d+$/.test(name)).sort() : [];
+  return existsSync("/var/run/netns") ? readdirSync("/var/run/netns").filter((name) => nodeNetnsIndex(network, name) !== undefined).sort() : [];
 }
 
 /** Whether `pid` runs in the named network namespace `netns`. */
@@ -106,25 +86,25 @@ function nodePids(kind: "agent" | "node-runtime", node: string): number {
 
 /** Checks what a dev cluster of `count` nodes has on the network. */
 function assertNodeNetwork(count: number): void {
-  const nodes = Array.from({ length: count }, (_, i) => devNodeSpec(i + 1));
-  assert.deepEqual(nodeNamespaces(), nodes.map((n) => n.name).sort());
+  const nodes = Array.from({ length: count }, (_, i) => devNodeSpec(network, i + 1));
+  assert.deepEqual(nodeNamespaces(), nodes.map((n) => n.netns).sort());
   const podRoutes = (specs: typeof nodes) => specs.flatMap((n) => n.podCIDRs.map((cidr, f) => `${cidr} via ${n.internalIPs[f]}`)).sort();
-  assert.deepEqual(gatewayRoutes(undefined, CLUSTER_BRIDGE), podRoutes(nodes), "the host routes every node's pods via the node");
+  assert.deepEqual(gatewayRoutes(undefined, network.bridge), podRoutes(nodes), "the host routes every node's pods via the node");
   for (const node of nodes) {
-    const addresses = ipJson<{ addr_info: { local: string; scope: string; tentative?: boolean }[] }[]>(node.name, "addr", "show", "dev", "eth0")[0]?.addr_info ?? [];
+    const addresses = ipJson<{ addr_info: { local: string; scope: string; tentative?: boolean }[] }[]>(node.netns, "addr", "show", "dev", "eth0")[0]?.addr_info ?? [];
     const global = addresses.filter((a) => a.scope === "global");
     assert.deepEqual(global.map((a) => a.local), node.internalIPs, `${node.name}'s eth0 holds its InternalIPs`);
     assert.ok(addresses.every((a) => a.tentative !== true), `no tentative address on ${node.name}'s eth0`);
-    assert.deepEqual(gatewayRoutes(node.name, "eth0"), [
+    assert.deepEqual(gatewayRoutes(node.netns, "eth0"), [
       ...podRoutes(nodes.filter((other) => other.name !== node.name)),
-      `default via ${BRIDGE_ADDRESSES[0]}`,
-      `default via ${BRIDGE_ADDRESSES[1]}`,
+      `default via ${network.bridgeAddresses[0]}`,
+      `default via ${network.bridgeAddresses[1]}`,
     ].sort(), `${node.name} routes the other nodes' pods via them`);
     for (const key of ["net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"]) {
-      assert.equal(execFileSync("ip", ["netns", "exec", node.name, "sysctl", "-n", key], { encoding: "utf8" }).trim(), "1", `${key} in ${node.name}`);
+      assert.equal(execFileSync("ip", ["netns", "exec", node.netns, "sysctl", "-n", key], { encoding: "utf8" }).trim(), "1", `${key} in ${node.netns}`);
     }
     for (const kind of ["agent", "node-runtime"] as const) {
-      assert.ok(runsIn(nodePids(kind, node.name), node.name), `the ${kind} of ${node.name} runs in its namespace`);
+      assert.ok(runsIn(nodePids(kind, node.name), node.netns), `the ${kind} of ${node.name} runs in its namespace`);
     }
   }
 }
@@ -144,42 +124,39 @@ describe("palisade dev", { timeout: 600_000 }, () => {
   before(() => {
     const up = dev("up", "--nodes", "2");
     upStdout = up.stdout;
-    const state = readClusterState(layout);
-    if (state) binaries = binariesIn(state.binariesDir);
-    pids();
     assert.equal(up.status, 0, `dev up failed:\n${up.stderr}`);
+    const state = readClusterState(layout);
+    assert.ok(state?.networkSlot !== undefined, "the cluster recorded its network slot");
+    binaries = binariesIn(state.binariesDir);
+    network = devNetwork(state.networkSlot);
   });
 
-  after(async () => {
-    // Whatever the tests did or failed to do: nothing of this cluster survives (down is safe to repeat).
-    dev("down");
-    const state = existsSync(layout.stateFile) ? readClusterState(layout) : undefined;
-    if (state) await stopControlPlane(layout, binaryPaths(state.binariesDir));
-    for (const pid of seenPids) {
-      if (alive(pid)) process.kill(pid, "SIGKILL");
-    }
-    rmSync(join(dir, ".."), { recursive: true, force: true });
-  });
+  // Whatever the tests did or failed to do: nothing of this cluster survives.
+  after(() => cluster.folder.remove());
 
   test("up prints only the shell exports, naming the admin kubeconfig and the binaries", () => {
     assert.equal(upStdout, `export KUBECONFIG=${layout.adminKubeconfig}\nexport PATH=${binaries.dir}:$PATH\n`);
   });
 
+  test("a folder other than the default one takes a network slot from 1 on, never the README's slot 0", () => {
+    assert.notEqual(network.slot, 0);
+  });
+
   test("the API server listens on the bridge address, which every kubeconfig names; it answers from the host and from a node", () => {
     const state = readClusterState(layout);
     assert.ok(state);
-    assert.equal(state.apiserverAddress, BRIDGE_ADDRESSES[0]);
-    const server = `https://${BRIDGE_ADDRESSES[0]}:${state.ports.apiserver}`;
+    assert.equal(state.apiserverAddress, network.bridgeAddresses[0]);
+    const server = `https://${network.bridgeAddresses[0]}:${state.ports.apiserver}`;
     for (const file of [layout.adminKubeconfig, ...readdirSync(layout.kubeconfigs).map((f) => join(layout.kubeconfigs, f))]) {
       assert.match(readFileSync(file, "utf8"), new RegExp(`server: ${server.replace(/\./g, "\\.")}\n`), file);
     }
-    const fromNode = spawnSync("ip", ["netns", "exec", "palisade-node-2", binaries.kubectl, "--kubeconfig", layout.adminKubeconfig, "get", "nodes", "-o", "name"], { encoding: "utf8" });
+    const fromNode = spawnSync("ip", ["netns", "exec", devNodeSpec(network, 2).netns, binaries.kubectl, "--kubeconfig", layout.adminKubeconfig, "get", "nodes", "-o", "name"], { encoding: "utf8" });
     assert.equal(fromNode.status, 0, fromNode.stderr);
     assert.equal(fromNode.stdout, "node/palisade-node-1\nnode/palisade-node-2\n");
   });
 
   test("each node is a network namespace on the bridge with its InternalIPs, forwarding, routes to the others, and its runtime and agent inside", () => {
-    assert.equal(clusterNetworkOwner(), dir);
+    assert.equal(networkOwner(network), dir);
     assertNodeNetwork(2);
   });
 
@@ -189,8 +166,8 @@ describe("palisade dev", { timeout: 600_000 }, () => {
     const nodes = (JSON.parse(run.stdout) as { items: { metadata: { name: string }; spec: { podCIDRs: string[] }; status: { conditions: { type: string; status: string }[] } }[] }).items;
     assert.deepEqual(nodes.map((n) => n.metadata.name).sort(), ["palisade-node-1", "palisade-node-2"]);
     for (const node of nodes) {
-      const i = node.metadata.name.at(-1);
-      assert.deepEqual(node.spec.podCIDRs, [`10.244.${i}.0/24`, `fd00:10:244:${i}::/64`]);
+      const i = Number(node.metadata.name.at(-1));
+      assert.deepEqual(node.spec.podCIDRs, devNodeSpec(network, i).podCIDRs);
       assert.ok(node.status.conditions.some((c) => c.type === "Ready" && c.status === "True"), `${node.metadata.name} is not Ready`);
     }
   });
@@ -207,21 +184,6 @@ describe("palisade dev", { timeout: 600_000 }, () => {
     assert.equal((await httpsRequest(url, { caCertFile: pki.caCertFile, client })).status, 403);
     assert.equal((await httpsRequest(url, { caCertFile: pki.caCertFile })).status, 403, "anonymous");
     assert.equal(kubectl(layout.adminKubeconfig, "get", "secrets", "-n", "kube-system").status, 0, "the admin may");
-  });
-
-  test("another dev folder may not bring up nodes while this cluster owns the network, and changes nothing", () => {
-    const other = join(dir, "..", "other");
-    const routes = gatewayRoutes(undefined, CLUSTER_BRIDGE);
-    const result = spawnSync(process.execPath, ["--input-type=module", "-e", `import { runDev } from ${JSON.stringify(devCli)}; process.exitCode = await runDev(["up", "--nodes", "1"]);`], {
-      env: { ...env, PALISADE_DEV_DIR: other },
-      encoding: "utf8",
-      timeout: 60_000,
-    });
-    assert.equal(result.status, 1);
-    assert.match(result.stderr, new RegExp(`bridge "palisade0" belongs to the dev cluster in "${dir}", and only one dev cluster with nodes runs per machine`));
-    assert.ok(!existsSync(other), "nothing was written for the refused folder");
-    assert.equal(clusterNetworkOwner(), dir);
-    assert.deepEqual(gatewayRoutes(undefined, CLUSTER_BRIDGE), routes);
   });
 
   test("up again keeps the running processes and ports, and adds or removes nodes with their namespaces and routes", () => {
@@ -250,23 +212,38 @@ describe("palisade dev", { timeout: 600_000 }, () => {
     }
     const agent = nodePids("agent", "palisade-node-1");
     const runtime = nodePids("node-runtime", "palisade-node-1");
+    const node = devNodeSpec(network, 1);
+    const quoted = (text: string): string => text.replace(/[.]/g, "\\.");
     assert.match(
       status.stdout,
-      new RegExp(`^palisade-node-1\\s+True\\s+10\\.240\\.0\\.1,fd00:10:240::1\\s+10\\.244\\.1\\.0/24,fd00:10:244:1::/64\\s+palisade-node-1\\s+pid ${runtime}\\s+pid ${agent} healthy http://10\\.240\\.0\\.1:9962$`, "m"),
+      new RegExp(
+        `^palisade-node-1\\s+True\\s+${quoted(node.internalIPs.join(","))}\\s+${quoted(node.podCIDRs.join(","))}\\s+${node.netns}\\s+pid ${runtime}\\s+pid ${agent} healthy http://${quoted(node.internalIPs[0])}:9962$`,
+        "m",
+      ),
     );
   });
 
-  test("status reports a stopped component as unhealthy", async () => {
+  test("status reports whatever died, dev up restarts it all, an API server still shutting down included", async () => {
     const scheduler = pids().get("kube-scheduler");
-    assert.ok(scheduler);
-    process.kill(scheduler, "SIGKILL");
-    while (alive(scheduler)) await new Promise((resolve) => setTimeout(resolve, 50));
+    const apiserver = pids().get("kube-apiserver");
+    const agent = nodePids("agent", "palisade-node-1");
+    const runtime = nodePids("node-runtime", "palisade-node-1");
+    const operator = Number(readFileSync(join(layout.run, "operator.pid"), "utf8").trim());
+    assert.ok(scheduler && apiserver);
+    for (const pid of [scheduler, agent, runtime, operator]) process.kill(pid, "SIGKILL");
+    for (const pid of [scheduler, agent, runtime, operator]) while (alive(pid)) await new Promise((resolve) => setTimeout(resolve, 50));
     const status = dev("status");
     assert.equal(status.status, 1);
     assert.match(status.stdout, /^kube-scheduler\s+stopped\s+-\s+no$/m);
+    assert.match(status.stdout, /^operator\s+stopped\s+-\s+no$/m);
+    assert.match(status.stdout, /^palisade-node-1\s.*\sstopped\s+stopped$/m, "the node's runtime and agent show as stopped");
+    // SIGTERM: the API server drains its watches for a while, still running when dev up looks, then exits.
+    process.kill(apiserver, "SIGTERM");
     const healed = dev("up");
     assert.equal(healed.status, 0, healed.stderr);
-    assert.equal(dev("status").status, 0);
+    const after = dev("status");
+    assert.equal(after.status, 0, after.stdout);
+    assert.notEqual(pids().get("kube-apiserver"), apiserver, "a new API server runs");
   });
 
   test("down stops every process and removes the network and all state, twice over; status then finds no cluster", () => {
@@ -276,9 +253,9 @@ describe("palisade dev", { timeout: 600_000 }, () => {
     assert.equal(down.status, 0, down.stderr);
     for (const pid of running) assert.ok(!alive(pid), `pid ${pid} still runs`);
     assert.ok(!existsSync(dir), `${dir} still exists`);
-    assert.equal(clusterNetworkOwner(), undefined, "the bridge is gone");
+    assert.equal(networkOwner(network), undefined, "the bridge is gone");
     assert.deepEqual(nodeNamespaces(), []);
-    assert.equal(spawnSync("ip", ["link", "show", "dev", "pl-node1"]).status, 1, "the uplink is gone");
+    assert.equal(spawnSync("ip", ["link", "show", "dev", devNodeSpec(network, 1).uplink]).status, 1, "the uplink is gone");
     const again = dev("down");
     assert.equal(again.status, 0, again.stderr);
     assert.ok(existsSync(binaries.kubectl), "the binary cache stays");

@@ -10,11 +10,8 @@
 import type { V1Node } from "@kubernetes/client-node";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { CONTROL_PLANE_STEPS, devDown, devLayout, devUp, freePorts } from "../../src/devcluster/index.ts";
+import { CONTROL_PLANE_STEPS, devUp, freePorts } from "../../src/devcluster/index.ts";
 import { KubeClient, PatchType, Resources, findCondition, isAlreadyExists, isNotFound, resourcePath } from "../../src/k8s/index.ts";
 import type { Condition, LogFields, Logger } from "../../src/k8s/index.ts";
 import { REPORT_KEY, reportConfigMapName } from "../../src/agent/report.ts";
@@ -22,13 +19,14 @@ import { runOperator } from "../../src/operator/index.ts";
 import type { RunningOperator } from "../../src/operator/index.ts";
 import type { EBPFNetworkPolicyStatus } from "../../src/policy/api-types.ts";
 import { eventually } from "../lib/eventually.ts";
+import { testFolder } from "../lib/test-folder.ts";
 
 const PREFIX = `pl-op-${randomBytes(3).toString("hex")}`;
 const SYSTEM = "palisade-system";
 const NS = PREFIX;
 const LEASE = `${PREFIX}-lease`;
-const dir = join(mkdtempSync(join(tmpdir(), "pl-op-")), "dev");
-const layout = devLayout(dir);
+const folder = testFolder("op");
+const { layout } = folder;
 const operators: RunningOperator[] = [];
 let client: KubeClient;
 let nodeNames: string[] = [];
@@ -155,8 +153,7 @@ describe("operator on a real control plane", { timeout: 600_000 }, () => {
 
   after(async () => {
     for (const operator of [...operators]) await operator.stop();
-    await devDown(layout, () => {});
-    rmSync(join(dir, ".."), { recursive: true, force: true });
+    await folder.remove();
   });
 
   test("serves probes and metrics, and takes the lease alone", async () => {

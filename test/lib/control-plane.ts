@@ -5,12 +5,10 @@
  * so a test runs exactly the components it wants and never touches a
  * developer's cluster. `stop()` takes it all down and removes the folder.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { binariesStep, controlPlaneStep, credentialsStep, crdsStep, settingsStep } from "../../src/devcluster/index.ts";
-import { devDown, devLayout, devUp, freePorts } from "../../src/devcluster/index.ts";
+import { binariesStep, controlPlaneStep, credentialsStep, crdsStep, devUp, freePorts, settingsStep } from "../../src/devcluster/index.ts";
 import { KubeClient } from "../../src/k8s/client.ts";
+import { testFolder } from "./test-folder.ts";
 
 /** A running test control plane. */
 export interface TestControlPlane {
@@ -26,21 +24,14 @@ export interface TestControlPlane {
 
 /** Starts a control plane in a new temporary folder; `purpose` names the folder (`pl-<purpose>-…`). */
 export async function startTestControlPlane(purpose: string): Promise<TestControlPlane> {
-  const root = mkdtempSync(join(tmpdir(), `pl-${purpose}-`));
-  const layout = devLayout(join(root, "dev"));
-  const stop = async (): Promise<void> => {
-    try {
-      await devDown(layout, () => {});
-    } finally {
-      rmSync(root, { recursive: true, force: true });
-    }
-  };
+  const folder = testFolder(purpose);
+  const { layout } = folder;
   let binariesDir: string;
   try {
     ({ binariesDir } = await devUp(layout, { nodes: 0, ports: await freePorts() }, () => {}, [binariesStep, settingsStep, credentialsStep, controlPlaneStep, crdsStep]));
   } catch (e) {
-    await stop();
+    await folder.remove();
     throw e;
   }
-  return { kubeconfig: layout.adminKubeconfig, kubectl: join(binariesDir, "kubectl"), client: KubeClient.fromFile(layout.adminKubeconfig), stop };
+  return { kubeconfig: layout.adminKubeconfig, kubectl: join(binariesDir, "kubectl"), client: KubeClient.fromFile(layout.adminKubeconfig), stop: () => folder.remove() };
 }

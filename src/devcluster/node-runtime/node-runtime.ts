@@ -13,17 +13,26 @@ import type { V1Pod } from "@kubernetes/client-node";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Informer, KubeClient, PatchType, Resources, WorkQueue, isNotFound, jsonLogger, resourcePath, type Logger } from "../../k8s/index.ts";
-import { devNodeSpec } from "../nodes.ts";
+import { devNodeSpec, sandboxNetns, type DevNetwork, type DevNodeSpec } from "../dev-network.ts";
 import { primaryConfigFile } from "../../cni/config.ts";
 import { CNI_PATH, nodeNetworkConfig, type CniNetwork } from "./cni.ts";
 import type { PodServerPort } from "./pod-server.ts";
-import { createSandbox, destroySandbox, listSandboxes, sandboxName, sandboxServerRunning, type SandboxRecord, type SandboxStore } from "./sandbox.ts";
+import {
+  createSandbox,
+  destroySandbox,
+  listSandboxes,
+  restartSandboxServer,
+  sandboxDamage,
+  sandboxServerRunning,
+  type SandboxRecord,
+  type SandboxStore,
+} from "./sandbox.ts";
 
 /** What {@linkcode runNodeRuntime} needs. */
 export interface NodeRuntimeOptions {
-  /** The Node's name, e.g. `palisade-node-1`. */
-  nodeName: string;
-  /** The dev node's index (see `devNodeSpec`): chooses its pod CIDRs and namespace names. */
+  /** The cluster's network (see dev-network.ts). */
+  network: DevNetwork;
+  /** The dev node's index (see `devNodeSpec`): chooses its Node, pod CIDRs and namespace names. */
   nodeIndex: number;
   /** A kubeconfig allowed to watch Pods and write their status and deletion. */
   kubeconfig: string;
@@ -59,19 +68,18 @@ export function nodeNetwork(stateDir: string): CniNetwork {
 }
 
 /**
- * Writes dev node `nodeIndex`'s own network (ptp + host-local over its pod
+ * Writes dev node `spec`'s own network (ptp + host-local over its pod
  * CIDRs, leases under `stateDir`) unless its configuration folder has one,
  * as a node's network plugin does when it starts. Returns the network.
  *
  * @example
  * ```ts
- * writeNodeNetwork(1, "/var/lib/palisade/dev/node-runtime/palisade-node-1");
+ * writeNodeNetwork(devNodeSpec(devNetwork(0), 1), "/var/lib/palisade/dev/node-runtime/palisade-node-1");
  * ```
  */
-export function writeNodeNetwork(nodeIndex: number, stateDir: string): CniNetwork {
+export function writeNodeNetwork(spec: DevNodeSpec, stateDir: string): CniNetwork {
   const network = nodeNetwork(stateDir);
   if (primaryConfigFile(network.confDir) === undefined) {
-    const spec = devNodeSpec(nodeIndex);
     const name = `palisade-${spec.name}`;
     mkdirSync(network.confDir, { recursive: true });
     writeFileSync(join(network.confDir, `10-${name}.conflist`), `${JSON.stringify(nodeNetworkConfig({ name, podCIDRs: spec.podCIDRs, ipamDataDir: join(stateDir, "ipam") }), null, 2)}\n`);
@@ -94,6 +102,12 @@ export async function removeNodeRuntimeSandboxes(stateDir: string): Promise<numb
   for (const record of records) await destroySandbox(store, record);
   return records.length;
 }
+
+/** How often the runtime checks that every sandbox's pod server still runs. */
+const SERVER_CHECK_MS = 2_000;
+
+/** The annotation in which the node runtime records the network namespace of a pod's sandbox. */
+export const SANDBOX_NETNS_ANNOTATION = "palisade.dev/sandbox-netns";
 
 function declaredPorts(pod: V1Pod): { serve: PodServerPort[]; unsupported: string[] } {
   const serve: PodServerPort[] = [];
@@ -155,19 +169,19 @@ function reportsSandbox(pod: V1Pod, record: SandboxRecord): boolean {
  *
  * @example
  * ```ts
- * const runtime = runNodeRuntime({ nodeName: "palisade-node-1", nodeIndex: 1, kubeconfig, stateDir });
+ * const runtime = runNodeRuntime({ network: devNetwork(0), nodeIndex: 1, kubeconfig, stateDir });
  * await runtime.synced;
  * // …
  * await runtime.stop();
  * ```
  */
 export function runNodeRuntime(options: NodeRuntimeOptions): NodeRuntime {
-  const { nodeName, nodeIndex, stateDir } = options;
+  const { stateDir } = options;
+  const spec = devNodeSpec(options.network, options.nodeIndex);
+  const nodeName = spec.name;
   const log = options.logger ?? jsonLogger("info", { component: "node-runtime", node: nodeName });
   mkdirSync(stateDir, { recursive: true });
-  const network = writeNodeNetwork(nodeIndex, stateDir);
-  const store: SandboxStore = { stateDir, network };
-  const spec = devNodeSpec(nodeIndex);
+  const store: SandboxStore = { stateDir, network: writeNodeNetwork(spec, stateDir) };
   const hostIP = spec.internalIPs[0];
   const client = KubeClient.fromFile(options.kubeconfig);
   const records = new Map(listSandboxes(store).map((record) => [record.uid, record]));
@@ -213,11 +227,16 @@ export function runNodeRuntime(options: NodeRuntimeOptions): NodeRuntime {
       }
       return;
     }
-    if (record && !(record.ips.length === spec.podCIDRs.length && sandboxServerRunning(record))) {
-      log.warn({ ...fields, netns: record.netns }, "Sandbox incomplete or its server stopped, rebuilding it");
+    const damage = record && sandboxDamage(record, spec.podCIDRs.length);
+    if (record && damage !== undefined) {
+      // The pod's addresses change with a rebuild, so it happens only when the network itself is broken.
+      log.warn({ ...fields, netns: record.netns, ips: record.ips, reason: damage }, "Sandbox broken, rebuilding it");
       await destroySandbox(store, record);
       records.delete(uid);
       record = undefined;
+    } else if (record && !sandboxServerRunning(record)) {
+      log.warn({ ...fields, netns: record.netns, serverPid: record.serverPid }, "Pod server not running, restarting it in its sandbox (the pod keeps its addresses)");
+      await restartSandboxServer(store, record);
     }
     if (record === undefined) {
       const { serve, unsupported } = declaredPorts(pod);
@@ -226,15 +245,22 @@ export function runNodeRuntime(options: NodeRuntimeOptions): NodeRuntime {
         uid,
         namespace: pod.metadata?.namespace ?? "",
         name: pod.metadata?.name ?? "",
-        netns: sandboxName(nodeIndex, uid),
+        netns: sandboxNetns(options.network, spec, uid),
         ports: serve,
       });
       records.set(uid, record);
       log.info({ ...fields, netns: record.netns, ips: record.ips, hostInterface: record.hostInterface }, "Sandbox created");
     }
+    const path = { namespace: pod.metadata?.namespace, name: pod.metadata?.name };
+    if (pod.metadata?.annotations?.[SANDBOX_NETNS_ANNOTATION] !== record.netns) {
+      // Before the pod is Ready: whoever sees it Ready finds its namespace (palisade probe does).
+      await client.request("PATCH", resourcePath(Resources.pods, path), {
+        body: { metadata: { uid, annotations: { [SANDBOX_NETNS_ANNOTATION]: record.netns } } },
+        contentType: PatchType.merge,
+      });
+    }
     if (!reportsSandbox(pod, record)) {
-      const path = resourcePath(Resources.pods, { namespace: pod.metadata?.namespace, name: pod.metadata?.name, subresource: "status" });
-      await client.request("PATCH", path, {
+      await client.request("PATCH", resourcePath(Resources.pods, { ...path, subresource: "status" }), {
         body: { metadata: { uid }, status: runningStatus(pod, record, hostIP) },
         contentType: PatchType.merge,
       });
@@ -242,6 +268,10 @@ export function runNodeRuntime(options: NodeRuntimeOptions): NodeRuntime {
   };
 
   const workers = queue.runWorkers(2, reconcile);
+  // As a kubelet notices a container that exited: a pod server that died is looked at again (and restarted) without waiting for an event.
+  const serverCheck = setInterval(() => {
+    for (const [uid, record] of records) if (record.serverPid > 0 && !sandboxServerRunning(record)) queue.add(uid);
+  }, SERVER_CHECK_MS);
   informer.start();
   const synced = (async () => {
     if (!(await informer.waitForSync())) return;
@@ -252,6 +282,7 @@ export function runNodeRuntime(options: NodeRuntimeOptions): NodeRuntime {
   return {
     synced,
     async stop() {
+      clearInterval(serverCheck);
       await informer.stop();
       queue.shutdown();
       await workers;

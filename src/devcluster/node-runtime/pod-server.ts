@@ -86,6 +86,8 @@ function serve(ports: readonly PodServerPort[], ready: () => void): void {
 
 if (import.meta.main) {
   try {
+    // Like a pod's pause container, the process holds the sandbox for the pod's whole life, ports or not.
+    setInterval(() => {}, 2 ** 31 - 1);
     serve(parsePodServerPorts(process.argv.slice(2)), () => process.stdout.write("ready\n"));
   } catch (error) {
     fail((error as Error).message);

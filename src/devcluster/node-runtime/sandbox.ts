@@ -10,7 +10,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { cniAdd, cniDel, type CniNetwork } from "./cni.ts";
+import { POD_INTERFACE, cniAdd, cniDel, type CniNetwork } from "./cni.ts";
 import { NodeRuntimeError } from "./errors.ts";
 import type { PodServerPort } from "./pod-server.ts";
 
@@ -44,18 +44,6 @@ export interface SandboxStore {
 
 const POD_SERVER = fileURLToPath(new URL("./pod-server.js", import.meta.url));
 const READY_TIMEOUT_MS = 15_000;
-
-/**
- * The network namespace name of a pod: `pal-<node index>-<first 8 characters of the uid>`.
- *
- * @example
- * ```ts
- * sandboxName(1, "0a1b2c3d-4e5f-…"); // "pal-1-0a1b2c3d"
- * ```
- */
-export function sandboxName(nodeIndex: number, uid: string): string {
-  return `pal-${nodeIndex}-${uid.slice(0, 8)}`;
-}
 
 function podsDir(store: SandboxStore): string {
   return join(store.stateDir, "pods");
@@ -164,7 +152,7 @@ function startServer(store: SandboxStore, record: SandboxRecord): Promise<number
  *
  * @example
  * ```ts
- * const record = await createSandbox(store, { uid, namespace: "x", name: "a", netns: sandboxName(1, uid), ports: [{ port: 80, protocol: "TCP" }] });
+ * const record = await createSandbox(store, { uid, namespace: "x", name: "a", netns: sandboxNetns(devNetwork(0), node, uid), ports: [{ port: 80, protocol: "TCP" }] });
  * ```
  */
 export async function createSandbox(
@@ -172,6 +160,17 @@ export async function createSandbox(
   pod: Pick<SandboxRecord, "uid" | "namespace" | "name" | "netns" | "ports">,
 ): Promise<SandboxRecord> {
   const record: SandboxRecord = { ...pod, ips: [], hostInterface: "", serverPid: 0, startedAt: "" };
+  try {
+    await buildSandbox(store, record);
+  } catch (error) {
+    // Nothing half-built stays: the addresses go back to IPAM and the next try starts clean.
+    await destroySandbox(store, record);
+    throw error;
+  }
+  return record;
+}
+
+async function buildSandbox(store: SandboxStore, record: SandboxRecord): Promise<void> {
   writeRecord(store, record);
   if (!netnsExists(record.netns)) ip("netns", "add", record.netns);
   ip("-n", record.netns, "link", "set", "lo", "up");
@@ -189,7 +188,40 @@ export async function createSandbox(
   record.serverPid = await startServer(store, record);
   record.startedAt = new Date().toISOString().replace(/\.\d+Z$/, "Z");
   writeRecord(store, record);
-  return record;
+}
+
+/**
+ * Why the sandbox of `record` cannot serve its pod any more, or undefined
+ * when its network is whole: its namespace, its interface and its `families`
+ * addresses are there (the pod server is checked apart, see
+ * {@linkcode sandboxServerRunning}: it can be restarted in place).
+ *
+ * @example
+ * ```ts
+ * const broken = sandboxDamage(record, 2); // "network namespace \"pal-1-0a1b2c3d\" is gone"
+ * ```
+ */
+export function sandboxDamage(record: SandboxRecord, families: number): string | undefined {
+  if (record.ips.length !== families) return `its network was never completed (${record.ips.length} of ${families} addresses)`;
+  if (!netnsExists(record.netns)) return `network namespace "${record.netns}" is gone`;
+  const addresses = ip("-n", record.netns, "-o", "addr", "show", "dev", POD_INTERFACE);
+  const missing = record.ips.filter((address) => !addresses.includes(` ${address}/`));
+  if (missing.length > 0) return `address ${missing.join(", ")} is gone from ${POD_INTERFACE}`;
+  return undefined;
+}
+
+/**
+ * Starts the pod server of `record` again in its sandbox, which keeps its
+ * namespace and addresses (for a server that died while its network stayed whole).
+ *
+ * @example
+ * ```ts
+ * if (!sandboxServerRunning(record)) await restartSandboxServer(store, record);
+ * ```
+ */
+export async function restartSandboxServer(store: SandboxStore, record: SandboxRecord): Promise<void> {
+  record.serverPid = await startServer(store, record);
+  writeRecord(store, record);
 }
 
 /**
