@@ -81,6 +81,6 @@ export {
   uplinkName,
   type GatewayRoute,
 } from "./node-network.ts";
-export { MAX_NODES, NODE_NAME_PREFIX, devNodeSpec, listNodes, registerNodes, type DevNodeSpec, type NodeSummary } from "./nodes.ts";
+export { MAX_NODES, NODE_NAME_PREFIX, devNodeIndex, devNodeSpec, listNodes, registerNodes, type DevNodeSpec, type NodeSummary } from "./nodes.ts";
 export { DevPki, type CertificateFiles, type ClientCredentials, type ServingNames } from "./pki.ts";
 export { PORT_SETTINGS, freePort, freePorts, portsFromEnv, type DevPorts } from "./ports.ts";

@@ -45,6 +45,24 @@ export function devNodeSpec(index: number): DevNodeSpec {
   };
 }
 
+/**
+ * The index of the dev node named `name` (the inverse of
+ * {@linkcode devNodeSpec}'s name), or `undefined` when `name` is not a dev
+ * node's.
+ *
+ * @example
+ * ```ts
+ * devNodeIndex("palisade-node-2"); // 2
+ * devNodeIndex("worker-1");        // undefined
+ * ```
+ */
+export function devNodeIndex(name: string): number | undefined {
+  if (!name.startsWith(NODE_NAME_PREFIX)) return undefined;
+  const digits = name.slice(NODE_NAME_PREFIX.length);
+  const index = Number(digits);
+  return /^[1-9]\d*$/.test(digits) && index <= MAX_NODES ? index : undefined;
+}
+
 const ARCHITECTURES: Readonly<Record<string, string>> = { x64: "amd64", arm64: "arm64", arm: "arm", ppc64: "ppc64le", s390x: "s390x" };
 
 function nodeStatus(spec: DevNodeSpec, now: string): Record<string, unknown> {

@@ -11,4 +11,4 @@ export { NodeRuntimeError } from "./errors.ts";
 export { nodeNetwork, removeNodeRuntimeSandboxes, writeNodeNetwork, runNodeRuntime, type NodeRuntime, type NodeRuntimeOptions } from "./node-runtime.ts";
 export { POD_SERVER_PROTOCOLS, parsePodServerPorts, type PodServerPort } from "./pod-server.ts";
 export { sctpRawBinary } from "./sctp-raw.ts";
-export { createSandbox, destroySandbox, listSandboxes, sandboxName, sandboxServerRunning, type SandboxRecord, type SandboxStore } from "./sandbox.ts";
+export { createSandbox, destroySandbox, listSandboxes, podSandboxNetns, sandboxName, sandboxServerRunning, type SandboxRecord, type SandboxStore } from "./sandbox.ts";

@@ -10,6 +10,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { devNodeIndex } from "../nodes.ts";
 import { cniAdd, cniDel, type CniNetwork } from "./cni.ts";
 import { NodeRuntimeError } from "./errors.ts";
 import type { PodServerPort } from "./pod-server.ts";
@@ -55,6 +56,22 @@ const READY_TIMEOUT_MS = 15_000;
  */
 export function sandboxName(nodeIndex: number, uid: string): string {
   return `pal-${nodeIndex}-${uid.slice(0, 8)}`;
+}
+
+/**
+ * The network namespace of the pod with `uid` on the dev node named
+ * `nodeName`, or `undefined` when `nodeName` is not a dev node's: what a
+ * prober enters to send from that pod.
+ *
+ * @example
+ * ```ts
+ * podSandboxNetns("palisade-node-1", "0a1b2c3d-4e5f-…"); // "pal-1-0a1b2c3d"
+ * podSandboxNetns("worker-1", "0a1b2c3d-4e5f-…");        // undefined
+ * ```
+ */
+export function podSandboxNetns(nodeName: string, uid: string): string | undefined {
+  const index = devNodeIndex(nodeName);
+  return index === undefined ? undefined : sandboxName(index, uid);
 }
 
 function podsDir(store: SandboxStore): string {
