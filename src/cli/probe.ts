@@ -11,6 +11,7 @@
  */
 import { parseArgs } from "node:util";
 import type { V1Pod } from "@kubernetes/client-node";
+import { parseObjectKey } from "../k8s/cache.ts";
 import { KubeClient } from "../k8s/client.ts";
 import { resourcePath, Resources } from "../k8s/resource.ts";
 import { UsageError, verdictTable, type PairVerdict } from "./explain.ts";
@@ -66,8 +67,8 @@ export async function probeOnce(netns: string, ip: string, target: ProbeTarget, 
 }
 
 function splitRef(ref: string, flag: string): { namespace: string; name: string } {
-  const [namespace, name, extra] = ref.split("/");
-  if (!namespace || !name || extra !== undefined) throw new UsageError(`Cannot probe: ${flag} "${ref}" is not NAMESPACE/POD`);
+  const { namespace, name } = parseObjectKey(ref);
+  if (!namespace || !name || name.includes("/")) throw new UsageError(`Cannot probe: ${flag} "${ref}" is not NAMESPACE/POD`);
   return { namespace, name };
 }
 

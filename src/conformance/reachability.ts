@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { parseObjectKey } from "../k8s/cache.ts";
 
 /** A pod pattern: `*`, `NS/*`, `* /POD` (no space) or `NS/POD`. */
 export type PodPattern = string;
@@ -35,9 +36,9 @@ export function allowedExcept(...overrides: Override[]): Expectation {
 /** Whether pod `pod` (`ns/name`) matches `pattern`. */
 export function patternMatches(pattern: PodPattern, pod: string): boolean {
   if (pattern === "*") return true;
-  const [ns, name] = pattern.split("/");
-  const [podNs, podName] = pod.split("/");
-  return (ns === "*" || ns === podNs) && (name === "*" || name === podName);
+  const { namespace, name } = parseObjectKey(pattern);
+  const target = parseObjectKey(pod);
+  return (namespace === "*" || namespace === target.namespace) && (name === "*" || name === target.name);
 }
 
 /** Whether traffic from `from` to `to` (both `ns/name`) is expected to pass. */
