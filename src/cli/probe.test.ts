@@ -2,7 +2,6 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { parseProbeArgs, podAddress, podNetns } from "./probe.ts";
 import { UsageError } from "./explain.ts";
-import { parseDuration } from "./wait.ts";
 
 test("a dev pod's network namespace is pal-<node index>-<uid prefix>", () => {
   const pod = { metadata: { namespace: "x", name: "a", uid: "0123456789abcdef" }, spec: { nodeName: "palisade-node-12", containers: [] } };
@@ -28,12 +27,4 @@ test("probe flags are parsed and checked", () => {
   assert.throws(() => parseProbeArgs(["--from", "x/a", "--to", "y/b", "--port", "80", "--protocol", "ICMP"]), /--protocol "ICMP" is not TCP, UDP or SCTP/);
   assert.throws(() => parseProbeArgs(["matrix", "--port", "80"]), /--namespaces X,Y is required/);
   assert.throws(() => parseProbeArgs(["matrix", "--namespaces", "x", "--port", "80", "-o", "text"]), /-o "text" is not table or json/);
-});
-
-test("wait timeouts accept ms, s and m", () => {
-  assert.equal(parseDuration("60s"), 60_000);
-  assert.equal(parseDuration("2m"), 120_000);
-  assert.equal(parseDuration("500ms"), 500);
-  assert.equal(parseDuration("5"), 5000);
-  assert.throws(() => parseDuration("soon"), /--timeout "soon" is not a duration/);
 });

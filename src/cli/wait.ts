@@ -7,6 +7,7 @@
 import { parseArgs } from "node:util";
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { readNodeReport, type NodeReport } from "../agent/report.ts";
+import { notADuration, parseDuration } from "../duration.ts";
 import { sleep } from "../k8s/backoff.ts";
 import { KubeClient } from "../k8s/client.ts";
 import type { Condition } from "../k8s/conditions.ts";
@@ -35,14 +36,6 @@ export const WAIT_HELP = `  palisade wait --for=programmed [--timeout 60s] [--ku
       generation, no deleted one, and has caught up with every pod and namespace change
       (deletions too) made before the wait began.
       Exits 1 naming what lags when the timeout passes.`;
-
-/** A duration like `60s`, `2m`, `500ms` or a bare number of seconds, in milliseconds. */
-export function parseDuration(text: string): number {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text);
-  if (!match) throw new UsageError(`Cannot wait: --timeout "${text}" is not a duration (e.g. 60s, 2m, 500ms)`);
-  const unit = match[2] ?? "s";
-  return Number(match[1]) * (unit === "ms" ? 1 : unit === "s" ? 1000 : 60_000);
-}
 
 function atLeast(reported: string, wanted: string): boolean {
   try {
@@ -188,6 +181,7 @@ export async function runWait(argv: string[]): Promise<number> {
   });
   if (values.for !== "programmed") throw new UsageError(`Cannot wait: --for "${values.for ?? ""}" is not "programmed"`);
   const timeoutMs = parseDuration(values.timeout);
+  if (timeoutMs === undefined) throw new UsageError(`Cannot wait: ${notADuration("--timeout", values.timeout)}`);
   const client = values.kubeconfig === undefined ? KubeClient.fromDefault() : KubeClient.fromFile(values.kubeconfig);
   try {
     await waitProgrammed(client, timeoutMs);
