@@ -47,8 +47,8 @@ import { APPLY_DURATION_BUCKETS, renderMetrics } from "./metrics.ts";
 import type { MetricsSnapshot } from "./metrics.ts";
 import { podInterfaceByRoute } from "./pod-interface.ts";
 import type { PodInterface, PodInterfaceLookup } from "./pod-interface.ts";
-import { writeNodeReport } from "./report.ts";
-import type { AppliedPolicy, NodeReport } from "./report.ts";
+import { writeNodeReport } from "../k8s/node-report.ts";
+import type { AppliedPolicy, NodeReport } from "../k8s/node-report.ts";
 
 /** The pin root of a node's datapath unless told otherwise. */
 export const DEFAULT_PIN_ROOT = "/sys/fs/bpf/palisade";

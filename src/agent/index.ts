@@ -11,4 +11,3 @@ export * from "./flow-log.ts";
 export * from "./main.ts";
 export * from "./metrics.ts";
 export * from "./pod-interface.ts";
-export * from "./report.ts";

@@ -6,7 +6,7 @@
  */
 import { parseArgs } from "node:util";
 import type { KubernetesObject } from "@kubernetes/client-node";
-import { readNodeReport, type NodeReport } from "../agent/report.ts";
+import { NodeReportError, readNodeReport, type NodeReport } from "../k8s/node-report.ts";
 import { notADuration, parseDuration } from "../duration.ts";
 import { sleep } from "../k8s/backoff.ts";
 import { KubeClient } from "../k8s/client.ts";
@@ -73,7 +73,7 @@ export interface WaitStart {
  * change would have made a newer object), so it caught up when it knows as
  * many objects as the list had.
  */
-function caughtUp(resourceVersion: string, count: number | undefined, start: StartPoint): boolean {
+function caughtUp(resourceVersion: string, count: number, start: StartPoint): boolean {
   return atLeast(resourceVersion, start.list) || (atLeast(resourceVersion, start.newest) && count === start.count);
 }
 
@@ -100,14 +100,26 @@ export async function laggards(client: KubeClient, start: WaitStart): Promise<st
     ...ebpf.items.map((p) => ({ kind: "EBPFNetworkPolicy" as const, object: p })),
     ...netpols.items.map((p) => ({ kind: "NetworkPolicy" as const, object: p })),
   ];
-  const reports = await Promise.all(nodes.items.map(async (node) => ({ node: node.metadata?.name ?? "", report: await readNodeReport(client, node.metadata?.name ?? "") })));
+  const reports = await Promise.all(nodes.items.map(async (node) => {
+    const name = node.metadata?.name ?? "";
+    const report = await readNodeReport(client, name).catch((error: unknown) => {
+      if (error instanceof NodeReportError) return error;
+      throw error;
+    });
+    return { node: name, report };
+  }));
   for (const { node, report } of reports) lag.push(...nodeLag(node, report, wanted, start));
   return lag;
 }
 
-/** What keeps `node` from enforcing `wanted` and every pod and namespace change before `start`, one line each. */
-export function nodeLag(node: string, report: NodeReport | undefined, wanted: { kind: "EBPFNetworkPolicy" | "NetworkPolicy"; object: KubernetesObject }[], start: WaitStart): string[] {
+/**
+ * What keeps `node` from enforcing `wanted` and every pod and namespace
+ * change before `start`, one line each; `report` is the node's report, none
+ * yet, or why it could not be read.
+ */
+export function nodeLag(node: string, report: NodeReport | NodeReportError | undefined, wanted: { kind: "EBPFNetworkPolicy" | "NetworkPolicy"; object: KubernetesObject }[], start: WaitStart): string[] {
   if (report === undefined) return [`node "${node}" has no agent report yet`];
+  if (report instanceof NodeReportError) return [`node "${node}" has no readable agent report: ${report.message}`];
   const lag: string[] = [];
   const current = new Set<string>();
   for (const { kind, object } of wanted) {
