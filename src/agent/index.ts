@@ -6,7 +6,6 @@
  * @module
  */
 export * from "./agent.ts";
-export * from "./convert.ts";
 export * from "./flow-log.ts";
 export * from "./main.ts";
 export * from "./metrics.ts";

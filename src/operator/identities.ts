@@ -10,7 +10,7 @@
  */
 import { HostIpsByPod } from "../policy/host-ips.ts";
 import type { KubernetesObject, V1Pod } from "@kubernetes/client-node";
-import { namespaceFromObject, podFromObject, policyFromObject } from "../agent/convert.ts";
+import { namespaceFromObject, podFromObject, policyFromObject } from "../api-objects/index.ts";
 import type { KubeClient } from "../k8s/client.ts";
 import { objectKey, parseObjectKey } from "../k8s/cache.ts";
 import { isAlreadyExists, isNotFound } from "../k8s/errors.ts";

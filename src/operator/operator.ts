@@ -28,7 +28,7 @@ import {
   setConditions,
 } from "../k8s/index.ts";
 import type { Condition, ConditionInput, InformerHandlers, Logger, NodeReport } from "../k8s/index.ts";
-import { identityInformer } from "../agent/cluster-identities.ts";
+import { identityInformer } from "../api-objects/index.ts";
 import type { EBPFNetworkPolicy, EBPFNetworkPolicyStatus, NetworkPolicy, PalisadeIdentity } from "../policy/api-types.ts";
 import { validatePolicy } from "../policy/validate.ts";
 import { serveProbes } from "../k8s/probe-server.ts";
