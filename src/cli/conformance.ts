@@ -18,7 +18,7 @@ import { printGrid } from "../conformance/reachability.ts";
 import { runCase, type CaseResult, type RunOptions } from "../conformance/runner.ts";
 import type { ApiMode } from "../conformance/to-ebpfnp.ts";
 import { caseName, UPSTREAM_CASES } from "../conformance/upstream-cases.ts";
-import { UsageError } from "./explain.ts";
+import { UsageError } from "./usage-error.ts";
 import { ProberPool } from "./prober-pool.ts";
 
 /** `palisade conformance` help text. */

@@ -17,6 +17,7 @@ import {
   type World,
 } from "../policy/index.ts";
 import { loadManifests } from "./load-manifests.ts";
+import { UsageError } from "./usage-error.ts";
 
 /** Options of `palisade explain`. */
 export interface ExplainOptions {
@@ -27,11 +28,6 @@ export interface ExplainOptions {
   protocol: PacketProtocol;
   family?: "ipv4" | "ipv6";
   output: "text" | "json" | "table";
-}
-
-/** Input the command cannot work with: exit status 2. */
-export class UsageError extends Error {
-  override name = "UsageError";
 }
 
 /** One ordered pair's verdict, as `-o json` prints it. */

@@ -6,7 +6,7 @@
 import { parseArgs } from "node:util";
 import { InstallError, installCni, keepChained, uninstallCni } from "../cni/install.ts";
 import { notADuration, parseDuration } from "../duration.ts";
-import { UsageError } from "./explain.ts";
+import { UsageError } from "./usage-error.ts";
 
 /** `palisade install-cni` help text. */
 export const INSTALL_CNI_HELP = `  palisade install-cni --conf-dir DIR --bin-dir DIR --pin-root DIR [--lib-dir DIR] [--timeout 5m] [--watch]

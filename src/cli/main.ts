@@ -5,7 +5,8 @@
  */
 import { parseArgs } from "node:util";
 import { ManifestError } from "./load-manifests.ts";
-import { runExplain, UsageError, type ExplainOptions } from "./explain.ts";
+import { runExplain, type ExplainOptions } from "./explain.ts";
+import { UsageError } from "./usage-error.ts";
 import { DEV_HELP, runDev } from "./dev.ts";
 import { OPERATOR_HELP, OperatorUsageError, runOperatorCommand } from "../operator/index.ts";
 import { AgentUsageError, agentMain } from "../agent/index.ts";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { parseProbeArgs, podAddress, podNetns } from "./probe.ts";
-import { UsageError } from "./explain.ts";
+import { UsageError } from "./usage-error.ts";
 
 test("a dev pod's network namespace is pal-<node index>-<uid prefix>", () => {
   const pod = { metadata: { namespace: "x", name: "a", uid: "0123456789abcdef" }, spec: { nodeName: "palisade-node-12", containers: [] } };

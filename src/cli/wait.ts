@@ -12,7 +12,7 @@ import { sleep } from "../k8s/backoff.ts";
 import { KubeClient } from "../k8s/client.ts";
 import type { Condition } from "../k8s/conditions.ts";
 import { resourcePath, Resources } from "../k8s/resource.ts";
-import { UsageError } from "./explain.ts";
+import { UsageError } from "./usage-error.ts";
 
 /** The timeout was reached; the message names what lags. */
 export class WaitTimeoutError extends Error {
