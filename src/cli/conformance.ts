@@ -14,7 +14,7 @@ import type { ConformanceCase, ProbeProtocol } from "../conformance/case.ts";
 import { ClusterModel } from "../conformance/cluster-model.ts";
 import { MODEL_PODS, type Family } from "../conformance/model.ts";
 import { randomCases } from "../conformance/random-cases.ts";
-import { printGrid } from "../conformance/reachability.ts";
+import { printGrid } from "../conformance/truth-table.ts";
 import { runCase, type CaseResult, type RunOptions } from "../conformance/runner.ts";
 import type { ApiMode } from "../conformance/to-ebpfnp.ts";
 import { caseName, UPSTREAM_CASES } from "../conformance/upstream-cases.ts";

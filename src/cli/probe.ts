@@ -14,7 +14,7 @@ import type { V1Pod } from "@kubernetes/client-node";
 import { parseObjectKey } from "../k8s/cache.ts";
 import { KubeClient } from "../k8s/client.ts";
 import { resourcePath, Resources } from "../k8s/resource.ts";
-import { verdictTable, type PairVerdict } from "./explain.ts";
+import { verdictTable, type PairVerdict } from "./verdict-table.ts";
 import { UsageError } from "./usage-error.ts";
 import { ProberPool } from "./prober-pool.ts";
 

@@ -16,7 +16,8 @@ import { CaseState } from "./case-state.ts";
 import type { ClusterModel } from "./cluster-model.ts";
 import { MODEL_PODS, type Family } from "./model.ts";
 import { referenceVerdicts } from "./reference-matrix.ts";
-import { expectedVerdicts, pairKey, type Verdicts } from "./reachability.ts";
+import { expectedVerdicts } from "./reachability.ts";
+import { pairKey, type Verdicts } from "./truth-table.ts";
 import type { ApiMode } from "./to-ebpfnp.ts";
 
 /** How a run probes and which API it writes. */
