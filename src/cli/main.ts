@@ -15,6 +15,7 @@ import { STATUS_HELP, runStatus } from "./status.ts";
 import { WAIT_HELP, runWait } from "./wait.ts";
 import { CONFORMANCE_HELP, runConformance } from "./conformance.ts";
 import { INSTALL_CNI_HELP, runInstallCni } from "./install-cni.ts";
+import { ProbeTargetError } from "../probe/index.ts";
 
 const EXPLAIN_HELP = `  palisade explain -f PATH... [--from NS/POD|IP --to NS/POD|IP] [--port N] [--protocol TCP|UDP|SCTP|ICMP]
                    [--family ipv4|ipv6] [-o text|json|table]
@@ -138,7 +139,7 @@ export async function main(argv: string[]): Promise<number> {
         throw new UsageError(`Unknown command "${command}"; see "palisade help"`);
     }
   } catch (error) {
-    if (error instanceof UsageError || error instanceof ManifestError || error instanceof OperatorUsageError || error instanceof AgentUsageError || String((error as { code?: unknown }).code).startsWith("ERR_PARSE_ARGS")) {
+    if (error instanceof UsageError || error instanceof ManifestError || error instanceof ProbeTargetError || error instanceof OperatorUsageError || error instanceof AgentUsageError || String((error as { code?: unknown }).code).startsWith("ERR_PARSE_ARGS")) {
       process.stderr.write(`palisade: ${(error as Error).message}\n`);
       return 2;
     }

@@ -14,7 +14,7 @@ import type { KubeClient } from "../k8s/client.ts";
 import { isAlreadyExists, isNotFound } from "../k8s/errors.ts";
 import { PatchType } from "../k8s/client.ts";
 import { resourcePath, Resources } from "../k8s/resource.ts";
-import { podAddress, podNetns } from "../cli/probe.ts";
+import { podAddress, podNetns, type SandboxNetns } from "../probe/index.ts";
 import { MODEL_NAMESPACES, MODEL_PODS, modelNamespace, modelPod, namespaceLabels, nodeForPod, podLabels, type Family } from "./model.ts";
 
 /** The model could not be set up or changed on the cluster. */
@@ -62,7 +62,7 @@ export class ClusterModel {
   readonly nodes: Map<string, string>;
   readonly #client: KubeClient;
 
-  private constructor(client: KubeClient, pods: V1Pod[]) {
+  private constructor(client: KubeClient, pods: V1Pod[], sandboxNetns: SandboxNetns) {
     this.#client = client;
     this.addresses = new Map();
     this.netns = new Map();
@@ -70,7 +70,7 @@ export class ClusterModel {
     for (const pod of pods) {
       const ref = `${pod.metadata?.namespace}/${pod.metadata?.name}`;
       this.addresses.set(ref, (["ipv4", "ipv6"] as const).flatMap((family) => podAddress(pod, family) ?? []));
-      this.netns.set(ref, podNetns(pod));
+      this.netns.set(ref, podNetns(pod, sandboxNetns));
       this.nodes.set(ref, pod.spec?.nodeName ?? "");
     }
   }
@@ -78,9 +78,10 @@ export class ClusterModel {
   /**
    * Creates (or reuses) the model on the cluster with its pods spread over
    * the first `nodeCount` nodes, and waits until every pod runs with an
-   * address of each of `families`.
+   * address of each of `families`; `sandboxNetns` names the network
+   * namespace of each pod, where its prober will run.
    */
-  static async create(client: KubeClient, nodeCount: number, families: readonly Family[], progress: (line: string) => void): Promise<ClusterModel> {
+  static async create(client: KubeClient, nodeCount: number, families: readonly Family[], sandboxNetns: SandboxNetns, progress: (line: string) => void): Promise<ClusterModel> {
     const nodeList = await client.request<List<{ metadata?: { name?: string } }>>("GET", resourcePath(Resources.nodes));
     const nodes = nodeList.items.map((node) => node.metadata?.name ?? "").sort().slice(0, nodeCount);
     if (nodes.length < nodeCount) throw new ClusterModelError(`Cannot spread the conformance model over ${nodeCount} nodes: the cluster has ${nodes.length}`);
@@ -134,7 +135,7 @@ export class ClusterModel {
       const ready = running.filter((pod) => pod.status?.phase === "Running" && families.every((family) => podAddress(pod, family) !== undefined));
       return ready.length === MODEL_PODS.length ? ready : undefined;
     });
-    return new ClusterModel(client, pods);
+    return new ClusterModel(client, pods, sandboxNetns);
   }
 
   /** Creates `policy`, or replaces the policy of its kind, namespace and name (upstream's UpdatePolicy). */

@@ -8,9 +8,8 @@
  *
  * @module
  */
-import { waitProgrammed } from "../cli/wait.ts";
-import type { ProberPool } from "../cli/prober-pool.ts";
 import type { KubeClient } from "../k8s/client.ts";
+import { waitProgrammed, type ProberPool } from "../probe/index.ts";
 import type { ConformanceCase, MatrixProbe, ProbeProtocol } from "./case.ts";
 import { CaseState } from "./case-state.ts";
 import type { ClusterModel } from "./cluster-model.ts";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { NodeReportError, type NodeReport } from "../k8s/node-report.ts";
-import { nodeLag } from "./wait.ts";
+import { nodeLag } from "./wait-programmed.ts";
 
 // Pods: the newest at 10, the list at 20 (changes of other kinds since), 3 of them. Namespaces: newest 5, list 20, 4.
 const rv = { pods: { newest: "10", list: "20", count: 3 }, namespaces: { newest: "5", list: "20", count: 4 } };
