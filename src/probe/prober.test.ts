@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { createSocket } from "node:dgram";
 import { createServer, type AddressInfo } from "node:net";
 import { createInterface } from "node:readline";
@@ -68,4 +68,20 @@ test("the prober answers every request of a stream, each with how it ended", asy
   assert.match(answers.get(6)?.error ?? "", /protocol "ICMP" is not TCP, UDP or SCTP/);
   assert.deepEqual(answers.get(7), { id: 7, reason: "connected" });
   assert.deepEqual(answers.get(8), { id: 8, error: "this prober has no SCTP prober (palisade-sctp)" });
+});
+
+/** Runs the prober for one probe; resolves with its exit status and output. */
+function probeOnce(...args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [PROBER_PATH, ...args], (error, stdout, stderr) => resolve({ status: error === null ? 0 : Number(error.code), stdout, stderr }));
+  });
+}
+
+test("with a probe on its command line the prober sends just that one and exits with how it ended", async () => {
+  assert.deepEqual(await probeOnce("tcp", "127.0.0.1", String(tcpPort), "2000"), { status: 0, stdout: "connected\n", stderr: "" });
+  assert.deepEqual(await probeOnce("UDP", "127.0.0.1", String(udpPort), "2000"), { status: 0, stdout: "connected\n", stderr: "" });
+  assert.deepEqual(await probeOnce("tcp", "127.0.0.1", "1", "2000"), { status: 1, stdout: "refused\n", stderr: "" });
+  assert.deepEqual(await probeOnce("udp", "127.0.0.1", String(silentUdpPort), "300"), { status: 1, stdout: "timeout\n", stderr: "" });
+  assert.deepEqual(await probeOnce("icmp", "127.0.0.1", "80", "300"), { status: 2, stdout: "", stderr: 'Cannot probe icmp 127.0.0.1 port 80: protocol "ICMP" is not TCP, UDP or SCTP\n' });
+  assert.equal((await probeOnce("tcp", "127.0.0.1", "80")).status, 2);
 });
