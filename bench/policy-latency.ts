@@ -10,9 +10,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DEV_UP_STEPS, devDown, devLayout, devUp, freePorts } from "../src/devcluster/index.ts";
-import { Informer, KubeClient, PatchType, Resources, isAlreadyExists, resourcePath } from "../src/k8s/index.ts";
-import { REPORT_NAME_PREFIX } from "../src/agent/report.ts";
-import { parseNodeReport } from "../src/operator/index.ts";
+import { Informer, KubeClient, PatchType, REPORT_NAME_PREFIX, Resources, isAlreadyExists, parseNodeReport, resourcePath } from "../src/k8s/index.ts";
 import { median, quantile } from "./lib/stats.ts";
 import type { V1ConfigMap } from "@kubernetes/client-node";
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Developer smoke test of bpf/out/endpoint.bpf.o on the real kernel: loads
-# both programs with bpftool (the verifier must accept them), fills the maps,
+# Smoke test of bpf/out/endpoint.bpf.o on the real kernel: loads both
+# programs with bpftool (the verifier must accept them), fills the maps,
 # runs hand-built packets through BPF_PROG_TEST_RUN and checks each verdict
-# and the reason it was counted under. The real suite is the TypeScript one.
+# and the reason it was counted under, independently of the TypeScript
+# codecs. The test command runs it (test/kernel/bpf-smoke.test.ts).
 #
 # The maps are pinned by name under libbpf's default root /sys/fs/bpf, so the
 # test runs in a private mount namespace with a bpffs of its own mounted

@@ -38,17 +38,18 @@ import { PolicyCompiler } from "../policy/compiler.ts";
 import type { PolicyKind } from "../policy/compiler.ts";
 import type { IdentityAllocator } from "../policy/identity.ts";
 import { LocalIdentityAllocator } from "../policy/identity.ts";
-import { ClusterIdentityAllocator, identityInformer } from "./cluster-identities.ts";
+import { ClusterIdentityAllocator } from "./cluster-identities.ts";
+import { identityInformer } from "../api-objects/index.ts";
 import type { PolicyError } from "../policy/validate.ts";
-import { namespaceFromObject, podFromObject, policyFromObject } from "./convert.ts";
+import { namespaceFromObject, podFromObject, policyFromObject } from "../api-objects/index.ts";
 import { FlowLogger } from "./flow-log.ts";
 import { Histogram } from "../k8s/prometheus.ts";
 import { APPLY_DURATION_BUCKETS, renderMetrics } from "./metrics.ts";
 import type { MetricsSnapshot } from "./metrics.ts";
 import { podInterfaceByRoute } from "./pod-interface.ts";
 import type { PodInterface, PodInterfaceLookup } from "./pod-interface.ts";
-import { writeNodeReport } from "./report.ts";
-import type { AppliedPolicy, NodeReport } from "./report.ts";
+import { writeNodeReport } from "../k8s/node-report.ts";
+import type { AppliedPolicy, NodeReport } from "../k8s/node-report.ts";
 
 /** The pin root of a node's datapath unless told otherwise. */
 export const DEFAULT_PIN_ROOT = "/sys/fs/bpf/palisade";

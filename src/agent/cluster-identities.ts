@@ -12,14 +12,10 @@
  *
  * @module
  */
-import type { KubeClient } from "../k8s/client.ts";
 import type { Cache } from "../k8s/cache.ts";
-import { Informer } from "../k8s/informer.ts";
-import type { Logger } from "../k8s/logger.ts";
-import { Resources } from "../k8s/resource.ts";
 import type { PalisadeIdentity } from "../policy/api-types.ts";
 import type { IdentityAllocator } from "../policy/identity.ts";
-import { IDENTITY_KEY_INDEX, identityKeyIndex, lowestIdentityNumber } from "../policy/identity-object.ts";
+import { IDENTITY_KEY_INDEX, lowestIdentityNumber } from "../policy/identity-object.ts";
 
 /** A reference bookkeeping bug of the caller: releasing what it does not hold. */
 export class ClusterIdentityReleaseError extends Error {
@@ -27,20 +23,8 @@ export class ClusterIdentityReleaseError extends Error {
 }
 
 /**
- * An informer over every PalisadeIdentity, indexed by key.
- *
- * @example
- * ```ts
- * const informer = identityInformer(client, logger);
- * informer.start();
- * ```
- */
-export function identityInformer(client: KubeClient, logger: Logger): Informer<PalisadeIdentity> {
-  return new Informer<PalisadeIdentity>({ client, logger, resource: Resources.palisadeIdentities, indexers: { [IDENTITY_KEY_INDEX]: identityKeyIndex } });
-}
-
-/**
- * Identities from the cluster's table.
+ * Identities from the cluster's table (the cache of
+ * src/api-objects' `identityInformer`).
  *
  * @example
  * ```ts

@@ -6,9 +6,7 @@
  * @module
  */
 export * from "./agent.ts";
-export * from "./convert.ts";
 export * from "./flow-log.ts";
 export * from "./main.ts";
 export * from "./metrics.ts";
 export * from "./pod-interface.ts";
-export * from "./report.ts";

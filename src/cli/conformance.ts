@@ -7,19 +7,19 @@
  */
 import { existsSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { sctpRawBinary } from "../devcluster/node-runtime/sctp-raw.ts";
 import { devDirFromEnv, devLayout, devUp } from "../devcluster/index.ts";
+import { sctpRawBinary } from "../devcluster/node-runtime/index.ts";
 import { KubeClient } from "../k8s/client.ts";
 import type { ConformanceCase, ProbeProtocol } from "../conformance/case.ts";
 import { ClusterModel } from "../conformance/cluster-model.ts";
 import { MODEL_PODS, type Family } from "../conformance/model.ts";
 import { randomCases } from "../conformance/random-cases.ts";
-import { printGrid } from "../conformance/reachability.ts";
+import { printGrid } from "../conformance/truth-table.ts";
 import { runCase, type CaseResult, type RunOptions } from "../conformance/runner.ts";
 import type { ApiMode } from "../conformance/to-ebpfnp.ts";
 import { caseName, UPSTREAM_CASES } from "../conformance/upstream-cases.ts";
-import { UsageError } from "./explain.ts";
-import { ProberPool } from "./prober-pool.ts";
+import { ProberPool } from "../probe/index.ts";
+import { UsageError } from "./usage-error.ts";
 
 /** `palisade conformance` help text. */
 export const CONFORMANCE_HELP = `  palisade conformance [--suite upstream|random] [--family ipv4|ipv6|dual] [--api networkpolicy|ebpfnp|both]
@@ -145,9 +145,10 @@ export async function runConformance(argv: string[]): Promise<number> {
   const client = KubeClient.fromFile(kubeconfig);
   const families: Family[] = options.family === "dual" ? ["ipv4", "ipv6"] : [options.family];
   const model = await ClusterModel.create(client, options.nodes, families, progress);
-  const pool = new ProberPool();
   // SCTP probes need the raw-socket prober; a build without it skips the SCTP cases, saying so.
-  const protocols = new Set<ProbeProtocol>(existsSync(sctpRawBinary()) ? ["TCP", "UDP", "SCTP"] : ["TCP", "UDP"]);
+  const sctpBinary = sctpRawBinary();
+  const pool = new ProberPool(existsSync(sctpBinary) ? { sctpBinary } : {});
+  const protocols = new Set<ProbeProtocol>(existsSync(sctpBinary) ? ["TCP", "UDP", "SCTP"] : ["TCP", "UDP"]);
   const runOptions: RunOptions = { api: options.api, families, timeoutMs: options.timeoutMs, protocols, programmedTimeoutMs: 60_000 };
   const results: CaseResult[] = [];
   try {

@@ -17,7 +17,7 @@ import {
   type DevNodeStatus,
   type DevStatus,
 } from "../devcluster/index.ts";
-import { UsageError } from "./explain.ts";
+import { UsageError } from "./usage-error.ts";
 import { shellQuote } from "../shell-quote.ts";
 
 /** Help text of `palisade dev`, for the main help. */

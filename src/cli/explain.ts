@@ -17,6 +17,8 @@ import {
   type World,
 } from "../policy/index.ts";
 import { loadManifests } from "./load-manifests.ts";
+import { UsageError } from "./usage-error.ts";
+import { verdictTable, type PairVerdict } from "./verdict-table.ts";
 
 /** Options of `palisade explain`. */
 export interface ExplainOptions {
@@ -27,19 +29,6 @@ export interface ExplainOptions {
   protocol: PacketProtocol;
   family?: "ipv4" | "ipv6";
   output: "text" | "json" | "table";
-}
-
-/** Input the command cannot work with: exit status 2. */
-export class UsageError extends Error {
-  override name = "UsageError";
-}
-
-/** One ordered pair's verdict, as `-o json` prints it. */
-export interface PairVerdict {
-  from: string;
-  to: string;
-  allowed: boolean;
-  reason: string;
 }
 
 interface End {
@@ -135,32 +124,6 @@ function pairs(world: World, options: ExplainOptions): [End, End][] {
     }
   }
   return out;
-}
-
-/**
- * The matrix of ordered pair verdicts (`.` allowed, `X` denied), as
- * `palisade explain -o table` and `palisade probe matrix -o table` print it.
- *
- * @example
- * ```ts
- * verdictTable([{ from: "x/a", to: "x/b", allowed: false, reason: "timeout" }]);
- * ```
- */
-export function verdictTable(verdicts: PairVerdict[]): string {
-  const names = [...new Set(verdicts.flatMap((v) => [v.from, v.to]))].sort();
-  const allowed = new Map(verdicts.map((v) => [`${v.from} ${v.to}`, v.allowed]));
-  const width = Math.max(4, ...names.map((n) => n.length));
-  const cell = (s: string) => s.padEnd(width);
-  const rows = [[cell("from \\ to"), ...names.map(cell)].join(" ")];
-  for (const from of names) {
-    const marks = names.map((to) => {
-      const v = allowed.get(`${from} ${to}`);
-      return cell(v === undefined ? "-" : v ? "." : "X");
-    });
-    rows.push([cell(from), ...marks].join(" "));
-  }
-  rows.push("", ". allowed   X denied   - not checked (same pod, or no address of that family)");
-  return rows.join("\n");
 }
 
 /**

@@ -5,8 +5,8 @@
  */
 import { parseArgs } from "node:util";
 import { InstallError, installCni, keepChained, uninstallCni } from "../cni/install.ts";
-import { UsageError } from "./explain.ts";
-import { parseDuration } from "./wait.ts";
+import { notADuration, parseDuration } from "../duration.ts";
+import { UsageError } from "./usage-error.ts";
 
 /** `palisade install-cni` help text. */
 export const INSTALL_CNI_HELP = `  palisade install-cni --conf-dir DIR --bin-dir DIR --pin-root DIR [--lib-dir DIR] [--timeout 5m] [--watch]
@@ -45,8 +45,10 @@ export async function runInstallCni(argv: string[]): Promise<number> {
     return 0;
   }
   if (pinRoot === undefined) throw new UsageError("Cannot install the CNI plugin: --pin-root (the agent's bpffs folder) is required");
+  const timeoutMs = parseDuration(values.timeout);
+  if (timeoutMs === undefined) throw new UsageError(`Cannot install the CNI plugin: ${notADuration("--timeout", values.timeout)}`);
   try {
-    await installCni({ confDir, binDir, pinRoot, ...(libDir !== undefined && { libDir }) }, parseDuration(values.timeout), progress);
+    await installCni({ confDir, binDir, pinRoot, ...(libDir !== undefined && { libDir }) }, timeoutMs, progress);
   } catch (error) {
     if (!(error instanceof InstallError)) throw error;
     process.stderr.write(`palisade: ${error.message}\n`);

@@ -28,6 +28,15 @@ describe("palisade", () => {
     for (const command of ["explain", "dev up", "wait", "probe", "status", "conformance", "operator", "agent", "install-cni"]) assert.match(run.stdout, new RegExp(`palisade ${command}`));
   });
 
+  test("a duration flag that is not a duration is a usage error naming the command and the flag", () => {
+    const wait = palisade("wait", "--for=programmed", "--timeout", "soon");
+    assert.equal(wait.status, 2);
+    assert.equal(wait.stderr, 'palisade: Cannot wait: --timeout "soon" is not a duration (e.g. 60s, 2m, 500ms)\n');
+    const install = palisade("install-cni", "--conf-dir", "/nonexistent", "--bin-dir", "/nonexistent", "--pin-root", "/nonexistent", "--timeout", "soon");
+    assert.equal(install.status, 2);
+    assert.equal(install.stderr, 'palisade: Cannot install the CNI plugin: --timeout "soon" is not a duration (e.g. 60s, 2m, 500ms)\n');
+  });
+
   test("an unknown command is a usage error", () => {
     const run = palisade("frobnicate");
     assert.equal(run.status, 2);

@@ -5,7 +5,8 @@
  */
 import { parseArgs } from "node:util";
 import { ManifestError } from "./load-manifests.ts";
-import { runExplain, UsageError, type ExplainOptions } from "./explain.ts";
+import { runExplain, type ExplainOptions } from "./explain.ts";
+import { UsageError } from "./usage-error.ts";
 import { DEV_HELP, runDev } from "./dev.ts";
 import { OPERATOR_HELP, OperatorUsageError, runOperatorCommand } from "../operator/index.ts";
 import { AgentUsageError, agentMain } from "../agent/index.ts";
@@ -14,6 +15,7 @@ import { STATUS_HELP, runStatus } from "./status.ts";
 import { WAIT_HELP, runWait } from "./wait.ts";
 import { CONFORMANCE_HELP, runConformance } from "./conformance.ts";
 import { INSTALL_CNI_HELP, runInstallCni } from "./install-cni.ts";
+import { ProbeTargetError } from "../probe/index.ts";
 
 const EXPLAIN_HELP = `  palisade explain -f PATH... [--from NS/POD|IP --to NS/POD|IP] [--port N] [--protocol TCP|UDP|SCTP|ICMP]
                    [--family ipv4|ipv6] [-o text|json|table]
@@ -138,7 +140,7 @@ export async function main(argv: string[]): Promise<number> {
         throw new UsageError(`Unknown command "${command}"; see "palisade help"`);
     }
   } catch (error) {
-    const usage = error instanceof UsageError || error instanceof ManifestError || error instanceof OperatorUsageError || error instanceof AgentUsageError || String((error as { code?: unknown }).code).startsWith("ERR_PARSE_ARGS");
+    const usage = error instanceof UsageError || error instanceof ManifestError || error instanceof ProbeTargetError || error instanceof OperatorUsageError || error instanceof AgentUsageError || String((error as { code?: unknown }).code).startsWith("ERR_PARSE_ARGS");
     // One line a user can act on (what could not be reached or read, or what failed); the stack only when asked for.
     process.stderr.write(`palisade: ${error instanceof Error ? error.message : String(error)}\n`);
     if (process.env.PALISADE_DEBUG && error instanceof Error) process.stderr.write(`${error.stack}\n`);

@@ -1,21 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { parseProbeArgs, podAddress, podNetns } from "./probe.ts";
-import { UsageError } from "./explain.ts";
-import { parseDuration } from "./wait.ts";
-
-test("a dev pod's network namespace is the one its node runtime recorded on it", () => {
-  const pod = { metadata: { namespace: "x", name: "a", uid: "0123456789abcdef", annotations: { "palisade.dev/sandbox-netns": "pal1-12-01234567" } } };
-  assert.equal(podNetns(pod), "pal1-12-01234567");
-  assert.throws(() => podNetns({ metadata: { namespace: "x", name: "a" } }), /Cannot probe from pod "x\/a": it has no annotation palisade.dev\/sandbox-netns/);
-});
-
-test("podAddress picks the address of the family asked for", () => {
-  const pod = { status: { podIPs: [{ ip: "10.244.1.2" }, { ip: "fd00::2" }] } };
-  assert.equal(podAddress(pod, "ipv4"), "10.244.1.2");
-  assert.equal(podAddress(pod, "ipv6"), "fd00::2");
-  assert.equal(podAddress({ status: { podIP: "10.0.0.1" } }, "ipv6"), undefined);
-});
+import { parseProbeArgs } from "./probe.ts";
+import { UsageError } from "./usage-error.ts";
 
 test("probe flags are parsed and checked", () => {
   assert.deepEqual(parseProbeArgs(["--from", "x/a", "--to", "y/b", "--port", "80", "--protocol", "udp", "-o", "json"]), {
@@ -28,12 +14,7 @@ test("probe flags are parsed and checked", () => {
   assert.throws(() => parseProbeArgs(["--from", "x/a", "--to", "y/b", "--port", "80", "--protocol", "ICMP"]), /--protocol "ICMP" is not TCP, UDP or SCTP/);
   assert.throws(() => parseProbeArgs(["matrix", "--port", "80"]), /--namespaces X,Y is required/);
   assert.throws(() => parseProbeArgs(["matrix", "--namespaces", "x", "--port", "80", "-o", "text"]), /-o "text" is not table or json/);
-});
-
-test("wait timeouts accept ms, s and m", () => {
-  assert.equal(parseDuration("60s"), 60_000);
-  assert.equal(parseDuration("2m"), 120_000);
-  assert.equal(parseDuration("500ms"), 500);
-  assert.equal(parseDuration("5"), 5000);
-  assert.throws(() => parseDuration("soon"), /--timeout "soon" is not a duration/);
+  for (const ref of ["x", "x/", "/a", "x/a/b"]) {
+    assert.throws(() => parseProbeArgs(["--from", ref, "--to", "y/b", "--port", "80"]), { name: "UsageError", message: `Cannot probe: --from "${ref}" is not NAMESPACE/POD` });
+  }
 });

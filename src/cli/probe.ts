@@ -1,119 +1,20 @@
 /**
- * `palisade probe`: real packets between the dev cluster's pods. A prober
- * (prober.ts) runs inside the source pod's network namespace (which the dev
- * node runtime records in the pod's annotation `palisade.dev/sandbox-netns`) and
- * connects to the target pod's IP, where the node runtime's pod server
- * answers on the declared ports. TCP and UDP are sent from Node; SCTP
- * through `palisade-sctp probe`, which sends an INIT over a raw socket (the
- * kernel may have no SCTP sockets) and reports the same way.
+ * `palisade probe`: real packets between the dev cluster's pods, through
+ * src/probe/. A prober runs inside the source pod's network namespace (the
+ * one the dev node runtime made for it) and connects to the target pod's
+ * IP, where the node runtime's pod server answers on the declared ports.
+ * TCP and UDP are sent from Node; SCTP through `palisade-sctp probe`, which
+ * sends an INIT over a raw socket (the kernel may have no SCTP sockets).
  *
  * @module
  */
 import { parseArgs } from "node:util";
-import type { V1Pod } from "@kubernetes/client-node";
+import { sctpRawBinary } from "../devcluster/node-runtime/index.ts";
+import { parseObjectKey } from "../k8s/cache.ts";
 import { KubeClient } from "../k8s/client.ts";
-import { resourcePath, Resources } from "../k8s/resource.ts";
-import { UsageError, verdictTable, type PairVerdict } from "./explain.ts";
-import { ProberPool } from "./prober-pool.ts";
-import { SANDBOX_NETNS_ANNOTATION } from "../devcluster/node-runtime/index.ts";
-
-/** What one probe sends. */
-export interface ProbeTarget {
-  port: number;
-  protocol: "TCP" | "UDP" | "SCTP";
-  family: "ipv4" | "ipv6";
-  timeoutMs: number;
-}
-
-/** How one probe ended. */
-export interface ProbeResult {
-  allowed: boolean;
-  reason: "connected" | "timeout" | "refused";
-}
-
-/** The network namespace of `pod`'s sandbox, as the dev node runtime recorded it on the pod. */
-export function podNetns(pod: V1Pod): string {
-  const netns = pod.metadata?.annotations?.[SANDBOX_NETNS_ANNOTATION];
-  if (netns === undefined) {
-    const label = `${pod.metadata?.namespace}/${pod.metadata?.name}`;
-    throw new UsageError(`Cannot probe from pod "${label}": it has no annotation ${SANDBOX_NETNS_ANNOTATION}, which the dev cluster's node runtime sets on the pods it runs (is it a dev cluster pod, and Running?)`);
-  }
-  return netns;
-}
-
-/** The pod's address of `family`, or undefined when it has none. */
-export function podAddress(pod: V1Pod, family: "ipv4" | "ipv6"): string | undefined {
-  const ips = (pod.status?.podIPs ?? []).map((entry) => entry.ip);
-  if (ips.length === 0 && pod.status?.podIP) ips.push(pod.status.podIP);
-  return ips.find((ip) => ip.includes(":") === (family === "ipv6"));
-}
-
-/**
- * Runs one probe from the namespace `netns` to `ip`, through `pool` (a
- * prober of its own, closed afterwards, when none is given).
- */
-export async function probeOnce(netns: string, ip: string, target: ProbeTarget, pool?: ProberPool): Promise<ProbeResult> {
-  const own = pool === undefined ? new ProberPool() : undefined;
-  try {
-    const reason = await (pool ?? (own as ProberPool)).probe(netns, { protocol: target.protocol, host: ip, port: target.port, timeoutMs: target.timeoutMs });
-    return { allowed: reason === "connected", reason };
-  } finally {
-    own?.close();
-  }
-}
-
-function splitRef(ref: string, flag: string): { namespace: string; name: string } {
-  const [namespace, name, extra] = ref.split("/");
-  if (!namespace || !name || extra !== undefined) throw new UsageError(`Cannot probe: ${flag} "${ref}" is not NAMESPACE/POD`);
-  return { namespace, name };
-}
-
-async function getPod(client: KubeClient, ref: string, flag: string): Promise<V1Pod> {
-  return client.request<V1Pod>("GET", resourcePath(Resources.pods, splitRef(ref, flag)));
-}
-
-/**
- * Probes from one pod to another; returns the verdict.
- *
- * @example
- * ```ts
- * const result = await probePods(client, "x/a", "y/b", { port: 80, protocol: "TCP", family: "ipv4", timeoutMs: 1000 });
- * ```
- */
-export async function probePods(client: KubeClient, from: string, to: string, target: ProbeTarget): Promise<ProbeResult> {
-  const [source, destination] = await Promise.all([getPod(client, from, "--from"), getPod(client, to, "--to")]);
-  const ip = podAddress(destination, target.family);
-  if (ip === undefined) throw new UsageError(`Cannot probe: pod "${to}" has no ${target.family} address (status.podIPs)`);
-  return probeOnce(podNetns(source), ip, target);
-}
-
-/**
- * Probes every ordered pair of distinct Running pods in `namespaces`, all at
- * once, through one prober per source pod.
- *
- * @example
- * ```ts
- * const pairs = await probeMatrix(client, ["x", "y"], { port: 80, protocol: "TCP", family: "ipv4", timeoutMs: 1000 });
- * ```
- */
-export async function probeMatrix(client: KubeClient, namespaces: readonly string[], target: ProbeTarget): Promise<PairVerdict[]> {
-  const lists = await Promise.all(namespaces.map((namespace) => client.request<{ items: V1Pod[] }>("GET", resourcePath(Resources.pods, { namespace }))));
-  const pods = lists
-    .flatMap((list) => list.items)
-    .filter((pod) => pod.status?.phase === "Running" && podAddress(pod, target.family) !== undefined)
-    .map((pod) => ({ label: `${pod.metadata?.namespace}/${pod.metadata?.name}`, netns: podNetns(pod), ip: podAddress(pod, target.family) as string }))
-    .sort((a, b) => a.label.localeCompare(b.label));
-  const pairs = pods.flatMap((from) => pods.filter((to) => to !== from).map((to) => ({ from, to })));
-  const pool = new ProberPool();
-  try {
-    return await Promise.all(pairs.map(async ({ from, to }) => {
-      const result = await probeOnce(from.netns, to.ip, target, pool);
-      return { from: from.label, to: to.label, allowed: result.allowed, reason: result.reason };
-    }));
-  } finally {
-    pool.close();
-  }
-}
+import { probeMatrix, probePods, type ProbeEnvironment, type ProbeTarget } from "../probe/index.ts";
+import { UsageError } from "./usage-error.ts";
+import { verdictTable } from "./verdict-table.ts";
 
 /** The parsed flags of `palisade probe` / `palisade probe matrix`. */
 export interface ProbeOptions extends ProbeTarget {
@@ -133,6 +34,12 @@ export const PROBE_HELP = `  palisade probe --from NS/POD --to NS/POD --port N [
   palisade probe matrix --namespaces X,Y --port N [--protocol TCP|UDP|SCTP] [-o table|json]
       Probes every ordered pair of Running pods of the namespaces (all at once); -o json prints
       {"port","protocol","pairs":[{"from","to","allowed","reason"}]} (connected, timeout, refused).`;
+
+function podRef(ref: string, flag: string): string {
+  const { namespace, name } = parseObjectKey(ref);
+  if (!namespace || !name || name.includes("/")) throw new UsageError(`Cannot probe: ${flag} "${ref}" is not NAMESPACE/POD`);
+  return ref;
+}
 
 /**
  * Parses the flags of `palisade probe [matrix]`.
@@ -177,18 +84,20 @@ export function parseProbeArgs(argv: string[]): ProbeOptions {
     return { ...base, matrix: { namespaces } };
   }
   if (values.from === undefined || values.to === undefined) throw new UsageError("Cannot probe: --from NS/POD and --to NS/POD are required");
-  return { ...base, from: values.from, to: values.to };
+  return { ...base, from: podRef(values.from, "--from"), to: podRef(values.to, "--to") };
 }
 
 /** Runs `palisade probe [matrix]` and returns what to print. */
 export async function runProbe(argv: string[]): Promise<string> {
   const options = parseProbeArgs(argv);
   const client = options.kubeconfig === undefined ? KubeClient.fromDefault() : KubeClient.fromFile(options.kubeconfig);
+  // The dev cluster's pods: their namespaces as its node runtime names them, SCTP through its palisade-sctp.
+  const environment: ProbeEnvironment = { sctpBinary: sctpRawBinary() };
   if (options.matrix) {
-    const pairs = await probeMatrix(client, options.matrix.namespaces, options);
+    const pairs = await probeMatrix(client, options.matrix.namespaces, options, environment);
     return options.output === "json" ? JSON.stringify({ port: options.port, protocol: options.protocol, pairs }) : verdictTable(pairs);
   }
-  const result = await probePods(client, options.from as string, options.to as string, options);
+  const result = await probePods(client, options.from as string, options.to as string, options, environment);
   if (options.output === "json") return JSON.stringify({ allowed: result.allowed });
   return `${options.from} -> ${options.to} ${options.protocol}/${options.port}: ${result.allowed ? "allowed" : "denied"} (${result.reason})`;
 }

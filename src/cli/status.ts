@@ -6,7 +6,7 @@
  */
 import { parseArgs } from "node:util";
 import type { KubernetesObject, V1Node } from "@kubernetes/client-node";
-import { readNodeReport } from "../agent/report.ts";
+import { NodeReportError, readNodeReport } from "../k8s/node-report.ts";
 import { KubeClient } from "../k8s/client.ts";
 import type { Condition } from "../k8s/conditions.ts";
 import { resourcePath, Resources } from "../k8s/resource.ts";
@@ -47,10 +47,17 @@ export async function clusterStatus(client: KubeClient, now = Date.now()): Promi
   const nodeRows = [["NODE", "READY", "REPORT AGE", "ENDPOINTS", "POLICIES"]];
   for (const node of nodes.items) {
     const name = node.metadata?.name ?? "";
-    const report = await readNodeReport(client, name);
+    const report = await readNodeReport(client, name).catch((error: unknown) => {
+      if (error instanceof NodeReportError) return error;
+      throw error;
+    });
     const ready = node.status?.conditions?.find((c) => c.type === "Ready")?.status ?? "Unknown";
-    const age = report === undefined ? "no report" : `${Math.max(0, Math.round((now - Date.parse(report.appliedAt)) / 1000))}s`;
-    nodeRows.push([name, ready, age, report === undefined ? "-" : String(report.endpoints), report === undefined ? "-" : String(report.policies.length)]);
+    if (report === undefined || report instanceof NodeReportError) {
+      nodeRows.push([name, ready, report === undefined ? "no report" : "unreadable report", "-", "-"]);
+      continue;
+    }
+    const age = `${Math.max(0, Math.round((now - Date.parse(report.appliedAt)) / 1000))}s`;
+    nodeRows.push([name, ready, age, String(report.endpoints), String(report.policies.length)]);
   }
   const policyRows = [["KIND", "NAMESPACE", "NAME", "GENERATION", "ACCEPTED", "PROGRAMMED", "NODES"]];
   for (const policy of ebpf.items) {

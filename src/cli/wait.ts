@@ -5,28 +5,10 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import type { KubernetesObject } from "@kubernetes/client-node";
-import { readNodeReport, type NodeReport } from "../agent/report.ts";
-import { sleep } from "../k8s/backoff.ts";
+import { notADuration, parseDuration } from "../duration.ts";
 import { KubeClient } from "../k8s/client.ts";
-import type { Condition } from "../k8s/conditions.ts";
-import { resourcePath, Resources } from "../k8s/resource.ts";
-import { UsageError } from "./explain.ts";
-
-/** The timeout was reached; the message names what lags. */
-export class WaitTimeoutError extends Error {
-  /** Names this error class in stack traces and messages. */
-  override name = "WaitTimeoutError";
-}
-
-interface Policy extends KubernetesObject {
-  status?: { conditions?: Condition[] };
-}
-
-interface List<T> {
-  metadata?: { resourceVersion?: string };
-  items: T[];
-}
+import { waitProgrammed, WaitTimeoutError } from "../probe/index.ts";
+import { UsageError } from "./usage-error.ts";
 
 /** `palisade wait` help text. */
 export const WAIT_HELP = `  palisade wait --for=programmed [--timeout 60s] [--kubeconfig PATH]
@@ -36,150 +18,6 @@ export const WAIT_HELP = `  palisade wait --for=programmed [--timeout 60s] [--ku
       (deletions too) made before the wait began.
       Exits 1 naming what lags when the timeout passes.`;
 
-/** A duration like `60s`, `2m`, `500ms` or a bare number of seconds, in milliseconds. */
-export function parseDuration(text: string): number {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text);
-  if (!match) throw new UsageError(`Cannot wait: --timeout "${text}" is not a duration (e.g. 60s, 2m, 500ms)`);
-  const unit = match[2] ?? "s";
-  return Number(match[1]) * (unit === "ms" ? 1 : unit === "s" ? 1000 : 60_000);
-}
-
-function atLeast(reported: string, wanted: string): boolean {
-  try {
-    return BigInt(reported) >= BigInt(wanted);
-  } catch {
-    return reported === wanted;
-  }
-}
-
-function key(kind: string, object: KubernetesObject): string {
-  return `${kind} "${object.metadata?.namespace}/${object.metadata?.name}"`;
-}
-
-/**
- * Where pods or namespaces stood when the wait began: the newest object's
- * resourceVersion, the list's (the store's revision then) and the count.
- */
-export interface StartPoint {
-  newest: string;
-  list: string;
-  count: number;
-}
-
-/** Where pods and namespaces stood when the wait began. */
-export interface WaitStart {
-  pods: StartPoint;
-  namespaces: StartPoint;
-}
-
-/**
- * Whether a node caught up with every change before `start`, from what it
- * reports: the resourceVersion up to which it applied changes and how many
- * objects it knew then. Past the list's resourceVersion, surely. Past the
- * newest object's, every change it may still miss is a deletion (any other
- * change would have made a newer object), so it caught up when it knows as
- * many objects as the list had.
- */
-function caughtUp(resourceVersion: string, count: number | undefined, start: StartPoint): boolean {
-  return atLeast(resourceVersion, start.list) || (atLeast(resourceVersion, start.newest) && count === start.count);
-}
-
-/**
- * What keeps the cluster from being programmed, one line each; empty when
- * nothing does. `start` is where pods and namespaces stood when the wait began.
- */
-export async function laggards(client: KubeClient, start: WaitStart): Promise<string[]> {
-  const [ebpf, netpols, nodes] = await Promise.all([
-    client.request<List<Policy>>("GET", resourcePath(Resources.ebpfNetworkPolicies)),
-    client.request<List<KubernetesObject>>("GET", resourcePath(Resources.networkPolicies)),
-    client.request<List<KubernetesObject>>("GET", resourcePath(Resources.nodes)),
-  ]);
-  const lag: string[] = [];
-  for (const policy of ebpf.items) {
-    const generation = policy.metadata?.generation ?? 0;
-    const programmed = policy.status?.conditions?.find((c) => c.type === "Programmed");
-    if (programmed?.status !== "True" || programmed.observedGeneration !== generation) {
-      const state = programmed === undefined ? "has no Programmed condition" : `is Programmed=${programmed.status} at generation ${programmed.observedGeneration ?? "?"}: ${programmed.message}`;
-      lag.push(`${key("EBPFNetworkPolicy", policy)} generation ${generation} ${state}`);
-    }
-  }
-  const wanted = [
-    ...ebpf.items.map((p) => ({ kind: "EBPFNetworkPolicy" as const, object: p })),
-    ...netpols.items.map((p) => ({ kind: "NetworkPolicy" as const, object: p })),
-  ];
-  const reports = await Promise.all(nodes.items.map(async (node) => ({ node: node.metadata?.name ?? "", report: await readNodeReport(client, node.metadata?.name ?? "") })));
-  for (const { node, report } of reports) lag.push(...nodeLag(node, report, wanted, start));
-  return lag;
-}
-
-/** What keeps `node` from enforcing `wanted` and every pod and namespace change before `start`, one line each. */
-export function nodeLag(node: string, report: NodeReport | undefined, wanted: { kind: "EBPFNetworkPolicy" | "NetworkPolicy"; object: KubernetesObject }[], start: WaitStart): string[] {
-  if (report === undefined) return [`node "${node}" has no agent report yet`];
-  const lag: string[] = [];
-  const current = new Set<string>();
-  for (const { kind, object } of wanted) {
-    const generation = object.metadata?.generation ?? 0;
-    const uid = object.metadata?.uid ?? "";
-    current.add(`${kind}/${uid}`);
-    // Matched by uid too: a policy deleted and created again under its name restarts at generation 1.
-    const applied = report.policies.find((p) => p.kind === kind && p.uid === uid);
-    if (applied?.generation !== generation) {
-      lag.push(`node "${node}" enforces ${key(kind, object)} at ${applied === undefined ? "no generation" : `generation ${applied.generation}`}, not ${generation}`);
-    }
-  }
-  for (const stale of report.policies) {
-    if (!current.has(`${stale.kind}/${stale.uid}`)) lag.push(`node "${node}" still enforces deleted ${stale.kind} "${stale.namespace}/${stale.name}"`);
-  }
-  if (!caughtUp(report.podResourceVersion, report.pods, start.pods)) {
-    lag.push(`node "${node}" has applied pods up to resourceVersion ${report.podResourceVersion} (${report.pods} pods), not ${start.pods.newest} (${start.pods.count} pods)`);
-  }
-  if (!caughtUp(report.namespaceResourceVersion, report.namespaces, start.namespaces)) {
-    lag.push(`node "${node}" has applied namespaces up to resourceVersion ${report.namespaceResourceVersion} (${report.namespaces} namespaces), not ${start.namespaces.newest} (${start.namespaces.count} namespaces)`);
-  }
-  return lag;
-}
-
-/**
- * Where `list` stands. The newest object's resourceVersion, not only the
- * list's: the list's is the store's latest revision, which an agent whose
- * watch saw no later change (and no bookmark yet) never reports, so an idle
- * cluster would never count as caught up.
- */
-function startPoint(list: List<KubernetesObject>): StartPoint {
-  let newest = 0n;
-  for (const item of list.items) {
-    const rv = item.metadata?.resourceVersion;
-    if (rv !== undefined && /^\d+$/.test(rv) && BigInt(rv) > newest) newest = BigInt(rv);
-  }
-  return { newest: String(newest), list: list.metadata?.resourceVersion ?? String(newest), count: list.items.length };
-}
-
-/**
- * Waits until {@linkcode laggards} finds nothing; throws
- * {@linkcode WaitTimeoutError} naming what lags after `timeoutMs`.
- *
- * @example
- * ```ts
- * await waitProgrammed(KubeClient.fromDefault(), 60_000);
- * ```
- */
-export async function waitProgrammed(client: KubeClient, timeoutMs: number): Promise<void> {
-  const [pods, namespaces] = await Promise.all([
-    client.request<List<KubernetesObject>>("GET", resourcePath(Resources.pods)),
-    client.request<List<KubernetesObject>>("GET", resourcePath(Resources.namespaces)),
-  ]);
-  const start: WaitStart = { pods: startPoint(pods), namespaces: startPoint(namespaces) };
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const lag = await laggards(client, start);
-    if (lag.length === 0) return;
-    if (Date.now() >= deadline) {
-      throw new WaitTimeoutError(`Cannot confirm the cluster is programmed within ${timeoutMs / 1000} s:\n  ${lag.join("\n  ")}`);
-    }
-    await sleep(Math.min(250, Math.max(0, deadline - Date.now())));
-  }
-}
-
 /** Runs `palisade wait`; returns the exit status. */
 export async function runWait(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -188,6 +26,7 @@ export async function runWait(argv: string[]): Promise<number> {
   });
   if (values.for !== "programmed") throw new UsageError(`Cannot wait: --for "${values.for ?? ""}" is not "programmed"`);
   const timeoutMs = parseDuration(values.timeout);
+  if (timeoutMs === undefined) throw new UsageError(`Cannot wait: ${notADuration("--timeout", values.timeout)}`);
   const client = values.kubeconfig === undefined ? KubeClient.fromDefault() : KubeClient.fromFile(values.kubeconfig);
   try {
     await waitProgrammed(client, timeoutMs);

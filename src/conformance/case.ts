@@ -6,10 +6,11 @@
  * @module
  */
 import type { NetworkPolicy } from "../policy/index.ts";
+import type { ProbeProtocol } from "../probe/index.ts";
 import type { Expectation } from "./reachability.ts";
 
-/** Protocols a conformance probe uses. */
-export type ProbeProtocol = "TCP" | "UDP" | "SCTP";
+// A case probes with what the probers send.
+export type { ProbeProtocol };
 
 /** One probe of the whole matrix: every ordered pair of model pods on one port and protocol. */
 export interface MatrixProbe {

@@ -9,11 +9,12 @@
 import type { V1Namespace, V1Pod } from "@kubernetes/client-node";
 import type { AnyPolicy, Pod } from "../policy/index.ts";
 import { sleep } from "../k8s/backoff.ts";
+import { parseObjectKey } from "../k8s/cache.ts";
 import type { KubeClient } from "../k8s/client.ts";
 import { isAlreadyExists, isNotFound } from "../k8s/errors.ts";
 import { PatchType } from "../k8s/client.ts";
 import { resourcePath, Resources } from "../k8s/resource.ts";
-import { podAddress, podNetns } from "../cli/probe.ts";
+import { podAddress, podNetns } from "../probe/index.ts";
 import { MODEL_NAMESPACES, MODEL_PODS, modelNamespace, modelPod, namespaceLabels, nodeForPod, podLabels, type Family } from "./model.ts";
 
 /** The model could not be set up or changed on the cluster. */
@@ -36,11 +37,6 @@ async function until<T>(what: string, timeoutMs: number, check: () => Promise<T 
     if (Date.now() > deadline) throw new ClusterModelError(`Cannot set up the conformance model: ${what} within ${timeoutMs / 1000} s`);
     await sleep(200);
   }
-}
-
-function splitRef(ref: string): { namespace: string; name: string } {
-  const [namespace = "", name = ""] = ref.split("/");
-  return { namespace, name };
 }
 
 /** The pod with an image for its container, which the API requires; the dev node runtime runs its own echo server whatever it names. */
@@ -82,7 +78,8 @@ export class ClusterModel {
   /**
    * Creates (or reuses) the model on the cluster with its pods spread over
    * the first `nodeCount` nodes, and waits until every pod runs with an
-   * address of each of `families`.
+   * address of each of `families` and its runtime recorded its network
+   * namespace, where its prober will run.
    */
   static async create(client: KubeClient, nodeCount: number, families: readonly Family[], progress: (line: string) => void): Promise<ClusterModel> {
     const nodeList = await client.request<List<{ metadata?: { name?: string } }>>("GET", resourcePath(Resources.nodes));
@@ -106,7 +103,7 @@ export class ClusterModel {
     }
     for (const [index, ref] of MODEL_PODS.entries()) {
       const node = nodeForPod(index, nodes);
-      const at = { ...splitRef(ref) };
+      const at = parseObjectKey(ref);
       let existing: V1Pod | undefined;
       try {
         existing = await client.request<V1Pod>("GET", resourcePath(Resources.pods, at));
@@ -166,7 +163,7 @@ export class ClusterModel {
 
   /** Adds (or overwrites) labels of model pod `ns/name`. */
   async labelPod(ref: string, labels: Record<string, string>): Promise<void> {
-    await this.#client.request("PATCH", resourcePath(Resources.pods, splitRef(ref)), { body: { metadata: { labels } }, contentType: PatchType.merge });
+    await this.#client.request("PATCH", resourcePath(Resources.pods, parseObjectKey(ref)), { body: { metadata: { labels } }, contentType: PatchType.merge });
   }
 
   /** Back to the start of a case: no policy in x, y, z and every label as the model has it. */
@@ -179,7 +176,7 @@ export class ClusterModel {
         if (patch !== undefined) await this.#client.request("PATCH", resourcePath(Resources.namespaces, { name: namespace }), { body: { metadata: { labels: patch } }, contentType: PatchType.merge });
       }),
       ...MODEL_PODS.map(async (ref) => {
-        const at = splitRef(ref);
+        const at = parseObjectKey(ref);
         const current = await this.#client.request<V1Pod>("GET", resourcePath(Resources.pods, at));
         const patch = labelsPatch(current.metadata?.labels ?? {}, podLabels(at.name));
         if (patch !== undefined) await this.#client.request("PATCH", resourcePath(Resources.pods, at), { body: { metadata: { labels: patch } }, contentType: PatchType.merge });

@@ -8,6 +8,7 @@
  */
 import type { ContainerPort, Namespace, Pod, PolicyProtocol } from "../policy/index.ts";
 import type { NamedPort, PodInfo, World } from "../policy/index.ts";
+import { parseObjectKey } from "../k8s/cache.ts";
 
 /** The model's namespaces. */
 export const MODEL_NAMESPACES = ["x", "y", "z"] as const;
@@ -52,7 +53,7 @@ export function modelNamespace(namespace: string): Namespace {
 
 /** The Pod object of model pod `ns/name`, pinned to `nodeName`. */
 export function modelPod(ref: string, nodeName: string): Pod {
-  const [namespace = "", name = ""] = ref.split("/");
+  const { namespace, name } = parseObjectKey(ref);
   return {
     apiVersion: "v1",
     kind: "Pod",
@@ -78,7 +79,7 @@ export interface ModelState {
 export function initialState(addresses: ReadonlyMap<string, string[]>): ModelState {
   return {
     namespaces: new Map(MODEL_NAMESPACES.map((ns) => [ns, namespaceLabels(ns)])),
-    pods: new Map(MODEL_PODS.map((ref) => [ref, { labels: podLabels(ref.split("/")[1] ?? ""), ips: addresses.get(ref) ?? [] }])),
+    pods: new Map(MODEL_PODS.map((ref) => [ref, { labels: podLabels(parseObjectKey(ref).name), ips: addresses.get(ref) ?? [] }])),
   };
 }
 
@@ -87,7 +88,7 @@ export function modelWorld(state: ModelState, policies: World["policies"]): Worl
   const namedPorts: NamedPort[] = modelContainerPorts().map((p) => ({ name: p.name ?? "", port: p.containerPort, protocol: p.protocol ?? "TCP" }));
   const pods = new Map<string, PodInfo>();
   for (const [ref, pod] of state.pods) {
-    const [namespace = "", name = ""] = ref.split("/");
+    const { namespace, name } = parseObjectKey(ref);
     pods.set(ref, { namespace, name, labels: pod.labels, ips: pod.ips, namedPorts });
   }
   const namespaces = new Map([...state.namespaces].map(([name, labels]) => [name, { name, labels }]));

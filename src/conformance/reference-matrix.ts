@@ -8,7 +8,7 @@
 import { evaluate, type World } from "../policy/index.ts";
 import type { ProbeProtocol } from "./case.ts";
 import type { Family } from "./model.ts";
-import { pairKey, type Verdicts } from "./reachability.ts";
+import { pairKey, type Verdicts } from "./truth-table.ts";
 
 /**
  * Verdicts for every ordered pair of distinct `pods` (`ns/name`, keys of

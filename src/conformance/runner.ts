@@ -8,15 +8,15 @@
  *
  * @module
  */
-import { waitProgrammed } from "../cli/wait.ts";
-import type { ProberPool } from "../cli/prober-pool.ts";
 import type { KubeClient } from "../k8s/client.ts";
+import { waitProgrammed, type ProberPool } from "../probe/index.ts";
 import type { ConformanceCase, MatrixProbe, ProbeProtocol } from "./case.ts";
 import { CaseState } from "./case-state.ts";
 import type { ClusterModel } from "./cluster-model.ts";
 import { MODEL_PODS, type Family } from "./model.ts";
 import { referenceVerdicts } from "./reference-matrix.ts";
-import { expectedVerdicts, pairKey, type Verdicts } from "./reachability.ts";
+import { expectedVerdicts } from "./reachability.ts";
+import { pairKey, type Verdicts } from "./truth-table.ts";
 import type { ApiMode } from "./to-ebpfnp.ts";
 
 /** How a run probes and which API it writes. */

@@ -4,7 +4,8 @@ import { validatePolicy } from "../policy/index.ts";
 import { CaseState } from "./case-state.ts";
 import { MODEL_PODS, sampleAddresses, type Family } from "./model.ts";
 import { referenceVerdicts } from "./reference-matrix.ts";
-import { expectedVerdicts, printGrid } from "./reachability.ts";
+import { expectedVerdicts } from "./reachability.ts";
+import { printGrid } from "./truth-table.ts";
 import { caseName, UPSTREAM_CASES } from "./upstream-cases.ts";
 import type { ApiMode } from "./to-ebpfnp.ts";
 

@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, existsSync, statSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { runningPid, startDetached, stopDetached } from "./detached-process.ts";
 
+// Starting one in a network namespace needs root: test/kernel/detached-process.test.ts.
 const root = mkdtempSync(join(tmpdir(), "pl-detached-"));
 const started: number[] = [];
 after(() => {
@@ -52,22 +52,6 @@ describe("detached processes", () => {
     assert.match(readFileSync(logFile, "utf8"), /ready/);
     assert.equal(await stopDetached("stubborn", pidFile, sh, 300), true);
     assert.equal(runningPid(pidFile, sh), undefined);
-  });
-
-  test("a process started in a network namespace runs there under its own pid", async () => {
-    const netns = `pl-dp-${process.pid}`;
-    execFileSync("ip", ["netns", "add", netns]);
-    try {
-      const pidFile = join(root, "netns.pid");
-      const pid = startDetached({ name: "sleep", command: sleep, args: ["60"], logFile: join(root, "netns.log"), pidFile, netns });
-      started.push(pid);
-      assert.equal(runningPid(pidFile, sleep), pid, "the pid file names the command itself, not the launcher");
-      assert.equal(statSync(`/proc/${pid}/ns/net`).ino, statSync(`/var/run/netns/${netns}`).ino);
-      assert.equal(statSync(`/proc/${pid}/ns/mnt`).ino, statSync("/proc/self/ns/mnt").ino, "the mounts (bpffs) are the host's");
-      assert.equal(await stopDetached("sleep", pidFile, sleep), true);
-    } finally {
-      execFileSync("ip", ["netns", "del", netns]);
-    }
   });
 
   test("stopping what is not running reports false", async () => {

@@ -1,7 +1,7 @@
 import type { V1Pod } from "@kubernetes/client-node";
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { Cache, NAMESPACE_INDEX, NODE_NAME_INDEX, objectKey, podNodeNameIndex } from "./cache.ts";
+import { Cache, NAMESPACE_INDEX, NODE_NAME_INDEX, objectKey, parseObjectKey, podNodeNameIndex } from "./cache.ts";
 
 function pod(namespace: string, name: string, nodeName: string | undefined, resourceVersion = "1", labels: Record<string, string> = {}): V1Pod {
   return { metadata: { namespace, name, resourceVersion, labels }, spec: { containers: [], ...(nodeName ? { nodeName } : {}) } };
@@ -11,6 +11,12 @@ describe("Cache", () => {
   it("keys objects by namespace/name, or name when cluster-scoped", () => {
     assert.equal(objectKey(pod("x", "a", undefined)), "x/a");
     assert.equal(objectKey({ metadata: { name: "node-1" } }), "node-1");
+  });
+
+  it("reads a key back into the namespace and name it was made of", () => {
+    assert.deepEqual(parseObjectKey(objectKey(pod("x", "a", undefined))), { namespace: "x", name: "a" });
+    assert.deepEqual(parseObjectKey(objectKey({ metadata: { name: "node-1" } })), { namespace: "", name: "node-1" });
+    assert.deepEqual(parseObjectKey("x/a/b"), { namespace: "x", name: "a/b" });
   });
 
   it("indexes by namespace and by node name, and moves entries on update", () => {

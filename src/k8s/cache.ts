@@ -20,11 +20,38 @@ export const NODE_NAME_INDEX = "nodeName";
 /** Files a pod under `spec.nodeName`; unscheduled pods are filed nowhere. */
 export const podNodeNameIndex: IndexFunction<V1Pod> = (pod) => (pod.spec?.nodeName ? [pod.spec.nodeName] : []);
 
-/** The cache key of an object: `namespace/name`, or `name` for cluster-scoped objects. */
+/**
+ * The cache key of an object: `namespace/name`, or `name` for cluster-scoped
+ * objects. {@linkcode parseObjectKey} reads it back.
+ *
+ * @example
+ * ```ts
+ * objectKey({ metadata: { namespace: "x", name: "a" } }); // "x/a"
+ * objectKey({ metadata: { name: "node-1" } });            // "node-1"
+ * ```
+ */
 export function objectKey(obj: KubernetesObject): string {
   const ns = obj.metadata?.namespace;
   const name = obj.metadata?.name ?? "";
   return ns ? `${ns}/${name}` : name;
+}
+
+/**
+ * The namespace and name of a key made by {@linkcode objectKey}: the
+ * namespace is `""` for a cluster-scoped object's key (one without `/`).
+ * Names hold no `/`, so the first one ends the namespace; a key with a
+ * second `/` yields a name containing it, which callers checking user input
+ * refuse.
+ *
+ * @example
+ * ```ts
+ * parseObjectKey("x/a");    // { namespace: "x", name: "a" }
+ * parseObjectKey("node-1"); // { namespace: "", name: "node-1" }
+ * ```
+ */
+export function parseObjectKey(key: string): { namespace: string; name: string } {
+  const slash = key.indexOf("/");
+  return slash < 0 ? { namespace: "", name: key } : { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
 }
 
 /** What {@linkcode Cache.replace} changed, as the informer reports it to handlers. */

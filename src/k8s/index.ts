@@ -2,7 +2,8 @@
  * The Kubernetes runtime shared by the operator and the agent: a client
  * over `@kubernetes/client-node`'s transport, informers with indexed
  * caches, a rate-limited deduplicating work queue, Lease leader election,
- * status patches with conditions, and an Event recorder.
+ * status patches with conditions, an Event recorder, and the agents'
+ * per-node enforcement reports.
  *
  * @module
  */
@@ -15,6 +16,7 @@ export * from "./events.ts";
 export * from "./informer.ts";
 export * from "./leader-election.ts";
 export * from "./logger.ts";
+export * from "./node-report.ts";
 export * from "./probe-server.ts";
 export * from "./prometheus.ts";
 export * from "./resource.ts";

@@ -17,6 +17,6 @@ test("refuses an unknown flag", async () => {
 test("refuses an identity grace period that is not a duration, quoting it", async () => {
   await assert.rejects(runOperatorCommand(["--identity-grace-period=soon"]), {
     name: "OperatorUsageError",
-    message: 'Cannot run the operator: --identity-grace-period "soon" is not a duration (e.g. 30s, 2m, 500ms)',
+    message: 'Cannot run the operator: --identity-grace-period "soon" is not a duration (e.g. 60s, 2m, 500ms)',
   });
 });

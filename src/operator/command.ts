@@ -4,6 +4,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { notADuration, parseDuration } from "../duration.ts";
 import { DEFAULT_IDENTITY_GRACE_MS } from "./identities.ts";
 import { DEFAULT_OPERATOR_METRICS_PORT, runOperator } from "./operator.ts";
 
@@ -45,11 +46,8 @@ export async function runOperatorCommand(argv: string[]): Promise<number> {
   if (!/^\d+$/.test(values["metrics-port"]) || port > 65535) {
     throw new OperatorUsageError(`Cannot run the operator: --metrics-port "${values["metrics-port"]}" is not a port number (0-65535)`);
   }
-  const grace = /^(\d+)(ms|s|m)$/.exec(values["identity-grace-period"]);
-  if (grace === null) {
-    throw new OperatorUsageError(`Cannot run the operator: --identity-grace-period "${values["identity-grace-period"]}" is not a duration (e.g. 30s, 2m, 500ms)`);
-  }
-  const graceMs = Number(grace[1]) * (grace[2] === "ms" ? 1 : grace[2] === "s" ? 1000 : 60_000);
+  const graceMs = parseDuration(values["identity-grace-period"]);
+  if (graceMs === undefined) throw new OperatorUsageError(`Cannot run the operator: ${notADuration("--identity-grace-period", values["identity-grace-period"])}`);
   const operator = await runOperator({
     ...(values.kubeconfig !== undefined && { kubeconfig: values.kubeconfig }),
     namespace: values["leader-election-namespace"],

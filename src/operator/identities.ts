@@ -10,9 +10,9 @@
  */
 import { HostIpsByPod } from "../policy/host-ips.ts";
 import type { KubernetesObject, V1Pod } from "@kubernetes/client-node";
-import { namespaceFromObject, podFromObject, policyFromObject } from "../agent/convert.ts";
+import { namespaceFromObject, podFromObject, policyFromObject } from "../api-objects/index.ts";
 import type { KubeClient } from "../k8s/client.ts";
-import { objectKey } from "../k8s/cache.ts";
+import { objectKey, parseObjectKey } from "../k8s/cache.ts";
 import { isAlreadyExists, isNotFound } from "../k8s/errors.ts";
 import type { Informer } from "../k8s/informer.ts";
 import type { Logger } from "../k8s/logger.ts";
@@ -166,7 +166,7 @@ export class IdentityController {
 
   #syncInput(kind: InputKind, key: string): void {
     const obj = this.#inputs[kind].cache.get(key);
-    const [first = "", second = ""] = key.split("/");
+    const { namespace, name } = parseObjectKey(key);
     switch (kind) {
       case "Namespace": {
         const converted = obj === undefined ? undefined : namespaceFromObject(obj);
@@ -181,7 +181,7 @@ export class IdentityController {
           this.#compiler.upsertPod(converted.value.pod);
         } else {
           this.#setHostIps(key, []);
-          this.#compiler.deletePod(first, second);
+          this.#compiler.deletePod(namespace, name);
         }
         return;
       }
@@ -189,7 +189,7 @@ export class IdentityController {
         const converted = obj === undefined ? undefined : policyFromObject(obj);
         // As in the agent, an invalid edit leaves the last valid generation in force (and its identities in use).
         if (converted?.ok) this.#compiler.upsertPolicy(converted.value);
-        else if (obj === undefined) this.#compiler.deletePolicy(kind, first, second);
+        else if (obj === undefined) this.#compiler.deletePolicy(kind, namespace, name);
       }
     }
   }

@@ -9,6 +9,5 @@ export * from "./command.ts";
 export * from "./identities.ts";
 export * from "./identity-allocator.ts";
 export * from "./metrics.ts";
-export * from "./node-report.ts";
 export * from "./operator.ts";
 export * from "./policy-status.ts";

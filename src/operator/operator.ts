@@ -22,19 +22,19 @@ import {
   isNotFound,
   jsonLogger,
   objectKey,
+  parseNodeReport,
   patchStatus,
+  reportedNodeName,
   setConditions,
 } from "../k8s/index.ts";
-import type { Condition, ConditionInput, InformerHandlers, Logger } from "../k8s/index.ts";
-import { identityInformer } from "../agent/cluster-identities.ts";
+import type { Condition, ConditionInput, InformerHandlers, Logger, NodeReport } from "../k8s/index.ts";
+import { identityInformer } from "../api-objects/index.ts";
 import type { EBPFNetworkPolicy, EBPFNetworkPolicyStatus, NetworkPolicy, PalisadeIdentity } from "../policy/api-types.ts";
 import { validatePolicy } from "../policy/validate.ts";
 import { serveProbes } from "../k8s/probe-server.ts";
 import type { ProbeServer } from "../k8s/probe-server.ts";
 import { DEFAULT_IDENTITY_GRACE_MS, IdentityController } from "./identities.ts";
 import { OperatorMetrics } from "./metrics.ts";
-import { parseNodeReport, reportedNodeName } from "./node-report.ts";
-import type { NodeReport } from "./node-report.ts";
 import { ConditionReason, ConditionType, computePolicyStatus, describeIssues } from "./policy-status.ts";
 
 /** Port of `/healthz`, `/readyz` and `/metrics` unless told otherwise (deploy/20-operator.yaml's `http-metrics`). */

@@ -2,7 +2,7 @@ import type { V1Pod } from "@kubernetes/client-node";
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { EBPFNetworkPolicy } from "../policy/api-types.ts";
-import type { NodeReport } from "./node-report.ts";
+import type { NodeReport } from "../k8s/node-report.ts";
 import { computePolicyStatus, describeIssues } from "./policy-status.ts";
 
 function policy(generation: number, app = "web"): EBPFNetworkPolicy {
@@ -19,7 +19,8 @@ function pod(name: string, labels: Record<string, string>, phase: string): V1Pod
 }
 
 function report(node: string, generation: number | undefined, uid = "u1"): NodeReport {
-  return { node, policies: generation === undefined ? [] : [{ kind: "EBPFNetworkPolicy", namespace: "x", name: "p", uid, generation }] };
+  const policies: NodeReport["policies"] = generation === undefined ? [] : [{ kind: "EBPFNetworkPolicy", namespace: "x", name: "p", uid, generation }];
+  return { node, appliedAt: "t", policies, endpoints: 1, podResourceVersion: "1", namespaceResourceVersion: "1", pods: 3, namespaces: 1 };
 }
 
 describe("computePolicyStatus", () => {

@@ -12,7 +12,7 @@ import type { EBPFNetworkPolicy } from "../policy/api-types.ts";
 import { matchesSelector } from "../policy/selector.ts";
 import { validatePolicy } from "../policy/validate.ts";
 import type { ValidationIssue } from "../policy/validate.ts";
-import type { NodeReport } from "./node-report.ts";
+import type { NodeReport } from "../k8s/node-report.ts";
 
 /** Condition types the operator sets. */
 export const ConditionType = {

@@ -11,19 +11,19 @@ import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
 import { Agent } from "../../src/agent/agent.ts";
 import { jsonLogger, LOG_LEVELS } from "../../src/k8s/logger.ts";
-import { readNodeReport, REPORT_NAMESPACE } from "../../src/agent/report.ts";
-import type { NodeReport } from "../../src/agent/report.ts";
+import { readNodeReport, REPORT_NAMESPACE } from "../../src/k8s/node-report.ts";
+import type { NodeReport } from "../../src/k8s/node-report.ts";
 import type { KubeClient } from "../../src/k8s/client.ts";
 import { PatchType } from "../../src/k8s/client.ts";
 import { isAlreadyExists } from "../../src/k8s/errors.ts";
 import { resourcePath, Resources } from "../../src/k8s/resource.ts";
+import { PROBER_PATH } from "../../src/probe/index.ts";
 import { eventually } from "../lib/eventually.ts";
 import { startTestControlPlane } from "../lib/control-plane.ts";
 import type { TestControlPlane } from "../lib/control-plane.ts";
 import { NetnsNode, uniquePinRoot } from "../lib/kernel.ts";
 import type { NetnsPod } from "../lib/kernel.ts";
 
-const probeJs = fileURLToPath(new URL("../lib/probe.js", import.meta.url));
 const podServerJs = fileURLToPath(new URL("../../src/devcluster/node-runtime/pod-server.js", import.meta.url));
 const PREFIX = `pl-ag-${randomBytes(3).toString("hex")}`;
 const NODE = `${PREFIX}-node`;
@@ -54,7 +54,7 @@ function reachable(from: string, to: string, port = 80): boolean {
   const src = pods.get(from);
   const dst = pods.get(to);
   assert.ok(src && dst && node);
-  return node.execIn(src, process.execPath, [probeJs, "tcp", dst.ipv4, String(port), String(DENY_TIMEOUT_MS)]).status === 0;
+  return node.execIn(src, process.execPath, [PROBER_PATH, "tcp", dst.ipv4, String(port), String(DENY_TIMEOUT_MS)]).status === 0;
 }
 
 /** Waits until the agent's report satisfies `check`. */

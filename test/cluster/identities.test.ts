@@ -14,8 +14,8 @@ import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
 import { Agent } from "../../src/agent/agent.ts";
-import { readNodeReport, REPORT_NAMESPACE } from "../../src/agent/report.ts";
-import type { NodeReport } from "../../src/agent/report.ts";
+import { readNodeReport, REPORT_NAMESPACE } from "../../src/k8s/node-report.ts";
+import type { NodeReport } from "../../src/k8s/node-report.ts";
 import type { KubeClient } from "../../src/k8s/client.ts";
 import { PatchType } from "../../src/k8s/client.ts";
 import { isAlreadyExists } from "../../src/k8s/errors.ts";
@@ -25,13 +25,13 @@ import { runOperator } from "../../src/operator/operator.ts";
 import type { RunningOperator } from "../../src/operator/operator.ts";
 import type { PalisadeIdentity } from "../../src/policy/api-types.ts";
 import { FIRST_ALLOCATED_IDENTITY } from "../../src/policy/desired-state.ts";
+import { PROBER_PATH } from "../../src/probe/index.ts";
 import { startTestControlPlane } from "../lib/control-plane.ts";
 import type { TestControlPlane } from "../lib/control-plane.ts";
 import { eventually } from "../lib/eventually.ts";
 import { NetnsNode, uniquePinRoot } from "../lib/kernel.ts";
 import type { NetnsPod } from "../lib/kernel.ts";
 
-const probeJs = fileURLToPath(new URL("../lib/probe.js", import.meta.url));
 const podServerJs = fileURLToPath(new URL("../../src/devcluster/node-runtime/pod-server.js", import.meta.url));
 const PREFIX = `pl-id-${randomBytes(3).toString("hex")}`;
 const NODES = [`${PREFIX}-n1`, `${PREFIX}-n2`] as const;
@@ -135,7 +135,7 @@ async function startServer(name: string): Promise<void> {
 function reachable(from: string, to: string): boolean {
   const src = pods.get(from) as NetnsPod;
   const dst = pods.get(to) as NetnsPod;
-  return (node as NetnsNode).execIn(src, process.execPath, [probeJs, "tcp", dst.ipv4, "80", String(DENY_TIMEOUT_MS)]).status === 0;
+  return (node as NetnsNode).execIn(src, process.execPath, [PROBER_PATH, "tcp", dst.ipv4, "80", String(DENY_TIMEOUT_MS)]).status === 0;
 }
 
 function reported(nodeName: string, what: string, check: (report: NodeReport) => boolean): Promise<NodeReport> {

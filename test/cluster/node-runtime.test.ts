@@ -18,16 +18,16 @@ import assert from "node:assert/strict";
 import { execFile, execFileSync, spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
 import { CONTROL_PLANE_STEPS, devNetwork, devNodeSpec, devUp, freePorts, readClusterState, startNodeRuntime, stopNodeRuntime, type DevNetwork, type DevNodeSpec } from "../../src/devcluster/index.ts";
-import { SANDBOX_NETNS_ANNOTATION, listSandboxes, nodeNetwork, sctpRawBinary } from "../../src/devcluster/node-runtime/index.ts";
+import { listSandboxes, nodeNetwork, sctpRawBinary } from "../../src/devcluster/node-runtime/index.ts";
 import { KubeClient, resourcePath, Resources } from "../../src/k8s/index.ts";
 import { eventually } from "../lib/eventually.ts";
 import { uniquePinRoot } from "../lib/kernel.ts";
 import { Datapath, pinnedLinksLive } from "../../src/datapath/datapath.ts";
 import { installCni } from "../../src/cni/install.ts";
 import { testFolder } from "../lib/test-folder.ts";
+import { PROBER_PATH, SANDBOX_NETNS_ANNOTATION } from "../../src/probe/index.ts";
 
 const folder = testFolder("nrt");
 const { layout } = folder;
@@ -39,12 +39,11 @@ const stateDir = join(layout.dir, "node-runtime", NODE);
 const runtimeLog = join(layout.logs, `node-runtime-${NODE}.log`);
 let client: KubeClient;
 let runtimePid: number | undefined;
-const probeScript = fileURLToPath(new URL("../lib/probe.js", import.meta.url));
 
-/** Whether `ip`:`port` answers over `protocol` (an echo; for SCTP an INIT ACK), from the host (netns undefined) or from inside `netns`. */
+/** Whether `ip`:`port` answers over `protocol` (the TCP handshake, a UDP echo, an SCTP INIT ACK), from the host (netns undefined) or from inside `netns`. */
 function probe(netns: string | undefined, ip: string, port: number, protocol: "TCP" | "UDP" | "SCTP"): Promise<boolean> {
   const target = [ip, String(port), "2000"];
-  const command = protocol === "SCTP" ? [sctpRawBinary(), "probe", ...target] : [process.execPath, probeScript, protocol.toLowerCase(), ...target];
+  const command = protocol === "SCTP" ? [sctpRawBinary(), "probe", ...target] : [process.execPath, PROBER_PATH, protocol, ...target];
   const [file, ...args] = netns === undefined ? command : ["ip", "netns", "exec", netns, ...command];
   return new Promise((resolve) => execFile(file as string, args, (error) => resolve(error === null)));
 }

@@ -14,7 +14,7 @@ import { after, before, describe, test } from "node:test";
 import { CONTROL_PLANE_STEPS, devUp, freePorts } from "../../src/devcluster/index.ts";
 import { KubeClient, PatchType, Resources, findCondition, isAlreadyExists, isNotFound, resourcePath } from "../../src/k8s/index.ts";
 import type { Condition, LogFields, Logger } from "../../src/k8s/index.ts";
-import { REPORT_KEY, reportConfigMapName } from "../../src/agent/report.ts";
+import { REPORT_KEY, reportConfigMapName } from "../../src/k8s/node-report.ts";
 import { runOperator } from "../../src/operator/index.ts";
 import type { RunningOperator } from "../../src/operator/index.ts";
 import type { EBPFNetworkPolicyStatus } from "../../src/policy/api-types.ts";
@@ -110,6 +110,8 @@ async function writeReports(policies: { name: string; generation: number }[]): P
       endpoints: 0,
       podResourceVersion: "0",
       namespaceResourceVersion: "0",
+      pods: 0,
+      namespaces: 0,
     };
     const body = { apiVersion: "v1", kind: "ConfigMap", metadata: { name, namespace: SYSTEM }, data: { [REPORT_KEY]: JSON.stringify(report) } };
     try {

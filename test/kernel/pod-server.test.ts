@@ -13,10 +13,11 @@ import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
 import type { ChildProcess } from "node:child_process";
 import { sctpRawBinary } from "../../src/devcluster/node-runtime/index.ts";
+import { PROBER_PATH } from "../../src/probe/index.ts";
+import { HOLD_CONNECTION_PATH, waitForLine } from "../lib/hold-connection.ts";
 import { NetnsNode, type NetnsPod } from "../lib/kernel.ts";
 
 const podServerJs = fileURLToPath(new URL("../../src/devcluster/node-runtime/pod-server.js", import.meta.url));
-const probeJs = fileURLToPath(new URL("../lib/probe.js", import.meta.url));
 const SERVER_PORTS = ["80/TCP", "81/UDP", "80/SCTP", "82/SCTP"];
 
 let cluster: NetnsNode;
@@ -50,7 +51,7 @@ function alive(pid: number): boolean {
 }
 
 function probe(from: NetnsPod, protocol: "tcp" | "udp" | "sctp", ip: string, port: number): string {
-  const command = protocol === "sctp" ? [sctpRawBinary(), "probe"] : [process.execPath, probeJs, protocol];
+  const command = protocol === "sctp" ? [sctpRawBinary(), "probe"] : [process.execPath, PROBER_PATH, protocol];
   const [file, ...args] = command;
   return cluster.execIn(from, file as string, [...args, ip, String(port), "1000"]).stdout.trim();
 }
@@ -73,6 +74,12 @@ describe("pod server", () => {
         assert.equal(probe(client, "sctp", ip, 80), "connected", `SCTP ${ip}:80`);
         assert.equal(probe(client, "sctp", ip, 82), "connected", `SCTP ${ip}:82`);
         assert.equal(probe(client, "sctp", ip, 81), "refused", `SCTP ${ip}:81 is answered by an ABORT`);
+        // A TCP probe concludes at the handshake; the echo comes back on a held connection.
+        const holder = cluster.spawnIn(client, process.execPath, [HOLD_CONNECTION_PATH, ip, "80"]);
+        await waitForLine(holder, "connected");
+        holder.stdin!.write("ping\n");
+        await waitForLine(holder, "echo");
+        holder.kill("SIGKILL");
       }
     } finally {
       child.kill("SIGKILL");

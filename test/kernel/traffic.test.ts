@@ -9,7 +9,6 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
-import type { ChildProcess } from "node:child_process";
 import {
   EP_ISOLATED_EGRESS,
   EP_ISOLATED_INGRESS,
@@ -19,10 +18,11 @@ import {
 } from "../../src/policy/index.ts";
 import { Datapath } from "../../src/datapath/index.ts";
 import { sctpRawBinary } from "../../src/devcluster/node-runtime/index.ts";
+import { PROBER_PATH } from "../../src/probe/index.ts";
+import { HOLD_CONNECTION_PATH, waitForLine } from "../lib/hold-connection.ts";
 import { NetnsNode, uniquePinRoot, type NetnsPod } from "../lib/kernel.ts";
 
 const node = process.execPath;
-const probeJs = fileURLToPath(new URL("../lib/probe.js", import.meta.url));
 // The dev cluster's stand-in for a pod's containers: TCP and UDP echo, SCTP INIT answered, on the given ports.
 const podServerJs = fileURLToPath(new URL("../../src/devcluster/node-runtime/pod-server.js", import.meta.url));
 const DENY_TIMEOUT_MS = 700;
@@ -68,26 +68,8 @@ function probe(from: string, to: string, protocol: "tcp" | "udp" | "icmp", port:
   const target = v6 ? pod(to).ipv6 : pod(to).ipv4;
   const result = protocol === "icmp"
     ? cluster.execIn(pod(from), "ping", ["-c", "1", "-W", "1", target])
-    : cluster.execIn(pod(from), node, [probeJs, protocol, target, String(port), String(DENY_TIMEOUT_MS)]);
+    : cluster.execIn(pod(from), node, [PROBER_PATH, protocol, target, String(port), String(DENY_TIMEOUT_MS)]);
   return result.status === 0;
-}
-
-/** Resolves when the child prints `line`; rejects if it exits first. */
-function waitForLine(child: ChildProcess, line: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let buffer = "";
-    const onData = (chunk: Buffer) => {
-      buffer += chunk.toString();
-      if (buffer.split("\n").includes(line)) {
-        child.off("exit", onExit);
-        child.stdout!.off("data", onData);
-        resolve();
-      }
-    };
-    const onExit = (code: number | null) => reject(new Error(`process exited (${code}) before printing "${line}": ${buffer}`));
-    child.stdout!.on("data", onData);
-    child.once("exit", onExit);
-  });
 }
 
 function policy(name: string, spec: Record<string, unknown>): AnyPolicy {
@@ -204,7 +186,7 @@ describe("real traffic through the attached datapath", () => {
   });
 
   test("a policy change revokes an established connection", async () => {
-    const holder = cluster.spawnIn(pod("a"), node, [probeJs, "hold", pod("b").ipv4, "80"]);
+    const holder = cluster.spawnIn(pod("a"), node, [HOLD_CONNECTION_PATH, pod("b").ipv4, "80"]);
     await waitForLine(holder, "connected");
     holder.stdin!.write("one\n");
     await waitForLine(holder, "echo");

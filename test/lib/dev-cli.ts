@@ -10,7 +10,7 @@ import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { devNetwork, devNodeSpec, readClusterState, type DevNetwork, type DevNodeSpec } from "../../src/devcluster/index.ts";
-import { SANDBOX_NETNS_ANNOTATION } from "../../src/devcluster/node-runtime/index.ts";
+import { SANDBOX_NETNS_ANNOTATION } from "../../src/probe/index.ts";
 import type { TestFolder } from "./test-folder.ts";
 
 const CLI = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));

@@ -8,7 +8,7 @@
  */
 export { CNI_PATH, POD_INTERFACE, cniAdd, cniDel, nodeNetworkConfig, type CniNetwork, type CniResult, type CniSandbox } from "./cni.ts";
 export { NodeRuntimeError } from "./errors.ts";
-export { SANDBOX_NETNS_ANNOTATION, nodeNetwork, removeNodeRuntimeSandboxes, writeNodeNetwork, runNodeRuntime, type NodeRuntime, type NodeRuntimeOptions } from "./node-runtime.ts";
+export { nodeNetwork, removeNodeRuntimeSandboxes, writeNodeNetwork, runNodeRuntime, type NodeRuntime, type NodeRuntimeOptions } from "./node-runtime.ts";
 export { POD_SERVER_PROTOCOLS, parsePodServerPorts, type PodServerPort } from "./pod-server.ts";
 export { sctpRawBinary } from "./sctp-raw.ts";
 export {

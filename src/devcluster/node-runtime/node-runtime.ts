@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { Informer, KubeClient, PatchType, Resources, WorkQueue, isNotFound, jsonLogger, resourcePath, type Logger } from "../../k8s/index.ts";
 import { devNodeSpec, sandboxNetns, type DevNetwork, type DevNodeSpec } from "../dev-network.ts";
 import { primaryConfigFile } from "../../cni/config.ts";
+import { SANDBOX_NETNS_ANNOTATION } from "../../probe/index.ts";
 import { CNI_PATH, nodeNetworkConfig, type CniNetwork } from "./cni.ts";
 import type { PodServerPort } from "./pod-server.ts";
 import {
@@ -105,9 +106,6 @@ export async function removeNodeRuntimeSandboxes(stateDir: string): Promise<numb
 
 /** How often the runtime checks that every sandbox's pod server still runs. */
 const SERVER_CHECK_MS = 2_000;
-
-/** The annotation in which the node runtime records the network namespace of a pod's sandbox. */
-export const SANDBOX_NETNS_ANNOTATION = "palisade.dev/sandbox-netns";
 
 function declaredPorts(pod: V1Pod): { serve: PodServerPort[]; unsupported: string[] } {
   const serve: PodServerPort[] = [];

@@ -9,7 +9,8 @@
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import type { ProbeReason, ProberRequest, ProberResponse } from "./prober.ts";
+import type { ProberResponse } from "./prober.ts";
+import type { ProbeReason, ProbeRequest } from "./send-probe.ts";
 
 /** A prober process died or answered nonsense. */
 export class ProberError extends Error {
@@ -28,7 +29,14 @@ interface Prober {
   stderr: string;
 }
 
-const PROBER = fileURLToPath(new URL("./prober.js", import.meta.url));
+/** The prober's script (prober.ts, compiled), for `node PROBER_PATH` in a pod's network namespace. */
+export const PROBER_PATH = fileURLToPath(new URL("./prober.js", import.meta.url));
+
+/** Options of {@linkcode ProberPool}. */
+export interface ProberPoolOptions {
+  /** `palisade-sctp`, which sends SCTP probes; without it, SCTP probes fail with a {@linkcode ProberError}. */
+  sctpBinary?: string;
+}
 
 /**
  * Probers by network namespace, started on first use; {@linkcode close}
@@ -36,7 +44,7 @@ const PROBER = fileURLToPath(new URL("./prober.js", import.meta.url));
  *
  * @example
  * ```ts
- * const pool = new ProberPool();
+ * const pool = new ProberPool({ sctpBinary: "/opt/palisade/native/out/palisade-sctp" });
  * try {
  *   await pool.probe("pal-1-0123abcd", { protocol: "TCP", host: "10.244.1.12", port: 80, timeoutMs: 1000 }); // "connected"
  * } finally {
@@ -46,10 +54,16 @@ const PROBER = fileURLToPath(new URL("./prober.js", import.meta.url));
  */
 export class ProberPool {
   readonly #probers = new Map<string, Prober>();
+  readonly #proberArgs: string[];
   #nextId = 1;
 
+  /** A pool whose probers send SCTP through `options.sctpBinary`, when given. */
+  constructor(options: ProberPoolOptions = {}) {
+    this.#proberArgs = options.sctpBinary === undefined ? [] : ["--sctp", options.sctpBinary];
+  }
+
   /** Probes `host` from inside `netns`; resolves with how the probe ended. */
-  probe(netns: string, request: Omit<ProberRequest, "id">): Promise<ProbeReason> {
+  probe(netns: string, request: ProbeRequest): Promise<ProbeReason> {
     const prober = this.#prober(netns);
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
@@ -70,7 +84,7 @@ export class ProberPool {
   #prober(netns: string): Prober {
     const existing = this.#probers.get(netns);
     if (existing !== undefined) return existing;
-    const child = spawn("ip", ["netns", "exec", netns, process.execPath, PROBER], { stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn("ip", ["netns", "exec", netns, process.execPath, PROBER_PATH, ...this.#proberArgs], { stdio: ["pipe", "pipe", "pipe"] });
     const prober: Prober = { child, pending: new Map(), stderr: "" };
     this.#probers.set(netns, prober);
     child.stderr.setEncoding("utf8");

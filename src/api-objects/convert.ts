@@ -1,8 +1,8 @@
 /**
  * From API objects as the informers cache them to what the policy compiler
  * takes, through the policy layer's own validation and normalization
- * ({@linkcode buildWorld}), so the agent reads objects exactly as the
- * offline tools and the reference evaluator do.
+ * ({@linkcode buildWorld}), so the agent and the operator read objects
+ * exactly as the offline tools and the reference evaluator do.
  *
  * @module
  */

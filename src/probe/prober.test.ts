@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { createSocket } from "node:dgram";
 import { createServer, type AddressInfo } from "node:net";
 import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
 import { after, before, test } from "node:test";
 import type { ProberResponse } from "./prober.ts";
+import { PROBER_PATH } from "./prober-pool.ts";
 
 const tcpServer = createServer((socket) => socket.on("data", (data) => socket.end(data)));
 const udpServer = createSocket("udp4");
@@ -38,13 +38,13 @@ after(() => {
 });
 
 test("the prober answers every request of a stream, each with how it ended", async () => {
-  const child = spawn(process.execPath, [fileURLToPath(new URL("./prober.js", import.meta.url))], { stdio: ["pipe", "pipe", "inherit"] });
+  const child = spawn(process.execPath, [PROBER_PATH], { stdio: ["pipe", "pipe", "inherit"] });
   const answers = new Map<number, ProberResponse>();
   const done = new Promise<void>((resolve) => {
     createInterface({ input: child.stdout }).on("line", (line) => {
       const response = JSON.parse(line) as ProberResponse;
       answers.set(response.id, response);
-      if (answers.size === 7) resolve();
+      if (answers.size === 8) resolve();
     });
   });
   const requests = [
@@ -55,6 +55,7 @@ test("the prober answers every request of a stream, each with how it ended", asy
     { id: 5, protocol: "UDP", host: "127.0.0.1", port: silentUdpPort, timeoutMs: 300 },
     { id: 6, protocol: "ICMP", host: "127.0.0.1", port: 80, timeoutMs: 300 },
     { id: 7, protocol: "TCP", host: "127.0.0.1", port: silentPort, timeoutMs: 300 },
+    { id: 8, protocol: "SCTP", host: "127.0.0.1", port: 80, timeoutMs: 300 },
   ];
   for (const request of requests) child.stdin.write(`${JSON.stringify(request)}\n`);
   await done;
@@ -66,4 +67,21 @@ test("the prober answers every request of a stream, each with how it ended", asy
   assert.deepEqual(answers.get(5), { id: 5, reason: "timeout" });
   assert.match(answers.get(6)?.error ?? "", /protocol "ICMP" is not TCP, UDP or SCTP/);
   assert.deepEqual(answers.get(7), { id: 7, reason: "connected" });
+  assert.deepEqual(answers.get(8), { id: 8, error: "this prober has no SCTP prober (palisade-sctp)" });
+});
+
+/** Runs the prober for one probe; resolves with its exit status and output. */
+function probeOnce(...args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [PROBER_PATH, ...args], (error, stdout, stderr) => resolve({ status: error === null ? 0 : Number(error.code), stdout, stderr }));
+  });
+}
+
+test("with a probe on its command line the prober sends just that one and exits with how it ended", async () => {
+  assert.deepEqual(await probeOnce("tcp", "127.0.0.1", String(tcpPort), "2000"), { status: 0, stdout: "connected\n", stderr: "" });
+  assert.deepEqual(await probeOnce("UDP", "127.0.0.1", String(udpPort), "2000"), { status: 0, stdout: "connected\n", stderr: "" });
+  assert.deepEqual(await probeOnce("tcp", "127.0.0.1", "1", "2000"), { status: 1, stdout: "refused\n", stderr: "" });
+  assert.deepEqual(await probeOnce("udp", "127.0.0.1", String(silentUdpPort), "300"), { status: 1, stdout: "timeout\n", stderr: "" });
+  assert.deepEqual(await probeOnce("icmp", "127.0.0.1", "80", "300"), { status: 2, stdout: "", stderr: 'Cannot probe icmp 127.0.0.1 port 80: protocol "ICMP" is not TCP, UDP or SCTP\n' });
+  assert.equal((await probeOnce("tcp", "127.0.0.1", "80")).status, 2);
 });

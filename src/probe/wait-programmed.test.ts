@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import type { NodeReport } from "../agent/report.ts";
-import { nodeLag } from "./wait.ts";
+import { NodeReportError, type NodeReport } from "../k8s/node-report.ts";
+import { nodeLag } from "./wait-programmed.ts";
 
 // Pods: the newest at 10, the list at 20 (changes of other kinds since), 3 of them. Namespaces: newest 5, list 20, 4.
 const rv = { pods: { newest: "10", list: "20", count: 3 }, namespaces: { newest: "5", list: "20", count: 4 } };
@@ -17,6 +17,13 @@ function netpol(uid: string, generation: number): { kind: "NetworkPolicy"; objec
 describe("nodeLag", () => {
   test("nothing lags when the node enforces every current generation and no more", () => {
     assert.deepEqual(nodeLag("n1", report([{ kind: "NetworkPolicy", namespace: "x", name: "p", uid: "u1", generation: 2 }]), [netpol("u1", 2)], rv), []);
+  });
+
+  test("a node without a readable report lags, saying why", () => {
+    assert.deepEqual(nodeLag("n1", undefined, [], rv), ['node "n1" has no agent report yet']);
+    assert.deepEqual(nodeLag("n1", new NodeReportError("Cannot read node report \"palisade-system/palisade-node-n1\": pods is not a whole number"), [], rv), [
+      'node "n1" has no readable agent report: Cannot read node report "palisade-system/palisade-node-n1": pods is not a whole number',
+    ]);
   });
 
   test("a policy the node still enforces after its deletion lags", () => {
