@@ -25,15 +25,18 @@ export const DEV_HELP = `  palisade dev up [--nodes N]
       Brings the local dev cluster up (idempotent): builds the control plane binaries once, issues
       certificates, starts etcd, kube-apiserver, kube-controller-manager and kube-scheduler,
       registers N Nodes (default: as many as the cluster has, 1 for a new one), each a network
-      namespace on bridge palisade0 running its node runtime and agent, and starts the operator.
-      One dev cluster with nodes per machine: it fails if another folder's cluster owns the bridge. Prints "export KUBECONFIG=..." and
-      "export PATH=..." for eval "$(palisade dev up)". State lives in $PALISADE_DEV_DIR (default /var/lib/palisade/dev).
+      namespace on the cluster's bridge running its node runtime and agent, and starts the operator.
+      The default folder's cluster has network slot 0 (bridge palisade0, 10.240.0.0/24); a cluster in
+      any other folder takes a free slot of its own and free ports, so clusters run side by side. A
+      first up that fails takes down what it started. Prints "export KUBECONFIG=..." and "export
+      PATH=..." for eval "$(palisade dev up)". State lives in $PALISADE_DEV_DIR (default /var/lib/palisade/dev).
   palisade dev down
-      Stops every dev cluster process and removes its state, node namespaces and bridge (the binary
-      cache stays).
+      Stops every dev cluster process and removes its state, pod and node namespaces, pins and bridge
+      (the binary cache stays).
   palisade dev status
-      Each component (running, pid, healthy) and the Nodes with their network namespace, node
-      runtime and agent. Exit status 1 if anything is unhealthy.`;
+      Each component (running, pid, healthy; the operator too) and the Nodes with their network
+      namespace, node runtime and agent. Exit status 1 if anything is unhealthy or stopped ("palisade
+      dev up" restarts it).`;
 
 function progress(line: string): void {
   process.stderr.write(`dev: ${line}\n`);
