@@ -26,6 +26,8 @@ export interface ClusterState {
   binariesDir: string;
   /** The network slot of a cluster with nodes (see dev-network.ts); undefined for a control plane alone. */
   networkSlot?: number;
+  /** kube-apiserver flags beyond the dev cluster's own, by name without dashes (a test's `watch-cache-sizes`, say). */
+  apiserverFlags?: Record<string, string>;
 }
 
 /**
@@ -49,6 +51,7 @@ export function readClusterState(layout: DevLayout): ClusterState | undefined {
       binariesDir: state.binariesDir,
       apiserverAddress: state.apiserverAddress ?? LOOPBACK_ADDRESS,
       ...(networkSlot !== undefined && { networkSlot }),
+      ...(state.apiserverFlags !== undefined && { apiserverFlags: state.apiserverFlags }),
     };
   } catch (cause) {
     throw new DevClusterError(`Cannot read dev cluster state "${layout.stateFile}": ${(cause as Error).message}`, { cause });

@@ -55,6 +55,8 @@ export interface ControlPlaneSetup extends ApiserverEndpoint {
   layout: DevLayout;
   binaries: ControlPlaneBinaries;
   credentials: ControlPlaneCredentials;
+  /** kube-apiserver flags beyond these (they win over them). */
+  apiserverFlags?: Record<string, string>;
 }
 
 /** One component as `dev status` shows it (the control plane's, and the operator). */
@@ -140,6 +142,7 @@ export function controlPlaneComponents(setup: ControlPlaneSetup): ControlPlaneCo
         "endpoint-reconciler-type": "none",
         // Ends open watches within 5 s of a SIGTERM: without it, the API server waits out the 60 s request timeout on them.
         "shutdown-watch-termination-grace-period": "5s",
+        ...setup.apiserverFlags,
       }),
       healthUrl: `${apiserverUrl(setup)}/readyz`,
       healthIdentity: { caCertFile: ca, client: c.admin },

@@ -40,6 +40,8 @@ export interface DevUpOptions {
    * the environment. A folder with a recorded cluster keeps its ports.
    */
   ports?: DevPorts;
+  /** kube-apiserver flags for a new cluster beyond the dev cluster's own (recorded, so restarts keep them). */
+  apiserverFlags?: Record<string, string>;
 }
 
 /** What the steps of `dev up` share; each step fills in what later ones need. */
@@ -52,6 +54,8 @@ export interface DevUpContext {
   ports?: DevPorts;
   /** Where the API server listens (see `ClusterState.apiserverAddress`). */
   apiserverAddress?: string;
+  /** See `ClusterState.apiserverFlags`. */
+  apiserverFlags?: Record<string, string>;
   /** The cluster network; undefined for a control plane alone. */
   network?: DevNetwork;
   credentials?: ControlPlaneCredentials;
@@ -136,10 +140,18 @@ export const settingsStep: DevUpStep = {
     // Only the default folder's cluster has the documented ports; any other takes free ones (unless told), so it runs beside it.
     const ports = previous?.ports ?? context.options.ports ?? (await portsFromEnv(process.env, layout.dir === DEFAULT_DEV_DIR ? "default" : "free"));
     const apiserverAddress = previous?.apiserverAddress ?? network?.bridgeAddresses[0] ?? LOOPBACK_ADDRESS;
+    const apiserverFlags = previous ? previous.apiserverFlags : context.options.apiserverFlags;
     context.ports = ports;
     context.apiserverAddress = apiserverAddress;
     if (network) context.network = network;
-    writeClusterState(layout, { ports, apiserverAddress, binariesDir: required(context, "binaries").dir, ...(network && { networkSlot: network.slot }) });
+    if (apiserverFlags) context.apiserverFlags = apiserverFlags;
+    writeClusterState(layout, {
+      ports,
+      apiserverAddress,
+      binariesDir: required(context, "binaries").dir,
+      ...(network && { networkSlot: network.slot }),
+      ...(apiserverFlags && { apiserverFlags }),
+    });
   },
 };
 
@@ -178,6 +190,7 @@ export const controlPlaneStep: DevUpStep = {
         ...endpoint(context),
         binaries: required(context, "binaries"),
         credentials: required(context, "credentials"),
+        ...(context.apiserverFlags && { apiserverFlags: context.apiserverFlags }),
       },
       context.progress,
     );

@@ -1,29 +1,20 @@
 // The k8s/ runtime against a real etcd and kube-apiserver that this suite
-// starts on free ports in a temporary folder (certificates by openssl) and
+// starts on free ports in a temporary folder (test/lib/control-plane.ts) and
 // stops in `after`. Configmaps are served without the watch cache, so that
 // compacting etcd makes an old resourceVersion truly expire (410 Gone); pods,
 // leases and custom resources go through the watch cache as in production.
 // A TCP proxy between some clients and the apiserver cuts their connections
 // on demand, to model a partition without touching the server.
-import { KubeConfig } from "@kubernetes/client-node";
 import type { KubernetesObject, V1ConfigMap, V1Pod } from "@kubernetes/client-node";
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
-import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import * as https from "node:https";
 import * as net from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { TestContext } from "node:test";
-import { ensureBinaries } from "../../src/devcluster/binaries.ts";
 import { freePort } from "../../src/devcluster/ports.ts";
 import {
   EventRecorder,
   Informer,
-  KubeClient,
   LeaderElector,
   NODE_NAME_INDEX,
   PatchType,
@@ -36,7 +27,8 @@ import {
   podNodeNameIndex,
   resourcePath,
 } from "../../src/k8s/index.ts";
-import type { Condition, InformerHandlers, LogFields, Logger, ResourceRef } from "../../src/k8s/index.ts";
+import type { Condition, InformerHandlers, KubeClient, LogFields, Logger, ResourceRef } from "../../src/k8s/index.ts";
+import { startTestControlPlane, type TestControlPlane } from "../lib/control-plane.ts";
 import { eventually } from "../lib/eventually.ts";
 
 const PREFIX = `pl-k8s-${randomBytes(3).toString("hex")}`;
@@ -111,143 +103,8 @@ class CuttableProxy {
   }
 }
 
-/** A one-node control plane: etcd and kube-apiserver as child processes, with an admin identity. */
-class TestControlPlane {
-  readonly dir = mkdtempSync(join(tmpdir(), `${PREFIX}-`));
-  etcdPort = 0;
-  apiPort = 0;
-  #etcdPeerPort = 0;
-  #etcd: ChildProcess | undefined;
-  #apiserver: ChildProcess | undefined;
-  #apiserverBinary = "";
-
-  async start(): Promise<void> {
-    const binaries = await ensureBinaries();
-    this.#apiserverBinary = binaries.kubeApiserver;
-    this.#issueCertificates();
-    [this.etcdPort, this.#etcdPeerPort, this.apiPort] = [await freePort(), await freePort(), await freePort()];
-    const etcdUrl = `http://127.0.0.1:${this.etcdPort}`;
-    const peerUrl = `http://127.0.0.1:${this.#etcdPeerPort}`;
-    this.#etcd = this.#spawn("etcd", binaries.etcd, [
-      "--name=pl", `--data-dir=${join(this.dir, "etcd")}`,
-      `--listen-client-urls=${etcdUrl}`, `--advertise-client-urls=${etcdUrl}`,
-      `--listen-peer-urls=${peerUrl}`, `--initial-advertise-peer-urls=${peerUrl}`, `--initial-cluster=pl=${peerUrl}`,
-      "--log-level=warn",
-    ]);
-    await eventually("etcd healthy", async () => {
-      try {
-        return (await fetch(`${etcdUrl}/health`)).ok;
-      } catch {
-        return false;
-      }
-    }, { timeoutMs: 30_000 });
-    await this.startApiserver();
-  }
-
-  async startApiserver(): Promise<void> {
-    const d = this.dir;
-    this.#apiserver = this.#spawn("kube-apiserver", this.#apiserverBinary, [
-      "--bind-address=127.0.0.1", `--secure-port=${this.apiPort}`,
-      `--etcd-servers=http://127.0.0.1:${this.etcdPort}`,
-      `--client-ca-file=${d}/ca.crt`, `--tls-cert-file=${d}/server.crt`, `--tls-private-key-file=${d}/server.key`,
-      "--authorization-mode=RBAC",
-      "--service-account-issuer=https://kubernetes.default.svc", `--service-account-key-file=${d}/sa.key`,
-      `--service-account-signing-key-file=${d}/sa.key`, "--service-cluster-ip-range=10.0.0.0/24",
-      "--endpoint-reconciler-type=none",
-      "--watch-cache-sizes=configmaps#0",
-    ]);
-    await eventually("kube-apiserver ready", () => this.#ready(), { timeoutMs: 90_000 });
-  }
-
-  /** Stops the apiserver gracefully (SIGTERM), as a rolling restart would. */
-  async stopApiserver(): Promise<void> {
-    await stopProcess(this.#apiserver);
-    this.#apiserver = undefined;
-  }
-
-  async stop(): Promise<void> {
-    await stopProcess(this.#apiserver);
-    await stopProcess(this.#etcd);
-    rmSync(this.dir, { recursive: true, force: true });
-  }
-
-  /** A client for the admin identity, to the apiserver or to `port` (a proxy in front of it). */
-  client(port = this.apiPort): KubeClient {
-    const config = new KubeConfig();
-    config.loadFromOptions({
-      clusters: [{ name: "test", server: `https://127.0.0.1:${port}`, caFile: join(this.dir, "ca.crt"), skipTLSVerify: false }],
-      users: [{ name: "admin", certFile: join(this.dir, "admin.crt"), keyFile: join(this.dir, "admin.key") }],
-      contexts: [{ name: "test", cluster: "test", user: "admin" }],
-      currentContext: "test",
-    });
-    return new KubeClient(config);
-  }
-
-  /** Compacts etcd up to its current revision, so every older resourceVersion is gone. */
-  async compactEtcd(): Promise<number> {
-    const etcd = `http://127.0.0.1:${this.etcdPort}`;
-    const range = await fetch(`${etcd}/v3/kv/range`, { method: "POST", body: JSON.stringify({ key: Buffer.from("/").toString("base64") }) });
-    const revision = Number(((await range.json()) as { header: { revision: string } }).header.revision);
-    const compacted = await fetch(`${etcd}/v3/kv/compaction`, { method: "POST", body: JSON.stringify({ revision: String(revision), physical: true }) });
-    assert.equal(compacted.status, 200, await compacted.text());
-    return revision;
-  }
-
-  #ready(): Promise<boolean> {
-    return new Promise((resolve) => {
-      const req = https.get(`https://127.0.0.1:${this.apiPort}/readyz`, {
-        ca: readFileSync(join(this.dir, "ca.crt")),
-        cert: readFileSync(join(this.dir, "admin.crt")),
-        key: readFileSync(join(this.dir, "admin.key")),
-        timeout: 2_000,
-      }, (res) => {
-        res.resume();
-        resolve(res.statusCode === 200);
-      });
-      req.on("error", () => resolve(false));
-      req.on("timeout", () => req.destroy());
-    });
-  }
-
-  #spawn(name: string, command: string, args: string[]): ChildProcess {
-    const log = openSync(join(this.dir, `${name}.log`), "a");
-    const child = spawn(command, args, { stdio: ["ignore", log, log] });
-    child.once("exit", (code, signal) => {
-      if (code !== 0 && signal === null) process.stderr.write(`${name} exited with status ${code}; see ${this.dir}/${name}.log\n`);
-    });
-    return child;
-  }
-
-  #issueCertificates(): void {
-    const d = this.dir;
-    const openssl = (...args: string[]): void => {
-      execFileSync("openssl", args, { cwd: d, stdio: ["ignore", "ignore", "pipe"] });
-    };
-    const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-    openssl("req", "-x509", ...ec, "-keyout", "ca.key", "-out", "ca.crt", "-subj", `/CN=${PREFIX}-ca`, "-days", "2");
-    const issue = (name: string, subject: string, extensions: string): void => {
-      writeFileSync(join(d, `${name}.ext`), extensions);
-      openssl("req", "-new", ...ec, "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", subject);
-      openssl("x509", "-req", "-in", `${name}.csr`, "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-        "-out", `${name}.crt`, "-days", "2", "-extfile", `${name}.ext`);
-    };
-    issue("server", "/CN=kube-apiserver", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n");
-    issue("admin", `/O=system:masters/CN=${PREFIX}-admin`, "extendedKeyUsage=clientAuth\n");
-    openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "sa.key");
-  }
-}
-
-async function stopProcess(child: ChildProcess | undefined): Promise<void> {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  child.kill("SIGTERM");
-  const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
-  await exited;
-  clearTimeout(timer);
-}
-
 describe("k8s runtime against a real kube-apiserver", { timeout: 600_000 }, () => {
-  const cluster = new TestControlPlane();
+  let cluster: TestControlPlane;
   let client: KubeClient;
 
   /** Starts an informer that is stopped when the test ends, even if it fails. */
@@ -275,11 +132,12 @@ describe("k8s runtime against a real kube-apiserver", { timeout: 600_000 }, () =
   }
 
   before(async () => {
-    await cluster.start();
-    client = cluster.client();
+    cluster = await startTestControlPlane("k8s", { apiserverFlags: { "watch-cache-sizes": "configmaps#0" } });
+    client = cluster.client;
     await create(Resources.namespaces, { metadata: { name: NAMESPACE } });
-    // No controller-manager runs here to create it, and pod admission needs it.
-    await create({ group: "", version: "v1", plural: "serviceaccounts", kind: "ServiceAccount", namespaced: true }, { metadata: { name: "default" } });
+    // Pod admission needs the namespace's default ServiceAccount, which the controller manager creates.
+    const accounts = resourcePath({ group: "", version: "v1", plural: "serviceaccounts", kind: "ServiceAccount", namespaced: true }, { namespace: NAMESPACE, name: "default" });
+    await eventually("the default ServiceAccount", async () => client.request("GET", accounts).then(() => true, () => false), { timeoutMs: 30_000 });
   });
 
   after(async () => {
@@ -358,7 +216,7 @@ describe("k8s runtime against a real kube-apiserver", { timeout: 600_000 }, () =
   });
 
   it("re-lists after 410 Gone (etcd compacted while cut off) and reports the difference", async (t) => {
-    const proxy = new CuttableProxy(await freePort(), cluster.apiPort);
+    const proxy = new CuttableProxy(await freePort(), cluster.apiserverPort);
     await proxy.open();
     t.after(() => proxy.cut());
     for (const name of ["gone", "changed", "kept"]) {
@@ -366,7 +224,7 @@ describe("k8s runtime against a real kube-apiserver", { timeout: 600_000 }, () =
     }
     const log = captureLogger();
     const informer = new Informer<V1ConfigMap>({
-      client: cluster.client(proxy.port), resource: Resources.configMaps, namespace: NAMESPACE, labelSelector: "suite=gone",
+      client: cluster.clientVia(proxy.port), resource: Resources.configMaps, namespace: NAMESPACE, labelSelector: "suite=gone",
       backoff: { initialMs: 100, maxMs: 400 }, logger: log,
     });
     const seen = recordEvents(informer);
@@ -458,7 +316,7 @@ describe("k8s runtime against a real kube-apiserver", { timeout: 600_000 }, () =
   });
 
   it("a leader cut off from the API steps down before another takes the expired lease", async (t) => {
-    const proxy = new CuttableProxy(await freePort(), cluster.apiPort);
+    const proxy = new CuttableProxy(await freePort(), cluster.apiserverPort);
     await proxy.open();
     t.after(() => proxy.cut());
     const timings = { leaseDurationMs: 3_000, renewDeadlineMs: 2_000, retryPeriodMs: 300 };
@@ -469,7 +327,7 @@ describe("k8s runtime against a real kube-apiserver", { timeout: 600_000 }, () =
       onStoppedLeading: () => void times.set(`stop ${identity}`, Date.now()),
       logger: captureLogger(),
     });
-    const a = candidate("a", cluster.client(proxy.port));
+    const a = candidate("a", cluster.clientVia(proxy.port));
     const b = candidate("b", client);
     t.after(() => Promise.all([a.stop(), b.stop()]));
     a.start();
