@@ -10,7 +10,7 @@
  * @module
  */
 import { endianness } from "node:os";
-import { formatAddress, parseAddress, type AddressFamily } from "./address.ts";
+import { formatIp, ipFromBytes, ipToBytes, parseIp, type IpFamily } from "../policy/ip.ts";
 import type { Direction, EndpointState, PolicyKey, PolicyValue, PolicyVerdict } from "../policy/desired-state.ts";
 
 /** Map names as pinned under the pin root (PAL_MAP_* in the header). */
@@ -181,20 +181,19 @@ function codec<T>(layout: StructLayout, write: (value: T, buf: Buffer, base: num
   };
 }
 
-function writeAddress(buf: Buffer, at: number, family: AddressFamily, text: string, what: string): void {
-  const parsed = parseAddress(text);
-  if (parsed.family !== family) {
+function writeAddress(buf: Buffer, at: number, family: IpFamily, text: string, what: string): void {
+  const address = parseIp(text);
+  if (address.family !== family) {
     throw new AbiCodecError(`Cannot encode ${what} "${text}": not an IPv${family} address`);
   }
-  parsed.bytes.copy(buf, at);
+  buf.set(ipToBytes(address), at);
 }
 
-function readAddress(buf: Buffer, at: number, family: number): string {
-  const fam: AddressFamily = family === FAMILY_V4 ? 4 : 6;
-  return formatAddress(fam, buf.subarray(at, at + (fam === 4 ? 4 : 16)));
+function readAddress(buf: Buffer, at: number, family: IpFamily): string {
+  return formatIp(ipFromBytes(buf.subarray(at, at + (family === 4 ? 4 : 16))));
 }
 
-function familyOf(code: number, what: string): AddressFamily {
+function familyOf(code: number, what: string): IpFamily {
   if (code === FAMILY_V4 || code === FAMILY_V6) return code;
   throw new AbiCodecError(`Cannot decode ${what}: family ${code} is neither 4 nor 6`);
 }
@@ -210,7 +209,7 @@ export const u32Codec: Codec<number> = codec(
 
 /** An ipcache key: a CIDR as family, canonical network address text and prefix length in address bits. */
 export interface IpcacheKey {
-  family: AddressFamily;
+  family: IpFamily;
   address: string;
   prefixLen: number;
 }
@@ -369,7 +368,7 @@ export const policyValueCodec: Codec<PolicyValue> = codec(
 
 /** A conntrack key: the tuple of a flow's first packet at one endpoint hook. Ports in host numbers. */
 export interface CtKey {
-  family: AddressFamily;
+  family: IpFamily;
   saddr: string;
   daddr: string;
   sport: number;
@@ -469,7 +468,7 @@ export const ctValueCodec: Codec<CtValue> = codec(
 
 /** A fragment key: a datagram (addresses, IP id, protocol) at one endpoint hook. */
 export interface FragKey {
-  family: AddressFamily;
+  family: IpFamily;
   saddr: string;
   daddr: string;
   id: number;
@@ -645,7 +644,7 @@ export interface FlowEvent {
   ifindex: number;
   remoteIdentity: number;
   ruleId: number;
-  family: AddressFamily;
+  family: IpFamily;
   src: string;
   dst: string;
   sport: number;

@@ -12,7 +12,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { repositoryRoot } from "../repository-root.ts";
-import { formatAddress, parseCidr } from "./address.ts";
+import { formatIp, parseCidr } from "../policy/ip.ts";
 import {
   AbiMismatchError,
   checkLayout,
@@ -158,7 +158,7 @@ export function defaultObjectPath(): string {
 /** The ipcache key of a CIDR in canonical text (`10.0.0.0/8`). */
 export function ipcacheKeyOf(cidr: string): IpcacheKey {
   const parsed = parseCidr(cidr);
-  return { family: parsed.family, address: formatAddress(parsed.family, parsed.bytes), prefixLen: parsed.prefixLen };
+  return { family: parsed.family, address: formatIp({ family: parsed.family, value: parsed.network }), prefixLen: parsed.prefixLen };
 }
 
 /** The kernel's CLOCK_MONOTONIC in ns, the clock of bpf_ktime_get_ns() and conntrack deadlines. */
