@@ -3,7 +3,7 @@ import { describe, test } from "node:test";
 import fc from "fast-check";
 import { EXTERNAL_IPS, HOST_IPS, packetArb, worldArb } from "../../test/lib/world-arbitrary.ts";
 import type { AnyPolicy, EBPFNetworkPolicy, NetworkPolicy } from "./api-types.ts";
-import { CompileError, compileWorld, identityKeyFields, PolicyCompiler } from "./compiler.ts";
+import { compileWorld, identityKeyFields, PolicyCompiler } from "./compiler.ts";
 import type { PolicyKind } from "./compiler.ts";
 import {
   EP_AUDIT_ISOLATED_EGRESS,
@@ -20,9 +20,11 @@ import {
 } from "./desired-state.ts";
 import type { DesiredState, EndpointState, IpcacheEntry, PolicyEntry, StateDiff } from "./desired-state.ts";
 import { LocalIdentityAllocator } from "./identity.ts";
+import { IpParseError } from "./ip.ts";
 import type { IdentityAllocator } from "./identity.ts";
 import { explainPacket } from "./lookup.ts";
 import { evaluate } from "./reference-evaluator.ts";
+import { PolicyError } from "./validate.ts";
 import { podKey } from "./world.ts";
 import type { NamespaceInfo, Packet, PacketProtocol, PodInfo, World } from "./world.ts";
 
@@ -364,18 +366,20 @@ describe("compiler structure", () => {
     assert.equal(state.ipcache.size, 2);
   });
 
-  test("bad input is refused at the mutation, naming the object and field", () => {
+  test("input that skipped validation is refused at the mutation, naming the object and field", () => {
     const compiler = new PolicyCompiler();
     assert.throws(
       () => compiler.upsertPolicy(netpol("x/p", { podSelector: {}, ingress: [{ from: [{ ipBlock: { cidr: "10.0.0.0/33" } }] }] })),
-      (e: unknown) => e instanceof CompileError && e.message === 'Cannot compile NetworkPolicy "x/p": spec.ingress[0].from[0].ipBlock.cidr "10.0.0.0/33" is not a valid CIDR',
+      (e: unknown) =>
+        e instanceof PolicyError &&
+        e.message === 'Cannot load NetworkPolicy "x/p": spec.ingress[0].from[0].ipBlock.cidr "10.0.0.0/33" is not a valid CIDR: prefix length 33 is above 32',
     );
     assert.throws(
       () => compiler.upsertPolicy(netpol("x/p", { podSelector: {}, ingress: [{ ports: [{}, { port: 80, endPort: 70 }] }] })),
-      { message: 'Cannot compile NetworkPolicy "x/p": spec.ingress[0].ports[1].endPort 70 is below port 80' },
+      { name: "PolicyError", message: 'Cannot load NetworkPolicy "x/p": spec.ingress[0].ports[1] ports 80 to 70 are not a port range' },
     );
-    assert.throws(() => compiler.upsertPod(pod("x/a", ["10.0.0.256"])), { message: 'Cannot compile pod "x/a": ips[0] "10.0.0.256" is not a valid IP address' });
-    assert.throws(() => compiler.setHostIPs(["nope"]), CompileError);
+    assert.throws(() => compiler.upsertPod(pod("x/a", ["10.0.0.256"])), { name: "PolicyError", message: 'Cannot load Pod "x/a": ips[0] "10.0.0.256" is not a valid IP address' });
+    assert.throws(() => compiler.setHostIPs(["nope"]), IpParseError);
     assert.deepEqual(compiler.commit(), {
       policyUpserts: [], endpointUpserts: [], ipcacheUpserts: [], ipcacheRemovals: [], endpointRemovals: [], policyRemovals: [],
     });

@@ -26,18 +26,7 @@
  *
  * @module
  */
-import type {
-  AnyPolicy,
-  EBPFEgressRule,
-  EBPFIngressRule,
-  LabelSelector,
-  PolicyMode,
-  PolicyPeer,
-  PolicyPort,
-  PolicyProtocol,
-  PolicyType,
-  RuleAction,
-} from "./api-types.ts";
+import type { AnyPolicy, PolicyMode, RuleAction } from "./api-types.ts";
 import {
   DIRECTION_EGRESS,
   DIRECTION_INGRESS,
@@ -71,20 +60,16 @@ import { LocalIdentityAllocator } from "./identity.ts";
 import type { IdentityAllocator } from "./identity.ts";
 import { CidrSet, formatCidr, hostCidr, IpParseError, parseCidr, parseIp, cidrContains } from "./ip.ts";
 import type { Cidr } from "./ip.ts";
-import { MAX_PORT, portPrefixRange, portRangePrefixes } from "./port-ranges.ts";
-import type { PortPrefix } from "./port-ranges.ts";
+import { ANY_PORT_RANGE, normalizePolicy, policyObjectKey } from "./normalized-policy.ts";
+import type { NamedPortRef, NormalizedPeer, NormalizedPolicy, NormalizedRule, PolicyKind, PortRange } from "./normalized-policy.ts";
+import { PORT_BITS, portPrefixRange } from "./port-ranges.ts";
 import { canonicalLabels, matchesSelector } from "./selector.ts";
 import type { Labels } from "./selector.ts";
 import { podKey } from "./world.ts";
 import type { NamedPort, NamespaceInfo, PodInfo, World } from "./world.ts";
+import { PolicyError } from "./validate.ts";
 
-/** Input the compiler cannot use (an unparsable address, an inverted port range); the mutation changed nothing. */
-export class CompileError extends Error {
-  override name = "CompileError";
-}
-
-/** The kind of a policy object. */
-export type PolicyKind = AnyPolicy["kind"];
+export type { PolicyKind } from "./normalized-policy.ts";
 
 /** Options of a {@link PolicyCompiler}. */
 export interface PolicyCompilerOptions {
@@ -112,56 +97,8 @@ export interface CommitStats {
   endpoints: number;
 }
 
-/** A port or range of one protocol; protocol 0 = any protocol and port. */
-interface PortItem {
-  protocol: number;
-  lo: number;
-  hi: number;
-}
-
-/** A named port of a rule, resolved against the destination pod. */
-interface NamedPortRef {
-  name: string;
-  protocol: PolicyProtocol;
-}
-
-/** Ports of a rule: numeric ranges (incl. "any port of a protocol") and named ports. */
-interface RulePorts {
-  numeric: PortItem[];
-  named: NamedPortRef[];
-}
-
-interface ParsedPeer {
-  podSelector: LabelSelector | undefined;
-  namespaceSelector: LabelSelector | undefined;
-  ipBlock: { cidr: Cidr; except: Cidr[] } | undefined;
-}
-
-interface ParsedRule {
-  direction: PolicyType;
-  index: number;
-  action: RuleAction;
-  /** Absent = any remote. */
-  peers: ParsedPeer[] | undefined;
-  /** Absent = every protocol and port. */
-  ports: RulePorts | undefined;
-}
-
-interface ParsedPolicy {
-  key: string;
-  kind: PolicyKind;
-  namespace: string;
-  name: string;
-  mode: PolicyMode;
-  selector: LabelSelector;
-  types: PolicyType[];
-  rules: ParsedRule[];
-  /** Every ipBlock cidr and except, by canonical text. */
-  prefixes: Map<string, Cidr>;
-}
-
 interface CompiledRule {
-  parsed: ParsedRule;
+  parsed: NormalizedRule;
   id: number;
   /** Sort key of the rule's reference: the tie-break among rules deciding one entry. */
   order: string;
@@ -174,7 +111,7 @@ interface CompiledRule {
 }
 
 interface PolicyRecord {
-  parsed: ParsedPolicy;
+  parsed: NormalizedPolicy;
   rules: CompiledRule[];
   /** Pod keys of the policy's namespace its selector matches. */
   selected: Set<string>;
@@ -247,9 +184,9 @@ interface SlotContent {
   groups: { identity: number; direction: Direction; template: GroupTemplate }[];
 }
 
-/** A port item of a rule, as one (identity, direction) group collects it. */
+/** A port range of a rule, as one (identity, direction) group collects it. */
 interface RuleItem {
-  port: PortItem;
+  port: PortRange;
   rule: CompiledRule;
 }
 
@@ -259,13 +196,7 @@ interface RuleItems {
   signature: string;
 }
 
-const ANY_PROTOCOL_ITEM: PortItem = { protocol: 0, lo: 0, hi: MAX_PORT };
-
-function policyObjectKey(kind: PolicyKind, namespace: string, name: string): string {
-  return `${kind}/${namespace}/${name}`;
-}
-
-function ruleRefKey(policy: ParsedPolicy, rule: ParsedRule): string {
+function ruleRefKey(policy: NormalizedPolicy, rule: NormalizedRule): string {
   return `${policy.key}/${rule.direction}/${rule.index}`;
 }
 
@@ -281,11 +212,11 @@ function sortedNamedPorts(ports: readonly NamedPort[]): NamedPort[] {
     .sort((a, b) => a.name.localeCompare(b.name) || a.protocol.localeCompare(b.protocol) || a.port - b.port);
 }
 
-function resolveNamedPort(ref: NamedPortRef, ports: readonly NamedPort[]): PortItem[] {
+function resolveNamedPort(ref: NamedPortRef, ports: readonly NamedPort[]): PortRange[] {
   const protocol = PROTOCOL_NUMBERS[ref.protocol];
   return ports
     .filter((p) => p.name === ref.name && p.protocol === ref.protocol)
-    .map((p) => ({ protocol, lo: p.port, hi: p.port }));
+    .map((p) => ({ protocol, lo: p.port, hi: p.port, prefixes: [{ port: p.port, prefixLen: PORT_BITS }] }));
 }
 
 function describeIdentity(record: IdentityRecord): string {
@@ -373,90 +304,7 @@ const RESERVED_IDENTITIES: IdentityInfo[] = [
   { id: IDENTITY_WORLD, description: "world: an address outside every policy prefix and not a pod's" },
 ];
 
-function parsePolicy(policy: AnyPolicy): ParsedPolicy {
-  const namespace = policy.metadata.namespace ?? "default";
-  const name = policy.metadata.name;
-  const kind = policy.kind;
-  const fail = (field: string, detail: string, cause?: unknown): CompileError =>
-    new CompileError(`Cannot compile ${kind} "${namespace}/${name}": ${field} ${detail}`, { cause });
-  const prefixes = new Map<string, Cidr>();
-  const cidr = (text: string, field: string): Cidr => {
-    let parsed: Cidr;
-    try {
-      parsed = parseCidr(text);
-    } catch (cause) {
-      if (cause instanceof IpParseError) throw fail(field, `"${text}" is not a valid CIDR`, cause);
-      throw cause;
-    }
-    prefixes.set(formatCidr(parsed), parsed);
-    return parsed;
-  };
-  const parsePeers = (peers: PolicyPeer[] | undefined, field: string): ParsedPeer[] | undefined => {
-    if (!peers || peers.length === 0) return undefined;
-    return peers.map((peer, i) => ({
-      podSelector: peer.podSelector,
-      namespaceSelector: peer.namespaceSelector,
-      ipBlock: peer.ipBlock && {
-        cidr: cidr(peer.ipBlock.cidr, `${field}[${i}].ipBlock.cidr`),
-        except: (peer.ipBlock.except ?? []).map((e, j) => cidr(e, `${field}[${i}].ipBlock.except[${j}]`)),
-      },
-    }));
-  };
-  const parsePorts = (ports: PolicyPort[] | undefined, field: string): RulePorts | undefined => {
-    if (!ports || ports.length === 0) return undefined;
-    const out: RulePorts = { numeric: [], named: [] };
-    ports.forEach((entry, i) => {
-      const policyProtocol = entry.protocol ?? "TCP";
-      if (!Object.hasOwn(PROTOCOL_NUMBERS, policyProtocol) || policyProtocol.startsWith("ICMP")) {
-        throw fail(`${field}[${i}].protocol`, `"${policyProtocol}" is not TCP, UDP or SCTP`);
-      }
-      const protocol = PROTOCOL_NUMBERS[policyProtocol];
-      if (typeof entry.port === "string") {
-        out.named.push({ name: entry.port, protocol: policyProtocol });
-        return;
-      }
-      const lo = entry.port ?? 0;
-      const hi = entry.port === undefined ? MAX_PORT : (entry.endPort ?? entry.port);
-      if (!Number.isInteger(lo) || lo < 0 || lo > MAX_PORT) throw fail(`${field}[${i}].port`, `${lo} is not a port`);
-      if (!Number.isInteger(hi) || hi > MAX_PORT) throw fail(`${field}[${i}].endPort`, `${hi} is not a port`);
-      if (hi < lo) throw fail(`${field}[${i}].endPort`, `${hi} is below port ${lo}`);
-      out.numeric.push({ protocol, lo, hi });
-    });
-    return out;
-  };
-  const spec = policy.spec;
-  const declared = spec.policyTypes ?? [];
-  const types: PolicyType[] =
-    declared.length > 0 ? [...new Set(declared)] : ["Ingress", ...((spec.egress?.length ?? 0) > 0 ? ["Egress" as const] : [])];
-  const rules: ParsedRule[] = [];
-  for (const direction of types) {
-    const list: (EBPFIngressRule | EBPFEgressRule)[] = (direction === "Ingress" ? spec.ingress : spec.egress) ?? [];
-    const base = direction === "Ingress" ? "spec.ingress" : "spec.egress";
-    list.forEach((rule, index) => {
-      const peers = direction === "Ingress" ? (rule as EBPFIngressRule).from : (rule as EBPFEgressRule).to;
-      rules.push({
-        direction,
-        index,
-        action: kind === "EBPFNetworkPolicy" ? (rule.action ?? "Allow") : "Allow",
-        peers: parsePeers(peers, `${base}[${index}].${direction === "Ingress" ? "from" : "to"}`),
-        ports: parsePorts(rule.ports, `${base}[${index}].ports`),
-      });
-    });
-  }
-  return {
-    key: policyObjectKey(kind, namespace, name),
-    kind,
-    namespace,
-    name,
-    mode: policy.kind === "EBPFNetworkPolicy" ? (policy.spec.mode ?? "Enforce") : "Enforce",
-    selector: policy.kind === "NetworkPolicy" ? policy.spec.podSelector : policy.spec.selector,
-    types,
-    rules,
-    prefixes,
-  };
-}
-
-function peerMatches(peer: ParsedPeer, policyNamespace: string, identity: IdentityRecord): boolean {
+function peerMatches(peer: NormalizedPeer, policyNamespace: string, identity: IdentityRecord): boolean {
   if (peer.ipBlock) {
     const cls = identity.cls;
     return (
@@ -472,7 +320,7 @@ function peerMatches(peer: ParsedPeer, policyNamespace: string, identity: Identi
   return peer.podSelector === undefined || matchesSelector(peer.podSelector, identity.podLabels);
 }
 
-function ruleTargets(rule: ParsedRule, policyNamespace: string, identity: IdentityRecord): boolean {
+function ruleTargets(rule: NormalizedRule, policyNamespace: string, identity: IdentityRecord): boolean {
   if (rule.peers) return rule.peers.some((peer) => peerMatches(peer, policyNamespace, identity));
   // An any-peer rule reaches every identity through IDENTITY_ANY, except for
   // egress named ports, which resolve against each destination pod identity.
@@ -501,7 +349,7 @@ function verdictOf(rules: CompiledRule[], enforcedOnly: boolean): [PolicyVerdict
   return [VERDICT_NONE, 0];
 }
 
-function ruleItems(rule: CompiledRule, ports: PortItem[]): RuleItems {
+function ruleItems(rule: CompiledRule, ports: PortRange[]): RuleItems {
   return {
     items: ports.map((port) => ({ port, rule })),
     signature: ports.map((p) => `${p.protocol},${p.lo},${p.hi},${rule.id};`).join(""),
@@ -534,7 +382,7 @@ export class PolicyCompiler {
   readonly #namespaces = new Map<string, NamespaceInfo>();
   readonly #pods = new Map<string, PodInfo>();
   readonly #podIps = new Map<string, string[]>();
-  readonly #policies = new Map<string, ParsedPolicy>();
+  readonly #policies = new Map<string, NormalizedPolicy>();
   #hostIpTexts: string[] = [];
 
   // What changed since the last commit.
@@ -565,7 +413,6 @@ export class PolicyCompiler {
   #nextEndpointId = 1;
   readonly #slots = new Map<string, SlotRecord>();
   #nextSlot = 1;
-  readonly #portPrefixes = new Map<string, PortPrefix[]>();
   #stats: CommitStats = { policies: 0, ipcacheKeys: 0, identitiesAdded: 0, identitiesRemoved: 0, endpoints: 0 };
 
   // The desired state itself, kept up to date by commit(). Once state() has
@@ -601,9 +448,9 @@ export class PolicyCompiler {
   }
 
   /**
-   * Adds or replaces a pod.
+   * Adds or replaces a pod (its IPs validated, as `buildWorld` leaves them).
    *
-   * @throws {CompileError} when an IP does not parse; nothing changes then.
+   * @throws {PolicyError} naming the pod and field when an IP does not parse; nothing changes then.
    */
   upsertPod(pod: PodInfo): void {
     const key = podKey(pod.namespace, pod.name);
@@ -611,7 +458,8 @@ export class PolicyCompiler {
       try {
         return formatCidr(hostCidr(parseIp(ip)));
       } catch (cause) {
-        throw new CompileError(`Cannot compile pod "${key}": ips[${i}] "${ip}" is not a valid IP address`, { cause });
+        if (!(cause instanceof IpParseError)) throw cause;
+        throw new PolicyError({ kind: "Pod", namespace: pod.namespace, name: pod.name, field: `ips[${i}]`, detail: `${JSON.stringify(ip)} is not a valid IP address`, cause });
       }
     });
     this.#pods.set(key, { ...pod, labels: { ...pod.labels }, ips: [...pod.ips], namedPorts: sortedNamedPorts(pod.namedPorts) });
@@ -628,12 +476,12 @@ export class PolicyCompiler {
   }
 
   /**
-   * Adds or replaces a policy (already validated).
+   * Adds or replaces a policy, valid as validation leaves it (see {@link normalizePolicy}).
    *
-   * @throws {CompileError} naming the field when a CIDR or port range cannot be used; nothing changes then.
+   * @throws {PolicyError} naming the field of a policy that skipped validation and cannot be converted; nothing changes then.
    */
   upsertPolicy(policy: AnyPolicy): void {
-    const parsed = parsePolicy(policy);
+    const parsed = normalizePolicy(policy);
     this.#policies.set(parsed.key, parsed);
     this.#dirtyPolicies.add(parsed.key);
   }
@@ -645,18 +493,13 @@ export class PolicyCompiler {
   }
 
   /**
-   * Sets the node's addresses: ingress from them is always allowed.
+   * Sets the node's addresses (validated, as `buildWorld` and the agent's
+   * conversion leave them): ingress from them is always allowed.
    *
-   * @throws {CompileError} when an address does not parse; nothing changes then.
+   * @throws {IpParseError} when an address does not parse; nothing changes then.
    */
   setHostIPs(ips: string[]): void {
-    const texts = ips.map((ip, i) => {
-      try {
-        return formatCidr(hostCidr(parseIp(ip)));
-      } catch (cause) {
-        throw new CompileError(`Cannot compile host IPs: hostIPs[${i}] "${ip}" is not a valid IP address`, { cause });
-      }
-    });
+    const texts = ips.map((ip) => formatCidr(hostCidr(parseIp(ip))));
     this.#hostIpTexts = [...new Set(texts)];
     this.#dirtyHosts = true;
   }
@@ -808,7 +651,7 @@ export class PolicyCompiler {
     return fresh;
   }
 
-  #buildPolicyRecord(parsed: ParsedPolicy, keptRules: Set<string>): PolicyRecord {
+  #buildPolicyRecord(parsed: NormalizedPolicy, keptRules: Set<string>): PolicyRecord {
     const rules = parsed.rules.map((rule): CompiledRule => {
       const refKey = ruleRefKey(parsed, rule);
       keptRules.add(refKey);
@@ -1200,13 +1043,13 @@ export class PolicyCompiler {
           // The destination is this pod: named ports resolve here, once.
           const part = ruleItems(
             rule,
-            ports ? [...ports.numeric, ...ports.named.flatMap((ref) => resolveNamedPort(ref, pod.namedPorts))] : [ANY_PROTOCOL_ITEM],
+            ports ? [...ports.numeric, ...ports.named.flatMap((ref) => resolveNamedPort(ref, pod.namedPorts))] : [ANY_PORT_RANGE],
           );
           for (const identity of peers ? rule.identities : [IDENTITY_ANY]) add(identity, DIRECTION_INGRESS, part);
           continue;
         }
         // Egress: the destination is the remote, so named ports resolve per identity.
-        const fixed = ruleItems(rule, ports ? ports.numeric : [ANY_PROTOCOL_ITEM]);
+        const fixed = ruleItems(rule, ports ? ports.numeric : [ANY_PORT_RANGE]);
         if (!peers) add(IDENTITY_ANY, DIRECTION_EGRESS, fixed);
         for (const id of rule.identities) {
           const identity = this.#identitiesById.get(id) as IdentityRecord;
@@ -1233,13 +1076,13 @@ export class PolicyCompiler {
 
   /** Entries for one group's items: a key per item prefix, valued by every item covering it. */
   #groupTemplate(items: RuleItem[]): GroupTemplate {
-    const keys = new Map<string, PortItem & { prefixLen: number }>();
+    const keys = new Map<string, { protocol: number; lo: number; hi: number; prefixLen: number }>();
     for (const { port: item } of items) {
       if (item.protocol === 0) {
-        keys.set("0/0/0", { protocol: 0, lo: 0, hi: MAX_PORT, prefixLen: 0 });
+        keys.set("0/0/0", { protocol: 0, lo: item.lo, hi: item.hi, prefixLen: 0 });
         continue;
       }
-      for (const prefix of this.#prefixesOf(item.lo, item.hi)) {
+      for (const prefix of item.prefixes) {
         const [lo, hi] = portPrefixRange(prefix);
         keys.set(`${item.protocol}/${prefix.port}/${prefix.prefixLen}`, { protocol: item.protocol, lo, hi, prefixLen: prefix.prefixLen });
       }
@@ -1267,16 +1110,6 @@ export class PolicyCompiler {
     }
     entries.sort((a, b) => (a.text < b.text ? -1 : a.text > b.text ? 1 : 0));
     return { text: entries.map((e) => e.text).join(";"), entries: entries.map((e) => e.entry) };
-  }
-
-  #prefixesOf(lo: number, hi: number): PortPrefix[] {
-    const key = `${lo}-${hi}`;
-    let prefixes = this.#portPrefixes.get(key);
-    if (!prefixes) {
-      prefixes = portRangePrefixes(lo, hi);
-      this.#portPrefixes.set(key, prefixes);
-    }
-    return prefixes;
   }
 
   #source(text: string, cidr: Cidr): IpcacheSource {

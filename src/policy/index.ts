@@ -10,6 +10,7 @@ export type * from "./api-types.ts";
 export * from "./world.ts";
 export * from "./validate.ts";
 export * from "./normalize.ts";
+export * from "./normalized-policy.ts";
 export * from "./desired-state.ts";
 export * from "./selector.ts";
 export * from "./ip.ts";
