@@ -119,9 +119,8 @@ const CHANGES: Change[] = [
 function agentCommit(compiler: PolicyCompiler, change: Change, on: boolean): void {
   change.apply(compiler, on);
   compiler.commit();
-  const state = compiler.state();
-  state.endpoints.get("ns3/app2-0");
-  void state.endpoints.size;
+  compiler.endpointOf("ns3/app2-0");
+  compiler.stateCounts();
   compiler.pendingIdentityKeys();
 }
 

@@ -112,6 +112,18 @@ function canonicalState(state: DesiredState): unknown {
   };
 }
 
+/** The narrow reads answer what the whole state says. */
+function assertNarrowReads(compiler: PolicyCompiler, state: DesiredState): void {
+  for (const [key, ep] of state.endpoints) {
+    assert.deepEqual(compiler.endpointOf(key), ep);
+    assert.equal(compiler.podOfEndpoint(ep.endpointId), key);
+  }
+  assert.equal(compiler.endpointOf("nowhere/none"), undefined);
+  assert.equal(compiler.podOfEndpoint(0), undefined);
+  for (const [id, ref] of state.rules) assert.deepEqual(compiler.rule(id), ref);
+  assert.deepEqual(compiler.stateCounts(), { policyEntries: state.policy.size, endpoints: state.endpoints.size, identities: state.identities.size });
+}
+
 /** Kernel-like maps filled only through diffs, in the documented order. */
 class DiffModel {
   policy = new Map<string, PolicyEntry>();
@@ -544,6 +556,7 @@ describe("incremental compilation", () => {
           maps.apply(compiler.commit());
           const state = compiler.state();
           maps.assertEquals(state);
+          assertNarrowReads(compiler, state);
           assert.deepEqual(canonicalState(state), canonicalState(compileWorld(model.world()).state));
           for (const [key, ep] of state.endpoints) {
             assert.equal(endpointIds.get(key) ?? ep.endpointId, ep.endpointId, `endpoint id of ${key} changed`);

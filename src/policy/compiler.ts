@@ -39,6 +39,7 @@ import {
   IDENTITY_HOST,
   IDENTITY_WORLD,
   IPCACHE_HOST,
+  policyKeyString,
   PROTOCOL_NUMBERS,
   VERDICT_ALLOW,
   VERDICT_DENY,
@@ -54,6 +55,7 @@ import type {
   PolicyKey,
   PolicyValue,
   PolicyVerdict,
+  RuleRef,
   StateDiff,
 } from "./desired-state.ts";
 import { LocalIdentityAllocator } from "./identity.ts";
@@ -82,6 +84,15 @@ export interface PolicyCompilerOptions {
    * entries: what the operator's cluster-wide identity allocation needs.
    */
   identitiesOnly?: boolean;
+}
+
+/** How big the desired state is, see {@link PolicyCompiler.stateCounts}. */
+export interface StateCounts {
+  policyEntries: number;
+  /** Local pods with endpoint state. */
+  endpoints: number;
+  /** Identities described (in use, and the reserved ones). */
+  identities: number;
 }
 
 /** How much work the last commit did: what incremental compilation is measured by. */
@@ -163,8 +174,6 @@ interface SlotRecord {
   slot: number;
   users: number;
   entries: PolicyEntry[];
-  /** policyKeyString of each entry, in the same order. */
-  entryKeys: string[];
 }
 
 /**
@@ -175,7 +184,7 @@ interface SlotRecord {
  */
 interface GroupTemplate {
   text: string;
-  entries: (Pick<PolicyKey, "protocol" | "port" | "portPrefixLen"> & { value: PolicyValue; keyTail: string })[];
+  entries: (Pick<PolicyKey, "protocol" | "port" | "portPrefixLen"> & { value: PolicyValue })[];
 }
 
 /** The entries of a slot, as templates per (identity, direction), and their canonical text: the slot's content address. */
@@ -415,17 +424,12 @@ export class PolicyCompiler {
   #nextSlot = 1;
   #stats: CommitStats = { policies: 0, ipcacheKeys: 0, identitiesAdded: 0, identitiesRemoved: 0, endpoints: 0 };
 
-  // The desired state itself, kept up to date by commit(). Once state() has
-  // handed it out, the next commit copies it before changing anything, so
-  // what callers hold stays a consistent snapshot at no cost until then.
-  #state: DesiredState = {
-    ipcache: new Map(),
-    endpoints: new Map(),
-    policy: new Map(),
-    rules: new Map(),
-    identities: new Map(RESERVED_IDENTITIES.map((info) => [info.id, info])),
-  };
-  #stateShared = false;
+  // What the narrow reads answer from, kept up to date by commit(); the rest
+  // of the desired state is read off the records above by state().
+  readonly #rules = new Map<number, RuleRef>();
+  readonly #identityInfo = new Map<number, IdentityInfo>(RESERVED_IDENTITIES.map((info) => [info.id, info]));
+  readonly #podByEndpointId = new Map<number, string>();
+  #policyEntries = 0;
 
   /** Creates an empty compiler. */
   constructor(options: PolicyCompilerOptions = {}) {
@@ -542,17 +546,6 @@ export class PolicyCompiler {
       this.#stats = { policies: 0, ipcacheKeys: 0, identitiesAdded: 0, identitiesRemoved: 0, endpoints: 0 };
       return diff;
     }
-    if (this.#stateShared) {
-      const s = this.#state;
-      this.#state = {
-        ipcache: new Map(s.ipcache),
-        endpoints: new Map(s.endpoints),
-        policy: new Map(s.policy),
-        rules: new Map(s.rules),
-        identities: new Map(s.identities),
-      };
-      this.#stateShared = false;
-    }
     const dirtyEndpoints = new Set<string>();
     const dirtyIpcache = new Set<string>(this.#retryIpcache);
     this.#retryIpcache.clear();
@@ -580,13 +573,71 @@ export class PolicyCompiler {
   }
 
   /**
-   * The full current desired state (after the last commit): a snapshot that
-   * later commits leave untouched. Read-only: its maps are shared with the
-   * compiler until the next commit.
+   * The whole desired state after the last commit, as a snapshot built on
+   * each call (its size in time and memory): for a full sync, `explain` and
+   * tests. What a commit needs to read goes through the narrow reads below,
+   * which copy nothing.
    */
   state(): DesiredState {
-    this.#stateShared = true;
-    return this.#state;
+    const policy = new Map<string, PolicyEntry>();
+    for (const slot of this.#slots.values()) for (const entry of slot.entries) policy.set(policyKeyString(entry.key), entry);
+    const ipcache = new Map<string, IpcacheEntry>();
+    for (const [text, binding] of this.#bindings) ipcache.set(text, { cidr: text, identity: binding.record.id, flags: binding.flags });
+    return {
+      ipcache,
+      endpoints: new Map([...this.#endpointRecords].map(([key, record]) => [key, record.state])),
+      policy,
+      rules: new Map(this.#rules),
+      identities: new Map(this.#identityInfo),
+    };
+  }
+
+  /**
+   * The endpoint state of a local pod after the last commit.
+   *
+   * @example
+   * ```ts
+   * compiler.endpointOf("shop/api"); // { endpointId: 3, identity: 257, slot: 2, flags: 1 }
+   * ```
+   */
+  endpointOf(pod: string): EndpointState | undefined {
+    return this.#endpointRecords.get(pod)?.state;
+  }
+
+  /**
+   * The pod key of an endpoint id, as flow events carry it.
+   *
+   * @example
+   * ```ts
+   * compiler.podOfEndpoint(event.endpointId); // "shop/api"
+   * ```
+   */
+  podOfEndpoint(endpointId: number): string | undefined {
+    return this.#podByEndpointId.get(endpointId);
+  }
+
+  /**
+   * What a rule id of the policy entries stands for.
+   *
+   * @example
+   * ```ts
+   * compiler.rule(event.ruleId); // { kind: "NetworkPolicy", namespace: "shop", name: "api", direction: "Ingress", index: 0, … }
+   * ```
+   */
+  rule(id: number): RuleRef | undefined {
+    return this.#rules.get(id);
+  }
+
+  /**
+   * How big the desired state is: what the agent's metrics report.
+   *
+   * @example
+   * ```ts
+   * compiler.stateCounts(); // { policyEntries: 10250, endpoints: 100, identities: 57 }
+   * ```
+   */
+  stateCounts(): StateCounts {
+    return { policyEntries: this.#policyEntries, endpoints: this.#endpointRecords.size, identities: this.#identityInfo.size };
   }
 
   /** Rebuilds records of changed policies; returns their keys. Marks old and new selections dirty, tracks prefixes. */
@@ -609,7 +660,7 @@ export class PolicyCompiler {
           const refKey = ruleRefKey(old.parsed, rule.parsed);
           if (keptRules.has(refKey)) continue;
           this.#ruleIds.delete(refKey);
-          this.#state.rules.delete(rule.id);
+          this.#rules.delete(rule.id);
         }
         this.#policiesByNamespace.get(old.parsed.namespace)?.delete(key);
         this.#policyRecords.delete(key);
@@ -660,7 +711,7 @@ export class PolicyCompiler {
         id = this.#nextRuleId++;
         this.#ruleIds.set(refKey, id);
       }
-      this.#state.rules.set(id, {
+      this.#rules.set(id, {
         kind: parsed.kind,
         namespace: parsed.namespace,
         name: parsed.name,
@@ -814,26 +865,22 @@ export class PolicyCompiler {
       removed.push(record.id);
       if (record.key === reservedKey) continue;
       this.#allocator.release(record.key, record.id);
-      this.#state.identities.delete(record.id);
+      this.#identityInfo.delete(record.id);
     }
     for (const record of added) {
       this.#identitiesById.set(record.id, record);
-      if (record.key !== reservedKey) this.#state.identities.set(record.id, { id: record.id, description: describeIdentity(record) });
+      if (record.key !== reservedKey) this.#identityInfo.set(record.id, { id: record.id, description: describeIdentity(record) });
     }
 
     for (const [text, wanted] of pending) {
       const current = this.#bindings.get(text);
-      const old = this.#state.ipcache.get(text);
       if (wanted) {
         this.#bindings.set(text, wanted);
-        if (!old || old.identity !== wanted.record.id || old.flags !== wanted.flags) {
-          const entry: IpcacheEntry = { cidr: text, identity: wanted.record.id, flags: wanted.flags };
-          this.#state.ipcache.set(text, entry);
-          diff.ipcacheUpserts.push(entry);
+        if (!current || current.record.id !== wanted.record.id || current.flags !== wanted.flags) {
+          diff.ipcacheUpserts.push({ cidr: text, identity: wanted.record.id, flags: wanted.flags });
         }
       } else {
         this.#bindings.delete(text);
-        this.#state.ipcache.delete(text);
         diff.ipcacheRemovals.push(text);
       }
       if (current?.owner !== wanted?.owner || current?.record !== wanted?.record) {
@@ -938,7 +985,7 @@ export class PolicyCompiler {
       if (!pod || (this.#nodeName !== undefined && pod.nodeName !== this.#nodeName)) {
         if (!old) continue;
         this.#endpointRecords.delete(key);
-        this.#state.endpoints.delete(key);
+        this.#podByEndpointId.delete(old.state.endpointId);
         diff.endpointRemovals.push(key);
         released.push(this.#releaseSlot(old.contentKey));
         continue;
@@ -972,14 +1019,14 @@ export class PolicyCompiler {
         flags,
       };
       this.#endpointRecords.set(key, { state, contentKey: content.key });
+      this.#podByEndpointId.set(state.endpointId, key);
       if (old && sameEndpointState(old.state, state)) continue;
-      this.#state.endpoints.set(key, state);
       diff.endpointUpserts.push([key, state]);
     }
     // Removed last, so a slot released by one endpoint and taken by another survives.
     for (const slot of released) {
       if (slot.users > 0 || !this.#slots.delete(slot.contentKey)) continue;
-      for (const key of slot.entryKeys) this.#state.policy.delete(key);
+      this.#policyEntries -= slot.entries.length;
       for (const entry of slot.entries) diff.policyRemovals.push(entry.key);
     }
   }
@@ -993,20 +1040,16 @@ export class PolicyCompiler {
         slot: number,
         users: 0,
         entries: [],
-        entryKeys: [],
       };
       this.#slots.set(content.key, slot);
       for (const { identity, direction, template } of content.groups) {
-        // policyKeyString, assembled from parts computed once per template.
-        const head = `${number}/${identity}/${direction}/`;
-        for (const { protocol, port, portPrefixLen, value, keyTail } of template.entries) {
+        for (const { protocol, port, portPrefixLen, value } of template.entries) {
           const entry: PolicyEntry = { key: { slot: number, identity, direction, protocol, port, portPrefixLen }, value };
           slot.entries.push(entry);
-          slot.entryKeys.push(head + keyTail);
-          this.#state.policy.set(head + keyTail, entry);
           diff.policyUpserts.push(entry);
         }
       }
+      this.#policyEntries += slot.entries.length;
     }
     slot.users++;
     return slot;
@@ -1105,7 +1148,7 @@ export class PolicyCompiler {
       const keyTail = `${key.protocol}/${port}/${key.prefixLen}`;
       entries.push({
         text: `${keyTail}=${valueText}`,
-        entry: { protocol: key.protocol, port, portPrefixLen: key.prefixLen, value, keyTail },
+        entry: { protocol: key.protocol, port, portPrefixLen: key.prefixLen, value },
       });
     }
     entries.sort((a, b) => (a.text < b.text ? -1 : a.text > b.text ? 1 : 0));
