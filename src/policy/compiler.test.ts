@@ -3,7 +3,8 @@ import { describe, test } from "node:test";
 import fc from "fast-check";
 import { EXTERNAL_IPS, HOST_IPS, packetArb, worldArb } from "../../test/lib/world-arbitrary.ts";
 import type { AnyPolicy, EBPFNetworkPolicy, NetworkPolicy } from "./api-types.ts";
-import { compileWorld, identityKeyFields, PolicyCompiler } from "./compiler.ts";
+import { compileWorld, PolicyCompiler } from "./compiler.ts";
+import { identityKeyFields } from "./identity-key.ts";
 import type { PolicyKind } from "./compiler.ts";
 import {
   EP_AUDIT_ISOLATED_EGRESS,

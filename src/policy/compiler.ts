@@ -59,14 +59,15 @@ import type {
   StateDiff,
 } from "./desired-state.ts";
 import { LocalIdentityAllocator } from "./identity.ts";
+import { canonicalNamedPorts, cidrIdentity, describeIdentity, hostIdentity, identityKey, podIdentity, sameLabels } from "./identity-key.ts";
+import type { IdentityAttributes } from "./identity-key.ts";
 import type { IdentityAllocator } from "./identity.ts";
 import { CidrSet, formatCidr, hostCidr, IpParseError, parseCidr, parseIp, cidrContains } from "./ip.ts";
 import type { Cidr } from "./ip.ts";
 import { ANY_PORT_RANGE, normalizePolicy, policyObjectKey } from "./normalized-policy.ts";
 import type { NamedPortRef, NormalizedPeer, NormalizedPolicy, NormalizedRule, PolicyKind, PortRange } from "./normalized-policy.ts";
 import { PORT_BITS, portPrefixRange } from "./port-ranges.ts";
-import { canonicalLabels, matchesSelector } from "./selector.ts";
-import type { Labels } from "./selector.ts";
+import { matchesSelector } from "./selector.ts";
 import { podKey } from "./world.ts";
 import type { NamedPort, NamespaceInfo, PodInfo, World } from "./world.ts";
 import { PolicyError } from "./validate.ts";
@@ -128,17 +129,10 @@ interface PolicyRecord {
   selected: Set<string>;
 }
 
-interface IdentityRecord {
+interface IdentityRecord extends IdentityAttributes {
   /** 0 until allocated at the end of the ipcache phase of a commit. */
   id: number;
   key: string;
-  kind: "pod" | "host" | "cidr";
-  namespace: string;
-  namespaceLabels: Labels;
-  podLabels: Labels;
-  namedPorts: readonly NamedPort[];
-  /** The CIDR class: the longest policy prefix containing the address (a prefix entry's own prefix). */
-  cls: Cidr | undefined;
   /** Ipcache entries using this identity. */
   users: number;
 }
@@ -209,18 +203,6 @@ function ruleRefKey(policy: NormalizedPolicy, rule: NormalizedRule): string {
   return `${policy.key}/${rule.direction}/${rule.index}`;
 }
 
-function labelPairs(labels: Labels): [string, string][] {
-  return Object.keys(labels)
-    .sort()
-    .map((key) => [key, labels[key] as string]);
-}
-
-function sortedNamedPorts(ports: readonly NamedPort[]): NamedPort[] {
-  return [...ports]
-    .map((p) => ({ name: p.name, port: p.port, protocol: p.protocol }))
-    .sort((a, b) => a.name.localeCompare(b.name) || a.protocol.localeCompare(b.protocol) || a.port - b.port);
-}
-
 function resolveNamedPort(ref: NamedPortRef, ports: readonly NamedPort[]): PortRange[] {
   const protocol = PROTOCOL_NUMBERS[ref.protocol];
   return ports
@@ -228,85 +210,8 @@ function resolveNamedPort(ref: NamedPortRef, ports: readonly NamedPort[]): PortR
     .map((p) => ({ protocol, lo: p.port, hi: p.port, prefixes: [{ port: p.port, prefixLen: PORT_BITS }] }));
 }
 
-function describeIdentity(record: IdentityRecord): string {
-  const cls = record.cls ? `cidr class ${formatCidr(record.cls)}` : "no cidr class";
-  switch (record.kind) {
-    case "cidr":
-      return `cidr ${formatCidr(record.cls as Cidr)}`;
-    case "host":
-      return `host addresses, ${cls}`;
-    case "pod": {
-      const ports = record.namedPorts.map((p) => `${p.name}=${p.port}/${p.protocol}`).join(",");
-      return (
-        `pods of namespace "${record.namespace}" labelled {${canonicalLabels(record.podLabels)}}, ` +
-        `namespace labels {${canonicalLabels(record.namespaceLabels)}}, named ports [${ports}], ${cls}`
-      );
-    }
-  }
-}
-
-/** The readable parts of an identity key, as {@link PolicyCompiler} builds keys: what the identity stands for. */
-export interface IdentityKeyFields {
-  kind: "pod" | "host" | "cidr";
-  /** A pod identity's namespace. */
-  namespace?: string;
-  /** A pod identity's namespace labels. */
-  namespaceLabels?: Labels;
-  /** A pod identity's pod labels. */
-  labels?: Labels;
-  /** A pod identity's named ports. */
-  namedPorts?: NamedPort[];
-  /** The CIDR class of a pod or host identity (absent outside every policy prefix), or a cidr identity's prefix. */
-  cidr?: string;
-}
-
-/** An identity key that {@link PolicyCompiler} cannot have built. */
-export class IdentityKeyError extends Error {
-  override name = "IdentityKeyError";
-}
-
-/**
- * Parses an identity key back into what it stands for.
- *
- * @throws {IdentityKeyError} when `key` is not a key the compiler builds.
- * @example
- * ```ts
- * identityKeyFields('["cidr","10.0.0.0/8"]'); // { kind: "cidr", cidr: "10.0.0.0/8" }
- * ```
- */
-export function identityKeyFields(key: string): IdentityKeyFields {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(key);
-  } catch (cause) {
-    throw new IdentityKeyError(`Cannot read identity key ${JSON.stringify(key)}: it is not JSON`, { cause });
-  }
-  const bad = (): IdentityKeyError => new IdentityKeyError(`Cannot read identity key ${JSON.stringify(key)}: it is not a pod, host or cidr key`);
-  if (!Array.isArray(parsed)) throw bad();
-  const cidr = (value: unknown): { cidr?: string } => {
-    if (value === null) return {};
-    if (typeof value !== "string") throw bad();
-    return { cidr: value };
-  };
-  const labels = (value: unknown): Labels => {
-    if (!Array.isArray(value) || !value.every((pair) => Array.isArray(pair) && pair.length === 2 && pair.every((p) => typeof p === "string"))) throw bad();
-    return Object.fromEntries(value as [string, string][]);
-  };
-  const [kind, ...rest] = parsed as unknown[];
-  if (kind === "cidr" && rest.length === 1 && typeof rest[0] === "string") return { kind, cidr: rest[0] };
-  if (kind === "host" && rest.length === 1) return { kind, ...cidr(rest[0]) };
-  if (kind === "pod" && rest.length === 5 && typeof rest[0] === "string" && Array.isArray(rest[3])) {
-    return {
-      kind,
-      namespace: rest[0],
-      namespaceLabels: labels(rest[1]),
-      labels: labels(rest[2]),
-      namedPorts: rest[3] as NamedPort[],
-      ...cidr(rest[4]),
-    };
-  }
-  throw bad();
-}
+/** The key of host addresses outside every policy prefix: they get the reserved HOST identity, never an allocated one. */
+const RESERVED_HOST_KEY = identityKey(hostIdentity(undefined));
 
 const RESERVED_IDENTITIES: IdentityInfo[] = [
   { id: IDENTITY_HOST, description: "host: an address of this node outside every policy prefix" },
@@ -441,7 +346,7 @@ export class PolicyCompiler {
   /** Adds or replaces a namespace. */
   upsertNamespace(ns: NamespaceInfo): void {
     const old = this.#namespaces.get(ns.name);
-    if (old && JSON.stringify(labelPairs(old.labels)) === JSON.stringify(labelPairs(ns.labels))) return;
+    if (old && sameLabels(old.labels, ns.labels)) return;
     this.#namespaces.set(ns.name, { name: ns.name, labels: { ...ns.labels } });
     this.#dirtyNamespaces.add(ns.name);
   }
@@ -466,7 +371,7 @@ export class PolicyCompiler {
         throw new PolicyError({ kind: "Pod", namespace: pod.namespace, name: pod.name, field: `ips[${i}]`, detail: `${JSON.stringify(ip)} is not a valid IP address`, cause });
       }
     });
-    this.#pods.set(key, { ...pod, labels: { ...pod.labels }, ips: [...pod.ips], namedPorts: sortedNamedPorts(pod.namedPorts) });
+    this.#pods.set(key, { ...pod, labels: { ...pod.labels }, ips: [...pod.ips], namedPorts: canonicalNamedPorts(pod.namedPorts) });
     this.#podIps.set(key, [...new Set(texts)]);
     this.#dirtyPods.add(key);
   }
@@ -520,7 +425,7 @@ export class PolicyCompiler {
     const renumbered = new Set<IdentityRecord>();
     for (const key of changed) {
       const record = this.#identitiesByKey.get(key);
-      if (record === undefined || record.id === 0 || record.key === this.#hostKey(undefined)) continue;
+      if (record === undefined || record.id === 0 || record.key === RESERVED_HOST_KEY) continue;
       this.#identitiesByKey.delete(key);
       renumbered.add(record);
     }
@@ -810,11 +715,10 @@ export class PolicyCompiler {
     const touched = new Set<IdentityRecord>();
     const added: IdentityRecord[] = [];
     const unanswered = new Set<IdentityRecord>();
-    const reservedKey = this.#hostKey(undefined);
     const identify = (record: IdentityRecord): boolean => {
       if (record.id !== 0) return true;
       if (unanswered.has(record)) return false;
-      const id = record.key === reservedKey ? IDENTITY_HOST : this.#allocator.allocate(record.key);
+      const id = record.key === RESERVED_HOST_KEY ? IDENTITY_HOST : this.#allocator.allocate(record.key);
       if (id === undefined) {
         unanswered.add(record);
         // Forgotten below unless an address binds it.
@@ -833,7 +737,7 @@ export class PolicyCompiler {
         this.#pendingIpcache.set(text, wanted.record.key);
         if (current?.owner === wanted.owner) continue;
         if (wanted.owner === "host") {
-          const record = this.#identityRecord(reservedKey, "host", undefined);
+          const record = this.#identityRecord(hostIdentity(undefined));
           identify(record);
           wanted = { record, flags: IPCACHE_HOST, owner: "host" };
         } else {
@@ -863,13 +767,13 @@ export class PolicyCompiler {
       if (record.id === 0) continue;
       this.#identitiesById.delete(record.id);
       removed.push(record.id);
-      if (record.key === reservedKey) continue;
+      if (record.key === RESERVED_HOST_KEY) continue;
       this.#allocator.release(record.key, record.id);
       this.#identityInfo.delete(record.id);
     }
     for (const record of added) {
       this.#identitiesById.set(record.id, record);
-      if (record.key !== reservedKey) this.#identityInfo.set(record.id, { id: record.id, description: describeIdentity(record) });
+      if (record.key !== RESERVED_HOST_KEY) this.#identityInfo.set(record.id, { id: record.id, description: describeIdentity(record) });
     }
 
     for (const [text, wanted] of pending) {
@@ -901,44 +805,25 @@ export class PolicyCompiler {
     if (source.host || source.pods.size > 0) {
       const cls = this.#prefixes.longestMatch({ family: source.cidr.family, value: source.cidr.network });
       if (source.host) {
-        return { record: this.#identityRecord(this.#hostKey(cls), "host", cls), flags: IPCACHE_HOST, owner: "host" };
+        return { record: this.#identityRecord(hostIdentity(cls)), flags: IPCACHE_HOST, owner: "host" };
       }
       const owner = [...source.pods].sort()[0] as string;
       const pod = this.#pods.get(owner) as PodInfo;
       const namespaceLabels = this.#namespaces.get(pod.namespace)?.labels ?? {};
-      const key = JSON.stringify([
-        "pod",
-        pod.namespace,
-        labelPairs(namespaceLabels),
-        labelPairs(pod.labels),
-        pod.namedPorts,
-        cls ? formatCidr(cls) : null,
-      ]);
-      const record = this.#identityRecord(key, "pod", cls, pod.namespace, namespaceLabels, pod.labels, pod.namedPorts);
+      const record = this.#identityRecord(podIdentity(pod.namespace, namespaceLabels, pod.labels, pod.namedPorts, cls));
       return { record, flags: 0, owner };
     }
     if (source.prefix) {
-      return { record: this.#identityRecord(JSON.stringify(["cidr", text]), "cidr", source.cidr), flags: 0, owner: "prefix" };
+      return { record: this.#identityRecord(cidrIdentity(source.cidr)), flags: 0, owner: "prefix" };
     }
     return undefined;
   }
 
-  #hostKey(cls: Cidr | undefined): string {
-    return JSON.stringify(["host", cls ? formatCidr(cls) : null]);
-  }
-
-  #identityRecord(
-    key: string,
-    kind: IdentityRecord["kind"],
-    cls: Cidr | undefined,
-    namespace = "",
-    namespaceLabels: Labels = {},
-    podLabels: Labels = {},
-    namedPorts: readonly NamedPort[] = [],
-  ): IdentityRecord {
+  #identityRecord(attributes: IdentityAttributes): IdentityRecord {
+    const key = identityKey(attributes);
     let record = this.#identitiesByKey.get(key);
     if (!record) {
-      record = { id: 0, key, kind, namespace, namespaceLabels, podLabels, namedPorts, cls, users: 0 };
+      record = { ...attributes, id: 0, key, users: 0 };
       this.#identitiesByKey.set(key, record);
     }
     return record;

@@ -16,6 +16,7 @@ export * from "./selector.ts";
 export * from "./ip.ts";
 export * from "./port-ranges.ts";
 export * from "./identity.ts";
+export * from "./identity-key.ts";
 export * from "./compiler.ts";
 export * from "./lookup.ts";
 export * from "./reference-evaluator.ts";
