@@ -17,7 +17,16 @@ import {
   type Codec,
 } from "../../src/datapath/index.ts";
 import { closeFd, mapUpdateBatch, objGet } from "../../src/datapath/native.ts";
-import { DIRECTION_INGRESS, FIRST_ALLOCATED_IDENTITY, PROTOCOL_NUMBERS, VERDICT_ALLOW, type PolicyEntry } from "../../src/policy/index.ts";
+import {
+  DIRECTION_INGRESS,
+  FIRST_ALLOCATED_IDENTITY,
+  hostCidr,
+  ipcacheKeyOf,
+  parseIp,
+  PROTOCOL_NUMBERS,
+  VERDICT_ALLOW,
+  type PolicyEntry,
+} from "../../src/policy/index.ts";
 import { peerAddress, syntheticRule } from "./synthetic-rules.ts";
 
 const BATCH = 65_536;
@@ -58,7 +67,7 @@ function writeBatched<K, V>(pinRoot: string, map: string, keyCodec: Codec<K>, va
  */
 export function writePeerIpcache(pinRoot: string, peers: number): void {
   writeBatched(pinRoot, MAP_NAMES.ipcache, ipcacheKeyCodec, ipcacheValueCodec, peers, (j) => [
-    { family: 4, address: peerAddress(j), prefixLen: 32 },
+    ipcacheKeyOf(hostCidr(parseIp(peerAddress(j)))),
     { identity: peerIdentity(j), flags: 0 },
   ]);
 }
@@ -69,7 +78,7 @@ export function writePeerIpcache(pinRoot: string, peers: number): void {
  */
 export function writeHostIpcache(pinRoot: string, hosts: readonly { address: string; identity: number }[]): void {
   writeBatched(pinRoot, MAP_NAMES.ipcache, ipcacheKeyCodec, ipcacheValueCodec, hosts.length, (i) => [
-    { family: 4, address: hosts[i]!.address, prefixLen: 32 },
+    ipcacheKeyOf(hostCidr(parseIp(hosts[i]!.address))),
     { identity: hosts[i]!.identity, flags: 0 },
   ]);
 }

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { ipcacheKeyOf } from "../policy/desired-state.ts";
+import { parseCidr } from "../policy/ip.ts";
 import {
   AbiCodecError,
   AbiMismatchError,
@@ -49,18 +51,24 @@ test("every struct layout is contiguous: no holes, no overlaps, ends at its size
   }
 });
 
-test("ipcache key: prefixlen counts family+pad, IPv4 address in the first 4 bytes", () => {
-  const v4 = ipcacheKeyCodec.encode({ family: 4, address: "10.1.0.0", prefixLen: 16 });
+test("ipcache key: prefixlen counts family+pad, the address bytes as they come, IPv4 in the first 4", () => {
+  const v4Key = ipcacheKeyOf(parseCidr("10.1.0.0/16"));
+  const v4 = ipcacheKeyCodec.encode(v4Key);
   assert.deepEqual(v4, hex("30000000 04 000000 0a010000 00000000 00000000 00000000"));
-  const v6 = ipcacheKeyCodec.encode({ family: 6, address: "fd00:1::", prefixLen: 64 });
+  const v6Key = ipcacheKeyOf(parseCidr("fd00:1::/64"));
+  const v6 = ipcacheKeyCodec.encode(v6Key);
   assert.deepEqual(v6, hex("60000000 06 000000 fd000001 00000000 00000000 00000000"));
-  assert.deepEqual(ipcacheKeyCodec.decode(v6), { family: 6, address: "fd00:1::", prefixLen: 64 });
-  assert.deepEqual(ipcacheKeyCodec.decode(v4), { family: 4, address: "10.1.0.0", prefixLen: 16 });
+  assert.deepEqual(ipcacheKeyCodec.decode(v6), v6Key);
+  assert.deepEqual(ipcacheKeyCodec.decode(v4), v4Key);
 });
 
-test("ipcache key refuses a prefix longer than the family and an address of the other family", () => {
-  assert.throws(() => ipcacheKeyCodec.encode({ family: 4, address: "10.0.0.0", prefixLen: 33 }), AbiCodecError);
-  assert.throws(() => ipcacheKeyCodec.encode({ family: 4, address: "fd00::1", prefixLen: 32 }), /not an IPv4 address/);
+test("ipcache key refuses a prefix longer than the family and address bytes of the other family", () => {
+  assert.throws(
+    () => ipcacheKeyCodec.encode({ family: 4, address: Uint8Array.of(10, 0, 0, 0), prefixLen: 33 }),
+    { name: "AbiCodecError", message: 'Cannot encode ipcache key "10.0.0.0/33": prefix length is not between 0 and 32' },
+  );
+  assert.throws(() => ipcacheKeyCodec.encode({ ...ipcacheKeyOf(parseCidr("fd00::1/128")), family: 4 }), /ipcache key of family 4: it has 16 address bytes, not 4/);
+  assert.throws(() => ipcacheKeyCodec.encode({ family: 6, address: new Uint8Array(4), prefixLen: 0 }), AbiCodecError);
 });
 
 test("ipcache and endpoint values", () => {

@@ -11,7 +11,8 @@
  */
 import { endianness } from "node:os";
 import { formatIp, ipFromBytes, ipToBytes, parseIp, type IpFamily } from "../policy/ip.ts";
-import type { Direction, EndpointState, PolicyKey, PolicyValue, PolicyVerdict } from "../policy/desired-state.ts";
+import { ipcacheKeyString } from "../policy/desired-state.ts";
+import type { Direction, EndpointState, IpcacheKey, IpcacheValue, PolicyKey, PolicyValue, PolicyVerdict } from "../policy/desired-state.ts";
 
 /** Map names as pinned under the pin root (PAL_MAP_* in the header). */
 export const MAP_NAMES = {
@@ -189,8 +190,12 @@ function writeAddress(buf: Buffer, at: number, family: IpFamily, text: string, w
   buf.set(ipToBytes(address), at);
 }
 
+function addressLength(family: IpFamily): 4 | 16 {
+  return family === 4 ? 4 : 16;
+}
+
 function readAddress(buf: Buffer, at: number, family: IpFamily): string {
-  return formatIp(ipFromBytes(buf.subarray(at, at + (family === 4 ? 4 : 16))));
+  return formatIp(ipFromBytes(buf.subarray(at, at + addressLength(family))));
 }
 
 function familyOf(code: number, what: string): IpFamily {
@@ -207,40 +212,27 @@ export const u32Codec: Codec<number> = codec(
 
 // ---- ipcache ----
 
-/** An ipcache key: a CIDR as family, canonical network address text and prefix length in address bits. */
-export interface IpcacheKey {
-  family: IpFamily;
-  address: string;
-  prefixLen: number;
-}
-
-/** An ipcache value: the identity of the covered addresses and PAL_IPCACHE_* flags. */
-export interface IpcacheValue {
-  identity: number;
-  flags: number;
-}
-
 const ipcacheKey = struct("pal_ipcache_key", 24, { prefixlen: [0, 4], family: [4, 1], pad: [5, 3], addr: [8, 16] });
 
-/** struct pal_ipcache_key: prefixlen = 32 (family + pad) + address prefix bits. */
+/** struct pal_ipcache_key: prefixlen = 32 (family + pad) + address prefix bits; the address bytes are copied as they are. */
 export const ipcacheKeyCodec: Codec<IpcacheKey> = codec(
   ipcacheKey.layout,
   (key, buf, base) => {
-    const maxBits = key.family === 4 ? 32 : 128;
-    if (!Number.isInteger(key.prefixLen) || key.prefixLen < 0 || key.prefixLen > maxBits) {
-      throw new AbiCodecError(`Cannot encode ipcache key "${key.address}/${key.prefixLen}": prefix length is not between 0 and ${maxBits}`);
+    const length = addressLength(key.family);
+    if (key.address.length !== length) {
+      throw new AbiCodecError(`Cannot encode ipcache key of family ${key.family}: it has ${key.address.length} address bytes, not ${length}`);
+    }
+    if (!Number.isInteger(key.prefixLen) || key.prefixLen < 0 || key.prefixLen > length * 8) {
+      throw new AbiCodecError(`Cannot encode ipcache key "${ipcacheKeyString(key)}": prefix length is not between 0 and ${length * 8}`);
     }
     writeU32(buf, 32 + key.prefixLen, base + ipcacheKey.at.prefixlen);
     buf[base + ipcacheKey.at.family] = key.family;
-    writeAddress(buf, base + ipcacheKey.at.addr, key.family, key.address, "ipcache key address");
+    buf.set(key.address, base + ipcacheKey.at.addr);
   },
   (buf, base) => {
     const family = familyOf(buf[base + ipcacheKey.at.family] ?? 0, "ipcache key");
-    return {
-      family,
-      address: readAddress(buf, base + ipcacheKey.at.addr, family),
-      prefixLen: readU32(buf, base + ipcacheKey.at.prefixlen) - 32,
-    };
+    const at = base + ipcacheKey.at.addr;
+    return { family, address: Uint8Array.from(buf.subarray(at, at + addressLength(family))), prefixLen: readU32(buf, base + ipcacheKey.at.prefixlen) - 32 };
   },
 );
 

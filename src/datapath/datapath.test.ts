@@ -31,16 +31,20 @@ import {
   IDENTITY_ANY,
   IDENTITY_HOST,
   IPCACHE_HOST,
+  ipcacheKeyOf,
+  ipcacheKeyString,
   policyKeyString,
   PROTOCOL_NUMBERS,
   VERDICT_ALLOW,
   VERDICT_DENY,
   type DesiredState,
   type Direction,
+  type IpcacheEntry,
   type PolicyEntry,
   type PolicyVerdict,
   type StateDiff,
 } from "../policy/desired-state.ts";
+import { parseCidr } from "../policy/ip.ts";
 import { buildArpRequest, buildFragments, buildPacket, type PacketSpec } from "../../test/lib/packets.ts";
 import { run, tag, uniquePinRoot } from "../../test/lib/kernel.ts";
 
@@ -102,6 +106,7 @@ const POLICY_B: PolicyEntry[] = [
 const ENDPOINT_A = { endpointId: 1, identity: A.identity, slot: SLOT_A, flags: 0 };
 const ENDPOINT_B = { endpointId: 2, identity: B.identity, slot: SLOT_B, flags: EP_ISOLATED_INGRESS | EP_ISOLATED_EGRESS | EP_AUDIT_ISOLATED_INGRESS };
 
+/** As the map reads back: prefixes as text. */
 const IPCACHE = [
   { cidr: `${A.v4}/32`, identity: A.identity, flags: 0 },
   { cidr: `${A.v6}/128`, identity: A.identity, flags: 0 },
@@ -113,6 +118,11 @@ const IPCACHE = [
   { cidr: `${HOST_IP}/32`, identity: IDENTITY_HOST, flags: IPCACHE_HOST },
 ];
 
+/** As the compiler hands it over: prefixes as bytes. */
+function ipcacheEntry({ cidr, identity, flags }: { cidr: string; identity: number; flags: number }): IpcacheEntry {
+  return { key: ipcacheKeyOf(parseCidr(cidr)), value: { identity, flags } };
+}
+
 function initialDiff(): StateDiff {
   return {
     policyUpserts: POLICY_B,
@@ -121,7 +131,7 @@ function initialDiff(): StateDiff {
       ["t/b", ENDPOINT_B],
       ["t/unattached", { endpointId: 3, identity: 303, slot: 30, flags: 0 }],
     ],
-    ipcacheUpserts: IPCACHE,
+    ipcacheUpserts: IPCACHE.map(ipcacheEntry),
     ipcacheRemovals: [],
     endpointRemovals: [],
     policyRemovals: [],
@@ -130,7 +140,7 @@ function initialDiff(): StateDiff {
 
 function stateOf(diff: StateDiff): DesiredState {
   return {
-    ipcache: new Map(diff.ipcacheUpserts.map((e) => [e.cidr, e])),
+    ipcache: new Map(diff.ipcacheUpserts.map((e) => [ipcacheKeyString(e.key), e])),
     endpoints: new Map(diff.endpointUpserts),
     policy: new Map(diff.policyUpserts.map((e) => [policyKeyString(e.key), e])),
     rules: new Map(),
@@ -543,7 +553,7 @@ describe("datapath on the real kernel", () => {
     // Any protocol from c: covers port 80 (no other entry of c does); the 8080/13 entry stays more specific.
     const denyAll = entry(C.identity, DIRECTION_INGRESS, 0, 0, 0, VERDICT_DENY, 99);
     changed.policy.set(policyKeyString(denyAll.key), denyAll);
-    changed.ipcache.set(CIDR.cidr, { cidr: CIDR.cidr, identity: 401, flags: 0 });
+    changed.ipcache.set(CIDR.cidr, ipcacheEntry({ cidr: CIDR.cidr, identity: 401, flags: 0 }));
     changed.ipcache.delete(`${HOST_IP}/32`);
     changed.endpoints.delete("t/a");
     const result = datapath.replaceAll(changed, ifindexOf);

@@ -12,7 +12,6 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { repositoryRoot } from "../repository-root.ts";
-import { formatIp, parseCidr } from "../policy/ip.ts";
 import {
   AbiMismatchError,
   checkLayout,
@@ -38,7 +37,6 @@ import {
   type CtValue,
   type DatapathConfig,
   type FlowEvent,
-  type IpcacheKey,
   type MapName,
   type ReasonName,
 } from "./abi.ts";
@@ -64,7 +62,8 @@ import {
   type MapDescription,
   type TcDirection,
 } from "./native.ts";
-import type { DesiredState, EndpointState, IpcacheEntry, PolicyEntry, StateDiff } from "../policy/desired-state.ts";
+import { ipcacheKeyString } from "../policy/desired-state.ts";
+import type { DesiredState, EndpointState, PolicyEntry, StateDiff } from "../policy/desired-state.ts";
 
 /** `max_entries` overrides, applied when the maps are created (pinned maps keep theirs). */
 export interface MapSizes {
@@ -126,10 +125,17 @@ export interface EventSubscription {
   unref(): void;
 }
 
+/** An ipcache entry as read back from the map, its prefix as canonical text (`10.0.0.0/8`) for people and tests. */
+export interface MapIpcacheEntry {
+  cidr: string;
+  identity: number;
+  flags: number;
+}
+
 /** The decoded contents of the state maps, as {@link Datapath.readState} returns them. */
 export interface MapState {
   endpoints: Map<number, EndpointState>;
-  ipcache: IpcacheEntry[];
+  ipcache: MapIpcacheEntry[];
   policy: PolicyEntry[];
 }
 
@@ -153,12 +159,6 @@ const NO_TCX = new Set(["EINVAL", "EOPNOTSUPP", "ENOTSUPP", "ENOTSUP"]);
 /** The default BPF object: `<repo>/bpf/out/endpoint.bpf.o`. */
 export function defaultObjectPath(): string {
   return join(repositoryRoot(), "bpf", "out", "endpoint.bpf.o");
-}
-
-/** The ipcache key of a CIDR in canonical text (`10.0.0.0/8`). */
-export function ipcacheKeyOf(cidr: string): IpcacheKey {
-  const parsed = parseCidr(cidr);
-  return { family: parsed.family, address: formatIp({ family: parsed.family, value: parsed.network }), prefixLen: parsed.prefixLen };
 }
 
 /** The kernel's CLOCK_MONOTONIC in ns, the clock of bpf_ktime_get_ns() and conntrack deadlines. */
@@ -382,10 +382,10 @@ export class Datapath {
       change.endpointUpserts.values.push(endpointValueCodec.encode(state));
     }
     for (const entry of diff.ipcacheUpserts) {
-      change.ipcacheUpserts.keys.push(ipcacheKeyCodec.encode(ipcacheKeyOf(entry.cidr)));
-      change.ipcacheUpserts.values.push(ipcacheValueCodec.encode({ identity: entry.identity, flags: entry.flags }));
+      change.ipcacheUpserts.keys.push(ipcacheKeyCodec.encode(entry.key));
+      change.ipcacheUpserts.values.push(ipcacheValueCodec.encode(entry.value));
     }
-    for (const cidr of diff.ipcacheRemovals) change.ipcacheRemovals.push(ipcacheKeyCodec.encode(ipcacheKeyOf(cidr)));
+    for (const key of diff.ipcacheRemovals) change.ipcacheRemovals.push(ipcacheKeyCodec.encode(key));
     for (const podKey of diff.endpointRemovals) {
       const ifindex = ifindexOf(podKey) ?? this.#endpointIfindex.get(podKey);
       this.#endpointIfindex.delete(podKey);
@@ -430,8 +430,8 @@ export class Datapath {
     }
     const ipcache = new Map<string, [Buffer, Buffer]>();
     for (const entry of state.ipcache.values()) {
-      const key = ipcacheKeyCodec.encode(ipcacheKeyOf(entry.cidr));
-      ipcache.set(key.toString("hex"), [key, ipcacheValueCodec.encode({ identity: entry.identity, flags: entry.flags })]);
+      const key = ipcacheKeyCodec.encode(entry.key);
+      ipcache.set(key.toString("hex"), [key, ipcacheValueCodec.encode(entry.value)]);
     }
 
     const diffAgainstMap = (map: MapName, keySize: number, valueSize: number, desired: Map<string, [Buffer, Buffer]>, upserts: EncodedWrites, removals: Buffer[]) => {
@@ -541,11 +541,7 @@ export class Datapath {
   /** What the endpoint, ipcache and policy maps hold, decoded. */
   readState(): MapState {
     const endpoints = new Map(this.#decodeAll(MAP_NAMES.endpoints, endpointKeyCodec, endpointValueCodec).map(([key, value]) => [key.ifindex, value]));
-    const ipcache = this.#decodeAll(MAP_NAMES.ipcache, ipcacheKeyCodec, ipcacheValueCodec).map(([key, value]) => ({
-      cidr: `${key.address}/${key.prefixLen}`,
-      identity: value.identity,
-      flags: value.flags,
-    }));
+    const ipcache = this.#decodeAll(MAP_NAMES.ipcache, ipcacheKeyCodec, ipcacheValueCodec).map(([key, value]) => ({ cidr: ipcacheKeyString(key), ...value }));
     const policy = this.#decodeAll(MAP_NAMES.policy, policyKeyCodec, policyValueCodec).map(([key, value]) => ({ key, value }));
     return { endpoints, ipcache, policy };
   }

@@ -3,7 +3,8 @@ import { test } from "node:test";
 import fc from "fast-check";
 import { worldArb } from "../../test/lib/world-arbitrary.ts";
 import { compileWorld } from "./compiler.ts";
-import { IDENTITY_HOST } from "./desired-state.ts";
+import { IDENTITY_HOST, ipcacheKeyString } from "./desired-state.ts";
+import type { IpcacheEntry } from "./desired-state.ts";
 import { identityKeyFields } from "./identity-key.ts";
 import type { IdentityAllocator } from "./identity.ts";
 import { IpcacheCompiler } from "./ipcache-compiler.ts";
@@ -31,8 +32,8 @@ function feed(ipcache: IpcacheCompiler, world: World): void {
 }
 
 /** The ipcache with identities replaced by their keys, so two numberings compare. */
-function byKey(entries: Map<string, { identity: number; flags: number }>, keyOf: (id: number) => string): string[] {
-  return [...entries].map(([cidr, e]) => `${cidr} ${keyOf(e.identity)} ${e.flags}`).sort();
+function byKey(entries: Map<string, IpcacheEntry>, keyOf: (id: number) => string): string[] {
+  return [...entries].map(([cidr, { value }]) => `${cidr} ${keyOf(value.identity)} ${value.flags}`).sort();
 }
 
 test("alone, it computes the ipcache and identity keys the policy compiler does, from scratch and after changes", () => {
@@ -80,7 +81,7 @@ test("a commit reports the pods that changed, with their namespace, and those wh
   ipcache.deletePod("x", "a");
   const gone = ipcache.commit();
   assert.deepEqual([...gone.pods], [["x/a", "x"]]);
-  assert.deepEqual(gone.removals, ["10.0.0.1/32"]);
+  assert.deepEqual(gone.removals.map(ipcacheKeyString), ["10.0.0.1/32"]);
   assert.equal(ipcache.podIdentity("x/a"), 0);
   assert.deepEqual([...ipcache.podsOf("x")], []);
 });

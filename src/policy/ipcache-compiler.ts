@@ -22,8 +22,8 @@
  * @module
  */
 import type { AnyPolicy } from "./api-types.ts";
-import { IDENTITY_HOST, IDENTITY_WORLD, IPCACHE_HOST } from "./desired-state.ts";
-import type { IdentityInfo, IpcacheEntry } from "./desired-state.ts";
+import { IDENTITY_HOST, IDENTITY_WORLD, ipcacheKeyOf, IPCACHE_HOST } from "./desired-state.ts";
+import type { IdentityInfo, IpcacheEntry, IpcacheKey } from "./desired-state.ts";
 import { LocalIdentityAllocator } from "./identity.ts";
 import type { IdentityAllocator } from "./identity.ts";
 import { canonicalNamedPorts, cidrIdentity, describeIdentity, hostIdentity, identityKey, podIdentity, sameLabels } from "./identity-key.ts";
@@ -45,8 +45,7 @@ export interface Identity extends Readonly<IdentityAttributes> {
 /** What one {@link IpcacheCompiler.commit} changed. */
 export interface IpcacheCommit {
   upserts: IpcacheEntry[];
-  /** Canonical CIDR texts of entries removed. */
-  removals: string[];
+  removals: IpcacheKey[];
   /** Pods added, changed or removed since the last commit, by key, with their namespace. */
   pods: Map<string, string>;
   /** Pods whose address now has another identity or owner: their endpoint's own identity may have changed. */
@@ -70,6 +69,8 @@ interface IdentityRecord extends IdentityAttributes {
 /** Who claims an ipcache key: host and pods for an address, policies for a prefix. */
 interface IpcacheSource {
   cidr: Cidr;
+  /** The key as the kernel holds it, computed once. */
+  key: IpcacheKey;
   host: boolean;
   pods: Set<string>;
   prefix: boolean;
@@ -114,7 +115,7 @@ function indexAdd(index: Map<string, Set<string>>, key: string, value: string): 
  * const ipcache = new IpcacheCompiler({ identities: table });
  * ipcache.upsertNamespace({ name: "x", labels: { "kubernetes.io/metadata.name": "x" } });
  * ipcache.upsertPod({ namespace: "x", name: "a", labels: { pod: "a" }, ips: ["10.0.0.1"], namedPorts: [] });
- * ipcache.commit().upserts; // [{ cidr: "10.0.0.1/32", identity: 256, flags: 0 }]
+ * ipcache.commit().upserts; // [{ key: { family: 4, address: Uint8Array [10, 0, 0, 1], prefixLen: 32 }, value: { identity: 256, flags: 0 } }]
  * ```
  */
 export class IpcacheCompiler {
@@ -304,7 +305,7 @@ export class IpcacheCompiler {
 
   /** The ipcache after the last commit, by canonical CIDR text: a snapshot. */
   entries(): Map<string, IpcacheEntry> {
-    return new Map([...this.#bindings].map(([text, binding]) => [text, { cidr: text, identity: binding.record.id, flags: binding.flags }]));
+    return new Map([...this.#bindings].map(([text, binding]) => [text, this.#entry(text, binding)]));
   }
 
   /** What the identities in use and the reserved ones stand for, by number. */
@@ -480,18 +481,16 @@ export class IpcacheCompiler {
     }
 
     const upserts: IpcacheEntry[] = [];
-    const removals: string[] = [];
+    const removals: IpcacheKey[] = [];
     const rebound = new Set<string>();
     for (const [text, wanted] of pending) {
       const current = this.#bindings.get(text);
       if (wanted) {
         this.#bindings.set(text, wanted);
-        if (!current || current.record.id !== wanted.record.id || current.flags !== wanted.flags) {
-          upserts.push({ cidr: text, identity: wanted.record.id, flags: wanted.flags });
-        }
+        if (!current || current.record.id !== wanted.record.id || current.flags !== wanted.flags) upserts.push(this.#entry(text, wanted));
       } else {
         this.#bindings.delete(text);
-        removals.push(text);
+        removals.push((this.#sources.get(text) as IpcacheSource).key);
       }
       if (current?.owner !== wanted?.owner || current?.record !== wanted?.record) {
         for (const pod of this.#sources.get(text)?.pods ?? []) rebound.add(pod);
@@ -535,10 +534,15 @@ export class IpcacheCompiler {
     return record;
   }
 
+  /** A bound key's entry; its source outlives the binding within a commit. */
+  #entry(text: string, binding: IpcacheBinding): IpcacheEntry {
+    return { key: (this.#sources.get(text) as IpcacheSource).key, value: { identity: binding.record.id, flags: binding.flags } };
+  }
+
   #source(text: string, cidr: Cidr): IpcacheSource {
     let source = this.#sources.get(text);
     if (!source) {
-      source = { cidr, host: false, pods: new Set(), prefix: false };
+      source = { cidr, key: ipcacheKeyOf(cidr), host: false, pods: new Set(), prefix: false };
       this.#sources.set(text, source);
     }
     return source;
