@@ -26,7 +26,7 @@ import {
   reasonAllows,
   reasonName,
   REASONS,
-  sumPerCpuCounters,
+  perCpuCodec,
   type BtfStruct,
   type LayoutSource,
   type StructLayout,
@@ -144,13 +144,22 @@ test("config and counters", () => {
   assert.deepEqual(counterCodec.encode({ packets: 1n, bytes: 2n }), hex("0100000000000000 0200000000000000"));
 });
 
-test("per-CPU counters are summed over every CPU's copy", () => {
-  const perCpu = encodeArray(counterCodec, [
+test("per-CPU values: one copy per CPU, each padded to 8 bytes", () => {
+  const counters = [
     { packets: 1n, bytes: 100n },
     { packets: 2n, bytes: 50n },
     { packets: 0n, bytes: 0n },
-  ]);
-  assert.deepEqual(sumPerCpuCounters(perCpu), { packets: 3n, bytes: 150n });
+  ];
+  const perCpu = perCpuCodec(counterCodec, 3);
+  assert.equal(perCpu.layout.size, 48);
+  assert.deepEqual(perCpu.encode(counters), encodeArray(counterCodec, counters));
+  assert.deepEqual(perCpu.decode(encodeArray(counterCodec, counters)), counters);
+  const padded = perCpuCodec(policyValueCodec, 2);
+  const value = { verdict: 1 as const, auditVerdict: 2 as const, ruleId: 3, auditRuleId: 4 };
+  const bytes = padded.encode([value, value]);
+  assert.equal(bytes.length, 32, "12-byte values in 16-byte slots");
+  assert.deepEqual(padded.decode(bytes), [value, value]);
+  assert.throws(() => padded.encode([value]), /Cannot encode a per-CPU pal_policy_value: 1 values for 2 CPUs/);
 });
 
 test("encoding into a target zero-fills the struct's bytes and leaves the rest", () => {

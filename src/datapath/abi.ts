@@ -612,19 +612,24 @@ export const counterCodec: Codec<Counter> = codec(
 );
 
 /**
- * Sums a per-CPU lookup result: `cpus` copies of a struct pal_counter, each
- * padded to a multiple of 8 bytes as the kernel lays per-CPU values out.
+ * The codec of a per-CPU value: one `of` per possible CPU (`cpus` of them),
+ * each padded to a multiple of 8 bytes as the kernel lays per-CPU values out.
+ *
+ * @example
+ * ```ts
+ * const counters = perCpuCodec(counterCodec, numPossibleCpus()).decode(values); // one Counter per CPU
+ * ```
  */
-export function sumPerCpuCounters(values: Buffer): Counter {
-  const stride = Math.ceil(counter.layout.size / 8) * 8;
-  let packets = 0n;
-  let bytes = 0n;
-  for (let at = 0; at + counter.layout.size <= values.length; at += stride) {
-    const one = counterCodec.decode(values, at);
-    packets += one.packets;
-    bytes += one.bytes;
-  }
-  return { packets, bytes };
+export function perCpuCodec<T>(of: Codec<T>, cpus: number): Codec<T[]> {
+  const stride = Math.ceil(of.layout.size / 8) * 8;
+  return codec(
+    { name: `${of.layout.name}[${cpus} CPUs]`, size: stride * cpus, fields: [] },
+    (values, buf, base) => {
+      if (values.length !== cpus) throw new AbiCodecError(`Cannot encode a per-CPU ${of.layout.name}: ${values.length} values for ${cpus} CPUs`);
+      values.forEach((value, cpu) => of.encode(value, buf, base + cpu * stride));
+    },
+    (buf, base) => Array.from({ length: cpus }, (_, cpu) => of.decode(buf, base + cpu * stride)),
+  );
 }
 
 // ---- events ----

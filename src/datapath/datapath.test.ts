@@ -19,7 +19,8 @@ import {
   type FlowEvent,
   type ReasonName,
 } from "./abi.ts";
-import { attachPinnedPrograms, Datapath, DatapathError, type ProgramName } from "./datapath.ts";
+import { attachPinnedPrograms, Datapath, type ProgramName } from "./datapath.ts";
+import { DatapathError } from "./datapath-error.ts";
 import { closeFd, linkInfo, mapInfo, objGet } from "./native.ts";
 import {
   DIRECTION_EGRESS,

@@ -5,5 +5,7 @@
  * @module
  */
 export * from "./abi.ts";
+export * from "./bpf-map.ts";
 export * from "./datapath.ts";
+export * from "./datapath-error.ts";
 export { BpfError, NativeAddonError } from "./native.ts";

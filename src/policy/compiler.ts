@@ -19,7 +19,15 @@
  * @module
  */
 import type { AnyPolicy } from "./api-types.ts";
-import { EP_AUDIT_ISOLATED_EGRESS, EP_AUDIT_ISOLATED_INGRESS, EP_ISOLATED_EGRESS, EP_ISOLATED_INGRESS, emptyDiff, policyKeyString } from "./desired-state.ts";
+import {
+  EP_AUDIT_ISOLATED_EGRESS,
+  EP_AUDIT_ISOLATED_INGRESS,
+  EP_ISOLATED_EGRESS,
+  EP_ISOLATED_INGRESS,
+  emptyDiff,
+  policyKeyString,
+  sameEndpointState,
+} from "./desired-state.ts";
 import type { DesiredState, EndpointState, PolicyEntry, RuleRef, StateDiff } from "./desired-state.ts";
 import type { IdentityAllocator } from "./identity.ts";
 import { IpcacheCompiler } from "./ipcache-compiler.ts";
@@ -80,10 +88,6 @@ function isolationFlags(applying: readonly CompiledPolicy[]): number {
     }
   }
   return flags;
-}
-
-function sameEndpointState(a: EndpointState, b: EndpointState): boolean {
-  return a.endpointId === b.endpointId && a.identity === b.identity && a.slot === b.slot && a.flags === b.flags;
 }
 
 /**

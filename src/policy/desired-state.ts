@@ -95,6 +95,18 @@ export interface EndpointState {
   flags: number;
 }
 
+/**
+ * Whether two endpoint states are the same.
+ *
+ * @example
+ * ```ts
+ * sameEndpointState(before, after); // false once the endpoint switched slots
+ * ```
+ */
+export function sameEndpointState(a: EndpointState, b: EndpointState): boolean {
+  return a.endpointId === b.endpointId && a.identity === b.identity && a.slot === b.slot && a.flags === b.flags;
+}
+
 /** What a rule id stands for, so verdicts can name the policy and rule behind them. */
 export interface RuleRef {
   kind: "NetworkPolicy" | "EBPFNetworkPolicy";
