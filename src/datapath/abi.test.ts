@@ -23,9 +23,6 @@ import {
   MAP_LAYOUTS,
   policyKeyCodec,
   policyValueCodec,
-  reasonAllows,
-  reasonName,
-  REASONS,
   perCpuCodec,
   type BtfStruct,
   type LayoutSource,
@@ -202,12 +199,6 @@ test("flow events decode with names, text addresses and host port numbers", () =
     packetLen: 60,
   });
   assert.throws(() => decodeFlowEvent(record.subarray(0, 40)), RangeError);
-});
-
-test("reason names and verdict classes", () => {
-  assert.equal(reasonName(21), "revoked");
-  assert.equal(reasonName(31), "unknown");
-  for (const [name, code] of Object.entries(REASONS)) assert.equal(reasonAllows(code), code < 16, name);
 });
 
 function btfFromLayouts(): Map<string, { key: BtfStruct | null; value: BtfStruct | null }> {

@@ -12,6 +12,7 @@
 import { endianness } from "node:os";
 import { formatIp, ipFromBytes, ipToBytes, parseIp, type IpFamily } from "../policy/ip.ts";
 import { ipcacheKeyString } from "../policy/desired-state.ts";
+import { reasonName, type ReasonName } from "./reasons.ts";
 import type { Direction, EndpointState, IpcacheKey, IpcacheValue, PolicyKey, PolicyValue, PolicyVerdict } from "../policy/desired-state.ts";
 
 /** Map names as pinned under the pin root (PAL_MAP_* in the header). */
@@ -60,48 +61,13 @@ export const EVENT_KINDS = { allowed: 1, denied: 2, audit: 3 } as const;
 /** The name of an event kind. */
 export type EventKindName = keyof typeof EVENT_KINDS;
 
-/** Verdict reasons (enum pal_reason) by name. */
-export const REASONS = {
-  none: 0,
-  "policy-allow": 1,
-  "not-isolated": 2,
-  host: 3,
-  established: 4,
-  reply: 5,
-  related: 6,
-  "not-ip": 7,
-  fragment: 8,
-  "policy-deny": 16,
-  "default-deny": 17,
-  "no-endpoint": 18,
-  malformed: 19,
-  "frag-unknown": 20,
-  revoked: 21,
-} as const;
-
-/** The name of a verdict reason. */
-export type ReasonName = keyof typeof REASONS;
-
-/** PAL_REASON_MAX: the size of the reason stats array. */
-export const REASON_MAX = 32;
-
-const REASON_BY_CODE = new Map<number, ReasonName>(Object.entries(REASONS).map(([name, code]) => [code, name as ReasonName]));
 const KIND_BY_CODE = new Map<number, EventKindName>(Object.entries(EVENT_KINDS).map(([name, code]) => [code, name as EventKindName]));
-
-/** The name of reason `code`, or `unknown` for a code this build does not know. */
-export function reasonName(code: number): ReasonName | "unknown" {
-  return REASON_BY_CODE.get(code) ?? "unknown";
-}
 
 /** The name of event kind `code`, or `unknown` for a code this build does not know. */
 export function eventKindName(code: number): EventKindName | "unknown" {
   return KIND_BY_CODE.get(code) ?? "unknown";
 }
 
-/** Whether packets with this reason are passed (codes below 16) or dropped. */
-export function reasonAllows(code: number): boolean {
-  return code < REASONS["policy-deny"];
-}
 
 /** One field of a struct: its C name, byte offset and size. */
 export interface FieldLayout {

@@ -8,17 +8,12 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { basename, join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import {
-  CFG_EVENTS_ALLOWED,
-  CT_SEEN_REPLY,
-  reasonAllows,
-  REASONS,
-  type FlowEvent,
-  type ReasonName,
-} from "./abi.ts";
+import { CFG_EVENTS_ALLOWED, CT_SEEN_REPLY, type FlowEvent } from "./abi.ts";
+import { AbiEnumMismatchError, reasonAllows, REASONS, type ReasonName } from "./reasons.ts";
 import { attachPinnedPrograms, Datapath, type ProgramName } from "./datapath.ts";
 import { DatapathError } from "./datapath-error.ts";
 import { closeFd, linkInfo, mapInfo, objGet } from "./native.ts";
@@ -48,6 +43,7 @@ import {
 import { parseCidr } from "../policy/ip.ts";
 import { buildArpRequest, buildFragments, buildPacket, type PacketSpec } from "../../test/lib/packets.ts";
 import { run, tag, uniquePinRoot } from "../../test/lib/kernel.ts";
+import { repositoryRoot } from "../repository-root.ts";
 
 const TC_ACT_OK = 0;
 const TC_ACT_SHOT = 2;
@@ -193,6 +189,8 @@ let ifA: number;
 let ifB: number;
 let ifNoEndpoint: number;
 const events: FlowEvent[] = [];
+/** Every reason a test run was counted for, with its verdict checked against reasonAllows. */
+const observed = new Set<ReasonName>();
 let nextPort = 30000;
 
 /** A source port no earlier test used, so each flow starts without conntrack state. */
@@ -214,6 +212,26 @@ function expectVerdict(program: ProgramName, ifindex: number, frame: Buffer, rea
   assert.equal(after[reason].packets - before[reason].packets, 1n, `${message}: one packet`);
   assert.equal(after[reason].bytes - before[reason].bytes, BigInt(frame.length), `${message}: its bytes`);
   assert.equal(retval, reasonAllows(REASONS[reason]) ? TC_ACT_OK : TC_ACT_SHOT, `${message}: retval`);
+  observed.add(reason);
+}
+
+/** Builds the endpoint object from a copy of bpf/ whose ABI header went through `edit`; returns its path. */
+function buildEditedObject(edit: (header: string) => string): { path: string; remove: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), "pl-abi-"));
+  const remove = () => rmSync(dir, { recursive: true, force: true });
+  try {
+    cpSync(join(repositoryRoot(), "bpf"), dir, { recursive: true, filter: (source) => basename(source) !== "out" });
+    const header = join(dir, "include", "palisade_abi.h");
+    const before = readFileSync(header, "utf8");
+    const after = edit(before);
+    assert.notEqual(after, before, "the edit changes the header");
+    writeFileSync(header, after);
+    run("make", ["-s", "-C", dir, "out/endpoint.bpf.o"]);
+  } catch (error) {
+    remove();
+    throw error;
+  }
+  return { path: join(dir, "out", "endpoint.bpf.o"), remove };
 }
 
 /** From a remote peer into pod b (b's ingress, host-side egress). */
@@ -283,6 +301,22 @@ describe("datapath on the real kernel", () => {
       ctTimeoutUdpS: 60,
       ctTimeoutOtherS: 60,
     });
+  });
+
+  test("the reason enum is checked at load: an object whose header renumbers a reason is refused", () => {
+    const drifted = buildEditedObject((header) => header.replace("PAL_REASON_REVOKED = 21,", "PAL_REASON_REVOKED = 22,"));
+    const root = uniquePinRoot("dp-drifted");
+    try {
+      assert.throws(
+        () => Datapath.open({ pinRoot: root, objectPath: drifted.path }),
+        (error: unknown) =>
+          error instanceof AbiEnumMismatchError &&
+          error.message === "Enum pal_reason does not match the ABI: PAL_REASON_REVOKED is 22 in BTF, expected 21",
+      );
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+      drifted.remove();
+    }
   });
 
   test("map sizes are applied when the maps are created", () => {
@@ -665,6 +699,15 @@ describe("datapath on the real kernel", () => {
     } finally {
       second.close();
     }
+  });
+
+  test("headers cut short are malformed and dropped", () => {
+    const frame = buildPacket({ src: C.v4, dst: B.v4, protocol: "TCP", sport: freshPort(), dport: 80 });
+    expectVerdict("to-pod", ifB, frame.subarray(0, 14 + 20 + 8), "malformed", "TCP header cut short before its flags");
+  });
+
+  test("every reason the program gives was counted for a packet whose verdict reasonAllows predicted", () => {
+    assert.deepEqual([...observed].sort(), (Object.keys(REASONS) as ReasonName[]).filter((name) => name !== "none").sort());
   });
 
   test("destroy removes the pin root", () => {

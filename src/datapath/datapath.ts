@@ -30,7 +30,6 @@ import {
   policyKeyCodec,
   policyValueCodec,
   perCpuCodec,
-  REASONS,
   u32Codec,
   counterCodec,
   type Codec,
@@ -43,8 +42,8 @@ import {
   type FragKey,
   type FragValue,
   type MapName,
-  type ReasonName,
 } from "./abi.ts";
+import { AbiEnumMismatchError, checkReasons, REASONS, type ReasonName } from "./reasons.ts";
 import { BpfMap, type EncodedEntry } from "./bpf-map.ts";
 import { DatapathError } from "./datapath-error.ts";
 import {
@@ -259,8 +258,8 @@ export class Datapath {
   /**
    * Loads the endpoint object with its maps pinned by name under `pinRoot`,
    * re-adopting maps already pinned there (an agent restart keeps every
-   * entry), checks the map layouts against the ABI codecs, writes the
-   * default config if none is set, pins the programs (for
+   * entry), checks the map layouts and the verdict reasons against the ABI
+   * (codecs and `REASONS`), writes the default config if none is set, pins the programs (for
    * {@linkcode attachPinnedPrograms}), and removes pinned links of interfaces
    * that no longer exist.
    *
@@ -292,6 +291,7 @@ export class Datapath {
     }
     try {
       checkLayout(object);
+      checkReasons(object);
       const datapath = new Datapath(pinRoot, objectPath, object);
       datapath.#initConfig();
       datapath.#pinPrograms();
@@ -299,7 +299,7 @@ export class Datapath {
       return datapath;
     } catch (error) {
       object.close();
-      if (error instanceof AbiMismatchError) throw error;
+      if (error instanceof AbiMismatchError || error instanceof AbiEnumMismatchError) throw error;
       throw new DatapathError(`Cannot open datapath object "${objectPath}" with pin root "${pinRoot}": ${describe(error)}`, { cause: error });
     }
   }

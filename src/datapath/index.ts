@@ -5,6 +5,7 @@
  * @module
  */
 export * from "./abi.ts";
+export * from "./reasons.ts";
 export * from "./bpf-map.ts";
 export * from "./datapath.ts";
 export * from "./datapath-error.ts";
