@@ -259,9 +259,9 @@ export class Datapath {
    * Loads the endpoint object with its maps pinned by name under `pinRoot`,
    * re-adopting maps already pinned there (an agent restart keeps every
    * entry), checks the map layouts and the verdict reasons against the ABI
-   * (codecs and `REASONS`), writes the default config if none is set, pins the programs (for
-   * {@linkcode attachPinnedPrograms}), and removes pinned links of interfaces
-   * that no longer exist.
+   * (the codecs and `REASONS`), writes the default config if none is set,
+   * pins the programs (for {@linkcode attachPinnedPrograms}), and removes
+   * pinned links of interfaces that no longer exist.
    *
    * @example
    * ```ts

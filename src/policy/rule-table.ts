@@ -90,9 +90,9 @@ function ruleRefKey(policy: NormalizedPolicy, rule: NormalizedRule): string {
  * ```ts
  * const table = new RuleTable();
  * const touched = new Set<string>();
- * table.set(policy.key, policy, (namespace) => pods.keysOf(namespace), (key) => pods.get(key), touched);
+ * table.set(policy.key, policy, (namespace) => ipcache.podsOf(namespace), (key) => ipcache.pod(key), touched);
  * table.matchIdentities(new Set([policy.key]), ipcache.identities(), [], [], touched);
- * table.applyingTo("shop/api", "shop"); // [the policy], if it selects the pod
+ * table.applyingTo("shop/api", "shop"); // [the compiled policy], when its selector selects shop/api
  * ```
  */
 export class RuleTable {
