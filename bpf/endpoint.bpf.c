@@ -25,6 +25,12 @@
 #include "policy.h"
 #include "stats.h"
 
+/* Puts enum pal_reason into the object's BTF, where userspace checks its
+ * reason codes at load: no map or program has a field of the enum's type
+ * (they store reasons in a __u8), so the compiler would leave it out. libbpf
+ * makes no map of this section. */
+enum pal_reason pal_reason_btf __attribute__((used)) SEC(".palisade.btf");
+
 /* A packet's verdict and what explains it. */
 struct pal_verdict {
 	__u32 rule_id;

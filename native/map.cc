@@ -55,31 +55,64 @@ MapShape QueryMap(Napi::Env env, int fd, const char* operation) {
   return shape;
 }
 
-void CheckLength(Napi::Env env, const char* operation, const MapShape& map, const char* what, size_t actual,
-                 size_t expected) {
-  if (actual != expected) {
-    throw ErrnoError(env, operation, EINVAL,
-                     std::string(what) + " is " + std::to_string(actual) + " bytes but " + map.Describe() +
-                         " needs " + std::to_string(expected));
-  }
-}
+// The prologue every map operation shares: its fd argument (the first),
+// what the kernel says about the map behind it, and the key and value
+// buffers of its other arguments checked against that map's sizes.
+class MapCall {
+ public:
+  MapCall(const Napi::CallbackInfo& info, const char* operation)
+      : info_(info), operation_(operation), fd_(FdArg(info, 0, "fd")), map_(QueryMap(info.Env(), fd_, operation)) {}
 
-void CheckValueSize(Napi::Env env, const char* operation, const MapShape& map, uint32_t value_size) {
-  if (value_size != map.info.value_size) {
-    throw ErrnoError(env, operation, EINVAL,
-                     "value size " + std::to_string(value_size) + " does not match the value size " +
-                         std::to_string(map.info.value_size) + " of " + map.Describe());
-  }
-}
+  int fd() const { return fd_; }
+  const MapShape& map() const { return map_; }
+  const char* operation() const { return operation_; }
 
-Napi::Error ElementError(Napi::Env env, const char* operation, int err, const MapShape& map, size_t index,
-                         size_t count) {
-  Napi::Error error = ErrnoError(env, operation, err,
-                                 "element " + std::to_string(index) + " of " + std::to_string(count) + " in " +
-                                     map.Describe());
-  error.Value().Set("index", static_cast<double>(index));
-  return error;
-}
+  // `count` keys back to back at argument `index`.
+  Napi::Buffer<uint8_t> Keys(size_t index, const char* name, uint32_t count = 1) const {
+    return Sized(index, name, map_.key_bytes * count);
+  }
+
+  // `count` values back to back at argument `index` (per-CPU maps: one slot per possible CPU each).
+  Napi::Buffer<uint8_t> Values(size_t index, const char* name, uint32_t count = 1) const {
+    return Sized(index, name, map_.value_bytes * count);
+  }
+
+  // A size argument that must equal the map's (`what` is "key" or "value").
+  void CheckSize(size_t index, const char* name, const char* what, uint32_t expected) const {
+    uint32_t size = Uint32Arg(info_, index, name);
+    if (size != expected) {
+      throw ErrnoError(info_.Env(), operation_, EINVAL,
+                       std::string(what) + " size " + std::to_string(size) + " does not match the " + what +
+                           " size " + std::to_string(expected) + " of " + map_.Describe());
+    }
+  }
+
+  Napi::Error Fail(int err) const { return ErrnoError(info_.Env(), operation_, err, map_.Describe()); }
+
+  Napi::Error FailAt(const char* operation, int err, size_t index, size_t count) const {
+    Napi::Error error = ErrnoError(info_.Env(), operation, err,
+                                   "element " + std::to_string(index) + " of " + std::to_string(count) + " in " +
+                                       map_.Describe());
+    error.Value().Set("index", static_cast<double>(index));
+    return error;
+  }
+
+ private:
+  Napi::Buffer<uint8_t> Sized(size_t index, const char* name, size_t expected) const {
+    Napi::Buffer<uint8_t> buffer = BufferArg(info_, index, name);
+    if (buffer.Length() != expected) {
+      throw ErrnoError(info_.Env(), operation_, EINVAL,
+                       std::string(name) + " is " + std::to_string(buffer.Length()) + " bytes but " +
+                           map_.Describe() + " needs " + std::to_string(expected));
+    }
+    return buffer;
+  }
+
+  const Napi::CallbackInfo& info_;
+  const char* operation_;
+  int fd_;
+  MapShape map_;
+};
 
 // bpf(2) reports a map type without batch support as EINVAL or ENOTSUPP.
 bool BatchUnsupported(int err) { return err == EINVAL || err == kENOTSUPP || err == EOPNOTSUPP; }
@@ -92,117 +125,87 @@ bpf_map_batch_opts BatchOptions() {
 }
 
 Napi::Value MapLookup(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const char* operation = "bpf_map_lookup_elem";
-  int fd = FdArg(info, 0, "fd");
-  Napi::Buffer<uint8_t> key = BufferArg(info, 1, "key");
-  uint32_t value_size = Uint32Arg(info, 2, "valueSize");
-  MapShape map = QueryMap(env, fd, operation);
-  CheckLength(env, operation, map, "key", key.Length(), map.key_bytes);
-  CheckValueSize(env, operation, map, value_size);
-  Napi::Buffer<uint8_t> value = Napi::Buffer<uint8_t>::New(env, map.value_bytes);
-  int err = bpf_map_lookup_elem(fd, key.Data(), value.Data());
-  if (err == -ENOENT) return env.Null();
-  if (err != 0) throw ErrnoError(env, operation, err, map.Describe());
+  MapCall call(info, "bpf_map_lookup_elem");
+  Napi::Buffer<uint8_t> key = call.Keys(1, "key");
+  call.CheckSize(2, "valueSize", "value", call.map().info.value_size);
+  Napi::Buffer<uint8_t> value = Napi::Buffer<uint8_t>::New(info.Env(), call.map().value_bytes);
+  int err = bpf_map_lookup_elem(call.fd(), key.Data(), value.Data());
+  if (err == -ENOENT) return info.Env().Null();
+  if (err != 0) throw call.Fail(err);
   return value;
 }
 
 Napi::Value MapUpdate(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const char* operation = "bpf_map_update_elem";
-  int fd = FdArg(info, 0, "fd");
-  Napi::Buffer<uint8_t> key = BufferArg(info, 1, "key");
-  Napi::Buffer<uint8_t> value = BufferArg(info, 2, "value");
+  MapCall call(info, "bpf_map_update_elem");
+  Napi::Buffer<uint8_t> key = call.Keys(1, "key");
+  Napi::Buffer<uint8_t> value = call.Values(2, "value");
   uint64_t flags = info[3].IsUndefined() ? uint64_t{BPF_ANY} : Uint32Arg(info, 3, "flags");
-  MapShape map = QueryMap(env, fd, operation);
-  CheckLength(env, operation, map, "key", key.Length(), map.key_bytes);
-  CheckLength(env, operation, map, "value", value.Length(), map.value_bytes);
-  int err = bpf_map_update_elem(fd, key.Data(), value.Data(), flags);
-  if (err != 0) throw ErrnoError(env, operation, err, map.Describe());
-  return env.Undefined();
+  int err = bpf_map_update_elem(call.fd(), key.Data(), value.Data(), flags);
+  if (err != 0) throw call.Fail(err);
+  return info.Env().Undefined();
 }
 
 Napi::Value MapDelete(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const char* operation = "bpf_map_delete_elem";
-  int fd = FdArg(info, 0, "fd");
-  Napi::Buffer<uint8_t> key = BufferArg(info, 1, "key");
-  MapShape map = QueryMap(env, fd, operation);
-  CheckLength(env, operation, map, "key", key.Length(), map.key_bytes);
-  int err = bpf_map_delete_elem(fd, key.Data());
-  if (err == -ENOENT) return Napi::Boolean::New(env, false);
-  if (err != 0) throw ErrnoError(env, operation, err, map.Describe());
-  return Napi::Boolean::New(env, true);
+  MapCall call(info, "bpf_map_delete_elem");
+  Napi::Buffer<uint8_t> key = call.Keys(1, "key");
+  int err = bpf_map_delete_elem(call.fd(), key.Data());
+  if (err == -ENOENT) return Napi::Boolean::New(info.Env(), false);
+  if (err != 0) throw call.Fail(err);
+  return Napi::Boolean::New(info.Env(), true);
 }
 
 Napi::Value MapGetNextKey(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const char* operation = "bpf_map_get_next_key";
-  int fd = FdArg(info, 0, "fd");
+  MapCall call(info, "bpf_map_get_next_key");
   bool from_start = info[1].IsNull() || info[1].IsUndefined();
-  Napi::Buffer<uint8_t> key = from_start ? Napi::Buffer<uint8_t>() : BufferArg(info, 1, "key");
-  uint32_t key_size = Uint32Arg(info, 2, "keySize");
-  MapShape map = QueryMap(env, fd, operation);
-  if (key_size != map.info.key_size) {
-    throw ErrnoError(env, operation, EINVAL,
-                     "key size " + std::to_string(key_size) + " does not match the key size " +
-                         std::to_string(map.info.key_size) + " of " + map.Describe());
-  }
-  if (!from_start) CheckLength(env, operation, map, "key", key.Length(), map.key_bytes);
-  Napi::Buffer<uint8_t> next = Napi::Buffer<uint8_t>::New(env, map.key_bytes);
-  int err = bpf_map_get_next_key(fd, from_start ? nullptr : key.Data(), next.Data());
-  if (err == -ENOENT) return env.Null();
-  if (err != 0) throw ErrnoError(env, operation, err, map.Describe());
+  call.CheckSize(2, "keySize", "key", call.map().info.key_size);
+  Napi::Buffer<uint8_t> key = from_start ? Napi::Buffer<uint8_t>() : call.Keys(1, "key");
+  Napi::Buffer<uint8_t> next = Napi::Buffer<uint8_t>::New(info.Env(), call.map().key_bytes);
+  int err = bpf_map_get_next_key(call.fd(), from_start ? nullptr : key.Data(), next.Data());
+  if (err == -ENOENT) return info.Env().Null();
+  if (err != 0) throw call.Fail(err);
   return next;
 }
 
 Napi::Value MapUpdateBatch(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const char* operation = "bpf_map_update_batch";
-  int fd = FdArg(info, 0, "fd");
-  Napi::Buffer<uint8_t> keys = BufferArg(info, 1, "keys");
-  Napi::Buffer<uint8_t> values = BufferArg(info, 2, "values");
+  MapCall call(info, "bpf_map_update_batch");
   uint32_t count = Uint32Arg(info, 3, "count");
-  MapShape map = QueryMap(env, fd, operation);
-  CheckLength(env, operation, map, "keys", keys.Length(), map.key_bytes * count);
-  CheckLength(env, operation, map, "values", values.Length(), map.value_bytes * count);
-  if (count == 0) return env.Undefined();
+  Napi::Buffer<uint8_t> keys = call.Keys(1, "keys", count);
+  Napi::Buffer<uint8_t> values = call.Values(2, "values", count);
+  if (count == 0) return info.Env().Undefined();
 
+  const MapShape& map = call.map();
   bpf_map_batch_opts options = BatchOptions();
   uint32_t processed = count;
-  int err = bpf_map_update_batch(fd, keys.Data(), values.Data(), &processed, &options);
-  if (err == 0) return env.Undefined();
+  int err = bpf_map_update_batch(call.fd(), keys.Data(), values.Data(), &processed, &options);
+  if (err == 0) return info.Env().Undefined();
   // The kernel writes the count back only once it has started on elements;
   // an unchanged count means nothing was written.
   uint32_t done = processed < count ? processed : 0;
   if (!BatchUnsupported(-err)) {
-    if (processed < count) throw ElementError(env, operation, err, map, processed, count);
-    throw ErrnoError(env, operation, err, map.Describe());
+    if (processed < count) throw call.FailAt(call.operation(), err, processed, count);
+    throw call.Fail(err);
   }
   for (uint32_t i = done; i < count; i++) {
-    err = bpf_map_update_elem(fd, keys.Data() + i * map.key_bytes, values.Data() + i * map.value_bytes, BPF_ANY);
-    if (err != 0) throw ElementError(env, "bpf_map_update_elem", err, map, i, count);
+    err = bpf_map_update_elem(call.fd(), keys.Data() + i * map.key_bytes, values.Data() + i * map.value_bytes, BPF_ANY);
+    if (err != 0) throw call.FailAt("bpf_map_update_elem", err, i, count);
   }
-  return env.Undefined();
+  return info.Env().Undefined();
 }
 
 Napi::Value MapDeleteBatch(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const char* operation = "bpf_map_delete_batch";
-  int fd = FdArg(info, 0, "fd");
-  Napi::Buffer<uint8_t> keys = BufferArg(info, 1, "keys");
+  MapCall call(info, "bpf_map_delete_batch");
   uint32_t count = Uint32Arg(info, 2, "count");
-  MapShape map = QueryMap(env, fd, operation);
-  CheckLength(env, operation, map, "keys", keys.Length(), map.key_bytes * count);
+  Napi::Buffer<uint8_t> keys = call.Keys(1, "keys", count);
 
+  const MapShape& map = call.map();
   bpf_map_batch_opts options = BatchOptions();
   uint32_t deleted = 0;
   uint32_t done = 0;
   while (done < count) {
     uint32_t requested = count - done;
     uint32_t processed = requested;
-    int err = bpf_map_delete_batch(fd, keys.Data() + done * map.key_bytes, &processed, &options);
-    if (err == 0) return Napi::Number::New(env, deleted + requested);
+    int err = bpf_map_delete_batch(call.fd(), keys.Data() + done * map.key_bytes, &processed, &options);
+    if (err == 0) return Napi::Number::New(info.Env(), deleted + requested);
     bool partial = processed < requested;
     if (err == -ENOENT && partial) {
       // The kernel stops at the first missing key; skip it and go on.
@@ -211,30 +214,30 @@ Napi::Value MapDeleteBatch(const Napi::CallbackInfo& info) {
       continue;
     }
     if (!BatchUnsupported(-err)) {
-      if (partial) throw ElementError(env, operation, err, map, done + processed, count);
-      throw ErrnoError(env, operation, err, map.Describe());
+      if (partial) throw call.FailAt(call.operation(), err, done + processed, count);
+      throw call.Fail(err);
     }
     if (partial) {
       deleted += processed;
       done += processed;
     }
     for (uint32_t i = done; i < count; i++) {
-      err = bpf_map_delete_elem(fd, keys.Data() + i * map.key_bytes);
+      err = bpf_map_delete_elem(call.fd(), keys.Data() + i * map.key_bytes);
       if (err == 0) {
         deleted++;
       } else if (err != -ENOENT) {
-        throw ElementError(env, "bpf_map_delete_elem", err, map, i, count);
+        throw call.FailAt("bpf_map_delete_elem", err, i, count);
       }
     }
     break;
   }
-  return Napi::Number::New(env, deleted);
+  return Napi::Number::New(info.Env(), deleted);
 }
 
 Napi::Value MapInfo(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  MapShape map = QueryMap(env, FdArg(info, 0, "fd"), "bpf_obj_get_info_by_fd");
-  Napi::Object result = Napi::Object::New(env);
+  MapCall call(info, "bpf_obj_get_info_by_fd");
+  const MapShape& map = call.map();
+  Napi::Object result = Napi::Object::New(info.Env());
   result.Set("type", map.info.type);
   result.Set("keySize", map.info.key_size);
   result.Set("valueSize", map.info.value_size);

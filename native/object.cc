@@ -22,6 +22,7 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
                            InstanceMethod<&BpfObject::Maps>("maps"),
                            InstanceMethod<&BpfObject::Programs>("programs"),
                            InstanceMethod<&BpfObject::MapLayout>("mapLayout"),
+                           InstanceMethod<&BpfObject::BtfEnum>("btfEnum"),
                            InstanceMethod<&BpfObject::Close>("close"),
                        });
   }
@@ -182,6 +183,33 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
     }
     result.Set("key", DescribeType(env, types, bpf_map__btf_key_type_id(map), "key of map " + Quote(name)));
     result.Set("value", DescribeType(env, types, bpf_map__btf_value_type_id(map), "value of map " + Quote(name)));
+    return result;
+  }
+
+  // The constants of the enum called `name` in the object's BTF as
+  // {name, size, values: [{name, value}]}, or null when it has none.
+  Napi::Value BtfEnum(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    bpf_object* obj = Loaded(env, "btfEnum");
+    std::string name = StringArg(info, 0, "name");
+    const btf* types = bpf_object__btf(obj);
+    if (types == nullptr) return env.Null();
+    int id = btf__find_by_name_kind(types, name.c_str(), BTF_KIND_ENUM);
+    if (id < 0) return env.Null();
+    const btf_type* type = btf__type_by_id(types, id);
+    Napi::Array values = Napi::Array::New(env);
+    const struct btf_enum* constant = btf_enum(type);
+    for (uint16_t i = 0; i < btf_vlen(type); i++, constant++) {
+      Napi::Object entry = Napi::Object::New(env);
+      entry.Set("name", btf__name_by_offset(types, constant->name_off));
+      // kflag marks a signed enum; otherwise the 32 bits are unsigned.
+      entry.Set("value", btf_kflag(type) ? static_cast<double>(constant->val) : static_cast<double>(static_cast<uint32_t>(constant->val)));
+      values.Set(values.Length(), entry);
+    }
+    Napi::Object result = Napi::Object::New(env);
+    result.Set("name", name);
+    result.Set("size", type->size);
+    result.Set("values", values);
     return result;
   }
 

@@ -148,13 +148,13 @@ function installPalisade(cleanup: CleanupStack, client: NetnsPod, server: NetnsP
   const clientIdentity = peerIdentity(PEERS);
   const serverIdentity = peerIdentity(PEERS + 1);
   datapath.updateConfig({ ctTimeoutClosingS: CLOSING_TIMEOUT_S });
-  writePeerIpcache(pinRoot, PEERS);
-  writeHostIpcache(pinRoot, [
+  writePeerIpcache(datapath, PEERS);
+  writeHostIpcache(datapath, [
     { address: client.ipv4, identity: clientIdentity },
     { address: server.ipv4, identity: serverIdentity },
   ]);
-  writeSyntheticPolicy(pinRoot, { baseSlot: SERVER_SLOT, peers: PEERS, peerOffset: 0 }, 0, rules - 1);
-  writePolicyEntries(pinRoot, [{
+  writeSyntheticPolicy(datapath, { baseSlot: SERVER_SLOT, peers: PEERS, peerOffset: 0 }, 0, rules - 1);
+  writePolicyEntries(datapath, [{
     key: { slot: SERVER_SLOT, identity: clientIdentity, direction: DIRECTION_INGRESS, protocol: PROTOCOL_NUMBERS.TCP, port: SERVICE_PORT, portPrefixLen: 16 },
     value: { verdict: VERDICT_ALLOW, auditVerdict: VERDICT_ALLOW, ruleId: rules, auditRuleId: rules },
   }]);

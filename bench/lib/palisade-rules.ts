@@ -1,51 +1,39 @@
 /**
- * Writes synthetic Palisade state straight into a datapath's pinned maps:
- * ipcache /32 entries for filler peers and N policy entries spread over the
- * peers' identities and ports, encoded with the ABI codecs and written with
- * batch updates. A million entries this way take seconds; through the policy
- * compiler they would take minutes and measure the compiler, not the datapath.
+ * Writes synthetic Palisade state into a datapath's maps through its typed
+ * handles: ipcache /32 entries for filler peers and N policy entries spread
+ * over the peers' identities and ports, written in batches. A million
+ * entries this way take seconds; through the policy compiler they would take
+ * minutes and measure the compiler, not the datapath.
  *
  * @module
  */
-import { join } from "node:path";
+import type { Datapath } from "../../src/datapath/index.ts";
 import {
-  MAP_NAMES,
-  ipcacheKeyCodec,
-  ipcacheValueCodec,
-  policyKeyCodec,
-  policyValueCodec,
-  type Codec,
-} from "../../src/datapath/index.ts";
-import { closeFd, mapUpdateBatch, objGet } from "../../src/datapath/native.ts";
-import { DIRECTION_INGRESS, FIRST_ALLOCATED_IDENTITY, PROTOCOL_NUMBERS, VERDICT_ALLOW, type PolicyEntry } from "../../src/policy/index.ts";
+  DIRECTION_INGRESS,
+  FIRST_ALLOCATED_IDENTITY,
+  hostCidr,
+  ipcacheKeyOf,
+  parseIp,
+  PROTOCOL_NUMBERS,
+  VERDICT_ALLOW,
+  type IpcacheKey,
+  type IpcacheValue,
+  type PolicyEntry,
+} from "../../src/policy/index.ts";
 import { peerAddress, syntheticRule } from "./synthetic-rules.ts";
-
-const BATCH = 65_536;
 
 /** The identity of filler peer `j`. */
 export function peerIdentity(j: number): number {
   return FIRST_ALLOCATED_IDENTITY + j;
 }
 
-function writeBatched<K, V>(pinRoot: string, map: string, keyCodec: Codec<K>, valueCodec: Codec<V>, count: number, entry: (i: number) => [K, V]): void {
-  const fd = objGet(join(pinRoot, map));
-  try {
-    const keySize = keyCodec.layout.size;
-    const valueSize = valueCodec.layout.size;
-    for (let from = 0; from < count; from += BATCH) {
-      const n = Math.min(BATCH, count - from);
-      const keys = Buffer.alloc(n * keySize);
-      const values = Buffer.alloc(n * valueSize);
-      for (let i = 0; i < n; i++) {
-        const [key, value] = entry(from + i);
-        keyCodec.encode(key, keys, i * keySize);
-        valueCodec.encode(value, values, i * valueSize);
-      }
-      mapUpdateBatch(fd, keys, values, n);
-    }
-  } finally {
-    closeFd(fd);
-  }
+/** `entry(i)` for i in [from, to), generated as they are written. */
+function* generate<T>(from: number, to: number, entry: (i: number) => T): Generator<T> {
+  for (let i = from; i < to; i++) yield entry(i);
+}
+
+function hostEntry(address: string, identity: number): [IpcacheKey, IpcacheValue] {
+  return [ipcacheKeyOf(hostCidr(parseIp(address))), { identity, flags: 0 }];
 }
 
 /**
@@ -53,25 +41,19 @@ function writeBatched<K, V>(pinRoot: string, map: string, keyCodec: Codec<K>, va
  *
  * @example
  * ```ts
- * writePeerIpcache(pinRoot, 1000); // 10.128.0.0 .. 10.128.3.231
+ * writePeerIpcache(datapath, 1000); // 10.128.0.0 .. 10.128.3.231
  * ```
  */
-export function writePeerIpcache(pinRoot: string, peers: number): void {
-  writeBatched(pinRoot, MAP_NAMES.ipcache, ipcacheKeyCodec, ipcacheValueCodec, peers, (j) => [
-    { family: 4, address: peerAddress(j), prefixLen: 32 },
-    { identity: peerIdentity(j), flags: 0 },
-  ]);
+export function writePeerIpcache(datapath: Datapath, peers: number): void {
+  datapath.maps.ipcache.upsert(generate(0, peers, (j) => hostEntry(peerAddress(j), peerIdentity(j))));
 }
 
 /**
  * Writes ipcache entries `address/32 -> identity` for named hosts (the
  * measured pods).
  */
-export function writeHostIpcache(pinRoot: string, hosts: readonly { address: string; identity: number }[]): void {
-  writeBatched(pinRoot, MAP_NAMES.ipcache, ipcacheKeyCodec, ipcacheValueCodec, hosts.length, (i) => [
-    { family: 4, address: hosts[i]!.address, prefixLen: 32 },
-    { identity: hosts[i]!.identity, flags: 0 },
-  ]);
+export function writeHostIpcache(datapath: Datapath, hosts: readonly { address: string; identity: number }[]): void {
+  datapath.maps.ipcache.upsert(hosts.map(({ address, identity }) => hostEntry(address, identity)));
 }
 
 /** Where synthetic policy entries go: rule i lands in slot `baseSlot + slotOffset`. */
@@ -107,18 +89,20 @@ export function syntheticPolicyEntry(i: number, layout: SyntheticPolicyLayout): 
  *
  * @example
  * ```ts
- * writeSyntheticPolicy(pinRoot, layout, 0, 100);
- * writeSyntheticPolicy(pinRoot, layout, 100, 10_000); // now 10k entries
+ * writeSyntheticPolicy(datapath, layout, 0, 100);
+ * writeSyntheticPolicy(datapath, layout, 100, 10_000); // now 10k entries
  * ```
  */
-export function writeSyntheticPolicy(pinRoot: string, layout: SyntheticPolicyLayout, from: number, to: number): void {
-  writeBatched(pinRoot, MAP_NAMES.policy, policyKeyCodec, policyValueCodec, to - from, (i) => {
-    const entry = syntheticPolicyEntry(from + i, layout);
-    return [entry.key, entry.value];
-  });
+export function writeSyntheticPolicy(datapath: Datapath, layout: SyntheticPolicyLayout, from: number, to: number): void {
+  datapath.maps.policy.upsert(
+    generate(from, to, (i) => {
+      const entry = syntheticPolicyEntry(i, layout);
+      return [entry.key, entry.value] as const;
+    }),
+  );
 }
 
 /** Writes arbitrary policy entries (e.g. the one rule admitting a measured flow). */
-export function writePolicyEntries(pinRoot: string, entries: readonly PolicyEntry[]): void {
-  writeBatched(pinRoot, MAP_NAMES.policy, policyKeyCodec, policyValueCodec, entries.length, (i) => [entries[i]!.key, entries[i]!.value]);
+export function writePolicyEntries(datapath: Datapath, entries: readonly PolicyEntry[]): void {
+  datapath.maps.policy.upsert(entries.map((entry) => [entry.key, entry.value] as const));
 }

@@ -290,8 +290,8 @@ export async function measureVerdictCost(
           const pinRoot = uniquePinRoot("bench");
           const datapath = Datapath.open({ pinRoot, mapSizes: { policy: rules + 1024, ipcache: identities + 1024 } });
           removals.push(cleanup.add(`datapath pinned at ${pinRoot}`, () => datapath.destroy()));
-          writePeerIpcache(pinRoot, identities);
-          writeSyntheticPolicy(pinRoot, layout, 0, rules);
+          writePeerIpcache(datapath, identities);
+          writeSyntheticPolicy(datapath, layout, 0, rules);
           datapath.setEndpoint(ifindex, { endpointId: 1, identity: peerIdentity(identities), slot: ENDPOINT_SLOT, flags: EP_ISOLATED_INGRESS });
           const label = `N=${rules} K=${identities}`;
           subjects.push(new DatapathSubject(datapath, ifindex, layout, label));

@@ -49,7 +49,9 @@
 #define PAL_EVENT_DENIED 2      /* a packet was dropped */
 #define PAL_EVENT_AUDIT 3       /* allowed, but Audit-mode policy would deny it */
 
-/* Why a packet got its verdict. Shared with userspace (abi.ts). */
+/* Why a packet got its verdict. Shared with userspace (src/datapath/reasons.ts),
+ * which checks every constant against the object's BTF at load. Reasons
+ * below PAL_REASON_FIRST_DROP pass the packet, the others drop it. */
 enum pal_reason {
 	PAL_REASON_NONE = 0,
 	PAL_REASON_POLICY_ALLOW = 1,   /* an allow rule matched */
@@ -66,6 +68,7 @@ enum pal_reason {
 	PAL_REASON_MALFORMED = 19,     /* headers could not be parsed */
 	PAL_REASON_FRAG_UNKNOWN = 20,  /* later fragment whose first was not seen */
 	PAL_REASON_REVOKED = 21,       /* tracked flow no longer allowed by policy */
+	PAL_REASON_FIRST_DROP = PAL_REASON_POLICY_DENY,
 	PAL_REASON_MAX = 32,
 };
 

@@ -225,11 +225,8 @@ export class Agent {
     });
 
     const flows = new FlowLogger(this.#log, {
-      podOf: (id) => {
-        for (const [pod, state] of this.#compiler.state().endpoints) if (state.endpointId === id) return pod;
-        return undefined;
-      },
-      ruleOf: (id) => this.#compiler.state().rules.get(id),
+      podOf: (id) => this.#compiler.podOfEndpoint(id),
+      ruleOf: (id) => this.#compiler.rule(id),
     });
     this.#flowEvents = this.#datapath.events((event) => flows.record(event), {
       onError: (e) => this.#log.warn({ err: e }, "Cannot decode a flow event"),
@@ -297,19 +294,19 @@ export class Agent {
 
   /** The numbers /metrics serves. */
   metricsSnapshot(): MetricsSnapshot {
-    const state = this.#compiler.state();
+    const counts = this.#compiler.stateCounts();
     const verdicts: Record<string, bigint> = {};
     for (const [reason, counter] of Object.entries(this.#datapath.reasonStats())) verdicts[reason] = counter.packets;
     const rules: MetricsSnapshot["rules"] = [];
     for (const [id, counter] of this.#datapath.ruleStats()) {
-      const rule = state.rules.get(id);
+      const rule = this.#compiler.rule(id);
       if (rule === undefined) continue;
       rules.push({ kind: rule.kind, policy: `${rule.namespace}/${rule.name}`, rule: `${rule.direction.toLowerCase()}[${rule.index}]`, packets: counter.packets });
     }
     return {
-      policyEntries: state.policy.size,
-      endpoints: state.endpoints.size,
-      identities: state.identities.size,
+      policyEntries: counts.policyEntries,
+      endpoints: counts.endpoints,
+      identities: counts.identities,
       identitiesPending: this.#compiler.pendingIdentityKeys().length,
       applyDuration: this.#applyDuration,
       verdicts,
@@ -420,7 +417,7 @@ export class Agent {
     if (known !== undefined) this.#detach(key, known.ifindex, true);
     this.#pendingDetach.delete(key);
     this.#interfaces.set(key, found);
-    const endpoint = this.#compiler.state().endpoints.get(key);
+    const endpoint = this.#compiler.endpointOf(key);
     if (endpoint === undefined) {
       this.#pendingAttach.add(key);
       return;
@@ -467,11 +464,12 @@ export class Agent {
     const ifindexOf = (pod: string): number | undefined => this.#interfaces.get(pod)?.ifindex;
     const started = process.hrtime.bigint();
     const diff = this.#compiler.commit();
-    const state = this.#compiler.state();
-    const result = this.#fullSyncDone ? this.#datapath.apply(diff, ifindexOf) : this.#datapath.replaceAll(state, ifindexOf);
+    // The full sync (once per agent start) compares the kernel maps with the whole state; later commits read narrowly.
+    const result = this.#fullSyncDone ? this.#datapath.apply(diff, ifindexOf) : this.#datapath.replaceAll(this.#compiler.state(), ifindexOf);
+    const endpoints = this.#compiler.stateCounts().endpoints;
     for (const key of [...this.#pendingAttach]) {
       const found = this.#interfaces.get(key);
-      const endpoint = state.endpoints.get(key);
+      const endpoint = this.#compiler.endpointOf(key);
       if (found === undefined || endpoint === undefined) continue;
       this.#datapath.setEndpoint(found.ifindex, endpoint);
       this.#attach(key, found);
@@ -498,9 +496,9 @@ export class Agent {
     this.#log.debug({ ...result, skippedEndpoints: result.skippedEndpoints.length, seconds }, "Applied policy");
     if (!this.#fullSyncDone) {
       this.#fullSyncDone = true;
-      this.#log.info({ endpoints: state.endpoints.size, policies: this.#applied.length, ...countsOf(result), seconds }, "Full sync applied");
+      this.#log.info({ endpoints, policies: this.#applied.length, ...countsOf(result), seconds }, "Full sync applied");
     }
-    await this.#report(state.endpoints.size);
+    await this.#report(endpoints);
     if (!this.#isReady) {
       this.#isReady = true;
       this.#markReady();

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { ipcacheKeyOf } from "../policy/desired-state.ts";
+import { parseCidr } from "../policy/ip.ts";
 import {
   AbiCodecError,
   AbiMismatchError,
@@ -21,10 +23,7 @@ import {
   MAP_LAYOUTS,
   policyKeyCodec,
   policyValueCodec,
-  reasonAllows,
-  reasonName,
-  REASONS,
-  sumPerCpuCounters,
+  perCpuCodec,
   type BtfStruct,
   type LayoutSource,
   type StructLayout,
@@ -49,18 +48,24 @@ test("every struct layout is contiguous: no holes, no overlaps, ends at its size
   }
 });
 
-test("ipcache key: prefixlen counts family+pad, IPv4 address in the first 4 bytes", () => {
-  const v4 = ipcacheKeyCodec.encode({ family: 4, address: "10.1.0.0", prefixLen: 16 });
+test("ipcache key: prefixlen counts family+pad, the address bytes as they come, IPv4 in the first 4", () => {
+  const v4Key = ipcacheKeyOf(parseCidr("10.1.0.0/16"));
+  const v4 = ipcacheKeyCodec.encode(v4Key);
   assert.deepEqual(v4, hex("30000000 04 000000 0a010000 00000000 00000000 00000000"));
-  const v6 = ipcacheKeyCodec.encode({ family: 6, address: "fd00:1::", prefixLen: 64 });
+  const v6Key = ipcacheKeyOf(parseCidr("fd00:1::/64"));
+  const v6 = ipcacheKeyCodec.encode(v6Key);
   assert.deepEqual(v6, hex("60000000 06 000000 fd000001 00000000 00000000 00000000"));
-  assert.deepEqual(ipcacheKeyCodec.decode(v6), { family: 6, address: "fd00:1::", prefixLen: 64 });
-  assert.deepEqual(ipcacheKeyCodec.decode(v4), { family: 4, address: "10.1.0.0", prefixLen: 16 });
+  assert.deepEqual(ipcacheKeyCodec.decode(v6), v6Key);
+  assert.deepEqual(ipcacheKeyCodec.decode(v4), v4Key);
 });
 
-test("ipcache key refuses a prefix longer than the family and an address of the other family", () => {
-  assert.throws(() => ipcacheKeyCodec.encode({ family: 4, address: "10.0.0.0", prefixLen: 33 }), AbiCodecError);
-  assert.throws(() => ipcacheKeyCodec.encode({ family: 4, address: "fd00::1", prefixLen: 32 }), /not an IPv4 address/);
+test("ipcache key refuses a prefix longer than the family and address bytes of the other family", () => {
+  assert.throws(
+    () => ipcacheKeyCodec.encode({ family: 4, address: Uint8Array.of(10, 0, 0, 0), prefixLen: 33 }),
+    { name: "AbiCodecError", message: 'Cannot encode ipcache key "10.0.0.0/33": prefix length is not between 0 and 32' },
+  );
+  assert.throws(() => ipcacheKeyCodec.encode({ ...ipcacheKeyOf(parseCidr("fd00::1/128")), family: 4 }), /ipcache key of family 4: it has 16 address bytes, not 4/);
+  assert.throws(() => ipcacheKeyCodec.encode({ family: 6, address: new Uint8Array(4), prefixLen: 0 }), AbiCodecError);
 });
 
 test("ipcache and endpoint values", () => {
@@ -136,13 +141,22 @@ test("config and counters", () => {
   assert.deepEqual(counterCodec.encode({ packets: 1n, bytes: 2n }), hex("0100000000000000 0200000000000000"));
 });
 
-test("per-CPU counters are summed over every CPU's copy", () => {
-  const perCpu = encodeArray(counterCodec, [
+test("per-CPU values: one copy per CPU, each padded to 8 bytes", () => {
+  const counters = [
     { packets: 1n, bytes: 100n },
     { packets: 2n, bytes: 50n },
     { packets: 0n, bytes: 0n },
-  ]);
-  assert.deepEqual(sumPerCpuCounters(perCpu), { packets: 3n, bytes: 150n });
+  ];
+  const perCpu = perCpuCodec(counterCodec, 3);
+  assert.equal(perCpu.layout.size, 48);
+  assert.deepEqual(perCpu.encode(counters), encodeArray(counterCodec, counters));
+  assert.deepEqual(perCpu.decode(encodeArray(counterCodec, counters)), counters);
+  const padded = perCpuCodec(policyValueCodec, 2);
+  const value = { verdict: 1 as const, auditVerdict: 2 as const, ruleId: 3, auditRuleId: 4 };
+  const bytes = padded.encode([value, value]);
+  assert.equal(bytes.length, 32, "12-byte values in 16-byte slots");
+  assert.deepEqual(padded.decode(bytes), [value, value]);
+  assert.throws(() => padded.encode([value]), /Cannot encode a per-CPU pal_policy_value: 1 values for 2 CPUs/);
 });
 
 test("encoding into a target zero-fills the struct's bytes and leaves the rest", () => {
@@ -185,12 +199,6 @@ test("flow events decode with names, text addresses and host port numbers", () =
     packetLen: 60,
   });
   assert.throws(() => decodeFlowEvent(record.subarray(0, 40)), RangeError);
-});
-
-test("reason names and verdict classes", () => {
-  assert.equal(reasonName(21), "revoked");
-  assert.equal(reasonName(31), "unknown");
-  for (const [name, code] of Object.entries(REASONS)) assert.equal(reasonAllows(code), code < 16, name);
 });
 
 function btfFromLayouts(): Map<string, { key: BtfStruct | null; value: BtfStruct | null }> {

@@ -10,8 +10,10 @@
  * @module
  */
 import { endianness } from "node:os";
-import { formatAddress, parseAddress, type AddressFamily } from "./address.ts";
-import type { Direction, EndpointState, PolicyKey, PolicyValue, PolicyVerdict } from "../policy/desired-state.ts";
+import { formatIp, ipFromBytes, ipToBytes, parseIp, type IpFamily } from "../policy/ip.ts";
+import { ipcacheKeyString } from "../policy/desired-state.ts";
+import { reasonName, type ReasonName } from "./reasons.ts";
+import type { Direction, EndpointState, IpcacheKey, IpcacheValue, PolicyKey, PolicyValue, PolicyVerdict } from "../policy/desired-state.ts";
 
 /** Map names as pinned under the pin root (PAL_MAP_* in the header). */
 export const MAP_NAMES = {
@@ -59,48 +61,13 @@ export const EVENT_KINDS = { allowed: 1, denied: 2, audit: 3 } as const;
 /** The name of an event kind. */
 export type EventKindName = keyof typeof EVENT_KINDS;
 
-/** Verdict reasons (enum pal_reason) by name. */
-export const REASONS = {
-  none: 0,
-  "policy-allow": 1,
-  "not-isolated": 2,
-  host: 3,
-  established: 4,
-  reply: 5,
-  related: 6,
-  "not-ip": 7,
-  fragment: 8,
-  "policy-deny": 16,
-  "default-deny": 17,
-  "no-endpoint": 18,
-  malformed: 19,
-  "frag-unknown": 20,
-  revoked: 21,
-} as const;
-
-/** The name of a verdict reason. */
-export type ReasonName = keyof typeof REASONS;
-
-/** PAL_REASON_MAX: the size of the reason stats array. */
-export const REASON_MAX = 32;
-
-const REASON_BY_CODE = new Map<number, ReasonName>(Object.entries(REASONS).map(([name, code]) => [code, name as ReasonName]));
 const KIND_BY_CODE = new Map<number, EventKindName>(Object.entries(EVENT_KINDS).map(([name, code]) => [code, name as EventKindName]));
-
-/** The name of reason `code`, or `unknown` for a code this build does not know. */
-export function reasonName(code: number): ReasonName | "unknown" {
-  return REASON_BY_CODE.get(code) ?? "unknown";
-}
 
 /** The name of event kind `code`, or `unknown` for a code this build does not know. */
 export function eventKindName(code: number): EventKindName | "unknown" {
   return KIND_BY_CODE.get(code) ?? "unknown";
 }
 
-/** Whether packets with this reason are passed (codes below 16) or dropped. */
-export function reasonAllows(code: number): boolean {
-  return code < REASONS["policy-deny"];
-}
 
 /** One field of a struct: its C name, byte offset and size. */
 export interface FieldLayout {
@@ -181,20 +148,23 @@ function codec<T>(layout: StructLayout, write: (value: T, buf: Buffer, base: num
   };
 }
 
-function writeAddress(buf: Buffer, at: number, family: AddressFamily, text: string, what: string): void {
-  const parsed = parseAddress(text);
-  if (parsed.family !== family) {
+function writeAddress(buf: Buffer, at: number, family: IpFamily, text: string, what: string): void {
+  const address = parseIp(text);
+  if (address.family !== family) {
     throw new AbiCodecError(`Cannot encode ${what} "${text}": not an IPv${family} address`);
   }
-  parsed.bytes.copy(buf, at);
+  buf.set(ipToBytes(address), at);
 }
 
-function readAddress(buf: Buffer, at: number, family: number): string {
-  const fam: AddressFamily = family === FAMILY_V4 ? 4 : 6;
-  return formatAddress(fam, buf.subarray(at, at + (fam === 4 ? 4 : 16)));
+function addressLength(family: IpFamily): 4 | 16 {
+  return family === 4 ? 4 : 16;
 }
 
-function familyOf(code: number, what: string): AddressFamily {
+function readAddress(buf: Buffer, at: number, family: IpFamily): string {
+  return formatIp(ipFromBytes(buf.subarray(at, at + addressLength(family))));
+}
+
+function familyOf(code: number, what: string): IpFamily {
   if (code === FAMILY_V4 || code === FAMILY_V6) return code;
   throw new AbiCodecError(`Cannot decode ${what}: family ${code} is neither 4 nor 6`);
 }
@@ -208,40 +178,27 @@ export const u32Codec: Codec<number> = codec(
 
 // ---- ipcache ----
 
-/** An ipcache key: a CIDR as family, canonical network address text and prefix length in address bits. */
-export interface IpcacheKey {
-  family: AddressFamily;
-  address: string;
-  prefixLen: number;
-}
-
-/** An ipcache value: the identity of the covered addresses and PAL_IPCACHE_* flags. */
-export interface IpcacheValue {
-  identity: number;
-  flags: number;
-}
-
 const ipcacheKey = struct("pal_ipcache_key", 24, { prefixlen: [0, 4], family: [4, 1], pad: [5, 3], addr: [8, 16] });
 
-/** struct pal_ipcache_key: prefixlen = 32 (family + pad) + address prefix bits. */
+/** struct pal_ipcache_key: prefixlen = 32 (family + pad) + address prefix bits; the address bytes are copied as they are. */
 export const ipcacheKeyCodec: Codec<IpcacheKey> = codec(
   ipcacheKey.layout,
   (key, buf, base) => {
-    const maxBits = key.family === 4 ? 32 : 128;
-    if (!Number.isInteger(key.prefixLen) || key.prefixLen < 0 || key.prefixLen > maxBits) {
-      throw new AbiCodecError(`Cannot encode ipcache key "${key.address}/${key.prefixLen}": prefix length is not between 0 and ${maxBits}`);
+    const length = addressLength(key.family);
+    if (key.address.length !== length) {
+      throw new AbiCodecError(`Cannot encode ipcache key of family ${key.family}: it has ${key.address.length} address bytes, not ${length}`);
+    }
+    if (!Number.isInteger(key.prefixLen) || key.prefixLen < 0 || key.prefixLen > length * 8) {
+      throw new AbiCodecError(`Cannot encode ipcache key "${ipcacheKeyString(key)}": prefix length is not between 0 and ${length * 8}`);
     }
     writeU32(buf, 32 + key.prefixLen, base + ipcacheKey.at.prefixlen);
     buf[base + ipcacheKey.at.family] = key.family;
-    writeAddress(buf, base + ipcacheKey.at.addr, key.family, key.address, "ipcache key address");
+    buf.set(key.address, base + ipcacheKey.at.addr);
   },
   (buf, base) => {
     const family = familyOf(buf[base + ipcacheKey.at.family] ?? 0, "ipcache key");
-    return {
-      family,
-      address: readAddress(buf, base + ipcacheKey.at.addr, family),
-      prefixLen: readU32(buf, base + ipcacheKey.at.prefixlen) - 32,
-    };
+    const at = base + ipcacheKey.at.addr;
+    return { family, address: Uint8Array.from(buf.subarray(at, at + addressLength(family))), prefixLen: readU32(buf, base + ipcacheKey.at.prefixlen) - 32 };
   },
 );
 
@@ -369,7 +326,7 @@ export const policyValueCodec: Codec<PolicyValue> = codec(
 
 /** A conntrack key: the tuple of a flow's first packet at one endpoint hook. Ports in host numbers. */
 export interface CtKey {
-  family: AddressFamily;
+  family: IpFamily;
   saddr: string;
   daddr: string;
   sport: number;
@@ -469,7 +426,7 @@ export const ctValueCodec: Codec<CtValue> = codec(
 
 /** A fragment key: a datagram (addresses, IP id, protocol) at one endpoint hook. */
 export interface FragKey {
-  family: AddressFamily;
+  family: IpFamily;
   saddr: string;
   daddr: string;
   id: number;
@@ -621,19 +578,24 @@ export const counterCodec: Codec<Counter> = codec(
 );
 
 /**
- * Sums a per-CPU lookup result: `cpus` copies of a struct pal_counter, each
- * padded to a multiple of 8 bytes as the kernel lays per-CPU values out.
+ * The codec of a per-CPU value: one `of` per possible CPU (`cpus` of them),
+ * each padded to a multiple of 8 bytes as the kernel lays per-CPU values out.
+ *
+ * @example
+ * ```ts
+ * const counters = perCpuCodec(counterCodec, numPossibleCpus()).decode(values); // one Counter per CPU
+ * ```
  */
-export function sumPerCpuCounters(values: Buffer): Counter {
-  const stride = Math.ceil(counter.layout.size / 8) * 8;
-  let packets = 0n;
-  let bytes = 0n;
-  for (let at = 0; at + counter.layout.size <= values.length; at += stride) {
-    const one = counterCodec.decode(values, at);
-    packets += one.packets;
-    bytes += one.bytes;
-  }
-  return { packets, bytes };
+export function perCpuCodec<T>(of: Codec<T>, cpus: number): Codec<T[]> {
+  const stride = Math.ceil(of.layout.size / 8) * 8;
+  return codec(
+    { name: `${of.layout.name}[${cpus} CPUs]`, size: stride * cpus, fields: [] },
+    (values, buf, base) => {
+      if (values.length !== cpus) throw new AbiCodecError(`Cannot encode a per-CPU ${of.layout.name}: ${values.length} values for ${cpus} CPUs`);
+      values.forEach((value, cpu) => of.encode(value, buf, base + cpu * stride));
+    },
+    (buf, base) => Array.from({ length: cpus }, (_, cpu) => of.decode(buf, base + cpu * stride)),
+  );
 }
 
 // ---- events ----
@@ -645,7 +607,7 @@ export interface FlowEvent {
   ifindex: number;
   remoteIdentity: number;
   ruleId: number;
-  family: AddressFamily;
+  family: IpFamily;
   src: string;
   dst: string;
   sport: number;

@@ -8,18 +8,14 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { basename, join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import {
-  CFG_EVENTS_ALLOWED,
-  CT_SEEN_REPLY,
-  reasonAllows,
-  REASONS,
-  type FlowEvent,
-  type ReasonName,
-} from "./abi.ts";
-import { attachPinnedPrograms, Datapath, DatapathError, type ProgramName } from "./datapath.ts";
+import { CFG_EVENTS_ALLOWED, CT_SEEN_REPLY, type FlowEvent } from "./abi.ts";
+import { AbiEnumMismatchError, reasonAllows, REASONS, type ReasonName } from "./reasons.ts";
+import { attachPinnedPrograms, Datapath, type ProgramName } from "./datapath.ts";
+import { DatapathError } from "./datapath-error.ts";
 import { closeFd, linkInfo, mapInfo, objGet } from "./native.ts";
 import {
   DIRECTION_EGRESS,
@@ -31,18 +27,23 @@ import {
   IDENTITY_ANY,
   IDENTITY_HOST,
   IPCACHE_HOST,
+  ipcacheKeyOf,
+  ipcacheKeyString,
   policyKeyString,
   PROTOCOL_NUMBERS,
   VERDICT_ALLOW,
   VERDICT_DENY,
   type DesiredState,
   type Direction,
+  type IpcacheEntry,
   type PolicyEntry,
   type PolicyVerdict,
   type StateDiff,
 } from "../policy/desired-state.ts";
+import { parseCidr } from "../policy/ip.ts";
 import { buildArpRequest, buildFragments, buildPacket, type PacketSpec } from "../../test/lib/packets.ts";
 import { run, tag, uniquePinRoot } from "../../test/lib/kernel.ts";
+import { repositoryRoot } from "../repository-root.ts";
 
 const TC_ACT_OK = 0;
 const TC_ACT_SHOT = 2;
@@ -102,6 +103,7 @@ const POLICY_B: PolicyEntry[] = [
 const ENDPOINT_A = { endpointId: 1, identity: A.identity, slot: SLOT_A, flags: 0 };
 const ENDPOINT_B = { endpointId: 2, identity: B.identity, slot: SLOT_B, flags: EP_ISOLATED_INGRESS | EP_ISOLATED_EGRESS | EP_AUDIT_ISOLATED_INGRESS };
 
+/** As the map reads back: prefixes as text. */
 const IPCACHE = [
   { cidr: `${A.v4}/32`, identity: A.identity, flags: 0 },
   { cidr: `${A.v6}/128`, identity: A.identity, flags: 0 },
@@ -113,6 +115,11 @@ const IPCACHE = [
   { cidr: `${HOST_IP}/32`, identity: IDENTITY_HOST, flags: IPCACHE_HOST },
 ];
 
+/** As the compiler hands it over: prefixes as bytes. */
+function ipcacheEntry({ cidr, identity, flags }: { cidr: string; identity: number; flags: number }): IpcacheEntry {
+  return { key: ipcacheKeyOf(parseCidr(cidr)), value: { identity, flags } };
+}
+
 function initialDiff(): StateDiff {
   return {
     policyUpserts: POLICY_B,
@@ -121,7 +128,7 @@ function initialDiff(): StateDiff {
       ["t/b", ENDPOINT_B],
       ["t/unattached", { endpointId: 3, identity: 303, slot: 30, flags: 0 }],
     ],
-    ipcacheUpserts: IPCACHE,
+    ipcacheUpserts: IPCACHE.map(ipcacheEntry),
     ipcacheRemovals: [],
     endpointRemovals: [],
     policyRemovals: [],
@@ -130,7 +137,7 @@ function initialDiff(): StateDiff {
 
 function stateOf(diff: StateDiff): DesiredState {
   return {
-    ipcache: new Map(diff.ipcacheUpserts.map((e) => [e.cidr, e])),
+    ipcache: new Map(diff.ipcacheUpserts.map((e) => [ipcacheKeyString(e.key), e])),
     endpoints: new Map(diff.endpointUpserts),
     policy: new Map(diff.policyUpserts.map((e) => [policyKeyString(e.key), e])),
     rules: new Map(),
@@ -182,6 +189,8 @@ let ifA: number;
 let ifB: number;
 let ifNoEndpoint: number;
 const events: FlowEvent[] = [];
+/** Every reason a test run was counted for, with its verdict checked against reasonAllows. */
+const observed = new Set<ReasonName>();
 let nextPort = 30000;
 
 /** A source port no earlier test used, so each flow starts without conntrack state. */
@@ -203,6 +212,26 @@ function expectVerdict(program: ProgramName, ifindex: number, frame: Buffer, rea
   assert.equal(after[reason].packets - before[reason].packets, 1n, `${message}: one packet`);
   assert.equal(after[reason].bytes - before[reason].bytes, BigInt(frame.length), `${message}: its bytes`);
   assert.equal(retval, reasonAllows(REASONS[reason]) ? TC_ACT_OK : TC_ACT_SHOT, `${message}: retval`);
+  observed.add(reason);
+}
+
+/** Builds the endpoint object from a copy of bpf/ whose ABI header went through `edit`; returns its path. */
+function buildEditedObject(edit: (header: string) => string): { path: string; remove: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), "pl-abi-"));
+  const remove = () => rmSync(dir, { recursive: true, force: true });
+  try {
+    cpSync(join(repositoryRoot(), "bpf"), dir, { recursive: true, filter: (source) => basename(source) !== "out" });
+    const header = join(dir, "include", "palisade_abi.h");
+    const before = readFileSync(header, "utf8");
+    const after = edit(before);
+    assert.notEqual(after, before, "the edit changes the header");
+    writeFileSync(header, after);
+    run("make", ["-s", "-C", dir, "out/endpoint.bpf.o"]);
+  } catch (error) {
+    remove();
+    throw error;
+  }
+  return { path: join(dir, "out", "endpoint.bpf.o"), remove };
 }
 
 /** From a remote peer into pod b (b's ingress, host-side egress). */
@@ -272,6 +301,22 @@ describe("datapath on the real kernel", () => {
       ctTimeoutUdpS: 60,
       ctTimeoutOtherS: 60,
     });
+  });
+
+  test("the reason enum is checked at load: an object whose header renumbers a reason is refused", () => {
+    const drifted = buildEditedObject((header) => header.replace("PAL_REASON_REVOKED = 21,", "PAL_REASON_REVOKED = 22,"));
+    const root = uniquePinRoot("dp-drifted");
+    try {
+      assert.throws(
+        () => Datapath.open({ pinRoot: root, objectPath: drifted.path }),
+        (error: unknown) =>
+          error instanceof AbiEnumMismatchError &&
+          error.message === "Enum pal_reason does not match the ABI: PAL_REASON_REVOKED is 22 in BTF, expected 21",
+      );
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+      drifted.remove();
+    }
   });
 
   test("map sizes are applied when the maps are created", () => {
@@ -543,7 +588,7 @@ describe("datapath on the real kernel", () => {
     // Any protocol from c: covers port 80 (no other entry of c does); the 8080/13 entry stays more specific.
     const denyAll = entry(C.identity, DIRECTION_INGRESS, 0, 0, 0, VERDICT_DENY, 99);
     changed.policy.set(policyKeyString(denyAll.key), denyAll);
-    changed.ipcache.set(CIDR.cidr, { cidr: CIDR.cidr, identity: 401, flags: 0 });
+    changed.ipcache.set(CIDR.cidr, ipcacheEntry({ cidr: CIDR.cidr, identity: 401, flags: 0 }));
     changed.ipcache.delete(`${HOST_IP}/32`);
     changed.endpoints.delete("t/a");
     const result = datapath.replaceAll(changed, ifindexOf);
@@ -654,6 +699,15 @@ describe("datapath on the real kernel", () => {
     } finally {
       second.close();
     }
+  });
+
+  test("headers cut short are malformed and dropped", () => {
+    const frame = buildPacket({ src: C.v4, dst: B.v4, protocol: "TCP", sport: freshPort(), dport: 80 });
+    expectVerdict("to-pod", ifB, frame.subarray(0, 14 + 20 + 8), "malformed", "TCP header cut short before its flags");
+  });
+
+  test("every reason the program gives was counted for a packet whose verdict reasonAllows predicted", () => {
+    assert.deepEqual([...observed].sort(), (Object.keys(REASONS) as ReasonName[]).filter((name) => name !== "none").sort());
   });
 
   test("destroy removes the pin root", () => {

@@ -12,7 +12,6 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { repositoryRoot } from "../repository-root.ts";
-import { formatAddress, parseCidr } from "./address.ts";
 import {
   AbiMismatchError,
   checkLayout,
@@ -24,24 +23,29 @@ import {
   endpointKeyCodec,
   endpointValueCodec,
   fragKeyCodec,
+  fragValueCodec,
   ipcacheKeyCodec,
   ipcacheValueCodec,
   MAP_NAMES,
   policyKeyCodec,
   policyValueCodec,
-  REASONS,
-  sumPerCpuCounters,
+  perCpuCodec,
   u32Codec,
+  counterCodec,
   type Codec,
   type Counter,
   type CtKey,
   type CtValue,
   type DatapathConfig,
+  type EndpointKey,
   type FlowEvent,
-  type IpcacheKey,
+  type FragKey,
+  type FragValue,
   type MapName,
-  type ReasonName,
 } from "./abi.ts";
+import { AbiEnumMismatchError, checkReasons, REASONS, type ReasonName } from "./reasons.ts";
+import { BpfMap, type EncodedEntry } from "./bpf-map.ts";
+import { DatapathError } from "./datapath-error.ts";
 import {
   attachTc,
   attachTcx,
@@ -49,22 +53,17 @@ import {
   closeFd,
   detachTc,
   linkDetach,
-  mapDelete,
-  mapDeleteBatch,
-  mapGetNextKey,
-  mapLookup,
-  mapUpdate,
-  mapUpdateBatch,
+  numPossibleCpus,
   objGet,
   objPin,
   openObject,
   RingBufferReader,
   testRun,
   type BpfObject,
-  type MapDescription,
   type TcDirection,
 } from "./native.ts";
-import type { DesiredState, EndpointState, IpcacheEntry, PolicyEntry, StateDiff } from "../policy/desired-state.ts";
+import { ipcacheKeyString, sameEndpointState } from "../policy/desired-state.ts";
+import type { DesiredState, EndpointState, IpcacheKey, IpcacheValue, PolicyEntry, PolicyKey, PolicyValue, StateDiff } from "../policy/desired-state.ts";
 
 /** `max_entries` overrides, applied when the maps are created (pinned maps keep theirs). */
 export interface MapSizes {
@@ -126,16 +125,32 @@ export interface EventSubscription {
   unref(): void;
 }
 
+/** An ipcache entry as read back from the map, its prefix as canonical text (`10.0.0.0/8`) for people and tests. */
+export interface MapIpcacheEntry {
+  cidr: string;
+  identity: number;
+  flags: number;
+}
+
 /** The decoded contents of the state maps, as {@link Datapath.readState} returns them. */
 export interface MapState {
   endpoints: Map<number, EndpointState>;
-  ipcache: IpcacheEntry[];
+  ipcache: MapIpcacheEntry[];
   policy: PolicyEntry[];
 }
 
-/** A datapath operation failed; the message names the object and map, `cause` holds the kernel's error. */
-export class DatapathError extends Error {
-  override name = "DatapathError";
+/** The typed maps of a datapath; see {@link Datapath.maps}. */
+export interface DatapathMaps {
+  ipcache: BpfMap<IpcacheKey, IpcacheValue>;
+  endpoints: BpfMap<EndpointKey, EndpointState>;
+  policy: BpfMap<PolicyKey, PolicyValue>;
+  conntrack: BpfMap<CtKey, CtValue>;
+  fragments: BpfMap<FragKey, FragValue>;
+  config: BpfMap<number, DatapathConfig>;
+  /** Per CPU: one counter per possible CPU. */
+  ruleStats: BpfMap<number, Counter[]>;
+  /** Per CPU: one counter per possible CPU. */
+  reasonStats: BpfMap<number, Counter[]>;
 }
 
 const PROGRAMS: Record<ProgramName, string> = { "from-pod": "pal_from_pod", "to-pod": "pal_to_pod" };
@@ -145,7 +160,6 @@ const HOOKS: readonly { direction: TcDirection; program: ProgramName }[] = [
   { direction: "egress", program: "to-pod" },
 ];
 const TC_FILTER = { handle: 0x70616c, priority: 0x7061 } as const;
-const BATCH_ENTRIES = 16_384;
 const LINK_PIN = /^(\d+)-(ingress|egress)$/;
 /** Errors of bpf_link_create meaning "this kernel has no tcx". */
 const NO_TCX = new Set(["EINVAL", "EOPNOTSUPP", "ENOTSUPP", "ENOTSUP"]);
@@ -153,12 +167,6 @@ const NO_TCX = new Set(["EINVAL", "EOPNOTSUPP", "ENOTSUPP", "ENOTSUP"]);
 /** The default BPF object: `<repo>/bpf/out/endpoint.bpf.o`. */
 export function defaultObjectPath(): string {
   return join(repositoryRoot(), "bpf", "out", "endpoint.bpf.o");
-}
-
-/** The ipcache key of a CIDR in canonical text (`10.0.0.0/8`). */
-export function ipcacheKeyOf(cidr: string): IpcacheKey {
-  const parsed = parseCidr(cidr);
-  return { family: parsed.family, address: formatAddress(parsed.family, parsed.bytes), prefixLen: parsed.prefixLen };
 }
 
 /** The kernel's CLOCK_MONOTONIC in ns, the clock of bpf_ktime_get_ns() and conntrack deadlines. */
@@ -170,37 +178,26 @@ function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/** Encoded writes for one map: keys (and values) back to back. */
-interface EncodedWrites {
-  keys: Buffer[];
-  values: Buffer[];
+/** What one map gets from an apply or a full sync: encoded upserts and removed keys. */
+interface MapChange {
+  upserts: EncodedEntry[];
+  removals: Buffer[];
 }
 
-function emptyWrites(): EncodedWrites {
-  return { keys: [], values: [] };
-}
-
-/** Every map change of one apply, in the order they are written. */
+/** Every map change of one apply or full sync; {@link Datapath.apply} says in which order they are written. */
 interface EncodedChange {
-  policyUpserts: EncodedWrites;
-  endpointUpserts: EncodedWrites;
-  ipcacheUpserts: EncodedWrites;
-  ipcacheRemovals: Buffer[];
-  endpointRemovals: Buffer[];
-  policyRemovals: Buffer[];
+  policy: MapChange;
+  endpoints: MapChange;
+  ipcache: MapChange;
   skippedEndpoints: string[];
 }
 
 function emptyChange(): EncodedChange {
-  return {
-    policyUpserts: emptyWrites(),
-    endpointUpserts: emptyWrites(),
-    ipcacheUpserts: emptyWrites(),
-    ipcacheRemovals: [],
-    endpointRemovals: [],
-    policyRemovals: [],
-    skippedEndpoints: [],
-  };
+  return { policy: { upserts: [], removals: [] }, endpoints: { upserts: [], removals: [] }, ipcache: { upserts: [], removals: [] }, skippedEndpoints: [] };
+}
+
+function sumCounters(counters: readonly Counter[]): Counter {
+  return counters.reduce((sum, counter) => ({ packets: sum.packets + counter.packets, bytes: sum.bytes + counter.bytes }), { packets: 0n, bytes: 0n });
 }
 
 /**
@@ -223,8 +220,14 @@ export class Datapath {
   readonly pinRoot: string;
   /** The BPF object the programs were loaded from. */
   readonly objectPath: string;
+  /**
+   * The maps, typed by their codecs. The agent writes through {@link Datapath.apply}
+   * and {@link Datapath.replaceAll}, which keep the update order packets rely on;
+   * tools that fill maps with synthetic state (the benchmarks) and readers use these.
+   */
+  readonly maps: DatapathMaps;
   readonly #object: BpfObject;
-  readonly #maps: Record<MapName, MapDescription>;
+  readonly #eventsFd: number;
   readonly #programFds: Record<ProgramName, number>;
   /** Interfaces this instance wrote endpoint entries for, by pod key: removals by pod key need them. */
   readonly #endpointIfindex = new Map<string, number>();
@@ -235,17 +238,30 @@ export class Datapath {
     this.pinRoot = pinRoot;
     this.objectPath = objectPath;
     this.#object = object;
-    this.#maps = Object.fromEntries(Object.values(MAP_NAMES).map((name) => [name, object.map(name)])) as Record<MapName, MapDescription>;
+    const cpus = numPossibleCpus();
+    const map = <K, V>(name: MapName, key: Codec<K>, value: Codec<V>): BpfMap<K, V> =>
+      new BpfMap(object.map(name), key, value, `pin root "${pinRoot}"`, () => this.#checkOpen(name));
+    this.maps = {
+      ipcache: map(MAP_NAMES.ipcache, ipcacheKeyCodec, ipcacheValueCodec),
+      endpoints: map(MAP_NAMES.endpoints, endpointKeyCodec, endpointValueCodec),
+      policy: map(MAP_NAMES.policy, policyKeyCodec, policyValueCodec),
+      conntrack: map(MAP_NAMES.conntrack, ctKeyCodec, ctValueCodec),
+      fragments: map(MAP_NAMES.fragments, fragKeyCodec, fragValueCodec),
+      config: map(MAP_NAMES.config, u32Codec, configCodec),
+      ruleStats: map(MAP_NAMES.ruleStats, u32Codec, perCpuCodec(counterCodec, cpus)),
+      reasonStats: map(MAP_NAMES.reasonStats, u32Codec, perCpuCodec(counterCodec, cpus)),
+    };
+    this.#eventsFd = object.map(MAP_NAMES.events).fd;
     this.#programFds = { "from-pod": object.program(PROGRAMS["from-pod"]).fd, "to-pod": object.program(PROGRAMS["to-pod"]).fd };
   }
 
   /**
    * Loads the endpoint object with its maps pinned by name under `pinRoot`,
    * re-adopting maps already pinned there (an agent restart keeps every
-   * entry), checks the map layouts against the ABI codecs, writes the
-   * default config if none is set, pins the programs (for
-   * {@linkcode attachPinnedPrograms}), and removes pinned links of interfaces
-   * that no longer exist.
+   * entry), checks the map layouts and the verdict reasons against the ABI
+   * (the codecs and `REASONS`), writes the default config if none is set,
+   * pins the programs (for {@linkcode attachPinnedPrograms}), and removes
+   * pinned links of interfaces that no longer exist.
    *
    * @example
    * ```ts
@@ -275,6 +291,7 @@ export class Datapath {
     }
     try {
       checkLayout(object);
+      checkReasons(object);
       const datapath = new Datapath(pinRoot, objectPath, object);
       datapath.#initConfig();
       datapath.#pinPrograms();
@@ -282,7 +299,7 @@ export class Datapath {
       return datapath;
     } catch (error) {
       object.close();
-      if (error instanceof AbiMismatchError) throw error;
+      if (error instanceof AbiMismatchError || error instanceof AbiEnumMismatchError) throw error;
       throw new DatapathError(`Cannot open datapath object "${objectPath}" with pin root "${pinRoot}": ${describe(error)}`, { cause: error });
     }
   }
@@ -301,9 +318,8 @@ export class Datapath {
     rmSync(this.pinRoot, { recursive: true, force: true });
   }
 
-  #fd(map: MapName): number {
+  #checkOpen(map: MapName): void {
     if (this.#closed) throw new DatapathError(`Cannot use map "${map}" of pin root "${this.pinRoot}": the datapath is closed`);
-    return this.#maps[map].fd;
   }
 
   // ---- config ----
@@ -313,14 +329,14 @@ export class Datapath {
   }
 
   #writeConfig(config: DatapathConfig): void {
-    mapUpdate(this.#fd(MAP_NAMES.config), u32Codec.encode(0), configCodec.encode(config));
+    this.maps.config.update(0, config);
   }
 
   /** The current pal_config. */
   readConfig(): DatapathConfig {
-    const value = mapLookup(this.#fd(MAP_NAMES.config), u32Codec.encode(0), configCodec.layout.size);
-    if (value === null) throw new DatapathError(`Cannot read map "${MAP_NAMES.config}" of pin root "${this.pinRoot}": entry 0 is missing`);
-    return configCodec.decode(value);
+    const config = this.maps.config.lookup(0);
+    if (config === undefined) throw new DatapathError(`Cannot read map "${MAP_NAMES.config}" of pin root "${this.pinRoot}": entry 0 is missing`);
+    return config;
   }
 
   /**
@@ -363,11 +379,9 @@ export class Datapath {
    * ```
    */
   apply(diff: StateDiff, ifindexOf: (podKey: string) => number | undefined): ApplyResult {
+    const { policy, endpoints, ipcache } = this.maps;
     const change = emptyChange();
-    for (const entry of diff.policyUpserts) {
-      change.policyUpserts.keys.push(policyKeyCodec.encode(entry.key));
-      change.policyUpserts.values.push(policyValueCodec.encode(entry.value));
-    }
+    change.policy.upserts = diff.policyUpserts.map((entry) => policy.encode(entry.key, entry.value));
     for (const [podKey, state] of diff.endpointUpserts) {
       const ifindex = ifindexOf(podKey);
       if (ifindex === undefined) {
@@ -376,22 +390,18 @@ export class Datapath {
       }
       const previous = this.#endpointIfindex.get(podKey);
       // The pod's interface changed: its old entry goes with the removals.
-      if (previous !== undefined && previous !== ifindex) change.endpointRemovals.push(endpointKeyCodec.encode({ ifindex: previous }));
+      if (previous !== undefined && previous !== ifindex) change.endpoints.removals.push(endpoints.encodeKey({ ifindex: previous }));
       this.#endpointIfindex.set(podKey, ifindex);
-      change.endpointUpserts.keys.push(endpointKeyCodec.encode({ ifindex }));
-      change.endpointUpserts.values.push(endpointValueCodec.encode(state));
+      change.endpoints.upserts.push(endpoints.encode({ ifindex }, state));
     }
-    for (const entry of diff.ipcacheUpserts) {
-      change.ipcacheUpserts.keys.push(ipcacheKeyCodec.encode(ipcacheKeyOf(entry.cidr)));
-      change.ipcacheUpserts.values.push(ipcacheValueCodec.encode({ identity: entry.identity, flags: entry.flags }));
-    }
-    for (const cidr of diff.ipcacheRemovals) change.ipcacheRemovals.push(ipcacheKeyCodec.encode(ipcacheKeyOf(cidr)));
+    change.ipcache.upserts = diff.ipcacheUpserts.map((entry) => ipcache.encode(entry.key, entry.value));
+    change.ipcache.removals = diff.ipcacheRemovals.map((key) => ipcache.encodeKey(key));
     for (const podKey of diff.endpointRemovals) {
       const ifindex = ifindexOf(podKey) ?? this.#endpointIfindex.get(podKey);
       this.#endpointIfindex.delete(podKey);
-      if (ifindex !== undefined) change.endpointRemovals.push(endpointKeyCodec.encode({ ifindex }));
+      if (ifindex !== undefined) change.endpoints.removals.push(endpoints.encodeKey({ ifindex }));
     }
-    for (const key of diff.policyRemovals) change.policyRemovals.push(policyKeyCodec.encode(key));
+    change.policy.removals = diff.policyRemovals.map((key) => policy.encodeKey(key));
     return this.#write(change);
   }
 
@@ -409,15 +419,10 @@ export class Datapath {
    * ```
    */
   replaceAll(state: DesiredState, ifindexOf: (podKey: string) => number | undefined): ApplyResult {
+    const { policy, endpoints, ipcache } = this.maps;
     const change = emptyChange();
-
-    const policy = new Map<string, [Buffer, Buffer]>();
-    for (const entry of state.policy.values()) {
-      const key = policyKeyCodec.encode(entry.key);
-      policy.set(key.toString("hex"), [key, policyValueCodec.encode(entry.value)]);
-    }
-    const endpoints = new Map<string, [Buffer, Buffer]>();
     this.#endpointIfindex.clear();
+    const desiredEndpoints: EncodedEntry[] = [];
     for (const [podKey, endpoint] of state.endpoints) {
       const ifindex = ifindexOf(podKey);
       if (ifindex === undefined) {
@@ -425,66 +430,35 @@ export class Datapath {
         continue;
       }
       this.#endpointIfindex.set(podKey, ifindex);
-      const key = endpointKeyCodec.encode({ ifindex });
-      endpoints.set(key.toString("hex"), [key, endpointValueCodec.encode(endpoint)]);
+      desiredEndpoints.push(endpoints.encode({ ifindex }, endpoint));
     }
-    const ipcache = new Map<string, [Buffer, Buffer]>();
-    for (const entry of state.ipcache.values()) {
-      const key = ipcacheKeyCodec.encode(ipcacheKeyOf(entry.cidr));
-      ipcache.set(key.toString("hex"), [key, ipcacheValueCodec.encode({ identity: entry.identity, flags: entry.flags })]);
-    }
-
-    const diffAgainstMap = (map: MapName, keySize: number, valueSize: number, desired: Map<string, [Buffer, Buffer]>, upserts: EncodedWrites, removals: Buffer[]) => {
-      const current = this.#readRaw(map, keySize, valueSize);
-      for (const [hex, [key, value]] of desired) {
-        if (!current.get(hex)?.equals(value)) {
-          upserts.keys.push(key);
-          upserts.values.push(value);
-        }
+    const againstMap = (map: BpfMap<unknown, unknown>, desired: readonly EncodedEntry[], into: MapChange): void => {
+      const current = map.encodedEntries();
+      const wanted = new Set<string>();
+      for (const entry of desired) {
+        const hex = entry.key.toString("hex");
+        wanted.add(hex);
+        if (!current.get(hex)?.value.equals(entry.value)) into.upserts.push(entry);
       }
-      for (const hex of current.keys()) if (!desired.has(hex)) removals.push(Buffer.from(hex, "hex"));
+      for (const [hex, entry] of current) if (!wanted.has(hex)) into.removals.push(entry.key);
     };
-    diffAgainstMap(MAP_NAMES.policy, policyKeyCodec.layout.size, policyValueCodec.layout.size, policy, change.policyUpserts, change.policyRemovals);
-    diffAgainstMap(MAP_NAMES.endpoints, endpointKeyCodec.layout.size, endpointValueCodec.layout.size, endpoints, change.endpointUpserts, change.endpointRemovals);
-    diffAgainstMap(MAP_NAMES.ipcache, ipcacheKeyCodec.layout.size, ipcacheValueCodec.layout.size, ipcache, change.ipcacheUpserts, change.ipcacheRemovals);
+    againstMap(policy, [...state.policy.values()].map((entry) => policy.encode(entry.key, entry.value)), change.policy);
+    againstMap(endpoints, desiredEndpoints, change.endpoints);
+    againstMap(ipcache, [...state.ipcache.values()].map((entry) => ipcache.encode(entry.key, entry.value)), change.ipcache);
     return this.#write(change);
   }
 
   #write(change: EncodedChange): ApplyResult {
-    const upsert = (map: MapName, writes: EncodedWrites) => {
-      const fd = this.#fd(map);
-      for (let from = 0; from < writes.keys.length; from += BATCH_ENTRIES) {
-        const keys = writes.keys.slice(from, from + BATCH_ENTRIES);
-        try {
-          mapUpdateBatch(fd, Buffer.concat(keys), Buffer.concat(writes.values.slice(from, from + BATCH_ENTRIES)), keys.length);
-        } catch (error) {
-          throw new DatapathError(`Cannot write ${keys.length} entries to map "${map}" of pin root "${this.pinRoot}": ${describe(error)}`, { cause: error });
-        }
-      }
-      return writes.keys.length;
-    };
-    const remove = (map: MapName, keys: Buffer[]) => {
-      const fd = this.#fd(map);
-      let removed = 0;
-      for (let from = 0; from < keys.length; from += BATCH_ENTRIES) {
-        const chunk = keys.slice(from, from + BATCH_ENTRIES);
-        try {
-          removed += mapDeleteBatch(fd, Buffer.concat(chunk), chunk.length);
-        } catch (error) {
-          throw new DatapathError(`Cannot delete ${chunk.length} entries from map "${map}" of pin root "${this.pinRoot}": ${describe(error)}`, { cause: error });
-        }
-      }
-      return removed;
-    };
+    const { policy, endpoints, ipcache } = this.maps;
     // The order is the contract of StateDiff: new slots exist before endpoints switch to them,
     // and old slots go only after no endpoint points at them.
     const result: Omit<ApplyResult, "revision"> = {
-      policyUpserts: upsert(MAP_NAMES.policy, change.policyUpserts),
-      endpointUpserts: upsert(MAP_NAMES.endpoints, change.endpointUpserts),
-      ipcacheUpserts: upsert(MAP_NAMES.ipcache, change.ipcacheUpserts),
-      ipcacheRemovals: remove(MAP_NAMES.ipcache, change.ipcacheRemovals),
-      endpointRemovals: remove(MAP_NAMES.endpoints, change.endpointRemovals),
-      policyRemovals: remove(MAP_NAMES.policy, change.policyRemovals),
+      policyUpserts: policy.writeEncoded(change.policy.upserts),
+      endpointUpserts: endpoints.writeEncoded(change.endpoints.upserts),
+      ipcacheUpserts: ipcache.writeEncoded(change.ipcache.upserts),
+      ipcacheRemovals: ipcache.deleteEncoded(change.ipcache.removals),
+      endpointRemovals: endpoints.deleteEncoded(change.endpoints.removals),
+      policyRemovals: policy.deleteEncoded(change.policy.removals),
       skippedEndpoints: change.skippedEndpoints,
     };
     const written =
@@ -499,55 +473,24 @@ export class Datapath {
    * different entry bumps the revision so the interface's flows are re-checked.
    */
   setEndpoint(ifindex: number, state: EndpointState): void {
-    const fd = this.#fd(MAP_NAMES.endpoints);
-    const key = endpointKeyCodec.encode({ ifindex });
-    const value = endpointValueCodec.encode(state);
-    const previous = mapLookup(fd, key, endpointValueCodec.layout.size);
-    mapUpdate(fd, key, value);
-    if (previous !== null && !previous.equals(value)) this.bumpRevision();
+    const previous = this.maps.endpoints.lookup({ ifindex });
+    this.maps.endpoints.update({ ifindex }, state);
+    if (previous !== undefined && !sameEndpointState(previous, state)) this.bumpRevision();
   }
 
   /** Removes the endpoint entry of an interface (its packets are then dropped); false if there was none. */
   removeEndpoint(ifindex: number): boolean {
     for (const [podKey, known] of this.#endpointIfindex) if (known === ifindex) this.#endpointIfindex.delete(podKey);
-    return mapDelete(this.#fd(MAP_NAMES.endpoints), endpointKeyCodec.encode({ ifindex }));
-  }
-
-  #readRaw(map: MapName, keySize: number, valueSize: number): Map<string, Buffer> {
-    const fd = this.#fd(map);
-    const entries = new Map<string, Buffer>();
-    for (const key of this.#keys(map, keySize)) {
-      const value = mapLookup(fd, key, valueSize);
-      if (value !== null) entries.set(key.toString("hex"), value);
-    }
-    return entries;
-  }
-
-  /** Every key of a map, collected before the caller changes it (deleting while iterating restarts a hash walk). */
-  #keys(map: MapName, keySize: number): Buffer[] {
-    const fd = this.#fd(map);
-    const keys: Buffer[] = [];
-    for (let key = mapGetNextKey(fd, null, keySize); key !== null; key = mapGetNextKey(fd, key, keySize)) keys.push(key);
-    return keys;
-  }
-
-  #decodeAll<K, V>(map: MapName, keyCodec: Codec<K>, valueCodec: Codec<V>): [K, V][] {
-    return [...this.#readRaw(map, keyCodec.layout.size, valueCodec.layout.size)].map(([hex, value]) => [
-      keyCodec.decode(Buffer.from(hex, "hex")),
-      valueCodec.decode(value),
-    ]);
+    return this.maps.endpoints.delete({ ifindex });
   }
 
   /** What the endpoint, ipcache and policy maps hold, decoded. */
   readState(): MapState {
-    const endpoints = new Map(this.#decodeAll(MAP_NAMES.endpoints, endpointKeyCodec, endpointValueCodec).map(([key, value]) => [key.ifindex, value]));
-    const ipcache = this.#decodeAll(MAP_NAMES.ipcache, ipcacheKeyCodec, ipcacheValueCodec).map(([key, value]) => ({
-      cidr: `${key.address}/${key.prefixLen}`,
-      identity: value.identity,
-      flags: value.flags,
-    }));
-    const policy = this.#decodeAll(MAP_NAMES.policy, policyKeyCodec, policyValueCodec).map(([key, value]) => ({ key, value }));
-    return { endpoints, ipcache, policy };
+    return {
+      endpoints: new Map(this.maps.endpoints.entries().map(([key, value]) => [key.ifindex, value])),
+      ipcache: this.maps.ipcache.entries().map(([key, value]) => ({ cidr: ipcacheKeyString(key), ...value })),
+      policy: this.maps.policy.entries().map(([key, value]) => ({ key, value })),
+    };
   }
 
   // ---- attach ----
@@ -648,7 +591,7 @@ export class Datapath {
 
   /** Every conntrack entry, decoded. */
   conntrackEntries(): ConntrackEntry[] {
-    return this.#decodeAll(MAP_NAMES.conntrack, ctKeyCodec, ctValueCodec).map(([key, value]) => ({ key, value }));
+    return this.maps.conntrack.entries().map(([key, value]) => ({ key, value }));
   }
 
   /**
@@ -656,26 +599,12 @@ export class Datapath {
    * monotonic clock bpf_ktime_get_ns() uses) and returns how many.
    */
   gcConntrack(nowNs: bigint = monotonicNowNs()): number {
-    const fd = this.#fd(MAP_NAMES.conntrack);
-    let deleted = 0;
-    for (const key of this.#keys(MAP_NAMES.conntrack, ctKeyCodec.layout.size)) {
-      const value = mapLookup(fd, key, ctValueCodec.layout.size);
-      if (value !== null && ctValueCodec.decode(value).expiresNs < nowNs && mapDelete(fd, key)) deleted++;
-    }
-    return deleted;
+    return this.maps.conntrack.remove(this.maps.conntrack.entries().flatMap(([key, value]) => (value.expiresNs < nowNs ? [key] : [])));
   }
 
   /** Deletes every conntrack and fragment entry (tests, and a forced re-evaluation of all flows); returns how many. */
   clearConntrack(): number {
-    let deleted = 0;
-    for (const [map, keySize] of [
-      [MAP_NAMES.conntrack, ctKeyCodec.layout.size],
-      [MAP_NAMES.fragments, fragKeyCodec.layout.size],
-    ] as const) {
-      const keys = this.#keys(map, keySize);
-      if (keys.length > 0) deleted += mapDeleteBatch(this.#fd(map), Buffer.concat(keys), keys.length);
-    }
-    return deleted;
+    return this.maps.conntrack.remove(this.maps.conntrack.keys()) + this.maps.fragments.remove(this.maps.fragments.keys());
   }
 
   // ---- events and statistics ----
@@ -705,7 +634,8 @@ export class Datapath {
       }
       onEvent(event);
     };
-    const reader = new RingBufferReader(this.#fd(MAP_NAMES.events), onRecord);
+    this.#checkOpen(MAP_NAMES.events);
+    const reader = new RingBufferReader(this.#eventsFd, onRecord);
     const subscription: EventSubscription = {
       close: () => {
         this.#subscriptions.delete(subscription);
@@ -719,26 +649,16 @@ export class Datapath {
     return subscription;
   }
 
-  #perCpuCounter(map: MapName, key: Buffer): Counter | null {
-    const values = mapLookup(this.#fd(map), key, this.#maps[map].valueSize);
-    return values === null ? null : sumPerCpuCounters(values);
-  }
-
   /** New-flow verdicts per rule id, summed over CPUs. */
   ruleStats(): Map<number, Counter> {
-    const stats = new Map<number, Counter>();
-    for (const key of this.#keys(MAP_NAMES.ruleStats, u32Codec.layout.size)) {
-      const counter = this.#perCpuCounter(MAP_NAMES.ruleStats, key);
-      if (counter !== null) stats.set(u32Codec.decode(key), counter);
-    }
-    return stats;
+    return new Map(this.maps.ruleStats.entries().map(([id, counters]) => [id, sumCounters(counters)]));
   }
 
   /** Packets and bytes per verdict reason, summed over CPUs. */
   reasonStats(): Record<ReasonName, Counter> {
     const stats = {} as Record<ReasonName, Counter>;
     for (const [name, code] of Object.entries(REASONS) as [ReasonName, number][]) {
-      stats[name] = this.#perCpuCounter(MAP_NAMES.reasonStats, u32Codec.encode(code)) ?? { packets: 0n, bytes: 0n };
+      stats[name] = sumCounters(this.maps.reasonStats.lookup(code) ?? []);
     }
     return stats;
   }

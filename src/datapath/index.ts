@@ -1,10 +1,12 @@
 /**
  * The datapath layer's public surface: the {@link Datapath} façade, the ABI
- * codecs and constants, address helpers, and the native binding's errors.
+ * codecs and constants, and the native binding's errors.
  *
  * @module
  */
 export * from "./abi.ts";
-export * from "./address.ts";
+export * from "./reasons.ts";
+export * from "./bpf-map.ts";
 export * from "./datapath.ts";
+export * from "./datapath-error.ts";
 export { BpfError, NativeAddonError } from "./native.ts";

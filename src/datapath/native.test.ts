@@ -369,6 +369,7 @@ describe("native binding", () => {
     });
     assert.deepEqual(obj.mapLayout("fx_config").key, { name: "unsigned int", size: 4, members: [] });
     assert.equal(obj.mapLayout("fx_stats").value?.size, STATS_SIZE);
+    assert.equal(obj.btfEnum("pal_reason"), null, "an enum the object does not have");
     assert.deepEqual(obj.mapLayout("fx_events"), { key: null, value: null });
     assert.throws(() => obj.mapLayout("fx_missing"), assertBpfError("ENOENT", "bpf_object__find_map_by_name"));
   });

@@ -172,6 +172,13 @@ export interface MapLayout {
   readonly value: BtfStruct | null;
 }
 
+/** An enum type from BTF: its size in bytes and its constants. */
+export interface BtfEnum {
+  readonly name: string;
+  readonly size: number;
+  readonly values: readonly { readonly name: string; readonly value: number }[];
+}
+
 /** What the kernel says about a map fd. */
 export interface MapInfo {
   /** `enum bpf_map_type`, see {@linkcode BpfMapType}. */
@@ -251,6 +258,8 @@ export interface BpfObject {
   program(name: string): ProgramDescription;
   /** The BTF layout of the key and value of map `name`. */
   mapLayout(name: string): MapLayout;
+  /** The constants of enum `name` in the object's BTF; null when the BTF has no such enum. */
+  btfEnum(name: string): BtfEnum | null;
   /** Closes the object and its fds. Idempotent. */
   close(): void;
 }
@@ -260,6 +269,7 @@ interface NativeBpfObject {
   maps(): MapDescription[];
   programs(): ProgramDescription[];
   mapLayout(name: string): MapLayout;
+  btfEnum(name: string): BtfEnum | null;
   close(): void;
 }
 
@@ -393,6 +403,10 @@ class LoadedBpfObject implements BpfObject {
 
   mapLayout(name: string): MapLayout {
     return call(() => this.#native.mapLayout(name));
+  }
+
+  btfEnum(name: string): BtfEnum | null {
+    return call(() => this.#native.btfEnum(name));
   }
 
   close(): void {

@@ -1,6 +1,6 @@
 /**
  * Cluster-wide security identities, allocated by the leading operator: it
- * runs the policy compiler's identity computation (identitiesOnly) over
+ * runs the policy compiler's ipcache half ({@linkcode IpcacheCompiler}) over
  * every namespace, pod and policy, numbers each key it needs with
  * {@linkcode OperatorIdentityAllocator}, creates a PalisadeIdentity object
  * per number, and deletes objects whose key has gone unused for the grace
@@ -19,8 +19,8 @@ import type { Logger } from "../k8s/logger.ts";
 import { resourcePath, Resources } from "../k8s/resource.ts";
 import { WorkQueue } from "../k8s/workqueue.ts";
 import type { PalisadeIdentity } from "../policy/api-types.ts";
-import { PolicyCompiler } from "../policy/compiler.ts";
-import type { PolicyKind } from "../policy/compiler.ts";
+import { IpcacheCompiler } from "../policy/ipcache-compiler.ts";
+import type { PolicyKind } from "../policy/normalized-policy.ts";
 import { identityNumberOf, identityObject } from "../policy/identity-object.ts";
 import { OperatorIdentityAllocator } from "./identity-allocator.ts";
 import type { IdentityEntry } from "./identity-allocator.ts";
@@ -71,7 +71,7 @@ export class IdentityController {
   readonly #inputs: Record<InputKind, Informer<KubernetesObject>>;
   #queue: WorkQueue<string> | undefined;
   #table = new OperatorIdentityAllocator([]);
-  #compiler = new PolicyCompiler({ identities: this.#table, identitiesOnly: true });
+  #compiler = new IpcacheCompiler({ identities: this.#table });
   #hostIps = new HostIpsByPod();
   #rebuild = true;
 
@@ -132,7 +132,7 @@ export class IdentityController {
       if (id !== undefined) existing.push({ id, key: obj.spec.key });
     }
     this.#table = new OperatorIdentityAllocator(existing);
-    this.#compiler = new PolicyCompiler({ identities: this.#table, identitiesOnly: true });
+    this.#compiler = new IpcacheCompiler({ identities: this.#table });
     this.#hostIps = new HostIpsByPod();
     for (const [kind, informer] of Object.entries(this.#inputs) as [InputKind, Informer<KubernetesObject>][]) {
       for (const key of informer.cache.keys()) this.#syncInput(kind, key);

@@ -29,7 +29,7 @@ export class IdentitySpaceExhaustedError extends Error {
  * @example
  * ```ts
  * const table = new OperatorIdentityAllocator([{ id: 256, key: '["cidr","10.0.0.0/8"]' }]);
- * const compiler = new PolicyCompiler({ identities: table, identitiesOnly: true });
+ * const ipcache = new IpcacheCompiler({ identities: table });
  * // feed and commit, then create table.missing(exists) and delete table.collectible(30_000)
  * ```
  */

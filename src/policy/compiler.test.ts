@@ -3,7 +3,8 @@ import { describe, test } from "node:test";
 import fc from "fast-check";
 import { EXTERNAL_IPS, HOST_IPS, packetArb, worldArb } from "../../test/lib/world-arbitrary.ts";
 import type { AnyPolicy, EBPFNetworkPolicy, NetworkPolicy } from "./api-types.ts";
-import { CompileError, compileWorld, identityKeyFields, PolicyCompiler } from "./compiler.ts";
+import { compileWorld, PolicyCompiler } from "./compiler.ts";
+import { identityKeyFields } from "./identity-key.ts";
 import type { PolicyKind } from "./compiler.ts";
 import {
   EP_AUDIT_ISOLATED_EGRESS,
@@ -13,6 +14,8 @@ import {
   IDENTITY_ANY,
   IDENTITY_HOST,
   IPCACHE_HOST,
+  ipcacheKeyOf,
+  ipcacheKeyString,
   policyKeyString,
   VERDICT_ALLOW,
   VERDICT_DENY,
@@ -20,9 +23,11 @@ import {
 } from "./desired-state.ts";
 import type { DesiredState, EndpointState, IpcacheEntry, PolicyEntry, StateDiff } from "./desired-state.ts";
 import { LocalIdentityAllocator } from "./identity.ts";
+import { IpParseError, parseCidr } from "./ip.ts";
 import type { IdentityAllocator } from "./identity.ts";
 import { explainPacket } from "./lookup.ts";
 import { evaluate } from "./reference-evaluator.ts";
+import { PolicyError } from "./validate.ts";
 import { podKey } from "./world.ts";
 import type { NamespaceInfo, Packet, PacketProtocol, PodInfo, World } from "./world.ts";
 
@@ -103,11 +108,23 @@ function canonicalState(state: DesiredState): unknown {
   const ids = new Set([...state.endpoints.values()].map((ep) => ep.endpointId));
   assert.equal(ids.size, state.endpoints.size, "endpoint ids are unique");
   return {
-    ipcache: [...state.ipcache.values()].map((e) => `${e.cidr} ${identity(e.identity)} ${e.flags}`).sort(),
+    ipcache: [...state.ipcache.values()].map((e) => `${ipcacheKeyString(e.key)} ${identity(e.value.identity)} ${e.value.flags}`).sort(),
     endpoints: endpoints.sort(),
     rules: [...state.rules.values()].map((r) => JSON.stringify(r)).sort(),
     identities: [...state.identities.values()].map((i) => i.description).sort(),
   };
+}
+
+/** The narrow reads answer what the whole state says. */
+function assertNarrowReads(compiler: PolicyCompiler, state: DesiredState): void {
+  for (const [key, ep] of state.endpoints) {
+    assert.deepEqual(compiler.endpointOf(key), ep);
+    assert.equal(compiler.podOfEndpoint(ep.endpointId), key);
+  }
+  assert.equal(compiler.endpointOf("nowhere/none"), undefined);
+  assert.equal(compiler.podOfEndpoint(0), undefined);
+  for (const [id, ref] of state.rules) assert.deepEqual(compiler.rule(id), ref);
+  assert.deepEqual(compiler.stateCounts(), { policyEntries: state.policy.size, endpoints: state.endpoints.size, identities: state.identities.size });
 }
 
 /** Kernel-like maps filled only through diffs, in the documented order. */
@@ -125,8 +142,8 @@ class DiffModel {
       this.policy.set(policyKeyString(entry.key), entry);
     }
     for (const [key, state] of diff.endpointUpserts) this.endpoints.set(key, state);
-    for (const entry of diff.ipcacheUpserts) this.ipcache.set(entry.cidr, entry);
-    for (const cidr of diff.ipcacheRemovals) assert.ok(this.ipcache.delete(cidr), `ipcache removal of absent ${cidr}`);
+    for (const entry of diff.ipcacheUpserts) this.ipcache.set(ipcacheKeyString(entry.key), entry);
+    for (const key of diff.ipcacheRemovals) assert.ok(this.ipcache.delete(ipcacheKeyString(key)), `ipcache removal of absent ${ipcacheKeyString(key)}`);
     for (const key of diff.endpointRemovals) assert.ok(this.endpoints.delete(key), `removal of absent endpoint ${key}`);
     const slotsAfter = new Set([...this.endpoints.values()].map((ep) => ep.slot));
     for (const key of diff.policyRemovals) {
@@ -271,10 +288,10 @@ describe("compiler semantics (checked through the lookup emulation)", () => {
     assert.equal(allows(w, "10.9.0.1", "10.0.0.1"), true);
     assert.equal(allows(w, "10.0.0.1", "10.9.0.1"), false);
     const { state } = compileWorld(w);
-    assert.deepEqual(state.ipcache.get("10.9.0.1/32"), { cidr: "10.9.0.1/32", identity: IDENTITY_HOST, flags: IPCACHE_HOST });
+    assert.deepEqual(state.ipcache.get("10.9.0.1/32"), { key: ipcacheKeyOf(parseCidr("10.9.0.1/32")), value: { identity: IDENTITY_HOST, flags: IPCACHE_HOST } });
     const withBlock = world({ pods: [a, b], hostIPs: ["10.9.0.1"], policies: [netpol("x/p", { podSelector: {}, egress: [{ to: [{ ipBlock: { cidr: "10.9.0.0/16" } }] }] })] });
     assert.equal(allows(withBlock, "10.0.0.1", "10.9.0.1"), true, "a host IP inside an ipBlock gets a class-bearing host identity");
-    assert.notEqual(compileWorld(withBlock).state.ipcache.get("10.9.0.1/32")?.identity, IDENTITY_HOST);
+    assert.notEqual(compileWorld(withBlock).state.ipcache.get("10.9.0.1/32")?.value.identity, IDENTITY_HOST);
   });
 });
 
@@ -307,12 +324,12 @@ describe("compiler structure", () => {
     const replicas = [1, 2, 3].map((i) => ({ ...pod(`x/r${i}`, [`10.0.0.${i}`], { app: "web" }), labels: { app: "web" } }));
     const p = netpol("x/p", { podSelector: {}, ingress: [{ from: [{ podSelector: {} }] }] });
     const { state } = compileWorld(world({ pods: replicas, policies: [p] }));
-    assert.equal(new Set([...state.ipcache.values()].map((e) => e.identity)).size, 1);
+    assert.equal(new Set([...state.ipcache.values()].map((e) => e.value.identity)).size, 1);
     assert.equal(new Set([...state.endpoints.values()].map((e) => e.slot)).size, 1);
     assert.equal(state.policy.size, 1, "one identity x any protocol");
     const carve = netpol("x/q", { podSelector: {}, ingress: [{ from: [{ ipBlock: { cidr: "10.0.0.0/24", except: ["10.0.0.3/32"] } }] }] });
     const s2 = compileWorld(world({ pods: replicas, policies: [p, carve] })).state;
-    const ids = ["10.0.0.1/32", "10.0.0.2/32", "10.0.0.3/32"].map((k) => s2.ipcache.get(k)?.identity);
+    const ids = ["10.0.0.1/32", "10.0.0.2/32", "10.0.0.3/32"].map((k) => s2.ipcache.get(k)?.value.identity);
     assert.equal(ids[0], ids[1]);
     assert.notEqual(ids[0], ids[2]);
   });
@@ -364,18 +381,20 @@ describe("compiler structure", () => {
     assert.equal(state.ipcache.size, 2);
   });
 
-  test("bad input is refused at the mutation, naming the object and field", () => {
+  test("input that skipped validation is refused at the mutation, naming the object and field", () => {
     const compiler = new PolicyCompiler();
     assert.throws(
       () => compiler.upsertPolicy(netpol("x/p", { podSelector: {}, ingress: [{ from: [{ ipBlock: { cidr: "10.0.0.0/33" } }] }] })),
-      (e: unknown) => e instanceof CompileError && e.message === 'Cannot compile NetworkPolicy "x/p": spec.ingress[0].from[0].ipBlock.cidr "10.0.0.0/33" is not a valid CIDR',
+      (e: unknown) =>
+        e instanceof PolicyError &&
+        e.message === 'Cannot load NetworkPolicy "x/p": spec.ingress[0].from[0].ipBlock.cidr "10.0.0.0/33" is not a valid CIDR: prefix length 33 is above 32',
     );
     assert.throws(
       () => compiler.upsertPolicy(netpol("x/p", { podSelector: {}, ingress: [{ ports: [{}, { port: 80, endPort: 70 }] }] })),
-      { message: 'Cannot compile NetworkPolicy "x/p": spec.ingress[0].ports[1].endPort 70 is below port 80' },
+      { name: "PolicyError", message: 'Cannot load NetworkPolicy "x/p": spec.ingress[0].ports[1] ports 80 to 70 are not a port range' },
     );
-    assert.throws(() => compiler.upsertPod(pod("x/a", ["10.0.0.256"])), { message: 'Cannot compile pod "x/a": ips[0] "10.0.0.256" is not a valid IP address' });
-    assert.throws(() => compiler.setHostIPs(["nope"]), CompileError);
+    assert.throws(() => compiler.upsertPod(pod("x/a", ["10.0.0.256"])), { name: "PolicyError", message: 'Cannot load Pod "x/a": ips[0] "10.0.0.256" is not a valid IP address' });
+    assert.throws(() => compiler.setHostIPs(["nope"]), IpParseError);
     assert.deepEqual(compiler.commit(), {
       policyUpserts: [], endpointUpserts: [], ipcacheUpserts: [], ipcacheRemovals: [], endpointRemovals: [], policyRemovals: [],
     });
@@ -392,7 +411,7 @@ describe("compiler structure", () => {
     compiler.deletePolicy("NetworkPolicy", "x", "p");
     const diff = compiler.commit();
     assert.equal(allocator.size, 0);
-    assert.deepEqual(diff.ipcacheRemovals.sort(), ["10.0.0.0/8", "10.0.0.1/32", "fd00::1/128"]);
+    assert.deepEqual(diff.ipcacheRemovals.map(ipcacheKeyString).sort(), ["10.0.0.0/8", "10.0.0.1/32", "fd00::1/128"]);
     assert.deepEqual(diff.endpointRemovals, ["x/a"]);
   });
 
@@ -540,6 +559,7 @@ describe("incremental compilation", () => {
           maps.apply(compiler.commit());
           const state = compiler.state();
           maps.assertEquals(state);
+          assertNarrowReads(compiler, state);
           assert.deepEqual(canonicalState(state), canonicalState(compileWorld(model.world()).state));
           for (const [key, ep] of state.endpoints) {
             assert.equal(endpointIds.get(key) ?? ep.endpointId, ep.endpointId, `endpoint id of ${key} changed`);
@@ -547,7 +567,7 @@ describe("incremental compilation", () => {
           }
           for (const key of endpointIds.keys()) if (!state.endpoints.has(key)) endpointIds.delete(key);
           // One reference per identity in use, nothing leaked.
-          const inUse = new Set([...state.ipcache.values()].map((e) => e.identity).filter((id) => id >= 256));
+          const inUse = new Set([...state.ipcache.values()].map((e) => e.value.identity).filter((id) => id >= 256));
           assert.equal(allocator.references.size, inUse.size);
           assert.ok([...allocator.references.values()].every((r) => r.count === 1));
         }
@@ -573,7 +593,7 @@ describe("incremental compilation", () => {
     const touched = diff.endpointUpserts.map(([key]) => key).sort();
     const yPods = pods.filter((p) => p.namespace === "y").map((p) => `y/${p.name}`);
     assert.deepEqual(touched, ["x/new", ...yPods].sort());
-    assert.deepEqual(diff.ipcacheUpserts.map((e) => e.cidr), ["10.0.1.99/32"]);
+    assert.deepEqual(diff.ipcacheUpserts.map((e) => ipcacheKeyString(e.key)), ["10.0.1.99/32"]);
   });
 });
 
@@ -638,7 +658,7 @@ describe("pending identities", () => {
     const diff = compiler.commit();
     state = compiler.state();
     assert.deepEqual(compiler.pendingIdentityKeys(), []);
-    assert.deepEqual(diff.ipcacheUpserts.map((e) => e.cidr).sort(), ["10.0.0.1/32", "10.0.0.2/32"]);
+    assert.deepEqual(diff.ipcacheUpserts.map((e) => ipcacheKeyString(e.key)).sort(), ["10.0.0.1/32", "10.0.0.2/32"]);
     assert.ok(only(w, state, "10.0.0.2", "10.0.0.1"));
     assert.deepEqual(canonicalState(state), canonicalState(compileWorld(w).state));
   });
@@ -651,23 +671,23 @@ describe("pending identities", () => {
     compiler.commit();
     compiler.identitiesChanged(allocator.publish());
     compiler.commit();
-    const before = compiler.state().ipcache.get("10.0.0.2/32")?.identity;
+    const before = compiler.state().ipcache.get("10.0.0.2/32")?.value.identity;
     assert.ok(before !== undefined && before >= 256);
 
     compiler.upsertPod(pod("x/b", ["10.0.0.2"], { role: "new" }));
     compiler.commit();
-    assert.equal(compiler.state().ipcache.get("10.0.0.2/32")?.identity, before, "same owner: previous labels until numbered");
+    assert.equal(compiler.state().ipcache.get("10.0.0.2/32")?.value.identity, before, "same owner: previous labels until numbered");
     assert.equal(compiler.pendingIdentityKeys().length, 1);
 
     compiler.deletePod("x", "b");
     compiler.upsertPod(pod("x/c", ["10.0.0.2"]));
     const diff = compiler.commit();
-    assert.deepEqual(diff.ipcacheRemovals, ["10.0.0.2/32"], "another pod on b's address gets no entry while pending");
+    assert.deepEqual(diff.ipcacheRemovals.map(ipcacheKeyString), ["10.0.0.2/32"], "another pod on b's address gets no entry while pending");
     assert.deepEqual(allocator.references, new Map(), "b's identity was released");
 
     compiler.identitiesChanged(allocator.publish());
     compiler.commit();
-    const after = compiler.state().ipcache.get("10.0.0.2/32")?.identity;
+    const after = compiler.state().ipcache.get("10.0.0.2/32")?.value.identity;
     assert.ok(after !== undefined && after !== before);
     assert.deepEqual(compiler.pendingIdentityKeys(), []);
   });
@@ -678,10 +698,10 @@ describe("pending identities", () => {
     compiler.upsertPolicy(netpol("x/p", { podSelector: {}, egress: [{ to: [{ ipBlock: { cidr: "192.168.0.0/16" } }] }], policyTypes: ["Egress"] }));
     compiler.setHostIPs(["192.168.1.1"]);
     compiler.commit();
-    assert.deepEqual(compiler.state().ipcache.get("192.168.1.1/32"), { cidr: "192.168.1.1/32", identity: IDENTITY_HOST, flags: IPCACHE_HOST });
+    assert.deepEqual(compiler.state().ipcache.get("192.168.1.1/32")?.value, { identity: IDENTITY_HOST, flags: IPCACHE_HOST });
     compiler.identitiesChanged(allocator.publish());
     compiler.commit();
-    assert.ok((compiler.state().ipcache.get("192.168.1.1/32")?.identity ?? 0) >= 256);
+    assert.ok((compiler.state().ipcache.get("192.168.1.1/32")?.value.identity ?? 0) >= 256);
   });
 
   test("a key whose number changed in the table is renumbered everywhere it is used", () => {
@@ -697,12 +717,12 @@ describe("pending identities", () => {
     compiler.commit();
     compiler.identitiesChanged(allocator.publish());
     compiler.commit();
-    const bKey = [...allocator.table].find(([, id]) => id === compiler.state().ipcache.get("10.0.0.2/32")?.identity)?.[0] as string;
+    const bKey = [...allocator.table].find(([, id]) => id === compiler.state().ipcache.get("10.0.0.2/32")?.value.identity)?.[0] as string;
     allocator.table.set(bKey, 999);
     compiler.identitiesChanged([bKey]);
     const diff = compiler.commit();
     const state = compiler.state();
-    assert.deepEqual(diff.ipcacheUpserts.map((e) => [e.cidr, e.identity]).sort(), [["10.0.0.2/32", 999], ["10.0.0.3/32", 999]]);
+    assert.deepEqual(diff.ipcacheUpserts.map((e) => [ipcacheKeyString(e.key), e.value.identity]).sort(), [["10.0.0.2/32", 999], ["10.0.0.3/32", 999]]);
     assert.ok(only(w, state, "10.0.0.2", "10.0.0.1"), "rules follow the new number");
     assert.ok([...state.policy.values()].some((e) => e.key.identity === 999));
     assert.ok(![...state.policy.values()].some((e) => state.identities.get(e.key.identity) === undefined && e.key.identity !== IDENTITY_ANY));
@@ -724,7 +744,8 @@ describe("pending identities", () => {
           }
           maps.apply(compiler.commit());
           for (const entry of compiler.state().ipcache.values()) {
-            assert.ok(entry.identity === IDENTITY_HOST || compiler.state().identities.has(entry.identity), `ipcache ${entry.cidr} has a described identity`);
+            const { identity } = entry.value;
+            assert.ok(identity === IDENTITY_HOST || compiler.state().identities.has(identity), `ipcache ${ipcacheKeyString(entry.key)} has a described identity`);
           }
           compiler.identitiesChanged(allocator.publish());
           maps.apply(compiler.commit());
@@ -732,7 +753,7 @@ describe("pending identities", () => {
           maps.assertEquals(state);
           assert.deepEqual(compiler.pendingIdentityKeys(), []);
           assert.deepEqual(canonicalState(state), canonicalState(compileWorld(model.world()).state));
-          const inUse = new Set([...state.ipcache.values()].map((e) => e.identity).filter((id) => id >= 256));
+          const inUse = new Set([...state.ipcache.values()].map((e) => e.value.identity).filter((id) => id >= 256));
           assert.equal(allocator.references.size, inUse.size);
         }
       }),

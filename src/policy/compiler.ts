@@ -3,100 +3,59 @@
  * into {@link DesiredState} (ipcache, endpoints, policy entries), and keeps
  * doing so incrementally: each mutation marks only what it touches dirty,
  * and {@link PolicyCompiler.commit} recomputes just that and returns the
- * change as a {@link StateDiff}.
+ * change as a {@link StateDiff}. It orchestrates the parts, each in its own
+ * file:
  *
- * How exactness is kept without per-rule work in the kernel:
- * - Every distinct CIDR used by an ipBlock (cidr or except) of any policy is
- *   an ipcache prefix. The "class" of an address is the longest such prefix
- *   containing it; an ipBlock matches an address iff it contains the class
- *   and no except contains it (prefixes containing one point are nested).
- * - An identity stands for everything policy can ask about an address: for
- *   a pod IP its namespace (name, labels), pod labels, named ports and class;
- *   for a host IP its class; for a prefix entry the prefix itself. Equal
- *   attributes share one identity, so replicas cost one identity.
- * - Each policy entry stores the combination of every rule item covering
- *   its key, so the kernel's longest-prefix match alone is the answer.
- * - Slots are content-addressed: endpoints with identical entries share a
- *   slot; changed content gets a fresh slot ("build new, then switch").
- * - An address claimed twice gets one entry: a host IP beats pods, a pod IP
- *   beats a policy prefix of the same text, and among pods the smallest key
- *   wins. Among rules deciding one entry, the first in reference order
- *   (kind, namespace, name, direction, index) names it, so the choice never
- *   depends on how ids were numbered.
+ * - the ipcache and its identities ({@link IpcacheCompiler}): an identity
+ *   stands for everything policy can ask about an address, so replicas share
+ *   one, and the kernel never evaluates a selector;
+ * - rule matching ({@link RuleTable}): the pods each policy selects and the
+ *   identities each rule targets;
+ * - verdict and entry building ({@link SlotContentBuilder}): the entries of
+ *   an endpoint, each holding the combination of every rule covering it;
+ * - slot interning ({@link SlotTable}): endpoints with identical entries share
+ *   a slot, and changed content gets a fresh one ("build new, then switch").
  *
  * @module
  */
-import type {
-  AnyPolicy,
-  EBPFEgressRule,
-  EBPFIngressRule,
-  LabelSelector,
-  PolicyMode,
-  PolicyPeer,
-  PolicyPort,
-  PolicyProtocol,
-  PolicyType,
-  RuleAction,
-} from "./api-types.ts";
+import type { AnyPolicy } from "./api-types.ts";
 import {
-  DIRECTION_EGRESS,
-  DIRECTION_INGRESS,
   EP_AUDIT_ISOLATED_EGRESS,
   EP_AUDIT_ISOLATED_INGRESS,
   EP_ISOLATED_EGRESS,
   EP_ISOLATED_INGRESS,
   emptyDiff,
-  IDENTITY_ANY,
-  IDENTITY_HOST,
-  IDENTITY_WORLD,
-  IPCACHE_HOST,
-  PROTOCOL_NUMBERS,
-  VERDICT_ALLOW,
-  VERDICT_DENY,
-  VERDICT_NONE,
+  policyKeyString,
+  sameEndpointState,
 } from "./desired-state.ts";
-import type {
-  DesiredState,
-  Direction,
-  EndpointState,
-  IdentityInfo,
-  IpcacheEntry,
-  PolicyEntry,
-  PolicyKey,
-  PolicyValue,
-  PolicyVerdict,
-  StateDiff,
-} from "./desired-state.ts";
-import { LocalIdentityAllocator } from "./identity.ts";
+import type { DesiredState, EndpointState, PolicyEntry, RuleRef, StateDiff } from "./desired-state.ts";
 import type { IdentityAllocator } from "./identity.ts";
-import { CidrSet, formatCidr, hostCidr, IpParseError, parseCidr, parseIp, cidrContains } from "./ip.ts";
-import type { Cidr } from "./ip.ts";
-import { MAX_PORT, portPrefixRange, portRangePrefixes } from "./port-ranges.ts";
-import type { PortPrefix } from "./port-ranges.ts";
-import { canonicalLabels, matchesSelector } from "./selector.ts";
-import type { Labels } from "./selector.ts";
-import { podKey } from "./world.ts";
-import type { NamedPort, NamespaceInfo, PodInfo, World } from "./world.ts";
+import { IpcacheCompiler } from "./ipcache-compiler.ts";
+import { normalizePolicy, policyObjectKey } from "./normalized-policy.ts";
+import type { NormalizedPolicy, PolicyKind } from "./normalized-policy.ts";
+import { RuleTable } from "./rule-table.ts";
+import type { CompiledPolicy } from "./rule-table.ts";
+import { SlotContentBuilder } from "./slot-content.ts";
+import { SlotTable } from "./slot-table.ts";
+import type { NamespaceInfo, PodInfo, World } from "./world.ts";
 
-/** Input the compiler cannot use (an unparsable address, an inverted port range); the mutation changed nothing. */
-export class CompileError extends Error {
-  override name = "CompileError";
-}
-
-/** The kind of a policy object. */
-export type PolicyKind = AnyPolicy["kind"];
+export type { PolicyKind } from "./normalized-policy.ts";
 
 /** Options of a {@link PolicyCompiler}. */
 export interface PolicyCompilerOptions {
-  /** Where identities come from; a {@link LocalIdentityAllocator} by default. */
+  /** Where identities come from; a `LocalIdentityAllocator` by default. */
   identities?: IdentityAllocator;
   /** Only pods on this node become endpoints (all pods still get ipcache entries); every pod if absent. */
   nodeName?: string;
-  /**
-   * Computes the ipcache and its identities only, no endpoints or policy
-   * entries: what the operator's cluster-wide identity allocation needs.
-   */
-  identitiesOnly?: boolean;
+}
+
+/** How big the desired state is, see {@link PolicyCompiler.stateCounts}. */
+export interface StateCounts {
+  policyEntries: number;
+  /** Local pods with endpoint state. */
+  endpoints: number;
+  /** Identities described (in use, and the reserved ones). */
+  identities: number;
 }
 
 /** How much work the last commit did: what incremental compilation is measured by. */
@@ -112,409 +71,29 @@ export interface CommitStats {
   endpoints: number;
 }
 
-/** A port or range of one protocol; protocol 0 = any protocol and port. */
-interface PortItem {
-  protocol: number;
-  lo: number;
-  hi: number;
-}
-
-/** A named port of a rule, resolved against the destination pod. */
-interface NamedPortRef {
-  name: string;
-  protocol: PolicyProtocol;
-}
-
-/** Ports of a rule: numeric ranges (incl. "any port of a protocol") and named ports. */
-interface RulePorts {
-  numeric: PortItem[];
-  named: NamedPortRef[];
-}
-
-interface ParsedPeer {
-  podSelector: LabelSelector | undefined;
-  namespaceSelector: LabelSelector | undefined;
-  ipBlock: { cidr: Cidr; except: Cidr[] } | undefined;
-}
-
-interface ParsedRule {
-  direction: PolicyType;
-  index: number;
-  action: RuleAction;
-  /** Absent = any remote. */
-  peers: ParsedPeer[] | undefined;
-  /** Absent = every protocol and port. */
-  ports: RulePorts | undefined;
-}
-
-interface ParsedPolicy {
-  key: string;
-  kind: PolicyKind;
-  namespace: string;
-  name: string;
-  mode: PolicyMode;
-  selector: LabelSelector;
-  types: PolicyType[];
-  rules: ParsedRule[];
-  /** Every ipBlock cidr and except, by canonical text. */
-  prefixes: Map<string, Cidr>;
-}
-
-interface CompiledRule {
-  parsed: ParsedRule;
-  id: number;
-  /** Sort key of the rule's reference: the tie-break among rules deciding one entry. */
-  order: string;
-  mode: PolicyMode;
-  /**
-   * Identities the rule's items target: those its peers match, or, for an
-   * any-peer egress rule, the pod identities having one of its named ports.
-   */
-  identities: Set<number>;
-}
-
-interface PolicyRecord {
-  parsed: ParsedPolicy;
-  rules: CompiledRule[];
-  /** Pod keys of the policy's namespace its selector matches. */
-  selected: Set<string>;
-}
-
-interface IdentityRecord {
-  /** 0 until allocated at the end of the ipcache phase of a commit. */
-  id: number;
-  key: string;
-  kind: "pod" | "host" | "cidr";
-  namespace: string;
-  namespaceLabels: Labels;
-  podLabels: Labels;
-  namedPorts: readonly NamedPort[];
-  /** The CIDR class: the longest policy prefix containing the address (a prefix entry's own prefix). */
-  cls: Cidr | undefined;
-  /** Ipcache entries using this identity. */
-  users: number;
-}
-
-/** Who claims an ipcache key: host and pods for an address, policies for a prefix. */
-interface IpcacheSource {
-  cidr: Cidr;
-  host: boolean;
-  pods: Set<string>;
-  prefix: boolean;
-}
-
-interface IpcacheBinding {
-  record: IdentityRecord;
-  flags: number;
-  /** "host", "prefix" or the pod key that won the address. */
-  owner: string;
-}
-
-interface PodRecord {
-  namespace: string;
-  /** Canonical host CIDR texts of the pod's IPs, deduplicated, in order. */
-  ipTexts: string[];
-}
-
 interface EndpointRecord {
   state: EndpointState;
+  /** The content key of its slot, to release it when the endpoint changes or goes. */
   contentKey: string;
 }
 
-interface SlotRecord {
-  contentKey: string;
-  slot: number;
-  users: number;
-  entries: PolicyEntry[];
-  /** policyKeyString of each entry, in the same order. */
-  entryKeys: string[];
-}
+const IDLE: CommitStats = { policies: 0, ipcacheKeys: 0, identitiesAdded: 0, identitiesRemoved: 0, endpoints: 0 };
 
-/**
- * The entries the rule items of one (identity, direction) yield, without
- * slot and identity, and their canonical text. Groups with the same items
- * share one template: computed once per commit, and one value object per
- * distinct value.
- */
-interface GroupTemplate {
-  text: string;
-  entries: (Pick<PolicyKey, "protocol" | "port" | "portPrefixLen"> & { value: PolicyValue; keyTail: string })[];
-}
-
-/** The entries of a slot, as templates per (identity, direction), and their canonical text: the slot's content address. */
-interface SlotContent {
-  key: string;
-  groups: { identity: number; direction: Direction; template: GroupTemplate }[];
-}
-
-/** A port item of a rule, as one (identity, direction) group collects it. */
-interface RuleItem {
-  port: PortItem;
-  rule: CompiledRule;
-}
-
-/** Items a rule contributes to each group it reaches, and their text for the group's signature. */
-interface RuleItems {
-  items: RuleItem[];
-  signature: string;
-}
-
-const ANY_PROTOCOL_ITEM: PortItem = { protocol: 0, lo: 0, hi: MAX_PORT };
-
-function policyObjectKey(kind: PolicyKind, namespace: string, name: string): string {
-  return `${kind}/${namespace}/${name}`;
-}
-
-function ruleRefKey(policy: ParsedPolicy, rule: ParsedRule): string {
-  return `${policy.key}/${rule.direction}/${rule.index}`;
-}
-
-function labelPairs(labels: Labels): [string, string][] {
-  return Object.keys(labels)
-    .sort()
-    .map((key) => [key, labels[key] as string]);
-}
-
-function sortedNamedPorts(ports: readonly NamedPort[]): NamedPort[] {
-  return [...ports]
-    .map((p) => ({ name: p.name, port: p.port, protocol: p.protocol }))
-    .sort((a, b) => a.name.localeCompare(b.name) || a.protocol.localeCompare(b.protocol) || a.port - b.port);
-}
-
-function resolveNamedPort(ref: NamedPortRef, ports: readonly NamedPort[]): PortItem[] {
-  const protocol = PROTOCOL_NUMBERS[ref.protocol];
-  return ports
-    .filter((p) => p.name === ref.name && p.protocol === ref.protocol)
-    .map((p) => ({ protocol, lo: p.port, hi: p.port }));
-}
-
-function describeIdentity(record: IdentityRecord): string {
-  const cls = record.cls ? `cidr class ${formatCidr(record.cls)}` : "no cidr class";
-  switch (record.kind) {
-    case "cidr":
-      return `cidr ${formatCidr(record.cls as Cidr)}`;
-    case "host":
-      return `host addresses, ${cls}`;
-    case "pod": {
-      const ports = record.namedPorts.map((p) => `${p.name}=${p.port}/${p.protocol}`).join(",");
-      return (
-        `pods of namespace "${record.namespace}" labelled {${canonicalLabels(record.podLabels)}}, ` +
-        `namespace labels {${canonicalLabels(record.namespaceLabels)}}, named ports [${ports}], ${cls}`
-      );
+function isolationFlags(applying: readonly CompiledPolicy[]): number {
+  let flags = 0;
+  for (const { policy } of applying) {
+    for (const type of policy.types) {
+      flags |= type === "Ingress" ? EP_AUDIT_ISOLATED_INGRESS : EP_AUDIT_ISOLATED_EGRESS;
+      if (policy.mode === "Enforce") flags |= type === "Ingress" ? EP_ISOLATED_INGRESS : EP_ISOLATED_EGRESS;
     }
   }
-}
-
-/** The readable parts of an identity key, as {@link PolicyCompiler} builds keys: what the identity stands for. */
-export interface IdentityKeyFields {
-  kind: "pod" | "host" | "cidr";
-  /** A pod identity's namespace. */
-  namespace?: string;
-  /** A pod identity's namespace labels. */
-  namespaceLabels?: Labels;
-  /** A pod identity's pod labels. */
-  labels?: Labels;
-  /** A pod identity's named ports. */
-  namedPorts?: NamedPort[];
-  /** The CIDR class of a pod or host identity (absent outside every policy prefix), or a cidr identity's prefix. */
-  cidr?: string;
-}
-
-/** An identity key that {@link PolicyCompiler} cannot have built. */
-export class IdentityKeyError extends Error {
-  override name = "IdentityKeyError";
-}
-
-/**
- * Parses an identity key back into what it stands for.
- *
- * @throws {IdentityKeyError} when `key` is not a key the compiler builds.
- * @example
- * ```ts
- * identityKeyFields('["cidr","10.0.0.0/8"]'); // { kind: "cidr", cidr: "10.0.0.0/8" }
- * ```
- */
-export function identityKeyFields(key: string): IdentityKeyFields {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(key);
-  } catch (cause) {
-    throw new IdentityKeyError(`Cannot read identity key ${JSON.stringify(key)}: it is not JSON`, { cause });
-  }
-  const bad = (): IdentityKeyError => new IdentityKeyError(`Cannot read identity key ${JSON.stringify(key)}: it is not a pod, host or cidr key`);
-  if (!Array.isArray(parsed)) throw bad();
-  const cidr = (value: unknown): { cidr?: string } => {
-    if (value === null) return {};
-    if (typeof value !== "string") throw bad();
-    return { cidr: value };
-  };
-  const labels = (value: unknown): Labels => {
-    if (!Array.isArray(value) || !value.every((pair) => Array.isArray(pair) && pair.length === 2 && pair.every((p) => typeof p === "string"))) throw bad();
-    return Object.fromEntries(value as [string, string][]);
-  };
-  const [kind, ...rest] = parsed as unknown[];
-  if (kind === "cidr" && rest.length === 1 && typeof rest[0] === "string") return { kind, cidr: rest[0] };
-  if (kind === "host" && rest.length === 1) return { kind, ...cidr(rest[0]) };
-  if (kind === "pod" && rest.length === 5 && typeof rest[0] === "string" && Array.isArray(rest[3])) {
-    return {
-      kind,
-      namespace: rest[0],
-      namespaceLabels: labels(rest[1]),
-      labels: labels(rest[2]),
-      namedPorts: rest[3] as NamedPort[],
-      ...cidr(rest[4]),
-    };
-  }
-  throw bad();
-}
-
-const RESERVED_IDENTITIES: IdentityInfo[] = [
-  { id: IDENTITY_HOST, description: "host: an address of this node outside every policy prefix" },
-  { id: IDENTITY_WORLD, description: "world: an address outside every policy prefix and not a pod's" },
-];
-
-function parsePolicy(policy: AnyPolicy): ParsedPolicy {
-  const namespace = policy.metadata.namespace ?? "default";
-  const name = policy.metadata.name;
-  const kind = policy.kind;
-  const fail = (field: string, detail: string, cause?: unknown): CompileError =>
-    new CompileError(`Cannot compile ${kind} "${namespace}/${name}": ${field} ${detail}`, { cause });
-  const prefixes = new Map<string, Cidr>();
-  const cidr = (text: string, field: string): Cidr => {
-    let parsed: Cidr;
-    try {
-      parsed = parseCidr(text);
-    } catch (cause) {
-      if (cause instanceof IpParseError) throw fail(field, `"${text}" is not a valid CIDR`, cause);
-      throw cause;
-    }
-    prefixes.set(formatCidr(parsed), parsed);
-    return parsed;
-  };
-  const parsePeers = (peers: PolicyPeer[] | undefined, field: string): ParsedPeer[] | undefined => {
-    if (!peers || peers.length === 0) return undefined;
-    return peers.map((peer, i) => ({
-      podSelector: peer.podSelector,
-      namespaceSelector: peer.namespaceSelector,
-      ipBlock: peer.ipBlock && {
-        cidr: cidr(peer.ipBlock.cidr, `${field}[${i}].ipBlock.cidr`),
-        except: (peer.ipBlock.except ?? []).map((e, j) => cidr(e, `${field}[${i}].ipBlock.except[${j}]`)),
-      },
-    }));
-  };
-  const parsePorts = (ports: PolicyPort[] | undefined, field: string): RulePorts | undefined => {
-    if (!ports || ports.length === 0) return undefined;
-    const out: RulePorts = { numeric: [], named: [] };
-    ports.forEach((entry, i) => {
-      const policyProtocol = entry.protocol ?? "TCP";
-      if (!Object.hasOwn(PROTOCOL_NUMBERS, policyProtocol) || policyProtocol.startsWith("ICMP")) {
-        throw fail(`${field}[${i}].protocol`, `"${policyProtocol}" is not TCP, UDP or SCTP`);
-      }
-      const protocol = PROTOCOL_NUMBERS[policyProtocol];
-      if (typeof entry.port === "string") {
-        out.named.push({ name: entry.port, protocol: policyProtocol });
-        return;
-      }
-      const lo = entry.port ?? 0;
-      const hi = entry.port === undefined ? MAX_PORT : (entry.endPort ?? entry.port);
-      if (!Number.isInteger(lo) || lo < 0 || lo > MAX_PORT) throw fail(`${field}[${i}].port`, `${lo} is not a port`);
-      if (!Number.isInteger(hi) || hi > MAX_PORT) throw fail(`${field}[${i}].endPort`, `${hi} is not a port`);
-      if (hi < lo) throw fail(`${field}[${i}].endPort`, `${hi} is below port ${lo}`);
-      out.numeric.push({ protocol, lo, hi });
-    });
-    return out;
-  };
-  const spec = policy.spec;
-  const declared = spec.policyTypes ?? [];
-  const types: PolicyType[] =
-    declared.length > 0 ? [...new Set(declared)] : ["Ingress", ...((spec.egress?.length ?? 0) > 0 ? ["Egress" as const] : [])];
-  const rules: ParsedRule[] = [];
-  for (const direction of types) {
-    const list: (EBPFIngressRule | EBPFEgressRule)[] = (direction === "Ingress" ? spec.ingress : spec.egress) ?? [];
-    const base = direction === "Ingress" ? "spec.ingress" : "spec.egress";
-    list.forEach((rule, index) => {
-      const peers = direction === "Ingress" ? (rule as EBPFIngressRule).from : (rule as EBPFEgressRule).to;
-      rules.push({
-        direction,
-        index,
-        action: kind === "EBPFNetworkPolicy" ? (rule.action ?? "Allow") : "Allow",
-        peers: parsePeers(peers, `${base}[${index}].${direction === "Ingress" ? "from" : "to"}`),
-        ports: parsePorts(rule.ports, `${base}[${index}].ports`),
-      });
-    });
-  }
-  return {
-    key: policyObjectKey(kind, namespace, name),
-    kind,
-    namespace,
-    name,
-    mode: policy.kind === "EBPFNetworkPolicy" ? (policy.spec.mode ?? "Enforce") : "Enforce",
-    selector: policy.kind === "NetworkPolicy" ? policy.spec.podSelector : policy.spec.selector,
-    types,
-    rules,
-    prefixes,
-  };
-}
-
-function peerMatches(peer: ParsedPeer, policyNamespace: string, identity: IdentityRecord): boolean {
-  if (peer.ipBlock) {
-    const cls = identity.cls;
-    return (
-      cls !== undefined && cidrContains(peer.ipBlock.cidr, cls) && !peer.ipBlock.except.some((e) => cidrContains(e, cls))
-    );
-  }
-  if (identity.kind !== "pod") return false;
-  if (peer.namespaceSelector) {
-    if (!matchesSelector(peer.namespaceSelector, identity.namespaceLabels)) return false;
-  } else if (identity.namespace !== policyNamespace) {
-    return false;
-  }
-  return peer.podSelector === undefined || matchesSelector(peer.podSelector, identity.podLabels);
-}
-
-function ruleTargets(rule: ParsedRule, policyNamespace: string, identity: IdentityRecord): boolean {
-  if (rule.peers) return rule.peers.some((peer) => peerMatches(peer, policyNamespace, identity));
-  // An any-peer rule reaches every identity through IDENTITY_ANY, except for
-  // egress named ports, which resolve against each destination pod identity.
-  return (
-    rule.direction === "Egress" &&
-    identity.kind === "pod" &&
-    (rule.ports?.named ?? []).some((ref) => resolveNamedPort(ref, identity.namedPorts).length > 0)
-  );
-}
-
-function decide(rules: CompiledRule[], action: RuleAction, enforcedOnly: boolean): CompiledRule | undefined {
-  let best: CompiledRule | undefined;
-  for (const rule of rules) {
-    if (rule.parsed.action !== action || (enforcedOnly && rule.mode !== "Enforce")) continue;
-    if (!best || rule.order < best.order) best = rule;
-  }
-  return best;
-}
-
-/** The verdict of the rules covering an entry, and the rule that decided it: Deny beats Allow; ties go to the first rule in reference order. */
-function verdictOf(rules: CompiledRule[], enforcedOnly: boolean): [PolicyVerdict, number] {
-  const deny = decide(rules, "Deny", enforcedOnly);
-  if (deny) return [VERDICT_DENY, deny.id];
-  const allow = decide(rules, "Allow", enforcedOnly);
-  if (allow) return [VERDICT_ALLOW, allow.id];
-  return [VERDICT_NONE, 0];
-}
-
-function ruleItems(rule: CompiledRule, ports: PortItem[]): RuleItems {
-  return {
-    items: ports.map((port) => ({ port, rule })),
-    signature: ports.map((p) => `${p.protocol},${p.lo},${p.hi},${rule.id};`).join(""),
-  };
-}
-
-function sameEndpointState(a: EndpointState, b: EndpointState): boolean {
-  return a.endpointId === b.endpointId && a.identity === b.identity && a.slot === b.slot && a.flags === b.flags;
+  return flags;
 }
 
 /**
  * The incremental policy compiler. Feed it objects as they change, then
- * `commit()` to get the diff to apply; `state()` is the full result.
+ * `commit()` to get the diff to apply; read single answers with the narrow
+ * reads, and the whole result with `state()`.
  *
  * @example
  * ```ts
@@ -523,209 +102,119 @@ function sameEndpointState(a: EndpointState, b: EndpointState): boolean {
  * compiler.upsertPod({ namespace: "x", name: "a", labels: { pod: "a" }, ips: ["10.0.0.1"], namedPorts: [] });
  * compiler.upsertPolicy(denyAllIngress);
  * const diff = compiler.commit(); // apply with the datapath
+ * compiler.endpointOf("x/a"); // { endpointId: 1, identity: 256, slot: 1, flags: 5 }
  * ```
  */
 export class PolicyCompiler {
-  readonly #allocator: IdentityAllocator;
   readonly #nodeName: string | undefined;
-  readonly #identitiesOnly: boolean;
+  readonly #ipcache: IpcacheCompiler;
+  readonly #rules = new RuleTable();
+  readonly #slots = new SlotTable();
 
-  // Inputs, as of the latest mutation.
-  readonly #namespaces = new Map<string, NamespaceInfo>();
-  readonly #pods = new Map<string, PodInfo>();
-  readonly #podIps = new Map<string, string[]>();
-  readonly #policies = new Map<string, ParsedPolicy>();
-  #hostIpTexts: string[] = [];
-
-  // What changed since the last commit.
-  readonly #dirtyNamespaces = new Set<string>();
-  readonly #dirtyPods = new Set<string>();
+  // Policies as of the latest mutation, and those changed since the last commit.
+  readonly #policies = new Map<string, NormalizedPolicy>();
   readonly #dirtyPolicies = new Set<string>();
-  #dirtyHosts = false;
-  /** Addresses whose identity key may have got a number: see {@link PolicyCompiler.identitiesChanged}. */
-  readonly #retryIpcache = new Set<string>();
 
-  // Derived state, as of the last commit.
-  readonly #policyRecords = new Map<string, PolicyRecord>();
-  readonly #policiesByNamespace = new Map<string, Set<string>>();
-  readonly #podRecords = new Map<string, PodRecord>();
-  readonly #podsByNamespace = new Map<string, Set<string>>();
-  #committedHostTexts: string[] = [];
-  readonly #prefixUsers = new Map<string, { cidr: Cidr; users: number }>();
-  readonly #prefixes = new CidrSet();
-  readonly #sources = new Map<string, IpcacheSource>();
-  readonly #bindings = new Map<string, IpcacheBinding>();
-  readonly #identitiesByKey = new Map<string, IdentityRecord>();
-  readonly #identitiesById = new Map<number, IdentityRecord>();
-  /** Addresses whose wanted identity is pending at the allocator, and that key. */
-  readonly #pendingIpcache = new Map<string, string>();
-  readonly #ruleIds = new Map<string, number>();
-  #nextRuleId = 1;
-  readonly #endpointRecords = new Map<string, EndpointRecord>();
+  // Endpoints as of the last commit.
+  readonly #endpoints = new Map<string, EndpointRecord>();
+  readonly #podByEndpointId = new Map<number, string>();
   #nextEndpointId = 1;
-  readonly #slots = new Map<string, SlotRecord>();
-  #nextSlot = 1;
-  readonly #portPrefixes = new Map<string, PortPrefix[]>();
-  #stats: CommitStats = { policies: 0, ipcacheKeys: 0, identitiesAdded: 0, identitiesRemoved: 0, endpoints: 0 };
-
-  // The desired state itself, kept up to date by commit(). Once state() has
-  // handed it out, the next commit copies it before changing anything, so
-  // what callers hold stays a consistent snapshot at no cost until then.
-  #state: DesiredState = {
-    ipcache: new Map(),
-    endpoints: new Map(),
-    policy: new Map(),
-    rules: new Map(),
-    identities: new Map(RESERVED_IDENTITIES.map((info) => [info.id, info])),
-  };
-  #stateShared = false;
+  #stats: CommitStats = IDLE;
 
   /** Creates an empty compiler. */
   constructor(options: PolicyCompilerOptions = {}) {
-    this.#allocator = options.identities ?? new LocalIdentityAllocator();
     this.#nodeName = options.nodeName;
-    this.#identitiesOnly = options.identitiesOnly ?? false;
+    this.#ipcache = new IpcacheCompiler(options.identities === undefined ? {} : { identities: options.identities });
   }
 
   /** Adds or replaces a namespace. */
   upsertNamespace(ns: NamespaceInfo): void {
-    const old = this.#namespaces.get(ns.name);
-    if (old && JSON.stringify(labelPairs(old.labels)) === JSON.stringify(labelPairs(ns.labels))) return;
-    this.#namespaces.set(ns.name, { name: ns.name, labels: { ...ns.labels } });
-    this.#dirtyNamespaces.add(ns.name);
+    this.#ipcache.upsertNamespace(ns);
   }
 
   /** Removes a namespace; its pods (if any remain) then see empty namespace labels. */
   deleteNamespace(name: string): void {
-    if (this.#namespaces.delete(name)) this.#dirtyNamespaces.add(name);
+    this.#ipcache.deleteNamespace(name);
   }
 
   /**
-   * Adds or replaces a pod.
+   * Adds or replaces a pod (its IPs validated, as `buildWorld` leaves them).
    *
-   * @throws {CompileError} when an IP does not parse; nothing changes then.
+   * @throws {PolicyError} naming the pod and field when an IP does not parse; nothing changes then.
    */
   upsertPod(pod: PodInfo): void {
-    const key = podKey(pod.namespace, pod.name);
-    const texts = pod.ips.map((ip, i) => {
-      try {
-        return formatCidr(hostCidr(parseIp(ip)));
-      } catch (cause) {
-        throw new CompileError(`Cannot compile pod "${key}": ips[${i}] "${ip}" is not a valid IP address`, { cause });
-      }
-    });
-    this.#pods.set(key, { ...pod, labels: { ...pod.labels }, ips: [...pod.ips], namedPorts: sortedNamedPorts(pod.namedPorts) });
-    this.#podIps.set(key, [...new Set(texts)]);
-    this.#dirtyPods.add(key);
+    this.#ipcache.upsertPod(pod);
   }
 
   /** Removes a pod. */
   deletePod(namespace: string, name: string): void {
-    const key = podKey(namespace, name);
-    if (!this.#pods.delete(key)) return;
-    this.#podIps.delete(key);
-    this.#dirtyPods.add(key);
+    this.#ipcache.deletePod(namespace, name);
   }
 
   /**
-   * Adds or replaces a policy (already validated).
+   * Adds or replaces a policy, valid as validation leaves it (see {@link normalizePolicy}).
    *
-   * @throws {CompileError} naming the field when a CIDR or port range cannot be used; nothing changes then.
+   * @throws {PolicyError} naming the field of a policy that skipped validation and cannot be converted; nothing changes then.
    */
   upsertPolicy(policy: AnyPolicy): void {
-    const parsed = parsePolicy(policy);
-    this.#policies.set(parsed.key, parsed);
-    this.#dirtyPolicies.add(parsed.key);
+    const normalized = normalizePolicy(policy);
+    this.#policies.set(normalized.key, normalized);
+    this.#dirtyPolicies.add(normalized.key);
+    this.#ipcache.setPolicyPrefixes(normalized.key, normalized.prefixes);
   }
 
   /** Removes a policy. */
   deletePolicy(kind: PolicyKind, namespace: string, name: string): void {
     const key = policyObjectKey(kind, namespace, name);
-    if (this.#policies.delete(key)) this.#dirtyPolicies.add(key);
+    if (!this.#policies.delete(key)) return;
+    this.#dirtyPolicies.add(key);
+    this.#ipcache.setPolicyPrefixes(key, undefined);
   }
 
   /**
-   * Sets the node's addresses: ingress from them is always allowed.
+   * Sets the node's addresses (validated, as `buildWorld` and the agent's
+   * conversion leave them): ingress from them is always allowed.
    *
-   * @throws {CompileError} when an address does not parse; nothing changes then.
+   * @throws {IpParseError} when an address does not parse; nothing changes then.
    */
   setHostIPs(ips: string[]): void {
-    const texts = ips.map((ip, i) => {
-      try {
-        return formatCidr(hostCidr(parseIp(ip)));
-      } catch (cause) {
-        throw new CompileError(`Cannot compile host IPs: hostIPs[${i}] "${ip}" is not a valid IP address`, { cause });
-      }
-    });
-    this.#hostIpTexts = [...new Set(texts)];
-    this.#dirtyHosts = true;
+    this.#ipcache.setHostIPs(ips);
   }
 
-  /**
-   * Tells the compiler that the allocator may now answer differently for
-   * `keys`: the next commit asks again for addresses waiting for one of
-   * them, and gives addresses holding one of them the key's number now
-   * (a fresh identity record, so rules and endpoints follow).
-   */
+  /** See {@link IpcacheCompiler.identitiesChanged}. */
   identitiesChanged(keys: Iterable<string>): void {
-    const changed = new Set(keys);
-    for (const [text, key] of this.#pendingIpcache) if (changed.has(key)) this.#retryIpcache.add(text);
-    const renumbered = new Set<IdentityRecord>();
-    for (const key of changed) {
-      const record = this.#identitiesByKey.get(key);
-      if (record === undefined || record.id === 0 || record.key === this.#hostKey(undefined)) continue;
-      this.#identitiesByKey.delete(key);
-      renumbered.add(record);
-    }
-    if (renumbered.size === 0) return;
-    for (const [text, binding] of this.#bindings) if (renumbered.has(binding.record)) this.#retryIpcache.add(text);
+    this.#ipcache.identitiesChanged(keys);
   }
 
-  /**
-   * Identity keys that addresses need and the allocator has no number for
-   * yet, sorted. Such an address is left out of the ipcache (or keeps the
-   * identity its owner had), so no rule meant for someone else can match it.
-   */
+  /** See {@link IpcacheCompiler.pendingIdentityKeys}. */
   pendingIdentityKeys(): string[] {
-    return [...new Set(this.#pendingIpcache.values())].sort();
+    return this.#ipcache.pendingIdentityKeys();
   }
 
   /** Everything changed since the last commit, as a diff; the internal state advances. */
   commit(): StateDiff {
     const diff = emptyDiff();
-    const idle =
-      this.#dirtyPolicies.size + this.#dirtyPods.size + this.#dirtyNamespaces.size + this.#retryIpcache.size === 0 && !this.#dirtyHosts;
-    if (idle) {
-      this.#stats = { policies: 0, ipcacheKeys: 0, identitiesAdded: 0, identitiesRemoved: 0, endpoints: 0 };
+    if (this.#dirtyPolicies.size === 0 && this.#ipcache.idle) {
+      this.#stats = IDLE;
       return diff;
     }
-    if (this.#stateShared) {
-      const s = this.#state;
-      this.#state = {
-        ipcache: new Map(s.ipcache),
-        endpoints: new Map(s.endpoints),
-        policy: new Map(s.policy),
-        rules: new Map(s.rules),
-        identities: new Map(s.identities),
-      };
-      this.#stateShared = false;
-    }
-    const dirtyEndpoints = new Set<string>();
-    const dirtyIpcache = new Set<string>(this.#retryIpcache);
-    this.#retryIpcache.clear();
-    const freshPolicies = this.#commitPolicies(dirtyEndpoints, dirtyIpcache);
-    this.#commitPods(dirtyEndpoints, dirtyIpcache);
-    this.#commitHosts(dirtyIpcache);
-    const { added, removed } = this.#commitIpcache(dirtyIpcache, dirtyEndpoints, diff);
-    if (!this.#identitiesOnly) {
-      this.#commitPeers(freshPolicies, added, removed, dirtyEndpoints);
-      this.#commitEndpoints(dirtyEndpoints, diff);
-    }
+    const addresses = this.#ipcache.commit();
+    diff.ipcacheUpserts = addresses.upserts;
+    diff.ipcacheRemovals = addresses.removals;
+    const dirtyEndpoints = new Set([...addresses.pods.keys(), ...addresses.rebound]);
+    const podsOf = (namespace: string): Iterable<string> => this.#ipcache.podsOf(namespace);
+    const pod = (key: string): PodInfo | undefined => this.#ipcache.pod(key);
+    for (const key of this.#dirtyPolicies) this.#rules.set(key, this.#policies.get(key), podsOf, pod, dirtyEndpoints);
+    for (const [key, namespace] of addresses.pods) this.#rules.reselect(key, namespace, pod(key));
+    const fresh = new Set([...this.#dirtyPolicies].filter((key) => this.#policies.has(key)));
+    this.#dirtyPolicies.clear();
+    this.#rules.matchIdentities(fresh, this.#ipcache.identities(), addresses.added, addresses.removed, dirtyEndpoints);
+    this.#commitEndpoints(dirtyEndpoints, diff);
     this.#stats = {
-      policies: freshPolicies.size,
-      ipcacheKeys: dirtyIpcache.size,
-      identitiesAdded: added.length,
-      identitiesRemoved: removed.length,
+      policies: fresh.size,
+      ipcacheKeys: addresses.keys,
+      identitiesAdded: addresses.added.length,
+      identitiesRemoved: addresses.removed.length,
       endpoints: dirtyEndpoints.size,
     };
     return diff;
@@ -737,564 +226,101 @@ export class PolicyCompiler {
   }
 
   /**
-   * The full current desired state (after the last commit): a snapshot that
-   * later commits leave untouched. Read-only: its maps are shared with the
-   * compiler until the next commit.
+   * The whole desired state after the last commit, as a snapshot built on
+   * each call (its size in time and memory): for a full sync, `explain` and
+   * tests. What a commit needs to read goes through the narrow reads below,
+   * which copy nothing.
    */
   state(): DesiredState {
-    this.#stateShared = true;
-    return this.#state;
-  }
-
-  /** Rebuilds records of changed policies; returns their keys. Marks old and new selections dirty, tracks prefixes. */
-  #commitPolicies(dirtyEndpoints: Set<string>, dirtyIpcache: Set<string>): Set<string> {
-    const fresh = new Set<string>();
-    const touchedPrefixes = new Set<string>();
-    for (const key of this.#dirtyPolicies) {
-      const old = this.#policyRecords.get(key);
-      const parsed = this.#policies.get(key);
-      const keptRules = new Set<string>();
-      const record = parsed && this.#buildPolicyRecord(parsed, keptRules);
-      if (old) {
-        for (const pod of old.selected) dirtyEndpoints.add(pod);
-        for (const text of old.parsed.prefixes.keys()) {
-          const use = this.#prefixUsers.get(text) as { cidr: Cidr; users: number };
-          if (--use.users === 0) this.#prefixUsers.delete(text);
-          touchedPrefixes.add(text);
-        }
-        for (const rule of old.rules) {
-          const refKey = ruleRefKey(old.parsed, rule.parsed);
-          if (keptRules.has(refKey)) continue;
-          this.#ruleIds.delete(refKey);
-          this.#state.rules.delete(rule.id);
-        }
-        this.#policiesByNamespace.get(old.parsed.namespace)?.delete(key);
-        this.#policyRecords.delete(key);
-      }
-      if (record) {
-        for (const pod of record.selected) dirtyEndpoints.add(pod);
-        for (const [text, cidr] of record.parsed.prefixes) {
-          const use = this.#prefixUsers.get(text);
-          if (use) use.users++;
-          else this.#prefixUsers.set(text, { cidr, users: 1 });
-          touchedPrefixes.add(text);
-        }
-        this.#indexAdd(this.#policiesByNamespace, record.parsed.namespace, key);
-        this.#policyRecords.set(key, record);
-        fresh.add(key);
-      }
-    }
-    this.#dirtyPolicies.clear();
-
-    const changed = new CidrSet();
-    for (const text of touchedPrefixes) {
-      const use = this.#prefixUsers.get(text);
-      const source = this.#sources.get(text);
-      if (Boolean(use) === Boolean(source?.prefix)) continue;
-      const cidr = use?.cidr ?? (source as IpcacheSource).cidr;
-      this.#source(text, cidr).prefix = Boolean(use);
-      if (use) this.#prefixes.add(cidr);
-      else this.#prefixes.delete(cidr);
-      changed.add(cidr);
-      dirtyIpcache.add(text);
-    }
-    // Only addresses inside an added or removed prefix can change class.
-    if (!changed.empty) {
-      for (const [text, source] of this.#sources) {
-        if (!source.host && source.pods.size === 0) continue;
-        if (changed.longestMatch({ family: source.cidr.family, value: source.cidr.network })) dirtyIpcache.add(text);
-      }
-    }
-    return fresh;
-  }
-
-  #buildPolicyRecord(parsed: ParsedPolicy, keptRules: Set<string>): PolicyRecord {
-    const rules = parsed.rules.map((rule): CompiledRule => {
-      const refKey = ruleRefKey(parsed, rule);
-      keptRules.add(refKey);
-      let id = this.#ruleIds.get(refKey);
-      if (id === undefined) {
-        id = this.#nextRuleId++;
-        this.#ruleIds.set(refKey, id);
-      }
-      this.#state.rules.set(id, {
-        kind: parsed.kind,
-        namespace: parsed.namespace,
-        name: parsed.name,
-        direction: rule.direction,
-        index: rule.index,
-        action: rule.action,
-        mode: parsed.mode,
-      });
-      return {
-        parsed: rule,
-        id,
-        order: `${parsed.kind}\u0000${parsed.namespace}\u0000${parsed.name}\u0000${rule.direction}\u0000${String(rule.index).padStart(8, "0")}`,
-        mode: parsed.mode,
-        identities: new Set(),
-      };
-    });
-    const selected = new Set<string>();
-    // Pods changed in this commit are (re)matched by #commitPods, which runs next.
-    for (const key of this.#podsByNamespace.get(parsed.namespace) ?? []) {
-      const pod = this.#pods.get(key);
-      if (pod && matchesSelector(parsed.selector, pod.labels)) selected.add(key);
-    }
-    return { parsed, rules, selected };
-  }
-
-  /** Moves changed pods' address claims and policy selections; marks their endpoints and addresses dirty. */
-  #commitPods(dirtyEndpoints: Set<string>, dirtyIpcache: Set<string>): void {
-    for (const key of this.#dirtyPods) {
-      const pod = this.#pods.get(key);
-      const old = this.#podRecords.get(key);
-      if (!pod && !old) continue; // added and deleted between two commits
-      dirtyEndpoints.add(key);
-      const namespace = pod?.namespace ?? (old as PodRecord).namespace;
-      for (const text of old?.ipTexts ?? []) {
-        (this.#sources.get(text) as IpcacheSource).pods.delete(key);
-        dirtyIpcache.add(text);
-      }
-      if (pod) {
-        const ipTexts = this.#podIps.get(key) as string[];
-        for (const text of ipTexts) {
-          this.#source(text, parseCidr(text)).pods.add(key);
-          dirtyIpcache.add(text);
-        }
-        this.#podRecords.set(key, { namespace, ipTexts });
-        this.#indexAdd(this.#podsByNamespace, namespace, key);
-      } else {
-        this.#podRecords.delete(key);
-        this.#podsByNamespace.get(namespace)?.delete(key);
-      }
-      for (const policyKey of this.#policiesByNamespace.get(namespace) ?? []) {
-        const record = this.#policyRecords.get(policyKey) as PolicyRecord;
-        if (pod && matchesSelector(record.parsed.selector, pod.labels)) record.selected.add(key);
-        else record.selected.delete(key);
-      }
-    }
-    this.#dirtyPods.clear();
-    // Namespace labels are part of every pod identity of the namespace.
-    for (const namespace of this.#dirtyNamespaces) {
-      for (const key of this.#podsByNamespace.get(namespace) ?? []) {
-        for (const text of (this.#podRecords.get(key) as PodRecord).ipTexts) dirtyIpcache.add(text);
-      }
-    }
-    this.#dirtyNamespaces.clear();
-  }
-
-  #commitHosts(dirtyIpcache: Set<string>): void {
-    if (!this.#dirtyHosts) return;
-    for (const text of this.#committedHostTexts) {
-      (this.#sources.get(text) as IpcacheSource).host = false;
-      dirtyIpcache.add(text);
-    }
-    for (const text of this.#hostIpTexts) {
-      this.#source(text, parseCidr(text)).host = true;
-      dirtyIpcache.add(text);
-    }
-    this.#committedHostTexts = this.#hostIpTexts;
-    this.#dirtyHosts = false;
-  }
-
-  /**
-   * Recomputes the ipcache entries of dirty keys, allocating and releasing
-   * identities as their use starts and ends. Returns the identities that
-   * came and went; marks endpoints whose own identity may have changed.
-   *
-   * An address whose identity is pending at the allocator keeps its entry if
-   * the same owner had one (its previous labels, as before the change was
-   * seen); otherwise it has none (a host address gets the reserved host
-   * identity), and it is retried by {@link PolicyCompiler.identitiesChanged}.
-   */
-  #commitIpcache(
-    dirty: Set<string>,
-    dirtyEndpoints: Set<string>,
-    diff: StateDiff,
-  ): { added: IdentityRecord[]; removed: number[] } {
-    const pending = new Map<string, IpcacheBinding | undefined>();
-    const touched = new Set<IdentityRecord>();
-    const added: IdentityRecord[] = [];
-    const unanswered = new Set<IdentityRecord>();
-    const reservedKey = this.#hostKey(undefined);
-    const identify = (record: IdentityRecord): boolean => {
-      if (record.id !== 0) return true;
-      if (unanswered.has(record)) return false;
-      const id = record.key === reservedKey ? IDENTITY_HOST : this.#allocator.allocate(record.key);
-      if (id === undefined) {
-        unanswered.add(record);
-        // Forgotten below unless an address binds it.
-        touched.add(record);
-        return false;
-      }
-      record.id = id;
-      added.push(record);
-      return true;
+    const policy = new Map<string, PolicyEntry>();
+    for (const entry of this.#slots.entries()) policy.set(policyKeyString(entry.key), entry);
+    return {
+      ipcache: this.#ipcache.entries(),
+      endpoints: new Map([...this.#endpoints].map(([key, record]) => [key, record.state])),
+      policy,
+      rules: new Map(this.#rules.rules()),
+      identities: new Map(this.#ipcache.identityInfo()),
     };
-    for (const text of dirty) {
-      this.#pendingIpcache.delete(text);
-      let wanted = this.#wantedBinding(text);
-      const current = this.#bindings.get(text);
-      if (wanted && !identify(wanted.record)) {
-        this.#pendingIpcache.set(text, wanted.record.key);
-        if (current?.owner === wanted.owner) continue;
-        if (wanted.owner === "host") {
-          const record = this.#identityRecord(reservedKey, "host", undefined);
-          identify(record);
-          wanted = { record, flags: IPCACHE_HOST, owner: "host" };
-        } else {
-          wanted = undefined;
-        }
-      }
-      // Records compare by object: a renumbered key has a fresh record for the same key.
-      if (wanted?.record === current?.record && wanted?.flags === current?.flags && wanted?.owner === current?.owner) {
-        continue;
-      }
-      if (current) {
-        current.record.users--;
-        touched.add(current.record);
-      }
-      if (wanted) {
-        wanted.record.users++;
-        touched.add(wanted.record);
-      }
-      pending.set(text, wanted);
-    }
-
-    // Numbers are taken above, before these releases: an allocator never hands out a number still referenced.
-    const removed: number[] = [];
-    for (const record of touched) {
-      if (record.users > 0) continue;
-      if (this.#identitiesByKey.get(record.key) === record) this.#identitiesByKey.delete(record.key);
-      if (record.id === 0) continue;
-      this.#identitiesById.delete(record.id);
-      removed.push(record.id);
-      if (record.key === reservedKey) continue;
-      this.#allocator.release(record.key, record.id);
-      this.#state.identities.delete(record.id);
-    }
-    for (const record of added) {
-      this.#identitiesById.set(record.id, record);
-      if (record.key !== reservedKey) this.#state.identities.set(record.id, { id: record.id, description: describeIdentity(record) });
-    }
-
-    for (const [text, wanted] of pending) {
-      const current = this.#bindings.get(text);
-      const old = this.#state.ipcache.get(text);
-      if (wanted) {
-        this.#bindings.set(text, wanted);
-        if (!old || old.identity !== wanted.record.id || old.flags !== wanted.flags) {
-          const entry: IpcacheEntry = { cidr: text, identity: wanted.record.id, flags: wanted.flags };
-          this.#state.ipcache.set(text, entry);
-          diff.ipcacheUpserts.push(entry);
-        }
-      } else {
-        this.#bindings.delete(text);
-        this.#state.ipcache.delete(text);
-        diff.ipcacheRemovals.push(text);
-      }
-      if (current?.owner !== wanted?.owner || current?.record !== wanted?.record) {
-        for (const pod of this.#sources.get(text)?.pods ?? []) dirtyEndpoints.add(pod);
-      }
-    }
-    for (const text of dirty) {
-      const source = this.#sources.get(text);
-      if (source && !source.host && !source.prefix && source.pods.size === 0) this.#sources.delete(text);
-    }
-    return { added, removed };
-  }
-
-  /** What the ipcache entry of a key should be now: the host beats pods (smallest key first) beats a prefix. */
-  #wantedBinding(text: string): IpcacheBinding | undefined {
-    const source = this.#sources.get(text);
-    if (!source) return undefined;
-    if (source.host || source.pods.size > 0) {
-      const cls = this.#prefixes.longestMatch({ family: source.cidr.family, value: source.cidr.network });
-      if (source.host) {
-        return { record: this.#identityRecord(this.#hostKey(cls), "host", cls), flags: IPCACHE_HOST, owner: "host" };
-      }
-      const owner = [...source.pods].sort()[0] as string;
-      const pod = this.#pods.get(owner) as PodInfo;
-      const namespaceLabels = this.#namespaces.get(pod.namespace)?.labels ?? {};
-      const key = JSON.stringify([
-        "pod",
-        pod.namespace,
-        labelPairs(namespaceLabels),
-        labelPairs(pod.labels),
-        pod.namedPorts,
-        cls ? formatCidr(cls) : null,
-      ]);
-      const record = this.#identityRecord(key, "pod", cls, pod.namespace, namespaceLabels, pod.labels, pod.namedPorts);
-      return { record, flags: 0, owner };
-    }
-    if (source.prefix) {
-      return { record: this.#identityRecord(JSON.stringify(["cidr", text]), "cidr", source.cidr), flags: 0, owner: "prefix" };
-    }
-    return undefined;
-  }
-
-  #hostKey(cls: Cidr | undefined): string {
-    return JSON.stringify(["host", cls ? formatCidr(cls) : null]);
-  }
-
-  #identityRecord(
-    key: string,
-    kind: IdentityRecord["kind"],
-    cls: Cidr | undefined,
-    namespace = "",
-    namespaceLabels: Labels = {},
-    podLabels: Labels = {},
-    namedPorts: readonly NamedPort[] = [],
-  ): IdentityRecord {
-    let record = this.#identitiesByKey.get(key);
-    if (!record) {
-      record = { id: 0, key, kind, namespace, namespaceLabels, podLabels, namedPorts, cls, users: 0 };
-      this.#identitiesByKey.set(key, record);
-    }
-    return record;
   }
 
   /**
-   * Brings rule identity sets up to date: fresh policies against every
-   * identity, the others against the identities that came and went.
+   * The endpoint state of a local pod after the last commit.
+   *
+   * @example
+   * ```ts
+   * compiler.endpointOf("shop/api"); // { endpointId: 3, identity: 257, slot: 2, flags: 1 }
+   * ```
    */
-  #commitPeers(fresh: Set<string>, added: IdentityRecord[], removed: number[], dirtyEndpoints: Set<string>): void {
-    const everyIdentity = [...this.#identitiesById.values()];
-    for (const [key, record] of this.#policyRecords) {
-      const namespace = record.parsed.namespace;
-      if (fresh.has(key)) {
-        for (const rule of record.rules) {
-          for (const identity of everyIdentity) {
-            if (ruleTargets(rule.parsed, namespace, identity)) rule.identities.add(identity.id);
-          }
-        }
-        continue;
-      }
-      if (added.length === 0 && removed.length === 0) continue;
-      let changed = false;
-      for (const rule of record.rules) {
-        for (const id of removed) changed = rule.identities.delete(id) || changed;
-        for (const identity of added) {
-          if (!ruleTargets(rule.parsed, namespace, identity)) continue;
-          rule.identities.add(identity.id);
-          changed = true;
-        }
-      }
-      if (changed) for (const pod of record.selected) dirtyEndpoints.add(pod);
-    }
+  endpointOf(pod: string): EndpointState | undefined {
+    return this.#endpoints.get(pod)?.state;
+  }
+
+  /**
+   * The pod key of an endpoint id, as flow events carry it.
+   *
+   * @example
+   * ```ts
+   * compiler.podOfEndpoint(event.endpointId); // "shop/api"
+   * ```
+   */
+  podOfEndpoint(endpointId: number): string | undefined {
+    return this.#podByEndpointId.get(endpointId);
+  }
+
+  /**
+   * What a rule id of the policy entries stands for.
+   *
+   * @example
+   * ```ts
+   * compiler.rule(event.ruleId); // { kind: "NetworkPolicy", namespace: "shop", name: "api", direction: "Ingress", index: 0, … }
+   * ```
+   */
+  rule(id: number): RuleRef | undefined {
+    return this.#rules.rule(id);
+  }
+
+  /**
+   * How big the desired state is: what the agent's metrics report.
+   *
+   * @example
+   * ```ts
+   * compiler.stateCounts(); // { policyEntries: 10250, endpoints: 100, identities: 57 }
+   * ```
+   */
+  stateCounts(): StateCounts {
+    return { policyEntries: this.#slots.size, endpoints: this.#endpoints.size, identities: this.#ipcache.identityInfo().size };
   }
 
   /** Recomputes dirty endpoints: flags, identity, entries, slot; then drops slots nobody uses. */
   #commitEndpoints(dirty: Set<string>, diff: StateDiff): void {
-    const contents = new Map<string, SlotContent>();
-    const templates = new Map<string, GroupTemplate>();
-    const released: SlotRecord[] = [];
+    const contents = new SlotContentBuilder((id) => this.#ipcache.identity(id));
     for (const key of dirty) {
-      const pod = this.#pods.get(key);
-      const old = this.#endpointRecords.get(key);
+      const pod = this.#ipcache.pod(key);
+      const old = this.#endpoints.get(key);
       if (!pod || (this.#nodeName !== undefined && pod.nodeName !== this.#nodeName)) {
         if (!old) continue;
-        this.#endpointRecords.delete(key);
-        this.#state.endpoints.delete(key);
+        this.#endpoints.delete(key);
+        this.#podByEndpointId.delete(old.state.endpointId);
         diff.endpointRemovals.push(key);
-        released.push(this.#releaseSlot(old.contentKey));
+        this.#slots.release(old.contentKey);
         continue;
       }
-      const applying = [...(this.#policiesByNamespace.get(pod.namespace) ?? [])]
-        .sort()
-        .map((policyKey) => this.#policyRecords.get(policyKey) as PolicyRecord)
-        .filter((record) => record.selected.has(key));
-      let flags = 0;
-      for (const { parsed } of applying) {
-        for (const type of parsed.types) {
-          flags |= type === "Ingress" ? EP_AUDIT_ISOLATED_INGRESS : EP_AUDIT_ISOLATED_EGRESS;
-          if (parsed.mode === "Enforce") flags |= type === "Ingress" ? EP_ISOLATED_INGRESS : EP_ISOLATED_EGRESS;
-        }
-      }
-      // Entries depend on the pod only through ingress named ports.
-      const signature = JSON.stringify([applying.map((r) => r.parsed.key), pod.namedPorts]);
-      let content = contents.get(signature);
-      if (!content) {
-        content = this.#slotContent(applying, pod, templates);
-        contents.set(signature, content);
-      }
-      const slot = this.#acquireSlot(content, diff);
-      if (old) released.push(this.#releaseSlot(old.contentKey));
-      const firstIp = (this.#podRecords.get(key) as PodRecord).ipTexts[0];
-      const binding = firstIp === undefined ? undefined : this.#bindings.get(firstIp);
+      const applying = this.#rules.applyingTo(key, pod.namespace);
+      const content = contents.contentOf(applying, pod);
+      const slot = this.#slots.acquire(content, diff.policyUpserts);
+      if (old) this.#slots.release(old.contentKey);
       const state: EndpointState = {
         endpointId: old?.state.endpointId ?? this.#nextEndpointId++,
-        identity: binding?.owner === key ? binding.record.id : 0,
-        slot: slot.slot,
-        flags,
+        identity: this.#ipcache.podIdentity(key),
+        slot,
+        flags: isolationFlags(applying),
       };
-      this.#endpointRecords.set(key, { state, contentKey: content.key });
+      this.#endpoints.set(key, { state, contentKey: content.key });
+      this.#podByEndpointId.set(state.endpointId, key);
       if (old && sameEndpointState(old.state, state)) continue;
-      this.#state.endpoints.set(key, state);
       diff.endpointUpserts.push([key, state]);
     }
-    // Removed last, so a slot released by one endpoint and taken by another survives.
-    for (const slot of released) {
-      if (slot.users > 0 || !this.#slots.delete(slot.contentKey)) continue;
-      for (const key of slot.entryKeys) this.#state.policy.delete(key);
-      for (const entry of slot.entries) diff.policyRemovals.push(entry.key);
-    }
-  }
-
-  #acquireSlot(content: SlotContent, diff: StateDiff): SlotRecord {
-    let slot = this.#slots.get(content.key);
-    if (!slot) {
-      const number = this.#nextSlot++;
-      slot = {
-        contentKey: content.key,
-        slot: number,
-        users: 0,
-        entries: [],
-        entryKeys: [],
-      };
-      this.#slots.set(content.key, slot);
-      for (const { identity, direction, template } of content.groups) {
-        // policyKeyString, assembled from parts computed once per template.
-        const head = `${number}/${identity}/${direction}/`;
-        for (const { protocol, port, portPrefixLen, value, keyTail } of template.entries) {
-          const entry: PolicyEntry = { key: { slot: number, identity, direction, protocol, port, portPrefixLen }, value };
-          slot.entries.push(entry);
-          slot.entryKeys.push(head + keyTail);
-          this.#state.policy.set(head + keyTail, entry);
-          diff.policyUpserts.push(entry);
-        }
-      }
-    }
-    slot.users++;
-    return slot;
-  }
-
-  #releaseSlot(contentKey: string): SlotRecord {
-    const slot = this.#slots.get(contentKey) as SlotRecord;
-    slot.users--;
-    return slot;
-  }
-
-  /**
-   * The policy entries (without slot) of an endpoint the given policies
-   * apply to. `templates` memoizes group results within one commit (rule ids
-   * stand for their rule's action, mode and order only that long).
-   */
-  #slotContent(applying: PolicyRecord[], pod: PodInfo, templates: Map<string, GroupTemplate>): SlotContent {
-    type Group = { identity: number; direction: Direction; items: RuleItem[]; signature: string };
-    const groups: [Map<number, Group>, Map<number, Group>] = [new Map(), new Map()];
-    const add = (identity: number, direction: Direction, part: RuleItems): void => {
-      if (part.items.length === 0) return;
-      const group = groups[direction].get(identity);
-      if (!group) {
-        groups[direction].set(identity, { identity, direction, items: [...part.items], signature: part.signature });
-        return;
-      }
-      group.items.push(...part.items);
-      group.signature += part.signature;
-    };
-    for (const record of applying) {
-      for (const rule of record.rules) {
-        const { ports, peers } = rule.parsed;
-        if (rule.parsed.direction === "Ingress") {
-          // The destination is this pod: named ports resolve here, once.
-          const part = ruleItems(
-            rule,
-            ports ? [...ports.numeric, ...ports.named.flatMap((ref) => resolveNamedPort(ref, pod.namedPorts))] : [ANY_PROTOCOL_ITEM],
-          );
-          for (const identity of peers ? rule.identities : [IDENTITY_ANY]) add(identity, DIRECTION_INGRESS, part);
-          continue;
-        }
-        // Egress: the destination is the remote, so named ports resolve per identity.
-        const fixed = ruleItems(rule, ports ? ports.numeric : [ANY_PROTOCOL_ITEM]);
-        if (!peers) add(IDENTITY_ANY, DIRECTION_EGRESS, fixed);
-        for (const id of rule.identities) {
-          const identity = this.#identitiesById.get(id) as IdentityRecord;
-          const named = (ports?.named ?? []).flatMap((ref) => resolveNamedPort(ref, identity.namedPorts));
-          if (peers && named.length === 0) add(id, DIRECTION_EGRESS, fixed);
-          else add(id, DIRECTION_EGRESS, ruleItems(rule, peers ? [...fixed.items.map((i) => i.port), ...named] : named));
-        }
-      }
-    }
-    const out: SlotContent["groups"] = [];
-    for (const byIdentity of groups) {
-      for (const { identity, direction, items, signature } of byIdentity.values()) {
-        let template = templates.get(signature);
-        if (!template) {
-          template = this.#groupTemplate(items);
-          templates.set(signature, template);
-        }
-        out.push({ identity, direction, template });
-      }
-    }
-    out.sort((a, b) => a.direction - b.direction || a.identity - b.identity);
-    return { key: out.map((g) => `${g.direction}/${g.identity}{${g.template.text}}`).join(""), groups: out };
-  }
-
-  /** Entries for one group's items: a key per item prefix, valued by every item covering it. */
-  #groupTemplate(items: RuleItem[]): GroupTemplate {
-    const keys = new Map<string, PortItem & { prefixLen: number }>();
-    for (const { port: item } of items) {
-      if (item.protocol === 0) {
-        keys.set("0/0/0", { protocol: 0, lo: 0, hi: MAX_PORT, prefixLen: 0 });
-        continue;
-      }
-      for (const prefix of this.#prefixesOf(item.lo, item.hi)) {
-        const [lo, hi] = portPrefixRange(prefix);
-        keys.set(`${item.protocol}/${prefix.port}/${prefix.prefixLen}`, { protocol: item.protocol, lo, hi, prefixLen: prefix.prefixLen });
-      }
-    }
-    const values = new Map<string, PolicyValue>();
-    const entries: { text: string; entry: GroupTemplate["entries"][number] }[] = [];
-    for (const key of keys.values()) {
-      const covering = items
-        .filter(({ port: p }) => p.protocol === 0 || (p.protocol === key.protocol && p.lo <= key.lo && key.hi <= p.hi))
-        .map((item) => item.rule);
-      const [verdict, ruleId] = verdictOf(covering, true);
-      const [auditVerdict, auditRuleId] = verdictOf(covering, false);
-      const valueText = `${verdict},${auditVerdict},${ruleId},${auditRuleId}`;
-      let value = values.get(valueText);
-      if (!value) {
-        value = { verdict, auditVerdict, ruleId, auditRuleId };
-        values.set(valueText, value);
-      }
-      const port = key.protocol === 0 ? 0 : key.lo;
-      const keyTail = `${key.protocol}/${port}/${key.prefixLen}`;
-      entries.push({
-        text: `${keyTail}=${valueText}`,
-        entry: { protocol: key.protocol, port, portPrefixLen: key.prefixLen, value, keyTail },
-      });
-    }
-    entries.sort((a, b) => (a.text < b.text ? -1 : a.text > b.text ? 1 : 0));
-    return { text: entries.map((e) => e.text).join(";"), entries: entries.map((e) => e.entry) };
-  }
-
-  #prefixesOf(lo: number, hi: number): PortPrefix[] {
-    const key = `${lo}-${hi}`;
-    let prefixes = this.#portPrefixes.get(key);
-    if (!prefixes) {
-      prefixes = portRangePrefixes(lo, hi);
-      this.#portPrefixes.set(key, prefixes);
-    }
-    return prefixes;
-  }
-
-  #source(text: string, cidr: Cidr): IpcacheSource {
-    let source = this.#sources.get(text);
-    if (!source) {
-      source = { cidr, host: false, pods: new Set(), prefix: false };
-      this.#sources.set(text, source);
-    }
-    return source;
-  }
-
-  #indexAdd(index: Map<string, Set<string>>, key: string, value: string): void {
-    let set = index.get(key);
-    if (!set) {
-      set = new Set();
-      index.set(key, set);
-    }
-    set.add(value);
+    this.#slots.sweep(diff.policyRemovals);
   }
 }
 

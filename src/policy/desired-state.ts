@@ -3,10 +3,13 @@
  * as plain data, and the diffs between two such states. The datapath layer
  * turns a {@link StateDiff} into map writes; the lookup emulation in
  * `lookup.ts` answers verdicts from a {@link DesiredState} exactly as the BPF
- * program does from the maps. Mirrors `bpf/include/palisade_abi.h`.
+ * program does from the maps. Mirrors `bpf/include/palisade_abi.h`; addresses
+ * travel as the bytes the kernel keys hold.
  *
  * @module
  */
+import { formatCidr, ipFromBytes, ipToBytes } from "./ip.ts";
+import type { Cidr, IpFamily } from "./ip.ts";
 
 /** Reserved identities (PAL_ID_* in the ABI header). */
 export const IDENTITY_ANY = 0;
@@ -37,11 +40,23 @@ export const EP_AUDIT_ISOLATED_EGRESS = 1 << 3;
 /** ipcache flags (PAL_IPCACHE_*). */
 export const IPCACHE_HOST = 1 << 0;
 
-/** An ipcache entry: an address or CIDR in canonical form (`10.0.0.0/8`, `fd00::1/128`) and its identity. */
-export interface IpcacheEntry {
-  cidr: string;
+/** An ipcache key: a prefix as family, network address bytes (4 or 16, host bits zero) and prefix length in address bits. */
+export interface IpcacheKey {
+  family: IpFamily;
+  address: Uint8Array;
+  prefixLen: number;
+}
+
+/** An ipcache value: the identity of the covered addresses and IPCACHE_* flags. */
+export interface IpcacheValue {
   identity: number;
   flags: number;
+}
+
+/** One ipcache entry. */
+export interface IpcacheEntry {
+  key: IpcacheKey;
+  value: IpcacheValue;
 }
 
 /**
@@ -80,6 +95,18 @@ export interface EndpointState {
   flags: number;
 }
 
+/**
+ * Whether two endpoint states are the same.
+ *
+ * @example
+ * ```ts
+ * sameEndpointState(before, after); // false once the endpoint switched slots
+ * ```
+ */
+export function sameEndpointState(a: EndpointState, b: EndpointState): boolean {
+  return a.endpointId === b.endpointId && a.identity === b.identity && a.slot === b.slot && a.flags === b.flags;
+}
+
 /** What a rule id stands for, so verdicts can name the policy and rule behind them. */
 export interface RuleRef {
   kind: "NetworkPolicy" | "EBPFNetworkPolicy";
@@ -99,7 +126,7 @@ export interface IdentityInfo {
   description: string;
 }
 
-/** The whole desired state. Policy entries are keyed by {@link policyKeyString}. */
+/** The whole desired state. Ipcache entries are keyed by {@link ipcacheKeyString}, policy entries by {@link policyKeyString}. */
 export interface DesiredState {
   ipcache: Map<string, IpcacheEntry>;
   endpoints: Map<string, EndpointState>;
@@ -118,7 +145,7 @@ export interface StateDiff {
   policyUpserts: PolicyEntry[];
   endpointUpserts: [podKey: string, state: EndpointState][];
   ipcacheUpserts: IpcacheEntry[];
-  ipcacheRemovals: string[];
+  ipcacheRemovals: IpcacheKey[];
   endpointRemovals: string[];
   policyRemovals: PolicyKey[];
 }
@@ -126,6 +153,30 @@ export interface StateDiff {
 /** A stable string for a policy key, for maps and sorting. */
 export function policyKeyString(k: PolicyKey): string {
   return `${k.slot}/${k.identity}/${k.direction}/${k.protocol}/${k.port}/${k.portPrefixLen}`;
+}
+
+/**
+ * The ipcache key of a prefix.
+ *
+ * @example
+ * ```ts
+ * ipcacheKeyOf(parseCidr("10.0.0.0/8")); // { family: 4, address: Uint8Array [10, 0, 0, 0], prefixLen: 8 }
+ * ```
+ */
+export function ipcacheKeyOf(cidr: Cidr): IpcacheKey {
+  return { family: cidr.family, address: ipToBytes({ family: cidr.family, value: cidr.network }), prefixLen: cidr.prefixLen };
+}
+
+/**
+ * The canonical text of an ipcache key, for maps, sorting and people.
+ *
+ * @example
+ * ```ts
+ * ipcacheKeyString(ipcacheKeyOf(parseCidr("fd00::1/128"))); // "fd00::1/128"
+ * ```
+ */
+export function ipcacheKeyString(key: IpcacheKey): string {
+  return formatCidr({ family: key.family, network: ipFromBytes(key.address).value, prefixLen: key.prefixLen });
 }
 
 /** An empty diff. */

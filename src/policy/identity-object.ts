@@ -6,7 +6,7 @@
  * @module
  */
 import type { PalisadeIdentity } from "./api-types.ts";
-import { identityKeyFields } from "./compiler.ts";
+import { identityKeyFields } from "./identity-key.ts";
 import { FIRST_ALLOCATED_IDENTITY } from "./desired-state.ts";
 
 /** The largest identity number: the datapath stores identities in 32 bits. */

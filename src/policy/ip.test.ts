@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
 import {
+  canonicalIp,
   cidrContains,
   cidrContainsIp,
   cidrOf,
@@ -9,6 +10,8 @@ import {
   formatCidr,
   formatIp,
   hostCidr,
+  ipFamily,
+  ipFromBytes,
   ipToBytes,
   IpParseError,
   parseCidr,
@@ -71,9 +74,25 @@ test("formatIp: IPv4 dotted quad round trip", () => {
   );
 });
 
-test("ipToBytes: network order", () => {
+test("ipToBytes and ipFromBytes: network order, and back", () => {
   assert.deepEqual([...ipToBytes(parseIp("10.1.2.3"))], [10, 1, 2, 3]);
   assert.deepEqual([...ipToBytes(parseIp("fd00::1"))], [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+  assert.deepEqual(Buffer.from(ipToBytes(parseIp("::ffff:10.1.2.3"))), Buffer.from("00000000000000000000ffff0a010203", "hex"));
+  fc.assert(fc.property(addressArb, (address) => assert.deepEqual(ipFromBytes(ipToBytes(address)), address)));
+  assert.throws(() => ipFromBytes(new Uint8Array(5)), { name: "RangeError", message: "Cannot read an IP address from 5 bytes: need 4 or 16" });
+});
+
+test("ipFamily is strict: no leading zeros, no zones", () => {
+  assert.deepEqual(["10.0.0.1", "fd00::1", "::ffff:10.0.0.1", "010.0.0.1", "10.0.0", "fe80::1%eth0", "1.2.3.4.5", ""].map(ipFamily), [4, 6, 6, 0, 0, 0, 0, 0]);
+});
+
+test("canonicalIp compresses and lowercases IPv6, IPv4-mapped addresses in hex", () => {
+  assert.equal(canonicalIp("FD00:0:0:0:0:0:0:0A"), "fd00::a");
+  assert.equal(canonicalIp("2001:db8:0:0:1:0:0:1"), "2001:db8::1:0:0:1");
+  assert.equal(canonicalIp("0:0:0:0:0:0:0:1"), "::1");
+  assert.equal(canonicalIp("::ffff:10.1.2.3"), "::ffff:a01:203");
+  assert.equal(canonicalIp("10.244.1.2"), "10.244.1.2");
+  assert.throws(() => canonicalIp("10.244.1.256"), IpParseError);
 });
 
 test("parseCidr: network form, host bits cleared, canonical text", () => {
@@ -85,7 +104,20 @@ test("parseCidr: network form, host bits cleared, canonical text", () => {
   for (const bad of ["10.0.0.0", "10.0.0.0/33", "10.0.0.0/", "10.0.0.0/08", "10.0.0.0/x", "/8", "fd00::/129", "10.0.0.0/8/8"]) {
     assert.throws(() => parseCidr(bad), IpParseError, bad);
   }
-  assert.throws(() => parseCidr("10.0.0.0/33"), { message: 'Cannot parse CIDR "10.0.0.0/33": prefix length 33 exceeds 32' });
+  assert.throws(() => parseCidr("10.0.0.0/33"), { message: 'Cannot parse CIDR "10.0.0.0/33": prefix length 33 is above 32' });
+  const reason = (text: string): string => {
+    try {
+      parseCidr(text);
+    } catch (error) {
+      if (error instanceof IpParseError) return error.reason;
+    }
+    return "parsed";
+  };
+  assert.equal(reason("10.0.0.0/8/8"), "must be an address, a '/' and a prefix length");
+  assert.equal(reason("10.0.0.0/"), 'prefix length "" is not a number without leading zeros');
+  assert.equal(reason("10.0.0.0/-1"), 'prefix length "-1" is not a number without leading zeros');
+  assert.equal(reason("fe80::1%eth0/64"), 'address "fe80::1%eth0" is not a valid IPv4 or IPv6 address');
+  assert.equal(reason("fd00::/129"), "prefix length 129 is above 128");
 });
 
 test("cidrContains and cidrContainsIp", () => {

@@ -1,6 +1,8 @@
 /**
- * IPv4 and IPv6 addresses and CIDR prefixes as numbers: parsing, canonical
- * text, bytes, containment, and a longest-prefix-match set. Pure, so the
+ * IPv4 and IPv6 addresses and CIDR prefixes as numbers: the one parser of
+ * address text in Palisade (validation, the compiler, the datapath's codecs
+ * and the tests all read addresses through it), canonical text, bytes in
+ * network order, containment, and a longest-prefix-match set. Pure, so the
  * policy layer needs no `node:net`.
  *
  * @module
@@ -22,9 +24,28 @@ export interface Cidr {
   readonly prefixLen: number;
 }
 
-/** Text that is not a valid IP address or CIDR. */
+/**
+ * Text that is not a valid IP address or CIDR. `reason` says why, worded to
+ * follow the text (validation quotes it in its own messages).
+ *
+ * @example
+ * ```ts
+ * try {
+ *   parseCidr("10.0.0.0/33");
+ * } catch (error) {
+ *   if (error instanceof IpParseError) error.reason; // "prefix length 33 is above 32"
+ * }
+ * ```
+ */
 export class IpParseError extends Error {
   override name = "IpParseError";
+  /** Why the text is not an address or CIDR, e.g. `prefix length 33 is above 32`. */
+  readonly reason: string;
+
+  constructor(what: "IP address" | "CIDR", text: string, reason: string, options?: ErrorOptions) {
+    super(`Cannot parse ${what} ${JSON.stringify(text)}: ${reason}`, options);
+    this.reason = reason;
+  }
 }
 
 /** The number of address bits of a family: 32 or 128. */
@@ -81,9 +102,16 @@ function parseV6(text: string): bigint | undefined {
   return value;
 }
 
+function tryParseIp(text: string): IpAddress | undefined {
+  const family = text.includes(":") ? 6 : 4;
+  const value = family === 6 ? parseV6(text) : parseV4(text);
+  return value === undefined ? undefined : { family, value };
+}
+
 /**
  * Parses an IPv4 (dotted quad) or IPv6 (RFC 4291 text, with optional
- * embedded IPv4) address.
+ * embedded IPv4) address. Stricter than Go's parser on purpose: IPv4 parts
+ * with leading zeros (octal or decimal?) and IPv6 zones are refused.
  *
  * @example
  * ```ts
@@ -92,9 +120,37 @@ function parseV6(text: string): bigint | undefined {
  * @throws {IpParseError} when the text is not an address.
  */
 export function parseIp(text: string): IpAddress {
-  const value = text.includes(":") ? parseV6(text) : parseV4(text);
-  if (value === undefined) throw new IpParseError(`Cannot parse IP address "${text}": not an IPv4 or IPv6 address`);
-  return { family: text.includes(":") ? 6 : 4, value };
+  const address = tryParseIp(text);
+  if (address === undefined) throw new IpParseError("IP address", text, "not an IPv4 or IPv6 address");
+  return address;
+}
+
+/**
+ * The family of an address in text form: 4, 6, or 0 when {@link parseIp}
+ * refuses the text.
+ *
+ * @example
+ * ```ts
+ * ipFamily("fd00::1"); // 6
+ * ipFamily("010.0.0.1"); // 0
+ * ```
+ */
+export function ipFamily(text: string): IpFamily | 0 {
+  return tryParseIp(text)?.family ?? 0;
+}
+
+/**
+ * The canonical text of a valid address (see {@link formatIp}), the form
+ * every address takes inside Palisade.
+ *
+ * @example
+ * ```ts
+ * canonicalIp("FD00:0:0:0::0A"); // "fd00::a"
+ * ```
+ * @throws {IpParseError} when the text is not an address.
+ */
+export function canonicalIp(text: string): string {
+  return formatIp(parseIp(text));
 }
 
 function maskOf(family: IpFamily, prefixLen: number): bigint {
@@ -135,26 +191,19 @@ export function hostCidr(address: IpAddress): Cidr {
  * ```ts
  * formatCidr(parseCidr("10.9.9.9/8")); // "10.0.0.0/8"
  * ```
- * @throws {IpParseError} when the text is not a CIDR.
+ * @throws {IpParseError} when the text is not a CIDR; its `reason` says why.
  */
 export function parseCidr(text: string): Cidr {
-  const slash = text.indexOf("/");
-  const lenText = text.slice(slash + 1);
-  if (slash < 0 || !/^(0|[1-9][0-9]{0,2})$/.test(lenText)) {
-    throw new IpParseError(`Cannot parse CIDR "${text}": expected an address, "/" and a prefix length`);
-  }
-  let address: IpAddress;
-  try {
-    address = parseIp(text.slice(0, slash));
-  } catch (cause) {
-    throw new IpParseError(`Cannot parse CIDR "${text}": not an IPv4 or IPv6 address before "/"`, { cause });
-  }
-  const prefixLen = Number(lenText);
-  if (prefixLen > addressBits(address.family)) {
-    throw new IpParseError(
-      `Cannot parse CIDR "${text}": prefix length ${prefixLen} exceeds ${addressBits(address.family)}`,
-    );
-  }
+  const parts = text.split("/");
+  const fail = (reason: string): IpParseError => new IpParseError("CIDR", text, reason);
+  if (parts.length !== 2) throw fail("must be an address, a '/' and a prefix length");
+  const [addressText = "", lengthText = ""] = parts;
+  const address = tryParseIp(addressText);
+  if (address === undefined) throw fail(`address ${JSON.stringify(addressText)} is not a valid IPv4 or IPv6 address`);
+  if (!/^(0|[1-9][0-9]*)$/.test(lengthText)) throw fail(`prefix length ${JSON.stringify(lengthText)} is not a number without leading zeros`);
+  const prefixLen = Number(lengthText);
+  const bits = addressBits(address.family);
+  if (prefixLen > bits) throw fail(`prefix length ${prefixLen} is above ${bits}`);
   return cidrOf(address, prefixLen);
 }
 
@@ -221,6 +270,22 @@ export function ipToBytes(address: IpAddress): Uint8Array {
   const bytes = new Uint8Array(length);
   for (let i = 0; i < length; i++) bytes[i] = Number((address.value >> BigInt(8 * (length - 1 - i))) & 0xffn);
   return bytes;
+}
+
+/**
+ * The address of 4 (IPv4) or 16 (IPv6) bytes in network order.
+ *
+ * @example
+ * ```ts
+ * formatIp(ipFromBytes(Uint8Array.of(10, 0, 0, 1))); // "10.0.0.1"
+ * ```
+ * @throws {RangeError} when there are neither 4 nor 16 bytes.
+ */
+export function ipFromBytes(bytes: Uint8Array): IpAddress {
+  if (bytes.length !== 4 && bytes.length !== 16) throw new RangeError(`Cannot read an IP address from ${bytes.length} bytes: need 4 or 16`);
+  let value = 0n;
+  for (const byte of bytes) value = (value << 8n) | BigInt(byte);
+  return { family: bytes.length === 4 ? 4 : 6, value };
 }
 
 /**

@@ -10,6 +10,7 @@ import {
   IDENTITY_HOST,
   IDENTITY_WORLD,
   IPCACHE_HOST,
+  ipcacheKeyOf,
   policyKeyString,
   PROTOCOL_NUMBERS,
   VERDICT_ALLOW,
@@ -17,6 +18,7 @@ import {
   VERDICT_NONE,
 } from "./desired-state.ts";
 import type { DesiredState, Direction, EndpointState, IpcacheEntry, PolicyEntry, PolicyVerdict } from "./desired-state.ts";
+import { parseCidr } from "./ip.ts";
 import { explainPacket, lookupIpcache, lookupPolicy, lookupVerdict } from "./lookup.ts";
 import type { LookupQuery } from "./lookup.ts";
 import type { PodInfo, World } from "./world.ts";
@@ -44,14 +46,18 @@ function entry(
   };
 }
 
+function ipcacheEntry(cidr: string, identity: number, flags = 0): [string, IpcacheEntry] {
+  return [cidr, { key: ipcacheKeyOf(parseCidr(cidr)), value: { identity, flags } }];
+}
+
 /** A hand-written state: what the kernel maps would hold. */
 function handState(): DesiredState {
-  const ipcache: IpcacheEntry[] = [
-    { cidr: "10.0.0.0/8", identity: NET_10, flags: 0 },
-    { cidr: "10.0.0.1/32", identity: POD_A, flags: 0 },
-    { cidr: "10.0.0.2/32", identity: POD_B, flags: 0 },
-    { cidr: "10.9.0.1/32", identity: IDENTITY_HOST, flags: IPCACHE_HOST },
-    { cidr: "fd00::1/128", identity: POD_A, flags: 0 },
+  const ipcache = [
+    ipcacheEntry("10.0.0.0/8", NET_10),
+    ipcacheEntry("10.0.0.1/32", POD_A),
+    ipcacheEntry("10.0.0.2/32", POD_B),
+    ipcacheEntry("10.9.0.1/32", IDENTITY_HOST, IPCACHE_HOST),
+    ipcacheEntry("fd00::1/128", POD_A),
   ];
   const endpoints: [string, EndpointState][] = [
     ["x/a", { endpointId: 1, identity: POD_A, slot: 7, flags: EP_ISOLATED_INGRESS | EP_AUDIT_ISOLATED_INGRESS }],
@@ -75,7 +81,7 @@ function handState(): DesiredState {
     entry(9, IDENTITY_ANY, DIRECTION_EGRESS, TCP, 443, 16, VERDICT_ALLOW, 10),
   ];
   return {
-    ipcache: new Map(ipcache.map((e) => [e.cidr, e])),
+    ipcache: new Map(ipcache),
     endpoints: new Map(endpoints),
     policy: new Map(policy.map((e) => [policyKeyString(e.key), e])),
     rules: new Map(),
@@ -86,9 +92,9 @@ function handState(): DesiredState {
 describe("lookupIpcache", () => {
   const state = handState();
   test("returns the most specific covering entry", () => {
-    assert.equal(lookupIpcache(state, "10.0.0.1")?.identity, POD_A);
-    assert.equal(lookupIpcache(state, "10.0.0.3")?.identity, NET_10);
-    assert.equal(lookupIpcache(state, "fd00::1")?.identity, POD_A);
+    assert.equal(lookupIpcache(state, "10.0.0.1")?.value.identity, POD_A);
+    assert.equal(lookupIpcache(state, "10.0.0.3")?.value.identity, NET_10);
+    assert.equal(lookupIpcache(state, "fd00::1")?.value.identity, POD_A);
   });
   test("misses outside every entry, and families never mix", () => {
     assert.equal(lookupIpcache(state, "11.0.0.1"), undefined);

@@ -74,7 +74,7 @@ export interface PacketExplanation {
  *
  * @example
  * ```ts
- * lookupIpcache(state, "10.1.2.3"); // e.g. { cidr: "10.1.0.0/16", identity: 300, flags: 0 }
+ * lookupIpcache(state, "10.1.2.3")?.value; // e.g. { identity: 300, flags: 0 } of 10.1.0.0/16
  * ```
  */
 export function lookupIpcache(state: DesiredState, ip: string | IpAddress): IpcacheEntry | undefined {
@@ -138,8 +138,8 @@ export function lookupVerdict(state: DesiredState, q: LookupQuery): LookupResult
   }
   const remote = parseIp(q.remoteIp);
   const ipcache = lookupIpcache(state, remote);
-  const remoteIdentity = ipcache?.identity ?? IDENTITY_WORLD;
-  if (q.direction === DIRECTION_INGRESS && ((ipcache?.flags ?? 0) & IPCACHE_HOST) !== 0) {
+  const remoteIdentity = ipcache?.value.identity ?? IDENTITY_WORLD;
+  if (q.direction === DIRECTION_INGRESS && ((ipcache?.value.flags ?? 0) & IPCACHE_HOST) !== 0) {
     const verdict: Verdict = { allowed: true, ruleId: 0, reason: "host" };
     return { ...verdict, remoteIdentity, audit: verdict };
   }

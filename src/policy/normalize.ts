@@ -8,7 +8,8 @@
  * @module
  */
 import type { AnyPolicy, LabelSelector, Namespace, Pod, PolicyPeer, PolicyPort, PolicyProtocol } from "./api-types.ts";
-import { canonicalIp, ipFamily, PolicyError, validateObject } from "./validate.ts";
+import { canonicalIp, ipFamily } from "./ip.ts";
+import { PolicyError, validateObject } from "./validate.ts";
 import type { NamespaceInfo, PodInfo, World } from "./world.ts";
 import { podKey } from "./world.ts";
 

@@ -3,14 +3,15 @@
  * Kubernetes NetworkPolicy API reference and EBPFNetworkPolicy's additions,
  * one packet at a time, by walking every policy. It is deliberately simple
  * and shares no code with the compiler (its own label-selector matcher, and
- * Node's `BlockList` for CIDRs), so that tests can use it as the oracle the
- * compiled datapath state is checked against.
+ * Node's `BlockList` for CIDRs; only address text is read with Palisade's one
+ * parser), so that tests can use it as the oracle the compiled datapath state
+ * is checked against.
  *
  * @module
  */
 import { BlockList, isIP } from "node:net";
 import type { AnyPolicy, EBPFEgressRule, EBPFIngressRule, IPBlock, LabelSelector, PolicyPeer, PolicyPort, PolicyType } from "./api-types.ts";
-import { canonicalIp, ipFamily } from "./validate.ts";
+import { canonicalIp, ipFamily } from "./ip.ts";
 import type { Packet, PodInfo, World } from "./world.ts";
 
 /**

@@ -8,7 +8,8 @@
  *
  * @module
  */
-import { BlockList, isIP } from "node:net";
+import { canonicalIp, cidrContains, ipFamily, IpParseError, parseCidr } from "./ip.ts";
+import type { Cidr } from "./ip.ts";
 
 /** One problem with an object: the field it is about and what is wrong with it. */
 export interface ValidationIssue {
@@ -137,62 +138,9 @@ export function validateObject(obj: unknown): ValidationIssue[] {
   return issues;
 }
 
-/**
- * The IP family of an address in text form: 4, 6, or 0 when it is not a
- * valid address. Stricter than Go's sloppy parser on purpose: IPv4 parts with
- * leading zeros (ambiguous: octal or decimal?) and IPv6 zones are invalid.
- *
- * @example
- * ```ts
- * ipFamily("fd00::1"); // 6
- * ipFamily("010.0.0.1"); // 0
- * ```
- */
-export function ipFamily(text: string): 0 | 4 | 6 {
-  if (text.includes("%")) return 0;
-  const family = isIP(text);
-  return family === 4 || family === 6 ? family : 0;
-}
-
-/** A CIDR split into its address (host bits possibly set) and prefix length. */
-export interface CidrParts {
-  address: string;
-  prefixLength: number;
-  family: 4 | 6;
-}
-
-/**
- * Parses `address/prefix`. Host bits may be set (`10.0.0.1/8`), as
- * Kubernetes accepts; the block is then the network they belong to. Returns
- * the reason the text is not a CIDR instead when it is not one.
- *
- * @example
- * ```ts
- * splitCidr("10.0.0.1/8"); // { address: "10.0.0.1", prefixLength: 8, family: 4 }
- * splitCidr("10.0.0.0/33"); // "prefix length 33 is above 32"
- * ```
- */
-export function splitCidr(text: string): CidrParts | string {
-  const parts = text.split("/");
-  if (parts.length !== 2) return "must be an address, a '/' and a prefix length";
-  const [address = "", prefix = ""] = parts;
-  const family = ipFamily(address);
-  if (family === 0) return `address ${JSON.stringify(address)} is not a valid IPv4 or IPv6 address`;
-  if (!/^(0|[1-9][0-9]*)$/.test(prefix)) return `prefix length ${JSON.stringify(prefix)} is not a number without leading zeros`;
-  const prefixLength = Number(prefix);
-  const bits = family === 4 ? 32 : 128;
-  if (prefixLength > bits) return `prefix length ${prefixLength} is above ${bits}`;
-  return { address, prefixLength, family };
-}
-
 /** Whether `inner` lies strictly inside `outer`: same family, longer prefix, and inside it. */
-function strictlyInside(inner: CidrParts, outer: CidrParts): boolean {
-  if (inner.family !== outer.family || inner.prefixLength <= outer.prefixLength) return false;
-  // With a longer prefix, inner is inside outer iff any one of its addresses is.
-  const type = outer.family === 4 ? "ipv4" : "ipv6";
-  const block = new BlockList();
-  block.addSubnet(outer.address, outer.prefixLength, type);
-  return block.check(inner.address, type);
+function strictlyInside(inner: Cidr, outer: Cidr): boolean {
+  return inner.prefixLen > outer.prefixLen && cidrContains(outer, inner);
 }
 
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -310,13 +258,14 @@ function checkIpBlock(value: unknown, path: string, issues: ValidationIssue[]): 
   });
 }
 
-function cidrAt(text: string, path: string, issues: ValidationIssue[]): CidrParts | undefined {
-  const parsed = splitCidr(text);
-  if (typeof parsed === "string") {
-    issues.push({ field: path, message: `${JSON.stringify(text)} is not a valid CIDR: ${parsed}` });
+function cidrAt(text: string, path: string, issues: ValidationIssue[]): Cidr | undefined {
+  try {
+    return parseCidr(text);
+  } catch (error) {
+    if (!(error instanceof IpParseError)) throw error;
+    issues.push({ field: path, message: `${JSON.stringify(text)} is not a valid CIDR: ${error.reason}` });
     return undefined;
   }
-  return parsed;
 }
 
 function checkPort(value: unknown, path: string, issues: ValidationIssue[]): void {
@@ -488,21 +437,6 @@ function checkContainer(value: unknown, path: string, issues: ValidationIssue[])
     else if (portNames.has(portName)) issues.push({ field: `${portPath}.name`, message: `${JSON.stringify(portName)} is already the name of another port of this container` });
     portNames.add(portName);
   });
-}
-
-/**
- * The canonical text form of a valid IP address: IPv4 as is (validation
- * already refused every other spelling), IPv6 lowercase with the longest run
- * of zero groups compressed, as RFC 5952 and the WHATWG URL standard write it.
- *
- * @example
- * ```ts
- * canonicalIp("FD00:0:0:0::0A"); // "fd00::a"
- * ```
- */
-export function canonicalIp(ip: string): string {
-  if (ipFamily(ip) !== 6) return ip;
-  return new URL(`http://[${ip}]/`).hostname.slice(1, -1);
 }
 
 function checkEnum(value: unknown, path: string, allowed: string[], issues: ValidationIssue[], required = false): string | undefined {

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { parseAddress, type AddressFamily } from "../../src/datapath/address.ts";
+import { ipToBytes, parseIp, type IpFamily } from "../../src/policy/ip.ts";
 
 /** Protocols a packet can carry. `ICMP` with IPv6 addresses means ICMPv6. */
 export type PacketProtocolName = "TCP" | "UDP" | "SCTP" | "ICMP" | "ICMPv6";
@@ -32,7 +32,7 @@ export interface FragmentSpec {
 /** What {@link buildPacket} puts on the wire. */
 export interface PacketSpec {
   /** Inferred from `src` when absent. */
-  family?: AddressFamily;
+  family?: IpFamily;
   src: string;
   dst: string;
   protocol: PacketProtocolName;
@@ -143,21 +143,21 @@ export function buildArpRequest(senderIp: string, targetIp: string, srcMac = DEF
   arp[5] = 4;
   arp.writeUInt16BE(1, 6); // request
   macBytes(srcMac).copy(arp, 8);
-  parseAddress(senderIp).bytes.copy(arp, 14);
-  parseAddress(targetIp).bytes.copy(arp, 24);
+  arp.set(ipToBytes(parseIp(senderIp)), 14);
+  arp.set(ipToBytes(parseIp(targetIp)), 24);
   return buildEthernetFrame(ETH_P_ARP, arp, srcMac, "ff:ff:ff:ff:ff:ff");
 }
 
 interface Resolved {
-  family: AddressFamily;
+  family: IpFamily;
   src: Buffer;
   dst: Buffer;
   protocolNumber: number;
 }
 
 function resolve(spec: PacketSpec): Resolved {
-  const src = parseAddress(spec.src);
-  const dst = parseAddress(spec.dst);
+  const src = parseIp(spec.src);
+  const dst = parseIp(spec.dst);
   const family = spec.family ?? src.family;
   if (src.family !== family || dst.family !== family) {
     throw new PacketSpecError(`Cannot build packet from "${spec.src}" to "${spec.dst}": addresses are not both IPv${family}`);
@@ -171,7 +171,7 @@ function resolve(spec: PacketSpec): Resolved {
   if (spec.protocol === "ICMPv6" && family === 4) {
     throw new PacketSpecError(`Cannot build packet from "${spec.src}": ICMPv6 needs IPv6 addresses`);
   }
-  return { family, src: src.bytes, dst: dst.bytes, protocolNumber };
+  return { family, src: Buffer.from(ipToBytes(src)), dst: Buffer.from(ipToBytes(dst)), protocolNumber };
 }
 
 function pseudoHeader(r: Resolved, length: number): Buffer {

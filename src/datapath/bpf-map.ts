@@ -1,0 +1,174 @@
+/**
+ * A typed handle on one map of a loaded object: it knows the map's key and
+ * value codecs, so callers read and write values and never handle file
+ * descriptors, sizes or the native binding. The encoded level (keys and
+ * values as the kernel holds them) is there for writers that diff against
+ * the kernel byte for byte and write in batches.
+ *
+ * @module
+ */
+import { encodeArray, type Codec } from "./abi.ts";
+import { DatapathError } from "./datapath-error.ts";
+import { mapDelete, mapDeleteBatch, mapGetNextKey, mapLookup, mapUpdate, mapUpdateBatch, type MapDescription } from "./native.ts";
+
+/** A key and value encoded for a map. */
+export interface EncodedEntry {
+  key: Buffer;
+  value: Buffer;
+}
+
+/** Entries per batch system call: large enough to amortize the call, small enough to bound the buffers. */
+const BATCH_ENTRIES = 16_384;
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * One map, typed by its codecs. Single operations let the binding's
+ * `BpfError` through; batch writes fail with a {@link DatapathError}
+ * naming the map.
+ *
+ * @example
+ * ```ts
+ * datapath.maps.policy.lookup({ slot: 1, identity: 0, direction: 0, protocol: 6, port: 80, portPrefixLen: 16 });
+ * datapath.maps.ipcache.upsert(peers.map((peer) => [peer.key, { identity: peer.identity, flags: 0 }]));
+ * ```
+ */
+export class BpfMap<K, V> {
+  /** The map's name, as pinned. */
+  readonly name: string;
+  readonly #description: MapDescription;
+  readonly #key: Codec<K>;
+  readonly #value: Codec<V>;
+  readonly #where: string;
+  readonly #checkOpen: () => void;
+
+  /**
+   * A handle on the map `description` of an open object; `where` says where
+   * it lives for messages (e.g. `pin root "/sys/fs/bpf/palisade"`), and
+   * `checkOpen` throws once the object is closed.
+   */
+  constructor(description: MapDescription, key: Codec<K>, value: Codec<V>, where: string, checkOpen: () => void) {
+    this.name = description.name;
+    this.#description = description;
+    this.#key = key;
+    this.#value = value;
+    this.#where = where;
+    this.#checkOpen = checkOpen;
+  }
+
+  /** The value of `key`, or undefined when the map has none. */
+  lookup(key: K): V | undefined {
+    const value = mapLookup(this.#fd(), this.#key.encode(key), this.#description.valueSize);
+    return value === null ? undefined : this.#value.decode(value);
+  }
+
+  /** Creates or replaces the entry of `key`. */
+  update(key: K, value: V): void {
+    mapUpdate(this.#fd(), this.#key.encode(key), this.#value.encode(value));
+  }
+
+  /** Deletes the entry of `key`; false when there was none. */
+  delete(key: K): boolean {
+    return mapDelete(this.#fd(), this.#key.encode(key));
+  }
+
+  /** Every key, collected before the caller changes the map (deleting while iterating restarts a hash walk). */
+  keys(): K[] {
+    return this.#encodedKeys().map((key) => this.#key.decode(key));
+  }
+
+  /** Every entry, decoded. */
+  entries(): [K, V][] {
+    return [...this.encodedEntries().values()].map(({ key, value }) => [this.#key.decode(key), this.#value.decode(value)]);
+  }
+
+  /** Creates or replaces entries in batches, encoding a batch at a time; returns how many. */
+  upsert(entries: Iterable<readonly [K, V]>): number {
+    let written = 0;
+    let batch: (readonly [K, V])[] = [];
+    const flush = (): void => {
+      this.#updateBatch(encodeArray(this.#key, batch.map(([key]) => key)), encodeArray(this.#value, batch.map(([, value]) => value)), batch.length);
+      written += batch.length;
+      batch = [];
+    };
+    for (const entry of entries) {
+      batch.push(entry);
+      if (batch.length === BATCH_ENTRIES) flush();
+    }
+    if (batch.length > 0) flush();
+    return written;
+  }
+
+  /** Deletes the entries of `keys` in batches, skipping absent ones; returns how many were deleted. */
+  remove(keys: Iterable<K>): number {
+    return this.deleteEncoded([...keys].map((key) => this.#key.encode(key)));
+  }
+
+  /** An entry encoded as the kernel holds it. */
+  encode(key: K, value: V): EncodedEntry {
+    return { key: this.#key.encode(key), value: this.#value.encode(value) };
+  }
+
+  /** A key encoded as the kernel holds it. */
+  encodeKey(key: K): Buffer {
+    return this.#key.encode(key);
+  }
+
+  /** What the map holds, encoded, by the hex of each key. */
+  encodedEntries(): Map<string, EncodedEntry> {
+    const fd = this.#fd();
+    const entries = new Map<string, EncodedEntry>();
+    for (const key of this.#encodedKeys()) {
+      const value = mapLookup(fd, key, this.#description.valueSize);
+      if (value !== null) entries.set(key.toString("hex"), { key, value });
+    }
+    return entries;
+  }
+
+  /** Writes encoded entries in batches; returns how many. */
+  writeEncoded(entries: readonly EncodedEntry[]): number {
+    for (let from = 0; from < entries.length; from += BATCH_ENTRIES) {
+      const batch = entries.slice(from, from + BATCH_ENTRIES);
+      this.#updateBatch(Buffer.concat(batch.map((entry) => entry.key)), Buffer.concat(batch.map((entry) => entry.value)), batch.length);
+    }
+    return entries.length;
+  }
+
+  /** Deletes encoded keys in batches, skipping absent ones; returns how many were deleted. */
+  deleteEncoded(keys: readonly Buffer[]): number {
+    const fd = this.#fd();
+    let deleted = 0;
+    for (let from = 0; from < keys.length; from += BATCH_ENTRIES) {
+      const batch = keys.slice(from, from + BATCH_ENTRIES);
+      try {
+        deleted += mapDeleteBatch(fd, Buffer.concat(batch), batch.length);
+      } catch (error) {
+        throw new DatapathError(`Cannot delete ${batch.length} entries from map "${this.name}" of ${this.#where}: ${describe(error)}`, { cause: error });
+      }
+    }
+    return deleted;
+  }
+
+  #updateBatch(keys: Buffer, values: Buffer, count: number): void {
+    try {
+      mapUpdateBatch(this.#fd(), keys, values, count);
+    } catch (error) {
+      throw new DatapathError(`Cannot write ${count} entries to map "${this.name}" of ${this.#where}: ${describe(error)}`, { cause: error });
+    }
+  }
+
+  #encodedKeys(): Buffer[] {
+    const fd = this.#fd();
+    const size = this.#description.keySize;
+    const keys: Buffer[] = [];
+    for (let key = mapGetNextKey(fd, null, size); key !== null; key = mapGetNextKey(fd, key, size)) keys.push(key);
+    return keys;
+  }
+
+  #fd(): number {
+    this.#checkOpen();
+    return this.#description.fd;
+  }
+}

@@ -1,0 +1,87 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import fc from "fast-check";
+import { worldArb } from "../../test/lib/world-arbitrary.ts";
+import { compileWorld } from "./compiler.ts";
+import { IDENTITY_HOST, ipcacheKeyString } from "./desired-state.ts";
+import type { IpcacheEntry } from "./desired-state.ts";
+import { identityKeyFields } from "./identity-key.ts";
+import type { IdentityAllocator } from "./identity.ts";
+import { IpcacheCompiler } from "./ipcache-compiler.ts";
+import type { World } from "./world.ts";
+
+/** Numbers keys in the order asked, and remembers every key asked for. */
+class RecordingAllocator implements IdentityAllocator {
+  readonly numbers = new Map<string, number>();
+  allocate(key: string): number {
+    let id = this.numbers.get(key);
+    if (id === undefined) {
+      id = 256 + this.numbers.size;
+      this.numbers.set(key, id);
+    }
+    return id;
+  }
+  release(): void {}
+}
+
+function feed(ipcache: IpcacheCompiler, world: World): void {
+  for (const ns of world.namespaces.values()) ipcache.upsertNamespace(ns);
+  for (const pod of world.pods.values()) ipcache.upsertPod(pod);
+  for (const policy of world.policies) ipcache.upsertPolicy(policy);
+  ipcache.setHostIPs(world.hostIPs);
+}
+
+/** The ipcache with identities replaced by their keys, so two numberings compare. */
+function byKey(entries: Map<string, IpcacheEntry>, keyOf: (id: number) => string): string[] {
+  return [...entries].map(([cidr, { value }]) => `${cidr} ${keyOf(value.identity)} ${value.flags}`).sort();
+}
+
+test("alone, it computes the ipcache and identity keys the policy compiler does, from scratch and after changes", () => {
+  fc.assert(
+    fc.property(worldArb(5, 4), worldArb(5, 4), (before, after) => {
+      const allocator = new RecordingAllocator();
+      const ipcache = new IpcacheCompiler({ identities: allocator });
+      feed(ipcache, before);
+      ipcache.commit();
+      for (const [key, pod] of before.pods) if (!after.pods.has(key)) ipcache.deletePod(pod.namespace, pod.name);
+      for (const policy of before.policies) ipcache.deletePolicy(policy.kind, policy.metadata.namespace ?? "default", policy.metadata.name);
+      feed(ipcache, after);
+      ipcache.commit();
+
+      const reference = new RecordingAllocator();
+      const { state } = compileWorld(after, { identities: reference });
+      const keyIn = (numbers: Map<string, number>) => (id: number): string => [...numbers].find(([, n]) => n === id)?.[0] ?? String(id);
+      assert.deepEqual(byKey(ipcache.entries(), keyIn(allocator.numbers)), byKey(state.ipcache, keyIn(reference.numbers)));
+      for (const identity of ipcache.identities()) {
+        // The node's addresses outside every prefix carry the reserved HOST number, never an allocated one.
+        assert.equal(identity.id === IDENTITY_HOST ? identity.key : keyIn(allocator.numbers)(identity.id), identity.key);
+        assert.equal(identityKeyFields(identity.key).kind, identity.kind);
+      }
+    }),
+    { numRuns: 200 },
+  );
+});
+
+test("a commit reports the pods that changed, with their namespace, and those whose address was rebound", () => {
+  const ipcache = new IpcacheCompiler();
+  ipcache.upsertNamespace({ name: "x", labels: { "kubernetes.io/metadata.name": "x" } });
+  ipcache.upsertPod({ namespace: "x", name: "a", labels: { app: "web" }, ips: ["10.0.0.1"], namedPorts: [] });
+  const first = ipcache.commit();
+  assert.deepEqual([...first.pods], [["x/a", "x"]]);
+  assert.deepEqual([...first.rebound], ["x/a"]);
+  assert.equal(ipcache.podIdentity("x/a"), first.added[0]?.id);
+  assert.ok(ipcache.idle);
+
+  ipcache.upsertNamespace({ name: "x", labels: { "kubernetes.io/metadata.name": "x", env: "prod" } });
+  const relabelled = ipcache.commit();
+  assert.deepEqual([...relabelled.pods], [], "a namespace change changes no pod input");
+  assert.deepEqual([...relabelled.rebound], ["x/a"], "but rebinds its addresses to a new identity");
+  assert.deepEqual(relabelled.removed, [first.added[0]?.id]);
+
+  ipcache.deletePod("x", "a");
+  const gone = ipcache.commit();
+  assert.deepEqual([...gone.pods], [["x/a", "x"]]);
+  assert.deepEqual(gone.removals.map(ipcacheKeyString), ["10.0.0.1/32"]);
+  assert.equal(ipcache.podIdentity("x/a"), 0);
+  assert.deepEqual([...ipcache.podsOf("x")], []);
+});

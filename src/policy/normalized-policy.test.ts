@@ -1,0 +1,55 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { AnyPolicy } from "./api-types.ts";
+import { formatCidr } from "./ip.ts";
+import { buildWorld } from "./normalize.ts";
+import { normalizePolicy } from "./normalized-policy.ts";
+import { PolicyError } from "./validate.ts";
+
+const np = (spec: unknown): AnyPolicy => ({ apiVersion: "networking.k8s.io/v1", kind: "NetworkPolicy", metadata: { name: "p", namespace: "x" }, spec }) as AnyPolicy;
+const ebpf = (spec: unknown): AnyPolicy => ({ apiVersion: "palisade.dev/v1alpha1", kind: "EBPFNetworkPolicy", metadata: { name: "e", namespace: "x" }, spec }) as AnyPolicy;
+
+test("defaults: policy types from the rules, Allow, Enforce, TCP, every port", () => {
+  const policy = normalizePolicy(np({ podSelector: { matchLabels: { app: "db" } }, ingress: [{ ports: [{ port: 80 }, {}] }], egress: [{}] }));
+  assert.equal(policy.key, "NetworkPolicy/x/p");
+  assert.deepEqual(policy.types, ["Ingress", "Egress"]);
+  assert.equal(policy.mode, "Enforce");
+  assert.deepEqual(policy.selector, { matchLabels: { app: "db" } });
+  assert.deepEqual(
+    policy.rules.map((r) => [r.direction, r.index, r.action, r.peers, r.ports]),
+    [
+      ["Ingress", 0, "Allow", undefined, { numeric: [{ protocol: 6, lo: 80, hi: 80, prefixes: [{ port: 80, prefixLen: 16 }] }, { protocol: 6, lo: 0, hi: 65535, prefixes: [{ port: 0, prefixLen: 0 }] }], named: [] }],
+      ["Egress", 0, "Allow", undefined, undefined],
+    ],
+  );
+  assert.deepEqual(normalizePolicy(np({ podSelector: {}, egress: [] })).types, ["Ingress"]);
+});
+
+test("only the listed directions' rules count; EBPFNetworkPolicy actions and mode", () => {
+  const policy = normalizePolicy(ebpf({ selector: {}, policyTypes: ["Egress"], mode: "Audit", ingress: [{}], egress: [{ action: "Deny", ports: [{ protocol: "UDP", port: "dns" }] }] }));
+  assert.equal(policy.mode, "Audit");
+  assert.deepEqual(policy.rules.map((r) => [r.direction, r.action, r.ports?.named]), [["Egress", "Deny", [{ name: "dns", protocol: "UDP" }]]]);
+  assert.equal(normalizePolicy(np({ podSelector: {}, ingress: [{ action: "Deny" }] })).rules[0]?.action, "Allow", "a NetworkPolicy rule always allows");
+});
+
+test("ipBlocks parsed, every cidr and except collected once by canonical text; ranges cut into prefixes", () => {
+  const policy = normalizePolicy(
+    np({
+      podSelector: {},
+      ingress: [{ from: [{ ipBlock: { cidr: "10.9.9.9/8", except: ["10.1.0.0/16"] } }, { ipBlock: { cidr: "10.0.0.0/8" } }], ports: [{ port: 8000, endPort: 8004 }] }],
+    }),
+  );
+  assert.deepEqual([...policy.prefixes.keys()], ["10.0.0.0/8", "10.1.0.0/16"]);
+  const ipBlock = policy.rules[0]?.peers?.[0]?.ipBlock;
+  assert.deepEqual(ipBlock && [formatCidr(ipBlock.cidr), ...ipBlock.except.map(formatCidr)], ["10.0.0.0/8", "10.1.0.0/16"]);
+  assert.deepEqual(policy.rules[0]?.ports?.numeric[0]?.prefixes, [{ port: 8000, prefixLen: 14 }, { port: 8004, prefixLen: 16 }]);
+});
+
+test("a policy that skipped validation gets the PolicyError validation would have given it", () => {
+  const bad = np({ podSelector: {}, ingress: [{ from: [{ ipBlock: { cidr: "10.0.0.0/33" } }] }] });
+  const { errors } = buildWorld([bad]);
+  assert.throws(
+    () => normalizePolicy(bad),
+    (e: unknown) => e instanceof PolicyError && e.field === "spec.ingress[0].from[0].ipBlock.cidr" && e.message === errors[0]?.message,
+  );
+});

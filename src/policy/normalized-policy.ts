@@ -1,0 +1,193 @@
+/**
+ * A validated policy in the compiler's terms: defaults applied (namespace,
+ * policy types, action, mode, protocol), CIDRs parsed, port ranges cut into
+ * the aligned prefixes the policy trie matches. Validation (`validatePolicy`,
+ * through `buildWorld`) has already refused every malformed policy, so
+ * normalizing checks nothing again: it only converts.
+ *
+ * @module
+ */
+import type {
+  AnyPolicy,
+  EBPFEgressRule,
+  EBPFIngressRule,
+  LabelSelector,
+  PolicyMode,
+  PolicyPeer,
+  PolicyPort,
+  PolicyProtocol,
+  PolicyType,
+  RuleAction,
+} from "./api-types.ts";
+import { PROTOCOL_NUMBERS } from "./desired-state.ts";
+import { formatCidr, IpParseError, parseCidr } from "./ip.ts";
+import type { Cidr } from "./ip.ts";
+import { MAX_PORT, portRangePrefixes, PortRangeError } from "./port-ranges.ts";
+import type { PortPrefix } from "./port-ranges.ts";
+import { PolicyError } from "./validate.ts";
+
+/** The kind of a policy object. */
+export type PolicyKind = AnyPolicy["kind"];
+
+/** Ports `lo` to `hi` of one protocol, and the prefixes covering them; protocol 0 = any protocol and port. */
+export interface PortRange {
+  protocol: number;
+  lo: number;
+  hi: number;
+  prefixes: readonly PortPrefix[];
+}
+
+/** A named port of a rule, resolved against the destination pod's container ports. */
+export interface NamedPortRef {
+  name: string;
+  protocol: PolicyProtocol;
+}
+
+/** The ports of a rule: numeric ranges (an absent port is every port of its protocol) and named ports. */
+export interface RulePorts {
+  numeric: PortRange[];
+  named: NamedPortRef[];
+}
+
+/** A peer of a rule: pods by selectors, or addresses by a parsed ipBlock. */
+export interface NormalizedPeer {
+  podSelector: LabelSelector | undefined;
+  namespaceSelector: LabelSelector | undefined;
+  ipBlock: { cidr: Cidr; except: Cidr[] } | undefined;
+}
+
+/** One rule of a policy, of one direction. */
+export interface NormalizedRule {
+  direction: PolicyType;
+  /** Index of the rule in `spec.ingress` or `spec.egress`. */
+  index: number;
+  action: RuleAction;
+  /** Absent = any remote. */
+  peers: NormalizedPeer[] | undefined;
+  /** Absent = every protocol and port. */
+  ports: RulePorts | undefined;
+}
+
+/** A policy as the compiler reads it. */
+export interface NormalizedPolicy {
+  /** `kind/namespace/name`, see {@link policyObjectKey}. */
+  key: string;
+  kind: PolicyKind;
+  namespace: string;
+  name: string;
+  mode: PolicyMode;
+  /** The pods of `namespace` the policy applies to. */
+  selector: LabelSelector;
+  /** The directions it isolates, defaults applied. */
+  types: PolicyType[];
+  /** The rules of the directions in `types`; rules of other directions do nothing. */
+  rules: NormalizedRule[];
+  /** Every ipBlock cidr and except, by canonical text. */
+  prefixes: ReadonlyMap<string, Cidr>;
+}
+
+/** Every protocol and port: what a rule without ports allows. */
+export const ANY_PORT_RANGE: PortRange = { protocol: 0, lo: 0, hi: MAX_PORT, prefixes: [{ port: 0, prefixLen: 0 }] };
+
+/**
+ * The key of a policy object among the compiler's policies.
+ *
+ * @example
+ * ```ts
+ * policyObjectKey("NetworkPolicy", "shop", "deny-all"); // "NetworkPolicy/shop/deny-all"
+ * ```
+ */
+export function policyObjectKey(kind: PolicyKind, namespace: string, name: string): string {
+  return `${kind}/${namespace}/${name}`;
+}
+
+/**
+ * Normalizes a valid policy (one `validatePolicy` has no issue with, as
+ * `buildWorld` and the agent's conversion guarantee).
+ *
+ * @example
+ * ```ts
+ * const { rules } = normalizePolicy(policy);
+ * rules[0]?.ports?.numeric[0]; // { protocol: 6, lo: 8000, hi: 8003, prefixes: [{ port: 8000, prefixLen: 14 }] }
+ * ```
+ * @throws {PolicyError} naming the field when a CIDR or port range cannot be converted: only for a policy that skipped validation.
+ */
+export function normalizePolicy(policy: AnyPolicy): NormalizedPolicy {
+  const namespace = policy.metadata.namespace ?? "default";
+  const { kind, spec } = policy;
+  const name = policy.metadata.name;
+  const unconvertible = (field: string, detail: string, cause: unknown): PolicyError => new PolicyError({ kind, namespace, name, field, detail, cause });
+  const prefixes = new Map<string, Cidr>();
+  const cidr = (text: string, field: string): Cidr => {
+    let parsed: Cidr;
+    try {
+      parsed = parseCidr(text);
+    } catch (cause) {
+      if (cause instanceof IpParseError) throw unconvertible(field, `${JSON.stringify(text)} is not a valid CIDR: ${cause.reason}`, cause);
+      throw cause;
+    }
+    prefixes.set(formatCidr(parsed), parsed);
+    return parsed;
+  };
+  const peersOf = (peers: PolicyPeer[] | undefined, field: string): NormalizedPeer[] | undefined => {
+    if (!peers || peers.length === 0) return undefined;
+    return peers.map((peer, i) => ({
+      podSelector: peer.podSelector,
+      namespaceSelector: peer.namespaceSelector,
+      ipBlock: peer.ipBlock && {
+        cidr: cidr(peer.ipBlock.cidr, `${field}[${i}].ipBlock.cidr`),
+        except: (peer.ipBlock.except ?? []).map((e, j) => cidr(e, `${field}[${i}].ipBlock.except[${j}]`)),
+      },
+    }));
+  };
+  const portsOf = (ports: PolicyPort[] | undefined, field: string): RulePorts | undefined => {
+    if (!ports || ports.length === 0) return undefined;
+    const out: RulePorts = { numeric: [], named: [] };
+    ports.forEach((entry, i) => {
+      const protocol = entry.protocol ?? "TCP";
+      if (typeof entry.port === "string") {
+        out.named.push({ name: entry.port, protocol });
+        return;
+      }
+      const lo = entry.port ?? 0;
+      const hi = entry.port === undefined ? MAX_PORT : (entry.endPort ?? entry.port);
+      try {
+        out.numeric.push({ protocol: PROTOCOL_NUMBERS[protocol], lo, hi, prefixes: portRangePrefixes(lo, hi) });
+      } catch (cause) {
+        if (cause instanceof PortRangeError) throw unconvertible(`${field}[${i}]`, `ports ${lo} to ${hi} are not a port range`, cause);
+        throw cause;
+      }
+    });
+    return out;
+  };
+  const declared = spec.policyTypes ?? [];
+  const types: PolicyType[] = declared.length > 0 ? [...new Set(declared)] : ["Ingress", ...((spec.egress?.length ?? 0) > 0 ? ["Egress" as const] : [])];
+  const rules: NormalizedRule[] = [];
+  for (const direction of types) {
+    const ingress = direction === "Ingress";
+    const base = ingress ? "spec.ingress" : "spec.egress";
+    const list: (EBPFIngressRule | EBPFEgressRule)[] = (ingress ? spec.ingress : spec.egress) ?? [];
+    list.forEach((rule, index) => {
+      const peers = ingress ? (rule as EBPFIngressRule).from : (rule as EBPFEgressRule).to;
+      rules.push({
+        direction,
+        index,
+        // A NetworkPolicy has no actions: every rule allows.
+        action: kind === "EBPFNetworkPolicy" ? (rule.action ?? "Allow") : "Allow",
+        peers: peersOf(peers, `${base}[${index}].${ingress ? "from" : "to"}`),
+        ports: portsOf(rule.ports, `${base}[${index}].ports`),
+      });
+    });
+  }
+  return {
+    key: policyObjectKey(kind, namespace, name),
+    kind,
+    namespace,
+    name,
+    mode: policy.kind === "EBPFNetworkPolicy" ? (policy.spec.mode ?? "Enforce") : "Enforce",
+    selector: policy.kind === "NetworkPolicy" ? policy.spec.podSelector : policy.spec.selector,
+    types,
+    rules,
+    prefixes,
+  };
+}

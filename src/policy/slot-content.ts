@@ -1,0 +1,195 @@
+/**
+ * Verdict and entry building: the policy entries an endpoint needs, from the
+ * policies that apply to it. Rule items are grouped by (remote identity,
+ * direction); each group becomes one entry per port prefix any item names,
+ * valued by every item covering that prefix (Deny over Allow, separately for
+ * the enforced and the audit verdict), so the kernel's longest-prefix match
+ * alone is the answer. Among rules deciding one entry, the first in
+ * reference order (kind, namespace, name, direction, index) names it, so the
+ * choice never depends on how ids were numbered.
+ *
+ * @module
+ */
+import type { RuleAction } from "./api-types.ts";
+import { DIRECTION_EGRESS, DIRECTION_INGRESS, IDENTITY_ANY, VERDICT_ALLOW, VERDICT_DENY, VERDICT_NONE } from "./desired-state.ts";
+import type { Direction, PolicyKey, PolicyValue, PolicyVerdict } from "./desired-state.ts";
+import type { Identity } from "./ipcache-compiler.ts";
+import { ANY_PORT_RANGE } from "./normalized-policy.ts";
+import type { PortRange } from "./normalized-policy.ts";
+import { portPrefixRange } from "./port-ranges.ts";
+import { resolveNamedPort } from "./rule-table.ts";
+import type { CompiledPolicy, CompiledRule } from "./rule-table.ts";
+import type { PodInfo } from "./world.ts";
+
+/**
+ * The entries the rule items of one (identity, direction) yield, without
+ * slot and identity, and their canonical text. Groups with the same items
+ * share one template, and one value object per distinct value.
+ */
+export interface GroupTemplate {
+  text: string;
+  entries: (Pick<PolicyKey, "protocol" | "port" | "portPrefixLen"> & { value: PolicyValue })[];
+}
+
+/** The entries of a slot, as templates per (identity, direction), and their canonical text `key`: the slot's content address. */
+export interface SlotContent {
+  key: string;
+  groups: { identity: number; direction: Direction; template: GroupTemplate }[];
+}
+
+/** A port range of a rule, as one (identity, direction) group collects it. */
+interface RuleItem {
+  port: PortRange;
+  rule: CompiledRule;
+}
+
+/** Items a rule contributes to each group it reaches, and their text for the group's signature. */
+interface RuleItems {
+  items: RuleItem[];
+  signature: string;
+}
+
+function decide(rules: CompiledRule[], action: RuleAction, enforcedOnly: boolean): CompiledRule | undefined {
+  let best: CompiledRule | undefined;
+  for (const rule of rules) {
+    if (rule.rule.action !== action || (enforcedOnly && rule.mode !== "Enforce")) continue;
+    if (!best || rule.order < best.order) best = rule;
+  }
+  return best;
+}
+
+/** The verdict of the rules covering an entry, and the rule that decided it: Deny beats Allow; ties go to the first rule in reference order. */
+function verdictOf(rules: CompiledRule[], enforcedOnly: boolean): [PolicyVerdict, number] {
+  const deny = decide(rules, "Deny", enforcedOnly);
+  if (deny) return [VERDICT_DENY, deny.id];
+  const allow = decide(rules, "Allow", enforcedOnly);
+  if (allow) return [VERDICT_ALLOW, allow.id];
+  return [VERDICT_NONE, 0];
+}
+
+function ruleItems(rule: CompiledRule, ports: PortRange[]): RuleItems {
+  return {
+    items: ports.map((port) => ({ port, rule })),
+    signature: ports.map((p) => `${p.protocol},${p.lo},${p.hi},${rule.id};`).join(""),
+  };
+}
+
+/** Entries for one group's items: a key per item prefix, valued by every item covering it. */
+function groupTemplate(items: RuleItem[]): GroupTemplate {
+  const keys = new Map<string, { protocol: number; lo: number; hi: number; prefixLen: number }>();
+  for (const { port: item } of items) {
+    if (item.protocol === 0) {
+      keys.set("0/0/0", { protocol: 0, lo: item.lo, hi: item.hi, prefixLen: 0 });
+      continue;
+    }
+    for (const prefix of item.prefixes) {
+      const [lo, hi] = portPrefixRange(prefix);
+      keys.set(`${item.protocol}/${prefix.port}/${prefix.prefixLen}`, { protocol: item.protocol, lo, hi, prefixLen: prefix.prefixLen });
+    }
+  }
+  const values = new Map<string, PolicyValue>();
+  const entries: { text: string; entry: GroupTemplate["entries"][number] }[] = [];
+  for (const key of keys.values()) {
+    const covering = items
+      .filter(({ port: p }) => p.protocol === 0 || (p.protocol === key.protocol && p.lo <= key.lo && key.hi <= p.hi))
+      .map((item) => item.rule);
+    const [verdict, ruleId] = verdictOf(covering, true);
+    const [auditVerdict, auditRuleId] = verdictOf(covering, false);
+    const valueText = `${verdict},${auditVerdict},${ruleId},${auditRuleId}`;
+    let value = values.get(valueText);
+    if (!value) {
+      value = { verdict, auditVerdict, ruleId, auditRuleId };
+      values.set(valueText, value);
+    }
+    const port = key.protocol === 0 ? 0 : key.lo;
+    entries.push({
+      text: `${key.protocol}/${port}/${key.prefixLen}=${valueText}`,
+      entry: { protocol: key.protocol, port, portPrefixLen: key.prefixLen, value },
+    });
+  }
+  entries.sort((a, b) => (a.text < b.text ? -1 : a.text > b.text ? 1 : 0));
+  return { text: entries.map((e) => e.text).join(";"), entries: entries.map((e) => e.entry) };
+}
+
+/**
+ * Builds the slot content of endpoints within one commit, remembering what it
+ * built: endpoints of equal policies and named ports share one content, and
+ * groups of equal items one template. A builder lives for one commit only,
+ * since rule ids stand for their rule's action, mode and order only that long.
+ *
+ * @example
+ * ```ts
+ * const builder = new SlotContentBuilder((id) => ipcache.identity(id));
+ * const content = builder.contentOf(rules.applyingTo("shop/api", "shop"), pod);
+ * ```
+ */
+export class SlotContentBuilder {
+  readonly #identity: (id: number) => Identity | undefined;
+  readonly #contents = new Map<string, SlotContent>();
+  readonly #templates = new Map<string, GroupTemplate>();
+
+  /** A builder resolving egress named ports against the identities `identity` knows. */
+  constructor(identity: (id: number) => Identity | undefined) {
+    this.#identity = identity;
+  }
+
+  /** The entries (without slot) of an endpoint the `applying` policies select; `pod` is the endpoint's pod. */
+  contentOf(applying: readonly CompiledPolicy[], pod: PodInfo): SlotContent {
+    // Entries depend on the pod only through ingress named ports.
+    const signature = JSON.stringify([applying.map((compiled) => compiled.policy.key), pod.namedPorts]);
+    let content = this.#contents.get(signature);
+    if (!content) {
+      content = this.#build(applying, pod);
+      this.#contents.set(signature, content);
+    }
+    return content;
+  }
+
+  #build(applying: readonly CompiledPolicy[], pod: PodInfo): SlotContent {
+    type Group = { identity: number; direction: Direction; items: RuleItem[]; signature: string };
+    const groups: [Map<number, Group>, Map<number, Group>] = [new Map(), new Map()];
+    const add = (identity: number, direction: Direction, part: RuleItems): void => {
+      if (part.items.length === 0) return;
+      const group = groups[direction].get(identity);
+      if (!group) {
+        groups[direction].set(identity, { identity, direction, items: [...part.items], signature: part.signature });
+        return;
+      }
+      group.items.push(...part.items);
+      group.signature += part.signature;
+    };
+    for (const compiled of applying) {
+      for (const rule of compiled.rules) {
+        const { ports, peers } = rule.rule;
+        if (rule.rule.direction === "Ingress") {
+          // The destination is this pod: named ports resolve here, once.
+          const part = ruleItems(rule, ports ? [...ports.numeric, ...ports.named.flatMap((ref) => resolveNamedPort(ref, pod.namedPorts))] : [ANY_PORT_RANGE]);
+          for (const identity of peers ? rule.identities : [IDENTITY_ANY]) add(identity, DIRECTION_INGRESS, part);
+          continue;
+        }
+        // Egress: the destination is the remote, so named ports resolve per identity.
+        const fixed = ruleItems(rule, ports ? ports.numeric : [ANY_PORT_RANGE]);
+        if (!peers) add(IDENTITY_ANY, DIRECTION_EGRESS, fixed);
+        for (const id of rule.identities) {
+          const identity = this.#identity(id) as Identity;
+          const named = (ports?.named ?? []).flatMap((ref) => resolveNamedPort(ref, identity.namedPorts));
+          if (peers && named.length === 0) add(id, DIRECTION_EGRESS, fixed);
+          else add(id, DIRECTION_EGRESS, ruleItems(rule, peers ? [...fixed.items.map((i) => i.port), ...named] : named));
+        }
+      }
+    }
+    const out: SlotContent["groups"] = [];
+    for (const byIdentity of groups) {
+      for (const { identity, direction, items, signature } of byIdentity.values()) {
+        let template = this.#templates.get(signature);
+        if (!template) {
+          template = groupTemplate(items);
+          this.#templates.set(signature, template);
+        }
+        out.push({ identity, direction, template });
+      }
+    }
+    out.sort((a, b) => a.direction - b.direction || a.identity - b.identity);
+    return { key: out.map((g) => `${g.direction}/${g.identity}{${g.template.text}}`).join(""), groups: out };
+  }
+}
