@@ -12,11 +12,11 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } 
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { CFG_EVENTS_ALLOWED, CT_SEEN_REPLY, type FlowEvent } from "./abi.ts";
-import { AbiEnumMismatchError, reasonAllows, REASONS, type ReasonName } from "./reasons.ts";
-import { attachPinnedPrograms, Datapath, type ProgramName } from "./datapath.ts";
-import { DatapathError } from "./datapath-error.ts";
-import { closeFd, linkInfo, mapInfo, objGet } from "./native.ts";
+import { CFG_EVENTS_ALLOWED, CT_SEEN_REPLY, type FlowEvent } from "../../src/datapath/abi.ts";
+import { AbiEnumMismatchError, reasonAllows, REASONS, type ReasonName } from "../../src/datapath/reasons.ts";
+import { attachPinnedPrograms, Datapath, type ProgramName } from "../../src/datapath/datapath.ts";
+import { DatapathError } from "../../src/datapath/datapath-error.ts";
+import { closeFd, linkInfo, mapInfo, objGet } from "../../src/datapath/native.ts";
 import {
   DIRECTION_EGRESS,
   DIRECTION_INGRESS,
@@ -39,11 +39,11 @@ import {
   type PolicyEntry,
   type PolicyVerdict,
   type StateDiff,
-} from "../policy/desired-state.ts";
-import { parseCidr } from "../policy/ip.ts";
-import { buildArpRequest, buildFragments, buildPacket, type PacketSpec } from "../../test/lib/packets.ts";
-import { run, tag, uniquePinRoot } from "../../test/lib/kernel.ts";
-import { repositoryRoot } from "../repository-root.ts";
+} from "../../src/policy/desired-state.ts";
+import { parseCidr } from "../../src/policy/ip.ts";
+import { buildArpRequest, buildFragments, buildPacket, type PacketSpec } from "../lib/packets.ts";
+import { run, tag, uniquePinRoot } from "../lib/kernel.ts";
+import { repositoryRoot } from "../../src/repository-root.ts";
 
 const TC_ACT_OK = 0;
 const TC_ACT_SHOT = 2;
