@@ -32,6 +32,8 @@ const args = ["--test", "--test-reporter=spec", "--test-concurrency=1", ...unit,
 const result = spawnSync(process.execPath, args, { stdio: "inherit" });
 
 const leaks = leaksSince(before, snapshotMachine());
+// Every test process is gone now: clear their journals (and whatever leaked, so the machine is clean either way).
+await reapOrphans();
 if (leaks.length > 0) {
   console.error(`run-tests: the run left ${leaks.length} thing(s) behind:\n  ${leaks.join("\n  ")}`);
   process.exit(1);

@@ -44,6 +44,7 @@ import { parseCidr } from "../../src/policy/ip.ts";
 import { buildArpRequest, buildFragments, buildPacket, type PacketSpec } from "../lib/packets.ts";
 import { run, tag, uniquePinRoot } from "../lib/kernel.ts";
 import { repositoryRoot } from "../../src/repository-root.ts";
+import { recordKernelObject } from "../lib/kernel-journal.ts";
 
 const TC_ACT_OK = 0;
 const TC_ACT_SHOT = 2;
@@ -171,6 +172,7 @@ function createInterfaces(count: number): TestInterfaces {
   };
   try {
     for (let i = 0; i < count; i++) {
+      recordKernelObject("link", `${prefix}${i}`);
       run("ip", ["link", "add", `${prefix}${i}`, "type", "ifb"]);
       names.push(`${prefix}${i}`);
     }

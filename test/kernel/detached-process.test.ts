@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { runningPid, startDetached, stopDetached } from "../../src/devcluster/index.ts";
 import { tag } from "../lib/kernel.ts";
+import { recordKernelObject } from "../lib/kernel-journal.ts";
 
 const root = mkdtempSync(join(tmpdir(), "pl-detached-"));
 const sleep = "/usr/bin/sleep";
@@ -29,6 +30,7 @@ after(() => {
 
 test("a process started in a network namespace runs there under its own pid", async () => {
   const netns = `pl-dp-${tag()}`;
+  recordKernelObject("netns", netns);
   execFileSync("ip", ["netns", "add", netns]);
   try {
     const pidFile = join(root, "netns.pid");

@@ -19,6 +19,7 @@ import { ifNameToIndex } from "../../src/datapath/native.ts";
 import { CNI_PATH, cniAdd, cniDel, type CniNetwork } from "../../src/devcluster/node-runtime/index.ts";
 import { eventually } from "../lib/eventually.ts";
 import { uniquePinRoot } from "../lib/kernel.ts";
+import { recordKernelObject } from "../lib/kernel-journal.ts";
 
 const MAIN = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
 const root = mkdtempSync(join(tmpdir(), "pl-install-cni-"));
@@ -43,6 +44,7 @@ describe("palisade install-cni", () => {
       join(confDir, "10-test.conf"),
       JSON.stringify({ cniVersion: "1.0.0", name: "install-cni-test", type: "ptp", ipMasq: false, ipam: { type: "host-local", ranges: [[{ subnet: "10.251.0.0/24" }]], dataDir: join(root, "ipam") } }),
     );
+    recordKernelObject("netns", netns);
     execFileSync("ip", ["netns", "add", netns]);
     datapath = Datapath.open({ pinRoot });
   });

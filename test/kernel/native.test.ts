@@ -38,6 +38,7 @@ import {
 } from "../../src/datapath/native.ts";
 import { repositoryRoot } from "../../src/repository-root.ts";
 import type { BpfObject } from "../../src/datapath/native.ts";
+import { recordKernelObject } from "../lib/kernel-journal.ts";
 
 const ROOT = repositoryRoot();
 const FIXTURE = join(ROOT, "native", "out", "native-fixture.bpf.o");
@@ -164,6 +165,8 @@ describe("native binding", () => {
   let ifindex = 0;
 
   before(() => {
+    recordKernelObject("pin", PIN_ROOT);
+    recordKernelObject("link", DEVICE);
     mkdirSync(PIN_ROOT);
     ip("link", "add", DEVICE, "type", "veth", "peer", "name", PEER);
     for (const name of [DEVICE, PEER]) {

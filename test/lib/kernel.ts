@@ -3,14 +3,16 @@
  * existing device, so endpoints need real ifindexes; veth pairs, since not
  * every kernel has the dummy driver), unique bpffs pin roots,
  * and pods as network namespaces wired like the CNI ptp plugin does. Each
- * fixture removes what it made; names carry a random part so that parallel or
- * crashed runs never collide.
+ * fixture removes what it made (and journals it first, see kernel-journal.ts,
+ * so a killed run's objects are reaped by the next); names carry a random
+ * part so that parallel or crashed runs never collide.
  *
  * @module
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
+import { recordKernelObject } from "./kernel-journal.ts";
 
 /** Runs a command, throwing with its stderr on failure. */
 export function run(command: string, args: string[]): string {
@@ -30,9 +32,11 @@ export function tag(): string {
   return randomBytes(3).toString("hex");
 }
 
-/** A pin root under bpffs that no other run uses. */
+/** A pin root under bpffs that no other run uses (journaled: a killed run's is reaped by the next). */
 export function uniquePinRoot(purpose: string): string {
-  return `/sys/fs/bpf/pl-${purpose}-${tag()}`;
+  const root = `/sys/fs/bpf/pl-${purpose}-${tag()}`;
+  recordKernelObject("pin", root);
+  return root;
 }
 
 /** Spare interfaces and their ifindexes. */
@@ -49,6 +53,7 @@ export function createTestInterfaces(count: number): TestInterfaces {
   try {
     for (let i = 0; i < count; i++) {
       const name = `${prefix}${i}`;
+      recordKernelObject("link", name);
       run("ip", ["link", "add", name, "type", "veth", "peer", "name", `${name}p`]);
       names.push(name);
     }
@@ -102,6 +107,8 @@ export class NetnsNode {
     const index = this.pods.length;
     const netns = `${this.prefix}-p${index}`;
     const hostIf = `${this.prefix}h${index}`;
+    recordKernelObject("netns", netns);
+    recordKernelObject("link", hostIf);
     run("ip", ["netns", "add", netns]);
     const pod: NetnsPod = { netns, hostIf, ifindex: 0, ipv4, ipv6 };
     this.pods.push(pod);

@@ -12,6 +12,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PORT_SETTINGS, devDown, devLayout, usedNetworks, type DevLayout } from "../../src/devcluster/index.ts";
+import { processStartTime, reapKernelObjects } from "./kernel-journal.ts";
 
 /** The file marking a folder with the process that owns it: `<pid> <start time>`. */
 const OWNER_FILE = ".test-owner";
@@ -28,15 +29,6 @@ export interface TestFolder {
   remove(): Promise<void>;
 }
 
-/** The start time of `pid` (field 22 of its stat), or undefined when it does not run. */
-function startTime(pid: number): string | undefined {
-  try {
-    return readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ")[19];
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * A new folder `pl-<purpose>-…` owned by this process.
  *
@@ -48,7 +40,7 @@ function startTime(pid: number): string | undefined {
  */
 export function testFolder(purpose: string): TestFolder {
   const root = mkdtempSync(join(tmpdir(), `pl-${purpose}-`));
-  writeFileSync(join(root, OWNER_FILE), `${process.pid} ${startTime(process.pid)}\n`);
+  writeFileSync(join(root, OWNER_FILE), `${process.pid} ${processStartTime(process.pid)}\n`);
   const layout = devLayout(join(root, "dev"));
   return {
     root,
@@ -69,13 +61,14 @@ async function removeTestFolder(root: string): Promise<void> {
 /** Whether the process that marked `root` is gone. */
 function ownerGone(root: string): boolean {
   const [pid = "", started = ""] = readFileSync(join(root, OWNER_FILE), "utf8").trim().split(" ");
-  return startTime(Number(pid)) !== started;
+  return processStartTime(Number(pid)) !== started;
 }
 
 /**
  * Takes down and removes what killed test runs left: every marked folder
- * whose owner is dead, and every dev network whose folder no longer exists.
- * Returns what it reaped, one line each.
+ * whose owner is dead, every dev network whose folder no longer exists, and
+ * every kernel object in the journal of a test process that is gone (see
+ * kernel-journal.ts). Returns what it reaped, one line each.
  *
  * @example
  * ```ts
@@ -95,5 +88,5 @@ export async function reapOrphans(): Promise<string[]> {
     await devDown(devLayout(owner), () => {});
     reaped.push(`network of slot ${network.slot} (bridge ${network.bridge}) of the removed folder ${owner}`);
   }
-  return reaped;
+  return [...reaped, ...reapKernelObjects()];
 }
