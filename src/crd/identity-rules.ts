@@ -9,6 +9,7 @@
  * @module
  */
 import { FIRST_ALLOCATED_IDENTITY } from "../policy/desired-state.ts";
+import { labelMapRefinements } from "./label-rules.ts";
 import type { SchemaRefinement } from "./refinements.ts";
 import type { ValidationRule } from "./structural-schema.ts";
 
@@ -18,6 +19,10 @@ const MAX_LABELS = 256;
 const MAX_NAMED_PORTS = 256;
 /** The key repeats the labels and ports: room for all of them at full length. */
 const MAX_KEY_LENGTH = 262_144;
+/** A namespace name (DNS-1123 label), anchored. */
+const DNS1123_LABEL_PATTERN = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+/** A container port name (IANA_SVC_NAME): lowercase letters, digits and single '-' between them, with at least one letter. */
+const PORT_NAME_PATTERN = "^([0-9]+-)*[0-9]*[a-z][a-z0-9]*(-[a-z0-9]+)*$";
 
 /**
  * Rules on the whole object: the name is the identity's decimal number, at
@@ -50,13 +55,11 @@ export const PALISADE_IDENTITY_REFINEMENTS: readonly SchemaRefinement[] = [
     add: { "x-kubernetes-validations": [{ rule: "self == oldSelf", message: "is immutable: a changed key is a new identity" }] },
   },
   { type: "PalisadeIdentitySpec", path: ["key"], add: { minLength: 1, maxLength: MAX_KEY_LENGTH } },
-  { type: "PalisadeIdentitySpec", path: ["namespace"], add: { maxLength: 63 } },
-  { type: "PalisadeIdentitySpec", path: ["namespaceLabels"], add: { maxProperties: MAX_LABELS } },
-  { type: "PalisadeIdentitySpec", path: ["namespaceLabels", "{}"], add: { maxLength: 63 } },
-  { type: "PalisadeIdentitySpec", path: ["labels"], add: { maxProperties: MAX_LABELS } },
-  { type: "PalisadeIdentitySpec", path: ["labels", "{}"], add: { maxLength: 63 } },
+  { type: "PalisadeIdentitySpec", path: ["namespace"], add: { maxLength: 63, pattern: DNS1123_LABEL_PATTERN } },
+  ...labelMapRefinements("PalisadeIdentitySpec", ["namespaceLabels"], MAX_LABELS),
+  ...labelMapRefinements("PalisadeIdentitySpec", ["labels"], MAX_LABELS),
   { type: "PalisadeIdentitySpec", path: ["namedPorts"], add: { maxItems: MAX_NAMED_PORTS } },
   { type: "PalisadeIdentitySpec", path: ["cidr"], add: { maxLength: 49 } },
-  { type: "IdentityNamedPort", path: ["name"], add: { maxLength: 15 } },
+  { type: "IdentityNamedPort", path: ["name"], add: { maxLength: 15, pattern: PORT_NAME_PATTERN } },
   { type: "IdentityNamedPort", path: ["port"], add: { type: "integer", minimum: 1, maximum: 65535 } },
 ];
