@@ -207,12 +207,14 @@ describe("node agent on a real control plane and kernel", { timeout: 600_000 }, 
   it("skips an invalid EBPFNetworkPolicy with an error naming its field, and enforces the valid one", async () => {
     const path = resourcePath(Resources.ebpfNetworkPolicies, { namespace: NS });
     // The CRD refuses such a label value today; one stored before it did reaches the agent, which checks it again.
-    await createUnderOlderSchema(client, {
-      apiVersion: "palisade.dev/v1alpha1",
-      kind: "EBPFNetworkPolicy",
-      metadata: { name: "invalid", namespace: NS },
-      spec: { selector: { matchLabels: { app: "not valid!" } }, ingress: [{ from: [{ podSelector: {} }] }] },
-    });
+    await createUnderOlderSchema(client, [
+      {
+        apiVersion: "palisade.dev/v1alpha1",
+        kind: "EBPFNetworkPolicy",
+        metadata: { name: "invalid", namespace: NS },
+        spec: { selector: { matchLabels: { app: "not valid!" } }, ingress: [{ from: [{ podSelector: {} }] }] },
+      },
+    ]);
     const valid = await create(path, {
       apiVersion: "palisade.dev/v1alpha1",
       kind: "EBPFNetworkPolicy",

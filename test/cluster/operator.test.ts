@@ -229,7 +229,7 @@ describe("operator on a real control plane", { timeout: 600_000 }, () => {
   });
 
   test("a label value stored before the CRD refused it is refused, naming the field, with a Warning Event", async () => {
-    await createUnderOlderSchema(client, policyBody("bad-label", "not a label!"));
+    await createUnderOlderSchema(client, [policyBody("bad-label", "not a label!")]);
     const policy = await statusOf("bad-label", "Accepted False", (p) => condition(p, "Accepted")?.status === "False");
     const accepted = condition(policy, "Accepted");
     assert.equal(accepted?.reason, "Invalid");

@@ -23,38 +23,48 @@ interface PolicyBody {
   metadata: { name: string; namespace: string };
 }
 
+/** What the API server stored of a policy. */
+export type Stored<T> = T & { metadata: { uid: string; generation: number } };
+
 /**
- * Creates an EBPFNetworkPolicy under the schema without label rules, then
- * restores the generated CRD; resolves once the API server refuses such an
- * object again. Returns what the API server stored.
+ * Creates EBPFNetworkPolicies under the schema without label rules, then
+ * restores the generated CRD; resolves once the API server refuses the
+ * first of them again. Returns what the API server stored, in order.
  *
  * @example
  * ```ts
- * const stored = await createUnderOlderSchema(client, { ...policy, spec: { selector: { matchLabels: { app: "a b" } } } });
+ * const [stored] = await createUnderOlderSchema(client, [{ ...policy, spec: { selector: { matchLabels: { app: "a b" } } } }]);
  * ```
  */
-export async function createUnderOlderSchema<T extends PolicyBody>(client: KubeClient, body: T): Promise<T & { metadata: { uid: string; generation: number } }> {
+export async function createUnderOlderSchema<T extends PolicyBody>(client: KubeClient, bodies: readonly T[]): Promise<Stored<T>[]> {
   const generated = generateCrds().find((crd) => crd.spec.names.kind === Resources.ebpfNetworkPolicies.kind) as CustomResourceDefinition;
-  const collection = resourcePath(Resources.ebpfNetworkPolicies, { namespace: body.metadata.namespace });
+  const collection = (body: T): string => resourcePath(Resources.ebpfNetworkPolicies, { namespace: body.metadata.namespace });
   await replaceCrd(client, withoutLabelRules(generated));
   try {
-    // The API server takes a moment to serve the new schema: until then the create is refused.
-    return await eventually(`${body.metadata.name} admitted under the older schema`, () =>
-      client.request<T & { metadata: { uid: string; generation: number } }>("POST", collection, { body }),
-    );
+    const stored: Stored<T>[] = [];
+    for (const body of bodies) {
+      // The API server takes a moment to serve the new schema: until then the create is refused.
+      stored.push(await eventually(`${body.metadata.name} admitted under the older schema`, () => client.request<Stored<T>>("POST", collection(body), { body })));
+    }
+    return stored;
   } finally {
     await replaceCrd(client, generated);
-    const probe = { ...body, metadata: { ...body.metadata, name: `${body.metadata.name}-probe` } };
-    await eventually("the generated schema in force again", async () => {
-      try {
-        await client.request("POST", collection, { body: probe, query: { dryRun: "All" } });
-        return false;
-      } catch (e) {
-        if (e instanceof KubeApiError && e.code === 422) return true;
-        throw e;
-      }
-    });
+    const [first] = bodies;
+    if (first !== undefined) await refusedAgain(client, collection(first), { ...first, metadata: { ...first.metadata, name: `${first.metadata.name}-probe` } });
   }
+}
+
+/** Waits until a dry-run create of `body` is refused as invalid: the generated schema is in force. */
+async function refusedAgain(client: KubeClient, collection: string, body: PolicyBody): Promise<void> {
+  await eventually("the generated schema in force again", async () => {
+    try {
+      await client.request("POST", collection, { body, query: { dryRun: "All" } });
+      return false;
+    } catch (e) {
+      if (e instanceof KubeApiError && e.code === 422) return true;
+      throw e;
+    }
+  });
 }
 
 /** The CRD as it was before label keys and values were checked: no pattern, no key rules. */
