@@ -10,8 +10,16 @@
  * which an agent may not have caught up with): that key waits until the
  * number is released, and is then reported available.
  *
+ * A key whose object the API cannot hold (a pod with more labels than a
+ * PalisadeIdentity takes: see `identityObjectProblem`) gets a number of this
+ * node's own, from {@link FIRST_NODE_LOCAL_IDENTITY} up: its addresses are
+ * enforced by their labels like any other instead of waiting forever for an
+ * object the operator cannot create; only the number means nothing on other
+ * nodes.
+ *
  * @module
  */
+import { identityObjectProblem } from "../crd/identity-rules.ts";
 import type { KubeClient } from "../k8s/client.ts";
 import type { Cache } from "../k8s/cache.ts";
 import { Informer } from "../k8s/informer.ts";
@@ -19,7 +27,8 @@ import type { Logger } from "../k8s/logger.ts";
 import { Resources } from "../k8s/resource.ts";
 import type { PalisadeIdentity } from "../policy/api-types.ts";
 import type { IdentityAllocator } from "../policy/identity.ts";
-import { IDENTITY_KEY_INDEX, identityKeyIndex, lowestIdentityNumber } from "../policy/identity-object.ts";
+import { LocalIdentityAllocator } from "../policy/identity.ts";
+import { FIRST_NODE_LOCAL_IDENTITY, IDENTITY_KEY_INDEX, identityKeyIndex, identityObject, lowestIdentityNumber } from "../policy/identity-object.ts";
 
 /** A reference bookkeeping bug of the caller: releasing what it does not hold. */
 export class ClusterIdentityReleaseError extends Error {
@@ -53,6 +62,8 @@ export class ClusterIdentityAllocator implements IdentityAllocator {
   readonly #onAvailable: (keys: string[]) => void;
   readonly #held = new Map<number, { key: string; references: number }>();
   readonly #numbersByKey = new Map<string, Set<number>>();
+  /** Numbers of this node's own, for keys no object can hold. */
+  readonly #nodeLocal = new LocalIdentityAllocator(FIRST_NODE_LOCAL_IDENTITY);
 
   /**
    * @param table The informer cache of PalisadeIdentity objects, with {@link IDENTITY_KEY_INDEX}.
@@ -63,8 +74,13 @@ export class ClusterIdentityAllocator implements IdentityAllocator {
     this.#onAvailable = onAvailable;
   }
 
-  /** The table's number for `key`, taking a reference; `undefined` while it has none (or it still means another key here). */
+  /**
+   * The table's number for `key`, taking a reference; `undefined` while it
+   * has none (or it still means another key here). A key no object can hold
+   * gets a number of this node's own at once.
+   */
   allocate(key: string): number | undefined {
+    if (identityObjectProblem(identityObject(FIRST_NODE_LOCAL_IDENTITY, key).spec) !== undefined) return this.#nodeLocal.allocate(key);
     const id = this.#tableNumber(key);
     if (id === undefined) return undefined;
     const held = this.#held.get(id);
@@ -88,6 +104,10 @@ export class ClusterIdentityAllocator implements IdentityAllocator {
    * @throws {ClusterIdentityReleaseError} when `key` holds no reference to `id`.
    */
   release(key: string, id: number): void {
+    if (id >= FIRST_NODE_LOCAL_IDENTITY) {
+      this.#nodeLocal.release(key);
+      return;
+    }
     const held = this.#held.get(id);
     if (held === undefined || held.key !== key) {
       throw new ClusterIdentityReleaseError(`Cannot release identity ${id} of key ${JSON.stringify(key)}: it holds no reference`);

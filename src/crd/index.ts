@@ -18,7 +18,15 @@ export {
   MAX_LABEL_VALUE_LENGTH,
   labelMapRefinements,
 } from "./label-rules.ts";
-export { PALISADE_IDENTITY_REFINEMENTS, PALISADE_IDENTITY_VALIDATIONS } from "./identity-rules.ts";
+export {
+  MAX_IDENTITY_KEY_LENGTH,
+  MAX_IDENTITY_LABELS,
+  MAX_IDENTITY_NAMED_PORTS,
+  PALISADE_IDENTITY_REFINEMENTS,
+  PALISADE_IDENTITY_VALIDATIONS,
+  identityObjectProblem,
+} from "./identity-rules.ts";
+export type { IdentityObjectProblem } from "./identity-rules.ts";
 export { EBPF_NETWORK_POLICY_REFINEMENTS, EBPF_NETWORK_POLICY_STATUS_REFINEMENTS } from "./policy-rules.ts";
 export { applyRefinements } from "./refinements.ts";
 export type { SchemaRefinement } from "./refinements.ts";

@@ -177,6 +177,7 @@ class Operator implements RunningOperator {
       networkPolicies: this.#networkPolicies as unknown as Informer<KubernetesObject>,
       policies: this.#policies as unknown as Informer<KubernetesObject>,
       identities: this.#identities,
+      events: this.#events,
       graceMs: options.identityGraceMs ?? DEFAULT_IDENTITY_GRACE_MS,
     });
     this.#elector = new LeaderElector({
