@@ -14,6 +14,7 @@
  * @module
  */
 import { HostIpsByPod } from "../policy/host-ips.ts";
+import { PodAddressClaims, creationTime } from "../policy/pod-address-claims.ts";
 import type { KubernetesObject, V1Pod } from "@kubernetes/client-node";
 import { isDeepStrictEqual } from "node:util";
 import { namespaceFromObject, podFromObject, policyFromObject } from "../agent/convert.ts";
@@ -98,6 +99,7 @@ export class IdentityController {
   #table = new OperatorIdentityAllocator([]);
   #compiler = new PolicyCompiler({ identities: this.#table, identitiesOnly: true });
   #hostIps = new HostIpsByPod();
+  #addressClaims = new PodAddressClaims();
   #rebuild = true;
   /** Warnings found while processing, recorded before the work item ends. */
   #warnings: PodWarning[] = [];
@@ -179,6 +181,7 @@ export class IdentityController {
     this.#table = new OperatorIdentityAllocator(existing);
     this.#compiler = new PolicyCompiler({ identities: this.#table, identitiesOnly: true });
     this.#hostIps = new HostIpsByPod();
+    this.#addressClaims = new PodAddressClaims();
     for (const [kind, informer] of Object.entries(this.#inputs) as [InputKind, Informer<KubernetesObject>][]) {
       for (const key of informer.cache.keys()) this.#syncInput(kind, key);
     }
@@ -222,9 +225,16 @@ export class IdentityController {
       case "Pod": {
         const converted = obj === undefined ? undefined : podFromObject(obj);
         if (obj === undefined) this.#warned.delete(key);
-        if (converted?.ok) {
-          this.#setHostIps(key, converted.value.hostIPs);
-          this.#compiler.upsertPod(converted.value.pod);
+        if (obj !== undefined && converted?.ok) {
+          const { pod, hostIPs } = converted.value;
+          const claim = this.#addressClaims.claim(key, creationTime(obj), pod.ips);
+          for (const { ip, owner } of claim.taken) {
+            const note = `Cannot enforce policy for Pod "${key}": status.podIPs[${pod.ips.indexOf(ip)}].ip "${ip}" is already the address of pod "${owner}", created before it; policy leaves that address out`;
+            this.#warnings.push({ pod: obj, reason: PodWarningReason.invalid, note });
+          }
+          this.#setHostIps(key, hostIPs);
+          this.#compiler.upsertPod({ ...pod, ips: claim.owned });
+          for (const other of claim.changed) this.#syncInput("Pod", other);
         } else {
           if (obj !== undefined && converted?.ok === false) {
             const problems = converted.errors.map((e) => (e.field === "" ? e.detail : `${e.field} ${e.detail}`)).join("; ");
@@ -232,6 +242,7 @@ export class IdentityController {
           }
           this.#setHostIps(key, []);
           this.#compiler.deletePod(first, second);
+          for (const other of this.#addressClaims.release(key).changed) this.#syncInput("Pod", other);
         }
         return;
       }

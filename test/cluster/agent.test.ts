@@ -278,6 +278,36 @@ describe("node agent on a real control plane and kernel", { timeout: 600_000 }, 
     assert.ok(reachable("b", "d"));
   });
 
+  it("a pod whose status claims a running pod's address does not take over its identity", async () => {
+    const b = pods.get("b") as NetnsPod;
+    const created = await create(resourcePath(Resources.networkPolicies, { namespace: NS }), {
+      apiVersion: "networking.k8s.io/v1",
+      kind: "NetworkPolicy",
+      metadata: { name: "allowed-anywhere", namespace: NS },
+      spec: { podSelector: { matchLabels: { app: "web" } }, ingress: [{ from: [{ namespaceSelector: {}, podSelector: { matchLabels: { role: "allowed" } } }] }] },
+    });
+    await reported("allowed-anywhere applied", (r) => enforces(r, "NetworkPolicy", "allowed-anywhere", created.metadata.generation ?? 0));
+    assert.ok(!reachable("b", "a"), "b is not allowed");
+    // Created after b, in a namespace whose key sorts before b's, with the allowed label and b's addresses (as a forged or stale status would say).
+    await create(resourcePath(Resources.pods, { namespace: OTHER_NS }), {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name: "impostor", namespace: OTHER_NS, labels: { role: "allowed" } },
+      spec: { nodeSelector: { "palisade.dev/test": "nowhere" }, containers: [{ name: "main", image: "none" }] },
+    });
+    const impostor = await client.request<{ metadata: { resourceVersion: string } }>("PATCH", resourcePath(Resources.pods, { namespace: OTHER_NS, name: "impostor", subresource: "status" }), {
+      body: { status: { phase: "Running", podIP: b.ipv4, podIPs: [{ ip: b.ipv4 }, { ip: b.ipv6 }] } },
+      contentType: PatchType.merge,
+    });
+    const rv = Number(impostor.metadata.resourceVersion);
+    await reported(`pods caught up with the impostor at ${rv}`, (r) => Number(r.podResourceVersion) >= rv);
+    assert.ok(!reachable("b", "a"), "b's address keeps b's identity, not the impostor's");
+    assert.ok(logLines.some((l) => l["pod"] === `${OTHER_NS}/impostor` && /claims the address .* of pod ".*\/b"/.test(String(l["msg"]))), "the claim is logged");
+    await client.request("DELETE", resourcePath(Resources.pods, { namespace: OTHER_NS, name: "impostor" }), { query: { gracePeriodSeconds: 0 } });
+    await client.request("DELETE", resourcePath(Resources.networkPolicies, { namespace: NS, name: "allowed-anywhere" }));
+    await reported("allowed-anywhere gone", (r) => r.policies.length === 0);
+  });
+
   it("detaches from a pod when its object is deleted", async () => {
     const b = pods.get("b") as NetnsPod;
     await client.request("DELETE", resourcePath(Resources.pods, { namespace: NS, name: "b" }), { query: { gracePeriodSeconds: 0 } });
