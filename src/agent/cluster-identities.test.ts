@@ -59,3 +59,17 @@ test("a key no object can hold gets a number of the node's own at once, never pe
   assert.throws(() => ids.release(crowded, FIRST_NODE_LOCAL_IDENTITY), { name: "IdentityReleaseError" });
   assert.equal(ids.size, 0, "no cluster number is held");
 });
+
+test("a key pending because its object was deleted is reported changed when the object comes back under the same number", () => {
+  const cache = table();
+  const ids = new ClusterIdentityAllocator(cache, () => assert.fail("nothing was waiting on a release"));
+  cache.upsert(identityObject(300, A));
+  assert.equal(ids.allocate(A), 300);
+  cache.delete("300");
+  assert.equal(ids.changed(A), true, "its number is gone");
+  assert.equal(ids.allocate(A), undefined, "pending while 300 is still held");
+  cache.upsert(identityObject(300, A));
+  assert.equal(ids.changed(A), true, "the pending key has a number again");
+  assert.equal(ids.allocate(A), 300);
+  assert.equal(ids.changed(A), false);
+});

@@ -62,6 +62,8 @@ export class ClusterIdentityAllocator implements IdentityAllocator {
   readonly #onAvailable: (keys: string[]) => void;
   readonly #held = new Map<number, { key: string; references: number }>();
   readonly #numbersByKey = new Map<string, Set<number>>();
+  /** Keys asked for while the table had no number for them (or it meant another key here). */
+  readonly #waiting = new Set<string>();
   /** Numbers of this node's own, for keys no object can hold. */
   readonly #nodeLocal = new LocalIdentityAllocator(FIRST_NODE_LOCAL_IDENTITY);
 
@@ -82,9 +84,12 @@ export class ClusterIdentityAllocator implements IdentityAllocator {
   allocate(key: string): number | undefined {
     if (identityObjectProblem(identityObject(FIRST_NODE_LOCAL_IDENTITY, key).spec) !== undefined) return this.#nodeLocal.allocate(key);
     const id = this.#tableNumber(key);
-    if (id === undefined) return undefined;
-    const held = this.#held.get(id);
-    if (held !== undefined && held.key !== key) return undefined;
+    const held = id === undefined ? undefined : this.#held.get(id);
+    if (id === undefined || (held !== undefined && held.key !== key)) {
+      this.#waiting.add(key);
+      return undefined;
+    }
+    this.#waiting.delete(key);
     if (held !== undefined) held.references++;
     else {
       this.#held.set(id, { key, references: 1 });
@@ -123,9 +128,12 @@ export class ClusterIdentityAllocator implements IdentityAllocator {
 
   /**
    * Whether the table's answer for `key` differs from what is held for it:
-   * a pending key that got a number, or a held key whose number changed.
+   * a pending key that got a number (even the one still held for it, when
+   * its object was deleted and created again), or a held key whose number
+   * changed.
    */
   changed(key: string): boolean {
+    if (this.#waiting.has(key)) return this.#tableNumber(key) !== undefined;
     const numbers = this.#numbersByKey.get(key);
     const id = this.#tableNumber(key);
     return numbers === undefined ? id !== undefined : numbers.size !== 1 || id === undefined || !numbers.has(id);
