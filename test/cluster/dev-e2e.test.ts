@@ -15,24 +15,15 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, test } from "node:test";
-import { PORT_SETTINGS, agentMetricsUrl, devNodeSpec } from "../../src/devcluster/index.ts";
+import { agentMetricsUrl, devNodeSpec } from "../../src/devcluster/index.ts";
+import { alive, temporaryDevCluster } from "../lib/dev-cluster.ts";
 
 const cli = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
-const base = mkdtempSync(join(tmpdir(), "pl-e2e-"));
-const dir = join(base, "dev");
-const tag = `pl-e2e-${Math.random().toString(16).slice(2, 8)}`;
-const pinBase = `/sys/fs/bpf/${tag}`;
-const env: NodeJS.ProcessEnv = {
-  ...process.env,
-  PALISADE_DEV_DIR: dir,
-  PALISADE_DEV_PIN_ROOT: pinBase,
-  ...Object.fromEntries(Object.values(PORT_SETTINGS).map((setting) => [setting.env, "0"])),
-};
+const { base, dir, tag, pinBase, env } = temporaryDevCluster("e2e");
 let kubectl = "";
 let pidsAtUp: number[] = [];
 let sandboxes: string[] = [];
@@ -50,15 +41,6 @@ function ok(...args: string[]): string {
 
 function kube(...args: string[]): string {
   return execFileSync(kubectl, args, { env, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
-}
-
-function alive(pid: number): boolean {
-  try {
-    // A zombie (nobody reaps the detached processes here) still answers kill(0); it has no executable any more.
-    return existsSync(`/proc/${pid}/exe`) && readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.[0] !== "Z";
-  } catch {
-    return false;
-  }
 }
 
 function pidsIn(runDir: string): number[] {
