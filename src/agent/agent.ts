@@ -21,6 +21,7 @@
  * @module
  */
 import { HostIpsByPod } from "../policy/host-ips.ts";
+import { PodAddressClaims, creationTime } from "../policy/pod-address-claims.ts";
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { Datapath } from "../datapath/datapath.ts";
 import type { EventSubscription } from "../datapath/datapath.ts";
@@ -146,6 +147,8 @@ export class Agent {
   readonly #pendingDetach = new Map<string, number>();
   /** Host addresses learned from host-network pods, by pod key. */
   readonly #hostIps = new HostIpsByPod();
+  /** Which pod owns each pod address: a later pod whose status claims a running pod's address does not get it. */
+  readonly #addressClaims = new PodAddressClaims();
   /** Generations fed to the compiler, by `kind/namespace/name`; copied to #applied at each commit that leaves no identity pending. */
   readonly #fed = new Map<string, AppliedPolicy>();
   #applied: AppliedPolicy[] = [];
@@ -387,14 +390,19 @@ export class Agent {
     this.#requestCommit();
     const converted = obj === undefined ? undefined : podFromObject(obj);
     if (converted !== undefined && !converted.ok) this.#logInvalid(converted.errors);
-    if (converted === undefined || !converted.ok) {
+    if (obj === undefined || converted === undefined || !converted.ok) {
       const [namespace = "", name = ""] = key.split("/");
       this.#compiler.deletePod(namespace, name);
       this.#setHostIps(key, []);
       this.#releaseInterface(key);
+      this.#reclaimed(this.#addressClaims.release(key).changed);
       return;
     }
-    const { pod, hostIPs } = converted.value;
+    const claim = this.#addressClaims.claim(key, creationTime(obj), converted.value.pod.ips);
+    for (const { ip, owner } of claim.taken) this.#log.warn({ pod: key, ip, owner }, `Pod "${key}" claims the address ${ip} of pod "${owner}", created before it; the address stays ${owner}'s`);
+    this.#reclaimed(claim.changed);
+    const pod = { ...converted.value.pod, ips: claim.owned };
+    const { hostIPs } = converted.value;
     this.#setHostIps(key, hostIPs);
     try {
       this.#compiler.upsertPod(pod);
@@ -425,6 +433,19 @@ export class Agent {
     // The endpoint entry goes first: an attached interface without one drops everything.
     this.#datapath.setEndpoint(found.ifindex, endpoint);
     this.#attach(key, found);
+  }
+
+  /** Pods whose owned addresses changed: the compiler hears of it now (before the next commit), their interfaces when their key comes round again. */
+  #reclaimed(keys: readonly string[]): void {
+    for (const key of keys) {
+      const converted = podFromObject(this.#informers.Pod.cache.get(key));
+      try {
+        if (converted.ok) this.#compiler.upsertPod({ ...converted.value.pod, ips: this.#addressClaims.owned(key) });
+      } catch (e) {
+        this.#log.error({ pod: key, err: e }, `Cannot enforce for pod "${key}": the compiler refused it`);
+      }
+      this.#queue.add(`Pod/${key}`);
+    }
   }
 
   #setHostIps(key: string, ips: string[]): void {

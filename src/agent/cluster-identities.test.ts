@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Cache } from "../k8s/cache.ts";
 import type { PalisadeIdentity } from "../policy/api-types.ts";
-import { IDENTITY_KEY_INDEX, identityKeyIndex, identityObject } from "../policy/identity-object.ts";
+import { FIRST_NODE_LOCAL_IDENTITY, IDENTITY_KEY_INDEX, identityKeyIndex, identityObject } from "../policy/identity-object.ts";
 import { ClusterIdentityAllocator } from "./cluster-identities.ts";
 
 const A = '["cidr","10.0.0.0/8"]';
@@ -43,4 +43,33 @@ test("a number held for one key is not handed to another until released, which r
   ids.release(A, 300);
   assert.deepEqual(available, [[B]]);
   assert.equal(ids.allocate(B), 300);
+});
+
+test("a key no object can hold gets a number of the node's own at once, never pending", () => {
+  const ids = new ClusterIdentityAllocator(table(), () => assert.fail("nothing was waiting"));
+  const labels = Array.from({ length: 300 }, (_, i) => [`k${i}`, "v"]);
+  const crowded = JSON.stringify(["pod", "x", [["kubernetes.io/metadata.name", "x"]], labels, [], null]);
+  const other = JSON.stringify(["pod", "x", [["kubernetes.io/metadata.name", "x"]], [...labels, ["k300", "v"]], [], null]);
+  assert.equal(ids.allocate(crowded), FIRST_NODE_LOCAL_IDENTITY);
+  assert.equal(ids.allocate(other), FIRST_NODE_LOCAL_IDENTITY + 1);
+  assert.equal(ids.allocate(crowded), FIRST_NODE_LOCAL_IDENTITY);
+  assert.equal(ids.changed(crowded), false);
+  ids.release(crowded, FIRST_NODE_LOCAL_IDENTITY);
+  ids.release(crowded, FIRST_NODE_LOCAL_IDENTITY);
+  assert.throws(() => ids.release(crowded, FIRST_NODE_LOCAL_IDENTITY), { name: "IdentityReleaseError" });
+  assert.equal(ids.size, 0, "no cluster number is held");
+});
+
+test("a key pending because its object was deleted is reported changed when the object comes back under the same number", () => {
+  const cache = table();
+  const ids = new ClusterIdentityAllocator(cache, () => assert.fail("nothing was waiting on a release"));
+  cache.upsert(identityObject(300, A));
+  assert.equal(ids.allocate(A), 300);
+  cache.delete("300");
+  assert.equal(ids.changed(A), true, "its number is gone");
+  assert.equal(ids.allocate(A), undefined, "pending while 300 is still held");
+  cache.upsert(identityObject(300, A));
+  assert.equal(ids.changed(A), true, "the pending key has a number again");
+  assert.equal(ids.allocate(A), 300);
+  assert.equal(ids.changed(A), false);
 });

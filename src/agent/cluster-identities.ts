@@ -10,12 +10,20 @@
  * which an agent may not have caught up with): that key waits until the
  * number is released, and is then reported available.
  *
+ * A key whose object the API cannot hold (a pod with more labels than a
+ * PalisadeIdentity takes: see `identityObjectProblem`) gets a number of this
+ * node's own, from {@link FIRST_NODE_LOCAL_IDENTITY} up: its addresses are
+ * enforced by their labels like any other instead of waiting forever for an
+ * object the operator cannot create; only the number means nothing on other
+ * nodes.
+ *
  * @module
  */
+import { identityObjectProblem } from "../crd/identity-rules.ts";
 import type { Cache } from "../k8s/cache.ts";
 import type { PalisadeIdentity } from "../policy/api-types.ts";
-import type { IdentityAllocator } from "../policy/identity.ts";
-import { IDENTITY_KEY_INDEX, lowestIdentityNumber } from "../policy/identity-object.ts";
+import { LocalIdentityAllocator, type IdentityAllocator } from "../policy/identity.ts";
+import { FIRST_NODE_LOCAL_IDENTITY, IDENTITY_KEY_INDEX, identityObject, lowestIdentityNumber } from "../policy/identity-object.ts";
 
 /** A reference bookkeeping bug of the caller: releasing what it does not hold. */
 export class ClusterIdentityReleaseError extends Error {
@@ -37,6 +45,10 @@ export class ClusterIdentityAllocator implements IdentityAllocator {
   readonly #onAvailable: (keys: string[]) => void;
   readonly #held = new Map<number, { key: string; references: number }>();
   readonly #numbersByKey = new Map<string, Set<number>>();
+  /** Keys asked for while the table had no number for them (or it meant another key here). */
+  readonly #waiting = new Set<string>();
+  /** Numbers of this node's own, for keys no object can hold. */
+  readonly #nodeLocal = new LocalIdentityAllocator(FIRST_NODE_LOCAL_IDENTITY);
 
   /**
    * @param table The informer cache of PalisadeIdentity objects, with {@link IDENTITY_KEY_INDEX}.
@@ -47,12 +59,20 @@ export class ClusterIdentityAllocator implements IdentityAllocator {
     this.#onAvailable = onAvailable;
   }
 
-  /** The table's number for `key`, taking a reference; `undefined` while it has none (or it still means another key here). */
+  /**
+   * The table's number for `key`, taking a reference; `undefined` while it
+   * has none (or it still means another key here). A key no object can hold
+   * gets a number of this node's own at once.
+   */
   allocate(key: string): number | undefined {
+    if (identityObjectProblem(identityObject(FIRST_NODE_LOCAL_IDENTITY, key).spec) !== undefined) return this.#nodeLocal.allocate(key);
     const id = this.#tableNumber(key);
-    if (id === undefined) return undefined;
-    const held = this.#held.get(id);
-    if (held !== undefined && held.key !== key) return undefined;
+    const held = id === undefined ? undefined : this.#held.get(id);
+    if (id === undefined || (held !== undefined && held.key !== key)) {
+      this.#waiting.add(key);
+      return undefined;
+    }
+    this.#waiting.delete(key);
     if (held !== undefined) held.references++;
     else {
       this.#held.set(id, { key, references: 1 });
@@ -72,6 +92,10 @@ export class ClusterIdentityAllocator implements IdentityAllocator {
    * @throws {ClusterIdentityReleaseError} when `key` holds no reference to `id`.
    */
   release(key: string, id: number): void {
+    if (id >= FIRST_NODE_LOCAL_IDENTITY) {
+      this.#nodeLocal.release(key);
+      return;
+    }
     const held = this.#held.get(id);
     if (held === undefined || held.key !== key) {
       throw new ClusterIdentityReleaseError(`Cannot release identity ${id} of key ${JSON.stringify(key)}: it holds no reference`);
@@ -87,9 +111,12 @@ export class ClusterIdentityAllocator implements IdentityAllocator {
 
   /**
    * Whether the table's answer for `key` differs from what is held for it:
-   * a pending key that got a number, or a held key whose number changed.
+   * a pending key that got a number (even the one still held for it, when
+   * its object was deleted and created again), or a held key whose number
+   * changed.
    */
   changed(key: string): boolean {
+    if (this.#waiting.has(key)) return this.#tableNumber(key) !== undefined;
     const numbers = this.#numbersByKey.get(key);
     const id = this.#tableNumber(key);
     return numbers === undefined ? id !== undefined : numbers.size !== 1 || id === undefined || !numbers.has(id);

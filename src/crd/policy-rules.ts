@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { LABEL_KEY_SCHEMA, LABEL_VALUE_SCHEMA, labelMapRefinements } from "./label-rules.ts";
 import type { SchemaRefinement } from "./refinements.ts";
 
 /** The longest CIDR text: a full IPv6 address with an embedded IPv4 one and a 3-digit prefix. */
@@ -23,9 +24,6 @@ const MAX_EXCEPT = 32;
 const MAX_SELECTOR_ITEMS = 32;
 /** The longest port name (IANA_SVC_NAME). */
 const MAX_PORT_NAME_LENGTH = 15;
-/** A label key: a DNS subdomain prefix, a slash, a name. */
-const MAX_LABEL_KEY_LENGTH = 317;
-const MAX_LABEL_VALUE_LENGTH = 63;
 
 const IN_CIDR = "cidr(self.cidr).containsCIDR(e) && cidr(e).prefixLength() > cidr(self.cidr).prefixLength()";
 
@@ -131,12 +129,11 @@ export const EBPF_NETWORK_POLICY_REFINEMENTS: readonly SchemaRefinement[] = [
       ],
     },
   },
-  { type: "LabelSelector", path: ["matchLabels"], add: { maxProperties: MAX_SELECTOR_ITEMS } },
-  { type: "LabelSelector", path: ["matchLabels", "{}"], add: { maxLength: MAX_LABEL_VALUE_LENGTH } },
+  ...labelMapRefinements("LabelSelector", ["matchLabels"], MAX_SELECTOR_ITEMS),
   { type: "LabelSelector", path: ["matchExpressions"], add: { maxItems: MAX_SELECTOR_ITEMS } },
-  { type: "LabelSelectorRequirement", path: ["key"], add: { maxLength: MAX_LABEL_KEY_LENGTH } },
+  { type: "LabelSelectorRequirement", path: ["key"], add: LABEL_KEY_SCHEMA },
   { type: "LabelSelectorRequirement", path: ["values"], add: { maxItems: MAX_SELECTOR_ITEMS } },
-  { type: "LabelSelectorRequirement", path: ["values", "[]"], add: { maxLength: MAX_LABEL_VALUE_LENGTH } },
+  { type: "LabelSelectorRequirement", path: ["values", "[]"], add: LABEL_VALUE_SCHEMA },
   {
     type: "LabelSelectorRequirement",
     path: [],

@@ -71,3 +71,23 @@ export function isAlreadyExists(e: unknown): boolean {
 export function isGone(e: unknown): boolean {
   return e instanceof KubeApiError && e.code === 410;
 }
+
+/** The longest wait a server's Retry-After is followed for; anything longer is treated as this. */
+export const MAX_RETRY_AFTER_MS = 10_000;
+
+/**
+ * How long the server asked to wait before asking again, when `e` is a
+ * {@linkcode KubeApiError} with HTTP status 429 whose `Status` says (e.g.
+ * "storage is (re)initializing" while a CRD's storage is rebuilt): between
+ * 100 ms and {@linkcode MAX_RETRY_AFTER_MS}. `undefined` for anything else.
+ *
+ * @example
+ * ```ts
+ * catch (e) { const wait = retryAfterMs(e) ?? backoff.next(); await sleep(wait, signal); }
+ * ```
+ */
+export function retryAfterMs(e: unknown): number | undefined {
+  if (!(e instanceof KubeApiError) || e.code !== 429) return undefined;
+  const seconds = Number(e.status?.details?.retryAfterSeconds ?? NaN);
+  return Number.isFinite(seconds) ? Math.min(Math.max(seconds * 1000, 100), MAX_RETRY_AFTER_MS) : undefined;
+}

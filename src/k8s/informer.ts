@@ -3,9 +3,12 @@
  * API server and tells handlers what changed. It lists (in pages), then
  * watches from the list's resourceVersion with bookmarks; it restarts a
  * watch the server ends from the last resourceVersion it saw, re-lists on
- * 410 Gone and reports the difference as adds, updates and deletes, and
- * retries every other failure with jittered exponential backoff. It only
- * stops when told to.
+ * 410 Gone and reports the difference as adds, updates and deletes, waits
+ * as long as a 429 answer says (the server's storage of a resource is being
+ * rebuilt after its CRD changed: every watcher hears it at once, and a
+ * growing backoff would leave them all blind well after the storage is
+ * back), and retries every other failure with jittered exponential backoff.
+ * It only stops when told to.
  *
  * @module
  */
@@ -15,7 +18,7 @@ import type { BackoffOptions } from "./backoff.ts";
 import { Cache, objectKey } from "./cache.ts";
 import type { IndexFunction, ReplaceDelta } from "./cache.ts";
 import type { KubeClient, Query } from "./client.ts";
-import { isGone } from "./errors.ts";
+import { isGone, retryAfterMs } from "./errors.ts";
 import { jsonLogger } from "./logger.ts";
 import type { LogFields, Logger } from "./logger.ts";
 import { apiVersionOf, resourceName, resourcePath } from "./resource.ts";
@@ -193,6 +196,12 @@ export class Informer<T extends KubernetesObject> {
           needList = true;
           this.#log.info({ ...this.#logFields, resourceVersion: this.#resourceVersion, err: e }, "ResourceVersion expired, re-listing");
           if (backoff.attempt > 0) await sleep(backoff.next(), signal);
+          continue;
+        }
+        const asked = retryAfterMs(e);
+        if (asked !== undefined) {
+          this.#log.info({ ...this.#logFields, err: e, retryInMs: asked, listing: needList }, "The API server asked to retry later");
+          await sleep(asked, signal);
           continue;
         }
         const wait = backoff.next();

@@ -80,6 +80,17 @@ describe("WorkQueue", () => {
     queue.shutdown();
   });
 
+  it("hands out a key in backoff at once when it is added again (an object corrected after failures)", async () => {
+    const queue = new WorkQueue<string>({ baseDelayMs: 60_000, logger: quiet });
+    for (let i = 0; i < 5; i++) queue.addRateLimited("policy");
+    assert.equal(queue.length, 0, "in backoff for minutes");
+    queue.add("policy");
+    assert.equal(queue.length, 1);
+    assert.equal(await queue.get(), "policy");
+    queue.done("policy");
+    queue.shutdown();
+  });
+
   it("retries a failing handler with growing delays until it succeeds, then forgets", async () => {
     const queue = new WorkQueue<string>({ baseDelayMs: 10, logger: quiet });
     const calls: number[] = [];

@@ -6,19 +6,29 @@
  * per number, and deletes objects whose key has gone unused for the grace
  * period, so a pod that flaps keeps its number. Agents only read the objects.
  *
+ * Bad pods never stall the others: a key whose object the API cannot hold
+ * (see `identityObjectProblem`) is not created (each agent numbers it on its
+ * own) and the pods carrying it get a Warning Event, as do pods whose fields
+ * Palisade cannot read; one failed create does not hold back the rest.
+ *
  * @module
  */
 import { HostIpsByPod } from "../policy/host-ips.ts";
+import { PodAddressClaims, creationTime } from "../policy/pod-address-claims.ts";
 import type { KubernetesObject, V1Pod } from "@kubernetes/client-node";
+import { isDeepStrictEqual } from "node:util";
 import { namespaceFromObject, podFromObject, policyFromObject } from "../api-objects/index.ts";
+import { identityObjectProblem } from "../crd/identity-rules.ts";
+import type { IdentityObjectProblem } from "../crd/identity-rules.ts";
 import type { KubeClient } from "../k8s/client.ts";
-import { objectKey, parseObjectKey } from "../k8s/cache.ts";
+import { NAMESPACE_INDEX, objectKey, parseObjectKey } from "../k8s/cache.ts";
 import { isAlreadyExists, isNotFound } from "../k8s/errors.ts";
+import type { EventRecorder } from "../k8s/events.ts";
 import type { Informer } from "../k8s/informer.ts";
 import type { Logger } from "../k8s/logger.ts";
 import { resourcePath, Resources } from "../k8s/resource.ts";
 import { WorkQueue } from "../k8s/workqueue.ts";
-import type { PalisadeIdentity } from "../policy/api-types.ts";
+import type { PalisadeIdentity, PalisadeIdentitySpec } from "../policy/api-types.ts";
 import { IpcacheCompiler } from "../policy/ipcache-compiler.ts";
 import type { PolicyKind } from "../policy/normalized-policy.ts";
 import { identityNumberOf, identityObject } from "../policy/identity-object.ts";
@@ -39,8 +49,24 @@ export interface IdentityControllerOptions {
   networkPolicies: Informer<KubernetesObject>;
   policies: Informer<KubernetesObject>;
   identities: Informer<PalisadeIdentity>;
+  /** Where Warning Events about pods go. */
+  events: EventRecorder;
   /** See {@linkcode DEFAULT_IDENTITY_GRACE_MS}. */
   graceMs: number;
+}
+
+/** Reasons of the Warning Events about pods. */
+export const PodWarningReason = {
+  /** A field Palisade reads is not what it accepts (e.g. an address it cannot parse): policy leaves the pod out. */
+  invalid: "Invalid",
+  /** The pod's identity cannot be a PalisadeIdentity: each node numbers it on its own. */
+  nodeLocalIdentity: "NodeLocalIdentity",
+} as const;
+
+interface PodWarning {
+  pod: KubernetesObject;
+  reason: string;
+  note: string;
 }
 
 /** Another writer holds a number this table gave out; the table is rebuilt from the API and the work retried. */
@@ -73,7 +99,14 @@ export class IdentityController {
   #table = new OperatorIdentityAllocator([]);
   #compiler = new IpcacheCompiler({ identities: this.#table });
   #hostIps = new HostIpsByPod();
+  #addressClaims = new PodAddressClaims();
   #rebuild = true;
+  /** Warnings found while processing, recorded before the work item ends. */
+  #warnings: PodWarning[] = [];
+  /** The last warning recorded about each pod, by pod key, so a pod is told once per problem. */
+  readonly #warned = new Map<string, string>();
+  /** Keys whose object cannot exist, already logged. */
+  readonly #nodeLocalKeys = new Set<string>();
 
   constructor(options: IdentityControllerOptions) {
     this.#options = options;
@@ -112,16 +145,30 @@ export class IdentityController {
   }
 
   async #process(key: string, signal: AbortSignal): Promise<void> {
-    if (this.#rebuild) this.#rebuildTable();
-    if (key === COMMIT) return this.#commit(signal);
-    if (key === COLLECT) return this.#collect(signal);
-    if (key.startsWith(IDENTITY)) {
-      this.#syncIdentity(key.slice(IDENTITY.length));
-      return;
+    try {
+      if (this.#rebuild) this.#rebuildTable();
+      if (key === COMMIT) return await this.#commit(signal);
+      if (key === COLLECT) return await this.#collect(signal);
+      if (key.startsWith(IDENTITY)) {
+        this.#syncIdentity(key.slice(IDENTITY.length));
+        return;
+      }
+      const slash = key.indexOf("/");
+      this.#syncInput(key.slice(0, slash) as InputKind, key.slice(slash + 1));
+      this.#queue?.add(COMMIT);
+    } finally {
+      await this.#recordWarnings();
     }
-    const slash = key.indexOf("/");
-    this.#syncInput(key.slice(0, slash) as InputKind, key.slice(slash + 1));
-    this.#queue?.add(COMMIT);
+  }
+
+  /** Records the warnings found, each pod's once per problem. */
+  async #recordWarnings(): Promise<void> {
+    for (const { pod, reason, note } of this.#warnings.splice(0)) {
+      const podKey = objectKey(pod);
+      if (this.#warned.get(podKey) === note) continue;
+      this.#warned.set(podKey, note);
+      await this.#options.events.record(pod, "Warning", reason, "Identify", note);
+    }
   }
 
   /** A fresh table from the objects that exist and a fresh compiler fed every input: at each term's start and after a conflict. */
@@ -134,6 +181,7 @@ export class IdentityController {
     this.#table = new OperatorIdentityAllocator(existing);
     this.#compiler = new IpcacheCompiler({ identities: this.#table });
     this.#hostIps = new HostIpsByPod();
+    this.#addressClaims = new PodAddressClaims();
     for (const [kind, informer] of Object.entries(this.#inputs) as [InputKind, Informer<KubernetesObject>][]) {
       for (const key of informer.cache.keys()) this.#syncInput(kind, key);
     }
@@ -176,12 +224,25 @@ export class IdentityController {
       }
       case "Pod": {
         const converted = obj === undefined ? undefined : podFromObject(obj);
-        if (converted?.ok) {
-          this.#setHostIps(key, converted.value.hostIPs);
-          this.#compiler.upsertPod(converted.value.pod);
+        if (obj === undefined) this.#warned.delete(key);
+        if (obj !== undefined && converted?.ok) {
+          const { pod, hostIPs } = converted.value;
+          const claim = this.#addressClaims.claim(key, creationTime(obj), pod.ips);
+          for (const { ip, owner } of claim.taken) {
+            const note = `Cannot enforce policy for Pod "${key}": status.podIPs[${pod.ips.indexOf(ip)}].ip "${ip}" is already the address of pod "${owner}", created before it; policy leaves that address out`;
+            this.#warnings.push({ pod: obj, reason: PodWarningReason.invalid, note });
+          }
+          this.#setHostIps(key, hostIPs);
+          this.#compiler.upsertPod({ ...pod, ips: claim.owned });
+          for (const other of claim.changed) this.#syncInput("Pod", other);
         } else {
+          if (obj !== undefined && converted?.ok === false) {
+            const problems = converted.errors.map((e) => (e.field === "" ? e.detail : `${e.field} ${e.detail}`)).join("; ");
+            this.#warnings.push({ pod: obj, reason: PodWarningReason.invalid, note: `Cannot enforce policy for Pod "${key}": ${problems}; policy leaves it out` });
+          }
           this.#setHostIps(key, []);
           this.#compiler.deletePod(namespace, name);
+          for (const other of this.#addressClaims.release(key).changed) this.#syncInput("Pod", other);
         }
         return;
       }
@@ -199,24 +260,56 @@ export class IdentityController {
     if (all) this.#compiler.setHostIPs(all);
   }
 
-  /** Compiles what changed, then creates the objects of numbers in use that have none. */
+  /**
+   * Compiles what changed, then creates the objects of numbers in use that
+   * have none, except those the API cannot hold. A failed create does not
+   * stop the others; the first failure is thrown after them, for a retry.
+   */
   async #commit(signal: AbortSignal): Promise<void> {
     this.#compiler.commit();
     const cache = this.#options.identities.cache;
     const missing = this.#table.missing(({ id, key }) => cache.get(String(id))?.spec.key === key);
+    let failure: unknown;
     for (const { id, key } of missing) {
+      const object = identityObject(id, key);
+      const problem = identityObjectProblem(object.spec);
+      if (problem !== undefined) {
+        this.#warnNodeLocal(key, object.spec, problem);
+        continue;
+      }
       try {
-        await this.#options.client.request("POST", resourcePath(Resources.palisadeIdentities), { body: identityObject(id, key), signal });
+        await this.#options.client.request("POST", resourcePath(Resources.palisadeIdentities), { body: object, signal });
         this.#log.info({ identity: id, key }, "Identity allocated");
       } catch (e) {
-        if (!isAlreadyExists(e)) throw e;
+        if (!isAlreadyExists(e)) {
+          failure ??= e;
+          continue;
+        }
         const existing = await this.#options.client.request<PalisadeIdentity>("GET", resourcePath(Resources.palisadeIdentities, { name: String(id) }), { signal });
         if (existing.spec.key === key) continue;
         this.#rebuild = true;
         throw new IdentityConflictError(`Cannot create PalisadeIdentity "${id}": it exists for another key; reloading the identity table`, { cause: e });
       }
     }
+    for (const key of this.#nodeLocalKeys) if (!missing.some((entry) => entry.key === key)) this.#nodeLocalKeys.delete(key);
     this.#updateMetrics();
+    if (failure !== undefined) throw failure;
+  }
+
+  /** A key no object can hold: logged once, and each pod carrying it told why it has no cluster-wide number. */
+  #warnNodeLocal(key: string, spec: PalisadeIdentitySpec, problem: IdentityObjectProblem): void {
+    if (!this.#nodeLocalKeys.has(key)) {
+      this.#nodeLocalKeys.add(key);
+      this.#log.warn({ key: key.slice(0, 200), ...problem }, "Identity too large for a PalisadeIdentity: each node numbers it on its own");
+    }
+    if (spec.kind !== "pod" || spec.namespace === undefined) return;
+    const field = problem.field === "namespaceLabels" ? `metadata.labels of namespace "${spec.namespace}"` : problem.field === "namedPorts" ? "spec.containers[].ports" : "metadata.labels";
+    const what = problem.field === "namedPorts" ? "named ports" : problem.field === "key" ? "characters of labels" : "labels";
+    for (const pod of this.#options.pods.cache.byIndex(NAMESPACE_INDEX, spec.namespace)) {
+      if (!isDeepStrictEqual(pod.metadata?.labels ?? {}, spec.labels ?? {})) continue;
+      const note = `Cannot give Pod "${objectKey(pod)}" a cluster-wide identity: ${field} has ${problem.size} ${what}, more than the ${problem.limit} a PalisadeIdentity holds; each node numbers the pod on its own`;
+      this.#warnings.push({ pod, reason: PodWarningReason.nodeLocalIdentity, note });
+    }
   }
 
   /** Deletes the objects of numbers unused for the grace period (only the exact object seen, by uid). */

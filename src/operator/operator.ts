@@ -99,7 +99,8 @@ type StatusPolicy = EBPFNetworkPolicy & { status?: EBPFNetworkPolicyStatus };
  * `selectedPods`, `programmedNodes`/`totalNodes`/`programmed` and
  * `observedGeneration`. NetworkPolicies get Warning Events only (their
  * status is not ours). The leader also allocates the cluster's security
- * identities (PalisadeIdentity objects, see {@linkcode IdentityController}).
+ * identities (PalisadeIdentity objects, see {@linkcode IdentityController}),
+ * with Warning Events on the pods it cannot read or number cluster-wide.
  *
  * @example
  * ```ts
@@ -177,6 +178,7 @@ class Operator implements RunningOperator {
       networkPolicies: this.#networkPolicies as unknown as Informer<KubernetesObject>,
       policies: this.#policies as unknown as Informer<KubernetesObject>,
       identities: this.#identities,
+      events: this.#events,
       graceMs: options.identityGraceMs ?? DEFAULT_IDENTITY_GRACE_MS,
     });
     this.#elector = new LeaderElector({

@@ -19,8 +19,8 @@ test("identityObject names the object by number and spells the key out", () => {
   });
 });
 
-test("only decimal numbers from 256 within 32 bits are identity names", () => {
-  for (const [name, id] of [["256", 256], ["4294967295", 4294967295], ["255", undefined], ["0256", undefined], ["4294967296", undefined], ["x", undefined]] as const) {
+test("only decimal numbers from 256 below the node-local numbers are identity names", () => {
+  for (const [name, id] of [["256", 256], ["4026531839", 4026531839], ["4026531840", undefined], ["4294967295", undefined], ["255", undefined], ["0256", undefined], ["4294967296", undefined], ["x", undefined]] as const) {
     assert.equal(identityNumberOf({ metadata: { name } }), id, name);
   }
   assert.deepEqual(identityKeyIndex({ metadata: { name: "12" }, spec: { key: "k" } }), []);

@@ -24,6 +24,11 @@ test("LocalIdentityAllocator: a freed key gets a fresh number, never a reused on
   assert.deepEqual([again, b], [a + 1, a + 2]);
 });
 
+test("LocalIdentityAllocator: numbers from the first it is given", () => {
+  const ids = new LocalIdentityAllocator(0xf000_0000);
+  assert.deepEqual([ids.allocate("a"), ids.allocate("b"), ids.allocate("a")], [0xf000_0000, 0xf000_0001, 0xf000_0000]);
+});
+
 test("LocalIdentityAllocator: releasing an unreferenced key is an error", () => {
   const ids = new LocalIdentityAllocator();
   assert.throws(() => ids.release("x"), { name: "IdentityReleaseError", message: 'Cannot release identity key "x": it holds no reference' });

@@ -45,7 +45,12 @@ export class IdentityReleaseError extends Error {
  */
 export class LocalIdentityAllocator implements IdentityAllocator {
   readonly #byKey = new Map<string, { id: number; references: number }>();
-  #next = FIRST_ALLOCATED_IDENTITY;
+  #next: number;
+
+  /** An allocator numbering from `first` upward ({@link FIRST_ALLOCATED_IDENTITY} by default). */
+  constructor(first: number = FIRST_ALLOCATED_IDENTITY) {
+    this.#next = first;
+  }
 
   /** The identity of `key`, taking a reference to it. */
   allocate(key: string): number {

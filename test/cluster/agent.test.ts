@@ -22,6 +22,7 @@ import { eventually } from "../lib/eventually.ts";
 import { startTestControlPlane } from "../lib/control-plane.ts";
 import type { TestControlPlane } from "../lib/control-plane.ts";
 import { NetnsNode, uniquePinRoot } from "../lib/kernel.ts";
+import { createUnderOlderSchema } from "../lib/older-schema.ts";
 import type { NetnsPod } from "../lib/kernel.ts";
 
 const podServerJs = fileURLToPath(new URL("../../src/devcluster/node-runtime/pod-server.js", import.meta.url));
@@ -205,13 +206,15 @@ describe("node agent on a real control plane and kernel", { timeout: 600_000 }, 
 
   it("skips an invalid EBPFNetworkPolicy with an error naming its field, and enforces the valid one", async () => {
     const path = resourcePath(Resources.ebpfNetworkPolicies, { namespace: NS });
-    // The CRD schema limits label values by length only; the agent checks their syntax.
-    await create(path, {
-      apiVersion: "palisade.dev/v1alpha1",
-      kind: "EBPFNetworkPolicy",
-      metadata: { name: "invalid", namespace: NS },
-      spec: { selector: { matchLabels: { app: "not valid!" } }, ingress: [{ from: [{ podSelector: {} }] }] },
-    });
+    // The CRD refuses such a label value today; one stored before it did reaches the agent, which checks it again.
+    await createUnderOlderSchema(client, [
+      {
+        apiVersion: "palisade.dev/v1alpha1",
+        kind: "EBPFNetworkPolicy",
+        metadata: { name: "invalid", namespace: NS },
+        spec: { selector: { matchLabels: { app: "not valid!" } }, ingress: [{ from: [{ podSelector: {} }] }] },
+      },
+    ]);
     const valid = await create(path, {
       apiVersion: "palisade.dev/v1alpha1",
       kind: "EBPFNetworkPolicy",
@@ -273,6 +276,36 @@ describe("node agent on a real control plane and kernel", { timeout: 600_000 }, 
     await client.request("DELETE", resourcePath(Resources.networkPolicies, { namespace: NS, name: "only-allowed-later" }));
     await reported("only-allowed-later gone", (r) => r.policies.length === 0);
     assert.ok(reachable("b", "d"));
+  });
+
+  it("a pod whose status claims a running pod's address does not take over its identity", async () => {
+    const b = pods.get("b") as NetnsPod;
+    const created = await create(resourcePath(Resources.networkPolicies, { namespace: NS }), {
+      apiVersion: "networking.k8s.io/v1",
+      kind: "NetworkPolicy",
+      metadata: { name: "allowed-anywhere", namespace: NS },
+      spec: { podSelector: { matchLabels: { app: "web" } }, ingress: [{ from: [{ namespaceSelector: {}, podSelector: { matchLabels: { role: "allowed" } } }] }] },
+    });
+    await reported("allowed-anywhere applied", (r) => enforces(r, "NetworkPolicy", "allowed-anywhere", created.metadata.generation ?? 0));
+    assert.ok(!reachable("b", "a"), "b is not allowed");
+    // Created after b, in a namespace whose key sorts before b's, with the allowed label and b's addresses (as a forged or stale status would say).
+    await create(resourcePath(Resources.pods, { namespace: OTHER_NS }), {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name: "impostor", namespace: OTHER_NS, labels: { role: "allowed" } },
+      spec: { nodeSelector: { "palisade.dev/test": "nowhere" }, containers: [{ name: "main", image: "none" }] },
+    });
+    const impostor = await client.request<{ metadata: { resourceVersion: string } }>("PATCH", resourcePath(Resources.pods, { namespace: OTHER_NS, name: "impostor", subresource: "status" }), {
+      body: { status: { phase: "Running", podIP: b.ipv4, podIPs: [{ ip: b.ipv4 }, { ip: b.ipv6 }] } },
+      contentType: PatchType.merge,
+    });
+    const rv = Number(impostor.metadata.resourceVersion);
+    await reported(`pods caught up with the impostor at ${rv}`, (r) => Number(r.podResourceVersion) >= rv);
+    assert.ok(!reachable("b", "a"), "b's address keeps b's identity, not the impostor's");
+    assert.ok(logLines.some((l) => l["pod"] === `${OTHER_NS}/impostor` && /claims the address .* of pod ".*\/b"/.test(String(l["msg"]))), "the claim is logged");
+    await client.request("DELETE", resourcePath(Resources.pods, { namespace: OTHER_NS, name: "impostor" }), { query: { gracePeriodSeconds: 0 } });
+    await client.request("DELETE", resourcePath(Resources.networkPolicies, { namespace: NS, name: "allowed-anywhere" }));
+    await reported("allowed-anywhere gone", (r) => r.policies.length === 0);
   });
 
   it("detaches from a pod when its object is deleted", async () => {

@@ -119,10 +119,11 @@ describe("deploy/ on a real kube-apiserver", { timeout: 300_000 }, () => {
     });
 
     it("refuses a name that is not an allocatable identity number", async () => {
-      for (const name of ["12", "0300", "web"]) {
+      // Numbers from 4026531840 up are each agent's own, for keys no object can hold.
+      for (const name of ["12", "0300", "web", "4026531840"]) {
         const run = await kubectl(["create", "--dry-run=server", "-f", "-"], identity(name, '["cidr","10.0.0.0/8"]'));
         assert.notEqual(run.code, 0, name);
-        assert.match(run.stderr, /metadata.name must be the identity number in decimal, from 256 to 4294967295/, name);
+        assert.match(run.stderr, /metadata.name must be the identity number in decimal, from 256 to 4026531839/, name);
       }
     });
   });
@@ -245,6 +246,30 @@ describe("deploy/ on a real kube-apiserver", { timeout: 300_000 }, () => {
         field: "spec.egress[0].action",
         message: 'Unsupported value: "Reject"',
       },
+      {
+        name: "label value with a space",
+        spec: { selector: { matchLabels: { app: "a b" } } },
+        field: "spec.selector.matchLabels.app",
+        message: 'Invalid value: "a b"',
+      },
+      {
+        name: "label key with a space",
+        spec: { ingress: [{ from: [{ podSelector: { matchLabels: { "a b": "x" } } }] }] },
+        field: "spec.ingress[0].from[0].podSelector.matchLabels",
+        message: '"a b": name part must consist of alphanumeric characters',
+      },
+      {
+        name: "expression key with a bad prefix",
+        spec: { egress: [{ to: [{ namespaceSelector: { matchExpressions: [{ key: "-x/app", operator: "Exists" }] } }] }] },
+        field: "spec.egress[0].to[0].namespaceSelector.matchExpressions[0].key",
+        message: 'Invalid value: "-x/app"',
+      },
+      {
+        name: "expression value with a space",
+        spec: { selector: { matchExpressions: [{ key: "app", operator: "NotIn", values: ["ok", "a b"] }] } },
+        field: "spec.selector.matchExpressions[0].values[1]",
+        message: 'Invalid value: "a b"',
+      },
     ];
 
     for (const { name, spec, field, message } of invalid) {
@@ -255,8 +280,8 @@ describe("deploy/ on a real kube-apiserver", { timeout: 300_000 }, () => {
         const line = run.stderr.split("\n").find((l) => l.includes(`${field}: `));
         assert.ok(line !== undefined, `no error names ${field}: ${run.stderr}`);
         assert.ok(line.includes(message), `the error on ${field} does not say ${JSON.stringify(message)}: ${run.stderr}`);
-        // The operator's checks refuse the same object at the same field (or an item of it).
-        const issues = validatePolicy(policy);
+        // The operator's checks refuse the same object at the same field (or an item of it; they write a label key as ["key"]).
+        const issues = validatePolicy(policy).map((issue) => ({ ...issue, field: issue.field.replace(/\["([^"]*)"\]/g, ".$1") }));
         assert.ok(
           issues.some((issue) => issue.field === field || issue.field.startsWith(`${field}[`)),
           `validatePolicy names no ${field}: ${JSON.stringify(issues)}`,

@@ -20,6 +20,7 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { agentMetricsUrl, devNodeSpec, type DevNetwork } from "../../src/devcluster/index.ts";
 import { DevCli } from "../lib/dev-cli.ts";
+import { alive } from "../lib/processes.ts";
 import { testFolder } from "../lib/test-folder.ts";
 
 const cluster = new DevCli(testFolder("e2e"));
@@ -31,15 +32,6 @@ let pidsAtUp: number[] = [];
 let sandboxes: string[] = [];
 const ok = (...args: string[]): string => cluster.ok(...args);
 const kube = (...args: string[]): string => cluster.kube(...args);
-
-function alive(pid: number): boolean {
-  try {
-    // A zombie (nobody reaps the detached processes here) still answers kill(0); it has no executable any more.
-    return existsSync(`/proc/${pid}/exe`) && readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.[0] !== "Z";
-  } catch {
-    return false;
-  }
-}
 
 function pidsIn(runDir: string): number[] {
   if (!existsSync(runDir)) return [];

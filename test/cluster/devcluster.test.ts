@@ -31,6 +31,7 @@ import {
 } from "../../src/devcluster/index.ts";
 import { DevCli, type CommandRun } from "../lib/dev-cli.ts";
 import { testFolder } from "../lib/test-folder.ts";
+import { alive } from "../lib/processes.ts";
 
 const cluster = new DevCli(testFolder("dev"));
 const { layout } = cluster.folder;
@@ -106,15 +107,6 @@ function assertNodeNetwork(count: number): void {
     for (const kind of ["agent", "node-runtime"] as const) {
       assert.ok(runsIn(nodePids(kind, node.name), node.netns), `the ${kind} of ${node.name} runs in its namespace`);
     }
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    // A zombie still answers kill(0); it has no executable any more.
-    return existsSync(`/proc/${pid}/exe`) && readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.[0] !== "Z";
-  } catch {
-    return false;
   }
 }
 

@@ -26,6 +26,7 @@ import type { RunningOperator } from "../../src/operator/operator.ts";
 import type { PalisadeIdentity } from "../../src/policy/api-types.ts";
 import { FIRST_ALLOCATED_IDENTITY } from "../../src/policy/desired-state.ts";
 import { PROBER_PATH } from "../../src/probe/index.ts";
+import { FIRST_NODE_LOCAL_IDENTITY } from "../../src/policy/identity-object.ts";
 import { startTestControlPlane } from "../lib/control-plane.ts";
 import type { TestControlPlane } from "../lib/control-plane.ts";
 import { eventually } from "../lib/eventually.ts";
@@ -283,5 +284,23 @@ describe("cluster-wide identities: operator and two agents", { timeout: 600_000 
     assert.ok(Date.now() - unusedAt >= GRACE_MS, `collected after ${Date.now() - unusedAt} ms, grace ${GRACE_MS} ms`);
     const remaining = await podIdentities();
     assert.ok(remaining.has(JSON.stringify({ app: "web" })) && remaining.has(JSON.stringify({ role: "client" })), "identities in use stay");
+  });
+
+  it("a pod with more labels than a PalisadeIdentity holds is numbered by each node on its own, told so by an Event, and holds no other pod back", async () => {
+    const crowded = { role: "client", ...Object.fromEntries(Array.from({ length: 299 }, (_, i) => [`extra-${i}`, "x"])) };
+    await addPod("crowded", NODES[0], crowded, 5);
+    const rv = await addPod("d", NODES[1], { app: "late" }, 6);
+    await waitFor("d numbered after the crowded pod", async () => (await podIdentities()).has(JSON.stringify({ app: "late" })));
+    for (const name of NODES) await reported(name, `pods caught up at ${rv}`, (r) => Number(r.podResourceVersion) >= rv);
+    const event = await waitFor("a Warning Event about the crowded pod", async () => {
+      const list = await client.request<{ items: { type: string; reason: string; note: string; regarding: { name: string } }[] }>("GET", resourcePath(Resources.events, { namespace: NS }));
+      return list.items.find((e) => e.regarding.name === "crowded" && e.type === "Warning");
+    });
+    assert.equal(event.reason, "NodeLocalIdentity");
+    assert.match(event.note, /^Cannot give Pod ".*\/crowded" a cluster-wide identity: metadata.labels has 300 labels, more than the 256 a PalisadeIdentity holds/);
+    assert.ok(!(await identities()).some((obj) => obj.spec.labels?.["role"] === "client" && obj.spec.labels["extra-0"] !== undefined), "no object for the crowded key");
+    for (const cache of ipcaches()) assert.ok((cache.get(`${pods.get("crowded")?.ipv4}/32`) ?? 0) >= FIRST_NODE_LOCAL_IDENTITY, "a number of the node's own");
+    for (const agent of agents) assert.equal(agent.metricsSnapshot().identitiesPending, 0);
+    assert.ok(reachable("crowded", "a"), "its labels are enforced: role=client may reach a");
   });
 });

@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { CONTROL_PLANE_STEPS, devUp, freePorts } from "../../src/devcluster/index.ts";
-import { KubeClient, PatchType, Resources, findCondition, isAlreadyExists, isNotFound, resourcePath } from "../../src/k8s/index.ts";
+import { KubeApiError, KubeClient, PatchType, Resources, findCondition, isAlreadyExists, isNotFound, resourcePath } from "../../src/k8s/index.ts";
 import type { Condition, LogFields, Logger } from "../../src/k8s/index.ts";
 import { REPORT_KEY, reportConfigMapName } from "../../src/k8s/node-report.ts";
 import { runOperator } from "../../src/operator/index.ts";
@@ -20,6 +20,7 @@ import type { RunningOperator } from "../../src/operator/index.ts";
 import type { EBPFNetworkPolicyStatus } from "../../src/policy/api-types.ts";
 import { eventually } from "../lib/eventually.ts";
 import { testFolder } from "../lib/test-folder.ts";
+import { createUnderOlderSchema } from "../lib/older-schema.ts";
 
 const PREFIX = `pl-op-${randomBytes(3).toString("hex")}`;
 const SYSTEM = "palisade-system";
@@ -123,7 +124,7 @@ async function writeReports(policies: { name: string; generation: number }[]): P
   }
 }
 
-function policyBody(name: string, app: string, port = 80): unknown {
+function policyBody(name: string, app: string, port = 80): { apiVersion: string; kind: string; metadata: { name: string; namespace: string }; spec: unknown } {
   return {
     apiVersion: "palisade.dev/v1alpha1",
     kind: "EBPFNetworkPolicy",
@@ -218,8 +219,16 @@ describe("operator on a real control plane", { timeout: 600_000 }, () => {
     assert.equal(done.status?.programmed, `${nodeNames.length}/${nodeNames.length}`);
   });
 
-  test("a label value the CRD schema lets through is refused, naming the field, with a Warning Event", async () => {
-    await client.request("POST", policyPath(), { body: policyBody("bad-label", "not a label!") });
+  test("a label value the CRD refuses at admission, naming the field as for a NetworkPolicy", async () => {
+    await assert.rejects(client.request("POST", policyPath(), { body: policyBody("bad-label", "not a label!") }), (e: unknown) => {
+      assert.ok(e instanceof KubeApiError && e.code === 422, String(e));
+      assert.match(e.message, /spec\.selector\.matchLabels\.app: Invalid value: "not a label!"/);
+      return true;
+    });
+  });
+
+  test("a label value stored before the CRD refused it is refused, naming the field, with a Warning Event", async () => {
+    await createUnderOlderSchema(client, [policyBody("bad-label", "not a label!")]);
     const policy = await statusOf("bad-label", "Accepted False", (p) => condition(p, "Accepted")?.status === "False");
     const accepted = condition(policy, "Accepted");
     assert.equal(accepted?.reason, "Invalid");

@@ -16,6 +16,7 @@ import { sctpRawBinary } from "../../src/devcluster/node-runtime/index.ts";
 import { PROBER_PATH } from "../../src/probe/index.ts";
 import { HOLD_CONNECTION_PATH, waitForLine } from "../lib/hold-connection.ts";
 import { NetnsNode, type NetnsPod } from "../lib/kernel.ts";
+import { alive } from "../lib/processes.ts";
 
 const podServerJs = fileURLToPath(new URL("../../src/devcluster/node-runtime/pod-server.js", import.meta.url));
 const SERVER_PORTS = ["80/TCP", "81/UDP", "80/SCTP", "82/SCTP"];
@@ -40,14 +41,6 @@ function onlyChild(pid: number): number {
   const child = Number(children[0]);
   assert.equal(readFileSync(`/proc/${child}/cmdline`, "utf8").split("\0")[0], sctpRawBinary());
   return child;
-}
-
-function alive(pid: number): boolean {
-  try {
-    return readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.[0] !== "Z";
-  } catch {
-    return false;
-  }
 }
 
 function probe(from: NetnsPod, protocol: "tcp" | "udp" | "sctp", ip: string, port: number): string {

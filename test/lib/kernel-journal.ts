@@ -12,20 +12,12 @@ import { execFileSync } from "node:child_process";
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { processesInNetns } from "../../src/devcluster/index.ts";
+import { processStartTime } from "./processes.ts";
 
 const JOURNALS = "/run/palisade-tests";
 
 /** What the journal records. */
 export type KernelObjectKind = "netns" | "link" | "pin";
-
-/** The start time of `pid` (field 22 of its stat), or undefined when it does not run. */
-export function processStartTime(pid: number): string | undefined {
-  try {
-    return readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ")[19];
-  } catch {
-    return undefined;
-  }
-}
 
 /**
  * Records, before it is created, a kernel object this process is about to make.

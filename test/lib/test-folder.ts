@@ -12,7 +12,8 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PORT_SETTINGS, devDown, devLayout, usedNetworks, type DevLayout } from "../../src/devcluster/index.ts";
-import { processStartTime, reapKernelObjects } from "./kernel-journal.ts";
+import { reapKernelObjects } from "./kernel-journal.ts";
+import { processStartTime } from "./processes.ts";
 
 /** The file marking a folder with the process that owns it: `<pid> <start time>`. */
 const OWNER_FILE = ".test-owner";
