@@ -25,7 +25,7 @@ import type { KubernetesObject } from "@kubernetes/client-node";
 import { Datapath } from "../datapath/datapath.ts";
 import type { EventSubscription } from "../datapath/datapath.ts";
 import type { KubeClient } from "../k8s/client.ts";
-import { objectKey } from "../k8s/cache.ts";
+import { objectKey, parseObjectKey } from "../k8s/cache.ts";
 import { Informer } from "../k8s/informer.ts";
 import type { Logger } from "../k8s/logger.ts";
 import { serveProbes } from "../k8s/probe-server.ts";
@@ -359,7 +359,7 @@ export class Agent {
   }
 
   #syncPolicy(kind: PolicyKind, key: string, obj: KubernetesObject | undefined): void {
-    const [namespace = "", name = ""] = key.split("/");
+    const { namespace, name } = parseObjectKey(key);
     const fedKey = `${kind}/${key}`;
     if (obj === undefined) {
       this.#compiler.deletePolicy(kind, namespace, name);
@@ -388,7 +388,7 @@ export class Agent {
     const converted = obj === undefined ? undefined : podFromObject(obj);
     if (converted !== undefined && !converted.ok) this.#logInvalid(converted.errors);
     if (converted === undefined || !converted.ok) {
-      const [namespace = "", name = ""] = key.split("/");
+      const { namespace, name } = parseObjectKey(key);
       this.#compiler.deletePod(namespace, name);
       this.#setHostIps(key, []);
       this.#releaseInterface(key);
