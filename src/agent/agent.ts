@@ -24,6 +24,7 @@ import { HostIpsByPod } from "../policy/host-ips.ts";
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { Datapath } from "../datapath/datapath.ts";
 import type { EventSubscription } from "../datapath/datapath.ts";
+import type { AgentDatapath } from "./agent-datapath.ts";
 import type { KubeClient } from "../k8s/client.ts";
 import { objectKey, parseObjectKey } from "../k8s/cache.ts";
 import { Informer } from "../k8s/informer.ts";
@@ -125,7 +126,10 @@ export class Agent {
   readonly ready: Promise<void>;
   readonly #options: AgentOptions;
   readonly #log: Logger;
-  readonly #datapath: Datapath;
+  /** The kernel datapath, for {@linkcode datapath}. */
+  readonly #kernel: Datapath;
+  /** The same, as everything below the orchestration uses it. */
+  readonly #datapath: AgentDatapath;
   readonly #compiler: PolicyCompiler;
   readonly #queue: WorkQueue<string>;
   readonly #informers: Record<Kind, Informer<KubernetesObject>>;
@@ -165,6 +169,7 @@ export class Agent {
   private constructor(options: AgentOptions, datapath: Datapath) {
     this.#options = options;
     this.#log = options.logger;
+    this.#kernel = datapath;
     this.#datapath = datapath;
     let identities: IdentityAllocator;
     if ((options.identities ?? "cluster") === "cluster") {
@@ -213,7 +218,7 @@ export class Agent {
 
   /** The datapath this agent writes to. */
   get datapath(): Datapath {
-    return this.#datapath;
+    return this.#kernel;
   }
 
   async #start(): Promise<void> {
@@ -246,7 +251,7 @@ export class Agent {
       this.#identityInformer.addHandlers({ onAdd: note, onUpdate: (old, obj) => this.#noteIdentities([old.spec.key, obj.spec.key]), onDelete: note });
       this.#identityInformer.start();
     }
-    this.#log.info({ node: this.#options.nodeName, pinRoot: this.#datapath.pinRoot, metricsPort: this.metricsPort }, "Agent started");
+    this.#log.info({ node: this.#options.nodeName, pinRoot: this.#kernel.pinRoot, metricsPort: this.metricsPort }, "Agent started");
     void this.#runAfterSync();
   }
 

@@ -6,6 +6,7 @@
  * @module
  */
 export * from "./agent.ts";
+export * from "./agent-datapath.ts";
 export * from "./flow-log.ts";
 export * from "./main.ts";
 export * from "./metrics.ts";
