@@ -43,6 +43,7 @@ import { ClusterIdentityAllocator } from "./cluster-identities.ts";
 import { identityInformer } from "../api-objects/index.ts";
 import type { PolicyError } from "../policy/validate.ts";
 import { namespaceFromObject, podFromObject, policyFromObject } from "../api-objects/index.ts";
+import { ConntrackCollector } from "./conntrack-gc.ts";
 import { FlowLogger } from "./flow-log.ts";
 import { Histogram } from "../k8s/prometheus.ts";
 import { APPLY_DURATION_BUCKETS, renderMetrics } from "./metrics.ts";
@@ -57,9 +58,6 @@ export const DEFAULT_PIN_ROOT = "/sys/fs/bpf/palisade";
 
 /** The health and metrics port unless told otherwise. */
 export const DEFAULT_METRICS_PORT = 9962;
-
-/** How often expired conntrack entries are deleted. */
-export const CONNTRACK_GC_INTERVAL_MS = 30_000;
 
 /** Options of {@linkcode Agent.start}. */
 export interface AgentOptions {
@@ -163,7 +161,7 @@ export class Agent {
   #workers: Promise<void> | undefined;
   #server: ProbeServer | undefined;
   #flowEvents: EventSubscription | undefined;
-  #gcTimer: NodeJS.Timeout | undefined;
+  readonly #conntrack: ConntrackCollector;
   #isReady = false;
 
   private constructor(options: AgentOptions, datapath: Datapath) {
@@ -182,6 +180,7 @@ export class Agent {
     this.#compiler = new PolicyCompiler({ nodeName: options.nodeName, identities });
     this.#queue = new WorkQueue<string>({ name: "agent", baseDelayMs: 50, maxDelayMs: 10_000, logger: options.logger });
     this.#podInterface = options.podInterface ?? podInterfaceByRoute;
+    this.#conntrack = new ConntrackCollector(datapath, options.logger);
     const informer = (kind: Kind) =>
       new Informer<KubernetesObject>({ client: options.client, resource: RESOURCES[kind], logger: options.logger });
     this.#informers = { Namespace: informer("Namespace"), Pod: informer("Pod"), NetworkPolicy: informer("NetworkPolicy"), EBPFNetworkPolicy: informer("EBPFNetworkPolicy") };
@@ -236,7 +235,7 @@ export class Agent {
     this.#flowEvents = this.#datapath.events((event) => flows.record(event), {
       onError: (e) => this.#log.warn({ err: e }, "Cannot decode a flow event"),
     });
-    this.#gcTimer = setInterval(() => this.#collectConntrack(), CONNTRACK_GC_INTERVAL_MS);
+    this.#conntrack.start();
 
     for (const [kind, informer] of Object.entries(this.#informers) as [Kind, Informer<KubernetesObject>][]) {
       const enqueue = (obj: KubernetesObject): void => {
@@ -271,7 +270,7 @@ export class Agent {
   async stop(): Promise<void> {
     this.#abort.abort();
     this.#failReady(new Error(`Cannot make agent of node "${this.#options.nodeName}" ready: it was stopped`));
-    if (this.#gcTimer !== undefined) clearInterval(this.#gcTimer);
+    this.#conntrack.stop();
     await Promise.all(this.#allInformers().map((i) => i.stop()));
     this.#queue.shutdown();
     await this.#workers;
@@ -531,15 +530,6 @@ export class Agent {
     // A failure throws, so the commit key is retried with backoff and the report rewritten then.
     await writeNodeReport(this.#options.client, report, this.#abort.signal);
     this.#lastReport = text;
-  }
-
-  #collectConntrack(): void {
-    try {
-      const deleted = this.#datapath.gcConntrack();
-      if (deleted > 0) this.#log.debug({ deleted }, "Collected expired conntrack entries");
-    } catch (e) {
-      this.#log.warn({ err: e }, "Cannot collect expired conntrack entries");
-    }
   }
 
   #logInvalid(errors: PolicyError[]): void {
