@@ -44,7 +44,7 @@ import { identityInformer } from "../api-objects/index.ts";
 import type { PolicyError } from "../policy/validate.ts";
 import { namespaceFromObject, podFromObject, policyFromObject } from "../api-objects/index.ts";
 import { ConntrackCollector } from "./conntrack-gc.ts";
-import { FlowLogger } from "./flow-log.ts";
+import { logFlows } from "./flow-log.ts";
 import { Histogram } from "../k8s/prometheus.ts";
 import { APPLY_DURATION_BUCKETS, renderMetrics } from "./metrics.ts";
 import type { MetricsSnapshot } from "./metrics.ts";
@@ -228,12 +228,9 @@ export class Agent {
       log: this.#log,
     });
 
-    const flows = new FlowLogger(this.#log, {
+    this.#flowEvents = logFlows(this.#datapath, this.#log, {
       podOf: (id) => this.#compiler.podOfEndpoint(id),
       ruleOf: (id) => this.#compiler.rule(id),
-    });
-    this.#flowEvents = this.#datapath.events((event) => flows.record(event), {
-      onError: (e) => this.#log.warn({ err: e }, "Cannot decode a flow event"),
     });
     this.#conntrack.start();
 
