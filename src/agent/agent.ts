@@ -46,7 +46,7 @@ import { namespaceFromObject, podFromObject, policyFromObject } from "../api-obj
 import { ConntrackCollector } from "./conntrack-gc.ts";
 import { logFlows } from "./flow-log.ts";
 import { Histogram } from "../k8s/prometheus.ts";
-import { APPLY_DURATION_BUCKETS, renderMetrics } from "./metrics.ts";
+import { APPLY_DURATION_BUCKETS, renderMetrics, snapshotMetrics } from "./metrics.ts";
 import type { MetricsSnapshot } from "./metrics.ts";
 import { podInterfaceByRoute } from "./pod-interface.ts";
 import type { PodInterface, PodInterfaceLookup } from "./pod-interface.ts";
@@ -295,25 +295,7 @@ export class Agent {
 
   /** The numbers /metrics serves. */
   metricsSnapshot(): MetricsSnapshot {
-    const counts = this.#compiler.stateCounts();
-    const verdicts: Record<string, bigint> = {};
-    for (const [reason, counter] of Object.entries(this.#datapath.reasonStats())) verdicts[reason] = counter.packets;
-    const rules: MetricsSnapshot["rules"] = [];
-    for (const [id, counter] of this.#datapath.ruleStats()) {
-      const rule = this.#compiler.rule(id);
-      if (rule === undefined) continue;
-      rules.push({ kind: rule.kind, policy: `${rule.namespace}/${rule.name}`, rule: `${rule.direction.toLowerCase()}[${rule.index}]`, packets: counter.packets });
-    }
-    return {
-      policyEntries: counts.policyEntries,
-      endpoints: counts.endpoints,
-      identities: counts.identities,
-      identitiesPending: this.#compiler.pendingIdentityKeys().length,
-      applyDuration: this.#applyDuration,
-      verdicts,
-      rules,
-      k8sEvents: this.#events,
-    };
+    return snapshotMetrics({ compiled: this.#compiler, datapath: this.#datapath, applyDuration: this.#applyDuration, k8sEvents: this.#events });
   }
 
   #requestCommit(): void {
