@@ -49,7 +49,8 @@ import { Histogram } from "../k8s/prometheus.ts";
 import { APPLY_DURATION_BUCKETS, renderMetrics, snapshotMetrics } from "./metrics.ts";
 import type { MetricsSnapshot } from "./metrics.ts";
 import { podInterfaceByRoute } from "./pod-interface.ts";
-import type { PodInterface, PodInterfaceLookup } from "./pod-interface.ts";
+import type { PodInterfaceLookup } from "./pod-interface.ts";
+import { PodAttachments } from "./pod-attachments.ts";
 import { writeNodeReport } from "../k8s/node-report.ts";
 import type { AppliedPolicy, NodeReport } from "../k8s/node-report.ts";
 
@@ -140,12 +141,7 @@ export class Agent {
   readonly #podInterface: PodInterfaceLookup;
   readonly #applyDuration = new Histogram(APPLY_DURATION_BUCKETS);
   readonly #events = new Map<string, number>();
-  /** Local pods' host-side interfaces, by pod key. */
-  readonly #interfaces = new Map<string, PodInterface>();
-  /** Local pods whose interface is known but not attached yet (their endpoint entry comes with the next commit). */
-  readonly #pendingAttach = new Set<string>();
-  /** Interfaces of deleted pods, detached after the commit that removes their endpoint entries. */
-  readonly #pendingDetach = new Map<string, number>();
+  readonly #attachments: PodAttachments;
   /** Host addresses learned from host-network pods, by pod key. */
   readonly #hostIps = new HostIpsByPod();
   /** Generations fed to the compiler, by `kind/namespace/name`; copied to #applied at each commit that leaves no identity pending. */
@@ -181,6 +177,7 @@ export class Agent {
     this.#queue = new WorkQueue<string>({ name: "agent", baseDelayMs: 50, maxDelayMs: 10_000, logger: options.logger });
     this.#podInterface = options.podInterface ?? podInterfaceByRoute;
     this.#conntrack = new ConntrackCollector(datapath, options.logger);
+    this.#attachments = new PodAttachments(datapath, (pod) => this.#compiler.endpointOf(pod), options.logger);
     const informer = (kind: Kind) =>
       new Informer<KubernetesObject>({ client: options.client, resource: RESOURCES[kind], logger: options.logger });
     this.#informers = { Namespace: informer("Namespace"), Pod: informer("Pod"), NetworkPolicy: informer("NetworkPolicy"), EBPFNetworkPolicy: informer("EBPFNetworkPolicy") };
@@ -374,7 +371,7 @@ export class Agent {
       const { namespace, name } = parseObjectKey(key);
       this.#compiler.deletePod(namespace, name);
       this.#setHostIps(key, []);
-      this.#releaseInterface(key);
+      this.#attachments.release(key);
       return;
     }
     const { pod, hostIPs } = converted.value;
@@ -387,53 +384,17 @@ export class Agent {
     }
     const [ip] = pod.ips;
     if (pod.nodeName !== this.#options.nodeName || ip === undefined) {
-      this.#releaseInterface(key);
+      this.#attachments.release(key);
       return;
     }
     const found = await this.#podInterface(ip);
     if (found === undefined) throw new PodInterfaceNotReadyError(`Cannot attach to pod "${key}": no interface routes to its IP ${JSON.stringify(ip)} yet`);
-    const known = this.#interfaces.get(key);
-    if (known?.ifindex === found.ifindex) {
-      this.#pendingDetach.delete(key);
-      return;
-    }
-    if (known !== undefined) this.#detach(key, known.ifindex, true);
-    this.#pendingDetach.delete(key);
-    this.#interfaces.set(key, found);
-    const endpoint = this.#compiler.endpointOf(key);
-    if (endpoint === undefined) {
-      this.#pendingAttach.add(key);
-      return;
-    }
-    // The endpoint entry goes first: an attached interface without one drops everything.
-    this.#datapath.setEndpoint(found.ifindex, endpoint);
-    this.#attach(key, found);
+    this.#attachments.found(key, found);
   }
 
   #setHostIps(key: string, ips: string[]): void {
     const all = this.#hostIps.set(key, ips);
     if (all) this.#compiler.setHostIPs(all);
-  }
-
-  /** The pod is gone or no longer local: its interface is detached after the next commit removed its endpoint entry. */
-  #releaseInterface(key: string): void {
-    const known = this.#interfaces.get(key);
-    this.#pendingAttach.delete(key);
-    if (known !== undefined) this.#pendingDetach.set(key, known.ifindex);
-  }
-
-  #attach(key: string, found: PodInterface): void {
-    const mode = this.#datapath.attach(found.ifindex);
-    this.#log.info({ pod: key, interface: found.name, ifindex: found.ifindex, mode }, "Attached to pod interface");
-  }
-
-  #detach(key: string, ifindex: number, removeEndpoint: boolean): void {
-    try {
-      if (removeEndpoint) this.#datapath.removeEndpoint(ifindex);
-      if (this.#datapath.detach(ifindex)) this.#log.info({ pod: key, ifindex }, "Detached from pod interface");
-    } catch (e) {
-      this.#log.warn({ pod: key, ifindex, err: e }, "Cannot detach from pod interface");
-    }
   }
 
   async #commit(): Promise<void> {
@@ -444,26 +405,13 @@ export class Agent {
     }
     const queueEmpty = this.#queue.length === 0;
     this.#commitQueuedAt = 0;
-    const ifindexOf = (pod: string): number | undefined => this.#interfaces.get(pod)?.ifindex;
+    const ifindexOf = (pod: string): number | undefined => this.#attachments.ifindexOf(pod);
     const started = process.hrtime.bigint();
     const diff = this.#compiler.commit();
     // The full sync (once per agent start) compares the kernel maps with the whole state; later commits read narrowly.
     const result = this.#fullSyncDone ? this.#datapath.apply(diff, ifindexOf) : this.#datapath.replaceAll(this.#compiler.state(), ifindexOf);
     const endpoints = this.#compiler.stateCounts().endpoints;
-    for (const key of [...this.#pendingAttach]) {
-      const found = this.#interfaces.get(key);
-      const endpoint = this.#compiler.endpointOf(key);
-      if (found === undefined || endpoint === undefined) continue;
-      this.#datapath.setEndpoint(found.ifindex, endpoint);
-      this.#attach(key, found);
-      this.#pendingAttach.delete(key);
-    }
-    for (const [key, ifindex] of this.#pendingDetach) {
-      this.#detach(key, ifindex, false);
-      if (this.#interfaces.get(key)?.ifindex === ifindex) this.#interfaces.delete(key);
-    }
-    this.#pendingDetach.clear();
-    if (!this.#fullSyncDone) this.#detachStrays();
+    this.#attachments.committed(!this.#fullSyncDone);
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     this.#applyDuration.observe(seconds);
     // An address waiting for its identity is not enforced as written yet: neither the policies nor the pod
@@ -485,14 +433,6 @@ export class Agent {
     if (!this.#isReady) {
       this.#isReady = true;
       this.#markReady();
-    }
-  }
-
-  /** After the full sync: links of interfaces no local pod owns (pods deleted while the agent was down) go. */
-  #detachStrays(): void {
-    const owned = new Set([...this.#interfaces.values()].map((i) => i.ifindex));
-    for (const ifindex of this.#datapath.attachedInterfaces()) {
-      if (!owned.has(ifindex)) this.#detach("(none)", ifindex, true);
     }
   }
 

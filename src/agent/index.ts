@@ -11,4 +11,5 @@ export * from "./conntrack-gc.ts";
 export * from "./flow-log.ts";
 export * from "./main.ts";
 export * from "./metrics.ts";
+export * from "./pod-attachments.ts";
 export * from "./pod-interface.ts";
