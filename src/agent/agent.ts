@@ -52,7 +52,7 @@ import { podInterfaceByRoute } from "./pod-interface.ts";
 import type { PodInterfaceLookup } from "./pod-interface.ts";
 import { PodAttachments } from "./pod-attachments.ts";
 import { writeNodeReport } from "../k8s/node-report.ts";
-import type { AppliedPolicy, NodeReport } from "../k8s/node-report.ts";
+import { EnforcementReport } from "./enforcement-report.ts";
 
 /** The pin root of a node's datapath unless told otherwise. */
 export const DEFAULT_PIN_ROOT = "/sys/fs/bpf/palisade";
@@ -144,12 +144,7 @@ export class Agent {
   readonly #attachments: PodAttachments;
   /** Host addresses learned from host-network pods, by pod key. */
   readonly #hostIps = new HostIpsByPod();
-  /** Generations fed to the compiler, by `kind/namespace/name`; copied to #applied at each commit that leaves no identity pending. */
-  readonly #fed = new Map<string, AppliedPolicy>();
-  #applied: AppliedPolicy[] = [];
-  #lastReport = "";
-  /** What the report says the agent has caught up with: resourceVersions and the object counts at them. */
-  #caughtUp = { podResourceVersion: "", namespaceResourceVersion: "", pods: 0, namespaces: 0 };
+  readonly #report: EnforcementReport;
   #fullSyncDone = false;
   #commitQueuedAt = 0;
   #markReady: () => void = () => {};
@@ -177,6 +172,7 @@ export class Agent {
     this.#queue = new WorkQueue<string>({ name: "agent", baseDelayMs: 50, maxDelayMs: 10_000, logger: options.logger });
     this.#podInterface = options.podInterface ?? podInterfaceByRoute;
     this.#conntrack = new ConntrackCollector(datapath, options.logger);
+    this.#report = new EnforcementReport(options.nodeName, (report, signal) => writeNodeReport(options.client, report, signal));
     this.#attachments = new PodAttachments(datapath, (pod) => this.#compiler.endpointOf(pod), options.logger);
     const informer = (kind: Kind) =>
       new Informer<KubernetesObject>({ client: options.client, resource: RESOURCES[kind], logger: options.logger });
@@ -340,10 +336,9 @@ export class Agent {
 
   #syncPolicy(kind: PolicyKind, key: string, obj: KubernetesObject | undefined): void {
     const { namespace, name } = parseObjectKey(key);
-    const fedKey = `${kind}/${key}`;
     if (obj === undefined) {
       this.#compiler.deletePolicy(kind, namespace, name);
-      this.#fed.delete(fedKey);
+      this.#report.forget(kind, namespace, name);
       this.#requestCommit();
       return;
     }
@@ -359,7 +354,7 @@ export class Agent {
       this.#log.error({ kind, namespace, name, err: e }, `Cannot enforce ${kind} "${key}": the compiler refused it`);
       return;
     }
-    this.#fed.set(fedKey, { kind, namespace, name, uid: converted.value.metadata.uid ?? "", generation: converted.value.metadata.generation ?? 0 });
+    this.#report.fed({ kind, namespace, name, uid: converted.value.metadata.uid ?? "", generation: converted.value.metadata.generation ?? 0 });
     this.#requestCommit();
   }
 
@@ -414,41 +409,25 @@ export class Agent {
     this.#attachments.committed(!this.#fullSyncDone);
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     this.#applyDuration.observe(seconds);
-    // An address waiting for its identity is not enforced as written yet: neither the policies nor the pod
-    // and namespace changes of this commit are reported as applied until it has one. (A new ipBlock CIDR
-    // gives the addresses inside it new identity keys, so a policy change can wait on identities too.)
+    // A new ipBlock CIDR gives the addresses inside it new identity keys, so a policy change can wait on identities too.
     const pending = this.#compiler.pendingIdentityKeys().length;
     if (pending > 0) this.#log.debug({ pending }, "Identities pending: waiting for the operator's PalisadeIdentity objects");
-    if (pending === 0) this.#applied = [...this.#fed.values()].sort(comparePolicies);
-    if (queueEmpty && pending === 0) {
-      const { Pod: pods, Namespace: namespaces } = this.#informers;
-      this.#caughtUp = { podResourceVersion: pods.resourceVersion, namespaceResourceVersion: namespaces.resourceVersion, pods: pods.cache.size, namespaces: namespaces.cache.size };
-    }
     this.#log.debug({ ...result, skippedEndpoints: result.skippedEndpoints.length, seconds }, "Applied policy");
+    const { Pod: pods, Namespace: namespaces } = this.#informers;
+    const caughtUp = queueEmpty
+      ? { podResourceVersion: pods.resourceVersion, namespaceResourceVersion: namespaces.resourceVersion, pods: pods.cache.size, namespaces: namespaces.cache.size }
+      : undefined;
+    this.#report.committed({ endpoints, pendingIdentities: pending, caughtUp });
     if (!this.#fullSyncDone) {
       this.#fullSyncDone = true;
-      this.#log.info({ endpoints, policies: this.#applied.length, ...countsOf(result), seconds }, "Full sync applied");
+      this.#log.info({ endpoints, policies: this.#report.applied.length, ...countsOf(result), seconds }, "Full sync applied");
     }
-    await this.#report(endpoints);
+    // A failure throws, so the commit key is retried with backoff and the report rewritten then.
+    await this.#report.write(this.#abort.signal);
     if (!this.#isReady) {
       this.#isReady = true;
       this.#markReady();
     }
-  }
-
-  async #report(endpoints: number): Promise<void> {
-    const content = {
-      node: this.#options.nodeName,
-      policies: this.#applied,
-      endpoints,
-      ...this.#caughtUp,
-    };
-    const text = JSON.stringify(content);
-    if (text === this.#lastReport) return;
-    const report: NodeReport = { ...content, appliedAt: new Date().toISOString() };
-    // A failure throws, so the commit key is retried with backoff and the report rewritten then.
-    await writeNodeReport(this.#options.client, report, this.#abort.signal);
-    this.#lastReport = text;
   }
 
   #logInvalid(errors: PolicyError[]): void {
@@ -456,10 +435,6 @@ export class Agent {
       this.#log.error({ kind: e.kind, namespace: e.namespace, name: e.objectName, field: e.field, err: e }, `${e.message}; skipped`);
     }
   }
-}
-
-function comparePolicies(a: AppliedPolicy, b: AppliedPolicy): number {
-  return a.kind.localeCompare(b.kind) || a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name);
 }
 
 function countsOf(result: { policyUpserts: number; endpointUpserts: number; ipcacheUpserts: number; policyRemovals: number; endpointRemovals: number; ipcacheRemovals: number }): Record<string, number> {

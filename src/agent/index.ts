@@ -8,6 +8,7 @@
 export * from "./agent.ts";
 export * from "./agent-datapath.ts";
 export * from "./conntrack-gc.ts";
+export * from "./enforcement-report.ts";
 export * from "./flow-log.ts";
 export * from "./main.ts";
 export * from "./metrics.ts";
