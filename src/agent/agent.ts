@@ -26,21 +26,16 @@ import { Datapath } from "../datapath/datapath.ts";
 import type { EventSubscription } from "../datapath/datapath.ts";
 import type { AgentDatapath } from "./agent-datapath.ts";
 import type { KubeClient } from "../k8s/client.ts";
-import { objectKey, parseObjectKey } from "../k8s/cache.ts";
-import { Informer } from "../k8s/informer.ts";
+import { parseObjectKey } from "../k8s/cache.ts";
 import type { Logger } from "../k8s/logger.ts";
 import { serveProbes } from "../k8s/probe-server.ts";
 import type { ProbeServer } from "../k8s/probe-server.ts";
-import { Resources } from "../k8s/resource.ts";
-import type { ResourceRef } from "../k8s/resource.ts";
 import { WorkQueue } from "../k8s/workqueue.ts";
-import type { PalisadeIdentity } from "../policy/api-types.ts";
 import { PolicyCompiler } from "../policy/compiler.ts";
 import type { PolicyKind } from "../policy/compiler.ts";
 import type { IdentityAllocator } from "../policy/identity.ts";
 import { LocalIdentityAllocator } from "../policy/identity.ts";
 import { ClusterIdentityAllocator } from "./cluster-identities.ts";
-import { identityInformer } from "../api-objects/index.ts";
 import type { PolicyError } from "../policy/validate.ts";
 import { namespaceFromObject, podFromObject, policyFromObject } from "../api-objects/index.ts";
 import { ConntrackCollector } from "./conntrack-gc.ts";
@@ -53,6 +48,8 @@ import type { PodInterfaceLookup } from "./pod-interface.ts";
 import { PodAttachments } from "./pod-attachments.ts";
 import { writeNodeReport } from "../k8s/node-report.ts";
 import { EnforcementReport } from "./enforcement-report.ts";
+import { ClusterWatch } from "./cluster-watch.ts";
+import type { WatchedKind } from "./cluster-watch.ts";
 
 /** The pin root of a node's datapath unless told otherwise. */
 export const DEFAULT_PIN_ROOT = "/sys/fs/bpf/palisade";
@@ -89,15 +86,6 @@ export interface AgentOptions {
  */
 export type IdentitySource = "local" | "cluster";
 
-type Kind = "Namespace" | "Pod" | PolicyKind;
-
-const RESOURCES: Record<Kind, ResourceRef> = {
-  Namespace: Resources.namespaces,
-  Pod: Resources.pods,
-  NetworkPolicy: Resources.networkPolicies,
-  EBPFNetworkPolicy: Resources.ebpfNetworkPolicies,
-};
-
 /** The queue key that asks for a commit of everything processed before it. */
 const COMMIT = "commit";
 /** The queue key that hands identity keys whose number changed to the compiler. */
@@ -131,16 +119,13 @@ export class Agent {
   readonly #datapath: AgentDatapath;
   readonly #compiler: PolicyCompiler;
   readonly #queue: WorkQueue<string>;
-  readonly #informers: Record<Kind, Informer<KubernetesObject>>;
-  /** The PalisadeIdentity objects, with cluster identities. */
-  readonly #identityInformer: Informer<PalisadeIdentity> | undefined;
+  readonly #watch: ClusterWatch;
   readonly #identities: ClusterIdentityAllocator | undefined;
   /** Identity keys whose number may have changed since the compiler last heard. */
   readonly #changedIdentities = new Set<string>();
   readonly #abort = new AbortController();
   readonly #podInterface: PodInterfaceLookup;
   readonly #applyDuration = new Histogram(APPLY_DURATION_BUCKETS);
-  readonly #events = new Map<string, number>();
   readonly #attachments: PodAttachments;
   /** Host addresses learned from host-network pods, by pod key. */
   readonly #hostIps = new HostIpsByPod();
@@ -160,10 +145,10 @@ export class Agent {
     this.#log = options.logger;
     this.#kernel = datapath;
     this.#datapath = datapath;
+    this.#watch = new ClusterWatch({ client: options.client, logger: options.logger, identities: (options.identities ?? "cluster") === "cluster" });
     let identities: IdentityAllocator;
-    if ((options.identities ?? "cluster") === "cluster") {
-      this.#identityInformer = identityInformer(options.client, options.logger);
-      this.#identities = new ClusterIdentityAllocator(this.#identityInformer.cache, (keys) => this.#noteIdentities(keys));
+    if (this.#watch.identityTable !== undefined) {
+      this.#identities = new ClusterIdentityAllocator(this.#watch.identityTable, (keys) => this.#noteIdentities(keys));
       identities = this.#identities;
     } else {
       identities = new LocalIdentityAllocator();
@@ -174,9 +159,6 @@ export class Agent {
     this.#conntrack = new ConntrackCollector(datapath, options.logger);
     this.#report = new EnforcementReport(options.nodeName, (report, signal) => writeNodeReport(options.client, report, signal));
     this.#attachments = new PodAttachments(datapath, (pod) => this.#compiler.endpointOf(pod), options.logger);
-    const informer = (kind: Kind) =>
-      new Informer<KubernetesObject>({ client: options.client, resource: RESOURCES[kind], logger: options.logger });
-    this.#informers = { Namespace: informer("Namespace"), Pod: informer("Pod"), NetworkPolicy: informer("NetworkPolicy"), EBPFNetworkPolicy: informer("EBPFNetworkPolicy") };
     this.ready = new Promise((resolve, reject) => {
       this.#markReady = resolve;
       this.#failReady = reject;
@@ -227,26 +209,16 @@ export class Agent {
     });
     this.#conntrack.start();
 
-    for (const [kind, informer] of Object.entries(this.#informers) as [Kind, Informer<KubernetesObject>][]) {
-      const enqueue = (obj: KubernetesObject): void => {
-        this.#events.set(kind, (this.#events.get(kind) ?? 0) + 1);
-        this.#queue.add(`${kind}/${objectKey(obj)}`);
-      };
-      informer.addHandlers({ onAdd: enqueue, onUpdate: (_, obj) => enqueue(obj), onDelete: enqueue });
-      informer.start();
-    }
-    if (this.#identityInformer !== undefined) {
-      const note = (obj: PalisadeIdentity): void => this.#noteIdentities([obj.spec.key]);
-      this.#identityInformer.addHandlers({ onAdd: note, onUpdate: (old, obj) => this.#noteIdentities([old.spec.key, obj.spec.key]), onDelete: note });
-      this.#identityInformer.start();
-    }
+    this.#watch.start({
+      objectChanged: (kind, key) => this.#queue.add(`${kind}/${key}`),
+      identityObjectsChanged: (keys) => this.#noteIdentities(keys),
+    });
     this.#log.info({ node: this.#options.nodeName, pinRoot: this.#kernel.pinRoot, metricsPort: this.metricsPort }, "Agent started");
     void this.#runAfterSync();
   }
 
   async #runAfterSync(): Promise<void> {
-    const synced = await Promise.all(this.#allInformers().map((i) => i.waitForSync(this.#abort.signal)));
-    if (!synced.every(Boolean)) {
+    if (!(await this.#watch.waitForSync(this.#abort.signal))) {
       this.#failReady(new Error(`Cannot make agent of node "${this.#options.nodeName}" ready: it stopped before the informers synced`));
       return;
     }
@@ -261,18 +233,13 @@ export class Agent {
     this.#abort.abort();
     this.#failReady(new Error(`Cannot make agent of node "${this.#options.nodeName}" ready: it was stopped`));
     this.#conntrack.stop();
-    await Promise.all(this.#allInformers().map((i) => i.stop()));
+    await this.#watch.stop();
     this.#queue.shutdown();
     await this.#workers;
     this.#flowEvents?.close();
     await this.#server?.close();
     this.#datapath.close();
     this.#log.info({ node: this.#options.nodeName }, "Agent stopped");
-  }
-
-  #allInformers(): Informer<KubernetesObject>[] {
-    const informers = Object.values(this.#informers);
-    return this.#identityInformer === undefined ? informers : [...informers, this.#identityInformer as unknown as Informer<KubernetesObject>];
   }
 
   /** Keys whose table entry changed (or whose number this agent released): the compiler hears of them before the next commit. */
@@ -288,7 +255,7 @@ export class Agent {
 
   /** The numbers /metrics serves. */
   metricsSnapshot(): MetricsSnapshot {
-    return snapshotMetrics({ compiled: this.#compiler, datapath: this.#datapath, applyDuration: this.#applyDuration, k8sEvents: this.#events });
+    return snapshotMetrics({ compiled: this.#compiler, datapath: this.#datapath, applyDuration: this.#applyDuration, k8sEvents: this.#watch.events });
   }
 
   #requestCommit(): void {
@@ -308,9 +275,9 @@ export class Agent {
       return;
     }
     const slash = key.indexOf("/");
-    const kind = key.slice(0, slash) as Kind;
+    const kind = key.slice(0, slash) as WatchedKind;
     const objKey = key.slice(slash + 1);
-    const obj = this.#informers[kind].cache.get(objKey);
+    const obj = this.#watch.get(kind, objKey);
     switch (kind) {
       case "Namespace":
         this.#syncNamespace(objKey, obj);
@@ -413,11 +380,7 @@ export class Agent {
     const pending = this.#compiler.pendingIdentityKeys().length;
     if (pending > 0) this.#log.debug({ pending }, "Identities pending: waiting for the operator's PalisadeIdentity objects");
     this.#log.debug({ ...result, skippedEndpoints: result.skippedEndpoints.length, seconds }, "Applied policy");
-    const { Pod: pods, Namespace: namespaces } = this.#informers;
-    const caughtUp = queueEmpty
-      ? { podResourceVersion: pods.resourceVersion, namespaceResourceVersion: namespaces.resourceVersion, pods: pods.cache.size, namespaces: namespaces.cache.size }
-      : undefined;
-    this.#report.committed({ endpoints, pendingIdentities: pending, caughtUp });
+    this.#report.committed({ endpoints, pendingIdentities: pending, caughtUp: queueEmpty ? this.#watch.position() : undefined });
     if (!this.#fullSyncDone) {
       this.#fullSyncDone = true;
       this.#log.info({ endpoints, policies: this.#report.applied.length, ...countsOf(result), seconds }, "Full sync applied");

@@ -7,6 +7,7 @@
  */
 export * from "./agent.ts";
 export * from "./agent-datapath.ts";
+export * from "./cluster-watch.ts";
 export * from "./conntrack-gc.ts";
 export * from "./enforcement-report.ts";
 export * from "./flow-log.ts";
