@@ -15,3 +15,5 @@ export * from "./main.ts";
 export * from "./metrics.ts";
 export * from "./pod-attachments.ts";
 export * from "./pod-interface.ts";
+export * from "./reconcile-loop.ts";
+export * from "./reconciler.ts";

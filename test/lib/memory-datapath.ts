@@ -43,6 +43,8 @@ export class MemoryDatapath implements AgentDatapath {
    * interface, the others with their interface (`attach 7`).
    */
   readonly calls: string[] = [];
+  /** Every map write of `apply` and `replaceAll`, in order: `+policy <key>`, `-ipcache <prefix>`, `+endpoint <ifindex>`. */
+  readonly writes: string[] = [];
   /** What {@linkcode ruleStats} answers. */
   readonly rules = new Map<number, Counter>();
   /** What {@linkcode reasonStats} answers (reasons not listed count 0). */
@@ -208,6 +210,7 @@ export class MemoryDatapath implements AgentDatapath {
   #result(call: "apply" | "replaceAll", writes: Write[], skippedEndpoints: string[]): ApplyResult {
     const endpointWrites = writes.filter((w) => w.slice(1).startsWith("endpoint ")).map((w) => `${w[0]}${w.slice("+endpoint ".length)}`);
     this.calls.push([call, ...endpointWrites].join(" "));
+    this.writes.push(...writes);
     if (writes.length > 0) this.#revision++;
     const count = (prefix: string): number => writes.filter((w) => w.startsWith(prefix)).length;
     return {
