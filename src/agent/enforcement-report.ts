@@ -70,6 +70,11 @@ export class EnforcementReport {
     this.#fed.set(`${policy.kind}/${policy.namespace}/${policy.name}`, policy);
   }
 
+  /** The generation of a policy last handed to the compiler, if any. */
+  fedPolicy(kind: PolicyKind, namespace: string, name: string): AppliedPolicy | undefined {
+    return this.#fed.get(`${kind}/${namespace}/${name}`);
+  }
+
   /** A policy was taken out of the compiler. */
   forget(kind: PolicyKind, namespace: string, name: string): void {
     this.#fed.delete(`${kind}/${namespace}/${name}`);

@@ -2,11 +2,11 @@ import assert from "node:assert/strict";
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { describe, it } from "node:test";
 import type { Cache } from "../k8s/cache.ts";
-import { jsonLogger } from "../k8s/logger.ts";
+import { jsonLogger, LOG_LEVELS } from "../k8s/logger.ts";
 import type { NodeReport } from "../k8s/node-report.ts";
 import type { PalisadeIdentity } from "../policy/api-types.ts";
 import { MemoryDatapath } from "../../test/lib/memory-datapath.ts";
-import { MemoryObjects, namespace } from "../../test/lib/memory-objects.ts";
+import { MemoryObjects, namespace, networkPolicy } from "../../test/lib/memory-objects.ts";
 import { admits, identityTable, NODE, numberKeys, onlyAllowed, worldOptions, worldPod } from "../../test/lib/agent-world.ts";
 import type { PodName } from "../../test/lib/agent-world.ts";
 import type { WatchedKind } from "./cluster-watch.ts";
@@ -222,5 +222,42 @@ describe("Reconciler", () => {
     const report = await h.commit();
     assert.notEqual(report?.podResourceVersion, first?.podResourceVersion);
     assert.equal(report?.podResourceVersion, h.objects.position().podResourceVersion);
+  });
+
+  it("refuses a policy that fails validation: its last accepted generation stays enforced and reported, nothing else changes, and the refusal is logged once naming the field", async () => {
+    const h = harness();
+    await cluster(h);
+    const open = networkPolicy("x/open-81", 1, { podSelector: { matchLabels: { app: "web" } }, ingress: [{ ports: [{ protocol: "TCP", port: 81 }] }] });
+    await h.put(open);
+    const before = await h.commit();
+    const maps = { policy: new Map(h.datapath.policy), endpoints: new Map(h.datapath.endpoints), ipcache: new Map(h.datapath.ipcache) };
+    const errors = (): Record<string, unknown>[] => h.logs.filter((l) => l["level"] === LOG_LEVELS.error);
+
+    // An edit that fails validation, then a status update of the same generation (the operator's conditions).
+    const badEdit = networkPolicy("x/only-allowed", 2, { podSelector: { matchLabels: { app: "not valid!" } }, policyTypes: ["Ingress"] });
+    await h.put(badEdit);
+    await h.put({ ...badEdit, status: {} } as KubernetesObject);
+    // A new policy that was never valid.
+    await h.put(networkPolicy("x/broken", 1, { podSelector: {}, ingress: [{ ports: [{ protocol: "TCP", port: 80, endPort: 70 }] }] }));
+    const after = await h.commit();
+    assert.deepEqual(after?.policies, before?.policies, "the report still lists generation 1 of only-allowed, and open-81");
+    assert.deepEqual({ policy: h.datapath.policy, endpoints: h.datapath.endpoints, ipcache: h.datapath.ipcache }, maps, "the maps did not change");
+    assert.ok(!h.admits("x/b", "x/a") && h.admits("x/c", "x/a") && h.admits("x/b", "x/a", 81));
+    assert.deepEqual(
+      errors().map((l) => [l["name"], l["generation"], l["field"], l["msg"]]),
+      [
+        ["only-allowed", 2, 'spec.podSelector.matchLabels["app"]', `${(errors()[0]?.["err"] as { message: string }).message}; generation 1 stays enforced`],
+        ["broken", 1, "spec.ingress[0].ports[0].endPort", `${(errors()[1]?.["err"] as { message: string }).message}; no generation of it is enforced`],
+      ],
+    );
+    assert.match(String(errors()[0]?.["msg"]), /^Cannot load NetworkPolicy "x\/only-allowed": spec\.podSelector\.matchLabels\["app"\] /);
+
+    // Corrected, the policy is enforced at its new generation; deleting the broken one changes nothing.
+    await h.put(onlyAllowed(3, 81));
+    await h.remove("NetworkPolicy", "x/broken");
+    const corrected = await h.commit();
+    assert.deepEqual(corrected?.policies.map((p) => [p.name, p.generation]), [["only-allowed", 3], ["open-81", 1]]);
+    assert.ok(h.admits("x/c", "x/a", 81) && !h.admits("x/c", "x/a"));
+    assert.equal(errors().length, 2);
   });
 });

@@ -18,6 +18,11 @@
  * report does not claim to have caught up while any is. Without a table this
  * node numbers identities itself.
  *
+ * A policy that fails validation is refused, in one place (see
+ * {@linkcode Reconciler.sync}): the generation last accepted, if any, stays
+ * enforced and reported; nothing else changes; the refusal is logged once per
+ * generation, naming the object and the field.
+ *
  * @module
  */
 import type { KubernetesObject } from "@kubernetes/client-node";
@@ -95,6 +100,8 @@ export class Reconciler {
   readonly #report: EnforcementReport;
   /** Host addresses learned from host-network pods, by pod key. */
   readonly #hostIps = new HostIpsByPod();
+  /** The refused generation of each policy (`kind/namespace/name`) as `uid/generation`, so each refusal is logged once. */
+  readonly #refused = new Map<string, string>();
   /** Identity keys whose number may have changed since the compiler last heard. */
   readonly #changedIdentities = new Set<string>();
   readonly #applyDuration = new Histogram(APPLY_DURATION_BUCKETS);
@@ -129,6 +136,16 @@ export class Reconciler {
    * Hands the latest state of one object to the compiler (its deletion, if
    * it is gone); a local pod's interface is found and attached, or released.
    * Takes effect at the next {@linkcode commit}.
+   *
+   * A policy that fails validation is refused: the generation of it the
+   * compiler last took (if any) stays enforced, since a bad edit must not
+   * open what the policy closed, and stays the one the report lists, so the
+   * operator's Programmed condition and `palisade wait` see that this node
+   * has not taken the refused one (the operator's Accepted condition and
+   * Event say why). No other policy is touched. Each problem is logged as an
+   * error naming the object and the field, once per refused generation.
+   * A Namespace that fails keeps its last labels; a Pod that fails is
+   * enforced as if deleted.
    *
    * @throws {PodInterfaceNotReadyError} when a local pod's interface is not there yet (retry later).
    */
@@ -214,20 +231,16 @@ export class Reconciler {
     if (obj === undefined) {
       this.#compiler.deletePolicy(kind, namespace, name);
       this.#report.forget(kind, namespace, name);
+      this.#refused.delete(`${kind}/${key}`);
       return;
     }
     const converted = policyFromObject(obj);
     if (!converted.ok) {
-      // The last valid generation (if any) stays enforced: a bad edit must not open what the policy closed.
-      this.#logInvalid(converted.errors);
+      this.#refuse(kind, key, obj, converted.errors);
       return;
     }
-    try {
-      this.#compiler.upsertPolicy(converted.value);
-    } catch (e) {
-      this.#log.error({ kind, namespace, name, err: e }, `Cannot enforce ${kind} "${key}": the compiler refused it`);
-      return;
-    }
+    this.#refused.delete(`${kind}/${key}`);
+    this.#compiler.upsertPolicy(converted.value);
     this.#report.fed({ kind, namespace, name, uid: converted.value.metadata.uid ?? "", generation: converted.value.metadata.generation ?? 0 });
   }
 
@@ -243,12 +256,7 @@ export class Reconciler {
     }
     const { pod, hostIPs } = converted.value;
     this.#setHostIps(key, hostIPs);
-    try {
-      this.#compiler.upsertPod(pod);
-    } catch (e) {
-      this.#log.error({ pod: key, err: e }, `Cannot enforce for pod "${key}": the compiler refused it`);
-      return;
-    }
+    this.#compiler.upsertPod(pod);
     const [ip] = pod.ips;
     if (pod.nodeName !== this.#nodeName || ip === undefined) {
       this.#attachments.release(key);
@@ -262,6 +270,19 @@ export class Reconciler {
   #setHostIps(key: string, ips: string[]): void {
     const all = this.#hostIps.set(key, ips);
     if (all) this.#compiler.setHostIPs(all);
+  }
+
+  /** Logs the refusal of a policy's generation, once; the compiler and the report keep what they had. */
+  #refuse(kind: PolicyKind, key: string, obj: KubernetesObject, errors: PolicyError[]): void {
+    const refused = `${obj.metadata?.uid ?? ""}/${obj.metadata?.generation ?? 0}`;
+    if (this.#refused.get(`${kind}/${key}`) === refused) return;
+    this.#refused.set(`${kind}/${key}`, refused);
+    const { namespace, name } = parseObjectKey(key);
+    const enforced = this.#report.fedPolicy(kind, namespace, name)?.generation;
+    const outcome = enforced === undefined ? "no generation of it is enforced" : `generation ${enforced} stays enforced`;
+    for (const e of errors) {
+      this.#log.error({ kind, namespace, name, generation: obj.metadata?.generation, field: e.field, err: e }, `${e.message}; ${outcome}`);
+    }
   }
 
   #logInvalid(errors: PolicyError[]): void {
