@@ -1,7 +1,9 @@
 /**
  * The node agent: enforces policy for one node's pods from the Kubernetes
  * API, serves health and metrics, logs denied flows and reports what it
- * enforces.
+ * enforces. `Agent` wires the parts; the reconcile loop (`ReconcileLoop`,
+ * `Reconciler`) takes the cluster and the datapath through seams
+ * (`WatchedObjects`, `AgentDatapath`) so it runs in unit tests.
  *
  * @module
  */
