@@ -1,65 +1,43 @@
 /**
- * The node agent: watches namespaces, pods and both policy kinds, compiles
- * policy for this node's pods, writes the difference to the pinned eBPF
- * maps in batches, attaches the programs to each local pod's host-side
- * interface, serves health and metrics, logs denied flows, collects expired
- * conntrack entries, and reports what it enforces.
+ * The node agent, as one process runs it: it opens (or re-adopts) the pinned
+ * datapath and wires the parts together, each in its own file:
  *
- * One worker drains a deduplicating queue of object keys; each key updates
- * the compiler's input, and a single `commit` key (queued behind them)
- * turns everything so far into one diff. The first commit after the
- * informers synced is a full `replaceAll` against what the kernel already
- * holds, so a restarted agent re-adopts its pinned state without dropping
- * traffic.
+ * - the watch of the cluster ({@linkcode ClusterWatch}): namespaces, pods,
+ *   both policy kinds and, with cluster identities, the PalisadeIdentity
+ *   table;
+ * - the reconcile loop ({@linkcode ReconcileLoop}, running the steps of a
+ *   {@linkcode Reconciler}): objects into the compiler, commits to the
+ *   datapath, pod interfaces attached and detached, the node report;
+ * - the health and metrics server ({@linkcode snapshotMetrics}), the flow log
+ *   ({@linkcode logFlows}) and conntrack collection
+ *   ({@linkcode ConntrackCollector}).
  *
- * Identity numbers come from the operator's PalisadeIdentity objects
- * (`identities: "cluster"`), so every node agrees; a key without an object
- * yet is pending (see {@linkcode PolicyCompiler.pendingIdentityKeys}) and the
- * report does not claim to have caught up while any is. An agent run without
- * an operator numbers them itself (`identities: "local"`).
+ * Stopping it stops all of them; the pinned maps and attachments stay, so
+ * enforcement continues until the next agent re-adopts them.
  *
  * @module
  */
-import { HostIpsByPod } from "../policy/host-ips.ts";
-import { PodAddressClaims, creationTime } from "../policy/pod-address-claims.ts";
-import type { KubernetesObject } from "@kubernetes/client-node";
 import { Datapath } from "../datapath/datapath.ts";
 import type { EventSubscription } from "../datapath/datapath.ts";
 import type { KubeClient } from "../k8s/client.ts";
-import { objectKey } from "../k8s/cache.ts";
-import { Informer } from "../k8s/informer.ts";
 import type { Logger } from "../k8s/logger.ts";
+import { writeNodeReport } from "../k8s/node-report.ts";
 import { serveProbes } from "../k8s/probe-server.ts";
 import type { ProbeServer } from "../k8s/probe-server.ts";
-import { Resources } from "../k8s/resource.ts";
-import type { ResourceRef } from "../k8s/resource.ts";
-import { WorkQueue } from "../k8s/workqueue.ts";
-import type { PalisadeIdentity } from "../policy/api-types.ts";
-import { PolicyCompiler } from "../policy/compiler.ts";
-import type { PolicyKind } from "../policy/compiler.ts";
-import type { IdentityAllocator } from "../policy/identity.ts";
-import { LocalIdentityAllocator } from "../policy/identity.ts";
-import { ClusterIdentityAllocator } from "./cluster-identities.ts";
-import { identityInformer } from "../api-objects/index.ts";
-import type { PolicyError } from "../policy/validate.ts";
-import { namespaceFromObject, podFromObject, policyFromObject } from "../api-objects/index.ts";
-import { FlowLogger } from "./flow-log.ts";
-import { Histogram } from "../k8s/prometheus.ts";
-import { APPLY_DURATION_BUCKETS, renderMetrics } from "./metrics.ts";
+import { ClusterWatch } from "./cluster-watch.ts";
+import { ConntrackCollector } from "./conntrack-gc.ts";
+import { logFlows } from "./flow-log.ts";
+import { renderMetrics, snapshotMetrics } from "./metrics.ts";
 import type { MetricsSnapshot } from "./metrics.ts";
 import { podInterfaceByRoute } from "./pod-interface.ts";
-import type { PodInterface, PodInterfaceLookup } from "./pod-interface.ts";
-import { writeNodeReport } from "../k8s/node-report.ts";
-import type { AppliedPolicy, NodeReport } from "../k8s/node-report.ts";
+import type { PodInterfaceLookup } from "./pod-interface.ts";
+import { ReconcileLoop } from "./reconcile-loop.ts";
 
 /** The pin root of a node's datapath unless told otherwise. */
 export const DEFAULT_PIN_ROOT = "/sys/fs/bpf/palisade";
 
 /** The health and metrics port unless told otherwise. */
 export const DEFAULT_METRICS_PORT = 9962;
-
-/** How often expired conntrack entries are deleted. */
-export const CONNTRACK_GC_INTERVAL_MS = 30_000;
 
 /** Options of {@linkcode Agent.start}. */
 export interface AgentOptions {
@@ -90,27 +68,6 @@ export interface AgentOptions {
  */
 export type IdentitySource = "local" | "cluster";
 
-type Kind = "Namespace" | "Pod" | PolicyKind;
-
-const RESOURCES: Record<Kind, ResourceRef> = {
-  Namespace: Resources.namespaces,
-  Pod: Resources.pods,
-  NetworkPolicy: Resources.networkPolicies,
-  EBPFNetworkPolicy: Resources.ebpfNetworkPolicies,
-};
-
-/** The queue key that asks for a commit of everything processed before it. */
-const COMMIT = "commit";
-/** The queue key that hands identity keys whose number changed to the compiler. */
-const IDENTITIES = "identities";
-/** A commit waits behind newly queued keys at most this long, so a steady stream of events cannot starve it. */
-const MAX_COMMIT_DELAY_MS = 200;
-
-/** A local pod's interface is not there yet; its key is retried with backoff. */
-export class PodInterfaceNotReadyError extends Error {
-  override name = "PodInterfaceNotReadyError";
-}
-
 /**
  * A running agent.
  *
@@ -127,65 +84,36 @@ export class Agent {
   readonly #options: AgentOptions;
   readonly #log: Logger;
   readonly #datapath: Datapath;
-  readonly #compiler: PolicyCompiler;
-  readonly #queue: WorkQueue<string>;
-  readonly #informers: Record<Kind, Informer<KubernetesObject>>;
-  /** The PalisadeIdentity objects, with cluster identities. */
-  readonly #identityInformer: Informer<PalisadeIdentity> | undefined;
-  readonly #identities: ClusterIdentityAllocator | undefined;
-  /** Identity keys whose number may have changed since the compiler last heard. */
-  readonly #changedIdentities = new Set<string>();
+  readonly #watch: ClusterWatch;
+  readonly #loop: ReconcileLoop;
+  readonly #conntrack: ConntrackCollector;
   readonly #abort = new AbortController();
-  readonly #podInterface: PodInterfaceLookup;
-  readonly #applyDuration = new Histogram(APPLY_DURATION_BUCKETS);
-  readonly #events = new Map<string, number>();
-  /** Local pods' host-side interfaces, by pod key. */
-  readonly #interfaces = new Map<string, PodInterface>();
-  /** Local pods whose interface is known but not attached yet (their endpoint entry comes with the next commit). */
-  readonly #pendingAttach = new Set<string>();
-  /** Interfaces of deleted pods, detached after the commit that removes their endpoint entries. */
-  readonly #pendingDetach = new Map<string, number>();
-  /** Host addresses learned from host-network pods, by pod key. */
-  readonly #hostIps = new HostIpsByPod();
-  /** Which pod owns each pod address: a later pod whose status claims a running pod's address does not get it. */
-  readonly #addressClaims = new PodAddressClaims();
-  /** Generations fed to the compiler, by `kind/namespace/name`; copied to #applied at each commit that leaves no identity pending. */
-  readonly #fed = new Map<string, AppliedPolicy>();
-  #applied: AppliedPolicy[] = [];
-  #lastReport = "";
-  /** What the report says the agent has caught up with: resourceVersions and the object counts at them. */
-  #caughtUp = { podResourceVersion: "", namespaceResourceVersion: "", pods: 0, namespaces: 0 };
-  #fullSyncDone = false;
-  #commitQueuedAt = 0;
-  #markReady: () => void = () => {};
   #failReady: (e: Error) => void = () => {};
-  #workers: Promise<void> | undefined;
+  #isReady = false;
   #server: ProbeServer | undefined;
   #flowEvents: EventSubscription | undefined;
-  #gcTimer: NodeJS.Timeout | undefined;
-  #isReady = false;
 
   private constructor(options: AgentOptions, datapath: Datapath) {
     this.#options = options;
     this.#log = options.logger;
     this.#datapath = datapath;
-    let identities: IdentityAllocator;
-    if ((options.identities ?? "cluster") === "cluster") {
-      this.#identityInformer = identityInformer(options.client, options.logger);
-      this.#identities = new ClusterIdentityAllocator(this.#identityInformer.cache, (keys) => this.#noteIdentities(keys));
-      identities = this.#identities;
-    } else {
-      identities = new LocalIdentityAllocator();
-    }
-    this.#compiler = new PolicyCompiler({ nodeName: options.nodeName, identities });
-    this.#queue = new WorkQueue<string>({ name: "agent", baseDelayMs: 50, maxDelayMs: 10_000, logger: options.logger });
-    this.#podInterface = options.podInterface ?? podInterfaceByRoute;
-    const informer = (kind: Kind) =>
-      new Informer<KubernetesObject>({ client: options.client, resource: RESOURCES[kind], logger: options.logger });
-    this.#informers = { Namespace: informer("Namespace"), Pod: informer("Pod"), NetworkPolicy: informer("NetworkPolicy"), EBPFNetworkPolicy: informer("EBPFNetworkPolicy") };
+    this.#watch = new ClusterWatch({ client: options.client, logger: options.logger, identities: (options.identities ?? "cluster") === "cluster" });
+    this.#loop = new ReconcileLoop({
+      nodeName: options.nodeName,
+      objects: this.#watch,
+      identityTable: this.#watch.identityTable,
+      datapath,
+      podInterface: options.podInterface ?? podInterfaceByRoute,
+      writeReport: (report, signal) => writeNodeReport(options.client, report, signal),
+      logger: options.logger,
+    });
+    this.#conntrack = new ConntrackCollector(datapath, options.logger);
     this.ready = new Promise((resolve, reject) => {
-      this.#markReady = resolve;
       this.#failReady = reject;
+      void this.#loop.ready.then(() => {
+        this.#isReady = true;
+        resolve();
+      });
     });
     // Callers that only use stop() must not see an unhandled rejection.
     this.ready.catch(() => {});
@@ -226,350 +154,43 @@ export class Agent {
       metrics: () => renderMetrics(this.metricsSnapshot()),
       log: this.#log,
     });
-
-    const flows = new FlowLogger(this.#log, {
-      podOf: (id) => this.#compiler.podOfEndpoint(id),
-      ruleOf: (id) => this.#compiler.rule(id),
+    const compiled = this.#loop.reconciler.compiled;
+    this.#flowEvents = logFlows(this.#datapath, this.#log, { podOf: (id) => compiled.podOfEndpoint(id), ruleOf: (id) => compiled.rule(id) });
+    this.#conntrack.start();
+    this.#watch.start({
+      objectChanged: (kind, key) => this.#loop.objectChanged(kind, key),
+      identityObjectsChanged: (keys) => this.#loop.identityObjectsChanged(keys),
     });
-    this.#flowEvents = this.#datapath.events((event) => flows.record(event), {
-      onError: (e) => this.#log.warn({ err: e }, "Cannot decode a flow event"),
-    });
-    this.#gcTimer = setInterval(() => this.#collectConntrack(), CONNTRACK_GC_INTERVAL_MS);
-
-    for (const [kind, informer] of Object.entries(this.#informers) as [Kind, Informer<KubernetesObject>][]) {
-      const enqueue = (obj: KubernetesObject): void => {
-        this.#events.set(kind, (this.#events.get(kind) ?? 0) + 1);
-        this.#queue.add(`${kind}/${objectKey(obj)}`);
-      };
-      informer.addHandlers({ onAdd: enqueue, onUpdate: (_, obj) => enqueue(obj), onDelete: enqueue });
-      informer.start();
-    }
-    if (this.#identityInformer !== undefined) {
-      const note = (obj: PalisadeIdentity): void => this.#noteIdentities([obj.spec.key]);
-      this.#identityInformer.addHandlers({ onAdd: note, onUpdate: (old, obj) => this.#noteIdentities([old.spec.key, obj.spec.key]), onDelete: note });
-      this.#identityInformer.start();
-    }
     this.#log.info({ node: this.#options.nodeName, pinRoot: this.#datapath.pinRoot, metricsPort: this.metricsPort }, "Agent started");
     void this.#runAfterSync();
   }
 
   async #runAfterSync(): Promise<void> {
-    const synced = await Promise.all(this.#allInformers().map((i) => i.waitForSync(this.#abort.signal)));
-    if (!synced.every(Boolean)) {
+    if (!(await this.#watch.waitForSync(this.#abort.signal))) {
       this.#failReady(new Error(`Cannot make agent of node "${this.#options.nodeName}" ready: it stopped before the informers synced`));
       return;
     }
     this.#log.info({}, "Informers synced, starting the full sync");
-    // Every initial object is queued by now, so the commit lands behind all of them.
-    this.#requestCommit();
-    this.#workers = this.#queue.runWorkers(1, (key) => this.#process(key));
+    // Every initial object is queued by now, so the first commit lands behind all of them.
+    this.#loop.start();
   }
 
   /** Stops watching and serving; pinned maps and attachments stay, so enforcement continues. */
   async stop(): Promise<void> {
     this.#abort.abort();
     this.#failReady(new Error(`Cannot make agent of node "${this.#options.nodeName}" ready: it was stopped`));
-    if (this.#gcTimer !== undefined) clearInterval(this.#gcTimer);
-    await Promise.all(this.#allInformers().map((i) => i.stop()));
-    this.#queue.shutdown();
-    await this.#workers;
+    this.#conntrack.stop();
+    await this.#loop.stop();
+    await this.#watch.stop();
     this.#flowEvents?.close();
     await this.#server?.close();
     this.#datapath.close();
     this.#log.info({ node: this.#options.nodeName }, "Agent stopped");
   }
 
-  #allInformers(): Informer<KubernetesObject>[] {
-    const informers = Object.values(this.#informers);
-    return this.#identityInformer === undefined ? informers : [...informers, this.#identityInformer as unknown as Informer<KubernetesObject>];
-  }
-
-  /** Keys whose table entry changed (or whose number this agent released): the compiler hears of them before the next commit. */
-  #noteIdentities(keys: string[]): void {
-    let queued = false;
-    for (const key of keys) {
-      if (this.#identities?.changed(key) === false) continue;
-      this.#changedIdentities.add(key);
-      queued = true;
-    }
-    if (queued) this.#queue.add(IDENTITIES);
-  }
-
   /** The numbers /metrics serves. */
   metricsSnapshot(): MetricsSnapshot {
-    const counts = this.#compiler.stateCounts();
-    const verdicts: Record<string, bigint> = {};
-    for (const [reason, counter] of Object.entries(this.#datapath.reasonStats())) verdicts[reason] = counter.packets;
-    const rules: MetricsSnapshot["rules"] = [];
-    for (const [id, counter] of this.#datapath.ruleStats()) {
-      const rule = this.#compiler.rule(id);
-      if (rule === undefined) continue;
-      rules.push({ kind: rule.kind, policy: `${rule.namespace}/${rule.name}`, rule: `${rule.direction.toLowerCase()}[${rule.index}]`, packets: counter.packets });
-    }
-    return {
-      policyEntries: counts.policyEntries,
-      endpoints: counts.endpoints,
-      identities: counts.identities,
-      identitiesPending: this.#compiler.pendingIdentityKeys().length,
-      applyDuration: this.#applyDuration,
-      verdicts,
-      rules,
-      k8sEvents: this.#events,
-    };
+    const { reconciler } = this.#loop;
+    return snapshotMetrics({ compiled: reconciler.compiled, datapath: this.#datapath, applyDuration: reconciler.applyDuration, k8sEvents: this.#watch.events });
   }
-
-  #requestCommit(): void {
-    if (this.#commitQueuedAt === 0) this.#commitQueuedAt = Date.now();
-    this.#queue.add(COMMIT);
-  }
-
-  async #process(key: string): Promise<void> {
-    if (key === COMMIT) {
-      await this.#commit();
-      return;
-    }
-    if (key === IDENTITIES) {
-      this.#compiler.identitiesChanged(this.#changedIdentities);
-      this.#changedIdentities.clear();
-      this.#requestCommit();
-      return;
-    }
-    const slash = key.indexOf("/");
-    const kind = key.slice(0, slash) as Kind;
-    const objKey = key.slice(slash + 1);
-    const obj = this.#informers[kind].cache.get(objKey);
-    switch (kind) {
-      case "Namespace":
-        this.#syncNamespace(objKey, obj);
-        break;
-      case "Pod":
-        await this.#syncPod(objKey, obj);
-        break;
-      default:
-        this.#syncPolicy(kind, objKey, obj);
-    }
-  }
-
-  #syncNamespace(name: string, obj: KubernetesObject | undefined): void {
-    this.#requestCommit();
-    if (obj === undefined) {
-      this.#compiler.deleteNamespace(name);
-      return;
-    }
-    const converted = namespaceFromObject(obj);
-    if (converted.ok) this.#compiler.upsertNamespace(converted.value);
-    else this.#logInvalid(converted.errors);
-  }
-
-  #syncPolicy(kind: PolicyKind, key: string, obj: KubernetesObject | undefined): void {
-    const [namespace = "", name = ""] = key.split("/");
-    const fedKey = `${kind}/${key}`;
-    if (obj === undefined) {
-      this.#compiler.deletePolicy(kind, namespace, name);
-      this.#fed.delete(fedKey);
-      this.#requestCommit();
-      return;
-    }
-    const converted = policyFromObject(obj);
-    if (!converted.ok) {
-      // The last valid generation (if any) stays enforced: a bad edit must not open what the policy closed.
-      this.#logInvalid(converted.errors);
-      return;
-    }
-    try {
-      this.#compiler.upsertPolicy(converted.value);
-    } catch (e) {
-      this.#log.error({ kind, namespace, name, err: e }, `Cannot enforce ${kind} "${key}": the compiler refused it`);
-      return;
-    }
-    this.#fed.set(fedKey, { kind, namespace, name, uid: converted.value.metadata.uid ?? "", generation: converted.value.metadata.generation ?? 0 });
-    this.#requestCommit();
-  }
-
-  async #syncPod(key: string, obj: KubernetesObject | undefined): Promise<void> {
-    this.#requestCommit();
-    const converted = obj === undefined ? undefined : podFromObject(obj);
-    if (converted !== undefined && !converted.ok) this.#logInvalid(converted.errors);
-    if (obj === undefined || converted === undefined || !converted.ok) {
-      const [namespace = "", name = ""] = key.split("/");
-      this.#compiler.deletePod(namespace, name);
-      this.#setHostIps(key, []);
-      this.#releaseInterface(key);
-      this.#reclaimed(this.#addressClaims.release(key).changed);
-      return;
-    }
-    const claim = this.#addressClaims.claim(key, creationTime(obj), converted.value.pod.ips);
-    for (const { ip, owner } of claim.taken) this.#log.warn({ pod: key, ip, owner }, `Pod "${key}" claims the address ${ip} of pod "${owner}", created before it; the address stays ${owner}'s`);
-    this.#reclaimed(claim.changed);
-    const pod = { ...converted.value.pod, ips: claim.owned };
-    const { hostIPs } = converted.value;
-    this.#setHostIps(key, hostIPs);
-    try {
-      this.#compiler.upsertPod(pod);
-    } catch (e) {
-      this.#log.error({ pod: key, err: e }, `Cannot enforce for pod "${key}": the compiler refused it`);
-      return;
-    }
-    const [ip] = pod.ips;
-    if (pod.nodeName !== this.#options.nodeName || ip === undefined) {
-      this.#releaseInterface(key);
-      return;
-    }
-    const found = await this.#podInterface(ip);
-    if (found === undefined) throw new PodInterfaceNotReadyError(`Cannot attach to pod "${key}": no interface routes to its IP ${JSON.stringify(ip)} yet`);
-    const known = this.#interfaces.get(key);
-    if (known?.ifindex === found.ifindex) {
-      this.#pendingDetach.delete(key);
-      return;
-    }
-    if (known !== undefined) this.#detach(key, known.ifindex, true);
-    this.#pendingDetach.delete(key);
-    this.#interfaces.set(key, found);
-    const endpoint = this.#compiler.endpointOf(key);
-    if (endpoint === undefined) {
-      this.#pendingAttach.add(key);
-      return;
-    }
-    // The endpoint entry goes first: an attached interface without one drops everything.
-    this.#datapath.setEndpoint(found.ifindex, endpoint);
-    this.#attach(key, found);
-  }
-
-  /** Pods whose owned addresses changed: the compiler hears of it now (before the next commit), their interfaces when their key comes round again. */
-  #reclaimed(keys: readonly string[]): void {
-    for (const key of keys) {
-      const converted = podFromObject(this.#informers.Pod.cache.get(key));
-      try {
-        if (converted.ok) this.#compiler.upsertPod({ ...converted.value.pod, ips: this.#addressClaims.owned(key) });
-      } catch (e) {
-        this.#log.error({ pod: key, err: e }, `Cannot enforce for pod "${key}": the compiler refused it`);
-      }
-      this.#queue.add(`Pod/${key}`);
-    }
-  }
-
-  #setHostIps(key: string, ips: string[]): void {
-    const all = this.#hostIps.set(key, ips);
-    if (all) this.#compiler.setHostIPs(all);
-  }
-
-  /** The pod is gone or no longer local: its interface is detached after the next commit removed its endpoint entry. */
-  #releaseInterface(key: string): void {
-    const known = this.#interfaces.get(key);
-    this.#pendingAttach.delete(key);
-    if (known !== undefined) this.#pendingDetach.set(key, known.ifindex);
-  }
-
-  #attach(key: string, found: PodInterface): void {
-    const mode = this.#datapath.attach(found.ifindex);
-    this.#log.info({ pod: key, interface: found.name, ifindex: found.ifindex, mode }, "Attached to pod interface");
-  }
-
-  #detach(key: string, ifindex: number, removeEndpoint: boolean): void {
-    try {
-      if (removeEndpoint) this.#datapath.removeEndpoint(ifindex);
-      if (this.#datapath.detach(ifindex)) this.#log.info({ pod: key, ifindex }, "Detached from pod interface");
-    } catch (e) {
-      this.#log.warn({ pod: key, ifindex, err: e }, "Cannot detach from pod interface");
-    }
-  }
-
-  async #commit(): Promise<void> {
-    if (this.#queue.length > 0 && Date.now() - this.#commitQueuedAt < MAX_COMMIT_DELAY_MS) {
-      // More changes are queued behind this commit: fold them into it.
-      this.#queue.add(COMMIT);
-      return;
-    }
-    const queueEmpty = this.#queue.length === 0;
-    this.#commitQueuedAt = 0;
-    const ifindexOf = (pod: string): number | undefined => this.#interfaces.get(pod)?.ifindex;
-    const started = process.hrtime.bigint();
-    const diff = this.#compiler.commit();
-    // The full sync (once per agent start) compares the kernel maps with the whole state; later commits read narrowly.
-    const result = this.#fullSyncDone ? this.#datapath.apply(diff, ifindexOf) : this.#datapath.replaceAll(this.#compiler.state(), ifindexOf);
-    const endpoints = this.#compiler.stateCounts().endpoints;
-    for (const key of [...this.#pendingAttach]) {
-      const found = this.#interfaces.get(key);
-      const endpoint = this.#compiler.endpointOf(key);
-      if (found === undefined || endpoint === undefined) continue;
-      this.#datapath.setEndpoint(found.ifindex, endpoint);
-      this.#attach(key, found);
-      this.#pendingAttach.delete(key);
-    }
-    for (const [key, ifindex] of this.#pendingDetach) {
-      this.#detach(key, ifindex, false);
-      if (this.#interfaces.get(key)?.ifindex === ifindex) this.#interfaces.delete(key);
-    }
-    this.#pendingDetach.clear();
-    if (!this.#fullSyncDone) this.#detachStrays();
-    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    this.#applyDuration.observe(seconds);
-    // An address waiting for its identity is not enforced as written yet: neither the policies nor the pod
-    // and namespace changes of this commit are reported as applied until it has one. (A new ipBlock CIDR
-    // gives the addresses inside it new identity keys, so a policy change can wait on identities too.)
-    const pending = this.#compiler.pendingIdentityKeys().length;
-    if (pending > 0) this.#log.debug({ pending }, "Identities pending: waiting for the operator's PalisadeIdentity objects");
-    if (pending === 0) this.#applied = [...this.#fed.values()].sort(comparePolicies);
-    if (queueEmpty && pending === 0) {
-      const { Pod: pods, Namespace: namespaces } = this.#informers;
-      this.#caughtUp = { podResourceVersion: pods.resourceVersion, namespaceResourceVersion: namespaces.resourceVersion, pods: pods.cache.size, namespaces: namespaces.cache.size };
-    }
-    this.#log.debug({ ...result, skippedEndpoints: result.skippedEndpoints.length, seconds }, "Applied policy");
-    if (!this.#fullSyncDone) {
-      this.#fullSyncDone = true;
-      this.#log.info({ endpoints, policies: this.#applied.length, ...countsOf(result), seconds }, "Full sync applied");
-    }
-    await this.#report(endpoints);
-    if (!this.#isReady) {
-      this.#isReady = true;
-      this.#markReady();
-    }
-  }
-
-  /** After the full sync: links of interfaces no local pod owns (pods deleted while the agent was down) go. */
-  #detachStrays(): void {
-    const owned = new Set([...this.#interfaces.values()].map((i) => i.ifindex));
-    for (const ifindex of this.#datapath.attachedInterfaces()) {
-      if (!owned.has(ifindex)) this.#detach("(none)", ifindex, true);
-    }
-  }
-
-  async #report(endpoints: number): Promise<void> {
-    const content = {
-      node: this.#options.nodeName,
-      policies: this.#applied,
-      endpoints,
-      ...this.#caughtUp,
-    };
-    const text = JSON.stringify(content);
-    if (text === this.#lastReport) return;
-    const report: NodeReport = { ...content, appliedAt: new Date().toISOString() };
-    // A failure throws, so the commit key is retried with backoff and the report rewritten then.
-    await writeNodeReport(this.#options.client, report, this.#abort.signal);
-    this.#lastReport = text;
-  }
-
-  #collectConntrack(): void {
-    try {
-      const deleted = this.#datapath.gcConntrack();
-      if (deleted > 0) this.#log.debug({ deleted }, "Collected expired conntrack entries");
-    } catch (e) {
-      this.#log.warn({ err: e }, "Cannot collect expired conntrack entries");
-    }
-  }
-
-  #logInvalid(errors: PolicyError[]): void {
-    for (const e of errors) {
-      this.#log.error({ kind: e.kind, namespace: e.namespace, name: e.objectName, field: e.field, err: e }, `${e.message}; skipped`);
-    }
-  }
-}
-
-function comparePolicies(a: AppliedPolicy, b: AppliedPolicy): number {
-  return a.kind.localeCompare(b.kind) || a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name);
-}
-
-function countsOf(result: { policyUpserts: number; endpointUpserts: number; ipcacheUpserts: number; policyRemovals: number; endpointRemovals: number; ipcacheRemovals: number }): Record<string, number> {
-  const { policyUpserts, endpointUpserts, ipcacheUpserts, policyRemovals, endpointRemovals, ipcacheRemovals } = result;
-  return { policyUpserts, endpointUpserts, ipcacheUpserts, policyRemovals, endpointRemovals, ipcacheRemovals };
 }

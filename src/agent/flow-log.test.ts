@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { FlowEvent } from "../datapath/abi.ts";
-import { FlowLogger } from "./flow-log.ts";
+import { FlowLogger, logFlows } from "./flow-log.ts";
 import { jsonLogger } from "../k8s/logger.ts";
+import { MemoryDatapath } from "../../test/lib/memory-datapath.ts";
 
 function event(kind: FlowEvent["kind"]): FlowEvent {
   return {
@@ -52,5 +53,18 @@ describe("FlowLogger", () => {
     assert.equal(lines.length, 4);
     assert.equal(lines[2]?.["suppressed"], 3);
     assert.equal(lines[3]?.["msg"], "Flow would be denied (audit)");
+  });
+
+  it("logs the datapath's events until the subscription is closed", () => {
+    const lines: Record<string, unknown>[] = [];
+    const datapath = new MemoryDatapath();
+    const subscription = logFlows(datapath, jsonLogger("info", {}, (line) => lines.push(JSON.parse(line) as Record<string, unknown>)), {
+      podOf: () => "x/a",
+      ruleOf: () => undefined,
+    });
+    datapath.emit(event("denied"));
+    subscription.close();
+    datapath.emit(event("denied"));
+    assert.deepEqual(lines.map((l) => [l["msg"], l["pod"]]), [["Flow denied", "x/a"]]);
   });
 });

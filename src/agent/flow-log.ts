@@ -7,8 +7,10 @@
  * @module
  */
 import type { FlowEvent } from "../datapath/abi.ts";
+import type { EventSubscription } from "../datapath/datapath.ts";
 import type { Logger } from "../k8s/logger.ts";
 import type { RuleRef } from "../policy/desired-state.ts";
+import type { AgentDatapath } from "./agent-datapath.ts";
 
 /** What a flow log line says about the local endpoint and the rule behind an event. */
 export interface FlowContext {
@@ -36,7 +38,7 @@ const PROTOCOLS: Record<number, string> = { 1: "ICMP", 6: "TCP", 17: "UDP", 58: 
  * @example
  * ```ts
  * const flows = new FlowLogger(log, { podOf, ruleOf });
- * const subscription = datapath.events((event) => flows.record(event));
+ * flows.record(event);
  * ```
  */
 export class FlowLogger {
@@ -99,4 +101,21 @@ export class FlowLogger {
       event.kind === "denied" ? "Flow denied" : "Flow would be denied (audit)",
     );
   }
+}
+
+/**
+ * Logs the datapath's flow events through a {@linkcode FlowLogger} until the
+ * subscription is closed; a record that cannot be decoded is logged as a
+ * warning.
+ *
+ * @example
+ * ```ts
+ * const subscription = logFlows(datapath, log, { podOf: (id) => compiler.podOfEndpoint(id), ruleOf: (id) => compiler.rule(id) });
+ * // on shutdown
+ * subscription.close();
+ * ```
+ */
+export function logFlows(datapath: Pick<AgentDatapath, "events">, log: Logger, context: FlowContext): EventSubscription {
+  const flows = new FlowLogger(log, context);
+  return datapath.events((event) => flows.record(event), { onError: (e) => log.warn({ err: e }, "Cannot decode a flow event") });
 }

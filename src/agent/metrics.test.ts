@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Histogram } from "../k8s/prometheus.ts";
-import { renderMetrics } from "./metrics.ts";
+import { PolicyCompiler } from "../policy/compiler.ts";
+import { MemoryDatapath } from "../../test/lib/memory-datapath.ts";
+import { renderMetrics, snapshotMetrics } from "./metrics.ts";
 
 describe("renderMetrics", () => {
   it("writes every palisade family in Prometheus text", () => {
@@ -37,5 +39,31 @@ describe("renderMetrics", () => {
       assert.ok(lines.includes(expected), `missing line ${expected} in:\n${text}`);
     }
     assert.ok(text.endsWith("\n"));
+  });
+});
+
+describe("snapshotMetrics", () => {
+  it("names rule counters by their policy and rule, and leaves out rule ids the compiler does not know", () => {
+    const compiler = new PolicyCompiler({ nodeName: "n1" });
+    compiler.upsertNamespace({ name: "x", labels: { "kubernetes.io/metadata.name": "x" } });
+    compiler.upsertPod({ namespace: "x", name: "a", labels: { app: "web" }, ips: ["10.0.0.1"], namedPorts: [], nodeName: "n1" });
+    compiler.upsertPolicy({
+      apiVersion: "networking.k8s.io/v1",
+      kind: "NetworkPolicy",
+      metadata: { namespace: "x", name: "web" },
+      spec: { podSelector: {}, policyTypes: ["Ingress"], ingress: [{ from: [{ podSelector: {} }] }] },
+    });
+    compiler.commit();
+    const [ruleId] = compiler.state().rules.keys();
+    assert.ok(ruleId !== undefined);
+    const datapath = new MemoryDatapath();
+    datapath.rules.set(ruleId, { packets: 4n, bytes: 240n });
+    datapath.rules.set(ruleId + 100, { packets: 1n, bytes: 60n });
+    datapath.reasons["policy-deny"] = { packets: 2n, bytes: 120n };
+    const snapshot = snapshotMetrics({ compiled: compiler, datapath, applyDuration: new Histogram([1]), k8sEvents: new Map() });
+    assert.deepEqual(snapshot.rules, [{ kind: "NetworkPolicy", policy: "x/web", rule: "ingress[0]", packets: 4n }]);
+    assert.deepEqual(snapshot.verdicts, { "policy-deny": 2n });
+    assert.equal(snapshot.endpoints, 1);
+    assert.equal(snapshot.identitiesPending, 0);
   });
 });

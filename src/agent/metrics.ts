@@ -1,10 +1,13 @@
 /**
  * The agent's metrics: every `palisade_*` family, rendered from a snapshot
- * of what the agent and the datapath report.
+ * of what the agent's compiler holds, what the datapath counts and what the
+ * agent measured.
  *
  * @module
  */
 import { renderPrometheus, type Histogram } from "../k8s/prometheus.ts";
+import type { PolicyCompiler } from "../policy/compiler.ts";
+import type { AgentDatapath } from "./agent-datapath.ts";
 
 /** Upper bounds of the apply-duration buckets, in seconds: a map write batch takes from sub-millisecond to seconds. */
 export const APPLY_DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5] as const;
@@ -32,6 +35,50 @@ export interface MetricsSnapshot {
   rules: RuleVerdictSample[];
   /** Watch events received per kind. */
   k8sEvents: ReadonlyMap<string, number>;
+}
+
+/** Where {@linkcode snapshotMetrics} reads the numbers. */
+export interface MetricsSources {
+  /** The compiler as of the last commit: sizes, pending identity keys, and what each rule id stands for. */
+  compiled: Pick<PolicyCompiler, "stateCounts" | "pendingIdentityKeys" | "rule">;
+  /** The verdict counters. */
+  datapath: Pick<AgentDatapath, "ruleStats" | "reasonStats">;
+  applyDuration: Histogram;
+  /** Watch events received per kind. */
+  k8sEvents: ReadonlyMap<string, number>;
+}
+
+/**
+ * The numbers /metrics serves, now. Rule counters are named by the policy
+ * and rule behind them; counters of rule ids the compiler no longer knows
+ * (a rule of a deleted policy) are left out.
+ *
+ * @example
+ * ```ts
+ * renderMetrics(snapshotMetrics({ compiled: compiler, datapath, applyDuration, k8sEvents }));
+ * ```
+ */
+export function snapshotMetrics(sources: MetricsSources): MetricsSnapshot {
+  const { compiled, datapath } = sources;
+  const counts = compiled.stateCounts();
+  const verdicts: Record<string, bigint> = {};
+  for (const [reason, counter] of Object.entries(datapath.reasonStats())) verdicts[reason] = counter.packets;
+  const rules: RuleVerdictSample[] = [];
+  for (const [id, counter] of datapath.ruleStats()) {
+    const rule = compiled.rule(id);
+    if (rule === undefined) continue;
+    rules.push({ kind: rule.kind, policy: `${rule.namespace}/${rule.name}`, rule: `${rule.direction.toLowerCase()}[${rule.index}]`, packets: counter.packets });
+  }
+  return {
+    policyEntries: counts.policyEntries,
+    endpoints: counts.endpoints,
+    identities: counts.identities,
+    identitiesPending: compiled.pendingIdentityKeys().length,
+    applyDuration: sources.applyDuration,
+    verdicts,
+    rules,
+    k8sEvents: sources.k8sEvents,
+  };
 }
 
 /**

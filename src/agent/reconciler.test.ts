@@ -1,0 +1,286 @@
+import assert from "node:assert/strict";
+import type { KubernetesObject } from "@kubernetes/client-node";
+import { describe, it } from "node:test";
+import type { Cache } from "../k8s/cache.ts";
+import { jsonLogger, LOG_LEVELS } from "../k8s/logger.ts";
+import type { NodeReport } from "../k8s/node-report.ts";
+import type { PalisadeIdentity } from "../policy/api-types.ts";
+import { MemoryDatapath } from "../../test/lib/memory-datapath.ts";
+import { MemoryObjects, namespace, networkPolicy, pod } from "../../test/lib/memory-objects.ts";
+import { admits, identityTable, NODE, numberKeys, onlyAllowed, PODS, worldOptions, worldPod } from "../../test/lib/agent-world.ts";
+import type { PodName } from "../../test/lib/agent-world.ts";
+import type { WatchedKind } from "./cluster-watch.ts";
+import { Reconciler } from "./reconciler.ts";
+
+const SIGNAL = new AbortController().signal;
+
+interface Harness {
+  objects: MemoryObjects;
+  datapath: MemoryDatapath;
+  reconciler: Reconciler;
+  reports: NodeReport[];
+  logs: Record<string, unknown>[];
+  /** How often the reconciler said identity keys may have new numbers. */
+  identityNotices: { count: number };
+  /** What the reconciler asked to sync again, as `kind/key`. */
+  resyncs: string[];
+  /** Stores a pod (on its node, with its address) and syncs it. */
+  putPod(name: PodName, labels: Record<string, string>): Promise<void>;
+  /** Stores any object and syncs it. */
+  put(obj: KubernetesObject): Promise<void>;
+  remove(kind: WatchedKind, key: string): Promise<void>;
+  /** Commits everything synced, with nothing left queued, and returns the last report written. */
+  commit(): Promise<NodeReport | undefined>;
+  /** Whether the datapath's maps admit a new TCP flow from `from` to local pod `to`, as the kernel would decide. */
+  admits(from: PodName, to: PodName, port?: number): boolean;
+}
+
+function harness(options: { datapath?: MemoryDatapath; identityTable?: Cache<PalisadeIdentity> } = {}): Harness {
+  const objects = new MemoryObjects();
+  const datapath = options.datapath ?? new MemoryDatapath();
+  const reports: NodeReport[] = [];
+  const logs: Record<string, unknown>[] = [];
+  const identityNotices = { count: 0 };
+  const resyncs: string[] = [];
+  const reconciler = new Reconciler({
+    ...worldOptions({
+      objects,
+      datapath,
+      identityTable: options.identityTable,
+      writeReport: async (report) => {
+        reports.push(report);
+      },
+      logger: jsonLogger("debug", {}, (line) => logs.push(JSON.parse(line) as Record<string, unknown>)),
+    }),
+    onIdentitiesChanged: () => identityNotices.count++,
+    resync: (kind, key) => resyncs.push(`${kind}/${key}`),
+  });
+  const put = async (obj: KubernetesObject): Promise<void> => reconciler.sync(obj.kind as WatchedKind, objects.put(obj));
+  return {
+    objects,
+    datapath,
+    reconciler,
+    reports,
+    logs,
+    identityNotices,
+    resyncs,
+    putPod: (name, labels) => put(worldPod(name, labels)),
+    put,
+    remove: async (kind, key) => {
+      objects.remove(kind, key);
+      await reconciler.sync(kind, key);
+    },
+    commit: async () => {
+      await reconciler.commit({ drained: true, signal: SIGNAL });
+      return reports.at(-1);
+    },
+    admits: (from, to, port) => admits(datapath, from, to, port),
+  };
+}
+
+/** A cluster of namespace x, web pod a and client pod b on this node, client pod c on another, and the only-allowed policy. */
+async function cluster(h: Harness, policy = onlyAllowed()): Promise<void> {
+  await h.put(namespace("x"));
+  await h.putPod("x/a", { app: "web" });
+  await h.putPod("x/b", { role: "client" });
+  await h.putPod("x/c", { role: "allowed" });
+  await h.put(policy);
+}
+
+/** Numbers every pending identity key, as the operator would, and tells the reconciler as its informer would; returns the keys. */
+function numberPending(h: Harness, table: Cache<PalisadeIdentity>): string[] {
+  const pending = h.reconciler.compiled.pendingIdentityKeys();
+  numberKeys(table, pending);
+  h.reconciler.identityObjectsChanged(pending);
+  return pending;
+}
+
+describe("Reconciler", () => {
+  it("leaves a pod's address to the pod created first when a later one claims it too, and hands it over (syncing the other again) once the first is gone", async () => {
+    const h = harness();
+    const created = (obj: KubernetesObject, at: string): KubernetesObject => ({ ...obj, metadata: { ...obj.metadata, creationTimestamp: new Date(at) } });
+    await h.put(namespace("x"));
+    await h.put(created(worldPod("x/a", { app: "web" }), "2026-01-01T00:00:00Z"));
+    await h.put(created(worldPod("x/b", { role: "client" }), "2026-01-01T00:00:01Z"));
+    await h.put(onlyAllowed());
+    // An impostor on another node whose status claims b's address, with the label the policy allows and a name sorting before b's.
+    await h.put(created(pod("x/aa-impostor", "n2", PODS["x/b"].ip, { role: "allowed" }), "2026-01-01T00:00:02Z"));
+    await h.commit();
+    assert.ok(!h.admits("x/b", "x/a"), "b's address keeps b's identity, not the impostor's");
+    assert.ok(h.logs.some((l) => String(l["msg"]).includes('claims the address 10.0.0.2 of pod "x/b"')), "the claim is logged");
+    await h.remove("Pod", "x/b");
+    assert.deepEqual(h.resyncs, ["Pod/x/aa-impostor"], "the impostor, now the address's only claimant, is synced again");
+    await h.commit();
+    assert.ok(h.admits("x/b", "x/a"), "with b gone, the address is the impostor's, as its status says");
+  });
+
+  it("makes its first commit a full sync, then writes diffs; a restarted agent re-adopts the maps without rewriting them and detaches pods deleted meanwhile", async () => {
+    // Cluster identities, every key numbered already: the numbers, unlike an agent's own, do not depend on the order it meets keys in.
+    const table = identityTable();
+    const operator = harness({ identityTable: table });
+    await cluster(operator);
+    await operator.commit();
+    numberPending(operator, table);
+    const first = harness({ identityTable: table });
+    await cluster(first);
+    const report = await first.commit();
+    assert.deepEqual(first.datapath.calls, ["replaceAll +11 +12", "setEndpoint 11", "attach 11", "setEndpoint 12", "attach 12"]);
+    assert.ok(!first.admits("x/b", "x/a") && first.admits("x/c", "x/a"));
+    assert.deepEqual({ ...report, appliedAt: "" }, {
+      node: NODE,
+      appliedAt: "",
+      policies: [{ kind: "NetworkPolicy", namespace: "x", name: "only-allowed", uid: "uid-x/only-allowed", generation: 1 }],
+      endpoints: 2,
+      ...first.objects.position(),
+    });
+    await first.putPod("x/b", { role: "client", tier: "1" });
+    await first.commit();
+    assert.match(first.datapath.calls.at(-1) ?? "", /^apply/, "the second commit writes a diff");
+
+    // The agent restarts on the same pinned maps; b was deleted while it was down.
+    const { datapath } = first;
+    const policy = new Map(datapath.policy);
+    datapath.calls.length = 0;
+    datapath.writes.length = 0;
+    const second = harness({ datapath, identityTable: table });
+    await second.put(namespace("x"));
+    await second.putPod("x/a", { app: "web" });
+    await second.putPod("x/c", { role: "allowed" });
+    await second.put(onlyAllowed());
+    await second.commit();
+    assert.deepEqual(datapath.calls, ["replaceAll -12", "setEndpoint 11", "attach 11", "removeEndpoint 12", "detach 12"]);
+    assert.deepEqual(datapath.writes.filter((w) => w.startsWith("+")), [], "nothing the maps held was rewritten");
+    assert.deepEqual(datapath.policy, policy);
+    assert.deepEqual(datapath.attachedInterfaces(), [11]);
+    assert.ok(!second.admits("x/b", "x/a") && second.admits("x/c", "x/a"));
+  });
+
+  it("follows a pod added, relabelled and deleted, and detaches a deleted pod only after the commit that removed its endpoint entry", async () => {
+    const h = harness();
+    await h.put(namespace("x"));
+    await h.putPod("x/a", { app: "web" });
+    await h.put(onlyAllowed());
+    await h.commit();
+    await h.putPod("x/b", { role: "client" });
+    await h.commit();
+    assert.deepEqual(h.datapath.calls.slice(-3), ["apply +12", "setEndpoint 12", "attach 12"], "b's entry is written before its interface is attached");
+    assert.equal(h.admits("x/b", "x/a"), false);
+    await h.putPod("x/b", { role: "allowed" });
+    await h.commit();
+    assert.equal(h.admits("x/b", "x/a"), true, "b carries the allowed label now");
+    await h.putPod("x/b", { role: "client" });
+    await h.commit();
+    assert.equal(h.admits("x/b", "x/a"), false, "b lost the allowed label");
+    const before = h.datapath.calls.length;
+    await h.remove("Pod", "x/b");
+    assert.equal(h.datapath.calls.length, before, "nothing is detached before the commit");
+    const report = await h.commit();
+    assert.deepEqual(h.datapath.calls.slice(before), ["apply -12", "detach 12"]);
+    assert.equal(h.datapath.endpoints.has(12), false);
+    assert.deepEqual(h.datapath.attachedInterfaces(), [11]);
+    assert.equal(report?.endpoints, 1);
+    assert.equal(report?.pods, 1);
+  });
+
+  it("enforces a policy as it is added, changed and deleted, and reports the generation and uid it enforces", async () => {
+    const h = harness();
+    await h.put(namespace("x"));
+    await h.putPod("x/a", { app: "web" });
+    await h.putPod("x/c", { role: "allowed" });
+    await h.commit();
+    assert.ok(h.admits("x/c", "x/a"));
+    assert.ok(h.admits("x/c", "x/a", 81), "no policy: everything is admitted");
+    let report = await h.commit();
+    assert.deepEqual(report?.policies, []);
+
+    await h.put(onlyAllowed(1));
+    report = await h.commit();
+    assert.deepEqual(report?.policies, [{ kind: "NetworkPolicy", namespace: "x", name: "only-allowed", uid: "uid-x/only-allowed", generation: 1 }]);
+    assert.ok(h.admits("x/c", "x/a") && !h.admits("x/c", "x/a", 81));
+
+    await h.put(onlyAllowed(2, 81));
+    report = await h.commit();
+    assert.equal(report?.policies[0]?.generation, 2);
+    assert.ok(!h.admits("x/c", "x/a") && h.admits("x/c", "x/a", 81));
+
+    await h.remove("NetworkPolicy", "x/only-allowed");
+    report = await h.commit();
+    assert.deepEqual(report?.policies, []);
+    assert.ok(h.admits("x/c", "x/a") && h.admits("x/c", "x/a", 81));
+  });
+
+  it("leaves a peer whose identity has no PalisadeIdentity yet unmatched and reports nothing as applied until it has one", async () => {
+    const table = identityTable();
+    const h = harness({ identityTable: table });
+    await cluster(h);
+    let report = await h.commit();
+    const pending = h.reconciler.compiled.pendingIdentityKeys();
+    assert.ok(pending.length > 0, "no identity object exists yet");
+    assert.deepEqual({ policies: report?.policies, podResourceVersion: report?.podResourceVersion }, { policies: [], podResourceVersion: "" });
+    assert.equal(report?.endpoints, 2, "local pods are enforced from the first commit");
+    assert.equal(h.admits("x/c", "x/a"), false, "c's labels are not known to the datapath yet");
+
+    assert.deepEqual(numberPending(h, table), pending);
+    assert.equal(h.identityNotices.count, 1);
+    h.reconciler.identityObjectsChanged(pending);
+    assert.equal(h.identityNotices.count, 2, "still noted: the compiler has not heard yet");
+    h.reconciler.syncIdentities();
+    report = await h.commit();
+    assert.deepEqual(h.reconciler.compiled.pendingIdentityKeys(), []);
+    assert.equal(report?.policies[0]?.name, "only-allowed");
+    assert.equal(report?.podResourceVersion, h.objects.position().podResourceVersion);
+    assert.equal(h.admits("x/c", "x/a"), true);
+
+    h.reconciler.identityObjectsChanged(pending);
+    assert.equal(h.identityNotices.count, 2, "keys whose number did not change are not noted");
+  });
+
+  it("keeps its report's resourceVersions where they were when changes were still queued behind the commit", async () => {
+    const h = harness();
+    await cluster(h);
+    const first = await h.commit();
+    await h.putPod("x/b", { role: "client", tier: "1" });
+    await h.reconciler.commit({ drained: false, signal: SIGNAL });
+    assert.equal(h.reports.length, 1, "nothing the report says changed");
+    const report = await h.commit();
+    assert.notEqual(report?.podResourceVersion, first?.podResourceVersion);
+    assert.equal(report?.podResourceVersion, h.objects.position().podResourceVersion);
+  });
+
+  it("refuses a policy that fails validation: its last accepted generation stays enforced and reported, nothing else changes, and the refusal is logged once naming the field", async () => {
+    const h = harness();
+    await cluster(h);
+    const open = networkPolicy("x/open-81", 1, { podSelector: { matchLabels: { app: "web" } }, ingress: [{ ports: [{ protocol: "TCP", port: 81 }] }] });
+    await h.put(open);
+    const before = await h.commit();
+    const maps = { policy: new Map(h.datapath.policy), endpoints: new Map(h.datapath.endpoints), ipcache: new Map(h.datapath.ipcache) };
+    const errors = (): Record<string, unknown>[] => h.logs.filter((l) => l["level"] === LOG_LEVELS.error);
+
+    // An edit that fails validation, then a status update of the same generation (the operator's conditions).
+    const badEdit = networkPolicy("x/only-allowed", 2, { podSelector: { matchLabels: { app: "not valid!" } }, policyTypes: ["Ingress"] });
+    await h.put(badEdit);
+    await h.put({ ...badEdit, status: {} } as KubernetesObject);
+    // A new policy that was never valid.
+    await h.put(networkPolicy("x/broken", 1, { podSelector: {}, ingress: [{ ports: [{ protocol: "TCP", port: 80, endPort: 70 }] }] }));
+    const after = await h.commit();
+    assert.deepEqual(after?.policies, before?.policies, "the report still lists generation 1 of only-allowed, and open-81");
+    assert.deepEqual({ policy: h.datapath.policy, endpoints: h.datapath.endpoints, ipcache: h.datapath.ipcache }, maps, "the maps did not change");
+    assert.ok(!h.admits("x/b", "x/a") && h.admits("x/c", "x/a") && h.admits("x/b", "x/a", 81));
+    assert.deepEqual(
+      errors().map((l) => [l["name"], l["generation"], l["field"], l["msg"]]),
+      [
+        ["only-allowed", 2, 'spec.podSelector.matchLabels["app"]', `${(errors()[0]?.["err"] as { message: string }).message}; generation 1 stays enforced`],
+        ["broken", 1, "spec.ingress[0].ports[0].endPort", `${(errors()[1]?.["err"] as { message: string }).message}; no generation of it is enforced`],
+      ],
+    );
+    assert.match(String(errors()[0]?.["msg"]), /^Cannot load NetworkPolicy "x\/only-allowed": spec\.podSelector\.matchLabels\["app"\] /);
+
+    // Corrected, the policy is enforced at its new generation; deleting the broken one changes nothing.
+    await h.put(onlyAllowed(3, 81));
+    await h.remove("NetworkPolicy", "x/broken");
+    const corrected = await h.commit();
+    assert.deepEqual(corrected?.policies.map((p) => [p.name, p.generation]), [["only-allowed", 3], ["open-81", 1]]);
+    assert.ok(h.admits("x/c", "x/a", 81) && !h.admits("x/c", "x/a"));
+    assert.equal(errors().length, 2);
+  });
+});

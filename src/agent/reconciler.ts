@@ -1,0 +1,313 @@
+/**
+ * One node's reconciliation, one step at a time: an object's latest state
+ * (read through {@linkcode WatchedObjects}) into the policy compiler, identity
+ * numbers that changed, and a commit that writes the compiler's diff to the
+ * datapath, attaches and detaches pod interfaces in order
+ * ({@linkcode PodAttachments}) and updates the node report
+ * ({@linkcode EnforcementReport}). The first commit is a full sync
+ * (`replaceAll`) against what the datapath already holds, so a restarted
+ * agent re-adopts its pinned state without dropping traffic; later commits
+ * write diffs.
+ *
+ * It has no queue and no timer: {@linkcode ReconcileLoop} decides when each
+ * step runs, and unit tests call the steps directly.
+ *
+ * Identity numbers come from the operator's PalisadeIdentity objects when an
+ * identity table is given, so every node agrees; a key without an object
+ * yet is pending (see {@linkcode PolicyCompiler.pendingIdentityKeys}) and the
+ * report does not claim to have caught up while any is. Without a table this
+ * node numbers identities itself.
+ *
+ * A policy that fails validation is refused, in one place (see
+ * {@linkcode Reconciler.sync}): the generation last accepted, if any, stays
+ * enforced and reported; nothing else changes; the refusal is logged once per
+ * generation, naming the object and the field.
+ *
+ * @module
+ */
+import type { KubernetesObject } from "@kubernetes/client-node";
+import { namespaceFromObject, podFromObject, policyFromObject } from "../api-objects/index.ts";
+import type { ApplyResult } from "../datapath/index.ts";
+import type { Cache } from "../k8s/cache.ts";
+import { parseObjectKey } from "../k8s/cache.ts";
+import type { Logger } from "../k8s/logger.ts";
+import { Histogram } from "../k8s/prometheus.ts";
+import type { PalisadeIdentity } from "../policy/api-types.ts";
+import { PolicyCompiler } from "../policy/compiler.ts";
+import type { PolicyKind } from "../policy/compiler.ts";
+import { HostIpsByPod } from "../policy/host-ips.ts";
+import { PodAddressClaims, creationTime } from "../policy/pod-address-claims.ts";
+import { LocalIdentityAllocator } from "../policy/identity.ts";
+import type { PolicyError } from "../policy/validate.ts";
+import type { AgentDatapath } from "./agent-datapath.ts";
+import { ClusterIdentityAllocator } from "./cluster-identities.ts";
+import type { WatchedKind, WatchedObjects } from "./cluster-watch.ts";
+import { EnforcementReport } from "./enforcement-report.ts";
+import type { ReportWriter } from "./enforcement-report.ts";
+import { APPLY_DURATION_BUCKETS } from "./metrics.ts";
+import { PodAttachments } from "./pod-attachments.ts";
+import type { PodInterfaceLookup } from "./pod-interface.ts";
+
+/** Options of a {@linkcode Reconciler}. */
+export interface ReconcilerOptions {
+  /** The Node reconciled for: only its pods become endpoints. */
+  nodeName: string;
+  /** The cluster's objects as last seen. */
+  objects: WatchedObjects;
+  /** The cluster's identity table (PalisadeIdentity objects, indexed by key); absent, this node numbers identities itself. */
+  identityTable?: Cache<PalisadeIdentity>;
+  datapath: AgentDatapath;
+  /** Finds a local pod's host-side interface from its IP. */
+  podInterface: PodInterfaceLookup;
+  writeReport: ReportWriter;
+  logger: Logger;
+  /** Called when identity keys may have new numbers: {@linkcode Reconciler.syncIdentities} should run before the next commit. */
+  onIdentitiesChanged: () => void;
+  /** Asks for `kind/key` to be synced again: a pod whose owned addresses changed because another pod came or went. */
+  resync: (kind: WatchedKind, key: string) => void;
+}
+
+/** What the compiler holds after the last commit, for the flow log and the metrics. */
+export type CompiledReads = Pick<PolicyCompiler, "podOfEndpoint" | "rule" | "stateCounts" | "pendingIdentityKeys">;
+
+/** A local pod's interface is not there yet; its key is retried with backoff. */
+export class PodInterfaceNotReadyError extends Error {
+  override name = "PodInterfaceNotReadyError";
+}
+
+function writeCounts(result: ApplyResult): Record<string, number> {
+  const { policyUpserts, endpointUpserts, ipcacheUpserts, policyRemovals, endpointRemovals, ipcacheRemovals } = result;
+  return { policyUpserts, endpointUpserts, ipcacheUpserts, policyRemovals, endpointRemovals, ipcacheRemovals };
+}
+
+/**
+ * The steps of a node's reconciliation.
+ *
+ * @example
+ * ```ts
+ * const reconciler = new Reconciler({ nodeName: "n1", objects, datapath, podInterface, writeReport, logger, onIdentitiesChanged: () => {}, resync: () => {} });
+ * await reconciler.sync("Pod", "x/a");
+ * await reconciler.commit({ drained: true, signal }); // the full sync; later commits write diffs
+ * ```
+ */
+export class Reconciler {
+  readonly #nodeName: string;
+  readonly #objects: WatchedObjects;
+  readonly #datapath: AgentDatapath;
+  readonly #podInterface: PodInterfaceLookup;
+  readonly #log: Logger;
+  readonly #onIdentitiesChanged: () => void;
+  readonly #resync: (kind: WatchedKind, key: string) => void;
+  readonly #identities: ClusterIdentityAllocator | undefined;
+  readonly #compiler: PolicyCompiler;
+  readonly #attachments: PodAttachments;
+  readonly #report: EnforcementReport;
+  /** Host addresses learned from host-network pods, by pod key. */
+  readonly #hostIps = new HostIpsByPod();
+  /** Which pod owns each pod address: a later pod whose status claims a running pod's address does not get it. */
+  readonly #addressClaims = new PodAddressClaims();
+  /** The refused generation of each policy (`kind/namespace/name`) as `uid/generation`, so each refusal is logged once. */
+  readonly #refused = new Map<string, string>();
+  /** Identity keys whose number may have changed since the compiler last heard. */
+  readonly #changedIdentities = new Set<string>();
+  readonly #applyDuration = new Histogram(APPLY_DURATION_BUCKETS);
+  #fullSyncDone = false;
+
+  constructor(options: ReconcilerOptions) {
+    this.#nodeName = options.nodeName;
+    this.#objects = options.objects;
+    this.#datapath = options.datapath;
+    this.#podInterface = options.podInterface;
+    this.#log = options.logger;
+    this.#onIdentitiesChanged = options.onIdentitiesChanged;
+    this.#resync = options.resync;
+    if (options.identityTable !== undefined) {
+      this.#identities = new ClusterIdentityAllocator(options.identityTable, (keys) => this.identityObjectsChanged(keys));
+    }
+    this.#compiler = new PolicyCompiler({ nodeName: options.nodeName, identities: this.#identities ?? new LocalIdentityAllocator() });
+    this.#attachments = new PodAttachments(options.datapath, (pod) => this.#compiler.endpointOf(pod), options.logger);
+    this.#report = new EnforcementReport(options.nodeName, options.writeReport);
+  }
+
+  /** What the compiler holds after the last commit. */
+  get compiled(): CompiledReads {
+    return this.#compiler;
+  }
+
+  /** How long commits took, compiling and writing. */
+  get applyDuration(): Histogram {
+    return this.#applyDuration;
+  }
+
+  /**
+   * Hands the latest state of one object to the compiler (its deletion, if
+   * it is gone); a local pod's interface is found and attached, or released.
+   * Takes effect at the next {@linkcode commit}.
+   *
+   * A policy that fails validation is refused: the generation of it the
+   * compiler last took (if any) stays enforced, since a bad edit must not
+   * open what the policy closed, and stays the one the report lists, so the
+   * operator's Programmed condition and `palisade wait` see that this node
+   * has not taken the refused one (the operator's Accepted condition and
+   * Event say why). No other policy is touched. Each problem is logged as an
+   * error naming the object and the field, once per refused generation.
+   * A Namespace that fails keeps its last labels; a Pod that fails is
+   * enforced as if deleted.
+   *
+   * @throws {PodInterfaceNotReadyError} when a local pod's interface is not there yet (retry later).
+   */
+  async sync(kind: WatchedKind, key: string): Promise<void> {
+    const obj = this.#objects.get(kind, key);
+    switch (kind) {
+      case "Namespace":
+        this.#syncNamespace(key, obj);
+        break;
+      case "Pod":
+        await this.#syncPod(key, obj);
+        break;
+      default:
+        this.#syncPolicy(kind, key, obj);
+    }
+  }
+
+  /**
+   * PalisadeIdentity objects numbering `keys` changed, or this node released
+   * a number a key was waiting for: the keys whose number changed are noted
+   * for {@linkcode syncIdentities}, and `onIdentitiesChanged` is called.
+   */
+  identityObjectsChanged(keys: readonly string[]): void {
+    let changed = false;
+    for (const key of keys) {
+      if (this.#identities?.changed(key) === false) continue;
+      this.#changedIdentities.add(key);
+      changed = true;
+    }
+    if (changed) this.#onIdentitiesChanged();
+  }
+
+  /** Hands the identity keys noted since the last call to the compiler; takes effect at the next {@linkcode commit}. */
+  syncIdentities(): void {
+    this.#compiler.identitiesChanged(this.#changedIdentities);
+    this.#changedIdentities.clear();
+  }
+
+  /**
+   * Writes everything synced so far to the datapath (the first time as a
+   * full sync), attaches and detaches pod interfaces, and writes the node
+   * report if it changed. `drained` says whether every change delivered so
+   * far was synced before this commit: only then does the report move its
+   * resourceVersions.
+   *
+   * @throws when the report cannot be written; the datapath holds the commit already, and a later commit writes the report.
+   */
+  async commit(options: { drained: boolean; signal: AbortSignal }): Promise<void> {
+    const started = process.hrtime.bigint();
+    const diff = this.#compiler.commit();
+    const ifindexOf = (pod: string): number | undefined => this.#attachments.ifindexOf(pod);
+    const fullSync = !this.#fullSyncDone;
+    // The full sync compares the datapath's maps with the whole state; later commits read narrowly.
+    const result = fullSync ? this.#datapath.replaceAll(this.#compiler.state(), ifindexOf) : this.#datapath.apply(diff, ifindexOf);
+    const endpoints = this.#compiler.stateCounts().endpoints;
+    this.#attachments.committed(fullSync);
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    this.#applyDuration.observe(seconds);
+    // A new ipBlock CIDR gives the addresses inside it new identity keys, so a policy change can wait on identities too.
+    const pending = this.#compiler.pendingIdentityKeys().length;
+    if (pending > 0) this.#log.debug({ pending }, "Identities pending: waiting for the operator's PalisadeIdentity objects");
+    this.#log.debug({ ...result, skippedEndpoints: result.skippedEndpoints.length, seconds }, "Applied policy");
+    this.#report.committed({ endpoints, pendingIdentities: pending, caughtUp: options.drained ? this.#objects.position() : undefined });
+    if (fullSync) {
+      this.#fullSyncDone = true;
+      this.#log.info({ endpoints, policies: this.#report.applied.length, ...writeCounts(result), seconds }, "Full sync applied");
+    }
+    await this.#report.write(options.signal);
+  }
+
+  #syncNamespace(name: string, obj: KubernetesObject | undefined): void {
+    if (obj === undefined) {
+      this.#compiler.deleteNamespace(name);
+      return;
+    }
+    const converted = namespaceFromObject(obj);
+    if (converted.ok) this.#compiler.upsertNamespace(converted.value);
+    else this.#logInvalid(converted.errors);
+  }
+
+  #syncPolicy(kind: PolicyKind, key: string, obj: KubernetesObject | undefined): void {
+    const { namespace, name } = parseObjectKey(key);
+    if (obj === undefined) {
+      this.#compiler.deletePolicy(kind, namespace, name);
+      this.#report.forget(kind, namespace, name);
+      this.#refused.delete(`${kind}/${key}`);
+      return;
+    }
+    const converted = policyFromObject(obj);
+    if (!converted.ok) {
+      this.#refuse(kind, key, obj, converted.errors);
+      return;
+    }
+    this.#refused.delete(`${kind}/${key}`);
+    this.#compiler.upsertPolicy(converted.value);
+    this.#report.fed({ kind, namespace, name, uid: converted.value.metadata.uid ?? "", generation: converted.value.metadata.generation ?? 0 });
+  }
+
+  async #syncPod(key: string, obj: KubernetesObject | undefined): Promise<void> {
+    const converted = obj === undefined ? undefined : podFromObject(obj);
+    if (converted !== undefined && !converted.ok) this.#logInvalid(converted.errors);
+    if (obj === undefined || converted === undefined || !converted.ok) {
+      const { namespace, name } = parseObjectKey(key);
+      this.#compiler.deletePod(namespace, name);
+      this.#setHostIps(key, []);
+      this.#attachments.release(key);
+      this.#reclaimed(this.#addressClaims.release(key).changed);
+      return;
+    }
+    const claim = this.#addressClaims.claim(key, creationTime(obj), converted.value.pod.ips);
+    for (const { ip, owner } of claim.taken) this.#log.warn({ pod: key, ip, owner }, `Pod "${key}" claims the address ${ip} of pod "${owner}", created before it; the address stays ${owner}'s`);
+    this.#reclaimed(claim.changed);
+    const pod = { ...converted.value.pod, ips: claim.owned };
+    this.#setHostIps(key, converted.value.hostIPs);
+    this.#compiler.upsertPod(pod);
+    const [ip] = pod.ips;
+    if (pod.nodeName !== this.#nodeName || ip === undefined) {
+      this.#attachments.release(key);
+      return;
+    }
+    const found = await this.#podInterface(ip);
+    if (found === undefined) throw new PodInterfaceNotReadyError(`Cannot attach to pod "${key}": no interface routes to its IP ${JSON.stringify(ip)} yet`);
+    this.#attachments.found(key, found);
+  }
+
+  /** Pods whose owned addresses changed: the compiler hears of it now (before the next commit), their interfaces when they are synced again. */
+  #reclaimed(keys: readonly string[]): void {
+    for (const key of keys) {
+      const converted = podFromObject(this.#objects.get("Pod", key));
+      if (converted.ok) this.#compiler.upsertPod({ ...converted.value.pod, ips: this.#addressClaims.owned(key) });
+      this.#resync("Pod", key);
+    }
+  }
+
+  #setHostIps(key: string, ips: string[]): void {
+    const all = this.#hostIps.set(key, ips);
+    if (all) this.#compiler.setHostIPs(all);
+  }
+
+  /** Logs the refusal of a policy's generation, once; the compiler and the report keep what they had. */
+  #refuse(kind: PolicyKind, key: string, obj: KubernetesObject, errors: PolicyError[]): void {
+    const refused = `${obj.metadata?.uid ?? ""}/${obj.metadata?.generation ?? 0}`;
+    if (this.#refused.get(`${kind}/${key}`) === refused) return;
+    this.#refused.set(`${kind}/${key}`, refused);
+    const { namespace, name } = parseObjectKey(key);
+    const enforced = this.#report.fedPolicy(kind, namespace, name)?.generation;
+    const outcome = enforced === undefined ? "no generation of it is enforced" : `generation ${enforced} stays enforced`;
+    for (const e of errors) {
+      this.#log.error({ kind, namespace, name, generation: obj.metadata?.generation, field: e.field, err: e }, `${e.message}; ${outcome}`);
+    }
+  }
+
+  #logInvalid(errors: PolicyError[]): void {
+    for (const e of errors) {
+      this.#log.error({ kind: e.kind, namespace: e.namespace, name: e.objectName, field: e.field, err: e }, `${e.message}; skipped`);
+    }
+  }
+}
