@@ -247,40 +247,44 @@ describe("Reconciler", () => {
     assert.equal(report?.podResourceVersion, h.objects.position().podResourceVersion);
   });
 
-  it("refuses a policy that fails validation: its last accepted generation stays enforced and reported, nothing else changes, and the refusal is logged once naming the field", async () => {
+  it("refuses a policy that fails validation: its last accepted generation stays enforced and reported, one never accepted isolates the pods it selects (fail closed), nothing else changes, and the refusal is logged once naming the field", async () => {
     const h = harness();
     await cluster(h);
     const open = networkPolicy("x/open-81", 1, { podSelector: { matchLabels: { app: "web" } }, ingress: [{ ports: [{ protocol: "TCP", port: 81 }] }] });
     await h.put(open);
     const before = await h.commit();
     const maps = { policy: new Map(h.datapath.policy), endpoints: new Map(h.datapath.endpoints), ipcache: new Map(h.datapath.ipcache) };
+    assert.ok(h.admits("x/a", "x/b"), "b is not isolated yet");
     const errors = (): Record<string, unknown>[] => h.logs.filter((l) => l["level"] === LOG_LEVELS.error);
 
     // An edit that fails validation, then a status update of the same generation (the operator's conditions).
     const badEdit = networkPolicy("x/only-allowed", 2, { podSelector: { matchLabels: { app: "not valid!" } }, policyTypes: ["Ingress"] });
     await h.put(badEdit);
     await h.put({ ...badEdit, status: {} } as KubernetesObject);
-    // A new policy that was never valid.
-    await h.put(networkPolicy("x/broken", 1, { podSelector: {}, ingress: [{ ports: [{ protocol: "TCP", port: 80, endPort: 70 }] }] }));
+    await h.commit();
+    assert.deepEqual({ policy: h.datapath.policy, endpoints: h.datapath.endpoints, ipcache: h.datapath.ipcache }, maps, "a refused edit changes no map");
+    // A new policy that was never valid, selecting client pods: they are isolated for ingress, with none of its rules.
+    await h.put(networkPolicy("x/broken", 1, { podSelector: { matchLabels: { role: "client" } }, ingress: [{ ports: [{ protocol: "TCP", port: 80, endPort: 70 }] }] }));
     const after = await h.commit();
-    assert.deepEqual(after?.policies, before?.policies, "the report still lists generation 1 of only-allowed, and open-81");
-    assert.deepEqual({ policy: h.datapath.policy, endpoints: h.datapath.endpoints, ipcache: h.datapath.ipcache }, maps, "the maps did not change");
-    assert.ok(!h.admits("x/b", "x/a") && h.admits("x/c", "x/a") && h.admits("x/b", "x/a", 81));
+    assert.deepEqual(after?.policies, before?.policies, "the report still lists generation 1 of only-allowed, and open-81, not the refused policy");
+    assert.ok(!h.admits("x/a", "x/b"), "b, which the refused policy selects, is isolated");
+    assert.ok(!h.admits("x/b", "x/a") && h.admits("x/c", "x/a") && h.admits("x/b", "x/a", 81), "a's policies are untouched");
     assert.deepEqual(
       errors().map((l) => [l["name"], l["generation"], l["field"], l["msg"]]),
       [
         ["only-allowed", 2, 'spec.podSelector.matchLabels["app"]', `${(errors()[0]?.["err"] as { message: string }).message}; generation 1 stays enforced`],
-        ["broken", 1, "spec.ingress[0].ports[0].endPort", `${(errors()[1]?.["err"] as { message: string }).message}; no generation of it is enforced`],
+        ["broken", 1, "spec.ingress[0].ports[0].endPort", `${(errors()[1]?.["err"] as { message: string }).message}; the pods it selects are isolated in its directions, with none of its rules, until it is corrected`],
       ],
     );
     assert.match(String(errors()[0]?.["msg"]), /^Cannot load NetworkPolicy "x\/only-allowed": spec\.podSelector\.matchLabels\["app"\] /);
 
-    // Corrected, the policy is enforced at its new generation; deleting the broken one changes nothing.
+    // Corrected, the policy is enforced at its new generation; deleting the broken one lifts b's isolation.
     await h.put(onlyAllowed(3, 81));
     await h.remove("NetworkPolicy", "x/broken");
     const corrected = await h.commit();
     assert.deepEqual(corrected?.policies.map((p) => [p.name, p.generation]), [["only-allowed", 3], ["open-81", 1]]);
     assert.ok(h.admits("x/c", "x/a", 81) && !h.admits("x/c", "x/a"));
+    assert.ok(h.admits("x/a", "x/b"), "b is open again");
     assert.equal(errors().length, 2);
   });
 });

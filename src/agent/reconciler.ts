@@ -26,7 +26,7 @@
  * @module
  */
 import type { KubernetesObject } from "@kubernetes/client-node";
-import { namespaceFromObject, podFromObject, policyFromObject } from "../api-objects/index.ts";
+import { isolationOfRefused, namespaceFromObject, podFromObject, policyFromObject } from "../api-objects/index.ts";
 import type { ApplyResult } from "../datapath/index.ts";
 import type { Cache } from "../k8s/cache.ts";
 import { parseObjectKey } from "../k8s/cache.ts";
@@ -243,7 +243,11 @@ export class Reconciler {
     }
     const converted = policyFromObject(obj);
     if (!converted.ok) {
-      this.#refuse(kind, key, obj, converted.errors);
+      const enforced = this.#report.fedPolicy(kind, namespace, name)?.generation;
+      // Never accepted: its pods are isolated in its directions with none of its rules (fail closed), unreported.
+      const isolation = enforced === undefined ? isolationOfRefused(obj) : undefined;
+      if (isolation !== undefined) this.#compiler.upsertPolicy(isolation);
+      this.#refuse(kind, key, obj, converted.errors, enforced !== undefined ? `generation ${enforced} stays enforced` : isolation !== undefined ? "the pods it selects are isolated in its directions, with none of its rules, until it is corrected" : "no generation of it is enforced, and its selector cannot be read");
       return;
     }
     this.#refused.delete(`${kind}/${key}`);
@@ -293,13 +297,11 @@ export class Reconciler {
   }
 
   /** Logs the refusal of a policy's generation, once; the compiler and the report keep what they had. */
-  #refuse(kind: PolicyKind, key: string, obj: KubernetesObject, errors: PolicyError[]): void {
+  #refuse(kind: PolicyKind, key: string, obj: KubernetesObject, errors: PolicyError[], outcome: string): void {
     const refused = `${obj.metadata?.uid ?? ""}/${obj.metadata?.generation ?? 0}`;
     if (this.#refused.get(`${kind}/${key}`) === refused) return;
     this.#refused.set(`${kind}/${key}`, refused);
     const { namespace, name } = parseObjectKey(key);
-    const enforced = this.#report.fedPolicy(kind, namespace, name)?.generation;
-    const outcome = enforced === undefined ? "no generation of it is enforced" : `generation ${enforced} stays enforced`;
     for (const e of errors) {
       this.#log.error({ kind, namespace, name, generation: obj.metadata?.generation, field: e.field, err: e }, `${e.message}; ${outcome}`);
     }

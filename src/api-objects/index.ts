@@ -10,3 +10,4 @@
  */
 export * from "./convert.ts";
 export * from "./identity-informer.ts";
+export * from "./refused-policy.ts";

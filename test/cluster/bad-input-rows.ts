@@ -227,7 +227,7 @@ export function storedRows({ bad, x, addressOfA }: RowContext): Row[] {
     {
       name: "NetworkPolicy cidr of an IPv4-mapped address (the API server warns)",
       object: np(bad, "s-mapped", { podSelector: {}, ingress: [{ from: [{ ipBlock: { cidr: "::ffff:1.2.3.4/128" } }] }] }),
-      outcome: { listed: true },
+      outcome: { warned: { field: "spec.ingress[0].from[0].ipBlock.cidr", message: /is an IPv4-mapped IPv6 prefix/, reason: "Invalid" } },
     },
     {
       name: "NetworkPolicy cidr with host bits set (the API server warns)",
