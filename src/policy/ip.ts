@@ -204,12 +204,22 @@ export function parseCidr(text: string): Cidr {
   const prefixLen = Number(lengthText);
   const bits = addressBits(address.family);
   if (prefixLen > bits) throw fail(`prefix length ${prefixLen} is above ${bits}`);
-  if (address.family === 6 && address.value >> 32n === 0xffffn && prefixLen >= 96) {
-    // Go (and so every Kubernetes component) reads "::ffff:a.b.c.d/n" as the IPv4 CIDR a.b.c.d/(n-96):
-    // two readings of one text, so neither is guessed.
-    throw fail("is an IPv4-mapped IPv6 prefix, which some readers take for an IPv4 CIDR; write the IPv4 CIDR");
-  }
   return cidrOf(address, prefixLen);
+}
+
+/**
+ * Whether `cidr` lies within the IPv4-mapped IPv6 addresses (::ffff:0:0/96).
+ * Go, and so every Kubernetes component, reads such a CIDR written in a
+ * policy as the IPv4 CIDR of the mapped addresses: a text two readers read
+ * two ways.
+ *
+ * @example
+ * ```ts
+ * isIpv4MappedPrefix(parseCidr("::ffff:1.2.3.4/128")); // true
+ * ```
+ */
+export function isIpv4MappedPrefix(cidr: Cidr): boolean {
+  return cidr.family === 6 && cidr.prefixLen >= 96 && cidr.network >> 32n === 0xffffn;
 }
 
 function formatV4(value: bigint): string {

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { canonicalIp, cidrContains, ipFamily, IpParseError, parseCidr } from "./ip.ts";
+import { canonicalIp, cidrContains, ipFamily, IpParseError, isIpv4MappedPrefix, parseCidr } from "./ip.ts";
 import type { Cidr } from "./ip.ts";
 
 /** One problem with an object: the field it is about and what is wrong with it. */
@@ -260,7 +260,13 @@ function checkIpBlock(value: unknown, path: string, issues: ValidationIssue[]): 
 
 function cidrAt(text: string, path: string, issues: ValidationIssue[]): Cidr | undefined {
   try {
-    return parseCidr(text);
+    const cidr = parseCidr(text);
+    if (isIpv4MappedPrefix(cidr)) {
+      // Two readings of one text: Kubernetes (Go) takes it for the IPv4 CIDR of the mapped addresses.
+      issues.push({ field: path, message: `${JSON.stringify(text)} is not a valid CIDR: is an IPv4-mapped IPv6 prefix, which some readers take for an IPv4 CIDR; write the IPv4 CIDR` });
+      return undefined;
+    }
+    return cidr;
   } catch (error) {
     if (!(error instanceof IpParseError)) throw error;
     issues.push({ field: path, message: `${JSON.stringify(text)} is not a valid CIDR: ${error.reason}` });
