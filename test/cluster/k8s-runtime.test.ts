@@ -189,7 +189,9 @@ describe("k8s runtime against a real kube-apiserver", { timeout: 600_000 }, () =
     await eventually("web sees the delete of b", () => webEvents.some((e) => e.kind === "delete" && e.key === `${NAMESPACE}/b`));
     assert.deepEqual(all.cache.byIndex(NODE_NAME_INDEX, "node-2"), []);
     await create(Resources.pods, pod("c", { app: "web" }, "node-1"));
+    // The two informers have their own watches: each may see c at its own moment.
     await eventually("add of c", () => webEvents.some((e) => e.kind === "add" && e.key === `${NAMESPACE}/c`));
+    await eventually("the node index holds c", () => allEvents.some((e) => e.kind === "add" && e.key === `${NAMESPACE}/c`));
     assert.deepEqual(all.cache.byIndex(NODE_NAME_INDEX, "node-1").map(objectKey).sort(), [`${NAMESPACE}/a`, `${NAMESPACE}/c`]);
     // Deleting a bound pod first stamps deletionTimestamp (an update), even with no grace period.
     assert.deepEqual(webEvents.map((e) => `${e.kind} ${e.key.split("/")[1]}`), ["update a", "add b", "delete a", "update b", "delete b", "add c"]);
