@@ -74,6 +74,6 @@ export default tseslint.config(
   },
   {
     files: ["scripts/**/*.js", "eslint.config.js"],
-    languageOptions: { globals: { process: "readonly", console: "readonly" } },
+    languageOptions: { globals: { process: "readonly", console: "readonly", setTimeout: "readonly", clearTimeout: "readonly" } },
   },
 );
