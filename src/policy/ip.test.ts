@@ -6,7 +6,7 @@ import {
   cidrContains,
   cidrContainsIp,
   cidrOf,
-  CidrSet,
+  CidrMap,
   formatCidr,
   formatIp,
   hostCidr,
@@ -148,7 +148,7 @@ test("cidrContains and cidrContainsIp", () => {
   );
 });
 
-test("CidrSet: longest match equals a brute-force search, across adds and deletes", () => {
+test("CidrMap: longest match and containment equal a brute-force search, across sets and deletes", () => {
   const cidrArb = fc.oneof(
     fc.tuple(v4Arb, fc.integer({ min: 0, max: 32 })),
     fc.tuple(v6Arb, fc.integer({ min: 0, max: 128 })),
@@ -158,11 +158,11 @@ test("CidrSet: longest match equals a brute-force search, across adds and delete
       fc.array(fc.tuple(fc.boolean(), cidrArb), { maxLength: 30 }),
       fc.array(fc.oneof(v4Arb, v6Arb), { minLength: 1, maxLength: 20 }),
       (operations, probes) => {
-        const set = new CidrSet();
+        const set = new CidrMap<Cidr>();
         const model = new Map<string, Cidr>();
         for (const [add, cidr] of operations) {
           if (add) {
-            set.add(cidr);
+            set.set(cidr, cidr);
             model.set(formatCidr(cidr), cidr);
           } else {
             set.delete(cidr);
@@ -175,6 +175,11 @@ test("CidrSet: longest match equals a brute-force search, across adds and delete
             .filter((cidr) => cidrContainsIp(cidr, probe))
             .sort((a, b) => b.prefixLen - a.prefixLen)[0];
           assert.deepEqual(set.longestMatch(probe), expected);
+        }
+        for (const [, cidr] of operations) {
+          const expected = [...model.values()].filter((outer) => cidrContains(outer, cidr)).sort((a, b) => b.prefixLen - a.prefixLen);
+          assert.deepEqual(set.containing(cidr), expected);
+          assert.deepEqual(set.get(cidr), model.get(formatCidr(cidr)));
         }
       },
     ),

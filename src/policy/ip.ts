@@ -153,10 +153,16 @@ export function canonicalIp(text: string): string {
   return formatIp(parseIp(text));
 }
 
-function maskOf(family: IpFamily, prefixLen: number): bigint {
+function masksOf(family: IpFamily): bigint[] {
   const bits = BigInt(addressBits(family));
-  const hostBits = bits - BigInt(prefixLen);
-  return ((1n << bits) - 1n) ^ ((1n << hostBits) - 1n);
+  return Array.from({ length: addressBits(family) + 1 }, (_, prefixLen) => ((1n << bits) - 1n) ^ ((1n << (bits - BigInt(prefixLen))) - 1n));
+}
+
+// Computed once: containment tests run once per identity and prefix length in every compile.
+const MASKS: Record<IpFamily, bigint[]> = { 4: masksOf(4), 6: masksOf(6) };
+
+function maskOf(family: IpFamily, prefixLen: number): bigint {
+  return MASKS[family][prefixLen] as bigint;
 }
 
 /**
@@ -333,61 +339,74 @@ export function cidrContainsIp(cidr: Cidr, address: IpAddress): boolean {
 }
 
 /**
- * A set of CIDR prefixes answering longest-prefix-match queries, indexed by
- * prefix length so a query costs one hash lookup per distinct length.
+ * A map from CIDR prefixes to values answering longest-prefix-match and
+ * containment queries, indexed by prefix length so a query costs one hash
+ * lookup per distinct length, however many prefixes it holds.
  *
  * @example
  * ```ts
- * const set = new CidrSet();
- * set.add(parseCidr("10.0.0.0/8"));
- * set.add(parseCidr("10.1.0.0/16"));
- * set.longestMatch(parseIp("10.1.2.3")); // the 10.1.0.0/16 Cidr
+ * const map = new CidrMap<string>();
+ * map.set(parseCidr("10.0.0.0/8"), "wide");
+ * map.set(parseCidr("10.1.0.0/16"), "narrow");
+ * map.longestMatch(parseIp("10.1.2.3")); // "narrow"
+ * map.containing(parseCidr("10.1.2.0/24")); // ["narrow", "wide"]
  * ```
  */
-export class CidrSet {
-  readonly #byLength = new Map<IpFamily, Map<number, Map<bigint, Cidr>>>([
-    [4, new Map()],
-    [6, new Map()],
-  ]);
+export class CidrMap<V> {
+  readonly #byLength: Record<IpFamily, Map<number, Map<bigint, V>>> = { 4: new Map(), 6: new Map() };
   /** Distinct prefix lengths per family, longest first. */
-  readonly #lengths = new Map<IpFamily, number[]>([
-    [4, []],
-    [6, []],
-  ]);
+  readonly #lengths: Record<IpFamily, number[]> = { 4: [], 6: [] };
 
-  /** Adds a prefix (no-op if present). */
-  add(cidr: Cidr): void {
-    const byLength = this.#byLength.get(cidr.family) as Map<number, Map<bigint, Cidr>>;
+  /** Sets the value of a prefix. */
+  set(cidr: Cidr, value: V): void {
+    const byLength = this.#byLength[cidr.family];
     let networks = byLength.get(cidr.prefixLen);
     if (!networks) {
       networks = new Map();
       byLength.set(cidr.prefixLen, networks);
-      this.#lengths.set(cidr.family, [...byLength.keys()].sort((a, b) => b - a));
+      this.#lengths[cidr.family] = [...byLength.keys()].sort((a, b) => b - a);
     }
-    networks.set(cidr.network, cidr);
+    networks.set(cidr.network, value);
+  }
+
+  /** The value of exactly this prefix. */
+  get(cidr: Cidr): V | undefined {
+    return this.#byLength[cidr.family].get(cidr.prefixLen)?.get(cidr.network);
   }
 
   /** Removes a prefix (no-op if absent). */
   delete(cidr: Cidr): void {
-    const byLength = this.#byLength.get(cidr.family) as Map<number, Map<bigint, Cidr>>;
+    const byLength = this.#byLength[cidr.family];
     const networks = byLength.get(cidr.prefixLen);
     if (!networks?.delete(cidr.network) || networks.size > 0) return;
     byLength.delete(cidr.prefixLen);
-    this.#lengths.set(cidr.family, [...byLength.keys()].sort((a, b) => b - a));
+    this.#lengths[cidr.family] = [...byLength.keys()].sort((a, b) => b - a);
   }
 
-  /** Whether the set holds no prefix. */
+  /** Whether the map holds no prefix. */
   get empty(): boolean {
-    return (this.#lengths.get(4) as number[]).length === 0 && (this.#lengths.get(6) as number[]).length === 0;
+    return this.#lengths[4].length === 0 && this.#lengths[6].length === 0;
   }
 
-  /** The longest prefix of the set containing the address, if any. */
-  longestMatch(address: IpAddress): Cidr | undefined {
-    const byLength = this.#byLength.get(address.family) as Map<number, Map<bigint, Cidr>>;
-    for (const length of this.#lengths.get(address.family) as number[]) {
+  /** The value of the longest prefix containing the address, if any. */
+  longestMatch(address: IpAddress): V | undefined {
+    const byLength = this.#byLength[address.family];
+    for (const length of this.#lengths[address.family]) {
       const found = byLength.get(length)?.get(address.value & maskOf(address.family, length));
-      if (found) return found;
+      if (found !== undefined) return found;
     }
     return undefined;
+  }
+
+  /** The values of every prefix containing `cidr` (itself included), longest first. */
+  containing(cidr: Cidr): V[] {
+    const byLength = this.#byLength[cidr.family];
+    const out: V[] = [];
+    for (const length of this.#lengths[cidr.family]) {
+      if (length > cidr.prefixLen) continue;
+      const found = byLength.get(length)?.get(cidr.network & maskOf(cidr.family, length));
+      if (found !== undefined) out.push(found);
+    }
+    return out;
   }
 }
