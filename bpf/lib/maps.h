@@ -17,7 +17,8 @@ struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__type(key, struct pal_ipcache_key);
 	__type(value, struct pal_ipcache_value);
-	__uint(max_entries, 65536);
+	/* Not preallocated: the room for 100k CIDRs and every pod costs only the entries written. */
+	__uint(max_entries, 1048576);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } PAL_MAP_IPCACHE SEC(".maps");

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import type { ApplyResult, Counter, EventSubscription, FlowEvent, ReasonName } from "../datapath/index.ts";
+import type { ApplyResult, Counter, EventSubscription, FlowEvent, MapIpcacheEntry, ReasonName } from "../datapath/index.ts";
 import type { DesiredState, EndpointState, StateDiff } from "../policy/desired-state.ts";
 
 /** How an interface is attached: a tcx link, or a tc clsact filter on older kernels. */
@@ -33,6 +33,8 @@ export interface AgentDatapath {
   apply(diff: StateDiff, ifindexOf: (podKey: string) => number | undefined): ApplyResult;
   /** Makes the maps hold exactly `state`, writing only what differs from what they hold (a restarted agent's re-adoption). */
   replaceAll(state: DesiredState, ifindexOf: (podKey: string) => number | undefined): ApplyResult;
+  /** What the ipcache holds now (what an earlier agent left pinned, before the first write). */
+  readIpcache(): MapIpcacheEntry[];
   /** Writes the endpoint entry of one interface (its pod's interface appeared after the entry was computed). */
   setEndpoint(ifindex: number, state: EndpointState): void;
   /** Removes the endpoint entry of one interface; false if there was none. */

@@ -10,19 +10,20 @@
  * which an agent may not have caught up with): that key waits until the
  * number is released, and is then reported available.
  *
- * A key whose object the API cannot hold (a pod with more labels than a
- * PalisadeIdentity takes: see `identityObjectProblem`) gets a number of this
- * node's own, from {@link FIRST_NODE_LOCAL_IDENTITY} up: its addresses are
- * enforced by their labels like any other instead of waiting forever for an
- * object the operator cannot create; only the number means nothing on other
- * nodes.
+ * Keys derived from addresses alone (a policy's CIDRs, the node's
+ * addresses) are numbered by this node on its own, from
+ * {@link FIRST_NODE_LOCAL_IDENTITY} up, as is a key whose object the API
+ * cannot hold (a pod with more labels than a PalisadeIdentity takes: see
+ * `identityObjectProblem`): they are never pending, and the first costs no
+ * API object per CIDR; only the number means nothing on other nodes.
  *
  * @module
  */
 import { identityObjectProblem } from "../crd/identity-rules.ts";
 import type { Cache } from "../k8s/cache.ts";
 import type { PalisadeIdentity } from "../policy/api-types.ts";
-import { LocalIdentityAllocator, type IdentityAllocator } from "../policy/identity.ts";
+import type { IdentityAllocator, LocalIdentityAllocator } from "../policy/identity.ts";
+import { isAddressDerivedKey } from "../policy/identity-key.ts";
 import { FIRST_NODE_LOCAL_IDENTITY, IDENTITY_KEY_INDEX, identityObject, lowestIdentityNumber } from "../policy/identity-object.ts";
 
 /** A reference bookkeeping bug of the caller: releasing what it does not hold. */
@@ -36,7 +37,8 @@ export class ClusterIdentityReleaseError extends Error {
  *
  * @example
  * ```ts
- * const identities = new ClusterIdentityAllocator(informer.cache, (keys) => compiler.identitiesChanged(keys));
+ * const nodeLocal = new LocalIdentityAllocator({ first: FIRST_NODE_LOCAL_IDENTITY });
+ * const identities = new ClusterIdentityAllocator(informer.cache, nodeLocal, (keys) => compiler.identitiesChanged(keys));
  * new PolicyCompiler({ identities, nodeName });
  * ```
  */
@@ -47,25 +49,27 @@ export class ClusterIdentityAllocator implements IdentityAllocator {
   readonly #numbersByKey = new Map<string, Set<number>>();
   /** Keys asked for while the table had no number for them (or it meant another key here). */
   readonly #waiting = new Set<string>();
-  /** Numbers of this node's own, for keys no object can hold. */
-  readonly #nodeLocal = new LocalIdentityAllocator(FIRST_NODE_LOCAL_IDENTITY);
+  /** Numbers of this node's own, for keys the cluster does not number. */
+  readonly #nodeLocal: LocalIdentityAllocator;
 
   /**
    * @param table The informer cache of PalisadeIdentity objects, with {@link IDENTITY_KEY_INDEX}.
+   * @param nodeLocal Numbers this node gives on its own, from {@link FIRST_NODE_LOCAL_IDENTITY} up.
    * @param onAvailable Called with keys that were waiting for a number this allocator just released.
    */
-  constructor(table: Cache<PalisadeIdentity>, onAvailable: (keys: string[]) => void) {
+  constructor(table: Cache<PalisadeIdentity>, nodeLocal: LocalIdentityAllocator, onAvailable: (keys: string[]) => void) {
     this.#table = table;
+    this.#nodeLocal = nodeLocal;
     this.#onAvailable = onAvailable;
   }
 
   /**
    * The table's number for `key`, taking a reference; `undefined` while it
-   * has none (or it still means another key here). A key no object can hold
-   * gets a number of this node's own at once.
+   * has none (or it still means another key here). A key the cluster does
+   * not number gets a number of this node's own at once.
    */
   allocate(key: string): number | undefined {
-    if (identityObjectProblem(identityObject(FIRST_NODE_LOCAL_IDENTITY, key).spec) !== undefined) return this.#nodeLocal.allocate(key);
+    if (numberedByEachNode(key)) return this.#nodeLocal.allocate(key);
     const id = this.#tableNumber(key);
     const held = id === undefined ? undefined : this.#held.get(id);
     if (id === undefined || (held !== undefined && held.key !== key)) {
@@ -116,6 +120,7 @@ export class ClusterIdentityAllocator implements IdentityAllocator {
    * changed.
    */
   changed(key: string): boolean {
+    if (numberedByEachNode(key)) return false;
     if (this.#waiting.has(key)) return this.#tableNumber(key) !== undefined;
     const numbers = this.#numbersByKey.get(key);
     const id = this.#tableNumber(key);
@@ -130,4 +135,9 @@ export class ClusterIdentityAllocator implements IdentityAllocator {
   #tableNumber(key: string): number | undefined {
     return lowestIdentityNumber(this.#table.byIndex(IDENTITY_KEY_INDEX, key));
   }
+}
+
+/** Whether each node numbers `key` on its own: it is derived from addresses alone, or no PalisadeIdentity can hold it. */
+function numberedByEachNode(key: string): boolean {
+  return isAddressDerivedKey(key) || identityObjectProblem(identityObject(FIRST_NODE_LOCAL_IDENTITY, key).spec) !== undefined;
 }

@@ -5,6 +5,7 @@ import type { Cache } from "../k8s/cache.ts";
 import { jsonLogger, LOG_LEVELS } from "../k8s/logger.ts";
 import type { NodeReport } from "../k8s/node-report.ts";
 import type { PalisadeIdentity } from "../policy/api-types.ts";
+import { FIRST_NODE_LOCAL_IDENTITY } from "../policy/identity-object.ts";
 import { MemoryDatapath } from "../../test/lib/memory-datapath.ts";
 import { MemoryObjects, namespace, networkPolicy, pod } from "../../test/lib/memory-objects.ts";
 import { admits, identityTable, NODE, numberKeys, onlyAllowed, PODS, worldOptions, worldPod } from "../../test/lib/agent-world.ts";
@@ -155,6 +156,32 @@ describe("Reconciler", () => {
     assert.ok(!second.admits("x/b", "x/a") && second.admits("x/c", "x/a"));
   });
 
+  it("numbers a policy's CIDRs itself, and after a restart gives each the number its pinned maps hold, and no number in them to another key", async () => {
+    const table = identityTable();
+    const fromCidrs = (cidrs: string[]) =>
+      networkPolicy("x/from-cidrs", 1, { podSelector: { matchLabels: { app: "web" } }, policyTypes: ["Ingress"], ingress: [{ from: cidrs.map((cidr) => ({ ipBlock: { cidr } })) }] });
+    const first = harness({ identityTable: table });
+    await cluster(first, fromCidrs(["192.0.2.0/24", "198.51.100.0/24"]));
+    await first.commit();
+    assert.equal(numberPending(first, table).length, 3, "only the pods' keys wait for the operator");
+    first.reconciler.syncIdentities();
+    await first.commit();
+    assert.deepEqual(first.reconciler.compiled.pendingIdentityKeys(), []);
+    const numbers = (h: Harness) => Object.fromEntries(["192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"].map((cidr) => [cidr, h.datapath.ipcache.get(cidr)?.value.identity]));
+    const before = numbers(first);
+    assert.deepEqual(before, { "192.0.2.0/24": FIRST_NODE_LOCAL_IDENTITY, "198.51.100.0/24": FIRST_NODE_LOCAL_IDENTITY + 1, "203.0.113.0/24": undefined });
+    assert.equal(table.size, 3, "objects for the three pods' keys only");
+
+    // Restarted, it meets a new CIDR first: numbering afresh would give it 192.0.2.0/24's number.
+    const { datapath } = first;
+    datapath.writes.length = 0;
+    const second = harness({ datapath, identityTable: table });
+    await cluster(second, fromCidrs(["203.0.113.0/24", "198.51.100.0/24", "192.0.2.0/24"]));
+    await second.commit();
+    assert.deepEqual(numbers(second), { ...before, "203.0.113.0/24": FIRST_NODE_LOCAL_IDENTITY + 2 });
+    assert.deepEqual(datapath.writes.filter((w) => w.startsWith("+ipcache") || w.startsWith("-")), ["+ipcache 203.0.113.0/24"], "only the new CIDR is written");
+  });
+
   it("follows a pod added, relabelled and deleted, and detaches a deleted pod only after the commit that removed its endpoint entry", async () => {
     const h = harness();
     await h.put(namespace("x"));
@@ -207,6 +234,23 @@ describe("Reconciler", () => {
     report = await h.commit();
     assert.deepEqual(report?.policies, []);
     assert.ok(h.admits("x/c", "x/a") && h.admits("x/c", "x/a", 81));
+  });
+
+  it("after a write that failed halfway, writes the whole state again and reports the policy only once it is in the maps", async () => {
+    const h = harness();
+    await h.put(namespace("x"));
+    await h.putPod("x/a", { app: "web" });
+    await h.putPod("x/c", { role: "allowed" });
+    await h.commit();
+    await h.put(onlyAllowed(1));
+    h.datapath.failNextWrite = new Error("bpf_map_update_batch failed: ENOSPC");
+    await assert.rejects(h.commit(), /ENOSPC/);
+    assert.deepEqual(h.reports.at(-1)?.policies, [], "not reported while the maps miss part of it");
+    assert.ok(h.admits("x/c", "x/a", 81), "the endpoint still has its old state");
+    const report = await h.commit();
+    assert.match(h.datapath.calls.at(-1) ?? "", /^replaceAll/, "the retry compares the maps with the whole desired state");
+    assert.equal(report?.policies[0]?.generation, 1);
+    assert.ok(h.admits("x/c", "x/a") && !h.admits("x/c", "x/a", 81));
   });
 
   it("leaves a peer whose identity has no PalisadeIdentity yet unmatched and reports nothing as applied until it has one", async () => {

@@ -38,6 +38,9 @@ import type { PolicyKind } from "../policy/compiler.ts";
 import { HostIpsByPod } from "../policy/host-ips.ts";
 import { PodAddressClaims, creationTime } from "../policy/pod-address-claims.ts";
 import { LocalIdentityAllocator } from "../policy/identity.ts";
+import { cidrIdentity, identityKey } from "../policy/identity-key.ts";
+import { FIRST_NODE_LOCAL_IDENTITY, MAX_IDENTITY } from "../policy/identity-object.ts";
+import { parseCidr } from "../policy/ip.ts";
 import type { PolicyError } from "../policy/validate.ts";
 import type { AgentDatapath } from "./agent-datapath.ts";
 import { ClusterIdentityAllocator } from "./cluster-identities.ts";
@@ -121,10 +124,15 @@ export class Reconciler {
     this.#log = options.logger;
     this.#onIdentitiesChanged = options.onIdentitiesChanged;
     this.#resync = options.resync;
+    // Numbers this node gave earlier runs are still in its pinned maps: they
+    // are not handed to other keys, and a policy prefix gets its own back, so a
+    // restart neither lets a number mean two keys nor rewrites every CIDR.
+    const pinned = options.datapath.readIpcache().map(({ cidr, identity }) => ({ id: identity, key: identityKey(cidrIdentity(parseCidr(cidr))) }));
     if (options.identityTable !== undefined) {
-      this.#identities = new ClusterIdentityAllocator(options.identityTable, (keys) => this.identityObjectsChanged(keys));
+      const nodeLocal = new LocalIdentityAllocator({ first: FIRST_NODE_LOCAL_IDENTITY, inUse: pinned });
+      this.#identities = new ClusterIdentityAllocator(options.identityTable, nodeLocal, (keys) => this.identityObjectsChanged(keys));
     }
-    this.#compiler = new PolicyCompiler({ nodeName: options.nodeName, identities: this.#identities ?? new LocalIdentityAllocator() });
+    this.#compiler = new PolicyCompiler({ nodeName: options.nodeName, identities: this.#identities ?? new LocalIdentityAllocator({ last: MAX_IDENTITY, inUse: pinned }) });
     this.#attachments = new PodAttachments(options.datapath, (pod) => this.#compiler.endpointOf(pod), options.logger);
     this.#report = new EnforcementReport(options.nodeName, options.writeReport);
   }
@@ -206,7 +214,15 @@ export class Reconciler {
     const ifindexOf = (pod: string): number | undefined => this.#attachments.ifindexOf(pod);
     const fullSync = !this.#fullSyncDone;
     // The full sync compares the datapath's maps with the whole state; later commits read narrowly.
-    const result = fullSync ? this.#datapath.replaceAll(this.#compiler.state(), ifindexOf) : this.#datapath.apply(diff, ifindexOf);
+    let result: ApplyResult;
+    try {
+      result = fullSync ? this.#datapath.replaceAll(this.#compiler.state(), ifindexOf) : this.#datapath.apply(diff, ifindexOf);
+    } catch (error) {
+      // The compiler moved on but the maps may hold any part of the diff: the
+      // retry compares the maps with the whole desired state, so nothing is lost.
+      this.#fullSyncDone = false;
+      throw error;
+    }
     const endpoints = this.#compiler.stateCounts().endpoints;
     this.#attachments.committed(fullSync);
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;

@@ -53,6 +53,7 @@ import {
   closeFd,
   detachTc,
   linkDetach,
+  mapInfo,
   numPossibleCpus,
   objGet,
   objPin,
@@ -64,6 +65,17 @@ import {
 } from "./native.ts";
 import { ipcacheKeyString, sameEndpointState } from "../policy/desired-state.ts";
 import type { DesiredState, EndpointState, IpcacheKey, IpcacheValue, PolicyEntry, PolicyKey, PolicyValue, StateDiff } from "../policy/desired-state.ts";
+
+/** The `max_entries` of the map pinned at `path`; undefined when nothing is pinned there. */
+function pinnedMaxEntries(path: string): number | undefined {
+  if (!existsSync(path)) return undefined;
+  const fd = objGet(path);
+  try {
+    return mapInfo(fd).maxEntries;
+  } finally {
+    closeFd(fd);
+  }
+}
 
 /** `max_entries` overrides, applied when the maps are created (pinned maps keep theirs). */
 export interface MapSizes {
@@ -281,6 +293,12 @@ export class Datapath {
       [sizes.fragments, MAP_NAMES.fragments],
     ];
     for (const [size, map] of sizeOf) if (size !== undefined) mapMaxEntries[map] = size;
+    // A pinned map keeps the size it was created with (libbpf re-adopts only an
+    // identical definition): an agent built with other defaults still takes over.
+    for (const map of Object.values(MAP_NAMES)) {
+      const size = pinnedMaxEntries(join(pinRoot, map));
+      if (size !== undefined) mapMaxEntries[map] = size;
+    }
 
     let object: BpfObject;
     try {
@@ -484,11 +502,16 @@ export class Datapath {
     return this.maps.endpoints.delete({ ifindex });
   }
 
+  /** What the ipcache holds, decoded. */
+  readIpcache(): MapIpcacheEntry[] {
+    return this.maps.ipcache.entries().map(([key, value]) => ({ cidr: ipcacheKeyString(key), ...value }));
+  }
+
   /** What the endpoint, ipcache and policy maps hold, decoded. */
   readState(): MapState {
     return {
       endpoints: new Map(this.maps.endpoints.entries().map(([key, value]) => [key.ifindex, value])),
-      ipcache: this.maps.ipcache.entries().map(([key, value]) => ({ cidr: ipcacheKeyString(key), ...value })),
+      ipcache: this.readIpcache(),
       policy: this.maps.policy.entries().map(([key, value]) => ({ key, value })),
     };
   }

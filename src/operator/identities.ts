@@ -1,10 +1,12 @@
 /**
  * Cluster-wide security identities, allocated by the leading operator: it
  * runs the policy compiler's ipcache half ({@linkcode IpcacheCompiler}) over
- * every namespace, pod and policy, numbers each key it needs with
- * {@linkcode OperatorIdentityAllocator}, creates a PalisadeIdentity object
- * per number, and deletes objects whose key has gone unused for the grace
- * period, so a pod that flaps keeps its number. Agents only read the objects.
+ * every namespace, pod and policy, numbers each label-derived key it needs
+ * with {@linkcode OperatorIdentityAllocator}, creates a PalisadeIdentity
+ * object per number, and deletes objects whose key has gone unused for the
+ * grace period, so a pod that flaps keeps its number. Agents only read the
+ * objects. Keys of addresses alone (policy CIDRs) are each node's own and
+ * never become objects.
  *
  * Bad pods never stall the others: a key whose object the API cannot hold
  * (see `identityObjectProblem`) is not created (each agent numbers it on its
@@ -97,7 +99,7 @@ export class IdentityController {
   readonly #inputs: Record<InputKind, Informer<KubernetesObject>>;
   #queue: WorkQueue<string> | undefined;
   #table = new OperatorIdentityAllocator([]);
-  #compiler = new IpcacheCompiler({ identities: this.#table });
+  #compiler = new IpcacheCompiler({ identities: this.#table, prefixEntries: false });
   #hostIps = new HostIpsByPod();
   #addressClaims = new PodAddressClaims();
   #rebuild = true;
@@ -179,7 +181,7 @@ export class IdentityController {
       if (id !== undefined) existing.push({ id, key: obj.spec.key });
     }
     this.#table = new OperatorIdentityAllocator(existing);
-    this.#compiler = new IpcacheCompiler({ identities: this.#table });
+    this.#compiler = new IpcacheCompiler({ identities: this.#table, prefixEntries: false });
     this.#hostIps = new HostIpsByPod();
     this.#addressClaims = new PodAddressClaims();
     for (const [kind, informer] of Object.entries(this.#inputs) as [InputKind, Informer<KubernetesObject>][]) {

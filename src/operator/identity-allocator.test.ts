@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { FIRST_NODE_LOCAL_IDENTITY } from "../policy/identity-object.ts";
 import { OperatorIdentityAllocator } from "./identity-allocator.ts";
 
 function clock(): { now: () => number; advance: (ms: number) => void } {
@@ -68,4 +69,21 @@ test("duplicates: the lowest number wins, the other is collectible, a conflictin
   assert.equal(table.observe(257, "b"), "conflict");
   assert.equal(table.size, 2);
   assert.equal(table.inUse, 1);
+});
+
+test("address-derived keys are each node's: never an object, and an existing object of one is collected after the grace period", () => {
+  const { now, advance } = clock();
+  const cidr = '["cidr","10.0.0.0/8"]';
+  const table = new OperatorIdentityAllocator([{ id: 256, key: cidr }], now);
+  const id = table.allocate(cidr);
+  assert.ok(id >= FIRST_NODE_LOCAL_IDENTITY, "a number of the operator's own, not the object's");
+  assert.equal(table.allocate('["host",null]'), id + 1);
+  assert.equal(table.allocate("a"), 257);
+  assert.deepEqual(table.missing(() => false), [{ id: 257, key: "a" }], "only the label-derived key is to be created");
+  assert.equal(table.inUse, 1);
+  table.release(cidr);
+  assert.throws(() => table.release(cidr), { name: "IdentityReleaseError" });
+  assert.deepEqual(table.collectible(30_000), []);
+  advance(30_000);
+  assert.deepEqual(table.collectible(30_000), [{ id: 256, key: cidr }], "the object an older operator made goes");
 });

@@ -6,11 +6,17 @@
  * says which numbers have gone unused for the grace period and may be
  * collected. A number is free again only once its object is seen deleted.
  *
+ * Address-derived keys (a policy's CIDRs) are not the cluster's: each agent
+ * numbers them, so the table gives them throwaway numbers of its own and
+ * never an object.
+ *
  * @module
  */
 import { FIRST_ALLOCATED_IDENTITY } from "../policy/desired-state.ts";
+import { IdentitySpaceExhaustedError, LocalIdentityAllocator } from "../policy/identity.ts";
 import type { IdentityAllocator } from "../policy/identity.ts";
-import { MAX_IDENTITY } from "../policy/identity-object.ts";
+import { isAddressDerivedKey } from "../policy/identity-key.ts";
+import { FIRST_NODE_LOCAL_IDENTITY, MAX_IDENTITY } from "../policy/identity-object.ts";
 
 /** An identity number and the key it stands for. */
 export interface IdentityEntry {
@@ -18,17 +24,12 @@ export interface IdentityEntry {
   key: string;
 }
 
-/** Every number is taken. */
-export class IdentitySpaceExhaustedError extends Error {
-  override name = "IdentitySpaceExhaustedError";
-}
-
 /**
  * The cluster's identity table, as the leading operator keeps it.
  *
  * @example
  * ```ts
- * const table = new OperatorIdentityAllocator([{ id: 256, key: '["cidr","10.0.0.0/8"]' }]);
+ * const table = new OperatorIdentityAllocator([{ id: 256, key: '["pod","shop",[],[["app","api"]],[],null]' }]);
  * const ipcache = new IpcacheCompiler({ identities: table });
  * // feed and commit, then create table.missing(exists) and delete table.collectible(30_000)
  * ```
@@ -39,6 +40,7 @@ export class OperatorIdentityAllocator implements IdentityAllocator {
   readonly #references = new Map<string, number>();
   readonly #unusedSince = new Map<number, number>();
   readonly #now: () => number;
+  readonly #addressDerived = new LocalIdentityAllocator({ first: FIRST_NODE_LOCAL_IDENTITY });
 
   /**
    * @param existing The objects that exist now.
@@ -51,6 +53,7 @@ export class OperatorIdentityAllocator implements IdentityAllocator {
 
   /** The number of `key` (the lowest of its objects), or a new one: the lowest free number. Takes a reference. */
   allocate(key: string): number {
+    if (isAddressDerivedKey(key)) return this.#addressDerived.allocate(key);
     let id = this.numberOf(key);
     if (id === undefined) {
       id = FIRST_ALLOCATED_IDENTITY;
@@ -65,6 +68,7 @@ export class OperatorIdentityAllocator implements IdentityAllocator {
 
   /** Drops a reference; the key's numbers start their grace period at the last one. */
   release(key: string): void {
+    if (isAddressDerivedKey(key)) return this.#addressDerived.release(key);
     const references = (this.#references.get(key) ?? 0) - 1;
     if (references > 0) {
       this.#references.set(key, references);

@@ -140,6 +140,23 @@ export function identityKey(attributes: IdentityAttributes): string {
 }
 
 /**
+ * Whether an identity key stands for addresses alone (a policy prefix, a
+ * node's addresses in a class), not for labels. Nothing but the node that
+ * enforces such an identity needs its number (packets carry addresses, and
+ * each node maps them itself), so each agent numbers these keys on its own
+ * and the cluster keeps no object per CIDR: only label-derived identities
+ * are cluster-wide.
+ *
+ * @example
+ * ```ts
+ * isAddressDerivedKey('["cidr","10.0.0.0/8"]'); // true
+ * ```
+ */
+export function isAddressDerivedKey(key: string): boolean {
+  return key.startsWith('["cidr",') || key.startsWith('["host",');
+}
+
+/**
  * What an identity stands for, for people (`explain`, flow logs).
  *
  * @example

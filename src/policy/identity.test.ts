@@ -25,7 +25,7 @@ test("LocalIdentityAllocator: a freed key gets a fresh number, never a reused on
 });
 
 test("LocalIdentityAllocator: numbers from the first it is given", () => {
-  const ids = new LocalIdentityAllocator(0xf000_0000);
+  const ids = new LocalIdentityAllocator({ first: 0xf000_0000 });
   assert.deepEqual([ids.allocate("a"), ids.allocate("b"), ids.allocate("a")], [0xf000_0000, 0xf000_0001, 0xf000_0000]);
 });
 
@@ -35,4 +35,22 @@ test("LocalIdentityAllocator: releasing an unreferenced key is an error", () => 
   ids.allocate("y");
   ids.release("y");
   assert.throws(() => ids.release("y"), IdentityReleaseError);
+});
+
+test("LocalIdentityAllocator: numbers still in use elsewhere go back to their keys and to nobody else", () => {
+  const ids = new LocalIdentityAllocator({ first: 1000, inUse: [{ id: 1003, key: "c" }, { id: 1001 }, { id: 5 }] });
+  assert.equal(ids.allocate("a"), 1004, "numbering resumes above every number in use");
+  assert.equal(ids.allocate("c"), 1003, "a key gets back the number it had");
+  ids.release("c");
+  assert.equal(ids.allocate("c"), 1005, "only once");
+});
+
+test("LocalIdentityAllocator: past the last number it wraps, skipping numbers held, and says when none is left", () => {
+  const ids = new LocalIdentityAllocator({ first: 10, last: 12 });
+  assert.deepEqual([ids.allocate("a"), ids.allocate("b"), ids.allocate("c")], [10, 11, 12]);
+  ids.release("b");
+  assert.equal(ids.allocate("d"), 11);
+  assert.throws(() => ids.allocate("e"), { name: "IdentitySpaceExhaustedError", message: 'Cannot allocate an identity for key "e": all 3 numbers from 10 are held' });
+  ids.release("a");
+  assert.equal(ids.allocate("e"), 10);
 });

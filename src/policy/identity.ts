@@ -30,10 +30,25 @@ export class IdentityReleaseError extends Error {
   override name = "IdentityReleaseError";
 }
 
+/** Where a {@link LocalIdentityAllocator} numbers from and what it keeps for whom. */
+export interface LocalIdentityOptions {
+  /** The first number ({@link FIRST_ALLOCATED_IDENTITY} by default). */
+  first?: number;
+  /** The last number (2^32 - 1 by default); past it numbering starts again at `first`, skipping numbers held. */
+  last?: number;
+  /**
+   * Numbers that are still written somewhere (a restarted agent's pinned
+   * maps), with the key each meant if known: a key listed gets its number
+   * back at its first allocation, and no other key gets one of them, so a
+   * number never means two keys at once.
+   */
+  inUse?: Iterable<{ id: number; key?: string }>;
+}
+
 /**
- * An in-process allocator: identities from {@link FIRST_ALLOCATED_IDENTITY}
- * upward, reference counted, and never reused within the process, so a stale
- * identity in a map can never be mistaken for a new one.
+ * An in-process allocator: identities from `first` upward, reference
+ * counted, and not reused within the process until the range wraps, so a
+ * stale identity in a map is not mistaken for a new one.
  *
  * @example
  * ```ts
@@ -45,21 +60,40 @@ export class IdentityReleaseError extends Error {
  */
 export class LocalIdentityAllocator implements IdentityAllocator {
   readonly #byKey = new Map<string, { id: number; references: number }>();
+  /** Numbers held, and numbers kept back by `inUse` (for their key, or for nobody). */
+  readonly #taken = new Set<number>();
+  readonly #kept = new Map<string, number>();
+  readonly #first: number;
+  readonly #last: number;
   #next: number;
 
-  /** An allocator numbering from `first` upward ({@link FIRST_ALLOCATED_IDENTITY} by default). */
-  constructor(first: number = FIRST_ALLOCATED_IDENTITY) {
-    this.#next = first;
+  constructor(options: LocalIdentityOptions = {}) {
+    this.#first = options.first ?? FIRST_ALLOCATED_IDENTITY;
+    this.#last = options.last ?? 0xffff_ffff;
+    this.#next = this.#first;
+    for (const { id, key } of options.inUse ?? []) {
+      if (id < this.#first || id > this.#last) continue;
+      this.#taken.add(id);
+      if (key !== undefined) this.#kept.set(key, id);
+      if (id >= this.#next) this.#next = id + 1;
+    }
   }
 
-  /** The identity of `key`, taking a reference to it. */
+  /**
+   * The identity of `key`, taking a reference to it.
+   *
+   * @throws {IdentitySpaceExhaustedError} when every number of the range is held.
+   */
   allocate(key: string): number {
     const entry = this.#byKey.get(key);
     if (entry) {
       entry.references++;
       return entry.id;
     }
-    const id = this.#next++;
+    const kept = this.#kept.get(key);
+    this.#kept.delete(key);
+    const id = kept ?? this.#nextFree(key);
+    this.#taken.add(id);
     this.#byKey.set(key, { id, references: 1 });
     return id;
   }
@@ -72,11 +106,28 @@ export class LocalIdentityAllocator implements IdentityAllocator {
   release(key: string): void {
     const entry = this.#byKey.get(key);
     if (!entry) throw new IdentityReleaseError(`Cannot release identity key "${key}": it holds no reference`);
-    if (--entry.references === 0) this.#byKey.delete(key);
+    if (--entry.references > 0) return;
+    this.#byKey.delete(key);
+    this.#taken.delete(entry.id);
   }
 
   /** How many keys currently hold an identity. */
   get size(): number {
     return this.#byKey.size;
   }
+
+  #nextFree(key: string): number {
+    const span = this.#last - this.#first + 1;
+    for (let tried = 0; tried < span; tried++) {
+      if (this.#next > this.#last) this.#next = this.#first;
+      const id = this.#next++;
+      if (!this.#taken.has(id)) return id;
+    }
+    throw new IdentitySpaceExhaustedError(`Cannot allocate an identity for key ${JSON.stringify(key)}: all ${span} numbers from ${this.#first} are held`);
+  }
+}
+
+/** Every number of an allocator's range is held. */
+export class IdentitySpaceExhaustedError extends Error {
+  override name = "IdentitySpaceExhaustedError";
 }

@@ -85,3 +85,25 @@ test("a commit reports the pods that changed, with their namespace, and those wh
   assert.equal(ipcache.podIdentity("x/a"), 0);
   assert.deepEqual([...ipcache.podsOf("x")], []);
 });
+
+test("without prefix entries, policy prefixes still class addresses: the same entries and keys, less the prefixes' own", () => {
+  fc.assert(
+    fc.property(worldArb(5, 4), worldArb(5, 4), (before, after) => {
+      const run = (prefixEntries: boolean) => {
+        const allocator = new RecordingAllocator();
+        const ipcache = new IpcacheCompiler({ identities: allocator, prefixEntries });
+        feed(ipcache, before);
+        ipcache.commit();
+        for (const [key, pod] of before.pods) if (!after.pods.has(key)) ipcache.deletePod(pod.namespace, pod.name);
+        for (const policy of before.policies) ipcache.deletePolicy(policy.kind, policy.metadata.namespace ?? "default", policy.metadata.name);
+        feed(ipcache, after);
+        ipcache.commit();
+        const keyOf = (id: number): string => [...allocator.numbers].find(([, n]) => n === id)?.[0] ?? String(id);
+        return byKey(ipcache.entries(), keyOf);
+      };
+      const all = run(true);
+      assert.deepEqual(run(false), all.filter((entry) => !entry.includes(' ["cidr",')));
+    }),
+    { numRuns: 200 },
+  );
+});

@@ -28,7 +28,7 @@ import { LocalIdentityAllocator } from "./identity.ts";
 import type { IdentityAllocator } from "./identity.ts";
 import { canonicalNamedPorts, cidrIdentity, describeIdentity, hostIdentity, identityKey, podIdentity, sameLabels } from "./identity-key.ts";
 import type { IdentityAttributes } from "./identity-key.ts";
-import { CidrSet, formatCidr, hostCidr, IpParseError, parseCidr, parseIp } from "./ip.ts";
+import { CidrMap, formatCidr, hostCidr, IpParseError, parseCidr, parseIp } from "./ip.ts";
 import type { Cidr } from "./ip.ts";
 import { normalizePolicy, policyObjectKey } from "./normalized-policy.ts";
 import type { PolicyKind } from "./normalized-policy.ts";
@@ -120,6 +120,7 @@ function indexAdd(index: Map<string, Set<string>>, key: string, value: string): 
  */
 export class IpcacheCompiler {
   readonly #allocator: IdentityAllocator;
+  readonly #prefixEntries: boolean;
 
   // Inputs, as of the latest mutation.
   readonly #namespaces = new Map<string, NamespaceInfo>();
@@ -142,7 +143,7 @@ export class IpcacheCompiler {
   readonly #committedPolicyPrefixes = new Map<string, ReadonlyMap<string, Cidr>>();
   #committedHostTexts: string[] = [];
   readonly #prefixUsers = new Map<string, { cidr: Cidr; users: number }>();
-  readonly #prefixes = new CidrSet();
+  readonly #prefixes = new CidrMap<Cidr>();
   readonly #sources = new Map<string, IpcacheSource>();
   readonly #bindings = new Map<string, IpcacheBinding>();
   readonly #identitiesByKey = new Map<string, IdentityRecord>();
@@ -151,9 +152,14 @@ export class IpcacheCompiler {
   /** Addresses whose wanted identity is pending at the allocator, and that key. */
   readonly #pendingIpcache = new Map<string, string>();
 
-  /** Creates an empty compiler; identities come from a {@link LocalIdentityAllocator} unless `identities` is given. */
-  constructor(options: { identities?: IdentityAllocator } = {}) {
+  /**
+   * Creates an empty compiler; identities come from a {@link LocalIdentityAllocator} unless `identities` is given.
+   * `prefixEntries: false` leaves policy prefixes out of the ipcache (they still class addresses): for the
+   * operator, which numbers only what every node must agree on, and each node numbers prefixes itself.
+   */
+  constructor(options: { identities?: IdentityAllocator; prefixEntries?: boolean } = {}) {
     this.#allocator = options.identities ?? new LocalIdentityAllocator();
+    this.#prefixEntries = options.prefixEntries ?? true;
   }
 
   /** Adds or replaces a namespace. */
@@ -315,13 +321,13 @@ export class IpcacheCompiler {
 
   /** Moves the prefix claims of changed policies; marks the prefixes and the addresses whose class may change dirty. */
   #commitPolicyPrefixes(dirty: Set<string>): void {
-    const touched = new Set<string>();
+    const touched = new Map<string, Cidr>();
     const use = (prefixes: ReadonlyMap<string, Cidr> | undefined, delta: 1 | -1): void => {
       for (const [text, cidr] of prefixes ?? []) {
         const users = (this.#prefixUsers.get(text)?.users ?? 0) + delta;
         if (users === 0) this.#prefixUsers.delete(text);
         else this.#prefixUsers.set(text, { cidr, users });
-        touched.add(text);
+        touched.set(text, cidr);
       }
     };
     for (const key of this.#dirtyPolicies) {
@@ -333,16 +339,15 @@ export class IpcacheCompiler {
     }
     this.#dirtyPolicies.clear();
 
-    const changed = new CidrSet();
-    for (const text of touched) {
-      const use = this.#prefixUsers.get(text);
-      const source = this.#sources.get(text);
-      if (Boolean(use) === Boolean(source?.prefix)) continue;
-      const cidr = use?.cidr ?? (source as IpcacheSource).cidr;
-      this.#source(text, cidr).prefix = Boolean(use);
-      if (use) this.#prefixes.add(cidr);
+    const changed = new CidrMap<Cidr>();
+    for (const [text, cidr] of touched) {
+      const used = this.#prefixUsers.has(text);
+      if (used === (this.#prefixes.get(cidr) !== undefined)) continue;
+      if (used) this.#prefixes.set(cidr, cidr);
       else this.#prefixes.delete(cidr);
-      changed.add(cidr);
+      changed.set(cidr, cidr);
+      if (!this.#prefixEntries) continue;
+      this.#source(text, cidr).prefix = used;
       dirty.add(text);
     }
     // Only addresses inside an added or removed prefix can change class.

@@ -5,8 +5,9 @@
  * that a key without a PalisadeIdentity is pending (not enforced as its
  * labels say, and not reported as caught up) until the operator creates
  * the object, that both agents use the same numbers, that numbers survive
- * an operator restart, that new keys take the lowest free number, and that
- * unused identities are collected only after the grace period. Waits on
+ * an operator restart, that new keys take the lowest free number, that
+ * unused identities are collected only after the grace period, and that a
+ * policy's CIDRs are numbered by each node alone. Waits on
  * reports and objects, never on fixed sleeps.
  */
 import assert from "node:assert/strict";
@@ -248,7 +249,8 @@ describe("cluster-wide identities: operator and two agents", { timeout: 600_000 
       const maps = ipcaches();
       return maps.every((m) => m.has(`${pods.get("a")?.ipv4}/32`) && m.has(`${pods.get("b")?.ipv4}/32`)) ? maps : undefined;
     });
-    assert.deepEqual(one, two, "the nodes' ipcaches are identical");
+    const clusterWide = (cache: Map<string, number> | undefined): [string, number][] => [...(cache ?? [])].filter(([, id]) => id < FIRST_NODE_LOCAL_IDENTITY);
+    assert.deepEqual(clusterWide(one), clusterWide(two), "the nodes' ipcaches agree on every cluster-wide number");
     assert.equal(one?.get(`${pods.get("a")?.ipv4}/32`), a);
     assert.equal(one?.get(`${pods.get("b")?.ipv6}/128`), b);
     const keys = (await identities()).map((obj) => obj.spec.key);
@@ -302,5 +304,33 @@ describe("cluster-wide identities: operator and two agents", { timeout: 600_000 
     for (const cache of ipcaches()) assert.ok((cache.get(`${pods.get("crowded")?.ipv4}/32`) ?? 0) >= FIRST_NODE_LOCAL_IDENTITY, "a number of the node's own");
     for (const agent of agents) assert.equal(agent.metricsSnapshot().identitiesPending, 0);
     assert.ok(reachable("crowded", "a"), "its labels are enforced: role=client may reach a");
+  });
+
+  it("a policy's CIDRs are numbered by each node on its own: enforced and reported with no operator, and never an object", async () => {
+    await operator?.stop();
+    operator = undefined;
+    const cidrs = Array.from({ length: 1000 }, (_, i) => `100.${64 + (i >> 8)}.${i & 255}.0/24`);
+    const policy = await client.request<{ metadata: { generation: number } }>("POST", resourcePath(Resources.networkPolicies, { namespace: NS }), {
+      body: {
+        apiVersion: "networking.k8s.io/v1",
+        kind: "NetworkPolicy",
+        metadata: { name: "web-from-cidrs", namespace: NS },
+        spec: { podSelector: { matchLabels: { app: "web" } }, policyTypes: ["Ingress"], ingress: [{ from: cidrs.map((cidr) => ({ ipBlock: { cidr } })) }] },
+      },
+    });
+    for (const name of NODES) {
+      await reported(name, "web-from-cidrs applied", (r) => r.policies.some((p) => p.name === "web-from-cidrs" && p.generation === policy.metadata.generation));
+    }
+    for (const cache of ipcaches()) {
+      const numbers = cidrs.map((cidr) => cache.get(cidr) ?? 0);
+      assert.ok(numbers.every((id) => id >= FIRST_NODE_LOCAL_IDENTITY), "every CIDR has a number of the node's own");
+      assert.equal(new Set(numbers).size, cidrs.length, "one number per CIDR");
+    }
+    assert.deepEqual((await identities()).filter((obj) => obj.spec.kind !== "pod"), [], "no object per CIDR");
+    for (const agent of agents) assert.equal(agent.metricsSnapshot().identitiesPending, 0);
+    assert.ok(reachable("b", "a"), "web-from-client still admits b beside the CIDRs");
+
+    await client.request("DELETE", resourcePath(Resources.networkPolicies, { namespace: NS, name: "web-from-cidrs" }));
+    await waitFor("every node dropped the CIDRs", () => ipcaches().every((cache) => cidrs.every((cidr) => !cache.has(cidr))));
   });
 });

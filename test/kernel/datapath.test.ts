@@ -321,11 +321,10 @@ describe("datapath on the real kernel", () => {
     }
   });
 
-  test("map sizes are applied when the maps are created", () => {
+  test("map sizes are applied when the maps are created, and pinned maps keep theirs when opened with other sizes", () => {
     const root = uniquePinRoot("dp-sizes");
-    const sized = Datapath.open({ pinRoot: root, mapSizes: { policy: 4096, conntrack: 2048, ipcache: 1024, endpoints: 64, fragments: 128 } });
-    try {
-      const expected: Record<string, number> = { pal_policy: 4096, pal_ct: 2048, pal_ipcache: 1024, pal_endpoints: 64, pal_frags: 128 };
+    const expected: Record<string, number> = { pal_policy: 4096, pal_ct: 2048, pal_ipcache: 1024, pal_endpoints: 64, pal_frags: 128 };
+    const checkSizes = (): void => {
       for (const [map, size] of Object.entries(expected)) {
         const fd = objGet(join(root, map));
         try {
@@ -334,8 +333,15 @@ describe("datapath on the real kernel", () => {
           closeFd(fd);
         }
       }
+    };
+    const sized = Datapath.open({ pinRoot: root, mapSizes: { policy: 4096, conntrack: 2048, ipcache: 1024, endpoints: 64, fragments: 128 } });
+    sized.close();
+    // An agent built with other defaults (or asked for other sizes) takes the pinned maps over as they are.
+    const again = Datapath.open({ pinRoot: root, mapSizes: { policy: 8192 } });
+    try {
+      checkSizes();
     } finally {
-      sized.destroy();
+      again.destroy();
     }
   });
 

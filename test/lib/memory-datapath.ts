@@ -12,7 +12,7 @@
  */
 import { isDeepStrictEqual } from "node:util";
 import type { AgentDatapath, AttachedMode } from "../../src/agent/agent-datapath.ts";
-import type { ApplyResult, Counter, EventSubscription, FlowEvent, ReasonName } from "../../src/datapath/index.ts";
+import type { ApplyResult, Counter, EventSubscription, FlowEvent, MapIpcacheEntry, ReasonName } from "../../src/datapath/index.ts";
 import { ipcacheKeyString, policyKeyString } from "../../src/policy/desired-state.ts";
 import type { DesiredState, EndpointState, IpcacheEntry, PolicyEntry, StateDiff } from "../../src/policy/desired-state.ts";
 
@@ -49,6 +49,8 @@ export class MemoryDatapath implements AgentDatapath {
   readonly rules = new Map<number, Counter>();
   /** What {@linkcode reasonStats} answers (reasons not listed count 0). */
   readonly reasons: Partial<Record<ReasonName, Counter>> = {};
+  /** When set, the next `apply` or `replaceAll` writes the policy upserts it has, then throws this (a map that filled up). */
+  failNextWrite: Error | undefined;
   /** What the next {@linkcode gcConntrack} does: return a count, or throw. */
   conntrackGc: () => number = () => 0;
   closed = false;
@@ -61,6 +63,7 @@ export class MemoryDatapath implements AgentDatapath {
     const writes: Write[] = [];
     const skippedEndpoints: string[] = [];
     for (const entry of diff.policyUpserts) writes.push(this.#upsertPolicy(entry));
+    this.#failIfAsked();
     for (const [podKey, state] of diff.endpointUpserts) {
       const ifindex = ifindexOf(podKey);
       if (ifindex === undefined) {
@@ -90,6 +93,10 @@ export class MemoryDatapath implements AgentDatapath {
     return this.#result("apply", writes, skippedEndpoints);
   }
 
+  readIpcache(): MapIpcacheEntry[] {
+    return [...this.ipcache].map(([cidr, entry]) => ({ cidr, ...entry.value }));
+  }
+
   replaceAll(state: DesiredState, ifindexOf: (podKey: string) => number | undefined): ApplyResult {
     const writes: Write[] = [];
     const skippedEndpoints: string[] = [];
@@ -105,6 +112,7 @@ export class MemoryDatapath implements AgentDatapath {
       endpoints.set(ifindex, endpoint);
     }
     for (const [text, entry] of state.policy) if (!isDeepStrictEqual(this.policy.get(text), entry)) writes.push(this.#upsertPolicy(entry));
+    this.#failIfAsked();
     for (const [ifindex, endpoint] of endpoints) {
       if (isDeepStrictEqual(this.endpoints.get(ifindex), endpoint)) continue;
       this.endpoints.set(ifindex, endpoint);
@@ -127,6 +135,12 @@ export class MemoryDatapath implements AgentDatapath {
       writes.push(`-policy ${text}`);
     }
     return this.#result("replaceAll", writes, skippedEndpoints);
+  }
+
+  #failIfAsked(): void {
+    const error = this.failNextWrite;
+    this.failNextWrite = undefined;
+    if (error !== undefined) throw error;
   }
 
   setEndpoint(ifindex: number, state: EndpointState): void {
