@@ -16,15 +16,17 @@
  *
  * @module
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import type { V1ConfigMap, V1Node } from "@kubernetes/client-node";
-import { DEV_AGENT_METRICS_PORT, DEV_UP_STEPS, devDown, devLayout, devUp, freePorts, runningPid } from "../src/devcluster/index.ts";
-import { Informer, KubeClient, REPORT_NAME_PREFIX, Resources, isAlreadyExists, parseNodeReport, resourcePath } from "../src/k8s/index.ts";
+import { DEV_AGENT_METRICS_PORT, runningPid } from "../src/devcluster/index.ts";
+import type { DevLayout } from "../src/devcluster/index.ts";
+import { Informer, REPORT_NAME_PREFIX, Resources, parseNodeReport, resourcePath } from "../src/k8s/index.ts";
+import type { KubeClient } from "../src/k8s/index.ts";
 import type { PalisadeIdentity } from "../src/policy/index.ts";
 import { CleanupStack } from "./lib/cleanup.ts";
+import { onDevCluster } from "./lib/dev-cluster.ts";
 import { installIptablesChain } from "./lib/iptables-chain.ts";
 import type { ForwardFlow } from "./lib/iptables-chain.ts";
 import { installNftablesSet } from "./lib/nftables-set.ts";
@@ -42,9 +44,6 @@ const PER_POLICY = 10_000;
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 // The baselines' rules sit on interfaces nobody uses: only loading them is timed.
 const IDLE_FLOW: ForwardFlow = { inInterface: "plb-idle0", outInterface: "plb-idle1", client: "192.0.2.1", server: "192.0.2.2", port: 80 };
-
-const base = mkdtempSync(join(tmpdir(), "pl-cidrs-"));
-const layout = devLayout(join(base, "dev"));
 
 /** The policies of an allow-list of `size` addresses, PER_POLICY each. */
 function allowList(size: number) {
@@ -80,16 +79,8 @@ function timed(run: () => void): number {
   return performance.now() - started;
 }
 
-async function main(): Promise<void> {
-  process.stderr.write(`bench: bringing up a ${NODES}-node dev cluster in ${layout.dir}\n`);
-  await devUp(layout, { nodes: NODES, ports: await freePorts() }, (line) => process.stderr.write(`dev: ${line}\n`), DEV_UP_STEPS);
-  const client = KubeClient.fromFile(layout.adminKubeconfig);
+async function main({ layout, client }: { layout: DevLayout; client: KubeClient }): Promise<void> {
   const cleanup = new CleanupStack();
-  try {
-    await client.request("POST", resourcePath(Resources.namespaces), { body: { apiVersion: "v1", kind: "Namespace", metadata: { name: NAMESPACE } } });
-  } catch (e) {
-    if (!isAlreadyExists(e)) throw e;
-  }
   // Pods are admitted once the namespace's default ServiceAccount exists.
   while (!(await client.request("GET", `${resourcePath(Resources.namespaces)}/${NAMESPACE}/serviceaccounts/default`).then(() => true, () => false))) {
     await new Promise((resolve) => setTimeout(resolve, 100));
@@ -192,9 +183,4 @@ async function main(): Promise<void> {
   );
 }
 
-try {
-  await main();
-} finally {
-  await devDown(layout, () => {});
-  rmSync(base, { recursive: true, force: true });
-}
+await onDevCluster("cidrs", NODES, NAMESPACE, main);

@@ -6,11 +6,9 @@
  * maps (the per-node report ConfigMaps, watched, not polled). Prints the
  * distribution. Run as root after a build: `node dist/bench/policy-latency.js [N]`.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { DEV_UP_STEPS, devDown, devLayout, devUp, freePorts } from "../src/devcluster/index.ts";
-import { Informer, KubeClient, PatchType, REPORT_NAME_PREFIX, Resources, isAlreadyExists, parseNodeReport, resourcePath } from "../src/k8s/index.ts";
+import { Informer, PatchType, REPORT_NAME_PREFIX, Resources, parseNodeReport, resourcePath } from "../src/k8s/index.ts";
+import type { KubeClient } from "../src/k8s/index.ts";
+import { onDevCluster } from "./lib/dev-cluster.ts";
 import { median, quantile } from "./lib/stats.ts";
 import type { V1ConfigMap } from "@kubernetes/client-node";
 
@@ -19,9 +17,6 @@ const NODES = 2;
 const NAMESPACE = "latency";
 const POLICY = "moving-port";
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
-
-const base = mkdtempSync(join(tmpdir(), "pl-latency-"));
-const layout = devLayout(join(base, "dev"));
 
 function policy(port: number) {
   return {
@@ -32,15 +27,7 @@ function policy(port: number) {
   };
 }
 
-async function main(): Promise<void> {
-  process.stderr.write(`bench: bringing up a ${NODES}-node dev cluster in ${layout.dir}\n`);
-  await devUp(layout, { nodes: NODES, ports: await freePorts() }, (line) => process.stderr.write(`dev: ${line}\n`), DEV_UP_STEPS);
-  const client = KubeClient.fromFile(layout.adminKubeconfig);
-  try {
-    await client.request("POST", resourcePath(Resources.namespaces), { body: { apiVersion: "v1", kind: "Namespace", metadata: { name: NAMESPACE } } });
-  } catch (e) {
-    if (!isAlreadyExists(e)) throw e;
-  }
+async function main({ client }: { client: KubeClient }): Promise<void> {
   const policies = resourcePath(Resources.ebpfNetworkPolicies, { namespace: NAMESPACE });
   const created = (await client.request("POST", policies, { body: policy(1000) })) as { metadata: { generation: number } };
 
@@ -93,9 +80,4 @@ async function main(): Promise<void> {
   );
 }
 
-try {
-  await main();
-} finally {
-  await devDown(layout, () => {});
-  rmSync(base, { recursive: true, force: true });
-}
+await onDevCluster("latency", NODES, NAMESPACE, main);

@@ -31,6 +31,16 @@ function feed(ipcache: IpcacheCompiler, world: World): void {
   ipcache.setHostIPs(world.hostIPs);
 }
 
+/** Feeds `before`, commits, replaces it with `after` (deleting what `after` lacks), and commits again. */
+function feedThenChange(ipcache: IpcacheCompiler, before: World, after: World): void {
+  feed(ipcache, before);
+  ipcache.commit();
+  for (const [key, pod] of before.pods) if (!after.pods.has(key)) ipcache.deletePod(pod.namespace, pod.name);
+  for (const policy of before.policies) ipcache.deletePolicy(policy.kind, policy.metadata.namespace ?? "default", policy.metadata.name);
+  feed(ipcache, after);
+  ipcache.commit();
+}
+
 /** The ipcache with identities replaced by their keys, so two numberings compare. */
 function byKey(entries: Map<string, IpcacheEntry>, keyOf: (id: number) => string): string[] {
   return [...entries].map(([cidr, { value }]) => `${cidr} ${keyOf(value.identity)} ${value.flags}`).sort();
@@ -41,12 +51,7 @@ test("alone, it computes the ipcache and identity keys the policy compiler does,
     fc.property(worldArb(5, 4), worldArb(5, 4), (before, after) => {
       const allocator = new RecordingAllocator();
       const ipcache = new IpcacheCompiler({ identities: allocator });
-      feed(ipcache, before);
-      ipcache.commit();
-      for (const [key, pod] of before.pods) if (!after.pods.has(key)) ipcache.deletePod(pod.namespace, pod.name);
-      for (const policy of before.policies) ipcache.deletePolicy(policy.kind, policy.metadata.namespace ?? "default", policy.metadata.name);
-      feed(ipcache, after);
-      ipcache.commit();
+      feedThenChange(ipcache, before, after);
 
       const reference = new RecordingAllocator();
       const { state } = compileWorld(after, { identities: reference });
@@ -92,12 +97,7 @@ test("without prefix entries, policy prefixes still class addresses: the same en
       const run = (prefixEntries: boolean) => {
         const allocator = new RecordingAllocator();
         const ipcache = new IpcacheCompiler({ identities: allocator, prefixEntries });
-        feed(ipcache, before);
-        ipcache.commit();
-        for (const [key, pod] of before.pods) if (!after.pods.has(key)) ipcache.deletePod(pod.namespace, pod.name);
-        for (const policy of before.policies) ipcache.deletePolicy(policy.kind, policy.metadata.namespace ?? "default", policy.metadata.name);
-        feed(ipcache, after);
-        ipcache.commit();
+        feedThenChange(ipcache, before, after);
         const keyOf = (id: number): string => [...allocator.numbers].find(([, n]) => n === id)?.[0] ?? String(id);
         return byKey(ipcache.entries(), keyOf);
       };

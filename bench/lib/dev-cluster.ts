@@ -1,0 +1,41 @@
+/**
+ * A fresh dev cluster for a benchmark: control plane, node runtimes,
+ * operator and agents in a temporary folder on free ports, removed when the
+ * benchmark ends or fails.
+ *
+ * @module
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DEV_UP_STEPS, devDown, devLayout, devUp, freePorts } from "../../src/devcluster/index.ts";
+import type { DevLayout } from "../../src/devcluster/index.ts";
+import { isAlreadyExists, KubeClient, resourcePath, Resources } from "../../src/k8s/index.ts";
+
+/**
+ * Runs `body` on a new `nodes`-node dev cluster with namespace `namespace`
+ * created, then takes the cluster down and removes its folder.
+ *
+ * @example
+ * ```ts
+ * await onDevCluster("latency", 2, "latency", async ({ client }) => { ... });
+ * ```
+ */
+export async function onDevCluster(name: string, nodes: number, namespace: string, body: (cluster: { layout: DevLayout; client: KubeClient }) => Promise<void>): Promise<void> {
+  const base = mkdtempSync(join(tmpdir(), `pl-${name}-`));
+  const layout = devLayout(join(base, "dev"));
+  try {
+    process.stderr.write(`bench: bringing up a ${nodes}-node dev cluster in ${layout.dir}\n`);
+    await devUp(layout, { nodes, ports: await freePorts() }, (line) => process.stderr.write(`dev: ${line}\n`), DEV_UP_STEPS);
+    const client = KubeClient.fromFile(layout.adminKubeconfig);
+    try {
+      await client.request("POST", resourcePath(Resources.namespaces), { body: { apiVersion: "v1", kind: "Namespace", metadata: { name: namespace } } });
+    } catch (e) {
+      if (!isAlreadyExists(e)) throw e;
+    }
+    await body({ layout, client });
+  } finally {
+    await devDown(layout, () => {});
+    rmSync(base, { recursive: true, force: true });
+  }
+}
