@@ -156,7 +156,7 @@ function installPalisade(cleanup: CleanupStack, client: NetnsPod, server: NetnsP
   writeSyntheticPolicy(datapath, { baseSlot: SERVER_SLOT, peers: PEERS, peerOffset: 0 }, 0, rules - 1);
   writePolicyEntries(datapath, [{
     key: { slot: SERVER_SLOT, identity: clientIdentity, direction: DIRECTION_INGRESS, protocol: PROTOCOL_NUMBERS.TCP, port: SERVICE_PORT, portPrefixLen: 16 },
-    value: { verdict: VERDICT_ALLOW, auditVerdict: VERDICT_ALLOW, ruleId: rules, auditRuleId: rules },
+    value: { verdict: VERDICT_ALLOW, auditVerdict: VERDICT_ALLOW, ruleId: rules, auditRuleId: rules, flags: 0 },
   }]);
   datapath.setEndpoint(client.ifindex, { endpointId: 1, identity: clientIdentity, slot: CLIENT_SLOT, flags: 0 });
   datapath.setEndpoint(server.ifindex, { endpointId: 2, identity: serverIdentity, slot: SERVER_SLOT, flags: EP_ISOLATED_INGRESS });

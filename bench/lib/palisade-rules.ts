@@ -79,7 +79,7 @@ export function syntheticPolicyEntry(i: number, layout: SyntheticPolicyLayout): 
       port: rule.port,
       portPrefixLen: 16,
     },
-    value: { verdict: VERDICT_ALLOW, auditVerdict: VERDICT_ALLOW, ruleId: i + 1, auditRuleId: i + 1 },
+    value: { verdict: VERDICT_ALLOW, auditVerdict: VERDICT_ALLOW, ruleId: i + 1, auditRuleId: i + 1, flags: 0 },
   };
 }
 

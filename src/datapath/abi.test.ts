@@ -97,7 +97,7 @@ test("policy key: 80 + port prefix bits, port big-endian with bits past the pref
 });
 
 test("policy value", () => {
-  const value = { verdict: 2 as const, auditVerdict: 1 as const, ruleId: 9, auditRuleId: 10 };
+  const value = { verdict: 2 as const, auditVerdict: 1 as const, ruleId: 9, auditRuleId: 10, flags: 0 };
   assert.deepEqual(policyValueCodec.encode(value), hex("02 01 0000 09000000 0a000000"));
   assert.deepEqual(policyValueCodec.decode(policyValueCodec.encode(value)), value);
 });
@@ -152,7 +152,7 @@ test("per-CPU values: one copy per CPU, each padded to 8 bytes", () => {
   assert.deepEqual(perCpu.encode(counters), encodeArray(counterCodec, counters));
   assert.deepEqual(perCpu.decode(encodeArray(counterCodec, counters)), counters);
   const padded = perCpuCodec(policyValueCodec, 2);
-  const value = { verdict: 1 as const, auditVerdict: 2 as const, ruleId: 3, auditRuleId: 4 };
+  const value = { verdict: 1 as const, auditVerdict: 2 as const, ruleId: 3, auditRuleId: 4, flags: 0 };
   const bytes = padded.encode([value, value]);
   assert.equal(bytes.length, 32, "12-byte values in 16-byte slots");
   assert.deepEqual(padded.decode(bytes), [value, value]);

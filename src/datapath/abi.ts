@@ -319,6 +319,7 @@ export const policyValueCodec: Codec<PolicyValue> = codec(
     auditVerdict: (buf[base + policyValue.at.audit_verdict] ?? 0) as PolicyVerdict,
     ruleId: readU32(buf, base + policyValue.at.rule_id),
     auditRuleId: readU32(buf, base + policyValue.at.audit_rule_id),
+    flags: 0,
   }),
 );
 

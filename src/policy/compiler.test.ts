@@ -347,7 +347,7 @@ describe("compiler structure", () => {
     const { state } = compileWorld(w);
     const values = [...state.policy.values()];
     const anyProto = values.find((e) => e.key.protocol === 0);
-    assert.deepEqual(anyProto?.value, { verdict: VERDICT_ALLOW, auditVerdict: VERDICT_ALLOW, ruleId: anyProto?.value.ruleId, auditRuleId: anyProto?.value.ruleId });
+    assert.deepEqual(anyProto?.value, { verdict: VERDICT_ALLOW, auditVerdict: VERDICT_ALLOW, ruleId: anyProto?.value.ruleId, auditRuleId: anyProto?.value.ruleId, flags: 0 });
     const deny = values.find((e) => e.key.port === 1024 && e.key.portPrefixLen === 13);
     assert.equal(deny?.value.verdict, VERDICT_DENY);
     assert.equal(state.rules.get(deny?.value.ruleId ?? 0)?.index, 1);

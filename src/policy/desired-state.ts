@@ -73,12 +73,19 @@ export interface PolicyKey {
   portPrefixLen: number;
 }
 
+/** Policy value flag: every Enforce-mode Allow rule behind the enforced verdict has `tcp.strict`. */
+export const POLICY_FLAG_TCP_STRICT = 1;
+/** Policy value flag: every Allow rule behind the audit verdict (Audit mode included) has `tcp.strict`. */
+export const POLICY_FLAG_AUDIT_TCP_STRICT = 2;
+
 /** A policy map value: the combination of every rule whose key prefix covers this entry. */
 export interface PolicyValue {
   verdict: PolicyVerdict;
   auditVerdict: PolicyVerdict;
   ruleId: number;
   auditRuleId: number;
+  /** POLICY_FLAG_* bits. */
+  flags: number;
 }
 
 /** One policy map entry. */

@@ -42,7 +42,7 @@ function entry(
 ): PolicyEntry {
   return {
     key: { slot, identity, direction, protocol, port, portPrefixLen },
-    value: { verdict, auditVerdict: audit[0], ruleId, auditRuleId: audit[1] },
+    value: { verdict, auditVerdict: audit[0], ruleId, auditRuleId: audit[1], flags: 0 },
   };
 }
 

@@ -98,7 +98,7 @@ function groupTemplate(items: RuleItem[]): GroupTemplate {
     const valueText = `${verdict},${auditVerdict},${ruleId},${auditRuleId}`;
     let value = values.get(valueText);
     if (!value) {
-      value = { verdict, auditVerdict, ruleId, auditRuleId };
+      value = { verdict, auditVerdict, ruleId, auditRuleId, flags: 0 };
       values.set(valueText, value);
     }
     const port = key.protocol === 0 ? 0 : key.lo;

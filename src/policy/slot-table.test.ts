@@ -4,7 +4,7 @@ import type { PolicyEntry, PolicyKey } from "./desired-state.ts";
 import type { SlotContent } from "./slot-content.ts";
 import { SlotTable } from "./slot-table.ts";
 
-const value = { verdict: 1, auditVerdict: 1, ruleId: 1, auditRuleId: 1 } as const;
+const value = { verdict: 1, auditVerdict: 1, ruleId: 1, auditRuleId: 1, flags: 0 } as const;
 const content = (key: string, ports: number[]): SlotContent => ({
   key,
   groups: [{ identity: 256, direction: 0, template: { text: key, entries: ports.map((port) => ({ protocol: 6, port, portPrefixLen: 16, value })) } }],

@@ -84,7 +84,7 @@ function entry(
 ): PolicyEntry {
   return {
     key: { slot: SLOT_B, identity, direction, protocol, port, portPrefixLen },
-    value: { verdict, auditVerdict: audit.verdict, ruleId, auditRuleId: audit.ruleId },
+    value: { verdict, auditVerdict: audit.verdict, ruleId, auditRuleId: audit.ruleId, flags: 0 },
   };
 }
 
