@@ -63,7 +63,8 @@ function describeRule(state: DesiredState, ruleId: number): string {
 function describeLookup(state: DesiredState, where: string, result: LookupResult): string {
   switch (result.reason) {
     case "policy-allow":
-      return `${where}: allowed by ${describeRule(state, result.ruleId)}`;
+      // Strict: only rules with tcp.strict allow it, so it opens by a SYN alone.
+      return `${where}: allowed by ${describeRule(state, result.ruleId)}${result.tcpStrict ? " (tcp strict: a new flow must open with a SYN)" : ""}`;
     case "policy-deny":
       return `${where}: denied by ${describeRule(state, result.ruleId)}`;
     case "default-deny":

@@ -27,6 +27,20 @@ const MAX_PORT_NAME_LENGTH = 15;
 
 const IN_CIDR = "cidr(self.cidr).containsCIDR(e) && cidr(e).prefixLength() > cidr(self.cidr).prefixLength()";
 
+/** `tcp` narrows what an Allow rule admits of TCP: refused on a Deny rule and beside ports of other protocols. */
+const TCP_RULE_VALIDATIONS = [
+  {
+    rule: "!has(self.tcp) || !has(self.action) || self.action == 'Allow'",
+    message: "applies to Allow rules only: a Deny rule drops its traffic whatever its TCP flags",
+    fieldPath: ".tcp",
+  },
+  {
+    rule: "!has(self.tcp) || !has(self.ports) || self.ports.all(p, !has(p.protocol) || p.protocol == 'TCP')",
+    messageExpression: "'is \"' + self.ports.filter(p, has(p.protocol) && p.protocol != 'TCP')[0].protocol + '\", but the rule sets tcp: its ports must all be TCP'",
+    fieldPath: ".ports",
+  },
+];
+
 /**
  * Refinements of the EBPFNetworkPolicy schema, by API type.
  *
@@ -43,6 +57,7 @@ export const EBPF_NETWORK_POLICY_REFINEMENTS: readonly SchemaRefinement[] = [
   },
   { type: "EBPFNetworkPolicy", path: ["spec", "ingress"], add: { maxItems: MAX_RULE_ITEMS } },
   { type: "EBPFNetworkPolicy", path: ["spec", "egress"], add: { maxItems: MAX_RULE_ITEMS } },
+  ...(["EBPFIngressRule", "EBPFEgressRule"] as const).map((type) => ({ type, path: [], add: { "x-kubernetes-validations": TCP_RULE_VALIDATIONS } })),
   { type: "EBPFIngressRule", path: ["from"], add: { maxItems: MAX_RULE_ITEMS } },
   { type: "EBPFIngressRule", path: ["ports"], add: { maxItems: MAX_RULE_ITEMS } },
   { type: "EBPFEgressRule", path: ["to"], add: { maxItems: MAX_RULE_ITEMS } },

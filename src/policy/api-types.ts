@@ -114,6 +114,18 @@ export type RuleAction = "Allow" | "Deny";
 /** Enforce drops what the policy denies; Audit only reports what it would deny. */
 export type PolicyMode = "Enforce" | "Audit";
 
+/** Conditions an Allow rule puts on the TCP flows it admits, enforced in the kernel. */
+export interface TcpRule {
+  /**
+   * Admit a new TCP flow only by a SYN without ACK, FIN or RST (a mid-stream packet of a flow the node does
+   * not track is dropped), and drop packets of an admitted flow whose flags never go together (SYN with FIN
+   * or RST, FIN without ACK, no flags). Such drops have the reason `tcp-invalid`. Defaults to false.
+   *
+   * @default false
+   */
+  strict?: boolean;
+}
+
 /** An ingress rule of an EBPFNetworkPolicy. */
 export interface EBPFIngressRule extends NetworkPolicyIngressRule {
   /**
@@ -122,6 +134,11 @@ export interface EBPFIngressRule extends NetworkPolicyIngressRule {
    * @default "Allow"
    */
   action?: RuleAction;
+  /**
+   * Conditions on the TCP flows the rule admits (an Allow rule only; its ports, if it lists any, all TCP).
+   * Traffic another Allow rule admits without them is admitted as that rule says: rules add up.
+   */
+  tcp?: TcpRule;
 }
 
 /** An egress rule of an EBPFNetworkPolicy. */
@@ -132,6 +149,11 @@ export interface EBPFEgressRule extends NetworkPolicyEgressRule {
    * @default "Allow"
    */
   action?: RuleAction;
+  /**
+   * Conditions on the TCP flows the rule admits (an Allow rule only; its ports, if it lists any, all TCP).
+   * Traffic another Allow rule admits without them is admitted as that rule says: rules add up.
+   */
+  tcp?: TcpRule;
 }
 
 /**

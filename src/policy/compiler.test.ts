@@ -16,6 +16,8 @@ import {
   IPCACHE_HOST,
   ipcacheKeyOf,
   ipcacheKeyString,
+  POLICY_FLAG_AUDIT_TCP_STRICT,
+  POLICY_FLAG_TCP_STRICT,
   policyKeyString,
   VERDICT_ALLOW,
   VERDICT_DENY,
@@ -295,6 +297,41 @@ describe("compiler semantics (checked through the lookup emulation)", () => {
   });
 });
 
+describe("tcp.strict", () => {
+  const [a, b] = [pod("x/a", ["10.0.0.1"]), pod("x/b", ["10.0.0.2"])];
+  const strictFrom = (name: string, mode: "Enforce" | "Audit" = "Enforce") =>
+    ebpf(`x/${name}`, { selector: { matchLabels: { pod: "a" } }, mode, ingress: [{ from: [{ podSelector: { matchLabels: { pod: "b" } } }], ports: [{ port: 5432 }], tcp: { strict: true } }] });
+  const ingressOf = (policies: AnyPolicy[], protocol: PacketProtocol = "TCP", port = 5432) => {
+    const w = world({ pods: [a, b], policies });
+    return explainPacket(compileWorld(w).state, w, { src: { ip: "10.0.0.2" }, dst: { ip: "10.0.0.1" }, protocol, port }).ingress;
+  };
+
+  test("a flow only strict rules allow is strict, in the entry and as the datapath reads it", () => {
+    const w = world({ pods: [a, b], policies: [strictFrom("strict")] });
+    const { state } = compileWorld(w);
+    const flags = [...state.policy.values()].map((entry) => entry.value.flags);
+    assert.deepEqual(flags, [POLICY_FLAG_TCP_STRICT | POLICY_FLAG_AUDIT_TCP_STRICT]);
+    assert.deepEqual([ingressOf([strictFrom("strict")])?.allowed, ingressOf([strictFrom("strict")])?.tcpStrict], [true, true]);
+  });
+
+  test("rules add up: an Allow without tcp.strict covering the same flow makes it lenient; one covering other ports does not", () => {
+    const lenient = netpol("x/lenient", { podSelector: {}, ingress: [{ ports: [{ port: 5000, endPort: 6000 }] }] });
+    assert.equal(ingressOf([strictFrom("strict"), lenient])?.tcpStrict, false);
+    const elsewhere = netpol("x/elsewhere", { podSelector: {}, ingress: [{ ports: [{ port: 80 }] }] });
+    assert.equal(ingressOf([strictFrom("strict"), elsewhere])?.tcpStrict, true);
+    assert.equal(ingressOf([strictFrom("strict"), elsewhere], "TCP", 80)?.tcpStrict, false);
+  });
+
+  test("an Audit-mode strict rule marks only the audit verdict; a Deny makes nothing strict", () => {
+    const open = netpol("x/open", { podSelector: {}, ingress: [{}] });
+    const audited = ingressOf([strictFrom("audit", "Audit")]);
+    assert.deepEqual([audited?.allowed, audited?.tcpStrict, audited?.audit.tcpStrict], [true, false, true]);
+    assert.equal(ingressOf([strictFrom("audit", "Audit"), open])?.audit.tcpStrict, false, "an enforced lenient allow counts for the audit verdict too");
+    const deny = ebpf("x/deny", { selector: {}, ingress: [{ action: "Deny", ports: [{ port: 5432 }] }] });
+    assert.deepEqual([ingressOf([strictFrom("strict"), deny])?.allowed, ingressOf([strictFrom("strict"), deny])?.tcpStrict], [false, false]);
+  });
+});
+
 describe("compiler against the reference evaluator", () => {
   test("the compiled state, read as the datapath reads it, gives the evaluator's verdicts", () => {
     const scenario = worldArb(5, 4).chain((w) => fc.tuple(fc.constant(w), fc.array(packetArb(w), { minLength: 25, maxLength: 25 })));
@@ -310,6 +347,10 @@ describe("compiler against the reference evaluator", () => {
           assert.equal(got.egress?.audit.allowed ?? true, expected.egress.audit.allowed, `audit egress of ${what}`);
           assert.equal(got.ingress?.audit.allowed ?? true, expected.ingress.audit.allowed, `audit ingress of ${what}`);
           assert.equal(got.allowed, expected.allowed);
+          assert.equal(got.egress?.tcpStrict ?? false, expected.egress.tcpStrict, `strict egress of ${what}`);
+          assert.equal(got.ingress?.tcpStrict ?? false, expected.ingress.tcpStrict, `strict ingress of ${what}`);
+          assert.equal(got.egress?.audit.tcpStrict ?? false, expected.egress.audit.tcpStrict, `audit strict egress of ${what}`);
+          assert.equal(got.ingress?.audit.tcpStrict ?? false, expected.ingress.audit.tcpStrict, `audit strict ingress of ${what}`);
         }
       }),
       { numRuns: 400 },

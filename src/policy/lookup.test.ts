@@ -134,8 +134,9 @@ describe("lookupVerdict", () => {
       allowed: false,
       ruleId: 0,
       reason: "no-endpoint",
+      tcpStrict: false,
       remoteIdentity: 0,
-      audit: { allowed: false, ruleId: 0, reason: "no-endpoint" },
+      audit: { allowed: false, ruleId: 0, reason: "no-endpoint", tcpStrict: false },
     });
   });
   test("ingress from a host address is allowed before any policy; egress to it is not special", () => {
@@ -159,11 +160,11 @@ describe("lookupVerdict", () => {
   test("audit verdicts use the audit fields and the audit isolation flag", () => {
     const sshFromNet = q("x/a", "10.5.5.5", "TCP", 22);
     assert.deepEqual([sshFromNet.allowed, sshFromNet.reason], [false, "default-deny"]);
-    assert.deepEqual(sshFromNet.audit, { allowed: false, ruleId: 7, reason: "policy-deny" });
+    assert.deepEqual(sshFromNet.audit, { allowed: false, ruleId: 7, reason: "policy-deny", tcpStrict: false });
     const notIsolated = q("x/b", "10.0.0.3", "TCP", 80);
     assert.deepEqual([notIsolated.allowed, notIsolated.reason], [true, "not-isolated"]);
-    assert.deepEqual(notIsolated.audit, { allowed: false, ruleId: 0, reason: "default-deny" });
-    assert.deepEqual(q("x/b", "10.0.0.1", "SCTP", 9).audit, { allowed: true, ruleId: 9, reason: "policy-allow" });
+    assert.deepEqual(notIsolated.audit, { allowed: false, ruleId: 0, reason: "default-deny", tcpStrict: false });
+    assert.deepEqual(q("x/b", "10.0.0.1", "SCTP", 9).audit, { allowed: true, ruleId: 9, reason: "policy-allow", tcpStrict: false });
   });
   test("egress isolation is per direction", () => {
     assert.equal(q("x/c", "192.0.2.1", "TCP", 443, DIRECTION_EGRESS).reason, "policy-allow");

@@ -17,6 +17,8 @@ import {
   IDENTITY_ANY,
   IDENTITY_WORLD,
   IPCACHE_HOST,
+  POLICY_FLAG_AUDIT_TCP_STRICT,
+  POLICY_FLAG_TCP_STRICT,
   policyKeyString,
   PROTOCOL_NUMBERS,
   VERDICT_ALLOW,
@@ -47,6 +49,8 @@ export interface Verdict {
   allowed: boolean;
   ruleId: number;
   reason: LookupReason;
+  /** A TCP flow allowed only by strict entries: the datapath admits it by a SYN alone and drops invalid flags. */
+  tcpStrict: boolean;
 }
 
 /** The enforced verdict of one direction, the remote's identity, and the audit verdict (Audit-mode policies counted too). */
@@ -106,18 +110,22 @@ export function lookupPolicy(state: DesiredState, key: Omit<PolicyKey, "portPref
   return anyProtocol?.value;
 }
 
-function combine(values: (PolicyValue | undefined)[], audit: boolean, isolated: boolean): Verdict {
+function combine(values: (PolicyValue | undefined)[], audit: boolean, isolated: boolean, tcp: boolean): Verdict {
   const verdictOf = (v: PolicyValue | undefined): number | undefined => (audit ? v?.auditVerdict : v?.verdict);
   const ruleOf = (v: PolicyValue): number => (audit ? v.auditRuleId : v.ruleId);
+  const strictFlag = audit ? POLICY_FLAG_AUDIT_TCP_STRICT : POLICY_FLAG_TCP_STRICT;
   // The identity's value is consulted before the any-peer value, as the datapath does.
   for (const value of values) {
-    if (value && verdictOf(value) === VERDICT_DENY) return { allowed: false, ruleId: ruleOf(value), reason: "policy-deny" };
+    if (value && verdictOf(value) === VERDICT_DENY) return { allowed: false, ruleId: ruleOf(value), reason: "policy-deny", tcpStrict: false };
   }
-  for (const value of values) {
-    if (value && verdictOf(value) === VERDICT_ALLOW) return { allowed: true, ruleId: ruleOf(value), reason: "policy-allow" };
+  const allowing = values.filter((value): value is PolicyValue => value !== undefined && verdictOf(value) === VERDICT_ALLOW);
+  const [first] = allowing;
+  if (first) {
+    // Strict only if every value that allows is: an allow without the flag admits the flow as it is.
+    return { allowed: true, ruleId: ruleOf(first), reason: "policy-allow", tcpStrict: tcp && allowing.every((value) => (value.flags & strictFlag) !== 0) };
   }
-  if (isolated) return { allowed: false, ruleId: 0, reason: "default-deny" };
-  return { allowed: true, ruleId: 0, reason: "not-isolated" };
+  if (isolated) return { allowed: false, ruleId: 0, reason: "default-deny", tcpStrict: false };
+  return { allowed: true, ruleId: 0, reason: "not-isolated", tcpStrict: false };
 }
 
 /**
@@ -133,14 +141,14 @@ function combine(values: (PolicyValue | undefined)[], audit: boolean, isolated: 
 export function lookupVerdict(state: DesiredState, q: LookupQuery): LookupResult {
   const endpoint = state.endpoints.get(q.endpoint);
   if (!endpoint) {
-    const verdict: Verdict = { allowed: false, ruleId: 0, reason: "no-endpoint" };
+    const verdict: Verdict = { allowed: false, ruleId: 0, reason: "no-endpoint", tcpStrict: false };
     return { ...verdict, remoteIdentity: 0, audit: verdict };
   }
   const remote = parseIp(q.remoteIp);
   const ipcache = lookupIpcache(state, remote);
   const remoteIdentity = ipcache?.value.identity ?? IDENTITY_WORLD;
   if (q.direction === DIRECTION_INGRESS && ((ipcache?.value.flags ?? 0) & IPCACHE_HOST) !== 0) {
-    const verdict: Verdict = { allowed: true, ruleId: 0, reason: "host" };
+    const verdict: Verdict = { allowed: true, ruleId: 0, reason: "host", tcpStrict: false };
     return { ...verdict, remoteIdentity, audit: verdict };
   }
   const isIcmp = q.protocol === "ICMP";
@@ -153,7 +161,8 @@ export function lookupVerdict(state: DesiredState, q: LookupQuery): LookupResult
   const ingress = q.direction === DIRECTION_INGRESS;
   const isolated = (endpoint.flags & (ingress ? EP_ISOLATED_INGRESS : EP_ISOLATED_EGRESS)) !== 0;
   const auditIsolated = (endpoint.flags & (ingress ? EP_AUDIT_ISOLATED_INGRESS : EP_AUDIT_ISOLATED_EGRESS)) !== 0;
-  return { ...combine(values, false, isolated), remoteIdentity, audit: combine(values, true, auditIsolated) };
+  const tcp = q.protocol === "TCP";
+  return { ...combine(values, false, isolated, tcp), remoteIdentity, audit: combine(values, true, auditIsolated, tcp) };
 }
 
 /** The key of the pod owning an address: the smallest pod key among pods having it, as the compiler picks. */

@@ -66,6 +66,8 @@ export interface NormalizedRule {
   peers: NormalizedPeer[] | undefined;
   /** Absent = every protocol and port. */
   ports: RulePorts | undefined;
+  /** `tcp.strict` of an EBPFNetworkPolicy Allow rule: its TCP flows open only by a SYN and keep valid flags. */
+  tcpStrict: boolean;
 }
 
 /** A policy as the compiler reads it. */
@@ -176,6 +178,7 @@ export function normalizePolicy(policy: AnyPolicy): NormalizedPolicy {
         action: kind === "EBPFNetworkPolicy" ? (rule.action ?? "Allow") : "Allow",
         peers: peersOf(peers, `${base}[${index}].${ingress ? "from" : "to"}`),
         ports: portsOf(rule.ports, `${base}[${index}].ports`),
+        tcpStrict: kind === "EBPFNetworkPolicy" && (rule as EBPFIngressRule | EBPFEgressRule).tcp?.strict === true,
       });
     });
   }

@@ -370,7 +370,7 @@ describe("evaluate", () => {
       } else {
         // Without Audit policies the audit verdict is the enforced one.
         for (const direction of [result.egress, result.ingress]) {
-          assert.deepEqual(direction.audit, { allowed: direction.allowed, reason: direction.reason, policies: direction.policies });
+          assert.deepEqual(direction.audit, { allowed: direction.allowed, reason: direction.reason, policies: direction.policies, tcpStrict: direction.tcpStrict });
         }
       }
     });

@@ -32,6 +32,11 @@ export interface DirectionVerdict {
   reason: EvaluationReason;
   /** What decided: the matched rules (`Kind ns/name rule i`), or for default-deny the isolating policies (`Kind ns/name`). */
   policies: string[];
+  /**
+   * A TCP flow allowed only by rules with `tcp.strict`: it may open by a SYN alone and keep valid
+   * flags. False when any matching Allow rule lacks it (rules add up), and when no rule allowed it.
+   */
+  tcpStrict: boolean;
 }
 
 /** The verdict of one direction (egress at the source pod, ingress at the destination pod). */
@@ -89,11 +94,13 @@ interface Findings {
   isolating: string[];
   denies: string[];
   allows: string[];
+  /** Whether a matching Allow rule lacks `tcp.strict`. */
+  lenient: boolean;
 }
 
 function evaluateDirection(world: World, packet: Packet, pod: PodInfo, direction: PolicyType, remote: Remote, dstPod: PodInfo | undefined): DirectionResult {
-  const enforced: Findings = { isolating: [], denies: [], allows: [] };
-  const audited: Findings = { isolating: [], denies: [], allows: [] };
+  const enforced: Findings = { isolating: [], denies: [], allows: [], lenient: false };
+  const audited: Findings = { isolating: [], denies: [], allows: [], lenient: false };
   for (const policy of world.policies) {
     if (policy.metadata.namespace !== pod.namespace) continue;
     if (!selectorMatches(podSelectorOf(policy), pod.labels)) continue;
@@ -104,21 +111,24 @@ function evaluateDirection(world: World, packet: Packet, pod: PodInfo, direction
     for (const findings of targets) findings.isolating.push(name);
     rules.forEach((rule, i) => {
       if (!ruleMatches(world, policy, rule.peers, rule.ports, packet, remote, dstPod)) return;
-      for (const findings of targets) (rule.action === "Deny" ? findings.denies : findings.allows).push(`${name} rule ${i}`);
+      for (const findings of targets) {
+        (rule.action === "Deny" ? findings.denies : findings.allows).push(`${name} rule ${i}`);
+        if (rule.action === "Allow" && !rule.strict) findings.lenient = true;
+      }
     });
   }
-  return { ...verdict(enforced), audit: verdict(audited) };
+  return { ...verdict(enforced, packet), audit: verdict(audited, packet) };
 }
 
-function verdict(findings: Findings): DirectionVerdict {
-  if (findings.denies.length > 0) return { allowed: false, reason: "denied-by-rule", policies: findings.denies };
-  if (findings.allows.length > 0) return { allowed: true, reason: "allowed", policies: findings.allows };
-  if (findings.isolating.length > 0) return { allowed: false, reason: "default-deny", policies: findings.isolating };
-  return { allowed: true, reason: "not-isolated", policies: [] };
+function verdict(findings: Findings, packet: Packet): DirectionVerdict {
+  if (findings.denies.length > 0) return { allowed: false, reason: "denied-by-rule", policies: findings.denies, tcpStrict: false };
+  if (findings.allows.length > 0) return { allowed: true, reason: "allowed", policies: findings.allows, tcpStrict: packet.protocol === "TCP" && !findings.lenient };
+  if (findings.isolating.length > 0) return { allowed: false, reason: "default-deny", policies: findings.isolating, tcpStrict: false };
+  return { allowed: true, reason: "not-isolated", policies: [], tcpStrict: false };
 }
 
 function fixed(reason: "not-a-pod" | "self" | "host"): DirectionResult {
-  return { allowed: true, reason, policies: [], audit: { allowed: true, reason, policies: [] } };
+  return { allowed: true, reason, policies: [], tcpStrict: false, audit: { allowed: true, reason, policies: [], tcpStrict: false } };
 }
 
 /** A rule of either API and either direction, flattened. */
@@ -126,17 +136,21 @@ interface Rule {
   peers: PolicyPeer[] | undefined;
   ports: PolicyPort[] | undefined;
   action: "Allow" | "Deny";
+  /** `tcp.strict` (EBPFNetworkPolicy only). */
+  strict: boolean;
 }
 
 function rulesOf(policy: AnyPolicy, direction: PolicyType): Rule[] {
   // Only EBPFNetworkPolicy has actions; every NetworkPolicy rule allows.
-  const actionOf = (rule: { action?: "Allow" | "Deny" }): "Allow" | "Deny" => (policy.kind === "EBPFNetworkPolicy" ? (rule.action ?? "Allow") : "Allow");
+  const ebpf = policy.kind === "EBPFNetworkPolicy";
+  const actionOf = (rule: { action?: "Allow" | "Deny" }): "Allow" | "Deny" => (ebpf ? (rule.action ?? "Allow") : "Allow");
+  const strictOf = (rule: EBPFIngressRule | EBPFEgressRule): boolean => ebpf && rule.tcp?.strict === true;
   if (direction === "Ingress") {
     const rules: EBPFIngressRule[] = policy.spec.ingress ?? [];
-    return rules.map((rule) => ({ peers: rule.from, ports: rule.ports, action: actionOf(rule) }));
+    return rules.map((rule) => ({ peers: rule.from, ports: rule.ports, action: actionOf(rule), strict: strictOf(rule) }));
   }
   const rules: EBPFEgressRule[] = policy.spec.egress ?? [];
-  return rules.map((rule) => ({ peers: rule.to, ports: rule.ports, action: actionOf(rule) }));
+  return rules.map((rule) => ({ peers: rule.to, ports: rule.ports, action: actionOf(rule), strict: strictOf(rule) }));
 }
 
 function podSelectorOf(policy: AnyPolicy): LabelSelector {

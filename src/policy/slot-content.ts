@@ -3,15 +3,15 @@
  * policies that apply to it. Rule items are grouped by (remote identity,
  * direction); each group becomes one entry per port prefix any item names,
  * valued by every item covering that prefix (Deny over Allow, separately for
- * the enforced and the audit verdict), so the kernel's longest-prefix match
- * alone is the answer. Among rules deciding one entry, the first in
+ * the enforced and the audit verdict, and whether the allow holds only for
+ * strict TCP), so the kernel's longest-prefix match alone is the answer. Among rules deciding one entry, the first in
  * reference order (kind, namespace, name, direction, index) names it, so the
  * choice never depends on how ids were numbered.
  *
  * @module
  */
 import type { RuleAction } from "./api-types.ts";
-import { DIRECTION_EGRESS, DIRECTION_INGRESS, IDENTITY_ANY, VERDICT_ALLOW, VERDICT_DENY, VERDICT_NONE } from "./desired-state.ts";
+import { DIRECTION_EGRESS, DIRECTION_INGRESS, IDENTITY_ANY, POLICY_FLAG_AUDIT_TCP_STRICT, POLICY_FLAG_TCP_STRICT, VERDICT_ALLOW, VERDICT_DENY, VERDICT_NONE } from "./desired-state.ts";
 import type { Direction, PolicyKey, PolicyValue, PolicyVerdict } from "./desired-state.ts";
 import type { Identity } from "./ipcache-compiler.ts";
 import { ANY_PORT_RANGE } from "./normalized-policy.ts";
@@ -67,6 +67,15 @@ function verdictOf(rules: CompiledRule[], enforcedOnly: boolean): [PolicyVerdict
   return [VERDICT_NONE, 0];
 }
 
+/**
+ * Whether an allow verdict over `rules` holds only for strict TCP: every Allow
+ * rule behind it (Enforce-mode only, for the enforced verdict) has
+ * `tcp.strict`. One without it admits the traffic as it is: rules add up.
+ */
+function strictOf(rules: CompiledRule[], enforcedOnly: boolean): boolean {
+  return rules.every((rule) => rule.rule.action !== "Allow" || (enforcedOnly && rule.mode !== "Enforce") || rule.rule.tcpStrict);
+}
+
 function ruleItems(rule: CompiledRule, ports: PortRange[]): RuleItems {
   return {
     items: ports.map((port) => ({ port, rule })),
@@ -95,10 +104,13 @@ function groupTemplate(items: RuleItem[]): GroupTemplate {
       .map((item) => item.rule);
     const [verdict, ruleId] = verdictOf(covering, true);
     const [auditVerdict, auditRuleId] = verdictOf(covering, false);
-    const valueText = `${verdict},${auditVerdict},${ruleId},${auditRuleId}`;
+    const flags =
+      (verdict === VERDICT_ALLOW && strictOf(covering, true) ? POLICY_FLAG_TCP_STRICT : 0) |
+      (auditVerdict === VERDICT_ALLOW && strictOf(covering, false) ? POLICY_FLAG_AUDIT_TCP_STRICT : 0);
+    const valueText = `${verdict},${auditVerdict},${ruleId},${auditRuleId},${flags}`;
     let value = values.get(valueText);
     if (!value) {
-      value = { verdict, auditVerdict, ruleId, auditRuleId, flags: 0 };
+      value = { verdict, auditVerdict, ruleId, auditRuleId, flags };
       values.set(valueText, value);
     }
     const port = key.protocol === 0 ? 0 : key.lo;

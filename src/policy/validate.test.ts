@@ -78,9 +78,25 @@ const goodPolicies: [string, unknown][] = [
     ebpf({ selector: {}, mode: "Audit", ingress: [{ action: "Deny", from: [{ podSelector: {} }] }, { action: "Allow" }, {}], egress: [{ action: "Deny", ports: [{ port: 22 }] }] }),
   ],
   ["EBPFNetworkPolicy with Enforce mode", ebpf({ selector: { matchLabels: { app: "db" } }, mode: "Enforce" })],
+  ["tcp.strict on an Allow rule of TCP ports", ebpf({ selector: {}, ingress: [{ ports: [{ port: 5432 }, { protocol: "TCP", port: 6432 }], tcp: { strict: true } }] })],
+  ["tcp on an Allow rule without ports", ebpf({ selector: {}, egress: [{ action: "Allow", tcp: { strict: false } }] })],
 ];
 
 const badPolicies: Bad[] = [
+  {
+    name: "tcp on a Deny rule",
+    input: ebpf({ selector: {}, ingress: [{ action: "Deny", tcp: { strict: true } }] }),
+    field: "spec.ingress[0].tcp",
+    message: "applies to Allow rules only",
+  },
+  {
+    name: "tcp beside a UDP port",
+    input: ebpf({ selector: {}, egress: [{ ports: [{ port: 53 }, { protocol: "UDP", port: 53 }], tcp: { strict: true } }] }),
+    field: "spec.egress[0].ports[1].protocol",
+    message: 'is "UDP", but the rule sets tcp: its ports must all be TCP',
+  },
+  { name: "tcp.strict not a boolean", input: ebpf({ selector: {}, ingress: [{ tcp: { strict: "yes" } }] }), field: "spec.ingress[0].tcp.strict", message: 'must be true or false, not the string "yes"' },
+  { name: "tcp not an object", input: ebpf({ selector: {}, ingress: [{ tcp: true }] }), field: "spec.ingress[0].tcp", message: "must be an object, not true" },
   { name: "not an object", input: "kind: NetworkPolicy", field: "", message: 'must be an object, not the string "kind: NetworkPolicy"' },
   { name: "null", input: null, field: "", message: "must be an object, not null" },
   { name: "a list", input: [], field: "", message: "must be an object, not a list" },

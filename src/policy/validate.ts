@@ -225,7 +225,25 @@ function checkRule(value: unknown, path: string, peersKey: "from" | "to", ebpf: 
   if (rule === undefined) return;
   listAt(rule[peersKey], `${path}.${peersKey}`, issues)?.forEach((peer, i) => checkPeer(peer, `${path}.${peersKey}[${i}]`, issues));
   listAt(rule.ports, `${path}.ports`, issues)?.forEach((port, i) => checkPort(port, `${path}.ports[${i}]`, issues));
-  if (ebpf) checkEnum(rule.action, `${path}.action`, ["Allow", "Deny"], issues);
+  if (!ebpf) return;
+  const action = checkEnum(rule.action, `${path}.action`, ["Allow", "Deny"], issues);
+  checkTcp(rule, action, path, issues);
+}
+
+/** `tcp` narrows what an Allow rule admits of TCP: on a Deny rule, or beside ports of other protocols, it would mean nothing. */
+function checkTcp(rule: Fields, action: string | undefined, path: string, issues: ValidationIssue[]): void {
+  const tcp = objectAt(rule.tcp, `${path}.tcp`, issues, "optional");
+  if (tcp === undefined) return;
+  if (tcp.strict !== undefined && tcp.strict !== null && typeof tcp.strict !== "boolean") {
+    issues.push({ field: `${path}.tcp.strict`, message: `must be true or false, not ${describe(tcp.strict)}` });
+  }
+  if (action === "Deny") issues.push({ field: `${path}.tcp`, message: "applies to Allow rules only: a Deny rule drops its traffic whatever its TCP flags" });
+  listAt(rule.ports, `${path}.ports`, issues)?.forEach((port, i) => {
+    const protocol = (port as Fields | null)?.protocol;
+    if (typeof protocol === "string" && protocol !== "TCP") {
+      issues.push({ field: `${path}.ports[${i}].protocol`, message: `is ${JSON.stringify(protocol)}, but the rule sets tcp: its ports must all be TCP` });
+    }
+  });
 }
 
 function checkPeer(value: unknown, path: string, issues: ValidationIssue[]): void {

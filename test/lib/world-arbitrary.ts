@@ -119,15 +119,21 @@ const portArb: fc.Arbitrary<PolicyPort> = fc.oneof(
     .map(({ protocol, port, span }) => ({ protocol, port, endPort: Math.min(65535, port + span) })),
 );
 
-function rulesArb(podIps: string[], peerKey: "from" | "to", withAction: boolean) {
-  const rule = fc.record(
-    {
-      [peerKey]: fc.array(peerArb(podIps), { maxLength: 2 }),
-      ports: fc.array(portArb, { maxLength: 2 }),
-      ...(withAction && { action: fc.constantFrom("Allow" as const, "Deny" as const) }),
-    },
-    { requiredKeys: [] },
-  );
+function rulesArb(podIps: string[], peerKey: "from" | "to", ebpf: boolean) {
+  const rule = fc
+    .record(
+      {
+        [peerKey]: fc.array(peerArb(podIps), { maxLength: 2 }),
+        ports: fc.array(portArb, { maxLength: 2 }),
+        ...(ebpf && { action: fc.constantFrom("Allow" as const, "Deny" as const), strict: fc.boolean() }),
+      },
+      { requiredKeys: [] },
+    )
+    // tcp.strict is valid on Allow rules whose ports are all TCP only.
+    .map(({ strict, ...rest }) => {
+      const tcpOnly = (rest.ports ?? []).every((port) => (port.protocol ?? "TCP") === "TCP");
+      return strict && rest.action !== "Deny" && tcpOnly ? { ...rest, tcp: { strict: true } } : rest;
+    });
   return fc.array(rule, { maxLength: 2 });
 }
 
