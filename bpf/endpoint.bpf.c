@@ -6,8 +6,9 @@
  * equal TCX_PASS and TCX_DROP, so the object works under tcx and tc alike.
  *
  * Per packet: endpoint state, parse, later fragments follow their first,
- * conntrack (forward, reply, ICMP error related), then policy for a new
- * flow. Every step is a bounded number of map lookups.
+ * conntrack (forward, reply, ICMP error related; TCP flags checked on
+ * strict flows), then policy for a new flow. Every step is a bounded
+ * number of map lookups.
  */
 #include <stdbool.h>
 #include <linux/bpf.h>
@@ -49,6 +50,12 @@ static __always_inline void pal_verdict_set(struct pal_verdict *v, bool drop, __
 	v->remote_identity = remote_identity;
 }
 
+/* The PAL_CT_F_* bits of a flow decided by d: strict only for TCP. */
+static __always_inline __u8 pal_ct_flags_of(__u8 protocol, const struct pal_decision *d)
+{
+	return protocol == IPPROTO_TCP && d->tcp_strict ? PAL_CT_F_TCP_STRICT : 0;
+}
+
 /* Re-checks a tracked flow whose entry predates the current policy
  * revision, for the flow's original direction and remote peer. Returns
  * true if the flow is still allowed (the entry now carries the current
@@ -71,6 +78,10 @@ static __always_inline bool pal_ct_revalidate(const struct pal_endpoint_value *e
 	entry->revision = pal_config_revision(cfg);
 	entry->rule_id = d.rule_id;
 	entry->remote_identity = d.remote_identity;
+	/* Strictness follows the policy in force, as the verdict does: a flow
+	 * is not re-opened, so only its later packets are checked (or no
+	 * longer checked). */
+	entry->ct_flags = pal_ct_flags_of(key->protocol, &d);
 	return true;
 }
 
@@ -81,6 +92,7 @@ static __always_inline bool pal_track(struct __sk_buff *skb, const struct pal_en
 				      struct pal_pkt *pkt, __u8 dir, struct pal_verdict *v)
 {
 	bool opening = pal_tcp_is_open(pkt->tuple.protocol, pkt->tcp_flags);
+	bool invalid = pkt->tuple.protocol == IPPROTO_TCP && pal_tcp_flags_invalid(pkt->tcp_flags);
 	struct pal_ct_key *key = &pkt->tuple;
 	__u8 reason = PAL_REASON_ESTABLISHED;
 	struct pal_ct_value *entry;
@@ -89,18 +101,25 @@ static __always_inline bool pal_track(struct __sk_buff *skb, const struct pal_en
 
 	entry = pal_ct_lookup(key, now);
 	/* A new connection on the tuple of a closing one starts over, so
-	 * that policy sees it. */
-	if (entry && opening && (entry->tcp_flags & (PAL_CT_SEEN_FIN | PAL_CT_SEEN_RST))) {
+	 * that policy sees it; a SYN+FIN or SYN+RST on a strict flow opens
+	 * nothing and is dropped below instead. */
+	if (entry && opening && (entry->tcp_flags & (PAL_CT_SEEN_FIN | PAL_CT_SEEN_RST)) &&
+	    !(invalid && (entry->ct_flags & PAL_CT_F_TCP_STRICT))) {
 		bpf_map_delete_elem(&PAL_MAP_CT, key);
 		entry = NULL;
 	}
 	/* A SYN without ACK is never a reply: a peer opening a connection
-	 * along an old flow's reversed tuple still goes to policy. */
-	if (!entry && !opening) {
+	 * along an old flow's reversed tuple still goes to policy. SYN+FIN
+	 * and SYN+RST look for the reply entry too, so that a strict flow
+	 * drops them from either side; other flows leave them to policy, as
+	 * they always did. */
+	if (!entry && (!opening || invalid)) {
 		pal_ct_reverse(&pkt->tuple, &rev, pal_dir_opposite(dir));
 		key = &rev;
 		reason = PAL_REASON_REPLY;
 		entry = pal_ct_lookup(key, now);
+		if (entry && opening && !(entry->ct_flags & PAL_CT_F_TCP_STRICT))
+			entry = NULL;
 	}
 	if (!entry && pkt->has_inner) {
 		/* The quoted packet left from our side: as-is it is the
@@ -125,10 +144,20 @@ static __always_inline bool pal_track(struct __sk_buff *skb, const struct pal_en
 	    !pal_ct_revalidate(ep, cfg, key, entry, v))
 		return true;
 
-	pal_verdict_set(v, false, reason, entry->rule_id, entry->remote_identity);
 	/* An ICMP error neither proves the flow alive nor changes its state. */
-	if (reason == PAL_REASON_RELATED)
+	if (reason == PAL_REASON_RELATED) {
+		pal_verdict_set(v, false, reason, entry->rule_id, entry->remote_identity);
 		return true;
+	}
+	/* A flow admitted under a strict allow carries no invalid flag
+	 * combination either way. The packet is dropped, the flow stays:
+	 * one forged segment must not tear down the connection. */
+	if (invalid && (entry->ct_flags & PAL_CT_F_TCP_STRICT)) {
+		pal_verdict_set(v, true, PAL_REASON_TCP_INVALID, entry->rule_id,
+				entry->remote_identity);
+		return true;
+	}
+	pal_verdict_set(v, false, reason, entry->rule_id, entry->remote_identity);
 	bits = key->protocol == IPPROTO_TCP ? pal_ct_tcp_bits(pkt->tcp_flags) : 0;
 	if (reason == PAL_REASON_REPLY)
 		bits |= PAL_CT_SEEN_REPLY;
@@ -138,7 +167,9 @@ static __always_inline bool pal_track(struct __sk_buff *skb, const struct pal_en
 
 /* Policy for a new flow; an allowed one is tracked from here on. Every
  * allowed flow gets an entry, not only TCP SYNs: mid-stream packets after
- * an agent restart are judged by policy once and then tracked. */
+ * an agent restart are judged by policy once and then tracked. A strict
+ * allow (tcp.strict) is the exception: its TCP flows open with a pure SYN
+ * only, so an adopted mid-stream flow under it has to reconnect. */
 static __always_inline void pal_admit(struct __sk_buff *skb, const struct pal_endpoint_value *ep,
 				      const struct pal_config *cfg, __u64 now,
 				      const struct pal_pkt *pkt, __u8 dir, struct pal_verdict *v)
@@ -152,14 +183,16 @@ static __always_inline void pal_admit(struct __sk_buff *skb, const struct pal_en
 
 	pal_policy_decide(ep, dir, pkt->tuple.family, remote, pkt->tuple.protocol,
 			  pkt->tuple.dport_be, &d);
+	if (pkt->tuple.protocol == IPPROTO_TCP && !pal_tcp_is_pure_syn(pkt->tcp_flags))
+		pal_decision_refuse_strict(&d);
 	pal_verdict_set(v, !d.allowed, d.reason, d.rule_id, d.remote_identity);
 	if (d.rule_id)
 		pal_count_rule(d.rule_id, skb->len);
 	if (!d.allowed)
 		return;
 
-	pal_ct_create(&pkt->tuple, cfg, pkt->tcp_flags, d.rule_id, d.remote_identity, now,
-		      skb->len);
+	pal_ct_create(&pkt->tuple, cfg, pkt->tcp_flags, pal_ct_flags_of(pkt->tuple.protocol, &d),
+		      d.rule_id, d.remote_identity, now, skb->len);
 	info.remote_identity = d.remote_identity;
 	if (pal_config_flags(cfg) & PAL_CFG_EVENTS_ALLOWED) {
 		info.kind = PAL_EVENT_ALLOWED;

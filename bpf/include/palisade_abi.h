@@ -68,6 +68,7 @@ enum pal_reason {
 	PAL_REASON_MALFORMED = 19,     /* headers could not be parsed */
 	PAL_REASON_FRAG_UNKNOWN = 20,  /* later fragment whose first was not seen */
 	PAL_REASON_REVOKED = 21,       /* tracked flow no longer allowed by policy */
+	PAL_REASON_TCP_INVALID = 22,   /* TCP flags a tcp.strict allow refuses */
 	PAL_REASON_FIRST_DROP = PAL_REASON_POLICY_DENY,
 	PAL_REASON_MAX = 32,
 };
@@ -120,10 +121,17 @@ struct pal_policy_key {
 #define PAL_POLICY_PREFIX_ANY_PORT 80
 #define PAL_POLICY_PREFIX_FULL 96
 
+/* Policy value flags. Set only when every Allow rule behind that verdict
+ * has tcp.strict (userspace folds the union); meaningless unless the
+ * verdict is PAL_POLICY_ALLOW, and only TCP flows are affected. */
+#define PAL_POLICY_F_TCP_STRICT (1u << 0)       /* the enforced allow is strict */
+#define PAL_POLICY_F_AUDIT_TCP_STRICT (1u << 1) /* the audit allow is strict */
+
 struct pal_policy_value {
 	__u8 verdict;       /* PAL_POLICY_*, Enforce-mode policies only */
 	__u8 audit_verdict; /* PAL_POLICY_*, all policies incl. Audit mode */
-	__u16 pad;
+	__u8 flags;         /* PAL_POLICY_F_* */
+	__u8 pad;
 	__u32 rule_id;       /* rule behind verdict, 0 if none */
 	__u32 audit_rule_id; /* rule behind audit_verdict, 0 if none */
 };
@@ -149,6 +157,9 @@ struct pal_ct_key {
 #define PAL_CT_SEEN_FIN (1u << 2)
 #define PAL_CT_SEEN_RST (1u << 3)
 
+/* Flow bits in pal_ct_value.ct_flags. */
+#define PAL_CT_F_TCP_STRICT (1u << 0) /* admitted (or last re-checked) under a strict allow */
+
 struct pal_ct_value {
 	__u64 expires_ns;  /* bpf_ktime_get_ns() deadline */
 	__u64 packets;
@@ -157,7 +168,8 @@ struct pal_ct_value {
 	__u32 rule_id;     /* rule that admitted the flow */
 	__u32 remote_identity;
 	__u8 tcp_flags;    /* PAL_CT_SEEN_* */
-	__u8 pad[3];
+	__u8 ct_flags;     /* PAL_CT_F_* */
+	__u8 pad[2];
 };
 
 /* fragments: LRU hash. The first fragment's ports and verdict, per hook, so

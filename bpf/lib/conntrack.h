@@ -62,6 +62,31 @@ static __always_inline bool pal_tcp_is_open(__u8 protocol, __u8 tcp_flags)
 	       (tcp_flags & (PAL_TCP_SYN | PAL_TCP_ACK)) == PAL_TCP_SYN;
 }
 
+/* tcp.strict: the only first packet of a TCP flow is a pure SYN (ACK, FIN
+ * and RST clear; PSH, URG and the ECN bits may ride along, as ECN setup
+ * sets them). Anything else opening a flow is a scan, a forged mid-stream
+ * packet or a peer that lost its state. */
+static __always_inline bool pal_tcp_is_pure_syn(__u8 tcp_flags)
+{
+	return (tcp_flags & (PAL_TCP_SYN | PAL_TCP_ACK | PAL_TCP_FIN | PAL_TCP_RST)) ==
+	       PAL_TCP_SYN;
+}
+
+/* tcp.strict: flag combinations no conforming TCP sends within a flow:
+ * SYN+FIN, SYN+RST, FIN without ACK, or none of the six classic flags
+ * (ECN bits alone carry no meaning), as nf_conntrack's tcp_valid_flags
+ * also refuses them. Straight-line tests on one byte, no table. */
+static __always_inline bool pal_tcp_flags_invalid(__u8 tcp_flags)
+{
+	__u8 classic = tcp_flags & (PAL_TCP_FIN | PAL_TCP_SYN | PAL_TCP_RST | PAL_TCP_PSH |
+				    PAL_TCP_ACK | PAL_TCP_URG);
+
+	return classic == 0 ||
+	       (classic & (PAL_TCP_SYN | PAL_TCP_FIN)) == (PAL_TCP_SYN | PAL_TCP_FIN) ||
+	       (classic & (PAL_TCP_SYN | PAL_TCP_RST)) == (PAL_TCP_SYN | PAL_TCP_RST) ||
+	       (classic & (PAL_TCP_FIN | PAL_TCP_ACK)) == PAL_TCP_FIN;
+}
+
 /* How long an entry lives after a packet, by protocol and the state its
  * PAL_CT_SEEN_* bits describe. TCP without a reply yet gets the short SYN
  * timeout, whether or not the SYN itself was seen. */
@@ -120,11 +145,12 @@ static __always_inline void pal_ct_refresh(struct pal_ct_value *entry,
 	__sync_fetch_and_add(&entry->bytes, len);
 }
 
-/* Creates (or replaces) the entry of a newly admitted flow. */
+/* Creates (or replaces) the entry of a newly admitted flow; ct_flags are
+ * its PAL_CT_F_* bits. */
 static __always_inline void pal_ct_create(const struct pal_ct_key *key,
 					  const struct pal_config *cfg, __u8 tcp_flags,
-					  __u32 rule_id, __u32 remote_identity, __u64 now,
-					  __u32 len)
+					  __u8 ct_flags, __u32 rule_id, __u32 remote_identity,
+					  __u64 now, __u32 len)
 {
 	__u8 seen = key->protocol == IPPROTO_TCP ? pal_ct_tcp_bits(tcp_flags) : 0;
 	struct pal_ct_value entry = {
@@ -135,6 +161,7 @@ static __always_inline void pal_ct_create(const struct pal_ct_key *key,
 		.rule_id = rule_id,
 		.remote_identity = remote_identity,
 		.tcp_flags = seen,
+		.ct_flags = ct_flags,
 	};
 
 	bpf_map_update_elem(&PAL_MAP_CT, key, &entry, BPF_ANY);

@@ -39,7 +39,9 @@
 #define PAL_TCP_FIN 0x01
 #define PAL_TCP_SYN 0x02
 #define PAL_TCP_RST 0x04
+#define PAL_TCP_PSH 0x08
 #define PAL_TCP_ACK 0x10
+#define PAL_TCP_URG 0x20
 
 /* ICMP header size, and so where an error's quoted packet starts. */
 #define PAL_ICMP_HLEN 8

@@ -26,6 +26,9 @@ struct pal_decision {
 	__u8 reason; /* enum pal_reason */
 	__u8 audit_allowed;
 	__u8 audit_reason;
+	__u8 tcp_strict;       /* allowed by rules that are all tcp.strict */
+	__u8 audit_tcp_strict; /* the same for the audit verdict */
+	__u8 pad[2];
 };
 
 /* The port policy matches: ICMP has none (its echo identifier lives in the
@@ -56,12 +59,17 @@ static __always_inline void pal_ipcache_lookup(__u8 family, const __u8 *addr,
 }
 
 /* Combines the verdicts of the identity entry and the any-peer entry: a
- * deny in either wins, then an allow in either, then isolation decides. */
-static __always_inline void pal_policy_combine(__u8 verdict_id, __u32 rule_id,
-					       __u8 verdict_any, __u32 rule_any,
-					       bool isolated, __u8 *allowed,
-					       __u8 *reason, __u32 *rule)
+ * deny in either wins, then an allow in either, then isolation decides.
+ * An allow is strict only if every entry that allows is strict: the two
+ * entries stand for different rules, and a non-strict rule admitting the
+ * flow admits it without the TCP flag checks (union of Allow rules). Not
+ * isolated is never strict: no rule admitted the flow. */
+static __always_inline void pal_policy_combine(__u8 verdict_id, __u32 rule_id, bool strict_id,
+					       __u8 verdict_any, __u32 rule_any, bool strict_any,
+					       bool isolated, __u8 *allowed, __u8 *reason,
+					       __u32 *rule, __u8 *strict)
 {
+	*strict = 0;
 	if (verdict_id == PAL_POLICY_DENY || verdict_any == PAL_POLICY_DENY) {
 		*allowed = 0;
 		*reason = PAL_REASON_POLICY_DENY;
@@ -70,6 +78,8 @@ static __always_inline void pal_policy_combine(__u8 verdict_id, __u32 rule_id,
 		*allowed = 1;
 		*reason = PAL_REASON_POLICY_ALLOW;
 		*rule = verdict_id == PAL_POLICY_ALLOW ? rule_id : rule_any;
+		*strict = (verdict_id != PAL_POLICY_ALLOW || strict_id) &&
+			  (verdict_any != PAL_POLICY_ALLOW || strict_any);
 	} else if (isolated) {
 		*allowed = 0;
 		*reason = PAL_REASON_DEFAULT_DENY;
@@ -100,6 +110,7 @@ static __always_inline void pal_policy_decide(const struct pal_endpoint_value *e
 	__u8 id_verdict = PAL_POLICY_NONE, id_audit = PAL_POLICY_NONE;
 	__u8 any_verdict = PAL_POLICY_NONE, any_audit = PAL_POLICY_NONE;
 	__u32 id_rule = 0, id_audit_rule = 0, any_rule = 0, any_audit_rule = 0;
+	__u8 id_flags = 0, any_flags = 0;
 	bool ingress = dir == PAL_DIR_INGRESS;
 
 	pal_ipcache_lookup(family, remote, &ipc);
@@ -111,6 +122,8 @@ static __always_inline void pal_policy_decide(const struct pal_endpoint_value *e
 		d->audit_allowed = 1;
 		d->audit_reason = PAL_REASON_HOST;
 		d->audit_rule_id = 0;
+		d->tcp_strict = 0;
+		d->audit_tcp_strict = 0;
 		return;
 	}
 
@@ -121,6 +134,7 @@ static __always_inline void pal_policy_decide(const struct pal_endpoint_value *e
 		id_rule = by_id->rule_id;
 		id_audit = by_id->audit_verdict;
 		id_audit_rule = by_id->audit_rule_id;
+		id_flags = by_id->flags;
 	}
 	key.identity = PAL_ID_ANY;
 	by_any = bpf_map_lookup_elem(&PAL_MAP_POLICY, &key);
@@ -129,15 +143,34 @@ static __always_inline void pal_policy_decide(const struct pal_endpoint_value *e
 		any_rule = by_any->rule_id;
 		any_audit = by_any->audit_verdict;
 		any_audit_rule = by_any->audit_rule_id;
+		any_flags = by_any->flags;
 	}
 
-	pal_policy_combine(id_verdict, id_rule, any_verdict, any_rule,
+	pal_policy_combine(id_verdict, id_rule, id_flags & PAL_POLICY_F_TCP_STRICT,
+			   any_verdict, any_rule, any_flags & PAL_POLICY_F_TCP_STRICT,
 			   ep->flags & (ingress ? PAL_EP_ISOLATED_INGRESS : PAL_EP_ISOLATED_EGRESS),
-			   &d->allowed, &d->reason, &d->rule_id);
-	pal_policy_combine(id_audit, id_audit_rule, any_audit, any_audit_rule,
+			   &d->allowed, &d->reason, &d->rule_id, &d->tcp_strict);
+	pal_policy_combine(id_audit, id_audit_rule, id_flags & PAL_POLICY_F_AUDIT_TCP_STRICT,
+			   any_audit, any_audit_rule, any_flags & PAL_POLICY_F_AUDIT_TCP_STRICT,
 			   ep->flags & (ingress ? PAL_EP_AUDIT_ISOLATED_INGRESS
 						: PAL_EP_AUDIT_ISOLATED_EGRESS),
-			   &d->audit_allowed, &d->audit_reason, &d->audit_rule_id);
+			   &d->audit_allowed, &d->audit_reason, &d->audit_rule_id,
+			   &d->audit_tcp_strict);
+}
+
+/* tcp.strict: a new TCP flow whose first packet is not a pure SYN is
+ * refused by a strict allow, in the enforced and in the audit verdict
+ * alike. The rule ids stay: the strict rule is what refused. */
+static __always_inline void pal_decision_refuse_strict(struct pal_decision *d)
+{
+	if (d->tcp_strict) {
+		d->allowed = 0;
+		d->reason = PAL_REASON_TCP_INVALID;
+	}
+	if (d->audit_tcp_strict) {
+		d->audit_allowed = 0;
+		d->audit_reason = PAL_REASON_TCP_INVALID;
+	}
 }
 
 #endif /* PAL_POLICY_H */

@@ -65,12 +65,12 @@ ID_ANY, ID_HOST = 0, 1
 REASONS = {
     "POLICY_ALLOW": 1, "NOT_ISOLATED": 2, "HOST": 3, "ESTABLISHED": 4, "REPLY": 5,
     "RELATED": 6, "NOT_IP": 7, "FRAGMENT": 8, "POLICY_DENY": 16, "DEFAULT_DENY": 17,
-    "NO_ENDPOINT": 18, "MALFORMED": 19, "FRAG_UNKNOWN": 20, "REVOKED": 21,
+    "NO_ENDPOINT": 18, "MALFORMED": 19, "FRAG_UNKNOWN": 20, "REVOKED": 21, "TCP_INVALID": 22,
 }
 REASON_MAX = 32
 TCP, UDP, ICMP, ICMPV6 = 6, 17, 1, 58
 SCTP = 132
-SYN, ACK, FIN = 0x02, 0x10, 0x01
+SYN, ACK, FIN, RST = 0x02, 0x10, 0x01, 0x04
 
 IFINDEX = 1  # lo: BPF_PROG_TEST_RUN runs the skb on it, so skb->ifindex is 1
 EP_ID, SLOT, EP_IDENTITY = 7, 3, 300
@@ -78,7 +78,8 @@ POD, PEER, HOST, WORLD = "10.0.0.1", "10.0.0.2", "10.0.0.254", "8.8.8.8"
 POD6, PEER6, WORLD6 = "fd00::1", "fd00::2", "2001:db8::9"
 PEER_ID = 301
 RULE_ALLOW_80, RULE_DENY_8080, RULE_ANY_8080, RULE_UDP_RANGE, RULE_EGRESS_ALL = 11, 12, 13, 14, 15
-RULE_AUDIT_9090 = 16
+RULE_AUDIT_9090, RULE_STRICT_7000 = 16, 17
+POLICY_F_TCP_STRICT = 1
 EVENT_ALLOWED, EVENT_DENIED, EVENT_AUDIT = 1, 2, 3
 
 failures = []
@@ -140,9 +141,9 @@ def policy_key(identity, direction, protocol, port=0, port_bits=16):
     return struct.pack("<IIIBB", prefixlen, SLOT, identity, direction, protocol) + struct.pack(">H", port)
 
 
-def set_policy(key, verdict, rule, audit_verdict=None):
+def set_policy(key, verdict, rule, audit_verdict=None, flags=0):
     audit = verdict if audit_verdict is None else audit_verdict
-    map_update("pal_policy", key, struct.pack("<BBHII", verdict, audit, 0, rule, rule))
+    map_update("pal_policy", key, struct.pack("<BBBxII", verdict, audit, flags, rule, rule))
 
 
 def set_config(revision, flags=1, udp_timeout_s=0):
@@ -386,6 +387,18 @@ check("UDP out, 1 s timeout", FROM, ipv4(POD, PEER, UDP, udp(4200, 53)), "pass",
 check("reply in time", TO, ipv4(PEER, POD, UDP, udp(53, 4200)), "pass", "REPLY")
 time.sleep(1.5)
 check("reply after expiry", TO, ipv4(PEER, POD, UDP, udp(53, 4200)), "drop", "DEFAULT_DENY")
+
+# tcp.strict, the flags byte at offset 2 of the policy value: a new flow
+# opens with a pure SYN only; a strict flow drops invalid combinations.
+set_policy(policy_key(PEER_ID, INGRESS, TCP, 7000), ALLOW, RULE_STRICT_7000, flags=POLICY_F_TCP_STRICT)
+check("strict: ACK-only first packet", TO, ipv4(PEER, POD, TCP, tcp(1040, 7000, ACK)), "drop", "TCP_INVALID")
+check("strict: SYN+RST first packet", TO, ipv4(PEER, POD, TCP, tcp(1041, 7000, SYN | RST)), "drop", "TCP_INVALID")
+check("strict: SYN", TO, ipv4(PEER, POD, TCP, tcp(1042, 7000, SYN)), "pass", "POLICY_ALLOW")
+check("strict: SYN-ACK back", FROM, ipv4(POD, PEER, TCP, tcp(7000, 1042, SYN | ACK)), "pass", "REPLY")
+check("strict: FIN without ACK back", FROM, ipv4(POD, PEER, TCP, tcp(7000, 1042, FIN)), "drop", "TCP_INVALID")
+check("strict: SYN+FIN on the flow", TO, ipv4(PEER, POD, TCP, tcp(1042, 7000, SYN | FIN)), "drop", "TCP_INVALID")
+check("strict: no flags", TO, ipv4(PEER, POD, TCP, tcp(1042, 7000, 0)), "drop", "TCP_INVALID")
+check("strict: ACK", TO, ipv4(PEER, POD, TCP, tcp(1042, 7000, ACK)), "pass", "ESTABLISHED")
 
 
 # ---- events: read the ring buffer the way libbpf does --------------------

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { ipcacheKeyOf } from "../policy/desired-state.ts";
+import { ipcacheKeyOf, POLICY_FLAG_AUDIT_TCP_STRICT, POLICY_FLAG_TCP_STRICT } from "../policy/desired-state.ts";
 import { parseCidr } from "../policy/ip.ts";
 import {
   AbiCodecError,
@@ -8,6 +8,7 @@ import {
   checkLayout,
   configCodec,
   counterCodec,
+  CT_F_TCP_STRICT,
   ctKeyCodec,
   ctValueCodec,
   decodeFlowEvent,
@@ -98,8 +99,17 @@ test("policy key: 80 + port prefix bits, port big-endian with bits past the pref
 
 test("policy value", () => {
   const value = { verdict: 2 as const, auditVerdict: 1 as const, ruleId: 9, auditRuleId: 10, flags: 0 };
-  assert.deepEqual(policyValueCodec.encode(value), hex("02 01 0000 09000000 0a000000"));
+  assert.deepEqual(policyValueCodec.encode(value), hex("02 01 00 00 09000000 0a000000"));
   assert.deepEqual(policyValueCodec.decode(policyValueCodec.encode(value)), value);
+  const strict = { verdict: 1 as const, auditVerdict: 1 as const, ruleId: 9, auditRuleId: 10, flags: POLICY_FLAG_TCP_STRICT | POLICY_FLAG_AUDIT_TCP_STRICT };
+  assert.deepEqual(policyValueCodec.encode(strict), hex("01 01 03 00 09000000 0a000000"));
+  assert.deepEqual(policyValueCodec.decode(policyValueCodec.encode(strict)), strict);
+  const auditOnly = { ...strict, flags: POLICY_FLAG_AUDIT_TCP_STRICT };
+  assert.deepEqual(policyValueCodec.decode(policyValueCodec.encode(auditOnly)), auditOnly);
+  assert.throws(
+    () => policyValueCodec.encode({ ...value, flags: 4 }),
+    (error: unknown) => error instanceof AbiCodecError && error.message === "Cannot encode policy value of rule 9: flags 4 has bits the datapath does not know (known: 3)",
+  );
 });
 
 test("conntrack key and value", () => {
@@ -112,13 +122,19 @@ test("conntrack key and value", () => {
   assert.deepEqual(ctKeyCodec.decode(bytes), key);
   const v6 = { ...key, family: 6 as const, saddr: "fd00::1", daddr: "fd00::2" };
   assert.deepEqual(ctKeyCodec.decode(ctKeyCodec.encode(v6)), v6);
-  const value = { expiresNs: 123456789012345n, packets: 3n, bytes: 180n, revision: 4, ruleId: 11, remoteIdentity: 257, tcpFlags: 3 };
+  const value = { expiresNs: 123456789012345n, packets: 3n, bytes: 180n, revision: 4, ruleId: 11, remoteIdentity: 257, tcpFlags: 3, tcpStrict: false };
   const valueBytes = ctValueCodec.encode(value);
   assert.equal(valueBytes.length, 40);
   assert.equal(valueBytes.readBigUInt64LE(0), 123456789012345n);
   assert.equal(valueBytes.readUInt32LE(24), 4);
   assert.equal(valueBytes[36], 3);
+  assert.deepEqual(valueBytes.subarray(37), hex("00 0000"));
   assert.deepEqual(ctValueCodec.decode(valueBytes), value);
+  const strict = { ...value, tcpStrict: true };
+  const strictBytes = ctValueCodec.encode(strict);
+  assert.deepEqual(strictBytes.subarray(36), hex("03 01 0000"), "tcp_flags, ct_flags = PAL_CT_F_TCP_STRICT, pad");
+  assert.equal(strictBytes[37], CT_F_TCP_STRICT);
+  assert.deepEqual(ctValueCodec.decode(strictBytes), strict);
 });
 
 test("fragment key and value", () => {
@@ -239,6 +255,17 @@ test("checkLayout names map, struct, field, expected and actual on a moved field
       error.expected === "at offset 14 size 2" &&
       error.actual === "at offset 12 size 2" &&
       error.message === 'Map "pal_policy" does not match the ABI: struct pal_policy_key field dport_be is at offset 12 size 2 in BTF, expected at offset 14 size 2',
+  );
+});
+
+test("checkLayout refuses an object built before policy values had flags (a __u16 pad at offset 2)", () => {
+  const older = btfFromLayouts();
+  const value = older.get("pal_policy")?.value;
+  assert.ok(value);
+  value.members = [...value.members.filter((m) => m.name !== "flags" && m.name !== "pad"), { name: "pad", offset: 2, size: 2 }];
+  assert.throws(
+    () => checkLayout(sourceOf(older)),
+    (e: unknown) => e instanceof AbiMismatchError && e.struct === "pal_policy_value" && e.field === "flags" && e.actual === "absent",
   );
 });
 

@@ -11,7 +11,7 @@
  */
 import { endianness } from "node:os";
 import { formatIp, ipFromBytes, ipToBytes, parseIp, type IpFamily } from "../policy/ip.ts";
-import { ipcacheKeyString } from "../policy/desired-state.ts";
+import { ipcacheKeyString, POLICY_FLAG_AUDIT_TCP_STRICT, POLICY_FLAG_TCP_STRICT } from "../policy/desired-state.ts";
 import { reasonName, type ReasonName } from "./reasons.ts";
 import type { Direction, EndpointState, IpcacheKey, IpcacheValue, PolicyKey, PolicyValue, PolicyVerdict } from "../policy/desired-state.ts";
 
@@ -51,6 +51,9 @@ export const CT_SEEN_REPLY = 1 << 1;
 export const CT_SEEN_FIN = 1 << 2;
 /** Conntrack state bit: a TCP RST was seen (PAL_CT_SEEN_RST). */
 export const CT_SEEN_RST = 1 << 3;
+
+/** Conntrack flow bit: admitted under a strict allow (PAL_CT_F_TCP_STRICT), decoded as {@link CtValue.tcpStrict}. */
+export const CT_F_TCP_STRICT = 1 << 0;
 
 /** Config flags (PAL_CFG_*): emit an event per allowed new flow. */
 export const CFG_EVENTS_ALLOWED = 1 << 0;
@@ -300,17 +303,25 @@ export const policyKeyCodec: Codec<PolicyKey> = codec(
 const policyValue = struct("pal_policy_value", 12, {
   verdict: [0, 1],
   audit_verdict: [1, 1],
-  pad: [2, 2],
+  flags: [2, 1],
+  pad: [3, 1],
   rule_id: [4, 4],
   audit_rule_id: [8, 4],
 });
 
-/** struct pal_policy_value. */
+/** Every PAL_POLICY_F_* bit the datapath knows (POLICY_FLAG_* in desired-state.ts). */
+const POLICY_FLAGS_KNOWN = POLICY_FLAG_TCP_STRICT | POLICY_FLAG_AUDIT_TCP_STRICT;
+
+/** struct pal_policy_value; `flags` are the PAL_POLICY_F_* bits, and a bit the datapath does not know is refused. */
 export const policyValueCodec: Codec<PolicyValue> = codec(
   policyValue.layout,
   (value, buf, base) => {
+    if (!Number.isInteger(value.flags) || value.flags < 0 || (value.flags & ~POLICY_FLAGS_KNOWN) !== 0) {
+      throw new AbiCodecError(`Cannot encode policy value of rule ${value.ruleId}: flags ${value.flags} has bits the datapath does not know (known: ${POLICY_FLAGS_KNOWN})`);
+    }
     buf.writeUInt8(value.verdict, base + policyValue.at.verdict);
     buf.writeUInt8(value.auditVerdict, base + policyValue.at.audit_verdict);
+    buf.writeUInt8(value.flags, base + policyValue.at.flags);
     writeU32(buf, value.ruleId, base + policyValue.at.rule_id);
     writeU32(buf, value.auditRuleId, base + policyValue.at.audit_rule_id);
   },
@@ -319,7 +330,7 @@ export const policyValueCodec: Codec<PolicyValue> = codec(
     auditVerdict: (buf[base + policyValue.at.audit_verdict] ?? 0) as PolicyVerdict,
     ruleId: readU32(buf, base + policyValue.at.rule_id),
     auditRuleId: readU32(buf, base + policyValue.at.audit_rule_id),
-    flags: 0,
+    flags: buf[base + policyValue.at.flags] ?? 0,
   }),
 );
 
@@ -347,6 +358,8 @@ export interface CtValue {
   remoteIdentity: number;
   /** PAL_CT_SEEN_* bits. */
   tcpFlags: number;
+  /** PAL_CT_F_TCP_STRICT: the flow was admitted (or last re-checked) under a `tcp.strict` allow, so invalid TCP flag combinations on it are dropped. */
+  tcpStrict: boolean;
 }
 
 const ctKey = struct("pal_ct_key", 44, {
@@ -397,7 +410,8 @@ const ctValue = struct("pal_ct_value", 40, {
   rule_id: [28, 4],
   remote_identity: [32, 4],
   tcp_flags: [36, 1],
-  pad: [37, 3],
+  ct_flags: [37, 1],
+  pad: [38, 2],
 });
 
 /** struct pal_ct_value. */
@@ -411,6 +425,7 @@ export const ctValueCodec: Codec<CtValue> = codec(
     writeU32(buf, value.ruleId, base + ctValue.at.rule_id);
     writeU32(buf, value.remoteIdentity, base + ctValue.at.remote_identity);
     buf.writeUInt8(value.tcpFlags, base + ctValue.at.tcp_flags);
+    buf.writeUInt8(value.tcpStrict ? CT_F_TCP_STRICT : 0, base + ctValue.at.ct_flags);
   },
   (buf, base) => ({
     expiresNs: readU64(buf, base + ctValue.at.expires_ns),
@@ -420,6 +435,7 @@ export const ctValueCodec: Codec<CtValue> = codec(
     ruleId: readU32(buf, base + ctValue.at.rule_id),
     remoteIdentity: readU32(buf, base + ctValue.at.remote_identity),
     tcpFlags: buf[base + ctValue.at.tcp_flags] ?? 0,
+    tcpStrict: ((buf[base + ctValue.at.ct_flags] ?? 0) & CT_F_TCP_STRICT) !== 0,
   }),
 );
 

@@ -25,6 +25,7 @@ export const REASONS = {
   malformed: 19,
   "frag-unknown": 20,
   revoked: 21,
+  "tcp-invalid": 22,
 } as const;
 
 /** The name of a verdict reason. */

@@ -28,6 +28,8 @@ import {
   IDENTITY_HOST,
   IPCACHE_HOST,
   ipcacheKeyOf,
+  POLICY_FLAG_AUDIT_TCP_STRICT,
+  POLICY_FLAG_TCP_STRICT,
   ipcacheKeyString,
   policyKeyString,
   PROTOCOL_NUMBERS,
@@ -70,6 +72,16 @@ const RULE = {
   cAudit9090Deny: 7,
   cidr443: 8,
   egressToC: 9,
+  aStrict7000: 10,
+  cStrict7001: 11,
+  anyLoose7001: 12,
+  cStrict7002: 13,
+  anyStrict7002: 14,
+  cAuditStrict7003: 15,
+  cAuditStrict7003Audit: 16,
+  cLoose7004: 17,
+  anyStrict7004: 18,
+  egressStrictToCidr: 19,
 } as const;
 
 function entry(
@@ -88,6 +100,11 @@ function entry(
   };
 }
 
+/** `entry` with POLICY_FLAG_* bits set (tcp.strict, as the compiler folds it per verdict). */
+function withFlags(policy: PolicyEntry, flags: number): PolicyEntry {
+  return { key: policy.key, value: { ...policy.value, flags } };
+}
+
 const { TCP, UDP } = PROTOCOL_NUMBERS;
 const ALLOW_A_TO_B_80 = entry(A.identity, DIRECTION_INGRESS, TCP, 80, 16, VERDICT_ALLOW, RULE.aToB80);
 const POLICY_B: PolicyEntry[] = [
@@ -100,6 +117,25 @@ const POLICY_B: PolicyEntry[] = [
   entry(CIDR.identity, DIRECTION_INGRESS, TCP, 443, 16, VERDICT_ALLOW, RULE.cidr443),
   entry(C.identity, DIRECTION_EGRESS, 0, 0, 0, VERDICT_ALLOW, RULE.egressToC),
 ];
+// tcp.strict: a from a on 7000; on 7001, 7002 and 7004 the identity entry of c and
+// the any-peer entry both allow, strict in one, the other or both; 7003 is allowed,
+// with the audit verdict's allow strict; b's egress to the CIDR is strict, any protocol.
+const STRICT_A_TO_B_7000 = withFlags(entry(A.identity, DIRECTION_INGRESS, TCP, 7000, 16, VERDICT_ALLOW, RULE.aStrict7000), POLICY_FLAG_TCP_STRICT);
+const POLICY_B_STRICT: PolicyEntry[] = [
+  STRICT_A_TO_B_7000,
+  withFlags(entry(C.identity, DIRECTION_INGRESS, TCP, 7001, 16, VERDICT_ALLOW, RULE.cStrict7001), POLICY_FLAG_TCP_STRICT),
+  entry(IDENTITY_ANY, DIRECTION_INGRESS, TCP, 7001, 16, VERDICT_ALLOW, RULE.anyLoose7001),
+  withFlags(entry(C.identity, DIRECTION_INGRESS, TCP, 7002, 16, VERDICT_ALLOW, RULE.cStrict7002), POLICY_FLAG_TCP_STRICT),
+  withFlags(entry(IDENTITY_ANY, DIRECTION_INGRESS, TCP, 7002, 16, VERDICT_ALLOW, RULE.anyStrict7002), POLICY_FLAG_TCP_STRICT),
+  withFlags(
+    entry(C.identity, DIRECTION_INGRESS, TCP, 7003, 16, VERDICT_ALLOW, RULE.cAuditStrict7003, { verdict: VERDICT_ALLOW, ruleId: RULE.cAuditStrict7003Audit }),
+    POLICY_FLAG_AUDIT_TCP_STRICT,
+  ),
+  entry(C.identity, DIRECTION_INGRESS, TCP, 7004, 16, VERDICT_ALLOW, RULE.cLoose7004),
+  withFlags(entry(IDENTITY_ANY, DIRECTION_INGRESS, TCP, 7004, 16, VERDICT_ALLOW, RULE.anyStrict7004), POLICY_FLAG_TCP_STRICT),
+  withFlags(entry(CIDR.identity, DIRECTION_EGRESS, 0, 0, 0, VERDICT_ALLOW, RULE.egressStrictToCidr), POLICY_FLAG_TCP_STRICT | POLICY_FLAG_AUDIT_TCP_STRICT),
+];
+POLICY_B.push(...POLICY_B_STRICT);
 
 const ENDPOINT_A = { endpointId: 1, identity: A.identity, slot: SLOT_A, flags: 0 };
 const ENDPOINT_B = { endpointId: 2, identity: B.identity, slot: SLOT_B, flags: EP_ISOLATED_INGRESS | EP_ISOLATED_EGRESS | EP_AUDIT_ISOLATED_INGRESS };
@@ -461,6 +497,142 @@ describe("datapath on the real kernel", () => {
     assert.equal(entry.value.packets, 3n);
     assert.ok((entry.value.tcpFlags & CT_SEEN_REPLY) !== 0, "the reply was seen");
     assert.equal(entry.value.ruleId, RULE.aToB80);
+  });
+
+  test("tcp.strict: a pure SYN opens a strict flow; any other first packet is dropped tcp-invalid and leaves no entry", async () => {
+    const syn = freshPort();
+    intoB({ src: A.v4, protocol: "TCP", sport: syn, dport: 7000 }, "policy-allow", "SYN a to b:7000");
+    const tracked = datapath.conntrackEntries().find((e) => e.key.sport === syn);
+    assert.ok(tracked, "the SYN's flow is tracked");
+    assert.equal(tracked.value.tcpStrict, true, "and marked strict");
+    assert.equal(tracked.value.ruleId, RULE.aStrict7000);
+    intoB({ src: A.v4, protocol: "TCP", sport: freshPort(), dport: 7000, tcpFlags: ["syn", "psh"] }, "policy-allow", "SYN+PSH is still an opening SYN");
+
+    const refused: [string, PacketSpec["tcpFlags"]][] = [
+      ["ACK-only", ["ack"]],
+      ["SYN-ACK", ["syn", "ack"]],
+      ["SYN+FIN", ["syn", "fin"]],
+      ["SYN+RST", ["syn", "rst"]],
+      ["FIN-only", ["fin"]],
+      ["RST-only", ["rst"]],
+      ["no flags", []],
+      ["IPv6 ACK-only", ["ack"]],
+    ];
+    const sports: number[] = [];
+    for (const [what, tcpFlags] of refused) {
+      const sport = freshPort();
+      sports.push(sport);
+      intoB({ src: what.startsWith("IPv6") ? A.v6 : A.v4, protocol: "TCP", sport, dport: 7000, tcpFlags }, "tcp-invalid", `${what} first packet a to b:7000`);
+    }
+    const entries = datapath.conntrackEntries();
+    for (const sport of sports) assert.equal(entries.some((e) => e.key.sport === sport), false, `no entry for sport ${sport}`);
+    const event = await waitForEvent((e) => e.kind === "denied" && e.sport === sports[0], "tcp-invalid denied");
+    assert.equal(event.reason, "tcp-invalid");
+    assert.equal(event.reasonCode, REASONS["tcp-invalid"]);
+    assert.equal(event.ruleId, RULE.aStrict7000, "the strict rule is named");
+    assert.equal(event.remoteIdentity, A.identity);
+    // The same first packets without tcp.strict open a flow, as after an agent restart.
+    const loose = freshPort();
+    intoB({ src: A.v4, protocol: "TCP", sport: loose, dport: 80, tcpFlags: ["ack"] }, "policy-allow", "ACK-only first packet a to b:80, not strict");
+    assert.equal(datapath.conntrackEntries().find((e) => e.key.sport === loose)?.value.tcpStrict, false);
+    intoB({ src: A.v4, protocol: "TCP", sport: freshPort(), dport: 80, tcpFlags: [] }, "policy-allow", "no-flags first packet a to b:80, not strict");
+  });
+
+  test("tcp.strict: a tracked strict flow drops invalid flag combinations both ways and keeps its entry", async () => {
+    const sport = freshPort();
+    const forward = (tcpFlags: PacketSpec["tcpFlags"], reason: ReasonName, what: string) =>
+      intoB({ src: A.v4, protocol: "TCP", sport, dport: 7000, tcpFlags }, reason, `${what} a to b`);
+    const reply = (tcpFlags: PacketSpec["tcpFlags"], reason: ReasonName, what: string) =>
+      fromB({ dst: A.v4, protocol: "TCP", sport: 7000, dport: sport, tcpFlags }, reason, `${what} b to a`);
+    forward(["syn"], "policy-allow", "SYN");
+    reply(["syn", "ack"], "reply", "SYN-ACK");
+    forward(["ack"], "established", "ACK");
+    forward(["psh", "ack"], "established", "PSH+ACK");
+    reply(["psh", "ack"], "reply", "PSH+ACK");
+    for (const [what, tcpFlags] of [["SYN+FIN", ["syn", "fin"]], ["SYN+RST", ["syn", "rst"]], ["FIN without ACK", ["fin"]], ["no flags", []], ["SYN+FIN+ACK", ["syn", "fin", "ack"]]] as const) {
+      forward(tcpFlags, "tcp-invalid", what);
+      reply(tcpFlags, "tcp-invalid", what);
+    }
+    const event = await waitForEvent((e) => e.reason === "tcp-invalid" && e.dport === sport, "tcp-invalid of a reply");
+    assert.equal(event.kind, "denied");
+    assert.equal(event.ruleId, RULE.aStrict7000);
+    assert.equal(event.direction, "egress");
+    reply(["fin", "ack"], "reply", "FIN+ACK");
+    forward(["fin", "ack"], "established", "FIN+ACK");
+    // A closing strict flow is not restarted by an invalid SYN: only a pure SYN starts over.
+    forward(["syn", "fin"], "tcp-invalid", "SYN+FIN on the closing flow");
+    reply(["rst"], "reply", "RST alone is valid");
+    const entry = datapath.conntrackEntries().find((e) => e.key.sport === sport);
+    assert.ok(entry, "the flow is still tracked");
+    assert.equal(entry.value.tcpStrict, true);
+    assert.equal(entry.value.packets, 8n, "only passed packets are counted");
+    forward(["syn"], "policy-allow", "a new SYN on the closed tuple goes to policy again");
+  });
+
+  test("tcp.strict: the flow is strict only if every allowing entry is (union), never for the host", () => {
+    const first = (src: string, dport: number, reason: ReasonName, what: string): number => {
+      const sport = freshPort();
+      intoB({ src, protocol: "TCP", sport, dport, tcpFlags: ["ack"] }, reason, what);
+      return sport;
+    };
+    const union = first(C.v4, 7001, "policy-allow", "c to b:7001: c's entry strict, any-peer entry not");
+    const entry = datapath.conntrackEntries().find((e) => e.key.sport === union);
+    assert.equal(entry?.value.tcpStrict, false, "the union is not strict");
+    assert.equal(entry?.value.ruleId, RULE.cStrict7001);
+    first(WORLD_IP, 7001, "policy-allow", "world to b:7001: only the loose any-peer entry");
+    first(C.v4, 7002, "tcp-invalid", "c to b:7002: both entries strict");
+    first(WORLD_IP, 7002, "tcp-invalid", "world to b:7002: the strict any-peer entry");
+    first(C.v4, 7004, "policy-allow", "c to b:7004: c's entry loose, any-peer entry strict");
+    first(WORLD_IP, 7004, "tcp-invalid", "world to b:7004: the strict any-peer entry alone");
+    first(HOST_IP, 7002, "host", "host to b:7002: the node is never strict");
+    first(C.v4, 7005, "default-deny", "c to b:7005: no rule");
+  });
+
+  test("tcp.strict applies to TCP only, on egress too", () => {
+    fromB({ dst: CIDR.inside, protocol: "UDP", sport: freshPort(), dport: 9 }, "policy-allow", "UDP b to the CIDR under a strict any-protocol allow");
+    const id = freshPort();
+    fromB({ dst: CIDR.inside, protocol: "ICMP", icmpType: "echo-request", icmpId: id }, "policy-allow", "ICMP echo b to the CIDR");
+    fromB({ dst: CIDR.inside, protocol: "TCP", sport: freshPort(), dport: 22, tcpFlags: ["ack"] }, "tcp-invalid", "ACK-only b to the CIDR");
+    const sport = freshPort();
+    fromB({ dst: CIDR.inside, protocol: "TCP", sport, dport: 22 }, "policy-allow", "SYN b to the CIDR");
+    intoB({ src: CIDR.inside, protocol: "TCP", sport: 22, dport: sport, tcpFlags: ["syn", "ack"] }, "reply", "SYN-ACK back");
+    intoB({ src: CIDR.inside, protocol: "TCP", sport: 22, dport: sport, tcpFlags: ["fin"] }, "tcp-invalid", "FIN without ACK back");
+  });
+
+  test("tcp.strict in the audit verdict: the packet passes and an AUDIT event says tcp-invalid", async () => {
+    datapath.updateConfig({ flags: CFG_EVENTS_ALLOWED });
+    try {
+      const syn = freshPort();
+      intoB({ src: C.v4, protocol: "TCP", sport: syn, dport: 7003 }, "policy-allow", "SYN c to b:7003");
+      const ack = freshPort();
+      intoB({ src: C.v4, protocol: "TCP", sport: ack, dport: 7003, tcpFlags: ["ack"] }, "policy-allow", "ACK-only c to b:7003");
+      const audit = await waitForEvent((e) => e.kind === "audit" && e.sport === ack, "audit");
+      assert.equal(audit.reason, "tcp-invalid");
+      assert.equal(audit.ruleId, RULE.cAuditStrict7003Audit);
+      assert.equal(datapath.conntrackEntries().find((e) => e.key.sport === ack)?.value.tcpStrict, false, "the enforced allow is not strict");
+      // Events arrive in order: the SYN's would have come before the ACK's.
+      assert.equal(events.some((e) => e.kind === "audit" && e.sport === syn), false, "no audit event for the SYN");
+      assert.ok(events.some((e) => e.kind === "allowed" && e.sport === syn && e.ruleId === RULE.cAuditStrict7003));
+    } finally {
+      datapath.updateConfig({ flags: 0 });
+    }
+  });
+
+  test("tcp.strict follows policy changes: a re-checked flow takes the new entry's strictness", () => {
+    const sport = freshPort();
+    intoB({ src: A.v4, protocol: "TCP", sport, dport: 7000 }, "policy-allow", "SYN under the strict rule");
+    fromB({ dst: A.v4, protocol: "TCP", sport: 7000, dport: sport, tcpFlags: ["syn", "ack"] }, "reply", "SYN-ACK");
+    const strictness = () => datapath.conntrackEntries().find((e) => e.key.sport === sport)?.value.tcpStrict;
+    try {
+      datapath.apply({ ...emptyDiff(), policyUpserts: [withFlags(STRICT_A_TO_B_7000, 0)] }, ifindexOf);
+      intoB({ src: A.v4, protocol: "TCP", sport, dport: 7000, tcpFlags: ["ack"] }, "established", "ACK after the rule lost tcp.strict");
+      assert.equal(strictness(), false);
+      intoB({ src: A.v4, protocol: "TCP", sport, dport: 7000, tcpFlags: ["fin"] }, "established", "FIN without ACK, no longer strict");
+    } finally {
+      datapath.apply({ ...emptyDiff(), policyUpserts: [STRICT_A_TO_B_7000] }, ifindexOf);
+    }
+    intoB({ src: A.v4, protocol: "TCP", sport, dport: 7000, tcpFlags: [] }, "tcp-invalid", "no flags once strict again");
+    assert.equal(strictness(), true);
   });
 
   test("ICMP: the echo reply to an allowed request passes, an unsolicited one does not", () => {
