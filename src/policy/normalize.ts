@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { AnyPolicy, LabelSelector, Namespace, Pod, PolicyPeer, PolicyPort, PolicyProtocol } from "./api-types.ts";
+import type { AnyPolicy, LabelSelector, Namespace, Pod, PolicyPeer, PolicyPort, PolicyProtocol, TcpRule } from "./api-types.ts";
 import { canonicalIp, ipFamily } from "./ip.ts";
 import { PolicyError, validateObject } from "./validate.ts";
 import type { NamespaceInfo, PodInfo, World } from "./world.ts";
@@ -209,11 +209,15 @@ function knownPolicyFields(policy: AnyPolicy): AnyPolicy {
     spec: defined({
       selector: knownSelectorFields(spec.selector),
       policyTypes: spec.policyTypes,
-      ingress: spec.ingress?.map((rule) => defined({ from: rule.from?.map(knownPeerFields), ports: rule.ports?.map(knownPortFields), action: rule.action })),
-      egress: spec.egress?.map((rule) => defined({ to: rule.to?.map(knownPeerFields), ports: rule.ports?.map(knownPortFields), action: rule.action })),
+      ingress: spec.ingress?.map((rule) => defined({ from: rule.from?.map(knownPeerFields), ports: rule.ports?.map(knownPortFields), action: rule.action, tcp: knownTcpFields(rule.tcp) })),
+      egress: spec.egress?.map((rule) => defined({ to: rule.to?.map(knownPeerFields), ports: rule.ports?.map(knownPortFields), action: rule.action, tcp: knownTcpFields(rule.tcp) })),
       mode: spec.mode,
     }),
   };
+}
+
+function knownTcpFields(tcp: TcpRule | undefined): TcpRule | undefined {
+  return tcp && defined({ strict: tcp.strict });
 }
 
 function knownSelectorFields(selector: LabelSelector): LabelSelector {

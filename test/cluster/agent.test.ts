@@ -22,6 +22,7 @@ import { eventually } from "../lib/eventually.ts";
 import { startTestControlPlane } from "../lib/control-plane.ts";
 import type { TestControlPlane } from "../lib/control-plane.ts";
 import { NetnsNode, uniquePinRoot } from "../lib/kernel.ts";
+import { buildIpPacket } from "../lib/packets.ts";
 import { createUnderOlderSchema } from "../lib/older-schema.ts";
 import type { NetnsPod } from "../lib/kernel.ts";
 
@@ -306,6 +307,30 @@ describe("node agent on a real control plane and kernel", { timeout: 600_000 }, 
     await client.request("DELETE", resourcePath(Resources.pods, { namespace: OTHER_NS, name: "impostor" }), { query: { gracePeriodSeconds: 0 } });
     await client.request("DELETE", resourcePath(Resources.networkPolicies, { namespace: NS, name: "allowed-anywhere" }));
     await reported("allowed-anywhere gone", (r) => r.policies.length === 0);
+  });
+
+  it("tcp.strict: real connections open as before; a forged mid-stream ACK and a SYN+FIN are dropped as tcp-invalid", async () => {
+    const created = await create(resourcePath(Resources.ebpfNetworkPolicies, { namespace: NS }), {
+      apiVersion: "palisade.dev/v1alpha1",
+      kind: "EBPFNetworkPolicy",
+      metadata: { name: "strict-web", namespace: NS },
+      spec: { selector: { matchLabels: { app: "web" } }, ingress: [{ from: [{ podSelector: {} }], ports: [{ protocol: "TCP", port: 80 }], tcp: { strict: true } }] },
+    });
+    await reported("strict-web applied", (r) => enforces(r, "EBPFNetworkPolicy", "strict-web", created.metadata.generation ?? 0));
+    assert.ok(reachable("b", "a"), "a connection opens with a SYN");
+    const invalid = (): number => Number(agent?.datapath.reasonStats()["tcp-invalid"].packets ?? 0);
+    const before = invalid();
+    // Packets no TCP stack of b would send, written whole onto b's raw socket.
+    const [a, b] = [pods.get("a") as NetnsPod, pods.get("b") as NetnsPod];
+    for (const tcpFlags of [["ack"], ["syn", "fin"]] as const) {
+      const packet = buildIpPacket({ src: b.ipv4, dst: a.ipv4, protocol: "TCP", sport: 40_000 + tcpFlags.length, dport: 80, tcpFlags });
+      const script = `import socket; s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW); s.sendto(bytes.fromhex("${packet.toString("hex")}"), ("${a.ipv4}", 0))`;
+      assert.equal(node?.execIn(b, "python3", ["-c", script + "; print('sent')"]).stdout, "sent\n");
+    }
+    await waitFor("two tcp-invalid drops", async () => invalid() - before >= 2);
+    assert.ok(reachable("b", "a"), "still reachable");
+    await client.request("DELETE", resourcePath(Resources.ebpfNetworkPolicies, { namespace: NS, name: "strict-web" }));
+    await reported("strict-web gone", (r) => r.policies.length === 0);
   });
 
   it("detaches from a pod when its object is deleted", async () => {

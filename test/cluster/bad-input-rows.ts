@@ -151,7 +151,7 @@ export function refusedRows({ bad }: RowContext): Row[] {
     e("action Maybe", { selector: {}, ingress: [{ action: "Maybe" }] }, refused("spec.ingress[0].action", /Unsupported value: "Maybe"/)),
     e("mode Off", { selector: {}, mode: "Off" }, refused("spec.mode", /Unsupported value: "Off"/)),
     e("tcp on a Deny rule", { selector: {}, ingress: [{ action: "Deny", tcp: { strict: true } }] }, refused("spec.ingress[0].tcp", /applies to Allow rules only/)),
-    e("tcp beside a UDP port", { selector: {}, egress: [{ ports: [{ protocol: "UDP", port: 53 }], tcp: { strict: true } }] }, refused("spec.egress[0].ports", /is "UDP", but the rule sets tcp: its ports must all be TCP/)),
+    e("tcp beside a UDP port", { selector: {}, egress: [{ ports: [{ protocol: "UDP", port: 53 }], tcp: { strict: true } }] }, refused("spec.egress[0].ports", /lists a port of another protocol than TCP, but the rule sets tcp: its ports must all be TCP/)),
     e("tcp.strict yes", { selector: {}, ingress: [{ tcp: { strict: "yes" } }] }, refused("spec.ingress[0].tcp.strict", /must be of type boolean/)),
     e("policyTypes listed twice", { selector: {}, policyTypes: ["Ingress", "Ingress"] }, refused("spec.policyTypes[1]", /Duplicate value: "Ingress"/)),
     e("policyTypes Both", { selector: {}, policyTypes: ["Both"] }, refused("spec.policyTypes[0]", /Unsupported value: "Both"/)),
