@@ -20,13 +20,13 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import type { V1ConfigMap, V1Node } from "@kubernetes/client-node";
-import { DEV_AGENT_METRICS_PORT, runningPid } from "../src/devcluster/index.ts";
+import { runningPid } from "../src/devcluster/index.ts";
 import type { DevLayout } from "../src/devcluster/index.ts";
 import { Informer, REPORT_NAME_PREFIX, Resources, parseNodeReport, resourcePath } from "../src/k8s/index.ts";
 import type { KubeClient } from "../src/k8s/index.ts";
 import type { PalisadeIdentity } from "../src/policy/index.ts";
 import { CleanupStack } from "./lib/cleanup.ts";
-import { onDevCluster } from "./lib/dev-cluster.ts";
+import { agentMetrics, onDevCluster } from "./lib/dev-cluster.ts";
 import { installIptablesChain } from "./lib/iptables-chain.ts";
 import type { ForwardFlow } from "./lib/iptables-chain.ts";
 import { installNftablesSet } from "./lib/nftables-set.ts";
@@ -92,12 +92,8 @@ async function main({ layout, client }: { layout: DevLayout; client: KubeClient 
       body: { apiVersion: "v1", kind: "Pod", metadata: { name, namespace: NAMESPACE, labels: { app: "web" } }, spec: { nodeName: node.metadata?.name, containers: [{ name: "web", image: "none", ports: [{ containerPort: 80 }] }] } },
     });
   }
-  const metricsUrls = nodes.map((node) => `http://${node.status?.addresses?.find((a) => a.type === "InternalIP")?.address}:${DEV_AGENT_METRICS_PORT}/metrics`);
-  const policyEntries = async (): Promise<number> => {
-    let total = 0;
-    for (const url of metricsUrls) total += Number((await (await fetch(url)).text()).match(/^palisade_policy_entries (\d+)$/m)?.[1] ?? NaN);
-    return total;
-  };
+  const scrape = await agentMetrics(client);
+  const policyEntries = async (): Promise<number> => (await scrape()).reduce((sum, samples) => sum + (samples.get("palisade_policy_entries") ?? NaN), 0);
   const cidrIdentities = async (): Promise<number> =>
     (await client.request<{ items: PalisadeIdentity[] }>("GET", resourcePath(Resources.palisadeIdentities))).items.filter((obj) => obj.spec.kind === "cidr").length;
 

@@ -8,7 +8,8 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DEV_UP_STEPS, devDown, devLayout, devUp, freePorts } from "../../src/devcluster/index.ts";
+import type { V1Node } from "@kubernetes/client-node";
+import { DEV_AGENT_METRICS_PORT, DEV_UP_STEPS, devDown, devLayout, devUp, freePorts } from "../../src/devcluster/index.ts";
 import type { DevLayout } from "../../src/devcluster/index.ts";
 import { isAlreadyExists, KubeClient, resourcePath, Resources } from "../../src/k8s/index.ts";
 
@@ -38,4 +39,31 @@ export async function onDevCluster(name: string, nodes: number, namespace: strin
     await devDown(layout, () => {});
     rmSync(base, { recursive: true, force: true });
   }
+}
+
+/**
+ * Reads every dev node's agent metrics: a function returning, per node, the
+ * value of each sample line of /metrics (by its name and labels as printed).
+ *
+ * @example
+ * ```ts
+ * const scrape = await agentMetrics(client);
+ * (await scrape())[0]?.get("palisade_policy_entries"); // 20000
+ * ```
+ */
+export async function agentMetrics(client: KubeClient): Promise<() => Promise<Map<string, number>[]>> {
+  const nodes = (await client.request<{ items: V1Node[] }>("GET", resourcePath(Resources.nodes))).items;
+  const urls = nodes.map((node) => `http://${node.status?.addresses?.find((a) => a.type === "InternalIP")?.address}:${DEV_AGENT_METRICS_PORT}/metrics`);
+  return () =>
+    Promise.all(
+      urls.map(async (url) => {
+        const samples = new Map<string, number>();
+        for (const line of (await (await fetch(url)).text()).split("\n")) {
+          const space = line.lastIndexOf(" ");
+          if (line.startsWith("#") || space < 0) continue;
+          samples.set(line.slice(0, space), Number(line.slice(space + 1)));
+        }
+        return samples;
+      }),
+    );
 }

@@ -191,6 +191,6 @@ export class Agent {
   /** The numbers /metrics serves. */
   metricsSnapshot(): MetricsSnapshot {
     const { reconciler } = this.#loop;
-    return snapshotMetrics({ compiled: reconciler.compiled, datapath: this.#datapath, applyDuration: reconciler.applyDuration, k8sEvents: this.#watch.events });
+    return snapshotMetrics({ compiled: reconciler.compiled, datapath: this.#datapath, commitStages: reconciler.commitStages, k8sEvents: this.#watch.events });
   }
 }

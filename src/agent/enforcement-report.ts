@@ -59,6 +59,8 @@ export class EnforcementReport {
   #caughtUp: CaughtUp = { podResourceVersion: "", namespaceResourceVersion: "", pods: 0, namespaces: 0 };
   #endpoints = 0;
   #lastWritten = "";
+  /** When the last commit reached the maps: the report's `appliedAt`, not when the report is written. */
+  #appliedAt = new Date(0);
 
   constructor(node: string, write: ReportWriter) {
     this.#node = node;
@@ -87,6 +89,7 @@ export class EnforcementReport {
 
   /** A commit reached the datapath: what the report says follows it. */
   committed(commit: CommitReport): void {
+    this.#appliedAt = new Date();
     this.#endpoints = commit.endpoints;
     if (commit.pendingIdentities > 0) return;
     this.#applied = [...this.#fed.values()].sort(compareApplied);
@@ -98,7 +101,7 @@ export class EnforcementReport {
     const content = { node: this.#node, policies: this.#applied, endpoints: this.#endpoints, ...this.#caughtUp };
     const text = JSON.stringify(content);
     if (text === this.#lastWritten) return;
-    await this.#write({ ...content, appliedAt: new Date().toISOString() }, signal);
+    await this.#write({ ...content, appliedAt: this.#appliedAt.toISOString() }, signal);
     this.#lastWritten = text;
   }
 }

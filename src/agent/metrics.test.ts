@@ -3,20 +3,22 @@ import { describe, it } from "node:test";
 import { Histogram } from "../k8s/prometheus.ts";
 import { PolicyCompiler } from "../policy/compiler.ts";
 import { MemoryDatapath } from "../../test/lib/memory-datapath.ts";
-import { renderMetrics, snapshotMetrics } from "./metrics.ts";
+import { COMMIT_STAGES, renderMetrics, snapshotMetrics } from "./metrics.ts";
+import type { CommitStage } from "./metrics.ts";
 
 describe("renderMetrics", () => {
   it("writes every palisade family in Prometheus text", () => {
-    const h = new Histogram([0.01, 0.1]);
-    h.observe(0.005);
-    h.observe(0.05);
-    h.observe(2);
+    const stages = Object.fromEntries(COMMIT_STAGES.map((stage) => [stage, new Histogram([0.01, 0.1])])) as Record<CommitStage, Histogram>;
+    stages.compile.observe(0.005);
+    stages.compile.observe(0.05);
+    stages.compile.observe(2);
+    stages.report.observe(0.02);
     const text = renderMetrics({
       policyEntries: 12,
       endpoints: 3,
       identities: 5,
       identitiesPending: 2,
-      applyDuration: h,
+      commitStages: stages,
       verdicts: { "policy-deny": 4n },
       rules: [{ kind: "NetworkPolicy", policy: "x/p\"q", rule: "ingress[0]", packets: 9n }],
       k8sEvents: new Map([["Pod", 7]]),
@@ -27,14 +29,16 @@ describe("renderMetrics", () => {
       "palisade_endpoints 3",
       "palisade_identities 5",
       "palisade_identities_pending 2",
-      'palisade_apply_duration_seconds_bucket{le="0.01"} 1',
-      'palisade_apply_duration_seconds_bucket{le="0.1"} 2',
-      'palisade_apply_duration_seconds_bucket{le="+Inf"} 3',
-      "palisade_apply_duration_seconds_count 3",
+      'palisade_commit_stage_seconds_bucket{stage="compile",le="0.01"} 1',
+      'palisade_commit_stage_seconds_bucket{stage="compile",le="0.1"} 2',
+      'palisade_commit_stage_seconds_bucket{stage="compile",le="+Inf"} 3',
+      'palisade_commit_stage_seconds_count{stage="compile"} 3',
+      'palisade_commit_stage_seconds_sum{stage="report"} 0.02',
+      'palisade_commit_stage_seconds_count{stage="wait"} 0',
       'palisade_verdicts_total{reason="policy-deny"} 4',
       'palisade_rule_verdicts_total{kind="NetworkPolicy",policy="x/p\\"q",rule="ingress[0]"} 9',
       'palisade_k8s_events_total{kind="Pod"} 7',
-      "# TYPE palisade_apply_duration_seconds histogram",
+      "# TYPE palisade_commit_stage_seconds histogram",
     ]) {
       assert.ok(lines.includes(expected), `missing line ${expected} in:\n${text}`);
     }
@@ -60,7 +64,7 @@ describe("snapshotMetrics", () => {
     datapath.rules.set(ruleId, { packets: 4n, bytes: 240n });
     datapath.rules.set(ruleId + 100, { packets: 1n, bytes: 60n });
     datapath.reasons["policy-deny"] = { packets: 2n, bytes: 120n };
-    const snapshot = snapshotMetrics({ compiled: compiler, datapath, applyDuration: new Histogram([1]), k8sEvents: new Map() });
+    const snapshot = snapshotMetrics({ compiled: compiler, datapath, commitStages: Object.fromEntries(COMMIT_STAGES.map((stage) => [stage, new Histogram([1])])) as Record<CommitStage, Histogram>, k8sEvents: new Map() });
     assert.deepEqual(snapshot.rules, [{ kind: "NetworkPolicy", policy: "x/web", rule: "ingress[0]", packets: 4n }]);
     assert.deepEqual(snapshot.verdicts, { "policy-deny": 2n });
     assert.equal(snapshot.endpoints, 1);

@@ -9,8 +9,19 @@ import { renderPrometheus, type Histogram } from "../k8s/prometheus.ts";
 import type { PolicyCompiler } from "../policy/compiler.ts";
 import type { AgentDatapath } from "./agent-datapath.ts";
 
-/** Upper bounds of the apply-duration buckets, in seconds: a map write batch takes from sub-millisecond to seconds. */
-export const APPLY_DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5] as const;
+/** Upper bounds of the commit-stage buckets, in seconds: a stage takes from microseconds to seconds. */
+export const COMMIT_STAGE_BUCKETS = [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5] as const;
+
+/**
+ * Where the time of one commit goes, from the first watch event it carries
+ * to its report: `wait` in the queue (batching, other work), `sync` turning
+ * objects into compiler input, `compile`, `write` to the maps, `report`
+ * written to the API.
+ */
+export const COMMIT_STAGES = ["wait", "sync", "compile", "write", "report"] as const;
+
+/** One of {@link COMMIT_STAGES}. */
+export type CommitStage = (typeof COMMIT_STAGES)[number];
 
 /** A rule's new-flow verdict count, named by what the rule is. */
 export interface RuleVerdictSample {
@@ -29,7 +40,7 @@ export interface MetricsSnapshot {
   identities: number;
   /** Identity keys waiting for their PalisadeIdentity object. */
   identitiesPending: number;
-  applyDuration: Histogram;
+  commitStages: Readonly<Record<CommitStage, Histogram>>;
   /** Packets per verdict reason. */
   verdicts: Record<string, bigint>;
   rules: RuleVerdictSample[];
@@ -43,7 +54,7 @@ export interface MetricsSources {
   compiled: Pick<PolicyCompiler, "stateCounts" | "pendingIdentityKeys" | "rule">;
   /** The verdict counters. */
   datapath: Pick<AgentDatapath, "ruleStats" | "reasonStats">;
-  applyDuration: Histogram;
+  commitStages: Readonly<Record<CommitStage, Histogram>>;
   /** Watch events received per kind. */
   k8sEvents: ReadonlyMap<string, number>;
 }
@@ -55,7 +66,7 @@ export interface MetricsSources {
  *
  * @example
  * ```ts
- * renderMetrics(snapshotMetrics({ compiled: compiler, datapath, applyDuration, k8sEvents }));
+ * renderMetrics(snapshotMetrics({ compiled: compiler, datapath, commitStages, k8sEvents }));
  * ```
  */
 export function snapshotMetrics(sources: MetricsSources): MetricsSnapshot {
@@ -74,7 +85,7 @@ export function snapshotMetrics(sources: MetricsSources): MetricsSnapshot {
     endpoints: counts.endpoints,
     identities: counts.identities,
     identitiesPending: compiled.pendingIdentityKeys().length,
-    applyDuration: sources.applyDuration,
+    commitStages: sources.commitStages,
     verdicts,
     rules,
     k8sEvents: sources.k8sEvents,
@@ -100,7 +111,12 @@ export function renderMetrics(s: MetricsSnapshot): string {
       help: "Identity keys this node's ipcache needs that have no PalisadeIdentity yet; their addresses are left out meanwhile.",
       samples: [{ value: s.identitiesPending }],
     },
-    { name: "palisade_apply_duration_seconds", type: "histogram", help: "Time to compile and write one batch of changes to the datapath.", samples: s.applyDuration.samples() },
+    {
+      name: "palisade_commit_stage_seconds",
+      type: "histogram",
+      help: "Time of each stage of a commit: wait (queued since its first watch event), sync, compile, write (maps), report.",
+      samples: COMMIT_STAGES.flatMap((stage) => s.commitStages[stage].samples().map((sample) => ({ ...sample, labels: { stage, ...sample.labels } }))),
+    },
     {
       name: "palisade_verdicts_total",
       type: "counter",

@@ -46,11 +46,20 @@ export class ReconcileLoop {
   readonly #abort = new AbortController();
   #markReady: () => void = () => {};
   #commitQueuedAt = 0;
+  /** When the first change the next commit carries arrived (performance.now()), for its `wait` stage. */
+  #firstChangeAt: number | undefined;
   #workers: Promise<void> | undefined;
 
   constructor(options: Omit<ReconcilerOptions, "onIdentitiesChanged" | "resync">) {
     this.#queue = new WorkQueue<string>({ name: "agent", baseDelayMs: 50, maxDelayMs: 10_000, logger: options.logger });
-    this.reconciler = new Reconciler({ ...options, onIdentitiesChanged: () => this.#queue.add(IDENTITIES), resync: (kind, key) => this.objectChanged(kind, key) });
+    this.reconciler = new Reconciler({
+      ...options,
+      onIdentitiesChanged: () => {
+        this.#firstChangeAt ??= performance.now();
+        this.#queue.add(IDENTITIES);
+      },
+      resync: (kind, key) => this.objectChanged(kind, key),
+    });
     this.ready = new Promise((resolve) => {
       this.#markReady = resolve;
     });
@@ -58,6 +67,7 @@ export class ReconcileLoop {
 
   /** The object of `kind` under cache key `key` changed: it is synced, then committed. */
   objectChanged(kind: WatchedKind, key: string): void {
+    this.#firstChangeAt ??= performance.now();
     this.#queue.add(`${kind}/${key}`);
   }
 
@@ -106,7 +116,9 @@ export class ReconcileLoop {
     }
     const drained = this.#queue.length === 0;
     this.#commitQueuedAt = 0;
-    await this.reconciler.commit({ drained, signal: this.#abort.signal });
+    const receivedAt = this.#firstChangeAt;
+    this.#firstChangeAt = undefined;
+    await this.reconciler.commit({ drained, signal: this.#abort.signal, ...(receivedAt === undefined ? {} : { receivedAt }) });
     this.#markReady();
   }
 }

@@ -236,6 +236,16 @@ describe("Reconciler", () => {
     assert.ok(h.admits("x/c", "x/a") && h.admits("x/c", "x/a", 81));
   });
 
+  it("times each stage of a commit, the wait from the first change it carries", async () => {
+    const h = harness();
+    await h.put(namespace("x"));
+    await h.putPod("x/a", { app: "web" });
+    await h.reconciler.commit({ drained: true, signal: SIGNAL, receivedAt: performance.now() });
+    await h.commit();
+    const counts = Object.fromEntries(Object.entries(h.reconciler.commitStages).map(([stage, histogram]) => [stage, histogram.count]));
+    assert.deepEqual(counts, { wait: 1, sync: 2, compile: 2, write: 2, report: 2 }, "a commit without a change it waited for has no wait");
+  });
+
   it("after a write that failed halfway, writes the whole state again and reports the policy only once it is in the maps", async () => {
     const h = harness();
     await h.put(namespace("x"));

@@ -47,7 +47,8 @@ import { ClusterIdentityAllocator } from "./cluster-identities.ts";
 import type { WatchedKind, WatchedObjects } from "./cluster-watch.ts";
 import { EnforcementReport } from "./enforcement-report.ts";
 import type { ReportWriter } from "./enforcement-report.ts";
-import { APPLY_DURATION_BUCKETS } from "./metrics.ts";
+import { COMMIT_STAGE_BUCKETS, COMMIT_STAGES } from "./metrics.ts";
+import type { CommitStage } from "./metrics.ts";
 import { PodAttachments } from "./pod-attachments.ts";
 import type { PodInterfaceLookup } from "./pod-interface.ts";
 
@@ -113,7 +114,9 @@ export class Reconciler {
   readonly #refused = new Map<string, string>();
   /** Identity keys whose number may have changed since the compiler last heard. */
   readonly #changedIdentities = new Set<string>();
-  readonly #applyDuration = new Histogram(APPLY_DURATION_BUCKETS);
+  readonly #stages = Object.fromEntries(COMMIT_STAGES.map((stage) => [stage, new Histogram(COMMIT_STAGE_BUCKETS)])) as Record<CommitStage, Histogram>;
+  /** Milliseconds spent in {@linkcode sync} since the last commit. */
+  #syncMs = 0;
   #fullSyncDone = false;
 
   constructor(options: ReconcilerOptions) {
@@ -142,9 +145,9 @@ export class Reconciler {
     return this.#compiler;
   }
 
-  /** How long commits took, compiling and writing. */
-  get applyDuration(): Histogram {
-    return this.#applyDuration;
+  /** How long each stage of the commits took. */
+  get commitStages(): Readonly<Record<CommitStage, Histogram>> {
+    return this.#stages;
   }
 
   /**
@@ -165,16 +168,21 @@ export class Reconciler {
    * @throws {PodInterfaceNotReadyError} when a local pod's interface is not there yet (retry later).
    */
   async sync(kind: WatchedKind, key: string): Promise<void> {
+    const started = performance.now();
     const obj = this.#objects.get(kind, key);
-    switch (kind) {
-      case "Namespace":
-        this.#syncNamespace(key, obj);
-        break;
-      case "Pod":
-        await this.#syncPod(key, obj);
-        break;
-      default:
-        this.#syncPolicy(kind, key, obj);
+    try {
+      switch (kind) {
+        case "Namespace":
+          this.#syncNamespace(key, obj);
+          break;
+        case "Pod":
+          await this.#syncPod(key, obj);
+          break;
+        default:
+          this.#syncPolicy(kind, key, obj);
+      }
+    } finally {
+      this.#syncMs += performance.now() - started;
     }
   }
 
@@ -208,15 +216,22 @@ export class Reconciler {
    *
    * @throws when the report cannot be written; the datapath holds the commit already, and a later commit writes the report.
    */
-  async commit(options: { drained: boolean; signal: AbortSignal }): Promise<void> {
-    const started = process.hrtime.bigint();
+  async commit(options: { drained: boolean; signal: AbortSignal; receivedAt?: number }): Promise<void> {
+    const started = performance.now();
+    const stage = (name: CommitStage, ms: number): void => this.#stages[name].observe(Math.max(0, ms) / 1000);
+    if (options.receivedAt !== undefined) stage("wait", started - options.receivedAt - this.#syncMs);
+    stage("sync", this.#syncMs);
+    this.#syncMs = 0;
     const diff = this.#compiler.commit();
     const ifindexOf = (pod: string): number | undefined => this.#attachments.ifindexOf(pod);
     const fullSync = !this.#fullSyncDone;
     // The full sync compares the datapath's maps with the whole state; later commits read narrowly.
+    const state = fullSync ? this.#compiler.state() : undefined;
+    const compiled = performance.now();
+    stage("compile", compiled - started);
     let result: ApplyResult;
     try {
-      result = fullSync ? this.#datapath.replaceAll(this.#compiler.state(), ifindexOf) : this.#datapath.apply(diff, ifindexOf);
+      result = state ? this.#datapath.replaceAll(state, ifindexOf) : this.#datapath.apply(diff, ifindexOf);
     } catch (error) {
       // The compiler moved on but the maps may hold any part of the diff: the
       // retry compares the maps with the whole desired state, so nothing is lost.
@@ -225,8 +240,9 @@ export class Reconciler {
     }
     const endpoints = this.#compiler.stateCounts().endpoints;
     this.#attachments.committed(fullSync);
-    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    this.#applyDuration.observe(seconds);
+    const written = performance.now();
+    stage("write", written - compiled);
+    const seconds = (written - started) / 1000;
     // A new ipBlock CIDR gives the addresses inside it new identity keys, so a policy change can wait on identities too.
     const pending = this.#compiler.pendingIdentityKeys().length;
     if (pending > 0) this.#log.debug({ pending }, "Identities pending: waiting for the operator's PalisadeIdentity objects");
@@ -237,6 +253,7 @@ export class Reconciler {
       this.#log.info({ endpoints, policies: this.#report.applied.length, ...writeCounts(result), seconds }, "Full sync applied");
     }
     await this.#report.write(options.signal);
+    stage("report", performance.now() - written);
   }
 
   #syncNamespace(name: string, obj: KubernetesObject | undefined): void {
