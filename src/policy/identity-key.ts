@@ -77,6 +77,10 @@ export function podIdentity(namespace: string, namespaceLabels: Labels, podLabel
   return { kind: "pod", namespace, namespaceLabels, podLabels, namedPorts, cls };
 }
 
+// Shared by every address-derived identity (there may be 100k of them): frozen, so no reader can change them.
+const NO_LABELS: Labels = Object.freeze({});
+const NO_PORTS: readonly NamedPort[] = Object.freeze([]);
+
 /**
  * The attributes of a node's addresses inside class `cls` (none: outside every policy prefix).
  *
@@ -86,7 +90,7 @@ export function podIdentity(namespace: string, namespaceLabels: Labels, podLabel
  * ```
  */
 export function hostIdentity(cls: Cidr | undefined): IdentityAttributes {
-  return { kind: "host", namespace: "", namespaceLabels: {}, podLabels: {}, namedPorts: [], cls };
+  return { kind: "host", namespace: "", namespaceLabels: NO_LABELS, podLabels: NO_LABELS, namedPorts: NO_PORTS, cls };
 }
 
 /**
@@ -98,7 +102,7 @@ export function hostIdentity(cls: Cidr | undefined): IdentityAttributes {
  * ```
  */
 export function cidrIdentity(prefix: Cidr): IdentityAttributes {
-  return { kind: "cidr", namespace: "", namespaceLabels: {}, podLabels: {}, namedPorts: [], cls: prefix };
+  return { kind: "cidr", namespace: "", namespaceLabels: NO_LABELS, podLabels: NO_LABELS, namedPorts: NO_PORTS, cls: prefix };
 }
 
 function labelPairs(labels: Labels): [string, string][] {

@@ -68,13 +68,15 @@ interface IdentityRecord extends IdentityAttributes {
 
 /** Who claims an ipcache key: host and pods for an address, policies for a prefix. */
 interface IpcacheSource {
+  /** The address or prefix; its kernel key is made when an entry is written (a stored key costs ~370 bytes per prefix). */
   cidr: Cidr;
-  /** The key as the kernel holds it, computed once. */
-  key: IpcacheKey;
   host: boolean;
+  /** Pod keys claiming the address; shared {@link NO_PODS} (empty) until one does: most sources are policy prefixes. */
   pods: Set<string>;
   prefix: boolean;
 }
+
+const NO_PODS: ReadonlySet<string> = new Set();
 
 interface IpcacheBinding {
   record: IdentityRecord;
@@ -375,7 +377,9 @@ export class IpcacheCompiler {
       if (pod) {
         const ipTexts = this.#podIps.get(key) as string[];
         for (const text of ipTexts) {
-          this.#source(text, parseCidr(text)).pods.add(key);
+          const source = this.#source(text, parseCidr(text));
+          if (source.pods === NO_PODS) source.pods = new Set();
+          source.pods.add(key);
           dirty.add(text);
         }
         this.#podRecords.set(key, { namespace, ipTexts });
@@ -495,7 +499,7 @@ export class IpcacheCompiler {
         if (!current || current.record.id !== wanted.record.id || current.flags !== wanted.flags) upserts.push(this.#entry(text, wanted));
       } else {
         this.#bindings.delete(text);
-        removals.push((this.#sources.get(text) as IpcacheSource).key);
+        removals.push(ipcacheKeyOf((this.#sources.get(text) as IpcacheSource).cidr));
       }
       if (current?.owner !== wanted?.owner || current?.record !== wanted?.record) {
         for (const pod of this.#sources.get(text)?.pods ?? []) rebound.add(pod);
@@ -541,13 +545,13 @@ export class IpcacheCompiler {
 
   /** A bound key's entry; its source outlives the binding within a commit. */
   #entry(text: string, binding: IpcacheBinding): IpcacheEntry {
-    return { key: (this.#sources.get(text) as IpcacheSource).key, value: { identity: binding.record.id, flags: binding.flags } };
+    return { key: ipcacheKeyOf((this.#sources.get(text) as IpcacheSource).cidr), value: { identity: binding.record.id, flags: binding.flags } };
   }
 
   #source(text: string, cidr: Cidr): IpcacheSource {
     let source = this.#sources.get(text);
     if (!source) {
-      source = { cidr, key: ipcacheKeyOf(cidr), host: false, pods: new Set(), prefix: false };
+      source = { cidr, host: false, pods: NO_PODS as Set<string>, prefix: false };
       this.#sources.set(text, source);
     }
     return source;
