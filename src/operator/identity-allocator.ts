@@ -6,9 +6,10 @@
  * says which numbers have gone unused for the grace period and may be
  * collected. A number is free again only once its object is seen deleted.
  *
- * Address-derived keys (a policy's CIDRs) are not the cluster's: each agent
- * numbers them, so the table gives them throwaway numbers of its own and
- * never an object.
+ * Address-derived keys are not the cluster's: each agent numbers them, so
+ * the table gives them throwaway numbers of its own and never an object.
+ * (The operator's compiler keeps no prefix entries, so these are the node
+ * addresses' host keys.)
  *
  * @module
  */
