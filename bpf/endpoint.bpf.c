@@ -7,8 +7,9 @@
  *
  * Per packet: endpoint state, parse, later fragments follow their first,
  * conntrack (forward, reply, ICMP error related; TCP flags checked on
- * strict flows), then policy for a new flow. Every step is a bounded
- * number of map lookups.
+ * strict flows; a counted flow that closes gives back its connection),
+ * then policy for a new flow (and, under a limited allow, its source's
+ * connection limits). Every step is a bounded number of map lookups.
  */
 #include <stdbool.h>
 #include <linux/bpf.h>
@@ -25,6 +26,7 @@
 #include "parse.h"
 #include "policy.h"
 #include "stats.h"
+#include "tcp_limit.h"
 
 /* Puts enum pal_reason into the object's BTF, where userspace checks its
  * reason codes at load: no map or program has a field of the enum's type
@@ -53,7 +55,7 @@ static __always_inline void pal_verdict_set(struct pal_verdict *v, bool drop, __
 /* The PAL_CT_F_* bits of a flow decided by d: strict only for TCP. */
 static __always_inline __u8 pal_ct_flags_of(__u8 protocol, const struct pal_decision *d)
 {
-	return protocol == IPPROTO_TCP && d->tcp_strict ? PAL_CT_F_TCP_STRICT : 0;
+	return protocol == IPPROTO_TCP && pal_decision_strict(d) ? PAL_CT_F_TCP_STRICT : 0;
 }
 
 /* Re-checks a tracked flow whose entry predates the current policy
@@ -71,17 +73,23 @@ static __always_inline bool pal_ct_revalidate(const struct pal_endpoint_value *e
 	pal_policy_decide(ep, key->direction, key->family, remote, key->protocol,
 			  key->dport_be, &d);
 	if (!d.allowed) {
+		pal_tcp_release(key, entry);
 		bpf_map_delete_elem(&PAL_MAP_CT, key);
 		pal_verdict_set(v, true, PAL_REASON_REVOKED, d.rule_id, d.remote_identity);
 		return false;
 	}
+	/* A counted flow is charged to the rule that admitted it: one now
+	 * decided by another rule, or no longer limited, gives its unit back
+	 * (and is not charged again: limits count connections as they open). */
+	if (d.rule_id != entry->rule_id || !(d.flags & PAL_POLICY_F_TCP_LIMITED))
+		pal_tcp_release(key, entry);
 	entry->revision = pal_config_revision(cfg);
 	entry->rule_id = d.rule_id;
 	entry->remote_identity = d.remote_identity;
 	/* Strictness follows the policy in force, as the verdict does: a flow
 	 * is not re-opened, so only its later packets are checked (or no
-	 * longer checked). */
-	entry->ct_flags = pal_ct_flags_of(key->protocol, &d);
+	 * longer checked). The other bits stay. */
+	entry->ct_flags = (entry->ct_flags & ~PAL_CT_F_TCP_STRICT) | pal_ct_flags_of(key->protocol, &d);
 	return true;
 }
 
@@ -105,6 +113,7 @@ static __always_inline bool pal_track(struct __sk_buff *skb, const struct pal_en
 	 * nothing and is dropped below instead. */
 	if (entry && opening && (entry->tcp_flags & (PAL_CT_SEEN_FIN | PAL_CT_SEEN_RST)) &&
 	    !(invalid && (entry->ct_flags & PAL_CT_F_TCP_STRICT))) {
+		pal_tcp_release(key, entry);
 		bpf_map_delete_elem(&PAL_MAP_CT, key);
 		entry = NULL;
 	}
@@ -158,10 +167,16 @@ static __always_inline bool pal_track(struct __sk_buff *skb, const struct pal_en
 		return true;
 	}
 	pal_verdict_set(v, false, reason, entry->rule_id, entry->remote_identity);
-	bits = key->protocol == IPPROTO_TCP ? pal_ct_tcp_bits(pkt->tcp_flags) : 0;
+	bits = key->protocol == IPPROTO_TCP
+		       ? pal_ct_tcp_bits(pkt->tcp_flags, reason == PAL_REASON_REPLY)
+		       : 0;
 	if (reason == PAL_REASON_REPLY)
 		bits |= PAL_CT_SEEN_REPLY;
 	pal_ct_refresh(entry, cfg, key->protocol, bits, now, skb->len);
+	/* The only work of connection limits on a tracked flow: a counted
+	 * one that just closed gives its unit back. */
+	if ((entry->ct_flags & PAL_CT_F_COUNTED) && pal_ct_tcp_closed(entry->tcp_flags))
+		pal_tcp_release(key, entry);
 	return true;
 }
 
@@ -180,18 +195,32 @@ static __always_inline void pal_admit(struct __sk_buff *skb, const struct pal_en
 		.direction = dir,
 	};
 	struct pal_decision d;
+	bool counted = false;
 
 	pal_policy_decide(ep, dir, pkt->tuple.family, remote, pkt->tuple.protocol,
 			  pkt->tuple.dport_be, &d);
 	if (pkt->tuple.protocol == IPPROTO_TCP && !pal_tcp_is_pure_syn(pkt->tcp_flags))
 		pal_decision_refuse_strict(&d);
+	/* Connection limits charge every TCP flow a limited allow lets the
+	 * node start tracking, whatever its first packet (so a forged ACK
+	 * cannot open an uncharged flow for a SYN to follow), except one that
+	 * opens already closing (FIN or RST): it holds nothing, and a SYN on
+	 * its tuple starts over through policy. */
+	if (d.allowed && (d.flags & PAL_POLICY_F_TCP_LIMITED) &&
+	    pkt->tuple.protocol == IPPROTO_TCP &&
+	    !(pkt->tcp_flags & (PAL_TCP_FIN | PAL_TCP_RST)) &&
+	    !pal_tcp_limit_charge(&pkt->tuple, d.rule_id, now, &counted)) {
+		d.allowed = 0;
+		d.reason = PAL_REASON_TCP_LIMIT;
+	}
 	pal_verdict_set(v, !d.allowed, d.reason, d.rule_id, d.remote_identity);
 	if (d.rule_id)
 		pal_count_rule(d.rule_id, skb->len);
 	if (!d.allowed)
 		return;
 
-	pal_ct_create(&pkt->tuple, cfg, pkt->tcp_flags, pal_ct_flags_of(pkt->tuple.protocol, &d),
+	pal_ct_create(&pkt->tuple, cfg, pkt->tcp_flags,
+		      pal_ct_flags_of(pkt->tuple.protocol, &d) | (counted ? PAL_CT_F_COUNTED : 0),
 		      d.rule_id, d.remote_identity, now, skb->len);
 	info.remote_identity = d.remote_identity;
 	if (pal_config_flags(cfg) & PAL_CFG_EVENTS_ALLOWED) {

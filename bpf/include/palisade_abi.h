@@ -69,6 +69,7 @@ enum pal_reason {
 	PAL_REASON_FRAG_UNKNOWN = 20,  /* later fragment whose first was not seen */
 	PAL_REASON_REVOKED = 21,       /* tracked flow no longer allowed by policy */
 	PAL_REASON_TCP_INVALID = 22,   /* TCP flags a tcp.strict allow refuses */
+	PAL_REASON_TCP_LIMIT = 23,     /* new TCP flow over its rule's per-source connection limits */
 	PAL_REASON_FIRST_DROP = PAL_REASON_POLICY_DENY,
 	PAL_REASON_MAX = 32,
 };
@@ -121,11 +122,16 @@ struct pal_policy_key {
 #define PAL_POLICY_PREFIX_ANY_PORT 80
 #define PAL_POLICY_PREFIX_FULL 96
 
-/* Policy value flags. Set only when every Allow rule behind that verdict
- * has tcp.strict (userspace folds the union); meaningless unless the
- * verdict is PAL_POLICY_ALLOW, and only TCP flows are affected. */
-#define PAL_POLICY_F_TCP_STRICT (1u << 0)       /* the enforced allow is strict */
-#define PAL_POLICY_F_AUDIT_TCP_STRICT (1u << 1) /* the audit allow is strict */
+/* Policy value flags. Each is set only when every Allow rule behind that
+ * verdict has the property (userspace folds the union); meaningless unless
+ * the verdict is PAL_POLICY_ALLOW, and only TCP flows are affected.
+ * Limited: the rule behind the verdict (rule_id, audit_rule_id) has
+ * connection limits in pal_tcp_limits and is charged for the flow. Bits 4
+ * and 5 are reserved. */
+#define PAL_POLICY_F_TCP_STRICT (1u << 0)        /* the enforced allow is strict */
+#define PAL_POLICY_F_AUDIT_TCP_STRICT (1u << 1)  /* the audit allow is strict */
+#define PAL_POLICY_F_TCP_LIMITED (1u << 2)       /* the enforced allow is limited */
+#define PAL_POLICY_F_AUDIT_TCP_LIMITED (1u << 3) /* the audit allow is limited */
 
 struct pal_policy_value {
 	__u8 verdict;       /* PAL_POLICY_*, Enforce-mode policies only */
@@ -156,9 +162,13 @@ struct pal_ct_key {
 #define PAL_CT_SEEN_REPLY (1u << 1)
 #define PAL_CT_SEEN_FIN (1u << 2)
 #define PAL_CT_SEEN_RST (1u << 3)
+#define PAL_CT_SEEN_FIN_ORIG (1u << 4)  /* a FIN in the flow's first direction */
+#define PAL_CT_SEEN_FIN_REPLY (1u << 5) /* a FIN in the reply direction */
 
-/* Flow bits in pal_ct_value.ct_flags. */
+/* Flow bits in pal_ct_value.ct_flags; bits 2 and 3 are reserved. */
 #define PAL_CT_F_TCP_STRICT (1u << 0) /* admitted (or last re-checked) under a strict allow */
+#define PAL_CT_F_COUNTED (1u << 1)    /* holds one unit of its source's pal_tcp_sources conns,
+				       * under rule_id; given back once, by whoever clears it */
 
 struct pal_ct_value {
 	__u64 expires_ns;  /* bpf_ktime_get_ns() deadline */
@@ -170,6 +180,37 @@ struct pal_ct_value {
 	__u8 tcp_flags;    /* PAL_CT_SEEN_* */
 	__u8 ct_flags;     /* PAL_CT_F_* */
 	__u8 pad[2];
+};
+
+/* tcp_limits: hash, rule id (__u32) -> the connection limits of a rule with
+ * tcp.maxConnectionsPerSource or tcp.newConnectionsPerSecond, written by
+ * userspace. A limited policy entry whose rule has no entry here is not
+ * limited. */
+struct pal_tcp_limit {
+	__u32 max_conns; /* concurrent connections per source, 0 = no limit */
+	__u32 rate;      /* new connections per second per source, 0 = no limit */
+	__u32 burst;     /* bucket size in connections (>= rate) */
+	__u32 pad;
+};
+
+/* tcp_sources: LRU hash, the state of one source address under one limited
+ * rule. saddr is the flow's source (the first packet's): the remote peer
+ * for ingress, the pod for egress. */
+struct pal_tcp_source_key {
+	__u32 rule_id;
+	__u8 family;
+	__u8 pad[3];
+	__u8 saddr[16]; /* IPv4 in saddr[0..3], rest zero */
+};
+
+struct pal_tcp_source_value {
+	/* Token bucket as a virtual schedule (GCRA): the bpf_ktime_get_ns()
+	 * time at which the bucket is full again; 0 or past = full. A new
+	 * connection moves it one interval (1 s / rate) later, from now if it
+	 * was past, and is refused if that puts it more than burst intervals
+	 * ahead of now. */
+	__u64 full_at_ns;
+	__u64 conns; /* counted flows open (atomic; read as signed, never below 0) */
 };
 
 /* fragments: LRU hash. The first fragment's ports and verdict, per hook, so
@@ -242,5 +283,7 @@ struct pal_flow_event {
 #define PAL_MAP_RULE_STATS pal_rule_stats
 #define PAL_MAP_REASON_STATS pal_reason_stats
 #define PAL_MAP_EVENTS pal_events
+#define PAL_MAP_TCP_LIMITS pal_tcp_limits
+#define PAL_MAP_TCP_SOURCES pal_tcp_sources
 
 #endif /* PALISADE_ABI_H */

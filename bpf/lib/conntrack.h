@@ -41,18 +41,49 @@ static __always_inline void pal_ct_reverse(const struct pal_ct_key *key,
 	rev->endpoint_id = key->endpoint_id;
 }
 
-/* The PAL_CT_SEEN_* bits a TCP flags byte adds. */
-static __always_inline __u8 pal_ct_tcp_bits(__u8 tcp_flags)
+/* The PAL_CT_SEEN_* bits a TCP flags byte adds, travelling in the flow's
+ * reply direction or not. */
+static __always_inline __u8 pal_ct_tcp_bits(__u8 tcp_flags, bool reply)
 {
 	__u8 bits = 0;
 
 	if (tcp_flags & PAL_TCP_SYN)
 		bits |= PAL_CT_SEEN_SYN;
 	if (tcp_flags & PAL_TCP_FIN)
-		bits |= PAL_CT_SEEN_FIN;
+		bits |= PAL_CT_SEEN_FIN | (reply ? PAL_CT_SEEN_FIN_REPLY : PAL_CT_SEEN_FIN_ORIG);
 	if (tcp_flags & PAL_TCP_RST)
 		bits |= PAL_CT_SEEN_RST;
 	return bits;
+}
+
+/* A TCP flow is over once an RST was seen, or a FIN each way. */
+static __always_inline bool pal_ct_tcp_closed(__u8 seen)
+{
+	return (seen & PAL_CT_SEEN_RST) ||
+	       (seen & (PAL_CT_SEEN_FIN_ORIG | PAL_CT_SEEN_FIN_REPLY)) ==
+		       (PAL_CT_SEEN_FIN_ORIG | PAL_CT_SEEN_FIN_REPLY);
+}
+
+/* PAL_CT_F_COUNTED as a bit of the 64-bit word at remote_identity
+ * (remote_identity, tcp_flags, ct_flags, pad[2]: offset 32, aligned), which
+ * BPF atomics with fetch reach on every -mcpu (32-bit ones need v3).
+ * ct_flags is byte 5 of that word. */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define PAL_CT_COUNTED_WORD_BIT ((__u64)PAL_CT_F_COUNTED << 40)
+#else
+#define PAL_CT_COUNTED_WORD_BIT ((__u64)PAL_CT_F_COUNTED << 16)
+#endif
+
+/* Clears PAL_CT_F_COUNTED atomically; true for the one caller that found it
+ * set, who then owes the decrement. Other CPUs racing on the same flow
+ * (both sides closing at once) find it clear. */
+static __always_inline bool pal_ct_take_counted(struct pal_ct_value *entry)
+{
+	__u64 *word = (__u64 *)&entry->remote_identity;
+
+	if (!(entry->ct_flags & PAL_CT_F_COUNTED))
+		return false;
+	return __sync_fetch_and_and(word, ~PAL_CT_COUNTED_WORD_BIT) & PAL_CT_COUNTED_WORD_BIT;
 }
 
 /* A SYN without ACK opens a connection; it is never part of one. */
@@ -152,7 +183,7 @@ static __always_inline void pal_ct_create(const struct pal_ct_key *key,
 					  __u8 ct_flags, __u32 rule_id, __u32 remote_identity,
 					  __u64 now, __u32 len)
 {
-	__u8 seen = key->protocol == IPPROTO_TCP ? pal_ct_tcp_bits(tcp_flags) : 0;
+	__u8 seen = key->protocol == IPPROTO_TCP ? pal_ct_tcp_bits(tcp_flags, false) : 0;
 	struct pal_ct_value entry = {
 		.expires_ns = now + pal_ct_timeout_ns(cfg, key->protocol, seen),
 		.packets = 1,

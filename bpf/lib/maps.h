@@ -80,6 +80,24 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } PAL_MAP_REASON_STATS SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, struct pal_tcp_limit);
+	__uint(max_entries, 65536);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} PAL_MAP_TCP_LIMITS SEC(".maps");
+
+/* An evicted source starts over (no connections, a full bucket) until the
+ * agent's conntrack GC recounts its connections. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct pal_tcp_source_key);
+	__type(value, struct pal_tcp_source_value);
+	__uint(max_entries, 65536);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} PAL_MAP_TCP_SOURCES SEC(".maps");
+
 /* Pinned too, although it holds no state worth keeping: a restarted agent
  * then reads the same buffer the running programs write to. */
 struct {

@@ -26,10 +26,16 @@ struct pal_decision {
 	__u8 reason; /* enum pal_reason */
 	__u8 audit_allowed;
 	__u8 audit_reason;
-	__u8 tcp_strict;       /* allowed by rules that are all tcp.strict */
-	__u8 audit_tcp_strict; /* the same for the audit verdict */
+	__u8 flags;       /* PAL_POLICY_F_* every entry allowing the enforced verdict has */
+	__u8 audit_flags; /* the same for the audit verdict (read its AUDIT_ bits) */
 	__u8 pad[2];
 };
+
+/* Whether the enforced allow of d holds only under tcp.strict. */
+static __always_inline bool pal_decision_strict(const struct pal_decision *d)
+{
+	return d->flags & PAL_POLICY_F_TCP_STRICT;
+}
 
 /* The port policy matches: ICMP has none (its echo identifier lives in the
  * tuple only), so only protocol-wide entries cover it. */
@@ -60,16 +66,16 @@ static __always_inline void pal_ipcache_lookup(__u8 family, const __u8 *addr,
 
 /* Combines the verdicts of the identity entry and the any-peer entry: a
  * deny in either wins, then an allow in either, then isolation decides.
- * An allow is strict only if every entry that allows is strict: the two
- * entries stand for different rules, and a non-strict rule admitting the
- * flow admits it without the TCP flag checks (union of Allow rules). Not
- * isolated is never strict: no rule admitted the flow. */
-static __always_inline void pal_policy_combine(__u8 verdict_id, __u32 rule_id, bool strict_id,
-					       __u8 verdict_any, __u32 rule_any, bool strict_any,
+ * An allow has a flag (strict, limited) only if every entry that allows
+ * has it: the two entries stand for different rules, and a rule without
+ * it admitting the flow admits it as it is (union of Allow rules). Not
+ * isolated has none: no rule admitted the flow. */
+static __always_inline void pal_policy_combine(__u8 verdict_id, __u32 rule_id, __u8 flags_id,
+					       __u8 verdict_any, __u32 rule_any, __u8 flags_any,
 					       bool isolated, __u8 *allowed, __u8 *reason,
-					       __u32 *rule, __u8 *strict)
+					       __u32 *rule, __u8 *flags)
 {
-	*strict = 0;
+	*flags = 0;
 	if (verdict_id == PAL_POLICY_DENY || verdict_any == PAL_POLICY_DENY) {
 		*allowed = 0;
 		*reason = PAL_REASON_POLICY_DENY;
@@ -78,8 +84,8 @@ static __always_inline void pal_policy_combine(__u8 verdict_id, __u32 rule_id, b
 		*allowed = 1;
 		*reason = PAL_REASON_POLICY_ALLOW;
 		*rule = verdict_id == PAL_POLICY_ALLOW ? rule_id : rule_any;
-		*strict = (verdict_id != PAL_POLICY_ALLOW || strict_id) &&
-			  (verdict_any != PAL_POLICY_ALLOW || strict_any);
+		*flags = (verdict_id == PAL_POLICY_ALLOW ? flags_id : 0xff) &
+			 (verdict_any == PAL_POLICY_ALLOW ? flags_any : 0xff);
 	} else if (isolated) {
 		*allowed = 0;
 		*reason = PAL_REASON_DEFAULT_DENY;
@@ -122,8 +128,8 @@ static __always_inline void pal_policy_decide(const struct pal_endpoint_value *e
 		d->audit_allowed = 1;
 		d->audit_reason = PAL_REASON_HOST;
 		d->audit_rule_id = 0;
-		d->tcp_strict = 0;
-		d->audit_tcp_strict = 0;
+		d->flags = 0;
+		d->audit_flags = 0;
 		return;
 	}
 
@@ -146,16 +152,14 @@ static __always_inline void pal_policy_decide(const struct pal_endpoint_value *e
 		any_flags = by_any->flags;
 	}
 
-	pal_policy_combine(id_verdict, id_rule, id_flags & PAL_POLICY_F_TCP_STRICT,
-			   any_verdict, any_rule, any_flags & PAL_POLICY_F_TCP_STRICT,
+	pal_policy_combine(id_verdict, id_rule, id_flags, any_verdict, any_rule, any_flags,
 			   ep->flags & (ingress ? PAL_EP_ISOLATED_INGRESS : PAL_EP_ISOLATED_EGRESS),
-			   &d->allowed, &d->reason, &d->rule_id, &d->tcp_strict);
-	pal_policy_combine(id_audit, id_audit_rule, id_flags & PAL_POLICY_F_AUDIT_TCP_STRICT,
-			   any_audit, any_audit_rule, any_flags & PAL_POLICY_F_AUDIT_TCP_STRICT,
+			   &d->allowed, &d->reason, &d->rule_id, &d->flags);
+	pal_policy_combine(id_audit, id_audit_rule, id_flags, any_audit, any_audit_rule, any_flags,
 			   ep->flags & (ingress ? PAL_EP_AUDIT_ISOLATED_INGRESS
 						: PAL_EP_AUDIT_ISOLATED_EGRESS),
 			   &d->audit_allowed, &d->audit_reason, &d->audit_rule_id,
-			   &d->audit_tcp_strict);
+			   &d->audit_flags);
 }
 
 /* tcp.strict: a new TCP flow whose first packet is not a pure SYN is
@@ -163,11 +167,11 @@ static __always_inline void pal_policy_decide(const struct pal_endpoint_value *e
  * alike. The rule ids stay: the strict rule is what refused. */
 static __always_inline void pal_decision_refuse_strict(struct pal_decision *d)
 {
-	if (d->tcp_strict) {
+	if (pal_decision_strict(d)) {
 		d->allowed = 0;
 		d->reason = PAL_REASON_TCP_INVALID;
 	}
-	if (d->audit_tcp_strict) {
+	if (d->audit_flags & PAL_POLICY_F_AUDIT_TCP_STRICT) {
 		d->audit_allowed = 0;
 		d->audit_reason = PAL_REASON_TCP_INVALID;
 	}

@@ -66,6 +66,7 @@ REASONS = {
     "POLICY_ALLOW": 1, "NOT_ISOLATED": 2, "HOST": 3, "ESTABLISHED": 4, "REPLY": 5,
     "RELATED": 6, "NOT_IP": 7, "FRAGMENT": 8, "POLICY_DENY": 16, "DEFAULT_DENY": 17,
     "NO_ENDPOINT": 18, "MALFORMED": 19, "FRAG_UNKNOWN": 20, "REVOKED": 21, "TCP_INVALID": 22,
+    "TCP_LIMIT": 23,
 }
 REASON_MAX = 32
 TCP, UDP, ICMP, ICMPV6 = 6, 17, 1, 58
@@ -78,8 +79,8 @@ POD, PEER, HOST, WORLD = "10.0.0.1", "10.0.0.2", "10.0.0.254", "8.8.8.8"
 POD6, PEER6, WORLD6 = "fd00::1", "fd00::2", "2001:db8::9"
 PEER_ID = 301
 RULE_ALLOW_80, RULE_DENY_8080, RULE_ANY_8080, RULE_UDP_RANGE, RULE_EGRESS_ALL = 11, 12, 13, 14, 15
-RULE_AUDIT_9090, RULE_STRICT_7000 = 16, 17
-POLICY_F_TCP_STRICT = 1
+RULE_AUDIT_9090, RULE_STRICT_7000, RULE_LIMITED_7100 = 16, 17, 18
+POLICY_F_TCP_STRICT, POLICY_F_TCP_LIMITED = 1, 4
 EVENT_ALLOWED, EVENT_DENIED, EVENT_AUDIT = 1, 2, 3
 
 failures = []
@@ -399,6 +400,22 @@ check("strict: FIN without ACK back", FROM, ipv4(POD, PEER, TCP, tcp(7000, 1042,
 check("strict: SYN+FIN on the flow", TO, ipv4(PEER, POD, TCP, tcp(1042, 7000, SYN | FIN)), "drop", "TCP_INVALID")
 check("strict: no flags", TO, ipv4(PEER, POD, TCP, tcp(1042, 7000, 0)), "drop", "TCP_INVALID")
 check("strict: ACK", TO, ipv4(PEER, POD, TCP, tcp(1042, 7000, ACK)), "pass", "ESTABLISHED")
+
+# Connection limits: policy flag bit 2, pal_tcp_limits[rule] = {max_conns,
+# rate, burst, pad}, pal_tcp_sources keyed {rule, family, pad, saddr[16]}
+# valued {full_at_ns, conns} (both __u64).
+set_policy(policy_key(PEER_ID, INGRESS, TCP, 7100), ALLOW, RULE_LIMITED_7100, flags=POLICY_F_TCP_LIMITED)
+map_update("pal_tcp_limits", struct.pack("<I", RULE_LIMITED_7100), struct.pack("<IIII", 1, 0, 0, 0))
+check("limited: first SYN", TO, ipv4(PEER, POD, TCP, tcp(1050, 7100, SYN)), "pass", "POLICY_ALLOW")
+check("limited: second SYN over max 1", TO, ipv4(PEER, POD, TCP, tcp(1051, 7100, SYN)), "drop", "TCP_LIMIT")
+source_key = struct.pack("<IB3x", RULE_LIMITED_7100, V4) + addr16(PEER)
+sources = [e for e in map_entries("pal_tcp_sources") if bytes(int(b, 16) for b in e["key"]) == source_key]
+conns = [struct.unpack("<QQ", bytes(int(b, 16) for b in e["value"]))[1] for e in sources]
+print(f"{'ok  ' if conns == [1] else 'FAIL'} limited: the source holds 1 connection: {conns}")
+if conns != [1]:
+    failures.append(f"limited: pal_tcp_sources conns {conns}, want [1]")
+check("limited: RST closes", TO, ipv4(PEER, POD, TCP, tcp(1050, 7100, RST | ACK)), "pass", "ESTABLISHED")
+check("limited: a SYN opens again", TO, ipv4(PEER, POD, TCP, tcp(1052, 7100, SYN)), "pass", "POLICY_ALLOW")
 
 
 # ---- events: read the ring buffer the way libbpf does --------------------

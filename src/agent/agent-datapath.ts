@@ -2,14 +2,15 @@
  * What the agent needs of a node's datapath, and no more: writing the
  * desired state (a full sync, then diffs), endpoint entries of single
  * interfaces, attaching to and detaching from pod interfaces, the flow event
- * stream, the verdict counters and conntrack collection. The agent layer owns
+ * stream, the verdict counters, conntrack collection and the recount of
+ * connection limits' per-source counts. The agent layer owns
  * this contract; src/datapath's `Datapath` façade is the implementation
  * that touches the kernel, and the agent's unit tests use an in-memory one
  * that keeps map contents, so the reconcile loop runs without root.
  *
  * @module
  */
-import type { ApplyResult, Counter, EventSubscription, FlowEvent, MapIpcacheEntry, ReasonName } from "../datapath/index.ts";
+import type { ApplyResult, Counter, EventSubscription, FlowEvent, MapIpcacheEntry, ReasonName, TcpSourceRecount } from "../datapath/index.ts";
 import type { DesiredState, EndpointState, StateDiff } from "../policy/desired-state.ts";
 
 /** How an interface is attached: a tcx link, or a tc clsact filter on older kernels. */
@@ -53,6 +54,8 @@ export interface AgentDatapath {
   reasonStats(): Record<ReasonName, Counter>;
   /** Deletes expired conntrack entries; returns how many. */
   gcConntrack(): number;
+  /** Recounts the connections of every source of a limited rule from the counted conntrack entries alive, and corrects what differs. */
+  recountTcpSources(): TcpSourceRecount;
   /** Releases what this process holds; the kernel state stays pinned. */
   close(): void;
 }

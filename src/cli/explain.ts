@@ -14,6 +14,7 @@ import {
   type LookupResult,
   type PacketProtocol,
   type PodInfo,
+  type TcpLimits,
   type World,
 } from "../policy/index.ts";
 import { loadManifests } from "./load-manifests.ts";
@@ -60,11 +61,23 @@ function describeRule(state: DesiredState, ruleId: number): string {
   return `${rule.kind} ${rule.namespace}/${rule.name} ${rule.direction.toLowerCase()}[${rule.index}]${mode}`;
 }
 
+function describeLimits(limits: TcpLimits | undefined): string {
+  if (!limits) return "limits unknown";
+  const parts = [
+    ...(limits.maxConnections > 0 ? [`at most ${limits.maxConnections} open connections`] : []),
+    ...(limits.rate > 0 ? [`${limits.rate} new connections/s, burst ${limits.burst}`] : []),
+  ];
+  return parts.join(", ");
+}
+
 function describeLookup(state: DesiredState, where: string, result: LookupResult): string {
   switch (result.reason) {
     case "policy-allow":
       // Strict: only rules with tcp.strict allow it, so it opens by a SYN alone.
-      return `${where}: allowed by ${describeRule(state, result.ruleId)}${result.tcpStrict ? " (tcp strict: a new flow must open with a SYN)" : ""}`;
+      // Limited: only rules with connection limits allow it, so the deciding rule's limits apply.
+      return `${where}: allowed by ${describeRule(state, result.ruleId)}${result.tcpStrict ? " (tcp strict: a new flow must open with a SYN)" : ""}${
+        result.tcpLimited ? ` (tcp limited: ${describeLimits(state.tcpLimits.get(result.ruleId))} per source address, charged to this rule)` : ""
+      }`;
     case "policy-deny":
       return `${where}: denied by ${describeRule(state, result.ruleId)}`;
     case "default-deny":

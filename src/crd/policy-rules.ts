@@ -13,6 +13,7 @@
  */
 import { LABEL_KEY_SCHEMA, LABEL_VALUE_SCHEMA, labelMapRefinements } from "./label-rules.ts";
 import type { SchemaRefinement } from "./refinements.ts";
+import { TCP_ON_DENY } from "../policy/validate.ts";
 
 /** The longest CIDR text: a full IPv6 address with an embedded IPv4 one and a 3-digit prefix. */
 const MAX_CIDR_LENGTH = 49;
@@ -31,7 +32,7 @@ const IN_CIDR = "cidr(self.cidr).containsCIDR(e) && cidr(e).prefixLength() > cid
 const TCP_RULE_VALIDATIONS = [
   {
     rule: "!has(self.tcp) || !has(self.action) || self.action == 'Allow'",
-    message: "applies to Allow rules only: a Deny rule drops its traffic whatever its TCP flags",
+    message: TCP_ON_DENY,
     fieldPath: ".tcp",
   },
   {
@@ -59,6 +60,20 @@ export const EBPF_NETWORK_POLICY_REFINEMENTS: readonly SchemaRefinement[] = [
   { type: "EBPFNetworkPolicy", path: ["spec", "ingress"], add: { maxItems: MAX_RULE_ITEMS } },
   { type: "EBPFNetworkPolicy", path: ["spec", "egress"], add: { maxItems: MAX_RULE_ITEMS } },
   ...(["EBPFIngressRule", "EBPFEgressRule"] as const).map((type) => ({ type, path: [], add: { "x-kubernetes-validations": TCP_RULE_VALIDATIONS } })),
+  {
+    type: "TcpConnectionRate",
+    path: [],
+    add: {
+      "x-kubernetes-validations": [
+        {
+          rule: "self.burst >= self.average",
+          // dyn(): the cost estimate gives string() of an integer field no size bound, and would refuse the rule.
+          messageExpression: "string(dyn(self.burst)) + ' is below average ' + string(dyn(self.average)) + ': the bucket must hold at least one second of tokens'",
+          fieldPath: ".burst",
+        },
+      ],
+    },
+  },
   { type: "EBPFIngressRule", path: ["from"], add: { maxItems: MAX_RULE_ITEMS } },
   { type: "EBPFIngressRule", path: ["ports"], add: { maxItems: MAX_RULE_ITEMS } },
   { type: "EBPFEgressRule", path: ["to"], add: { maxItems: MAX_RULE_ITEMS } },

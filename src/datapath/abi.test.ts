@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { ipcacheKeyOf, POLICY_FLAG_AUDIT_TCP_STRICT, POLICY_FLAG_TCP_STRICT } from "../policy/desired-state.ts";
+import {
+  ipcacheKeyOf,
+  POLICY_FLAG_AUDIT_TCP_LIMITED,
+  POLICY_FLAG_AUDIT_TCP_STRICT,
+  POLICY_FLAG_TCP_LIMITED,
+  POLICY_FLAG_TCP_STRICT,
+} from "../policy/desired-state.ts";
 import { parseCidr } from "../policy/ip.ts";
 import {
   AbiCodecError,
@@ -8,6 +14,7 @@ import {
   checkLayout,
   configCodec,
   counterCodec,
+  CT_F_COUNTED,
   CT_F_TCP_STRICT,
   ctKeyCodec,
   ctValueCodec,
@@ -25,6 +32,9 @@ import {
   policyKeyCodec,
   policyValueCodec,
   perCpuCodec,
+  tcpLimitCodec,
+  tcpSourceKeyCodec,
+  tcpSourceValueCodec,
   type BtfStruct,
   type LayoutSource,
   type StructLayout,
@@ -107,9 +117,12 @@ test("policy value", () => {
   const auditOnly = { ...strict, flags: POLICY_FLAG_AUDIT_TCP_STRICT };
   assert.deepEqual(policyValueCodec.decode(policyValueCodec.encode(auditOnly)), auditOnly);
   assert.throws(
-    () => policyValueCodec.encode({ ...value, flags: 4 }),
-    (error: unknown) => error instanceof AbiCodecError && error.message === "Cannot encode policy value of rule 9: flags 4 has bits the datapath does not know (known: 3)",
+    () => policyValueCodec.encode({ ...value, flags: 16 }),
+    (error: unknown) => error instanceof AbiCodecError && error.message === "Cannot encode policy value of rule 9: flags 16 has bits the datapath does not know (known: 15)",
   );
+  const limited = { ...strict, flags: POLICY_FLAG_TCP_LIMITED | POLICY_FLAG_AUDIT_TCP_LIMITED };
+  assert.deepEqual(policyValueCodec.encode(limited), hex("01 01 0c 00 09000000 0a000000"), "PAL_POLICY_F_TCP_LIMITED = bit 2, the audit one bit 3");
+  assert.deepEqual(policyValueCodec.decode(policyValueCodec.encode(limited)), limited);
 });
 
 test("conntrack key and value", () => {
@@ -122,7 +135,7 @@ test("conntrack key and value", () => {
   assert.deepEqual(ctKeyCodec.decode(bytes), key);
   const v6 = { ...key, family: 6 as const, saddr: "fd00::1", daddr: "fd00::2" };
   assert.deepEqual(ctKeyCodec.decode(ctKeyCodec.encode(v6)), v6);
-  const value = { expiresNs: 123456789012345n, packets: 3n, bytes: 180n, revision: 4, ruleId: 11, remoteIdentity: 257, tcpFlags: 3, tcpStrict: false };
+  const value = { expiresNs: 123456789012345n, packets: 3n, bytes: 180n, revision: 4, ruleId: 11, remoteIdentity: 257, tcpFlags: 3, tcpStrict: false, counted: false };
   const valueBytes = ctValueCodec.encode(value);
   assert.equal(valueBytes.length, 40);
   assert.equal(valueBytes.readBigUInt64LE(0), 123456789012345n);
@@ -135,6 +148,24 @@ test("conntrack key and value", () => {
   assert.deepEqual(strictBytes.subarray(36), hex("03 01 0000"), "tcp_flags, ct_flags = PAL_CT_F_TCP_STRICT, pad");
   assert.equal(strictBytes[37], CT_F_TCP_STRICT);
   assert.deepEqual(ctValueCodec.decode(strictBytes), strict);
+  const counted = { ...strict, counted: true };
+  const countedBytes = ctValueCodec.encode(counted);
+  assert.equal(countedBytes[37], CT_F_TCP_STRICT | CT_F_COUNTED, "PAL_CT_F_COUNTED = bit 1 of ct_flags");
+  assert.deepEqual(ctValueCodec.decode(countedBytes), counted);
+});
+
+test("TCP limit, source key and source value", () => {
+  const limits = { maxConnections: 3, rate: 5, burst: 10 };
+  assert.deepEqual(tcpLimitCodec.encode(limits), hex("03000000 05000000 0a000000 00000000"));
+  assert.deepEqual(tcpLimitCodec.decode(tcpLimitCodec.encode(limits)), limits);
+  const key = { ruleId: 7, family: 4 as const, saddr: "10.0.0.9" };
+  assert.deepEqual(tcpSourceKeyCodec.encode(key), hex("07000000 04 000000 0a000009 00000000 00000000 00000000"));
+  assert.deepEqual(tcpSourceKeyCodec.decode(tcpSourceKeyCodec.encode(key)), key);
+  const v6 = { ruleId: 7, family: 6 as const, saddr: "fd00::9" };
+  assert.deepEqual(tcpSourceKeyCodec.decode(tcpSourceKeyCodec.encode(v6)), v6);
+  const value = { fullAtNs: 5_000_000_000n, conns: 2n };
+  assert.deepEqual(tcpSourceValueCodec.encode(value), hex("00f2052a01000000 0200000000000000"));
+  assert.deepEqual(tcpSourceValueCodec.decode(tcpSourceValueCodec.encode(value)), value);
 });
 
 test("fragment key and value", () => {

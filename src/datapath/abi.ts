@@ -11,9 +11,15 @@
  */
 import { endianness } from "node:os";
 import { formatIp, ipFromBytes, ipToBytes, parseIp, type IpFamily } from "../policy/ip.ts";
-import { ipcacheKeyString, POLICY_FLAG_AUDIT_TCP_STRICT, POLICY_FLAG_TCP_STRICT } from "../policy/desired-state.ts";
+import {
+  ipcacheKeyString,
+  POLICY_FLAG_AUDIT_TCP_LIMITED,
+  POLICY_FLAG_AUDIT_TCP_STRICT,
+  POLICY_FLAG_TCP_LIMITED,
+  POLICY_FLAG_TCP_STRICT,
+} from "../policy/desired-state.ts";
 import { reasonName, type ReasonName } from "./reasons.ts";
-import type { Direction, EndpointState, IpcacheKey, IpcacheValue, PolicyKey, PolicyValue, PolicyVerdict } from "../policy/desired-state.ts";
+import type { Direction, EndpointState, IpcacheKey, IpcacheValue, PolicyKey, PolicyValue, PolicyVerdict, TcpLimits } from "../policy/desired-state.ts";
 
 /** Map names as pinned under the pin root (PAL_MAP_* in the header). */
 export const MAP_NAMES = {
@@ -26,6 +32,8 @@ export const MAP_NAMES = {
   ruleStats: "pal_rule_stats",
   reasonStats: "pal_reason_stats",
   events: "pal_events",
+  tcpLimits: "pal_tcp_limits",
+  tcpSources: "pal_tcp_sources",
 } as const;
 
 /** One of {@link MAP_NAMES}. */
@@ -52,8 +60,15 @@ export const CT_SEEN_FIN = 1 << 2;
 /** Conntrack state bit: a TCP RST was seen (PAL_CT_SEEN_RST). */
 export const CT_SEEN_RST = 1 << 3;
 
+/** Conntrack state bit: a TCP FIN in the flow's first direction (PAL_CT_SEEN_FIN_ORIG). */
+export const CT_SEEN_FIN_ORIG = 1 << 4;
+/** Conntrack state bit: a TCP FIN in the reply direction (PAL_CT_SEEN_FIN_REPLY). */
+export const CT_SEEN_FIN_REPLY = 1 << 5;
+
 /** Conntrack flow bit: admitted under a strict allow (PAL_CT_F_TCP_STRICT), decoded as {@link CtValue.tcpStrict}. */
 export const CT_F_TCP_STRICT = 1 << 0;
+/** Conntrack flow bit: holds one unit of its source's connection count (PAL_CT_F_COUNTED), decoded as {@link CtValue.counted}. */
+export const CT_F_COUNTED = 1 << 1;
 
 /** Config flags (PAL_CFG_*): emit an event per allowed new flow. */
 export const CFG_EVENTS_ALLOWED = 1 << 0;
@@ -310,7 +325,7 @@ const policyValue = struct("pal_policy_value", 12, {
 });
 
 /** Every PAL_POLICY_F_* bit the datapath knows (POLICY_FLAG_* in desired-state.ts). */
-const POLICY_FLAGS_KNOWN = POLICY_FLAG_TCP_STRICT | POLICY_FLAG_AUDIT_TCP_STRICT;
+const POLICY_FLAGS_KNOWN = POLICY_FLAG_TCP_STRICT | POLICY_FLAG_AUDIT_TCP_STRICT | POLICY_FLAG_TCP_LIMITED | POLICY_FLAG_AUDIT_TCP_LIMITED;
 
 /** struct pal_policy_value; `flags` are the PAL_POLICY_F_* bits, and a bit the datapath does not know is refused. */
 export const policyValueCodec: Codec<PolicyValue> = codec(
@@ -360,6 +375,11 @@ export interface CtValue {
   tcpFlags: number;
   /** PAL_CT_F_TCP_STRICT: the flow was admitted (or last re-checked) under a `tcp.strict` allow, so invalid TCP flag combinations on it are dropped. */
   tcpStrict: boolean;
+  /**
+   * PAL_CT_F_COUNTED: the flow holds one unit of the connection count of its source (the key's saddr)
+   * under rule `ruleId` in `pal_tcp_sources`, given back when it closes.
+   */
+  counted: boolean;
 }
 
 const ctKey = struct("pal_ct_key", 44, {
@@ -425,7 +445,7 @@ export const ctValueCodec: Codec<CtValue> = codec(
     writeU32(buf, value.ruleId, base + ctValue.at.rule_id);
     writeU32(buf, value.remoteIdentity, base + ctValue.at.remote_identity);
     buf.writeUInt8(value.tcpFlags, base + ctValue.at.tcp_flags);
-    buf.writeUInt8(value.tcpStrict ? CT_F_TCP_STRICT : 0, base + ctValue.at.ct_flags);
+    buf.writeUInt8((value.tcpStrict ? CT_F_TCP_STRICT : 0) | (value.counted ? CT_F_COUNTED : 0), base + ctValue.at.ct_flags);
   },
   (buf, base) => ({
     expiresNs: readU64(buf, base + ctValue.at.expires_ns),
@@ -436,7 +456,70 @@ export const ctValueCodec: Codec<CtValue> = codec(
     remoteIdentity: readU32(buf, base + ctValue.at.remote_identity),
     tcpFlags: buf[base + ctValue.at.tcp_flags] ?? 0,
     tcpStrict: ((buf[base + ctValue.at.ct_flags] ?? 0) & CT_F_TCP_STRICT) !== 0,
+    counted: ((buf[base + ctValue.at.ct_flags] ?? 0) & CT_F_COUNTED) !== 0,
   }),
+);
+
+// ---- TCP connection limits ----
+
+const tcpLimit = struct("pal_tcp_limit", 16, { max_conns: [0, 4], rate: [4, 4], burst: [8, 4], pad: [12, 4] });
+
+/** struct pal_tcp_limit, the value of `pal_tcp_limits` (keyed by rule id). */
+export const tcpLimitCodec: Codec<TcpLimits> = codec(
+  tcpLimit.layout,
+  (value, buf, base) => {
+    writeU32(buf, value.maxConnections, base + tcpLimit.at.max_conns);
+    writeU32(buf, value.rate, base + tcpLimit.at.rate);
+    writeU32(buf, value.burst, base + tcpLimit.at.burst);
+  },
+  (buf, base) => ({
+    maxConnections: readU32(buf, base + tcpLimit.at.max_conns),
+    rate: readU32(buf, base + tcpLimit.at.rate),
+    burst: readU32(buf, base + tcpLimit.at.burst),
+  }),
+);
+
+/** A `pal_tcp_sources` key: one source address under one limited rule. */
+export interface TcpSourceKey {
+  ruleId: number;
+  family: IpFamily;
+  saddr: string;
+}
+
+/** A `pal_tcp_sources` value. */
+export interface TcpSourceValue {
+  /** bpf_ktime_get_ns() time at which the source's token bucket is full again; 0 or past = full. */
+  fullAtNs: bigint;
+  /** Counted connections open (the kernel's atomic counter, as stored: a signed value below 0 reads as a huge one). */
+  conns: bigint;
+}
+
+const tcpSourceKey = struct("pal_tcp_source_key", 24, { rule_id: [0, 4], family: [4, 1], pad: [5, 3], saddr: [8, 16] });
+
+/** struct pal_tcp_source_key. */
+export const tcpSourceKeyCodec: Codec<TcpSourceKey> = codec(
+  tcpSourceKey.layout,
+  (key, buf, base) => {
+    writeU32(buf, key.ruleId, base + tcpSourceKey.at.rule_id);
+    buf.writeUInt8(key.family, base + tcpSourceKey.at.family);
+    writeAddress(buf, base + tcpSourceKey.at.saddr, key.family, key.saddr, "TCP source key saddr");
+  },
+  (buf, base) => {
+    const family = familyOf(buf[base + tcpSourceKey.at.family] ?? 0, "TCP source key");
+    return { ruleId: readU32(buf, base + tcpSourceKey.at.rule_id), family, saddr: readAddress(buf, base + tcpSourceKey.at.saddr, family) };
+  },
+);
+
+const tcpSourceValue = struct("pal_tcp_source_value", 16, { full_at_ns: [0, 8], conns: [8, 8] });
+
+/** struct pal_tcp_source_value. */
+export const tcpSourceValueCodec: Codec<TcpSourceValue> = codec(
+  tcpSourceValue.layout,
+  (value, buf, base) => {
+    writeU64(buf, value.fullAtNs, base + tcpSourceValue.at.full_at_ns);
+    writeU64(buf, value.conns, base + tcpSourceValue.at.conns);
+  },
+  (buf, base) => ({ fullAtNs: readU64(buf, base + tcpSourceValue.at.full_at_ns), conns: readU64(buf, base + tcpSourceValue.at.conns) }),
 );
 
 // ---- fragments ----
@@ -713,6 +796,8 @@ export const MAP_LAYOUTS: Readonly<Record<MapName, { key: StructLayout | null; v
   pal_rule_stats: { key: u32Codec.layout, value: counterCodec.layout },
   pal_reason_stats: { key: u32Codec.layout, value: counterCodec.layout },
   pal_events: { key: null, value: null },
+  pal_tcp_limits: { key: u32Codec.layout, value: tcpLimitCodec.layout },
+  pal_tcp_sources: { key: tcpSourceKeyCodec.layout, value: tcpSourceValueCodec.layout },
 };
 
 /** The object's BTF disagrees with a codec: the header and abi.ts have drifted apart. */

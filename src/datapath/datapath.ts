@@ -30,6 +30,9 @@ import {
   policyKeyCodec,
   policyValueCodec,
   perCpuCodec,
+  tcpLimitCodec,
+  tcpSourceKeyCodec,
+  tcpSourceValueCodec,
   u32Codec,
   counterCodec,
   type Codec,
@@ -42,7 +45,10 @@ import {
   type FragKey,
   type FragValue,
   type MapName,
+  type TcpSourceKey,
+  type TcpSourceValue,
 } from "./abi.ts";
+import { recountTcpSources } from "./tcp-sources.ts";
 import { AbiEnumMismatchError, checkReasons, REASONS, type ReasonName } from "./reasons.ts";
 import { BpfMap, type EncodedEntry } from "./bpf-map.ts";
 import { DatapathError } from "./datapath-error.ts";
@@ -64,7 +70,7 @@ import {
   type TcDirection,
 } from "./native.ts";
 import { ipcacheKeyString, sameEndpointState } from "../policy/desired-state.ts";
-import type { DesiredState, EndpointState, IpcacheKey, IpcacheValue, PolicyEntry, PolicyKey, PolicyValue, StateDiff } from "../policy/desired-state.ts";
+import type { DesiredState, EndpointState, IpcacheKey, IpcacheValue, PolicyEntry, PolicyKey, PolicyValue, StateDiff, TcpLimits } from "../policy/desired-state.ts";
 
 /** The `max_entries` of the map pinned at `path`; undefined when nothing is pinned there. */
 function pinnedMaxEntries(path: string): number | undefined {
@@ -84,6 +90,10 @@ export interface MapSizes {
   endpoints?: number;
   conntrack?: number;
   fragments?: number;
+  /** Rules with TCP connection limits (`pal_tcp_limits`). */
+  tcpLimits?: number;
+  /** (rule, source address) pairs of limited rules tracked at once (`pal_tcp_sources`, LRU). */
+  tcpSources?: number;
 }
 
 /** Options of {@link Datapath.open}. */
@@ -109,6 +119,9 @@ export interface ApplyResult {
   ipcacheRemovals: number;
   endpointRemovals: number;
   policyRemovals: number;
+  /** Rules whose TCP limits were written or removed (`pal_tcp_limits`; no revision bump of their own: the kernel reads them per new flow). */
+  tcpLimitUpserts: number;
+  tcpLimitRemovals: number;
   /** Pod keys whose interface is not known yet: their endpoint entries were not written. */
   skippedEndpoints: string[];
   /** pal_config.revision after the change (bumped only when something was written). */
@@ -163,6 +176,18 @@ export interface DatapathMaps {
   ruleStats: BpfMap<number, Counter[]>;
   /** Per CPU: one counter per possible CPU. */
   reasonStats: BpfMap<number, Counter[]>;
+  /** Rule id -> TCP connection limits. */
+  tcpLimits: BpfMap<number, TcpLimits>;
+  /** Per source address of a limited rule: its connection count and token bucket. */
+  tcpSources: BpfMap<TcpSourceKey, TcpSourceValue>;
+}
+
+/** What {@link Datapath.recountTcpSources} changed in `pal_tcp_sources`. */
+export interface TcpSourceRecount {
+  /** Sources whose count was corrected (or made again, for an evicted one holding connections). */
+  corrected: number;
+  /** Idle sources, and sources of rules without limits any more, removed. */
+  removed: number;
 }
 
 const PROGRAMS: Record<ProgramName, string> = { "from-pod": "pal_from_pod", "to-pod": "pal_to_pod" };
@@ -201,11 +226,18 @@ interface EncodedChange {
   policy: MapChange;
   endpoints: MapChange;
   ipcache: MapChange;
+  tcpLimits: MapChange;
   skippedEndpoints: string[];
 }
 
 function emptyChange(): EncodedChange {
-  return { policy: { upserts: [], removals: [] }, endpoints: { upserts: [], removals: [] }, ipcache: { upserts: [], removals: [] }, skippedEndpoints: [] };
+  return {
+    policy: { upserts: [], removals: [] },
+    endpoints: { upserts: [], removals: [] },
+    ipcache: { upserts: [], removals: [] },
+    tcpLimits: { upserts: [], removals: [] },
+    skippedEndpoints: [],
+  };
 }
 
 function sumCounters(counters: readonly Counter[]): Counter {
@@ -262,6 +294,8 @@ export class Datapath {
       config: map(MAP_NAMES.config, u32Codec, configCodec),
       ruleStats: map(MAP_NAMES.ruleStats, u32Codec, perCpuCodec(counterCodec, cpus)),
       reasonStats: map(MAP_NAMES.reasonStats, u32Codec, perCpuCodec(counterCodec, cpus)),
+      tcpLimits: map(MAP_NAMES.tcpLimits, u32Codec, tcpLimitCodec),
+      tcpSources: map(MAP_NAMES.tcpSources, tcpSourceKeyCodec, tcpSourceValueCodec),
     };
     this.#eventsFd = object.map(MAP_NAMES.events).fd;
     this.#programFds = { "from-pod": object.program(PROGRAMS["from-pod"]).fd, "to-pod": object.program(PROGRAMS["to-pod"]).fd };
@@ -291,6 +325,8 @@ export class Datapath {
       [sizes.endpoints, MAP_NAMES.endpoints],
       [sizes.conntrack, MAP_NAMES.conntrack],
       [sizes.fragments, MAP_NAMES.fragments],
+      [sizes.tcpLimits, MAP_NAMES.tcpLimits],
+      [sizes.tcpSources, MAP_NAMES.tcpSources],
     ];
     for (const [size, map] of sizeOf) if (size !== undefined) mapMaxEntries[map] = size;
     // A pinned map keeps the size it was created with (libbpf re-adopts only an
@@ -383,10 +419,12 @@ export class Datapath {
   // ---- desired state ----
 
   /**
-   * Applies a diff in the documented order — policy upserts, endpoint
-   * upserts, ipcache upserts, ipcache removals, endpoint removals, policy
-   * removals — in batches, then bumps the revision so established flows are
-   * re-checked against the new policy. Endpoints whose interface is unknown
+   * Applies a diff in the documented order — TCP limit upserts, policy
+   * upserts, endpoint upserts, ipcache upserts, ipcache removals, endpoint
+   * removals, policy removals, TCP limit removals — in batches, then bumps
+   * the revision so established flows are re-checked against the new policy
+   * (a change of TCP limits alone bumps nothing: the kernel reads them per
+   * new flow). Endpoints whose interface is unknown
    * (`ifindexOf` answers undefined) are skipped and reported; write them with
    * {@link setEndpoint} when the interface appears.
    *
@@ -397,8 +435,10 @@ export class Datapath {
    * ```
    */
   apply(diff: StateDiff, ifindexOf: (podKey: string) => number | undefined): ApplyResult {
-    const { policy, endpoints, ipcache } = this.maps;
+    const { policy, endpoints, ipcache, tcpLimits } = this.maps;
     const change = emptyChange();
+    change.tcpLimits.upserts = diff.tcpLimitUpserts.map(([ruleId, limits]) => tcpLimits.encode(ruleId, limits));
+    change.tcpLimits.removals = diff.tcpLimitRemovals.map((ruleId) => tcpLimits.encodeKey(ruleId));
     change.policy.upserts = diff.policyUpserts.map((entry) => policy.encode(entry.key, entry.value));
     for (const [podKey, state] of diff.endpointUpserts) {
       const ifindex = ifindexOf(podKey);
@@ -437,7 +477,7 @@ export class Datapath {
    * ```
    */
   replaceAll(state: DesiredState, ifindexOf: (podKey: string) => number | undefined): ApplyResult {
-    const { policy, endpoints, ipcache } = this.maps;
+    const { policy, endpoints, ipcache, tcpLimits } = this.maps;
     const change = emptyChange();
     this.#endpointIfindex.clear();
     const desiredEndpoints: EncodedEntry[] = [];
@@ -463,13 +503,15 @@ export class Datapath {
     againstMap(policy, [...state.policy.values()].map((entry) => policy.encode(entry.key, entry.value)), change.policy);
     againstMap(endpoints, desiredEndpoints, change.endpoints);
     againstMap(ipcache, [...state.ipcache.values()].map((entry) => ipcache.encode(entry.key, entry.value)), change.ipcache);
+    againstMap(tcpLimits, [...state.tcpLimits].map(([ruleId, limits]) => tcpLimits.encode(ruleId, limits)), change.tcpLimits);
     return this.#write(change);
   }
 
   #write(change: EncodedChange): ApplyResult {
-    const { policy, endpoints, ipcache } = this.maps;
+    const { policy, endpoints, ipcache, tcpLimits } = this.maps;
     // The order is the contract of StateDiff: new slots exist before endpoints switch to them,
-    // and old slots go only after no endpoint points at them.
+    // and old slots go only after no endpoint points at them; a limited entry finds its rule's limits.
+    const tcpLimitUpserts = tcpLimits.writeEncoded(change.tcpLimits.upserts);
     const result: Omit<ApplyResult, "revision"> = {
       policyUpserts: policy.writeEncoded(change.policy.upserts),
       endpointUpserts: endpoints.writeEncoded(change.endpoints.upserts),
@@ -477,6 +519,8 @@ export class Datapath {
       ipcacheRemovals: ipcache.deleteEncoded(change.ipcache.removals),
       endpointRemovals: endpoints.deleteEncoded(change.endpoints.removals),
       policyRemovals: policy.deleteEncoded(change.policy.removals),
+      tcpLimitUpserts,
+      tcpLimitRemovals: tcpLimits.deleteEncoded(change.tcpLimits.removals),
       skippedEndpoints: change.skippedEndpoints,
     };
     const written =
@@ -623,6 +667,23 @@ export class Datapath {
    */
   gcConntrack(nowNs: bigint = monotonicNowNs()): number {
     return this.maps.conntrack.remove(this.maps.conntrack.entries().flatMap(([key, value]) => (value.expiresNs < nowNs ? [key] : [])));
+  }
+
+  /**
+   * Makes every connection count in `pal_tcp_sources` agree with the counted
+   * conntrack entries alive (see `recountTcpSources`): counts leaked by
+   * entries that expired or were evicted are corrected, evicted sources
+   * holding connections are made again, idle sources and sources of rules
+   * without limits any more are removed. The agent runs it after each
+   * conntrack collection.
+   */
+  recountTcpSources(nowNs: bigint = monotonicNowNs()): TcpSourceRecount {
+    // Sources first: see recountTcpSources for why the order matters.
+    const sources = this.maps.tcpSources.entries();
+    const conntrack = this.conntrackEntries();
+    const limited = new Set(this.maps.tcpLimits.keys());
+    const { upserts, removals } = recountTcpSources(conntrack, sources, limited, nowNs);
+    return { corrected: this.maps.tcpSources.upsert(upserts), removed: this.maps.tcpSources.remove(removals) };
   }
 
   /** Deletes every conntrack and fragment entry (tests, and a forced re-evaluation of all flows); returns how many. */

@@ -9,4 +9,5 @@ export * from "./reasons.ts";
 export * from "./bpf-map.ts";
 export * from "./datapath.ts";
 export * from "./datapath-error.ts";
+export * from "./tcp-sources.ts";
 export { BpfError, NativeAddonError } from "./native.ts";

@@ -9,7 +9,7 @@ const HEADER_ENUM: BtfEnum = {
   values: [
     ["NONE", 0], ["POLICY_ALLOW", 1], ["NOT_ISOLATED", 2], ["HOST", 3], ["ESTABLISHED", 4], ["REPLY", 5], ["RELATED", 6], ["NOT_IP", 7],
     ["FRAGMENT", 8], ["POLICY_DENY", 16], ["DEFAULT_DENY", 17], ["NO_ENDPOINT", 18], ["MALFORMED", 19], ["FRAG_UNKNOWN", 20],
-    ["REVOKED", 21], ["TCP_INVALID", 22], ["FIRST_DROP", 16], ["MAX", 32],
+    ["REVOKED", 21], ["TCP_INVALID", 22], ["TCP_LIMIT", 23], ["FIRST_DROP", 16], ["MAX", 32],
   ].map(([name, value]) => ({ name: `PAL_REASON_${name}`, value: value as number })),
 };
 
@@ -30,7 +30,7 @@ test("a renumbered, missing, extra or moved constant, or no enum at all, is refu
   };
   refused(HEADER_ENUM.values.map((v) => (v.name === "PAL_REASON_REVOKED" ? { ...v, value: 22 } : v)), "PAL_REASON_REVOKED", "21", "22");
   refused(HEADER_ENUM.values.filter((v) => v.name !== "PAL_REASON_HOST"), "PAL_REASON_HOST", "3", "absent");
-  refused([...HEADER_ENUM.values, { name: "PAL_REASON_RATE_LIMITED", value: 23 }], "PAL_REASON_RATE_LIMITED", "absent", "23");
+  refused([...HEADER_ENUM.values, { name: "PAL_REASON_RATE_LIMITED", value: 30 }], "PAL_REASON_RATE_LIMITED", "absent", "30");
   refused(HEADER_ENUM.values.map((v) => (v.name === "PAL_REASON_FIRST_DROP" ? { ...v, value: 17 } : v)), "PAL_REASON_FIRST_DROP", "16", "17");
   refused(null, "", "an enum", "absent");
   assert.throws(
@@ -42,5 +42,6 @@ test("a renumbered, missing, extra or moved constant, or no enum at all, is refu
 test("reasons are named by code", () => {
   assert.equal(reasonName(21), "revoked");
   assert.equal(reasonName(22), "tcp-invalid");
+  assert.equal(reasonName(23), "tcp-limit");
   assert.equal(reasonName(31), "unknown");
 });

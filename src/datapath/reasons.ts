@@ -26,6 +26,7 @@ export const REASONS = {
   "frag-unknown": 20,
   revoked: 21,
   "tcp-invalid": 22,
+  "tcp-limit": 23,
 } as const;
 
 /** The name of a verdict reason. */

@@ -124,6 +124,45 @@ export interface TcpRule {
    * @default false
    */
   strict?: boolean;
+  /**
+   * The most TCP connections one source address may hold open at once through this rule, on the node
+   * that enforces it (for ingress the remote peer, for egress the selected pod itself; every pod the
+   * policy selects on that node counts toward one total). A SYN over it is dropped with the reason
+   * `tcp-limit`. When several rules allow the same traffic, it is limited only if all of them are, and
+   * the one that decides it is charged. Absent = no limit.
+   *
+   * @asType integer
+   * @minimum 1
+   * @maximum 1000000
+   */
+  maxConnectionsPerSource?: number;
+  /**
+   * A token bucket of new TCP connections per source address through this rule, on the node that
+   * enforces it: it holds `burst` tokens, starts full, refills `average` per second, and each new
+   * connection takes one; a SYN finding it empty is dropped with the reason `tcp-limit`. Absent = no limit.
+   */
+  newConnectionsPerSecond?: TcpConnectionRate;
+}
+
+/** A rate of new connections: `average` per second, up to `burst` at once. */
+export interface TcpConnectionRate {
+  /**
+   * Tokens added per second.
+   *
+   * @asType integer
+   * @minimum 1
+   * @maximum 1000000
+   */
+  average: number;
+  /**
+   * Tokens the bucket holds (and starts with): connections that may open at once after a quiet time.
+   * Not below `average`.
+   *
+   * @asType integer
+   * @minimum 1
+   * @maximum 1000000
+   */
+  burst: number;
 }
 
 /** An ingress rule of an EBPFNetworkPolicy. */

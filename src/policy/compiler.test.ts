@@ -16,7 +16,9 @@ import {
   IPCACHE_HOST,
   ipcacheKeyOf,
   ipcacheKeyString,
+  POLICY_FLAG_AUDIT_TCP_LIMITED,
   POLICY_FLAG_AUDIT_TCP_STRICT,
+  POLICY_FLAG_TCP_LIMITED,
   POLICY_FLAG_TCP_STRICT,
   policyKeyString,
   VERDICT_ALLOW,
@@ -332,6 +334,86 @@ describe("tcp.strict", () => {
   });
 });
 
+describe("tcp connection limits", () => {
+  const [a, b] = [pod("x/a", ["10.0.0.1"]), pod("x/b", ["10.0.0.2"])];
+  type Tcp = NonNullable<NonNullable<EBPFNetworkPolicy["spec"]["ingress"]>[number]["tcp"]>;
+  const limitedFrom = (name: string, tcp: Tcp = { maxConnectionsPerSource: 3 }, mode: "Enforce" | "Audit" = "Enforce", peers = [{ podSelector: { matchLabels: { pod: "b" } } }]) =>
+    ebpf(`x/${name}`, { selector: { matchLabels: { pod: "a" } }, mode, ingress: [{ from: peers, ports: [{ port: 5432 }], tcp }] });
+  const ingressOf = (policies: AnyPolicy[], protocol: PacketProtocol = "TCP", port = 5432) => {
+    const w = world({ pods: [a, b], policies });
+    const { state } = compileWorld(w);
+    return { state, ingress: explainPacket(state, w, { src: { ip: "10.0.0.2" }, dst: { ip: "10.0.0.1" }, protocol, port }).ingress };
+  };
+  const ruleName = (state: DesiredState, id: number | undefined): string => {
+    const rule = state.rules.get(id ?? 0);
+    return rule ? `${rule.namespace}/${rule.name}[${rule.index}]` : `#${id}`;
+  };
+
+  test("a flow only limited rules allow is limited, charged to the entry's rule, whose limits the state holds", () => {
+    const { state, ingress } = ingressOf([limitedFrom("max", { maxConnectionsPerSource: 3, newConnectionsPerSecond: { average: 5, burst: 10 } })]);
+    assert.deepEqual([...state.policy.values()].map((entry) => entry.value.flags), [POLICY_FLAG_TCP_LIMITED | POLICY_FLAG_AUDIT_TCP_LIMITED]);
+    assert.deepEqual([ingress?.allowed, ingress?.tcpLimited, ingress?.tcpStrict], [true, true, false]);
+    assert.deepEqual(state.tcpLimits, new Map([[ingress?.ruleId ?? 0, { maxConnections: 3, rate: 5, burst: 10 }]]));
+    const rate = ingressOf([limitedFrom("rate", { newConnectionsPerSecond: { average: 2, burst: 2 } })]).state;
+    assert.deepEqual([...rate.tcpLimits.values()], [{ maxConnections: 0, rate: 2, burst: 2 }]);
+  });
+
+  test("rules add up: an unlimited Allow covering the same flow lifts the limit; one covering other ports does not", () => {
+    const open = netpol("x/open", { podSelector: {}, ingress: [{ ports: [{ port: 5000, endPort: 6000 }] }] });
+    assert.equal(ingressOf([limitedFrom("max"), open]).ingress?.tcpLimited, false);
+    const anyPeer = netpol("x/any", { podSelector: {}, ingress: [{ ports: [{ port: 5432 }] }] });
+    assert.equal(ingressOf([limitedFrom("max"), anyPeer]).ingress?.tcpLimited, false, "an any-peer entry's allow counts too");
+    const elsewhere = netpol("x/elsewhere", { podSelector: {}, ingress: [{ ports: [{ port: 80 }] }] });
+    assert.equal(ingressOf([limitedFrom("max"), elsewhere]).ingress?.tcpLimited, true);
+    assert.equal(ingressOf([limitedFrom("max"), elsewhere], "TCP", 80).ingress?.tcpLimited, false);
+    assert.equal(ingressOf([limitedFrom("max")], "UDP").ingress?.allowed, false, "the rule's ports are TCP");
+    const strictAndLimited = ingressOf([limitedFrom("both", { strict: true, maxConnectionsPerSource: 1 })]).ingress;
+    assert.deepEqual([strictAndLimited?.tcpStrict, strictAndLimited?.tcpLimited], [true, true]);
+  });
+
+  test("several limited rules: the one deciding the entry is charged, as its reference order says", () => {
+    const { state, ingress } = ingressOf([limitedFrom("zz", { maxConnectionsPerSource: 9 }), limitedFrom("aa", { maxConnectionsPerSource: 1 })]);
+    assert.equal(ingress?.tcpLimited, true);
+    assert.equal(ruleName(state, ingress?.ruleId), "x/aa[0]");
+    assert.deepEqual(state.tcpLimits.get(ingress?.ruleId ?? 0), { maxConnections: 1, rate: 0, burst: 0 });
+    assert.equal(state.tcpLimits.size, 2);
+  });
+
+  test("an Audit-mode limited rule marks only the audit verdict; a Deny leaves nothing limited", () => {
+    const audited = ingressOf([limitedFrom("audit", { maxConnectionsPerSource: 1 }, "Audit")]).ingress;
+    assert.deepEqual([audited?.allowed, audited?.tcpLimited, audited?.audit.tcpLimited], [true, false, true]);
+    const enforcedToo = ingressOf([limitedFrom("audit", { maxConnectionsPerSource: 1 }, "Audit"), limitedFrom("enforced")]);
+    assert.equal(enforcedToo.ingress?.tcpLimited, true);
+    assert.equal(ruleName(enforcedToo.state, enforcedToo.ingress?.audit.ruleId), "x/audit[0]", "the audit verdict's own rule");
+    const deny = ebpf("x/deny", { selector: {}, ingress: [{ action: "Deny", ports: [{ port: 5432 }] }] });
+    // The any-peer deny and b's limited allow are two entries: the kernel's fold makes it a deny, not limited.
+    const denied = ingressOf([limitedFrom("max"), deny]);
+    assert.deepEqual([denied.ingress?.allowed, denied.ingress?.tcpLimited], [false, false]);
+    assert.equal(POLICY_FLAG_AUDIT_TCP_LIMITED & POLICY_FLAG_TCP_LIMITED, 0);
+  });
+
+  test("commits write the limits of rules that gain, change or lose them, and nothing else", () => {
+    const w = world({ pods: [a, b], policies: [limitedFrom("p", { maxConnectionsPerSource: 3 })] });
+    const { compiler, state } = compileWorld(w);
+    const [id] = [...state.tcpLimits.keys()];
+    assert.ok(id !== undefined);
+    compiler.upsertPolicy(limitedFrom("p", { maxConnectionsPerSource: 3 }));
+    assert.deepEqual([compiler.commit().tcpLimitUpserts, compiler.lastCommitStats.policies], [[], 1], "unchanged limits are not written again");
+    compiler.upsertPolicy(limitedFrom("p", { maxConnectionsPerSource: 4 }));
+    const changed = compiler.commit();
+    assert.deepEqual([changed.tcpLimitUpserts, changed.tcpLimitRemovals, changed.policyUpserts], [[[id, { maxConnections: 4, rate: 0, burst: 0 }]], [], []], "a new limit is map data only");
+    compiler.upsertPolicy(limitedFrom("p", {}));
+    const lifted = compiler.commit();
+    assert.deepEqual(lifted.tcpLimitRemovals, [id]);
+    assert.equal(lifted.policyUpserts[0]?.value.flags, 0, "the entry is no longer limited");
+    compiler.upsertPolicy(limitedFrom("p", { newConnectionsPerSecond: { average: 1, burst: 1 } }));
+    assert.deepEqual(compiler.commit().tcpLimitUpserts, [[id, { maxConnections: 0, rate: 1, burst: 1 }]]);
+    compiler.deletePolicy("EBPFNetworkPolicy", "x", "p");
+    assert.deepEqual(compiler.commit().tcpLimitRemovals, [id]);
+    assert.equal(compiler.state().tcpLimits.size, 0);
+  });
+});
+
 describe("compiler against the reference evaluator", () => {
   test("the compiled state, read as the datapath reads it, gives the evaluator's verdicts", () => {
     const scenario = worldArb(5, 4).chain((w) => fc.tuple(fc.constant(w), fc.array(packetArb(w), { minLength: 25, maxLength: 25 })));
@@ -351,6 +433,14 @@ describe("compiler against the reference evaluator", () => {
           assert.equal(got.ingress?.tcpStrict ?? false, expected.ingress.tcpStrict, `strict ingress of ${what}`);
           assert.equal(got.egress?.audit.tcpStrict ?? false, expected.egress.audit.tcpStrict, `audit strict egress of ${what}`);
           assert.equal(got.ingress?.audit.tcpStrict ?? false, expected.ingress.audit.tcpStrict, `audit strict ingress of ${what}`);
+          assert.equal(got.egress?.tcpLimited ?? false, expected.egress.tcpLimited, `limited egress of ${what}`);
+          assert.equal(got.ingress?.tcpLimited ?? false, expected.ingress.tcpLimited, `limited ingress of ${what}`);
+          assert.equal(got.egress?.audit.tcpLimited ?? false, expected.egress.audit.tcpLimited, `audit limited egress of ${what}`);
+          assert.equal(got.ingress?.audit.tcpLimited ?? false, expected.ingress.audit.tcpLimited, `audit limited ingress of ${what}`);
+          // A limited flow is charged to a rule with limits, which the state holds for the datapath.
+          for (const direction of [got.egress, got.ingress]) {
+            if (direction?.tcpLimited) assert.ok(state.tcpLimits.has(direction.ruleId), `limits of rule ${direction.ruleId} for ${what}`);
+          }
         }
       }),
       { numRuns: 400 },
@@ -437,7 +527,7 @@ describe("compiler structure", () => {
     assert.throws(() => compiler.upsertPod(pod("x/a", ["10.0.0.256"])), { name: "PolicyError", message: 'Cannot load Pod "x/a": ips[0] "10.0.0.256" is not a valid IP address' });
     assert.throws(() => compiler.setHostIPs(["nope"]), IpParseError);
     assert.deepEqual(compiler.commit(), {
-      policyUpserts: [], endpointUpserts: [], ipcacheUpserts: [], ipcacheRemovals: [], endpointRemovals: [], policyRemovals: [],
+      policyUpserts: [], endpointUpserts: [], ipcacheUpserts: [], ipcacheRemovals: [], endpointRemovals: [], policyRemovals: [], tcpLimitUpserts: [], tcpLimitRemovals: [],
     });
   });
 
@@ -467,7 +557,7 @@ describe("compiler structure", () => {
     for (const n of w.namespaces.values()) compiler.upsertNamespace(n);
     compiler.setHostIPs([]);
     const diff = compiler.commit();
-    assert.deepEqual(Object.values(diff).map((list) => list.length), [0, 0, 0, 0, 0, 0]);
+    assert.deepEqual(Object.values(diff).map((list) => list.length), [0, 0, 0, 0, 0, 0, 0, 0]);
   });
 });
 

@@ -27,8 +27,9 @@ import {
   emptyDiff,
   policyKeyString,
   sameEndpointState,
+  sameTcpLimits,
 } from "./desired-state.ts";
-import type { DesiredState, EndpointState, PolicyEntry, RuleRef, StateDiff } from "./desired-state.ts";
+import type { DesiredState, EndpointState, PolicyEntry, RuleRef, StateDiff, TcpLimits } from "./desired-state.ts";
 import type { IdentityAllocator } from "./identity.ts";
 import { IpcacheCompiler } from "./ipcache-compiler.ts";
 import { normalizePolicy, policyObjectKey } from "./normalized-policy.ts";
@@ -120,6 +121,8 @@ export class PolicyCompiler {
   readonly #podByEndpointId = new Map<number, string>();
   #nextEndpointId = 1;
   #stats: CommitStats = IDLE;
+  /** The TCP limits of rules as of the last commit. */
+  readonly #tcpLimits = new Map<number, TcpLimits>();
 
   /** Creates an empty compiler. */
   constructor(options: PolicyCompilerOptions = {}) {
@@ -209,6 +212,7 @@ export class PolicyCompiler {
     const fresh = new Set([...this.#dirtyPolicies].filter((key) => this.#policies.has(key)));
     this.#dirtyPolicies.clear();
     this.#rules.matchIdentities(fresh, this.#ipcache.identities(), addresses.added, addresses.removed, dirtyEndpoints);
+    this.#commitTcpLimits(diff);
     this.#commitEndpoints(dirtyEndpoints, diff);
     this.#stats = {
       policies: fresh.size,
@@ -240,6 +244,7 @@ export class PolicyCompiler {
       policy,
       rules: new Map(this.#rules.rules()),
       identities: new Map(this.#ipcache.identityInfo()),
+      tcpLimits: new Map(this.#tcpLimits),
     };
   }
 
@@ -289,6 +294,22 @@ export class PolicyCompiler {
    */
   stateCounts(): StateCounts {
     return { policyEntries: this.#slots.size, endpoints: this.#endpoints.size, identities: this.#ipcache.identityInfo().size };
+  }
+
+  /** The TCP limits of rules that gained, changed or lost them: few rules have any, so all are compared. */
+  #commitTcpLimits(diff: StateDiff): void {
+    const current = this.#rules.tcpLimits();
+    for (const [id, limits] of current) {
+      const old = this.#tcpLimits.get(id);
+      if (old && sameTcpLimits(old, limits)) continue;
+      this.#tcpLimits.set(id, limits);
+      diff.tcpLimitUpserts.push([id, limits]);
+    }
+    for (const id of [...this.#tcpLimits.keys()]) {
+      if (current.has(id)) continue;
+      this.#tcpLimits.delete(id);
+      diff.tcpLimitRemovals.push(id);
+    }
   }
 
   /** Recomputes dirty endpoints: flags, identity, entries, slot; then drops slots nobody uses. */

@@ -78,6 +78,32 @@ export const POLICY_FLAG_TCP_STRICT = 1;
 /** Policy value flag: every Allow rule behind the audit verdict (Audit mode included) has `tcp.strict`. */
 export const POLICY_FLAG_AUDIT_TCP_STRICT = 2;
 
+/**
+ * Policy value flag: every Enforce-mode Allow rule behind the enforced verdict has a TCP connection limit
+ * (`tcp.maxConnectionsPerSource` or `tcp.newConnectionsPerSecond`); the entry's `ruleId` is charged.
+ */
+export const POLICY_FLAG_TCP_LIMITED = 4;
+/** Policy value flag: every Allow rule behind the audit verdict (Audit mode included) has a TCP connection limit. */
+export const POLICY_FLAG_AUDIT_TCP_LIMITED = 8;
+
+/**
+ * The TCP connection limits of one rule, as the datapath keeps them by rule id (`pal_tcp_limits`).
+ * 0 = no limit of that kind.
+ */
+export interface TcpLimits {
+  /** Concurrent connections per source address (`tcp.maxConnectionsPerSource`). */
+  maxConnections: number;
+  /** New connections per second per source address (`tcp.newConnectionsPerSecond.average`). */
+  rate: number;
+  /** Tokens of the bucket (`tcp.newConnectionsPerSecond.burst`); 0 when `rate` is. */
+  burst: number;
+}
+
+/** Whether two rules' limits are the same. */
+export function sameTcpLimits(a: TcpLimits, b: TcpLimits): boolean {
+  return a.maxConnections === b.maxConnections && a.rate === b.rate && a.burst === b.burst;
+}
+
 /** A policy map value: the combination of every rule whose key prefix covers this entry. */
 export interface PolicyValue {
   verdict: PolicyVerdict;
@@ -140,21 +166,26 @@ export interface DesiredState {
   policy: Map<string, PolicyEntry>;
   rules: Map<number, RuleRef>;
   identities: Map<number, IdentityInfo>;
+  /** The limits of every rule with TCP connection limits, by rule id: what `pal_tcp_limits` holds. */
+  tcpLimits: Map<number, TcpLimits>;
 }
 
 /**
  * The change between two desired states. Applied in this order so that a
  * packet sees either the old or the new policy of an endpoint, never a mix:
- * policy upserts (new slots), endpoint upserts (switch to them), ipcache
- * upserts, ipcache removals, endpoint removals, policy removals (old slots).
+ * TCP limit upserts (a limited entry finds its rule's limits), policy upserts
+ * (new slots), endpoint upserts (switch to them), ipcache upserts, ipcache
+ * removals, endpoint removals, policy removals (old slots), TCP limit removals.
  */
 export interface StateDiff {
+  tcpLimitUpserts: [ruleId: number, limits: TcpLimits][];
   policyUpserts: PolicyEntry[];
   endpointUpserts: [podKey: string, state: EndpointState][];
   ipcacheUpserts: IpcacheEntry[];
   ipcacheRemovals: IpcacheKey[];
   endpointRemovals: string[];
   policyRemovals: PolicyKey[];
+  tcpLimitRemovals: number[];
 }
 
 /** A stable string for a policy key, for maps and sorting. */
@@ -195,5 +226,7 @@ export function emptyDiff(): StateDiff {
     ipcacheRemovals: [],
     endpointRemovals: [],
     policyRemovals: [],
+    tcpLimitRemovals: [],
+    tcpLimitUpserts: [],
   };
 }

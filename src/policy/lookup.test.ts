@@ -86,6 +86,7 @@ function handState(): DesiredState {
     policy: new Map(policy.map((e) => [policyKeyString(e.key), e])),
     rules: new Map(),
     identities: new Map(),
+    tcpLimits: new Map(),
   };
 }
 
@@ -135,8 +136,9 @@ describe("lookupVerdict", () => {
       ruleId: 0,
       reason: "no-endpoint",
       tcpStrict: false,
+      tcpLimited: false,
       remoteIdentity: 0,
-      audit: { allowed: false, ruleId: 0, reason: "no-endpoint", tcpStrict: false },
+      audit: { allowed: false, ruleId: 0, reason: "no-endpoint", tcpStrict: false, tcpLimited: false },
     });
   });
   test("ingress from a host address is allowed before any policy; egress to it is not special", () => {
@@ -160,11 +162,11 @@ describe("lookupVerdict", () => {
   test("audit verdicts use the audit fields and the audit isolation flag", () => {
     const sshFromNet = q("x/a", "10.5.5.5", "TCP", 22);
     assert.deepEqual([sshFromNet.allowed, sshFromNet.reason], [false, "default-deny"]);
-    assert.deepEqual(sshFromNet.audit, { allowed: false, ruleId: 7, reason: "policy-deny", tcpStrict: false });
+    assert.deepEqual(sshFromNet.audit, { allowed: false, ruleId: 7, reason: "policy-deny", tcpStrict: false, tcpLimited: false });
     const notIsolated = q("x/b", "10.0.0.3", "TCP", 80);
     assert.deepEqual([notIsolated.allowed, notIsolated.reason], [true, "not-isolated"]);
-    assert.deepEqual(notIsolated.audit, { allowed: false, ruleId: 0, reason: "default-deny", tcpStrict: false });
-    assert.deepEqual(q("x/b", "10.0.0.1", "SCTP", 9).audit, { allowed: true, ruleId: 9, reason: "policy-allow", tcpStrict: false });
+    assert.deepEqual(notIsolated.audit, { allowed: false, ruleId: 0, reason: "default-deny", tcpStrict: false, tcpLimited: false });
+    assert.deepEqual(q("x/b", "10.0.0.1", "SCTP", 9).audit, { allowed: true, ruleId: 9, reason: "policy-allow", tcpStrict: false, tcpLimited: false });
   });
   test("egress isolation is per direction", () => {
     assert.equal(q("x/c", "192.0.2.1", "TCP", 443, DIRECTION_EGRESS).reason, "policy-allow");

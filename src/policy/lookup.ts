@@ -17,7 +17,9 @@ import {
   IDENTITY_ANY,
   IDENTITY_WORLD,
   IPCACHE_HOST,
+  POLICY_FLAG_AUDIT_TCP_LIMITED,
   POLICY_FLAG_AUDIT_TCP_STRICT,
+  POLICY_FLAG_TCP_LIMITED,
   POLICY_FLAG_TCP_STRICT,
   policyKeyString,
   PROTOCOL_NUMBERS,
@@ -51,6 +53,11 @@ export interface Verdict {
   reason: LookupReason;
   /** A TCP flow allowed only by strict entries: the datapath admits it by a SYN alone and drops invalid flags. */
   tcpStrict: boolean;
+  /**
+   * A TCP flow allowed only by entries with connection limits: the datapath charges its new connections
+   * to rule `ruleId`, per source address, and refuses those over that rule's limits.
+   */
+  tcpLimited: boolean;
 }
 
 /** The enforced verdict of one direction, the remote's identity, and the audit verdict (Audit-mode policies counted too). */
@@ -114,18 +121,20 @@ function combine(values: (PolicyValue | undefined)[], audit: boolean, isolated: 
   const verdictOf = (v: PolicyValue | undefined): number | undefined => (audit ? v?.auditVerdict : v?.verdict);
   const ruleOf = (v: PolicyValue): number => (audit ? v.auditRuleId : v.ruleId);
   const strictFlag = audit ? POLICY_FLAG_AUDIT_TCP_STRICT : POLICY_FLAG_TCP_STRICT;
+  const limitedFlag = audit ? POLICY_FLAG_AUDIT_TCP_LIMITED : POLICY_FLAG_TCP_LIMITED;
   // The identity's value is consulted before the any-peer value, as the datapath does.
   for (const value of values) {
-    if (value && verdictOf(value) === VERDICT_DENY) return { allowed: false, ruleId: ruleOf(value), reason: "policy-deny", tcpStrict: false };
+    if (value && verdictOf(value) === VERDICT_DENY) return { allowed: false, ruleId: ruleOf(value), reason: "policy-deny", tcpStrict: false, tcpLimited: false };
   }
   const allowing = values.filter((value): value is PolicyValue => value !== undefined && verdictOf(value) === VERDICT_ALLOW);
   const [first] = allowing;
   if (first) {
     // Strict only if every value that allows is: an allow without the flag admits the flow as it is.
-    return { allowed: true, ruleId: ruleOf(first), reason: "policy-allow", tcpStrict: tcp && allowing.every((value) => (value.flags & strictFlag) !== 0) };
+    const every = (flag: number): boolean => tcp && allowing.every((value) => (value.flags & flag) !== 0);
+    return { allowed: true, ruleId: ruleOf(first), reason: "policy-allow", tcpStrict: every(strictFlag), tcpLimited: every(limitedFlag) };
   }
-  if (isolated) return { allowed: false, ruleId: 0, reason: "default-deny", tcpStrict: false };
-  return { allowed: true, ruleId: 0, reason: "not-isolated", tcpStrict: false };
+  if (isolated) return { allowed: false, ruleId: 0, reason: "default-deny", tcpStrict: false, tcpLimited: false };
+  return { allowed: true, ruleId: 0, reason: "not-isolated", tcpStrict: false, tcpLimited: false };
 }
 
 /**
@@ -141,14 +150,14 @@ function combine(values: (PolicyValue | undefined)[], audit: boolean, isolated: 
 export function lookupVerdict(state: DesiredState, q: LookupQuery): LookupResult {
   const endpoint = state.endpoints.get(q.endpoint);
   if (!endpoint) {
-    const verdict: Verdict = { allowed: false, ruleId: 0, reason: "no-endpoint", tcpStrict: false };
+    const verdict: Verdict = { allowed: false, ruleId: 0, reason: "no-endpoint", tcpStrict: false, tcpLimited: false };
     return { ...verdict, remoteIdentity: 0, audit: verdict };
   }
   const remote = parseIp(q.remoteIp);
   const ipcache = lookupIpcache(state, remote);
   const remoteIdentity = ipcache?.value.identity ?? IDENTITY_WORLD;
   if (q.direction === DIRECTION_INGRESS && ((ipcache?.value.flags ?? 0) & IPCACHE_HOST) !== 0) {
-    const verdict: Verdict = { allowed: true, ruleId: 0, reason: "host", tcpStrict: false };
+    const verdict: Verdict = { allowed: true, ruleId: 0, reason: "host", tcpStrict: false, tcpLimited: false };
     return { ...verdict, remoteIdentity, audit: verdict };
   }
   const isIcmp = q.protocol === "ICMP";

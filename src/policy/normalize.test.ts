@@ -117,6 +117,7 @@ describe("buildWorld", () => {
       np("stray", "shop", { podSelector: { matchLabels: { app: "api" }, extra: 1 }, ingress: [{ action: "Deny", from: null, ports: [{ port: 80, name: "x" }] }], egress: null, mode: "Audit" }),
       ebpf("deny", "shop", { selector: {}, mode: "Audit", ingress: [{ action: "Deny", from: [{ ipBlock: { cidr: "10.0.0.0/8", except: null }, comment: "x" }] }] }),
       ebpf("strict", "shop", { selector: {}, egress: [{ tcp: { strict: true, maxSegments: 3 } }] }),
+      ebpf("limits", "shop", { selector: {}, ingress: [{ tcp: { maxConnectionsPerSource: 4, newConnectionsPerSecond: { average: 2, burst: 5, jitter: 1 }, window: 9 } }] }),
       np("no-tcp", "shop", { podSelector: {}, ingress: [{ tcp: { strict: true } }] }),
     ]);
     assert.deepEqual(errors, []);
@@ -125,6 +126,12 @@ describe("buildWorld", () => {
       { apiVersion: "networking.k8s.io/v1", kind: "NetworkPolicy", metadata: { name: "stray", namespace: "shop" }, spec: { podSelector: { matchLabels: { app: "api" } }, ingress: [{ ports: [{ port: 80 }] }] } },
       { apiVersion: "palisade.dev/v1alpha1", kind: "EBPFNetworkPolicy", metadata: { name: "deny", namespace: "shop" }, spec: { selector: {}, mode: "Audit", ingress: [{ action: "Deny", from: [{ ipBlock: { cidr: "10.0.0.0/8" } }] }] } },
       { apiVersion: "palisade.dev/v1alpha1", kind: "EBPFNetworkPolicy", metadata: { name: "strict", namespace: "shop" }, spec: { selector: {}, egress: [{ tcp: { strict: true } }] } },
+      {
+        apiVersion: "palisade.dev/v1alpha1",
+        kind: "EBPFNetworkPolicy",
+        metadata: { name: "limits", namespace: "shop" },
+        spec: { selector: {}, ingress: [{ tcp: { maxConnectionsPerSource: 4, newConnectionsPerSecond: { average: 2, burst: 5 } } }] },
+      },
       { apiVersion: "networking.k8s.io/v1", kind: "NetworkPolicy", metadata: { name: "no-tcp", namespace: "shop" }, spec: { podSelector: {}, ingress: [{}] } },
     ]);
   });

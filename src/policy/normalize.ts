@@ -217,7 +217,14 @@ function knownPolicyFields(policy: AnyPolicy): AnyPolicy {
 }
 
 function knownTcpFields(tcp: TcpRule | undefined): TcpRule | undefined {
-  return tcp && defined({ strict: tcp.strict });
+  return (
+    tcp &&
+    defined({
+      strict: tcp.strict,
+      maxConnectionsPerSource: tcp.maxConnectionsPerSource,
+      newConnectionsPerSecond: tcp.newConnectionsPerSecond && defined({ average: tcp.newConnectionsPerSecond.average, burst: tcp.newConnectionsPerSecond.burst }),
+    })
+  );
 }
 
 function knownSelectorFields(selector: LabelSelector): LabelSelector {

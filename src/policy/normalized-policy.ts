@@ -18,8 +18,10 @@ import type {
   PolicyProtocol,
   PolicyType,
   RuleAction,
+  TcpRule,
 } from "./api-types.ts";
 import { PROTOCOL_NUMBERS } from "./desired-state.ts";
+import type { TcpLimits } from "./desired-state.ts";
 import { formatCidr, IpParseError, parseCidr } from "./ip.ts";
 import type { Cidr } from "./ip.ts";
 import { MAX_PORT, portRangePrefixes, PortRangeError } from "./port-ranges.ts";
@@ -68,6 +70,8 @@ export interface NormalizedRule {
   ports: RulePorts | undefined;
   /** `tcp.strict` of an EBPFNetworkPolicy Allow rule: its TCP flows open only by a SYN and keep valid flags. */
   tcpStrict: boolean;
+  /** `tcp.maxConnectionsPerSource` and `tcp.newConnectionsPerSecond` of an EBPFNetworkPolicy Allow rule; undefined when it has neither. */
+  tcpLimits: TcpLimits | undefined;
 }
 
 /** A policy as the compiler reads it. */
@@ -90,6 +94,21 @@ export interface NormalizedPolicy {
 
 /** Every protocol and port: what a rule without ports allows. */
 export const ANY_PORT_RANGE: PortRange = { protocol: 0, lo: 0, hi: MAX_PORT, prefixes: [{ port: 0, prefixLen: 0 }] };
+
+/**
+ * The connection limits of a rule's `tcp`, as the datapath keeps them; undefined when it sets none.
+ *
+ * @example
+ * ```ts
+ * tcpLimitsOf({ maxConnectionsPerSource: 3 }); // { maxConnections: 3, rate: 0, burst: 0 }
+ * ```
+ */
+export function tcpLimitsOf(tcp: TcpRule | undefined): TcpLimits | undefined {
+  const maxConnections = tcp?.maxConnectionsPerSource ?? 0;
+  const rate = tcp?.newConnectionsPerSecond?.average ?? 0;
+  if (maxConnections === 0 && rate === 0) return undefined;
+  return { maxConnections, rate, burst: rate === 0 ? 0 : (tcp?.newConnectionsPerSecond?.burst ?? rate) };
+}
 
 /**
  * The key of a policy object among the compiler's policies.
@@ -179,6 +198,7 @@ export function normalizePolicy(policy: AnyPolicy): NormalizedPolicy {
         peers: peersOf(peers, `${base}[${index}].${ingress ? "from" : "to"}`),
         ports: portsOf(rule.ports, `${base}[${index}].ports`),
         tcpStrict: kind === "EBPFNetworkPolicy" && (rule as EBPFIngressRule | EBPFEgressRule).tcp?.strict === true,
+        tcpLimits: kind === "EBPFNetworkPolicy" && (rule.action ?? "Allow") === "Allow" ? tcpLimitsOf((rule as EBPFIngressRule | EBPFEgressRule).tcp) : undefined,
       });
     });
   }

@@ -370,7 +370,7 @@ describe("evaluate", () => {
       } else {
         // Without Audit policies the audit verdict is the enforced one.
         for (const direction of [result.egress, result.ingress]) {
-          assert.deepEqual(direction.audit, { allowed: direction.allowed, reason: direction.reason, policies: direction.policies, tcpStrict: direction.tcpStrict });
+          assert.deepEqual(direction.audit, { allowed: direction.allowed, reason: direction.reason, policies: direction.policies, tcpStrict: direction.tcpStrict, tcpLimited: direction.tcpLimited });
         }
       }
     });
@@ -397,6 +397,21 @@ describe("evaluate", () => {
     Object.assign(rule, { action: "Deny" });
     const result = evaluate(world, { src: { ip: ip4("y/a") }, dst: { ip: ip4("x/a") }, protocol: "TCP", port: 80 });
     assert.equal(result.ingress.reason, "allowed");
+  });
+
+  test("connection limits: a TCP flow is limited only when every matching Allow rule has limits", () => {
+    const limited = ebpf("limited", { selector: { matchLabels: { pod: "a" } }, ingress: [{ from: [{ podSelector: {} }], ports: [{ port: 80 }], tcp: { maxConnectionsPerSource: 2 } }] });
+    const rated = ebpf("rated", { selector: {}, mode: "Audit", ingress: [{ ports: [{ port: 80 }], tcp: { newConnectionsPerSecond: { average: 1, burst: 1 } } }] });
+    const open = np("open", { podSelector: {}, ingress: [{ from: [{ podSelector: { matchLabels: { pod: "b" } } }] }] });
+    const ingress = (policies: unknown[], from: string, protocol: PacketProtocol = "TCP") =>
+      evaluate(modelWorld(policies), { src: { ip: ip4(from) }, dst: { ip: ip4("x/a") }, protocol, port: 80 }).ingress;
+    assert.deepEqual([ingress([limited], "x/c").tcpLimited, ingress([limited], "x/c").audit.tcpLimited], [true, true]);
+    assert.equal(ingress([limited, open], "x/b").tcpLimited, false, "an unlimited allow of the same flow lifts it");
+    assert.equal(ingress([limited, open], "x/c").tcpLimited, true, "an unlimited allow of other peers does not");
+    assert.deepEqual([ingress([limited, rated], "x/c").tcpLimited, ingress([limited, rated], "x/c").audit.tcpLimited], [true, true]);
+    assert.deepEqual([ingress([rated], "x/c").tcpLimited, ingress([rated], "x/c").audit.tcpLimited], [false, true], "an Audit-mode limit is in the audit verdict only");
+    assert.deepEqual([ingress([denyAllIngress, rated], "x/c").allowed, ingress([denyAllIngress, rated], "x/c").tcpLimited], [false, false]);
+    assert.equal(ingress([limited], "x/c", "SCTP").tcpLimited, false);
   });
 
   test("policy order never changes the verdict", () => {

@@ -37,6 +37,12 @@ export interface DirectionVerdict {
    * flags. False when any matching Allow rule lacks it (rules add up), and when no rule allowed it.
    */
   tcpStrict: boolean;
+  /**
+   * A TCP flow allowed only by rules with connection limits (`tcp.maxConnectionsPerSource`,
+   * `tcp.newConnectionsPerSecond`): one of them is charged for it. False when any matching Allow rule
+   * has none (rules add up), and when no rule allowed it.
+   */
+  tcpLimited: boolean;
 }
 
 /** The verdict of one direction (egress at the source pod, ingress at the destination pod). */
@@ -96,11 +102,13 @@ interface Findings {
   allows: string[];
   /** Whether a matching Allow rule lacks `tcp.strict`. */
   lenient: boolean;
+  /** Whether a matching Allow rule has no TCP connection limits. */
+  unlimited: boolean;
 }
 
 function evaluateDirection(world: World, packet: Packet, pod: PodInfo, direction: PolicyType, remote: Remote, dstPod: PodInfo | undefined): DirectionResult {
-  const enforced: Findings = { isolating: [], denies: [], allows: [], lenient: false };
-  const audited: Findings = { isolating: [], denies: [], allows: [], lenient: false };
+  const enforced: Findings = { isolating: [], denies: [], allows: [], lenient: false, unlimited: false };
+  const audited: Findings = { isolating: [], denies: [], allows: [], lenient: false, unlimited: false };
   for (const policy of world.policies) {
     if (policy.metadata.namespace !== pod.namespace) continue;
     if (!selectorMatches(podSelectorOf(policy), pod.labels)) continue;
@@ -114,6 +122,7 @@ function evaluateDirection(world: World, packet: Packet, pod: PodInfo, direction
       for (const findings of targets) {
         (rule.action === "Deny" ? findings.denies : findings.allows).push(`${name} rule ${i}`);
         if (rule.action === "Allow" && !rule.strict) findings.lenient = true;
+        if (rule.action === "Allow" && !rule.limited) findings.unlimited = true;
       }
     });
   }
@@ -121,14 +130,17 @@ function evaluateDirection(world: World, packet: Packet, pod: PodInfo, direction
 }
 
 function verdict(findings: Findings, packet: Packet): DirectionVerdict {
-  if (findings.denies.length > 0) return { allowed: false, reason: "denied-by-rule", policies: findings.denies, tcpStrict: false };
-  if (findings.allows.length > 0) return { allowed: true, reason: "allowed", policies: findings.allows, tcpStrict: packet.protocol === "TCP" && !findings.lenient };
-  if (findings.isolating.length > 0) return { allowed: false, reason: "default-deny", policies: findings.isolating, tcpStrict: false };
-  return { allowed: true, reason: "not-isolated", policies: [], tcpStrict: false };
+  if (findings.denies.length > 0) return { allowed: false, reason: "denied-by-rule", policies: findings.denies, tcpStrict: false, tcpLimited: false };
+  if (findings.allows.length > 0) {
+    const tcp = packet.protocol === "TCP";
+    return { allowed: true, reason: "allowed", policies: findings.allows, tcpStrict: tcp && !findings.lenient, tcpLimited: tcp && !findings.unlimited };
+  }
+  if (findings.isolating.length > 0) return { allowed: false, reason: "default-deny", policies: findings.isolating, tcpStrict: false, tcpLimited: false };
+  return { allowed: true, reason: "not-isolated", policies: [], tcpStrict: false, tcpLimited: false };
 }
 
 function fixed(reason: "not-a-pod" | "self" | "host"): DirectionResult {
-  return { allowed: true, reason, policies: [], tcpStrict: false, audit: { allowed: true, reason, policies: [], tcpStrict: false } };
+  return { allowed: true, reason, policies: [], tcpStrict: false, tcpLimited: false, audit: { allowed: true, reason, policies: [], tcpStrict: false, tcpLimited: false } };
 }
 
 /** A rule of either API and either direction, flattened. */
@@ -138,6 +150,8 @@ interface Rule {
   action: "Allow" | "Deny";
   /** `tcp.strict` (EBPFNetworkPolicy only). */
   strict: boolean;
+  /** `tcp.maxConnectionsPerSource` or `tcp.newConnectionsPerSecond` set (EBPFNetworkPolicy only). */
+  limited: boolean;
 }
 
 function rulesOf(policy: AnyPolicy, direction: PolicyType): Rule[] {
@@ -145,12 +159,14 @@ function rulesOf(policy: AnyPolicy, direction: PolicyType): Rule[] {
   const ebpf = policy.kind === "EBPFNetworkPolicy";
   const actionOf = (rule: { action?: "Allow" | "Deny" }): "Allow" | "Deny" => (ebpf ? (rule.action ?? "Allow") : "Allow");
   const strictOf = (rule: EBPFIngressRule | EBPFEgressRule): boolean => ebpf && rule.tcp?.strict === true;
+  const limitedOf = (rule: EBPFIngressRule | EBPFEgressRule): boolean =>
+    ebpf && (rule.tcp?.maxConnectionsPerSource !== undefined || rule.tcp?.newConnectionsPerSecond !== undefined);
   if (direction === "Ingress") {
     const rules: EBPFIngressRule[] = policy.spec.ingress ?? [];
-    return rules.map((rule) => ({ peers: rule.from, ports: rule.ports, action: actionOf(rule), strict: strictOf(rule) }));
+    return rules.map((rule) => ({ peers: rule.from, ports: rule.ports, action: actionOf(rule), strict: strictOf(rule), limited: limitedOf(rule) }));
   }
   const rules: EBPFEgressRule[] = policy.spec.egress ?? [];
-  return rules.map((rule) => ({ peers: rule.to, ports: rule.ports, action: actionOf(rule), strict: strictOf(rule) }));
+  return rules.map((rule) => ({ peers: rule.to, ports: rule.ports, action: actionOf(rule), strict: strictOf(rule), limited: limitedOf(rule) }));
 }
 
 function podSelectorOf(policy: AnyPolicy): LabelSelector {

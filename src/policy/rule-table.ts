@@ -8,7 +8,7 @@
  */
 import type { PolicyMode } from "./api-types.ts";
 import { PROTOCOL_NUMBERS } from "./desired-state.ts";
-import type { RuleRef } from "./desired-state.ts";
+import type { RuleRef, TcpLimits } from "./desired-state.ts";
 import { CidrMap, cidrContains } from "./ip.ts";
 import type { Cidr } from "./ip.ts";
 import type { Identity } from "./ipcache-compiler.ts";
@@ -143,6 +143,8 @@ export class RuleTable {
   readonly #ruleIds = new Map<string, number>();
   #nextRuleId = 1;
   readonly #refs = new Map<number, RuleRef>();
+  /** The rules with TCP connection limits, by id. */
+  readonly #tcpLimits = new Map<number, TcpLimits>();
 
   /**
    * Compiles policy `key` afresh (absent: removes it), selecting among the
@@ -161,6 +163,7 @@ export class RuleTable {
         if (kept.has(refKey)) continue;
         this.#ruleIds.delete(refKey);
         this.#refs.delete(rule.id);
+        this.#tcpLimits.delete(rule.id);
       }
       this.#byNamespace.get(old.policy.namespace)?.delete(key);
       this.#policies.delete(key);
@@ -237,6 +240,11 @@ export class RuleTable {
     return this.#refs;
   }
 
+  /** The limits of every rule with TCP connection limits, by id. */
+  tcpLimits(): ReadonlyMap<number, TcpLimits> {
+    return this.#tcpLimits;
+  }
+
   #compile(policy: NormalizedPolicy, kept: Set<string>): CompiledPolicy {
     const rules = policy.rules.map((rule): CompiledRule => {
       const refKey = ruleRefKey(policy, rule);
@@ -255,6 +263,8 @@ export class RuleTable {
         action: rule.action,
         mode: policy.mode,
       });
+      if (rule.tcpLimits) this.#tcpLimits.set(id, rule.tcpLimits);
+      else this.#tcpLimits.delete(id);
       return {
         rule,
         peers: new RulePeers(rule.peers),

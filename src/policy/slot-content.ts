@@ -4,14 +4,26 @@
  * direction); each group becomes one entry per port prefix any item names,
  * valued by every item covering that prefix (Deny over Allow, separately for
  * the enforced and the audit verdict, and whether the allow holds only for
- * strict TCP), so the kernel's longest-prefix match alone is the answer. Among rules deciding one entry, the first in
- * reference order (kind, namespace, name, direction, index) names it, so the
+ * strict TCP or only within connection limits), so the kernel's
+ * longest-prefix match alone is the answer. Among rules deciding one entry,
+ * the first in reference order (kind, namespace, name, direction, index) names it, so the
  * choice never depends on how ids were numbered.
  *
  * @module
  */
 import type { RuleAction } from "./api-types.ts";
-import { DIRECTION_EGRESS, DIRECTION_INGRESS, IDENTITY_ANY, POLICY_FLAG_AUDIT_TCP_STRICT, POLICY_FLAG_TCP_STRICT, VERDICT_ALLOW, VERDICT_DENY, VERDICT_NONE } from "./desired-state.ts";
+import {
+  DIRECTION_EGRESS,
+  DIRECTION_INGRESS,
+  IDENTITY_ANY,
+  POLICY_FLAG_AUDIT_TCP_LIMITED,
+  POLICY_FLAG_AUDIT_TCP_STRICT,
+  POLICY_FLAG_TCP_LIMITED,
+  POLICY_FLAG_TCP_STRICT,
+  VERDICT_ALLOW,
+  VERDICT_DENY,
+  VERDICT_NONE,
+} from "./desired-state.ts";
 import type { Direction, PolicyKey, PolicyValue, PolicyVerdict } from "./desired-state.ts";
 import type { Identity } from "./ipcache-compiler.ts";
 import { ANY_PORT_RANGE } from "./normalized-policy.ts";
@@ -76,6 +88,17 @@ function strictOf(rules: CompiledRule[], enforcedOnly: boolean): boolean {
   return rules.every((rule) => rule.rule.action !== "Allow" || (enforcedOnly && rule.mode !== "Enforce") || rule.rule.tcpStrict);
 }
 
+/**
+ * Whether an allow verdict over `rules` is limited: every Allow rule behind it
+ * (Enforce-mode only, for the enforced verdict) has TCP connection limits. One
+ * without them admits the traffic unlimited: rules add up. The limits that
+ * apply are those of the rule deciding the entry (its `ruleId`), which is
+ * charged for the connection.
+ */
+function limitedOf(rules: CompiledRule[], enforcedOnly: boolean): boolean {
+  return rules.every((rule) => rule.rule.action !== "Allow" || (enforcedOnly && rule.mode !== "Enforce") || rule.rule.tcpLimits !== undefined);
+}
+
 function ruleItems(rule: CompiledRule, ports: PortRange[]): RuleItems {
   return {
     items: ports.map((port) => ({ port, rule })),
@@ -106,7 +129,9 @@ function groupTemplate(items: RuleItem[]): GroupTemplate {
     const [auditVerdict, auditRuleId] = verdictOf(covering, false);
     const flags =
       (verdict === VERDICT_ALLOW && strictOf(covering, true) ? POLICY_FLAG_TCP_STRICT : 0) |
-      (auditVerdict === VERDICT_ALLOW && strictOf(covering, false) ? POLICY_FLAG_AUDIT_TCP_STRICT : 0);
+      (auditVerdict === VERDICT_ALLOW && strictOf(covering, false) ? POLICY_FLAG_AUDIT_TCP_STRICT : 0) |
+      (verdict === VERDICT_ALLOW && limitedOf(covering, true) ? POLICY_FLAG_TCP_LIMITED : 0) |
+      (auditVerdict === VERDICT_ALLOW && limitedOf(covering, false) ? POLICY_FLAG_AUDIT_TCP_LIMITED : 0);
     const valueText = `${verdict},${auditVerdict},${ruleId},${auditRuleId},${flags}`;
     let value = values.get(valueText);
     if (!value) {

@@ -80,6 +80,16 @@ const goodPolicies: [string, unknown][] = [
   ["EBPFNetworkPolicy with Enforce mode", ebpf({ selector: { matchLabels: { app: "db" } }, mode: "Enforce" })],
   ["tcp.strict on an Allow rule of TCP ports", ebpf({ selector: {}, ingress: [{ ports: [{ port: 5432 }, { protocol: "TCP", port: 6432 }], tcp: { strict: true } }] })],
   ["tcp on an Allow rule without ports", ebpf({ selector: {}, egress: [{ action: "Allow", tcp: { strict: false } }] })],
+  [
+    "connection limits at their bounds",
+    ebpf({
+      selector: {},
+      ingress: [
+        { ports: [{ port: 5432 }], tcp: { maxConnectionsPerSource: 1, newConnectionsPerSecond: { average: 1, burst: 1 } } },
+        { tcp: { strict: true, maxConnectionsPerSource: 1_000_000, newConnectionsPerSecond: { average: 1_000_000, burst: 1_000_000 } } },
+      ],
+    }),
+  ],
 ];
 
 const badPolicies: Bad[] = [
@@ -87,7 +97,7 @@ const badPolicies: Bad[] = [
     name: "tcp on a Deny rule",
     input: ebpf({ selector: {}, ingress: [{ action: "Deny", tcp: { strict: true } }] }),
     field: "spec.ingress[0].tcp",
-    message: "applies to Allow rules only",
+    message: "applies to Allow rules only: a Deny rule drops its traffic whatever its TCP flags or connections",
   },
   {
     name: "tcp beside a UDP port",
@@ -95,6 +105,30 @@ const badPolicies: Bad[] = [
     field: "spec.egress[0].ports[1].protocol",
     message: 'is "UDP", but the rule sets tcp: its ports must all be TCP',
   },
+  {
+    name: "burst below average",
+    input: ebpf({ selector: {}, ingress: [{ tcp: { newConnectionsPerSecond: { average: 10, burst: 5 } } }] }),
+    field: "spec.ingress[0].tcp.newConnectionsPerSecond.burst",
+    message: "5 is below average 10: the bucket must hold at least one second of tokens",
+  },
+  {
+    name: "connection limits on a Deny rule",
+    input: ebpf({ selector: {}, egress: [{ action: "Deny", tcp: { maxConnectionsPerSource: 3 } }] }),
+    field: "spec.egress[0].tcp",
+    message: "applies to Allow rules only: a Deny rule drops its traffic whatever its TCP flags or connections",
+  },
+  {
+    name: "connection limits beside a UDP port",
+    input: ebpf({ selector: {}, ingress: [{ ports: [{ protocol: "UDP", port: 53 }], tcp: { newConnectionsPerSecond: { average: 1, burst: 1 } } }] }),
+    field: "spec.ingress[0].ports[0].protocol",
+    message: 'is "UDP", but the rule sets tcp: its ports must all be TCP',
+  },
+  { name: "maxConnectionsPerSource 0", input: ebpf({ selector: {}, ingress: [{ tcp: { maxConnectionsPerSource: 0 } }] }), field: "spec.ingress[0].tcp.maxConnectionsPerSource", message: "0 is not between 1 and 1000000" },
+  { name: "maxConnectionsPerSource above the bound", input: ebpf({ selector: {}, ingress: [{ tcp: { maxConnectionsPerSource: 1_000_001 } }] }), field: "spec.ingress[0].tcp.maxConnectionsPerSource", message: "1000001 is not between 1 and 1000000" },
+  { name: "maxConnectionsPerSource a fraction", input: ebpf({ selector: {}, ingress: [{ tcp: { maxConnectionsPerSource: 2.5 } }] }), field: "spec.ingress[0].tcp.maxConnectionsPerSource", message: "must be a whole number, not the fraction 2.5" },
+  { name: "rate without burst", input: ebpf({ selector: {}, ingress: [{ tcp: { newConnectionsPerSecond: { average: 3 } } }] }), field: "spec.ingress[0].tcp.newConnectionsPerSecond.burst", message: "is required" },
+  { name: "rate average a string", input: ebpf({ selector: {}, ingress: [{ tcp: { newConnectionsPerSecond: { average: "3", burst: 3 } } }] }), field: "spec.ingress[0].tcp.newConnectionsPerSecond.average", message: 'must be a whole number, not the string "3"' },
+  { name: "rate not an object", input: ebpf({ selector: {}, ingress: [{ tcp: { newConnectionsPerSecond: 3 } }] }), field: "spec.ingress[0].tcp.newConnectionsPerSecond", message: "must be an object, not the number 3" },
   { name: "tcp.strict not a boolean", input: ebpf({ selector: {}, ingress: [{ tcp: { strict: "yes" } }] }), field: "spec.ingress[0].tcp.strict", message: 'must be true or false, not the string "yes"' },
   { name: "tcp not an object", input: ebpf({ selector: {}, ingress: [{ tcp: true }] }), field: "spec.ingress[0].tcp", message: "must be an object, not true" },
   { name: "not an object", input: "kind: NetworkPolicy", field: "", message: 'must be an object, not the string "kind: NetworkPolicy"' },

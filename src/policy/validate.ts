@@ -237,13 +237,46 @@ function checkTcp(rule: Fields, action: string | undefined, path: string, issues
   if (tcp.strict !== undefined && tcp.strict !== null && typeof tcp.strict !== "boolean") {
     issues.push({ field: `${path}.tcp.strict`, message: `must be true or false, not ${describe(tcp.strict)}` });
   }
-  if (action === "Deny") issues.push({ field: `${path}.tcp`, message: "applies to Allow rules only: a Deny rule drops its traffic whatever its TCP flags" });
+  limitAt(tcp.maxConnectionsPerSource, `${path}.tcp.maxConnectionsPerSource`, issues);
+  const rate = objectAt(tcp.newConnectionsPerSecond, `${path}.tcp.newConnectionsPerSecond`, issues, "optional");
+  if (rate !== undefined) {
+    const ratePath = `${path}.tcp.newConnectionsPerSecond`;
+    const average = limitAt(rate.average, `${ratePath}.average`, issues, true);
+    const burst = limitAt(rate.burst, `${ratePath}.burst`, issues, true);
+    if (average !== undefined && burst !== undefined && burst < average) {
+      issues.push({ field: `${ratePath}.burst`, message: `${burst} is below average ${average}: the bucket must hold at least one second of tokens` });
+    }
+  }
+  if (action === "Deny") issues.push({ field: `${path}.tcp`, message: TCP_ON_DENY });
   listAt(rule.ports, `${path}.ports`, issues)?.forEach((port, i) => {
     const protocol = (port as Fields | null)?.protocol;
     if (typeof protocol === "string" && protocol !== "TCP") {
       issues.push({ field: `${path}.ports[${i}].protocol`, message: `is ${JSON.stringify(protocol)}, but the rule sets tcp: its ports must all be TCP` });
     }
   });
+}
+
+/** What `tcp` on a Deny rule is refused with, here and by the CRD. */
+export const TCP_ON_DENY = "applies to Allow rules only: a Deny rule drops its traffic whatever its TCP flags or connections";
+
+/** The largest connection count and rate a TCP limit takes (`maxConnectionsPerSource`, `average`, `burst`). */
+export const MAX_TCP_LIMIT = 1_000_000;
+
+/** A TCP limit: an integer from 1 to {@link MAX_TCP_LIMIT}; absent (or null) is no limit unless `required`. */
+function limitAt(value: unknown, path: string, issues: ValidationIssue[], required = false): number | undefined {
+  if (value === undefined || value === null) {
+    if (required) issues.push({ field: path, message: "is required" });
+    return undefined;
+  }
+  if (typeof value !== "number" || !Number.isInteger(value)) {
+    issues.push({ field: path, message: `must be a whole number, not ${describe(value)}` });
+    return undefined;
+  }
+  if (value < 1 || value > MAX_TCP_LIMIT) {
+    issues.push({ field: path, message: `${value} is not between 1 and ${MAX_TCP_LIMIT}` });
+    return undefined;
+  }
+  return value;
 }
 
 function checkPeer(value: unknown, path: string, issues: ValidationIssue[]): void {

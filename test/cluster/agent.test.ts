@@ -23,6 +23,7 @@ import { startTestControlPlane } from "../lib/control-plane.ts";
 import type { TestControlPlane } from "../lib/control-plane.ts";
 import { NetnsNode, uniquePinRoot } from "../lib/kernel.ts";
 import { buildIpPacket } from "../lib/packets.ts";
+import { HOLD_CONNECTION_PATH, waitForLine } from "../lib/hold-connection.ts";
 import { createUnderOlderSchema } from "../lib/older-schema.ts";
 import type { NetnsPod } from "../lib/kernel.ts";
 
@@ -331,6 +332,67 @@ describe("node agent on a real control plane and kernel", { timeout: 600_000 }, 
     assert.ok(reachable("b", "a"), "still reachable");
     await client.request("DELETE", resourcePath(Resources.ebpfNetworkPolicies, { namespace: NS, name: "strict-web" }));
     await reported("strict-web gone", (r) => r.policies.length === 0);
+  });
+
+  it("tcp limits: with 3 connections held from b a 4th is refused (tcp-limit), and opens once one closes; a rate of 1/s, burst 2, refuses a quick third", async () => {
+    const path = resourcePath(Resources.ebpfNetworkPolicies, { namespace: NS });
+    const limitedWeb = (name: string, tcp: Record<string, unknown>) => ({
+      apiVersion: "palisade.dev/v1alpha1",
+      kind: "EBPFNetworkPolicy",
+      metadata: { name, namespace: NS },
+      spec: { selector: { matchLabels: { app: "web" } }, ingress: [{ from: [{ podSelector: {} }], ports: [{ protocol: "TCP", port: 80 }], tcp }] },
+    });
+    const limitDrops = (): number => Number(agent?.datapath.reasonStats()["tcp-limit"].packets ?? 0);
+    const [a, b] = [pods.get("a") as NetnsPod, pods.get("b") as NetnsPod];
+    const max = await create(path, limitedWeb("max-conns", { maxConnectionsPerSource: 3 }));
+    await reported("max-conns applied", (r) => enforces(r, "EBPFNetworkPolicy", "max-conns", max.metadata.generation ?? 0));
+    const before = limitDrops();
+    const holders = [];
+    try {
+      for (let i = 0; i < 3; i++) {
+        const holder = node!.spawnIn(b, process.execPath, [HOLD_CONNECTION_PATH, a.ipv4, "80"]);
+        holders.push(holder);
+        await waitForLine(holder, "connected");
+      }
+      assert.equal(limitDrops(), before, "three connections open");
+      assert.ok(!reachable("b", "a"), "a 4th connection from b is refused");
+      await waitFor("tcp-limit drops counted", async () => limitDrops() > before);
+      const metrics = await (await fetch(`http://127.0.0.1:${agent?.metricsPort}/metrics`)).text();
+      assert.ok(Number(/^palisade_verdicts_total\{reason="tcp-limit"\} (\d+)$/m.exec(metrics)?.[1] ?? 0) > 0, "the agent's metrics count them");
+      // The held connections still carry data.
+      holders[1]?.stdin?.write("ping\n");
+      await waitForLine(holders[1]!, "echo");
+      holders[0]?.kill("SIGKILL"); // the kernel closes its socket: a FIN each way
+      await waitFor("a connection opens once one of the three closed", async () => reachable("b", "a"));
+      assert.ok(reachable("b", "a"), "and again: a probe's closed connection frees its slot too");
+    } finally {
+      for (const holder of holders) holder.kill("SIGKILL");
+    }
+    await client.request("DELETE", resourcePath(Resources.ebpfNetworkPolicies, { namespace: NS, name: "max-conns" }));
+    await reported("max-conns gone", (r) => r.policies.length === 0);
+
+    const rate = await create(path, limitedWeb("conn-rate", { newConnectionsPerSecond: { average: 1, burst: 2 } }));
+    await reported("conn-rate applied", (r) => enforces(r, "EBPFNetworkPolicy", "conn-rate", rate.metadata.generation ?? 0));
+    // Three connections at once from one process, each given less than the 1 s a SYN waits to be sent again.
+    const script = [
+      "import socket",
+      "out = []",
+      "for _ in range(3):",
+      "    s = socket.socket()",
+      "    s.settimeout(0.5)",
+      "    try:",
+      `        s.connect(("${a.ipv4}", 80))`,
+      "        out.append('open')",
+      "    except OSError:",
+      "        out.append('refused')",
+      "    s.close()",
+      "print(','.join(out))",
+    ].join("\n");
+    const dropsBefore = limitDrops();
+    assert.equal(node?.execIn(b, "python3", ["-c", script]).stdout, "open,open,refused\n");
+    assert.ok(limitDrops() > dropsBefore, "the third was dropped as tcp-limit");
+    await client.request("DELETE", resourcePath(Resources.ebpfNetworkPolicies, { namespace: NS, name: "conn-rate" }));
+    await reported("conn-rate gone", (r) => r.policies.length === 0);
   });
 
   it("detaches from a pod when its object is deleted", async () => {

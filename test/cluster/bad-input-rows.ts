@@ -153,6 +153,13 @@ export function refusedRows({ bad }: RowContext): Row[] {
     e("tcp on a Deny rule", { selector: {}, ingress: [{ action: "Deny", tcp: { strict: true } }] }, refused("spec.ingress[0].tcp", /applies to Allow rules only/)),
     e("tcp beside a UDP port", { selector: {}, egress: [{ ports: [{ protocol: "UDP", port: 53 }], tcp: { strict: true } }] }, refused("spec.egress[0].ports", /lists a port of another protocol than TCP, but the rule sets tcp: its ports must all be TCP/)),
     e("tcp.strict yes", { selector: {}, ingress: [{ tcp: { strict: "yes" } }] }, refused("spec.ingress[0].tcp.strict", /must be of type boolean/)),
+    e("connection limits on a Deny rule", { selector: {}, ingress: [{ action: "Deny", tcp: { maxConnectionsPerSource: 3 } }] }, refused("spec.ingress[0].tcp", /applies to Allow rules only: a Deny rule drops its traffic whatever its TCP flags or connections/)),
+    e("connection rate beside a UDP port", { selector: {}, egress: [{ ports: [{ protocol: "UDP", port: 53 }], tcp: { newConnectionsPerSecond: { average: 1, burst: 1 } } }] }, refused("spec.egress[0].ports", /its ports must all be TCP/)),
+    e("burst below average", { selector: {}, ingress: [{ tcp: { newConnectionsPerSecond: { average: 10, burst: 5 } } }] }, refused("spec.ingress[0].tcp.newConnectionsPerSecond.burst", /5 is below average 10: the bucket must hold at least one second of tokens/)),
+    e("connection rate without burst", { selector: {}, ingress: [{ tcp: { newConnectionsPerSecond: { average: 10 } } }] }, refused("spec.ingress[0].tcp.newConnectionsPerSecond.burst", /Required value/)),
+    e("maxConnectionsPerSource 0", { selector: {}, ingress: [{ tcp: { maxConnectionsPerSource: 0 } }] }, refused("spec.ingress[0].tcp.maxConnectionsPerSource", /should be greater than or equal to 1/)),
+    e("maxConnectionsPerSource above the bound", { selector: {}, ingress: [{ tcp: { maxConnectionsPerSource: 1_000_001 } }] }, refused("spec.ingress[0].tcp.maxConnectionsPerSource", /should be less than or equal to 1000000/)),
+    e("connection rate a fraction", { selector: {}, ingress: [{ tcp: { newConnectionsPerSecond: { average: 1.5, burst: 2 } } }] }, refused("spec.ingress[0].tcp.newConnectionsPerSecond.average", /must be of type integer/)),
     e("policyTypes listed twice", { selector: {}, policyTypes: ["Ingress", "Ingress"] }, refused("spec.policyTypes[1]", /Duplicate value: "Ingress"/)),
     e("policyTypes Both", { selector: {}, policyTypes: ["Both"] }, refused("spec.policyTypes[0]", /Unsupported value: "Both"/)),
     e("no selector", {}, refused("spec.selector", /Required value/)),
@@ -220,6 +227,7 @@ export function storedRows({ bad, x, addressOfA }: RowContext): Row[] {
     older("label value with a space, selecting pod b", x, { selector: { matchLabels: { app: "b" } }, ingress: [{ action: "Deny", from: [{ podSelector: { matchLabels: { app: "a b" } } }] }] }, `spec.ingress[0].from[0].podSelector.matchLabels["app"]`, /"a b" is not a valid label value/),
     older("label key with a space, selecting every pod", x, { selector: { matchLabels: { "a b": "x" } } }, "spec.selector.matchLabels", /key "a b" is not a valid label key/),
     older("expression key with unicode", bad, { selector: { matchExpressions: [{ key: "ünï", operator: "Exists" }] } }, "spec.selector.matchExpressions[0].key", /"ünï" is not a valid label key/),
+    older("connection burst below average", bad, { selector: {}, ingress: [{ tcp: { newConnectionsPerSecond: { average: 10, burst: 5 } } }] }, "spec.ingress[0].tcp.newConnectionsPerSecond.burst", /5 is below average 10/),
     older("expression value with a newline", bad, { selector: { matchExpressions: [{ key: "app", operator: "In", values: ["a\nb"] }] } }, "spec.selector.matchExpressions[0].values[0]", /is not a valid label value/),
     // NetworkPolicies the API server takes with a warning.
     {

@@ -28,7 +28,9 @@ import {
   IDENTITY_HOST,
   IPCACHE_HOST,
   ipcacheKeyOf,
+  POLICY_FLAG_AUDIT_TCP_LIMITED,
   POLICY_FLAG_AUDIT_TCP_STRICT,
+  POLICY_FLAG_TCP_LIMITED,
   POLICY_FLAG_TCP_STRICT,
   ipcacheKeyString,
   policyKeyString,
@@ -41,6 +43,7 @@ import {
   type PolicyEntry,
   type PolicyVerdict,
   type StateDiff,
+  type TcpLimits,
 } from "../../src/policy/desired-state.ts";
 import { parseCidr } from "../../src/policy/ip.ts";
 import { buildArpRequest, buildFragments, buildPacket, type PacketSpec } from "../lib/packets.ts";
@@ -82,6 +85,21 @@ const RULE = {
   cLoose7004: 17,
   anyStrict7004: 18,
   egressStrictToCidr: 19,
+  anyMax2_7100: 20,
+  anyRate_7101: 21,
+  cLimited7102: 22,
+  anyLoose7102: 23,
+  cLoose7103: 24,
+  anyLimited7103: 25,
+  cLoose7104: 26,
+  cAuditLimited7104: 27,
+  anyMaxRate7105: 28,
+  cLimited7106: 29,
+  anyLimited7106: 30,
+  anyMax1_7107: 31,
+  anyOther7107: 32,
+  anyMax3_7108: 33,
+  egressMax1ToCidr7200: 34,
 } as const;
 
 function entry(
@@ -136,6 +154,46 @@ const POLICY_B_STRICT: PolicyEntry[] = [
   withFlags(entry(CIDR.identity, DIRECTION_EGRESS, 0, 0, 0, VERDICT_ALLOW, RULE.egressStrictToCidr), POLICY_FLAG_TCP_STRICT | POLICY_FLAG_AUDIT_TCP_STRICT),
 ];
 POLICY_B.push(...POLICY_B_STRICT);
+// Connection limits (PAL_POLICY_F_TCP_LIMITED, charged to the entry's rule, whose
+// limits pal_tcp_limits holds): sources anywhere on 7100 (at most 2 each), 7101 (1/s,
+// burst 2), 7105 (both), 7107 and 7108; on 7102 and 7103 c's entry and the any-peer
+// entry both allow, limited in one only; on 7106 both are limited, by different rules;
+// 7104's audit verdict alone is limited; b's egress to the CIDR on 7200, at most 1.
+const limited = (policy: PolicyEntry): PolicyEntry => withFlags(policy, POLICY_FLAG_TCP_LIMITED);
+const LIMITED_ANY_7107 = limited(entry(IDENTITY_ANY, DIRECTION_INGRESS, TCP, 7107, 16, VERDICT_ALLOW, RULE.anyMax1_7107));
+const POLICY_B_LIMITED: PolicyEntry[] = [
+  limited(entry(IDENTITY_ANY, DIRECTION_INGRESS, TCP, 7100, 16, VERDICT_ALLOW, RULE.anyMax2_7100)),
+  limited(entry(IDENTITY_ANY, DIRECTION_INGRESS, TCP, 7101, 16, VERDICT_ALLOW, RULE.anyRate_7101)),
+  limited(entry(C.identity, DIRECTION_INGRESS, TCP, 7102, 16, VERDICT_ALLOW, RULE.cLimited7102)),
+  entry(IDENTITY_ANY, DIRECTION_INGRESS, TCP, 7102, 16, VERDICT_ALLOW, RULE.anyLoose7102),
+  entry(C.identity, DIRECTION_INGRESS, TCP, 7103, 16, VERDICT_ALLOW, RULE.cLoose7103),
+  limited(entry(IDENTITY_ANY, DIRECTION_INGRESS, TCP, 7103, 16, VERDICT_ALLOW, RULE.anyLimited7103)),
+  withFlags(
+    entry(C.identity, DIRECTION_INGRESS, TCP, 7104, 16, VERDICT_ALLOW, RULE.cLoose7104, { verdict: VERDICT_ALLOW, ruleId: RULE.cAuditLimited7104 }),
+    POLICY_FLAG_AUDIT_TCP_LIMITED,
+  ),
+  limited(entry(IDENTITY_ANY, DIRECTION_INGRESS, TCP, 7105, 16, VERDICT_ALLOW, RULE.anyMaxRate7105)),
+  limited(entry(C.identity, DIRECTION_INGRESS, TCP, 7106, 16, VERDICT_ALLOW, RULE.cLimited7106)),
+  limited(entry(IDENTITY_ANY, DIRECTION_INGRESS, TCP, 7106, 16, VERDICT_ALLOW, RULE.anyLimited7106)),
+  LIMITED_ANY_7107,
+  limited(entry(IDENTITY_ANY, DIRECTION_INGRESS, TCP, 7108, 16, VERDICT_ALLOW, RULE.anyMax3_7108)),
+  limited(entry(CIDR.identity, DIRECTION_EGRESS, TCP, 7200, 16, VERDICT_ALLOW, RULE.egressMax1ToCidr7200)),
+];
+POLICY_B.push(...POLICY_B_LIMITED);
+const max = (maxConnections: number): TcpLimits => ({ maxConnections, rate: 0, burst: 0 });
+const TCP_LIMITS: [number, TcpLimits][] = [
+  [RULE.anyMax2_7100, max(2)],
+  [RULE.anyRate_7101, { maxConnections: 0, rate: 1, burst: 2 }],
+  [RULE.cLimited7102, max(1)],
+  [RULE.anyLimited7103, max(1)],
+  [RULE.cAuditLimited7104, max(1)],
+  [RULE.anyMaxRate7105, { maxConnections: 5, rate: 1, burst: 1 }],
+  [RULE.cLimited7106, max(1)],
+  [RULE.anyLimited7106, max(5)],
+  [RULE.anyMax1_7107, max(1)],
+  [RULE.anyMax3_7108, max(3)],
+  [RULE.egressMax1ToCidr7200, max(1)],
+];
 
 const ENDPOINT_A = { endpointId: 1, identity: A.identity, slot: SLOT_A, flags: 0 };
 const ENDPOINT_B = { endpointId: 2, identity: B.identity, slot: SLOT_B, flags: EP_ISOLATED_INGRESS | EP_ISOLATED_EGRESS | EP_AUDIT_ISOLATED_INGRESS };
@@ -169,6 +227,8 @@ function initialDiff(): StateDiff {
     ipcacheRemovals: [],
     endpointRemovals: [],
     policyRemovals: [],
+    tcpLimitUpserts: TCP_LIMITS,
+    tcpLimitRemovals: [],
   };
 }
 
@@ -179,6 +239,7 @@ function stateOf(diff: StateDiff): DesiredState {
     policy: new Map(diff.policyUpserts.map((e) => [policyKeyString(e.key), e])),
     rules: new Map(),
     identities: new Map(),
+    tcpLimits: new Map(diff.tcpLimitUpserts),
   };
 }
 
@@ -327,7 +388,19 @@ describe("datapath on the real kernel", () => {
   });
 
   test("loads with pinned maps, checks the BTF layout and writes the default config", () => {
-    for (const map of ["pal_ipcache", "pal_endpoints", "pal_policy", "pal_ct", "pal_frags", "pal_config_map", "pal_rule_stats", "pal_reason_stats", "pal_events"]) {
+    for (const map of [
+      "pal_ipcache",
+      "pal_endpoints",
+      "pal_policy",
+      "pal_ct",
+      "pal_frags",
+      "pal_config_map",
+      "pal_rule_stats",
+      "pal_reason_stats",
+      "pal_events",
+      "pal_tcp_limits",
+      "pal_tcp_sources",
+    ]) {
       assert.ok(existsSync(join(pinRoot, map)), `${map} is pinned`);
     }
     assert.deepEqual(datapath.readConfig(), {
@@ -381,6 +454,34 @@ describe("datapath on the real kernel", () => {
     }
   });
 
+  test("an older pinned set without the connection-limit maps is adopted: its maps kept, the new ones made and pinned", () => {
+    const root = uniquePinRoot("dp-older");
+    const older = Datapath.open({ pinRoot: root, mapSizes: { policy: 4096, tcpSources: 512 } });
+    try {
+      older.maps.policy.update(ALLOW_A_TO_B_80.key, ALLOW_A_TO_B_80.value);
+      older.close();
+      // What an agent from before connection limits left pinned.
+      for (const map of ["pal_tcp_limits", "pal_tcp_sources"]) rmSync(join(root, map));
+      const upgraded = Datapath.open({ pinRoot: root });
+      try {
+        assert.deepEqual(upgraded.maps.policy.lookup(ALLOW_A_TO_B_80.key), ALLOW_A_TO_B_80.value, "the pinned policy map is re-adopted");
+        for (const map of ["pal_tcp_limits", "pal_tcp_sources"]) assert.ok(existsSync(join(root, map)), `${map} is pinned again`);
+        const fd = objGet(join(root, "pal_tcp_sources"));
+        try {
+          assert.equal(mapInfo(fd).maxEntries, 65536, "made with the default size");
+        } finally {
+          closeFd(fd);
+        }
+        upgraded.maps.tcpLimits.update(5, { maxConnections: 1, rate: 0, burst: 0 });
+        assert.deepEqual(upgraded.maps.tcpLimits.lookup(5), { maxConnections: 1, rate: 0, burst: 0 });
+      } finally {
+        upgraded.close();
+      }
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
   test("apply writes a diff in batches, skips endpoints without an interface and bumps the revision", () => {
     const result = datapath.apply(initialDiff(), ifindexOf);
     assert.deepEqual(result, {
@@ -390,9 +491,12 @@ describe("datapath on the real kernel", () => {
       ipcacheRemovals: 0,
       endpointRemovals: 0,
       policyRemovals: 0,
+      tcpLimitUpserts: TCP_LIMITS.length,
+      tcpLimitRemovals: 0,
       skippedEndpoints: ["t/unattached"],
       revision: 2,
     });
+    assert.deepEqual(new Map(datapath.maps.tcpLimits.entries()), new Map(TCP_LIMITS));
     const state = datapath.readState();
     assert.deepEqual(state.endpoints, new Map([[ifA, ENDPOINT_A], [ifB, ENDPOINT_B]]));
     assert.deepEqual(new Set(state.ipcache.map((e) => JSON.stringify(e))), new Set(IPCACHE.map((e) => JSON.stringify(e))));
@@ -635,6 +739,160 @@ describe("datapath on the real kernel", () => {
     assert.equal(strictness(), true);
   });
 
+  /** The connection count and bucket of a source under a rule, as pal_tcp_sources holds them. */
+  const source = (ruleId: number, saddr: string) => datapath.maps.tcpSources.lookup({ ruleId, family: saddr.includes(":") ? 6 : 4, saddr });
+  const connsOf = (ruleId: number, saddr: string): bigint | undefined => source(ruleId, saddr)?.conns;
+  const flowOf = (sport: number) => datapath.conntrackEntries().find((e) => e.key.sport === sport);
+
+  test("tcp limits: the SYN over maxConnectionsPerSource is dropped as tcp-limit while another source still opens", async () => {
+    const [one, two] = ["198.51.100.10", "198.51.100.11"];
+    const syn = (src: string, reason: ReasonName, what: string): number => {
+      const sport = freshPort();
+      intoB({ src, protocol: "TCP", sport, dport: 7100 }, reason, what);
+      return sport;
+    };
+    const first = syn(one, "policy-allow", "1st SYN from one");
+    syn(one, "policy-allow", "2nd SYN from one");
+    const refused = syn(one, "tcp-limit", "3rd SYN from one, over max 2");
+    assert.equal(connsOf(RULE.anyMax2_7100, one), 2n);
+    assert.equal(flowOf(first)?.value.counted, true, "an admitted flow holds a unit");
+    assert.equal(flowOf(refused), undefined, "a refused SYN tracks nothing");
+    syn(two, "policy-allow", "another source opens");
+    assert.equal(connsOf(RULE.anyMax2_7100, two), 1n);
+    const event = await waitForEvent((e) => e.reason === "tcp-limit" && e.sport === refused, "tcp-limit denied");
+    assert.deepEqual([event.kind, event.ruleId, event.reasonCode], ["denied", RULE.anyMax2_7100, 23]);
+    // A retransmitted SYN of an admitted flow is that flow, not a new connection.
+    intoB({ src: one, protocol: "TCP", sport: first, dport: 7100 }, "established", "SYN retransmitted");
+    assert.equal(connsOf(RULE.anyMax2_7100, one), 2n);
+  });
+
+  test("tcp limits: closing frees a slot exactly once, by RST or by a FIN each way", () => {
+    const src = "198.51.100.12";
+    const open = (reason: ReasonName, what: string): number => {
+      const sport = freshPort();
+      intoB({ src, protocol: "TCP", sport, dport: 7100 }, reason, what);
+      return sport;
+    };
+    const conns = () => connsOf(RULE.anyMax2_7100, src);
+    const rst = open("policy-allow", "SYN 1");
+    const fin = open("policy-allow", "SYN 2");
+    fromB({ dst: src, protocol: "TCP", sport: 7100, dport: fin, tcpFlags: ["syn", "ack"] }, "reply", "SYN-ACK 2");
+    open("tcp-limit", "SYN 3, over max 2");
+    intoB({ src, protocol: "TCP", sport: rst, dport: 7100, tcpFlags: ["rst", "ack"] }, "established", "RST of 1");
+    assert.equal(conns(), 1n, "the RST gave its unit back");
+    assert.equal(flowOf(rst)?.value.counted, false);
+    intoB({ src, protocol: "TCP", sport: rst, dport: 7100, tcpFlags: ["rst"] }, "established", "RST of 1 again");
+    fromB({ dst: src, protocol: "TCP", sport: 7100, dport: rst, tcpFlags: ["rst"] }, "reply", "RST of 1 back");
+    assert.equal(conns(), 1n, "only once");
+    open("policy-allow", "SYN 4 takes the freed slot");
+    open("tcp-limit", "SYN 5, over max 2 again");
+    intoB({ src, protocol: "TCP", sport: fin, dport: 7100, tcpFlags: ["fin", "ack"] }, "established", "FIN of 2");
+    assert.equal(conns(), 2n, "a FIN one way closes nothing");
+    open("tcp-limit", "SYN 6, still over");
+    fromB({ dst: src, protocol: "TCP", sport: 7100, dport: fin, tcpFlags: ["fin", "ack"] }, "reply", "FIN of 2 back");
+    assert.equal(conns(), 1n, "a FIN each way gives the unit back");
+    fromB({ dst: src, protocol: "TCP", sport: 7100, dport: fin, tcpFlags: ["fin", "ack"] }, "reply", "FIN of 2 back, retransmitted");
+    intoB({ src, protocol: "TCP", sport: fin, dport: 7100, tcpFlags: ["ack"] }, "established", "last ACK of 2");
+    assert.equal(conns(), 1n, "only once");
+    const reused = open("policy-allow", "SYN 7 takes it");
+    // A SYN reusing the tuple of a closed flow is a new connection, charged anew.
+    intoB({ src, protocol: "TCP", sport: rst, dport: 7100 }, "tcp-limit", "SYN on the tuple of 1, over max 2");
+    assert.equal(conns(), 2n);
+    assert.equal(flowOf(reused)?.value.counted, true);
+  });
+
+  test("tcp limits: newConnectionsPerSecond lets a burst through, refuses, and refills", async () => {
+    const [one, two] = ["198.51.100.13", "198.51.100.14"];
+    const syn = (src: string, reason: ReasonName, what: string): void => intoB({ src, protocol: "TCP", sport: freshPort(), dport: 7101 }, reason, what);
+    syn(one, "policy-allow", "1st of the burst of 2");
+    syn(one, "policy-allow", "2nd of the burst of 2");
+    syn(one, "tcp-limit", "3rd at once");
+    syn(two, "policy-allow", "another source has its own bucket");
+    assert.equal(connsOf(RULE.anyRate_7101, one), 0n, "a rate alone counts no connections");
+    assert.equal(flowOf(nextPort - 1)?.value.counted, false);
+    // 1 per second: well after a second one more token is there (no duration asserted).
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    syn(one, "policy-allow", "after a refill");
+  });
+
+  test("tcp limits: a connection the rate refuses gives back the count it took", () => {
+    const src = "198.51.100.15";
+    intoB({ src, protocol: "TCP", sport: freshPort(), dport: 7105 }, "policy-allow", "1st: a token and a slot");
+    intoB({ src, protocol: "TCP", sport: freshPort(), dport: 7105 }, "tcp-limit", "2nd: no token, though slots are free");
+    assert.equal(connsOf(RULE.anyMaxRate7105, src), 1n);
+  });
+
+  test("tcp limits: an unlimited allow covering the same entry lifts the limit; limited entries charge the deciding rule", () => {
+    for (let i = 0; i < 3; i++) intoB({ src: C.v4, protocol: "TCP", sport: freshPort(), dport: 7102 }, "policy-allow", `c to b:7102 #${i}: the any-peer entry is not limited`);
+    const union = flowOf(nextPort - 1);
+    assert.deepEqual([union?.value.counted, union?.value.ruleId], [false, RULE.cLimited7102]);
+    assert.equal(connsOf(RULE.cLimited7102, C.v4), undefined, "nothing charged");
+    for (let i = 0; i < 3; i++) intoB({ src: C.v4, protocol: "TCP", sport: freshPort(), dport: 7103 }, "policy-allow", `c to b:7103 #${i}: c's entry is not limited`);
+    const world = "198.51.100.16";
+    intoB({ src: world, protocol: "TCP", sport: freshPort(), dport: 7103 }, "policy-allow", "world to b:7103: the limited any-peer entry alone");
+    intoB({ src: world, protocol: "TCP", sport: freshPort(), dport: 7103 }, "tcp-limit", "world to b:7103, over max 1");
+    intoB({ src: C.v4, protocol: "TCP", sport: freshPort(), dport: 7106 }, "policy-allow", "c to b:7106: both limited");
+    intoB({ src: C.v4, protocol: "TCP", sport: freshPort(), dport: 7106 }, "tcp-limit", "c to b:7106: c's rule (max 1) decides, not the any-peer one (max 5)");
+    assert.deepEqual([connsOf(RULE.cLimited7106, C.v4), connsOf(RULE.anyLimited7106, C.v4)], [1n, undefined]);
+    for (let i = 0; i < 3; i++) intoB({ src: C.v4, protocol: "TCP", sport: freshPort(), dport: 7104 }, "policy-allow", `c to b:7104 #${i}: an audit limit never drops`);
+    intoB({ src: C.v4, protocol: "UDP", sport: freshPort(), dport: 7100 }, "default-deny", "UDP is not on the entry");
+  });
+
+  test("tcp limits on egress: the pod itself is the source", () => {
+    fromB({ dst: CIDR.inside, protocol: "TCP", sport: freshPort(), dport: 7200 }, "policy-allow", "b to the CIDR:7200");
+    fromB({ dst: CIDR.inside, protocol: "TCP", sport: freshPort(), dport: 7200 }, "tcp-limit", "b to the CIDR:7200 again, over max 1");
+    assert.equal(connsOf(RULE.egressMax1ToCidr7200, B.v4), 1n);
+  });
+
+  test("tcp limits: a counted flow re-checked under another rule, or revoked, gives its unit back", () => {
+    const src = "198.51.100.17";
+    const sport = freshPort();
+    intoB({ src, protocol: "TCP", sport, dport: 7107 }, "policy-allow", "SYN");
+    assert.equal(connsOf(RULE.anyMax1_7107, src), 1n);
+    const other = entry(IDENTITY_ANY, DIRECTION_INGRESS, TCP, 7107, 16, VERDICT_ALLOW, RULE.anyOther7107);
+    try {
+      datapath.apply({ ...emptyDiff(), policyUpserts: [other] }, ifindexOf);
+      intoB({ src, protocol: "TCP", sport, dport: 7107, tcpFlags: ["ack"] }, "established", "ACK, re-checked under an unlimited rule");
+      assert.equal(connsOf(RULE.anyMax1_7107, src), 0n);
+      assert.deepEqual([flowOf(sport)?.value.counted, flowOf(sport)?.value.ruleId], [false, RULE.anyOther7107]);
+      datapath.apply({ ...emptyDiff(), policyUpserts: [LIMITED_ANY_7107] }, ifindexOf);
+      const second = freshPort();
+      intoB({ src, protocol: "TCP", sport: second, dport: 7107 }, "policy-allow", "a new SYN under the limited rule again");
+      intoB({ src, protocol: "TCP", sport, dport: 7107, tcpFlags: ["ack"] }, "established", "the old flow is not charged again");
+      assert.equal(connsOf(RULE.anyMax1_7107, src), 1n);
+      datapath.apply({ ...emptyDiff(), policyUpserts: [entry(IDENTITY_ANY, DIRECTION_INGRESS, TCP, 7107, 16, VERDICT_DENY, RULE.anyOther7107)] }, ifindexOf);
+      intoB({ src, protocol: "TCP", sport: second, dport: 7107, tcpFlags: ["ack"] }, "revoked", "ACK of the new flow, now denied");
+      assert.equal(connsOf(RULE.anyMax1_7107, src), 0n, "revocation gave the unit back");
+    } finally {
+      datapath.apply({ ...emptyDiff(), policyUpserts: [LIMITED_ANY_7107] }, ifindexOf);
+    }
+  });
+
+  test("tcp limits: the recount corrects counts leaked by lost conntrack entries, removes idle sources and remakes evicted ones", () => {
+    const src = "198.51.100.18";
+    const [one, two] = [freshPort(), freshPort()];
+    for (const sport of [one, two]) intoB({ src, protocol: "TCP", sport, dport: 7108 }, "policy-allow", `SYN ${sport}`);
+    assert.equal(connsOf(RULE.anyMax3_7108, src), 2n);
+    const drop = (sport: number) => {
+      const lost = flowOf(sport);
+      assert.ok(lost);
+      assert.equal(datapath.maps.conntrack.delete(lost.key), true);
+    };
+    drop(one); // as the LRU evicts, or an entry expires: no close, no give-back
+    assert.equal(connsOf(RULE.anyMax3_7108, src), 2n, "leaked");
+    const first = datapath.recountTcpSources();
+    assert.ok(first.corrected >= 1, `corrected ${first.corrected}`);
+    assert.equal(connsOf(RULE.anyMax3_7108, src), 1n, "recounted");
+    drop(two);
+    datapath.recountTcpSources();
+    assert.equal(source(RULE.anyMax3_7108, src), undefined, "no connection and a full bucket: removed");
+    const three = freshPort();
+    intoB({ src, protocol: "TCP", sport: three, dport: 7108 }, "policy-allow", "SYN after");
+    assert.equal(datapath.maps.tcpSources.delete({ ruleId: RULE.anyMax3_7108, family: 4, saddr: src }), true); // evicted
+    datapath.recountTcpSources();
+    assert.deepEqual(source(RULE.anyMax3_7108, src), { fullAtNs: 0n, conns: 1n }, "made again for its live connection");
+  });
+
   test("ICMP: the echo reply to an allowed request passes, an unsolicited one does not", () => {
     const id = freshPort();
     fromB({ dst: C.v4, protocol: "ICMP", icmpType: "echo-request", icmpId: id }, "policy-allow", "echo request b to c");
@@ -758,7 +1016,18 @@ describe("datapath on the real kernel", () => {
     const same = datapath.replaceAll(state, ifindexOf);
     assert.deepEqual(
       { ...same, revision: 0 },
-      { policyUpserts: 0, endpointUpserts: 0, ipcacheUpserts: 0, ipcacheRemovals: 0, endpointRemovals: 0, policyRemovals: 0, skippedEndpoints: ["t/unattached"], revision: 0 },
+      {
+        policyUpserts: 0,
+        endpointUpserts: 0,
+        ipcacheUpserts: 0,
+        ipcacheRemovals: 0,
+        endpointRemovals: 0,
+        policyRemovals: 0,
+        tcpLimitUpserts: 0,
+        tcpLimitRemovals: 0,
+        skippedEndpoints: ["t/unattached"],
+        revision: 0,
+      },
     );
     const revision = datapath.readConfig().revision;
     assert.equal(same.revision, revision, "no writes, no bump");
@@ -771,6 +1040,8 @@ describe("datapath on the real kernel", () => {
     changed.ipcache.set(CIDR.cidr, ipcacheEntry({ cidr: CIDR.cidr, identity: 401, flags: 0 }));
     changed.ipcache.delete(`${HOST_IP}/32`);
     changed.endpoints.delete("t/a");
+    changed.tcpLimits.delete(RULE.anyMax2_7100);
+    changed.tcpLimits.set(RULE.anyMax3_7108, max(4));
     const result = datapath.replaceAll(changed, ifindexOf);
     assert.deepEqual(result, {
       policyUpserts: 1,
@@ -779,9 +1050,13 @@ describe("datapath on the real kernel", () => {
       ipcacheRemovals: 1,
       endpointRemovals: 1,
       policyRemovals: 1,
+      tcpLimitUpserts: 1,
+      tcpLimitRemovals: 1,
       skippedEndpoints: ["t/unattached"],
       revision: revision + 1,
     });
+    assert.equal(datapath.maps.tcpLimits.lookup(RULE.anyMax2_7100), undefined);
+    assert.deepEqual(datapath.maps.tcpLimits.lookup(RULE.anyMax3_7108), max(4));
     const frame = buildPacket({ src: A.v4, dst: B.v4, protocol: "TCP", sport: freshPort(), dport: 80 });
     expectVerdict("to-pod", ifA, frame, "no-endpoint", "a's endpoint was removed");
     intoB({ src: C.v4, protocol: "TCP", sport: freshPort(), dport: 80 }, "policy-deny", "the new any-protocol deny for c");
@@ -790,7 +1065,18 @@ describe("datapath on the real kernel", () => {
     const restored = datapath.replaceAll(state, ifindexOf);
     assert.deepEqual(
       { ...restored, revision: 0 },
-      { policyUpserts: 1, endpointUpserts: 1, ipcacheUpserts: 2, ipcacheRemovals: 0, endpointRemovals: 0, policyRemovals: 1, skippedEndpoints: ["t/unattached"], revision: 0 },
+      {
+        policyUpserts: 1,
+        endpointUpserts: 1,
+        ipcacheUpserts: 2,
+        ipcacheRemovals: 0,
+        endpointRemovals: 0,
+        policyRemovals: 1,
+        tcpLimitUpserts: 2,
+        tcpLimitRemovals: 0,
+        skippedEndpoints: ["t/unattached"],
+        revision: 0,
+      },
     );
     intoB({ src: C.v4, protocol: "TCP", sport: freshPort(), dport: 80 }, "default-deny", "back to the original policy");
   });

@@ -12,12 +12,24 @@
  */
 import { isDeepStrictEqual } from "node:util";
 import type { AgentDatapath, AttachedMode } from "../../src/agent/agent-datapath.ts";
-import type { ApplyResult, Counter, EventSubscription, FlowEvent, MapIpcacheEntry, ReasonName } from "../../src/datapath/index.ts";
+import { recountTcpSources, tcpSourceKeyString } from "../../src/datapath/index.ts";
+import type {
+  ApplyResult,
+  ConntrackEntry,
+  Counter,
+  EventSubscription,
+  FlowEvent,
+  MapIpcacheEntry,
+  ReasonName,
+  TcpSourceKey,
+  TcpSourceRecount,
+  TcpSourceValue,
+} from "../../src/datapath/index.ts";
 import { ipcacheKeyString, policyKeyString } from "../../src/policy/desired-state.ts";
-import type { DesiredState, EndpointState, IpcacheEntry, PolicyEntry, StateDiff } from "../../src/policy/desired-state.ts";
+import type { DesiredState, EndpointState, IpcacheEntry, PolicyEntry, StateDiff, TcpLimits } from "../../src/policy/desired-state.ts";
 
 /** A map write of one call: its map, the key as text, and whether it upserted or removed. */
-type Write = `${"+" | "-"}${"policy" | "endpoint" | "ipcache"} ${string}`;
+type Write = `${"+" | "-"}${"policy" | "endpoint" | "ipcache" | "tcplimit"} ${string}`;
 
 /**
  * The datapath as maps in memory.
@@ -36,6 +48,14 @@ export class MemoryDatapath implements AgentDatapath {
   readonly ipcache = new Map<string, IpcacheEntry>();
   /** By {@linkcode policyKeyString}. */
   readonly policy = new Map<string, PolicyEntry>();
+  /** `pal_tcp_limits`: rule id -> limits. */
+  readonly tcpLimits = new Map<number, TcpLimits>();
+  /** `pal_tcp_sources`, by {@linkcode tcpSourceKeyString}: what the kernel counts per source, for the recount to correct. */
+  readonly tcpSources = new Map<string, [TcpSourceKey, TcpSourceValue]>();
+  /** `pal_ct`, as the kernel would hold it: what {@linkcode recountTcpSources} counts. */
+  conntrack: ConntrackEntry[] = [];
+  /** The clock {@linkcode recountTcpSources} reads, bpf_ktime_get_ns()'s in the kernel. */
+  nowNs = 0n;
   readonly attached = new Set<number>();
   /**
    * Every call that changes something, in order: `apply` and `replaceAll`
@@ -62,6 +82,7 @@ export class MemoryDatapath implements AgentDatapath {
   apply(diff: StateDiff, ifindexOf: (podKey: string) => number | undefined): ApplyResult {
     const writes: Write[] = [];
     const skippedEndpoints: string[] = [];
+    for (const [ruleId, limits] of diff.tcpLimitUpserts) writes.push(this.#upsertTcpLimit(ruleId, limits));
     for (const entry of diff.policyUpserts) writes.push(this.#upsertPolicy(entry));
     this.#failIfAsked();
     for (const [podKey, state] of diff.endpointUpserts) {
@@ -90,6 +111,7 @@ export class MemoryDatapath implements AgentDatapath {
       const text = policyKeyString(key);
       if (this.policy.delete(text)) writes.push(`-policy ${text}`);
     }
+    for (const ruleId of diff.tcpLimitRemovals) if (this.tcpLimits.delete(ruleId)) writes.push(`-tcplimit ${ruleId}`);
     return this.#result("apply", writes, skippedEndpoints);
   }
 
@@ -111,6 +133,7 @@ export class MemoryDatapath implements AgentDatapath {
       this.#endpointIfindex.set(podKey, ifindex);
       endpoints.set(ifindex, endpoint);
     }
+    for (const [ruleId, limits] of state.tcpLimits) if (!isDeepStrictEqual(this.tcpLimits.get(ruleId), limits)) writes.push(this.#upsertTcpLimit(ruleId, limits));
     for (const [text, entry] of state.policy) if (!isDeepStrictEqual(this.policy.get(text), entry)) writes.push(this.#upsertPolicy(entry));
     this.#failIfAsked();
     for (const [ifindex, endpoint] of endpoints) {
@@ -133,6 +156,11 @@ export class MemoryDatapath implements AgentDatapath {
       if (state.policy.has(text)) continue;
       this.policy.delete(text);
       writes.push(`-policy ${text}`);
+    }
+    for (const ruleId of [...this.tcpLimits.keys()]) {
+      if (state.tcpLimits.has(ruleId)) continue;
+      this.tcpLimits.delete(ruleId);
+      writes.push(`-tcplimit ${ruleId}`);
     }
     return this.#result("replaceAll", writes, skippedEndpoints);
   }
@@ -191,6 +219,15 @@ export class MemoryDatapath implements AgentDatapath {
     return this.conntrackGc();
   }
 
+  /** The kernel datapath's recount, on {@linkcode conntrack}, {@linkcode tcpSources} and {@linkcode tcpLimits} at {@linkcode nowNs}. */
+  recountTcpSources(): TcpSourceRecount {
+    const { upserts, removals } = recountTcpSources(this.conntrack, [...this.tcpSources.values()], new Set(this.tcpLimits.keys()), this.nowNs);
+    for (const [key, value] of upserts) this.tcpSources.set(tcpSourceKeyString(key), [key, value]);
+    let removed = 0;
+    for (const key of removals) if (this.tcpSources.delete(tcpSourceKeyString(key))) removed++;
+    return { corrected: upserts.length, removed };
+  }
+
   close(): void {
     this.closed = true;
   }
@@ -206,13 +243,18 @@ export class MemoryDatapath implements AgentDatapath {
       const pod = podOf(ifindex);
       if (pod !== undefined) endpoints.set(pod, endpoint);
     }
-    return { ipcache: new Map(this.ipcache), endpoints, policy: new Map(this.policy), rules: new Map(), identities: new Map() };
+    return { ipcache: new Map(this.ipcache), endpoints, policy: new Map(this.policy), rules: new Map(), identities: new Map(), tcpLimits: new Map(this.tcpLimits) };
   }
 
   #upsertPolicy(entry: PolicyEntry): Write {
     const text = policyKeyString(entry.key);
     this.policy.set(text, entry);
     return `+policy ${text}`;
+  }
+
+  #upsertTcpLimit(ruleId: number, limits: TcpLimits): Write {
+    this.tcpLimits.set(ruleId, limits);
+    return `+tcplimit ${ruleId}`;
   }
 
   #upsertIpcache(entry: IpcacheEntry): Write {
@@ -234,6 +276,8 @@ export class MemoryDatapath implements AgentDatapath {
       ipcacheRemovals: count("-ipcache"),
       endpointRemovals: count("-endpoint"),
       policyRemovals: count("-policy"),
+      tcpLimitUpserts: count("+tcplimit"),
+      tcpLimitRemovals: count("-tcplimit"),
       skippedEndpoints,
       revision: this.#revision,
     };

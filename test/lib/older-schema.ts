@@ -1,7 +1,8 @@
 /**
  * Objects the CRD schema refuses today, stored the way a cluster upgraded
  * from an older Palisade holds them: the EBPFNetworkPolicy CRD is swapped
- * for one without the label rules (the schema before they existed), the
+ * for one without the label rules and the connection rate's burst rule (the
+ * schema before they existed), the
  * object is created, and the generated CRD is put back. The API server keeps
  * the stored object and lets updates through that leave its bad field alone
  * (validation ratcheting), so only the operator's own checks stand between it
@@ -17,6 +18,8 @@ import { resourcePath, Resources } from "../../src/k8s/resource.ts";
 import { eventually } from "./eventually.ts";
 
 const CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
+/** The CEL rule of `tcp.newConnectionsPerSecond` (src/crd/policy-rules.ts). */
+const BURST_RULE = "self.burst >= self.average";
 
 /** A namespaced object to create: its namespace and name are read from `metadata`. */
 interface PolicyBody {
@@ -69,7 +72,8 @@ async function refusedAgain(client: KubeClient, collection: string, body: Policy
 
 /** The CRD as it was before label keys and values were checked: no pattern, no key rules. */
 function withoutLabelRules(crd: CustomResourceDefinition): CustomResourceDefinition {
-  const labelRules = [LABEL_MAP_KEYS_RULE, ...(LABEL_KEY_SCHEMA["x-kubernetes-validations"] ?? [])].map((rule) => rule.rule);
+  // The connection rate's burst rule goes too: a cluster whose CRD predates it may hold a burst below its average.
+  const labelRules = [LABEL_MAP_KEYS_RULE, ...(LABEL_KEY_SCHEMA["x-kubernetes-validations"] ?? [])].map((rule) => rule.rule).concat(BURST_RULE);
   const strip = (node: StructuralSchema): StructuralSchema => {
     const { pattern, properties, items, additionalProperties, ...rest } = node;
     const rules = rest["x-kubernetes-validations"]?.filter((rule) => !labelRules.includes(rule.rule));

@@ -119,20 +119,29 @@ const portArb: fc.Arbitrary<PolicyPort> = fc.oneof(
     .map(({ protocol, port, span }) => ({ protocol, port, endPort: Math.min(65535, port + span) })),
 );
 
+/** Connection limits of a rule: none, either kind or both. */
+const tcpLimitsArb = fc.constantFrom(
+  {},
+  { maxConnectionsPerSource: 3 },
+  { newConnectionsPerSecond: { average: 1, burst: 2 } },
+  { maxConnectionsPerSource: 100, newConnectionsPerSecond: { average: 10, burst: 10 } },
+);
+
 function rulesArb(podIps: string[], peerKey: "from" | "to", ebpf: boolean) {
   const rule = fc
     .record(
       {
         [peerKey]: fc.array(peerArb(podIps), { maxLength: 2 }),
         ports: fc.array(portArb, { maxLength: 2 }),
-        ...(ebpf && { action: fc.constantFrom("Allow" as const, "Deny" as const), strict: fc.boolean() }),
+        ...(ebpf && { action: fc.constantFrom("Allow" as const, "Deny" as const), strict: fc.boolean(), limits: tcpLimitsArb }),
       },
       { requiredKeys: [] },
     )
-    // tcp.strict is valid on Allow rules whose ports are all TCP only.
-    .map(({ strict, ...rest }) => {
+    // tcp is valid on Allow rules whose ports are all TCP only.
+    .map(({ strict, limits, ...rest }) => {
       const tcpOnly = (rest.ports ?? []).every((port) => (port.protocol ?? "TCP") === "TCP");
-      return strict && rest.action !== "Deny" && tcpOnly ? { ...rest, tcp: { strict: true } } : rest;
+      const tcp = { ...(strict && { strict: true }), ...limits };
+      return Object.keys(tcp).length > 0 && rest.action !== "Deny" && tcpOnly ? { ...rest, tcp } : rest;
     });
   return fc.array(rule, { maxLength: 2 });
 }
