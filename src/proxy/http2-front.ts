@@ -78,10 +78,8 @@ export function createHttp2Front(options: HttpFrontOptions): Http2Front {
     if (stream.destroyed || stream.headersSent) return;
     stream.respond({ [HTTP2_HEADER_STATUS]: status, "content-type": "text/plain; charset=utf-8", "content-length": String(Buffer.byteLength(body)) });
     stream.end(body);
-    // RFC 9113 §8.1: after a complete response the server may stop the rest of the request with NO_ERROR.
-    stream.on("finish", () => {
-      if (!stream.readableEnded && !stream.destroyed) stream.close(NGHTTP2_NO_ERROR);
-    });
+    // The rest of the request body, if any, is read and dropped: the stream ends cleanly when the client's side does.
+    stream.resume();
   }
 
   function onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]): void {
