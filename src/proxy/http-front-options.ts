@@ -53,7 +53,7 @@ export interface HttpFlowLogEntry {
   status: number;
   policy?: string;
   rule?: string;
-  /** Why a request was malformed or could not be forwarded. */
+  /** Why a request was malformed, could not be forwarded, or was refused because the judge failed. */
   reason?: string;
 }
 

@@ -304,3 +304,46 @@ describe("HTTP/1.1 front end with the upstream down", () => {
     }
   });
 });
+
+describe("HTTP/1.1 front end failing closed", () => {
+  test("a judge that throws: 403, the reason logged, the connection usable", async () => {
+    const harness = await startProxyHarness({
+      allow: [],
+      upstream: "http1",
+      judge: (request) => {
+        if (request.path === "/boom") throw new Error("rule table missing");
+        return { allow: true };
+      },
+    });
+    try {
+      const connection = await RawConnection.open(harness.proxyPort);
+      connection.send("GET /boom HTTP/1.1\r\nHost: a\r\n\r\n");
+      assert.equal(response(await connection.next()).status, 403);
+      connection.send("GET /fine HTTP/1.1\r\nHost: a\r\n\r\n");
+      assert.equal(response(await connection.next()).body, "upstream GET /fine body=");
+      connection.destroy();
+      assert.deepEqual(harness.upstreamRequests.map((request) => request.path), ["/fine"]);
+      assert.equal(harness.flowLog[0]?.reason, "judge failed: rule table missing");
+    } finally {
+      await harness.close();
+    }
+  });
+
+  test("a connectUpstream that throws: 502", async () => {
+    const harness = await startProxyHarness({
+      allow: ALLOW,
+      upstream: "http1",
+      connectUpstream: () => {
+        throw new Error("no transparent socket");
+      },
+    });
+    try {
+      const connection = await RawConnection.open(harness.proxyPort);
+      connection.send("GET /public/a HTTP/1.1\r\nHost: a\r\n\r\n");
+      assert.equal(response(await connection.next()).status, 502);
+      assert.equal(harness.flowLog.at(-1)?.reason, "no transparent socket");
+    } finally {
+      await harness.close();
+    }
+  });
+});

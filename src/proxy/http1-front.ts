@@ -28,6 +28,7 @@ import { httpRequestView } from "../policy/http-request.ts";
 import { endToEndFields, flatFields, framingFieldNamedByConnection } from "./hop-by-hop.ts";
 import type { ConnectionInfo, HttpFlowLogEntry, HttpFrontOptions } from "./http-front-options.ts";
 import { HTTP_FRONT_DEFAULTS } from "./http-front-options.ts";
+import { judgeSafely } from "./safe-judge.ts";
 
 /** The HTTP/1.1 server of the proxy; connections are handed to it, it never listens. */
 export interface Http1Front {
@@ -143,10 +144,10 @@ export function createHttp1Front(options: HttpFrontOptions): Http1Front {
     const accepted = httpRequestView({ method, target: request.url ?? "", fields });
     if (!accepted.ok) return malformed(state, request, response, accepted.reason);
     const { view, query } = accepted;
-    const verdict = options.judge(view, state.connection);
+    const verdict = judgeSafely(options.judge, view, state.connection);
     const logged = { connection: state.connection, method, host: view.host, path: view.path, policy: verdict.policy, rule: verdict.rule };
     if (!verdict.allow) {
-      log({ verdict: "refused", status: 403, ...logged });
+      log({ verdict: "refused", status: 403, ...logged, ...(verdict.reason !== undefined && { reason: verdict.reason }) });
       // A client that waits for 100 Continue may send its body or not (RFC 9110 §10.1.1): after the 403 nobody knows where the next request starts.
       const close = expectsContinue && !request.complete;
       response.writeHead(403, { "content-type": TEXT_PLAIN, "content-length": "13", ...(close && { connection: "close" }) });
@@ -170,7 +171,16 @@ export function createHttp1Front(options: HttpFrontOptions): Http1Front {
     const fields = endToEndFields(request.rawHeaders);
     // RFC 9110 §7.6.3: a proxy adds itself to Via.
     fields.push(["Via", `${request.httpVersion} palisade`]);
-    const upstream = http.request({ agent: state.agent, method: request.method, path: target, headers: flatFields(fields), setHost: false });
+    let upstream: ClientRequest;
+    try {
+      upstream = http.request({ agent: state.agent, method: request.method, path: target, headers: flatFields(fields), setHost: false });
+    } catch (error) {
+      // connectUpstream threw (the agent opens the connection inside request()).
+      log({ verdict: "upstream-failed", status: 502, reason: error instanceof Error ? error.message : String(error), ...logged });
+      response.writeHead(502, { "content-type": TEXT_PLAIN, "content-length": "11", connection: "close" });
+      response.end("Bad Gateway");
+      return;
+    }
     const exchange: Exchange = { request, response, upstream };
     state.active.push(exchange);
     const done = () => {

@@ -17,6 +17,7 @@ import type { Socket } from "node:net";
 import { httpRequestView } from "../policy/http-request.ts";
 import type { ConnectionInfo, HttpFlowLogEntry, HttpFrontOptions } from "./http-front-options.ts";
 import { HTTP_FRONT_DEFAULTS } from "./http-front-options.ts";
+import { judgeSafely } from "./safe-judge.ts";
 
 /** The HTTP/2 server of the proxy; connections are handed to it, it never listens. */
 export interface Http2Front {
@@ -105,10 +106,10 @@ export function createHttp2Front(options: HttpFrontOptions): Http2Front {
       return;
     }
     const { view, query } = accepted;
-    const verdict = options.judge(view, state.connection);
+    const verdict = judgeSafely(options.judge, view, state.connection);
     const logged = { connection: state.connection, method, host: view.host, path: view.path, policy: verdict.policy, rule: verdict.rule };
     if (!verdict.allow) {
-      log({ verdict: "refused", status: 403, ...logged });
+      log({ verdict: "refused", status: 403, ...logged, ...(verdict.reason !== undefined && { reason: verdict.reason }) });
       answer(stream, 403, "Access denied");
       return;
     }

@@ -45,6 +45,8 @@ export interface HarnessOptions {
   audit?: HttpRule[];
   upstream: "http1" | "http2";
   front?: Partial<Omit<HttpFrontOptions, "judge" | "connectUpstream" | "flowLog">>;
+  /** Instead of judging by `allow` and `audit`. */
+  judge?: HttpFrontOptions["judge"];
   /** Instead of connecting to the harness's upstream server. */
   connectUpstream?: HttpFrontOptions["connectUpstream"];
 }
@@ -113,7 +115,7 @@ export async function startProxyHarness(options: HarnessOptions): Promise<ProxyH
 
   const flowLog: HttpFlowLogEntry[] = [];
   const front = createHttpFront({
-    judge: judgeOf(options),
+    judge: options.judge ?? judgeOf(options),
     connectUpstream: options.connectUpstream ?? ((connection) => net.connect(connection.serverPort, connection.serverAddress)),
     flowLog: (entry) => flowLog.push(entry),
     ...options.front,
