@@ -1,0 +1,84 @@
+/**
+ * What the HTTP front end of the proxy is given: who judges a request, how to
+ * reach the upstream server, where refused and audited requests are logged,
+ * and the parser bounds.
+ *
+ * @module
+ */
+import type { Socket } from "node:net";
+import type { HttpRequestView } from "../policy/http-rule.ts";
+
+/** The addresses of one proxied connection: the client's, and the server it was going to. */
+export interface ConnectionInfo {
+  clientAddress: string;
+  clientPort: number;
+  /** The original destination (a transparent socket's local address). */
+  serverAddress: string;
+  serverPort: number;
+}
+
+/** A judge's answer for one request. */
+export interface HttpVerdict {
+  /** Forward the request (true) or answer 403 (false). */
+  allow: boolean;
+  /** The request would have been refused, but its policy is in audit mode: it is forwarded and logged. */
+  audit?: boolean;
+  /** The policy (namespace/name) and rule behind the verdict, for the flow log. */
+  policy?: string;
+  rule?: string;
+}
+
+/** Judges one request of one connection (the matcher of policy/http-rule.ts behind the proxy's rule table). */
+export type HttpJudge = (request: HttpRequestView, connection: ConnectionInfo) => HttpVerdict;
+
+/**
+ * Opens the upstream connection for a client connection, to its original
+ * destination (the transparent connect in production: the server sees the
+ * client's address). Called again when the upstream closes a kept-alive
+ * connection and another request follows.
+ */
+export type ConnectUpstream = (connection: ConnectionInfo) => Socket;
+
+/** One flow-log line: a request that was refused (403), malformed (400), audited, or could not be forwarded (502). */
+export interface HttpFlowLogEntry {
+  verdict: "refused" | "malformed" | "audited" | "upstream-failed";
+  protocol: "HTTP/1.1" | "HTTP/2";
+  connection: ConnectionInfo;
+  /** What the parser gave; a malformed request may lack them. */
+  method?: string;
+  host?: string;
+  /** The normalized path when there is one, else the request target as received. */
+  path?: string;
+  /** The status answered; 0 when the connection was closed without an answer (bytes that are not HTTP). */
+  status: number;
+  policy?: string;
+  rule?: string;
+  /** Why a request was malformed, could not be forwarded, or was refused because the judge failed. */
+  reason?: string;
+}
+
+/** Options of createHttpFront. */
+export interface HttpFrontOptions {
+  judge: HttpJudge;
+  connectUpstream: ConnectUpstream;
+  flowLog: (entry: HttpFlowLogEntry) => void;
+  /** Bytes of one request's header block (request line and fields); more is refused with 400. Default 16 KiB. */
+  maxHeaderSize?: number;
+  /** Time to receive a complete header block (and, before it, the bytes that tell HTTP/1.1 from HTTP/2). Default 10 s. */
+  headersTimeoutMs?: number;
+  /** Time to receive a whole request, body included (0: none). Default 300 s. */
+  requestTimeoutMs?: number;
+  /** Idle time of a kept-alive client connection between requests. Default 60 s. */
+  keepAliveTimeoutMs?: number;
+  /** How often the header and request deadlines are checked. Default 1 s. */
+  timeoutCheckIntervalMs?: number;
+}
+
+/** The defaults of HttpFrontOptions's bounds. */
+export const HTTP_FRONT_DEFAULTS = {
+  maxHeaderSize: 16 * 1024,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 300_000,
+  keepAliveTimeoutMs: 60_000,
+  timeoutCheckIntervalMs: 1_000,
+} as const;

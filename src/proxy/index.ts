@@ -1,0 +1,9 @@
+/**
+ * The proxy layer's public surface: the HTTP front end that judges requests
+ * and forwards the allowed ones, and the types of what it is given.
+ *
+ * @module
+ */
+export * from "./http-front.ts";
+export type * from "./http-front-options.ts";
+export { HTTP_FRONT_DEFAULTS } from "./http-front-options.ts";
