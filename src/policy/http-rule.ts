@@ -199,13 +199,27 @@ function validateRule(rule: unknown, at: string, report: Report): void {
   }
 }
 
+/**
+ * Checks a path or host match's shape (known keys, exactly one set) and its regex if that is the one;
+ * returns the literal test it sets (exact, prefix, suffix) when that is a string in bounds, for the
+ * caller's own checks, else undefined.
+ */
+function literalTest(match: unknown, keys: string[], at: string, report: Report): { key: string; value: string } | undefined {
+  if (isObject(match)) unknownKeys(match, keys, at, report);
+  const key = exactlyOne(match, keys, at, report);
+  if (key === undefined || !isObject(match)) return undefined;
+  const value = match[key];
+  if (key === "regex") {
+    checkRegex(value, `${at}.regex`, report);
+    return undefined;
+  }
+  return checkString(value, `${at}.${key}`, HTTP_RULE_LIMITS.valueLength, report) ? { key, value } : undefined;
+}
+
 function validatePath(path: unknown, at: string, report: Report): void {
-  if (isObject(path)) unknownKeys(path, PATH_KEYS, at, report);
-  const key = exactlyOne(path, PATH_KEYS, at, report);
-  if (key === undefined || !isObject(path)) return;
-  const value = path[key];
-  if (key === "regex") return checkRegex(value, `${at}.regex`, report);
-  if (!checkString(value, `${at}.${key}`, HTTP_RULE_LIMITS.valueLength, report)) return;
+  const test = literalTest(path, PATH_KEYS, at, report);
+  if (test === undefined) return;
+  const { key, value } = test;
   if (!value.startsWith("/")) {
     report(`${at}.${key}`, `${JSON.stringify(value)} does not start with "/": it could never match a path`);
     return;
@@ -218,12 +232,9 @@ function validatePath(path: unknown, at: string, report: Report): void {
 }
 
 function validateHost(host: unknown, at: string, report: Report): void {
-  if (isObject(host)) unknownKeys(host, HOST_KEYS, at, report);
-  const key = exactlyOne(host, HOST_KEYS, at, report);
-  if (key === undefined || !isObject(host)) return;
-  const value = host[key];
-  if (key === "regex") return checkRegex(value, `${at}.regex`, report);
-  if (!checkString(value, `${at}.${key}`, HTTP_RULE_LIMITS.valueLength, report)) return;
+  const test = literalTest(host, HOST_KEYS, at, report);
+  if (test === undefined) return;
+  const { key, value } = test;
   const parsed = parseHost(value);
   if (!parsed.ok) report(`${at}.${key}`, `${JSON.stringify(value)} is not a host: ${parsed.reason}`);
   else if (parsed.port !== undefined || value.endsWith(":")) report(`${at}.${key}`, `${JSON.stringify(value)} has a port: hosts are compared without it`);

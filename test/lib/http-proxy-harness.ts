@@ -73,17 +73,22 @@ export async function startProxyHarness(options: HarnessOptions): Promise<ProxyH
   const upstreamRequests: UpstreamRequest[] = [];
   const upstreamEvents = new EventEmitter();
   let upstreamConnections = 0;
+  // Records a request the upstream got and collects its body as it streams in.
+  const received = (head: Pick<UpstreamRequest, "method" | "path" | "rawHeaders">, body: NodeJS.ReadableStream): UpstreamRequest => {
+    const record: UpstreamRequest = { ...head, body: "", trailers: [] };
+    upstreamRequests.push(record);
+    upstreamEvents.emit("request", record);
+    body.setEncoding("latin1");
+    body.on("data", (chunk: string) => {
+      record.body += chunk;
+      upstreamEvents.emit("body", record);
+    });
+    return record;
+  };
   let upstream: http.Server | http2.Http2Server;
   if (options.upstream === "http1") {
     upstream = http.createServer((request, response) => {
-      const record: UpstreamRequest = { method: request.method ?? "", path: request.url ?? "", rawHeaders: request.rawHeaders, body: "", trailers: [] };
-      upstreamRequests.push(record);
-      upstreamEvents.emit("request", record);
-      request.setEncoding("latin1");
-      request.on("data", (chunk: string) => {
-        record.body += chunk;
-        upstreamEvents.emit("body", record);
-      });
+      const record = received({ method: request.method ?? "", path: request.url ?? "", rawHeaders: request.rawHeaders }, request);
       request.on("end", () => {
         record.trailers = request.rawTrailers;
         const body = `upstream ${record.method} ${record.path} body=${record.body}`;
@@ -94,14 +99,7 @@ export async function startProxyHarness(options: HarnessOptions): Promise<ProxyH
   } else {
     const server = http2.createServer();
     server.on("stream", (stream, headers, _flags, rawHeaders) => {
-      const record: UpstreamRequest = { method: String(headers[":method"]), path: String(headers[":path"]), rawHeaders, body: "", trailers: [] };
-      upstreamRequests.push(record);
-      upstreamEvents.emit("request", record);
-      stream.setEncoding("latin1");
-      stream.on("data", (chunk: string) => {
-        record.body += chunk;
-        upstreamEvents.emit("body", record);
-      });
+      const record = received({ method: String(headers[":method"]), path: String(headers[":path"]), rawHeaders }, stream);
       stream.on("end", () => {
         stream.respond({ ":status": 200, "content-type": "text/plain", "x-upstream": "1" }, { waitForTrailers: true });
         stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0", "x-upstream-trailer": "yes" }));
