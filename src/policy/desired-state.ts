@@ -85,6 +85,21 @@ export const POLICY_FLAG_AUDIT_TCP_STRICT = 2;
 export const POLICY_FLAG_TCP_LIMITED = 4;
 /** Policy value flag: every Allow rule behind the audit verdict (Audit mode included) has a TCP connection limit. */
 export const POLICY_FLAG_AUDIT_TCP_LIMITED = 8;
+/**
+ * Policy value flag: every Enforce-mode Allow rule behind the enforced verdict has `http`, so the
+ * allow holds request by request and the flow goes to the node's proxy (when the verdict allows).
+ * The kernel ANDs it over the allowing entries of a lookup, like the TCP flags.
+ */
+export const POLICY_FLAG_HTTP = 16;
+/**
+ * Policy value flag: an Enforce-mode Deny rule with `http` covers this entry, so requests are judged
+ * by the proxy whatever allows the flow. The kernel ORs it over every entry of a lookup.
+ */
+export const POLICY_FLAG_HTTP_DENY = 32;
+/** {@link POLICY_FLAG_HTTP} for the audit verdict (Audit-mode rules included). */
+export const POLICY_FLAG_AUDIT_HTTP = 64;
+/** {@link POLICY_FLAG_HTTP_DENY} for the audit verdict (Audit-mode rules included). */
+export const POLICY_FLAG_AUDIT_HTTP_DENY = 128;
 
 /**
  * The TCP connection limits of one rule, as the datapath keeps them by rule id (`pal_tcp_limits`).
