@@ -13,7 +13,8 @@
  */
 import { LABEL_KEY_SCHEMA, LABEL_VALUE_SCHEMA, labelMapRefinements } from "./label-rules.ts";
 import type { SchemaRefinement } from "./refinements.ts";
-import { TCP_ON_DENY } from "../policy/validate.ts";
+import { HTTP_RULE_LIMITS } from "../policy/http-rule.ts";
+import { HTTP_WITHOUT_PORTS, TCP_ON_DENY } from "../policy/validate.ts";
 
 /** The longest CIDR text: a full IPv6 address with an embedded IPv4 one and a 3-digit prefix. */
 const MAX_CIDR_LENGTH = 49;
@@ -43,6 +44,62 @@ const TCP_RULE_VALIDATIONS = [
   },
 ];
 
+/** `http` judges the requests of the rule's TCP ports: it needs them listed, all TCP. */
+const HTTP_RULE_VALIDATIONS = [
+  { rule: "!has(self.http) || (has(self.ports) && size(self.ports) > 0)", message: HTTP_WITHOUT_PORTS, fieldPath: ".ports" },
+  {
+    rule: "!has(self.http) || !has(self.ports) || self.ports.all(p, !has(p.protocol) || p.protocol == 'TCP')",
+    message: "lists a port of another protocol than TCP, but the rule sets http: its ports must all be TCP",
+    fieldPath: ".ports",
+  },
+];
+
+/** A match object of `http` sets exactly one of its tests. */
+function exactlyOneOf(keys: string[]) {
+  return {
+    rule: `[${keys.map((key) => `has(self.${key})`).join(", ")}].filter(x, x).size() == 1`,
+    message: `must set exactly one of ${keys.join(", ")}`,
+  };
+}
+
+/** An RFC 9110 token (methods, field names). */
+const TOKEN_PATTERN = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$";
+
+/** The refinements of the HTTP rule types: the checks of validateHttpRules the API server can make (regex syntax and path normal form are left to the operator). */
+const HTTP_REFINEMENTS: SchemaRefinement[] = [
+  ...(["EBPFIngressRule", "EBPFEgressRule"] as const).map((type) => ({ type, path: ["http"], add: { minItems: 1, maxItems: HTTP_RULE_LIMITS.rules } })),
+  { type: "HttpRule", path: ["method"], add: { maxLength: HTTP_RULE_LIMITS.methodLength, pattern: TOKEN_PATTERN } },
+  { type: "HttpRule", path: ["headers"], add: { maxItems: HTTP_RULE_LIMITS.headersPerRule } },
+  {
+    type: "HttpPathMatch",
+    path: [],
+    add: {
+      "x-kubernetes-validations": [
+        exactlyOneOf(["exact", "prefix", "regex"]),
+        { rule: "!has(self.exact) || self.exact.startsWith('/')", message: "must start with \"/\": it could never match a path", fieldPath: ".exact" },
+        { rule: "!has(self.prefix) || self.prefix.startsWith('/')", message: "must start with \"/\": it could never match a path", fieldPath: ".prefix" },
+      ],
+    },
+  },
+  { type: "HttpHostMatch", path: [], add: { "x-kubernetes-validations": [exactlyOneOf(["exact", "suffix", "regex"])] } },
+  {
+    type: "HttpHeaderMatch",
+    path: [],
+    add: {
+      "x-kubernetes-validations": [
+        exactlyOneOf(["exact", "prefix", "regex", "present", "absent"]),
+        { rule: "!has(self.present) || self.present", message: "must be true", fieldPath: ".present" },
+        { rule: "!has(self.absent) || self.absent", message: "must be true", fieldPath: ".absent" },
+      ],
+    },
+  },
+  { type: "HttpHeaderMatch", path: ["name"], add: { maxLength: HTTP_RULE_LIMITS.headerNameLength, pattern: TOKEN_PATTERN } },
+  ...(["HttpPathMatch", "HttpHostMatch", "HttpHeaderMatch"] as const).flatMap((type) =>
+    (type === "HttpHostMatch" ? ["exact", "suffix"] : ["exact", "prefix"]).map((key) => ({ type, path: [key], add: { maxLength: HTTP_RULE_LIMITS.valueLength } })),
+  ),
+  ...(["HttpPathMatch", "HttpHostMatch", "HttpHeaderMatch"] as const).map((type) => ({ type, path: ["regex"], add: { maxLength: HTTP_RULE_LIMITS.regexLength } })),
+];
+
 /**
  * Refinements of the EBPFNetworkPolicy schema, by API type.
  *
@@ -59,7 +116,8 @@ export const EBPF_NETWORK_POLICY_REFINEMENTS: readonly SchemaRefinement[] = [
   },
   { type: "EBPFNetworkPolicy", path: ["spec", "ingress"], add: { maxItems: MAX_RULE_ITEMS } },
   { type: "EBPFNetworkPolicy", path: ["spec", "egress"], add: { maxItems: MAX_RULE_ITEMS } },
-  ...(["EBPFIngressRule", "EBPFEgressRule"] as const).map((type) => ({ type, path: [], add: { "x-kubernetes-validations": TCP_RULE_VALIDATIONS } })),
+  ...(["EBPFIngressRule", "EBPFEgressRule"] as const).map((type) => ({ type, path: [], add: { "x-kubernetes-validations": [...TCP_RULE_VALIDATIONS, ...HTTP_RULE_VALIDATIONS] } })),
+  ...HTTP_REFINEMENTS,
   {
     type: "TcpConnectionRate",
     path: [],

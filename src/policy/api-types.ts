@@ -165,6 +165,64 @@ export interface TcpConnectionRate {
   burst: number;
 }
 
+/**
+ * Which paths an HTTP rule admits: exactly one of `exact`, `prefix` and `regex`, compared with the
+ * request's normalized path (RFC 3986: percent-encoded unreserved characters decoded, `.` and `..`
+ * segments resolved, `//` kept), so `/public/../admin` is `/admin`. Literals must be normalized already.
+ */
+export interface HttpPathMatch {
+  /** The whole path, e.g. `/orders`. */
+  exact?: string;
+  /** The path's beginning, e.g. `/public/` (which `/public` does not match: write `/public` for both). */
+  prefix?: string;
+  /** An RE2 regex that must match the whole path. */
+  regex?: string;
+}
+
+/**
+ * Which hosts an HTTP rule admits: exactly one of `exact`, `suffix` and `regex`, compared with the
+ * request's host (`Host`, or `:authority` in HTTP/2) without its port, case-insensitively.
+ */
+export interface HttpHostMatch {
+  /** The whole host, e.g. `api.shop`. */
+  exact?: string;
+  /** Whole trailing labels: `shop.example` matches `shop.example` and `api.shop.example`, never `evilshop.example`. */
+  suffix?: string;
+  /** An RE2 regex that must match the whole host (case-insensitive). */
+  regex?: string;
+}
+
+/**
+ * A header an HTTP rule requires: its name (case-insensitive) and exactly one test. A field sent on several
+ * lines is compared as one value, the lines joined by `, ` (`; ` for Cookie).
+ */
+export interface HttpHeaderMatch {
+  /** The field name, e.g. `X-Tenant`. */
+  name: string;
+  /** The whole value. */
+  exact?: string;
+  /** The value's beginning. */
+  prefix?: string;
+  /** An RE2 regex that must match the whole value. */
+  regex?: string;
+  /** `true`: the request has the field (any value, even empty). */
+  present?: boolean;
+  /** `true`: the request does not have the field. */
+  absent?: boolean;
+}
+
+/** One entry of a rule's `http` list: a request matches it when every field it sets holds. */
+export interface HttpRule {
+  /** The request method, exactly (case-sensitive); absent = any method. */
+  method?: string;
+  /** Absent = any path. */
+  path?: HttpPathMatch;
+  /** Absent = any host, or none. */
+  host?: HttpHostMatch;
+  /** All must hold; absent = any headers. */
+  headers?: HttpHeaderMatch[];
+}
+
 /** An ingress rule of an EBPFNetworkPolicy. */
 export interface EBPFIngressRule extends NetworkPolicyIngressRule {
   /**
@@ -178,6 +236,14 @@ export interface EBPFIngressRule extends NetworkPolicyIngressRule {
    * Traffic another Allow rule admits without them is admitted as that rule says: rules add up.
    */
   tcp?: TcpRule;
+  /**
+   * The HTTP requests the rule covers on its TCP ports (which it must list): on an Allow rule, a request
+   * must match one entry or is refused with 403; on a Deny rule, a request matching an entry is refused
+   * with 403 (and other traffic of the rule is not dropped). Requests are judged by the node's proxy,
+   * HTTP/1.1 and HTTP/2 cleartext with prior knowledge; bytes that are not HTTP close the connection.
+   * Traffic another Allow rule admits without `http` is admitted whatever its requests: rules add up.
+   */
+  http?: HttpRule[];
 }
 
 /** An egress rule of an EBPFNetworkPolicy. */
@@ -193,6 +259,14 @@ export interface EBPFEgressRule extends NetworkPolicyEgressRule {
    * Traffic another Allow rule admits without them is admitted as that rule says: rules add up.
    */
   tcp?: TcpRule;
+  /**
+   * The HTTP requests the rule covers on its TCP ports (which it must list): on an Allow rule, a request
+   * must match one entry or is refused with 403; on a Deny rule, a request matching an entry is refused
+   * with 403 (and other traffic of the rule is not dropped). Requests are judged by the node's proxy,
+   * HTTP/1.1 and HTTP/2 cleartext with prior knowledge; bytes that are not HTTP close the connection.
+   * Traffic another Allow rule admits without `http` is admitted whatever its requests: rules add up.
+   */
+  http?: HttpRule[];
 }
 
 /**

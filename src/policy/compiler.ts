@@ -31,6 +31,8 @@ import {
 } from "./desired-state.ts";
 import type { DesiredState, EndpointState, PolicyEntry, RuleRef, StateDiff, TcpLimits } from "./desired-state.ts";
 import type { IdentityAllocator } from "./identity.ts";
+import { ruleIdsOf } from "./http-view.ts";
+import type { HttpView } from "./http-view.ts";
 import { IpcacheCompiler } from "./ipcache-compiler.ts";
 import { normalizePolicy, policyObjectKey } from "./normalized-policy.ts";
 import type { NormalizedPolicy, PolicyKind } from "./normalized-policy.ts";
@@ -282,6 +284,26 @@ export class PolicyCompiler {
    */
   rule(id: number): RuleRef | undefined {
     return this.#rules.rule(id);
+  }
+
+  /**
+   * What the node's proxy judges requests by, as of the last commit: every local endpoint with its
+   * addresses, and the entries (and their rules) of the slots whose flows HTTP rules judge.
+   *
+   * @example
+   * ```ts
+   * new HttpViewIndex(compiler.httpView()).judge(request, connection, identityOf);
+   * ```
+   */
+  httpView(): HttpView {
+    const policy = [...this.#slots.httpSlotEntries()];
+    const rules: [number, RuleRef][] = [];
+    for (const id of ruleIdsOf(policy)) {
+      const ref = this.#rules.rule(id);
+      if (ref) rules.push([id, ref]);
+    }
+    const endpoints = [...this.#endpoints].map(([pod, record]) => ({ pod, addresses: [...(this.#ipcache.pod(pod)?.ips ?? [])], state: record.state }));
+    return { version: 1, endpoints, policy, rules };
   }
 
   /**

@@ -10,6 +10,7 @@
  */
 import { formatCidr, ipFromBytes, ipToBytes } from "./ip.ts";
 import type { Cidr, IpFamily } from "./ip.ts";
+import type { HttpRule } from "./api-types.ts";
 
 /** Reserved identities (PAL_ID_* in the ABI header). */
 export const IDENTITY_ANY = 0;
@@ -127,6 +128,22 @@ export interface PolicyValue {
   auditRuleId: number;
   /** POLICY_FLAG_* bits. */
   flags: number;
+  /** The rules behind the HTTP flags, when the value has any: what the proxy judges requests by. Not in the kernel. */
+  http?: PolicyHttp;
+}
+
+/**
+ * The rules whose `http` entries judge the requests of an entry's flows, by rule id, each list in
+ * reference order. `allows` are meaningful when the value has {@link POLICY_FLAG_HTTP} (every Allow rule
+ * behind the allow has `http`: a request must match one of theirs), `denies` are the Deny rules with
+ * `http` covering the entry (a request matching one of theirs is refused); `audit*` the same for the
+ * audit verdict.
+ */
+export interface PolicyHttp {
+  allows: number[];
+  denies: number[];
+  auditAllows: number[];
+  auditDenies: number[];
 }
 
 /** One policy map entry. */
@@ -165,6 +182,13 @@ export interface RuleRef {
   index: number;
   action: "Allow" | "Deny";
   mode: "Enforce" | "Audit";
+  /** The rule's `http` entries, when it has them: what the node's proxy judges requests by. */
+  http?: HttpRule[];
+}
+
+/** The sort key of a rule's reference (kind, namespace, name, direction, index): among rules deciding one thing, the first in this order names it. */
+export function ruleRefOrder(ref: Pick<RuleRef, "kind" | "namespace" | "name" | "direction" | "index">): string {
+  return `${ref.kind}\u0000${ref.namespace}\u0000${ref.name}\u0000${ref.direction}\u0000${String(ref.index).padStart(8, "0")}`;
 }
 
 /** What an identity stands for, for explanations. */

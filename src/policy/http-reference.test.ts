@@ -9,7 +9,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import type { HttpHeaderMatch, HttpRule } from "./http-rule.ts";
+import type { HttpHeaderMatch, HttpRule } from "./api-types.ts";
 import { compileHttpRules, validateHttpRules } from "./http-rule.ts";
 import type { RawHttpRequest } from "./http-request.ts";
 import { httpRequestView } from "./http-request.ts";

@@ -12,7 +12,7 @@
  * @module
  */
 import { RE2JS } from "re2js";
-import type { HttpRule } from "./http-rule.ts";
+import type { HttpRule } from "./api-types.ts";
 import type { RawHttpRequest } from "./http-request.ts";
 
 /** The reference's answer: refused with 400, or the index of the first matching rule (-1: none). */

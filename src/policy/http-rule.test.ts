@@ -1,6 +1,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import type { HttpRequestView, HttpRule } from "./http-rule.ts";
+import type { HttpRule } from "./api-types.ts";
+import type { HttpRequestView } from "./http-rule.ts";
 import { compileHttpRules, validateHttpRules } from "./http-rule.ts";
 
 function request(parts: Partial<Omit<HttpRequestView, "headers">> & { headers?: [string, string][] } = {}): HttpRequestView {

@@ -23,40 +23,9 @@
  * @module
  */
 import { RE2JS } from "re2js";
+import type { HttpHeaderMatch, HttpHostMatch, HttpPathMatch, HttpRule } from "./api-types.ts";
 import { parseHost } from "./http-host.ts";
 import { normalizePath } from "./http-path.ts";
-
-/** `path`: exactly one of the three. */
-export interface HttpPathMatch {
-  exact?: string;
-  prefix?: string;
-  regex?: string;
-}
-
-/** `host`: exactly one of the three. */
-export interface HttpHostMatch {
-  exact?: string;
-  suffix?: string;
-  regex?: string;
-}
-
-/** One entry of `headers`: a name and exactly one of the five tests. */
-export interface HttpHeaderMatch {
-  name: string;
-  exact?: string;
-  prefix?: string;
-  regex?: string;
-  present?: true;
-  absent?: true;
-}
-
-/** One entry of a policy rule's `http` list. */
-export interface HttpRule {
-  method?: string;
-  path?: HttpPathMatch;
-  host?: HttpHostMatch;
-  headers?: HttpHeaderMatch[];
-}
 
 /** A request as rules see it. */
 export interface HttpRequestView {

@@ -22,5 +22,6 @@ export * from "./identity-key.ts";
 export * from "./ipcache-compiler.ts";
 export * from "./compiler.ts";
 export * from "./lookup.ts";
+export * from "./http-view.ts";
 export * from "./reference-evaluator.ts";
 export * from "./identity-object.ts";

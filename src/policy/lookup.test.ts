@@ -139,6 +139,7 @@ describe("lookupVerdict", () => {
       tcpLimited: false,
       remoteIdentity: 0,
       audit: { allowed: false, ruleId: 0, reason: "no-endpoint", tcpStrict: false, tcpLimited: false },
+      proxied: false,
     });
   });
   test("ingress from a host address is allowed before any policy; egress to it is not special", () => {

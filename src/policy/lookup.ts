@@ -17,16 +17,21 @@ import {
   IDENTITY_ANY,
   IDENTITY_WORLD,
   IPCACHE_HOST,
+  POLICY_FLAG_AUDIT_HTTP,
+  POLICY_FLAG_AUDIT_HTTP_DENY,
   POLICY_FLAG_AUDIT_TCP_LIMITED,
   POLICY_FLAG_AUDIT_TCP_STRICT,
+  POLICY_FLAG_HTTP,
+  POLICY_FLAG_HTTP_DENY,
   POLICY_FLAG_TCP_LIMITED,
   POLICY_FLAG_TCP_STRICT,
   policyKeyString,
   PROTOCOL_NUMBERS,
+  ruleRefOrder,
   VERDICT_ALLOW,
   VERDICT_DENY,
 } from "./desired-state.ts";
-import type { DesiredState, Direction, IpcacheEntry, PolicyKey, PolicyValue } from "./desired-state.ts";
+import type { DesiredState, Direction, EndpointState, IpcacheEntry, PolicyKey, PolicyValue, RuleRef } from "./desired-state.ts";
 import { addressBits, cidrOf, formatCidr, parseIp } from "./ip.ts";
 import type { IpAddress } from "./ip.ts";
 import { PORT_BITS, portPrefixOf } from "./port-ranges.ts";
@@ -58,12 +63,24 @@ export interface Verdict {
    * to rule `ruleId`, per source address, and refuses those over that rule's limits.
    */
   tcpLimited: boolean;
+  /** For an allowed TCP flow whose requests HTTP rules judge: the rules that judge them. */
+  http?: HttpJudges;
+}
+
+/** The rules judging the requests of an allowed flow, by id, in reference order. */
+export interface HttpJudges {
+  /** A request must match an `http` entry of one of these, or is refused; undefined: an allow without `http` admits every request. */
+  allows: number[] | undefined;
+  /** A request matching an `http` entry of one of these is refused. */
+  denies: number[];
 }
 
 /** The enforced verdict of one direction, the remote's identity, and the audit verdict (Audit-mode policies counted too). */
 export interface LookupResult extends Verdict {
   remoteIdentity: number;
   audit: Verdict;
+  /** Whether the datapath steers the flow to the node's proxy: allowed, and HTTP rules judge its requests for either verdict. */
+  proxied: boolean;
 }
 
 /** A {@link LookupResult} and the endpoint it was checked at. */
@@ -107,7 +124,7 @@ export function lookupIpcache(state: DesiredState, ip: string | IpAddress): Ipca
  * lookupPolicy(state, { slot: 3, identity: 0, direction: DIRECTION_INGRESS, protocol: 6, port: 80 });
  * ```
  */
-export function lookupPolicy(state: DesiredState, key: Omit<PolicyKey, "portPrefixLen">): PolicyValue | undefined {
+export function lookupPolicy(state: Pick<DesiredState, "policy">, key: Omit<PolicyKey, "portPrefixLen">): PolicyValue | undefined {
   for (let length = PORT_BITS; length >= 0; length--) {
     const prefix = portPrefixOf(key.port, length);
     const entry = state.policy.get(policyKeyString({ ...key, port: prefix.port, portPrefixLen: length }));
@@ -117,11 +134,22 @@ export function lookupPolicy(state: DesiredState, key: Omit<PolicyKey, "portPref
   return anyProtocol?.value;
 }
 
-function combine(values: (PolicyValue | undefined)[], audit: boolean, isolated: boolean, tcp: boolean): Verdict {
+/** The union of rule id lists, in reference order. */
+function mergeRuleIds(lists: number[][], rules: ReadonlyMap<number, RuleRef>): number[] {
+  const order = (id: number) => {
+    const ref = rules.get(id);
+    return ref ? ruleRefOrder(ref) : "";
+  };
+  return [...new Set(lists.flat())].sort((a, b) => (order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : a - b));
+}
+
+function combine(values: (PolicyValue | undefined)[], audit: boolean, isolated: boolean, tcp: boolean, rules: ReadonlyMap<number, RuleRef>): Verdict {
   const verdictOf = (v: PolicyValue | undefined): number | undefined => (audit ? v?.auditVerdict : v?.verdict);
   const ruleOf = (v: PolicyValue): number => (audit ? v.auditRuleId : v.ruleId);
   const strictFlag = audit ? POLICY_FLAG_AUDIT_TCP_STRICT : POLICY_FLAG_TCP_STRICT;
   const limitedFlag = audit ? POLICY_FLAG_AUDIT_TCP_LIMITED : POLICY_FLAG_TCP_LIMITED;
+  const httpFlag = audit ? POLICY_FLAG_AUDIT_HTTP : POLICY_FLAG_HTTP;
+  const httpDenyFlag = audit ? POLICY_FLAG_AUDIT_HTTP_DENY : POLICY_FLAG_HTTP_DENY;
   // The identity's value is consulted before the any-peer value, as the datapath does.
   for (const value of values) {
     if (value && verdictOf(value) === VERDICT_DENY) return { allowed: false, ruleId: ruleOf(value), reason: "policy-deny", tcpStrict: false, tcpLimited: false };
@@ -131,10 +159,52 @@ function combine(values: (PolicyValue | undefined)[], audit: boolean, isolated: 
   if (first) {
     // Strict only if every value that allows is: an allow without the flag admits the flow as it is.
     const every = (flag: number): boolean => tcp && allowing.every((value) => (value.flags & flag) !== 0);
-    return { allowed: true, ruleId: ruleOf(first), reason: "policy-allow", tcpStrict: every(strictFlag), tcpLimited: every(limitedFlag) };
+    const verdict: Verdict = { allowed: true, ruleId: ruleOf(first), reason: "policy-allow", tcpStrict: every(strictFlag), tcpLimited: every(limitedFlag) };
+    // HTTP Deny rules count wherever they are found, allowing value or not.
+    const denying = values.filter((value): value is PolicyValue => tcp && value !== undefined && (value.flags & httpDenyFlag) !== 0);
+    if (every(httpFlag) || denying.length > 0) {
+      verdict.http = {
+        allows: every(httpFlag) ? mergeRuleIds(allowing.map((value) => (audit ? value.http?.auditAllows : value.http?.allows) ?? []), rules) : undefined,
+        denies: mergeRuleIds(denying.map((value) => (audit ? value.http?.auditDenies : value.http?.denies) ?? []), rules),
+      };
+    }
+    return verdict;
   }
   if (isolated) return { allowed: false, ruleId: 0, reason: "default-deny", tcpStrict: false, tcpLimited: false };
   return { allowed: true, ruleId: 0, reason: "not-isolated", tcpStrict: false, tcpLimited: false };
+}
+
+/** One direction's question at a known endpoint, about a remote of a known identity. */
+export interface EndpointQuery {
+  direction: Direction;
+  remoteIdentity: number;
+  protocol: PacketProtocol;
+  /** Whether the remote is IPv4 (for ICMP's protocol number). */
+  family: 4 | 6;
+  port: number;
+}
+
+/**
+ * One direction's verdict at an endpoint for a remote whose identity is known (not the node: that one
+ * passes ingress before any policy): the two policy lookups and the isolation flags, as the datapath
+ * does. The node's proxy asks it too, from the entries the agent publishes.
+ */
+export function lookupEndpointVerdict(state: Pick<DesiredState, "policy" | "rules">, endpoint: EndpointState, q: EndpointQuery): LookupResult {
+  const isIcmp = q.protocol === "ICMP";
+  const protocol = isIcmp ? (q.family === 4 ? PROTOCOL_NUMBERS.ICMP : PROTOCOL_NUMBERS.ICMPV6) : PROTOCOL_NUMBERS[q.protocol];
+  const key = { slot: endpoint.slot, direction: q.direction, protocol, port: isIcmp ? 0 : q.port };
+  const values = [
+    lookupPolicy(state, { ...key, identity: q.remoteIdentity }),
+    lookupPolicy(state, { ...key, identity: IDENTITY_ANY }),
+  ];
+  const ingress = q.direction === DIRECTION_INGRESS;
+  const isolated = (endpoint.flags & (ingress ? EP_ISOLATED_INGRESS : EP_ISOLATED_EGRESS)) !== 0;
+  const auditIsolated = (endpoint.flags & (ingress ? EP_AUDIT_ISOLATED_INGRESS : EP_AUDIT_ISOLATED_EGRESS)) !== 0;
+  const tcp = q.protocol === "TCP";
+  const enforced = combine(values, false, isolated, tcp, state.rules);
+  const audit = combine(values, true, auditIsolated, tcp, state.rules);
+  const proxied = enforced.allowed && (enforced.http !== undefined || (audit.allowed && audit.http !== undefined));
+  return { ...enforced, remoteIdentity: q.remoteIdentity, audit, proxied };
 }
 
 /**
@@ -144,34 +214,23 @@ function combine(values: (PolicyValue | undefined)[], audit: boolean, isolated: 
  * @example
  * ```ts
  * lookupVerdict(state, { endpoint: "x/a", direction: DIRECTION_INGRESS, remoteIp: "10.0.0.2", protocol: "TCP", port: 80 });
- * // { allowed: true, reason: "policy-allow", ruleId: 4, remoteIdentity: 257, audit: { ... } }
+ * // { allowed: true, reason: "policy-allow", ruleId: 4, remoteIdentity: 257, audit: { ... }, proxied: false }
  * ```
  */
 export function lookupVerdict(state: DesiredState, q: LookupQuery): LookupResult {
   const endpoint = state.endpoints.get(q.endpoint);
   if (!endpoint) {
     const verdict: Verdict = { allowed: false, ruleId: 0, reason: "no-endpoint", tcpStrict: false, tcpLimited: false };
-    return { ...verdict, remoteIdentity: 0, audit: verdict };
+    return { ...verdict, remoteIdentity: 0, audit: verdict, proxied: false };
   }
   const remote = parseIp(q.remoteIp);
   const ipcache = lookupIpcache(state, remote);
   const remoteIdentity = ipcache?.value.identity ?? IDENTITY_WORLD;
   if (q.direction === DIRECTION_INGRESS && ((ipcache?.value.flags ?? 0) & IPCACHE_HOST) !== 0) {
     const verdict: Verdict = { allowed: true, ruleId: 0, reason: "host", tcpStrict: false, tcpLimited: false };
-    return { ...verdict, remoteIdentity, audit: verdict };
+    return { ...verdict, remoteIdentity, audit: verdict, proxied: false };
   }
-  const isIcmp = q.protocol === "ICMP";
-  const protocol = isIcmp ? (remote.family === 4 ? PROTOCOL_NUMBERS.ICMP : PROTOCOL_NUMBERS.ICMPV6) : PROTOCOL_NUMBERS[q.protocol];
-  const key = { slot: endpoint.slot, direction: q.direction, protocol, port: isIcmp ? 0 : q.port };
-  const values = [
-    lookupPolicy(state, { ...key, identity: remoteIdentity }),
-    lookupPolicy(state, { ...key, identity: IDENTITY_ANY }),
-  ];
-  const ingress = q.direction === DIRECTION_INGRESS;
-  const isolated = (endpoint.flags & (ingress ? EP_ISOLATED_INGRESS : EP_ISOLATED_EGRESS)) !== 0;
-  const auditIsolated = (endpoint.flags & (ingress ? EP_AUDIT_ISOLATED_INGRESS : EP_AUDIT_ISOLATED_EGRESS)) !== 0;
-  const tcp = q.protocol === "TCP";
-  return { ...combine(values, false, isolated, tcp), remoteIdentity, audit: combine(values, true, auditIsolated, tcp) };
+  return lookupEndpointVerdict(state, endpoint, { direction: q.direction, remoteIdentity, protocol: q.protocol, family: remote.family, port: q.port });
 }
 
 /** The key of the pod owning an address: the smallest pod key among pods having it, as the compiler picks. */

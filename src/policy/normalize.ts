@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { AnyPolicy, LabelSelector, Namespace, Pod, PolicyPeer, PolicyPort, PolicyProtocol, TcpRule } from "./api-types.ts";
+import type { AnyPolicy, HttpRule, LabelSelector, Namespace, Pod, PolicyPeer, PolicyPort, PolicyProtocol, TcpRule } from "./api-types.ts";
 import { canonicalIp, ipFamily } from "./ip.ts";
 import { PolicyError, validateObject } from "./validate.ts";
 import type { NamespaceInfo, PodInfo, World } from "./world.ts";
@@ -209,11 +209,22 @@ function knownPolicyFields(policy: AnyPolicy): AnyPolicy {
     spec: defined({
       selector: knownSelectorFields(spec.selector),
       policyTypes: spec.policyTypes,
-      ingress: spec.ingress?.map((rule) => defined({ from: rule.from?.map(knownPeerFields), ports: rule.ports?.map(knownPortFields), action: rule.action, tcp: knownTcpFields(rule.tcp) })),
-      egress: spec.egress?.map((rule) => defined({ to: rule.to?.map(knownPeerFields), ports: rule.ports?.map(knownPortFields), action: rule.action, tcp: knownTcpFields(rule.tcp) })),
+      ingress: spec.ingress?.map((rule) => defined({ from: rule.from?.map(knownPeerFields), ports: rule.ports?.map(knownPortFields), action: rule.action, tcp: knownTcpFields(rule.tcp), http: rule.http?.map(knownHttpFields) })),
+      egress: spec.egress?.map((rule) => defined({ to: rule.to?.map(knownPeerFields), ports: rule.ports?.map(knownPortFields), action: rule.action, tcp: knownTcpFields(rule.tcp), http: rule.http?.map(knownHttpFields) })),
       mode: spec.mode,
     }),
   };
+}
+
+function knownHttpFields(rule: HttpRule): HttpRule {
+  return defined({
+    method: rule.method,
+    path: rule.path && defined({ exact: rule.path.exact, prefix: rule.path.prefix, regex: rule.path.regex }),
+    host: rule.host && defined({ exact: rule.host.exact, suffix: rule.host.suffix, regex: rule.host.regex }),
+    headers: rule.headers?.map((header) =>
+      defined({ name: header.name, exact: header.exact, prefix: header.prefix, regex: header.regex, present: header.present, absent: header.absent }),
+    ),
+  });
 }
 
 function knownTcpFields(tcp: TcpRule | undefined): TcpRule | undefined {

@@ -11,6 +11,7 @@ import type {
   AnyPolicy,
   EBPFEgressRule,
   EBPFIngressRule,
+  HttpRule,
   LabelSelector,
   PolicyMode,
   PolicyPeer,
@@ -72,6 +73,8 @@ export interface NormalizedRule {
   tcpStrict: boolean;
   /** `tcp.maxConnectionsPerSource` and `tcp.newConnectionsPerSecond` of an EBPFNetworkPolicy Allow rule; undefined when it has neither. */
   tcpLimits: TcpLimits | undefined;
+  /** `http` of an EBPFNetworkPolicy rule: the requests it allows (Allow) or refuses (Deny) on its TCP ports. */
+  http: HttpRule[] | undefined;
 }
 
 /** A policy as the compiler reads it. */
@@ -199,6 +202,7 @@ export function normalizePolicy(policy: AnyPolicy): NormalizedPolicy {
         ports: portsOf(rule.ports, `${base}[${index}].ports`),
         tcpStrict: kind === "EBPFNetworkPolicy" && (rule as EBPFIngressRule | EBPFEgressRule).tcp?.strict === true,
         tcpLimits: kind === "EBPFNetworkPolicy" && (rule.action ?? "Allow") === "Allow" ? tcpLimitsOf((rule as EBPFIngressRule | EBPFEgressRule).tcp) : undefined,
+        http: kind === "EBPFNetworkPolicy" ? (rule as EBPFIngressRule | EBPFEgressRule).http : undefined,
       });
     });
   }

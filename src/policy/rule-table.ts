@@ -7,7 +7,7 @@
  * @module
  */
 import type { PolicyMode } from "./api-types.ts";
-import { PROTOCOL_NUMBERS } from "./desired-state.ts";
+import { PROTOCOL_NUMBERS, ruleRefOrder } from "./desired-state.ts";
 import type { RuleRef, TcpLimits } from "./desired-state.ts";
 import { CidrMap, cidrContains } from "./ip.ts";
 import type { Cidr } from "./ip.ts";
@@ -262,6 +262,7 @@ export class RuleTable {
         index: rule.index,
         action: rule.action,
         mode: policy.mode,
+        ...(rule.http ? { http: rule.http } : {}),
       });
       if (rule.tcpLimits) this.#tcpLimits.set(id, rule.tcpLimits);
       else this.#tcpLimits.delete(id);
@@ -269,7 +270,7 @@ export class RuleTable {
         rule,
         peers: new RulePeers(rule.peers),
         id,
-        order: `${policy.kind}\u0000${policy.namespace}\u0000${policy.name}\u0000${rule.direction}\u0000${String(rule.index).padStart(8, "0")}`,
+        order: ruleRefOrder({ kind: policy.kind, namespace: policy.namespace, name: policy.name, direction: rule.direction, index: rule.index }),
         mode: policy.mode,
         identities: new Set(),
       };

@@ -16,15 +16,19 @@ import {
   DIRECTION_EGRESS,
   DIRECTION_INGRESS,
   IDENTITY_ANY,
+  POLICY_FLAG_AUDIT_HTTP,
+  POLICY_FLAG_AUDIT_HTTP_DENY,
   POLICY_FLAG_AUDIT_TCP_LIMITED,
   POLICY_FLAG_AUDIT_TCP_STRICT,
+  POLICY_FLAG_HTTP,
+  POLICY_FLAG_HTTP_DENY,
   POLICY_FLAG_TCP_LIMITED,
   POLICY_FLAG_TCP_STRICT,
   VERDICT_ALLOW,
   VERDICT_DENY,
   VERDICT_NONE,
 } from "./desired-state.ts";
-import type { Direction, PolicyKey, PolicyValue, PolicyVerdict } from "./desired-state.ts";
+import type { Direction, PolicyHttp, PolicyKey, PolicyValue, PolicyVerdict } from "./desired-state.ts";
 import type { Identity } from "./ipcache-compiler.ts";
 import { ANY_PORT_RANGE } from "./normalized-policy.ts";
 import type { PortRange } from "./normalized-policy.ts";
@@ -61,10 +65,20 @@ interface RuleItems {
   signature: string;
 }
 
+/** Whether a rule counts for the enforced verdict (Enforce mode), or for the audit verdict (every rule). */
+function counts(rule: CompiledRule, enforcedOnly: boolean): boolean {
+  return !enforcedOnly || rule.mode === "Enforce";
+}
+
+/** A Deny rule with `http` refuses requests in the proxy, not packets: it is no L4 deny. */
+function l4Action(rule: CompiledRule): RuleAction | undefined {
+  return rule.rule.action === "Deny" && rule.rule.http ? undefined : rule.rule.action;
+}
+
 function decide(rules: CompiledRule[], action: RuleAction, enforcedOnly: boolean): CompiledRule | undefined {
   let best: CompiledRule | undefined;
   for (const rule of rules) {
-    if (rule.rule.action !== action || (enforcedOnly && rule.mode !== "Enforce")) continue;
+    if (l4Action(rule) !== action || !counts(rule, enforcedOnly)) continue;
     if (!best || rule.order < best.order) best = rule;
   }
   return best;
@@ -85,7 +99,41 @@ function verdictOf(rules: CompiledRule[], enforcedOnly: boolean): [PolicyVerdict
  * `tcp.strict`. One without it admits the traffic as it is: rules add up.
  */
 function strictOf(rules: CompiledRule[], enforcedOnly: boolean): boolean {
-  return rules.every((rule) => rule.rule.action !== "Allow" || (enforcedOnly && rule.mode !== "Enforce") || rule.rule.tcpStrict);
+  return everyAllow(rules, enforcedOnly, (rule) => rule.rule.tcpStrict);
+}
+
+/** Whether `holds` is true of every Allow rule behind an allow verdict over `rules`. */
+function everyAllow(rules: CompiledRule[], enforcedOnly: boolean, holds: (rule: CompiledRule) => boolean): boolean {
+  return rules.every((rule) => rule.rule.action !== "Allow" || !counts(rule, enforcedOnly) || holds(rule));
+}
+
+/** Ids, in reference order, of the rules with `http` of `action` counting for the verdict. */
+function httpRules(rules: CompiledRule[], action: RuleAction, enforcedOnly: boolean): number[] {
+  return rules
+    .filter((rule) => rule.rule.action === action && rule.rule.http !== undefined && counts(rule, enforcedOnly))
+    .sort((a, b) => (a.order < b.order ? -1 : a.order > b.order ? 1 : 0))
+    .map((rule) => rule.id);
+}
+
+/**
+ * The HTTP flags of an entry and the rules behind them: an allow holding only through rules with `http`
+ * (so each request must match one of theirs), and the Deny rules with `http` covering it (so matching
+ * requests are refused, whatever allows the flow). Either makes the kernel steer the flow to the proxy.
+ */
+function httpOf(rules: CompiledRule[], verdict: PolicyVerdict, auditVerdict: PolicyVerdict): { flags: number; http: PolicyHttp | undefined } {
+  const allowsOnlyHttp = (enforcedOnly: boolean) => everyAllow(rules, enforcedOnly, (rule) => rule.rule.http !== undefined);
+  const http: PolicyHttp = {
+    allows: verdict === VERDICT_ALLOW && allowsOnlyHttp(true) ? httpRules(rules, "Allow", true) : [],
+    denies: httpRules(rules, "Deny", true),
+    auditAllows: auditVerdict === VERDICT_ALLOW && allowsOnlyHttp(false) ? httpRules(rules, "Allow", false) : [],
+    auditDenies: httpRules(rules, "Deny", false),
+  };
+  const flags =
+    (http.allows.length > 0 ? POLICY_FLAG_HTTP : 0) |
+    (http.denies.length > 0 ? POLICY_FLAG_HTTP_DENY : 0) |
+    (http.auditAllows.length > 0 ? POLICY_FLAG_AUDIT_HTTP : 0) |
+    (http.auditDenies.length > 0 ? POLICY_FLAG_AUDIT_HTTP_DENY : 0);
+  return { flags, http: flags === 0 ? undefined : http };
 }
 
 /**
@@ -96,7 +144,7 @@ function strictOf(rules: CompiledRule[], enforcedOnly: boolean): boolean {
  * charged for the connection.
  */
 function limitedOf(rules: CompiledRule[], enforcedOnly: boolean): boolean {
-  return rules.every((rule) => rule.rule.action !== "Allow" || (enforcedOnly && rule.mode !== "Enforce") || rule.rule.tcpLimits !== undefined);
+  return everyAllow(rules, enforcedOnly, (rule) => rule.rule.tcpLimits !== undefined);
 }
 
 function ruleItems(rule: CompiledRule, ports: PortRange[]): RuleItems {
@@ -132,10 +180,12 @@ function groupTemplate(items: RuleItem[]): GroupTemplate {
       (auditVerdict === VERDICT_ALLOW && strictOf(covering, false) ? POLICY_FLAG_AUDIT_TCP_STRICT : 0) |
       (verdict === VERDICT_ALLOW && limitedOf(covering, true) ? POLICY_FLAG_TCP_LIMITED : 0) |
       (auditVerdict === VERDICT_ALLOW && limitedOf(covering, false) ? POLICY_FLAG_AUDIT_TCP_LIMITED : 0);
-    const valueText = `${verdict},${auditVerdict},${ruleId},${auditRuleId},${flags}`;
+    const http = httpOf(covering, verdict, auditVerdict);
+    const httpText = http.http ? `,${http.http.allows}/${http.http.denies}/${http.http.auditAllows}/${http.http.auditDenies}` : "";
+    const valueText = `${verdict},${auditVerdict},${ruleId},${auditRuleId},${flags | http.flags}${httpText}`;
     let value = values.get(valueText);
     if (!value) {
-      value = { verdict, auditVerdict, ruleId, auditRuleId, flags };
+      value = { verdict, auditVerdict, ruleId, auditRuleId, flags: flags | http.flags, ...(http.http ? { http: http.http } : {}) };
       values.set(valueText, value);
     }
     const port = key.protocol === 0 ? 0 : key.lo;

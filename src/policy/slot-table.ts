@@ -30,6 +30,8 @@ interface SlotRecord {
  */
 export class SlotTable {
   readonly #slots = new Map<string, SlotRecord>();
+  /** The slots having an entry whose flows HTTP rules judge: what the node's proxy is told. */
+  readonly #httpSlots = new Set<SlotRecord>();
   #nextSlot = 1;
   #released: SlotRecord[] = [];
   #entries = 0;
@@ -49,6 +51,7 @@ export class SlotTable {
         }
       }
       this.#entries += slot.entries.length;
+      if (slot.entries.some((entry) => entry.value.http !== undefined)) this.#httpSlots.add(slot);
     }
     slot.users++;
     return slot.slot;
@@ -70,6 +73,7 @@ export class SlotTable {
     for (const slot of this.#released) {
       if (slot.users > 0 || !this.#slots.delete(slot.contentKey)) continue;
       this.#entries -= slot.entries.length;
+      this.#httpSlots.delete(slot);
       for (const entry of slot.entries) removals.push(entry.key);
     }
     this.#released = [];
@@ -78,6 +82,11 @@ export class SlotTable {
   /** Every entry of every slot. */
   *entries(): IterableIterator<PolicyEntry> {
     for (const slot of this.#slots.values()) yield* slot.entries;
+  }
+
+  /** Every entry of the slots having an entry with HTTP rules (few slots: visiting them costs nothing at scale). */
+  *httpSlotEntries(): IterableIterator<PolicyEntry> {
+    for (const slot of this.#httpSlots) yield* slot.entries;
   }
 
   /** How many entries the slots hold. */

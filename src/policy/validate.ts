@@ -10,6 +10,7 @@
  */
 import { canonicalIp, cidrContains, ipFamily, IpParseError, isIpv4MappedPrefix, parseCidr } from "./ip.ts";
 import type { Cidr } from "./ip.ts";
+import { validateHttpRules } from "./http-rule.ts";
 
 /** One problem with an object: the field it is about and what is wrong with it. */
 export interface ValidationIssue {
@@ -228,6 +229,7 @@ function checkRule(value: unknown, path: string, peersKey: "from" | "to", ebpf: 
   if (!ebpf) return;
   const action = checkEnum(rule.action, `${path}.action`, ["Allow", "Deny"], issues);
   checkTcp(rule, action, path, issues);
+  checkHttp(rule, path, issues);
 }
 
 /** `tcp` narrows what an Allow rule admits of TCP: on a Deny rule, or beside ports of other protocols, it would mean nothing. */
@@ -248,13 +250,36 @@ function checkTcp(rule: Fields, action: string | undefined, path: string, issues
     }
   }
   if (action === "Deny") issues.push({ field: `${path}.tcp`, message: TCP_ON_DENY });
+  checkTcpPorts(rule, path, "tcp", issues);
+}
+
+/** A rule setting `field` (tcp, http) is about TCP: each port it lists must be TCP (the default protocol). */
+function checkTcpPorts(rule: Fields, path: string, field: string, issues: ValidationIssue[]): void {
   listAt(rule.ports, `${path}.ports`, issues)?.forEach((port, i) => {
     const protocol = (port as Fields | null)?.protocol;
     if (typeof protocol === "string" && protocol !== "TCP") {
-      issues.push({ field: `${path}.ports[${i}].protocol`, message: `is ${JSON.stringify(protocol)}, but the rule sets tcp: its ports must all be TCP` });
+      issues.push({ field: `${path}.ports[${i}].protocol`, message: `is ${JSON.stringify(protocol)}, but the rule sets ${field}: its ports must all be TCP` });
     }
   });
 }
+
+/**
+ * `http` judges the requests of the rule's TCP ports: it needs ports (without them the rule covers every
+ * protocol, and a UDP or ICMP packet has no request to judge), all TCP; its entries are checked by
+ * validateHttpRules, whose messages start with the field they are about.
+ */
+function checkHttp(rule: Fields, path: string, issues: ValidationIssue[]): void {
+  if (rule.http === undefined || rule.http === null) return;
+  for (const message of validateHttpRules(rule.http, `${path}.http`)) {
+    const at = message.indexOf(": ");
+    issues.push({ field: message.slice(0, at), message: message.slice(at + 2) });
+  }
+  if (!Array.isArray(rule.ports) || rule.ports.length === 0) issues.push({ field: `${path}.ports`, message: HTTP_WITHOUT_PORTS });
+  checkTcpPorts(rule, path, "http", issues);
+}
+
+/** What `http` on a rule without ports is refused with, here and by the CRD. */
+export const HTTP_WITHOUT_PORTS = "must list the TCP ports whose requests the rule's http entries judge";
 
 /** What `tcp` on a Deny rule is refused with, here and by the CRD. */
 export const TCP_ON_DENY = "applies to Allow rules only: a Deny rule drops its traffic whatever its TCP flags or connections";

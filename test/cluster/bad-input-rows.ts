@@ -160,6 +160,12 @@ export function refusedRows({ bad }: RowContext): Row[] {
     e("maxConnectionsPerSource 0", { selector: {}, ingress: [{ tcp: { maxConnectionsPerSource: 0 } }] }, refused("spec.ingress[0].tcp.maxConnectionsPerSource", /should be greater than or equal to 1/)),
     e("maxConnectionsPerSource above the bound", { selector: {}, ingress: [{ tcp: { maxConnectionsPerSource: 1_000_001 } }] }, refused("spec.ingress[0].tcp.maxConnectionsPerSource", /should be less than or equal to 1000000/)),
     e("connection rate a fraction", { selector: {}, ingress: [{ tcp: { newConnectionsPerSecond: { average: 1.5, burst: 2 } } }] }, refused("spec.ingress[0].tcp.newConnectionsPerSecond.average", /must be of type integer/)),
+    e("http without ports", { selector: {}, ingress: [{ http: [{ path: { prefix: "/a" } }] }] }, refused("spec.ingress[0].ports", /must list the TCP ports whose requests the rule's http entries judge/)),
+    e("http beside a UDP port", { selector: {}, egress: [{ ports: [{ protocol: "UDP", port: 53 }], http: [{ method: "GET" }] }] }, refused("spec.egress[0].ports", /but the rule sets http: its ports must all be TCP/)),
+    e("http path without a leading slash", { selector: {}, ingress: [{ ports: [{ port: 80 }], http: [{ path: { prefix: "admin" } }] }] }, refused("spec.ingress[0].http[0].path.prefix", /must start with "\/"/)),
+    e("http header with two tests", { selector: {}, ingress: [{ ports: [{ port: 80 }], http: [{ headers: [{ name: "X-A", exact: "1", present: true }] }] }] }, refused("spec.ingress[0].http[0].headers[0]", /must set exactly one of exact, prefix, regex, present, absent/)),
+    e("http method with a space", { selector: {}, ingress: [{ ports: [{ port: 80 }], http: [{ method: "GET X" }] }] }, refused("spec.ingress[0].http[0].method", /should match/)),
+    e("empty http list", { selector: {}, ingress: [{ ports: [{ port: 80 }], http: [] }] }, refused("spec.ingress[0].http", /should have at least 1 items/)),
     e("policyTypes listed twice", { selector: {}, policyTypes: ["Ingress", "Ingress"] }, refused("spec.policyTypes[1]", /Duplicate value: "Ingress"/)),
     e("policyTypes Both", { selector: {}, policyTypes: ["Both"] }, refused("spec.policyTypes[0]", /Unsupported value: "Both"/)),
     e("no selector", {}, refused("spec.selector", /Required value/)),
@@ -228,6 +234,8 @@ export function storedRows({ bad, x, addressOfA }: RowContext): Row[] {
     older("label key with a space, selecting every pod", x, { selector: { matchLabels: { "a b": "x" } } }, "spec.selector.matchLabels", /key "a b" is not a valid label key/),
     older("expression key with unicode", bad, { selector: { matchExpressions: [{ key: "ünï", operator: "Exists" }] } }, "spec.selector.matchExpressions[0].key", /"ünï" is not a valid label key/),
     older("connection burst below average", bad, { selector: {}, ingress: [{ tcp: { newConnectionsPerSecond: { average: 10, burst: 5 } } }] }, "spec.ingress[0].tcp.newConnectionsPerSecond.burst", /5 is below average 10/),
+    { name: "http regex that is not RE2", object: ebpf(x, "s-http-regex", { selector: { matchLabels: { app: "b" } }, ingress: [{ ports: [{ port: 80 }], http: [{ path: { regex: "(unclosed" } }] }] }), outcome: { invalid: { field: "spec.ingress[0].http[0].path.regex", message: /is not RE2 syntax/ } } },
+    { name: "http path not in normalized form", object: ebpf(x, "s-http-dotdot", { selector: { matchLabels: { app: "b" } }, ingress: [{ ports: [{ port: 80 }], http: [{ path: { prefix: "/public/../admin" } }] }] }), outcome: { invalid: { field: "spec.ingress[0].http[0].path.prefix", message: /not in normalized form/ } } },
     older("expression value with a newline", bad, { selector: { matchExpressions: [{ key: "app", operator: "In", values: ["a\nb"] }] } }, "spec.selector.matchExpressions[0].values[0]", /is not a valid label value/),
     // NetworkPolicies the API server takes with a warning.
     {

@@ -11,7 +11,7 @@ import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
 import type { AddressInfo } from "node:net";
-import type { HttpRule } from "../../src/policy/http-rule.ts";
+import type { HttpRule } from "../../src/policy/api-types.ts";
 import { compileHttpRules } from "../../src/policy/http-rule.ts";
 import type { HttpFlowLogEntry, HttpFrontOptions, HttpVerdict } from "../../src/proxy/http-front-options.ts";
 import { createHttpFront } from "../../src/proxy/http-front.ts";

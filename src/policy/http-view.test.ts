@@ -1,0 +1,167 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import type { AnyPolicy, EBPFNetworkPolicy, HttpRule } from "./api-types.ts";
+import { compileWorld } from "./compiler.ts";
+import {
+  IDENTITY_WORLD,
+  POLICY_FLAG_AUDIT_HTTP,
+  POLICY_FLAG_AUDIT_HTTP_DENY,
+  POLICY_FLAG_HTTP,
+  POLICY_FLAG_HTTP_DENY,
+  VERDICT_ALLOW,
+  VERDICT_NONE,
+} from "./desired-state.ts";
+import type { HttpRequestView } from "./http-rule.ts";
+import { HttpViewIndex, parseHttpView } from "./http-view.ts";
+import type { HttpJudgement } from "./http-view.ts";
+import { explainPacket, lookupIpcache } from "./lookup.ts";
+import { validatePolicy } from "./validate.ts";
+import type { PodInfo, World } from "./world.ts";
+
+const A = "10.0.0.1";
+const B = "10.0.0.2";
+const C = "10.0.0.3";
+
+function pod(name: string, ip: string): PodInfo {
+  return { namespace: "x", name, labels: { pod: name }, ips: [ip], namedPorts: [] };
+}
+
+function ebpf(name: string, spec: Partial<EBPFNetworkPolicy["spec"]>): EBPFNetworkPolicy {
+  return { apiVersion: "palisade.dev/v1alpha1", kind: "EBPFNetworkPolicy", metadata: { name, namespace: "x" }, spec: { selector: { matchLabels: { pod: "b" } }, ...spec } };
+}
+
+/** An ingress rule to b on TCP 8080 from a, with `http` and `action`. */
+function rule(http: HttpRule[] | undefined, action: "Allow" | "Deny" = "Allow", from = "a") {
+  return { action, from: [{ podSelector: { matchLabels: { pod: from } } }], ports: [{ protocol: "TCP" as const, port: 8080 }], ...(http ? { http } : {}) };
+}
+
+function worldOf(policies: AnyPolicy[]): World {
+  const pods = [pod("a", A), pod("b", B), pod("c", C)];
+  return {
+    namespaces: new Map([["x", { name: "x", labels: { "kubernetes.io/metadata.name": "x" } }]]),
+    pods: new Map(pods.map((p) => [`x/${p.name}`, p])),
+    policies,
+    hostIPs: [],
+  };
+}
+
+function request(method: string, path: string, headers: Record<string, string> = {}): HttpRequestView {
+  return { method, path, host: "b.x", headers: new Map(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), [v]])) };
+}
+
+/** Compiles the policies and judges a request from `client` to b:8080 through a view written to JSON and read back. */
+function judge(policies: AnyPolicy[], req: HttpRequestView, client = A): HttpJudgement {
+  const { compiler, state } = compileWorld(worldOf(policies));
+  const view = parseHttpView(JSON.parse(JSON.stringify(compiler.httpView())));
+  const identityOf = (ip: string) => lookupIpcache(state, ip)?.value.identity ?? IDENTITY_WORLD;
+  return new HttpViewIndex(view).judge(req, { clientAddress: client, clientPort: 40000, serverAddress: B, serverPort: 8080 }, identityOf);
+}
+
+const publicGets: HttpRule[] = [{ method: "GET", path: { prefix: "/public/" } }];
+
+describe("HTTP rules in the compiled state", () => {
+  test("an Allow rule with http sets HTTP on its entry and the datapath steers the flow; other ports are untouched", () => {
+    const policies = [ebpf("web", { ingress: [rule(publicGets)] })];
+    const { state } = compileWorld(worldOf(policies));
+    const [entry] = [...state.policy.values()];
+    assert.equal(entry?.value.verdict, VERDICT_ALLOW);
+    assert.equal(entry?.value.flags, POLICY_FLAG_HTTP | POLICY_FLAG_AUDIT_HTTP);
+    const explain = (port: number) => explainPacket(state, worldOf(policies), { src: { ip: A }, dst: { ip: B }, protocol: "TCP", port }).ingress;
+    assert.deepEqual([explain(8080)?.allowed, explain(8080)?.proxied], [true, true]);
+    assert.deepEqual([explain(8081)?.allowed, explain(8081)?.proxied], [false, false]);
+  });
+
+  test("rules add up: an Allow without http for the same peer and port clears the steering; a Deny with http keeps it", () => {
+    const open = ebpf("open", { ingress: [rule(undefined)] });
+    const steered = (policies: AnyPolicy[]) => explainPacket(compileWorld(worldOf(policies)).state, worldOf(policies), { src: { ip: A }, dst: { ip: B }, protocol: "TCP", port: 8080 }).ingress?.proxied;
+    assert.equal(steered([ebpf("web", { ingress: [rule(publicGets)] }), open]), false);
+    assert.equal(steered([open, ebpf("deny", { ingress: [rule([{ path: { prefix: "/admin" } }], "Deny")] })]), true);
+  });
+
+  test("a Deny rule with http is no L4 deny: its entry has verdict none and the HTTP_DENY flags", () => {
+    const { state } = compileWorld(worldOf([ebpf("deny", { ingress: [rule([{ path: { prefix: "/admin" } }], "Deny")] })]));
+    const [entry] = [...state.policy.values()];
+    assert.deepEqual([entry?.value.verdict, entry?.value.flags], [VERDICT_NONE, POLICY_FLAG_HTTP_DENY | POLICY_FLAG_AUDIT_HTTP_DENY]);
+  });
+
+  test("an Audit-mode http rule steers through the audit flags only", () => {
+    const { state } = compileWorld(worldOf([ebpf("open", { ingress: [rule(undefined)] }), ebpf("audit", { mode: "Audit", ingress: [rule(publicGets)] })]));
+    assert.deepEqual([...state.policy.values()].map((e) => e.value.flags), [0]);
+    const audited = compileWorld(worldOf([ebpf("audit", { mode: "Audit", ingress: [rule(publicGets)] }), ebpf("open", { ingress: [rule(undefined)], mode: "Audit" })]));
+    assert.deepEqual([...audited.state.policy.values()].map((e) => e.value.flags), [0]);
+    const deny = compileWorld(worldOf([ebpf("open", { ingress: [rule(undefined)] }), ebpf("audit", { mode: "Audit", ingress: [rule(publicGets, "Deny")] })]));
+    assert.deepEqual([...deny.state.policy.values()].map((e) => e.value.flags), [POLICY_FLAG_AUDIT_HTTP_DENY]);
+  });
+
+  test("the view holds only slots with http entries, and the rules they name", () => {
+    const { compiler } = compileWorld(worldOf([ebpf("web", { ingress: [rule(publicGets)] }), ebpf("other", { selector: { matchLabels: { pod: "c" } }, ingress: [rule(undefined)] })]));
+    const view = compiler.httpView();
+    assert.equal(view.endpoints.length, 3, "every local endpoint, so a connection of a known pod is judged");
+    assert.equal(view.policy.length, 1);
+    assert.deepEqual(view.rules.map(([, ref]) => ref.name), ["web"]);
+  });
+});
+
+describe("HttpViewIndex.judge", () => {
+  test("a request must match an entry of an allowing rule; the rule and entry are named", () => {
+    const policies = [ebpf("web", { ingress: [rule([{ method: "POST", path: { exact: "/orders" } }, ...publicGets])] })];
+    assert.deepEqual(judge(policies, request("GET", "/public/a")), { allow: true, audit: false });
+    const refused = judge(policies, request("GET", "/private"));
+    assert.deepEqual(refused, { allow: false, audit: false, policy: "EBPFNetworkPolicy x/web", rule: "ingress[0]: no http entry of the rules allowing the flow matched" });
+  });
+
+  test("deny wins over any allow, with or without http", () => {
+    const deny = ebpf("deny", { ingress: [rule([{ path: { prefix: "/admin" } }], "Deny")] });
+    const open = ebpf("open", { ingress: [rule(undefined)] });
+    assert.deepEqual(judge([open, deny], request("GET", "/admin/users")), { allow: false, audit: false, policy: "EBPFNetworkPolicy x/deny", rule: "ingress[0].http[0]" });
+    assert.deepEqual(judge([open, deny], request("GET", "/public/x")), { allow: true, audit: false });
+  });
+
+  test("allows add up across policies and across the identity and any-peer entries", () => {
+    const fromA = ebpf("from-a", { ingress: [rule(publicGets)] });
+    const anyPeer = ebpf("any", { ingress: [{ ports: [{ protocol: "TCP", port: 8080 }], http: [{ headers: [{ name: "X-Tenant", exact: "blue" }] }] }] });
+    assert.equal(judge([fromA, anyPeer], request("GET", "/public/a")).allow, true);
+    assert.equal(judge([fromA, anyPeer], request("DELETE", "/x", { "X-Tenant": "blue" })).allow, true);
+    assert.equal(judge([fromA, anyPeer], request("DELETE", "/x")).allow, false);
+    assert.equal(judge([fromA, anyPeer], request("GET", "/public/a"), C).allow, false, "c only has the any-peer rule");
+  });
+
+  test("an Audit-mode policy's refusal forwards the request and says so", () => {
+    const open = ebpf("open", { ingress: [rule(undefined)] });
+    const audit = ebpf("audit", { mode: "Audit", ingress: [rule([{ path: { prefix: "/admin" } }], "Deny")] });
+    assert.deepEqual(judge([open, audit], request("GET", "/admin")), { allow: true, audit: true, policy: "EBPFNetworkPolicy x/audit", rule: "ingress[0].http[0]" });
+    assert.deepEqual(judge([open, audit], request("GET", "/ok")), { allow: true, audit: false });
+  });
+
+  test("the client's egress rules are judged too when the client is on the node", () => {
+    const egress = ebpf("egress", { selector: { matchLabels: { pod: "a" } }, policyTypes: ["Egress"], egress: [{ to: [{ podSelector: { matchLabels: { pod: "b" } } }], ports: [{ protocol: "TCP", port: 8080 }], http: publicGets }] });
+    assert.equal(judge([egress], request("GET", "/public/ok")).allow, true);
+    assert.deepEqual(judge([egress], request("GET", "/nope")).policy, "EBPFNetworkPolicy x/egress");
+  });
+
+  test("a connection no endpoint of the view is party to is refused", () => {
+    const { compiler } = compileWorld(worldOf([ebpf("web", { ingress: [rule(publicGets)] })]));
+    const index = new HttpViewIndex(compiler.httpView());
+    const verdict = index.judge(request("GET", "/public/"), { clientAddress: "192.0.2.1", clientPort: 1, serverAddress: "192.0.2.2", serverPort: 8080 }, () => IDENTITY_WORLD);
+    assert.equal(verdict.allow, false);
+  });
+});
+
+describe("parseHttpView", () => {
+  test("refuses malformed views with the field at fault", () => {
+    assert.throws(() => parseHttpView({ version: 2 }), /version 1/);
+    assert.throws(() => parseHttpView({ version: 1, endpoints: [{ pod: "x/a", addresses: ["nope"], state: {} }], policy: [], rules: [] }), /endpoints\[0\]\.addresses\[0\]/);
+    assert.throws(() => parseHttpView({ version: 1, endpoints: [], policy: [], rules: [[1, { namespace: "x", name: "p", http: [{ path: { regex: "(" } }] }]] }), /rules\[0\]\.http\[0\]\.path\.regex/);
+  });
+});
+
+describe("validation of http", () => {
+  const problems = (rules: unknown) => validatePolicy({ ...ebpf("p", {}), spec: { selector: {}, ingress: rules } }).map((issue) => `${issue.field}: ${issue.message}`);
+
+  test("http needs TCP ports and well-formed entries", () => {
+    assert.deepEqual(problems([{ http: publicGets }]), ["spec.ingress[0].ports: must list the TCP ports whose requests the rule's http entries judge"]);
+    assert.match(problems([{ ports: [{ protocol: "UDP", port: 53 }], http: publicGets }]).join(), /ports\[0\]\.protocol: is "UDP", but the rule sets http/);
+    assert.match(problems([{ ports: [{ port: 80 }], http: [{ path: { prefix: "/a/../b" } }] }]).join(), /http\[0\]\.path\.prefix: .*normalized/);
+    assert.deepEqual(problems([{ ports: [{ port: 80 }], http: publicGets, action: "Deny" }]), []);
+  });
+});

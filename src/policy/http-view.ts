@@ -1,0 +1,244 @@
+/**
+ * The HTTP view: what the node's proxy needs of the compiled policy to judge
+ * requests, as the agent publishes it (a JSON file it replaces atomically):
+ * the node's endpoints with their addresses, the policy entries of every slot
+ * some of whose flows HTTP rules judge, and the rules those entries name.
+ * The proxy answers a request with the same lookups the datapath made for its
+ * flow (lookup.ts), then the `http` entries of the rules they found; the
+ * meaning of rules stays here, in the policy layer.
+ *
+ * @module
+ */
+import { DIRECTION_EGRESS, DIRECTION_INGRESS, IDENTITY_HOST, policyKeyString } from "./desired-state.ts";
+import type { Direction, EndpointState, PolicyEntry, RuleRef } from "./desired-state.ts";
+import { compileHttpRules, validateHttpRules } from "./http-rule.ts";
+import type { CompiledHttpRules, HttpRequestView } from "./http-rule.ts";
+import { canonicalIp } from "./ip.ts";
+import { lookupEndpointVerdict } from "./lookup.ts";
+import type { HttpJudges } from "./lookup.ts";
+
+/** Where the agent publishes the view and the proxy reads it, unless told otherwise. */
+export const DEFAULT_HTTP_VIEW_PATH = "/run/palisade/http-view.json";
+
+/** A local endpoint: its pod, addresses and state. */
+export interface HttpViewEndpoint {
+  pod: string;
+  addresses: string[];
+  state: EndpointState;
+}
+
+/** What the proxy judges requests by. Plain JSON. */
+export interface HttpView {
+  version: 1;
+  endpoints: HttpViewEndpoint[];
+  /** Every entry of the slots having an entry whose flows HTTP rules judge. */
+  policy: PolicyEntry[];
+  /** The rules those entries name, by id. */
+  rules: [number, RuleRef][];
+}
+
+/** The addresses of one proxied connection. */
+export interface HttpConnection {
+  clientAddress: string;
+  clientPort: number;
+  /** The client's original destination. */
+  serverAddress: string;
+  serverPort: number;
+}
+
+/** The answer for one request: forward it or refuse it (403), and whether it was forwarded only because its policy audits. */
+export interface HttpJudgement {
+  allow: boolean;
+  /** Refused by a policy in audit mode: forwarded, and reported. */
+  audit: boolean;
+  /** The policy behind the verdict (`kind namespace/name`), when one is. */
+  policy?: string;
+  /** The rule and entry behind it (`ingress[0].http[1]`), or why none is. */
+  rule?: string;
+}
+
+class HttpViewError extends Error {
+  constructor(message: string) {
+    super(`Malformed HTTP view: ${message}`);
+    this.name = "HttpViewError";
+  }
+}
+
+/** The canonical text of an address, or undefined when it is not one. */
+function addressKey(text: string): string | undefined {
+  try {
+    return canonicalIp(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function listAt(value: unknown, field: string): unknown[] {
+  if (!Array.isArray(value)) throw new HttpViewError(`${field} is not a list`);
+  return value;
+}
+
+function numbersAt(value: unknown, field: string, keys: readonly string[]): void {
+  if (!isObject(value)) throw new HttpViewError(`${field} is not an object`);
+  for (const key of keys) {
+    if (!Number.isInteger(value[key])) throw new HttpViewError(`${field}.${key} is not an integer`);
+  }
+}
+
+/**
+ * Checks a view read from a file: its shape, and every rule's `http` list as the
+ * API validates it (so a matcher can be built for each). Throws with the field at fault.
+ *
+ * @example
+ * ```ts
+ * const view = parseHttpView(JSON.parse(await readFile(path, "utf8")));
+ * ```
+ */
+export function parseHttpView(json: unknown): HttpView {
+  if (!isObject(json) || json.version !== 1) throw new HttpViewError("not a version 1 HTTP view");
+  listAt(json.endpoints, "endpoints").forEach((endpoint, i) => {
+    if (!isObject(endpoint) || typeof endpoint.pod !== "string") throw new HttpViewError(`endpoints[${i}].pod is not a string`);
+    listAt(endpoint.addresses, `endpoints[${i}].addresses`).forEach((address, j) => {
+      if (typeof address !== "string" || addressKey(address) === undefined) throw new HttpViewError(`endpoints[${i}].addresses[${j}] is not an IP address`);
+    });
+    numbersAt(endpoint.state, `endpoints[${i}].state`, ["endpointId", "identity", "slot", "flags"]);
+  });
+  listAt(json.policy, "policy").forEach((entry, i) => {
+    if (!isObject(entry)) throw new HttpViewError(`policy[${i}] is not an object`);
+    numbersAt(entry.key, `policy[${i}].key`, ["slot", "identity", "direction", "protocol", "port", "portPrefixLen"]);
+    numbersAt(entry.value, `policy[${i}].value`, ["verdict", "auditVerdict", "ruleId", "auditRuleId", "flags"]);
+    const http = (entry.value as Record<string, unknown>).http;
+    if (http !== undefined) {
+      for (const key of ["allows", "denies", "auditAllows", "auditDenies"]) {
+        listAt((http as Record<string, unknown>)[key], `policy[${i}].value.http.${key}`).forEach((id) => {
+          if (!Number.isInteger(id)) throw new HttpViewError(`policy[${i}].value.http.${key} holds ${JSON.stringify(id)}, not a rule id`);
+        });
+      }
+    }
+  });
+  listAt(json.rules, "rules").forEach((pair, i) => {
+    const [id, ref] = listAt(pair, `rules[${i}]`);
+    if (!Number.isInteger(id) || !isObject(ref) || typeof ref.namespace !== "string" || typeof ref.name !== "string") {
+      throw new HttpViewError(`rules[${i}] is not a rule id and its reference`);
+    }
+    if (ref.http !== undefined) {
+      const problems = validateHttpRules(ref.http, `rules[${i}].http`);
+      if (problems.length > 0) throw new HttpViewError(problems.join("; "));
+    }
+  });
+  return json as unknown as HttpView;
+}
+
+/** The name of a rule's policy, as flow logs and metrics give it. */
+export function policyNameOf(ref: RuleRef): string {
+  return `${ref.kind === "NetworkPolicy" ? "NetworkPolicy" : "EBPFNetworkPolicy"} ${ref.namespace}/${ref.name}`;
+}
+
+function ruleNameOf(ref: RuleRef): string {
+  return `${ref.direction === "Ingress" ? "ingress" : "egress"}[${ref.index}]`;
+}
+
+/** One side's answer: refused or not, and the rule id and entry behind it (entry -1: no entry matched). */
+interface SideJudgement {
+  refused: boolean;
+  ruleId: number;
+  entry: number;
+}
+
+/**
+ * A view, indexed for judging requests: endpoints by address, entries by key,
+ * each rule's `http` list compiled once.
+ *
+ * @example
+ * ```ts
+ * const index = new HttpViewIndex(view);
+ * index.judge(request, { clientAddress: "10.0.0.1", clientPort: 40000, serverAddress: "10.0.0.2", serverPort: 8080 }, (ip) => ipcache.identityOf(ip));
+ * // { allow: false, audit: false, policy: "EBPFNetworkPolicy shop/api", rule: "ingress[1].http[0]" }
+ * ```
+ */
+export class HttpViewIndex {
+  readonly #endpoints = new Map<string, HttpViewEndpoint>();
+  readonly #state: { policy: Map<string, PolicyEntry>; rules: Map<number, RuleRef> };
+  readonly #matchers = new Map<number, CompiledHttpRules>();
+
+  /** Indexes a view; throws if a rule's `http` list cannot be compiled (parseHttpView refuses such views first). */
+  constructor(view: HttpView) {
+    for (const endpoint of view.endpoints) {
+      for (const address of endpoint.addresses) this.#endpoints.set(addressKey(address) ?? address, endpoint);
+    }
+    this.#state = {
+      policy: new Map(view.policy.map((entry) => [policyKeyString(entry.key), entry])),
+      rules: new Map(view.rules),
+    };
+    for (const [id, ref] of view.rules) {
+      if (ref.http) this.#matchers.set(id, compileHttpRules(ref.http));
+    }
+  }
+
+  /**
+   * Judges one request of a connection: at the egress of the client's endpoint and at the ingress of the
+   * server's, where they are on this node, as the datapath looked the flow up. A request must pass both;
+   * an audit refusal is reported only when the enforced verdict forwards it. A connection with neither
+   * endpoint here is refused: the datapath steered it by state the view does not have yet.
+   */
+  judge(request: HttpRequestView, connection: HttpConnection, identityOf: (address: string) => number): HttpJudgement {
+    const sides: [HttpViewEndpoint | undefined, Direction, string][] = [
+      [this.#endpoints.get(addressKey(connection.clientAddress) ?? ""), DIRECTION_EGRESS, connection.serverAddress],
+      [this.#endpoints.get(addressKey(connection.serverAddress) ?? ""), DIRECTION_INGRESS, connection.clientAddress],
+    ];
+    if (sides.every(([endpoint]) => endpoint === undefined)) return { allow: false, audit: false, rule: "no endpoint of this node is party to the connection" };
+    let audited: HttpJudgement | undefined;
+    for (const [endpoint, direction, remote] of sides) {
+      if (!endpoint) continue;
+      const remoteIdentity = identityOf(remote);
+      // The node itself reaches its pods before any policy (the datapath's `host` reason).
+      if (direction === DIRECTION_INGRESS && remoteIdentity === IDENTITY_HOST) continue;
+      const family = remote.includes(":") ? 6 : 4;
+      const verdict = lookupEndpointVerdict(this.#state, endpoint.state, { direction, remoteIdentity, protocol: "TCP", family, port: connection.serverPort });
+      if (!verdict.allowed) return { allow: false, audit: false, ...this.#names(verdict.ruleId, -1, "the flow is not allowed") };
+      const enforced = this.#judgeSide(verdict.http, request);
+      if (enforced.refused) return { allow: false, audit: false, ...this.#names(enforced.ruleId, enforced.entry, "no http entry of the rules allowing the flow matched") };
+      // A flow the audit verdict refuses at L3/L4 was reported by the datapath already.
+      const audit = verdict.audit.allowed ? this.#judgeSide(verdict.audit.http, request) : { refused: false, ruleId: 0, entry: -1 };
+      if (audit.refused && !audited) audited = { allow: true, audit: true, ...this.#names(audit.ruleId, audit.entry, "no http entry of the rules allowing the flow matched") };
+    }
+    return audited ?? { allow: true, audit: false };
+  }
+
+  #judgeSide(judges: HttpJudges | undefined, request: HttpRequestView): SideJudgement {
+    if (!judges) return { refused: false, ruleId: 0, entry: -1 };
+    for (const id of judges.denies) {
+      const entry = this.#matchers.get(id)?.match(request) ?? -1;
+      if (entry >= 0) return { refused: true, ruleId: id, entry };
+    }
+    if (judges.allows === undefined) return { refused: false, ruleId: 0, entry: -1 };
+    for (const id of judges.allows) {
+      const entry = this.#matchers.get(id)?.match(request) ?? -1;
+      if (entry >= 0) return { refused: false, ruleId: id, entry };
+    }
+    return { refused: true, ruleId: judges.allows[0] ?? 0, entry: -1 };
+  }
+
+  #names(ruleId: number, entry: number, noEntry: string): Pick<HttpJudgement, "policy" | "rule"> {
+    const ref = this.#state.rules.get(ruleId);
+    if (!ref) return { rule: noEntry };
+    return { policy: policyNameOf(ref), rule: entry >= 0 ? `${ruleNameOf(ref)}.http[${entry}]` : `${ruleNameOf(ref)}: ${noEntry}` };
+  }
+}
+
+/** The rule ids a view's entries name. */
+export function ruleIdsOf(entries: readonly PolicyEntry[]): Set<number> {
+  const ids = new Set<number>();
+  for (const { value } of entries) {
+    ids.add(value.ruleId).add(value.auditRuleId);
+    for (const list of value.http ? [value.http.allows, value.http.denies, value.http.auditAllows, value.http.auditDenies] : []) {
+      for (const id of list) ids.add(id);
+    }
+  }
+  ids.delete(0);
+  return ids;
+}
