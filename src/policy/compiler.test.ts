@@ -31,6 +31,7 @@ import { IpParseError, parseCidr } from "./ip.ts";
 import type { IdentityAllocator } from "./identity.ts";
 import { explainPacket } from "./lookup.ts";
 import { evaluate } from "./reference-evaluator.ts";
+import type { HttpFindings } from "./reference-evaluator.ts";
 import { PolicyError } from "./validate.ts";
 import { podKey } from "./world.ts";
 import type { NamespaceInfo, Packet, PacketProtocol, PodInfo, World } from "./world.ts";
@@ -437,6 +438,17 @@ describe("compiler against the reference evaluator", () => {
           assert.equal(got.ingress?.tcpLimited ?? false, expected.ingress.tcpLimited, `limited ingress of ${what}`);
           assert.equal(got.egress?.audit.tcpLimited ?? false, expected.egress.audit.tcpLimited, `audit limited egress of ${what}`);
           assert.equal(got.ingress?.audit.tcpLimited ?? false, expected.ingress.audit.tcpLimited, `audit limited ingress of ${what}`);
+          // HTTP rules: the same flows steered to the proxy, judged by the same rules.
+          const names = (ids: number[]) => ids.map((id) => { const ref = state.rules.get(id); return ref ? `${ref.kind} ${ref.namespace}/${ref.name} rule ${ref.index}` : `#${id}`; });
+          const httpOf = (judges: { allows: number[] | undefined; denies: number[] } | undefined) => judges && { allows: judges.allows && names(judges.allows).sort(), denies: names(judges.denies).sort() };
+          const expectedHttp = (findings: HttpFindings | undefined) => findings && { allows: findings.allows?.map((named) => named.name).sort(), denies: findings.denies.map((named) => named.name).sort() };
+          for (const [side, result, reference] of [["egress", got.egress, expected.egress], ["ingress", got.ingress, expected.ingress]] as const) {
+            if (!result) continue;
+            assert.deepEqual(httpOf(result.http), expectedHttp(reference.http), `http ${side} of ${what}`);
+            assert.deepEqual(httpOf(result.audit.http), expectedHttp(reference.audit.http), `audit http ${side} of ${what}`);
+            const proxied = reference.allowed && (reference.http !== undefined || (reference.audit.allowed && reference.audit.http !== undefined));
+            assert.equal(result.proxied, proxied, `proxied ${side} of ${what}`);
+          }
           // A limited flow is charged to a rule with limits, which the state holds for the datapath.
           for (const direction of [got.egress, got.ingress]) {
             if (direction?.tcpLimited) assert.ok(state.tcpLimits.has(direction.ruleId), `limits of rule ${direction.ruleId} for ${what}`);

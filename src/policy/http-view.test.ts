@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import fc from "fast-check";
+import { HTTP_LISTS } from "../../test/lib/world-arbitrary.ts";
 import type { AnyPolicy, EBPFNetworkPolicy, HttpRule } from "./api-types.ts";
 import { compileWorld } from "./compiler.ts";
 import {
@@ -11,10 +13,13 @@ import {
   VERDICT_ALLOW,
   VERDICT_NONE,
 } from "./desired-state.ts";
+import { httpRequestView } from "./http-request.ts";
+import type { RawHttpRequest } from "./http-request.ts";
 import type { HttpRequestView } from "./http-rule.ts";
 import { HttpViewIndex, parseHttpView } from "./http-view.ts";
 import type { HttpJudgement } from "./http-view.ts";
 import { explainPacket, lookupIpcache } from "./lookup.ts";
+import { evaluateRequest } from "./reference-evaluator.ts";
 import { validatePolicy } from "./validate.ts";
 import type { PodInfo, World } from "./world.ts";
 
@@ -163,5 +168,72 @@ describe("validation of http", () => {
     assert.match(problems([{ ports: [{ protocol: "UDP", port: 53 }], http: publicGets }]).join(), /ports\[0\]\.protocol: is "UDP", but the rule sets http/);
     assert.match(problems([{ ports: [{ port: 80 }], http: [{ path: { prefix: "/a/../b" } }] }]).join(), /http\[0\]\.path\.prefix: .*normalized/);
     assert.deepEqual(problems([{ ports: [{ port: 80 }], http: publicGets, action: "Deny" }]), []);
+  });
+});
+
+describe("HttpViewIndex against the reference evaluator", () => {
+  const ends = ["a", "b", "c"];
+  const ruleArb = (peerKey: "from" | "to") =>
+    fc.record({
+      action: fc.constantFrom("Allow" as const, "Allow" as const, "Deny" as const),
+      peer: fc.constantFrom<string | undefined>(undefined, ...ends),
+      port: fc.constantFrom(80, 8080),
+      http: fc.option(fc.constantFrom(...HTTP_LISTS), { freq: 4 }),
+    }).map(({ action, peer, port, http }) => ({
+      action,
+      ...(peer ? { [peerKey]: [{ podSelector: { matchLabels: { pod: peer } } }] } : {}),
+      ports: [{ protocol: "TCP" as const, port }],
+      ...(http ? { http } : {}),
+    }));
+  const policyArb = (index: number) =>
+    fc.record({
+      selects: fc.constantFrom<string | undefined>(undefined, ...ends),
+      mode: fc.constantFrom("Enforce" as const, "Enforce" as const, "Audit" as const),
+      ingress: fc.array(ruleArb("from"), { maxLength: 3 }),
+      egress: fc.array(ruleArb("to"), { maxLength: 2 }),
+      types: fc.constantFrom<("Ingress" | "Egress")[]>(["Ingress"], ["Ingress"], ["Ingress"], ["Egress"], ["Ingress", "Egress"]),
+    }).map(({ selects, mode, ingress, egress, types }) => ebpf(`p${index}`, { selector: selects ? { matchLabels: { pod: selects } } : {}, mode, policyTypes: types, ingress, egress }));
+  const requestArb = fc.record({
+    method: fc.constantFrom("GET", "POST", "DELETE"),
+    target: fc.constantFrom("/public/a", "/public/../admin", "/admin/x", "/orders", "/aaa/b", "/%70ublic/x", "/a//b", "/x?q=1", "http://other.example/public/a"),
+    host: fc.constantFrom("b.x", "api.shop.example", "evilshop.example"),
+    tenant: fc.constantFrom(undefined, "blue", "red"),
+    debug: fc.boolean(),
+  }).map(({ method, target, host, tenant, debug }): RawHttpRequest => ({
+    method,
+    target,
+    fields: [["Host", host], ...(tenant ? [["X-Tenant", tenant] as const] : []), ...(debug ? [["X-Debug", ""] as const] : [])],
+  }));
+  const flowArb = fc.record({ client: fc.constantFrom(A, C, "192.0.2.7"), server: fc.constantFrom(B, C), port: fc.constantFrom(80, 8080) }).filter(({ client, server }) => client !== server);
+
+  test("every request of every steered flow gets the reference's verdict (forwarded, refused, audited)", () => {
+    let judged = 0;
+    const scenario = fc.tuple(fc.array(fc.nat(), { minLength: 1, maxLength: 4 }).chain((ids) => fc.tuple(...ids.map((_, i) => policyArb(i)))), fc.array(fc.tuple(flowArb, requestArb), { minLength: 30, maxLength: 30 }));
+    fc.assert(
+      fc.property(scenario, ([policies, requests]) => {
+        const world = worldOf(policies);
+        const { compiler, state } = compileWorld(world);
+        const index = new HttpViewIndex(parseHttpView(JSON.parse(JSON.stringify(compiler.httpView()))));
+        const identityOf = (ip: string) => lookupIpcache(state, ip)?.value.identity ?? IDENTITY_WORLD;
+        for (const [flow, raw] of requests) {
+          const packet = { src: { ip: flow.client }, dst: { ip: flow.server }, protocol: "TCP" as const, port: flow.port };
+          const explained = explainPacket(state, world, packet);
+          if (!explained.allowed || !(explained.egress?.proxied || explained.ingress?.proxied)) continue;
+          const expected = evaluateRequest(world, packet, raw);
+          const accepted = httpRequestView(raw);
+          const what = `${JSON.stringify(raw)} on ${JSON.stringify(flow)}`;
+          if (!accepted.ok) {
+            assert.equal(expected.outcome, "malformed", `malformed ${what}`);
+            continue;
+          }
+          const verdict = index.judge(accepted.view, { clientAddress: flow.client, clientPort: 40000, serverAddress: flow.server, serverPort: flow.port }, identityOf);
+          assert.equal(verdict.allow ? "allowed" : "refused", expected.outcome, `verdict of ${what}`);
+          assert.equal(verdict.audit, expected.audited, `audit of ${what}`);
+          judged++;
+        }
+      }),
+      { numRuns: 1000 },
+    );
+    assert.ok(judged >= 2000, `only ${judged} requests were judged`);
   });
 });

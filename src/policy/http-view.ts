@@ -164,6 +164,8 @@ export class HttpViewIndex {
   readonly #endpoints = new Map<string, HttpViewEndpoint>();
   readonly #state: { policy: Map<string, PolicyEntry>; rules: Map<number, RuleRef> };
   readonly #matchers = new Map<number, CompiledHttpRules>();
+  /** The slots the view has entries of: an endpoint in another slot has no HTTP rules (its flows are the datapath's alone). */
+  readonly #httpSlots = new Set<number>();
 
   /** Indexes a view; throws if a rule's `http` list cannot be compiled (parseHttpView refuses such views first). */
   constructor(view: HttpView) {
@@ -174,6 +176,7 @@ export class HttpViewIndex {
       policy: new Map(view.policy.map((entry) => [policyKeyString(entry.key), entry])),
       rules: new Map(view.rules),
     };
+    for (const entry of view.policy) this.#httpSlots.add(entry.key.slot);
     for (const [id, ref] of view.rules) {
       if (ref.http) this.#matchers.set(id, compileHttpRules(ref.http));
     }
@@ -193,7 +196,7 @@ export class HttpViewIndex {
     if (sides.every(([endpoint]) => endpoint === undefined)) return { allow: false, audit: false, rule: "no endpoint of this node is party to the connection" };
     let audited: HttpJudgement | undefined;
     for (const [endpoint, direction, remote] of sides) {
-      if (!endpoint) continue;
+      if (!endpoint || !this.#httpSlots.has(endpoint.state.slot)) continue;
       const remoteIdentity = identityOf(remote);
       // The node itself reaches its pods before any policy (the datapath's `host` reason).
       if (direction === DIRECTION_INGRESS && remoteIdentity === IDENTITY_HOST) continue;

@@ -10,7 +10,9 @@
  * @module
  */
 import { BlockList, isIP } from "node:net";
-import type { AnyPolicy, EBPFEgressRule, EBPFIngressRule, IPBlock, LabelSelector, PolicyPeer, PolicyPort, PolicyType } from "./api-types.ts";
+import type { AnyPolicy, EBPFEgressRule, EBPFIngressRule, HttpRule, IPBlock, LabelSelector, PolicyPeer, PolicyPort, PolicyType } from "./api-types.ts";
+import { referenceHttpVerdict } from "./http-reference.ts";
+import type { RawHttpRequest } from "./http-request.ts";
 import { canonicalIp, ipFamily } from "./ip.ts";
 import type { Packet, PodInfo, World } from "./world.ts";
 
@@ -43,6 +45,22 @@ export interface DirectionVerdict {
    * has none (rules add up), and when no rule allowed it.
    */
   tcpLimited: boolean;
+  /** For an allowed TCP flow whose requests HTTP rules judge: those rules (see {@link HttpFindings}). */
+  http?: HttpFindings;
+}
+
+/** The matching rules with `http` of one direction: what its requests are judged by. */
+export interface HttpFindings {
+  /** A request must match an entry of one of these; undefined when a matching Allow rule has no `http` (every request passes). */
+  allows: NamedHttpRules[] | undefined;
+  /** A request matching an entry of one of these is refused. */
+  denies: NamedHttpRules[];
+}
+
+/** A rule's name (`Kind ns/name rule i`) and its `http` list. */
+export interface NamedHttpRules {
+  name: string;
+  http: HttpRule[];
 }
 
 /** The verdict of one direction (egress at the source pod, ingress at the destination pod). */
@@ -89,6 +107,58 @@ export function evaluate(world: World, packet: Packet): Evaluation {
   return { allowed: egress.allowed && ingress.allowed, egress, ingress };
 }
 
+/** The verdict for one HTTP request on an allowed flow. */
+export interface RequestEvaluation {
+  /** `malformed`: refused with 400 before any rule; `refused`: 403; `allowed`: forwarded. */
+  outcome: "allowed" | "refused" | "malformed";
+  /** Forwarded, but an Audit-mode policy would have refused it. */
+  audited: boolean;
+  /** The rule that refused it (or for audited, would have), when one did. */
+  rule?: string;
+}
+
+/**
+ * Decides an HTTP request sent on a TCP flow (`packet` its first packet): refused at L3/L4 as the
+ * flow is; else at each end, a matching Deny entry refuses it, and where only rules with `http`
+ * allow the flow, one of their entries must match. Requests that cannot be read one way only are
+ * malformed wherever they go, as the proxy judges every steered request; unsteered flows are not
+ * judged at all.
+ *
+ * @example
+ * ```ts
+ * evaluateRequest(world, packet, { method: "GET", target: "/admin", fields: [["Host", "api"]] });
+ * // { outcome: "refused", audited: false, rule: "EBPFNetworkPolicy shop/no-admin rule 0" }
+ * ```
+ */
+export function evaluateRequest(world: World, packet: Packet, request: RawHttpRequest): RequestEvaluation {
+  const flow = evaluate(world, packet);
+  if (!flow.allowed) return { outcome: "refused", audited: false };
+  const ends = [flow.egress, flow.ingress];
+  const matches = (named: NamedHttpRules): boolean => {
+    const verdict = referenceHttpVerdict(named.http, request);
+    return !verdict.refused && verdict.rule >= 0;
+  };
+  const judged = (findings: HttpFindings | undefined): { refused: boolean; rule?: string | undefined } => {
+    if (!findings) return { refused: false };
+    const deny = findings.denies.find(matches);
+    if (deny) return { refused: true, rule: deny.name };
+    if (findings.allows === undefined || findings.allows.some(matches)) return { refused: false };
+    return { refused: true, rule: findings.allows[0]?.name };
+  };
+  if (ends.some((end) => end.http !== undefined || (end.audit.allowed && end.audit.http !== undefined))) {
+    if (referenceHttpVerdict([], request).refused) return { outcome: "malformed", audited: false };
+  }
+  for (const end of ends) {
+    const verdict = judged(end.http);
+    if (verdict.refused) return { outcome: "refused", audited: false, ...(verdict.rule ? { rule: verdict.rule } : {}) };
+  }
+  for (const end of ends) {
+    const verdict = end.audit.allowed ? judged(end.audit.http) : { refused: false };
+    if (verdict.refused) return { outcome: "allowed", audited: true, ...(verdict.rule ? { rule: verdict.rule } : {}) };
+  }
+  return { outcome: "allowed", audited: false };
+}
+
 /** The far end of the packet, seen from the pod whose policy is evaluated. */
 interface Remote {
   ip: string;
@@ -104,11 +174,17 @@ interface Findings {
   lenient: boolean;
   /** Whether a matching Allow rule has no TCP connection limits. */
   unlimited: boolean;
+  /** Matching Allow rules with `http`, and whether one has none. */
+  httpAllows: NamedHttpRules[];
+  open: boolean;
+  /** Matching Deny rules with `http`: they refuse requests, not packets. */
+  httpDenies: NamedHttpRules[];
 }
 
 function evaluateDirection(world: World, packet: Packet, pod: PodInfo, direction: PolicyType, remote: Remote, dstPod: PodInfo | undefined): DirectionResult {
-  const enforced: Findings = { isolating: [], denies: [], allows: [], lenient: false, unlimited: false };
-  const audited: Findings = { isolating: [], denies: [], allows: [], lenient: false, unlimited: false };
+  const empty = (): Findings => ({ isolating: [], denies: [], allows: [], lenient: false, unlimited: false, httpAllows: [], open: false, httpDenies: [] });
+  const enforced = empty();
+  const audited = empty();
   for (const policy of world.policies) {
     if (policy.metadata.namespace !== pod.namespace) continue;
     if (!selectorMatches(podSelectorOf(policy), pod.labels)) continue;
@@ -119,10 +195,17 @@ function evaluateDirection(world: World, packet: Packet, pod: PodInfo, direction
     for (const findings of targets) findings.isolating.push(name);
     rules.forEach((rule, i) => {
       if (!ruleMatches(world, policy, rule.peers, rule.ports, packet, remote, dstPod)) return;
+      const ruleName = `${name} rule ${i}`;
       for (const findings of targets) {
-        (rule.action === "Deny" ? findings.denies : findings.allows).push(`${name} rule ${i}`);
+        if (rule.action === "Deny" && rule.http) {
+          findings.httpDenies.push({ name: ruleName, http: rule.http });
+          continue;
+        }
+        (rule.action === "Deny" ? findings.denies : findings.allows).push(ruleName);
         if (rule.action === "Allow" && !rule.strict) findings.lenient = true;
         if (rule.action === "Allow" && !rule.limited) findings.unlimited = true;
+        if (rule.action === "Allow" && rule.http) findings.httpAllows.push({ name: ruleName, http: rule.http });
+        if (rule.action === "Allow" && !rule.http) findings.open = true;
       }
     });
   }
@@ -133,7 +216,9 @@ function verdict(findings: Findings, packet: Packet): DirectionVerdict {
   if (findings.denies.length > 0) return { allowed: false, reason: "denied-by-rule", policies: findings.denies, tcpStrict: false, tcpLimited: false };
   if (findings.allows.length > 0) {
     const tcp = packet.protocol === "TCP";
-    return { allowed: true, reason: "allowed", policies: findings.allows, tcpStrict: tcp && !findings.lenient, tcpLimited: tcp && !findings.unlimited };
+    const result: DirectionVerdict = { allowed: true, reason: "allowed", policies: findings.allows, tcpStrict: tcp && !findings.lenient, tcpLimited: tcp && !findings.unlimited };
+    if (tcp && (!findings.open || findings.httpDenies.length > 0)) result.http = { allows: findings.open ? undefined : findings.httpAllows, denies: findings.httpDenies };
+    return result;
   }
   if (findings.isolating.length > 0) return { allowed: false, reason: "default-deny", policies: findings.isolating, tcpStrict: false, tcpLimited: false };
   return { allowed: true, reason: "not-isolated", policies: [], tcpStrict: false, tcpLimited: false };
@@ -152,6 +237,8 @@ interface Rule {
   strict: boolean;
   /** `tcp.maxConnectionsPerSource` or `tcp.newConnectionsPerSecond` set (EBPFNetworkPolicy only). */
   limited: boolean;
+  /** `http` (EBPFNetworkPolicy only). */
+  http: HttpRule[] | undefined;
 }
 
 function rulesOf(policy: AnyPolicy, direction: PolicyType): Rule[] {
@@ -163,10 +250,10 @@ function rulesOf(policy: AnyPolicy, direction: PolicyType): Rule[] {
     ebpf && (rule.tcp?.maxConnectionsPerSource !== undefined || rule.tcp?.newConnectionsPerSecond !== undefined);
   if (direction === "Ingress") {
     const rules: EBPFIngressRule[] = policy.spec.ingress ?? [];
-    return rules.map((rule) => ({ peers: rule.from, ports: rule.ports, action: actionOf(rule), strict: strictOf(rule), limited: limitedOf(rule) }));
+    return rules.map((rule) => ({ peers: rule.from, ports: rule.ports, action: actionOf(rule), strict: strictOf(rule), limited: limitedOf(rule), http: ebpf ? rule.http : undefined }));
   }
   const rules: EBPFEgressRule[] = policy.spec.egress ?? [];
-  return rules.map((rule) => ({ peers: rule.to, ports: rule.ports, action: actionOf(rule), strict: strictOf(rule), limited: limitedOf(rule) }));
+  return rules.map((rule) => ({ peers: rule.to, ports: rule.ports, action: actionOf(rule), strict: strictOf(rule), limited: limitedOf(rule), http: ebpf ? rule.http : undefined }));
 }
 
 function podSelectorOf(policy: AnyPolicy): LabelSelector {

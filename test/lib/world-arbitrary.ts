@@ -11,6 +11,7 @@
 import fc from "fast-check";
 import type {
   AnyPolicy,
+  HttpRule,
   IPBlock,
   LabelSelector,
   LabelSelectorRequirement,
@@ -127,21 +128,31 @@ const tcpLimitsArb = fc.constantFrom(
   { maxConnectionsPerSource: 100, newConnectionsPerSecond: { average: 10, burst: 10 } },
 );
 
+/** `http` lists rules draw from: each test kind once (method, path exact/prefix/regex, host, headers). */
+export const HTTP_LISTS: HttpRule[][] = [
+  [{ method: "GET", path: { prefix: "/public/" } }],
+  [{ method: "POST", path: { exact: "/orders" } }],
+  [{ path: { prefix: "/admin" } }],
+  [{ headers: [{ name: "X-Tenant", exact: "blue" }] }, { headers: [{ name: "X-Debug", present: true }] }],
+  [{ host: { suffix: "shop.example" } }, { path: { regex: "/a+/.*" } }],
+];
+
 function rulesArb(podIps: string[], peerKey: "from" | "to", ebpf: boolean) {
   const rule = fc
     .record(
       {
         [peerKey]: fc.array(peerArb(podIps), { maxLength: 2 }),
         ports: fc.array(portArb, { maxLength: 2 }),
-        ...(ebpf && { action: fc.constantFrom("Allow" as const, "Deny" as const), strict: fc.boolean(), limits: tcpLimitsArb }),
+        ...(ebpf && { action: fc.constantFrom("Allow" as const, "Deny" as const), strict: fc.boolean(), limits: tcpLimitsArb, http: fc.option(fc.constantFrom(...HTTP_LISTS), { freq: 2 }) }),
       },
       { requiredKeys: [] },
     )
-    // tcp is valid on Allow rules whose ports are all TCP only.
-    .map(({ strict, limits, ...rest }) => {
-      const tcpOnly = (rest.ports ?? []).every((port) => (port.protocol ?? "TCP") === "TCP");
+    // http needs ports, all TCP: a rule drawing it has its ports made so. tcp is valid on Allow rules whose ports are all TCP only.
+    .map(({ strict, limits, http, ...rest }) => {
+      const rule = http ? { ...rest, ports: (rest.ports?.length ? rest.ports : [{ port: 80 }]).map((port) => ({ ...port, protocol: "TCP" as const })), http } : rest;
+      const tcpOnly = (rule.ports ?? []).every((port) => (port.protocol ?? "TCP") === "TCP");
       const tcp = { ...(strict && { strict: true }), ...limits };
-      return Object.keys(tcp).length > 0 && rest.action !== "Deny" && tcpOnly ? { ...rest, tcp } : rest;
+      return Object.keys(tcp).length > 0 && rule.action !== "Deny" && tcpOnly ? { ...rule, tcp } : rule;
     });
   return fc.array(rule, { maxLength: 2 });
 }
