@@ -290,7 +290,7 @@ describe("HTTP/1.1 front end with the upstream down", () => {
     await once(probe, "listening");
     const deadPort = (probe.address() as AddressInfo).port;
     await new Promise((resolve) => probe.close(resolve));
-    const harness = await startProxyHarness({ allow: ALLOW, upstream: "http1", connectUpstream: () => net.connect(deadPort, "127.0.0.1") });
+    const harness = await startProxyHarness({ allow: ALLOW, upstream: "http1", connectUpstream: async () => net.connect(deadPort, "127.0.0.1") });
     try {
       const connection = await RawConnection.open(harness.proxyPort);
       connection.send("GET /public/a HTTP/1.1\r\nHost: a\r\n\r\n");
@@ -333,7 +333,7 @@ describe("HTTP/1.1 front end failing closed", () => {
     const harness = await startProxyHarness({
       allow: ALLOW,
       upstream: "http1",
-      connectUpstream: () => {
+      connectUpstream: async () => {
         throw new Error("no transparent socket");
       },
     });

@@ -114,7 +114,7 @@ export async function startProxyHarness(options: HarnessOptions): Promise<ProxyH
   const flowLog: HttpFlowLogEntry[] = [];
   const front = createHttpFront({
     judge: options.judge ?? judgeOf(options),
-    connectUpstream: options.connectUpstream ?? ((connection) => net.connect(connection.serverPort, connection.serverAddress)),
+    connectUpstream: options.connectUpstream ?? (async (connection) => net.connect(connection.serverPort, connection.serverAddress)),
     flowLog: (entry) => flowLog.push(entry),
     ...options.front,
   });
