@@ -18,6 +18,7 @@
  * @module
  */
 import { Datapath } from "../datapath/datapath.ts";
+import { DEFAULT_PIN_ROOT } from "../datapath/pin-root.ts";
 import type { EventSubscription } from "../datapath/datapath.ts";
 import type { KubeClient } from "../k8s/client.ts";
 import type { Logger } from "../k8s/logger.ts";
@@ -33,8 +34,7 @@ import { podInterfaceByRoute } from "./pod-interface.ts";
 import type { PodInterfaceLookup } from "./pod-interface.ts";
 import { ReconcileLoop } from "./reconcile-loop.ts";
 
-/** The pin root of a node's datapath unless told otherwise. */
-export const DEFAULT_PIN_ROOT = "/sys/fs/bpf/palisade";
+export { DEFAULT_PIN_ROOT };
 
 /** The health and metrics port unless told otherwise. */
 export const DEFAULT_METRICS_PORT = 9962;

@@ -11,6 +11,7 @@ import { KubeClient } from "../k8s/client.ts";
 import { Agent, DEFAULT_METRICS_PORT, DEFAULT_PIN_ROOT } from "./agent.ts";
 import type { IdentitySource } from "./agent.ts";
 import { jsonLogger } from "../k8s/logger.ts";
+import { stopSignal } from "../stop-signal.ts";
 
 /** What `runAgent` needs; the flags of `palisade agent`. */
 export interface RunAgentOptions {
@@ -93,16 +94,7 @@ export async function runAgent(options: RunAgentOptions): Promise<void> {
     metricsPort: options.metricsPort ?? DEFAULT_METRICS_PORT,
     identities: options.identities ?? "cluster",
   });
-  await new Promise<void>((resolve) => {
-    const onSignal = (signal: NodeJS.Signals): void => {
-      logger.info({ signal }, "Stopping on signal");
-      process.off("SIGINT", onSignal);
-      process.off("SIGTERM", onSignal);
-      resolve();
-    };
-    process.on("SIGINT", onSignal);
-    process.on("SIGTERM", onSignal);
-  });
+  logger.info({ signal: await stopSignal() }, "Stopping on signal");
   await agent.stop();
 }
 

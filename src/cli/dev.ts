@@ -14,7 +14,6 @@ import {
   devLayout,
   devStatus,
   devUp,
-  type DevNodeStatus,
   type DevStatus,
 } from "../devcluster/index.ts";
 import { UsageError } from "./usage-error.ts";
@@ -25,7 +24,7 @@ export const DEV_HELP = `  palisade dev up [--nodes N]
       Brings the local dev cluster up (idempotent): builds the control plane binaries once, issues
       certificates, starts etcd, kube-apiserver, kube-controller-manager and kube-scheduler,
       registers N Nodes (default: as many as the cluster has, 1 for a new one), each a network
-      namespace on the cluster's bridge running its node runtime and agent, and starts the operator.
+      namespace on the cluster's bridge running its node runtime, agent and proxy, and starts the operator.
       The default folder's cluster has network slot 0 (bridge palisade0, 10.240.0.0/24); a cluster in
       any other folder takes a free slot of its own and free ports, so clusters run side by side. A
       first up that fails takes down what it started. Prints "export KUBECONFIG=..." and "export
@@ -35,7 +34,7 @@ export const DEV_HELP = `  palisade dev up [--nodes N]
       (the binary cache stays).
   palisade dev status
       Each component (running, pid, healthy; the operator too) and the Nodes with their network
-      namespace, node runtime and agent. Exit status 1 if anything is unhealthy or stopped ("palisade
+      namespace, node runtime, agent and proxy. Exit status 1 if anything is unhealthy or stopped ("palisade
       dev up" restarts it).`;
 
 function progress(line: string): void {
@@ -76,7 +75,7 @@ export function formatDevStatus(status: DevStatus): string {
   } else {
     lines.push(
       table([
-        ["NODE", "READY", "INTERNAL-IPS", "POD-CIDRS", "NETNS", "RUNTIME", "AGENT"],
+        ["NODE", "READY", "INTERNAL-IPS", "POD-CIDRS", "NETNS", "RUNTIME", "AGENT", "PROXY"],
         ...status.nodes.map((n) => [
           n.name,
           n.ready ? "True" : "False",
@@ -84,7 +83,8 @@ export function formatDevStatus(status: DevStatus): string {
           n.podCIDRs.join(",") || "-",
           n.netns ?? "-",
           n.runtimePid !== undefined ? `pid ${n.runtimePid}` : n.runtimeStarted ? "stopped" : "-",
-          agentCell(n),
+          processCell(n.agentUrl, n.agentPid, n.agentHealthy),
+          processCell(n.proxyUrl, n.proxyPid, n.proxyHealthy),
         ]),
       ]),
     );
@@ -92,16 +92,17 @@ export function formatDevStatus(status: DevStatus): string {
   return lines.join("\n");
 }
 
-function agentCell(node: DevNodeStatus): string {
-  if (node.agentUrl === undefined) return "-";
-  if (node.agentPid === undefined) return "stopped";
-  return `pid ${node.agentPid} ${node.agentHealthy ? "healthy" : "unhealthy"} ${node.agentUrl}`;
+/** An agent's or proxy's cell: "-" when never started, "stopped", or its pid, health and URL. */
+function processCell(url: string | undefined, pid: number | undefined, isHealthy: boolean): string {
+  if (url === undefined) return "-";
+  if (pid === undefined) return "stopped";
+  return `pid ${pid} ${isHealthy ? "healthy" : "unhealthy"} ${url}`;
 }
 
 function healthy(status: DevStatus): boolean {
   if ("error" in status.nodes) return false;
-  // A node whose runtime and agent were started must have them running, the agent answering.
-  const nodesHealthy = status.nodes.every((n) => (n.agentUrl === undefined || n.agentHealthy) && (!n.runtimeStarted || n.runtimePid !== undefined));
+  // A node whose runtime, agent and proxy were started must have them running, the agent and proxy answering.
+  const nodesHealthy = status.nodes.every((n) => (n.agentUrl === undefined || n.agentHealthy) && (n.proxyUrl === undefined || n.proxyHealthy) && (!n.runtimeStarted || n.runtimePid !== undefined));
   return status.components.length > 0 && status.components.every((c) => c.healthy) && nodesHealthy;
 }
 

@@ -10,6 +10,7 @@ import { UsageError } from "./usage-error.ts";
 import { DEV_HELP, runDev } from "./dev.ts";
 import { OPERATOR_HELP, OperatorUsageError, runOperatorCommand } from "../operator/index.ts";
 import { AgentUsageError, agentMain } from "../agent/index.ts";
+import { PROXY_HELP, ProxyUsageError, proxyMain } from "../proxy/index.ts";
 import { PROBE_HELP, runProbe } from "./probe.ts";
 import { STATUS_HELP, runStatus } from "./status.ts";
 import { WAIT_HELP, runWait } from "./wait.ts";
@@ -42,6 +43,7 @@ const COMMAND_HELP: Record<string, string> = {
   conformance: CONFORMANCE_HELP,
   operator: OPERATOR_HELP,
   agent: AGENT_HELP,
+  proxy: PROXY_HELP,
   "install-cni": INSTALL_CNI_HELP,
 };
 
@@ -115,6 +117,9 @@ export async function main(argv: string[]): Promise<number> {
       case "agent":
         await agentMain(rest);
         return 0;
+      case "proxy":
+        await proxyMain(rest);
+        return 0;
       case "wait":
         return await runWait(rest);
       case "probe":
@@ -140,7 +145,7 @@ export async function main(argv: string[]): Promise<number> {
         throw new UsageError(`Unknown command "${command}"; see "palisade help"`);
     }
   } catch (error) {
-    const usage = error instanceof UsageError || error instanceof ManifestError || error instanceof ProbeTargetError || error instanceof OperatorUsageError || error instanceof AgentUsageError || String((error as { code?: unknown }).code).startsWith("ERR_PARSE_ARGS");
+    const usage = error instanceof UsageError || error instanceof ManifestError || error instanceof ProbeTargetError || error instanceof OperatorUsageError || error instanceof AgentUsageError || error instanceof ProxyUsageError || String((error as { code?: unknown }).code).startsWith("ERR_PARSE_ARGS");
     // One line a user can act on (what could not be reached or read, or what failed); the stack only when asked for.
     process.stderr.write(`palisade: ${error instanceof Error ? error.message : String(error)}\n`);
     if (process.env.PALISADE_DEBUG && error instanceof Error) process.stderr.write(`${error.stack}\n`);

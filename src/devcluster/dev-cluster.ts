@@ -357,7 +357,7 @@ export function agentMetricsUrl(spec: DevNodeSpec): string {
 }
 
 const AGENT_PREFIX = "agent-";
-const AGENT_START_TIMEOUT_MS = 60_000;
+const NODE_PROCESS_START_TIMEOUT_MS = 60_000;
 
 function agentFiles(layout: DevLayout, node: string) {
   return {
@@ -369,13 +369,31 @@ function agentFiles(layout: DevLayout, node: string) {
   };
 }
 
-async function agentHealthy(spec: DevNodeSpec): Promise<boolean> {
+/** Whether the probe server at `url` (an agent's, a proxy's) answers /healthz. */
+async function healthyAt(url: string): Promise<boolean> {
   try {
-    return (await fetch(`${agentMetricsUrl(spec)}/healthz`, { signal: AbortSignal.timeout(2_000) })).status === 200;
+    return (await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2_000) })).status === 200;
   } catch {
     // Not listening yet.
     return false;
   }
+}
+
+/**
+ * Makes `palisade ARGS` (the agent or the proxy of `node`) run detached in
+ * the node's network namespace and answer /healthz at `url`; whether it was
+ * started now (false: it ran already).
+ */
+async function startNodeProcess(node: DevNodeSpec, what: string, files: { name: string; pidFile: string; logFile: string }, args: string[], url: string): Promise<boolean> {
+  const { started } = await startHealthy(
+    { name: files.name, command: process.execPath, args: [cliMain(), ...args], logFile: files.logFile, pidFile: files.pidFile, netns: node.netns },
+    {
+      healthy: () => healthyAt(url),
+      timeoutMs: NODE_PROCESS_START_TIMEOUT_MS,
+      failure: (reason) => new DevClusterError(`Cannot start the ${what} of "${node.name}": ${reason === "it exited" ? reason : `${url}/healthz ${reason}`}; see ${files.logFile}`),
+    },
+  );
+  return started;
 }
 
 /**
@@ -391,26 +409,88 @@ export const agentsStep: DevUpStep = {
       required(context, "nodes").map(async (node) => {
         const files = agentFiles(context.layout, node.name);
         writeFileSync(files.pinRootFile, `${node.pinRoot}\n`);
-        const { started } = await startHealthy(
-          {
-            name: files.name,
-            command: process.execPath,
-            args: [cliMain(), "agent", "--node-name", node.name, "--kubeconfig", context.layout.adminKubeconfig, "--pin-root", node.pinRoot, "--metrics-port", String(DEV_AGENT_METRICS_PORT), "--identities", "cluster"],
-            logFile: files.logFile,
-            pidFile: files.pidFile,
-            netns: node.netns,
-          },
-          {
-            healthy: () => agentHealthy(node),
-            timeoutMs: AGENT_START_TIMEOUT_MS,
-            failure: (reason) => new DevClusterError(`Cannot start the agent of "${node.name}": ${reason === "it exited" ? reason : `${agentMetricsUrl(node)}/healthz ${reason}`}; see ${files.logFile}`),
-          },
-        );
+        const args = ["agent", "--node-name", node.name, "--kubeconfig", context.layout.adminKubeconfig, "--pin-root", node.pinRoot, "--metrics-port", String(DEV_AGENT_METRICS_PORT), "--identities", "cluster"];
+        const started = await startNodeProcess(node, "agent", files, args, agentMetricsUrl(node));
         if (started) context.progress(`started the agent of ${node.name} in network namespace ${node.netns} (pins in ${node.pinRoot}, metrics on ${agentMetricsUrl(node)})`);
       }),
     );
   },
 };
+
+/** The port of every dev proxy's /healthz, /readyz and /metrics, on its node's address like the agent's. */
+export const DEV_PROXY_METRICS_PORT = 9963;
+
+/**
+ * Where dev node `spec`'s proxy serves /healthz, /readyz and /metrics.
+ *
+ * @example
+ * ```ts
+ * proxyMetricsUrl(devNodeSpec(devNetwork(0), 2)); // "http://10.240.0.2:9963"
+ * ```
+ */
+export function proxyMetricsUrl(spec: DevNodeSpec): string {
+  return `http://${spec.internalIPs[0]}:${DEV_PROXY_METRICS_PORT}`;
+}
+
+/**
+ * The HTTP view file of dev node `node`: the agent writes it, the proxy
+ * reads it. It lives in the node's state folder, as /run/palisade does on a
+ * real node.
+ *
+ * @example
+ * ```ts
+ * httpViewFile(devLayout("/tmp/dev"), "palisade-node-1"); // "/tmp/dev/node-runtime/palisade-node-1/http-view.json"
+ * ```
+ */
+export function httpViewFile(layout: DevLayout, node: string): string {
+  return join(nodeRuntimeFiles(layout, node).stateDir, "http-view.json");
+}
+
+const PROXY_PREFIX = "proxy-";
+
+function proxyFiles(layout: DevLayout, node: string) {
+  return {
+    name: `proxy ${node}`,
+    pidFile: join(layout.run, `${PROXY_PREFIX}${node}.pid`),
+    logFile: join(layout.logs, `${PROXY_PREFIX}${node}.log`),
+  };
+}
+
+/**
+ * Starts, detached inside its node's network namespace beside the agent (a
+ * container of the same hostNetwork pod on a real node), the proxy of every
+ * Node that has none running, with the node's pin root and HTTP view file;
+ * waits until each answers /healthz on its node's address. A proxy that
+ * runs is left alone, whatever happens to the agent: restarting an agent
+ * never touches a proxied connection.
+ */
+export const proxiesStep: DevUpStep = {
+  name: "proxies",
+  async run(context) {
+    await Promise.all(
+      required(context, "nodes").map(async (node) => {
+        const files = proxyFiles(context.layout, node.name);
+        const args = ["proxy", "--http-view-file", httpViewFile(context.layout, node.name), "--pin-root", node.pinRoot, "--metrics-port", String(DEV_PROXY_METRICS_PORT)];
+        const started = await startNodeProcess(node, "proxy", files, args, proxyMetricsUrl(node));
+        if (started) context.progress(`started the proxy of ${node.name} in network namespace ${node.netns} (view ${httpViewFile(context.layout, node.name)}, metrics on ${proxyMetricsUrl(node)})`);
+      }),
+    );
+  },
+};
+
+/** Stops node `node`'s proxy; whether one ran. */
+async function stopProxy(layout: DevLayout, node: string): Promise<boolean> {
+  const files = proxyFiles(layout, node);
+  return stopDetached(files.name, files.pidFile, process.execPath);
+}
+
+/** The nodes that have a pid file named `PREFIX<node>.pid` in the run folder. */
+function nodesWithPidFiles(layout: DevLayout, prefix: string): string[] {
+  if (!existsSync(layout.run)) return [];
+  return readdirSync(layout.run)
+    .filter((file) => file.startsWith(prefix) && file.endsWith(".pid"))
+    .map((file) => file.slice(prefix.length, -".pid".length));
+}
 
 /** Stops node `node`'s agent and removes its pin root (and the pin base when that leaves it empty). */
 async function stopAgent(layout: DevLayout, node: string): Promise<boolean> {
@@ -426,14 +506,9 @@ async function stopAgent(layout: DevLayout, node: string): Promise<boolean> {
   return stopped;
 }
 
-/** The dev nodes this folder has an agent, a node runtime or a namespace on `network` of. */
+/** The dev nodes this folder has an agent, a proxy, a node runtime or a namespace on `network` of. */
 function knownNodes(layout: DevLayout, network: DevNetwork): string[] {
-  const names = new Set<string>();
-  if (existsSync(layout.run)) {
-    for (const file of readdirSync(layout.run)) {
-      if (file.startsWith(AGENT_PREFIX) && file.endsWith(".pid")) names.add(file.slice(AGENT_PREFIX.length, -".pid".length));
-    }
-  }
+  const names = new Set<string>([...nodesWithPidFiles(layout, AGENT_PREFIX), ...nodesWithPidFiles(layout, PROXY_PREFIX)]);
   const runtimes = join(layout.dir, "node-runtime");
   if (existsSync(runtimes)) for (const node of readdirSync(runtimes)) names.add(node);
   for (const index of nodeNamespaceIndexes(network)) names.add(devNodeSpec(network, index).name);
@@ -454,10 +529,11 @@ export const nodeNetworkStep: DevUpStep = {
     const nodes = required(context, "nodes");
     const wanted = new Set(nodes.map((node) => node.name));
     for (const name of knownNodes(context.layout, network).filter((node) => !wanted.has(node))) {
+      await stopProxy(context.layout, name);
       await stopAgent(context.layout, name);
       await stopNodeRuntime(context.layout, name);
       await removeNodeNamespace(devNodeSpec(network, devNodeIndex(name) as number));
-      context.progress(`removed node ${name}: its agent, node runtime, pods and network namespace`);
+      context.progress(`removed node ${name}: its proxy, agent, node runtime, pods and network namespace`);
     }
     await ensureNodeNetworks(network, nodes);
     context.progress(`network namespaces ${nodes.map((node) => node.netns).join(", ")} on bridge ${network.bridge}`);
@@ -467,20 +543,27 @@ export const nodeNetworkStep: DevUpStep = {
 /** The Kubernetes side of `dev up`: control plane, CRDs, Nodes and their network namespaces — no pods run, no Palisade component. */
 export const CONTROL_PLANE_STEPS: readonly DevUpStep[] = [binariesStep, settingsStep, clusterNetworkStep, credentialsStep, controlPlaneStep, crdsStep, nodesStep, nodeNetworkStep];
 
-/** The steps of `dev up`, in order: the control plane, then node runtimes, the operator and the agents. */
-export const DEV_UP_STEPS: readonly DevUpStep[] = [...CONTROL_PLANE_STEPS, nodeRuntimesStep, systemNamespaceStep, operatorStep, agentsStep];
+/** The steps of `dev up`, in order: the control plane, then node runtimes, the operator, the agents and the proxies. */
+export const DEV_UP_STEPS: readonly DevUpStep[] = [...CONTROL_PLANE_STEPS, nodeRuntimesStep, systemNamespaceStep, operatorStep, agentsStep, proxiesStep];
 
 /** Stops every agent and removes its pin root (and the pin base when that leaves it empty). */
 export const stopAgentsStep: DevDownStep = {
   name: "stop agents",
   async run(context) {
-    if (!existsSync(context.layout.run)) return;
-    const nodes = readdirSync(context.layout.run)
-      .filter((file) => file.startsWith(AGENT_PREFIX) && file.endsWith(".pid"))
-      .map((file) => file.slice(AGENT_PREFIX.length, -".pid".length));
-    for (const node of nodes) {
+    for (const node of nodesWithPidFiles(context.layout, AGENT_PREFIX)) {
       await stopAgent(context.layout, node);
       context.progress(`stopped the agent of ${node}`);
+    }
+  },
+};
+
+/** Stops every proxy. */
+export const stopProxiesStep: DevDownStep = {
+  name: "stop proxies",
+  async run(context) {
+    for (const node of nodesWithPidFiles(context.layout, PROXY_PREFIX)) {
+      await stopProxy(context.layout, node);
+      context.progress(`stopped the proxy of ${node}`);
     }
   },
 };
@@ -569,7 +652,7 @@ export const removeStateStep: DevDownStep = {
 };
 
 /** The steps of `dev down`, in order. */
-export const DEV_DOWN_STEPS: readonly DevDownStep[] = [stopAgentsStep, stopOperatorStep, stopNodeRuntimesStep, stopControlPlaneStep, stopStraysStep, removeNetworkStep, removeStateStep];
+export const DEV_DOWN_STEPS: readonly DevDownStep[] = [stopProxiesStep, stopAgentsStep, stopOperatorStep, stopNodeRuntimesStep, stopControlPlaneStep, stopStraysStep, removeNetworkStep, removeStateStep];
 
 /** What `dev up` leaves for its caller. */
 export interface DevUpResult {
@@ -657,6 +740,12 @@ export interface DevNodeStatus extends NodeSummary {
   agentUrl?: string;
   /** Whether the agent answers /healthz there. */
   agentHealthy: boolean;
+  /** The proxy's pid, when it runs. */
+  proxyPid?: number;
+  /** Where the proxy serves /healthz and /metrics; undefined when this folder did not start one (or stopped it). */
+  proxyUrl?: string;
+  /** Whether the proxy answers /healthz there. */
+  proxyHealthy: boolean;
 }
 
 /** What `dev status` reports. */
@@ -669,8 +758,14 @@ export interface DevStatus {
   nodes: DevNodeStatus[] | { error: string };
 }
 
+/** An agent's or proxy's pid (when it runs) and whether it answers /healthz at `url`. */
+async function nodeProcessStatus(pidFile: string, url: string): Promise<{ url: string; pid: number | undefined; healthy: boolean }> {
+  const pid = runningPid(pidFile, process.execPath);
+  return { url, pid, healthy: pid !== undefined && (await healthyAt(url)) };
+}
+
 async function nodeStatus(layout: DevLayout, network: DevNetwork | undefined, node: NodeSummary): Promise<DevNodeStatus> {
-  const status: DevNodeStatus = { ...node, runtimeStarted: false, agentHealthy: false };
+  const status: DevNodeStatus = { ...node, runtimeStarted: false, agentHealthy: false, proxyHealthy: false };
   const index = devNodeIndex(node.name);
   if (network === undefined || index === undefined) return status;
   const spec = devNodeSpec(network, index);
@@ -680,19 +775,21 @@ async function nodeStatus(layout: DevLayout, network: DevNetwork | undefined, no
   if (runtimePid !== undefined) status.runtimePid = runtimePid;
   const agent = agentFiles(layout, node.name);
   if (existsSync(agent.pinRootFile)) {
-    status.agentUrl = agentMetricsUrl(spec);
-    const agentPid = runningPid(agent.pidFile, process.execPath);
-    if (agentPid !== undefined) {
-      status.agentPid = agentPid;
-      status.agentHealthy = await agentHealthy(spec);
-    }
+    const { url, pid, healthy } = await nodeProcessStatus(agent.pidFile, agentMetricsUrl(spec));
+    Object.assign(status, { agentUrl: url, agentHealthy: healthy }, pid !== undefined && { agentPid: pid });
+  }
+  const proxy = proxyFiles(layout, node.name);
+  // Started by this folder and not stopped since (stopping removes the pid file): it should run.
+  if (existsSync(proxy.pidFile)) {
+    const { url, pid, healthy } = await nodeProcessStatus(proxy.pidFile, proxyMetricsUrl(spec));
+    Object.assign(status, { proxyUrl: url, proxyHealthy: healthy }, pid !== undefined && { proxyPid: pid });
   }
   return status;
 }
 
 /**
  * The processes, their health, and the Nodes of the dev cluster in
- * `layout`, each with its network namespace, node runtime and agent.
+ * `layout`, each with its network namespace, node runtime, agent and proxy.
  *
  * @example
  * ```ts

@@ -33,11 +33,15 @@ export {
 export { runningPid, startDetached, stopDetached, type DetachedProcessSpec } from "./detached-process.ts";
 export {
   DEV_AGENT_METRICS_PORT,
+  DEV_PROXY_METRICS_PORT,
   DEV_DOWN_STEPS,
   CONTROL_PLANE_STEPS,
   DEV_UP_STEPS,
   agentMetricsUrl,
   agentsStep,
+  httpViewFile,
+  proxiesStep,
+  proxyMetricsUrl,
   binariesStep,
   clusterNetworkStep,
   controlPlaneStep,
@@ -54,6 +58,7 @@ export {
   startNodeRuntime,
   stopNodeRuntime,
   stopNodeRuntimesStep,
+  stopProxiesStep,
   required,
   settingsStep,
   stopControlPlaneStep,

@@ -35,9 +35,11 @@ export type HttpJudge = (request: HttpRequestView, connection: ConnectionInfo) =
  * Opens the upstream connection for a client connection, to its original
  * destination (the transparent connect in production: the server sees the
  * client's address). Called again when the upstream closes a kept-alive
- * connection and another request follows.
+ * connection and another request follows. The socket may still be
+ * connecting when the promise resolves; a rejection (or a connect error on
+ * the socket) answers 502.
  */
-export type ConnectUpstream = (connection: ConnectionInfo) => Socket;
+export type ConnectUpstream = (connection: ConnectionInfo) => Promise<Socket>;
 
 /** One flow-log line: a request that was refused (403), malformed (400), audited, or could not be forwarded (502). */
 export interface HttpFlowLogEntry {

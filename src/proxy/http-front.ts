@@ -10,7 +10,7 @@
  * ```ts
  * const front = createHttpFront({
  *   judge: (request) => ({ allow: rules.match(request) >= 0, policy: "x/web", rule: "ingress[0]" }),
- *   connectUpstream: (connection) => net.connect(connection.serverPort, connection.serverAddress),
+ *   connectUpstream: async (connection) => net.connect(connection.serverPort, connection.serverAddress),
  *   flowLog: (entry) => logger.info(entry),
  * });
  * net.createServer((socket) => front.handleConnection(socket)).listen(15001);

@@ -10,11 +10,10 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { once } from "node:events";
 import net from "node:net";
-import type { AddressInfo } from "node:net";
 import { promisify } from "node:util";
 import type { RawResponse } from "../../test/lib/http-proxy-harness.ts";
 import type { ProxyHarness } from "../../test/lib/http-proxy-harness.ts";
-import { RawConnection, startProxyHarness } from "../../test/lib/http-proxy-harness.ts";
+import { RawConnection, startProxyHarness, unusedPort } from "../../test/lib/http-proxy-harness.ts";
 
 const run = promisify(execFile);
 
@@ -285,12 +284,8 @@ describe("HTTP/1.1 front end", () => {
 describe("HTTP/1.1 front end with the upstream down", () => {
   test("502 Bad Gateway, logged as upstream-failed", async () => {
     // A port that was free a moment ago: nobody listens on it.
-    const probe = net.createServer();
-    probe.listen(0, "127.0.0.1");
-    await once(probe, "listening");
-    const deadPort = (probe.address() as AddressInfo).port;
-    await new Promise((resolve) => probe.close(resolve));
-    const harness = await startProxyHarness({ allow: ALLOW, upstream: "http1", connectUpstream: () => net.connect(deadPort, "127.0.0.1") });
+    const deadPort = await unusedPort();
+    const harness = await startProxyHarness({ allow: ALLOW, upstream: "http1", connectUpstream: async () => net.connect(deadPort, "127.0.0.1") });
     try {
       const connection = await RawConnection.open(harness.proxyPort);
       connection.send("GET /public/a HTTP/1.1\r\nHost: a\r\n\r\n");
@@ -333,7 +328,7 @@ describe("HTTP/1.1 front end failing closed", () => {
     const harness = await startProxyHarness({
       allow: ALLOW,
       upstream: "http1",
-      connectUpstream: () => {
+      connectUpstream: async () => {
         throw new Error("no transparent socket");
       },
     });

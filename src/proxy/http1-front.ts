@@ -40,16 +40,23 @@ export interface Http1Front {
 
 /** An agent whose every connection is the upstream of one client connection. */
 class UpstreamAgent extends http.Agent {
-  readonly #open: () => Socket;
+  readonly #open: () => Promise<Socket>;
 
-  constructor(open: () => Socket) {
+  constructor(open: () => Promise<Socket>) {
     // One socket: requests of a client connection go upstream one after another, in order.
     super({ keepAlive: true, maxSockets: 1, maxFreeSockets: 1 });
     this.#open = open;
   }
 
-  override createConnection(_options: ClientRequestArgs): Duplex {
-    return this.#open();
+  /** Opens the socket asynchronously (the agent's documented callback form); a failure fails the waiting request. */
+  override createConnection(_options: ClientRequestArgs, callback?: (error: Error | null, stream: Duplex) => void): undefined {
+    // The agent reads no stream from a failure's call.
+    const fail = callback as ((error: Error) => void) | undefined;
+    this.#open().then(
+      (socket) => callback?.(null, socket),
+      (error: unknown) => fail?.(error instanceof Error ? error : new Error(String(error))),
+    );
+    return undefined;
   }
 }
 
@@ -175,7 +182,7 @@ export function createHttp1Front(options: HttpFrontOptions): Http1Front {
     try {
       upstream = http.request({ agent: state.agent, method: request.method, path: target, headers: flatFields(fields), setHost: false });
     } catch (error) {
-      // connectUpstream threw (the agent opens the connection inside request()).
+      // connectUpstream threw instead of rejecting (the agent calls it inside request()).
       log({ verdict: "upstream-failed", status: 502, reason: error instanceof Error ? error.message : String(error), ...logged });
       response.writeHead(502, { "content-type": TEXT_PLAIN, "content-length": "11", connection: "close" });
       response.end("Bad Gateway");

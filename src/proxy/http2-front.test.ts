@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { once } from "node:events";
 import http2 from "node:http2";
+import net from "node:net";
 import type { ClientHttp2Session, IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http2";
 import { promisify } from "node:util";
 import type { ProxyHarness } from "../../test/lib/http-proxy-harness.ts";
@@ -141,5 +142,33 @@ describe("HTTP/2 front end", () => {
     connection.send("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n");
     await connection.closed();
     assert.ok(!connection.leftover.includes("HTTP/1.1"), "no HTTP/1.1 answer to an HTTP/2 connection");
+  });
+});
+
+describe("HTTP/2 front end with an upstream that cannot be opened", () => {
+  test("a connectUpstream that rejects: 502 for the stream, logged; the next stream of the session tries again", async () => {
+    let attempts = 0;
+    const harness = await startProxyHarness({
+      allow: [{ path: { prefix: "/" } }],
+      upstream: "http2",
+      connectUpstream: async (connection) => {
+        attempts++;
+        if (attempts === 1) throw new Error("no transparent socket");
+        return net.connect(connection.serverPort, connection.serverAddress);
+      },
+    });
+    const session = http2.connect(`http://127.0.0.1:${harness.proxyPort}`);
+    try {
+      const first = await exchange(session, { ":path": "/a", ":authority": "api.shop" });
+      assert.equal(first.status, 502);
+      assert.equal(first.body, "Bad Gateway");
+      assert.deepEqual(harness.flowLog.map((entry) => [entry.verdict, entry.reason]), [["upstream-failed", "no transparent socket"]]);
+      const second = await exchange(session, { ":path": "/b", ":authority": "api.shop" });
+      assert.equal(second.body, "upstream GET /b body=");
+      assert.equal(attempts, 2);
+    } finally {
+      session.close();
+      await harness.close();
+    }
   });
 });

@@ -29,8 +29,16 @@ export interface Http2Front {
 
 interface SessionState {
   connection: ConnectionInfo;
-  upstream: ClientHttp2Session | undefined;
+  /** The upstream session being opened or open; replaced once it closes. */
+  upstream: Promise<ClientHttp2Session> | undefined;
+  /** The same session once open. */
+  opened: ClientHttp2Session | undefined;
+  /** The client's session closed: an upstream session that opens after it is closed at once. */
+  closed: boolean;
 }
+
+/** A client stream to the upstream server, with the raw header list of its response. */
+type UpstreamStream = Http2Stream & { on(event: "response", listener: (headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]) => void): unknown };
 
 const { HTTP2_HEADER_STATUS, NGHTTP2_CANCEL, NGHTTP2_NO_ERROR, NGHTTP2_FLAG_END_STREAM } = http2.constants;
 
@@ -62,15 +70,26 @@ export function createHttp2Front(options: HttpFrontOptions): Http2Front {
   const sessions = new Map<Http2Session, SessionState>();
   const log = (entry: Omit<HttpFlowLogEntry, "protocol">) => options.flowLog({ protocol: "HTTP/2", ...entry });
 
-  function upstreamOf(state: SessionState): ClientHttp2Session {
-    if (state.upstream === undefined || state.upstream.closed || state.upstream.destroyed) {
-      const upstream = http2.connect(`http://${state.connection.serverAddress.includes(":") ? `[${state.connection.serverAddress}]` : state.connection.serverAddress}:${state.connection.serverPort}`, {
-        createConnection: () => options.connectUpstream(state.connection),
-        settings: { enablePush: false },
+  function upstreamOf(state: SessionState): Promise<ClientHttp2Session> {
+    const { opened } = state;
+    if (state.upstream === undefined || (opened !== undefined && (opened.closed || opened.destroyed))) {
+      state.opened = undefined;
+      const { serverAddress, serverPort } = state.connection;
+      const authority = `http://${serverAddress.includes(":") ? `[${serverAddress}]` : serverAddress}:${serverPort}`;
+      // A connectUpstream that throws instead of rejecting fails the same way.
+      const pending = new Promise<Socket>((resolve) => resolve(options.connectUpstream(state.connection))).then((socket) => {
+        const upstream = http2.connect(authority, { createConnection: () => socket, settings: { enablePush: false } });
+        // A failed upstream session fails its streams, which answer for themselves; the session's own error needs no handler beyond this.
+        upstream.on("error", () => undefined);
+        if (state.closed) upstream.close();
+        else if (state.upstream === pending) state.opened = upstream;
+        return upstream;
       });
-      // A failed upstream session fails its streams, which answer for themselves; the session's own error needs no handler beyond this.
-      upstream.on("error", () => undefined);
-      state.upstream = upstream;
+      // A failed connect fails the streams waiting for it; the next stream tries again.
+      pending.catch(() => {
+        if (state.upstream === pending) state.upstream = undefined;
+      });
+      state.upstream = pending;
     }
     return state.upstream;
   }
@@ -121,18 +140,30 @@ export function createHttp2Front(options: HttpFrontOptions): Http2Front {
       ...headerObject(rawHeaders, endToEnd),
       via: "2 palisade",
     };
-    let upstream: Http2Stream & { on(event: "response", listener: (headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]) => void): unknown };
-    try {
-      upstream = upstreamOf(state).request(forwarded, { endStream: (flags & NGHTTP2_FLAG_END_STREAM) !== 0, waitForTrailers: false });
-    } catch (error) {
+    const failed = (error: unknown): void => {
       log({ verdict: "upstream-failed", status: 502, reason: error instanceof Error ? error.message : String(error), ...logged });
       answer(stream, 502, "Bad Gateway");
-      return;
-    }
+    };
+    // The request body, if any, waits in the stream (under HTTP/2 flow control) until the upstream session is open.
+    upstreamOf(state).then((session) => {
+      if (stream.destroyed) return;
+      let upstream: UpstreamStream;
+      try {
+        upstream = session.request(forwarded, { endStream: (flags & NGHTTP2_FLAG_END_STREAM) !== 0, waitForTrailers: false });
+      } catch (error) {
+        failed(error);
+        return;
+      }
+      relay(stream, upstream, (flags & NGHTTP2_FLAG_END_STREAM) !== 0, verdict.audit === true, logged);
+    }, failed);
+  }
+
+  /** Streams an allowed request upstream and the response back, trailers and resets included. */
+  function relay(stream: ServerHttp2Stream, upstream: UpstreamStream, ended: boolean, audit: boolean, logged: Omit<HttpFlowLogEntry, "protocol" | "verdict" | "status">): void {
     let trailers: OutgoingHttpHeaders | undefined;
     upstream.on("response", (responseHeaders, _flags, responseRaw) => {
       const status = Number(responseHeaders[HTTP2_HEADER_STATUS] ?? 502);
-      if (verdict.audit) log({ verdict: "audited", status, ...logged });
+      if (audit) log({ verdict: "audited", status, ...logged });
       if (stream.destroyed) return;
       stream.respond({ [HTTP2_HEADER_STATUS]: status, ...headerObject(responseRaw, endToEnd), via: "2 palisade" }, { waitForTrailers: true });
       upstream.pipe(stream);
@@ -159,7 +190,7 @@ export function createHttp2Front(options: HttpFrontOptions): Http2Front {
     stream.on("close", () => {
       if (!upstream.destroyed && !upstream.closed) upstream.close(NGHTTP2_CANCEL);
     });
-    if ((flags & NGHTTP2_FLAG_END_STREAM) === 0) stream.pipe(upstream);
+    if (!ended) stream.pipe(upstream);
   }
 
   server.on("stream", onStream);
@@ -169,12 +200,13 @@ export function createHttp2Front(options: HttpFrontOptions): Http2Front {
 
   return {
     serve(socket, firstBytes, connection) {
-      const state: SessionState = { connection, upstream: undefined };
+      const state: SessionState = { connection, upstream: undefined, opened: undefined, closed: false };
       server.once("session", (session: Http2Session) => {
         sessions.set(session, state);
         session.once("close", () => {
           sessions.delete(session);
-          state.upstream?.close();
+          state.closed = true;
+          state.opened?.close();
         });
       });
       // Node's HTTP/2 session reads what the socket already buffered before it reads the socket itself.

@@ -7,3 +7,7 @@
 export * from "./http-front.ts";
 export type * from "./http-front-options.ts";
 export { HTTP_FRONT_DEFAULTS } from "./http-front-options.ts";
+export * from "./main.ts";
+export * from "./node-proxy.ts";
+export * from "./proxy-metrics.ts";
+export * from "./view-file.ts";

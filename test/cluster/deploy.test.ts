@@ -27,6 +27,23 @@ interface Run {
   stderr: string;
 }
 
+/** What the DaemonSet test reads of a container and its pod. */
+interface Container {
+  name: string;
+  image: string;
+  args: string[];
+  ports: { name: string; containerPort: number; hostPort?: number }[];
+  readinessProbe?: { httpGet?: { path: string } };
+  securityContext: { capabilities?: { drop?: string[]; add?: string[] }; allowPrivilegeEscalation?: boolean; readOnlyRootFilesystem?: boolean; privileged?: boolean };
+  volumeMounts: { name: string; mountPath: string; readOnly?: boolean }[];
+}
+
+interface PodSpec {
+  hostNetwork?: boolean;
+  containers: Container[];
+  volumes: { name: string; emptyDir?: object }[];
+}
+
 let controlPlane: TestControlPlane | undefined;
 
 describe("deploy/ on a real kube-apiserver", { timeout: 300_000 }, () => {
@@ -54,6 +71,31 @@ describe("deploy/ on a real kube-apiserver", { timeout: 300_000 }, () => {
     ]) {
       assert.match(run.stdout, new RegExp(`^${expected.replaceAll(".", "\\.")} .*\\(server dry run\\)$`, "m"));
     }
+  });
+
+  it("runs the proxy beside the agent in the DaemonSet: its own container, least privilege, the view file and pins read-only", async () => {
+    const run = await kubectlOk(["apply", "--dry-run=server", "-o", "json", "-f", join(deployDir, "21-agent.yaml")]);
+    const daemonSet = JSON.parse(run.stdout) as { spec: { template: { spec: PodSpec } } };
+    const pod = daemonSet.spec.template.spec;
+    assert.equal(pod.hostNetwork, true);
+    const agent = pod.containers.find((c) => c.name === "agent");
+    const proxy = pod.containers.find((c) => c.name === "proxy");
+    assert.ok(agent && proxy, `containers: ${pod.containers.map((c) => c.name).join(", ")}`);
+    assert.deepEqual(proxy.args.slice(0, 1), ["proxy"]);
+    assert.ok(proxy.args.includes("--http-view-file=/run/palisade/http-view.json"));
+    assert.ok(proxy.args.includes("--pin-root=/sys/fs/bpf/palisade"), "the agent's pin root");
+    assert.equal(proxy.image, agent.image, "one image");
+    assert.deepEqual(proxy.securityContext.capabilities, { drop: ["ALL"], add: ["BPF", "NET_ADMIN"] });
+    assert.equal(proxy.securityContext.allowPrivilegeEscalation, false);
+    assert.equal(proxy.securityContext.readOnlyRootFilesystem, true);
+    assert.equal(proxy.securityContext.privileged, undefined);
+    const mount = (container: Container, volume: string) => container.volumeMounts.find((m) => m.name === volume);
+    assert.deepEqual([mount(proxy, "bpffs")?.mountPath, mount(proxy, "bpffs")?.readOnly], ["/sys/fs/bpf", true]);
+    assert.deepEqual([mount(proxy, "http-view")?.mountPath, mount(proxy, "http-view")?.readOnly], ["/run/palisade", true]);
+    assert.deepEqual([mount(agent, "http-view")?.mountPath, mount(agent, "http-view")?.readOnly ?? false], ["/run/palisade", false], "the agent writes the view");
+    assert.ok(pod.volumes.find((v) => v.name === "http-view")?.emptyDir !== undefined, "the view lives in an emptyDir of the pod");
+    assert.deepEqual(proxy.ports.map((p) => [p.name, p.containerPort, p.hostPort]), [["proxy-metrics", 9963, 9963]]);
+    assert.equal(proxy.readinessProbe?.httpGet?.path, "/readyz");
   });
 
   it("grants the operator and the agent what they need and nothing more", async () => {

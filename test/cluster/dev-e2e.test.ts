@@ -104,7 +104,7 @@ before(() => {
 after(() => cluster.folder.remove());
 
 test("pods on both nodes reach each other before any policy", () => {
-  assert.equal(pidsAtUp.length, 2 /* agents */ + 1 /* operator */ + 2 /* node runtimes */ + 4 /* control plane */);
+  assert.equal(pidsAtUp.length, 2 /* agents */ + 2 /* proxies */ + 1 /* operator */ + 2 /* node runtimes */ + 4 /* control plane */);
   const netnsBefore = new Set(netnsList());
   const placement: [string, string, number][] = [[x, "a", 1], [x, "b", 2], [y, "c", 1]];
   for (const [ns, name, node] of placement) cluster.runPod(ns, name, node, [80]);

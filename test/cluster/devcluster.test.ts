@@ -2,7 +2,7 @@
  * The dev cluster end to end: `palisade dev up` in a temporary dev folder on
  * free ports, kubectl with the admin kubeconfig (from the host and from a
  * node's namespace), each node a network namespace on the cluster bridge
- * with its node runtime and agent inside, RBAC refusing an unprivileged user,
+ * with its node runtime, agent and proxy inside, RBAC refusing an unprivileged user,
  * `dev up` again finding everything in place and adding or removing nodes
  * with their routes, `dev status` (and `dev up` healing what died), and
  * `dev down` (twice) leaving no process, network or state. The cluster takes
@@ -81,7 +81,7 @@ function runsIn(pid: number, netns: string): boolean {
   return statSync(`/proc/${pid}/ns/net`).ino === statSync(`/var/run/netns/${netns}`).ino;
 }
 
-function nodePids(kind: "agent" | "node-runtime", node: string): number {
+function nodePids(kind: "agent" | "proxy" | "node-runtime", node: string): number {
   return Number(readFileSync(join(layout.run, `${kind}-${node}.pid`), "utf8").trim());
 }
 
@@ -104,7 +104,7 @@ function assertNodeNetwork(count: number): void {
     for (const key of ["net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"]) {
       assert.equal(execFileSync("ip", ["netns", "exec", node.netns, "sysctl", "-n", key], { encoding: "utf8" }).trim(), "1", `${key} in ${node.netns}`);
     }
-    for (const kind of ["agent", "node-runtime"] as const) {
+    for (const kind of ["agent", "proxy", "node-runtime"] as const) {
       assert.ok(runsIn(nodePids(kind, node.name), node.netns), `the ${kind} of ${node.name} runs in its namespace`);
     }
   }
@@ -181,6 +181,7 @@ describe("palisade dev", { timeout: 600_000 }, () => {
   test("up again keeps the running processes and ports, and adds or removes nodes with their namespaces and routes", () => {
     const before = pids();
     const agent1 = nodePids("agent", "palisade-node-1");
+    const proxy1 = nodePids("proxy", "palisade-node-1");
     const kubeconfig = readFileSync(layout.adminKubeconfig, "utf8");
     const three = dev("up", "--nodes", "3");
     assert.equal(three.status, 0, three.stderr);
@@ -189,8 +190,10 @@ describe("palisade dev", { timeout: 600_000 }, () => {
     assert.equal(one.status, 0, one.stderr);
     assertNodeNetwork(1);
     assert.ok(!existsSync(join(layout.run, "agent-palisade-node-2.pid")), "the removed nodes' agents are stopped");
+    assert.ok(!existsSync(join(layout.run, "proxy-palisade-node-2.pid")), "the removed nodes' proxies are stopped");
     assert.deepEqual(pids(), before);
     assert.equal(nodePids("agent", "palisade-node-1"), agent1, "node 1's agent kept running");
+    assert.equal(nodePids("proxy", "palisade-node-1"), proxy1, "node 1's proxy kept running");
     assert.equal(readFileSync(layout.adminKubeconfig, "utf8"), kubeconfig);
     const nodes = kubectl(layout.adminKubeconfig, "get", "nodes", "-o", "name");
     assert.equal(nodes.stdout.trim(), "node/palisade-node-1");
@@ -203,13 +206,14 @@ describe("palisade dev", { timeout: 600_000 }, () => {
       assert.match(status.stdout, new RegExp(`^${name}\\s+running\\s+${pid}\\s+yes$`, "m"));
     }
     const agent = nodePids("agent", "palisade-node-1");
+    const proxy = nodePids("proxy", "palisade-node-1");
     const runtime = nodePids("node-runtime", "palisade-node-1");
     const node = devNodeSpec(network, 1);
     const quoted = (text: string): string => text.replace(/[.]/g, "\\.");
     assert.match(
       status.stdout,
       new RegExp(
-        `^palisade-node-1\\s+True\\s+${quoted(node.internalIPs.join(","))}\\s+${quoted(node.podCIDRs.join(","))}\\s+${node.netns}\\s+pid ${runtime}\\s+pid ${agent} healthy http://${quoted(node.internalIPs[0])}:9962$`,
+        `^palisade-node-1\\s+True\\s+${quoted(node.internalIPs.join(","))}\\s+${quoted(node.podCIDRs.join(","))}\\s+${node.netns}\\s+pid ${runtime}\\s+pid ${agent} healthy http://${quoted(node.internalIPs[0])}:9962\\s+pid ${proxy} healthy http://${quoted(node.internalIPs[0])}:9963$`,
         "m",
       ),
     );
@@ -228,7 +232,8 @@ describe("palisade dev", { timeout: 600_000 }, () => {
     assert.equal(status.status, 1);
     assert.match(status.stdout, /^kube-scheduler\s+stopped\s+-\s+no$/m);
     assert.match(status.stdout, /^operator\s+stopped\s+-\s+no$/m);
-    assert.match(status.stdout, /^palisade-node-1\s.*\sstopped\s+stopped$/m, "the node's runtime and agent show as stopped");
+    const proxy = nodePids("proxy", "palisade-node-1");
+    assert.match(status.stdout, new RegExp(`^palisade-node-1\\s.*\\sstopped\\s+stopped\\s+pid ${proxy} healthy \\S+$`, "m"), "the node's runtime and agent show as stopped, its proxy runs on");
     // SIGTERM: the API server drains its watches for a while, still running when dev up looks, then exits.
     process.kill(apiserver, "SIGTERM");
     const healed = dev("up");
@@ -236,11 +241,12 @@ describe("palisade dev", { timeout: 600_000 }, () => {
     const after = dev("status");
     assert.equal(after.status, 0, after.stdout);
     assert.notEqual(pids().get("kube-apiserver"), apiserver, "a new API server runs");
+    assert.equal(nodePids("proxy", "palisade-node-1"), proxy, "restarting the agent left the proxy alone");
   });
 
   test("down stops every process and removes the network and all state, twice over; status then finds no cluster", () => {
-    const running = [...pids().values(), nodePids("agent", "palisade-node-1"), nodePids("node-runtime", "palisade-node-1")];
-    assert.equal(running.length, COMPONENT_NAMES.length + 2);
+    const running = [...pids().values(), nodePids("agent", "palisade-node-1"), nodePids("proxy", "palisade-node-1"), nodePids("node-runtime", "palisade-node-1")];
+    assert.equal(running.length, COMPONENT_NAMES.length + 3);
     const down = dev("down");
     assert.equal(down.status, 0, down.stderr);
     for (const pid of running) assert.ok(!alive(pid), `pid ${pid} still runs`);

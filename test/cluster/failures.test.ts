@@ -78,6 +78,10 @@ function agentPids(): number[] {
   return NODES.map((node) => pidOf(`agent-${node}.pid`)).filter((pid) => pid !== undefined);
 }
 
+function proxyPids(): number[] {
+  return NODES.map((node) => pidOf(`proxy-${node}.pid`)).filter((pid) => pid !== undefined);
+}
+
 async function untilGone(pid: number): Promise<void> {
   await eventually(`pid ${pid} exited`, () => !existsSync(`/proc/${pid}/exe`) || readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.[0] === "Z", { timeoutMs: 30_000 });
 }
@@ -173,15 +177,18 @@ describe("failures survived on purpose, under load", { timeout: 1_200_000 }, () 
     const links = pinnedLinkIds();
     assert.ok(links.size >= 2 * 3, `the agents pinned links for their pods' interfaces: ${[...links.keys()].join(", ")}`);
     const before = agentPids();
+    const proxies = proxyPids();
     assert.equal(before.length, 2);
+    assert.equal(proxies.length, 2);
     await underLoad("agent SIGKILL + restart", async () => {
       for (const pid of before) process.kill(pid, "SIGKILL");
       for (const pid of before) await untilGone(pid);
       const status = cluster.palisade("dev", "status");
       assert.equal(status.status, 1, "dev status fails while agents are down");
-      for (const node of NODES) assert.match(status.stdout, new RegExp(`^${node}\\s.*\\sstopped$`, "m"), `${node}'s agent shows as stopped`);
+      for (const node of NODES) assert.match(status.stdout, new RegExp(`^${node}\\s.*\\sstopped\\s+pid \\d+ healthy \\S+$`, "m"), `${node}'s agent shows as stopped, its proxy running`);
       heal();
     });
+    assert.deepEqual(proxyPids(), proxies, "the proxies were not restarted with the agents");
     const afterPids = agentPids();
     assert.equal(afterPids.length, 2);
     assert.ok(afterPids.every((pid) => !before.includes(pid)), "new agent processes");

@@ -19,7 +19,7 @@ import { NetnsNode, type NetnsPod } from "../lib/kernel.ts";
 import { alive } from "../lib/processes.ts";
 
 const podServerJs = fileURLToPath(new URL("../../src/devcluster/node-runtime/pod-server.js", import.meta.url));
-const SERVER_PORTS = ["80/TCP", "81/UDP", "80/SCTP", "82/SCTP"];
+const SERVER_PORTS = ["80/TCP", "81/UDP", "80/SCTP", "82/SCTP", "8080/TCP/http", "9090/TCP/http2"];
 
 let cluster: NetnsNode;
 let client: NetnsPod;
@@ -27,7 +27,7 @@ let server: NetnsPod;
 
 /** Starts a pod server in `pod`; resolves once it printed "ready". */
 async function startPodServer(pod: NetnsPod): Promise<ChildProcess> {
-  const child = cluster.spawnIn(pod, process.execPath, [podServerJs, ...SERVER_PORTS]);
+  const child = cluster.spawnIn(pod, process.execPath, [podServerJs, "--pod=shop/api", ...SERVER_PORTS]);
   for await (const line of createInterface({ input: child.stdout! })) {
     if (line === "ready") return child;
   }
@@ -73,6 +73,27 @@ describe("pod server", () => {
         holder.stdin!.write("ping\n");
         await waitForLine(holder, "echo");
         holder.kill("SIGKILL");
+      }
+    } finally {
+      child.kill("SIGKILL");
+    }
+  });
+
+  test("answers HTTP/1.1 (keep-alive) and HTTP/2 with prior knowledge on its http and http2 ports, naming the pod, the request and the client", async () => {
+    const child = await startPodServer(server);
+    try {
+      for (const [ip, client_] of [[server.ipv4, client.ipv4], [server.ipv6, client.ipv6]] as const) {
+        const host = ip.includes(":") ? `[${ip}]` : ip;
+        // Two requests in one curl run: the second reuses the first's connection (it opened none, %{num_connects} 0).
+        const http1 = cluster.execIn(client, "curl", ["-sS", "--http1.1", "-X", "POST", "-w", "connects=%{num_connects}\\n", `http://${host}:8080/a?x=1`, `http://${host}:8080/b`]);
+        const lines = http1.stdout.trim().split("\n");
+        assert.deepEqual(lines.filter((line) => line.startsWith("connects=")), ["connects=1", "connects=0"]);
+        assert.deepEqual(lines.filter((line) => line.startsWith("{")).map((line) => JSON.parse(line) as unknown), [
+          { pod: "shop/api", protocol: "HTTP/1.1", method: "POST", path: "/a?x=1", client: client_ },
+          { pod: "shop/api", protocol: "HTTP/1.1", method: "POST", path: "/b", client: client_ },
+        ]);
+        const http2 = cluster.execIn(client, "curl", ["-sS", "--http2-prior-knowledge", "-w", "%{http_version}", `http://${host}:9090/pkg.Service/Get`]);
+        assert.equal(http2.stdout, `${JSON.stringify({ pod: "shop/api", protocol: "HTTP/2", method: "GET", path: "/pkg.Service/Get", client: client_ })}\n2`);
       }
     } finally {
       child.kill("SIGKILL");

@@ -22,6 +22,17 @@ export interface CommandRun {
   stderr: string;
 }
 
+/** A named TCP container port, e.g. `{ port: 8080, name: "http" }`. */
+export interface NamedPort {
+  port: number;
+  name: string;
+}
+
+function containerPorts(port: number | NamedPort): object[] {
+  if (typeof port === "number") return [{ containerPort: port, protocol: "TCP" }, { containerPort: port, protocol: "UDP" }];
+  return [{ containerPort: port.port, protocol: "TCP", name: port.name }];
+}
+
 /** The commands of one test folder's dev cluster. */
 export class DevCli {
   readonly folder: TestFolder;
@@ -88,10 +99,13 @@ export class DevCli {
   }
 
   /**
-   * Runs pod `namespace/name` on node `node` (serving TCP and UDP on `ports`),
-   * creating the namespace first if need be, and waits until it is Ready.
+   * Runs pod `namespace/name` on node `node`, creating the namespace first if
+   * need be, and waits until it is Ready. A number in `ports` is served on TCP
+   * and UDP (echo); a named port is a TCP port of that name, which the pod
+   * server answers by its name: `http…` HTTP/1.1, `http2…` or `grpc…` HTTP/2
+   * with prior knowledge, anything else echo.
    */
-  runPod(namespace: string, name: string, node: number, ports: number[], labels: Record<string, string> = { app: name }): void {
+  runPod(namespace: string, name: string, node: number, ports: (number | NamedPort)[], labels: Record<string, string> = { app: name }): void {
     if (this.kubectl("get", "namespace", namespace).status !== 0) this.kube("create", "namespace", namespace);
     // Admission needs the namespace's default ServiceAccount, which the controller manager creates shortly after the namespace.
     const deadline = Date.now() + 30_000;
@@ -106,7 +120,7 @@ export class DevCli {
       spec: {
         nodeName: devNodeSpec(this.network(), node).name,
         automountServiceAccountToken: false,
-        containers: [{ name: "main", image: "palisade.dev/pod-server", ports: ports.flatMap((port) => [{ containerPort: port, protocol: "TCP" }, { containerPort: port, protocol: "UDP" }]) }],
+        containers: [{ name: "main", image: "palisade.dev/pod-server", ports: ports.flatMap(containerPorts) }],
       },
     };
     this.apply(pod);

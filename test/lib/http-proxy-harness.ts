@@ -69,6 +69,14 @@ async function listen(server: net.Server): Promise<number> {
   return (server.address() as AddressInfo).port;
 }
 
+/** A loopback port that was free a moment ago: nobody listens on it. */
+export async function unusedPort(): Promise<number> {
+  const probe = net.createServer();
+  const port = await listen(probe);
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
 export async function startProxyHarness(options: HarnessOptions): Promise<ProxyHarness> {
   const upstreamRequests: UpstreamRequest[] = [];
   const upstreamEvents = new EventEmitter();
@@ -114,7 +122,7 @@ export async function startProxyHarness(options: HarnessOptions): Promise<ProxyH
   const flowLog: HttpFlowLogEntry[] = [];
   const front = createHttpFront({
     judge: options.judge ?? judgeOf(options),
-    connectUpstream: options.connectUpstream ?? ((connection) => net.connect(connection.serverPort, connection.serverAddress)),
+    connectUpstream: options.connectUpstream ?? (async (connection) => net.connect(connection.serverPort, connection.serverAddress)),
     flowLog: (entry) => flowLog.push(entry),
     ...options.front,
   });

@@ -17,6 +17,7 @@ import { devNodeSpec, sandboxNetns, type DevNetwork, type DevNodeSpec } from "..
 import { primaryConfigFile } from "../../cni/config.ts";
 import { SANDBOX_NETNS_ANNOTATION } from "../../probe/index.ts";
 import { CNI_PATH, nodeNetworkConfig, type CniNetwork } from "./cni.ts";
+import { httpModeOfPortName } from "./pod-server.ts";
 import type { PodServerPort } from "./pod-server.ts";
 import {
   createSandbox,
@@ -117,7 +118,8 @@ function declaredPorts(pod: V1Pod): { serve: PodServerPort[]; unsupported: strin
       const key = `${port.containerPort}/${protocol}`;
       if (seen.has(key)) continue;
       seen.add(key);
-      if (protocol === "TCP" || protocol === "UDP" || protocol === "SCTP") serve.push({ port: port.containerPort, protocol });
+      const mode = protocol === "TCP" ? httpModeOfPortName(port.name) : undefined;
+      if (protocol === "TCP" || protocol === "UDP" || protocol === "SCTP") serve.push({ port: port.containerPort, protocol, ...(mode !== undefined && { mode }) });
       else unsupported.push(key);
     }
   }

@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { POD_INTERFACE, cniAdd, cniDel, type CniNetwork } from "./cni.ts";
 import { NodeRuntimeError } from "./errors.ts";
+import { podServerPortArg } from "./pod-server.ts";
 import type { PodServerPort } from "./pod-server.ts";
 
 /** What is recorded about one sandbox. */
@@ -115,7 +116,7 @@ export function sandboxServerRunning(record: SandboxRecord): boolean {
 function startServer(store: SandboxStore, record: SandboxRecord): Promise<number> {
   mkdirSync(logsDir(store), { recursive: true });
   const log = openSync(join(logsDir(store), `${record.netns}.log`), "a", 0o644);
-  const args = record.ports.map((p) => `${p.port}/${p.protocol}`);
+  const args = [`--pod=${record.namespace}/${record.name}`, ...record.ports.map(podServerPortArg)];
   // `ip netns exec` execs the command, so the child's pid is the server's.
   // Detached: the pod keeps serving across a restart of its node runtime.
   const child = spawn("ip", ["netns", "exec", record.netns, process.execPath, POD_SERVER, ...args], { detached: true, stdio: ["ignore", "pipe", log] });

@@ -1,0 +1,210 @@
+/**
+ * The per-node proxy over plain loopback sockets (the transparent listener
+ * and connect stand in as ordinary ones) with a fake judge: keep-alive
+ * connections carrying several requests, a 403 then a 200 on one
+ * connection, flow-log lines as JSON without field values, and the counts
+ * /metrics serves.
+ */
+import assert from "node:assert/strict";
+import { once } from "node:events";
+import http from "node:http";
+import http2 from "node:http2";
+import net from "node:net";
+import type { AddressInfo } from "node:net";
+import { after, before, describe, test } from "node:test";
+import { jsonLogger } from "../k8s/logger.ts";
+import { RawConnection, unusedPort } from "../../test/lib/http-proxy-harness.ts";
+import type { ConnectionInfo, HttpVerdict } from "./http-front-options.ts";
+import { NodeProxy } from "./node-proxy.ts";
+
+const SECRET = "Bearer s3cr3t-token";
+
+/** The metric lines of `name` (with labels), each with its value. */
+function samples(text: string, name: string): Map<string, number> {
+  const found = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    const space = line.lastIndexOf(" ");
+    found.set(line.slice(0, space), Number(line.slice(space + 1)));
+  }
+  return found;
+}
+
+function statusOf(response: Awaited<ReturnType<RawConnection["next"]>>): number {
+  assert.notEqual(response, "closed");
+  return (response as { status: number }).status;
+}
+
+/** An IPv4-only proxy on loopback that allows every request and forwards it to `upstreamPort`. */
+function allowingProxy(upstreamPort: number, log: (line: string) => void): Promise<NodeProxy> {
+  return NodeProxy.start({
+    families: [4],
+    listen: async (server) => {
+      server.listen(0, "127.0.0.1");
+      await once(server, "listening");
+    },
+    connectUpstream: async () => net.connect(upstreamPort, "127.0.0.1"),
+    judge: () => ({ allow: true }),
+    view: () => ({ generation: 1, loaded: true, errors: 0 }),
+    logger: jsonLogger("info", {}, log),
+    metricsPort: 0,
+    metricsHost: "127.0.0.1",
+  });
+}
+
+describe("the node proxy on loopback sockets", () => {
+  let upstream: http.Server;
+  let upstreamPort: number;
+  let upstreamConnections = 0;
+  let proxy: NodeProxy;
+  const logLines: Record<string, unknown>[] = [];
+  const judged: ConnectionInfo[] = [];
+  let viewGeneration = 3;
+
+  before(async () => {
+    upstream = http.createServer((request, response) => {
+      request.resume();
+      request.on("end", () => response.end(`upstream ${request.method} ${request.url} from ${request.socket.remoteAddress}`));
+    });
+    upstream.on("connection", () => upstreamConnections++);
+    upstream.listen(0, "127.0.0.1");
+    await once(upstream, "listening");
+    upstreamPort = (upstream.address() as AddressInfo).port;
+    proxy = await NodeProxy.start({
+      listen: async (server, family) => {
+        server.listen({ port: 0, host: family === 4 ? "127.0.0.1" : "::1", ipv6Only: true });
+        await once(server, "listening");
+      },
+      connectUpstream: async () => net.connect(upstreamPort, "127.0.0.1"),
+      judge: (request, connection): HttpVerdict => {
+        judged.push(connection);
+        if (request.path === "/boom") throw new Error("no HTTP view");
+        if (request.path.startsWith("/audit")) return { allow: true, audit: true, policy: "shop/api", rule: "ingress[1]" };
+        return request.path.startsWith("/public/") ? { allow: true, policy: "shop/api", rule: "ingress[0]" } : { allow: false, policy: "shop/api", rule: "ingress[0]" };
+      },
+      view: () => ({ generation: viewGeneration, loaded: true, errors: 1 }),
+      logger: jsonLogger("info", { component: "proxy" }, (line) => logLines.push(JSON.parse(line) as Record<string, unknown>)),
+      metricsPort: 0,
+      metricsHost: "127.0.0.1",
+    });
+  });
+
+  after(async () => {
+    await proxy?.stop();
+    upstream.closeAllConnections();
+    upstream.close();
+  });
+
+  test("listens on both families and says so in its start line", async () => {
+    assert.deepEqual(proxy.addresses().map((address) => address.family).sort(), ["IPv4", "IPv6"]);
+    assert.ok(logLines.some((line) => line["msg"] === "Proxy started" && Array.isArray(line["listeners"])));
+    assert.equal((await fetch(`http://127.0.0.1:${proxy.metricsPort}/readyz`)).status, 200);
+  });
+
+  test("a keep-alive connection carries several requests: 200, 403, 200, all forwarded over one upstream connection", async () => {
+    const port = proxy.addresses().find((address) => address.family === "IPv4")?.port as number;
+    const connection = await RawConnection.open(port);
+    const upstreamBefore = upstreamConnections;
+    try {
+      connection.send("GET /public/a HTTP/1.1\r\nHost: api.shop\r\n\r\n");
+      const first = await connection.next();
+      assert.equal(statusOf(first), 200);
+      assert.equal((first as { body: string }).body, "upstream GET /public/a from 127.0.0.1");
+      connection.send(`GET /admin?token=1 HTTP/1.1\r\nHost: api.shop\r\nAuthorization: ${SECRET}\r\n\r\n`);
+      const refused = await connection.next();
+      assert.equal(statusOf(refused), 403);
+      assert.equal((refused as { body: string }).body, "Access denied");
+      connection.send("GET /public/b HTTP/1.1\r\nHost: api.shop\r\n\r\n");
+      assert.equal(statusOf(await connection.next()), 200);
+      assert.equal(upstreamConnections - upstreamBefore, 1, "one upstream connection for the client connection");
+      // The listener's own address stands for the original destination (a transparent socket's local address).
+      assert.deepEqual(judged.at(-1), { clientAddress: "127.0.0.1", clientPort: judged.at(-1)?.clientPort, serverAddress: "127.0.0.1", serverPort: port });
+    } finally {
+      connection.destroy();
+    }
+  });
+
+  test("flow-log lines: one JSON line per refused, malformed, audited and unjudgeable request, with no field value", async () => {
+    const port = proxy.addresses().find((address) => address.family === "IPv6")?.port as number;
+    const before = logLines.length;
+    const session = http2.connect(`http://[::1]:${port}`);
+    try {
+      const refused = session.request({ ":path": "/private", ":authority": "api.shop", authorization: SECRET });
+      refused.resume();
+      const [headers] = (await once(refused, "response")) as [http2.IncomingHttpHeaders];
+      assert.equal(headers[":status"], 403);
+      const boom = session.request({ ":path": "/boom", ":authority": "api.shop" });
+      boom.resume();
+      assert.equal(((await once(boom, "response")) as [http2.IncomingHttpHeaders])[0][":status"], 403);
+    } finally {
+      session.close();
+    }
+    const raw = await RawConnection.open(proxy.addresses().find((address) => address.family === "IPv4")?.port as number);
+    raw.send("GET /audit/x HTTP/1.1\r\nHost: api.shop\r\n\r\n");
+    assert.equal(statusOf(await raw.next()), 200);
+    raw.send(`GET /public/%2F HTTP/1.1\r\nHost: api.shop\r\nCookie: ${SECRET}\r\n\r\n`);
+    assert.equal(statusOf(await raw.next()), 400);
+    raw.destroy();
+    const flows = logLines.slice(before).filter((line) => line["flow"] === "http");
+    assert.deepEqual(flows.map((line) => [line["verdict"], line["protocol"], line["path"], line["status"], line["msg"]]), [
+      ["refused", "HTTP/2", "/private", 403, "HTTP request refused"],
+      ["refused", "HTTP/2", "/boom", 403, "HTTP request refused"],
+      ["audited", "HTTP/1.1", "/audit/x", 200, "HTTP request audited (would be refused)"],
+      ["malformed", "HTTP/1.1", "/public/%2F", 400, "HTTP request malformed"],
+    ]);
+    assert.equal(flows[0]?.["policy"], "shop/api");
+    assert.equal(flows[0]?.["clientAddress"], "::1");
+    assert.equal(flows[0]?.["serverPort"], port);
+    assert.equal(flows[1]?.["reason"], "judge failed: no HTTP view");
+    for (const line of logLines) assert.doesNotMatch(JSON.stringify(line), /s3cr3t|token=/, "no field value and no query in the log");
+  });
+
+  test("/metrics counts requests by verdict, policy and rule, connections, and the view", async () => {
+    const text = await (await fetch(`http://127.0.0.1:${proxy.metricsPort}/metrics`)).text();
+    const requests = samples(text, "palisade_proxy_requests_total");
+    assert.equal(requests.get('palisade_proxy_requests_total{verdict="allowed",policy="shop/api",rule="ingress[0]"}'), 2);
+    assert.equal(requests.get('palisade_proxy_requests_total{verdict="refused",policy="shop/api",rule="ingress[0]"}'), 2);
+    assert.equal(requests.get('palisade_proxy_requests_total{verdict="refused",policy="",rule=""}'), 1);
+    assert.equal(requests.get('palisade_proxy_requests_total{verdict="audited",policy="shop/api",rule="ingress[1]"}'), 1);
+    assert.equal(requests.get('palisade_proxy_requests_total{verdict="malformed",policy="",rule=""}'), 1);
+    assert.equal(samples(text, "palisade_proxy_connections_total").get("palisade_proxy_connections_total"), 3);
+    assert.equal(samples(text, "palisade_proxy_view_generation").get("palisade_proxy_view_generation"), viewGeneration);
+    assert.equal(samples(text, "palisade_proxy_view_errors_total").get("palisade_proxy_view_errors_total"), 1);
+    assert.ok((samples(text, "process_resident_memory_bytes").get("process_resident_memory_bytes") ?? 0) > 0);
+    viewGeneration = 4;
+    assert.equal(samples(proxy.renderMetrics(), "palisade_proxy_view_generation").get("palisade_proxy_view_generation"), 4);
+  });
+
+  test("an upstream that refuses: 502, logged as a warning and counted", async () => {
+    const deadPort = await unusedPort();
+    const lines: Record<string, unknown>[] = [];
+    const failing = await allowingProxy(deadPort, (line) => lines.push(JSON.parse(line) as Record<string, unknown>));
+    try {
+      const connection = await RawConnection.open(failing.addresses()[0]?.port as number);
+      connection.send("GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+      assert.equal(statusOf(await connection.next()), 502);
+      connection.destroy();
+      const flow = lines.find((line) => line["flow"] === "http");
+      assert.equal(flow?.["verdict"], "upstream-failed");
+      assert.equal(flow?.["level"], 40);
+      assert.equal(samples(failing.renderMetrics(), "palisade_proxy_upstream_failures_total").get("palisade_proxy_upstream_failures_total"), 1);
+    } finally {
+      await failing.stop();
+    }
+  });
+
+  test("stop: no more connections accepted, open ones closed, the count of open connections back to 0", async () => {
+    const stopping = await allowingProxy(upstreamPort, () => undefined);
+    const port = stopping.addresses()[0]?.port as number;
+    const connection = await RawConnection.open(port);
+    connection.send("GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert.equal(statusOf(await connection.next()), 200);
+    assert.equal(stopping.openConnections, 1);
+    await stopping.stop();
+    assert.equal(await connection.next(), "closed");
+    assert.equal(stopping.openConnections, 0);
+    const refused = net.connect(port, "127.0.0.1");
+    const [error] = (await once(refused, "error")) as [NodeJS.ErrnoException];
+    assert.equal(error.code, "ECONNREFUSED");
+  });
+});

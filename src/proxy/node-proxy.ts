@@ -1,0 +1,172 @@
+/**
+ * The per-node proxy as one process runs it: listeners (transparent ones in
+ * production, for IPv4 and IPv6) whose accepted connections go to the HTTP
+ * front end, the flow log, and the health and metrics server. How to listen,
+ * how to open an upstream connection and how to judge are given, so the same
+ * code runs on plain loopback sockets in tests.
+ *
+ * @example
+ * ```ts
+ * const proxy = await NodeProxy.start({
+ *   listen: (server, family) => listenTransparent(server, { family, port: 15001 }),
+ *   connectUpstream: (c) => connectTransparent({ family: 4, localAddress: c.clientAddress, localPort: c.clientPort, remoteAddress: c.serverAddress, remotePort: c.serverPort }),
+ *   judge: (request, connection) => index.judge(request, connection, identityOf),
+ *   view: () => ({ generation: 1, loaded: true, errors: 0 }),
+ *   logger,
+ *   metricsPort: 9963,
+ * });
+ * await proxy.stop();
+ * ```
+ *
+ * @module
+ */
+import net from "node:net";
+import type { AddressInfo } from "node:net";
+import type { Logger } from "../k8s/logger.ts";
+import { serveProbes } from "../k8s/probe-server.ts";
+import type { ProbeServer } from "../k8s/probe-server.ts";
+import { createHttpFront } from "./http-front.ts";
+import type { HttpFront } from "./http-front.ts";
+import type { ConnectUpstream, HttpFlowLogEntry, HttpFrontOptions, HttpJudge } from "./http-front-options.ts";
+import { ProxyMetrics } from "./proxy-metrics.ts";
+import type { ViewMetrics } from "./proxy-metrics.ts";
+
+/** An address family the proxy listens on. */
+export type ProxyFamily = 4 | 6;
+
+/** Options of {@linkcode NodeProxy.start}. */
+export interface NodeProxyOptions {
+  /** Makes `server` listen for `family` (the transparent listener in production). */
+  listen: (server: net.Server, family: ProxyFamily) => Promise<void>;
+  /** The families to listen on; both by default. */
+  families?: readonly ProxyFamily[];
+  connectUpstream: ConnectUpstream;
+  /** Judges a request with the view in use; a throw refuses the request (403, reason logged). */
+  judge: HttpJudge;
+  /** The view in use, for the metrics. */
+  view: () => ViewMetrics;
+  logger: Logger;
+  /** Port of /healthz, /readyz and /metrics (0: any free port). */
+  metricsPort: number;
+  /** Address of that server; every address by default. */
+  metricsHost?: string;
+  /** The HTTP front end's bounds. */
+  front?: Partial<Omit<HttpFrontOptions, "judge" | "connectUpstream" | "flowLog">>;
+}
+
+const FLOW_MESSAGES: Record<HttpFlowLogEntry["verdict"], string> = {
+  refused: "HTTP request refused",
+  malformed: "HTTP request malformed",
+  audited: "HTTP request audited (would be refused)",
+  "upstream-failed": "HTTP request not forwarded: upstream failed",
+};
+
+/**
+ * Writes one flow-log line: what the front end reported, flattened, and
+ * nothing else (never a field value of the request: they may hold secrets).
+ */
+export function logHttpFlow(logger: Logger, entry: HttpFlowLogEntry): void {
+  const { connection, verdict, ...rest } = entry;
+  const fields = { flow: "http", verdict, ...rest, ...connection };
+  if (verdict === "upstream-failed") logger.warn(fields, FLOW_MESSAGES[verdict]);
+  else logger.info(fields, FLOW_MESSAGES[verdict]);
+}
+
+/** A running per-node proxy. */
+export class NodeProxy {
+  readonly #options: NodeProxyOptions;
+  readonly #metrics = new ProxyMetrics();
+  readonly #front: HttpFront;
+  readonly #servers: net.Server[] = [];
+  #probes: ProbeServer | undefined;
+  #listening = false;
+
+  private constructor(options: NodeProxyOptions) {
+    this.#options = options;
+    const metrics = this.#metrics;
+    this.#front = createHttpFront({
+      ...options.front,
+      judge: (request, connection) => {
+        let verdict;
+        try {
+          verdict = options.judge(request, connection);
+        } catch (error) {
+          metrics.request("refused");
+          throw error;
+        }
+        metrics.request(verdict.allow ? (verdict.audit ? "audited" : "allowed") : "refused", verdict.policy, verdict.rule);
+        return verdict;
+      },
+      connectUpstream: options.connectUpstream,
+      flowLog: (entry) => {
+        if (entry.verdict === "malformed") metrics.request("malformed");
+        if (entry.verdict === "upstream-failed") metrics.upstreamFailed();
+        logHttpFlow(options.logger, entry);
+      },
+    });
+  }
+
+  /** Starts the metrics server and the listeners; a failure stops what started and rejects. */
+  static async start(options: NodeProxyOptions): Promise<NodeProxy> {
+    const proxy = new NodeProxy(options);
+    try {
+      await proxy.#start();
+    } catch (error) {
+      await proxy.stop();
+      throw error;
+    }
+    return proxy;
+  }
+
+  async #start(): Promise<void> {
+    const { logger } = this.#options;
+    this.#probes = await serveProbes(this.#options.metricsPort, this.#options.metricsHost, {
+      ready: () => this.#listening,
+      notReadyMessage: "not ready: not listening yet",
+      metrics: () => this.#metrics.render(this.#options.view()),
+      log: logger,
+    });
+    for (const family of this.#options.families ?? [4, 6]) {
+      const server = net.createServer((socket) => {
+        const closed = this.#metrics.connectionOpened();
+        socket.once("close", closed);
+        this.#front.handleConnection(socket);
+      });
+      server.on("error", (error) => logger.error({ family, err: error }, "Proxy listener failed"));
+      this.#servers.push(server);
+      await this.#options.listen(server, family);
+    }
+    this.#listening = true;
+    logger.info({ listeners: this.addresses().map((a) => `${a.family === "IPv6" ? `[${a.address}]` : a.address}:${a.port}`), metricsPort: this.metricsPort }, "Proxy started");
+  }
+
+  /** Where the listeners listen. */
+  addresses(): AddressInfo[] {
+    return this.#servers.map((server) => server.address()).filter((address): address is AddressInfo => typeof address === "object" && address !== null);
+  }
+
+  /** The port of /healthz, /readyz and /metrics. */
+  get metricsPort(): number {
+    return this.#probes?.port ?? 0;
+  }
+
+  /** Client connections open now. */
+  get openConnections(): number {
+    return this.#metrics.openConnections;
+  }
+
+  /** The metrics as /metrics serves them. */
+  renderMetrics(): string {
+    return this.#metrics.render(this.#options.view());
+  }
+
+  /** Stops accepting, closes every client connection (and with it its upstream), then the metrics server. */
+  async stop(): Promise<void> {
+    this.#listening = false;
+    const closed = this.#servers.filter((server) => server.listening).map((server) => new Promise<void>((resolve) => server.close(() => resolve())));
+    this.#front.close();
+    await Promise.all(closed);
+    await this.#probes?.close();
+    this.#options.logger.info({}, "Proxy stopped");
+  }
+}

@@ -1,0 +1,93 @@
+/**
+ * The proxy's metrics: requests by verdict and by the policy and rule behind
+ * it, connections, upstream failures, and the HTTP view in use, as
+ * Prometheus text.
+ *
+ * @module
+ */
+import { renderPrometheus } from "../k8s/prometheus.ts";
+import type { MetricFamily } from "../k8s/prometheus.ts";
+
+/** What a request came to: forwarded, refused (403), forwarded under audit, or malformed (400, or closed unanswered). */
+export type RequestVerdict = "allowed" | "refused" | "audited" | "malformed";
+
+/** The HTTP view the proxy judges with, as the metrics show it. */
+export interface ViewMetrics {
+  /** Views loaded since start (a file gone counts too). */
+  generation: number;
+  /** Whether a view is loaded (0: the file is missing, every request refused). */
+  loaded: boolean;
+  /** Versions of the file that could not be loaded. */
+  errors: number;
+}
+
+/**
+ * Counters of one proxy process.
+ *
+ * @example
+ * ```ts
+ * const metrics = new ProxyMetrics();
+ * metrics.request("refused", "shop/api-http", "ingress[0]");
+ * metrics.render({ generation: 1, loaded: true, errors: 0 });
+ * ```
+ */
+export class ProxyMetrics {
+  readonly #requests = new Map<string, { verdict: RequestVerdict; policy: string; rule: string; count: number }>();
+  #open = 0;
+  #accepted = 0;
+  #upstreamFailures = 0;
+
+  /** Counts one request's verdict (policy and rule empty when none was named). */
+  request(verdict: RequestVerdict, policy = "", rule = ""): void {
+    const key = JSON.stringify([verdict, policy, rule]);
+    const entry = this.#requests.get(key);
+    if (entry) entry.count++;
+    else this.#requests.set(key, { verdict, policy, rule, count: 1 });
+  }
+
+  /** Counts an accepted client connection; the returned function counts its close (once). */
+  connectionOpened(): () => void {
+    this.#open++;
+    this.#accepted++;
+    let closed = false;
+    return () => {
+      if (closed) return;
+      closed = true;
+      this.#open--;
+    };
+  }
+
+  /** Counts a request answered 502: its upstream could not be reached or failed before answering. */
+  upstreamFailed(): void {
+    this.#upstreamFailures++;
+  }
+
+  /** Client connections open now. */
+  get openConnections(): number {
+    return this.#open;
+  }
+
+  /** The metric families, now. */
+  families(view: ViewMetrics): MetricFamily[] {
+    return [
+      {
+        name: "palisade_proxy_requests_total",
+        type: "counter",
+        help: "HTTP requests judged by the proxy, by verdict (allowed, refused, audited, malformed) and the policy and rule behind it.",
+        samples: [...this.#requests.values()].map(({ verdict, policy, rule, count }) => ({ labels: { verdict, policy, rule }, value: count })),
+      },
+      { name: "palisade_proxy_upstream_failures_total", type: "counter", help: "Allowed requests answered 502: the upstream could not be reached or failed before answering.", samples: [{ value: this.#upstreamFailures }] },
+      { name: "palisade_proxy_connections", type: "gauge", help: "Client connections open.", samples: [{ value: this.#open }] },
+      { name: "palisade_proxy_connections_total", type: "counter", help: "Client connections accepted.", samples: [{ value: this.#accepted }] },
+      { name: "palisade_proxy_view_generation", type: "gauge", help: "HTTP views loaded since the proxy started (a missing file counts as one).", samples: [{ value: view.generation }] },
+      { name: "palisade_proxy_view_loaded", type: "gauge", help: "Whether an HTTP view is loaded (0: its file is missing and every request is refused).", samples: [{ value: view.loaded ? 1 : 0 }] },
+      { name: "palisade_proxy_view_errors_total", type: "counter", help: "Versions of the HTTP view file that could not be loaded (the previous view was kept).", samples: [{ value: view.errors }] },
+      { name: "process_resident_memory_bytes", type: "gauge", help: "Resident memory of the proxy process.", samples: [{ value: process.memoryUsage.rss() }] },
+    ];
+  }
+
+  /** The metrics as Prometheus text. */
+  render(view: ViewMetrics): string {
+    return renderPrometheus(this.families(view));
+  }
+}
