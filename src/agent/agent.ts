@@ -17,6 +17,7 @@
  *
  * @module
  */
+import { writeFileAtomically } from "../atomic-file.ts";
 import { Datapath } from "../datapath/datapath.ts";
 import { DEFAULT_PIN_ROOT } from "../datapath/pin-root.ts";
 import type { EventSubscription } from "../datapath/datapath.ts";
@@ -25,6 +26,7 @@ import type { Logger } from "../k8s/logger.ts";
 import { writeNodeReport } from "../k8s/node-report.ts";
 import { serveProbes } from "../k8s/probe-server.ts";
 import type { ProbeServer } from "../k8s/probe-server.ts";
+import { DEFAULT_HTTP_VIEW_PATH } from "../policy/http-view.ts";
 import { ClusterWatch } from "./cluster-watch.ts";
 import { ConntrackCollector } from "./conntrack-gc.ts";
 import { logFlows } from "./flow-log.ts";
@@ -59,6 +61,8 @@ export interface AgentOptions {
   podInterface?: PodInterfaceLookup;
   /** Where identity numbers come from: {@linkcode IdentitySource}; `"cluster"` by default. */
   identities?: IdentitySource;
+  /** Where the HTTP view for the node's proxy is published; {@linkcode DEFAULT_HTTP_VIEW_PATH} by default. */
+  httpViewFile?: string;
 }
 
 /**
@@ -106,6 +110,7 @@ export class Agent {
       podInterface: options.podInterface ?? podInterfaceByRoute,
       writeReport: (report, signal) => writeNodeReport(options.client, report, signal),
       logger: options.logger,
+      publishHttpView: (view) => writeFileAtomically(options.httpViewFile ?? DEFAULT_HTTP_VIEW_PATH, JSON.stringify(view)),
     });
     this.#conntrack = new ConntrackCollector(datapath, options.logger);
     this.ready = new Promise((resolve, reject) => {

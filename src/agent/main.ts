@@ -1,6 +1,6 @@
 /**
  * The agent's entry point behind `palisade agent --node-name X
- * [--kubeconfig P] [--pin-root P] [--metrics-port N] [--identities cluster|local]`: parses the flags,
+ * [--kubeconfig P] [--pin-root P] [--metrics-port N] [--identities cluster|local] [--http-view-file P]`: parses the flags,
  * runs the agent until SIGINT or SIGTERM, and stops it cleanly (pinned
  * state stays in the kernel, so enforcement continues meanwhile).
  *
@@ -22,6 +22,8 @@ export interface RunAgentOptions {
   metricsPort?: number;
   /** Where identity numbers come from; `"cluster"` (the operator's PalisadeIdentity objects) by default. */
   identities?: IdentitySource;
+  /** Where the HTTP view for the node's proxy goes. */
+  httpViewFile?: string;
 }
 
 /** The command line is wrong; the message says which flag. */
@@ -48,6 +50,7 @@ export function parseAgentArgs(args: string[]): RunAgentOptions {
         "pin-root": { type: "string" },
         "metrics-port": { type: "string" },
         identities: { type: "string" },
+        "http-view-file": { type: "string" },
       },
       strict: true,
       allowPositionals: false,
@@ -60,6 +63,7 @@ export function parseAgentArgs(args: string[]): RunAgentOptions {
   const options: RunAgentOptions = { nodeName };
   if (values.kubeconfig !== undefined) options.kubeconfig = values.kubeconfig;
   if (values["pin-root"] !== undefined) options.pinRoot = values["pin-root"];
+  if (values["http-view-file"] !== undefined) options.httpViewFile = values["http-view-file"];
   const identities = values.identities;
   if (identities !== undefined) {
     if (identities !== "cluster" && identities !== "local") throw new AgentUsageError(`Cannot run agent: --identities "${identities}" is not cluster or local`);
@@ -93,6 +97,7 @@ export async function runAgent(options: RunAgentOptions): Promise<void> {
     pinRoot: options.pinRoot ?? DEFAULT_PIN_ROOT,
     metricsPort: options.metricsPort ?? DEFAULT_METRICS_PORT,
     identities: options.identities ?? "cluster",
+    ...(options.httpViewFile === undefined ? {} : { httpViewFile: options.httpViewFile }),
   });
   logger.info({ signal: await stopSignal() }, "Stopping on signal");
   await agent.stop();

@@ -35,6 +35,7 @@ import { Histogram } from "../k8s/prometheus.ts";
 import type { PalisadeIdentity } from "../policy/api-types.ts";
 import { PolicyCompiler } from "../policy/compiler.ts";
 import type { PolicyKind } from "../policy/compiler.ts";
+import type { HttpView } from "../policy/http-view.ts";
 import { HostIpsByPod } from "../policy/host-ips.ts";
 import { PodAddressClaims, creationTime } from "../policy/pod-address-claims.ts";
 import { LocalIdentityAllocator } from "../policy/identity.ts";
@@ -65,6 +66,11 @@ export interface ReconcilerOptions {
   podInterface: PodInterfaceLookup;
   writeReport: ReportWriter;
   logger: Logger;
+  /**
+   * Publishes what the node's proxy judges HTTP requests by, whenever it changed; called before the
+   * commit's map writes, so the proxy knows a rule before the datapath steers a flow by it.
+   */
+  publishHttpView?: (view: HttpView) => void;
   /** Called when identity keys may have new numbers: {@linkcode Reconciler.syncIdentities} should run before the next commit. */
   onIdentitiesChanged: () => void;
   /** Asks for `kind/key` to be synced again: a pod whose owned addresses changed because another pod came or went. */
@@ -118,6 +124,9 @@ export class Reconciler {
   /** Milliseconds spent in {@linkcode sync} since the last commit. */
   #syncMs = 0;
   #fullSyncDone = false;
+  readonly #publishHttpViewTo: ((view: HttpView) => void) | undefined;
+  /** The HTTP view last published, as JSON. */
+  #publishedHttpView: string | undefined;
 
   constructor(options: ReconcilerOptions) {
     this.#nodeName = options.nodeName;
@@ -127,6 +136,7 @@ export class Reconciler {
     this.#log = options.logger;
     this.#onIdentitiesChanged = options.onIdentitiesChanged;
     this.#resync = options.resync;
+    this.#publishHttpViewTo = options.publishHttpView;
     // Numbers this node gave earlier runs are still in its pinned maps: they
     // are not handed to other keys, and a policy prefix gets its own back, so a
     // restart neither lets a number mean two keys nor rewrites every CIDR.
@@ -227,6 +237,7 @@ export class Reconciler {
     const fullSync = !this.#fullSyncDone;
     // The full sync compares the datapath's maps with the whole state; later commits read narrowly.
     const state = fullSync ? this.#compiler.state() : undefined;
+    this.#publishHttpView();
     const compiled = performance.now();
     stage("compile", compiled - started);
     let result: ApplyResult;
@@ -254,6 +265,20 @@ export class Reconciler {
     }
     await this.#report.write(options.signal);
     stage("report", performance.now() - written);
+  }
+
+  /** Publishes the HTTP view if it changed since the last one published; a failure is logged and retried at the next commit. */
+  #publishHttpView(): void {
+    if (!this.#publishHttpViewTo) return;
+    const view = this.#compiler.httpView();
+    const text = JSON.stringify(view);
+    if (text === this.#publishedHttpView) return;
+    try {
+      this.#publishHttpViewTo(view);
+      this.#publishedHttpView = text;
+    } catch (error) {
+      this.#log.error({ err: error }, "Cannot publish the HTTP view: the proxy judges requests by the previous one");
+    }
   }
 
   #syncNamespace(name: string, obj: KubernetesObject | undefined): void {

@@ -409,7 +409,7 @@ export const agentsStep: DevUpStep = {
       required(context, "nodes").map(async (node) => {
         const files = agentFiles(context.layout, node.name);
         writeFileSync(files.pinRootFile, `${node.pinRoot}\n`);
-        const args = ["agent", "--node-name", node.name, "--kubeconfig", context.layout.adminKubeconfig, "--pin-root", node.pinRoot, "--metrics-port", String(DEV_AGENT_METRICS_PORT), "--identities", "cluster"];
+        const args = ["agent", "--node-name", node.name, "--kubeconfig", context.layout.adminKubeconfig, "--pin-root", node.pinRoot, "--metrics-port", String(DEV_AGENT_METRICS_PORT), "--identities", "cluster", "--http-view-file", httpViewFile(context.layout, node.name)];
         const started = await startNodeProcess(node, "agent", files, args, agentMetricsUrl(node));
         if (started) context.progress(`started the agent of ${node.name} in network namespace ${node.netns} (pins in ${node.pinRoot}, metrics on ${agentMetricsUrl(node)})`);
       }),

@@ -149,6 +149,8 @@ describe("HttpViewIndex.judge", () => {
     const index = new HttpViewIndex(compiler.httpView());
     const verdict = index.judge(request("GET", "/public/"), { clientAddress: "192.0.2.1", clientPort: 1, serverAddress: "192.0.2.2", serverPort: 8080 }, () => IDENTITY_WORLD);
     assert.equal(verdict.allow, false);
+    const unruled = index.judge(request("GET", "/public/"), { clientAddress: A, clientPort: 1, serverAddress: C, serverPort: 8080 }, () => IDENTITY_WORLD);
+    assert.deepEqual(unruled, { allow: false, audit: false, rule: "no HTTP rule of this node covers the connection" }, "c's slot has no HTTP entries: the view is behind the datapath");
   });
 });
 

@@ -185,18 +185,19 @@ export class HttpViewIndex {
   /**
    * Judges one request of a connection: at the egress of the client's endpoint and at the ingress of the
    * server's, where they are on this node, as the datapath looked the flow up. A request must pass both;
-   * an audit refusal is reported only when the enforced verdict forwards it. A connection with neither
-   * endpoint here is refused: the datapath steered it by state the view does not have yet.
+   * an audit refusal is reported only when the enforced verdict forwards it. A connection for which
+   * the view has no HTTP rules is refused: the datapath steered it by state the view does not have yet.
    */
   judge(request: HttpRequestView, connection: HttpConnection, identityOf: (address: string) => number): HttpJudgement {
     const sides: [HttpViewEndpoint | undefined, Direction, string][] = [
       [this.#endpoints.get(addressKey(connection.clientAddress) ?? ""), DIRECTION_EGRESS, connection.serverAddress],
       [this.#endpoints.get(addressKey(connection.serverAddress) ?? ""), DIRECTION_INGRESS, connection.clientAddress],
     ];
-    if (sides.every(([endpoint]) => endpoint === undefined)) return { allow: false, audit: false, rule: "no endpoint of this node is party to the connection" };
     let audited: HttpJudgement | undefined;
+    let judged = 0;
     for (const [endpoint, direction, remote] of sides) {
       if (!endpoint || !this.#httpSlots.has(endpoint.state.slot)) continue;
+      judged++;
       const remoteIdentity = identityOf(remote);
       // The node itself reaches its pods before any policy (the datapath's `host` reason).
       if (direction === DIRECTION_INGRESS && remoteIdentity === IDENTITY_HOST) continue;
@@ -209,6 +210,8 @@ export class HttpViewIndex {
       const audit = verdict.audit.allowed ? this.#judgeSide(verdict.audit.http, request) : { refused: false, ruleId: 0, entry: -1 };
       if (audit.refused && !audited) audited = { allow: true, audit: true, ...this.#names(audit.ruleId, audit.entry, "no http entry of the rules allowing the flow matched") };
     }
+    // The datapath steered the flow by HTTP rules this view does not have (yet): fail closed.
+    if (judged === 0) return { allow: false, audit: false, rule: "no HTTP rule of this node covers the connection" };
     return audited ?? { allow: true, audit: false };
   }
 

@@ -18,7 +18,8 @@ import { stopSignal } from "../stop-signal.ts";
 import type { Logger, LogLevel } from "../k8s/logger.ts";
 import type { ConnectionInfo } from "./http-front-options.ts";
 import { NodeProxy } from "./node-proxy.ts";
-import { connectTransparent, DEFAULT_HTTP_VIEW_PATH, DEFAULT_PROXY_PORT, HttpViewIndex, listenTransparent, parseHttpView, PinnedIpcache } from "./stand-ins.ts";
+import { DEFAULT_HTTP_VIEW_PATH, HttpViewIndex, parseHttpView } from "../policy/http-view.ts";
+import { connectTransparent, DEFAULT_PROXY_PORT, listenTransparent, PinnedIpcache } from "./stand-ins.ts";
 import { watchViewFile } from "./view-file.ts";
 
 /** The proxy's health and metrics port unless told otherwise. */

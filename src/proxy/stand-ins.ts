@@ -20,35 +20,9 @@
  * @module
  */
 import net from "node:net";
-import type { HttpRequestView } from "../policy/http-rule.ts";
-
-/** Where the agent writes the HTTP view unless told otherwise. */
-export const DEFAULT_HTTP_VIEW_PATH = "/run/palisade/http-view.json";
 
 /** The port the datapath steers proxied flows to unless told otherwise. */
 export const DEFAULT_PROXY_PORT = 15001;
-
-/** The HTTP view the agent publishes (stand-in: any JSON object). */
-export type HttpView = Record<string, unknown>;
-
-/** Reads an HTTP view file's JSON; throws on a malformed one. */
-export function parseHttpView(json: unknown): HttpView {
-  if (typeof json !== "object" || json === null || Array.isArray(json)) throw new Error("Cannot read the HTTP view: it is not a JSON object");
-  return json as HttpView;
-}
-
-/** Judges requests against a view (stand-in: refuses every request). */
-export class HttpViewIndex {
-  constructor(_view: HttpView) {}
-
-  judge(
-    _request: HttpRequestView,
-    _connection: { clientAddress: string; clientPort: number; serverAddress: string; serverPort: number },
-    _identityOf: (address: string) => number,
-  ): { allow: boolean; audit: boolean; policy?: string; rule?: string } {
-    return { allow: false, audit: false };
-  }
-}
 
 /** Listens on `port` of every address of `family` (stand-in: an ordinary socket). */
 export async function listenTransparent(server: net.Server, options: { family: 4 | 6; port: number }): Promise<void> {
