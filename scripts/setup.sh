@@ -10,7 +10,7 @@ NODE_VERSION=24.21.0
 log() { printf 'setup: %s\n' "$*" >&2; }
 
 apt_packages=(clang llvm libbpf-dev bpftool iproute2 iputils-ping iptables nftables
-  containernetworking-plugins make g++ pkg-config libelf-dev zlib1g-dev openssl python3)
+  containernetworking-plugins make g++ pkg-config libelf-dev zlib1g-dev openssl python3 curl)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
