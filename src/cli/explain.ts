@@ -10,6 +10,9 @@ import {
   buildWorld,
   compileWorld,
   explainPacket,
+  HttpViewIndex,
+  IDENTITY_WORLD,
+  lookupIpcache,
   type DesiredState,
   type LookupResult,
   type PacketProtocol,
@@ -17,6 +20,7 @@ import {
   type TcpLimits,
   type World,
 } from "../policy/index.ts";
+import { httpRequestView } from "../policy/http-request.ts";
 import { loadManifests } from "./load-manifests.ts";
 import { UsageError } from "./usage-error.ts";
 import { verdictTable, type PairVerdict } from "./verdict-table.ts";
@@ -30,6 +34,8 @@ export interface ExplainOptions {
   protocol: PacketProtocol;
   family?: "ipv4" | "ipv6";
   output: "text" | "json" | "table";
+  /** A request to judge as the node's proxy would (with --from/--to; TCP). */
+  http?: { method: string; path: string; host?: string; headers: [string, string][] };
 }
 
 interface End {
@@ -77,7 +83,7 @@ function describeLookup(state: DesiredState, where: string, result: LookupResult
       // Limited: only rules with connection limits allow it, so the deciding rule's limits apply.
       return `${where}: allowed by ${describeRule(state, result.ruleId)}${result.tcpStrict ? " (tcp strict: a new flow must open with a SYN)" : ""}${
         result.tcpLimited ? ` (tcp limited: ${describeLimits(state.tcpLimits.get(result.ruleId))} per source address, charged to this rule)` : ""
-      }`;
+      }${result.proxied ? " (steered to the node's proxy: HTTP rules judge its requests)" : ""}`;
     case "policy-deny":
       return `${where}: denied by ${describeRule(state, result.ruleId)}`;
     case "default-deny":
@@ -101,7 +107,7 @@ interface Explained {
   lines: string[];
 }
 
-function explainOne(state: DesiredState, world: World, from: End, to: End, options: ExplainOptions): Explained {
+function explainOne(state: DesiredState, world: World, from: End, to: End, options: ExplainOptions, view?: HttpViewIndex): Explained {
   const verdict = explainPacket(state, world, {
     src: { ip: from.ip },
     dst: { ip: to.ip },
@@ -118,7 +124,29 @@ function explainOne(state: DesiredState, world: World, from: End, to: End, optio
     if (note) notes.push(note);
   }
   if (lines.length === 0) lines.push("neither end is a pod: no policy applies");
-  return { allowed: verdict.allowed, lines: [...lines, ...notes] };
+  let allowed = verdict.allowed;
+  if (options.http && view && verdict.allowed) {
+    const proxied = (verdict.egress?.proxied ?? false) || (verdict.ingress?.proxied ?? false);
+    const judged = explainRequest(state, view, proxied, from, to, options.port, options.http);
+    allowed = judged.allowed;
+    lines.push(judged.line);
+  }
+  return { allowed, lines: [...lines, ...notes] };
+}
+
+/** The proxy's verdict for one request on an allowed flow, from the HTTP view the agent would publish. */
+function explainRequest(state: DesiredState, view: HttpViewIndex, proxied: boolean, from: End, to: End, port: number, http: NonNullable<ExplainOptions["http"]>): { allowed: boolean; line: string } {
+  const what = `http ${http.method} ${http.path}`;
+  if (!proxied) return { allowed: true, line: `${what}: not judged, no HTTP rule covers this flow (it never reaches the proxy)` };
+  const host = http.host ?? (to.ip.includes(":") ? `[${to.ip}]` : to.ip);
+  const accepted = httpRequestView({ method: http.method, target: http.path, fields: [["Host", host], ...http.headers] });
+  if (!accepted.ok) return { allowed: false, line: `${what}: refused with 400 before any rule: ${accepted.reason}` };
+  const identityOf = (ip: string): number => lookupIpcache(state, ip)?.value.identity ?? IDENTITY_WORLD;
+  const judged = view.judge(accepted.view, { clientAddress: from.ip, clientPort: 40000, serverAddress: to.ip, serverPort: port }, identityOf);
+  if (judged.allow && !judged.audit && judged.rule === undefined) return { allowed: true, line: `${what}: allowed, no HTTP Deny entry matches and a rule without http allows the flow` };
+  const by = judged.policy ? ` by ${judged.policy} ${judged.rule}` : ` (${judged.rule})`;
+  if (!judged.allow) return { allowed: false, line: `${what}: refused with 403${by}` };
+  return { allowed: true, line: judged.audit ? `${what}: allowed; audit mode would refuse it${by}` : `${what}: allowed${by}` };
 }
 
 function pairs(world: World, options: ExplainOptions): [End, End][] {
@@ -155,7 +183,7 @@ export function runExplain(options: ExplainOptions): string {
     { source: (index) => manifests[index]?.source ?? "" },
   );
   if (errors.length > 0) throw new UsageError(errors.map((error) => error.message).join("\n"));
-  const { state } = compileWorld(world);
+  const { compiler, state } = compileWorld(world);
 
   if (options.from !== undefined || options.to !== undefined) {
     if (options.from === undefined || options.to === undefined) {
@@ -166,7 +194,7 @@ export function runExplain(options: ExplainOptions): string {
     if (familyOf(from.ip) !== familyOf(to.ip)) {
       throw new UsageError(`Cannot explain: ${from.ip} and ${to.ip} are of different address families`);
     }
-    const result = explainOne(state, world, from, to, options);
+    const result = explainOne(state, world, from, to, options, options.http ? new HttpViewIndex(compiler.httpView()) : undefined);
     if (options.output === "json") {
       return JSON.stringify({
         from: from.label,

@@ -19,11 +19,14 @@ import { INSTALL_CNI_HELP, runInstallCni } from "./install-cni.ts";
 import { ProbeTargetError } from "../probe/index.ts";
 
 const EXPLAIN_HELP = `  palisade explain -f PATH... [--from NS/POD|IP --to NS/POD|IP] [--port N] [--protocol TCP|UDP|SCTP|ICMP]
-                   [--family ipv4|ipv6] [-o text|json|table]
+                   [--family ipv4|ipv6] [--http-method M] [--http-path P] [--http-host H]
+                   [--http-header NAME=VALUE]... [-o text|json|table]
       Verdicts for traffic between the pods of manifests (Namespaces, Pods, NetworkPolicies,
       EBPFNetworkPolicies; YAML or JSON files or folders), answered from the compiled datapath
-      state. With --from/--to: one verdict and the policy rules behind it. Without: every ordered
-      pair of pods (-o table: a matrix; -o json: {"port","protocol","pairs":[...]}).`;
+      state. With --from/--to: one verdict and the policy rules behind it; with --http-*, also the
+      verdict the node's proxy gives that HTTP request (GET / and the destination as host by
+      default) and the rule behind it. Without: every ordered pair of pods (-o table: a matrix;
+      -o json: {"port","protocol","pairs":[...]}).`;
 
 const AGENT_HELP = `  palisade agent --node-name NODE [--kubeconfig PATH] [--pin-root DIR] [--metrics-port N] [--identities cluster|local]
       Runs the node agent: compiles the policies for NODE's pods into the eBPF maps pinned under
@@ -69,10 +72,21 @@ function explainOptions(argv: string[]): ExplainOptions {
       protocol: { type: "string", default: "TCP" },
       family: { type: "string" },
       output: { type: "string", short: "o" },
+      "http-method": { type: "string" },
+      "http-path": { type: "string" },
+      "http-host": { type: "string" },
+      "http-header": { type: "string", multiple: true },
     },
     allowPositionals: false,
   });
   const files = values.filename ?? [];
+  const headers = (values["http-header"] ?? []).map((text): [string, string] => {
+    const at = text.indexOf("=");
+    if (at <= 0) throw new UsageError(`Cannot explain: --http-header "${text}" is not NAME=VALUE`);
+    return [text.slice(0, at), text.slice(at + 1)];
+  });
+  const wantsHttp = values["http-method"] !== undefined || values["http-path"] !== undefined || values["http-host"] !== undefined || headers.length > 0;
+  if (wantsHttp && (values.from === undefined || values.to === undefined)) throw new UsageError("Cannot explain: --http-* need --from and --to");
   if (files.length === 0) throw new UsageError("Cannot explain: -f PATH is required (a manifest file or folder)");
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
@@ -97,6 +111,9 @@ function explainOptions(argv: string[]): ExplainOptions {
     ...(family !== undefined && { family }),
     ...(values.from !== undefined && { from: values.from }),
     ...(values.to !== undefined && { to: values.to }),
+    ...(wantsHttp && {
+      http: { method: values["http-method"] ?? "GET", path: values["http-path"] ?? "/", ...(values["http-host"] !== undefined && { host: values["http-host"] }), headers },
+    }),
   };
 }
 

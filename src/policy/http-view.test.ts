@@ -110,7 +110,7 @@ describe("HTTP rules in the compiled state", () => {
 describe("HttpViewIndex.judge", () => {
   test("a request must match an entry of an allowing rule; the rule and entry are named", () => {
     const policies = [ebpf("web", { ingress: [rule([{ method: "POST", path: { exact: "/orders" } }, ...publicGets])] })];
-    assert.deepEqual(judge(policies, request("GET", "/public/a")), { allow: true, audit: false });
+    assert.deepEqual(judge(policies, request("GET", "/public/a")), { allow: true, audit: false, policy: "EBPFNetworkPolicy x/web", rule: "ingress[0].http[1]" });
     const refused = judge(policies, request("GET", "/private"));
     assert.deepEqual(refused, { allow: false, audit: false, policy: "EBPFNetworkPolicy x/web", rule: "ingress[0]: no http entry of the rules allowing the flow matched" });
   });

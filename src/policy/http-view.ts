@@ -53,7 +53,7 @@ export interface HttpJudgement {
   audit: boolean;
   /** The policy behind the verdict (`kind namespace/name`), when one is. */
   policy?: string;
-  /** The rule and entry behind it (`ingress[0].http[1]`), or why none is. */
+  /** The rule and entry behind it (`ingress[0].http[1]`: for a forwarded request, the entry that allowed it), or why none is. */
   rule?: string;
 }
 
@@ -194,6 +194,7 @@ export class HttpViewIndex {
       [this.#endpoints.get(addressKey(connection.serverAddress) ?? ""), DIRECTION_INGRESS, connection.clientAddress],
     ];
     let audited: HttpJudgement | undefined;
+    let allowedBy: HttpJudgement | undefined;
     let judged = 0;
     for (const [endpoint, direction, remote] of sides) {
       if (!endpoint || !this.#httpSlots.has(endpoint.state.slot)) continue;
@@ -206,13 +207,14 @@ export class HttpViewIndex {
       if (!verdict.allowed) return { allow: false, audit: false, ...this.#names(verdict.ruleId, -1, "the flow is not allowed") };
       const enforced = this.#judgeSide(verdict.http, request);
       if (enforced.refused) return { allow: false, audit: false, ...this.#names(enforced.ruleId, enforced.entry, "no http entry of the rules allowing the flow matched") };
+      if (enforced.entry >= 0) allowedBy ??= { allow: true, audit: false, ...this.#names(enforced.ruleId, enforced.entry, "") };
       // A flow the audit verdict refuses at L3/L4 was reported by the datapath already.
       const audit = verdict.audit.allowed ? this.#judgeSide(verdict.audit.http, request) : { refused: false, ruleId: 0, entry: -1 };
       if (audit.refused && !audited) audited = { allow: true, audit: true, ...this.#names(audit.ruleId, audit.entry, "no http entry of the rules allowing the flow matched") };
     }
     // The datapath steered the flow by HTTP rules this view does not have (yet): fail closed.
     if (judged === 0) return { allow: false, audit: false, rule: "no HTTP rule of this node covers the connection" };
-    return audited ?? { allow: true, audit: false };
+    return audited ?? allowedBy ?? { allow: true, audit: false };
   }
 
   #judgeSide(judges: HttpJudges | undefined, request: HttpRequestView): SideJudgement {
