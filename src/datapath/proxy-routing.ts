@@ -97,6 +97,8 @@ export function installProxyRouting(): ProxyDevice {
   ip(["addr", "replace", PROXY_RECEIVER_ADDRESS, "dev", PROXY_RECEIVER]);
   ip(["link", "set", PROXY_RECEIVER, "up"]);
   ip(["link", "set", PROXY_DEVICE, "up"]);
+  // The local routes lead to lo, which IPv6 wants up (a node's always is).
+  ip(["link", "set", "lo", "up"]);
   for (const family of FAMILIES) {
     if (ip([family, "rule", "show", "pref", String(PROXY_RULE_PREF)]).trim() === "") ip([family, "rule", "add", ...MARK_RULE]);
     ip([family, "route", "replace", "local", "default", "dev", "lo", "table", String(PROXY_ROUTE_TABLE)]);

@@ -45,7 +45,7 @@ export interface TransparentListenOptions {
  * ```
  * @throws {BpfError} (code `EPERM`, `EADDRINUSE`, ...) when the socket cannot be made.
  */
-export function listenTransparent(server: Server, options: TransparentListenOptions): Promise<void> {
+export async function listenTransparent(server: Server, options: TransparentListenOptions): Promise<void> {
   const fd = transparentListen(options.family, options.port, options.mark ?? PROXY_MARK_FROM);
   return new Promise((resolve, reject) => {
     server.once("error", reject);

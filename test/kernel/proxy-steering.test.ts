@@ -376,3 +376,46 @@ describe("steering to the node's transparent proxy, real traffic", () => {
     assertProxied(exchange(R, B, PORT.ingressHttp), LINES, "the proxy back");
   });
 });
+
+describe("proxy routing", () => {
+  const netns = `pl${tag()}-routing`;
+  after(() => {
+    try {
+      run("ip", ["netns", "del", netns]);
+    } catch {
+      // Never made.
+    }
+  });
+
+  test("installProxyRouting is idempotent and returns the device; removeProxyRouting undoes it, twice over", () => {
+    recordKernelObject("netns", netns);
+    run("ip", ["netns", "add", netns]);
+    const routing = new URL("../../src/datapath/proxy-routing.js", import.meta.url).href;
+    const script = `import { installProxyRouting, removeProxyRouting } from ${JSON.stringify(routing)};
+      const [op, times] = process.argv.slice(1);
+      let device;
+      for (let i = 0; i < Number(times); i++) device = op === "install" ? installProxyRouting() : removeProxyRouting();
+      console.log(JSON.stringify(device ?? null));`;
+    const inNetns = (...args: string[]) => execFileSync("nsenter", [`--net=/var/run/netns/${netns}`, ...args], { encoding: "utf8" });
+    const device = JSON.parse(inNetns(node, "--input-type=module", "-e", script, "install", "2")) as { ifindex: number; receiverIfindex: number; mac: string };
+    const links = JSON.parse(inNetns("ip", "-j", "link", "show")) as { ifname: string; ifindex: number; address: string; operstate: string }[];
+    const byName = new Map(links.map((l) => [l.ifname, l]));
+    assert.equal(byName.get("pal_proxy")?.ifindex, device.ifindex);
+    assert.equal(byName.get("pal_proxy_in")?.ifindex, device.receiverIfindex);
+    assert.equal(byName.get("pal_proxy_in")?.address, device.mac);
+    for (const family of ["-4", "-6"]) {
+      assert.match(inNetns("ip", family, "rule", "show", "pref", "90"), /^90:\s+from all fwmark 0xa00\/0xf00 lookup 2047\s*$/, `one rule, IPv${family.slice(1)}`);
+      assert.match(inNetns("ip", family, "route", "show", "table", "2047"), /^local default dev lo/);
+    }
+    assert.equal(inNetns("cat", "/proc/sys/net/ipv4/tcp_early_demux").trim(), "0");
+    assert.equal(inNetns("cat", "/proc/sys/net/ipv4/conf/pal_proxy_in/rp_filter").trim(), "2");
+    assert.equal(inNetns("cat", "/proc/sys/net/ipv6/conf/pal_proxy/disable_ipv6").trim(), "1");
+    assert.match(inNetns("ip", "-4", "addr", "show", "dev", "pal_proxy_in"), /inet 169\.254\.77\.1\/32/);
+    inNetns(node, "--input-type=module", "-e", script, "remove", "2");
+    assert.equal(inNetns("ip", "-4", "rule", "show", "pref", "90").trim(), "");
+    assert.equal(inNetns("ip", "-6", "rule", "show", "pref", "90").trim(), "");
+    assert.equal(inNetns("ip", "-4", "route", "show", "table", "2047").trim(), "");
+    assert.equal(inNetns("cat", "/proc/sys/net/ipv4/tcp_early_demux").trim(), "1");
+    assert.doesNotMatch(inNetns("ip", "link", "show"), /pal_proxy/);
+  });
+});
