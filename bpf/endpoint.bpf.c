@@ -9,11 +9,16 @@
  * conntrack (forward, reply, ICMP error related; TCP flags checked on
  * strict flows; a counted flow that closes gives back its connection),
  * then policy for a new flow (and, under a limited allow, its source's
- * connection limits). Every step is a bounded number of map lookups.
+ * connection limits). TCP flows whose policy has HTTP rules go to the
+ * node's transparent proxy (proxy.h): marked for local delivery at the
+ * from-pod hook, redirected through the proxy device at the to-pod hook,
+ * where pal_to_proxy takes them. Every step is a bounded number of map
+ * lookups.
  */
 #include <stdbool.h>
 #include <linux/bpf.h>
 #include <linux/in.h>
+#include <linux/if_packet.h>
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 
@@ -25,6 +30,7 @@
 #include "maps.h"
 #include "parse.h"
 #include "policy.h"
+#include "proxy.h"
 #include "stats.h"
 #include "tcp_limit.h"
 
@@ -40,13 +46,15 @@ struct pal_verdict {
 	__u32 remote_identity;
 	__u8 reason; /* enum pal_reason */
 	__u8 drop;
-	__u8 pad[2];
+	__u8 steer; /* goes to the proxy, if it is there (pal_proxy_steer) */
+	__u8 pad;
 };
 
 static __always_inline void pal_verdict_set(struct pal_verdict *v, bool drop, __u8 reason,
 					    __u32 rule_id, __u32 remote_identity)
 {
 	v->drop = drop;
+	v->steer = 0;
 	v->reason = reason;
 	v->rule_id = rule_id;
 	v->remote_identity = remote_identity;
@@ -56,6 +64,23 @@ static __always_inline void pal_verdict_set(struct pal_verdict *v, bool drop, __
 static __always_inline __u8 pal_ct_flags_of(__u8 protocol, const struct pal_decision *d)
 {
 	return protocol == IPPROTO_TCP && pal_decision_strict(d) ? PAL_CT_F_TCP_STRICT : 0;
+}
+
+/* Steers v's packet to the proxy if v says so; when the proxy is not there
+ * the packet is dropped instead (fail closed). Returns false then. */
+static __always_inline bool pal_steer(struct __sk_buff *skb, const struct pal_pkt *pkt, __u8 dir,
+				      struct pal_verdict *v, __u32 *redirect)
+{
+	if (!v->steer || v->drop)
+		return true;
+	if (pal_proxy_steer(skb, pkt, dir, redirect)) {
+		v->reason = PAL_REASON_TO_PROXY;
+		return true;
+	}
+	v->drop = 1;
+	v->steer = 0;
+	v->reason = PAL_REASON_PROXY_UNAVAILABLE;
+	return false;
 }
 
 /* Re-checks a tracked flow whose entry predates the current policy
@@ -72,6 +97,12 @@ static __always_inline bool pal_ct_revalidate(const struct pal_endpoint_value *e
 
 	pal_policy_decide(ep, key->direction, key->family, remote, key->protocol,
 			  key->dport_be, &d);
+	/* A connection cannot move into the proxy mid-stream: one that
+	 * policy now sends there is revoked (its client reconnects, through
+	 * the proxy). A proxied one stays proxied while L4 allows it. */
+	if (pal_decision_needs_proxy(&d, key->protocol) &&
+	    !(entry->ct_flags & (PAL_CT_F_PROXIED | PAL_CT_F_PROXY_UPSTREAM)))
+		d.allowed = 0;
 	if (!d.allowed) {
 		pal_tcp_release(key, entry);
 		bpf_map_delete_elem(&PAL_MAP_CT, key);
@@ -167,6 +198,7 @@ static __always_inline bool pal_track(struct __sk_buff *skb, const struct pal_en
 		return true;
 	}
 	pal_verdict_set(v, false, reason, entry->rule_id, entry->remote_identity);
+	v->steer = pal_ct_steers(entry->ct_flags, reason == PAL_REASON_REPLY, pal_from_proxy(skb));
 	bits = key->protocol == IPPROTO_TCP
 		       ? pal_ct_tcp_bits(pkt->tcp_flags, reason == PAL_REASON_REPLY)
 		       : 0;
@@ -187,20 +219,30 @@ static __always_inline bool pal_track(struct __sk_buff *skb, const struct pal_en
  * only, so an adopted mid-stream flow under it has to reconnect. */
 static __always_inline void pal_admit(struct __sk_buff *skb, const struct pal_endpoint_value *ep,
 				      const struct pal_config *cfg, __u64 now,
-				      const struct pal_pkt *pkt, __u8 dir, struct pal_verdict *v)
+				      const struct pal_pkt *pkt, __u8 dir, struct pal_verdict *v,
+				      __u32 *redirect)
 {
 	const __u8 *remote = dir == PAL_DIR_EGRESS ? pkt->tuple.daddr : pkt->tuple.saddr;
 	struct pal_event_info info = {
 		.endpoint_id = ep->endpoint_id,
 		.direction = dir,
 	};
+	bool from_proxy = pal_from_proxy(skb);
 	struct pal_decision d;
 	bool counted = false;
+	__u8 ct_flags;
 
 	pal_policy_decide(ep, dir, pkt->tuple.family, remote, pkt->tuple.protocol,
 			  pkt->tuple.dport_be, &d);
-	if (pkt->tuple.protocol == IPPROTO_TCP && !pal_tcp_is_pure_syn(pkt->tcp_flags))
+	if (pkt->tuple.protocol == IPPROTO_TCP && !pal_tcp_is_pure_syn(pkt->tcp_flags)) {
 		pal_decision_refuse_strict(&d);
+		/* The proxy takes only connections it sees open: a flow
+		 * steered to it is strict about its first packet too. */
+		if (!from_proxy && pal_decision_needs_proxy(&d, pkt->tuple.protocol)) {
+			d.allowed = 0;
+			d.reason = PAL_REASON_TCP_INVALID;
+		}
+	}
 	/* Connection limits charge every TCP flow a limited allow lets the
 	 * node start tracking, whatever its first packet (so a forged ACK
 	 * cannot open an uncharged flow for a SYN to follow), except one that
@@ -214,14 +256,23 @@ static __always_inline void pal_admit(struct __sk_buff *skb, const struct pal_en
 		d.reason = PAL_REASON_TCP_LIMIT;
 	}
 	pal_verdict_set(v, !d.allowed, d.reason, d.rule_id, d.remote_identity);
+	/* The proxy's own connections (its upstream legs) are judged like
+	 * any other but never steered back to it. */
+	v->steer = !from_proxy && pal_decision_needs_proxy(&d, pkt->tuple.protocol);
+	if (!pal_steer(skb, pkt, dir, v, redirect) && counted)
+		pal_tcp_limit_refund(&pkt->tuple, d.rule_id);
 	if (d.rule_id)
 		pal_count_rule(d.rule_id, skb->len);
-	if (!d.allowed)
+	if (v->drop)
 		return;
 
-	pal_ct_create(&pkt->tuple, cfg, pkt->tcp_flags,
-		      pal_ct_flags_of(pkt->tuple.protocol, &d) | (counted ? PAL_CT_F_COUNTED : 0),
-		      d.rule_id, d.remote_identity, now, skb->len);
+	ct_flags = pal_ct_flags_of(pkt->tuple.protocol, &d) | (counted ? PAL_CT_F_COUNTED : 0);
+	if (v->steer)
+		ct_flags |= PAL_CT_F_PROXIED;
+	else if (from_proxy && pkt->tuple.protocol == IPPROTO_TCP)
+		ct_flags |= PAL_CT_F_PROXY_UPSTREAM;
+	pal_ct_create(&pkt->tuple, cfg, pkt->tcp_flags, ct_flags, d.rule_id, d.remote_identity,
+		      now, skb->len);
 	info.remote_identity = d.remote_identity;
 	if (pal_config_flags(cfg) & PAL_CFG_EVENTS_ALLOWED) {
 		info.kind = PAL_EVENT_ALLOWED;
@@ -240,7 +291,7 @@ static __always_inline void pal_admit(struct __sk_buff *skb, const struct pal_en
 /* Counts the verdict, reports a drop, and turns it into a tc action. */
 static __always_inline int pal_finish(struct __sk_buff *skb, const struct pal_endpoint_value *ep,
 				      const struct pal_pkt *pkt, __u8 dir,
-				      const struct pal_verdict *v)
+				      const struct pal_verdict *v, __u32 redirect)
 {
 	struct pal_event_info info = {
 		.endpoint_id = ep ? ep->endpoint_id : 0,
@@ -253,7 +304,7 @@ static __always_inline int pal_finish(struct __sk_buff *skb, const struct pal_en
 
 	pal_count_reason(v->reason, skb->len);
 	if (!v->drop)
-		return TC_ACT_OK;
+		return redirect ? bpf_redirect(redirect, 0) : TC_ACT_OK;
 	pal_event_emit(skb, &pkt->tuple, &info);
 	return TC_ACT_SHOT;
 }
@@ -266,6 +317,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 	const struct pal_config *cfg;
 	struct pal_verdict v = {};
 	struct pal_pkt pkt = {};
+	__u32 redirect = 0;
 	__u64 now;
 	int parsed;
 
@@ -275,11 +327,11 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 		/* Fail closed: an interface we were attached to but know
 		 * nothing about must not carry traffic. */
 		pal_verdict_set(&v, true, PAL_REASON_NO_ENDPOINT, 0, 0);
-		return pal_finish(skb, ep, &pkt, dir, &v);
+		return pal_finish(skb, ep, &pkt, dir, &v, redirect);
 	}
 	if (parsed != PAL_PARSE_OK) {
 		pal_verdict_set(&v, parsed == PAL_REASON_MALFORMED, parsed, 0, 0);
-		return pal_finish(skb, ep, &pkt, dir, &v);
+		return pal_finish(skb, ep, &pkt, dir, &v, redirect);
 	}
 	pkt.tuple.direction = dir;
 	pkt.tuple.endpoint_id = ep->endpoint_id;
@@ -298,16 +350,18 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 			pal_verdict_set(&v, false, PAL_REASON_FRAGMENT, 0, 0);
 		else
 			pal_verdict_set(&v, true, first->reason, 0, 0);
-		return pal_finish(skb, ep, &pkt, dir, &v);
+		return pal_finish(skb, ep, &pkt, dir, &v, redirect);
 	}
 
 	cfg = pal_config_get();
 	now = bpf_ktime_get_ns();
-	if (!pal_track(skb, ep, cfg, now, &pkt, dir, &v))
-		pal_admit(skb, ep, cfg, now, &pkt, dir, &v);
+	if (pal_track(skb, ep, cfg, now, &pkt, dir, &v))
+		pal_steer(skb, &pkt, dir, &v, &redirect);
+	else
+		pal_admit(skb, ep, cfg, now, &pkt, dir, &v, &redirect);
 	if (pkt.frag.kind == PAL_FRAG_FIRST)
 		pal_frag_remember(&pkt, ep->endpoint_id, dir, !v.drop, v.reason);
-	return pal_finish(skb, ep, &pkt, dir, &v);
+	return pal_finish(skb, ep, &pkt, dir, &v, redirect);
 }
 
 SEC("tc")
@@ -320,6 +374,33 @@ SEC("tc")
 int pal_to_pod(struct __sk_buff *skb)
 {
 	return handle(skb, PAL_DIR_INGRESS);
+}
+
+/* On the ingress of the proxy device's receiving end: the packets the
+ * to-pod hook steered (and marked), now where bpf_sk_assign works. The
+ * destination MAC becomes the device's own and the packet is for this host
+ * (it was addressed to the pod), so the stack takes it in; the mark routes
+ * it to a local socket; a pure SYN is handed to the listener. Nothing else
+ * comes this way: anything without the mark is dropped. */
+SEC("tc")
+int pal_to_proxy(struct __sk_buff *skb)
+{
+	const struct pal_proxy_config *cfg = pal_proxy_config_get();
+	struct pal_pkt pkt = {};
+
+	if ((skb->mark & PAL_MARK_PROXY_MASK) != PAL_MARK_TO_PROXY || !cfg)
+		return TC_ACT_SHOT;
+	if (bpf_skb_store_bytes(skb, 0, cfg->mac, ETH_ALEN, 0) ||
+	    bpf_skb_change_type(skb, PACKET_HOST))
+		return TC_ACT_SHOT;
+	if (pal_parse(skb, &pkt) != PAL_PARSE_OK || pkt.tuple.protocol != IPPROTO_TCP)
+		return TC_ACT_SHOT;
+	if (pal_tcp_is_pure_syn(pkt.tcp_flags) && !pal_proxy_take(skb, &pkt.tuple, cfg->port_be, true)) {
+		/* The listener went away since the to-pod hook checked. */
+		pal_count_reason(PAL_REASON_PROXY_UNAVAILABLE, skb->len);
+		return TC_ACT_SHOT;
+	}
+	return TC_ACT_OK;
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -63,5 +63,6 @@ void InitMap(Napi::Env env, Napi::Object exports);
 void InitAttach(Napi::Env env, Napi::Object exports);
 void InitTestRun(Napi::Env env, Napi::Object exports);
 void InitRingBuffer(Napi::Env env, Napi::Object exports);
+void InitTransparent(Napi::Env env, Napi::Object exports);
 
 }  // namespace palisade

@@ -62,6 +62,7 @@ enum pal_reason {
 	PAL_REASON_RELATED = 6,        /* ICMP error about a tracked flow */
 	PAL_REASON_NOT_IP = 7,         /* ARP and other non-IP frames */
 	PAL_REASON_FRAGMENT = 8,       /* later fragment following its first */
+	PAL_REASON_TO_PROXY = 9,       /* steered to the node's transparent proxy */
 	PAL_REASON_POLICY_DENY = 16,   /* a deny rule matched */
 	PAL_REASON_DEFAULT_DENY = 17,  /* isolated and no allow rule matched */
 	PAL_REASON_NO_ENDPOINT = 18,   /* interface has no endpoint state: fail closed */
@@ -70,6 +71,7 @@ enum pal_reason {
 	PAL_REASON_REVOKED = 21,       /* tracked flow no longer allowed by policy */
 	PAL_REASON_TCP_INVALID = 22,   /* TCP flags a tcp.strict allow refuses */
 	PAL_REASON_TCP_LIMIT = 23,     /* new TCP flow over its rule's per-source connection limits */
+	PAL_REASON_PROXY_UNAVAILABLE = 24, /* needs the proxy, which is not configured or not listening */
 	PAL_REASON_FIRST_DROP = PAL_REASON_POLICY_DENY,
 	PAL_REASON_MAX = 32,
 };
@@ -122,16 +124,29 @@ struct pal_policy_key {
 #define PAL_POLICY_PREFIX_ANY_PORT 80
 #define PAL_POLICY_PREFIX_FULL 96
 
-/* Policy value flags. Each is set only when every Allow rule behind that
- * verdict has the property (userspace folds the union); meaningless unless
- * the verdict is PAL_POLICY_ALLOW, and only TCP flows are affected.
- * Limited: the rule behind the verdict (rule_id, audit_rule_id) has
- * connection limits in pal_tcp_limits and is charged for the flow. Bits 4
- * and 5 are reserved. */
+/* Policy value flags. The TCP ones are set only when every Allow rule
+ * behind that verdict has the property (userspace folds the union);
+ * meaningless unless the verdict is PAL_POLICY_ALLOW, and only TCP flows
+ * are affected. Limited: the rule behind the verdict (rule_id,
+ * audit_rule_id) has connection limits in pal_tcp_limits and is charged for
+ * the flow. HTTP: the allow holds only through HTTP rules (AND over the
+ * allowing entries of a lookup, like the TCP flags). HTTP_DENY: an HTTP
+ * Deny rule covers the entry, whatever its verdict (NONE or ALLOW; it is no
+ * L4 deny); OR over every entry a lookup finds. A TCP flow the enforced
+ * verdict allows goes to the node's proxy when its decision has HTTP or
+ * HTTP_DENY, or is allowed in the audit verdict with AUDIT_HTTP or
+ * AUDIT_HTTP_DENY. */
 #define PAL_POLICY_F_TCP_STRICT (1u << 0)        /* the enforced allow is strict */
 #define PAL_POLICY_F_AUDIT_TCP_STRICT (1u << 1)  /* the audit allow is strict */
 #define PAL_POLICY_F_TCP_LIMITED (1u << 2)       /* the enforced allow is limited */
 #define PAL_POLICY_F_AUDIT_TCP_LIMITED (1u << 3) /* the audit allow is limited */
+#define PAL_POLICY_F_HTTP (1u << 4)              /* the enforced allow is by HTTP rules only */
+#define PAL_POLICY_F_HTTP_DENY (1u << 5)         /* an enforced HTTP Deny rule covers the entry */
+#define PAL_POLICY_F_AUDIT_HTTP (1u << 6)        /* the audit allow is by HTTP rules only */
+#define PAL_POLICY_F_AUDIT_HTTP_DENY (1u << 7)   /* an HTTP Deny rule covers the entry (audit) */
+/* The flags a lookup ORs over its entries; the others it ANDs over the
+ * allowing ones. */
+#define PAL_POLICY_F_ANY_ENTRY (PAL_POLICY_F_HTTP_DENY | PAL_POLICY_F_AUDIT_HTTP_DENY)
 
 struct pal_policy_value {
 	__u8 verdict;       /* PAL_POLICY_*, Enforce-mode policies only */
@@ -165,10 +180,14 @@ struct pal_ct_key {
 #define PAL_CT_SEEN_FIN_ORIG (1u << 4)  /* a FIN in the flow's first direction */
 #define PAL_CT_SEEN_FIN_REPLY (1u << 5) /* a FIN in the reply direction */
 
-/* Flow bits in pal_ct_value.ct_flags; bits 2 and 3 are reserved. */
+/* Flow bits in pal_ct_value.ct_flags. */
 #define PAL_CT_F_TCP_STRICT (1u << 0) /* admitted (or last re-checked) under a strict allow */
 #define PAL_CT_F_COUNTED (1u << 1)    /* holds one unit of its source's pal_tcp_sources conns,
 				       * under rule_id; given back once, by whoever clears it */
+#define PAL_CT_F_PROXIED (1u << 2)    /* steered to the proxy: every packet of it without the
+				       * from-proxy mark, either way, goes to the proxy */
+#define PAL_CT_F_PROXY_UPSTREAM (1u << 3) /* opened by the proxy (first packet from-proxy
+					   * marked): never steered; replies go back to it */
 
 struct pal_ct_value {
 	__u64 expires_ns;  /* bpf_ktime_get_ns() deadline */
@@ -234,6 +253,23 @@ struct pal_frag_value {
 	__u8 pad[2];
 };
 
+/* skb->mark bits of proxy steering (mask PAL_MARK_PROXY_MASK; the other
+ * bits are left alone). TO: deliver to a local socket whatever the
+ * destination (a fwmark rule routes it to a local table). FROM: sent by
+ * the proxy (its sockets' SO_MARK): judged by policy, never steered. */
+#define PAL_MARK_PROXY_MASK 0x0f00
+#define PAL_MARK_TO_PROXY 0x0a00
+#define PAL_MARK_FROM_PROXY 0x0b00
+
+/* proxy_config: array with one entry at index 0, written by userspace.
+ * ifindex 0 or port 0: no proxy, so flows that need it are dropped
+ * (PAL_REASON_PROXY_UNAVAILABLE). */
+struct pal_proxy_config {
+	__u32 ifindex; /* the to-pod hook redirects steered packets out of it */
+	__be16 port_be; /* the proxy's transparent listener, IPv4 and IPv6 */
+	__u8 mac[6];   /* MAC of the device that receives them (ifindex's veth peer) */
+};
+
 /* config: array with one entry at index 0. */
 struct pal_config {
 	__u32 revision; /* bumped by userspace whenever policy or identities change */
@@ -285,5 +321,6 @@ struct pal_flow_event {
 #define PAL_MAP_EVENTS pal_events
 #define PAL_MAP_TCP_LIMITS pal_tcp_limits
 #define PAL_MAP_TCP_SOURCES pal_tcp_sources
+#define PAL_MAP_PROXY_CONFIG pal_proxy_config
 
 #endif /* PALISADE_ABI_H */

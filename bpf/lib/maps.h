@@ -98,6 +98,14 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } PAL_MAP_TCP_SOURCES SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct pal_proxy_config);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} PAL_MAP_PROXY_CONFIG SEC(".maps");
+
 /* Pinned too, although it holds no state worth keeping: a restarted agent
  * then reads the same buffer the running programs write to. */
 struct {

@@ -26,7 +26,8 @@ struct pal_decision {
 	__u8 reason; /* enum pal_reason */
 	__u8 audit_allowed;
 	__u8 audit_reason;
-	__u8 flags;       /* PAL_POLICY_F_* every entry allowing the enforced verdict has */
+	__u8 flags;       /* PAL_POLICY_F_* every entry allowing the enforced verdict has,
+			   * and the PAL_POLICY_F_ANY_ENTRY ones any entry found has */
 	__u8 audit_flags; /* the same for the audit verdict (read its AUDIT_ bits) */
 	__u8 pad[2];
 };
@@ -42,6 +43,19 @@ static __always_inline bool pal_decision_strict(const struct pal_decision *d)
 static __always_inline __be16 pal_policy_port(__u8 protocol, __be16 dport_be)
 {
 	return (protocol == IPPROTO_ICMP || protocol == IPPROTO_ICMPV6) ? 0 : dport_be;
+}
+
+/* Whether a new flow of protocol decided by d goes to the node's proxy:
+ * TCP only, allowed by the enforced verdict, and an HTTP rule (allow or
+ * deny) to judge it by, enforced or audit. The audit bits count only when
+ * the audit verdict allows: a flow Audit-mode policy would deny at L4 is
+ * reported as such, there are no requests of it to judge. */
+static __always_inline bool pal_decision_needs_proxy(const struct pal_decision *d, __u8 protocol)
+{
+	return protocol == IPPROTO_TCP && d->allowed &&
+	       ((d->flags & (PAL_POLICY_F_HTTP | PAL_POLICY_F_HTTP_DENY)) ||
+		(d->audit_allowed &&
+		 (d->audit_flags & (PAL_POLICY_F_AUDIT_HTTP | PAL_POLICY_F_AUDIT_HTTP_DENY))));
 }
 
 /* Looks up the identity of a remote address; unknown addresses are WORLD. */
@@ -66,16 +80,20 @@ static __always_inline void pal_ipcache_lookup(__u8 family, const __u8 *addr,
 
 /* Combines the verdicts of the identity entry and the any-peer entry: a
  * deny in either wins, then an allow in either, then isolation decides.
- * An allow has a flag (strict, limited) only if every entry that allows
- * has it: the two entries stand for different rules, and a rule without
- * it admitting the flow admits it as it is (union of Allow rules). Not
- * isolated has none: no rule admitted the flow. */
+ * An allow has a flag (strict, limited, HTTP) only if every entry that
+ * allows has it: the two entries stand for different rules, and a rule
+ * without it admitting the flow admits it as it is (union of Allow
+ * rules). Not isolated has none of those: no rule admitted the flow. The
+ * PAL_POLICY_F_ANY_ENTRY flags (an HTTP Deny rule covers the entry) are
+ * the OR over both entries whatever the outcome: a Deny rule applies to
+ * every request whichever rule, or no isolation, admits the connection.
+ * An absent entry has flags 0. */
 static __always_inline void pal_policy_combine(__u8 verdict_id, __u32 rule_id, __u8 flags_id,
 					       __u8 verdict_any, __u32 rule_any, __u8 flags_any,
 					       bool isolated, __u8 *allowed, __u8 *reason,
 					       __u32 *rule, __u8 *flags)
 {
-	*flags = 0;
+	*flags = (flags_id | flags_any) & PAL_POLICY_F_ANY_ENTRY;
 	if (verdict_id == PAL_POLICY_DENY || verdict_any == PAL_POLICY_DENY) {
 		*allowed = 0;
 		*reason = PAL_REASON_POLICY_DENY;
@@ -84,8 +102,9 @@ static __always_inline void pal_policy_combine(__u8 verdict_id, __u32 rule_id, _
 		*allowed = 1;
 		*reason = PAL_REASON_POLICY_ALLOW;
 		*rule = verdict_id == PAL_POLICY_ALLOW ? rule_id : rule_any;
-		*flags = (verdict_id == PAL_POLICY_ALLOW ? flags_id : 0xff) &
-			 (verdict_any == PAL_POLICY_ALLOW ? flags_any : 0xff);
+		*flags |= (verdict_id == PAL_POLICY_ALLOW ? flags_id : 0xff) &
+			  (verdict_any == PAL_POLICY_ALLOW ? flags_any : 0xff) &
+			  ~PAL_POLICY_F_ANY_ENTRY;
 	} else if (isolated) {
 		*allowed = 0;
 		*reason = PAL_REASON_DEFAULT_DENY;

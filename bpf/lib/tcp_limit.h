@@ -100,22 +100,27 @@ static __always_inline bool pal_tcp_limit_charge(const struct pal_ct_key *tuple,
 	return true;
 }
 
-/* Gives back the unit a counted flow holds, exactly once (see
- * pal_ct_take_counted). key is the entry's own key: its saddr is the
- * flow's source. A source whose count the GC already corrected to 0 is
- * left at 0. */
-static __always_inline void pal_tcp_release(const struct pal_ct_key *key,
-					    struct pal_ct_value *entry)
+/* Gives back one unit of the connection count of tuple's source under
+ * rule_id. A source whose count the GC already corrected to 0 is left at 0. */
+static __always_inline void pal_tcp_limit_refund(const struct pal_ct_key *tuple, __u32 rule_id)
 {
 	struct pal_tcp_source_key src_key = {};
 	struct pal_tcp_source_value *src;
 
-	if (!pal_ct_take_counted(entry))
-		return;
-	pal_tcp_source_key(&src_key, entry->rule_id, key);
+	pal_tcp_source_key(&src_key, rule_id, tuple);
 	src = bpf_map_lookup_elem(&PAL_MAP_TCP_SOURCES, &src_key);
 	if (src && (__s64)src->conns > 0)
 		__sync_fetch_and_sub(&src->conns, 1);
+}
+
+/* Gives back the unit a counted flow holds, exactly once (see
+ * pal_ct_take_counted). key is the entry's own key: its saddr is the
+ * flow's source. */
+static __always_inline void pal_tcp_release(const struct pal_ct_key *key,
+					    struct pal_ct_value *entry)
+{
+	if (pal_ct_take_counted(entry))
+		pal_tcp_limit_refund(key, entry->rule_id);
 }
 
 #endif /* PAL_TCP_LIMIT_H */

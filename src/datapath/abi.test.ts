@@ -2,6 +2,10 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
   ipcacheKeyOf,
+  POLICY_FLAG_AUDIT_HTTP,
+  POLICY_FLAG_AUDIT_HTTP_DENY,
+  POLICY_FLAG_HTTP,
+  POLICY_FLAG_HTTP_DENY,
   POLICY_FLAG_AUDIT_TCP_LIMITED,
   POLICY_FLAG_AUDIT_TCP_STRICT,
   POLICY_FLAG_TCP_LIMITED,
@@ -15,6 +19,8 @@ import {
   configCodec,
   counterCodec,
   CT_F_COUNTED,
+  CT_F_PROXIED,
+  CT_F_PROXY_UPSTREAM,
   CT_F_TCP_STRICT,
   ctKeyCodec,
   ctValueCodec,
@@ -32,6 +38,7 @@ import {
   policyKeyCodec,
   policyValueCodec,
   perCpuCodec,
+  proxyConfigCodec,
   tcpLimitCodec,
   tcpSourceKeyCodec,
   tcpSourceValueCodec,
@@ -117,12 +124,18 @@ test("policy value", () => {
   const auditOnly = { ...strict, flags: POLICY_FLAG_AUDIT_TCP_STRICT };
   assert.deepEqual(policyValueCodec.decode(policyValueCodec.encode(auditOnly)), auditOnly);
   assert.throws(
-    () => policyValueCodec.encode({ ...value, flags: 16 }),
-    (error: unknown) => error instanceof AbiCodecError && error.message === "Cannot encode policy value of rule 9: flags 16 has bits the datapath does not know (known: 15)",
+    () => policyValueCodec.encode({ ...value, flags: 256 }),
+    (error: unknown) => error instanceof AbiCodecError && error.message === "Cannot encode policy value of rule 9: flags 256 has bits the datapath does not know (known: 255)",
   );
   const limited = { ...strict, flags: POLICY_FLAG_TCP_LIMITED | POLICY_FLAG_AUDIT_TCP_LIMITED };
   assert.deepEqual(policyValueCodec.encode(limited), hex("01 01 0c 00 09000000 0a000000"), "PAL_POLICY_F_TCP_LIMITED = bit 2, the audit one bit 3");
   assert.deepEqual(policyValueCodec.decode(policyValueCodec.encode(limited)), limited);
+  const http = { ...value, verdict: 1 as const, flags: POLICY_FLAG_HTTP | POLICY_FLAG_AUDIT_HTTP };
+  assert.deepEqual(policyValueCodec.encode(http), hex("01 01 50 00 09000000 0a000000"), "PAL_POLICY_F_HTTP = bit 4, the audit one bit 6");
+  assert.deepEqual(policyValueCodec.decode(policyValueCodec.encode(http)), http);
+  const httpDeny = { ...value, verdict: 0 as const, auditVerdict: 0 as const, flags: POLICY_FLAG_HTTP_DENY | POLICY_FLAG_AUDIT_HTTP_DENY };
+  assert.deepEqual(policyValueCodec.encode(httpDeny), hex("00 00 a0 00 09000000 0a000000"), "PAL_POLICY_F_HTTP_DENY = bit 5, the audit one bit 7, on a NONE verdict");
+  assert.deepEqual(policyValueCodec.decode(policyValueCodec.encode(httpDeny)), httpDeny);
 });
 
 test("conntrack key and value", () => {
@@ -135,7 +148,8 @@ test("conntrack key and value", () => {
   assert.deepEqual(ctKeyCodec.decode(bytes), key);
   const v6 = { ...key, family: 6 as const, saddr: "fd00::1", daddr: "fd00::2" };
   assert.deepEqual(ctKeyCodec.decode(ctKeyCodec.encode(v6)), v6);
-  const value = { expiresNs: 123456789012345n, packets: 3n, bytes: 180n, revision: 4, ruleId: 11, remoteIdentity: 257, tcpFlags: 3, tcpStrict: false, counted: false };
+  const older = { expiresNs: 123456789012345n, packets: 3n, bytes: 180n, revision: 4, ruleId: 11, remoteIdentity: 257, tcpFlags: 3, tcpStrict: false, counted: false };
+  const value = { ...older, proxied: false, proxyUpstream: false };
   const valueBytes = ctValueCodec.encode(value);
   assert.equal(valueBytes.length, 40);
   assert.equal(valueBytes.readBigUInt64LE(0), 123456789012345n);
@@ -152,6 +166,22 @@ test("conntrack key and value", () => {
   const countedBytes = ctValueCodec.encode(counted);
   assert.equal(countedBytes[37], CT_F_TCP_STRICT | CT_F_COUNTED, "PAL_CT_F_COUNTED = bit 1 of ct_flags");
   assert.deepEqual(ctValueCodec.decode(countedBytes), counted);
+  const proxied = { ...value, proxied: true };
+  assert.equal(ctValueCodec.encode(proxied)[37], CT_F_PROXIED, "PAL_CT_F_PROXIED = bit 2 of ct_flags");
+  assert.deepEqual(ctValueCodec.decode(ctValueCodec.encode(proxied)), proxied);
+  const upstream = { ...counted, proxyUpstream: true };
+  assert.equal(ctValueCodec.encode(upstream)[37], CT_F_TCP_STRICT | CT_F_COUNTED | CT_F_PROXY_UPSTREAM, "PAL_CT_F_PROXY_UPSTREAM = bit 3 of ct_flags");
+  assert.deepEqual(ctValueCodec.decode(ctValueCodec.encode(upstream)), upstream);
+  assert.deepEqual(ctValueCodec.encode(older), valueBytes, "a value without the proxy bits encodes them clear");
+});
+
+test("proxy config: ifindex, port big-endian, the receiving device's MAC; refuses a bad MAC or port", () => {
+  const config = { ifindex: 7, port: 15001, mac: "02:aa:bb:cc:dd:0e" };
+  assert.deepEqual(proxyConfigCodec.encode(config), hex("07000000 3a99 02aabbccdd0e"));
+  assert.deepEqual(proxyConfigCodec.decode(proxyConfigCodec.encode(config)), config);
+  assert.deepEqual(proxyConfigCodec.decode(Buffer.alloc(12)), { ifindex: 0, port: 0, mac: "00:00:00:00:00:00" }, "the array's zeroed entry: no proxy");
+  assert.throws(() => proxyConfigCodec.encode({ ...config, mac: "02:aa:bb:cc:dd" }), { name: "AbiCodecError", message: 'Cannot encode proxy config: MAC "02:aa:bb:cc:dd" is not six hex bytes separated by colons' });
+  assert.throws(() => proxyConfigCodec.encode({ ...config, port: 70000 }), { name: "AbiCodecError", message: "Cannot encode proxy config: port 70000 is not between 0 and 65535" });
 });
 
 test("TCP limit, source key and source value", () => {

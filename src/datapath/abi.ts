@@ -13,8 +13,12 @@ import { endianness } from "node:os";
 import { formatIp, ipFromBytes, ipToBytes, parseIp, type IpFamily } from "../policy/ip.ts";
 import {
   ipcacheKeyString,
+  POLICY_FLAG_AUDIT_HTTP,
+  POLICY_FLAG_AUDIT_HTTP_DENY,
   POLICY_FLAG_AUDIT_TCP_LIMITED,
   POLICY_FLAG_AUDIT_TCP_STRICT,
+  POLICY_FLAG_HTTP,
+  POLICY_FLAG_HTTP_DENY,
   POLICY_FLAG_TCP_LIMITED,
   POLICY_FLAG_TCP_STRICT,
 } from "../policy/desired-state.ts";
@@ -34,6 +38,7 @@ export const MAP_NAMES = {
   events: "pal_events",
   tcpLimits: "pal_tcp_limits",
   tcpSources: "pal_tcp_sources",
+  proxyConfig: "pal_proxy_config",
 } as const;
 
 /** One of {@link MAP_NAMES}. */
@@ -69,6 +74,10 @@ export const CT_SEEN_FIN_REPLY = 1 << 5;
 export const CT_F_TCP_STRICT = 1 << 0;
 /** Conntrack flow bit: holds one unit of its source's connection count (PAL_CT_F_COUNTED), decoded as {@link CtValue.counted}. */
 export const CT_F_COUNTED = 1 << 1;
+/** Conntrack flow bit: steered to the node's proxy (PAL_CT_F_PROXIED), decoded as {@link CtValue.proxied}. */
+export const CT_F_PROXIED = 1 << 2;
+/** Conntrack flow bit: opened by the proxy, never steered (PAL_CT_F_PROXY_UPSTREAM), decoded as {@link CtValue.proxyUpstream}. */
+export const CT_F_PROXY_UPSTREAM = 1 << 3;
 
 /** Config flags (PAL_CFG_*): emit an event per allowed new flow. */
 export const CFG_EVENTS_ALLOWED = 1 << 0;
@@ -325,7 +334,15 @@ const policyValue = struct("pal_policy_value", 12, {
 });
 
 /** Every PAL_POLICY_F_* bit the datapath knows (POLICY_FLAG_* in desired-state.ts). */
-const POLICY_FLAGS_KNOWN = POLICY_FLAG_TCP_STRICT | POLICY_FLAG_AUDIT_TCP_STRICT | POLICY_FLAG_TCP_LIMITED | POLICY_FLAG_AUDIT_TCP_LIMITED;
+const POLICY_FLAGS_KNOWN =
+  POLICY_FLAG_TCP_STRICT |
+  POLICY_FLAG_AUDIT_TCP_STRICT |
+  POLICY_FLAG_TCP_LIMITED |
+  POLICY_FLAG_AUDIT_TCP_LIMITED |
+  POLICY_FLAG_HTTP |
+  POLICY_FLAG_HTTP_DENY |
+  POLICY_FLAG_AUDIT_HTTP |
+  POLICY_FLAG_AUDIT_HTTP_DENY;
 
 /** struct pal_policy_value; `flags` are the PAL_POLICY_F_* bits, and a bit the datapath does not know is refused. */
 export const policyValueCodec: Codec<PolicyValue> = codec(
@@ -380,6 +397,20 @@ export interface CtValue {
    * under rule `ruleId` in `pal_tcp_sources`, given back when it closes.
    */
   counted: boolean;
+  /** PAL_CT_F_PROXIED: the flow goes to the node's proxy (every packet of it but the proxy's own); absent = false. */
+  proxied?: boolean;
+  /** PAL_CT_F_PROXY_UPSTREAM: the proxy opened the flow; its replies go back to the proxy; absent = false. */
+  proxyUpstream?: boolean;
+}
+
+/** The PAL_CT_F_* byte of a conntrack value. */
+function ctFlagsOf(value: CtValue): number {
+  return (
+    (value.tcpStrict ? CT_F_TCP_STRICT : 0) |
+    (value.counted ? CT_F_COUNTED : 0) |
+    (value.proxied === true ? CT_F_PROXIED : 0) |
+    (value.proxyUpstream === true ? CT_F_PROXY_UPSTREAM : 0)
+  );
 }
 
 const ctKey = struct("pal_ct_key", 44, {
@@ -445,19 +476,24 @@ export const ctValueCodec: Codec<CtValue> = codec(
     writeU32(buf, value.ruleId, base + ctValue.at.rule_id);
     writeU32(buf, value.remoteIdentity, base + ctValue.at.remote_identity);
     buf.writeUInt8(value.tcpFlags, base + ctValue.at.tcp_flags);
-    buf.writeUInt8((value.tcpStrict ? CT_F_TCP_STRICT : 0) | (value.counted ? CT_F_COUNTED : 0), base + ctValue.at.ct_flags);
+    buf.writeUInt8(ctFlagsOf(value), base + ctValue.at.ct_flags);
   },
-  (buf, base) => ({
-    expiresNs: readU64(buf, base + ctValue.at.expires_ns),
-    packets: readU64(buf, base + ctValue.at.packets),
-    bytes: readU64(buf, base + ctValue.at.bytes),
-    revision: readU32(buf, base + ctValue.at.revision),
-    ruleId: readU32(buf, base + ctValue.at.rule_id),
-    remoteIdentity: readU32(buf, base + ctValue.at.remote_identity),
-    tcpFlags: buf[base + ctValue.at.tcp_flags] ?? 0,
-    tcpStrict: ((buf[base + ctValue.at.ct_flags] ?? 0) & CT_F_TCP_STRICT) !== 0,
-    counted: ((buf[base + ctValue.at.ct_flags] ?? 0) & CT_F_COUNTED) !== 0,
-  }),
+  (buf, base) => {
+    const flags = buf[base + ctValue.at.ct_flags] ?? 0;
+    return {
+      expiresNs: readU64(buf, base + ctValue.at.expires_ns),
+      packets: readU64(buf, base + ctValue.at.packets),
+      bytes: readU64(buf, base + ctValue.at.bytes),
+      revision: readU32(buf, base + ctValue.at.revision),
+      ruleId: readU32(buf, base + ctValue.at.rule_id),
+      remoteIdentity: readU32(buf, base + ctValue.at.remote_identity),
+      tcpFlags: buf[base + ctValue.at.tcp_flags] ?? 0,
+      tcpStrict: (flags & CT_F_TCP_STRICT) !== 0,
+      counted: (flags & CT_F_COUNTED) !== 0,
+      proxied: (flags & CT_F_PROXIED) !== 0,
+      proxyUpstream: (flags & CT_F_PROXY_UPSTREAM) !== 0,
+    };
+  },
 );
 
 // ---- TCP connection limits ----
@@ -657,6 +693,41 @@ export const configCodec: Codec<DatapathConfig> = codec(
   }),
 );
 
+// ---- proxy ----
+
+/**
+ * struct pal_proxy_config: where steered flows go. `ifindex` is the proxy
+ * device the to-pod hook redirects out of, `port` the proxy's transparent
+ * listener, `mac` the MAC of the device that receives (the veth peer of
+ * `ifindex`), as `aa:bb:cc:dd:ee:ff`.
+ */
+export interface ProxyConfig {
+  ifindex: number;
+  port: number;
+  mac: string;
+}
+
+const proxyConfig = struct("pal_proxy_config", 12, { ifindex: [0, 4], port_be: [4, 2], mac: [6, 6] });
+
+const MAC = /^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$/i;
+
+/** struct pal_proxy_config; all zero (ifindex 0, port 0) is "no proxy". */
+export const proxyConfigCodec: Codec<ProxyConfig> = codec(
+  proxyConfig.layout,
+  (value, buf, base) => {
+    if (!MAC.test(value.mac)) throw new AbiCodecError(`Cannot encode proxy config: MAC "${value.mac}" is not six hex bytes separated by colons`);
+    if (!Number.isInteger(value.port) || value.port < 0 || value.port > 0xffff) throw new AbiCodecError(`Cannot encode proxy config: port ${value.port} is not between 0 and 65535`);
+    writeU32(buf, value.ifindex, base + proxyConfig.at.ifindex);
+    buf.writeUInt16BE(value.port, base + proxyConfig.at.port_be);
+    buf.set(Buffer.from(value.mac.replaceAll(":", ""), "hex"), base + proxyConfig.at.mac);
+  },
+  (buf, base) => ({
+    ifindex: readU32(buf, base + proxyConfig.at.ifindex),
+    port: buf.readUInt16BE(base + proxyConfig.at.port_be),
+    mac: [...buf.subarray(base + proxyConfig.at.mac, base + proxyConfig.at.mac + 6)].map((byte) => byte.toString(16).padStart(2, "0")).join(":"),
+  }),
+);
+
 // ---- counters ----
 
 /** struct pal_counter: packets and bytes. */
@@ -798,6 +869,7 @@ export const MAP_LAYOUTS: Readonly<Record<MapName, { key: StructLayout | null; v
   pal_events: { key: null, value: null },
   pal_tcp_limits: { key: u32Codec.layout, value: tcpLimitCodec.layout },
   pal_tcp_sources: { key: tcpSourceKeyCodec.layout, value: tcpSourceValueCodec.layout },
+  pal_proxy_config: { key: u32Codec.layout, value: proxyConfigCodec.layout },
 };
 
 /** The object's BTF disagrees with a codec: the header and abi.ts have drifted apart. */

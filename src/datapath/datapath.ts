@@ -30,6 +30,7 @@ import {
   policyKeyCodec,
   policyValueCodec,
   perCpuCodec,
+  proxyConfigCodec,
   tcpLimitCodec,
   tcpSourceKeyCodec,
   tcpSourceValueCodec,
@@ -45,6 +46,7 @@ import {
   type FragKey,
   type FragValue,
   type MapName,
+  type ProxyConfig,
   type TcpSourceKey,
   type TcpSourceValue,
 } from "./abi.ts";
@@ -180,6 +182,8 @@ export interface DatapathMaps {
   tcpLimits: BpfMap<number, TcpLimits>;
   /** Per source address of a limited rule: its connection count and token bucket. */
   tcpSources: BpfMap<TcpSourceKey, TcpSourceValue>;
+  /** Entry 0: where flows with HTTP rules are steered; see {@link Datapath.setProxy}. */
+  proxyConfig: BpfMap<number, ProxyConfig>;
 }
 
 /** What {@link Datapath.recountTcpSources} changed in `pal_tcp_sources`. */
@@ -196,8 +200,11 @@ const HOOKS: readonly { direction: TcDirection; program: ProgramName }[] = [
   { direction: "ingress", program: "from-pod" },
   { direction: "egress", program: "to-pod" },
 ];
+/** The program on the ingress of the proxy device's receiving end (see proxy-routing.ts). */
+const PROXY_PROGRAM = "pal_to_proxy";
 const TC_FILTER = { handle: 0x70616c, priority: 0x7061 } as const;
 const LINK_PIN = /^(\d+)-(ingress|egress)$/;
+const PROXY_LINK_PIN = /^proxy-(\d+)-ingress$/;
 /** Errors of bpf_link_create meaning "this kernel has no tcx". */
 const NO_TCX = new Set(["EINVAL", "EOPNOTSUPP", "ENOTSUPP", "ENOTSUP"]);
 
@@ -273,6 +280,7 @@ export class Datapath {
   readonly #object: BpfObject;
   readonly #eventsFd: number;
   readonly #programFds: Record<ProgramName, number>;
+  readonly #proxyProgramFd: number;
   /** Interfaces this instance wrote endpoint entries for, by pod key: removals by pod key need them. */
   readonly #endpointIfindex = new Map<string, number>();
   readonly #subscriptions = new Set<EventSubscription>();
@@ -296,9 +304,11 @@ export class Datapath {
       reasonStats: map(MAP_NAMES.reasonStats, u32Codec, perCpuCodec(counterCodec, cpus)),
       tcpLimits: map(MAP_NAMES.tcpLimits, u32Codec, tcpLimitCodec),
       tcpSources: map(MAP_NAMES.tcpSources, tcpSourceKeyCodec, tcpSourceValueCodec),
+      proxyConfig: map(MAP_NAMES.proxyConfig, u32Codec, proxyConfigCodec),
     };
     this.#eventsFd = object.map(MAP_NAMES.events).fd;
     this.#programFds = { "from-pod": object.program(PROGRAMS["from-pod"]).fd, "to-pod": object.program(PROGRAMS["to-pod"]).fd };
+    this.#proxyProgramFd = object.program(PROXY_PROGRAM).fd;
   }
 
   /**
@@ -560,6 +570,35 @@ export class Datapath {
     };
   }
 
+  // ---- proxy ----
+
+  /**
+   * Sets where TCP flows whose policy has HTTP rules are steered: the proxy
+   * device the to-pod hook redirects out of (`ifindex`), the MAC of its
+   * receiving end (`mac`), both as `installProxyRouting` returns them, and
+   * the port of the proxy's transparent listener. `undefined` means no
+   * proxy: such flows are then dropped (reason `proxy-unavailable`), the
+   * others are not affected.
+   *
+   * @example
+   * ```ts
+   * datapath.setProxy({ ifindex: device.ifindex, port: DEFAULT_PROXY_PORT, mac: device.mac });
+   * datapath.setProxy(undefined); // fail closed
+   * ```
+   */
+  setProxy(config: ProxyConfig | undefined): void {
+    if (config !== undefined && (!Number.isInteger(config.ifindex) || config.ifindex <= 0 || config.port <= 0)) {
+      throw new DatapathError(`Cannot set the proxy of pin root "${this.pinRoot}": ifindex ${config.ifindex} and port ${config.port} must both be positive (pass undefined for no proxy)`);
+    }
+    this.maps.proxyConfig.update(0, config ?? { ifindex: 0, port: 0, mac: "00:00:00:00:00:00" });
+  }
+
+  /** The proxy flows are steered to, or undefined when there is none. */
+  readProxy(): ProxyConfig | undefined {
+    const config = this.maps.proxyConfig.lookup(0);
+    return config === undefined || config.ifindex === 0 || config.port === 0 ? undefined : config;
+  }
+
   // ---- attach ----
 
   /**
@@ -575,7 +614,30 @@ export class Datapath {
    * ```
    */
   attach(ifindex: number, options: { mode?: AttachMode } = {}): "tcx" | "tc" {
-    return attachPrograms(this.pinRoot, this.#programFds, ifindex, options.mode ?? "auto");
+    return attachHooks(endpointHooks(this.pinRoot, this.#programFds, ifindex), ifindex, options.mode ?? "auto");
+  }
+
+  /**
+   * Attaches `pal_to_proxy` to the ingress of the proxy device's receiving
+   * end (`receiverIfindex` of `installProxyRouting`), as {@link attach}
+   * does for endpoints: a tcx link pinned at
+   * `<pinRoot>/links/proxy-<ifindex>-ingress`, tc clsact as the fallback.
+   * Idempotent. The packets the to-pod hook steers enter the stack there.
+   *
+   * @example
+   * ```ts
+   * const device = installProxyRouting();
+   * datapath.attachProxyDevice(device.receiverIfindex);
+   * datapath.setProxy({ ifindex: device.ifindex, port: DEFAULT_PROXY_PORT, mac: device.mac });
+   * ```
+   */
+  attachProxyDevice(ifindex: number, options: { mode?: AttachMode } = {}): "tcx" | "tc" {
+    return attachHooks(proxyHooks(this.pinRoot, this.#proxyProgramFd, ifindex), ifindex, options.mode ?? "auto");
+  }
+
+  /** Detaches `pal_to_proxy` from the interface; whether anything was attached. */
+  detachProxyDevice(ifindex: number): boolean {
+    return detachHooks(proxyHooks(this.pinRoot, this.#proxyProgramFd, ifindex), ifindex);
   }
 
   /** Pins the programs at `<pinRoot>/programs/`, replacing older ones: interfaces attached from the pins from now on run this load. */
@@ -590,7 +652,7 @@ export class Datapath {
 
   #pruneStaleLinks(): void {
     for (const name of readdirSync(join(this.pinRoot, "links"))) {
-      const match = LINK_PIN.exec(name);
+      const match = LINK_PIN.exec(name) ?? PROXY_LINK_PIN.exec(name);
       if (match !== null) liveLink(join(this.pinRoot, "links", name), Number(match[1]));
     }
   }
@@ -601,29 +663,7 @@ export class Datapath {
    * attached.
    */
   detach(ifindex: number): boolean {
-    let detached = false;
-    for (const { direction } of HOOKS) {
-      const pin = linkPin(this.pinRoot, ifindex, direction);
-      if (!existsSync(pin)) continue;
-      try {
-        releaseLink(pin);
-      } catch (error) {
-        throw new DatapathError(`Cannot detach from ${direction} of ifindex ${ifindex}: ${describe(error)}`, { cause: error });
-      }
-      detached = true;
-    }
-    if (detached) return true;
-    for (const { direction } of HOOKS) {
-      try {
-        detached = detachTc(ifindex, direction, TC_FILTER) || detached;
-      } catch (error) {
-        // No clsact qdisc or no device: nothing of ours is attached there.
-        if (!(error instanceof BpfError && ["ENOENT", "EINVAL", "ENODEV"].includes(error.code))) {
-          throw new DatapathError(`Cannot detach tc filter from ${direction} of ifindex ${ifindex}: ${describe(error)}`, { cause: error });
-        }
-      }
-    }
-    return detached;
+    return detachHooks(endpointHooks(this.pinRoot, this.#programFds, ifindex), ifindex);
   }
 
   /** Interfaces with a live pinned tcx link in this pin root (both hooks or one). */
@@ -754,6 +794,21 @@ function linkPin(pinRoot: string, ifindex: number, direction: TcDirection): stri
   return join(pinRoot, "links", `${ifindex}-${direction}`);
 }
 
+/** One program on one tc hook of an interface, and where its tcx link is pinned. */
+interface Hook {
+  direction: TcDirection;
+  programFd: number;
+  pin: string;
+}
+
+function endpointHooks(pinRoot: string, programFds: Record<ProgramName, number>, ifindex: number): Hook[] {
+  return HOOKS.map(({ direction, program }) => ({ direction, programFd: programFds[program], pin: linkPin(pinRoot, ifindex, direction) }));
+}
+
+function proxyHooks(pinRoot: string, programFd: number, ifindex: number): Hook[] {
+  return [{ direction: "ingress", programFd, pin: join(pinRoot, "links", `proxy-${ifindex}-ingress`) }];
+}
+
 function programPin(pinRoot: string, program: ProgramName): string {
   return join(pinRoot, "programs", PROGRAMS[program]);
 }
@@ -791,14 +846,13 @@ function releaseLink(pin: string): void {
   unlinkSync(pin);
 }
 
-function attachPrograms(pinRoot: string, programFds: Record<ProgramName, number>, ifindex: number, mode: AttachMode): "tcx" | "tc" {
-  if (mode === "tc") return attachTcFilters(programFds, ifindex);
+function attachHooks(hooks: readonly Hook[], ifindex: number, mode: AttachMode): "tcx" | "tc" {
+  if (mode === "tc") return attachTcFilters(hooks, ifindex);
   const attached: string[] = [];
   try {
-    for (const { direction, program } of HOOKS) {
-      const pin = linkPin(pinRoot, ifindex, direction);
+    for (const { direction, programFd, pin } of hooks) {
       if (liveLink(pin, ifindex)) continue;
-      const linkFd = attachTcx(programFds[program], ifindex, direction);
+      const linkFd = attachTcx(programFd, ifindex, direction);
       try {
         objPin(linkFd, pin);
         attached.push(pin);
@@ -811,21 +865,47 @@ function attachPrograms(pinRoot: string, programFds: Record<ProgramName, number>
     // Half an attachment is worse than none: undo the hook this call made.
     for (const pin of attached) releaseLink(pin);
     if (mode === "auto" && error instanceof BpfError && error.operation === "bpf_link_create" && NO_TCX.has(error.code)) {
-      return attachTcFilters(programFds, ifindex);
+      return attachTcFilters(hooks, ifindex);
     }
     throw new DatapathError(`Cannot attach to ifindex ${ifindex} with tcx: ${describe(error)}`, { cause: error });
   }
 }
 
-function attachTcFilters(programFds: Record<ProgramName, number>, ifindex: number): "tc" {
-  for (const { direction, program } of HOOKS) {
+function attachTcFilters(hooks: readonly Hook[], ifindex: number): "tc" {
+  for (const { direction, programFd } of hooks) {
     try {
-      attachTc(programFds[program], ifindex, direction, TC_FILTER);
+      attachTc(programFd, ifindex, direction, TC_FILTER);
     } catch (error) {
       throw new DatapathError(`Cannot attach to ${direction} of ifindex ${ifindex} with tc: ${describe(error)}`, { cause: error });
     }
   }
   return "tc";
+}
+
+/** Detaches hooks: their pinned tcx links, or their tc filters when attached in tc mode. Whether anything was attached. */
+function detachHooks(hooks: readonly Hook[], ifindex: number): boolean {
+  let detached = false;
+  for (const { direction, pin } of hooks) {
+    if (!existsSync(pin)) continue;
+    try {
+      releaseLink(pin);
+    } catch (error) {
+      throw new DatapathError(`Cannot detach from ${direction} of ifindex ${ifindex}: ${describe(error)}`, { cause: error });
+    }
+    detached = true;
+  }
+  if (detached) return true;
+  for (const { direction } of hooks) {
+    try {
+      detached = detachTc(ifindex, direction, TC_FILTER) || detached;
+    } catch (error) {
+      // No clsact qdisc or no device: nothing of ours is attached there.
+      if (!(error instanceof BpfError && ["ENOENT", "EINVAL", "ENODEV"].includes(error.code))) {
+        throw new DatapathError(`Cannot detach tc filter from ${direction} of ifindex ${ifindex}: ${describe(error)}`, { cause: error });
+      }
+    }
+  }
+  return detached;
 }
 
 /**
@@ -861,7 +941,7 @@ export function attachPinnedPrograms(pinRoot: string, ifindex: number): "tcx" | 
       if (!existsSync(pin)) throw new DatapathError(`Cannot attach to ifindex ${ifindex} from pin root "${pinRoot}": no agent has pinned its programs there yet (${pin} is missing)`);
       fds[program] = objGet(pin);
     }
-    return attachPrograms(pinRoot, fds as Record<ProgramName, number>, ifindex, "auto");
+    return attachHooks(endpointHooks(pinRoot, fds as Record<ProgramName, number>, ifindex), ifindex, "auto");
   } finally {
     for (const fd of Object.values(fds)) closeFd(fd);
   }

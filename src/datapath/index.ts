@@ -11,3 +11,6 @@ export * from "./datapath.ts";
 export * from "./datapath-error.ts";
 export * from "./tcp-sources.ts";
 export { BpfError, NativeAddonError } from "./native.ts";
+export * from "./pinned-ipcache.ts";
+export * from "./proxy-routing.ts";
+export * from "./transparent-socket.ts";

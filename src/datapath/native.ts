@@ -299,6 +299,8 @@ interface NativeAddon {
   detachTc(ifindex: number, direction: TcDirection, filter: TcFilter): boolean;
   ifNameToIndex(name: string): number;
   testRun(progFd: number, data: Buffer, options: TestRunOptions): TestRunResult;
+  transparentListen(family: 4 | 6, port: number, mark: number): number;
+  transparentSocket(family: 4 | 6, localAddress: string, localPort: number, mark: number): number;
   RingBufferReader: new (mapFd: number, onRecord: (data: Buffer) => void) => NativeRingBufferReader;
 }
 
@@ -682,6 +684,37 @@ export function ifNameToIndex(name: string): number {
  */
 export function testRun(progFd: number, data: Buffer, options: TestRunOptions = {}): TestRunResult {
   return call((native) => native.testRun(progFd, data, options));
+}
+
+/**
+ * A non-blocking TCP socket listening on the wildcard address of `family`
+ * (IPv6 with IPV6_V6ONLY) on `port`, with IP_TRANSPARENT (it accepts
+ * connections to any address that is delivered to it), SO_REUSEADDR and
+ * SO_MARK `mark` (so do its accepted sockets). Needs CAP_NET_ADMIN; the
+ * caller owns the fd.
+ *
+ * @example
+ * ```ts
+ * server.listen({ fd: transparentListen(4, 15001, 0x0b00) });
+ * ```
+ */
+export function transparentListen(family: 4 | 6, port: number, mark: number): number {
+  return call((native) => native.transparentListen(family, port, mark));
+}
+
+/**
+ * A non-blocking, unconnected TCP socket with IP_TRANSPARENT, SO_REUSEADDR
+ * and SO_MARK `mark`, bound to `localAddress`:`localPort` (any address,
+ * local or not; IP_BIND_ADDRESS_NO_PORT off, so the port is taken now).
+ * The caller owns the fd and connects it.
+ *
+ * @example
+ * ```ts
+ * const fd = transparentSocket(4, "10.0.0.1", 40123, 0x0b00);
+ * ```
+ */
+export function transparentSocket(family: 4 | 6, localAddress: string, localPort: number, mark: number): number {
+  return call((native) => native.transparentSocket(family, localAddress, localPort, mark));
 }
 
 /**

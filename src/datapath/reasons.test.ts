@@ -8,8 +8,8 @@ const HEADER_ENUM: BtfEnum = {
   size: 4,
   values: [
     ["NONE", 0], ["POLICY_ALLOW", 1], ["NOT_ISOLATED", 2], ["HOST", 3], ["ESTABLISHED", 4], ["REPLY", 5], ["RELATED", 6], ["NOT_IP", 7],
-    ["FRAGMENT", 8], ["POLICY_DENY", 16], ["DEFAULT_DENY", 17], ["NO_ENDPOINT", 18], ["MALFORMED", 19], ["FRAG_UNKNOWN", 20],
-    ["REVOKED", 21], ["TCP_INVALID", 22], ["TCP_LIMIT", 23], ["FIRST_DROP", 16], ["MAX", 32],
+    ["FRAGMENT", 8], ["TO_PROXY", 9], ["POLICY_DENY", 16], ["DEFAULT_DENY", 17], ["NO_ENDPOINT", 18], ["MALFORMED", 19], ["FRAG_UNKNOWN", 20],
+    ["REVOKED", 21], ["TCP_INVALID", 22], ["TCP_LIMIT", 23], ["PROXY_UNAVAILABLE", 24], ["FIRST_DROP", 16], ["MAX", 32],
   ].map(([name, value]) => ({ name: `PAL_REASON_${name}`, value: value as number })),
 };
 
@@ -39,9 +39,11 @@ test("a renumbered, missing, extra or moved constant, or no enum at all, is refu
   );
 });
 
-test("reasons are named by code", () => {
+test("reasons are named by code, steering's included", () => {
   assert.equal(reasonName(21), "revoked");
   assert.equal(reasonName(22), "tcp-invalid");
   assert.equal(reasonName(23), "tcp-limit");
+  assert.equal(reasonName(9), "to-proxy");
+  assert.equal(reasonName(24), "proxy-unavailable");
   assert.equal(reasonName(31), "unknown");
 });

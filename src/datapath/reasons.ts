@@ -19,6 +19,7 @@ export const REASONS = {
   related: 6,
   "not-ip": 7,
   fragment: 8,
+  "to-proxy": 9,
   "policy-deny": 16,
   "default-deny": 17,
   "no-endpoint": 18,
@@ -27,6 +28,7 @@ export const REASONS = {
   revoked: 21,
   "tcp-invalid": 22,
   "tcp-limit": 23,
+  "proxy-unavailable": 24,
 } as const;
 
 /** The name of a verdict reason. */

@@ -15,6 +15,7 @@ import { after, before, describe, test } from "node:test";
 import { CFG_EVENTS_ALLOWED, CT_SEEN_REPLY, type FlowEvent } from "../../src/datapath/abi.ts";
 import { AbiEnumMismatchError, reasonAllows, REASONS, type ReasonName } from "../../src/datapath/reasons.ts";
 import { attachPinnedPrograms, Datapath, type ProgramName } from "../../src/datapath/datapath.ts";
+import { listenTransparent } from "../../src/datapath/transparent-socket.ts";
 import { DatapathError } from "../../src/datapath/datapath-error.ts";
 import { closeFd, linkInfo, mapInfo, objGet } from "../../src/datapath/native.ts";
 import {
@@ -28,8 +29,12 @@ import {
   IDENTITY_HOST,
   IPCACHE_HOST,
   ipcacheKeyOf,
+  POLICY_FLAG_AUDIT_HTTP,
+  POLICY_FLAG_AUDIT_HTTP_DENY,
   POLICY_FLAG_AUDIT_TCP_LIMITED,
   POLICY_FLAG_AUDIT_TCP_STRICT,
+  POLICY_FLAG_HTTP,
+  POLICY_FLAG_HTTP_DENY,
   POLICY_FLAG_TCP_LIMITED,
   POLICY_FLAG_TCP_STRICT,
   ipcacheKeyString,
@@ -37,6 +42,7 @@ import {
   PROTOCOL_NUMBERS,
   VERDICT_ALLOW,
   VERDICT_DENY,
+  VERDICT_NONE,
   type DesiredState,
   type Direction,
   type IpcacheEntry,
@@ -53,6 +59,8 @@ import { recordKernelObject } from "../lib/kernel-journal.ts";
 
 const TC_ACT_OK = 0;
 const TC_ACT_SHOT = 2;
+/** What the to-pod hook returns for a packet it steers: bpf_redirect() to the proxy device. */
+const TC_ACT_REDIRECT = 7;
 
 // The world of these tests: local pods a (not isolated) and b (isolated both
 // ways, audit-isolated on ingress); c is a remote pod; a /16 CIDR; a host address.
@@ -100,6 +108,18 @@ const RULE = {
   anyOther7107: 32,
   anyMax3_7108: 33,
   egressMax1ToCidr7200: 34,
+  cHttp7300: 35,
+  cHttp7301: 36,
+  anyLoose7301: 37,
+  cLoose7302: 38,
+  anyHttpDeny7302: 39,
+  cLoose7303: 40,
+  cAuditHttp7303: 41,
+  cLoose7304: 42,
+  cAuditDeny7304: 43,
+  cHttpUdp7300: 44,
+  cLoose7306: 45,
+  aHttpDeny7305: 46,
 } as const;
 
 function entry(
@@ -180,6 +200,30 @@ const POLICY_B_LIMITED: PolicyEntry[] = [
   limited(entry(CIDR.identity, DIRECTION_EGRESS, TCP, 7200, 16, VERDICT_ALLOW, RULE.egressMax1ToCidr7200)),
 ];
 POLICY_B.push(...POLICY_B_LIMITED);
+// HTTP rules (steering to the proxy): c to b on 7300 only by an HTTP allow (also on UDP 7300, which
+// is never steered); on 7301 c's entry is HTTP but the any-peer entry allows plainly (AND: not
+// steered); on 7302 c's allow is plain and an HTTP Deny covers the any-peer entry, which allows
+// nothing (OR: steered); 7303's audit allow is by HTTP rules; 7304's audit verdict denies, with an
+// HTTP Deny beside it (an audit deny steers nothing); 7306 is plain; into a (not isolated) on 7305
+// an HTTP Deny on an entry without a verdict.
+const httpEntry = (policy: PolicyEntry, flags: number): PolicyEntry => withFlags(policy, flags);
+const PLAIN_C_TO_B_7306 = entry(C.identity, DIRECTION_INGRESS, TCP, 7306, 16, VERDICT_ALLOW, RULE.cLoose7306);
+const POLICY_B_HTTP: PolicyEntry[] = [
+  httpEntry(entry(C.identity, DIRECTION_INGRESS, TCP, 7300, 16, VERDICT_ALLOW, RULE.cHttp7300), POLICY_FLAG_HTTP | POLICY_FLAG_AUDIT_HTTP),
+  httpEntry(entry(C.identity, DIRECTION_INGRESS, UDP, 7300, 16, VERDICT_ALLOW, RULE.cHttpUdp7300), POLICY_FLAG_HTTP | POLICY_FLAG_AUDIT_HTTP),
+  httpEntry(entry(C.identity, DIRECTION_INGRESS, TCP, 7301, 16, VERDICT_ALLOW, RULE.cHttp7301), POLICY_FLAG_HTTP | POLICY_FLAG_AUDIT_HTTP),
+  entry(IDENTITY_ANY, DIRECTION_INGRESS, TCP, 7301, 16, VERDICT_ALLOW, RULE.anyLoose7301),
+  entry(C.identity, DIRECTION_INGRESS, TCP, 7302, 16, VERDICT_ALLOW, RULE.cLoose7302),
+  httpEntry(entry(IDENTITY_ANY, DIRECTION_INGRESS, TCP, 7302, 16, VERDICT_NONE, 0, { verdict: VERDICT_NONE, ruleId: RULE.anyHttpDeny7302 }), POLICY_FLAG_HTTP_DENY),
+  httpEntry(entry(C.identity, DIRECTION_INGRESS, TCP, 7303, 16, VERDICT_ALLOW, RULE.cLoose7303, { verdict: VERDICT_ALLOW, ruleId: RULE.cAuditHttp7303 }), POLICY_FLAG_AUDIT_HTTP),
+  httpEntry(entry(C.identity, DIRECTION_INGRESS, TCP, 7304, 16, VERDICT_ALLOW, RULE.cLoose7304, { verdict: VERDICT_DENY, ruleId: RULE.cAuditDeny7304 }), POLICY_FLAG_AUDIT_HTTP_DENY),
+  PLAIN_C_TO_B_7306,
+  (() => {
+    const deny = httpEntry(entry(C.identity, DIRECTION_INGRESS, TCP, 7305, 16, VERDICT_NONE, 0, { verdict: VERDICT_NONE, ruleId: RULE.aHttpDeny7305 }), POLICY_FLAG_HTTP_DENY);
+    return { key: { ...deny.key, slot: SLOT_A }, value: deny.value };
+  })(),
+];
+POLICY_B.push(...POLICY_B_HTTP);
 const max = (maxConnections: number): TcpLimits => ({ maxConnections, rate: 0, burst: 0 });
 const TCP_LIMITS: [number, TcpLimits][] = [
   [RULE.anyMax2_7100, max(2)],
@@ -302,7 +346,7 @@ function ifindexOf(pod: string): number | undefined {
 }
 
 /** Runs `frame` and checks the verdict and that exactly `reason` was counted for it. */
-function expectVerdict(program: ProgramName, ifindex: number, frame: Buffer, reason: ReasonName, message: string): void {
+function expectVerdict(program: ProgramName, ifindex: number, frame: Buffer, reason: ReasonName, message: string, retvalExpected?: number): void {
   const before = datapath.reasonStats();
   const { retval } = datapath.testRun(program, frame, { ifindex });
   const after = datapath.reasonStats();
@@ -310,7 +354,7 @@ function expectVerdict(program: ProgramName, ifindex: number, frame: Buffer, rea
   assert.deepEqual(counted, [reason], `${message}: counted reasons`);
   assert.equal(after[reason].packets - before[reason].packets, 1n, `${message}: one packet`);
   assert.equal(after[reason].bytes - before[reason].bytes, BigInt(frame.length), `${message}: its bytes`);
-  assert.equal(retval, reasonAllows(REASONS[reason]) ? TC_ACT_OK : TC_ACT_SHOT, `${message}: retval`);
+  assert.equal(retval, retvalExpected ?? (reasonAllows(REASONS[reason]) ? TC_ACT_OK : TC_ACT_SHOT), `${message}: retval`);
   observed.add(reason);
 }
 
@@ -950,6 +994,61 @@ describe("datapath on the real kernel", () => {
       expectVerdict("to-pod", ifB, denied[1]!, "default-deny", `IPv${family} later fragment of a denied datagram keeps its first's reason`);
       const orphan = buildPacket({ src, dst, protocol: "UDP", fragment: { offset: 24, more: false, id: 0x1003 }, payload: Buffer.alloc(16) });
       expectVerdict("to-pod", ifB, orphan, "frag-unknown", `IPv${family} later fragment without its first`);
+    }
+  });
+
+  test("steering: only TCP flows with HTTP rules, AND over allowing entries, OR of HTTP Deny over all; no proxy fails closed", () => {
+    assert.equal(datapath.readProxy(), undefined, "no proxy configured");
+    const steered = [
+      { src: C.v4, dport: 7300, what: "an HTTP allow" },
+      { src: C.v6, dport: 7300, what: "an HTTP allow, IPv6" },
+      { src: C.v4, dport: 7302, what: "a plain allow under an HTTP Deny of the any-peer entry" },
+      { src: C.v4, dport: 7303, what: "an audit allow by HTTP rules" },
+    ];
+    for (const { src, dport, what } of steered) intoB({ src, protocol: "TCP", sport: freshPort(), dport }, "proxy-unavailable", `${what}, no proxy`);
+    expectVerdict("to-pod", ifA, buildPacket({ src: C.v4, dst: A.v4, protocol: "TCP", sport: freshPort(), dport: 7305 }), "proxy-unavailable", "not isolated, under an HTTP Deny, no proxy");
+    intoB({ src: C.v4, protocol: "TCP", sport: freshPort(), dport: 7301 }, "policy-allow", "HTTP allow beside a plain any-peer allow");
+    intoB({ src: C.v4, protocol: "TCP", sport: freshPort(), dport: 7304 }, "policy-allow", "HTTP Deny in an audit verdict that denies");
+    intoB({ src: C.v4, protocol: "UDP", sport: freshPort(), dport: 7300 }, "policy-allow", "UDP is never steered");
+    intoB({ src: C.v4, protocol: "TCP", sport: freshPort(), dport: 7306 }, "policy-allow", "a plain allow");
+    intoB({ src: A.v4, protocol: "TCP", sport: freshPort(), dport: 7300 }, "default-deny", "a peer the HTTP allow does not name");
+    intoB({ src: C.v4, protocol: "TCP", sport: freshPort(), dport: 7300, tcpFlags: ["ack"] }, "tcp-invalid", "a steered flow opens with a pure SYN only");
+    assert.equal(
+      datapath.conntrackEntries().some((e) => e.value.proxied === true),
+      false,
+      "a flow that could not reach the proxy is not tracked",
+    );
+  });
+
+  test("steering: with the proxy listening, the to-pod hook redirects the flow's packets to the proxy device; a re-check keeps a proxied flow and revokes a plain one that now needs the proxy", async () => {
+    const { createServer } = await import("node:net");
+    const server = createServer();
+    // Test runs bind the skb to an interface of this namespace: the listener's.
+    await listenTransparent(server, { family: 4, port: 0 });
+    const port = (server.address() as { port: number }).port;
+    try {
+      datapath.setProxy({ ifindex: ifNoEndpoint, port, mac: "02:00:00:00:00:01" });
+      assert.deepEqual(datapath.readProxy(), { ifindex: ifNoEndpoint, port, mac: "02:00:00:00:00:01" });
+      const sport = freshPort();
+      const redirected = (tcpFlags: PacketSpec["tcpFlags"], what: string) =>
+        expectVerdict("to-pod", ifB, buildPacket({ src: C.v4, dst: B.v4, protocol: "TCP", sport, dport: 7300, tcpFlags }), "to-proxy", what, TC_ACT_REDIRECT);
+      redirected(undefined, "SYN of an HTTP flow");
+      const tracked = datapath.conntrackEntries().find((e) => e.key.sport === sport);
+      assert.equal(tracked?.value.proxied, true, "tracked as proxied");
+      redirected(["ack"], "later packet of the proxied flow");
+      intoB({ src: C.v6, protocol: "TCP", sport: freshPort(), dport: 7300 }, "proxy-unavailable", "IPv6: no IPv6 listener");
+      const plain = freshPort();
+      intoB({ src: C.v4, protocol: "TCP", sport: plain, dport: 7306 }, "policy-allow", "a plain flow");
+      datapath.apply({ ...emptyDiff(), policyUpserts: [httpEntry(PLAIN_C_TO_B_7306, POLICY_FLAG_HTTP)] }, ifindexOf);
+      redirected(["ack"], "the proxied flow after a re-check");
+      intoB({ src: C.v4, protocol: "TCP", sport: plain, dport: 7306, tcpFlags: ["ack"] }, "revoked", "a plain flow cannot move into the proxy mid-stream");
+      datapath.apply({ ...emptyDiff(), policyUpserts: [PLAIN_C_TO_B_7306] }, ifindexOf);
+      datapath.setProxy(undefined);
+      assert.equal(datapath.readProxy(), undefined);
+      intoB({ src: C.v4, protocol: "TCP", sport, dport: 7300, tcpFlags: ["ack"] }, "proxy-unavailable", "the proxy gone: its flows fail closed");
+    } finally {
+      datapath.setProxy(undefined);
+      server.close();
     }
   });
 
