@@ -20,6 +20,7 @@
 import { writeFileAtomically } from "../atomic-file.ts";
 import { Datapath } from "../datapath/datapath.ts";
 import { DEFAULT_PIN_ROOT } from "../datapath/pin-root.ts";
+import { installProxyRouting, PROXY_DEVICE } from "../datapath/proxy-routing.ts";
 import type { EventSubscription } from "../datapath/datapath.ts";
 import type { KubeClient } from "../k8s/client.ts";
 import type { Logger } from "../k8s/logger.ts";
@@ -63,6 +64,11 @@ export interface AgentOptions {
   identities?: IdentitySource;
   /** Where the HTTP view for the node's proxy is published; {@linkcode DEFAULT_HTTP_VIEW_PATH} by default. */
   httpViewFile?: string;
+  /**
+   * The port of the node's proxy (`palisade proxy`): the agent sets up the routing that delivers
+   * steered flows to it and tells the datapath. Absent: no proxy, and flows HTTP rules cover fail closed.
+   */
+  proxyPort?: number;
 }
 
 /**
@@ -132,6 +138,13 @@ export class Agent {
    */
   static async start(options: AgentOptions): Promise<Agent> {
     const datapath = Datapath.open({ pinRoot: options.pinRoot ?? DEFAULT_PIN_ROOT, ...(options.objectPath === undefined ? {} : { objectPath: options.objectPath }) });
+    if (options.proxyPort === undefined) datapath.setProxy(undefined);
+    else {
+      const device = installProxyRouting();
+      datapath.attachProxyDevice(device.receiverIfindex);
+      datapath.setProxy({ ifindex: device.ifindex, port: options.proxyPort, mac: device.mac });
+      options.logger.info({ port: options.proxyPort, device: PROXY_DEVICE }, "Flows with HTTP rules are steered to the node's proxy");
+    }
     const agent = new Agent(options, datapath);
     try {
       await agent.#start();

@@ -1,12 +1,13 @@
 /**
  * The agent's entry point behind `palisade agent --node-name X
- * [--kubeconfig P] [--pin-root P] [--metrics-port N] [--identities cluster|local] [--http-view-file P]`: parses the flags,
+ * [--kubeconfig P] [--pin-root P] [--metrics-port N] [--identities cluster|local] [--http-view-file P] [--proxy-port N]`: parses the flags,
  * runs the agent until SIGINT or SIGTERM, and stops it cleanly (pinned
  * state stays in the kernel, so enforcement continues meanwhile).
  *
  * @module
  */
 import { parseArgs } from "node:util";
+import { DEFAULT_PROXY_PORT } from "../datapath/transparent-socket.ts";
 import { KubeClient } from "../k8s/client.ts";
 import { Agent, DEFAULT_METRICS_PORT, DEFAULT_PIN_ROOT } from "./agent.ts";
 import type { IdentitySource } from "./agent.ts";
@@ -24,6 +25,8 @@ export interface RunAgentOptions {
   identities?: IdentitySource;
   /** Where the HTTP view for the node's proxy goes. */
   httpViewFile?: string;
+  /** The node proxy's port; 0 = no proxy (flows HTTP rules cover fail closed). */
+  proxyPort?: number;
 }
 
 /** The command line is wrong; the message says which flag. */
@@ -51,6 +54,7 @@ export function parseAgentArgs(args: string[]): RunAgentOptions {
         "metrics-port": { type: "string" },
         identities: { type: "string" },
         "http-view-file": { type: "string" },
+        "proxy-port": { type: "string" },
       },
       strict: true,
       allowPositionals: false,
@@ -69,11 +73,13 @@ export function parseAgentArgs(args: string[]): RunAgentOptions {
     if (identities !== "cluster" && identities !== "local") throw new AgentUsageError(`Cannot run agent: --identities "${identities}" is not cluster or local`);
     options.identities = identities;
   }
-  const port = values["metrics-port"];
-  if (port !== undefined) {
+  for (const flag of ["metrics-port", "proxy-port"] as const) {
+    const port = values[flag];
+    if (port === undefined) continue;
     const n = Number(port);
-    if (!Number.isInteger(n) || n < 0 || n > 65535) throw new AgentUsageError(`Cannot run agent: --metrics-port "${port}" is not a port number`);
-    options.metricsPort = n;
+    if (!Number.isInteger(n) || n < 0 || n > 65535) throw new AgentUsageError(`Cannot run agent: --${flag} "${port}" is not a port number`);
+    if (flag === "metrics-port") options.metricsPort = n;
+    else options.proxyPort = n;
   }
   return options;
 }
@@ -98,6 +104,7 @@ export async function runAgent(options: RunAgentOptions): Promise<void> {
     metricsPort: options.metricsPort ?? DEFAULT_METRICS_PORT,
     identities: options.identities ?? "cluster",
     ...(options.httpViewFile === undefined ? {} : { httpViewFile: options.httpViewFile }),
+    ...(options.proxyPort === 0 ? {} : { proxyPort: options.proxyPort ?? DEFAULT_PROXY_PORT }),
   });
   logger.info({ signal: await stopSignal() }, "Stopping on signal");
   await agent.stop();

@@ -29,12 +29,15 @@ const EXPLAIN_HELP = `  palisade explain -f PATH... [--from NS/POD|IP --to NS/PO
       -o json: {"port","protocol","pairs":[...]}).`;
 
 const AGENT_HELP = `  palisade agent --node-name NODE [--kubeconfig PATH] [--pin-root DIR] [--metrics-port N] [--identities cluster|local]
+                 [--http-view-file PATH] [--proxy-port N]
       Runs the node agent: compiles the policies for NODE's pods into the eBPF maps pinned under
       DIR (/sys/fs/bpf/palisade), attaches the datapath to each local pod's interface, reports what
       it enforces in ConfigMap palisade-system/palisade-node-NODE, logs denied flows as JSON lines,
       and serves /healthz, /readyz and /metrics on --metrics-port (9962). Identity numbers come from
       the operator's PalisadeIdentity objects (cluster, the default) or from the agent alone (local,
-      for an agent run without an operator). Needs root.`;
+      for an agent run without an operator). Flows that HTTP rules cover are steered to the node's
+      proxy on --proxy-port (15001; 0: no proxy, such flows fail closed), which judges requests by
+      the view the agent writes to --http-view-file (/run/palisade/http-view.json). Needs root.`;
 
 /** Each command's part of the help, for `palisade COMMAND --help`. */
 const COMMAND_HELP: Record<string, string> = {

@@ -19,7 +19,7 @@ import type { Logger, LogLevel } from "../k8s/logger.ts";
 import type { ConnectionInfo } from "./http-front-options.ts";
 import { NodeProxy } from "./node-proxy.ts";
 import { DEFAULT_HTTP_VIEW_PATH, HttpViewIndex, parseHttpView } from "../policy/http-view.ts";
-import { connectTransparent, DEFAULT_PROXY_PORT, listenTransparent, PinnedIpcache } from "./stand-ins.ts";
+import { connectTransparent, DEFAULT_PROXY_PORT, listenTransparent, PinnedIpcache } from "../datapath/index.ts";
 import { watchViewFile } from "./view-file.ts";
 
 /** The proxy's health and metrics port unless told otherwise. */
@@ -124,6 +124,9 @@ function pinnedIdentities(pinRoot: string, logger: Logger): { identityOf(address
   };
 }
 
+/** How long an upstream connection may take to open before the request is answered 502. */
+const UPSTREAM_CONNECT_TIMEOUT_MS = 10_000;
+
 /** The transparent connect for one proxied connection: from the client's address and port to its original destination. */
 function connectOriginalDestination(connection: ConnectionInfo): Promise<net.Socket> {
   return connectTransparent({
@@ -132,6 +135,8 @@ function connectOriginalDestination(connection: ConnectionInfo): Promise<net.Soc
     localPort: connection.clientPort,
     remoteAddress: connection.serverAddress,
     remotePort: connection.serverPort,
+    // A SYN the L3/L4 policy drops would otherwise wait out the kernel's retries (about two minutes).
+    timeoutMs: UPSTREAM_CONNECT_TIMEOUT_MS,
   });
 }
 
