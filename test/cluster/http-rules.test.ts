@@ -104,15 +104,44 @@ test("method, exact path and header must all hold; a Deny rule refuses whatever 
   assert.equal(curl(a.netns, [url(server, 8080, "/orders")], { method: "POST", headers: ["X-Tenant: red"] })[0]?.status, 403);
   assert.equal(curl(a.netns, [url(server, 8080, "/orders")], { method: "GET", headers: ["X-Tenant: blue"] })[0]?.status, 403);
   assert.equal(curl(a.netns, [url(server, 8080, "/public/../admin/users")])[0]?.status, 403, "/public/../admin is /admin");
-  assert.equal(curl(a.netns, [url(server, 8080, "/public/%2e%2e/admin")])[0]?.status, 400, "an encoded dot segment cannot be read one way only");
+  assert.equal(curl(a.netns, [url(server, 8080, "/public/%2e%2e/admin")])[0]?.status, 403, "an encoded dot is a dot (RFC 3986 §6.2.2.2): /admin");
+  assert.equal(curl(a.netns, [url(server, 8080, "/public/%2fadmin")])[0]?.status, 400, "an encoded slash could be read two ways: refused");
 });
 
-test("HTTP/2 with prior knowledge: each stream is judged", () => {
+/** Requests `paths` as streams of one HTTP/2 (prior knowledge) connection from `netns`, with Node's client; their statuses. */
+function http2Streams(netns: string, ip: string, port: number, paths: string[]): number[] {
+  const script = `
+    const http2 = require("node:http2");
+    const session = http2.connect(${JSON.stringify(url(ip, port, ""))});
+    session.on("error", (e) => { console.error(e.message); process.exit(1); });
+    (async () => {
+      const statuses = [];
+      for (const path of ${JSON.stringify(paths)}) {
+        statuses.push(await new Promise((resolve, reject) => {
+          const stream = session.request({ ":path": path });
+          let status = 0;
+          stream.on("response", (headers) => { status = headers[":status"]; });
+          stream.on("error", reject);
+          stream.resume();
+          stream.on("close", () => resolve(status));
+        }));
+      }
+      console.log(JSON.stringify({ statuses, sessions: 1 }));
+      session.close();
+    })();`;
+  const run = spawnSync("nsenter", [`--net=/run/netns/${netns}`, process.execPath, "-e", script], { encoding: "utf8", timeout: 30_000 });
+  assert.equal(run.status, 0, `HTTP/2 streams from ${netns}: ${run.stderr}`);
+  return (JSON.parse(run.stdout) as { statuses: number[] }).statuses;
+}
+
+test("HTTP/2 with prior knowledge: each stream is judged, and the connection carries on after a 403", () => {
   for (const client of [a, c]) {
-    const [allowed, refused] = curl(client.netns, [url(b.ips[0] as string, 8082, "/anything"), url(b.ips[0] as string, 8082, "/admin")], { http2: true });
+    // curl 7.88 (Debian 12) breaks HTTP/2 prior knowledge with several URLs even against a plain Node server: one request per run.
+    const [allowed] = curl(client.netns, [url(b.ips[0] as string, 8082, "/anything")], { http2: true });
     assert.equal(allowed?.status, 200);
     assert.equal((JSON.parse(allowed?.body ?? "{}") as { protocol: string }).protocol, "HTTP/2");
-    assert.equal(refused?.status, 403);
+    assert.equal(curl(client.netns, [url(b.ips[1] as string, 8082, "/admin")], { http2: true })[0]?.status, 403, "IPv6, denied path");
+    assert.deepEqual(http2Streams(client.netns, b.ips[0] as string, 8082, ["/a", "/admin/x", "/b"]), [200, 403, 200]);
   }
 });
 
