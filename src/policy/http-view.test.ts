@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
-import { HTTP_LISTS } from "../../test/lib/world-arbitrary.ts";
+import { A, B, C, ebpf, httpFlowArb, httpPoliciesArb, httpRequestArb, worldOf } from "../../test/lib/http-world.ts";
 import type { AnyPolicy, EBPFNetworkPolicy, HttpRule } from "./api-types.ts";
 import { compileWorld } from "./compiler.ts";
 import {
@@ -23,31 +23,9 @@ import { evaluateRequest } from "./reference-evaluator.ts";
 import { validatePolicy } from "./validate.ts";
 import type { PodInfo, World } from "./world.ts";
 
-const A = "10.0.0.1";
-const B = "10.0.0.2";
-const C = "10.0.0.3";
-
-function pod(name: string, ip: string): PodInfo {
-  return { namespace: "x", name, labels: { pod: name }, ips: [ip], namedPorts: [] };
-}
-
-function ebpf(name: string, spec: Partial<EBPFNetworkPolicy["spec"]>): EBPFNetworkPolicy {
-  return { apiVersion: "palisade.dev/v1alpha1", kind: "EBPFNetworkPolicy", metadata: { name, namespace: "x" }, spec: { selector: { matchLabels: { pod: "b" } }, ...spec } };
-}
-
 /** An ingress rule to b on TCP 8080 from a, with `http` and `action`. */
 function rule(http: HttpRule[] | undefined, action: "Allow" | "Deny" = "Allow", from = "a") {
   return { action, from: [{ podSelector: { matchLabels: { pod: from } } }], ports: [{ protocol: "TCP" as const, port: 8080 }], ...(http ? { http } : {}) };
-}
-
-function worldOf(policies: AnyPolicy[]): World {
-  const pods = [pod("a", A), pod("b", B), pod("c", C)];
-  return {
-    namespaces: new Map([["x", { name: "x", labels: { "kubernetes.io/metadata.name": "x" } }]]),
-    pods: new Map(pods.map((p) => [`x/${p.name}`, p])),
-    policies,
-    hostIPs: [],
-  };
 }
 
 function request(method: string, path: string, headers: Record<string, string> = {}): HttpRequestView {
@@ -174,43 +152,9 @@ describe("validation of http", () => {
 });
 
 describe("HttpViewIndex against the reference evaluator", () => {
-  const ends = ["a", "b", "c"];
-  const ruleArb = (peerKey: "from" | "to") =>
-    fc.record({
-      action: fc.constantFrom("Allow" as const, "Allow" as const, "Deny" as const),
-      peer: fc.constantFrom<string | undefined>(undefined, ...ends),
-      port: fc.constantFrom(80, 8080),
-      http: fc.option(fc.constantFrom(...HTTP_LISTS), { freq: 4 }),
-    }).map(({ action, peer, port, http }) => ({
-      action,
-      ...(peer ? { [peerKey]: [{ podSelector: { matchLabels: { pod: peer } } }] } : {}),
-      ports: [{ protocol: "TCP" as const, port }],
-      ...(http ? { http } : {}),
-    }));
-  const policyArb = (index: number) =>
-    fc.record({
-      selects: fc.constantFrom<string | undefined>(undefined, ...ends),
-      mode: fc.constantFrom("Enforce" as const, "Enforce" as const, "Audit" as const),
-      ingress: fc.array(ruleArb("from"), { maxLength: 3 }),
-      egress: fc.array(ruleArb("to"), { maxLength: 2 }),
-      types: fc.constantFrom<("Ingress" | "Egress")[]>(["Ingress"], ["Ingress"], ["Ingress"], ["Egress"], ["Ingress", "Egress"]),
-    }).map(({ selects, mode, ingress, egress, types }) => ebpf(`p${index}`, { selector: selects ? { matchLabels: { pod: selects } } : {}, mode, policyTypes: types, ingress, egress }));
-  const requestArb = fc.record({
-    method: fc.constantFrom("GET", "POST", "DELETE"),
-    target: fc.constantFrom("/public/a", "/public/../admin", "/admin/x", "/orders", "/aaa/b", "/%70ublic/x", "/a//b", "/x?q=1", "http://other.example/public/a"),
-    host: fc.constantFrom("b.x", "api.shop.example", "evilshop.example"),
-    tenant: fc.constantFrom(undefined, "blue", "red"),
-    debug: fc.boolean(),
-  }).map(({ method, target, host, tenant, debug }): RawHttpRequest => ({
-    method,
-    target,
-    fields: [["Host", host], ...(tenant ? [["X-Tenant", tenant] as const] : []), ...(debug ? [["X-Debug", ""] as const] : [])],
-  }));
-  const flowArb = fc.record({ client: fc.constantFrom(A, C, "192.0.2.7"), server: fc.constantFrom(B, C), port: fc.constantFrom(80, 8080) }).filter(({ client, server }) => client !== server);
-
   test("every request of every steered flow gets the reference's verdict (forwarded, refused, audited)", () => {
     let judged = 0;
-    const scenario = fc.tuple(fc.array(fc.nat(), { minLength: 1, maxLength: 4 }).chain((ids) => fc.tuple(...ids.map((_, i) => policyArb(i)))), fc.array(fc.tuple(flowArb, requestArb), { minLength: 30, maxLength: 30 }));
+    const scenario = fc.tuple(httpPoliciesArb, fc.array(fc.tuple(httpFlowArb, httpRequestArb), { minLength: 30, maxLength: 30 }));
     fc.assert(
       fc.property(scenario, ([policies, requests]) => {
         const world = worldOf(policies);

@@ -1,0 +1,100 @@
+/**
+ * Random HTTP worlds for differential tests: pods x/a, x/b, x/c (10.0.0.1-3),
+ * EBPFNetworkPolicies with HTTP rules drawn from HTTP_LISTS, flows between the
+ * pods and an outside client, and requests as a parser gives them (some of
+ * them hostile: dot segments, encodings, absolute-form targets to other hosts).
+ *
+ * @module
+ */
+import fc from "fast-check";
+import type { AnyPolicy, EBPFNetworkPolicy } from "../../src/policy/api-types.ts";
+import type { RawHttpRequest } from "../../src/policy/http-request.ts";
+import type { PodInfo, World } from "../../src/policy/world.ts";
+import { HTTP_LISTS } from "./world-arbitrary.ts";
+
+export const A = "10.0.0.1";
+export const B = "10.0.0.2";
+export const C = "10.0.0.3";
+
+function pod(name: string, ip: string): PodInfo {
+  return { namespace: "x", name, labels: { pod: name }, ips: [ip], namedPorts: [] };
+}
+
+/** An EBPFNetworkPolicy `x/name` selecting pod b unless `spec` says otherwise. */
+export function ebpf(name: string, spec: Partial<EBPFNetworkPolicy["spec"]>): EBPFNetworkPolicy {
+  return { apiVersion: "palisade.dev/v1alpha1", kind: "EBPFNetworkPolicy", metadata: { name, namespace: "x" }, spec: { selector: { matchLabels: { pod: "b" } }, ...spec } };
+}
+
+/** Pods a, b, c of namespace x and the policies. */
+export function worldOf(policies: AnyPolicy[]): World {
+  const pods = [pod("a", A), pod("b", B), pod("c", C)];
+  return {
+    namespaces: new Map([["x", { name: "x", labels: { "kubernetes.io/metadata.name": "x" } }]]),
+    pods: new Map(pods.map((p) => [`x/${p.name}`, p])),
+    policies,
+    hostIPs: [],
+  };
+}
+
+/** A flow's ends and port. */
+export interface HttpFlow {
+  client: string;
+  server: string;
+  port: number;
+}
+
+const ends = ["a", "b", "c"];
+
+const ruleArb = (peerKey: "from" | "to") =>
+  fc.record({
+    action: fc.constantFrom("Allow" as const, "Allow" as const, "Deny" as const),
+    peer: fc.constantFrom<string | undefined>(undefined, ...ends),
+    port: fc.constantFrom(80, 8080),
+    http: fc.option(fc.constantFrom(...HTTP_LISTS), { freq: 4 }),
+  }).map(({ action, peer, port, http }) => ({
+    action,
+    ...(peer ? { [peerKey]: [{ podSelector: { matchLabels: { pod: peer } } }] } : {}),
+    ports: [{ protocol: "TCP" as const, port }],
+    ...(http ? { http } : {}),
+  }));
+
+const policyArb = (index: number) =>
+  fc.record({
+    selects: fc.constantFrom<string | undefined>(undefined, ...ends),
+    mode: fc.constantFrom("Enforce" as const, "Enforce" as const, "Audit" as const),
+    ingress: fc.array(ruleArb("from"), { maxLength: 3 }),
+    egress: fc.array(ruleArb("to"), { maxLength: 2 }),
+    types: fc.constantFrom<("Ingress" | "Egress")[]>(["Ingress"], ["Ingress"], ["Ingress"], ["Egress"], ["Ingress", "Egress"]),
+  }).map(({ selects, mode, ingress, egress, types }) => ebpf(`p${index}`, { selector: selects ? { matchLabels: { pod: selects } } : {}, mode, policyTypes: types, ingress, egress }));
+
+/** Requests as the parser gives them. */
+export const httpRequestArb = fc.record({
+  method: fc.constantFrom("GET", "POST", "DELETE"),
+  target: fc.constantFrom(
+    "/public/a",
+    "/public/../admin",
+    "/public/%2e%2e/admin",
+    "/public/%2fadmin",
+    "/public/..;/admin",
+    "/admin/x",
+    "/orders",
+    "/aaa/b",
+    "/%70ublic/x",
+    "/a//b",
+    "/x?q=1",
+    "http://other.example/public/a",
+  ),
+  host: fc.constantFrom("b.x", "api.shop.example", "evilshop.example"),
+  tenant: fc.constantFrom(undefined, "blue", "red"),
+  debug: fc.boolean(),
+}).map(({ method, target, host, tenant, debug }): RawHttpRequest => ({
+  method,
+  target,
+  fields: [["Host", host], ...(tenant ? [["X-Tenant", tenant] as const] : []), ...(debug ? [["X-Debug", ""] as const] : [])],
+}));
+
+/** Flows between the pods, and from outside. */
+export const httpFlowArb: fc.Arbitrary<HttpFlow> = fc.record({ client: fc.constantFrom(A, C, "192.0.2.7"), server: fc.constantFrom(B, C), port: fc.constantFrom(80, 8080) }).filter(({ client, server }) => client !== server);
+
+/** One to four random EBPFNetworkPolicies with HTTP rules. */
+export const httpPoliciesArb: fc.Arbitrary<EBPFNetworkPolicy[]> = fc.array(fc.nat(), { minLength: 1, maxLength: 4 }).chain((ids) => fc.tuple(...ids.map((_, i) => policyArb(i))));
