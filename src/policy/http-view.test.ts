@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
-import { A, B, C, ebpf, httpFlowArb, httpPoliciesArb, httpRequestArb, worldOf } from "../../test/lib/http-world.ts";
-import type { AnyPolicy, EBPFNetworkPolicy, HttpRule } from "./api-types.ts";
+import { A, B, C, compileHttpWorld, ebpf, httpFlowArb, httpPoliciesArb, httpRequestArb, worldOf } from "../../test/lib/http-world.ts";
+import type { AnyPolicy, HttpRule } from "./api-types.ts";
 import { compileWorld } from "./compiler.ts";
 import {
   IDENTITY_WORLD,
@@ -14,14 +14,12 @@ import {
   VERDICT_NONE,
 } from "./desired-state.ts";
 import { httpRequestView } from "./http-request.ts";
-import type { RawHttpRequest } from "./http-request.ts";
 import type { HttpRequestView } from "./http-rule.ts";
 import { HttpViewIndex, parseHttpView } from "./http-view.ts";
 import type { HttpJudgement } from "./http-view.ts";
 import { explainPacket, lookupIpcache } from "./lookup.ts";
 import { evaluateRequest } from "./reference-evaluator.ts";
 import { validatePolicy } from "./validate.ts";
-import type { PodInfo, World } from "./world.ts";
 
 /** An ingress rule to b on TCP 8080 from a, with `http` and `action`. */
 function rule(http: HttpRule[] | undefined, action: "Allow" | "Deny" = "Allow", from = "a") {
@@ -157,14 +155,10 @@ describe("HttpViewIndex against the reference evaluator", () => {
     const scenario = fc.tuple(httpPoliciesArb, fc.array(fc.tuple(httpFlowArb, httpRequestArb), { minLength: 30, maxLength: 30 }));
     fc.assert(
       fc.property(scenario, ([policies, requests]) => {
-        const world = worldOf(policies);
-        const { compiler, state } = compileWorld(world);
-        const index = new HttpViewIndex(parseHttpView(JSON.parse(JSON.stringify(compiler.httpView()))));
-        const identityOf = (ip: string) => lookupIpcache(state, ip)?.value.identity ?? IDENTITY_WORLD;
+        const { world, index, identityOf, steered } = compileHttpWorld(policies);
         for (const [flow, raw] of requests) {
-          const packet = { src: { ip: flow.client }, dst: { ip: flow.server }, protocol: "TCP" as const, port: flow.port };
-          const explained = explainPacket(state, world, packet);
-          if (!explained.allowed || !(explained.egress?.proxied || explained.ingress?.proxied)) continue;
+          const packet = steered(flow);
+          if (!packet) continue;
           const expected = evaluateRequest(world, packet, raw);
           const accepted = httpRequestView(raw);
           const what = `${JSON.stringify(raw)} on ${JSON.stringify(flow)}`;

@@ -9,19 +9,15 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import fc from "fast-check";
-import { A, httpFlowArb, httpPoliciesArb, httpRequestArb, worldOf } from "../../test/lib/http-world.ts";
-import type { HttpFlow } from "../../test/lib/http-world.ts";
+import { A, compileHttpWorld, httpFlowArb, httpPoliciesArb, httpRequestArb } from "../../test/lib/http-world.ts";
+import type { CompiledHttpWorld, HttpFlow } from "../../test/lib/http-world.ts";
 import { RawConnection, startProxyHarness } from "../../test/lib/http-proxy-harness.ts";
 import type { ProxyHarness } from "../../test/lib/http-proxy-harness.ts";
-import { compileWorld } from "../policy/compiler.ts";
-import { IDENTITY_WORLD } from "../policy/desired-state.ts";
 import type { RawHttpRequest } from "../policy/http-request.ts";
-import { HttpViewIndex, parseHttpView } from "../policy/http-view.ts";
-import { explainPacket, lookupIpcache } from "../policy/lookup.ts";
 import { evaluateRequest } from "../policy/reference-evaluator.ts";
 
 /** What the proxy judges the next connection by: set before each request (one connection at a time). */
-let current: { index: HttpViewIndex; identityOf: (ip: string) => number; flow: HttpFlow } | undefined;
+let current: { index: CompiledHttpWorld["index"]; identityOf: (ip: string) => number; flow: HttpFlow } | undefined;
 let harness: ProxyHarness;
 
 before(async () => {
@@ -48,15 +44,11 @@ describe("the proxy against the reference evaluator", () => {
     const scenario = fc.tuple(httpPoliciesArb, fc.array(fc.tuple(httpFlowArb, httpRequestArb), { minLength: 30, maxLength: 30 }));
     await fc.assert(
       fc.asyncProperty(scenario, async ([policies, requests]) => {
-        const world = worldOf(policies);
-        const { compiler, state } = compileWorld(world);
-        const index = new HttpViewIndex(parseHttpView(JSON.parse(JSON.stringify(compiler.httpView()))));
-        const identityOf = (ip: string) => lookupIpcache(state, ip)?.value.identity ?? IDENTITY_WORLD;
+        const { world, index, identityOf, steered } = compileHttpWorld(policies);
         for (const [flow, request] of requests) {
-          const packet = { src: { ip: flow.client }, dst: { ip: flow.server }, protocol: "TCP" as const, port: flow.port };
-          const explained = explainPacket(state, world, packet);
           // Only steered flows reach the proxy.
-          if (!explained.allowed || !(explained.egress?.proxied || explained.ingress?.proxied)) continue;
+          const packet = steered(flow);
+          if (!packet) continue;
           const expected = evaluateRequest(world, packet, request);
           current = { index, identityOf, flow };
           const connection = await RawConnection.open(harness.proxyPort);

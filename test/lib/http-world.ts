@@ -8,8 +8,12 @@
  */
 import fc from "fast-check";
 import type { AnyPolicy, EBPFNetworkPolicy } from "../../src/policy/api-types.ts";
+import { compileWorld } from "../../src/policy/compiler.ts";
+import { IDENTITY_WORLD } from "../../src/policy/desired-state.ts";
 import type { RawHttpRequest } from "../../src/policy/http-request.ts";
-import type { PodInfo, World } from "../../src/policy/world.ts";
+import { HttpViewIndex, parseHttpView } from "../../src/policy/http-view.ts";
+import { explainPacket, lookupIpcache } from "../../src/policy/lookup.ts";
+import type { Packet, PodInfo, World } from "../../src/policy/world.ts";
 import { HTTP_LISTS } from "./world-arbitrary.ts";
 
 export const A = "10.0.0.1";
@@ -98,3 +102,28 @@ export const httpFlowArb: fc.Arbitrary<HttpFlow> = fc.record({ client: fc.consta
 
 /** One to four random EBPFNetworkPolicies with HTTP rules. */
 export const httpPoliciesArb: fc.Arbitrary<EBPFNetworkPolicy[]> = fc.array(fc.nat(), { minLength: 1, maxLength: 4 }).chain((ids) => fc.tuple(...ids.map((_, i) => policyArb(i))));
+
+/** A compiled HTTP world: what the proxy judges by (the view read back from JSON, as the agent publishes it) and the steered flows. */
+export interface CompiledHttpWorld {
+  world: World;
+  index: HttpViewIndex;
+  identityOf: (ip: string) => number;
+  /** The flow's first packet, when the datapath steers the flow to the proxy; undefined otherwise (the proxy never sees it). */
+  steered(flow: HttpFlow): Packet | undefined;
+}
+
+/** Compiles `policies` in the pods' world and publishes the view. */
+export function compileHttpWorld(policies: AnyPolicy[]): CompiledHttpWorld {
+  const world = worldOf(policies);
+  const { compiler, state } = compileWorld(world);
+  return {
+    world,
+    index: new HttpViewIndex(parseHttpView(JSON.parse(JSON.stringify(compiler.httpView())))),
+    identityOf: (ip) => lookupIpcache(state, ip)?.value.identity ?? IDENTITY_WORLD,
+    steered(flow) {
+      const packet: Packet = { src: { ip: flow.client }, dst: { ip: flow.server }, protocol: "TCP", port: flow.port };
+      const explained = explainPacket(state, world, packet);
+      return explained.allowed && (explained.egress?.proxied || explained.ingress?.proxied) ? packet : undefined;
+    },
+  };
+}
