@@ -171,4 +171,22 @@ describe("HTTP/2 front end with an upstream that cannot be opened", () => {
       await harness.close();
     }
   });
+
+  test("a session without a complete header block in time is closed and logged; an idle one gets GOAWAY", async () => {
+    const slow = await startProxyHarness({ allow: [{ path: { prefix: "/" } }], upstream: "http2", front: { headersTimeoutMs: 200, keepAliveTimeoutMs: 300 } });
+    try {
+      // The preface and an empty SETTINGS frame, then nothing.
+      const connection = await RawConnection.open(slow.proxyPort);
+      connection.send(Buffer.concat([Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1"), Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])]));
+      await connection.closed();
+      assert.ok(slow.flowLog.some((entry) => entry.protocol === "HTTP/2" && /header timeout/.test(entry.reason ?? "")));
+      const session = http2.connect(`http://127.0.0.1:${slow.proxyPort}`);
+      assert.equal((await exchange(session, { ":path": "/a" })).status, 200);
+      const [code] = (await once(session, "goaway")) as [number];
+      assert.equal(code, http2.constants.NGHTTP2_NO_ERROR, "an idle session ends cleanly");
+      session.close();
+    } finally {
+      await slow.close();
+    }
+  });
 });

@@ -35,6 +35,8 @@ interface SessionState {
   opened: ClientHttp2Session | undefined;
   /** The client's session closed: an upstream session that opens after it is closed at once. */
   closed: boolean;
+  /** A complete request header block arrived on the session (a stream opened). */
+  streamed: boolean;
 }
 
 /** A client stream to the upstream server, with the raw header list of its response. */
@@ -108,6 +110,7 @@ export function createHttp2Front(options: HttpFrontOptions): Http2Front {
       stream.close(NGHTTP2_CANCEL);
       return;
     }
+    state.streamed = true;
     const method = String(headers[":method"] ?? "");
     const target = headers[":path"];
     const authority = headers[":authority"];
@@ -200,10 +203,20 @@ export function createHttp2Front(options: HttpFrontOptions): Http2Front {
 
   return {
     serve(socket, firstBytes, connection) {
-      const state: SessionState = { connection, upstream: undefined, opened: undefined, closed: false };
+      const state: SessionState = { connection, upstream: undefined, opened: undefined, closed: false, streamed: false };
       server.once("session", (session: Http2Session) => {
         sessions.set(session, state);
+        // A client that sends no complete header block in time holds nothing (a slow header block, as for HTTP/1.1).
+        const headersDeadline = setTimeout(() => {
+          if (state.streamed || session.destroyed) return;
+          log({ verdict: "malformed", connection, status: 0, reason: "no complete request header block within the header timeout" });
+          session.destroy();
+        }, options.headersTimeoutMs ?? HTTP_FRONT_DEFAULTS.headersTimeoutMs);
+        headersDeadline.unref();
+        // An idle session is ended gracefully (GOAWAY): streams still open finish, new ones go to a new connection.
+        session.setTimeout(options.keepAliveTimeoutMs ?? HTTP_FRONT_DEFAULTS.keepAliveTimeoutMs, () => session.close());
         session.once("close", () => {
+          clearTimeout(headersDeadline);
           sessions.delete(session);
           state.closed = true;
           state.opened?.close();
