@@ -175,5 +175,6 @@ describe("HttpViewIndex against the reference evaluator", () => {
       { numRuns: 1000 },
     );
     assert.ok(judged >= 2000, `only ${judged} requests were judged`);
+    console.log(`view differential: ${judged} requests judged as the reference judges them`);
   });
 });

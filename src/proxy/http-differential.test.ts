@@ -65,6 +65,7 @@ describe("the proxy against the reference evaluator", () => {
       { numRuns: 1000 },
     );
     assert.ok(sent >= 2000, `only ${sent} requests were sent`);
+    console.log(`proxy differential: ${sent} requests agreed with the reference (by status: ${JSON.stringify(Object.fromEntries(outcomes))})`);
     for (const status of [200, 403, 400]) assert.ok((outcomes.get(status) ?? 0) > 50, `few answers ${status}: ${JSON.stringify([...outcomes])}`);
   });
 });
