@@ -13,13 +13,12 @@
  *
  * @module
  */
-import { loadavg } from "node:os";
 import { parseArgs } from "node:util";
 import { CleanupStack } from "./lib/cleanup.ts";
 import { measureConnectionRate, type RatePlan, type RateSampling } from "./lib/connection-rate.ts";
 import { describeMachine, formatMachine } from "./lib/machine.ts";
 import { QuietGate } from "./lib/quiet-gate.ts";
-import { formatFlatnessCheck, formatRateTable, formatVerdictTable } from "./lib/report.ts";
+import { formatFlatnessCheck, formatRateTable, formatRunFooter, formatVerdictTable, runBenchmark } from "./lib/report.ts";
 import { measureVerdictCost, type VerdictGridRow, type VerdictSampling } from "./lib/verdict-cost.ts";
 
 /**
@@ -100,17 +99,10 @@ async function main(): Promise<void> {
       );
       print(formatRateTable(await measureConnectionRate(cleanup, settings.plan, settings.rate, gate, log)));
     }
-    print(
-      `\nA round or run counts as disturbed when other programs used more than ${MAX_FOREIGN_SHARE * 100}% of a core meanwhile; ` +
-        `waited ${(gate.waitedMs / 1000).toFixed(0)} s in total for a quiet machine (budget ${settings.quietWaitBudgetMs / 1000} s).`,
-    );
-    print(`\ntotal time: ${((performance.now() - started) / 1000).toFixed(0)} s; 1-minute load average at the end: ${loadavg()[0]!.toFixed(2)}`);
+    print(`\n${formatRunFooter(gate, settings.quietWaitBudgetMs, started)}`);
   } finally {
     cleanup.dispose();
   }
 }
 
-main().catch((error: unknown) => {
-  process.stderr.write(`bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-  process.exitCode = 1;
-});
+runBenchmark(main);

@@ -5,14 +5,18 @@
  *
  * @module
  */
+import { loadavg } from "node:os";
 import type { RateResult } from "./connection-rate.ts";
+import type { QuietGate } from "./quiet-gate.ts";
+import { rowMedians, type HeldMemory, type ThroughputRow } from "./proxy-throughput.ts";
 import { formatTable, growth, shortCount } from "./stats.ts";
-import type { VerdictCost, VerdictResult } from "./verdict-cost.ts";
+import type { EntryFlagResult, VerdictCost, VerdictResult } from "./verdict-cost.ts";
 
 /** Flatness goal: verdict cost may grow at most this much from N = 1k to N = 1M. */
 export const FLATNESS_GOAL = 0.15;
 
 const ns = (value: number) => value.toFixed(0);
+const signedNs = (value: number) => `${value >= 0 ? "+" : ""}${value.toFixed(0)} ns`;
 
 /**
  * The verdict-cost table: one row per cell, medians in ns (the new-flow
@@ -40,6 +44,29 @@ export function formatVerdictTable(result: VerdictResult): string {
     ["program", "N", "new flow ns", "new flow IQR", "new vs smallest N", "est. 1-shot ns", "established ns", "est. vs smallest N"],
     rows,
   );
+  return `${table}\n\nRounds repeated because other programs used the CPU: ${result.repeatedRounds}; kept although disturbed: ${result.disturbedRoundsKept}.`;
+}
+
+/**
+ * The entry-flag table: the floor, then the plain, strict and limited probe
+ * entry, each against plain (new flow and established).
+ */
+export function formatEntryFlagTable(result: EntryFlagResult): string {
+  const plain = result.rows.find((row) => row.kind === "plain")!;
+  const iqr = (cost: VerdictCost) => `${ns(cost.newFlowQ1Ns)}-${ns(cost.newFlowQ3Ns)}`;
+  const rows: string[][] = [["empty program (floor)", ns(result.floor.newFlowNs), iqr(result.floor), "", ns(result.floor.establishedOneShotNs), ns(result.floor.establishedNs), ""]];
+  for (const row of result.rows) {
+    rows.push([
+      `${row.kind === "plain" ? "plain allow" : row.kind === "strict" ? "tcp.strict" : "limited (both limits)"}`,
+      ns(row.newFlowNs),
+      iqr(row),
+      row.kind === "plain" ? "" : `${growth(row.newFlowNs, plain.newFlowNs)} (${signedNs(row.newFlowNs - plain.newFlowNs)})`,
+      ns(row.establishedOneShotNs),
+      ns(row.establishedNs),
+      row.kind === "plain" ? "" : `${growth(row.establishedNs, plain.establishedNs)} (${signedNs(row.establishedNs - plain.establishedNs)})`,
+    ]);
+  }
+  const table = formatTable(["entry admitting the flow", "new flow ns", "new flow IQR", "new vs plain", "est. 1-shot ns", "established ns", "est. vs plain"], rows);
   return `${table}\n\nRounds repeated because other programs used the CPU: ${result.repeatedRounds}; kept although disturbed: ${result.disturbedRoundsKept}.`;
 }
 
@@ -79,4 +106,71 @@ export function formatRateTable(result: RateResult): string {
     rows,
   );
   return table;
+}
+
+const CASE_LABELS: Record<ThroughputRow["policy"], string> = { none: "no policy (direct)", l4: "L4 allow", http: "HTTP rule (proxied)" };
+const ms = (value: number) => value.toFixed(3);
+
+/**
+ * The HTTP table: per policy case and connection mode, the medians of the
+ * runs (requests per second with the runs' range, p50, p99), each against
+ * no policy in the same mode, the errors and the packets steered.
+ */
+export function formatThroughputTable(rows: readonly ThroughputRow[]): string {
+  const body = rows.map((row) => {
+    const { rate, p50Ms, p99Ms } = rowMedians(row);
+    const base = rowMedians(rows.find((other) => other.policy === "none" && other.mode === row.mode)!);
+    const direct = row.policy === "none";
+    return [
+      CASE_LABELS[row.policy],
+      row.mode === "keep-alive" ? "keep-alive" : "new conn. per request",
+      rate.toFixed(0),
+      `${Math.min(...row.rates).toFixed(0)}-${Math.max(...row.rates).toFixed(0)}`,
+      direct ? "" : `${((rate / base.rate) * 100).toFixed(1)}%`,
+      ms(p50Ms),
+      direct ? "" : `${p50Ms - base.p50Ms >= 0 ? "+" : ""}${ms(p50Ms - base.p50Ms)}`,
+      ms(p99Ms),
+      String(row.errors),
+      String(row.toProxy),
+      `${row.repeated}/${row.disturbedKept}`,
+    ];
+  });
+  return formatTable(
+    ["policy", "connections", "req/s (median)", "runs min-max", "vs direct", "p50 ms", "added p50 ms", "p99 ms", "errors", "packets to proxy", "runs repeated/disturbed kept"],
+    body,
+  );
+}
+
+const mib = (kib: number) => (kib / 1024).toFixed(1);
+
+/** The proxy's resident size at start, idle after the load, and holding connections. */
+export function formatProxyMemoryTable(startKiB: number, idleKiB: number, held: HeldMemory): string {
+  return formatTable(
+    ["proxy process", "VmRSS MiB", "open sockets"],
+    [
+      ["at start, before any request", mib(startKiB), ""],
+      ["idle, after the load runs", mib(idleKiB), ""],
+      [`holding ${held.held} idle keep-alive connections (${held.failed} failed to open)`, mib(held.residentKiB), String(held.openSockets)],
+    ],
+  );
+}
+
+/**
+ * The closing lines of a benchmark: what counts as disturbed, how long it
+ * waited for quiet, its total time and the load average at the end.
+ */
+export function formatRunFooter(gate: QuietGate, quietWaitBudgetMs: number, startedMs: number): string {
+  return (
+    `A round or run counts as disturbed when other programs used more than ${gate.maxForeignShare * 100}% of a core meanwhile; ` +
+    `waited ${(gate.waitedMs / 1000).toFixed(0)} s in total for a quiet machine (budget ${quietWaitBudgetMs / 1000} s).\n\n` +
+    `total time: ${((performance.now() - startedMs) / 1000).toFixed(0)} s; 1-minute load average at the end: ${loadavg()[0]!.toFixed(2)}`
+  );
+}
+
+/** Runs a benchmark's main, printing its error (with the stack) and setting exit status 1 on failure. */
+export function runBenchmark(main: () => Promise<void>): void {
+  main().catch((error: unknown) => {
+    process.stderr.write(`bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exitCode = 1;
+  });
 }

@@ -17,17 +17,22 @@
  * policy-allowed new flows and established hits, so the table can never
  * report the cost of a path other than the one it names.
  *
+ * The same rounds also measure what an entry's TCP flags cost
+ * ({@link measureEntryFlagCost}): the entry admitting the measured flow
+ * plain, `tcp.strict`, or limited (both connection limits set, so high
+ * that no flow is refused), one datapath each, side by side.
+ *
  * @module
  */
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Datapath } from "../../src/datapath/index.ts";
 import { openObject, testRun, type BpfObject } from "../../src/datapath/native.ts";
-import { EP_ISOLATED_INGRESS } from "../../src/policy/index.ts";
+import { EP_ISOLATED_INGRESS, POLICY_FLAG_TCP_LIMITED, POLICY_FLAG_TCP_STRICT, type TcpLimits } from "../../src/policy/index.ts";
 import { run, tag, uniquePinRoot } from "../../test/lib/kernel.ts";
 import { buildPacket } from "../../test/lib/packets.ts";
 import type { CleanupStack } from "./cleanup.ts";
-import { peerIdentity, writePeerIpcache, writeSyntheticPolicy, type SyntheticPolicyLayout } from "./palisade-rules.ts";
+import { peerIdentity, syntheticPolicyEntry, writePeerIpcache, writePolicyEntries, writeSyntheticPolicy, type SyntheticPolicyLayout } from "./palisade-rules.ts";
 import type { QuietGate } from "./quiet-gate.ts";
 import { median, quantile } from "./stats.ts";
 import { peerAddress, syntheticRule } from "./synthetic-rules.ts";
@@ -37,6 +42,20 @@ const POD_ADDRESS = "10.200.0.1";
 const ENDPOINT_SLOT = 1;
 const FIRST_SOURCE_PORT = 1024;
 const EMPTY_OBJECT = fileURLToPath(new URL("../../../bpf/out/empty.bpf.o", import.meta.url));
+
+/**
+ * How the entry admitting the measured flow is flagged (the fillers are
+ * always plain): `strict` carries `tcp.strict`, `limited` both connection
+ * limits ({@link UNREACHED_LIMITS}).
+ */
+export type ProbeEntryKind = "plain" | "strict" | "limited";
+
+/**
+ * The limited entry's limits: a connection count and a rate (1 ns apart,
+ * a 2 s burst) no measurement reaches, so every flow pays both charges
+ * and none is refused.
+ */
+export const UNREACHED_LIMITS: TcpLimits = { maxConnections: 2 ** 31 - 1, rate: 1_000_000_000, burst: 2 ** 31 - 1 };
 
 /** One row of the grid: K identities, and the policy map sizes N to measure with them. */
 export interface VerdictGridRow {
@@ -77,15 +96,32 @@ export interface VerdictCell extends VerdictCost {
   rules: number;
 }
 
-/** The whole verdict-cost measurement. */
-export interface VerdictResult {
-  /** The empty program, measured the same two ways in every K's rounds. */
-  floor: VerdictCost;
-  cells: VerdictCell[];
+/** Rounds discarded or kept although other programs used the CPU meanwhile. */
+interface Disturbance {
   /** Rounds discarded and repeated because other programs used the CPU meanwhile. */
   repeatedRounds: number;
   /** Rounds kept although disturbed (the last attempt). */
   disturbedRoundsKept: number;
+}
+
+/** The whole verdict-cost measurement. */
+export interface VerdictResult extends Disturbance {
+  /** The empty program, measured the same two ways in every K's rounds. */
+  floor: VerdictCost;
+  cells: VerdictCell[];
+}
+
+/** One kind of probe entry, measured at one N and K. */
+export interface EntryFlagRow extends VerdictCost {
+  kind: ProbeEntryKind;
+}
+
+/** The entry-flag measurement: every kind at the same N and K, in the same rounds. */
+export interface EntryFlagResult extends Disturbance {
+  identities: number;
+  rules: number;
+  floor: VerdictCost;
+  rows: EntryFlagRow[];
 }
 
 /** The datapath took a path other than the one being measured. */
@@ -139,7 +175,8 @@ function emptySubject(object: BpfObject, ifindex: number): Subject {
 /**
  * A datapath holding K ipcache entries, an ingress-isolated endpoint and N
  * policy entries; rule 0 admits the probe flow (TCP from the middle peer to
- * the first filler port). Counts what it runs, to check the reason counters.
+ * the first filler port), flagged as `kind` says. Counts what it runs, to
+ * check the reason counters.
  */
 class DatapathSubject implements Subject {
   readonly label: string;
@@ -150,16 +187,26 @@ class DatapathSubject implements Subject {
   readonly #ifindex: number;
   readonly #probe: { address: string; port: number };
   readonly #establishedPacket: Buffer;
+  readonly #kind: ProbeEntryKind;
+  readonly #probeRuleId: number;
   #nextPort = FIRST_SOURCE_PORT;
   #newFlows = 0;
   #establishedRuns = 0;
 
-  constructor(datapath: Datapath, ifindex: number, layout: SyntheticPolicyLayout, label: string) {
+  constructor(datapath: Datapath, ifindex: number, layout: SyntheticPolicyLayout, label: string, kind: ProbeEntryKind) {
     this.#datapath = datapath;
     this.#ifindex = ifindex;
     this.label = label;
+    this.#kind = kind;
     const rule0 = syntheticRule(0, layout.peers, layout.peerOffset);
     this.#probe = { address: peerAddress(rule0.peer), port: rule0.port };
+    const entry = syntheticPolicyEntry(0, layout);
+    this.#probeRuleId = entry.value.ruleId;
+    if (kind === "limited") datapath.maps.tcpLimits.upsert([[entry.value.ruleId, UNREACHED_LIMITS]]);
+    if (kind !== "plain") {
+      const flags = kind === "strict" ? POLICY_FLAG_TCP_STRICT : POLICY_FLAG_TCP_LIMITED;
+      writePolicyEntries(datapath, [{ key: entry.key, value: { ...entry.value, flags } }]);
+    }
     this.#establishedPacket = synPacket(this.#probe.address, this.#takePort(), this.#probe.port);
     this.#runNewFlowPacket(this.#establishedPacket, "the first packet of the established flow");
   }
@@ -187,15 +234,28 @@ class DatapathSubject implements Subject {
     return result.durationNs;
   }
 
-  /** Throws unless every new flow went through the policy lookup and every established run hit conntrack. */
+  /**
+   * Throws unless every new flow went through the policy lookup and every
+   * established run hit conntrack; a strict entry's flows must be tracked
+   * as strict, and a limited entry's source must hold one connection per
+   * new flow.
+   */
   verifyPaths(): void {
     const stats = this.#datapath.reasonStats();
-    const checks = [
+    const flows = this.#datapath.conntrackEntries().filter((entry) => entry.key.dport === this.#probe.port);
+    const strictFlows = flows.filter((entry) => entry.value.tcpStrict).length;
+    const counted = this.#datapath.maps.tcpSources
+      .entries()
+      .filter(([key]) => key.ruleId === this.#probeRuleId)
+      .reduce((sum, [, value]) => sum + Number(value.conns), 0);
+    const checks: [string, bigint | number, number][] = [
       ["policy-allowed new flows", stats["policy-allow"].packets, this.#newFlows],
       ["established conntrack hits", stats.established.packets, this.#establishedRuns],
-    ] as const;
+      ["strict tracked flows", strictFlows, this.#kind === "strict" ? flows.length : 0],
+      ["connections counted under the limits", counted, this.#kind === "limited" ? this.#newFlows : 0],
+    ];
     for (const [what, actual, expected] of checks) {
-      if (actual !== BigInt(expected)) {
+      if (BigInt(actual) !== BigInt(expected)) {
         throw new VerdictPathError(`Cannot trust the measurement at ${this.label}: ${actual} ${what}, expected ${expected}`);
       }
     }
@@ -254,6 +314,66 @@ async function measureInRounds(subjects: readonly Subject[], sampling: VerdictSa
   return { repeated, disturbedKept };
 }
 
+/** One datapath to load: N rules over K identities, the probe entry flagged as `kind`. */
+interface SubjectPlan {
+  identities: number;
+  rules: number;
+  kind: ProbeEntryKind;
+}
+
+/**
+ * Loads one datapath per plan (each with its own maps, all sharing K),
+ * measures them and the floor in interleaved rounds, checks each one's
+ * paths, and returns their costs in plan order.
+ */
+async function measurePlans(
+  cleanup: CleanupStack,
+  ifindex: number,
+  floor: Subject,
+  plans: readonly SubjectPlan[],
+  sampling: VerdictSampling,
+  gate: QuietGate,
+  log: (line: string) => void,
+): Promise<{ costs: VerdictCost[]; repeated: number; disturbedKept: number }> {
+  const removals: (() => void)[] = [];
+  try {
+    const subjects: DatapathSubject[] = [];
+    for (const { identities, rules, kind } of plans) {
+      const started = performance.now();
+      const layout: SyntheticPolicyLayout = { baseSlot: ENDPOINT_SLOT, peers: identities, peerOffset: identities >> 1 };
+      const pinRoot = uniquePinRoot("bench");
+      const datapath = Datapath.open({ pinRoot, mapSizes: { policy: rules + 1024, ipcache: identities + 1024 } });
+      removals.push(cleanup.add(`datapath pinned at ${pinRoot}`, () => datapath.destroy()));
+      writePeerIpcache(datapath, identities);
+      writeSyntheticPolicy(datapath, layout, 0, rules);
+      datapath.setEndpoint(ifindex, { endpointId: 1, identity: peerIdentity(identities), slot: ENDPOINT_SLOT, flags: EP_ISOLATED_INGRESS });
+      const label = `N=${rules} K=${identities}${kind === "plain" ? "" : ` ${kind}`}`;
+      subjects.push(new DatapathSubject(datapath, ifindex, layout, label, kind));
+      log(`verdict cost: ${label} loaded in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+      await yieldToEventLoop();
+    }
+    log(`verdict cost: ${sampling.rounds} interleaved rounds over ${subjects.map((subject) => subject.label).join(", ")} and the empty program`);
+    const disturbance = await measureInRounds([floor, ...subjects], sampling, gate);
+    for (const subject of subjects) subject.verifyPaths();
+    return { costs: subjects.map(summarize), ...disturbance };
+  } finally {
+    for (const remove of removals.reverse()) remove();
+  }
+}
+
+/** Runs `measure` with a test interface and the empty program as the floor, removing both after. */
+async function withFloor<T>(cleanup: CleanupStack, measure: (ifindex: number, floor: Subject) => Promise<T>): Promise<T> {
+  const { ifindex, remove: removeInterface } = createTestInterface(cleanup);
+  const empty = openObject(EMPTY_OBJECT);
+  const closeEmpty = cleanup.add("the empty program", () => empty.close());
+  try {
+    return await measure(ifindex, emptySubject(empty, ifindex));
+  } finally {
+    closeEmpty();
+    removeInterface();
+  }
+}
+
 /**
  * Measures the floor and every cell of `grid`, one K at a time: a datapath
  * per N (each with its own maps), then interleaved rounds over them and the
@@ -272,47 +392,49 @@ export async function measureVerdictCost(
   gate: QuietGate,
   log: (line: string) => void,
 ): Promise<VerdictResult> {
-  const { ifindex, remove: removeInterface } = createTestInterface(cleanup);
-  const empty = openObject(EMPTY_OBJECT);
-  const closeEmpty = cleanup.add("the empty program", () => empty.close());
-  try {
-    const floor = emptySubject(empty, ifindex);
+  return withFloor(cleanup, async (ifindex, floor) => {
     const cells: VerdictCell[] = [];
     let repeatedRounds = 0;
     let disturbedRoundsKept = 0;
     for (const { identities, ruleCounts } of grid) {
-      const layout: SyntheticPolicyLayout = { baseSlot: ENDPOINT_SLOT, peers: identities, peerOffset: identities >> 1 };
-      const removals: (() => void)[] = [];
-      try {
-        const subjects: DatapathSubject[] = [];
-        for (const rules of ruleCounts) {
-          const started = performance.now();
-          const pinRoot = uniquePinRoot("bench");
-          const datapath = Datapath.open({ pinRoot, mapSizes: { policy: rules + 1024, ipcache: identities + 1024 } });
-          removals.push(cleanup.add(`datapath pinned at ${pinRoot}`, () => datapath.destroy()));
-          writePeerIpcache(datapath, identities);
-          writeSyntheticPolicy(datapath, layout, 0, rules);
-          datapath.setEndpoint(ifindex, { endpointId: 1, identity: peerIdentity(identities), slot: ENDPOINT_SLOT, flags: EP_ISOLATED_INGRESS });
-          const label = `N=${rules} K=${identities}`;
-          subjects.push(new DatapathSubject(datapath, ifindex, layout, label));
-          log(`verdict cost: ${label} loaded in ${((performance.now() - started) / 1000).toFixed(1)} s`);
-          await yieldToEventLoop();
-        }
-        log(`verdict cost: K=${identities}: ${sampling.rounds} interleaved rounds over ${subjects.length} datapaths and the empty program`);
-        const disturbance = await measureInRounds([floor, ...subjects], sampling, gate);
-        repeatedRounds += disturbance.repeated;
-        disturbedRoundsKept += disturbance.disturbedKept;
-        for (const [i, subject] of subjects.entries()) {
-          subject.verifyPaths();
-          cells.push({ identities, rules: ruleCounts[i]!, ...summarize(subject) });
-        }
-      } finally {
-        for (const remove of removals.reverse()) remove();
-      }
+      const plans = ruleCounts.map((rules) => ({ identities, rules, kind: "plain" as const }));
+      const measured = await measurePlans(cleanup, ifindex, floor, plans, sampling, gate, log);
+      repeatedRounds += measured.repeated;
+      disturbedRoundsKept += measured.disturbedKept;
+      measured.costs.forEach((cost, i) => cells.push({ identities, rules: ruleCounts[i]!, ...cost }));
     }
     return { floor: summarize(floor), cells, repeatedRounds, disturbedRoundsKept };
-  } finally {
-    closeEmpty();
-    removeInterface();
-  }
+  });
+}
+
+/**
+ * Measures the probe entry plain, strict and limited (one datapath each,
+ * `rules` entries over `identities` identities) against each other and
+ * the floor, in the same interleaved rounds.
+ *
+ * @example
+ * ```ts
+ * const result = await measureEntryFlagCost(cleanup, { identities: 1000, rules: 1000 },
+ *   { rounds: 20, newFlowPerRound: 150, establishedRepeat: 100_000, attempts: 3 }, new QuietGate(0.1, 60_000), console.error);
+ * result.rows.find((row) => row.kind === "strict")?.newFlowNs;
+ * ```
+ */
+export async function measureEntryFlagCost(
+  cleanup: CleanupStack,
+  size: { identities: number; rules: number },
+  sampling: VerdictSampling,
+  gate: QuietGate,
+  log: (line: string) => void,
+): Promise<EntryFlagResult> {
+  const kinds: ProbeEntryKind[] = ["plain", "strict", "limited"];
+  return withFloor(cleanup, async (ifindex, floor) => {
+    const measured = await measurePlans(cleanup, ifindex, floor, kinds.map((kind) => ({ ...size, kind })), sampling, gate, log);
+    return {
+      ...size,
+      floor: summarize(floor),
+      rows: measured.costs.map((cost, i) => ({ kind: kinds[i]!, ...cost })),
+      repeatedRounds: measured.repeated,
+      disturbedRoundsKept: measured.disturbedKept,
+    };
+  });
 }

@@ -34,18 +34,15 @@ import { eventually } from "../lib/eventually.ts";
 import { recordKernelObject } from "../lib/kernel-journal.ts";
 import { run, tag, uniquePinRoot } from "../lib/kernel.ts";
 import { LINE_PEER_PATH, parseExchange, type LineExchange } from "../lib/line-peer.ts";
+import { addPeer, createNodeNamespace, POD_GATEWAY, type NodePeer } from "../lib/node-namespace.ts";
 import { PROXY_NODE_PATH } from "../lib/proxy-node.ts";
 import { TRANSPARENT_PROXY_PATH } from "../lib/transparent-proxy.ts";
 
 const node = process.execPath;
 const { TCP } = PROTOCOL_NUMBERS;
 
-/** A namespace with one veth into the node: its addresses and the node-side interface. */
-interface Peer {
-  netns: string;
-  hostIf: string;
-  v4: string;
-  v6: string;
+/** A namespace with one veth into the node, and its identity. */
+interface Peer extends NodePeer {
   identity: number;
 }
 
@@ -101,39 +98,6 @@ const children: ChildProcess[] = [];
 let proxy: ChildProcess | undefined;
 let proxyOutput = "";
 let serverOutput = "";
-
-function inNode(...args: string[]): string {
-  return run("ip", ["netns", "exec", NODE, ...args]);
-}
-
-/** Wires `peer`'s namespace to the node with a veth: /32 and /128 routes on the node side, a default route inside. */
-function addPeer(peer: Peer, gateway: { v4: string; v6: string }, nodeSide: { v4: string; v6: string } | undefined): void {
-  recordKernelObject("netns", peer.netns);
-  run("ip", ["netns", "add", peer.netns]);
-  run("ip", ["-n", NODE, "link", "add", peer.hostIf, "type", "veth", "peer", "name", "eth0", "netns", peer.netns]);
-  const inPeer = (...args: string[]) => run("ip", ["-n", peer.netns, ...args]);
-  run("ip", ["netns", "exec", peer.netns, "sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"]);
-  inPeer("link", "set", "lo", "up");
-  inPeer("addr", "add", `${peer.v4}/${nodeSide ? 24 : 32}`, "dev", "eth0");
-  inPeer("-6", "addr", "add", `${peer.v6}/${nodeSide ? 64 : 128}`, "dev", "eth0", "nodad");
-  inPeer("link", "set", "eth0", "up");
-  const onNode = (...args: string[]) => run("ip", ["-n", NODE, ...args]);
-  if (nodeSide) {
-    onNode("addr", "add", `${nodeSide.v4}/24`, "dev", peer.hostIf);
-    onNode("-6", "addr", "add", `${nodeSide.v6}/64`, "dev", peer.hostIf, "nodad");
-  } else {
-    onNode("addr", "add", `${gateway.v4}/32`, "dev", peer.hostIf);
-    onNode("-6", "addr", "add", `${gateway.v6}/64`, "dev", peer.hostIf, "nodad");
-  }
-  onNode("link", "set", peer.hostIf, "up");
-  if (!nodeSide) {
-    onNode("route", "add", `${peer.v4}/32`, "dev", peer.hostIf);
-    onNode("-6", "route", "add", `${peer.v6}/128`, "dev", peer.hostIf);
-    inPeer("route", "add", gateway.v4, "dev", "eth0", "scope", "link");
-  }
-  inPeer("route", "add", "default", "via", gateway.v4, "dev", "eth0");
-  inPeer("-6", "route", "add", "default", "via", gateway.v6, "dev", "eth0");
-}
 
 /** Starts a process in a namespace (only the network namespace: /sys keeps its bpffs), keeping its output. */
 function spawnIn(netns: string, args: string[], onOutput: (text: string) => void): ChildProcess {
@@ -202,14 +166,10 @@ const LINES = ["one", "two", "three"] as const;
 
 describe("steering to the node's transparent proxy, real traffic", () => {
   before(async () => {
-    recordKernelObject("netns", NODE);
-    run("ip", ["netns", "add", NODE]);
-    run("ip", ["-n", NODE, "link", "set", "lo", "up"]);
-    inNode("sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0");
-    const gateway = { v4: "169.254.1.1", v6: "fe80::1" };
-    addPeer(A, gateway, undefined);
-    addPeer(B, gateway, undefined);
-    addPeer(R, { v4: "10.99.0.1", v6: "fd99::1" }, { v4: "10.99.0.1", v6: "fd99::1" });
+    createNodeNamespace(NODE);
+    addPeer(NODE, A, POD_GATEWAY, undefined);
+    addPeer(NODE, B, POD_GATEWAY, undefined);
+    addPeer(NODE, R, { v4: "10.99.0.1", v6: "fd99::1" }, { v4: "10.99.0.1", v6: "fd99::1" });
     pinRoot = uniquePinRoot("proxy");
     datapath = Datapath.open({ pinRoot });
     const setup = JSON.parse(execFileSync("nsenter", [`--net=/var/run/netns/${NODE}`, node, PROXY_NODE_PATH, pinRoot, A.hostIf, B.hostIf], { encoding: "utf8" })) as {
