@@ -120,6 +120,19 @@ describe("HttpViewIndex.judge", () => {
     assert.deepEqual(judge([egress], request("GET", "/nope")).policy, "EBPFNetworkPolicy x/egress");
   });
 
+  test("the requests of one connection cost one identity lookup per side, not one per request", () => {
+    const { compiler, state } = compileWorld(worldOf([ebpf("web", { ingress: [rule(publicGets)] })]));
+    const index = new HttpViewIndex(compiler.httpView());
+    let lookups = 0;
+    const identityOf = (ip: string) => {
+      lookups++;
+      return lookupIpcache(state, ip)?.value.identity ?? IDENTITY_WORLD;
+    };
+    const connection = { clientAddress: A, clientPort: 40000, serverAddress: B, serverPort: 8080 };
+    for (let i = 0; i < 100; i++) assert.equal(index.judge(request("GET", i % 2 ? "/public/x" : "/private"), connection, identityOf).allow, i % 2 === 1);
+    assert.equal(lookups, 1, "b's ingress is the only side with HTTP rules");
+  });
+
   test("a connection no endpoint of the view is party to is refused", () => {
     const { compiler } = compileWorld(worldOf([ebpf("web", { ingress: [rule(publicGets)] })]));
     const index = new HttpViewIndex(compiler.httpView());

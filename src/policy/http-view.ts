@@ -15,7 +15,12 @@ import { compileHttpRules, validateHttpRules } from "./http-rule.ts";
 import type { CompiledHttpRules, HttpRequestView } from "./http-rule.ts";
 import { canonicalIp } from "./ip.ts";
 import { lookupEndpointVerdict } from "./lookup.ts";
-import type { HttpJudges } from "./lookup.ts";
+import type { HttpJudges, LookupResult } from "./lookup.ts";
+
+/** How long the verdicts of a connection's sides are reused for its requests. */
+const SIDES_TTL_MS = 1000;
+/** Connections whose sides are kept at most (then all are forgotten: a bound, not an LRU). */
+const MAX_CACHED_SIDES = 4096;
 
 /** Where the agent publishes the view and the proxy reads it, unless told otherwise. */
 export const DEFAULT_HTTP_VIEW_PATH = "/run/palisade/http-view.json";
@@ -164,6 +169,8 @@ export class HttpViewIndex {
   readonly #endpoints = new Map<string, HttpViewEndpoint>();
   readonly #state: { policy: Map<string, PolicyEntry>; rules: Map<number, RuleRef> };
   readonly #matchers = new Map<number, CompiledHttpRules>();
+  /** The sides' verdicts of recent connections, see #sidesOf. */
+  readonly #sides = new Map<string, { at: number; sides: (LookupResult | "host")[] }>();
   /** The slots the view has entries of: an endpoint in another slot has no HTTP rules (its flows are the datapath's alone). */
   readonly #httpSlots = new Set<number>();
 
@@ -189,21 +196,13 @@ export class HttpViewIndex {
    * the view has no HTTP rules is refused: the datapath steered it by state the view does not have yet.
    */
   judge(request: HttpRequestView, connection: HttpConnection, identityOf: (address: string) => number): HttpJudgement {
-    const sides: [HttpViewEndpoint | undefined, Direction, string][] = [
-      [this.#endpoints.get(addressKey(connection.clientAddress) ?? ""), DIRECTION_EGRESS, connection.serverAddress],
-      [this.#endpoints.get(addressKey(connection.serverAddress) ?? ""), DIRECTION_INGRESS, connection.clientAddress],
-    ];
+    const sides = this.#sidesOf(connection, identityOf);
+    // The datapath steered the flow by HTTP rules this view does not have (yet): fail closed.
+    if (sides.length === 0) return { allow: false, audit: false, rule: "no HTTP rule of this node covers the connection" };
     let audited: HttpJudgement | undefined;
     let allowedBy: HttpJudgement | undefined;
-    let judged = 0;
-    for (const [endpoint, direction, remote] of sides) {
-      if (!endpoint || !this.#httpSlots.has(endpoint.state.slot)) continue;
-      judged++;
-      const remoteIdentity = identityOf(remote);
-      // The node itself reaches its pods before any policy (the datapath's `host` reason).
-      if (direction === DIRECTION_INGRESS && remoteIdentity === IDENTITY_HOST) continue;
-      const family = remote.includes(":") ? 6 : 4;
-      const verdict = lookupEndpointVerdict(this.#state, endpoint.state, { direction, remoteIdentity, protocol: "TCP", family, port: connection.serverPort });
+    for (const verdict of sides) {
+      if (verdict === "host") continue;
       if (!verdict.allowed) return { allow: false, audit: false, ...this.#names(verdict.ruleId, -1, "the flow is not allowed") };
       const enforced = this.#judgeSide(verdict.http, request);
       if (enforced.refused) return { allow: false, audit: false, ...this.#names(enforced.ruleId, enforced.entry, "no http entry of the rules allowing the flow matched") };
@@ -212,9 +211,39 @@ export class HttpViewIndex {
       const audit = verdict.audit.allowed ? this.#judgeSide(verdict.audit.http, request) : { refused: false, ruleId: 0, entry: -1 };
       if (audit.refused && !audited) audited = { allow: true, audit: true, ...this.#names(audit.ruleId, audit.entry, "no http entry of the rules allowing the flow matched") };
     }
-    // The datapath steered the flow by HTTP rules this view does not have (yet): fail closed.
-    if (judged === 0) return { allow: false, audit: false, rule: "no HTTP rule of this node covers the connection" };
     return audited ?? allowedBy ?? { allow: true, audit: false };
+  }
+
+  /**
+   * The verdicts of the connection's sides with HTTP rules (`host`: ingress from the node, which no
+   * policy judges). They depend on the connection only, not on the request: kept for a second, so the
+   * requests of a kept-alive connection cost no lookups, while an address whose identity changed
+   * without changing the view is seen again soon.
+   */
+  #sidesOf(connection: HttpConnection, identityOf: (address: string) => number): (LookupResult | "host")[] {
+    const key = `${connection.clientAddress} ${connection.serverAddress} ${connection.serverPort}`;
+    const now = performance.now();
+    const cached = this.#sides.get(key);
+    if (cached && now - cached.at < SIDES_TTL_MS) return cached.sides;
+    const sides: (LookupResult | "host")[] = [];
+    const ends: [HttpViewEndpoint | undefined, Direction, string][] = [
+      [this.#endpoints.get(addressKey(connection.clientAddress) ?? ""), DIRECTION_EGRESS, connection.serverAddress],
+      [this.#endpoints.get(addressKey(connection.serverAddress) ?? ""), DIRECTION_INGRESS, connection.clientAddress],
+    ];
+    for (const [endpoint, direction, remote] of ends) {
+      if (!endpoint || !this.#httpSlots.has(endpoint.state.slot)) continue;
+      const remoteIdentity = identityOf(remote);
+      // The node itself reaches its pods before any policy (the datapath's `host` reason).
+      if (direction === DIRECTION_INGRESS && remoteIdentity === IDENTITY_HOST) {
+        sides.push("host");
+        continue;
+      }
+      const family = remote.includes(":") ? 6 : 4;
+      sides.push(lookupEndpointVerdict(this.#state, endpoint.state, { direction, remoteIdentity, protocol: "TCP", family, port: connection.serverPort }));
+    }
+    if (this.#sides.size >= MAX_CACHED_SIDES) this.#sides.clear();
+    this.#sides.set(key, { at: now, sides });
+    return sides;
   }
 
   #judgeSide(judges: HttpJudges | undefined, request: HttpRequestView): SideJudgement {
