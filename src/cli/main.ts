@@ -4,19 +4,8 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { ManifestError } from "./load-manifests.ts";
-import { runExplain, type ExplainOptions } from "./explain.ts";
+import type { ExplainOptions } from "./explain.ts";
 import { UsageError } from "./usage-error.ts";
-import { DEV_HELP, runDev } from "./dev.ts";
-import { OPERATOR_HELP, OperatorUsageError, runOperatorCommand } from "../operator/index.ts";
-import { AgentUsageError, agentMain } from "../agent/index.ts";
-import { PROXY_HELP, ProxyUsageError, proxyMain } from "../proxy/index.ts";
-import { PROBE_HELP, runProbe } from "./probe.ts";
-import { STATUS_HELP, runStatus } from "./status.ts";
-import { WAIT_HELP, runWait } from "./wait.ts";
-import { CONFORMANCE_HELP, runConformance } from "./conformance.ts";
-import { INSTALL_CNI_HELP, runInstallCni } from "./install-cni.ts";
-import { ProbeTargetError } from "../probe/index.ts";
 
 const EXPLAIN_HELP = `  palisade explain -f PATH... [--from NS/POD|IP --to NS/POD|IP] [--port N] [--protocol TCP|UDP|SCTP|ICMP]
                    [--family ipv4|ipv6] [--http-method M] [--http-path P] [--http-host H]
@@ -39,28 +28,74 @@ const AGENT_HELP = `  palisade agent --node-name NODE [--kubeconfig PATH] [--pin
       proxy on --proxy-port (15001; 0: no proxy, such flows fail closed), which judges requests by
       the view the agent writes to --http-view-file (/run/palisade/http-view.json). Needs root.`;
 
-/** Each command's part of the help, for `palisade COMMAND --help`. */
-const COMMAND_HELP: Record<string, string> = {
-  explain: EXPLAIN_HELP,
-  dev: DEV_HELP,
-  wait: WAIT_HELP,
-  probe: PROBE_HELP,
-  status: STATUS_HELP,
-  conformance: CONFORMANCE_HELP,
-  operator: OPERATOR_HELP,
-  agent: AGENT_HELP,
-  proxy: PROXY_HELP,
-  "install-cni": INSTALL_CNI_HELP,
+/**
+ * The commands: each one's module is loaded only when it runs (or its help is
+ * asked for), so a process such as `palisade proxy` carries only its own code
+ * (not the operator's and agent's Kubernetes client) in memory.
+ */
+interface Command {
+  help(): Promise<string>;
+  run(rest: string[]): Promise<number>;
+}
+
+const COMMANDS: Record<string, Command> = {
+  explain: {
+    help: async () => EXPLAIN_HELP,
+    run: async (rest) => {
+      const { runExplain } = await import("./explain.ts");
+      process.stdout.write(`${runExplain(explainOptions(rest))}\n`);
+      return 0;
+    },
+  },
+  dev: { help: async () => (await import("./dev.ts")).DEV_HELP, run: async (rest) => (await import("./dev.ts")).runDev(rest) },
+  wait: { help: async () => (await import("./wait.ts")).WAIT_HELP, run: async (rest) => (await import("./wait.ts")).runWait(rest) },
+  probe: {
+    help: async () => (await import("./probe.ts")).PROBE_HELP,
+    run: async (rest) => {
+      process.stdout.write(`${await (await import("./probe.ts")).runProbe(rest)}\n`);
+      return 0;
+    },
+  },
+  status: {
+    help: async () => (await import("./status.ts")).STATUS_HELP,
+    run: async (rest) => {
+      process.stdout.write(`${await (await import("./status.ts")).runStatus(rest)}\n`);
+      return 0;
+    },
+  },
+  conformance: { help: async () => (await import("./conformance.ts")).CONFORMANCE_HELP, run: async (rest) => (await import("./conformance.ts")).runConformance(rest) },
+  operator: { help: async () => (await import("../operator/index.ts")).OPERATOR_HELP, run: async (rest) => (await import("../operator/index.ts")).runOperatorCommand(rest) },
+  agent: {
+    help: async () => AGENT_HELP,
+    run: async (rest) => {
+      await (await import("../agent/index.ts")).agentMain(rest);
+      return 0;
+    },
+  },
+  proxy: {
+    help: async () => (await import("../proxy/index.ts")).PROXY_HELP,
+    run: async (rest) => {
+      await (await import("../proxy/index.ts")).proxyMain(rest);
+      return 0;
+    },
+  },
+  "install-cni": { help: async () => (await import("./install-cni.ts")).INSTALL_CNI_HELP, run: async (rest) => (await import("./install-cni.ts")).runInstallCni(rest) },
 };
 
-const HELP = `palisade: Kubernetes network policy engine with an eBPF datapath
+/** Errors that mean the input was wrong (exit status 2), by name: their classes live in modules loaded only with their command. */
+const USAGE_ERRORS = new Set(["UsageError", "ManifestError", "ProbeTargetError", "OperatorUsageError", "AgentUsageError", "ProxyUsageError"]);
+
+async function help(): Promise<string> {
+  const parts = await Promise.all(Object.values(COMMANDS).map((command) => command.help()));
+  return `palisade: Kubernetes network policy engine with an eBPF datapath
 
 Usage:
-${Object.values(COMMAND_HELP).join("\n")}
+${parts.join("\n")}
   palisade help
 
 Exit status: 0 on success, 2 on malformed input or usage errors, 1 on other failures (one line on stderr
 says what failed; PALISADE_DEBUG=1 adds the stack trace).`;
+}
 
 const PROTOCOLS = new Set(["TCP", "UDP", "SCTP", "ICMP"]);
 
@@ -122,50 +157,21 @@ function explainOptions(argv: string[]): ExplainOptions {
 
 /** Runs the CLI and returns the exit status. */
 export async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
-  const commandHelp = command === undefined ? undefined : COMMAND_HELP[command];
-  if (commandHelp !== undefined && (rest.includes("--help") || rest.includes("-h"))) {
-    process.stdout.write(`Usage:\n${commandHelp}\n`);
-    return 0;
-  }
+  const [name, ...rest] = argv;
+  const command = name === undefined ? undefined : COMMANDS[name];
   try {
-    switch (command) {
-      case "dev":
-        return await runDev(rest);
-      case "operator":
-        return await runOperatorCommand(rest);
-      case "agent":
-        await agentMain(rest);
-        return 0;
-      case "proxy":
-        await proxyMain(rest);
-        return 0;
-      case "wait":
-        return await runWait(rest);
-      case "probe":
-        process.stdout.write(`${await runProbe(rest)}\n`);
-        return 0;
-      case "conformance":
-        return await runConformance(rest);
-      case "install-cni":
-        return await runInstallCni(rest);
-      case "status":
-        process.stdout.write(`${await runStatus(rest)}\n`);
-        return 0;
-      case "explain":
-        process.stdout.write(`${runExplain(explainOptions(rest))}\n`);
-        return 0;
-      case undefined:
-      case "help":
-      case "--help":
-      case "-h":
-        process.stdout.write(`${HELP}\n`);
-        return 0;
-      default:
-        throw new UsageError(`Unknown command "${command}"; see "palisade help"`);
+    if (command !== undefined && (rest.includes("--help") || rest.includes("-h"))) {
+      process.stdout.write(`Usage:\n${await command.help()}\n`);
+      return 0;
     }
+    if (command !== undefined) return await command.run(rest);
+    if (name === undefined || name === "help" || name === "--help" || name === "-h") {
+      process.stdout.write(`${await help()}\n`);
+      return 0;
+    }
+    throw new UsageError(`Unknown command "${name}"; see "palisade help"`);
   } catch (error) {
-    const usage = error instanceof UsageError || error instanceof ManifestError || error instanceof ProbeTargetError || error instanceof OperatorUsageError || error instanceof AgentUsageError || error instanceof ProxyUsageError || String((error as { code?: unknown }).code).startsWith("ERR_PARSE_ARGS");
+    const usage = (error instanceof Error && USAGE_ERRORS.has(error.name)) || String((error as { code?: unknown }).code).startsWith("ERR_PARSE_ARGS");
     // One line a user can act on (what could not be reached or read, or what failed); the stack only when asked for.
     process.stderr.write(`palisade: ${error instanceof Error ? error.message : String(error)}\n`);
     if (process.env.PALISADE_DEBUG && error instanceof Error) process.stderr.write(`${error.stack}\n`);
