@@ -267,9 +267,15 @@ static __always_inline void pal_admit(struct __sk_buff *skb, const struct pal_en
 		return;
 
 	ct_flags = pal_ct_flags_of(pkt->tuple.protocol, &d) | (counted ? PAL_CT_F_COUNTED : 0);
+	/* Only the proxy's SYN opens an upstream leg (from the client's
+	 * address to the server). Its other packets that find no entry are
+	 * the client leg's (from the server's address, e.g. a late FIN or RST
+	 * once the client reused its port): marked upstream, their reverse
+	 * tuple would send a later direct connection's packets on that tuple
+	 * to the proxy's TIME_WAIT sockets. */
 	if (v->steer)
 		ct_flags |= PAL_CT_F_PROXIED;
-	else if (from_proxy && pkt->tuple.protocol == IPPROTO_TCP)
+	else if (from_proxy && pkt->tuple.protocol == IPPROTO_TCP && pal_tcp_is_pure_syn(pkt->tcp_flags))
 		ct_flags |= PAL_CT_F_PROXY_UPSTREAM;
 	pal_ct_create(&pkt->tuple, cfg, pkt->tcp_flags, ct_flags, d.rule_id, d.remote_identity,
 		      now, skb->len);

@@ -264,6 +264,15 @@ describe("steering to the node's transparent proxy, real traffic", () => {
     });
   });
 
+  test("only the proxy's SYNs open upstream legs: every upstream entry goes to a server port, never back to a client", () => {
+    const serverPorts = new Set<number>(Object.values(PORT));
+    const upstream = datapath.conntrackEntries().filter((e) => e.value.proxyUpstream);
+    assert.ok(upstream.length > 0, "the earlier tests opened upstream legs");
+    // A late packet of the proxy's accepted socket (server address to client) marked upstream would send
+    // a later direct connection on the client's reused tuple to the proxy's TIME_WAIT sockets.
+    assert.deepEqual(upstream.filter((e) => !serverPorts.has(e.key.dport)).map((e) => e.key), []);
+  });
+
   test("flows without HTTP rules never go to the proxy", () => {
     const before = reasons();
     for (const v6 of [false, true]) {
