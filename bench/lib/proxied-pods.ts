@@ -16,7 +16,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Datapath, DEFAULT_PROXY_PORT, type ReasonName } from "../../src/datapath/index.ts";
+import { Datapath, DEFAULT_PROXY_PORT, PROXY_NODE_FLAGS, type ReasonName } from "../../src/datapath/index.ts";
 import { compileWorld, type AnyPolicy, type PolicyCompiler, type World } from "../../src/policy/index.ts";
 import { tag, uniquePinRoot } from "../../test/lib/kernel.ts";
 import { addPeer, createNodeNamespace, POD_GATEWAY, type NodePeer } from "../../test/lib/node-namespace.ts";
@@ -83,7 +83,7 @@ function removeNetns(name: string): void {
 async function startProxy(cleanup: CleanupStack, node: string, pinRoot: string, viewFile: string): Promise<ProxyProcess> {
   const child = spawn(
     "nsenter",
-    [`--net=/var/run/netns/${node}`, process.execPath, CLI_PATH, "proxy", "--http-view-file", viewFile, "--pin-root", pinRoot, "--port", String(DEFAULT_PROXY_PORT), "--log-level", "info"],
+    [`--net=/var/run/netns/${node}`, process.execPath, ...PROXY_NODE_FLAGS, CLI_PATH, "proxy", "--http-view-file", viewFile, "--pin-root", pinRoot, "--port", String(DEFAULT_PROXY_PORT), "--log-level", "info"],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
   let output = "";

@@ -21,6 +21,13 @@ export const PROXY_MARK_MASK = 0x0f00;
 /** The proxy's listening port unless configured otherwise. */
 export const DEFAULT_PROXY_PORT = 15001;
 
+/**
+ * Node flags the proxy process runs with: a young generation of 2 MiB per semi-space instead of
+ * 16 keeps its memory near 100 MiB holding 1000 connections (156 MiB with the default, bench:http)
+ * with no measurable loss of throughput; 1 MiB halved it.
+ */
+export const PROXY_NODE_FLAGS: readonly string[] = ["--max-semi-space-size=2"];
+
 /** An address family as the proxy's sockets take it. */
 export type ProxyFamily = 4 | 6;
 

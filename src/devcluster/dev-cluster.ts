@@ -13,6 +13,7 @@ import { repositoryRoot } from "../repository-root.ts";
 import { KubeClient } from "../k8s/client.ts";
 import { isAlreadyExists } from "../k8s/errors.ts";
 import { resourcePath, Resources } from "../k8s/resource.ts";
+import { PROXY_NODE_FLAGS } from "../datapath/transparent-socket.ts";
 import { runningPid, startDetached, startHealthy, stopDetached, stopProcessesUsing } from "./detached-process.ts";
 import { removeNodeRuntimeSandboxes, writeNodeNetwork } from "./node-runtime/index.ts";
 import { installCni } from "../cni/install.ts";
@@ -384,9 +385,9 @@ async function healthyAt(url: string): Promise<boolean> {
  * the node's network namespace and answer /healthz at `url`; whether it was
  * started now (false: it ran already).
  */
-async function startNodeProcess(node: DevNodeSpec, what: string, files: { name: string; pidFile: string; logFile: string }, args: string[], url: string): Promise<boolean> {
+async function startNodeProcess(node: DevNodeSpec, what: string, files: { name: string; pidFile: string; logFile: string }, args: string[], url: string, nodeFlags: readonly string[] = []): Promise<boolean> {
   const { started } = await startHealthy(
-    { name: files.name, command: process.execPath, args: [cliMain(), ...args], logFile: files.logFile, pidFile: files.pidFile, netns: node.netns },
+    { name: files.name, command: process.execPath, args: [...nodeFlags, cliMain(), ...args], logFile: files.logFile, pidFile: files.pidFile, netns: node.netns },
     {
       healthy: () => healthyAt(url),
       timeoutMs: NODE_PROCESS_START_TIMEOUT_MS,
@@ -471,7 +472,7 @@ export const proxiesStep: DevUpStep = {
       required(context, "nodes").map(async (node) => {
         const files = proxyFiles(context.layout, node.name);
         const args = ["proxy", "--http-view-file", httpViewFile(context.layout, node.name), "--pin-root", node.pinRoot, "--metrics-port", String(DEV_PROXY_METRICS_PORT)];
-        const started = await startNodeProcess(node, "proxy", files, args, proxyMetricsUrl(node));
+        const started = await startNodeProcess(node, "proxy", files, args, proxyMetricsUrl(node), PROXY_NODE_FLAGS);
         if (started) context.progress(`started the proxy of ${node.name} in network namespace ${node.netns} (view ${httpViewFile(context.layout, node.name)}, metrics on ${proxyMetricsUrl(node)})`);
       }),
     );
