@@ -94,7 +94,7 @@ async function startProxy(cleanup: CleanupStack, node: string, pinRoot: string, 
   const pid = child.pid!;
   // nsenter without --fork execs the command: the pid is the proxy's own.
   const command = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
-  if (command[1] !== CLI_PATH) throw new Error(`Cannot watch the proxy: process ${pid} runs "${command.join(" ")}", not the proxy`);
+  if (command[1 + PROXY_NODE_FLAGS.length] !== CLI_PATH) throw new Error(`Cannot watch the proxy: process ${pid} runs "${command.join(" ")}", not the proxy`);
   return { pid, output: () => output };
 }
 
