@@ -136,11 +136,11 @@ export function lookupPolicy(state: Pick<DesiredState, "policy">, key: Omit<Poli
 
 /** The union of rule id lists, in reference order. */
 function mergeRuleIds(lists: number[][], rules: ReadonlyMap<number, RuleRef>): number[] {
-  const order = (id: number) => {
+  const ordered = [...new Set(lists.flat())].map((id) => {
     const ref = rules.get(id);
-    return ref ? ruleRefOrder(ref) : "";
-  };
-  return [...new Set(lists.flat())].sort((a, b) => (order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : a - b));
+    return { id, order: ref ? ruleRefOrder(ref) : "" };
+  });
+  return ordered.sort((a, b) => (a.order < b.order ? -1 : a.order > b.order ? 1 : a.id - b.id)).map(({ id }) => id);
 }
 
 function combine(values: (PolicyValue | undefined)[], audit: boolean, isolated: boolean, tcp: boolean, rules: ReadonlyMap<number, RuleRef>): Verdict {

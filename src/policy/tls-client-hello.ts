@@ -135,8 +135,8 @@ function handshakeBytes(bytes: Buffer): { body: Buffer; records: RecordEnd[] } {
   let carried = 0;
   let at = 0;
   // Records are read up to the one ending the ClientHello (its length is in the first 4 handshake bytes); what follows is not ours.
-  const target = (): number => (carried >= 4 ? Buffer.concat(parts).readUIntBE(1, 3) + 4 : Infinity);
-  while (at + 5 <= bytes.length && carried < target()) {
+  let target = Infinity;
+  while (at + 5 <= bytes.length && carried < target) {
     const type = bytes[at] as number;
     if (type !== RECORD_HANDSHAKE) throw new Refusal(at === 0 ? `not a TLS handshake record (first byte ${type})` : `a record of type ${type} before the ClientHello ended`);
     const major = bytes[at + 1] as number;
@@ -152,6 +152,7 @@ function handshakeBytes(bytes: Buffer): { body: Buffer; records: RecordEnd[] } {
     at += 5 + length;
     carried += length;
     records.push({ end: at, handshakeBytes: carried });
+    if (target === Infinity && carried >= 4) target = Buffer.concat(parts).readUIntBE(1, 3) + 4;
   }
   if (bytes.length >= 1 && bytes[0] !== RECORD_HANDSHAKE) throw new Refusal(`not a TLS handshake record (first byte ${bytes[0]})`);
   return { body: Buffer.concat(parts), records };
