@@ -9,7 +9,7 @@
  * conntrack (forward, reply, ICMP error related; TCP flags checked on
  * strict flows; a counted flow that closes gives back its connection),
  * then policy for a new flow (and, under a limited allow, its source's
- * connection limits). TCP flows whose policy has HTTP rules go to the
+ * connection limits). TCP flows whose policy has HTTP or TLS rules go to the
  * node's transparent proxy (proxy.h): marked for local delivery at the
  * from-pod hook, redirected through the proxy device at the to-pod hook,
  * where pal_to_proxy takes them. Every step is a bounded number of map

@@ -129,10 +129,12 @@ struct pal_policy_key {
  * meaningless unless the verdict is PAL_POLICY_ALLOW, and only TCP flows
  * are affected. Limited: the rule behind the verdict (rule_id,
  * audit_rule_id) has connection limits in pal_tcp_limits and is charged for
- * the flow. HTTP: the allow holds only through HTTP rules (AND over the
- * allowing entries of a lookup, like the TCP flags). HTTP_DENY: an HTTP
- * Deny rule covers the entry, whatever its verdict (NONE or ALLOW; it is no
- * L4 deny); OR over every entry a lookup finds. A TCP flow the enforced
+ * the flow. HTTP: the allow holds only through rules the proxy judges,
+ * HTTP or TLS rules (AND over the allowing entries of a lookup, like the
+ * TCP flags). HTTP_DENY: a Deny rule the proxy judges (HTTP or TLS) covers
+ * the entry, whatever its verdict (NONE or ALLOW; it is no L4 deny); OR
+ * over every entry a lookup finds. The names are HTTP's, the first rules
+ * the proxy judged; they mean "judged by the proxy". A TCP flow the enforced
  * verdict allows goes to the node's proxy when its decision has HTTP or
  * HTTP_DENY, or is allowed in the audit verdict with AUDIT_HTTP or
  * AUDIT_HTTP_DENY. */
@@ -140,10 +142,10 @@ struct pal_policy_key {
 #define PAL_POLICY_F_AUDIT_TCP_STRICT (1u << 1)  /* the audit allow is strict */
 #define PAL_POLICY_F_TCP_LIMITED (1u << 2)       /* the enforced allow is limited */
 #define PAL_POLICY_F_AUDIT_TCP_LIMITED (1u << 3) /* the audit allow is limited */
-#define PAL_POLICY_F_HTTP (1u << 4)              /* the enforced allow is by HTTP rules only */
-#define PAL_POLICY_F_HTTP_DENY (1u << 5)         /* an enforced HTTP Deny rule covers the entry */
-#define PAL_POLICY_F_AUDIT_HTTP (1u << 6)        /* the audit allow is by HTTP rules only */
-#define PAL_POLICY_F_AUDIT_HTTP_DENY (1u << 7)   /* an HTTP Deny rule covers the entry (audit) */
+#define PAL_POLICY_F_HTTP (1u << 4)              /* the enforced allow is by HTTP/TLS rules only */
+#define PAL_POLICY_F_HTTP_DENY (1u << 5)         /* an enforced HTTP/TLS Deny rule covers it */
+#define PAL_POLICY_F_AUDIT_HTTP (1u << 6)        /* the audit allow is by HTTP/TLS rules only */
+#define PAL_POLICY_F_AUDIT_HTTP_DENY (1u << 7)   /* an HTTP/TLS Deny rule covers it (audit) */
 /* The flags a lookup ORs over its entries; the others it ANDs over the
  * allowing ones. */
 #define PAL_POLICY_F_ANY_ENTRY (PAL_POLICY_F_HTTP_DENY | PAL_POLICY_F_AUDIT_HTTP_DENY)

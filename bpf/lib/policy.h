@@ -46,10 +46,10 @@ static __always_inline __be16 pal_policy_port(__u8 protocol, __be16 dport_be)
 }
 
 /* Whether a new flow of protocol decided by d goes to the node's proxy:
- * TCP only, allowed by the enforced verdict, and an HTTP rule (allow or
- * deny) to judge it by, enforced or audit. The audit bits count only when
- * the audit verdict allows: a flow Audit-mode policy would deny at L4 is
- * reported as such, there are no requests of it to judge. */
+ * TCP only, allowed by the enforced verdict, and an HTTP or TLS rule
+ * (allow or deny) to judge it by, enforced or audit. The audit bits count
+ * only when the audit verdict allows: a flow Audit-mode policy would deny at
+ * L4 is reported as such, there is nothing of it to judge. */
 static __always_inline bool pal_decision_needs_proxy(const struct pal_decision *d, __u8 protocol)
 {
 	return protocol == IPPROTO_TCP && d->allowed &&
@@ -84,9 +84,9 @@ static __always_inline void pal_ipcache_lookup(__u8 family, const __u8 *addr,
  * allows has it: the two entries stand for different rules, and a rule
  * without it admitting the flow admits it as it is (union of Allow
  * rules). Not isolated has none of those: no rule admitted the flow. The
- * PAL_POLICY_F_ANY_ENTRY flags (an HTTP Deny rule covers the entry) are
- * the OR over both entries whatever the outcome: a Deny rule applies to
- * every request whichever rule, or no isolation, admits the connection.
+ * PAL_POLICY_F_ANY_ENTRY flags (an HTTP or TLS Deny rule covers the entry)
+ * are the OR over both entries whatever the outcome: a Deny rule applies to
+ * every request or connection whichever rule, or no isolation, admits it.
  * An absent entry has flags 0. */
 static __always_inline void pal_policy_combine(__u8 verdict_id, __u32 rule_id, __u8 flags_id,
 					       __u8 verdict_any, __u32 rule_any, __u8 flags_any,

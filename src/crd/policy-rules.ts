@@ -14,7 +14,8 @@
 import { LABEL_KEY_SCHEMA, LABEL_VALUE_SCHEMA, labelMapRefinements } from "./label-rules.ts";
 import type { SchemaRefinement } from "./refinements.ts";
 import { HTTP_RULE_LIMITS } from "../policy/http-rule.ts";
-import { HTTP_WITHOUT_PORTS, TCP_ON_DENY } from "../policy/validate.ts";
+import { MAX_SERVER_NAMES } from "../policy/tls-server-name.ts";
+import { HTTP_WITHOUT_PORTS, TCP_ON_DENY, TLS_WITH_HTTP, TLS_WITHOUT_PORTS } from "../policy/validate.ts";
 
 /** The longest CIDR text: a full IPv6 address with an embedded IPv4 one and a 3-digit prefix. */
 const MAX_CIDR_LENGTH = 49;
@@ -52,6 +53,29 @@ const HTTP_RULE_VALIDATIONS = [
     message: "lists a port of another protocol than TCP, but the rule sets http: its ports must all be TCP",
     fieldPath: ".ports",
   },
+];
+
+/** `tls` judges the TLS connections of the rule's TCP ports: it needs them listed, all TCP, and no `http` beside it. */
+const TLS_RULE_VALIDATIONS = [
+  { rule: "!has(self.tls) || (has(self.ports) && size(self.ports) > 0)", message: TLS_WITHOUT_PORTS, fieldPath: ".ports" },
+  {
+    rule: "!has(self.tls) || !has(self.ports) || self.ports.all(p, !has(p.protocol) || p.protocol == 'TCP')",
+    message: "lists a port of another protocol than TCP, but the rule sets tls: its ports must all be TCP",
+    fieldPath: ".ports",
+  },
+  { rule: "!has(self.tls) || !has(self.http)", message: TLS_WITH_HTTP, fieldPath: ".tls" },
+];
+
+/**
+ * A `serverNames` entry: a host name of labels of letters, digits and '-' (1 to 63, not starting or ending
+ * with '-'), optionally behind one leading "*." label; at most 253 characters after it. IP addresses and
+ * wildcards over a top-level domain are left to the operator.
+ */
+const SERVER_NAME_PATTERN = "^(\\*\\.)?[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?)*$";
+
+const TLS_REFINEMENTS: SchemaRefinement[] = [
+  { type: "TlsRule", path: ["serverNames"], add: { minItems: 1, maxItems: MAX_SERVER_NAMES } },
+  { type: "TlsRule", path: ["serverNames", "[]"], add: { maxLength: 255, pattern: SERVER_NAME_PATTERN } },
 ];
 
 /** A match object of `http` sets exactly one of its tests. */
@@ -116,8 +140,9 @@ export const EBPF_NETWORK_POLICY_REFINEMENTS: readonly SchemaRefinement[] = [
   },
   { type: "EBPFNetworkPolicy", path: ["spec", "ingress"], add: { maxItems: MAX_RULE_ITEMS } },
   { type: "EBPFNetworkPolicy", path: ["spec", "egress"], add: { maxItems: MAX_RULE_ITEMS } },
-  ...(["EBPFIngressRule", "EBPFEgressRule"] as const).map((type) => ({ type, path: [], add: { "x-kubernetes-validations": [...TCP_RULE_VALIDATIONS, ...HTTP_RULE_VALIDATIONS] } })),
+  ...(["EBPFIngressRule", "EBPFEgressRule"] as const).map((type) => ({ type, path: [], add: { "x-kubernetes-validations": [...TCP_RULE_VALIDATIONS, ...HTTP_RULE_VALIDATIONS, ...TLS_RULE_VALIDATIONS] } })),
   ...HTTP_REFINEMENTS,
+  ...TLS_REFINEMENTS,
   {
     type: "TcpConnectionRate",
     path: [],

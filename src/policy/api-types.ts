@@ -223,6 +223,20 @@ export interface HttpRule {
   headers?: HttpHeaderMatch[];
 }
 
+/**
+ * What a rule asks of TLS connections, judged by the node's proxy from the ClientHello without terminating
+ * TLS (the connection is then passed on unchanged).
+ */
+export interface TlsRule {
+  /**
+   * The server names (SNI) a ClientHello may ask for: a host name, matched exactly and case-insensitively,
+   * or `*.` and a host name, matching exactly one more label (`*.github.com` matches `api.github.com`, not
+   * `github.com` nor `a.b.github.com`). No IP addresses, no trailing dot, no wildcard over a top-level
+   * domain; 1 to 64 names.
+   */
+  serverNames: string[];
+}
+
 /** An ingress rule of an EBPFNetworkPolicy. */
 export interface EBPFIngressRule extends NetworkPolicyIngressRule {
   /**
@@ -244,6 +258,19 @@ export interface EBPFIngressRule extends NetworkPolicyIngressRule {
    * Traffic another Allow rule admits without `http` is admitted whatever its requests: rules add up.
    */
   http?: HttpRule[];
+  /**
+   * The TLS connections the rule covers on its TCP ports (which it must list), by the server name their
+   * ClientHello asks for (SNI), judged by the node's proxy without terminating TLS: on an Allow rule, a
+   * connection must be TLS and name one of `serverNames`, or it is reset (no SNI, a malformed ClientHello
+   * and bytes that are not TLS included); on a Deny rule, a TLS connection naming one of them is reset (and
+   * other traffic of the rule is not dropped). An allowed connection is passed on unchanged. Traffic another
+   * Allow rule admits without `http` or `tls` is admitted whatever it carries: rules add up. Where the allow
+   * rules of a flow mix `http` and `tls`, a connection whose first byte is a TLS handshake record is judged
+   * by the `tls` rules, any other by the `http` rules, request by request; a Deny rule with `http` covering
+   * the flow resets its TLS connections, whose requests it cannot see. A rule sets `http` or `tls`, not
+   * both (HTTP inside TLS needs termination, which is not supported yet).
+   */
+  tls?: TlsRule;
 }
 
 /** An egress rule of an EBPFNetworkPolicy. */
@@ -267,6 +294,19 @@ export interface EBPFEgressRule extends NetworkPolicyEgressRule {
    * Traffic another Allow rule admits without `http` is admitted whatever its requests: rules add up.
    */
   http?: HttpRule[];
+  /**
+   * The TLS connections the rule covers on its TCP ports (which it must list), by the server name their
+   * ClientHello asks for (SNI), judged by the node's proxy without terminating TLS: on an Allow rule, a
+   * connection must be TLS and name one of `serverNames`, or it is reset (no SNI, a malformed ClientHello
+   * and bytes that are not TLS included); on a Deny rule, a TLS connection naming one of them is reset (and
+   * other traffic of the rule is not dropped). An allowed connection is passed on unchanged. Traffic another
+   * Allow rule admits without `http` or `tls` is admitted whatever it carries: rules add up. Where the allow
+   * rules of a flow mix `http` and `tls`, a connection whose first byte is a TLS handshake record is judged
+   * by the `tls` rules, any other by the `http` rules, request by request; a Deny rule with `http` covering
+   * the flow resets its TLS connections, whose requests it cannot see. A rule sets `http` or `tls`, not
+   * both (HTTP inside TLS needs termination, which is not supported yet).
+   */
+  tls?: TlsRule;
 }
 
 /**

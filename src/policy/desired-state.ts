@@ -10,7 +10,7 @@
  */
 import { formatCidr, ipFromBytes, ipToBytes } from "./ip.ts";
 import type { Cidr, IpFamily } from "./ip.ts";
-import type { HttpRule } from "./api-types.ts";
+import type { HttpRule, TlsRule } from "./api-types.ts";
 
 /** Reserved identities (PAL_ID_* in the ABI header). */
 export const IDENTITY_ANY = 0;
@@ -87,14 +87,15 @@ export const POLICY_FLAG_TCP_LIMITED = 4;
 /** Policy value flag: every Allow rule behind the audit verdict (Audit mode included) has a TCP connection limit. */
 export const POLICY_FLAG_AUDIT_TCP_LIMITED = 8;
 /**
- * Policy value flag: every Enforce-mode Allow rule behind the enforced verdict has `http`, so the
- * allow holds request by request and the flow goes to the node's proxy (when the verdict allows).
- * The kernel ANDs it over the allowing entries of a lookup, like the TCP flags.
+ * Policy value flag: every Enforce-mode Allow rule behind the enforced verdict has `http` or `tls`, so
+ * the allow holds request by request (or by the connection's ClientHello) and the flow goes to the
+ * node's proxy, which judges it (when the verdict allows). The kernel ANDs it over the allowing entries
+ * of a lookup, like the TCP flags. (Named for HTTP, the first rules the proxy judged.)
  */
 export const POLICY_FLAG_HTTP = 16;
 /**
- * Policy value flag: an Enforce-mode Deny rule with `http` covers this entry, so requests are judged
- * by the proxy whatever allows the flow. The kernel ORs it over every entry of a lookup.
+ * Policy value flag: an Enforce-mode Deny rule with `http` or `tls` covers this entry, so the flow is
+ * judged by the proxy whatever allows it. The kernel ORs it over every entry of a lookup.
  */
 export const POLICY_FLAG_HTTP_DENY = 32;
 /** {@link POLICY_FLAG_HTTP} for the audit verdict (Audit-mode rules included). */
@@ -128,16 +129,16 @@ export interface PolicyValue {
   auditRuleId: number;
   /** POLICY_FLAG_* bits. */
   flags: number;
-  /** The rules behind the HTTP flags, when the value has any: what the proxy judges requests by. Not in the kernel. */
+  /** The rules behind the proxy's flags (HTTP_*), when the value has any: what the proxy judges by. Not in the kernel. */
   http?: PolicyHttp;
 }
 
 /**
- * The rules whose `http` entries judge the requests of an entry's flows, by rule id, each list in
- * reference order. `allows` are meaningful when the value has {@link POLICY_FLAG_HTTP} (every Allow rule
- * behind the allow has `http`: a request must match one of theirs), `denies` are the Deny rules with
- * `http` covering the entry (a request matching one of theirs is refused); `audit*` the same for the
- * audit verdict.
+ * The rules whose `http` entries or `tls` server names judge an entry's flows (requests, or TLS
+ * connections by their ClientHello), by rule id, each list in reference order. `allows` are meaningful
+ * when the value has {@link POLICY_FLAG_HTTP} (every Allow rule behind the allow has `http` or `tls`: a
+ * request or connection must match one of theirs), `denies` are the Deny rules with `http` or `tls`
+ * covering the entry (what matches one of theirs is refused); `audit*` the same for the audit verdict.
  */
 export interface PolicyHttp {
   allows: number[];
@@ -184,6 +185,8 @@ export interface RuleRef {
   mode: "Enforce" | "Audit";
   /** The rule's `http` entries, when it has them: what the node's proxy judges requests by. */
   http?: HttpRule[];
+  /** The rule's `tls`, when it has it: what the node's proxy judges TLS connections by. */
+  tls?: TlsRule;
 }
 
 /** The sort key of a rule's reference (kind, namespace, name, direction, index): among rules deciding one thing, the first in this order names it. */

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
-import { A, B, C, compileHttpWorld, ebpf, httpFlowArb, httpPoliciesArb, httpRequestArb, worldOf } from "../../test/lib/http-world.ts";
-import type { AnyPolicy, HttpRule } from "./api-types.ts";
+import { A, B, C, compileHttpWorld, connectionStartArb, ebpf, httpFlowArb, httpPoliciesArb, httpRequestArb, worldOf } from "../../test/lib/http-world.ts";
+import type { AnyPolicy, HttpRule, TlsRule } from "./api-types.ts";
 import { compileWorld } from "./compiler.ts";
 import {
   IDENTITY_WORLD,
@@ -16,14 +16,19 @@ import {
 import { httpRequestView } from "./http-request.ts";
 import type { HttpRequestView } from "./http-rule.ts";
 import { HttpViewIndex, parseHttpView } from "./http-view.ts";
-import type { HttpJudgement } from "./http-view.ts";
+import type { ConnectionStart, HttpJudgement } from "./http-view.ts";
 import { explainPacket, lookupIpcache } from "./lookup.ts";
-import { evaluateRequest } from "./reference-evaluator.ts";
+import { evaluateConnection, evaluateRequest } from "./reference-evaluator.ts";
 import { validatePolicy } from "./validate.ts";
 
 /** An ingress rule to b on TCP 8080 from a, with `http` and `action`. */
 function rule(http: HttpRule[] | undefined, action: "Allow" | "Deny" = "Allow", from = "a") {
   return { action, from: [{ podSelector: { matchLabels: { pod: from } } }], ports: [{ protocol: "TCP" as const, port: 8080 }], ...(http ? { http } : {}) };
+}
+
+/** An ingress rule to b on TCP 8080 from a, with `tls` and `action`. */
+function tlsRule(tls: TlsRule, action: "Allow" | "Deny" = "Allow") {
+  return { ...rule(undefined, action), tls };
 }
 
 function request(method: string, path: string, headers: Record<string, string> = {}): HttpRequestView {
@@ -143,11 +148,67 @@ describe("HttpViewIndex.judge", () => {
   });
 });
 
+/** Compiles the policies and judges a connection start from a to b:8080 through a view written to JSON and read back. */
+function judgeStart(policies: AnyPolicy[], start: ConnectionStart): HttpJudgement {
+  const { compiler, state } = compileWorld(worldOf(policies));
+  const view = parseHttpView(JSON.parse(JSON.stringify(compiler.httpView())));
+  const identityOf = (ip: string) => lookupIpcache(state, ip)?.value.identity ?? IDENTITY_WORLD;
+  return new HttpViewIndex(view).judgeConnection(start, { clientAddress: A, clientPort: 40000, serverAddress: B, serverPort: 8080 }, identityOf);
+}
+
+const hello = (serverName: string | undefined): ConnectionStart => ({ tls: true, serverName });
+
+describe("HttpViewIndex.judgeConnection", () => {
+  const stripe = ebpf("sni", { ingress: [tlsRule({ serverNames: ["api.stripe.com", "*.github.com"] })] });
+
+  test("a tls rule sets the proxy's flags as an http rule does, and its rule reference carries tls", () => {
+    const { state, compiler } = compileWorld(worldOf([stripe]));
+    assert.deepEqual([...state.policy.values()].map((e) => e.value.flags), [POLICY_FLAG_HTTP | POLICY_FLAG_AUDIT_HTTP]);
+    assert.deepEqual(compiler.httpView().rules.map(([, ref]) => ref.tls), [{ serverNames: ["api.stripe.com", "*.github.com"] }]);
+  });
+
+  test("a ClientHello must name one of the allowing rules' server names: exact, or one label under a wildcard, any case", () => {
+    assert.deepEqual(judgeStart([stripe], hello("api.stripe.com")), { allow: true, audit: false, policy: "EBPFNetworkPolicy x/sni", rule: "ingress[0].tls" });
+    assert.equal(judgeStart([stripe], hello("API.GitHub.com")).allow, true);
+    for (const name of ["github.com", "a.b.github.com", "stripe.com", "evilgithub.com"]) assert.equal(judgeStart([stripe], hello(name)).allow, false, name);
+    assert.deepEqual(judgeStart([stripe], hello(undefined)), { allow: false, audit: false, policy: "EBPFNetworkPolicy x/sni", rule: "ingress[0]: the ClientHello names no server" });
+    assert.deepEqual(judgeStart([stripe], { tls: false }), { allow: false, audit: false, policy: "EBPFNetworkPolicy x/sni", rule: "ingress[0]: the connection is not TLS, and only rules with tls allow the flow" });
+  });
+
+  test("mixed http and tls allows: TLS is judged by the tls rules, other bytes go on to the http rules", () => {
+    const mixed = [stripe, ebpf("web", { ingress: [rule(publicGets)] })];
+    assert.equal(judgeStart(mixed, hello("api.stripe.com")).allow, true);
+    assert.equal(judgeStart(mixed, hello("other.example")).allow, false);
+    assert.deepEqual(judgeStart(mixed, { tls: false }), { allow: true, audit: false });
+    assert.equal(judge(mixed, request("GET", "/public/a")).allow, true);
+    assert.equal(judge([stripe], request("GET", "/public/a")).allow, false, "a tls rule admits no request");
+  });
+
+  test("rules add up, deny wins, and an http Deny rule resets TLS connections it cannot see into", () => {
+    const open = ebpf("open", { ingress: [rule(undefined)] });
+    const both = [stripe, open];
+    assert.equal(explainPacket(compileWorld(worldOf(both)).state, worldOf(both), { src: { ip: A }, dst: { ip: B }, protocol: "TCP", port: 8080 }).ingress?.proxied, false, "an allow without tls admits everything: not steered");
+    const deny = ebpf("deny", { ingress: [tlsRule({ serverNames: ["api.stripe.com"] }, "Deny")] });
+    assert.deepEqual(judgeStart([open, deny], hello("API.stripe.com")), { allow: false, audit: false, policy: "EBPFNetworkPolicy x/deny", rule: "ingress[0].tls" });
+    assert.deepEqual(judgeStart([open, deny], hello("x.stripe.com")), { allow: true, audit: false });
+    assert.deepEqual(judgeStart([open, deny], { tls: false }), { allow: true, audit: false }, "a tls Deny rule leaves other bytes to the http front end");
+    const httpDeny = ebpf("no-admin", { ingress: [rule([{ path: { prefix: "/admin" } }], "Deny")] });
+    assert.match(judgeStart([open, httpDeny], hello("api.stripe.com")).rule ?? "", /^ingress\[0\]\.http: the requests of a TLS connection cannot be judged/);
+  });
+
+  test("an Audit-mode tls rule lets the connection through and says so", () => {
+    const open = ebpf("open", { ingress: [rule(undefined)] });
+    const audit = ebpf("audit", { mode: "Audit", ingress: [tlsRule({ serverNames: ["evil.example"] }, "Deny")] });
+    assert.deepEqual(judgeStart([open, audit], hello("evil.example")), { allow: true, audit: true, policy: "EBPFNetworkPolicy x/audit", rule: "ingress[0].tls" });
+  });
+});
+
 describe("parseHttpView", () => {
   test("refuses malformed views with the field at fault", () => {
     assert.throws(() => parseHttpView({ version: 2 }), /version 1/);
     assert.throws(() => parseHttpView({ version: 1, endpoints: [{ pod: "x/a", addresses: ["nope"], state: {} }], policy: [], rules: [] }), /endpoints\[0\]\.addresses\[0\]/);
     assert.throws(() => parseHttpView({ version: 1, endpoints: [], policy: [], rules: [[1, { namespace: "x", name: "p", http: [{ path: { regex: "(" } }] }]] }), /rules\[0\]\.http\[0\]\.path\.regex/);
+    assert.throws(() => parseHttpView({ version: 1, endpoints: [], policy: [], rules: [[1, { namespace: "x", name: "p", tls: { serverNames: ["*.com"] } }]] }), /rules\[0\]\.tls\.serverNames\[0\]/);
   });
 });
 
@@ -159,6 +220,23 @@ describe("validation of http", () => {
     assert.match(problems([{ ports: [{ protocol: "UDP", port: 53 }], http: publicGets }]).join(), /ports\[0\]\.protocol: is "UDP", but the rule sets http/);
     assert.match(problems([{ ports: [{ port: 80 }], http: [{ path: { prefix: "/a/../b" } }] }]).join(), /http\[0\]\.path\.prefix: .*normalized/);
     assert.deepEqual(problems([{ ports: [{ port: 80 }], http: publicGets, action: "Deny" }]), []);
+  });
+
+  test("tls needs TCP ports, valid server names, no http beside it, and only serverNames for now", () => {
+    const names = { serverNames: ["api.stripe.com"] };
+    assert.deepEqual(problems([{ ports: [{ port: 443 }], tls: names, action: "Deny" }]), []);
+    assert.deepEqual(problems([{ tls: names }]), ["spec.ingress[0].ports: must list the TCP ports whose TLS connections the rule's tls judges"]);
+    assert.match(problems([{ ports: [{ protocol: "UDP", port: 443 }], tls: names }]).join(), /ports\[0\]\.protocol: is "UDP", but the rule sets tls/);
+    assert.match(problems([{ ports: [{ port: 443 }], tls: names, http: publicGets }]).join(), /^spec\.ingress\[0\]\.tls: is set together with http/);
+    assert.deepEqual(problems([{ ports: [{ port: 443 }], tls: { serverNames: ["10.0.0.1", "*.com", "a.*.b", "ok.example."] } }]), [
+      "spec.ingress[0].tls.serverNames[0]: \"10.0.0.1\" is an IP address, which SNI may not carry",
+      "spec.ingress[0].tls.serverNames[1]: \"*.com\" would match every name under a top-level domain",
+      "spec.ingress[0].tls.serverNames[2]: \"a.*.b\" is \"a.*.b\" is not a DNS host name (letters, digits and '-' in labels of 1 to 63)",
+      "spec.ingress[0].tls.serverNames[3]: \"ok.example.\" is a host name with a trailing dot",
+    ]);
+    assert.deepEqual(problems([{ ports: [{ port: 443 }], tls: {} }]), ["spec.ingress[0].tls.serverNames: is required"]);
+    assert.match(problems([{ ports: [{ port: 443 }], tls: { ...names, termination: {} } }]).join(), /tls\.termination: is not a field of tls: only "serverNames" is supported/);
+    assert.match(problems([{ ports: [{ port: 443 }], tls: { serverNames: [] } }]).join(), /at least one server name/);
   });
 });
 
@@ -189,5 +267,35 @@ describe("HttpViewIndex against the reference evaluator", () => {
     );
     assert.ok(judged >= 2000, `only ${judged} requests were judged`);
     console.log(`view differential: ${judged} requests judged as the reference judges them`);
+  });
+});
+
+describe("HttpViewIndex.judgeConnection against the reference evaluator", () => {
+  test("every connection start of every steered flow gets the reference's verdict (passed on, reset, audited)", () => {
+    let judged = 0;
+    const outcomes = new Map<string, number>();
+    const scenario = fc.tuple(httpPoliciesArb, fc.array(fc.tuple(httpFlowArb, connectionStartArb), { minLength: 20, maxLength: 20 }));
+    fc.assert(
+      fc.property(scenario, ([policies, starts]) => {
+        const { world, index, identityOf, steered } = compileHttpWorld(policies);
+        for (const [flow, serverName] of starts) {
+          const packet = steered(flow);
+          if (!packet) continue;
+          const expected = evaluateConnection(world, packet, serverName);
+          const start: ConnectionStart = serverName === "not-tls" ? { tls: false } : { tls: true, serverName };
+          const verdict = index.judgeConnection(start, { clientAddress: flow.client, clientPort: 40000, serverAddress: flow.server, serverPort: flow.port }, identityOf);
+          const what = `${String(serverName)} on ${JSON.stringify(flow)}`;
+          const outcome = verdict.allow ? "allowed" : "refused";
+          assert.equal(outcome, expected.outcome, `verdict of ${what}`);
+          assert.equal(verdict.audit, expected.audited, `audit of ${what}`);
+          const key = `${serverName === "not-tls" ? "not-tls" : "tls"} ${outcome}${verdict.audit ? " audited" : ""}`;
+          outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
+          judged++;
+        }
+      }),
+      { numRuns: 800 },
+    );
+    assert.ok(judged >= 1000, `only ${judged} connections were judged`);
+    console.log(`view differential: ${judged} connection starts judged as the reference judges them (${[...outcomes].map(([k, n]) => `${k}: ${n}`).join(", ")})`);
   });
 });

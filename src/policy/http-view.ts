@@ -1,11 +1,12 @@
 /**
  * The HTTP view: what the node's proxy needs of the compiled policy to judge
- * requests, as the agent publishes it (a JSON file it replaces atomically):
- * the node's endpoints with their addresses, the policy entries of every slot
- * some of whose flows HTTP rules judge, and the rules those entries name.
- * The proxy answers a request with the same lookups the datapath made for its
- * flow (lookup.ts), then the `http` entries of the rules they found; the
- * meaning of rules stays here, in the policy layer.
+ * requests and TLS connections, as the agent publishes it (a JSON file it
+ * replaces atomically): the node's endpoints with their addresses, the policy
+ * entries of every slot some of whose flows HTTP or TLS rules judge, and the
+ * rules those entries name. The proxy answers a request, or a connection's
+ * ClientHello, with the same lookups the datapath made for its flow
+ * (lookup.ts), then the `http` entries or `tls` server names of the rules
+ * they found; the meaning of rules stays here, in the policy layer.
  *
  * @module
  */
@@ -15,6 +16,7 @@ import { compileHttpRules, validateHttpRules } from "./http-rule.ts";
 import type { CompiledHttpRules, HttpRequestView } from "./http-rule.ts";
 import { canonicalIp } from "./ip.ts";
 import { lookupEndpointVerdict } from "./lookup.ts";
+import { matchServerName, validateServerNames } from "./tls-server-name.ts";
 import type { HttpJudges, LookupResult } from "./lookup.ts";
 
 /** How long the verdicts of a connection's sides are reused for its requests. */
@@ -51,16 +53,25 @@ export interface HttpConnection {
   serverPort: number;
 }
 
-/** The answer for one request: forward it or refuse it (403), and whether it was forwarded only because its policy audits. */
+/**
+ * The answer for one request (forward it or refuse it with 403) or one connection (pass it on or reset it),
+ * and whether it was let through only because its policy audits.
+ */
 export interface HttpJudgement {
   allow: boolean;
-  /** Refused by a policy in audit mode: forwarded, and reported. */
+  /** Refused by a policy in audit mode: let through, and reported. */
   audit: boolean;
   /** The policy behind the verdict (`kind namespace/name`), when one is. */
   policy?: string;
-  /** The rule and entry behind it (`ingress[0].http[1]`: for a forwarded request, the entry that allowed it), or why none is. */
+  /**
+   * The rule and entry behind it (`ingress[0].http[1]`, `egress[0].tls`: for what was let through, the
+   * rule that allowed it), or why none is.
+   */
   rule?: string;
 }
+
+/** What a connection's first bytes are: a whole ClientHello and the server name it asks for (undefined: none), or not TLS. */
+export type ConnectionStart = { tls: true; serverName: string | undefined } | { tls: false };
 
 class HttpViewError extends Error {
   constructor(message: string) {
@@ -134,6 +145,10 @@ export function parseHttpView(json: unknown): HttpView {
       const problems = validateHttpRules(ref.http, `rules[${i}].http`);
       if (problems.length > 0) throw new HttpViewError(problems.join("; "));
     }
+    if (ref.tls !== undefined) {
+      const problems = isObject(ref.tls) ? validateServerNames(ref.tls.serverNames, `rules[${i}].tls.serverNames`) : [`rules[${i}].tls is not an object`];
+      if (problems.length > 0) throw new HttpViewError(problems.join("; "));
+    }
   });
   return json as unknown as HttpView;
 }
@@ -147,12 +162,8 @@ function ruleNameOf(ref: RuleRef): string {
   return `${ref.direction === "Ingress" ? "ingress" : "egress"}[${ref.index}]`;
 }
 
-/** One side's answer: refused or not, and the rule id and entry behind it (entry -1: no entry matched). */
-interface SideJudgement {
-  refused: boolean;
-  ruleId: number;
-  entry: number;
-}
+/** One side's answer: refused or let through, and the policy and rule behind it; undefined when no rule of the side judged. */
+type SideJudgement = { refused: boolean; names: Pick<HttpJudgement, "policy" | "rule"> } | undefined;
 
 /**
  * A view, indexed for judging requests: endpoints by address, entries by key,
@@ -171,7 +182,7 @@ export class HttpViewIndex {
   readonly #matchers = new Map<number, CompiledHttpRules>();
   /** The sides' verdicts of recent connections, see #sidesOf. */
   readonly #sides = new Map<string, { at: number; sides: (LookupResult | "host")[] }>();
-  /** The slots the view has entries of: an endpoint in another slot has no HTTP rules (its flows are the datapath's alone). */
+  /** The slots the view has entries of: an endpoint in another slot has no HTTP or TLS rules (its flows are the datapath's alone). */
   readonly #httpSlots = new Set<number>();
 
   /** Indexes a view; throws if a rule's `http` list cannot be compiled (parseHttpView refuses such views first). */
@@ -199,19 +210,64 @@ export class HttpViewIndex {
     const sides = this.#sidesOf(connection, identityOf);
     // The datapath steered the flow by HTTP rules this view does not have (yet): fail closed.
     if (sides.length === 0) return { allow: false, audit: false, rule: "no HTTP rule of this node covers the connection" };
+    return this.#combine(sides, (judges) => this.#judgeSide(judges, request));
+  }
+
+  /**
+   * Judges a connection by its first bytes, before any request, at both sides as judge() does. A TLS
+   * connection is judged by the server name its ClientHello asks for: a Deny rule with `tls` naming it
+   * refuses it, a Deny rule with `http` refuses every TLS connection (it cannot see their requests), and
+   * where only rules with `http` or `tls` allow the flow, one with `tls` must name it (so a ClientHello
+   * without a name passes no such rule). Bytes that are not TLS are refused only where every rule
+   * allowing the flow has `tls` (no request could pass); otherwise `allow` says the HTTP front end goes on
+   * to judge their requests (judge(), which reports audit refusals request by request).
+   */
+  judgeConnection(start: ConnectionStart, connection: HttpConnection, identityOf: (address: string) => number): HttpJudgement {
+    const sides = this.#sidesOf(connection, identityOf);
+    if (sides.length === 0) return start.tls ? { allow: false, audit: false, rule: "no HTTP or TLS rule of this node covers the connection" } : { allow: true, audit: false };
+    return this.#combine(sides, (judges, audit) => (audit && !start.tls ? undefined : this.#judgeStart(judges, start)));
+  }
+
+  /**
+   * The sides' answers together: refused by the first side that refuses (at L3/L4 or by its rules), else
+   * let through and reported if an audit verdict refuses, else let through (by the first rule that allowed).
+   */
+  #combine(sides: (LookupResult | "host")[], judgeSide: (judges: HttpJudges | undefined, audit: boolean) => SideJudgement): HttpJudgement {
     let audited: HttpJudgement | undefined;
     let allowedBy: HttpJudgement | undefined;
     for (const verdict of sides) {
       if (verdict === "host") continue;
       if (!verdict.allowed) return { allow: false, audit: false, ...this.#names(verdict.ruleId, -1, "the flow is not allowed") };
-      const enforced = this.#judgeSide(verdict.http, request);
-      if (enforced.refused) return { allow: false, audit: false, ...this.#names(enforced.ruleId, enforced.entry, "no http entry of the rules allowing the flow matched") };
-      if (enforced.entry >= 0) allowedBy ??= { allow: true, audit: false, ...this.#names(enforced.ruleId, enforced.entry, "") };
+      const enforced = judgeSide(verdict.http, false);
+      if (enforced?.refused) return { allow: false, audit: false, ...enforced.names };
+      if (enforced) allowedBy ??= { allow: true, audit: false, ...enforced.names };
       // A flow the audit verdict refuses at L3/L4 was reported by the datapath already.
-      const audit = verdict.audit.allowed ? this.#judgeSide(verdict.audit.http, request) : { refused: false, ruleId: 0, entry: -1 };
-      if (audit.refused && !audited) audited = { allow: true, audit: true, ...this.#names(audit.ruleId, audit.entry, "no http entry of the rules allowing the flow matched") };
+      const audit = verdict.audit.allowed ? judgeSide(verdict.audit.http, true) : undefined;
+      if (audit?.refused && !audited) audited = { allow: true, audit: true, ...audit.names };
     }
     return audited ?? allowedBy ?? { allow: true, audit: false };
+  }
+
+  /** One side's judgement of a connection's start. */
+  #judgeStart(judges: HttpJudges | undefined, start: ConnectionStart): SideJudgement {
+    if (!judges) return undefined;
+    const rules = this.#state.rules;
+    if (!start.tls) {
+      if (judges.allows === undefined || judges.allows.some((id) => rules.get(id)?.http !== undefined)) return undefined;
+      return { refused: true, names: this.#named(judges.allows[0] ?? 0, ": the connection is not TLS, and only rules with tls allow the flow") };
+    }
+    for (const id of judges.denies) {
+      const ref = rules.get(id);
+      if (ref?.http) return { refused: true, names: this.#named(id, ".http: the requests of a TLS connection cannot be judged without terminating TLS") };
+      if (ref?.tls && matchServerName(ref.tls.serverNames, start.serverName) >= 0) return { refused: true, names: this.#named(id, ".tls") };
+    }
+    if (judges.allows === undefined) return undefined;
+    for (const id of judges.allows) {
+      const tls = rules.get(id)?.tls;
+      if (tls && matchServerName(tls.serverNames, start.serverName) >= 0) return { refused: false, names: this.#named(id, ".tls") };
+    }
+    const why = start.serverName === undefined ? "the ClientHello names no server" : "no tls serverNames entry of the rules allowing the flow matched";
+    return { refused: true, names: this.#named(judges.allows[0] ?? 0, `: ${why}`) };
   }
 
   /**
@@ -246,24 +302,30 @@ export class HttpViewIndex {
     return sides;
   }
 
+  /** One side's judgement of a request. */
   #judgeSide(judges: HttpJudges | undefined, request: HttpRequestView): SideJudgement {
-    if (!judges) return { refused: false, ruleId: 0, entry: -1 };
+    if (!judges) return undefined;
     for (const id of judges.denies) {
       const entry = this.#matchers.get(id)?.match(request) ?? -1;
-      if (entry >= 0) return { refused: true, ruleId: id, entry };
+      if (entry >= 0) return { refused: true, names: this.#names(id, entry, "") };
     }
-    if (judges.allows === undefined) return { refused: false, ruleId: 0, entry: -1 };
+    if (judges.allows === undefined) return undefined;
     for (const id of judges.allows) {
       const entry = this.#matchers.get(id)?.match(request) ?? -1;
-      if (entry >= 0) return { refused: false, ruleId: id, entry };
+      if (entry >= 0) return { refused: false, names: this.#names(id, entry, "") };
     }
-    return { refused: true, ruleId: judges.allows[0] ?? 0, entry: -1 };
+    return { refused: true, names: this.#names(judges.allows[0] ?? 0, -1, "no http entry of the rules allowing the flow matched") };
   }
 
   #names(ruleId: number, entry: number, noEntry: string): Pick<HttpJudgement, "policy" | "rule"> {
+    return this.#named(ruleId, entry >= 0 ? `.http[${entry}]` : `: ${noEntry}`, noEntry);
+  }
+
+  /** The policy and rule of `ruleId`, the rule's name followed by `suffix` (an entry, or `: why`); `orElse` without such a rule. */
+  #named(ruleId: number, suffix: string, orElse = suffix.replace(/^(: |\.)/, "")): Pick<HttpJudgement, "policy" | "rule"> {
     const ref = this.#state.rules.get(ruleId);
-    if (!ref) return { rule: noEntry };
-    return { policy: policyNameOf(ref), rule: entry >= 0 ? `${ruleNameOf(ref)}.http[${entry}]` : `${ruleNameOf(ref)}: ${noEntry}` };
+    if (!ref) return { rule: orElse };
+    return { policy: policyNameOf(ref), rule: `${ruleNameOf(ref)}${suffix}` };
   }
 }
 

@@ -209,8 +209,8 @@ function knownPolicyFields(policy: AnyPolicy): AnyPolicy {
     spec: defined({
       selector: knownSelectorFields(spec.selector),
       policyTypes: spec.policyTypes,
-      ingress: spec.ingress?.map((rule) => defined({ from: rule.from?.map(knownPeerFields), ports: rule.ports?.map(knownPortFields), action: rule.action, tcp: knownTcpFields(rule.tcp), http: rule.http?.map(knownHttpFields) })),
-      egress: spec.egress?.map((rule) => defined({ to: rule.to?.map(knownPeerFields), ports: rule.ports?.map(knownPortFields), action: rule.action, tcp: knownTcpFields(rule.tcp), http: rule.http?.map(knownHttpFields) })),
+      ingress: spec.ingress?.map((rule) => defined({ from: rule.from?.map(knownPeerFields), ports: rule.ports?.map(knownPortFields), action: rule.action, tcp: knownTcpFields(rule.tcp), http: rule.http?.map(knownHttpFields), tls: rule.tls && { serverNames: rule.tls.serverNames } })),
+      egress: spec.egress?.map((rule) => defined({ to: rule.to?.map(knownPeerFields), ports: rule.ports?.map(knownPortFields), action: rule.action, tcp: knownTcpFields(rule.tcp), http: rule.http?.map(knownHttpFields), tls: rule.tls && { serverNames: rule.tls.serverNames } })),
       mode: spec.mode,
     }),
   };

@@ -20,6 +20,7 @@ import type {
   PolicyType,
   RuleAction,
   TcpRule,
+  TlsRule,
 } from "./api-types.ts";
 import { PROTOCOL_NUMBERS } from "./desired-state.ts";
 import type { TcpLimits } from "./desired-state.ts";
@@ -75,6 +76,8 @@ export interface NormalizedRule {
   tcpLimits: TcpLimits | undefined;
   /** `http` of an EBPFNetworkPolicy rule: the requests it allows (Allow) or refuses (Deny) on its TCP ports. */
   http: HttpRule[] | undefined;
+  /** `tls` of an EBPFNetworkPolicy rule: the TLS connections it allows (Allow) or refuses (Deny) on its TCP ports. */
+  tls: TlsRule | undefined;
 }
 
 /** A policy as the compiler reads it. */
@@ -203,6 +206,7 @@ export function normalizePolicy(policy: AnyPolicy): NormalizedPolicy {
         tcpStrict: kind === "EBPFNetworkPolicy" && (rule as EBPFIngressRule | EBPFEgressRule).tcp?.strict === true,
         tcpLimits: kind === "EBPFNetworkPolicy" && (rule.action ?? "Allow") === "Allow" ? tcpLimitsOf((rule as EBPFIngressRule | EBPFEgressRule).tcp) : undefined,
         http: kind === "EBPFNetworkPolicy" ? (rule as EBPFIngressRule | EBPFEgressRule).http : undefined,
+        tls: kind === "EBPFNetworkPolicy" ? (rule as EBPFIngressRule | EBPFEgressRule).tls : undefined,
       });
     });
   }

@@ -10,7 +10,7 @@
  * @module
  */
 import { BlockList, isIP } from "node:net";
-import type { AnyPolicy, EBPFEgressRule, EBPFIngressRule, HttpRule, IPBlock, LabelSelector, PolicyPeer, PolicyPort, PolicyType } from "./api-types.ts";
+import type { AnyPolicy, EBPFEgressRule, EBPFIngressRule, HttpRule, IPBlock, LabelSelector, PolicyPeer, PolicyPort, PolicyType, TlsRule } from "./api-types.ts";
 import { referenceHttpVerdict } from "./http-reference.ts";
 import type { RawHttpRequest } from "./http-request.ts";
 import { canonicalIp, ipFamily } from "./ip.ts";
@@ -45,22 +45,23 @@ export interface DirectionVerdict {
    * has none (rules add up), and when no rule allowed it.
    */
   tcpLimited: boolean;
-  /** For an allowed TCP flow whose requests HTTP rules judge: those rules (see {@link HttpFindings}). */
+  /** For an allowed TCP flow whose requests or TLS connections the proxy judges: the rules it judges by (see {@link HttpFindings}). */
   http?: HttpFindings;
 }
 
-/** The matching rules with `http` of one direction: what its requests are judged by. */
+/** The matching rules with `http` or `tls` of one direction: what its requests and TLS connections are judged by. */
 export interface HttpFindings {
-  /** A request must match an entry of one of these; undefined when a matching Allow rule has no `http` (every request passes). */
+  /** A request or connection must match one of these; undefined when a matching Allow rule has neither `http` nor `tls` (everything passes). */
   allows: NamedHttpRules[] | undefined;
-  /** A request matching an entry of one of these is refused. */
+  /** A request or connection matching one of these is refused. */
   denies: NamedHttpRules[];
 }
 
-/** A rule's name (`Kind ns/name rule i`) and its `http` list. */
+/** A rule's name (`Kind ns/name rule i`) and its `http` list or its `tls`. */
 export interface NamedHttpRules {
   name: string;
-  http: HttpRule[];
+  http?: HttpRule[];
+  tls?: TlsRule;
 }
 
 /** The verdict of one direction (egress at the source pod, ingress at the destination pod). */
@@ -135,6 +136,7 @@ export function evaluateRequest(world: World, packet: Packet, request: RawHttpRe
   if (!flow.allowed) return { outcome: "refused", audited: false };
   const ends = [flow.egress, flow.ingress];
   const matches = (named: NamedHttpRules): boolean => {
+    if (named.http === undefined) return false;
     const verdict = referenceHttpVerdict(named.http, request);
     return !verdict.refused && verdict.rule >= 0;
   };
@@ -159,6 +161,66 @@ export function evaluateRequest(world: World, packet: Packet, request: RawHttpRe
   return { outcome: "allowed", audited: false };
 }
 
+/** What a connection on an allowed flow came to before any request, and the rule behind it. */
+export interface ConnectionEvaluation {
+  /** `refused`: reset; `allowed`: passed on (a TLS connection) or on to its requests' judgement (other bytes). */
+  outcome: "allowed" | "refused";
+  /** Let through, but an Audit-mode policy would have refused it. */
+  audited: boolean;
+  rule?: string;
+}
+
+/** Whether a `serverNames` entry names `serverName`: equal ignoring case, or `*.rest` and one label before `rest`. */
+function serverNameMatches(entry: string, serverName: string): boolean {
+  const [pattern, name] = [entry.toLowerCase(), serverName.toLowerCase()];
+  if (!pattern.startsWith("*.")) return pattern === name;
+  const labels = name.split(".");
+  return labels.length > 1 && labels[0] !== "" && labels.slice(1).join(".") === pattern.slice(2);
+}
+
+/**
+ * Decides a connection on a TCP flow (`packet` its first packet) by its first bytes, on flows the proxy
+ * judges: `serverName` is the name a whole ClientHello asks for (undefined: none), `"not-tls"` stands for
+ * bytes that are not TLS. A TLS connection is refused at an end by a Deny rule with `tls` naming it or
+ * by any Deny rule with `http` (its requests cannot be seen), and, where only rules with `http` or `tls`
+ * allow the flow, unless one with `tls` names it. Bytes that are not TLS are refused where every rule
+ * allowing the flow has `tls`; otherwise their requests are judged (evaluateRequest).
+ *
+ * @example
+ * ```ts
+ * evaluateConnection(world, packet, "api.stripe.com");
+ * // { outcome: "allowed", audited: false, rule: "EBPFNetworkPolicy shop/egress rule 0" }
+ * ```
+ */
+export function evaluateConnection(world: World, packet: Packet, serverName: string | undefined | "not-tls"): ConnectionEvaluation {
+  const flow = evaluate(world, packet);
+  if (!flow.allowed) return { outcome: "refused", audited: false };
+  const names = (named: NamedHttpRules): boolean => named.tls !== undefined && serverName !== undefined && serverName !== "not-tls" && named.tls.serverNames.some((entry) => serverNameMatches(entry, serverName));
+  const judged = (findings: HttpFindings | undefined): { refused: boolean; rule?: string | undefined } => {
+    if (!findings) return { refused: false };
+    if (serverName === "not-tls") {
+      const onlyTls = findings.allows !== undefined && findings.allows.every((named) => named.http === undefined);
+      return onlyTls ? { refused: true, rule: findings.allows?.[0]?.name } : { refused: false };
+    }
+    const deny = findings.denies.find((named) => named.http !== undefined || names(named));
+    if (deny) return { refused: true, rule: deny.name };
+    if (findings.allows === undefined) return { refused: false };
+    const allow = findings.allows.find(names);
+    return allow ? { refused: false, rule: allow.name } : { refused: true, rule: findings.allows[0]?.name };
+  };
+  const ends = [flow.egress, flow.ingress];
+  for (const end of ends) {
+    const verdict = judged(end.http);
+    if (verdict.refused) return { outcome: "refused", audited: false, ...(verdict.rule ? { rule: verdict.rule } : {}) };
+  }
+  // Audit refusals of bytes that are not TLS are reported request by request.
+  for (const end of serverName === "not-tls" ? [] : ends) {
+    const verdict = end.audit.allowed ? judged(end.audit.http) : { refused: false };
+    if (verdict.refused) return { outcome: "allowed", audited: true, ...(verdict.rule ? { rule: verdict.rule } : {}) };
+  }
+  return { outcome: "allowed", audited: false };
+}
+
 /** The far end of the packet, seen from the pod whose policy is evaluated. */
 interface Remote {
   ip: string;
@@ -174,10 +236,10 @@ interface Findings {
   lenient: boolean;
   /** Whether a matching Allow rule has no TCP connection limits. */
   unlimited: boolean;
-  /** Matching Allow rules with `http`, and whether one has none. */
+  /** Matching Allow rules with `http` or `tls`, and whether one has neither. */
   httpAllows: NamedHttpRules[];
   open: boolean;
-  /** Matching Deny rules with `http`: they refuse requests, not packets. */
+  /** Matching Deny rules with `http` or `tls`: they refuse requests or connections, not packets. */
   httpDenies: NamedHttpRules[];
 }
 
@@ -197,15 +259,16 @@ function evaluateDirection(world: World, packet: Packet, pod: PodInfo, direction
       if (!ruleMatches(world, policy, rule.peers, rule.ports, packet, remote, dstPod)) return;
       const ruleName = `${name} rule ${i}`;
       for (const findings of targets) {
-        if (rule.action === "Deny" && rule.http) {
-          findings.httpDenies.push({ name: ruleName, http: rule.http });
+        const judgedBy: NamedHttpRules | undefined = rule.http ? { name: ruleName, http: rule.http } : rule.tls ? { name: ruleName, tls: rule.tls } : undefined;
+        if (rule.action === "Deny" && judgedBy) {
+          findings.httpDenies.push(judgedBy);
           continue;
         }
         (rule.action === "Deny" ? findings.denies : findings.allows).push(ruleName);
         if (rule.action === "Allow" && !rule.strict) findings.lenient = true;
         if (rule.action === "Allow" && !rule.limited) findings.unlimited = true;
-        if (rule.action === "Allow" && rule.http) findings.httpAllows.push({ name: ruleName, http: rule.http });
-        if (rule.action === "Allow" && !rule.http) findings.open = true;
+        if (rule.action === "Allow" && judgedBy) findings.httpAllows.push(judgedBy);
+        if (rule.action === "Allow" && !judgedBy) findings.open = true;
       }
     });
   }
@@ -239,6 +302,8 @@ interface Rule {
   limited: boolean;
   /** `http` (EBPFNetworkPolicy only). */
   http: HttpRule[] | undefined;
+  /** `tls` (EBPFNetworkPolicy only). */
+  tls: TlsRule | undefined;
 }
 
 function rulesOf(policy: AnyPolicy, direction: PolicyType): Rule[] {
@@ -250,10 +315,10 @@ function rulesOf(policy: AnyPolicy, direction: PolicyType): Rule[] {
     ebpf && (rule.tcp?.maxConnectionsPerSource !== undefined || rule.tcp?.newConnectionsPerSecond !== undefined);
   if (direction === "Ingress") {
     const rules: EBPFIngressRule[] = policy.spec.ingress ?? [];
-    return rules.map((rule) => ({ peers: rule.from, ports: rule.ports, action: actionOf(rule), strict: strictOf(rule), limited: limitedOf(rule), http: ebpf ? rule.http : undefined }));
+    return rules.map((rule) => ({ peers: rule.from, ports: rule.ports, action: actionOf(rule), strict: strictOf(rule), limited: limitedOf(rule), http: ebpf ? rule.http : undefined, tls: ebpf ? rule.tls : undefined }));
   }
   const rules: EBPFEgressRule[] = policy.spec.egress ?? [];
-  return rules.map((rule) => ({ peers: rule.to, ports: rule.ports, action: actionOf(rule), strict: strictOf(rule), limited: limitedOf(rule), http: ebpf ? rule.http : undefined }));
+  return rules.map((rule) => ({ peers: rule.to, ports: rule.ports, action: actionOf(rule), strict: strictOf(rule), limited: limitedOf(rule), http: ebpf ? rule.http : undefined, tls: ebpf ? rule.tls : undefined }));
 }
 
 function podSelectorOf(policy: AnyPolicy): LabelSelector {

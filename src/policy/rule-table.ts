@@ -263,6 +263,7 @@ export class RuleTable {
         action: rule.action,
         mode: policy.mode,
         ...(rule.http ? { http: rule.http } : {}),
+        ...(rule.tls ? { tls: rule.tls } : {}),
       });
       if (rule.tcpLimits) this.#tcpLimits.set(id, rule.tcpLimits);
       else this.#tcpLimits.delete(id);

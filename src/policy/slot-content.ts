@@ -70,9 +70,14 @@ function counts(rule: CompiledRule, enforcedOnly: boolean): boolean {
   return !enforcedOnly || rule.mode === "Enforce";
 }
 
-/** A Deny rule with `http` refuses requests in the proxy, not packets: it is no L4 deny. */
+/** Whether the node's proxy judges what the rule covers: it has `http` (requests) or `tls` (connections). */
+function judgedByProxy(rule: CompiledRule): boolean {
+  return rule.rule.http !== undefined || rule.rule.tls !== undefined;
+}
+
+/** A Deny rule with `http` or `tls` refuses requests or connections in the proxy, not packets: it is no L4 deny. */
 function l4Action(rule: CompiledRule): RuleAction | undefined {
-  return rule.rule.action === "Deny" && rule.rule.http ? undefined : rule.rule.action;
+  return rule.rule.action === "Deny" && judgedByProxy(rule) ? undefined : rule.rule.action;
 }
 
 function decide(rules: CompiledRule[], action: RuleAction, enforcedOnly: boolean): CompiledRule | undefined {
@@ -107,21 +112,22 @@ function everyAllow(rules: CompiledRule[], enforcedOnly: boolean, holds: (rule: 
   return rules.every((rule) => rule.rule.action !== "Allow" || !counts(rule, enforcedOnly) || holds(rule));
 }
 
-/** Ids, in reference order, of the rules with `http` of `action` counting for the verdict. */
+/** Ids, in reference order, of the rules with `http` or `tls` of `action` counting for the verdict. */
 function httpRules(rules: CompiledRule[], action: RuleAction, enforcedOnly: boolean): number[] {
   return rules
-    .filter((rule) => rule.rule.action === action && rule.rule.http !== undefined && counts(rule, enforcedOnly))
+    .filter((rule) => rule.rule.action === action && judgedByProxy(rule) && counts(rule, enforcedOnly))
     .sort((a, b) => (a.order < b.order ? -1 : a.order > b.order ? 1 : 0))
     .map((rule) => rule.id);
 }
 
 /**
- * The HTTP flags of an entry and the rules behind them: an allow holding only through rules with `http`
- * (so each request must match one of theirs), and the Deny rules with `http` covering it (so matching
- * requests are refused, whatever allows the flow). Either makes the kernel steer the flow to the proxy.
+ * The proxy's flags of an entry and the rules behind them: an allow holding only through rules with `http`
+ * or `tls` (so each request, or the connection's ClientHello, must match one of theirs), and the Deny rules
+ * with `http` or `tls` covering it (so what they match is refused, whatever allows the flow). Either makes
+ * the kernel steer the flow to the proxy.
  */
 function httpOf(rules: CompiledRule[], verdict: PolicyVerdict, auditVerdict: PolicyVerdict): { flags: number; http: PolicyHttp | undefined } {
-  const allowsOnlyHttp = (enforcedOnly: boolean) => everyAllow(rules, enforcedOnly, (rule) => rule.rule.http !== undefined);
+  const allowsOnlyHttp = (enforcedOnly: boolean) => everyAllow(rules, enforcedOnly, judgedByProxy);
   const http: PolicyHttp = {
     allows: verdict === VERDICT_ALLOW && allowsOnlyHttp(true) ? httpRules(rules, "Allow", true) : [],
     denies: httpRules(rules, "Deny", true),

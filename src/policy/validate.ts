@@ -11,6 +11,7 @@
 import { canonicalIp, cidrContains, ipFamily, IpParseError, isIpv4MappedPrefix, parseCidr } from "./ip.ts";
 import type { Cidr } from "./ip.ts";
 import { validateHttpRules } from "./http-rule.ts";
+import { validateServerNames } from "./tls-server-name.ts";
 
 /** One problem with an object: the field it is about and what is wrong with it. */
 export interface ValidationIssue {
@@ -230,6 +231,7 @@ function checkRule(value: unknown, path: string, peersKey: "from" | "to", ebpf: 
   const action = checkEnum(rule.action, `${path}.action`, ["Allow", "Deny"], issues);
   checkTcp(rule, action, path, issues);
   checkHttp(rule, path, issues);
+  checkTls(rule, path, issues);
 }
 
 /** `tcp` narrows what an Allow rule admits of TCP: on a Deny rule, or beside ports of other protocols, it would mean nothing. */
@@ -277,6 +279,34 @@ function checkHttp(rule: Fields, path: string, issues: ValidationIssue[]): void 
   if (!Array.isArray(rule.ports) || rule.ports.length === 0) issues.push({ field: `${path}.ports`, message: HTTP_WITHOUT_PORTS });
   checkTcpPorts(rule, path, "http", issues);
 }
+
+/**
+ * `tls` judges the TLS connections of the rule's TCP ports by their ClientHello: like `http`, it needs
+ * ports, all TCP. A rule with both would judge requests inside TLS, which needs termination.
+ */
+function checkTls(rule: Fields, path: string, issues: ValidationIssue[]): void {
+  const tls = objectAt(rule.tls, `${path}.tls`, issues, "optional");
+  if (tls === undefined) return;
+  for (const key of Object.keys(tls)) {
+    if (key !== "serverNames") issues.push({ field: `${path}.tls.${key}`, message: 'is not a field of tls: only "serverNames" is supported (termination and client certificates are not yet)' });
+  }
+  if (tls.serverNames === undefined || tls.serverNames === null) issues.push({ field: `${path}.tls.serverNames`, message: "is required" });
+  else {
+    for (const message of validateServerNames(tls.serverNames, `${path}.tls.serverNames`)) {
+      const at = message.indexOf(": ");
+      issues.push({ field: message.slice(0, at), message: message.slice(at + 2) });
+    }
+  }
+  if (!Array.isArray(rule.ports) || rule.ports.length === 0) issues.push({ field: `${path}.ports`, message: TLS_WITHOUT_PORTS });
+  checkTcpPorts(rule, path, "tls", issues);
+  if (rule.http !== undefined && rule.http !== null) issues.push({ field: `${path}.tls`, message: TLS_WITH_HTTP });
+}
+
+/** What `tls` on a rule without ports is refused with, here and by the CRD. */
+export const TLS_WITHOUT_PORTS = "must list the TCP ports whose TLS connections the rule's tls judges";
+
+/** What a rule with both `http` and `tls` is refused with, here and by the CRD. */
+export const TLS_WITH_HTTP = "is set together with http: requests inside TLS cannot be judged without terminating TLS, which is not supported yet; put http and tls in separate rules";
 
 /** What `http` on a rule without ports is refused with, here and by the CRD. */
 export const HTTP_WITHOUT_PORTS = "must list the TCP ports whose requests the rule's http entries judge";

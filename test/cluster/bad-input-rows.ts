@@ -166,6 +166,12 @@ export function refusedRows({ bad }: RowContext): Row[] {
     e("http header with two tests", { selector: {}, ingress: [{ ports: [{ port: 80 }], http: [{ headers: [{ name: "X-A", exact: "1", present: true }] }] }] }, refused("spec.ingress[0].http[0].headers[0]", /must set exactly one of exact, prefix, regex, present, absent/)),
     e("http method with a space", { selector: {}, ingress: [{ ports: [{ port: 80 }], http: [{ method: "GET X" }] }] }, refused("spec.ingress[0].http[0].method", /should match/)),
     e("empty http list", { selector: {}, ingress: [{ ports: [{ port: 80 }], http: [] }] }, refused("spec.ingress[0].http", /should have at least 1 items/)),
+    e("tls without ports", { selector: {}, egress: [{ tls: { serverNames: ["api.stripe.com"] } }] }, refused("spec.egress[0].ports", /must list the TCP ports whose TLS connections the rule's tls judges/)),
+    e("tls beside a UDP port", { selector: {}, egress: [{ ports: [{ protocol: "UDP", port: 443 }], tls: { serverNames: ["api.stripe.com"] } }] }, refused("spec.egress[0].ports", /but the rule sets tls: its ports must all be TCP/)),
+    e("tls together with http", { selector: {}, ingress: [{ ports: [{ port: 443 }], http: [{ method: "GET" }], tls: { serverNames: ["api.shop"] } }] }, refused("spec.ingress[0].tls", /is set together with http/)),
+    e("empty serverNames", { selector: {}, egress: [{ ports: [{ port: 443 }], tls: { serverNames: [] } }] }, refused("spec.egress[0].tls.serverNames", /should have at least 1 items/)),
+    e("server name with a space", { selector: {}, egress: [{ ports: [{ port: 443 }], tls: { serverNames: ["api stripe.com"] } }] }, refused("spec.egress[0].tls.serverNames[0]", /should match/)),
+    e("65 server names", { selector: {}, egress: [{ ports: [{ port: 443 }], tls: { serverNames: many(65, (i) => `s${i}.example`) } }] }, refused("spec.egress[0].tls.serverNames", /Too many: 65: must have at most 64 items/)),
     e("policyTypes listed twice", { selector: {}, policyTypes: ["Ingress", "Ingress"] }, refused("spec.policyTypes[1]", /Duplicate value: "Ingress"/)),
     e("policyTypes Both", { selector: {}, policyTypes: ["Both"] }, refused("spec.policyTypes[0]", /Unsupported value: "Both"/)),
     e("no selector", {}, refused("spec.selector", /Required value/)),
@@ -236,6 +242,8 @@ export function storedRows({ bad, x, addressOfA }: RowContext): Row[] {
     older("connection burst below average", bad, { selector: {}, ingress: [{ tcp: { newConnectionsPerSecond: { average: 10, burst: 5 } } }] }, "spec.ingress[0].tcp.newConnectionsPerSecond.burst", /5 is below average 10/),
     { name: "http regex that is not RE2", object: ebpf(x, "s-http-regex", { selector: { matchLabels: { app: "b" } }, ingress: [{ ports: [{ port: 80 }], http: [{ path: { regex: "(unclosed" } }] }] }), outcome: { invalid: { field: "spec.ingress[0].http[0].path.regex", message: /is not RE2 syntax/ } } },
     { name: "http path not in normalized form", object: ebpf(x, "s-http-dotdot", { selector: { matchLabels: { app: "b" } }, ingress: [{ ports: [{ port: 80 }], http: [{ path: { prefix: "/public/../admin" } }] }] }), outcome: { invalid: { field: "spec.ingress[0].http[0].path.prefix", message: /not in normalized form/ } } },
+    { name: "tls server name that is an IP address", object: ebpf(x, "s-tls-ip", { selector: { matchLabels: { app: "b" } }, egress: [{ ports: [{ port: 443 }], tls: { serverNames: ["10.0.0.1"] } }] }), outcome: { invalid: { field: "spec.egress[0].tls.serverNames[0]", message: /is an IP address, which SNI may not carry/ } } },
+    { name: "tls wildcard over a top-level domain", object: ebpf(x, "s-tls-tld", { selector: { matchLabels: { app: "b" } }, egress: [{ ports: [{ port: 443 }], tls: { serverNames: ["*.com"] } }] }), outcome: { invalid: { field: "spec.egress[0].tls.serverNames[0]", message: /would match every name under a top-level domain/ } } },
     older("expression value with a newline", bad, { selector: { matchExpressions: [{ key: "app", operator: "In", values: ["a\nb"] }] } }, "spec.selector.matchExpressions[0].values[0]", /is not a valid label value/),
     // NetworkPolicies the API server takes with a warning.
     {

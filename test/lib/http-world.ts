@@ -1,8 +1,10 @@
 /**
  * Random HTTP worlds for differential tests: pods x/a, x/b, x/c (10.0.0.1-3),
- * EBPFNetworkPolicies with HTTP rules drawn from HTTP_LISTS, flows between the
- * pods and an outside client, and requests as a parser gives them (some of
- * them hostile: dot segments, encodings, absolute-form targets to other hosts).
+ * EBPFNetworkPolicies with HTTP rules drawn from HTTP_LISTS and TLS rules from
+ * TLS_RULES, flows between the pods and an outside client, requests as a
+ * parser gives them (some of them hostile: dot segments, encodings,
+ * absolute-form targets to other hosts), and connection starts (server names,
+ * none, bytes that are not TLS).
  *
  * @module
  */
@@ -14,7 +16,7 @@ import type { RawHttpRequest } from "../../src/policy/http-request.ts";
 import { HttpViewIndex, parseHttpView } from "../../src/policy/http-view.ts";
 import { explainPacket, lookupIpcache } from "../../src/policy/lookup.ts";
 import type { Packet, PodInfo, World } from "../../src/policy/world.ts";
-import { HTTP_LISTS } from "./world-arbitrary.ts";
+import { HTTP_LISTS, TLS_RULES } from "./world-arbitrary.ts";
 
 export const A = "10.0.0.1";
 export const B = "10.0.0.2";
@@ -54,12 +56,12 @@ const ruleArb = (peerKey: "from" | "to") =>
     action: fc.constantFrom("Allow" as const, "Allow" as const, "Deny" as const),
     peer: fc.constantFrom<string | undefined>(undefined, ...ends),
     port: fc.constantFrom(80, 8080),
-    http: fc.option(fc.constantFrom(...HTTP_LISTS), { freq: 4 }),
-  }).map(({ action, peer, port, http }) => ({
+    judged: fc.option(fc.oneof(fc.constantFrom(...HTTP_LISTS).map((http) => ({ http })), fc.constantFrom(...TLS_RULES).map((tls) => ({ tls }))), { freq: 4 }),
+  }).map(({ action, peer, port, judged }) => ({
     action,
     ...(peer ? { [peerKey]: [{ podSelector: { matchLabels: { pod: peer } } }] } : {}),
     ports: [{ protocol: "TCP" as const, port }],
-    ...(http ? { http } : {}),
+    ...judged,
   }));
 
 const policyArb = (index: number) =>
@@ -97,10 +99,26 @@ export const httpRequestArb = fc.record({
   fields: [["Host", host], ...(tenant ? [["X-Tenant", tenant] as const] : []), ...(debug ? [["X-Debug", ""] as const] : [])],
 }));
 
+/** What a connection starts with: the server name of a whole ClientHello (undefined: none; some differ only in case, some only one label off a wildcard), or bytes that are not TLS. */
+export const connectionStartArb = fc.constantFrom<string | undefined | "not-tls">(
+  undefined,
+  "not-tls",
+  "api.stripe.com",
+  "API.Stripe.COM",
+  "stripe.com",
+  "github.com",
+  "api.github.com",
+  "a.b.github.com",
+  "api.shop.example",
+  "db.internal.example",
+  "internal.example",
+  "evilgithub.com",
+);
+
 /** Flows between the pods, and from outside. */
 export const httpFlowArb: fc.Arbitrary<HttpFlow> = fc.record({ client: fc.constantFrom(A, C, "192.0.2.7"), server: fc.constantFrom(B, C), port: fc.constantFrom(80, 8080) }).filter(({ client, server }) => client !== server);
 
-/** One to four random EBPFNetworkPolicies with HTTP rules. */
+/** One to four random EBPFNetworkPolicies with HTTP and TLS rules. */
 export const httpPoliciesArb: fc.Arbitrary<EBPFNetworkPolicy[]> = fc.array(fc.nat(), { minLength: 1, maxLength: 4 }).chain((ids) => fc.tuple(...ids.map((_, i) => policyArb(i))));
 
 /** A compiled HTTP world: what the proxy judges by (the view read back from JSON, as the agent publishes it) and the steered flows. */

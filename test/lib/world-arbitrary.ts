@@ -19,6 +19,7 @@ import type {
   PolicyPort,
   PolicyProtocol,
   PolicyType,
+  TlsRule,
 } from "../../src/policy/api-types.ts";
 import type { NamedPort, Packet, PacketProtocol, PodInfo, World } from "../../src/policy/world.ts";
 
@@ -137,19 +138,29 @@ export const HTTP_LISTS: HttpRule[][] = [
   [{ host: { suffix: "shop.example" } }, { path: { regex: "/a+/.*" } }],
 ];
 
+/** `tls` rules draw from: exact names, a wildcard, names differing in case. */
+export const TLS_RULES: TlsRule[] = [
+  { serverNames: ["api.stripe.com"] },
+  { serverNames: ["*.github.com", "github.com"] },
+  { serverNames: ["API.Shop.Example", "*.internal.example"] },
+];
+
+/** A rule's `http` or `tls`, or neither (a rule has at most one of them). */
+const judgedArb = fc.option(fc.oneof(fc.constantFrom(...HTTP_LISTS).map((http) => ({ http })), fc.constantFrom(...TLS_RULES).map((tls) => ({ tls }))), { freq: 2 });
+
 function rulesArb(podIps: string[], peerKey: "from" | "to", ebpf: boolean) {
   const rule = fc
     .record(
       {
         [peerKey]: fc.array(peerArb(podIps), { maxLength: 2 }),
         ports: fc.array(portArb, { maxLength: 2 }),
-        ...(ebpf && { action: fc.constantFrom("Allow" as const, "Deny" as const), strict: fc.boolean(), limits: tcpLimitsArb, http: fc.option(fc.constantFrom(...HTTP_LISTS), { freq: 2 }) }),
+        ...(ebpf && { action: fc.constantFrom("Allow" as const, "Deny" as const), strict: fc.boolean(), limits: tcpLimitsArb, judged: judgedArb }),
       },
       { requiredKeys: [] },
     )
-    // http needs ports, all TCP: a rule drawing it has its ports made so. tcp is valid on Allow rules whose ports are all TCP only.
-    .map(({ strict, limits, http, ...rest }) => {
-      const rule = http ? { ...rest, ports: (rest.ports?.length ? rest.ports : [{ port: 80 }]).map((port) => ({ ...port, protocol: "TCP" as const })), http } : rest;
+    // http and tls need ports, all TCP: a rule drawing one has its ports made so. tcp is valid on Allow rules whose ports are all TCP only.
+    .map(({ strict, limits, judged, ...rest }) => {
+      const rule = judged ? { ...rest, ports: (rest.ports?.length ? rest.ports : [{ port: 80 }]).map((port) => ({ ...port, protocol: "TCP" as const })), ...judged } : rest;
       const tcpOnly = (rule.ports ?? []).every((port) => (port.protocol ?? "TCP") === "TCP");
       const tcp = { ...(strict && { strict: true }), ...limits };
       return Object.keys(tcp).length > 0 && rule.action !== "Deny" && tcpOnly ? { ...rule, tcp } : rule;
