@@ -3,8 +3,11 @@
  * accepted (on its transparent listener, or any socket), tells HTTP/2 with
  * prior knowledge from HTTP/1.1 by the connection preface (RFC 9113 §3.4:
  * `PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n`), and hands each to the server of its
- * protocol (http1-front.ts, http2-front.ts). A client that does not send
- * enough bytes to tell within the header timeout is disconnected.
+ * protocol (http1-front.ts, http2-front.ts). Given a TLS front end, a
+ * connection whose first byte is a TLS handshake record goes to it instead
+ * (tls-front.ts), and one that is not TLS only if rules may admit its
+ * requests. A client that does not send enough bytes to tell within the
+ * header timeout is disconnected.
  *
  * @example
  * ```ts
@@ -23,6 +26,8 @@ import type { ConnectionInfo, HttpFrontOptions } from "./http-front-options.ts";
 import { HTTP_FRONT_DEFAULTS } from "./http-front-options.ts";
 import { createHttp1Front } from "./http1-front.ts";
 import { createHttp2Front } from "./http2-front.ts";
+import { TLS_HANDSHAKE_RECORD } from "./tls-front.ts";
+import type { TlsFront } from "./tls-front.ts";
 
 /** RFC 9113 §3.4: what every HTTP/2 connection starts with. */
 export const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
@@ -56,7 +61,7 @@ export function connectionInfoOf(socket: Socket): ConnectionInfo {
   };
 }
 
-export function createHttpFront(options: HttpFrontOptions): HttpFront {
+export function createHttpFront(options: HttpFrontOptions, tls?: TlsFront): HttpFront {
   const http1 = createHttp1Front(options);
   const http2 = createHttp2Front(options);
   const sniffing = new Set<Socket>();
@@ -79,6 +84,14 @@ export function createHttpFront(options: HttpFrontOptions): HttpFront {
       };
       const onData = (chunk: Buffer) => {
         received = Buffer.concat([received, chunk]);
+        if (tls && received.length === chunk.length) {
+          if (received[0] === TLS_HANDSHAKE_RECORD) {
+            stop();
+            tls.serve(socket, received, connection);
+            return;
+          }
+          if (tls.refusesPlain(socket, connection)) return stop();
+        }
         const protocol = sniffProtocol(received);
         if (protocol === undefined) return;
         stop();
@@ -93,6 +106,7 @@ export function createHttpFront(options: HttpFrontOptions): HttpFront {
       for (const socket of sniffing) socket.destroy();
       http1.close();
       http2.close();
+      tls?.close();
     },
   };
 }

@@ -165,6 +165,11 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
         if (index === undefined) throw new Error(`no HTTP view: ${options.httpViewFile} is missing`);
         return index.judge(request, connection, (address) => identities.identityOf(address));
       },
+      judgeConnection: (start, connection) => {
+        const index = viewFile.current;
+        if (index === undefined) throw new Error(`no HTTP view: ${options.httpViewFile} is missing`);
+        return index.judgeConnection(start, connection, (address) => identities.identityOf(address));
+      },
       view: () => ({ generation: viewFile.generation, loaded: viewFile.current !== undefined, errors: viewFile.errors }),
       logger,
       metricsPort: options.metricsPort,

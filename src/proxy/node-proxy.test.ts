@@ -14,6 +14,7 @@ import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { jsonLogger } from "../k8s/logger.ts";
 import { RawConnection, unusedPort } from "../../test/lib/http-proxy-harness.ts";
+import { clientHello, records, sniExtension } from "../../test/lib/tls-hello.ts";
 import type { ConnectionInfo, HttpVerdict } from "./http-front-options.ts";
 import { NodeProxy } from "./node-proxy.ts";
 
@@ -45,6 +46,7 @@ function allowingProxy(upstreamPort: number, log: (line: string) => void): Promi
     },
     connectUpstream: async () => net.connect(upstreamPort, "127.0.0.1"),
     judge: () => ({ allow: true }),
+    judgeConnection: () => ({ allow: true }),
     view: () => ({ generation: 1, loaded: true, errors: 0 }),
     logger: jsonLogger("info", {}, log),
     metricsPort: 0,
@@ -82,6 +84,7 @@ describe("the node proxy on loopback sockets", () => {
         if (request.path.startsWith("/audit")) return { allow: true, audit: true, policy: "shop/api", rule: "ingress[1]" };
         return request.path.startsWith("/public/") ? { allow: true, policy: "shop/api", rule: "ingress[0]" } : { allow: false, policy: "shop/api", rule: "ingress[0]" };
       },
+      judgeConnection: (start) => (start.tls && start.serverName === "refused.example" ? { allow: false, policy: "shop/egress", rule: "egress[0]" } : { allow: true }),
       view: () => ({ generation: viewGeneration, loaded: true, errors: 1 }),
       logger: jsonLogger("info", { component: "proxy" }, (line) => logLines.push(JSON.parse(line) as Record<string, unknown>)),
       metricsPort: 0,
@@ -173,6 +176,17 @@ describe("the node proxy on loopback sockets", () => {
     assert.ok((samples(text, "process_resident_memory_bytes").get("process_resident_memory_bytes") ?? 0) > 0);
     viewGeneration = 4;
     assert.equal(samples(proxy.renderMetrics(), "palisade_proxy_view_generation").get("palisade_proxy_view_generation"), 4);
+  });
+
+  test("a TLS connection the rules refuse: reset, one flow-log line with the name seen, counted by verdict, policy and rule", async () => {
+    const client = net.connect(proxy.addresses().find((address) => address.family === "IPv4")?.port as number, "127.0.0.1");
+    client.write(records(clientHello([sniExtension([[0, "refused.example"]])])));
+    const [error] = (await once(client, "error")) as [NodeJS.ErrnoException];
+    assert.equal(error.code, "ECONNRESET");
+    const line = logLines.find((entry) => entry["flow"] === "tls");
+    assert.deepEqual([line?.["msg"], line?.["verdict"], line?.["serverName"], line?.["policy"], line?.["rule"]], ["TLS connection refused", "refused", "refused.example", "shop/egress", "egress[0]"]);
+    const counted = samples(proxy.renderMetrics(), "palisade_proxy_tls_connections_total");
+    assert.equal(counted.get('palisade_proxy_tls_connections_total{verdict="refused",policy="shop/egress",rule="egress[0]"}'), 1);
   });
 
   test("an upstream that refuses: 502, logged as a warning and counted", async () => {

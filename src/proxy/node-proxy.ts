@@ -1,7 +1,7 @@
 /**
  * The per-node proxy as one process runs it: listeners (transparent ones in
  * production, for IPv4 and IPv6) whose accepted connections go to the HTTP
- * front end, the flow log, and the health and metrics server. How to listen,
+ * and TLS front ends, the flow log, and the health and metrics server. How to listen,
  * how to open an upstream connection and how to judge are given, so the same
  * code runs on plain loopback sockets in tests.
  *
@@ -11,6 +11,7 @@
  *   listen: (server, family) => listenTransparent(server, { family, port: 15001 }),
  *   connectUpstream: (c) => connectTransparent({ family: 4, localAddress: c.clientAddress, localPort: c.clientPort, remoteAddress: c.serverAddress, remotePort: c.serverPort }),
  *   judge: (request, connection) => index.judge(request, connection, identityOf),
+ *   judgeConnection: (start, connection) => index.judgeConnection(start, connection, identityOf),
  *   view: () => ({ generation: 1, loaded: true, errors: 0 }),
  *   logger,
  *   metricsPort: 9963,
@@ -25,10 +26,13 @@ import type { AddressInfo } from "node:net";
 import type { Logger } from "../k8s/logger.ts";
 import { serveProbes } from "../k8s/probe-server.ts";
 import type { ProbeServer } from "../k8s/probe-server.ts";
+import { logFlow } from "./flow-log.ts";
 import { createHttpFront } from "./http-front.ts";
 import type { HttpFront } from "./http-front.ts";
 import type { ConnectUpstream, HttpFlowLogEntry, HttpFrontOptions, HttpJudge } from "./http-front-options.ts";
 import { ProxyMetrics } from "./proxy-metrics.ts";
+import { createTlsFront, logTlsFlow } from "./tls-front.ts";
+import type { ConnectionJudge } from "./tls-front.ts";
 import type { ViewMetrics } from "./proxy-metrics.ts";
 
 /** An address family the proxy listens on. */
@@ -43,6 +47,8 @@ export interface NodeProxyOptions {
   connectUpstream: ConnectUpstream;
   /** Judges a request with the view in use; a throw refuses the request (403, reason logged). */
   judge: HttpJudge;
+  /** Judges a connection by its first bytes (a ClientHello's server name, or bytes that are not TLS) with the view in use; a throw refuses a TLS connection. */
+  judgeConnection: ConnectionJudge;
   /** The view in use, for the metrics. */
   view: () => ViewMetrics;
   logger: Logger;
@@ -66,10 +72,7 @@ const FLOW_MESSAGES: Record<HttpFlowLogEntry["verdict"], string> = {
  * nothing else (never a field value of the request: they may hold secrets).
  */
 export function logHttpFlow(logger: Logger, entry: HttpFlowLogEntry): void {
-  const { connection, verdict, ...rest } = entry;
-  const fields = { flow: "http", verdict, ...rest, ...connection };
-  if (verdict === "upstream-failed") logger.warn(fields, FLOW_MESSAGES[verdict]);
-  else logger.info(fields, FLOW_MESSAGES[verdict]);
+  logFlow(logger, "http", FLOW_MESSAGES, entry);
 }
 
 /** A running per-node proxy. */
@@ -84,6 +87,28 @@ export class NodeProxy {
   private constructor(options: NodeProxyOptions) {
     this.#options = options;
     const metrics = this.#metrics;
+    const tls = createTlsFront({
+      judgeConnection: (start, connection) => {
+        let verdict;
+        try {
+          verdict = options.judgeConnection(start, connection);
+        } catch (error) {
+          // A TLS connection is then refused; other bytes go on to the HTTP front end, which refuses their requests.
+          if (start.tls) metrics.tlsConnection("refused");
+          throw error;
+        }
+        // Bytes that are not TLS and that rules may admit go on to the HTTP front end, which counts their requests.
+        if (start.tls || !verdict.allow) metrics.tlsConnection(verdict.allow ? (verdict.audit ? "audited" : "allowed") : "refused", verdict.policy, verdict.rule);
+        return verdict;
+      },
+      connectUpstream: options.connectUpstream,
+      helloTimeoutMs: options.front?.headersTimeoutMs,
+      flowLog: (entry) => {
+        if (entry.verdict === "malformed") metrics.tlsConnection("malformed");
+        if (entry.verdict === "upstream-failed") metrics.upstreamFailed();
+        logTlsFlow(options.logger, entry);
+      },
+    });
     this.#front = createHttpFront({
       ...options.front,
       judge: (request, connection) => {
@@ -103,7 +128,7 @@ export class NodeProxy {
         if (entry.verdict === "upstream-failed") metrics.upstreamFailed();
         logHttpFlow(options.logger, entry);
       },
-    });
+    }, tls);
   }
 
   /** Starts the metrics server and the listeners; a failure stops what started and rejects. */

@@ -1,15 +1,34 @@
 /**
- * The proxy's metrics: requests by verdict and by the policy and rule behind
- * it, connections, upstream failures, and the HTTP view in use, as
- * Prometheus text.
+ * The proxy's metrics: requests and TLS connections by verdict and by the
+ * policy and rule behind it, connections, upstream failures, and the HTTP
+ * view in use, as Prometheus text.
  *
  * @module
  */
 import { renderPrometheus } from "../k8s/prometheus.ts";
 import type { MetricFamily } from "../k8s/prometheus.ts";
 
-/** What a request came to: forwarded, refused (403), forwarded under audit, or malformed (400, or closed unanswered). */
+/**
+ * What a request came to: forwarded, refused (403), forwarded under audit, or malformed (400, or closed
+ * unanswered); or a TLS connection: passed on, reset by the rules, passed on under audit, or reset as malformed.
+ */
 export type RequestVerdict = "allowed" | "refused" | "audited" | "malformed";
+
+/** Counts by verdict, policy and rule. */
+class VerdictCounts {
+  readonly #counts = new Map<string, { verdict: string; policy: string; rule: string; count: number }>();
+
+  add(verdict: string, policy: string, rule: string): void {
+    const key = JSON.stringify([verdict, policy, rule]);
+    const entry = this.#counts.get(key);
+    if (entry) entry.count++;
+    else this.#counts.set(key, { verdict, policy, rule, count: 1 });
+  }
+
+  samples(): { labels: Record<string, string>; value: number }[] {
+    return [...this.#counts.values()].map(({ verdict, policy, rule, count }) => ({ labels: { verdict, policy, rule }, value: count }));
+  }
+}
 
 /** The HTTP view the proxy judges with, as the metrics show it. */
 export interface ViewMetrics {
@@ -32,17 +51,20 @@ export interface ViewMetrics {
  * ```
  */
 export class ProxyMetrics {
-  readonly #requests = new Map<string, { verdict: RequestVerdict; policy: string; rule: string; count: number }>();
+  readonly #requests = new VerdictCounts();
+  readonly #tlsConnections = new VerdictCounts();
   #open = 0;
   #accepted = 0;
   #upstreamFailures = 0;
 
   /** Counts one request's verdict (policy and rule empty when none was named). */
   request(verdict: RequestVerdict, policy = "", rule = ""): void {
-    const key = JSON.stringify([verdict, policy, rule]);
-    const entry = this.#requests.get(key);
-    if (entry) entry.count++;
-    else this.#requests.set(key, { verdict, policy, rule, count: 1 });
+    this.#requests.add(verdict, policy, rule);
+  }
+
+  /** Counts one connection's verdict at the TLS front end (policy and rule empty when none was named). */
+  tlsConnection(verdict: RequestVerdict, policy = "", rule = ""): void {
+    this.#tlsConnections.add(verdict, policy, rule);
   }
 
   /** Counts an accepted client connection; the returned function counts its close (once). */
@@ -57,7 +79,7 @@ export class ProxyMetrics {
     };
   }
 
-  /** Counts a request answered 502: its upstream could not be reached or failed before answering. */
+  /** Counts a request answered 502 or a TLS connection reset: its upstream could not be reached or failed before answering. */
   upstreamFailed(): void {
     this.#upstreamFailures++;
   }
@@ -74,9 +96,20 @@ export class ProxyMetrics {
         name: "palisade_proxy_requests_total",
         type: "counter",
         help: "HTTP requests judged by the proxy, by verdict (allowed, refused, audited, malformed) and the policy and rule behind it.",
-        samples: [...this.#requests.values()].map(({ verdict, policy, rule, count }) => ({ labels: { verdict, policy, rule }, value: count })),
+        samples: this.#requests.samples(),
       },
-      { name: "palisade_proxy_upstream_failures_total", type: "counter", help: "Allowed requests answered 502: the upstream could not be reached or failed before answering.", samples: [{ value: this.#upstreamFailures }] },
+      {
+        name: "palisade_proxy_tls_connections_total",
+        type: "counter",
+        help: "Connections judged by their ClientHello's server name (or refused for not being TLS where only tls rules admit them), by verdict (allowed, refused, audited, malformed) and the policy and rule behind it.",
+        samples: this.#tlsConnections.samples(),
+      },
+      {
+        name: "palisade_proxy_upstream_failures_total",
+        type: "counter",
+        help: "Allowed requests answered 502 and allowed TLS connections reset: the upstream could not be reached or failed before answering.",
+        samples: [{ value: this.#upstreamFailures }],
+      },
       { name: "palisade_proxy_connections", type: "gauge", help: "Client connections open.", samples: [{ value: this.#open }] },
       { name: "palisade_proxy_connections_total", type: "counter", help: "Client connections accepted.", samples: [{ value: this.#accepted }] },
       { name: "palisade_proxy_view_generation", type: "gauge", help: "HTTP views loaded since the proxy started (a missing file counts as one).", samples: [{ value: view.generation }] },

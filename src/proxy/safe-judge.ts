@@ -1,19 +1,18 @@
 /**
  * Asks the judge, failing closed: a judge that throws (a bug, a rule table
- * being swapped) refuses the request instead of taking the proxy down or
- * letting the request through.
+ * being swapped) refuses the request or connection instead of taking the
+ * proxy down or letting it through.
  *
  * @module
  */
-import type { HttpRequestView } from "../policy/http-rule.ts";
-import type { ConnectionInfo, HttpJudge, HttpVerdict } from "./http-front-options.ts";
+import type { HttpVerdict } from "./http-front-options.ts";
 
 /** A verdict, with why the judge could not give one when it threw. */
 export type SafeVerdict = HttpVerdict & { reason?: string };
 
-export function judgeSafely(judge: HttpJudge, request: HttpRequestView, connection: ConnectionInfo): SafeVerdict {
+export function judgeSafely<Args extends unknown[]>(judge: (...args: Args) => HttpVerdict, ...args: Args): SafeVerdict {
   try {
-    return judge(request, connection);
+    return judge(...args);
   } catch (error) {
     return { allow: false, reason: `judge failed: ${error instanceof Error ? error.message : String(error)}` };
   }
