@@ -21,6 +21,8 @@ import {
   type World,
 } from "../policy/index.ts";
 import { httpRequestView } from "../policy/http-request.ts";
+import type { HttpJudgement } from "../policy/http-view.ts";
+import { hostNameProblem } from "../policy/tls-client-hello.ts";
 import { loadManifests } from "./load-manifests.ts";
 import { UsageError } from "./usage-error.ts";
 import { verdictTable, type PairVerdict } from "./verdict-table.ts";
@@ -36,6 +38,8 @@ export interface ExplainOptions {
   output: "text" | "json" | "table";
   /** A request to judge as the node's proxy would (with --from/--to; TCP). */
   http?: { method: string; path: string; host?: string; headers: [string, string][] };
+  /** A TLS connection's ClientHello server name to judge as the node's proxy would (with --from/--to; TCP). */
+  tlsServerName?: string;
 }
 
 interface End {
@@ -83,7 +87,7 @@ function describeLookup(state: DesiredState, where: string, result: LookupResult
       // Limited: only rules with connection limits allow it, so the deciding rule's limits apply.
       return `${where}: allowed by ${describeRule(state, result.ruleId)}${result.tcpStrict ? " (tcp strict: a new flow must open with a SYN)" : ""}${
         result.tcpLimited ? ` (tcp limited: ${describeLimits(state.tcpLimits.get(result.ruleId))} per source address, charged to this rule)` : ""
-      }${result.proxied ? " (steered to the node's proxy: HTTP rules judge its requests)" : ""}`;
+      }${result.proxied ? " (steered to the node's proxy: HTTP or TLS rules judge it)" : ""}`;
     case "policy-deny":
       return `${where}: denied by ${describeRule(state, result.ruleId)}`;
     case "default-deny":
@@ -125,9 +129,9 @@ function explainOne(state: DesiredState, world: World, from: End, to: End, optio
   }
   if (lines.length === 0) lines.push("neither end is a pod: no policy applies");
   let allowed = verdict.allowed;
-  if (options.http && view && verdict.allowed) {
+  if (view && verdict.allowed && (options.http || options.tlsServerName !== undefined)) {
     const proxied = (verdict.egress?.proxied ?? false) || (verdict.ingress?.proxied ?? false);
-    const judged = explainRequest(state, view, proxied, from, to, options.port, options.http);
+    const judged = options.http ? explainRequest(state, view, proxied, from, to, options.port, options.http) : explainTls(state, view, proxied, from, to, options.port, options.tlsServerName ?? "");
     allowed = judged.allowed;
     lines.push(judged.line);
   }
@@ -141,12 +145,34 @@ function explainRequest(state: DesiredState, view: HttpViewIndex, proxied: boole
   const host = http.host ?? (to.ip.includes(":") ? `[${to.ip}]` : to.ip);
   const accepted = httpRequestView({ method: http.method, target: http.path, fields: [["Host", host], ...http.headers] });
   if (!accepted.ok) return { allowed: false, line: `${what}: refused with 400 before any rule: ${accepted.reason}` };
-  const identityOf = (ip: string): number => lookupIpcache(state, ip)?.value.identity ?? IDENTITY_WORLD;
-  const judged = view.judge(accepted.view, { clientAddress: from.ip, clientPort: 40000, serverAddress: to.ip, serverPort: port }, identityOf);
-  if (judged.allow && !judged.audit && judged.rule === undefined) return { allowed: true, line: `${what}: allowed, no HTTP Deny entry matches and a rule without http allows the flow` };
+  const judged = view.judge(accepted.view, connectionOf(from, to, port), identityOf(state));
+  return describeJudgement(what, judged, "refused with 403", "no HTTP Deny entry matches and a rule without http allows the flow");
+}
+
+/** The proxy's verdict for a TLS connection whose ClientHello names `serverName`, on an allowed flow. */
+function explainTls(state: DesiredState, view: HttpViewIndex, proxied: boolean, from: End, to: End, port: number, serverName: string): { allowed: boolean; line: string } {
+  const what = `tls ${serverName}`;
+  if (!proxied) return { allowed: true, line: `${what}: not judged, no HTTP or TLS rule covers this flow (it never reaches the proxy)` };
+  const problem = hostNameProblem(serverName);
+  if (problem) return { allowed: false, line: `${what}: reset before any rule: a ClientHello naming ${problem} is malformed` };
+  const judged = view.judgeConnection({ tls: true, serverName: serverName.toLowerCase() }, connectionOf(from, to, port), identityOf(state));
+  return describeJudgement(what, judged, "reset", "no TLS Deny rule matches and a rule without http or tls allows the flow");
+}
+
+function connectionOf(from: End, to: End, port: number) {
+  return { clientAddress: from.ip, clientPort: 40000, serverAddress: to.ip, serverPort: port };
+}
+
+function identityOf(state: DesiredState): (ip: string) => number {
+  return (ip) => lookupIpcache(state, ip)?.value.identity ?? IDENTITY_WORLD;
+}
+
+/** One line for the proxy's judgement of a request or connection: `refused` says how it is refused, `open` why nothing judged it. */
+function describeJudgement(what: string, judged: HttpJudgement, refused: string, open: string): { allowed: boolean; line: string } {
+  if (judged.allow && !judged.audit && judged.rule === undefined) return { allowed: true, line: `${what}: allowed, ${open}` };
   const by = judged.policy ? ` by ${judged.policy} ${judged.rule}` : ` (${judged.rule})`;
-  if (!judged.allow) return { allowed: false, line: `${what}: refused with 403${by}` };
-  return { allowed: true, line: judged.audit ? `${what}: allowed; audit mode would refuse it${by}` : `${what}: allowed${by}` };
+  if (!judged.allow) return { allowed: false, line: `${what}: ${refused}${by}` };
+  return { allowed: true, line: judged.audit ? `${what}: allowed; audit mode would have it ${refused}${by}` : `${what}: allowed${by}` };
 }
 
 function pairs(world: World, options: ExplainOptions): [End, End][] {
@@ -194,7 +220,8 @@ export function runExplain(options: ExplainOptions): string {
     if (familyOf(from.ip) !== familyOf(to.ip)) {
       throw new UsageError(`Cannot explain: ${from.ip} and ${to.ip} are of different address families`);
     }
-    const result = explainOne(state, world, from, to, options, options.http ? new HttpViewIndex(compiler.httpView()) : undefined);
+    const judged = options.http !== undefined || options.tlsServerName !== undefined;
+    const result = explainOne(state, world, from, to, options, judged ? new HttpViewIndex(compiler.httpView()) : undefined);
     if (options.output === "json") {
       return JSON.stringify({
         from: from.label,

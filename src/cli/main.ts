@@ -9,13 +9,14 @@ import { UsageError } from "./usage-error.ts";
 
 const EXPLAIN_HELP = `  palisade explain -f PATH... [--from NS/POD|IP --to NS/POD|IP] [--port N] [--protocol TCP|UDP|SCTP|ICMP]
                    [--family ipv4|ipv6] [--http-method M] [--http-path P] [--http-host H]
-                   [--http-header NAME=VALUE]... [-o text|json|table]
+                   [--http-header NAME=VALUE]... [--tls-server-name NAME] [-o text|json|table]
       Verdicts for traffic between the pods of manifests (Namespaces, Pods, NetworkPolicies,
       EBPFNetworkPolicies; YAML or JSON files or folders), answered from the compiled datapath
       state. With --from/--to: one verdict and the policy rules behind it; with --http-*, also the
       verdict the node's proxy gives that HTTP request (GET / and the destination as host by
-      default) and the rule behind it. Without: every ordered pair of pods (-o table: a matrix;
-      -o json: {"port","protocol","pairs":[...]}).`;
+      default) and the rule behind it; with --tls-server-name, the verdict it gives a TLS
+      connection whose ClientHello asks for NAME. Without: every ordered pair of pods (-o table: a
+      matrix; -o json: {"port","protocol","pairs":[...]}).`;
 
 const AGENT_HELP = `  palisade agent --node-name NODE [--kubeconfig PATH] [--pin-root DIR] [--metrics-port N] [--identities cluster|local]
                  [--http-view-file PATH] [--proxy-port N]
@@ -114,6 +115,7 @@ function explainOptions(argv: string[]): ExplainOptions {
       "http-path": { type: "string" },
       "http-host": { type: "string" },
       "http-header": { type: "string", multiple: true },
+      "tls-server-name": { type: "string" },
     },
     allowPositionals: false,
   });
@@ -125,6 +127,9 @@ function explainOptions(argv: string[]): ExplainOptions {
   });
   const wantsHttp = values["http-method"] !== undefined || values["http-path"] !== undefined || values["http-host"] !== undefined || headers.length > 0;
   if (wantsHttp && (values.from === undefined || values.to === undefined)) throw new UsageError("Cannot explain: --http-* need --from and --to");
+  const tlsServerName = values["tls-server-name"];
+  if (tlsServerName !== undefined && (values.from === undefined || values.to === undefined)) throw new UsageError("Cannot explain: --tls-server-name needs --from and --to");
+  if (tlsServerName !== undefined && wantsHttp) throw new UsageError("Cannot explain: --tls-server-name and --http-* go apart (a request inside TLS is not judged without termination)");
   if (files.length === 0) throw new UsageError("Cannot explain: -f PATH is required (a manifest file or folder)");
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
@@ -149,6 +154,7 @@ function explainOptions(argv: string[]): ExplainOptions {
     ...(family !== undefined && { family }),
     ...(values.from !== undefined && { from: values.from }),
     ...(values.to !== undefined && { to: values.to }),
+    ...(tlsServerName !== undefined && { tlsServerName }),
     ...(wantsHttp && {
       http: { method: values["http-method"] ?? "GET", path: values["http-path"] ?? "/", ...(values["http-host"] !== undefined && { host: values["http-host"] }), headers },
     }),
