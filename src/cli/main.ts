@@ -25,9 +25,10 @@ const AGENT_HELP = `  palisade agent --node-name NODE [--kubeconfig PATH] [--pin
       it enforces in ConfigMap palisade-system/palisade-node-NODE, logs denied flows as JSON lines,
       and serves /healthz, /readyz and /metrics on --metrics-port (9962). Identity numbers come from
       the operator's PalisadeIdentity objects (cluster, the default) or from the agent alone (local,
-      for an agent run without an operator). Flows that HTTP rules cover are steered to the node's
-      proxy on --proxy-port (15001; 0: no proxy, such flows fail closed), which judges requests by
-      the view the agent writes to --http-view-file (/run/palisade/http-view.json). Needs root.`;
+      for an agent run without an operator). Flows that HTTP or TLS rules cover are steered to the
+      node's proxy on --proxy-port (15001; 0: no proxy, such flows fail closed), which judges requests
+      and ClientHellos by the view the agent writes to --http-view-file (/run/palisade/http-view.json).
+      Needs root.`;
 
 /**
  * The commands: each one's module is loaded only when it runs (or its help is

@@ -3,9 +3,10 @@
  * [--pin-root DIR] [--port N] [--metrics-port N] [--log-level LEVEL]`: one
  * process per node, apart from the agent so that an agent restart never
  * touches a proxied connection. It listens transparently (IPv4 and IPv6) on
- * the port the datapath steers HTTP-ruled flows to, judges every request
- * with the latest HTTP view the agent wrote, and opens each upstream
- * connection from the client's own address to the original destination.
+ * the port the datapath steers HTTP- and TLS-ruled flows to, judges every
+ * request and every TLS connection's ClientHello with the latest HTTP view
+ * the agent wrote, and opens each upstream connection from the client's own
+ * address to the original destination.
  * SIGTERM or SIGINT: stops accepting, closes the connections, exits 0.
  *
  * @module
@@ -41,12 +42,13 @@ export class ProxyUsageError extends Error {
 
 /** `palisade proxy`'s part of the help. */
 export const PROXY_HELP = `  palisade proxy [--http-view-file PATH] [--pin-root DIR] [--port N] [--metrics-port N] [--log-level debug|info|warn|error]
-      Runs the node's transparent HTTP proxy: the datapath steers to --port (${DEFAULT_PROXY_PORT}) the flows whose
-      policy carries HTTP rules; each request is judged with the HTTP view the agent writes to PATH
-      (${DEFAULT_HTTP_VIEW_PATH}; re-read when it changes; missing: every request refused with 403) and the
-      agent's ipcache pinned under DIR (${DEFAULT_PIN_ROOT}), refused with 403 or forwarded from the
-      client's own address. Refused, malformed, audited and unforwardable requests are logged as JSON
-      lines; /healthz, /readyz and /metrics on --metrics-port (${DEFAULT_PROXY_METRICS_PORT}). Needs root (NET_ADMIN).`;
+      Runs the node's transparent HTTP and TLS proxy: the datapath steers to --port (${DEFAULT_PROXY_PORT}) the flows
+      whose policy carries HTTP or TLS rules; each request, and each TLS connection's ClientHello, is judged
+      with the HTTP view the agent writes to PATH (${DEFAULT_HTTP_VIEW_PATH}; re-read when it changes; missing:
+      every request refused with 403, every TLS connection reset) and the agent's ipcache pinned under DIR
+      (${DEFAULT_PIN_ROOT}), refused (403, or a reset) or passed on from the client's own address. Refused,
+      malformed, audited and unforwardable requests and connections are logged as JSON lines; /healthz,
+      /readyz and /metrics on --metrics-port (${DEFAULT_PROXY_METRICS_PORT}). Needs root (NET_ADMIN).`;
 
 function port(flag: string, value: string | undefined, fallback: number): number {
   if (value === undefined) return fallback;
