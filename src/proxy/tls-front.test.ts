@@ -12,7 +12,7 @@ import tls from "node:tls";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { makeCertificate } from "../../test/lib/tls-certificate.ts";
-import { clientHello, records, sniExtension } from "../../test/lib/tls-hello.ts";
+import { clientHello, extension, records, sniExtension } from "../../test/lib/tls-hello.ts";
 import { matchServerName } from "../policy/tls-server-name.ts";
 import type { ConnectionInfo, HttpFlowLogEntry } from "./http-front-options.ts";
 import { createHttpFront } from "./http-front.ts";
@@ -159,20 +159,23 @@ describe("the TLS front end", () => {
     assert.equal(await ending(client), "reset");
   });
 
-  test("malformed and slow ClientHellos are reset and logged as malformed", async () => {
+  test("malformed, oversized and slow ClientHellos are reset and logged as malformed", async () => {
     upstreamPort = rawPort;
     const before = rawReceived.length;
     const twoNames = records(clientHello([sniExtension([[0, "api.shop.example"], [0, "x.github.com"]])]));
     const slow = records(clientHello([sniExtension([[0, "api.shop.example"]])])).subarray(0, 20);
-    for (const bytes of [twoNames, Buffer.from([0x16, 2, 0, 0, 5, 1, 2, 3, 4, 5]), slow]) {
+    // A 30 KB ClientHello in records of one byte each: six bytes per byte of it.
+    const tinyRecords = records(clientHello([sniExtension([[0, "api.shop.example"]]), extension(21, Buffer.alloc(30_000))]), 1);
+    for (const bytes of [twoNames, Buffer.from([0x16, 2, 0, 0, 5, 1, 2, 3, 4, 5]), tinyRecords, slow]) {
       const client = net.connect(proxyPort, "127.0.0.1");
       client.write(bytes);
       assert.equal(await ending(client), "reset");
     }
     const entries = tlsLog.splice(0);
-    assert.deepEqual(entries.map((entry) => entry.verdict), ["malformed", "malformed", "malformed"]);
+    assert.deepEqual(entries.map((entry) => entry.verdict), ["malformed", "malformed", "malformed", "malformed"]);
     assert.match(entries[0]?.reason ?? "", /two host_name entries/);
-    assert.match(entries[2]?.reason ?? "", /no whole ClientHello within 500 ms/);
+    assert.match(entries[2]?.reason ?? "", /no whole ClientHello in the first 131072 bytes/);
+    assert.match(entries[3]?.reason ?? "", /no whole ClientHello within 500 ms/);
     assert.equal(rawReceived.length, before, "no upstream connection was opened");
   });
 

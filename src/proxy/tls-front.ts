@@ -28,11 +28,17 @@
 import type { Socket } from "node:net";
 import type { Logger } from "../k8s/logger.ts";
 import type { ConnectionStart } from "../policy/http-view.ts";
-import { readClientHello } from "../policy/tls-client-hello.ts";
+import { MAX_CLIENT_HELLO, readClientHello } from "../policy/tls-client-hello.ts";
 import type { ConnectionInfo, ConnectUpstream, HttpVerdict } from "./http-front-options.ts";
 import { HTTP_FRONT_DEFAULTS } from "./http-front-options.ts";
 import { logFlow } from "./flow-log.ts";
 import { judgeSafely } from "./safe-judge.ts";
+
+/**
+ * The most bytes held while a ClientHello is incomplete: its 64 KiB and room for the headers of records
+ * far smaller than real clients send. Tiny records cost a re-read of every one of them per segment.
+ */
+const MAX_HELD = 2 * MAX_CLIENT_HELLO;
 
 /** The first byte of a TLS connection: a handshake record (RFC 8446 §5.1, content type 22). */
 export const TLS_HANDSHAKE_RECORD = 0x16;
@@ -152,7 +158,7 @@ export function createTlsFront(options: TlsFrontOptions): TlsFront {
         socket.off("close", stop);
       };
       const read = () => {
-        const reading = readClientHello(bytes);
+        const reading = bytes.length > MAX_HELD ? { state: "refused" as const, reason: `no whole ClientHello in the first ${MAX_HELD} bytes` } : readClientHello(bytes);
         if (reading.state === "incomplete") return;
         // No more bytes until the verdict: the splice resumes the socket.
         socket.pause();

@@ -1,8 +1,9 @@
 /**
  * What the proxy's HTTP tests run against, over loopback only: an upstream
  * server (HTTP/1.1 or HTTP/2 cleartext) that records every request it gets,
- * the proxy's HTTP front end in front of it with given rules, and a raw
- * HTTP/1.1 client that sends exact bytes and reads responses one at a time.
+ * the proxy's HTTP front end in front of it with given rules (and its TLS
+ * front end, given a connection judge), and a raw HTTP/1.1 client that sends
+ * exact bytes and reads responses one at a time.
  *
  * @module
  */
@@ -15,6 +16,8 @@ import type { HttpRule } from "../../src/policy/api-types.ts";
 import { compileHttpRules } from "../../src/policy/http-rule.ts";
 import type { HttpFlowLogEntry, HttpFrontOptions, HttpVerdict } from "../../src/proxy/http-front-options.ts";
 import { createHttpFront } from "../../src/proxy/http-front.ts";
+import { createTlsFront } from "../../src/proxy/tls-front.ts";
+import type { ConnectionJudge } from "../../src/proxy/tls-front.ts";
 
 /** A request as the upstream server got it. */
 export interface UpstreamRequest {
@@ -49,6 +52,8 @@ export interface HarnessOptions {
   judge?: HttpFrontOptions["judge"];
   /** Instead of connecting to the harness's upstream server. */
   connectUpstream?: HttpFrontOptions["connectUpstream"];
+  /** Judges connections by their first bytes: with it, the TLS front end stands beside the HTTP one, as in the node proxy. */
+  judgeConnection?: ConnectionJudge;
 }
 
 function judgeOf(options: HarnessOptions): (request: Parameters<HttpFrontOptions["judge"]>[0]) => HttpVerdict {
@@ -120,12 +125,14 @@ export async function startProxyHarness(options: HarnessOptions): Promise<ProxyH
   const upstreamPort = await listen(upstream);
 
   const flowLog: HttpFlowLogEntry[] = [];
+  const connectUpstream = options.connectUpstream ?? (async (connection) => net.connect(connection.serverPort, connection.serverAddress));
+  const tls = options.judgeConnection && createTlsFront({ judgeConnection: options.judgeConnection, connectUpstream, flowLog: () => undefined });
   const front = createHttpFront({
     judge: options.judge ?? judgeOf(options),
-    connectUpstream: options.connectUpstream ?? (async (connection) => net.connect(connection.serverPort, connection.serverAddress)),
+    connectUpstream,
     flowLog: (entry) => flowLog.push(entry),
     ...options.front,
-  });
+  }, tls);
   const proxy = net.createServer((socket) => front.handleConnection(socket, {
     clientAddress: socket.remoteAddress ?? "",
     clientPort: socket.remotePort ?? 0,
