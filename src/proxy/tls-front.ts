@@ -206,7 +206,7 @@ export function createTlsFront(options: TlsFrontOptions): TlsFront {
     },
 
     close() {
-      for (const socket of served) socket.resetAndDestroy();
+      for (const socket of served) if (!socket.destroyed) socket.resetAndDestroy();
       served.clear();
     },
   };
