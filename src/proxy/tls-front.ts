@@ -99,11 +99,19 @@ export function logTlsFlow(logger: Logger, entry: TlsFlowLogEntry): void {
   logFlow(logger, "tls", FLOW_MESSAGES, entry);
 }
 
+/**
+ * Ends a socket with an RST, or plainly once its sending half is closed: libuv refuses to reset a socket
+ * being shut down (EINVAL), and Node then never closes its handle, which would leak.
+ */
+function resetSocket(socket: Socket): void {
+  if (socket.destroyed) return;
+  if (socket.writableEnded) socket.destroy();
+  else socket.resetAndDestroy();
+}
+
 /** An RST from one side is passed on as an RST to the other. */
 function resetTogether(one: Socket, other: Socket): void {
-  one.on("error", () => {
-    if (!other.destroyed) other.resetAndDestroy();
-  });
+  one.on("error", () => resetSocket(other));
 }
 
 export function createTlsFront(options: TlsFrontOptions): TlsFront {
@@ -113,7 +121,7 @@ export function createTlsFront(options: TlsFrontOptions): TlsFront {
 
   const reset = (socket: Socket, entry: TlsFlowLogEntry) => {
     options.flowLog(entry);
-    if (!socket.destroyed) socket.resetAndDestroy();
+    resetSocket(socket);
   };
 
   /** Opens the upstream and splices the two sockets; `head` is what the client sent so far. */
@@ -129,7 +137,7 @@ export function createTlsFront(options: TlsFrontOptions): TlsFront {
     // Either side may close its sending half while the other still sends (TLS close_notify, then FIN).
     upstream.allowHalfOpen = true;
     if (client.destroyed) {
-      upstream.resetAndDestroy();
+      resetSocket(upstream);
       return;
     }
     served.add(upstream);
@@ -206,7 +214,7 @@ export function createTlsFront(options: TlsFrontOptions): TlsFront {
     },
 
     close() {
-      for (const socket of served) if (!socket.destroyed) socket.resetAndDestroy();
+      for (const socket of served) resetSocket(socket);
       served.clear();
     },
   };
