@@ -21,11 +21,13 @@
  * @module
  */
 import http from "node:http";
-import type { ClientRequest, ClientRequestArgs, IncomingMessage, ServerResponse } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { httpRequestView } from "../policy/http-request.ts";
 import { endToEndFields, flatFields, framingFieldNamedByConnection } from "./hop-by-hop.ts";
+import { UpstreamConnection } from "./http1-upstream.ts";
+import type { Exchange } from "./http1-upstream.ts";
 import type { ConnectionInfo, HttpFlowLogEntry, HttpFrontOptions } from "./http-front-options.ts";
 import { HTTP_FRONT_DEFAULTS } from "./http-front-options.ts";
 import { judgeSafely } from "./safe-judge.ts";
@@ -38,44 +40,22 @@ export interface Http1Front {
   close(): void;
 }
 
-/** An agent whose every connection is the upstream of one client connection. */
-class UpstreamAgent extends http.Agent {
-  readonly #open: () => Promise<Socket>;
-
-  constructor(open: () => Promise<Socket>) {
-    // One socket: requests of a client connection go upstream one after another, in order.
-    super({ keepAlive: true, maxSockets: 1, maxFreeSockets: 1 });
-    this.#open = open;
-  }
-
-  /** Opens the socket asynchronously (the agent's documented callback form); a failure fails the waiting request. */
-  override createConnection(_options: ClientRequestArgs, callback?: (error: Error | null, stream: Duplex) => void): undefined {
-    // The agent reads no stream from a failure's call.
-    const fail = callback as ((error: Error) => void) | undefined;
-    this.#open().then(
-      (socket) => callback?.(null, socket),
-      (error: unknown) => fail?.(error instanceof Error ? error : new Error(String(error))),
-    );
-    return undefined;
-  }
-}
-
 interface ConnectionState {
   connection: ConnectionInfo;
-  agent: UpstreamAgent;
+  upstream: UpstreamConnection;
   /** Requests the parser has delivered on this connection. */
   requests: number;
   /** Forwarded requests whose response has not ended, oldest first. */
-  active: Exchange[];
+  active: Forwarded[];
   /** The parser failed (malformed bytes, a timeout): a 400 follows the responses still due, then the connection closes. */
   failed: boolean;
 }
 
 /** One forwarded request. */
-interface Exchange {
+interface Forwarded {
   request: IncomingMessage;
   response: ServerResponse;
-  upstream: ClientRequest;
+  sent: Exchange;
 }
 
 const TEXT_PLAIN = "text/plain; charset=utf-8";
@@ -112,14 +92,14 @@ export function createHttp1Front(options: HttpFrontOptions): Http1Front {
    * followed by a 400: the connection is closed at once.
    */
   function settleFailure(state: ConnectionState, socket: Duplex): void {
-    for (const exchange of [...state.active]) {
-      if (exchange.request.complete) continue;
-      if (exchange.response.headersSent) {
+    for (const forwarded of [...state.active]) {
+      if (forwarded.request.complete) continue;
+      if (forwarded.response.headersSent) {
         socket.destroy();
         return;
       }
-      exchange.upstream.destroy();
-      state.active.splice(state.active.indexOf(exchange), 1);
+      state.upstream.cancel(forwarded.sent);
+      state.active.splice(state.active.indexOf(forwarded), 1);
     }
     if (state.active.length === 0 && socket.writable) socket.end(BAD_REQUEST);
   }
@@ -175,60 +155,71 @@ export function createHttp1Front(options: HttpFrontOptions): Http1Front {
     onStatus: (status: number) => void,
     logged: Omit<HttpFlowLogEntry, "protocol" | "verdict" | "status">,
   ): void {
-    const fields = endToEndFields(request.rawHeaders);
-    // RFC 9110 §7.6.3: a proxy adds itself to Via.
-    fields.push(["Via", `${request.httpVersion} palisade`]);
-    let upstream: ClientRequest;
-    try {
-      upstream = http.request({ agent: state.agent, method: request.method, path: target, headers: flatFields(fields), setHost: false });
-    } catch (error) {
-      // connectUpstream threw instead of rejecting (the agent calls it inside request()).
-      log({ verdict: "upstream-failed", status: 502, reason: error instanceof Error ? error.message : String(error), ...logged });
-      response.writeHead(502, { "content-type": TEXT_PLAIN, "content-length": "11", connection: "close" });
-      response.end("Bad Gateway");
-      return;
+    // RFC 9110 §7.6.3: a proxy adds itself to Via. Node's parser has checked every name and value: they are written as received.
+    let head = `${request.method} ${target} HTTP/1.1\r\n`;
+    let chunked = false;
+    let length = 0;
+    for (const [name, value] of endToEndFields(request.rawHeaders)) {
+      head += `${name}: ${value}\r\n`;
+      const lower = name.toLowerCase();
+      if (lower === "transfer-encoding") chunked = true;
+      else if (lower === "content-length") length = Number(value);
     }
-    const exchange: Exchange = { request, response, upstream };
-    state.active.push(exchange);
+    head += `Via: ${request.httpVersion} palisade\r\n\r\n`;
+    let finished = false;
     const done = () => {
-      const index = state.active.indexOf(exchange);
+      finished = true;
+      const index = state.active.indexOf(forwarded);
       if (index >= 0) state.active.splice(index, 1);
       if (state.failed) settleFailure(state, request.socket);
     };
-    upstream.on("response", (upstreamResponse) => {
-      const status = upstreamResponse.statusCode ?? 502;
-      onStatus(status);
-      const responseFields = endToEndFields(upstreamResponse.rawHeaders);
-      responseFields.push(["Via", `${upstreamResponse.httpVersion} palisade`]);
-      response.writeHead(status, upstreamResponse.statusMessage, flatFields(responseFields));
-      // Trailers arrive with the end of the body: added before pipe() ends the response.
-      upstreamResponse.on("end", () => {
-        const trailers: [string, string][] = [];
-        for (let index = 0; index + 1 < upstreamResponse.rawTrailers.length; index += 2) {
-          trailers.push([upstreamResponse.rawTrailers[index] ?? "", upstreamResponse.rawTrailers[index + 1] ?? ""]);
-        }
-        if (trailers.length > 0) response.addTrailers(trailers);
-      });
-      upstreamResponse.on("error", () => request.socket.destroy());
-      upstreamResponse.pipe(response);
-    });
-    upstream.on("error", (error) => {
-      // Aborted because the client went away or its request was cut: nothing to answer.
-      if (request.socket.destroyed || response.destroyed || !state.active.includes(exchange)) return;
-      if (!response.headersSent) {
-        log({ verdict: "upstream-failed", status: 502, reason: error.message, ...logged });
-        response.writeHead(502, { "content-type": TEXT_PLAIN, "content-length": "11", connection: "close" });
-        response.end("Bad Gateway");
-      } else request.socket.destroy();
-    });
+    const sent: Exchange = {
+      method: request.method ?? "",
+      head,
+      chunked,
+      // Node's parser has removed the chunked framing (its chunks go upstream framed anew) and checked the length.
+      ...((chunked || length > 0) && { body: request }),
+      sink: {
+        head(upstreamHead) {
+          onStatus(upstreamHead.status);
+          const fields = endToEndFields(upstreamHead.fields.flat());
+          fields.push(["Via", `${upstreamHead.version} palisade`]);
+          response.writeHead(upstreamHead.status, upstreamHead.reason, flatFields(fields));
+        },
+        data(chunks) {
+          if (!response.write(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks))) {
+            // The client reads slower than the server writes: stop reading the server until it caught up.
+            state.upstream.pause();
+            response.once("drain", () => state.upstream.resume());
+          }
+        },
+        end(chunks, trailers) {
+          if (trailers.length > 0) response.addTrailers(trailers);
+          if (chunks.length === 0) response.end();
+          else response.end(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+        },
+        fail(error, answered) {
+          if (finished || request.socket.destroyed || response.destroyed) return;
+          if (answered) {
+            request.socket.destroy();
+            return;
+          }
+          log({ verdict: "upstream-failed", status: 502, reason: error.message, ...logged });
+          response.writeHead(502, { "content-type": TEXT_PLAIN, "content-length": "11", connection: "close" });
+          response.end("Bad Gateway");
+        },
+      },
+    };
+    const forwarded: Forwarded = { request, response, sent };
+    state.active.push(forwarded);
     response.on("finish", done);
     response.on("close", () => {
       // The client went away, or the response was cut: the upstream exchange cannot complete either.
-      if (!response.writableFinished) upstream.destroy();
+      if (!response.writableFinished) state.upstream.cancel(sent);
       done();
     });
-    request.on("error", () => upstream.destroy());
-    request.pipe(upstream);
+    request.on("error", () => state.upstream.cancel(sent));
+    state.upstream.send(sent);
   }
 
   server.on("request", (request, response) => onRequest(request, response, false));
@@ -263,9 +254,9 @@ export function createHttp1Front(options: HttpFrontOptions): Http1Front {
 
   return {
     serve(socket, firstBytes, connection) {
-      const agent = new UpstreamAgent(() => options.connectUpstream(connection));
-      states.set(socket, { connection, agent, requests: 0, active: [], failed: false });
-      socket.once("close", () => agent.destroy());
+      const upstream = new UpstreamConnection(() => options.connectUpstream(connection), options.maxHeaderSize ?? HTTP_FRONT_DEFAULTS.maxHeaderSize);
+      states.set(socket, { connection, upstream, requests: 0, active: [], failed: false });
+      socket.once("close", () => upstream.destroy());
       server.emit("connection", socket);
       // The parser has taken the socket over; the bytes read before it did are its first input.
       if (firstBytes.length > 0) socket.emit("data", firstBytes);

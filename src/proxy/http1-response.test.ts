@@ -1,0 +1,130 @@
+/**
+ * The upstream response reader: where each response ends, fed whole and one
+ * byte at a time, and every response that could be read two ways refused.
+ */
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { ResponseError, ResponseReader } from "./http1-response.ts";
+import type { ResponseHead } from "./http1-response.ts";
+
+interface Read {
+  heads: ResponseHead[];
+  body: string;
+  ends: { trailers: [string, string][]; reusable: boolean }[];
+}
+
+/** Expects one response per method, feeding `bytes` in pieces of `step` bytes (0: whole). */
+function read(bytes: string, methods: string[], step = 0): Read {
+  const reader = new ResponseReader(1024);
+  const seen: Read = { heads: [], body: "", ends: [] };
+  const queue = [...methods];
+  const next = () => {
+    const method = queue.shift();
+    if (method === undefined) return;
+    reader.expect(method, {
+      head: (head) => seen.heads.push(head),
+      data: (chunk) => (seen.body += chunk.toString("latin1")),
+      end: (trailers, reusable) => {
+        seen.ends.push({ trailers, reusable });
+        next();
+      },
+    });
+  };
+  next();
+  const buffer = Buffer.from(bytes, "latin1");
+  if (step === 0) reader.push(buffer);
+  else for (let offset = 0; offset < buffer.length; offset += step) reader.push(buffer.subarray(offset, offset + step));
+  return seen;
+}
+
+const GOOD: [string, string, string[], Partial<Read> & { reusable: boolean[] }][] = [
+  ["a Content-Length body", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", ["GET"], { body: "hello", reusable: [true] }],
+  ["chunked with extensions and trailers", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;a=b;c=\"d e\"\r\nhello\r\n0\r\nX-Sum: 1\r\n\r\n", ["GET"], { body: "hello", reusable: [true] }],
+  ["a 100 Continue is dropped", "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n", ["POST"], { body: "", reusable: [true] }],
+  ["HEAD: no body whatever the length says", "HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n", ["HEAD"], { body: "", reusable: [true] }],
+  ["304: no body", "HTTP/1.1 304 Not Modified\r\nContent-Length: 50\r\n\r\n", ["GET"], { body: "", reusable: [true] }],
+  ["Connection: close", "HTTP/1.1 200 OK\r\nConnection: keep-alive, close\r\nContent-Length: 0\r\n\r\n", ["GET"], { body: "", reusable: [false] }],
+  ["HTTP/1.0 is not reused", "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", ["GET"], { body: "ok", reusable: [false] }],
+  ["identical Content-Length lines", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok", ["GET"], { body: "ok", reusable: [true] }],
+];
+
+describe("upstream response reader", () => {
+  for (const [name, bytes, methods, expected] of GOOD) {
+    for (const step of [0, 1]) {
+      test(`${name}${step === 1 ? ", byte by byte" : ""}`, () => {
+        const seen = read(bytes, methods, step);
+        assert.equal(seen.body, expected.body);
+        assert.deepEqual(seen.ends.map((end) => end.reusable), expected.reusable);
+      });
+    }
+  }
+
+  test("a head is given once, fields as received; trailers at the end", () => {
+    const seen = read("HTTP/1.1 201 Created\r\nX-A:  spaced \t\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-Sum: 1\r\n\r\n", ["GET"]);
+    assert.deepEqual(seen.heads, [{ version: "1.1", status: 201, reason: "Created", fields: [["X-A", "spaced"], ["Transfer-Encoding", "chunked"]] }]);
+    assert.deepEqual(seen.ends[0]?.trailers, [["X-Sum", "1"]]);
+  });
+
+  test("a body delimited by the close ends when the server closes, never reused", () => {
+    const reader = new ResponseReader(1024);
+    const ends: boolean[] = [];
+    let body = "";
+    reader.expect("GET", { head: () => {}, data: (chunk) => (body += chunk.toString()), end: (_trailers, reusable) => ends.push(reusable) });
+    reader.push(Buffer.from("HTTP/1.1 200 OK\r\n\r\nall of it"));
+    assert.deepEqual(ends, []);
+    reader.close();
+    assert.deepEqual(ends, [false]);
+    assert.equal(body, "all of it");
+  });
+
+  test("a close inside a length-delimited body is an error", () => {
+    const reader = new ResponseReader(1024);
+    reader.expect("GET", { head: () => {}, data: () => {}, end: () => assert.fail("ended") });
+    reader.push(Buffer.from("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort"));
+    assert.throws(() => reader.close(), ResponseError);
+  });
+
+  test("bytes after a complete response in its read: dropped, the connection not reused", () => {
+    const seen = read("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokjunk", ["GET"]);
+    assert.equal(seen.body, "ok");
+    assert.deepEqual(seen.ends.map((end) => end.reusable), [false]);
+  });
+
+  test("bytes while no response is due are an error", () => {
+    assert.throws(() => new ResponseReader(1024).push(Buffer.from("HTTP/1.1 200 OK\r\n\r\n")), /no response was due/);
+  });
+
+  const HOSTILE: [string, string][] = [
+    ["Content-Length with Transfer-Encoding", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"],
+    ["Content-Length lines that disagree", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"],
+    ["a Content-Length list", "HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\n"],
+    ["a signed Content-Length", "HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\n"],
+    ["a bare LF", "HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n"],
+    ["a bare CR in a value", "HTTP/1.1 200 OK\r\nX-A: a\rb\r\nContent-Length: 0\r\n\r\n"],
+    ["obs-fold", "HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\nContent-Length: 0\r\n\r\n"],
+    ["whitespace before the colon", "HTTP/1.1 200 OK\r\nContent-Length : 0\r\n\r\n"],
+    ["a NUL in a value", "HTTP/1.1 200 OK\r\nX-A: a\0b\r\nContent-Length: 0\r\n\r\n"],
+    ["HTTP/2.0 in a status line", "HTTP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n"],
+    ["a two-digit status", "HTTP/1.1 20 OK\r\nContent-Length: 0\r\n\r\n"],
+    ["101 without an upgrade asked", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n"],
+    ["chunked twice", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n"],
+    ["Transfer-Encoding in HTTP/1.0", "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"],
+    ["a chunk size that is not hex", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"],
+    ["a chunk size past 2^52", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000\r\n"],
+    ["a negative chunk size", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\n"],
+    ["chunk data not followed by CRLF", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nab\r\n"],
+    ["a header block over the limit", `HTTP/1.1 200 OK\r\nX-A: ${"a".repeat(2000)}\r\n\r\n`],
+  ];
+  for (const [name, bytes] of HOSTILE) {
+    for (const step of [0, 1]) {
+      test(`refused: ${name}${step === 1 ? ", byte by byte" : ""}`, () => {
+        assert.throws(() => read(bytes, ["GET"], step), ResponseError);
+      });
+    }
+  }
+
+  test("a long run of spaces in a value costs linear time, and trailing ones are trimmed", () => {
+    const seen = read(`HTTP/1.1 200 OK\r\nX-A: a${" ".repeat(900)}\r\nContent-Length: 0\r\n\r\n`, ["GET"]);
+    assert.deepEqual(seen.heads[0]?.fields[0], ["X-A", "a"]);
+  });
+});

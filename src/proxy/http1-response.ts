@@ -1,0 +1,315 @@
+/**
+ * Reads the responses of an HTTP/1.1 upstream connection, one per request
+ * sent, strictly (RFC 9112): the status line, the field lines, then the body
+ * framed by the rules of §6.3, chunked bodies decoded, trailers kept. The
+ * proxy forwards what it reads through Node's server response, which frames
+ * the body anew for the client; this reader only has to know where each
+ * response ends, and must never know it differently from the server that
+ * sent it. So anything a peer could mean two ways is an error: bare CR or LF,
+ * obs-fold, whitespace before a colon, control bytes, Content-Length with
+ * Transfer-Encoding, Content-Length lines that disagree, a Transfer-Encoding
+ * that does not end in chunked on a reused connection, a chunk size that is
+ * not hex or too long, bytes nobody asked for. A 1xx answer other than 101 is
+ * read and dropped (Node's HTTP client does the same; the proxy answers
+ * `Expect: 100-continue` itself); 101 is an error (the proxy never forwards
+ * Upgrade).
+ *
+ * @module
+ */
+
+/** A status line and field lines, as received. */
+export interface ResponseHead {
+  /** "1.0" or "1.1". */
+  version: string;
+  status: number;
+  reason: string;
+  /** Field lines in order, names as received. */
+  fields: [string, string][];
+}
+
+/** What the reader reports for the response under way. */
+export interface ResponseSink {
+  head(head: ResponseHead): void;
+  data(chunk: Buffer): void;
+  /**
+   * The response is complete. `reusable`: the connection may carry the next
+   * request (HTTP/1.1, no `Connection: close`, framed by length or chunks, no
+   * byte beyond the response).
+   */
+  end(trailers: [string, string][], reusable: boolean): void;
+}
+
+/** An upstream response that cannot be read one way only. */
+export class ResponseError extends Error {
+  constructor(message: string) {
+    super(`Malformed upstream response: ${message}`);
+    this.name = "ResponseError";
+  }
+}
+
+/** Bytes of a chunk-size line, extensions included. */
+const MAX_CHUNK_LINE = 4096;
+/** Hex digits of a chunk size: 13 stay below 2^53 (Number.MAX_SAFE_INTEGER). */
+const MAX_CHUNK_SIZE_DIGITS = 13;
+
+const STATUS_LINE = /^HTTP\/(1\.[01]) ([1-9]\d\d) ([\t\x20-\x7e\x80-\xff]*)$/;
+/** RFC 9110 §5.1 token. */
+const FIELD_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** Field-vchar, SP and HTAB (RFC 9110 §5.5): no control byte, no NUL. */
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+/** Chunk size, then extensions (RFC 9112 §7.1.1): `;name[=token|quoted-string]`, with optional whitespace. */
+const CHUNK_LINE = /^([0-9A-Fa-f]+)((?:[\t ]*;[\t ]*[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?:[\t ]*=[\t ]*(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+|"(?:[\t\x20\x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t\x20-\x7e\x80-\xff])*"))?)*)$/;
+const CRLF = Buffer.from("\r\n", "latin1");
+const END_OF_HEAD = Buffer.from("\r\n\r\n", "latin1");
+
+type Body =
+  | { kind: "length"; remaining: number }
+  | { kind: "chunk-size" }
+  | { kind: "chunk-data"; remaining: number }
+  | { kind: "chunk-end" }
+  | { kind: "trailers" }
+  | { kind: "close" };
+
+/**
+ * Splits a header block (without its final empty line) into a first line and
+ * field lines; any CR or LF that is not part of a CRLF is an error.
+ */
+function splitLines(block: string, what: string): [string, string[]] {
+  const lines = block.split("\r\n");
+  for (const line of lines) {
+    if (line.includes("\r") || line.includes("\n")) throw new ResponseError(`bare CR or LF in the ${what}`);
+  }
+  const first = lines.shift() ?? "";
+  return [first, lines];
+}
+
+const isWhitespace = (code: number) => code === 0x20 || code === 0x09;
+
+/** Field lines (`name:` OWS value OWS, RFC 9112 §5), optional whitespace trimmed by hand (a regex would backtrack). */
+function parseFields(lines: readonly string[], what: string): [string, string][] {
+  const fields: [string, string][] = [];
+  for (const line of lines) {
+    if (isWhitespace(line.charCodeAt(0))) throw new ResponseError(`obs-fold in the ${what}`);
+    const colon = line.indexOf(":");
+    const name = colon < 0 ? "" : line.slice(0, colon);
+    if (!FIELD_NAME.test(name)) throw new ResponseError(`invalid field name in the ${what}`);
+    let start = colon + 1;
+    let end = line.length;
+    while (start < end && isWhitespace(line.charCodeAt(start))) start++;
+    while (end > start && isWhitespace(line.charCodeAt(end - 1))) end--;
+    const value = line.slice(start, end);
+    if (!FIELD_VALUE.test(value)) throw new ResponseError(`invalid field value in the ${what}`);
+    fields.push([name, value]);
+  }
+  return fields;
+}
+
+/** The comma-separated list elements of every line of a field, lower case. */
+function listElements(fields: readonly [string, string][], name: string): string[] {
+  const elements: string[] = [];
+  for (const [key, value] of fields) {
+    if (key.toLowerCase() !== name) continue;
+    for (const element of value.split(",")) {
+      const trimmed = element.trim().toLowerCase();
+      if (trimmed !== "") elements.push(trimmed);
+    }
+  }
+  return elements;
+}
+
+/**
+ * Reads one connection's responses. Call {@link expect} before the response
+ * to each request, {@link push} with every byte received, {@link close} when
+ * the peer closed; a {@link ResponseError} thrown from them means the
+ * connection can no longer be read.
+ */
+export class ResponseReader {
+  readonly #maxHeaderSize: number;
+  #pending: Buffer = Buffer.alloc(0);
+  #sink: ResponseSink | undefined;
+  #head: ResponseHead | undefined;
+  #body: Body | undefined;
+  #reusable = false;
+  #trailers: [string, string][] = [];
+  #method = "";
+
+  /** `maxHeaderSize`: bytes of a header block (or a trailer section), status line included. */
+  constructor(maxHeaderSize: number) {
+    this.#maxHeaderSize = maxHeaderSize;
+  }
+
+  /** Whether a response is expected or under way. */
+  get busy(): boolean {
+    return this.#sink !== undefined;
+  }
+
+  /** The response to a request with `method` comes next; `sink` hears of it. */
+  expect(method: string, sink: ResponseSink): void {
+    if (this.#sink !== undefined) throw new Error("A response is already under way");
+    this.#sink = sink;
+    this.#method = method;
+    this.#head = undefined;
+    this.#body = undefined;
+    this.#trailers = [];
+    if (this.#pending.length > 0) this.#run(Buffer.alloc(0));
+  }
+
+  /** Bytes received from the upstream. */
+  push(bytes: Buffer): void {
+    if (this.#sink === undefined) {
+      if (bytes.length > 0) throw new ResponseError("bytes received while no response was due");
+      return;
+    }
+    this.#run(bytes);
+  }
+
+  /** The upstream closed its side: ends a body delimited by the close, or fails a response cut short. */
+  close(): void {
+    if (this.#sink === undefined) return;
+    if (this.#body?.kind === "close") {
+      this.#complete(false);
+      return;
+    }
+    throw new ResponseError(this.#head === undefined ? "the connection closed before a response" : "the connection closed inside the body");
+  }
+
+  #run(bytes: Buffer): void {
+    let input = this.#pending.length === 0 ? bytes : Buffer.concat([this.#pending, bytes]);
+    this.#pending = Buffer.alloc(0);
+    while (this.#sink !== undefined) {
+      if (this.#head === undefined) {
+        const end = input.indexOf(END_OF_HEAD);
+        if (end < 0) {
+          if (input.length > this.#maxHeaderSize) throw new ResponseError("header block too large");
+          this.#pending = input;
+          return;
+        }
+        if (end + 4 > this.#maxHeaderSize) throw new ResponseError("header block too large");
+        const block = input.toString("latin1", 0, end);
+        input = input.subarray(end + 4);
+        // A response without a body ends with its head.
+        if (this.#readHead(block)) return this.#complete(this.#reusable, input);
+        continue;
+      }
+      const body = this.#body!;
+      if (body.kind === "close") {
+        if (input.length > 0) this.#sink.data(input);
+        return;
+      }
+      if (body.kind === "length" || body.kind === "chunk-data") {
+        if (input.length === 0 && body.remaining > 0) return;
+        const taken = Math.min(body.remaining, input.length);
+        if (taken > 0) this.#sink.data(input.subarray(0, taken));
+        input = input.subarray(taken);
+        body.remaining -= taken;
+        if (body.remaining > 0) return;
+        if (body.kind === "length") return this.#complete(this.#reusable, input);
+        this.#body = { kind: "chunk-end" };
+        continue;
+      }
+      if (body.kind === "chunk-end") {
+        if (input.length < 2) {
+          if (input.length === 1 && input[0] !== 0x0d) throw new ResponseError("chunk data not followed by CRLF");
+          this.#pending = input;
+          return;
+        }
+        if (input[0] !== 0x0d || input[1] !== 0x0a) throw new ResponseError("chunk data not followed by CRLF");
+        input = input.subarray(2);
+        this.#body = { kind: "chunk-size" };
+        continue;
+      }
+      if (body.kind === "chunk-size") {
+        const end = input.indexOf(CRLF);
+        if (end < 0) {
+          if (input.length > MAX_CHUNK_LINE) throw new ResponseError("chunk-size line too long");
+          this.#pending = input;
+          return;
+        }
+        const line = input.toString("latin1", 0, end);
+        input = input.subarray(end + 2);
+        const size = this.#chunkSize(line);
+        this.#body = size === 0 ? { kind: "trailers" } : { kind: "chunk-data", remaining: size };
+        continue;
+      }
+      // Trailer section: field lines, then an empty line.
+      if (input.length >= 2 && input[0] === 0x0d && input[1] === 0x0a) return this.#complete(this.#reusable, input.subarray(2));
+      const end = input.indexOf(END_OF_HEAD);
+      if (end < 0) {
+        if (input.length > this.#maxHeaderSize) throw new ResponseError("trailer section too large");
+        this.#pending = input;
+        return;
+      }
+      if (end + 4 > this.#maxHeaderSize) throw new ResponseError("trailer section too large");
+      const block = input.toString("latin1", 0, end);
+      input = input.subarray(end + 4);
+      const [first, rest] = splitLines(block, "trailer section");
+      this.#trailers = parseFields([first, ...rest], "trailer section");
+      return this.#complete(this.#reusable, input);
+    }
+  }
+
+  /** Reads a header block; true when it ends the response (no body). */
+  #readHead(block: string): boolean {
+    const [statusLine, lines] = splitLines(block, "header block");
+    const status = STATUS_LINE.exec(statusLine);
+    if (status === null) throw new ResponseError("invalid status line");
+    const head: ResponseHead = { version: status[1]!, status: Number(status[2]), reason: status[3]!, fields: parseFields(lines, "header block") };
+    if (head.status === 101) throw new ResponseError("101 Switching Protocols to a request that asked for no upgrade");
+    // Interim answers are dropped; the final one follows on the same connection.
+    if (head.status < 200) return false;
+    this.#head = head;
+    this.#body = this.#framing(head);
+    this.#sink!.head(head);
+    return this.#body === undefined;
+  }
+
+  /** RFC 9112 §6.3: how the body of `head` is delimited; undefined when it has none. */
+  #framing(head: ResponseHead): Body | undefined {
+    const connection = listElements(head.fields, "connection");
+    this.#reusable = head.version === "1.1" && !connection.includes("close");
+    if (this.#method === "HEAD" || head.status === 204 || head.status === 304) return undefined;
+    const codings = listElements(head.fields, "transfer-encoding");
+    const lengths = head.fields.filter(([name]) => name.toLowerCase() === "content-length").map(([, value]) => value);
+    const hasCoding = head.fields.some(([name]) => name.toLowerCase() === "transfer-encoding");
+    if (hasCoding && lengths.length > 0) throw new ResponseError("both Transfer-Encoding and Content-Length");
+    if (hasCoding) {
+      if (head.version === "1.0") throw new ResponseError("Transfer-Encoding in an HTTP/1.0 response");
+      if (codings.at(-1) === "chunked") {
+        if (codings.indexOf("chunked") !== codings.length - 1) throw new ResponseError("chunked applied more than once");
+        return { kind: "chunk-size" };
+      }
+      // A body whose coding is not chunked ends with the connection (§6.3 item 4 for responses).
+      this.#reusable = false;
+      return { kind: "close" };
+    }
+    if (lengths.length > 0) {
+      const first = lengths[0]!;
+      if (!/^\d{1,15}$/.test(first) || lengths.some((value) => value !== first)) throw new ResponseError("invalid Content-Length");
+      const remaining = Number(first);
+      return remaining === 0 ? undefined : { kind: "length", remaining };
+    }
+    this.#reusable = false;
+    return { kind: "close" };
+  }
+
+  #chunkSize(line: string): number {
+    const match = CHUNK_LINE.exec(line);
+    if (match === null) throw new ResponseError("invalid chunk-size line");
+    const digits = match[1]!.replace(/^0+(?=.)/, "");
+    if (digits.length > MAX_CHUNK_SIZE_DIGITS) throw new ResponseError("chunk size too large");
+    return Number.parseInt(digits, 16);
+  }
+
+  /**
+   * Ends the response under way. One request is sent at a time, so bytes
+   * after a complete response were not asked for: they are dropped and the
+   * connection is not reused.
+   */
+  #complete(reusable: boolean, rest: Buffer = Buffer.alloc(0)): void {
+    const sink = this.#sink!;
+    this.#sink = undefined;
+    this.#head = undefined;
+    this.#body = undefined;
+    sink.end(this.#trailers, reusable && rest.length === 0);
+  }
+}
