@@ -25,3 +25,4 @@ export * from "./lookup.ts";
 export * from "./http-view.ts";
 export * from "./reference-evaluator.ts";
 export * from "./identity-object.ts";
+export * from "./tls-material.ts";
