@@ -13,6 +13,7 @@ import { repositoryRoot } from "../repository-root.ts";
 import { KubeClient } from "../k8s/client.ts";
 import { isAlreadyExists } from "../k8s/errors.ts";
 import { resourcePath, Resources } from "../k8s/resource.ts";
+import { TLS_MATERIAL_NAMESPACE } from "../policy/tls-material.ts";
 import { PROXY_NODE_FLAGS } from "../datapath/transparent-socket.ts";
 import { runningPid, startDetached, startHealthy, stopDetached, stopProcessesUsing } from "./detached-process.ts";
 import { removeNodeRuntimeSandboxes, writeNodeNetwork } from "./node-runtime/index.ts";
@@ -300,16 +301,21 @@ export const nodeRuntimesStep: DevUpStep = {
 /** The namespace the operator's Lease and the agents' reports live in. */
 export const SYSTEM_NAMESPACE = "palisade-system";
 
-/** Creates namespace palisade-system unless it exists. */
+/**
+ * Creates namespaces palisade-system and palisade-secrets (the operator's
+ * copies of TLS material for the proxies) unless they exist.
+ */
 export const systemNamespaceStep: DevUpStep = {
-  name: "system namespace",
+  name: "system namespaces",
   async run(context) {
     const client = KubeClient.fromFile(context.layout.adminKubeconfig);
-    try {
-      await client.request("POST", resourcePath(Resources.namespaces), { body: { apiVersion: "v1", kind: "Namespace", metadata: { name: SYSTEM_NAMESPACE } } });
-      context.progress(`created namespace ${SYSTEM_NAMESPACE}`);
-    } catch (error) {
-      if (!isAlreadyExists(error)) throw error;
+    for (const name of [SYSTEM_NAMESPACE, TLS_MATERIAL_NAMESPACE]) {
+      try {
+        await client.request("POST", resourcePath(Resources.namespaces), { body: { apiVersion: "v1", kind: "Namespace", metadata: { name } } });
+        context.progress(`created namespace ${name}`);
+      } catch (error) {
+        if (!isAlreadyExists(error)) throw error;
+      }
     }
   },
 };

@@ -38,6 +38,18 @@ export interface InformerHandlers<T> {
   onDelete?(obj: T): void;
 }
 
+/**
+ * Handlers calling `fn` on every add, update and delete.
+ *
+ * @example
+ * ```ts
+ * informer.addHandlers(onAny((obj) => queue.add(objectKey(obj))));
+ * ```
+ */
+export function onAny<T>(fn: (obj: T) => void): InformerHandlers<T> {
+  return { onAdd: fn, onUpdate: (_, obj) => fn(obj), onDelete: fn };
+}
+
 /** Options of an {@linkcode Informer}. */
 export interface InformerOptions<T> {
   /** The API server to talk to. */

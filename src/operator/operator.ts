@@ -22,12 +22,13 @@ import {
   isNotFound,
   jsonLogger,
   objectKey,
+  onAny,
   parseNodeReport,
   patchStatus,
   reportedNodeName,
   setConditions,
 } from "../k8s/index.ts";
-import type { Condition, ConditionInput, InformerHandlers, Logger, NodeReport } from "../k8s/index.ts";
+import type { Condition, ConditionInput, Logger, NodeReport } from "../k8s/index.ts";
 import { identityInformer } from "../api-objects/index.ts";
 import type { EBPFNetworkPolicy, EBPFNetworkPolicyStatus, NetworkPolicy, PalisadeIdentity } from "../policy/api-types.ts";
 import { validatePolicy } from "../policy/validate.ts";
@@ -36,6 +37,7 @@ import type { ProbeServer } from "../k8s/probe-server.ts";
 import { DEFAULT_IDENTITY_GRACE_MS, IdentityController } from "./identities.ts";
 import { OperatorMetrics } from "./metrics.ts";
 import { ConditionReason, ConditionType, computePolicyStatus, describeIssues } from "./policy-status.ts";
+import { TlsMaterialController } from "./tls-material.ts";
 
 /** Port of `/healthz`, `/readyz` and `/metrics` unless told otherwise (deploy/20-operator.yaml's `http-metrics`). */
 export const DEFAULT_OPERATOR_METRICS_PORT = 9963;
@@ -129,6 +131,7 @@ class Operator implements RunningOperator {
   readonly #namespaces: Informer<V1Namespace>;
   readonly #identities: Informer<PalisadeIdentity>;
   readonly #identityController: IdentityController;
+  readonly #tlsMaterial: TlsMaterialController;
   readonly #events: EventRecorder;
   readonly #elector: LeaderElector;
   readonly #metricsPort: number;
@@ -181,6 +184,11 @@ class Operator implements RunningOperator {
       events: this.#events,
       graceMs: options.identityGraceMs ?? DEFAULT_IDENTITY_GRACE_MS,
     });
+    this.#tlsMaterial = new TlsMaterialController({
+      client, logger,
+      policies: this.#policies,
+      onReferencesChanged: (keys) => keys.forEach((key) => this.#enqueue(`EBPFNetworkPolicy/${key}`)),
+    });
     this.#elector = new LeaderElector({
       client, logger,
       namespace: this.#namespace,
@@ -229,7 +237,9 @@ class Operator implements RunningOperator {
   }
 
   #informers(): Informer<KubernetesObject>[] {
-    return [this.#policies, this.#networkPolicies, this.#pods, this.#nodes, this.#reports, this.#namespaces, this.#identities] as Informer<KubernetesObject>[];
+    return [
+      this.#policies, this.#networkPolicies, this.#pods, this.#nodes, this.#reports, this.#namespaces, this.#identities, ...this.#tlsMaterial.informers(),
+    ] as Informer<KubernetesObject>[];
   }
 
   /** One leadership term: wait for the caches, reconcile everything, then whatever changes, until `signal`. */
@@ -242,7 +252,7 @@ class Operator implements RunningOperator {
     signal.addEventListener("abort", () => queue.shutdown(), { once: true });
     this.#enqueueAllPolicies();
     for (const key of this.#networkPolicies.cache.keys()) queue.add(`NetworkPolicy/${key}`);
-    await Promise.all([queue.runWorkers(this.#workers, (key) => this.#reconcile(key, signal)), this.#identityController.run(signal)]);
+    await Promise.all([queue.runWorkers(this.#workers, (key) => this.#reconcile(key, signal)), this.#identityController.run(signal), this.#tlsMaterial.run(signal)]);
     if (this.#queue === queue) this.#queue = undefined;
   }
 
@@ -310,13 +320,14 @@ class Operator implements RunningOperator {
       pods: this.#pods.cache.byIndex(NAMESPACE_INDEX, namespace),
       nodes: this.#nodes.cache.keys(),
       reports: this.#nodeReports(),
+      referenceIssues: this.#tlsMaterial.issuesOf(policy),
     });
     const generation = decision.observedGeneration;
     const accepted = decision.conditions.find((c) => c.type === ConditionType.accepted);
     const previous = findCondition(policy.status?.conditions as Condition[] | undefined, ConditionType.accepted);
     if (accepted?.status === "False" && !(previous?.status === "False" && previous.message === accepted.message && previous.observedGeneration === generation)) {
       this.#log.warn({ namespace, name, generation, issues: decision.issues }, "Policy refused");
-      await this.#events.record(policy, "Warning", ConditionReason.invalid, "Validate", `Cannot accept EBPFNetworkPolicy "${namespace}/${name}": ${accepted.message}`);
+      await this.#events.record(policy, "Warning", accepted.reason, "Validate", `Cannot accept EBPFNetworkPolicy "${namespace}/${name}": ${accepted.message}`);
     }
     if (this.#statusIsCurrent(policy, decision.conditions, decision.fields, generation)) return;
     try {
@@ -370,9 +381,4 @@ class Operator implements RunningOperator {
     }
     return reports;
   }
-}
-
-/** Handlers calling `fn` on every add, update and delete. */
-function onAny<T>(fn: (obj: T) => void): InformerHandlers<T> {
-  return { onAdd: fn, onUpdate: (_, obj) => fn(obj), onDelete: fn };
 }

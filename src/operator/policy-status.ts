@@ -26,6 +26,8 @@ export const ConditionType = {
 export const ConditionReason = {
   valid: "Valid",
   invalid: "Invalid",
+  /** The policy is valid, but an object it references (TLS material) is missing or malformed. */
+  invalidReference: "InvalidReference",
   programmed: "Programmed",
   pending: "Pending",
   notAccepted: "NotAccepted",
@@ -51,6 +53,8 @@ export interface PolicyStatusInput {
   nodes: readonly string[];
   /** Agent reports by node name; an `Error` when a node's report is unreadable. */
   reports: ReadonlyMap<string, NodeReport | Error>;
+  /** What is wrong with the objects the policy references (TLS material); none when absent. */
+  referenceIssues?: readonly ValidationIssue[];
 }
 
 /** The status to write: conditions and the other `status` fields. */
@@ -67,7 +71,7 @@ export interface PolicyStatusDecision {
     programmed: string;
     observedGeneration: number;
   };
-  /** What the operator's checks found wrong (empty when accepted). */
+  /** What the operator's checks found wrong, in the policy or, when it is valid, in what it references (empty when accepted). */
   issues: ValidationIssue[];
   /** Nodes that do not enforce the current generation yet. */
   lagging: NodeLag[];
@@ -89,7 +93,8 @@ const MAX_NAMED_NODES = 5;
 export function computePolicyStatus(input: PolicyStatusInput): PolicyStatusDecision {
   const { policy, pods, nodes, reports } = input;
   const generation = policy.metadata.generation ?? 0;
-  const issues = validatePolicy(policy);
+  const invalid = validatePolicy(policy);
+  const issues = invalid.length > 0 ? invalid : [...(input.referenceIssues ?? [])];
   const accepted = issues.length === 0;
   const lagging: NodeLag[] = [];
   for (const node of nodes) {
@@ -110,7 +115,7 @@ export function computePolicyStatus(input: PolicyStatusInput): PolicyStatusDecis
   const selectedPods = accepted ? pods.filter((pod) => isSelected(policy, pod)).length : 0;
   return {
     observedGeneration: generation,
-    conditions: [acceptedCondition(issues), programmedCondition(accepted, generation, nodes.length, lagging)],
+    conditions: [acceptedCondition(issues, invalid.length > 0 ? ConditionReason.invalid : ConditionReason.invalidReference), programmedCondition(accepted, generation, nodes.length, lagging)],
     fields: {
       selectedPods,
       programmedNodes,
@@ -141,11 +146,11 @@ function isSelected(policy: EBPFNetworkPolicy, pod: V1Pod): boolean {
   return pod.status?.phase === "Running" && matchesSelector(policy.spec.selector, pod.metadata?.labels ?? {});
 }
 
-function acceptedCondition(issues: readonly ValidationIssue[]): ConditionInput {
+function acceptedCondition(issues: readonly ValidationIssue[], reason: string): ConditionInput {
   if (issues.length === 0) {
     return { type: ConditionType.accepted, status: "True", reason: ConditionReason.valid, message: "The policy passed the operator's checks" };
   }
-  return { type: ConditionType.accepted, status: "False", reason: ConditionReason.invalid, message: describeIssues(issues) };
+  return { type: ConditionType.accepted, status: "False", reason, message: describeIssues(issues) };
 }
 
 function programmedCondition(accepted: boolean, generation: number, total: number, lagging: readonly NodeLag[]): ConditionInput {

@@ -66,3 +66,59 @@ export function tlsMaterialName(source: TlsMaterialSource): string | undefined {
 export function formatTlsMaterialSource(source: TlsMaterialSource): string {
   return `${source.kind} ${source.namespace}/${source.name}`;
 }
+
+/** One reference of a policy's rule to material: the source, the ConfigMap key (CA bundles), and the field naming it. */
+export interface TlsMaterialReference {
+  source: TlsMaterialSource;
+  /** The key of a ConfigMap source; undefined for a Secret (its `tls.crt` and `tls.key`). */
+  key?: string;
+  /** The field, e.g. `spec.ingress[0].tls.termination.certificate.secretName`. */
+  field: string;
+}
+
+/** A `{configMapName, key}` reference as a rule writes it. */
+interface ConfigMapKeyRef {
+  configMapName?: unknown;
+  key?: unknown;
+}
+
+/** What this module reads of a rule's `tls`; the rest of the rule is the validator's. */
+interface TlsReferences {
+  termination?: { certificate?: { secretName?: unknown }; upstreamCA?: ConfigMapKeyRef };
+  clientCertificate?: { ca?: ConfigMapKeyRef };
+}
+
+/**
+ * The material an EBPFNetworkPolicy's rules reference, in rule order; a
+ * reference that is not a string (the validator reports it) is skipped.
+ *
+ * @example
+ * ```ts
+ * tlsMaterialReferences({ metadata: { namespace: "shop" }, spec: { ingress: [{ tls: { termination: { certificate: { secretName: "api-tls" } } } }] } });
+ * // [{ source: { kind: "Secret", namespace: "shop", name: "api-tls" }, field: "spec.ingress[0].tls.termination.certificate.secretName" }]
+ * ```
+ */
+export function tlsMaterialReferences(policy: { metadata: { namespace?: string }; spec?: { ingress?: unknown; egress?: unknown } }): TlsMaterialReference[] {
+  const namespace = policy.metadata.namespace ?? "";
+  const references: TlsMaterialReference[] = [];
+  const configMapKey = (ref: ConfigMapKeyRef | undefined, field: string): void => {
+    if (typeof ref?.configMapName !== "string" || typeof ref.key !== "string") return;
+    references.push({ source: { kind: "ConfigMap", namespace, name: ref.configMapName }, key: ref.key, field: `${field}.configMapName` });
+  };
+  for (const direction of ["ingress", "egress"] as const) {
+    const rules = policy.spec?.[direction];
+    if (!Array.isArray(rules)) continue;
+    rules.forEach((rule: { tls?: TlsReferences } | null, i) => {
+      const tls = rule?.tls;
+      if (typeof tls !== "object" || tls === null) return;
+      const at = `spec.${direction}[${i}].tls`;
+      const secretName = tls.termination?.certificate?.secretName;
+      if (typeof secretName === "string") {
+        references.push({ source: { kind: "Secret", namespace, name: secretName }, field: `${at}.termination.certificate.secretName` });
+      }
+      configMapKey(tls.termination?.upstreamCA, `${at}.termination.upstreamCA`);
+      configMapKey(tls.clientCertificate?.ca, `${at}.clientCertificate.ca`);
+    });
+  }
+  return references;
+}

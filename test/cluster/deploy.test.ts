@@ -61,6 +61,7 @@ describe("deploy/ on a real kube-apiserver", { timeout: 300_000 }, () => {
     const run = await kubectlOk(["apply", "--dry-run=server", "-R", "-f", deployDir]);
     for (const expected of [
       "namespace/palisade-system",
+      "namespace/palisade-secrets",
       "customresourcedefinition.apiextensions.k8s.io/ebpfnetworkpolicies.palisade.dev",
       "customresourcedefinition.apiextensions.k8s.io/palisadeidentities.palisade.dev",
       "deployment.apps/palisade-operator",
@@ -68,6 +69,8 @@ describe("deploy/ on a real kube-apiserver", { timeout: 300_000 }, () => {
       "clusterrole.rbac.authorization.k8s.io/palisade-operator",
       "clusterrole.rbac.authorization.k8s.io/palisade-agent",
       "role.rbac.authorization.k8s.io/palisade-operator-leader-election",
+      "role.rbac.authorization.k8s.io/palisade-operator-tls-material",
+      "role.rbac.authorization.k8s.io/palisade-agent-tls-material",
     ]) {
       assert.match(run.stdout, new RegExp(`^${expected.replaceAll(".", "\\.")} .*\\(server dry run\\)$`, "m"));
     }
@@ -100,6 +103,7 @@ describe("deploy/ on a real kube-apiserver", { timeout: 300_000 }, () => {
 
   it("grants the operator and the agent what they need and nothing more", async () => {
     await kubectlOk(["apply", "-f", crdFile, "-f", identityCrdFile]);
+    await kubectlOk(["apply", "-f", join(deployDir, "00-namespace.yaml")]);
     await kubectlOk(["apply", "-f", join(deployDir, "10-operator-rbac.yaml"), "-f", join(deployDir, "11-agent-rbac.yaml")]);
     const operator = "system:serviceaccount:palisade-system:palisade-operator";
     const agent = "system:serviceaccount:palisade-system:palisade-agent";
@@ -113,7 +117,16 @@ describe("deploy/ on a real kube-apiserver", { timeout: 300_000 }, () => {
       [operator, ["update", "leases.coordination.k8s.io/palisade-operator", "-n", "palisade-system"], true],
       [operator, ["update", "leases.coordination.k8s.io/other", "-n", "palisade-system"], false],
       [operator, ["create", "leases.coordination.k8s.io", "-n", "kube-system"], false],
-      [operator, ["get", "secrets", "-n", "palisade-system"], false],
+      // TLS material: the operator reads Secrets (RBAC cannot narrow it to kubernetes.io/tls) and writes only its copies.
+      [operator, ["watch", "secrets", "-A"], true],
+      [operator, ["create", "secrets", "-n", "palisade-secrets"], true],
+      [operator, ["delete", "secrets", "-n", "palisade-secrets"], true],
+      [operator, ["create", "secrets", "-n", "shop"], false],
+      [operator, ["update", "secrets", "-n", "palisade-system"], false],
+      [operator, ["watch", "configmaps", "-A"], true],
+      [agent, ["watch", "secrets", "-n", "palisade-secrets"], true],
+      [agent, ["create", "secrets", "-n", "palisade-secrets"], false],
+      [agent, ["get", "secrets", "-n", "shop"], false],
       [agent, ["watch", "pods", "-A"], true],
       [agent, ["watch", "ebpfnetworkpolicies.palisade.dev", "-A"], true],
       [agent, ["patch", "ebpfnetworkpolicies.palisade.dev", "--subresource=status", "-n", "shop"], false],
