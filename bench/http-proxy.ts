@@ -86,7 +86,8 @@ async function main(): Promise<void> {
       `\n## HTTP through the proxy against direct (wrk in the client pod, nginx in the server pod)\n\n` +
         `wrk -t${threads} -c${connections} -d${durationS}s --latency, keep-alive and with \`Connection: close\` (a new connection per ` +
         `request; wrk's latency then starts when the request is written, after the client's connect, but includes the proxy's upstream ` +
-        `connect); nginx-light, one process, a small static file; the proxied case runs \`palisade proxy\` with an HTTP rule allowing ` +
+        `connect), and keep-alive with -c1 (one request at a time: the latency the path adds, without the queueing of a saturated ` +
+        `process); nginx-light, one process, a small static file; the proxied case runs \`palisade proxy\` with an HTTP rule allowing ` +
         `\`GET /\` (prefix). ${warmupS} s warm-up per configuration, then ${rounds} interleaved round(s); medians over the rounds.\n`,
     );
     const rows = await measureProxyThroughput(pods, settings.throughput, gate, log);

@@ -46,8 +46,12 @@ const holderJs = fileURLToPath(new URL("./hold-http-connections.js", import.meta
 
 /** The policy sets compared; "none" is the baseline (direct). */
 export type PolicyCase = "none" | "l4" | "http";
-/** Keep-alive connections, or a new connection per request. */
-export type ConnectionMode = "keep-alive" | "close";
+/**
+ * Keep-alive connections, a new connection per request, or one keep-alive
+ * connection: requests one at a time, so latency is the path's own and not
+ * the queueing of a saturated process (what "added p50" should compare).
+ */
+export type ConnectionMode = "keep-alive" | "close" | "one-connection";
 
 /** Every `GET`: the HTTP rule of the proxied case. */
 export const ALLOW_GETS: HttpRule[] = [{ method: "GET", path: { prefix: "/" } }];
@@ -119,13 +123,19 @@ export function rowMedians(row: ThroughputRow): { rate: number; p50Ms: number; p
  */
 export async function measureProxyThroughput(pods: ProxiedPods, sampling: ThroughputSampling, gate: QuietGate, log: (line: string) => void): Promise<ThroughputRow[]> {
   const cases: PolicyCase[] = ["none", "l4", "http"];
-  const modes: ConnectionMode[] = ["keep-alive", "close"];
+  const modes: ConnectionMode[] = ["keep-alive", "close", "one-connection"];
   const rows = cases.flatMap((policy) =>
     modes.map((mode): ThroughputRow => ({ policy, mode, rates: [], p50Ms: [], p99Ms: [], errors: 0, toProxy: 0n, repeated: 0, disturbedKept: 0 })),
   );
   const url = `http://${pods.server.v4}:${SERVER_PORT}/`;
   const wrk = (mode: ConnectionMode, durationS: number): Promise<WrkReport> =>
-    runWrk(pods.client.netns, { url, threads: sampling.threads, connections: sampling.connections, durationS, closeEach: mode === "close" });
+    runWrk(pods.client.netns, {
+      url,
+      threads: sampling.threads,
+      connections: mode === "one-connection" ? 1 : sampling.connections,
+      durationS,
+      closeEach: mode === "close",
+    });
 
   const idleSockets = openSockets(pods.proxy.pid);
   const switchTo = async (policy: PolicyCase) => {

@@ -109,6 +109,11 @@ export function formatRateTable(result: RateResult): string {
 }
 
 const CASE_LABELS: Record<ThroughputRow["policy"], string> = { none: "no policy (direct)", l4: "L4 allow", http: "HTTP rule (proxied)" };
+const CONNECTION_MODE_LABELS: Record<ThroughputRow["mode"], string> = {
+  "keep-alive": "keep-alive",
+  close: "new conn. per request",
+  "one-connection": "1 keep-alive conn.",
+};
 const ms = (value: number) => value.toFixed(3);
 
 /**
@@ -123,7 +128,7 @@ export function formatThroughputTable(rows: readonly ThroughputRow[]): string {
     const direct = row.policy === "none";
     return [
       CASE_LABELS[row.policy],
-      row.mode === "keep-alive" ? "keep-alive" : "new conn. per request",
+      CONNECTION_MODE_LABELS[row.mode],
       rate.toFixed(0),
       `${Math.min(...row.rates).toFixed(0)}-${Math.max(...row.rates).toFixed(0)}`,
       direct ? "" : `${((rate / base.rate) * 100).toFixed(1)}%`,
