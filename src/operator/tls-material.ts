@@ -41,7 +41,6 @@ import type { ValidationIssue } from "../policy/validate.ts";
 /** The Secret type a termination certificate must have. */
 export const TLS_SECRET_TYPE = "kubernetes.io/tls";
 
-const SECRETS = { group: "", version: "v1", plural: "secrets", kind: "Secret", namespaced: true } as const;
 
 /** What the controller reads and whom it tells. */
 export interface TlsMaterialOptions {
@@ -82,13 +81,13 @@ export class TlsMaterialController {
     this.#options = options;
     this.#log = options.logger;
     const { client, logger } = options;
-    this.#secrets = new Informer<V1Secret>({ client, logger, resource: SECRETS, fieldSelector: `type=${TLS_SECRET_TYPE}` });
+    this.#secrets = new Informer<V1Secret>({ client, logger, resource: Resources.secrets, fieldSelector: `type=${TLS_SECRET_TYPE}` });
     // ConfigMaps are many and mostly not ours: keep only what a check reads.
     this.#configMaps = new Informer<V1ConfigMap>({
       client, logger, resource: Resources.configMaps,
       transform: (configMap) => ({ metadata: configMap.metadata, data: configMap.data }) as V1ConfigMap,
     });
-    this.#copies = new Informer<V1Secret>({ client, logger, resource: SECRETS, namespace: TLS_MATERIAL_NAMESPACE, labelSelector: `${TLS_MATERIAL_LABEL}=true` });
+    this.#copies = new Informer<V1Secret>({ client, logger, resource: Resources.secrets, namespace: TLS_MATERIAL_NAMESPACE, labelSelector: `${TLS_MATERIAL_LABEL}=true` });
     const policyChanged = (policy: EBPFNetworkPolicy): void => this.#policyChanged(objectKey(policy), policy);
     options.policies.addHandlers({
       onAdd: policyChanged,
@@ -219,7 +218,7 @@ export class TlsMaterialController {
       type: "Opaque",
       data: desired.data,
     };
-    const path = resourcePath(SECRETS, { namespace: TLS_MATERIAL_NAMESPACE });
+    const path = resourcePath(Resources.secrets, { namespace: TLS_MATERIAL_NAMESPACE });
     if (copy === undefined) {
       try {
         await this.#options.client.request("POST", path, { body, signal });
@@ -228,14 +227,14 @@ export class TlsMaterialController {
         if (!isAlreadyExists(e)) throw e;
       }
     } else {
-      await this.#options.client.request("PUT", resourcePath(SECRETS, { namespace: TLS_MATERIAL_NAMESPACE, name }), { body, signal });
+      await this.#options.client.request("PUT", resourcePath(Resources.secrets, { namespace: TLS_MATERIAL_NAMESPACE, name }), { body, signal });
     }
     this.#log.info({ copy: name, source: desired.source, keys: Object.keys(desired.data) }, "TLS material copied for the node proxies");
   }
 
   async #delete(name: string, signal: AbortSignal): Promise<void> {
     try {
-      await this.#options.client.request("DELETE", resourcePath(SECRETS, { namespace: TLS_MATERIAL_NAMESPACE, name }), { signal });
+      await this.#options.client.request("DELETE", resourcePath(Resources.secrets, { namespace: TLS_MATERIAL_NAMESPACE, name }), { signal });
       this.#log.info({ copy: name }, "TLS material copy deleted: its source is unreferenced, missing or malformed");
     } catch (e) {
       if (!isNotFound(e)) throw e;
