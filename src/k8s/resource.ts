@@ -32,6 +32,7 @@ export const Resources = {
   namespaces: { group: "", version: "v1", plural: "namespaces", kind: "Namespace", namespaced: false },
   nodes: { group: "", version: "v1", plural: "nodes", kind: "Node", namespaced: false },
   configMaps: { group: "", version: "v1", plural: "configmaps", kind: "ConfigMap", namespaced: true },
+  secrets: { group: "", version: "v1", plural: "secrets", kind: "Secret", namespaced: true },
   networkPolicies: {
     group: "networking.k8s.io", version: "v1", plural: "networkpolicies", kind: "NetworkPolicy", namespaced: true,
   },
