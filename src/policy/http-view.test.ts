@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
-import { A, B, C, compileHttpWorld, connectionStartArb, ebpf, httpFlowArb, httpPoliciesArb, httpRequestArb, worldOf } from "../../test/lib/http-world.ts";
+import { A, B, C, CLIENT_CERTIFICATES, compileHttpWorld, connectionStartArb, ebpf, httpFlowArb, httpPoliciesArb, httpRequestArb, terminationPoliciesArb, worldOf } from "../../test/lib/http-world.ts";
+import { admittingRules } from "./tls-client-certificate.ts";
 import type { AnyPolicy, HttpRule, TlsRule } from "./api-types.ts";
 import { compileWorld } from "./compiler.ts";
 import {
@@ -388,5 +389,57 @@ describe("HttpViewIndex.judgeConnection against the reference evaluator", () => 
     );
     assert.ok(judged >= 1000, `only ${judged} connections were judged`);
     console.log(`view differential: ${judged} connection starts judged as the reference judges them (${[...outcomes].map(([k, n]) => `${k}: ${n}`).join(", ")})`);
+  });
+  test("with rules terminating TLS: each connection, client certificate and request inside gets the reference's verdict", () => {
+    const outcomes = new Map<string, number>();
+    let judged = 0;
+    const scenario = fc.tuple(terminationPoliciesArb, fc.array(fc.tuple(httpFlowArb, connectionStartArb, fc.constantFrom(...CLIENT_CERTIFICATES), httpRequestArb), { minLength: 30, maxLength: 30 }));
+    fc.assert(
+      fc.property(scenario, ([policies, starts]) => {
+        const { world, index, identityOf, steered } = compileHttpWorld(policies);
+        for (const [flow, serverName, { name, certificate }, raw] of starts) {
+          const packet = steered(flow);
+          if (!packet) continue;
+          const expected = evaluateConnection(world, packet, serverName, certificate);
+          const connection = { clientAddress: flow.client, clientPort: 40000, serverAddress: flow.server, serverPort: flow.port };
+          const verdict = index.judgeConnection(serverName === "not-tls" ? { tls: false } : { tls: true, serverName }, connection, identityOf);
+          const what = `${String(serverName)} with ${name} on ${JSON.stringify(flow)} under ${JSON.stringify(policies)}`;
+          // The client certificate as the proxy reads it: its names, validity, and the CA bundles it chains to.
+          const presented = certificate && { names: certificate, valid: certificate.valid, chainsTo: (ca: { configMapName: string; key: string }) => certificate.trustedBy.includes(`x/${ca.configMapName}/${ca.key}`) };
+          const admitted = verdict.terminate && admittingRules(verdict.terminate.rules, presented);
+          const outcome = verdict.allow && admitted?.failure === undefined ? "allowed" : "refused";
+          assert.equal(outcome, expected.outcome, `verdict of ${what}`);
+          if (outcome === "refused") {
+            outcomes.set("refused", (outcomes.get("refused") ?? 0) + 1);
+            continue;
+          }
+          assert.equal(verdict.audit, expected.audited, `audit of ${what}`);
+          assert.equal(verdict.terminate !== undefined, expected.terminated !== undefined, `terminated: ${what}`);
+          judged++;
+          if (!verdict.terminate || !expected.terminated || !admitted) {
+            outcomes.set("passed on", (outcomes.get("passed on") ?? 0) + 1);
+            continue;
+          }
+          // Rules are named differently by the two: compare the policies and rule indexes.
+          const viewNames = verdict.terminate.rules.filter((r) => admitted.ids.includes(r.id)).map((r) => `${r.policy} rule ${/\[(\d+)\]/.exec(r.rule)?.[1]}`);
+          assert.deepEqual(viewNames, expected.terminated.rules, `admitting rules of ${what}`);
+          assert.equal(`x/${verdict.terminate.termination.certificate.secretName}`, expected.terminated.certificate);
+          const request = httpRequestView(raw);
+          const inside = evaluateRequest(world, packet, raw, expected.terminated);
+          if (!request.ok) {
+            assert.equal(inside.outcome, "malformed", `malformed ${JSON.stringify(raw)} inside ${what}`);
+            continue;
+          }
+          const answer = index.judge(request.view, { ...connection, terminatedBy: admitted.ids }, identityOf);
+          assert.equal(answer.allow ? "allowed" : "refused", inside.outcome, `${JSON.stringify(raw)} inside ${what}`);
+          const key = `terminated, request ${inside.outcome}`;
+          outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
+        }
+      }),
+      { numRuns: 800 },
+    );
+    assert.ok(judged >= 1000, `only ${judged} connections were admitted`);
+    for (const key of ["terminated, request allowed", "terminated, request refused", "refused", "passed on"]) assert.ok((outcomes.get(key) ?? 0) > 15, `few ${key}: ${JSON.stringify([...outcomes])}`);
+    console.log(`view differential with termination: ${[...outcomes].map(([k, n]) => `${k}: ${n}`).join(", ")}`);
   });
 });

@@ -291,7 +291,9 @@ export class HttpViewIndex {
       if (!verdict.allowed) return { allow: false, audit: false, ...this.#names(verdict.ruleId, -1, "the flow is not allowed") };
       const enforced = judgeSide(verdict.http, false);
       if (enforced?.refused) return { allow: false, audit: false, ...enforced.names };
-      if (enforced) allowedBy ??= { allow: true, audit: false, ...enforced.names, ...(enforced.terminate && { terminate: enforced.terminate }) };
+      if (enforced) allowedBy ??= { allow: true, audit: false, ...enforced.names };
+      // Whichever side's rules terminate the connection (the server's), the connection is terminated.
+      if (enforced?.terminate && allowedBy) allowedBy.terminate ??= enforced.terminate;
       // A flow the audit verdict refuses at L3/L4 was reported by the datapath already.
       const audit = verdict.audit.allowed ? judgeSide(verdict.audit.http, true) : undefined;
       if (audit?.refused && !audited) audited = { allow: true, audit: true, ...audit.names };
