@@ -22,6 +22,7 @@ import {
 } from "../policy/index.ts";
 import { httpRequestView } from "../policy/http-request.ts";
 import type { HttpJudgement } from "../policy/http-view.ts";
+import { admittingRules } from "../policy/tls-client-certificate.ts";
 import { hostNameProblem } from "../policy/tls-client-hello.ts";
 import { loadManifests } from "./load-manifests.ts";
 import { UsageError } from "./usage-error.ts";
@@ -40,6 +41,13 @@ export interface ExplainOptions {
   http?: { method: string; path: string; host?: string; headers: [string, string][] };
   /** A TLS connection's ClientHello server name to judge as the node's proxy would (with --from/--to; TCP). */
   tlsServerName?: string;
+  /**
+   * The subject alternative names of the client certificate of a TLS connection (`spiffe://...` URIs, DNS
+   * names); the certificate is taken to chain to every CA the rules name and to be valid, which an offline
+   * answer cannot check. With it (or a server name), the connection is judged as TLS; with `http` too, the
+   * request is judged inside it when the proxy terminates it.
+   */
+  tlsClientSans?: string[];
 }
 
 interface End {
@@ -129,34 +137,63 @@ function explainOne(state: DesiredState, world: World, from: End, to: End, optio
   }
   if (lines.length === 0) lines.push("neither end is a pod: no policy applies");
   let allowed = verdict.allowed;
-  if (view && verdict.allowed && (options.http || options.tlsServerName !== undefined)) {
+  if (view && verdict.allowed && (options.http || judgesTls(options))) {
     const proxied = (verdict.egress?.proxied ?? false) || (verdict.ingress?.proxied ?? false);
-    const judged = options.http ? explainRequest(state, view, proxied, from, to, options.port, options.http) : explainTls(state, view, proxied, from, to, options.port, options.tlsServerName ?? "");
+    const judged = judgesTls(options) ? explainTls(state, view, proxied, from, to, options) : explainRequest(state, view, proxied, from, to, options.port, options.http as NonNullable<ExplainOptions["http"]>);
     allowed = judged.allowed;
-    lines.push(judged.line);
+    lines.push(...judged.lines);
   }
   return { allowed, lines: [...lines, ...notes] };
 }
 
-/** The proxy's verdict for one request on an allowed flow, from the HTTP view the agent would publish. */
-function explainRequest(state: DesiredState, view: HttpViewIndex, proxied: boolean, from: End, to: End, port: number, http: NonNullable<ExplainOptions["http"]>): { allowed: boolean; line: string } {
+/** Whether the connection is judged as TLS: a server name or a client certificate was given. */
+function judgesTls(options: ExplainOptions): boolean {
+  return options.tlsServerName !== undefined || options.tlsClientSans !== undefined;
+}
+
+/** The proxy's verdict for one request on an allowed flow (inside a terminated connection: `terminatedBy`), from the HTTP view the agent would publish. */
+function explainRequest(state: DesiredState, view: HttpViewIndex, proxied: boolean, from: End, to: End, port: number, http: NonNullable<ExplainOptions["http"]>, terminatedBy?: number[]): { allowed: boolean; lines: string[] } {
   const what = `http ${http.method} ${http.path}`;
-  if (!proxied) return { allowed: true, line: `${what}: not judged, no HTTP rule covers this flow (it never reaches the proxy)` };
+  if (!proxied) return { allowed: true, lines: [`${what}: not judged, no HTTP rule covers this flow (it never reaches the proxy)`] };
   const host = http.host ?? (to.ip.includes(":") ? `[${to.ip}]` : to.ip);
   const accepted = httpRequestView({ method: http.method, target: http.path, fields: [["Host", host], ...http.headers] });
-  if (!accepted.ok) return { allowed: false, line: `${what}: refused with 400 before any rule: ${accepted.reason}` };
-  const judged = view.judge(accepted.view, connectionOf(from, to, port), identityOf(state));
+  if (!accepted.ok) return { allowed: false, lines: [`${what}: refused with 400 before any rule: ${accepted.reason}`] };
+  const judged = view.judge(accepted.view, { ...connectionOf(from, to, port), ...(terminatedBy && { terminatedBy }) }, identityOf(state));
   return describeJudgement(what, judged, "refused with 403", "no HTTP Deny entry matches and a rule without http allows the flow");
 }
 
-/** The proxy's verdict for a TLS connection whose ClientHello names `serverName`, on an allowed flow. */
-function explainTls(state: DesiredState, view: HttpViewIndex, proxied: boolean, from: End, to: End, port: number, serverName: string): { allowed: boolean; line: string } {
-  const what = `tls ${serverName}`;
-  if (!proxied) return { allowed: true, line: `${what}: not judged, no HTTP or TLS rule covers this flow (it never reaches the proxy)` };
-  const problem = hostNameProblem(serverName);
-  if (problem) return { allowed: false, line: `${what}: reset before any rule: a ClientHello naming ${problem} is malformed` };
-  const judged = view.judgeConnection({ tls: true, serverName: serverName.toLowerCase() }, connectionOf(from, to, port), identityOf(state));
-  return describeJudgement(what, judged, "reset", "no TLS Deny rule matches and a rule without http or tls allows the flow");
+/**
+ * The proxy's verdict for a TLS connection on an allowed flow: by its ClientHello's server name (none
+ * without --tls-server-name), then, where rules terminate it, by the client certificate's names, and the
+ * request inside it (--http-*).
+ */
+function explainTls(state: DesiredState, view: HttpViewIndex, proxied: boolean, from: End, to: End, options: ExplainOptions): { allowed: boolean; lines: string[] } {
+  const serverName = options.tlsServerName;
+  const what = `tls ${serverName ?? "(no server name)"}`;
+  if (!proxied) return { allowed: true, lines: [`${what}: not judged, no HTTP or TLS rule covers this flow (it never reaches the proxy)`] };
+  const problem = serverName === undefined ? undefined : hostNameProblem(serverName);
+  if (problem) return { allowed: false, lines: [`${what}: reset before any rule: a ClientHello naming ${problem} is malformed`] };
+  const judged = view.judgeConnection({ tls: true, serverName: serverName?.toLowerCase() }, connectionOf(from, to, options.port), identityOf(state));
+  const plan = judged.terminate;
+  if (!judged.allow || plan === undefined) {
+    const described = describeJudgement(what, judged, "reset", "no TLS Deny rule matches and a rule without http or tls allows the flow");
+    if (!described.allowed || !options.http) return described;
+    return { allowed: true, lines: [...described.lines, `http ${options.http.method} ${options.http.path}: not judged, the connection is passed on without terminating TLS`] };
+  }
+  const sans = options.tlsClientSans ?? [];
+  const certificate = sans.length === 0 ? undefined : {
+    names: { dns: sans.filter((name) => !name.includes(":")), uri: sans.filter((name) => name.includes(":")) },
+    valid: true,
+    chainsTo: () => true,
+  };
+  const { ids, failure } = admittingRules(plan.rules, certificate);
+  const source = `Secret ${plan.namespace}/${plan.termination.certificate.secretName}`;
+  if (failure !== undefined) return { allowed: false, lines: [`${what}: reset after the handshake: ${failure} (no rule terminating it with ${source} admits the client certificate)`] };
+  const by = plan.rules.filter((rule) => ids.includes(rule.id)).map((rule) => `${rule.policy} ${rule.rule}`);
+  const lines = [`${what}: terminated with ${source} (upstream ${plan.termination.upstream ?? "Plain"}), admitted by ${by.join(", ")}`];
+  if (!options.http) return { allowed: true, lines };
+  const request = explainRequest(state, view, proxied, from, to, options.port, options.http, ids);
+  return { allowed: request.allowed, lines: [...lines, ...request.lines] };
 }
 
 function connectionOf(from: End, to: End, port: number) {
@@ -168,11 +205,11 @@ function identityOf(state: DesiredState): (ip: string) => number {
 }
 
 /** One line for the proxy's judgement of a request or connection: `refused` says how it is refused, `open` why nothing judged it. */
-function describeJudgement(what: string, judged: HttpJudgement, refused: string, open: string): { allowed: boolean; line: string } {
-  if (judged.allow && !judged.audit && judged.rule === undefined) return { allowed: true, line: `${what}: allowed, ${open}` };
+function describeJudgement(what: string, judged: HttpJudgement, refused: string, open: string): { allowed: boolean; lines: string[] } {
+  if (judged.allow && !judged.audit && judged.rule === undefined) return { allowed: true, lines: [`${what}: allowed, ${open}`] };
   const by = judged.policy ? ` by ${judged.policy} ${judged.rule}` : ` (${judged.rule})`;
-  if (!judged.allow) return { allowed: false, line: `${what}: ${refused}${by}` };
-  return { allowed: true, line: judged.audit ? `${what}: allowed; audit mode would have it ${refused}${by}` : `${what}: allowed${by}` };
+  if (!judged.allow) return { allowed: false, lines: [`${what}: ${refused}${by}`] };
+  return { allowed: true, lines: [judged.audit ? `${what}: allowed; audit mode would have it ${refused}${by}` : `${what}: allowed${by}`] };
 }
 
 function pairs(world: World, options: ExplainOptions): [End, End][] {
@@ -220,7 +257,7 @@ export function runExplain(options: ExplainOptions): string {
     if (familyOf(from.ip) !== familyOf(to.ip)) {
       throw new UsageError(`Cannot explain: ${from.ip} and ${to.ip} are of different address families`);
     }
-    const judged = options.http !== undefined || options.tlsServerName !== undefined;
+    const judged = options.http !== undefined || judgesTls(options);
     const result = explainOne(state, world, from, to, options, judged ? new HttpViewIndex(compiler.httpView()) : undefined);
     if (options.output === "json") {
       return JSON.stringify({

@@ -9,14 +9,18 @@ import { UsageError } from "./usage-error.ts";
 
 const EXPLAIN_HELP = `  palisade explain -f PATH... [--from NS/POD|IP --to NS/POD|IP] [--port N] [--protocol TCP|UDP|SCTP|ICMP]
                    [--family ipv4|ipv6] [--http-method M] [--http-path P] [--http-host H]
-                   [--http-header NAME=VALUE]... [--tls-server-name NAME] [-o text|json|table]
+                   [--http-header NAME=VALUE]... [--tls-server-name NAME] [--tls-client-san NAME]...
+                   [-o text|json|table]
       Verdicts for traffic between the pods of manifests (Namespaces, Pods, NetworkPolicies,
       EBPFNetworkPolicies; YAML or JSON files or folders), answered from the compiled datapath
       state. With --from/--to: one verdict and the policy rules behind it; with --http-*, also the
       verdict the node's proxy gives that HTTP request (GET / and the destination as host by
       default) and the rule behind it; with --tls-server-name, the verdict it gives a TLS
-      connection whose ClientHello asks for NAME. Without: every ordered pair of pods (-o table: a
-      matrix; -o json: {"port","protocol","pairs":[...]}).`;
+      connection whose ClientHello asks for NAME; with --tls-client-san (URI or DNS name,
+      repeatable), a client certificate with those names (taken to chain to the rules' CAs and to be
+      valid) for rules that terminate TLS, and with --http-* as well, the request inside the
+      terminated connection. Without: every ordered pair of pods (-o table: a matrix; -o json:
+      {"port","protocol","pairs":[...]}).`;
 
 const AGENT_HELP = `  palisade agent --node-name NODE [--kubeconfig PATH] [--pin-root DIR] [--metrics-port N] [--identities cluster|local]
                  [--http-view-file PATH] [--proxy-port N]
@@ -117,6 +121,7 @@ function explainOptions(argv: string[]): ExplainOptions {
       "http-host": { type: "string" },
       "http-header": { type: "string", multiple: true },
       "tls-server-name": { type: "string" },
+      "tls-client-san": { type: "string", multiple: true },
     },
     allowPositionals: false,
   });
@@ -129,8 +134,8 @@ function explainOptions(argv: string[]): ExplainOptions {
   const wantsHttp = values["http-method"] !== undefined || values["http-path"] !== undefined || values["http-host"] !== undefined || headers.length > 0;
   if (wantsHttp && (values.from === undefined || values.to === undefined)) throw new UsageError("Cannot explain: --http-* need --from and --to");
   const tlsServerName = values["tls-server-name"];
-  if (tlsServerName !== undefined && (values.from === undefined || values.to === undefined)) throw new UsageError("Cannot explain: --tls-server-name needs --from and --to");
-  if (tlsServerName !== undefined && wantsHttp) throw new UsageError("Cannot explain: --tls-server-name and --http-* go apart (a request inside TLS is not judged without termination)");
+  const tlsClientSans = values["tls-client-san"];
+  if ((tlsServerName !== undefined || tlsClientSans !== undefined) && (values.from === undefined || values.to === undefined)) throw new UsageError("Cannot explain: --tls-server-name and --tls-client-san need --from and --to");
   if (files.length === 0) throw new UsageError("Cannot explain: -f PATH is required (a manifest file or folder)");
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
@@ -156,6 +161,7 @@ function explainOptions(argv: string[]): ExplainOptions {
     ...(values.from !== undefined && { from: values.from }),
     ...(values.to !== undefined && { to: values.to }),
     ...(tlsServerName !== undefined && { tlsServerName }),
+    ...(tlsClientSans !== undefined && { tlsClientSans }),
     ...(wantsHttp && {
       http: { method: values["http-method"] ?? "GET", path: values["http-path"] ?? "/", ...(values["http-host"] !== undefined && { host: values["http-host"] }), headers },
     }),

@@ -14,8 +14,19 @@
 import { LABEL_KEY_SCHEMA, LABEL_VALUE_SCHEMA, labelMapRefinements } from "./label-rules.ts";
 import type { SchemaRefinement } from "./refinements.ts";
 import { HTTP_RULE_LIMITS } from "../policy/http-rule.ts";
+import { MAX_SUBJECT_ALT_NAME_LENGTH, MAX_SUBJECT_ALT_NAMES, URI_SUBJECT_ALT_NAME } from "../policy/tls-client-certificate.ts";
 import { MAX_SERVER_NAMES } from "../policy/tls-server-name.ts";
-import { HTTP_WITHOUT_PORTS, TCP_ON_DENY, TLS_WITH_HTTP, TLS_WITHOUT_PORTS } from "../policy/validate.ts";
+import {
+  CLIENT_CERTIFICATE_WITHOUT_TERMINATION,
+  HTTP_WITHOUT_PORTS,
+  TCP_ON_DENY,
+  TERMINATION_ON_DENY,
+  TERMINATION_ON_EGRESS,
+  TLS_WITH_HTTP,
+  TLS_WITHOUT_PORTS,
+  TLS_WITHOUT_SERVER_NAMES,
+  UPSTREAM_CA_WITHOUT_TLS,
+} from "../policy/validate.ts";
 
 /** The longest CIDR text: a full IPv6 address with an embedded IPv4 one and a 3-digit prefix. */
 const MAX_CIDR_LENGTH = 49;
@@ -63,7 +74,17 @@ const TLS_RULE_VALIDATIONS = [
     message: "lists a port of another protocol than TCP, but the rule sets tls: its ports must all be TCP",
     fieldPath: ".ports",
   },
-  { rule: "!has(self.tls) || !has(self.http)", message: TLS_WITH_HTTP, fieldPath: ".tls" },
+  { rule: "!has(self.tls) || !has(self.http) || has(self.tls.termination)", message: TLS_WITH_HTTP, fieldPath: ".tls" },
+  {
+    rule: "!has(self.tls) || !has(self.tls.termination) || !has(self.action) || self.action == 'Allow'",
+    message: TERMINATION_ON_DENY,
+    fieldPath: ".tls.termination",
+  },
+];
+
+/** Egress rules cannot terminate TLS. */
+const EGRESS_TLS_VALIDATIONS = [
+  { rule: "!has(self.tls) || !has(self.tls.termination)", message: TERMINATION_ON_EGRESS, fieldPath: ".tls.termination" },
 ];
 
 /**
@@ -73,9 +94,40 @@ const TLS_RULE_VALIDATIONS = [
  */
 const SERVER_NAME_PATTERN = "^(\\*\\.)?[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?)*$";
 
+/** A subjectAltNames entry: a URI (a scheme, ':', RFC 3986 characters) or a server-name pattern. */
+const SUBJECT_ALT_NAME_PATTERN = `^(${URI_SUBJECT_ALT_NAME.source.slice(1, -1)}|${SERVER_NAME_PATTERN.slice(1, -1)})$`;
+
+/** A DNS-1123 subdomain: the name of a Secret or ConfigMap. */
+const OBJECT_NAME_SCHEMA = { maxLength: 253, pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$" };
+
 const TLS_REFINEMENTS: SchemaRefinement[] = [
   { type: "TlsRule", path: ["serverNames"], add: { minItems: 1, maxItems: MAX_SERVER_NAMES } },
   { type: "TlsRule", path: ["serverNames", "[]"], add: { maxLength: 255, pattern: SERVER_NAME_PATTERN } },
+  {
+    type: "TlsRule",
+    path: [],
+    add: {
+      "x-kubernetes-validations": [
+        { rule: "has(self.serverNames) || has(self.termination)", message: TLS_WITHOUT_SERVER_NAMES, fieldPath: ".serverNames" },
+        { rule: "!has(self.clientCertificate) || has(self.termination)", message: CLIENT_CERTIFICATE_WITHOUT_TERMINATION, fieldPath: ".clientCertificate" },
+      ],
+    },
+  },
+  {
+    type: "TlsTermination",
+    path: [],
+    add: {
+      "x-kubernetes-validations": [
+        { rule: "!has(self.upstream) || self.upstream != 'TLS' || has(self.upstreamCA)", message: "is required when upstream is TLS", fieldPath: ".upstreamCA" },
+        { rule: "!has(self.upstreamCA) || (has(self.upstream) && self.upstream == 'TLS')", message: UPSTREAM_CA_WITHOUT_TLS, fieldPath: ".upstreamCA" },
+      ],
+    },
+  },
+  { type: "TlsClientCertificate", path: ["subjectAltNames"], add: { minItems: 1, maxItems: MAX_SUBJECT_ALT_NAMES } },
+  { type: "TlsClientCertificate", path: ["subjectAltNames", "[]"], add: { maxLength: MAX_SUBJECT_ALT_NAME_LENGTH, pattern: SUBJECT_ALT_NAME_PATTERN } },
+  { type: "SecretReference", path: ["secretName"], add: OBJECT_NAME_SCHEMA },
+  { type: "ConfigMapKeyReference", path: ["configMapName"], add: OBJECT_NAME_SCHEMA },
+  { type: "ConfigMapKeyReference", path: ["key"], add: { minLength: 1, maxLength: 253, pattern: "^[-._a-zA-Z0-9]+$" } },
 ];
 
 /** A match object of `http` sets exactly one of its tests. */
@@ -140,7 +192,8 @@ export const EBPF_NETWORK_POLICY_REFINEMENTS: readonly SchemaRefinement[] = [
   },
   { type: "EBPFNetworkPolicy", path: ["spec", "ingress"], add: { maxItems: MAX_RULE_ITEMS } },
   { type: "EBPFNetworkPolicy", path: ["spec", "egress"], add: { maxItems: MAX_RULE_ITEMS } },
-  ...(["EBPFIngressRule", "EBPFEgressRule"] as const).map((type) => ({ type, path: [], add: { "x-kubernetes-validations": [...TCP_RULE_VALIDATIONS, ...HTTP_RULE_VALIDATIONS, ...TLS_RULE_VALIDATIONS] } })),
+  { type: "EBPFIngressRule", path: [], add: { "x-kubernetes-validations": [...TCP_RULE_VALIDATIONS, ...HTTP_RULE_VALIDATIONS, ...TLS_RULE_VALIDATIONS] } },
+  { type: "EBPFEgressRule", path: [], add: { "x-kubernetes-validations": [...TCP_RULE_VALIDATIONS, ...HTTP_RULE_VALIDATIONS, ...TLS_RULE_VALIDATIONS, ...EGRESS_TLS_VALIDATIONS] } },
   ...HTTP_REFINEMENTS,
   ...TLS_REFINEMENTS,
   {

@@ -477,7 +477,8 @@ export const proxiesStep: DevUpStep = {
     await Promise.all(
       required(context, "nodes").map(async (node) => {
         const files = proxyFiles(context.layout, node.name);
-        const args = ["proxy", "--http-view-file", httpViewFile(context.layout, node.name), "--pin-root", node.pinRoot, "--metrics-port", String(DEV_PROXY_METRICS_PORT)];
+        // The kubeconfig: the proxy watches the TLS material termination presents (namespace palisade-secrets).
+        const args = ["proxy", "--http-view-file", httpViewFile(context.layout, node.name), "--pin-root", node.pinRoot, "--metrics-port", String(DEV_PROXY_METRICS_PORT), "--kubeconfig", context.layout.adminKubeconfig];
         const started = await startNodeProcess(node, "proxy", files, args, proxyMetricsUrl(node), PROXY_NODE_FLAGS);
         if (started) context.progress(`started the proxy of ${node.name} in network namespace ${node.netns} (view ${httpViewFile(context.layout, node.name)}, metrics on ${proxyMetricsUrl(node)})`);
       }),

@@ -224,17 +224,78 @@ export interface HttpRule {
 }
 
 /**
- * What a rule asks of TLS connections, judged by the node's proxy from the ClientHello without terminating
- * TLS (the connection is then passed on unchanged).
+ * What a rule asks of TLS connections, judged by the node's proxy: by the server name of the ClientHello
+ * alone (`serverNames`; the connection is then passed on unchanged), or with TLS ending at the proxy
+ * (`termination`), which can then ask for a client certificate and judge the requests inside by the rule's
+ * `http`.
  */
 export interface TlsRule {
   /**
    * The server names (SNI) a ClientHello may ask for: a host name, matched exactly and case-insensitively,
    * or `*.` and a host name, matching exactly one more label (`*.github.com` matches `api.github.com`, not
    * `github.com` nor `a.b.github.com`). No IP addresses, no trailing dot, no wildcard over a top-level
-   * domain; 1 to 64 names.
+   * domain; 1 to 64 names. Required without `termination`; with it, optional (absent: any server name, or
+   * none), and when set a ClientHello without a server name is refused.
    */
-  serverNames: string[];
+  serverNames?: string[];
+  /**
+   * TLS ends at the node's proxy, with the certificate of a Secret of the policy's namespace; the requests
+   * inside are judged by the rule's `http` (none: every request), and sent on to the pod in plain text or
+   * re-encrypted. Ingress rules with action Allow only. Every Allow rule of a server that admits one
+   * connection by termination must name the same certificate and upstream, or the connection is reset.
+   */
+  termination?: TlsTermination;
+  /**
+   * A client certificate the connection must present, judged by the proxy during the handshake (so it needs
+   * `termination`: a TLS 1.3 client certificate is encrypted): it must chain to `ca`, be valid now, and carry
+   * one of `subjectAltNames`; otherwise the rule does not admit the connection.
+   */
+  clientCertificate?: TlsClientCertificate;
+}
+
+/** How a rule's TLS termination ends TLS at the proxy and reaches the pod. */
+export interface TlsTermination {
+  /**
+   * The `kubernetes.io/tls` Secret (`tls.crt`, `tls.key`) of the policy's namespace the proxy presents. While
+   * it is missing or malformed, the connections the rule would terminate are reset.
+   */
+  certificate: SecretReference;
+  /**
+   * How the proxy reaches the pod: `Plain` (the pod serves plain text on the port) or `TLS` (re-encrypted,
+   * the pod's certificate verified with `upstreamCA` for the ClientHello's server name, or the pod's address
+   * without one). Defaults to Plain.
+   *
+   * @default "Plain"
+   */
+  upstream?: "Plain" | "TLS";
+  /** The CA bundle (PEM) the pod's certificate must chain to; required when, and only when, `upstream` is TLS. */
+  upstreamCA?: ConfigMapKeyReference;
+}
+
+/** What a client certificate must be for a rule to admit the connection. */
+export interface TlsClientCertificate {
+  /** The CA bundle (PEM) the client's certificate must chain to. */
+  ca: ConfigMapKeyReference;
+  /**
+   * Subject alternative names, one of which the certificate must carry: a URI (with a scheme, e.g.
+   * `spiffe://cluster.local/ns/shop/sa/frontend`), matched exactly; or a DNS name, matched case-insensitively,
+   * exactly or as `*.` and a name matching exactly one more label. 1 to 64 names.
+   */
+  subjectAltNames: string[];
+}
+
+/** A Secret of the policy's namespace. */
+export interface SecretReference {
+  /** The Secret's name. */
+  secretName: string;
+}
+
+/** A key of a ConfigMap of the policy's namespace. */
+export interface ConfigMapKeyReference {
+  /** The ConfigMap's name. */
+  configMapName: string;
+  /** The key whose value is used, e.g. `ca.crt`. */
+  key: string;
 }
 
 /** An ingress rule of an EBPFNetworkPolicy. */
@@ -260,15 +321,16 @@ export interface EBPFIngressRule extends NetworkPolicyIngressRule {
   http?: HttpRule[];
   /**
    * The TLS connections the rule covers on its TCP ports (which it must list), by the server name their
-   * ClientHello asks for (SNI), judged by the node's proxy without terminating TLS: on an Allow rule, a
+   * ClientHello asks for (SNI), judged by the node's proxy (or, with termination, by its handshake and requests): on an Allow rule, a
    * connection must be TLS and name one of `serverNames`, or it is reset (no SNI, a malformed ClientHello
    * and bytes that are not TLS included); on a Deny rule, a TLS connection naming one of them is reset (and
    * other traffic of the rule is not dropped). An allowed connection is passed on unchanged. Traffic another
    * Allow rule admits without `http` or `tls` is admitted whatever it carries: rules add up. Where the allow
    * rules of a flow mix `http` and `tls`, a connection whose first byte is a TLS handshake record is judged
    * by the `tls` rules, any other by the `http` rules, request by request; a Deny rule with `http` covering
-   * the flow resets its TLS connections, whose requests it cannot see. A rule sets `http` or `tls`, not
-   * both (HTTP inside TLS needs termination, which is not supported yet).
+   * the flow resets its TLS connections, whose requests it cannot see, except the connections terminated
+   * (`tls.termination`), whose requests it judges. With `tls.termination`, the rule's `http` judges the
+   * requests inside the terminated connections; without it a rule sets `http` or `tls`, not both.
    */
   tls?: TlsRule;
 }
@@ -304,7 +366,7 @@ export interface EBPFEgressRule extends NetworkPolicyEgressRule {
    * rules of a flow mix `http` and `tls`, a connection whose first byte is a TLS handshake record is judged
    * by the `tls` rules, any other by the `http` rules, request by request; a Deny rule with `http` covering
    * the flow resets its TLS connections, whose requests it cannot see. A rule sets `http` or `tls`, not
-   * both (HTTP inside TLS needs termination, which is not supported yet).
+   * both, and egress rules cannot terminate TLS (`tls.termination`, `tls.clientCertificate`: ingress only).
    */
   tls?: TlsRule;
 }

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
-import { A, B, C, compileHttpWorld, connectionStartArb, ebpf, httpFlowArb, httpPoliciesArb, httpRequestArb, worldOf } from "../../test/lib/http-world.ts";
+import { A, B, C, CLIENT_CERTIFICATES, compileHttpWorld, connectionStartArb, ebpf, httpFlowArb, httpPoliciesArb, httpRequestArb, terminationPoliciesArb, worldOf } from "../../test/lib/http-world.ts";
+import { admittingRules } from "./tls-client-certificate.ts";
 import type { AnyPolicy, HttpRule, TlsRule } from "./api-types.ts";
 import { compileWorld } from "./compiler.ts";
 import {
@@ -203,6 +204,70 @@ describe("HttpViewIndex.judgeConnection", () => {
   });
 });
 
+describe("HttpViewIndex: TLS termination", () => {
+  const termination = { certificate: { secretName: "api-tls" } };
+  const clientCertificate = { ca: { configMapName: "ca", key: "ca.crt" }, subjectAltNames: ["spiffe://c/ns/x/sa/a"] };
+  const terminating = (tls: TlsRule, http?: HttpRule[]) => ({ ...rule(http), tls });
+  /** Judges a request inside a connection the rules `ids` terminated. */
+  const judgeInside = (policies: AnyPolicy[], req: HttpRequestView, ids: number[]) => {
+    const { compiler, state } = compileWorld(worldOf(policies));
+    const view = parseHttpView(JSON.parse(JSON.stringify(compiler.httpView())));
+    const identityOf = (ip: string) => lookupIpcache(state, ip)?.value.identity ?? IDENTITY_WORLD;
+    return new HttpViewIndex(view).judge(req, { clientAddress: A, clientPort: 40000, serverAddress: B, serverPort: 8080, terminatedBy: ids }, identityOf);
+  };
+
+  test("a rule with termination makes a plan: the certificate, upstream and the rules with their client certificates", () => {
+    const api = ebpf("api", { ingress: [terminating({ serverNames: ["api.shop.example"], termination, clientCertificate }, publicGets)] });
+    const judged = judgeStart([api], hello("api.shop.example"));
+    assert.equal(judged.allow, true);
+    assert.deepEqual(judged.terminate && { ...judged.terminate, rules: judged.terminate.rules.map(({ id: _id, ...rest }) => rest) }, {
+      namespace: "x",
+      termination,
+      rules: [{ policy: "EBPFNetworkPolicy x/api", rule: "ingress[0].tls", http: true, clientCertificate }],
+      httpDenies: false,
+      judgesRequests: true,
+    });
+    assert.equal(judgeStart([api], hello(undefined)).allow, false, "serverNames set: a ClientHello without a name is refused");
+    const anyName = ebpf("api", { ingress: [terminating({ termination })] });
+    assert.ok(judgeStart([anyName], hello(undefined)).terminate, "no serverNames: any ClientHello, with a name or without");
+    assert.deepEqual(judgeStart([api], { tls: false }).allow, false, "plain bytes: a rule with tls admits no plain request, even with http");
+    assert.equal(judge([api, ebpf("web", { ingress: [rule(undefined, "Allow", "c")] })], request("GET", "/public/a")).allow, false, "and its http judges no plain request");
+  });
+
+  test("inside a terminated connection: the terminating rules' http, any request without http, and Deny rules with http win", () => {
+    const api = ebpf("api", { ingress: [terminating({ termination }, publicGets), terminating({ termination, clientCertificate })] });
+    const ids = judgeStart([api], hello("a.example")).terminate?.rules.map((r) => r.id) ?? [];
+    assert.equal(ids.length, 2);
+    assert.equal(judgeInside([api], request("GET", "/admin"), [ids[0] ?? 0]).allow, false, "the rule with http only");
+    assert.equal(judgeInside([api], request("GET", "/public/x"), [ids[0] ?? 0]).allow, true);
+    assert.deepEqual(judgeInside([api], request("GET", "/admin"), ids), { allow: true, audit: false, policy: "EBPFNetworkPolicy x/api", rule: "ingress[1].tls" }, "the client certificate's rule admits every request");
+    const noAdmin = ebpf("no-admin", { ingress: [rule([{ path: { prefix: "/admin" } }], "Deny")] });
+    const withDeny = judgeStart([api, noAdmin], hello("a.example"));
+    assert.equal(withDeny.terminate?.httpDenies, true);
+    assert.equal(judgeInside([api, noAdmin], request("GET", "/admin"), withDeny.terminate?.rules.map((r) => r.id) ?? []).allow, false, "deny wins inside");
+    assert.equal(judgeInside([api], request("GET", "/public/x"), [999]).allow, false, "rules that no longer cover the connection admit nothing");
+  });
+
+  test("rules that disagree refuse the connection; an http Deny still resets connections passed on unchanged", () => {
+    const two = ebpf("two", { ingress: [terminating({ termination }), terminating({ termination: { certificate: { secretName: "other-tls" } } })] });
+    assert.match(judgeStart([two], hello("a.example")).rule ?? "", /rules terminating the connection name different certificates or upstreams/);
+    const upstreams = ebpf("two", { ingress: [terminating({ termination }), terminating({ termination: { ...termination, upstream: "TLS", upstreamCA: { configMapName: "ca", key: "ca.crt" } } })] });
+    assert.equal(judgeStart([upstreams], hello("a.example")).allow, false);
+    const mixed = [ebpf("t", { ingress: [terminating({ termination })] }), ebpf("sni", { ingress: [tlsRule({ serverNames: ["a.example"] })] })];
+    assert.match(judgeStart(mixed, hello("a.example")).rule ?? "", /rules passing the connection on unchanged and rules terminating it both admit it/);
+    assert.ok(judgeStart(mixed, hello("b.example")).terminate, "only the terminating rule names b.example");
+    const sniOnly = [ebpf("sni", { ingress: [tlsRule({ serverNames: ["a.example"] })] }), ebpf("no-admin", { ingress: [rule([{ path: { prefix: "/admin" } }], "Deny")] })];
+    assert.match(judgeStart(sniOnly, hello("a.example")).rule ?? "", /cannot be judged without terminating TLS/);
+  });
+
+  test("an Audit-mode policy terminates nothing: for the audit verdict its rule admits by server name", () => {
+    const audit = ebpf("audit", { mode: "Audit", ingress: [terminating({ serverNames: ["b.example"], termination, clientCertificate }, publicGets)] });
+    const other = judgeStart([audit], hello("a.example"));
+    assert.deepEqual([other.allow, other.audit, other.terminate], [true, true, undefined], "a name the rule does not list: passed on, reported");
+    assert.deepEqual(judgeStart([audit], hello("b.example")), { allow: true, audit: false }, "its name: passed on unchanged, not terminated");
+  });
+});
+
 describe("parseHttpView", () => {
   test("refuses malformed views with the field at fault", () => {
     assert.throws(() => parseHttpView({ version: 2 }), /version 1/);
@@ -222,21 +287,48 @@ describe("validation of http", () => {
     assert.deepEqual(problems([{ ports: [{ port: 80 }], http: publicGets, action: "Deny" }]), []);
   });
 
-  test("tls needs TCP ports, valid server names, no http beside it, and only serverNames for now", () => {
+  test("tls needs TCP ports, valid server names, and no http beside it without termination", () => {
     const names = { serverNames: ["api.stripe.com"] };
     assert.deepEqual(problems([{ ports: [{ port: 443 }], tls: names, action: "Deny" }]), []);
     assert.deepEqual(problems([{ tls: names }]), ["spec.ingress[0].ports: must list the TCP ports whose TLS connections the rule's tls judges"]);
     assert.match(problems([{ ports: [{ protocol: "UDP", port: 443 }], tls: names }]).join(), /ports\[0\]\.protocol: is "UDP", but the rule sets tls/);
-    assert.match(problems([{ ports: [{ port: 443 }], tls: names, http: publicGets }]).join(), /^spec\.ingress\[0\]\.tls: is set together with http/);
+    assert.match(problems([{ ports: [{ port: 443 }], tls: names, http: publicGets }]).join(), /^spec\.ingress\[0\]\.tls: is set together with http but without termination/);
     assert.deepEqual(problems([{ ports: [{ port: 443 }], tls: { serverNames: ["10.0.0.1", "*.com", "a.*.b", "ok.example."] } }]), [
       "spec.ingress[0].tls.serverNames[0]: \"10.0.0.1\" is an IP address, which SNI may not carry",
       "spec.ingress[0].tls.serverNames[1]: \"*.com\" would match every name under a top-level domain",
       "spec.ingress[0].tls.serverNames[2]: \"a.*.b\" is \"a.*.b\" is not a DNS host name (letters, digits and '-' in labels of 1 to 63)",
       "spec.ingress[0].tls.serverNames[3]: \"ok.example.\" is a host name with a trailing dot",
     ]);
-    assert.deepEqual(problems([{ ports: [{ port: 443 }], tls: {} }]), ["spec.ingress[0].tls.serverNames: is required"]);
-    assert.match(problems([{ ports: [{ port: 443 }], tls: { ...names, termination: {} } }]).join(), /tls\.termination: is not a field of tls: only "serverNames" is supported/);
+    assert.deepEqual(problems([{ ports: [{ port: 443 }], tls: {} }]), ["spec.ingress[0].tls.serverNames: is required unless tls.termination is set: without termination a rule judges TLS connections by their server name only"]);
+    assert.match(problems([{ ports: [{ port: 443 }], tls: { ...names, terminate: true } }]).join(), /tls\.terminate: is not a field of tls/);
     assert.match(problems([{ ports: [{ port: 443 }], tls: { serverNames: [] } }]).join(), /at least one server name/);
+  });
+
+  test("termination and client certificates: ingress Allow rules, well-formed references and names", () => {
+    const termination = { certificate: { secretName: "api-tls" } };
+    const clientCertificate = { ca: { configMapName: "shop-ca", key: "ca.crt" }, subjectAltNames: ["spiffe://cluster.local/ns/shop/sa/frontend", "*.frontend.shop.example"] };
+    assert.deepEqual(problems([{ ports: [{ port: 8443 }], tls: { termination, clientCertificate }, http: publicGets }]), [], "serverNames optional, http allowed beside termination");
+    assert.deepEqual(problems([{ ports: [{ port: 8443 }], tls: { termination: { ...termination, upstream: "TLS", upstreamCA: { configMapName: "shop-ca", key: "ca.crt" } } } }]), []);
+    assert.deepEqual(problems([{ ports: [{ port: 8443 }], tls: { termination: { ...termination, upstream: "TLS" } } }]), ["spec.ingress[0].tls.termination.upstreamCA: is required"]);
+    assert.match(problems([{ ports: [{ port: 8443 }], tls: { termination: { ...termination, upstreamCA: { configMapName: "c", key: "k" } } } }]).join(), /upstreamCA: is set, but upstream is not TLS/);
+    assert.match(problems([{ ports: [{ port: 8443 }], tls: { serverNames: ["a.example"], clientCertificate } }]).join(), /^spec\.ingress\[0\]\.tls\.clientCertificate: requires tls\.termination/);
+    assert.match(problems([{ action: "Deny", ports: [{ port: 8443 }], tls: { termination } }]).join(), /tls\.termination: applies to Allow rules only/);
+    const egress = validatePolicy({ ...ebpf("p", {}), spec: { selector: {}, egress: [{ ports: [{ port: 443 }], tls: { termination } }] } }).map((issue) => `${issue.field}: ${issue.message}`);
+    assert.deepEqual(egress, ["spec.egress[0].tls.termination: is not supported on egress rules: the proxy terminates TLS for the servers a policy selects (ingress rules)"]);
+    assert.deepEqual(problems([{ ports: [{ port: 8443 }], tls: { termination: { certificate: { secretName: "API_tls" }, upstream: "Maybe" } } }]), [
+      "spec.ingress[0].tls.termination.certificate.secretName: \"API_tls\" is not a DNS-1123 subdomain: at most 253 lowercase letters, digits, '-' and '.', each dot-separated part starting and ending with a letter or digit",
+      "spec.ingress[0].tls.termination.upstream: \"Maybe\" is not one of \"Plain\", \"TLS\"",
+    ]);
+    const sans = (subjectAltNames: unknown) => problems([{ ports: [{ port: 8443 }], tls: { termination, clientCertificate: { ...clientCertificate, subjectAltNames } } }]);
+    assert.deepEqual(sans(["spiffe://c/ns/a", "*.com", "a b", "spiffe://x y", "10.0.0.1"]), [
+      "spec.ingress[0].tls.clientCertificate.subjectAltNames[1]: \"*.com\" would match every name under a top-level domain (a DNS name; a URI has a scheme)",
+      "spec.ingress[0].tls.clientCertificate.subjectAltNames[2]: \"a b\" is \"a b\" is not a DNS host name (letters, digits and '-' in labels of 1 to 63) (a DNS name; a URI has a scheme)",
+      "spec.ingress[0].tls.clientCertificate.subjectAltNames[3]: \"spiffe://x y\" is not a URI: a scheme, \":\", and characters RFC 3986 allows in a URI",
+      "spec.ingress[0].tls.clientCertificate.subjectAltNames[4]: \"10.0.0.1\" is an IP address: only DNS and URI names are matched",
+    ]);
+    assert.match(sans([]).join(), /must hold at least one name/);
+    assert.match(sans(Array.from({ length: 65 }, (_, i) => `s${i}.example`)).join(), /holds 65 names, more than the limit of 64/);
+    assert.match(problems([{ ports: [{ port: 8443 }], tls: { termination, clientCertificate: { ...clientCertificate, ca: { configMapName: "shop-ca", key: "a/b" } } } }]).join(), /clientCertificate\.ca\.key: "a\/b" is not a ConfigMap key/);
   });
 });
 
@@ -297,5 +389,57 @@ describe("HttpViewIndex.judgeConnection against the reference evaluator", () => 
     );
     assert.ok(judged >= 1000, `only ${judged} connections were judged`);
     console.log(`view differential: ${judged} connection starts judged as the reference judges them (${[...outcomes].map(([k, n]) => `${k}: ${n}`).join(", ")})`);
+  });
+  test("with rules terminating TLS: each connection, client certificate and request inside gets the reference's verdict", () => {
+    const outcomes = new Map<string, number>();
+    let judged = 0;
+    const scenario = fc.tuple(terminationPoliciesArb, fc.array(fc.tuple(httpFlowArb, connectionStartArb, fc.constantFrom(...CLIENT_CERTIFICATES), httpRequestArb), { minLength: 30, maxLength: 30 }));
+    fc.assert(
+      fc.property(scenario, ([policies, starts]) => {
+        const { world, index, identityOf, steered } = compileHttpWorld(policies);
+        for (const [flow, serverName, { name, certificate }, raw] of starts) {
+          const packet = steered(flow);
+          if (!packet) continue;
+          const expected = evaluateConnection(world, packet, serverName, certificate);
+          const connection = { clientAddress: flow.client, clientPort: 40000, serverAddress: flow.server, serverPort: flow.port };
+          const verdict = index.judgeConnection(serverName === "not-tls" ? { tls: false } : { tls: true, serverName }, connection, identityOf);
+          const what = `${String(serverName)} with ${name} on ${JSON.stringify(flow)} under ${JSON.stringify(policies)}`;
+          // The client certificate as the proxy reads it: its names, validity, and the CA bundles it chains to.
+          const presented = certificate && { names: certificate, valid: certificate.valid, chainsTo: (ca: { configMapName: string; key: string }) => certificate.trustedBy.includes(`x/${ca.configMapName}/${ca.key}`) };
+          const admitted = verdict.terminate && admittingRules(verdict.terminate.rules, presented);
+          const outcome = verdict.allow && admitted?.failure === undefined ? "allowed" : "refused";
+          assert.equal(outcome, expected.outcome, `verdict of ${what}`);
+          if (outcome === "refused") {
+            outcomes.set("refused", (outcomes.get("refused") ?? 0) + 1);
+            continue;
+          }
+          assert.equal(verdict.audit, expected.audited, `audit of ${what}`);
+          assert.equal(verdict.terminate !== undefined, expected.terminated !== undefined, `terminated: ${what}`);
+          judged++;
+          if (!verdict.terminate || !expected.terminated || !admitted) {
+            outcomes.set("passed on", (outcomes.get("passed on") ?? 0) + 1);
+            continue;
+          }
+          // Rules are named differently by the two: compare the policies and rule indexes.
+          const viewNames = verdict.terminate.rules.filter((r) => admitted.ids.includes(r.id)).map((r) => `${r.policy} rule ${/\[(\d+)\]/.exec(r.rule)?.[1]}`);
+          assert.deepEqual(viewNames, expected.terminated.rules, `admitting rules of ${what}`);
+          assert.equal(`x/${verdict.terminate.termination.certificate.secretName}`, expected.terminated.certificate);
+          const request = httpRequestView(raw);
+          const inside = evaluateRequest(world, packet, raw, expected.terminated);
+          if (!request.ok) {
+            assert.equal(inside.outcome, "malformed", `malformed ${JSON.stringify(raw)} inside ${what}`);
+            continue;
+          }
+          const answer = index.judge(request.view, { ...connection, terminatedBy: admitted.ids }, identityOf);
+          assert.equal(answer.allow ? "allowed" : "refused", inside.outcome, `${JSON.stringify(raw)} inside ${what}`);
+          const key = `terminated, request ${inside.outcome}`;
+          outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
+        }
+      }),
+      { numRuns: 800 },
+    );
+    assert.ok(judged >= 1000, `only ${judged} connections were admitted`);
+    for (const key of ["terminated, request allowed", "terminated, request refused", "refused", "passed on"]) assert.ok((outcomes.get(key) ?? 0) > 15, `few ${key}: ${JSON.stringify([...outcomes])}`);
+    console.log(`view differential with termination: ${[...outcomes].map(([k, n]) => `${k}: ${n}`).join(", ")}`);
   });
 });

@@ -12,11 +12,13 @@
  */
 import { DIRECTION_EGRESS, DIRECTION_INGRESS, IDENTITY_HOST, policyKeyString } from "./desired-state.ts";
 import type { Direction, EndpointState, PolicyEntry, RuleRef } from "./desired-state.ts";
+import type { TlsClientCertificate, TlsRule, TlsTermination } from "./api-types.ts";
 import { compileHttpRules, validateHttpRules } from "./http-rule.ts";
 import type { CompiledHttpRules, HttpRequestView } from "./http-rule.ts";
 import { canonicalIp } from "./ip.ts";
 import { lookupEndpointVerdict } from "./lookup.ts";
-import { matchServerName, validateServerNames } from "./tls-server-name.ts";
+import { matchServerName } from "./tls-server-name.ts";
+import { validatePolicy } from "./validate.ts";
 import type { HttpJudges, LookupResult } from "./lookup.ts";
 
 /** How long the verdicts of a connection's sides are reused for its requests. */
@@ -51,6 +53,40 @@ export interface HttpConnection {
   /** The client's original destination. */
   serverAddress: string;
   serverPort: number;
+  /**
+   * For the requests inside a connection the proxy terminated: the ids of the rules that admitted it (its
+   * {@link TlsTerminationPlan}'s rules whose client certificate requirement held). Its requests are judged at
+   * the server's side by these rules' `http` (a rule without `http` admits every request) and the side's
+   * Deny rules with `http`; the client's side judged the connection by its ClientHello already.
+   */
+  terminatedBy?: readonly number[];
+}
+
+/** A rule that admits a connection by terminating it, and the client certificate it asks for. */
+export interface TerminatingRule {
+  id: number;
+  /** The policy and rule, as judgements name them (`ingress[0].tls`). */
+  policy: string;
+  rule: string;
+  clientCertificate?: TlsClientCertificate;
+  /** Whether the rule has `http`: the requests it admits are judged one by one. */
+  http: boolean;
+}
+
+/**
+ * How the proxy terminates a connection: one certificate and upstream, which every Allow rule admitting the
+ * connection by termination names alike, and those rules (a connection is admitted when the client
+ * certificate satisfies at least one of them).
+ */
+export interface TlsTerminationPlan {
+  /** The namespace of the rules' policies, where the Secret and ConfigMaps they name are. */
+  namespace: string;
+  termination: TlsTermination;
+  rules: TerminatingRule[];
+  /** A Deny rule with `http` covers the connection: its requests are judged even if every admitting rule admits them all. */
+  httpDenies: boolean;
+  /** Whether any request is judged (a rule with `http`, or `httpDenies`): the proxy then offers HTTP/2 and HTTP/1.1 by ALPN. */
+  judgesRequests: boolean;
 }
 
 /**
@@ -68,6 +104,8 @@ export interface HttpJudgement {
    * rule that allowed it), or why none is.
    */
   rule?: string;
+  /** For a TLS connection let through by rules with `tls.termination`: how to terminate it. */
+  terminate?: TlsTerminationPlan;
 }
 
 /** What a connection's first bytes are: a whole ClientHello and the server name it asks for (undefined: none), or not TLS. */
@@ -146,8 +184,14 @@ export function parseHttpView(json: unknown): HttpView {
       if (problems.length > 0) throw new HttpViewError(problems.join("; "));
     }
     if (ref.tls !== undefined) {
-      const problems = isObject(ref.tls) ? validateServerNames(ref.tls.serverNames, `rules[${i}].tls.serverNames`) : [`rules[${i}].tls is not an object`];
-      if (problems.length > 0) throw new HttpViewError(problems.join("; "));
+      // The rule as the API validates it: its server names, termination and client certificate.
+      const problems = validatePolicy({
+        apiVersion: "palisade.dev/v1alpha1",
+        kind: "EBPFNetworkPolicy",
+        metadata: { name: "view", namespace: "view" },
+        spec: { selector: {}, ingress: [{ ports: [{ port: 1 }], tls: ref.tls, action: ref.action === "Deny" ? "Deny" : "Allow" }] },
+      });
+      if (problems.length > 0) throw new HttpViewError(problems.map((issue) => `rules[${i}].tls${issue.field.replace(/^spec\.ingress\[0\]\.tls/, "")}: ${issue.message}`).join("; "));
     }
   });
   return json as unknown as HttpView;
@@ -162,8 +206,8 @@ function ruleNameOf(ref: RuleRef): string {
   return `${ref.direction === "Ingress" ? "ingress" : "egress"}[${ref.index}]`;
 }
 
-/** One side's answer: refused or let through, and the policy and rule behind it; undefined when no rule of the side judged. */
-type SideJudgement = { refused: boolean; names: Pick<HttpJudgement, "policy" | "rule"> } | undefined;
+/** One side's answer: refused or let through (by terminating it), and the policy and rule behind it; undefined when no rule of the side judged. */
+type SideJudgement = { refused: boolean; names: Pick<HttpJudgement, "policy" | "rule">; terminate?: TlsTerminationPlan } | undefined;
 
 /**
  * A view, indexed for judging requests: endpoints by address, entries by key,
@@ -210,6 +254,13 @@ export class HttpViewIndex {
     const sides = this.#sidesOf(connection, identityOf);
     // The datapath steered the flow by HTTP rules this view does not have (yet): fail closed.
     if (sides.length === 0) return { allow: false, audit: false, rule: "no HTTP rule of this node covers the connection" };
+    const terminatedBy = connection.terminatedBy;
+    if (terminatedBy !== undefined) {
+      // The side whose Allow rules terminated the connection judges its requests by them; the other judged its ClientHello.
+      const terminating = (judges: HttpJudges | undefined) => judges?.allows?.some((id) => terminatedBy.includes(id)) === true;
+      if (!sides.some((side) => side !== "host" && terminating(side.http))) return { allow: false, audit: false, rule: "the rules that terminated the connection no longer cover it" };
+      return this.#combine(sides, (judges, audit) => (audit || !terminating(judges) ? undefined : this.#judgeSide({ allows: [...terminatedBy], denies: judges?.denies ?? [] }, request, true)));
+    }
     return this.#combine(sides, (judges) => this.#judgeSide(judges, request));
   }
 
@@ -225,7 +276,7 @@ export class HttpViewIndex {
   judgeConnection(start: ConnectionStart, connection: HttpConnection, identityOf: (address: string) => number): HttpJudgement {
     const sides = this.#sidesOf(connection, identityOf);
     if (sides.length === 0) return start.tls ? { allow: false, audit: false, rule: "no HTTP or TLS rule of this node covers the connection" } : { allow: true, audit: false };
-    return this.#combine(sides, (judges, audit) => (audit && !start.tls ? undefined : this.#judgeStart(judges, start)));
+    return this.#combine(sides, (judges, audit) => (audit && !start.tls ? undefined : this.#judgeStart(judges, start, audit)));
   }
 
   /**
@@ -241,33 +292,70 @@ export class HttpViewIndex {
       const enforced = judgeSide(verdict.http, false);
       if (enforced?.refused) return { allow: false, audit: false, ...enforced.names };
       if (enforced) allowedBy ??= { allow: true, audit: false, ...enforced.names };
+      // Whichever side's rules terminate the connection (the server's), the connection is terminated.
+      if (enforced?.terminate && allowedBy) allowedBy.terminate ??= enforced.terminate;
       // A flow the audit verdict refuses at L3/L4 was reported by the datapath already.
       const audit = verdict.audit.allowed ? judgeSide(verdict.audit.http, true) : undefined;
       if (audit?.refused && !audited) audited = { allow: true, audit: true, ...audit.names };
     }
+    if (audited && allowedBy?.terminate) audited.terminate = allowedBy.terminate;
     return audited ?? allowedBy ?? { allow: true, audit: false };
   }
 
-  /** One side's judgement of a connection's start. */
-  #judgeStart(judges: HttpJudges | undefined, start: ConnectionStart): SideJudgement {
+  /**
+   * One side's judgement of a connection's start. A TLS connection is refused by a Deny rule with `tls`
+   * naming its server; else the Allow rules that admit it are those with `tls` whose `serverNames` name it
+   * (a rule with `termination` and no `serverNames`: any connection). They must agree: all pass it on
+   * unchanged (no `termination`), or all terminate it with the same certificate and upstream; rules that
+   * disagree reset it, fail-closed. A Deny rule with `http` refuses the connections not terminated (it cannot
+   * see their requests). For the audit verdict, rules with `termination` admit by their `serverNames` alone:
+   * an Audit-mode policy terminates nothing.
+   */
+  #judgeStart(judges: HttpJudges | undefined, start: ConnectionStart, audit: boolean): SideJudgement {
     if (!judges) return undefined;
     const rules = this.#state.rules;
     if (!start.tls) {
-      if (judges.allows === undefined || judges.allows.some((id) => rules.get(id)?.http !== undefined)) return undefined;
+      if (judges.allows === undefined || judges.allows.some((id) => rules.get(id)?.http !== undefined && rules.get(id)?.tls === undefined)) return undefined;
       return { refused: true, names: this.#named(judges.allows[0] ?? 0, ": the connection is not TLS, and only rules with tls allow the flow") };
     }
+    // Only a rule with termination may leave serverNames out: it then admits any server name, or none.
+    const names = (tls: TlsRule) => tls.serverNames === undefined || matchServerName(tls.serverNames, start.serverName) >= 0;
     for (const id of judges.denies) {
-      const ref = rules.get(id);
-      if (ref?.http) return { refused: true, names: this.#named(id, ".http: the requests of a TLS connection cannot be judged without terminating TLS") };
-      if (ref?.tls && matchServerName(ref.tls.serverNames, start.serverName) >= 0) return { refused: true, names: this.#named(id, ".tls") };
-    }
-    if (judges.allows === undefined) return undefined;
-    for (const id of judges.allows) {
       const tls = rules.get(id)?.tls;
-      if (tls && matchServerName(tls.serverNames, start.serverName) >= 0) return { refused: false, names: this.#named(id, ".tls") };
+      if (tls && names(tls)) return { refused: true, names: this.#named(id, ".tls") };
     }
-    const why = start.serverName === undefined ? "the ClientHello names no server" : "no tls serverNames entry of the rules allowing the flow matched";
-    return { refused: true, names: this.#named(judges.allows[0] ?? 0, `: ${why}`) };
+    const httpDeny = judges.denies.find((id) => rules.get(id)?.http !== undefined);
+    const refusedByHttpDeny = (): SideJudgement => ({ refused: true, names: this.#named(httpDeny ?? 0, ".http: the requests of a TLS connection cannot be judged without terminating TLS") });
+    if (judges.allows === undefined) return httpDeny === undefined ? undefined : refusedByHttpDeny();
+    const admitting = judges.allows.filter((id) => {
+      const tls = rules.get(id)?.tls;
+      return tls !== undefined && names(tls);
+    });
+    const first = admitting[0];
+    if (first === undefined) {
+      const why = start.serverName === undefined ? "the ClientHello names no server" : "no tls serverNames entry of the rules allowing the flow matched";
+      return { refused: true, names: this.#named(judges.allows[0] ?? 0, `: ${why}`) };
+    }
+    const terminating = admitting.filter((id) => rules.get(id)?.tls?.termination !== undefined);
+    if (audit || terminating.length === 0) return httpDeny === undefined || audit ? { refused: false, names: this.#named(first, ".tls") } : refusedByHttpDeny();
+    if (terminating.length < admitting.length) {
+      return { refused: true, names: this.#named(first, ": rules passing the connection on unchanged and rules terminating it both admit it") };
+    }
+    const plans = terminating.map((id) => {
+      const ref = rules.get(id) as RuleRef;
+      return { id, key: terminationKey(ref), ref };
+    });
+    const disagreeing = plans.find((plan) => plan.key !== plans[0]?.key);
+    if (disagreeing) return { refused: true, names: this.#named(disagreeing.id, ": rules terminating the connection name different certificates or upstreams") };
+    const chosen = plans[0]?.ref as RuleRef;
+    const terminate: TlsTerminationPlan = {
+      namespace: chosen.namespace,
+      termination: chosen.tls?.termination as TlsTermination,
+      rules: plans.map(({ id, ref }) => ({ id, ...this.#named(id, ".tls"), http: ref.http !== undefined, ...(ref.tls?.clientCertificate && { clientCertificate: ref.tls.clientCertificate }) }) as TerminatingRule),
+      httpDenies: httpDeny !== undefined,
+      judgesRequests: httpDeny !== undefined || plans.some(({ ref }) => ref.http !== undefined),
+    };
+    return { refused: false, names: this.#named(first, ".tls"), terminate };
   }
 
   /**
@@ -302,8 +390,12 @@ export class HttpViewIndex {
     return sides;
   }
 
-  /** One side's judgement of a request. */
-  #judgeSide(judges: HttpJudges | undefined, request: HttpRequestView): SideJudgement {
+  /**
+   * One side's judgement of a request. In a terminated connection (`terminated`), the allows are the rules
+   * that terminated it, and one without `http` admits every request; elsewhere a rule with `tls` admits no
+   * request (its `http` is for the requests inside the connections it terminates).
+   */
+  #judgeSide(judges: HttpJudges | undefined, request: HttpRequestView, terminated = false): SideJudgement {
     if (!judges) return undefined;
     for (const id of judges.denies) {
       const entry = this.#matchers.get(id)?.match(request) ?? -1;
@@ -311,7 +403,9 @@ export class HttpViewIndex {
     }
     if (judges.allows === undefined) return undefined;
     for (const id of judges.allows) {
-      const entry = this.#matchers.get(id)?.match(request) ?? -1;
+      const matcher = this.#matchers.get(id);
+      if (terminated && matcher === undefined) return { refused: false, names: this.#named(id, ".tls") };
+      const entry = terminated || this.#state.rules.get(id)?.tls === undefined ? (matcher?.match(request) ?? -1) : -1;
       if (entry >= 0) return { refused: false, names: this.#names(id, entry, "") };
     }
     return { refused: true, names: this.#names(judges.allows[0] ?? 0, -1, "no http entry of the rules allowing the flow matched") };
@@ -327,6 +421,12 @@ export class HttpViewIndex {
     if (!ref) return { rule: orElse };
     return { policy: policyNameOf(ref), rule: `${ruleNameOf(ref)}${suffix}` };
   }
+}
+
+/** What rules terminating one connection must agree on: the namespace of their objects, the certificate, the upstream and its CA. */
+function terminationKey(ref: RuleRef): string {
+  const termination = ref.tls?.termination;
+  return JSON.stringify([ref.namespace, termination?.certificate.secretName, termination?.upstream ?? "Plain", termination?.upstreamCA?.configMapName, termination?.upstreamCA?.key]);
 }
 
 /** The rule ids a view's entries name. */

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { AnyPolicy, HttpRule, LabelSelector, Namespace, Pod, PolicyPeer, PolicyPort, PolicyProtocol, TcpRule } from "./api-types.ts";
+import type { AnyPolicy, ConfigMapKeyReference, HttpRule, LabelSelector, Namespace, Pod, PolicyPeer, PolicyPort, PolicyProtocol, TcpRule, TlsRule } from "./api-types.ts";
 import { canonicalIp, ipFamily } from "./ip.ts";
 import { PolicyError, validateObject } from "./validate.ts";
 import type { NamespaceInfo, PodInfo, World } from "./world.ts";
@@ -209,8 +209,8 @@ function knownPolicyFields(policy: AnyPolicy): AnyPolicy {
     spec: defined({
       selector: knownSelectorFields(spec.selector),
       policyTypes: spec.policyTypes,
-      ingress: spec.ingress?.map((rule) => defined({ from: rule.from?.map(knownPeerFields), ports: rule.ports?.map(knownPortFields), action: rule.action, tcp: knownTcpFields(rule.tcp), http: rule.http?.map(knownHttpFields), tls: rule.tls && { serverNames: rule.tls.serverNames } })),
-      egress: spec.egress?.map((rule) => defined({ to: rule.to?.map(knownPeerFields), ports: rule.ports?.map(knownPortFields), action: rule.action, tcp: knownTcpFields(rule.tcp), http: rule.http?.map(knownHttpFields), tls: rule.tls && { serverNames: rule.tls.serverNames } })),
+      ingress: spec.ingress?.map((rule) => defined({ from: rule.from?.map(knownPeerFields), ports: rule.ports?.map(knownPortFields), action: rule.action, tcp: knownTcpFields(rule.tcp), http: rule.http?.map(knownHttpFields), tls: knownTlsFields(rule.tls) })),
+      egress: spec.egress?.map((rule) => defined({ to: rule.to?.map(knownPeerFields), ports: rule.ports?.map(knownPortFields), action: rule.action, tcp: knownTcpFields(rule.tcp), http: rule.http?.map(knownHttpFields), tls: knownTlsFields(rule.tls) })),
       mode: spec.mode,
     }),
   };
@@ -224,6 +224,17 @@ function knownHttpFields(rule: HttpRule): HttpRule {
     headers: rule.headers?.map((header) =>
       defined({ name: header.name, exact: header.exact, prefix: header.prefix, regex: header.regex, present: header.present, absent: header.absent }),
     ),
+  });
+}
+
+function knownTlsFields(tls: TlsRule | undefined): TlsRule | undefined {
+  if (!tls) return undefined;
+  const { termination, clientCertificate } = tls;
+  const configMapKey = (ref: ConfigMapKeyReference | undefined) => ref && { configMapName: ref.configMapName, key: ref.key };
+  return defined({
+    serverNames: tls.serverNames,
+    termination: termination && defined({ certificate: { secretName: termination.certificate.secretName }, upstream: termination.upstream, upstreamCA: configMapKey(termination.upstreamCA) }),
+    clientCertificate: clientCertificate && { ca: { configMapName: clientCertificate.ca.configMapName, key: clientCertificate.ca.key }, subjectAltNames: clientCertificate.subjectAltNames },
   });
 }
 

@@ -57,9 +57,11 @@ export interface HttpFindings {
   denies: NamedHttpRules[];
 }
 
-/** A rule's name (`Kind ns/name rule i`) and its `http` list or its `tls`. */
+/** A rule's name (`Kind ns/name rule i`) and its `http` list or its `tls` (and with termination, both). */
 export interface NamedHttpRules {
   name: string;
+  /** The namespace of the rule's policy (where the objects its `tls` names are). */
+  namespace?: string;
   http?: HttpRule[];
   tls?: TlsRule;
 }
@@ -131,22 +133,28 @@ export interface RequestEvaluation {
  * // { outcome: "refused", audited: false, rule: "EBPFNetworkPolicy shop/no-admin rule 0" }
  * ```
  */
-export function evaluateRequest(world: World, packet: Packet, request: RawHttpRequest): RequestEvaluation {
+export function evaluateRequest(world: World, packet: Packet, request: RawHttpRequest, terminated?: ReferenceTermination): RequestEvaluation {
   const flow = evaluate(world, packet);
   if (!flow.allowed) return { outcome: "refused", audited: false };
-  const ends = [flow.egress, flow.ingress];
   const matches = (named: NamedHttpRules): boolean => {
     if (named.http === undefined) return false;
     const verdict = referenceHttpVerdict(named.http, request);
     return !verdict.refused && verdict.rule >= 0;
   };
+  // Inside a terminated connection: the end whose rules terminated it judges, by those rules (one without
+  // http admits every request) and its Deny rules with http; an Audit-mode policy judges no such request.
+  const terminatedBy = terminated?.rules;
+  const admits = (named: NamedHttpRules): boolean => (terminatedBy === undefined ? named.tls === undefined && matches(named) : terminatedBy.includes(named.name) && (named.http === undefined || matches(named)));
   const judged = (findings: HttpFindings | undefined): { refused: boolean; rule?: string | undefined } => {
     if (!findings) return { refused: false };
     const deny = findings.denies.find(matches);
     if (deny) return { refused: true, rule: deny.name };
-    if (findings.allows === undefined || findings.allows.some(matches)) return { refused: false };
+    if (findings.allows === undefined || findings.allows.some(admits)) return { refused: false };
     return { refused: true, rule: findings.allows[0]?.name };
   };
+  const terminating = (end: DirectionResult) => end.http?.allows?.some((named) => terminatedBy?.includes(named.name)) === true;
+  const ends = terminatedBy === undefined ? [flow.egress, flow.ingress] : [flow.egress, flow.ingress].filter(terminating);
+  if (terminatedBy !== undefined && ends.length === 0) return { outcome: "refused", audited: false };
   if (ends.some((end) => end.http !== undefined || (end.audit.allowed && end.audit.http !== undefined))) {
     if (referenceHttpVerdict([], request).refused) return { outcome: "malformed", audited: false };
   }
@@ -154,7 +162,7 @@ export function evaluateRequest(world: World, packet: Packet, request: RawHttpRe
     const verdict = judged(end.http);
     if (verdict.refused) return { outcome: "refused", audited: false, ...(verdict.rule ? { rule: verdict.rule } : {}) };
   }
-  for (const end of ends) {
+  for (const end of terminatedBy === undefined ? ends : []) {
     const verdict = end.audit.allowed ? judged(end.audit.http) : { refused: false };
     if (verdict.refused) return { outcome: "allowed", audited: true, ...(verdict.rule ? { rule: verdict.rule } : {}) };
   }
@@ -168,6 +176,30 @@ export interface ConnectionEvaluation {
   /** Let through, but an Audit-mode policy would have refused it. */
   audited: boolean;
   rule?: string;
+  /** A TLS connection the proxy terminates: see {@link ReferenceTermination}. */
+  terminated?: ReferenceTermination;
+}
+
+/** How a terminated connection ends at the proxy, and which rules admitted it. */
+export interface ReferenceTermination {
+  /** `namespace/secretName` of the certificate presented. */
+  certificate: string;
+  upstream: "Plain" | "TLS";
+  /** `namespace/configMapName/key` of the upstream CA when re-encrypting. */
+  upstreamCA?: string;
+  /** The rules admitting the connection whose client certificate requirement the client met (names). */
+  rules: string[];
+}
+
+/**
+ * A client certificate as the reference sees it: the CA bundles it chains to (`namespace/configMapName/key`),
+ * whether it is valid now, and its names. Undefined: the client presented none.
+ */
+export interface ReferenceClientCertificate {
+  trustedBy: string[];
+  valid: boolean;
+  dns: string[];
+  uri: string[];
 }
 
 /** Whether a `serverNames` entry names `serverName`: equal ignoring case, or `*.rest` and one label before `rest`. */
@@ -178,13 +210,32 @@ function serverNameMatches(entry: string, serverName: string): boolean {
   return labels.length > 1 && labels[0] !== "" && labels.slice(1).join(".") === pattern.slice(2);
 }
 
+/** Whether a client certificate meets a rule's `clientCertificate` (absent: any client does, with a certificate or not). */
+function clientCertificateHolds(namespace: string, tls: TlsRule, certificate: ReferenceClientCertificate | undefined): boolean {
+  const wanted = tls.clientCertificate;
+  if (wanted === undefined) return true;
+  if (certificate === undefined || !certificate.valid) return false;
+  if (!certificate.trustedBy.includes(`${namespace}/${wanted.ca.configMapName}/${wanted.ca.key}`)) return false;
+  return wanted.subjectAltNames.some((entry) =>
+    entry.includes(":")
+      ? certificate.uri.includes(entry)
+      // A DNS name in a certificate that is no plain host name (a wildcard) names no one client.
+      : certificate.dns.some((name) => /^[A-Za-z0-9.-]+$/.test(name) && !/^[0-9.]+$/.test(name) && serverNameMatches(entry, name)),
+  );
+}
+
 /**
  * Decides a connection on a TCP flow (`packet` its first packet) by its first bytes, on flows the proxy
  * judges: `serverName` is the name a whole ClientHello asks for (undefined: none), `"not-tls"` stands for
- * bytes that are not TLS. A TLS connection is refused at an end by a Deny rule with `tls` naming it or
- * by any Deny rule with `http` (its requests cannot be seen), and, where only rules with `http` or `tls`
- * allow the flow, unless one with `tls` names it. Bytes that are not TLS are refused where every rule
- * allowing the flow has `tls`; otherwise their requests are judged (evaluateRequest).
+ * bytes that are not TLS; `clientCertificate` is what the client would present if asked. At each end, a
+ * TLS connection is refused by a Deny rule with `tls` naming it. The Allow rules admitting it are those
+ * with `tls` naming it (with `termination` and no `serverNames`: any name). All of them without
+ * `termination`: passed on, unless a Deny rule with `http` covers the end (it cannot see the requests).
+ * All with `termination`, naming one certificate and upstream: terminated, if the client certificate meets
+ * one of them; a mix, or different certificates or upstreams: refused. No admitting rule: refused where
+ * only rules with `http` or `tls` allow the flow. Bytes that are not TLS are refused where no rule with
+ * `http` alone allows the flow; otherwise their requests are judged (evaluateRequest). For the audit
+ * verdict, rules with `termination` admit by their server names alone.
  *
  * @example
  * ```ts
@@ -192,33 +243,60 @@ function serverNameMatches(entry: string, serverName: string): boolean {
  * // { outcome: "allowed", audited: false, rule: "EBPFNetworkPolicy shop/egress rule 0" }
  * ```
  */
-export function evaluateConnection(world: World, packet: Packet, serverName: string | undefined | "not-tls"): ConnectionEvaluation {
+export function evaluateConnection(world: World, packet: Packet, serverName: string | undefined | "not-tls", clientCertificate?: ReferenceClientCertificate): ConnectionEvaluation {
   const flow = evaluate(world, packet);
   if (!flow.allowed) return { outcome: "refused", audited: false };
-  const names = (named: NamedHttpRules): boolean => named.tls !== undefined && serverName !== undefined && serverName !== "not-tls" && named.tls.serverNames.some((entry) => serverNameMatches(entry, serverName));
-  const judged = (findings: HttpFindings | undefined): { refused: boolean; rule?: string | undefined } => {
+  const names = (named: NamedHttpRules): boolean => {
+    if (named.tls === undefined || serverName === "not-tls") return false;
+    if (named.tls.serverNames === undefined) return true;
+    return serverName !== undefined && named.tls.serverNames.some((entry) => serverNameMatches(entry, serverName));
+  };
+  type Judged = { refused: boolean; rule?: string | undefined; terminated?: ReferenceTermination };
+  const judged = (findings: HttpFindings | undefined, audit: boolean): Judged => {
     if (!findings) return { refused: false };
     if (serverName === "not-tls") {
-      const onlyTls = findings.allows !== undefined && findings.allows.every((named) => named.http === undefined);
-      return onlyTls ? { refused: true, rule: findings.allows?.[0]?.name } : { refused: false };
+      const someHttpOnly = findings.allows === undefined || findings.allows.some((named) => named.http !== undefined && named.tls === undefined);
+      return someHttpOnly ? { refused: false } : { refused: true, rule: findings.allows?.[0]?.name };
     }
-    const deny = findings.denies.find((named) => named.http !== undefined || names(named));
-    if (deny) return { refused: true, rule: deny.name };
-    if (findings.allows === undefined) return { refused: false };
-    const allow = findings.allows.find(names);
-    return allow ? { refused: false, rule: allow.name } : { refused: true, rule: findings.allows[0]?.name };
+    const tlsDeny = findings.denies.find(names);
+    if (tlsDeny) return { refused: true, rule: tlsDeny.name };
+    const httpDeny = findings.denies.find((named) => named.http !== undefined);
+    if (findings.allows === undefined) return httpDeny ? { refused: true, rule: httpDeny.name } : { refused: false };
+    const admitting = findings.allows.filter(names);
+    const first = admitting[0];
+    if (!first) return { refused: true, rule: findings.allows[0]?.name };
+    const terminating = admitting.filter((named) => named.tls?.termination !== undefined);
+    if (audit || terminating.length === 0) return httpDeny && !audit ? { refused: true, rule: httpDeny.name } : { refused: false, rule: first.name };
+    if (terminating.length !== admitting.length) return { refused: true, rule: first.name };
+    const describe = (named: NamedHttpRules): ReferenceTermination => {
+      const termination = named.tls?.termination;
+      const upstreamCA = termination?.upstreamCA;
+      return {
+        certificate: `${named.namespace}/${termination?.certificate.secretName}`,
+        upstream: termination?.upstream ?? "Plain",
+        ...(upstreamCA && { upstreamCA: `${named.namespace}/${upstreamCA.configMapName}/${upstreamCA.key}` }),
+        rules: [],
+      };
+    };
+    const plan = describe(first);
+    if (terminating.some((named) => JSON.stringify(describe(named)) !== JSON.stringify(plan))) return { refused: true, rule: first.name };
+    plan.rules = terminating.filter((named) => clientCertificateHolds(named.namespace ?? "", named.tls as TlsRule, clientCertificate)).map((named) => named.name);
+    return plan.rules.length === 0 ? { refused: true, rule: first.name } : { refused: false, rule: first.name, terminated: plan };
   };
   const ends = [flow.egress, flow.ingress];
+  let terminated: ReferenceTermination | undefined;
   for (const end of ends) {
-    const verdict = judged(end.http);
+    const verdict = judged(end.http, false);
     if (verdict.refused) return { outcome: "refused", audited: false, ...(verdict.rule ? { rule: verdict.rule } : {}) };
+    terminated ??= verdict.terminated;
   }
+  const withTermination = terminated ? { terminated } : {};
   // Audit refusals of bytes that are not TLS are reported request by request.
   for (const end of serverName === "not-tls" ? [] : ends) {
-    const verdict = end.audit.allowed ? judged(end.audit.http) : { refused: false };
-    if (verdict.refused) return { outcome: "allowed", audited: true, ...(verdict.rule ? { rule: verdict.rule } : {}) };
+    const verdict = end.audit.allowed ? judged(end.audit.http, true) : { refused: false };
+    if (verdict.refused) return { outcome: "allowed", audited: true, ...(verdict.rule ? { rule: verdict.rule } : {}), ...withTermination };
   }
-  return { outcome: "allowed", audited: false };
+  return { outcome: "allowed", audited: false, ...withTermination };
 }
 
 /** The far end of the packet, seen from the pod whose policy is evaluated. */
@@ -259,7 +337,7 @@ function evaluateDirection(world: World, packet: Packet, pod: PodInfo, direction
       if (!ruleMatches(world, policy, rule.peers, rule.ports, packet, remote, dstPod)) return;
       const ruleName = `${name} rule ${i}`;
       for (const findings of targets) {
-        const judgedBy: NamedHttpRules | undefined = rule.http ? { name: ruleName, http: rule.http } : rule.tls ? { name: ruleName, tls: rule.tls } : undefined;
+        const judgedBy: NamedHttpRules | undefined = rule.http || rule.tls ? { name: ruleName, namespace: policy.metadata.namespace ?? "", ...(rule.http && { http: rule.http }), ...(rule.tls && { tls: rule.tls }) } : undefined;
         if (rule.action === "Deny" && judgedBy) {
           findings.httpDenies.push(judgedBy);
           continue;

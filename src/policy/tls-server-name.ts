@@ -33,13 +33,29 @@ export function validateServerNames(names: unknown, field: string): string[] {
       errors.push(`${at}: must be a string`);
       return;
     }
-    const wildcard = name.startsWith("*.");
-    const problem = hostNameProblem(wildcard ? name.slice(2) : name);
-    if (problem) errors.push(`${at}: ${JSON.stringify(name)} is ${problem}`);
-    else if (name.slice(wildcard ? 2 : 0).includes("*")) errors.push(`${at}: ${JSON.stringify(name)} has a wildcard elsewhere than one leading "*." label`);
-    else if (wildcard && !name.slice(2).includes(".")) errors.push(`${at}: ${JSON.stringify(name)} would match every name under a top-level domain`);
+    const problem = namePatternProblem(name);
+    if (problem) errors.push(`${at}: ${problem}`);
   });
   return errors;
+}
+
+/**
+ * Why `name` is no host-name pattern (a host name, or `*.` and a host name of at least two labels), or
+ * undefined when it is one; the message starts with the name. Also the DNS entries of a client
+ * certificate's `subjectAltNames`.
+ *
+ * @example
+ * ```ts
+ * namePatternProblem("*.com"); // '"*.com" would match every name under a top-level domain'
+ * ```
+ */
+export function namePatternProblem(name: string): string | undefined {
+  const wildcard = name.startsWith("*.");
+  const problem = hostNameProblem(wildcard ? name.slice(2) : name);
+  if (problem) return `${JSON.stringify(name)} is ${problem}`;
+  if (name.slice(wildcard ? 2 : 0).includes("*")) return `${JSON.stringify(name)} has a wildcard elsewhere than one leading "*." label`;
+  if (wildcard && !name.slice(2).includes(".")) return `${JSON.stringify(name)} would match every name under a top-level domain`;
+  return undefined;
 }
 
 /**

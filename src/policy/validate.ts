@@ -11,6 +11,7 @@
 import { canonicalIp, cidrContains, ipFamily, IpParseError, isIpv4MappedPrefix, parseCidr } from "./ip.ts";
 import type { Cidr } from "./ip.ts";
 import { validateHttpRules } from "./http-rule.ts";
+import { validateSubjectAltNames } from "./tls-client-certificate.ts";
 import { validateServerNames } from "./tls-server-name.ts";
 
 /** One problem with an object: the field it is about and what is wrong with it. */
@@ -231,7 +232,7 @@ function checkRule(value: unknown, path: string, peersKey: "from" | "to", ebpf: 
   const action = checkEnum(rule.action, `${path}.action`, ["Allow", "Deny"], issues);
   checkTcp(rule, action, path, issues);
   checkHttp(rule, path, issues);
-  checkTls(rule, path, issues);
+  checkTls(rule, path, action, peersKey === "to", issues);
 }
 
 /** `tcp` narrows what an Allow rule admits of TCP: on a Deny rule, or beside ports of other protocols, it would mean nothing. */
@@ -281,32 +282,92 @@ function checkHttp(rule: Fields, path: string, issues: ValidationIssue[]): void 
 }
 
 /**
- * `tls` judges the TLS connections of the rule's TCP ports by their ClientHello: like `http`, it needs
- * ports, all TCP. A rule with both would judge requests inside TLS, which needs termination.
+ * `tls` judges the TLS connections of the rule's TCP ports: like `http`, it needs ports, all TCP. Without
+ * termination it reads the ClientHello only, so it needs `serverNames` and cannot judge requests (`http`).
+ * Termination and client certificates are for ingress Allow rules: the certificate is presented to the
+ * rule's clients, and a Deny rule admits nothing to terminate.
  */
-function checkTls(rule: Fields, path: string, issues: ValidationIssue[]): void {
+function checkTls(rule: Fields, path: string, action: string | undefined, egress: boolean, issues: ValidationIssue[]): void {
   const tls = objectAt(rule.tls, `${path}.tls`, issues, "optional");
   if (tls === undefined) return;
   for (const key of Object.keys(tls)) {
-    if (key !== "serverNames") issues.push({ field: `${path}.tls.${key}`, message: 'is not a field of tls: only "serverNames" is supported (termination and client certificates are not yet)' });
+    if (!["serverNames", "termination", "clientCertificate"].includes(key)) issues.push({ field: `${path}.tls.${key}`, message: 'is not a field of tls: expected "serverNames", "termination" or "clientCertificate"' });
   }
-  if (tls.serverNames === undefined || tls.serverNames === null) issues.push({ field: `${path}.tls.serverNames`, message: "is required" });
-  else {
-    for (const message of validateServerNames(tls.serverNames, `${path}.tls.serverNames`)) {
-      const at = message.indexOf(": ");
-      issues.push({ field: message.slice(0, at), message: message.slice(at + 2) });
-    }
+  const termination = objectAt(tls.termination, `${path}.tls.termination`, issues, "optional");
+  const present = (value: unknown): boolean => value !== undefined && value !== null;
+  if (!present(tls.serverNames)) {
+    if (termination === undefined) issues.push({ field: `${path}.tls.serverNames`, message: TLS_WITHOUT_SERVER_NAMES });
+  } else {
+    for (const message of validateServerNames(tls.serverNames, `${path}.tls.serverNames`)) issues.push(issueOf(message));
+  }
+  if (termination !== undefined) {
+    const certificate = objectAt(termination.certificate, `${path}.tls.termination.certificate`, issues, "required");
+    if (certificate !== undefined) objectNameAt(certificate, "secretName", `${path}.tls.termination.certificate.secretName`, issues);
+    const upstream = checkEnum(termination.upstream, `${path}.tls.termination.upstream`, ["Plain", "TLS"], issues);
+    if (upstream === "TLS") configMapKeyAt(termination.upstreamCA, `${path}.tls.termination.upstreamCA`, issues, "required");
+    else if (present(termination.upstreamCA)) issues.push({ field: `${path}.tls.termination.upstreamCA`, message: UPSTREAM_CA_WITHOUT_TLS });
+    if (action === "Deny") issues.push({ field: `${path}.tls.termination`, message: TERMINATION_ON_DENY });
+    if (egress) issues.push({ field: `${path}.tls.termination`, message: TERMINATION_ON_EGRESS });
+  }
+  const client = objectAt(tls.clientCertificate, `${path}.tls.clientCertificate`, issues, "optional");
+  if (client !== undefined) {
+    configMapKeyAt(client.ca, `${path}.tls.clientCertificate.ca`, issues, "required");
+    if (!present(client.subjectAltNames)) issues.push({ field: `${path}.tls.clientCertificate.subjectAltNames`, message: "is required" });
+    else for (const message of validateSubjectAltNames(client.subjectAltNames, `${path}.tls.clientCertificate.subjectAltNames`)) issues.push(issueOf(message));
+    if (termination === undefined) issues.push({ field: `${path}.tls.clientCertificate`, message: CLIENT_CERTIFICATE_WITHOUT_TERMINATION });
   }
   if (!Array.isArray(rule.ports) || rule.ports.length === 0) issues.push({ field: `${path}.ports`, message: TLS_WITHOUT_PORTS });
   checkTcpPorts(rule, path, "tls", issues);
-  if (rule.http !== undefined && rule.http !== null) issues.push({ field: `${path}.tls`, message: TLS_WITH_HTTP });
+  if (present(rule.http) && termination === undefined) issues.push({ field: `${path}.tls`, message: TLS_WITH_HTTP });
 }
+
+/** A message of the policy layer's list validators (`field: what`) as an issue. */
+function issueOf(message: string): ValidationIssue {
+  const at = message.indexOf(": ");
+  return { field: message.slice(0, at), message: message.slice(at + 2) };
+}
+
+/** The name of an object of the policy's namespace: a DNS-1123 subdomain. */
+function objectNameAt(obj: Fields, key: string, path: string, issues: ValidationIssue[]): void {
+  const name = stringAt(obj, key, path, issues, true);
+  const problem = name === undefined ? undefined : dns1123SubdomainProblem(name);
+  if (problem !== undefined) issues.push({ field: path, message: problem });
+}
+
+/** A ConfigMap key's allowed characters (as the API server checks them). */
+const CONFIG_MAP_KEY = /^[-._a-zA-Z0-9]+$/;
+
+/** A `{configMapName, key}` reference. */
+function configMapKeyAt(value: unknown, path: string, issues: ValidationIssue[], presence: Presence): void {
+  const ref = objectAt(value, path, issues, presence);
+  if (ref === undefined) return;
+  objectNameAt(ref, "configMapName", `${path}.configMapName`, issues);
+  const key = stringAt(ref, "key", `${path}.key`, issues, true);
+  if (key !== undefined && (key.length > 253 || !CONFIG_MAP_KEY.test(key) || key === "." || key === "..")) {
+    issues.push({ field: `${path}.key`, message: `${JSON.stringify(key)} is not a ConfigMap key: at most 253 letters, digits, '-', '_' and '.', not "." or ".."` });
+  }
+}
+
+/** What `tls` without `serverNames` nor `termination` is refused with, here and by the CRD. */
+export const TLS_WITHOUT_SERVER_NAMES = "is required unless tls.termination is set: without termination a rule judges TLS connections by their server name only";
+
+/** What `clientCertificate` without `termination` is refused with, here and by the CRD. */
+export const CLIENT_CERTIFICATE_WITHOUT_TERMINATION = "requires tls.termination: a client certificate is judged in a handshake with the proxy (in TLS 1.3 it is encrypted)";
+
+/** What `termination` on a Deny rule is refused with, here and by the CRD. */
+export const TERMINATION_ON_DENY = "applies to Allow rules only: a Deny rule admits no connection to terminate";
+
+/** What `termination` on an egress rule is refused with, here and by the CRD. */
+export const TERMINATION_ON_EGRESS = "is not supported on egress rules: the proxy terminates TLS for the servers a policy selects (ingress rules)";
+
+/** What `upstreamCA` without `upstream: TLS` is refused with, here and by the CRD. */
+export const UPSTREAM_CA_WITHOUT_TLS = "is set, but upstream is not TLS: the CA verifies the pod's certificate when the proxy re-encrypts to it";
 
 /** What `tls` on a rule without ports is refused with, here and by the CRD. */
 export const TLS_WITHOUT_PORTS = "must list the TCP ports whose TLS connections the rule's tls judges";
 
 /** What a rule with both `http` and `tls` is refused with, here and by the CRD. */
-export const TLS_WITH_HTTP = "is set together with http: requests inside TLS cannot be judged without terminating TLS, which is not supported yet; put http and tls in separate rules";
+export const TLS_WITH_HTTP = "is set together with http but without termination: requests inside TLS can be judged only when the proxy terminates it (tls.termination); otherwise put http and tls in separate rules";
 
 /** What `http` on a rule without ports is refused with, here and by the CRD. */
 export const HTTP_WITHOUT_PORTS = "must list the TCP ports whose requests the rule's http entries judge";

@@ -7,6 +7,7 @@
  */
 import type { Socket } from "node:net";
 import type { HttpRequestView } from "../policy/http-rule.ts";
+import type { TlsTerminationPlan } from "../policy/http-view.ts";
 
 /** The addresses of one proxied connection: the client's, and the server it was going to. */
 export interface ConnectionInfo {
@@ -15,6 +16,20 @@ export interface ConnectionInfo {
   /** The original destination (a transparent socket's local address). */
   serverAddress: string;
   serverPort: number;
+  /** A connection the proxy terminated: the rules that admitted it, which judge its requests (see HttpConnection). */
+  terminatedBy?: readonly number[];
+  /** A terminated connection re-encrypted to the pod: how to verify it. */
+  upstreamTls?: UpstreamTls;
+}
+
+/** How the proxy re-encrypts a terminated connection to the pod. */
+export interface UpstreamTls {
+  /** The CA bundle (PEM) the pod's certificate must chain to. */
+  ca: string;
+  /** The client's server name, sent on and verified; absent: the pod's address is verified. */
+  serverName?: string;
+  /** The protocol the client negotiated (ALPN), asked of the pod too. */
+  alpn?: string;
 }
 
 /** A judge's answer for one request. */
@@ -26,6 +41,8 @@ export interface HttpVerdict {
   /** The policy (namespace/name) and rule behind the verdict, for the flow log. */
   policy?: string;
   rule?: string;
+  /** A TLS connection to terminate (connection judgements only): how. */
+  terminate?: TlsTerminationPlan;
 }
 
 /** Judges one request of one connection (the matcher of policy/http-rule.ts behind the proxy's rule table). */

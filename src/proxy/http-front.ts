@@ -22,6 +22,7 @@
  * @module
  */
 import type { Socket } from "node:net";
+import { Duplex } from "node:stream";
 import type { ConnectionInfo, HttpFrontOptions } from "./http-front-options.ts";
 import { HTTP_FRONT_DEFAULTS } from "./http-front-options.ts";
 import { createHttp1Front } from "./http1-front.ts";
@@ -40,6 +41,11 @@ export interface HttpFront {
    * local address is the client's original destination).
    */
   handleConnection(socket: Socket, connection?: ConnectionInfo): void;
+  /**
+   * Serves the decrypted stream of a connection the proxy terminated: HTTP/1.1 or HTTP/2, never TLS again;
+   * by the protocol the client negotiated (ALPN) when it did, else by its first bytes.
+   */
+  serveDecrypted(socket: Socket, connection: ConnectionInfo, alpn?: string): void;
   /** Closes every connection being served. */
   close(): void;
 }
@@ -61,46 +67,82 @@ export function connectionInfoOf(socket: Socket): ConnectionInfo {
   };
 }
 
+/**
+ * A stream over a TLS socket the proxy terminated, for Node's HTTP/2 session: given the TLS socket itself
+ * (a TLS layer over a TCP socket it did not accept), the session never reads it. Reads, writes, ends and
+ * errors pass both ways.
+ */
+function streamBridge(socket: Socket): Socket {
+  const bridge = new Duplex({
+    read: () => socket.resume(),
+    write: (chunk: Buffer, _encoding, callback) => socket.write(chunk, callback),
+    final: (callback) => {
+      socket.end();
+      callback();
+    },
+    destroy: (error, callback) => {
+      socket.destroy();
+      callback(error);
+    },
+  });
+  socket.on("data", (chunk: Buffer) => {
+    if (!bridge.push(chunk)) socket.pause();
+  });
+  socket.on("end", () => bridge.push(null));
+  socket.on("error", (error) => bridge.destroy(error));
+  socket.on("close", () => bridge.destroy());
+  return bridge as unknown as Socket;
+}
+
 export function createHttpFront(options: HttpFrontOptions, tls?: TlsFront): HttpFront {
   const http1 = createHttp1Front(options);
   const http2 = createHttp2Front(options);
   const sniffing = new Set<Socket>();
   const headersTimeout = options.headersTimeoutMs ?? HTTP_FRONT_DEFAULTS.headersTimeoutMs;
+  /** Reads the first bytes to tell the protocol; `tls`: a TLS front end that takes TLS connections and judges plain ones first. */
+  const sniff = (socket: Socket, connection: ConnectionInfo, tls: TlsFront | undefined, decrypted = false) => {
+    let received = Buffer.alloc(0);
+    sniffing.add(socket);
+    const timer = setTimeout(() => socket.destroy(), headersTimeout);
+    const stop = () => {
+      clearTimeout(timer);
+      sniffing.delete(socket);
+      socket.off("data", onData);
+      socket.off("error", onError);
+      socket.off("close", stop);
+    };
+    const onError = () => {
+      stop();
+      socket.destroy();
+    };
+    const onData = (chunk: Buffer) => {
+      received = Buffer.concat([received, chunk]);
+      if (tls && received.length === chunk.length) {
+        if (received[0] === TLS_HANDSHAKE_RECORD) {
+          stop();
+          tls.serve(socket, received, connection);
+          return;
+        }
+        if (tls.refusesPlain(socket, connection)) return stop();
+      }
+      const protocol = sniffProtocol(received);
+      if (protocol === undefined) return;
+      stop();
+      if (protocol === "http2") http2.serve(decrypted ? streamBridge(socket) : socket, received, connection);
+      else http1.serve(socket, received, connection);
+    };
+    socket.on("data", onData);
+    socket.on("error", onError);
+    socket.on("close", stop);
+  };
   return {
     handleConnection(socket, connection = connectionInfoOf(socket)) {
-      let received = Buffer.alloc(0);
-      sniffing.add(socket);
-      const timer = setTimeout(() => socket.destroy(), headersTimeout);
-      const stop = () => {
-        clearTimeout(timer);
-        sniffing.delete(socket);
-        socket.off("data", onData);
-        socket.off("error", onError);
-        socket.off("close", stop);
-      };
-      const onError = () => {
-        stop();
-        socket.destroy();
-      };
-      const onData = (chunk: Buffer) => {
-        received = Buffer.concat([received, chunk]);
-        if (tls && received.length === chunk.length) {
-          if (received[0] === TLS_HANDSHAKE_RECORD) {
-            stop();
-            tls.serve(socket, received, connection);
-            return;
-          }
-          if (tls.refusesPlain(socket, connection)) return stop();
-        }
-        const protocol = sniffProtocol(received);
-        if (protocol === undefined) return;
-        stop();
-        if (protocol === "http2") http2.serve(socket, received, connection);
-        else http1.serve(socket, received, connection);
-      };
-      socket.on("data", onData);
-      socket.on("error", onError);
-      socket.on("close", stop);
+      sniff(socket, connection, tls);
+    },
+    serveDecrypted(socket, connection, alpn) {
+      if (alpn === "h2") http2.serve(streamBridge(socket), Buffer.alloc(0), connection);
+      else if (alpn === "http/1.1") http1.serve(socket, Buffer.alloc(0), connection);
+      else sniff(socket, connection, undefined, true);
     },
     close() {
       for (const socket of sniffing) socket.destroy();

@@ -224,7 +224,7 @@ export function createHttp2Front(options: HttpFrontOptions): Http2Front {
       });
       // Node's HTTP/2 session reads what the socket already buffered before it reads the socket itself.
       socket.pause();
-      socket.unshift(firstBytes);
+      if (firstBytes.length > 0) socket.unshift(firstBytes);
       server.emit("connection", socket);
     },
     close() {

@@ -22,6 +22,13 @@ import { NodeProxy } from "./node-proxy.ts";
 import { DEFAULT_HTTP_VIEW_PATH, HttpViewIndex, parseHttpView } from "../policy/http-view.ts";
 import { connectTransparent, DEFAULT_PROXY_PORT, listenTransparent, PinnedIpcache } from "../datapath/index.ts";
 import { watchViewFile } from "./view-file.ts";
+import type { KubernetesObject } from "@kubernetes/client-node";
+import { KubeClient } from "../k8s/client.ts";
+import { Informer } from "../k8s/informer.ts";
+import { Resources } from "../k8s/resource.ts";
+import { TLS_MATERIAL_LABEL, TLS_MATERIAL_NAMESPACE } from "../policy/tls-material.ts";
+import { TlsMaterialStore } from "./tls-material-store.ts";
+import type { TlsMaterialCopy } from "./tls-material-store.ts";
 
 /** The proxy's health and metrics port unless told otherwise. */
 export const DEFAULT_PROXY_METRICS_PORT = 9963;
@@ -33,6 +40,8 @@ export interface RunProxyOptions {
   port: number;
   metricsPort: number;
   logLevel: LogLevel;
+  /** Where the API server is: TLS material is watched there; without it, connections rules would terminate are reset. */
+  kubeconfig?: string;
 }
 
 /** The command line is wrong; the message says which flag. */
@@ -41,14 +50,16 @@ export class ProxyUsageError extends Error {
 }
 
 /** `palisade proxy`'s part of the help. */
-export const PROXY_HELP = `  palisade proxy [--http-view-file PATH] [--pin-root DIR] [--port N] [--metrics-port N] [--log-level debug|info|warn|error]
+export const PROXY_HELP = `  palisade proxy [--http-view-file PATH] [--pin-root DIR] [--port N] [--metrics-port N] [--kubeconfig PATH] [--log-level debug|info|warn|error]
       Runs the node's transparent HTTP and TLS proxy: the datapath steers to --port (${DEFAULT_PROXY_PORT}) the flows
       whose policy carries HTTP or TLS rules; each request, and each TLS connection's ClientHello, is judged
       with the HTTP view the agent writes to PATH (${DEFAULT_HTTP_VIEW_PATH}; re-read when it changes; missing:
       every request refused with 403, every TLS connection reset) and the agent's ipcache pinned under DIR
       (${DEFAULT_PIN_ROOT}), refused (403, or a reset) or passed on from the client's own address. Refused,
       malformed, audited and unforwardable requests and connections are logged as JSON lines; /healthz,
-      /readyz and /metrics on --metrics-port (${DEFAULT_PROXY_METRICS_PORT}). Needs root (NET_ADMIN).`;
+      /readyz and /metrics on --metrics-port (${DEFAULT_PROXY_METRICS_PORT}). TLS termination presents the certificates
+      of the Secrets in namespace ${TLS_MATERIAL_NAMESPACE}, watched with --kubeconfig (in a pod: its service
+      account by default; elsewhere without the flag, connections rules would terminate are reset). Needs root (NET_ADMIN).`;
 
 function port(flag: string, value: string | undefined, fallback: number): number {
   if (value === undefined) return fallback;
@@ -76,6 +87,7 @@ export function parseProxyArgs(args: string[]): RunProxyOptions {
         port: { type: "string" },
         "metrics-port": { type: "string" },
         "log-level": { type: "string" },
+        kubeconfig: { type: "string" },
       },
       strict: true,
       allowPositionals: false,
@@ -85,7 +97,7 @@ export function parseProxyArgs(args: string[]): RunProxyOptions {
   }
   const logLevel = values["log-level"] ?? "info";
   if (!(logLevel in LOG_LEVELS)) throw new ProxyUsageError(`Cannot run proxy: --log-level "${logLevel}" is not one of ${Object.keys(LOG_LEVELS).join(", ")}`);
-  for (const flag of ["http-view-file", "pin-root"] as const) {
+  for (const flag of ["http-view-file", "pin-root", "kubeconfig"] as const) {
     if (values[flag] === "") throw new ProxyUsageError(`Cannot run proxy: --${flag} is empty`);
   }
   return {
@@ -94,6 +106,7 @@ export function parseProxyArgs(args: string[]): RunProxyOptions {
     port: port("port", values.port, DEFAULT_PROXY_PORT),
     metricsPort: port("metrics-port", values["metrics-port"], DEFAULT_PROXY_METRICS_PORT),
     logLevel: logLevel as LogLevel,
+    ...(values.kubeconfig !== undefined && { kubeconfig: values.kubeconfig }),
   };
 }
 
@@ -143,6 +156,37 @@ function connectOriginalDestination(connection: ConnectionInfo): Promise<net.Soc
 }
 
 /**
+ * Watches the operator's copies of TLS material (Secrets in TLS_MATERIAL_NAMESPACE carrying its label) into
+ * a store; they are held in memory only (the informer's cache and the store), never written or logged.
+ * Without --kubeconfig and outside a pod, none: termination then fails closed.
+ */
+function watchTlsMaterial(options: RunProxyOptions, logger: Logger): { store: TlsMaterialStore; informer: Informer<TlsMaterialCopy & KubernetesObject> } | undefined {
+  // In a pod, the service account's in-cluster configuration; elsewhere only what --kubeconfig names.
+  if (options.kubeconfig === undefined && !process.env["KUBERNETES_SERVICE_HOST"]) {
+    logger.warn({}, "No --kubeconfig and not in a pod: connections that rules would terminate are reset");
+    return undefined;
+  }
+  let client: KubeClient;
+  try {
+    client = options.kubeconfig !== undefined ? KubeClient.fromFile(options.kubeconfig) : KubeClient.fromDefault();
+  } catch (error) {
+    logger.warn({ err: error }, "No API server to read TLS material from: connections that rules would terminate are reset");
+    return undefined;
+  }
+  const store = new TlsMaterialStore();
+  const informer = new Informer<TlsMaterialCopy & KubernetesObject>({
+    client,
+    resource: Resources.secrets,
+    namespace: TLS_MATERIAL_NAMESPACE,
+    labelSelector: `${TLS_MATERIAL_LABEL}=true`,
+    logger,
+  });
+  informer.addHandlers({ onAdd: (copy) => store.put(copy), onUpdate: (_, copy) => store.put(copy), onDelete: (copy) => store.remove(copy) });
+  informer.start();
+  return { store, informer };
+}
+
+/**
  * Runs the proxy until SIGINT or SIGTERM; resolves after it stopped.
  *
  * @example
@@ -156,6 +200,7 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
   const logger = jsonLogger(options.logLevel, { component: "proxy", ...(node !== undefined && node !== "" && { node }) }, (line) => process.stdout.write(line));
   const viewFile = watchViewFile({ path: options.httpViewFile, load: (json) => new HttpViewIndex(parseHttpView(json)), logger });
   const identities = pinnedIdentities(options.pinRoot, logger);
+  const material = watchTlsMaterial(options, logger);
   const stopped = stopSignal().then((signal) => logger.info({ signal }, "Stopping on signal"));
   let proxy: NodeProxy | undefined;
   try {
@@ -175,12 +220,14 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
       view: () => ({ generation: viewFile.generation, loaded: viewFile.current !== undefined, errors: viewFile.errors }),
       logger,
       metricsPort: options.metricsPort,
+      ...(material && { material: material.store }),
     });
     await stopped;
   } finally {
     await proxy?.stop();
     viewFile.close();
     identities.close();
+    await material?.informer.stop();
   }
 }
 

@@ -32,6 +32,9 @@ import type { HttpFront } from "./http-front.ts";
 import type { ConnectUpstream, HttpFlowLogEntry, HttpFrontOptions, HttpJudge } from "./http-front-options.ts";
 import { ProxyMetrics } from "./proxy-metrics.ts";
 import { createTlsFront, logTlsFlow } from "./tls-front.ts";
+import type { TlsMaterialStore } from "./tls-material-store.ts";
+import { connectWithUpstreamTls, createTlsTerminator } from "./tls-termination.ts";
+import { HTTP_FRONT_DEFAULTS } from "./http-front-options.ts";
 import type { ConnectionJudge } from "./tls-front.ts";
 import type { ViewMetrics } from "./proxy-metrics.ts";
 
@@ -58,6 +61,8 @@ export interface NodeProxyOptions {
   metricsHost?: string;
   /** The HTTP front end's bounds. */
   front?: Partial<Omit<HttpFrontOptions, "judge" | "connectUpstream" | "flowLog">>;
+  /** The certificates and CAs TLS termination uses; without it, connections rules would terminate are reset. */
+  material?: TlsMaterialStore;
 }
 
 const FLOW_MESSAGES: Record<HttpFlowLogEntry["verdict"], string> = {
@@ -87,7 +92,26 @@ export class NodeProxy {
   private constructor(options: NodeProxyOptions) {
     this.#options = options;
     const metrics = this.#metrics;
+    // Terminated connections may be re-encrypted to the pod: every upstream leg goes through this.
+    const connectUpstream = connectWithUpstreamTls(options.connectUpstream);
+    const terminator = options.material && createTlsTerminator({
+      material: options.material,
+      connectUpstream,
+      serveRequests: (socket, connection, alpn) => this.#front.serveDecrypted(socket, connection, alpn),
+      handshakeTimeoutMs: options.front?.headersTimeoutMs ?? HTTP_FRONT_DEFAULTS.headersTimeoutMs,
+      report: (connection, serverName, outcome) => {
+        const named = serverName === undefined ? {} : { serverName };
+        if (outcome.verdict === "terminated") {
+          metrics.tlsTermination("terminated");
+          return;
+        }
+        const { verdict, ...rest } = outcome;
+        metrics.tlsTermination(verdict, outcome.reason.split(":")[0]);
+        logTlsFlow(options.logger, { verdict: verdict === "refused" ? "refused" : "malformed", connection, tls: true, ...named, ...rest });
+      },
+    });
     const tls = createTlsFront({
+      ...(terminator && { terminator }),
       judgeConnection: (start, connection) => {
         let verdict;
         try {
@@ -101,7 +125,7 @@ export class NodeProxy {
         if (start.tls || !verdict.allow) metrics.tlsConnection(verdict.allow ? (verdict.audit ? "audited" : "allowed") : "refused", verdict.policy, verdict.rule);
         return verdict;
       },
-      connectUpstream: options.connectUpstream,
+      connectUpstream,
       helloTimeoutMs: options.front?.headersTimeoutMs,
       flowLog: (entry) => {
         if (entry.verdict === "malformed") metrics.tlsConnection("malformed");
@@ -122,7 +146,7 @@ export class NodeProxy {
         metrics.request(verdict.allow ? (verdict.audit ? "audited" : "allowed") : "refused", verdict.policy, verdict.rule);
         return verdict;
       },
-      connectUpstream: options.connectUpstream,
+      connectUpstream,
       flowLog: (entry) => {
         if (entry.verdict === "malformed") metrics.request("malformed");
         if (entry.verdict === "upstream-failed") metrics.upstreamFailed();

@@ -53,6 +53,7 @@ export interface ViewMetrics {
 export class ProxyMetrics {
   readonly #requests = new VerdictCounts();
   readonly #tlsConnections = new VerdictCounts();
+  readonly #terminations = new Map<string, number>();
   #open = 0;
   #accepted = 0;
   #upstreamFailures = 0;
@@ -65,6 +66,15 @@ export class ProxyMetrics {
   /** Counts one connection's verdict at the TLS front end (policy and rule empty when none was named). */
   tlsConnection(verdict: RequestVerdict, policy = "", rule = ""): void {
     this.#tlsConnections.add(verdict, policy, rule);
+  }
+
+  /**
+   * Counts one connection the proxy was to terminate: `terminated`, or `refused` with the reason (a client
+   * certificate's failure, `material-missing`), or `failed` (`handshake-failed`, `upstream-failed`).
+   */
+  tlsTermination(result: "terminated" | "refused" | "failed", reason = ""): void {
+    const key = JSON.stringify([result, reason]);
+    this.#terminations.set(key, (this.#terminations.get(key) ?? 0) + 1);
   }
 
   /** Counts an accepted client connection; the returned function counts its close (once). */
@@ -103,6 +113,15 @@ export class ProxyMetrics {
         type: "counter",
         help: "Connections judged by their ClientHello's server name (or refused for not being TLS where only tls rules admit them), by verdict (allowed, refused, audited, malformed) and the policy and rule behind it.",
         samples: this.#tlsConnections.samples(),
+      },
+      {
+        name: "palisade_proxy_tls_terminations_total",
+        type: "counter",
+        help: "TLS connections the proxy was to terminate, by result (terminated, refused, failed) and reason (no-client-certificate, untrusted-client-certificate, expired-client-certificate, san-not-allowed, material-missing, handshake-failed, upstream-failed).",
+        samples: [...this.#terminations].map(([key, value]) => {
+          const [result = "", reason = ""] = JSON.parse(key) as string[];
+          return { labels: { result, reason }, value };
+        }),
       },
       {
         name: "palisade_proxy_upstream_failures_total",

@@ -33,6 +33,7 @@ import type { ConnectionInfo, ConnectUpstream, HttpVerdict } from "./http-front-
 import { HTTP_FRONT_DEFAULTS } from "./http-front-options.ts";
 import { logFlow } from "./flow-log.ts";
 import { judgeSafely } from "./safe-judge.ts";
+import type { TlsTerminator } from "./tls-termination.ts";
 
 /**
  * The most bytes held while a ClientHello is incomplete: its 64 KiB and room for the headers of records
@@ -60,8 +61,14 @@ export interface TlsFlowLogEntry {
   serverName?: string;
   policy?: string;
   rule?: string;
-  /** Why a ClientHello was malformed, why the judge failed, or why the upstream failed. */
+  /**
+   * Why a ClientHello was malformed, why the judge failed, why the upstream failed, or why a terminated
+   * connection was refused (`no-client-certificate`, `untrusted-client-certificate`,
+   * `expired-client-certificate`, `san-not-allowed`, `material-missing: ...`).
+   */
   reason?: string;
+  /** The names of the client certificate of a terminated connection refused by them (`DNS:x`, `URI:y`). */
+  clientNames?: string[];
 }
 
 /** Options of createTlsFront. */
@@ -71,6 +78,8 @@ export interface TlsFrontOptions {
   flowLog: (entry: TlsFlowLogEntry) => void;
   /** Time to receive a whole ClientHello. Default: the HTTP front end's header timeout (10 s). */
   helloTimeoutMs?: number;
+  /** Terminates the connections the judge says to terminate; without it they are reset. */
+  terminator?: TlsTerminator;
 }
 
 /** The proxy's TLS front end. */
@@ -184,7 +193,9 @@ export function createTlsFront(options: TlsFrontOptions): TlsFront {
           return;
         }
         if (verdict.audit) options.flowLog({ verdict: "audited", ...judged });
-        void splice(socket, bytes, connection, serverName);
+        if (verdict.terminate === undefined) void splice(socket, bytes, connection, serverName);
+        else if (options.terminator) options.terminator.serve(socket, bytes, connection, verdict.terminate, serverName);
+        else reset(socket, { verdict: "refused", ...judged, reason: "material-missing: this proxy has no access to TLS material (no --kubeconfig)" });
       };
       const onData = (chunk: Buffer) => {
         bytes = Buffer.concat([bytes, chunk]);

@@ -172,6 +172,7 @@ export class RawConnection {
   readonly #socket: net.Socket;
   #buffer = "";
   #closed = false;
+  #reset = false;
   readonly #events = new EventEmitter();
 
   private constructor(socket: net.Socket) {
@@ -181,7 +182,9 @@ export class RawConnection {
       this.#buffer += chunk;
       this.#events.emit("change");
     });
-    socket.on("error", () => undefined);
+    socket.on("error", (error: NodeJS.ErrnoException) => {
+      if (error.code === "ECONNRESET") this.#reset = true;
+    });
     socket.on("close", () => {
       this.#closed = true;
       this.#events.emit("change");
@@ -191,6 +194,11 @@ export class RawConnection {
   static async open(port: number): Promise<RawConnection> {
     const socket = net.connect(port, "127.0.0.1");
     await once(socket, "connect");
+    return new RawConnection(socket);
+  }
+
+  /** A raw connection over a socket already open (a TLS client socket, say). */
+  static over(socket: net.Socket): RawConnection {
     return new RawConnection(socket);
   }
 
@@ -220,6 +228,11 @@ export class RawConnection {
 
   get isClosed(): boolean {
     return this.#closed;
+  }
+
+  /** Whether the peer ended the connection with a reset (RST), not a FIN. */
+  get wasReset(): boolean {
+    return this.#reset;
   }
 
   destroy(): void {

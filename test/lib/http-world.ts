@@ -9,7 +9,8 @@
  * @module
  */
 import fc from "fast-check";
-import type { AnyPolicy, EBPFNetworkPolicy } from "../../src/policy/api-types.ts";
+import type { AnyPolicy, EBPFNetworkPolicy, HttpRule, TlsRule } from "../../src/policy/api-types.ts";
+import type { ReferenceClientCertificate } from "../../src/policy/reference-evaluator.ts";
 import { compileWorld } from "../../src/policy/compiler.ts";
 import { IDENTITY_WORLD } from "../../src/policy/desired-state.ts";
 import type { RawHttpRequest } from "../../src/policy/http-request.ts";
@@ -64,11 +65,32 @@ const ruleArb = (peerKey: "from" | "to") =>
     ...judged,
   }));
 
-const policyArb = (index: number) =>
+/** The client CAs terminating rules name (ConfigMap `x/NAME`, key ca.crt), and the client certificates the differential suites present. */
+export const CLIENT_CAS = ["ca-1", "ca-2"] as const;
+
+/** Ingress rules with `tls.termination`: certificates a and b, client certificates of either CA, with and without `http` and `serverNames`. */
+const TERMINATING_RULES: { tls: TlsRule; http?: HttpRule[] }[] = [
+  { tls: { termination: { certificate: { secretName: "cert-a" } } } },
+  {
+    tls: { serverNames: ["api.shop.example", "*.internal.example"], termination: { certificate: { secretName: "cert-a" } }, clientCertificate: { ca: { configMapName: "ca-1", key: "ca.crt" }, subjectAltNames: ["spiffe://c/ns/x/sa/a", "*.frontend.example"] } },
+    http: HTTP_LISTS[0],
+  },
+  { tls: { termination: { certificate: { secretName: "cert-a" } }, clientCertificate: { ca: { configMapName: "ca-2", key: "ca.crt" }, subjectAltNames: ["spiffe://c/ns/x/sa/c"] } } },
+  { tls: { serverNames: ["api.shop.example"], termination: { certificate: { secretName: "cert-b" } } }, http: HTTP_LISTS[2] },
+];
+
+/** An ingress Allow rule to the selected pod on 80 or 8080 that terminates TLS. */
+const terminatingRuleArb = fc.record({
+  peer: fc.constantFrom<string | undefined>(undefined, ...ends),
+  port: fc.constantFrom(80, 8080),
+  judged: fc.constantFrom(...TERMINATING_RULES),
+}).map(({ peer, port, judged }) => ({ ...(peer ? { from: [{ podSelector: { matchLabels: { pod: peer } } }] } : {}), ports: [{ protocol: "TCP" as const, port }], ...judged }));
+
+const policyArb = (index: number, terminating = false) =>
   fc.record({
     selects: fc.constantFrom<string | undefined>(undefined, ...ends),
     mode: fc.constantFrom("Enforce" as const, "Enforce" as const, "Audit" as const),
-    ingress: fc.array(ruleArb("from"), { maxLength: 3 }),
+    ingress: terminating ? fc.array(fc.oneof(ruleArb("from"), terminatingRuleArb), { maxLength: 3 }) : fc.array(ruleArb("from"), { maxLength: 3 }),
     egress: fc.array(ruleArb("to"), { maxLength: 2 }),
     types: fc.constantFrom<("Ingress" | "Egress")[]>(["Ingress"], ["Ingress"], ["Ingress"], ["Egress"], ["Ingress", "Egress"]),
   }).map(({ selects, mode, ingress, egress, types }) => ebpf(`p${index}`, { selector: selects ? { matchLabels: { pod: selects } } : {}, mode, policyTypes: types, ingress, egress }));
@@ -120,6 +142,28 @@ export const httpFlowArb: fc.Arbitrary<HttpFlow> = fc.record({ client: fc.consta
 
 /** One to four random EBPFNetworkPolicies with HTTP and TLS rules. */
 export const httpPoliciesArb: fc.Arbitrary<EBPFNetworkPolicy[]> = fc.array(fc.nat(), { minLength: 1, maxLength: 4 }).chain((ids) => fc.tuple(...ids.map((_, i) => policyArb(i))));
+
+/** One to four random EBPFNetworkPolicies with HTTP and TLS rules, ingress rules terminating TLS among them. */
+export const terminationPoliciesArb: fc.Arbitrary<EBPFNetworkPolicy[]> = fc.array(fc.nat(), { minLength: 1, maxLength: 4 }).chain((ids) => fc.tuple(...ids.map((_, i) => policyArb(i, true))));
+
+/** A client certificate as the reference sees it, named for the suites that make it for real. */
+export interface ClientCertificateCase {
+  name: string;
+  /** Undefined: the client presents none. */
+  certificate: ReferenceClientCertificate | undefined;
+}
+
+/** The client certificates differential suites present: none, good ones of either CA, wrong names, expired, another CA's. */
+export const CLIENT_CERTIFICATES: ClientCertificateCase[] = [
+  { name: "none", certificate: undefined },
+  { name: "ca-1 spiffe a", certificate: { trustedBy: ["x/ca-1/ca.crt"], valid: true, dns: [], uri: ["spiffe://c/ns/x/sa/a"] } },
+  { name: "ca-1 dns web.frontend.example", certificate: { trustedBy: ["x/ca-1/ca.crt"], valid: true, dns: ["web.frontend.example"], uri: [] } },
+  { name: "ca-1 expired spiffe a", certificate: { trustedBy: ["x/ca-1/ca.crt"], valid: false, dns: [], uri: ["spiffe://c/ns/x/sa/a"] } },
+  { name: "ca-2 spiffe c", certificate: { trustedBy: ["x/ca-2/ca.crt"], valid: true, dns: [], uri: ["spiffe://c/ns/x/sa/c"] } },
+  { name: "ca-2 spiffe a", certificate: { trustedBy: ["x/ca-2/ca.crt"], valid: true, dns: [], uri: ["spiffe://c/ns/x/sa/a"] } },
+  { name: "other ca spiffe a", certificate: { trustedBy: [], valid: true, dns: [], uri: ["spiffe://c/ns/x/sa/a"] } },
+  { name: "ca-1 dns a.b.frontend.example", certificate: { trustedBy: ["x/ca-1/ca.crt"], valid: true, dns: ["a.b.frontend.example"], uri: [] } },
+];
 
 /** A compiled HTTP world: what the proxy judges by (the view read back from JSON, as the agent publishes it) and the steered flows. */
 export interface CompiledHttpWorld {

@@ -7,7 +7,7 @@
  * @module
  */
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -27,5 +27,67 @@ export function makeCertificate(names: string[], dir = mkdtempSync(join(tmpdir()
     "-subj", `/CN=${names[0] ?? "localhost"}`, "-addext", `subjectAltName=${names.map((name) => `DNS:${name}`).join(",")}`,
     "-keyout", keyPath, "-out", certPath,
   ], { stdio: "ignore" });
+  return { keyPath, certPath, key: readFileSync(keyPath), cert: readFileSync(certPath) };
+}
+
+/** A test CA: its key and certificate, and the folder it issues into. */
+export interface TestCa {
+  dir: string;
+  cert: Buffer;
+  certPath: string;
+  keyPath: string;
+}
+
+const CA_CONFIG = `[ca]
+default_ca = test
+[test]
+dir = .
+database = index.txt
+new_certs_dir = .
+serial = serial
+default_md = sha256
+policy = any
+copy_extensions = none
+unique_subject = no
+[any]
+commonName = supplied
+[leaf]
+basicConstraints = CA:FALSE
+subjectAltName = $ENV::SAN
+`;
+
+/** Makes a CA (P-256, valid two days) named `name`, in a new temporary folder. */
+export function makeCa(name: string): TestCa {
+  const dir = mkdtempSync(join(tmpdir(), "palisade-ca-"));
+  const keyPath = join(dir, "ca.key");
+  const certPath = join(dir, "ca.crt");
+  execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", `/CN=${name}`, "-keyout", keyPath, "-out", certPath], { stdio: "ignore" });
+  writeFileSync(join(dir, "index.txt"), "");
+  writeFileSync(join(dir, "ca.cnf"), CA_CONFIG);
+  return { dir, cert: readFileSync(certPath), certPath, keyPath };
+}
+
+/** What a leaf certificate holds: its names (`DNS:x`, `URI:y`), and its validity (by default from now for a day). */
+export interface LeafOptions {
+  names: string[];
+  /** `openssl ca` dates, `YYYYMMDDHHMMSSZ`. */
+  startDate?: string;
+  endDate?: string;
+}
+
+let issued = 0;
+
+/** Issues a key and certificate signed by `ca`. */
+export function issueCertificate(ca: TestCa, options: LeafOptions): TestCertificate {
+  const base = join(ca.dir, `leaf-${++issued}`);
+  const keyPath = `${base}.key`;
+  const certPath = `${base}.crt`;
+  execFileSync("openssl", ["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", `/CN=leaf-${issued}`, "-keyout", keyPath, "-out", `${base}.csr`], { stdio: "ignore" });
+  const dates = options.startDate !== undefined && options.endDate !== undefined ? ["-startdate", options.startDate, "-enddate", options.endDate] : ["-days", "1"];
+  execFileSync("openssl", ["ca", "-batch", "-config", "ca.cnf", "-cert", ca.certPath, "-keyfile", ca.keyPath, "-in", `${base}.csr`, "-out", certPath, "-extensions", "leaf", "-notext", "-create_serial", ...dates], {
+    cwd: ca.dir,
+    stdio: "ignore",
+    env: { ...process.env, SAN: options.names.join(",") },
+  });
   return { keyPath, certPath, key: readFileSync(keyPath), cert: readFileSync(certPath) };
 }
