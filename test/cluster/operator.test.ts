@@ -7,7 +7,7 @@
  * lets through, and that of two replicas only the leader acts. Everything
  * is torn down in `after`. Needs root and the cached control plane binaries.
  */
-import type { V1Node } from "@kubernetes/client-node";
+import type { V1Node, V1Secret } from "@kubernetes/client-node";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
@@ -20,6 +20,8 @@ import type { RunningOperator } from "../../src/operator/index.ts";
 import type { EBPFNetworkPolicyStatus } from "../../src/policy/api-types.ts";
 import { eventually } from "../lib/eventually.ts";
 import { testFolder } from "../lib/test-folder.ts";
+import { makeCertificate } from "../lib/tls-certificate.ts";
+import { TLS_MATERIAL_NAMESPACE } from "../../src/policy/tls-material.ts";
 import { createUnderOlderSchema } from "../lib/older-schema.ts";
 
 const PREFIX = `pl-op-${randomBytes(3).toString("hex")}`;
@@ -152,6 +154,7 @@ describe("operator on a real control plane", { timeout: 600_000 }, () => {
     nodeNames = (await client.request<{ items: V1Node[] }>("GET", resourcePath(Resources.nodes))).items.map((n) => n.metadata?.name ?? "");
     await create(resourcePath(Resources.namespaces), { apiVersion: "v1", kind: "Namespace", metadata: { name: SYSTEM } });
     await create(resourcePath(Resources.namespaces), { apiVersion: "v1", kind: "Namespace", metadata: { name: NS } });
+    await create(resourcePath(Resources.namespaces), { apiVersion: "v1", kind: "Namespace", metadata: { name: TLS_MATERIAL_NAMESPACE } });
   });
 
   after(async () => {
@@ -244,6 +247,80 @@ describe("operator on a real control plane", { timeout: 600_000 }, () => {
     assert.equal(event.regarding.kind, "EBPFNetworkPolicy");
     assert.equal(event.reason, "Invalid");
     assert.match(event.note, new RegExp(`^Cannot accept EBPFNetworkPolicy "${NS}/bad-label": spec\\.selector\\.matchLabels\\["app"\\]`));
+  });
+
+  test("TLS material: checked, copied to palisade-secrets, followed through rotation and breakage, collected with the policy", async () => {
+    const copyPath = (name?: string) => resourcePath(Resources.secrets, { namespace: TLS_MATERIAL_NAMESPACE, name });
+    const copyOf = async (name: string): Promise<V1Secret | undefined> => {
+      try {
+        return await client.request<V1Secret>("GET", copyPath(name));
+      } catch (e) {
+        if (isNotFound(e)) return undefined;
+        throw e;
+      }
+    };
+    const secretCopy = `secret.${NS}.api-tls`;
+    const caCopy = `configmap.${NS}.shop-ca`;
+    const tlsSecret = (cert: Buffer, key: Buffer) => ({
+      apiVersion: "v1", kind: "Secret", type: "kubernetes.io/tls",
+      metadata: { name: "api-tls", namespace: NS },
+      data: { "tls.crt": cert.toString("base64"), "tls.key": key.toString("base64") },
+    });
+    const first = makeCertificate(["api.shop.example"]);
+    const second = makeCertificate(["api.shop.example"]);
+    const clientCa = makeCertificate(["clients.shop.example"]);
+    // An unreferenced TLS Secret of the namespace is never copied.
+    await create(resourcePath(Resources.secrets, { namespace: NS }), { ...tlsSecret(first.cert, first.key), metadata: { name: "unused-tls", namespace: NS } });
+    await create(policyPath(), {
+      apiVersion: "palisade.dev/v1alpha1",
+      kind: "EBPFNetworkPolicy",
+      metadata: { name: "tls-api", namespace: NS },
+      spec: {
+        selector: { matchLabels: { app: "api" } },
+        ingress: [{
+          ports: [{ protocol: "TCP", port: 8443 }],
+          tls: {
+            termination: { certificate: { secretName: "api-tls" } },
+            clientCertificate: { ca: { configMapName: "shop-ca", key: "ca.crt" }, subjectAltNames: ["spiffe://cluster.local/ns/shop/sa/frontend"] },
+          },
+        }],
+      },
+    });
+    let policy = await statusOf("tls-api", "InvalidReference", (p) => condition(p, "Accepted")?.reason === "InvalidReference");
+    assert.equal(
+      condition(policy, "Accepted")?.message,
+      `spec.ingress[0].tls.termination.certificate.secretName names Secret ${NS}/api-tls, which does not exist or is not of type kubernetes.io/tls; ` +
+        `spec.ingress[0].tls.clientCertificate.ca.configMapName names ConfigMap ${NS}/shop-ca, which does not exist`,
+    );
+    assert.equal(condition(policy, "Programmed")?.reason, "NotAccepted");
+
+    await create(resourcePath(Resources.secrets, { namespace: NS }), tlsSecret(first.cert, first.key));
+    await create(resourcePath(Resources.configMaps, { namespace: NS }), { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "shop-ca", namespace: NS }, data: { "ca.crt": clientCa.cert.toString(), other: "not copied" } });
+    policy = await statusOf("tls-api", "Accepted once the material exists", (p) => condition(p, "Accepted")?.status === "True");
+    const copied = await waitFor("the certificate's copy", () => copyOf(secretCopy));
+    assert.deepEqual(copied.data, { "tls.crt": first.cert.toString("base64"), "tls.key": first.key.toString("base64") });
+    assert.equal(copied.metadata?.annotations?.["palisade.dev/source"], `Secret ${NS}/api-tls`);
+    assert.equal(copied.metadata?.labels?.["palisade.dev/tls-material"], "true");
+    const ca = await waitFor("the CA bundle's copy", () => copyOf(caCopy));
+    assert.deepEqual(ca.data, { "ca.crt": clientCa.cert.toString("base64") }, "only the key a rule names");
+    assert.equal(await copyOf(`secret.${NS}.unused-tls`), undefined);
+
+    // Rotation: the copy follows.
+    await client.request("PUT", resourcePath(Resources.secrets, { namespace: NS, name: "api-tls" }), { body: tlsSecret(second.cert, second.key) });
+    await waitFor("the rotated certificate's copy", async () => (await copyOf(secretCopy))?.data?.["tls.crt"] === second.cert.toString("base64"));
+
+    // A key that is not the certificate's: no copy (the proxies fail closed), and the policy says why.
+    await client.request("PUT", resourcePath(Resources.secrets, { namespace: NS, name: "api-tls" }), { body: tlsSecret(second.cert, first.key) });
+    await waitFor("the broken certificate's copy gone", async () => (await copyOf(secretCopy)) === undefined);
+    policy = await statusOf("tls-api", "InvalidReference again", (p) => condition(p, "Accepted")?.reason === "InvalidReference");
+    assert.match(condition(policy, "Accepted")?.message ?? "", /names Secret \S+\/api-tls, which holds a "tls.key" that is not the private key of the first certificate of "tls.crt"$/);
+    assert.ok(await copyOf(caCopy), "the CA bundle's copy stays");
+
+    // The policy gone, nothing references the material: its copies are collected.
+    await client.request("PUT", resourcePath(Resources.secrets, { namespace: NS, name: "api-tls" }), { body: tlsSecret(second.cert, second.key) });
+    await waitFor("the repaired certificate's copy", () => copyOf(secretCopy));
+    await client.request("DELETE", policyPath("tls-api"));
+    await waitFor("every copy collected", async () => (await client.request<{ items: unknown[] }>("GET", copyPath())).items.length === 0);
   });
 
   test("of two replicas only the leader acts; the standby takes over when the leader stops", async () => {
