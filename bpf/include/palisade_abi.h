@@ -192,9 +192,10 @@ struct pal_ct_key {
 					   * marked): never steered; replies go back to it */
 
 struct pal_ct_value {
-	__u64 expires_ns;  /* bpf_ktime_get_ns() deadline */
-	__u64 packets;
-	__u64 bytes;
+	__u64 expires_ns;  /* deadline, CLOCK_MONOTONIC (bpf_ktime_get_coarse_ns()) */
+	__u64 unused[2];   /* zero; were per-flow packet and byte counts, an atomic
+			    * add each per packet (the reason counters count
+			    * packets); kept so that pinned maps keep their size */
 	__u32 revision;    /* pal_config.revision when policy last admitted it */
 	__u32 rule_id;     /* rule that admitted the flow */
 	__u32 remote_identity;

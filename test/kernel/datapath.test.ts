@@ -335,6 +335,7 @@ const events: FlowEvent[] = [];
 /** Every reason a test run was counted for, with its verdict checked against reasonAllows. */
 const observed = new Set<ReasonName>();
 let nextPort = 30000;
+const SECOND_NS = 1_000_000_000n;
 
 /** A source port no earlier test used, so each flow starts without conntrack state. */
 function freshPort(): number {
@@ -642,8 +643,8 @@ describe("datapath on the real kernel", () => {
     const entry = datapath.conntrackEntries().find((e) => e.key.sport === sport);
     assert.ok(entry, "the flow is tracked");
     assert.deepEqual(entry.key, { family: 4, saddr: A.v4, daddr: B.v4, sport, dport: 80, protocol: TCP, direction: DIRECTION_INGRESS, endpointId: ENDPOINT_B.endpointId });
-    assert.equal(entry.value.packets, 3n);
     assert.ok((entry.value.tcpFlags & CT_SEEN_REPLY) !== 0, "the reply was seen");
+    assert.ok(entry.value.expiresNs > process.hrtime.bigint() + 21_000n * SECOND_NS, "the reply gave it the established timeout");
     assert.equal(entry.value.ruleId, RULE.aToB80);
   });
 
@@ -713,8 +714,24 @@ describe("datapath on the real kernel", () => {
     const entry = datapath.conntrackEntries().find((e) => e.key.sport === sport);
     assert.ok(entry, "the flow is still tracked");
     assert.equal(entry.value.tcpStrict, true);
-    assert.equal(entry.value.packets, 8n, "only passed packets are counted");
+    assert.ok(entry.value.expiresNs <= process.hrtime.bigint() + 10n * SECOND_NS, "closing: the FINs shortened its deadline to the closing timeout");
     forward(["syn"], "policy-allow", "a new SYN on the closed tuple goes to policy again");
+  });
+
+  test("conntrack: a packet moves the deadline only by more than a second, a new state always", () => {
+    const sport = freshPort();
+    const deadline = () => datapath.conntrackEntries().find((e) => e.key.sport === sport)?.value.expiresNs ?? 0n;
+    const opened = process.hrtime.bigint();
+    intoB({ src: A.v4, protocol: "TCP", sport, dport: 80 }, "policy-allow", "SYN a to b:80");
+    const first = deadline();
+    assert.ok(first > opened + 59n * SECOND_NS && first <= process.hrtime.bigint() + 60n * SECOND_NS, "the SYN timeout");
+    intoB({ src: A.v4, protocol: "TCP", sport, dport: 80 }, "established", "the SYN again");
+    // Only meaningful within a second of the first packet, which a test run takes a tiny part of.
+    if (process.hrtime.bigint() - opened < SECOND_NS) assert.equal(deadline(), first, "not moved: it would move by less than a second");
+    fromB({ dst: A.v4, protocol: "TCP", sport: 80, dport: sport, tcpFlags: ["syn", "ack"] }, "reply", "SYN-ACK b to a");
+    assert.ok(deadline() > process.hrtime.bigint() + 21_000n * SECOND_NS, "the reply moved it at once: the established timeout");
+    intoB({ src: A.v4, protocol: "TCP", sport, dport: 80, tcpFlags: ["rst"] }, "established", "RST a to b");
+    assert.ok(deadline() <= process.hrtime.bigint() + 10n * SECOND_NS, "the RST shortened it at once: the closing timeout");
   });
 
   test("tcp.strict: the flow is strict only if every allowing entry is (union), never for the host", () => {
