@@ -1286,6 +1286,14 @@ describe("datapath on the real kernel", () => {
   test("headers cut short are malformed and dropped", () => {
     const frame = buildPacket({ src: C.v4, dst: B.v4, protocol: "TCP", sport: freshPort(), dport: 80 });
     expectVerdict("to-pod", ifB, frame.subarray(0, 14 + 20 + 8), "malformed", "TCP header cut short before its flags");
+    // The in-place read of the common case leaves these to the general parser, which refuses them.
+    const v6 = buildPacket({ src: C.v6, dst: B.v6, protocol: "TCP", sport: freshPort(), dport: 80 });
+    expectVerdict("to-pod", ifB, v6.subarray(0, 14 + 40 + 13), "malformed", "IPv6: TCP header cut short before its flags");
+    const udp = buildPacket({ src: C.v4, dst: B.v4, protocol: "UDP", sport: freshPort(), dport: 53 });
+    expectVerdict("to-pod", ifB, udp.subarray(0, 14 + 20 + 3), "malformed", "UDP header cut short in its ports");
+    const short = Buffer.from(frame);
+    short.writeUInt16BE(19, 14 + 2);
+    expectVerdict("to-pod", ifB, short, "malformed", "IPv4 total length below the header's");
   });
 
   test("every reason the program gives was counted for a packet whose verdict reasonAllows predicted", () => {
