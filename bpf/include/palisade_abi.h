@@ -35,7 +35,9 @@
 #define PAL_POLICY_DENY 2
 
 /* Endpoint flags: isolation per direction, enforced and audit (audit = with
- * Audit-mode policies counted too). */
+ * Audit-mode policies counted too). Userspace writes policy entries of a
+ * direction only into slots of endpoints isolated (enforced or audit) in it:
+ * the kernel does not look entries up for a direction neither flag isolates. */
 #define PAL_EP_ISOLATED_INGRESS (1u << 0)
 #define PAL_EP_ISOLATED_EGRESS (1u << 1)
 #define PAL_EP_AUDIT_ISOLATED_INGRESS (1u << 2)

@@ -7,6 +7,7 @@ import { compileWorld, PolicyCompiler } from "./compiler.ts";
 import { identityKeyFields } from "./identity-key.ts";
 import type { PolicyKind } from "./compiler.ts";
 import {
+  DIRECTION_INGRESS,
   EP_AUDIT_ISOLATED_EGRESS,
   EP_AUDIT_ISOLATED_INGRESS,
   EP_ISOLATED_EGRESS,
@@ -456,6 +457,23 @@ describe("compiler against the reference evaluator", () => {
         }
       }),
       { numRuns: 400 },
+    );
+  });
+
+  test("a slot holds entries only for directions its endpoints are isolated in (the datapath looks up no others)", () => {
+    fc.assert(
+      fc.property(worldArb(5, 4), (w) => {
+        const { state } = compileWorld(w);
+        const directions = new Map<number, Set<number>>();
+        for (const { key } of state.policy.values()) directions.set(key.slot, (directions.get(key.slot) ?? new Set()).add(key.direction));
+        for (const [pod, endpoint] of state.endpoints) {
+          for (const direction of directions.get(endpoint.slot) ?? []) {
+            const isolating = direction === DIRECTION_INGRESS ? EP_ISOLATED_INGRESS | EP_AUDIT_ISOLATED_INGRESS : EP_ISOLATED_EGRESS | EP_AUDIT_ISOLATED_EGRESS;
+            assert.ok((endpoint.flags & isolating) !== 0, `${pod}: slot ${endpoint.slot} has direction ${direction} entries, flags ${endpoint.flags}`);
+          }
+        }
+      }),
+      { numRuns: 200 },
     );
   });
 });

@@ -204,8 +204,8 @@ POLICY_B.push(...POLICY_B_LIMITED);
 // is never steered); on 7301 c's entry is HTTP but the any-peer entry allows plainly (AND: not
 // steered); on 7302 c's allow is plain and an HTTP Deny covers the any-peer entry, which allows
 // nothing (OR: steered); 7303's audit allow is by HTTP rules; 7304's audit verdict denies, with an
-// HTTP Deny beside it (an audit deny steers nothing); 7306 is plain; into a (not isolated) on 7305
-// an HTTP Deny on an entry without a verdict.
+// HTTP Deny beside it (an audit deny steers nothing); 7306 is plain; into a (isolated in neither
+// verdict) on 7305 an HTTP Deny on an entry without a verdict, which the kernel never looks up.
 const httpEntry = (policy: PolicyEntry, flags: number): PolicyEntry => withFlags(policy, flags);
 const PLAIN_C_TO_B_7306 = entry(C.identity, DIRECTION_INGRESS, TCP, 7306, 16, VERDICT_ALLOW, RULE.cLoose7306);
 const POLICY_B_HTTP: PolicyEntry[] = [
@@ -1023,7 +1023,9 @@ describe("datapath on the real kernel", () => {
       { src: C.v4, dport: 7303, what: "an audit allow by HTTP rules" },
     ];
     for (const { src, dport, what } of steered) intoB({ src, protocol: "TCP", sport: freshPort(), dport }, "proxy-unavailable", `${what}, no proxy`);
-    expectVerdict("to-pod", ifA, buildPacket({ src: C.v4, dst: A.v4, protocol: "TCP", sport: freshPort(), dport: 7305 }), "proxy-unavailable", "not isolated, under an HTTP Deny, no proxy");
+    // The compiler writes no entry for a direction no policy isolates (enforced or audit); the kernel
+    // does not look one up there, so this one, written by hand, decides nothing.
+    expectVerdict("to-pod", ifA, buildPacket({ src: C.v4, dst: A.v4, protocol: "TCP", sport: freshPort(), dport: 7305 }), "not-isolated", "not isolated either way: an HTTP Deny entry is not looked up");
     intoB({ src: C.v4, protocol: "TCP", sport: freshPort(), dport: 7301 }, "policy-allow", "HTTP allow beside a plain any-peer allow");
     intoB({ src: C.v4, protocol: "TCP", sport: freshPort(), dport: 7304 }, "policy-allow", "HTTP Deny in an audit verdict that denies");
     intoB({ src: C.v4, protocol: "UDP", sport: freshPort(), dport: 7300 }, "policy-allow", "UDP is never steered");
