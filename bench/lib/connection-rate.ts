@@ -12,7 +12,7 @@ import { once } from "node:events";
 import { fileURLToPath } from "node:url";
 import type { ChildProcess } from "node:child_process";
 import { Datapath } from "../../src/datapath/index.ts";
-import { DIRECTION_INGRESS, EP_ISOLATED_INGRESS, PROTOCOL_NUMBERS, VERDICT_ALLOW } from "../../src/policy/index.ts";
+import { DIRECTION_INGRESS, EP_ISOLATED_INGRESS, EP_NO_ANY_PEER_INGRESS, PROTOCOL_NUMBERS, VERDICT_ALLOW } from "../../src/policy/index.ts";
 import { NetnsNode, tag, uniquePinRoot, type NetnsPod } from "../../test/lib/kernel.ts";
 import type { CleanupStack } from "./cleanup.ts";
 import { installIptablesChain, type ForwardFlow } from "./iptables-chain.ts";
@@ -162,7 +162,7 @@ function installPalisade(cleanup: CleanupStack, client: NetnsPod, server: NetnsP
     }]);
   }
   datapath.setEndpoint(client.ifindex, { endpointId: 1, identity: clientIdentity, slot: CLIENT_SLOT, flags: 0 });
-  datapath.setEndpoint(server.ifindex, { endpointId: 2, identity: serverIdentity, slot: SERVER_SLOT, flags: rules > 0 ? EP_ISOLATED_INGRESS : 0 });
+  datapath.setEndpoint(server.ifindex, { endpointId: 2, identity: serverIdentity, slot: SERVER_SLOT, flags: rules > 0 ? EP_ISOLATED_INGRESS | EP_NO_ANY_PEER_INGRESS : 0 });
   datapath.attach(client.ifindex, { mode: "tcx" });
   datapath.attach(server.ifindex, { mode: "tcx" });
   return { datapath, remove };

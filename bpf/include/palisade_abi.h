@@ -42,6 +42,10 @@
 #define PAL_EP_ISOLATED_EGRESS (1u << 1)
 #define PAL_EP_AUDIT_ISOLATED_INGRESS (1u << 2)
 #define PAL_EP_AUDIT_ISOLATED_EGRESS (1u << 3)
+/* Set for an isolated direction whose slot holds no PAL_ID_ANY entry: that
+ * lookup is skipped. Clear means "look it up", so older userspace stays right. */
+#define PAL_EP_NO_ANY_PEER_INGRESS (1u << 4)
+#define PAL_EP_NO_ANY_PEER_EGRESS (1u << 5)
 
 /* Config flags. */
 #define PAL_CFG_EVENTS_ALLOWED (1u << 0) /* emit an event per allowed new flow */

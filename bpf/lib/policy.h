@@ -177,7 +177,9 @@ static __always_inline void pal_policy_decide(const struct pal_endpoint_value *e
 		id_flags = by_id->flags;
 	}
 	key.identity = PAL_ID_ANY;
-	by_any = bpf_map_lookup_elem(&PAL_MAP_POLICY, &key);
+	by_any = ep->flags & (ingress ? PAL_EP_NO_ANY_PEER_INGRESS : PAL_EP_NO_ANY_PEER_EGRESS)
+			 ? NULL
+			 : bpf_map_lookup_elem(&PAL_MAP_POLICY, &key);
 	if (by_any) {
 		any_verdict = by_any->verdict;
 		any_rule = by_any->rule_id;

@@ -25,6 +25,7 @@ import {
   EP_AUDIT_ISOLATED_INGRESS,
   EP_ISOLATED_EGRESS,
   EP_ISOLATED_INGRESS,
+  EP_NO_ANY_PEER_INGRESS,
   IDENTITY_ANY,
   IDENTITY_HOST,
   IPCACHE_HOST,
@@ -716,6 +717,18 @@ describe("datapath on the real kernel", () => {
     assert.equal(entry.value.tcpStrict, true);
     assert.ok(entry.value.expiresNs <= process.hrtime.bigint() + 10n * SECOND_NS, "closing: the FINs shortened its deadline to the closing timeout");
     forward(["syn"], "policy-allow", "a new SYN on the closed tuple goes to policy again");
+  });
+
+  test("an endpoint flagged without any-peer entries for a direction skips that lookup", () => {
+    datapath.setEndpoint(ifB, { ...ENDPOINT_B, flags: ENDPOINT_B.flags | EP_NO_ANY_PEER_INGRESS });
+    try {
+      // Only the any-peer entry admits UDP 53, and it is not looked up (the compiler never flags such a slot).
+      intoB({ src: C.v4, protocol: "UDP", sport: freshPort(), dport: 53 }, "default-deny", "UDP c to b:53, any-peer entry skipped");
+      intoB({ src: A.v4, protocol: "TCP", sport: freshPort(), dport: 80 }, "policy-allow", "a's own entry still decides");
+    } finally {
+      datapath.setEndpoint(ifB, ENDPOINT_B);
+    }
+    intoB({ src: C.v4, protocol: "UDP", sport: freshPort(), dport: 53 }, "policy-allow", "UDP c to b:53 with the lookup");
   });
 
   test("conntrack: a packet moves the deadline only by more than a second, a new state always", () => {
