@@ -202,6 +202,9 @@ class DatapathSubject implements Subject {
     this.#probe = { address: peerAddress(rule0.peer), port: rule0.port };
     const entry = syntheticPolicyEntry(0, layout);
     this.#probeRuleId = entry.value.ruleId;
+    // The established flow is a SYN sent again, never answered: its entry has the SYN timeout, which
+    // must outlast the quiet gate's waits (up to its whole budget) or the flow expires between rounds.
+    datapath.updateConfig({ ctTimeoutSynS: 3600 });
     if (kind === "limited") datapath.maps.tcpLimits.upsert([[entry.value.ruleId, UNREACHED_LIMITS]]);
     if (kind !== "plain") {
       const flags = kind === "strict" ? POLICY_FLAG_TCP_STRICT : POLICY_FLAG_TCP_LIMITED;

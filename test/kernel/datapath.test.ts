@@ -731,7 +731,7 @@ describe("datapath on the real kernel", () => {
     intoB({ src: C.v4, protocol: "UDP", sport: freshPort(), dport: 53 }, "policy-allow", "UDP c to b:53 with the lookup");
   });
 
-  test("conntrack: a packet moves the deadline only by more than a second, a new state always", () => {
+  test("conntrack: a packet moves the deadline only by more than a second, a new state always", async () => {
     const sport = freshPort();
     const deadline = () => datapath.conntrackEntries().find((e) => e.key.sport === sport)?.value.expiresNs ?? 0n;
     const opened = process.hrtime.bigint();
@@ -741,6 +741,9 @@ describe("datapath on the real kernel", () => {
     intoB({ src: A.v4, protocol: "TCP", sport, dport: 80 }, "established", "the SYN again");
     // Only meaningful within a second of the first packet, which a test run takes a tiny part of.
     if (process.hrtime.bigint() - opened < SECOND_NS) assert.equal(deadline(), first, "not moved: it would move by less than a second");
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    intoB({ src: A.v4, protocol: "TCP", sport, dport: 80 }, "established", "the SYN again, over a second later");
+    assert.ok(deadline() > first + SECOND_NS, "moved: by more than a second");
     fromB({ dst: A.v4, protocol: "TCP", sport: 80, dport: sport, tcpFlags: ["syn", "ack"] }, "reply", "SYN-ACK b to a");
     assert.ok(deadline() > process.hrtime.bigint() + 21_000n * SECOND_NS, "the reply moved it at once: the established timeout");
     intoB({ src: A.v4, protocol: "TCP", sport, dport: 80, tcpFlags: ["rst"] }, "established", "RST a to b");
