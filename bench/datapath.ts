@@ -4,8 +4,8 @@
  *  1. verdict cost per packet of pal_to_pod over policy map sizes N and
  *     identity counts K, new and established flows, against the empty program;
  *  2. real TCP connections per second between two pods with N rules in
- *     iptables (linear chain), nftables (one set lookup) and Palisade,
- *     against no policy at all.
+ *     iptables (linear chain), nftables (one set lookup) and Palisade (N = 0:
+ *     no policy selects either pod), against no policy at all.
  * Everything it creates in the kernel is removed, also on failure or signal.
  *
  * Usage: `node dist/bench/datapath.js [--quick] [--only verdict|connections]`
@@ -44,7 +44,7 @@ interface BenchSettings {
 const FULL: BenchSettings = {
   grid: K_SWEEP.map((identities) => ({ identities, ruleCounts: N_SWEEP })),
   verdict: { rounds: 20, newFlowPerRound: 150, establishedRepeat: 100_000, attempts: 3 },
-  plan: { iptables: [1, 100, 1000, 10_000], nftables: [1, 100, 10_000, 100_000], palisade: [1, 100, 10_000, 100_000] },
+  plan: { iptables: [1, 100, 1000, 10_000], nftables: [1, 100, 10_000, 100_000], palisade: [0, 1, 100, 10_000, 100_000] },
   rate: { rounds: 4, concurrency: 8, warmupMs: 500, windowMs: 1000, windows: 3, attempts: 3 },
   quietWaitBudgetMs: 120_000,
 };
@@ -56,7 +56,7 @@ const QUICK: BenchSettings = {
     { identities: 65_536, ruleCounts: [10_000] },
   ],
   verdict: { rounds: 4, newFlowPerRound: 50, establishedRepeat: 10_000, attempts: 2 },
-  plan: { iptables: [1, 100], nftables: [1, 100], palisade: [1, 100] },
+  plan: { iptables: [1, 100], nftables: [1, 100], palisade: [0, 1, 100] },
   rate: { rounds: 2, concurrency: 8, warmupMs: 300, windowMs: 500, windows: 2, attempts: 2 },
   quietWaitBudgetMs: 10_000,
 };

@@ -204,7 +204,7 @@ static __always_inline bool pal_track(struct __sk_buff *skb, const struct pal_en
 		       : 0;
 	if (reason == PAL_REASON_REPLY)
 		bits |= PAL_CT_SEEN_REPLY;
-	pal_ct_refresh(entry, cfg, key->protocol, bits, now, skb->len);
+	pal_ct_refresh(entry, cfg, key->protocol, bits, now);
 	/* The only work of connection limits on a tracked flow: a counted
 	 * one that just closed gives its unit back. */
 	if ((entry->ct_flags & PAL_CT_F_COUNTED) && pal_ct_tcp_closed(entry->tcp_flags))
@@ -251,7 +251,7 @@ static __always_inline void pal_admit(struct __sk_buff *skb, const struct pal_en
 	if (d.allowed && (d.flags & PAL_POLICY_F_TCP_LIMITED) &&
 	    pkt->tuple.protocol == IPPROTO_TCP &&
 	    !(pkt->tcp_flags & (PAL_TCP_FIN | PAL_TCP_RST)) &&
-	    !pal_tcp_limit_charge(&pkt->tuple, d.rule_id, now, &counted)) {
+	    !pal_tcp_limit_charge(&pkt->tuple, d.rule_id, &counted)) {
 		d.allowed = 0;
 		d.reason = PAL_REASON_TCP_LIMIT;
 	}
@@ -278,7 +278,7 @@ static __always_inline void pal_admit(struct __sk_buff *skb, const struct pal_en
 	else if (from_proxy && pkt->tuple.protocol == IPPROTO_TCP && pal_tcp_is_pure_syn(pkt->tcp_flags))
 		ct_flags |= PAL_CT_F_PROXY_UPSTREAM;
 	pal_ct_create(&pkt->tuple, cfg, pkt->tcp_flags, ct_flags, d.rule_id, d.remote_identity,
-		      now, skb->len);
+		      now);
 	info.remote_identity = d.remote_identity;
 	if (pal_config_flags(cfg) & PAL_CFG_EVENTS_ALLOWED) {
 		info.kind = PAL_EVENT_ALLOWED;
@@ -360,7 +360,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 	}
 
 	cfg = pal_config_get();
-	now = bpf_ktime_get_ns();
+	now = pal_ct_now();
 	if (pal_track(skb, ep, cfg, now, &pkt, dir, &v))
 		pal_steer(skb, &pkt, dir, &v, &redirect);
 	else

@@ -12,7 +12,7 @@ import { once } from "node:events";
 import { fileURLToPath } from "node:url";
 import type { ChildProcess } from "node:child_process";
 import { Datapath } from "../../src/datapath/index.ts";
-import { DIRECTION_INGRESS, EP_ISOLATED_INGRESS, PROTOCOL_NUMBERS, VERDICT_ALLOW } from "../../src/policy/index.ts";
+import { DIRECTION_INGRESS, EP_ISOLATED_INGRESS, EP_NO_ANY_PEER_INGRESS, PROTOCOL_NUMBERS, VERDICT_ALLOW } from "../../src/policy/index.ts";
 import { NetnsNode, tag, uniquePinRoot, type NetnsPod } from "../../test/lib/kernel.ts";
 import type { CleanupStack } from "./cleanup.ts";
 import { installIptablesChain, type ForwardFlow } from "./iptables-chain.ts";
@@ -130,7 +130,8 @@ async function runClient(node: NetnsNode, client: NetnsPod, sampling: RateSampli
 /**
  * Attaches a fresh Palisade datapath to both pods' host-side veths: the
  * client unisolated, the server isolated for ingress with N policy entries,
- * N - 1 fillers plus the one admitting the client on the service port.
+ * N - 1 fillers plus the one admitting the client on the service port. N = 0:
+ * no policy selects either pod, both unisolated, and no policy entries.
  */
 function installPalisade(cleanup: CleanupStack, client: NetnsPod, server: NetnsPod, rules: number): { datapath: Datapath; remove: () => void } {
   const pinRoot = uniquePinRoot("bench");
@@ -153,13 +154,15 @@ function installPalisade(cleanup: CleanupStack, client: NetnsPod, server: NetnsP
     { address: client.ipv4, identity: clientIdentity },
     { address: server.ipv4, identity: serverIdentity },
   ]);
-  writeSyntheticPolicy(datapath, { baseSlot: SERVER_SLOT, peers: PEERS, peerOffset: 0 }, 0, rules - 1);
-  writePolicyEntries(datapath, [{
-    key: { slot: SERVER_SLOT, identity: clientIdentity, direction: DIRECTION_INGRESS, protocol: PROTOCOL_NUMBERS.TCP, port: SERVICE_PORT, portPrefixLen: 16 },
-    value: { verdict: VERDICT_ALLOW, auditVerdict: VERDICT_ALLOW, ruleId: rules, auditRuleId: rules, flags: 0 },
-  }]);
+  if (rules > 0) {
+    writeSyntheticPolicy(datapath, { baseSlot: SERVER_SLOT, peers: PEERS, peerOffset: 0 }, 0, rules - 1);
+    writePolicyEntries(datapath, [{
+      key: { slot: SERVER_SLOT, identity: clientIdentity, direction: DIRECTION_INGRESS, protocol: PROTOCOL_NUMBERS.TCP, port: SERVICE_PORT, portPrefixLen: 16 },
+      value: { verdict: VERDICT_ALLOW, auditVerdict: VERDICT_ALLOW, ruleId: rules, auditRuleId: rules, flags: 0 },
+    }]);
+  }
   datapath.setEndpoint(client.ifindex, { endpointId: 1, identity: clientIdentity, slot: CLIENT_SLOT, flags: 0 });
-  datapath.setEndpoint(server.ifindex, { endpointId: 2, identity: serverIdentity, slot: SERVER_SLOT, flags: EP_ISOLATED_INGRESS });
+  datapath.setEndpoint(server.ifindex, { endpointId: 2, identity: serverIdentity, slot: SERVER_SLOT, flags: rules > 0 ? EP_ISOLATED_INGRESS | EP_NO_ANY_PEER_INGRESS : 0 });
   datapath.attach(client.ifindex, { mode: "tcx" });
   datapath.attach(server.ifindex, { mode: "tcx" });
   return { datapath, remove };
@@ -230,7 +233,9 @@ export async function measureConnectionRate(
           break;
         }
         if (datapath !== undefined) {
-          const allowed = Number(datapath.reasonStats()["policy-allow"].packets);
+          // N = 0: every SYN is a new flow at both pods' hooks, admitted as not isolated.
+          const stats = datapath.reasonStats();
+          const allowed = row.rules > 0 ? Number(stats["policy-allow"].packets) : Number(stats["not-isolated"].packets) / 2;
           row.policyAllowed = { allowed: (row.policyAllowed?.allowed ?? 0) + allowed, started: (row.policyAllowed?.started ?? 0) + started };
         }
       } finally {

@@ -35,11 +35,17 @@
 #define PAL_POLICY_DENY 2
 
 /* Endpoint flags: isolation per direction, enforced and audit (audit = with
- * Audit-mode policies counted too). */
+ * Audit-mode policies counted too). Userspace writes policy entries of a
+ * direction only into slots of endpoints isolated (enforced or audit) in it:
+ * the kernel does not look entries up for a direction neither flag isolates. */
 #define PAL_EP_ISOLATED_INGRESS (1u << 0)
 #define PAL_EP_ISOLATED_EGRESS (1u << 1)
 #define PAL_EP_AUDIT_ISOLATED_INGRESS (1u << 2)
 #define PAL_EP_AUDIT_ISOLATED_EGRESS (1u << 3)
+/* Set for an isolated direction whose slot holds no PAL_ID_ANY entry: that
+ * lookup is skipped. Clear means "look it up", so older userspace stays right. */
+#define PAL_EP_NO_ANY_PEER_INGRESS (1u << 4)
+#define PAL_EP_NO_ANY_PEER_EGRESS (1u << 5)
 
 /* Config flags. */
 #define PAL_CFG_EVENTS_ALLOWED (1u << 0) /* emit an event per allowed new flow */
@@ -192,9 +198,10 @@ struct pal_ct_key {
 					   * marked): never steered; replies go back to it */
 
 struct pal_ct_value {
-	__u64 expires_ns;  /* bpf_ktime_get_ns() deadline */
-	__u64 packets;
-	__u64 bytes;
+	__u64 expires_ns;  /* deadline, CLOCK_MONOTONIC (bpf_ktime_get_coarse_ns()) */
+	__u64 unused[2];   /* zero; were per-flow packet and byte counts, an atomic
+			    * add each per packet (the reason counters count
+			    * packets); kept so that pinned maps keep their size */
 	__u32 revision;    /* pal_config.revision when policy last admitted it */
 	__u32 rule_id;     /* rule that admitted the flow */
 	__u32 remote_identity;

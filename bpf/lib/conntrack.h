@@ -160,20 +160,40 @@ static __always_inline struct pal_ct_value *pal_ct_lookup(const struct pal_ct_ke
 	return entry;
 }
 
-/* Accounts a packet to an entry: state bits, expiry, counters. Concurrent
- * packets of one flow may race on the state bits and expiry; either
- * writer's value is a valid state, so only the counters use atomics. */
+/* The clock of conntrack deadlines: CLOCK_MONOTONIC at tick resolution, as
+ * bpf_ktime_get_ns() but without reading the clock source (the same time
+ * base userspace collects by, at most a tick behind). */
+static __always_inline __u64 pal_ct_now(void)
+{
+	return bpf_ktime_get_coarse_ns();
+}
+
+/* A packet moves its entry's deadline only if that moves it by more than
+ * this (a quarter of the timeout, if shorter): a busy flow's entry is then
+ * written about once a second instead of at every packet, and stays
+ * shared in every CPU's cache. */
+#define PAL_CT_REFRESH_SLACK_NS PAL_NSEC_PER_SEC
+
+/* Accounts a packet to an entry: state bits and deadline. Nothing is
+ * written unless the state changes or the deadline moves by more than the
+ * slack. Concurrent packets of one flow may race on both; either writer's
+ * value is a valid state. */
 static __always_inline void pal_ct_refresh(struct pal_ct_value *entry,
 					   const struct pal_config *cfg, __u8 protocol,
-					   __u8 new_bits, __u64 now, __u32 len)
+					   __u8 new_bits, __u64 now)
 {
 	__u8 seen = entry->tcp_flags | new_bits;
+	__u64 timeout = pal_ct_timeout_ns(cfg, protocol, seen);
+	__u64 slack = timeout >> 2 < PAL_CT_REFRESH_SLACK_NS ? timeout >> 2 : PAL_CT_REFRESH_SLACK_NS;
+	__u64 expires = now + timeout;
 
-	if (seen != entry->tcp_flags)
+	/* A new state may shorten the deadline (closing): always written. */
+	if (seen != entry->tcp_flags) {
 		entry->tcp_flags = seen;
-	entry->expires_ns = now + pal_ct_timeout_ns(cfg, protocol, seen);
-	__sync_fetch_and_add(&entry->packets, 1);
-	__sync_fetch_and_add(&entry->bytes, len);
+		entry->expires_ns = expires;
+	} else if (expires > entry->expires_ns + slack) {
+		entry->expires_ns = expires;
+	}
 }
 
 /* Creates (or replaces) the entry of a newly admitted flow; ct_flags are
@@ -181,13 +201,11 @@ static __always_inline void pal_ct_refresh(struct pal_ct_value *entry,
 static __always_inline void pal_ct_create(const struct pal_ct_key *key,
 					  const struct pal_config *cfg, __u8 tcp_flags,
 					  __u8 ct_flags, __u32 rule_id, __u32 remote_identity,
-					  __u64 now, __u32 len)
+					  __u64 now)
 {
 	__u8 seen = key->protocol == IPPROTO_TCP ? pal_ct_tcp_bits(tcp_flags, false) : 0;
 	struct pal_ct_value entry = {
 		.expires_ns = now + pal_ct_timeout_ns(cfg, key->protocol, seen),
-		.packets = 1,
-		.bytes = len,
 		.revision = pal_config_revision(cfg),
 		.rule_id = rule_id,
 		.remote_identity = remote_identity,

@@ -305,6 +305,70 @@ static __always_inline void pal_parse_icmp_quote(struct __sk_buff *skb, __u32 of
 	pkt->has_inner = 1;
 }
 
+/* Ports (and TCP flags) of a TCP, UDP or SCTP header read in place at l4:
+ * false if the linear data ends before them or the protocol is another. */
+static __always_inline bool pal_parse_direct_l4(void *l4, void *data_end, __u8 protocol,
+						struct pal_pkt *pkt)
+{
+	__be16 *ports = l4;
+
+	if (protocol == IPPROTO_TCP) {
+		if (l4 + PAL_TCP_FLAGS_OFFSET + 1 > data_end)
+			return false;
+		pkt->tcp_flags = *(__u8 *)(l4 + PAL_TCP_FLAGS_OFFSET);
+	} else if (protocol != IPPROTO_UDP && protocol != IPPROTO_SCTP) {
+		return false;
+	}
+	if ((void *)(ports + 2) > data_end)
+		return false;
+	pkt->tuple.sport_be = ports[0];
+	pkt->tuple.dport_be = ports[1];
+	pkt->tuple.protocol = protocol;
+	return true;
+}
+
+/* The common case read in place, without a helper call per header: an
+ * untagged IPv4 packet without options or an IPv6 packet without extension
+ * headers, not a fragment, carrying TCP, UDP or SCTP, all within the
+ * linear data. Returns false, having set nothing pal_parse() would not set
+ * again, for anything else: pal_parse() then reads it the general way,
+ * which also decides what is malformed. */
+static __always_inline bool pal_parse_direct(struct __sk_buff *skb, struct pal_pkt *pkt)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = data + ETH_HLEN;
+	struct ipv6hdr *ip6 = data + ETH_HLEN;
+
+	if ((void *)(ip + 1) > data_end)
+		return false;
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		/* ihl 5 and a total length of 0 (BIG TCP) or at least the
+		 * header: anything else goes the general way. */
+		if (ip->version != 4 || ip->ihl != 5 ||
+		    (ip->tot_len && bpf_ntohs(ip->tot_len) < sizeof(*ip)) ||
+		    (ip->frag_off & bpf_htons(PAL_IPV4_MF | PAL_IPV4_OFFSET)))
+			return false;
+		if (!pal_parse_direct_l4(ip + 1, data_end, ip->protocol, pkt))
+			return false;
+		pkt->tuple.family = PAL_FAMILY_V4;
+		__builtin_memcpy(pkt->tuple.saddr, &ip->saddr, 4);
+		__builtin_memcpy(pkt->tuple.daddr, &ip->daddr, 4);
+		return true;
+	}
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		if ((void *)(ip6 + 1) > data_end || ip6->version != 6 ||
+		    !pal_parse_direct_l4(ip6 + 1, data_end, ip6->nexthdr, pkt))
+			return false;
+		pkt->tuple.family = PAL_FAMILY_V6;
+		__builtin_memcpy(pkt->tuple.saddr, &ip6->saddr, 16);
+		__builtin_memcpy(pkt->tuple.daddr, &ip6->daddr, 16);
+		return true;
+	}
+	return false;
+}
+
 /* Parses the Ethernet frame in skb into pkt. Returns PAL_PARSE_OK,
  * PAL_REASON_NOT_IP for frames that are not IP or only resolve link-layer
  * addresses (ARP, IPv6 neighbor solicitations and advertisements: without
@@ -316,6 +380,8 @@ static __always_inline int pal_parse(struct __sk_buff *skb, struct pal_pkt *pkt)
 	__be16 proto;
 	int i, err;
 
+	if (pal_parse_direct(skb, pkt))
+		return PAL_PARSE_OK;
 	if (bpf_skb_load_bytes(skb, offsetof(struct ethhdr, h_proto), &proto, sizeof(proto)))
 		return PAL_REASON_MALFORMED;
 	/* Tags the kernel left in the frame rather than in skb metadata: the

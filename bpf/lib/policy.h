@@ -116,6 +116,19 @@ static __always_inline void pal_policy_combine(__u8 verdict_id, __u32 rule_id, _
 	}
 }
 
+/* A flow no rule decides, passed in both verdicts for reason. */
+static __always_inline void pal_decision_pass(struct pal_decision *d, __u8 reason)
+{
+	d->allowed = 1;
+	d->reason = reason;
+	d->rule_id = 0;
+	d->audit_allowed = 1;
+	d->audit_reason = reason;
+	d->audit_rule_id = 0;
+	d->flags = 0;
+	d->audit_flags = 0;
+}
+
 /* Decides a flow of endpoint ep in direction dir with the remote address
  * remote (family), protocol and destination port (network order). */
 static __always_inline void pal_policy_decide(const struct pal_endpoint_value *ep,
@@ -141,14 +154,16 @@ static __always_inline void pal_policy_decide(const struct pal_endpoint_value *e
 	pal_ipcache_lookup(family, remote, &ipc);
 	d->remote_identity = ipc.identity;
 	if (ingress && (ipc.flags & PAL_IPCACHE_HOST)) {
-		d->allowed = 1;
-		d->reason = PAL_REASON_HOST;
-		d->rule_id = 0;
-		d->audit_allowed = 1;
-		d->audit_reason = PAL_REASON_HOST;
-		d->audit_rule_id = 0;
-		d->flags = 0;
-		d->audit_flags = 0;
+		pal_decision_pass(d, PAL_REASON_HOST);
+		return;
+	}
+
+	/* No policy of this direction applies to the endpoint, so its slot
+	 * holds no entry for it (the contract in palisade_abi.h): both
+	 * lookups would miss. */
+	if (!(ep->flags & (ingress ? PAL_EP_ISOLATED_INGRESS | PAL_EP_AUDIT_ISOLATED_INGRESS
+				   : PAL_EP_ISOLATED_EGRESS | PAL_EP_AUDIT_ISOLATED_EGRESS))) {
+		pal_decision_pass(d, PAL_REASON_NOT_ISOLATED);
 		return;
 	}
 
@@ -162,7 +177,9 @@ static __always_inline void pal_policy_decide(const struct pal_endpoint_value *e
 		id_flags = by_id->flags;
 	}
 	key.identity = PAL_ID_ANY;
-	by_any = bpf_map_lookup_elem(&PAL_MAP_POLICY, &key);
+	by_any = ep->flags & (ingress ? PAL_EP_NO_ANY_PEER_INGRESS : PAL_EP_NO_ANY_PEER_EGRESS)
+			 ? NULL
+			 : bpf_map_lookup_elem(&PAL_MAP_POLICY, &key);
 	if (by_any) {
 		any_verdict = by_any->verdict;
 		any_rule = by_any->rule_id;

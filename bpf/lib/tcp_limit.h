@@ -61,7 +61,7 @@ static __always_inline bool pal_tcp_bucket_take(struct pal_tcp_source_value *src
  * a rule without limits in the map, or a source the map cannot hold, is
  * not limited. */
 static __always_inline bool pal_tcp_limit_charge(const struct pal_ct_key *tuple, __u32 rule_id,
-						 __u64 now, bool *counted)
+						 bool *counted)
 {
 	const struct pal_tcp_limit *limit;
 	struct pal_tcp_source_value *src;
@@ -91,7 +91,9 @@ static __always_inline bool pal_tcp_limit_charge(const struct pal_ct_key *tuple,
 		}
 		*counted = true;
 	}
-	if (limit->rate && !pal_tcp_bucket_take(src, limit, now)) {
+	/* The full clock, not conntrack's coarse one: rates go up to one
+	 * connection a nanosecond apart. */
+	if (limit->rate && !pal_tcp_bucket_take(src, limit, bpf_ktime_get_ns())) {
 		if (*counted)
 			__sync_fetch_and_sub(&src->conns, 1);
 		*counted = false;

@@ -148,11 +148,12 @@ test("conntrack key and value", () => {
   assert.deepEqual(ctKeyCodec.decode(bytes), key);
   const v6 = { ...key, family: 6 as const, saddr: "fd00::1", daddr: "fd00::2" };
   assert.deepEqual(ctKeyCodec.decode(ctKeyCodec.encode(v6)), v6);
-  const older = { expiresNs: 123456789012345n, packets: 3n, bytes: 180n, revision: 4, ruleId: 11, remoteIdentity: 257, tcpFlags: 3, tcpStrict: false, counted: false };
+  const older = { expiresNs: 123456789012345n, revision: 4, ruleId: 11, remoteIdentity: 257, tcpFlags: 3, tcpStrict: false, counted: false };
   const value = { ...older, proxied: false, proxyUpstream: false };
   const valueBytes = ctValueCodec.encode(value);
   assert.equal(valueBytes.length, 40);
   assert.equal(valueBytes.readBigUInt64LE(0), 123456789012345n);
+  assert.deepEqual(valueBytes.subarray(8, 24), Buffer.alloc(16), "unused (were packets and bytes) stays zero");
   assert.equal(valueBytes.readUInt32LE(24), 4);
   assert.equal(valueBytes[36], 3);
   assert.deepEqual(valueBytes.subarray(37), hex("00 0000"));

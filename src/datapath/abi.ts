@@ -382,9 +382,8 @@ export interface CtKey {
 
 /** A conntrack value. */
 export interface CtValue {
+  /** The deadline on CLOCK_MONOTONIC, moved by a packet only when it moves by more than a second (a quarter of a shorter timeout). */
   expiresNs: bigint;
-  packets: bigint;
-  bytes: bigint;
   revision: number;
   ruleId: number;
   remoteIdentity: number;
@@ -455,8 +454,7 @@ export const ctKeyCodec: Codec<CtKey> = codec(
 
 const ctValue = struct("pal_ct_value", 40, {
   expires_ns: [0, 8],
-  packets: [8, 8],
-  bytes: [16, 8],
+  unused: [8, 16],
   revision: [24, 4],
   rule_id: [28, 4],
   remote_identity: [32, 4],
@@ -470,8 +468,6 @@ export const ctValueCodec: Codec<CtValue> = codec(
   ctValue.layout,
   (value, buf, base) => {
     writeU64(buf, value.expiresNs, base + ctValue.at.expires_ns);
-    writeU64(buf, value.packets, base + ctValue.at.packets);
-    writeU64(buf, value.bytes, base + ctValue.at.bytes);
     writeU32(buf, value.revision, base + ctValue.at.revision);
     writeU32(buf, value.ruleId, base + ctValue.at.rule_id);
     writeU32(buf, value.remoteIdentity, base + ctValue.at.remote_identity);
@@ -482,8 +478,6 @@ export const ctValueCodec: Codec<CtValue> = codec(
     const flags = buf[base + ctValue.at.ct_flags] ?? 0;
     return {
       expiresNs: readU64(buf, base + ctValue.at.expires_ns),
-      packets: readU64(buf, base + ctValue.at.packets),
-      bytes: readU64(buf, base + ctValue.at.bytes),
       revision: readU32(buf, base + ctValue.at.revision),
       ruleId: readU32(buf, base + ctValue.at.rule_id),
       remoteIdentity: readU32(buf, base + ctValue.at.remote_identity),

@@ -8,7 +8,7 @@ const SECOND = 1_000_000_000n;
 function flow(saddr: string, sport: number, value: Partial<CtValue> = {}): { key: CtKey; value: CtValue } {
   return {
     key: { family: saddr.includes(":") ? 6 : 4, saddr, daddr: "10.0.0.2", sport, dport: 80, protocol: 6, direction: 0, endpointId: 1 },
-    value: { expiresNs: 100n * SECOND, packets: 1n, bytes: 60n, revision: 1, ruleId: 7, remoteIdentity: 2, tcpFlags: 1, tcpStrict: false, counted: true, ...value },
+    value: { expiresNs: 100n * SECOND, revision: 1, ruleId: 7, remoteIdentity: 2, tcpFlags: 1, tcpStrict: false, counted: true, ...value },
   };
 }
 

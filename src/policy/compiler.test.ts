@@ -7,10 +7,13 @@ import { compileWorld, PolicyCompiler } from "./compiler.ts";
 import { identityKeyFields } from "./identity-key.ts";
 import type { PolicyKind } from "./compiler.ts";
 import {
+  DIRECTION_INGRESS,
   EP_AUDIT_ISOLATED_EGRESS,
   EP_AUDIT_ISOLATED_INGRESS,
   EP_ISOLATED_EGRESS,
   EP_ISOLATED_INGRESS,
+  EP_NO_ANY_PEER_EGRESS,
+  EP_NO_ANY_PEER_INGRESS,
   IDENTITY_ANY,
   IDENTITY_HOST,
   IPCACHE_HOST,
@@ -185,20 +188,26 @@ describe("compiler semantics (checked through the lookup emulation)", () => {
     assert.equal(allows(w, "10.0.0.2", "10.0.0.1"), true, "egress of b is not isolated; a not selected");
     assert.equal(allows(w, "fd00::1", "fd00::2", "ICMP", 0), false);
     const { state } = compileWorld(w);
-    assert.equal(state.endpoints.get("x/b")?.flags, EP_ISOLATED_INGRESS | EP_AUDIT_ISOLATED_INGRESS);
+    assert.equal(state.endpoints.get("x/b")?.flags, EP_ISOLATED_INGRESS | EP_AUDIT_ISOLATED_INGRESS | EP_NO_ANY_PEER_INGRESS, "no any-peer rule");
     assert.equal(state.endpoints.get("x/a")?.flags, 0);
+    const fromAnyone = netpol("x/web", { podSelector: { matchLabels: { app: "db" } }, ingress: [{ ports: [{ port: 80 }] }] });
+    const open = compileWorld(world({ pods: [a, b, c], policies: [fromAnyone] })).state;
+    assert.equal(open.endpoints.get("x/b")?.flags, EP_ISOLATED_INGRESS | EP_AUDIT_ISOLATED_INGRESS, "an any-peer rule: its lookup stays");
   });
 
   test("policyTypes default adds Egress only when egress rules exist", () => {
     const withEgress = netpol("x/p", { podSelector: {}, egress: [{ to: [{ podSelector: { matchLabels: { app: "db" } } }] }] });
     const w = world({ pods: [a, b, c], policies: [withEgress] });
     const { state } = compileWorld(w);
-    assert.equal(state.endpoints.get("x/a")?.flags, EP_ISOLATED_INGRESS | EP_ISOLATED_EGRESS | EP_AUDIT_ISOLATED_INGRESS | EP_AUDIT_ISOLATED_EGRESS);
+    assert.equal(
+      state.endpoints.get("x/a")?.flags,
+      EP_ISOLATED_INGRESS | EP_ISOLATED_EGRESS | EP_AUDIT_ISOLATED_INGRESS | EP_AUDIT_ISOLATED_EGRESS | EP_NO_ANY_PEER_INGRESS | EP_NO_ANY_PEER_EGRESS,
+    );
     assert.equal(allows(w, "10.0.0.1", "10.0.0.2"), false, "b's ingress is isolated by the same policy");
     assert.equal(allows(w, "10.0.0.1", "10.0.1.3"), false, "egress to y/c is not allowed");
     const explicitIngressOnly = netpol("x/p", { podSelector: {}, policyTypes: ["Ingress"], egress: [{ to: [{ podSelector: {} }] }] });
     const w2 = world({ pods: [a, b, c], policies: [explicitIngressOnly] });
-    assert.equal(compileWorld(w2).state.endpoints.get("x/a")?.flags, EP_ISOLATED_INGRESS | EP_AUDIT_ISOLATED_INGRESS);
+    assert.equal(compileWorld(w2).state.endpoints.get("x/a")?.flags, EP_ISOLATED_INGRESS | EP_AUDIT_ISOLATED_INGRESS | EP_NO_ANY_PEER_INGRESS);
     assert.equal(allows(w2, "10.0.0.1", "10.0.1.3"), true, "egress rules of an unlisted direction are ignored");
   });
 
@@ -283,7 +292,7 @@ describe("compiler semantics (checked through the lookup emulation)", () => {
     assert.equal(audited.auditAllowed, false);
     assert.equal(audited.ingress?.audit.reason, "policy-deny");
     const alone = world({ pods: [a, b], policies: [ebpf("x/audit-only", { selector: {}, mode: "Audit" })] });
-    assert.equal(compileWorld(alone).state.endpoints.get("x/a")?.flags, EP_AUDIT_ISOLATED_INGRESS, "audit isolates only for audit");
+    assert.equal(compileWorld(alone).state.endpoints.get("x/a")?.flags, EP_AUDIT_ISOLATED_INGRESS | EP_NO_ANY_PEER_INGRESS, "audit isolates only for audit");
     assert.equal(allows(alone, "10.0.0.1", "10.0.0.2"), true);
   });
 
@@ -456,6 +465,30 @@ describe("compiler against the reference evaluator", () => {
         }
       }),
       { numRuns: 400 },
+    );
+  });
+
+  test("a slot holds entries only for directions its endpoints are isolated in, any-peer ones only where not flagged otherwise (the datapath looks up no others)", () => {
+    fc.assert(
+      fc.property(worldArb(5, 4), (w) => {
+        const { state } = compileWorld(w);
+        const directions = new Map<number, Set<number>>();
+        const anyPeer = new Set<string>();
+        for (const { key } of state.policy.values()) {
+          directions.set(key.slot, (directions.get(key.slot) ?? new Set()).add(key.direction));
+          if (key.identity === IDENTITY_ANY) anyPeer.add(`${key.slot}/${key.direction}`);
+        }
+        for (const [pod, endpoint] of state.endpoints) {
+          for (const direction of directions.get(endpoint.slot) ?? []) {
+            const ingress = direction === DIRECTION_INGRESS;
+            const isolating = ingress ? EP_ISOLATED_INGRESS | EP_AUDIT_ISOLATED_INGRESS : EP_ISOLATED_EGRESS | EP_AUDIT_ISOLATED_EGRESS;
+            assert.ok((endpoint.flags & isolating) !== 0, `${pod}: slot ${endpoint.slot} has direction ${direction} entries, flags ${endpoint.flags}`);
+            const noAnyPeer = (endpoint.flags & (ingress ? EP_NO_ANY_PEER_INGRESS : EP_NO_ANY_PEER_EGRESS)) !== 0;
+            assert.ok(!(noAnyPeer && anyPeer.has(`${endpoint.slot}/${direction}`)), `${pod}: flagged without any-peer entries in direction ${direction}, but has some`);
+          }
+        }
+      }),
+      { numRuns: 200 },
     );
   });
 });
@@ -793,7 +826,7 @@ describe("pending identities", () => {
     let state = compiler.state();
     assert.equal(compiler.pendingIdentityKeys().length, 2);
     assert.equal(state.ipcache.size, 0);
-    assert.equal(state.endpoints.get("x/a")?.flags, EP_ISOLATED_INGRESS | EP_AUDIT_ISOLATED_INGRESS, "isolation does not wait for identities");
+    assert.equal(state.endpoints.get("x/a")?.flags, EP_ISOLATED_INGRESS | EP_AUDIT_ISOLATED_INGRESS | EP_NO_ANY_PEER_INGRESS, "isolation does not wait for identities");
     assert.ok(!only(w, state, "10.0.0.2", "10.0.0.1"), "b is not recognised as b yet");
 
     assert.equal(compiler.commit().ipcacheUpserts.length, 0, "nothing to retry until told");

@@ -20,11 +20,16 @@
  */
 import type { AnyPolicy } from "./api-types.ts";
 import {
+  DIRECTION_EGRESS,
+  DIRECTION_INGRESS,
   EP_AUDIT_ISOLATED_EGRESS,
   EP_AUDIT_ISOLATED_INGRESS,
   EP_ISOLATED_EGRESS,
   EP_ISOLATED_INGRESS,
+  EP_NO_ANY_PEER_EGRESS,
+  EP_NO_ANY_PEER_INGRESS,
   emptyDiff,
+  IDENTITY_ANY,
   policyKeyString,
   sameEndpointState,
   sameTcpLimits,
@@ -39,6 +44,7 @@ import type { NormalizedPolicy, PolicyKind } from "./normalized-policy.ts";
 import { RuleTable } from "./rule-table.ts";
 import type { CompiledPolicy } from "./rule-table.ts";
 import { SlotContentBuilder } from "./slot-content.ts";
+import type { SlotContent } from "./slot-content.ts";
 import { SlotTable } from "./slot-table.ts";
 import type { NamespaceInfo, PodInfo, World } from "./world.ts";
 
@@ -89,6 +95,25 @@ function isolationFlags(applying: readonly CompiledPolicy[]): number {
       flags |= type === "Ingress" ? EP_AUDIT_ISOLATED_INGRESS : EP_AUDIT_ISOLATED_EGRESS;
       if (policy.mode === "Enforce") flags |= type === "Ingress" ? EP_ISOLATED_INGRESS : EP_ISOLATED_EGRESS;
     }
+  }
+  return flags;
+}
+
+/**
+ * The EP_NO_ANY_PEER_* flags of an endpoint with isolation flags `isolation`
+ * and slot `content`: set for each isolated direction without an any-peer
+ * group, whose lookup could only miss. Left clear when unsure (the datapath
+ * then looks up), so an endpoint written by an older agent stays correct.
+ */
+function anyPeerFlags(isolation: number, content: SlotContent): number {
+  const directions = [
+    [DIRECTION_INGRESS, EP_ISOLATED_INGRESS | EP_AUDIT_ISOLATED_INGRESS, EP_NO_ANY_PEER_INGRESS],
+    [DIRECTION_EGRESS, EP_ISOLATED_EGRESS | EP_AUDIT_ISOLATED_EGRESS, EP_NO_ANY_PEER_EGRESS],
+  ] as const;
+  let flags = 0;
+  for (const [direction, isolating, noAnyPeer] of directions) {
+    if ((isolation & isolating) === 0) continue;
+    if (!content.groups.some((group) => group.identity === IDENTITY_ANY && group.direction === direction)) flags |= noAnyPeer;
   }
   return flags;
 }
@@ -352,11 +377,12 @@ export class PolicyCompiler {
       const content = contents.contentOf(applying, pod);
       const slot = this.#slots.acquire(content, diff.policyUpserts);
       if (old) this.#slots.release(old.contentKey);
+      const isolation = isolationFlags(applying);
       const state: EndpointState = {
         endpointId: old?.state.endpointId ?? this.#nextEndpointId++,
         identity: this.#ipcache.podIdentity(key),
         slot,
-        flags: isolationFlags(applying),
+        flags: isolation | anyPeerFlags(isolation, content),
       };
       this.#endpoints.set(key, { state, contentKey: content.key });
       this.#podByEndpointId.set(state.endpointId, key);

@@ -37,6 +37,9 @@ export const EP_ISOLATED_INGRESS = 1 << 0;
 export const EP_ISOLATED_EGRESS = 1 << 1;
 export const EP_AUDIT_ISOLATED_INGRESS = 1 << 2;
 export const EP_AUDIT_ISOLATED_EGRESS = 1 << 3;
+/** Set for an isolated direction whose slot holds no any-peer entry: the datapath skips that lookup. */
+export const EP_NO_ANY_PEER_INGRESS = 1 << 4;
+export const EP_NO_ANY_PEER_EGRESS = 1 << 5;
 
 /** ipcache flags (PAL_IPCACHE_*). */
 export const IPCACHE_HOST = 1 << 0;

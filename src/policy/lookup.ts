@@ -14,6 +14,8 @@ import {
   EP_AUDIT_ISOLATED_INGRESS,
   EP_ISOLATED_EGRESS,
   EP_ISOLATED_INGRESS,
+  EP_NO_ANY_PEER_EGRESS,
+  EP_NO_ANY_PEER_INGRESS,
   IDENTITY_ANY,
   IDENTITY_WORLD,
   IPCACHE_HOST,
@@ -193,13 +195,16 @@ export function lookupEndpointVerdict(state: Pick<DesiredState, "policy" | "rule
   const isIcmp = q.protocol === "ICMP";
   const protocol = isIcmp ? (q.family === 4 ? PROTOCOL_NUMBERS.ICMP : PROTOCOL_NUMBERS.ICMPV6) : PROTOCOL_NUMBERS[q.protocol];
   const key = { slot: endpoint.slot, direction: q.direction, protocol, port: isIcmp ? 0 : q.port };
-  const values = [
-    lookupPolicy(state, { ...key, identity: q.remoteIdentity }),
-    lookupPolicy(state, { ...key, identity: IDENTITY_ANY }),
-  ];
   const ingress = q.direction === DIRECTION_INGRESS;
   const isolated = (endpoint.flags & (ingress ? EP_ISOLATED_INGRESS : EP_ISOLATED_EGRESS)) !== 0;
   const auditIsolated = (endpoint.flags & (ingress ? EP_AUDIT_ISOLATED_INGRESS : EP_AUDIT_ISOLATED_EGRESS)) !== 0;
+  // A direction isolated in neither verdict has no entries (no policy of it applies), one flagged
+  // EP_NO_ANY_PEER_* no any-peer entry: not looked up.
+  const noAnyPeer = (endpoint.flags & (ingress ? EP_NO_ANY_PEER_INGRESS : EP_NO_ANY_PEER_EGRESS)) !== 0;
+  const values =
+    isolated || auditIsolated
+      ? [lookupPolicy(state, { ...key, identity: q.remoteIdentity }), noAnyPeer ? undefined : lookupPolicy(state, { ...key, identity: IDENTITY_ANY })]
+      : [undefined, undefined];
   const tcp = q.protocol === "TCP";
   const enforced = combine(values, false, isolated, tcp, state.rules);
   const audit = combine(values, true, auditIsolated, tcp, state.rules);

@@ -25,6 +25,7 @@ import {
   EP_AUDIT_ISOLATED_INGRESS,
   EP_ISOLATED_EGRESS,
   EP_ISOLATED_INGRESS,
+  EP_NO_ANY_PEER_INGRESS,
   IDENTITY_ANY,
   IDENTITY_HOST,
   IPCACHE_HOST,
@@ -204,8 +205,8 @@ POLICY_B.push(...POLICY_B_LIMITED);
 // is never steered); on 7301 c's entry is HTTP but the any-peer entry allows plainly (AND: not
 // steered); on 7302 c's allow is plain and an HTTP Deny covers the any-peer entry, which allows
 // nothing (OR: steered); 7303's audit allow is by HTTP rules; 7304's audit verdict denies, with an
-// HTTP Deny beside it (an audit deny steers nothing); 7306 is plain; into a (not isolated) on 7305
-// an HTTP Deny on an entry without a verdict.
+// HTTP Deny beside it (an audit deny steers nothing); 7306 is plain; into a (isolated in neither
+// verdict) on 7305 an HTTP Deny on an entry without a verdict, which the kernel never looks up.
 const httpEntry = (policy: PolicyEntry, flags: number): PolicyEntry => withFlags(policy, flags);
 const PLAIN_C_TO_B_7306 = entry(C.identity, DIRECTION_INGRESS, TCP, 7306, 16, VERDICT_ALLOW, RULE.cLoose7306);
 const POLICY_B_HTTP: PolicyEntry[] = [
@@ -335,6 +336,7 @@ const events: FlowEvent[] = [];
 /** Every reason a test run was counted for, with its verdict checked against reasonAllows. */
 const observed = new Set<ReasonName>();
 let nextPort = 30000;
+const SECOND_NS = 1_000_000_000n;
 
 /** A source port no earlier test used, so each flow starts without conntrack state. */
 function freshPort(): number {
@@ -642,8 +644,8 @@ describe("datapath on the real kernel", () => {
     const entry = datapath.conntrackEntries().find((e) => e.key.sport === sport);
     assert.ok(entry, "the flow is tracked");
     assert.deepEqual(entry.key, { family: 4, saddr: A.v4, daddr: B.v4, sport, dport: 80, protocol: TCP, direction: DIRECTION_INGRESS, endpointId: ENDPOINT_B.endpointId });
-    assert.equal(entry.value.packets, 3n);
     assert.ok((entry.value.tcpFlags & CT_SEEN_REPLY) !== 0, "the reply was seen");
+    assert.ok(entry.value.expiresNs > process.hrtime.bigint() + 21_000n * SECOND_NS, "the reply gave it the established timeout");
     assert.equal(entry.value.ruleId, RULE.aToB80);
   });
 
@@ -713,8 +715,39 @@ describe("datapath on the real kernel", () => {
     const entry = datapath.conntrackEntries().find((e) => e.key.sport === sport);
     assert.ok(entry, "the flow is still tracked");
     assert.equal(entry.value.tcpStrict, true);
-    assert.equal(entry.value.packets, 8n, "only passed packets are counted");
+    assert.ok(entry.value.expiresNs <= process.hrtime.bigint() + 10n * SECOND_NS, "closing: the FINs shortened its deadline to the closing timeout");
     forward(["syn"], "policy-allow", "a new SYN on the closed tuple goes to policy again");
+  });
+
+  test("an endpoint flagged without any-peer entries for a direction skips that lookup", () => {
+    datapath.setEndpoint(ifB, { ...ENDPOINT_B, flags: ENDPOINT_B.flags | EP_NO_ANY_PEER_INGRESS });
+    try {
+      // Only the any-peer entry admits UDP 53, and it is not looked up (the compiler never flags such a slot).
+      intoB({ src: C.v4, protocol: "UDP", sport: freshPort(), dport: 53 }, "default-deny", "UDP c to b:53, any-peer entry skipped");
+      intoB({ src: A.v4, protocol: "TCP", sport: freshPort(), dport: 80 }, "policy-allow", "a's own entry still decides");
+    } finally {
+      datapath.setEndpoint(ifB, ENDPOINT_B);
+    }
+    intoB({ src: C.v4, protocol: "UDP", sport: freshPort(), dport: 53 }, "policy-allow", "UDP c to b:53 with the lookup");
+  });
+
+  test("conntrack: a packet moves the deadline only by more than a second, a new state always", async () => {
+    const sport = freshPort();
+    const deadline = () => datapath.conntrackEntries().find((e) => e.key.sport === sport)?.value.expiresNs ?? 0n;
+    const opened = process.hrtime.bigint();
+    intoB({ src: A.v4, protocol: "TCP", sport, dport: 80 }, "policy-allow", "SYN a to b:80");
+    const first = deadline();
+    assert.ok(first > opened + 59n * SECOND_NS && first <= process.hrtime.bigint() + 60n * SECOND_NS, "the SYN timeout");
+    intoB({ src: A.v4, protocol: "TCP", sport, dport: 80 }, "established", "the SYN again");
+    // Only meaningful within a second of the first packet, which a test run takes a tiny part of.
+    if (process.hrtime.bigint() - opened < SECOND_NS) assert.equal(deadline(), first, "not moved: it would move by less than a second");
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    intoB({ src: A.v4, protocol: "TCP", sport, dport: 80 }, "established", "the SYN again, over a second later");
+    assert.ok(deadline() > first + SECOND_NS, "moved: by more than a second");
+    fromB({ dst: A.v4, protocol: "TCP", sport: 80, dport: sport, tcpFlags: ["syn", "ack"] }, "reply", "SYN-ACK b to a");
+    assert.ok(deadline() > process.hrtime.bigint() + 21_000n * SECOND_NS, "the reply moved it at once: the established timeout");
+    intoB({ src: A.v4, protocol: "TCP", sport, dport: 80, tcpFlags: ["rst"] }, "established", "RST a to b");
+    assert.ok(deadline() <= process.hrtime.bigint() + 10n * SECOND_NS, "the RST shortened it at once: the closing timeout");
   });
 
   test("tcp.strict: the flow is strict only if every allowing entry is (union), never for the host", () => {
@@ -1006,7 +1039,9 @@ describe("datapath on the real kernel", () => {
       { src: C.v4, dport: 7303, what: "an audit allow by HTTP rules" },
     ];
     for (const { src, dport, what } of steered) intoB({ src, protocol: "TCP", sport: freshPort(), dport }, "proxy-unavailable", `${what}, no proxy`);
-    expectVerdict("to-pod", ifA, buildPacket({ src: C.v4, dst: A.v4, protocol: "TCP", sport: freshPort(), dport: 7305 }), "proxy-unavailable", "not isolated, under an HTTP Deny, no proxy");
+    // The compiler writes no entry for a direction no policy isolates (enforced or audit); the kernel
+    // does not look one up there, so this one, written by hand, decides nothing.
+    expectVerdict("to-pod", ifA, buildPacket({ src: C.v4, dst: A.v4, protocol: "TCP", sport: freshPort(), dport: 7305 }), "not-isolated", "not isolated either way: an HTTP Deny entry is not looked up");
     intoB({ src: C.v4, protocol: "TCP", sport: freshPort(), dport: 7301 }, "policy-allow", "HTTP allow beside a plain any-peer allow");
     intoB({ src: C.v4, protocol: "TCP", sport: freshPort(), dport: 7304 }, "policy-allow", "HTTP Deny in an audit verdict that denies");
     intoB({ src: C.v4, protocol: "UDP", sport: freshPort(), dport: 7300 }, "policy-allow", "UDP is never steered");
@@ -1269,6 +1304,14 @@ describe("datapath on the real kernel", () => {
   test("headers cut short are malformed and dropped", () => {
     const frame = buildPacket({ src: C.v4, dst: B.v4, protocol: "TCP", sport: freshPort(), dport: 80 });
     expectVerdict("to-pod", ifB, frame.subarray(0, 14 + 20 + 8), "malformed", "TCP header cut short before its flags");
+    // The in-place read of the common case leaves these to the general parser, which refuses them.
+    const v6 = buildPacket({ src: C.v6, dst: B.v6, protocol: "TCP", sport: freshPort(), dport: 80 });
+    expectVerdict("to-pod", ifB, v6.subarray(0, 14 + 40 + 13), "malformed", "IPv6: TCP header cut short before its flags");
+    const udp = buildPacket({ src: C.v4, dst: B.v4, protocol: "UDP", sport: freshPort(), dport: 53 });
+    expectVerdict("to-pod", ifB, udp.subarray(0, 14 + 20 + 3), "malformed", "UDP header cut short in its ports");
+    const short = Buffer.from(frame);
+    short.writeUInt16BE(19, 14 + 2);
+    expectVerdict("to-pod", ifB, short, "malformed", "IPv4 total length below the header's");
   });
 
   test("every reason the program gives was counted for a packet whose verdict reasonAllows predicted", () => {
