@@ -18,15 +18,15 @@ import tls from "node:tls";
 import { after, before, describe, test } from "node:test";
 import fc from "fast-check";
 import { RawConnection } from "../../test/lib/http-proxy-harness.ts";
+import { startViewProxy } from "../../test/lib/view-proxy.ts";
 import { CLIENT_CERTIFICATES, compileHttpWorld, connectionStartArb, httpFlowArb, httpRequestArb, terminationPoliciesArb } from "../../test/lib/http-world.ts";
 import type { CompiledHttpWorld, HttpFlow } from "../../test/lib/http-world.ts";
 import { issueCertificate, makeCa } from "../../test/lib/tls-certificate.ts";
 import type { TestCertificate } from "../../test/lib/tls-certificate.ts";
-import { jsonLogger } from "../k8s/logger.ts";
 import type { RawHttpRequest } from "../policy/http-request.ts";
 import { evaluateConnection, evaluateRequest } from "../policy/reference-evaluator.ts";
 import type { ConnectionInfo } from "./http-front-options.ts";
-import { NodeProxy } from "./node-proxy.ts";
+import type { NodeProxy } from "./node-proxy.ts";
 import { TlsMaterialStore } from "./tls-material-store.ts";
 
 /** What a passed-on connection's upstream answers to a ClientHello: plain bytes, which the client cannot read as TLS. */
@@ -89,19 +89,10 @@ before(async () => {
   });
   upstream.listen(0, "127.0.0.1");
   await once(upstream, "listening");
-  proxy = await NodeProxy.start({
-    families: [4],
-    listen: async (server) => {
-      server.listen(0, "127.0.0.1");
-      await once(server, "listening");
-    },
+  proxy = await startViewProxy({
+    world: () => (current as NonNullable<typeof current>).world,
+    flow: asFlow,
     connectUpstream: async () => net.connect((upstream.address() as AddressInfo).port, "127.0.0.1"),
-    judge: (request, connection) => (current as NonNullable<typeof current>).world.index.judge(request, asFlow(connection), (current as NonNullable<typeof current>).world.identityOf),
-    judgeConnection: (start, connection) => (current as NonNullable<typeof current>).world.index.judgeConnection(start, asFlow(connection), (current as NonNullable<typeof current>).world.identityOf),
-    view: () => ({ generation: 1, loaded: true, errors: 0 }),
-    logger: jsonLogger("error", {}, () => undefined),
-    metricsPort: 0,
-    metricsHost: "127.0.0.1",
     material,
   });
 });
