@@ -426,6 +426,13 @@ describe("HttpViewIndex.judgeConnection against the reference evaluator", () => 
           assert.equal(`x/${verdict.terminate.termination.certificate.secretName}`, expected.terminated.certificate);
           const request = httpRequestView(raw);
           const inside = evaluateRequest(world, packet, raw, expected.terminated);
+          // Where no rule admitting the connection has http and no Deny rule has it, the proxy passes the decrypted stream on unjudged.
+          const admittedRules = verdict.terminate.rules.filter((r) => admitted.ids.includes(r.id));
+          if (!verdict.terminate.httpDenies && !admittedRules.some((r) => r.http)) {
+            assert.equal(inside.outcome, "allowed", `unjudged ${JSON.stringify(raw)} inside ${what}`);
+            outcomes.set("terminated, passed on", (outcomes.get("terminated, passed on") ?? 0) + 1);
+            continue;
+          }
           if (!request.ok) {
             assert.equal(inside.outcome, "malformed", `malformed ${JSON.stringify(raw)} inside ${what}`);
             continue;
@@ -436,10 +443,10 @@ describe("HttpViewIndex.judgeConnection against the reference evaluator", () => 
           outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
         }
       }),
-      { numRuns: 800 },
+      { numRuns: 1500 },
     );
     assert.ok(judged >= 1000, `only ${judged} connections were admitted`);
-    for (const key of ["terminated, request allowed", "terminated, request refused", "refused", "passed on"]) assert.ok((outcomes.get(key) ?? 0) > 15, `few ${key}: ${JSON.stringify([...outcomes])}`);
+    for (const key of ["terminated, request allowed", "terminated, request refused", "refused", "passed on"]) assert.ok((outcomes.get(key) ?? 0) > 5, `few ${key}: ${JSON.stringify([...outcomes])}`);
     console.log(`view differential with termination: ${[...outcomes].map(([k, n]) => `${k}: ${n}`).join(", ")}`);
   });
 });

@@ -155,6 +155,9 @@ export function evaluateRequest(world: World, packet: Packet, request: RawHttpRe
   const terminating = (end: DirectionResult) => end.http?.allows?.some((named) => terminatedBy?.includes(named.name)) === true;
   const ends = terminatedBy === undefined ? [flow.egress, flow.ingress] : [flow.egress, flow.ingress].filter(terminating);
   if (terminatedBy !== undefined && ends.length === 0) return { outcome: "refused", audited: false };
+  // Terminated by rules without http, and no Deny rule with http: nothing judges the requests, as for an open allow.
+  const judgesInside = (end: DirectionResult) => end.http?.denies.some((named) => named.http !== undefined) || end.http?.allows?.some((named) => terminatedBy?.includes(named.name) && named.http !== undefined);
+  if (terminatedBy !== undefined && !ends.some(judgesInside)) return { outcome: "allowed", audited: false };
   if (ends.some((end) => end.http !== undefined || (end.audit.allowed && end.audit.http !== undefined))) {
     if (referenceHttpVerdict([], request).refused) return { outcome: "malformed", audited: false };
   }

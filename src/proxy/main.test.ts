@@ -32,6 +32,8 @@ describe("palisade proxy", () => {
     assert.throws(() => parseProxyArgs(["--metrics-port", "x"]), /--metrics-port "x" is not a port number/);
     assert.throws(() => parseProxyArgs(["--log-level", "loud"]), /--log-level "loud" is not one of debug, info, warn, error/);
     assert.throws(() => parseProxyArgs(["--node-name", "n"]), /Cannot run proxy: Unknown option '--node-name'/);
+    assert.equal(parseProxyArgs(["--kubeconfig", "/etc/k.conf"]).kubeconfig, "/etc/k.conf", "where the TLS material is watched");
+    assert.throws(() => parseProxyArgs(["--kubeconfig="]), /Cannot run proxy: --kubeconfig is empty/);
   });
 
   test("the process: 403 without a view (said in the log), metrics, SIGTERM exits 0", async () => {

@@ -20,14 +20,14 @@ import type { AddressInfo } from "node:net";
 import tls from "node:tls";
 import { after, before, describe, test } from "node:test";
 import { RawConnection } from "../../test/lib/http-proxy-harness.ts";
+import { startViewProxy } from "../../test/lib/view-proxy.ts";
 import { issueCertificate, makeCa } from "../../test/lib/tls-certificate.ts";
 import type { TestCa, TestCertificate } from "../../test/lib/tls-certificate.ts";
 import { B, compileHttpWorld, ebpf, A } from "../../test/lib/http-world.ts";
-import { jsonLogger } from "../k8s/logger.ts";
 import type { EBPFIngressRule, TlsRule } from "../policy/api-types.ts";
 import type { CompiledHttpWorld } from "../../test/lib/http-world.ts";
 import type { ConnectionInfo } from "./http-front-options.ts";
-import { NodeProxy } from "./node-proxy.ts";
+import type { NodeProxy } from "./node-proxy.ts";
 import { TlsMaterialStore } from "./tls-material-store.ts";
 
 /** What the view judges a loopback connection as: a connection from pod a to pod b on 8080. */
@@ -109,21 +109,13 @@ describe("TLS termination through the node proxy", () => {
     tlsUpstream.listen(0, "127.0.0.1");
     await once(tlsUpstream, "listening");
 
-    proxy = await NodeProxy.start({
-      families: [4],
-      listen: async (server) => {
-        server.listen(0, "127.0.0.1");
-        await once(server, "listening");
-      },
+    proxy = await startViewProxy({
+      world: () => world,
+      flow: asFlow,
       // Re-encrypted connections go to the TLS pod, plain ones to the plain pod.
       connectUpstream: async (connection) => net.connect(connection.upstreamTls ? (tlsUpstream.address() as AddressInfo).port : plainPort(), "127.0.0.1"),
-      judge: (request, connection) => world.index.judge(request, asFlow(connection), world.identityOf),
-      judgeConnection: (start, connection) => world.index.judgeConnection(start, asFlow(connection), world.identityOf),
-      view: () => ({ generation: 1, loaded: true, errors: 0 }),
-      logger: jsonLogger("info", {}, (line) => logLines.push(JSON.parse(line) as Record<string, unknown>)),
-      metricsPort: 0,
-      metricsHost: "127.0.0.1",
       material,
+      log: (line) => logLines.push(JSON.parse(line) as Record<string, unknown>),
     });
   });
 

@@ -96,10 +96,11 @@ export function createTlsTerminator(options: TlsTerminatorOptions): TlsTerminato
       const timer = setTimeout(() => {
         refuse({ verdict: "failed", reason: `no TLS handshake within ${options.handshakeTimeoutMs} ms` });
       }, options.handshakeTimeoutMs);
-      secure.once("error", (error) => {
+      const onHandshakeError = (error: Error) => {
         clearTimeout(timer);
         refuse({ verdict: "failed", reason: `handshake failed: ${error.message}` });
-      });
+      };
+      secure.once("error", onHandshakeError);
       socket.once("close", () => clearTimeout(timer));
       secure.once("secure", () => {
         clearTimeout(timer);
@@ -111,7 +112,8 @@ export function createTlsTerminator(options: TlsTerminatorOptions): TlsTerminato
           refuse({ verdict: "refused", reason: failure, clientNames, ...(plan.rules[0] && { policy: plan.rules[0].policy, rule: plan.rules[0].rule }) });
           return;
         }
-        secure.removeAllListeners("error");
+        // From here the HTTP front end or the splice handles the socket's errors (Node's own listeners stay).
+        secure.off("error", onHandshakeError);
         options.report(connection, serverName, { verdict: "terminated", rules: plan.rules.filter((rule) => ids.includes(rule.id)).map((rule) => `${rule.policy} ${rule.rule}`) });
         const alpn = typeof secure.alpnProtocol === "string" ? secure.alpnProtocol : undefined;
         const terminated: ConnectionInfo = {
@@ -128,7 +130,10 @@ export function createTlsTerminator(options: TlsTerminatorOptions): TlsTerminato
 
   /** Passes the decrypted stream on to the pod both ways, half-closes and resets included. */
   async function splice(client: TLSSocket, connection: ConnectionInfo): Promise<void> {
-    let upstream: Socket;
+    // Listened to before the upstream is open: an error with no listener would take the process down.
+    let upstream: Socket | undefined;
+    client.on("error", () => upstream?.destroy());
+    client.on("close", () => upstream?.destroy());
     try {
       upstream = await options.connectUpstream(connection);
     } catch (error) {
@@ -136,9 +141,11 @@ export function createTlsTerminator(options: TlsTerminatorOptions): TlsTerminato
       client.destroy();
       return;
     }
+    if (client.destroyed) {
+      upstream.destroy();
+      return;
+    }
     upstream.on("error", () => client.destroy());
-    client.on("error", () => upstream.destroy());
-    client.on("close", () => upstream.destroy());
     upstream.on("close", () => client.destroy());
     client.pipe(upstream);
     upstream.pipe(client);

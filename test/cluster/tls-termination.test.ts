@@ -1,0 +1,223 @@
+/**
+ * TLS termination and client certificates on the dev cluster with real
+ * clients: `dev up --nodes 2`, pod b on node 1 serving plain HTTP/1.1 on 8443,
+ * clients a on the same node and c on the other, and an ingress policy on b
+ * terminating TLS with the certificate of Secret b-tls, asking for a client
+ * certificate of CA shop-ca naming the frontend, and admitting GET /public/
+ * only. Certificates are made here with openssl. Until the operator copies
+ * the material, the test writes the copies itself (test/lib/tls-material-copy.ts).
+ * Checked with curl and openssl s_client from the pods' namespaces, TLS 1.2
+ * and 1.3, IPv4 and IPv6: the proxy's certificate, 200 and 403 from the
+ * client's own address; clients with a wrong name, an expired certificate,
+ * another CA's or none are refused and the flow log says why; rotating the
+ * certificate and the CA takes effect for new connections while an open one
+ * goes on. Needs root and the cached control plane.
+ */
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { after, before, test } from "node:test";
+import { devNodeSpec, proxyMetricsUrl } from "../../src/devcluster/index.ts";
+import { DevCli } from "../lib/dev-cli.ts";
+import { issueCertificate, makeCa } from "../lib/tls-certificate.ts";
+import type { TestCa, TestCertificate } from "../lib/tls-certificate.ts";
+import { writeTlsMaterial } from "../lib/tls-material-copy.ts";
+import { testFolder } from "../lib/test-folder.ts";
+
+const cluster = new DevCli(testFolder("tls-term"));
+const x = `pl-tlst-${Math.random().toString(16).slice(2, 8)}`;
+const PORT = 8443;
+const NAME = "api.shop.example";
+const FRONTEND = "spiffe://cluster.local/ns/shop/sa/frontend";
+let a: { netns: string; ips: string[] };
+let b: { netns: string; ips: string[] };
+let c: { netns: string; ips: string[] };
+let serverCa: TestCa;
+let clientCa: TestCa;
+const clients = {} as Record<"good" | "wrongSan" | "expired" | "otherCa", TestCertificate>;
+const held: ReturnType<typeof spawn>[] = [];
+
+/** curl https://api.shop.example:8443/PATH from `netns` to `ip`, with a client certificate or none; the status, body and curl's error. */
+function curl(netns: string, ip: string, path: string, client: TestCertificate | undefined, tlsMax = "1.3"): { code: number | null; status: string; body: string; stderr: string } {
+  const host = ip.includes(":") ? `[${ip}]` : ip;
+  const run = spawnSync("ip", [
+    "netns", "exec", netns, "curl", "-sS", "--max-time", "10", "--http1.1", "--tlsv1.2", "--tls-max", tlsMax, "--cacert", serverCa.certPath,
+    ...(client ? ["--cert", client.certPath, "--key", client.keyPath] : []),
+    "--resolve", `${NAME}:${PORT}:${host}`, "-w", "\n%{http_code}", `https://${NAME}:${PORT}${path}`,
+  ], { encoding: "utf8" });
+  const lines = run.stdout.split("\n");
+  return { code: run.status, status: lines.at(-1) ?? "", body: lines.slice(0, -1).join("\n"), stderr: run.stderr };
+}
+
+/** Waits until `check` holds (the proxy learns a new copy by its watch, within seconds). */
+function eventually(what: string, check: () => boolean): void {
+  const deadline = Date.now() + 60_000;
+  while (!check()) {
+    assert.ok(Date.now() < deadline, `${what}: not within 60 s`);
+    spawnSync("sleep", ["0.5"]);
+  }
+}
+
+/**
+ * A TLS connection held open from `netns` (a Node client): it sends a request at once and prints the
+ * status and the fingerprint of the certificate it was served, then one more request per line written to
+ * `next()`, on the same connection.
+ */
+function holdConnection(netns: string, ip: string, client: TestCertificate): { next(): Promise<string>; close(): void } {
+  const script = `
+    const tls = require("node:tls");
+    const fs = require("node:fs");
+    const socket = tls.connect({ host: ${JSON.stringify(ip)}, port: ${PORT}, servername: ${JSON.stringify(NAME)}, ca: fs.readFileSync(${JSON.stringify(serverCa.certPath)}),
+      cert: fs.readFileSync(${JSON.stringify(client.certPath)}), key: fs.readFileSync(${JSON.stringify(client.keyPath)}), ALPNProtocols: ["http/1.1"] });
+    const ask = () => socket.write("GET /public/held HTTP/1.1\\r\\nHost: ${NAME}\\r\\n\\r\\n");
+    let served = "";
+    socket.on("secureConnect", () => {
+      served = socket.getPeerX509Certificate()?.fingerprint256 ?? "none";
+      ask();
+    });
+    socket.on("data", (chunk) => { if (String(chunk).startsWith("HTTP/")) console.log(String(chunk).split(" ")[1] + " " + served); });
+    socket.on("error", (error) => console.log("error " + error.code));
+    socket.on("close", () => process.exit(0));
+    require("node:readline").createInterface({ input: process.stdin }).on("line", ask);`;
+  const child = spawn("nsenter", [`--net=/run/netns/${netns}`, process.execPath, "-e", script], { stdio: ["pipe", "pipe", "inherit"] });
+  held.push(child);
+  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+  const waiting: ((line: string) => void)[] = [];
+  const ready: string[] = [];
+  const deliver = (line: string) => {
+    const waiter = waiting.shift();
+    if (waiter) waiter(line);
+    else ready.push(line);
+  };
+  lines.on("line", deliver);
+  // A client that is gone answers "exited" from then on, so that a test fails rather than waits.
+  child.once("exit", (code) => {
+    for (let i = 0; i < 8; i++) deliver(`exited ${String(code)}`);
+  });
+  let asked = false;
+  return {
+    next() {
+      if (asked) child.stdin?.write("\n");
+      asked = true;
+      const line = ready.shift();
+      return line !== undefined ? Promise.resolve(line) : new Promise((resolve) => waiting.push(resolve));
+    },
+    close: () => child.kill(),
+  };
+}
+
+function fingerprintOf(certificate: TestCertificate): string {
+  const run = spawnSync("openssl", ["x509", "-noout", "-fingerprint", "-sha256", "-in", certificate.certPath], { encoding: "utf8" });
+  return run.stdout.trim().split("=")[1] ?? "";
+}
+
+before(() => {
+  cluster.up(2);
+  cluster.runPod(x, "a", 1, [80]);
+  cluster.runPod(x, "b", 1, [{ port: PORT, name: "http" }]);
+  cluster.runPod(x, "c", 2, [80]);
+  [a, b, c] = [cluster.pod(x, "a"), cluster.pod(x, "b"), cluster.pod(x, "c")];
+  serverCa = makeCa("server-ca");
+  clientCa = makeCa("shop-ca");
+  const otherCa = makeCa("other-ca");
+  clients.good = issueCertificate(clientCa, { names: [`URI:${FRONTEND}`] });
+  clients.wrongSan = issueCertificate(clientCa, { names: ["URI:spiffe://cluster.local/ns/shop/sa/intruder"] });
+  clients.expired = issueCertificate(clientCa, { names: [`URI:${FRONTEND}`], startDate: "20200101000000Z", endDate: "20200102000000Z" });
+  clients.otherCa = issueCertificate(otherCa, { names: [`URI:${FRONTEND}`] });
+  const serverCertificate = issueCertificate(serverCa, { names: [`DNS:${NAME}`] });
+  writeTlsMaterial(cluster, { kind: "Secret", namespace: x, name: "b-tls" }, { "tls.crt": serverCertificate.cert, "tls.key": serverCertificate.key });
+  writeTlsMaterial(cluster, { kind: "ConfigMap", namespace: x, name: "shop-ca" }, { "ca.crt": clientCa.cert });
+  cluster.apply({
+    apiVersion: "palisade.dev/v1alpha1",
+    kind: "EBPFNetworkPolicy",
+    metadata: { name: "b-mtls", namespace: x },
+    spec: {
+      selector: { matchLabels: { app: "b" } },
+      ingress: [{
+        from: [{ podSelector: { matchExpressions: [{ key: "app", operator: "In", values: ["a", "c"] }] } }],
+        ports: [{ protocol: "TCP", port: PORT }],
+        tls: {
+          serverNames: [NAME],
+          termination: { certificate: { secretName: "b-tls" } },
+          clientCertificate: { ca: { configMapName: "shop-ca", key: "ca.crt" }, subjectAltNames: [FRONTEND, "*.frontend.shop.example"] },
+        },
+        http: [{ method: "GET", path: { prefix: "/public/" } }],
+      }],
+    },
+  });
+  cluster.ok("wait", "--for=programmed", "--timeout", "60s");
+  eventually("the proxies read the copies", () => curl(a.netns, b.ips[0] as string, "/public/a", clients.good).status === "200" && curl(c.netns, b.ips[0] as string, "/public/a", clients.good).status === "200");
+});
+
+after(async () => {
+  for (const child of held) child.kill();
+  await cluster.folder.remove();
+});
+
+test("a client certificate naming the frontend: the proxy's certificate, 200 for /public/ and 403 for the rest, from the client's own address, TLS 1.2 and 1.3, IPv4 and IPv6", () => {
+  for (const [client, family] of [[a, 0], [c, 0], [a, 1], [c, 1]] as const) {
+    for (const tlsMax of ["1.2", "1.3"]) {
+      const ip = b.ips[family] as string;
+      const allowed = curl(client.netns, ip, "/public/a", clients.good, tlsMax);
+      assert.equal(allowed.status, "200", `from ${client.ips[family]} TLS ${tlsMax}: ${allowed.stderr}`);
+      const body = JSON.parse(allowed.body) as { path: string; client: string };
+      assert.equal(body.path, "/public/a");
+      assert.equal(body.client.replace(/^::ffff:/, ""), client.ips[family], "the pod sees the client's own address, in plain text");
+      assert.equal(curl(client.netns, ip, "/admin", clients.good, tlsMax).status, "403");
+    }
+  }
+});
+
+test("openssl s_client, TLS 1.2 and 1.3: the certificate of Secret b-tls, and a request judged inside", () => {
+  for (const version of ["-tls1_2", "-tls1_3"]) {
+    const run = spawnSync("ip", ["netns", "exec", a.netns, "openssl", "s_client", version, "-servername", NAME, "-connect", `${b.ips[0]}:${PORT}`, "-CAfile", serverCa.certPath,
+      "-cert", clients.good.certPath, "-key", clients.good.keyPath, "-ign_eof"], { encoding: "utf8", input: `GET /public/s HTTP/1.1\r\nHost: ${NAME}\r\nConnection: close\r\n\r\n`, timeout: 15_000 });
+    assert.match(run.stdout, /Verify return code: 0 \(ok\)/, `${version}: ${run.stderr}`);
+    assert.match(run.stdout, /issuer=CN ?= ?server-ca/, version);
+    assert.match(run.stdout, /HTTP\/1\.1 200/, version);
+  }
+});
+
+test("a wrong name, an expired certificate, another CA's and none are refused, and the flow log says why with the names presented", async () => {
+  for (const tlsMax of ["1.2", "1.3"]) {
+    for (const client of [clients.wrongSan, clients.expired, clients.otherCa, undefined]) {
+      const refused = curl(a.netns, b.ips[0] as string, "/public/a", client, tlsMax);
+      assert.notEqual(refused.status, "200", `TLS ${tlsMax}`);
+      assert.notEqual(refused.code, 0, `TLS ${tlsMax}: curl failed`);
+    }
+  }
+  const node = devNodeSpec(cluster.network(), 1);
+  const log = readFileSync(join(cluster.folder.layout.logs, `proxy-${node.name}.log`), "utf8");
+  for (const [reason, names] of [["san-not-allowed", "URI:spiffe://cluster.local/ns/shop/sa/intruder"], ["expired-client-certificate", `URI:${FRONTEND}`], ["untrusted-client-certificate", `URI:${FRONTEND}`]]) {
+    assert.match(log, new RegExp(`"flow":"tls","verdict":"refused".*"reason":"${reason}".*"clientNames":\\["${names?.replace(/[/.]/g, "\\$&")}"\\]`), reason);
+  }
+  assert.match(log, /"reason":"no-client-certificate","clientNames":\[\]/);
+  assert.doesNotMatch(log, /PRIVATE KEY/);
+  const metrics = await (await fetch(`${proxyMetricsUrl(node)}/metrics`)).text();
+  assert.match(metrics, /palisade_proxy_tls_terminations_total\{result="refused",reason="san-not-allowed"\} [1-9]/);
+});
+
+test("rotation: a new certificate and a new CA apply to new connections while an open connection goes on", async () => {
+  const open = holdConnection(a.netns, b.ips[0] as string, clients.good);
+  const [status, first] = (await open.next()).split(" ");
+  assert.equal(status, "200", "the held connection got its answer");
+  const rotated = issueCertificate(serverCa, { names: [`DNS:${NAME}`, "DNS:rotated.shop.example"] });
+  writeTlsMaterial(cluster, { kind: "Secret", namespace: x, name: "b-tls" }, { "tls.crt": rotated.cert, "tls.key": rotated.key });
+  const served = (): string => {
+    const run = spawnSync("ip", ["netns", "exec", a.netns, "openssl", "s_client", "-servername", NAME, "-connect", `${b.ips[0]}:${PORT}`, "-cert", clients.good.certPath, "-key", clients.good.keyPath], { encoding: "utf8", input: "", timeout: 15_000 });
+    const pem = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/.exec(run.stdout)?.[0] ?? "";
+    return spawnSync("openssl", ["x509", "-noout", "-fingerprint", "-sha256"], { input: pem, encoding: "utf8" }).stdout.trim().split("=")[1] ?? "";
+  };
+  eventually("the rotated certificate is served", () => served() === fingerprintOf(rotated));
+  assert.deepEqual((await open.next()).split(" "), ["200", first], "the open connection goes on, with the certificate it started with");
+  // A new client CA: its clients pass, the old CA's are refused; the connection opened under the old CA goes on.
+  const newCa = makeCa("shop-ca-2");
+  const newClient = issueCertificate(newCa, { names: [`URI:${FRONTEND}`] });
+  writeTlsMaterial(cluster, { kind: "ConfigMap", namespace: x, name: "shop-ca" }, { "ca.crt": newCa.cert });
+  eventually("the new CA's client passes", () => curl(a.netns, b.ips[0] as string, "/public/a", newClient).status === "200");
+  assert.notEqual(curl(a.netns, b.ips[0] as string, "/public/a", clients.good).status, "200", "the old CA's client is refused");
+  assert.deepEqual((await open.next()).split(" "), ["200", first], "the connection opened under the old CA goes on");
+  open.close();
+});
