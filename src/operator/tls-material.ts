@@ -32,6 +32,7 @@ import {
   TLS_MATERIAL_NAMESPACE,
   TLS_MATERIAL_SOURCE_ANNOTATION,
   formatTlsMaterialSource,
+  pemCertificateBlocks,
   tlsMaterialName,
   tlsMaterialReferences,
 } from "../policy/tls-material.ts";
@@ -260,15 +261,9 @@ export class TlsMaterialController {
   }
 }
 
-/** PEM blocks of `type` in `text`, each with its armour. */
-function pemBlocks(text: string, type: string): string[] {
-  const pattern = new RegExp(`-----BEGIN ${type}-----\\r?\\n[\\s\\S]*?-----END ${type}-----`, "g");
-  return text.match(pattern) ?? [];
-}
-
 /** What is wrong with certificates in PEM text, or undefined; the first is returned parsed. */
 function parseCertificates(text: string, where: string): { problem: string } | { leaf: X509Certificate } {
-  const blocks = pemBlocks(text, "CERTIFICATE");
+  const blocks = pemCertificateBlocks(text);
   if (blocks.length === 0) return { problem: `holds no PEM certificate in ${where}` };
   let leaf: X509Certificate | undefined;
   for (const [i, block] of blocks.entries()) {

@@ -67,6 +67,19 @@ export function formatTlsMaterialSource(source: TlsMaterialSource): string {
   return `${source.kind} ${source.namespace}/${source.name}`;
 }
 
+/**
+ * The PEM certificate blocks of `text`, each with its armour, in order; text
+ * around them is ignored, as OpenSSL does.
+ *
+ * @example
+ * ```ts
+ * pemCertificateBlocks(caBundle).length; // 2
+ * ```
+ */
+export function pemCertificateBlocks(text: string): string[] {
+  return text.match(/-----BEGIN CERTIFICATE-----\r?\n[^-]*-----END CERTIFICATE-----/g) ?? [];
+}
+
 /** One reference of a policy's rule to material: the source, the ConfigMap key (CA bundles), and the field naming it. */
 export interface TlsMaterialReference {
   source: TlsMaterialSource;

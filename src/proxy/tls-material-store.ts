@@ -21,7 +21,7 @@ import { X509Certificate } from "node:crypto";
 import tls from "node:tls";
 import type { SecureContext } from "node:tls";
 import type { ConfigMapKeyReference, SecretReference } from "../policy/api-types.ts";
-import { formatTlsMaterialSource, tlsMaterialName } from "../policy/tls-material.ts";
+import { formatTlsMaterialSource, pemCertificateBlocks, tlsMaterialName } from "../policy/tls-material.ts";
 import type { TlsMaterialSource } from "../policy/tls-material.ts";
 
 /** A copy as the API gives it: a Secret's name, version and base64 data. */
@@ -91,7 +91,7 @@ export class TlsMaterialStore {
     return this.#build(source, `ca:${ref.key}`, (data) => {
       const pem = data.get(ref.key)?.toString("utf8");
       if (pem === undefined) throw new Error(`it has no key ${JSON.stringify(ref.key)}`);
-      const blocks = pem.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
+      const blocks = pemCertificateBlocks(pem);
       if (blocks.length === 0) throw new Error(`${ref.key} holds no PEM certificate`);
       return { pem, certificates: blocks.map((block) => new X509Certificate(block)) };
     }) as CaBundle;

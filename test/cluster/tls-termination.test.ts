@@ -4,8 +4,8 @@
  * clients a on the same node and c on the other, and an ingress policy on b
  * terminating TLS with the certificate of Secret b-tls, asking for a client
  * certificate of CA shop-ca naming the frontend, and admitting GET /public/
- * only. Certificates are made here with openssl. Until the operator copies
- * the material, the test writes the copies itself (test/lib/tls-material-copy.ts).
+ * only. Certificates are made here with openssl; the operator copies the
+ * Secret and ConfigMap the test creates to palisade-secrets for the proxies.
  * Checked with curl and openssl s_client from the pods' namespaces, TLS 1.2
  * and 1.3, IPv4 and IPv6: the proxy's certificate, 200 and 403 from the
  * client's own address; clients with a wrong name, an expired certificate,
@@ -23,7 +23,7 @@ import { devNodeSpec, proxyMetricsUrl } from "../../src/devcluster/index.ts";
 import { DevCli } from "../lib/dev-cli.ts";
 import { issueCertificate, makeCa } from "../lib/tls-certificate.ts";
 import type { TestCa, TestCertificate } from "../lib/tls-certificate.ts";
-import { writeTlsMaterial } from "../lib/tls-material-copy.ts";
+import { applyTlsSource } from "../lib/tls-material-source.ts";
 import { testFolder } from "../lib/test-folder.ts";
 
 const cluster = new DevCli(testFolder("tls-term"));
@@ -127,8 +127,8 @@ before(() => {
   clients.expired = issueCertificate(clientCa, { names: [`URI:${FRONTEND}`], startDate: "20200101000000Z", endDate: "20200102000000Z" });
   clients.otherCa = issueCertificate(otherCa, { names: [`URI:${FRONTEND}`] });
   const serverCertificate = issueCertificate(serverCa, { names: [`DNS:${NAME}`] });
-  writeTlsMaterial(cluster, { kind: "Secret", namespace: x, name: "b-tls" }, { "tls.crt": serverCertificate.cert, "tls.key": serverCertificate.key });
-  writeTlsMaterial(cluster, { kind: "ConfigMap", namespace: x, name: "shop-ca" }, { "ca.crt": clientCa.cert });
+  applyTlsSource(cluster, { kind: "Secret", namespace: x, name: "b-tls" }, { "tls.crt": serverCertificate.cert, "tls.key": serverCertificate.key });
+  applyTlsSource(cluster, { kind: "ConfigMap", namespace: x, name: "shop-ca" }, { "ca.crt": clientCa.cert });
   cluster.apply({
     apiVersion: "palisade.dev/v1alpha1",
     kind: "EBPFNetworkPolicy",
@@ -148,7 +148,7 @@ before(() => {
     },
   });
   cluster.ok("wait", "--for=programmed", "--timeout", "60s");
-  eventually("the proxies read the copies", () => curl(a.netns, b.ips[0] as string, "/public/a", clients.good).status === "200" && curl(c.netns, b.ips[0] as string, "/public/a", clients.good).status === "200");
+  eventually("the operator copies the material and the proxies read it", () => curl(a.netns, b.ips[0] as string, "/public/a", clients.good).status === "200" && curl(c.netns, b.ips[0] as string, "/public/a", clients.good).status === "200");
 });
 
 after(async () => {
@@ -204,7 +204,7 @@ test("rotation: a new certificate and a new CA apply to new connections while an
   const [status, first] = (await open.next()).split(" ");
   assert.equal(status, "200", "the held connection got its answer");
   const rotated = issueCertificate(serverCa, { names: [`DNS:${NAME}`, "DNS:rotated.shop.example"] });
-  writeTlsMaterial(cluster, { kind: "Secret", namespace: x, name: "b-tls" }, { "tls.crt": rotated.cert, "tls.key": rotated.key });
+  applyTlsSource(cluster, { kind: "Secret", namespace: x, name: "b-tls" }, { "tls.crt": rotated.cert, "tls.key": rotated.key });
   const served = (): string => {
     const run = spawnSync("ip", ["netns", "exec", a.netns, "openssl", "s_client", "-servername", NAME, "-connect", `${b.ips[0]}:${PORT}`, "-cert", clients.good.certPath, "-key", clients.good.keyPath], { encoding: "utf8", input: "", timeout: 15_000 });
     const pem = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/.exec(run.stdout)?.[0] ?? "";
@@ -215,7 +215,7 @@ test("rotation: a new certificate and a new CA apply to new connections while an
   // A new client CA: its clients pass, the old CA's are refused; the connection opened under the old CA goes on.
   const newCa = makeCa("shop-ca-2");
   const newClient = issueCertificate(newCa, { names: [`URI:${FRONTEND}`] });
-  writeTlsMaterial(cluster, { kind: "ConfigMap", namespace: x, name: "shop-ca" }, { "ca.crt": newCa.cert });
+  applyTlsSource(cluster, { kind: "ConfigMap", namespace: x, name: "shop-ca" }, { "ca.crt": newCa.cert });
   eventually("the new CA's client passes", () => curl(a.netns, b.ips[0] as string, "/public/a", newClient).status === "200");
   assert.notEqual(curl(a.netns, b.ips[0] as string, "/public/a", clients.good).status, "200", "the old CA's client is refused");
   assert.deepEqual((await open.next()).split(" "), ["200", first], "the connection opened under the old CA goes on");
