@@ -16,11 +16,10 @@
  *
  * @module
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import type { V1ConfigMap, V1Node } from "@kubernetes/client-node";
-import { runningPid } from "../src/devcluster/index.ts";
 import type { DevLayout } from "../src/devcluster/index.ts";
 import { Informer, REPORT_NAME_PREFIX, Resources, parseNodeReport, resourcePath } from "../src/k8s/index.ts";
 import type { KubeClient } from "../src/k8s/index.ts";
@@ -30,6 +29,7 @@ import { agentMetrics, onDevCluster } from "./lib/dev-cluster.ts";
 import { installIptablesChain } from "./lib/iptables-chain.ts";
 import type { ForwardFlow } from "./lib/iptables-chain.ts";
 import { installNftablesSet } from "./lib/nftables-set.ts";
+import { memoryOf } from "./lib/process-memory.ts";
 import { formatTable, median, shortCount } from "./lib/stats.ts";
 import { peerAddress } from "./lib/synthetic-rules.ts";
 
@@ -62,15 +62,6 @@ function allowList(size: number) {
       ],
     },
   }));
-}
-
-/** Resident and peak memory of a dev process, in MB, from its pid file. */
-function memoryOf(pidFile: string): { rss: number; peak: number } {
-  const pid = runningPid(pidFile, process.execPath);
-  if (pid === undefined) return { rss: NaN, peak: NaN };
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const kb = (field: string) => Number(status.match(new RegExp(`^${field}:\\s+(\\d+) kB$`, "m"))?.[1] ?? NaN);
-  return { rss: kb("VmRSS") / 1024, peak: kb("VmHWM") / 1024 };
 }
 
 function timed(run: () => void): number {

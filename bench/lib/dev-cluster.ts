@@ -25,6 +25,15 @@ import { isAlreadyExists, KubeClient, resourcePath, Resources } from "../../src/
 export async function onDevCluster(name: string, nodes: number, namespace: string, body: (cluster: { layout: DevLayout; client: KubeClient }) => Promise<void>): Promise<void> {
   const base = mkdtempSync(join(tmpdir(), `pl-${name}-`));
   const layout = devLayout(join(base, "dev"));
+  // Interrupted, the cluster still goes: its processes and network would outlive the benchmark otherwise.
+  const interrupted = (signal: NodeJS.Signals) => {
+    process.stderr.write(`\nbench: ${signal}: taking the dev cluster down\n`);
+    void devDown(layout, () => {}).finally(() => {
+      rmSync(base, { recursive: true, force: true });
+      process.exit(signal === "SIGINT" ? 130 : 143);
+    });
+  };
+  process.once("SIGINT", interrupted).once("SIGTERM", interrupted);
   try {
     process.stderr.write(`bench: bringing up a ${nodes}-node dev cluster in ${layout.dir}\n`);
     await devUp(layout, { nodes, ports: await freePorts() }, (line) => process.stderr.write(`dev: ${line}\n`), DEV_UP_STEPS);
@@ -36,9 +45,29 @@ export async function onDevCluster(name: string, nodes: number, namespace: strin
     }
     await body({ layout, client });
   } finally {
+    process.off("SIGINT", interrupted).off("SIGTERM", interrupted);
     await devDown(layout, () => {});
     rmSync(base, { recursive: true, force: true });
   }
+}
+
+/**
+ * One scrape of a Prometheus endpoint: the value of each sample line, by its
+ * name and labels as printed.
+ *
+ * @example
+ * ```ts
+ * (await scrapeMetrics("http://10.240.0.1:9962/metrics")).get("palisade_policy_entries"); // 20000
+ * ```
+ */
+export async function scrapeMetrics(url: string): Promise<Map<string, number>> {
+  const samples = new Map<string, number>();
+  for (const line of (await (await fetch(url)).text()).split("\n")) {
+    const space = line.lastIndexOf(" ");
+    if (line.startsWith("#") || space < 0) continue;
+    samples.set(line.slice(0, space), Number(line.slice(space + 1)));
+  }
+  return samples;
 }
 
 /**
@@ -54,16 +83,5 @@ export async function onDevCluster(name: string, nodes: number, namespace: strin
 export async function agentMetrics(client: KubeClient): Promise<() => Promise<Map<string, number>[]>> {
   const nodes = (await client.request<{ items: V1Node[] }>("GET", resourcePath(Resources.nodes))).items;
   const urls = nodes.map((node) => `http://${node.status?.addresses?.find((a) => a.type === "InternalIP")?.address}:${DEV_AGENT_METRICS_PORT}/metrics`);
-  return () =>
-    Promise.all(
-      urls.map(async (url) => {
-        const samples = new Map<string, number>();
-        for (const line of (await (await fetch(url)).text()).split("\n")) {
-          const space = line.lastIndexOf(" ");
-          if (line.startsWith("#") || space < 0) continue;
-          samples.set(line.slice(0, space), Number(line.slice(space + 1)));
-        }
-        return samples;
-      }),
-    );
+  return () => Promise.all(urls.map(scrapeMetrics));
 }

@@ -96,6 +96,11 @@ class RulePeers {
     return this.#any;
   }
 
+  /** Whether the rule lists an ipBlock: without one, it can only target pod identities. */
+  get hasBlocks(): boolean {
+    return !this.#blocks.empty;
+  }
+
   /** Whether a peer matches the identity: an ipBlock containing its class and no except that does, or a selector. */
   match(policyNamespace: string, identity: Identity): boolean {
     const cls = identity.cls;
@@ -200,11 +205,14 @@ export class RuleTable {
    */
   matchIdentities(fresh: ReadonlySet<string>, every: Iterable<Identity>, added: readonly Identity[], removed: readonly number[], touched: Set<string>): void {
     const everyIdentity = [...every];
+    // Address identities (CIDRs, the host) outnumber pod ones in clusters with allow-lists, and only ipBlocks reach them.
+    const podIdentities = everyIdentity.filter((identity) => identity.kind === "pod");
+    const addedPods = added.filter((identity) => identity.kind === "pod");
     for (const [key, compiled] of this.#policies) {
       const namespace = compiled.policy.namespace;
       if (fresh.has(key)) {
         for (const rule of compiled.rules) {
-          for (const identity of everyIdentity) if (ruleTargets(rule, namespace, identity)) rule.identities.add(identity.id);
+          for (const identity of rule.peers.hasBlocks ? everyIdentity : podIdentities) if (ruleTargets(rule, namespace, identity)) rule.identities.add(identity.id);
         }
         continue;
       }
@@ -212,7 +220,7 @@ export class RuleTable {
       let changed = false;
       for (const rule of compiled.rules) {
         for (const id of removed) changed = rule.identities.delete(id) || changed;
-        for (const identity of added) {
+        for (const identity of rule.peers.hasBlocks ? added : addedPods) {
           if (!ruleTargets(rule, namespace, identity)) continue;
           rule.identities.add(identity.id);
           changed = true;
