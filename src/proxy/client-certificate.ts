@@ -44,6 +44,15 @@ export function parseSubjectAltNames(text: string | undefined): PresentedNames {
   return { dns, uri };
 }
 
+/** Extended key usages that let a certificate authenticate a TLS client (RFC 5280 §4.2.1.12): clientAuth, anyExtendedKeyUsage. */
+const CLIENT_USAGES = ["1.3.6.1.5.5.7.3.2", "2.5.29.37.0"];
+
+/** Whether a certificate may authenticate a TLS client: no extended key usage, or one allowing it. */
+function forClients(certificate: X509Certificate): boolean {
+  const usages = certificate.keyUsage as string[] | undefined;
+  return usages === undefined || usages.some((usage) => CLIENT_USAGES.includes(usage));
+}
+
 /** Whether `now` is within a certificate's validity. */
 function validAt(certificate: X509Certificate, now: number): boolean {
   return Date.parse(certificate.validFrom) <= now && now <= Date.parse(certificate.validTo);
@@ -70,13 +79,18 @@ export function presentedCertificate(socket: TLSSocket, caBundle: (ca: ConfigMap
   const chain = sentChain(socket);
   const leaf = chain[0];
   if (leaf === undefined) return undefined;
-  /** How many certificates of the chain lead to an anchor of the bundle: 0 when none does. */
+  /**
+   * How many certificates of the chain lead to an anchor of the bundle: 0 when none does. Only a CA
+   * (basicConstraints CA:TRUE) signs: otherwise the holder of any certificate of the CA could sign
+   * one naming whom it likes. (`checkIssued` also refuses an issuer whose key usage lacks keyCertSign.)
+   */
   const anchoredLength = (bundle: CaBundle): number => {
+    if (!forClients(leaf)) return 0;
     for (let i = 0; i < chain.length; i++) {
       const certificate = chain[i] as X509Certificate;
-      if (i > 0 && !(chain[i - 1] as X509Certificate).checkIssued(certificate)) return 0;
+      if (i > 0 && !(certificate.ca && (chain[i - 1] as X509Certificate).checkIssued(certificate))) return 0;
       if (i > 0 && !(chain[i - 1] as X509Certificate).verify(certificate.publicKey)) return 0;
-      if (bundle.certificates.some((anchor) => certificate.checkIssued(anchor) && certificate.verify(anchor.publicKey))) return i + 1;
+      if (bundle.certificates.some((anchor) => anchor.ca && certificate.checkIssued(anchor) && certificate.verify(anchor.publicKey))) return i + 1;
     }
     return 0;
   };

@@ -200,6 +200,23 @@ describe("TLS termination through the node proxy", () => {
     assert.match(metrics, /palisade_proxy_tls_terminations_total\{result="terminated",reason=""\} \d+/);
   });
 
+  test("a certificate signed by another client's certificate, which is no CA, or one for servers only, is refused, whatever it names", async () => {
+    world = compileHttpWorld([ebpf("api", { ingress: [rule({ termination, clientCertificate }, publicGets)] })]);
+    logLines.length = 0;
+    // The holder of any certificate of the CA (here one naming an intruder) signs a certificate naming the frontend.
+    const signer = { dir: clientCa.dir, cert: clients.wrongSan!.cert, certPath: clients.wrongSan!.certPath, keyPath: clients.wrongSan!.keyPath };
+    const forged = issueCertificate(signer, { names: [`URI:${SPIFFE_FRONTEND}`] });
+    const chain = { ...forged, cert: Buffer.concat([forged.cert, clients.wrongSan!.cert]) };
+    // A certificate of the CA whose extended key usage is for servers only does not authenticate a client.
+    const serverOnly = issueCertificate(clientCa, { names: [`URI:${SPIFFE_FRONTEND}`], serverAuthOnly: true });
+    for (const version of ["TLSv1.2", "TLSv1.3"] as const) {
+      assert.equal((await exchange({ version, client: chain }))[0]?.status, "reset", `${version}: forged`);
+      assert.equal((await exchange({ version, client: serverOnly }))[0]?.status, "reset", `${version}: serverAuth only`);
+    }
+    const refusals = logLines.filter((line) => line.flow === "tls" && line.verdict === "refused").map((line) => line.reason);
+    assert.deepEqual(refusals, Array(4).fill("untrusted-client-certificate"));
+  });
+
   test("rules add up: a rule without clientCertificate admits clients without one, and its http judges their requests only", async () => {
     world = compileHttpWorld([
       ebpf("api", { ingress: [rule({ termination, clientCertificate }), rule({ termination }, publicGets)] }),

@@ -54,6 +54,10 @@ commonName = supplied
 [leaf]
 basicConstraints = CA:FALSE
 subjectAltName = $ENV::SAN
+[server_leaf]
+basicConstraints = CA:FALSE
+subjectAltName = $ENV::SAN
+extendedKeyUsage = serverAuth
 `;
 
 /** Makes a CA (P-256, valid two days) named `name`, in a new temporary folder. */
@@ -73,6 +77,8 @@ export interface LeafOptions {
   /** `openssl ca` dates, `YYYYMMDDHHMMSSZ`. */
   startDate?: string;
   endDate?: string;
+  /** Extended key usage serverAuth only (by default the certificate has no extended key usage). */
+  serverAuthOnly?: boolean;
 }
 
 let issued = 0;
@@ -84,7 +90,7 @@ export function issueCertificate(ca: TestCa, options: LeafOptions): TestCertific
   const certPath = `${base}.crt`;
   execFileSync("openssl", ["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", `/CN=leaf-${issued}`, "-keyout", keyPath, "-out", `${base}.csr`], { stdio: "ignore" });
   const dates = options.startDate !== undefined && options.endDate !== undefined ? ["-startdate", options.startDate, "-enddate", options.endDate] : ["-days", "1"];
-  execFileSync("openssl", ["ca", "-batch", "-config", "ca.cnf", "-cert", ca.certPath, "-keyfile", ca.keyPath, "-in", `${base}.csr`, "-out", certPath, "-extensions", "leaf", "-notext", "-create_serial", ...dates], {
+  execFileSync("openssl", ["ca", "-batch", "-config", "ca.cnf", "-cert", ca.certPath, "-keyfile", ca.keyPath, "-in", `${base}.csr`, "-out", certPath, "-extensions", options.serverAuthOnly ? "server_leaf" : "leaf", "-notext", "-create_serial", ...dates], {
     cwd: ca.dir,
     stdio: "ignore",
     env: { ...process.env, SAN: options.names.join(",") },
