@@ -17,20 +17,13 @@
  *
  * @module
  */
-import { spawnSync } from "node:child_process";
-import { parseArgs } from "node:util";
-import { CleanupStack } from "./lib/cleanup.ts";
-import { ensureDebianPackages } from "./lib/debian-packages.ts";
-import { describeMachine, formatMachine } from "./lib/machine.ts";
 import { startNginx } from "./lib/nginx-server.ts";
 import { setUpProxiedPods } from "./lib/proxied-pods.ts";
+import { runProxyBenchmark } from "./lib/proxy-bench.ts";
 import { CASE_POLICIES, measureHeldConnections, measureProxyThroughput, residentKiB, SERVER_PORT, type ThroughputSampling } from "./lib/proxy-throughput.ts";
-import { QuietGate } from "./lib/quiet-gate.ts";
-import { formatEntryFlagTable, formatProxyMemoryTable, formatRunFooter, formatThroughputTable, runBenchmark } from "./lib/report.ts";
+import { formatEntryFlagTable, formatProxyMemoryTable, formatThroughputTable } from "./lib/report.ts";
 import { measureEntryFlagCost, type VerdictSampling } from "./lib/verdict-cost.ts";
 
-/** A run during which other programs used more than this share of one core is repeated. */
-const MAX_FOREIGN_SHARE = 0.1;
 /** Idle keep-alive connections the proxy holds for the memory figure. */
 const HELD_CONNECTIONS = 1000;
 /** Where the entry-flag cost is measured: N policy entries over K identities. */
@@ -54,66 +47,38 @@ const QUICK: BenchSettings = {
   quietWaitBudgetMs: 10_000,
 };
 
-const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
-const print = (text: string) => process.stdout.write(`${text}\n`);
+runProxyBenchmark("HTTP proxy", { full: FULL, quick: QUICK }, async ({ settings, cleanup, gate, log, print }) => {
+  const pods = await setUpProxiedPods(cleanup, CASE_POLICIES.http);
+  await startNginx(cleanup, pods.server.netns, SERVER_PORT, pods.scratch("nginx"));
+  const startKiB = residentKiB(pods.proxy.pid);
 
-/** The first line a tool prints about its version (wrk on stdout with an error status, nginx on stderr). */
-function toolVersion(command: string, args: string[]): string {
-  const { stdout, stderr } = spawnSync(command, args, { encoding: "utf8" });
-  return `${stdout ?? ""}${stderr ?? ""}`.split("\n")[0]!.trim() || "not available";
-}
+  const { rounds, threads, connections, durationS, warmupS } = settings.throughput;
+  print(
+    `\n## HTTP through the proxy against direct (wrk in the client pod, nginx in the server pod)\n\n` +
+      `wrk -t${threads} -c${connections} -d${durationS}s --latency, keep-alive and with \`Connection: close\` (a new connection per ` +
+      `request; wrk's latency then starts when the request is written, after the client's connect, but includes the proxy's upstream ` +
+      `connect), and keep-alive with -c1 (one request at a time: the latency the path adds, without the queueing of a saturated ` +
+      `process); nginx-light, one process, a small static file; the proxied case runs \`palisade proxy\` with an HTTP rule allowing ` +
+      `\`GET /\` (prefix). ${warmupS} s warm-up per configuration, then ${rounds} interleaved round(s); medians over the rounds.\n`,
+  );
+  const rows = await measureProxyThroughput(pods, settings.throughput, gate, log);
+  print(formatThroughputTable(rows));
+  print(`\n"packets to proxy": the datapath's to-proxy reason counter over the recorded runs; 0 proves no L4-only packet was steered.`);
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { quick: { type: "boolean", default: false } } });
-  if (process.getuid?.() !== 0) throw new Error("Cannot run the benchmark: it needs root (BPF, network namespaces, the transparent proxy)");
-  const settings = values.quick ? QUICK : FULL;
-  const started = performance.now();
-  ensureDebianPackages(["wrk", "nginx-light"], log);
-  const cleanup = new CleanupStack();
-  const gate = new QuietGate(MAX_FOREIGN_SHARE, settings.quietWaitBudgetMs);
-  try {
-    print(`# Palisade HTTP proxy benchmark${values.quick ? " (--quick)" : ""}\n`);
-    print(formatMachine(describeMachine()));
-    print(`wrk:         ${toolVersion("wrk", ["-v"])}`);
-    print(`nginx:       ${toolVersion("/usr/sbin/nginx", ["-v"])}`);
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  const idleKiB = residentKiB(pods.proxy.pid);
+  log(`http: holding ${HELD_CONNECTIONS} connections through the proxy`);
+  const held = await measureHeldConnections(pods, HELD_CONNECTIONS);
+  print(`\n## Proxy memory (VmRSS of the palisade proxy process, /proc/PID/status)\n`);
+  print(formatProxyMemoryTable(startKiB, idleKiB, held));
 
-    const pods = await setUpProxiedPods(cleanup, CASE_POLICIES.http);
-    await startNginx(cleanup, pods.server.netns, SERVER_PORT, pods.scratch("nginx"));
-    const startKiB = residentKiB(pods.proxy.pid);
-
-    const { rounds, threads, connections, durationS, warmupS } = settings.throughput;
-    print(
-      `\n## HTTP through the proxy against direct (wrk in the client pod, nginx in the server pod)\n\n` +
-        `wrk -t${threads} -c${connections} -d${durationS}s --latency, keep-alive and with \`Connection: close\` (a new connection per ` +
-        `request; wrk's latency then starts when the request is written, after the client's connect, but includes the proxy's upstream ` +
-        `connect), and keep-alive with -c1 (one request at a time: the latency the path adds, without the queueing of a saturated ` +
-        `process); nginx-light, one process, a small static file; the proxied case runs \`palisade proxy\` with an HTTP rule allowing ` +
-        `\`GET /\` (prefix). ${warmupS} s warm-up per configuration, then ${rounds} interleaved round(s); medians over the rounds.\n`,
-    );
-    const rows = await measureProxyThroughput(pods, settings.throughput, gate, log);
-    print(formatThroughputTable(rows));
-    print(`\n"packets to proxy": the datapath's to-proxy reason counter over the recorded runs; 0 proves no L4-only packet was steered.`);
-
-    await new Promise((resolve) => setTimeout(resolve, 2000));
-    const idleKiB = residentKiB(pods.proxy.pid);
-    log(`http: holding ${HELD_CONNECTIONS} connections through the proxy`);
-    const held = await measureHeldConnections(pods, HELD_CONNECTIONS);
-    print(`\n## Proxy memory (VmRSS of the palisade proxy process, /proc/PID/status)\n`);
-    print(formatProxyMemoryTable(startKiB, idleKiB, held));
-
-    const { rounds: verdictRounds, newFlowPerRound, establishedRepeat } = settings.verdict;
-    print(
-      `\n## Verdict cost per packet of tcp.strict and connection limits (BPF_PROG_TEST_RUN, kernel-measured)\n\n` +
-        `pal_to_pod, N=${FLAG_COST_SIZE.rules} entries over K=${FLAG_COST_SIZE.identities} identities; the entry admitting the measured ` +
-        `flow plain, with tcp.strict, or limited (maxConnectionsPerSource and newConnectionsPerSecond, set so high that nothing is ` +
-        `refused: every new flow pays the limits map lookup, the source lookup, the count and the bucket). ${verdictRounds} interleaved ` +
-        `rounds; new flow: median of ${verdictRounds * newFlowPerRound} runs; established: ${verdictRounds} runs with repeat ${establishedRepeat}.\n`,
-    );
-    print(formatEntryFlagTable(await measureEntryFlagCost(cleanup, FLAG_COST_SIZE, settings.verdict, gate, log)));
-    print(`\n${formatRunFooter(gate, settings.quietWaitBudgetMs, started)}`);
-  } finally {
-    cleanup.dispose();
-  }
-}
-
-runBenchmark(main);
+  const { rounds: verdictRounds, newFlowPerRound, establishedRepeat } = settings.verdict;
+  print(
+    `\n## Verdict cost per packet of tcp.strict and connection limits (BPF_PROG_TEST_RUN, kernel-measured)\n\n` +
+      `pal_to_pod, N=${FLAG_COST_SIZE.rules} entries over K=${FLAG_COST_SIZE.identities} identities; the entry admitting the measured ` +
+      `flow plain, with tcp.strict, or limited (maxConnectionsPerSource and newConnectionsPerSecond, set so high that nothing is ` +
+      `refused: every new flow pays the limits map lookup, the source lookup, the count and the bucket). ${verdictRounds} interleaved ` +
+      `rounds; new flow: median of ${verdictRounds * newFlowPerRound} runs; established: ${verdictRounds} runs with repeat ${establishedRepeat}.\n`,
+  );
+  print(formatEntryFlagTable(await measureEntryFlagCost(cleanup, FLAG_COST_SIZE, settings.verdict, gate, log)));
+});

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { availableParallelism, cpus, loadavg, release, totalmem } from "node:os";
 
@@ -72,4 +72,18 @@ export function formatMachine(info: MachineInfo): string {
     `nftables:    ${info.nft}`,
     `load:        ${info.loadAverage.toFixed(2)} (1-minute average at start)`,
   ].join("\n");
+}
+
+/**
+ * The first line a tool prints about its version (wrk on stdout with an error status, nginx on stderr),
+ * or "not available".
+ *
+ * @example
+ * ```ts
+ * toolVersion("/usr/sbin/nginx", ["-v"]); // "nginx version: nginx/1.26.3"
+ * ```
+ */
+export function toolVersion(command: string, args: string[]): string {
+  const { stdout, stderr } = spawnSync(command, args, { encoding: "utf8" });
+  return `${stdout ?? ""}${stderr ?? ""}`.split("\n")[0]!.trim() || "not available";
 }

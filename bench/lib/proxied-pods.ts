@@ -80,10 +80,10 @@ function removeNetns(name: string): void {
 }
 
 /** Starts `palisade proxy` in the node namespace; resolves once it reports it started. */
-async function startProxy(cleanup: CleanupStack, node: string, pinRoot: string, viewFile: string): Promise<ProxyProcess> {
+async function startProxy(cleanup: CleanupStack, node: string, pinRoot: string, viewFile: string, flags: readonly string[]): Promise<ProxyProcess> {
   const child = spawn(
     "nsenter",
-    [`--net=/var/run/netns/${node}`, process.execPath, ...PROXY_NODE_FLAGS, CLI_PATH, "proxy", "--http-view-file", viewFile, "--pin-root", pinRoot, "--port", String(DEFAULT_PROXY_PORT), "--log-level", "info"],
+    [`--net=/var/run/netns/${node}`, process.execPath, ...PROXY_NODE_FLAGS, CLI_PATH, "proxy", "--http-view-file", viewFile, "--pin-root", pinRoot, "--port", String(DEFAULT_PROXY_PORT), "--log-level", "info", ...flags],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
   let output = "";
@@ -98,12 +98,15 @@ async function startProxy(cleanup: CleanupStack, node: string, pinRoot: string, 
   return { pid, output: () => output };
 }
 
+/** What the proxy needs beyond the pods: run in the node namespace before it starts, returns its extra flags. */
+export type PrepareProxy = (node: string) => Promise<string[]>;
+
 /**
  * Builds the node, the pods (client and server, IPv4 and IPv6), the
  * datapath with proxy routing, writes the HTTP view of `viewPolicies` (as
  * the agent would: the view holds what the proxy judges by, so it stays
- * right for every policy set whose HTTP rules are these), applies them,
- * and starts the proxy.
+ * right for every policy set whose HTTP and TLS rules are these), applies
+ * them, runs `prepare` and starts the proxy with the flags it returns.
  *
  * @example
  * ```ts
@@ -111,7 +114,7 @@ async function startProxy(cleanup: CleanupStack, node: string, pinRoot: string, 
  * pods.applyPolicies([]); // no policy: nothing steered
  * ```
  */
-export async function setUpProxiedPods(cleanup: CleanupStack, viewPolicies: readonly AnyPolicy[]): Promise<ProxiedPods> {
+export async function setUpProxiedPods(cleanup: CleanupStack, viewPolicies: readonly AnyPolicy[], prepare: PrepareProxy = () => Promise.resolve([])): Promise<ProxiedPods> {
   const id = tag();
   const node = `pl${id}-node`;
   const pod = (name: string, host: number): BenchPod => ({
@@ -152,7 +155,7 @@ export async function setUpProxiedPods(cleanup: CleanupStack, viewPolicies: read
     return compiler;
   };
   writeFileSync(viewFile, JSON.stringify(applyPolicies(viewPolicies).httpView()));
-  const proxy = await startProxy(cleanup, node, pinRoot, viewFile);
+  const proxy = await startProxy(cleanup, node, pinRoot, viewFile, await prepare(node));
   return {
     node,
     client,

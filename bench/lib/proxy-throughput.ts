@@ -1,9 +1,10 @@
 /**
- * HTTP through the node's proxy against the direct path, on the pods of
- * proxied-pods.ts: wrk in the client pod against nginx in the server pod,
- * under three policy sets (none; an L4 allow; an HTTP rule allowing every
- * `GET`, which steers the flow through the proxy), each with keep-alive
- * connections and with a new connection per request. Runs are interleaved
+ * HTTP (or HTTPS) through the node's proxy against the direct path, on the
+ * pods of proxied-pods.ts: wrk in the client pod against nginx in the server
+ * pod, under policy sets compared with the first (direct), each in its
+ * connection modes; the HTTP benchmark's three are no policy, an L4 allow,
+ * and an HTTP rule allowing every `GET`, which steers the flow through the
+ * proxy (bench/tls-proxy.ts has its own). Runs are interleaved
  * over rounds so drift spreads over every row; a run during which other
  * programs used the CPU is repeated. The reason counters around each run
  * show where its packets went: a run whose steering is not what its policy
@@ -17,7 +18,8 @@ import { execFileSync, spawn } from "node:child_process";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { ReasonName } from "../../src/datapath/index.ts";
-import type { AnyPolicy, EBPFNetworkPolicy, HttpRule } from "../../src/policy/index.ts";
+import type { AnyPolicy, EBPFIngressRule, EBPFNetworkPolicy, HttpRule } from "../../src/policy/index.ts";
+import { BULK_PATH } from "./nginx-server.ts";
 import { POD_NAMESPACE, type ProxiedPods } from "./proxied-pods.ts";
 import type { QuietGate } from "./quiet-gate.ts";
 import { median } from "./stats.ts";
@@ -27,13 +29,18 @@ import { runWrk, type WrkReport } from "./wrk.ts";
 export const SERVER_PORT = 8080;
 
 /**
- * The client's source ports per case, disjoint: a proxied connection
- * leaves a TIME_WAIT socket in the node namespace with the client's tuple
- * for 60 s, and it answered packets of a later direct connection that
- * reused the tuple (seen as a handful of packets steered to the proxy in
- * the next case's run). Disjoint ranges keep each case's flows its own.
+ * `count` disjoint ranges of client source ports, one per case: a proxied
+ * connection leaves a TIME_WAIT socket in the node namespace with the
+ * client's tuple for 60 s, and it answered packets of a later direct
+ * connection that reused the tuple (seen as a handful of packets steered to
+ * the proxy in the next case's run). Disjoint ranges keep each case's flows
+ * its own.
  */
-const CLIENT_PORTS: Record<PolicyCase, string> = { none: "1024 22000", l4: "22001 43000", http: "43001 65535" };
+function clientPortRanges(count: number): string[] {
+  const first = 1024;
+  const size = Math.floor((65535 - first + 1) / count);
+  return Array.from({ length: count }, (_, i) => `${first + i * size} ${i === count - 1 ? 65535 : first + (i + 1) * size - 1}`);
+}
 
 function setClientPorts(pods: ProxiedPods, range: string): void {
   execFileSync("ip", ["netns", "exec", pods.client.netns, "sysctl", "-qw", `net.ipv4.ip_local_port_range=${range}`]);
@@ -44,27 +51,36 @@ const PROXY_DRAIN_TIMEOUT_MS = 30_000;
 
 const holderJs = fileURLToPath(new URL("./hold-http-connections.js", import.meta.url));
 
-/** The policy sets compared; "none" is the baseline (direct). */
+/** The policy sets of the HTTP benchmark; "none" is the baseline (direct). */
 export type PolicyCase = "none" | "l4" | "http";
 /**
- * Keep-alive connections, a new connection per request, or one keep-alive
- * connection: requests one at a time, so latency is the path's own and not
- * the queueing of a saturated process (what "added p50" should compare).
+ * Keep-alive connections, a new connection per request, one keep-alive
+ * connection (requests one at a time, so latency is the path's own and not
+ * the queueing of a saturated process: what "added p50" should compare), or
+ * keep-alive connections fetching the server's bulk file (bytes per second).
  */
-export type ConnectionMode = "keep-alive" | "close" | "one-connection";
+export type ConnectionMode = "keep-alive" | "close" | "one-connection" | "bulk";
 
 /** Every `GET`: the HTTP rule of the proxied case. */
 export const ALLOW_GETS: HttpRule[] = [{ method: "GET", path: { prefix: "/" } }];
 
-/** The server's ingress from the client on the server port, with `http` when given. */
-function serverIngress(http: HttpRule[] | undefined): EBPFNetworkPolicy {
+/**
+ * The server's ingress from the client on `port`, with the rule's `http`
+ * and `tls` when given; `name` names the policy.
+ *
+ * @example
+ * ```ts
+ * serverIngress("sni", 8443, { tls: { serverNames: ["api.bench.example"] } });
+ * ```
+ */
+export function serverIngress(name: string, port: number, layer7: Pick<EBPFIngressRule, "http" | "tls"> = {}): EBPFNetworkPolicy {
   return {
     apiVersion: "palisade.dev/v1alpha1",
     kind: "EBPFNetworkPolicy",
-    metadata: { name: http === undefined ? "l4" : "http", namespace: POD_NAMESPACE },
+    metadata: { name, namespace: POD_NAMESPACE },
     spec: {
       selector: { matchLabels: { app: "server" } },
-      ingress: [{ action: "Allow", from: [{ podSelector: { matchLabels: { app: "client" } } }], ports: [{ protocol: "TCP", port: SERVER_PORT }], ...(http && { http }) }],
+      ingress: [{ action: "Allow", from: [{ podSelector: { matchLabels: { app: "client" } } }], ports: [{ protocol: "TCP", port }], ...layer7 }],
     },
   };
 }
@@ -72,9 +88,34 @@ function serverIngress(http: HttpRule[] | undefined): EBPFNetworkPolicy {
 /** The policies of each case. */
 export const CASE_POLICIES: Record<PolicyCase, AnyPolicy[]> = {
   none: [],
-  l4: [serverIngress(undefined)],
-  http: [serverIngress(ALLOW_GETS)],
+  l4: [serverIngress("l4", SERVER_PORT)],
+  http: [serverIngress("http", SERVER_PORT, { http: ALLOW_GETS })],
 };
+
+/**
+ * One policy set of a comparison: how the table names it, its policies,
+ * whether its flows must go through the proxy (checked on every run), the
+ * URL wrk asks and the connection modes measured. The first case of a
+ * comparison is its baseline (direct).
+ */
+export interface ThroughputCase {
+  label: string;
+  policies: AnyPolicy[];
+  proxied: boolean;
+  url: string;
+  modes: ConnectionMode[];
+}
+
+/** The HTTP benchmark's cases: no policy, an L4 allow, an HTTP rule (proxied), each in three modes. */
+export function httpCases(pods: ProxiedPods): ThroughputCase[] {
+  const url = `http://${pods.server.v4}:${SERVER_PORT}/`;
+  const modes: ConnectionMode[] = ["keep-alive", "close", "one-connection"];
+  return [
+    { label: "no policy (direct)", policies: CASE_POLICIES.none, proxied: false, url, modes },
+    { label: "L4 allow", policies: CASE_POLICIES.l4, proxied: false, url, modes },
+    { label: "HTTP rule (proxied)", policies: CASE_POLICIES.http, proxied: true, url, modes },
+  ];
+}
 
 /** How wrk drives the server and how often each configuration is measured. */
 export interface ThroughputSampling {
@@ -90,9 +131,13 @@ export interface ThroughputSampling {
 
 /** One configuration over all rounds. */
 export interface ThroughputRow {
-  policy: PolicyCase;
+  /** The case's label. */
+  policy: string;
+  /** Whether the case is the comparison's baseline. */
+  direct: boolean;
   mode: ConnectionMode;
   rates: number[];
+  bytesPerSecond: number[];
   p50Ms: number[];
   p99Ms: number[];
   errors: number;
@@ -107,30 +152,46 @@ export class SteeringMismatchError extends Error {
   override name = "SteeringMismatchError";
 }
 
-/** The median rate, p50 and p99 of a row. */
-export function rowMedians(row: ThroughputRow): { rate: number; p50Ms: number; p99Ms: number } {
-  return { rate: median(row.rates), p50Ms: median(row.p50Ms), p99Ms: median(row.p99Ms) };
+/** The median rate, bytes per second, p50 and p99 of a row. */
+export function rowMedians(row: ThroughputRow): { rate: number; bytesPerSecond: number; p50Ms: number; p99Ms: number } {
+  return { rate: median(row.rates), bytesPerSecond: median(row.bytesPerSecond), p50Ms: median(row.p50Ms), p99Ms: median(row.p99Ms) };
 }
 
 /**
- * Measures every (policy case, connection mode) in interleaved rounds,
- * each round starting one case further; returns the rows in case order.
+ * The HTTP benchmark's measurement: {@link measureThroughput} over {@link httpCases}.
  *
  * @example
  * ```ts
  * const rows = await measureProxyThroughput(pods, { rounds: 5, threads: 1, connections: 16, durationS: 5, warmupS: 2, attempts: 3 }, gate, console.error);
  * ```
  */
-export async function measureProxyThroughput(pods: ProxiedPods, sampling: ThroughputSampling, gate: QuietGate, log: (line: string) => void): Promise<ThroughputRow[]> {
-  const cases: PolicyCase[] = ["none", "l4", "http"];
-  const modes: ConnectionMode[] = ["keep-alive", "close", "one-connection"];
-  const rows = cases.flatMap((policy) =>
-    modes.map((mode): ThroughputRow => ({ policy, mode, rates: [], p50Ms: [], p99Ms: [], errors: 0, toProxy: 0n, repeated: 0, disturbedKept: 0 })),
+export function measureProxyThroughput(pods: ProxiedPods, sampling: ThroughputSampling, gate: QuietGate, log: (line: string) => void): Promise<ThroughputRow[]> {
+  return measureThroughput(pods, httpCases(pods), sampling, gate, log);
+}
+
+/**
+ * Measures every (case, connection mode) in interleaved rounds, each round
+ * starting one case further; returns the rows in case order.
+ *
+ * @example
+ * ```ts
+ * const rows = await measureThroughput(pods, httpCases(pods), sampling, gate, console.error);
+ * ```
+ */
+export async function measureThroughput(
+  pods: ProxiedPods,
+  cases: readonly ThroughputCase[],
+  sampling: ThroughputSampling,
+  gate: QuietGate,
+  log: (line: string) => void,
+): Promise<ThroughputRow[]> {
+  const ports = clientPortRanges(cases.length);
+  const rowsOf = cases.map((c, i) =>
+    c.modes.map((mode): ThroughputRow => ({ policy: c.label, direct: i === 0, mode, rates: [], bytesPerSecond: [], p50Ms: [], p99Ms: [], errors: 0, toProxy: 0n, repeated: 0, disturbedKept: 0 })),
   );
-  const url = `http://${pods.server.v4}:${SERVER_PORT}/`;
-  const wrk = (mode: ConnectionMode, durationS: number): Promise<WrkReport> =>
+  const wrk = (c: ThroughputCase, mode: ConnectionMode, durationS: number): Promise<WrkReport> =>
     runWrk(pods.client.netns, {
-      url,
+      url: mode === "bulk" ? new URL(BULK_PATH, c.url).href : c.url,
       threads: sampling.threads,
       connections: mode === "one-connection" ? 1 : sampling.connections,
       durationS,
@@ -138,41 +199,43 @@ export async function measureProxyThroughput(pods: ProxiedPods, sampling: Throug
     });
 
   const idleSockets = openSockets(pods.proxy.pid);
-  const switchTo = async (policy: PolicyCase) => {
+  const switchTo = async (i: number) => {
     await waitForIdleProxy(pods.proxy.pid, idleSockets);
-    setClientPorts(pods, CLIENT_PORTS[policy]);
-    pods.applyPolicies(CASE_POLICIES[policy]);
+    setClientPorts(pods, ports[i]!);
+    pods.applyPolicies(cases[i]!.policies);
   };
-  for (const policy of cases) {
-    await switchTo(policy);
-    for (const mode of modes) await wrk(mode, sampling.warmupS);
+  for (const [i, c] of cases.entries()) {
+    await switchTo(i);
+    for (const mode of c.modes) await wrk(c, mode, sampling.warmupS);
   }
-  log(`http: warmed up (${sampling.warmupS} s per configuration)`);
+  log(`throughput: warmed up (${sampling.warmupS} s per configuration)`);
 
   for (let round = 0; round < sampling.rounds; round++) {
-    log(`http: round ${round + 1} of ${sampling.rounds}`);
-    for (let i = 0; i < cases.length; i++) {
-      const policy = cases[(round + i) % cases.length]!;
-      await switchTo(policy);
-      for (const row of rows.filter((r) => r.policy === policy)) {
+    log(`throughput: round ${round + 1} of ${sampling.rounds}`);
+    for (let k = 0; k < cases.length; k++) {
+      const i = (round + k) % cases.length;
+      const c = cases[i]!;
+      await switchTo(i);
+      for (const row of rowsOf[i]!) {
         for (let attempt = 1; ; attempt++) {
           if (attempt > 1) await gate.waitForQuiet();
           const before = pods.reasons();
-          const { result: report, foreignShare } = await gate.measure(() => wrk(row.mode, sampling.durationS));
+          const { result: report, foreignShare } = await gate.measure(() => wrk(c, row.mode, sampling.durationS));
           const after = pods.reasons();
           const steered = after["to-proxy"] - before["to-proxy"];
-          if ((policy === "http") !== steered > 0n) {
+          if (c.proxied !== steered > 0n) {
             const counted = Object.entries(after).filter(([name, packets]) => packets !== before[name as ReasonName]).map(([name, packets]) => `${name} ${packets - before[name as ReasonName]}`);
-            throw new SteeringMismatchError(`Cannot trust the ${policy} ${row.mode} run: ${steered} packets were steered to the proxy (reasons counted: ${counted.join(", ")})`);
+            throw new SteeringMismatchError(`Cannot trust the "${c.label}" ${row.mode} run: ${steered} packets were steered to the proxy (reasons counted: ${counted.join(", ")})`);
           }
           const disturbed = foreignShare > gate.maxForeignShare;
           if (disturbed && attempt < sampling.attempts) {
-            log(`http: ${policy} ${row.mode} disturbed (others used ${(foreignShare * 100).toFixed(0)}% of a core): repeating`);
+            log(`throughput: "${c.label}" ${row.mode} disturbed (others used ${(foreignShare * 100).toFixed(0)}% of a core): repeating`);
             row.repeated++;
             continue;
           }
           if (disturbed) row.disturbedKept++;
           row.rates.push(report.requestsPerSecond);
+          row.bytesPerSecond.push(report.bytesPerSecond);
           row.p50Ms.push(report.latencyMs.get(50)!);
           row.p99Ms.push(report.latencyMs.get(99)!);
           row.errors += report.errors;
@@ -182,7 +245,7 @@ export async function measureProxyThroughput(pods: ProxiedPods, sampling: Throug
       }
     }
   }
-  return rows;
+  return rowsOf.flat();
 }
 
 /** A process's open sockets (file descriptors that are sockets). */
@@ -238,8 +301,8 @@ export interface HeldMemory {
  * ```
  */
 export async function measureHeldConnections(pods: ProxiedPods, count: number): Promise<HeldMemory> {
-  // Source ports no proxied connection used yet (see CLIENT_PORTS): the direct case's.
-  setClientPorts(pods, CLIENT_PORTS.none);
+  // Source ports no proxied connection used yet (see clientPortRanges): the direct case's.
+  setClientPorts(pods, clientPortRanges(httpCases(pods).length)[0]!);
   pods.applyPolicies(CASE_POLICIES.http);
   const holder = spawn("nsenter", [`--net=/var/run/netns/${pods.client.netns}`, process.execPath, holderJs, pods.server.v4, String(SERVER_PORT), String(count)], {
     stdio: ["pipe", "pipe", "pipe"],

@@ -108,32 +108,34 @@ export function formatRateTable(result: RateResult): string {
   return table;
 }
 
-const CASE_LABELS: Record<ThroughputRow["policy"], string> = { none: "no policy (direct)", l4: "L4 allow", http: "HTTP rule (proxied)" };
 const CONNECTION_MODE_LABELS: Record<ThroughputRow["mode"], string> = {
   "keep-alive": "keep-alive",
   close: "new conn. per request",
   "one-connection": "1 keep-alive conn.",
+  bulk: "keep-alive, bulk file",
 };
 const ms = (value: number) => value.toFixed(3);
 
 /**
- * The HTTP table: per policy case and connection mode, the medians of the
- * runs (requests per second with the runs' range, p50, p99), each against
- * no policy in the same mode, the errors and the packets steered.
+ * The throughput table: per policy case and connection mode, the medians of
+ * the runs (requests per second with the runs' range, MiB/s, p50, p99),
+ * each against the direct case in the same mode, the errors and the packets
+ * steered.
  */
 export function formatThroughputTable(rows: readonly ThroughputRow[]): string {
   const body = rows.map((row) => {
-    const { rate, p50Ms, p99Ms } = rowMedians(row);
-    const base = rowMedians(rows.find((other) => other.policy === "none" && other.mode === row.mode)!);
-    const direct = row.policy === "none";
+    const { rate, bytesPerSecond, p50Ms, p99Ms } = rowMedians(row);
+    const baseRow = rows.find((other) => other.direct && other.mode === row.mode);
+    const base = baseRow === undefined || row.direct ? undefined : rowMedians(baseRow);
     return [
-      CASE_LABELS[row.policy],
+      row.policy,
       CONNECTION_MODE_LABELS[row.mode],
       rate.toFixed(0),
       `${Math.min(...row.rates).toFixed(0)}-${Math.max(...row.rates).toFixed(0)}`,
-      direct ? "" : `${((rate / base.rate) * 100).toFixed(1)}%`,
+      (bytesPerSecond / 1024 ** 2).toFixed(1),
+      base === undefined ? "" : `${((rate / base.rate) * 100).toFixed(1)}%`,
       ms(p50Ms),
-      direct ? "" : `${p50Ms - base.p50Ms >= 0 ? "+" : ""}${ms(p50Ms - base.p50Ms)}`,
+      base === undefined ? "" : `${p50Ms - base.p50Ms >= 0 ? "+" : ""}${ms(p50Ms - base.p50Ms)}`,
       ms(p99Ms),
       String(row.errors),
       String(row.toProxy),
@@ -141,7 +143,7 @@ export function formatThroughputTable(rows: readonly ThroughputRow[]): string {
     ];
   });
   return formatTable(
-    ["policy", "connections", "req/s (median)", "runs min-max", "vs direct", "p50 ms", "added p50 ms", "p99 ms", "errors", "packets to proxy", "runs repeated/disturbed kept"],
+    ["policy", "connections", "req/s (median)", "runs min-max", "MiB/s", "vs direct", "p50 ms", "added p50 ms", "p99 ms", "errors", "packets to proxy", "runs repeated/disturbed kept"],
     body,
   );
 }

@@ -19,12 +19,14 @@ Requests/sec:  59812.34
 Transfer/sec:     14.02MB
 `;
 
-test("parseWrkOutput reads requests per second, the percentiles in every unit, the count and the errors", () => {
+test("parseWrkOutput reads requests per second, the percentiles in every unit, the count, the errors and the bytes per second", () => {
   const report = parseWrkOutput(KEEP_ALIVE);
   assert.equal(report.requestsPerSecond, 59812.34);
   assert.deepEqual([...report.latencyMs], [[50, 0.231], [75, 0.262], [90, 1.3], [99, 2050]]);
   assert.equal(report.requests, 299123);
   assert.equal(report.errors, 10);
+  assert.equal(report.bytesPerSecond, 14.02 * 1024 * 1024);
+  assert.equal(parseWrkOutput(KEEP_ALIVE.replace(/^Transfer.*$/m, "")).bytesPerSecond, 0);
 });
 
 test("parseWrkOutput: no error lines is no errors; a report without Requests/sec or percentiles is refused", () => {

@@ -18,12 +18,16 @@ export interface WrkReport {
   requests: number;
   /** Socket errors (connect, read, write, timeout) and responses other than 2xx or 3xx. */
   errors: number;
+  /** Bytes read per second (`Transfer/sec`, wrk's KB/MB/GB being powers of 1024); 0 without the line. */
+  bytesPerSecond: number;
 }
 
 /** wrk's output lacked a figure the benchmark needs. */
 export class WrkOutputError extends Error {
   override name = "WrkOutputError";
 }
+
+const UNIT_BYTES: Record<string, number> = { B: 1, KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3, TB: 1024 ** 4 };
 
 const UNIT_MS: Record<string, number> = { us: 0.001, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
@@ -66,7 +70,9 @@ export function parseWrkOutput(output: string): WrkReport {
   const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(output);
   const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(output);
   const errors = (socket?.slice(1).reduce((sum, n) => sum + Number(n), 0) ?? 0) + Number(non2xx?.[1] ?? 0);
-  return { requestsPerSecond: Number(rate[1]), latencyMs, requests: Number(requests?.[1] ?? 0), errors };
+  const transfer = /^Transfer\/sec:\s+(\d+(?:\.\d+)?)(B|KB|MB|GB|TB)\s*$/m.exec(output);
+  const bytesPerSecond = transfer === null ? 0 : Number(transfer[1]) * UNIT_BYTES[transfer[2]!]!;
+  return { requestsPerSecond: Number(rate[1]), latencyMs, requests: Number(requests?.[1] ?? 0), errors, bytesPerSecond };
 }
 
 /** How wrk drives the server. */
@@ -100,7 +106,9 @@ export function wrkArgs(load: WrkLoad): string[] {
 }
 
 /**
- * Runs wrk in the network namespace `netns` (by its /var/run/netns name)
+ * Runs wrk in the network namespace `netns` (by its /var/run/netns name,
+ * with `ip netns exec`, so that a hosts file at /etc/netns/NETNS/hosts
+ * resolves the URL's name: wrk sends that name as the TLS server name)
  * and returns its report.
  *
  * @example
@@ -109,7 +117,7 @@ export function wrkArgs(load: WrkLoad): string[] {
  * ```
  */
 export async function runWrk(netns: string, load: WrkLoad): Promise<WrkReport> {
-  const { stdout } = await promisify(execFile)("nsenter", [`--net=/var/run/netns/${netns}`, "wrk", ...wrkArgs(load)], {
+  const { stdout } = await promisify(execFile)("ip", ["netns", "exec", netns, "wrk", ...wrkArgs(load)], {
     encoding: "utf8",
     timeout: (load.durationS + 30) * 1000,
   });
