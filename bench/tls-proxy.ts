@@ -11,9 +11,9 @@
  *    of the same nginx), without `http` rules;
  *  - the same with an HTTP rule allowing every `GET` (another plain port).
  * Each keep-alive (requests), with a new TLS connection per request
- * (`Connection: close`: full handshakes per second, since wrk never resumes
- * a session) and keep-alive fetching a bulk file (bytes per second), in
- * interleaved rounds; the packets steered to the proxy per row prove which
+ * (`Connection: close`: handshakes per second; whether each path resumes
+ * sessions is probed after, with `openssl s_client -reconnect`) and
+ * keep-alive fetching a bulk file (bytes per second), in interleaved rounds; the packets steered to the proxy per row prove which
  * rows went through it. The termination certificate reaches the real
  * `palisade proxy` as in a cluster, from the operator's copy in
  * `palisade-secrets` on a throwaway control plane (lib/tls-material-api.ts).
@@ -25,6 +25,7 @@
  *
  * @module
  */
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import type { AnyPolicy } from "../src/policy/index.ts";
 import { issueCertificate, makeCa } from "../test/lib/tls-certificate.ts";
@@ -97,6 +98,24 @@ function resolveServerName(cleanup: CleanupStack, netns: string, address: string
   writeFileSync(`${dir}/hosts`, `127.0.0.1 localhost\n${address} ${SERVER_NAME}\n`);
 }
 
+/**
+ * Whether the path resumes TLS sessions: `openssl s_client -reconnect` in
+ * `netns` (a first connection, then five offering its session), as "reused
+ * R of N connections". wrk keeps one SSL object per connection slot and
+ * offers its last session on reconnect, so this says whether the
+ * "new conn. per request" rows are full handshakes.
+ */
+function sessionReuse(netns: string, url: string): string {
+  const { hostname, port } = new URL(url);
+  const { stdout } = spawnSync("ip", ["netns", "exec", netns, "openssl", "s_client", "-connect", `${hostname}:${port}`, "-servername", hostname, "-reconnect"], {
+    input: "",
+    encoding: "utf8",
+    timeout: 20_000,
+  });
+  const handshakes = (stdout ?? "").match(/^(New|Reused), /gm) ?? [];
+  return `reused ${handshakes.filter((line) => line.startsWith("Reused")).length} of ${handshakes.length} connections`;
+}
+
 /** The figures against the targets: each case's median against direct TLS, in the same mode. */
 function formatTargets(rows: readonly ThroughputRow[]): string {
   const share = (label: string, mode: ConnectionMode, bytes = false) => {
@@ -134,8 +153,8 @@ runProxyBenchmark("TLS proxy", { full: FULL, quick: QUICK }, async ({ settings, 
   print(
     `\n## HTTPS through the proxy against direct TLS (wrk in the client pod, nginx in the server pod)\n\n` +
       `wrk -t${threads} -c${connections} -d${durationS}s --latency https://${SERVER_NAME}:PORT/, keep-alive, with \`Connection: close\` ` +
-      `(a new TLS connection per request: req/s is full handshakes per second, wrk resumes no session; its latency starts after the ` +
-      `client's handshake but includes the proxy's upstream connect) and keep-alive fetching a ${BULK_BYTES / 1024 ** 2} MiB file ` +
+      `(a new TLS connection per request: req/s is handshakes per second; wrk offers its previous session on reconnect, see the ` +
+      `resumption probe below; its latency starts when the request is written, after the client's handshake) and keep-alive fetching a ${BULK_BYTES / 1024 ** 2} MiB file ` +
       `(MiB/s: the splice's throughput in bytes); nginx-light, one process, ECDSA P-256 certificate for ${SERVER_NAME} from a test CA. ` +
       `Spliced rows: the proxy reads the ClientHello, admits the server name and passes the bytes on unchanged; terminated rows: the ` +
       `proxy presents the same certificate (the operator's copy, watched from a throwaway API server) and speaks plain HTTP to another ` +
@@ -145,4 +164,9 @@ runProxyBenchmark("TLS proxy", { full: FULL, quick: QUICK }, async ({ settings, 
   print(formatThroughputTable(rows));
   print(`\n"packets to proxy": the datapath's to-proxy reason counter over the recorded runs; 0 proves no L4-only packet was steered.`);
   print(`\n## Against the targets of issue 12\n\n${formatTargets(rows)}`);
+  print(`\n## Session resumption per path (openssl s_client -reconnect from the client pod)\n`);
+  for (const c of tlsCases()) {
+    pods.applyPolicies(c.policies);
+    print(`- ${c.label}: ${sessionReuse(pods.client.netns, c.url)}`);
+  }
 });
