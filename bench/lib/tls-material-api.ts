@@ -8,7 +8,10 @@
  * runs in the node's network namespace and the API server on the host's
  * loopback: two socket relays (socket-relay.ts) join them through a Unix
  * socket, so the proxy dials the kubeconfig's own `https://127.0.0.1:PORT`.
- * Everything is registered on the cleanup stack as it is made.
+ * Once the proxy holds the copy the control plane can be stopped (the proxy
+ * keeps what it read through an API server outage), so that its processes
+ * use no CPU during the measurement. Everything is registered on the
+ * cleanup stack as it is made.
  *
  * @module
  */
@@ -39,23 +42,30 @@ function relay(cleanup: CleanupStack, what: string, command: string, args: strin
   return child;
 }
 
+/** The control plane holding the copies, as the benchmark uses it. */
+export interface TlsMaterialApi {
+  /** What {@link setUpProxiedPods} runs before the proxy starts: the relay in the node namespace; returns `--kubeconfig`. */
+  prepare: PrepareProxy;
+  /** Stops the control plane now (else the cleanup does). */
+  stop(): void;
+}
+
 /**
- * Starts the control plane, writes the copies of `secrets`, and returns
- * what {@link setUpProxiedPods} runs before the proxy starts: the relay in
- * the node namespace, and `--kubeconfig`. `dir` holds the relay's socket.
+ * Starts the control plane and writes the copies of `secrets`; `dir` holds
+ * the relay's socket.
  *
  * @example
  * ```ts
- * const prepare = await startTlsMaterialApi(cleanup, [{ namespace: "bench", name: "api-tls", certPath, keyPath }], dir, log);
- * const pods = await setUpProxiedPods(cleanup, policies, prepare);
+ * const api = await startTlsMaterialApi(cleanup, [{ namespace: "bench", name: "api-tls", certPath, keyPath }], dir, log);
+ * const pods = await setUpProxiedPods(cleanup, policies, api.prepare);
  * ```
  */
-export async function startTlsMaterialApi(cleanup: CleanupStack, secrets: readonly CertificateSecret[], dir: string, log: (line: string) => void): Promise<PrepareProxy> {
+export async function startTlsMaterialApi(cleanup: CleanupStack, secrets: readonly CertificateSecret[], dir: string, log: (line: string) => void): Promise<TlsMaterialApi> {
   log("tls: starting a throwaway control plane for the TLS material");
   const controlPlane = await startTestControlPlane("bench-tls");
   // Synchronous, so that it also runs from a signal: `palisade dev down` on the control plane's folder.
   const devDir = dirname(controlPlane.kubeconfig);
-  cleanup.add(`control plane in ${devDir}`, () => {
+  const stop = cleanup.add(`control plane in ${devDir}`, () => {
     spawnSync(process.execPath, [CLI_PATH, "dev", "down"], { env: { ...process.env, PALISADE_DEV_DIR: devDir }, stdio: "ignore" });
     rmSync(dirname(devDir), { recursive: true, force: true });
   });
@@ -78,9 +88,10 @@ export async function startTlsMaterialApi(cleanup: CleanupStack, secrets: readon
     if (hostRelay.exitCode !== null || performance.now() > deadline) throw new Error(`Cannot relay the API server: no socket at ${socket}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-  return async (node) => {
+  const prepare: PrepareProxy = async (node) => {
     const nodeRelay = relay(cleanup, `API server relay in ${node}`, "nsenter", [`--net=/var/run/netns/${node}`, process.execPath, RELAY_JS, String(port), socket]);
     await waitForListener(node, port, () => (nodeRelay.exitCode === null ? undefined : `the relay exited with ${nodeRelay.exitCode}`));
     return ["--kubeconfig", controlPlane.kubeconfig];
   };
+  return { prepare, stop };
 }
