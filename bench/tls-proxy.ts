@@ -160,6 +160,8 @@ runProxyBenchmark("TLS proxy", { full: FULL, quick: QUICK }, async ({ settings, 
   await waitForTermination(pods, tlsCases()[3]!.url);
   // The proxy keeps the copy in memory; the control plane's processes would otherwise share the CPU with the measurement.
   materialApi.stop();
+  await new Promise((resolve) => setTimeout(resolve, 3000));
+  if (!existsSync(`/proc/${pods.proxy.pid}`)) throw new Error(`Cannot measure: the proxy exited when the control plane stopped: ${pods.proxy.output().slice(-3000)}`);
   log("tls: the proxy terminates with the copy; control plane stopped");
 
   const { rounds, threads, connections, durationS, warmupS } = settings.throughput;

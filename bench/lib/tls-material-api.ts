@@ -16,7 +16,7 @@
  * @module
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, readFileSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { TLS_MATERIAL_LABEL, TLS_MATERIAL_NAMESPACE, tlsMaterialName } from "../../src/policy/tls-material.ts";
@@ -88,10 +88,13 @@ export async function startTlsMaterialApi(cleanup: CleanupStack, secrets: readon
     if (hostRelay.exitCode !== null || performance.now() > deadline) throw new Error(`Cannot relay the API server: no socket at ${socket}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+  // A copy outside the control plane's folder: stopping it ends every process whose command line names that folder.
+  const kubeconfig = join(dir, "proxy.kubeconfig");
+  copyFileSync(controlPlane.kubeconfig, kubeconfig);
   const prepare: PrepareProxy = async (node) => {
     const nodeRelay = relay(cleanup, `API server relay in ${node}`, "nsenter", [`--net=/var/run/netns/${node}`, process.execPath, RELAY_JS, String(port), socket]);
     await waitForListener(node, port, () => (nodeRelay.exitCode === null ? undefined : `the relay exited with ${nodeRelay.exitCode}`));
-    return ["--kubeconfig", controlPlane.kubeconfig];
+    return ["--kubeconfig", kubeconfig];
   };
   return { prepare, stop };
 }
