@@ -355,7 +355,8 @@ describe("HttpViewIndex against the reference evaluator", () => {
           judged++;
         }
       }),
-      { numRuns: 1000 },
+      // About 2.2 of the 30 requests per run reach a steered flow and parse: 1300 runs keep the count well above 2000.
+      { numRuns: 1300 },
     );
     assert.ok(judged >= 2000, `only ${judged} requests were judged`);
     console.log(`view differential: ${judged} requests judged as the reference judges them`);

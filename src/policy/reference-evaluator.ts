@@ -153,7 +153,7 @@ export function evaluateRequest(world: World, packet: Packet, request: RawHttpRe
     return { refused: true, rule: findings.allows[0]?.name };
   };
   const terminating = (end: DirectionResult) => end.http?.allows?.some((named) => terminatedBy?.includes(named.name)) === true;
-  const ends = terminatedBy === undefined ? [flow.egress, flow.ingress] : [flow.egress, flow.ingress].filter(terminating);
+  const ends = terminated === undefined ? [flow.egress, flow.ingress] : [flow[terminated.end]].filter(terminating);
   if (terminatedBy !== undefined && ends.length === 0) return { outcome: "refused", audited: false };
   // Terminated by rules without http, and no Deny rule with http: nothing judges the requests, as for an open allow.
   const judgesInside = (end: DirectionResult) => end.http?.denies.some((named) => named.http !== undefined) || end.http?.allows?.some((named) => terminatedBy?.includes(named.name) && named.http !== undefined);
@@ -192,6 +192,8 @@ export interface ReferenceTermination {
   upstreamCA?: string;
   /** The rules admitting the connection whose client certificate requirement the client met (names). */
   rules: string[];
+  /** The end whose rules these are: rule names alone do not say (`ingress` rule 1 and `egress` rule 1 share one). */
+  end: "egress" | "ingress";
 }
 
 /**
@@ -255,7 +257,7 @@ export function evaluateConnection(world: World, packet: Packet, serverName: str
     return serverName !== undefined && named.tls.serverNames.some((entry) => serverNameMatches(entry, serverName));
   };
   type Judged = { refused: boolean; rule?: string | undefined; terminated?: ReferenceTermination };
-  const judged = (findings: HttpFindings | undefined, audit: boolean): Judged => {
+  const judged = (findings: HttpFindings | undefined, audit: boolean, end: ReferenceTermination["end"]): Judged => {
     if (!findings) return { refused: false };
     if (serverName === "not-tls") {
       const someHttpOnly = findings.allows === undefined || findings.allows.some((named) => named.http !== undefined && named.tls === undefined);
@@ -279,6 +281,7 @@ export function evaluateConnection(world: World, packet: Packet, serverName: str
         upstream: termination?.upstream ?? "Plain",
         ...(upstreamCA && { upstreamCA: `${named.namespace}/${upstreamCA.configMapName}/${upstreamCA.key}` }),
         rules: [],
+        end,
       };
     };
     const plan = describe(first);
@@ -286,17 +289,17 @@ export function evaluateConnection(world: World, packet: Packet, serverName: str
     plan.rules = terminating.filter((named) => clientCertificateHolds(named.namespace ?? "", named.tls as TlsRule, clientCertificate)).map((named) => named.name);
     return plan.rules.length === 0 ? { refused: true, rule: first.name } : { refused: false, rule: first.name, terminated: plan };
   };
-  const ends = [flow.egress, flow.ingress];
+  const ends = ["egress", "ingress"] as const;
   let terminated: ReferenceTermination | undefined;
   for (const end of ends) {
-    const verdict = judged(end.http, false);
+    const verdict = judged(flow[end].http, false, end);
     if (verdict.refused) return { outcome: "refused", audited: false, ...(verdict.rule ? { rule: verdict.rule } : {}) };
     terminated ??= verdict.terminated;
   }
   const withTermination = terminated ? { terminated } : {};
   // Audit refusals of bytes that are not TLS are reported request by request.
   for (const end of serverName === "not-tls" ? [] : ends) {
-    const verdict = end.audit.allowed ? judged(end.audit.http, true) : { refused: false };
+    const verdict = flow[end].audit.allowed ? judged(flow[end].audit.http, true, end) : { refused: false };
     if (verdict.refused) return { outcome: "allowed", audited: true, ...(verdict.rule ? { rule: verdict.rule } : {}), ...withTermination };
   }
   return { outcome: "allowed", audited: false, ...withTermination };

@@ -96,7 +96,7 @@ describe("the proxy against the reference evaluator", () => {
     const outcomes = new Map<string, number>();
     const names = connectionStartArb.filter((start): start is string | undefined => start !== "not-tls");
     const hello = (serverName: string | undefined) => records(clientHello(serverName === undefined ? [] : [sniExtension([[0, serverName]])]));
-    const sent = await throughProxy(names, 600, 20, hello, (world, packet, serverName, response) => {
+    const sent = await throughProxy(names, 750, 20, hello, (world, packet, serverName, response) => {
       // Passed on, the ClientHello reaches the upstream HTTP server, which answers 400.
       const outcome = response === "closed" ? "refused" : "allowed";
       assert.equal(outcome, evaluateConnection(world, packet, serverName).outcome, `${String(serverName)} on ${JSON.stringify(packet)}`);
