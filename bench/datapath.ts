@@ -3,19 +3,26 @@
  * tests). Prints the machine, then
  *  1. verdict cost per packet of pal_to_pod over policy map sizes N and
  *     identity counts K, new and established flows, against the empty program;
- *  2. real TCP connections per second between two pods with N rules in
- *     iptables (linear chain), nftables (one set lookup) and Palisade (N = 0:
- *     no policy selects either pod), against no policy at all.
+ *  2. the engines between two pods: N rules in iptables (linear chain),
+ *     nftables (one set lookup) and Palisade (N = 0: no policy selects
+ *     either pod), against no engine at all, under real workloads: the
+ *     project's connect loop, wrk + nginx (a new connection per request, and
+ *     keep-alive), iperf3.
  * Everything it creates in the kernel is removed, also on failure or signal.
  *
- * Usage: `node dist/bench/datapath.js [--quick] [--only verdict|connections]`
- * (as root). `--quick` runs a small grid as a smoke test.
+ * Usage: `node dist/bench/datapath.js [--quick] [--only verdict|engines]
+ * [--workloads connect,wrk-close,wrk-keepalive,iperf3] [--json FILE]` (as
+ * root). `--quick` runs a small grid as a smoke test; `--json` also writes the
+ * engines' results as JSON, which `bench/plot.ts` turns into the docs' plots.
  *
  * @module
  */
+import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { CleanupStack } from "./lib/cleanup.ts";
-import { measureConnectionRate, type RatePlan, type RateSampling } from "./lib/connection-rate.ts";
+import { ensureDebianPackages } from "./lib/debian-packages.ts";
+import { measureEngines, type RatePlan, type RateSampling } from "./lib/engine-comparison.ts";
+import { POD_WORKLOADS, WORKLOAD_NAMES, type WorkloadName } from "./lib/pod-workloads.ts";
 import { describeMachine, formatMachine } from "./lib/machine.ts";
 import { QuietGate } from "./lib/quiet-gate.ts";
 import { formatFlatnessCheck, formatRateTable, formatRunFooter, formatVerdictTable, runBenchmark } from "./lib/report.ts";
@@ -44,8 +51,8 @@ interface BenchSettings {
 const FULL: BenchSettings = {
   grid: K_SWEEP.map((identities) => ({ identities, ruleCounts: N_SWEEP })),
   verdict: { rounds: 20, newFlowPerRound: 150, establishedRepeat: 100_000, attempts: 3 },
-  plan: { iptables: [1, 100, 1000, 10_000], nftables: [1, 100, 10_000, 100_000], palisade: [0, 1, 100, 10_000, 100_000] },
-  rate: { rounds: 4, concurrency: 8, warmupMs: 500, windowMs: 1000, windows: 3, attempts: 3 },
+  plan: { iptables: [1, 1000, 10_000, 100_000], nftables: [1, 1000, 10_000, 100_000], palisade: [0, 1, 1000, 10_000, 100_000] },
+  rate: { rounds: 3, warmupMs: 1000, windowMs: 1000, windows: 3, attempts: 3 },
   quietWaitBudgetMs: 120_000,
 };
 
@@ -57,7 +64,7 @@ const QUICK: BenchSettings = {
   ],
   verdict: { rounds: 4, newFlowPerRound: 50, establishedRepeat: 10_000, attempts: 2 },
   plan: { iptables: [1, 100], nftables: [1, 100], palisade: [0, 1, 100] },
-  rate: { rounds: 2, concurrency: 8, warmupMs: 300, windowMs: 500, windows: 2, attempts: 2 },
+  rate: { rounds: 2, warmupMs: 1000, windowMs: 1000, windows: 1, attempts: 2 },
   quietWaitBudgetMs: 10_000,
 };
 
@@ -65,10 +72,16 @@ const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
 const print = (text: string) => process.stdout.write(`${text}\n`);
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { quick: { type: "boolean", default: false }, only: { type: "string" } } });
-  if (values.only !== undefined && values.only !== "verdict" && values.only !== "connections") {
-    throw new Error(`Cannot run the benchmark: --only "${values.only}" is neither "verdict" nor "connections"`);
+  const { values } = parseArgs({
+    options: { quick: { type: "boolean", default: false }, only: { type: "string" }, workloads: { type: "string", default: WORKLOAD_NAMES.join(",") }, json: { type: "string" } },
+  });
+  if (values.only !== undefined && values.only !== "verdict" && values.only !== "engines") {
+    throw new Error(`Cannot run the benchmark: --only "${values.only}" is neither "verdict" nor "engines"`);
   }
+  const workloads = values.workloads.split(",").map((name) => {
+    if (!(WORKLOAD_NAMES as readonly string[]).includes(name)) throw new Error(`Cannot run the benchmark: --workloads names "${name}", not one of ${WORKLOAD_NAMES.join(", ")}`);
+    return POD_WORKLOADS[name as WorkloadName];
+  });
   if (process.getuid?.() !== 0) throw new Error("Cannot run the benchmark: it needs root (BPF, network namespaces, iptables)");
   const settings = values.quick ? QUICK : FULL;
   const started = performance.now();
@@ -77,7 +90,7 @@ async function main(): Promise<void> {
   try {
     print(`# Palisade datapath benchmark${values.quick ? " (--quick)" : ""}\n`);
     print(formatMachine(describeMachine()));
-    if (values.only !== "connections") {
+    if (values.only !== "engines") {
       const { rounds, newFlowPerRound, establishedRepeat } = settings.verdict;
       print(
         `\n## Verdict cost per packet (BPF_PROG_TEST_RUN, kernel-measured)\n\n` +
@@ -91,13 +104,20 @@ async function main(): Promise<void> {
       print(`\n${formatFlatnessCheck(verdict)}`);
     }
     if (values.only !== "verdict") {
-      const { rounds, concurrency, warmupMs, windowMs, windows } = settings.rate;
-      print(
-        `\n## TCP connections per second between two pods (connect, 1-byte echo, close)\n\n` +
-          `client: ${concurrency} connections in flight; per configuration and round ${warmupMs} ms warm-up, then ${windows} windows ` +
-          `of ${windowMs} ms; ${rounds} interleaved rounds; median over all windows.\n`,
-      );
-      print(formatRateTable(await measureConnectionRate(cleanup, settings.plan, settings.rate, gate, log)));
+      ensureDebianPackages(workloads.flatMap((workload) => workload.packages), log);
+      const { rounds, warmupMs, windowMs, windows } = settings.rate;
+      const results = await measureEngines(cleanup, settings.plan, settings.rate, gate, log, workloads);
+      for (const result of results) {
+        print(
+          `\n## ${result.workload.title}\n\n` +
+            `Per configuration and round ${warmupMs} ms warm-up, then ${windows * windowMs} ms measured; ${rounds} interleaved rounds; median over all runs.\n`,
+        );
+        print(formatRateTable(result));
+      }
+      if (values.json !== undefined) {
+        writeFileSync(values.json, `${JSON.stringify({ date: new Date().toISOString(), machine: describeMachine(), sampling: settings.rate, results }, null, 1)}\n`);
+        log(`results written to ${values.json}`);
+      }
     }
     print(`\n${formatRunFooter(gate, settings.quietWaitBudgetMs, started)}`);
   } finally {

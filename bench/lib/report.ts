@@ -6,7 +6,7 @@
  * @module
  */
 import { loadavg } from "node:os";
-import type { RateResult } from "./connection-rate.ts";
+import type { RateResult } from "./engine-comparison.ts";
 import type { QuietGate } from "./quiet-gate.ts";
 import { rowMedians, type HeldMemory, type ThroughputRow } from "./proxy-throughput.ts";
 import { formatTable, growth, shortCount } from "./stats.ts";
@@ -89,23 +89,24 @@ export function formatFlatnessCheck(result: VerdictResult): string {
   return lines.length === 0 ? "flatness check: the grid has no K with both N=1k and N=1M" : lines.join("\n");
 }
 
-/** The connection-rate table: median and range of the windows, ratio to the baseline, errors, disturbed runs. */
+/** An engine comparison's table: median and range of the runs, ratio to the baseline, errors, disturbed runs. */
 export function formatRateTable(result: RateResult): string {
+  // Throughput in Gbit/s needs decimals; rates do not.
+  const digits = result.baselineRate < 100 ? 2 : 0;
   const rows = result.rows.map((row) => [
-    row.engine === "none" ? "no policy" : row.engine,
+    row.engine === "none" ? "no engine" : row.engine,
     row.engine === "none" ? "" : shortCount(row.rules),
-    row.medianRate.toFixed(0),
-    `${Math.min(...row.rates).toFixed(0)}-${Math.max(...row.rates).toFixed(0)}`,
+    row.medianRate.toFixed(digits),
+    `${Math.min(...row.rates).toFixed(digits)}-${Math.max(...row.rates).toFixed(digits)}`,
     `${((row.medianRate / result.baselineRate) * 100).toFixed(1)}%`,
     String(row.errors),
     `${row.repeated}/${row.disturbedKept}`,
     row.policyAllowed === undefined ? "" : `${row.policyAllowed.allowed}/${row.policyAllowed.started}`,
   ]);
-  const table = formatTable(
-    ["engine", "N", "conn/s (median)", "windows min-max", "vs no policy", "errors", "runs repeated/disturbed kept", "SYNs via policy lookup"],
+  return formatTable(
+    ["engine", "N", `${result.workload.unit} (median)`, "runs min-max", "vs no engine", "errors", "runs repeated/disturbed kept", "SYNs via policy lookup"],
     rows,
   );
-  return table;
 }
 
 const CONNECTION_MODE_LABELS: Record<ThroughputRow["mode"], string> = {

@@ -1,0 +1,234 @@
+/**
+ * The engines compared between two pods (network namespaces wired like CNI
+ * ptp, forwarded by this host), each holding N rules: nothing (the
+ * baseline), a linear iptables chain, an nftables set, and the Palisade
+ * datapath attached with tcx to both host-side veths. A workload
+ * (`pod-workloads.ts`: the connect loop, wrk + nginx, iperf3) runs between
+ * the pods under each configuration in interleaved rounds; the median of its
+ * figures is the result.
+ *
+ * @module
+ */
+import { Datapath } from "../../src/datapath/index.ts";
+import { DIRECTION_INGRESS, EP_ISOLATED_INGRESS, EP_NO_ANY_PEER_INGRESS, PROTOCOL_NUMBERS, VERDICT_ALLOW } from "../../src/policy/index.ts";
+import { NetnsNode, tag, uniquePinRoot, type NetnsPod } from "../../test/lib/kernel.ts";
+import type { CleanupStack } from "./cleanup.ts";
+import { installIptablesChain, type ForwardFlow } from "./iptables-chain.ts";
+import { installNftablesSet } from "./nftables-set.ts";
+import { peerIdentity, writeHostIpcache, writePeerIpcache, writePolicyEntries, writeSyntheticPolicy } from "./palisade-rules.ts";
+import type { PodWorkload, WorkloadTiming } from "./pod-workloads.ts";
+import type { QuietGate } from "./quiet-gate.ts";
+import { median } from "./stats.ts";
+
+const CLIENT_V4 = "10.250.0.2";
+const SERVER_V4 = "10.250.0.3";
+const SERVICE_PORT = 80;
+/** Filler rules are spread over this many peers (addresses; identities in Palisade). */
+const PEERS = 1000;
+const CLIENT_SLOT = 1;
+const SERVER_SLOT = 2;
+/**
+ * Palisade's conntrack timeout for closed flows, shortened from 10 s for the
+ * benchmark: the client's kernel reuses a source port one second after its
+ * TIME_WAIT (tcp_tw_reuse), and a SYN on a still-remembered tuple would pass
+ * as established without the policy lookup being measured.
+ */
+const CLOSING_TIMEOUT_S = 1;
+
+/** The engines compared; "none" is the baseline. */
+export type Engine = "none" | "iptables" | "nftables" | "palisade";
+
+/** Rule counts N to measure per engine (the baseline is measured in every round). */
+export interface RatePlan {
+  iptables: readonly number[];
+  nftables: readonly number[];
+  palisade: readonly number[];
+}
+
+/** How often each configuration is measured, and for how long. */
+export interface RateSampling extends WorkloadTiming {
+  /** Interleaved rounds over all configurations; each round installs and removes every engine's rules. */
+  rounds: number;
+  /** Attempts per configuration and round when other programs disturb a run. */
+  attempts: number;
+}
+
+/** One configuration's results over all rounds. */
+export interface RateRow {
+  engine: Engine;
+  /** N; 0 for the baseline. */
+  rules: number;
+  /** The workload's figures (per window or per run) over all rounds. */
+  rates: number[];
+  medianRate: number;
+  /** Failed or timed-out connections or requests over all runs. */
+  errors: number;
+  /** Runs repeated because other programs used the CPU meanwhile. */
+  repeated: number;
+  /** Runs kept although disturbed (the last attempt, or the waiting budget was spent). */
+  disturbedKept: number;
+  /** Palisade only, for workloads that count their connections: new flows its policy lookup allowed, against connections started. */
+  policyAllowed?: { allowed: number; started: number };
+}
+
+/** All rows of one workload, the baseline first. */
+export interface RateResult {
+  workload: { name: string; title: string; unit: string };
+  rows: RateRow[];
+  /** The baseline's median. */
+  baselineRate: number;
+}
+
+/**
+ * Attaches a fresh Palisade datapath to both pods' host-side veths: the
+ * client unisolated, the server isolated for ingress with N policy entries,
+ * N - 1 fillers plus the one admitting the client on the service port. N = 0:
+ * no policy selects either pod, both unisolated, and no policy entries.
+ */
+function installPalisade(cleanup: CleanupStack, client: NetnsPod, server: NetnsPod, rules: number): { datapath: Datapath; remove: () => void } {
+  const pinRoot = uniquePinRoot("bench");
+  const datapath = Datapath.open({ pinRoot, mapSizes: { policy: rules + 1024, ipcache: PEERS + 1024 } });
+  const remove = cleanup.add(`datapath pinned at ${pinRoot}`, () => {
+    for (const pod of [client, server]) {
+      try {
+        datapath.detach(pod.ifindex);
+      } catch {
+        // The interface is already gone.
+      }
+    }
+    datapath.destroy();
+  });
+  const clientIdentity = peerIdentity(PEERS);
+  const serverIdentity = peerIdentity(PEERS + 1);
+  datapath.updateConfig({ ctTimeoutClosingS: CLOSING_TIMEOUT_S });
+  writePeerIpcache(datapath, PEERS);
+  writeHostIpcache(datapath, [
+    { address: client.ipv4, identity: clientIdentity },
+    { address: server.ipv4, identity: serverIdentity },
+  ]);
+  if (rules > 0) {
+    writeSyntheticPolicy(datapath, { baseSlot: SERVER_SLOT, peers: PEERS, peerOffset: 0 }, 0, rules - 1);
+    writePolicyEntries(datapath, [{
+      key: { slot: SERVER_SLOT, identity: clientIdentity, direction: DIRECTION_INGRESS, protocol: PROTOCOL_NUMBERS.TCP, port: SERVICE_PORT, portPrefixLen: 16 },
+      value: { verdict: VERDICT_ALLOW, auditVerdict: VERDICT_ALLOW, ruleId: rules, auditRuleId: rules, flags: 0 },
+    }]);
+  }
+  datapath.setEndpoint(client.ifindex, { endpointId: 1, identity: clientIdentity, slot: CLIENT_SLOT, flags: 0 });
+  datapath.setEndpoint(server.ifindex, { endpointId: 2, identity: serverIdentity, slot: SERVER_SLOT, flags: rules > 0 ? EP_ISOLATED_INGRESS | EP_NO_ANY_PEER_INGRESS : 0 });
+  datapath.attach(client.ifindex, { mode: "tcx" });
+  datapath.attach(server.ifindex, { mode: "tcx" });
+  return { datapath, remove };
+}
+
+/**
+ * Builds the two pods and, for each workload in turn, starts its server and
+ * measures every configuration of `plan` (and the baseline) in interleaved
+ * rounds: each round installs one engine's rules, runs the client, removes
+ * them, and moves on, starting one configuration further each round, so
+ * drift on a shared machine spreads over all rows instead of favouring the
+ * first or last. A run during which other programs used the CPU is repeated
+ * (up to `attempts`), after waiting for quiet within the gate's budget.
+ *
+ * @example
+ * ```ts
+ * const [result] = await measureEngines(cleanup, { iptables: [1, 100], nftables: [1, 100], palisade: [1, 100] },
+ *   { rounds: 3, warmupMs: 500, windowMs: 1000, windows: 3, attempts: 3 }, new QuietGate(0.1, 60_000), console.error, [POD_WORKLOADS.connect]);
+ * ```
+ */
+export async function measureEngines(
+  cleanup: CleanupStack,
+  plan: RatePlan,
+  sampling: RateSampling,
+  gate: QuietGate,
+  log: (line: string) => void,
+  workloads: readonly PodWorkload[],
+): Promise<RateResult[]> {
+  const node = new NetnsNode();
+  const removeNode = cleanup.add("benchmark pods (network namespaces and veths)", () => node.remove());
+  try {
+    const client = node.addPod(CLIENT_V4, "fd00:250::2");
+    const server = node.addPod(SERVER_V4, "fd00:250::3");
+    // Enough source ports that the client never waits for one: the whole
+    // range, and TIME_WAIT ports reusable after a second.
+    node.execIn(client, "sysctl", ["-qw", "net.ipv4.ip_local_port_range=1024 65535", "net.ipv4.tcp_tw_reuse=1"]);
+    const flow: ForwardFlow = { inInterface: client.hostIf, outInterface: server.hostIf, client: CLIENT_V4, server: SERVER_V4, port: SERVICE_PORT };
+    const results: RateResult[] = [];
+    for (const workload of workloads) {
+      const stopServer = await workload.startServer(cleanup, node, server, SERVICE_PORT);
+      try {
+        results.push(await measureWorkload(cleanup, { node, client, server, flow }, plan, sampling, gate, log, workload));
+      } finally {
+        stopServer();
+      }
+    }
+    return results;
+  } finally {
+    removeNode();
+  }
+}
+
+/** The pods and the flow between them, as the engines see it. */
+interface Bench {
+  node: NetnsNode;
+  client: NetnsPod;
+  server: NetnsPod;
+  flow: ForwardFlow;
+}
+
+async function measureWorkload(
+  cleanup: CleanupStack,
+  { node, client, server, flow }: Bench,
+  plan: RatePlan,
+  sampling: RateSampling,
+  gate: QuietGate,
+  log: (line: string) => void,
+  workload: PodWorkload,
+): Promise<RateResult> {
+  const rows: RateRow[] = [
+    { engine: "none" as const, rules: 0 },
+    ...plan.iptables.map((rules) => ({ engine: "iptables" as const, rules })),
+    ...plan.nftables.map((rules) => ({ engine: "nftables" as const, rules })),
+    ...plan.palisade.map((rules) => ({ engine: "palisade" as const, rules })),
+  ].map(({ engine, rules }): RateRow => ({ engine, rules, rates: [], medianRate: 0, errors: 0, repeated: 0, disturbedKept: 0 }));
+
+  const measureOnce = async (row: RateRow): Promise<void> => {
+    let remove = () => {};
+    let datapath: Datapath | undefined;
+    if (row.engine === "iptables") remove = installIptablesChain(cleanup, `PLB-${tag()}`, row.rules, flow, PEERS);
+    if (row.engine === "nftables") remove = installNftablesSet(cleanup, `plb_${tag()}`, row.rules, flow, PEERS);
+    if (row.engine === "palisade") ({ datapath, remove } = installPalisade(cleanup, client, server, row.rules));
+    try {
+      let started: number | undefined;
+      for (let attempt = 1; ; attempt++) {
+        if (attempt > 1) await gate.waitForQuiet();
+        const { result: run, foreignShare } = await gate.measure(() => workload.run(node, client, SERVER_V4, SERVICE_PORT, sampling));
+        if (run.started !== undefined) started = (started ?? 0) + run.started;
+        const disturbed = foreignShare > gate.maxForeignShare;
+        if (disturbed && attempt < sampling.attempts) {
+          log(`${workload.name}: ${row.engine} N=${row.rules} disturbed (others used ${(foreignShare * 100).toFixed(0)}% of a core): repeating`);
+          row.repeated++;
+          continue;
+        }
+        if (disturbed) row.disturbedKept++;
+        row.rates.push(...run.values);
+        row.errors += run.errors;
+        break;
+      }
+      if (datapath !== undefined && started !== undefined) {
+        // N = 0: every SYN is a new flow at both pods' hooks, admitted as not isolated.
+        const stats = datapath.reasonStats();
+        const allowed = row.rules > 0 ? Number(stats["policy-allow"].packets) : Number(stats["not-isolated"].packets) / 2;
+        row.policyAllowed = { allowed: (row.policyAllowed?.allowed ?? 0) + allowed, started: (row.policyAllowed?.started ?? 0) + started };
+      }
+    } finally {
+      remove();
+    }
+  };
+
+  for (let round = 0; round < sampling.rounds; round++) {
+    log(`${workload.name}: round ${round + 1} of ${sampling.rounds} over ${rows.length} configurations`);
+    for (let i = 0; i < rows.length; i++) await measureOnce(rows[(round + i) % rows.length]!);
+  }
+  for (const row of rows) row.medianRate = median(row.rates);
+  return { workload: { name: workload.name, title: workload.title, unit: workload.unit }, rows, baselineRate: rows[0]!.medianRate };
+}
