@@ -53,6 +53,9 @@ function forClients(certificate: X509Certificate): boolean {
   return usages === undefined || usages.some((usage) => CLIENT_USAGES.includes(usage));
 }
 
+/** OpenSSL's verification errors about time (RFC 5280 §6.1.3): the chain is sound but not valid now. */
+const TIME_ERRORS = ["CERT_HAS_EXPIRED", "CERT_NOT_YET_VALID"];
+
 /** Whether `now` is within a certificate's validity. */
 function validAt(certificate: X509Certificate, now: number): boolean {
   return Date.parse(certificate.validFrom) <= now && now <= Date.parse(certificate.validTo);
@@ -72,13 +75,31 @@ function sentChain(socket: TLSSocket): X509Certificate[] {
 }
 
 /**
+ * OpenSSL's verdict on the chain a server-side socket received (its code), undefined when the chain verified.
+ * Only `tls.Server` sets `authorized` on the sockets it makes; a socket made with `new TLSSocket(…, {isServer})`
+ * is read where Node's server reads it. Should Node change that, every chain counts as unverified (closed, not open).
+ */
+function opensslVerifyError(socket: TLSSocket): string | undefined {
+  const handle = (socket as unknown as { _handle?: { verifyError?: () => { code?: string } | null } })._handle;
+  if (typeof handle?.verifyError !== "function") return "UNVERIFIABLE";
+  const error = handle.verifyError();
+  return error === null ? undefined : (error.code ?? "UNKNOWN");
+}
+
+/**
  * The certificate a terminated connection's client presented, or undefined when it presented none.
- * `caBundle` gives a rule's bundle (it throws for missing material: the rule is then not met).
+ * `caBundle` gives a rule's bundle (it throws for missing material: the rule is then not met). Two checks
+ * must both pass for a rule: OpenSSL's, against the CAs of all the connection's rules (the socket's
+ * context trusts them: full RFC 5280 path validation, which a check by hand would only approximate), and
+ * the one below, that the chain the client sent leads to this rule's own CA.
  */
 export function presentedCertificate(socket: TLSSocket, caBundle: (ca: ConfigMapKeyReference) => CaBundle, now = Date.now()): PresentedCertificate | undefined {
   const chain = sentChain(socket);
   const leaf = chain[0];
   if (leaf === undefined) return undefined;
+  const opensslError = opensslVerifyError(socket);
+  const expiredForOpenssl = opensslError !== undefined && TIME_ERRORS.includes(opensslError);
+  const untrustedForOpenssl = opensslError !== undefined && !expiredForOpenssl;
   /**
    * How many certificates of the chain lead to an anchor of the bundle: 0 when none does. Only a CA
    * (basicConstraints CA:TRUE) signs: otherwise the holder of any certificate of the CA could sign
@@ -99,7 +120,7 @@ export function presentedCertificate(socket: TLSSocket, caBundle: (ca: ConfigMap
     names: parseSubjectAltNames(leaf.subjectAltName),
     get valid() {
       const checked = anchored > 0 ? chain.slice(0, anchored) : [leaf];
-      return checked.every((certificate) => validAt(certificate, now));
+      return !expiredForOpenssl && checked.every((certificate) => validAt(certificate, now));
     },
     chainsTo(ca) {
       let bundle: CaBundle;
@@ -108,7 +129,7 @@ export function presentedCertificate(socket: TLSSocket, caBundle: (ca: ConfigMap
       } catch {
         return false;
       }
-      anchored = anchoredLength(bundle);
+      anchored = untrustedForOpenssl ? 0 : anchoredLength(bundle);
       return anchored > 0;
     },
   };

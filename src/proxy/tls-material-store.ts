@@ -44,7 +44,7 @@ export interface CaBundle {
 interface Held {
   version: string;
   data: Map<string, Buffer>;
-  /** What was built from this version, by what it is (`server`, `ca:KEY`). */
+  /** What was built from this version, by what it is (`server` and the versions of the CA bundles it trusts, `ca:KEY`). */
   built: Map<string, SecureContext | CaBundle | TlsMaterialError>;
 }
 
@@ -73,15 +73,29 @@ export class TlsMaterialStore {
     return name === undefined ? undefined : this.#copies.get(name)?.version;
   }
 
-  /** The server context presenting the certificate and key of `secret` (a `kubernetes.io/tls` Secret of `namespace`). */
-  serverContext(namespace: string, secret: SecretReference): SecureContext {
+  /**
+   * The server context presenting the certificate and key of `secret` (a `kubernetes.io/tls` Secret of
+   * `namespace`), trusting the CA bundles of `clientCas` for client certificates: OpenSSL then checks a
+   * client's chain in full (RFC 5280: path length and name constraints, critical extensions, purpose),
+   * and the proxy tells per rule which bundle it reaches. A bundle without a usable copy is left out (the
+   * rules naming it are then not met, the others still are). Built once per version of each copy.
+   */
+  serverContext(namespace: string, secret: SecretReference, clientCas: readonly ConfigMapKeyReference[] = []): SecureContext {
     const source: TlsMaterialSource = { kind: "Secret", namespace, name: secret.secretName };
-    return this.#build(source, "server", (data) => {
+    const bundles = clientCas.flatMap((ref) => {
+      try {
+        return [{ ref, bundle: this.caBundle(namespace, ref) }];
+      } catch {
+        return [];
+      }
+    });
+    const trusting = bundles.map(({ ref }) => `${ref.configMapName}/${ref.key}@${this.versionOf({ kind: "ConfigMap", namespace, name: ref.configMapName })}`).sort();
+    return this.#build(source, ["server", ...new Set(trusting)].join(" "), (data) => {
       const cert = data.get("tls.crt");
       const key = data.get("tls.key");
       if (cert === undefined || key === undefined) throw new Error("it has no tls.crt or no tls.key");
       // Node checks that the key belongs to the certificate; a mismatch throws here, not per connection.
-      return tls.createSecureContext({ cert, key, minVersion: "TLSv1.2" });
+      return tls.createSecureContext({ cert, key, minVersion: "TLSv1.2", ...(bundles.length > 0 && { ca: bundles.map(({ bundle }) => bundle.pem) }) });
     }) as SecureContext;
   }
 

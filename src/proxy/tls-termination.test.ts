@@ -21,7 +21,7 @@ import tls from "node:tls";
 import { after, before, describe, test } from "node:test";
 import { RawConnection } from "../../test/lib/http-proxy-harness.ts";
 import { startViewProxy } from "../../test/lib/view-proxy.ts";
-import { issueCertificate, makeCa } from "../../test/lib/tls-certificate.ts";
+import { issueCertificate, issueIntermediateCa, makeCa } from "../../test/lib/tls-certificate.ts";
 import type { TestCa, TestCertificate } from "../../test/lib/tls-certificate.ts";
 import { B, compileHttpWorld, ebpf, A } from "../../test/lib/http-world.ts";
 import type { EBPFIngressRule, TlsRule } from "../policy/api-types.ts";
@@ -212,6 +212,28 @@ describe("TLS termination through the node proxy", () => {
     for (const version of ["TLSv1.2", "TLSv1.3"] as const) {
       assert.equal((await exchange({ version, client: chain }))[0]?.status, "reset", `${version}: forged`);
       assert.equal((await exchange({ version, client: serverOnly }))[0]?.status, "reset", `${version}: serverAuth only`);
+    }
+    const refusals = logLines.filter((line) => line.flow === "tls" && line.verdict === "refused").map((line) => line.reason);
+    assert.deepEqual(refusals, Array(4).fill("untrusted-client-certificate"));
+  });
+
+  test("chains through intermediate CAs: a sound one passes; one breaking a path length or name constraint is refused", async () => {
+    world = compileHttpWorld([ebpf("api", { ingress: [rule({ termination, clientCertificate }, publicGets)] })]);
+    logLines.length = 0;
+    const withChain = (leaf: TestCertificate, ...above: TestCa[]) => ({ ...leaf, cert: Buffer.concat([leaf.cert, ...above.map((ca) => ca.cert)]) });
+    const intermediate = issueIntermediateCa(clientCa, "issuing-ca");
+    const sound = withChain(issueCertificate(intermediate, { names: ["DNS:web.frontend.shop.example"] }), intermediate);
+    // The CA below the root may sign leaves only (path length 0), yet it made another CA.
+    const leavesOnly = issueIntermediateCa(clientCa, "leaves-only-ca", { pathLen: 0 });
+    const tooDeep = issueIntermediateCa(leavesOnly, "too-deep-ca");
+    const overLength = withChain(issueCertificate(tooDeep, { names: ["DNS:web.frontend.shop.example"] }), tooDeep, leavesOnly);
+    // The CA may name hosts under other.example only, yet it names one the rule lists.
+    const constrained = issueIntermediateCa(clientCa, "other-example-ca", { extensions: ["nameConstraints = critical,permitted;DNS:.other.example"] });
+    const outsideConstraint = withChain(issueCertificate(constrained, { names: ["DNS:web.frontend.shop.example"] }), constrained);
+    for (const version of ["TLSv1.2", "TLSv1.3"] as const) {
+      assert.deepEqual((await exchange({ version, client: sound })).map((r) => r.status), [200], `${version}: through an intermediate`);
+      assert.equal((await exchange({ version, client: overLength }))[0]?.status, "reset", `${version}: path length exceeded`);
+      assert.equal((await exchange({ version, client: outsideConstraint }))[0]?.status, "reset", `${version}: outside the name constraint`);
     }
     const refusals = logLines.filter((line) => line.flow === "tls" && line.verdict === "refused").map((line) => line.reason);
     assert.deepEqual(refusals, Array(4).fill("untrusted-client-certificate"));

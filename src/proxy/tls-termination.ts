@@ -74,7 +74,8 @@ export function createTlsTerminator(options: TlsTerminatorOptions): TlsTerminato
       let secureContext;
       let upstreamCa: string | undefined;
       try {
-        secureContext = options.material.serverContext(namespace, termination.certificate);
+        const clientCas = plan.rules.flatMap((rule) => (rule.clientCertificate ? [rule.clientCertificate.ca] : []));
+        secureContext = options.material.serverContext(namespace, termination.certificate, clientCas);
         if (termination.upstream === "TLS" && termination.upstreamCA) upstreamCa = options.material.caBundle(namespace, termination.upstreamCA).pem;
       } catch (error) {
         refuse({ verdict: "refused", reason: `material-missing: ${(error as Error).message}`, ...(plan.rules[0] && { policy: plan.rules[0].policy, rule: plan.rules[0].rule }) });
@@ -87,7 +88,8 @@ export function createTlsTerminator(options: TlsTerminatorOptions): TlsTerminato
         isServer: true,
         secureContext,
         requestCert: plan.rules.some((rule) => rule.clientCertificate !== undefined),
-        // Checked below per rule (chain to that rule's CA, validity, names), not against all rules' CAs at once.
+        // OpenSSL checks the chain against the rules' CAs together; below, each rule is met only by a chain to
+        // its own CA (validity, names): a refusal is then logged with its reason instead of ending the handshake.
         rejectUnauthorized: false,
         // HTTP/1.1 only: a client offered h2 too (curl, browsers) would have it sent on as HTTP/2 to a pod that
         // may speak HTTP/1.1 only. A client that sends the HTTP/2 preface without ALPN gets HTTP/2, as in plain text.

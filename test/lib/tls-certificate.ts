@@ -71,6 +71,31 @@ export function makeCa(name: string): TestCa {
   return { dir, cert: readFileSync(certPath), certPath, keyPath };
 }
 
+/** What an intermediate CA carries beyond `CA:TRUE`: a path length limit, and other extension lines (`nameConstraints = …`). */
+export interface IntermediateOptions {
+  pathLen?: number;
+  extensions?: string[];
+}
+
+/** Issues an intermediate CA named `name`, signed by `parent` (valid a day), in a new temporary folder, ready to issue. */
+export function issueIntermediateCa(parent: TestCa, name: string, options: IntermediateOptions = {}): TestCa {
+  const dir = mkdtempSync(join(tmpdir(), "palisade-ca-"));
+  const keyPath = join(dir, "ca.key");
+  const certPath = join(dir, "ca.crt");
+  execFileSync("openssl", ["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", `/CN=${name}`, "-keyout", keyPath, "-out", join(dir, "ca.csr")], { stdio: "ignore" });
+  const basic = `basicConstraints = critical,CA:TRUE${options.pathLen === undefined ? "" : `,pathlen:${options.pathLen}`}`;
+  writeFileSync(join(dir, "ca.ext"), ["[intermediate]", basic, "keyUsage = critical,keyCertSign,cRLSign", ...(options.extensions ?? [])].join("\n") + "\n");
+  execFileSync("openssl", ["ca", "-batch", "-config", "ca.cnf", "-cert", parent.certPath, "-keyfile", parent.keyPath, "-in", join(dir, "ca.csr"), "-out", certPath, "-extfile", join(dir, "ca.ext"), "-extensions", "intermediate", "-notext", "-create_serial", "-days", "1"], {
+    cwd: parent.dir,
+    stdio: "ignore",
+    // The configuration's leaf sections read SAN; this certificate takes none of them.
+    env: { ...process.env, SAN: "DNS:unused" },
+  });
+  writeFileSync(join(dir, "index.txt"), "");
+  writeFileSync(join(dir, "ca.cnf"), CA_CONFIG);
+  return { dir, cert: readFileSync(certPath), certPath, keyPath };
+}
+
 /** What a leaf certificate holds: its names (`DNS:x`, `URI:y`), and its validity (by default from now for a day). */
 export interface LeafOptions {
   names: string[];
