@@ -13,7 +13,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { echoWebSocket } from "../../src/devcluster/node-runtime/websocket-echo.ts";
 
-export { acceptKey, encodeFrame, FrameReader } from "../../src/devcluster/node-runtime/websocket-echo.ts";
+export { acceptKey, echoWebSocket, encodeFrame, FrameReader } from "../../src/devcluster/node-runtime/websocket-echo.ts";
 export type { Frame } from "../../src/devcluster/node-runtime/websocket-echo.ts";
 
 /** What the echo server answers an upgrade request with, by its path. */
