@@ -23,11 +23,7 @@ const ALWAYS_HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection
  * ```
  */
 export function endToEndFields(rawHeaders: readonly string[]): [string, string][] {
-  const named = new Set<string>();
-  for (let index = 0; index + 1 < rawHeaders.length; index += 2) {
-    if (rawHeaders[index]?.toLowerCase() !== "connection") continue;
-    for (const option of (rawHeaders[index + 1] ?? "").split(",")) named.add(option.trim().toLowerCase());
-  }
+  const named = connectionOptions(rawHeaders);
   const fields: [string, string][] = [];
   for (let index = 0; index + 1 < rawHeaders.length; index += 2) {
     const name = rawHeaders[index] ?? "";
@@ -48,14 +44,27 @@ const NEVER_CONNECTION_OPTIONS = new Set(["host", "content-length", "transfer-en
  * two hops would read the message differently, so the request is refused.
  */
 export function framingFieldNamedByConnection(rawHeaders: readonly string[]): string | undefined {
-  for (let index = 0; index + 1 < rawHeaders.length; index += 2) {
-    if (rawHeaders[index]?.toLowerCase() !== "connection") continue;
-    for (const option of (rawHeaders[index + 1] ?? "").split(",")) {
-      const name = option.trim().toLowerCase();
-      if (NEVER_CONNECTION_OPTIONS.has(name)) return name;
-    }
+  for (const name of connectionOptions(rawHeaders)) {
+    if (NEVER_CONNECTION_OPTIONS.has(name)) return name;
   }
   return undefined;
+}
+
+/**
+ * The options of every `Connection` line of a message (Node's raw header list), lower case.
+ *
+ * @example
+ * ```ts
+ * connectionOptions(["Connection", "Upgrade, HTTP2-Settings", "Connection", "close"]); // Set {"upgrade", "http2-settings", "close"}
+ * ```
+ */
+export function connectionOptions(rawHeaders: readonly string[]): Set<string> {
+  const options = new Set<string>();
+  for (let index = 0; index + 1 < rawHeaders.length; index += 2) {
+    if (rawHeaders[index]?.toLowerCase() !== "connection") continue;
+    for (const option of (rawHeaders[index + 1] ?? "").split(",")) options.add(option.trim().toLowerCase());
+  }
+  return options;
 }
 
 /** Name/value pairs as Node's flat raw header list. */

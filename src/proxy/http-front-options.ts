@@ -81,6 +81,8 @@ export interface HttpFrontOptions {
   judge: HttpJudge;
   connectUpstream: ConnectUpstream;
   flowLog: (entry: HttpFlowLogEntry) => void;
+  /** Hears of each client connection switched to WebSocket (the server's 101 passed on, the sockets spliced). */
+  upgraded?: (connection: ConnectionInfo) => void;
   /** Bytes of one request's header block (request line and fields); more is refused with 400. Default 16 KiB. */
   maxHeaderSize?: number;
   /** Time to receive a complete header block (and, before it, the bytes that tell HTTP/1.1 from HTTP/2). Default 10 s. */

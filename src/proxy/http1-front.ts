@@ -18,6 +18,17 @@
  * per client connection (opened again if the server closes it), bodies
  * streamed both ways.
  *
+ * A request that asks to switch protocols (upgrade-request.ts) on a connection
+ * with no answer due leaves Node's parser (its `upgrade` event) and is served
+ * here: judged as any request, forwarded with its upgrade fields if it asks for
+ * WebSocket, without them otherwise. A 101 from the server switching to
+ * WebSocket is passed on and the two sockets spliced (splice.ts); any other
+ * answer is passed on and the connection goes back to the parser. Until the
+ * answer's head, the client may send nothing: it cannot know yet whether what
+ * it sends would be HTTP or WebSocket, so neither can the proxy (400, close).
+ * One asked for behind requests still unanswered gets 400 and the connection
+ * closes.
+ *
  * @module
  */
 import http from "node:http";
@@ -25,12 +36,17 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { httpRequestView } from "../policy/http-request.ts";
-import { endToEndFields, flatFields, framingFieldNamedByConnection } from "./hop-by-hop.ts";
+import type { HttpRequestView } from "../policy/http-rule.ts";
+import { connectionOptions, endToEndFields, flatFields, framingFieldNamedByConnection } from "./hop-by-hop.ts";
 import { UpstreamConnection } from "./http1-upstream.ts";
 import type { Exchange } from "./http1-upstream.ts";
+import type { ResponseHead } from "./http1-response.ts";
 import type { ConnectionInfo, HttpFlowLogEntry, HttpFrontOptions } from "./http-front-options.ts";
 import { HTTP_FRONT_DEFAULTS } from "./http-front-options.ts";
 import { judgeSafely } from "./safe-judge.ts";
+import type { SafeVerdict } from "./safe-judge.ts";
+import { resetSocket, spliceSockets } from "./splice.ts";
+import { asksUpgrade, upgradeAsk, WEBSOCKET } from "./upgrade-request.ts";
 
 /** The HTTP/1.1 server of the proxy; connections are handed to it, it never listens. */
 export interface Http1Front {
@@ -49,6 +65,18 @@ interface ConnectionState {
   active: Forwarded[];
   /** The parser failed (malformed bytes, a timeout): a 400 follows the responses still due, then the connection closes. */
   failed: boolean;
+  /** Responses to requests the parser delivered that have not finished: an upgrade is served only when there is none. */
+  unanswered: Set<ServerResponse>;
+  /** A response that closes the connection was written (400, 502). */
+  closing: boolean;
+}
+
+/** A request judged and allowed, and what the flow log says of it. */
+interface Admitted {
+  view: HttpRequestView;
+  query: string | undefined;
+  verdict: SafeVerdict;
+  logged: Omit<HttpFlowLogEntry, "protocol" | "verdict" | "status">;
 }
 
 /** One forwarded request. */
@@ -75,11 +103,16 @@ export function createHttp1Front(options: HttpFrontOptions): Http1Front {
     requestTimeout: options.requestTimeoutMs ?? HTTP_FRONT_DEFAULTS.requestTimeoutMs,
     keepAliveTimeout: options.keepAliveTimeoutMs ?? HTTP_FRONT_DEFAULTS.keepAliveTimeoutMs,
     connectionsCheckingInterval: options.timeoutCheckIntervalMs ?? HTTP_FRONT_DEFAULTS.timeoutCheckIntervalMs,
+    // The bytes after an upgrade request are known to be HTTP only once it is answered: it is served apart from the parser.
+    shouldUpgradeCallback: (request) => states.get(request.socket)?.unanswered.size === 0,
   });
   const states = new WeakMap<object, ConnectionState>();
+  /** Sockets taken from the parser: being upgraded, or spliced (with their upstream). */
+  const detached = new Set<Socket>();
   const log = (entry: Omit<HttpFlowLogEntry, "protocol">) => options.flowLog({ protocol: "HTTP/1.1", ...entry });
 
   function malformed(state: ConnectionState, request: IncomingMessage, response: ServerResponse, reason: string): void {
+    state.closing = true;
     log({ verdict: "malformed", connection: state.connection, method: request.method, path: request.url, status: 400, reason });
     response.writeHead(400, { "content-type": TEXT_PLAIN, "content-length": "11", connection: "close" });
     response.end("Bad Request");
@@ -111,6 +144,10 @@ export function createHttp1Front(options: HttpFrontOptions): Http1Front {
       return;
     }
     state.requests++;
+    state.unanswered.add(response);
+    const answered = () => state.unanswered.delete(response);
+    response.once("finish", answered);
+    response.once("close", answered);
     // llhttp may still refuse this request's framing after handing it over, in the same parse: judge it once that parse is over.
     queueMicrotask(() => {
       if (state.failed && !request.complete) return;
@@ -119,17 +156,27 @@ export function createHttp1Front(options: HttpFrontOptions): Http1Front {
   }
 
   function judgeAndForward(state: ConnectionState, request: IncomingMessage, response: ServerResponse, expectsContinue: boolean): void {
+    // Node's parser stopped after it and dropped what followed it in the same read: the connection ends after the 400.
+    if (asksUpgrade(request.rawHeaders)) return malformed(state, request, response, "Upgrade request behind requests not yet answered");
+    const admitted = admit(state, request, response, expectsContinue);
+    if (admitted === undefined) return;
+    if (expectsContinue) response.writeContinue();
+    forward(state, request, response, admitted);
+  }
+
+  /** Checks and judges a request: answers 400 or 403 itself, else says what to forward. */
+  function admit(state: ConnectionState, request: IncomingMessage, response: ServerResponse, expectsContinue: boolean): Admitted | undefined {
     const method = request.method ?? "";
-    if (request.httpVersion !== "1.1" && request.httpVersion !== "1.0") return malformed(state, request, response, `HTTP version ${request.httpVersion}`);
+    if (request.httpVersion !== "1.1" && request.httpVersion !== "1.0") return void malformed(state, request, response, `HTTP version ${request.httpVersion}`);
     if (request.httpVersion === "1.0" && request.headers["transfer-encoding"] !== undefined) {
-      return malformed(state, request, response, "Transfer-Encoding in an HTTP/1.0 request (RFC 9112 §6.1: framing faulty)");
+      return void malformed(state, request, response, "Transfer-Encoding in an HTTP/1.0 request (RFC 9112 §6.1: framing faulty)");
     }
     const framing = framingFieldNamedByConnection(request.rawHeaders);
-    if (framing !== undefined) return malformed(state, request, response, `Connection names ${framing}`);
+    if (framing !== undefined) return void malformed(state, request, response, `Connection names ${framing}`);
     const fields: [string, string][] = [];
     for (let index = 0; index + 1 < request.rawHeaders.length; index += 2) fields.push([request.rawHeaders[index] ?? "", request.rawHeaders[index + 1] ?? ""]);
     const accepted = httpRequestView({ method, target: request.url ?? "", fields });
-    if (!accepted.ok) return malformed(state, request, response, accepted.reason);
+    if (!accepted.ok) return void malformed(state, request, response, accepted.reason);
     const { view, query } = accepted;
     const verdict = judgeSafely(options.judge, view, state.connection);
     const logged = { connection: state.connection, method, host: view.host, path: view.path, policy: verdict.policy, rule: verdict.rule };
@@ -139,24 +186,27 @@ export function createHttp1Front(options: HttpFrontOptions): Http1Front {
       const close = expectsContinue && !request.complete;
       response.writeHead(403, { "content-type": TEXT_PLAIN, "content-length": "13", ...(close && { connection: "close" }) });
       response.end("Access denied");
-      return;
+      return undefined;
     }
-    if (expectsContinue) response.writeContinue();
-    forward(state, request, response, `${view.path}${query === undefined ? "" : `?${query}`}`, (status) => {
-      if (verdict.audit) log({ verdict: "audited", status, ...logged });
-    }, logged);
+    return { view, query, verdict, logged };
   }
 
+  /**
+   * Forwards an admitted request; `upgrade`: it asks for WebSocket (the Upgrade field as received), and who
+   * takes the upstream socket when the server agrees. Returns the exchange, to cancel.
+   */
   function forward(
     state: ConnectionState,
     request: IncomingMessage,
     response: ServerResponse,
-    target: string,
-    onStatus: (status: number) => void,
-    logged: Omit<HttpFlowLogEntry, "protocol" | "verdict" | "status">,
-  ): void {
+    { view, query, verdict, logged }: Admitted,
+    upgrade?: { value: string; switched(head: ResponseHead, upstream: Socket, rest: Buffer): void },
+  ): Exchange {
+    const onStatus = (status: number) => {
+      if (verdict.audit) log({ verdict: "audited", status, ...logged });
+    };
     // RFC 9110 §7.6.3: a proxy adds itself to Via. Node's parser has checked every name and value: they are written as received.
-    let head = `${request.method} ${target} HTTP/1.1\r\n`;
+    let head = `${request.method} ${view.path}${query === undefined ? "" : `?${query}`} HTTP/1.1\r\n`;
     let chunked = false;
     let length = 0;
     for (const [name, value] of endToEndFields(request.rawHeaders)) {
@@ -165,6 +215,8 @@ export function createHttp1Front(options: HttpFrontOptions): Http1Front {
       if (lower === "transfer-encoding") chunked = true;
       else if (lower === "content-length") length = Number(value);
     }
+    // The upgrade fields are hop-by-hop: the one upgrade the proxy honors is asked of the next hop anew.
+    if (upgrade) head += `Connection: Upgrade\r\nUpgrade: ${upgrade.value}\r\n`;
     head += `Via: ${request.httpVersion} palisade\r\n\r\n`;
     let finished = false;
     const done = () => {
@@ -179,6 +231,16 @@ export function createHttp1Front(options: HttpFrontOptions): Http1Front {
       chunked,
       // Node's parser has removed the chunked framing (its chunks go upstream framed anew) and checked the length.
       ...((chunked || length > 0) && { body: request }),
+      ...(upgrade && {
+        upgrade: {
+          protocol: WEBSOCKET,
+          switched(upstreamHead, upstream, rest) {
+            onStatus(upstreamHead.status);
+            done();
+            upgrade.switched(upstreamHead, upstream, rest);
+          },
+        },
+      }),
       sink: {
         head(upstreamHead) {
           onStatus(upstreamHead.status);
@@ -204,6 +266,7 @@ export function createHttp1Front(options: HttpFrontOptions): Http1Front {
             request.socket.destroy();
             return;
           }
+          state.closing = true;
           log({ verdict: "upstream-failed", status: 502, reason: error.message, ...logged });
           response.writeHead(502, { "content-type": TEXT_PLAIN, "content-length": "11", connection: "close" });
           response.end("Bad Gateway");
@@ -220,9 +283,97 @@ export function createHttp1Front(options: HttpFrontOptions): Http1Front {
     });
     request.on("error", () => state.upstream.cancel(sent));
     state.upstream.send(sent);
+    return sent;
+  }
+
+  /**
+   * Serves a request that asks to switch protocols, taken from the parser (the connection had no answer due).
+   * Until the answer's head, a byte from the client is refused (400, close); after it, what the client sends
+   * is held for the parser, which gets the connection back once the answer has ended, or the connection is
+   * spliced to the upstream after a 101.
+   */
+  function serveUpgrade(state: ConnectionState, request: IncomingMessage, socket: Socket, head: Buffer): void {
+    state.requests++;
+    detached.add(socket);
+    const forget = () => detached.delete(socket);
+    socket.once("close", forget);
+    // Node's keep-alive timer may still run on the socket; nobody listens to it any more.
+    socket.setTimeout(0);
+    const response = new http.ServerResponse(request);
+    response.assignSocket(socket);
+    const keepAlive = request.httpVersion === "1.1" && !connectionOptions(request.rawHeaders).has("close");
+    response.shouldKeepAlive = keepAlive;
+    const held: Buffer[] = [];
+    let exchange: Exchange | undefined;
+    const early = (reason: string) => {
+      if (exchange) state.upstream.cancel(exchange);
+      malformed(state, request, response, reason);
+    };
+    const onData = (chunk: Buffer) => {
+      if (state.closing) return;
+      if (!response.headersSent) return early("bytes sent after an Upgrade request before its answer");
+      held.push(chunk);
+      socket.pause();
+    };
+    // A client that half-closes or fails before the switch is gone: the socket ends writable too (no half-open), so no answer can follow.
+    const onEnd = () => socket.destroy();
+    const onError = () => socket.destroy();
+    socket.on("data", onData);
+    socket.on("end", onEnd);
+    socket.on("error", onError);
+    const release = () => {
+      socket.off("data", onData);
+      socket.off("end", onEnd);
+      socket.off("error", onError);
+      response.detachSocket(socket);
+    };
+    response.once("finish", () => {
+      release();
+      if (state.closing || !keepAlive) {
+        socket.end();
+        return;
+      }
+      // The answer was not a switch: the connection goes on as HTTP/1.1, with what the client sent since.
+      forget();
+      socket.off("close", forget);
+      server.emit("connection", socket);
+      if (held.length > 0) socket.emit("data", Buffer.concat(held));
+      socket.resume();
+    });
+
+    const ask = upgradeAsk(request.rawHeaders, request.httpVersion);
+    if (ask.kind === "refused") return malformed(state, request, response, ask.reason);
+    if (head.length > 0) return early("bytes sent after an Upgrade request before its answer");
+    const admitted = admit(state, request, response, false);
+    if (admitted === undefined) return;
+    if (ask.kind === "ignored") {
+      exchange = forward(state, request, response, admitted);
+      return;
+    }
+    exchange = forward(state, request, response, admitted, {
+      value: ask.value,
+      switched(upstreamHead, upstream, rest) {
+        release();
+        detached.add(upstream);
+        upstream.once("close", () => detached.delete(upstream));
+        options.upgraded?.(state.connection);
+        const fields = endToEndFields(upstreamHead.fields.flat());
+        const upgradeField = upstreamHead.fields.find(([name]) => name.toLowerCase() === "upgrade")![1];
+        fields.push(["Connection", "Upgrade"], ["Upgrade", upgradeField], ["Via", `${upstreamHead.version} palisade`]);
+        // The reader checked every name and value: they are written as received.
+        socket.write(`HTTP/1.1 101 ${upstreamHead.reason}\r\n${fields.map(([name, value]) => `${name}: ${value}\r\n`).join("")}\r\n`, "latin1");
+        if (rest.length > 0) socket.write(rest);
+        spliceSockets(socket, upstream);
+      },
+    });
   }
 
   server.on("request", (request, response) => onRequest(request, response, false));
+  server.on("upgrade", (request: IncomingMessage, socket: Socket, head: Buffer) => {
+    const state = states.get(socket);
+    if (state === undefined) socket.destroy();
+    else serveUpgrade(state, request, socket, head);
+  });
   server.on("checkContinue", (request, response) => onRequest(request, response, true));
   server.on("connect", (request: IncomingMessage, socket: Duplex) => {
     const state = states.get(socket);
@@ -255,7 +406,7 @@ export function createHttp1Front(options: HttpFrontOptions): Http1Front {
   return {
     serve(socket, firstBytes, connection) {
       const upstream = new UpstreamConnection(() => options.connectUpstream(connection), options.maxHeaderSize ?? HTTP_FRONT_DEFAULTS.maxHeaderSize);
-      states.set(socket, { connection, upstream, requests: 0, active: [], failed: false });
+      states.set(socket, { connection, upstream, requests: 0, active: [], failed: false, unanswered: new Set(), closing: false });
       socket.once("close", () => upstream.destroy());
       server.emit("connection", socket);
       // The parser has taken the socket over; the bytes read before it did are its first input.
@@ -264,6 +415,8 @@ export function createHttp1Front(options: HttpFrontOptions): Http1Front {
     close() {
       server.closeAllConnections();
       server.close();
+      for (const socket of detached) resetSocket(socket);
+      detached.clear();
     },
   };
 }

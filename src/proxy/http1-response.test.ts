@@ -128,3 +128,57 @@ describe("upstream response reader", () => {
     assert.deepEqual(seen.heads[0]?.fields[0], ["X-A", "a"]);
   });
 });
+
+describe("a 101 to a request that asked to switch protocols", () => {
+  /** Feeds `bytes` (in pieces of `step`) to a reader expecting the answer to an upgrade to `protocol`. */
+  function switched(bytes: string, step: number, protocol = "websocket"): { head?: ResponseHead; rest: string; interim: number } {
+    const reader = new ResponseReader(1024);
+    const seen: { head?: ResponseHead; rest: string; interim: number } = { rest: "", interim: 0 };
+    reader.expect("GET", { head: () => seen.interim++, data: () => undefined, end: () => undefined }, {
+      protocol,
+      switched: (head, rest) => {
+        seen.head = head;
+        seen.rest = rest.toString("latin1");
+      },
+    });
+    const buffer = Buffer.from(bytes, "latin1");
+    for (let offset = 0; offset < buffer.length && seen.head === undefined; offset += step) reader.push(buffer.subarray(offset, offset + step));
+    return seen;
+  }
+
+  for (const step of [1, 7, 4096]) {
+    test(`switches, after a 100, with the new protocol's first bytes as what follows (pieces of ${step})`, () => {
+      const bytes = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 101 Switching Protocols\r\nUpgrade: WebSocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: x\r\n\r\n\u0081\u0002hi";
+      const seen = switched(bytes, step);
+      assert.equal(seen.head?.status, 101);
+      assert.deepEqual(seen.head?.fields.map(([name]) => name), ["Upgrade", "Connection", "Sec-WebSocket-Accept"]);
+      assert.equal(seen.interim, 0, "a head was reported as a response");
+      // The rest of the piece that ended the head; later pieces are no longer the reader's.
+      const headEnd = bytes.lastIndexOf("\r\n\r\n") + 4;
+      assert.equal(seen.rest, bytes.slice(headEnd, Math.ceil(headEnd / step) * step));
+    });
+  }
+
+  test("a non-101 answer is an ordinary response", () => {
+    const reader = new ResponseReader(1024);
+    const statuses: number[] = [];
+    let ended = false;
+    reader.expect("GET", { head: (head) => statuses.push(head.status), data: () => undefined, end: () => (ended = true) }, { protocol: "websocket", switched: () => assert.fail("switched") });
+    reader.push(Buffer.from("HTTP/1.1 426 Upgrade Required\r\nContent-Length: 2\r\n\r\nno", "latin1"));
+    assert.deepEqual(statuses, [426]);
+    assert.equal(ended, true);
+  });
+
+  const REFUSED: [string, string, RegExp][] = [
+    ["to another protocol", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n", /to "h2c", not to the websocket asked for/],
+    ["to several protocols", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket, h2c\r\n\r\n", /to "websocket, h2c"/],
+    ["naming no protocol", "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n\r\n", /to ""/],
+    ["in two Upgrade lines", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nUpgrade: websocket\r\n\r\n", /to "websocket, websocket"/],
+    ["in HTTP/1.0", "HTTP/1.0 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n", /HTTP\/1\.0/],
+  ];
+  for (const [name, bytes, message] of REFUSED) {
+    test(`a 101 ${name} is refused`, () => {
+      assert.throws(() => switched(bytes, 4096), (error: unknown) => error instanceof ResponseError && message.test(error.message));
+    });
+  }
+});

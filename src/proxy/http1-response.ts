@@ -11,8 +11,9 @@
  * that does not end in chunked on a reused connection, a chunk size that is
  * not hex or too long, bytes nobody asked for. A 1xx answer other than 101 is
  * read and dropped (Node's HTTP client does the same; the proxy answers
- * `Expect: 100-continue` itself); 101 is an error (the proxy never forwards
- * Upgrade).
+ * `Expect: 100-continue` itself). A 101 is an error unless the request asked
+ * to switch to the protocol the 101 names, alone, in HTTP/1.1: then the
+ * reader stops, and what follows the 101 is the new protocol's.
  *
  * @module
  */
@@ -37,6 +38,14 @@ export interface ResponseSink {
    * byte beyond the response).
    */
   end(trailers: [string, string][], reusable: boolean): void;
+}
+
+/** A request that asked to switch protocols: which one, and who hears of a 101 switching to it. */
+export interface ResponseUpgrade {
+  /** The protocol name, lower case. */
+  protocol: string;
+  /** The 101 came: `rest` is what followed its head (the new protocol's first bytes); the reader reads no more. */
+  switched(head: ResponseHead, rest: Buffer): void;
 }
 
 /** An upstream response that cannot be read one way only. */
@@ -132,6 +141,7 @@ export class ResponseReader {
   #reusable = false;
   #trailers: [string, string][] = [];
   #method = "";
+  #upgrade: ResponseUpgrade | undefined;
 
   /** `maxHeaderSize`: bytes of a header block (or a trailer section), status line included. */
   constructor(maxHeaderSize: number) {
@@ -143,11 +153,12 @@ export class ResponseReader {
     return this.#sink !== undefined;
   }
 
-  /** The response to a request with `method` comes next; `sink` hears of it. */
-  expect(method: string, sink: ResponseSink): void {
+  /** The response to a request with `method` comes next; `sink` hears of it, `upgrade` of a 101 if the request asked for one. */
+  expect(method: string, sink: ResponseSink, upgrade?: ResponseUpgrade): void {
     if (this.#sink !== undefined) throw new Error("A response is already under way");
     this.#sink = sink;
     this.#method = method;
+    this.#upgrade = upgrade;
     this.#head = undefined;
     this.#body = undefined;
     this.#trailers = [];
@@ -187,8 +198,10 @@ export class ResponseReader {
         if (end + 4 > this.#maxHeaderSize) throw new ResponseError("header block too large");
         const block = input.toString("latin1", 0, end);
         input = input.subarray(end + 4);
+        const read = this.#readHead(block);
         // A response without a body ends with its head.
-        if (this.#readHead(block)) return this.#complete(this.#reusable, input);
+        if (read === "complete") return this.#complete(this.#reusable, input);
+        if (read === "switched") return this.#switch(input);
         continue;
       }
       const body = this.#body!;
@@ -248,19 +261,43 @@ export class ResponseReader {
     }
   }
 
-  /** Reads a header block; true when it ends the response (no body). */
-  #readHead(block: string): boolean {
+  /** Reads a header block: a response without a body is complete; a 101 switched; otherwise more follows. */
+  #readHead(block: string): "complete" | "switched" | "more" {
     const [statusLine, lines] = splitLines(block, "header block");
     const status = STATUS_LINE.exec(statusLine);
     if (status === null) throw new ResponseError("invalid status line");
     const head: ResponseHead = { version: status[1]!, status: Number(status[2]), reason: status[3]!, fields: parseFields(lines, "header block") };
-    if (head.status === 101) throw new ResponseError("101 Switching Protocols to a request that asked for no upgrade");
+    if (head.status === 101) {
+      this.#checkSwitch(head);
+      this.#head = head;
+      return "switched";
+    }
     // Interim answers are dropped; the final one follows on the same connection.
-    if (head.status < 200) return false;
+    if (head.status < 200) return "more";
     this.#head = head;
     this.#body = this.#framing(head);
     this.#sink!.head(head);
-    return this.#body === undefined;
+    return this.#body === undefined ? "complete" : "more";
+  }
+
+  /** A 101 must switch to the one protocol the request asked for: else the bytes after it are nobody's to judge. */
+  #checkSwitch(head: ResponseHead): void {
+    if (this.#upgrade === undefined) throw new ResponseError("101 Switching Protocols to a request that asked for no upgrade");
+    if (head.version !== "1.1") throw new ResponseError("101 Switching Protocols in HTTP/1.0");
+    const protocols = listElements(head.fields, "upgrade");
+    if (protocols.length !== 1 || protocols[0] !== this.#upgrade.protocol) {
+      throw new ResponseError(`101 Switching Protocols to "${protocols.join(", ")}", not to the ${this.#upgrade.protocol} asked for`);
+    }
+  }
+
+  /** Hands the connection over to the new protocol; the reader is done. */
+  #switch(rest: Buffer): void {
+    const head = this.#head!;
+    const upgrade = this.#upgrade!;
+    this.#sink = undefined;
+    this.#head = undefined;
+    this.#upgrade = undefined;
+    upgrade.switched(head, rest);
   }
 
   /** RFC 9112 §6.3: how the body of `head` is delimited; undefined when it has none. */

@@ -4,7 +4,9 @@
  * again when the server closed it), requests written on it one at a time in
  * the order given, each response read by http1-response.ts. Lighter than
  * Node's HTTP client by the agent, request and message objects it builds per
- * request, which cost the proxy about twice its own work.
+ * request, which cost the proxy about twice its own work. A request that
+ * asked to switch protocols and got its 101 takes the socket with it: the
+ * connection carries no more requests.
  *
  * @module
  */
@@ -24,6 +26,14 @@ export interface ExchangeSink {
   fail(error: Error, answered: boolean): void;
 }
 
+/** A request that asks to switch protocols: which one, and who takes the socket when the server agrees. */
+export interface ExchangeUpgrade {
+  /** The protocol name, lower case. */
+  protocol: string;
+  /** The 101 came: `socket` is the caller's from now on (no listener of this file left on it); `rest`: what followed the 101. */
+  switched(head: ResponseHead, socket: Socket, rest: Buffer): void;
+}
+
 /** One request to forward. */
 export interface Exchange {
   method: string;
@@ -33,6 +43,7 @@ export interface Exchange {
   body?: Readable;
   chunked: boolean;
   sink: ExchangeSink;
+  upgrade?: ExchangeUpgrade;
 }
 
 /** The exchange on the wire: its request written or being written, its response awaited or being read. */
@@ -56,6 +67,8 @@ export class UpstreamConnection {
   #current: InFlight | undefined;
   /** Body bytes of the read being parsed, handed over once the read is parsed. */
   #chunks: Buffer[] = [];
+  /** Removes this file's listeners from {@link #socket}. */
+  #release: () => void = () => {};
   #destroyed = false;
 
   constructor(open: () => Promise<Socket>, maxHeaderSize: number) {
@@ -129,10 +142,20 @@ export class UpstreamConnection {
     this.#socket = socket;
     this.#reader = reader;
     socket.setNoDelay(true);
-    socket.on("data", (bytes: Buffer) => this.#received(socket, bytes));
-    socket.on("end", () => this.#ended(socket));
-    socket.on("error", (error) => this.#lost(socket, error));
-    socket.on("close", () => this.#lost(socket, new Error("upstream connection closed")));
+    const onData = (bytes: Buffer) => this.#received(socket, bytes);
+    const onEnd = () => this.#ended(socket);
+    const onError = (error: Error) => this.#lost(socket, error);
+    const onClose = () => this.#lost(socket, new Error("upstream connection closed"));
+    socket.on("data", onData);
+    socket.on("end", onEnd);
+    socket.on("error", onError);
+    socket.on("close", onClose);
+    this.#release = () => {
+      socket.off("data", onData);
+      socket.off("end", onEnd);
+      socket.off("error", onError);
+      socket.off("close", onClose);
+    };
     return reader;
   }
 
@@ -145,7 +168,7 @@ export class UpstreamConnection {
       },
       data: (chunk) => this.#chunks.push(chunk),
       end: (trailers, reusable) => this.#finished(current, trailers, reusable),
-    });
+    }, exchange.upgrade && { protocol: exchange.upgrade.protocol, switched: (head, rest) => this.#switched(socket, current, head, rest) });
     socket.write(exchange.head, "latin1");
     const body = exchange.body;
     if (body === undefined) return;
@@ -204,6 +227,17 @@ export class UpstreamConnection {
     }
     current.exchange.sink.end(chunks, trailers);
     this.#next();
+  }
+
+  /** The server switched protocols: the socket goes to the exchange, and this connection is done. */
+  #switched(socket: Socket, current: InFlight, head: ResponseHead, rest: Buffer): void {
+    this.#release();
+    this.#socket = undefined;
+    this.#reader = undefined;
+    this.#current = undefined;
+    this.#destroyed = true;
+    this.#queue.length = 0;
+    current.exchange.upgrade!.switched(head, socket, rest);
   }
 
   /** The server closed its side: ends a body delimited by the close; the connection is not used again. */

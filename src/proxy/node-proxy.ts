@@ -147,6 +147,7 @@ export class NodeProxy {
         return verdict;
       },
       connectUpstream,
+      upgraded: () => metrics.upgraded(),
       flowLog: (entry) => {
         if (entry.verdict === "malformed") metrics.request("malformed");
         if (entry.verdict === "upstream-failed") metrics.upstreamFailed();

@@ -1,7 +1,7 @@
 /**
  * The proxy's metrics: requests and TLS connections by verdict and by the
- * policy and rule behind it, connections, upstream failures, and the HTTP
- * view in use, as Prometheus text.
+ * policy and rule behind it, connections, upgrades to WebSocket, upstream
+ * failures, and the HTTP view in use, as Prometheus text.
  *
  * @module
  */
@@ -57,6 +57,7 @@ export class ProxyMetrics {
   #open = 0;
   #accepted = 0;
   #upstreamFailures = 0;
+  #upgrades = 0;
 
   /** Counts one request's verdict (policy and rule empty when none was named). */
   request(verdict: RequestVerdict, policy = "", rule = ""): void {
@@ -94,6 +95,11 @@ export class ProxyMetrics {
     this.#upstreamFailures++;
   }
 
+  /** Counts a client connection switched to WebSocket after its judged upgrade request. */
+  upgraded(): void {
+    this.#upgrades++;
+  }
+
   /** Client connections open now. */
   get openConnections(): number {
     return this.#open;
@@ -128,6 +134,12 @@ export class ProxyMetrics {
         type: "counter",
         help: "Allowed requests answered 502 and allowed TLS connections reset: the upstream could not be reached or failed before answering.",
         samples: [{ value: this.#upstreamFailures }],
+      },
+      {
+        name: "palisade_proxy_upgrades_total",
+        type: "counter",
+        help: "Client connections switched to WebSocket: an allowed upgrade request answered 101 by the server, its bytes spliced from then on.",
+        samples: [{ value: this.#upgrades }],
       },
       { name: "palisade_proxy_connections", type: "gauge", help: "Client connections open.", samples: [{ value: this.#open }] },
       { name: "palisade_proxy_connections_total", type: "counter", help: "Client connections accepted.", samples: [{ value: this.#accepted }] },

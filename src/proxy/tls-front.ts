@@ -33,6 +33,7 @@ import type { ConnectionInfo, ConnectUpstream, HttpVerdict } from "./http-front-
 import { HTTP_FRONT_DEFAULTS } from "./http-front-options.ts";
 import { logFlow } from "./flow-log.ts";
 import { judgeSafely } from "./safe-judge.ts";
+import { resetSocket, spliceSockets } from "./splice.ts";
 import type { TlsTerminator } from "./tls-termination.ts";
 
 /**
@@ -108,21 +109,6 @@ export function logTlsFlow(logger: Logger, entry: TlsFlowLogEntry): void {
   logFlow(logger, "tls", FLOW_MESSAGES, entry);
 }
 
-/**
- * Ends a socket with an RST, or plainly once its sending half is closed: libuv refuses to reset a socket
- * being shut down (EINVAL), and Node then never closes its handle, which would leak.
- */
-function resetSocket(socket: Socket): void {
-  if (socket.destroyed) return;
-  if (socket.writableEnded) socket.destroy();
-  else socket.resetAndDestroy();
-}
-
-/** An RST from one side is passed on as an RST to the other. */
-function resetTogether(one: Socket, other: Socket): void {
-  one.on("error", () => resetSocket(other));
-}
-
 export function createTlsFront(options: TlsFrontOptions): TlsFront {
   /** Client sockets being served, and the upstream sockets of those spliced. */
   const served = new Set<Socket>();
@@ -143,8 +129,6 @@ export function createTlsFront(options: TlsFrontOptions): TlsFront {
       failed(error);
       return;
     }
-    // Either side may close its sending half while the other still sends (TLS close_notify, then FIN).
-    upstream.allowHalfOpen = true;
     if (client.destroyed) {
       resetSocket(upstream);
       return;
@@ -156,11 +140,8 @@ export function createTlsFront(options: TlsFrontOptions): TlsFront {
     upstream.once("error", (error) => {
       if (!connected) failed(error);
     });
-    resetTogether(upstream, client);
-    resetTogether(client, upstream);
     upstream.write(head);
-    client.pipe(upstream);
-    upstream.pipe(client);
+    spliceSockets(client, upstream);
   };
 
   return {

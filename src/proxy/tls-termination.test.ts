@@ -20,6 +20,7 @@ import type { AddressInfo } from "node:net";
 import tls from "node:tls";
 import { after, before, describe, test } from "node:test";
 import { RawConnection } from "../../test/lib/http-proxy-harness.ts";
+import { acceptKey, encodeFrame, FrameReader, echoWebSocket } from "../../test/lib/websocket-echo.ts";
 import { startViewProxy } from "../../test/lib/view-proxy.ts";
 import { issueCertificate, issueIntermediateCa, makeCa } from "../../test/lib/tls-certificate.ts";
 import type { TestCa, TestCertificate } from "../../test/lib/tls-certificate.ts";
@@ -95,6 +96,12 @@ describe("TLS termination through the node proxy", () => {
       request.on("end", () => response.end(`${scheme} ${request.method} ${request.url}`));
     };
     plainUpstream = http.createServer(answer("plain"));
+    plainUpstream.on("upgrade", (request: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+      if (request.url !== "/public/ws-reset") return echoWebSocket(request, socket, head);
+      // Switches, then resets the connection at the first frame.
+      socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptKey(String(request.headers["sec-websocket-key"]))}\r\n\r\n`);
+      socket.once("data", () => socket.resetAndDestroy());
+    });
     plainUpstream.listen(0, "127.0.0.1");
     await once(plainUpstream, "listening");
     upstreamPort = (plainUpstream.address() as AddressInfo).port;
@@ -320,5 +327,30 @@ describe("TLS termination through the node proxy", () => {
     assert.match(chunk.toString(), /^HTTP\/1\.1 200/);
     socket.destroy();
     material.put(copy("secret.x.api-tls", "3", { "tls.crt": proxyCert.cert, "tls.key": proxyCert.key }));
+  });
+
+  test("a WebSocket inside a terminated connection: judged, switched, echoed; the pod's reset ends the client's TLS connection", async () => {
+    world = compileHttpWorld([ebpf("api", { ingress: [rule({ termination }, publicGets)] })]);
+    for (const [path, resets] of [["/public/ws", false], ["/public/ws-reset", true]] as const) {
+      const socket = tls.connect({ port: proxyPort(), host: "127.0.0.1", servername: "api.shop.example", ca: serverCa.cert, ALPNProtocols: ["http/1.1"] });
+      socket.on("error", () => undefined);
+      await once(socket, "secureConnect");
+      socket.write(`GET ${path} HTTP/1.1\r\nHost: api.shop.example\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+      let received = Buffer.alloc(0);
+      while (!received.includes("\r\n\r\n")) received = Buffer.concat([received, (await once(socket, "data"))[0] as Buffer]);
+      assert.match(received.toString("latin1"), /^HTTP\/1\.1 101 /);
+      const closed = once(socket, "close");
+      socket.write(encodeFrame({ fin: true, opcode: 0x1, payload: Buffer.from("inside TLS") }, Buffer.from([1, 2, 3, 4])));
+      if (resets) {
+        await closed;
+        continue;
+      }
+      const reader = new FrameReader();
+      let frames = reader.push(received.subarray(received.indexOf("\r\n\r\n") + 4));
+      while (frames.length === 0) frames = reader.push((await once(socket, "data"))[0] as Buffer);
+      assert.equal(frames[0]?.payload.toString(), "inside TLS");
+      socket.destroy();
+    }
+    assert.deepEqual((await exchange({})).map((r) => r.status), [200], "the proxy goes on");
   });
 });

@@ -8,7 +8,9 @@
  * connection, a Deny rule refuses whatever allows, `/public/../admin` is
  * `/admin`; flows on ports without HTTP rules never reach the proxy; the
  * proxy's flow log and counters name the policy and rule; the proxy down
- * fails closed for ruled flows only. Needs root and the cached control plane.
+ * fails closed for ruled flows only; a WebSocket (Node's client in the pod)
+ * through the rule echoes, and one to a denied path is refused. Needs root
+ * and the cached control plane.
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -143,6 +145,46 @@ test("HTTP/2 with prior knowledge: each stream is judged, and the connection car
     assert.equal(curl(client.netns, [url(b.ips[1] as string, 8082, "/admin")], { http2: true })[0]?.status, 403, "IPv6, denied path");
     assert.deepEqual(http2Streams(client.netns, b.ips[0] as string, 8082, ["/a", "/admin/x", "/b"]), [200, 403, 200]);
   }
+});
+
+/**
+ * Node's WebSocket client run in `netns`, once per URL: three messages and their echoes, then a close;
+ * `refused` when the handshake fails (a 403 is no 101).
+ */
+function webSockets(netns: string, urls: string[]): ({ echoes: string[]; code: number } | "refused")[] {
+  const script = `
+    const results = [];
+    for (const url of JSON.parse(process.argv[1])) {
+      results.push(await new Promise((resolve) => {
+        const socket = new WebSocket(url);
+        const echoes = [];
+        socket.onerror = () => resolve("refused");
+        socket.onopen = () => socket.send("m0");
+        socket.onmessage = (event) => {
+          echoes.push(event.data);
+          if (echoes.length < 3) socket.send("m" + echoes.length);
+          else socket.close(1000);
+        };
+        socket.onclose = (event) => event.wasClean && resolve({ echoes, code: event.code });
+      }));
+    }
+    console.log(JSON.stringify(results));`;
+  const run = spawnSync("ip", ["netns", "exec", netns, process.execPath, "--input-type=module", "-e", script, JSON.stringify(urls)], { encoding: "utf8", timeout: 20_000 });
+  assert.equal(run.status, 0, `WebSockets from ${netns} failed: ${run.stderr}`);
+  return JSON.parse(run.stdout) as ({ echoes: string[]; code: number } | "refused")[];
+}
+
+test("a WebSocket through the HTTP rule: its handshake judged, its messages echoed both ways; the Deny rule refuses one", async () => {
+  const node = devNodeSpec(network, 1);
+  const before = await metric(proxyMetricsUrl(node), /^palisade_proxy_upgrades_total /);
+  for (const [client, family] of [[a, 0], [c, 1]] as const) {
+    const server = b.ips[family] as string;
+    const ws = (path: string) => url(server, 8080, path).replace(/^http:/, "ws:");
+    assert.deepEqual(webSockets(client.netns, [ws("/public/ws"), ws("/admin/ws")]), [{ echoes: ["m0", "m1", "m2"], code: 1000 }, "refused"], `from ${client.ips[family]}`);
+  }
+  assert.equal(await metric(proxyMetricsUrl(node), /^palisade_proxy_upgrades_total /), before + 2, "both switched connections counted on the server's node");
+  const log = readFileSync(join(cluster.folder.layout.logs, `proxy-${node.name}.log`), "utf8");
+  assert.match(log, /"verdict":"refused".*"path":"\/admin\/ws"/);
 });
 
 test("flows on a port without HTTP rules stay in the kernel; the proxy's counters and flow log name the rule", async () => {

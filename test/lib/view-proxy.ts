@@ -18,7 +18,8 @@ export interface ViewProxyOptions {
   /** The flow a loopback connection stands for. */
   flow: (connection: ConnectionInfo) => ConnectionInfo;
   connectUpstream: ConnectUpstream;
-  material: TlsMaterialStore;
+  /** Without it, connections rules would terminate are reset. */
+  material?: TlsMaterialStore;
   /** Where flow-log lines go (JSON); nowhere by default. */
   log?: (line: string) => void;
 }
@@ -38,6 +39,6 @@ export function startViewProxy(options: ViewProxyOptions): Promise<NodeProxy> {
     logger: jsonLogger("info", {}, options.log ?? (() => undefined)),
     metricsPort: 0,
     metricsHost: "127.0.0.1",
-    material: options.material,
+    ...(options.material && { material: options.material }),
   });
 }

@@ -8,7 +8,8 @@
  * keep-alive, and one in `http2` mode (name starting with `http2` or
  * `grpc`) HTTP/2 cleartext with prior knowledge: any method and path get 200
  * and a JSON body naming the pod, the protocol, the method, the path and the
- * client address the server saw. SCTP ports
+ * client address the server saw; a WebSocket handshake on an `http` port
+ * switches to an echo of its messages (websocket-echo.ts). SCTP ports
  * are answered by a `palisade-sctp serve` child over raw sockets (the kernel
  * may have no SCTP sockets): an INIT gets an INIT ACK, or an ABORT on a port
  * not served. Prints "ready" once every socket listens and the child is
@@ -23,6 +24,7 @@ import http2 from "node:http2";
 import { createServer } from "node:net";
 import { createInterface } from "node:readline";
 import { sctpRawBinary } from "./sctp-raw.ts";
+import { echoWebSocket } from "./websocket-echo.ts";
 
 /** A port the pod server listens on. */
 export interface PodServerPort {
@@ -104,6 +106,8 @@ function serveHttp(pod: string, port: number, mode: "http" | "http2", bound: () 
         response.end(body);
       });
     });
+    // A WebSocket handshake on the HTTP/1.1 port switches to an echo of its messages.
+    server.on("upgrade", echoWebSocket);
     server.listen(listen, bound);
     return;
   }
