@@ -8,7 +8,7 @@ import type { PalisadeIdentity } from "../policy/api-types.ts";
 import { FIRST_NODE_LOCAL_IDENTITY } from "../policy/identity-object.ts";
 import { MemoryDatapath } from "../../test/lib/memory-datapath.ts";
 import { MemoryObjects, namespace, networkPolicy, pod } from "../../test/lib/memory-objects.ts";
-import { admits, identityTable, NODE, numberKeys, onlyAllowed, PODS, worldOptions, worldPod } from "../../test/lib/agent-world.ts";
+import { admits, clientsIn, identityTable, NODE, numberKeys, onlyAllowed, PODS, policyEntriesUnder, worldOptions, worldPod } from "../../test/lib/agent-world.ts";
 import type { PodName } from "../../test/lib/agent-world.ts";
 import type { WatchedKind } from "./cluster-watch.ts";
 import { Reconciler } from "./reconciler.ts";
@@ -346,24 +346,9 @@ describe("Reconciler", () => {
   });
 
   describe("with a policy map too small for the desired state", () => {
-    /** Ingress to client pods from every pod of x on port 80: b's entries. */
-    const clientsIn = (): KubernetesObject => networkPolicy("x/clients-in", 1, { podSelector: { matchLabels: { role: "client" } }, policyTypes: ["Ingress"], ingress: [{ from: [{ podSelector: {} }], ports: [{ protocol: "TCP", port: 80 }] }] });
-
-    /** The policy entries the cluster needs with only `policy` applied: one endpoint's slot. */
-    async function entriesWith(policy: KubernetesObject): Promise<number> {
-      const h = harness();
-      await h.put(namespace("x"));
-      await h.putPod("x/a", { app: "web" });
-      await h.putPod("x/b", { role: "client" });
-      await h.putPod("x/c", { role: "allowed" });
-      await h.put(policy);
-      await h.commit();
-      return h.datapath.policy.size;
-    }
-
     it("keeps the endpoints that fit exactly enforced, fails the other closed in its isolated direction, reports it once and does not retry; recovers once the need drops", async () => {
-      const forA = await entriesWith(onlyAllowed());
-      const forB = await entriesWith(clientsIn());
+      const forA = await policyEntriesUnder(onlyAllowed());
+      const forB = await policyEntriesUnder(clientsIn());
       assert.ok(forA > 0 && forB > 0);
       const h = harness();
       h.datapath.capacity = Math.max(forA, forB);
@@ -407,7 +392,7 @@ describe("Reconciler", () => {
 
     it("switches an endpoint to its new slot through fail closed when old and new entries together would not fit, never overfilling the map", async () => {
       const h = harness();
-      h.datapath.capacity = await entriesWith(onlyAllowed());
+      h.datapath.capacity = await policyEntriesUnder(onlyAllowed());
       await cluster(h);
       await h.commit();
       const writesBefore = h.datapath.writes.length;
