@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { randomBytes, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { describe, test } from "node:test";
 import { gzipSync } from "node:zlib";
 import {
@@ -12,9 +12,9 @@ import {
   reportConfigMapName,
   reportedNodeName,
   reportProblem,
-  type AppliedPolicy,
   type NodeReport,
 } from "./node-report.ts";
+import { incompressiblePolicies, realisticPolicies } from "../../test/lib/report-policies.ts";
 
 function configMap(name: string, report: NodeReport): { metadata: { name: string; namespace: string }; binaryData: Record<string, string> } {
   return { metadata: { name, namespace: "palisade-system" }, binaryData: { [REPORT_KEY]: encodeNodeReport(report).bytes.toString("base64") } };
@@ -44,17 +44,6 @@ const REPORT: NodeReport = {
 /** A report in its stored form, with one field replaced. */
 function encodedWith(field: string, value: unknown): unknown {
   return { ...REPORT, policies: { NetworkPolicy: { x: { p: [4, "u1"] } } }, [field]: value };
-}
-
-/** `count` policies named as real clusters name them: a few per namespace, names from a small vocabulary plus a number. */
-function realisticPolicies(count: number): AppliedPolicy[] {
-  const words = ["allow", "deny", "frontend", "backend", "api", "db", "ingress", "egress", "dns", "monitoring", "from", "to", "same-namespace"];
-  const policies: AppliedPolicy[] = [];
-  for (let i = 0; i < count; i++) {
-    const name = `${words[i % words.length]}-${words[(i * 7) % words.length]}-${words[(i * 3) % words.length]}-${i % 97}`;
-    policies.push({ kind: i % 3 === 0 ? "EBPFNetworkPolicy" : "NetworkPolicy", namespace: `team-${Math.floor(i / 10) % 1000}-prod-${Math.floor(i / 10000)}`, name: `${name}-${i}`, uid: randomUUID(), generation: 1 + (i % 5) });
-  }
-  return policies;
 }
 
 describe("reportedNodeName", () => {
@@ -95,8 +84,7 @@ describe("encodeNodeReport and parseNodeReport", () => {
   });
 
   test("leave the list out, saying how many it had, when even the compact form is over the limit", () => {
-    // Random 60-character names: about 45 compressed bytes each.
-    const policies = Array.from({ length: 30_000 }, (_, i): AppliedPolicy => ({ kind: "NetworkPolicy", namespace: "x", name: randomBytes(30).toString("hex"), uid: String(i), generation: 1 }));
+    const policies = incompressiblePolicies(30_000);
     const { bytes, overflow } = encodeNodeReport({ ...REPORT, policies });
     assert.equal(overflow, true);
     assert.ok(bytes.length < MAX_REPORT_BYTES);
