@@ -32,7 +32,12 @@ export type AttachedMode = "tcx" | "tc";
 export interface AgentDatapath {
   /** Writes one commit's diff. */
   apply(diff: StateDiff, ifindexOf: (podKey: string) => number | undefined): ApplyResult;
-  /** Makes the maps hold exactly `state`, writing only what differs from what they hold (a restarted agent's re-adoption). */
+  /** How many policy entries `pal_policy` holds at most (its `max_entries`). */
+  policyCapacity(): number;
+  /**
+   * Makes the maps hold exactly `state`, writing only what differs from what they hold (a restarted agent's re-adoption);
+   * when old and new policy entries together would not fit, endpoints whose slot changes are failed closed while it switches.
+   */
   replaceAll(state: DesiredState, ifindexOf: (podKey: string) => number | undefined): ApplyResult;
   /** What the ipcache holds now (what an earlier agent left pinned, before the first write). */
   readIpcache(): MapIpcacheEntry[];

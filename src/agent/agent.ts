@@ -65,6 +65,11 @@ export interface AgentOptions {
   /** Where the HTTP view for the node's proxy is published; {@linkcode DEFAULT_HTTP_VIEW_PATH} by default. */
   httpViewFile?: string;
   /**
+   * `pal_policy`'s max_entries, when the agent creates the map (a pinned map keeps the size it was
+   * created with: see docs/agent.md); the object's default (1,048,576) otherwise.
+   */
+  policyMapEntries?: number;
+  /**
    * The port of the node's proxy (`palisade proxy`): the agent sets up the routing that delivers
    * steered flows to it and tells the datapath. Absent: no proxy, and flows HTTP rules cover fail closed.
    */
@@ -137,7 +142,17 @@ export class Agent {
    * ready: await {@linkcode ready} for that.
    */
   static async start(options: AgentOptions): Promise<Agent> {
-    const datapath = Datapath.open({ pinRoot: options.pinRoot ?? DEFAULT_PIN_ROOT, ...(options.objectPath === undefined ? {} : { objectPath: options.objectPath }) });
+    const datapath = Datapath.open({
+      pinRoot: options.pinRoot ?? DEFAULT_PIN_ROOT,
+      ...(options.objectPath === undefined ? {} : { objectPath: options.objectPath }),
+      ...(options.policyMapEntries === undefined ? {} : { mapSizes: { policy: options.policyMapEntries } }),
+    });
+    if (options.policyMapEntries !== undefined && datapath.policyCapacity() !== options.policyMapEntries) {
+      options.logger.warn(
+        { requested: options.policyMapEntries, capacity: datapath.policyCapacity() },
+        `The pinned map pal_policy keeps its ${datapath.policyCapacity()} entries, not the ${options.policyMapEntries} asked for: a map is sized when it is created (see docs/agent.md)`,
+      );
+    }
     if (options.proxyPort === undefined) datapath.setProxy(undefined);
     else {
       const device = installProxyRouting();
@@ -209,6 +224,6 @@ export class Agent {
   /** The numbers /metrics serves. */
   metricsSnapshot(): MetricsSnapshot {
     const { reconciler } = this.#loop;
-    return snapshotMetrics({ compiled: reconciler.compiled, datapath: this.#datapath, commitStages: reconciler.commitStages, k8sEvents: this.#watch.events });
+    return snapshotMetrics({ compiled: reconciler.compiled, datapath: this.#datapath, reconciler, commitStages: reconciler.commitStages, k8sEvents: this.#watch.events });
   }
 }

@@ -6,16 +6,31 @@
  * resourceVersions move only at such a commit that also had every change
  * delivered so far behind it. The report is written only when it changed.
  *
+ * Writing it is not part of a commit: the maps hold the commit already. A
+ * write the API server refuses for what it says (400, 413, 422: retrying the
+ * same report cannot help) is logged once and not retried until the report
+ * changes; any other failure throws, for the caller to retry on its own
+ * backoff. Both are counted by reason.
+ *
  * @module
  */
-import type { AppliedPolicy, NodeReport } from "../k8s/node-report.ts";
+import { KubeApiError } from "../k8s/errors.ts";
+import type { Logger } from "../k8s/logger.ts";
+import { compareApplied } from "../k8s/node-report.ts";
+import type { AppliedPolicy, MapFull, NodeReport } from "../k8s/node-report.ts";
 import type { PolicyKind } from "../policy/compiler.ts";
 
 /**
- * Writes a node's report (the agent's: `writeNodeReport` through the API).
- * A failure throws; the commit is then retried, and the report with it.
+ * Writes a node's report (the agent's: `writeNodeReport` through the API);
+ * resolves to whether its policy list was left out for size.
  */
-export type ReportWriter = (report: NodeReport, signal: AbortSignal) => Promise<void>;
+export type ReportWriter = (report: NodeReport, signal: AbortSignal) => Promise<{ overflow: boolean }>;
+
+/** Why a report write failed: `rejected` by the API server for its content (not retried), or `unavailable` (retried). */
+export type ReportFailureReason = "rejected" | "unavailable";
+
+/** HTTP statuses that refuse the report itself: the same report would be refused again. */
+const REJECTED_STATUSES = new Set([400, 413, 422]);
 
 /** Up to which resourceVersion of pods and of namespaces every change is applied, and how many objects there were then. */
 export interface CaughtUp {
@@ -33,10 +48,8 @@ export interface CommitReport {
   pendingIdentities: number;
   /** Where the watch stood if every change it delivered was processed before this commit; `undefined` if some were not. */
   caughtUp: CaughtUp | undefined;
-}
-
-function compareApplied(a: AppliedPolicy, b: AppliedPolicy): number {
-  return a.kind.localeCompare(b.kind) || a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name);
+  /** Set when the desired state did not fit a map and endpoints were failed closed. */
+  mapFull?: MapFull | undefined;
 }
 
 /**
@@ -44,7 +57,7 @@ function compareApplied(a: AppliedPolicy, b: AppliedPolicy): number {
  *
  * @example
  * ```ts
- * const report = new EnforcementReport("node-1", (r, signal) => writeNodeReport(client, r, signal));
+ * const report = new EnforcementReport("node-1", (r, signal) => writeNodeReport(client, r, signal), logger);
  * report.fed({ kind: "NetworkPolicy", namespace: "x", name: "p", uid: "u1", generation: 2 });
  * report.committed({ endpoints: 3, pendingIdentities: 0, caughtUp }); // lists x/p at generation 2
  * await report.write(signal);
@@ -53,18 +66,30 @@ function compareApplied(a: AppliedPolicy, b: AppliedPolicy): number {
 export class EnforcementReport {
   readonly #node: string;
   readonly #write: ReportWriter;
+  readonly #log: Logger;
   /** Generations handed to the compiler, by `kind/namespace/name`. */
   readonly #fed = new Map<string, AppliedPolicy>();
   #applied: AppliedPolicy[] = [];
   #caughtUp: CaughtUp = { podResourceVersion: "", namespaceResourceVersion: "", pods: 0, namespaces: 0 };
   #endpoints = 0;
+  #mapFull: MapFull | undefined;
+  /** The content last written, or refused by the API server (then not tried again). */
   #lastWritten = "";
+  /** Whether the last report written left its policy list out for size. */
+  #overflow = false;
+  readonly #failures: Record<ReportFailureReason, number> = { rejected: 0, unavailable: 0 };
   /** When the last commit reached the maps: the report's `appliedAt`, not when the report is written. */
   #appliedAt = new Date(0);
 
-  constructor(node: string, write: ReportWriter) {
+  constructor(node: string, write: ReportWriter, logger: Logger) {
     this.#node = node;
     this.#write = write;
+    this.#log = logger;
+  }
+
+  /** Failed report writes since start, by reason. */
+  get failures(): Readonly<Record<ReportFailureReason, number>> {
+    return this.#failures;
   }
 
   /** A policy generation was handed to the compiler; it replaces the policy's earlier one. */
@@ -91,17 +116,39 @@ export class EnforcementReport {
   committed(commit: CommitReport): void {
     this.#appliedAt = new Date();
     this.#endpoints = commit.endpoints;
+    this.#mapFull = commit.mapFull;
     if (commit.pendingIdentities > 0) return;
     this.#applied = [...this.#fed.values()].sort(compareApplied);
     if (commit.caughtUp !== undefined) this.#caughtUp = commit.caughtUp;
   }
 
-  /** Writes the report if it changed since the last write. */
+  /**
+   * Writes the report if it changed since the last write (or refusal).
+   *
+   * @throws when the write failed for a reason other than its content (the API server unreachable, overloaded, ...): retry later.
+   */
   async write(signal: AbortSignal): Promise<void> {
-    const content = { node: this.#node, policies: this.#applied, endpoints: this.#endpoints, ...this.#caughtUp };
+    const content = { node: this.#node, policies: this.#applied, endpoints: this.#endpoints, ...this.#caughtUp, ...(this.#mapFull === undefined ? {} : { mapFull: this.#mapFull }) };
     const text = JSON.stringify(content);
     if (text === this.#lastWritten) return;
-    await this.#write({ ...content, appliedAt: this.#appliedAt.toISOString() }, signal);
+    let overflow: boolean;
+    try {
+      ({ overflow } = await this.#write({ ...content, appliedAt: this.#appliedAt.toISOString() }, signal));
+    } catch (error) {
+      if (!(error instanceof KubeApiError && REJECTED_STATUSES.has(error.code))) {
+        this.#failures.unavailable++;
+        throw error;
+      }
+      this.#failures.rejected++;
+      this.#lastWritten = text;
+      this.#log.error({ node: this.#node, policies: this.#applied.length, err: error }, `Cannot write the report of node "${this.#node}": the API server refused it (${error.code}); the maps hold the state, and the report is written again when it changes`);
+      return;
+    }
     this.#lastWritten = text;
+    if (overflow !== this.#overflow) {
+      if (overflow) this.#log.warn({ node: this.#node, policies: this.#applied.length }, `The report of node "${this.#node}" is too large to list its ${this.#applied.length} policies: written without the list, so readers cannot confirm them`);
+      else this.#log.info({ node: this.#node, policies: this.#applied.length }, `The report of node "${this.#node}" lists its policies again`);
+      this.#overflow = overflow;
+    }
   }
 }

@@ -1,6 +1,7 @@
 /**
  * The agent's entry point behind `palisade agent --node-name X
- * [--kubeconfig P] [--pin-root P] [--metrics-port N] [--identities cluster|local] [--http-view-file P] [--proxy-port N]`: parses the flags,
+ * [--kubeconfig P] [--pin-root P] [--metrics-port N] [--identities cluster|local] [--http-view-file P] [--proxy-port N]
+ * [--policy-map-entries N]`: parses the flags,
  * runs the agent until SIGINT or SIGTERM, and stops it cleanly (pinned
  * state stays in the kernel, so enforcement continues meanwhile).
  *
@@ -27,6 +28,8 @@ export interface RunAgentOptions {
   httpViewFile?: string;
   /** The node proxy's port; 0 = no proxy (flows HTTP rules cover fail closed). */
   proxyPort?: number;
+  /** `pal_policy`'s max_entries when the agent creates it; also `PALISADE_POLICY_MAP_ENTRIES`. */
+  policyMapEntries?: number;
 }
 
 /** The command line is wrong; the message says which flag. */
@@ -55,6 +58,7 @@ export function parseAgentArgs(args: string[]): RunAgentOptions {
         identities: { type: "string" },
         "http-view-file": { type: "string" },
         "proxy-port": { type: "string" },
+        "policy-map-entries": { type: "string" },
       },
       strict: true,
       allowPositionals: false,
@@ -81,6 +85,13 @@ export function parseAgentArgs(args: string[]): RunAgentOptions {
     if (flag === "metrics-port") options.metricsPort = n;
     else options.proxyPort = n;
   }
+  const entries = values["policy-map-entries"] ?? process.env["PALISADE_POLICY_MAP_ENTRIES"];
+  if (entries !== undefined) {
+    const n = Number(entries);
+    // The kernel's limit for a map's entries is far above any node's need; 2^31 keeps it an int.
+    if (!/^\d+$/.test(entries) || n < 1 || n > 2 ** 31) throw new AgentUsageError(`Cannot run agent: --policy-map-entries "${entries}" is not a whole number from 1 to 2147483648`);
+    options.policyMapEntries = n;
+  }
   return options;
 }
 
@@ -105,6 +116,7 @@ export async function runAgent(options: RunAgentOptions): Promise<void> {
     identities: options.identities ?? "cluster",
     ...(options.httpViewFile === undefined ? {} : { httpViewFile: options.httpViewFile }),
     ...(options.proxyPort === 0 ? {} : { proxyPort: options.proxyPort ?? DEFAULT_PROXY_PORT }),
+    ...(options.policyMapEntries === undefined ? {} : { policyMapEntries: options.policyMapEntries }),
   });
   logger.info({ signal: await stopSignal() }, "Stopping on signal");
   await agent.stop();

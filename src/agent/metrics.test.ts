@@ -15,6 +15,9 @@ describe("renderMetrics", () => {
     stages.report.observe(0.02);
     const text = renderMetrics({
       policyEntries: 12,
+      policyCapacity: 10,
+      endpointsFailedClosed: 1,
+      reportWriteFailures: { rejected: 1, unavailable: 4 },
       endpoints: 3,
       identities: 5,
       identitiesPending: 2,
@@ -26,6 +29,11 @@ describe("renderMetrics", () => {
     const lines = text.split("\n");
     for (const expected of [
       "palisade_policy_entries 12",
+      'palisade_map_max_entries{map="pal_policy"} 10',
+      'palisade_map_capacity_exceeded{map="pal_policy"} 1',
+      "palisade_endpoints_failed_closed 1",
+      'palisade_report_write_failures_total{reason="rejected"} 1',
+      'palisade_report_write_failures_total{reason="unavailable"} 4',
       "palisade_endpoints 3",
       "palisade_identities 5",
       "palisade_identities_pending 2",
@@ -64,7 +72,7 @@ describe("snapshotMetrics", () => {
     datapath.rules.set(ruleId, { packets: 4n, bytes: 240n });
     datapath.rules.set(ruleId + 100, { packets: 1n, bytes: 60n });
     datapath.reasons["policy-deny"] = { packets: 2n, bytes: 120n };
-    const snapshot = snapshotMetrics({ compiled: compiler, datapath, commitStages: Object.fromEntries(COMMIT_STAGES.map((stage) => [stage, new Histogram([1])])) as Record<CommitStage, Histogram>, k8sEvents: new Map() });
+    const snapshot = snapshotMetrics({ compiled: compiler, datapath, commitStages: Object.fromEntries(COMMIT_STAGES.map((stage) => [stage, new Histogram([1])])) as Record<CommitStage, Histogram>, k8sEvents: new Map(), reconciler: { mapFull: undefined, reportWriteFailures: { rejected: 0, unavailable: 0 } } });
     assert.deepEqual(snapshot.rules, [{ kind: "NetworkPolicy", policy: "x/web", rule: "ingress[0]", packets: 4n }]);
     assert.deepEqual(snapshot.verdicts, { "policy-deny": 2n });
     assert.equal(snapshot.endpoints, 1);

@@ -6,8 +6,11 @@
  * @module
  */
 import { renderPrometheus, type Histogram } from "../k8s/prometheus.ts";
+import { MAP_NAMES } from "../datapath/index.ts";
 import type { PolicyCompiler } from "../policy/compiler.ts";
 import type { AgentDatapath } from "./agent-datapath.ts";
+import type { ReportFailureReason } from "./enforcement-report.ts";
+import type { Reconciler } from "./reconciler.ts";
 
 /** Upper bounds of the commit-stage buckets, in seconds: a stage takes from microseconds to seconds. */
 export const COMMIT_STAGE_BUCKETS = [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5] as const;
@@ -35,7 +38,14 @@ export interface RuleVerdictSample {
 
 /** Everything {@linkcode renderMetrics} writes. */
 export interface MetricsSnapshot {
+  /** Policy entries the desired state needs (all written, unless `endpointsFailedClosed`). */
   policyEntries: number;
+  /** `pal_policy`'s max_entries. */
+  policyCapacity: number;
+  /** Local endpoints failed closed because their entries do not fit `pal_policy`. */
+  endpointsFailedClosed: number;
+  /** Failed report writes by reason. */
+  reportWriteFailures: Readonly<Record<ReportFailureReason, number>>;
   endpoints: number;
   identities: number;
   /** Identity keys waiting for their PalisadeIdentity object. */
@@ -52,8 +62,10 @@ export interface MetricsSnapshot {
 export interface MetricsSources {
   /** The compiler as of the last commit: sizes, pending identity keys, and what each rule id stands for. */
   compiled: Pick<PolicyCompiler, "stateCounts" | "pendingIdentityKeys" | "rule">;
-  /** The verdict counters. */
-  datapath: Pick<AgentDatapath, "ruleStats" | "reasonStats">;
+  /** The verdict counters and the policy map's capacity. */
+  datapath: Pick<AgentDatapath, "ruleStats" | "reasonStats" | "policyCapacity">;
+  /** What did not fit, and the report writes that failed. */
+  reconciler: Pick<Reconciler, "mapFull" | "reportWriteFailures">;
   commitStages: Readonly<Record<CommitStage, Histogram>>;
   /** Watch events received per kind. */
   k8sEvents: ReadonlyMap<string, number>;
@@ -82,6 +94,9 @@ export function snapshotMetrics(sources: MetricsSources): MetricsSnapshot {
   }
   return {
     policyEntries: counts.policyEntries,
+    policyCapacity: datapath.policyCapacity(),
+    endpointsFailedClosed: sources.reconciler.mapFull?.failedClosed.length ?? 0,
+    reportWriteFailures: { ...sources.reconciler.reportWriteFailures },
     endpoints: counts.endpoints,
     identities: counts.identities,
     identitiesPending: compiled.pendingIdentityKeys().length,
@@ -102,7 +117,26 @@ export function snapshotMetrics(sources: MetricsSources): MetricsSnapshot {
  */
 export function renderMetrics(s: MetricsSnapshot): string {
   return renderPrometheus([
-    { name: "palisade_policy_entries", type: "gauge", help: "Policy map entries the agent has written.", samples: [{ value: s.policyEntries }] },
+    { name: "palisade_policy_entries", type: "gauge", help: "Policy map entries the desired state needs (all written unless endpoints fail closed).", samples: [{ value: s.policyEntries }] },
+    { name: "palisade_map_max_entries", type: "gauge", help: "Capacity (max_entries) of a datapath map.", samples: [{ labels: { map: MAP_NAMES.policy }, value: s.policyCapacity }] },
+    {
+      name: "palisade_map_capacity_exceeded",
+      type: "gauge",
+      help: "1 while the desired state needs more entries than the map holds (some endpoints fail closed), else 0.",
+      samples: [{ labels: { map: MAP_NAMES.policy }, value: s.policyEntries > s.policyCapacity ? 1 : 0 }],
+    },
+    {
+      name: "palisade_endpoints_failed_closed",
+      type: "gauge",
+      help: "Local endpoints denied in every isolated direction because their policy entries do not fit the map.",
+      samples: [{ value: s.endpointsFailedClosed }],
+    },
+    {
+      name: "palisade_report_write_failures_total",
+      type: "counter",
+      help: "Node report writes that failed: rejected (the API server refused the report, not retried until it changes) or unavailable (retried).",
+      samples: Object.entries(s.reportWriteFailures).map(([reason, value]) => ({ labels: { reason }, value })),
+    },
     { name: "palisade_endpoints", type: "gauge", help: "Local pods enforced by this agent.", samples: [{ value: s.endpoints }] },
     { name: "palisade_identities", type: "gauge", help: "Security identities in use, reserved ones included.", samples: [{ value: s.identities }] },
     {

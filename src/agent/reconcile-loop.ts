@@ -4,9 +4,11 @@
  * (`Kind/namespace/name`) syncs that object, the `identities` key hands
  * renumbered identity keys to the compiler, and each of them queues a single
  * `commit` key behind them, which turns everything so far into one write to
- * the datapath. A commit with more keys queued behind it waits for them (at
+ * the datapath, and each commit a `report` key, which writes the node report
+ * if it changed. A commit with more keys queued behind it waits for them (at
  * most {@linkcode MAX_COMMIT_DELAY_MS}, so a steady stream of events cannot
- * starve it); a failed step is retried with backoff. The first commit runs
+ * starve it); a failed step is retried with backoff, each key on its own (a
+ * report the API server cannot take now never writes the maps again). The first commit runs
  * once the caller starts the loop (after the informers synced, so it lands
  * behind every initial object) and is the full sync.
  *
@@ -24,6 +26,8 @@ export const MAX_COMMIT_DELAY_MS = 200;
 const COMMIT = "commit";
 /** The queue key that hands identity keys whose number changed to the compiler. */
 const IDENTITIES = "identities";
+/** The queue key that writes the node report if it changed. */
+const REPORT = "report";
 
 /**
  * A node's reconcile loop.
@@ -99,6 +103,11 @@ export class ReconcileLoop {
       await this.#commit();
       return;
     }
+    if (key === REPORT) {
+      await this.reconciler.writeReport(this.#abort.signal);
+      this.#markReady();
+      return;
+    }
     this.#requestCommit();
     if (key === IDENTITIES) {
       this.reconciler.syncIdentities();
@@ -118,7 +127,7 @@ export class ReconcileLoop {
     this.#commitQueuedAt = 0;
     const receivedAt = this.#firstChangeAt;
     this.#firstChangeAt = undefined;
-    await this.reconciler.commit({ drained, signal: this.#abort.signal, ...(receivedAt === undefined ? {} : { receivedAt }) });
-    this.#markReady();
+    await this.reconciler.commit({ drained, ...(receivedAt === undefined ? {} : { receivedAt }) });
+    this.#queue.add(REPORT);
   }
 }

@@ -8,7 +8,7 @@ import type { PalisadeIdentity } from "../policy/api-types.ts";
 import { FIRST_NODE_LOCAL_IDENTITY } from "../policy/identity-object.ts";
 import { MemoryDatapath } from "../../test/lib/memory-datapath.ts";
 import { MemoryObjects, namespace, networkPolicy, pod } from "../../test/lib/memory-objects.ts";
-import { admits, identityTable, NODE, numberKeys, onlyAllowed, PODS, worldOptions, worldPod } from "../../test/lib/agent-world.ts";
+import { admits, clientsIn, identityTable, NODE, numberKeys, onlyAllowed, PODS, policyEntriesUnder, worldOptions, worldPod } from "../../test/lib/agent-world.ts";
 import type { PodName } from "../../test/lib/agent-world.ts";
 import type { WatchedKind } from "./cluster-watch.ts";
 import { Reconciler } from "./reconciler.ts";
@@ -50,6 +50,7 @@ function harness(options: { datapath?: MemoryDatapath; identityTable?: Cache<Pal
       identityTable: options.identityTable,
       writeReport: async (report) => {
         reports.push(report);
+        return { overflow: false };
       },
       logger: jsonLogger("debug", {}, (line) => logs.push(JSON.parse(line) as Record<string, unknown>)),
     }),
@@ -72,7 +73,8 @@ function harness(options: { datapath?: MemoryDatapath; identityTable?: Cache<Pal
       await reconciler.sync(kind, key);
     },
     commit: async () => {
-      await reconciler.commit({ drained: true, signal: SIGNAL });
+      await reconciler.commit({ drained: true });
+      await reconciler.writeReport(SIGNAL);
       return reports.at(-1);
     },
     admits: (from, to, port) => admits(datapath, from, to, port),
@@ -240,10 +242,10 @@ describe("Reconciler", () => {
     const h = harness();
     await h.put(namespace("x"));
     await h.putPod("x/a", { app: "web" });
-    await h.reconciler.commit({ drained: true, signal: SIGNAL, receivedAt: performance.now() });
+    await h.reconciler.commit({ drained: true, receivedAt: performance.now() });
     await h.commit();
     const counts = Object.fromEntries(Object.entries(h.reconciler.commitStages).map(([stage, histogram]) => [stage, histogram.count]));
-    assert.deepEqual(counts, { wait: 1, sync: 2, compile: 2, write: 2, report: 2 }, "a commit without a change it waited for has no wait");
+    assert.deepEqual(counts, { wait: 1, sync: 2, compile: 2, write: 2, report: 1 }, "a commit without a change it waited for has no wait; the report is written apart");
   });
 
   it("after a write that failed halfway, writes the whole state again and reports the policy only once it is in the maps", async () => {
@@ -294,7 +296,8 @@ describe("Reconciler", () => {
     await cluster(h);
     const first = await h.commit();
     await h.putPod("x/b", { role: "client", tier: "1" });
-    await h.reconciler.commit({ drained: false, signal: SIGNAL });
+    await h.reconciler.commit({ drained: false });
+    await h.reconciler.writeReport(SIGNAL);
     assert.equal(h.reports.length, 1, "nothing the report says changed");
     const report = await h.commit();
     assert.notEqual(report?.podResourceVersion, first?.podResourceVersion);
@@ -340,5 +343,66 @@ describe("Reconciler", () => {
     assert.ok(h.admits("x/c", "x/a", 81) && !h.admits("x/c", "x/a"));
     assert.ok(h.admits("x/a", "x/b"), "b is open again");
     assert.equal(errors().length, 2);
+  });
+
+  describe("with a policy map too small for the desired state", () => {
+    it("keeps the endpoints that fit exactly enforced, fails the other closed in its isolated direction, reports it once and does not retry; recovers once the need drops", async () => {
+      const forA = await policyEntriesUnder(onlyAllowed());
+      const forB = await policyEntriesUnder(clientsIn());
+      assert.ok(forA > 0 && forB > 0);
+      const h = harness();
+      h.datapath.capacity = Math.max(forA, forB);
+      await cluster(h);
+      await h.commit();
+      assert.equal(h.reconciler.mapFull, undefined);
+      assert.ok(h.admits("x/a", "x/b"), "b is not isolated yet");
+
+      await h.put(clientsIn());
+      const report = await h.commit();
+      const mapFull = { map: "pal_policy", needed: forA + forB, capacity: h.datapath.capacity, failedClosed: ["x/b"] };
+      assert.deepEqual(h.reconciler.mapFull, mapFull, "x/a sorts first and fits; x/b does not");
+      assert.deepEqual(report?.mapFull, mapFull);
+      assert.ok(h.admits("x/c", "x/a") && !h.admits("x/b", "x/a") && !h.admits("x/c", "x/a", 81), "a is enforced exactly");
+      assert.ok(!h.admits("x/a", "x/b") && !h.admits("x/c", "x/b"), "b is denied what its policy would allow: failed closed, not half written");
+      assert.equal(h.datapath.endpoints.get(12)?.slot, 0, "b points at the slot without entries");
+      assert.ok(h.datapath.peakPolicyEntries <= h.datapath.capacity);
+      const fullLogs = (): Record<string, unknown>[] => h.logs.filter((l) => String(l["msg"]).startsWith("Cannot program every endpoint"));
+      assert.equal(fullLogs().length, 1);
+      assert.equal(
+        fullLogs()[0]?.["msg"],
+        `Cannot program every endpoint: map pal_policy needs ${forA + forB} entries, its capacity is ${h.datapath.capacity}; 1 endpoints fail closed (denied in every direction a policy isolates them in) until it fits: x/b`,
+      );
+      await h.commit();
+      assert.equal(fullLogs().length, 1, "logged once per change");
+      // b's interface comes again (the pod's sandbox was recreated): its entry is written failed closed too.
+      h.datapath.endpoints.delete(12);
+      await h.putPod("x/b", { role: "client" });
+      await h.commit();
+      assert.equal(h.datapath.endpoints.get(12)?.slot, 0);
+
+      await h.remove("NetworkPolicy", "x/only-allowed");
+      const recovered = await h.commit();
+      assert.equal(h.reconciler.mapFull, undefined);
+      assert.equal(recovered?.mapFull, undefined);
+      assert.ok(h.admits("x/a", "x/b") && h.admits("x/c", "x/b") && !h.admits("x/c", "x/b", 81), "b is enforced as its policy says");
+      assert.ok(h.admits("x/b", "x/a", 81), "a is open again");
+      assert.ok(h.logs.some((l) => l["msg"] === "Map pal_policy fits the desired state again: every endpoint is programmed"));
+      assert.ok(h.datapath.peakPolicyEntries <= h.datapath.capacity);
+    });
+
+    it("switches an endpoint to its new slot through fail closed when old and new entries together would not fit, never overfilling the map", async () => {
+      const h = harness();
+      h.datapath.capacity = await policyEntriesUnder(onlyAllowed());
+      await cluster(h);
+      await h.commit();
+      const writesBefore = h.datapath.writes.length;
+      await h.put(onlyAllowed(2, 81));
+      await h.commit();
+      assert.equal(h.reconciler.mapFull, undefined, "the new state alone fits");
+      assert.equal(h.datapath.writes[writesBefore], "+endpoint 11", "a fails closed before its old entries go");
+      assert.match(h.datapath.writes[writesBefore + 1] ?? "", /^-policy /);
+      assert.ok(h.admits("x/c", "x/a", 81) && !h.admits("x/c", "x/a"));
+      assert.ok(h.datapath.peakPolicyEntries <= h.datapath.capacity);
+    });
   });
 });

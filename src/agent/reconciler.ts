@@ -23,16 +23,24 @@
  * enforced and reported; nothing else changes; the refusal is logged once per
  * generation, naming the object and the field.
  *
+ * A desired state whose policy entries do not fit `pal_policy` is not
+ * written in part: the endpoints that fit stay fully programmed, the others
+ * fail closed (see {@linkcode fitPolicyMap}), the commit succeeds (no
+ * retry), and the report says so until the state fits again.
+ *
  * @module
  */
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { isolationOfRefused, namespaceFromObject, podFromObject, policyFromObject } from "../api-objects/index.ts";
-import type { ApplyResult } from "../datapath/index.ts";
+import { failClosed, fitPolicyMap, MAP_NAMES } from "../datapath/index.ts";
+import type { ApplyResult, PolicyFit } from "../datapath/index.ts";
 import type { Cache } from "../k8s/cache.ts";
 import { parseObjectKey } from "../k8s/cache.ts";
 import type { Logger } from "../k8s/logger.ts";
+import type { MapFull } from "../k8s/node-report.ts";
 import { Histogram } from "../k8s/prometheus.ts";
 import type { PalisadeIdentity } from "../policy/api-types.ts";
+import type { EndpointState } from "../policy/desired-state.ts";
 import { PolicyCompiler } from "../policy/compiler.ts";
 import type { PolicyKind } from "../policy/compiler.ts";
 import type { HttpView } from "../policy/http-view.ts";
@@ -47,7 +55,7 @@ import type { AgentDatapath } from "./agent-datapath.ts";
 import { ClusterIdentityAllocator } from "./cluster-identities.ts";
 import type { WatchedKind, WatchedObjects } from "./cluster-watch.ts";
 import { EnforcementReport } from "./enforcement-report.ts";
-import type { ReportWriter } from "./enforcement-report.ts";
+import type { ReportFailureReason, ReportWriter } from "./enforcement-report.ts";
 import { COMMIT_STAGE_BUCKETS, COMMIT_STAGES } from "./metrics.ts";
 import type { CommitStage } from "./metrics.ts";
 import { PodAttachments } from "./pod-attachments.ts";
@@ -97,7 +105,8 @@ function writeCounts(result: ApplyResult): Record<string, number> {
  * ```ts
  * const reconciler = new Reconciler({ nodeName: "n1", objects, datapath, podInterface, writeReport, logger, onIdentitiesChanged: () => {}, resync: () => {} });
  * await reconciler.sync("Pod", "x/a");
- * await reconciler.commit({ drained: true, signal }); // the full sync; later commits write diffs
+ * await reconciler.commit({ drained: true }); // the full sync; later commits write diffs
+ * await reconciler.writeReport(signal);
  * ```
  */
 export class Reconciler {
@@ -124,6 +133,12 @@ export class Reconciler {
   /** Milliseconds spent in {@linkcode sync} since the last commit. */
   #syncMs = 0;
   #fullSyncDone = false;
+  /** Policy entries the map holds after the last write. */
+  #policyEntriesWritten = 0;
+  /** Set while the desired state does not fit `pal_policy`. */
+  #mapFull: MapFull | undefined;
+  /** Pods failed closed by the last commit, because their policy entries did not fit. */
+  #failedClosed = new Set<string>();
   readonly #publishHttpViewTo: ((view: HttpView) => void) | undefined;
   /** The HTTP view last published, as JSON. */
   #publishedHttpView: string | undefined;
@@ -146,13 +161,23 @@ export class Reconciler {
       this.#identities = new ClusterIdentityAllocator(options.identityTable, nodeLocal, (keys) => this.identityObjectsChanged(keys));
     }
     this.#compiler = new PolicyCompiler({ nodeName: options.nodeName, identities: this.#identities ?? new LocalIdentityAllocator({ last: MAX_IDENTITY, inUse: pinned }) });
-    this.#attachments = new PodAttachments(options.datapath, (pod) => this.#compiler.endpointOf(pod), options.logger);
-    this.#report = new EnforcementReport(options.nodeName, options.writeReport);
+    this.#attachments = new PodAttachments(options.datapath, (pod) => this.#endpointOf(pod), options.logger);
+    this.#report = new EnforcementReport(options.nodeName, options.writeReport, options.logger);
   }
 
   /** What the compiler holds after the last commit. */
   get compiled(): CompiledReads {
     return this.#compiler;
+  }
+
+  /** What does not fit `pal_policy` since the last commit; `undefined` when everything does. */
+  get mapFull(): MapFull | undefined {
+    return this.#mapFull;
+  }
+
+  /** Failed report writes since start, by reason. */
+  get reportWriteFailures(): Readonly<Record<ReportFailureReason, number>> {
+    return this.#report.failures;
   }
 
   /** How long each stage of the commits took. */
@@ -219,14 +244,18 @@ export class Reconciler {
 
   /**
    * Writes everything synced so far to the datapath (the first time as a
-   * full sync), attaches and detaches pod interfaces, and writes the node
-   * report if it changed. `drained` says whether every change delivered so
-   * far was synced before this commit: only then does the report move its
-   * resourceVersions.
+   * full sync), attaches and detaches pod interfaces, and updates what the
+   * node report says ({@linkcode writeReport} writes it). `drained` says
+   * whether every change delivered so far was synced before this commit:
+   * only then does the report move its resourceVersions.
    *
-   * @throws when the report cannot be written; the datapath holds the commit already, and a later commit writes the report.
+   * A diff is written while its new entries fit beside the old ones;
+   * otherwise the whole state is compared with the maps, fitted to
+   * `pal_policy` first if it does not fit at all.
+   *
+   * @throws when the maps cannot be written; the next commit compares them with the whole state.
    */
-  async commit(options: { drained: boolean; signal: AbortSignal; receivedAt?: number }): Promise<void> {
+  async commit(options: { drained: boolean; receivedAt?: number }): Promise<void> {
     const started = performance.now();
     const stage = (name: CommitStage, ms: number): void => this.#stages[name].observe(Math.max(0, ms) / 1000);
     if (options.receivedAt !== undefined) stage("wait", started - options.receivedAt - this.#syncMs);
@@ -235,20 +264,27 @@ export class Reconciler {
     const diff = this.#compiler.commit();
     const ifindexOf = (pod: string): number | undefined => this.#attachments.ifindexOf(pod);
     const fullSync = !this.#fullSyncDone;
-    // The full sync compares the datapath's maps with the whole state; later commits read narrowly.
-    const state = fullSync ? this.#compiler.state() : undefined;
+    const needed = this.#compiler.stateCounts().policyEntries;
+    const capacity = this.#datapath.policyCapacity();
+    // The full sync compares the datapath's maps with the whole state, as does a commit that may not fit; others read narrowly.
+    const incremental = !fullSync && this.#mapFull === undefined && this.#policyEntriesWritten + diff.policyUpserts.length <= capacity;
+    const state = incremental ? undefined : this.#compiler.state();
+    const fit = state !== undefined && needed > capacity ? fitPolicyMap(state, capacity) : undefined;
+    this.#failedClosed = new Set(fit?.failedClosed);
     this.#publishHttpView();
     const compiled = performance.now();
     stage("compile", compiled - started);
     let result: ApplyResult;
     try {
-      result = state ? this.#datapath.replaceAll(state, ifindexOf) : this.#datapath.apply(diff, ifindexOf);
+      result = state ? this.#datapath.replaceAll(fit?.state ?? state, ifindexOf) : this.#datapath.apply(diff, ifindexOf);
     } catch (error) {
       // The compiler moved on but the maps may hold any part of the diff: the
       // retry compares the maps with the whole desired state, so nothing is lost.
       this.#fullSyncDone = false;
       throw error;
     }
+    this.#policyEntriesWritten = fit?.state.policy.size ?? needed;
+    this.#setMapFull(fit, capacity);
     const endpoints = this.#compiler.stateCounts().endpoints;
     this.#attachments.committed(fullSync);
     const written = performance.now();
@@ -258,13 +294,50 @@ export class Reconciler {
     const pending = this.#compiler.pendingIdentityKeys().length;
     if (pending > 0) this.#log.debug({ pending }, "Identities pending: waiting for the operator's PalisadeIdentity objects");
     this.#log.debug({ ...result, skippedEndpoints: result.skippedEndpoints.length, seconds }, "Applied policy");
-    this.#report.committed({ endpoints, pendingIdentities: pending, caughtUp: options.drained ? this.#objects.position() : undefined });
+    this.#report.committed({ endpoints, pendingIdentities: pending, caughtUp: options.drained ? this.#objects.position() : undefined, mapFull: this.#mapFull });
     if (fullSync) {
       this.#fullSyncDone = true;
       this.#log.info({ endpoints, policies: this.#report.applied.length, ...writeCounts(result), seconds }, "Full sync applied");
     }
-    await this.#report.write(options.signal);
-    stage("report", performance.now() - written);
+  }
+
+  /**
+   * Writes the node report if it changed since the last write. Apart from
+   * the commit, so that a report the API server refuses (logged once, not
+   * retried until it changes) or cannot take now never makes the maps be
+   * written again.
+   *
+   * @throws when the API server could not be reached or was not ready: retry later.
+   */
+  async writeReport(signal: AbortSignal): Promise<void> {
+    const started = performance.now();
+    try {
+      await this.#report.write(signal);
+    } finally {
+      this.#stages.report.observe((performance.now() - started) / 1000);
+    }
+  }
+
+  /** A pod's endpoint state as the maps hold it: failed closed while its entries do not fit. */
+  #endpointOf(pod: string): EndpointState | undefined {
+    const state = this.#compiler.endpointOf(pod);
+    return state !== undefined && this.#failedClosed.has(pod) ? failClosed(state) : state;
+  }
+
+  /** Notes what did not fit `pal_policy`, logging each change of it once. */
+  #setMapFull(fit: PolicyFit | undefined, capacity: number): void {
+    const before = this.#mapFull;
+    this.#mapFull = fit === undefined ? undefined : { map: MAP_NAMES.policy, needed: fit.needed, capacity, failedClosed: fit.failedClosed };
+    if (JSON.stringify(before) === JSON.stringify(this.#mapFull)) return;
+    if (this.#mapFull !== undefined) {
+      const { map, needed, failedClosed } = this.#mapFull;
+      this.#log.error(
+        { map, needed, capacity, failedClosed },
+        `Cannot program every endpoint: map ${map} needs ${needed} entries, its capacity is ${capacity}; ${failedClosed.length} endpoints fail closed (denied in every direction a policy isolates them in) until it fits: ${failedClosed.join(", ")}`,
+      );
+    } else if (before !== undefined) {
+      this.#log.info({ map: before.map, capacity }, `Map ${before.map} fits the desired state again: every endpoint is programmed`);
+    }
   }
 
   /** Publishes the HTTP view if it changed since the last one published; a failure is logged and retried at the next commit. */

@@ -23,7 +23,7 @@ const EXPLAIN_HELP = `  palisade explain -f PATH... [--from NS/POD|IP --to NS/PO
       {"port","protocol","pairs":[...]}).`;
 
 const AGENT_HELP = `  palisade agent --node-name NODE [--kubeconfig PATH] [--pin-root DIR] [--metrics-port N] [--identities cluster|local]
-                 [--http-view-file PATH] [--proxy-port N]
+                 [--http-view-file PATH] [--proxy-port N] [--policy-map-entries N]
       Runs the node agent: compiles the policies for NODE's pods into the eBPF maps pinned under
       DIR (/sys/fs/bpf/palisade), attaches the datapath to each local pod's interface, reports what
       it enforces in ConfigMap palisade-system/palisade-node-NODE, logs denied flows as JSON lines,
@@ -32,7 +32,8 @@ const AGENT_HELP = `  palisade agent --node-name NODE [--kubeconfig PATH] [--pin
       for an agent run without an operator). Flows that HTTP or TLS rules cover are steered to the
       node's proxy on --proxy-port (15001; 0: no proxy, such flows fail closed), which judges requests
       and ClientHellos by the view the agent writes to --http-view-file (/run/palisade/http-view.json).
-      Needs root.`;
+      --policy-map-entries (or PALISADE_POLICY_MAP_ENTRIES) sizes the policy map when the agent creates
+      it (1048576 by default; a pinned map keeps its size). Needs root.`;
 
 /**
  * The commands: each one's module is loaded only when it runs (or its help is

@@ -6,14 +6,14 @@
  */
 import { parseArgs } from "node:util";
 import type { KubernetesObject, V1Node } from "@kubernetes/client-node";
-import { NodeReportError, readNodeReport } from "../k8s/node-report.ts";
+import { NodeReportError, readNodeReport, reportProblem } from "../k8s/node-report.ts";
 import { KubeClient } from "../k8s/client.ts";
 import type { Condition } from "../k8s/conditions.ts";
 import { resourcePath, Resources } from "../k8s/resource.ts";
 
 /** `palisade status` help text. */
 export const STATUS_HELP = `  palisade status [--kubeconfig PATH]
-      Nodes (Ready, age of the agent's report, endpoints it enforces) and policies of both kinds
+      Nodes (Ready, age of the agent's report, endpoints it enforces, what it cannot program) and policies of both kinds
       with their conditions (EBPFNetworkPolicy: Accepted, Programmed and programmed nodes k/n).`;
 
 interface Policy extends KubernetesObject {
@@ -44,7 +44,7 @@ export async function clusterStatus(client: KubeClient, now = Date.now()): Promi
     client.request<{ items: Policy[] }>("GET", resourcePath(Resources.ebpfNetworkPolicies)),
     client.request<{ items: KubernetesObject[] }>("GET", resourcePath(Resources.networkPolicies)),
   ]);
-  const nodeRows = [["NODE", "READY", "REPORT AGE", "ENDPOINTS", "POLICIES"]];
+  const nodeRows = [["NODE", "READY", "REPORT AGE", "ENDPOINTS", "POLICIES", "PROBLEM"]];
   for (const node of nodes.items) {
     const name = node.metadata?.name ?? "";
     const report = await readNodeReport(client, name).catch((error: unknown) => {
@@ -57,7 +57,8 @@ export async function clusterStatus(client: KubeClient, now = Date.now()): Promi
       continue;
     }
     const age = `${Math.max(0, Math.round((now - Date.parse(report.appliedAt)) / 1000))}s`;
-    nodeRows.push([name, ready, age, String(report.endpoints), String(report.policies.length)]);
+    const policies = report.overflow === undefined ? String(report.policies.length) : `${report.overflow.policies} (unlisted)`;
+    nodeRows.push([name, ready, age, String(report.endpoints), policies, reportProblem(report) ?? ""]);
   }
   const policyRows = [["KIND", "NAMESPACE", "NAME", "GENERATION", "ACCEPTED", "PROGRAMMED", "NODES"]];
   for (const policy of ebpf.items) {

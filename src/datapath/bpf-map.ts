@@ -111,6 +111,11 @@ export class BpfMap<K, V> {
     return { key: this.#key.encode(key), value: this.#value.encode(value) };
   }
 
+  /** The map's `max_entries`, as loaded (a size override, or the size of the pinned map re-adopted). */
+  get maxEntries(): number {
+    return this.#description.maxEntries;
+  }
+
   /** A key encoded as the kernel holds it. */
   encodeKey(key: K): Buffer {
     return this.#key.encode(key);

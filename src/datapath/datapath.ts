@@ -51,6 +51,7 @@ import {
   type TcpSourceValue,
 } from "./abi.ts";
 import { recountTcpSources } from "./tcp-sources.ts";
+import { failClosed } from "./policy-capacity.ts";
 import { AbiEnumMismatchError, checkReasons, REASONS, type ReasonName } from "./reasons.ts";
 import { BpfMap, type EncodedEntry } from "./bpf-map.ts";
 import { DatapathError } from "./datapath-error.ts";
@@ -235,6 +236,12 @@ interface EncodedChange {
   ipcache: MapChange;
   tcpLimits: MapChange;
   skippedEndpoints: string[];
+  /**
+   * Set when old and new policy entries together would overflow `pal_policy`: these endpoints
+   * (failed-closed forms of the current entries of those whose slot changes) are written first,
+   * then the policy removals, and only then the upserts, so the map never holds both.
+   */
+  removalsFirst?: EncodedEntry[];
 }
 
 function emptyChange(): EncodedChange {
@@ -428,6 +435,11 @@ export class Datapath {
 
   // ---- desired state ----
 
+  /** `max_entries` of `pal_policy`: how many policy entries fit, old and new slots together while they switch. */
+  policyCapacity(): number {
+    return this.maps.policy.maxEntries;
+  }
+
   /**
    * Applies a diff in the documented order — TCP limit upserts, policy
    * upserts, endpoint upserts, ipcache upserts, ipcache removals, endpoint
@@ -478,7 +490,11 @@ export class Datapath {
    * and writes only the difference to `state` (same order as {@link apply}).
    * Entries the state does not have are removed, including endpoints whose
    * interface `ifindexOf` does not know. This is how a restarted agent
-   * re-adopts the kernel state without disturbing traffic.
+   * re-adopts the kernel state without disturbing traffic. When the old and
+   * the new policy entries together would not fit `pal_policy` (the new ones
+   * alone must: see {@linkcode fitPolicyMap}), the endpoints whose slot changes
+   * are failed closed and the old entries removed first, so the map never
+   * holds both and no endpoint ever sees a partly written slot.
    *
    * @example
    * ```ts
@@ -500,7 +516,7 @@ export class Datapath {
       this.#endpointIfindex.set(podKey, ifindex);
       desiredEndpoints.push(endpoints.encode({ ifindex }, endpoint));
     }
-    const againstMap = (map: BpfMap<unknown, unknown>, desired: readonly EncodedEntry[], into: MapChange): void => {
+    const againstMap = (map: BpfMap<unknown, unknown>, desired: readonly EncodedEntry[], into: MapChange): Map<string, EncodedEntry> => {
       const current = map.encodedEntries();
       const wanted = new Set<string>();
       for (const entry of desired) {
@@ -509,11 +525,21 @@ export class Datapath {
         if (!current.get(hex)?.value.equals(entry.value)) into.upserts.push(entry);
       }
       for (const [hex, entry] of current) if (!wanted.has(hex)) into.removals.push(entry.key);
+      return current;
     };
-    againstMap(policy, [...state.policy.values()].map((entry) => policy.encode(entry.key, entry.value)), change.policy);
-    againstMap(endpoints, desiredEndpoints, change.endpoints);
+    const currentPolicy = againstMap(policy, [...state.policy.values()].map((entry) => policy.encode(entry.key, entry.value)), change.policy);
+    const currentEndpoints = againstMap(endpoints, desiredEndpoints, change.endpoints);
     againstMap(ipcache, [...state.ipcache.values()].map((entry) => ipcache.encode(entry.key, entry.value)), change.ipcache);
     againstMap(tcpLimits, [...state.tcpLimits].map(([ruleId, limits]) => tcpLimits.encode(ruleId, limits)), change.tcpLimits);
+    const added = change.policy.upserts.filter((entry) => !currentPolicy.has(entry.key.toString("hex"))).length;
+    if (currentPolicy.size + added > policy.maxEntries) {
+      // Build new, then switch would need room for both: endpoints whose slot changes fail closed meanwhile instead.
+      const changedSlots = new Set([...change.policy.upserts.map((entry) => entry.key), ...change.policy.removals].map((key) => policyKeyCodec.decode(key).slot));
+      change.removalsFirst = [...currentEndpoints.values()].flatMap(({ key, value }) => {
+        const current = endpointValueCodec.decode(value);
+        return changedSlots.has(current.slot) ? [{ key, value: endpointValueCodec.encode(failClosed(current)) }] : [];
+      });
+    }
     return this.#write(change);
   }
 
@@ -521,6 +547,11 @@ export class Datapath {
     const { policy, endpoints, ipcache, tcpLimits } = this.maps;
     // The order is the contract of StateDiff: new slots exist before endpoints switch to them,
     // and old slots go only after no endpoint points at them; a limited entry finds its rule's limits.
+    let removedFirst: number | undefined;
+    if (change.removalsFirst !== undefined) {
+      endpoints.writeEncoded(change.removalsFirst);
+      removedFirst = policy.deleteEncoded(change.policy.removals);
+    }
     const tcpLimitUpserts = tcpLimits.writeEncoded(change.tcpLimits.upserts);
     const result: Omit<ApplyResult, "revision"> = {
       policyUpserts: policy.writeEncoded(change.policy.upserts),
@@ -528,7 +559,7 @@ export class Datapath {
       ipcacheUpserts: ipcache.writeEncoded(change.ipcache.upserts),
       ipcacheRemovals: ipcache.deleteEncoded(change.ipcache.removals),
       endpointRemovals: endpoints.deleteEncoded(change.endpoints.removals),
-      policyRemovals: policy.deleteEncoded(change.policy.removals),
+      policyRemovals: removedFirst ?? policy.deleteEncoded(change.policy.removals),
       tcpLimitUpserts,
       tcpLimitRemovals: tcpLimits.deleteEncoded(change.tcpLimits.removals),
       skippedEndpoints: change.skippedEndpoints,

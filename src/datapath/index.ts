@@ -10,6 +10,7 @@ export * from "./bpf-map.ts";
 export * from "./datapath.ts";
 export * from "./datapath-error.ts";
 export * from "./tcp-sources.ts";
+export * from "./policy-capacity.ts";
 export { BpfError, NativeAddonError } from "./native.ts";
 export * from "./pinned-ipcache.ts";
 export * from "./proxy-routing.ts";

@@ -128,6 +128,8 @@ class Operator implements RunningOperator {
   readonly #pods: Informer<V1Pod>;
   readonly #nodes: Informer<V1Node>;
   readonly #reports: Informer<V1ConfigMap>;
+  /** Each cached report ConfigMap parsed once (a change replaces the cached object): every policy's status reads all of them. */
+  readonly #parsedReports = new WeakMap<V1ConfigMap, NodeReport | Error>();
   readonly #namespaces: Informer<V1Namespace>;
   readonly #identities: Informer<PalisadeIdentity>;
   readonly #identityController: IdentityController;
@@ -373,11 +375,16 @@ class Operator implements RunningOperator {
     for (const configMap of this.#reports.cache.list()) {
       const node = reportedNodeName(configMap.metadata?.name ?? "");
       if (node === undefined) continue;
-      try {
-        reports.set(node, parseNodeReport(configMap));
-      } catch (e) {
-        reports.set(node, e as Error);
+      let report = this.#parsedReports.get(configMap);
+      if (report === undefined) {
+        try {
+          report = parseNodeReport(configMap);
+        } catch (e) {
+          report = e as Error;
+        }
+        this.#parsedReports.set(configMap, report);
       }
+      reports.set(node, report);
     }
     return reports;
   }

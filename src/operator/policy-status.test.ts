@@ -53,6 +53,26 @@ describe("computePolicyStatus", () => {
     assert.equal(decision.fields.programmedNodes, 0);
   });
 
+  test("is Programmed=False with reason MapFull naming node, map, needed and capacity when a pod it selects failed closed there, and only then", () => {
+    const full: NodeReport = { ...report("n2", 3), mapFull: { map: "pal_policy", needed: 1200, capacity: 1000, failedClosed: ["x/a"] } };
+    const decision = computePolicyStatus({ policy: policy(3), pods, nodes: ["n1", "n2"], reports: new Map([["n1", report("n1", 2)], ["n2", full]]) });
+    assert.deepEqual(decision.conditions[1], {
+      type: "Programmed",
+      status: "False",
+      reason: "MapFull",
+      message: '0 of 2 nodes enforce generation 3; waiting for "n2" (node "n2" cannot program every endpoint: map pal_policy needs 1200 entries, its capacity is 1000; 1 endpoints fail closed (x/a)), "n1" (at generation 2)',
+    });
+    const otherPod = { ...full, mapFull: { map: "pal_policy", needed: 1200, capacity: 1000, failedClosed: ["x/c"] } };
+    assert.equal(computePolicyStatus({ policy: policy(3), pods, nodes: ["n2"], reports: new Map([["n2", otherPod]]) }).conditions[1]?.status, "True", "x/c is not selected by the policy");
+  });
+
+  test("is Programmed=Unknown with reason ReportTooLarge when a node's report could not list its policies", () => {
+    const overflow: NodeReport = { ...report("n1", undefined), overflow: { policies: 90_000 } };
+    const decision = computePolicyStatus({ policy: policy(3), pods, nodes: ["n1"], reports: new Map([["n1", overflow]]) });
+    assert.deepEqual([decision.conditions[1]?.status, decision.conditions[1]?.reason], ["Unknown", "ReportTooLarge"]);
+    assert.match(decision.conditions[1]?.message ?? "", /node "n1" applied 90000 policies but its report is too large to list them/);
+  });
+
   test("a deleted policy of the same name and generation does not count for its successor", () => {
     const decision = computePolicyStatus({ policy: policy(1), pods, nodes: ["n1"], reports: new Map([["n1", report("n1", 1, "u0")]]) });
     assert.equal(decision.fields.programmedNodes, 0);

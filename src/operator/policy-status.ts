@@ -12,6 +12,7 @@ import type { EBPFNetworkPolicy } from "../policy/api-types.ts";
 import { matchesSelector } from "../policy/selector.ts";
 import { validatePolicy } from "../policy/validate.ts";
 import type { ValidationIssue } from "../policy/validate.ts";
+import { findApplied, reportProblem } from "../k8s/node-report.ts";
 import type { NodeReport } from "../k8s/node-report.ts";
 
 /** Condition types the operator sets. */
@@ -32,6 +33,10 @@ export const ConditionReason = {
   pending: "Pending",
   notAccepted: "NotAccepted",
   noNodes: "NoNodes",
+  /** A node's policy map cannot hold the desired state: pods the policy selects there fail closed. */
+  mapFull: "MapFull",
+  /** A node's report is too large to list its policies: whether it enforces this one is unknown. */
+  reportTooLarge: "ReportTooLarge",
 } as const;
 
 /** What one node's agent says about a policy, when it does not enforce the current generation. */
@@ -39,8 +44,10 @@ export interface NodeLag {
   node: string;
   /** The generation the node enforces, or `undefined` when it does not list the policy. */
   generation: number | undefined;
-  /** Why the node's report could not be used, if it could not. */
+  /** Why the node's report could not be used, or what the node could not program, if so. */
   problem?: string;
+  /** Set when the node cannot program the policy ({@linkcode ConditionReason.mapFull}) or cannot say whether it does ({@linkcode ConditionReason.reportTooLarge}). */
+  reason?: typeof ConditionReason.mapFull | typeof ConditionReason.reportTooLarge;
 }
 
 /** The inputs of {@linkcode computePolicyStatus}. */
@@ -103,10 +110,17 @@ export function computePolicyStatus(input: PolicyStatusInput): PolicyStatusDecis
       lagging.push({ node, generation: undefined, problem: report.message });
       continue;
     }
+    if (report?.overflow !== undefined) {
+      lagging.push({ node, generation: undefined, problem: reportProblem(report) as string, reason: ConditionReason.reportTooLarge });
+      continue;
+    }
     // A same-named entry with another uid is a deleted predecessor: the node does not list this policy yet.
-    const entry = report?.policies.find(
-      (p) => p.kind === "EBPFNetworkPolicy" && p.namespace === policy.metadata.namespace && p.name === policy.metadata.name && p.uid === (policy.metadata.uid ?? ""),
-    );
+    const entry = report && findApplied(report, { kind: "EBPFNetworkPolicy", namespace: policy.metadata.namespace ?? "", name: policy.metadata.name ?? "", uid: policy.metadata.uid ?? "" });
+    const failedClosed = report?.mapFull?.failedClosed;
+    if (failedClosed !== undefined && pods.some((pod) => failedClosed.includes(`${pod.metadata?.namespace ?? ""}/${pod.metadata?.name ?? ""}`) && isSelected(policy, pod))) {
+      lagging.push({ node, generation: entry?.generation, problem: reportProblem(report as NodeReport) as string, reason: ConditionReason.mapFull });
+      continue;
+    }
     if (entry?.generation !== generation) {
       lagging.push({ node, generation: entry?.generation, ...(report === undefined ? { problem: "no report" } : {}) });
     }
@@ -162,12 +176,16 @@ function programmedCondition(accepted: boolean, generation: number, total: numbe
   if (lagging.length === 0) {
     return { type, status: "True", reason: ConditionReason.programmed, message: `All ${total} nodes enforce generation ${generation}` };
   }
-  const named = lagging.slice(0, MAX_NAMED_NODES).map(describeLag).join(", ");
+  // A node that cannot program the policy outweighs one that cannot tell, which outweighs one still catching up.
+  const rank = (lag: NodeLag): number => (lag.reason === ConditionReason.mapFull ? 0 : lag.reason === ConditionReason.reportTooLarge ? 1 : 2);
+  const ordered = [...lagging].sort((a, b) => rank(a) - rank(b));
+  const named = ordered.slice(0, MAX_NAMED_NODES).map(describeLag).join(", ");
   const more = lagging.length > MAX_NAMED_NODES ? ` and ${lagging.length - MAX_NAMED_NODES} more` : "";
+  const reason = ordered[0]?.reason ?? ConditionReason.pending;
   return {
     type,
-    status: "False",
-    reason: ConditionReason.pending,
+    status: reason === ConditionReason.reportTooLarge ? "Unknown" : "False",
+    reason,
     message: `${total - lagging.length} of ${total} nodes enforce generation ${generation}; waiting for ${named}${more}`,
   };
 }

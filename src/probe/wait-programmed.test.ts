@@ -53,4 +53,12 @@ describe("nodeLag", () => {
   test("a node past the list's resourceVersion caught up, whatever it counts since", () => {
     assert.deepEqual(nodeLag("n1", { ...report([]), podResourceVersion: "25", pods: 7 }, [], rv), []);
   });
+
+  test("a node whose policy map is full lags, naming the map and the endpoints failed closed; one whose report could not list its policies lags with that alone", () => {
+    const full = { ...report([{ kind: "NetworkPolicy", namespace: "x", name: "p", uid: "u1", generation: 2 }]), mapFull: { map: "pal_policy", needed: 9, capacity: 8, failedClosed: ["x/a"] } };
+    assert.deepEqual(nodeLag("n1", full, [netpol("u1", 2)], rv), ['node "n1" cannot program every endpoint: map pal_policy needs 9 entries, its capacity is 8; 1 endpoints fail closed (x/a)']);
+    assert.deepEqual(nodeLag("n1", { ...report([]), overflow: { policies: 90_000 } }, [netpol("u1", 2)], rv), [
+      'node "n1" applied 90000 policies but its report is too large to list them (over 1000000 bytes compressed)',
+    ]);
+  });
 });

@@ -12,7 +12,7 @@ import type { KubernetesObject } from "@kubernetes/client-node";
 import { sleep } from "../k8s/backoff.ts";
 import type { KubeClient } from "../k8s/client.ts";
 import type { Condition } from "../k8s/conditions.ts";
-import { NodeReportError, readNodeReport, type NodeReport } from "../k8s/node-report.ts";
+import { findApplied, NodeReportError, readNodeReport, reportProblem, type AppliedPolicy, type NodeReport } from "../k8s/node-report.ts";
 import { resourcePath, Resources } from "../k8s/resource.ts";
 
 /** The timeout was reached; the message names what lags. */
@@ -123,20 +123,21 @@ export async function laggards(client: KubeClient, start: WaitStart): Promise<st
 export function nodeLag(node: string, report: NodeReport | NodeReportError | undefined, wanted: { kind: "EBPFNetworkPolicy" | "NetworkPolicy"; object: KubernetesObject }[], start: WaitStart): string[] {
   if (report === undefined) return [`node "${node}" has no agent report yet`];
   if (report instanceof NodeReportError) return [`node "${node}" has no readable agent report: ${report.message}`];
-  const lag: string[] = [];
-  const current = new Set<string>();
+  const problem = reportProblem(report);
+  if (report.overflow !== undefined) return [problem as string];
+  const lag: string[] = problem === undefined ? [] : [problem];
+  const current = new Set<AppliedPolicy>();
   for (const { kind, object } of wanted) {
     const generation = object.metadata?.generation ?? 0;
-    const uid = object.metadata?.uid ?? "";
-    current.add(`${kind}/${uid}`);
     // Matched by uid too: a policy deleted and created again under its name restarts at generation 1.
-    const applied = report.policies.find((p) => p.kind === kind && p.uid === uid);
+    const applied = findApplied(report, { kind, namespace: object.metadata?.namespace ?? "", name: object.metadata?.name ?? "", uid: object.metadata?.uid ?? "" });
+    if (applied !== undefined) current.add(applied);
     if (applied?.generation !== generation) {
       lag.push(`node "${node}" enforces ${key(kind, object)} at ${applied === undefined ? "no generation" : `generation ${applied.generation}`}, not ${generation}`);
     }
   }
   for (const stale of report.policies) {
-    if (!current.has(`${stale.kind}/${stale.uid}`)) lag.push(`node "${node}" still enforces deleted ${stale.kind} "${stale.namespace}/${stale.name}"`);
+    if (!current.has(stale)) lag.push(`node "${node}" still enforces deleted ${stale.kind} "${stale.namespace}/${stale.name}"`);
   }
   if (!caughtUp(report.podResourceVersion, report.pods, start.pods)) {
     lag.push(`node "${node}" has applied pods up to resourceVersion ${report.podResourceVersion} (${report.pods} pods), not ${start.pods.newest} (${start.pods.count} pods)`);

@@ -20,7 +20,7 @@ import { join } from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import { after, before, describe, test } from "node:test";
 import type { TestContext } from "node:test";
-import { readNodeReport } from "../../src/k8s/node-report.ts";
+import { findApplied, readNodeReport } from "../../src/k8s/node-report.ts";
 import { agentMetricsUrl } from "../../src/devcluster/index.ts";
 import { KubeApiError, KubeClient, PatchType, Resources, findCondition, isNotFound, resourcePath } from "../../src/k8s/index.ts";
 import type { Condition, ResourceRef } from "../../src/k8s/index.ts";
@@ -131,7 +131,8 @@ async function identities(): Promise<PalisadeIdentity[]> {
 async function listedEverywhere(object: Manifest): Promise<boolean> {
   const stored = await get(object);
   const reports = await Promise.all([1, 2].map((i) => readNodeReport(client, cluster.node(i).name)));
-  return reports.every((r) => r?.policies.some((p) => p.kind === object.kind && p.uid === stored.metadata.uid && p.generation === stored.metadata.generation) === true);
+  const kind = object.kind as "NetworkPolicy" | "EBPFNetworkPolicy";
+  return reports.every((r) => r !== undefined && findApplied(r, { kind, namespace: stored.metadata.namespace ?? "", name: stored.metadata.name, uid: stored.metadata.uid })?.generation === stored.metadata.generation);
 }
 
 /** Checks one row's outcome after its object was applied; `result` is what the API server answered. */

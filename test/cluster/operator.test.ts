@@ -14,7 +14,7 @@ import { after, before, describe, test } from "node:test";
 import { CONTROL_PLANE_STEPS, devUp, freePorts } from "../../src/devcluster/index.ts";
 import { KubeApiError, KubeClient, PatchType, Resources, findCondition, isAlreadyExists, isNotFound, resourcePath } from "../../src/k8s/index.ts";
 import type { Condition, LogFields, Logger } from "../../src/k8s/index.ts";
-import { REPORT_KEY, reportConfigMapName } from "../../src/k8s/node-report.ts";
+import { writeNodeReport } from "../../src/k8s/node-report.ts";
 import { runOperator } from "../../src/operator/index.ts";
 import type { RunningOperator } from "../../src/operator/index.ts";
 import type { EBPFNetworkPolicyStatus } from "../../src/policy/api-types.ts";
@@ -105,24 +105,17 @@ function statusOf(name: string, what: string, check: (policy: PolicyObject) => b
 /** Writes the fake agent report of every Node, listing `policies`. */
 async function writeReports(policies: { name: string; generation: number }[]): Promise<void> {
   for (const node of nodeNames) {
-    const name = reportConfigMapName(node);
     const report = {
       node,
       appliedAt: new Date().toISOString(),
-      policies: await Promise.all(policies.map(async (p) => ({ kind: "EBPFNetworkPolicy", namespace: NS, uid: (await getPolicy(p.name)).metadata.uid, ...p }))),
+      policies: await Promise.all(policies.map(async (p) => ({ kind: "EBPFNetworkPolicy" as const, namespace: NS, uid: (await getPolicy(p.name)).metadata.uid, ...p }))),
       endpoints: 0,
       podResourceVersion: "0",
       namespaceResourceVersion: "0",
       pods: 0,
       namespaces: 0,
     };
-    const body = { apiVersion: "v1", kind: "ConfigMap", metadata: { name, namespace: SYSTEM }, data: { [REPORT_KEY]: JSON.stringify(report) } };
-    try {
-      await client.request("PUT", resourcePath(Resources.configMaps, { namespace: SYSTEM, name }), { body });
-    } catch (e) {
-      if (!isNotFound(e)) throw e;
-      await client.request("POST", resourcePath(Resources.configMaps, { namespace: SYSTEM }), { body });
-    }
+    await writeNodeReport(client, report);
   }
 }
 

@@ -11,14 +11,16 @@
  */
 import type { KubernetesObject } from "@kubernetes/client-node";
 import type { PodInterface, PodInterfaceLookup } from "../../src/agent/pod-interface.ts";
+import { Reconciler } from "../../src/agent/reconciler.ts";
 import type { ReconcilerOptions } from "../../src/agent/reconciler.ts";
 import { Cache } from "../../src/k8s/cache.ts";
+import { jsonLogger } from "../../src/k8s/logger.ts";
 import type { PalisadeIdentity, NetworkPolicy } from "../../src/policy/api-types.ts";
 import { DIRECTION_INGRESS } from "../../src/policy/desired-state.ts";
 import { IDENTITY_KEY_INDEX, identityKeyIndex, identityObject } from "../../src/policy/identity-object.ts";
 import { lookupVerdict } from "../../src/policy/lookup.ts";
-import type { MemoryDatapath } from "./memory-datapath.ts";
-import { networkPolicy, pod } from "./memory-objects.ts";
+import { MemoryDatapath } from "./memory-datapath.ts";
+import { MemoryObjects, namespace, networkPolicy, pod } from "./memory-objects.ts";
 
 /** The node the agent under test enforces for. */
 export const NODE = "n1";
@@ -71,6 +73,37 @@ const worldInterfaces: PodInterfaceLookup = async (ip) => {
 export function admits(datapath: MemoryDatapath, from: PodName, to: PodName, port = 80): boolean {
   const podOf = (ifindex: number): string | undefined => Object.entries(PODS).find(([, p]) => p.ifindex === ifindex)?.[0];
   return lookupVerdict(datapath.state(podOf), { endpoint: to, direction: DIRECTION_INGRESS, remoteIp: PODS[from].ip, protocol: "TCP", port }).allowed;
+}
+
+/** Ingress to pods labelled role=client from every pod of x, on TCP port 80. */
+export function clientsIn(): NetworkPolicy {
+  return networkPolicy("x/clients-in", 1, {
+    podSelector: { matchLabels: { role: "client" } },
+    policyTypes: ["Ingress"],
+    ingress: [{ from: [{ podSelector: {} }], ports: [{ protocol: "TCP", port: 80 }] }],
+  });
+}
+
+/** The labels of the world's pods in the tests of a full policy map: a is web, b a client, c allowed. */
+export const CAPACITY_WORLD: Record<PodName, Record<string, string>> = { "x/a": { app: "web" }, "x/b": { role: "client" }, "x/c": { role: "allowed" } };
+
+/**
+ * How many policy entries the world's pods, labelled as in {@linkcode CAPACITY_WORLD}, need under
+ * `policy` alone: the size of the slot of the pod it selects.
+ */
+export async function policyEntriesUnder(policy: NetworkPolicy): Promise<number> {
+  const objects = new MemoryObjects();
+  const datapath = new MemoryDatapath();
+  const reconciler = new Reconciler({
+    ...worldOptions({ objects, datapath, identityTable: undefined, writeReport: async () => ({ overflow: false }), logger: jsonLogger("error", {}, () => {}) }),
+    onIdentitiesChanged: () => {},
+    resync: () => {},
+  });
+  await reconciler.sync("Namespace", objects.put(namespace("x")));
+  for (const [name, labels] of Object.entries(CAPACITY_WORLD) as [PodName, Record<string, string>][]) await reconciler.sync("Pod", objects.put(worldPod(name, labels)));
+  await reconciler.sync("NetworkPolicy", objects.put(policy));
+  await reconciler.commit({ drained: true });
+  return datapath.policy.size;
 }
 
 /**

@@ -12,7 +12,7 @@
  */
 import { isDeepStrictEqual } from "node:util";
 import type { AgentDatapath, AttachedMode } from "../../src/agent/agent-datapath.ts";
-import { recountTcpSources, tcpSourceKeyString } from "../../src/datapath/index.ts";
+import { failClosed, recountTcpSources, tcpSourceKeyString } from "../../src/datapath/index.ts";
 import type {
   ApplyResult,
   ConntrackEntry,
@@ -71,6 +71,10 @@ export class MemoryDatapath implements AgentDatapath {
   readonly reasons: Partial<Record<ReasonName, Counter>> = {};
   /** When set, the next `apply` or `replaceAll` writes the policy upserts it has, then throws this (a map that filled up). */
   failNextWrite: Error | undefined;
+  /** `pal_policy`'s max_entries: writing a new key into a full map throws ENOSPC, as the kernel does. */
+  capacity = 1_048_576;
+  /** The most policy entries the map held at once. */
+  peakPolicyEntries = 0;
   /** What the next {@linkcode gcConntrack} does: return a count, or throw. */
   conntrackGc: () => number = () => 0;
   closed = false;
@@ -115,6 +119,10 @@ export class MemoryDatapath implements AgentDatapath {
     return this.#result("apply", writes, skippedEndpoints);
   }
 
+  policyCapacity(): number {
+    return this.capacity;
+  }
+
   readIpcache(): MapIpcacheEntry[] {
     return [...this.ipcache].map(([cidr, entry]) => ({ cidr, ...entry.value }));
   }
@@ -133,8 +141,23 @@ export class MemoryDatapath implements AgentDatapath {
       this.#endpointIfindex.set(podKey, ifindex);
       endpoints.set(ifindex, endpoint);
     }
+    const upserts = [...state.policy.values()].filter((entry) => !isDeepStrictEqual(this.policy.get(policyKeyString(entry.key)), entry));
+    const removals = [...this.policy.keys()].filter((text) => !state.policy.has(text));
+    if (this.policy.size + upserts.filter((entry) => !this.policy.has(policyKeyString(entry.key))).length > this.capacity) {
+      // As the kernel datapath does: endpoints on changing slots fail closed, old entries go, then the new ones come.
+      const changed = new Set([...upserts.map((entry) => entry.key.slot), ...removals.map((text) => this.policy.get(text)?.key.slot)]);
+      for (const [ifindex, endpoint] of this.endpoints) {
+        if (!changed.has(endpoint.slot)) continue;
+        this.endpoints.set(ifindex, failClosed(endpoint));
+        writes.push(`+endpoint ${ifindex}`);
+      }
+      for (const text of removals) {
+        this.policy.delete(text);
+        writes.push(`-policy ${text}`);
+      }
+    }
     for (const [ruleId, limits] of state.tcpLimits) if (!isDeepStrictEqual(this.tcpLimits.get(ruleId), limits)) writes.push(this.#upsertTcpLimit(ruleId, limits));
-    for (const [text, entry] of state.policy) if (!isDeepStrictEqual(this.policy.get(text), entry)) writes.push(this.#upsertPolicy(entry));
+    for (const entry of upserts) writes.push(this.#upsertPolicy(entry));
     this.#failIfAsked();
     for (const [ifindex, endpoint] of endpoints) {
       if (isDeepStrictEqual(this.endpoints.get(ifindex), endpoint)) continue;
@@ -248,7 +271,9 @@ export class MemoryDatapath implements AgentDatapath {
 
   #upsertPolicy(entry: PolicyEntry): Write {
     const text = policyKeyString(entry.key);
+    if (!this.policy.has(text) && this.policy.size >= this.capacity) throw new Error(`bpf_map_update_batch failed: ENOSPC (pal_policy holds ${this.capacity} entries)`);
     this.policy.set(text, entry);
+    this.peakPolicyEntries = Math.max(this.peakPolicyEntries, this.policy.size);
     return `+policy ${text}`;
   }
 
