@@ -236,13 +236,13 @@ export class PolicyCompiler {
     const pod = (key: string): PodInfo | undefined => this.#ipcache.pod(key);
     for (const key of this.#dirtyPolicies) this.#rules.set(key, this.#policies.get(key), podsOf, pod, dirtyEndpoints);
     for (const [key, namespace] of addresses.pods) this.#rules.reselect(key, namespace, pod(key));
-    const fresh = new Set([...this.#dirtyPolicies].filter((key) => this.#policies.has(key)));
+    const compiled = [...this.#dirtyPolicies].filter((key) => this.#policies.has(key)).length;
     this.#dirtyPolicies.clear();
-    this.#rules.matchIdentities(fresh, this.#ipcache.identities(), addresses.added, addresses.removed, dirtyEndpoints);
+    this.#rules.matchIdentities(addresses.added, addresses.removed, dirtyEndpoints);
     this.#commitTcpLimits(diff);
     this.#commitEndpoints(dirtyEndpoints, diff);
     this.#stats = {
-      policies: fresh.size,
+      policies: compiled,
       ipcacheKeys: addresses.keys,
       identitiesAdded: addresses.added.length,
       identitiesRemoved: addresses.removed.length,
