@@ -270,7 +270,7 @@ export class PolicyCompiler {
       endpoints: new Map([...this.#endpoints].map(([key, record]) => [key, record.state])),
       policy,
       rules: new Map(this.#rules.rules()),
-      identities: new Map(this.#ipcache.identityInfo()),
+      identities: this.#ipcache.identityInfo(),
       tcpLimits: new Map(this.#tcpLimits),
     };
   }
@@ -340,7 +340,7 @@ export class PolicyCompiler {
    * ```
    */
   stateCounts(): StateCounts {
-    return { policyEntries: this.#slots.size, endpoints: this.#endpoints.size, identities: this.#ipcache.identityInfo().size };
+    return { policyEntries: this.#slots.size, endpoints: this.#endpoints.size, identities: this.#ipcache.identityCount };
   }
 
   /** The TCP limits of rules that gained, changed or lost them: few rules have any, so all are compared. */
