@@ -427,7 +427,7 @@ export class CidrMap<V> {
       const span = length - cidr.prefixLen;
       if (span < 31 && 2 ** span <= networks.size) {
         const step = 1n << BigInt(bits - length);
-        for (let i = 0n, network = cidr.network; i < 1n << BigInt(span); i++, network += step) {
+        for (let i = 0, network = cidr.network; i < 2 ** span; i++, network += step) {
           const found = networks.get(network);
           if (found !== undefined) out.push(found);
         }
