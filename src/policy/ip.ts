@@ -275,7 +275,8 @@ export function formatIp(address: IpAddress): string {
  * ```
  */
 export function formatCidr(cidr: Cidr): string {
-  return `${formatIp({ family: cidr.family, value: cidr.network })}/${cidr.prefixLen}`;
+  // join() makes one flat string; a template would make a rope of two, ~40 bytes more for each of 100k prefixes kept.
+  return [formatIp({ family: cidr.family, value: cidr.network }), cidr.prefixLen].join("/");
 }
 
 /**
