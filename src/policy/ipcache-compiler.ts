@@ -32,6 +32,7 @@ import { CidrMap, formatCidr, hostCidr, IpParseError, parseCidr, parseIp } from 
 import type { Cidr } from "./ip.ts";
 import { normalizePolicy, policyObjectKey } from "./normalized-policy.ts";
 import type { PolicyKind } from "./normalized-policy.ts";
+import { indexAdd } from "./set-index.ts";
 import { PolicyError } from "./validate.ts";
 import { podKey } from "./world.ts";
 import type { NamespaceInfo, PodInfo } from "./world.ts";
@@ -98,15 +99,6 @@ const RESERVED_IDENTITIES: IdentityInfo[] = [
   { id: IDENTITY_HOST, description: "host: an address of this node outside every policy prefix" },
   { id: IDENTITY_WORLD, description: "world: an address outside every policy prefix and not a pod's" },
 ];
-
-function indexAdd(index: Map<string, Set<string>>, key: string, value: string): void {
-  let set = index.get(key);
-  if (!set) {
-    set = new Set();
-    index.set(key, set);
-  }
-  set.add(value);
-}
 
 /**
  * The incremental ipcache compiler. Feed it objects as they change, then

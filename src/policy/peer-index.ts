@@ -19,10 +19,10 @@ import type { LabelSelector } from "./api-types.ts";
 import { CidrMap, cidrContains } from "./ip.ts";
 import type { Cidr } from "./ip.ts";
 import type { Identity } from "./ipcache-compiler.ts";
-import type { NormalizedPeer, NormalizedRule } from "./normalized-policy.ts";
+import type { NamedPortRef, NormalizedPeer, NormalizedRule } from "./normalized-policy.ts";
 import { matchesSelector } from "./selector.ts";
 import type { Labels } from "./selector.ts";
-import type { NamedPortRef } from "./normalized-policy.ts";
+import { indexAdd } from "./set-index.ts";
 import type { NamedPort } from "./world.ts";
 
 /** A rule as the index matches it; `identities` is what the index maintains. */
@@ -90,15 +90,6 @@ function selectorKey(peer: NormalizedPeer, namespace: string): string {
 function namedPortsOf(rule: NormalizedRule): readonly NamedPortRef[] {
   // An any-peer ingress rule reaches every identity through IDENTITY_ANY and targets none itself.
   return rule.peers === undefined && rule.direction === "Egress" ? (rule.ports?.named ?? []) : [];
-}
-
-function addTo<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
-  let set = map.get(key);
-  if (!set) {
-    set = new Set();
-    map.set(key, set);
-  }
-  set.add(value);
 }
 
 /**
@@ -260,7 +251,7 @@ export class PeerIndex<R extends IndexedRule> {
     selector = { key, namespaceSelector: peer.namespaceSelector, namespace, podSelector: peer.podSelector, ids: new Set(), rules: new Set() };
     this.#selectors.set(key, selector);
     if (selector.namespaceSelector) this.#namespaceSelectors.add(selector);
-    else addTo(this.#selectorsByNamespace, namespace, selector);
+    else indexAdd(this.#selectorsByNamespace, namespace, selector);
     const groups = selector.namespaceSelector ? this.#groups.values() : (this.#groupsByNamespace.get(namespace) ?? []);
     for (const group of groups) {
       // The namespace part once per group, the pod part per identity.
@@ -289,7 +280,7 @@ export class PeerIndex<R extends IndexedRule> {
     if (!group) {
       group = { key, namespace: identity.namespace, labels: identity.namespaceLabels, identities: new Map() };
       this.#groups.set(key, group);
-      addTo(this.#groupsByNamespace, identity.namespace, group);
+      indexAdd(this.#groupsByNamespace, identity.namespace, group);
     }
     return group;
   }
