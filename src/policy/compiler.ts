@@ -236,13 +236,13 @@ export class PolicyCompiler {
     const pod = (key: string): PodInfo | undefined => this.#ipcache.pod(key);
     for (const key of this.#dirtyPolicies) this.#rules.set(key, this.#policies.get(key), podsOf, pod, dirtyEndpoints);
     for (const [key, namespace] of addresses.pods) this.#rules.reselect(key, namespace, pod(key));
-    const fresh = new Set([...this.#dirtyPolicies].filter((key) => this.#policies.has(key)));
+    const compiled = [...this.#dirtyPolicies].filter((key) => this.#policies.has(key)).length;
     this.#dirtyPolicies.clear();
-    this.#rules.matchIdentities(fresh, this.#ipcache.identities(), addresses.added, addresses.removed, dirtyEndpoints);
+    this.#rules.matchIdentities(addresses.added, addresses.removed, dirtyEndpoints);
     this.#commitTcpLimits(diff);
     this.#commitEndpoints(dirtyEndpoints, diff);
     this.#stats = {
-      policies: fresh.size,
+      policies: compiled,
       ipcacheKeys: addresses.keys,
       identitiesAdded: addresses.added.length,
       identitiesRemoved: addresses.removed.length,
@@ -270,7 +270,7 @@ export class PolicyCompiler {
       endpoints: new Map([...this.#endpoints].map(([key, record]) => [key, record.state])),
       policy,
       rules: new Map(this.#rules.rules()),
-      identities: new Map(this.#ipcache.identityInfo()),
+      identities: this.#ipcache.identityInfo(),
       tcpLimits: new Map(this.#tcpLimits),
     };
   }
@@ -340,7 +340,7 @@ export class PolicyCompiler {
    * ```
    */
   stateCounts(): StateCounts {
-    return { policyEntries: this.#slots.size, endpoints: this.#endpoints.size, identities: this.#ipcache.identityInfo().size };
+    return { policyEntries: this.#slots.size, endpoints: this.#endpoints.size, identities: this.#ipcache.identityCount };
   }
 
   /** The TCP limits of rules that gained, changed or lost them: few rules have any, so all are compared. */

@@ -169,10 +169,9 @@ export function isAddressDerivedKey(key: string): boolean {
  * ```
  */
 export function describeIdentity(attributes: IdentityAttributes): string {
+  if (attributes.kind === "cidr") return `cidr ${formatCidr(attributes.cls as Cidr)}`;
   const cls = attributes.cls ? `cidr class ${formatCidr(attributes.cls)}` : "no cidr class";
   switch (attributes.kind) {
-    case "cidr":
-      return `cidr ${formatCidr(attributes.cls as Cidr)}`;
     case "host":
       return `host addresses, ${cls}`;
     case "pod": {

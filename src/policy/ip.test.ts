@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
 import {
+  addressBits,
   canonicalIp,
   cidrContains,
   cidrContainsIp,
@@ -181,8 +182,29 @@ test("CidrMap: longest match and containment equal a brute-force search, across 
           assert.deepEqual(set.containing(cidr), expected);
           assert.deepEqual(set.get(cidr), model.get(formatCidr(cidr)));
         }
+        // Short prefixes around the probes hold some of the others: both ways of looking inside are taken.
+        const outers = [...operations.map(([, cidr]) => cidr), ...probes.flatMap((probe) => [0, 4, 8, 24, 28, 60, 120].map((length) => cidrOf(probe, Math.min(length, addressBits(probe.family)))))];
+        for (const outer of outers) {
+          const expected = [...model.values()].filter((inner) => cidrContains(outer, inner)).map(formatCidr).sort();
+          assert.deepEqual(set.inside(outer).map(formatCidr).sort(), expected, `inside ${formatCidr(outer)}`);
+        }
       },
     ),
     { numRuns: 500 },
   );
+});
+
+test("CidrMap.inside: looks up the networks under a short span, scans a long one; families apart", () => {
+  const map = new CidrMap<string>();
+  const texts = [...Array.from({ length: 32 }, (_, i) => `10.0.0.${i}/32`), "10.0.0.16/28", "10.1.0.0/16", "fd00::/64", "fd00::1/128", "::/0"];
+  for (const text of texts) map.set(parseCidr(text), text);
+  const inside = (text: string) => map.inside(parseCidr(text)).sort();
+  // A /28 among 32 /32s: 16 lookups find its 16 addresses, and itself.
+  assert.deepEqual(inside("10.0.0.16/28"), [...Array.from({ length: 16 }, (_, i) => `10.0.0.${16 + i}/32`), "10.0.0.16/28"].sort());
+  assert.deepEqual(inside("10.0.0.0/8"), texts.filter((t) => t.startsWith("10.")).sort());
+  assert.deepEqual(inside("0.0.0.0/0"), texts.filter((t) => !t.includes(":")).sort());
+  assert.deepEqual(inside("fd00::/16"), ["fd00::/64", "fd00::1/128"]);
+  assert.deepEqual(inside("::/0"), texts.filter((t) => t.includes(":")).sort());
+  assert.deepEqual(inside("10.0.0.7/32"), ["10.0.0.7/32"]);
+  assert.deepEqual(inside("192.168.0.0/16"), []);
 });

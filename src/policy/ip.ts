@@ -275,7 +275,8 @@ export function formatIp(address: IpAddress): string {
  * ```
  */
 export function formatCidr(cidr: Cidr): string {
-  return `${formatIp({ family: cidr.family, value: cidr.network })}/${cidr.prefixLen}`;
+  // join() makes one flat string; a template would make a rope of two, ~40 bytes more for each of 100k prefixes kept.
+  return [formatIp({ family: cidr.family, value: cidr.network }), cidr.prefixLen].join("/");
 }
 
 /**
@@ -340,7 +341,7 @@ export function cidrContainsIp(cidr: Cidr, address: IpAddress): boolean {
 
 /**
  * A map from CIDR prefixes to values answering longest-prefix-match and
- * containment queries, indexed by prefix length so a query costs one hash
+ * containment queries (both ways), indexed by prefix length so a query costs one hash
  * lookup per distinct length, however many prefixes it holds.
  *
  * @example
@@ -350,6 +351,7 @@ export function cidrContainsIp(cidr: Cidr, address: IpAddress): boolean {
  * map.set(parseCidr("10.1.0.0/16"), "narrow");
  * map.longestMatch(parseIp("10.1.2.3")); // "narrow"
  * map.containing(parseCidr("10.1.2.0/24")); // ["narrow", "wide"]
+ * map.inside(parseCidr("10.0.0.0/12")); // ["narrow"]
  * ```
  */
 export class CidrMap<V> {
@@ -406,6 +408,34 @@ export class CidrMap<V> {
       if (length > cidr.prefixLen) continue;
       const found = byLength.get(length)?.get(cidr.network & maskOf(cidr.family, length));
       if (found !== undefined) out.push(found);
+    }
+    return out;
+  }
+
+  /**
+   * The values of every prefix inside `cidr` (itself included), in no
+   * particular order. Per prefix length it looks up each network of that
+   * length under `cidr` or visits every prefix of that length, whichever is
+   * fewer: a /28 costs 16 lookups among 100k /32s, a /0 one pass over them.
+   */
+  inside(cidr: Cidr): V[] {
+    const byLength = this.#byLength[cidr.family];
+    const bits = addressBits(cidr.family);
+    const out: V[] = [];
+    for (const length of this.#lengths[cidr.family]) {
+      if (length < cidr.prefixLen) continue;
+      const networks = byLength.get(length) as Map<bigint, V>;
+      const span = length - cidr.prefixLen;
+      if (span < 31 && 2 ** span <= networks.size) {
+        const step = 1n << BigInt(bits - length);
+        for (let i = 0, network = cidr.network; i < 2 ** span; i++, network += step) {
+          const found = networks.get(network);
+          if (found !== undefined) out.push(found);
+        }
+        continue;
+      }
+      const mask = maskOf(cidr.family, cidr.prefixLen);
+      for (const [network, value] of networks) if ((network & mask) === cidr.network) out.push(value);
     }
     return out;
   }

@@ -32,6 +32,7 @@ import { CidrMap, formatCidr, hostCidr, IpParseError, parseCidr, parseIp } from 
 import type { Cidr } from "./ip.ts";
 import { normalizePolicy, policyObjectKey } from "./normalized-policy.ts";
 import type { PolicyKind } from "./normalized-policy.ts";
+import { indexAdd } from "./set-index.ts";
 import { PolicyError } from "./validate.ts";
 import { podKey } from "./world.ts";
 import type { NamespaceInfo, PodInfo } from "./world.ts";
@@ -99,15 +100,6 @@ const RESERVED_IDENTITIES: IdentityInfo[] = [
   { id: IDENTITY_WORLD, description: "world: an address outside every policy prefix and not a pod's" },
 ];
 
-function indexAdd(index: Map<string, Set<string>>, key: string, value: string): void {
-  let set = index.get(key);
-  if (!set) {
-    set = new Set();
-    index.set(key, set);
-  }
-  set.add(value);
-}
-
 /**
  * The incremental ipcache compiler. Feed it objects as they change, then
  * `commit()` to get the ipcache changes and the identities that came and went.
@@ -150,7 +142,6 @@ export class IpcacheCompiler {
   readonly #bindings = new Map<string, IpcacheBinding>();
   readonly #identitiesByKey = new Map<string, IdentityRecord>();
   readonly #identitiesById = new Map<number, IdentityRecord>();
-  readonly #identityInfo = new Map<number, IdentityInfo>(RESERVED_IDENTITIES.map((info) => [info.id, info]));
   /** Addresses whose wanted identity is pending at the allocator, and that key. */
   readonly #pendingIpcache = new Map<string, string>();
 
@@ -316,9 +307,23 @@ export class IpcacheCompiler {
     return new Map([...this.#bindings].map(([text, binding]) => [text, this.#entry(text, binding)]));
   }
 
-  /** What the identities in use and the reserved ones stand for, by number. */
-  identityInfo(): ReadonlyMap<number, IdentityInfo> {
-    return this.#identityInfo;
+  /**
+   * What the identities in use and the reserved ones stand for, by number: a
+   * snapshot built on each call, since descriptions kept for 100k CIDR
+   * identities would hold about 20 MB that only a full read wants.
+   */
+  identityInfo(): Map<number, IdentityInfo> {
+    const info = new Map<number, IdentityInfo>(RESERVED_IDENTITIES.map((reserved) => [reserved.id, reserved]));
+    for (const record of this.#identitiesById.values()) {
+      if (record.key !== RESERVED_HOST_KEY) info.set(record.id, { id: record.id, description: describeIdentity(record) });
+    }
+    return info;
+  }
+
+  /** How many identities {@link IpcacheCompiler.identityInfo} describes, without describing them. */
+  get identityCount(): number {
+    // The host key's record is numbered IDENTITY_HOST, one of the reserved identities.
+    return RESERVED_IDENTITIES.length + this.#identitiesById.size - (this.#identitiesById.has(IDENTITY_HOST) ? 1 : 0);
   }
 
   /** Moves the prefix claims of changed policies; marks the prefixes and the addresses whose class may change dirty. */
@@ -482,12 +487,8 @@ export class IpcacheCompiler {
       removed.push(record.id);
       if (record.key === RESERVED_HOST_KEY) continue;
       this.#allocator.release(record.key, record.id);
-      this.#identityInfo.delete(record.id);
     }
-    for (const record of added) {
-      this.#identitiesById.set(record.id, record);
-      if (record.key !== RESERVED_HOST_KEY) this.#identityInfo.set(record.id, { id: record.id, description: describeIdentity(record) });
-    }
+    for (const record of added) this.#identitiesById.set(record.id, record);
 
     const upserts: IpcacheEntry[] = [];
     const removals: IpcacheKey[] = [];

@@ -57,7 +57,7 @@ export interface RulePorts {
 export interface NormalizedPeer {
   podSelector: LabelSelector | undefined;
   namespaceSelector: LabelSelector | undefined;
-  ipBlock: { cidr: Cidr; except: Cidr[] } | undefined;
+  ipBlock: { cidr: Cidr; except: readonly Cidr[] } | undefined;
 }
 
 /** One rule of a policy, of one direction. */
@@ -97,6 +97,9 @@ export interface NormalizedPolicy {
   /** Every ipBlock cidr and except, by canonical text. */
   prefixes: ReadonlyMap<string, Cidr>;
 }
+
+/** The excepts of an ipBlock without any: shared, since allow-lists have 100k such blocks. */
+const NO_EXCEPT: readonly Cidr[] = Object.freeze([]);
 
 /** Every protocol and port: what a rule without ports allows. */
 export const ANY_PORT_RANGE: PortRange = { protocol: 0, lo: 0, hi: MAX_PORT, prefixes: [{ port: 0, prefixLen: 0 }] };
@@ -163,7 +166,7 @@ export function normalizePolicy(policy: AnyPolicy): NormalizedPolicy {
       namespaceSelector: peer.namespaceSelector,
       ipBlock: peer.ipBlock && {
         cidr: cidr(peer.ipBlock.cidr, `${field}[${i}].ipBlock.cidr`),
-        except: (peer.ipBlock.except ?? []).map((e, j) => cidr(e, `${field}[${i}].ipBlock.except[${j}]`)),
+        except: peer.ipBlock.except?.length ? peer.ipBlock.except.map((e, j) => cidr(e, `${field}[${i}].ipBlock.except[${j}]`)) : NO_EXCEPT,
       },
     }));
   };
