@@ -123,6 +123,7 @@ const TLS_REFINEMENTS: SchemaRefinement[] = [
       ],
     },
   },
+  { type: "TlsTermination", path: ["alpn"], add: { minItems: 1, maxItems: 2, "x-kubernetes-list-type": "set" } },
   { type: "TlsClientCertificate", path: ["subjectAltNames"], add: { minItems: 1, maxItems: MAX_SUBJECT_ALT_NAMES } },
   { type: "TlsClientCertificate", path: ["subjectAltNames", "[]"], add: { maxLength: MAX_SUBJECT_ALT_NAME_LENGTH, pattern: SUBJECT_ALT_NAME_PATTERN } },
   { type: "SecretReference", path: ["secretName"], add: OBJECT_NAME_SCHEMA },

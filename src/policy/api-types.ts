@@ -270,6 +270,14 @@ export interface TlsTermination {
   upstream?: "Plain" | "TLS";
   /** The CA bundle (PEM) the pod's certificate must chain to; required when, and only when, `upstream` is TLS. */
   upstreamCA?: ConfigMapKeyReference;
+  /**
+   * The application protocols the proxy offers clients by ALPN (RFC 7301), in order of preference. `h2` only
+   * where the pod serves HTTP/2 (cleartext h2c when `upstream` is Plain), since the requests go on to it in
+   * the protocol the client chose; gRPC clients need it. A client offering none of them fails the
+   * handshake. Without it: `http/1.1` where rules judge the requests, no protocol negotiated where they
+   * pass the stream on.
+   */
+  alpn?: ("h2" | "http/1.1")[];
 }
 
 /** What a client certificate must be for a rule to admit the connection. */

@@ -250,7 +250,7 @@ describe("HttpViewIndex: TLS termination", () => {
 
   test("rules that disagree refuse the connection; an http Deny still resets connections passed on unchanged", () => {
     const two = ebpf("two", { ingress: [terminating({ termination }), terminating({ termination: { certificate: { secretName: "other-tls" } } })] });
-    assert.match(judgeStart([two], hello("a.example")).rule ?? "", /rules terminating the connection name different certificates or upstreams/);
+    assert.match(judgeStart([two], hello("a.example")).rule ?? "", /rules terminating the connection name different certificates, upstreams or ALPN protocols/);
     const upstreams = ebpf("two", { ingress: [terminating({ termination }), terminating({ termination: { ...termination, upstream: "TLS", upstreamCA: { configMapName: "ca", key: "ca.crt" } } })] });
     assert.equal(judgeStart([upstreams], hello("a.example")).allow, false);
     const mixed = [ebpf("t", { ingress: [terminating({ termination })] }), ebpf("sni", { ingress: [tlsRule({ serverNames: ["a.example"] })] })];
@@ -312,6 +312,12 @@ describe("validation of http", () => {
     assert.deepEqual(problems([{ ports: [{ port: 8443 }], tls: { termination: { ...termination, upstream: "TLS" } } }]), ["spec.ingress[0].tls.termination.upstreamCA: is required"]);
     assert.match(problems([{ ports: [{ port: 8443 }], tls: { termination: { ...termination, upstreamCA: { configMapName: "c", key: "k" } } } }]).join(), /upstreamCA: is set, but upstream is not TLS/);
     assert.match(problems([{ ports: [{ port: 8443 }], tls: { serverNames: ["a.example"], clientCertificate } }]).join(), /^spec\.ingress\[0\]\.tls\.clientCertificate: requires tls\.termination/);
+    assert.deepEqual(problems([{ ports: [{ port: 8443 }], tls: { termination: { ...termination, alpn: ["h2", "http/1.1"] } } }]), []);
+    assert.deepEqual(problems([{ ports: [{ port: 8443 }], tls: { termination: { ...termination, alpn: ["h2", "h3", "h2"] } } }]), [
+      'spec.ingress[0].tls.termination.alpn[1]: "h3" is not one of "h2", "http/1.1"',
+      'spec.ingress[0].tls.termination.alpn[2]: "h2" is listed twice',
+    ]);
+    assert.deepEqual(problems([{ ports: [{ port: 8443 }], tls: { termination: { ...termination, alpn: [] } } }]), ["spec.ingress[0].tls.termination.alpn: must name at least one protocol (or be left out)"]);
     assert.match(problems([{ action: "Deny", ports: [{ port: 8443 }], tls: { termination } }]).join(), /tls\.termination: applies to Allow rules only/);
     const egress = validatePolicy({ ...ebpf("p", {}), spec: { selector: {}, egress: [{ ports: [{ port: 443 }], tls: { termination } }] } }).map((issue) => `${issue.field}: ${issue.message}`);
     assert.deepEqual(egress, ["spec.egress[0].tls.termination: is not supported on egress rules: the proxy terminates TLS for the servers a policy selects (ingress rules)"]);

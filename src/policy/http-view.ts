@@ -346,7 +346,7 @@ export class HttpViewIndex {
       return { id, key: terminationKey(ref), ref };
     });
     const disagreeing = plans.find((plan) => plan.key !== plans[0]?.key);
-    if (disagreeing) return { refused: true, names: this.#named(disagreeing.id, ": rules terminating the connection name different certificates or upstreams") };
+    if (disagreeing) return { refused: true, names: this.#named(disagreeing.id, ": rules terminating the connection name different certificates, upstreams or ALPN protocols") };
     const chosen = plans[0]?.ref as RuleRef;
     const terminate: TlsTerminationPlan = {
       namespace: chosen.namespace,
@@ -423,10 +423,10 @@ export class HttpViewIndex {
   }
 }
 
-/** What rules terminating one connection must agree on: the namespace of their objects, the certificate, the upstream and its CA. */
+/** What rules terminating one connection must agree on: the namespace of their objects, the certificate, the upstream and its CA, the ALPN protocols. */
 function terminationKey(ref: RuleRef): string {
   const termination = ref.tls?.termination;
-  return JSON.stringify([ref.namespace, termination?.certificate.secretName, termination?.upstream ?? "Plain", termination?.upstreamCA?.configMapName, termination?.upstreamCA?.key]);
+  return JSON.stringify([ref.namespace, termination?.certificate.secretName, termination?.upstream ?? "Plain", termination?.upstreamCA?.configMapName, termination?.upstreamCA?.key, termination?.alpn]);
 }
 
 /** The rule ids a view's entries name. */

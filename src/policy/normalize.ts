@@ -233,7 +233,7 @@ function knownTlsFields(tls: TlsRule | undefined): TlsRule | undefined {
   const configMapKey = (ref: ConfigMapKeyReference | undefined) => ref && { configMapName: ref.configMapName, key: ref.key };
   return defined({
     serverNames: tls.serverNames,
-    termination: termination && defined({ certificate: { secretName: termination.certificate.secretName }, upstream: termination.upstream, upstreamCA: configMapKey(termination.upstreamCA) }),
+    termination: termination && defined({ certificate: { secretName: termination.certificate.secretName }, upstream: termination.upstream, upstreamCA: configMapKey(termination.upstreamCA), alpn: termination.alpn }),
     clientCertificate: clientCertificate && { ca: { configMapName: clientCertificate.ca.configMapName, key: clientCertificate.ca.key }, subjectAltNames: clientCertificate.subjectAltNames },
   });
 }

@@ -190,6 +190,8 @@ export interface ReferenceTermination {
   upstream: "Plain" | "TLS";
   /** `namespace/configMapName/key` of the upstream CA when re-encrypting. */
   upstreamCA?: string;
+  /** The ALPN protocols offered to the client, as the rule lists them; absent when it lists none. */
+  alpn?: string[];
   /** The rules admitting the connection whose client certificate requirement the client met (names). */
   rules: string[];
   /** The end whose rules these are: rule names alone do not say (`ingress` rule 1 and `egress` rule 1 share one). */
@@ -237,7 +239,7 @@ function clientCertificateHolds(namespace: string, tls: TlsRule, certificate: Re
  * with `tls` naming it (with `termination` and no `serverNames`: any name). All of them without
  * `termination`: passed on, unless a Deny rule with `http` covers the end (it cannot see the requests).
  * All with `termination`, naming one certificate and upstream: terminated, if the client certificate meets
- * one of them; a mix, or different certificates or upstreams: refused. No admitting rule: refused where
+ * one of them; a mix, or different certificates, upstreams or ALPN protocols: refused. No admitting rule: refused where
  * only rules with `http` or `tls` allow the flow. Bytes that are not TLS are refused where no rule with
  * `http` alone allows the flow; otherwise their requests are judged (evaluateRequest). For the audit
  * verdict, rules with `termination` admit by their server names alone.
@@ -280,6 +282,7 @@ export function evaluateConnection(world: World, packet: Packet, serverName: str
         certificate: `${named.namespace}/${termination?.certificate.secretName}`,
         upstream: termination?.upstream ?? "Plain",
         ...(upstreamCA && { upstreamCA: `${named.namespace}/${upstreamCA.configMapName}/${upstreamCA.key}` }),
+        ...(termination?.alpn && { alpn: termination.alpn }),
         rules: [],
         end,
       };

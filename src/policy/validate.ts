@@ -207,14 +207,7 @@ function checkPolicy(root: Fields, kind: "NetworkPolicy" | "EBPFNetworkPolicy", 
   if (spec === undefined) return;
   const selectorField = ebpf ? "selector" : "podSelector";
   checkSelector(spec[selectorField], `spec.${selectorField}`, issues, ebpf);
-  const types = listAt(spec.policyTypes, "spec.policyTypes", issues);
-  types?.forEach((type, i) => {
-    const path = `spec.policyTypes[${i}]`;
-    const text = stringValue(type, path, issues);
-    if (text === undefined) return;
-    if (!POLICY_TYPES.includes(text)) issues.push({ field: path, message: `${JSON.stringify(text)} is not one of ${quoteList(POLICY_TYPES)}` });
-    else if (types.indexOf(type) !== i) issues.push({ field: path, message: `${JSON.stringify(text)} is listed twice` });
-  });
+  checkEnumSet(spec.policyTypes, "spec.policyTypes", POLICY_TYPES, issues);
   for (const [direction, peersKey] of [["ingress", "from"], ["egress", "to"]] as const) {
     listAt(spec[direction], `spec.${direction}`, issues)?.forEach((rule, i) => {
       checkRule(rule, `spec.${direction}[${i}]`, peersKey, ebpf, issues);
@@ -306,6 +299,8 @@ function checkTls(rule: Fields, path: string, action: string | undefined, egress
     const upstream = checkEnum(termination.upstream, `${path}.tls.termination.upstream`, ["Plain", "TLS"], issues);
     if (upstream === "TLS") configMapKeyAt(termination.upstreamCA, `${path}.tls.termination.upstreamCA`, issues, "required");
     else if (present(termination.upstreamCA)) issues.push({ field: `${path}.tls.termination.upstreamCA`, message: UPSTREAM_CA_WITHOUT_TLS });
+    checkEnumSet(termination.alpn, `${path}.tls.termination.alpn`, ["h2", "http/1.1"], issues);
+    if (Array.isArray(termination.alpn) && termination.alpn.length === 0) issues.push({ field: `${path}.tls.termination.alpn`, message: "must name at least one protocol (or be left out)" });
     if (action === "Deny") issues.push({ field: `${path}.tls.termination`, message: TERMINATION_ON_DENY });
     if (egress) issues.push({ field: `${path}.tls.termination`, message: TERMINATION_ON_EGRESS });
   }
@@ -639,6 +634,15 @@ function objectAt(value: unknown, path: string, issues: ValidationIssue[], prese
     return undefined;
   }
   return value as Fields;
+}
+
+/** A list of distinct values of `allowed` (a set): each entry checked, a repeated one refused. */
+function checkEnumSet(value: unknown, path: string, allowed: string[], issues: ValidationIssue[]): void {
+  const list = listAt(value, path, issues);
+  list?.forEach((entry, i) => {
+    const text = checkEnum(entry, `${path}[${i}]`, allowed, issues, true);
+    if (text !== undefined && list.indexOf(entry) !== i) issues.push({ field: `${path}[${i}]`, message: `${JSON.stringify(text)} is listed twice` });
+  });
 }
 
 function listAt(value: unknown, path: string, issues: ValidationIssue[]): unknown[] | undefined {

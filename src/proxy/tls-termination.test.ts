@@ -281,6 +281,38 @@ describe("TLS termination through the node proxy", () => {
     }
   });
 
+  test("alpn: [h2]: a client offering only h2 (as gRPC clients do) negotiates it, its streams judged and sent on as h2c; one offering only http/1.1 fails the handshake", { timeout: 20_000 }, async () => {
+    world = compileHttpWorld([ebpf("api", { ingress: [rule({ termination: { ...termination, alpn: ["h2"] } }, publicGets)] })]);
+    plainPort = () => (h2cUpstream.address() as AddressInfo).port;
+    let negotiated: string | false | null = null;
+    const session = http2.connect("https://api.shop.example", {
+      createConnection: () => {
+        const socket = tls.connect({ port: proxyPort(), host: "127.0.0.1", servername: "api.shop.example", ca: serverCa.cert, ALPNProtocols: ["h2"] });
+        socket.once("secureConnect", () => (negotiated = socket.alpnProtocol));
+        return socket;
+      },
+    });
+    session.on("error", () => undefined);
+    try {
+      const statuses = await Promise.all(["/admin", "/public/a"].map(async (path) => {
+        const stream = session.request({ ":path": path });
+        const [headers] = (await once(stream, "response")) as [http2.IncomingHttpHeaders];
+        let body = "";
+        stream.on("data", (chunk: Buffer) => (body += chunk.toString()));
+        await once(stream, "end");
+        return [headers[":status"], body];
+      }));
+      assert.equal(negotiated, "h2");
+      assert.deepEqual(statuses, [[403, "Access denied"], [200, "h2c GET /public/a"]]);
+    } finally {
+      session.close();
+      await once(session, "close");
+      plainPort = () => upstreamPort;
+    }
+    const [refused] = await exchange({ alpn: ["http/1.1"] });
+    assert.match(String(refused?.status), /^error|reset/, "no protocol in common: the handshake fails");
+  });
+
   test("re-encrypted to the pod, verified with upstreamCA", async () => {
     const upstreamCA = { configMapName: "server-ca", key: "ca.crt" };
     world = compileHttpWorld([ebpf("api", { ingress: [rule({ termination: { ...termination, upstream: "TLS", upstreamCA } }, publicGets)] })]);
@@ -309,7 +341,7 @@ describe("TLS termination through the node proxy", () => {
     const reasons = logLines.filter((line) => line.flow === "tls").map((line) => String(line.reason ?? line.rule));
     assert.match(reasons[0] ?? "", /^material-missing: Secret x\/absent-tls is missing/);
     assert.match(reasons[1] ?? "", /^material-missing: Secret x\/broken-tls is malformed/);
-    assert.match(reasons[2] ?? "", /rules terminating the connection name different certificates or upstreams/);
+    assert.match(reasons[2] ?? "", /rules terminating the connection name different certificates, upstreams or ALPN protocols/);
     assert.match(reasons[3] ?? "", /rules passing the connection on unchanged and rules terminating it both admit it/);
   });
 

@@ -82,6 +82,10 @@ export function createTlsTerminator(options: TlsTerminatorOptions): TlsTerminato
         return;
       }
       const judgesRequests = plan.judgesRequests;
+      // The rules' protocols; by default HTTP/1.1 where requests are judged: a client offering h2 too (curl,
+      // browsers) would have it sent on as HTTP/2 to a pod that may speak HTTP/1.1 only. A client that sends the
+      // HTTP/2 preface without ALPN gets HTTP/2, as in plain text.
+      const alpn = termination.alpn ?? (judgesRequests ? ["http/1.1"] : undefined);
       // The TLS socket reads what the client sent so far before it reads the connection itself.
       socket.unshift(head);
       const secure = new tls.TLSSocket(socket, {
@@ -91,9 +95,7 @@ export function createTlsTerminator(options: TlsTerminatorOptions): TlsTerminato
         // OpenSSL checks the chain against the rules' CAs together; below, each rule is met only by a chain to
         // its own CA (validity, names): a refusal is then logged with its reason instead of ending the handshake.
         rejectUnauthorized: false,
-        // HTTP/1.1 only: a client offered h2 too (curl, browsers) would have it sent on as HTTP/2 to a pod that
-        // may speak HTTP/1.1 only. A client that sends the HTTP/2 preface without ALPN gets HTTP/2, as in plain text.
-        ...(judgesRequests && { ALPNProtocols: ["http/1.1"] }),
+        ...(alpn && { ALPNProtocols: alpn }),
       });
       const timer = setTimeout(() => {
         refuse({ verdict: "failed", reason: `no TLS handshake within ${options.handshakeTimeoutMs} ms` });

@@ -68,7 +68,7 @@ const ruleArb = (peerKey: "from" | "to") =>
 /** The client CAs terminating rules name (ConfigMap `x/NAME`, key ca.crt), and the client certificates the differential suites present. */
 export const CLIENT_CAS = ["ca-1", "ca-2"] as const;
 
-/** Ingress rules with `tls.termination`: certificates a and b, client certificates of either CA, with and without `http` and `serverNames`. */
+/** Ingress rules with `tls.termination`: certificates a and b, client certificates of either CA, with and without `http`, `serverNames` and `alpn`. */
 const TERMINATING_RULES: { tls: TlsRule; http?: HttpRule[] }[] = [
   { tls: { termination: { certificate: { secretName: "cert-a" } } } },
   {
@@ -77,6 +77,8 @@ const TERMINATING_RULES: { tls: TlsRule; http?: HttpRule[] }[] = [
   },
   { tls: { termination: { certificate: { secretName: "cert-a" } }, clientCertificate: { ca: { configMapName: "ca-2", key: "ca.crt" }, subjectAltNames: ["spiffe://c/ns/x/sa/c"] } } },
   { tls: { serverNames: ["api.shop.example"], termination: { certificate: { secretName: "cert-b" } } }, http: HTTP_LISTS[2] },
+  // Offers h2 as well: rules terminating one connection disagree with the others on cert-a.
+  { tls: { termination: { certificate: { secretName: "cert-a" }, alpn: ["http/1.1", "h2"] } }, http: HTTP_LISTS[1] },
 ];
 
 /** An ingress Allow rule to the selected pod on 80 or 8080 that terminates TLS. */
