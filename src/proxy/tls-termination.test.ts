@@ -43,6 +43,16 @@ function rule(tls: TlsRule, http?: EBPFIngressRule["http"]): EBPFIngressRule {
 
 const SPIFFE_FRONTEND = "spiffe://cluster.local/ns/x/sa/frontend";
 
+/** The status and body of one HTTP/2 request on `session`. */
+async function h2Answer(session: http2.ClientHttp2Session, path: string): Promise<[number, string]> {
+  const stream = session.request({ ":path": path });
+  const [headers] = (await once(stream, "response")) as [http2.IncomingHttpHeaders];
+  let body = "";
+  stream.on("data", (chunk: Buffer) => (body += chunk.toString()));
+  await once(stream, "end");
+  return [Number(headers[":status"]), body];
+}
+
 /** A copy as the operator writes it into palisade-secrets. */
 function copy(name: string, version: string, data: Record<string, Buffer>) {
   return { metadata: { name, resourceVersion: version }, data: Object.fromEntries(Object.entries(data).map(([key, value]) => [key, value.toString("base64")])) };
@@ -265,14 +275,7 @@ describe("TLS termination through the node proxy", () => {
     });
     session.on("error", () => undefined);
     try {
-      const statuses = await Promise.all(["/admin", "/public/a"].map(async (path) => {
-        const stream = session.request({ ":path": path });
-        const [headers] = (await once(stream, "response")) as [http2.IncomingHttpHeaders];
-        let body = "";
-        stream.on("data", (chunk: Buffer) => (body += chunk.toString()));
-        await once(stream, "end");
-        return [headers[":status"], body];
-      }));
+      const statuses = await Promise.all(["/admin", "/public/a"].map((path) => h2Answer(session, path)));
       assert.deepEqual(statuses, [[403, "Access denied"], [200, "h2c GET /public/a"]]);
     } finally {
       session.close();
@@ -294,14 +297,7 @@ describe("TLS termination through the node proxy", () => {
     });
     session.on("error", () => undefined);
     try {
-      const statuses = await Promise.all(["/admin", "/public/a"].map(async (path) => {
-        const stream = session.request({ ":path": path });
-        const [headers] = (await once(stream, "response")) as [http2.IncomingHttpHeaders];
-        let body = "";
-        stream.on("data", (chunk: Buffer) => (body += chunk.toString()));
-        await once(stream, "end");
-        return [headers[":status"], body];
-      }));
+      const statuses = await Promise.all(["/admin", "/public/a"].map((path) => h2Answer(session, path)));
       assert.equal(negotiated, "h2");
       assert.deepEqual(statuses, [[403, "Access denied"], [200, "h2c GET /public/a"]]);
     } finally {
