@@ -201,6 +201,7 @@ async function measureWorkload(
       let started: number | undefined;
       for (let attempt = 1; ; attempt++) {
         if (attempt > 1) await gate.waitForQuiet();
+        await gate.settle();
         const { result: run, foreignShare } = await gate.measure(() => workload.run(node, client, SERVER_V4, SERVICE_PORT, sampling));
         if (run.started !== undefined) started = (started ?? 0) + run.started;
         const disturbed = foreignShare > gate.maxForeignShare;

@@ -6,9 +6,23 @@
  *
  * @module
  */
+import { readFileSync } from "node:fs";
 import { foreignCpuSeconds } from "./foreign-cpu.ts";
 
 const PROBE_MS = 1000;
+const SETTLE_PROBE_MS = 250;
+/** USER_HZ: the unit of /proc/stat. */
+const TICKS_PER_SECOND = 100;
+
+/**
+ * CPU seconds the whole machine spent busy so far (/proc/stat's first line: user, nice, system, irq,
+ * softirq and steal, i.e. all but idle and iowait): kernel threads, interrupts and other guests of the
+ * host count too, which foreign-cpu.ts cannot see.
+ */
+function machineBusySeconds(): number {
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = (readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "").trim().split(/\s+/).slice(1).map(Number);
+  return (user + nice + system + irq + softirq + steal) / TICKS_PER_SECOND;
+}
 
 /** A quiet-machine gate with a total waiting budget. */
 export class QuietGate {
@@ -45,6 +59,22 @@ export class QuietGate {
       this.#waitedMs += PROBE_MS;
       if ((foreignCpuSeconds() - before) / (PROBE_MS / 1000) <= this.maxForeignShare) return;
     }
+  }
+
+  /**
+   * Waits (at most `maxMs`) until the whole machine is idle for a quarter second: between two runs nothing
+   * of the benchmark's own runs, so what is busy then is the kernel finishing the previous configuration's
+   * teardown (freeing maps of 100k entries, flushing rules and conntrack), or the host's other guests.
+   * Without it, a row measured right after a large configuration's removal reads low.
+   */
+  async settle(maxMs = 5000): Promise<void> {
+    const started = performance.now();
+    while (performance.now() - started < maxMs) {
+      const before = machineBusySeconds();
+      await new Promise((resolve) => setTimeout(resolve, SETTLE_PROBE_MS));
+      if ((machineBusySeconds() - before) / (SETTLE_PROBE_MS / 1000) <= this.maxForeignShare) break;
+    }
+    this.#waitedMs += performance.now() - started;
   }
 
   /** Runs `work` and returns its result with the share of a core others used meanwhile. */
