@@ -52,8 +52,8 @@ const FULL: BenchSettings = {
   grid: K_SWEEP.map((identities) => ({ identities, ruleCounts: N_SWEEP })),
   verdict: { rounds: 20, newFlowPerRound: 150, establishedRepeat: 100_000, attempts: 3 },
   plan: { iptables: [1, 1000, 10_000, 100_000], nftables: [1, 1000, 10_000, 100_000], palisade: [0, 1, 1000, 10_000, 100_000] },
-  rate: { rounds: 3, warmupMs: 1000, windowMs: 1000, windows: 3, attempts: 3 },
-  quietWaitBudgetMs: 120_000,
+  rate: { rounds: 3, warmupMs: 1000, windowMs: 1000, windows: 3, attempts: 4 },
+  quietWaitBudgetMs: 300_000,
 };
 
 const QUICK: BenchSettings = {

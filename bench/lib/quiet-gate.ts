@@ -2,7 +2,8 @@
  * Keeps other programs' CPU bursts out of the connection-rate numbers: waits
  * (within a budget for the whole benchmark) until the machine is quiet before
  * a run, and judges afterwards whether the run was disturbed, so the caller
- * can repeat it. See foreign-cpu.ts for how "others" are counted.
+ * can repeat it. "Others" are the processes outside the benchmark's tree
+ * (foreign-cpu.ts) and the host's other guests (steal time).
  *
  * @module
  */
@@ -20,8 +21,22 @@ const TICKS_PER_SECOND = 100;
  * host count too, which foreign-cpu.ts cannot see.
  */
 function machineBusySeconds(): number {
-  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = (readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "").trim().split(/\s+/).slice(1).map(Number);
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = machineTicks();
   return (user + nice + system + irq + softirq + steal) / TICKS_PER_SECOND;
+}
+
+/** /proc/stat's first line: the whole machine's CPU ticks by kind. */
+function machineTicks(): number[] {
+  return (readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "").trim().split(/\s+/).slice(1).map(Number);
+}
+
+/**
+ * CPU seconds other programs used so far, plus the time the host gave this machine's CPUs to its other
+ * guests (steal): on a shared host whole minutes can pass at a tenth of the usual speed, and a run then
+ * measures the host, not the path.
+ */
+function othersSeconds(): number {
+  return foreignCpuSeconds() + (machineTicks()[7] ?? 0) / TICKS_PER_SECOND;
 }
 
 /** A quiet-machine gate with a total waiting budget. */
@@ -54,10 +69,10 @@ export class QuietGate {
    */
   async waitForQuiet(): Promise<void> {
     while (this.#waitedMs < this.#budgetMs) {
-      const before = foreignCpuSeconds();
+      const before = othersSeconds();
       await new Promise((resolve) => setTimeout(resolve, PROBE_MS));
       this.#waitedMs += PROBE_MS;
-      if ((foreignCpuSeconds() - before) / (PROBE_MS / 1000) <= this.maxForeignShare) return;
+      if ((othersSeconds() - before) / (PROBE_MS / 1000) <= this.maxForeignShare) return;
     }
   }
 
@@ -79,10 +94,10 @@ export class QuietGate {
 
   /** Runs `work` and returns its result with the share of a core others used meanwhile. */
   async measure<T>(work: () => Promise<T>): Promise<{ result: T; foreignShare: number }> {
-    const before = foreignCpuSeconds();
+    const before = othersSeconds();
     const started = performance.now();
     const result = await work();
     const seconds = (performance.now() - started) / 1000;
-    return { result, foreignShare: (foreignCpuSeconds() - before) / seconds };
+    return { result, foreignShare: (othersSeconds() - before) / seconds };
   }
 }

@@ -169,7 +169,7 @@ export function formatProxyMemoryTable(startKiB: number, idleKiB: number, held: 
  */
 export function formatRunFooter(gate: QuietGate, quietWaitBudgetMs: number, startedMs: number): string {
   return (
-    `A round or run counts as disturbed when other programs used more than ${gate.maxForeignShare * 100}% of a core meanwhile; ` +
+    `A round or run counts as disturbed when other programs (and the host's other guests, by steal time) used more than ${gate.maxForeignShare * 100}% of a core meanwhile; ` +
     `waited ${(gate.waitedMs / 1000).toFixed(0)} s in total for a quiet machine (budget ${quietWaitBudgetMs / 1000} s).\n\n` +
     `total time: ${((performance.now() - startedMs) / 1000).toFixed(0)} s; 1-minute load average at the end: ${loadavg()[0]!.toFixed(2)}`
   );
