@@ -84,7 +84,7 @@ async function main({ layout, client }: { layout: DevLayout; client: KubeClient 
     });
   }
   const scrape = await agentMetrics(client);
-  const policyEntries = async (): Promise<number> => (await scrape()).reduce((sum, samples) => sum + (samples.get("palisade_policy_entries") ?? NaN), 0);
+  const policyEntries = async (): Promise<number> => [...(await scrape()).values()].reduce((sum, samples) => sum + (samples.get("palisade_policy_entries") ?? NaN), 0);
   const cidrIdentities = async (): Promise<number> =>
     (await client.request<{ items: PalisadeIdentity[] }>("GET", resourcePath(Resources.palisadeIdentities))).items.filter((obj) => obj.spec.kind === "cidr").length;
 

@@ -71,17 +71,17 @@ export async function scrapeMetrics(url: string): Promise<Map<string, number>> {
 }
 
 /**
- * Reads every dev node's agent metrics: a function returning, per node, the
- * value of each sample line of /metrics (by its name and labels as printed).
+ * Reads every dev node's agent metrics: a function returning, by node name,
+ * the value of each sample line of /metrics (by its name and labels as printed).
  *
  * @example
  * ```ts
  * const scrape = await agentMetrics(client);
- * (await scrape())[0]?.get("palisade_policy_entries"); // 20000
+ * (await scrape()).get("palisade-node-1")?.get("palisade_policy_entries"); // 20000
  * ```
  */
-export async function agentMetrics(client: KubeClient): Promise<() => Promise<Map<string, number>[]>> {
+export async function agentMetrics(client: KubeClient): Promise<() => Promise<Map<string, Map<string, number>>>> {
   const nodes = (await client.request<{ items: V1Node[] }>("GET", resourcePath(Resources.nodes))).items;
-  const urls = nodes.map((node) => `http://${node.status?.addresses?.find((a) => a.type === "InternalIP")?.address}:${DEV_AGENT_METRICS_PORT}/metrics`);
-  return () => Promise.all(urls.map(scrapeMetrics));
+  const urls = nodes.map((node) => [node.metadata?.name ?? "", `http://${node.status?.addresses?.find((a) => a.type === "InternalIP")?.address}:${DEV_AGENT_METRICS_PORT}/metrics`] as const);
+  return async () => new Map(await Promise.all(urls.map(async ([name, url]) => [name, await scrapeMetrics(url)] as const)));
 }
