@@ -208,7 +208,9 @@ function groupTemplate(items: RuleItem[]): GroupTemplate {
  * Builds the slot content of endpoints within one commit, remembering what it
  * built: endpoints of equal policies and named ports share one content, and
  * groups of equal items one template. A builder lives for one commit only,
- * since rule ids stand for their rule's action, mode and order only that long.
+ * since rule ids stand for their rule's action, mode and order only that long
+ * (a content patched from an earlier commit's keeps only groups whose rules did
+ * not change, see {@link SlotContentBuilder.patched}).
  *
  * @example
  * ```ts
@@ -220,6 +222,8 @@ export class SlotContentBuilder {
   readonly #identity: (id: number) => Identity | undefined;
   readonly #contents = new Map<string, SlotContent>();
   readonly #templates = new Map<string, GroupTemplate>();
+  /** Patched contents, by the content patched and the signature of the endpoint's policies and named ports. */
+  readonly #patched = new Map<SlotContent, Map<string, SlotContent>>();
 
   /** A builder resolving egress named ports against the identities `identity` knows. */
   constructor(identity: (id: number) => Identity | undefined) {
@@ -228,17 +232,46 @@ export class SlotContentBuilder {
 
   /** The entries (without slot) of an endpoint the `applying` policies select; `pod` is the endpoint's pod. */
   contentOf(applying: readonly CompiledPolicy[], pod: PodInfo): SlotContent {
-    // Entries depend on the pod only through ingress named ports.
-    const signature = JSON.stringify([applying.map((compiled) => compiled.policy.key), pod.namedPorts]);
+    const signature = contentSignature(applying, pod);
     let content = this.#contents.get(signature);
     if (!content) {
-      content = this.#build(applying, pod);
+      const groups = this.#groups(applying, pod, undefined);
+      content = { key: groups.map(groupText).join(""), groups };
       this.#contents.set(signature, content);
     }
     return content;
   }
 
-  #build(applying: readonly CompiledPolicy[], pod: PodInfo): SlotContent {
+  /**
+   * What {@link SlotContentBuilder.contentOf} answers for an endpoint whose content was `current` and
+   * whose policies, rules and pod are unchanged since, while only the identities in `changed` came or
+   * went (those in `added` are the ones in use now): `current` without the groups of `changed`, plus
+   * the groups of `added`. It visits only those identities, not every identity the rules target.
+   * Answers `current` itself when nothing differs.
+   *
+   * @example
+   * ```ts
+   * builder.patched(slots.content(endpoint.contentKey), rules.applyingTo(key, namespace), pod, new Set([300, 301]), [301]);
+   * ```
+   */
+  patched(current: SlotContent, applying: readonly CompiledPolicy[], pod: PodInfo, changed: ReadonlySet<number>, added: readonly number[]): SlotContent {
+    const signature = contentSignature(applying, pod);
+    let byPolicies = this.#patched.get(current);
+    if (!byPolicies) {
+      byPolicies = new Map();
+      this.#patched.set(current, byPolicies);
+    }
+    let content = byPolicies.get(signature);
+    if (!content) {
+      content = spliceGroups(current, changed, this.#groups(applying, pod, added));
+      byPolicies.set(signature, content);
+    }
+    return content;
+  }
+
+  /** The groups (sorted by direction, then identity) of the `applying` policies for `pod`, of every identity, or only of those in `only`. */
+  #groups(applying: readonly CompiledPolicy[], pod: PodInfo, only: readonly number[] | undefined): SlotContent["groups"] {
+    const targets = (rule: CompiledRule): Iterable<number> => (only ? only.filter((id) => rule.identities.has(id)) : rule.identities);
     type Group = { identity: number; direction: Direction; items: RuleItem[]; signature: string };
     const groups: [Map<number, Group>, Map<number, Group>] = [new Map(), new Map()];
     const add = (identity: number, direction: Direction, part: RuleItems): void => {
@@ -257,13 +290,14 @@ export class SlotContentBuilder {
         if (rule.rule.direction === "Ingress") {
           // The destination is this pod: named ports resolve here, once.
           const part = ruleItems(rule, ports ? [...ports.numeric, ...ports.named.flatMap((ref) => resolveNamedPort(ref, pod.namedPorts))] : [ANY_PORT_RANGE]);
-          for (const identity of peers ? rule.identities : [IDENTITY_ANY]) add(identity, DIRECTION_INGRESS, part);
+          if (peers) for (const identity of targets(rule)) add(identity, DIRECTION_INGRESS, part);
+          else if (!only) add(IDENTITY_ANY, DIRECTION_INGRESS, part);
           continue;
         }
         // Egress: the destination is the remote, so named ports resolve per identity.
         const fixed = ruleItems(rule, ports ? ports.numeric : [ANY_PORT_RANGE]);
-        if (!peers) add(IDENTITY_ANY, DIRECTION_EGRESS, fixed);
-        for (const id of rule.identities) {
+        if (!peers && !only) add(IDENTITY_ANY, DIRECTION_EGRESS, fixed);
+        for (const id of targets(rule)) {
           const identity = this.#identity(id) as Identity;
           const named = (ports?.named ?? []).flatMap((ref) => resolveNamedPort(ref, identity.namedPorts));
           if (peers && named.length === 0) add(id, DIRECTION_EGRESS, fixed);
@@ -282,7 +316,72 @@ export class SlotContentBuilder {
         out.push({ identity, direction, template });
       }
     }
-    out.sort((a, b) => a.direction - b.direction || a.identity - b.identity);
-    return { key: out.map((g) => `${g.direction}/${g.identity}{${g.template.text}}`).join(""), groups: out };
+    return out.sort(groupOrder);
   }
+}
+
+type ContentGroup = SlotContent["groups"][number];
+
+/** The order of groups in a content: by direction, then identity. */
+function groupOrder(a: ContentGroup, b: ContentGroup): number {
+  return a.direction - b.direction || a.identity - b.identity;
+}
+
+/** What the entries of an endpoint depend on besides the identities its rules target: its policies, and its pod through ingress named ports. */
+function contentSignature(applying: readonly CompiledPolicy[], pod: PodInfo): string {
+  return JSON.stringify([applying.map((compiled) => compiled.policy.key), pod.namedPorts]);
+}
+
+/** A group's part of its content's key. */
+function groupText(group: ContentGroup): string {
+  return `${group.direction}/${group.identity}{${group.template.text}}`;
+}
+
+/** The length of {@link groupText} (a direction is one digit), without building it. */
+function groupTextLength(group: ContentGroup): number {
+  let digits = 1;
+  for (let n = group.identity; n >= 10; n = Math.floor(n / 10)) digits++;
+  return digits + group.template.text.length + 4;
+}
+
+/**
+ * `current` without the groups of identities in `dropped`, plus `added` (sorted, none of them in
+ * `current` unless dropped). The key is cut and joined from `current`'s rather than built again:
+ * it is long (every group's entries), and most of it stays.
+ */
+function spliceGroups(current: SlotContent, dropped: ReadonlySet<number>, added: readonly ContentGroup[]): SlotContent {
+  if (added.length === 0 && !current.groups.some((group) => dropped.has(group.identity))) return current;
+  const { key, groups: old } = current;
+  const groups: ContentGroup[] = [];
+  const parts: string[] = [];
+  // `offset` is where the part of old[i] starts in `key`; `key` up to `copied` is in `parts`.
+  let offset = 0;
+  let copied = 0;
+  let i = 0;
+  let j = 0;
+  while (i < old.length || j < added.length) {
+    const kept = old[i];
+    const fresh = added[j];
+    if (fresh && kept && groupOrder(fresh, kept) === 0 && !dropped.has(kept.identity)) {
+      throw new Error(`Cannot patch slot content: it has group ${groupText(kept)} already`);
+    }
+    if (fresh && (!kept || groupOrder(fresh, kept) < 0)) {
+      parts.push(key.slice(copied, offset), groupText(fresh));
+      copied = offset;
+      groups.push(fresh);
+      j++;
+      continue;
+    }
+    const group = kept as ContentGroup;
+    if (dropped.has(group.identity)) {
+      parts.push(key.slice(copied, offset));
+      copied = offset + groupTextLength(group);
+    } else {
+      groups.push(group);
+    }
+    offset += groupTextLength(group);
+    i++;
+  }
+  parts.push(key.slice(copied));
+  return { key: parts.join(""), groups };
 }

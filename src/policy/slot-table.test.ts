@@ -38,3 +38,68 @@ test("new content gets a fresh slot; a released slot goes at the sweep unless ta
 
   assert.notEqual(slots.acquire(content("db", [5432]), upserts), db, "content that comes back gets a new number: build new, then switch");
 });
+
+const group = (identity: number, ports: number[], http = false): SlotContent["groups"][number] => ({
+  identity,
+  direction: 0,
+  template: {
+    text: `${ports.join(",")}${http ? "+http" : ""}`,
+    entries: ports.map((port) => ({ protocol: 6, port, portPrefixLen: 16, value: http ? { ...value, flags: 16, http: { allows: [1], denies: [], auditAllows: [], auditDenies: [] } } : value })),
+  },
+});
+const contentOfGroups = (...groups: SlotContent["groups"]): SlotContent => ({
+  key: groups.map((g) => `${g.direction}/${g.identity}{${g.template.text}}`).join(""),
+  groups,
+});
+const keysOf = (entries: Iterable<{ key: PolicyKey } | PolicyKey>) => [...entries].map((e) => ("key" in e ? e.key : e)).map((k) => [k.slot, k.identity, k.port]);
+
+test("reshape adds and drops whole groups of mutable identities in place: same number, same users, only their entries in the diff", () => {
+  const slots = new SlotTable();
+  const upserts: PolicyEntry[] = [];
+  const removals: PolicyKey[] = [];
+  const before = contentOfGroups(group(256, [80]), group(257, [443]));
+  const slot = slots.acquire(before, upserts);
+  slots.acquire(before, upserts);
+  upserts.length = 0;
+  const after = contentOfGroups(group(256, [80]), group(258, [80, 81], true));
+  assert.equal(slots.reshape(before.key, after, (id) => id === 257 || id === 258, upserts, removals), slot);
+  assert.deepEqual(keysOf(upserts), [[slot, 258, 80], [slot, 258, 81]]);
+  assert.deepEqual(keysOf(removals), [[slot, 257, 443]]);
+  assert.deepEqual([slots.users(after.key), slots.users(before.key)], [2, 0]);
+  assert.equal(slots.content(after.key), after);
+  assert.deepEqual(keysOf(slots.entries()), [[slot, 256, 80], [slot, 258, 80], [slot, 258, 81]]);
+  assert.equal(slots.size, 3);
+  assert.deepEqual(keysOf(slots.httpSlotEntries()), keysOf(slots.entries()), "an HTTP entry added in place makes it an HTTP slot");
+
+  const back = contentOfGroups(group(256, [80]));
+  assert.equal(slots.reshape(after.key, back, (id) => id === 258, upserts, removals), slot);
+  assert.deepEqual([...slots.httpSlotEntries()], [], "and its removal unmakes it");
+  assert.equal(slots.size, 1);
+  slots.release(back.key);
+  slots.release(back.key);
+  removals.length = 0;
+  slots.sweep(removals);
+  assert.deepEqual(keysOf(removals), [[slot, 256, 80]], "the slot goes with its last user, as its content is now");
+});
+
+test("reshape changes nothing when a group of another identity differs, a group changed, or the content has a slot already", () => {
+  const slots = new SlotTable();
+  const upserts: PolicyEntry[] = [];
+  const removals: PolicyKey[] = [];
+  const before = contentOfGroups(group(256, [80]), group(257, [443]));
+  const slot = slots.acquire(before, upserts);
+  const existing = contentOfGroups(group(256, [80]));
+  slots.acquire(existing, upserts);
+  upserts.length = 0;
+  const refused: [SlotContent, (id: number) => boolean][] = [
+    [contentOfGroups(group(256, [80]), group(257, [443]), group(300, [80])), (id) => id === 257],
+    [contentOfGroups(group(256, [80]), group(257, [443, 8443])), () => true],
+    [existing, () => true],
+  ];
+  for (const [to, mutable] of refused) {
+    assert.equal(slots.reshape(before.key, to, mutable, upserts, removals), undefined, to.key);
+    assert.deepEqual([upserts, removals], [[], []]);
+    assert.equal(slots.content(before.key), before);
+  }
+  assert.deepEqual(keysOf(slots.entries()).filter(([s]) => s === slot), [[slot, 256, 80], [slot, 257, 443]]);
+});

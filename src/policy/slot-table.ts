@@ -1,9 +1,11 @@
 /**
  * Slot interning: policy entries live under a slot number, and slots are
- * content-addressed. Endpoints with identical entries share one slot; new
- * content gets a fresh number, whose entries are written before any endpoint
- * switches to it ("build new, then switch"), and a slot's entries are removed
- * only once no endpoint uses it.
+ * content-addressed. Endpoints with identical entries share one slot, and a
+ * slot's entries are removed only once no endpoint uses it. Content that
+ * changes gets a fresh number, whose entries are written before any endpoint
+ * switches to it ("build new, then switch"), except where it differs only in
+ * the entries of identities no packet carries while they are written: then
+ * the slot is changed in place ({@link SlotTable.reshape}).
  *
  * @module
  */
@@ -11,10 +13,15 @@ import type { PolicyEntry, PolicyKey } from "./desired-state.ts";
 import type { SlotContent } from "./slot-content.ts";
 
 interface SlotRecord {
-  contentKey: string;
+  content: SlotContent;
   slot: number;
   users: number;
   entries: PolicyEntry[];
+}
+
+/** A group's (identity, direction) as one number. */
+function groupId(identity: number, direction: number): number {
+  return identity * 2 + direction;
 }
 
 /**
@@ -41,15 +48,9 @@ export class SlotTable {
     let slot = this.#slots.get(content.key);
     if (!slot) {
       const number = this.#nextSlot++;
-      slot = { contentKey: content.key, slot: number, users: 0, entries: [] };
+      slot = { content, slot: number, users: 0, entries: [] };
       this.#slots.set(content.key, slot);
-      for (const { identity, direction, template } of content.groups) {
-        for (const { protocol, port, portPrefixLen, value } of template.entries) {
-          const entry: PolicyEntry = { key: { slot: number, identity, direction, protocol, port, portPrefixLen }, value };
-          slot.entries.push(entry);
-          upserts.push(entry);
-        }
-      }
+      for (const group of content.groups) this.#addGroup(slot, group, upserts);
       this.#entries += slot.entries.length;
       if (slot.entries.some((entry) => entry.value.http !== undefined)) this.#httpSlots.add(slot);
     }
@@ -64,6 +65,83 @@ export class SlotTable {
     this.#released.push(slot);
   }
 
+  /** The content of the slot of `contentKey`. */
+  content(contentKey: string): SlotContent {
+    return (this.#slots.get(contentKey) as SlotRecord).content;
+  }
+
+  /** How many references the slot of `contentKey` has. */
+  users(contentKey: string): number {
+    return this.#slots.get(contentKey)?.users ?? 0;
+  }
+
+  /**
+   * Gives the slot of `from` the content `to` in place, keeping its number and
+   * references, when no slot has `to` yet and every group (identity and
+   * direction) that differs is one `to` adds or drops whole, of an identity
+   * `mutable` accepts; otherwise changes nothing. The added groups' entries are
+   * appended to `upserts` and the dropped ones' keys to `removals`. That is
+   * atomic for packets only for identities no packet carries while they are
+   * written: one that no ipcache entry or endpoint has before the ipcache
+   * upserts (new), or after the ipcache removals (gone), which is what the
+   * order of `StateDiff` gives. The caller moves the slot's users to `to`
+   * (acquire `to`, release `to.key`), or lets them switch away.
+   *
+   * @returns the slot number, or `undefined` when the slot was left as it was.
+   *
+   * @example
+   * ```ts
+   * slots.reshape(endpoint.contentKey, patched, (id) => isNewOrGone(id), diff.policyUpserts, diff.policyRemovals); // 7
+   * ```
+   */
+  reshape(from: string, to: SlotContent, mutable: (identity: number) => boolean, upserts: PolicyEntry[], removals: PolicyKey[]): number | undefined {
+    const slot = this.#slots.get(from);
+    if (!slot || this.#slots.has(to.key)) return undefined;
+    const dropped = new Set<number>();
+    const added: SlotContent["groups"] = [];
+    const old = slot.content.groups;
+    let i = 0;
+    let j = 0;
+    while (i < old.length || j < to.groups.length) {
+      const before = old[i];
+      const after = to.groups[j];
+      const order = !before ? 1 : !after ? -1 : before.direction - after.direction || before.identity - after.identity;
+      if (order === 0) {
+        // A group that changed is of an identity packets carry now, or of one number meaning two identities.
+        if (before?.template.text !== after?.template.text) return undefined;
+        i++;
+        j++;
+        continue;
+      }
+      const group = (order < 0 ? before : after) as SlotContent["groups"][number];
+      if (!mutable(group.identity)) return undefined;
+      if (order < 0) {
+        dropped.add(groupId(group.identity, group.direction));
+        i++;
+      } else {
+        added.push(group);
+        j++;
+      }
+    }
+    const count = slot.entries.length;
+    if (dropped.size > 0) {
+      const entries: PolicyEntry[] = [];
+      for (const entry of slot.entries) {
+        if (dropped.has(groupId(entry.key.identity, entry.key.direction))) removals.push(entry.key);
+        else entries.push(entry);
+      }
+      slot.entries = entries;
+    }
+    for (const group of added) this.#addGroup(slot, group, upserts);
+    this.#entries += slot.entries.length - count;
+    this.#slots.delete(from);
+    this.#slots.set(to.key, slot);
+    slot.content = to;
+    if (slot.entries.some((entry) => entry.value.http !== undefined)) this.#httpSlots.add(slot);
+    else this.#httpSlots.delete(slot);
+    return slot.slot;
+  }
+
   /**
    * Removes the released slots nobody took again, appending their keys to
    * `removals`. Called last in a commit, so a slot released by one endpoint
@@ -71,7 +149,8 @@ export class SlotTable {
    */
   sweep(removals: PolicyKey[]): void {
     for (const slot of this.#released) {
-      if (slot.users > 0 || !this.#slots.delete(slot.contentKey)) continue;
+      if (slot.users > 0 || this.#slots.get(slot.content.key) !== slot) continue;
+      this.#slots.delete(slot.content.key);
       this.#entries -= slot.entries.length;
       this.#httpSlots.delete(slot);
       for (const entry of slot.entries) removals.push(entry.key);
@@ -92,5 +171,15 @@ export class SlotTable {
   /** How many entries the slots hold. */
   get size(): number {
     return this.#entries;
+  }
+
+  /** Appends the entries of `group` to the slot and to `upserts`. */
+  #addGroup(slot: SlotRecord, group: SlotContent["groups"][number], upserts: PolicyEntry[]): void {
+    const { identity, direction, template } = group;
+    for (const { protocol, port, portPrefixLen, value } of template.entries) {
+      const entry: PolicyEntry = { key: { slot: slot.slot, identity, direction, protocol, port, portPrefixLen }, value };
+      slot.entries.push(entry);
+      upserts.push(entry);
+    }
   }
 }
