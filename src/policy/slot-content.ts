@@ -323,7 +323,7 @@ export class SlotContentBuilder {
 type ContentGroup = SlotContent["groups"][number];
 
 /** The order of groups in a content: by direction, then identity. */
-function groupOrder(a: ContentGroup, b: ContentGroup): number {
+function groupOrder(a: Pick<ContentGroup, "identity" | "direction">, b: Pick<ContentGroup, "identity" | "direction">): number {
   return a.direction - b.direction || a.identity - b.identity;
 }
 
@@ -339,9 +339,21 @@ function groupText(group: ContentGroup): string {
 
 /** The length of {@link groupText} (a direction is one digit), without building it. */
 function groupTextLength(group: ContentGroup): number {
-  let digits = 1;
-  for (let n = group.identity; n >= 10; n = Math.floor(n / 10)) digits++;
+  const id = group.identity;
+  const digits = id < 10 ? 1 : id < 100 ? 2 : id < 1e3 ? 3 : id < 1e4 ? 4 : id < 1e5 ? 5 : id < 1e6 ? 6 : id < 1e7 ? 7 : id < 1e8 ? 8 : id < 1e9 ? 9 : 10;
   return digits + group.template.text.length + 4;
+}
+
+/** The index of the first of `groups` (sorted) not before `group`. */
+function lowerBound(groups: readonly ContentGroup[], group: Pick<ContentGroup, "identity" | "direction">): number {
+  let lo = 0;
+  let hi = groups.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (groupOrder(groups[mid] as ContentGroup, group) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 /**
@@ -350,38 +362,49 @@ function groupTextLength(group: ContentGroup): number {
  * it is long (every group's entries), and most of it stays.
  */
 function spliceGroups(current: SlotContent, dropped: ReadonlySet<number>, added: readonly ContentGroup[]): SlotContent {
-  if (added.length === 0 && !current.groups.some((group) => dropped.has(group.identity))) return current;
   const { key, groups: old } = current;
-  const groups: ContentGroup[] = [];
+  // Where something changes, by index in `old`: few places, found by binary search, so the
+  // unchanged runs between them are copied whole.
+  const drops: number[] = [];
+  for (const identity of dropped) {
+    for (const direction of [DIRECTION_INGRESS, DIRECTION_EGRESS] as const) {
+      const at = lowerBound(old, { identity, direction });
+      if (old[at]?.identity === identity && old[at]?.direction === direction) drops.push(at);
+    }
+  }
+  if (added.length === 0 && drops.length === 0) return current;
+  const changes = [...drops.map((at) => ({ at, fresh: undefined })), ...added.map((fresh) => ({ at: lowerBound(old, fresh), fresh }))];
+  // At one index, an insertion goes before the group there, which may be dropped.
+  changes.sort((a, b) => a.at - b.at || (a.fresh ? 0 : 1) - (b.fresh ? 0 : 1));
+  const runs: ContentGroup[][] = [];
   const parts: string[] = [];
-  // `offset` is where the part of old[i] starts in `key`; `key` up to `copied` is in `parts`.
+  // old[index] starts at `offset` in `key`; `key` up to `copied` is in `parts`, `old` up to `next` in `runs`.
+  let index = 0;
   let offset = 0;
   let copied = 0;
-  let i = 0;
-  let j = 0;
-  while (i < old.length || j < added.length) {
-    const kept = old[i];
-    const fresh = added[j];
-    if (fresh && kept && groupOrder(fresh, kept) === 0 && !dropped.has(kept.identity)) {
-      throw new Error(`Cannot patch slot content: it has group ${groupText(kept)} already`);
-    }
-    if (fresh && (!kept || groupOrder(fresh, kept) < 0)) {
-      parts.push(key.slice(copied, offset), groupText(fresh));
+  let next = 0;
+  for (const { at, fresh } of changes) {
+    for (; index < at; index++) offset += groupTextLength(old[index] as ContentGroup);
+    runs.push(old.slice(next, at));
+    parts.push(key.slice(copied, offset));
+    if (fresh) {
+      const there = old[at];
+      if (there && groupOrder(fresh, there) === 0 && !dropped.has(there.identity)) {
+        throw new Error(`Cannot patch slot content: it has group ${groupText(there)} already`);
+      }
+      runs.push([fresh]);
+      parts.push(groupText(fresh));
       copied = offset;
-      groups.push(fresh);
-      j++;
-      continue;
-    }
-    const group = kept as ContentGroup;
-    if (dropped.has(group.identity)) {
-      parts.push(key.slice(copied, offset));
-      copied = offset + groupTextLength(group);
+      next = at;
     } else {
-      groups.push(group);
+      offset += groupTextLength(old[at] as ContentGroup);
+      index++;
+      copied = offset;
+      next = at + 1;
     }
-    offset += groupTextLength(group);
-    i++;
   }
+  runs.push(old.slice(next));
   parts.push(key.slice(copied));
+  const groups = ([] as ContentGroup[]).concat(...runs);
   return { key: parts.join(""), groups };
 }

@@ -16,13 +16,32 @@ interface SlotRecord {
   content: SlotContent;
   slot: number;
   users: number;
+  /** In the order of the content's groups (by direction, then identity), so a group's entries are found by binary search. */
   entries: PolicyEntry[];
 }
 
-/** A group's (identity, direction) as one number. */
-function groupId(identity: number, direction: number): number {
-  return identity * 2 + direction;
+type Group = SlotContent["groups"][number];
+
+/** The index of the first entry of `entries` (in group order) not before the group of `identity` and `direction`. */
+function entryBound(entries: readonly PolicyEntry[], direction: number, identity: number): number {
+  let lo = 0;
+  let hi = entries.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const { key } = entries[mid] as PolicyEntry;
+    if (key.direction < direction || (key.direction === direction && key.identity < identity)) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
+
+/** The entries of `group` with the slot's number. */
+function groupEntries(slot: number, group: Group): PolicyEntry[] {
+  const { identity, direction, template } = group;
+  return template.entries.map(({ protocol, port, portPrefixLen, value }) => ({ key: { slot, identity, direction, protocol, port, portPrefixLen }, value }));
+}
+
+const hasHttp = (entry: PolicyEntry): boolean => entry.value.http !== undefined;
 
 /**
  * The slots in use, by content.
@@ -50,9 +69,15 @@ export class SlotTable {
       const number = this.#nextSlot++;
       slot = { content, slot: number, users: 0, entries: [] };
       this.#slots.set(content.key, slot);
-      for (const group of content.groups) this.#addGroup(slot, group, upserts);
+      // Loops, not spreads: a slot of a large CIDR allow-list has more entries than a call takes arguments.
+      for (const group of content.groups) {
+        for (const entry of groupEntries(number, group)) {
+          slot.entries.push(entry);
+          upserts.push(entry);
+        }
+      }
       this.#entries += slot.entries.length;
-      if (slot.entries.some((entry) => entry.value.http !== undefined)) this.#httpSlots.add(slot);
+      if (slot.entries.some(hasHttp)) this.#httpSlots.add(slot);
     }
     slot.users++;
     return slot.slot;
@@ -97,14 +122,20 @@ export class SlotTable {
   reshape(from: string, to: SlotContent, mutable: (identity: number) => boolean, upserts: PolicyEntry[], removals: PolicyKey[]): number | undefined {
     const slot = this.#slots.get(from);
     if (!slot || this.#slots.has(to.key)) return undefined;
-    const dropped = new Set<number>();
-    const added: SlotContent["groups"] = [];
+    const dropped: Group[] = [];
+    const added: Group[] = [];
     const old = slot.content.groups;
     let i = 0;
     let j = 0;
     while (i < old.length || j < to.groups.length) {
       const before = old[i];
       const after = to.groups[j];
+      if (before === after) {
+        // Mostly the same objects: a patched content keeps the groups it does not change.
+        i++;
+        j++;
+        continue;
+      }
       const order = !before ? 1 : !after ? -1 : before.direction - after.direction || before.identity - after.identity;
       if (order === 0) {
         // A group that changed is of an identity packets carry now, or of one number meaning two identities.
@@ -113,31 +144,35 @@ export class SlotTable {
         j++;
         continue;
       }
-      const group = (order < 0 ? before : after) as SlotContent["groups"][number];
+      const group = (order < 0 ? before : after) as Group;
       if (!mutable(group.identity)) return undefined;
       if (order < 0) {
-        dropped.add(groupId(group.identity, group.direction));
+        dropped.push(group);
         i++;
       } else {
         added.push(group);
         j++;
       }
     }
-    const count = slot.entries.length;
-    if (dropped.size > 0) {
-      const entries: PolicyEntry[] = [];
-      for (const entry of slot.entries) {
-        if (dropped.has(groupId(entry.key.identity, entry.key.direction))) removals.push(entry.key);
-        else entries.push(entry);
-      }
-      slot.entries = entries;
+    const { entries } = slot;
+    let http = this.#httpSlots.has(slot);
+    for (const { identity, direction, template } of dropped) {
+      const at = entryBound(entries, direction, identity);
+      const gone = entries.splice(at, template.entries.length);
+      for (const entry of gone) removals.push(entry.key);
+      if (http && gone.some(hasHttp)) http = entries.some(hasHttp);
     }
-    for (const group of added) this.#addGroup(slot, group, upserts);
-    this.#entries += slot.entries.length - count;
+    for (const group of added) {
+      const fresh = groupEntries(slot.slot, group);
+      entries.splice(entryBound(entries, group.direction, group.identity), 0, ...fresh);
+      upserts.push(...fresh);
+      http ||= fresh.some(hasHttp);
+    }
+    this.#entries += added.reduce((sum, group) => sum + group.template.entries.length, 0) - dropped.reduce((sum, group) => sum + group.template.entries.length, 0);
     this.#slots.delete(from);
     this.#slots.set(to.key, slot);
     slot.content = to;
-    if (slot.entries.some((entry) => entry.value.http !== undefined)) this.#httpSlots.add(slot);
+    if (http) this.#httpSlots.add(slot);
     else this.#httpSlots.delete(slot);
     return slot.slot;
   }
@@ -171,15 +206,5 @@ export class SlotTable {
   /** How many entries the slots hold. */
   get size(): number {
     return this.#entries;
-  }
-
-  /** Appends the entries of `group` to the slot and to `upserts`. */
-  #addGroup(slot: SlotRecord, group: SlotContent["groups"][number], upserts: PolicyEntry[]): void {
-    const { identity, direction, template } = group;
-    for (const { protocol, port, portPrefixLen, value } of template.entries) {
-      const entry: PolicyEntry = { key: { slot: slot.slot, identity, direction, protocol, port, portPrefixLen }, value };
-      slot.entries.push(entry);
-      upserts.push(entry);
-    }
   }
 }
