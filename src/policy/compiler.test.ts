@@ -1057,6 +1057,37 @@ describe("pending identities", () => {
     assert.equal(allocator.references.get(bKey), 1);
   });
 
+  test("two keys that swap numbers in one commit: a number both gone and new never changes a slot in place", () => {
+    const allocator = new TableAllocator();
+    const compiler = new PolicyCompiler({ identities: allocator });
+    const maps = new DiffModel();
+    // a admits b, not c: after the swap, b's entries are under c's old number, which c's packets carry until the ipcache write.
+    const w = world({
+      pods: [pod("x/a", ["10.0.0.1"]), pod("x/b", ["10.0.0.2"]), pod("x/c", ["10.0.0.3"])],
+      policies: [netpol("x/p", { podSelector: { matchLabels: { pod: "a" } }, ingress: [{ from: [{ podSelector: { matchLabels: { pod: "b" } } }] }] })],
+    });
+    for (const n of w.namespaces.values()) compiler.upsertNamespace(n);
+    for (const p of w.pods.values()) compiler.upsertPod(p);
+    for (const p of w.policies) compiler.upsertPolicy(p);
+    maps.apply(compiler.commit());
+    compiler.identitiesChanged(allocator.publish());
+    maps.apply(compiler.commit());
+    const keyOf = (ip: string) => [...allocator.table].find(([, id]) => id === compiler.state().ipcache.get(`${ip}/32`)?.value.identity) as [string, number];
+    const [bKey, bId] = keyOf("10.0.0.2");
+    const [cKey, cId] = keyOf("10.0.0.3");
+    const slot = compiler.endpointOf("x/a")?.slot;
+    allocator.table.set(bKey, cId);
+    allocator.table.set(cKey, bId);
+    compiler.identitiesChanged([bKey, cKey]);
+    const diff = compiler.commit();
+    maps.apply(diff);
+    maps.assertEquals(compiler.state());
+    assert.notEqual(compiler.endpointOf("x/a")?.slot, slot, "a new slot, written before a switches to it");
+    assert.equal(maps.inPlace, 0);
+    assert.ok(only(w, compiler.state(), "10.0.0.2", "10.0.0.1") && !only(w, compiler.state(), "10.0.0.3", "10.0.0.1"));
+    assert.deepEqual(canonicalState(compiler.state()), canonicalState(compileWorld(w).state));
+  });
+
   test("after numbering every pending key, incremental state equals compileWorld", () => {
     fc.assert(
       fc.property(commandsArb(30), (commands) => {
