@@ -47,7 +47,7 @@ import { normalizePolicy, policyObjectKey } from "./normalized-policy.ts";
 import type { NormalizedPolicy, PolicyKind } from "./normalized-policy.ts";
 import { RuleTable } from "./rule-table.ts";
 import type { CompiledPolicy } from "./rule-table.ts";
-import { SlotContentBuilder } from "./slot-content.ts";
+import { SlotContentBuilder, TemplateNames } from "./slot-content.ts";
 import type { SlotContent } from "./slot-content.ts";
 import { SlotTable } from "./slot-table.ts";
 import type { NamespaceInfo, PodInfo, World } from "./world.ts";
@@ -150,7 +150,8 @@ export class PolicyCompiler {
   readonly #nodeName: string | undefined;
   readonly #ipcache: IpcacheCompiler;
   readonly #rules = new RuleTable();
-  readonly #slots = new SlotTable();
+  readonly #names = new TemplateNames();
+  readonly #slots = new SlotTable(this.#names);
 
   // Policies as of the latest mutation, and those changed since the last commit.
   readonly #policies = new Map<string, NormalizedPolicy>();
@@ -381,7 +382,7 @@ export class PolicyCompiler {
    * differing from it only in identities that came or went is changed in place (see {@link SlotTable.reshape}).
    */
   #commitEndpoints(dirty: Set<string>, changed: ReadonlySet<string>, identities: { added: readonly Identity[]; removed: readonly number[] }, diff: StateDiff): void {
-    const contents = new SlotContentBuilder((id) => this.#ipcache.identity(id));
+    const contents = new SlotContentBuilder((id) => this.#ipcache.identity(id), this.#names);
     const added = identities.added.map((identity) => identity.id);
     const touched = new Set([...added, ...identities.removed]);
     const planned: PlannedEndpoint[] = [];

@@ -39,12 +39,68 @@ import type { PodInfo } from "./world.ts";
 
 /**
  * The entries the rule items of one (identity, direction) yield, without
- * slot and identity, and their canonical text. Groups with the same items
- * share one template, and one value object per distinct value.
+ * slot and identity, their canonical text, and the short name of that text
+ * (see {@link TemplateNames}). Groups with the same items share one template,
+ * and one value object per distinct value.
  */
 export interface GroupTemplate {
+  name: string;
   text: string;
   entries: (Pick<PolicyKey, "protocol" | "port" | "portPrefixLen"> & { value: PolicyValue })[];
+}
+
+/**
+ * Short names for template texts, so that a content's key names each group's
+ * entries instead of spelling them: a slot's key is rewritten whenever an
+ * identity comes or goes, and spelled out it is tens of KB at scale. A name
+ * means one text for as long as a slot holds a group of it (the slot table
+ * counts them) and is forgotten at the sweep after none does, so texts that
+ * new rule ids make do not pile up. Names are never reused.
+ *
+ * @example
+ * ```ts
+ * const names = new TemplateNames();
+ * names.name("6/80/16=1,1,3,3,0"); // "0"
+ * ```
+ */
+export class TemplateNames {
+  readonly #byText = new Map<string, { name: string; users: number }>();
+  #next = 0;
+  /** Texts that may have no user: named since the last sweep, or released. */
+  #unused = new Set<string>();
+
+  /** The name of `text`, given it now if it has none. */
+  name(text: string): string {
+    let named = this.#byText.get(text);
+    if (!named) {
+      named = { name: (this.#next++).toString(36), users: 0 };
+      this.#byText.set(text, named);
+      this.#unused.add(text);
+    }
+    return named.name;
+  }
+
+  /** Counts a slot's group of `template` as a user of its name. */
+  retain(template: GroupTemplate): void {
+    (this.#byText.get(template.text) as { users: number }).users++;
+  }
+
+  /** Drops a user counted by {@link TemplateNames.retain}. */
+  release(template: GroupTemplate): void {
+    const named = this.#byText.get(template.text) as { users: number };
+    if (--named.users === 0) this.#unused.add(template.text);
+  }
+
+  /** Forgets the names no slot's group uses: called last in a commit, when every slot has its content. */
+  sweep(): void {
+    for (const text of this.#unused) if (this.#byText.get(text)?.users === 0) this.#byText.delete(text);
+    this.#unused = new Set();
+  }
+
+  /** How many texts have a name. */
+  get size(): number {
+    return this.#byText.size;
+  }
 }
 
 /** The entries of a slot, as templates per (identity, direction), and their canonical text `key`: the slot's content address. */
@@ -161,7 +217,7 @@ function ruleItems(rule: CompiledRule, ports: PortRange[]): RuleItems {
 }
 
 /** Entries for one group's items: a key per item prefix, valued by every item covering it. */
-function groupTemplate(items: RuleItem[]): GroupTemplate {
+function groupTemplate(items: RuleItem[]): Omit<GroupTemplate, "name"> {
   const keys = new Map<string, { protocol: number; lo: number; hi: number; prefixLen: number }>();
   for (const { port: item } of items) {
     if (item.protocol === 0) {
@@ -214,20 +270,22 @@ function groupTemplate(items: RuleItem[]): GroupTemplate {
  *
  * @example
  * ```ts
- * const builder = new SlotContentBuilder((id) => ipcache.identity(id));
+ * const builder = new SlotContentBuilder((id) => ipcache.identity(id), names);
  * const content = builder.contentOf(rules.applyingTo("shop/api", "shop"), pod);
  * ```
  */
 export class SlotContentBuilder {
   readonly #identity: (id: number) => Identity | undefined;
+  readonly #names: TemplateNames;
   readonly #contents = new Map<string, SlotContent>();
   readonly #templates = new Map<string, GroupTemplate>();
   /** Patched contents, by the content patched and the signature of the endpoint's policies and named ports. */
   readonly #patched = new Map<SlotContent, Map<string, SlotContent>>();
 
-  /** A builder resolving egress named ports against the identities `identity` knows. */
-  constructor(identity: (id: number) => Identity | undefined) {
+  /** A builder resolving egress named ports against the identities `identity` knows, naming templates by `names` (the slot table's). */
+  constructor(identity: (id: number) => Identity | undefined, names: TemplateNames) {
     this.#identity = identity;
+    this.#names = names;
   }
 
   /** The entries (without slot) of an endpoint the `applying` policies select; `pod` is the endpoint's pod. */
@@ -310,7 +368,8 @@ export class SlotContentBuilder {
       for (const { identity, direction, items, signature } of byIdentity.values()) {
         let template = this.#templates.get(signature);
         if (!template) {
-          template = groupTemplate(items);
+          const { text, entries } = groupTemplate(items);
+          template = { name: this.#names.name(text), text, entries };
           this.#templates.set(signature, template);
         }
         out.push({ identity, direction, template });
@@ -334,14 +393,14 @@ function contentSignature(applying: readonly CompiledPolicy[], pod: PodInfo): st
 
 /** A group's part of its content's key. */
 function groupText(group: ContentGroup): string {
-  return `${group.direction}/${group.identity}{${group.template.text}}`;
+  return `${group.direction}/${group.identity}{${group.template.name}}`;
 }
 
 /** The length of {@link groupText} (a direction is one digit), without building it. */
 function groupTextLength(group: ContentGroup): number {
   const id = group.identity;
   const digits = id < 10 ? 1 : id < 100 ? 2 : id < 1e3 ? 3 : id < 1e4 ? 4 : id < 1e5 ? 5 : id < 1e6 ? 6 : id < 1e7 ? 7 : id < 1e8 ? 8 : id < 1e9 ? 9 : 10;
-  return digits + group.template.text.length + 4;
+  return digits + group.template.name.length + 4;
 }
 
 /** The index of the first of `groups` (sorted) not before `group`. */
@@ -359,7 +418,7 @@ function lowerBound(groups: readonly ContentGroup[], group: Pick<ContentGroup, "
 /**
  * `current` without the groups of identities in `dropped`, plus `added` (sorted, none of them in
  * `current` unless dropped). The key is cut and joined from `current`'s rather than built again:
- * it is long (every group's entries), and most of it stays.
+ * it is long (a part per group), and most of it stays.
  */
 function spliceGroups(current: SlotContent, dropped: ReadonlySet<number>, added: readonly ContentGroup[]): SlotContent {
   const { key, groups: old } = current;

@@ -1,17 +1,19 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { PolicyEntry, PolicyKey } from "./desired-state.ts";
+import { TemplateNames } from "./slot-content.ts";
 import type { SlotContent } from "./slot-content.ts";
 import { SlotTable } from "./slot-table.ts";
 
+const names = new TemplateNames();
 const value = { verdict: 1, auditVerdict: 1, ruleId: 1, auditRuleId: 1, flags: 0 } as const;
 const content = (key: string, ports: number[]): SlotContent => ({
   key,
-  groups: [{ identity: 256, direction: 0, template: { text: key, entries: ports.map((port) => ({ protocol: 6, port, portPrefixLen: 16, value })) } }],
+  groups: [{ identity: 256, direction: 0, template: { name: names.name(key), text: key, entries: ports.map((port) => ({ protocol: 6, port, portPrefixLen: 16, value })) } }],
 });
 
 test("equal content shares one slot, written once", () => {
-  const slots = new SlotTable();
+  const slots = new SlotTable(names);
   const upserts: PolicyEntry[] = [];
   const a = slots.acquire(content("web", [80, 443]), upserts);
   const b = slots.acquire(content("web", [80, 443]), upserts);
@@ -21,7 +23,7 @@ test("equal content shares one slot, written once", () => {
 });
 
 test("new content gets a fresh slot; a released slot goes at the sweep unless taken again", () => {
-  const slots = new SlotTable();
+  const slots = new SlotTable(names);
   const upserts: PolicyEntry[] = [];
   const removals: PolicyKey[] = [];
   const web = slots.acquire(content("web", [80]), upserts);
@@ -43,18 +45,19 @@ const group = (identity: number, ports: number[], http = false): SlotContent["gr
   identity,
   direction: 0,
   template: {
+    name: names.name(`${ports.join(",")}${http ? "+http" : ""}`),
     text: `${ports.join(",")}${http ? "+http" : ""}`,
     entries: ports.map((port) => ({ protocol: 6, port, portPrefixLen: 16, value: http ? { ...value, flags: 16, http: { allows: [1], denies: [], auditAllows: [], auditDenies: [] } } : value })),
   },
 });
 const contentOfGroups = (...groups: SlotContent["groups"]): SlotContent => ({
-  key: groups.map((g) => `${g.direction}/${g.identity}{${g.template.text}}`).join(""),
+  key: groups.map((g) => `${g.direction}/${g.identity}{${g.template.name}}`).join(""),
   groups,
 });
 const keysOf = (entries: Iterable<{ key: PolicyKey } | PolicyKey>) => [...entries].map((e) => ("key" in e ? e.key : e)).map((k) => [k.slot, k.identity, k.port]);
 
 test("reshape adds and drops whole groups of mutable identities in place: same number, same users, only their entries in the diff", () => {
-  const slots = new SlotTable();
+  const slots = new SlotTable(names);
   const upserts: PolicyEntry[] = [];
   const removals: PolicyKey[] = [];
   const before = contentOfGroups(group(256, [80]), group(257, [443]));
@@ -83,7 +86,7 @@ test("reshape adds and drops whole groups of mutable identities in place: same n
 });
 
 test("reshape changes nothing when a group of another identity differs, a group changed, or the content has a slot already", () => {
-  const slots = new SlotTable();
+  const slots = new SlotTable(names);
   const upserts: PolicyEntry[] = [];
   const removals: PolicyKey[] = [];
   const before = contentOfGroups(group(256, [80]), group(257, [443]));
@@ -102,4 +105,25 @@ test("reshape changes nothing when a group of another identity differs, a group 
     assert.equal(slots.content(before.key), before);
   }
   assert.deepEqual(keysOf(slots.entries()).filter(([s]) => s === slot), [[slot, 256, 80], [slot, 257, 443]]);
+});
+
+test("a template's name lasts while a slot's group has it, and is forgotten at the sweep after; names are never reused", () => {
+  const own = new TemplateNames();
+  const slots = new SlotTable(own);
+  const template = (text: string) => ({ name: own.name(text), text, entries: [{ protocol: 6, port: 80, portPrefixLen: 16, value }] });
+  const web = template("web");
+  const a: SlotContent = { key: `0/256{${web.name}}`, groups: [{ identity: 256, direction: 0, template: web }] };
+  template("built, never used");
+  slots.acquire(a, []);
+  slots.sweep([]);
+  assert.equal(own.size, 1, "the unused name is forgotten, the slot's kept");
+  const db = template("db");
+  const b: SlotContent = { key: `${a.key}0/257{${db.name}}`, groups: [...a.groups, { identity: 257, direction: 0, template: db }] };
+  assert.equal(slots.reshape(a.key, b, () => true, [], []), 1);
+  slots.sweep([]);
+  assert.equal(own.size, 2, "a group added in place keeps its name");
+  slots.release(b.key);
+  slots.sweep([]);
+  assert.equal(own.size, 0);
+  assert.notEqual(own.name("web"), web.name);
 });

@@ -10,7 +10,7 @@
  * @module
  */
 import type { PolicyEntry, PolicyKey } from "./desired-state.ts";
-import type { SlotContent } from "./slot-content.ts";
+import type { SlotContent, TemplateNames } from "./slot-content.ts";
 
 interface SlotRecord {
   content: SlotContent;
@@ -48,19 +48,25 @@ const hasHttp = (entry: PolicyEntry): boolean => entry.value.http !== undefined;
  *
  * @example
  * ```ts
- * const slots = new SlotTable();
+ * const slots = new SlotTable(names);
  * const slot = slots.acquire(content, diff.policyUpserts); // a new slot's entries go to the upserts
  * slots.release(oldContentKey);
  * slots.sweep(diff.policyRemovals); // after every acquire of the commit
  * ```
  */
 export class SlotTable {
+  readonly #names: TemplateNames;
   readonly #slots = new Map<string, SlotRecord>();
   /** The slots having an entry whose flows HTTP rules judge: what the node's proxy is told. */
   readonly #httpSlots = new Set<SlotRecord>();
   #nextSlot = 1;
   #released: SlotRecord[] = [];
   #entries = 0;
+
+  /** An empty table; its slots' groups are the users of `names`, which builds their contents' keys. */
+  constructor(names: TemplateNames) {
+    this.#names = names;
+  }
 
   /** The slot number of `content`, taking a reference; a new slot's entries are appended to `upserts`. */
   acquire(content: SlotContent, upserts: PolicyEntry[]): number {
@@ -71,6 +77,7 @@ export class SlotTable {
       this.#slots.set(content.key, slot);
       // Loops, not spreads: a slot of a large CIDR allow-list has more entries than a call takes arguments.
       for (const group of content.groups) {
+        this.#names.retain(group.template);
         for (const entry of groupEntries(number, group)) {
           slot.entries.push(entry);
           upserts.push(entry);
@@ -139,7 +146,7 @@ export class SlotTable {
       const order = !before ? 1 : !after ? -1 : before.direction - after.direction || before.identity - after.identity;
       if (order === 0) {
         // A group that changed is of an identity packets carry now, or of one number meaning two identities.
-        if (before?.template.text !== after?.template.text) return undefined;
+        if (before?.template.name !== after?.template.name) return undefined;
         i++;
         j++;
         continue;
@@ -157,12 +164,14 @@ export class SlotTable {
     const { entries } = slot;
     let http = this.#httpSlots.has(slot);
     for (const { identity, direction, template } of dropped) {
+      this.#names.release(template);
       const at = entryBound(entries, direction, identity);
       const gone = entries.splice(at, template.entries.length);
       for (const entry of gone) removals.push(entry.key);
       if (http && gone.some(hasHttp)) http = entries.some(hasHttp);
     }
     for (const group of added) {
+      this.#names.retain(group.template);
       const fresh = groupEntries(slot.slot, group);
       entries.splice(entryBound(entries, group.direction, group.identity), 0, ...fresh);
       upserts.push(...fresh);
@@ -179,8 +188,8 @@ export class SlotTable {
 
   /**
    * Removes the released slots nobody took again, appending their keys to
-   * `removals`. Called last in a commit, so a slot released by one endpoint
-   * and taken by another survives.
+   * `removals`, and forgets the template names no slot uses. Called last in
+   * a commit, so a slot released by one endpoint and taken by another survives.
    */
   sweep(removals: PolicyKey[]): void {
     for (const slot of this.#released) {
@@ -189,8 +198,10 @@ export class SlotTable {
       this.#entries -= slot.entries.length;
       this.#httpSlots.delete(slot);
       for (const entry of slot.entries) removals.push(entry.key);
+      for (const group of slot.content.groups) this.#names.release(group.template);
     }
     this.#released = [];
+    this.#names.sweep();
   }
 
   /** Every entry of every slot. */
