@@ -93,7 +93,6 @@ interface EndpointRecord {
 /** A local endpoint a commit recomputes, and its new content. */
 interface PlannedEndpoint {
   key: string;
-  pod: PodInfo;
   applying: CompiledPolicy[];
   content: SlotContent;
   old: EndpointRecord | undefined;
@@ -400,7 +399,7 @@ export class PolicyCompiler {
       const applying = this.#rules.applyingTo(key, pod.namespace);
       const content =
         old && !changed.has(key) ? contents.patched(this.#slots.content(old.contentKey), applying, pod, touched, added) : contents.contentOf(applying, pod);
-      planned.push({ key, pod, applying, content, old });
+      planned.push({ key, applying, content, old });
     }
     const reshaped = this.#reshapeSlots(planned, identities, diff);
     for (const { key, applying, content, old } of planned) {
@@ -431,7 +430,7 @@ export class PolicyCompiler {
     const removed = new Set(identities.removed);
     const added = new Set(identities.added.map((identity) => identity.id));
     const mutable = (id: number): boolean => id >= FIRST_ALLOCATED_IDENTITY && added.has(id) !== removed.has(id);
-    // Keyed by content objects, not their long keys: endpoints of one slot and one change share both.
+    // By content object: the endpoints of one slot that one change moves share one.
     const moving = new Map<string, Map<SlotContent, number>>();
     for (const { old, content } of planned) {
       if (!old || old.contentKey === content.key) continue;
