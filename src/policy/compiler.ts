@@ -47,7 +47,7 @@ import { normalizePolicy, policyObjectKey } from "./normalized-policy.ts";
 import type { NormalizedPolicy, PolicyKind } from "./normalized-policy.ts";
 import { RuleTable } from "./rule-table.ts";
 import type { CompiledPolicy } from "./rule-table.ts";
-import { SlotContentBuilder, TemplateNames } from "./slot-content.ts";
+import { hasGroup, SlotContentBuilder, TemplateNames } from "./slot-content.ts";
 import type { SlotContent } from "./slot-content.ts";
 import { SlotTable } from "./slot-table.ts";
 import type { NamespaceInfo, PodInfo, World } from "./world.ts";
@@ -125,7 +125,7 @@ function anyPeerFlags(isolation: number, content: SlotContent): number {
   let flags = 0;
   for (const [direction, isolating, noAnyPeer] of directions) {
     if ((isolation & isolating) === 0) continue;
-    if (!content.groups.some((group) => group.identity === IDENTITY_ANY && group.direction === direction)) flags |= noAnyPeer;
+    if (!hasGroup(content, direction, IDENTITY_ANY)) flags |= noAnyPeer;
   }
   return flags;
 }
@@ -401,7 +401,7 @@ export class PolicyCompiler {
         old && !changed.has(key) ? contents.patched(this.#slots.content(old.contentKey), applying, pod, touched, added) : contents.contentOf(applying, pod);
       planned.push({ key, applying, content, old });
     }
-    const reshaped = this.#reshapeSlots(planned, identities, diff);
+    const reshaped = this.#reshapeSlots(planned, contents, identities, diff);
     for (const { key, applying, content, old } of planned) {
       const slot = this.#slots.acquire(content, diff.policyUpserts);
       if (old) this.#slots.release(reshaped.get(old.contentKey) ?? old.contentKey);
@@ -426,7 +426,12 @@ export class PolicyCompiler {
    * gone and new means two identities: not in place; nor the reserved ones), the content most of them
    * move to first. Returns the new content key of each slot changed, by its old one.
    */
-  #reshapeSlots(planned: readonly PlannedEndpoint[], identities: { added: readonly Identity[]; removed: readonly number[] }, diff: StateDiff): Map<string, string> {
+  #reshapeSlots(
+    planned: readonly PlannedEndpoint[],
+    contents: SlotContentBuilder,
+    identities: { added: readonly Identity[]; removed: readonly number[] },
+    diff: StateDiff,
+  ): Map<string, string> {
     const removed = new Set(identities.removed);
     const added = new Set(identities.added.map((identity) => identity.id));
     const mutable = (id: number): boolean => id >= FIRST_ALLOCATED_IDENTITY && added.has(id) !== removed.has(id);
@@ -446,7 +451,13 @@ export class PolicyCompiler {
       // A user that stays (not dirty, or its content unchanged) keeps the slot as it is.
       if ([...targets.values()].reduce((sum, users) => sum + users, 0) !== this.#slots.users(from)) continue;
       // The content the most users move to, if the slot can take it; else the next.
-      const to = [...targets].sort((a, b) => b[1] - a[1]).find(([content]) => this.#slots.reshape(from, content, mutable, diff.policyUpserts, diff.policyRemovals) !== undefined);
+      const current = this.#slots.content(from);
+      const to = [...targets]
+        .sort((a, b) => b[1] - a[1])
+        .find(([content]) => {
+          const change = contents.change(current, content);
+          return change !== undefined && this.#slots.reshape(from, content, change, mutable, diff.policyUpserts, diff.policyRemovals) !== undefined;
+        });
       if (to) reshaped.set(from, to[0].key);
     }
     return reshaped;

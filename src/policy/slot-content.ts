@@ -109,6 +109,25 @@ export interface SlotContent {
   groups: { identity: number; direction: Direction; template: GroupTemplate }[];
 }
 
+/** What one content drops from another and adds to it, in whole groups (each sorted like a content's). */
+export interface ContentChange {
+  dropped: readonly SlotContent["groups"][number][];
+  added: readonly SlotContent["groups"][number][];
+}
+
+/**
+ * Whether `content` has a group of `identity` in `direction`: a binary search, groups being sorted.
+ *
+ * @example
+ * ```ts
+ * hasGroup(content, DIRECTION_INGRESS, IDENTITY_ANY); // whether an any-peer lookup can hit
+ * ```
+ */
+export function hasGroup(content: SlotContent, direction: Direction, identity: number): boolean {
+  const group = content.groups[lowerBound(content.groups, { identity, direction })];
+  return group?.identity === identity && group.direction === direction;
+}
+
 /** A port range of a rule, as one (identity, direction) group collects it. */
 interface RuleItem {
   port: PortRange;
@@ -281,6 +300,8 @@ export class SlotContentBuilder {
   readonly #templates = new Map<string, GroupTemplate>();
   /** Patched contents, by the content patched and the signature of the endpoint's policies and named ports. */
   readonly #patched = new Map<SlotContent, Map<string, SlotContent>>();
+  /** What each content patched in this commit changed, and from what. */
+  readonly #changes = new Map<SlotContent, { from: SlotContent; change: ContentChange }>();
 
   /** A builder resolving egress named ports against the identities `identity` knows, naming templates by `names` (the slot table's). */
   constructor(identity: (id: number) => Identity | undefined, names: TemplateNames) {
@@ -321,10 +342,47 @@ export class SlotContentBuilder {
     }
     let content = byPolicies.get(signature);
     if (!content) {
-      content = spliceGroups(current, changed, this.#groups(applying, pod, added));
+      const spliced = spliceGroups(current, changed, this.#groups(applying, pod, added));
+      content = spliced.content;
+      if (content !== current) this.#changes.set(content, { from: current, change: spliced.change });
       byPolicies.set(signature, content);
     }
     return content;
+  }
+
+  /**
+   * The groups `to` drops from `from` and adds to it, or `undefined` when a group of one identity and
+   * direction differs between them. Known without comparing for a content this builder patched from `from`.
+   *
+   * @example
+   * ```ts
+   * builder.change(slots.content(endpoint.contentKey), content); // { dropped: [], added: [group of 301] }
+   * ```
+   */
+  change(from: SlotContent, to: SlotContent): ContentChange | undefined {
+    const patch = this.#changes.get(to);
+    if (patch?.from === from) return patch.change;
+    const dropped: ContentGroup[] = [];
+    const added: ContentGroup[] = [];
+    let i = 0;
+    let j = 0;
+    while (i < from.groups.length || j < to.groups.length) {
+      const before = from.groups[i];
+      const after = to.groups[j];
+      const order = !before ? 1 : !after ? -1 : groupOrder(before, after);
+      if (order === 0) {
+        if (before?.template.name !== after?.template.name) return undefined;
+        i++;
+        j++;
+      } else if (order < 0) {
+        dropped.push(before as ContentGroup);
+        i++;
+      } else {
+        added.push(after as ContentGroup);
+        j++;
+      }
+    }
+    return { dropped, added };
   }
 
   /** The groups (sorted by direction, then identity) of the `applying` policies for `pod`, of every identity, or only of those in `only`. */
@@ -417,10 +475,10 @@ function lowerBound(groups: readonly ContentGroup[], group: Pick<ContentGroup, "
 
 /**
  * `current` without the groups of identities in `dropped`, plus `added` (sorted, none of them in
- * `current` unless dropped). The key is cut and joined from `current`'s rather than built again:
+ * `current` unless dropped), and that change in groups. The key is cut and joined from `current`'s rather than built again:
  * it is long (a part per group), and most of it stays.
  */
-function spliceGroups(current: SlotContent, dropped: ReadonlySet<number>, added: readonly ContentGroup[]): SlotContent {
+function spliceGroups(current: SlotContent, dropped: ReadonlySet<number>, added: readonly ContentGroup[]): { content: SlotContent; change: ContentChange } {
   const { key, groups: old } = current;
   // Where something changes, by index in `old`: few places, found by binary search, so the
   // unchanged runs between them are copied whole.
@@ -431,7 +489,8 @@ function spliceGroups(current: SlotContent, dropped: ReadonlySet<number>, added:
       if (old[at]?.identity === identity && old[at]?.direction === direction) drops.push(at);
     }
   }
-  if (added.length === 0 && drops.length === 0) return current;
+  const change = { dropped: drops.sort((a, b) => a - b).map((at) => old[at] as ContentGroup), added };
+  if (added.length === 0 && drops.length === 0) return { content: current, change };
   const changes = [...drops.map((at) => ({ at, fresh: undefined })), ...added.map((fresh) => ({ at: lowerBound(old, fresh), fresh }))];
   // At one index, an insertion goes before the group there, which may be dropped.
   changes.sort((a, b) => a.at - b.at || (a.fresh ? 0 : 1) - (b.fresh ? 0 : 1));
@@ -465,5 +524,5 @@ function spliceGroups(current: SlotContent, dropped: ReadonlySet<number>, added:
   runs.push(old.slice(next));
   parts.push(key.slice(copied));
   const groups = ([] as ContentGroup[]).concat(...runs);
-  return { key: parts.join(""), groups };
+  return { content: { key: parts.join(""), groups }, change };
 }

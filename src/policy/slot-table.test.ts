@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { PolicyEntry, PolicyKey } from "./desired-state.ts";
-import { TemplateNames } from "./slot-content.ts";
+import { SlotContentBuilder, TemplateNames } from "./slot-content.ts";
 import type { SlotContent } from "./slot-content.ts";
 import { SlotTable } from "./slot-table.ts";
 
@@ -54,6 +54,8 @@ const contentOfGroups = (...groups: SlotContent["groups"]): SlotContent => ({
   key: groups.map((g) => `${g.direction}/${g.identity}{${g.template.name}}`).join(""),
   groups,
 });
+/** The change between two contents, as a commit's builder finds it by comparing them. */
+const changeOf = (from: SlotContent, to: SlotContent) => new SlotContentBuilder(() => undefined, names).change(from, to);
 const keysOf = (entries: Iterable<{ key: PolicyKey } | PolicyKey>) => [...entries].map((e) => ("key" in e ? e.key : e)).map((k) => [k.slot, k.identity, k.port]);
 
 test("reshape adds and drops whole groups of mutable identities in place: same number, same users, only their entries in the diff", () => {
@@ -65,7 +67,9 @@ test("reshape adds and drops whole groups of mutable identities in place: same n
   slots.acquire(before, upserts);
   upserts.length = 0;
   const after = contentOfGroups(group(256, [80]), group(258, [80, 81], true));
-  assert.equal(slots.reshape(before.key, after, (id) => id === 257 || id === 258, upserts, removals), slot);
+  const change = changeOf(before, after);
+  assert.deepEqual(change, { dropped: [before.groups[1]], added: [after.groups[1]] });
+  assert.equal(slots.reshape(before.key, after, change!, (id) => id === 257 || id === 258, upserts, removals), slot);
   assert.deepEqual(keysOf(upserts), [[slot, 258, 80], [slot, 258, 81]]);
   assert.deepEqual(keysOf(removals), [[slot, 257, 443]]);
   assert.deepEqual([slots.users(after.key), slots.users(before.key)], [2, 0]);
@@ -75,7 +79,7 @@ test("reshape adds and drops whole groups of mutable identities in place: same n
   assert.deepEqual(keysOf(slots.httpSlotEntries()), keysOf(slots.entries()), "an HTTP entry added in place makes it an HTTP slot");
 
   const back = contentOfGroups(group(256, [80]));
-  assert.equal(slots.reshape(after.key, back, (id) => id === 258, upserts, removals), slot);
+  assert.equal(slots.reshape(after.key, back, changeOf(after, back)!, (id) => id === 258, upserts, removals), slot);
   assert.deepEqual([...slots.httpSlotEntries()], [], "and its removal unmakes it");
   assert.equal(slots.size, 1);
   slots.release(back.key);
@@ -85,7 +89,7 @@ test("reshape adds and drops whole groups of mutable identities in place: same n
   assert.deepEqual(keysOf(removals), [[slot, 256, 80]], "the slot goes with its last user, as its content is now");
 });
 
-test("reshape changes nothing when a group of another identity differs, a group changed, or the content has a slot already", () => {
+test("reshape changes nothing when a group of another identity differs or the content has a slot already; a changed group is no change in groups", () => {
   const slots = new SlotTable(names);
   const upserts: PolicyEntry[] = [];
   const removals: PolicyKey[] = [];
@@ -94,13 +98,13 @@ test("reshape changes nothing when a group of another identity differs, a group 
   const existing = contentOfGroups(group(256, [80]));
   slots.acquire(existing, upserts);
   upserts.length = 0;
+  assert.equal(changeOf(before, contentOfGroups(group(256, [80]), group(257, [443, 8443]))), undefined);
   const refused: [SlotContent, (id: number) => boolean][] = [
     [contentOfGroups(group(256, [80]), group(257, [443]), group(300, [80])), (id) => id === 257],
-    [contentOfGroups(group(256, [80]), group(257, [443, 8443])), () => true],
     [existing, () => true],
   ];
   for (const [to, mutable] of refused) {
-    assert.equal(slots.reshape(before.key, to, mutable, upserts, removals), undefined, to.key);
+    assert.equal(slots.reshape(before.key, to, changeOf(before, to)!, mutable, upserts, removals), undefined, to.key);
     assert.deepEqual([upserts, removals], [[], []]);
     assert.equal(slots.content(before.key), before);
   }
@@ -119,7 +123,7 @@ test("a template's name lasts while a slot's group has it, and is forgotten at t
   assert.equal(own.size, 1, "the unused name is forgotten, the slot's kept");
   const db = template("db");
   const b: SlotContent = { key: `${a.key}0/257{${db.name}}`, groups: [...a.groups, { identity: 257, direction: 0, template: db }] };
-  assert.equal(slots.reshape(a.key, b, () => true, [], []), 1);
+  assert.equal(slots.reshape(a.key, b, changeOf(a, b)!, () => true, [], []), 1);
   slots.sweep([]);
   assert.equal(own.size, 2, "a group added in place keeps its name");
   slots.release(b.key);

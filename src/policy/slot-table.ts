@@ -10,7 +10,7 @@
  * @module
  */
 import type { PolicyEntry, PolicyKey } from "./desired-state.ts";
-import type { SlotContent, TemplateNames } from "./slot-content.ts";
+import type { ContentChange, SlotContent, TemplateNames } from "./slot-content.ts";
 
 interface SlotRecord {
   content: SlotContent;
@@ -109,58 +109,35 @@ export class SlotTable {
 
   /**
    * Gives the slot of `from` the content `to` in place, keeping its number and
-   * references, when no slot has `to` yet and every group (identity and
-   * direction) that differs is one `to` adds or drops whole, of an identity
-   * `mutable` accepts; otherwise changes nothing. The added groups' entries are
-   * appended to `upserts` and the dropped ones' keys to `removals`. That is
-   * atomic for packets only for identities no packet carries while they are
-   * written: one that no ipcache entry or endpoint has before the ipcache
-   * upserts (new), or after the ipcache removals (gone), which is what the
-   * order of `StateDiff` gives. The caller moves the slot's users to `to`
-   * (acquire `to`, release `to.key`), or lets them switch away.
+   * references, when no slot has `to` yet and `change` (what `to` drops from
+   * the slot's content and adds to it, see `SlotContentBuilder.change`) is of
+   * identities `mutable` accepts; otherwise changes nothing. The added groups'
+   * entries are appended to `upserts` and the dropped ones' keys to
+   * `removals`. That is atomic for packets only for identities no packet
+   * carries while they are written: one that no ipcache entry or endpoint has
+   * before the ipcache upserts (new), or after the ipcache removals (gone),
+   * which is what the order of `StateDiff` gives. The caller moves the slot's
+   * users to `to` (acquire `to`, release `to.key`), or lets them switch away.
    *
    * @returns the slot number, or `undefined` when the slot was left as it was.
    *
    * @example
    * ```ts
-   * slots.reshape(endpoint.contentKey, patched, (id) => isNewOrGone(id), diff.policyUpserts, diff.policyRemovals); // 7
+   * slots.reshape(endpoint.contentKey, patched, builder.change(current, patched), (id) => isNewOrGone(id), diff.policyUpserts, diff.policyRemovals); // 7
    * ```
    */
-  reshape(from: string, to: SlotContent, mutable: (identity: number) => boolean, upserts: PolicyEntry[], removals: PolicyKey[]): number | undefined {
+  reshape(
+    from: string,
+    to: SlotContent,
+    change: ContentChange,
+    mutable: (identity: number) => boolean,
+    upserts: PolicyEntry[],
+    removals: PolicyKey[],
+  ): number | undefined {
     const slot = this.#slots.get(from);
     if (!slot || this.#slots.has(to.key)) return undefined;
-    const dropped: Group[] = [];
-    const added: Group[] = [];
-    const old = slot.content.groups;
-    let i = 0;
-    let j = 0;
-    while (i < old.length || j < to.groups.length) {
-      const before = old[i];
-      const after = to.groups[j];
-      if (before === after) {
-        // Mostly the same objects: a patched content keeps the groups it does not change.
-        i++;
-        j++;
-        continue;
-      }
-      const order = !before ? 1 : !after ? -1 : before.direction - after.direction || before.identity - after.identity;
-      if (order === 0) {
-        // A group that changed is of an identity packets carry now, or of one number meaning two identities.
-        if (before?.template.name !== after?.template.name) return undefined;
-        i++;
-        j++;
-        continue;
-      }
-      const group = (order < 0 ? before : after) as Group;
-      if (!mutable(group.identity)) return undefined;
-      if (order < 0) {
-        dropped.push(group);
-        i++;
-      } else {
-        added.push(group);
-        j++;
-      }
-    }
+    const { dropped, added } = change;
+    if (!dropped.every((group) => mutable(group.identity)) || !added.every((group) => mutable(group.identity))) return undefined;
     const { entries } = slot;
     let http = this.#httpSlots.has(slot);
     for (const { identity, direction, template } of dropped) {
