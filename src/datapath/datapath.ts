@@ -546,7 +546,9 @@ export class Datapath {
   #write(change: EncodedChange): ApplyResult {
     const { policy, endpoints, ipcache, tcpLimits } = this.maps;
     // The order is the contract of StateDiff: new slots exist before endpoints switch to them,
-    // and old slots go only after no endpoint points at them; a limited entry finds its rule's limits.
+    // and old slots go only after no endpoint points at them; a new identity's entries in a slot in
+    // use exist before an ipcache entry carries it, a gone one's go after none does (the slot changed
+    // in place); a limited entry finds its rule's limits.
     let removedFirst: number | undefined;
     if (change.removalsFirst !== undefined) {
       endpoints.writeEncoded(change.removalsFirst);

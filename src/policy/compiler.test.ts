@@ -135,29 +135,51 @@ function assertNarrowReads(compiler: PolicyCompiler, state: DesiredState): void 
   assert.deepEqual(compiler.stateCounts(), { policyEntries: state.policy.size, endpoints: state.endpoints.size, identities: state.identities.size });
 }
 
-/** Kernel-like maps filled only through diffs, in the documented order. */
+/**
+ * Kernel-like maps filled only through diffs, in the documented order, checking that a packet sees
+ * an endpoint's old entries or its new ones: a slot that exists (an endpoint uses it, or it has
+ * entries) gains entries only of an identity no packet carries yet (no ipcache entry or endpoint has
+ * it before the ipcache upserts), and an endpoint's slot loses entries only of an identity no packet
+ * carries any more (none has it after the ipcache and endpoint removals). `inPlace` counts the
+ * entries written to and removed from existing slots.
+ */
 class DiffModel {
   policy = new Map<string, PolicyEntry>();
   endpoints = new Map<string, EndpointState>();
   ipcache = new Map<string, IpcacheEntry>();
+  inPlace = 0;
 
   apply(diff: StateDiff): void {
     const slotsInUse = new Set([...this.endpoints.values()].map((ep) => ep.slot));
     const slotsWithEntries = new Set([...this.policy.values()].map((e) => e.key.slot));
+    const carriedBefore = this.#carried();
     for (const entry of diff.policyUpserts) {
-      // Build new, then switch: a slot is never written while it exists.
-      assert.ok(!slotsInUse.has(entry.key.slot) && !slotsWithEntries.has(entry.key.slot), `slot ${entry.key.slot} rewritten in place`);
-      this.policy.set(policyKeyString(entry.key), entry);
+      const text = policyKeyString(entry.key);
+      if (slotsInUse.has(entry.key.slot) || slotsWithEntries.has(entry.key.slot)) {
+        this.inPlace++;
+        assert.ok(!carriedBefore.has(entry.key.identity), `slot ${entry.key.slot} written in place for identity ${entry.key.identity}, which packets carry`);
+        assert.ok(!this.policy.has(text), `entry ${text} overwritten in place`);
+      }
+      this.policy.set(text, entry);
     }
     for (const [key, state] of diff.endpointUpserts) this.endpoints.set(key, state);
     for (const entry of diff.ipcacheUpserts) this.ipcache.set(ipcacheKeyString(entry.key), entry);
     for (const key of diff.ipcacheRemovals) assert.ok(this.ipcache.delete(ipcacheKeyString(key)), `ipcache removal of absent ${ipcacheKeyString(key)}`);
     for (const key of diff.endpointRemovals) assert.ok(this.endpoints.delete(key), `removal of absent endpoint ${key}`);
     const slotsAfter = new Set([...this.endpoints.values()].map((ep) => ep.slot));
+    const carriedAfter = this.#carried();
     for (const key of diff.policyRemovals) {
-      assert.ok(!slotsAfter.has(key.slot), `entry of slot ${key.slot} removed while an endpoint uses it`);
+      if (slotsAfter.has(key.slot)) {
+        this.inPlace++;
+        assert.ok(!carriedAfter.has(key.identity), `entry of slot ${key.slot} for identity ${key.identity}, which packets carry, removed while an endpoint uses it`);
+      }
       assert.ok(this.policy.delete(policyKeyString(key)), `removal of absent policy key ${policyKeyString(key)}`);
     }
+  }
+
+  /** The identities a packet can carry: those of ipcache entries and endpoints. */
+  #carried(): Set<number> {
+    return new Set([...[...this.ipcache.values()].map((entry) => entry.value.identity), ...[...this.endpoints.values()].map((ep) => ep.identity)]);
   }
 
   assertEquals(state: DesiredState): void {
@@ -718,38 +740,72 @@ class ReusingAllocator implements IdentityAllocator {
   }
 }
 
+/**
+ * Runs commands against a compiler and a {@link WorldModel}; after every commit, the state equals
+ * compileWorld of the current world, the diffs rebuild it in kernel-like maps (see {@link DiffModel}),
+ * endpoint ids are stable and identity references exact. Returns the entries changed in place.
+ */
+function runCommands(commands: Command[]): number {
+  const allocator = new ReusingAllocator();
+  const compiler = new PolicyCompiler({ identities: allocator });
+  const model = new WorldModel();
+  const maps = new DiffModel();
+  const endpointIds = new Map<string, number>();
+  for (const command of [...commands, { op: "commit" as const }]) {
+    if (command.op !== "commit") {
+      model.run(compiler, command);
+      continue;
+    }
+    maps.apply(compiler.commit());
+    const state = compiler.state();
+    maps.assertEquals(state);
+    assertNarrowReads(compiler, state);
+    assert.deepEqual(canonicalState(state), canonicalState(compileWorld(model.world()).state));
+    for (const [key, ep] of state.endpoints) {
+      assert.equal(endpointIds.get(key) ?? ep.endpointId, ep.endpointId, `endpoint id of ${key} changed`);
+      endpointIds.set(key, ep.endpointId);
+    }
+    for (const key of endpointIds.keys()) if (!state.endpoints.has(key)) endpointIds.delete(key);
+    // One reference per identity in use, nothing leaked.
+    const inUse = new Set([...state.ipcache.values()].map((e) => e.value.identity).filter((id) => id >= 256));
+    assert.equal(allocator.references.size, inUse.size);
+    assert.ok([...allocator.references.values()].every((r) => r.count === 1));
+  }
+  return maps.inPlace;
+}
+
 describe("incremental compilation", () => {
   test("after every commit the state equals compileWorld of the current world, and the diffs rebuild it", () => {
     fc.assert(
       fc.property(commandsArb(40), (commands) => {
-        const allocator = new ReusingAllocator();
-        const compiler = new PolicyCompiler({ identities: allocator });
-        const model = new WorldModel();
-        const maps = new DiffModel();
-        const endpointIds = new Map<string, number>();
-        for (const command of [...commands, { op: "commit" as const }]) {
-          if (command.op !== "commit") {
-            model.run(compiler, command);
-            continue;
-          }
-          maps.apply(compiler.commit());
-          const state = compiler.state();
-          maps.assertEquals(state);
-          assertNarrowReads(compiler, state);
-          assert.deepEqual(canonicalState(state), canonicalState(compileWorld(model.world()).state));
-          for (const [key, ep] of state.endpoints) {
-            assert.equal(endpointIds.get(key) ?? ep.endpointId, ep.endpointId, `endpoint id of ${key} changed`);
-            endpointIds.set(key, ep.endpointId);
-          }
-          for (const key of endpointIds.keys()) if (!state.endpoints.has(key)) endpointIds.delete(key);
-          // One reference per identity in use, nothing leaked.
-          const inUse = new Set([...state.ipcache.values()].map((e) => e.value.identity).filter((id) => id >= 256));
-          assert.equal(allocator.references.size, inUse.size);
-          assert.ok([...allocator.references.values()].every((r) => r.count === 1));
-        }
+        runCommands(commands);
       }),
       { numRuns: 150 },
     );
+  });
+
+  test("under pod and namespace churn with peers admitting most identities, slots change in place and every commit stays right", () => {
+    // An allow with a port range, a Deny, an HTTP rule and egress named ports, all reaching most identities.
+    const broad: AnyPolicy[] = [
+      netpol("x/from-all", { podSelector: {}, ingress: [{ from: [{ namespaceSelector: {} }], ports: [{ port: 80 }, { port: 8000, endPort: 8100 }] }] }),
+      ebpf("y/deny", { selector: {}, ingress: [{ action: "Deny", from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "x" } } }], ports: [{ port: 8080 }] }] }),
+      ebpf("z/http", {
+        selector: {},
+        ingress: [{ from: [{ namespaceSelector: {} }], ports: [{ port: 9000 }], http: [{ method: "GET" }] }],
+        egress: [{ to: [{ namespaceSelector: {} }], ports: [{ port: "http" }] }],
+      }),
+    ];
+    const churn = fc.array(worldArb(5, 1), { minLength: 2, maxLength: 3 }).chain((pool) =>
+      fc.array(commandArb(pool).filter((command) => command.op !== "upsertPolicy" && command.op !== "deletePolicy"), { minLength: 1, maxLength: 40 }),
+    );
+    let inPlace = 0;
+    fc.assert(
+      fc.property(churn, (commands) => {
+        inPlace += runCommands([...broad.map((policy) => ({ op: "upsertPolicy" as const, policy })), { op: "commit" as const }, ...commands]);
+      }),
+      { numRuns: 100 },
+    );
+    assert.ok(inPlace > 0, "the commands changed slots in place");
   });
 
   test("a commit recomputes only what the mutation touched", () => {
@@ -766,10 +822,105 @@ describe("incremental compilation", () => {
     compiler.upsertPod(pod("x/new", ["10.0.1.99"], { app: "a2" }));
     const diff = compiler.commit();
     assert.deepEqual(compiler.lastCommitStats, { policies: 0, ipcacheKeys: 1, identitiesAdded: 1, identitiesRemoved: 0, endpoints: 16 });
-    const touched = diff.endpointUpserts.map(([key]) => key).sort();
-    const yPods = pods.filter((p) => p.namespace === "y").map((p) => `y/${p.name}`);
-    assert.deepEqual(touched, ["x/new", ...yPods].sort());
+    // y's pods keep their slot, which gains the new identity's entry in place; only the new endpoint is written.
+    assert.deepEqual(diff.endpointUpserts.map(([key]) => key), ["x/new"]);
+    const ySlot = compiler.endpointOf("y/p0")?.slot;
+    const newIdentity = compiler.endpointOf("x/new")?.identity;
+    assert.deepEqual(
+      diff.policyUpserts.filter((entry) => entry.key.slot === ySlot).map((entry) => entry.key.identity),
+      [newIdentity],
+    );
+    assert.deepEqual(diff.policyRemovals, []);
     assert.deepEqual(diff.ipcacheUpserts.map((e) => ipcacheKeyString(e.key)), ["10.0.1.99/32"]);
+  });
+});
+
+// ---------------------------------------------------------------- slots changed in place
+
+describe("slots changed in place", () => {
+  // a1 and a2 are replicas (one slot); rules admit app=b with an allow, a port range, a Deny and an HTTP rule.
+  const policies = [
+    netpol("x/allow", { podSelector: { matchLabels: { app: "a" } }, ingress: [{ from: [{ podSelector: { matchLabels: { app: "b" } } }], ports: [{ port: 80 }, { port: 8000, endPort: 8100 }] }] }),
+    ebpf("x/deny", { selector: { matchLabels: { app: "a" } }, ingress: [{ action: "Deny", from: [{ podSelector: { matchLabels: { app: "b" } } }], ports: [{ port: 8080 }] }] }),
+    ebpf("x/http", { selector: { matchLabels: { app: "a" } }, ingress: [{ from: [{ podSelector: { matchLabels: { app: "b" } } }], ports: [{ port: 9000 }], http: [{ method: "GET" }] }] }),
+  ];
+  const pods = [pod("x/a1", ["10.0.0.1"], { app: "a" }), pod("x/a2", ["10.0.0.2"], { app: "a" }), pod("x/b", ["10.0.0.3"], { app: "b" })];
+
+  /** Commits, checks the state against a compile from scratch and the diff through the kernel-like maps, and returns the diff. */
+  function commit(compiler: PolicyCompiler, maps: DiffModel, w: World): StateDiff {
+    const diff = compiler.commit();
+    maps.apply(diff);
+    const state = compiler.state();
+    maps.assertEquals(state);
+    assert.deepEqual(canonicalState(state), canonicalState(compileWorld(w).state));
+    return diff;
+  }
+
+  test("a new identity the rules admit joins the replicas' slot in place; when it goes, only its entries leave", () => {
+    const compiler = new PolicyCompiler();
+    const maps = new DiffModel();
+    const w = world({ pods, policies });
+    for (const p of pods) compiler.upsertPod(p);
+    for (const n of w.namespaces.values()) compiler.upsertNamespace(n);
+    for (const p of policies) compiler.upsertPolicy(p);
+    commit(compiler, maps, w);
+    const slot = compiler.endpointOf("x/a1")?.slot;
+    assert.equal(compiler.endpointOf("x/a2")?.slot, slot);
+    const entriesBefore = maps.policy.size;
+
+    const b2 = pod("x/b2", ["10.0.0.4"], { app: "b", version: "2" });
+    compiler.upsertPod(b2);
+    w.pods.set("x/b2", b2);
+    const added = commit(compiler, maps, w);
+    const identity = compiler.endpointOf("x/b2")?.identity;
+    assert.deepEqual([compiler.endpointOf("x/a1")?.slot, compiler.endpointOf("x/a2")?.slot], [slot, slot]);
+    assert.deepEqual(added.endpointUpserts.map(([key]) => key), ["x/b2"]);
+    const inSlot = added.policyUpserts.filter((entry) => entry.key.slot === slot);
+    assert.ok(inSlot.length > 0 && inSlot.every((entry) => entry.key.identity === identity), "only the new identity's entries are written to the slot");
+    assert.deepEqual(added.policyRemovals, []);
+    assert.equal(maps.policy.size, entriesBefore + added.policyUpserts.length);
+    assert.ok(inSlot.some((entry) => entry.value.verdict === VERDICT_DENY), "its Deny entry too");
+    assert.ok(compiler.httpView().policy.some((entry) => entry.key.identity === identity), "and its HTTP entry, for the proxy");
+    for (const [port, allowed] of [[80, true], [8050, true], [8080, false], [81, false]] as const) {
+      assert.equal(allows(w, "10.0.0.4", "10.0.0.1", "TCP", port), allowed, `b2 to a1:${port}`);
+    }
+
+    compiler.deletePod("x", "b2");
+    w.pods.delete("x/b2");
+    const removed = commit(compiler, maps, w);
+    assert.deepEqual([compiler.endpointOf("x/a1")?.slot, compiler.endpointOf("x/a2")?.slot], [slot, slot]);
+    assert.deepEqual(removed.endpointUpserts, []);
+    assert.deepEqual(removed.policyUpserts, []);
+    assert.deepEqual(
+      removed.policyRemovals.map((key) => key.identity),
+      inSlot.map(() => identity),
+    );
+    assert.equal(maps.policy.size, entriesBefore);
+  });
+
+  test("when a slot's users move apart, the one whose change is in place keeps it and the other switches", () => {
+    const open = [netpol("x/open", { podSelector: { matchLabels: { app: "a" } }, ingress: [{ from: [{ podSelector: {} }] }] })];
+    const compiler = new PolicyCompiler();
+    const maps = new DiffModel();
+    const w = world({ pods, policies: open });
+    for (const p of pods) compiler.upsertPod(p);
+    for (const n of w.namespaces.values()) compiler.upsertNamespace(n);
+    for (const p of open) compiler.upsertPolicy(p);
+    commit(compiler, maps, w);
+    const slot = compiler.endpointOf("x/a1")?.slot;
+    // a1 leaves the policy, and its new identity is one a2's rule admits.
+    const a1 = pod("x/a1", ["10.0.0.1"], { app: "c" });
+    compiler.upsertPod(a1);
+    w.pods.set("x/a1", a1);
+    const diff = commit(compiler, maps, w);
+    assert.equal(compiler.endpointOf("x/a2")?.slot, slot);
+    assert.notEqual(compiler.endpointOf("x/a1")?.slot, slot);
+    const identity = compiler.endpointOf("x/a1")?.identity;
+    assert.deepEqual(
+      diff.policyUpserts.filter((entry) => entry.key.slot === slot).map((entry) => entry.key.identity),
+      [identity],
+    );
+    assert.deepEqual(diff.endpointUpserts.map(([key]) => key), ["x/a1"]);
   });
 });
 
@@ -904,6 +1055,37 @@ describe("pending identities", () => {
     assert.ok(![...state.policy.values()].some((e) => state.identities.get(e.key.identity) === undefined && e.key.identity !== IDENTITY_ANY));
     assert.deepEqual(canonicalState(state), canonicalState(compileWorld(w).state));
     assert.equal(allocator.references.get(bKey), 1);
+  });
+
+  test("two keys that swap numbers in one commit: a number both gone and new never changes a slot in place", () => {
+    const allocator = new TableAllocator();
+    const compiler = new PolicyCompiler({ identities: allocator });
+    const maps = new DiffModel();
+    // a admits b, not c: after the swap, b's entries are under c's old number, which c's packets carry until the ipcache write.
+    const w = world({
+      pods: [pod("x/a", ["10.0.0.1"]), pod("x/b", ["10.0.0.2"]), pod("x/c", ["10.0.0.3"])],
+      policies: [netpol("x/p", { podSelector: { matchLabels: { pod: "a" } }, ingress: [{ from: [{ podSelector: { matchLabels: { pod: "b" } } }] }] })],
+    });
+    for (const n of w.namespaces.values()) compiler.upsertNamespace(n);
+    for (const p of w.pods.values()) compiler.upsertPod(p);
+    for (const p of w.policies) compiler.upsertPolicy(p);
+    maps.apply(compiler.commit());
+    compiler.identitiesChanged(allocator.publish());
+    maps.apply(compiler.commit());
+    const keyOf = (ip: string) => [...allocator.table].find(([, id]) => id === compiler.state().ipcache.get(`${ip}/32`)?.value.identity) as [string, number];
+    const [bKey, bId] = keyOf("10.0.0.2");
+    const [cKey, cId] = keyOf("10.0.0.3");
+    const slot = compiler.endpointOf("x/a")?.slot;
+    allocator.table.set(bKey, cId);
+    allocator.table.set(cKey, bId);
+    compiler.identitiesChanged([bKey, cKey]);
+    const diff = compiler.commit();
+    maps.apply(diff);
+    maps.assertEquals(compiler.state());
+    assert.notEqual(compiler.endpointOf("x/a")?.slot, slot, "a new slot, written before a switches to it");
+    assert.equal(maps.inPlace, 0);
+    assert.ok(only(w, compiler.state(), "10.0.0.2", "10.0.0.1") && !only(w, compiler.state(), "10.0.0.3", "10.0.0.1"));
+    assert.deepEqual(canonicalState(compiler.state()), canonicalState(compileWorld(w).state));
   });
 
   test("after numbering every pending key, incremental state equals compileWorld", () => {

@@ -14,7 +14,9 @@
  * - verdict and entry building ({@link SlotContentBuilder}): the entries of
  *   an endpoint, each holding the combination of every rule covering it;
  * - slot interning ({@link SlotTable}): endpoints with identical entries share
- *   a slot, and changed content gets a fresh one ("build new, then switch").
+ *   a slot, and changed content gets a fresh one ("build new, then switch"),
+ *   unless it differs only in identities that are new or gone, whose entries
+ *   are added to or removed from the slot in place.
  *
  * @module
  */
@@ -29,6 +31,7 @@ import {
   EP_NO_ANY_PEER_EGRESS,
   EP_NO_ANY_PEER_INGRESS,
   emptyDiff,
+  FIRST_ALLOCATED_IDENTITY,
   IDENTITY_ANY,
   policyKeyString,
   sameEndpointState,
@@ -36,6 +39,7 @@ import {
 } from "./desired-state.ts";
 import type { DesiredState, EndpointState, PolicyEntry, RuleRef, StateDiff, TcpLimits } from "./desired-state.ts";
 import type { IdentityAllocator } from "./identity.ts";
+import type { Identity } from "./ipcache-compiler.ts";
 import { ruleIdsOf } from "./http-view.ts";
 import type { HttpView } from "./http-view.ts";
 import { IpcacheCompiler } from "./ipcache-compiler.ts";
@@ -43,7 +47,7 @@ import { normalizePolicy, policyObjectKey } from "./normalized-policy.ts";
 import type { NormalizedPolicy, PolicyKind } from "./normalized-policy.ts";
 import { RuleTable } from "./rule-table.ts";
 import type { CompiledPolicy } from "./rule-table.ts";
-import { SlotContentBuilder } from "./slot-content.ts";
+import { hasGroup, SlotContentBuilder, TemplateNames } from "./slot-content.ts";
 import type { SlotContent } from "./slot-content.ts";
 import { SlotTable } from "./slot-table.ts";
 import type { NamespaceInfo, PodInfo, World } from "./world.ts";
@@ -86,6 +90,14 @@ interface EndpointRecord {
   contentKey: string;
 }
 
+/** A local endpoint a commit recomputes, and its new content. */
+interface PlannedEndpoint {
+  key: string;
+  applying: CompiledPolicy[];
+  content: SlotContent;
+  old: EndpointRecord | undefined;
+}
+
 const IDLE: CommitStats = { policies: 0, ipcacheKeys: 0, identitiesAdded: 0, identitiesRemoved: 0, endpoints: 0 };
 
 function isolationFlags(applying: readonly CompiledPolicy[]): number {
@@ -113,7 +125,7 @@ function anyPeerFlags(isolation: number, content: SlotContent): number {
   let flags = 0;
   for (const [direction, isolating, noAnyPeer] of directions) {
     if ((isolation & isolating) === 0) continue;
-    if (!content.groups.some((group) => group.identity === IDENTITY_ANY && group.direction === direction)) flags |= noAnyPeer;
+    if (!hasGroup(content, direction, IDENTITY_ANY)) flags |= noAnyPeer;
   }
   return flags;
 }
@@ -137,7 +149,8 @@ export class PolicyCompiler {
   readonly #nodeName: string | undefined;
   readonly #ipcache: IpcacheCompiler;
   readonly #rules = new RuleTable();
-  readonly #slots = new SlotTable();
+  readonly #names = new TemplateNames();
+  readonly #slots = new SlotTable(this.#names);
 
   // Policies as of the latest mutation, and those changed since the last commit.
   readonly #policies = new Map<string, NormalizedPolicy>();
@@ -238,9 +251,11 @@ export class PolicyCompiler {
     for (const [key, namespace] of addresses.pods) this.#rules.reselect(key, namespace, pod(key));
     const compiled = [...this.#dirtyPolicies].filter((key) => this.#policies.has(key)).length;
     this.#dirtyPolicies.clear();
-    this.#rules.matchIdentities(addresses.added, addresses.removed, dirtyEndpoints);
+    // Endpoints dirty only from here on keep their pod, policies and rules: only their rules' targets change.
+    const changed = new Set(dirtyEndpoints);
+    this.#rules.matchIdentities(addresses.added, addresses.removed, dirtyEndpoints, (pod) => this.#endpoints.has(pod));
     this.#commitTcpLimits(diff);
-    this.#commitEndpoints(dirtyEndpoints, diff);
+    this.#commitEndpoints(dirtyEndpoints, changed, addresses, diff);
     this.#stats = {
       policies: compiled,
       ipcacheKeys: addresses.keys,
@@ -359,9 +374,17 @@ export class PolicyCompiler {
     }
   }
 
-  /** Recomputes dirty endpoints: flags, identity, entries, slot; then drops slots nobody uses. */
-  #commitEndpoints(dirty: Set<string>, diff: StateDiff): void {
-    const contents = new SlotContentBuilder((id) => this.#ipcache.identity(id));
+  /**
+   * Recomputes dirty endpoints: flags, identity, entries, slot; then drops slots nobody uses. The
+   * entries of an endpoint only its rules' targets changed for (not in `changed`) are patched: its
+   * current ones for the identities that came or went. A slot whose users all move to one content
+   * differing from it only in identities that came or went is changed in place (see {@link SlotTable.reshape}).
+   */
+  #commitEndpoints(dirty: Set<string>, changed: ReadonlySet<string>, identities: { added: readonly Identity[]; removed: readonly number[] }, diff: StateDiff): void {
+    const contents = new SlotContentBuilder((id) => this.#ipcache.identity(id), this.#names);
+    const added = identities.added.map((identity) => identity.id);
+    const touched = new Set([...added, ...identities.removed]);
+    const planned: PlannedEndpoint[] = [];
     for (const key of dirty) {
       const pod = this.#ipcache.pod(key);
       const old = this.#endpoints.get(key);
@@ -374,9 +397,14 @@ export class PolicyCompiler {
         continue;
       }
       const applying = this.#rules.applyingTo(key, pod.namespace);
-      const content = contents.contentOf(applying, pod);
+      const content =
+        old && !changed.has(key) ? contents.patched(this.#slots.content(old.contentKey), applying, pod, touched, added) : contents.contentOf(applying, pod);
+      planned.push({ key, applying, content, old });
+    }
+    const reshaped = this.#reshapeSlots(planned, contents, identities, diff);
+    for (const { key, applying, content, old } of planned) {
       const slot = this.#slots.acquire(content, diff.policyUpserts);
-      if (old) this.#slots.release(old.contentKey);
+      if (old) this.#slots.release(reshaped.get(old.contentKey) ?? old.contentKey);
       const isolation = isolationFlags(applying);
       const state: EndpointState = {
         endpointId: old?.state.endpointId ?? this.#nextEndpointId++,
@@ -390,6 +418,49 @@ export class PolicyCompiler {
       diff.endpointUpserts.push([key, state]);
     }
     this.#slots.sweep(diff.policyRemovals);
+  }
+
+  /**
+   * Changes in place each slot whose users all move (are `planned` with other content) to a content
+   * that differs from it only in groups of identities that are new or gone in this commit (a number both
+   * gone and new means two identities: not in place; nor the reserved ones), the content most of them
+   * move to first. Returns the new content key of each slot changed, by its old one.
+   */
+  #reshapeSlots(
+    planned: readonly PlannedEndpoint[],
+    contents: SlotContentBuilder,
+    identities: { added: readonly Identity[]; removed: readonly number[] },
+    diff: StateDiff,
+  ): Map<string, string> {
+    const removed = new Set(identities.removed);
+    const added = new Set(identities.added.map((identity) => identity.id));
+    const mutable = (id: number): boolean => id >= FIRST_ALLOCATED_IDENTITY && added.has(id) !== removed.has(id);
+    // By content object: the endpoints of one slot that one change moves share one.
+    const moving = new Map<string, Map<SlotContent, number>>();
+    for (const { old, content } of planned) {
+      if (!old || old.contentKey === content.key) continue;
+      let targets = moving.get(old.contentKey);
+      if (!targets) {
+        targets = new Map();
+        moving.set(old.contentKey, targets);
+      }
+      targets.set(content, (targets.get(content) ?? 0) + 1);
+    }
+    const reshaped = new Map<string, string>();
+    for (const [from, targets] of moving) {
+      // A user that stays (not dirty, or its content unchanged) keeps the slot as it is.
+      if ([...targets.values()].reduce((sum, users) => sum + users, 0) !== this.#slots.users(from)) continue;
+      // The content the most users move to, if the slot can take it; else the next.
+      const current = this.#slots.content(from);
+      const to = [...targets]
+        .sort((a, b) => b[1] - a[1])
+        .find(([content]) => {
+          const change = contents.change(current, content);
+          return change !== undefined && this.#slots.reshape(from, content, change, mutable, diff.policyUpserts, diff.policyRemovals) !== undefined;
+        });
+      if (to) reshaped.set(from, to[0].key);
+    }
+    return reshaped;
   }
 }
 

@@ -219,8 +219,12 @@ export interface DesiredState {
  * The change between two desired states. Applied in this order so that a
  * packet sees either the old or the new policy of an endpoint, never a mix:
  * TCP limit upserts (a limited entry finds its rule's limits), policy upserts
- * (new slots), endpoint upserts (switch to them), ipcache upserts, ipcache
- * removals, endpoint removals, policy removals (old slots), TCP limit removals.
+ * (new slots, and the entries of new identities in slots in use), endpoint
+ * upserts (switch to them), ipcache upserts (only now can a packet carry a new
+ * identity), ipcache removals (and no longer a gone one), endpoint removals,
+ * policy removals (old slots, and the entries of gone identities in slots in
+ * use), TCP limit removals. A slot in use changes only in entries of such
+ * identities, so its change is atomic as it is.
  */
 export interface StateDiff {
   tcpLimitUpserts: [ruleId: number, limits: TcpLimits][];

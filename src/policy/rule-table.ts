@@ -132,9 +132,10 @@ export class RuleTable {
    * Brings the identities rules target up to date with the identities that
    * came (`added`) and went (`removed`) since the last call, and matches the
    * rules compiled since then. Adds the pods of policies whose earlier rules'
-   * targets changed to `touched` (those of newly compiled ones are there already).
+   * targets changed to `touched` (those of newly compiled ones are there already),
+   * those `tracked` accepts: a node's compiler follows only its endpoints.
    */
-  matchIdentities(added: readonly Identity[], removed: readonly number[], touched: Set<string>): void {
+  matchIdentities(added: readonly Identity[], removed: readonly number[], touched: Set<string>, tracked: (pod: string) => boolean): void {
     const changed = new Set<CompiledRule>();
     for (const id of removed) this.#peers.removeIdentity(id, changed);
     for (const identity of added) this.#peers.addIdentity(identity, changed);
@@ -144,7 +145,7 @@ export class RuleTable {
     }
     this.#unmatched = [];
     const policies = new Set([...changed].map((rule) => rule.policyKey));
-    for (const key of policies) for (const pod of this.#policies.get(key)?.selected ?? []) touched.add(pod);
+    for (const key of policies) for (const pod of this.#policies.get(key)?.selected ?? []) if (tracked(pod)) touched.add(pod);
   }
 
   /** The policies applying to pod `key` of `namespace`, in key order. */

@@ -39,18 +39,93 @@ import type { PodInfo } from "./world.ts";
 
 /**
  * The entries the rule items of one (identity, direction) yield, without
- * slot and identity, and their canonical text. Groups with the same items
- * share one template, and one value object per distinct value.
+ * slot and identity, their canonical text, and the short name of that text
+ * (see {@link TemplateNames}). Groups with the same items share one template,
+ * and one value object per distinct value.
  */
 export interface GroupTemplate {
+  name: string;
   text: string;
   entries: (Pick<PolicyKey, "protocol" | "port" | "portPrefixLen"> & { value: PolicyValue })[];
+}
+
+/**
+ * Short names for template texts, so that a content's key names each group's
+ * entries instead of spelling them: a slot's key is rewritten whenever an
+ * identity comes or goes, and spelled out it is tens of KB at scale. A name
+ * means one text for as long as a slot holds a group of it (the slot table
+ * counts them) and is forgotten at the sweep after none does, so texts that
+ * new rule ids make do not pile up. Names are never reused.
+ *
+ * @example
+ * ```ts
+ * const names = new TemplateNames();
+ * names.name("6/80/16=1,1,3,3,0"); // "0"
+ * ```
+ */
+export class TemplateNames {
+  readonly #byText = new Map<string, { name: string; users: number }>();
+  #next = 0;
+  /** Texts that may have no user: named since the last sweep, or released. */
+  #unused = new Set<string>();
+
+  /** The name of `text`, given it now if it has none. */
+  name(text: string): string {
+    let named = this.#byText.get(text);
+    if (!named) {
+      named = { name: (this.#next++).toString(36), users: 0 };
+      this.#byText.set(text, named);
+      this.#unused.add(text);
+    }
+    return named.name;
+  }
+
+  /** Counts a slot's group of `template` as a user of its name. */
+  retain(template: GroupTemplate): void {
+    (this.#byText.get(template.text) as { users: number }).users++;
+  }
+
+  /** Drops a user counted by {@link TemplateNames.retain}. */
+  release(template: GroupTemplate): void {
+    const named = this.#byText.get(template.text) as { users: number };
+    if (--named.users === 0) this.#unused.add(template.text);
+  }
+
+  /** Forgets the names no slot's group uses: called last in a commit, when every slot has its content. */
+  sweep(): void {
+    for (const text of this.#unused) if (this.#byText.get(text)?.users === 0) this.#byText.delete(text);
+    this.#unused = new Set();
+  }
+
+  /** How many texts have a name. */
+  get size(): number {
+    return this.#byText.size;
+  }
 }
 
 /** The entries of a slot, as templates per (identity, direction), and their canonical text `key`: the slot's content address. */
 export interface SlotContent {
   key: string;
   groups: { identity: number; direction: Direction; template: GroupTemplate }[];
+}
+
+/** What one content drops from another and adds to it, in whole groups (each sorted like a content's). */
+export interface ContentChange {
+  dropped: readonly SlotContent["groups"][number][];
+  added: readonly SlotContent["groups"][number][];
+}
+
+/**
+ * Whether `content` has a group of `identity` in `direction`: a binary search, groups being sorted.
+ *
+ * @example
+ * ```ts
+ * hasGroup(content, DIRECTION_INGRESS, IDENTITY_ANY); // whether an any-peer lookup can hit
+ * ```
+ */
+export function hasGroup(content: SlotContent, direction: Direction, identity: number): boolean {
+  const group = content.groups[lowerBound(content.groups, { identity, direction })];
+  return group?.identity === identity && group.direction === direction;
 }
 
 /** A port range of a rule, as one (identity, direction) group collects it. */
@@ -161,7 +236,7 @@ function ruleItems(rule: CompiledRule, ports: PortRange[]): RuleItems {
 }
 
 /** Entries for one group's items: a key per item prefix, valued by every item covering it. */
-function groupTemplate(items: RuleItem[]): GroupTemplate {
+function groupTemplate(items: RuleItem[]): Omit<GroupTemplate, "name"> {
   const keys = new Map<string, { protocol: number; lo: number; hi: number; prefixLen: number }>();
   for (const { port: item } of items) {
     if (item.protocol === 0) {
@@ -208,37 +283,111 @@ function groupTemplate(items: RuleItem[]): GroupTemplate {
  * Builds the slot content of endpoints within one commit, remembering what it
  * built: endpoints of equal policies and named ports share one content, and
  * groups of equal items one template. A builder lives for one commit only,
- * since rule ids stand for their rule's action, mode and order only that long.
+ * since rule ids stand for their rule's action, mode and order only that long
+ * (a content patched from an earlier commit's keeps only groups whose rules did
+ * not change, see {@link SlotContentBuilder.patched}).
  *
  * @example
  * ```ts
- * const builder = new SlotContentBuilder((id) => ipcache.identity(id));
+ * const builder = new SlotContentBuilder((id) => ipcache.identity(id), names);
  * const content = builder.contentOf(rules.applyingTo("shop/api", "shop"), pod);
  * ```
  */
 export class SlotContentBuilder {
   readonly #identity: (id: number) => Identity | undefined;
+  readonly #names: TemplateNames;
   readonly #contents = new Map<string, SlotContent>();
   readonly #templates = new Map<string, GroupTemplate>();
+  /** Patched contents, by the content patched and the signature of the endpoint's policies and named ports. */
+  readonly #patched = new Map<SlotContent, Map<string, SlotContent>>();
+  /** What each content patched in this commit changed, and from what. */
+  readonly #changes = new Map<SlotContent, { from: SlotContent; change: ContentChange }>();
 
-  /** A builder resolving egress named ports against the identities `identity` knows. */
-  constructor(identity: (id: number) => Identity | undefined) {
+  /** A builder resolving egress named ports against the identities `identity` knows, naming templates by `names` (the slot table's). */
+  constructor(identity: (id: number) => Identity | undefined, names: TemplateNames) {
     this.#identity = identity;
+    this.#names = names;
   }
 
   /** The entries (without slot) of an endpoint the `applying` policies select; `pod` is the endpoint's pod. */
   contentOf(applying: readonly CompiledPolicy[], pod: PodInfo): SlotContent {
-    // Entries depend on the pod only through ingress named ports.
-    const signature = JSON.stringify([applying.map((compiled) => compiled.policy.key), pod.namedPorts]);
+    const signature = contentSignature(applying, pod);
     let content = this.#contents.get(signature);
     if (!content) {
-      content = this.#build(applying, pod);
+      const groups = this.#groups(applying, pod, undefined);
+      content = { key: groups.map(groupText).join(""), groups };
       this.#contents.set(signature, content);
     }
     return content;
   }
 
-  #build(applying: readonly CompiledPolicy[], pod: PodInfo): SlotContent {
+  /**
+   * What {@link SlotContentBuilder.contentOf} answers for an endpoint whose content was `current` and
+   * whose policies, rules and pod are unchanged since, while only the identities in `changed` came or
+   * went (those in `added` are the ones in use now): `current` without the groups of `changed`, plus
+   * the groups of `added`. It visits only those identities, not every identity the rules target.
+   * Answers `current` itself when nothing differs.
+   *
+   * @example
+   * ```ts
+   * builder.patched(slots.content(endpoint.contentKey), rules.applyingTo(key, namespace), pod, new Set([300, 301]), [301]);
+   * ```
+   */
+  patched(current: SlotContent, applying: readonly CompiledPolicy[], pod: PodInfo, changed: ReadonlySet<number>, added: readonly number[]): SlotContent {
+    const signature = contentSignature(applying, pod);
+    let byPolicies = this.#patched.get(current);
+    if (!byPolicies) {
+      byPolicies = new Map();
+      this.#patched.set(current, byPolicies);
+    }
+    let content = byPolicies.get(signature);
+    if (!content) {
+      const spliced = spliceGroups(current, changed, this.#groups(applying, pod, added));
+      content = spliced.content;
+      if (content !== current) this.#changes.set(content, { from: current, change: spliced.change });
+      byPolicies.set(signature, content);
+    }
+    return content;
+  }
+
+  /**
+   * The groups `to` drops from `from` and adds to it, or `undefined` when a group of one identity and
+   * direction differs between them. Known without comparing for a content this builder patched from `from`.
+   *
+   * @example
+   * ```ts
+   * builder.change(slots.content(endpoint.contentKey), content); // { dropped: [], added: [group of 301] }
+   * ```
+   */
+  change(from: SlotContent, to: SlotContent): ContentChange | undefined {
+    const patch = this.#changes.get(to);
+    if (patch?.from === from) return patch.change;
+    const dropped: ContentGroup[] = [];
+    const added: ContentGroup[] = [];
+    let i = 0;
+    let j = 0;
+    while (i < from.groups.length || j < to.groups.length) {
+      const before = from.groups[i];
+      const after = to.groups[j];
+      const order = !before ? 1 : !after ? -1 : groupOrder(before, after);
+      if (order === 0) {
+        if (before?.template.name !== after?.template.name) return undefined;
+        i++;
+        j++;
+      } else if (order < 0) {
+        dropped.push(before as ContentGroup);
+        i++;
+      } else {
+        added.push(after as ContentGroup);
+        j++;
+      }
+    }
+    return { dropped, added };
+  }
+
+  /** The groups (sorted by direction, then identity) of the `applying` policies for `pod`, of every identity, or only of those in `only`. */
+  #groups(applying: readonly CompiledPolicy[], pod: PodInfo, only: readonly number[] | undefined): SlotContent["groups"] {
+    const targets = (rule: CompiledRule): Iterable<number> => (only ? only.filter((id) => rule.identities.has(id)) : rule.identities);
     type Group = { identity: number; direction: Direction; items: RuleItem[]; signature: string };
     const groups: [Map<number, Group>, Map<number, Group>] = [new Map(), new Map()];
     const add = (identity: number, direction: Direction, part: RuleItems): void => {
@@ -257,13 +406,14 @@ export class SlotContentBuilder {
         if (rule.rule.direction === "Ingress") {
           // The destination is this pod: named ports resolve here, once.
           const part = ruleItems(rule, ports ? [...ports.numeric, ...ports.named.flatMap((ref) => resolveNamedPort(ref, pod.namedPorts))] : [ANY_PORT_RANGE]);
-          for (const identity of peers ? rule.identities : [IDENTITY_ANY]) add(identity, DIRECTION_INGRESS, part);
+          if (peers) for (const identity of targets(rule)) add(identity, DIRECTION_INGRESS, part);
+          else if (!only) add(IDENTITY_ANY, DIRECTION_INGRESS, part);
           continue;
         }
         // Egress: the destination is the remote, so named ports resolve per identity.
         const fixed = ruleItems(rule, ports ? ports.numeric : [ANY_PORT_RANGE]);
-        if (!peers) add(IDENTITY_ANY, DIRECTION_EGRESS, fixed);
-        for (const id of rule.identities) {
+        if (!peers && !only) add(IDENTITY_ANY, DIRECTION_EGRESS, fixed);
+        for (const id of targets(rule)) {
           const identity = this.#identity(id) as Identity;
           const named = (ports?.named ?? []).flatMap((ref) => resolveNamedPort(ref, identity.namedPorts));
           if (peers && named.length === 0) add(id, DIRECTION_EGRESS, fixed);
@@ -276,13 +426,103 @@ export class SlotContentBuilder {
       for (const { identity, direction, items, signature } of byIdentity.values()) {
         let template = this.#templates.get(signature);
         if (!template) {
-          template = groupTemplate(items);
+          const { text, entries } = groupTemplate(items);
+          template = { name: this.#names.name(text), text, entries };
           this.#templates.set(signature, template);
         }
         out.push({ identity, direction, template });
       }
     }
-    out.sort((a, b) => a.direction - b.direction || a.identity - b.identity);
-    return { key: out.map((g) => `${g.direction}/${g.identity}{${g.template.text}}`).join(""), groups: out };
+    return out.sort(groupOrder);
   }
+}
+
+type ContentGroup = SlotContent["groups"][number];
+
+/** The order of groups in a content: by direction, then identity. */
+function groupOrder(a: Pick<ContentGroup, "identity" | "direction">, b: Pick<ContentGroup, "identity" | "direction">): number {
+  return a.direction - b.direction || a.identity - b.identity;
+}
+
+/** What the entries of an endpoint depend on besides the identities its rules target: its policies, and its pod through ingress named ports. */
+function contentSignature(applying: readonly CompiledPolicy[], pod: PodInfo): string {
+  return JSON.stringify([applying.map((compiled) => compiled.policy.key), pod.namedPorts]);
+}
+
+/** A group's part of its content's key. */
+function groupText(group: ContentGroup): string {
+  return `${group.direction}/${group.identity}{${group.template.name}}`;
+}
+
+/** The length of {@link groupText} (a direction is one digit), without building it. */
+function groupTextLength(group: ContentGroup): number {
+  const id = group.identity;
+  const digits = id < 10 ? 1 : id < 100 ? 2 : id < 1e3 ? 3 : id < 1e4 ? 4 : id < 1e5 ? 5 : id < 1e6 ? 6 : id < 1e7 ? 7 : id < 1e8 ? 8 : id < 1e9 ? 9 : 10;
+  return digits + group.template.name.length + 4;
+}
+
+/** The index of the first of `groups` (sorted) not before `group`. */
+function lowerBound(groups: readonly ContentGroup[], group: Pick<ContentGroup, "identity" | "direction">): number {
+  let lo = 0;
+  let hi = groups.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (groupOrder(groups[mid] as ContentGroup, group) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * `current` without the groups of identities in `dropped`, plus `added` (sorted, none of them in
+ * `current` unless dropped), and that change in groups. The key is cut and joined from `current`'s rather than built again:
+ * it is long (a part per group), and most of it stays.
+ */
+function spliceGroups(current: SlotContent, dropped: ReadonlySet<number>, added: readonly ContentGroup[]): { content: SlotContent; change: ContentChange } {
+  const { key, groups: old } = current;
+  // Where something changes, by index in `old`: few places, found by binary search, so the
+  // unchanged runs between them are copied whole.
+  const drops: number[] = [];
+  for (const identity of dropped) {
+    for (const direction of [DIRECTION_INGRESS, DIRECTION_EGRESS] as const) {
+      const at = lowerBound(old, { identity, direction });
+      if (old[at]?.identity === identity && old[at]?.direction === direction) drops.push(at);
+    }
+  }
+  const change = { dropped: drops.sort((a, b) => a - b).map((at) => old[at] as ContentGroup), added };
+  if (added.length === 0 && drops.length === 0) return { content: current, change };
+  const changes = [...drops.map((at) => ({ at, fresh: undefined })), ...added.map((fresh) => ({ at: lowerBound(old, fresh), fresh }))];
+  // At one index, an insertion goes before the group there, which may be dropped.
+  changes.sort((a, b) => a.at - b.at || (a.fresh ? 0 : 1) - (b.fresh ? 0 : 1));
+  const runs: ContentGroup[][] = [];
+  const parts: string[] = [];
+  // old[index] starts at `offset` in `key`; `key` up to `copied` is in `parts`, `old` up to `next` in `runs`.
+  let index = 0;
+  let offset = 0;
+  let copied = 0;
+  let next = 0;
+  for (const { at, fresh } of changes) {
+    for (; index < at; index++) offset += groupTextLength(old[index] as ContentGroup);
+    runs.push(old.slice(next, at));
+    parts.push(key.slice(copied, offset));
+    if (fresh) {
+      const there = old[at];
+      if (there && groupOrder(fresh, there) === 0 && !dropped.has(there.identity)) {
+        throw new Error(`Cannot patch slot content: it has group ${groupText(there)} already`);
+      }
+      runs.push([fresh]);
+      parts.push(groupText(fresh));
+      copied = offset;
+      next = at;
+    } else {
+      offset += groupTextLength(old[at] as ContentGroup);
+      index++;
+      copied = offset;
+      next = at + 1;
+    }
+  }
+  runs.push(old.slice(next));
+  parts.push(key.slice(copied));
+  const groups = ([] as ContentGroup[]).concat(...runs);
+  return { content: { key: parts.join(""), groups }, change };
 }

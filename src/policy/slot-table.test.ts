@@ -1,17 +1,19 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { PolicyEntry, PolicyKey } from "./desired-state.ts";
+import { SlotContentBuilder, TemplateNames } from "./slot-content.ts";
 import type { SlotContent } from "./slot-content.ts";
 import { SlotTable } from "./slot-table.ts";
 
+const names = new TemplateNames();
 const value = { verdict: 1, auditVerdict: 1, ruleId: 1, auditRuleId: 1, flags: 0 } as const;
 const content = (key: string, ports: number[]): SlotContent => ({
   key,
-  groups: [{ identity: 256, direction: 0, template: { text: key, entries: ports.map((port) => ({ protocol: 6, port, portPrefixLen: 16, value })) } }],
+  groups: [{ identity: 256, direction: 0, template: { name: names.name(key), text: key, entries: ports.map((port) => ({ protocol: 6, port, portPrefixLen: 16, value })) } }],
 });
 
 test("equal content shares one slot, written once", () => {
-  const slots = new SlotTable();
+  const slots = new SlotTable(names);
   const upserts: PolicyEntry[] = [];
   const a = slots.acquire(content("web", [80, 443]), upserts);
   const b = slots.acquire(content("web", [80, 443]), upserts);
@@ -21,7 +23,7 @@ test("equal content shares one slot, written once", () => {
 });
 
 test("new content gets a fresh slot; a released slot goes at the sweep unless taken again", () => {
-  const slots = new SlotTable();
+  const slots = new SlotTable(names);
   const upserts: PolicyEntry[] = [];
   const removals: PolicyKey[] = [];
   const web = slots.acquire(content("web", [80]), upserts);
@@ -37,4 +39,95 @@ test("new content gets a fresh slot; a released slot goes at the sweep unless ta
   assert.equal(slots.size, 1);
 
   assert.notEqual(slots.acquire(content("db", [5432]), upserts), db, "content that comes back gets a new number: build new, then switch");
+});
+
+const group = (identity: number, ports: number[], http = false): SlotContent["groups"][number] => ({
+  identity,
+  direction: 0,
+  template: {
+    name: names.name(`${ports.join(",")}${http ? "+http" : ""}`),
+    text: `${ports.join(",")}${http ? "+http" : ""}`,
+    entries: ports.map((port) => ({ protocol: 6, port, portPrefixLen: 16, value: http ? { ...value, flags: 16, http: { allows: [1], denies: [], auditAllows: [], auditDenies: [] } } : value })),
+  },
+});
+const contentOfGroups = (...groups: SlotContent["groups"]): SlotContent => ({
+  key: groups.map((g) => `${g.direction}/${g.identity}{${g.template.name}}`).join(""),
+  groups,
+});
+/** The change between two contents, as a commit's builder finds it by comparing them. */
+const changeOf = (from: SlotContent, to: SlotContent) => new SlotContentBuilder(() => undefined, names).change(from, to);
+const keysOf = (entries: Iterable<{ key: PolicyKey } | PolicyKey>) => [...entries].map((e) => ("key" in e ? e.key : e)).map((k) => [k.slot, k.identity, k.port]);
+
+test("reshape adds and drops whole groups of mutable identities in place: same number, same users, only their entries in the diff", () => {
+  const slots = new SlotTable(names);
+  const upserts: PolicyEntry[] = [];
+  const removals: PolicyKey[] = [];
+  const before = contentOfGroups(group(256, [80]), group(257, [443]));
+  const slot = slots.acquire(before, upserts);
+  slots.acquire(before, upserts);
+  upserts.length = 0;
+  const after = contentOfGroups(group(256, [80]), group(258, [80, 81], true));
+  const change = changeOf(before, after);
+  assert.deepEqual(change, { dropped: [before.groups[1]], added: [after.groups[1]] });
+  assert.equal(slots.reshape(before.key, after, change!, (id) => id === 257 || id === 258, upserts, removals), slot);
+  assert.deepEqual(keysOf(upserts), [[slot, 258, 80], [slot, 258, 81]]);
+  assert.deepEqual(keysOf(removals), [[slot, 257, 443]]);
+  assert.deepEqual([slots.users(after.key), slots.users(before.key)], [2, 0]);
+  assert.equal(slots.content(after.key), after);
+  assert.deepEqual(keysOf(slots.entries()), [[slot, 256, 80], [slot, 258, 80], [slot, 258, 81]]);
+  assert.equal(slots.size, 3);
+  assert.deepEqual(keysOf(slots.httpSlotEntries()), keysOf(slots.entries()), "an HTTP entry added in place makes it an HTTP slot");
+
+  const back = contentOfGroups(group(256, [80]));
+  assert.equal(slots.reshape(after.key, back, changeOf(after, back)!, (id) => id === 258, upserts, removals), slot);
+  assert.deepEqual([...slots.httpSlotEntries()], [], "and its removal unmakes it");
+  assert.equal(slots.size, 1);
+  slots.release(back.key);
+  slots.release(back.key);
+  removals.length = 0;
+  slots.sweep(removals);
+  assert.deepEqual(keysOf(removals), [[slot, 256, 80]], "the slot goes with its last user, as its content is now");
+});
+
+test("reshape changes nothing when a group of another identity differs or the content has a slot already; a changed group is no change in groups", () => {
+  const slots = new SlotTable(names);
+  const upserts: PolicyEntry[] = [];
+  const removals: PolicyKey[] = [];
+  const before = contentOfGroups(group(256, [80]), group(257, [443]));
+  const slot = slots.acquire(before, upserts);
+  const existing = contentOfGroups(group(256, [80]));
+  slots.acquire(existing, upserts);
+  upserts.length = 0;
+  assert.equal(changeOf(before, contentOfGroups(group(256, [80]), group(257, [443, 8443]))), undefined);
+  const refused: [SlotContent, (id: number) => boolean][] = [
+    [contentOfGroups(group(256, [80]), group(257, [443]), group(300, [80])), (id) => id === 257],
+    [existing, () => true],
+  ];
+  for (const [to, mutable] of refused) {
+    assert.equal(slots.reshape(before.key, to, changeOf(before, to)!, mutable, upserts, removals), undefined, to.key);
+    assert.deepEqual([upserts, removals], [[], []]);
+    assert.equal(slots.content(before.key), before);
+  }
+  assert.deepEqual(keysOf(slots.entries()).filter(([s]) => s === slot), [[slot, 256, 80], [slot, 257, 443]]);
+});
+
+test("a template's name lasts while a slot's group has it, and is forgotten at the sweep after; names are never reused", () => {
+  const own = new TemplateNames();
+  const slots = new SlotTable(own);
+  const template = (text: string) => ({ name: own.name(text), text, entries: [{ protocol: 6, port: 80, portPrefixLen: 16, value }] });
+  const web = template("web");
+  const a: SlotContent = { key: `0/256{${web.name}}`, groups: [{ identity: 256, direction: 0, template: web }] };
+  template("built, never used");
+  slots.acquire(a, []);
+  slots.sweep([]);
+  assert.equal(own.size, 1, "the unused name is forgotten, the slot's kept");
+  const db = template("db");
+  const b: SlotContent = { key: `${a.key}0/257{${db.name}}`, groups: [...a.groups, { identity: 257, direction: 0, template: db }] };
+  assert.equal(slots.reshape(a.key, b, changeOf(a, b)!, () => true, [], []), 1);
+  slots.sweep([]);
+  assert.equal(own.size, 2, "a group added in place keeps its name");
+  slots.release(b.key);
+  slots.sweep([]);
+  assert.equal(own.size, 0);
+  assert.notEqual(own.name("web"), web.name);
 });

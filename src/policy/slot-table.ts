@@ -1,34 +1,61 @@
 /**
  * Slot interning: policy entries live under a slot number, and slots are
- * content-addressed. Endpoints with identical entries share one slot; new
- * content gets a fresh number, whose entries are written before any endpoint
- * switches to it ("build new, then switch"), and a slot's entries are removed
- * only once no endpoint uses it.
+ * content-addressed. Endpoints with identical entries share one slot, and a
+ * slot's entries are removed only once no endpoint uses it. Content that
+ * changes gets a fresh number, whose entries are written before any endpoint
+ * switches to it ("build new, then switch"), except where it differs only in
+ * the entries of identities no packet carries while they are written: then
+ * the slot is changed in place ({@link SlotTable.reshape}).
  *
  * @module
  */
 import type { PolicyEntry, PolicyKey } from "./desired-state.ts";
-import type { SlotContent } from "./slot-content.ts";
+import type { ContentChange, SlotContent, TemplateNames } from "./slot-content.ts";
 
 interface SlotRecord {
-  contentKey: string;
+  content: SlotContent;
   slot: number;
   users: number;
+  /** In the order of the content's groups (by direction, then identity), so a group's entries are found by binary search. */
   entries: PolicyEntry[];
 }
+
+type Group = SlotContent["groups"][number];
+
+/** The index of the first entry of `entries` (in group order) not before the group of `identity` and `direction`. */
+function entryBound(entries: readonly PolicyEntry[], direction: number, identity: number): number {
+  let lo = 0;
+  let hi = entries.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const { key } = entries[mid] as PolicyEntry;
+    if (key.direction < direction || (key.direction === direction && key.identity < identity)) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** The entries of `group` with the slot's number. */
+function groupEntries(slot: number, group: Group): PolicyEntry[] {
+  const { identity, direction, template } = group;
+  return template.entries.map(({ protocol, port, portPrefixLen, value }) => ({ key: { slot, identity, direction, protocol, port, portPrefixLen }, value }));
+}
+
+const hasHttp = (entry: PolicyEntry): boolean => entry.value.http !== undefined;
 
 /**
  * The slots in use, by content.
  *
  * @example
  * ```ts
- * const slots = new SlotTable();
+ * const slots = new SlotTable(names);
  * const slot = slots.acquire(content, diff.policyUpserts); // a new slot's entries go to the upserts
  * slots.release(oldContentKey);
  * slots.sweep(diff.policyRemovals); // after every acquire of the commit
  * ```
  */
 export class SlotTable {
+  readonly #names: TemplateNames;
   readonly #slots = new Map<string, SlotRecord>();
   /** The slots having an entry whose flows HTTP rules judge: what the node's proxy is told. */
   readonly #httpSlots = new Set<SlotRecord>();
@@ -36,22 +63,28 @@ export class SlotTable {
   #released: SlotRecord[] = [];
   #entries = 0;
 
+  /** An empty table; its slots' groups are the users of `names`, which builds their contents' keys. */
+  constructor(names: TemplateNames) {
+    this.#names = names;
+  }
+
   /** The slot number of `content`, taking a reference; a new slot's entries are appended to `upserts`. */
   acquire(content: SlotContent, upserts: PolicyEntry[]): number {
     let slot = this.#slots.get(content.key);
     if (!slot) {
       const number = this.#nextSlot++;
-      slot = { contentKey: content.key, slot: number, users: 0, entries: [] };
+      slot = { content, slot: number, users: 0, entries: [] };
       this.#slots.set(content.key, slot);
-      for (const { identity, direction, template } of content.groups) {
-        for (const { protocol, port, portPrefixLen, value } of template.entries) {
-          const entry: PolicyEntry = { key: { slot: number, identity, direction, protocol, port, portPrefixLen }, value };
+      // Loops, not spreads: a slot of a large CIDR allow-list has more entries than a call takes arguments.
+      for (const group of content.groups) {
+        this.#names.retain(group.template);
+        for (const entry of groupEntries(number, group)) {
           slot.entries.push(entry);
           upserts.push(entry);
         }
       }
       this.#entries += slot.entries.length;
-      if (slot.entries.some((entry) => entry.value.http !== undefined)) this.#httpSlots.add(slot);
+      if (slot.entries.some(hasHttp)) this.#httpSlots.add(slot);
     }
     slot.users++;
     return slot.slot;
@@ -64,19 +97,88 @@ export class SlotTable {
     this.#released.push(slot);
   }
 
+  /** The content of the slot of `contentKey`. */
+  content(contentKey: string): SlotContent {
+    return (this.#slots.get(contentKey) as SlotRecord).content;
+  }
+
+  /** How many references the slot of `contentKey` has. */
+  users(contentKey: string): number {
+    return this.#slots.get(contentKey)?.users ?? 0;
+  }
+
+  /**
+   * Gives the slot of `from` the content `to` in place, keeping its number and
+   * references, when no slot has `to` yet and `change` (what `to` drops from
+   * the slot's content and adds to it, see `SlotContentBuilder.change`) is of
+   * identities `mutable` accepts; otherwise changes nothing. The added groups'
+   * entries are appended to `upserts` and the dropped ones' keys to
+   * `removals`. That is atomic for packets only for identities no packet
+   * carries while they are written: one that no ipcache entry or endpoint has
+   * before the ipcache upserts (new), or after the ipcache removals (gone),
+   * which is what the order of `StateDiff` gives. The caller moves the slot's
+   * users to `to` (acquire `to`, release `to.key`), or lets them switch away.
+   *
+   * @returns the slot number, or `undefined` when the slot was left as it was.
+   *
+   * @example
+   * ```ts
+   * slots.reshape(endpoint.contentKey, patched, builder.change(current, patched), (id) => isNewOrGone(id), diff.policyUpserts, diff.policyRemovals); // 7
+   * ```
+   */
+  reshape(
+    from: string,
+    to: SlotContent,
+    change: ContentChange,
+    mutable: (identity: number) => boolean,
+    upserts: PolicyEntry[],
+    removals: PolicyKey[],
+  ): number | undefined {
+    const slot = this.#slots.get(from);
+    if (!slot || this.#slots.has(to.key)) return undefined;
+    const { dropped, added } = change;
+    if (!dropped.every((group) => mutable(group.identity)) || !added.every((group) => mutable(group.identity))) return undefined;
+    const { entries } = slot;
+    let http = this.#httpSlots.has(slot);
+    for (const { identity, direction, template } of dropped) {
+      this.#names.release(template);
+      const at = entryBound(entries, direction, identity);
+      const gone = entries.splice(at, template.entries.length);
+      for (const entry of gone) removals.push(entry.key);
+      if (http && gone.some(hasHttp)) http = entries.some(hasHttp);
+    }
+    for (const group of added) {
+      this.#names.retain(group.template);
+      const fresh = groupEntries(slot.slot, group);
+      entries.splice(entryBound(entries, group.direction, group.identity), 0, ...fresh);
+      upserts.push(...fresh);
+      http ||= fresh.some(hasHttp);
+    }
+    this.#entries += added.reduce((sum, group) => sum + group.template.entries.length, 0) - dropped.reduce((sum, group) => sum + group.template.entries.length, 0);
+    this.#slots.delete(from);
+    this.#slots.set(to.key, slot);
+    slot.content = to;
+    if (http) this.#httpSlots.add(slot);
+    else this.#httpSlots.delete(slot);
+    return slot.slot;
+  }
+
   /**
    * Removes the released slots nobody took again, appending their keys to
-   * `removals`. Called last in a commit, so a slot released by one endpoint
-   * and taken by another survives.
+   * `removals`, and forgets the template names no slot uses. Called last in
+   * a commit, so a slot released by one endpoint and taken by another survives.
    */
   sweep(removals: PolicyKey[]): void {
     for (const slot of this.#released) {
-      if (slot.users > 0 || !this.#slots.delete(slot.contentKey)) continue;
+      if (slot.users > 0 || this.#slots.get(slot.content.key) !== slot) continue;
+      this.#slots.delete(slot.content.key);
       this.#entries -= slot.entries.length;
       this.#httpSlots.delete(slot);
       for (const entry of slot.entries) removals.push(entry.key);
+      for (const group of slot.content.groups) this.#names.release(group.template);
     }
     this.#released = [];
+    this.#names.sweep();
   }
 
   /** Every entry of every slot. */
