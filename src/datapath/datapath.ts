@@ -26,6 +26,8 @@ import {
   fragValueCodec,
   ipcacheKeyCodec,
   ipcacheValueCodec,
+  isExactPolicyKey,
+  isHostIpcacheKey,
   MAP_NAMES,
   policyKeyCodec,
   policyValueCodec,
@@ -54,6 +56,7 @@ import { recountTcpSources } from "./tcp-sources.ts";
 import { failClosed } from "./policy-capacity.ts";
 import { AbiEnumMismatchError, checkReasons, REASONS, type ReasonName } from "./reasons.ts";
 import { BpfMap, type EncodedEntry } from "./bpf-map.ts";
+import { TrieWithExactMap } from "./trie-with-exact.ts";
 import { DatapathError } from "./datapath-error.ts";
 import {
   attachTc,
@@ -169,9 +172,11 @@ export interface MapState {
 
 /** The typed maps of a datapath; see {@link Datapath.maps}. */
 export interface DatapathMaps {
-  ipcache: BpfMap<IpcacheKey, IpcacheValue>;
+  /** The trie; its host entries are written to `pal_ipcache_hosts` too (`ipcache.exact`). */
+  ipcache: TrieWithExactMap<IpcacheKey, IpcacheValue>;
   endpoints: BpfMap<EndpointKey, EndpointState>;
-  policy: BpfMap<PolicyKey, PolicyValue>;
+  /** The trie; its exact-port entries are written to `pal_policy_exact` too (`policy.exact`). */
+  policy: TrieWithExactMap<PolicyKey, PolicyValue>;
   conntrack: BpfMap<CtKey, CtValue>;
   fragments: BpfMap<FragKey, FragValue>;
   config: BpfMap<number, DatapathConfig>;
@@ -236,6 +241,8 @@ interface EncodedChange {
   ipcache: MapChange;
   tcpLimits: MapChange;
   skippedEndpoints: string[];
+  /** Full sync only: full-length entries the tries hold already and their hashes lack, written after the tries' writes. */
+  exactFill?: { policy: EncodedEntry[]; ipcache: EncodedEntry[] };
   /**
    * Set when old and new policy entries together would overflow `pal_policy`: these endpoints
    * (failed-closed forms of the current entries of those whose slot changes) are written first,
@@ -298,12 +305,14 @@ export class Datapath {
     this.objectPath = objectPath;
     this.#object = object;
     const cpus = numPossibleCpus();
-    const map = <K, V>(name: MapName, key: Codec<K>, value: Codec<V>): BpfMap<K, V> =>
-      new BpfMap(object.map(name), key, value, `pin root "${pinRoot}"`, () => this.#checkOpen(name));
+    const where = `pin root "${pinRoot}"`;
+    const map = <K, V>(name: MapName, key: Codec<K>, value: Codec<V>): BpfMap<K, V> => new BpfMap(object.map(name), key, value, where, () => this.#checkOpen(name));
+    const trie = <K, V>(name: MapName, exactName: MapName, key: Codec<K>, value: Codec<V>, isFull: (key: Buffer) => boolean): TrieWithExactMap<K, V> =>
+      new TrieWithExactMap(object.map(name), map(exactName, key, value), key, value, where, () => this.#checkOpen(name), isFull);
     this.maps = {
-      ipcache: map(MAP_NAMES.ipcache, ipcacheKeyCodec, ipcacheValueCodec),
+      ipcache: trie(MAP_NAMES.ipcache, MAP_NAMES.ipcacheHosts, ipcacheKeyCodec, ipcacheValueCodec, isHostIpcacheKey),
       endpoints: map(MAP_NAMES.endpoints, endpointKeyCodec, endpointValueCodec),
-      policy: map(MAP_NAMES.policy, policyKeyCodec, policyValueCodec),
+      policy: trie(MAP_NAMES.policy, MAP_NAMES.policyExact, policyKeyCodec, policyValueCodec, isExactPolicyKey),
       conntrack: map(MAP_NAMES.conntrack, ctKeyCodec, ctValueCodec),
       fragments: map(MAP_NAMES.fragments, fragKeyCodec, fragValueCodec),
       config: map(MAP_NAMES.config, u32Codec, configCodec),
@@ -348,9 +357,18 @@ export class Datapath {
     for (const [size, map] of sizeOf) if (size !== undefined) mapMaxEntries[map] = size;
     // A pinned map keeps the size it was created with (libbpf re-adopts only an
     // identical definition): an agent built with other defaults still takes over.
+    const pinned = new Set<MapName>();
     for (const map of Object.values(MAP_NAMES)) {
       const size = pinnedMaxEntries(join(pinRoot, map));
-      if (size !== undefined) mapMaxEntries[map] = size;
+      if (size === undefined) continue;
+      mapMaxEntries[map] = size;
+      pinned.add(map);
+    }
+    // A hash of a trie's full-length entries holds at most what the trie does: made as large (also
+    // when an upgrade creates it beside a trie pinned by an older agent).
+    for (const [trie, exact] of [[MAP_NAMES.policy, MAP_NAMES.policyExact], [MAP_NAMES.ipcache, MAP_NAMES.ipcacheHosts]] as const) {
+      const size = mapMaxEntries[trie];
+      if (!pinned.has(exact) && size !== undefined) mapMaxEntries[exact] = size;
     }
 
     let object: BpfObject;
@@ -527,9 +545,12 @@ export class Datapath {
       for (const [hex, entry] of current) if (!wanted.has(hex)) into.removals.push(entry.key);
       return current;
     };
-    const currentPolicy = againstMap(policy, [...state.policy.values()].map((entry) => policy.encode(entry.key, entry.value)), change.policy);
+    const desiredPolicy = [...state.policy.values()].map((entry) => policy.encode(entry.key, entry.value));
+    const desiredIpcache = [...state.ipcache.values()].map((entry) => ipcache.encode(entry.key, entry.value));
+    const currentPolicy = againstMap(policy, desiredPolicy, change.policy);
     const currentEndpoints = againstMap(endpoints, desiredEndpoints, change.endpoints);
-    againstMap(ipcache, [...state.ipcache.values()].map((entry) => ipcache.encode(entry.key, entry.value)), change.ipcache);
+    const currentIpcache = againstMap(ipcache, desiredIpcache, change.ipcache);
+    change.exactFill = { policy: policy.pruneExact(currentPolicy, desiredPolicy), ipcache: ipcache.pruneExact(currentIpcache, desiredIpcache) };
     againstMap(tcpLimits, [...state.tcpLimits].map(([ruleId, limits]) => tcpLimits.encode(ruleId, limits)), change.tcpLimits);
     const added = change.policy.upserts.filter((entry) => !currentPolicy.has(entry.key.toString("hex"))).length;
     if (currentPolicy.size + added > policy.maxEntries) {
@@ -564,6 +585,11 @@ export class Datapath {
       tcpLimitRemovals: tcpLimits.deleteEncoded(change.tcpLimits.removals),
       skippedEndpoints: change.skippedEndpoints,
     };
+    // Once the tries hold everything the full sync wanted: the hash entries they did not write.
+    if (change.exactFill !== undefined) {
+      policy.writeExact(change.exactFill.policy);
+      ipcache.writeExact(change.exactFill.ipcache);
+    }
     const written =
       result.policyUpserts + result.endpointUpserts + result.ipcacheUpserts + result.ipcacheRemovals + result.endpointRemovals + result.policyRemovals;
     const revision = written > 0 ? this.bumpRevision() : this.readConfig().revision;
