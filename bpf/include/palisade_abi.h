@@ -118,6 +118,12 @@ struct pal_endpoint_value {
 	__u32 flags;       /* PAL_EP_* */
 };
 
+/* endpoints_by_ifindex: array, __u32 ifindex -> the same value, for
+ * interfaces whose index is below its size: an array lookup instead of a
+ * hash lookup on every packet. An entry with endpoint_id 0 is empty: the
+ * hash decides. Userspace keeps every other entry equal to the hash's:
+ * written after the hash, emptied before it. */
+
 /* policy: LPM trie. slot, identity and direction always match in full
  * (prefixlen >= 72); protocol 0 entries stop there (prefixlen 72 = any
  * protocol); prefixlen 80 = any port of that protocol; 80 + n = the first n
@@ -334,6 +340,7 @@ struct pal_flow_event {
 #define PAL_MAP_IPCACHE pal_ipcache
 #define PAL_MAP_IPCACHE_HOSTS pal_ipcache_hosts
 #define PAL_MAP_ENDPOINTS pal_endpoints
+#define PAL_MAP_ENDPOINTS_BY_IFINDEX pal_endpoints_by_ifindex
 #define PAL_MAP_POLICY pal_policy
 #define PAL_MAP_POLICY_EXACT pal_policy_exact
 #define PAL_MAP_CT pal_ct

@@ -42,6 +42,17 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } PAL_MAP_ENDPOINTS SEC(".maps");
 
+/* Interface indexes grow with every interface the host makes (two per pod
+ * started): 65,536 of them, 1 MiB, cover most nodes' lifetime; the hash
+ * serves the others. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct pal_endpoint_value);
+	__uint(max_entries, 65536);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} PAL_MAP_ENDPOINTS_BY_IFINDEX SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__type(key, struct pal_policy_key);

@@ -74,6 +74,11 @@ export class BpfMap<K, V> {
     return mapDelete(this.#fd(), this.#key.encode(key));
   }
 
+  /** The encoded value of an encoded key, or undefined when the map has none. */
+  lookupEncoded(key: Buffer): Buffer | undefined {
+    return mapLookup(this.#fd(), key, this.#description.valueSize) ?? undefined;
+  }
+
   /** Every key, collected before the caller changes the map (deleting while iterating restarts a hash walk). */
   keys(): K[] {
     return this.#encodedKeys().map((key) => this.#key.decode(key));

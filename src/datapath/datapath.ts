@@ -56,7 +56,7 @@ import { recountTcpSources } from "./tcp-sources.ts";
 import { failClosed } from "./policy-capacity.ts";
 import { AbiEnumMismatchError, checkReasons, REASONS, type ReasonName } from "./reasons.ts";
 import { BpfMap, type EncodedEntry } from "./bpf-map.ts";
-import { TrieWithExactMap } from "./trie-with-exact.ts";
+import { MirroredMap, type MirrorOptions } from "./mirrored-map.ts";
 import { DatapathError } from "./datapath-error.ts";
 import {
   attachTc,
@@ -172,11 +172,12 @@ export interface MapState {
 
 /** The typed maps of a datapath; see {@link Datapath.maps}. */
 export interface DatapathMaps {
-  /** The trie; its host entries are written to `pal_ipcache_hosts` too (`ipcache.exact`). */
-  ipcache: TrieWithExactMap<IpcacheKey, IpcacheValue>;
-  endpoints: BpfMap<EndpointKey, EndpointState>;
-  /** The trie; its exact-port entries are written to `pal_policy_exact` too (`policy.exact`). */
-  policy: TrieWithExactMap<PolicyKey, PolicyValue>;
+  /** The trie; its host entries are written to `pal_ipcache_hosts` too (`ipcache.mirror`). */
+  ipcache: MirroredMap<IpcacheKey, IpcacheValue>;
+  /** The hash; entries of interface indexes below its size are written to `pal_endpoints_by_ifindex` too (`endpoints.mirror`). */
+  endpoints: MirroredMap<EndpointKey, EndpointState>;
+  /** The trie; its exact-port entries are written to `pal_policy_exact` too (`policy.mirror`). */
+  policy: MirroredMap<PolicyKey, PolicyValue>;
   conntrack: BpfMap<CtKey, CtValue>;
   fragments: BpfMap<FragKey, FragValue>;
   config: BpfMap<number, DatapathConfig>;
@@ -241,8 +242,8 @@ interface EncodedChange {
   ipcache: MapChange;
   tcpLimits: MapChange;
   skippedEndpoints: string[];
-  /** Full sync only: full-length entries the tries hold already and their hashes lack, written after the tries' writes. */
-  exactFill?: { policy: EncodedEntry[]; ipcache: EncodedEntry[] };
+  /** Full sync only: entries the mirrored maps hold already and their mirrors lack, written after the maps' writes. */
+  mirrorFill?: { policy: EncodedEntry[]; ipcache: EncodedEntry[]; endpoints: EncodedEntry[] };
   /**
    * Set when old and new policy entries together would overflow `pal_policy`: these endpoints
    * (failed-closed forms of the current entries of those whose slot changes) are written first,
@@ -307,12 +308,17 @@ export class Datapath {
     const cpus = numPossibleCpus();
     const where = `pin root "${pinRoot}"`;
     const map = <K, V>(name: MapName, key: Codec<K>, value: Codec<V>): BpfMap<K, V> => new BpfMap(object.map(name), key, value, where, () => this.#checkOpen(name));
-    const trie = <K, V>(name: MapName, exactName: MapName, key: Codec<K>, value: Codec<V>, isFull: (key: Buffer) => boolean): TrieWithExactMap<K, V> =>
-      new TrieWithExactMap(object.map(name), map(exactName, key, value), key, value, where, () => this.#checkOpen(name), isFull);
+    const mirrored = <K, V>(name: MapName, key: Codec<K>, value: Codec<V>, mirror: MirrorOptions<K, V>): MirroredMap<K, V> =>
+      new MirroredMap(object.map(name), key, value, where, () => this.#checkOpen(name), mirror);
+    const byIfindex = map(MAP_NAMES.endpointsByIfindex, endpointKeyCodec, endpointValueCodec);
     this.maps = {
-      ipcache: trie(MAP_NAMES.ipcache, MAP_NAMES.ipcacheHosts, ipcacheKeyCodec, ipcacheValueCodec, isHostIpcacheKey),
-      endpoints: map(MAP_NAMES.endpoints, endpointKeyCodec, endpointValueCodec),
-      policy: trie(MAP_NAMES.policy, MAP_NAMES.policyExact, policyKeyCodec, policyValueCodec, isExactPolicyKey),
+      ipcache: mirrored(MAP_NAMES.ipcache, ipcacheKeyCodec, ipcacheValueCodec, { map: map(MAP_NAMES.ipcacheHosts, ipcacheKeyCodec, ipcacheValueCodec), covers: isHostIpcacheKey }),
+      endpoints: mirrored(MAP_NAMES.endpoints, endpointKeyCodec, endpointValueCodec, {
+        map: byIfindex,
+        covers: (key) => endpointKeyCodec.decode(key).ifindex < byIfindex.maxEntries,
+        absent: Buffer.alloc(endpointValueCodec.layout.size), // endpoint_id 0
+      }),
+      policy: mirrored(MAP_NAMES.policy, policyKeyCodec, policyValueCodec, { map: map(MAP_NAMES.policyExact, policyKeyCodec, policyValueCodec), covers: isExactPolicyKey }),
       conntrack: map(MAP_NAMES.conntrack, ctKeyCodec, ctValueCodec),
       fragments: map(MAP_NAMES.fragments, fragKeyCodec, fragValueCodec),
       config: map(MAP_NAMES.config, u32Codec, configCodec),
@@ -550,7 +556,11 @@ export class Datapath {
     const currentPolicy = againstMap(policy, desiredPolicy, change.policy);
     const currentEndpoints = againstMap(endpoints, desiredEndpoints, change.endpoints);
     const currentIpcache = againstMap(ipcache, desiredIpcache, change.ipcache);
-    change.exactFill = { policy: policy.pruneExact(currentPolicy, desiredPolicy), ipcache: ipcache.pruneExact(currentIpcache, desiredIpcache) };
+    change.mirrorFill = {
+      policy: policy.pruneMirror(currentPolicy, desiredPolicy),
+      ipcache: ipcache.pruneMirror(currentIpcache, desiredIpcache),
+      endpoints: endpoints.pruneMirror(currentEndpoints, desiredEndpoints),
+    };
     againstMap(tcpLimits, [...state.tcpLimits].map(([ruleId, limits]) => tcpLimits.encode(ruleId, limits)), change.tcpLimits);
     const added = change.policy.upserts.filter((entry) => !currentPolicy.has(entry.key.toString("hex"))).length;
     if (currentPolicy.size + added > policy.maxEntries) {
@@ -585,10 +595,11 @@ export class Datapath {
       tcpLimitRemovals: tcpLimits.deleteEncoded(change.tcpLimits.removals),
       skippedEndpoints: change.skippedEndpoints,
     };
-    // Once the tries hold everything the full sync wanted: the hash entries they did not write.
-    if (change.exactFill !== undefined) {
-      policy.writeExact(change.exactFill.policy);
-      ipcache.writeExact(change.exactFill.ipcache);
+    // Once the maps hold everything the full sync wanted: the mirror entries their writes did not make.
+    if (change.mirrorFill !== undefined) {
+      policy.writeMirror(change.mirrorFill.policy);
+      ipcache.writeMirror(change.mirrorFill.ipcache);
+      endpoints.writeMirror(change.mirrorFill.endpoints);
     }
     const written =
       result.policyUpserts + result.endpointUpserts + result.ipcacheUpserts + result.ipcacheRemovals + result.endpointRemovals + result.policyRemovals;
