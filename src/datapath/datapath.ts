@@ -91,7 +91,9 @@ function pinnedMaxEntries(path: string): number | undefined {
 
 /** `max_entries` overrides, applied when the maps are created (pinned maps keep theirs). */
 export interface MapSizes {
+  /** `pal_policy`, and `pal_policy_exact` with it. */
   policy?: number;
+  /** `pal_ipcache`, and `pal_ipcache_hosts` with it. */
   ipcache?: number;
   endpoints?: number;
   conntrack?: number;
