@@ -302,6 +302,11 @@ export class Datapath {
   readonly #endpointIfindex = new Map<string, number>();
   readonly #subscriptions = new Set<EventSubscription>();
   #closed = false;
+  /**
+   * Whether the mirrors are known to hold only what their maps hold: not before this instance's
+   * first full sync (an earlier process may have died between two writes), nor after a write failed.
+   */
+  #mirrorsChecked = false;
 
   private constructor(pinRoot: string, objectPath: string, object: BpfObject) {
     this.pinRoot = pinRoot;
@@ -558,11 +563,14 @@ export class Datapath {
     const currentPolicy = againstMap(policy, desiredPolicy, change.policy);
     const currentEndpoints = againstMap(endpoints, desiredEndpoints, change.endpoints);
     const currentIpcache = againstMap(ipcache, desiredIpcache, change.ipcache);
-    change.mirrorFill = {
-      policy: policy.pruneMirror(currentPolicy, desiredPolicy),
-      ipcache: ipcache.pruneMirror(currentIpcache, desiredIpcache),
-      endpoints: endpoints.pruneMirror(currentEndpoints, desiredEndpoints),
-    };
+    // Looking every key up in the mirrors costs as much as reading the maps: only when they may be off.
+    if (!this.#mirrorsChecked) {
+      change.mirrorFill = {
+        policy: policy.pruneMirror(currentPolicy, desiredPolicy),
+        ipcache: ipcache.pruneMirror(currentIpcache, desiredIpcache),
+        endpoints: endpoints.pruneMirror(currentEndpoints, desiredEndpoints),
+      };
+    }
     againstMap(tcpLimits, [...state.tcpLimits].map(([ruleId, limits]) => tcpLimits.encode(ruleId, limits)), change.tcpLimits);
     const added = change.policy.upserts.filter((entry) => !currentPolicy.has(entry.key.toString("hex"))).length;
     if (currentPolicy.size + added > policy.maxEntries) {
@@ -577,6 +585,17 @@ export class Datapath {
   }
 
   #write(change: EncodedChange): ApplyResult {
+    try {
+      const result = this.#writeInOrder(change);
+      if (change.mirrorFill !== undefined) this.#mirrorsChecked = true;
+      return result;
+    } catch (error) {
+      this.#mirrorsChecked = false;
+      throw error;
+    }
+  }
+
+  #writeInOrder(change: EncodedChange): ApplyResult {
     const { policy, endpoints, ipcache, tcpLimits } = this.maps;
     // The order is the contract of StateDiff: new slots exist before endpoints switch to them,
     // and old slots go only after no endpoint points at them; a limited entry finds its rule's limits.

@@ -1204,23 +1204,33 @@ describe("datapath on the real kernel", () => {
     const state = stateOf(initialDiff());
     datapath.replaceAll(state, ifindexOf);
     assertExactMirrors(datapath);
+    // Mirror entries forged alone (no writer does that) stand for what a process killed between two writes leaves:
+    // the first full sync of the next instance on the pin root repairs them.
+    const restartedSync = () => {
+      const again = Datapath.open({ pinRoot });
+      try {
+        again.replaceAll(state, ifindexOf);
+      } finally {
+        again.close();
+      }
+    };
     const aToB80 = (reason: ReasonName, message: string) => intoB({ src: A.v4, protocol: "TCP", sport: freshPort(), dport: 80 }, reason, message);
     aToB80("policy-allow", "a to b on 80");
-    // Forged into the hashes alone (no writer does that), a deny and another identity decide: the kernel reads them first.
+    // A deny and another identity in the hashes decide: the kernel reads them first.
     datapath.maps.policy.mirror.update(ALLOW_A_TO_B_80.key, { ...ALLOW_A_TO_B_80.value, verdict: VERDICT_DENY });
     aToB80("policy-deny", "the hash's entry decides");
-    datapath.replaceAll(state, ifindexOf);
+    restartedSync();
     aToB80("policy-allow", "the full sync deleted the entry the trie does not hold");
     datapath.maps.ipcache.mirror.update(ipcacheKeyOf(parseCidr(`${A.v4}/32`)), { identity: C.identity, flags: 0 });
     aToB80("default-deny", "a's address has c's identity in the hash");
-    datapath.replaceAll(state, ifindexOf);
+    restartedSync();
     aToB80("policy-allow", "the full sync repaired the host entry");
     assertExactMirrors(datapath);
     // Missing from a hash, an entry is found in the trie; the next full sync writes it again.
     datapath.maps.policy.mirror.delete(ALLOW_A_TO_B_80.key);
     datapath.maps.ipcache.mirror.delete(ipcacheKeyOf(parseCidr(`${A.v4}/32`)));
     aToB80("policy-allow", "the tries answer");
-    datapath.replaceAll(state, ifindexOf);
+    restartedSync();
     assertExactMirrors(datapath);
     // Through the typed handles a write reaches both maps.
     datapath.maps.policy.remove([ALLOW_A_TO_B_80.key]);
@@ -1233,7 +1243,7 @@ describe("datapath on the real kernel", () => {
     assert.ok(ifB < datapath.maps.endpoints.mirror.maxEntries, "the test interface is covered by the array");
     datapath.maps.endpoints.mirror.update({ ifindex: ifB }, { ...ENDPOINT_B, flags: 0 });
     aToB80("not-isolated", "b's entry in the array decides");
-    datapath.replaceAll(state, ifindexOf);
+    restartedSync();
     aToB80("policy-allow", "the full sync repaired b's entry");
     datapath.removeEndpoint(ifB);
     assert.equal(datapath.maps.endpoints.mirror.lookup({ ifindex: ifB })?.endpointId, 0, "emptied in the array");
