@@ -315,9 +315,19 @@ static __always_inline int pal_finish(struct __sk_buff *skb, const struct pal_en
 	return TC_ACT_SHOT;
 }
 
+/* The endpoint state of the interface, or NULL. The array answers for
+ * small interface indexes (inlined by the verifier), the hash for the rest
+ * and for anything the array does not hold. */
+static __always_inline const struct pal_endpoint_value *pal_endpoint_lookup(__u32 ifindex)
+{
+	const struct pal_endpoint_value *ep = bpf_map_lookup_elem(&PAL_MAP_ENDPOINTS_BY_IFINDEX, &ifindex);
+	struct pal_endpoint_key key = { .ifindex = ifindex };
+
+	return ep && ep->endpoint_id ? ep : bpf_map_lookup_elem(&PAL_MAP_ENDPOINTS, &key);
+}
+
 static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 {
-	struct pal_endpoint_key ep_key = { .ifindex = skb->ifindex };
 	const struct pal_endpoint_value *ep;
 	const struct pal_frag_value *first;
 	const struct pal_config *cfg;
@@ -328,7 +338,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 	int parsed;
 
 	parsed = pal_parse(skb, &pkt);
-	ep = bpf_map_lookup_elem(&PAL_MAP_ENDPOINTS, &ep_key);
+	ep = pal_endpoint_lookup(skb->ifindex);
 	if (!ep) {
 		/* Fail closed: an interface we were attached to but know
 		 * nothing about must not carry traffic. */

@@ -99,6 +99,12 @@ struct pal_ipcache_value {
 	__u32 flags; /* PAL_IPCACHE_* */
 };
 
+/* ipcache_hosts: hash, the ipcache's host entries (prefixlen 64 for IPv4,
+ * 160 for IPv6) again, keyed and valued alike. A host entry is the longest
+ * match its address can have, so a hit here is the trie's answer; a miss
+ * asks the trie. Userspace keeps it a subset of the trie with the trie's
+ * values: written after the trie, deleted before it. */
+
 /* endpoints: hash, host-side ifindex -> endpoint state. A packet on an
  * interface without an entry is dropped (fail closed). */
 struct pal_endpoint_key {
@@ -111,6 +117,12 @@ struct pal_endpoint_value {
 	__u32 identity;    /* the endpoint's own identity (events) */
 	__u32 flags;       /* PAL_EP_* */
 };
+
+/* endpoints_by_ifindex: array, __u32 ifindex -> the same value, for
+ * interfaces whose index is below its size: an array lookup instead of a
+ * hash lookup on every packet. An entry with endpoint_id 0 is empty: the
+ * hash decides. Userspace keeps every other entry equal to the hash's:
+ * written after the hash, emptied before it. */
 
 /* policy: LPM trie. slot, identity and direction always match in full
  * (prefixlen >= 72); protocol 0 entries stop there (prefixlen 72 = any
@@ -125,6 +137,12 @@ struct pal_policy_key {
 	__u8 protocol;
 	__be16 dport_be;
 };
+
+/* policy_exact: hash, the policy trie's exact-port entries (prefixlen 96)
+ * again, keyed and valued alike, kept by userspace as ipcache_hosts is: an
+ * exact-port entry is the longest match its key can have, and holds the
+ * combination of every rule covering it (Deny included), so a hit is the
+ * trie's answer; a miss asks the trie. */
 
 #define PAL_POLICY_PREFIX_ANY_PROTO 72
 #define PAL_POLICY_PREFIX_ANY_PORT 80
@@ -320,8 +338,11 @@ struct pal_flow_event {
 
 /* Map names as pinned under the pin root (LIBBPF_PIN_BY_NAME). */
 #define PAL_MAP_IPCACHE pal_ipcache
+#define PAL_MAP_IPCACHE_HOSTS pal_ipcache_hosts
 #define PAL_MAP_ENDPOINTS pal_endpoints
+#define PAL_MAP_ENDPOINTS_BY_IFINDEX pal_endpoints_by_ifindex
 #define PAL_MAP_POLICY pal_policy
+#define PAL_MAP_POLICY_EXACT pal_policy_exact
 #define PAL_MAP_CT pal_ct
 #define PAL_MAP_FRAGS pal_frags
 #define PAL_MAP_CONFIG pal_config_map

@@ -23,6 +23,17 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } PAL_MAP_IPCACHE SEC(".maps");
 
+/* Host entries of the ipcache, for one hash lookup instead of a trie walk.
+ * Not preallocated either; max_entries follows the trie's (userspace). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct pal_ipcache_key);
+	__type(value, struct pal_ipcache_value);
+	__uint(max_entries, 1048576);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} PAL_MAP_IPCACHE_HOSTS SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__type(key, struct pal_endpoint_key);
@@ -30,6 +41,17 @@ struct {
 	__uint(max_entries, 16384);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } PAL_MAP_ENDPOINTS SEC(".maps");
+
+/* Interface indexes grow with every interface the host makes (two per pod
+ * started): 65,536 of them, 1 MiB, cover most nodes' lifetime; the hash
+ * serves the others. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct pal_endpoint_value);
+	__uint(max_entries, 65536);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} PAL_MAP_ENDPOINTS_BY_IFINDEX SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
@@ -39,6 +61,17 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } PAL_MAP_POLICY SEC(".maps");
+
+/* Exact-port entries of the policy trie, for one hash lookup instead of a
+ * trie walk. Not preallocated; max_entries follows the trie's (userspace). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct pal_policy_key);
+	__type(value, struct pal_policy_value);
+	__uint(max_entries, 1048576);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} PAL_MAP_POLICY_EXACT SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

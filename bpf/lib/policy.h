@@ -4,7 +4,9 @@
  * ipcache, then two longest-prefix lookups in the policy trie (that
  * identity, and any peer). Userspace stores in every trie entry the
  * combination of all rules covering it, so these three lookups are the
- * whole cost, however many rules exist.
+ * whole cost, however many rules exist. Each longest-prefix lookup first
+ * tries a hash of the trie's full-length entries (the common case: pod
+ * addresses, exact ports), which is the same answer when it hits.
  */
 #ifndef PAL_POLICY_H
 #define PAL_POLICY_H
@@ -58,7 +60,9 @@ static __always_inline bool pal_decision_needs_proxy(const struct pal_decision *
 		 (d->audit_flags & (PAL_POLICY_F_AUDIT_HTTP | PAL_POLICY_F_AUDIT_HTTP_DENY))));
 }
 
-/* Looks up the identity of a remote address; unknown addresses are WORLD. */
+/* Looks up the identity of a remote address; unknown addresses are WORLD.
+ * Pod and node addresses are host entries: one hash lookup; the trie only
+ * for the others (CIDR classes, WORLD). */
 static __always_inline void pal_ipcache_lookup(__u8 family, const __u8 *addr,
 					       struct pal_ipcache_value *out)
 {
@@ -69,7 +73,9 @@ static __always_inline void pal_ipcache_lookup(__u8 family, const __u8 *addr,
 	const struct pal_ipcache_value *value;
 
 	__builtin_memcpy(key.addr, addr, sizeof(key.addr));
-	value = bpf_map_lookup_elem(&PAL_MAP_IPCACHE, &key);
+	value = bpf_map_lookup_elem(&PAL_MAP_IPCACHE_HOSTS, &key);
+	if (!value)
+		value = bpf_map_lookup_elem(&PAL_MAP_IPCACHE, &key);
 	if (value) {
 		*out = *value;
 	} else {
@@ -129,6 +135,17 @@ static __always_inline void pal_decision_pass(struct pal_decision *d, __u8 reaso
 	d->audit_flags = 0;
 }
 
+/* The policy entry of key (prefixlen PAL_POLICY_PREFIX_FULL): an exact-port
+ * entry is found in the hash, anything shorter (port ranges, any port, any
+ * protocol) in the trie. */
+static __always_inline const struct pal_policy_value *
+pal_policy_lookup(const struct pal_policy_key *key)
+{
+	const struct pal_policy_value *value = bpf_map_lookup_elem(&PAL_MAP_POLICY_EXACT, key);
+
+	return value ? value : bpf_map_lookup_elem(&PAL_MAP_POLICY, key);
+}
+
 /* Decides a flow of endpoint ep in direction dir with the remote address
  * remote (family), protocol and destination port (network order). */
 static __always_inline void pal_policy_decide(const struct pal_endpoint_value *ep,
@@ -168,7 +185,7 @@ static __always_inline void pal_policy_decide(const struct pal_endpoint_value *e
 	}
 
 	key.identity = ipc.identity;
-	by_id = bpf_map_lookup_elem(&PAL_MAP_POLICY, &key);
+	by_id = pal_policy_lookup(&key);
 	if (by_id) {
 		id_verdict = by_id->verdict;
 		id_rule = by_id->rule_id;
@@ -179,7 +196,7 @@ static __always_inline void pal_policy_decide(const struct pal_endpoint_value *e
 	key.identity = PAL_ID_ANY;
 	by_any = ep->flags & (ingress ? PAL_EP_NO_ANY_PEER_INGRESS : PAL_EP_NO_ANY_PEER_EGRESS)
 			 ? NULL
-			 : bpf_map_lookup_elem(&PAL_MAP_POLICY, &key);
+			 : pal_policy_lookup(&key);
 	if (by_any) {
 		any_verdict = by_any->verdict;
 		any_rule = by_any->rule_id;

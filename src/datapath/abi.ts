@@ -28,8 +28,11 @@ import type { Direction, EndpointState, IpcacheKey, IpcacheValue, PolicyKey, Pol
 /** Map names as pinned under the pin root (PAL_MAP_* in the header). */
 export const MAP_NAMES = {
   ipcache: "pal_ipcache",
+  ipcacheHosts: "pal_ipcache_hosts",
   endpoints: "pal_endpoints",
+  endpointsByIfindex: "pal_endpoints_by_ifindex",
   policy: "pal_policy",
+  policyExact: "pal_policy_exact",
   conntrack: "pal_ct",
   fragments: "pal_frags",
   config: "pal_config_map",
@@ -229,6 +232,11 @@ export const ipcacheKeyCodec: Codec<IpcacheKey> = codec(
   },
 );
 
+/** Whether an encoded ipcache key is a host entry (a /32 or /128), which `pal_ipcache_hosts` holds again. */
+export function isHostIpcacheKey(key: Buffer): boolean {
+  return readU32(key, ipcacheKey.at.prefixlen) === (key[ipcacheKey.at.family] === FAMILY_V4 ? 64 : 160);
+}
+
 const ipcacheValue = struct("pal_ipcache_value", 8, { identity: [0, 4], flags: [4, 4] });
 
 /** struct pal_ipcache_value. */
@@ -323,6 +331,11 @@ export const policyKeyCodec: Codec<PolicyKey> = codec(
     };
   },
 );
+
+/** Whether an encoded policy key is an exact-port entry (prefixlen 96), which `pal_policy_exact` holds again. */
+export function isExactPolicyKey(key: Buffer): boolean {
+  return readU32(key, policyKey.at.prefixlen) === POLICY_PREFIX_FULL;
+}
 
 const policyValue = struct("pal_policy_value", 12, {
   verdict: [0, 1],
@@ -853,8 +866,11 @@ export interface LayoutSource {
 /** The key and value layout userspace expects for every map; `null` where the map has none (ring buffer). */
 export const MAP_LAYOUTS: Readonly<Record<MapName, { key: StructLayout | null; value: StructLayout | null }>> = {
   pal_ipcache: { key: ipcacheKeyCodec.layout, value: ipcacheValueCodec.layout },
+  pal_ipcache_hosts: { key: ipcacheKeyCodec.layout, value: ipcacheValueCodec.layout },
   pal_endpoints: { key: endpointKeyCodec.layout, value: endpointValueCodec.layout },
+  pal_endpoints_by_ifindex: { key: u32Codec.layout, value: endpointValueCodec.layout },
   pal_policy: { key: policyKeyCodec.layout, value: policyValueCodec.layout },
+  pal_policy_exact: { key: policyKeyCodec.layout, value: policyValueCodec.layout },
   pal_ct: { key: ctKeyCodec.layout, value: ctValueCodec.layout },
   pal_frags: { key: fragKeyCodec.layout, value: fragValueCodec.layout },
   pal_config_map: { key: u32Codec.layout, value: configCodec.layout },

@@ -74,6 +74,11 @@ export class BpfMap<K, V> {
     return mapDelete(this.#fd(), this.#key.encode(key));
   }
 
+  /** The encoded value of an encoded key, or undefined when the map has none. */
+  lookupEncoded(key: Buffer): Buffer | undefined {
+    return mapLookup(this.#fd(), key, this.#description.valueSize) ?? undefined;
+  }
+
   /** Every key, collected before the caller changes the map (deleting while iterating restarts a hash walk). */
   keys(): K[] {
     return this.#encodedKeys().map((key) => this.#key.decode(key));
@@ -89,7 +94,7 @@ export class BpfMap<K, V> {
     let written = 0;
     let batch: (readonly [K, V])[] = [];
     const flush = (): void => {
-      this.#updateBatch(encodeArray(this.#key, batch.map(([key]) => key)), encodeArray(this.#value, batch.map(([, value]) => value)), batch.length);
+      this.writeBatch(encodeArray(this.#key, batch.map(([key]) => key)), encodeArray(this.#value, batch.map(([, value]) => value)), batch.length);
       written += batch.length;
       batch = [];
     };
@@ -136,31 +141,36 @@ export class BpfMap<K, V> {
   writeEncoded(entries: readonly EncodedEntry[]): number {
     for (let from = 0; from < entries.length; from += BATCH_ENTRIES) {
       const batch = entries.slice(from, from + BATCH_ENTRIES);
-      this.#updateBatch(Buffer.concat(batch.map((entry) => entry.key)), Buffer.concat(batch.map((entry) => entry.value)), batch.length);
+      this.writeBatch(Buffer.concat(batch.map((entry) => entry.key)), Buffer.concat(batch.map((entry) => entry.value)), batch.length);
     }
     return entries.length;
   }
 
   /** Deletes encoded keys in batches, skipping absent ones; returns how many were deleted. */
   deleteEncoded(keys: readonly Buffer[]): number {
-    const fd = this.#fd();
     let deleted = 0;
     for (let from = 0; from < keys.length; from += BATCH_ENTRIES) {
       const batch = keys.slice(from, from + BATCH_ENTRIES);
-      try {
-        deleted += mapDeleteBatch(fd, Buffer.concat(batch), batch.length);
-      } catch (error) {
-        throw new DatapathError(`Cannot delete ${batch.length} entries from map "${this.name}" of ${this.#where}: ${describe(error)}`, { cause: error });
-      }
+      deleted += this.deleteBatch(Buffer.concat(batch), batch.length);
     }
     return deleted;
   }
 
-  #updateBatch(keys: Buffer, values: Buffer, count: number): void {
+  /** Writes `count` entries encoded back to back: every batch write goes through here. */
+  protected writeBatch(keys: Buffer, values: Buffer, count: number): void {
     try {
       mapUpdateBatch(this.#fd(), keys, values, count);
     } catch (error) {
       throw new DatapathError(`Cannot write ${count} entries to map "${this.name}" of ${this.#where}: ${describe(error)}`, { cause: error });
+    }
+  }
+
+  /** Deletes `count` keys encoded back to back, skipping absent ones; every batch delete goes through here. */
+  protected deleteBatch(keys: Buffer, count: number): number {
+    try {
+      return mapDeleteBatch(this.#fd(), keys, count);
+    } catch (error) {
+      throw new DatapathError(`Cannot delete ${count} entries from map "${this.name}" of ${this.#where}: ${describe(error)}`, { cause: error });
     }
   }
 

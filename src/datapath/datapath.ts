@@ -26,6 +26,8 @@ import {
   fragValueCodec,
   ipcacheKeyCodec,
   ipcacheValueCodec,
+  isExactPolicyKey,
+  isHostIpcacheKey,
   MAP_NAMES,
   policyKeyCodec,
   policyValueCodec,
@@ -54,6 +56,7 @@ import { recountTcpSources } from "./tcp-sources.ts";
 import { failClosed } from "./policy-capacity.ts";
 import { AbiEnumMismatchError, checkReasons, REASONS, type ReasonName } from "./reasons.ts";
 import { BpfMap, type EncodedEntry } from "./bpf-map.ts";
+import { MirroredMap, type MirrorOptions } from "./mirrored-map.ts";
 import { DatapathError } from "./datapath-error.ts";
 import {
   attachTc,
@@ -88,7 +91,9 @@ function pinnedMaxEntries(path: string): number | undefined {
 
 /** `max_entries` overrides, applied when the maps are created (pinned maps keep theirs). */
 export interface MapSizes {
+  /** `pal_policy`, and `pal_policy_exact` with it. */
   policy?: number;
+  /** `pal_ipcache`, and `pal_ipcache_hosts` with it. */
   ipcache?: number;
   endpoints?: number;
   conntrack?: number;
@@ -169,9 +174,12 @@ export interface MapState {
 
 /** The typed maps of a datapath; see {@link Datapath.maps}. */
 export interface DatapathMaps {
-  ipcache: BpfMap<IpcacheKey, IpcacheValue>;
-  endpoints: BpfMap<EndpointKey, EndpointState>;
-  policy: BpfMap<PolicyKey, PolicyValue>;
+  /** The trie; its host entries are written to `pal_ipcache_hosts` too (`ipcache.mirror`). */
+  ipcache: MirroredMap<IpcacheKey, IpcacheValue>;
+  /** The hash; entries of interface indexes below its size are written to `pal_endpoints_by_ifindex` too (`endpoints.mirror`). */
+  endpoints: MirroredMap<EndpointKey, EndpointState>;
+  /** The trie; its exact-port entries are written to `pal_policy_exact` too (`policy.mirror`). */
+  policy: MirroredMap<PolicyKey, PolicyValue>;
   conntrack: BpfMap<CtKey, CtValue>;
   fragments: BpfMap<FragKey, FragValue>;
   config: BpfMap<number, DatapathConfig>;
@@ -236,6 +244,8 @@ interface EncodedChange {
   ipcache: MapChange;
   tcpLimits: MapChange;
   skippedEndpoints: string[];
+  /** Full sync only: entries the mirrored maps hold already and their mirrors lack, written after the maps' writes. */
+  mirrorFill?: { policy: EncodedEntry[]; ipcache: EncodedEntry[]; endpoints: EncodedEntry[] };
   /**
    * Set when old and new policy entries together would overflow `pal_policy`: these endpoints
    * (failed-closed forms of the current entries of those whose slot changes) are written first,
@@ -292,18 +302,30 @@ export class Datapath {
   readonly #endpointIfindex = new Map<string, number>();
   readonly #subscriptions = new Set<EventSubscription>();
   #closed = false;
+  /**
+   * Whether the mirrors are known to hold only what their maps hold: not before this instance's
+   * first full sync (an earlier process may have died between two writes), nor after a write failed.
+   */
+  #mirrorsChecked = false;
 
   private constructor(pinRoot: string, objectPath: string, object: BpfObject) {
     this.pinRoot = pinRoot;
     this.objectPath = objectPath;
     this.#object = object;
     const cpus = numPossibleCpus();
-    const map = <K, V>(name: MapName, key: Codec<K>, value: Codec<V>): BpfMap<K, V> =>
-      new BpfMap(object.map(name), key, value, `pin root "${pinRoot}"`, () => this.#checkOpen(name));
+    const where = `pin root "${pinRoot}"`;
+    const map = <K, V>(name: MapName, key: Codec<K>, value: Codec<V>): BpfMap<K, V> => new BpfMap(object.map(name), key, value, where, () => this.#checkOpen(name));
+    const mirrored = <K, V>(name: MapName, key: Codec<K>, value: Codec<V>, mirror: MirrorOptions<K, V>): MirroredMap<K, V> =>
+      new MirroredMap(object.map(name), key, value, where, () => this.#checkOpen(name), mirror);
+    const byIfindex = map(MAP_NAMES.endpointsByIfindex, endpointKeyCodec, endpointValueCodec);
     this.maps = {
-      ipcache: map(MAP_NAMES.ipcache, ipcacheKeyCodec, ipcacheValueCodec),
-      endpoints: map(MAP_NAMES.endpoints, endpointKeyCodec, endpointValueCodec),
-      policy: map(MAP_NAMES.policy, policyKeyCodec, policyValueCodec),
+      ipcache: mirrored(MAP_NAMES.ipcache, ipcacheKeyCodec, ipcacheValueCodec, { map: map(MAP_NAMES.ipcacheHosts, ipcacheKeyCodec, ipcacheValueCodec), covers: isHostIpcacheKey }),
+      endpoints: mirrored(MAP_NAMES.endpoints, endpointKeyCodec, endpointValueCodec, {
+        map: byIfindex,
+        covers: (key) => endpointKeyCodec.decode(key).ifindex < byIfindex.maxEntries,
+        absent: Buffer.alloc(endpointValueCodec.layout.size), // endpoint_id 0
+      }),
+      policy: mirrored(MAP_NAMES.policy, policyKeyCodec, policyValueCodec, { map: map(MAP_NAMES.policyExact, policyKeyCodec, policyValueCodec), covers: isExactPolicyKey }),
       conntrack: map(MAP_NAMES.conntrack, ctKeyCodec, ctValueCodec),
       fragments: map(MAP_NAMES.fragments, fragKeyCodec, fragValueCodec),
       config: map(MAP_NAMES.config, u32Codec, configCodec),
@@ -348,9 +370,18 @@ export class Datapath {
     for (const [size, map] of sizeOf) if (size !== undefined) mapMaxEntries[map] = size;
     // A pinned map keeps the size it was created with (libbpf re-adopts only an
     // identical definition): an agent built with other defaults still takes over.
+    const pinned = new Set<MapName>();
     for (const map of Object.values(MAP_NAMES)) {
       const size = pinnedMaxEntries(join(pinRoot, map));
-      if (size !== undefined) mapMaxEntries[map] = size;
+      if (size === undefined) continue;
+      mapMaxEntries[map] = size;
+      pinned.add(map);
+    }
+    // A hash of a trie's full-length entries holds at most what the trie does: made as large (also
+    // when an upgrade creates it beside a trie pinned by an older agent).
+    for (const [trie, exact] of [[MAP_NAMES.policy, MAP_NAMES.policyExact], [MAP_NAMES.ipcache, MAP_NAMES.ipcacheHosts]] as const) {
+      const size = mapMaxEntries[trie];
+      if (!pinned.has(exact) && size !== undefined) mapMaxEntries[exact] = size;
     }
 
     let object: BpfObject;
@@ -527,9 +558,19 @@ export class Datapath {
       for (const [hex, entry] of current) if (!wanted.has(hex)) into.removals.push(entry.key);
       return current;
     };
-    const currentPolicy = againstMap(policy, [...state.policy.values()].map((entry) => policy.encode(entry.key, entry.value)), change.policy);
+    const desiredPolicy = [...state.policy.values()].map((entry) => policy.encode(entry.key, entry.value));
+    const desiredIpcache = [...state.ipcache.values()].map((entry) => ipcache.encode(entry.key, entry.value));
+    const currentPolicy = againstMap(policy, desiredPolicy, change.policy);
     const currentEndpoints = againstMap(endpoints, desiredEndpoints, change.endpoints);
-    againstMap(ipcache, [...state.ipcache.values()].map((entry) => ipcache.encode(entry.key, entry.value)), change.ipcache);
+    const currentIpcache = againstMap(ipcache, desiredIpcache, change.ipcache);
+    // Looking every key up in the mirrors costs as much as reading the maps: only when they may be off.
+    if (!this.#mirrorsChecked) {
+      change.mirrorFill = {
+        policy: policy.pruneMirror(currentPolicy, desiredPolicy),
+        ipcache: ipcache.pruneMirror(currentIpcache, desiredIpcache),
+        endpoints: endpoints.pruneMirror(currentEndpoints, desiredEndpoints),
+      };
+    }
     againstMap(tcpLimits, [...state.tcpLimits].map(([ruleId, limits]) => tcpLimits.encode(ruleId, limits)), change.tcpLimits);
     const added = change.policy.upserts.filter((entry) => !currentPolicy.has(entry.key.toString("hex"))).length;
     if (currentPolicy.size + added > policy.maxEntries) {
@@ -544,6 +585,17 @@ export class Datapath {
   }
 
   #write(change: EncodedChange): ApplyResult {
+    try {
+      const result = this.#writeInOrder(change);
+      if (change.mirrorFill !== undefined) this.#mirrorsChecked = true;
+      return result;
+    } catch (error) {
+      this.#mirrorsChecked = false;
+      throw error;
+    }
+  }
+
+  #writeInOrder(change: EncodedChange): ApplyResult {
     const { policy, endpoints, ipcache, tcpLimits } = this.maps;
     // The order is the contract of StateDiff: new slots exist before endpoints switch to them,
     // and old slots go only after no endpoint points at them; a new identity's entries in a slot in
@@ -566,6 +618,12 @@ export class Datapath {
       tcpLimitRemovals: tcpLimits.deleteEncoded(change.tcpLimits.removals),
       skippedEndpoints: change.skippedEndpoints,
     };
+    // Once the maps hold everything the full sync wanted: the mirror entries their writes did not make.
+    if (change.mirrorFill !== undefined) {
+      policy.writeMirror(change.mirrorFill.policy);
+      ipcache.writeMirror(change.mirrorFill.ipcache);
+      endpoints.writeMirror(change.mirrorFill.endpoints);
+    }
     const written =
       result.policyUpserts + result.endpointUpserts + result.ipcacheUpserts + result.ipcacheRemovals + result.endpointRemovals + result.policyRemovals;
     const revision = written > 0 ? this.bumpRevision() : this.readConfig().revision;

@@ -419,6 +419,27 @@ function linkAt(pin: string): { id: number; ifindex: number; attachType: string;
   }
 }
 
+/** Asserts that each mirror holds exactly its map's entries it covers (the tries' full-length ones, the endpoints of small ifindexes). */
+function assertExactMirrors(dp: Datapath): void {
+  const byKey = <K, V>(entries: [K, V][], keyString: (key: K) => string) => new Map(entries.map(([key, value]) => [keyString(key), value]));
+  assert.deepEqual(
+    byKey(dp.maps.policy.mirror.entries(), policyKeyString),
+    byKey(dp.maps.policy.entries().filter(([key]) => key.protocol !== 0 && key.portPrefixLen === 16), policyKeyString),
+    "pal_policy_exact holds the exact-port entries of pal_policy",
+  );
+  assert.deepEqual(
+    byKey(dp.maps.ipcache.mirror.entries(), ipcacheKeyString),
+    byKey(dp.maps.ipcache.entries().filter(([key]) => key.prefixLen === key.address.length * 8), ipcacheKeyString),
+    "pal_ipcache_hosts holds the host entries of pal_ipcache",
+  );
+  const size = dp.maps.endpoints.mirror.maxEntries;
+  assert.deepEqual(
+    new Map(dp.maps.endpoints.mirror.entries().filter(([, value]) => value.endpointId !== 0).map(([key, value]) => [key.ifindex, value])),
+    new Map(dp.maps.endpoints.entries().filter(([key]) => key.ifindex < size).map(([key, value]) => [key.ifindex, value])),
+    "pal_endpoints_by_ifindex holds the endpoints of interfaces below its size",
+  );
+}
+
 describe("datapath on the real kernel", () => {
   before(() => {
     dummies = createInterfaces(3);
@@ -520,6 +541,40 @@ describe("datapath on the real kernel", () => {
         }
         upgraded.maps.tcpLimits.update(5, { maxConnections: 1, rate: 0, burst: 0 });
         assert.deepEqual(upgraded.maps.tcpLimits.lookup(5), { maxConnections: 1, rate: 0, burst: 0 });
+      } finally {
+        upgraded.close();
+      }
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  test("an older pinned set without the mirrors is adopted: the hashes are made as large as their tries, and the full sync fills every mirror", () => {
+    const root = uniquePinRoot("dp-nohash");
+    const older = Datapath.open({ pinRoot: root, mapSizes: { policy: 4096, ipcache: 2048 } });
+    try {
+      older.maps.policy.upsert(POLICY_B.map((e) => [e.key, e.value] as const));
+      older.maps.ipcache.upsert(IPCACHE.map(ipcacheEntry).map((e) => [e.key, e.value] as const));
+      older.maps.endpoints.update({ ifindex: ifB }, ENDPOINT_B);
+      older.close();
+      // What an agent from before the mirrors left pinned.
+      for (const map of ["pal_policy_exact", "pal_ipcache_hosts", "pal_endpoints_by_ifindex"]) rmSync(join(root, map));
+      const upgraded = Datapath.open({ pinRoot: root });
+      try {
+        for (const [map, size] of [["pal_policy_exact", 4096], ["pal_ipcache_hosts", 2048]] as const) {
+          const fd = objGet(join(root, map));
+          try {
+            assert.equal(mapInfo(fd).maxEntries, size, `${map} is made as large as its trie`);
+          } finally {
+            closeFd(fd);
+          }
+        }
+        assert.equal(upgraded.maps.policy.mirror.keys().length, 0, "made empty: every lookup asks the trie");
+        assert.equal(upgraded.maps.endpoints.mirror.lookup({ ifindex: ifB })?.endpointId, 0, "made empty: every lookup asks the hash");
+        const synced = upgraded.replaceAll(stateOf(initialDiff()), (pod) => (pod === "t/b" ? ifB : undefined));
+        assert.equal(synced.policyUpserts + synced.ipcacheUpserts + synced.endpointUpserts, 0, "the maps hold the state already");
+        assert.deepEqual(upgraded.maps.endpoints.mirror.lookup({ ifindex: ifB }), ENDPOINT_B);
+        assertExactMirrors(upgraded);
       } finally {
         upgraded.close();
       }
@@ -1143,6 +1198,59 @@ describe("datapath on the real kernel", () => {
       second.close();
     }
     assert.ok(existsSync(join(pinRoot, "pal_policy")), "close() leaves the pins");
+  });
+
+  test("the kernel takes exact-port policy entries, host ipcache entries and endpoints from their mirrors; writes and full syncs keep the mirrors copies", () => {
+    const state = stateOf(initialDiff());
+    datapath.replaceAll(state, ifindexOf);
+    assertExactMirrors(datapath);
+    // Mirror entries forged alone (no writer does that) stand for what a process killed between two writes leaves:
+    // the first full sync of the next instance on the pin root repairs them.
+    const restartedSync = () => {
+      const again = Datapath.open({ pinRoot });
+      try {
+        again.replaceAll(state, ifindexOf);
+      } finally {
+        again.close();
+      }
+    };
+    const aToB80 = (reason: ReasonName, message: string) => intoB({ src: A.v4, protocol: "TCP", sport: freshPort(), dport: 80 }, reason, message);
+    aToB80("policy-allow", "a to b on 80");
+    // A deny and another identity in the hashes decide: the kernel reads them first.
+    datapath.maps.policy.mirror.update(ALLOW_A_TO_B_80.key, { ...ALLOW_A_TO_B_80.value, verdict: VERDICT_DENY });
+    aToB80("policy-deny", "the hash's entry decides");
+    restartedSync();
+    aToB80("policy-allow", "the full sync deleted the entry the trie does not hold");
+    datapath.maps.ipcache.mirror.update(ipcacheKeyOf(parseCidr(`${A.v4}/32`)), { identity: C.identity, flags: 0 });
+    aToB80("default-deny", "a's address has c's identity in the hash");
+    restartedSync();
+    aToB80("policy-allow", "the full sync repaired the host entry");
+    assertExactMirrors(datapath);
+    // Missing from a hash, an entry is found in the trie; the next full sync writes it again.
+    datapath.maps.policy.mirror.delete(ALLOW_A_TO_B_80.key);
+    datapath.maps.ipcache.mirror.delete(ipcacheKeyOf(parseCidr(`${A.v4}/32`)));
+    aToB80("policy-allow", "the tries answer");
+    restartedSync();
+    assertExactMirrors(datapath);
+    // Through the typed handles a write reaches both maps.
+    datapath.maps.policy.remove([ALLOW_A_TO_B_80.key]);
+    assert.equal(datapath.maps.policy.mirror.lookup(ALLOW_A_TO_B_80.key), undefined);
+    aToB80("default-deny", "removed from trie and hash");
+    datapath.maps.policy.update(ALLOW_A_TO_B_80.key, ALLOW_A_TO_B_80.value);
+    assertExactMirrors(datapath);
+    aToB80("policy-allow", "written to both again");
+    // The endpoint array: forged, it decides; a full sync repairs it; a removed endpoint is gone from both.
+    assert.ok(ifB < datapath.maps.endpoints.mirror.maxEntries, "the test interface is covered by the array");
+    datapath.maps.endpoints.mirror.update({ ifindex: ifB }, { ...ENDPOINT_B, flags: 0 });
+    aToB80("not-isolated", "b's entry in the array decides");
+    restartedSync();
+    aToB80("policy-allow", "the full sync repaired b's entry");
+    datapath.removeEndpoint(ifB);
+    assert.equal(datapath.maps.endpoints.mirror.lookup({ ifindex: ifB })?.endpointId, 0, "emptied in the array");
+    aToB80("no-endpoint", "removed from hash and array");
+    datapath.setEndpoint(ifB, ENDPOINT_B);
+    assertExactMirrors(datapath);
+    aToB80("policy-allow", "written to both again");
   });
 
   test("replaceAll writes only the difference between the maps and the state", () => {
