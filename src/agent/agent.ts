@@ -18,7 +18,7 @@
  * @module
  */
 import { writeFileAtomically } from "../atomic-file.ts";
-import { collectGarbage } from "../collect-garbage.ts";
+import { collectGarbage } from "../k8s/collect-garbage.ts";
 import { Datapath } from "../datapath/datapath.ts";
 import { DEFAULT_PIN_ROOT } from "../datapath/pin-root.ts";
 import { installProxyRouting, PROXY_DEVICE } from "../datapath/proxy-routing.ts";
@@ -130,7 +130,8 @@ export class Agent {
       void this.#loop.ready.then(() => {
         this.#isReady = true;
         resolve();
-        this.#collectFullSyncGarbage();
+        // The full sync allocated several times what the agent keeps (see collect-garbage.ts).
+        collectGarbage(this.#log, "the full sync's garbage");
       });
     });
     // Callers that only use stop() must not see an unhandled rejection.
@@ -208,13 +209,6 @@ export class Agent {
     this.#log.info({}, "Informers synced, starting the full sync");
     // Every initial object is queued by now, so the first commit lands behind all of them.
     this.#loop.start();
-  }
-
-  /** The full sync allocated several times what the agent keeps: collected now, that garbage is not kept resident (see collect-garbage.ts). */
-  #collectFullSyncGarbage(): void {
-    const before = process.memoryUsage.rss();
-    const ms = collectGarbage();
-    this.#log.info({ ms: Math.round(ms), rssBeforeMb: Math.round(before / 1e6), rssAfterMb: Math.round(process.memoryUsage.rss() / 1e6) }, "Collected the full sync's garbage");
   }
 
   /** Stops watching and serving; pinned maps and attachments stay, so enforcement continues. */

@@ -11,6 +11,7 @@
 export * from "./backoff.ts";
 export * from "./cache.ts";
 export * from "./client.ts";
+export * from "./collect-garbage.ts";
 export * from "./conditions.ts";
 export * from "./errors.ts";
 export * from "./events.ts";

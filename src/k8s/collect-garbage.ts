@@ -10,7 +10,8 @@
  * held 360-450 MB of which 80-110 MB was alive (scale world at factor
  * 0.25, `bench/scale.ts`), and kept it while idle. Collecting once after
  * the full sync costs one pause and leaves the heap's next limit set from
- * what the agent keeps. V8's memory saver mode (`--memory-saver-mode`) kept
+ * what the agent keeps. (The operator does the same after rebuilding its
+ * identity table from every input.) V8's memory saver mode (`--memory-saver-mode`) kept
  * the heap even smaller, but made every commit 1.5-2× slower
  * (`bench/compiler-scale.ts`), so it is not used.
  *
@@ -22,24 +23,28 @@
  */
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
+import type { Logger } from "./logger.ts";
 
 let gc: (() => void) | undefined;
 
 /**
- * Runs a full, compacting garbage collection now and returns how long it took, in ms.
+ * Runs a full, compacting garbage collection now and logs, at info, that
+ * `what` was collected, with the pause and the RSS before and after.
  *
  * @example
  * ```ts
  * await loop.ready; // the full sync is written
- * log.info({ ms: collectGarbage() }, "Full sync's garbage collected");
+ * collectGarbage(log, "the full sync's garbage");
  * ```
  */
-export function collectGarbage(): number {
+export function collectGarbage(log: Logger, what: string): void {
   if (gc === undefined) {
     setFlagsFromString("--expose-gc");
     gc = runInNewContext("gc") as () => void;
   }
+  const rssBefore = process.memoryUsage.rss();
   const started = performance.now();
   gc();
-  return performance.now() - started;
+  const ms = Math.round(performance.now() - started);
+  log.info({ ms, rssBeforeMb: Math.round(rssBefore / 1e6), rssAfterMb: Math.round(process.memoryUsage.rss() / 1e6) }, `Collected ${what}`);
 }
