@@ -10,7 +10,8 @@
  * - cold start to caught up: the agent stopped and started again (`dev up`),
  *   from its process's start until a report of the new process lists every
  *   policy and the newest pod (`appliedAt`: when its maps took it);
- * - agent and operator RSS (/proc VmRSS), map entries and identities (agent
+ * - agent and operator RSS (/proc VmRSS: after the load, after the cold
+ *   starts, and again 30 s later, idle), map entries and identities (agent
  *   /metrics);
  * - single changes under that load (pod added, pod relabelled, namespace
  *   relabelled, policy added, changed, deleted): from the API write until
@@ -61,6 +62,8 @@ const FACTOR = Number(values.factor);
 const CHANGES = Number(values.changes);
 const RESTARTS = Number(values.restarts);
 const SIZE = FACTOR === 1 ? FULL_SCALE : scaleSize(FACTOR);
+/** How long the processes are left idle after the last cold start before their memory is read again. */
+const SETTLE_MS = 30_000;
 /** How many changes of each kind also count API requests (each count reads the API server's /metrics twice). */
 const COUNTED_CHANGES = 10;
 const say = (line: string) => process.stderr.write(`bench: ${line}\n`);
@@ -145,6 +148,9 @@ async function main({ layout, client }: { layout: DevLayout; client: KubeClient 
     say(`cold start ${run}: maps after ${coldStarts.at(-1)?.toMaps.toFixed(1)} s`);
   }
   const steady = { agent: memoryOf(agentPidFile), operator: memoryOf(operatorPidFile) };
+  // Caught up is right after the full sync's garbage: the same processes half a minute later, idle, hold what they keep.
+  await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+  const settled = { agent: memoryOf(agentPidFile), operator: memoryOf(operatorPidFile) };
   const metrics = await scrapeMetrics(metricsUrl);
 
   const samples = new Map<ChangeKind, ChangeSample[]>(KINDS.map((k) => [k, []]));
@@ -199,7 +205,9 @@ async function main({ layout, client }: { layout: DevLayout; client: KubeClient 
           [`cold start to caught up, report seen`, `${cold((c) => c.toReport)} s`, ""],
           ["agent RSS after cold start (peak)", `${mb(steady.agent.rss)} MB (${mb(steady.agent.peak)})`, "≤ 150 MB"],
           ["agent RSS after the load (peak)", `${mb(afterLoad.agent.rss)} MB (${mb(afterLoad.agent.peak)})`, "≤ 150 MB"],
+          [`agent RSS ${SETTLE_MS / 1000} s after the last cold start`, `${mb(settled.agent.rss)} MB`, "≤ 150 MB"],
           ["operator RSS after cold start (after the load)", `${mb(steady.operator.rss)} MB (${mb(afterLoad.operator.rss)})`, ""],
+          [`operator RSS ${SETTLE_MS / 1000} s after the agent's last cold start`, `${mb(settled.operator.rss)} MB`, ""],
           ["policy map entries", shortCount(metrics.get("palisade_policy_entries") ?? NaN), ""],
           ["identities (agent)", shortCount(metrics.get("palisade_identities") ?? NaN), ""],
           ["endpoints", String(metrics.get("palisade_endpoints")), ""],

@@ -18,6 +18,7 @@
  * @module
  */
 import { writeFileAtomically } from "../atomic-file.ts";
+import { collectGarbage } from "../k8s/collect-garbage.ts";
 import { Datapath } from "../datapath/datapath.ts";
 import { DEFAULT_PIN_ROOT } from "../datapath/pin-root.ts";
 import { installProxyRouting, PROXY_DEVICE } from "../datapath/proxy-routing.ts";
@@ -129,6 +130,8 @@ export class Agent {
       void this.#loop.ready.then(() => {
         this.#isReady = true;
         resolve();
+        // The full sync allocated several times what the agent keeps (see collect-garbage.ts).
+        collectGarbage(this.#log, "the full sync's garbage");
       });
     });
     // Callers that only use stop() must not see an unhandled rejection.

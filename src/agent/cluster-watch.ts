@@ -10,7 +10,7 @@
  * @module
  */
 import type { KubernetesObject } from "@kubernetes/client-node";
-import { identityInformer } from "../api-objects/index.ts";
+import { identityInformer, namespaceFields, podFields, policyFields } from "../api-objects/index.ts";
 import type { Cache } from "../k8s/cache.ts";
 import { objectKey } from "../k8s/cache.ts";
 import type { KubeClient } from "../k8s/client.ts";
@@ -49,11 +49,12 @@ export interface ClusterWatchOptions {
   identities: boolean;
 }
 
-const RESOURCES: Record<WatchedKind, ResourceRef> = {
-  Namespace: Resources.namespaces,
-  Pod: Resources.pods,
-  NetworkPolicy: Resources.networkPolicies,
-  EBPFNetworkPolicy: Resources.ebpfNetworkPolicies,
+/** What is watched of each kind, and what of each object is cached: the fields the policy layer reads. */
+const WATCHED: Record<WatchedKind, { resource: ResourceRef; transform: (obj: KubernetesObject) => KubernetesObject }> = {
+  Namespace: { resource: Resources.namespaces, transform: namespaceFields },
+  Pod: { resource: Resources.pods, transform: podFields },
+  NetworkPolicy: { resource: Resources.networkPolicies, transform: policyFields },
+  EBPFNetworkPolicy: { resource: Resources.ebpfNetworkPolicies, transform: policyFields },
 };
 
 /**
@@ -77,7 +78,7 @@ export class ClusterWatch implements WatchedObjects {
   readonly #events = new Map<string, number>();
 
   constructor(options: ClusterWatchOptions) {
-    const informer = (kind: WatchedKind) => new Informer<KubernetesObject>({ client: options.client, resource: RESOURCES[kind], logger: options.logger });
+    const informer = (kind: WatchedKind) => new Informer<KubernetesObject>({ client: options.client, logger: options.logger, ...WATCHED[kind] });
     this.#informers = { Namespace: informer("Namespace"), Pod: informer("Pod"), NetworkPolicy: informer("NetworkPolicy"), EBPFNetworkPolicy: informer("EBPFNetworkPolicy") };
     this.#identityInformer = options.identities ? identityInformer(options.client, options.logger) : undefined;
     this.identityTable = this.#identityInformer?.cache;

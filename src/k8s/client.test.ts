@@ -1,11 +1,15 @@
 import assert from "node:assert/strict";
 import { once } from "node:events";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:https";
 import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, test } from "node:test";
-import { KubeConfig } from "@kubernetes/client-node";
+import { stringify } from "yaml";
 import { makeCertificate } from "../../test/lib/tls-certificate.ts";
 import { KubeClient } from "./client.ts";
+import { Kubeconfig } from "./kubeconfig.ts";
 
 const certificate = makeCertificate(["localhost"]);
 /** A TLS server answering every request with an empty object list, counting the TLS connections it accepts. */
@@ -19,15 +23,18 @@ server.listen(0, "127.0.0.1");
 await once(server, "listening");
 after(() => server.close());
 
+const folder = mkdtempSync(join(tmpdir(), "client-test-"));
+after(() => rmSync(folder, { recursive: true, force: true }));
+
 function client(token: string): KubeClient {
-  const config = new KubeConfig();
-  config.loadFromOptions({
-    clusters: [{ name: "c", server: `https://localhost:${(server.address() as AddressInfo).port}`, caData: certificate.cert.toString("base64") }],
-    users: [{ name: "u", token }],
-    contexts: [{ name: "x", cluster: "c", user: "u" }],
-    currentContext: "x",
-  });
-  return new KubeClient(config);
+  const path = join(folder, `kubeconfig-${token}`);
+  writeFileSync(path, stringify({
+    clusters: [{ name: "c", cluster: { server: `https://localhost:${(server.address() as AddressInfo).port}`, "certificate-authority-data": certificate.cert.toString("base64") } }],
+    users: [{ name: "u", user: { token } }],
+    contexts: [{ name: "x", context: { cluster: "c", user: "u" } }],
+    "current-context": "x",
+  }));
+  return new KubeClient(Kubeconfig.fromFile(path));
 }
 
 test("requests reuse one TLS connection, and each still carries the kubeconfig's current credentials", async () => {

@@ -1,17 +1,17 @@
 /**
  * The transport to the API server: JSON requests and watch streams over
  * Node's HTTP(S), authenticated with whatever the kubeconfig says
- * (`@kubernetes/client-node`'s {@linkcode KubeConfig} supplies certificates,
- * tokens, exec plugins and in-cluster service accounts).
+ * ({@linkcode Kubeconfig}: certificates, tokens, exec plugins and in-cluster
+ * service accounts).
  *
  * @module
  */
-import { KubeConfig } from "@kubernetes/client-node";
 import type { V1Status } from "@kubernetes/client-node";
 import * as http from "node:http";
 import * as https from "node:https";
 import { sleep } from "./backoff.ts";
 import { KubeApiError, KubeTransportError } from "./errors.ts";
+import { Kubeconfig } from "./kubeconfig.ts";
 
 /** Query parameters of a request; `undefined` values are left out. */
 export type Query = Record<string, string | number | boolean | undefined>;
@@ -89,33 +89,31 @@ const MAX_RETRY_AFTER_SECONDS = 10;
 export class KubeClient {
   /** The API server's base URL, e.g. `https://127.0.0.1:6443`. */
   readonly server: string;
-  readonly #config: KubeConfig;
+  readonly #config: Kubeconfig;
   /** Keep-alive connections, pooled by Node under the TLS options they were opened with (so new material means new connections). */
   readonly #agent = new https.Agent({ keepAlive: true, timeout: IDLE_CONNECTION_MS });
 
-  /** Wraps a loaded kubeconfig; its current context chooses the server and credentials. */
-  constructor(config: KubeConfig) {
-    const cluster = config.getCurrentCluster();
-    if (cluster === null) throw new KubeTransportError(`Cannot use kubeconfig context "${config.getCurrentContext()}": it names no cluster`);
+  /** A client of the server and credentials of `config`'s context. */
+  constructor(config: Kubeconfig) {
     this.#config = config;
-    this.server = cluster.server.replace(/\/+$/, "");
+    this.server = config.server;
   }
 
   /** A client from the kubeconfig file at `path`. */
   static fromFile(path: string): KubeClient {
-    return KubeClient.#load(`kubeconfig "${path}"`, (config) => config.loadFromFile(path));
+    return KubeClient.#load(`kubeconfig "${path}"`, () => Kubeconfig.fromFile(path));
   }
 
   /** A client from `$KUBECONFIG`, `~/.kube/config` or the in-cluster service account, in client-go's order. */
   static fromDefault(): KubeClient {
     const source = process.env.KUBECONFIG ? `kubeconfig "${process.env.KUBECONFIG}" ($KUBECONFIG)` : "the default kubeconfig (~/.kube/config or in-cluster)";
-    return KubeClient.#load(source, (config) => config.loadFromDefault());
+    return KubeClient.#load(source, () => Kubeconfig.fromDefault());
   }
 
-  static #load(source: string, load: (config: KubeConfig) => void): KubeClient {
-    const config = new KubeConfig();
+  static #load(source: string, load: () => Kubeconfig): KubeClient {
+    let config: Kubeconfig;
     try {
-      load(config);
+      config = load();
     } catch (cause) {
       throw new KubeTransportError(`Cannot read ${source}: ${(cause as Error).message}`, { cause });
     }
@@ -222,13 +220,12 @@ export class KubeClient {
     for (const [key, value] of Object.entries(query)) {
       if (value !== undefined) url.searchParams.set(key, String(value));
     }
-    const auth: https.RequestOptions = {};
+    let auth: https.RequestOptions;
     try {
-      await this.#config.applyToHTTPSOptions(auth);
+      auth = await this.#config.requestOptions();
     } catch (e) {
       throw new KubeTransportError(`Cannot authenticate to "${this.server}": the kubeconfig's credentials failed`, { cause: e });
     }
-    // The kubeconfig makes a new agent per call, which would open a new connection per call.
     const plain = url.protocol === "http:";
     return (plain ? http : https).request(url, {
       ...auth,

@@ -1,6 +1,7 @@
 /**
  * The Kubernetes runtime shared by the operator and the agent: a client
- * over `@kubernetes/client-node`'s transport, informers with indexed
+ * over Node's HTTPS with kubeconfig and in-cluster credentials (the types of
+ * `@kubernetes/client-node`, not its code), informers with indexed
  * caches, a rate-limited deduplicating work queue, Lease leader election,
  * status patches with conditions, an Event recorder, and the agents'
  * per-node enforcement reports.
@@ -10,10 +11,12 @@
 export * from "./backoff.ts";
 export * from "./cache.ts";
 export * from "./client.ts";
+export * from "./collect-garbage.ts";
 export * from "./conditions.ts";
 export * from "./errors.ts";
 export * from "./events.ts";
 export * from "./informer.ts";
+export * from "./kubeconfig.ts";
 export * from "./leader-election.ts";
 export * from "./logger.ts";
 export * from "./node-report.ts";

@@ -20,6 +20,7 @@ import { PodAddressClaims, creationTime } from "../policy/pod-address-claims.ts"
 import type { KubernetesObject, V1Pod } from "@kubernetes/client-node";
 import { isDeepStrictEqual } from "node:util";
 import { namespaceFromObject, podFromObject, policyFromObject } from "../api-objects/index.ts";
+import { collectGarbage } from "../k8s/collect-garbage.ts";
 import { identityObjectProblem } from "../crd/identity-rules.ts";
 import type { IdentityObjectProblem } from "../crd/identity-rules.ts";
 import type { KubeClient } from "../k8s/client.ts";
@@ -103,6 +104,8 @@ export class IdentityController {
   #hostIps = new HostIpsByPod();
   #addressClaims = new PodAddressClaims();
   #rebuild = true;
+  /** The table was rebuilt from every input: the commit after it is followed by one full garbage collection. */
+  #collectAfterCommit = false;
   /** Warnings found while processing, recorded before the work item ends. */
   #warnings: PodWarning[] = [];
   /** The last warning recorded about each pod, by pod key, so a pod is told once per problem. */
@@ -149,7 +152,15 @@ export class IdentityController {
   async #process(key: string, signal: AbortSignal): Promise<void> {
     try {
       if (this.#rebuild) this.#rebuildTable();
-      if (key === COMMIT) return await this.#commit(signal);
+      if (key === COMMIT) {
+        await this.#commit(signal);
+        if (this.#collectAfterCommit) {
+          // Feeding every input to a fresh compiler allocated several times what it keeps (see collect-garbage.ts).
+          this.#collectAfterCommit = false;
+          collectGarbage(this.#log, "the identity table rebuild's garbage");
+        }
+        return;
+      }
       if (key === COLLECT) return await this.#collect(signal);
       if (key.startsWith(IDENTITY)) {
         this.#syncIdentity(key.slice(IDENTITY.length));
@@ -188,6 +199,7 @@ export class IdentityController {
       for (const key of informer.cache.keys()) this.#syncInput(kind, key);
     }
     this.#rebuild = false;
+    this.#collectAfterCommit = true;
     this.#log.info({ identities: existing.length }, "Identity table loaded");
   }
 

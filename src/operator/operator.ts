@@ -29,7 +29,7 @@ import {
   setConditions,
 } from "../k8s/index.ts";
 import type { Condition, ConditionInput, Logger, NodeReport } from "../k8s/index.ts";
-import { identityInformer } from "../api-objects/index.ts";
+import { identityInformer, namespaceFields, podFields, policyFields } from "../api-objects/index.ts";
 import type { EBPFNetworkPolicy, EBPFNetworkPolicyStatus, NetworkPolicy, PalisadeIdentity } from "../policy/api-types.ts";
 import { validatePolicy } from "../policy/validate.ts";
 import { serveProbes } from "../k8s/probe-server.ts";
@@ -154,20 +154,12 @@ class Operator implements RunningOperator {
     this.#metricsHost = options.metricsHost ?? "0.0.0.0";
     const client = this.#client;
     const logger = this.#log;
-    this.#policies = new Informer<StatusPolicy>({ client, logger, resource: Resources.ebpfNetworkPolicies });
-    this.#networkPolicies = new Informer<NetworkPolicy>({ client, logger, resource: Resources.networkPolicies });
-    // Only what policy reads of a pod (labels, phase, node, addresses, named ports) matters here; the rest would only cost memory.
-    this.#pods = new Informer<V1Pod>({
-      client, logger, resource: Resources.pods,
-      transform: (pod) => ({
-        apiVersion: pod.apiVersion,
-        kind: pod.kind,
-        metadata: pod.metadata,
-        spec: { nodeName: pod.spec?.nodeName, hostNetwork: pod.spec?.hostNetwork, containers: (pod.spec?.containers ?? []).map((c) => ({ name: c.name, ports: c.ports })) },
-        status: { phase: pod.status?.phase, podIP: pod.status?.podIP, podIPs: pod.status?.podIPs },
-      }) as V1Pod,
-    });
-    this.#namespaces = new Informer<V1Namespace>({ client, logger, resource: Resources.namespaces });
+    // An EBPFNetworkPolicy's status is ours: the conditions written last are compared with the next ones.
+    this.#policies = new Informer<StatusPolicy>({ client, logger, resource: Resources.ebpfNetworkPolicies, transform: (policy) => ({ ...policyFields(policy), ...(policy.status === undefined ? {} : { status: policy.status }) }) });
+    this.#networkPolicies = new Informer<NetworkPolicy>({ client, logger, resource: Resources.networkPolicies, transform: policyFields });
+    // Only the fields policy reads are cached (see api-objects' cached fields); the rest would only cost memory.
+    this.#pods = new Informer<V1Pod>({ client, logger, resource: Resources.pods, transform: podFields });
+    this.#namespaces = new Informer<V1Namespace>({ client, logger, resource: Resources.namespaces, transform: namespaceFields });
     this.#identities = identityInformer(client, logger);
     this.#nodes = new Informer<V1Node>({
       client, logger, resource: Resources.nodes,

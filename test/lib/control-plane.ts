@@ -7,7 +7,6 @@
  * through a port of its own (a proxy that models a partition), and compact
  * etcd. `stop()` takes it all down and removes the folder.
  */
-import { KubeConfig } from "@kubernetes/client-node";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
@@ -27,6 +26,7 @@ import {
   type DevUpStep,
 } from "../../src/devcluster/index.ts";
 import { KubeClient } from "../../src/k8s/client.ts";
+import { Kubeconfig } from "../../src/k8s/kubeconfig.ts";
 import { testFolder } from "./test-folder.ts";
 
 /** A running test control plane. */
@@ -79,12 +79,7 @@ export async function startTestControlPlane(purpose: string, options: { apiserve
     client: KubeClient.fromFile(layout.adminKubeconfig),
     apiserverPort: recorded.ports.apiserver,
     clientVia(port) {
-      const config = new KubeConfig();
-      config.loadFromFile(layout.adminKubeconfig);
-      const cluster = config.getCurrentCluster();
-      assert.ok(cluster);
-      config.clusters = config.clusters.map((c) => (c.name === cluster.name ? { ...c, server: `https://127.0.0.1:${port}` } : c));
-      return new KubeClient(config);
+      return new KubeClient(Kubeconfig.fromFile(layout.adminKubeconfig).withServer(`https://127.0.0.1:${port}`));
     },
     async stopApiserver() {
       await stopDetached("kube-apiserver", join(layout.run, "kube-apiserver.pid"), binaries.kubeApiserver);
