@@ -198,9 +198,9 @@ export async function measureThroughput(
       closeEach: mode === "close",
     });
 
-  const targets = [...new Set([pods.proxy, ...cases.map((c) => c.target ?? pods.proxy)])].map((target) => ({ pid: target.pid, idleSockets: openSockets(target.pid) }));
+  const targets = [...new Set([pods.proxy, ...cases.map((c) => c.target ?? pods.proxy)])].map((target) => ({ target, idleSockets: openSockets(target.pid) }));
   const switchTo = async (i: number) => {
-    for (const { pid, idleSockets } of targets) await waitForIdleProxy(pid, idleSockets);
+    for (const { target, idleSockets } of targets) await waitForIdleProxy(target, idleSockets);
     setClientPorts(pods, ports[i]!);
     pods.steerTo(cases[i]!.target ?? pods.proxy);
     pods.applyPolicies(cases[i]!.policies);
@@ -261,15 +261,15 @@ function openSockets(pid: number): number {
 }
 
 /**
- * Waits until the proxy holds no more sockets than when idle: the
+ * Waits until the proxy (or the relay) holds no more sockets than when idle: the
  * connections of the last run are closed, upstream connects still retrying
  * a SYN included (their packets would otherwise show up as steered in the
  * next case's run, which they are: replies to the proxy's upstream sockets).
  */
-async function waitForIdleProxy(pid: number, idleSockets: number): Promise<void> {
+async function waitForIdleProxy({ pid, port }: ProxyProcess, idleSockets: number): Promise<void> {
   const deadline = performance.now() + PROXY_DRAIN_TIMEOUT_MS;
   while (openSockets(pid) > idleSockets) {
-    if (performance.now() > deadline) throw new Error(`Cannot measure: the proxy still holds ${openSockets(pid)} sockets ${PROXY_DRAIN_TIMEOUT_MS} ms after a run (${idleSockets} when idle)`);
+    if (performance.now() > deadline) throw new Error(`Cannot measure: the process listening on ${port} (pid ${pid}) still holds ${openSockets(pid)} sockets ${PROXY_DRAIN_TIMEOUT_MS} ms after a run (${idleSockets} when idle)`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
