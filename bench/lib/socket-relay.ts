@@ -50,6 +50,8 @@ function open(connect: Connect, client: net.Socket): Promise<net.Socket> {
     localPort: client.remotePort ?? 0,
     remoteAddress: client.localAddress ?? "",
     remotePort: client.localPort ?? 0,
+    // As palisade proxy bounds its upstream connect (UPSTREAM_CONNECT_TIMEOUT_MS in src/proxy/main.ts).
+    timeoutMs: 10_000,
   });
 }
 
