@@ -109,9 +109,10 @@ export interface ThroughputCase {
 }
 
 /**
- * The HTTP benchmark's cases, each in three modes: no policy, an L4 allow,
- * the HTTP rule steered to `relay` in the proxy's place (the ceiling of one
- * Node.js process there), and the HTTP rule through the proxy.
+ * The HTTP benchmark's cases: no policy, an L4 allow, the HTTP rule steered
+ * to `relay` in the proxy's place (the ceiling of one Node.js process there;
+ * keep-alive only) and the HTTP rule through the proxy, the others each in
+ * three modes.
  *
  * @example
  * ```ts
@@ -124,7 +125,9 @@ export function httpCases(pods: ProxiedPods, relay: ProxyProcess): ThroughputCas
   return [
     { label: "no policy (direct)", policies: CASE_POLICIES.none, proxied: false, url, modes },
     { label: "L4 allow", policies: CASE_POLICIES.l4, proxied: false, url, modes },
-    { label: "TCP relay (ceiling)", policies: CASE_POLICIES.http, proxied: true, url, modes, target: relay },
+    // Keep-alive only, the mode of the target: after its runs with a new connection per request the relay
+    // held connections past the drain wait, and wrk -c1 through it hung twice (causes not found yet).
+    { label: "TCP relay (ceiling)", policies: CASE_POLICIES.http, proxied: true, url, modes: ["keep-alive"], target: relay },
     { label: "HTTP rule (proxied)", policies: CASE_POLICIES.http, proxied: true, url, modes },
   ];
 }
