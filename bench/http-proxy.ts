@@ -2,8 +2,9 @@
  * `npm run bench:http`: the node's HTTP proxy against the direct path, run
  * by hand (never as timed tests). Prints the machine, then
  *  1. requests per second and p50/p99 latency of wrk against nginx between
- *     two pods, with no policy (the baseline), an L4 allow, and an HTTP rule
- *     (through a real `palisade proxy`), keep-alive and with a new
+ *     two pods, with no policy (the baseline), an L4 allow, an HTTP rule
+ *     steered to a byte relay in the proxy's place (the ceiling), and an
+ *     HTTP rule (through a real `palisade proxy`), keep-alive and with a new
  *     connection per request; the packets steered to the proxy per row;
  *  2. the proxy's resident size at start, idle, and holding 1000 idle
  *     keep-alive connections;
@@ -17,15 +18,18 @@
  *
  * @module
  */
+import { DEFAULT_PROXY_PORT } from "../src/datapath/index.ts";
 import { startNginx } from "./lib/nginx-server.ts";
 import { setUpProxiedPods } from "./lib/proxied-pods.ts";
 import { runProxyBenchmark } from "./lib/proxy-bench.ts";
-import { CASE_POLICIES, measureHeldConnections, measureProxyThroughput, residentKiB, SERVER_PORT, type ThroughputSampling } from "./lib/proxy-throughput.ts";
+import { CASE_POLICIES, httpCases, measureHeldConnections, measureThroughput, residentKiB, SERVER_PORT, type ThroughputSampling } from "./lib/proxy-throughput.ts";
 import { formatEntryFlagTable, formatProxyMemoryTable, formatThroughputTable } from "./lib/report.ts";
 import { measureEntryFlagCost, type VerdictSampling } from "./lib/verdict-cost.ts";
 
 /** Idle keep-alive connections the proxy holds for the memory figure. */
 const HELD_CONNECTIONS = 1000;
+/** The ceiling relay's transparent port (the proxy has DEFAULT_PROXY_PORT). */
+const RELAY_PORT = DEFAULT_PROXY_PORT + 1;
 /** Where the entry-flag cost is measured: N policy entries over K identities. */
 const FLAG_COST_SIZE = { identities: 1000, rules: 1000 };
 
@@ -61,14 +65,20 @@ runProxyBenchmark("HTTP proxy", { full: FULL, quick: QUICK }, async ({ settings,
       `process); nginx-light, one process, a small static file; the proxied case runs \`palisade proxy\` with an HTTP rule allowing ` +
       `\`GET /\` (prefix). ${warmupS} s warm-up per configuration, then ${rounds} interleaved round(s); medians over the rounds.\n`,
   );
-  const rows = await measureProxyThroughput(pods, settings.throughput, gate, log);
+  const cases = httpCases(pods, await pods.startRelay(RELAY_PORT));
+  const rows = await measureThroughput(pods, cases, settings.throughput, gate, log);
   print(formatThroughputTable(rows));
-  print(`\n"packets to proxy": the datapath's to-proxy reason counter over the recorded runs; 0 proves no L4-only packet was steered.`);
+  print(
+    `\n"packets to proxy": the datapath's to-proxy reason counter over the recorded runs; 0 proves no L4-only packet was steered. ` +
+      `"TCP relay (ceiling)": the HTTP rule's flows steered (same policy, same steering and listener kind) to a byte relay in the ` +
+      `proxy's place (bench/lib/socket-relay.ts: one Node.js process, the same flags, an upstream connection per client connection ` +
+      `from the client's address), which only passes bytes on: what any one Node.js process there reaches on this machine.`,
+  );
 
   await new Promise((resolve) => setTimeout(resolve, 2000));
   const idleKiB = residentKiB(pods.proxy.pid);
   log(`http: holding ${HELD_CONNECTIONS} connections through the proxy`);
-  const held = await measureHeldConnections(pods, HELD_CONNECTIONS);
+  const held = await measureHeldConnections(pods, cases, HELD_CONNECTIONS);
   print(`\n## Proxy memory (VmRSS of the palisade proxy process, /proc/PID/status)\n`);
   print(formatProxyMemoryTable(startKiB, idleKiB, held));
 

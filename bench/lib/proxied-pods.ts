@@ -28,6 +28,7 @@ import { waitForListener } from "./listener.ts";
 export const POD_NAMESPACE = "bench";
 
 const CLI_PATH = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
+const RELAY_PATH = fileURLToPath(new URL("./socket-relay.js", import.meta.url));
 
 /** A pod of the pair: its wiring, its ifindex in the node namespace, and its key in the world. */
 export interface BenchPod extends NodePeer {
@@ -35,9 +36,11 @@ export interface BenchPod extends NodePeer {
   ifindex: number;
 }
 
-/** The proxy process as the benchmark watches it. */
+/** A process the datapath can steer to (the proxy, or the relay in its place) as the benchmark watches it. */
 export interface ProxyProcess {
   pid: number;
+  /** Its transparent listener's port. */
+  port: number;
   /** What it wrote so far (JSON log lines). */
   output(): string;
 }
@@ -59,6 +62,15 @@ export interface ProxiedPods {
   scratch(what: string): string;
   /** The datapath's reason counters (packets). */
   reasons(): Record<ReasonName, bigint>;
+  /** Makes the datapath steer new proxied flows to `target`'s listener (the proxy's at start). */
+  steerTo(target: ProxyProcess): void;
+  /**
+   * Starts the byte relay of socket-relay.ts in the node namespace, listening
+   * transparently on `port` as the proxy does on its own and connecting each
+   * flow to its original destination as the proxy does: steered to with
+   * {@link ProxiedPods.steerTo}, it takes the proxy's place without its work.
+   */
+  startRelay(port: number): Promise<ProxyProcess>;
 }
 
 /** The world of the two pods under `policies`. */
@@ -79,23 +91,22 @@ function removeNetns(name: string): void {
   }
 }
 
-/** Starts `palisade proxy` in the node namespace; resolves once it reports it started. */
-async function startProxy(cleanup: CleanupStack, node: string, pinRoot: string, viewFile: string, flags: readonly string[]): Promise<ProxyProcess> {
-  const child = spawn(
-    "nsenter",
-    [`--net=/var/run/netns/${node}`, process.execPath, ...PROXY_NODE_FLAGS, CLI_PATH, "proxy", "--http-view-file", viewFile, "--pin-root", pinRoot, "--port", String(DEFAULT_PROXY_PORT), "--log-level", "info", ...flags],
-    { stdio: ["ignore", "pipe", "pipe"] },
-  );
+/**
+ * Starts `script ARGS` with the proxy's Node flags in the node namespace,
+ * as `what`; resolves once something listens on `port` there.
+ */
+async function startNodeProcess(cleanup: CleanupStack, node: string, what: string, port: number, script: string, args: readonly string[]): Promise<ProxyProcess> {
+  const child = spawn("nsenter", [`--net=/var/run/netns/${node}`, process.execPath, ...PROXY_NODE_FLAGS, script, ...args], { stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
   child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
-  cleanup.add(`palisade proxy in ${node}`, () => child.kill("SIGKILL"));
-  await waitForListener(node, DEFAULT_PROXY_PORT, () => (child.exitCode === null ? undefined : `palisade proxy exited with ${child.exitCode}: ${output.trim()}`));
+  cleanup.add(`${what} in ${node}`, () => child.kill("SIGKILL"));
+  await waitForListener(node, port, () => (child.exitCode === null ? undefined : `${what} exited with ${child.exitCode}: ${output.trim()}`));
   const pid = child.pid!;
-  // nsenter without --fork execs the command: the pid is the proxy's own.
+  // nsenter without --fork execs the command: the pid is the process's own.
   const command = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
-  if (command[1 + PROXY_NODE_FLAGS.length] !== CLI_PATH) throw new Error(`Cannot watch the proxy: process ${pid} runs "${command.join(" ")}", not the proxy`);
-  return { pid, output: () => output };
+  if (command[1 + PROXY_NODE_FLAGS.length] !== script) throw new Error(`Cannot watch ${what}: process ${pid} runs "${command.join(" ")}", not ${script}`);
+  return { pid, port, output: () => output };
 }
 
 /** What the proxy needs beyond the pods: run in the node namespace before it starts, returns its extra flags. */
@@ -142,7 +153,8 @@ export async function setUpProxiedPods(cleanup: CleanupStack, viewPolicies: read
   ) as { ifindexes: Record<string, number>; device: { ifindex: number; mac: string } };
   client.ifindex = setup.ifindexes[client.hostIf]!;
   server.ifindex = setup.ifindexes[server.hostIf]!;
-  datapath.setProxy({ ifindex: setup.device.ifindex, port: DEFAULT_PROXY_PORT, mac: setup.device.mac });
+  const steerTo = (target: Pick<ProxyProcess, "port">) => datapath.setProxy({ ifindex: setup.device.ifindex, port: target.port, mac: setup.device.mac });
+  steerTo({ port: DEFAULT_PROXY_PORT });
 
   const dir = mkdtempSync("/tmp/palisade-bench-http-");
   cleanup.add(`folder ${dir}`, () => rmSync(dir, { recursive: true, force: true }));
@@ -155,7 +167,10 @@ export async function setUpProxiedPods(cleanup: CleanupStack, viewPolicies: read
     return compiler;
   };
   writeFileSync(viewFile, JSON.stringify(applyPolicies(viewPolicies).httpView()));
-  const proxy = await startProxy(cleanup, node, pinRoot, viewFile, await prepare(node));
+  const flags = await prepare(node);
+  const proxy = await startNodeProcess(cleanup, node, "palisade proxy", DEFAULT_PROXY_PORT, CLI_PATH, [
+    "proxy", "--http-view-file", viewFile, "--pin-root", pinRoot, "--port", String(DEFAULT_PROXY_PORT), "--log-level", "info", ...flags,
+  ]);
   return {
     node,
     client,
@@ -167,5 +182,7 @@ export async function setUpProxiedPods(cleanup: CleanupStack, viewPolicies: read
     reasons() {
       return Object.fromEntries(Object.entries(datapath.reasonStats()).map(([name, counter]) => [name, counter.packets])) as Record<ReasonName, bigint>;
     },
+    steerTo,
+    startRelay: (port) => startNodeProcess(cleanup, node, "the relay", port, RELAY_PATH, [`transparent:${port}`, "original"]),
   };
 }
