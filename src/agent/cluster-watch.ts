@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { isDeepStrictEqual } from "node:util";
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { identityInformer, namespaceFields, podFields, policyFields } from "../api-objects/index.ts";
 import type { Cache } from "../k8s/cache.ts";
@@ -58,6 +59,18 @@ const WATCHED: Record<WatchedKind, { resource: ResourceRef; transform: (obj: Kub
 };
 
 /**
+ * Whether an update of a policy changed nothing the policy layer reads: its
+ * cached fields are equal but for the resourceVersion (the operator's status
+ * writes, each of which would otherwise cost every agent a commit). Pods and
+ * namespaces are not filtered: their resourceVersion is the watch position
+ * the report gives `palisade wait`, so each of their events leads to a commit.
+ */
+export function unchangedPolicy(old: KubernetesObject, obj: KubernetesObject): boolean {
+  const unversioned = (o: KubernetesObject) => ({ ...o, metadata: { ...o.metadata, resourceVersion: undefined } });
+  return isDeepStrictEqual(unversioned(old), unversioned(obj));
+}
+
+/**
  * Informers over the watched kinds (and the identity table), as
  * {@linkcode WatchedObjects}.
  *
@@ -92,11 +105,17 @@ export class ClusterWatch implements WatchedObjects {
   /** Starts every informer; `handlers` hear of every change from the first list on. */
   start(handlers: ClusterWatchHandlers): void {
     for (const [kind, informer] of Object.entries(this.#informers) as [WatchedKind, Informer<KubernetesObject>][]) {
+      const count = (): void => void this.#events.set(kind, (this.#events.get(kind) ?? 0) + 1);
       const changed = (obj: KubernetesObject): void => {
-        this.#events.set(kind, (this.#events.get(kind) ?? 0) + 1);
+        count();
         handlers.objectChanged(kind, objectKey(obj));
       };
-      informer.addHandlers({ onAdd: changed, onUpdate: (_, obj) => changed(obj), onDelete: changed });
+      const policy = kind === "NetworkPolicy" || kind === "EBPFNetworkPolicy";
+      informer.addHandlers({
+        onAdd: changed,
+        onUpdate: (old, obj) => (policy && unchangedPolicy(old, obj) ? count() : changed(obj)),
+        onDelete: changed,
+      });
       informer.start();
     }
     if (this.#identityInformer !== undefined) {
