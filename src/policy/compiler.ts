@@ -383,7 +383,11 @@ export class PolicyCompiler {
   #commitEndpoints(dirty: Set<string>, changed: ReadonlySet<string>, identities: { added: readonly Identity[]; removed: readonly number[] }, diff: StateDiff): void {
     const contents = new SlotContentBuilder((id) => this.#ipcache.identity(id), this.#names);
     const added = identities.added.map((identity) => identity.id);
-    const touched = new Set([...added, ...identities.removed]);
+    const removed = new Set(identities.removed);
+    const touched = new Set([...added, ...removed]);
+    const newIds = new Set(added);
+    // A number both gone and new means two identities: not in place; nor the reserved ones.
+    const mutable = (id: number): boolean => id >= FIRST_ALLOCATED_IDENTITY && newIds.has(id) !== removed.has(id);
     const planned: PlannedEndpoint[] = [];
     for (const key of dirty) {
       const pod = this.#ipcache.pod(key);
@@ -401,7 +405,7 @@ export class PolicyCompiler {
         old && !changed.has(key) ? contents.patched(this.#slots.content(old.contentKey), applying, pod, touched, added) : contents.contentOf(applying, pod);
       planned.push({ key, applying, content, old });
     }
-    const reshaped = this.#reshapeSlots(planned, contents, identities, diff);
+    const reshaped = this.#reshapeSlots(planned, contents, mutable, diff);
     for (const { key, applying, content, old } of planned) {
       const slot = this.#slots.acquire(content, diff.policyUpserts);
       if (old) this.#slots.release(reshaped.get(old.contentKey) ?? old.contentKey);
@@ -422,19 +426,10 @@ export class PolicyCompiler {
 
   /**
    * Changes in place each slot whose users all move (are `planned` with other content) to a content
-   * that differs from it only in groups of identities that are new or gone in this commit (a number both
-   * gone and new means two identities: not in place; nor the reserved ones), the content most of them
-   * move to first. Returns the new content key of each slot changed, by its old one.
+   * that differs from it only in groups of identities `mutable` accepts (new or gone in this commit),
+   * the content most of them move to first. Returns the new content key of each slot changed, by its old one.
    */
-  #reshapeSlots(
-    planned: readonly PlannedEndpoint[],
-    contents: SlotContentBuilder,
-    identities: { added: readonly Identity[]; removed: readonly number[] },
-    diff: StateDiff,
-  ): Map<string, string> {
-    const removed = new Set(identities.removed);
-    const added = new Set(identities.added.map((identity) => identity.id));
-    const mutable = (id: number): boolean => id >= FIRST_ALLOCATED_IDENTITY && added.has(id) !== removed.has(id);
+  #reshapeSlots(planned: readonly PlannedEndpoint[], contents: SlotContentBuilder, mutable: (identity: number) => boolean, diff: StateDiff): Map<string, string> {
     // By content object: the endpoints of one slot that one change moves share one.
     const moving = new Map<string, Map<SlotContent, number>>();
     for (const { old, content } of planned) {
