@@ -124,8 +124,7 @@ export interface ContentChange {
  * ```
  */
 export function hasGroup(content: SlotContent, direction: Direction, identity: number): boolean {
-  const group = content.groups[lowerBound(content.groups, { identity, direction })];
-  return group?.identity === identity && group.direction === direction;
+  return groupIndex(content.groups, direction, identity) >= 0;
 }
 
 /** A port range of a rule, as one (identity, direction) group collects it. */
@@ -473,6 +472,12 @@ function lowerBound(groups: readonly ContentGroup[], group: Pick<ContentGroup, "
   return lo;
 }
 
+/** The index in `groups` (sorted) of the group of `identity` in `direction`, or -1 without one. */
+function groupIndex(groups: readonly ContentGroup[], direction: Direction, identity: number): number {
+  const at = lowerBound(groups, { identity, direction });
+  return groups[at]?.identity === identity && groups[at]?.direction === direction ? at : -1;
+}
+
 /**
  * `current` without the groups of identities in `dropped`, plus `added` (sorted, none of them in
  * `current` unless dropped), and that change in groups. The key is cut and joined from `current`'s rather than built again:
@@ -485,8 +490,8 @@ function spliceGroups(current: SlotContent, dropped: ReadonlySet<number>, added:
   const drops: number[] = [];
   for (const identity of dropped) {
     for (const direction of [DIRECTION_INGRESS, DIRECTION_EGRESS] as const) {
-      const at = lowerBound(old, { identity, direction });
-      if (old[at]?.identity === identity && old[at]?.direction === direction) drops.push(at);
+      const at = groupIndex(old, direction, identity);
+      if (at >= 0) drops.push(at);
     }
   }
   const change = { dropped: drops.sort((a, b) => a - b).map((at) => old[at] as ContentGroup), added };
