@@ -260,6 +260,7 @@ export class Reconciler {
     const stage = (name: CommitStage, ms: number): void => this.#stages[name].observe(Math.max(0, ms) / 1000);
     if (options.receivedAt !== undefined) stage("wait", started - options.receivedAt - this.#syncMs);
     stage("sync", this.#syncMs);
+    const syncMs = this.#syncMs;
     this.#syncMs = 0;
     const diff = this.#compiler.commit();
     const ifindexOf = (pod: string): number | undefined => this.#attachments.ifindexOf(pod);
@@ -268,7 +269,9 @@ export class Reconciler {
     const capacity = this.#datapath.policyCapacity();
     // The full sync compares the datapath's maps with the whole state, as does a commit that may not fit; others read narrowly.
     const incremental = !fullSync && this.#mapFull === undefined && this.#policyEntriesWritten + diff.policyUpserts.length <= capacity;
+    const committed = performance.now();
     const state = incremental ? undefined : this.#compiler.state();
+    const stateRead = performance.now();
     const fit = state !== undefined && needed > capacity ? fitPolicyMap(state, capacity) : undefined;
     this.#failedClosed = new Set(fit?.failedClosed);
     this.#publishHttpView();
@@ -297,7 +300,9 @@ export class Reconciler {
     this.#report.committed({ endpoints, pendingIdentities: pending, caughtUp: options.drained ? this.#objects.position() : undefined, mapFull: this.#mapFull });
     if (fullSync) {
       this.#fullSyncDone = true;
-      this.#log.info({ endpoints, policies: this.#report.applied.length, ...writeCounts(result), seconds }, "Full sync applied");
+      const ms = (from: number, to: number) => Math.round(to - from);
+      const phasesMs = { sync: Math.round(syncMs), commit: ms(started, committed), state: ms(committed, stateRead), write: ms(compiled, written) };
+      this.#log.info({ endpoints, policies: this.#report.applied.length, ...writeCounts(result), seconds, phasesMs }, "Full sync applied");
     }
   }
 

@@ -224,6 +224,7 @@ export class Informer<T extends KubernetesObject> {
   }
 
   async #list(): Promise<void> {
+    const started = performance.now();
     const items: T[] = [];
     let resourceVersion = "";
     let continueToken: string | undefined;
@@ -242,7 +243,7 @@ export class Informer<T extends KubernetesObject> {
     const delta = this.cache.replace(items);
     this.#resourceVersion = resourceVersion;
     this.#dispatchDelta(delta);
-    this.#log.debug({ ...this.#logFields, resourceVersion, items: items.length }, "Listed");
+    this.#log.info({ ...this.#logFields, resourceVersion, items: items.length, ms: Math.round(performance.now() - started) }, "Listed");
     if (!this.#synced) {
       this.#synced = true;
       for (const waiter of [...this.#syncWaiters]) waiter();
