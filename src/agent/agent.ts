@@ -197,6 +197,7 @@ export class Agent {
       objectChanged: (kind, key) => this.#loop.objectChanged(kind, key),
       identityObjectsChanged: (keys) => this.#loop.identityObjectsChanged(keys),
     });
+    this.#loop.syncEarly();
     this.#log.info({ node: this.#options.nodeName, pinRoot: this.#datapath.pinRoot, metricsPort: this.metricsPort }, "Agent started");
     void this.#runAfterSync();
   }

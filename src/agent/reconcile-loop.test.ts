@@ -22,26 +22,32 @@ interface Setup {
   reported(check: (report: NodeReport) => boolean): Promise<NodeReport>;
 }
 
-function setup(options: { identityTable?: Cache<PalisadeIdentity>; failWrites?: number } = {}): Setup {
+function setup(options: { identityTable?: Cache<PalisadeIdentity>; failWrites?: number; interfaceLooked?: (ip: string) => void } = {}): Setup {
   const objects = new MemoryObjects();
   const datapath = new MemoryDatapath();
   const reports: NodeReport[] = [];
   const waiters = new Set<() => void>();
   let failWrites = options.failWrites ?? 0;
-  const loop = new ReconcileLoop(
-    worldOptions({
-      objects,
-      datapath,
-      identityTable: options.identityTable,
-      writeReport: async (report) => {
-        if (failWrites-- > 0) throw new Error("API server unreachable");
-        reports.push(report);
-        for (const waiter of waiters) waiter();
-        return { overflow: false };
-      },
-      logger: jsonLogger("error", {}, () => {}),
-    }),
-  );
+  const loopOptions = worldOptions({
+    objects,
+    datapath,
+    identityTable: options.identityTable,
+    writeReport: async (report) => {
+      if (failWrites-- > 0) throw new Error("API server unreachable");
+      reports.push(report);
+      for (const waiter of waiters) waiter();
+      return { overflow: false };
+    },
+    logger: jsonLogger("error", {}, () => {}),
+  });
+  const { podInterface } = loopOptions;
+  const loop = new ReconcileLoop({
+    ...loopOptions,
+    podInterface: async (ip) => {
+      options.interfaceLooked?.(ip);
+      return podInterface(ip);
+    },
+  });
   return {
     objects,
     datapath,
@@ -94,6 +100,25 @@ describe("ReconcileLoop", () => {
     assert.ok(admits(s.datapath, "x/b", "x/a"));
     assert.ok(s.datapath.calls.slice(1).some((call) => call.startsWith("apply")));
     assert.ok(!s.datapath.calls.slice(1).some((call) => call.startsWith("replaceAll")));
+    await s.loop.stop();
+  });
+
+  it("syncs objects queued before it started as they come, and commits nothing before it started", async () => {
+    let looked = 0;
+    const s = setup({ interfaceLooked: () => looked++ });
+    s.loop.syncEarly();
+    changeAll(s);
+    // The two local pods are synced (their interfaces looked up) while the loop is not started.
+    for (let turn = 0; turn < 1000 && looked < 2; turn++) await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(looked, 2, "both local pods synced before the start");
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(s.datapath.calls, [], "no commit before start");
+    assert.equal(s.reports.length, 0);
+    s.loop.start();
+    await s.loop.ready;
+    assert.equal(s.datapath.calls[0], "replaceAll +11 +12", "the full sync holds what was synced before the start");
+    assert.equal(s.reports[0]?.policies.length, 1);
+    assert.ok(!admits(s.datapath, "x/b", "x/a"));
     await s.loop.stop();
   });
 

@@ -8,8 +8,10 @@
  * if it changed. A commit with more keys queued behind it waits for them (at
  * most {@linkcode MAX_COMMIT_DELAY_MS}, so a steady stream of events cannot
  * starve it); a failed step is retried with backoff, each key on its own (a
- * report the API server cannot take now never writes the maps again). The first commit runs
- * once the caller starts the loop (after the informers synced, so it lands
+ * report the API server cannot take now never writes the maps again). Objects
+ * are synced as their informer's list arrives ({@linkcode ReconcileLoop.syncEarly}),
+ * while the other lists are still on their way; the first commit runs once
+ * the caller starts the loop (after every informer listed, so it lands
  * behind every initial object) and is the full sync.
  *
  * @module
@@ -36,6 +38,7 @@ const REPORT = "report";
  * ```ts
  * const loop = new ReconcileLoop({ nodeName: "n1", objects: watch, datapath, podInterface, writeReport, logger });
  * watch.start({ objectChanged: (kind, key) => loop.objectChanged(kind, key), identityObjectsChanged: (keys) => loop.identityObjectsChanged(keys) });
+ * loop.syncEarly(); // objects are synced as their list arrives
  * if (await watch.waitForSync(signal)) loop.start();
  * await loop.ready; // the full sync reached the datapath
  * await loop.stop();
@@ -50,6 +53,8 @@ export class ReconcileLoop {
   readonly #abort = new AbortController();
   #markReady: () => void = () => {};
   #commitQueuedAt = 0;
+  /** Whether {@linkcode start} was called: commits run only from then on. */
+  #started = false;
   /** When the first change the next commit carries arrived (performance.now()), for its `wait` stage. */
   #firstChangeAt: number | undefined;
   #workers: Promise<void> | undefined;
@@ -80,10 +85,19 @@ export class ReconcileLoop {
     this.reconciler.identityObjectsChanged(keys);
   }
 
-  /** Starts the worker, with the first commit queued behind everything queued so far. */
+  /**
+   * Starts the worker before everything is listed: objects are synced as they are queued (their
+   * conversion overlaps the lists still on their way), but nothing is committed until {@linkcode start}.
+   */
+  syncEarly(): void {
+    this.#workers ??= this.#queue.runWorkers(1, (key) => this.#process(key));
+  }
+
+  /** Starts committing (and the worker, if {@linkcode syncEarly} did not), with the first commit queued behind everything queued so far. */
   start(): void {
+    this.#started = true;
     this.#requestCommit();
-    this.#workers = this.#queue.runWorkers(1, (key) => this.#process(key));
+    this.syncEarly();
   }
 
   /** Stops the worker after the step it is running; a report being written is abandoned. */
@@ -94,6 +108,8 @@ export class ReconcileLoop {
   }
 
   #requestCommit(): void {
+    // Before start, the first commit (the full sync) is not due yet: start queues it.
+    if (!this.#started) return;
     if (this.#commitQueuedAt === 0) this.#commitQueuedAt = Date.now();
     this.#queue.add(COMMIT);
   }
