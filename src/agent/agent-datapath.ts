@@ -11,7 +11,7 @@
  * @module
  */
 import type { ApplyResult, Counter, EventSubscription, FlowEvent, MapIpcacheEntry, ReasonName, TcpSourceRecount } from "../datapath/index.ts";
-import type { DesiredState, EndpointState, StateDiff } from "../policy/desired-state.ts";
+import type { DesiredMaps, EndpointState, StateDiff } from "../policy/desired-state.ts";
 
 /** How an interface is attached: a tcx link, or a tc clsact filter on older kernels. */
 export type AttachedMode = "tcx" | "tc";
@@ -25,7 +25,7 @@ export type AttachedMode = "tcx" | "tc";
  * @example
  * ```ts
  * const datapath: AgentDatapath = Datapath.open({ pinRoot: "/sys/fs/bpf/palisade" });
- * datapath.replaceAll(compiler.state(), (pod) => interfaces.get(pod)); // once, at start
+ * datapath.replaceAll(compiler.mapsState(), (pod) => interfaces.get(pod)); // once, at start
  * datapath.apply(compiler.commit(), (pod) => interfaces.get(pod));    // every later commit
  * ```
  */
@@ -38,7 +38,7 @@ export interface AgentDatapath {
    * Makes the maps hold exactly `state`, writing only what differs from what they hold (a restarted agent's re-adoption);
    * when old and new policy entries together would not fit, endpoints whose slot changes are failed closed while it switches.
    */
-  replaceAll(state: DesiredState, ifindexOf: (podKey: string) => number | undefined): ApplyResult;
+  replaceAll(state: DesiredMaps, ifindexOf: (podKey: string) => number | undefined): ApplyResult;
   /** What the ipcache holds now (what an earlier agent left pinned, before the first write). */
   readIpcache(): MapIpcacheEntry[];
   /** Writes the endpoint entry of one interface (its pod's interface appeared after the entry was computed). */

@@ -270,7 +270,7 @@ export class Reconciler {
     // The full sync compares the datapath's maps with the whole state, as does a commit that may not fit; others read narrowly.
     const incremental = !fullSync && this.#mapFull === undefined && this.#policyEntriesWritten + diff.policyUpserts.length <= capacity;
     const committed = performance.now();
-    const state = incremental ? undefined : this.#compiler.state();
+    const state = incremental ? undefined : this.#compiler.mapsState();
     const stateRead = performance.now();
     const fit = state !== undefined && needed > capacity ? fitPolicyMap(state, capacity) : undefined;
     this.#failedClosed = new Set(fit?.failedClosed);

@@ -76,7 +76,7 @@ import {
   type TcDirection,
 } from "./native.ts";
 import { ipcacheKeyString, sameEndpointState } from "../policy/desired-state.ts";
-import type { DesiredState, EndpointState, IpcacheKey, IpcacheValue, PolicyEntry, PolicyKey, PolicyValue, StateDiff, TcpLimits } from "../policy/desired-state.ts";
+import type { DesiredMaps, EndpointState, IpcacheKey, IpcacheValue, PolicyEntry, PolicyKey, PolicyValue, StateDiff, TcpLimits } from "../policy/desired-state.ts";
 
 /** The `max_entries` of the map pinned at `path`; undefined when nothing is pinned there. */
 function pinnedMaxEntries(path: string): number | undefined {
@@ -275,7 +275,7 @@ function sumCounters(counters: readonly Counter[]): Counter {
  * @example
  * ```ts
  * const datapath = Datapath.open({ pinRoot: "/sys/fs/bpf/palisade" });
- * datapath.replaceAll(compiler.state(), (pod) => interfaces.get(pod));
+ * datapath.replaceAll(compiler.mapsState(), (pod) => interfaces.get(pod));
  * datapath.attach(ifindex);
  * const events = datapath.events((event) => log.info(event));
  * // ... later, on shutdown: kernel state stays pinned for the next agent
@@ -530,10 +530,10 @@ export class Datapath {
    * @example
    * ```ts
    * const datapath = Datapath.open({ pinRoot });
-   * datapath.replaceAll(compiler.state(), (pod) => interfaces.get(pod)); // usually a handful of writes
+   * datapath.replaceAll(compiler.mapsState(), (pod) => interfaces.get(pod)); // usually a handful of writes
    * ```
    */
-  replaceAll(state: DesiredState, ifindexOf: (podKey: string) => number | undefined): ApplyResult {
+  replaceAll(state: DesiredMaps, ifindexOf: (podKey: string) => number | undefined): ApplyResult {
     const { policy, endpoints, ipcache, tcpLimits } = this.maps;
     const change = emptyChange();
     this.#endpointIfindex.clear();

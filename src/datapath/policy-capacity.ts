@@ -11,7 +11,7 @@
  *
  * @module
  */
-import type { DesiredState, EndpointState, PolicyEntry } from "../policy/desired-state.ts";
+import type { DesiredMaps, EndpointState, PolicyEntry } from "../policy/desired-state.ts";
 
 /** The slot no entry is ever written to: the compiler numbers slots from 1. */
 export const FAIL_CLOSED_SLOT = 0;
@@ -24,7 +24,7 @@ export function failClosed(state: EndpointState): EndpointState {
 /** What fits the policy map, from {@linkcode fitPolicyMap}. */
 export interface PolicyFit {
   /** The state to write: the kept endpoints' slots, the others failed closed. */
-  state: DesiredState;
+  state: DesiredMaps;
   /** Policy entries the whole desired state needs. */
   needed: number;
   /** Pod keys failed closed, sorted. */
@@ -40,11 +40,11 @@ export interface PolicyFit {
  *
  * @example
  * ```ts
- * const fit = fitPolicyMap(compiler.state(), datapath.policyCapacity());
+ * const fit = fitPolicyMap(compiler.mapsState(), datapath.policyCapacity());
  * datapath.replaceAll(fit.state, ifindexOf); // fit.failedClosed deny in every isolated direction
  * ```
  */
-export function fitPolicyMap(state: DesiredState, capacity: number): PolicyFit {
+export function fitPolicyMap(state: DesiredMaps, capacity: number): PolicyFit {
   const bySlot = new Map<number, PolicyEntry[]>();
   for (const entry of state.policy.values()) {
     const entries = bySlot.get(entry.key.slot);

@@ -264,11 +264,13 @@ describe("compiler semantics (checked through the lookup emulation)", () => {
     assert.equal(allows(w, "10.0.1.9", "10.0.0.2"), false);
     assert.equal(allows(w, "10.1.0.1", "10.0.0.2"), false);
     assert.equal(allows(w, "fd00::1", "fd00::2"), false, "an IPv4 block never matches IPv6");
-    const { state } = compileWorld(w);
+    const { state, compiler } = compileWorld(w);
     assert.deepEqual(
       [...state.ipcache.keys()].sort(),
       ["10.0.0.0/16", "10.0.0.1/32", "10.0.0.2/32", "10.0.1.0/24", "10.0.1.3/32", "fd00::1/128", "fd00::2/128"],
     );
+    const { ipcache, endpoints, policy, tcpLimits } = state;
+    assert.deepEqual(compiler.mapsState(), { ipcache, endpoints, policy, tcpLimits }, "the full sync's read is the state's maps");
   });
 
   test("ports: protocol default TCP, any port of a protocol, ranges, named ports", () => {

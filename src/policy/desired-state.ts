@@ -205,12 +205,16 @@ export interface IdentityInfo {
 }
 
 /** The whole desired state. Ipcache entries are keyed by {@link ipcacheKeyString}, policy entries by {@link policyKeyString}. */
-export interface DesiredState {
+export interface DesiredState extends DesiredMaps {
+  rules: Map<number, RuleRef>;
+  identities: Map<number, IdentityInfo>;
+}
+
+/** What of the {@link DesiredState} the maps hold: all a full sync writes. */
+export interface DesiredMaps {
   ipcache: Map<string, IpcacheEntry>;
   endpoints: Map<string, EndpointState>;
   policy: Map<string, PolicyEntry>;
-  rules: Map<number, RuleRef>;
-  identities: Map<number, IdentityInfo>;
   /** The limits of every rule with TCP connection limits, by rule id: what `pal_tcp_limits` holds. */
   tcpLimits: Map<number, TcpLimits>;
 }

@@ -26,7 +26,7 @@ import type {
   TcpSourceValue,
 } from "../../src/datapath/index.ts";
 import { ipcacheKeyString, policyKeyString } from "../../src/policy/desired-state.ts";
-import type { DesiredState, EndpointState, IpcacheEntry, PolicyEntry, StateDiff, TcpLimits } from "../../src/policy/desired-state.ts";
+import type { DesiredMaps, DesiredState, EndpointState, IpcacheEntry, PolicyEntry, StateDiff, TcpLimits } from "../../src/policy/desired-state.ts";
 
 /** A map write of one call: its map, the key as text, and whether it upserted or removed. */
 type Write = `${"+" | "-"}${"policy" | "endpoint" | "ipcache" | "tcplimit"} ${string}`;
@@ -127,7 +127,7 @@ export class MemoryDatapath implements AgentDatapath {
     return [...this.ipcache].map(([cidr, entry]) => ({ cidr, ...entry.value }));
   }
 
-  replaceAll(state: DesiredState, ifindexOf: (podKey: string) => number | undefined): ApplyResult {
+  replaceAll(state: DesiredMaps, ifindexOf: (podKey: string) => number | undefined): ApplyResult {
     const writes: Write[] = [];
     const skippedEndpoints: string[] = [];
     this.#endpointIfindex.clear();
