@@ -252,6 +252,18 @@ describe("compiler semantics (checked through the lookup emulation)", () => {
     assert.equal(allows(world({ namespaces: nss, pods: [a, b, c], policies: [either] }), "10.0.1.3", "10.0.0.2"), true);
   });
 
+  test("the same objects in any order compile to the same entries, rule ids and identity numbers", () => {
+    fc.assert(
+      fc.property(
+        worldArb(5, 4).chain((w) => fc.tuple(fc.constant(w), fc.shuffledSubarray(w.policies, { minLength: w.policies.length }))),
+        ([w, shuffled]) => {
+          assert.deepEqual(compileWorld({ ...w, policies: shuffled }).state, compileWorld(w).state);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
   test("ipBlock with except, applied to pod IPs and outside addresses", () => {
     const p = netpol("x/p", {
       podSelector: { matchLabels: { app: "db" } },

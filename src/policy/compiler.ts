@@ -247,7 +247,9 @@ export class PolicyCompiler {
     const dirtyEndpoints = new Set([...addresses.pods.keys(), ...addresses.rebound]);
     const podsOf = (namespace: string): Iterable<string> => this.#ipcache.podsOf(namespace);
     const pod = (key: string): PodInfo | undefined => this.#ipcache.pod(key);
-    for (const key of this.#dirtyPolicies) this.#rules.set(key, this.#policies.get(key), podsOf, pod, dirtyEndpoints);
+    // In key order, as are endpoints below: rule ids and slot numbers then do not depend on the order objects
+    // arrived in, so an agent restarted on an unchanged cluster computes the entries its maps hold and writes none.
+    for (const key of [...this.#dirtyPolicies].sort()) this.#rules.set(key, this.#policies.get(key), podsOf, pod, dirtyEndpoints);
     for (const [key, namespace] of addresses.pods) this.#rules.reselect(key, namespace, pod(key));
     const compiled = [...this.#dirtyPolicies].filter((key) => this.#policies.has(key)).length;
     this.#dirtyPolicies.clear();
@@ -395,7 +397,7 @@ export class PolicyCompiler {
     // A number both gone and new means two identities: not in place; nor the reserved ones.
     const mutable = (id: number): boolean => id >= FIRST_ALLOCATED_IDENTITY && newIds.has(id) !== removed.has(id);
     const planned: PlannedEndpoint[] = [];
-    for (const key of dirty) {
+    for (const key of [...dirty].sort()) {
       const pod = this.#ipcache.pod(key);
       const old = this.#endpoints.get(key);
       if (!pod || (this.#nodeName !== undefined && pod.nodeName !== this.#nodeName)) {

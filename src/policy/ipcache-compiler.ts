@@ -337,7 +337,8 @@ export class IpcacheCompiler {
         touched.set(text, cidr);
       }
     };
-    for (const key of this.#dirtyPolicies) {
+    // In key order: a fresh node numbers the prefixes' identities alike whatever order the policies arrived in.
+    for (const key of [...this.#dirtyPolicies].sort()) {
       use(this.#committedPolicyPrefixes.get(key), -1);
       const prefixes = this.#policyPrefixes.get(key);
       use(prefixes, 1);
