@@ -4,7 +4,7 @@
  * issue 13's cluster times `--factor`), driven as the agent drives it:
  *
  * - cold start: a fresh compiler fed every object, one `commit()`, then the
- *   full-sync read `state()`; wall time of each, the JS heap the compiler
+ *   full-sync read the agent makes (`mapsState()`, `httpView()`); wall time of each, the JS heap the compiler
  *   holds (growth across the cold start, measured after forced collections,
  *   so not garbage) and the process's RSS after (the input world included);
  * - single changes in the first namespace (which holds real pods): a pod added
@@ -115,7 +115,7 @@ function measureProcess(factor: number, seed: number, changeRuns: number): Proce
   compiler.setHostIPs(world.hostIPs);
   compiler.commit();
   const committed = performance.now();
-  compiler.state();
+  compiler.mapsState();
   compiler.httpView();
   const stateMs = performance.now() - committed;
   collect();
@@ -177,7 +177,7 @@ function main(): void {
   );
   const cold = [
     ["cold commit (every object, one commit)", `${of((r) => r.commitMs)} ms`],
-    ["full-sync read (state(), httpView())", `${of((r) => r.stateMs)} ms`],
+    ["full-sync read (mapsState(), httpView())", `${of((r) => r.stateMs)} ms`],
     ["JS heap the compiler holds", `${of((r) => r.heapMb)} MB`],
     ["RSS after", `${of((r) => r.rssMb)} MB`],
   ];
