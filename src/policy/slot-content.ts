@@ -439,7 +439,12 @@ export class SlotContentBuilder {
 type ContentGroup = SlotContent["groups"][number];
 
 /** The order of groups in a content: by direction, then identity. */
-function groupOrder(a: Pick<ContentGroup, "identity" | "direction">, b: Pick<ContentGroup, "identity" | "direction">): number {
+/** What orders groups, and entries by their group. */
+type GroupKey = Pick<ContentGroup, "identity" | "direction">;
+
+const ownGroup = (group: ContentGroup): GroupKey => group;
+
+function groupOrder(a: GroupKey, b: GroupKey): number {
   return a.direction - b.direction || a.identity - b.identity;
 }
 
@@ -460,13 +465,17 @@ function groupTextLength(group: ContentGroup): number {
   return digits + group.template.name.length + 4;
 }
 
-/** The index of the first of `groups` (sorted) not before `group`. */
-function lowerBound(groups: readonly ContentGroup[], group: Pick<ContentGroup, "identity" | "direction">): number {
+/**
+ * The index of the first of `items` (in group order: by direction, then identity) not before the group
+ * of `direction` and `identity`; `groupOf` reads an item's group (a content's group, or a slot's entry's key).
+ */
+export function groupBound<T>(items: readonly T[], groupOf: (item: T) => GroupKey, direction: number, identity: number): number {
   let lo = 0;
-  let hi = groups.length;
+  let hi = items.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (groupOrder(groups[mid] as ContentGroup, group) < 0) lo = mid + 1;
+    const group = groupOf(items[mid] as T);
+    if (group.direction < direction || (group.direction === direction && group.identity < identity)) lo = mid + 1;
     else hi = mid;
   }
   return lo;
@@ -474,7 +483,7 @@ function lowerBound(groups: readonly ContentGroup[], group: Pick<ContentGroup, "
 
 /** The index in `groups` (sorted) of the group of `identity` in `direction`, or -1 without one. */
 function groupIndex(groups: readonly ContentGroup[], direction: Direction, identity: number): number {
-  const at = lowerBound(groups, { identity, direction });
+  const at = groupBound(groups, ownGroup, direction, identity);
   return groups[at]?.identity === identity && groups[at]?.direction === direction ? at : -1;
 }
 
@@ -496,7 +505,7 @@ function spliceGroups(current: SlotContent, dropped: ReadonlySet<number>, added:
   }
   const change = { dropped: drops.sort((a, b) => a - b).map((at) => old[at] as ContentGroup), added };
   if (added.length === 0 && drops.length === 0) return { content: current, change };
-  const changes = [...drops.map((at) => ({ at, fresh: undefined })), ...added.map((fresh) => ({ at: lowerBound(old, fresh), fresh }))];
+  const changes = [...drops.map((at) => ({ at, fresh: undefined })), ...added.map((fresh) => ({ at: groupBound(old, ownGroup, fresh.direction, fresh.identity), fresh }))];
   // At one index, an insertion goes before the group there, which may be dropped.
   changes.sort((a, b) => a.at - b.at || (a.fresh ? 0 : 1) - (b.fresh ? 0 : 1));
   const runs: ContentGroup[][] = [];

@@ -10,6 +10,7 @@
  * @module
  */
 import type { PolicyEntry, PolicyKey } from "./desired-state.ts";
+import { groupBound } from "./slot-content.ts";
 import type { ContentChange, SlotContent, TemplateNames } from "./slot-content.ts";
 
 interface SlotRecord {
@@ -22,18 +23,7 @@ interface SlotRecord {
 
 type Group = SlotContent["groups"][number];
 
-/** The index of the first entry of `entries` (in group order) not before the group of `identity` and `direction`. */
-function entryBound(entries: readonly PolicyEntry[], direction: number, identity: number): number {
-  let lo = 0;
-  let hi = entries.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    const { key } = entries[mid] as PolicyEntry;
-    if (key.direction < direction || (key.direction === direction && key.identity < identity)) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
+const entryGroup = (entry: PolicyEntry): PolicyKey => entry.key;
 
 /** The entries of `group` with the slot's number. */
 function groupEntries(slot: number, group: Group): PolicyEntry[] {
@@ -142,7 +132,7 @@ export class SlotTable {
     let http = this.#httpSlots.has(slot);
     for (const { identity, direction, template } of dropped) {
       this.#names.release(template);
-      const at = entryBound(entries, direction, identity);
+      const at = groupBound(entries, entryGroup, direction, identity);
       const gone = entries.splice(at, template.entries.length);
       for (const entry of gone) removals.push(entry.key);
       if (http && gone.some(hasHttp)) http = entries.some(hasHttp);
@@ -150,7 +140,7 @@ export class SlotTable {
     for (const group of added) {
       this.#names.retain(group.template);
       const fresh = groupEntries(slot.slot, group);
-      entries.splice(entryBound(entries, group.direction, group.identity), 0, ...fresh);
+      entries.splice(groupBound(entries, entryGroup, group.direction, group.identity), 0, ...fresh);
       upserts.push(...fresh);
       http ||= fresh.some(hasHttp);
     }
