@@ -9,16 +9,18 @@
  *
  * @module
  */
+import { join } from "node:path";
 import { Datapath } from "../../src/datapath/index.ts";
 import { DIRECTION_INGRESS, EP_ISOLATED_INGRESS, EP_NO_ANY_PEER_INGRESS, PROTOCOL_NUMBERS, VERDICT_ALLOW } from "../../src/policy/index.ts";
 import { NetnsNode, tag, uniquePinRoot, type NetnsPod } from "../../test/lib/kernel.ts";
+import { enableBpfStats, programIdsOfLinks, programRunStats } from "./bpf-prog-stats.ts";
 import type { CleanupStack } from "./cleanup.ts";
 import { installIptablesChain, type ForwardFlow } from "./iptables-chain.ts";
 import { installNftablesSet } from "./nftables-set.ts";
 import { peerIdentity, writeHostIpcache, writePeerIpcache, writePolicyEntries, writeSyntheticPolicy } from "./palisade-rules.ts";
 import type { PodWorkload, WorkloadTiming } from "./pod-workloads.ts";
-import type { QuietGate } from "./quiet-gate.ts";
-import { median } from "./stats.ts";
+import { machineBusySeconds, type QuietGate } from "./quiet-gate.ts";
+import { median, medianInterval, seededRandom, shuffle } from "./stats.ts";
 
 const CLIENT_V4 = "10.250.0.2";
 const SERVER_V4 = "10.250.0.3";
@@ -51,6 +53,28 @@ export interface RateSampling extends WorkloadTiming {
   rounds: number;
   /** Attempts per configuration and round when other programs disturb a run. */
   attempts: number;
+  /** Seeds the order of the configurations in each round (a fresh random order per round). */
+  seed: number;
+  /** Whether the kernel accounts Palisade's programs' run time (bpf-prog-stats.ts): costs some tens of ns per program run. */
+  programStats: boolean;
+}
+
+/** A row's rate against the baseline measured in the same round, over the rounds. */
+export interface PairedRatio {
+  /** Median of the rounds' ratios (1 = as fast as no engine). */
+  median: number;
+  /** A distribution-free interval for that median (stats.ts medianInterval). */
+  low: number;
+  high: number;
+  confidence: number;
+}
+
+/** What Palisade's programs cost per connection, from the kernel's accounting. */
+export interface ProgramCost {
+  /** Program runs (both programs, both hooks) per connection. */
+  runsPerConnection: number;
+  /** Their run time per connection, ns. */
+  programNsPerConnection: number;
 }
 
 /** One configuration's results over all rounds. */
@@ -69,6 +93,14 @@ export interface RateRow {
   disturbedKept: number;
   /** Palisade only, for workloads that count their connections: new flows its policy lookup allowed, against connections started. */
   policyAllowed?: { allowed: number; started: number };
+  /** Per round, the median of that round's figures (the same round's baseline is the pair of each). */
+  roundRates: number[];
+  /** Against the baseline, round by round; absent for the baseline itself. */
+  ratio?: PairedRatio;
+  /** For workloads that count their connections: CPU time the whole machine was busy per connection, ns (other programs' included). */
+  machineNsPerConnection?: number;
+  /** Palisade only, with `programStats`, for workloads that count their connections. */
+  programCost?: ProgramCost;
 }
 
 /** All rows of one workload, the baseline first. */
@@ -85,7 +117,7 @@ export interface RateResult {
  * N - 1 fillers plus the one admitting the client on the service port. N = 0:
  * no policy selects either pod, both unisolated, and no policy entries.
  */
-function installPalisade(cleanup: CleanupStack, client: NetnsPod, server: NetnsPod, rules: number): { datapath: Datapath; remove: () => void } {
+function installPalisade(cleanup: CleanupStack, client: NetnsPod, server: NetnsPod, rules: number): { datapath: Datapath; programIds: number[]; remove: () => void } {
   const pinRoot = uniquePinRoot("bench");
   const datapath = Datapath.open({ pinRoot, mapSizes: { policy: rules + 1024, ipcache: PEERS + 1024 } });
   const remove = cleanup.add(`datapath pinned at ${pinRoot}`, () => {
@@ -117,22 +149,25 @@ function installPalisade(cleanup: CleanupStack, client: NetnsPod, server: NetnsP
   datapath.setEndpoint(server.ifindex, { endpointId: 2, identity: serverIdentity, slot: SERVER_SLOT, flags: rules > 0 ? EP_ISOLATED_INGRESS | EP_NO_ANY_PEER_INGRESS : 0 });
   datapath.attach(client.ifindex, { mode: "tcx" });
   datapath.attach(server.ifindex, { mode: "tcx" });
-  return { datapath, remove };
+  const links = [client, server].flatMap((pod) => ["ingress", "egress"].map((direction) => join(pinRoot, "links", `${pod.ifindex}-${direction}`)));
+  return { datapath, programIds: programIdsOfLinks(links), remove };
 }
 
 /**
  * Builds the two pods and, for each workload in turn, starts its server and
  * measures every configuration of `plan` (and the baseline) in interleaved
  * rounds: each round installs one engine's rules, runs the client, removes
- * them, and moves on, starting one configuration further each round, so
- * drift on a shared machine spreads over all rows instead of favouring the
- * first or last. A run during which other programs used the CPU is repeated
- * (up to `attempts`), after waiting for quiet within the gate's budget.
+ * them, and moves on, in a fresh random order each round (seeded), so that
+ * neither drift on a shared machine nor what ran just before (a large
+ * configuration's teardown) favours a row. Each row is also compared with
+ * the baseline of its own round, and those ratios' median and interval are
+ * reported. A run during which other programs used the CPU is repeated (up
+ * to `attempts`), after waiting for quiet within the gate's budget.
  *
  * @example
  * ```ts
  * const [result] = await measureEngines(cleanup, { iptables: [1, 100], nftables: [1, 100], palisade: [1, 100] },
- *   { rounds: 3, warmupMs: 500, windowMs: 1000, windows: 3, attempts: 3 }, new QuietGate(0.1, 60_000), console.error, [POD_WORKLOADS.connect]);
+ *   { rounds: 3, warmupMs: 500, windowMs: 1000, windows: 3, attempts: 3, seed: 1, programStats: false }, new QuietGate(0.1, 60_000), console.error, [POD_WORKLOADS.connect]);
  * ```
  */
 export async function measureEngines(
@@ -143,6 +178,7 @@ export async function measureEngines(
   log: (line: string) => void,
   workloads: readonly PodWorkload[],
 ): Promise<RateResult[]> {
+  if (sampling.programStats) enableBpfStats(cleanup);
   const node = new NetnsNode();
   const removeNode = cleanup.add("benchmark pods (network namespaces and veths)", () => node.remove());
   try {
@@ -189,20 +225,29 @@ async function measureWorkload(
     ...plan.iptables.map((rules) => ({ engine: "iptables" as const, rules })),
     ...plan.nftables.map((rules) => ({ engine: "nftables" as const, rules })),
     ...plan.palisade.map((rules) => ({ engine: "palisade" as const, rules })),
-  ].map(({ engine, rules }): RateRow => ({ engine, rules, rates: [], medianRate: 0, errors: 0, repeated: 0, disturbedKept: 0 }));
+  ].map(({ engine, rules }): RateRow => ({ engine, rules, rates: [], medianRate: 0, errors: 0, repeated: 0, disturbedKept: 0, roundRates: [] }));
+  // Sums over the runs kept, for each Palisade row's program cost.
+  const costs = new Map<RateRow, { programNs: number; runs: number; machineNs: number; connections: number }>();
 
   const measureOnce = async (row: RateRow): Promise<void> => {
     let remove = () => {};
-    let datapath: Datapath | undefined;
+    let palisade: { datapath: Datapath; programIds: number[] } | undefined;
     if (row.engine === "iptables") remove = installIptablesChain(cleanup, `PLB-${tag()}`, row.rules, flow, PEERS);
     if (row.engine === "nftables") remove = installNftablesSet(cleanup, `plb_${tag()}`, row.rules, flow, PEERS);
-    if (row.engine === "palisade") ({ datapath, remove } = installPalisade(cleanup, client, server, row.rules));
+    if (row.engine === "palisade") {
+      const installed = installPalisade(cleanup, client, server, row.rules);
+      ({ remove } = installed);
+      palisade = installed;
+    }
     try {
       let started: number | undefined;
       for (let attempt = 1; ; attempt++) {
         if (attempt > 1) await gate.waitForQuiet();
         await gate.settle();
+        const programsBefore = palisade && sampling.programStats ? programRunStats(palisade.programIds) : undefined;
+        const busyBefore = machineBusySeconds();
         const { result: run, foreignShare } = await gate.measure(() => workload.run(node, client, SERVER_V4, SERVICE_PORT, sampling));
+        const busyNs = (machineBusySeconds() - busyBefore) * 1e9;
         if (run.started !== undefined) started = (started ?? 0) + run.started;
         const disturbed = foreignShare > gate.maxForeignShare;
         if (disturbed && attempt < sampling.attempts) {
@@ -212,12 +257,24 @@ async function measureWorkload(
         }
         if (disturbed) row.disturbedKept++;
         row.rates.push(...run.values);
+        row.roundRates.push(median(run.values));
         row.errors += run.errors;
+        if (run.started !== undefined) {
+          const sum = costs.get(row) ?? { programNs: 0, runs: 0, machineNs: 0, connections: 0 };
+          if (programsBefore !== undefined && palisade !== undefined) {
+            const programsAfter = programRunStats(palisade.programIds);
+            sum.programNs += programsAfter.runTimeNs - programsBefore.runTimeNs;
+            sum.runs += programsAfter.runCount - programsBefore.runCount;
+          }
+          sum.machineNs += busyNs;
+          sum.connections += run.started;
+          costs.set(row, sum);
+        }
         break;
       }
-      if (datapath !== undefined && started !== undefined) {
+      if (palisade !== undefined && started !== undefined) {
         // N = 0: every SYN is a new flow at both pods' hooks, admitted as not isolated.
-        const stats = datapath.reasonStats();
+        const stats = palisade.datapath.reasonStats();
         const allowed = row.rules > 0 ? Number(stats["policy-allow"].packets) : Number(stats["not-isolated"].packets) / 2;
         row.policyAllowed = { allowed: (row.policyAllowed?.allowed ?? 0) + allowed, started: (row.policyAllowed?.started ?? 0) + started };
       }
@@ -226,10 +283,26 @@ async function measureWorkload(
     }
   };
 
+  const random = seededRandom(sampling.seed);
   for (let round = 0; round < sampling.rounds; round++) {
     log(`${workload.name}: round ${round + 1} of ${sampling.rounds} over ${rows.length} configurations`);
-    for (let i = 0; i < rows.length; i++) await measureOnce(rows[(round + i) % rows.length]!);
+    for (const row of shuffle([...rows], random)) await measureOnce(row);
   }
-  for (const row of rows) row.medianRate = median(row.rates);
-  return { workload: { name: workload.name, title: workload.title, unit: workload.unit }, rows, baselineRate: rows[0]!.medianRate };
+  const baseline = rows[0]!;
+  for (const row of rows) {
+    row.medianRate = median(row.rates);
+    if (row !== baseline) {
+      const ratios = row.roundRates.map((rate, round) => rate / baseline.roundRates[round]!);
+      const { low, high, confidence } = medianInterval(ratios);
+      row.ratio = { median: median(ratios), low, high, confidence };
+    }
+    const cost = costs.get(row);
+    if (cost !== undefined && cost.connections > 0) {
+      row.machineNsPerConnection = cost.machineNs / cost.connections;
+      if (row.engine === "palisade" && sampling.programStats) {
+        row.programCost = { runsPerConnection: cost.runs / cost.connections, programNsPerConnection: cost.programNs / cost.connections };
+      }
+    }
+  }
+  return { workload: { name: workload.name, title: workload.title, unit: workload.unit }, rows, baselineRate: baseline.medianRate };
 }
