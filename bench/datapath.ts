@@ -5,14 +5,15 @@
  *     identity counts K, new and established flows, against the empty program;
  *  2. the engines between two pods: N rules in iptables (linear chain),
  *     nftables (one set lookup) and Palisade (N = 0: no policy selects
- *     either pod), against no engine at all, under real workloads: the
+ *     either pod), against no engine at all and the empty program on
+ *     Palisade's hooks, under real workloads: the
  *     project's connect loop, wrk + nginx (a new connection per request, and
  *     keep-alive), iperf3.
  * Everything it creates in the kernel is removed, also on failure or signal.
  *
  * Usage: `node dist/bench/datapath.js [--quick] [--only verdict|engines]
  * [--workloads connect,wrk-close,wrk-keepalive,iperf3] [--engines
- * iptables,nftables,palisade] [--rules 0,1,10000] [--rounds R] [--seed S]
+ * tcx-empty,iptables,nftables,palisade] [--rules 0,1,10000] [--rounds R] [--seed S]
  * [--program-stats] [--json FILE]` (as root). `--quick` runs a small grid as a
  * smoke test; `--engines` and `--rules` narrow the engine comparison (N = 0
  * is Palisade's only), `--rounds` and `--seed` set its rounds and their
@@ -56,7 +57,7 @@ interface BenchSettings {
 const FULL: BenchSettings = {
   grid: K_SWEEP.map((identities) => ({ identities, ruleCounts: N_SWEEP })),
   verdict: { rounds: 20, newFlowPerRound: 150, establishedRepeat: 100_000, attempts: 3 },
-  plan: { iptables: [1, 1000, 10_000, 100_000], nftables: [1, 1000, 10_000, 100_000], palisade: [0, 1, 1000, 10_000, 100_000] },
+  plan: { tcxEmpty: true, iptables: [1, 1000, 10_000, 100_000], nftables: [1, 1000, 10_000, 100_000], palisade: [0, 1, 1000, 10_000, 100_000] },
   rate: { rounds: 3, warmupMs: 1000, windowMs: 1000, windows: 3, attempts: 4, seed: 0, programStats: false },
   quietWaitBudgetMs: 300_000,
 };
@@ -68,12 +69,12 @@ const QUICK: BenchSettings = {
     { identities: 65_536, ruleCounts: [10_000] },
   ],
   verdict: { rounds: 4, newFlowPerRound: 50, establishedRepeat: 10_000, attempts: 2 },
-  plan: { iptables: [1, 100], nftables: [1, 100], palisade: [0, 1, 100] },
+  plan: { tcxEmpty: true, iptables: [1, 100], nftables: [1, 100], palisade: [0, 1, 100] },
   rate: { rounds: 2, warmupMs: 1000, windowMs: 1000, windows: 1, attempts: 2, seed: 0, programStats: false },
   quietWaitBudgetMs: 10_000,
 };
 
-const ENGINES = ["iptables", "nftables", "palisade"] as const;
+const ENGINES = ["tcx-empty", "iptables", "nftables", "palisade"] as const;
 
 /** A whole number option, or an error naming it. */
 function wholeNumber(option: string, text: string): number {
@@ -91,9 +92,14 @@ function narrowPlan(plan: RatePlan, engines: string, rules: string | undefined):
     if (!(ENGINES as readonly string[]).includes(engine)) throw new Error(`Cannot run the benchmark: --engines names "${engine}", not one of ${ENGINES.join(", ")}`);
   }
   const counts = rules?.split(",").map((count) => wholeNumber("--rules", count));
-  const pick = (engine: (typeof ENGINES)[number], preset: readonly number[]) =>
+  const pick = (engine: Exclude<(typeof ENGINES)[number], "tcx-empty">, preset: readonly number[]) =>
     !chosen.includes(engine) ? [] : counts === undefined ? preset : counts.filter((count) => count > 0 || engine === "palisade");
-  return { iptables: pick("iptables", plan.iptables), nftables: pick("nftables", plan.nftables), palisade: pick("palisade", plan.palisade) };
+  return {
+    tcxEmpty: plan.tcxEmpty && chosen.includes("tcx-empty"),
+    iptables: pick("iptables", plan.iptables),
+    nftables: pick("nftables", plan.nftables),
+    palisade: pick("palisade", plan.palisade),
+  };
 }
 
 const log = (line: string) => process.stderr.write(`bench: ${line}\n`);

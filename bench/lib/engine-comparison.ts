@@ -10,7 +10,9 @@
  * @module
  */
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { Datapath } from "../../src/datapath/index.ts";
+import { attachTcx, closeFd, linkDetach, openObject } from "../../src/datapath/native.ts";
 import { DIRECTION_INGRESS, EP_ISOLATED_INGRESS, EP_NO_ANY_PEER_INGRESS, PROTOCOL_NUMBERS, VERDICT_ALLOW } from "../../src/policy/index.ts";
 import { NetnsNode, tag, uniquePinRoot, type NetnsPod } from "../../test/lib/kernel.ts";
 import { enableBpfStats, programIdsOfLinks, programRunStats } from "./bpf-prog-stats.ts";
@@ -37,11 +39,13 @@ const SERVER_SLOT = 2;
  */
 const CLOSING_TIMEOUT_S = 1;
 
-/** The engines compared; "none" is the baseline. */
-export type Engine = "none" | "iptables" | "nftables" | "palisade";
+/** The engines compared; "none" is the baseline, "tcx-empty" the empty program on Palisade's four hooks. */
+export type Engine = "none" | "tcx-empty" | "iptables" | "nftables" | "palisade";
 
 /** Rule counts N to measure per engine (the baseline is measured in every round). */
 export interface RatePlan {
+  /** Whether to measure the empty program attached where Palisade's are: what tcx and a program run cost without Palisade's work. */
+  tcxEmpty: boolean;
   iptables: readonly number[];
   nftables: readonly number[];
   palisade: readonly number[];
@@ -111,6 +115,24 @@ export interface RateResult {
   baselineRate: number;
 }
 
+const EMPTY_OBJECT = fileURLToPath(new URL("../../../bpf/out/empty.bpf.o", import.meta.url));
+
+/** Attaches the empty program with tcx on both hooks of both pods' host-side veths, as Palisade's programs sit. */
+function installEmptyPrograms(cleanup: CleanupStack, client: NetnsPod, server: NetnsPod): () => void {
+  const object = openObject(EMPTY_OBJECT);
+  const links: number[] = [];
+  const remove = cleanup.add("the empty program on the pods' veths", () => {
+    for (const link of links) {
+      linkDetach(link);
+      closeFd(link);
+    }
+    object.close();
+  });
+  const programFd = object.program("pal_empty").fd;
+  for (const pod of [client, server]) for (const direction of ["ingress", "egress"] as const) links.push(attachTcx(programFd, pod.ifindex, direction));
+  return remove;
+}
+
 /**
  * Attaches a fresh Palisade datapath to both pods' host-side veths: the
  * client unisolated, the server isolated for ingress with N policy entries,
@@ -166,7 +188,7 @@ function installPalisade(cleanup: CleanupStack, client: NetnsPod, server: NetnsP
  *
  * @example
  * ```ts
- * const [result] = await measureEngines(cleanup, { iptables: [1, 100], nftables: [1, 100], palisade: [1, 100] },
+ * const [result] = await measureEngines(cleanup, { tcxEmpty: true, iptables: [1, 100], nftables: [1, 100], palisade: [1, 100] },
  *   { rounds: 3, warmupMs: 500, windowMs: 1000, windows: 3, attempts: 3, seed: 1, programStats: false }, new QuietGate(0.1, 60_000), console.error, [POD_WORKLOADS.connect]);
  * ```
  */
@@ -222,6 +244,7 @@ async function measureWorkload(
 ): Promise<RateResult> {
   const rows: RateRow[] = [
     { engine: "none" as const, rules: 0 },
+    ...(plan.tcxEmpty ? [{ engine: "tcx-empty" as const, rules: 0 }] : []),
     ...plan.iptables.map((rules) => ({ engine: "iptables" as const, rules })),
     ...plan.nftables.map((rules) => ({ engine: "nftables" as const, rules })),
     ...plan.palisade.map((rules) => ({ engine: "palisade" as const, rules })),
@@ -232,6 +255,7 @@ async function measureWorkload(
   const measureOnce = async (row: RateRow): Promise<void> => {
     let remove = () => {};
     let palisade: { datapath: Datapath; programIds: number[] } | undefined;
+    if (row.engine === "tcx-empty") remove = installEmptyPrograms(cleanup, client, server);
     if (row.engine === "iptables") remove = installIptablesChain(cleanup, `PLB-${tag()}`, row.rules, flow, PEERS);
     if (row.engine === "nftables") remove = installNftablesSet(cleanup, `plb_${tag()}`, row.rules, flow, PEERS);
     if (row.engine === "palisade") {

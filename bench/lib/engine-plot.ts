@@ -3,7 +3,8 @@
  * engine's median against the no-engine baseline of the same run over the
  * rule count N on a log axis, rendered to SVG without a browser. Palisade
  * with no policy selecting the pods (N = 0, which a log axis cannot place)
- * is a dashed level, as is the baseline.
+ * is a dashed level, as are the baseline and the empty program on
+ * Palisade's hooks.
  *
  * @module
  */
@@ -23,8 +24,10 @@ export function workloadPlotSpec(result: RateResult, date: string): TopLevelSpec
     .filter((row) => row.engine !== "none" && row.rules > 0)
     .map((row) => ({ engine: ENGINE_LABELS[row.engine as keyof typeof ENGINE_LABELS], rules: row.rules, percent: percent(row.medianRate), median: row.medianRate }));
   const unselected = result.rows.find((row) => row.engine === "palisade" && row.rules === 0);
+  const empty = result.rows.find((row) => row.engine === "tcx-empty");
   const levels = [
     { level: `no engine (${result.baselineRate.toFixed(result.baselineRate < 100 ? 2 : 0)} ${result.workload.unit})`, percent: 100 },
+    ...(empty ? [{ level: "the empty program on Palisade's hooks (tcx)", percent: percent(empty.medianRate) }] : []),
     ...(unselected ? [{ level: "Palisade, no policy selects the pods", percent: percent(unselected.medianRate) }] : []),
   ];
   const x = { field: "rules", type: "quantitative" as const, scale: { type: "log" as const }, title: "rules N (log scale)", axis: { values: [1, 10, 100, 1000, 10_000, 100_000], format: "~s" } };

@@ -100,8 +100,8 @@ export function formatRateTable(result: RateResult): string {
   const digits = result.baselineRate < 100 ? 2 : 0;
   const percent = (ratio: number) => (ratio * 100).toFixed(1);
   const rows = result.rows.map((row) => [
-    row.engine === "none" ? "no engine" : row.engine,
-    row.engine === "none" ? "" : shortCount(row.rules),
+    row.engine === "none" ? "no engine" : row.engine === "tcx-empty" ? "empty program (tcx)" : row.engine,
+    row.engine === "none" || row.engine === "tcx-empty" ? "" : shortCount(row.rules),
     row.medianRate.toFixed(digits),
     `${Math.min(...row.rates).toFixed(digits)}-${Math.max(...row.rates).toFixed(digits)}`,
     `${percent(row.medianRate / result.baselineRate)}%`,
