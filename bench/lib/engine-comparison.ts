@@ -12,7 +12,7 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Datapath } from "../../src/datapath/index.ts";
-import { attachTcx, closeFd, linkDetach, openObject } from "../../src/datapath/native.ts";
+import { attachTcx, closeFd, linkDetach, linkInfo, openObject } from "../../src/datapath/native.ts";
 import { DIRECTION_INGRESS, EP_ISOLATED_INGRESS, EP_NO_ANY_PEER_INGRESS, PROTOCOL_NUMBERS, VERDICT_ALLOW } from "../../src/policy/index.ts";
 import { NetnsNode, tag, uniquePinRoot, type NetnsPod } from "../../test/lib/kernel.ts";
 import { enableBpfStats, programIdsOfLinks, programRunStats } from "./bpf-prog-stats.ts";
@@ -73,7 +73,7 @@ export interface PairedRatio {
   confidence: number;
 }
 
-/** What Palisade's programs cost per connection, from the kernel's accounting. */
+/** What the attached programs (Palisade's, or the empty one) cost per connection, from the kernel's accounting. */
 export interface ProgramCost {
   /** Program runs (both programs, both hooks) per connection. */
   runsPerConnection: number;
@@ -103,7 +103,7 @@ export interface RateRow {
   ratio?: PairedRatio;
   /** For workloads that count their connections: CPU time the whole machine was busy per connection, ns (other programs' included). */
   machineNsPerConnection?: number;
-  /** Palisade only, with `programStats`, for workloads that count their connections. */
+  /** Palisade and the empty program only, with `programStats`, for workloads that count their connections. */
   programCost?: ProgramCost;
 }
 
@@ -118,7 +118,7 @@ export interface RateResult {
 const EMPTY_OBJECT = fileURLToPath(new URL("../../../bpf/out/empty.bpf.o", import.meta.url));
 
 /** Attaches the empty program with tcx on both hooks of both pods' host-side veths, as Palisade's programs sit. */
-function installEmptyPrograms(cleanup: CleanupStack, client: NetnsPod, server: NetnsPod): () => void {
+function installEmptyPrograms(cleanup: CleanupStack, client: NetnsPod, server: NetnsPod): { programIds: number[]; remove: () => void } {
   const object = openObject(EMPTY_OBJECT);
   const links: number[] = [];
   const remove = cleanup.add("the empty program on the pods' veths", () => {
@@ -130,7 +130,7 @@ function installEmptyPrograms(cleanup: CleanupStack, client: NetnsPod, server: N
   });
   const programFd = object.program("pal_empty").fd;
   for (const pod of [client, server]) for (const direction of ["ingress", "egress"] as const) links.push(attachTcx(programFd, pod.ifindex, direction));
-  return remove;
+  return { programIds: [linkInfo(links[0]!).progId], remove };
 }
 
 /**
@@ -254,21 +254,19 @@ async function measureWorkload(
 
   const measureOnce = async (row: RateRow): Promise<void> => {
     let remove = () => {};
-    let palisade: { datapath: Datapath; programIds: number[] } | undefined;
-    if (row.engine === "tcx-empty") remove = installEmptyPrograms(cleanup, client, server);
+    // The BPF programs the row attaches, and Palisade's datapath.
+    let programIds: number[] | undefined;
+    let datapath: Datapath | undefined;
+    if (row.engine === "tcx-empty") ({ programIds, remove } = installEmptyPrograms(cleanup, client, server));
     if (row.engine === "iptables") remove = installIptablesChain(cleanup, `PLB-${tag()}`, row.rules, flow, PEERS);
     if (row.engine === "nftables") remove = installNftablesSet(cleanup, `plb_${tag()}`, row.rules, flow, PEERS);
-    if (row.engine === "palisade") {
-      const installed = installPalisade(cleanup, client, server, row.rules);
-      ({ remove } = installed);
-      palisade = installed;
-    }
+    if (row.engine === "palisade") ({ datapath, programIds, remove } = installPalisade(cleanup, client, server, row.rules));
     try {
       let started: number | undefined;
       for (let attempt = 1; ; attempt++) {
         if (attempt > 1) await gate.waitForQuiet();
         await gate.settle();
-        const programsBefore = palisade && sampling.programStats ? programRunStats(palisade.programIds) : undefined;
+        const programsBefore = programIds && sampling.programStats ? programRunStats(programIds) : undefined;
         const busyBefore = machineBusySeconds();
         const { result: run, foreignShare } = await gate.measure(() => workload.run(node, client, SERVER_V4, SERVICE_PORT, sampling));
         const busyNs = (machineBusySeconds() - busyBefore) * 1e9;
@@ -285,8 +283,8 @@ async function measureWorkload(
         row.errors += run.errors;
         if (run.started !== undefined) {
           const sum = costs.get(row) ?? { programNs: 0, runs: 0, machineNs: 0, connections: 0 };
-          if (programsBefore !== undefined && palisade !== undefined) {
-            const programsAfter = programRunStats(palisade.programIds);
+          if (programsBefore !== undefined && programIds !== undefined) {
+            const programsAfter = programRunStats(programIds);
             sum.programNs += programsAfter.runTimeNs - programsBefore.runTimeNs;
             sum.runs += programsAfter.runCount - programsBefore.runCount;
           }
@@ -296,9 +294,9 @@ async function measureWorkload(
         }
         break;
       }
-      if (palisade !== undefined && started !== undefined) {
+      if (datapath !== undefined && started !== undefined) {
         // N = 0: every SYN is a new flow at both pods' hooks, admitted as not isolated.
-        const stats = palisade.datapath.reasonStats();
+        const stats = datapath.reasonStats();
         const allowed = row.rules > 0 ? Number(stats["policy-allow"].packets) : Number(stats["not-isolated"].packets) / 2;
         row.policyAllowed = { allowed: (row.policyAllowed?.allowed ?? 0) + allowed, started: (row.policyAllowed?.started ?? 0) + started };
       }
@@ -323,7 +321,7 @@ async function measureWorkload(
     const cost = costs.get(row);
     if (cost !== undefined && cost.connections > 0) {
       row.machineNsPerConnection = cost.machineNs / cost.connections;
-      if (row.engine === "palisade" && sampling.programStats) {
+      if ((row.engine === "palisade" || row.engine === "tcx-empty") && sampling.programStats) {
         row.programCost = { runsPerConnection: cost.runs / cost.connections, programNsPerConnection: cost.programNs / cost.connections };
       }
     }
