@@ -167,7 +167,7 @@ async function main(): Promise<void> {
         print(
           `\n## ${result.workload.title}\n\n` +
             `Per configuration and round ${warmupMs} ms warm-up, then ${windows * windowMs} ms measured; ${rounds} rounds, ` +
-            `each in a random order (seed ${seed}); median over all runs, and of each run against the same round's baseline.\n`,
+            `each in a random order (seed ${seed}) and each run after a baseline run; median over all runs, and of each run against the baseline run before it.\n`,
         );
         print(formatRateTable(result));
       }

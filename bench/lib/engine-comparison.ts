@@ -63,9 +63,9 @@ export interface RateSampling extends WorkloadTiming {
   programStats: boolean;
 }
 
-/** A row's rate against the baseline measured in the same round, over the rounds. */
+/** A row's runs against the baseline run measured right before each. */
 export interface PairedRatio {
-  /** Median of the rounds' ratios (1 = as fast as no engine). */
+  /** Median of the runs' ratios (1 = as fast as no engine). */
   median: number;
   /** A distribution-free interval for that median (stats.ts medianInterval). */
   low: number;
@@ -97,9 +97,9 @@ export interface RateRow {
   disturbedKept: number;
   /** Palisade only, for workloads that count their connections: new flows its policy lookup allowed, against connections started. */
   policyAllowed?: { allowed: number; started: number };
-  /** Per round, the median of that round's figures (the same round's baseline is the pair of each). */
-  roundRates: number[];
-  /** Against the baseline, round by round; absent for the baseline itself. */
+  /** Per run kept, the median of its figures, in the order measured. */
+  runRates: number[];
+  /** Against the baseline run measured right before each run; absent for the baseline itself. */
   ratio?: PairedRatio;
   /** For workloads that count their connections: CPU time the whole machine was busy per connection, ns (other programs' included). */
   machineNsPerConnection?: number;
@@ -181,9 +181,9 @@ function installPalisade(cleanup: CleanupStack, client: NetnsPod, server: NetnsP
  * rounds: each round installs one engine's rules, runs the client, removes
  * them, and moves on, in a fresh random order each round (seeded), so that
  * neither drift on a shared machine nor what ran just before (a large
- * configuration's teardown) favours a row. Each row is also compared with
- * the baseline of its own round, and those ratios' median and interval are
- * reported. A run during which other programs used the CPU is repeated (up
+ * configuration's teardown) favours a row. Before each run the baseline is
+ * run once more, and each run is compared with that baseline run: the
+ * ratios' median and interval are reported. A run during which other programs used the CPU is repeated (up
  * to `attempts`), after waiting for quiet within the gate's budget.
  *
  * @example
@@ -248,7 +248,7 @@ async function measureWorkload(
     ...plan.iptables.map((rules) => ({ engine: "iptables" as const, rules })),
     ...plan.nftables.map((rules) => ({ engine: "nftables" as const, rules })),
     ...plan.palisade.map((rules) => ({ engine: "palisade" as const, rules })),
-  ].map(({ engine, rules }): RateRow => ({ engine, rules, rates: [], medianRate: 0, errors: 0, repeated: 0, disturbedKept: 0, roundRates: [] }));
+  ].map(({ engine, rules }): RateRow => ({ engine, rules, rates: [], medianRate: 0, errors: 0, repeated: 0, disturbedKept: 0, runRates: [] }));
   // Sums over the runs kept, for each Palisade row's program cost.
   const costs = new Map<RateRow, { programNs: number; runs: number; machineNs: number; connections: number }>();
 
@@ -279,7 +279,7 @@ async function measureWorkload(
         }
         if (disturbed) row.disturbedKept++;
         row.rates.push(...run.values);
-        row.roundRates.push(median(run.values));
+        row.runRates.push(median(run.values));
         row.errors += run.errors;
         if (run.started !== undefined) {
           const sum = costs.get(row) ?? { programNs: 0, runs: 0, machineNs: 0, connections: 0 };
@@ -306,15 +306,22 @@ async function measureWorkload(
   };
 
   const random = seededRandom(sampling.seed);
+  const [baseline, ...engines] = rows as [RateRow, ...RateRow[]];
+  // Each engine's run is paired with a baseline run right before it: on a shared machine the load moves
+  // within seconds, so a baseline measured a round earlier or later says little about this run's conditions.
+  const pairedBaseline = new Map<RateRow, number[]>(engines.map((row) => [row, []]));
   for (let round = 0; round < sampling.rounds; round++) {
-    log(`${workload.name}: round ${round + 1} of ${sampling.rounds} over ${rows.length} configurations`);
-    for (const row of shuffle([...rows], random)) await measureOnce(row);
+    log(`${workload.name}: round ${round + 1} of ${sampling.rounds} over ${engines.length} configurations, each after a baseline run`);
+    for (const row of shuffle([...engines], random)) {
+      await measureOnce(baseline);
+      await measureOnce(row);
+      pairedBaseline.get(row)!.push(baseline.runRates.at(-1)!);
+    }
   }
-  const baseline = rows[0]!;
   for (const row of rows) {
     row.medianRate = median(row.rates);
     if (row !== baseline) {
-      const ratios = row.roundRates.map((rate, round) => rate / baseline.roundRates[round]!);
+      const ratios = row.runRates.map((rate, run) => rate / pairedBaseline.get(row)![run]!);
       const { low, high, confidence } = medianInterval(ratios);
       row.ratio = { median: median(ratios), low, high, confidence };
     }

@@ -4,7 +4,7 @@ import type { RateResult, RateRow } from "./engine-comparison.ts";
 import { renderSvg, workloadPlotSpec } from "./engine-plot.ts";
 
 function row(engine: RateRow["engine"], rules: number, medianRate: number): RateRow {
-  return { engine, rules, rates: [medianRate], medianRate, errors: 0, repeated: 0, disturbedKept: 0, roundRates: [medianRate] };
+  return { engine, rules, rates: [medianRate], medianRate, errors: 0, repeated: 0, disturbedKept: 0, runRates: [medianRate] };
 }
 
 const result: RateResult = {

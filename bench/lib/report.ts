@@ -91,7 +91,8 @@ export function formatFlatnessCheck(result: VerdictResult): string {
 
 /**
  * An engine comparison's table: median and range of the runs, ratio to the
- * baseline (of the medians, and round by round with an interval), CPU per
+ * baseline (of the medians, and run by run against the baseline run right
+ * before each, with an interval), CPU per
  * connection (the whole machine's, and Palisade's programs'), errors,
  * disturbed runs.
  */
@@ -119,7 +120,7 @@ export function formatRateTable(result: RateResult): string {
       `${result.workload.unit} (median)`,
       "runs min-max",
       "vs no engine",
-      "paired by round (interval, confidence)",
+      "vs the baseline run before each (interval, confidence)",
       "CPU µs/conn",
       "programs ns/conn (runs)",
       "errors",
