@@ -5,15 +5,21 @@
  *     identity counts K, new and established flows, against the empty program;
  *  2. the engines between two pods: N rules in iptables (linear chain),
  *     nftables (one set lookup) and Palisade (N = 0: no policy selects
- *     either pod), against no engine at all, under real workloads: the
+ *     either pod), against no engine at all and the empty program on
+ *     Palisade's hooks, under real workloads: the
  *     project's connect loop, wrk + nginx (a new connection per request, and
  *     keep-alive), iperf3.
  * Everything it creates in the kernel is removed, also on failure or signal.
  *
  * Usage: `node dist/bench/datapath.js [--quick] [--only verdict|engines]
- * [--workloads connect,wrk-close,wrk-keepalive,iperf3] [--json FILE]` (as
- * root). `--quick` runs a small grid as a smoke test; `--json` also writes the
- * engines' results as JSON, which `bench/plot.ts` turns into the docs' plots.
+ * [--workloads connect,wrk-close,wrk-keepalive,iperf3] [--engines
+ * tcx-empty,iptables,nftables,palisade] [--rules 0,1,10000] [--rounds R] [--seed S]
+ * [--program-stats] [--json FILE]` (as root). `--quick` runs a small grid as a
+ * smoke test; `--engines` and `--rules` narrow the engine comparison (N = 0
+ * is Palisade's only), `--rounds` and `--seed` set its rounds and their
+ * random order; `--program-stats` has the kernel account Palisade's programs'
+ * run time per connection; `--json` also writes the engines' results as
+ * JSON, which `bench/plot.ts` turns into the docs' plots.
  *
  * @module
  */
@@ -51,8 +57,8 @@ interface BenchSettings {
 const FULL: BenchSettings = {
   grid: K_SWEEP.map((identities) => ({ identities, ruleCounts: N_SWEEP })),
   verdict: { rounds: 20, newFlowPerRound: 150, establishedRepeat: 100_000, attempts: 3 },
-  plan: { iptables: [1, 1000, 10_000, 100_000], nftables: [1, 1000, 10_000, 100_000], palisade: [0, 1, 1000, 10_000, 100_000] },
-  rate: { rounds: 3, warmupMs: 1000, windowMs: 1000, windows: 3, attempts: 4 },
+  plan: { tcxEmpty: true, iptables: [1, 1000, 10_000, 100_000], nftables: [1, 1000, 10_000, 100_000], palisade: [0, 1, 1000, 10_000, 100_000] },
+  rate: { rounds: 3, warmupMs: 1000, windowMs: 1000, windows: 3, attempts: 4, seed: 0, programStats: false },
   quietWaitBudgetMs: 300_000,
 };
 
@@ -63,17 +69,55 @@ const QUICK: BenchSettings = {
     { identities: 65_536, ruleCounts: [10_000] },
   ],
   verdict: { rounds: 4, newFlowPerRound: 50, establishedRepeat: 10_000, attempts: 2 },
-  plan: { iptables: [1, 100], nftables: [1, 100], palisade: [0, 1, 100] },
-  rate: { rounds: 2, warmupMs: 1000, windowMs: 1000, windows: 1, attempts: 2 },
+  plan: { tcxEmpty: true, iptables: [1, 100], nftables: [1, 100], palisade: [0, 1, 100] },
+  rate: { rounds: 2, warmupMs: 1000, windowMs: 1000, windows: 1, attempts: 2, seed: 0, programStats: false },
   quietWaitBudgetMs: 10_000,
 };
+
+const ENGINES = ["tcx-empty", "iptables", "nftables", "palisade"] as const;
+
+/** A whole number option, or an error naming it. */
+function wholeNumber(option: string, text: string): number {
+  if (!/^\d+$/.test(text)) throw new Error(`Cannot run the benchmark: ${option} "${text}" is not a whole number`);
+  return Number(text);
+}
+
+/**
+ * The preset's plan narrowed to `engines` (comma-separated) and, if given,
+ * `rules` for each of them (N = 0 for Palisade only).
+ */
+function narrowPlan(plan: RatePlan, engines: string, rules: string | undefined): RatePlan {
+  const chosen = engines.split(",");
+  for (const engine of chosen) {
+    if (!(ENGINES as readonly string[]).includes(engine)) throw new Error(`Cannot run the benchmark: --engines names "${engine}", not one of ${ENGINES.join(", ")}`);
+  }
+  const counts = rules?.split(",").map((count) => wholeNumber("--rules", count));
+  const pick = (engine: Exclude<(typeof ENGINES)[number], "tcx-empty">, preset: readonly number[]) =>
+    !chosen.includes(engine) ? [] : counts === undefined ? preset : counts.filter((count) => count > 0 || engine === "palisade");
+  return {
+    tcxEmpty: plan.tcxEmpty && chosen.includes("tcx-empty"),
+    iptables: pick("iptables", plan.iptables),
+    nftables: pick("nftables", plan.nftables),
+    palisade: pick("palisade", plan.palisade),
+  };
+}
 
 const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
 const print = (text: string) => process.stdout.write(`${text}\n`);
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { quick: { type: "boolean", default: false }, only: { type: "string" }, workloads: { type: "string", default: WORKLOAD_NAMES.join(",") }, json: { type: "string" } },
+    options: {
+      quick: { type: "boolean", default: false },
+      only: { type: "string" },
+      workloads: { type: "string", default: WORKLOAD_NAMES.join(",") },
+      engines: { type: "string", default: ENGINES.join(",") },
+      rules: { type: "string" },
+      rounds: { type: "string" },
+      seed: { type: "string" },
+      "program-stats": { type: "boolean", default: false },
+      json: { type: "string" },
+    },
   });
   if (values.only !== undefined && values.only !== "verdict" && values.only !== "engines") {
     throw new Error(`Cannot run the benchmark: --only "${values.only}" is neither "verdict" nor "engines"`);
@@ -83,7 +127,18 @@ async function main(): Promise<void> {
     return POD_WORKLOADS[name as WorkloadName];
   });
   if (process.getuid?.() !== 0) throw new Error("Cannot run the benchmark: it needs root (BPF, network namespaces, iptables)");
-  const settings = values.quick ? QUICK : FULL;
+  const preset = values.quick ? QUICK : FULL;
+  const seed = values.seed === undefined ? Date.now() % 2 ** 31 : wholeNumber("--seed", values.seed);
+  const settings: BenchSettings = {
+    ...preset,
+    plan: narrowPlan(preset.plan, values.engines, values.rules),
+    rate: {
+      ...preset.rate,
+      seed,
+      programStats: values["program-stats"],
+      ...(values.rounds === undefined ? {} : { rounds: wholeNumber("--rounds", values.rounds) }),
+    },
+  };
   const started = performance.now();
   const cleanup = new CleanupStack();
   const gate = new QuietGate(MAX_FOREIGN_SHARE, settings.quietWaitBudgetMs);
@@ -106,11 +161,13 @@ async function main(): Promise<void> {
     if (values.only !== "verdict") {
       ensureDebianPackages(workloads.flatMap((workload) => workload.packages), log);
       const { rounds, warmupMs, windowMs, windows } = settings.rate;
+      log(`engines: rows in a random order per round, seed ${seed} (--seed ${seed} repeats it)`);
       const results = await measureEngines(cleanup, settings.plan, settings.rate, gate, log, workloads);
       for (const result of results) {
         print(
           `\n## ${result.workload.title}\n\n` +
-            `Per configuration and round ${warmupMs} ms warm-up, then ${windows * windowMs} ms measured; ${rounds} interleaved rounds; median over all runs.\n`,
+            `Per configuration and round ${warmupMs} ms warm-up, then ${windows * windowMs} ms measured; ${rounds} rounds, ` +
+            `each in a random order (seed ${seed}) and each run after a baseline run; median over all runs, and of each run against the baseline run before it.\n`,
         );
         print(formatRateTable(result));
       }

@@ -20,7 +20,7 @@ const TICKS_PER_SECOND = 100;
  * softirq and steal, i.e. all but idle and iowait): kernel threads, interrupts and other guests of the
  * host count too, which foreign-cpu.ts cannot see.
  */
-function machineBusySeconds(): number {
+export function machineBusySeconds(): number {
   const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = machineTicks();
   return (user + nice + system + irq + softirq + steal) / TICKS_PER_SECOND;
 }

@@ -89,22 +89,44 @@ export function formatFlatnessCheck(result: VerdictResult): string {
   return lines.length === 0 ? "flatness check: the grid has no K with both N=1k and N=1M" : lines.join("\n");
 }
 
-/** An engine comparison's table: median and range of the runs, ratio to the baseline, errors, disturbed runs. */
+/**
+ * An engine comparison's table: median and range of the runs, ratio to the
+ * baseline (of the medians, and run by run against the baseline run right
+ * before each, with an interval), CPU per
+ * connection (the whole machine's, and Palisade's programs'), errors,
+ * disturbed runs.
+ */
 export function formatRateTable(result: RateResult): string {
   // Throughput in Gbit/s needs decimals; rates do not.
   const digits = result.baselineRate < 100 ? 2 : 0;
+  const percent = (ratio: number) => (ratio * 100).toFixed(1);
   const rows = result.rows.map((row) => [
-    row.engine === "none" ? "no engine" : row.engine,
-    row.engine === "none" ? "" : shortCount(row.rules),
+    row.engine === "none" ? "no engine" : row.engine === "tcx-empty" ? "empty program (tcx)" : row.engine,
+    row.engine === "none" || row.engine === "tcx-empty" ? "" : shortCount(row.rules),
     row.medianRate.toFixed(digits),
     `${Math.min(...row.rates).toFixed(digits)}-${Math.max(...row.rates).toFixed(digits)}`,
-    `${((row.medianRate / result.baselineRate) * 100).toFixed(1)}%`,
+    `${percent(row.medianRate / result.baselineRate)}%`,
+    row.ratio === undefined ? "" : `${percent(row.ratio.median)}% (${percent(row.ratio.low)}-${percent(row.ratio.high)}, ${Math.round(row.ratio.confidence * 100)}%)`,
+    row.machineNsPerConnection === undefined ? "" : (row.machineNsPerConnection / 1000).toFixed(1),
+    row.programCost === undefined ? "" : `${row.programCost.programNsPerConnection.toFixed(0)} (${row.programCost.runsPerConnection.toFixed(1)})`,
     String(row.errors),
     `${row.repeated}/${row.disturbedKept}`,
     row.policyAllowed === undefined ? "" : `${row.policyAllowed.allowed}/${row.policyAllowed.started}`,
   ]);
   return formatTable(
-    ["engine", "N", `${result.workload.unit} (median)`, "runs min-max", "vs no engine", "errors", "runs repeated/disturbed kept", "SYNs via policy lookup"],
+    [
+      "engine",
+      "N",
+      `${result.workload.unit} (median)`,
+      "runs min-max",
+      "vs no engine",
+      "vs the baseline run before each (interval, confidence)",
+      "CPU µs/conn",
+      "programs ns/conn (runs)",
+      "errors",
+      "runs repeated/disturbed kept",
+      "SYNs via policy lookup",
+    ],
     rows,
   );
 }

@@ -35,6 +35,77 @@ export function quantile(samples: readonly number[], q: number): number {
   return sorted[below]! + (sorted[above]! - sorted[below]!) * (position - below);
 }
 
+/** A distribution-free confidence interval for a median: two order statistics and the confidence they give. */
+export interface MedianInterval {
+  low: number;
+  high: number;
+  /** The probability that the interval holds the true median, 0 to 1 (at least the asked one when there are enough samples). */
+  confidence: number;
+}
+
+/**
+ * The narrowest interval of order statistics [x(k), x(n+1-k)] that holds the
+ * population median with at least `confidence`, by the binomial distribution
+ * of samples below it (no assumption about their distribution). With too few
+ * samples for that, the whole range and the confidence it has: 1 - 2^(1-n).
+ *
+ * @example
+ * ```ts
+ * medianInterval([5, 1, 4, 2, 3, 9, 7, 8, 6, 10]); // { low: 2, high: 9, confidence: 0.979 }
+ * ```
+ */
+export function medianInterval(samples: readonly number[], confidence = 0.95): MedianInterval {
+  if (samples.length === 0) throw new RangeError("Cannot take a median interval of no samples");
+  const sorted = [...samples].sort((a, b) => a - b);
+  const n = sorted.length;
+  // below[j] = P(at most j of n samples fall below the median) = P(Binomial(n, 1/2) <= j).
+  const below: number[] = [];
+  let term = 0.5 ** n;
+  let sum = 0;
+  for (let j = 0; j <= n; j++) {
+    sum += term;
+    below.push(sum);
+    term = (term * (n - j)) / (j + 1);
+  }
+  // [x(k), x(n+1-k)] misses the median with probability 2 * P(Binomial <= k - 1).
+  let k = 1;
+  while (k + 1 <= n + 1 - (k + 1) && 1 - 2 * below[k]! >= confidence) k++;
+  return { low: sorted[k - 1]!, high: sorted[n - k]!, confidence: 1 - 2 * below[k - 1]! };
+}
+
+/**
+ * Shuffles `items` in place (Fisher-Yates) with a seeded generator, so that a
+ * run's order can be repeated from its seed.
+ *
+ * @example
+ * ```ts
+ * const random = seededRandom(42);
+ * shuffle([1, 2, 3, 4], random); // the same order for seed 42 every time
+ * ```
+ */
+export function shuffle<T>(items: T[], random: () => number): T[] {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [items[i], items[j]] = [items[j]!, items[i]!];
+  }
+  return items;
+}
+
+/**
+ * A small seeded generator of numbers in [0, 1) (mulberry32): enough to
+ * order a benchmark's rows, not for anything secret.
+ */
+export function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 /**
  * The relative change from `base` to `value` as signed percent text.
  *
