@@ -123,6 +123,24 @@ describe("upstream response reader", () => {
     }
   }
 
+  test("each refusal of a head names what is wrong with it", () => {
+    const refusal = (head: string) => {
+      try {
+        read(`${head}\r\n\r\n`, ["GET"]);
+      } catch (error) {
+        return (error as Error).message;
+      }
+      return "accepted";
+    };
+    assert.match(refusal("HTTP/1.1 200 OK\r\nX-A"), /invalid field name/);
+    assert.match(refusal("HTTP/1.1 200 OK\r\n: a"), /invalid field name/);
+    assert.match(refusal("HTTP/1.1 200 OK\r\nX-A\rB: a"), /bare CR or LF/);
+    assert.match(refusal("HTTP/1.1 200 OK\r\nX-A: a\nb"), /bare CR or LF/);
+    assert.match(refusal("HTTP/1.1 200 OK\r\nX-A: a\u007fb"), /invalid field value/);
+    assert.match(refusal("HTTP/1.1 200 OK\r\n\tX-A: a"), /obs-fold/);
+    assert.match(refusal("HTTP/1.1 200 OK\r\nX-A : a"), /invalid field name/);
+  });
+
   test("a long run of spaces in a value costs linear time, and trailing ones are trimmed", () => {
     const seen = read(`HTTP/1.1 200 OK\r\nX-A: a${" ".repeat(900)}\r\nContent-Length: 0\r\n\r\n`, ["GET"]);
     assert.deepEqual(seen.heads[0]?.fields.slice(0, 2), ["X-A", "a"]);

@@ -114,7 +114,9 @@ function parseFieldLines(block: string, start: number, what: string, fields: str
     if (isWhitespace(block.charCodeAt(position))) throw new ResponseError(`obs-fold in the ${what}`);
     let colon = position;
     while (colon < lineEnd && TOKEN[block.charCodeAt(colon)] === 1) colon++;
-    if (colon === position || colon === lineEnd || block.charCodeAt(colon) !== 0x3a) fail(colon, "invalid field name");
+    // A line without a colon ends the scan at its CRLF: that is a bad name, not a bare line break.
+    if (colon === lineEnd) throw new ResponseError(`invalid field name in the ${what}`);
+    if (colon === position || block.charCodeAt(colon) !== 0x3a) fail(colon, "invalid field name");
     let valueStart = colon + 1;
     let valueEnd = lineEnd;
     while (valueStart < valueEnd && isWhitespace(block.charCodeAt(valueStart))) valueStart++;
