@@ -1,25 +1,26 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { endToEndFields, flatFields, framingFieldNamedByConnection } from "./hop-by-hop.ts";
+import { endToEndFields, framingFieldNamedByConnection, readFieldLines } from "./hop-by-hop.ts";
 import { sniffProtocol } from "./http-front.ts";
 
 describe("endToEndFields", () => {
   test("drops Connection, what it names (any case, any spacing) and the fields hop-by-hop by definition; keeps order and the rest", () => {
     const raw = ["Host", "a", "connection", "Keep-Alive ,x-trace,,  X-Other", "X-Trace", "1", "x-other", "2", "Keep-Alive", "timeout=5", "TE", "trailers", "Upgrade", "h2c", "Proxy-Connection", "close", "Expect", "100-continue", "Transfer-Encoding", "chunked", "Accept", "*/*", "Accept", "text/html"];
-    assert.deepEqual(endToEndFields(raw), [["Host", "a"], ["Transfer-Encoding", "chunked"], ["Accept", "*/*"], ["Accept", "text/html"]]);
+    assert.deepEqual(endToEndFields(readFieldLines(raw)), ["Host", "a", "Transfer-Encoding", "chunked", "Accept", "*/*", "Accept", "text/html"]);
   });
 
-  test("flatFields is the inverse shape", () => {
-    assert.deepEqual(flatFields([["A", "1"], ["B", "2"]]), ["A", "1", "B", "2"]);
+  test("without a Connection line only the fields hop-by-hop by definition go", () => {
+    assert.deepEqual(endToEndFields(readFieldLines(["Host", "a", "Keep-Alive", "timeout=5", "X-Trace", "1"])), ["Host", "a", "X-Trace", "1"]);
   });
 });
 
 describe("framingFieldNamedByConnection", () => {
   test("names Content-Length, Transfer-Encoding or Host when a Connection line lists them", () => {
-    assert.equal(framingFieldNamedByConnection(["Connection", "keep-alive, Content-Length"]), "content-length");
-    assert.equal(framingFieldNamedByConnection(["Connection", "close", "connection", "transfer-encoding"]), "transfer-encoding");
-    assert.equal(framingFieldNamedByConnection(["Connection", "HOST"]), "host");
-    assert.equal(framingFieldNamedByConnection(["Connection", "keep-alive, x-trace", "Content-Length", "3"]), undefined);
+    const named = (raw: string[]) => framingFieldNamedByConnection(readFieldLines(raw));
+    assert.equal(named(["Connection", "keep-alive, Content-Length"]), "content-length");
+    assert.equal(named(["Connection", "close", "connection", "transfer-encoding"]), "transfer-encoding");
+    assert.equal(named(["Connection", "HOST"]), "host");
+    assert.equal(named(["Connection", "keep-alive, x-trace", "Content-Length", "3"]), undefined);
   });
 });
 

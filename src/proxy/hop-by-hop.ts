@@ -7,67 +7,79 @@
  * next hop gets the same message framed anew. `Expect` is answered by the
  * proxy itself (it judges before it says 100 Continue) and not forwarded.
  *
+ * Field lists are given as Node's raw header list (`[name, value, name,
+ * value, ...]`) and read once per message ({@link readFieldLines}): every
+ * question below is asked of the names in lower case and the `Connection`
+ * options that reading found.
+ *
  * @module
  */
 
 const ALWAYS_HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "te", "upgrade", "expect"]);
 
+/** A message's field lines, read once: the raw list, each line's name in lower case, the options of its `Connection` lines. */
+export interface FieldLines {
+  /** As received: `[name, value, name, value, ...]`. */
+  raw: readonly string[];
+  /** `lower[i]` is the name of `raw[2 * i]` in lower case. */
+  lower: string[];
+  /** The options of every `Connection` line, lower case. */
+  connection: Set<string>;
+}
+
 /**
- * The end-to-end field lines of a message given as Node's raw header list
- * (`[name, value, name, value, ...]`), in order, as name/value pairs.
+ * Reads a raw header list: its names in lower case and its `Connection` options.
  *
  * @example
  * ```ts
- * endToEndFields(["Host", "a", "Connection", "close, X-Trace", "X-Trace", "1", "Accept", "*\/*"]);
- * // [["Host", "a"], ["Accept", "*\/*"]]
+ * readFieldLines(["Connection", "Upgrade, HTTP2-Settings", "connection", "close"]).connection; // Set {"upgrade", "http2-settings", "close"}
  * ```
  */
-export function endToEndFields(rawHeaders: readonly string[]): [string, string][] {
-  const named = connectionOptions(rawHeaders);
-  const fields: [string, string][] = [];
-  for (let index = 0; index + 1 < rawHeaders.length; index += 2) {
-    const name = rawHeaders[index] ?? "";
-    const lower = name.toLowerCase();
-    if (ALWAYS_HOP_BY_HOP.has(lower) || named.has(lower)) continue;
-    fields.push([name, rawHeaders[index + 1] ?? ""]);
+export function readFieldLines(raw: readonly string[]): FieldLines {
+  const lower: string[] = [];
+  const connection = new Set<string>();
+  for (let index = 0; index + 1 < raw.length; index += 2) {
+    const name = raw[index]!.toLowerCase();
+    lower.push(name);
+    if (name !== "connection") continue;
+    for (const option of raw[index + 1]!.split(",")) connection.add(option.trim().toLowerCase());
+  }
+  return { raw, lower, connection };
+}
+
+/**
+ * The end-to-end field lines of a message, in order, as a raw header list.
+ *
+ * @example
+ * ```ts
+ * endToEndFields(readFieldLines(["Host", "a", "Connection", "close, X-Trace", "X-Trace", "1", "Accept", "*\/*"]));
+ * // ["Host", "a", "Accept", "*\/*"]
+ * ```
+ */
+export function endToEndFields({ raw, lower, connection }: FieldLines): string[] {
+  const fields: string[] = [];
+  for (let line = 0; line < lower.length; line++) {
+    const name = lower[line]!;
+    if (ALWAYS_HOP_BY_HOP.has(name) || connection.has(name)) continue;
+    fields.push(raw[2 * line]!, raw[2 * line + 1]!);
   }
   return fields;
 }
 
 /** Fields that say where a message ends or whom it is for; a `Connection` option naming one is refused, not obeyed. */
-const NEVER_CONNECTION_OPTIONS = new Set(["host", "content-length", "transfer-encoding"]);
+const NEVER_CONNECTION_OPTIONS = ["host", "content-length", "transfer-encoding"];
 
 /**
  * The framing or host field that a `Connection` line names, if any: removing it
  * would change how the next hop reads the message (RFC 9110 §7.6.1 forbids
  * sending such an option), keeping it would ignore the client: either way the
  * two hops would read the message differently, so the request is refused.
- */
-export function framingFieldNamedByConnection(rawHeaders: readonly string[]): string | undefined {
-  for (const name of connectionOptions(rawHeaders)) {
-    if (NEVER_CONNECTION_OPTIONS.has(name)) return name;
-  }
-  return undefined;
-}
-
-/**
- * The options of every `Connection` line of a message (Node's raw header list), lower case.
  *
  * @example
  * ```ts
- * connectionOptions(["Connection", "Upgrade, HTTP2-Settings", "Connection", "close"]); // Set {"upgrade", "http2-settings", "close"}
+ * framingFieldNamedByConnection(readFieldLines(["Connection", "keep-alive, Content-Length"])); // "content-length"
  * ```
  */
-export function connectionOptions(rawHeaders: readonly string[]): Set<string> {
-  const options = new Set<string>();
-  for (let index = 0; index + 1 < rawHeaders.length; index += 2) {
-    if (rawHeaders[index]?.toLowerCase() !== "connection") continue;
-    for (const option of (rawHeaders[index + 1] ?? "").split(",")) options.add(option.trim().toLowerCase());
-  }
-  return options;
-}
-
-/** Name/value pairs as Node's flat raw header list. */
-export function flatFields(fields: readonly (readonly [string, string])[]): string[] {
-  return fields.flatMap(([name, value]) => [name, value]);
+export function framingFieldNamedByConnection({ connection }: FieldLines): string | undefined {
+  return NEVER_CONNECTION_OPTIONS.find((name) => connection.has(name));
 }

@@ -101,7 +101,7 @@ export function createHttpFront(options: HttpFrontOptions, tls?: TlsFront): Http
   const headersTimeout = options.headersTimeoutMs ?? HTTP_FRONT_DEFAULTS.headersTimeoutMs;
   /** Reads the first bytes to tell the protocol; `tls`: a TLS front end that takes TLS connections and judges plain ones first. */
   const sniff = (socket: Socket, connection: ConnectionInfo, tls: TlsFront | undefined, decrypted = false) => {
-    let received = Buffer.alloc(0);
+    let received: Buffer = Buffer.alloc(0);
     sniffing.add(socket);
     const timer = setTimeout(() => socket.destroy(), headersTimeout);
     const stop = () => {
@@ -116,7 +116,8 @@ export function createHttpFront(options: HttpFrontOptions, tls?: TlsFront): Http
       socket.destroy();
     };
     const onData = (chunk: Buffer) => {
-      received = Buffer.concat([received, chunk]);
+      // Most connections tell their protocol by their first read: it is not copied.
+      received = received.length === 0 ? chunk : Buffer.concat([received, chunk]);
       if (tls && received.length === chunk.length) {
         if (received[0] === TLS_HANDSHAKE_RECORD) {
           stop();

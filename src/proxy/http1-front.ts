@@ -37,7 +37,8 @@ import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { httpRequestView } from "../policy/http-request.ts";
 import type { HttpRequestView } from "../policy/http-rule.ts";
-import { connectionOptions, endToEndFields, flatFields, framingFieldNamedByConnection } from "./hop-by-hop.ts";
+import { endToEndFields, framingFieldNamedByConnection, readFieldLines } from "./hop-by-hop.ts";
+import type { FieldLines } from "./hop-by-hop.ts";
 import { UpstreamConnection } from "./http1-upstream.ts";
 import type { Exchange } from "./http1-upstream.ts";
 import type { ResponseHead } from "./http1-response.ts";
@@ -73,6 +74,7 @@ interface ConnectionState {
 
 /** A request judged and allowed, and what the flow log says of it. */
 interface Admitted {
+  lines: FieldLines;
   view: HttpRequestView;
   query: string | undefined;
   verdict: SafeVerdict;
@@ -157,21 +159,22 @@ export function createHttp1Front(options: HttpFrontOptions): Http1Front {
 
   function judgeAndForward(state: ConnectionState, request: IncomingMessage, response: ServerResponse, expectsContinue: boolean): void {
     // Node's parser stopped after it and dropped what followed it in the same read: the connection ends after the 400.
-    if (asksUpgrade(request.rawHeaders)) return malformed(state, request, response, "Upgrade request behind requests not yet answered");
-    const admitted = admit(state, request, response, expectsContinue);
+    const lines = readFieldLines(request.rawHeaders);
+    if (asksUpgrade(lines)) return malformed(state, request, response, "Upgrade request behind requests not yet answered");
+    const admitted = admit(state, request, response, expectsContinue, lines);
     if (admitted === undefined) return;
     if (expectsContinue) response.writeContinue();
     forward(state, request, response, admitted);
   }
 
   /** Checks and judges a request: answers 400 or 403 itself, else says what to forward. */
-  function admit(state: ConnectionState, request: IncomingMessage, response: ServerResponse, expectsContinue: boolean): Admitted | undefined {
+  function admit(state: ConnectionState, request: IncomingMessage, response: ServerResponse, expectsContinue: boolean, lines: FieldLines): Admitted | undefined {
     const method = request.method ?? "";
     if (request.httpVersion !== "1.1" && request.httpVersion !== "1.0") return void malformed(state, request, response, `HTTP version ${request.httpVersion}`);
-    if (request.httpVersion === "1.0" && request.headers["transfer-encoding"] !== undefined) {
+    if (request.httpVersion === "1.0" && lines.lower.includes("transfer-encoding")) {
       return void malformed(state, request, response, "Transfer-Encoding in an HTTP/1.0 request (RFC 9112 §6.1: framing faulty)");
     }
-    const framing = framingFieldNamedByConnection(request.rawHeaders);
+    const framing = framingFieldNamedByConnection(lines);
     if (framing !== undefined) return void malformed(state, request, response, `Connection names ${framing}`);
     const fields: [string, string][] = [];
     for (let index = 0; index + 1 < request.rawHeaders.length; index += 2) fields.push([request.rawHeaders[index] ?? "", request.rawHeaders[index + 1] ?? ""]);
@@ -188,7 +191,7 @@ export function createHttp1Front(options: HttpFrontOptions): Http1Front {
       response.end("Access denied");
       return undefined;
     }
-    return { view, query, verdict, logged };
+    return { lines, view, query, verdict, logged };
   }
 
   /**
@@ -199,7 +202,7 @@ export function createHttp1Front(options: HttpFrontOptions): Http1Front {
     state: ConnectionState,
     request: IncomingMessage,
     response: ServerResponse,
-    { view, query, verdict, logged }: Admitted,
+    { lines, view, query, verdict, logged }: Admitted,
     upgrade?: { value: string; switched(head: ResponseHead, upstream: Socket, rest: Buffer): void },
   ): Exchange {
     const onStatus = (status: number) => {
@@ -207,14 +210,12 @@ export function createHttp1Front(options: HttpFrontOptions): Http1Front {
     };
     // RFC 9110 §7.6.3: a proxy adds itself to Via. Node's parser has checked every name and value: they are written as received.
     let head = `${request.method} ${view.path}${query === undefined ? "" : `?${query}`} HTTP/1.1\r\n`;
-    let chunked = false;
-    let length = 0;
-    for (const [name, value] of endToEndFields(request.rawHeaders)) {
-      head += `${name}: ${value}\r\n`;
-      const lower = name.toLowerCase();
-      if (lower === "transfer-encoding") chunked = true;
-      else if (lower === "content-length") length = Number(value);
-    }
+    const fields = endToEndFields(lines);
+    for (let index = 0; index < fields.length; index += 2) head += `${fields[index]}: ${fields[index + 1]}\r\n`;
+    // Framing fields are end-to-end (a Connection option naming one was refused): as Node's parser checked them.
+    const chunked = lines.lower.includes("transfer-encoding");
+    const lengthLine = lines.lower.indexOf("content-length");
+    const length = lengthLine < 0 ? 0 : Number(lines.raw[2 * lengthLine + 1]);
     // The upgrade fields are hop-by-hop: the one upgrade the proxy honors is asked of the next hop anew.
     if (upgrade) head += `Connection: Upgrade\r\nUpgrade: ${upgrade.value}\r\n`;
     head += `Via: ${request.httpVersion} palisade\r\n\r\n`;
@@ -244,9 +245,9 @@ export function createHttp1Front(options: HttpFrontOptions): Http1Front {
       sink: {
         head(upstreamHead) {
           onStatus(upstreamHead.status);
-          const fields = endToEndFields(upstreamHead.fields.flat());
-          fields.push(["Via", `${upstreamHead.version} palisade`]);
-          response.writeHead(upstreamHead.status, upstreamHead.reason, flatFields(fields));
+          const fields = endToEndFields(readFieldLines(upstreamHead.fields));
+          fields.push("Via", `${upstreamHead.version} palisade`);
+          response.writeHead(upstreamHead.status, upstreamHead.reason, fields);
         },
         data(chunks) {
           if (!response.write(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks))) {
@@ -301,7 +302,8 @@ export function createHttp1Front(options: HttpFrontOptions): Http1Front {
     socket.setTimeout(0);
     const response = new http.ServerResponse(request);
     response.assignSocket(socket);
-    const keepAlive = request.httpVersion === "1.1" && !connectionOptions(request.rawHeaders).has("close");
+    const lines = readFieldLines(request.rawHeaders);
+    const keepAlive = request.httpVersion === "1.1" && !lines.connection.has("close");
     response.shouldKeepAlive = keepAlive;
     const held: Buffer[] = [];
     let exchange: Exchange | undefined;
@@ -341,10 +343,10 @@ export function createHttp1Front(options: HttpFrontOptions): Http1Front {
       socket.resume();
     });
 
-    const ask = upgradeAsk(request.rawHeaders, request.httpVersion);
+    const ask = upgradeAsk(lines, request.httpVersion);
     if (ask.kind === "refused") return malformed(state, request, response, ask.reason);
     if (head.length > 0) return early("bytes sent after an Upgrade request before its answer");
-    const admitted = admit(state, request, response, false);
+    const admitted = admit(state, request, response, false, lines);
     if (admitted === undefined) return;
     if (ask.kind === "ignored") {
       exchange = forward(state, request, response, admitted);
@@ -357,11 +359,14 @@ export function createHttp1Front(options: HttpFrontOptions): Http1Front {
         detached.add(upstream);
         upstream.once("close", () => detached.delete(upstream));
         options.upgraded?.(state.connection);
-        const fields = endToEndFields(upstreamHead.fields.flat());
-        const upgradeField = upstreamHead.fields.find(([name]) => name.toLowerCase() === "upgrade")![1];
-        fields.push(["Connection", "Upgrade"], ["Upgrade", upgradeField], ["Via", `${upstreamHead.version} palisade`]);
+        const upstreamLines = readFieldLines(upstreamHead.fields);
+        const fields = endToEndFields(upstreamLines);
+        const upgradeField = upstreamHead.fields[2 * upstreamLines.lower.indexOf("upgrade") + 1]!;
+        fields.push("Connection", "Upgrade", "Upgrade", upgradeField, "Via", `${upstreamHead.version} palisade`);
         // The reader checked every name and value: they are written as received.
-        socket.write(`HTTP/1.1 101 ${upstreamHead.reason}\r\n${fields.map(([name, value]) => `${name}: ${value}\r\n`).join("")}\r\n`, "latin1");
+        let answer = `HTTP/1.1 101 ${upstreamHead.reason}\r\n`;
+        for (let index = 0; index < fields.length; index += 2) answer += `${fields[index]}: ${fields[index + 1]}\r\n`;
+        socket.write(`${answer}\r\n`, "latin1");
         if (rest.length > 0) socket.write(rest);
         spliceSockets(socket, upstream);
       },

@@ -24,8 +24,8 @@ export interface ResponseHead {
   version: string;
   status: number;
   reason: string;
-  /** Field lines in order, names as received. */
-  fields: [string, string][];
+  /** Field lines in order, names as received, as Node's raw header list: `[name, value, name, value, ...]`. */
+  fields: string[];
 }
 
 /** What the reader reports for the response under way. */
@@ -62,14 +62,17 @@ const MAX_CHUNK_LINE = 4096;
 const MAX_CHUNK_SIZE_DIGITS = 13;
 
 const STATUS_LINE = /^HTTP\/(1\.[01]) ([1-9]\d\d) ([\t\x20-\x7e\x80-\xff]*)$/;
-/** RFC 9110 §5.1 token. */
-const FIELD_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-/** Field-vchar, SP and HTAB (RFC 9110 §5.5): no control byte, no NUL. */
-const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 /** Chunk size, then extensions (RFC 9112 §7.1.1): `;name[=token|quoted-string]`, with optional whitespace. */
 const CHUNK_LINE = /^([0-9A-Fa-f]+)((?:[\t ]*;[\t ]*[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?:[\t ]*=[\t ]*(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+|"(?:[\t\x20\x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t\x20-\x7e\x80-\xff])*"))?)*)$/;
 const CRLF = Buffer.from("\r\n", "latin1");
 const END_OF_HEAD = Buffer.from("\r\n\r\n", "latin1");
+const NO_BYTES = Buffer.alloc(0);
+
+/** Character classes of field lines, by code (latin1): a byte of a name (RFC 9110 §5.1 token) or of a value (field-vchar, SP, HTAB: no control byte, no NUL). */
+const TOKEN = new Uint8Array(256);
+const FIELD_VALUE = new Uint8Array(256);
+for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") TOKEN[c.charCodeAt(0)] = 1;
+for (let code = 0; code < 256; code++) FIELD_VALUE[code] = code === 0x09 || (code >= 0x20 && code !== 0x7f) ? 1 : 0;
 
 type Body =
   | { kind: "length"; remaining: number }
@@ -79,45 +82,76 @@ type Body =
   | { kind: "trailers" }
   | { kind: "close" };
 
-/**
- * Splits a header block (without its final empty line) into a first line and
- * field lines; any CR or LF that is not part of a CRLF is an error.
- */
-function splitLines(block: string, what: string): [string, string[]] {
-  const lines = block.split("\r\n");
-  for (const line of lines) {
-    if (line.includes("\r") || line.includes("\n")) throw new ResponseError(`bare CR or LF in the ${what}`);
-  }
-  const first = lines.shift() ?? "";
-  return [first, lines];
-}
-
 const isWhitespace = (code: number) => code === 0x20 || code === 0x09;
+const isLineBreak = (code: number) => code === 0x0d || code === 0x0a;
 
-/** Field lines (`name:` OWS value OWS, RFC 9112 §5), optional whitespace trimmed by hand (a regex would backtrack). */
-function parseFields(lines: readonly string[], what: string): [string, string][] {
-  const fields: [string, string][] = [];
-  for (const line of lines) {
-    if (isWhitespace(line.charCodeAt(0))) throw new ResponseError(`obs-fold in the ${what}`);
-    const colon = line.indexOf(":");
-    const name = colon < 0 ? "" : line.slice(0, colon);
-    if (!FIELD_NAME.test(name)) throw new ResponseError(`invalid field name in the ${what}`);
-    let start = colon + 1;
-    let end = line.length;
-    while (start < end && isWhitespace(line.charCodeAt(start))) start++;
-    while (end > start && isWhitespace(line.charCodeAt(end - 1))) end--;
-    const value = line.slice(start, end);
-    if (!FIELD_VALUE.test(value)) throw new ResponseError(`invalid field value in the ${what}`);
-    fields.push([name, value]);
-  }
-  return fields;
+/** The lines of a message's fields that say how it is framed or whether it switches protocols, each line's value as received. */
+interface FramingLines {
+  connection: string[];
+  contentLength: string[];
+  /** Undefined when there is no Transfer-Encoding line. */
+  transferEncoding: string[] | undefined;
+  upgrade: string[];
 }
 
-/** The comma-separated list elements of every line of a field, lower case. */
-function listElements(fields: readonly [string, string][], name: string): string[] {
+/**
+ * Field lines (`name:` OWS value OWS, RFC 9112 §5) of `block` from `start`,
+ * lines separated by CRLF (the block without its final empty line), appended
+ * to `fields` as a raw header list; returns the lines that frame the message.
+ * One pass over the characters, checked against the tables: a CR or LF that
+ * is not part of a CRLF, obs-fold, whitespace before a colon, a control byte
+ * are errors. Optional whitespace is trimmed by hand (a regex would backtrack).
+ */
+function parseFieldLines(block: string, start: number, what: string, fields: string[]): FramingLines {
+  const framing: FramingLines = { connection: [], contentLength: [], transferEncoding: undefined, upgrade: [] };
+  const fail = (at: number, otherwise: string): never => {
+    throw new ResponseError(isLineBreak(block.charCodeAt(at)) ? `bare CR or LF in the ${what}` : `${otherwise} in the ${what}`);
+  };
+  let position = start;
+  while (position < block.length) {
+    let lineEnd = block.indexOf("\r\n", position);
+    if (lineEnd < 0) lineEnd = block.length;
+    if (isWhitespace(block.charCodeAt(position))) throw new ResponseError(`obs-fold in the ${what}`);
+    let colon = position;
+    while (colon < lineEnd && TOKEN[block.charCodeAt(colon)] === 1) colon++;
+    // A line without a colon ends the scan at its CRLF: that is a bad name, not a bare line break.
+    if (colon === lineEnd) throw new ResponseError(`invalid field name in the ${what}`);
+    if (colon === position || block.charCodeAt(colon) !== 0x3a) fail(colon, "invalid field name");
+    let valueStart = colon + 1;
+    let valueEnd = lineEnd;
+    while (valueStart < valueEnd && isWhitespace(block.charCodeAt(valueStart))) valueStart++;
+    while (valueEnd > valueStart && isWhitespace(block.charCodeAt(valueEnd - 1))) valueEnd--;
+    for (let at = valueStart; at < valueEnd; at++) {
+      // Codes above 0xff cannot come from a latin1 decoding.
+      if (FIELD_VALUE[block.charCodeAt(at)] !== 1) fail(at, "invalid field value");
+    }
+    const name = block.slice(position, colon);
+    const value = block.slice(valueStart, valueEnd);
+    fields.push(name, value);
+    // Only the names that frame a message are compared; their lengths tell them apart before any lower-casing.
+    switch (name.length) {
+      case 7:
+        if (name.toLowerCase() === "upgrade") framing.upgrade.push(value);
+        break;
+      case 10:
+        if (name.toLowerCase() === "connection") framing.connection.push(value);
+        break;
+      case 14:
+        if (name.toLowerCase() === "content-length") framing.contentLength.push(value);
+        break;
+      case 17:
+        if (name.toLowerCase() === "transfer-encoding") (framing.transferEncoding ??= []).push(value);
+        break;
+    }
+    position = lineEnd + 2;
+  }
+  return framing;
+}
+
+/** The comma-separated list elements of field lines' values, lower case. */
+function listElements(values: readonly string[]): string[] {
   const elements: string[] = [];
-  for (const [key, value] of fields) {
-    if (key.toLowerCase() !== name) continue;
+  for (const value of values) {
     for (const element of value.split(",")) {
       const trimmed = element.trim().toLowerCase();
       if (trimmed !== "") elements.push(trimmed);
@@ -134,7 +168,7 @@ function listElements(fields: readonly [string, string][], name: string): string
  */
 export class ResponseReader {
   readonly #maxHeaderSize: number;
-  #pending: Buffer = Buffer.alloc(0);
+  #pending: Buffer = NO_BYTES;
   #sink: ResponseSink | undefined;
   #head: ResponseHead | undefined;
   #body: Body | undefined;
@@ -162,7 +196,7 @@ export class ResponseReader {
     this.#head = undefined;
     this.#body = undefined;
     this.#trailers = [];
-    if (this.#pending.length > 0) this.#run(Buffer.alloc(0));
+    if (this.#pending.length > 0) this.#run(NO_BYTES);
   }
 
   /** Bytes received from the upstream. */
@@ -186,7 +220,7 @@ export class ResponseReader {
 
   #run(bytes: Buffer): void {
     let input = this.#pending.length === 0 ? bytes : Buffer.concat([this.#pending, bytes]);
-    this.#pending = Buffer.alloc(0);
+    this.#pending = NO_BYTES;
     while (this.#sink !== undefined) {
       if (this.#head === undefined) {
         const end = input.indexOf(END_OF_HEAD);
@@ -255,36 +289,41 @@ export class ResponseReader {
       if (end + 4 > this.#maxHeaderSize) throw new ResponseError("trailer section too large");
       const block = input.toString("latin1", 0, end);
       input = input.subarray(end + 4);
-      const [first, rest] = splitLines(block, "trailer section");
-      this.#trailers = parseFields([first, ...rest], "trailer section");
+      const fields: string[] = [];
+      parseFieldLines(block, 0, "trailer section", fields);
+      for (let index = 0; index < fields.length; index += 2) this.#trailers.push([fields[index]!, fields[index + 1]!]);
       return this.#complete(this.#reusable, input);
     }
   }
 
   /** Reads a header block: a response without a body is complete; a 101 switched; otherwise more follows. */
   #readHead(block: string): "complete" | "switched" | "more" {
-    const [statusLine, lines] = splitLines(block, "header block");
-    const status = STATUS_LINE.exec(statusLine);
+    let statusEnd = block.indexOf("\r\n");
+    if (statusEnd < 0) statusEnd = block.length;
+    // The status line's pattern admits no CR or LF.
+    const status = STATUS_LINE.exec(block.slice(0, statusEnd));
     if (status === null) throw new ResponseError("invalid status line");
-    const head: ResponseHead = { version: status[1]!, status: Number(status[2]), reason: status[3]!, fields: parseFields(lines, "header block") };
+    const fields: string[] = [];
+    const framing = parseFieldLines(block, statusEnd + 2, "header block", fields);
+    const head: ResponseHead = { version: status[1]!, status: Number(status[2]), reason: status[3]!, fields };
     if (head.status === 101) {
-      this.#checkSwitch(head);
+      this.#checkSwitch(head, framing);
       this.#head = head;
       return "switched";
     }
     // Interim answers are dropped; the final one follows on the same connection.
     if (head.status < 200) return "more";
     this.#head = head;
-    this.#body = this.#framing(head);
+    this.#body = this.#framing(head, framing);
     this.#sink!.head(head);
     return this.#body === undefined ? "complete" : "more";
   }
 
   /** A 101 must switch to the one protocol the request asked for: else the bytes after it are nobody's to judge. */
-  #checkSwitch(head: ResponseHead): void {
+  #checkSwitch(head: ResponseHead, framing: FramingLines): void {
     if (this.#upgrade === undefined) throw new ResponseError("101 Switching Protocols to a request that asked for no upgrade");
     if (head.version !== "1.1") throw new ResponseError("101 Switching Protocols in HTTP/1.0");
-    const protocols = listElements(head.fields, "upgrade");
+    const protocols = listElements(framing.upgrade);
     if (protocols.length !== 1 || protocols[0] !== this.#upgrade.protocol) {
       throw new ResponseError(`101 Switching Protocols to "${protocols.join(", ")}", not to the ${this.#upgrade.protocol} asked for`);
     }
@@ -301,16 +340,14 @@ export class ResponseReader {
   }
 
   /** RFC 9112 §6.3: how the body of `head` is delimited; undefined when it has none. */
-  #framing(head: ResponseHead): Body | undefined {
-    const connection = listElements(head.fields, "connection");
-    this.#reusable = head.version === "1.1" && !connection.includes("close");
+  #framing(head: ResponseHead, framing: FramingLines): Body | undefined {
+    this.#reusable = head.version === "1.1" && !(framing.connection.length > 0 && listElements(framing.connection).includes("close"));
     if (this.#method === "HEAD" || head.status === 204 || head.status === 304) return undefined;
-    const codings = listElements(head.fields, "transfer-encoding");
-    const lengths = head.fields.filter(([name]) => name.toLowerCase() === "content-length").map(([, value]) => value);
-    const hasCoding = head.fields.some(([name]) => name.toLowerCase() === "transfer-encoding");
-    if (hasCoding && lengths.length > 0) throw new ResponseError("both Transfer-Encoding and Content-Length");
-    if (hasCoding) {
+    const lengths = framing.contentLength;
+    if (framing.transferEncoding !== undefined) {
+      if (lengths.length > 0) throw new ResponseError("both Transfer-Encoding and Content-Length");
       if (head.version === "1.0") throw new ResponseError("Transfer-Encoding in an HTTP/1.0 response");
+      const codings = listElements(framing.transferEncoding);
       if (codings.at(-1) === "chunked") {
         if (codings.indexOf("chunked") !== codings.length - 1) throw new ResponseError("chunked applied more than once");
         return { kind: "chunk-size" };
@@ -342,7 +379,7 @@ export class ResponseReader {
    * after a complete response were not asked for: they are dropped and the
    * connection is not reused.
    */
-  #complete(reusable: boolean, rest: Buffer = Buffer.alloc(0)): void {
+  #complete(reusable: boolean, rest: Buffer = NO_BYTES): void {
     const sink = this.#sink!;
     this.#sink = undefined;
     this.#head = undefined;

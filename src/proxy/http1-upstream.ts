@@ -145,7 +145,8 @@ export class UpstreamConnection {
     const onData = (bytes: Buffer) => this.#received(socket, bytes);
     const onEnd = () => this.#ended(socket);
     const onError = (error: Error) => this.#lost(socket, error);
-    const onClose = () => this.#lost(socket, new Error("upstream connection closed"));
+    // Every upstream socket closes in the end, most after they were dropped: the error (and its stack) only when it fails an exchange.
+    const onClose = () => this.#lost(socket);
     socket.on("data", onData);
     socket.on("end", onEnd);
     socket.on("error", onError);
@@ -253,9 +254,9 @@ export class UpstreamConnection {
     if (socket === this.#socket) this.#dropSocket();
   }
 
-  #lost(socket: Socket, error: Error): void {
+  #lost(socket: Socket, error?: Error): void {
     if (socket !== this.#socket) return;
-    this.#broken(this.#current, error);
+    this.#broken(this.#current, error ?? new Error("upstream connection closed"));
   }
 
   /** The connection cannot be read any more: it is closed, and the exchange on it fails. */

@@ -16,17 +16,27 @@ export type RequestVerdict = "allowed" | "refused" | "audited" | "malformed";
 
 /** Counts by verdict, policy and rule. */
 class VerdictCounts {
-  readonly #counts = new Map<string, { verdict: string; policy: string; rule: string; count: number }>();
+  /** Verdict, then policy, then rule: counted on every request, so no key is built. */
+  readonly #counts = new Map<string, Map<string, Map<string, { count: number }>>>();
 
   add(verdict: string, policy: string, rule: string): void {
-    const key = JSON.stringify([verdict, policy, rule]);
-    const entry = this.#counts.get(key);
+    let byPolicy = this.#counts.get(verdict);
+    if (byPolicy === undefined) this.#counts.set(verdict, (byPolicy = new Map()));
+    let byRule = byPolicy.get(policy);
+    if (byRule === undefined) byPolicy.set(policy, (byRule = new Map()));
+    const entry = byRule.get(rule);
     if (entry) entry.count++;
-    else this.#counts.set(key, { verdict, policy, rule, count: 1 });
+    else byRule.set(rule, { count: 1 });
   }
 
   samples(): { labels: Record<string, string>; value: number }[] {
-    return [...this.#counts.values()].map(({ verdict, policy, rule, count }) => ({ labels: { verdict, policy, rule }, value: count }));
+    const samples: { labels: Record<string, string>; value: number }[] = [];
+    for (const [verdict, byPolicy] of this.#counts) {
+      for (const [policy, byRule] of byPolicy) {
+        for (const [rule, { count }] of byRule) samples.push({ labels: { verdict, policy, rule }, value: count });
+      }
+    }
+    return samples;
   }
 }
 

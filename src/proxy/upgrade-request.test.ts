@@ -1,7 +1,10 @@
 /** What the proxy makes of a request's upgrade fields: the table of asks, honored, ignored and refused. */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { asksUpgrade, upgradeAsk } from "./upgrade-request.ts";
+import { readFieldLines } from "./hop-by-hop.ts";
+import { asksUpgrade as asksUpgradeOf, upgradeAsk } from "./upgrade-request.ts";
+
+const asksUpgrade = (raw: string[]) => asksUpgradeOf(readFieldLines(raw));
 
 const WS = ["Host", "a", "Connection", "Upgrade", "Upgrade", "websocket"];
 
@@ -29,5 +32,5 @@ test("upgradeAsk: websocket alone is honored in HTTP/1.1; other protocols and HT
     [["Connection", "Upgrade", "Upgrade", "web socket"], "1.1", { kind: "refused", reason: "Upgrade is not a list of protocols" }],
     [["Connection", "Upgrade", "Upgrade", "websocket/"], "1.1", { kind: "refused", reason: "Upgrade is not a list of protocols" }],
   ];
-  for (const [rawHeaders, version, expected] of cases) assert.deepEqual(upgradeAsk(rawHeaders, version), expected, JSON.stringify(rawHeaders));
+  for (const [rawHeaders, version, expected] of cases) assert.deepEqual(upgradeAsk(readFieldLines(rawHeaders), version), expected, JSON.stringify(rawHeaders));
 });

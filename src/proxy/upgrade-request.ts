@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { connectionOptions } from "./hop-by-hop.ts";
+import type { FieldLines } from "./hop-by-hop.ts";
 
 /** The protocol the proxy switches to. */
 export const WEBSOCKET = "websocket";
@@ -31,20 +31,16 @@ export type UpgradeAsk =
 const PROTOCOL = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?:\/[!#$%&'*+\-.^_`|~0-9A-Za-z]+)?$/;
 
 /**
- * Whether a request (Node's raw header list) asks to switch protocols.
+ * Whether a request's field lines ask to switch protocols.
  *
  * @example
  * ```ts
- * asksUpgrade(["Host", "a", "Connection", "Upgrade", "Upgrade", "websocket"]); // true
- * asksUpgrade(["Host", "a", "Upgrade", "websocket"]); // false: no upgrade option
+ * asksUpgrade(readFieldLines(["Host", "a", "Connection", "Upgrade", "Upgrade", "websocket"])); // true
+ * asksUpgrade(readFieldLines(["Host", "a", "Upgrade", "websocket"])); // false: no upgrade option
  * ```
  */
-export function asksUpgrade(rawHeaders: readonly string[]): boolean {
-  if (!connectionOptions(rawHeaders).has("upgrade")) return false;
-  for (let index = 0; index < rawHeaders.length; index += 2) {
-    if (rawHeaders[index]?.toLowerCase() === "upgrade") return true;
-  }
-  return false;
+export function asksUpgrade({ lower, connection }: FieldLines): boolean {
+  return connection.has("upgrade") && lower.includes("upgrade");
 }
 
 /**
@@ -52,16 +48,16 @@ export function asksUpgrade(rawHeaders: readonly string[]): boolean {
  *
  * @example
  * ```ts
- * upgradeAsk(["Host", "a", "Connection", "Upgrade", "Upgrade", "websocket"], "1.1"); // { kind: "websocket", value: "websocket" }
- * upgradeAsk(["Host", "a", "Connection", "Upgrade, HTTP2-Settings", "Upgrade", "h2c", "HTTP2-Settings", "AAA"], "1.1"); // { kind: "ignored" }
- * upgradeAsk(["Host", "a", "Connection", "Upgrade", "Upgrade", "websocket, h2c"], "1.1"); // refused
+ * upgradeAsk(readFieldLines(["Host", "a", "Connection", "Upgrade", "Upgrade", "websocket"]), "1.1"); // { kind: "websocket", value: "websocket" }
+ * upgradeAsk(readFieldLines(["Host", "a", "Connection", "Upgrade, HTTP2-Settings", "Upgrade", "h2c", "HTTP2-Settings", "AAA"]), "1.1"); // { kind: "ignored" }
+ * upgradeAsk(readFieldLines(["Host", "a", "Connection", "Upgrade", "Upgrade", "websocket, h2c"]), "1.1"); // refused
  * ```
  */
-export function upgradeAsk(rawHeaders: readonly string[], httpVersion: string): UpgradeAsk {
+export function upgradeAsk({ raw, lower }: FieldLines, httpVersion: string): UpgradeAsk {
   const values: string[] = [];
-  for (let index = 0; index + 1 < rawHeaders.length; index += 2) {
-    const name = rawHeaders[index]!.toLowerCase();
-    const value = rawHeaders[index + 1]!;
+  for (let line = 0; line < lower.length; line++) {
+    const name = lower[line]!;
+    const value = raw[2 * line + 1]!;
     if (name === "upgrade") values.push(value);
     else if (name === "transfer-encoding" || (name === "content-length" && Number(value) !== 0)) {
       return { kind: "refused", reason: "Upgrade on a request with a body" };
