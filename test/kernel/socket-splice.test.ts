@@ -263,6 +263,34 @@ describe("SocketSplice", () => {
     assert.equal(openFds(), before, "no fd left open");
   });
 
+  test("an idle splice holds no pipe: 20 connections that passed bytes share one empty pipe", async () => {
+    const before = openFds();
+    const paths = [];
+    for (let i = 0; i < 20; i++) paths.push(await splicedPath());
+    for (const { client, server } of paths) {
+      const ping = new Promise((resolve) => server.once("data", resolve));
+      client.write("ping");
+      await ping;
+      const pong = new Promise((resolve) => client.once("data", resolve));
+      server.write("pong");
+      await pong;
+    }
+    // Per connection: two listeners, four sockets, the splice's two dups; then one pipe (two fds), empty, for all.
+    assert.equal(openFds(), before + 20 * 8 + 2);
+    for (const path of paths) {
+      path.client.end();
+      path.server.end();
+    }
+    for (const path of paths) assert.deepEqual(await path.ended, { aToB: 4, bToA: 4, end: "closed" });
+    for (const path of paths) {
+      path.client.destroy();
+      path.server.destroy();
+    }
+    await Promise.all(paths.flatMap((path) => [path.client, path.server, path.proxyA, path.proxyB].map(closed)));
+    await Promise.all(paths.map((path) => path.close()));
+    assert.equal(openFds(), before, "no fd left open");
+  });
+
   test("refuses what is not two stream sockets, naming the argument, and leaves no fd open", async () => {
     const before = openFds();
     const { client, proxyA, proxyB, server, splice, close } = await splicedPath();
