@@ -49,6 +49,9 @@ export function spliceSockets(client: Socket, upstream: Socket): void {
   // Either side may close its sending half while the other still sends (TLS close_notify then FIN, a WebSocket close).
   client.allowHalfOpen = true;
   upstream.allowHalfOpen = true;
+  // A relay passes segments on as they come: Nagle's wait for an ACK before a small one is the sender's choice, not the proxy's.
+  client.setNoDelay(true);
+  upstream.setNoDelay(true);
   upstream.on("error", () => resetSocket(client));
   client.on("error", () => resetSocket(upstream));
   // The upstream's fd exists, and its first bytes may be written, once it is connected.
