@@ -6,6 +6,8 @@
 
 #include <napi.h>
 
+#include <unistd.h>
+
 #include <cstdint>
 #include <string>
 
@@ -18,6 +20,9 @@ constexpr int kENOTSUPP = 524;
 struct AddonData {
   Napi::FunctionReference bpfObject;
 };
+
+// The errno's name, e.g. "ECONNRESET" ("ENOTSUPP" for kENOTSUPP).
+std::string ErrnoName(int err);
 
 // A JS Error for a failed call: message "<operation> failed: <CODE> (<text>)"
 // plus ": <detail>" when given, with .code, .errno (positive) and .operation.
@@ -45,6 +50,26 @@ class LibbpfLog {
 Napi::Error ErrnoError(Napi::Env env, const std::string& operation, int err, const std::string& detail,
                        const LibbpfLog& log);
 
+// Closes fd on every way out unless released.
+class FdGuard {
+ public:
+  explicit FdGuard(int fd) : fd_(fd) {}
+  ~FdGuard() {
+    if (fd_ >= 0) close(fd_);
+  }
+  FdGuard(const FdGuard&) = delete;
+  FdGuard& operator=(const FdGuard&) = delete;
+  int Get() const { return fd_; }
+  int Release() {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+
+ private:
+  int fd_;
+};
+
 // Argument readers: each throws a TypeError (code ERR_INVALID_ARG_TYPE) that
 // names the argument when the value has the wrong type or range.
 int FdArg(const Napi::CallbackInfo& info, size_t index, const char* name);
@@ -64,5 +89,6 @@ void InitAttach(Napi::Env env, Napi::Object exports);
 void InitTestRun(Napi::Env env, Napi::Object exports);
 void InitRingBuffer(Napi::Env env, Napi::Object exports);
 void InitTransparent(Napi::Env env, Napi::Object exports);
+void InitSocketSplice(Napi::Env env, Napi::Object exports);
 
 }  // namespace palisade

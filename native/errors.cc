@@ -8,12 +8,6 @@
 namespace palisade {
 namespace {
 
-std::string ErrnoName(int err) {
-  if (err == kENOTSUPP) return "ENOTSUPP";
-  const char* name = strerrorname_np(err);
-  return name != nullptr ? name : "E" + std::to_string(err);
-}
-
 std::string ErrnoText(int err) {
   if (err == kENOTSUPP) return "Operation not supported";
   const char* text = strerrordesc_np(err);
@@ -31,6 +25,12 @@ std::string Describe(const Napi::Value& value) {
 }
 
 }  // namespace
+
+std::string ErrnoName(int err) {
+  if (err == kENOTSUPP) return "ENOTSUPP";
+  const char* name = strerrorname_np(err);
+  return name != nullptr ? name : "E" + std::to_string(err);
+}
 
 Napi::Error ErrnoError(Napi::Env env, const std::string& operation, int err,
                        const std::string& detail) {

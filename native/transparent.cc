@@ -35,26 +35,6 @@ uint16_t PortArg(const Napi::CallbackInfo& info, size_t index, const char* name)
   return static_cast<uint16_t>(port);
 }
 
-// Closes fd on every way out unless released.
-class FdGuard {
- public:
-  explicit FdGuard(int fd) : fd_(fd) {}
-  ~FdGuard() {
-    if (fd_ >= 0) close(fd_);
-  }
-  FdGuard(const FdGuard&) = delete;
-  FdGuard& operator=(const FdGuard&) = delete;
-  int Get() const { return fd_; }
-  int Release() {
-    int fd = fd_;
-    fd_ = -1;
-    return fd;
-  }
-
- private:
-  int fd_;
-};
-
 void SetInt(Napi::Env env, int fd, int level, int name, int value, const char* option) {
   if (setsockopt(fd, level, name, &value, sizeof value) != 0) throw ErrnoError(env, std::string("setsockopt ") + option, errno);
 }

@@ -1,7 +1,8 @@
 /**
  * The typed façade over the native addon (`native/`, a thin N-API binding
  * over the system libbpf): BPF objects, map operations on file descriptors,
- * pinning, tc/tcx attachment, test runs and ring buffer readers. Every
+ * pinning, tc/tcx attachment, test runs, ring buffer readers, the
+ * transparent proxy's sockets and the kernel splice of two sockets. Every
  * failure of the kernel or libbpf surfaces as a {@linkcode BpfError}.
  *
  * File descriptors are plain numbers. Those of an object's maps and programs
@@ -279,6 +280,10 @@ interface NativeRingBufferReader {
   ref(): void;
 }
 
+interface NativeSocketSplice {
+  abort(): void;
+}
+
 interface NativeAddon {
   openObject(path: string, options: OpenObjectOptions): NativeBpfObject;
   mapLookup(fd: number, key: Buffer, valueSize: number): Buffer | null;
@@ -302,6 +307,7 @@ interface NativeAddon {
   transparentListen(family: 4 | 6, port: number, mark: number): number;
   transparentSocket(family: 4 | 6, localAddress: string, localPort: number, mark: number): number;
   RingBufferReader: new (mapFd: number, onRecord: (data: Buffer) => void) => NativeRingBufferReader;
+  SocketSplice: new (fdA: number, fdB: number, onEnd: (end: SocketSpliceEnd) => void) => NativeSocketSplice;
 }
 
 interface NativeErrorShape extends Error {
@@ -756,5 +762,70 @@ export class RingBufferReader {
   ref(): this {
     this.#native.ref();
     return this;
+  }
+}
+
+/** How a {@linkcode SocketSplice} ended, and the bytes it passed each way. */
+export interface SocketSpliceEnd {
+  /** Bytes written to socket b of those read from socket a. */
+  readonly aToB: number;
+  /** Bytes written to socket a of those read from socket b. */
+  readonly bToA: number;
+  /**
+   * `closed`: both directions ended with an end of stream, each passed on as a half-close; `reset`: socket
+   * `failed` reported `code` (a reset, a timeout), and the other socket was reset, or (no `failed`) the
+   * splice itself failed with `code` (no pipe could be made: `EMFILE`) and both were reset; `aborted`: by
+   * {@linkcode SocketSplice.abort}, both sockets were reset.
+   */
+  readonly end: "closed" | "reset" | "aborted";
+  /** On `reset`: the socket whose error ended the splice, when one did. */
+  readonly failed?: "a" | "b";
+  /** On `reset`: the error's errno name, e.g. `"ECONNRESET"`, `"EPIPE"`, `"ETIMEDOUT"`. */
+  readonly code?: string;
+}
+
+/**
+ * Joins two connected stream sockets in the kernel: from now on, bytes read
+ * from either are written to the other with splice(2) through a pipe per
+ * direction, on Node's event loop (a poll per socket, no thread, no copy to
+ * user space, no JavaScript per segment). An end of stream read on one socket
+ * is passed on as a half-close (`shutdown(SHUT_WR)`) of the other once
+ * everything read before it is written; an error of one socket resets the
+ * other (SO_LINGER 0). A direction whose destination does not take more stops
+ * reading its source: at most a pipe (256 KiB) is held per direction, and
+ * none while no bytes are in flight (the splices of a thread share the empty
+ * pipes, and close them when the last splice ends: pipes count against the
+ * user's quota, `fs.pipe-user-pages-soft`).
+ *
+ * The splice works on its own duplicates of `fdA` and `fdB`: the caller's fds
+ * stay the caller's, and must not be read or written while it runs (bytes
+ * already in user space are the caller's to write first). A connection lives
+ * until the last fd of its socket is closed: the caller closes its own once
+ * `onEnd` has been called, or earlier to drop its hold without ending the
+ * splice. `onEnd` is called once, after the splice has closed its fds; an
+ * exception it throws becomes an uncaught exception. A running splice keeps
+ * the process alive, like a socket.
+ *
+ * @example
+ * ```ts
+ * const splice = new SocketSplice(fdOf(client), fdOf(upstream), ({ aToB, bToA, end }) => {
+ *   console.log(`${end}: ${aToB} bytes up, ${bToA} down`);
+ *   client.destroy();
+ *   upstream.destroy();
+ * });
+ * process.once("SIGTERM", () => splice.abort());
+ * ```
+ */
+export class SocketSplice {
+  readonly #native: NativeSocketSplice;
+
+  /** Starts splicing between the sockets behind `fdA` and `fdB` (throws a {@linkcode BpfError} if it cannot). */
+  constructor(fdA: number, fdB: number, onEnd: (end: SocketSpliceEnd) => void) {
+    this.#native = call((native) => new native.SocketSplice(fdA, fdB, onEnd));
+  }
+
+  /** Resets both sockets and ends the splice (`onEnd` follows, with `aborted`); nothing once it has ended. */
+  abort(): void {
+    this.#native.abort();
   }
 }

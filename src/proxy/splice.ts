@@ -2,8 +2,16 @@
  * Joins a client's socket to its upstream's once the proxy has judged all it
  * will judge of the connection (a TLS connection allowed by its server name,
  * an HTTP/1.1 connection switched to WebSocket): bytes pass both ways
- * unchanged, with no buffering beyond the sockets' own; a half-close (FIN)
- * is passed on as a half-close and a reset (RST) as a reset.
+ * unchanged, with no buffering beyond the sockets' own and a pipe's; a
+ * half-close (FIN) is passed on as a half-close and a reset (RST) as a reset.
+ *
+ * Two plain TCP sockets are spliced in the kernel (the native
+ * {@linkcode SocketSplice}: splice(2) through a pipe per direction, no byte
+ * through JavaScript). A TLS socket (a connection the proxy terminates) holds
+ * bytes only the proxy can decrypt: it is piped through Node's streams. The
+ * two Node sockets stay open, idle, while the kernel splices, and close when
+ * it ends: whoever counts or tracks them by their `close` sees the connection's
+ * real end, and resetting either (the proxy's shutdown) resets both.
  *
  * @example
  * ```ts
@@ -14,6 +22,16 @@
  */
 import type { Socket } from "node:net";
 import { TLSSocket } from "node:tls";
+import { SocketSplice } from "../datapath/native.ts";
+
+/** What the kernel splice needs of Node's TCP handle: its fd, and stopping Node's reads. */
+interface StreamHandle {
+  fd?: unknown;
+  reading?: boolean;
+  readStop?: () => number;
+}
+
+const EMPTY = Buffer.alloc(0);
 
 /**
  * Ends a socket with an RST, or plainly once its sending half is closed: libuv refuses to reset a socket
@@ -31,8 +49,81 @@ export function spliceSockets(client: Socket, upstream: Socket): void {
   // Either side may close its sending half while the other still sends (TLS close_notify then FIN, a WebSocket close).
   client.allowHalfOpen = true;
   upstream.allowHalfOpen = true;
+  // A relay passes segments on as they come: Nagle's wait for an ACK before a small one is the sender's choice, not the proxy's.
+  client.setNoDelay(true);
+  upstream.setNoDelay(true);
   upstream.on("error", () => resetSocket(client));
   client.on("error", () => resetSocket(upstream));
-  client.pipe(upstream);
-  upstream.pipe(client);
+  // The upstream's fd exists, and its first bytes may be written, once it is connected.
+  if (upstream.connecting) upstream.once("connect", () => join(client, upstream));
+  else join(client, upstream);
+}
+
+/** The one place that chooses how two sockets are joined: in the kernel when both are plain TCP sockets Node reads itself. */
+function join(client: Socket, upstream: Socket): void {
+  if (client.destroyed || upstream.destroyed) return;
+  const handles = [tcpHandle(client), tcpHandle(upstream)] as const;
+  if (handles[0] === undefined || handles[1] === undefined) {
+    client.pipe(upstream);
+    upstream.pipe(client);
+    return;
+  }
+  spliceInKernel(client, upstream, handles[0], handles[1]);
+}
+
+/** The handle of a socket whose bytes on the wire are its own (not TLS) and whose fd Node exposes; undefined otherwise. */
+function tcpHandle(socket: Socket): StreamHandle | undefined {
+  if (socket instanceof TLSSocket) return undefined;
+  const handle = (socket as unknown as { _handle?: StreamHandle | null })._handle;
+  const usable = handle != null && typeof handle.fd === "number" && handle.fd >= 0 && typeof handle.readStop === "function";
+  return usable ? handle : undefined;
+}
+
+/**
+ * Hands both connections to the kernel: Node stops reading them, what it read and did not deliver is
+ * written to the other side, and once everything Node was to write is with the kernel, the splice starts
+ * (it writes after those bytes, in order).
+ */
+function spliceInKernel(client: Socket, upstream: Socket, clientHandle: StreamHandle, upstreamHandle: StreamHandle): void {
+  const fromClient = stopReading(client, clientHandle);
+  const fromUpstream = stopReading(upstream, upstreamHandle);
+  if (fromClient.length > 0) upstream.write(fromClient);
+  if (fromUpstream.length > 0) client.write(fromUpstream);
+  void Promise.all([flushed(client), flushed(upstream)]).then(() => {
+    // A write failed, or either was reset meanwhile: its error handler has reset the other.
+    if (client.destroyed || upstream.destroyed) return;
+    let splice: SocketSplice;
+    try {
+      splice = new SocketSplice(clientHandle.fd as number, upstreamHandle.fd as number, () => {
+        client.destroy();
+        upstream.destroy();
+      });
+    } catch {
+      // Out of fds or memory: the connection cannot go on.
+      resetSocket(client);
+      resetSocket(upstream);
+      return;
+    }
+    const abort = () => splice.abort();
+    client.once("close", abort);
+    upstream.once("close", abort);
+  });
+}
+
+/** Stops Node's reads of `socket` for good, and returns what Node read and did not deliver. */
+function stopReading(socket: Socket, handle: StreamHandle): Buffer {
+  socket.pause();
+  const chunks: Buffer[] = [];
+  for (let chunk: Buffer | null; (chunk = socket.read() as Buffer | null) !== null; ) chunks.push(chunk);
+  // read() may have asked the handle for more: it reads nothing before the loop's next turn, and is stopped now.
+  handle.readStop!();
+  handle.reading = false;
+  return Buffer.concat(chunks);
+}
+
+/** Resolves once every byte written to `socket` so far is with the kernel (or the write failed). */
+function flushed(socket: Socket): Promise<void> {
+  if (socket.writableLength === 0) return Promise.resolve();
+  // Writes complete in order: the callback of this one follows every earlier one's.
+  return new Promise((resolve) => socket.write(EMPTY, () => resolve()));
 }

@@ -1,0 +1,184 @@
+/**
+ * spliceSockets on real loopback connections, as the front ends call it: a
+ * client, the proxy's two sockets (the accepted one and the upstream one),
+ * and a server. The hand-over to the kernel splice (bytes Node read or was
+ * still writing go first, in order), the Node sockets' lifetime (they close
+ * when the connection has ended), a reset of either one by the proxy, an
+ * upstream still connecting, and TLS sockets, which are piped through Node.
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { createServer, Socket, type AddressInfo, type Server } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+import { connect as connectTls, createServer as createTlsServer, type TLSSocket } from "node:tls";
+import { makeCertificate } from "../../test/lib/tls-certificate.ts";
+import { resetSocket, spliceSockets } from "./splice.ts";
+
+function openFds(): number {
+  return readdirSync("/proc/self/fd").length;
+}
+
+function listen(server: Server): Promise<number> {
+  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve((server.address() as AddressInfo).port)));
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
+function closed(socket: Socket): Promise<void> {
+  return socket.closed ? Promise.resolve() : new Promise((resolve) => socket.once("close", () => resolve()));
+}
+
+/** Waits until `condition` holds, checking once per turn of the loop. */
+async function until(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((resolve) => setImmediate(resolve));
+}
+
+/** Everything `socket` receives until its end of stream, and how it ended. */
+function received(socket: Socket): Promise<{ text: string; ending: string }> {
+  const chunks: Buffer[] = [];
+  socket.on("data", (chunk: Buffer) => chunks.push(chunk));
+  return new Promise((resolve) => {
+    socket.once("end", () => resolve({ text: Buffer.concat(chunks).toString(), ending: "end" }));
+    socket.once("error", (error: NodeJS.ErrnoException) => resolve({ text: Buffer.concat(chunks).toString(), ending: error.code ?? error.message }));
+  });
+}
+
+/** A listener whose accepted sockets come out of `next()` in order. */
+function acceptor(server: Server): { next(): Promise<Socket> } {
+  const waiting: ((socket: Socket) => void)[] = [];
+  const ready: Socket[] = [];
+  server.on("connection", (socket: Socket) => {
+    const take = waiting.shift();
+    if (take) take(socket);
+    else ready.push(socket);
+  });
+  return { next: () => (ready.length > 0 ? Promise.resolve(ready.shift()!) : new Promise((resolve) => waiting.push(resolve))) };
+}
+
+/** A client and a server with the proxy's two sockets between them, not yet spliced. */
+async function proxiedPair(options: { waitForUpstream: boolean }) {
+  const serverListener = createServer({ allowHalfOpen: true });
+  const proxyListener = createServer({ allowHalfOpen: true });
+  const servers = acceptor(serverListener);
+  const proxies = acceptor(proxyListener);
+  const [serverPort, proxyPort] = await Promise.all([listen(serverListener), listen(proxyListener)]);
+  const client = new Socket({ allowHalfOpen: true }).connect(proxyPort, "127.0.0.1");
+  const proxyClient = await proxies.next();
+  const upstream = new Socket().connect(serverPort, "127.0.0.1");
+  if (options.waitForUpstream) await new Promise((resolve) => upstream.once("connect", resolve));
+  return {
+    client,
+    proxyClient,
+    upstream,
+    server: () => servers.next(),
+    close: () => Promise.all([closeServer(serverListener), closeServer(proxyListener)]),
+  };
+}
+
+describe("spliceSockets", () => {
+  test("what Node read or was writing before the hand-over arrives first, in order, both ways; the Node sockets close when both ends have", async () => {
+    const before = openFds();
+    const { client, proxyClient, upstream, server: nextServer, close } = await proxiedPair({ waitForUpstream: true });
+    const server = await nextServer();
+    // The proxy read the client's first bytes, then paused; Node reads on into its buffer what comes next.
+    const first = new Promise<Buffer>((resolve) => proxyClient.once("data", resolve));
+    client.write("hello ");
+    assert.equal(String(await first), "hello ");
+    proxyClient.pause();
+    client.write("world, ");
+    server.write("greeting, ");
+    await until(() => proxyClient.readableLength === 7 && upstream.readableLength === 10);
+    const atServer = received(server);
+    const atClient = received(client);
+    // As the front ends do: the judged first bytes to the upstream, an answer of its own to the client.
+    upstream.write("hello ");
+    proxyClient.write("101, ");
+    spliceSockets(proxyClient, upstream);
+    client.end("after the splice");
+    assert.deepEqual(await atServer, { text: "hello world, after the splice", ending: "end" });
+    assert.equal(proxyClient.closed, false, "open while the server's half is");
+    // Spliced in the kernel: the splice's dup of each socket (and the empty pipes the splices share), beside the two listeners and four sockets.
+    assert.ok(openFds() >= before + 2 + 4 + 2, `${openFds() - before} fds more than before`);
+    server.end("later");
+    assert.deepEqual(await atClient, { text: "101, greeting, later", ending: "end" });
+    await Promise.all([proxyClient, upstream].map(closed));
+    client.destroy();
+    server.destroy();
+    await Promise.all([client, server].map(closed));
+    await close();
+    assert.equal(openFds(), before, "no fd left open");
+  });
+
+  for (const which of ["client's", "upstream"] as const) {
+    test(`resetting the proxy's ${which} socket during the splice resets both connections`, async () => {
+      const before = openFds();
+      const { client, proxyClient, upstream, server: nextServer, close } = await proxiedPair({ waitForUpstream: true });
+      const server = await nextServer();
+      const atServer = received(server);
+      const atClient = received(client);
+      spliceSockets(proxyClient, upstream);
+      const arrived = new Promise((resolve) => server.once("data", resolve));
+      client.write("ping");
+      await arrived;
+      resetSocket(which === "client's" ? proxyClient : upstream);
+      assert.deepEqual(await atClient, { text: "", ending: "ECONNRESET" });
+      assert.deepEqual(await atServer, { text: "ping", ending: "ECONNRESET" });
+      await Promise.all([client, proxyClient, upstream, server].map(closed));
+      await close();
+      assert.equal(openFds(), before, "no fd left open");
+    });
+  }
+
+  test("an upstream still connecting is joined once connected; bytes the proxy wrote to it meanwhile go first", async () => {
+    const { client, proxyClient, upstream, server: nextServer, close } = await proxiedPair({ waitForUpstream: false });
+    assert.equal(upstream.connecting, true);
+    upstream.write("first ");
+    spliceSockets(proxyClient, upstream);
+    client.end("then the client's");
+    const server = await nextServer();
+    assert.deepEqual(await received(server), { text: "first then the client's", ending: "end" });
+    server.end();
+    await Promise.all([proxyClient, upstream].map(closed));
+    client.destroy();
+    await Promise.all([client, server].map(closed));
+    await close();
+  });
+
+  test("a TLS socket (terminated by the proxy) is piped through Node: bytes and half-closes both ways, no fd of a kernel splice", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "palisade-splice-"));
+    const certificate = makeCertificate(["api.example"], dir);
+    const before = openFds();
+    const serverListener = createServer({ allowHalfOpen: true });
+    const servers = acceptor(serverListener);
+    const serverPort = await listen(serverListener);
+    let accepted: (socket: TLSSocket) => void = () => undefined;
+    const terminated = new Promise<TLSSocket>((resolve) => (accepted = resolve));
+    const front = createTlsServer({ key: certificate.key, cert: certificate.cert, allowHalfOpen: true }, (socket) => accepted(socket));
+    const frontPort = await listen(front);
+    try {
+      const client = connectTls({ port: frontPort, host: "127.0.0.1", servername: "api.example", rejectUnauthorized: false });
+      const proxyClient = await terminated;
+      const upstream = new Socket().connect(serverPort, "127.0.0.1");
+      spliceSockets(proxyClient, upstream);
+      const server = await servers.next();
+      const atServer = received(server);
+      const atClient = received(client);
+      client.end("up through TLS");
+      assert.deepEqual(await atServer, { text: "up through TLS", ending: "end" });
+      // Two listeners, the client's and the proxy's TLS sockets, the upstream and the server's: nothing more.
+      assert.equal(openFds(), before + 2 + 4);
+      server.end("down into TLS");
+      assert.deepEqual(await atClient, { text: "down into TLS", ending: "end" });
+      for (const socket of [client, proxyClient, upstream, server]) socket.destroy();
+      await Promise.all([client, proxyClient, upstream, server].map(closed));
+    } finally {
+      await Promise.all([closeServer(serverListener), closeServer(front)]);
+      rmSync(dir, { recursive: true, force: true });
+    }
+    assert.equal(openFds(), before, "no fd left open");
+  });
+});
