@@ -6,8 +6,8 @@
  * it is read (policy/tls-client-hello.ts) as bytes arrive, up to
  * MAX_CLIENT_HELLO and within the header timeout. An allowed connection is
  * spliced both ways: the bytes read so far first, then whatever either side
- * sends, half-closes (FIN) and resets (RST) passed on, with no buffering
- * beyond the sockets' own.
+ * sends, half-closes (FIN) and resets (RST) passed on (in the kernel, by
+ * splice.ts).
  *
  * It also answers, for the HTTP front end, whether a connection whose first
  * bytes are not TLS may go on to have its requests judged: where only `tls`
