@@ -9,7 +9,7 @@
  */
 import { encodeArray, type Codec } from "./abi.ts";
 import { DatapathError } from "./datapath-error.ts";
-import { mapDelete, mapDeleteBatch, mapGetNextKey, mapLookup, mapUpdate, mapUpdateBatch, type MapDescription } from "./native.ts";
+import { mapDelete, mapDeleteBatch, mapLookup, mapLookupAll, mapUpdate, mapUpdateBatch, type MapDescription, type MapEntries } from "./native.ts";
 
 /** A key and value encoded for a map. */
 export interface EncodedEntry {
@@ -19,6 +19,64 @@ export interface EncodedEntry {
 
 /** Entries per batch system call: large enough to amortize the call, small enough to bound the buffers. */
 const BATCH_ENTRIES = 16_384;
+
+/**
+ * What a map held at one read: its entries encoded back to back, decoded
+ * or viewed one at a time, so that no read makes a Buffer per entry.
+ *
+ * @example
+ * ```ts
+ * const contents = datapath.maps.ipcache.read();
+ * for (let i = 0; i < contents.count; i++) console.log(contents.key(i), contents.value(i));
+ * ```
+ */
+export class MapContents<K, V> {
+  /** How many entries were read. */
+  readonly count: number;
+  readonly #entries: MapEntries;
+  readonly #key: Codec<K>;
+  readonly #value: Codec<V>;
+  readonly #keySize: number;
+  readonly #valueSize: number;
+
+  constructor(entries: MapEntries, key: Codec<K>, value: Codec<V>) {
+    this.count = entries.count;
+    this.#entries = entries;
+    this.#key = key;
+    this.#value = value;
+    this.#keySize = entries.count === 0 ? 0 : entries.keys.length / entries.count;
+    this.#valueSize = entries.count === 0 ? 0 : entries.values.length / entries.count;
+  }
+
+  /** The `i`th key, decoded. */
+  key(i: number): K {
+    return this.#key.decode(this.#entries.keys, i * this.#keySize);
+  }
+
+  /** The `i`th value, decoded. */
+  value(i: number): V {
+    return this.#value.decode(this.#entries.values, i * this.#valueSize);
+  }
+
+  /** The `i`th key and value as the kernel holds them: views into the read's two buffers. */
+  encoded(i: number): EncodedEntry {
+    const { keys, values } = this.#entries;
+    return {
+      key: keys.subarray(i * this.#keySize, (i + 1) * this.#keySize),
+      value: values.subarray(i * this.#valueSize, (i + 1) * this.#valueSize),
+    };
+  }
+
+  /** Every entry encoded, by the hex of its key (a key read twice while the map changed keeps its last value). */
+  byHex(): Map<string, EncodedEntry> {
+    const entries = new Map<string, EncodedEntry>();
+    for (let i = 0; i < this.count; i++) {
+      const entry = this.encoded(i);
+      entries.set(entry.key.toString("hex"), entry);
+    }
+    return entries;
+  }
+}
 
 function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
@@ -79,14 +137,26 @@ export class BpfMap<K, V> {
     return mapLookup(this.#fd(), key, this.#description.valueSize) ?? undefined;
   }
 
-  /** Every key, collected before the caller changes the map (deleting while iterating restarts a hash walk). */
+  /**
+   * Everything the map holds, in one read (a few thousand entries per system
+   * call). An entry written or deleted by another process meanwhile may be
+   * missed or, in a trie or an array, read twice.
+   */
+  read(): MapContents<K, V> {
+    const entries = mapLookupAll(this.#fd(), this.#description.keySize, this.#description.valueSize);
+    return new MapContents(entries, this.#key, this.#value);
+  }
+
+  /** Every key, collected before the caller changes the map. */
   keys(): K[] {
-    return this.#encodedKeys().map((key) => this.#key.decode(key));
+    const contents = this.read();
+    return Array.from({ length: contents.count }, (_, i) => contents.key(i));
   }
 
   /** Every entry, decoded. */
   entries(): [K, V][] {
-    return [...this.encodedEntries().values()].map(({ key, value }) => [this.#key.decode(key), this.#value.decode(value)]);
+    const contents = this.read();
+    return Array.from({ length: contents.count }, (_, i) => [contents.key(i), contents.value(i)]);
   }
 
   /** Creates or replaces entries in batches, encoding a batch at a time; returns how many. */
@@ -126,17 +196,6 @@ export class BpfMap<K, V> {
     return this.#key.encode(key);
   }
 
-  /** What the map holds, encoded, by the hex of each key. */
-  encodedEntries(): Map<string, EncodedEntry> {
-    const fd = this.#fd();
-    const entries = new Map<string, EncodedEntry>();
-    for (const key of this.#encodedKeys()) {
-      const value = mapLookup(fd, key, this.#description.valueSize);
-      if (value !== null) entries.set(key.toString("hex"), { key, value });
-    }
-    return entries;
-  }
-
   /** Writes encoded entries in batches; returns how many. */
   writeEncoded(entries: readonly EncodedEntry[]): number {
     for (let from = 0; from < entries.length; from += BATCH_ENTRIES) {
@@ -172,14 +231,6 @@ export class BpfMap<K, V> {
     } catch (error) {
       throw new DatapathError(`Cannot delete ${count} entries from map "${this.name}" of ${this.#where}: ${describe(error)}`, { cause: error });
     }
-  }
-
-  #encodedKeys(): Buffer[] {
-    const fd = this.#fd();
-    const size = this.#description.keySize;
-    const keys: Buffer[] = [];
-    for (let key = mapGetNextKey(fd, null, size); key !== null; key = mapGetNextKey(fd, key, size)) keys.push(key);
-    return keys;
   }
 
   #fd(): number {

@@ -547,8 +547,7 @@ export class Datapath {
       this.#endpointIfindex.set(podKey, ifindex);
       desiredEndpoints.push(endpoints.encode({ ifindex }, endpoint));
     }
-    const againstMap = (map: BpfMap<unknown, unknown>, desired: readonly EncodedEntry[], into: MapChange): Map<string, EncodedEntry> => {
-      const current = map.encodedEntries();
+    const againstMap = (current: Map<string, EncodedEntry>, desired: readonly EncodedEntry[], into: MapChange): Map<string, EncodedEntry> => {
       const wanted = new Set<string>();
       for (const entry of desired) {
         const hex = entry.key.toString("hex");
@@ -560,9 +559,9 @@ export class Datapath {
     };
     const desiredPolicy = [...state.policy.values()].map((entry) => policy.encode(entry.key, entry.value));
     const desiredIpcache = [...state.ipcache.values()].map((entry) => ipcache.encode(entry.key, entry.value));
-    const currentPolicy = againstMap(policy, desiredPolicy, change.policy);
-    const currentEndpoints = againstMap(endpoints, desiredEndpoints, change.endpoints);
-    const currentIpcache = againstMap(ipcache, desiredIpcache, change.ipcache);
+    const currentPolicy = againstMap(policy.read().byHex(), desiredPolicy, change.policy);
+    const currentEndpoints = againstMap(endpoints.read().byHex(), desiredEndpoints, change.endpoints);
+    const currentIpcache = againstMap(ipcache.read().byHex(), desiredIpcache, change.ipcache);
     // Looking every key up in the mirrors costs as much as reading the maps: only when they may be off.
     if (!this.#mirrorsChecked) {
       change.mirrorFill = {
@@ -571,7 +570,7 @@ export class Datapath {
         endpoints: endpoints.pruneMirror(currentEndpoints, desiredEndpoints),
       };
     }
-    againstMap(tcpLimits, [...state.tcpLimits].map(([ruleId, limits]) => tcpLimits.encode(ruleId, limits)), change.tcpLimits);
+    againstMap(tcpLimits.read().byHex(), [...state.tcpLimits].map(([ruleId, limits]) => tcpLimits.encode(ruleId, limits)), change.tcpLimits);
     const added = change.policy.upserts.filter((entry) => !currentPolicy.has(entry.key.toString("hex"))).length;
     if (currentPolicy.size + added > policy.maxEntries) {
       // Build new, then switch would need room for both: endpoints whose slot changes fail closed meanwhile instead.
@@ -649,7 +648,8 @@ export class Datapath {
 
   /** What the ipcache holds, decoded. */
   readIpcache(): MapIpcacheEntry[] {
-    return this.maps.ipcache.entries().map(([key, value]) => ({ cidr: ipcacheKeyString(key), ...value }));
+    const contents = this.maps.ipcache.read();
+    return Array.from({ length: contents.count }, (_, i) => ({ cidr: ipcacheKeyString(contents.key(i)), ...contents.value(i) }));
   }
 
   /** What the endpoint, ipcache and policy maps hold, decoded. */

@@ -71,7 +71,7 @@ export class MirroredMap<K, V> extends BpfMap<K, V> {
 
   /**
    * For a full sync, with `current` what the map holds before it (as
-   * {@link BpfMap.encodedEntries} read it) and `desired` what it will hold:
+   * {@link BpfMap.read} read it, by the hex of each key) and `desired` what it will hold:
    * clears in the mirror now every entry of those keys that the map does not
    * hold with the same value (left by a crash between two writes), and
    * returns the desired entries the mirror lacks, to write with
