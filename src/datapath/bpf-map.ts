@@ -33,14 +33,17 @@ const BATCH_ENTRIES = 16_384;
 export class MapContents<K, V> {
   /** How many entries were read. */
   readonly count: number;
+  /** The writes through the handle before this read (see {@link BpfMap.unchangedSince}). */
+  readonly writesBefore: number;
   readonly #entries: MapEntries;
   readonly #key: Codec<K>;
   readonly #value: Codec<V>;
   readonly #keySize: number;
   readonly #valueSize: number;
 
-  constructor(entries: MapEntries, key: Codec<K>, value: Codec<V>) {
+  constructor(entries: MapEntries, key: Codec<K>, value: Codec<V>, writesBefore: number) {
     this.count = entries.count;
+    this.writesBefore = writesBefore;
     this.#entries = entries;
     this.#key = key;
     this.#value = value;
@@ -101,6 +104,8 @@ export class BpfMap<K, V> {
   readonly #value: Codec<V>;
   readonly #where: string;
   readonly #checkOpen: () => void;
+  /** Writes made through this handle, so a read can tell whether it still holds. */
+  #writes = 0;
 
   /**
    * A handle on the map `description` of an open object; `where` says where
@@ -124,11 +129,13 @@ export class BpfMap<K, V> {
 
   /** Creates or replaces the entry of `key`. */
   update(key: K, value: V): void {
+    this.#writes++;
     mapUpdate(this.#fd(), this.#key.encode(key), this.#value.encode(value));
   }
 
   /** Deletes the entry of `key`; false when there was none. */
   delete(key: K): boolean {
+    this.#writes++;
     return mapDelete(this.#fd(), this.#key.encode(key));
   }
 
@@ -144,7 +151,16 @@ export class BpfMap<K, V> {
    */
   read(): MapContents<K, V> {
     const entries = mapLookupAll(this.#fd(), this.#description.keySize, this.#description.valueSize);
-    return new MapContents(entries, this.#key, this.#value);
+    return new MapContents(entries, this.#key, this.#value, this.#writes);
+  }
+
+  /**
+   * Whether `contents` is still what the map holds as far as this handle
+   * knows: no write went through it since that read. Writes by other
+   * processes, or other handles on the same map, are not seen.
+   */
+  unchangedSince(contents: MapContents<K, V>): boolean {
+    return contents.writesBefore === this.#writes;
   }
 
   /** Every key, collected before the caller changes the map. */
@@ -217,6 +233,7 @@ export class BpfMap<K, V> {
 
   /** Writes `count` entries encoded back to back: every batch write goes through here. */
   protected writeBatch(keys: Buffer, values: Buffer, count: number): void {
+    this.#writes++;
     try {
       mapUpdateBatch(this.#fd(), keys, values, count);
     } catch (error) {
@@ -226,6 +243,7 @@ export class BpfMap<K, V> {
 
   /** Deletes `count` keys encoded back to back, skipping absent ones; every batch delete goes through here. */
   protected deleteBatch(keys: Buffer, count: number): number {
+    this.#writes++;
     try {
       return mapDeleteBatch(this.#fd(), keys, count);
     } catch (error) {

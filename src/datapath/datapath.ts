@@ -55,7 +55,7 @@ import {
 import { recountTcpSources } from "./tcp-sources.ts";
 import { failClosed } from "./policy-capacity.ts";
 import { AbiEnumMismatchError, checkReasons, REASONS, type ReasonName } from "./reasons.ts";
-import { BpfMap, type EncodedEntry } from "./bpf-map.ts";
+import { BpfMap, type EncodedEntry, type MapContents } from "./bpf-map.ts";
 import { MirroredMap, type MirrorOptions } from "./mirrored-map.ts";
 import { DatapathError } from "./datapath-error.ts";
 import {
@@ -307,6 +307,8 @@ export class Datapath {
    * first full sync (an earlier process may have died between two writes), nor after a write failed.
    */
   #mirrorsChecked = false;
+  /** The ipcache as {@link readIpcache} last read it, until the next {@link replaceAll} takes it. */
+  #ipcacheRead: MapContents<IpcacheKey, IpcacheValue> | undefined;
 
   private constructor(pinRoot: string, objectPath: string, object: BpfObject) {
     this.pinRoot = pinRoot;
@@ -561,7 +563,9 @@ export class Datapath {
     const desiredIpcache = [...state.ipcache.values()].map((entry) => ipcache.encode(entry.key, entry.value));
     const currentPolicy = againstMap(policy.read().byHex(), desiredPolicy, change.policy);
     const currentEndpoints = againstMap(endpoints.read().byHex(), desiredEndpoints, change.endpoints);
-    const currentIpcache = againstMap(ipcache.read().byHex(), desiredIpcache, change.ipcache);
+    const ipcacheRead = this.#ipcacheRead;
+    this.#ipcacheRead = undefined;
+    const currentIpcache = againstMap((ipcacheRead !== undefined && ipcache.unchangedSince(ipcacheRead) ? ipcacheRead : ipcache.read()).byHex(), desiredIpcache, change.ipcache);
     // Looking every key up in the mirrors costs as much as reading the maps: only when they may be off.
     if (!this.#mirrorsChecked) {
       change.mirrorFill = {
@@ -646,9 +650,15 @@ export class Datapath {
     return this.maps.endpoints.delete({ ifindex });
   }
 
-  /** What the ipcache holds, decoded. */
+  /**
+   * What the ipcache holds, decoded. The read is kept for the next
+   * {@link replaceAll}, which uses it instead of reading the map again when
+   * nothing was written through this datapath since: the agent reads the
+   * ipcache at start and then makes its first full sync against it.
+   */
   readIpcache(): MapIpcacheEntry[] {
     const contents = this.maps.ipcache.read();
+    this.#ipcacheRead = contents;
     return Array.from({ length: contents.count }, (_, i) => ({ cidr: ipcacheKeyString(contents.key(i)), ...contents.value(i) }));
   }
 
