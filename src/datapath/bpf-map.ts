@@ -139,11 +139,6 @@ export class BpfMap<K, V> {
     return mapDelete(this.#fd(), this.#key.encode(key));
   }
 
-  /** The encoded value of an encoded key, or undefined when the map has none. */
-  lookupEncoded(key: Buffer): Buffer | undefined {
-    return mapLookup(this.#fd(), key, this.#description.valueSize) ?? undefined;
-  }
-
   /**
    * Everything the map holds, in one read (a few thousand entries per system
    * call). An entry written or deleted by another process meanwhile may be

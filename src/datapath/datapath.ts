@@ -566,7 +566,7 @@ export class Datapath {
     const ipcacheRead = this.#ipcacheRead;
     this.#ipcacheRead = undefined;
     const currentIpcache = againstMap((ipcacheRead !== undefined && ipcache.unchangedSince(ipcacheRead) ? ipcacheRead : ipcache.read()).byHex(), desiredIpcache, change.ipcache);
-    // Looking every key up in the mirrors costs as much as reading the maps: only when they may be off.
+    // Reading the mirrors costs as much as reading the maps: only when they may be off.
     if (!this.#mirrorsChecked) {
       change.mirrorFill = {
         policy: policy.pruneMirror(currentPolicy, desiredPolicy),
