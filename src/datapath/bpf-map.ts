@@ -70,13 +70,15 @@ export class MapContents<K, V> {
     };
   }
 
+  /** The hex of the `i`th key, as the kernel holds it. */
+  keyHex(i: number): string {
+    return this.#entries.keys.toString("hex", i * this.#keySize, (i + 1) * this.#keySize);
+  }
+
   /** Every entry encoded, by the hex of its key (a key read twice while the map changed keeps its last value). */
   byHex(): Map<string, EncodedEntry> {
     const entries = new Map<string, EncodedEntry>();
-    for (let i = 0; i < this.count; i++) {
-      const entry = this.encoded(i);
-      entries.set(entry.key.toString("hex"), entry);
-    }
+    for (let i = 0; i < this.count; i++) entries.set(this.keyHex(i), this.encoded(i));
     return entries;
   }
 }

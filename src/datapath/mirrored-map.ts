@@ -86,9 +86,10 @@ export class MirroredMap<K, V> extends BpfMap<K, V> {
     const mirror = this.mirror.read();
     const held = new Map<string, Buffer>();
     for (let i = 0; i < mirror.count; i++) {
-      const { key, value } = mirror.encoded(i);
-      const hex = key.toString("hex");
-      if (considered.has(hex) && !(this.#absent?.equals(value) ?? false)) held.set(hex, value);
+      const hex = mirror.keyHex(i);
+      if (!considered.has(hex)) continue;
+      const { value } = mirror.encoded(i);
+      if (!(this.#absent?.equals(value) ?? false)) held.set(hex, value);
     }
     this.#clear([...held].filter(([hex, value]) => !current.get(hex)?.value.equals(value)).map(([hex]) => Buffer.from(hex, "hex")));
     // An entry the map lacks or holds otherwise is upserted by the sync, and so mirrored by its own writes.
