@@ -7,6 +7,8 @@
 #include <bpf/libbpf.h>
 
 #include <cerrno>
+#include <cstring>
+#include <vector>
 
 namespace palisade {
 namespace {
@@ -154,18 +156,6 @@ Napi::Value MapDelete(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), true);
 }
 
-Napi::Value MapGetNextKey(const Napi::CallbackInfo& info) {
-  MapCall call(info, "bpf_map_get_next_key");
-  bool from_start = info[1].IsNull() || info[1].IsUndefined();
-  call.CheckSize(2, "keySize", "key", call.map().info.key_size);
-  Napi::Buffer<uint8_t> key = from_start ? Napi::Buffer<uint8_t>() : call.Keys(1, "key");
-  Napi::Buffer<uint8_t> next = Napi::Buffer<uint8_t>::New(info.Env(), call.map().key_bytes);
-  int err = bpf_map_get_next_key(call.fd(), from_start ? nullptr : key.Data(), next.Data());
-  if (err == -ENOENT) return info.Env().Null();
-  if (err != 0) throw call.Fail(err);
-  return next;
-}
-
 Napi::Value MapUpdateBatch(const Napi::CallbackInfo& info) {
   MapCall call(info, "bpf_map_update_batch");
   uint32_t count = Uint32Arg(info, 3, "count");
@@ -234,6 +224,109 @@ Napi::Value MapDeleteBatch(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), deleted);
 }
 
+// Entries asked for per bpf_map_lookup_batch call: few calls per map, and a
+// kernel-side buffer of at most a few hundred KB per call.
+constexpr uint32_t kLookupBatchEntries = 8192;
+// Whole reads tried before a map that keeps changing under the read is refused.
+constexpr int kLookupAttempts = 3;
+
+// What one whole read of a map found: `count` keys and values back to back.
+struct MapEntries {
+  std::vector<uint8_t> keys;
+  std::vector<uint8_t> values;
+  size_t count = 0;
+
+  void Reserve(const MapShape& map, size_t entries) {
+    if (keys.size() < entries * map.key_bytes) keys.resize(entries * map.key_bytes);
+    if (values.size() < entries * map.value_bytes) values.resize(entries * map.value_bytes);
+  }
+};
+
+// One whole read key by key, for map types without batch lookup. Returns 0,
+// -EAGAIN when the map changed under the read, or a call's negative errno.
+int ReadByKey(int fd, const MapShape& map, MapEntries& entries) {
+  std::vector<uint8_t> key(map.key_bytes);
+  int err = bpf_map_get_next_key(fd, nullptr, key.data());
+  while (err == 0) {
+    entries.Reserve(map, entries.count + 1);
+    uint8_t* slot = entries.keys.data() + entries.count * map.key_bytes;
+    std::memcpy(slot, key.data(), map.key_bytes);
+    err = bpf_map_lookup_elem(fd, slot, entries.values.data() + entries.count * map.value_bytes);
+    if (err == 0) {
+      entries.count++;
+    } else if (err != -ENOENT) {  // ENOENT: deleted since its key was read
+      return err;
+    }
+    // A walk whose key was deleted meanwhile starts over, so it can pass the map's size.
+    if (entries.count > map.info.max_entries) return -EAGAIN;
+    err = bpf_map_get_next_key(fd, slot, key.data());
+  }
+  return err == -ENOENT ? 0 : err;
+}
+
+// One whole read in batches, as ReadByKey returns; reads key by key instead
+// (and says so in `by_key`) when the kernel has no batch lookup for the map.
+int ReadInBatches(int fd, const MapShape& map, MapEntries& entries, bool& by_key) {
+  // The cursor is a bucket index (hash maps) or the last key read (the others).
+  std::vector<uint8_t> in(map.key_bytes + sizeof(uint64_t));
+  std::vector<uint8_t> out(in.size());
+  bpf_map_batch_opts options{};
+  options.sz = sizeof options;
+  uint32_t batch = kLookupBatchEntries;
+  bool started = false;
+  for (;;) {
+    entries.Reserve(map, entries.count + batch);
+    uint32_t count = batch;
+    int err = bpf_map_lookup_batch(fd, started ? in.data() : nullptr, out.data(),
+                                   entries.keys.data() + entries.count * map.key_bytes,
+                                   entries.values.data() + entries.count * map.value_bytes, &count, &options);
+    if (err == -ENOSPC && batch <= map.info.max_entries) {
+      // The next hash bucket holds more entries than asked for: ask for more.
+      batch *= 2;
+      continue;
+    }
+    if (err != 0 && err != -ENOENT) {
+      if (!started && BatchUnsupported(-err)) {
+        by_key = true;
+        return ReadByKey(fd, map, entries);
+      }
+      // EINTR: an entry vanished under the kernel's walk of a trie or array.
+      return err == -EINTR ? -EAGAIN : err;
+    }
+    entries.count += count;
+    // More than the map can hold at once: a walk restarted by a deleted key.
+    if (entries.count > map.info.max_entries) return -EAGAIN;
+    if (err == -ENOENT) return 0;
+    std::memcpy(in.data(), out.data(), in.size());
+    started = true;
+  }
+}
+
+Napi::Value MapLookupAll(const Napi::CallbackInfo& info) {
+  MapCall call(info, "bpf_map_lookup_batch");
+  call.CheckSize(1, "keySize", "key", call.map().info.key_size);
+  call.CheckSize(2, "valueSize", "value", call.map().info.value_size);
+  const MapShape& map = call.map();
+  MapEntries entries;
+  bool by_key = false;
+  int err = -EAGAIN;
+  for (int attempt = 0; attempt < kLookupAttempts && err == -EAGAIN; attempt++) {
+    entries.count = 0;
+    err = by_key ? ReadByKey(call.fd(), map, entries) : ReadInBatches(call.fd(), map, entries, by_key);
+  }
+  const char* operation = by_key ? "bpf_map_get_next_key" : call.operation();
+  if (err == -EAGAIN) {
+    throw ErrnoError(info.Env(), operation, err,
+                     map.Describe() + " kept changing while it was read (" + std::to_string(kLookupAttempts) + " attempts)");
+  }
+  if (err != 0) throw ErrnoError(info.Env(), operation, err, map.Describe());
+  Napi::Object result = Napi::Object::New(info.Env());
+  result.Set("count", static_cast<double>(entries.count));
+  result.Set("keys", Napi::Buffer<uint8_t>::Copy(info.Env(), entries.keys.data(), entries.count * map.key_bytes));
+  result.Set("values", Napi::Buffer<uint8_t>::Copy(info.Env(), entries.values.data(), entries.count * map.value_bytes));
+  return result;
+}
+
 Napi::Value MapInfo(const Napi::CallbackInfo& info) {
   MapCall call(info, "bpf_obj_get_info_by_fd");
   const MapShape& map = call.map();
@@ -258,9 +351,9 @@ void InitMap(Napi::Env env, Napi::Object exports) {
   exports.Set("mapLookup", Napi::Function::New<MapLookup>(env, "mapLookup"));
   exports.Set("mapUpdate", Napi::Function::New<MapUpdate>(env, "mapUpdate"));
   exports.Set("mapDelete", Napi::Function::New<MapDelete>(env, "mapDelete"));
-  exports.Set("mapGetNextKey", Napi::Function::New<MapGetNextKey>(env, "mapGetNextKey"));
   exports.Set("mapUpdateBatch", Napi::Function::New<MapUpdateBatch>(env, "mapUpdateBatch"));
   exports.Set("mapDeleteBatch", Napi::Function::New<MapDeleteBatch>(env, "mapDeleteBatch"));
+  exports.Set("mapLookupAll", Napi::Function::New<MapLookupAll>(env, "mapLookupAll"));
   exports.Set("mapInfo", Napi::Function::New<MapInfo>(env, "mapInfo"));
   exports.Set("numPossibleCpus", Napi::Function::New<NumPossibleCpus>(env, "numPossibleCpus"));
 }

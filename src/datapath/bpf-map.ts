@@ -9,7 +9,7 @@
  */
 import { encodeArray, type Codec } from "./abi.ts";
 import { DatapathError } from "./datapath-error.ts";
-import { mapDelete, mapDeleteBatch, mapGetNextKey, mapLookup, mapUpdate, mapUpdateBatch, type MapDescription } from "./native.ts";
+import { mapDelete, mapDeleteBatch, mapLookup, mapLookupAll, mapUpdate, mapUpdateBatch, type MapDescription, type MapEntries } from "./native.ts";
 
 /** A key and value encoded for a map. */
 export interface EncodedEntry {
@@ -19,6 +19,69 @@ export interface EncodedEntry {
 
 /** Entries per batch system call: large enough to amortize the call, small enough to bound the buffers. */
 const BATCH_ENTRIES = 16_384;
+
+/**
+ * What a map held at one read: its entries encoded back to back, decoded
+ * or viewed one at a time, so that no read makes a Buffer per entry.
+ *
+ * @example
+ * ```ts
+ * const contents = datapath.maps.ipcache.read();
+ * for (let i = 0; i < contents.count; i++) console.log(contents.key(i), contents.value(i));
+ * ```
+ */
+export class MapContents<K, V> {
+  /** How many entries were read. */
+  readonly count: number;
+  /** The writes through the handle before this read (see {@link BpfMap.unchangedSince}). */
+  readonly writesBefore: number;
+  readonly #entries: MapEntries;
+  readonly #key: Codec<K>;
+  readonly #value: Codec<V>;
+  readonly #keySize: number;
+  readonly #valueSize: number;
+
+  constructor(entries: MapEntries, key: Codec<K>, value: Codec<V>, writesBefore: number) {
+    this.count = entries.count;
+    this.writesBefore = writesBefore;
+    this.#entries = entries;
+    this.#key = key;
+    this.#value = value;
+    this.#keySize = entries.count === 0 ? 0 : entries.keys.length / entries.count;
+    this.#valueSize = entries.count === 0 ? 0 : entries.values.length / entries.count;
+  }
+
+  /** The `i`th key, decoded. */
+  key(i: number): K {
+    return this.#key.decode(this.#entries.keys, i * this.#keySize);
+  }
+
+  /** The `i`th value, decoded. */
+  value(i: number): V {
+    return this.#value.decode(this.#entries.values, i * this.#valueSize);
+  }
+
+  /** The `i`th key and value as the kernel holds them: views into the read's two buffers. */
+  encoded(i: number): EncodedEntry {
+    const { keys, values } = this.#entries;
+    return {
+      key: keys.subarray(i * this.#keySize, (i + 1) * this.#keySize),
+      value: values.subarray(i * this.#valueSize, (i + 1) * this.#valueSize),
+    };
+  }
+
+  /** The hex of the `i`th key, as the kernel holds it. */
+  keyHex(i: number): string {
+    return this.#entries.keys.toString("hex", i * this.#keySize, (i + 1) * this.#keySize);
+  }
+
+  /** Every entry encoded, by the hex of its key (a key read twice while the map changed keeps its last value). */
+  byHex(): Map<string, EncodedEntry> {
+    const entries = new Map<string, EncodedEntry>();
+    for (let i = 0; i < this.count; i++) entries.set(this.keyHex(i), this.encoded(i));
+    return entries;
+  }
+}
 
 function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
@@ -43,6 +106,8 @@ export class BpfMap<K, V> {
   readonly #value: Codec<V>;
   readonly #where: string;
   readonly #checkOpen: () => void;
+  /** Writes made through this handle, so a read can tell whether it still holds. */
+  #writes = 0;
 
   /**
    * A handle on the map `description` of an open object; `where` says where
@@ -66,27 +131,45 @@ export class BpfMap<K, V> {
 
   /** Creates or replaces the entry of `key`. */
   update(key: K, value: V): void {
+    this.#writes++;
     mapUpdate(this.#fd(), this.#key.encode(key), this.#value.encode(value));
   }
 
   /** Deletes the entry of `key`; false when there was none. */
   delete(key: K): boolean {
+    this.#writes++;
     return mapDelete(this.#fd(), this.#key.encode(key));
   }
 
-  /** The encoded value of an encoded key, or undefined when the map has none. */
-  lookupEncoded(key: Buffer): Buffer | undefined {
-    return mapLookup(this.#fd(), key, this.#description.valueSize) ?? undefined;
+  /**
+   * Everything the map holds, in one read (a few thousand entries per system
+   * call). An entry written or deleted by another process meanwhile may be
+   * missed or, in a trie or an array, read twice.
+   */
+  read(): MapContents<K, V> {
+    const entries = mapLookupAll(this.#fd(), this.#description.keySize, this.#description.valueSize);
+    return new MapContents(entries, this.#key, this.#value, this.#writes);
   }
 
-  /** Every key, collected before the caller changes the map (deleting while iterating restarts a hash walk). */
+  /**
+   * Whether `contents` is still what the map holds as far as this handle
+   * knows: no write went through it since that read. Writes by other
+   * processes, or other handles on the same map, are not seen.
+   */
+  unchangedSince(contents: MapContents<K, V>): boolean {
+    return contents.writesBefore === this.#writes;
+  }
+
+  /** Every key, collected before the caller changes the map. */
   keys(): K[] {
-    return this.#encodedKeys().map((key) => this.#key.decode(key));
+    const contents = this.read();
+    return Array.from({ length: contents.count }, (_, i) => contents.key(i));
   }
 
   /** Every entry, decoded. */
   entries(): [K, V][] {
-    return [...this.encodedEntries().values()].map(({ key, value }) => [this.#key.decode(key), this.#value.decode(value)]);
+    const contents = this.read();
+    return Array.from({ length: contents.count }, (_, i) => [contents.key(i), contents.value(i)]);
   }
 
   /** Creates or replaces entries in batches, encoding a batch at a time; returns how many. */
@@ -126,17 +209,6 @@ export class BpfMap<K, V> {
     return this.#key.encode(key);
   }
 
-  /** What the map holds, encoded, by the hex of each key. */
-  encodedEntries(): Map<string, EncodedEntry> {
-    const fd = this.#fd();
-    const entries = new Map<string, EncodedEntry>();
-    for (const key of this.#encodedKeys()) {
-      const value = mapLookup(fd, key, this.#description.valueSize);
-      if (value !== null) entries.set(key.toString("hex"), { key, value });
-    }
-    return entries;
-  }
-
   /** Writes encoded entries in batches; returns how many. */
   writeEncoded(entries: readonly EncodedEntry[]): number {
     for (let from = 0; from < entries.length; from += BATCH_ENTRIES) {
@@ -158,6 +230,7 @@ export class BpfMap<K, V> {
 
   /** Writes `count` entries encoded back to back: every batch write goes through here. */
   protected writeBatch(keys: Buffer, values: Buffer, count: number): void {
+    this.#writes++;
     try {
       mapUpdateBatch(this.#fd(), keys, values, count);
     } catch (error) {
@@ -167,19 +240,12 @@ export class BpfMap<K, V> {
 
   /** Deletes `count` keys encoded back to back, skipping absent ones; every batch delete goes through here. */
   protected deleteBatch(keys: Buffer, count: number): number {
+    this.#writes++;
     try {
       return mapDeleteBatch(this.#fd(), keys, count);
     } catch (error) {
       throw new DatapathError(`Cannot delete ${count} entries from map "${this.name}" of ${this.#where}: ${describe(error)}`, { cause: error });
     }
-  }
-
-  #encodedKeys(): Buffer[] {
-    const fd = this.#fd();
-    const size = this.#description.keySize;
-    const keys: Buffer[] = [];
-    for (let key = mapGetNextKey(fd, null, size); key !== null; key = mapGetNextKey(fd, key, size)) keys.push(key);
-    return keys;
   }
 
   #fd(): number {

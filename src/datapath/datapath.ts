@@ -55,7 +55,7 @@ import {
 import { recountTcpSources } from "./tcp-sources.ts";
 import { failClosed } from "./policy-capacity.ts";
 import { AbiEnumMismatchError, checkReasons, REASONS, type ReasonName } from "./reasons.ts";
-import { BpfMap, type EncodedEntry } from "./bpf-map.ts";
+import { BpfMap, type EncodedEntry, type MapContents } from "./bpf-map.ts";
 import { MirroredMap, type MirrorOptions } from "./mirrored-map.ts";
 import { DatapathError } from "./datapath-error.ts";
 import {
@@ -307,6 +307,8 @@ export class Datapath {
    * first full sync (an earlier process may have died between two writes), nor after a write failed.
    */
   #mirrorsChecked = false;
+  /** The ipcache as {@link readIpcache} last read it, until the next {@link replaceAll} takes it. */
+  #ipcacheRead: MapContents<IpcacheKey, IpcacheValue> | undefined;
 
   private constructor(pinRoot: string, objectPath: string, object: BpfObject) {
     this.pinRoot = pinRoot;
@@ -547,8 +549,7 @@ export class Datapath {
       this.#endpointIfindex.set(podKey, ifindex);
       desiredEndpoints.push(endpoints.encode({ ifindex }, endpoint));
     }
-    const againstMap = (map: BpfMap<unknown, unknown>, desired: readonly EncodedEntry[], into: MapChange): Map<string, EncodedEntry> => {
-      const current = map.encodedEntries();
+    const againstMap = (current: Map<string, EncodedEntry>, desired: readonly EncodedEntry[], into: MapChange): Map<string, EncodedEntry> => {
       const wanted = new Set<string>();
       for (const entry of desired) {
         const hex = entry.key.toString("hex");
@@ -560,10 +561,12 @@ export class Datapath {
     };
     const desiredPolicy = [...state.policy.values()].map((entry) => policy.encode(entry.key, entry.value));
     const desiredIpcache = [...state.ipcache.values()].map((entry) => ipcache.encode(entry.key, entry.value));
-    const currentPolicy = againstMap(policy, desiredPolicy, change.policy);
-    const currentEndpoints = againstMap(endpoints, desiredEndpoints, change.endpoints);
-    const currentIpcache = againstMap(ipcache, desiredIpcache, change.ipcache);
-    // Looking every key up in the mirrors costs as much as reading the maps: only when they may be off.
+    const currentPolicy = againstMap(policy.read().byHex(), desiredPolicy, change.policy);
+    const currentEndpoints = againstMap(endpoints.read().byHex(), desiredEndpoints, change.endpoints);
+    const ipcacheRead = this.#ipcacheRead;
+    this.#ipcacheRead = undefined;
+    const currentIpcache = againstMap((ipcacheRead !== undefined && ipcache.unchangedSince(ipcacheRead) ? ipcacheRead : ipcache.read()).byHex(), desiredIpcache, change.ipcache);
+    // Reading the mirrors costs as much as reading the maps: only when they may be off.
     if (!this.#mirrorsChecked) {
       change.mirrorFill = {
         policy: policy.pruneMirror(currentPolicy, desiredPolicy),
@@ -571,7 +574,7 @@ export class Datapath {
         endpoints: endpoints.pruneMirror(currentEndpoints, desiredEndpoints),
       };
     }
-    againstMap(tcpLimits, [...state.tcpLimits].map(([ruleId, limits]) => tcpLimits.encode(ruleId, limits)), change.tcpLimits);
+    againstMap(tcpLimits.read().byHex(), [...state.tcpLimits].map(([ruleId, limits]) => tcpLimits.encode(ruleId, limits)), change.tcpLimits);
     const added = change.policy.upserts.filter((entry) => !currentPolicy.has(entry.key.toString("hex"))).length;
     if (currentPolicy.size + added > policy.maxEntries) {
       // Build new, then switch would need room for both: endpoints whose slot changes fail closed meanwhile instead.
@@ -647,9 +650,16 @@ export class Datapath {
     return this.maps.endpoints.delete({ ifindex });
   }
 
-  /** What the ipcache holds, decoded. */
+  /**
+   * What the ipcache holds, decoded. The read is kept for the next
+   * {@link replaceAll}, which uses it instead of reading the map again when
+   * nothing was written through this datapath since: the agent reads the
+   * ipcache at start and then makes its first full sync against it.
+   */
   readIpcache(): MapIpcacheEntry[] {
-    return this.maps.ipcache.entries().map(([key, value]) => ({ cidr: ipcacheKeyString(key), ...value }));
+    const contents = this.maps.ipcache.read();
+    this.#ipcacheRead = contents;
+    return Array.from({ length: contents.count }, (_, i) => ({ cidr: ipcacheKeyString(contents.key(i)), ...contents.value(i) }));
   }
 
   /** What the endpoint, ipcache and policy maps hold, decoded. */

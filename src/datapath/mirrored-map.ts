@@ -71,21 +71,25 @@ export class MirroredMap<K, V> extends BpfMap<K, V> {
 
   /**
    * For a full sync, with `current` what the map holds before it (as
-   * {@link BpfMap.encodedEntries} read it) and `desired` what it will hold:
+   * {@link BpfMap.read} read it, by the hex of each key) and `desired` what it will hold:
    * clears in the mirror now every entry of those keys that the map does not
    * hold with the same value (left by a crash between two writes), and
    * returns the desired entries the mirror lacks, to write with
-   * {@link writeMirror} after the map's writes. Only those keys are looked
-   * at, not the whole mirror (an array of 65,536 would take seconds to read):
-   * what an agent that did not know the mirror left at other keys stays.
+   * {@link writeMirror} after the map's writes. The mirror is read whole, in
+   * one pass, but only those keys are considered: what an agent that did not
+   * know the mirror left at other keys stays.
    */
   pruneMirror(current: ReadonlyMap<string, EncodedEntry>, desired: readonly EncodedEntry[]): EncodedEntry[] {
+    const considered = new Set<string>();
+    for (const [hex, entry] of current) if (this.#covers(entry.key)) considered.add(hex);
+    for (const entry of desired) if (this.#covers(entry.key)) considered.add(entry.key.toString("hex"));
+    const mirror = this.mirror.read();
     const held = new Map<string, Buffer>();
-    for (const entry of [...current.values(), ...desired]) {
-      const hex = entry.key.toString("hex");
-      if (held.has(hex) || !this.#covers(entry.key)) continue;
-      const value = this.mirror.lookupEncoded(entry.key);
-      if (value !== undefined && !(this.#absent?.equals(value) ?? false)) held.set(hex, value);
+    for (let i = 0; i < mirror.count; i++) {
+      const hex = mirror.keyHex(i);
+      if (!considered.has(hex)) continue;
+      const { value } = mirror.encoded(i);
+      if (!(this.#absent?.equals(value) ?? false)) held.set(hex, value);
     }
     this.#clear([...held].filter(([hex, value]) => !current.get(hex)?.value.equals(value)).map(([hex]) => Buffer.from(hex, "hex")));
     // An entry the map lacks or holds otherwise is upserted by the sync, and so mirrored by its own writes.

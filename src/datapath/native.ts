@@ -289,9 +289,9 @@ interface NativeAddon {
   mapLookup(fd: number, key: Buffer, valueSize: number): Buffer | null;
   mapUpdate(fd: number, key: Buffer, value: Buffer, flags: number): void;
   mapDelete(fd: number, key: Buffer): boolean;
-  mapGetNextKey(fd: number, key: Buffer | null, keySize: number): Buffer | null;
   mapUpdateBatch(fd: number, keys: Buffer, values: Buffer, count: number): void;
   mapDeleteBatch(fd: number, keys: Buffer, count: number): number;
+  mapLookupAll(fd: number, keySize: number, valueSize: number): MapEntries;
   mapInfo(fd: number): MapInfo;
   numPossibleCpus(): number;
   objPin(fd: number, path: string): void;
@@ -482,21 +482,6 @@ export function mapDelete(fd: number, key: Buffer): boolean {
 }
 
 /**
- * The key after `key`, or the first key when `key` is `null`; `null` at the
- * end. A hash map restarts from its first key when `key` is not in it.
- *
- * @example
- * ```ts
- * for (let key = mapGetNextKey(fd, null, 8); key !== null; key = mapGetNextKey(fd, key, 8)) {
- *   console.log(key.toString("hex"));
- * }
- * ```
- */
-export function mapGetNextKey(fd: number, key: Buffer | null, keySize: number): Buffer | null {
-  return call((native) => native.mapGetNextKey(fd, key, keySize));
-}
-
-/**
  * Creates or replaces `count` entries in one `bpf_map_update_batch` call;
  * `keys` and `values` are the entries back to back. For map types without
  * batch support it falls back to one update per entry. On failure the
@@ -523,6 +508,31 @@ export function mapUpdateBatch(fd: number, keys: Buffer, values: Buffer, count: 
  */
 export function mapDeleteBatch(fd: number, keys: Buffer, count: number): number {
   return call((native) => native.mapDeleteBatch(fd, keys, count));
+}
+
+/** Every entry of a map as one read found them: `count` keys and values back to back. */
+export interface MapEntries {
+  readonly count: number;
+  readonly keys: Buffer;
+  /** One value per key; for per-CPU maps, one {@linkcode perCpuSlotSize} slot per possible CPU each. */
+  readonly values: Buffer;
+}
+
+/**
+ * Reads every entry of the map, a few thousand per `bpf_map_lookup_batch`
+ * call (key by key for map types without batch lookup). `keySize` and
+ * `valueSize` must equal the map's. An entry written or deleted during the
+ * read may be missed, or read twice from a trie or an array; a map that keeps
+ * changing so that the read cannot finish fails with `EAGAIN`.
+ *
+ * @example
+ * ```ts
+ * const { count, keys } = mapLookupAll(fd, 8, 16);
+ * for (let i = 0; i < count; i++) console.log(keys.toString("hex", i * 8, (i + 1) * 8));
+ * ```
+ */
+export function mapLookupAll(fd: number, keySize: number, valueSize: number): MapEntries {
+  return call((native) => native.mapLookupAll(fd, keySize, valueSize));
 }
 
 /**

@@ -1253,6 +1253,32 @@ describe("datapath on the real kernel", () => {
     aToB80("policy-allow", "written to both again");
   });
 
+  test("replaceAll compares the ipcache with the read of readIpcache while no write went through the datapath since", () => {
+    const state = stateOf(initialDiff());
+    datapath.replaceAll(state, ifindexOf);
+    const stray = ipcacheKeyOf(parseCidr("198.51.100.7/32"));
+    // Not through readIpcache, whose read the next full sync would take.
+    const holdsStray = () => datapath.maps.ipcache.entries().some(([key]) => ipcacheKeyString(key) === "198.51.100.7/32");
+    // Written through this datapath after the read: the read no longer holds, the full sync reads again.
+    datapath.readIpcache();
+    datapath.maps.ipcache.update(stray, { identity: 999, flags: 0 });
+    assert.equal(datapath.replaceAll(state, ifindexOf).ipcacheRemovals, 1);
+    assert.equal(holdsStray(), false);
+    // Written by another writer (here a second instance on the pin root) after the read: the full sync
+    // goes by the read (the agent is its maps' one writer), and the sync after it reads the map again.
+    datapath.readIpcache();
+    const other = Datapath.open({ pinRoot });
+    try {
+      other.maps.ipcache.update(stray, { identity: 999, flags: 0 });
+    } finally {
+      other.close();
+    }
+    assert.equal(datapath.replaceAll(state, ifindexOf).ipcacheRemovals, 0, "the read at start stands for the map");
+    assert.equal(holdsStray(), true);
+    assert.equal(datapath.replaceAll(state, ifindexOf).ipcacheRemovals, 1, "taken once: the next full sync reads");
+    assert.equal(holdsStray(), false);
+  });
+
   test("replaceAll writes only the difference between the maps and the state", () => {
     const state = stateOf(initialDiff());
     const same = datapath.replaceAll(state, ifindexOf);

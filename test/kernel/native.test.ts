@@ -24,9 +24,9 @@ import {
   linkInfo,
   mapDelete,
   mapDeleteBatch,
-  mapGetNextKey,
   mapInfo,
   mapLookup,
+  mapLookupAll,
   mapUpdate,
   mapUpdateBatch,
   numPossibleCpus,
@@ -143,12 +143,28 @@ async function sendUdp(port: number): Promise<void> {
   }
 }
 
-function allKeys(fd: number, keySize: number): string[] {
-  const keys: string[] = [];
-  for (let key = mapGetNextKey(fd, null, keySize); key !== null; key = mapGetNextKey(fd, key, keySize)) {
-    keys.push(key.toString("hex"));
+// The keys fx_flows holds, as hex, sorted.
+function flowKeys(fd: number): string[] {
+  return [...readAll(fd, 8, 16).keys()].sort();
+}
+
+// What one whole read of a map returns, as value hex by key hex.
+function readAll(fd: number, keySize: number, valueSize: number): Map<string, string> {
+  const { count, keys, values } = mapLookupAll(fd, keySize, valueSize);
+  const stride = count === 0 ? 0 : values.length / count;
+  assert.equal(keys.length, count * keySize);
+  const entries = new Map<string, string>();
+  for (let i = 0; i < count; i++) {
+    entries.set(keys.toString("hex", i * keySize, (i + 1) * keySize), values.toString("hex", i * stride, (i + 1) * stride));
   }
-  return keys.sort();
+  assert.equal(entries.size, count, "no key read twice");
+  return entries;
+}
+
+// Writes `keys` and `values` (back to back) in one batch and returns them as readAll gives them.
+function writeAll(fd: number, keys: Buffer[], values: Buffer[]): Map<string, string> {
+  mapUpdateBatch(fd, Buffer.concat(keys), Buffer.concat(values), keys.length);
+  return new Map(keys.map((key, i) => [key.toString("hex"), values[i]!.toString("hex")]));
 }
 
 function assertBpfError(code: string, operation: string): (error: unknown) => boolean {
@@ -191,7 +207,7 @@ describe("native binding", () => {
     assert.equal(obj.path, FIXTURE);
     assert.deepEqual(
       obj.maps().map((map) => map.name).sort(),
-      ["fx_config", "fx_events", "fx_flows", "fx_prefixes", "fx_stats"],
+      ["fx_config", "fx_counts", "fx_events", "fx_flows", "fx_ports", "fx_prefixes", "fx_recent", "fx_stats"],
     );
     const flows = obj.map("fx_flows");
     assert.deepEqual(
@@ -250,7 +266,7 @@ describe("native binding", () => {
     const fd = openFixture(t).map("fx_flows").fd;
     const keys = [flowKey(0x0a000001, 80, 6), flowKey(0x0a000002, 443, 6), flowKey(0x0a000003, 53, 17)];
     keys.forEach((key, i) => mapUpdate(fd, key, flowValue(i, 1)));
-    assert.deepEqual(allKeys(fd, 8), keys.map((key) => key.toString("hex")).sort());
+    assert.deepEqual(flowKeys(fd), keys.map((key) => key.toString("hex")).sort());
     assert.deepEqual(mapLookup(fd, keys[1]!, 16), flowValue(1, 1));
 
     mapUpdate(fd, keys[1]!, flowValue(7, 2), MapUpdateFlags.exist);
@@ -264,7 +280,7 @@ describe("native binding", () => {
     assert.equal(mapDelete(fd, keys[0]!), true);
     assert.equal(mapDelete(fd, keys[0]!), false);
     assert.equal(mapLookup(fd, keys[0]!, 16), null);
-    assert.equal(allKeys(fd, 8).length, 2);
+    assert.equal(flowKeys(fd).length, 2);
   });
 
   it("updates and deletes in batches, skipping keys that are already gone", (t) => {
@@ -272,13 +288,13 @@ describe("native binding", () => {
     const keys = Array.from({ length: 40 }, (_, i) => flowKey(0x0a000000 + i, 1000 + i, 6));
     const values = keys.map((_, i) => flowValue(i * 3, i % 3));
     mapUpdateBatch(fd, Buffer.concat(keys), Buffer.concat(values), keys.length);
-    assert.equal(allKeys(fd, 8).length, 40);
+    assert.equal(flowKeys(fd).length, 40);
     keys.forEach((key, i) => assert.deepEqual(mapLookup(fd, key, 16), values[i]));
 
     mapDelete(fd, keys[5]!);
     mapDelete(fd, keys[30]!);
     assert.equal(mapDeleteBatch(fd, Buffer.concat(keys.slice(0, 35)), 35), 33);
-    assert.deepEqual(allKeys(fd, 8), keys.slice(35).map((key) => key.toString("hex")).sort());
+    assert.deepEqual(flowKeys(fd), keys.slice(35).map((key) => key.toString("hex")).sort());
   });
 
   it("fills the whole map in one batch and reports the entry that did not fit", (t) => {
@@ -293,7 +309,7 @@ describe("native binding", () => {
         return true;
       },
     );
-    assert.equal(allKeys(fd, 8).length, 64);
+    assert.equal(flowKeys(fd).length, 64);
   });
 
   it("batches on an LPM trie keep longest-prefix semantics", (t) => {
@@ -319,6 +335,78 @@ describe("native binding", () => {
         return true;
       },
     );
+  });
+
+  it("reads 100k entries of a hash, an LRU hash and an LPM trie back whole, as written", (t) => {
+    const size = 100_000;
+    const obj = openObject(FIXTURE, { pinRoot: newPinRoot(), mapMaxEntries: { fx_flows: size, fx_recent: 2 * size, fx_prefixes: size } });
+    t.after(() => obj.close());
+    const flows = Array.from({ length: size }, (_, i) => flowKey(0x0a000000 + i, i & 0xffff, 6));
+    const flowValues = flows.map((_, i) => flowValue(i, i % 3));
+    for (const name of ["fx_flows", "fx_recent"]) {
+      const fd = obj.map(name).fd;
+      const written = writeAll(fd, flows, flowValues);
+      assert.deepEqual(readAll(fd, 8, 16), written, name);
+    }
+    // Host prefixes and /24s, so the trie has inner nodes as well as leaves.
+    const prefixKeys = Array.from({ length: size }, (_, i) =>
+      i % 2 === 0 ? prefixKey(32, `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`) : prefixKey(24, `11.${(i >> 16) & 255}.${(i >> 8) & 255}.0`),
+    );
+    const prefixes = obj.map("fx_prefixes").fd;
+    const written = writeAll(prefixes, prefixKeys, prefixKeys.map((_, i) => u32(i)));
+    assert.deepEqual(readAll(prefixes, 8, 4), written);
+  });
+
+  it("reads an empty map, and an array whole with its unwritten entries as zeros", (t) => {
+    const size = 100_000;
+    const obj = openObject(FIXTURE, { pinRoot: newPinRoot(), mapMaxEntries: { fx_config: size } });
+    t.after(() => obj.close());
+    assert.deepEqual(mapLookupAll(obj.map("fx_flows").fd, 8, 16), { count: 0, keys: Buffer.alloc(0), values: Buffer.alloc(0) });
+    const fd = obj.map("fx_config").fd;
+    const keys = Array.from({ length: 1000 }, (_, i) => u32(i * 97));
+    writeAll(fd, keys, keys.map((_, i) => u32(i + 1)));
+    const { count, keys: read, values } = mapLookupAll(fd, 4, 4);
+    assert.equal(count, size);
+    for (let i = 0; i < size; i++) {
+      assert.equal(read.readUInt32LE(i * 4), i);
+      assert.equal(values.readUInt32LE(i * 4), i % 97 === 0 && i / 97 < 1000 ? i / 97 + 1 : 0, `entry ${i}`);
+    }
+  });
+
+  it("reads per-CPU maps whole, one 8-byte-aligned slot per possible CPU per value", (t) => {
+    const obj = openFixture(t);
+    const slot = perCpuSlotSize(STATS_SIZE);
+    const cpus = numPossibleCpus();
+    const perCpu = (entry: number): Buffer => {
+      const value = Buffer.alloc(slot * cpus);
+      for (let cpu = 0; cpu < cpus; cpu++) value.writeUInt32LE(entry * 100 + cpu, cpu * slot);
+      return value;
+    };
+    const counts = obj.map("fx_counts").fd;
+    const keys = Array.from({ length: 16 }, (_, i) => u32(i * 3));
+    const written = writeAll(counts, keys, keys.map((_, i) => perCpu(i)));
+    assert.deepEqual(readAll(counts, 4, STATS_SIZE), written);
+    const stats = obj.map("fx_stats").fd;
+    mapUpdate(stats, u32(0), perCpu(7));
+    assert.deepEqual(readAll(stats, 4, STATS_SIZE), new Map([[u32(0).toString("hex"), perCpu(7).toString("hex")]]));
+  });
+
+  it("reads key by key where the map type has no batch lookup", (t) => {
+    const fd = openFixture(t).map("fx_ports").fd;
+    const keys = Array.from({ length: 16 }, (_, i) => u32(1000 + i));
+    // Each value is an interface the devmap must find: the loopback's.
+    const written = new Map(keys.map((key) => [key.toString("hex"), u32(ifNameToIndex("lo")).toString("hex")]));
+    for (const key of keys) mapUpdate(fd, key, u32(ifNameToIndex("lo")));
+    assert.deepEqual(readAll(fd, 4, 4), written);
+  });
+
+  it("refuses a whole read whose sizes are not the map's", (t) => {
+    const fd = openFixture(t).map("fx_flows").fd;
+    assert.throws(() => mapLookupAll(fd, 8, 12), (error) => {
+      assertBpfError("EINVAL", "bpf_map_lookup_batch")(error);
+      assert.match((error as Error).message, /value size 12 does not match the value size 16 of map "fx_flows"/);
+      return true;
+    });
   });
 
   it("reads and writes per-CPU values as one 8-byte-aligned slot per possible CPU", (t) => {
