@@ -8,10 +8,11 @@
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { createSocket } from "node:dgram";
-import { closeSync, openSync, readdirSync, readFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync } from "node:fs";
 import { createServer, Socket, type AddressInfo, type Server } from "node:net";
 import { describe, test } from "node:test";
 import { BpfError, SocketSplice, type SocketSpliceEnd } from "../../src/datapath/native.ts";
+import { openFds } from "../lib/open-fds.ts";
 
 /** What a case builds: the client, the server's socket, and the two sockets of the splice between them. */
 interface Path {
@@ -32,10 +33,6 @@ interface Path {
 
 function fdOf(socket: Socket | { _handle?: unknown }): number {
   return ((socket as { _handle: { fd: number } })._handle).fd;
-}
-
-function openFds(): number {
-  return readdirSync("/proc/self/fd").length;
 }
 
 function listen(server: Server): Promise<number> {
