@@ -22,7 +22,8 @@ import { installNftablesSet } from "./nftables-set.ts";
 import { peerIdentity, writeHostIpcache, writePeerIpcache, writePolicyEntries, writeSyntheticPolicy } from "./palisade-rules.ts";
 import type { PodWorkload, WorkloadTiming } from "./pod-workloads.ts";
 import { machineBusySeconds, type QuietGate } from "./quiet-gate.ts";
-import { median, medianInterval, seededRandom, shuffle } from "./stats.ts";
+import { seededRandom } from "../../src/conformance/random-cases.ts";
+import { median, medianInterval, shuffle } from "./stats.ts";
 
 const CLIENT_V4 = "10.250.0.2";
 const SERVER_V4 = "10.250.0.3";

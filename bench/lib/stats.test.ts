@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { formatTable, growth, median, medianInterval, quantile, seededRandom, shortCount, shuffle } from "./stats.ts";
+import { seededRandom } from "../../src/conformance/random-cases.ts";
+import { formatTable, growth, median, medianInterval, quantile, shortCount, shuffle } from "./stats.ts";
 
 describe("benchmark statistics", () => {
   test("median and quantiles interpolate between ranks", () => {

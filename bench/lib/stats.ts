@@ -79,7 +79,7 @@ export function medianInterval(samples: readonly number[], confidence = 0.95): M
  *
  * @example
  * ```ts
- * const random = seededRandom(42);
+ * const random = seededRandom(42); // from src/conformance/random-cases.ts
  * shuffle([1, 2, 3, 4], random); // the same order for seed 42 every time
  * ```
  */
@@ -89,21 +89,6 @@ export function shuffle<T>(items: T[], random: () => number): T[] {
     [items[i], items[j]] = [items[j]!, items[i]!];
   }
   return items;
-}
-
-/**
- * A small seeded generator of numbers in [0, 1) (mulberry32): enough to
- * order a benchmark's rows, not for anything secret.
- */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /**
