@@ -148,6 +148,16 @@ async function withPath(body: (path: Path) => Promise<void>): Promise<void> {
   assert.equal(openFds(), before, "no fd left open");
 }
 
+/** Destroys the paths' client and server sockets, waits until all four sockets of each closed, and closes their listeners. */
+async function closePaths(paths: readonly Path[]): Promise<void> {
+  for (const path of paths) {
+    path.client.destroy();
+    path.server.destroy();
+  }
+  await Promise.all(paths.flatMap((path) => [path.client, path.server, path.proxyA, path.proxyB].map(closed)));
+  await Promise.all(paths.map((path) => path.close()));
+}
+
 describe("SocketSplice", () => {
   test("64 MiB of random bytes each way at once arrive intact; the ends pass on as half-closes, then it reports", async () => {
     await withPath(async ({ client, server, ended }) => {
@@ -251,12 +261,7 @@ describe("SocketSplice", () => {
         assert.deepEqual(await ended, { aToB: total, bToA: total, end: "closed" });
       }),
     );
-    for (const path of paths) {
-      path.client.destroy();
-      path.server.destroy();
-    }
-    await Promise.all(paths.flatMap((path) => [path.client, path.server, path.proxyA, path.proxyB].map(closed)));
-    await Promise.all(paths.map((path) => path.close()));
+    await closePaths(paths);
     assert.equal(openFds(), before, "no fd left open");
   });
 
@@ -279,12 +284,7 @@ describe("SocketSplice", () => {
       path.server.end();
     }
     for (const path of paths) assert.deepEqual(await path.ended, { aToB: 4, bToA: 4, end: "closed" });
-    for (const path of paths) {
-      path.client.destroy();
-      path.server.destroy();
-    }
-    await Promise.all(paths.flatMap((path) => [path.client, path.server, path.proxyA, path.proxyB].map(closed)));
-    await Promise.all(paths.map((path) => path.close()));
+    await closePaths(paths);
     assert.equal(openFds(), before, "no fd left open");
   });
 
