@@ -419,4 +419,11 @@ int pal_to_proxy(struct __sk_buff *skb)
 	return TC_ACT_OK;
 }
 
+/* On the node's network namespace (sk_lookup): see pal_proxy_lookup_run. */
+SEC("sk_lookup")
+int pal_proxy_lookup(struct bpf_sk_lookup *ctx)
+{
+	return pal_proxy_lookup_run(ctx);
+}
+
 char LICENSE[] SEC("license") = "GPL";

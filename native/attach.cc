@@ -1,10 +1,13 @@
 // Attaching tc programs: tcx links (kernel 6.6+), the clsact/cls_bpf
-// fallback for older kernels, link info, and interface name lookup.
+// fallback for older kernels, link info, and interface name lookup; and
+// sk_lookup programs on the current network namespace.
 #include "common.h"
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <fcntl.h>
 #include <net/if.h>
+#include <unistd.h>
 
 #include <cerrno>
 
@@ -37,6 +40,19 @@ Napi::Value AttachTcx(const Napi::CallbackInfo& info) {
   auto type = static_cast<bpf_attach_type>(ingress ? kBpfTcxIngress : kBpfTcxEgress);
   int link_fd = bpf_link_create(prog_fd, ifindex, type, nullptr);
   if (link_fd < 0) throw ErrnoError(env, "bpf_link_create", link_fd, "tcx " + Where(ifindex, ingress));
+  return Napi::Number::New(env, link_fd);
+}
+
+// attachSkLookup(progFd): a link of the sk_lookup program to the calling
+// thread's network namespace, as a link fd.
+Napi::Value AttachSkLookup(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int prog_fd = FdArg(info, 0, "progFd");
+  int netns_fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (netns_fd < 0) throw ErrnoError(env, "open", errno, "/proc/self/ns/net");
+  FdGuard netns(netns_fd);
+  int link_fd = bpf_link_create(prog_fd, netns_fd, BPF_SK_LOOKUP, nullptr);
+  if (link_fd < 0) throw ErrnoError(env, "bpf_link_create", link_fd, "sk_lookup on the current network namespace");
   return Napi::Number::New(env, link_fd);
 }
 
@@ -139,6 +155,7 @@ Napi::Value IfNameToIndex(const Napi::CallbackInfo& info) {
 
 void InitAttach(Napi::Env env, Napi::Object exports) {
   exports.Set("attachTcx", Napi::Function::New<AttachTcx>(env, "attachTcx"));
+  exports.Set("attachSkLookup", Napi::Function::New<AttachSkLookup>(env, "attachSkLookup"));
   exports.Set("linkDetach", Napi::Function::New<LinkDetach>(env, "linkDetach"));
   exports.Set("linkInfo", Napi::Function::New<LinkInfo>(env, "linkInfo"));
   exports.Set("attachTc", Napi::Function::New<AttachTc>(env, "attachTc"));

@@ -9,6 +9,16 @@
  * addresses. bpf_sk_assign works at tc ingress only, so the to-pod hook
  * (tc egress) redirects its packets out of a veth whose peer runs
  * pal_to_proxy on its ingress, which does the rest there.
+ *
+ * A SYN whose exact tuple a socket of the node still holds (the proxy's
+ * accepted socket in TIME_WAIT, when the proxy closed first and the client
+ * opens again from the same port) must meet that socket, as it would
+ * without the proxy: assigned to the listener, its request would clash
+ * with the TIME_WAIT socket in the established hash and be dropped
+ * unanswered. Such a SYN is only marked: the kernel's own lookup finds the
+ * socket and applies its rules (a SYN that may reopen a TIME_WAIT tuple
+ * ends it and goes to a listener lookup), and pal_proxy_lookup, the
+ * node's sk_lookup program, answers that lookup with the proxy's listener.
  */
 #ifndef PAL_PROXY_H
 #define PAL_PROXY_H
@@ -16,12 +26,49 @@
 #include <stdbool.h>
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
+#include <linux/in.h>
+#include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
 #include "palisade_abi.h"
 #include "conntrack.h"
 #include "maps.h"
 #include "parse.h"
+
+/* The tuple of a SYN handed over to the kernel's lookup, as sk_lookup
+ * sees it: remote = the client, local = the original destination. */
+struct pal_proxy_syn_key {
+	__u32 family; /* AF_INET or AF_INET6 */
+	__be16 sport;
+	__be16 dport;
+	__u8 saddr[16];
+	__u8 daddr[16];
+};
+
+/* Written by the tc programs, consumed by pal_proxy_lookup; an entry whose
+ * SYN never got that far ages out. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct pal_proxy_syn_key);
+	__type(value, __u8);
+	__uint(max_entries, 4096);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pal_proxy_syns SEC(".maps");
+
+/* The proxy's listeners, by family (PAL_PROXY_SLOT_*), put here by the tc
+ * programs from their lookup; a closed listener leaves the map by itself. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKMAP);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, 2);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pal_proxy_listeners SEC(".maps");
+
+#define PAL_PROXY_SLOT_V4 0
+#define PAL_PROXY_SLOT_V6 1
+#define PAL_AF_INET 2
+#define PAL_AF_INET6 10
 
 /* The proxy configuration, or NULL when there is no proxy to steer to. */
 static __always_inline const struct pal_proxy_config *pal_proxy_config_get(void)
@@ -54,12 +101,10 @@ static __always_inline bool pal_ct_steers(__u8 ct_flags, bool reply, bool from_p
 			       (reply && (ct_flags & PAL_CT_F_PROXY_UPSTREAM)));
 }
 
-/* The proxy's listening socket for a packet of tuple t (referenced: the
- * caller releases it), or NULL. The lookup asks for the packet's addresses
- * with the proxy's port: the listener is bound to the wildcard address. */
-static __always_inline struct bpf_sock *pal_proxy_listener(struct __sk_buff *skb,
-							   const struct pal_ct_key *t,
-							   __be16 port_be)
+/* The node's socket for tuple t with destination port port_be (referenced:
+ * the caller releases it), or NULL. */
+static __always_inline struct bpf_sock *pal_node_socket(struct __sk_buff *skb,
+							const struct pal_ct_key *t, __be16 port_be)
 {
 	struct bpf_sock_tuple tuple = {};
 	struct bpf_sock *sk;
@@ -77,6 +122,18 @@ static __always_inline struct bpf_sock *pal_proxy_listener(struct __sk_buff *skb
 		tuple.ipv6.dport = port_be;
 		sk = bpf_skc_lookup_tcp(skb, &tuple, sizeof(tuple.ipv6), BPF_F_CURRENT_NETNS, 0);
 	}
+	return sk;
+}
+
+/* The proxy's listening socket for a packet of tuple t (referenced: the
+ * caller releases it), or NULL. The lookup asks for the packet's addresses
+ * with the proxy's port: the listener is bound to the wildcard address. */
+static __always_inline struct bpf_sock *pal_proxy_listener(struct __sk_buff *skb,
+							   const struct pal_ct_key *t,
+							   __be16 port_be)
+{
+	struct bpf_sock *sk = pal_node_socket(skb, t, port_be);
+
 	if (sk && sk->state != BPF_TCP_LISTEN) {
 		bpf_sk_release(sk);
 		sk = NULL;
@@ -84,8 +141,43 @@ static __always_inline struct bpf_sock *pal_proxy_listener(struct __sk_buff *skb
 	return sk;
 }
 
+/* Whether a socket of the node holds t's exact tuple (a listener on the
+ * destination's port holds none). */
+static __always_inline bool pal_tuple_held(struct __sk_buff *skb, const struct pal_ct_key *t)
+{
+	struct bpf_sock *sk = pal_node_socket(skb, t, t->dport_be);
+	bool held;
+
+	if (!sk)
+		return false;
+	held = sk->state != BPF_TCP_LISTEN;
+	bpf_sk_release(sk);
+	return held;
+}
+
+/* Leaves a SYN on a held tuple to the kernel's lookup: records its tuple
+ * for pal_proxy_lookup, with the listener it is to get. */
+static __always_inline long pal_proxy_defer(const struct pal_ct_key *t, struct bpf_sock *listener)
+{
+	bool v4 = t->family == PAL_FAMILY_V4;
+	struct pal_proxy_syn_key key = {
+		.family = v4 ? PAL_AF_INET : PAL_AF_INET6,
+		.sport = t->sport_be,
+		.dport = t->dport_be,
+	};
+	__u32 slot = v4 ? PAL_PROXY_SLOT_V4 : PAL_PROXY_SLOT_V6;
+	__u8 one = 1;
+	long err;
+
+	__builtin_memcpy(key.saddr, t->saddr, 16);
+	__builtin_memcpy(key.daddr, t->daddr, 16);
+	err = bpf_map_update_elem(&pal_proxy_listeners, &slot, listener, BPF_ANY);
+	return err ? err : bpf_map_update_elem(&pal_proxy_syns, &key, &one, BPF_ANY);
+}
+
 /* Hands a packet opening a connection to the proxy's listener (tc ingress
- * only); with assign false only checks that it listens. */
+ * only), directly or, on a held tuple, through the kernel's lookup; with
+ * assign false only checks that it listens. */
 static __always_inline bool pal_proxy_take(struct __sk_buff *skb, const struct pal_ct_key *t,
 					   __be16 port_be, bool assign)
 {
@@ -95,9 +187,46 @@ static __always_inline bool pal_proxy_take(struct __sk_buff *skb, const struct p
 	if (!sk)
 		return false;
 	if (assign)
-		err = bpf_sk_assign(skb, sk, 0);
+		err = pal_tuple_held(skb, t) ? pal_proxy_defer(t, sk) : bpf_sk_assign(skb, sk, 0);
 	bpf_sk_release(sk);
 	return !err;
+}
+
+/* The node's sk_lookup program: gives a lookup for a SYN that
+ * pal_proxy_defer recorded the proxy's listener; every other lookup goes on
+ * as usual. Runs on listener lookups only (a new connection, or a SYN that
+ * reopens a TIME_WAIT tuple), TCP and UDP. */
+static __always_inline int pal_proxy_lookup_run(struct bpf_sk_lookup *ctx)
+{
+	struct pal_proxy_syn_key key = {
+		.family = ctx->family,
+		.sport = ctx->remote_port,
+		.dport = bpf_htons(ctx->local_port),
+	};
+	__u32 slot = ctx->family == PAL_AF_INET ? PAL_PROXY_SLOT_V4 : PAL_PROXY_SLOT_V6;
+	struct bpf_sock *sk;
+	long err;
+
+	if (ctx->protocol != IPPROTO_TCP)
+		return SK_PASS;
+	if (ctx->family == PAL_AF_INET) {
+		__builtin_memcpy(key.saddr, &ctx->remote_ip4, 4);
+		__builtin_memcpy(key.daddr, &ctx->local_ip4, 4);
+	} else {
+		__builtin_memcpy(key.saddr, ctx->remote_ip6, 16);
+		__builtin_memcpy(key.daddr, ctx->local_ip6, 16);
+	}
+	if (!bpf_map_lookup_elem(&pal_proxy_syns, &key))
+		return SK_PASS;
+	/* One lookup per SYN: a retransmission is recorded again by tc. */
+	bpf_map_delete_elem(&pal_proxy_syns, &key);
+	sk = bpf_map_lookup_elem(&pal_proxy_listeners, &slot);
+	/* The proxy went away: the SYN is refused, never given to another socket. */
+	if (!sk)
+		return SK_DROP;
+	err = bpf_sk_assign(ctx, sk, 0);
+	bpf_sk_release(sk);
+	return err ? SK_DROP : SK_PASS;
 }
 
 /* Steers a packet to the proxy from the hook of direction dir. A pure SYN

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, unlinkSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { repositoryRoot } from "../repository-root.ts";
 import {
@@ -59,6 +59,7 @@ import { BpfMap, type EncodedEntry, type MapContents } from "./bpf-map.ts";
 import { MirroredMap, type MirrorOptions } from "./mirrored-map.ts";
 import { DatapathError } from "./datapath-error.ts";
 import {
+  attachSkLookup,
   attachTc,
   attachTcx,
   BpfError,
@@ -211,6 +212,10 @@ const HOOKS: readonly { direction: TcDirection; program: ProgramName }[] = [
 ];
 /** The program on the ingress of the proxy device's receiving end (see proxy-routing.ts). */
 const PROXY_PROGRAM = "pal_to_proxy";
+/** The sk_lookup program of the node's namespace that gives the proxy's listener the SYNs tc leaves to the kernel (proxy.h). */
+const PROXY_LOOKUP_PROGRAM = "pal_proxy_lookup";
+/** Its netns link's pin under `<pinRoot>/links/`. */
+const PROXY_LOOKUP_LINK = "proxy-sk-lookup";
 const TC_FILTER = { handle: 0x70616c, priority: 0x7061 } as const;
 const LINK_PIN = /^(\d+)-(ingress|egress)$/;
 const PROXY_LINK_PIN = /^proxy-(\d+)-ingress$/;
@@ -298,6 +303,7 @@ export class Datapath {
   readonly #eventsFd: number;
   readonly #programFds: Record<ProgramName, number>;
   readonly #proxyProgramFd: number;
+  readonly #proxyLookupFd: number;
   /** Interfaces this instance wrote endpoint entries for, by pod key: removals by pod key need them. */
   readonly #endpointIfindex = new Map<string, number>();
   readonly #subscriptions = new Set<EventSubscription>();
@@ -340,6 +346,7 @@ export class Datapath {
     this.#eventsFd = object.map(MAP_NAMES.events).fd;
     this.#programFds = { "from-pod": object.program(PROGRAMS["from-pod"]).fd, "to-pod": object.program(PROGRAMS["to-pod"]).fd };
     this.#proxyProgramFd = object.program(PROXY_PROGRAM).fd;
+    this.#proxyLookupFd = object.program(PROXY_LOOKUP_PROGRAM).fd;
   }
 
   /**
@@ -724,6 +731,10 @@ export class Datapath {
    * does for endpoints: a tcx link pinned at
    * `<pinRoot>/links/proxy-<ifindex>-ingress`, tc clsact as the fallback.
    * Idempotent. The packets the to-pod hook steers enter the stack there.
+   * Also links `pal_proxy_lookup` to the current network namespace (the
+   * node's), pinned at `<pinRoot>/links/proxy-sk-lookup`: it gives the
+   * proxy's listener the SYNs that meet one of the node's sockets on their
+   * tuple (see bpf/lib/proxy.h).
    *
    * @example
    * ```ts
@@ -733,11 +744,26 @@ export class Datapath {
    * ```
    */
   attachProxyDevice(ifindex: number, options: { mode?: AttachMode } = {}): "tcx" | "tc" {
+    const pin = join(this.pinRoot, "links", PROXY_LOOKUP_LINK);
+    if (!liveNetnsLink(pin)) {
+      try {
+        const linkFd = attachSkLookup(this.#proxyLookupFd);
+        try {
+          objPin(linkFd, pin);
+        } finally {
+          closeFd(linkFd);
+        }
+      } catch (error) {
+        throw new DatapathError(`Cannot attach "${PROXY_LOOKUP_PROGRAM}" to the network namespace: ${describe(error)}`, { cause: error });
+      }
+    }
     return attachHooks(proxyHooks(this.pinRoot, this.#proxyProgramFd, ifindex), ifindex, options.mode ?? "auto");
   }
 
-  /** Detaches `pal_to_proxy` from the interface; whether anything was attached. */
+  /** Detaches `pal_to_proxy` from the interface, and `pal_proxy_lookup` from the namespace; whether anything was attached. */
   detachProxyDevice(ifindex: number): boolean {
+    const pin = join(this.pinRoot, "links", PROXY_LOOKUP_LINK);
+    if (existsSync(pin)) releaseLink(pin);
     return detachHooks(proxyHooks(this.pinRoot, this.#proxyProgramFd, ifindex), ifindex);
   }
 
@@ -920,12 +946,21 @@ function programPin(pinRoot: string, program: ProgramName): string {
  * such a pin is removed.
  */
 function liveLink(pin: string, ifindex: number): boolean {
+  return pinnedLinkOn(pin, /^ifindex:\s*(\d+)/m, ifindex);
+}
+
+/** Whether the netns link pinned at `pin` is attached to the current network namespace; a pin of another (or a gone) namespace is removed. */
+function liveNetnsLink(pin: string): boolean {
+  return pinnedLinkOn(pin, /^netns_ino:\s*(\d+)/m, statSync("/proc/self/ns/net").ino);
+}
+
+/** Whether the link pinned at `pin` reports `target` in the fdinfo field `field` matches; a pin that does not is removed. */
+function pinnedLinkOn(pin: string, field: RegExp, target: number): boolean {
   if (!existsSync(pin)) return false;
   const linkFd = objGet(pin);
   let live: boolean;
   try {
-    const fdinfo = readFileSync(`/proc/self/fdinfo/${linkFd}`, "utf8");
-    live = Number(/^ifindex:\s*(\d+)/m.exec(fdinfo)?.[1] ?? 0) === ifindex;
+    live = Number(field.exec(readFileSync(`/proc/self/fdinfo/${linkFd}`, "utf8"))?.[1] ?? 0) === target;
   } finally {
     closeFd(linkFd);
   }

@@ -298,6 +298,7 @@ interface NativeAddon {
   objGet(path: string): number;
   closeFd(fd: number): void;
   attachTcx(progFd: number, ifindex: number, direction: TcDirection): number;
+  attachSkLookup(progFd: number): number;
   linkDetach(linkFd: number): void;
   linkInfo(linkFd: number): LinkInfo;
   attachTc(progFd: number, ifindex: number, direction: TcDirection, filter: TcFilter): TcAttachment;
@@ -623,6 +624,20 @@ export function closeFd(fd: number): void {
  */
 export function attachTcx(progFd: number, ifindex: number, direction: TcDirection): number {
   return call((native) => native.attachTcx(progFd, ifindex, direction));
+}
+
+/**
+ * Attaches an sk_lookup program to the current network namespace and
+ * returns the link fd; kept as {@linkcode attachTcx}'s links are.
+ *
+ * @example
+ * ```ts
+ * const linkFd = attachSkLookup(obj.program("pal_proxy_lookup").fd);
+ * objPin(linkFd, "/sys/fs/bpf/palisade/links/proxy-sk-lookup");
+ * ```
+ */
+export function attachSkLookup(progFd: number): number {
+  return call((native) => native.attachSkLookup(progFd));
 }
 
 /**

@@ -13,6 +13,7 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { statSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import { Datapath, type ReasonName } from "../../src/datapath/index.ts";
 import { DEFAULT_PROXY_PORT } from "../../src/datapath/transparent-socket.ts";
@@ -36,6 +37,7 @@ import { run, tag, uniquePinRoot } from "../lib/kernel.ts";
 import { LINE_PEER_PATH, parseExchange, type LineExchange } from "../lib/line-peer.ts";
 import { addPeer, createNodeNamespace, POD_GATEWAY, type NodePeer } from "../lib/node-namespace.ts";
 import { PROXY_NODE_PATH } from "../lib/proxy-node.ts";
+import { REUSE_PEER_PATH, type ReuseExchange } from "../lib/reuse-peer.ts";
 import { TRANSPARENT_PROXY_PATH } from "../lib/transparent-proxy.ts";
 
 const node = process.execPath;
@@ -61,7 +63,11 @@ const PORT = {
   plain: 8083, // plain on both sides (and from r)
   upstreamDenied: 8084, // a's egress: HTTP; b's ingress: nothing, so the proxy's upstream SYN is dropped
   revoked: 8085, // plain until a test makes b's ingress HTTP
+  reuseIngress: 8086, // b's reuse server; a's egress: plain; b's ingress: HTTP
+  reuseEgress: 8087, // b's reuse server; a's egress: HTTP; b's ingress: plain
 } as const;
+/** The ports of b's reuse server (test/lib/reuse-peer.ts), which line-peer leaves alone. */
+const REUSE_PORTS: readonly number[] = [PORT.reuseIngress, PORT.reuseEgress];
 const SLOT_A = 1;
 const SLOT_B = 2;
 let rule = 0;
@@ -83,6 +89,10 @@ const POLICY: PolicyEntry[] = [
   policy(SLOT_A, B.identity, DIRECTION_EGRESS, PORT.upstreamDenied, true),
   policy(SLOT_A, B.identity, DIRECTION_EGRESS, PORT.revoked, false),
   policy(SLOT_A, R.identity, DIRECTION_EGRESS, PORT.egressHttp, true),
+  policy(SLOT_A, B.identity, DIRECTION_EGRESS, PORT.reuseIngress, false),
+  policy(SLOT_A, B.identity, DIRECTION_EGRESS, PORT.reuseEgress, true),
+  policy(SLOT_B, A.identity, DIRECTION_INGRESS, PORT.reuseIngress, true),
+  policy(SLOT_B, A.identity, DIRECTION_INGRESS, PORT.reuseEgress, false),
   policy(SLOT_B, A.identity, DIRECTION_INGRESS, PORT.egressHttp, false),
   policy(SLOT_B, A.identity, DIRECTION_INGRESS, PORT.ingressHttp, true),
   policy(SLOT_B, R.identity, DIRECTION_INGRESS, PORT.ingressHttp, true),
@@ -164,6 +174,56 @@ function assertDirect(result: LineExchange, lines: readonly string[], what: stri
 
 const LINES = ["one", "two", "three"] as const;
 
+/** Connects from `from` to `to`:`port` from `localPort`, and lets the server or the client close first. */
+function reuseExchange(from: Peer, to: Peer, port: number, localPort: number, closesFirst: "server" | "client", v6: boolean): ReuseExchange {
+  const host = v6 ? to.v6 : to.v4;
+  const args = [`--net=/var/run/netns/${from.netns}`, node, REUSE_PEER_PATH, "connect", host, String(port), String(localPort), closesFirst];
+  const stdout = execFileSync("nsenter", args, { encoding: "utf8", timeout: 15_000 });
+  return JSON.parse(stdout) as ReuseExchange;
+}
+
+/** The node namespace's TCP sockets in `state` (ss's names, e.g. `time-wait`), as `local peer` lines. */
+function nodeSockets(state: string): string[] {
+  const out = execFileSync("ip", ["netns", "exec", NODE, "ss", "-Htan", "state", state], { encoding: "utf8" });
+  return out.split("\n").filter((line) => line.trim() !== "").map((line) => line.trim().split(/\s+/).slice(-2).join(" "));
+}
+
+/** ss's form of an address and port. */
+function ssEndpoint(address: string, port: number): string {
+  return address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+/** Whether `peer`'s namespace still holds a TCP socket on local port `port` (e.g. in LAST-ACK). */
+function holdsPort(peer: Peer, port: number): boolean {
+  return execFileSync("ip", ["netns", "exec", peer.netns, "ss", "-Htan", `sport = :${port}`], { encoding: "utf8" }).trim() !== "";
+}
+
+/**
+ * Connects from a to b twice from the same local port (after `basePort`), on each of b's reuse ports (one
+ * steered at a's hook, one at b's), IPv4 and IPv6, with the server or the client closing first. Either way the
+ * node keeps the first connection's tuple in TIME_WAIT: the proxy's accepted socket when the server closes
+ * first (the proxy then closes the client's leg first), its upstream socket when the client does. The second
+ * connection must go through as it would without the proxy.
+ */
+async function connectTwiceFromOnePort(closesFirst: "server" | "client", basePort: number): Promise<void> {
+  let localPort = basePort;
+  for (const port of REUSE_PORTS) {
+    for (const v6 of [false, true]) {
+      localPort += 1;
+      const what = `port ${port}, IPv${v6 ? 6 : 4}, from port ${localPort}`;
+      const greeting = ["proxied", `hello ${v6 ? A.v6 : A.v4} ${localPort}`];
+      const client = ssEndpoint(v6 ? A.v6 : A.v4, localPort);
+      const server = ssEndpoint(v6 ? B.v6 : B.v4, port);
+      const timeWait = closesFirst === "server" ? `${server} ${client}` : `${client} ${server}`;
+      assert.deepEqual(reuseExchange(A, B, port, localPort, closesFirst, v6).replies, greeting, `${what}: the first connection`);
+      await eventually(`${what}: the node holds the tuple in TIME_WAIT`, () => nodeSockets("time-wait").includes(timeWait), { timeoutMs: 10_000, context: () => nodeSockets("all").join("\n") });
+      // A client that closed second has its socket in LAST-ACK until the proxy's last ACK; one that closed first keeps it in TIME_WAIT, which tcp_tw_reuse lets connect take again.
+      if (closesFirst === "server") await eventually(`${what}: the client's socket is gone`, () => !holdsPort(A, localPort), { timeoutMs: 10_000 });
+      assert.deepEqual(reuseExchange(A, B, port, localPort, closesFirst, v6).replies, greeting, `${what}: the second connection from the same port`);
+    }
+  }
+}
+
 describe("steering to the node's transparent proxy, real traffic", () => {
   before(async () => {
     createNodeNamespace(NODE);
@@ -192,7 +252,7 @@ describe("steering to the node's transparent proxy, real traffic", () => {
       ifindexOf,
     );
     datapath.setProxy({ ifindex: setup.device.ifindex, port: DEFAULT_PROXY_PORT, mac: setup.device.mac });
-    const ports = Object.values(PORT).map(String);
+    const ports = Object.values(PORT).filter((port) => !REUSE_PORTS.includes(port)).map(String);
     for (const peer of [B, R]) {
       let output = "";
       spawnIn(peer.netns, [LINE_PEER_PATH, "serve", ...ports], (text) => {
@@ -201,6 +261,9 @@ describe("steering to the node's transparent proxy, real traffic", () => {
       });
       await eventually(`the server in ${peer.netns} listens`, () => output.includes('"ready"'), { timeoutMs: 10_000, context: () => output });
     }
+    let reuseOutput = "";
+    spawnIn(B.netns, [REUSE_PEER_PATH, "serve", ...REUSE_PORTS.map(String)], (text) => (reuseOutput += text));
+    await eventually("the reuse server listens", () => reuseOutput.includes('"ready"'), { timeoutMs: 10_000, context: () => reuseOutput });
     await startProxy();
   });
 
@@ -271,6 +334,25 @@ describe("steering to the node's transparent proxy, real traffic", () => {
     // A late packet of the proxy's accepted socket (server address to client) marked upstream would send
     // a later direct connection on the client's reused tuple to the proxy's TIME_WAIT sockets.
     assert.deepEqual(upstream.filter((e) => !serverPorts.has(e.key.dport)).map((e) => e.key), []);
+  });
+
+  test("a client port taken again right after the proxy closed first (its accepted socket in TIME_WAIT) connects through the proxy, at either hook, IPv4 and IPv6", async () => {
+    await connectTwiceFromOnePort("server", 41000);
+  });
+
+  test("a client port taken again from the client's own TIME_WAIT (tcp_tw_reuse), the proxy's upstream leg in TIME_WAIT on the same tuple, connects through the proxy", async () => {
+    run("ip", ["netns", "exec", A.netns, "sysctl", "-qw", "net.ipv4.tcp_tw_reuse=1", "net.ipv4.tcp_tw_reuse_delay=1"]);
+    await connectTwiceFromOnePort("client", 42000);
+  });
+
+  test("the node's sk_lookup link is pinned on the node's namespace and kept when the datapath is set up again (an agent restart)", () => {
+    const pin = `${pinRoot}/links/proxy-sk-lookup`;
+    const show = () => JSON.parse(execFileSync("bpftool", ["-j", "link", "show", "pinned", pin], { encoding: "utf8" })) as { id: number; type: string; netns_ino: number };
+    const before = show();
+    assert.equal(before.type, "netns");
+    assert.equal(before.netns_ino, statSync(`/var/run/netns/${NODE}`).ino);
+    execFileSync("nsenter", [`--net=/var/run/netns/${NODE}`, node, PROXY_NODE_PATH, pinRoot, A.hostIf, B.hostIf], { encoding: "utf8" });
+    assert.equal(show().id, before.id);
   });
 
   test("flows without HTTP rules never go to the proxy", () => {
