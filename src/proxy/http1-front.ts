@@ -257,7 +257,7 @@ export function createHttp1Front(options: HttpFrontOptions): Http1Front {
           }
         },
         end(chunks, trailers) {
-          if (trailers.length > 0) response.addTrailers(trailers);
+          if (trailers.length > 0) response.addTrailers(readFieldLines(trailers).lower.map((_, line): [string, string] => [trailers[2 * line]!, trailers[2 * line + 1]!]));
           if (chunks.length === 0) response.end();
           else response.end(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
         },
