@@ -548,3 +548,32 @@ describe("HTTP/1.1 front end: request body backpressure", () => {
     }
   });
 });
+
+describe("HTTP/1.1 front end: a client that does not close", () => {
+  test("after the proxy's 400 and FIN, a client that keeps its side open is disconnected after the header timeout", async () => {
+    const harness = await startProxyHarness({ allow: [], upstream: "http1", front: { headersTimeoutMs: 300, timeoutCheckIntervalMs: 50 } });
+    try {
+      const socket = net.connect({ port: harness.proxyPort, host: "127.0.0.1", allowHalfOpen: true });
+      await once(socket, "connect");
+      let received = "";
+      socket.on("data", (chunk: Buffer) => (received += chunk.toString("latin1")));
+      socket.write("GET /a HTTP/1.7\r\nHost: a\r\n\r\n");
+      await once(socket, "end");
+      assert.match(received, /^HTTP\/1\.1 400 Bad Request\r\n/);
+      // The client never ends its side: the proxy closes its socket, so that what the client sends later is
+      // answered with a reset, which the client learns at its next write (it no longer reads after the FIN).
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      let failure = "";
+      socket.on("error", (error: NodeJS.ErrnoException) => (failure = error.code ?? ""));
+      const closed = new Promise((resolve) => socket.once("close", () => resolve("closed")));
+      socket.write("late");
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      socket.write("later");
+      assert.equal(await Promise.race([closed, new Promise((resolve) => setTimeout(() => resolve("still open"), 2000))]), "closed");
+      assert.match(failure, /^(EPIPE|ECONNRESET)$/);
+      assert.ok(harness.flowLog.length > 0);
+    } finally {
+      await harness.close();
+    }
+  });
+});

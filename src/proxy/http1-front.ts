@@ -162,6 +162,8 @@ class ClientConnection {
   #clientEnded = false;
   /** The client's reads are paused because a request body waits for the upstream. */
   #bodyPaused = false;
+  /** When the deadline check first saw the proxy's side of the connection ended. */
+  #endedAt: number | undefined;
   /** What the deadline check saw last: the request under way, whether idle, since when. */
   #seen = { request: -1, idle: true, since: 0 };
 
@@ -217,9 +219,16 @@ class ClientConnection {
     this.#upstream.destroy();
   }
 
-  /** Enforces the header, request and keep-alive deadlines; `now` in ms. */
+  /** Enforces the header, request and keep-alive deadlines, and how long a client may keep a connection the proxy ended; `now` in ms. */
   checkDeadlines(now: number): void {
-    if (this.#ignoring || this.#upgrading !== undefined || this.socket.destroyed) return;
+    if (this.socket.destroyed || this.#upgrading !== undefined) return;
+    if (this.socket.writableEnded) {
+      // The client has the header timeout to read the last answer and close; it is not waited for longer.
+      this.#endedAt ??= now;
+      if (now - this.#endedAt >= this.#shared.headersTimeoutMs) this.socket.destroy();
+      return;
+    }
+    if (this.#ignoring) return;
     const state = this.#reader.state;
     const request = this.#reader.requests + (state === "head" ? 1 : 0);
     const idle = state === "idle" && this.#answers.length === 0;

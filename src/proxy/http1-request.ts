@@ -49,7 +49,7 @@ export interface RequestHead {
 /** What the reader reports, request after request. */
 export interface RequestSink {
   head(head: RequestHead): void;
-  /** Body bytes, unframed; the buffer is only valid during the call unless copied (it is a view of the bytes pushed). */
+  /** Body bytes, unframed: a view of the bytes pushed, never copied. */
   data(chunk: Buffer): void;
   /** The request is complete. */
   end(): void;
