@@ -162,6 +162,8 @@ class ClientConnection {
   #clientEnded = false;
   /** The client's reads are paused because a request body waits for the upstream. */
   #bodyPaused = false;
+  /** The connection switched to WebSocket: its sockets are joined, and its ends are the peers' to choose. */
+  #spliced = false;
   /** When the deadline check first saw the proxy's side of the connection ended. */
   #endedAt: number | undefined;
   /** What the deadline check saw last: the request under way, whether idle, since when. */
@@ -221,7 +223,7 @@ class ClientConnection {
 
   /** Enforces the header, request and keep-alive deadlines, and how long a client may keep a connection the proxy ended; `now` in ms. */
   checkDeadlines(now: number): void {
-    if (this.socket.destroyed || this.#upgrading !== undefined) return;
+    if (this.socket.destroyed || this.#upgrading !== undefined || this.#spliced) return;
     if (this.socket.writableEnded) {
       // The client has the header timeout to read the last answer and close; it is not waited for longer.
       this.#endedAt ??= now;
@@ -598,6 +600,7 @@ class ClientConnection {
   #switch(upstreamHead: ResponseHead, upstream: Socket, rest: Buffer): void {
     const { detached, options } = this.#shared;
     this.#stopReading();
+    this.#spliced = true;
     this.#answers.length = 0;
     detached.add(this.socket);
     this.socket.once("close", () => detached.delete(this.socket));
