@@ -201,11 +201,12 @@ class ClientConnection {
 
   /** The client closed its sending side. */
   ended(): void {
-    if (this.#ignoring || this.#upgrading !== undefined) {
+    if (this.#upgrading !== undefined) {
       // A client that half-closes before the switch is gone: no answer can follow.
-      if (this.#upgrading !== undefined) this.socket.destroy();
+      this.socket.destroy();
       return;
     }
+    if (this.#ignoring) return;
     if (this.#reader.state !== "idle") {
       this.#unreadable(new RequestError("the connection closed inside a request"));
       return;
