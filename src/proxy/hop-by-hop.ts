@@ -2,12 +2,12 @@
  * Hop-by-hop fields (RFC 9110 §7.6.1): a proxy removes `Connection`, every
  * field that `Connection` names, and the fields that are hop-by-hop by
  * definition (`Keep-Alive`, `Proxy-Connection`, `TE`, `Upgrade`) before it
- * forwards a message. `Transfer-Encoding` is kept: the HTTP/1.1 client and
- * server of Node re-frame the body from it (chunked stays chunked), so the
- * next hop gets the same message framed anew. `Expect` is answered by the
- * proxy itself (it judges before it says 100 Continue) and not forwarded.
+ * forwards a message. `Transfer-Encoding` is kept: the proxy's HTTP/1.1 sides
+ * re-frame the body from it (chunked stays chunked), so the next hop gets the
+ * same message framed anew. `Expect` is answered by the proxy itself (it
+ * judges before it says 100 Continue) and not forwarded.
  *
- * Field lists are given as Node's raw header list (`[name, value, name,
+ * Field lists are given as a raw header list (`[name, value, name,
  * value, ...]`) and read once per message ({@link readFieldLines}): every
  * question below is asked of the names in lower case and the `Connection`
  * options that reading found.

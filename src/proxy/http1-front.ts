@@ -1,14 +1,15 @@
 /**
- * The proxy's HTTP/1.1 side. Client connections are parsed by Node's own
- * llhttp in its strict mode (no lenient flags): it refuses Content-Length with
- * Transfer-Encoding, duplicate Content-Length, a Transfer-Encoding whose last
- * coding is not chunked, obs-fold, bare CR or LF, whitespace before a colon,
- * NUL and control bytes, chunk sizes that overflow, and header blocks over
- * maxHeaderSize. On top of it this file refuses what llhttp lets through but
- * a server could read another way (http-request.ts: two Host lines, an
- * absolute-form target to another host, paths that cannot be normalized; here:
- * Transfer-Encoding in HTTP/1.0 (RFC 9112 §6.1), HTTP versions other than 1.0
- * and 1.1, a Connection option naming a framing field, CONNECT).
+ * The proxy's HTTP/1.1 side, on the client's socket itself: requests are read
+ * by the proxy's own strict reader (http1-request.ts, the same message reading
+ * as the upstream's responses), and every answer's head is written here. It
+ * refuses what the reader refuses (bare CR or LF, obs-fold, whitespace before
+ * a colon, control bytes, Content-Length with Transfer-Encoding, several
+ * Content-Length lines, a Transfer-Encoding not ending in chunked or in
+ * HTTP/1.0, bad chunk framing, framing fields in trailers, versions other than
+ * 1.0 and 1.1, header blocks over maxHeaderSize or slower than headersTimeout),
+ * and on top of it what a server could read another way (http-request.ts: two
+ * Host lines, an absolute-form target to another host, paths that cannot be
+ * normalized; here: a Connection option naming a framing field, CONNECT).
  *
  * Every malformed request gets 400 and the connection is closed (after it the
  * framing of what follows cannot be trusted); bytes that are not HTTP at all
@@ -16,32 +17,38 @@
  * answer. A refused request gets 403 `Access denied` and the connection stays
  * usable. Allowed requests go upstream, in order, over one upstream connection
  * per client connection (opened again if the server closes it), bodies
- * streamed both ways.
+ * streamed both ways with backpressure and framed anew: a request's chunks are
+ * chunked again without their extensions and its trailer section dropped (the
+ * rules never saw it); a response keeps its length, its chunks and trailers
+ * (re-chunked), and a body that only the close delimits (or chunks, to an
+ * HTTP/1.0 client) is passed on with the connection closed after it. Answers
+ * go out in request order, whatever order they are ready in. Persistence
+ * follows RFC 9112 §9.3 (HTTP/1.1 unless `close`, HTTP/1.0 only with
+ * `keep-alive`).
  *
  * A request that asks to switch protocols (upgrade-request.ts) on a connection
- * with no answer due leaves Node's parser (its `upgrade` event) and is served
- * here: judged as any request, forwarded with its upgrade fields if it asks for
- * WebSocket, without them otherwise. A 101 from the server switching to
- * WebSocket is passed on and the two sockets spliced (splice.ts); any other
- * answer is passed on and the connection goes back to the parser. Until the
- * answer's head, the client may send nothing: it cannot know yet whether what
- * it sends would be HTTP or WebSocket, so neither can the proxy (400, close).
- * One asked for behind requests still unanswered gets 400 and the connection
- * closes.
+ * with no answer due stops the reader after its head: it is judged as any
+ * request, forwarded with its upgrade fields if it asks for WebSocket, without
+ * them otherwise. A 101 from the server switching to WebSocket is passed on and
+ * the two sockets spliced (splice.ts); any other answer is passed on and the
+ * reader goes on. Until the answer's head, the client may send nothing: it
+ * cannot know yet whether what it sends would be HTTP or WebSocket, so neither
+ * can the proxy (400, close). One asked for behind requests still unanswered
+ * gets 400 and the connection closes.
  *
  * @module
  */
-import http from "node:http";
-import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
-import type { Duplex } from "node:stream";
+import { Readable } from "node:stream";
 import { httpRequestView } from "../policy/http-request.ts";
 import type { HttpRequestView } from "../policy/http-rule.ts";
 import { endToEndFields, framingFieldNamedByConnection, readFieldLines } from "./hop-by-hop.ts";
 import type { FieldLines } from "./hop-by-hop.ts";
+import { RequestError, RequestReader } from "./http1-request.ts";
+import type { RequestHead } from "./http1-request.ts";
+import type { ResponseHead } from "./http1-response.ts";
 import { UpstreamConnection } from "./http1-upstream.ts";
 import type { Exchange } from "./http1-upstream.ts";
-import type { ResponseHead } from "./http1-response.ts";
 import type { ConnectionInfo, HttpFlowLogEntry, HttpFrontOptions } from "./http-front-options.ts";
 import { HTTP_FRONT_DEFAULTS } from "./http-front-options.ts";
 import { judgeSafely } from "./safe-judge.ts";
@@ -57,371 +64,603 @@ export interface Http1Front {
   close(): void;
 }
 
-interface ConnectionState {
-  connection: ConnectionInfo;
-  upstream: UpstreamConnection;
-  /** Requests the parser has delivered on this connection. */
-  requests: number;
-  /** Forwarded requests whose response has not ended, oldest first. */
-  active: Forwarded[];
-  /** The parser failed (malformed bytes, a timeout): a 400 follows the responses still due, then the connection closes. */
-  failed: boolean;
-  /** Responses to requests the parser delivered that have not finished: an upgrade is served only when there is none. */
-  unanswered: Set<ServerResponse>;
-  /** A response that closes the connection was written (400, 502). */
-  closing: boolean;
+type Log = (entry: Omit<HttpFlowLogEntry, "protocol">) => void;
+
+/** The settings every connection of one front end shares. */
+interface Shared {
+  options: HttpFrontOptions;
+  maxHeaderSize: number;
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  log: Log;
+  /** Sockets taken from the front end: spliced (with their upstream). */
+  detached: Set<Socket>;
+}
+
+/** The answer to one request: written when every answer before it is, held until then. */
+interface Answer {
+  held: (string | Buffer)[];
+  /** Something of it is written or held (a head): it can no longer be replaced by a 400. */
+  started: boolean;
+  done: boolean;
+  /** The connection ends after it. */
+  closes: boolean;
+  /** Hears that it has been written whole. */
+  written?: () => void;
+}
+
+/** One request read from the client. */
+interface Request {
+  head: RequestHead;
+  lines: FieldLines;
+  /** The connection persists after it (RFC 9112 §9.3). */
+  keepAlive: boolean;
+  answer: Answer;
+  /** Its body, for the upstream; undefined when it has none or is not forwarded (its bytes are dropped). */
+  body: Readable | undefined;
+  complete: boolean;
+  exchange?: Exchange;
 }
 
 /** A request judged and allowed, and what the flow log says of it. */
 interface Admitted {
-  lines: FieldLines;
   view: HttpRequestView;
   query: string | undefined;
   verdict: SafeVerdict;
   logged: Omit<HttpFlowLogEntry, "protocol" | "verdict" | "status">;
 }
 
-/** One forwarded request. */
-interface Forwarded {
-  request: IncomingMessage;
-  response: ServerResponse;
-  sent: Exchange;
+const TEXT_PLAIN = "text/plain; charset=utf-8";
+const CONTINUE = "HTTP/1.1 100 Continue\r\n\r\n";
+const LAST_CHUNK = "0\r\n";
+const CRLF = "\r\n";
+
+let dateSecond = -1;
+let dateText = "";
+/** The Date field's value (RFC 9110 §6.6.1), formatted once a second. */
+function httpDate(): string {
+  const now = Date.now();
+  const second = Math.floor(now / 1000);
+  if (second !== dateSecond) {
+    dateSecond = second;
+    dateText = new Date(now).toUTCString();
+  }
+  return dateText;
 }
 
-const TEXT_PLAIN = "text/plain; charset=utf-8";
-const BAD_REQUEST = "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 11\r\n\r\nBad Request";
+/** A whole answer of the proxy's own, plain text. */
+function ownAnswer(status: string, body: string, connection: "close" | "keep-alive" | undefined): string {
+  const option = connection === undefined ? "" : `Connection: ${connection}\r\n`;
+  return `HTTP/1.1 ${status}\r\nDate: ${httpDate()}\r\nContent-Type: ${TEXT_PLAIN}\r\nContent-Length: ${body.length}\r\n${option}\r\n${body}`;
+}
 
-/** llhttp's error for a first line that does not start with a method: what is not HTTP fails there. */
-const NOT_HTTP_CODES = new Set(["HPE_INVALID_METHOD", "HPE_INVALID_CONSTANT"]);
+/** Sums the lengths of buffers. */
+function byteLength(chunks: readonly Buffer[]): number {
+  let length = 0;
+  for (const chunk of chunks) length += chunk.length;
+  return length;
+}
 
-export function createHttp1Front(options: HttpFrontOptions): Http1Front {
-  const server = http.createServer({
-    insecureHTTPParser: false,
-    // httpRequestView refuses a request without a host, HTTP/1.0 too, and logs why; Node's own check would answer unlogged.
-    requireHostHeader: false,
-    joinDuplicateHeaders: false,
-    maxHeaderSize: options.maxHeaderSize ?? HTTP_FRONT_DEFAULTS.maxHeaderSize,
-    headersTimeout: options.headersTimeoutMs ?? HTTP_FRONT_DEFAULTS.headersTimeoutMs,
-    requestTimeout: options.requestTimeoutMs ?? HTTP_FRONT_DEFAULTS.requestTimeoutMs,
-    keepAliveTimeout: options.keepAliveTimeoutMs ?? HTTP_FRONT_DEFAULTS.keepAliveTimeoutMs,
-    connectionsCheckingInterval: options.timeoutCheckIntervalMs ?? HTTP_FRONT_DEFAULTS.timeoutCheckIntervalMs,
-    // The bytes after an upgrade request are known to be HTTP only once it is answered: it is served apart from the parser.
-    shouldUpgradeCallback: (request) => states.get(request.socket)?.unanswered.size === 0,
-  });
-  const states = new WeakMap<object, ConnectionState>();
-  /** Sockets taken from the parser: being upgraded, or spliced (with their upstream). */
-  const detached = new Set<Socket>();
-  const log = (entry: Omit<HttpFlowLogEntry, "protocol">) => options.flowLog({ protocol: "HTTP/1.1", ...entry });
+/** One client connection: its reader, the answers due in order, its upstream connection. */
+class ClientConnection {
+  readonly socket: Socket;
+  readonly #shared: Shared;
+  readonly #info: ConnectionInfo;
+  readonly #upstream: UpstreamConnection;
+  readonly #reader: RequestReader;
+  readonly #answers: Answer[] = [];
+  /** The request whose head or body is being read. */
+  #current: Request | undefined;
+  /** An upgrade request read: served once the read that carried it is over. */
+  #upgrade: Request | undefined;
+  /** An upgrade request waiting for its answer, and the bytes received since its answer's head; undefined when none waits. */
+  #upgrading: { request: Request; held: Buffer[] } | undefined;
+  /** What the client sends is no longer read: the connection failed, closes, or was spliced. */
+  #ignoring = false;
+  /** The client closed its sending side: the connection ends once the answers due are written. */
+  #clientEnded = false;
+  /** The client's reads are paused because a request body waits for the upstream. */
+  #bodyPaused = false;
+  /** The connection switched to WebSocket: its sockets are joined, and its ends are the peers' to choose. */
+  #spliced = false;
+  /** When the deadline check first saw the proxy's side of the connection ended. */
+  #endedAt: number | undefined;
+  /** What the deadline check saw last: the request under way, whether idle, since when. */
+  #seen = { request: -1, idle: true, since: 0 };
 
-  function malformed(state: ConnectionState, request: IncomingMessage, response: ServerResponse, reason: string): void {
-    state.closing = true;
-    log({ verdict: "malformed", connection: state.connection, method: request.method, path: request.url, status: 400, reason });
-    response.writeHead(400, { "content-type": TEXT_PLAIN, "content-length": "11", connection: "close" });
-    response.end("Bad Request");
-  }
-
-  /**
-   * After a parser failure: requests whose body the failure cut are dropped
-   * (upstream aborted); once the complete ones before them are answered, 400
-   * and close. A response already under way for a cut request cannot be
-   * followed by a 400: the connection is closed at once.
-   */
-  function settleFailure(state: ConnectionState, socket: Duplex): void {
-    for (const forwarded of [...state.active]) {
-      if (forwarded.request.complete) continue;
-      if (forwarded.response.headersSent) {
-        socket.destroy();
-        return;
-      }
-      state.upstream.cancel(forwarded.sent);
-      state.active.splice(state.active.indexOf(forwarded), 1);
-    }
-    if (state.active.length === 0 && socket.writable) socket.end(BAD_REQUEST);
-  }
-
-  function onRequest(request: IncomingMessage, response: ServerResponse, expectsContinue: boolean): void {
-    const state = states.get(request.socket);
-    if (state === undefined) {
-      request.socket.destroy();
-      return;
-    }
-    state.requests++;
-    state.unanswered.add(response);
-    const answered = () => state.unanswered.delete(response);
-    response.once("finish", answered);
-    response.once("close", answered);
-    // llhttp may still refuse this request's framing after handing it over, in the same parse: judge it once that parse is over.
-    queueMicrotask(() => {
-      if (state.failed && !request.complete) return;
-      judgeAndForward(state, request, response, expectsContinue);
+  constructor(socket: Socket, info: ConnectionInfo, shared: Shared) {
+    this.socket = socket;
+    this.#shared = shared;
+    this.#info = info;
+    this.#upstream = new UpstreamConnection(() => shared.options.connectUpstream(info), shared.maxHeaderSize);
+    this.#reader = new RequestReader(shared.maxHeaderSize, {
+      head: (head) => this.#onHead(head),
+      data: (chunk) => this.#onBody(chunk),
+      end: () => this.#onComplete(),
     });
   }
 
-  function judgeAndForward(state: ConnectionState, request: IncomingMessage, response: ServerResponse, expectsContinue: boolean): void {
-    // Node's parser stopped after it and dropped what followed it in the same read: the connection ends after the 400.
-    const lines = readFieldLines(request.rawHeaders);
-    if (asksUpgrade(lines)) return malformed(state, request, response, "Upgrade request behind requests not yet answered");
-    const admitted = admit(state, request, response, expectsContinue, lines);
+  /** Bytes from the client. */
+  received(bytes: Buffer): void {
+    if (this.#ignoring) return;
+    if (this.#upgrading !== undefined) return this.#whileUpgrading(bytes);
+    try {
+      this.#reader.push(bytes);
+    } catch (error) {
+      if (!(error instanceof RequestError)) throw error;
+      this.#unreadable(error);
+      return;
+    }
+    const upgrade = this.#upgrade;
+    if (upgrade !== undefined) {
+      this.#upgrade = undefined;
+      this.#serveUpgrade(upgrade);
+    }
+  }
+
+  /** The client closed its sending side. */
+  ended(): void {
+    if (this.#upgrading !== undefined) {
+      // A client that half-closes before the switch is gone: no answer can follow.
+      this.socket.destroy();
+      return;
+    }
+    if (this.#ignoring) return;
+    if (this.#reader.state !== "idle") {
+      this.#unreadable(new RequestError("the connection closed inside a request"));
+      return;
+    }
+    this.#clientEnded = true;
+    this.#ignoring = true;
+    if (this.#answers.length === 0) this.socket.end();
+  }
+
+  /** The socket closed: nothing more is sent upstream. */
+  closed(): void {
+    this.#ignoring = true;
+    this.#upstream.destroy();
+  }
+
+  /** Enforces the header, request and keep-alive deadlines, and how long a client may keep a connection the proxy ended; `now` in ms. */
+  checkDeadlines(now: number): void {
+    if (this.socket.destroyed || this.#upgrading !== undefined || this.#spliced) return;
+    if (this.socket.writableEnded) {
+      // The client has the header timeout to read the last answer and close; it is not waited for longer.
+      this.#endedAt ??= now;
+      if (now - this.#endedAt >= this.#shared.headersTimeoutMs) this.socket.destroy();
+      return;
+    }
+    if (this.#ignoring) return;
+    const state = this.#reader.state;
+    const request = this.#reader.requests + (state === "head" ? 1 : 0);
+    const idle = state === "idle" && this.#answers.length === 0;
+    const seen = this.#seen;
+    if (seen.request !== request || seen.idle !== idle) {
+      this.#seen = { request, idle, since: now };
+      return;
+    }
+    const elapsed = now - seen.since;
+    const shared = this.#shared;
+    if (idle) {
+      if (elapsed >= shared.keepAliveTimeoutMs) this.socket.destroy();
+    } else if (state === "head" && elapsed >= shared.headersTimeoutMs) {
+      this.#unreadable(new RequestError(`headers timeout: the header block did not complete within ${shared.headersTimeoutMs} ms`));
+    } else if (state !== "idle" && shared.requestTimeoutMs > 0 && elapsed >= shared.requestTimeoutMs) {
+      this.#unreadable(new RequestError(`request timeout: the request did not complete within ${shared.requestTimeoutMs} ms`));
+    }
+  }
+
+  #onHead(head: RequestHead): void {
+    const lines = readFieldLines(head.fields);
+    const keepAlive = head.version === "1.1" ? !lines.connection.has("close") : lines.connection.has("keep-alive");
+    const answer: Answer = { held: [], started: false, done: false, closes: !keepAlive };
+    const request: Request = { head, lines, keepAlive, answer, body: undefined, complete: false };
+    this.#current = request;
+    this.#answers.push(answer);
+    if (head.method === "CONNECT") return this.#malformed(request, "CONNECT (authority form) is not proxied");
+    if (asksUpgrade(lines)) {
+      if (this.#answers.length > 1) return this.#malformed(request, "Upgrade request behind requests not yet answered");
+      // What follows its head is neither read nor judged until the answer says what it is.
+      this.#reader.pause();
+      this.#upgrade = request;
+      return;
+    }
+    const expectation = this.#expectation(request);
+    if (expectation === "failed") return;
+    const admitted = this.#admit(request, expectation === "continue");
     if (admitted === undefined) return;
-    if (expectsContinue) response.writeContinue();
-    forward(state, request, response, admitted);
+    if (expectation === "continue") this.#write(answer, [CONTINUE], false);
+    this.#forward(request, admitted);
+  }
+
+  #onBody(chunk: Buffer): void {
+    const body = this.#current?.body;
+    if (body === undefined) return;
+    if (!body.push(chunk) && !this.#bodyPaused) {
+      // The upstream takes the body slower than the client sends it: stop reading the client until it caught up.
+      this.#bodyPaused = true;
+      this.socket.pause();
+    }
+  }
+
+  #onComplete(): void {
+    const request = this.#current!;
+    this.#current = undefined;
+    request.complete = true;
+    request.body?.push(null);
+    if (!request.keepAlive) {
+      // Nothing after a request that ends the connection is read (RFC 9112 §9.6).
+      this.#reader.pause();
+      this.#ignoring = true;
+    }
+  }
+
+  /** Resumes the client's reads once a waiting body is taken. */
+  #bodyRead(): void {
+    if (!this.#bodyPaused) return;
+    this.#bodyPaused = false;
+    this.socket.resume();
+  }
+
+  /** `Expect` (RFC 9110 §10.1.1): 100-continue is answered once the request is allowed; any other expectation gets 417. */
+  #expectation(request: Request): "none" | "continue" | "failed" {
+    const { head, lines } = request;
+    if (head.version !== "1.1" || !lines.lower.includes("expect")) return "none";
+    const values: string[] = [];
+    for (let line = 0; line < lines.lower.length; line++) if (lines.lower[line] === "expect") values.push(lines.raw[2 * line + 1]!.toLowerCase());
+    if (values.every((value) => value === "100-continue")) return "continue";
+    // The client may send its body or not: after the answer nobody knows where the next request starts.
+    this.#shared.log({ verdict: "malformed", connection: this.#info, method: head.method, path: head.target, status: 417, reason: `Expect: ${values.join(", ")} is not supported` });
+    this.#refuse(request, ownAnswer("417 Expectation Failed", "Expectation Failed", "close"), true);
+    return "failed";
   }
 
   /** Checks and judges a request: answers 400 or 403 itself, else says what to forward. */
-  function admit(state: ConnectionState, request: IncomingMessage, response: ServerResponse, expectsContinue: boolean, lines: FieldLines): Admitted | undefined {
-    const method = request.method ?? "";
-    if (request.httpVersion !== "1.1" && request.httpVersion !== "1.0") return void malformed(state, request, response, `HTTP version ${request.httpVersion}`);
-    if (request.httpVersion === "1.0" && lines.lower.includes("transfer-encoding")) {
-      return void malformed(state, request, response, "Transfer-Encoding in an HTTP/1.0 request (RFC 9112 §6.1: framing faulty)");
-    }
+  #admit(request: Request, expectsContinue: boolean): Admitted | undefined {
+    const { head, lines } = request;
     const framing = framingFieldNamedByConnection(lines);
-    if (framing !== undefined) return void malformed(state, request, response, `Connection names ${framing}`);
+    if (framing !== undefined) return void this.#malformed(request, `Connection names ${framing}`);
     const fields: [string, string][] = [];
-    for (let index = 0; index + 1 < request.rawHeaders.length; index += 2) fields.push([request.rawHeaders[index] ?? "", request.rawHeaders[index + 1] ?? ""]);
-    const accepted = httpRequestView({ method, target: request.url ?? "", fields });
-    if (!accepted.ok) return void malformed(state, request, response, accepted.reason);
+    for (let index = 0; index + 1 < head.fields.length; index += 2) fields.push([head.fields[index]!, head.fields[index + 1]!]);
+    const accepted = httpRequestView({ method: head.method, target: head.target, fields });
+    if (!accepted.ok) return void this.#malformed(request, accepted.reason);
     const { view, query } = accepted;
-    const verdict = judgeSafely(options.judge, view, state.connection);
-    const logged = { connection: state.connection, method, host: view.host, path: view.path, policy: verdict.policy, rule: verdict.rule };
+    const verdict = judgeSafely(this.#shared.options.judge, view, this.#info);
+    const logged = { connection: this.#info, method: head.method, host: view.host, path: view.path, policy: verdict.policy, rule: verdict.rule };
     if (!verdict.allow) {
-      log({ verdict: "refused", status: 403, ...logged, ...(verdict.reason !== undefined && { reason: verdict.reason }) });
+      this.#shared.log({ verdict: "refused", status: 403, ...logged, ...(verdict.reason !== undefined && { reason: verdict.reason }) });
       // A client that waits for 100 Continue may send its body or not (RFC 9110 §10.1.1): after the 403 nobody knows where the next request starts.
-      const close = expectsContinue && !request.complete;
-      response.writeHead(403, { "content-type": TEXT_PLAIN, "content-length": "13", ...(close && { connection: "close" }) });
-      response.end("Access denied");
+      const close = !request.keepAlive || (expectsContinue && head.body !== "none");
+      this.#refuse(request, ownAnswer("403 Forbidden", "Access denied", close ? "close" : head.version === "1.0" ? "keep-alive" : undefined), close);
       return undefined;
     }
-    return { lines, view, query, verdict, logged };
+    return { view, query, verdict, logged };
+  }
+
+  /** Answers a request the proxy does not forward; its body, if any, is read and dropped. */
+  #refuse(request: Request, text: string, closes: boolean): void {
+    request.answer.closes = closes;
+    this.#write(request.answer, [text], true);
+  }
+
+  /** 400 and close for a request that could be read more than one way. */
+  #malformed(request: Request, reason: string): void {
+    this.#shared.log({ verdict: "malformed", connection: this.#info, method: request.head.method, path: request.head.target, status: 400, reason });
+    this.#stopReading();
+    this.#refuse(request, ownAnswer("400 Bad Request", "Bad Request", "close"), true);
+  }
+
+  /**
+   * The client's bytes cannot be read on (malformed, cut, too slow): a request whose body they cut is
+   * dropped (its exchange cancelled); once the answers before it are written, 400 and close. An answer already
+   * under way for the cut request cannot be followed by a 400: the connection is closed at once. The first
+   * bytes of a connection that are not HTTP at all are closed without an answer.
+   */
+  #unreadable(error: RequestError): void {
+    this.#stopReading();
+    if (error.notHttp && this.#reader.requests === 0) {
+      this.#shared.log({ verdict: "malformed", connection: this.#info, status: 0, reason: error.message });
+      this.socket.destroy();
+      return;
+    }
+    this.#shared.log({ verdict: "malformed", connection: this.#info, status: 400, reason: error.message });
+    const cut = this.#current;
+    this.#current = undefined;
+    if (cut?.exchange !== undefined && !cut.complete && !cut.answer.done) {
+      if (cut.answer.started) {
+        this.socket.destroy();
+        return;
+      }
+      this.#upstream.cancel(cut.exchange);
+      this.#answers.splice(this.#answers.indexOf(cut.answer), 1);
+    }
+    const answer: Answer = { held: [], started: true, done: false, closes: true };
+    this.#answers.push(answer);
+    this.#write(answer, [ownAnswer("400 Bad Request", "Bad Request", "close")], true);
+  }
+
+  #stopReading(): void {
+    this.#ignoring = true;
+    this.#reader.pause();
+    this.#upgrade = undefined;
+    this.#upgrading = undefined;
+    this.#bodyRead();
   }
 
   /**
    * Forwards an admitted request; `upgrade`: it asks for WebSocket (the Upgrade field as received), and who
-   * takes the upstream socket when the server agrees. Returns the exchange, to cancel.
+   * takes the upstream socket when the server agrees.
    */
-  function forward(
-    state: ConnectionState,
-    request: IncomingMessage,
-    response: ServerResponse,
-    { lines, view, query, verdict, logged }: Admitted,
-    upgrade?: { value: string; switched(head: ResponseHead, upstream: Socket, rest: Buffer): void },
-  ): Exchange {
+  #forward(request: Request, { view, query, verdict, logged }: Admitted, upgrade?: { value: string; switched(head: ResponseHead, upstream: Socket, rest: Buffer): void }): Exchange {
+    const { head, lines, answer } = request;
     const onStatus = (status: number) => {
-      if (verdict.audit) log({ verdict: "audited", status, ...logged });
+      if (verdict.audit) this.#shared.log({ verdict: "audited", status, ...logged });
     };
-    // RFC 9110 §7.6.3: a proxy adds itself to Via. Node's parser has checked every name and value: they are written as received.
-    let head = `${request.method} ${view.path}${query === undefined ? "" : `?${query}`} HTTP/1.1\r\n`;
+    // RFC 9110 §7.6.3: a proxy adds itself to Via. The reader has checked every name and value: they are written as received.
+    let text = `${head.method} ${view.path}${query === undefined ? "" : `?${query}`} HTTP/1.1\r\n`;
     const fields = endToEndFields(lines);
-    for (let index = 0; index < fields.length; index += 2) head += `${fields[index]}: ${fields[index + 1]}\r\n`;
-    // Framing fields are end-to-end (a Connection option naming one was refused): as Node's parser checked them.
-    const chunked = lines.lower.includes("transfer-encoding");
-    const lengthLine = lines.lower.indexOf("content-length");
-    const length = lengthLine < 0 ? 0 : Number(lines.raw[2 * lengthLine + 1]);
+    for (let index = 0; index < fields.length; index += 2) text += `${fields[index]}: ${fields[index + 1]}\r\n`;
     // The upgrade fields are hop-by-hop: the one upgrade the proxy honors is asked of the next hop anew.
-    if (upgrade) head += `Connection: Upgrade\r\nUpgrade: ${upgrade.value}\r\n`;
-    head += `Via: ${request.httpVersion} palisade\r\n\r\n`;
-    let finished = false;
-    const done = () => {
-      finished = true;
-      const index = state.active.indexOf(forwarded);
-      if (index >= 0) state.active.splice(index, 1);
-      if (state.failed) settleFailure(state, request.socket);
-    };
+    if (upgrade) text += `Connection: Upgrade\r\nUpgrade: ${upgrade.value}\r\n`;
+    text += `Via: ${head.version} palisade\r\n\r\n`;
+    if (head.body !== "none") request.body = new Readable({ read: () => this.#bodyRead() });
+    /** The response's head, held until its first body bytes (or its end) go out with it; how its body is framed to the client. */
+    let pendingHead: string | undefined;
+    let chunked = false;
     const sent: Exchange = {
-      method: request.method ?? "",
-      head,
-      chunked,
-      // Node's parser has removed the chunked framing (its chunks go upstream framed anew) and checked the length.
-      ...((chunked || length > 0) && { body: request }),
+      method: head.method,
+      head: text,
+      // Chunks go upstream framed anew; a length is forwarded as received and was checked.
+      chunked: head.body === "chunked",
+      ...(request.body !== undefined && { body: request.body }),
       ...(upgrade && {
         upgrade: {
           protocol: WEBSOCKET,
-          switched(upstreamHead, upstream, rest) {
+          switched: (upstreamHead, upstream, rest) => {
             onStatus(upstreamHead.status);
-            done();
             upgrade.switched(upstreamHead, upstream, rest);
           },
         },
       }),
       sink: {
-        head(upstreamHead) {
+        head: (upstreamHead) => {
           onStatus(upstreamHead.status);
-          const fields = endToEndFields(readFieldLines(upstreamHead.fields));
-          fields.push("Via", `${upstreamHead.version} palisade`);
-          response.writeHead(upstreamHead.status, upstreamHead.reason, fields);
+          answer.started = true;
+          chunked = upstreamHead.body === "chunked" && head.version === "1.1";
+          pendingHead = this.#responseHead(request, upstreamHead);
         },
-        data(chunks) {
-          if (!response.write(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks))) {
+        data: (chunks) => {
+          const parts = this.#bodyParts(pendingHead, chunks, chunked);
+          pendingHead = undefined;
+          if (!this.#write(answer, parts, false)) {
             // The client reads slower than the server writes: stop reading the server until it caught up.
-            state.upstream.pause();
-            response.once("drain", () => state.upstream.resume());
+            this.#upstream.pause();
+            this.socket.once("drain", () => this.#upstream.resume());
           }
         },
-        end(chunks, trailers) {
-          if (trailers.length > 0) response.addTrailers(trailers);
-          if (chunks.length === 0) response.end();
-          else response.end(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+        end: (chunks, trailers) => {
+          const parts = this.#bodyParts(pendingHead, chunks, chunked);
+          if (chunked) {
+            let last = LAST_CHUNK;
+            for (let index = 0; index < trailers.length; index += 2) last += `${trailers[index]}: ${trailers[index + 1]}\r\n`;
+            parts.push(`${last}\r\n`);
+          }
+          this.#write(answer, parts, true);
         },
-        fail(error, answered) {
-          if (finished || request.socket.destroyed || response.destroyed) return;
+        fail: (error, answered) => {
+          if (answer.done || this.socket.destroyed) return;
           if (answered) {
-            request.socket.destroy();
+            this.socket.destroy();
             return;
           }
-          state.closing = true;
-          log({ verdict: "upstream-failed", status: 502, reason: error.message, ...logged });
-          response.writeHead(502, { "content-type": TEXT_PLAIN, "content-length": "11", connection: "close" });
-          response.end("Bad Gateway");
+          this.#shared.log({ verdict: "upstream-failed", status: 502, reason: error.message, ...logged });
+          this.#stopReading();
+          answer.closes = true;
+          this.#write(answer, [ownAnswer("502 Bad Gateway", "Bad Gateway", "close")], true);
         },
       },
     };
-    const forwarded: Forwarded = { request, response, sent };
-    state.active.push(forwarded);
-    response.on("finish", done);
-    response.on("close", () => {
-      // The client went away, or the response was cut: the upstream exchange cannot complete either.
-      if (!response.writableFinished) state.upstream.cancel(sent);
-      done();
-    });
-    request.on("error", () => state.upstream.cancel(sent));
-    state.upstream.send(sent);
+    request.exchange = sent;
+    this.#upstream.send(sent);
     return sent;
   }
 
+  /** The head of an upstream response for the client: end-to-end fields, the framing the client can read, Date, Via. */
+  #responseHead(request: Request, upstreamHead: ResponseHead): string {
+    const { answer } = request;
+    const lines = readFieldLines(upstreamHead.fields);
+    // An HTTP/1.0 client cannot read chunks: the body goes as it comes, and the close ends it.
+    const unchunked = upstreamHead.body === "chunked" && request.head.version === "1.0";
+    if (upstreamHead.body === "close" || unchunked) answer.closes = true;
+    let text = `HTTP/1.1 ${upstreamHead.status} ${upstreamHead.reason}\r\n`;
+    const fields = endToEndFields(lines);
+    for (let index = 0; index < fields.length; index += 2) {
+      const name = fields[index]!;
+      if (unchunked && name.length === 17 && name.toLowerCase() === "transfer-encoding") continue;
+      text += `${name}: ${fields[index + 1]}\r\n`;
+    }
+    // RFC 9110 §6.6.1: a response forwarded without a Date gets one.
+    if (!lines.lower.includes("date")) text += `Date: ${httpDate()}\r\n`;
+    if (answer.closes) text += "Connection: close\r\n";
+    else if (request.head.version === "1.0") text += "Connection: keep-alive\r\n";
+    return `${text}Via: ${upstreamHead.version} palisade\r\n\r\n`;
+  }
+
+  /** What to write for body bytes of a response: its head first if not yet written, the bytes as one chunk if chunked. */
+  #bodyParts(head: string | undefined, chunks: Buffer[], chunked: boolean): (string | Buffer)[] {
+    const parts: (string | Buffer)[] = head === undefined ? [] : [head];
+    if (!chunked) {
+      for (const chunk of chunks) parts.push(chunk);
+      return parts;
+    }
+    const length = byteLength(chunks);
+    // A chunk of size 0 would end the body.
+    if (length === 0) return parts;
+    parts.push(`${length.toString(16)}\r\n`);
+    for (const chunk of chunks) parts.push(chunk);
+    parts.push(CRLF);
+    return parts;
+  }
+
   /**
-   * Serves a request that asks to switch protocols, taken from the parser (the connection had no answer due).
-   * Until the answer's head, a byte from the client is refused (400, close); after it, what the client sends
-   * is held for the parser, which gets the connection back once the answer has ended, or the connection is
-   * spliced to the upstream after a 101.
+   * Writes parts of an answer, or holds them while answers before it are due; `end`: the answer is complete.
+   * Returns false when the socket asks the writer to wait for `drain`.
    */
-  function serveUpgrade(state: ConnectionState, request: IncomingMessage, socket: Socket, head: Buffer): void {
-    state.requests++;
-    detached.add(socket);
-    const forget = () => detached.delete(socket);
-    socket.once("close", forget);
-    // Node's keep-alive timer may still run on the socket; nobody listens to it any more.
-    socket.setTimeout(0);
-    const response = new http.ServerResponse(request);
-    response.assignSocket(socket);
-    const lines = readFieldLines(request.rawHeaders);
-    const keepAlive = request.httpVersion === "1.1" && !lines.connection.has("close");
-    response.shouldKeepAlive = keepAlive;
-    const held: Buffer[] = [];
-    let exchange: Exchange | undefined;
-    const early = (reason: string) => {
-      if (exchange) state.upstream.cancel(exchange);
-      malformed(state, request, response, reason);
-    };
-    const onData = (chunk: Buffer) => {
-      if (state.closing) return;
-      if (!response.headersSent) return early("bytes sent after an Upgrade request before its answer");
-      held.push(chunk);
-      socket.pause();
-    };
-    // A client that half-closes or fails before the switch is gone: the socket ends writable too (no half-open), so no answer can follow.
-    const onEnd = () => socket.destroy();
-    const onError = () => socket.destroy();
-    socket.on("data", onData);
-    socket.on("end", onEnd);
-    socket.on("error", onError);
-    const release = () => {
-      socket.off("data", onData);
-      socket.off("end", onEnd);
-      socket.off("error", onError);
-      response.detachSocket(socket);
-    };
-    response.once("finish", () => {
-      release();
-      if (state.closing || !keepAlive) {
-        socket.end();
+  #write(answer: Answer, parts: (string | Buffer)[], end: boolean): boolean {
+    answer.done ||= end;
+    if (answer !== this.#answers[0]) {
+      for (const part of parts) answer.held.push(part);
+      return true;
+    }
+    const flushed = this.#send(parts);
+    if (end) this.#next();
+    return flushed;
+  }
+
+  #send(parts: readonly (string | Buffer)[]): boolean {
+    const socket = this.socket;
+    if (socket.destroyed || socket.writableEnded) return true;
+    if (parts.length === 1) return socket.write(parts[0]!, "latin1");
+    socket.cork();
+    let flushed = true;
+    for (const part of parts) flushed = socket.write(part, "latin1");
+    socket.uncork();
+    return flushed;
+  }
+
+  /** The first answer is written whole: the connection ends after it, or the next answer's held parts go out. */
+  #next(): void {
+    for (;;) {
+      const answer = this.#answers.shift()!;
+      if (answer.closes) {
+        this.#stopReading();
+        this.#answers.length = 0;
+        this.socket.end();
         return;
       }
-      // The answer was not a switch: the connection goes on as HTTP/1.1, with what the client sent since.
-      forget();
-      socket.off("close", forget);
-      server.emit("connection", socket);
-      if (held.length > 0) socket.emit("data", Buffer.concat(held));
-      socket.resume();
-    });
+      answer.written?.();
+      const next = this.#answers[0];
+      if (next === undefined) {
+        if (this.#clientEnded) this.socket.end();
+        return;
+      }
+      if (next.held.length > 0) {
+        const held = next.held;
+        next.held = [];
+        this.#send(held);
+      }
+      if (!next.done) return;
+    }
+  }
 
-    const ask = upgradeAsk(lines, request.httpVersion);
-    if (ask.kind === "refused") return malformed(state, request, response, ask.reason);
-    if (head.length > 0) return early("bytes sent after an Upgrade request before its answer");
-    const admitted = admit(state, request, response, false, lines);
+  /**
+   * Serves a request that asks to switch protocols (no answer was due before it). Until the answer's head, a
+   * byte from the client is refused (400, close); after it, what the client sends is held for the reader,
+   * which goes on once the answer is written, or the connection is spliced to the upstream after a 101.
+   */
+  #serveUpgrade(request: Request): void {
+    const ask = upgradeAsk(request.lines, request.head.version);
+    if (ask.kind === "refused") return this.#malformed(request, ask.reason);
+    if (this.#reader.buffered > 0) return this.#malformed(request, "bytes sent after an Upgrade request before its answer");
+    this.#upgrading = { request, held: [] };
+    request.answer.written = () => {
+      if (this.#upgrading === undefined) return;
+      // The answer was not a switch: the connection goes on as HTTP/1.1, with what the client sent since.
+      const { held } = this.#upgrading;
+      this.#upgrading = undefined;
+      this.socket.resume();
+      this.#reader.resume();
+      if (held.length > 0) this.received(Buffer.concat(held));
+    };
+    const admitted = this.#admit(request, false);
     if (admitted === undefined) return;
     if (ask.kind === "ignored") {
-      exchange = forward(state, request, response, admitted);
+      this.#forward(request, admitted);
       return;
     }
-    exchange = forward(state, request, response, admitted, {
+    this.#forward(request, admitted, {
       value: ask.value,
-      switched(upstreamHead, upstream, rest) {
-        release();
-        detached.add(upstream);
-        upstream.once("close", () => detached.delete(upstream));
-        options.upgraded?.(state.connection);
-        const upstreamLines = readFieldLines(upstreamHead.fields);
-        const fields = endToEndFields(upstreamLines);
-        const upgradeField = upstreamHead.fields[2 * upstreamLines.lower.indexOf("upgrade") + 1]!;
-        fields.push("Connection", "Upgrade", "Upgrade", upgradeField, "Via", `${upstreamHead.version} palisade`);
-        // The reader checked every name and value: they are written as received.
-        let answer = `HTTP/1.1 101 ${upstreamHead.reason}\r\n`;
-        for (let index = 0; index < fields.length; index += 2) answer += `${fields[index]}: ${fields[index + 1]}\r\n`;
-        socket.write(`${answer}\r\n`, "latin1");
-        if (rest.length > 0) socket.write(rest);
-        spliceSockets(socket, upstream);
-      },
+      switched: (upstreamHead, upstream, rest) => this.#switch(upstreamHead, upstream, rest),
     });
   }
 
-  server.on("request", (request, response) => onRequest(request, response, false));
-  server.on("upgrade", (request: IncomingMessage, socket: Socket, head: Buffer) => {
-    const state = states.get(socket);
-    if (state === undefined) socket.destroy();
-    else serveUpgrade(state, request, socket, head);
-  });
-  server.on("checkContinue", (request, response) => onRequest(request, response, true));
-  server.on("connect", (request: IncomingMessage, socket: Duplex) => {
-    const state = states.get(socket);
-    if (state) log({ verdict: "malformed", connection: state.connection, method: request.method, path: request.url, status: 400, reason: "CONNECT (authority form) is not proxied" });
-    socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 11\r\n\r\nBad Request");
-  });
-  server.on("clientError", (error: NodeJS.ErrnoException, socket: Duplex) => {
-    const state = states.get(socket);
-    if (state === undefined) {
-      socket.destroy();
+  /** Bytes from the client while an upgrade request waits for its answer: before the answer's head they are refused. */
+  #whileUpgrading(bytes: Buffer): void {
+    const { request, held } = this.#upgrading!;
+    if (request.answer.started) {
+      held.push(bytes);
+      this.socket.pause();
       return;
     }
-    // The parser stays failed: later bytes fail again, and are ignored.
-    if (state.failed) return;
-    state.failed = true;
-    const code = error.code ?? "unknown";
-    if (state.requests === 0 && NOT_HTTP_CODES.has(code)) {
-      log({ verdict: "malformed", connection: state.connection, status: 0, reason: `not HTTP (${code})` });
-      socket.destroy();
-      return;
-    }
-    log({ verdict: "malformed", connection: state.connection, status: 400, reason: `${code}${"reason" in error && typeof error.reason === "string" ? `: ${error.reason}` : ""}` });
-    // After the requests this parse delivered before failing have been judged (they were queued first).
-    queueMicrotask(() => settleFailure(state, socket));
-  });
-  // Node's http server checks header and request deadlines only after it has started listening, and this
-  // one never listens (connections are handed to it): tell it that it does, so that it starts its checks.
-  server.emit("listening");
+    if (request.exchange !== undefined) this.#upstream.cancel(request.exchange);
+    this.#malformed(request, "bytes sent after an Upgrade request before its answer");
+  }
+
+  /** The server switched to WebSocket: the 101 is passed on and the sockets spliced. */
+  #switch(upstreamHead: ResponseHead, upstream: Socket, rest: Buffer): void {
+    const { detached, options } = this.#shared;
+    this.#stopReading();
+    this.#spliced = true;
+    this.#answers.length = 0;
+    detached.add(this.socket);
+    this.socket.once("close", () => detached.delete(this.socket));
+    detached.add(upstream);
+    upstream.once("close", () => detached.delete(upstream));
+    options.upgraded?.(this.#info);
+    const upstreamLines = readFieldLines(upstreamHead.fields);
+    const fields = endToEndFields(upstreamLines);
+    const upgradeField = upstreamHead.fields[2 * upstreamLines.lower.indexOf("upgrade") + 1]!;
+    fields.push("Connection", "Upgrade", "Upgrade", upgradeField, "Via", `${upstreamHead.version} palisade`);
+    // The reader checked every name and value: they are written as received.
+    let answer = `HTTP/1.1 101 ${upstreamHead.reason}\r\n`;
+    for (let index = 0; index < fields.length; index += 2) answer += `${fields[index]}: ${fields[index + 1]}\r\n`;
+    this.socket.write(`${answer}\r\n`, "latin1");
+    if (rest.length > 0) this.socket.write(rest);
+    spliceSockets(this.socket, upstream);
+  }
+}
+
+export function createHttp1Front(options: HttpFrontOptions): Http1Front {
+  const shared: Shared = {
+    options,
+    maxHeaderSize: options.maxHeaderSize ?? HTTP_FRONT_DEFAULTS.maxHeaderSize,
+    headersTimeoutMs: options.headersTimeoutMs ?? HTTP_FRONT_DEFAULTS.headersTimeoutMs,
+    requestTimeoutMs: options.requestTimeoutMs ?? HTTP_FRONT_DEFAULTS.requestTimeoutMs,
+    keepAliveTimeoutMs: options.keepAliveTimeoutMs ?? HTTP_FRONT_DEFAULTS.keepAliveTimeoutMs,
+    log: (entry) => options.flowLog({ protocol: "HTTP/1.1", ...entry }),
+    detached: new Set(),
+  };
+  const connections = new Set<ClientConnection>();
+  // One timer checks every connection's deadlines: no timer is set or cleared per request.
+  const deadlines = setInterval(() => {
+    const now = Date.now();
+    for (const connection of connections) connection.checkDeadlines(now);
+  }, options.timeoutCheckIntervalMs ?? HTTP_FRONT_DEFAULTS.timeoutCheckIntervalMs);
+  deadlines.unref();
 
   return {
-    serve(socket, firstBytes, connection) {
-      const upstream = new UpstreamConnection(() => options.connectUpstream(connection), options.maxHeaderSize ?? HTTP_FRONT_DEFAULTS.maxHeaderSize);
-      states.set(socket, { connection, upstream, requests: 0, active: [], failed: false, unanswered: new Set(), closing: false });
-      socket.once("close", () => upstream.destroy());
-      server.emit("connection", socket);
-      // The parser has taken the socket over; the bytes read before it did are its first input.
-      if (firstBytes.length > 0) socket.emit("data", firstBytes);
+    serve(socket, firstBytes, info) {
+      const connection = new ClientConnection(socket, info, shared);
+      connections.add(connection);
+      // Answers are still due after the client's FIN; the connection ends when they are written.
+      socket.allowHalfOpen = true;
+      socket.setNoDelay(true);
+      socket.on("data", (bytes: Buffer) => connection.received(bytes));
+      socket.on("end", () => connection.ended());
+      socket.on("error", () => socket.destroy());
+      socket.once("close", () => {
+        connections.delete(connection);
+        connection.closed();
+      });
+      if (firstBytes.length > 0) connection.received(firstBytes);
     },
     close() {
-      server.closeAllConnections();
-      server.close();
-      for (const socket of detached) resetSocket(socket);
-      detached.clear();
+      clearInterval(deadlines);
+      for (const connection of connections) connection.socket.destroy();
+      connections.clear();
+      for (const socket of shared.detached) resetSocket(socket);
+      shared.detached.clear();
     },
   };
 }

@@ -20,8 +20,8 @@ export interface ExchangeSink {
   head(head: ResponseHead): void;
   /** Body bytes of one read from the upstream, in order; the array is the sink's to keep. */
   data(chunks: Buffer[]): void;
-  /** The response ended; `chunks`: its last body bytes (of the read that ended it). */
-  end(chunks: Buffer[], trailers: [string, string][]): void;
+  /** The response ended; `chunks`: its last body bytes (of the read that ended it); `trailers`: a raw header list. */
+  end(chunks: Buffer[], trailers: string[]): void;
   /** The exchange failed; `answered`: the response head was already given to {@link head}. */
   fail(error: Error, answered: boolean): void;
 }
@@ -217,7 +217,7 @@ export class UpstreamConnection {
     }
   }
 
-  #finished(current: InFlight, trailers: [string, string][], reusable: boolean): void {
+  #finished(current: InFlight, trailers: string[], reusable: boolean): void {
     const chunks = this.#chunks;
     this.#chunks = [];
     this.#current = undefined;

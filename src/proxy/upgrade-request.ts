@@ -1,15 +1,15 @@
 /**
  * What an HTTP/1.1 request asks of an Upgrade (RFC 9110 §7.8): a request asks
  * to switch protocols when its `Connection` names the `upgrade` option and it
- * has an `Upgrade` field (llhttp's rule too, which then stops parsing at the
- * end of its head). The proxy honors one protocol only, WebSocket (RFC 6455
+ * has an `Upgrade` field (the front end then stops reading at the end of its
+ * head, http1-front.ts). The proxy honors one protocol only, WebSocket (RFC 6455
  * §4.1), asked for alone; any other (`h2c`, RFC 7540 §3.2, gone from RFC
  * 9113) is not honored: the request is forwarded as a plain request, its
  * upgrade fields removed, as Envoy does. What could be read two ways is
  * refused: several `Upgrade` lines, a list naming WebSocket among other
  * protocols or with a version (the server might pick another one), a value
- * that is not a protocol list, a body (the parser took the request as
- * bodiless: its body would be read as what follows).
+ * that is not a protocol list, a body (the reader stops after the head: the
+ * body would be taken for what follows the switch).
  *
  * @module
  */
