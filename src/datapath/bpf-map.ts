@@ -9,6 +9,7 @@
  */
 import { encodeArray, type Codec } from "./abi.ts";
 import { DatapathError } from "./datapath-error.ts";
+import { KeyIndex, sameBytes } from "./key-index.ts";
 import { mapDelete, mapDeleteBatch, mapLookup, mapLookupAll, mapUpdate, mapUpdateBatch, type MapDescription, type MapEntries } from "./native.ts";
 
 /** A key and value encoded for a map. */
@@ -40,6 +41,7 @@ export class MapContents<K, V> {
   readonly #value: Codec<V>;
   readonly #keySize: number;
   readonly #valueSize: number;
+  #index: KeyIndex | undefined;
 
   constructor(entries: MapEntries, key: Codec<K>, value: Codec<V>, writesBefore: number) {
     this.count = entries.count;
@@ -70,16 +72,43 @@ export class MapContents<K, V> {
     };
   }
 
-  /** The hex of the `i`th key, as the kernel holds it. */
-  keyHex(i: number): string {
-    return this.#entries.keys.toString("hex", i * this.#keySize, (i + 1) * this.#keySize);
+  /** The `i`th key as the kernel holds it: a view into the read's buffer. */
+  encodedKey(i: number): Buffer {
+    return this.#entries.keys.subarray(i * this.#keySize, (i + 1) * this.#keySize);
   }
 
-  /** Every entry encoded, by the hex of its key (a key read twice while the map changed keeps its last value). */
-  byHex(): Map<string, EncodedEntry> {
-    const entries = new Map<string, EncodedEntry>();
-    for (let i = 0; i < this.count; i++) entries.set(this.keyHex(i), this.encoded(i));
-    return entries;
+  /** Whether the `i`th value is `value` (encoded), byte for byte. */
+  holdsValue(i: number, value: Uint8Array): boolean {
+    return value.length === this.#valueSize && sameBytes(this.#entries.values, i * this.#valueSize, value, 0, this.#valueSize);
+  }
+
+  /** Whether the `i`th value is the `j`th value of `other`, byte for byte. */
+  sameValue(i: number, other: MapContents<K, V>, j: number): boolean {
+    return this.#valueSize === other.#valueSize && sameBytes(this.#entries.values, i * this.#valueSize, other.#entries.values, j * other.#valueSize, this.#valueSize);
+  }
+
+  /**
+   * Where the key `key` (encoded) was read, or -1 when it was not; a key
+   * read twice is found where it was read last. The first call indexes the
+   * read's keys.
+   */
+  find(key: Uint8Array): number {
+    return this.#keyIndex().find(key, 0);
+  }
+
+  /** Where the `i`th key of this read was read in `other`, or -1. */
+  findIn(other: MapContents<K, V>, i: number): number {
+    return other.#keyIndex().find(this.#entries.keys, i * this.#keySize);
+  }
+
+  /** Whether the `i`th entry is the one {@link find} finds for its key: false for an earlier read of a key read twice. */
+  isLast(i: number): boolean {
+    return this.#keyIndex().holds(i);
+  }
+
+  #keyIndex(): KeyIndex {
+    this.#index ??= new KeyIndex(this.#entries.keys, this.#keySize, this.count);
+    return this.#index;
   }
 }
 
