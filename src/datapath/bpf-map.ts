@@ -22,8 +22,9 @@ export interface EncodedEntry {
 const BATCH_ENTRIES = 16_384;
 
 /**
- * What a map held at one read: its entries encoded back to back, decoded
- * or viewed one at a time, so that no read makes a Buffer per entry.
+ * What a map held at one read (or, from {@link BpfMap.encodeAll}, what it is
+ * to hold): its entries encoded back to back, decoded or viewed one at a
+ * time, so that no read makes a Buffer per entry.
  *
  * @example
  * ```ts
@@ -87,16 +88,7 @@ export class MapContents<K, V> {
     return this.#valueSize === other.#valueSize && sameBytes(this.#entries.values, i * this.#valueSize, other.#entries.values, j * other.#valueSize, this.#valueSize);
   }
 
-  /**
-   * Where the key `key` (encoded) was read, or -1 when it was not; a key
-   * read twice is found where it was read last. The first call indexes the
-   * read's keys.
-   */
-  find(key: Uint8Array): number {
-    return this.#keyIndex().find(key, 0);
-  }
-
-  /** Where the `i`th key of this read was read in `other`, or -1. */
+  /** Where the `i`th key of this read was read in `other`, or -1 (a key read twice there: where it was read last). The first call on `other` indexes its keys. */
   findIn(other: MapContents<K, V>, i: number): number {
     return other.#keyIndex().find(this.#entries.keys, i * this.#keySize);
   }
@@ -193,6 +185,22 @@ export class BpfMap<K, V> {
   keys(): K[] {
     const contents = this.read();
     return Array.from({ length: contents.count }, (_, i) => contents.key(i));
+  }
+
+  /**
+   * `entries` encoded back to back, as a read of the map would hold them:
+   * what a full sync compares with a read, without a Buffer per entry.
+   */
+  encodeAll(entries: readonly { readonly key: K; readonly value: V }[]): MapContents<K, V> {
+    const keySize = this.#key.layout.size;
+    const valueSize = this.#value.layout.size;
+    const keys = Buffer.alloc(keySize * entries.length);
+    const values = Buffer.alloc(valueSize * entries.length);
+    entries.forEach(({ key, value }, i) => {
+      this.#key.encode(key, keys, i * keySize);
+      this.#value.encode(value, values, i * valueSize);
+    });
+    return new MapContents({ count: entries.length, keys, values }, this.#key, this.#value, this.#writes);
   }
 
   /** Every entry, decoded. */

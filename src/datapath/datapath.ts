@@ -539,7 +539,7 @@ export class Datapath {
     const { policy, endpoints, ipcache, tcpLimits } = this.maps;
     const change = emptyChange();
     this.#endpointIfindex.clear();
-    const desiredEndpoints: EncodedEntry[] = [];
+    const endpointEntries: { key: EndpointKey; value: EndpointState }[] = [];
     for (const [podKey, endpoint] of state.endpoints) {
       const ifindex = ifindexOf(podKey);
       if (ifindex === undefined) {
@@ -547,18 +547,18 @@ export class Datapath {
         continue;
       }
       this.#endpointIfindex.set(podKey, ifindex);
-      desiredEndpoints.push(endpoints.encode({ ifindex }, endpoint));
+      endpointEntries.push({ key: { ifindex }, value: endpoint });
     }
     // Sorts the desired entries against what the map holds into upserts and removals, by each key's bytes;
     // returns how many distinct keys the map holds and how many desired ones it lacks.
-    const againstMap = <K, V>(current: MapContents<K, V>, desired: readonly EncodedEntry[], into: MapChange): { held: number; lacking: number } => {
+    const againstMap = <K, V>(current: MapContents<K, V>, desired: MapContents<K, V>, into: MapChange): { held: number; lacking: number } => {
       const wanted = new Uint8Array(current.count);
       let lacking = 0;
-      for (const entry of desired) {
-        const at = current.find(entry.key);
+      for (let i = 0; i < desired.count; i++) {
+        const at = desired.findIn(current, i);
         if (at < 0) lacking++;
         else wanted[at] = 1;
-        if (at < 0 || !current.holdsValue(at, entry.value)) into.upserts.push(entry);
+        if (at < 0 || !current.sameValue(at, desired, i)) into.upserts.push(desired.encoded(i));
       }
       let held = 0;
       for (let i = 0; i < current.count; i++) {
@@ -570,8 +570,10 @@ export class Datapath {
       }
       return { held, lacking };
     };
-    const desiredPolicy = [...state.policy.values()].map((entry) => policy.encode(entry.key, entry.value));
-    const desiredIpcache = [...state.ipcache.values()].map((entry) => ipcache.encode(entry.key, entry.value));
+    // Encoded back to back, as a read holds them: no Buffer per entry, and views only of the entries that differ.
+    const desiredPolicy = policy.encodeAll([...state.policy.values()]);
+    const desiredIpcache = ipcache.encodeAll([...state.ipcache.values()]);
+    const desiredEndpoints = endpoints.encodeAll(endpointEntries);
     const currentPolicy = policy.read();
     const policyCount = againstMap(currentPolicy, desiredPolicy, change.policy);
     const currentEndpoints = endpoints.read();
@@ -588,7 +590,7 @@ export class Datapath {
         endpoints: endpoints.pruneMirror(currentEndpoints, desiredEndpoints),
       };
     }
-    againstMap(tcpLimits.read(), [...state.tcpLimits].map(([ruleId, limits]) => tcpLimits.encode(ruleId, limits)), change.tcpLimits);
+    againstMap(tcpLimits.read(), tcpLimits.encodeAll([...state.tcpLimits].map(([key, value]) => ({ key, value }))), change.tcpLimits);
     if (policyCount.held + policyCount.lacking > policy.maxEntries) {
       // Build new, then switch would need room for both: endpoints whose slot changes fail closed meanwhile instead.
       const changedSlots = new Set([...change.policy.upserts.map((entry) => entry.key), ...change.policy.removals].map((key) => policyKeyCodec.decode(key).slot));

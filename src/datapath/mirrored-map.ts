@@ -71,7 +71,8 @@ export class MirroredMap<K, V> extends BpfMap<K, V> {
 
   /**
    * For a full sync, with `current` what the map holds before it (as
-   * {@link BpfMap.read} read it) and `desired` what it will hold:
+   * {@link BpfMap.read} read it) and `desired` what it will hold (as
+   * {@link BpfMap.encodeAll} encoded it):
    * clears in the mirror now every entry of those keys that the map does not
    * hold with the same value (left by a crash between two writes), and
    * returns the desired entries the mirror lacks, to write with
@@ -79,7 +80,7 @@ export class MirroredMap<K, V> extends BpfMap<K, V> {
    * one pass, but only those keys are considered: what an agent that did not
    * know the mirror left at other keys stays.
    */
-  pruneMirror(current: MapContents<K, V>, desired: readonly EncodedEntry[]): EncodedEntry[] {
+  pruneMirror(current: MapContents<K, V>, desired: MapContents<K, V>): EncodedEntry[] {
     const mirror = this.mirror.read();
     const absent = this.#absent;
     // Where the mirror holds an entry (not the array's "nothing here") for a key, or -1.
@@ -91,13 +92,13 @@ export class MirroredMap<K, V> extends BpfMap<K, V> {
       if (at >= 0 && !mirror.sameValue(at, current, i)) stale.add(at);
     }
     const missing: EncodedEntry[] = [];
-    for (const entry of desired) {
-      if (!this.#covers(entry.key)) continue;
-      const inMap = current.find(entry.key);
-      const at = heldAt(mirror.find(entry.key));
+    for (let i = 0; i < desired.count; i++) {
+      if (!this.#covers(desired.encodedKey(i))) continue;
+      const inMap = desired.findIn(current, i);
+      const at = heldAt(desired.findIn(mirror, i));
       // A key the map lacks is upserted by the sync, and so mirrored by its own writes; one held otherwise too.
       if (inMap < 0 && at >= 0) stale.add(at);
-      else if (inMap >= 0 && current.holdsValue(inMap, entry.value) && !(at >= 0 && mirror.holdsValue(at, entry.value))) missing.push(entry);
+      else if (inMap >= 0 && current.sameValue(inMap, desired, i) && !(at >= 0 && mirror.sameValue(at, desired, i))) missing.push(desired.encoded(i));
     }
     this.#clear([...stale].map((at) => mirror.encodedKey(at)));
     return missing;
