@@ -109,12 +109,11 @@ export class Agent {
   #server: ProbeServer | undefined;
   #flowEvents: EventSubscription | undefined;
 
-  /** @param watch Started already, its handlers waiting for {@link Agent.loop}: none runs before this constructor returns. */
-  private constructor(options: AgentOptions, datapath: Datapath, watch: ClusterWatch) {
+  private constructor(options: AgentOptions, datapath: Datapath) {
     this.#options = options;
     this.#log = options.logger;
     this.#datapath = datapath;
-    this.#watch = watch;
+    this.#watch = new ClusterWatch({ client: options.client, logger: options.logger, identities: (options.identities ?? "cluster") === "cluster" });
     this.#loop = new ReconcileLoop({
       nodeName: options.nodeName,
       objects: this.#watch,
@@ -140,43 +139,12 @@ export class Agent {
   }
 
   /**
-   * Starts the informers, opens (or re-adopts) the datapath, starts the
-   * health and metrics server, the flow log and conntrack GC, and begins enforcing once
+   * Opens (or re-adopts) the datapath, starts the health and metrics server,
+   * the informers, the flow log and conntrack GC, and begins enforcing once
    * the informers synced. Resolves when everything is started, not when
    * ready: await {@linkcode ready} for that.
    */
   static async start(options: AgentOptions): Promise<Agent> {
-    // The lists are the API server's work, on its own core: asked for first, they are on their way while the
-    // datapath opens and the reconciler reads the pinned ipcache. Their handlers run on a later turn of the
-    // event loop, after the agent (and its loop) exists: everything from here to its constructor is synchronous.
-    const watch = new ClusterWatch({ client: options.client, logger: options.logger, identities: (options.identities ?? "cluster") === "cluster" });
-    const handlers: { loop?: ReconcileLoop } = {};
-    const ready = (): ReconcileLoop => {
-      if (handlers.loop === undefined) throw new Error("Cannot take a watch event before the agent's reconcile loop exists");
-      return handlers.loop;
-    };
-    watch.start({
-      objectChanged: (kind, key) => ready().objectChanged(kind, key),
-      identityObjectsChanged: (keys) => ready().identityObjectsChanged(keys),
-    });
-    let agent: Agent;
-    try {
-      agent = new Agent(options, Agent.#openDatapath(options), watch);
-    } catch (e) {
-      await watch.stop();
-      throw e;
-    }
-    handlers.loop = agent.#loop;
-    try {
-      await agent.#start();
-    } catch (e) {
-      await agent.stop();
-      throw e;
-    }
-    return agent;
-  }
-
-  static #openDatapath(options: AgentOptions): Datapath {
     const datapath = Datapath.open({
       pinRoot: options.pinRoot ?? DEFAULT_PIN_ROOT,
       ...(options.objectPath === undefined ? {} : { objectPath: options.objectPath }),
@@ -195,7 +163,14 @@ export class Agent {
       datapath.setProxy({ ifindex: device.ifindex, port: options.proxyPort, mac: device.mac });
       options.logger.info({ port: options.proxyPort, device: PROXY_DEVICE }, "Flows with HTTP rules are steered to the node's proxy");
     }
-    return datapath;
+    const agent = new Agent(options, datapath);
+    try {
+      await agent.#start();
+    } catch (e) {
+      await agent.stop();
+      throw e;
+    }
+    return agent;
   }
 
   /** The port the health and metrics server listens on. */
@@ -218,6 +193,10 @@ export class Agent {
     const compiled = this.#loop.reconciler.compiled;
     this.#flowEvents = logFlows(this.#datapath, this.#log, { podOf: (id) => compiled.podOfEndpoint(id), ruleOf: (id) => compiled.rule(id) });
     this.#conntrack.start();
+    this.#watch.start({
+      objectChanged: (kind, key) => this.#loop.objectChanged(kind, key),
+      identityObjectsChanged: (keys) => this.#loop.identityObjectsChanged(keys),
+    });
     this.#loop.syncEarly();
     this.#log.info({ node: this.#options.nodeName, pinRoot: this.#datapath.pinRoot, metricsPort: this.metricsPort }, "Agent started");
     void this.#runAfterSync();
