@@ -49,6 +49,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitRingBuffer(env, exports);
   InitTransparent(env, exports);
   InitSocketSplice(env, exports);
+  InitNetlink(env, exports);
   exports.Set("objPin", Napi::Function::New<ObjPin>(env, "objPin"));
   exports.Set("objGet", Napi::Function::New<ObjGet>(env, "objGet"));
   exports.Set("closeFd", Napi::Function::New<CloseFd>(env, "closeFd"));

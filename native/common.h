@@ -90,5 +90,6 @@ void InitTestRun(Napi::Env env, Napi::Object exports);
 void InitRingBuffer(Napi::Env env, Napi::Object exports);
 void InitTransparent(Napi::Env env, Napi::Object exports);
 void InitSocketSplice(Napi::Env env, Napi::Object exports);
+void InitNetlink(Napi::Env env, Napi::Object exports);
 
 }  // namespace palisade

@@ -9,6 +9,7 @@
  */
 import { encodeArray, type Codec } from "./abi.ts";
 import { DatapathError } from "./datapath-error.ts";
+import { KeyIndex, sameBytes } from "./key-index.ts";
 import { mapDelete, mapDeleteBatch, mapLookup, mapLookupAll, mapUpdate, mapUpdateBatch, type MapDescription, type MapEntries } from "./native.ts";
 
 /** A key and value encoded for a map. */
@@ -21,8 +22,9 @@ export interface EncodedEntry {
 const BATCH_ENTRIES = 16_384;
 
 /**
- * What a map held at one read: its entries encoded back to back, decoded
- * or viewed one at a time, so that no read makes a Buffer per entry.
+ * What a map held at one read (or, from {@link BpfMap.encodeAll}, what it is
+ * to hold): its entries encoded back to back, decoded or viewed one at a
+ * time, so that no read makes a Buffer per entry.
  *
  * @example
  * ```ts
@@ -40,6 +42,7 @@ export class MapContents<K, V> {
   readonly #value: Codec<V>;
   readonly #keySize: number;
   readonly #valueSize: number;
+  #index: KeyIndex | undefined;
 
   constructor(entries: MapEntries, key: Codec<K>, value: Codec<V>, writesBefore: number) {
     this.count = entries.count;
@@ -70,16 +73,34 @@ export class MapContents<K, V> {
     };
   }
 
-  /** The hex of the `i`th key, as the kernel holds it. */
-  keyHex(i: number): string {
-    return this.#entries.keys.toString("hex", i * this.#keySize, (i + 1) * this.#keySize);
+  /** The `i`th key as the kernel holds it: a view into the read's buffer. */
+  encodedKey(i: number): Buffer {
+    return this.#entries.keys.subarray(i * this.#keySize, (i + 1) * this.#keySize);
   }
 
-  /** Every entry encoded, by the hex of its key (a key read twice while the map changed keeps its last value). */
-  byHex(): Map<string, EncodedEntry> {
-    const entries = new Map<string, EncodedEntry>();
-    for (let i = 0; i < this.count; i++) entries.set(this.keyHex(i), this.encoded(i));
-    return entries;
+  /** Whether the `i`th value is `value` (encoded), byte for byte. */
+  holdsValue(i: number, value: Uint8Array): boolean {
+    return value.length === this.#valueSize && sameBytes(this.#entries.values, i * this.#valueSize, value, 0, this.#valueSize);
+  }
+
+  /** Whether the `i`th value is the `j`th value of `other`, byte for byte. */
+  sameValue(i: number, other: MapContents<K, V>, j: number): boolean {
+    return this.#valueSize === other.#valueSize && sameBytes(this.#entries.values, i * this.#valueSize, other.#entries.values, j * other.#valueSize, this.#valueSize);
+  }
+
+  /** Where the `i`th key of this read was read in `other`, or -1 (a key read twice there: where it was read last). The first call on `other` indexes its keys. */
+  findIn(other: MapContents<K, V>, i: number): number {
+    return other.#keyIndex().find(this.#entries.keys, i * this.#keySize);
+  }
+
+  /** Whether the `i`th entry is the one {@link find} finds for its key: false for an earlier read of a key read twice. */
+  isLast(i: number): boolean {
+    return this.#keyIndex().holds(i);
+  }
+
+  #keyIndex(): KeyIndex {
+    this.#index ??= new KeyIndex(this.#entries.keys, this.#keySize, this.count);
+    return this.#index;
   }
 }
 
@@ -164,6 +185,22 @@ export class BpfMap<K, V> {
   keys(): K[] {
     const contents = this.read();
     return Array.from({ length: contents.count }, (_, i) => contents.key(i));
+  }
+
+  /**
+   * `entries` encoded back to back, as a read of the map would hold them:
+   * what a full sync compares with a read, without a Buffer per entry.
+   */
+  encodeAll(entries: readonly { readonly key: K; readonly value: V }[]): MapContents<K, V> {
+    const keySize = this.#key.layout.size;
+    const valueSize = this.#value.layout.size;
+    const keys = Buffer.alloc(keySize * entries.length);
+    const values = Buffer.alloc(valueSize * entries.length);
+    entries.forEach(({ key, value }, i) => {
+      this.#key.encode(key, keys, i * keySize);
+      this.#value.encode(value, values, i * valueSize);
+    });
+    return new MapContents({ count: entries.length, keys, values }, this.#key, this.#value, this.#writes);
   }
 
   /** Every entry, decoded. */

@@ -546,7 +546,7 @@ export class Datapath {
     const { policy, endpoints, ipcache, tcpLimits } = this.maps;
     const change = emptyChange();
     this.#endpointIfindex.clear();
-    const desiredEndpoints: EncodedEntry[] = [];
+    const endpointEntries: { key: EndpointKey; value: EndpointState }[] = [];
     for (const [podKey, endpoint] of state.endpoints) {
       const ifindex = ifindexOf(podKey);
       if (ifindex === undefined) {
@@ -554,25 +554,41 @@ export class Datapath {
         continue;
       }
       this.#endpointIfindex.set(podKey, ifindex);
-      desiredEndpoints.push(endpoints.encode({ ifindex }, endpoint));
+      endpointEntries.push({ key: { ifindex }, value: endpoint });
     }
-    const againstMap = (current: Map<string, EncodedEntry>, desired: readonly EncodedEntry[], into: MapChange): Map<string, EncodedEntry> => {
-      const wanted = new Set<string>();
-      for (const entry of desired) {
-        const hex = entry.key.toString("hex");
-        wanted.add(hex);
-        if (!current.get(hex)?.value.equals(entry.value)) into.upserts.push(entry);
+    // Sorts the desired entries against what the map holds into upserts and removals, by each key's bytes;
+    // returns how many distinct keys the map holds and how many desired ones it lacks.
+    const againstMap = <K, V>(current: MapContents<K, V>, desired: MapContents<K, V>, into: MapChange): { held: number; lacking: number } => {
+      const wanted = new Uint8Array(current.count);
+      let lacking = 0;
+      for (let i = 0; i < desired.count; i++) {
+        const at = desired.findIn(current, i);
+        if (at < 0) lacking++;
+        else wanted[at] = 1;
+        if (at < 0 || !current.sameValue(at, desired, i)) into.upserts.push(desired.encoded(i));
       }
-      for (const [hex, entry] of current) if (!wanted.has(hex)) into.removals.push(entry.key);
-      return current;
+      let held = 0;
+      for (let i = 0; i < current.count; i++) {
+        if (wanted[i] === 1) held++;
+        else if (current.isLast(i)) {
+          held++;
+          into.removals.push(current.encodedKey(i));
+        }
+      }
+      return { held, lacking };
     };
-    const desiredPolicy = [...state.policy.values()].map((entry) => policy.encode(entry.key, entry.value));
-    const desiredIpcache = [...state.ipcache.values()].map((entry) => ipcache.encode(entry.key, entry.value));
-    const currentPolicy = againstMap(policy.read().byHex(), desiredPolicy, change.policy);
-    const currentEndpoints = againstMap(endpoints.read().byHex(), desiredEndpoints, change.endpoints);
+    // Encoded back to back, as a read holds them: no Buffer per entry, and views only of the entries that differ.
+    const desiredPolicy = policy.encodeAll([...state.policy.values()]);
+    const desiredIpcache = ipcache.encodeAll([...state.ipcache.values()]);
+    const desiredEndpoints = endpoints.encodeAll(endpointEntries);
+    const currentPolicy = policy.read();
+    const policyCount = againstMap(currentPolicy, desiredPolicy, change.policy);
+    const currentEndpoints = endpoints.read();
+    againstMap(currentEndpoints, desiredEndpoints, change.endpoints);
     const ipcacheRead = this.#ipcacheRead;
     this.#ipcacheRead = undefined;
-    const currentIpcache = againstMap((ipcacheRead !== undefined && ipcache.unchangedSince(ipcacheRead) ? ipcacheRead : ipcache.read()).byHex(), desiredIpcache, change.ipcache);
+    const currentIpcache = ipcacheRead !== undefined && ipcache.unchangedSince(ipcacheRead) ? ipcacheRead : ipcache.read();
+    againstMap(currentIpcache, desiredIpcache, change.ipcache);
     // Reading the mirrors costs as much as reading the maps: only when they may be off.
     if (!this.#mirrorsChecked) {
       change.mirrorFill = {
@@ -581,15 +597,17 @@ export class Datapath {
         endpoints: endpoints.pruneMirror(currentEndpoints, desiredEndpoints),
       };
     }
-    againstMap(tcpLimits.read().byHex(), [...state.tcpLimits].map(([ruleId, limits]) => tcpLimits.encode(ruleId, limits)), change.tcpLimits);
-    const added = change.policy.upserts.filter((entry) => !currentPolicy.has(entry.key.toString("hex"))).length;
-    if (currentPolicy.size + added > policy.maxEntries) {
+    againstMap(tcpLimits.read(), tcpLimits.encodeAll([...state.tcpLimits].map(([key, value]) => ({ key, value }))), change.tcpLimits);
+    if (policyCount.held + policyCount.lacking > policy.maxEntries) {
       // Build new, then switch would need room for both: endpoints whose slot changes fail closed meanwhile instead.
       const changedSlots = new Set([...change.policy.upserts.map((entry) => entry.key), ...change.policy.removals].map((key) => policyKeyCodec.decode(key).slot));
-      change.removalsFirst = [...currentEndpoints.values()].flatMap(({ key, value }) => {
-        const current = endpointValueCodec.decode(value);
-        return changedSlots.has(current.slot) ? [{ key, value: endpointValueCodec.encode(failClosed(current)) }] : [];
-      });
+      change.removalsFirst = [];
+      for (let i = 0; i < currentEndpoints.count; i++) {
+        const current = currentEndpoints.value(i);
+        if (currentEndpoints.isLast(i) && changedSlots.has(current.slot)) {
+          change.removalsFirst.push({ key: currentEndpoints.encodedKey(i), value: endpointValueCodec.encode(failClosed(current)) });
+        }
+      }
     }
     return this.#write(change);
   }

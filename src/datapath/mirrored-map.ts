@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { BpfMap, type EncodedEntry } from "./bpf-map.ts";
+import { BpfMap, type EncodedEntry, type MapContents } from "./bpf-map.ts";
 import type { Codec } from "./abi.ts";
 import type { MapDescription } from "./native.ts";
 
@@ -71,7 +71,8 @@ export class MirroredMap<K, V> extends BpfMap<K, V> {
 
   /**
    * For a full sync, with `current` what the map holds before it (as
-   * {@link BpfMap.read} read it, by the hex of each key) and `desired` what it will hold:
+   * {@link BpfMap.read} read it) and `desired` what it will hold (as
+   * {@link BpfMap.encodeAll} encoded it):
    * clears in the mirror now every entry of those keys that the map does not
    * hold with the same value (left by a crash between two writes), and
    * returns the desired entries the mirror lacks, to write with
@@ -79,24 +80,28 @@ export class MirroredMap<K, V> extends BpfMap<K, V> {
    * one pass, but only those keys are considered: what an agent that did not
    * know the mirror left at other keys stays.
    */
-  pruneMirror(current: ReadonlyMap<string, EncodedEntry>, desired: readonly EncodedEntry[]): EncodedEntry[] {
-    const considered = new Set<string>();
-    for (const [hex, entry] of current) if (this.#covers(entry.key)) considered.add(hex);
-    for (const entry of desired) if (this.#covers(entry.key)) considered.add(entry.key.toString("hex"));
+  pruneMirror(current: MapContents<K, V>, desired: MapContents<K, V>): EncodedEntry[] {
     const mirror = this.mirror.read();
-    const held = new Map<string, Buffer>();
-    for (let i = 0; i < mirror.count; i++) {
-      const hex = mirror.keyHex(i);
-      if (!considered.has(hex)) continue;
-      const { value } = mirror.encoded(i);
-      if (!(this.#absent?.equals(value) ?? false)) held.set(hex, value);
+    const absent = this.#absent;
+    // Where the mirror holds an entry (not the array's "nothing here") for a key, or -1.
+    const heldAt = (at: number): number => (at >= 0 && (absent === undefined || !mirror.holdsValue(at, absent)) ? at : -1);
+    const stale = new Set<number>();
+    for (let i = 0; i < current.count; i++) {
+      if (!current.isLast(i) || !this.#covers(current.encodedKey(i))) continue;
+      const at = heldAt(current.findIn(mirror, i));
+      if (at >= 0 && !mirror.sameValue(at, current, i)) stale.add(at);
     }
-    this.#clear([...held].filter(([hex, value]) => !current.get(hex)?.value.equals(value)).map(([hex]) => Buffer.from(hex, "hex")));
-    // An entry the map lacks or holds otherwise is upserted by the sync, and so mirrored by its own writes.
-    return desired.filter((entry) => {
-      const hex = entry.key.toString("hex");
-      return this.#covers(entry.key) && current.get(hex)?.value.equals(entry.value) === true && held.get(hex)?.equals(entry.value) !== true;
-    });
+    const missing: EncodedEntry[] = [];
+    for (let i = 0; i < desired.count; i++) {
+      if (!this.#covers(desired.encodedKey(i))) continue;
+      const inMap = desired.findIn(current, i);
+      const at = heldAt(desired.findIn(mirror, i));
+      // A key the map lacks is upserted by the sync, and so mirrored by its own writes; one held otherwise too.
+      if (inMap < 0 && at >= 0) stale.add(at);
+      else if (inMap >= 0 && current.sameValue(inMap, desired, i) && !(at >= 0 && mirror.sameValue(at, desired, i))) missing.push(desired.encoded(i));
+    }
+    this.#clear([...stale].map((at) => mirror.encodedKey(at)));
+    return missing;
   }
 
   /** Writes entries the map already holds into the mirror; returns how many. */

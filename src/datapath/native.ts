@@ -304,6 +304,8 @@ interface NativeAddon {
   attachTc(progFd: number, ifindex: number, direction: TcDirection, filter: TcFilter): TcAttachment;
   detachTc(ifindex: number, direction: TcDirection, filter: TcFilter): boolean;
   ifNameToIndex(name: string): number;
+  routeGet(address: string): RouteAnswer;
+  linkGet(ifindex: number): LinkAnswer;
   testRun(progFd: number, data: Buffer, options: TestRunOptions): TestRunResult;
   transparentListen(family: 4 | 6, port: number, mark: number): number;
   transparentSocket(family: 4 | 6, localAddress: string, localPort: number, mark: number): number;
@@ -702,6 +704,53 @@ export function detachTc(ifindex: number, direction: TcDirection, filter: TcFilt
  */
 export function ifNameToIndex(name: string): number {
   return call((native) => native.ifNameToIndex(name));
+}
+
+/** `RTN_UNICAST` of `enum rtm_type`: a route to a host or network (not local, not a blackhole). */
+export const RTN_UNICAST = 1;
+
+/** The kernel's route for a packet to an address, as {@linkcode routeGet} answers. */
+export interface RouteAnswer {
+  /** `enum rtm_type`: {@linkcode RTN_UNICAST}, 2 local, 6 unreachable, ... */
+  type: number;
+  /** The interface the packet leaves through (0: none). */
+  ifindex: number;
+  /** Whether it goes through a gateway rather than to the address directly. */
+  gateway: boolean;
+}
+
+/** An interface's name and link kind, as {@linkcode linkGet} answers. */
+export interface LinkAnswer {
+  name: string;
+  /** `"veth"`, `"bridge"`, ...; `""` for a device without one (a physical NIC). */
+  kind: string;
+}
+
+/**
+ * The route the kernel would give a packet this host sends to `address`
+ * (`ip route get`, over rtnetlink in the caller's netns); fails with
+ * `ENETUNREACH` or `EHOSTUNREACH` when there is none.
+ *
+ * @example
+ * ```ts
+ * routeGet("10.244.1.5"); // { type: 1, ifindex: 17, gateway: false }
+ * ```
+ */
+export function routeGet(address: string): RouteAnswer {
+  return call((native) => native.routeGet(address));
+}
+
+/**
+ * The name and link kind of interface `ifindex` (`ip -d link show`, over
+ * rtnetlink in the caller's netns); fails with `ENODEV` when there is none.
+ *
+ * @example
+ * ```ts
+ * linkGet(17); // { name: "veth1a2b3c", kind: "veth" }
+ * ```
+ */
+export function linkGet(ifindex: number): LinkAnswer {
+  return call((native) => native.linkGet(ifindex));
 }
 
 /**
