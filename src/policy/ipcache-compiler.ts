@@ -539,7 +539,9 @@ export class IpcacheCompiler {
     const key = identityKey(attributes);
     let record = this.#identitiesByKey.get(key);
     if (!record) {
-      record = { ...attributes, id: 0, key, users: 0 };
+      // Every property spelled out: a spread leaves three of them in a separate property array, ~40 bytes more per identity.
+      const { kind, namespace, namespaceLabels, podLabels, namedPorts, cls } = attributes;
+      record = { kind, namespace, namespaceLabels, podLabels, namedPorts, cls, id: 0, key, users: 0 };
       this.#identitiesByKey.set(key, record);
     }
     return record;
