@@ -68,10 +68,16 @@ interface BlockUser<R> {
   next: BlockUser<R> | undefined;
 }
 
-/** A CIDR class and the identities having it: an array, since most classes have one (a Set each costs ~100 bytes more, 10 MB at 100k CIDRs). */
-interface ClassMembers {
-  cls: Cidr;
-  ids: number[];
+/**
+ * The identities having a CIDR class: the number of the one most classes
+ * have, an array from the second on (an object and an array each would cost
+ * ~100 bytes more, 10 MB at 100k CIDRs).
+ */
+type ClassMembers = number | number[];
+
+/** The numbers of a class's identities. */
+function memberIds(members: ClassMembers): readonly number[] {
+  return typeof members === "number" ? [members] : members;
 }
 
 /** Whether a named port of a rule names one of a pod's container ports. */
@@ -148,9 +154,9 @@ export class PeerIndex<R extends IndexedRule> {
     const cls = identity.cls;
     if (cls !== undefined) {
       const members = this.#classes.get(cls);
-      // A literal of one: pushing onto an empty array would reserve room for 17.
-      if (members) members.ids.push(id);
-      else this.#classes.set(cls, { cls, ids: [id] });
+      if (members === undefined) this.#classes.set(cls, id);
+      else if (typeof members === "number") this.#classes.set(cls, [members, id]);
+      else members.push(id);
       for (const first of this.#blocks.containing(cls)) {
         for (let user: BlockUser<R> | undefined = first; user; user = user.next) if (!user.except.some((e) => cidrContains(e, cls))) target(user.rule);
       }
@@ -175,9 +181,9 @@ export class PeerIndex<R extends IndexedRule> {
     };
     const cls = identity.cls;
     if (cls !== undefined) {
-      const members = this.#classes.get(cls) as ClassMembers;
-      members.ids.splice(members.ids.indexOf(id), 1);
-      if (members.ids.length === 0) this.#classes.delete(cls);
+      const others = memberIds(this.#classes.get(cls) as ClassMembers).filter((member) => member !== id);
+      if (others.length === 0) this.#classes.delete(cls);
+      else this.#classes.set(cls, others.length === 1 ? (others[0] as number) : others);
       for (const first of this.#blocks.containing(cls)) for (let user: BlockUser<R> | undefined = first; user; user = user.next) untarget(user.rule);
     }
     if (identity.kind !== "pod") return;
@@ -213,7 +219,10 @@ export class PeerIndex<R extends IndexedRule> {
       if (peer.ipBlock) {
         const { cidr, except } = peer.ipBlock;
         this.#blocks.set(cidr, { rule, except, next: this.#blocks.get(cidr) });
-        for (const { cls, ids } of this.#classes.inside(cidr)) {
+        for (const members of this.#classes.inside(cidr)) {
+          const ids = memberIds(members);
+          // Every identity of a class has it: the first tells which class this is.
+          const cls = (this.#identities.get(ids[0] as number) as Identity).cls as Cidr;
           if (except.some((e) => cidrContains(e, cls))) continue;
           for (const id of ids) found.push(id);
         }
