@@ -67,7 +67,11 @@ interface IdentityRecord extends IdentityAttributes {
   users: number;
 }
 
-/** Who claims an ipcache key: host and pods for an address, policies for a prefix. */
+/**
+ * Who claims an ipcache key (host and pods for an address, policies for a
+ * prefix) and the entry it got. One record per key: a second map of entries
+ * by key would cost ~35 bytes more per prefix.
+ */
 interface IpcacheSource {
   /** The address or prefix; its kernel key is made when an entry is written (a stored key costs ~370 bytes per prefix). */
   cidr: Cidr;
@@ -75,9 +79,16 @@ interface IpcacheSource {
   /** Pod keys claiming the address; shared {@link NO_PODS} (empty) until one does: most sources are policy prefixes. */
   pods: Set<string>;
   prefix: boolean;
+  /** The key's ipcache entry as of the last commit; a key without claims has none, so its source goes at the commit's end. */
+  binding: IpcacheBinding | undefined;
 }
 
 const NO_PODS: ReadonlySet<string> = new Set();
+
+/** The ipcache entry of key `cidr` bound as `binding`. */
+function entryOf(cidr: Cidr, binding: IpcacheBinding): IpcacheEntry {
+  return { key: ipcacheKeyOf(cidr), value: { identity: binding.record.id, flags: binding.flags } };
+}
 
 interface IpcacheBinding {
   record: IdentityRecord;
@@ -139,7 +150,6 @@ export class IpcacheCompiler {
   readonly #prefixUsers = new Map<string, { cidr: Cidr; users: number }>();
   readonly #prefixes = new CidrMap<Cidr>();
   readonly #sources = new Map<string, IpcacheSource>();
-  readonly #bindings = new Map<string, IpcacheBinding>();
   readonly #identitiesByKey = new Map<string, IdentityRecord>();
   readonly #identitiesById = new Map<number, IdentityRecord>();
   /** Addresses whose wanted identity is pending at the allocator, and that key. */
@@ -248,7 +258,7 @@ export class IpcacheCompiler {
       renumbered.add(record);
     }
     if (renumbered.size === 0) return;
-    for (const [text, binding] of this.#bindings) if (renumbered.has(binding.record)) this.#retryIpcache.add(text);
+    for (const [text, { binding }] of this.#sources) if (binding && renumbered.has(binding.record)) this.#retryIpcache.add(text);
   }
 
   /**
@@ -298,13 +308,15 @@ export class IpcacheCompiler {
   /** The identity of a pod's own (first) address when the pod owns that address; 0 otherwise. */
   podIdentity(key: string): number {
     const firstIp = this.#podRecords.get(key)?.ipTexts[0];
-    const binding = firstIp === undefined ? undefined : this.#bindings.get(firstIp);
+    const binding = firstIp === undefined ? undefined : this.#sources.get(firstIp)?.binding;
     return binding?.owner === key ? binding.record.id : 0;
   }
 
   /** The ipcache after the last commit, by canonical CIDR text: a snapshot. */
   entries(): Map<string, IpcacheEntry> {
-    return new Map([...this.#bindings].map(([text, binding]) => [text, this.#entry(text, binding)]));
+    const entries = new Map<string, IpcacheEntry>();
+    for (const [text, source] of this.#sources) if (source.binding) entries.set(text, entryOf(source.cidr, source.binding));
+    return entries;
   }
 
   /**
@@ -451,7 +463,7 @@ export class IpcacheCompiler {
     for (const text of dirty) {
       this.#pendingIpcache.delete(text);
       let wanted = this.#wantedBinding(text);
-      const current = this.#bindings.get(text);
+      const current = this.#sources.get(text)?.binding;
       if (wanted && !identify(wanted.record)) {
         this.#pendingIpcache.set(text, wanted.record.key);
         if (current?.owner === wanted.owner) continue;
@@ -495,16 +507,17 @@ export class IpcacheCompiler {
     const removals: IpcacheKey[] = [];
     const rebound = new Set<string>();
     for (const [text, wanted] of pending) {
-      const current = this.#bindings.get(text);
+      // A key with an entry wanted or held has a source: its claims or the binding keep it.
+      const source = this.#sources.get(text) as IpcacheSource;
+      const current = source.binding;
+      source.binding = wanted;
       if (wanted) {
-        this.#bindings.set(text, wanted);
-        if (!current || current.record.id !== wanted.record.id || current.flags !== wanted.flags) upserts.push(this.#entry(text, wanted));
+        if (!current || current.record.id !== wanted.record.id || current.flags !== wanted.flags) upserts.push(entryOf(source.cidr, wanted));
       } else {
-        this.#bindings.delete(text);
-        removals.push(ipcacheKeyOf((this.#sources.get(text) as IpcacheSource).cidr));
+        removals.push(ipcacheKeyOf(source.cidr));
       }
       if (current?.owner !== wanted?.owner || current?.record !== wanted?.record) {
-        for (const pod of this.#sources.get(text)?.pods ?? []) rebound.add(pod);
+        for (const pod of source.pods) rebound.add(pod);
       }
     }
     for (const text of dirty) {
@@ -547,15 +560,10 @@ export class IpcacheCompiler {
     return record;
   }
 
-  /** A bound key's entry; its source outlives the binding within a commit. */
-  #entry(text: string, binding: IpcacheBinding): IpcacheEntry {
-    return { key: ipcacheKeyOf((this.#sources.get(text) as IpcacheSource).cidr), value: { identity: binding.record.id, flags: binding.flags } };
-  }
-
   #source(text: string, cidr: Cidr): IpcacheSource {
     let source = this.#sources.get(text);
     if (!source) {
-      source = { cidr, host: false, pods: NO_PODS as Set<string>, prefix: false };
+      source = { cidr, host: false, pods: NO_PODS as Set<string>, prefix: false, binding: undefined };
       this.#sources.set(text, source);
     }
     return source;
