@@ -147,7 +147,8 @@ export class IpcacheCompiler {
   readonly #podsByNamespace = new Map<string, Set<string>>();
   readonly #committedPolicyPrefixes = new Map<string, ReadonlyMap<string, Cidr>>();
   #committedHostTexts: string[] = [];
-  readonly #prefixUsers = new Map<string, { cidr: Cidr; users: number }>();
+  /** How many policies claim each prefix: a count by network, not an object by text (~30 bytes less per prefix). */
+  readonly #prefixUsers = new CidrMap<number>();
   readonly #prefixes = new CidrMap<Cidr>();
   readonly #sources = new Map<string, IpcacheSource>();
   readonly #identitiesByKey = new Map<string, IdentityRecord>();
@@ -343,9 +344,9 @@ export class IpcacheCompiler {
     const touched = new Map<string, Cidr>();
     const use = (prefixes: ReadonlyMap<string, Cidr> | undefined, delta: 1 | -1): void => {
       for (const [text, cidr] of prefixes ?? []) {
-        const users = (this.#prefixUsers.get(text)?.users ?? 0) + delta;
-        if (users === 0) this.#prefixUsers.delete(text);
-        else this.#prefixUsers.set(text, { cidr, users });
+        const users = (this.#prefixUsers.get(cidr) ?? 0) + delta;
+        if (users === 0) this.#prefixUsers.delete(cidr);
+        else this.#prefixUsers.set(cidr, users);
         touched.set(text, cidr);
       }
     };
@@ -361,7 +362,7 @@ export class IpcacheCompiler {
 
     const changed = new CidrMap<Cidr>();
     for (const [text, cidr] of touched) {
-      const used = this.#prefixUsers.has(text);
+      const used = this.#prefixUsers.get(cidr) !== undefined;
       if (used === (this.#prefixes.get(cidr) !== undefined)) continue;
       if (used) this.#prefixes.set(cidr, cidr);
       else this.#prefixes.delete(cidr);
