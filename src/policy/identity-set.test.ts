@@ -5,7 +5,7 @@ import { IdentitySet } from "./identity-set.ts";
 
 type Op = { op: "add" | "delete" | "has"; id: number } | { op: "addAll"; ids: number[] };
 
-const id = fc.integer({ min: 0, max: 40 });
+const id = fc.oneof(fc.integer({ min: 0, max: 40 }), fc.constant(0xffff_ffff));
 const op: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ op: fc.constantFrom("add" as const, "delete" as const, "has" as const), id }),
   fc.record({ op: fc.constant("addAll" as const), ids: fc.array(id, { maxLength: 12 }) }),
