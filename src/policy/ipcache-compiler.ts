@@ -69,8 +69,11 @@ interface IdentityRecord extends IdentityAttributes {
 
 /**
  * Who claims an ipcache key (host and pods for an address, policies for a
- * prefix) and the entry it got. One record per key: a second map of entries
- * by key would cost ~35 bytes more per prefix.
+ * prefix) and the entry it got, as of the last commit: `record`, `flags` and
+ * `owner` as in {@link IpcacheBinding}, `record` undefined while the key has
+ * no entry (a key without claims has none, so its source goes at the commit's
+ * end). One record per key: a second map of entries by key, or an object per
+ * entry, would cost ~35 bytes more per prefix each.
  */
 interface IpcacheSource {
   /** The address or prefix; its kernel key is made when an entry is written (a stored key costs ~370 bytes per prefix). */
@@ -79,11 +82,20 @@ interface IpcacheSource {
   /** Pod keys claiming the address; shared {@link NO_PODS} (empty) until one does: most sources are policy prefixes. */
   pods: Set<string>;
   prefix: boolean;
-  /** The key's ipcache entry as of the last commit; a key without claims has none, so its source goes at the commit's end. */
-  binding: IpcacheBinding | undefined;
+  record: IdentityRecord | undefined;
+  flags: number;
+  owner: string;
 }
 
 const NO_PODS: ReadonlySet<string> = new Set();
+
+/** What a source holds while its key has no entry. */
+const UNBOUND = { record: undefined, flags: 0, owner: "" } as const;
+
+/** The entry a source's key has, if any: the source itself, read as a binding. */
+function bindingOf(source: IpcacheSource | undefined): IpcacheBinding | undefined {
+  return source?.record === undefined ? undefined : (source as IpcacheSource & IpcacheBinding);
+}
 
 /** The ipcache entry of key `cidr` bound as `binding`. */
 function entryOf(cidr: Cidr, binding: IpcacheBinding): IpcacheEntry {
@@ -259,7 +271,7 @@ export class IpcacheCompiler {
       renumbered.add(record);
     }
     if (renumbered.size === 0) return;
-    for (const [text, { binding }] of this.#sources) if (binding && renumbered.has(binding.record)) this.#retryIpcache.add(text);
+    for (const [text, { record }] of this.#sources) if (record && renumbered.has(record)) this.#retryIpcache.add(text);
   }
 
   /**
@@ -309,14 +321,17 @@ export class IpcacheCompiler {
   /** The identity of a pod's own (first) address when the pod owns that address; 0 otherwise. */
   podIdentity(key: string): number {
     const firstIp = this.#podRecords.get(key)?.ipTexts[0];
-    const binding = firstIp === undefined ? undefined : this.#sources.get(firstIp)?.binding;
+    const binding = bindingOf(firstIp === undefined ? undefined : this.#sources.get(firstIp));
     return binding?.owner === key ? binding.record.id : 0;
   }
 
   /** The ipcache after the last commit, by canonical CIDR text: a snapshot. */
   entries(): Map<string, IpcacheEntry> {
     const entries = new Map<string, IpcacheEntry>();
-    for (const [text, source] of this.#sources) if (source.binding) entries.set(text, entryOf(source.cidr, source.binding));
+    for (const [text, source] of this.#sources) {
+      const binding = bindingOf(source);
+      if (binding) entries.set(text, entryOf(source.cidr, binding));
+    }
     return entries;
   }
 
@@ -464,7 +479,7 @@ export class IpcacheCompiler {
     for (const text of dirty) {
       this.#pendingIpcache.delete(text);
       let wanted = this.#wantedBinding(text);
-      const current = this.#sources.get(text)?.binding;
+      const current = bindingOf(this.#sources.get(text));
       if (wanted && !identify(wanted.record)) {
         this.#pendingIpcache.set(text, wanted.record.key);
         if (current?.owner === wanted.owner) continue;
@@ -510,8 +525,8 @@ export class IpcacheCompiler {
     for (const [text, wanted] of pending) {
       // A key with an entry wanted or held has a source: its claims or the binding keep it.
       const source = this.#sources.get(text) as IpcacheSource;
-      const current = source.binding;
-      source.binding = wanted;
+      const current = source.record && { record: source.record, flags: source.flags, owner: source.owner };
+      Object.assign(source, wanted ?? UNBOUND);
       if (wanted) {
         if (!current || current.record.id !== wanted.record.id || current.flags !== wanted.flags) upserts.push(entryOf(source.cidr, wanted));
       } else {
@@ -564,7 +579,7 @@ export class IpcacheCompiler {
   #source(text: string, cidr: Cidr): IpcacheSource {
     let source = this.#sources.get(text);
     if (!source) {
-      source = { cidr, host: false, pods: NO_PODS as Set<string>, prefix: false, binding: undefined };
+      source = { cidr, host: false, pods: NO_PODS as Set<string>, prefix: false, record: undefined, flags: 0, owner: "" };
       this.#sources.set(text, source);
     }
     return source;
