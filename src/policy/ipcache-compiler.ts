@@ -159,9 +159,11 @@ export class IpcacheCompiler {
   readonly #podsByNamespace = new Map<string, Set<string>>();
   readonly #committedPolicyPrefixes = new Map<string, ReadonlyMap<string, Cidr>>();
   #committedHostTexts: string[] = [];
-  /** How many policies claim each prefix: a count by network, not an object by text (~30 bytes less per prefix). */
+  /**
+   * How many policies claim each prefix: a count by network, not an object by text (~30 bytes less per prefix).
+   * The prefixes it holds class addresses ({@link CidrMap.longestPrefix}).
+   */
   readonly #prefixUsers = new CidrMap<number>();
-  readonly #prefixes = new CidrMap<Cidr>();
   readonly #sources = new Map<string, IpcacheSource>();
   readonly #identitiesByKey = new Map<string, IdentityRecord>();
   readonly #identitiesById = new Map<number, IdentityRecord>();
@@ -356,13 +358,14 @@ export class IpcacheCompiler {
 
   /** Moves the prefix claims of changed policies; marks the prefixes and the addresses whose class may change dirty. */
   #commitPolicyPrefixes(dirty: Set<string>): void {
-    const touched = new Map<string, Cidr>();
+    /** The prefixes claimed or released, and whether they were claimed before. */
+    const touched = new Map<string, { cidr: Cidr; was: boolean }>();
     const use = (prefixes: ReadonlyMap<string, Cidr> | undefined, delta: 1 | -1): void => {
       for (const [text, cidr] of prefixes ?? []) {
-        const users = (this.#prefixUsers.get(cidr) ?? 0) + delta;
-        if (users === 0) this.#prefixUsers.delete(cidr);
-        else this.#prefixUsers.set(cidr, users);
-        touched.set(text, cidr);
+        const before = this.#prefixUsers.get(cidr) ?? 0;
+        if (!touched.has(text)) touched.set(text, { cidr, was: before > 0 });
+        if (before + delta === 0) this.#prefixUsers.delete(cidr);
+        else this.#prefixUsers.set(cidr, before + delta);
       }
     };
     // In key order: a fresh node numbers the prefixes' identities alike whatever order the policies arrived in.
@@ -376,11 +379,9 @@ export class IpcacheCompiler {
     this.#dirtyPolicies.clear();
 
     const changed = new CidrMap<Cidr>();
-    for (const [text, cidr] of touched) {
+    for (const [text, { cidr, was }] of touched) {
       const used = this.#prefixUsers.get(cidr) !== undefined;
-      if (used === (this.#prefixes.get(cidr) !== undefined)) continue;
-      if (used) this.#prefixes.set(cidr, cidr);
-      else this.#prefixes.delete(cidr);
+      if (used === was) continue;
       changed.set(cidr, cidr);
       if (!this.#prefixEntries) continue;
       this.#source(text, cidr).prefix = used;
@@ -390,7 +391,7 @@ export class IpcacheCompiler {
     if (!changed.empty) {
       for (const [text, source] of this.#sources) {
         if (!source.host && source.pods.size === 0) continue;
-        if (changed.longestMatch({ family: source.cidr.family, value: source.cidr.network })) dirty.add(text);
+        if (changed.longestPrefix({ family: source.cidr.family, value: source.cidr.network })) dirty.add(text);
       }
     }
   }
@@ -548,7 +549,7 @@ export class IpcacheCompiler {
     const source = this.#sources.get(text);
     if (!source) return undefined;
     if (source.host || source.pods.size > 0) {
-      const cls = this.#prefixes.longestMatch({ family: source.cidr.family, value: source.cidr.network });
+      const cls = this.#prefixUsers.longestPrefix({ family: source.cidr.family, value: source.cidr.network });
       if (source.host) {
         return { record: this.#identityRecord(hostIdentity(cls)), flags: IPCACHE_HOST, owner: "host" };
       }
