@@ -89,9 +89,6 @@ interface IpcacheSource {
 
 const NO_PODS: ReadonlySet<string> = new Set();
 
-/** What a source holds while its key has no entry. */
-const UNBOUND = { record: undefined, flags: 0, owner: "" } as const;
-
 /** The entry a source's key has, if any: the source itself, read as a binding. */
 function bindingOf(source: IpcacheSource | undefined): IpcacheBinding | undefined {
   return source?.record === undefined ? undefined : (source as IpcacheSource & IpcacheBinding);
@@ -527,7 +524,9 @@ export class IpcacheCompiler {
       // A key with an entry wanted or held has a source: its claims or the binding keep it.
       const source = this.#sources.get(text) as IpcacheSource;
       const current = source.record && { record: source.record, flags: source.flags, owner: source.owner };
-      Object.assign(source, wanted ?? UNBOUND);
+      source.record = wanted?.record;
+      source.flags = wanted?.flags ?? 0;
+      source.owner = wanted?.owner ?? "";
       if (wanted) {
         if (!current || current.record.id !== wanted.record.id || current.flags !== wanted.flags) upserts.push(entryOf(source.cidr, wanted));
       } else {

@@ -220,11 +220,11 @@ export class PeerIndex<R extends IndexedRule> {
         const { cidr, except } = peer.ipBlock;
         this.#blocks.set(cidr, { rule, except, next: this.#blocks.get(cidr) });
         for (const members of this.#classes.inside(cidr)) {
-          const ids = memberIds(members);
-          // Every identity of a class has it: the first tells which class this is.
-          const cls = (this.#identities.get(ids[0] as number) as Identity).cls as Cidr;
-          if (except.some((e) => cidrContains(e, cls))) continue;
-          for (const id of ids) found.push(id);
+          if (typeof members === "number") {
+            if (except.length === 0 || !this.#excepted(except, members)) found.push(members);
+          } else if (except.length === 0 || !this.#excepted(except, members[0] as number)) {
+            for (const id of members) found.push(id);
+          }
         }
         continue;
       }
@@ -260,6 +260,12 @@ export class PeerIndex<R extends IndexedRule> {
       if (selector.namespaceSelector) this.#namespaceSelectors.delete(selector);
       else this.#selectorsByNamespace.get(selector.namespace)?.delete(selector);
     }
+  }
+
+  /** Whether an except holds the class of identity `id` (every identity of a class has it). */
+  #excepted(except: readonly Cidr[], id: number): boolean {
+    const cls = (this.#identities.get(id) as Identity).cls as Cidr;
+    return except.some((e) => cidrContains(e, cls));
   }
 
   /** The shared selector of a peer, matched against the pod identities when first listed. */
