@@ -53,7 +53,8 @@ export function resolveNamedPort(ref: NamedPortRef, ports: readonly NamedPort[])
 }
 
 function ruleRefKey(policy: NormalizedPolicy, rule: NormalizedRule): string {
-  return `${policy.key}/${rule.direction}/${rule.index}`;
+  // Joined: one flat string, where a template leaves a chain of concatenations that the map of rule ids keeps.
+  return [policy.key, rule.direction, rule.index].join("/");
 }
 
 /**
