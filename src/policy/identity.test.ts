@@ -14,6 +14,20 @@ test("LocalIdentityAllocator: one identity per key from 256, shared while refere
   assert.equal(ids.allocate("a"), a, "still referenced once, so the same identity");
 });
 
+test("LocalIdentityAllocator: a key is forgotten at its last reference, however many it had", () => {
+  const ids = new LocalIdentityAllocator();
+  const a = ids.allocate("a");
+  ids.allocate("a");
+  ids.allocate("a");
+  ids.release("a");
+  ids.release("a");
+  assert.equal(ids.size, 1, "one reference left");
+  ids.release("a");
+  assert.equal(ids.size, 0);
+  assert.throws(() => ids.release("a"), IdentityReleaseError);
+  assert.equal(ids.allocate("a"), a + 1, "a fresh number once forgotten");
+});
+
 test("LocalIdentityAllocator: a freed key gets a fresh number, never a reused one", () => {
   const ids = new LocalIdentityAllocator();
   const a = ids.allocate("a");

@@ -59,7 +59,9 @@ export interface LocalIdentityOptions {
  * ```
  */
 export class LocalIdentityAllocator implements IdentityAllocator {
-  readonly #byKey = new Map<string, { id: number; references: number }>();
+  readonly #byKey = new Map<string, number>();
+  /** References of the keys having more than one: most (every CIDR's) have one, and a count object each would cost ~40 bytes. */
+  readonly #shared = new Map<string, number>();
   /** Numbers held, and numbers kept back by `inUse` (for their key, or for nobody). */
   readonly #taken = new Set<number>();
   readonly #kept = new Map<string, number>();
@@ -85,16 +87,16 @@ export class LocalIdentityAllocator implements IdentityAllocator {
    * @throws {IdentitySpaceExhaustedError} when every number of the range is held.
    */
   allocate(key: string): number {
-    const entry = this.#byKey.get(key);
-    if (entry) {
-      entry.references++;
-      return entry.id;
+    const held = this.#byKey.get(key);
+    if (held !== undefined) {
+      this.#shared.set(key, (this.#shared.get(key) ?? 1) + 1);
+      return held;
     }
     const kept = this.#kept.get(key);
     this.#kept.delete(key);
     const id = kept ?? this.#nextFree(key);
     this.#taken.add(id);
-    this.#byKey.set(key, { id, references: 1 });
+    this.#byKey.set(key, id);
     return id;
   }
 
@@ -104,11 +106,16 @@ export class LocalIdentityAllocator implements IdentityAllocator {
    * @throws {IdentityReleaseError} when the key holds no reference.
    */
   release(key: string): void {
-    const entry = this.#byKey.get(key);
-    if (!entry) throw new IdentityReleaseError(`Cannot release identity key "${key}": it holds no reference`);
-    if (--entry.references > 0) return;
+    const id = this.#byKey.get(key);
+    if (id === undefined) throw new IdentityReleaseError(`Cannot release identity key "${key}": it holds no reference`);
+    const references = this.#shared.get(key) ?? 1;
+    if (references > 1) {
+      if (references === 2) this.#shared.delete(key);
+      else this.#shared.set(key, references - 1);
+      return;
+    }
     this.#byKey.delete(key);
-    this.#taken.delete(entry.id);
+    this.#taken.delete(id);
   }
 
   /** How many keys currently hold an identity. */

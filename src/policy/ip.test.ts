@@ -175,7 +175,7 @@ test("CidrMap: longest match and containment equal a brute-force search, across 
           const expected = [...model.values()]
             .filter((cidr) => cidrContainsIp(cidr, probe))
             .sort((a, b) => b.prefixLen - a.prefixLen)[0];
-          assert.deepEqual(set.longestMatch(probe), expected);
+          assert.deepEqual(set.longestPrefix(probe), expected);
         }
         for (const [, cidr] of operations) {
           const expected = [...model.values()].filter((outer) => cidrContains(outer, cidr)).sort((a, b) => b.prefixLen - a.prefixLen);

@@ -350,7 +350,7 @@ export function cidrContainsIp(cidr: Cidr, address: IpAddress): boolean {
  * const map = new CidrMap<string>();
  * map.set(parseCidr("10.0.0.0/8"), "wide");
  * map.set(parseCidr("10.1.0.0/16"), "narrow");
- * map.longestMatch(parseIp("10.1.2.3")); // "narrow"
+ * map.longestPrefix(parseIp("10.1.2.3")); // 10.1.0.0/16
  * map.containing(parseCidr("10.1.2.0/24")); // ["narrow", "wide"]
  * map.inside(parseCidr("10.0.0.0/12")); // ["narrow"]
  * ```
@@ -391,12 +391,12 @@ export class CidrMap<V> {
     return this.#lengths[4].length === 0 && this.#lengths[6].length === 0;
   }
 
-  /** The value of the longest prefix containing the address, if any. */
-  longestMatch(address: IpAddress): V | undefined {
+  /** The longest prefix held containing the address, if any: a fresh object, so no map needs to hold the prefix as its value. */
+  longestPrefix(address: IpAddress): Cidr | undefined {
     const byLength = this.#byLength[address.family];
     for (const length of this.#lengths[address.family]) {
-      const found = byLength.get(length)?.get(address.value & maskOf(address.family, length));
-      if (found !== undefined) return found;
+      const network = address.value & maskOf(address.family, length);
+      if (byLength.get(length)?.has(network)) return { family: address.family, network, prefixLen: length };
     }
     return undefined;
   }

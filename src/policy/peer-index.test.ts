@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
 import type { LabelSelector } from "./api-types.ts";
+import { IdentitySet } from "./identity-set.ts";
 import { cidrContains, parseCidr } from "./ip.ts";
 import type { Identity } from "./ipcache-compiler.ts";
 import type { NamedPortRef, NormalizedPeer, NormalizedRule } from "./normalized-policy.ts";
@@ -34,7 +35,7 @@ function rule(namespace: string, peers: Peer[] | undefined, options: { direction
     http: undefined,
     tls: undefined,
   };
-  return { rule: normalized, namespace, identities: new Set() };
+  return { rule: normalized, namespace, identities: new IdentitySet() };
 }
 
 function podIdentity(id: number, namespace: string, namespaceLabels: Record<string, string>, podLabels: Record<string, string>, options: { cls?: string; namedPorts?: NamedPort[] } = {}): Identity {

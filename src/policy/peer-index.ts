@@ -16,6 +16,7 @@
  * @module
  */
 import type { LabelSelector } from "./api-types.ts";
+import type { IdentitySet } from "./identity-set.ts";
 import { CidrMap, cidrContains } from "./ip.ts";
 import type { Cidr } from "./ip.ts";
 import type { Identity } from "./ipcache-compiler.ts";
@@ -34,7 +35,7 @@ export interface IndexedRule {
    * Identities the rule's items target: those its peers match, or, for an
    * any-peer egress rule, the pod identities having one of its named ports.
    */
-  readonly identities: Set<number>;
+  readonly identities: IdentitySet;
 }
 
 /** One distinct selector peer, the pod identities it matches, and the rules listing it. */
@@ -56,16 +57,27 @@ interface NamespaceGroup {
   identities: Map<number, Identity>;
 }
 
-/** An ipBlock of a rule: the rule and the block's excepts. */
+/**
+ * An ipBlock of a rule: the rule and the block's excepts, chained to the next
+ * rule's block of the same CIDR. A chain, not an array per CIDR: most CIDRs
+ * have one user, and an array each costs ~60 bytes more (3 MB at 50k CIDRs).
+ */
 interface BlockUser<R> {
   rule: R;
   except: readonly Cidr[];
+  next: BlockUser<R> | undefined;
 }
 
-/** A CIDR class and the identities having it: an array, since most classes have one (a Set each costs ~100 bytes more, 10 MB at 100k CIDRs). */
-interface ClassMembers {
-  cls: Cidr;
-  ids: number[];
+/**
+ * The identities having a CIDR class: the number of the one most classes
+ * have, an array from the second on (an object and an array each would cost
+ * ~100 bytes more, 10 MB at 100k CIDRs).
+ */
+type ClassMembers = number | number[];
+
+/** The numbers of a class's identities. */
+function memberIds(members: ClassMembers): readonly number[] {
+  return typeof members === "number" ? [members] : members;
 }
 
 /** Whether a named port of a rule names one of a pod's container ports. */
@@ -117,7 +129,7 @@ export class PeerIndex<R extends IndexedRule> {
   /** Selectors without a namespace selector, by their policy's namespace: a pod identity meets only those of its own. */
   readonly #selectorsByNamespace = new Map<string, Set<SharedSelector<R>>>();
   readonly #namespaceSelectors = new Set<SharedSelector<R>>();
-  readonly #blocks = new CidrMap<BlockUser<R>[]>();
+  readonly #blocks = new CidrMap<BlockUser<R>>();
   /** Any-peer egress rules with named ports. */
   readonly #namedPortRules = new Set<R>();
 
@@ -142,11 +154,11 @@ export class PeerIndex<R extends IndexedRule> {
     const cls = identity.cls;
     if (cls !== undefined) {
       const members = this.#classes.get(cls);
-      // A literal of one: pushing onto an empty array would reserve room for 17.
-      if (members) members.ids.push(id);
-      else this.#classes.set(cls, { cls, ids: [id] });
-      for (const users of this.#blocks.containing(cls)) {
-        for (const { rule, except } of users) if (!except.some((e) => cidrContains(e, cls))) target(rule);
+      if (members === undefined) this.#classes.set(cls, id);
+      else if (typeof members === "number") this.#classes.set(cls, [members, id]);
+      else members.push(id);
+      for (const first of this.#blocks.containing(cls)) {
+        for (let user: BlockUser<R> | undefined = first; user; user = user.next) if (!user.except.some((e) => cidrContains(e, cls))) target(user.rule);
       }
     }
     if (identity.kind !== "pod") return;
@@ -169,10 +181,10 @@ export class PeerIndex<R extends IndexedRule> {
     };
     const cls = identity.cls;
     if (cls !== undefined) {
-      const members = this.#classes.get(cls) as ClassMembers;
-      members.ids.splice(members.ids.indexOf(id), 1);
-      if (members.ids.length === 0) this.#classes.delete(cls);
-      for (const users of this.#blocks.containing(cls)) for (const { rule } of users) untarget(rule);
+      const others = memberIds(this.#classes.get(cls) as ClassMembers).filter((member) => member !== id);
+      if (others.length === 0) this.#classes.delete(cls);
+      else this.#classes.set(cls, others.length === 1 ? (others[0] as number) : others);
+      for (const first of this.#blocks.containing(cls)) for (let user: BlockUser<R> | undefined = first; user; user = user.next) untarget(user.rule);
     }
     if (identity.kind !== "pod") return;
     const group = this.#group(identity);
@@ -190,32 +202,37 @@ export class PeerIndex<R extends IndexedRule> {
 
   /** Registers a rule and sets its targets from the identities indexed. */
   addRule(rule: R): void {
+    // Gathered, then added at once: one sort instead of an insertion each.
+    const found: number[] = [];
     const peers = rule.rule.peers;
     if (peers === undefined) {
       const named = namedPortsOf(rule.rule);
       if (named.length === 0) return;
       this.#namedPortRules.add(rule);
       for (const group of this.#groups.values()) {
-        for (const identity of group.identities.values()) if (namesPort(named, identity.namedPorts)) rule.identities.add(identity.id);
+        for (const identity of group.identities.values()) if (namesPort(named, identity.namedPorts)) found.push(identity.id);
       }
+      rule.identities.addAll(found);
       return;
     }
     for (const peer of peers) {
       if (peer.ipBlock) {
         const { cidr, except } = peer.ipBlock;
-        const users = this.#blocks.get(cidr);
-        if (users) users.push({ rule, except });
-        else this.#blocks.set(cidr, [{ rule, except }]);
-        for (const { cls, ids } of this.#classes.inside(cidr)) {
-          if (except.some((e) => cidrContains(e, cls))) continue;
-          for (const id of ids) rule.identities.add(id);
+        this.#blocks.set(cidr, { rule, except, next: this.#blocks.get(cidr) });
+        for (const members of this.#classes.inside(cidr)) {
+          if (typeof members === "number") {
+            if (except.length === 0 || !this.#excepted(except, members)) found.push(members);
+          } else if (except.length === 0 || !this.#excepted(except, members[0] as number)) {
+            for (const id of members) found.push(id);
+          }
         }
         continue;
       }
       const selector = this.#selector(peer, rule.namespace);
       selector.rules.add(rule);
-      for (const id of selector.ids) rule.identities.add(id);
+      for (const id of selector.ids) found.push(id);
     }
+    rule.identities.addAll(found);
   }
 
   /** Unregisters a rule; its targets are left as they are. */
@@ -228,8 +245,10 @@ export class PeerIndex<R extends IndexedRule> {
     for (const peer of peers) {
       if (peer.ipBlock) {
         const cidr = peer.ipBlock.cidr;
-        const users = (this.#blocks.get(cidr) ?? []).filter((user) => user.rule !== rule);
-        if (users.length > 0) this.#blocks.set(cidr, users);
+        // The chain without the rule's block (in reverse order, which no reader depends on).
+        let kept: BlockUser<R> | undefined;
+        for (let user = this.#blocks.get(cidr); user; user = user.next) if (user.rule !== rule) kept = { rule: user.rule, except: user.except, next: kept };
+        if (kept) this.#blocks.set(cidr, kept);
         else this.#blocks.delete(cidr);
         continue;
       }
@@ -241,6 +260,12 @@ export class PeerIndex<R extends IndexedRule> {
       if (selector.namespaceSelector) this.#namespaceSelectors.delete(selector);
       else this.#selectorsByNamespace.get(selector.namespace)?.delete(selector);
     }
+  }
+
+  /** Whether an except holds the class of identity `id` (every identity of a class has it). */
+  #excepted(except: readonly Cidr[], id: number): boolean {
+    const cls = (this.#identities.get(id) as Identity).cls as Cidr;
+    return except.some((e) => cidrContains(e, cls));
   }
 
   /** The shared selector of a peer, matched against the pod identities when first listed. */

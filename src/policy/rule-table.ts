@@ -10,6 +10,7 @@
 import type { PolicyMode } from "./api-types.ts";
 import { PROTOCOL_NUMBERS, ruleRefOrder } from "./desired-state.ts";
 import type { RuleRef, TcpLimits } from "./desired-state.ts";
+import { IdentitySet } from "./identity-set.ts";
 import type { Identity } from "./ipcache-compiler.ts";
 import type { NamedPortRef, NormalizedPolicy, NormalizedRule, PortRange } from "./normalized-policy.ts";
 import { PeerIndex } from "./peer-index.ts";
@@ -52,7 +53,8 @@ export function resolveNamedPort(ref: NamedPortRef, ports: readonly NamedPort[])
 }
 
 function ruleRefKey(policy: NormalizedPolicy, rule: NormalizedRule): string {
-  return `${policy.key}/${rule.direction}/${rule.index}`;
+  // Joined: one flat string, where a template leaves a chain of concatenations that the map of rule ids keeps.
+  return [policy.key, rule.direction, rule.index].join("/");
 }
 
 /**
@@ -200,7 +202,7 @@ export class RuleTable {
         id,
         order: ruleRefOrder({ kind: policy.kind, namespace: policy.namespace, name: policy.name, direction: rule.direction, index: rule.index }),
         mode: policy.mode,
-        identities: new Set(),
+        identities: new IdentitySet(),
       };
     });
     return { policy, rules, selected: new Set() };

@@ -1,0 +1,47 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import fc from "fast-check";
+import { IdentitySet } from "./identity-set.ts";
+
+type Op = { op: "add" | "delete" | "has"; id: number } | { op: "addAll"; ids: number[] };
+
+const id = fc.oneof(fc.integer({ min: 0, max: 40 }), fc.constant(0xffff_ffff));
+const op: fc.Arbitrary<Op> = fc.oneof(
+  fc.record({ op: fc.constantFrom("add" as const, "delete" as const, "has" as const), id }),
+  fc.record({ op: fc.constant("addAll" as const), ids: fc.array(id, { maxLength: 12 }) }),
+);
+
+describe("IdentitySet", () => {
+  test("answers as a Set of the same operations does, iterating in ascending order", () => {
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 60 }), (ops) => {
+        const set = new IdentitySet();
+        const reference = new Set<number>();
+        for (const step of ops) {
+          if (step.op === "addAll") {
+            set.addAll(step.ids);
+            for (const id of step.ids) reference.add(id);
+          } else if (step.op === "add") {
+            assert.equal(set.add(step.id), !reference.has(step.id));
+            reference.add(step.id);
+          } else if (step.op === "delete") {
+            assert.equal(set.delete(step.id), reference.delete(step.id));
+          } else {
+            assert.equal(set.has(step.id), reference.has(step.id));
+          }
+          assert.equal(set.size, reference.size);
+          assert.deepEqual([...set], [...reference].sort((a, b) => a - b));
+        }
+      }),
+    );
+  });
+
+  test("an empty set holds nothing, and addAll of nothing keeps it so", () => {
+    const set = new IdentitySet();
+    set.addAll([]);
+    assert.equal(set.size, 0);
+    assert.equal(set.has(0), false);
+    assert.equal(set.delete(0), false);
+    assert.deepEqual([...set], []);
+  });
+});
