@@ -64,6 +64,17 @@ Napi::Value LinkDetach(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// linkUpdate(linkFd, progFd): the link runs progFd from now on, in one
+// atomic swap: no packet meets the hook without a program.
+Napi::Value LinkUpdate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int link_fd = FdArg(info, 0, "linkFd");
+  int prog_fd = FdArg(info, 1, "progFd");
+  int err = bpf_link_update(link_fd, prog_fd, nullptr);
+  if (err != 0) throw ErrnoError(env, "bpf_link_update", err, "link fd " + std::to_string(link_fd));
+  return env.Undefined();
+}
+
 Napi::Value LinkInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int link_fd = FdArg(info, 0, "linkFd");
@@ -157,6 +168,7 @@ void InitAttach(Napi::Env env, Napi::Object exports) {
   exports.Set("attachTcx", Napi::Function::New<AttachTcx>(env, "attachTcx"));
   exports.Set("attachSkLookup", Napi::Function::New<AttachSkLookup>(env, "attachSkLookup"));
   exports.Set("linkDetach", Napi::Function::New<LinkDetach>(env, "linkDetach"));
+  exports.Set("linkUpdate", Napi::Function::New<LinkUpdate>(env, "linkUpdate"));
   exports.Set("linkInfo", Napi::Function::New<LinkInfo>(env, "linkInfo"));
   exports.Set("attachTc", Napi::Function::New<AttachTc>(env, "attachTc"));
   exports.Set("detachTc", Napi::Function::New<DetachTc>(env, "detachTc"));

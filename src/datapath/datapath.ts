@@ -66,6 +66,7 @@ import {
   closeFd,
   detachTc,
   linkDetach,
+  linkUpdate,
   mapInfo,
   numPossibleCpus,
   objGet,
@@ -731,8 +732,10 @@ export class Datapath {
    * Attaches `pal_from_pod` to the interface's ingress and `pal_to_pod` to
    * its egress. tcx links are pinned at `<pinRoot>/links/<ifindex>-<dir>`
    * so they outlive this process; `auto` falls back to a tc clsact filter
-   * when the kernel has no tcx. Idempotent: an attached hook is left as is.
-   * Returns the mode used.
+   * when the kernel has no tcx. Idempotent: an attached hook keeps its link
+   * and is switched to this instance's program (atomically, so a restarted
+   * or upgraded agent's programs reach the pods it finds; tc mode replaces
+   * its filter in place). Returns the mode used.
    *
    * @example
    * ```ts
@@ -763,7 +766,7 @@ export class Datapath {
    */
   attachProxyDevice(ifindex: number, options: { mode?: AttachMode } = {}): "tcx" | "tc" {
     const pin = join(this.pinRoot, "links", PROXY_LOOKUP_LINK);
-    if (!liveNetnsLink(pin)) {
+    if (!liveNetnsLink(pin, this.#proxyLookupFd)) {
       try {
         const linkFd = attachSkLookup(this.#proxyLookupFd);
         try {
@@ -961,24 +964,29 @@ function programPin(pinRoot: string, program: ProgramName): string {
 /**
  * Whether the link pinned at `pin` is attached to `ifindex`. A tcx link
  * whose device went away stays pinned but reports ifindex 0 ("defunct");
- * such a pin is removed.
+ * such a pin is removed. Given `programFd`, a live link runs it from now on.
  */
-function liveLink(pin: string, ifindex: number): boolean {
-  return pinnedLinkOn(pin, /^ifindex:\s*(\d+)/m, ifindex);
+function liveLink(pin: string, ifindex: number, programFd?: number): boolean {
+  return pinnedLinkOn(pin, /^ifindex:\s*(\d+)/m, ifindex, programFd);
 }
 
 /** Whether the netns link pinned at `pin` is attached to the current network namespace; a pin of another (or a gone) namespace is removed. */
-function liveNetnsLink(pin: string): boolean {
-  return pinnedLinkOn(pin, /^netns_ino:\s*(\d+)/m, statSync("/proc/self/ns/net").ino);
+function liveNetnsLink(pin: string, programFd: number): boolean {
+  return pinnedLinkOn(pin, /^netns_ino:\s*(\d+)/m, statSync("/proc/self/ns/net").ino, programFd);
 }
 
-/** Whether the link pinned at `pin` reports `target` in the fdinfo field `field` matches; a pin that does not is removed. */
-function pinnedLinkOn(pin: string, field: RegExp, target: number): boolean {
+/**
+ * Whether the link pinned at `pin` reports `target` in the fdinfo field `field`; a pin that does not is removed.
+ * A live link is switched to `programFd` when given: a link an agent of another build made (before a restart,
+ * an upgrade or a downgrade) runs this build's program from now on, swapped atomically, not the one it was made with.
+ */
+function pinnedLinkOn(pin: string, field: RegExp, target: number, programFd?: number): boolean {
   if (!existsSync(pin)) return false;
   const linkFd = objGet(pin);
   let live: boolean;
   try {
     live = Number(field.exec(readFileSync(`/proc/self/fdinfo/${linkFd}`, "utf8"))?.[1] ?? 0) === target;
+    if (live && programFd !== undefined) linkUpdate(linkFd, programFd);
   } finally {
     closeFd(linkFd);
   }
@@ -1005,7 +1013,7 @@ function attachHooks(hooks: readonly Hook[], ifindex: number, mode: AttachMode):
   const attached: string[] = [];
   try {
     for (const { direction, programFd, pin } of hooks) {
-      if (liveLink(pin, ifindex)) continue;
+      if (liveLink(pin, ifindex, programFd)) continue;
       const linkFd = attachTcx(programFd, ifindex, direction);
       try {
         objPin(linkFd, pin);

@@ -300,6 +300,7 @@ interface NativeAddon {
   attachTcx(progFd: number, ifindex: number, direction: TcDirection): number;
   attachSkLookup(progFd: number): number;
   linkDetach(linkFd: number): void;
+  linkUpdate(linkFd: number, progFd: number): void;
   linkInfo(linkFd: number): LinkInfo;
   attachTc(progFd: number, ifindex: number, direction: TcDirection, filter: TcFilter): TcAttachment;
   detachTc(ifindex: number, direction: TcDirection, filter: TcFilter): boolean;
@@ -653,6 +654,18 @@ export function attachSkLookup(progFd: number): number {
  */
 export function linkDetach(linkFd: number): void {
   call((native) => native.linkDetach(linkFd));
+}
+
+/**
+ * Switches a link to another program, atomically (`bpf_link_update`).
+ *
+ * @example
+ * ```ts
+ * linkUpdate(objGet("/sys/fs/bpf/palisade/links/7-ingress"), obj.program("pal_from_pod").fd);
+ * ```
+ */
+export function linkUpdate(linkFd: number, progFd: number): void {
+  call((native) => native.linkUpdate(linkFd, progFd));
 }
 
 /**

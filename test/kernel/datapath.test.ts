@@ -407,16 +407,27 @@ function bpftool(...args: string[]): unknown {
  * bpftool predates tcx and cannot show tcx links by device) and the name of
  * its program.
  */
-function linkAt(pin: string): { id: number; ifindex: number; attachType: string; program: string } {
+function linkAt(pin: string): { id: number; ifindex: number; attachType: string; program: string; programId: number } {
   const fd = objGet(pin);
   try {
     const fdinfo = readFileSync(`/proc/self/fdinfo/${fd}`, "utf8");
     const field = (name: string) => new RegExp(`^${name}:\\s*(.+)$`, "m").exec(fdinfo)?.[1] ?? "";
-    const program = bpftool("prog", "show", "id", String(linkInfo(fd).progId)) as { name: string };
-    return { id: Number(field("link_id")), ifindex: Number(field("ifindex")), attachType: field("attach_type"), program: program.name };
+    const programId = linkInfo(fd).progId;
+    const program = bpftool("prog", "show", "id", String(programId)) as { name: string };
+    return { id: Number(field("link_id")), ifindex: Number(field("ifindex")), attachType: field("attach_type"), program: program.name, programId };
   } finally {
     closeFd(fd);
   }
+}
+
+/** Links as {@link linkAt} gives them, without the program they run. */
+function withoutProgram(links: ReturnType<typeof linkAt>[]): Omit<ReturnType<typeof linkAt>, "programId">[] {
+  return links.map(({ programId: _, ...rest }) => rest);
+}
+
+/** The id of the program pinned at `pin`. */
+function programIdAt(pin: string): number {
+  return (bpftool("prog", "show", "pinned", pin) as { id: number }).id;
 }
 
 /** Asserts that each mirror holds exactly its map's entries it covers (the tries' full-length ones, the endpoints of small ifindexes). */
@@ -1357,7 +1368,7 @@ describe("datapath on the real kernel", () => {
       { ifindex: ifA, attachType: "47 (egress)", program: "pal_to_pod" },
     ];
     const first = pins.map(linkAt);
-    assert.deepEqual(first.map(({ id: _, ...rest }) => rest), expected);
+    assert.deepEqual(first.map(({ id: _, programId: __, ...rest }) => rest), expected);
     assert.equal(datapath.attach(ifA), "tcx", "re-attaching");
     assert.deepEqual(pins.map(linkAt), first, "the same links");
 
@@ -1365,9 +1376,13 @@ describe("datapath on the real kernel", () => {
     datapath = Datapath.open({ pinRoot });
     datapath.events((event) => events.push(event)).unref();
     assert.deepEqual(datapath.attachedInterfaces(), [ifA], "found again by a new instance");
-    assert.deepEqual(pins.map(linkAt), first, "still attached after close()");
+    assert.deepEqual(pins.map(linkAt), first, "still attached after close(), running the old instance's programs");
     assert.equal(datapath.attach(ifA), "tcx");
-    assert.deepEqual(pins.map(linkAt), first, "re-attaching from the new instance keeps the links");
+    const switched = pins.map(linkAt);
+    assert.deepEqual(withoutProgram(switched), withoutProgram(first), "re-attaching from the new instance keeps the links");
+    const pinned = ["pal_from_pod", "pal_to_pod"].map((name) => programIdAt(join(pinRoot, "programs", name)));
+    assert.deepEqual(switched.map(({ programId }) => programId), pinned, "and switches them to the new instance's programs");
+    assert.ok(switched.every(({ programId }, at) => programId !== first[at]!.programId), "which are not the old ones");
     assert.equal(datapath.detach(ifA), true);
     for (const pin of pins) assert.equal(existsSync(pin), false, `${pin} removed`);
     const remaining = (bpftool("link", "show") as { id: number }[]).map((link) => link.id);
@@ -1388,7 +1403,7 @@ describe("datapath on the real kernel", () => {
     );
     assert.deepEqual(datapath.attachedInterfaces(), [ifA]);
     assert.equal(datapath.attach(ifA), "tcx");
-    assert.deepEqual(pins.map(linkAt), links, "the agent keeps the links the plugin made");
+    assert.deepEqual(withoutProgram(pins.map(linkAt)), withoutProgram(links), "the agent keeps the links the plugin made");
     assert.equal(datapath.detach(ifA), true);
     assert.throws(() => attachPinnedPrograms(uniquePinRoot("dp-unpinned"), ifA), (error: unknown) => error instanceof DatapathError && /no agent has pinned its programs there yet/.test(error.message));
   });
