@@ -8,6 +8,7 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { repositoryRoot } from "../repository-root.ts";
 import { KubeClient } from "../k8s/client.ts";
@@ -219,7 +220,7 @@ export const crdsStep: DevUpStep = {
     const args = ["--kubeconfig", context.layout.adminKubeconfig];
     try {
       execFileSync(kubectl, [...args, "apply", "--server-side", "--force-conflicts", "-f", dir], { stdio: ["ignore", "ignore", "pipe"] });
-      execFileSync(kubectl, [...args, "wait", "--for=condition=Established", "--timeout=60s", "-f", dir], { stdio: ["ignore", "ignore", "pipe"] });
+      await waitEstablished(kubectl, [...args, "wait", "--for=condition=Established", "--timeout=60s", "-f", dir]);
     } catch (cause) {
       const stderr = (cause as { stderr?: Buffer }).stderr?.toString().trim() ?? "";
       throw new DevClusterError(`Cannot install the CRDs from "${dir}": ${stderr}`, { cause });
@@ -227,6 +228,25 @@ export const crdsStep: DevUpStep = {
     context.progress(`CRDs installed from ${dir}`);
   },
 };
+
+/**
+ * Runs `kubectl wait` for CRDs to be Established. kubectl fails at once, instead of waiting, on a CRD whose
+ * status has no conditions yet (`.status.conditions accessor error: <nil>`), as a just-created one may have
+ * on a busy API server: such a wait is asked again, for at most the wait's own timeout.
+ */
+async function waitEstablished(kubectl: string, args: string[]): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      execFileSync(kubectl, args, { stdio: ["ignore", "ignore", "pipe"] });
+      return;
+    } catch (cause) {
+      const stderr = (cause as { stderr?: Buffer }).stderr?.toString() ?? "";
+      if (!stderr.includes(".status.conditions accessor error") || Date.now() > deadline) throw cause;
+      await delay(250);
+    }
+  }
+}
 
 function nodeRuntimeFiles(layout: DevLayout, node: string) {
   return {
