@@ -135,6 +135,20 @@ function ownAnswer(status: string, body: string, connection: "close" | "keep-ali
   return `HTTP/1.1 ${status}\r\nDate: ${httpDate()}\r\nContent-Type: ${TEXT_PLAIN}\r\nContent-Length: ${body.length}\r\n${option}\r\n${body}`;
 }
 
+/**
+ * A raw field list (`[name, value, ...]`) as field lines, each `name: value` CRLF, as received (the readers
+ * checked every name and value); `without`: a lower-case name left out.
+ */
+function serializeFields(fields: readonly string[], without?: string): string {
+  let text = "";
+  for (let index = 0; index < fields.length; index += 2) {
+    const name = fields[index]!;
+    if (without !== undefined && name.length === without.length && name.toLowerCase() === without) continue;
+    text += `${name}: ${fields[index + 1]}\r\n`;
+  }
+  return text;
+}
+
 /** Sums the lengths of buffers. */
 function byteLength(chunks: readonly Buffer[]): number {
   let length = 0;
@@ -397,10 +411,8 @@ class ClientConnection {
     const onStatus = (status: number) => {
       if (verdict.audit) this.#shared.log({ verdict: "audited", status, ...logged });
     };
-    // RFC 9110 §7.6.3: a proxy adds itself to Via. The reader has checked every name and value: they are written as received.
-    let text = `${head.method} ${view.path}${query === undefined ? "" : `?${query}`} HTTP/1.1\r\n`;
-    const fields = endToEndFields(lines);
-    for (let index = 0; index < fields.length; index += 2) text += `${fields[index]}: ${fields[index + 1]}\r\n`;
+    // RFC 9110 §7.6.3: a proxy adds itself to Via.
+    let text = `${head.method} ${view.path}${query === undefined ? "" : `?${query}`} HTTP/1.1\r\n${serializeFields(endToEndFields(lines))}`;
     // The upgrade fields are hop-by-hop: the one upgrade the proxy honors is asked of the next hop anew.
     if (upgrade) text += `Connection: Upgrade\r\nUpgrade: ${upgrade.value}\r\n`;
     text += `Via: ${head.version} palisade\r\n\r\n`;
@@ -441,11 +453,7 @@ class ClientConnection {
         },
         end: (chunks, trailers) => {
           const parts = this.#bodyParts(pendingHead, chunks, chunked);
-          if (chunked) {
-            let last = LAST_CHUNK;
-            for (let index = 0; index < trailers.length; index += 2) last += `${trailers[index]}: ${trailers[index + 1]}\r\n`;
-            parts.push(`${last}\r\n`);
-          }
+          if (chunked) parts.push(`${LAST_CHUNK}${serializeFields(trailers)}\r\n`);
           this.#write(answer, parts, true);
         },
         fail: (error, answered) => {
@@ -473,13 +481,7 @@ class ClientConnection {
     // An HTTP/1.0 client cannot read chunks: the body goes as it comes, and the close ends it.
     const unchunked = upstreamHead.body === "chunked" && request.head.version === "1.0";
     if (upstreamHead.body === "close" || unchunked) answer.closes = true;
-    let text = `HTTP/1.1 ${upstreamHead.status} ${upstreamHead.reason}\r\n`;
-    const fields = endToEndFields(lines);
-    for (let index = 0; index < fields.length; index += 2) {
-      const name = fields[index]!;
-      if (unchunked && name.length === 17 && name.toLowerCase() === "transfer-encoding") continue;
-      text += `${name}: ${fields[index + 1]}\r\n`;
-    }
+    let text = `HTTP/1.1 ${upstreamHead.status} ${upstreamHead.reason}\r\n${serializeFields(endToEndFields(lines), unchunked ? "transfer-encoding" : undefined)}`;
     // RFC 9110 §6.6.1: a response forwarded without a Date gets one.
     if (!lines.lower.includes("date")) text += `Date: ${httpDate()}\r\n`;
     if (answer.closes) text += "Connection: close\r\n";
@@ -612,10 +614,7 @@ class ClientConnection {
     const fields = endToEndFields(upstreamLines);
     const upgradeField = upstreamHead.fields[2 * upstreamLines.lower.indexOf("upgrade") + 1]!;
     fields.push("Connection", "Upgrade", "Upgrade", upgradeField, "Via", `${upstreamHead.version} palisade`);
-    // The reader checked every name and value: they are written as received.
-    let answer = `HTTP/1.1 101 ${upstreamHead.reason}\r\n`;
-    for (let index = 0; index < fields.length; index += 2) answer += `${fields[index]}: ${fields[index + 1]}\r\n`;
-    this.socket.write(`${answer}\r\n`, "latin1");
+    this.socket.write(`HTTP/1.1 101 ${upstreamHead.reason}\r\n${serializeFields(fields)}\r\n`, "latin1");
     if (rest.length > 0) this.socket.write(rest);
     spliceSockets(this.socket, upstream);
   }
