@@ -47,9 +47,8 @@ import type { HttpView } from "../policy/http-view.ts";
 import { HostIpsByPod } from "../policy/host-ips.ts";
 import { PodAddressClaims, creationTime } from "../policy/pod-address-claims.ts";
 import { LocalIdentityAllocator } from "../policy/identity.ts";
-import { cidrIdentity, identityKey } from "../policy/identity-key.ts";
+import { cidrIdentityKey } from "../policy/identity-key.ts";
 import { FIRST_NODE_LOCAL_IDENTITY, MAX_IDENTITY } from "../policy/identity-object.ts";
-import { parseCidr } from "../policy/ip.ts";
 import type { PolicyError } from "../policy/validate.ts";
 import type { AgentDatapath } from "./agent-datapath.ts";
 import { ClusterIdentityAllocator } from "./cluster-identities.ts";
@@ -155,7 +154,7 @@ export class Reconciler {
     // Numbers this node gave earlier runs are still in its pinned maps: they
     // are not handed to other keys, and a policy prefix gets its own back, so a
     // restart neither lets a number mean two keys nor rewrites every CIDR.
-    const pinned = options.datapath.readIpcache().map(({ cidr, identity }) => ({ id: identity, key: identityKey(cidrIdentity(parseCidr(cidr))) }));
+    const pinned = options.datapath.readIpcache().map(({ cidr, identity }) => ({ id: identity, key: cidrIdentityKey(cidr) }));
     if (options.identityTable !== undefined) {
       const nodeLocal = new LocalIdentityAllocator({ first: FIRST_NODE_LOCAL_IDENTITY, inUse: pinned });
       this.#identities = new ClusterIdentityAllocator(options.identityTable, nodeLocal, (keys) => this.identityObjectsChanged(keys));

@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import fc from "fast-check";
 import {
   canonicalNamedPorts,
   cidrIdentity,
+  cidrIdentityKey,
   describeIdentity,
   hostIdentity,
   identityKey,
@@ -11,7 +13,7 @@ import {
   podIdentity,
   sameLabels,
 } from "./identity-key.ts";
-import { parseCidr } from "./ip.ts";
+import { cidrOf, formatCidr, parseCidr } from "./ip.ts";
 
 const ports = canonicalNamedPorts([
   { name: "web", port: 80, protocol: "TCP" },
@@ -56,4 +58,13 @@ test("descriptions say what the identity stands for", () => {
   );
   assert.equal(describeIdentity(hostIdentity(undefined)), "host addresses, no cidr class");
   assert.equal(describeIdentity(cidrIdentity(parseCidr("fd00::/16"))), "cidr fd00::/16");
+});
+
+test("cidrIdentityKey: the key of a prefix's identity from its canonical text, as identityKey gives it", () => {
+  assert.equal(cidrIdentityKey("10.0.0.0/8"), '["cidr","10.0.0.0/8"]');
+  const prefixArb = fc.oneof(
+    fc.tuple(fc.bigInt({ min: 0n, max: (1n << 32n) - 1n }), fc.integer({ min: 0, max: 32 })).map(([value, length]) => cidrOf({ family: 4, value }, length)),
+    fc.tuple(fc.bigInt({ min: 0n, max: (1n << 128n) - 1n }), fc.integer({ min: 0, max: 128 })).map(([value, length]) => cidrOf({ family: 6, value }, length)),
+  );
+  fc.assert(fc.property(prefixArb, (prefix) => assert.equal(cidrIdentityKey(formatCidr(prefix)), identityKey(cidrIdentity(prefix)))));
 });

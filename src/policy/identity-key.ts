@@ -135,12 +135,26 @@ export function identityKey(attributes: IdentityAttributes): string {
   const cls = attributes.cls ? formatCidr(attributes.cls) : null;
   switch (attributes.kind) {
     case "cidr":
-      return JSON.stringify(["cidr", cls]);
+      // A cidr identity always has its prefix as class.
+      return cidrIdentityKey(cls as string);
     case "host":
       return JSON.stringify(["host", cls]);
     case "pod":
       return JSON.stringify(["pod", attributes.namespace, labelPairs(attributes.namespaceLabels), labelPairs(attributes.podLabels), attributes.namedPorts, cls]);
   }
+}
+
+/**
+ * The key of a policy prefix's identity from the prefix's canonical text (as `formatCidr` writes it), without
+ * parsing it: a restarted agent names the 100k prefixes of its pinned ipcache this way.
+ *
+ * @example
+ * ```ts
+ * cidrIdentityKey("10.0.0.0/8") === identityKey(cidrIdentity(parseCidr("10.0.0.0/8"))); // true
+ * ```
+ */
+export function cidrIdentityKey(prefix: string): string {
+  return JSON.stringify(["cidr", prefix]);
 }
 
 /**

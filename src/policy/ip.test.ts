@@ -44,6 +44,27 @@ test("parseIp: refuses what is not an address", () => {
   assert.throws(() => parseIp("10.0.0.256"), { message: 'Cannot parse IP address "10.0.0.256": not an IPv4 or IPv6 address' });
 });
 
+test("parseIp: IPv4 read by character code agrees with the dotted-quad grammar on hostile text", () => {
+  for (const bad of ["1..2.3", ".1.2.3", "1.2.3.", "00.1.2.3", "1.2.3.00", "1.2.3.4.", "1.2.3.0x1", "+1.2.3.4", "1.2.3.1000", "\uff11.2.3.4", "1.2.3.4\n", "999.0.0.0"]) {
+    assert.throws(() => parseIp(bad), IpParseError, JSON.stringify(bad));
+  }
+  // The grammar as its own oracle: four decimal octets without leading zeros, each at most 255.
+  const grammar = (text: string): bigint | undefined => {
+    const parts = text.split(".");
+    if (parts.length !== 4 || !parts.every((part) => /^(0|[1-9][0-9]{0,2})$/.test(part) && Number(part) <= 255)) return undefined;
+    return parts.reduce((value, part) => (value << 8n) | BigInt(part), 0n);
+  };
+  const textArb = fc.array(fc.constantFrom("0", "1", "2", "5", "9", ".", ".", "25", "255", "256", "00"), { maxLength: 12 }).map((parts) => parts.join(""));
+  fc.assert(
+    fc.property(textArb, (text) => {
+      const expected = grammar(text);
+      const family = ipFamily(text);
+      assert.equal(family === 4 ? parseIp(text).value : undefined, expected, text);
+    }),
+    { numRuns: 5000 },
+  );
+});
+
 const v4Arb = fc.bigInt({ min: 0n, max: (1n << 32n) - 1n }).map((value): IpAddress => ({ family: 4, value }));
 // Groups drawn from a few values so that runs of zeros (and ties between runs) are common.
 const v6Arb = fc

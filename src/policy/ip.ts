@@ -53,22 +53,35 @@ export function addressBits(family: IpFamily): number {
   return family === 4 ? 32 : 128;
 }
 
-const V4_OCTET = /^(0|[1-9][0-9]{0,2})$/;
 const V6_GROUP = /^[0-9a-fA-F]{1,4}$/;
 
 function parseV4(text: string): bigint | undefined {
-  const parts = text.split(".");
-  if (parts.length !== 4) return undefined;
-  // A number (exact below 2^53) made a bigint once: four bigint shifts per address cost more than the rest of the parse.
+  // By character code, into a number (exact below 2^53) made a bigint once: a split, a regular expression per
+  // octet and bigint shifts cost more than the rest of what the compiler does with each of 100k CIDRs.
   let value = 0;
-  for (const part of parts) {
-    // Leading zeros are refused: some parsers read them as octal.
-    if (!V4_OCTET.test(part)) return undefined;
-    const octet = Number(part);
-    if (octet > 255) return undefined;
-    value = value * 256 + octet;
+  let octet = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code === 0x2e) {
+      if (digits === 0 || dots === 3) return undefined;
+      value = value * 256 + octet;
+      octet = 0;
+      digits = 0;
+      dots++;
+    } else if (code >= 0x30 && code <= 0x39) {
+      // Leading zeros are refused: some parsers read them as octal.
+      if (digits > 0 && octet === 0) return undefined;
+      octet = octet * 10 + (code - 0x30);
+      digits++;
+      if (octet > 255) return undefined;
+    } else {
+      return undefined;
+    }
   }
-  return BigInt(value);
+  if (digits === 0 || dots !== 3) return undefined;
+  return BigInt(value * 256 + octet);
 }
 
 function parseV6Groups(text: string, endsAddress: boolean): bigint[] | undefined {
@@ -230,7 +243,9 @@ export function isIpv4MappedPrefix(cidr: Cidr): boolean {
 }
 
 function formatV4(value: bigint): string {
-  return [24n, 16n, 8n, 0n].map((shift) => String((value >> shift) & 0xffn)).join(".");
+  // One conversion to a number: a bigint shift per octet allocates, and every prefix is formatted at least once.
+  const v = Number(value);
+  return [v >>> 24, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff].join(".");
 }
 
 function formatV6(value: bigint): string {
@@ -289,6 +304,10 @@ export function formatCidr(cidr: Cidr): string {
  * ```
  */
 export function ipToBytes(address: IpAddress): Uint8Array {
+  if (address.family === 4) {
+    const v = Number(address.value);
+    return Uint8Array.of(v >>> 24, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff);
+  }
   const length = addressBits(address.family) / 8;
   const bytes = new Uint8Array(length);
   for (let i = 0; i < length; i++) bytes[i] = Number((address.value >> BigInt(8 * (length - 1 - i))) & 0xffn);
@@ -356,7 +375,10 @@ export function cidrContainsIp(cidr: Cidr, address: IpAddress): boolean {
  * ```
  */
 export class CidrMap<V> {
-  readonly #byLength: Record<IpFamily, Map<number, Map<bigint, V>>> = { 4: new Map(), 6: new Map() };
+  // IPv4 networks are keyed by their bits as a signed 32-bit integer, which V8 keeps unboxed; IPv6 ones by bigint.
+  // A bigint key costs an allocation per mask and per step through a range, and the scale world's 100k prefixes
+  // are IPv4.
+  readonly #byLength: Record<IpFamily, Map<number, Map<NetworkKey, V>>> = { 4: new Map(), 6: new Map() };
   /** Distinct prefix lengths per family, longest first. */
   readonly #lengths: Record<IpFamily, number[]> = { 4: [], 6: [] };
 
@@ -369,19 +391,19 @@ export class CidrMap<V> {
       byLength.set(cidr.prefixLen, networks);
       this.#lengths[cidr.family] = [...byLength.keys()].sort((a, b) => b - a);
     }
-    networks.set(cidr.network, value);
+    networks.set(networkKey(cidr.family, cidr.network), value);
   }
 
   /** The value of exactly this prefix. */
   get(cidr: Cidr): V | undefined {
-    return this.#byLength[cidr.family].get(cidr.prefixLen)?.get(cidr.network);
+    return this.#byLength[cidr.family].get(cidr.prefixLen)?.get(networkKey(cidr.family, cidr.network));
   }
 
   /** Removes a prefix (no-op if absent). */
   delete(cidr: Cidr): void {
     const byLength = this.#byLength[cidr.family];
     const networks = byLength.get(cidr.prefixLen);
-    if (!networks?.delete(cidr.network) || networks.size > 0) return;
+    if (!networks?.delete(networkKey(cidr.family, cidr.network)) || networks.size > 0) return;
     byLength.delete(cidr.prefixLen);
     this.#lengths[cidr.family] = [...byLength.keys()].sort((a, b) => b - a);
   }
@@ -394,9 +416,9 @@ export class CidrMap<V> {
   /** The longest prefix held containing the address, if any: a fresh object, so no map needs to hold the prefix as its value. */
   longestPrefix(address: IpAddress): Cidr | undefined {
     const byLength = this.#byLength[address.family];
+    const value = networkKey(address.family, address.value);
     for (const length of this.#lengths[address.family]) {
-      const network = address.value & maskOf(address.family, length);
-      if (byLength.get(length)?.has(network)) return { family: address.family, network, prefixLen: length };
+      if (byLength.get(length)?.has(maskKey(address.family, value, length))) return cidrOf(address, length);
     }
     return undefined;
   }
@@ -404,10 +426,11 @@ export class CidrMap<V> {
   /** The values of every prefix containing `cidr` (itself included), longest first. */
   containing(cidr: Cidr): V[] {
     const byLength = this.#byLength[cidr.family];
+    const network = networkKey(cidr.family, cidr.network);
     const out: V[] = [];
     for (const length of this.#lengths[cidr.family]) {
       if (length > cidr.prefixLen) continue;
-      const found = byLength.get(length)?.get(cidr.network & maskOf(cidr.family, length));
+      const found = byLength.get(length)?.get(maskKey(cidr.family, network, length));
       if (found !== undefined) out.push(found);
     }
     return out;
@@ -422,22 +445,47 @@ export class CidrMap<V> {
   inside(cidr: Cidr): V[] {
     const byLength = this.#byLength[cidr.family];
     const bits = addressBits(cidr.family);
+    const network = networkKey(cidr.family, cidr.network);
     const out: V[] = [];
     for (const length of this.#lengths[cidr.family]) {
       if (length < cidr.prefixLen) continue;
-      const networks = byLength.get(length) as Map<bigint, V>;
+      const networks = byLength.get(length) as Map<NetworkKey, V>;
       const span = length - cidr.prefixLen;
       if (span < 31 && 2 ** span <= networks.size) {
-        const step = 1n << BigInt(bits - length);
-        for (let i = 0, network = cidr.network; i < 2 ** span; i++, network += step) {
-          const found = networks.get(network);
-          if (found !== undefined) out.push(found);
+        const count = 2 ** span;
+        if (typeof network === "number") {
+          const step = 2 ** (bits - length);
+          for (let i = 0; i < count; i++) {
+            const found = networks.get((network + i * step) | 0);
+            if (found !== undefined) out.push(found);
+          }
+        } else {
+          const step = 1n << BigInt(bits - length);
+          for (let i = 0, key = network; i < count; i++, key += step) {
+            const found = networks.get(key);
+            if (found !== undefined) out.push(found);
+          }
         }
         continue;
       }
-      const mask = maskOf(cidr.family, cidr.prefixLen);
-      for (const [network, value] of networks) if ((network & mask) === cidr.network) out.push(value);
+      for (const [key, value] of networks) if (maskKey(cidr.family, key, cidr.prefixLen) === network) out.push(value);
     }
     return out;
   }
 }
+
+/** A network as a {@link CidrMap} keys it: a signed 32-bit integer for IPv4, a bigint for IPv6. */
+type NetworkKey = number | bigint;
+
+function networkKey(family: IpFamily, network: bigint): NetworkKey {
+  return family === 4 ? Number(network) | 0 : network;
+}
+
+/** IPv4 masks as signed 32-bit integers, by prefix length. */
+const V4_MASKS = Array.from({ length: 33 }, (_, prefixLen) => (prefixLen === 0 ? 0 : -1 << (32 - prefixLen)));
+
+/** The first `prefixLen` bits of a network key, as a key. */
+function maskKey(family: IpFamily, key: NetworkKey, prefixLen: number): NetworkKey {
+  return family === 4 ? (key as number) & (V4_MASKS[prefixLen] as number) : (key as bigint) & maskOf(family, prefixLen);
+}
+

@@ -79,8 +79,8 @@ export class RuleTable {
   /** The rules with TCP connection limits, by id. */
   readonly #tcpLimits = new Map<number, TcpLimits>();
   readonly #peers = new PeerIndex<CompiledRule>();
-  /** Policies compiled by {@link RuleTable.set} whose rules are not matched against identities yet. */
-  #unmatched: CompiledPolicy[] = [];
+  /** Policies compiled by {@link RuleTable.set} whose rules are not matched against identities yet, in the order compiled. */
+  readonly #unmatched = new Set<CompiledPolicy>();
 
   /**
    * Compiles policy `key` afresh (absent: removes it), selecting among the
@@ -106,7 +106,7 @@ export class RuleTable {
       this.#policies.delete(key);
     }
     if (!compiled) return;
-    this.#unmatched.push(compiled);
+    this.#unmatched.add(compiled);
     for (const candidate of podsOf(compiled.policy.namespace)) {
       const labels = pod(candidate)?.labels;
       if (labels && matchesSelector(compiled.policy.selector, labels)) compiled.selected.add(candidate);
@@ -121,10 +121,16 @@ export class RuleTable {
     this.#policies.set(key, compiled);
   }
 
-  /** Matches a pod that changed (absent: was removed) against the policies of its namespace again. */
+  /**
+   * Matches a pod that changed (absent: was removed) against the policies of its namespace again. Policies
+   * compiled since the last {@link RuleTable.matchIdentities} are skipped: {@link RuleTable.set} selected among
+   * the pods `podsOf` lists then, so call this after the pods it lists changed (on a cold start every pod and
+   * every policy is new, and each pair would be matched twice).
+   */
   reselect(key: string, namespace: string, pod: PodInfo | undefined): void {
     for (const policyKey of this.#byNamespace.get(namespace) ?? []) {
       const compiled = this.#policies.get(policyKey) as CompiledPolicy;
+      if (this.#unmatched.has(compiled)) continue;
       if (pod && matchesSelector(compiled.policy.selector, pod.labels)) compiled.selected.add(key);
       else compiled.selected.delete(key);
     }
@@ -145,7 +151,7 @@ export class RuleTable {
       // A policy compiled again or removed since has no use for these rules.
       if (this.#policies.get(compiled.policy.key) === compiled) for (const rule of compiled.rules) this.#peers.addRule(rule);
     }
-    this.#unmatched = [];
+    this.#unmatched.clear();
     const policies = new Set([...changed].map((rule) => rule.policyKey));
     for (const key of policies) for (const pod of this.#policies.get(key)?.selected ?? []) if (tracked(pod)) touched.add(pod);
   }
