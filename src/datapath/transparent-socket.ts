@@ -24,9 +24,12 @@ export const DEFAULT_PROXY_PORT = 15001;
 /**
  * Node flags the proxy process runs with: a young generation of 2 MiB per semi-space instead of
  * 16 keeps its memory near 100 MiB holding 1000 connections (156 MiB with the default, bench:http)
- * with no measurable loss of throughput; 1 MiB halved it.
+ * with no measurable loss of throughput; 1 MiB halved it. `--single-threaded` runs V8's garbage
+ * collector and compilers on the main thread: what their helper threads allocated under load stayed
+ * with the process (about 15 MiB of RSS after a load run), and on 2 cores the proxy's CPU per
+ * request did not grow without them (docs/l7.md). V8 flags: not accepted in NODE_OPTIONS.
  */
-export const PROXY_NODE_FLAGS: readonly string[] = ["--max-semi-space-size=2"];
+export const PROXY_NODE_FLAGS: readonly string[] = ["--max-semi-space-size=2", "--single-threaded"];
 
 /** An address family as the proxy's sockets take it. */
 export type ProxyFamily = 4 | 6;
