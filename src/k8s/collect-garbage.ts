@@ -39,16 +39,17 @@ type Gc = (options: { type: "major"; execution: "sync"; flavor: "last-resort" })
 let gc: Gc | undefined;
 
 /**
- * Runs full, compacting garbage collections now, returning the freed pages to the system, and logs, at info, that
- * `what` was collected, with the pause and the RSS before and after.
+ * Runs full, compacting garbage collections now, returning the freed pages to the system, then
+ * `releaseNative` (if given: a process with native allocations returns what they freed), and logs,
+ * at info, that `what` was collected, with the pause and the RSS before and after.
  *
  * @example
  * ```ts
  * await loop.ready; // the full sync is written
- * collectGarbage(log, "the full sync's garbage");
+ * collectGarbage(log, "the full sync's garbage", releaseFreeMemory);
  * ```
  */
-export function collectGarbage(log: Logger, what: string): void {
+export function collectGarbage(log: Logger, what: string, releaseNative?: () => void): void {
   if (gc === undefined) {
     setFlagsFromString("--expose-gc");
     gc = runInNewContext("gc") as Gc;
@@ -56,6 +57,7 @@ export function collectGarbage(log: Logger, what: string): void {
   const rssBefore = process.memoryUsage.rss();
   const started = performance.now();
   gc({ type: "major", execution: "sync", flavor: "last-resort" });
+  releaseNative?.();
   const ms = Math.round(performance.now() - started);
   log.info({ ms, rssBeforeMb: Math.round(rssBefore / 1e6), rssAfterMb: Math.round(process.memoryUsage.rss() / 1e6) }, `Collected ${what}`);
 }
