@@ -11,17 +11,13 @@
  * 0.25, `bench/scale.ts`), and kept it while idle. Collecting once after
  * the full sync costs one pause and leaves the heap's next limit set from
  * what the agent keeps. (The operator does the same after rebuilding its
- * identity table from every input.)
- *
- * The collection is V8's "last resort" one (what it runs before failing an
- * allocation): full collections until nothing more is freed, compacting, and
- * the emptied pages handed back to the system at once. A regular one frees
- * the same objects but keeps their pages mapped until V8's memory reducer
- * runs, tens of seconds later: the agent caught up after a full-size cold
- * start with 610 MB of RSS, 330 MB of which it kept (scale world, factor 1).
- * V8's memory saver mode (`--memory-saver-mode`) kept
+ * identity table from every input.) V8's memory saver mode (`--memory-saver-mode`) kept
  * the heap even smaller, but made every commit 1.5-2× slower
- * (`bench/compiler-scale.ts`), so it is not used.
+ * (`bench/compiler-scale.ts`), so it is not used. Nor is V8's last-resort
+ * collection (`gc({ flavor: "last-resort" })`): it hands the emptied pages
+ * back at once rather than when V8's memory reducer runs, tens of seconds
+ * later, but the commits after it were 30-60% slower at the median (pod and
+ * namespace relabels in `bench/compiler-scale.ts` at factor 1).
  *
  * Node exposes `gc()` only to processes started with `--expose-gc`, which
  * `NODE_OPTIONS` does not accept: the flag is set on the running process
@@ -33,13 +29,10 @@ import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import type { Logger } from "./logger.ts";
 
-/** V8's `gc` as `--expose-gc` gives it: what to collect, and how. */
-type Gc = (options: { type: "major"; execution: "sync"; flavor: "last-resort" }) => void;
-
-let gc: Gc | undefined;
+let gc: (() => void) | undefined;
 
 /**
- * Runs full, compacting garbage collections now, returning the freed pages to the system, then
+ * Runs a full, compacting garbage collection now, then
  * `releaseNative` (if given: a process with native allocations returns what they freed), and logs,
  * at info, that `what` was collected, with the pause and the RSS before and after.
  *
@@ -52,11 +45,11 @@ let gc: Gc | undefined;
 export function collectGarbage(log: Logger, what: string, releaseNative?: () => void): void {
   if (gc === undefined) {
     setFlagsFromString("--expose-gc");
-    gc = runInNewContext("gc") as Gc;
+    gc = runInNewContext("gc") as () => void;
   }
   const rssBefore = process.memoryUsage.rss();
   const started = performance.now();
-  gc({ type: "major", execution: "sync", flavor: "last-resort" });
+  gc();
   releaseNative?.();
   const ms = Math.round(performance.now() - started);
   log.info({ ms, rssBeforeMb: Math.round(rssBefore / 1e6), rssAfterMb: Math.round(process.memoryUsage.rss() / 1e6) }, `Collected ${what}`);
