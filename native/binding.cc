@@ -1,8 +1,10 @@
 // Entry point of the palisade_native addon: registers each area's exports,
-// plus the fd-level helpers (pinning, closing, CPU count).
+// plus the fd-level helpers (pinning, closing, CPU count) and the process's
+// malloc trim.
 #include "common.h"
 
 #include <bpf/bpf.h>
+#include <malloc.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -34,6 +36,13 @@ Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// glibc keeps what is freed for later mallocs and returns to the system only
+// the free top of its main heap on its own; malloc_trim also hands back the
+// free pages inside every arena. Returns whether any memory was returned.
+Napi::Value ReleaseFreeMemory(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), malloc_trim(0) == 1);
+}
+
 }  // namespace
 }  // namespace palisade
 
@@ -53,6 +62,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("objPin", Napi::Function::New<ObjPin>(env, "objPin"));
   exports.Set("objGet", Napi::Function::New<ObjGet>(env, "objGet"));
   exports.Set("closeFd", Napi::Function::New<CloseFd>(env, "closeFd"));
+  exports.Set("releaseFreeMemory", Napi::Function::New<ReleaseFreeMemory>(env, "releaseFreeMemory"));
   return exports;
 }
 

@@ -20,6 +20,7 @@
 import { writeFileAtomically } from "../atomic-file.ts";
 import { collectGarbage } from "../k8s/collect-garbage.ts";
 import { Datapath } from "../datapath/datapath.ts";
+import { releaseFreeMemory } from "../datapath/native.ts";
 import { DEFAULT_PIN_ROOT } from "../datapath/pin-root.ts";
 import { installProxyRouting, PROXY_DEVICE } from "../datapath/proxy-routing.ts";
 import type { EventSubscription } from "../datapath/datapath.ts";
@@ -130,8 +131,9 @@ export class Agent {
       void this.#loop.ready.then(() => {
         this.#isReady = true;
         resolve();
-        // The full sync allocated several times what the agent keeps (see collect-garbage.ts).
-        collectGarbage(this.#log, "the full sync's garbage");
+        // The full sync allocated several times what the agent keeps (see collect-garbage.ts), natively too:
+        // the map reads' and the lists' buffers, which glibc would keep resident.
+        collectGarbage(this.#log, "the full sync's garbage", releaseFreeMemory);
       });
     });
     // Callers that only use stop() must not see an unhandled rejection.

@@ -11,7 +11,7 @@ export * from "./datapath.ts";
 export * from "./datapath-error.ts";
 export * from "./tcp-sources.ts";
 export * from "./policy-capacity.ts";
-export { BpfError, linkGet, NativeAddonError, routeGet, RTN_UNICAST } from "./native.ts";
+export { BpfError, linkGet, NativeAddonError, releaseFreeMemory, routeGet, RTN_UNICAST } from "./native.ts";
 export type { LinkAnswer, RouteAnswer } from "./native.ts";
 export * from "./pinned-ipcache.ts";
 export * from "./proxy-routing.ts";

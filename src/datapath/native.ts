@@ -297,6 +297,7 @@ interface NativeAddon {
   objPin(fd: number, path: string): void;
   objGet(path: string): number;
   closeFd(fd: number): void;
+  releaseFreeMemory(): boolean;
   attachTcx(progFd: number, ifindex: number, direction: TcDirection): number;
   attachSkLookup(progFd: number): number;
   linkDetach(linkFd: number): void;
@@ -549,6 +550,21 @@ export function mapLookupAll(fd: number, keySize: number, valueSize: number): Ma
  */
 export function mapInfo(fd: number): MapInfo {
   return call((native) => native.mapInfo(fd));
+}
+
+/**
+ * Returns the memory the process's malloc holds free to the system (glibc's
+ * `malloc_trim`): freed native memory (the N-API Buffers of map reads, the
+ * HTTP client's buffers) otherwise stays resident, in fragments glibc only
+ * reuses. Returns whether any was returned.
+ *
+ * @example
+ * ```ts
+ * releaseFreeMemory(); // after dropping a large batch of native allocations
+ * ```
+ */
+export function releaseFreeMemory(): boolean {
+  return call((native) => native.releaseFreeMemory());
 }
 
 /**

@@ -13,7 +13,11 @@
  * what the agent keeps. (The operator does the same after rebuilding its
  * identity table from every input.) V8's memory saver mode (`--memory-saver-mode`) kept
  * the heap even smaller, but made every commit 1.5-2× slower
- * (`bench/compiler-scale.ts`), so it is not used.
+ * (`bench/compiler-scale.ts`), so it is not used. Nor is V8's last-resort
+ * collection (`gc({ flavor: "last-resort" })`): it hands the emptied pages
+ * back at once rather than when V8's memory reducer runs, tens of seconds
+ * later, but the commits after it were 30-60% slower at the median (pod and
+ * namespace relabels in `bench/compiler-scale.ts` at factor 1).
  *
  * Node exposes `gc()` only to processes started with `--expose-gc`, which
  * `NODE_OPTIONS` does not accept: the flag is set on the running process
@@ -28,16 +32,17 @@ import type { Logger } from "./logger.ts";
 let gc: (() => void) | undefined;
 
 /**
- * Runs a full, compacting garbage collection now and logs, at info, that
- * `what` was collected, with the pause and the RSS before and after.
+ * Runs a full, compacting garbage collection now, then
+ * `releaseNative` (if given: a process with native allocations returns what they freed), and logs,
+ * at info, that `what` was collected, with the pause and the RSS before and after.
  *
  * @example
  * ```ts
  * await loop.ready; // the full sync is written
- * collectGarbage(log, "the full sync's garbage");
+ * collectGarbage(log, "the full sync's garbage", releaseFreeMemory);
  * ```
  */
-export function collectGarbage(log: Logger, what: string): void {
+export function collectGarbage(log: Logger, what: string, releaseNative?: () => void): void {
   if (gc === undefined) {
     setFlagsFromString("--expose-gc");
     gc = runInNewContext("gc") as () => void;
@@ -45,6 +50,7 @@ export function collectGarbage(log: Logger, what: string): void {
   const rssBefore = process.memoryUsage.rss();
   const started = performance.now();
   gc();
+  releaseNative?.();
   const ms = Math.round(performance.now() - started);
   log.info({ ms, rssBeforeMb: Math.round(rssBefore / 1e6), rssAfterMb: Math.round(process.memoryUsage.rss() / 1e6) }, `Collected ${what}`);
 }

@@ -7,6 +7,8 @@ import { randomBytes } from "node:crypto";
 import { createSocket } from "node:dgram";
 import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { after, before, describe, it } from "node:test";
 import type { TestContext } from "node:test";
 import {
@@ -34,6 +36,7 @@ import {
   objPin,
   openObject,
   perCpuSlotSize,
+  releaseFreeMemory,
   testRun,
 } from "../../src/datapath/native.ts";
 import { repositoryRoot } from "../../src/repository-root.ts";
@@ -625,5 +628,20 @@ describe("native binding", () => {
     obj.close();
     obj.close();
     assert.throws(() => obj.maps(), assertBpfError("EBADF", "maps"));
+  });
+
+  it("returns the memory malloc holds free inside its heap to the system", () => {
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    // 1 KiB Buffers are malloc'd one by one; every 64th is kept, so the freed ones sit between live ones, not on top of the heap.
+    let buffers: Buffer[] | undefined = Array.from({ length: 64 * 1024 }, () => Buffer.allocUnsafeSlow(1024).fill(1));
+    const kept = buffers.filter((_, i) => i % 64 === 63);
+    buffers = undefined;
+    gc();
+    const before = process.memoryUsage.rss();
+    assert.equal(releaseFreeMemory(), true);
+    const after = process.memoryUsage.rss();
+    assert.ok(before - after > 32 * 1024 * 1024, `RSS went from ${before} to ${after} bytes`);
+    assert.equal(kept.length, 1024);
   });
 });
