@@ -92,11 +92,9 @@ static __always_inline bool pal_ct_revalidate(const struct pal_endpoint_value *e
 					      const struct pal_ct_key *key,
 					      struct pal_ct_value *entry, struct pal_verdict *v)
 {
-	const __u8 *remote = key->direction == PAL_DIR_EGRESS ? key->daddr : key->saddr;
-	struct pal_decision d;
+	struct pal_decision d = {};
 
-	pal_policy_decide(ep, key->direction, key->family, remote, key->protocol,
-			  key->dport_be, &d);
+	pal_policy_decide(ep, key, &d);
 	/* A connection cannot move into the proxy mid-stream: one that
 	 * policy now sends there is revoked (its client reconnects, through
 	 * the proxy). A proxied one stays proxied while L4 allows it. */
@@ -222,18 +220,16 @@ static __always_inline void pal_admit(struct __sk_buff *skb, const struct pal_en
 				      const struct pal_pkt *pkt, __u8 dir, struct pal_verdict *v,
 				      __u32 *redirect)
 {
-	const __u8 *remote = dir == PAL_DIR_EGRESS ? pkt->tuple.daddr : pkt->tuple.saddr;
 	struct pal_event_info info = {
 		.endpoint_id = ep->endpoint_id,
 		.direction = dir,
 	};
 	bool from_proxy = pal_from_proxy(skb);
-	struct pal_decision d;
+	struct pal_decision d = {};
 	bool counted = false;
 	__u8 ct_flags;
 
-	pal_policy_decide(ep, dir, pkt->tuple.family, remote, pkt->tuple.protocol,
-			  pkt->tuple.dport_be, &d);
+	pal_policy_decide(ep, &pkt->tuple, &d);
 	if (pkt->tuple.protocol == IPPROTO_TCP && !pal_tcp_is_pure_syn(pkt->tcp_flags)) {
 		pal_decision_refuse_strict(&d);
 		/* The proxy takes only connections it sees open: a flow

@@ -146,19 +146,19 @@ pal_policy_lookup(const struct pal_policy_key *key)
 	return value ? value : bpf_map_lookup_elem(&PAL_MAP_POLICY, key);
 }
 
-/* Decides a flow of endpoint ep in direction dir with the remote address
- * remote (family), protocol and destination port (network order). */
-static __always_inline void pal_policy_decide(const struct pal_endpoint_value *ep,
-					      __u8 dir, __u8 family, const __u8 *remote,
-					      __u8 protocol, __be16 dport_be,
-					      struct pal_decision *d)
+/* Decides flow, a flow of endpoint ep (the tuple of its first packet and
+ * the direction of the hook that saw it), into d. Returns 0.
+ *
+ * A global function: the verifier checks it once, by its BTF signature,
+ * rather than at each caller along every path that reaches it, and the
+ * callers then know nothing of d but its size, so the branches on the
+ * verdict do not multiply with the ways of reaching it. (A global function
+ * returns a scalar, and its pointer arguments may be NULL to the verifier.) */
+__noinline int pal_policy_decide(const struct pal_endpoint_value *ep,
+				 const struct pal_ct_key *flow, struct pal_decision *d)
 {
 	struct pal_policy_key key = {
 		.prefixlen = PAL_POLICY_PREFIX_FULL,
-		.slot = ep->policy_slot,
-		.direction = dir,
-		.protocol = protocol,
-		.dport_be = pal_policy_port(protocol, dport_be),
 	};
 	const struct pal_policy_value *by_id, *by_any;
 	struct pal_ipcache_value ipc;
@@ -166,13 +166,20 @@ static __always_inline void pal_policy_decide(const struct pal_endpoint_value *e
 	__u8 any_verdict = PAL_POLICY_NONE, any_audit = PAL_POLICY_NONE;
 	__u32 id_rule = 0, id_audit_rule = 0, any_rule = 0, any_audit_rule = 0;
 	__u8 id_flags = 0, any_flags = 0;
-	bool ingress = dir == PAL_DIR_INGRESS;
+	bool ingress;
 
-	pal_ipcache_lookup(family, remote, &ipc);
+	if (!ep || !flow || !d)
+		return 0;
+	ingress = flow->direction == PAL_DIR_INGRESS;
+	key.slot = ep->policy_slot;
+	key.direction = flow->direction;
+	key.protocol = flow->protocol;
+	key.dport_be = pal_policy_port(flow->protocol, flow->dport_be);
+	pal_ipcache_lookup(flow->family, ingress ? flow->saddr : flow->daddr, &ipc);
 	d->remote_identity = ipc.identity;
 	if (ingress && (ipc.flags & PAL_IPCACHE_HOST)) {
 		pal_decision_pass(d, PAL_REASON_HOST);
-		return;
+		return 0;
 	}
 
 	/* No policy of this direction applies to the endpoint, so its slot
@@ -181,7 +188,7 @@ static __always_inline void pal_policy_decide(const struct pal_endpoint_value *e
 	if (!(ep->flags & (ingress ? PAL_EP_ISOLATED_INGRESS | PAL_EP_AUDIT_ISOLATED_INGRESS
 				   : PAL_EP_ISOLATED_EGRESS | PAL_EP_AUDIT_ISOLATED_EGRESS))) {
 		pal_decision_pass(d, PAL_REASON_NOT_ISOLATED);
-		return;
+		return 0;
 	}
 
 	key.identity = ipc.identity;
@@ -213,6 +220,7 @@ static __always_inline void pal_policy_decide(const struct pal_endpoint_value *e
 						: PAL_EP_AUDIT_ISOLATED_EGRESS),
 			   &d->audit_allowed, &d->audit_reason, &d->audit_rule_id,
 			   &d->audit_flags);
+	return 0;
 }
 
 /* tcp.strict: a new TCP flow whose first packet is not a pure SYN is
