@@ -146,8 +146,10 @@ pal_policy_lookup(const struct pal_policy_key *key)
 	return value ? value : bpf_map_lookup_elem(&PAL_MAP_POLICY, key);
 }
 
-/* Decides flow, a flow of endpoint ep (the tuple of its first packet and
- * the direction of the hook that saw it), into d. Returns 0.
+/* Decides into d a flow of endpoint ep: the flow whose first packet has
+ * key's tuple and was seen by the hook of key's direction, or key's tuple
+ * reversed at the opposite hook if reversed (a conntrack key that is its
+ * flow's first packet reversed, PAL_CT_F_ORIG_SWAPPED). Returns 0.
  *
  * A global function: the verifier checks it once, by its BTF signature,
  * rather than at each caller along every path that reaches it, and the
@@ -155,9 +157,10 @@ pal_policy_lookup(const struct pal_policy_key *key)
  * verdict do not multiply with the ways of reaching it. (A global function
  * returns a scalar, and its pointer arguments may be NULL to the verifier.) */
 __noinline int pal_policy_decide(const struct pal_endpoint_value *ep,
-				 const struct pal_ct_key *flow, struct pal_decision *d)
+				 const struct pal_ct_key *key, __u8 reversed,
+				 struct pal_decision *d)
 {
-	struct pal_policy_key key = {
+	struct pal_policy_key pkey = {
 		.prefixlen = PAL_POLICY_PREFIX_FULL,
 	};
 	const struct pal_policy_value *by_id, *by_any;
@@ -168,14 +171,17 @@ __noinline int pal_policy_decide(const struct pal_endpoint_value *ep,
 	__u8 id_flags = 0, any_flags = 0;
 	bool ingress;
 
-	if (!ep || !flow || !d)
+	if (!ep || !key || !d)
 		return 0;
-	ingress = flow->direction == PAL_DIR_INGRESS;
-	key.slot = ep->policy_slot;
-	key.direction = flow->direction;
-	key.protocol = flow->protocol;
-	key.dport_be = pal_policy_port(flow->protocol, flow->dport_be);
-	pal_ipcache_lookup(flow->family, ingress ? flow->saddr : flow->daddr, &ipc);
+	/* The first packet's direction; its remote end is its source at
+	 * ingress and its destination at egress, which are key's own ends
+	 * swapped if reversed. */
+	ingress = (key->direction == PAL_DIR_INGRESS) != !!reversed;
+	pkey.slot = ep->policy_slot;
+	pkey.direction = ingress ? PAL_DIR_INGRESS : PAL_DIR_EGRESS;
+	pkey.protocol = key->protocol;
+	pkey.dport_be = pal_policy_port(key->protocol, reversed ? key->sport_be : key->dport_be);
+	pal_ipcache_lookup(key->family, ingress != !!reversed ? key->saddr : key->daddr, &ipc);
 	d->remote_identity = ipc.identity;
 	if (ingress && (ipc.flags & PAL_IPCACHE_HOST)) {
 		pal_decision_pass(d, PAL_REASON_HOST);
@@ -191,8 +197,8 @@ __noinline int pal_policy_decide(const struct pal_endpoint_value *ep,
 		return 0;
 	}
 
-	key.identity = ipc.identity;
-	by_id = pal_policy_lookup(&key);
+	pkey.identity = ipc.identity;
+	by_id = pal_policy_lookup(&pkey);
 	if (by_id) {
 		id_verdict = by_id->verdict;
 		id_rule = by_id->rule_id;
@@ -200,10 +206,10 @@ __noinline int pal_policy_decide(const struct pal_endpoint_value *ep,
 		id_audit_rule = by_id->audit_rule_id;
 		id_flags = by_id->flags;
 	}
-	key.identity = PAL_ID_ANY;
+	pkey.identity = PAL_ID_ANY;
 	by_any = ep->flags & (ingress ? PAL_EP_NO_ANY_PEER_INGRESS : PAL_EP_NO_ANY_PEER_EGRESS)
 			 ? NULL
-			 : pal_policy_lookup(&key);
+			 : pal_policy_lookup(&pkey);
 	if (by_any) {
 		any_verdict = by_any->verdict;
 		any_rule = by_any->rule_id;
