@@ -149,8 +149,8 @@ __noinline int pal_track(struct __sk_buff *skb, const struct pal_endpoint_value 
 {
 	const struct pal_config *cfg = pal_config_get();
 	__u64 now = pal_ct_now();
-	struct pal_ct_key ckey, alt;
-	const struct pal_ct_key *key;
+	struct pal_ct_key ckey;
+	const struct pal_ct_key *key = &ckey;
 	struct pal_ct_value *entry;
 	__u8 swapped, reason, dir;
 	bool opening, invalid;
@@ -163,7 +163,7 @@ __noinline int pal_track(struct __sk_buff *skb, const struct pal_endpoint_value 
 	opening = pal_tcp_is_open(pkt->tuple.protocol, pkt->tcp_flags);
 	invalid = pkt->tuple.protocol == IPPROTO_TCP && pal_tcp_flags_invalid(pkt->tcp_flags);
 	swapped = pal_ct_canonical(&pkt->tuple, &ckey);
-	entry = pal_ct_find(cfg, &ckey, &alt, &key, &swapped, now);
+	entry = pal_ct_find(cfg, &ckey, &swapped, now);
 	reply = entry && pal_ct_is_reply(entry, swapped);
 	/* A new connection on the tuple of a closing one starts over, so
 	 * that policy sees it; a SYN+FIN or SYN+RST on a strict flow opens
@@ -190,7 +190,7 @@ __noinline int pal_track(struct __sk_buff *skb, const struct pal_endpoint_value 
 		pkt->inner.endpoint_id = ep->endpoint_id;
 		swapped = pal_ct_canonical(&pkt->inner, &ckey);
 		reason = PAL_REASON_RELATED;
-		entry = pal_ct_find(cfg, &ckey, &alt, &key, &swapped, now);
+		entry = pal_ct_find(cfg, &ckey, &swapped, now);
 	}
 	if (!entry)
 		return 0;

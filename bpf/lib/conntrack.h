@@ -213,29 +213,41 @@ static __always_inline struct pal_ct_value *pal_ct_lookup(const struct pal_ct_ke
 	return entry;
 }
 
+/* Reverses key in place: addresses and ports swapped, direction flipped. */
+static __always_inline void pal_ct_reverse_in_place(struct pal_ct_key *key)
+{
+	__u32 *s = (__u32 *)key->saddr;
+	__u32 *d = (__u32 *)key->daddr;
+	__be16 sport_be = key->sport_be;
+	__u32 word;
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		word = s[i];
+		s[i] = d[i];
+		d[i] = word;
+	}
+	key->sport_be = key->dport_be;
+	key->dport_be = sport_be;
+	key->direction = pal_dir_opposite(key->direction);
+}
+
 /* Finds the live entry of the flow whose canonical key is key (swapped as
  * pal_ct_canonical answered). While the table may hold older entries
- * (PAL_CFG_CT_LEGACY_KEYS), a miss also tries the other orientation, built
- * in alt. *found is the key of the entry found and *swapped says whether
- * that key is the packet's tuple reversed. */
+ * (PAL_CFG_CT_LEGACY_KEYS), a miss also tries the other orientation, by
+ * reversing key in place (and flipping *swapped, which keeps saying whether
+ * key is the packet's tuple reversed): one key on the stack, not two. */
 static __always_inline struct pal_ct_value *pal_ct_find(const struct pal_config *cfg,
-							const struct pal_ct_key *key,
-							struct pal_ct_key *alt,
-							const struct pal_ct_key **found,
-							__u8 *swapped, __u64 now)
+							struct pal_ct_key *key, __u8 *swapped,
+							__u64 now)
 {
 	struct pal_ct_value *entry = pal_ct_lookup(key, now);
 
-	*found = key;
 	if (entry || !(pal_config_flags(cfg) & PAL_CFG_CT_LEGACY_KEYS))
 		return entry;
-	pal_ct_reverse(key, alt, pal_dir_opposite(key->direction));
-	entry = pal_ct_lookup(alt, now);
-	if (entry) {
-		*found = alt;
-		*swapped ^= 1;
-	}
-	return entry;
+	pal_ct_reverse_in_place(key);
+	*swapped ^= 1;
+	return pal_ct_lookup(key, now);
 }
 
 /* The clock of conntrack deadlines: CLOCK_MONOTONIC at tick resolution, as
