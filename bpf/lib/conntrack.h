@@ -45,7 +45,7 @@ static __always_inline void pal_ct_reverse(const struct pal_ct_key *key,
 /* Whether the tuple's source end orders above its destination end: the
  * addresses compared as four host-order 32-bit words, then the ports as
  * host-order 16-bit integers (any total order serves; userspace's
- * ctKeyIsCanonical uses the same). */
+ * isCanonicalCtKey uses the same). */
 static __always_inline bool pal_ct_tuple_above(const struct pal_ct_key *t)
 {
 	const __u32 *s = (const __u32 *)t->saddr;
