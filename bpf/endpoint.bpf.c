@@ -6,7 +6,8 @@
  * equal TCX_PASS and TCX_DROP, so the object works under tcx and tc alike.
  *
  * Per packet: endpoint state, parse, later fragments follow their first,
- * conntrack (forward, reply, ICMP error related; TCP flags checked on
+ * conntrack (one lookup of the canonical key for a packet either way, one
+ * more for an ICMP error's quoted packet; TCP flags checked on
  * strict flows; a counted flow that closes gives back its connection),
  * then policy for a new flow (and, under a limited allow, its source's
  * connection limits). TCP flows whose policy has HTTP or TLS rules go to the
@@ -66,21 +67,31 @@ static __always_inline __u8 pal_ct_flags_of(__u8 protocol, const struct pal_deci
 	return protocol == IPPROTO_TCP && pal_decision_strict(d) ? PAL_CT_F_TCP_STRICT : 0;
 }
 
-/* Steers v's packet to the proxy if v says so; when the proxy is not there
- * the packet is dropped instead (fail closed). Returns false then. */
-static __always_inline bool pal_steer(struct __sk_buff *skb, const struct pal_pkt *pkt, __u8 dir,
-				      struct pal_verdict *v, __u32 *redirect)
+/* Steers v's packet (at the hook of its tuple's direction) to the proxy;
+ * when the proxy is not there the packet is dropped instead (fail closed).
+ * Returns 0 then, else 1. Global, so that the socket lookup's locals take
+ * no room in its callers' frames (a call chain has 512 bytes of stack). */
+__noinline int pal_steer_to_proxy(struct __sk_buff *skb, const struct pal_pkt *pkt,
+				  struct pal_verdict *v, __u32 *redirect)
 {
-	if (!v->steer || v->drop)
-		return true;
-	if (pal_proxy_steer(skb, pkt, dir, redirect)) {
+	if (!pkt || !v || !redirect)
+		return 0;
+	if (pal_proxy_steer(skb, pkt, pkt->tuple.direction, redirect)) {
 		v->reason = PAL_REASON_TO_PROXY;
-		return true;
+		return 1;
 	}
 	v->drop = 1;
 	v->steer = 0;
 	v->reason = PAL_REASON_PROXY_UNAVAILABLE;
-	return false;
+	return 0;
+}
+
+/* Steers v's packet to the proxy if v says so (pal_steer_to_proxy).
+ * Returns false if it was dropped instead. */
+static __always_inline bool pal_steer(struct __sk_buff *skb, const struct pal_pkt *pkt,
+				      struct pal_verdict *v, __u32 *redirect)
+{
+	return !v->steer || v->drop || pal_steer_to_proxy(skb, pkt, v, redirect);
 }
 
 /* Re-checks a tracked flow whose entry predates the current policy
@@ -92,11 +103,9 @@ static __always_inline bool pal_ct_revalidate(const struct pal_endpoint_value *e
 					      const struct pal_ct_key *key,
 					      struct pal_ct_value *entry, struct pal_verdict *v)
 {
-	const __u8 *remote = key->direction == PAL_DIR_EGRESS ? key->daddr : key->saddr;
-	struct pal_decision d;
+	struct pal_decision d = {};
 
-	pal_policy_decide(ep, key->direction, key->family, remote, key->protocol,
-			  key->dport_be, &d);
+	pal_policy_decide(ep, key, entry->ct_flags & PAL_CT_F_ORIG_SWAPPED, &d);
 	/* A connection cannot move into the proxy mid-stream: one that
 	 * policy now sends there is revoked (its client reconnects, through
 	 * the proxy). A proxied one stays proxied while L4 allows it. */
@@ -124,70 +133,76 @@ static __always_inline bool pal_ct_revalidate(const struct pal_endpoint_value *e
 	return true;
 }
 
-/* Conntrack. Returns true if the packet belongs to a tracked flow, which
- * then decided it (v is set); false for a new flow. */
-static __always_inline bool pal_track(struct __sk_buff *skb, const struct pal_endpoint_value *ep,
-				      const struct pal_config *cfg, __u64 now,
-				      struct pal_pkt *pkt, __u8 dir, struct pal_verdict *v)
+/* Conntrack: one lookup of the packet's canonical key, a second only for
+ * an ICMP error's quoted packet or while older entries may be in the table.
+ * Returns 1 if the packet (of the hook direction its tuple has) belongs to
+ * a tracked flow, which then decided it (v is set); 0 for a new flow.
+ *
+ * This and pal_admit are global functions, verified once by their BTF
+ * signatures, each on a stack frame of its own: the endpoint programs'
+ * frames then stay within the 512 bytes a call chain may use, and the
+ * paths before them (fragments, the two hook directions) do not multiply
+ * the states of each. Their pointer arguments may be NULL to the verifier,
+ * never in fact. */
+__noinline int pal_track(struct __sk_buff *skb, const struct pal_endpoint_value *ep,
+			 struct pal_pkt *pkt, struct pal_verdict *v)
 {
-	bool opening = pal_tcp_is_open(pkt->tuple.protocol, pkt->tcp_flags);
-	bool invalid = pkt->tuple.protocol == IPPROTO_TCP && pal_tcp_flags_invalid(pkt->tcp_flags);
-	struct pal_ct_key *key = &pkt->tuple;
-	__u8 reason = PAL_REASON_ESTABLISHED;
+	const struct pal_config *cfg = pal_config_get();
+	__u64 now = pal_ct_now();
+	struct pal_ct_key ckey;
+	const struct pal_ct_key *key = &ckey;
 	struct pal_ct_value *entry;
-	struct pal_ct_key rev;
+	__u8 swapped, reason, dir;
+	bool opening, invalid;
+	bool reply;
 	__u8 bits;
 
-	entry = pal_ct_lookup(key, now);
+	if (!ep || !pkt || !v)
+		return 0;
+	dir = pkt->tuple.direction;
+	opening = pal_tcp_is_open(pkt->tuple.protocol, pkt->tcp_flags);
+	invalid = pkt->tuple.protocol == IPPROTO_TCP && pal_tcp_flags_invalid(pkt->tcp_flags);
+	swapped = pal_ct_canonical(&pkt->tuple, &ckey);
+	entry = pal_ct_find(cfg, &ckey, &swapped, now);
+	reply = entry && pal_ct_is_reply(entry, swapped);
 	/* A new connection on the tuple of a closing one starts over, so
 	 * that policy sees it; a SYN+FIN or SYN+RST on a strict flow opens
 	 * nothing and is dropped below instead. */
-	if (entry && opening && (entry->tcp_flags & (PAL_CT_SEEN_FIN | PAL_CT_SEEN_RST)) &&
+	if (entry && opening && !reply && (entry->tcp_flags & (PAL_CT_SEEN_FIN | PAL_CT_SEEN_RST)) &&
 	    !(invalid && (entry->ct_flags & PAL_CT_F_TCP_STRICT))) {
 		pal_tcp_release(key, entry);
 		bpf_map_delete_elem(&PAL_MAP_CT, key);
 		entry = NULL;
 	}
 	/* A SYN without ACK is never a reply: a peer opening a connection
-	 * along an old flow's reversed tuple still goes to policy. SYN+FIN
-	 * and SYN+RST look for the reply entry too, so that a strict flow
-	 * drops them from either side; other flows leave them to policy, as
-	 * they always did. */
-	if (!entry && (!opening || invalid)) {
-		pal_ct_reverse(&pkt->tuple, &rev, pal_dir_opposite(dir));
-		key = &rev;
-		reason = PAL_REASON_REPLY;
-		entry = pal_ct_lookup(key, now);
-		if (entry && opening && !(entry->ct_flags & PAL_CT_F_TCP_STRICT))
-			entry = NULL;
-	}
+	 * along a flow's reversed tuple still goes to policy (and, allowed,
+	 * replaces the entry: one key serves both directions). SYN+FIN and
+	 * SYN+RST are replies of a strict flow, so that it drops them from
+	 * either side; other flows leave them to policy, as they always did. */
+	if (entry && opening && reply && !(invalid && (entry->ct_flags & PAL_CT_F_TCP_STRICT)))
+		entry = NULL;
+	reason = reply ? PAL_REASON_REPLY : PAL_REASON_ESTABLISHED;
 	if (!entry && pkt->has_inner) {
-		/* The quoted packet left from our side: as-is it is the
-		 * forward tuple of a flow our endpoint opened (seen by the
-		 * opposite hook)... */
+		/* The quoted packet left from our side, seen by the opposite
+		 * hook: the forward or the reply packet of a tracked flow, one
+		 * key either way. */
 		pkt->inner.direction = pal_dir_opposite(dir);
 		pkt->inner.endpoint_id = ep->endpoint_id;
-		key = &pkt->inner;
+		swapped = pal_ct_canonical(&pkt->inner, &ckey);
 		reason = PAL_REASON_RELATED;
-		entry = pal_ct_lookup(key, now);
-		if (!entry) {
-			/* ...or a reply in a flow the peer opened. */
-			pal_ct_reverse(&pkt->inner, &rev, dir);
-			key = &rev;
-			entry = pal_ct_lookup(key, now);
-		}
+		entry = pal_ct_find(cfg, &ckey, &swapped, now);
 	}
 	if (!entry)
-		return false;
+		return 0;
 
 	if (entry->revision != pal_config_revision(cfg) &&
 	    !pal_ct_revalidate(ep, cfg, key, entry, v))
-		return true;
+		return 1;
 
 	/* An ICMP error neither proves the flow alive nor changes its state. */
 	if (reason == PAL_REASON_RELATED) {
 		pal_verdict_set(v, false, reason, entry->rule_id, entry->remote_identity);
-		return true;
+		return 1;
 	}
 	/* A flow admitted under a strict allow carries no invalid flag
 	 * combination either way. The packet is dropped, the flow stays:
@@ -195,45 +210,44 @@ static __always_inline bool pal_track(struct __sk_buff *skb, const struct pal_en
 	if (invalid && (entry->ct_flags & PAL_CT_F_TCP_STRICT)) {
 		pal_verdict_set(v, true, PAL_REASON_TCP_INVALID, entry->rule_id,
 				entry->remote_identity);
-		return true;
+		return 1;
 	}
 	pal_verdict_set(v, false, reason, entry->rule_id, entry->remote_identity);
-	v->steer = pal_ct_steers(entry->ct_flags, reason == PAL_REASON_REPLY, pal_from_proxy(skb));
-	bits = key->protocol == IPPROTO_TCP
-		       ? pal_ct_tcp_bits(pkt->tcp_flags, reason == PAL_REASON_REPLY)
-		       : 0;
-	if (reason == PAL_REASON_REPLY)
+	v->steer = pal_ct_steers(entry->ct_flags, reply, pal_from_proxy(skb));
+	bits = key->protocol == IPPROTO_TCP ? pal_ct_tcp_bits(pkt->tcp_flags, reply) : 0;
+	if (reply)
 		bits |= PAL_CT_SEEN_REPLY;
 	pal_ct_refresh(entry, cfg, key->protocol, bits, now);
 	/* The only work of connection limits on a tracked flow: a counted
 	 * one that just closed gives its unit back. */
 	if ((entry->ct_flags & PAL_CT_F_COUNTED) && pal_ct_tcp_closed(entry->tcp_flags))
 		pal_tcp_release(key, entry);
-	return true;
+	return 1;
 }
 
 /* Policy for a new flow; an allowed one is tracked from here on. Every
  * allowed flow gets an entry, not only TCP SYNs: mid-stream packets after
  * an agent restart are judged by policy once and then tracked. A strict
  * allow (tcp.strict) is the exception: its TCP flows open with a pure SYN
- * only, so an adopted mid-stream flow under it has to reconnect. */
-static __always_inline void pal_admit(struct __sk_buff *skb, const struct pal_endpoint_value *ep,
-				      const struct pal_config *cfg, __u64 now,
-				      const struct pal_pkt *pkt, __u8 dir, struct pal_verdict *v,
-				      __u32 *redirect)
+ * only, so an adopted mid-stream flow under it has to reconnect. The
+ * packet's hook direction is its tuple's. Returns 0. */
+__noinline int pal_admit(struct __sk_buff *skb, const struct pal_endpoint_value *ep,
+			 const struct pal_pkt *pkt, struct pal_verdict *v, __u32 *redirect)
 {
-	const __u8 *remote = dir == PAL_DIR_EGRESS ? pkt->tuple.daddr : pkt->tuple.saddr;
-	struct pal_event_info info = {
-		.endpoint_id = ep->endpoint_id,
-		.direction = dir,
-	};
+	const struct pal_config *cfg = pal_config_get();
+	__u64 now = pal_ct_now();
+	struct pal_event_info info = {};
 	bool from_proxy = pal_from_proxy(skb);
-	struct pal_decision d;
+	struct pal_decision d = {};
 	bool counted = false;
-	__u8 ct_flags;
+	__u8 ct_flags, dir;
 
-	pal_policy_decide(ep, dir, pkt->tuple.family, remote, pkt->tuple.protocol,
-			  pkt->tuple.dport_be, &d);
+	if (!ep || !pkt || !v || !redirect)
+		return 0;
+	dir = pkt->tuple.direction;
+	info.endpoint_id = ep->endpoint_id;
+	info.direction = dir;
+	pal_policy_decide(ep, &pkt->tuple, 0, &d);
 	if (pkt->tuple.protocol == IPPROTO_TCP && !pal_tcp_is_pure_syn(pkt->tcp_flags)) {
 		pal_decision_refuse_strict(&d);
 		/* The proxy takes only connections it sees open: a flow
@@ -259,12 +273,12 @@ static __always_inline void pal_admit(struct __sk_buff *skb, const struct pal_en
 	/* The proxy's own connections (its upstream legs) are judged like
 	 * any other but never steered back to it. */
 	v->steer = !from_proxy && pal_decision_needs_proxy(&d, pkt->tuple.protocol);
-	if (!pal_steer(skb, pkt, dir, v, redirect) && counted)
-		pal_tcp_limit_refund(&pkt->tuple, d.rule_id);
+	if (!pal_steer(skb, pkt, v, redirect) && counted)
+		pal_tcp_limit_refund(pkt->tuple.family, pkt->tuple.saddr, d.rule_id);
 	if (d.rule_id)
 		pal_count_rule(d.rule_id, skb->len);
 	if (v->drop)
-		return;
+		return 0;
 
 	ct_flags = pal_ct_flags_of(pkt->tuple.protocol, &d) | (counted ? PAL_CT_F_COUNTED : 0);
 	/* Only the proxy's SYN opens an upstream leg (from the client's
@@ -292,6 +306,30 @@ static __always_inline void pal_admit(struct __sk_buff *skb, const struct pal_en
 		info.rule_id = d.audit_rule_id;
 		pal_event_emit(skb, &pkt->tuple, &info);
 	}
+	return 0;
+}
+
+/* A later fragment of pkt (at the hook of its tuple's direction) shares its
+ * first's fate: passed as FRAGMENT, or dropped for the first's own reason;
+ * it takes the first's ports. Returns 0. Global, like pal_frag_remember. */
+__noinline int pal_follow_first(struct pal_pkt *pkt, __u32 endpoint_id, struct pal_verdict *v)
+{
+	const struct pal_frag_value *first;
+
+	if (!pkt || !v)
+		return 0;
+	first = pal_frag_lookup(pkt, endpoint_id, pkt->tuple.direction);
+	if (!first) {
+		pal_verdict_set(v, true, PAL_REASON_FRAG_UNKNOWN, 0, 0);
+		return 0;
+	}
+	pkt->tuple.sport_be = first->sport_be;
+	pkt->tuple.dport_be = first->dport_be;
+	if (first->allowed)
+		pal_verdict_set(v, false, PAL_REASON_FRAGMENT, 0, 0);
+	else
+		pal_verdict_set(v, true, first->reason, 0, 0);
+	return 0;
 }
 
 /* Counts the verdict, reports a drop, and turns it into a tc action. */
@@ -329,12 +367,9 @@ static __always_inline const struct pal_endpoint_value *pal_endpoint_lookup(__u3
 static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 {
 	const struct pal_endpoint_value *ep;
-	const struct pal_frag_value *first;
-	const struct pal_config *cfg;
 	struct pal_verdict v = {};
 	struct pal_pkt pkt = {};
 	__u32 redirect = 0;
-	__u64 now;
 	int parsed;
 
 	parsed = pal_parse(skb, &pkt);
@@ -353,28 +388,14 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 	pkt.tuple.endpoint_id = ep->endpoint_id;
 
 	if (pkt.frag.kind == PAL_FRAG_LATER) {
-		first = pal_frag_lookup(&pkt, ep->endpoint_id, dir);
-		if (first) {
-			pkt.tuple.sport_be = first->sport_be;
-			pkt.tuple.dport_be = first->dport_be;
-		}
-		/* A later fragment shares its first's fate: passed as
-		 * FRAGMENT, or dropped for the first's own reason. */
-		if (!first)
-			pal_verdict_set(&v, true, PAL_REASON_FRAG_UNKNOWN, 0, 0);
-		else if (first->allowed)
-			pal_verdict_set(&v, false, PAL_REASON_FRAGMENT, 0, 0);
-		else
-			pal_verdict_set(&v, true, first->reason, 0, 0);
+		pal_follow_first(&pkt, ep->endpoint_id, &v);
 		return pal_finish(skb, ep, &pkt, dir, &v, redirect);
 	}
 
-	cfg = pal_config_get();
-	now = pal_ct_now();
-	if (pal_track(skb, ep, cfg, now, &pkt, dir, &v))
-		pal_steer(skb, &pkt, dir, &v, &redirect);
+	if (pal_track(skb, ep, &pkt, &v))
+		pal_steer(skb, &pkt, &v, &redirect);
 	else
-		pal_admit(skb, ep, cfg, now, &pkt, dir, &v, &redirect);
+		pal_admit(skb, ep, &pkt, &v, &redirect);
 	if (pkt.frag.kind == PAL_FRAG_FIRST)
 		pal_frag_remember(&pkt, ep->endpoint_id, dir, !v.drop, v.reason);
 	return pal_finish(skb, ep, &pkt, dir, &v, redirect);

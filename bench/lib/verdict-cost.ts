@@ -245,7 +245,7 @@ class DatapathSubject implements Subject {
    */
   verifyPaths(): void {
     const stats = this.#datapath.reasonStats();
-    const flows = this.#datapath.conntrackEntries().filter((entry) => entry.key.dport === this.#probe.port);
+    const flows = this.#datapath.conntrackEntries().filter((entry) => entry.flow.dport === this.#probe.port);
     const strictFlows = flows.filter((entry) => entry.value.tcpStrict).length;
     const counted = this.#datapath.maps.tcpSources
       .entries()

@@ -49,6 +49,10 @@
 
 /* Config flags. */
 #define PAL_CFG_EVENTS_ALLOWED (1u << 0) /* emit an event per allowed new flow */
+/* pal_ct may hold entries keyed the older way (the first packet's tuple,
+ * not in canonical order): a lookup that misses tries that key too. Set by
+ * userspace while it finds such entries (see pal_ct_key). */
+#define PAL_CFG_CT_LEGACY_KEYS (1u << 1)
 
 /* Event kinds. */
 #define PAL_EVENT_ALLOWED 1     /* a new flow was allowed */
@@ -183,9 +187,19 @@ struct pal_policy_value {
 	__u32 audit_rule_id; /* rule behind audit_verdict, 0 if none */
 };
 
-/* conntrack: LRU hash. One entry per flow per endpoint hook that admitted it:
- * direction is the hook direction of the flow's first packet, the tuple is
- * that packet's. */
+/* conntrack: LRU hash. One entry per flow per endpoint, found from either
+ * direction with one lookup: the key is canonical. Its tuple is the flow's
+ * first packet's when (saddr, sport) orders at or below (daddr, dport),
+ * else that tuple reversed (pal_ct_canonical), with PAL_CT_F_ORIG_SWAPPED in
+ * the value; direction is the first packet's hook direction, flipped when
+ * the tuple was reversed. So a reply (the reversed tuple at the opposite
+ * hook) has the same key as the flow's first packet.
+ *
+ * Entries written before 2026-12-07 are keyed by the first packet's tuple
+ * and hook direction whatever their order, without the flag: read the same
+ * way (the key reversed iff the flag is set is the first packet's), they
+ * are found by the canonical key when that tuple was in order, and by the
+ * other orientation (PAL_CFG_CT_LEGACY_KEYS) otherwise. */
 struct pal_ct_key {
 	__u8 saddr[16];
 	__u8 daddr[16];
@@ -214,6 +228,8 @@ struct pal_ct_key {
 				       * from-proxy mark, either way, goes to the proxy */
 #define PAL_CT_F_PROXY_UPSTREAM (1u << 3) /* opened by the proxy (first packet from-proxy
 					   * marked): never steered; replies go back to it */
+#define PAL_CT_F_ORIG_SWAPPED (1u << 4) /* the key is the first packet's tuple reversed,
+					 * at the opposite hook direction */
 
 struct pal_ct_value {
 	__u64 expires_ns;  /* deadline, CLOCK_MONOTONIC (bpf_ktime_get_coarse_ns()) */

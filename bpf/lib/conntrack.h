@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR Apache-2.0) */
 /*
- * Connection tracking primitives. An entry is keyed by the tuple of a
- * flow's first packet, the direction of the hook that admitted it and the
- * endpoint, so the same flow seen by both endpoints of a node-local
- * connection has one entry per endpoint.
+ * Connection tracking primitives. An entry is keyed by the endpoint and the
+ * canonical form of the tuple of a flow's first packet with the direction
+ * of the hook that admitted it (see pal_ct_key): both directions of a flow
+ * find it with one lookup, and the same flow seen by both endpoints of a
+ * node-local connection has one entry per endpoint.
  */
 #ifndef PAL_CONNTRACK_H
 #define PAL_CONNTRACK_H
@@ -39,6 +40,58 @@ static __always_inline void pal_ct_reverse(const struct pal_ct_key *key,
 	rev->direction = dir;
 	rev->pad = 0;
 	rev->endpoint_id = key->endpoint_id;
+}
+
+/* Whether the tuple's source end orders above its destination end: the
+ * addresses compared as four host-order 32-bit words, then the ports as
+ * host-order 16-bit integers (any total order serves; userspace's
+ * isCanonicalCtKey uses the same). */
+static __always_inline bool pal_ct_tuple_above(const struct pal_ct_key *t)
+{
+	const __u32 *s = (const __u32 *)t->saddr;
+	const __u32 *d = (const __u32 *)t->daddr;
+
+	if (s[0] != d[0])
+		return s[0] > d[0];
+	if (s[1] != d[1])
+		return s[1] > d[1];
+	if (s[2] != d[2])
+		return s[2] > d[2];
+	if (s[3] != d[3])
+		return s[3] > d[3];
+	return t->sport_be > t->dport_be;
+}
+
+/* Writes into key the canonical key of a packet of tuple t (direction and
+ * endpoint_id set) and returns whether that is t reversed: a reply has the
+ * same key as its flow's first packet, and the opposite answer. */
+static __always_inline __u8 pal_ct_canonical(const struct pal_ct_key *t, struct pal_ct_key *key)
+{
+	__u8 swapped = pal_ct_tuple_above(t);
+
+	if (swapped)
+		pal_ct_reverse(t, key, pal_dir_opposite(t->direction));
+	else
+		__builtin_memcpy(key, t, sizeof(*key));
+	return swapped;
+}
+
+/* Whether a packet is a reply of the flow whose entry (of key) it found:
+ * swapped (0 or 1) says whether key is the packet's tuple reversed; the
+ * flag whether it is the flow's first packet's reversed. Arithmetic, not a
+ * branch on swapped, so that the verifier can prune the paths that differ
+ * only in it. */
+static __always_inline bool pal_ct_is_reply(const struct pal_ct_value *entry, __u8 swapped)
+{
+	return (swapped ^ (entry->ct_flags >> 4)) & 1;
+}
+
+/* The source address of the flow's first packet: the key's own source,
+ * or its destination if the key is that packet's tuple reversed. */
+static __always_inline const __u8 *pal_ct_origin_saddr(const struct pal_ct_key *key,
+						       const struct pal_ct_value *entry)
+{
+	return entry->ct_flags & PAL_CT_F_ORIG_SWAPPED ? key->daddr : key->saddr;
 }
 
 /* The PAL_CT_SEEN_* bits a TCP flags byte adds, travelling in the flow's
@@ -160,6 +213,43 @@ static __always_inline struct pal_ct_value *pal_ct_lookup(const struct pal_ct_ke
 	return entry;
 }
 
+/* Reverses key in place: addresses and ports swapped, direction flipped. */
+static __always_inline void pal_ct_reverse_in_place(struct pal_ct_key *key)
+{
+	__u32 *s = (__u32 *)key->saddr;
+	__u32 *d = (__u32 *)key->daddr;
+	__be16 sport_be = key->sport_be;
+	__u32 word;
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		word = s[i];
+		s[i] = d[i];
+		d[i] = word;
+	}
+	key->sport_be = key->dport_be;
+	key->dport_be = sport_be;
+	key->direction = pal_dir_opposite(key->direction);
+}
+
+/* Finds the live entry of the flow whose canonical key is key (swapped as
+ * pal_ct_canonical answered). While the table may hold older entries
+ * (PAL_CFG_CT_LEGACY_KEYS), a miss also tries the other orientation, by
+ * reversing key in place (and flipping *swapped, which keeps saying whether
+ * key is the packet's tuple reversed): one key on the stack, not two. */
+static __always_inline struct pal_ct_value *pal_ct_find(const struct pal_config *cfg,
+							struct pal_ct_key *key, __u8 *swapped,
+							__u64 now)
+{
+	struct pal_ct_value *entry = pal_ct_lookup(key, now);
+
+	if (entry || !(pal_config_flags(cfg) & PAL_CFG_CT_LEGACY_KEYS))
+		return entry;
+	pal_ct_reverse_in_place(key);
+	*swapped ^= 1;
+	return pal_ct_lookup(key, now);
+}
+
 /* The clock of conntrack deadlines: CLOCK_MONOTONIC at tick resolution, as
  * bpf_ktime_get_ns() but without reading the clock source (the same time
  * base userspace collects by, at most a tick behind). */
@@ -196,24 +286,27 @@ static __always_inline void pal_ct_refresh(struct pal_ct_value *entry,
 	}
 }
 
-/* Creates (or replaces) the entry of a newly admitted flow; ct_flags are
- * its PAL_CT_F_* bits. */
-static __always_inline void pal_ct_create(const struct pal_ct_key *key,
+/* Creates (or replaces) the entry of a newly admitted flow whose first
+ * packet has tuple t, under its canonical key; ct_flags are its other
+ * PAL_CT_F_* bits. */
+static __always_inline void pal_ct_create(const struct pal_ct_key *t,
 					  const struct pal_config *cfg, __u8 tcp_flags,
 					  __u8 ct_flags, __u32 rule_id, __u32 remote_identity,
 					  __u64 now)
 {
-	__u8 seen = key->protocol == IPPROTO_TCP ? pal_ct_tcp_bits(tcp_flags, false) : 0;
+	struct pal_ct_key key;
+	__u8 swapped = pal_ct_canonical(t, &key);
+	__u8 seen = t->protocol == IPPROTO_TCP ? pal_ct_tcp_bits(tcp_flags, false) : 0;
 	struct pal_ct_value entry = {
-		.expires_ns = now + pal_ct_timeout_ns(cfg, key->protocol, seen),
+		.expires_ns = now + pal_ct_timeout_ns(cfg, t->protocol, seen),
 		.revision = pal_config_revision(cfg),
 		.rule_id = rule_id,
 		.remote_identity = remote_identity,
 		.tcp_flags = seen,
-		.ct_flags = ct_flags,
+		.ct_flags = ct_flags | (swapped << 4),
 	};
 
-	bpf_map_update_elem(&PAL_MAP_CT, key, &entry, BPF_ANY);
+	bpf_map_update_elem(&PAL_MAP_CT, &key, &entry, BPF_ANY);
 }
 
 #endif /* PAL_CONNTRACK_H */

@@ -29,20 +29,26 @@ static __always_inline void pal_frag_key_of(const struct pal_pkt *pkt, __u32 end
 	key->pad = 0;
 }
 
-/* Remembers the first fragment's ports, verdict and its reason. */
-static __always_inline void pal_frag_remember(const struct pal_pkt *pkt, __u32 endpoint_id,
-					      __u8 dir, bool allowed, __u8 reason)
+/* Remembers the first fragment's ports, verdict and its reason. Returns 0.
+ * A global function (verified once, pointer arguments possibly NULL to the
+ * verifier), so that its key takes no room in the frames of the calls that
+ * decide a packet: a call chain has 512 bytes of stack in all. */
+__noinline int pal_frag_remember(const struct pal_pkt *pkt, __u32 endpoint_id, __u8 dir,
+				 __u8 allowed, __u8 reason)
 {
 	struct pal_frag_key key;
 	struct pal_frag_value value = {
-		.sport_be = pkt->tuple.sport_be,
-		.dport_be = pkt->tuple.dport_be,
 		.allowed = allowed,
 		.reason = reason,
 	};
 
+	if (!pkt)
+		return 0;
+	value.sport_be = pkt->tuple.sport_be;
+	value.dport_be = pkt->tuple.dport_be;
 	pal_frag_key_of(pkt, endpoint_id, dir, &key);
 	bpf_map_update_elem(&PAL_MAP_FRAGS, &key, &value, BPF_ANY);
+	return 0;
 }
 
 /* The first fragment's record for a later fragment, or NULL if unseen. */

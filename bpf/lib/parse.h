@@ -372,14 +372,23 @@ static __always_inline bool pal_parse_direct(struct __sk_buff *skb, struct pal_p
 /* Parses the Ethernet frame in skb into pkt. Returns PAL_PARSE_OK,
  * PAL_REASON_NOT_IP for frames that are not IP or only resolve link-layer
  * addresses (ARP, IPv6 neighbor solicitations and advertisements: without
- * them no IP packet could be delivered at all), or PAL_REASON_MALFORMED. */
-static __always_inline int pal_parse(struct __sk_buff *skb, struct pal_pkt *pkt)
+ * them no IP packet could be delivered at all), or PAL_REASON_MALFORMED.
+ *
+ * A global function: the verifier checks it once, by its BTF signature,
+ * and its callers then know nothing of pkt but its size. So the IPv4 and
+ * IPv6 paths, each protocol's and the fast and the general parse's, end
+ * here instead of each carrying on through conntrack and policy as a
+ * verifier state of its own. */
+__noinline int pal_parse(struct __sk_buff *skb, struct pal_pkt *pkt)
 {
 	__u32 off = ETH_HLEN;
 	__u8 hop_limit = 0, icmp_type = 0;
 	__be16 proto;
 	int i, err;
 
+	/* A global function's pointer arguments may be NULL to the verifier. */
+	if (!pkt)
+		return PAL_REASON_MALFORMED;
 	if (pal_parse_direct(skb, pkt))
 		return PAL_PARSE_OK;
 	if (bpf_skb_load_bytes(skb, offsetof(struct ethhdr, h_proto), &proto, sizeof(proto)))

@@ -146,19 +146,22 @@ pal_policy_lookup(const struct pal_policy_key *key)
 	return value ? value : bpf_map_lookup_elem(&PAL_MAP_POLICY, key);
 }
 
-/* Decides a flow of endpoint ep in direction dir with the remote address
- * remote (family), protocol and destination port (network order). */
-static __always_inline void pal_policy_decide(const struct pal_endpoint_value *ep,
-					      __u8 dir, __u8 family, const __u8 *remote,
-					      __u8 protocol, __be16 dport_be,
-					      struct pal_decision *d)
+/* Decides into d a flow of endpoint ep: the flow whose first packet has
+ * key's tuple and was seen by the hook of key's direction, or key's tuple
+ * reversed at the opposite hook if reversed (a conntrack key that is its
+ * flow's first packet reversed, PAL_CT_F_ORIG_SWAPPED). Returns 0.
+ *
+ * A global function: the verifier checks it once, by its BTF signature,
+ * rather than at each caller along every path that reaches it, and the
+ * callers then know nothing of d but its size, so the branches on the
+ * verdict do not multiply with the ways of reaching it. (A global function
+ * returns a scalar, and its pointer arguments may be NULL to the verifier.) */
+__noinline int pal_policy_decide(const struct pal_endpoint_value *ep,
+				 const struct pal_ct_key *key, __u8 reversed,
+				 struct pal_decision *d)
 {
-	struct pal_policy_key key = {
+	struct pal_policy_key pkey = {
 		.prefixlen = PAL_POLICY_PREFIX_FULL,
-		.slot = ep->policy_slot,
-		.direction = dir,
-		.protocol = protocol,
-		.dport_be = pal_policy_port(protocol, dport_be),
 	};
 	const struct pal_policy_value *by_id, *by_any;
 	struct pal_ipcache_value ipc;
@@ -166,13 +169,23 @@ static __always_inline void pal_policy_decide(const struct pal_endpoint_value *e
 	__u8 any_verdict = PAL_POLICY_NONE, any_audit = PAL_POLICY_NONE;
 	__u32 id_rule = 0, id_audit_rule = 0, any_rule = 0, any_audit_rule = 0;
 	__u8 id_flags = 0, any_flags = 0;
-	bool ingress = dir == PAL_DIR_INGRESS;
+	bool ingress;
 
-	pal_ipcache_lookup(family, remote, &ipc);
+	if (!ep || !key || !d)
+		return 0;
+	/* The first packet's direction; its remote end is its source at
+	 * ingress and its destination at egress, which are key's own ends
+	 * swapped if reversed. */
+	ingress = (key->direction == PAL_DIR_INGRESS) != !!reversed;
+	pkey.slot = ep->policy_slot;
+	pkey.direction = ingress ? PAL_DIR_INGRESS : PAL_DIR_EGRESS;
+	pkey.protocol = key->protocol;
+	pkey.dport_be = pal_policy_port(key->protocol, reversed ? key->sport_be : key->dport_be);
+	pal_ipcache_lookup(key->family, ingress != !!reversed ? key->saddr : key->daddr, &ipc);
 	d->remote_identity = ipc.identity;
 	if (ingress && (ipc.flags & PAL_IPCACHE_HOST)) {
 		pal_decision_pass(d, PAL_REASON_HOST);
-		return;
+		return 0;
 	}
 
 	/* No policy of this direction applies to the endpoint, so its slot
@@ -181,11 +194,11 @@ static __always_inline void pal_policy_decide(const struct pal_endpoint_value *e
 	if (!(ep->flags & (ingress ? PAL_EP_ISOLATED_INGRESS | PAL_EP_AUDIT_ISOLATED_INGRESS
 				   : PAL_EP_ISOLATED_EGRESS | PAL_EP_AUDIT_ISOLATED_EGRESS))) {
 		pal_decision_pass(d, PAL_REASON_NOT_ISOLATED);
-		return;
+		return 0;
 	}
 
-	key.identity = ipc.identity;
-	by_id = pal_policy_lookup(&key);
+	pkey.identity = ipc.identity;
+	by_id = pal_policy_lookup(&pkey);
 	if (by_id) {
 		id_verdict = by_id->verdict;
 		id_rule = by_id->rule_id;
@@ -193,10 +206,10 @@ static __always_inline void pal_policy_decide(const struct pal_endpoint_value *e
 		id_audit_rule = by_id->audit_rule_id;
 		id_flags = by_id->flags;
 	}
-	key.identity = PAL_ID_ANY;
+	pkey.identity = PAL_ID_ANY;
 	by_any = ep->flags & (ingress ? PAL_EP_NO_ANY_PEER_INGRESS : PAL_EP_NO_ANY_PEER_EGRESS)
 			 ? NULL
-			 : pal_policy_lookup(&key);
+			 : pal_policy_lookup(&pkey);
 	if (by_any) {
 		any_verdict = by_any->verdict;
 		any_rule = by_any->rule_id;
@@ -213,6 +226,7 @@ static __always_inline void pal_policy_decide(const struct pal_endpoint_value *e
 						: PAL_EP_AUDIT_ISOLATED_EGRESS),
 			   &d->audit_allowed, &d->audit_reason, &d->audit_rule_id,
 			   &d->audit_flags);
+	return 0;
 }
 
 /* tcp.strict: a new TCP flow whose first packet is not a pure SYN is

@@ -22,11 +22,11 @@
 #include "maps.h"
 
 static __always_inline void pal_tcp_source_key(struct pal_tcp_source_key *key, __u32 rule_id,
-					       const struct pal_ct_key *tuple)
+					       __u8 family, const __u8 *saddr)
 {
 	key->rule_id = rule_id;
-	key->family = tuple->family;
-	__builtin_memcpy(key->saddr, tuple->saddr, sizeof(key->saddr));
+	key->family = family;
+	__builtin_memcpy(key->saddr, saddr, sizeof(key->saddr));
 }
 
 /* Takes a token from the source's bucket: GCRA on full_at_ns. The update is
@@ -73,7 +73,7 @@ static __always_inline bool pal_tcp_limit_charge(const struct pal_ct_key *tuple,
 	limit = bpf_map_lookup_elem(&PAL_MAP_TCP_LIMITS, &rule_id);
 	if (!limit)
 		return true;
-	pal_tcp_source_key(&key, rule_id, tuple);
+	pal_tcp_source_key(&key, rule_id, tuple->family, tuple->saddr);
 	src = bpf_map_lookup_elem(&PAL_MAP_TCP_SOURCES, &key);
 	if (!src) {
 		/* No connections, a full bucket. NOEXIST: another CPU's
@@ -104,25 +104,25 @@ static __always_inline bool pal_tcp_limit_charge(const struct pal_ct_key *tuple,
 
 /* Gives back one unit of the connection count of tuple's source under
  * rule_id. A source whose count the GC already corrected to 0 is left at 0. */
-static __always_inline void pal_tcp_limit_refund(const struct pal_ct_key *tuple, __u32 rule_id)
+static __always_inline void pal_tcp_limit_refund(__u8 family, const __u8 *saddr, __u32 rule_id)
 {
 	struct pal_tcp_source_key src_key = {};
 	struct pal_tcp_source_value *src;
 
-	pal_tcp_source_key(&src_key, rule_id, tuple);
+	pal_tcp_source_key(&src_key, rule_id, family, saddr);
 	src = bpf_map_lookup_elem(&PAL_MAP_TCP_SOURCES, &src_key);
 	if (src && (__s64)src->conns > 0)
 		__sync_fetch_and_sub(&src->conns, 1);
 }
 
 /* Gives back the unit a counted flow holds, exactly once (see
- * pal_ct_take_counted). key is the entry's own key: its saddr is the
- * flow's source. */
+ * pal_ct_take_counted). key is the entry's own key, whose first packet's
+ * source (pal_ct_origin_saddr) is the flow's source. */
 static __always_inline void pal_tcp_release(const struct pal_ct_key *key,
 					    struct pal_ct_value *entry)
 {
 	if (pal_ct_take_counted(entry))
-		pal_tcp_limit_refund(key, entry->rule_id);
+		pal_tcp_limit_refund(key->family, pal_ct_origin_saddr(key, entry), entry->rule_id);
 }
 
 #endif /* PAL_TCP_LIMIT_H */

@@ -25,7 +25,7 @@ test("each collection recounts the sources of limited rules on what conntrack st
   const key = (saddr: string, sport: number) => ({ family: 4 as const, saddr, daddr: "10.0.0.2", sport, dport: 80, protocol: 6, direction: 0 as const, endpointId: 1 });
   const value = { expiresNs: 100n, packets: 1n, bytes: 60n, revision: 1, ruleId: 7, remoteIdentity: 2, tcpFlags: 1, tcpStrict: false, counted: true };
   datapath.tcpLimits.set(7, { maxConnections: 2, rate: 0, burst: 0 });
-  datapath.conntrack = [{ key: key("10.0.0.9", 1000), value }, { key: key("10.0.0.9", 1001), value }];
+  datapath.conntrack = [1000, 1001].map((sport) => ({ key: key("10.0.0.9", sport), value, flow: key("10.0.0.9", sport) }));
   const source = { ruleId: 7, family: 4 as const, saddr: "10.0.0.9" };
   // The kernel counted a third flow whose entry the LRU evicted: the source is stuck at its limit.
   datapath.tcpSources.set("7/10.0.0.9", [source, { fullAtNs: 0n, conns: 3n }]);

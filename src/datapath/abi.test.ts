@@ -22,8 +22,12 @@ import {
   CT_F_PROXIED,
   CT_F_PROXY_UPSTREAM,
   CT_F_TCP_STRICT,
+  ctFlow,
   ctKeyCodec,
   ctValueCodec,
+  CT_F_ORIG_SWAPPED,
+  isCanonicalCtKey,
+  type CtKey,
   decodeFlowEvent,
   DEFAULT_CONFIG,
   encodeArray,
@@ -149,7 +153,7 @@ test("conntrack key and value", () => {
   const v6 = { ...key, family: 6 as const, saddr: "fd00::1", daddr: "fd00::2" };
   assert.deepEqual(ctKeyCodec.decode(ctKeyCodec.encode(v6)), v6);
   const older = { expiresNs: 123456789012345n, revision: 4, ruleId: 11, remoteIdentity: 257, tcpFlags: 3, tcpStrict: false, counted: false };
-  const value = { ...older, proxied: false, proxyUpstream: false };
+  const value = { ...older, proxied: false, proxyUpstream: false, origSwapped: false };
   const valueBytes = ctValueCodec.encode(value);
   assert.equal(valueBytes.length, 40);
   assert.equal(valueBytes.readBigUInt64LE(0), 123456789012345n);
@@ -174,6 +178,31 @@ test("conntrack key and value", () => {
   assert.equal(ctValueCodec.encode(upstream)[37], CT_F_TCP_STRICT | CT_F_COUNTED | CT_F_PROXY_UPSTREAM, "PAL_CT_F_PROXY_UPSTREAM = bit 3 of ct_flags");
   assert.deepEqual(ctValueCodec.decode(ctValueCodec.encode(upstream)), upstream);
   assert.deepEqual(ctValueCodec.encode(older), valueBytes, "a value without the proxy bits encodes them clear");
+  const swapped = { ...value, origSwapped: true };
+  assert.equal(ctValueCodec.encode(swapped)[37], CT_F_ORIG_SWAPPED, "PAL_CT_F_ORIG_SWAPPED = bit 4 of ct_flags");
+  assert.deepEqual(ctValueCodec.decode(ctValueCodec.encode(swapped)), swapped);
+});
+
+test("conntrack keys: canonical order as the kernel's, and the flow's first packet from key and value", () => {
+  const key = { family: 4 as const, saddr: "10.0.0.1", daddr: "10.0.0.2", sport: 40000, dport: 80, protocol: 6, direction: 1 as const, endpointId: 5 };
+  const reversed = { ...key, saddr: key.daddr, daddr: key.saddr, sport: key.dport, dport: key.sport, direction: 0 as const };
+  const canonical = (k: CtKey) => isCanonicalCtKey(ctKeyCodec.encode(k));
+  // Host-order words on a little-endian host: 10.0.0.1 is 0x0100000a, 10.0.0.2 is 0x0200000a.
+  assert.equal(canonical(key), true);
+  assert.equal(canonical(reversed), false, "one of the two orientations only");
+  // The first word decides before the ports do: 10.0.0.1 < 9.0.0.2 as host-order words (0x0100000a < 0x02000009).
+  assert.equal(canonical({ ...key, daddr: "9.0.0.2" }), true);
+  const sameAddress = { ...key, daddr: key.saddr };
+  assert.equal(canonical(sameAddress), true, "same address: the ports decide, read in host order (40000 as 0x409c, below 80 as 0x5000)");
+  assert.equal(canonical({ ...sameAddress, sport: 80, dport: 40000 }), false);
+  assert.equal(canonical({ ...sameAddress, sport: 80, dport: 80 }), true, "equal ends are in order");
+  const v6 = { ...key, family: 6 as const, saddr: "fd00::2", daddr: "fd00::1:1" };
+  assert.equal(canonical(v6), false, "the last word decides, read in host order (0x02000000 against 0x01000100), not byte by byte");
+  const encoded = Buffer.concat([Buffer.alloc(3), ctKeyCodec.encode(reversed)]);
+  assert.equal(isCanonicalCtKey(encoded, 3), false, "at an offset");
+  const value = { expiresNs: 1n, revision: 1, ruleId: 0, remoteIdentity: 2, tcpFlags: 0, tcpStrict: false, counted: false };
+  assert.deepEqual(ctFlow(key, value), key, "the key itself unless swapped");
+  assert.deepEqual(ctFlow(key, { ...value, origSwapped: true }), reversed, "reversed, at the opposite direction");
 });
 
 test("proxy config: ifindex, port big-endian, the receiving device's MAC; refuses a bad MAC or port", () => {

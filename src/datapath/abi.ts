@@ -81,9 +81,13 @@ export const CT_F_COUNTED = 1 << 1;
 export const CT_F_PROXIED = 1 << 2;
 /** Conntrack flow bit: opened by the proxy, never steered (PAL_CT_F_PROXY_UPSTREAM), decoded as {@link CtValue.proxyUpstream}. */
 export const CT_F_PROXY_UPSTREAM = 1 << 3;
+/** Conntrack flow bit: the key is the first packet's tuple reversed (PAL_CT_F_ORIG_SWAPPED), decoded as {@link CtValue.origSwapped}. */
+export const CT_F_ORIG_SWAPPED = 1 << 4;
 
 /** Config flags (PAL_CFG_*): emit an event per allowed new flow. */
 export const CFG_EVENTS_ALLOWED = 1 << 0;
+/** Config flag PAL_CFG_CT_LEGACY_KEYS: `pal_ct` may hold keys not in canonical order (see {@link isCanonicalCtKey}), which a missed lookup then tries too. */
+export const CFG_CT_LEGACY_KEYS = 1 << 1;
 
 /** Event kinds (PAL_EVENT_*) by name. */
 export const EVENT_KINDS = { allowed: 1, denied: 2, audit: 3 } as const;
@@ -381,7 +385,11 @@ export const policyValueCodec: Codec<PolicyValue> = codec(
 
 // ---- conntrack ----
 
-/** A conntrack key: the tuple of a flow's first packet at one endpoint hook. Ports in host numbers. */
+/**
+ * A conntrack key: the canonical form of the tuple of a flow's first packet with its hook direction
+ * (reversed, at the opposite direction, when its source end orders above its destination end; see
+ * {@link isCanonicalCtKey} and {@link ctFlow}), at one endpoint. Ports in host numbers.
+ */
 export interface CtKey {
   family: IpFamily;
   saddr: string;
@@ -413,6 +421,37 @@ export interface CtValue {
   proxied?: boolean;
   /** PAL_CT_F_PROXY_UPSTREAM: the proxy opened the flow; its replies go back to the proxy; absent = false. */
   proxyUpstream?: boolean;
+  /** PAL_CT_F_ORIG_SWAPPED: the key is the first packet's tuple reversed (see {@link ctFlow}); absent = false. */
+  origSwapped?: boolean;
+}
+
+/**
+ * The tuple and hook direction of a flow's first packet: its key, reversed when the value says so.
+ *
+ * @example
+ * ```ts
+ * const { saddr } = ctFlow(key, value); // the flow's source, whichever end the key puts first
+ * ```
+ */
+export function ctFlow(key: CtKey, value: CtValue): CtKey {
+  if (value.origSwapped !== true) return key;
+  return { ...key, saddr: key.daddr, daddr: key.saddr, sport: key.dport, dport: key.sport, direction: (1 - key.direction) as Direction };
+}
+
+/**
+ * Whether an encoded conntrack key (at `offset`) is in canonical order, as the kernel writes every key
+ * since 2026-12-07: (saddr, sport) at or below (daddr, dport), the addresses compared as four 32-bit
+ * words, then the ports, each as a host-order integer (pal_ct_tuple_above). Older agents' programs keyed
+ * entries by the first packet's tuple whatever its order.
+ */
+export function isCanonicalCtKey(encoded: Buffer, offset = 0): boolean {
+  for (let word = 0; word < 16; word += 4) {
+    const s = readU32(encoded, offset + ctKey.at.saddr + word);
+    const d = readU32(encoded, offset + ctKey.at.daddr + word);
+    if (s !== d) return s < d;
+  }
+  const port = (at: number): number => (HOST_LE ? encoded.readUInt16LE(offset + at) : encoded.readUInt16BE(offset + at));
+  return port(ctKey.at.sport_be) <= port(ctKey.at.dport_be);
 }
 
 /** The PAL_CT_F_* byte of a conntrack value. */
@@ -421,7 +460,8 @@ function ctFlagsOf(value: CtValue): number {
     (value.tcpStrict ? CT_F_TCP_STRICT : 0) |
     (value.counted ? CT_F_COUNTED : 0) |
     (value.proxied === true ? CT_F_PROXIED : 0) |
-    (value.proxyUpstream === true ? CT_F_PROXY_UPSTREAM : 0)
+    (value.proxyUpstream === true ? CT_F_PROXY_UPSTREAM : 0) |
+    (value.origSwapped === true ? CT_F_ORIG_SWAPPED : 0)
   );
 }
 
@@ -499,6 +539,7 @@ export const ctValueCodec: Codec<CtValue> = codec(
       counted: (flags & CT_F_COUNTED) !== 0,
       proxied: (flags & CT_F_PROXIED) !== 0,
       proxyUpstream: (flags & CT_F_PROXY_UPSTREAM) !== 0,
+      origSwapped: (flags & CT_F_ORIG_SWAPPED) !== 0,
     };
   },
 );

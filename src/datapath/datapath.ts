@@ -14,8 +14,10 @@ import { join } from "node:path";
 import { repositoryRoot } from "../repository-root.ts";
 import {
   AbiMismatchError,
+  CFG_CT_LEGACY_KEYS,
   checkLayout,
   configCodec,
+  ctFlow,
   ctKeyCodec,
   ctValueCodec,
   decodeFlowEvent,
@@ -26,6 +28,7 @@ import {
   fragValueCodec,
   ipcacheKeyCodec,
   ipcacheValueCodec,
+  isCanonicalCtKey,
   isExactPolicyKey,
   isHostIpcacheKey,
   MAP_NAMES,
@@ -148,8 +151,11 @@ export interface DatapathTestRun {
 
 /** A conntrack entry, decoded. */
 export interface ConntrackEntry {
+  /** The key as the map holds it (canonical order: see `isCanonicalCtKey`). */
   key: CtKey;
   value: CtValue;
+  /** The flow's first packet's tuple and hook direction (`ctFlow`). */
+  flow: CtKey;
 }
 
 /** An open flow event stream. */
@@ -355,7 +361,8 @@ export class Datapath {
    * re-adopting maps already pinned there (an agent restart keeps every
    * entry), checks the map layouts and the verdict reasons against the ABI
    * (the codecs and `REASONS`), writes the default config if none is set,
-   * pins the programs (for {@linkcode attachPinnedPrograms}), and removes
+   * collects expired conntrack entries (and so flags keys an older agent's
+   * programs wrote: {@link gcConntrack}), pins the programs (for {@linkcode attachPinnedPrograms}), and removes
    * pinned links of interfaces that no longer exist.
    *
    * @example
@@ -406,6 +413,7 @@ export class Datapath {
       checkReasons(object);
       const datapath = new Datapath(pinRoot, objectPath, object);
       datapath.#initConfig();
+      datapath.gcConntrack();
       datapath.#pinPrograms();
       datapath.#pruneStaleLinks();
       return datapath;
@@ -846,15 +854,32 @@ export class Datapath {
 
   /** Every conntrack entry, decoded. */
   conntrackEntries(): ConntrackEntry[] {
-    return this.maps.conntrack.entries().map(([key, value]) => ({ key, value }));
+    return this.maps.conntrack.entries().map(([key, value]) => ({ key, value, flow: ctFlow(key, value) }));
   }
 
   /**
    * Deletes conntrack entries whose deadline has passed (`nowNs`, default the
-   * monotonic clock bpf_ktime_get_ns() uses) and returns how many.
+   * monotonic clock bpf_ktime_get_ns() uses) and returns how many. Sets
+   * PAL_CFG_CT_LEGACY_KEYS while a live entry's key is out of canonical order
+   * (one an older agent's programs wrote, keyed by the first packet's tuple),
+   * and clears it once none is left, so that the programs look such keys up
+   * only while there are any. Older programs that stay attached keep writing
+   * them: the flag stays set until their interfaces are gone.
    */
   gcConntrack(nowNs: bigint = monotonicNowNs()): number {
-    return this.maps.conntrack.remove(this.maps.conntrack.entries().flatMap(([key, value]) => (value.expiresNs < nowNs ? [key] : [])));
+    const contents = this.maps.conntrack.read();
+    const expired: Buffer[] = [];
+    let legacy = false;
+    for (let i = 0; i < contents.count; i++) {
+      const { key } = contents.encoded(i);
+      if (contents.value(i).expiresNs < nowNs) expired.push(key);
+      else legacy ||= !isCanonicalCtKey(key);
+    }
+    const deleted = this.maps.conntrack.deleteEncoded(expired);
+    const config = this.readConfig();
+    const flags = legacy ? config.flags | CFG_CT_LEGACY_KEYS : config.flags & ~CFG_CT_LEGACY_KEYS;
+    if (flags !== config.flags) this.#writeConfig({ ...config, flags });
+    return deleted;
   }
 
   /**

@@ -14,7 +14,7 @@
  * @module
  */
 import { PROTOCOL_NUMBERS } from "../policy/desired-state.ts";
-import type { CtKey, CtValue, TcpSourceKey, TcpSourceValue } from "./abi.ts";
+import { ctFlow, type CtKey, type CtValue, type TcpSourceKey, type TcpSourceValue } from "./abi.ts";
 
 /** The writes that make `pal_tcp_sources` agree with conntrack. */
 export interface TcpSourceCorrection {
@@ -56,7 +56,7 @@ export function recountTcpSources(
   const counts = new Map<string, { key: TcpSourceKey; conns: bigint }>();
   for (const { key, value } of conntrack) {
     if (!value.counted || key.protocol !== PROTOCOL_NUMBERS.TCP || value.expiresNs < nowNs) continue;
-    const source: TcpSourceKey = { ruleId: value.ruleId, family: key.family, saddr: key.saddr };
+    const source: TcpSourceKey = { ruleId: value.ruleId, family: key.family, saddr: ctFlow(key, value).saddr };
     const text = tcpSourceKeyString(source);
     const known = counts.get(text);
     if (known) known.conns++;

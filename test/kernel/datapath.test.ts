@@ -12,7 +12,7 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } 
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { CFG_EVENTS_ALLOWED, CT_SEEN_REPLY, type FlowEvent } from "../../src/datapath/abi.ts";
+import { CFG_CT_LEGACY_KEYS, CFG_EVENTS_ALLOWED, CT_SEEN_REPLY, CT_SEEN_SYN, type CtKey, type FlowEvent } from "../../src/datapath/abi.ts";
 import { AbiEnumMismatchError, reasonAllows, REASONS, type ReasonName } from "../../src/datapath/reasons.ts";
 import { attachPinnedPrograms, Datapath, type ProgramName } from "../../src/datapath/datapath.ts";
 import { listenTransparent } from "../../src/datapath/transparent-socket.ts";
@@ -707,7 +707,7 @@ describe("datapath on the real kernel", () => {
     fromB({ dst: A.v4, protocol: "TCP", sport: 80, dport: sport, tcpFlags: ["syn", "ack"] }, "reply", "SYN-ACK b to a");
     intoB({ src: A.v4, protocol: "TCP", sport, dport: 80, tcpFlags: ["ack"] }, "established", "ACK a to b");
     fromB({ dst: A.v4, protocol: "TCP", sport: 80, dport: freshPort(), tcpFlags: ["syn", "ack"] }, "default-deny", "SYN-ACK of no flow");
-    const entry = datapath.conntrackEntries().find((e) => e.key.sport === sport);
+    const entry = datapath.conntrackEntries().find((e) => e.flow.sport === sport);
     assert.ok(entry, "the flow is tracked");
     assert.deepEqual(entry.key, { family: 4, saddr: A.v4, daddr: B.v4, sport, dport: 80, protocol: TCP, direction: DIRECTION_INGRESS, endpointId: ENDPOINT_B.endpointId });
     assert.ok((entry.value.tcpFlags & CT_SEEN_REPLY) !== 0, "the reply was seen");
@@ -715,10 +715,34 @@ describe("datapath on the real kernel", () => {
     assert.equal(entry.value.ruleId, RULE.aToB80);
   });
 
+  test("upgrade: an entry an older agent keyed by its first packet out of canonical order is found while the collection flags such keys, and the flag goes with it", () => {
+    // c (10.0.0.3) opened a connection to b:8080 before the upgrade: keyed by that SYN's tuple, source above destination, no swapped bit.
+    const sport = freshPort();
+    const legacy: CtKey = { family: 4, saddr: C.v4, daddr: B.v4, sport, dport: 8080, protocol: TCP, direction: DIRECTION_INGRESS, endpointId: ENDPOINT_B.endpointId };
+    const value = { expiresNs: process.hrtime.bigint() + 3600n * SECOND_NS, revision: datapath.readConfig().revision, ruleId: RULE.cRange8080, remoteIdentity: C.identity, tcpFlags: CT_SEEN_SYN, tcpStrict: false, counted: false };
+    const legacyFlag = () => (datapath.readConfig().flags & CFG_CT_LEGACY_KEYS) !== 0;
+    datapath.maps.conntrack.update(legacy, value);
+    assert.equal(legacyFlag(), false, "nothing flagged such keys yet");
+    // Unflagged, the programs look up the canonical key only: the flow's packets meet policy as new flows.
+    fromB({ dst: C.v4, protocol: "TCP", sport: 8080, dport: sport, tcpFlags: ["syn", "ack"] }, "policy-allow", "SYN-ACK b to c, the older entry not looked for");
+    for (const entry of datapath.conntrackEntries().filter((e) => e.flow.sport === 8080 && e.flow.dport === sport)) datapath.maps.conntrack.delete(entry.key);
+    datapath.gcConntrack();
+    assert.equal(legacyFlag(), true, "the collection flags the out-of-order key it finds");
+    fromB({ dst: C.v4, protocol: "TCP", sport: 8080, dport: sport, tcpFlags: ["syn", "ack"] }, "reply", "SYN-ACK b to c");
+    intoB({ src: C.v4, protocol: "TCP", sport, dport: 8080, tcpFlags: ["ack"] }, "established", "ACK c to b");
+    intoB({ src: C.v4, protocol: "TCP", sport: freshPort(), dport: 9999, tcpFlags: ["ack"] }, "default-deny", "c to b on an untracked tuple");
+    const entries = datapath.conntrackEntries().filter((e) => e.flow.saddr === C.v4 && e.flow.sport === sport);
+    assert.deepEqual(entries.map((e) => e.key), [legacy], "the older entry served the flow, and no second entry was made");
+    assert.ok((entries[0]?.value.tcpFlags ?? 0) & CT_SEEN_REPLY, "the reply was recorded on it");
+    datapath.maps.conntrack.update(legacy, { ...value, expiresNs: 1n });
+    datapath.gcConntrack();
+    assert.equal(legacyFlag(), false, "the collection that removes the last such key clears the flag");
+  });
+
   test("tcp.strict: a pure SYN opens a strict flow; any other first packet is dropped tcp-invalid and leaves no entry", async () => {
     const syn = freshPort();
     intoB({ src: A.v4, protocol: "TCP", sport: syn, dport: 7000 }, "policy-allow", "SYN a to b:7000");
-    const tracked = datapath.conntrackEntries().find((e) => e.key.sport === syn);
+    const tracked = datapath.conntrackEntries().find((e) => e.flow.sport === syn);
     assert.ok(tracked, "the SYN's flow is tracked");
     assert.equal(tracked.value.tcpStrict, true, "and marked strict");
     assert.equal(tracked.value.ruleId, RULE.aStrict7000);
@@ -741,7 +765,7 @@ describe("datapath on the real kernel", () => {
       intoB({ src: what.startsWith("IPv6") ? A.v6 : A.v4, protocol: "TCP", sport, dport: 7000, tcpFlags }, "tcp-invalid", `${what} first packet a to b:7000`);
     }
     const entries = datapath.conntrackEntries();
-    for (const sport of sports) assert.equal(entries.some((e) => e.key.sport === sport), false, `no entry for sport ${sport}`);
+    for (const sport of sports) assert.equal(entries.some((e) => e.flow.sport === sport), false, `no entry for sport ${sport}`);
     const event = await waitForEvent((e) => e.kind === "denied" && e.sport === sports[0], "tcp-invalid denied");
     assert.equal(event.reason, "tcp-invalid");
     assert.equal(event.reasonCode, REASONS["tcp-invalid"]);
@@ -750,7 +774,7 @@ describe("datapath on the real kernel", () => {
     // The same first packets without tcp.strict open a flow, as after an agent restart.
     const loose = freshPort();
     intoB({ src: A.v4, protocol: "TCP", sport: loose, dport: 80, tcpFlags: ["ack"] }, "policy-allow", "ACK-only first packet a to b:80, not strict");
-    assert.equal(datapath.conntrackEntries().find((e) => e.key.sport === loose)?.value.tcpStrict, false);
+    assert.equal(datapath.conntrackEntries().find((e) => e.flow.sport === loose)?.value.tcpStrict, false);
     intoB({ src: A.v4, protocol: "TCP", sport: freshPort(), dport: 80, tcpFlags: [] }, "policy-allow", "no-flags first packet a to b:80, not strict");
   });
 
@@ -778,7 +802,7 @@ describe("datapath on the real kernel", () => {
     // A closing strict flow is not restarted by an invalid SYN: only a pure SYN starts over.
     forward(["syn", "fin"], "tcp-invalid", "SYN+FIN on the closing flow");
     reply(["rst"], "reply", "RST alone is valid");
-    const entry = datapath.conntrackEntries().find((e) => e.key.sport === sport);
+    const entry = datapath.conntrackEntries().find((e) => e.flow.sport === sport);
     assert.ok(entry, "the flow is still tracked");
     assert.equal(entry.value.tcpStrict, true);
     assert.ok(entry.value.expiresNs <= process.hrtime.bigint() + 10n * SECOND_NS, "closing: the FINs shortened its deadline to the closing timeout");
@@ -799,7 +823,7 @@ describe("datapath on the real kernel", () => {
 
   test("conntrack: a packet moves the deadline only by more than a second, a new state always", async () => {
     const sport = freshPort();
-    const deadline = () => datapath.conntrackEntries().find((e) => e.key.sport === sport)?.value.expiresNs ?? 0n;
+    const deadline = () => datapath.conntrackEntries().find((e) => e.flow.sport === sport)?.value.expiresNs ?? 0n;
     const opened = process.hrtime.bigint();
     intoB({ src: A.v4, protocol: "TCP", sport, dport: 80 }, "policy-allow", "SYN a to b:80");
     const first = deadline();
@@ -823,7 +847,7 @@ describe("datapath on the real kernel", () => {
       return sport;
     };
     const union = first(C.v4, 7001, "policy-allow", "c to b:7001: c's entry strict, any-peer entry not");
-    const entry = datapath.conntrackEntries().find((e) => e.key.sport === union);
+    const entry = datapath.conntrackEntries().find((e) => e.flow.sport === union);
     assert.equal(entry?.value.tcpStrict, false, "the union is not strict");
     assert.equal(entry?.value.ruleId, RULE.cStrict7001);
     first(WORLD_IP, 7001, "policy-allow", "world to b:7001: only the loose any-peer entry");
@@ -856,7 +880,7 @@ describe("datapath on the real kernel", () => {
       const audit = await waitForEvent((e) => e.kind === "audit" && e.sport === ack, "audit");
       assert.equal(audit.reason, "tcp-invalid");
       assert.equal(audit.ruleId, RULE.cAuditStrict7003Audit);
-      assert.equal(datapath.conntrackEntries().find((e) => e.key.sport === ack)?.value.tcpStrict, false, "the enforced allow is not strict");
+      assert.equal(datapath.conntrackEntries().find((e) => e.flow.sport === ack)?.value.tcpStrict, false, "the enforced allow is not strict");
       // Events arrive in order: the SYN's would have come before the ACK's.
       assert.equal(events.some((e) => e.kind === "audit" && e.sport === syn), false, "no audit event for the SYN");
       assert.ok(events.some((e) => e.kind === "allowed" && e.sport === syn && e.ruleId === RULE.cAuditStrict7003));
@@ -869,7 +893,7 @@ describe("datapath on the real kernel", () => {
     const sport = freshPort();
     intoB({ src: A.v4, protocol: "TCP", sport, dport: 7000 }, "policy-allow", "SYN under the strict rule");
     fromB({ dst: A.v4, protocol: "TCP", sport: 7000, dport: sport, tcpFlags: ["syn", "ack"] }, "reply", "SYN-ACK");
-    const strictness = () => datapath.conntrackEntries().find((e) => e.key.sport === sport)?.value.tcpStrict;
+    const strictness = () => datapath.conntrackEntries().find((e) => e.flow.sport === sport)?.value.tcpStrict;
     try {
       datapath.apply({ ...emptyDiff(), policyUpserts: [withFlags(STRICT_A_TO_B_7000, 0)] }, ifindexOf);
       intoB({ src: A.v4, protocol: "TCP", sport, dport: 7000, tcpFlags: ["ack"] }, "established", "ACK after the rule lost tcp.strict");
@@ -885,7 +909,7 @@ describe("datapath on the real kernel", () => {
   /** The connection count and bucket of a source under a rule, as pal_tcp_sources holds them. */
   const source = (ruleId: number, saddr: string) => datapath.maps.tcpSources.lookup({ ruleId, family: saddr.includes(":") ? 6 : 4, saddr });
   const connsOf = (ruleId: number, saddr: string): bigint | undefined => source(ruleId, saddr)?.conns;
-  const flowOf = (sport: number) => datapath.conntrackEntries().find((e) => e.key.sport === sport);
+  const flowOf = (sport: number) => datapath.conntrackEntries().find((e) => e.flow.sport === sport);
 
   test("tcp limits: the SYN over maxConnectionsPerSource is dropped as tcp-limit while another source still opens", async () => {
     const [one, two] = ["198.51.100.10", "198.51.100.11"];
@@ -1134,7 +1158,7 @@ describe("datapath on the real kernel", () => {
       const redirected = (tcpFlags: PacketSpec["tcpFlags"], what: string) =>
         expectVerdict("to-pod", ifB, buildPacket({ src: C.v4, dst: B.v4, protocol: "TCP", sport, dport: 7300, tcpFlags }), "to-proxy", what, TC_ACT_REDIRECT);
       redirected(undefined, "SYN of an HTTP flow");
-      const tracked = datapath.conntrackEntries().find((e) => e.key.sport === sport);
+      const tracked = datapath.conntrackEntries().find((e) => e.flow.sport === sport);
       assert.equal(tracked?.value.proxied, true, "tracked as proxied");
       redirected(["ack"], "later packet of the proxied flow");
       intoB({ src: C.v6, protocol: "TCP", sport: freshPort(), dport: 7300 }, "proxy-unavailable", "IPv6: no IPv6 listener");
@@ -1164,7 +1188,7 @@ describe("datapath on the real kernel", () => {
     intoB({ src: A.v4, protocol: "TCP", sport, dport: 80, tcpFlags: ["ack"] }, "revoked", "ACK after the change");
     const event = await waitForEvent((e) => e.reason === "revoked" && e.sport === sport, "revoked");
     assert.equal(event.kind, "denied");
-    assert.equal(datapath.conntrackEntries().some((e) => e.key.sport === sport), false, "the entry is gone");
+    assert.equal(datapath.conntrackEntries().some((e) => e.flow.sport === sport), false, "the entry is gone");
     fromB({ dst: A.v4, protocol: "TCP", sport: 80, dport: sport, tcpFlags: ["ack"] }, "default-deny", "reply after the change");
     intoB({ src: A.v4, protocol: "TCP", sport: freshPort(), dport: 80 }, "default-deny", "new SYN after the change");
     // A flow the new policy still allows survives the revision bump.
@@ -1186,7 +1210,7 @@ describe("datapath on the real kernel", () => {
       assert.equal(datapath.gcConntrack(), 0, "nothing expired yet");
       await new Promise((resolve) => setTimeout(resolve, 1200));
       assert.equal(datapath.gcConntrack(), 1);
-      const left = datapath.conntrackEntries().map((e) => e.key.sport);
+      const left = datapath.conntrackEntries().map((e) => e.flow.sport);
       assert.deepEqual(left, [longLived]);
       const entry = datapath.conntrackEntries()[0];
       assert.ok(entry);

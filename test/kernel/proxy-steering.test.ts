@@ -288,9 +288,9 @@ describe("steering to the node's transparent proxy, real traffic", () => {
       assertProxied(exchange(A, B, PORT.egressHttp, { v6 }), LINES, `a to b egress-steered, IPv${v6 ? 6 : 4}`);
     }
     assert.ok(delta(before, "to-proxy") > 0n, "steered packets counted as to-proxy");
-    const flows = datapath.conntrackEntries().filter((e) => e.key.dport === PORT.egressHttp);
-    assert.ok(flows.some((e) => e.key.direction === DIRECTION_EGRESS && e.value.proxied === true), "a's flow is proxied");
-    assert.ok(flows.some((e) => e.key.direction === DIRECTION_INGRESS && e.value.proxyUpstream === true), "b sees the proxy's upstream flow");
+    const flows = datapath.conntrackEntries().filter((e) => e.flow.dport === PORT.egressHttp);
+    assert.ok(flows.some((e) => e.flow.direction === DIRECTION_EGRESS && e.value.proxied === true), "a's flow is proxied");
+    assert.ok(flows.some((e) => e.flow.direction === DIRECTION_INGRESS && e.value.proxyUpstream === true), "b sees the proxy's upstream flow");
   });
 
   test("b's ingress HTTP rule: a's connection from the same node, and r's from behind the uplink, go through the proxy", () => {
@@ -303,7 +303,7 @@ describe("steering to the node's transparent proxy, real traffic", () => {
   test("HTTP rules on both sides: one pass through the proxy", () => {
     for (const v6 of [false, true]) assertProxied(exchange(A, B, PORT.bothHttp, { v6 }), LINES, `a to b both steered, IPv${v6 ? 6 : 4}`);
     assert.ok(
-      datapath.conntrackEntries().some((e) => e.key.dport === PORT.bothHttp && e.key.direction === DIRECTION_INGRESS && e.value.proxyUpstream === true),
+      datapath.conntrackEntries().some((e) => e.flow.dport === PORT.bothHttp && e.flow.direction === DIRECTION_INGRESS && e.value.proxyUpstream === true),
       "the proxy's upstream leg is not steered again at b",
     );
   });
@@ -333,7 +333,7 @@ describe("steering to the node's transparent proxy, real traffic", () => {
     assert.ok(upstream.length > 0, "the earlier tests opened upstream legs");
     // A late packet of the proxy's accepted socket (server address to client) marked upstream would send
     // a later direct connection on the client's reused tuple to the proxy's TIME_WAIT sockets.
-    assert.deepEqual(upstream.filter((e) => !serverPorts.has(e.key.dport)).map((e) => e.key), []);
+    assert.deepEqual(upstream.filter((e) => !serverPorts.has(e.flow.dport)).map((e) => e.key), []);
   });
 
   test("a client port taken again right after the proxy closed first (its accepted socket in TIME_WAIT) connects through the proxy, at either hook, IPv4 and IPv6", async () => {
@@ -392,7 +392,7 @@ describe("steering to the node's transparent proxy, real traffic", () => {
       holder.stdin!.write("two\n");
       await eventually("the next packet is dropped as revoked", () => delta(before, "revoked") > 0n, { timeoutMs: 10_000 });
       assert.equal(
-        datapath.conntrackEntries().some((e) => e.key.dport === PORT.revoked && e.key.direction === DIRECTION_INGRESS && e.value.proxied !== true),
+        datapath.conntrackEntries().some((e) => e.flow.dport === PORT.revoked && e.flow.direction === DIRECTION_INGRESS && e.value.proxied !== true),
         false,
         "the plain flow's entry at b is gone",
       );
