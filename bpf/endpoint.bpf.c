@@ -132,6 +132,7 @@ static __always_inline bool pal_track(struct __sk_buff *skb, const struct pal_en
 {
 	bool opening = pal_tcp_is_open(pkt->tuple.protocol, pkt->tcp_flags);
 	bool invalid = pkt->tuple.protocol == IPPROTO_TCP && pal_tcp_flags_invalid(pkt->tcp_flags);
+	bool from_proxy = pal_from_proxy(skb);
 	struct pal_ct_key *key = &pkt->tuple;
 	__u8 reason = PAL_REASON_ESTABLISHED;
 	struct pal_ct_value *entry;
@@ -141,9 +142,16 @@ static __always_inline bool pal_track(struct __sk_buff *skb, const struct pal_en
 	entry = pal_ct_lookup(key, now);
 	/* A new connection on the tuple of a closing one starts over, so
 	 * that policy sees it; a SYN+FIN or SYN+RST on a strict flow opens
-	 * nothing and is dropped below instead. */
+	 * nothing and is dropped below instead. The proxy's SYN on a proxied
+	 * entry opens no new connection: it is the upstream leg of that one,
+	 * on the same tuple at the same hook (steering at the server's hook),
+	 * after a client that closed its side before the proxy connected
+	 * (a request and its FIN at once). Started over, the entry would be
+	 * the upstream leg's and send the client's last ACK to the server,
+	 * leaving the proxy's socket in LAST-ACK. */
 	if (entry && opening && (entry->tcp_flags & (PAL_CT_SEEN_FIN | PAL_CT_SEEN_RST)) &&
-	    !(invalid && (entry->ct_flags & PAL_CT_F_TCP_STRICT))) {
+	    !(invalid && (entry->ct_flags & PAL_CT_F_TCP_STRICT)) &&
+	    !(from_proxy && (entry->ct_flags & PAL_CT_F_PROXIED))) {
 		pal_tcp_release(key, entry);
 		bpf_map_delete_elem(&PAL_MAP_CT, key);
 		entry = NULL;
@@ -198,7 +206,7 @@ static __always_inline bool pal_track(struct __sk_buff *skb, const struct pal_en
 		return true;
 	}
 	pal_verdict_set(v, false, reason, entry->rule_id, entry->remote_identity);
-	v->steer = pal_ct_steers(entry->ct_flags, reason == PAL_REASON_REPLY, pal_from_proxy(skb));
+	v->steer = pal_ct_steers(entry->ct_flags, reason == PAL_REASON_REPLY, from_proxy);
 	bits = key->protocol == IPPROTO_TCP
 		       ? pal_ct_tcp_bits(pkt->tcp_flags, reason == PAL_REASON_REPLY)
 		       : 0;
