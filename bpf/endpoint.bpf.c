@@ -167,9 +167,16 @@ __noinline int pal_track(struct __sk_buff *skb, const struct pal_endpoint_value 
 	reply = entry && pal_ct_is_reply(entry, swapped);
 	/* A new connection on the tuple of a closing one starts over, so
 	 * that policy sees it; a SYN+FIN or SYN+RST on a strict flow opens
-	 * nothing and is dropped below instead. */
+	 * nothing and is dropped below instead. The proxy's SYN on a proxied
+	 * entry opens no new connection: it is the upstream leg of that one,
+	 * on the same tuple at the same hook (steering at the server's hook),
+	 * after a client that closed its side before the proxy connected
+	 * (a request and its FIN at once). Started over, the entry would be
+	 * the upstream leg's and send the client's last ACK to the server,
+	 * leaving the proxy's socket in LAST-ACK. */
 	if (entry && opening && !reply && (entry->tcp_flags & (PAL_CT_SEEN_FIN | PAL_CT_SEEN_RST)) &&
-	    !(invalid && (entry->ct_flags & PAL_CT_F_TCP_STRICT))) {
+	    !(invalid && (entry->ct_flags & PAL_CT_F_TCP_STRICT)) &&
+	    !(pal_from_proxy(skb) && (entry->ct_flags & PAL_CT_F_PROXIED))) {
 		pal_tcp_release(key, entry);
 		bpf_map_delete_elem(&PAL_MAP_CT, key);
 		entry = NULL;

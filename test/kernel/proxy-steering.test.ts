@@ -12,9 +12,10 @@
  * proxy greeted the client, and the reason counters.
  */
 import assert from "node:assert/strict";
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { statSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
+import { promisify } from "node:util";
 import { Datapath, type ReasonName } from "../../src/datapath/index.ts";
 import { DEFAULT_PROXY_PORT } from "../../src/datapath/transparent-socket.ts";
 import {
@@ -343,6 +344,37 @@ describe("steering to the node's transparent proxy, real traffic", () => {
   test("a client port taken again from the client's own TIME_WAIT (tcp_tw_reuse), the proxy's upstream leg in TIME_WAIT on the same tuple, connects through the proxy", async () => {
     run("ip", ["netns", "exec", A.netns, "sysctl", "-qw", "net.ipv4.tcp_tw_reuse=1", "net.ipv4.tcp_tw_reuse_delay=1"]);
     await connectTwiceFromOnePort("client", 42000);
+  });
+
+  test("a client that sends its request and its FIN before the proxy connects upstream gets its answer, and the proxy's last FIN is acknowledged (no socket left in LAST-ACK), at either hook, IPv4 and IPv6", async () => {
+    for (const port of [PORT.ingressHttp, PORT.egressHttp]) {
+      for (const v6 of [false, true]) {
+        const what = `port ${port}, IPv${v6 ? 6 : 4}`;
+        const [client, server] = v6 ? [A.v6, B.v6] : [A.v4, B.v4];
+        // Stopped, the proxy accepts nothing, so the request and the FIN reach the node before the proxy's
+        // upstream SYN, as they do at an HTTP proxy that connects once it has read a request.
+        proxy?.kill("SIGSTOP");
+        const exchanged = promisify(execFile)("nsenter", [`--net=/var/run/netns/${A.netns}`, node, LINE_PEER_PATH, "request", server, String(port), "half", "one"], {
+          encoding: "utf8",
+          timeout: 15_000,
+        });
+        try {
+          await eventually(`${what}: the client's FIN reached the socket the proxy has yet to accept`, () => nodeSockets("close-wait").some((line) => line.startsWith(`${ssEndpoint(server, port)} `)), {
+            timeoutMs: 5_000,
+          });
+        } finally {
+          proxy?.kill("SIGCONT");
+        }
+        const result = parseExchange((await exchanged).stdout);
+        assert.deepEqual(result.replies, ["proxied", `one from ${client} ${result.local.port}`], `${what}: answered through the proxy`);
+        // The proxy closed its client leg second: the client's ACK of that FIN ends it (no TIME_WAIT).
+        const clientLeg = `${ssEndpoint(server, port)} ${ssEndpoint(client, result.local.port)}`;
+        await eventually(`${what}: the proxy's client leg is closed, not left in LAST-ACK`, () => !nodeSockets("all").includes(clientLeg), {
+          timeoutMs: 3_000,
+          context: () => nodeSockets("all").join("\n"),
+        });
+      }
+    }
   });
 
   test("the node's sk_lookup link is pinned on the node's namespace and kept when the datapath is set up again (an agent restart)", () => {

@@ -6,7 +6,9 @@
  * connection event (`open`, `end`, `reset`). `node line-peer.js request
  * HOST PORT fin|rst LINE...` connects, prints `{"local": ...}`, sends the
  * lines one at a time and prints every line it gets back, then closes with
- * a FIN or an RST and prints `{"closed": ...}`; it exits 2 when it cannot
+ * a FIN or an RST and prints `{"closed": ...}`; with `half` instead it sends
+ * every line and its FIN at once (a client that half-closes after its
+ * request) and reads until the peer closes. It exits 2 when it cannot
  * connect within 3 s. `node line-peer.js hold HOST PORT` connects, prints
  * `{"local": ...}`, sends each line of its stdin and prints the replies.
  *
@@ -89,12 +91,13 @@ function request(host: string, port: number, close: string, lines: string[]): vo
   socket.on("connect", () => {
     clearTimeout(timer);
     print({ local: { address: socket.localAddress, port: socket.localPort } });
-    next();
+    if (close === "half") socket.end(pending.splice(0).map((line) => `${line}\n`).join(""));
+    else next();
   });
   linesOf(socket).on("line", (line) => {
     print({ reply: line });
     // The proxy's greeting is no answer to a request.
-    if (!line.startsWith("proxied")) next();
+    if (!line.startsWith("proxied") && close !== "half") next();
   });
   socket.on("error", (error: NodeJS.ErrnoException) => {
     if (close === "rst" && pending.length === 0 && error.code === "ERR_SOCKET_CLOSED") return;
@@ -120,5 +123,5 @@ if (import.meta.main) {
   if (mode === "serve") serve(args.map(Number));
   else if (mode === "hold") hold(args[0] ?? "", Number(args[1]));
   else if (mode === "request") request(args[0] ?? "", Number(args[1]), args[2] ?? "fin", args.slice(3));
-  else throw new Error(`Unknown mode "${mode}": serve PORT... | request HOST PORT fin|rst LINE... | hold HOST PORT`);
+  else throw new Error(`Unknown mode "${mode}": serve PORT... | request HOST PORT fin|rst|half LINE... | hold HOST PORT`);
 }

@@ -6,7 +6,8 @@
  * the upstream connection with {@linkcode connectTransparent} from the
  * client's own address and port to the original destination, greets the
  * client with `proxied` (so a test knows the proxy was in the path) and
- * pipes bytes both ways, passing a FIN or an RST on. One JSON line per
+ * pipes bytes both ways, passing a FIN or an RST on (a client's FIN
+ * half-closes: the answer still comes back). One JSON line per
  * event on stdout: `ready`, `accepted`, `upstream` (connected or failed).
  *
  * @module
@@ -59,6 +60,6 @@ async function proxy(client: Socket): Promise<void> {
 if (import.meta.main) {
   const port = Number(process.argv[2] ?? "15001");
   const servers = [4, 6] as const;
-  await Promise.all(servers.map((family) => listenTransparent(createServer((client) => void proxy(client)), { family, port })));
+  await Promise.all(servers.map((family) => listenTransparent(createServer({ allowHalfOpen: true }, (client) => void proxy(client)), { family, port })));
   print({ ready: port });
 }
