@@ -26,20 +26,23 @@ static __always_inline __u8 pal_dir_opposite(__u8 dir)
 	return dir == PAL_DIR_INGRESS ? PAL_DIR_EGRESS : PAL_DIR_INGRESS;
 }
 
-/* Writes into rev the key under which a packet travelling the other way
- * would find key: addresses and ports swapped, direction dir. */
-static __always_inline void pal_ct_reverse(const struct pal_ct_key *key,
-					   struct pal_ct_key *rev, __u8 dir)
+/* Reverses key in place: addresses and ports swapped, direction flipped. */
+static __always_inline void pal_ct_reverse_in_place(struct pal_ct_key *key)
 {
-	__builtin_memcpy(rev->saddr, key->daddr, sizeof(rev->saddr));
-	__builtin_memcpy(rev->daddr, key->saddr, sizeof(rev->daddr));
-	rev->sport_be = key->dport_be;
-	rev->dport_be = key->sport_be;
-	rev->protocol = key->protocol;
-	rev->family = key->family;
-	rev->direction = dir;
-	rev->pad = 0;
-	rev->endpoint_id = key->endpoint_id;
+	__u32 *s = (__u32 *)key->saddr;
+	__u32 *d = (__u32 *)key->daddr;
+	__be16 sport_be = key->sport_be;
+	__u32 word;
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		word = s[i];
+		s[i] = d[i];
+		d[i] = word;
+	}
+	key->sport_be = key->dport_be;
+	key->dport_be = sport_be;
+	key->direction = pal_dir_opposite(key->direction);
 }
 
 /* Whether the tuple's source end orders above its destination end: the
@@ -69,10 +72,9 @@ static __always_inline __u8 pal_ct_canonical(const struct pal_ct_key *t, struct 
 {
 	__u8 swapped = pal_ct_tuple_above(t);
 
+	__builtin_memcpy(key, t, sizeof(*key));
 	if (swapped)
-		pal_ct_reverse(t, key, pal_dir_opposite(t->direction));
-	else
-		__builtin_memcpy(key, t, sizeof(*key));
+		pal_ct_reverse_in_place(key);
 	return swapped;
 }
 
@@ -211,25 +213,6 @@ static __always_inline struct pal_ct_value *pal_ct_lookup(const struct pal_ct_ke
 		return NULL;
 	}
 	return entry;
-}
-
-/* Reverses key in place: addresses and ports swapped, direction flipped. */
-static __always_inline void pal_ct_reverse_in_place(struct pal_ct_key *key)
-{
-	__u32 *s = (__u32 *)key->saddr;
-	__u32 *d = (__u32 *)key->daddr;
-	__be16 sport_be = key->sport_be;
-	__u32 word;
-	int i;
-
-	for (i = 0; i < 4; i++) {
-		word = s[i];
-		s[i] = d[i];
-		d[i] = word;
-	}
-	key->sport_be = key->dport_be;
-	key->dport_be = sport_be;
-	key->direction = pal_dir_opposite(key->direction);
 }
 
 /* Finds the live entry of the flow whose canonical key is key (swapped as
