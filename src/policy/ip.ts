@@ -242,10 +242,14 @@ export function isIpv4MappedPrefix(cidr: Cidr): boolean {
   return cidr.family === 6 && cidr.prefixLen >= 96 && cidr.network >> 32n === 0xffffn;
 }
 
-function formatV4(value: bigint): string {
-  // One conversion to a number: a bigint shift per octet allocates, and every prefix is formatted at least once.
+/** An IPv4 address's four octets, from one conversion to a number: a bigint shift per octet allocates, and every prefix is formatted at least once. */
+function v4Octets(value: bigint): number[] {
   const v = Number(value);
-  return [v >>> 24, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff].join(".");
+  return [v >>> 24, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff];
+}
+
+function formatV4(value: bigint): string {
+  return v4Octets(value).join(".");
 }
 
 function formatV6(value: bigint): string {
@@ -304,10 +308,7 @@ export function formatCidr(cidr: Cidr): string {
  * ```
  */
 export function ipToBytes(address: IpAddress): Uint8Array {
-  if (address.family === 4) {
-    const v = Number(address.value);
-    return Uint8Array.of(v >>> 24, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff);
-  }
+  if (address.family === 4) return Uint8Array.from(v4Octets(address.value));
   const length = addressBits(address.family) / 8;
   const bytes = new Uint8Array(length);
   for (let i = 0; i < length; i++) bytes[i] = Number((address.value >> BigInt(8 * (length - 1 - i))) & 0xffn);
