@@ -75,6 +75,8 @@ interface ChangeSample {
   toMaps: number;
   toReport: number;
   nodeLocal: number;
+  /** The node-local time by commit stage (wait, sync, compile, write), ms. */
+  stages: Record<string, number>;
   /** API writes by resource during the change, the benchmark's own included. */
   writes?: Map<string, number>;
   ownWrites?: number;
@@ -154,20 +156,24 @@ async function main({ layout, client }: { layout: DevLayout; client: KubeClient 
   const metrics = await scrapeMetrics(metricsUrl);
 
   const samples = new Map<ChangeKind, ChangeSample[]>(KINDS.map((k) => [k, []]));
-  const stageSum = async () => {
+  const nodeLocalStages = COMMIT_STAGES.filter((s) => s !== "report");
+  const stageSums = async () => {
     const m = await scrapeMetrics(metricsUrl);
-    return COMMIT_STAGES.filter((s) => s !== "report").reduce((sum, stage) => sum + 1000 * (m.get(`palisade_commit_stage_seconds_sum{stage="${stage}"}`) ?? NaN), 0);
+    return new Map(nodeLocalStages.map((stage) => [stage, 1000 * (m.get(`palisade_commit_stage_seconds_sum{stage="${stage}"}`) ?? NaN)]));
   };
   /** Times one change: `write` makes it and returns what the report must show for it. */
   const timeChange = async (kind: ChangeKind, index: number, ownWrites: number, write: () => Promise<(r: NodeReport) => boolean>) => {
     const counted = index < COUNTED_CHANGES;
     const writesBefore = counted ? apiWrites(kubectl, layout.adminKubeconfig) : undefined;
-    const stagesBefore = await stageSum();
+    const stagesBefore = await stageSums();
     const startedWall = performance.timeOrigin + performance.now();
     const started = performance.now();
     const shows = await write();
     const { report, seenAt } = await within(`the agent's report of a change (${kind})`, reports.until(node, shows));
-    const sample: ChangeSample = { toMaps: Date.parse(report.appliedAt) - startedWall, toReport: seenAt - started, nodeLocal: (await stageSum()) - stagesBefore };
+    const stagesAfter = await stageSums();
+    const stages = Object.fromEntries(nodeLocalStages.map((stage) => [stage, (stagesAfter.get(stage) ?? NaN) - (stagesBefore.get(stage) ?? NaN)]));
+    const nodeLocal = Object.values(stages).reduce((sum, ms) => sum + ms, 0);
+    const sample: ChangeSample = { toMaps: Date.parse(report.appliedAt) - startedWall, toReport: seenAt - started, nodeLocal, stages };
     if (writesBefore) {
       sample.writes = difference(apiWrites(kubectl, layout.adminKubeconfig), writesBefore);
       sample.ownWrites = ownWrites;
@@ -184,6 +190,11 @@ async function main({ layout, client }: { layout: DevLayout; client: KubeClient 
     const q = (pick: (c: ChangeSample) => number, p: number) => ms(quantile(s.map(pick), p));
     const writes = s.filter((c) => c.writes).map((c) => [...(c.writes ?? new Map<string, number>()).values()].reduce((a, b) => a + b, -(c.ownWrites ?? 0)));
     return [kind, String(s.length), q((c) => c.toMaps, 0.5), q((c) => c.toMaps, 0.99), q((c) => c.toReport, 0.5), q((c) => c.toReport, 0.99), q((c) => c.nodeLocal, 0.5), q((c) => c.nodeLocal, 0.99), writes.length ? median(writes).toFixed(1) : ""];
+  });
+  // The node-local time split by stage, so a p99 shows which part of the agent it came from.
+  const byStage = KINDS.map((kind) => {
+    const s = samples.get(kind) ?? [];
+    return [kind, ...nodeLocalStages.flatMap((stage) => [ms(median(s.map((c) => c.stages[stage] ?? NaN))), ms(Math.max(...s.map((c) => c.stages[stage] ?? NaN)))])];
   });
   const byResource = KINDS.map((kind) => {
     const counted = (samples.get(kind) ?? []).filter((c) => c.writes);
@@ -217,6 +228,10 @@ async function main({ layout, client }: { layout: DevLayout; client: KubeClient 
       `Single changes (ms; target: enforced node-locally ≤ 20 ms p99; API writes by the cluster: median of the first ${COUNTED_CHANGES}, the benchmark's own write taken off):`,
       "",
       formatTable(["change", "n", "to maps p50", "to maps p99", "to report p50", "to report p99", "node-local p50", "node-local p99", "API writes"], rows),
+      "",
+      "Node-local time by commit stage (ms, median / largest of the samples):",
+      "",
+      formatTable(["change", ...nodeLocalStages.flatMap((stage) => [`${stage} p50`, `${stage} max`])], byStage),
       "",
       "| change | API writes by resource, the benchmark's own included (median per change) |",
       "|---|---|",
