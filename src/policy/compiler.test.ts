@@ -32,7 +32,7 @@ import type { DesiredState, EndpointState, IpcacheEntry, PolicyEntry, StateDiff 
 import { LocalIdentityAllocator } from "./identity.ts";
 import { IpParseError, parseCidr } from "./ip.ts";
 import type { IdentityAllocator } from "./identity.ts";
-import { explainPacket } from "./lookup.ts";
+import { explainPacket, lookupVerdict } from "./lookup.ts";
 import { evaluate } from "./reference-evaluator.ts";
 import type { HttpFindings } from "./reference-evaluator.ts";
 import { PolicyError } from "./validate.ts";
@@ -759,9 +759,10 @@ class ReusingAllocator implements IdentityAllocator {
  * compileWorld of the current world, the diffs rebuild it in kernel-like maps (see {@link DiffModel}),
  * endpoint ids are stable and identity references exact. Returns the entries changed in place.
  */
-function runCommands(commands: Command[]): number {
+function runCommands(commands: Command[], nodeName?: string): number {
+  const node = nodeName === undefined ? {} : { nodeName };
   const allocator = new ReusingAllocator();
-  const compiler = new PolicyCompiler({ identities: allocator });
+  const compiler = new PolicyCompiler({ identities: allocator, ...node });
   const model = new WorldModel();
   const maps = new DiffModel();
   const endpointIds = new Map<string, number>();
@@ -774,7 +775,7 @@ function runCommands(commands: Command[]): number {
     const state = compiler.state();
     maps.assertEquals(state);
     assertNarrowReads(compiler, state);
-    assert.deepEqual(canonicalState(state), canonicalState(compileWorld(model.world()).state));
+    assert.deepEqual(canonicalState(state), canonicalState(compileWorld(model.world(), node).state));
     for (const [key, ep] of state.endpoints) {
       assert.equal(endpointIds.get(key) ?? ep.endpointId, ep.endpointId, `endpoint id of ${key} changed`);
       endpointIds.set(key, ep.endpointId);
@@ -798,28 +799,43 @@ describe("incremental compilation", () => {
     );
   });
 
+  // An allow with a port range, a Deny, an HTTP rule and egress named ports, all reaching most identities.
+  const broad: AnyPolicy[] = [
+    netpol("x/from-all", { podSelector: {}, ingress: [{ from: [{ namespaceSelector: {} }], ports: [{ port: 80 }, { port: 8000, endPort: 8100 }] }] }),
+    ebpf("y/deny", { selector: {}, ingress: [{ action: "Deny", from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "x" } } }], ports: [{ port: 8080 }] }] }),
+    ebpf("z/http", {
+      selector: {},
+      ingress: [{ from: [{ namespaceSelector: {} }], ports: [{ port: 9000 }], http: [{ method: "GET" }] }],
+      egress: [{ to: [{ namespaceSelector: {} }], ports: [{ port: "http" }] }],
+    }),
+  ];
+  /** The broad policies, then pod and namespace churn. */
+  const churnArb = fc
+    .array(worldArb(5, 1), { minLength: 2, maxLength: 3 })
+    .chain((pool) => fc.array(commandArb(pool).filter((command) => command.op !== "upsertPolicy" && command.op !== "deletePolicy"), { minLength: 1, maxLength: 40 }))
+    .map((commands): Command[] => [...broad.map((policy) => ({ op: "upsertPolicy" as const, policy })), { op: "commit" as const }, ...commands]);
+
   test("under pod and namespace churn with peers admitting most identities, slots change in place and every commit stays right", () => {
-    // An allow with a port range, a Deny, an HTTP rule and egress named ports, all reaching most identities.
-    const broad: AnyPolicy[] = [
-      netpol("x/from-all", { podSelector: {}, ingress: [{ from: [{ namespaceSelector: {} }], ports: [{ port: 80 }, { port: 8000, endPort: 8100 }] }] }),
-      ebpf("y/deny", { selector: {}, ingress: [{ action: "Deny", from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "x" } } }], ports: [{ port: 8080 }] }] }),
-      ebpf("z/http", {
-        selector: {},
-        ingress: [{ from: [{ namespaceSelector: {} }], ports: [{ port: 9000 }], http: [{ method: "GET" }] }],
-        egress: [{ to: [{ namespaceSelector: {} }], ports: [{ port: "http" }] }],
-      }),
-    ];
-    const churn = fc.array(worldArb(5, 1), { minLength: 2, maxLength: 3 }).chain((pool) =>
-      fc.array(commandArb(pool).filter((command) => command.op !== "upsertPolicy" && command.op !== "deletePolicy"), { minLength: 1, maxLength: 40 }),
-    );
     let inPlace = 0;
     fc.assert(
-      fc.property(churn, (commands) => {
-        inPlace += runCommands([...broad.map((policy) => ({ op: "upsertPolicy" as const, policy })), { op: "commit" as const }, ...commands]);
+      fc.property(churnArb, (commands) => {
+        inPlace += runCommands(commands);
       }),
       { numRuns: 100 },
     );
     assert.ok(inPlace > 0, "the commands changed slots in place");
+  });
+
+  test("the same churn on a node, where only local pods are endpoints: every commit equals compileWorld of the current world", () => {
+    // Pods alternate between two nodes by name, so a namespace holds local and remote pods.
+    const onNodes = (command: Command): Command =>
+      command.op === "upsertPod" ? { ...command, pod: { ...command.pod, nodeName: command.pod.name.charCodeAt(0) % 2 === 0 ? "n1" : "n2" } } : command;
+    fc.assert(
+      fc.property(churnArb, (commands) => {
+        runCommands(commands.map(onNodes), "n1");
+      }),
+      { numRuns: 100 },
+    );
   });
 
   test("a commit recomputes only what the mutation touched", () => {
@@ -846,6 +862,48 @@ describe("incremental compilation", () => {
     );
     assert.deepEqual(diff.policyRemovals, []);
     assert.deepEqual(diff.ipcacheUpserts.map((e) => ipcacheKeyString(e.key)), ["10.0.1.99/32"]);
+  });
+
+  describe("a namespace relabelled, on a node", () => {
+    // Local endpoints in y: y/l admits pods of prod namespaces, y/m only pods of y. x's pods are remote.
+    const local = (p: PodInfo): PodInfo => ({ ...p, nodeName: "n1" });
+    const remote = (p: PodInfo): PodInfo => ({ ...p, nodeName: "n2" });
+    const w = world({
+      namespaces: [ns("x", { env: "dev" }), ns("y", { env: "prod" })],
+      pods: [remote(pod("x/a", ["10.0.0.1"], { app: "a" })), remote(pod("x/b", ["10.0.0.2"], { app: "b" })), local(pod("y/l", ["10.0.1.1"], { app: "l" })), local(pod("y/m", ["10.0.1.2"], { app: "m" }))],
+      policies: [
+        netpol("y/from-prod", { podSelector: { matchLabels: { app: "l" } }, ingress: [{ from: [{ namespaceSelector: { matchLabels: { env: "prod" } } }] }] }),
+        netpol("y/from-y", { podSelector: { matchLabels: { app: "m" } }, ingress: [{ from: [{ podSelector: {} }] }] }),
+      ],
+    });
+    const allowed = (state: DesiredState, endpoint: string, remoteIp: string) =>
+      lookupVerdict(state, { endpoint, direction: DIRECTION_INGRESS, remoteIp, protocol: "TCP", port: 80 }).allowed;
+
+    test("into a label a local endpoint's peer selects: that endpoint's slot gains x's new identities, and the state equals compileWorld", () => {
+      const { compiler } = compileWorld(w, { nodeName: "n1" });
+      assert.equal(allowed(compiler.state(), "y/l", "10.0.0.1"), false);
+      const relabelled = { ...w, namespaces: new Map([...w.namespaces, ["x", ns("x", { env: "prod" })]]) };
+      compiler.upsertNamespace(ns("x", { env: "prod" }));
+      const diff = compiler.commit();
+      const state = compiler.state();
+      assert.deepEqual(canonicalState(state), canonicalState(compileWorld(relabelled, { nodeName: "n1" }).state));
+      assert.equal(allowed(state, "y/l", "10.0.0.1"), true);
+      assert.equal(allowed(state, "y/m", "10.0.0.1"), false);
+      // x's pods were dirty (new identities); of the local endpoints only y/l, whose rule targets them now.
+      assert.deepEqual(compiler.lastCommitStats, { policies: 0, ipcacheKeys: 2, identitiesAdded: 2, identitiesRemoved: 2, endpoints: 3 });
+      const lSlot = compiler.endpointOf("y/l")?.slot;
+      assert.ok(diff.policyUpserts.length > 0 && diff.policyUpserts.every((entry) => entry.key.slot === lSlot));
+    });
+
+    test("in a label no local endpoint's peer reads: no local endpoint is recomputed, no policy entry written", () => {
+      const { compiler } = compileWorld(w, { nodeName: "n1" });
+      compiler.upsertNamespace(ns("x", { env: "staging" }));
+      const diff = compiler.commit();
+      // x's identities were renumbered (namespace labels are part of them): only x's remote pods were dirty.
+      assert.deepEqual(compiler.lastCommitStats, { policies: 0, ipcacheKeys: 2, identitiesAdded: 2, identitiesRemoved: 2, endpoints: 2 });
+      assert.deepEqual([diff.policyUpserts, diff.policyRemovals, diff.endpointUpserts], [[], [], []]);
+      assert.equal(diff.ipcacheUpserts.length, 2);
+    });
   });
 });
 

@@ -49,6 +49,7 @@ import { RuleTable } from "./rule-table.ts";
 import type { CompiledPolicy } from "./rule-table.ts";
 import { hasGroup, SlotContentBuilder, TemplateNames } from "./slot-content.ts";
 import type { SlotContent } from "./slot-content.ts";
+import { indexAdd, indexDelete } from "./set-index.ts";
 import { SlotTable } from "./slot-table.ts";
 import type { NamespaceInfo, PodInfo, World } from "./world.ts";
 
@@ -86,6 +87,7 @@ export interface CommitStats {
 
 interface EndpointRecord {
   state: EndpointState;
+  namespace: string;
   /** The content key of its slot, to release it when the endpoint changes or goes. */
   contentKey: string;
 }
@@ -93,6 +95,7 @@ interface EndpointRecord {
 /** A local endpoint a commit recomputes, and its new content. */
 interface PlannedEndpoint {
   key: string;
+  pod: PodInfo;
   applying: CompiledPolicy[];
   content: SlotContent;
   old: EndpointRecord | undefined;
@@ -158,6 +161,8 @@ export class PolicyCompiler {
 
   // Endpoints as of the last commit.
   readonly #endpoints = new Map<string, EndpointRecord>();
+  /** The keys of {@link PolicyCompiler.#endpoints} by namespace: the pods whose policies' rules a commit follows. */
+  readonly #endpointsByNamespace = new Map<string, Set<string>>();
   readonly #podByEndpointId = new Map<number, string>();
   #nextEndpointId = 1;
   #stats: CommitStats = IDLE;
@@ -255,7 +260,7 @@ export class PolicyCompiler {
     this.#dirtyPolicies.clear();
     // Endpoints dirty only from here on keep their pod, policies and rules: only their rules' targets change.
     const changed = new Set(dirtyEndpoints);
-    this.#rules.matchIdentities(addresses.added, addresses.removed, dirtyEndpoints, (pod) => this.#endpoints.has(pod));
+    this.#rules.matchIdentities(addresses.added, addresses.removed, dirtyEndpoints, this.#endpointsByNamespace);
     this.#commitTcpLimits(diff);
     this.#commitEndpoints(dirtyEndpoints, changed, addresses, diff);
     this.#stats = {
@@ -403,6 +408,7 @@ export class PolicyCompiler {
       if (!pod || (this.#nodeName !== undefined && pod.nodeName !== this.#nodeName)) {
         if (!old) continue;
         this.#endpoints.delete(key);
+        indexDelete(this.#endpointsByNamespace, old.namespace, key);
         this.#podByEndpointId.delete(old.state.endpointId);
         diff.endpointRemovals.push(key);
         this.#slots.release(old.contentKey);
@@ -411,10 +417,10 @@ export class PolicyCompiler {
       const applying = this.#rules.applyingTo(key, pod.namespace);
       const content =
         old && !changed.has(key) ? contents.patched(this.#slots.content(old.contentKey), applying, pod, touched, added) : contents.contentOf(applying, pod);
-      planned.push({ key, applying, content, old });
+      planned.push({ key, pod, applying, content, old });
     }
     const reshaped = this.#reshapeSlots(planned, contents, mutable, diff);
-    for (const { key, applying, content, old } of planned) {
+    for (const { key, pod, applying, content, old } of planned) {
       const slot = this.#slots.acquire(content, diff.policyUpserts);
       if (old) this.#slots.release(reshaped.get(old.contentKey) ?? old.contentKey);
       const isolation = isolationFlags(applying);
@@ -424,7 +430,8 @@ export class PolicyCompiler {
         slot,
         flags: isolation | anyPeerFlags(isolation, content),
       };
-      this.#endpoints.set(key, { state, contentKey: content.key });
+      this.#endpoints.set(key, { state, namespace: pod.namespace, contentKey: content.key });
+      indexAdd(this.#endpointsByNamespace, pod.namespace, key);
       this.#podByEndpointId.set(state.endpointId, key);
       if (old && sameEndpointState(old.state, state)) continue;
       diff.endpointUpserts.push([key, state]);

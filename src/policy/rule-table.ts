@@ -66,7 +66,7 @@ function ruleRefKey(policy: NormalizedPolicy, rule: NormalizedRule): string {
  * const table = new RuleTable();
  * const touched = new Set<string>();
  * table.set(policy.key, policy, (namespace) => ipcache.podsOf(namespace), (key) => ipcache.pod(key), touched);
- * table.matchIdentities(committed.added, committed.removed, touched); // committed = ipcache.commit()
+ * table.matchIdentities(committed.added, committed.removed, touched, endpointsByNamespace); // committed = ipcache.commit()
  * table.applyingTo("shop/api", "shop"); // [the compiled policy], when its selector selects shop/api
  * ```
  */
@@ -141,9 +141,12 @@ export class RuleTable {
    * came (`added`) and went (`removed`) since the last call, and matches the
    * rules compiled since then. Adds the pods of policies whose earlier rules'
    * targets changed to `touched` (those of newly compiled ones are there already),
-   * those `tracked` accepts: a node's compiler follows only its endpoints.
+   * those `tracked` lists (pod keys by namespace): a node's compiler follows only
+   * its endpoints, so a new identity that thousands of policies' rules target
+   * costs a look at the few of them in namespaces holding endpoints, not at every
+   * pod they select.
    */
-  matchIdentities(added: readonly Identity[], removed: readonly number[], touched: Set<string>, tracked: (pod: string) => boolean): void {
+  matchIdentities(added: readonly Identity[], removed: readonly number[], touched: Set<string>, tracked: ReadonlyMap<string, ReadonlySet<string>>): void {
     const changed = new Set<CompiledRule>();
     for (const id of removed) this.#peers.removeIdentity(id, changed);
     for (const identity of added) this.#peers.addIdentity(identity, changed);
@@ -152,8 +155,13 @@ export class RuleTable {
       if (this.#policies.get(compiled.policy.key) === compiled) for (const rule of compiled.rules) this.#peers.addRule(rule);
     }
     this.#unmatched.clear();
-    const policies = new Set([...changed].map((rule) => rule.policyKey));
-    for (const key of policies) for (const pod of this.#policies.get(key)?.selected ?? []) if (tracked(pod)) touched.add(pod);
+    const policies = new Set<string>();
+    for (const rule of changed) if (tracked.has(rule.namespace)) policies.add(rule.policyKey);
+    for (const key of policies) {
+      const compiled = this.#policies.get(key);
+      if (!compiled) continue;
+      for (const pod of tracked.get(compiled.policy.namespace) ?? []) if (compiled.selected.has(pod)) touched.add(pod);
+    }
   }
 
   /** The policies applying to pod `key` of `namespace`, in key order. */

@@ -22,3 +22,16 @@ export function indexAdd<K, V>(index: Map<K, Set<V>>, key: K, value: V): void {
   }
   set.add(value);
 }
+
+/**
+ * Unfiles `value` from `key`, dropping the key's set with its last value.
+ *
+ * @example
+ * ```ts
+ * indexDelete(podsByNamespace, "shop", "shop/api"); // Map {}
+ * ```
+ */
+export function indexDelete<K, V>(index: Map<K, Set<V>>, key: K, value: V): void {
+  const set = index.get(key);
+  if (set?.delete(value) && set.size === 0) index.delete(key);
+}
