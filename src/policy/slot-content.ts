@@ -401,6 +401,8 @@ export class SlotContentBuilder {
     };
     for (const compiled of applying) {
       for (const rule of compiled.rules) {
+        // Patching: a rule targeting none of the identities patched adds no group (nor its items, built per rule).
+        if (only && !only.some((id) => rule.identities.has(id))) continue;
         const { ports, peers } = rule.rule;
         if (rule.rule.direction === "Ingress") {
           // The destination is this pod: named ports resolve here, once.
