@@ -33,6 +33,7 @@ import {
   emptyDiff,
   FIRST_ALLOCATED_IDENTITY,
   IDENTITY_ANY,
+  kernelIdentity,
   policyKeyString,
   sameEndpointState,
   sameTcpLimits,
@@ -395,7 +396,7 @@ export class PolicyCompiler {
     const touched = new Set([...added, ...removed]);
     const newIds = new Set(added);
     // A number both gone and new means two identities: not in place; nor the reserved ones.
-    const mutable = (id: number): boolean => id >= FIRST_ALLOCATED_IDENTITY && newIds.has(id) !== removed.has(id);
+    const mutable = (id: number): boolean => kernelIdentity(id) >= FIRST_ALLOCATED_IDENTITY && newIds.has(id) !== removed.has(id);
     const planned: PlannedEndpoint[] = [];
     for (const key of [...dirty].sort()) {
       const pod = this.#ipcache.pod(key);
