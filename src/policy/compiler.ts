@@ -345,7 +345,7 @@ export class PolicyCompiler {
    * ```
    */
   httpView(): HttpView {
-    const policy = [...this.#slots.httpSlotEntries()];
+    const policy = this.#slots.httpSlotEntries();
     const rules: [number, RuleRef][] = [];
     for (const id of ruleIdsOf(policy)) {
       const ref = this.#rules.rule(id);

@@ -468,9 +468,9 @@ function groupTextLength(group: ContentGroup): number {
 
 /**
  * The index of the first of `items` (in group order: by direction, then identity) not before the group
- * of `direction` and `identity`; `groupOf` reads an item's group (a content's group, or a slot's entry's key).
+ * of `direction` and `identity`; `groupOf` reads an item's group.
  */
-export function groupBound<T>(items: readonly T[], groupOf: (item: T) => GroupKey, direction: number, identity: number): number {
+function groupBound<T>(items: readonly T[], groupOf: (item: T) => GroupKey, direction: number, identity: number): number {
   let lo = 0;
   let hi = items.length;
   while (lo < hi) {
