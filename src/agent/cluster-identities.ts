@@ -12,7 +12,7 @@
  *
  * Keys derived from addresses alone (a policy's CIDRs, the node's
  * addresses) are numbered by this node on its own, from
- * {@link FIRST_NODE_LOCAL_IDENTITY} up, as is a key whose object the API
+ * {@link FIRST_NODE_LOCAL_IDENTITY} up ({@linkcode nodeLocalIdentities}), as is a key whose object the API
  * cannot hold (a pod with more labels than a PalisadeIdentity takes: see
  * `identityObjectProblem`): they are never pending, and the first costs no
  * API object per CIDR; only the number means nothing on other nodes.
@@ -22,9 +22,11 @@
 import { identityObjectProblem } from "../crd/identity-rules.ts";
 import type { Cache } from "../k8s/cache.ts";
 import type { PalisadeIdentity } from "../policy/api-types.ts";
-import type { IdentityAllocator, LocalIdentityAllocator } from "../policy/identity.ts";
+import { FIRST_NODE_LOCAL_IDENTITY, identityInMemory, kernelIdentity } from "../policy/desired-state.ts";
+import { LocalIdentityAllocator } from "../policy/identity.ts";
+import type { IdentityAllocator, LocalIdentityOptions } from "../policy/identity.ts";
 import { isAddressDerivedKey } from "../policy/identity-key.ts";
-import { FIRST_NODE_LOCAL_IDENTITY, IDENTITY_KEY_INDEX, identityObject, lowestIdentityNumber } from "../policy/identity-object.ts";
+import { IDENTITY_KEY_INDEX, identityObject, lowestIdentityNumber } from "../policy/identity-object.ts";
 
 /** A reference bookkeeping bug of the caller: releasing what it does not hold. */
 export class ClusterIdentityReleaseError extends Error {
@@ -37,8 +39,7 @@ export class ClusterIdentityReleaseError extends Error {
  *
  * @example
  * ```ts
- * const nodeLocal = new LocalIdentityAllocator({ first: FIRST_NODE_LOCAL_IDENTITY });
- * const identities = new ClusterIdentityAllocator(informer.cache, nodeLocal, (keys) => compiler.identitiesChanged(keys));
+ * const identities = new ClusterIdentityAllocator(informer.cache, nodeLocalIdentities(), (keys) => compiler.identitiesChanged(keys));
  * new PolicyCompiler({ identities, nodeName });
  * ```
  */
@@ -54,7 +55,7 @@ export class ClusterIdentityAllocator implements IdentityAllocator {
 
   /**
    * @param table The informer cache of PalisadeIdentity objects, with {@link IDENTITY_KEY_INDEX}.
-   * @param nodeLocal Numbers this node gives on its own, from {@link FIRST_NODE_LOCAL_IDENTITY} up.
+   * @param nodeLocal Numbers this node gives on its own ({@linkcode nodeLocalIdentities}).
    * @param onAvailable Called with keys that were waiting for a number this allocator just released.
    */
   constructor(table: Cache<PalisadeIdentity>, nodeLocal: LocalIdentityAllocator, onAvailable: (keys: string[]) => void) {
@@ -96,7 +97,7 @@ export class ClusterIdentityAllocator implements IdentityAllocator {
    * @throws {ClusterIdentityReleaseError} when `key` holds no reference to `id`.
    */
   release(key: string, id: number): void {
-    if (id >= FIRST_NODE_LOCAL_IDENTITY) {
+    if (kernelIdentity(id) >= FIRST_NODE_LOCAL_IDENTITY) {
       this.#nodeLocal.release(key);
       return;
     }
@@ -135,6 +136,20 @@ export class ClusterIdentityAllocator implements IdentityAllocator {
   #tableNumber(key: string): number | undefined {
     return lowestIdentityNumber(this.#table.byIndex(IDENTITY_KEY_INDEX, key));
   }
+}
+
+/**
+ * The allocator of this node's own numbers, {@link FIRST_NODE_LOCAL_IDENTITY}
+ * to 2^32 - 1, handed out in their in-memory form (`identityInMemory`: small
+ * integers, not a heap number each); `inUse` as {@link LocalIdentityOptions}.
+ *
+ * @example
+ * ```ts
+ * nodeLocalIdentities().allocate('["cidr","10.0.0.0/8"]'); // -268435456, written to the kernel as 0xf0000000
+ * ```
+ */
+export function nodeLocalIdentities(inUse?: LocalIdentityOptions["inUse"]): LocalIdentityAllocator {
+  return new LocalIdentityAllocator({ first: identityInMemory(FIRST_NODE_LOCAL_IDENTITY), last: identityInMemory(0xffff_ffff), ...(inUse === undefined ? {} : { inUse }) });
 }
 
 /** Whether each node numbers `key` on its own: it is derived from addresses alone, or no PalisadeIdentity can hold it. */

@@ -11,7 +11,7 @@
  */
 import { isDeepStrictEqual } from "node:util";
 import type { KubernetesObject } from "@kubernetes/client-node";
-import { identityInformer, namespaceFields, podFields, policyFields } from "../api-objects/index.ts";
+import { identityFields, identityInformer, namespaceFields, podFields, policyFields } from "../api-objects/index.ts";
 import type { Cache } from "../k8s/cache.ts";
 import { objectKey } from "../k8s/cache.ts";
 import type { KubeClient } from "../k8s/client.ts";
@@ -93,7 +93,7 @@ export class ClusterWatch implements WatchedObjects {
   constructor(options: ClusterWatchOptions) {
     const informer = (kind: WatchedKind) => new Informer<KubernetesObject>({ client: options.client, logger: options.logger, ...WATCHED[kind] });
     this.#informers = { Namespace: informer("Namespace"), Pod: informer("Pod"), NetworkPolicy: informer("NetworkPolicy"), EBPFNetworkPolicy: informer("EBPFNetworkPolicy") };
-    this.#identityInformer = options.identities ? identityInformer(options.client, options.logger) : undefined;
+    this.#identityInformer = options.identities ? identityInformer(options.client, options.logger, identityFields) : undefined;
     this.identityTable = this.#identityInformer?.cache;
   }
 

@@ -5,7 +5,7 @@ import type { Cache } from "../k8s/cache.ts";
 import { jsonLogger, LOG_LEVELS } from "../k8s/logger.ts";
 import type { NodeReport } from "../k8s/node-report.ts";
 import type { PalisadeIdentity } from "../policy/api-types.ts";
-import { FIRST_NODE_LOCAL_IDENTITY } from "../policy/identity-object.ts";
+import { FIRST_NODE_LOCAL_IDENTITY, kernelIdentity } from "../policy/desired-state.ts";
 import { MemoryDatapath } from "../../test/lib/memory-datapath.ts";
 import { MemoryObjects, namespace, networkPolicy, pod } from "../../test/lib/memory-objects.ts";
 import { admits, clientsIn, identityTable, NODE, numberKeys, onlyAllowed, PODS, policyEntriesUnder, worldOptions, worldPod } from "../../test/lib/agent-world.ts";
@@ -169,7 +169,9 @@ describe("Reconciler", () => {
     first.reconciler.syncIdentities();
     await first.commit();
     assert.deepEqual(first.reconciler.compiled.pendingIdentityKeys(), []);
-    const numbers = (h: Harness) => Object.fromEntries(["192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"].map((cidr) => [cidr, h.datapath.ipcache.get(cidr)?.value.identity]));
+    // The kernel's numbers of the entries written (held in memory as offsets).
+    const kernel = (id: number | undefined) => (id === undefined ? undefined : kernelIdentity(id));
+    const numbers = (h: Harness) => Object.fromEntries(["192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"].map((cidr) => [cidr, kernel(h.datapath.ipcache.get(cidr)?.value.identity)]));
     const before = numbers(first);
     assert.deepEqual(before, { "192.0.2.0/24": FIRST_NODE_LOCAL_IDENTITY, "198.51.100.0/24": FIRST_NODE_LOCAL_IDENTITY + 1, "203.0.113.0/24": undefined });
     assert.equal(table.size, 3, "objects for the three pods' keys only");

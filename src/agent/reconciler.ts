@@ -48,10 +48,10 @@ import { HostIpsByPod } from "../policy/host-ips.ts";
 import { PodAddressClaims, creationTime } from "../policy/pod-address-claims.ts";
 import { LocalIdentityAllocator } from "../policy/identity.ts";
 import { cidrIdentityKey } from "../policy/identity-key.ts";
-import { FIRST_NODE_LOCAL_IDENTITY, MAX_IDENTITY } from "../policy/identity-object.ts";
+import { MAX_IDENTITY } from "../policy/identity-object.ts";
 import type { PolicyError } from "../policy/validate.ts";
 import type { AgentDatapath } from "./agent-datapath.ts";
-import { ClusterIdentityAllocator } from "./cluster-identities.ts";
+import { ClusterIdentityAllocator, nodeLocalIdentities } from "./cluster-identities.ts";
 import type { WatchedKind, WatchedObjects } from "./cluster-watch.ts";
 import { EnforcementReport } from "./enforcement-report.ts";
 import type { ReportFailureReason, ReportWriter } from "./enforcement-report.ts";
@@ -156,8 +156,7 @@ export class Reconciler {
     // restart neither lets a number mean two keys nor rewrites every CIDR.
     const pinned = options.datapath.readIpcache().map(({ cidr, identity }) => ({ id: identity, key: cidrIdentityKey(cidr) }));
     if (options.identityTable !== undefined) {
-      const nodeLocal = new LocalIdentityAllocator({ first: FIRST_NODE_LOCAL_IDENTITY, inUse: pinned });
-      this.#identities = new ClusterIdentityAllocator(options.identityTable, nodeLocal, (keys) => this.identityObjectsChanged(keys));
+      this.#identities = new ClusterIdentityAllocator(options.identityTable, nodeLocalIdentities(pinned), (keys) => this.identityObjectsChanged(keys));
     }
     this.#compiler = new PolicyCompiler({ nodeName: options.nodeName, identities: this.#identities ?? new LocalIdentityAllocator({ last: MAX_IDENTITY, inUse: pinned }) });
     this.#attachments = new PodAttachments(options.datapath, (pod) => this.#endpointOf(pod), options.logger);

@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { objectKey } from "../k8s/cache.ts";
+import { Cache, objectKey } from "../k8s/cache.ts";
 import { creationTime } from "../policy/pod-address-claims.ts";
-import { namespaceFields, podFields, policyFields } from "./cached-fields.ts";
+import { identityKey, podIdentity } from "../policy/identity-key.ts";
+import { IDENTITY_KEY_INDEX, identityKeyIndex, identityObject, lowestIdentityNumber } from "../policy/identity-object.ts";
+import { identityFields, namespaceFields, podFields, policyFields } from "./cached-fields.ts";
 import { namespaceFromObject, podFromObject, policyFromObject } from "./convert.ts";
 import { isolationOfRefused } from "./refused-policy.ts";
 
@@ -232,5 +234,23 @@ describe("cached fields", () => {
     ] as [Path, unknown][]) {
       assert.notEqual(reads(podFields(mutated(POD, path, replacement) as typeof POD)), reads(POD), path.join("."));
     }
+  });
+
+  it("keep of a PalisadeIdentity the number and key an agent reads, and it finds the same number by key", () => {
+    const key = identityKey(podIdentity("shop", { "kubernetes.io/metadata.name": "shop", team: "a" }, { app: "web" }, [{ name: "http", port: 8080, protocol: "TCP" }], undefined));
+    const made = identityObject(300, key);
+    // As the API server sends it: metadata filled in, the readable parts of the key in the spec.
+    const whole = { ...made, metadata: { ...made.metadata, uid: "5d0e", resourceVersion: "7001", creationTimestamp: "2026-12-01T10:04:00Z", generation: 1 } };
+    assert.ok(Object.keys(whole.spec).length > 3, "the spec holds more than the key");
+    const kept = identityFields(whole);
+    assert.deepEqual(kept, { apiVersion: whole.apiVersion, kind: whole.kind, metadata: { name: "300", uid: "5d0e", resourceVersion: "7001" }, spec: { key } });
+    assert.deepEqual(identityKeyIndex(kept), identityKeyIndex(whole));
+    const cache = new Cache({ [IDENTITY_KEY_INDEX]: identityKeyIndex });
+    cache.upsert(kept);
+    cache.upsert(identityFields({ ...whole, metadata: { ...whole.metadata, name: "299" } }));
+    assert.equal(lowestIdentityNumber(cache.byIndex(IDENTITY_KEY_INDEX, key)), 299);
+    // A spec that is not a record is kept whole, and indexes as nothing, as it would whole.
+    const broken = { ...whole, spec: "x" } as unknown as typeof whole;
+    assert.deepEqual(identityKeyIndex(identityFields(broken)), identityKeyIndex(broken));
   });
 });

@@ -4,7 +4,8 @@
  * {@linkcode namespaceFromObject}, {@linkcode podFromObject},
  * {@linkcode policyFromObject} and {@linkcode isolationOfRefused} validate
  * and read, and the identity fields the caches and reports use (uid,
- * resourceVersion, generation, creationTimestamp). Everything else, such as
+ * resourceVersion, generation, creationTimestamp); of a PalisadeIdentity,
+ * what an agent reads: its number and key. Everything else, such as
  * annotations (`kubectl apply` keeps a whole copy of the object in one),
  * owner references, a pod's images, volumes, environment, probes and
  * container statuses, a policy's status, is dropped as the object arrives,
@@ -48,6 +49,13 @@ const POD: Shape = {
 
 /** A NetworkPolicy or EBPFNetworkPolicy: metadata as the policy layer keeps it, and the whole spec. */
 const POLICY: Shape = { apiVersion: true, kind: true, metadata: METADATA, spec: true };
+
+/**
+ * A PalisadeIdentity as an agent reads it: its number (the name) and key
+ * (`identityKeyIndex`, `ClusterIdentityAllocator`); the key's readable parts
+ * beside it in the spec, and the operator's managedFields, are not read.
+ */
+const IDENTITY: Shape = { apiVersion: true, kind: true, metadata: { name: true, uid: true, resourceVersion: true }, spec: { key: true } };
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
@@ -103,4 +111,18 @@ export function podFields<T extends object>(pod: T): T {
  */
 export function policyFields<T extends object>(policy: T): T {
   return keep(policy, POLICY) as T;
+}
+
+/**
+ * The fields of a PalisadeIdentity an agent reads, as an informer's
+ * `transform`: its name (the number) and `spec.key`. Not for the operator,
+ * which reads the rest of the spec.
+ *
+ * @example
+ * ```ts
+ * const informer = identityInformer(client, logger, identityFields);
+ * ```
+ */
+export function identityFields<T extends object>(identity: T): T {
+  return keep(identity, IDENTITY) as T;
 }

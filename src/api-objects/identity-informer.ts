@@ -13,7 +13,8 @@ import { IDENTITY_KEY_INDEX, identityKeyIndex } from "../policy/identity-object.
 
 /**
  * An informer over every PalisadeIdentity, indexed by key
- * ({@linkcode IDENTITY_KEY_INDEX}).
+ * ({@linkcode IDENTITY_KEY_INDEX}); `transform` narrows each object before it
+ * is cached (an agent's `identityFields`).
  *
  * @example
  * ```ts
@@ -22,6 +23,6 @@ import { IDENTITY_KEY_INDEX, identityKeyIndex } from "../policy/identity-object.
  * informer.cache.byIndex(IDENTITY_KEY_INDEX, key);
  * ```
  */
-export function identityInformer(client: KubeClient, logger: Logger): Informer<PalisadeIdentity> {
-  return new Informer<PalisadeIdentity>({ client, logger, resource: Resources.palisadeIdentities, indexers: { [IDENTITY_KEY_INDEX]: identityKeyIndex } });
+export function identityInformer(client: KubeClient, logger: Logger, transform?: (obj: PalisadeIdentity) => PalisadeIdentity): Informer<PalisadeIdentity> {
+  return new Informer<PalisadeIdentity>({ client, logger, resource: Resources.palisadeIdentities, indexers: { [IDENTITY_KEY_INDEX]: identityKeyIndex }, ...(transform ? { transform } : {}) });
 }

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
+  FIRST_NODE_LOCAL_IDENTITY,
+  identityInMemory,
   ipcacheKeyOf,
   POLICY_FLAG_AUDIT_HTTP,
   POLICY_FLAG_AUDIT_HTTP_DENY,
@@ -96,6 +98,28 @@ test("ipcache and endpoint values", () => {
   assert.deepEqual(endpointValueCodec.encode(ep), hex("07000000 03000000 2c010000 05000000"));
   assert.deepEqual(endpointValueCodec.decode(endpointValueCodec.encode(ep)), ep);
   assert.deepEqual(endpointKeyCodec.encode({ ifindex: 0x1234 }), hex("34120000"));
+});
+
+test("a node-local identity is the kernel's number in every map and event, and its in-memory offset above", () => {
+  const local = identityInMemory(FIRST_NODE_LOCAL_IDENTITY + 5);
+  assert.equal(local, -268435451, "a small integer, not a heap number");
+  const kernel = hex("050000f0");
+  const ipcache = ipcacheValueCodec.encode({ identity: local, flags: 0 });
+  assert.deepEqual(ipcache.subarray(0, 4), kernel);
+  assert.equal(ipcacheValueCodec.decode(ipcache).identity, local);
+  const ep = { endpointId: 7, slot: 3, identity: local, flags: 0 };
+  assert.deepEqual(endpointValueCodec.encode(ep).subarray(8, 12), kernel);
+  assert.deepEqual(endpointValueCodec.decode(endpointValueCodec.encode(ep)), ep);
+  const key = { slot: 1, identity: local, direction: 1 as const, protocol: 6, port: 80, portPrefixLen: 16 };
+  assert.deepEqual(policyKeyCodec.encode(key).subarray(8, 12), kernel);
+  assert.deepEqual(policyKeyCodec.decode(policyKeyCodec.encode(key)), key);
+  const ct = { expiresNs: 1n, revision: 1, ruleId: 1, remoteIdentity: local, tcpFlags: 0, tcpStrict: false, counted: false, proxied: false, proxyUpstream: false, origSwapped: false };
+  assert.equal(ctValueCodec.decode(ctValueCodec.encode(ct)).remoteIdentity, local);
+  // Numbers below the node-local range, the operator's among them, are themselves in both forms.
+  assert.equal(identityInMemory(FIRST_NODE_LOCAL_IDENTITY - 1), FIRST_NODE_LOCAL_IDENTITY - 1);
+  assert.deepEqual(ipcacheValueCodec.encode({ identity: FIRST_NODE_LOCAL_IDENTITY - 1, flags: 0 }).subarray(0, 4), hex("ffffffef"));
+  assert.equal(ipcacheValueCodec.decode(hex("ffffffef 00000000")).identity, FIRST_NODE_LOCAL_IDENTITY - 1);
+  assert.equal(ipcacheValueCodec.decode(hex("ffffffff 00000000")).identity, -1, "the last node-local number");
 });
 
 test("policy key: protocol 0 stops at prefix 72 with zero port fields", () => {
@@ -306,6 +330,9 @@ test("flow events decode with names, text addresses and host port numbers", () =
     packetLen: 60,
   });
   assert.throws(() => decodeFlowEvent(record.subarray(0, 40)), RangeError);
+  const local = Buffer.from(record);
+  local.writeUInt32LE(FIRST_NODE_LOCAL_IDENTITY, 16);
+  assert.equal(decodeFlowEvent(local).remoteIdentity, identityInMemory(FIRST_NODE_LOCAL_IDENTITY), "a node-local peer in its in-memory form");
 });
 
 function btfFromLayouts(): Map<string, { key: BtfStruct | null; value: BtfStruct | null }> {

@@ -5,7 +5,9 @@
  * kernel hashes and compares them as raw bytes. {@link checkLayout} compares
  * every codec's offsets and sizes with the BTF of the loaded object, so a
  * header change without the matching change here fails at load instead of
- * corrupting maps.
+ * corrupting maps. Identity numbers cross here between the kernel's form and
+ * the one held in memory above (`identityInMemory`, `kernelIdentity`), and
+ * nowhere else.
  *
  * @module
  */
@@ -23,6 +25,7 @@ import {
   POLICY_FLAG_TCP_STRICT,
 } from "../policy/desired-state.ts";
 import { reasonName, type ReasonName } from "./reasons.ts";
+import { identityInMemory, kernelIdentity } from "../policy/desired-state.ts";
 import type { Direction, EndpointState, IpcacheKey, IpcacheValue, PolicyKey, PolicyValue, PolicyVerdict, TcpLimits } from "../policy/desired-state.ts";
 
 /** Map names as pinned under the pin root (PAL_MAP_* in the header). */
@@ -247,10 +250,10 @@ const ipcacheValue = struct("pal_ipcache_value", 8, { identity: [0, 4], flags: [
 export const ipcacheValueCodec: Codec<IpcacheValue> = codec(
   ipcacheValue.layout,
   (value, buf, base) => {
-    writeU32(buf, value.identity, base + ipcacheValue.at.identity);
+    writeU32(buf, kernelIdentity(value.identity), base + ipcacheValue.at.identity);
     writeU32(buf, value.flags, base + ipcacheValue.at.flags);
   },
-  (buf, base) => ({ identity: readU32(buf, base + ipcacheValue.at.identity), flags: readU32(buf, base + ipcacheValue.at.flags) }),
+  (buf, base) => ({ identity: identityInMemory(readU32(buf, base + ipcacheValue.at.identity)), flags: readU32(buf, base + ipcacheValue.at.flags) }),
 );
 
 // ---- endpoints ----
@@ -277,13 +280,13 @@ export const endpointValueCodec: Codec<EndpointState> = codec(
   (value, buf, base) => {
     writeU32(buf, value.endpointId, base + endpointValue.at.endpoint_id);
     writeU32(buf, value.slot, base + endpointValue.at.policy_slot);
-    writeU32(buf, value.identity, base + endpointValue.at.identity);
+    writeU32(buf, kernelIdentity(value.identity), base + endpointValue.at.identity);
     writeU32(buf, value.flags, base + endpointValue.at.flags);
   },
   (buf, base) => ({
     endpointId: readU32(buf, base + endpointValue.at.endpoint_id),
     slot: readU32(buf, base + endpointValue.at.policy_slot),
-    identity: readU32(buf, base + endpointValue.at.identity),
+    identity: identityInMemory(readU32(buf, base + endpointValue.at.identity)),
     flags: readU32(buf, base + endpointValue.at.flags),
   }),
 );
@@ -308,7 +311,7 @@ export const policyKeyCodec: Codec<PolicyKey> = codec(
   policyKey.layout,
   (key, buf, base) => {
     writeU32(buf, key.slot, base + policyKey.at.slot);
-    writeU32(buf, key.identity, base + policyKey.at.identity);
+    writeU32(buf, kernelIdentity(key.identity), base + policyKey.at.identity);
     buf.writeUInt8(key.direction, base + policyKey.at.direction);
     if (key.protocol === 0) {
       writeU32(buf, POLICY_PREFIX_ANY_PROTO, base + policyKey.at.prefixlen);
@@ -327,7 +330,7 @@ export const policyKeyCodec: Codec<PolicyKey> = codec(
     const protocol = prefixlen <= POLICY_PREFIX_ANY_PROTO ? 0 : (buf[base + policyKey.at.protocol] ?? 0);
     return {
       slot: readU32(buf, base + policyKey.at.slot),
-      identity: readU32(buf, base + policyKey.at.identity),
+      identity: identityInMemory(readU32(buf, base + policyKey.at.identity)),
       direction: (buf[base + policyKey.at.direction] ?? 0) as Direction,
       protocol,
       port: protocol === 0 ? 0 : buf.readUInt16BE(base + policyKey.at.dport_be),
@@ -523,7 +526,7 @@ export const ctValueCodec: Codec<CtValue> = codec(
     writeU64(buf, value.expiresNs, base + ctValue.at.expires_ns);
     writeU32(buf, value.revision, base + ctValue.at.revision);
     writeU32(buf, value.ruleId, base + ctValue.at.rule_id);
-    writeU32(buf, value.remoteIdentity, base + ctValue.at.remote_identity);
+    writeU32(buf, kernelIdentity(value.remoteIdentity), base + ctValue.at.remote_identity);
     buf.writeUInt8(value.tcpFlags, base + ctValue.at.tcp_flags);
     buf.writeUInt8(ctFlagsOf(value), base + ctValue.at.ct_flags);
   },
@@ -533,7 +536,7 @@ export const ctValueCodec: Codec<CtValue> = codec(
       expiresNs: readU64(buf, base + ctValue.at.expires_ns),
       revision: readU32(buf, base + ctValue.at.revision),
       ruleId: readU32(buf, base + ctValue.at.rule_id),
-      remoteIdentity: readU32(buf, base + ctValue.at.remote_identity),
+      remoteIdentity: identityInMemory(readU32(buf, base + ctValue.at.remote_identity)),
       tcpFlags: buf[base + ctValue.at.tcp_flags] ?? 0,
       tcpStrict: (flags & CT_F_TCP_STRICT) !== 0,
       counted: (flags & CT_F_COUNTED) !== 0,
@@ -874,7 +877,7 @@ export function decodeFlowEvent(record: Buffer): FlowEvent {
     timestampNs: readU64(record, at.timestamp_ns),
     endpointId: readU32(record, at.endpoint_id),
     ifindex: readU32(record, at.ifindex),
-    remoteIdentity: readU32(record, at.remote_identity),
+    remoteIdentity: identityInMemory(readU32(record, at.remote_identity)),
     ruleId: readU32(record, at.rule_id),
     family,
     src: readAddress(record, at.saddr, family),

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { FIRST_NODE_LOCAL_IDENTITY } from "../policy/identity-object.ts";
+import { FIRST_NODE_LOCAL_IDENTITY } from "../policy/desired-state.ts";
 import { OperatorIdentityAllocator } from "./identity-allocator.ts";
 
 function clock(): { now: () => number; advance: (ms: number) => void } {

@@ -13,11 +13,11 @@
  *
  * @module
  */
-import { FIRST_ALLOCATED_IDENTITY } from "../policy/desired-state.ts";
+import { FIRST_ALLOCATED_IDENTITY, FIRST_NODE_LOCAL_IDENTITY } from "../policy/desired-state.ts";
 import { IdentitySpaceExhaustedError, LocalIdentityAllocator } from "../policy/identity.ts";
 import type { IdentityAllocator } from "../policy/identity.ts";
 import { isAddressDerivedKey } from "../policy/identity-key.ts";
-import { FIRST_NODE_LOCAL_IDENTITY, MAX_IDENTITY } from "../policy/identity-object.ts";
+import { MAX_IDENTITY } from "../policy/identity-object.ts";
 
 /** An identity number and the key it stands for. */
 export interface IdentityEntry {

@@ -7,6 +7,8 @@ import { compileWorld, PolicyCompiler } from "./compiler.ts";
 import { identityKeyFields } from "./identity-key.ts";
 import type { PolicyKind } from "./compiler.ts";
 import {
+  FIRST_NODE_LOCAL_IDENTITY,
+  identityInMemory,
   DIRECTION_INGRESS,
   EP_AUDIT_ISOLATED_EGRESS,
   EP_AUDIT_ISOLATED_INGRESS,
@@ -928,47 +930,53 @@ describe("slots changed in place", () => {
     return diff;
   }
 
-  test("a new identity the rules admit joins the replicas' slot in place; when it goes, only its entries leave", () => {
-    const compiler = new PolicyCompiler();
-    const maps = new DiffModel();
-    const w = world({ pods, policies });
-    for (const p of pods) compiler.upsertPod(p);
-    for (const n of w.namespaces.values()) compiler.upsertNamespace(n);
-    for (const p of policies) compiler.upsertPolicy(p);
-    commit(compiler, maps, w);
-    const slot = compiler.endpointOf("x/a1")?.slot;
-    assert.equal(compiler.endpointOf("x/a2")?.slot, slot);
-    const entriesBefore = maps.policy.size;
+  // Node-local numbers are negative in memory (identityInMemory): in-place changes must work on them too.
+  for (const [numbers, identities] of [
+    ["", () => new LocalIdentityAllocator()],
+    [", numbered as a node's own", () => new LocalIdentityAllocator({ first: identityInMemory(FIRST_NODE_LOCAL_IDENTITY), last: -1 })],
+  ] as const) {
+    test(`a new identity the rules admit joins the replicas' slot in place; when it goes, only its entries leave${numbers}`, () => {
+      const compiler = new PolicyCompiler({ identities: identities() });
+      const maps = new DiffModel();
+      const w = world({ pods, policies });
+      for (const p of pods) compiler.upsertPod(p);
+      for (const n of w.namespaces.values()) compiler.upsertNamespace(n);
+      for (const p of policies) compiler.upsertPolicy(p);
+      commit(compiler, maps, w);
+      const slot = compiler.endpointOf("x/a1")?.slot;
+      assert.equal(compiler.endpointOf("x/a2")?.slot, slot);
+      const entriesBefore = maps.policy.size;
 
-    const b2 = pod("x/b2", ["10.0.0.4"], { app: "b", version: "2" });
-    compiler.upsertPod(b2);
-    w.pods.set("x/b2", b2);
-    const added = commit(compiler, maps, w);
-    const identity = compiler.endpointOf("x/b2")?.identity;
-    assert.deepEqual([compiler.endpointOf("x/a1")?.slot, compiler.endpointOf("x/a2")?.slot], [slot, slot]);
-    assert.deepEqual(added.endpointUpserts.map(([key]) => key), ["x/b2"]);
-    const inSlot = added.policyUpserts.filter((entry) => entry.key.slot === slot);
-    assert.ok(inSlot.length > 0 && inSlot.every((entry) => entry.key.identity === identity), "only the new identity's entries are written to the slot");
-    assert.deepEqual(added.policyRemovals, []);
-    assert.equal(maps.policy.size, entriesBefore + added.policyUpserts.length);
-    assert.ok(inSlot.some((entry) => entry.value.verdict === VERDICT_DENY), "its Deny entry too");
-    assert.ok(compiler.httpView().policy.some((entry) => entry.key.identity === identity), "and its HTTP entry, for the proxy");
-    for (const [port, allowed] of [[80, true], [8050, true], [8080, false], [81, false]] as const) {
-      assert.equal(allows(w, "10.0.0.4", "10.0.0.1", "TCP", port), allowed, `b2 to a1:${port}`);
-    }
+      const b2 = pod("x/b2", ["10.0.0.4"], { app: "b", version: "2" });
+      compiler.upsertPod(b2);
+      w.pods.set("x/b2", b2);
+      const added = commit(compiler, maps, w);
+      const identity = compiler.endpointOf("x/b2")?.identity;
+      assert.deepEqual([compiler.endpointOf("x/a1")?.slot, compiler.endpointOf("x/a2")?.slot], [slot, slot]);
+      assert.deepEqual(added.endpointUpserts.map(([key]) => key), ["x/b2"]);
+      const inSlot = added.policyUpserts.filter((entry) => entry.key.slot === slot);
+      assert.ok(inSlot.length > 0 && inSlot.every((entry) => entry.key.identity === identity), "only the new identity's entries are written to the slot");
+      assert.deepEqual(added.policyRemovals, []);
+      assert.equal(maps.policy.size, entriesBefore + added.policyUpserts.length);
+      assert.ok(inSlot.some((entry) => entry.value.verdict === VERDICT_DENY), "its Deny entry too");
+      assert.ok(compiler.httpView().policy.some((entry) => entry.key.identity === identity), "and its HTTP entry, for the proxy");
+      for (const [port, allowed] of [[80, true], [8050, true], [8080, false], [81, false]] as const) {
+        assert.equal(allows(w, "10.0.0.4", "10.0.0.1", "TCP", port), allowed, `b2 to a1:${port}`);
+      }
 
-    compiler.deletePod("x", "b2");
-    w.pods.delete("x/b2");
-    const removed = commit(compiler, maps, w);
-    assert.deepEqual([compiler.endpointOf("x/a1")?.slot, compiler.endpointOf("x/a2")?.slot], [slot, slot]);
-    assert.deepEqual(removed.endpointUpserts, []);
-    assert.deepEqual(removed.policyUpserts, []);
-    assert.deepEqual(
-      removed.policyRemovals.map((key) => key.identity),
-      inSlot.map(() => identity),
-    );
-    assert.equal(maps.policy.size, entriesBefore);
-  });
+      compiler.deletePod("x", "b2");
+      w.pods.delete("x/b2");
+      const removed = commit(compiler, maps, w);
+      assert.deepEqual([compiler.endpointOf("x/a1")?.slot, compiler.endpointOf("x/a2")?.slot], [slot, slot]);
+      assert.deepEqual(removed.endpointUpserts, []);
+      assert.deepEqual(removed.policyUpserts, []);
+      assert.deepEqual(
+        removed.policyRemovals.map((key) => key.identity),
+        inSlot.map(() => identity),
+      );
+      assert.equal(maps.policy.size, entriesBefore);
+    });
+  }
 
   test("when a slot's users move apart, the one whose change is in place keeps it and the other switches", () => {
     const open = [netpol("x/open", { podSelector: { matchLabels: { app: "a" } }, ingress: [{ from: [{ podSelector: {} }] }] })];

@@ -33,6 +33,7 @@ import {
   emptyDiff,
   FIRST_ALLOCATED_IDENTITY,
   IDENTITY_ANY,
+  kernelIdentity,
   policyKeyString,
   sameEndpointState,
   sameTcpLimits,
@@ -349,7 +350,7 @@ export class PolicyCompiler {
    * ```
    */
   httpView(): HttpView {
-    const policy = [...this.#slots.httpSlotEntries()];
+    const policy = this.#slots.httpSlotEntries();
     const rules: [number, RuleRef][] = [];
     for (const id of ruleIdsOf(policy)) {
       const ref = this.#rules.rule(id);
@@ -400,7 +401,7 @@ export class PolicyCompiler {
     const touched = new Set([...added, ...removed]);
     const newIds = new Set(added);
     // A number both gone and new means two identities: not in place; nor the reserved ones.
-    const mutable = (id: number): boolean => id >= FIRST_ALLOCATED_IDENTITY && newIds.has(id) !== removed.has(id);
+    const mutable = (id: number): boolean => kernelIdentity(id) >= FIRST_ALLOCATED_IDENTITY && newIds.has(id) !== removed.has(id);
     const planned: PlannedEndpoint[] = [];
     for (const key of [...dirty].sort()) {
       const pod = this.#ipcache.pod(key);

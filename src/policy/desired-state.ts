@@ -18,6 +18,47 @@ export const IDENTITY_HOST = 1;
 export const IDENTITY_WORLD = 2;
 export const FIRST_ALLOCATED_IDENTITY = 256;
 
+/**
+ * The first identity number an agent gives on its own, to a key whose
+ * PalisadeIdentity object the API cannot hold (a pod with more labels than
+ * the CRD allows) or that is derived from addresses alone: such numbers mean
+ * something on one node only.
+ */
+export const FIRST_NODE_LOCAL_IDENTITY = 0xf000_0000;
+
+/**
+ * An identity number as the agent holds it in memory, from the kernel's: a
+ * node-local number (from {@link FIRST_NODE_LOCAL_IDENTITY}, above V8's small
+ * integers, so a 16-byte heap number wherever one is stored: some 10 MB for
+ * 100k CIDRs) is kept as its offset from 2^32, a negative small integer; any
+ * other is itself. The datapath's codecs convert at the map boundary
+ * ({@link kernelIdentity} the other way), so above them every number is in
+ * this form.
+ *
+ * @example
+ * ```ts
+ * identityInMemory(0xf000_0000); // -268435456
+ * identityInMemory(300); // 300
+ * ```
+ */
+export function identityInMemory(kernel: number): number {
+  // `| 0` is the offset from 2^32 and always yields a small integer; a subtraction may yield a heap number of the same value.
+  return kernel >= FIRST_NODE_LOCAL_IDENTITY ? kernel | 0 : kernel;
+}
+
+/**
+ * The kernel's identity number of one held in memory ({@link identityInMemory}).
+ *
+ * @example
+ * ```ts
+ * kernelIdentity(-268435456); // 0xf000_0000
+ * kernelIdentity(300); // 300
+ * ```
+ */
+export function kernelIdentity(memory: number): number {
+  return memory < 0 ? memory >>> 0 : memory;
+}
+
 /** Directions from the endpoint's point of view (PAL_DIR_*). */
 export const DIRECTION_INGRESS = 0;
 export const DIRECTION_EGRESS = 1;

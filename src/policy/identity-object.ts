@@ -7,21 +7,14 @@
  */
 import type { PalisadeIdentity } from "./api-types.ts";
 import { identityKeyFields } from "./identity-key.ts";
-import { FIRST_ALLOCATED_IDENTITY } from "./desired-state.ts";
+import { FIRST_ALLOCATED_IDENTITY, FIRST_NODE_LOCAL_IDENTITY } from "./desired-state.ts";
 
 /**
  * The largest number of a PalisadeIdentity. The datapath stores identities
  * in 32 bits; the top sixteenth of them is kept for numbers an agent gives on
  * its own ({@link FIRST_NODE_LOCAL_IDENTITY}), so no object can claim one.
  */
-export const MAX_IDENTITY = 0xefff_ffff;
-
-/**
- * The first identity number an agent gives on its own, to a key whose
- * PalisadeIdentity object the API cannot hold (a pod with more labels than
- * the CRD allows): such numbers mean something on one node only.
- */
-export const FIRST_NODE_LOCAL_IDENTITY = MAX_IDENTITY + 1;
+export const MAX_IDENTITY = FIRST_NODE_LOCAL_IDENTITY - 1;
 
 /** Name of the informer cache index from identity key to objects. */
 export const IDENTITY_KEY_INDEX = "identityKey";

@@ -4,15 +4,19 @@
  * 100 per empty set; this costs 4 bytes per member (6 with its room to
  * grow), and the compiler holds millions of members at 100k CIDRs. Membership
  * is a binary search and a change moves the members after it, cheap at the
- * sizes rules target (thousands at most).
+ * sizes rules target (thousands at most). Members are stored as the kernel's
+ * numbers (`kernelIdentity`), so that every one fits 32 unsigned bits,
+ * and read back in their in-memory form.
  *
  * @module
  */
+import { identityInMemory, kernelIdentity } from "./desired-state.ts";
 
 const NONE = new Uint32Array(0);
 
 /**
- * A set of identity numbers (unsigned 32-bit integers), iterated in ascending order.
+ * A set of identity numbers in their in-memory form (`identityInMemory`),
+ * iterated in the ascending order of the kernel's numbers.
  *
  * @example
  * ```ts
@@ -35,29 +39,32 @@ export class IdentitySet implements Iterable<number> {
 
   /** Whether the set holds `id`. */
   has(id: number): boolean {
-    const at = this.#position(id);
-    return at < this.#size && this.#ids[at] === id;
+    const stored = kernelIdentity(id);
+    const at = this.#position(stored);
+    return at < this.#size && this.#ids[at] === stored;
   }
 
   /** Adds `id`; whether it was absent. */
   add(id: number): boolean {
-    const at = this.#position(id);
-    if (at < this.#size && this.#ids[at] === id) return false;
+    const stored = kernelIdentity(id);
+    const at = this.#position(stored);
+    if (at < this.#size && this.#ids[at] === stored) return false;
     if (this.#size === this.#ids.length) {
       const grown = new Uint32Array(Math.max(4, this.#size + (this.#size >> 1)));
       grown.set(this.#ids);
       this.#ids = grown;
     }
     this.#ids.copyWithin(at + 1, at, this.#size);
-    this.#ids[at] = id;
+    this.#ids[at] = stored;
     this.#size++;
     return true;
   }
 
   /** Removes `id`; whether it was present. */
   delete(id: number): boolean {
-    const at = this.#position(id);
-    if (at >= this.#size || this.#ids[at] !== id) return false;
+    const stored = kernelIdentity(id);
+    const at = this.#position(stored);
+    if (at >= this.#size || this.#ids[at] !== stored) return false;
     this.#ids.copyWithin(at, at + 1, this.#size);
     this.#size--;
     // Room for four times the members is given back; a set that grows again gets half as much again.
@@ -70,7 +77,7 @@ export class IdentitySet implements Iterable<number> {
     if (ids.length === 0) return;
     const all = new Uint32Array(this.#size + ids.length);
     all.set(this.#ids.subarray(0, this.#size));
-    all.set(ids, this.#size);
+    for (let i = 0; i < ids.length; i++) all[this.#size + i] = kernelIdentity(ids[i] as number);
     all.sort();
     let kept = 0;
     for (const id of all) if (kept === 0 || all[kept - 1] !== id) all[kept++] = id;
@@ -78,18 +85,19 @@ export class IdentitySet implements Iterable<number> {
     this.#size = kept;
   }
 
-  /** The numbers in ascending order. */
-  [Symbol.iterator](): Iterator<number> {
-    return this.#ids.subarray(0, this.#size).values();
+  /** The numbers as of the call, in the ascending order of the kernel's. */
+  *[Symbol.iterator](): Iterator<number> {
+    const ids = this.#ids.subarray(0, this.#size);
+    for (const stored of ids) yield identityInMemory(stored);
   }
 
-  /** The index of the first member not below `id`. */
-  #position(id: number): number {
+  /** The index of the first member not below `stored` (a kernel's number). */
+  #position(stored: number): number {
     let lo = 0;
     let hi = this.#size;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if ((this.#ids[mid] as number) < id) lo = mid + 1;
+      if ((this.#ids[mid] as number) < stored) lo = mid + 1;
       else hi = mid;
     }
     return lo;

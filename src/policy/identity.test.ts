@@ -59,6 +59,17 @@ test("LocalIdentityAllocator: numbers still in use elsewhere go back to their ke
   assert.equal(ids.allocate("c"), 1005, "only once");
 });
 
+test("LocalIdentityAllocator: past the last number it wraps, skipping the numbers in use it was given, for a key or none", () => {
+  const ids = new LocalIdentityAllocator({ first: 10, last: 14, inUse: [{ id: 11, key: "k" }, { id: 12 }] });
+  assert.deepEqual([ids.allocate("a"), ids.allocate("b")], [13, 14]);
+  ids.release("a");
+  assert.deepEqual([ids.allocate("c"), ids.allocate("d")], [10, 13], "11 is kept for k and 12 for nobody");
+  assert.throws(() => ids.allocate("e"), { name: "IdentitySpaceExhaustedError" });
+  assert.equal(ids.allocate("k"), 11);
+  ids.release("d");
+  assert.equal(ids.allocate("f"), 13, "a number released after the wrap is free again");
+});
+
 test("LocalIdentityAllocator: past the last number it wraps, skipping numbers held, and says when none is left", () => {
   const ids = new LocalIdentityAllocator({ first: 10, last: 12 });
   assert.deepEqual([ids.allocate("a"), ids.allocate("b"), ids.allocate("c")], [10, 11, 12]);

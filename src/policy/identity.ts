@@ -62,9 +62,15 @@ export class LocalIdentityAllocator implements IdentityAllocator {
   readonly #byKey = new Map<string, number>();
   /** References of the keys having more than one: most (every CIDR's) have one, and a count object each would cost ~40 bytes. */
   readonly #shared = new Map<string, number>();
-  /** Numbers held, and numbers kept back by `inUse` (for their key, or for nobody). */
-  readonly #taken = new Set<number>();
   readonly #kept = new Map<string, number>();
+  /** Numbers `inUse` keeps back for nobody. */
+  readonly #unkeyed: number[] = [];
+  /**
+   * Every number held or kept back, made when numbering first wraps: until
+   * then each number handed out is above all of them, and a set of 100k CIDRs'
+   * numbers would cost some 3 MB.
+   */
+  #taken: Set<number> | undefined;
   readonly #first: number;
   readonly #last: number;
   #next: number;
@@ -75,8 +81,8 @@ export class LocalIdentityAllocator implements IdentityAllocator {
     this.#next = this.#first;
     for (const { id, key } of options.inUse ?? []) {
       if (id < this.#first || id > this.#last) continue;
-      this.#taken.add(id);
       if (key !== undefined) this.#kept.set(key, id);
+      else this.#unkeyed.push(id);
       if (id >= this.#next) this.#next = id + 1;
     }
   }
@@ -95,7 +101,7 @@ export class LocalIdentityAllocator implements IdentityAllocator {
     const kept = this.#kept.get(key);
     this.#kept.delete(key);
     const id = kept ?? this.#nextFree(key);
-    this.#taken.add(id);
+    this.#taken?.add(id);
     this.#byKey.set(key, id);
     return id;
   }
@@ -115,7 +121,7 @@ export class LocalIdentityAllocator implements IdentityAllocator {
       return;
     }
     this.#byKey.delete(key);
-    this.#taken.delete(id);
+    this.#taken?.delete(id);
   }
 
   /** How many keys currently hold an identity. */
@@ -126,9 +132,12 @@ export class LocalIdentityAllocator implements IdentityAllocator {
   #nextFree(key: string): number {
     const span = this.#last - this.#first + 1;
     for (let tried = 0; tried < span; tried++) {
-      if (this.#next > this.#last) this.#next = this.#first;
+      if (this.#next > this.#last) {
+        this.#next = this.#first;
+        this.#taken ??= new Set([...this.#byKey.values(), ...this.#kept.values(), ...this.#unkeyed]);
+      }
       const id = this.#next++;
-      if (!this.#taken.has(id)) return id;
+      if (this.#taken === undefined || !this.#taken.has(id)) return id;
     }
     throw new IdentitySpaceExhaustedError(`Cannot allocate an identity for key ${JSON.stringify(key)}: all ${span} numbers from ${this.#first} are held`);
   }

@@ -156,7 +156,10 @@ export function normalizePolicy(policy: AnyPolicy): NormalizedPolicy {
       if (cause instanceof IpParseError) throw unconvertible(field, `${JSON.stringify(text)} is not a valid CIDR: ${cause.reason}`, cause);
       throw cause;
     }
-    prefixes.set(formatCidr(parsed), parsed);
+    // The text as it came when it is canonical (nearly always): the policy's object, which the informer keeps,
+    // and the ipcache share one string per CIDR instead of holding two equal ones (~40 bytes each).
+    const canonical = formatCidr(parsed);
+    prefixes.set(canonical === text ? text : canonical, parsed);
     return parsed;
   };
   const peersOf = (peers: PolicyPeer[] | undefined, field: string): NormalizedPeer[] | undefined => {

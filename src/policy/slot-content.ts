@@ -460,18 +460,19 @@ function groupText(group: ContentGroup): string {
   return `${group.direction}/${group.identity}{${group.template.name}}`;
 }
 
-/** The length of {@link groupText} (a direction is one digit), without building it. */
+/** The length of {@link groupText} (a direction is one digit; a node-local identity, negative in memory, has a sign), without building it. */
 function groupTextLength(group: ContentGroup): number {
-  const id = group.identity;
+  const sign = group.identity < 0 ? 1 : 0;
+  const id = Math.abs(group.identity);
   const digits = id < 10 ? 1 : id < 100 ? 2 : id < 1e3 ? 3 : id < 1e4 ? 4 : id < 1e5 ? 5 : id < 1e6 ? 6 : id < 1e7 ? 7 : id < 1e8 ? 8 : id < 1e9 ? 9 : 10;
-  return digits + group.template.name.length + 4;
+  return sign + digits + group.template.name.length + 4;
 }
 
 /**
  * The index of the first of `items` (in group order: by direction, then identity) not before the group
- * of `direction` and `identity`; `groupOf` reads an item's group (a content's group, or a slot's entry's key).
+ * of `direction` and `identity`; `groupOf` reads an item's group.
  */
-export function groupBound<T>(items: readonly T[], groupOf: (item: T) => GroupKey, direction: number, identity: number): number {
+function groupBound<T>(items: readonly T[], groupOf: (item: T) => GroupKey, direction: number, identity: number): number {
   let lo = 0;
   let hi = items.length;
   while (lo < hi) {

@@ -10,28 +10,45 @@
  * @module
  */
 import type { PolicyEntry, PolicyKey } from "./desired-state.ts";
-import { groupBound } from "./slot-content.ts";
 import type { ContentChange, SlotContent, TemplateNames } from "./slot-content.ts";
 
+/**
+ * A slot: its entries are made from its content's groups when asked
+ * ({@link pushEntries}), not held: held, they would cost about 120 bytes each
+ * (12 MB at 100k CIDRs) beside the groups and templates they are made of.
+ */
 interface SlotRecord {
   content: SlotContent;
   slot: number;
   users: number;
-  /** In the order of the content's groups (by direction, then identity), so a group's entries are found by binary search. */
-  entries: PolicyEntry[];
 }
 
 type Group = SlotContent["groups"][number];
 
-const entryGroup = (entry: PolicyEntry): PolicyKey => entry.key;
-
-/** The entries of `group` with the slot's number. */
-function groupEntries(slot: number, group: Group): PolicyEntry[] {
-  const { identity, direction, template } = group;
-  return template.entries.map(({ protocol, port, portPrefixLen, value }) => ({ key: { slot, identity, direction, protocol, port, portPrefixLen }, value }));
+/**
+ * Appends the entries of `groups` under slot number `slot` to `into`, in the
+ * groups' order. Loops, not spreads or generators: a slot of a large CIDR
+ * allow-list has more entries than a call takes arguments, and a full read
+ * makes every entry of every slot (104k at full size).
+ */
+function pushEntries(slot: number, groups: readonly Group[], into: PolicyEntry[]): void {
+  for (const { identity, direction, template } of groups) {
+    for (const { protocol, port, portPrefixLen, value } of template.entries) into.push({ key: { slot, identity, direction, protocol, port, portPrefixLen }, value });
+  }
 }
 
-const hasHttp = (entry: PolicyEntry): boolean => entry.value.http !== undefined;
+/** Appends the keys of the entries of `groups` under slot number `slot` to `into`. */
+function pushKeys(slot: number, groups: readonly Group[], into: PolicyKey[]): void {
+  const entries: PolicyEntry[] = [];
+  pushEntries(slot, groups, entries);
+  for (const { key } of entries) into.push(key);
+}
+
+/** How many entries `groups` make. */
+const entryCount = (groups: readonly Group[]): number => groups.reduce((sum, group) => sum + group.template.entries.length, 0);
+
+/** Whether a group has an entry whose flows HTTP rules judge. */
+const hasHttp = (group: Group): boolean => group.template.entries.some((entry) => entry.value.http !== undefined);
 
 /**
  * The slots in use, by content.
@@ -63,18 +80,12 @@ export class SlotTable {
     let slot = this.#slots.get(content.key);
     if (!slot) {
       const number = this.#nextSlot++;
-      slot = { content, slot: number, users: 0, entries: [] };
+      slot = { content, slot: number, users: 0 };
       this.#slots.set(content.key, slot);
-      // Loops, not spreads: a slot of a large CIDR allow-list has more entries than a call takes arguments.
-      for (const group of content.groups) {
-        this.#names.retain(group.template);
-        for (const entry of groupEntries(number, group)) {
-          slot.entries.push(entry);
-          upserts.push(entry);
-        }
-      }
-      this.#entries += slot.entries.length;
-      if (slot.entries.some(hasHttp)) this.#httpSlots.add(slot);
+      for (const group of content.groups) this.#names.retain(group.template);
+      pushEntries(number, content.groups, upserts);
+      this.#entries += entryCount(content.groups);
+      if (content.groups.some(hasHttp)) this.#httpSlots.add(slot);
     }
     slot.users++;
     return slot.slot;
@@ -128,23 +139,13 @@ export class SlotTable {
     if (!slot || this.#slots.has(to.key)) return undefined;
     const { dropped, added } = change;
     if (!dropped.every((group) => mutable(group.identity)) || !added.every((group) => mutable(group.identity))) return undefined;
-    const { entries } = slot;
-    let http = this.#httpSlots.has(slot);
-    for (const { identity, direction, template } of dropped) {
-      this.#names.release(template);
-      const at = groupBound(entries, entryGroup, direction, identity);
-      const gone = entries.splice(at, template.entries.length);
-      for (const entry of gone) removals.push(entry.key);
-      if (http && gone.some(hasHttp)) http = entries.some(hasHttp);
-    }
-    for (const group of added) {
-      this.#names.retain(group.template);
-      const fresh = groupEntries(slot.slot, group);
-      entries.splice(groupBound(entries, entryGroup, group.direction, group.identity), 0, ...fresh);
-      upserts.push(...fresh);
-      http ||= fresh.some(hasHttp);
-    }
-    this.#entries += added.reduce((sum, group) => sum + group.template.entries.length, 0) - dropped.reduce((sum, group) => sum + group.template.entries.length, 0);
+    for (const group of dropped) this.#names.release(group.template);
+    for (const group of added) this.#names.retain(group.template);
+    pushKeys(slot.slot, dropped, removals);
+    pushEntries(slot.slot, added, upserts);
+    this.#entries += entryCount(added) - entryCount(dropped);
+    // The groups kept had HTTP entries as before; only a dropped HTTP group makes the whole content be looked at.
+    const http = dropped.some(hasHttp) ? to.groups.some(hasHttp) : this.#httpSlots.has(slot) || added.some(hasHttp);
     this.#slots.delete(from);
     this.#slots.set(to.key, slot);
     slot.content = to;
@@ -162,23 +163,27 @@ export class SlotTable {
     for (const slot of this.#released) {
       if (slot.users > 0 || this.#slots.get(slot.content.key) !== slot) continue;
       this.#slots.delete(slot.content.key);
-      this.#entries -= slot.entries.length;
+      this.#entries -= entryCount(slot.content.groups);
       this.#httpSlots.delete(slot);
-      for (const entry of slot.entries) removals.push(entry.key);
+      pushKeys(slot.slot, slot.content.groups, removals);
       for (const group of slot.content.groups) this.#names.release(group.template);
     }
     this.#released = [];
     this.#names.sweep();
   }
 
-  /** Every entry of every slot. */
-  *entries(): IterableIterator<PolicyEntry> {
-    for (const slot of this.#slots.values()) yield* slot.entries;
+  /** Every entry of every slot, made now. */
+  entries(): PolicyEntry[] {
+    const all: PolicyEntry[] = [];
+    for (const slot of this.#slots.values()) pushEntries(slot.slot, slot.content.groups, all);
+    return all;
   }
 
-  /** Every entry of the slots having an entry with HTTP rules (few slots: visiting them costs nothing at scale). */
-  *httpSlotEntries(): IterableIterator<PolicyEntry> {
-    for (const slot of this.#httpSlots) yield* slot.entries;
+  /** Every entry of the slots having an entry with HTTP rules (few slots: making them costs nothing at scale). */
+  httpSlotEntries(): PolicyEntry[] {
+    const all: PolicyEntry[] = [];
+    for (const slot of this.#httpSlots) pushEntries(slot.slot, slot.content.groups, all);
+    return all;
   }
 
   /** How many entries the slots hold. */

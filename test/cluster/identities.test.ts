@@ -25,9 +25,8 @@ import { resourcePath, Resources } from "../../src/k8s/resource.ts";
 import { runOperator } from "../../src/operator/operator.ts";
 import type { RunningOperator } from "../../src/operator/operator.ts";
 import type { PalisadeIdentity } from "../../src/policy/api-types.ts";
-import { FIRST_ALLOCATED_IDENTITY } from "../../src/policy/desired-state.ts";
+import { FIRST_ALLOCATED_IDENTITY, FIRST_NODE_LOCAL_IDENTITY, kernelIdentity } from "../../src/policy/desired-state.ts";
 import { PROBER_PATH } from "../../src/probe/index.ts";
-import { FIRST_NODE_LOCAL_IDENTITY } from "../../src/policy/identity-object.ts";
 import { startTestControlPlane } from "../lib/control-plane.ts";
 import type { TestControlPlane } from "../lib/control-plane.ts";
 import { eventually } from "../lib/eventually.ts";
@@ -149,7 +148,7 @@ function reported(nodeName: string, what: string, check: (report: NodeReport) =>
 
 /** Each agent's kernel ipcache, as `cidr -> identity`. */
 function ipcaches(): Map<string, number>[] {
-  return agents.map((agent) => new Map(agent.datapath.readState().ipcache.map((e) => [e.cidr, e.identity])));
+  return agents.map((agent) => new Map(agent.datapath.readState().ipcache.map((e) => [e.cidr, kernelIdentity(e.identity)])));
 }
 
 let policyGeneration = 0;
