@@ -3,10 +3,12 @@
  * view decided to terminate (a {@link TlsTerminationPlan}) with the
  * ClientHello bytes read so far. A server-side TLS socket takes them, with the
  * certificate of the plan's Secret (TLS 1.2 and 1.3), asks for a client
- * certificate when a rule of the plan wants one, and after the handshake
- * checks it (chain to the rule's CA, validity, names) against each rule: the
- * rules it meets admit the connection; none, and it is reset with the reason
- * and the names presented in the flow log (never key material). The
+ * certificate when a rule of the plan wants one (OpenSSL itself refuses a
+ * client sending none, with a TLS alert, when every rule wants one), and after
+ * the handshake checks it (chain to the rule's CA, validity, names) against
+ * each rule: the rules it meets admit the connection; none, and it is reset
+ * with the reason and the names presented in the flow log (never key
+ * material): Node's TLS has no way to answer those with an alert. The
  * decrypted stream then goes to the HTTP front end, whose requests are judged
  * by the admitting rules (`terminatedBy`), or, when no rule judges requests,
  * straight to the pod; upstream in plain text, or re-encrypted and verified
@@ -26,7 +28,7 @@ import type { TlsMaterialStore } from "./tls-material-store.ts";
 /** How a terminated connection came out, for the flow log and metrics. */
 export type TerminationOutcome =
   | { verdict: "terminated"; rules: string[] }
-  | { verdict: "refused"; reason: string; clientNames?: string[]; policy?: string; rule?: string }
+  | { verdict: "refused"; reason: string; clientNames?: string[]; verifyError?: string; policy?: string; rule?: string }
   | { verdict: "failed"; reason: string };
 
 /** Options of createTlsTerminator. */
@@ -71,6 +73,7 @@ export function createTlsTerminator(options: TlsTerminatorOptions): TlsTerminato
         if (!socket.destroyed) socket.resetAndDestroy();
       };
       const { namespace, termination } = plan;
+      const blamed = plan.rules[0] && { policy: plan.rules[0].policy, rule: plan.rules[0].rule };
       let secureContext;
       let upstreamCa: string | undefined;
       try {
@@ -78,7 +81,7 @@ export function createTlsTerminator(options: TlsTerminatorOptions): TlsTerminato
         secureContext = options.material.serverContext(namespace, termination.certificate, clientCas);
         if (termination.upstream === "TLS" && termination.upstreamCA) upstreamCa = options.material.caBundle(namespace, termination.upstreamCA).pem;
       } catch (error) {
-        refuse({ verdict: "refused", reason: `material-missing: ${(error as Error).message}`, ...(plan.rules[0] && { policy: plan.rules[0].policy, rule: plan.rules[0].rule }) });
+        refuse({ verdict: "refused", reason: `material-missing: ${(error as Error).message}`, ...blamed });
         return;
       }
       const judgesRequests = plan.judgesRequests;
@@ -92,17 +95,23 @@ export function createTlsTerminator(options: TlsTerminatorOptions): TlsTerminato
         isServer: true,
         secureContext,
         requestCert: plan.rules.some((rule) => rule.clientCertificate !== undefined),
-        // OpenSSL checks the chain against the rules' CAs together; below, each rule is met only by a chain to
-        // its own CA (validity, names): a refusal is then logged with its reason instead of ending the handshake.
-        rejectUnauthorized: false,
+        // On a socket of its own (not made by tls.Server), this only has OpenSSL end the handshake of a client
+        // sending no certificate, with an alert (certificate_required in TLS 1.3, handshake_failure in 1.2): right
+        // when no rule admits a client without one. Node's verify callback accepts every chain, so OpenSSL sends
+        // no alert for one it cannot verify: each rule is met only by a chain to its own CA, checked below.
+        rejectUnauthorized: plan.rules.every((rule) => rule.clientCertificate !== undefined),
         ...(alpn && { ALPNProtocols: alpn }),
       });
       const timer = setTimeout(() => {
         refuse({ verdict: "failed", reason: `no TLS handshake within ${options.handshakeTimeoutMs} ms` });
       }, options.handshakeTimeoutMs);
-      const onHandshakeError = (error: Error) => {
+      const onHandshakeError = (error: NodeJS.ErrnoException) => {
         clearTimeout(timer);
-        refuse({ verdict: "failed", reason: `handshake failed: ${error.message}` });
+        // OpenSSL has written its alert, and Node closes the connection after it (no reset, which could discard it).
+        const outcome: TerminationOutcome = error.code === "ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE"
+          ? { verdict: "refused", reason: "no-client-certificate", clientNames: [], ...blamed }
+          : { verdict: "failed", reason: `handshake failed: ${error.message}` };
+        options.report(connection, serverName, outcome);
       };
       secure.once("error", onHandshakeError);
       socket.once("close", () => clearTimeout(timer));
@@ -113,7 +122,7 @@ export function createTlsTerminator(options: TlsTerminatorOptions): TlsTerminato
         const clientNames = certificate === undefined ? [] : [...certificate.names.dns.map((name) => `DNS:${name}`), ...certificate.names.uri.map((name) => `URI:${name}`)];
         if (failure !== undefined) {
           // The TCP connection is reset, and the TLS socket closes with it (destroying it as well, at once, crashes Node).
-          refuse({ verdict: "refused", reason: failure, clientNames, ...(plan.rules[0] && { policy: plan.rules[0].policy, rule: plan.rules[0].rule }) });
+          refuse({ verdict: "refused", reason: failure, clientNames, ...(certificate?.verifyError !== undefined && { verifyError: certificate.verifyError }), ...blamed });
           return;
         }
         // From here the HTTP front end or the splice handles the socket's errors (Node's own listeners stay).
