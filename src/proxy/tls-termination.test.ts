@@ -382,9 +382,29 @@ describe("TLS termination through the node proxy", () => {
     assert.equal((await exchange({}))[0]?.status, 502, "a pod certificate the upstream CA does not sign is refused: 502");
   });
 
-  test("no http on the rule: the decrypted stream is passed on as it is", async () => {
+  test("no http on the rule: the decrypted stream is passed on as it is, its bytes counted each way under the rule", async () => {
     world = compileHttpWorld([ebpf("api", { ingress: [rule({ termination, clientCertificate })] })]);
-    assert.deepEqual((await exchange({ client: clients.good, paths: ["/admin", "/anything"] })).map((r) => [r.status, r.body]), [[200, "plain GET /admin"], [200, "plain GET /anything"]]);
+    const atPod: Promise<[number, number]>[] = [];
+    const counting = (socket: net.Socket) => atPod.push(once(socket, "close").then(() => [socket.bytesRead, socket.bytesWritten]));
+    /** The counts of the rule's series now (earlier tests' connections count under the same rule). */
+    const counted = () => ["to-upstream", "to-client"].map((direction) => {
+      const series = new RegExp(`palisade_proxy_passed_bytes_total\\{direction="${direction}",policy="EBPFNetworkPolicy x/api",rule="ingress\\[0\\]\\.tls"\\} (\\d+)`);
+      return Number(series.exec(proxy.renderMetrics())?.[1] ?? 0);
+    });
+    const before = counted();
+    plainUpstream.on("connection", counting);
+    try {
+      assert.deepEqual((await exchange({ client: clients.good, paths: ["/admin", "/anything"] })).map((r) => [r.status, r.body]), [[200, "plain GET /admin"], [200, "plain GET /anything"]]);
+      assert.equal(atPod.length, 1);
+      const [[read, written]] = (await Promise.all(atPod)) as [[number, number]];
+      assert.ok(read > 0 && written > 0);
+      // Counted when the connection has ended: exactly the plain text the pod read and wrote.
+      for (let waited = 0; counted()[1] === before[1] && waited < 5000; waited += 10) await new Promise((resolve) => setTimeout(resolve, 10));
+      const after = counted();
+      assert.deepEqual([(after[0] ?? 0) - (before[0] ?? 0), (after[1] ?? 0) - (before[1] ?? 0)], [read, written]);
+    } finally {
+      plainUpstream.off("connection", counting);
+    }
   });
 
   test("missing or malformed material, and rules that disagree, reset the connection and say why", async () => {

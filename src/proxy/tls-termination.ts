@@ -23,6 +23,8 @@ import type { TlsTerminationPlan } from "../policy/http-view.ts";
 import { admittingRules } from "../policy/tls-client-certificate.ts";
 import { presentedCertificate } from "./client-certificate.ts";
 import type { ConnectionInfo, ConnectUpstream } from "./http-front-options.ts";
+import { spliceSockets } from "./splice.ts";
+import type { CountPassedBytes } from "./splice.ts";
 import type { TlsMaterialStore } from "./tls-material-store.ts";
 
 /** How a terminated connection came out, for the flow log and metrics. */
@@ -40,6 +42,8 @@ export interface TlsTerminatorOptions {
   report: (connection: ConnectionInfo, serverName: string | undefined, outcome: TerminationOutcome) => void;
   /** Time for the handshake. */
   handshakeTimeoutMs: number;
+  /** Counts the decrypted bytes each connection passed on unjudged, when it ends. */
+  countPassedBytes?: CountPassedBytes;
 }
 
 /** Terminates connections the view decided to terminate. */
@@ -127,26 +131,27 @@ export function createTlsTerminator(options: TlsTerminatorOptions): TlsTerminato
         }
         // From here the HTTP front end or the splice handles the socket's errors (Node's own listeners stay).
         secure.off("error", onHandshakeError);
-        options.report(connection, serverName, { verdict: "terminated", rules: plan.rules.filter((rule) => ids.includes(rule.id)).map((rule) => `${rule.policy} ${rule.rule}`) });
+        const admitting = plan.rules.filter((rule) => ids.includes(rule.id));
+        options.report(connection, serverName, { verdict: "terminated", rules: admitting.map((rule) => `${rule.policy} ${rule.rule}`) });
         const alpn = typeof secure.alpnProtocol === "string" ? secure.alpnProtocol : undefined;
         const terminated: ConnectionInfo = {
           ...connection,
           terminatedBy: ids,
           ...(upstreamCa !== undefined && { upstreamTls: { ca: upstreamCa, ...(serverName !== undefined && { serverName }), ...(alpn !== undefined && { alpn }) } }),
         };
-        const judged = judgesRequests && plan.rules.some((rule) => ids.includes(rule.id) && rule.http);
+        const judged = judgesRequests && admitting.some((rule) => rule.http);
         if (judged || plan.httpDenies) options.serveRequests(secure, terminated, alpn);
-        else void splice(secure, terminated);
+        // Its bytes count under the first rule admitting it, in reference order.
+        else void splice(secure, terminated, admitting[0]?.policy ?? "", admitting[0]?.rule ?? "");
       });
     },
   };
 
   /** Passes the decrypted stream on to the pod both ways, half-closes and resets included. */
-  async function splice(client: TLSSocket, connection: ConnectionInfo): Promise<void> {
+  async function splice(client: TLSSocket, connection: ConnectionInfo, policy: string, rule: string): Promise<void> {
     // Listened to before the upstream is open: an error with no listener would take the process down.
-    let upstream: Socket | undefined;
-    client.on("error", () => upstream?.destroy());
-    client.on("close", () => upstream?.destroy());
+    client.on("error", () => undefined);
+    let upstream: Socket;
     try {
       upstream = await options.connectUpstream(connection);
     } catch (error) {
@@ -158,9 +163,6 @@ export function createTlsTerminator(options: TlsTerminatorOptions): TlsTerminato
       upstream.destroy();
       return;
     }
-    upstream.on("error", () => client.destroy());
-    upstream.on("close", () => client.destroy());
-    client.pipe(upstream);
-    upstream.pipe(client);
+    spliceSockets(client, upstream, (bytes) => options.countPassedBytes?.(bytes, policy, rule));
   }
 }
