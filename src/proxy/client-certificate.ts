@@ -86,6 +86,11 @@ function opensslVerifyError(socket: TLSSocket): string | undefined {
   return error === null ? undefined : (error.code ?? "UNKNOWN");
 }
 
+/** A client certificate as the proxy read it, with OpenSSL's verification error (its code) when it had one, for the flow log. */
+export interface ReadClientCertificate extends PresentedCertificate {
+  verifyError?: string;
+}
+
 /**
  * The certificate a terminated connection's client presented, or undefined when it presented none.
  * `caBundle` gives a rule's bundle (it throws for missing material: the rule is then not met). Two checks
@@ -93,7 +98,7 @@ function opensslVerifyError(socket: TLSSocket): string | undefined {
  * context trusts them: full RFC 5280 path validation, which a check by hand would only approximate), and
  * the one below, that the chain the client sent leads to this rule's own CA.
  */
-export function presentedCertificate(socket: TLSSocket, caBundle: (ca: ConfigMapKeyReference) => CaBundle, now = Date.now()): PresentedCertificate | undefined {
+export function presentedCertificate(socket: TLSSocket, caBundle: (ca: ConfigMapKeyReference) => CaBundle, now = Date.now()): ReadClientCertificate | undefined {
   const chain = sentChain(socket);
   const leaf = chain[0];
   if (leaf === undefined) return undefined;
@@ -117,6 +122,7 @@ export function presentedCertificate(socket: TLSSocket, caBundle: (ca: ConfigMap
   };
   let anchored = 0;
   return {
+    ...(opensslError !== undefined && { verifyError: opensslError }),
     names: parseSubjectAltNames(leaf.subjectAltName),
     get valid() {
       const checked = anchored > 0 ? chain.slice(0, anchored) : [leaf];

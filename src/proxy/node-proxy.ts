@@ -37,6 +37,7 @@ import { connectWithUpstreamTls, createTlsTerminator } from "./tls-termination.t
 import { HTTP_FRONT_DEFAULTS } from "./http-front-options.ts";
 import type { ConnectionJudge } from "./tls-front.ts";
 import type { ViewMetrics } from "./proxy-metrics.ts";
+import type { CountPassedBytes } from "./splice.ts";
 
 /** An address family the proxy listens on. */
 export type ProxyFamily = 4 | 6;
@@ -92,6 +93,7 @@ export class NodeProxy {
   private constructor(options: NodeProxyOptions) {
     this.#options = options;
     const metrics = this.#metrics;
+    const countPassedBytes: CountPassedBytes = (bytes, policy, rule) => metrics.passedBytes(bytes, policy, rule);
     // Terminated connections may be re-encrypted to the pod: every upstream leg goes through this.
     const connectUpstream = connectWithUpstreamTls(options.connectUpstream);
     const terminator = options.material && createTlsTerminator({
@@ -99,6 +101,7 @@ export class NodeProxy {
       connectUpstream,
       serveRequests: (socket, connection, alpn) => this.#front.serveDecrypted(socket, connection, alpn),
       handshakeTimeoutMs: options.front?.headersTimeoutMs ?? HTTP_FRONT_DEFAULTS.headersTimeoutMs,
+      countPassedBytes,
       report: (connection, serverName, outcome) => {
         const named = serverName === undefined ? {} : { serverName };
         if (outcome.verdict === "terminated") {
@@ -112,6 +115,7 @@ export class NodeProxy {
     });
     const tls = createTlsFront({
       ...(terminator && { terminator }),
+      countPassedBytes,
       judgeConnection: (start, connection) => {
         let verdict;
         try {

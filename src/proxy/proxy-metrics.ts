@@ -1,12 +1,15 @@
 /**
  * The proxy's metrics: requests and TLS connections by verdict and by the
- * policy and rule behind it, connections, upgrades to WebSocket, upstream
- * failures, and the HTTP view in use, as Prometheus text.
+ * policy and rule behind it, the bytes of connections passed on after their
+ * verdict, connections, upgrades to WebSocket, upstream failures, and the
+ * HTTP view in use, as Prometheus text. No label takes a value from the
+ * traffic (an address, a server name): the series are bounded by the rules.
  *
  * @module
  */
 import { renderPrometheus } from "../k8s/prometheus.ts";
 import type { MetricFamily } from "../k8s/prometheus.ts";
+import type { PassedBytes } from "./splice.ts";
 
 /**
  * What a request came to: forwarded, refused (403), forwarded under audit, or malformed (400, or closed
@@ -14,26 +17,31 @@ import type { MetricFamily } from "../k8s/prometheus.ts";
  */
 export type RequestVerdict = "allowed" | "refused" | "audited" | "malformed";
 
-/** Counts by verdict, policy and rule. */
+/** Counts by a first label (`verdict`, `direction`), policy and rule. */
 class VerdictCounts {
-  /** Verdict, then policy, then rule: counted on every request, so no key is built. */
+  readonly #label: string;
+  /** The first label's value, then policy, then rule: counted on every request, so no key is built. */
   readonly #counts = new Map<string, Map<string, Map<string, { count: number }>>>();
 
-  add(verdict: string, policy: string, rule: string): void {
-    let byPolicy = this.#counts.get(verdict);
-    if (byPolicy === undefined) this.#counts.set(verdict, (byPolicy = new Map()));
+  constructor(label = "verdict") {
+    this.#label = label;
+  }
+
+  add(value: string, policy: string, rule: string, amount = 1): void {
+    let byPolicy = this.#counts.get(value);
+    if (byPolicy === undefined) this.#counts.set(value, (byPolicy = new Map()));
     let byRule = byPolicy.get(policy);
     if (byRule === undefined) byPolicy.set(policy, (byRule = new Map()));
     const entry = byRule.get(rule);
-    if (entry) entry.count++;
-    else byRule.set(rule, { count: 1 });
+    if (entry) entry.count += amount;
+    else byRule.set(rule, { count: amount });
   }
 
   samples(): { labels: Record<string, string>; value: number }[] {
     const samples: { labels: Record<string, string>; value: number }[] = [];
-    for (const [verdict, byPolicy] of this.#counts) {
+    for (const [value, byPolicy] of this.#counts) {
       for (const [policy, byRule] of byPolicy) {
-        for (const [rule, { count }] of byRule) samples.push({ labels: { verdict, policy, rule }, value: count });
+        for (const [rule, { count }] of byRule) samples.push({ labels: { [this.#label]: value, policy, rule }, value: count });
       }
     }
     return samples;
@@ -63,6 +71,7 @@ export interface ViewMetrics {
 export class ProxyMetrics {
   readonly #requests = new VerdictCounts();
   readonly #tlsConnections = new VerdictCounts();
+  readonly #passedBytes = new VerdictCounts("direction");
   readonly #terminations = new Map<string, number>();
   #open = 0;
   #accepted = 0;
@@ -86,6 +95,12 @@ export class ProxyMetrics {
   tlsTermination(result: "terminated" | "refused" | "failed", reason = ""): void {
     const key = JSON.stringify([result, reason]);
     this.#terminations.set(key, (this.#terminations.get(key) ?? 0) + 1);
+  }
+
+  /** Counts the bytes a connection passed on after its verdict, each way, under the policy and rule that admitted it. */
+  passedBytes(bytes: PassedBytes, policy = "", rule = ""): void {
+    this.#passedBytes.add("to-upstream", policy, rule, bytes.toUpstream);
+    this.#passedBytes.add("to-client", policy, rule, bytes.toClient);
   }
 
   /** Counts an accepted client connection; the returned function counts its close (once). */
@@ -138,6 +153,12 @@ export class ProxyMetrics {
           const [result = "", reason = ""] = JSON.parse(key) as string[];
           return { labels: { result, reason }, value };
         }),
+      },
+      {
+        name: "palisade_proxy_passed_bytes_total",
+        type: "counter",
+        help: "Bytes of the connections the proxy passed on after judging them, counted when each ends: TLS connections admitted by their server name (the TLS bytes as they are, ClientHello included) and terminated connections whose stream no rule judges (the decrypted bytes), by direction (to-upstream, to-client) and the policy and rule that admitted them.",
+        samples: this.#passedBytes.samples(),
       },
       {
         name: "palisade_proxy_upstream_failures_total",

@@ -16,6 +16,7 @@ import { connect as connectTls, createServer as createTlsServer, type TLSSocket 
 import { openFds } from "../../test/lib/open-fds.ts";
 import { makeCertificate } from "../../test/lib/tls-certificate.ts";
 import { resetSocket, spliceSockets } from "./splice.ts";
+import type { PassedBytes } from "./splice.ts";
 
 /**
  * Checks that no more fds are open than `before`, once closes still on their way have run. Fewer is fine: an fd
@@ -103,7 +104,8 @@ describe("spliceSockets", () => {
     // As the front ends do: the judged first bytes to the upstream, an answer of its own to the client.
     upstream.write("hello ");
     proxyClient.write("101, ");
-    spliceSockets(proxyClient, upstream);
+    const counted: PassedBytes[] = [];
+    spliceSockets(proxyClient, upstream, (bytes) => counted.push(bytes));
     client.end("after the splice");
     assert.deepEqual(await atServer, { text: "hello world, after the splice", ending: "end" });
     assert.equal(proxyClient.closed, false, "open while the server's half is");
@@ -112,6 +114,9 @@ describe("spliceSockets", () => {
     server.end("later");
     assert.deepEqual(await atClient, { text: "101, greeting, later", ending: "end" });
     await Promise.all([proxyClient, upstream].map(closed));
+    await until(() => counted.length > 0);
+    // Once, from the join on: what Node held and the kernel moved, not what the caller wrote before.
+    assert.deepEqual(counted, [{ toUpstream: "world, after the splice".length, toClient: "greeting, later".length }]);
     client.destroy();
     server.destroy();
     await Promise.all([client, server].map(closed));
@@ -126,7 +131,8 @@ describe("spliceSockets", () => {
       const server = await nextServer();
       const atServer = received(server);
       const atClient = received(client);
-      spliceSockets(proxyClient, upstream);
+      const counted: PassedBytes[] = [];
+      spliceSockets(proxyClient, upstream, (bytes) => counted.push(bytes));
       const arrived = new Promise((resolve) => server.once("data", resolve));
       client.write("ping");
       await arrived;
@@ -134,6 +140,8 @@ describe("spliceSockets", () => {
       assert.deepEqual(await atClient, { text: "", ending: "ECONNRESET" });
       assert.deepEqual(await atServer, { text: "ping", ending: "ECONNRESET" });
       await Promise.all([client, proxyClient, upstream, server].map(closed));
+      await until(() => counted.length > 0);
+      assert.deepEqual(counted, [{ toUpstream: 4, toClient: 0 }], "what passed before the reset, once");
       await close();
       await assertFdsBackTo(before);
     });
@@ -169,7 +177,8 @@ describe("spliceSockets", () => {
       const client = connectTls({ port: frontPort, host: "127.0.0.1", servername: "api.example", rejectUnauthorized: false });
       const proxyClient = await terminated;
       const upstream = new Socket().connect(serverPort, "127.0.0.1");
-      spliceSockets(proxyClient, upstream);
+      const counted: PassedBytes[] = [];
+      spliceSockets(proxyClient, upstream, (bytes) => counted.push(bytes));
       const server = await servers.next();
       const atServer = received(server);
       const atClient = received(client);
@@ -181,6 +190,8 @@ describe("spliceSockets", () => {
       assert.deepEqual(await atClient, { text: "down into TLS", ending: "end" });
       for (const socket of [client, proxyClient, upstream, server]) socket.destroy();
       await Promise.all([client, proxyClient, upstream, server].map(closed));
+      await until(() => counted.length > 0);
+      assert.deepEqual(counted, [{ toUpstream: "up through TLS".length, toClient: "down into TLS".length }], "the decrypted bytes, once");
     } finally {
       await Promise.all([closeServer(serverListener), closeServer(front)]);
       rmSync(dir, { recursive: true, force: true });

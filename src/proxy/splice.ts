@@ -11,11 +11,12 @@
  * bytes only the proxy can decrypt: it is piped through Node's streams. The
  * two Node sockets stay open, idle, while the kernel splices, and close when
  * it ends: whoever counts or tracks them by their `close` sees the connection's
- * real end, and resetting either (the proxy's shutdown) resets both.
+ * real end, and resetting either (the proxy's shutdown) resets both. Either
+ * way, the bytes passed each way are reported once, at the end.
  *
  * @example
  * ```ts
- * spliceSockets(client, await connectUpstream(connection));
+ * spliceSockets(client, await connectUpstream(connection), ({ toUpstream, toClient }) => count(toUpstream, toClient));
  * ```
  *
  * @module
@@ -33,6 +34,18 @@ interface StreamHandle {
 
 const EMPTY = Buffer.alloc(0);
 
+/** The bytes a joined connection passed on each way, from the join on (what the caller wrote before it is its own to count). */
+export interface PassedBytes {
+  toUpstream: number;
+  toClient: number;
+}
+
+/** Called once, when the joined connection has ended. */
+export type OnPassedBytes = (bytes: PassedBytes) => void;
+
+/** Counts the bytes a connection passed on under the policy and rule that let it through ("" when none is named). */
+export type CountPassedBytes = (bytes: PassedBytes, policy: string, rule: string) => void;
+
 /**
  * Ends a socket with an RST, or plainly once its sending half is closed: libuv refuses to reset a socket
  * being shut down (EINVAL), and Node then never closes its handle, which would leak. A TLS socket has no
@@ -44,8 +57,8 @@ export function resetSocket(socket: Socket): void {
   else socket.resetAndDestroy();
 }
 
-/** Passes bytes, half-closes and resets both ways between `client` and `upstream` from now on. */
-export function spliceSockets(client: Socket, upstream: Socket): void {
+/** Passes bytes, half-closes and resets both ways between `client` and `upstream` from now on; `onEnd` gets the bytes passed. */
+export function spliceSockets(client: Socket, upstream: Socket, onEnd: OnPassedBytes = () => undefined): void {
   // Either side may close its sending half while the other still sends (TLS close_notify then FIN, a WebSocket close).
   client.allowHalfOpen = true;
   upstream.allowHalfOpen = true;
@@ -55,20 +68,39 @@ export function spliceSockets(client: Socket, upstream: Socket): void {
   upstream.on("error", () => resetSocket(client));
   client.on("error", () => resetSocket(upstream));
   // The upstream's fd exists, and its first bytes may be written, once it is connected.
-  if (upstream.connecting) upstream.once("connect", () => join(client, upstream));
-  else join(client, upstream);
+  if (upstream.connecting) upstream.once("connect", () => join(client, upstream, onEnd));
+  else join(client, upstream, onEnd);
 }
 
 /** The one place that chooses how two sockets are joined: in the kernel when both are plain TCP sockets Node reads itself. */
-function join(client: Socket, upstream: Socket): void {
-  if (client.destroyed || upstream.destroyed) return;
-  const handles = [tcpHandle(client), tcpHandle(upstream)] as const;
-  if (handles[0] === undefined || handles[1] === undefined) {
-    client.pipe(upstream);
-    upstream.pipe(client);
+function join(client: Socket, upstream: Socket, onEnd: OnPassedBytes): void {
+  if (client.destroyed || upstream.destroyed) {
+    onEnd({ toUpstream: 0, toClient: 0 });
     return;
   }
-  spliceInKernel(client, upstream, handles[0], handles[1]);
+  const handles = [tcpHandle(client), tcpHandle(upstream)] as const;
+  if (handles[0] === undefined || handles[1] === undefined) pipeThroughNode(client, upstream, onEnd);
+  else spliceInKernel(client, upstream, handles[0], handles[1], onEnd);
+}
+
+/**
+ * Pipes both ways through Node's streams, counting what passes. A socket closing before it has passed on its
+ * end of stream (reset by the proxy, destroyed) resets the other, as the kernel splice's abort does; one
+ * closing after has ended the other's sending half, which then closes once its bytes are written.
+ */
+function pipeThroughNode(client: Socket, upstream: Socket, onEnd: OnPassedBytes): void {
+  const bytes: PassedBytes = { toUpstream: 0, toClient: 0 };
+  client.on("data", (chunk: Buffer) => (bytes.toUpstream += chunk.length));
+  upstream.on("data", (chunk: Buffer) => (bytes.toClient += chunk.length));
+  let open = 2;
+  for (const [socket, other] of [[client, upstream], [upstream, client]] as const) {
+    socket.once("close", () => {
+      if (!other.writableEnded) resetSocket(other);
+      if (--open === 0) onEnd(bytes);
+    });
+  }
+  client.pipe(upstream);
+  upstream.pipe(client);
 }
 
 /** The handle of a socket whose bytes on the wire are its own (not TLS) and whose fd Node exposes; undefined otherwise. */
@@ -84,24 +116,31 @@ function tcpHandle(socket: Socket): StreamHandle | undefined {
  * written to the other side, and once everything Node was to write is with the kernel, the splice starts
  * (it writes after those bytes, in order).
  */
-function spliceInKernel(client: Socket, upstream: Socket, clientHandle: StreamHandle, upstreamHandle: StreamHandle): void {
+function spliceInKernel(client: Socket, upstream: Socket, clientHandle: StreamHandle, upstreamHandle: StreamHandle, onEnd: OnPassedBytes): void {
   const fromClient = stopReading(client, clientHandle);
   const fromUpstream = stopReading(upstream, upstreamHandle);
   if (fromClient.length > 0) upstream.write(fromClient);
   if (fromUpstream.length > 0) client.write(fromUpstream);
+  const throughNode: PassedBytes = { toUpstream: fromClient.length, toClient: fromUpstream.length };
   void Promise.all([flushed(client), flushed(upstream)]).then(() => {
     // A write failed, or either was reset meanwhile: its error handler has reset the other.
-    if (client.destroyed || upstream.destroyed) return;
+    if (client.destroyed || upstream.destroyed) {
+      onEnd(throughNode);
+      return;
+    }
     let splice: SocketSplice;
     try {
-      splice = new SocketSplice(clientHandle.fd as number, upstreamHandle.fd as number, () => {
+      // The client's socket is the splice's a, the upstream's its b.
+      splice = new SocketSplice(clientHandle.fd as number, upstreamHandle.fd as number, ({ aToB, bToA }) => {
         client.destroy();
         upstream.destroy();
+        onEnd({ toUpstream: throughNode.toUpstream + aToB, toClient: throughNode.toClient + bToA });
       });
     } catch {
       // Out of fds or memory: the connection cannot go on.
       resetSocket(client);
       resetSocket(upstream);
+      onEnd(throughNode);
       return;
     }
     const abort = () => splice.abort();

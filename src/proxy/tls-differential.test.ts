@@ -111,20 +111,23 @@ function wire(request: RawHttpRequest): string {
 async function connect(serverName: string | undefined, client: TestCertificate | undefined, request: RawHttpRequest): Promise<string> {
   const port = proxy.addresses()[0]?.port ?? 0;
   const socket = tls.connect({ port, host: "127.0.0.1", ...(serverName !== undefined && { servername: serverName }), rejectUnauthorized: false, ALPNProtocols: ["http/1.1"], ...(client && { cert: client.cert, key: client.key }) });
+  // Refused: a reset, or the proxy's TLS alert (a missing client certificate), which a TLS 1.3 client reads after its handshake.
+  const refusal = (error: NodeJS.ErrnoException) => error.code === "ECONNRESET" || /^ERR_SSL_.*ALERT/.test(error.code ?? "");
+  let refused = false;
+  socket.on("error", (error: NodeJS.ErrnoException) => (refused ||= refusal(error)));
   try {
     await once(socket, "secureConnect");
   } catch (error) {
     socket.destroy();
-    const code = (error as NodeJS.ErrnoException).code;
-    // SPLICED is no TLS record: the client's handshake fails on it, which a reset never does.
-    return code === "ECONNRESET" ? "refused" : "passed on";
+    // SPLICED is no TLS record: the client's handshake fails on it, which a refusal never does.
+    return refusal(error as NodeJS.ErrnoException) ? "refused" : "passed on";
   }
   const certificate = socket.getPeerX509Certificate()?.subjectAltName ?? "";
   const raw = RawConnection.over(socket);
   raw.send(wire(request));
   const response = await raw.next();
   raw.destroy();
-  if (response === "closed") return raw.wasReset ? "refused" : "closed";
+  if (response === "closed") return refused ? "refused" : "closed";
   return `terminated ${certificate} ${response.status}`;
 }
 

@@ -19,6 +19,7 @@ import { createHttpFront } from "./http-front.ts";
 import type { HttpFront } from "./http-front.ts";
 import { createTlsFront } from "./tls-front.ts";
 import type { ConnectionJudge, TlsFlowLogEntry } from "./tls-front.ts";
+import type { PassedBytes } from "./splice.ts";
 
 const ALLOWED = ["api.shop.example", "*.github.com"];
 
@@ -54,6 +55,9 @@ describe("the TLS front end", () => {
   let proxy: net.Server;
   let proxyPort = 0;
   let front: HttpFront;
+  /** What the front end counted of each connection it passed on, and the TLS server's TCP byte counts of each of its connections. */
+  const passed: [PassedBytes, string, string][] = [];
+  const atServer: Promise<PassedBytes>[] = [];
 
   before(async () => {
     tlsServer = tls.createServer({ key: certificate.key, cert: certificate.cert }, (socket) => {
@@ -61,6 +65,7 @@ describe("the TLS front end", () => {
       socket.on("error", () => undefined);
       socket.on("end", () => socket.end());
     });
+    tlsServer.on("connection", (raw: net.Socket) => atServer.push(once(raw, "close").then(() => ({ toUpstream: raw.bytesRead, toClient: raw.bytesWritten }))));
     tlsPort = await listen(tlsServer);
     rawServer = net.createServer({ allowHalfOpen: true }, (socket) => {
       const record = { bytes: Buffer.alloc(0), ended: once(socket, "end").then(() => undefined) };
@@ -78,7 +83,7 @@ describe("the TLS front end", () => {
       return matchServerName(ALLOWED, start.serverName) >= 0 ? { allow: true, policy: "EBPFNetworkPolicy x/sni", rule: "egress[0].tls" } : { allow: false, policy: "EBPFNetworkPolicy x/sni", rule: "egress[0]: no tls serverNames entry matched" };
     };
     const connectUpstream = async () => net.connect(upstreamPort, "127.0.0.1");
-    const tlsFront = createTlsFront({ judgeConnection, connectUpstream, flowLog: (entry) => tlsLog.push(entry), helloTimeoutMs: 500 });
+    const tlsFront = createTlsFront({ judgeConnection, connectUpstream, flowLog: (entry) => tlsLog.push(entry), helloTimeoutMs: 500, countPassedBytes: (...counted) => passed.push(counted) });
     front = createHttpFront({ judge: () => ({ allow: false, policy: "x/web", rule: "http" }), connectUpstream, flowLog: (entry) => httpLog.push(entry) }, tlsFront);
     proxy = net.createServer((socket) => front.handleConnection(socket));
     proxyPort = await listen(proxy);
@@ -94,7 +99,9 @@ describe("the TLS front end", () => {
     return tls.connect({ host: "127.0.0.1", port: proxyPort, rejectUnauthorized: false, ...(servername === undefined ? {} : { servername }) });
   }
 
-  test("an allowed name: the handshake completes with the real server and data flows both ways", async () => {
+  test("an allowed name: the handshake completes with the real server and data flows both ways; the bytes each way are counted under its rule", async () => {
+    passed.length = 0;
+    atServer.length = 0;
     for (const name of ["api.shop.example", "API.GitHub.com"]) {
       const client = tlsClient(name);
       await once(client, "secureConnect");
@@ -106,6 +113,10 @@ describe("the TLS front end", () => {
       assert.equal(await ending(client), "fin");
     }
     assert.deepEqual(tlsLog, [], "allowed connections are not logged");
+    // Counted at each connection's end: every byte the server read (the ClientHello first) and wrote, exactly.
+    while (passed.length < 2) await sleep(10);
+    assert.deepEqual(passed, await Promise.all(atServer).then((counts) => counts.map((bytes) => [bytes, "EBPFNetworkPolicy x/sni", "egress[0].tls"])));
+    assert.ok(passed.every(([bytes]) => bytes.toUpstream > 200 && bytes.toClient > 500), "a handshake each way, and more");
   });
 
   test("another name, and no name at all, are reset; the flow log names the policy, the rule and the name seen", async () => {

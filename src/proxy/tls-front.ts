@@ -7,7 +7,7 @@
  * MAX_CLIENT_HELLO and within the header timeout. An allowed connection is
  * spliced both ways: the bytes read so far first, then whatever either side
  * sends, half-closes (FIN) and resets (RST) passed on (in the kernel, by
- * splice.ts).
+ * splice.ts), and the bytes passed each way counted at its end.
  *
  * It also answers, for the HTTP front end, whether a connection whose first
  * bytes are not TLS may go on to have its requests judged: where only `tls`
@@ -34,6 +34,7 @@ import { HTTP_FRONT_DEFAULTS } from "./http-front-options.ts";
 import { logFlow } from "./flow-log.ts";
 import { judgeSafely } from "./safe-judge.ts";
 import { resetSocket, spliceSockets } from "./splice.ts";
+import type { CountPassedBytes } from "./splice.ts";
 import type { TlsTerminator } from "./tls-termination.ts";
 
 /**
@@ -70,6 +71,8 @@ export interface TlsFlowLogEntry {
   reason?: string;
   /** The names of the client certificate of a terminated connection refused by them (`DNS:x`, `URI:y`). */
   clientNames?: string[];
+  /** OpenSSL's verification error for that certificate's chain (its code, `CERT_HAS_EXPIRED`), when it had one. */
+  verifyError?: string;
 }
 
 /** Options of createTlsFront. */
@@ -81,6 +84,8 @@ export interface TlsFrontOptions {
   helloTimeoutMs?: number;
   /** Terminates the connections the judge says to terminate; without it they are reset. */
   terminator?: TlsTerminator;
+  /** Counts the bytes each connection passed on unchanged, ClientHello included, when it ends. */
+  countPassedBytes?: CountPassedBytes;
 }
 
 /** The proxy's TLS front end. */
@@ -120,7 +125,7 @@ export function createTlsFront(options: TlsFrontOptions): TlsFront {
   };
 
   /** Opens the upstream and splices the two sockets; `head` is what the client sent so far. */
-  const splice = async (client: Socket, head: Buffer, connection: ConnectionInfo, serverName: string | undefined) => {
+  const splice = async (client: Socket, head: Buffer, connection: ConnectionInfo, serverName: string | undefined, verdict: HttpVerdict) => {
     const failed = (error: unknown) => reset(client, { verdict: "upstream-failed", connection, tls: true, ...(serverName !== undefined && { serverName }), reason: error instanceof Error ? error.message : String(error) });
     let upstream: Socket;
     try {
@@ -141,7 +146,9 @@ export function createTlsFront(options: TlsFrontOptions): TlsFront {
       if (!connected) failed(error);
     });
     upstream.write(head);
-    spliceSockets(client, upstream);
+    spliceSockets(client, upstream, ({ toUpstream, toClient }) => {
+      options.countPassedBytes?.({ toUpstream: head.length + toUpstream, toClient }, verdict.policy ?? "", verdict.rule ?? "");
+    });
   };
 
   return {
@@ -174,7 +181,7 @@ export function createTlsFront(options: TlsFrontOptions): TlsFront {
           return;
         }
         if (verdict.audit) options.flowLog({ verdict: "audited", ...judged });
-        if (verdict.terminate === undefined) void splice(socket, bytes, connection, serverName);
+        if (verdict.terminate === undefined) void splice(socket, bytes, connection, serverName, verdict);
         else if (options.terminator) options.terminator.serve(socket, bytes, connection, verdict.terminate, serverName);
         else reset(socket, { verdict: "refused", ...judged, reason: "material-missing: this proxy has no access to TLS material (no --kubeconfig)" });
       };

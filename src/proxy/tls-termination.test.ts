@@ -11,6 +11,7 @@
  * next connection while an open one goes on.
  */
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { once } from "node:events";
 import http from "node:http";
 import http2 from "node:http2";
@@ -158,6 +159,9 @@ describe("TLS termination through the node proxy", () => {
     });
     const results: Exchange[] = [];
     const fail = (error: NodeJS.ErrnoException) => (error.code === "ECONNRESET" ? "reset" : `error ${error.code ?? error.message}`);
+    // A TLS 1.3 client learns of an alert about its certificate after its side of the handshake, on reading.
+    let failure: string | undefined;
+    socket.on("error", (error: NodeJS.ErrnoException) => (failure ??= fail(error)));
     try {
       await once(socket, "secureConnect");
     } catch (error) {
@@ -168,7 +172,7 @@ describe("TLS termination through the node proxy", () => {
     for (const path of options.paths ?? ["/public/a"]) {
       raw.send(`GET ${path} HTTP/1.1\r\nHost: api.shop.example\r\n\r\n`);
       const response = await raw.next();
-      const status = response !== "closed" ? response.status : raw.wasReset ? "reset" : "closed";
+      const status = response !== "closed" ? response.status : (failure ?? "closed");
       results.push({ status, body: response === "closed" ? "" : response.body, protocol: socket.getProtocol(), serverCertificate, socket });
       if (response === "closed") break;
     }
@@ -192,29 +196,70 @@ describe("TLS termination through the node proxy", () => {
     assert.equal((await exchange({ servername: "other.shop.example" }))[0]?.status, "reset", "a name serverNames does not list is reset before any handshake");
   });
 
-  test("client certificates: the good one passes; none, another CA's, an expired one and a wrong SAN are refused with the reason and names", async () => {
+  test("client certificates: the good one passes; none fails the handshake with an alert; another CA's, an expired one and a wrong SAN are reset, with the reason and names logged", async () => {
     world = compileHttpWorld([ebpf("api", { ingress: [rule({ termination, clientCertificate }, publicGets)] })]);
     logLines.length = 0;
+    const noCertificateAlert = { "TLSv1.2": "error ERR_SSL_SSL/TLS_ALERT_HANDSHAKE_FAILURE", "TLSv1.3": "error ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED" };
     for (const version of ["TLSv1.2", "TLSv1.3"] as const) {
       assert.deepEqual((await exchange({ version, client: clients.good })).map((r) => r.status), [200], version);
       assert.deepEqual((await exchange({ version, client: clients.dnsOnly })).map((r) => r.status), [200], `${version}: a DNS name under the wildcard`);
       for (const name of ["wrongSan", "expired", "otherCa"]) {
         assert.equal((await exchange({ version, client: clients[name] }))[0]?.status, "reset", `${version} ${name}`);
       }
-      assert.equal((await exchange({ version }))[0]?.status, "reset", `${version}: no certificate`);
+      assert.equal((await exchange({ version }))[0]?.status, noCertificateAlert[version], `${version}: no certificate`);
     }
-    const refusals = logLines.filter((line) => line.flow === "tls" && line.verdict === "refused").map((line) => [line.reason, line.clientNames]);
+    const refusals = logLines.filter((line) => line.flow === "tls" && line.verdict === "refused").map((line) => [line.reason, line.clientNames, line.verifyError]);
     const once = [
-      ["san-not-allowed", ["DNS:a.b.frontend.shop.example", "URI:spiffe://cluster.local/ns/x/sa/intruder"]],
-      ["expired-client-certificate", [`URI:${SPIFFE_FRONTEND}`]],
-      ["untrusted-client-certificate", [`URI:${SPIFFE_FRONTEND}`]],
-      ["no-client-certificate", []],
+      ["san-not-allowed", ["DNS:a.b.frontend.shop.example", "URI:spiffe://cluster.local/ns/x/sa/intruder"], undefined],
+      ["expired-client-certificate", [`URI:${SPIFFE_FRONTEND}`], "CERT_HAS_EXPIRED"],
+      ["untrusted-client-certificate", [`URI:${SPIFFE_FRONTEND}`], "UNABLE_TO_VERIFY_LEAF_SIGNATURE"],
+      ["no-client-certificate", [], undefined],
     ];
     assert.deepEqual(refusals, [...once, ...once]);
     assert.ok(logLines.every((line) => !JSON.stringify(line).includes("PRIVATE KEY")), "no key material in the log");
     const metrics = proxy.renderMetrics();
     assert.match(metrics, /palisade_proxy_tls_terminations_total\{result="refused",reason="san-not-allowed"\} 2/);
     assert.match(metrics, /palisade_proxy_tls_terminations_total\{result="terminated",reason=""\} \d+/);
+  });
+
+  test("what openssl s_client and curl report, TLS 1.2 and 1.3: the alert of a handshake without a certificate, a reset for the others; no connection left open", async () => {
+    world = compileHttpWorld([ebpf("api", { ingress: [rule({ termination, clientCertificate }, publicGets)] })]);
+    const sClient = async (version: string, client: TestCertificate | undefined) => {
+      const args = ["s_client", version, "-connect", `127.0.0.1:${proxyPort()}`, "-servername", "api.shop.example", "-CAfile", serverCa.certPath, ...(client ? ["-cert", client.certPath, "-key", client.keyPath] : []), "-ign_eof"];
+      const child = execFile("openssl", args, { timeout: 15_000 });
+      child.stdin?.end("GET /public/a HTTP/1.1\r\nHost: api.shop.example\r\nConnection: close\r\n\r\n");
+      let output = "";
+      child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+      child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+      await once(child, "close");
+      return output;
+    };
+    const curl = async (tlsMax: string, client: TestCertificate | undefined) => {
+      const args = ["-sS", "--max-time", "10", "--http1.1", "--tlsv1.2", "--tls-max", tlsMax, "--cacert", serverCa.certPath, ...(client ? ["--cert", client.certPath, "--key", client.keyPath] : []),
+        "--resolve", `api.shop.example:${proxyPort()}:127.0.0.1`, `https://api.shop.example:${proxyPort()}/public/a`];
+      return new Promise<string>((resolve) => execFile("curl", args, (error, stdout, stderr) => resolve(error ? stderr.trim() : `ok ${stdout}`)));
+    };
+    // OpenSSL's alert for a missing certificate: handshake_failure (40) in TLS 1.2, certificate_required (116) in 1.3.
+    const alerts = [["-tls1_2", "1.2", /sslv3 alert handshake failure.*SSL alert number 40/, /^curl: \(35\) .*sslv3 alert handshake failure/], ["-tls1_3", "1.3", /tlsv13 alert certificate required.*SSL alert number 116/, /^curl: \(56\) .*tlsv13 alert certificate required/]] as const;
+    for (const [flag, tlsMax, sClientAlert, curlAlert] of alerts) {
+      assert.match(await sClient(flag, clients.good), /HTTP\/1\.1 200/, flag);
+      assert.equal(await curl(tlsMax, clients.good), "ok plain GET /public/a", tlsMax);
+      assert.match(await sClient(flag, undefined), sClientAlert, `${flag}: no certificate`);
+      assert.match(await curl(tlsMax, undefined), curlAlert, `TLS ${tlsMax}: no certificate`);
+      for (const name of ["wrongSan", "expired", "otherCa"]) {
+        const seen = await sClient(flag, clients[name]);
+        assert.match(seen, /errno=104|Connection reset by peer/, `${flag} ${name}`);
+        assert.doesNotMatch(seen, /HTTP\/1\.1|alert/, `${flag} ${name}`);
+        // Where the reset meets curl 7.88 varies: its last handshake read (35), its first read after (56), or its
+        // getpeername() after the handshake (55, "not connected"). No alert, either way.
+        const reported = await curl(tlsMax, clients[name]);
+        assert.match(reported, /^curl: \((35|55|56)\) .*(Connection reset by peer|not connected)/, `TLS ${tlsMax} ${name}`);
+        assert.doesNotMatch(reported, /alert/, `TLS ${tlsMax} ${name}`);
+      }
+    }
+    const deadline = Date.now() + 5_000;
+    while (proxy.openConnections > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(proxy.openConnections, 0, "every refused connection is closed");
   });
 
   test("a certificate signed by another client's certificate, which is no CA, or one for servers only, is refused, whatever it names", async () => {
@@ -262,6 +307,24 @@ describe("TLS termination through the node proxy", () => {
     ]);
     assert.deepEqual((await exchange({ client: clients.good, paths: ["/admin"] })).map((r) => r.status), [200], "the certificate's rule admits every request");
     assert.deepEqual((await exchange({ paths: ["/admin", "/public/a"] })).map((r) => r.status), [403, 200], "without one, only the other rule's requests");
+  });
+
+  test("rules of two CAs on one port: a certificate meets only the rules of its own CA, with their names only; none fails the handshake", async () => {
+    material.put(copy("configmap.x.other-ca", "1", { "ca.crt": otherCa.cert }));
+    const otherCaRule = { ca: { configMapName: "other-ca", key: "ca.crt" }, subjectAltNames: ["*.other.shop.example"] };
+    world = compileHttpWorld([ebpf("api", { ingress: [rule({ termination, clientCertificate }), rule({ termination, clientCertificate: otherCaRule })] })]);
+    logLines.length = 0;
+    const ofOtherCa = issueCertificate(otherCa, { names: ["DNS:web.other.shop.example"] });
+    // Each names what the other CA's rule lists: a chain to one CA never counts for the other rule's names.
+    const crossed = [issueCertificate(clientCa, { names: ["DNS:web.other.shop.example"] }), clients.otherCa as TestCertificate];
+    for (const version of ["TLSv1.2", "TLSv1.3"] as const) {
+      assert.deepEqual((await exchange({ version, client: clients.good })).map((r) => r.status), [200], `${version}: the first CA's`);
+      assert.deepEqual((await exchange({ version, client: ofOtherCa })).map((r) => r.status), [200], `${version}: the second CA's`);
+      for (const client of crossed) assert.equal((await exchange({ version, client }))[0]?.status, "reset", version);
+      assert.match(String((await exchange({ version }))[0]?.status), /^error ERR_SSL_.*ALERT/, `${version}: no certificate`);
+    }
+    const refusals = logLines.filter((line) => line.flow === "tls" && line.verdict === "refused").map((line) => line.reason);
+    assert.deepEqual(refusals, Array(2).fill(["san-not-allowed", "san-not-allowed", "no-client-certificate"]).flat());
   });
 
   test("ALPN: HTTP/1.1 is chosen over h2; HTTP/2 with prior knowledge inside TLS is judged per stream", async () => {
@@ -319,9 +382,29 @@ describe("TLS termination through the node proxy", () => {
     assert.equal((await exchange({}))[0]?.status, 502, "a pod certificate the upstream CA does not sign is refused: 502");
   });
 
-  test("no http on the rule: the decrypted stream is passed on as it is", async () => {
+  test("no http on the rule: the decrypted stream is passed on as it is, its bytes counted each way under the rule", async () => {
     world = compileHttpWorld([ebpf("api", { ingress: [rule({ termination, clientCertificate })] })]);
-    assert.deepEqual((await exchange({ client: clients.good, paths: ["/admin", "/anything"] })).map((r) => [r.status, r.body]), [[200, "plain GET /admin"], [200, "plain GET /anything"]]);
+    const atPod: Promise<[number, number]>[] = [];
+    const counting = (socket: net.Socket) => atPod.push(once(socket, "close").then(() => [socket.bytesRead, socket.bytesWritten]));
+    /** The counts of the rule's series now (earlier tests' connections count under the same rule). */
+    const counted = () => ["to-upstream", "to-client"].map((direction) => {
+      const series = new RegExp(`palisade_proxy_passed_bytes_total\\{direction="${direction}",policy="EBPFNetworkPolicy x/api",rule="ingress\\[0\\]\\.tls"\\} (\\d+)`);
+      return Number(series.exec(proxy.renderMetrics())?.[1] ?? 0);
+    });
+    const before = counted();
+    plainUpstream.on("connection", counting);
+    try {
+      assert.deepEqual((await exchange({ client: clients.good, paths: ["/admin", "/anything"] })).map((r) => [r.status, r.body]), [[200, "plain GET /admin"], [200, "plain GET /anything"]]);
+      assert.equal(atPod.length, 1);
+      const [[read, written]] = (await Promise.all(atPod)) as [[number, number]];
+      assert.ok(read > 0 && written > 0);
+      // Counted when the connection has ended: exactly the plain text the pod read and wrote.
+      for (let waited = 0; counted()[1] === before[1] && waited < 5000; waited += 10) await new Promise((resolve) => setTimeout(resolve, 10));
+      const after = counted();
+      assert.deepEqual([(after[0] ?? 0) - (before[0] ?? 0), (after[1] ?? 0) - (before[1] ?? 0)], [read, written]);
+    } finally {
+      plainUpstream.off("connection", counting);
+    }
   });
 
   test("missing or malformed material, and rules that disagree, reset the connection and say why", async () => {

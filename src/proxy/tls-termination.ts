@@ -3,10 +3,12 @@
  * view decided to terminate (a {@link TlsTerminationPlan}) with the
  * ClientHello bytes read so far. A server-side TLS socket takes them, with the
  * certificate of the plan's Secret (TLS 1.2 and 1.3), asks for a client
- * certificate when a rule of the plan wants one, and after the handshake
- * checks it (chain to the rule's CA, validity, names) against each rule: the
- * rules it meets admit the connection; none, and it is reset with the reason
- * and the names presented in the flow log (never key material). The
+ * certificate when a rule of the plan wants one (OpenSSL itself refuses a
+ * client sending none, with a TLS alert, when every rule wants one), and after
+ * the handshake checks it (chain to the rule's CA, validity, names) against
+ * each rule: the rules it meets admit the connection; none, and it is reset
+ * with the reason and the names presented in the flow log (never key
+ * material): Node's TLS has no way to answer those with an alert. The
  * decrypted stream then goes to the HTTP front end, whose requests are judged
  * by the admitting rules (`terminatedBy`), or, when no rule judges requests,
  * straight to the pod; upstream in plain text, or re-encrypted and verified
@@ -21,12 +23,14 @@ import type { TlsTerminationPlan } from "../policy/http-view.ts";
 import { admittingRules } from "../policy/tls-client-certificate.ts";
 import { presentedCertificate } from "./client-certificate.ts";
 import type { ConnectionInfo, ConnectUpstream } from "./http-front-options.ts";
+import { spliceSockets } from "./splice.ts";
+import type { CountPassedBytes } from "./splice.ts";
 import type { TlsMaterialStore } from "./tls-material-store.ts";
 
 /** How a terminated connection came out, for the flow log and metrics. */
 export type TerminationOutcome =
   | { verdict: "terminated"; rules: string[] }
-  | { verdict: "refused"; reason: string; clientNames?: string[]; policy?: string; rule?: string }
+  | { verdict: "refused"; reason: string; clientNames?: string[]; verifyError?: string; policy?: string; rule?: string }
   | { verdict: "failed"; reason: string };
 
 /** Options of createTlsTerminator. */
@@ -38,6 +42,8 @@ export interface TlsTerminatorOptions {
   report: (connection: ConnectionInfo, serverName: string | undefined, outcome: TerminationOutcome) => void;
   /** Time for the handshake. */
   handshakeTimeoutMs: number;
+  /** Counts the decrypted bytes each connection passed on unjudged, when it ends. */
+  countPassedBytes?: CountPassedBytes;
 }
 
 /** Terminates connections the view decided to terminate. */
@@ -71,6 +77,7 @@ export function createTlsTerminator(options: TlsTerminatorOptions): TlsTerminato
         if (!socket.destroyed) socket.resetAndDestroy();
       };
       const { namespace, termination } = plan;
+      const blamed = plan.rules[0] && { policy: plan.rules[0].policy, rule: plan.rules[0].rule };
       let secureContext;
       let upstreamCa: string | undefined;
       try {
@@ -78,7 +85,7 @@ export function createTlsTerminator(options: TlsTerminatorOptions): TlsTerminato
         secureContext = options.material.serverContext(namespace, termination.certificate, clientCas);
         if (termination.upstream === "TLS" && termination.upstreamCA) upstreamCa = options.material.caBundle(namespace, termination.upstreamCA).pem;
       } catch (error) {
-        refuse({ verdict: "refused", reason: `material-missing: ${(error as Error).message}`, ...(plan.rules[0] && { policy: plan.rules[0].policy, rule: plan.rules[0].rule }) });
+        refuse({ verdict: "refused", reason: `material-missing: ${(error as Error).message}`, ...blamed });
         return;
       }
       const judgesRequests = plan.judgesRequests;
@@ -92,17 +99,23 @@ export function createTlsTerminator(options: TlsTerminatorOptions): TlsTerminato
         isServer: true,
         secureContext,
         requestCert: plan.rules.some((rule) => rule.clientCertificate !== undefined),
-        // OpenSSL checks the chain against the rules' CAs together; below, each rule is met only by a chain to
-        // its own CA (validity, names): a refusal is then logged with its reason instead of ending the handshake.
-        rejectUnauthorized: false,
+        // On a socket of its own (not made by tls.Server), this only has OpenSSL end the handshake of a client
+        // sending no certificate, with an alert (certificate_required in TLS 1.3, handshake_failure in 1.2): right
+        // when no rule admits a client without one. Node's verify callback accepts every chain, so OpenSSL sends
+        // no alert for one it cannot verify: each rule is met only by a chain to its own CA, checked below.
+        rejectUnauthorized: plan.rules.every((rule) => rule.clientCertificate !== undefined),
         ...(alpn && { ALPNProtocols: alpn }),
       });
       const timer = setTimeout(() => {
         refuse({ verdict: "failed", reason: `no TLS handshake within ${options.handshakeTimeoutMs} ms` });
       }, options.handshakeTimeoutMs);
-      const onHandshakeError = (error: Error) => {
+      const onHandshakeError = (error: NodeJS.ErrnoException) => {
         clearTimeout(timer);
-        refuse({ verdict: "failed", reason: `handshake failed: ${error.message}` });
+        // OpenSSL has written its alert, and Node closes the connection after it (no reset, which could discard it).
+        const outcome: TerminationOutcome = error.code === "ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE"
+          ? { verdict: "refused", reason: "no-client-certificate", clientNames: [], ...blamed }
+          : { verdict: "failed", reason: `handshake failed: ${error.message}` };
+        options.report(connection, serverName, outcome);
       };
       secure.once("error", onHandshakeError);
       socket.once("close", () => clearTimeout(timer));
@@ -113,31 +126,32 @@ export function createTlsTerminator(options: TlsTerminatorOptions): TlsTerminato
         const clientNames = certificate === undefined ? [] : [...certificate.names.dns.map((name) => `DNS:${name}`), ...certificate.names.uri.map((name) => `URI:${name}`)];
         if (failure !== undefined) {
           // The TCP connection is reset, and the TLS socket closes with it (destroying it as well, at once, crashes Node).
-          refuse({ verdict: "refused", reason: failure, clientNames, ...(plan.rules[0] && { policy: plan.rules[0].policy, rule: plan.rules[0].rule }) });
+          refuse({ verdict: "refused", reason: failure, clientNames, ...(certificate?.verifyError !== undefined && { verifyError: certificate.verifyError }), ...blamed });
           return;
         }
         // From here the HTTP front end or the splice handles the socket's errors (Node's own listeners stay).
         secure.off("error", onHandshakeError);
-        options.report(connection, serverName, { verdict: "terminated", rules: plan.rules.filter((rule) => ids.includes(rule.id)).map((rule) => `${rule.policy} ${rule.rule}`) });
+        const admitting = plan.rules.filter((rule) => ids.includes(rule.id));
+        options.report(connection, serverName, { verdict: "terminated", rules: admitting.map((rule) => `${rule.policy} ${rule.rule}`) });
         const alpn = typeof secure.alpnProtocol === "string" ? secure.alpnProtocol : undefined;
         const terminated: ConnectionInfo = {
           ...connection,
           terminatedBy: ids,
           ...(upstreamCa !== undefined && { upstreamTls: { ca: upstreamCa, ...(serverName !== undefined && { serverName }), ...(alpn !== undefined && { alpn }) } }),
         };
-        const judged = judgesRequests && plan.rules.some((rule) => ids.includes(rule.id) && rule.http);
+        const judged = judgesRequests && admitting.some((rule) => rule.http);
         if (judged || plan.httpDenies) options.serveRequests(secure, terminated, alpn);
-        else void splice(secure, terminated);
+        // Its bytes count under the first rule admitting it, in reference order.
+        else void splice(secure, terminated, admitting[0]?.policy ?? "", admitting[0]?.rule ?? "");
       });
     },
   };
 
   /** Passes the decrypted stream on to the pod both ways, half-closes and resets included. */
-  async function splice(client: TLSSocket, connection: ConnectionInfo): Promise<void> {
+  async function splice(client: TLSSocket, connection: ConnectionInfo, policy: string, rule: string): Promise<void> {
     // Listened to before the upstream is open: an error with no listener would take the process down.
-    let upstream: Socket | undefined;
-    client.on("error", () => upstream?.destroy());
-    client.on("close", () => upstream?.destroy());
+    client.on("error", () => undefined);
+    let upstream: Socket;
     try {
       upstream = await options.connectUpstream(connection);
     } catch (error) {
@@ -149,9 +163,6 @@ export function createTlsTerminator(options: TlsTerminatorOptions): TlsTerminato
       upstream.destroy();
       return;
     }
-    upstream.on("error", () => client.destroy());
-    upstream.on("close", () => client.destroy());
-    client.pipe(upstream);
-    upstream.pipe(client);
+    spliceSockets(client, upstream, (bytes) => options.countPassedBytes?.(bytes, policy, rule));
   }
 }

@@ -163,6 +163,10 @@ test("a flow no tls rule covers stays in the kernel; the proxy's counters and fl
   const policy = `EBPFNetworkPolicy ${x}/sni`;
   assert.ok((await metric(proxyMetricsUrl(node), new RegExp(`^palisade_proxy_tls_connections_total\\{verdict="refused",policy="${policy}"`))) >= 1, "refusals counted by policy");
   assert.ok((await metric(proxyMetricsUrl(node), new RegExp(`^palisade_proxy_tls_connections_total\\{verdict="allowed",policy="${policy}",rule="egress\\[0\\]\\.tls"`))) >= 1, "allowed connections counted by rule");
+  // The allowed connections spliced in the kernel have ended: a ClientHello and more up, a certificate and more down, each.
+  for (const direction of ["to-upstream", "to-client"]) {
+    assert.ok((await metric(proxyMetricsUrl(node), new RegExp(`^palisade_proxy_passed_bytes_total\\{direction="${direction}",policy="${policy}",rule="egress\\[0\\]\\.tls"`))) > 500, `spliced bytes ${direction} counted by rule`);
+  }
   const log = readFileSync(join(cluster.folder.layout.logs, `proxy-${node.name}.log`), "utf8");
   assert.match(log, /"flow":"tls","verdict":"refused".*"serverName":"other\.example"/);
 });
