@@ -85,7 +85,7 @@ static __always_inline __u8 pal_ct_canonical(const struct pal_ct_key *t, struct 
  * only in it. */
 static __always_inline bool pal_ct_is_reply(const struct pal_ct_value *entry, __u8 swapped)
 {
-	return (swapped ^ (entry->ct_flags >> 4)) & 1;
+	return (swapped ^ (entry->ct_flags >> PAL_CT_F_ORIG_SWAPPED_SHIFT)) & 1;
 }
 
 /* The source address of the flow's first packet: the key's own source,
@@ -286,7 +286,7 @@ static __always_inline void pal_ct_create(const struct pal_ct_key *t,
 		.rule_id = rule_id,
 		.remote_identity = remote_identity,
 		.tcp_flags = seen,
-		.ct_flags = ct_flags | (swapped << 4),
+		.ct_flags = ct_flags | (swapped << PAL_CT_F_ORIG_SWAPPED_SHIFT),
 	};
 
 	bpf_map_update_elem(&PAL_MAP_CT, &key, &entry, BPF_ANY);
