@@ -133,6 +133,67 @@ static __always_inline bool pal_ct_revalidate(const struct pal_endpoint_value *e
 	return true;
 }
 
+/* Passes a packet of the tracked flow of entry, forward or reply, as
+ * ESTABLISHED or REPLY (v, not steered) and accounts it to the entry: the
+ * state its TCP flags add and the deadline (pal_ct_refresh). */
+static __always_inline void pal_track_pass(struct pal_ct_value *entry,
+					   const struct pal_config *cfg, __u8 protocol,
+					   __u8 tcp_flags, bool reply, __u64 now,
+					   struct pal_verdict *v)
+{
+	__u8 bits = protocol == IPPROTO_TCP ? pal_ct_tcp_bits(tcp_flags, reply) : 0;
+
+	pal_verdict_set(v, false, reply ? PAL_REASON_REPLY : PAL_REASON_ESTABLISHED, entry->rule_id,
+			entry->remote_identity);
+	if (reply)
+		bits |= PAL_CT_SEEN_REPLY;
+	pal_ct_refresh(entry, cfg, protocol, bits, now);
+}
+
+/* The established fast path, inlined into the programs' entry: what
+ * pal_track decides for most packets, without a call (each costs a few ns
+ * through the kernel's return thunk). It takes a packet that is no
+ * fragment and, for TCP, neither opens a connection (a SYN without ACK,
+ * which pal_track looks up once: a new flow's lookup is not repeated) nor
+ * carries an invalid flag combination, whose canonical key finds a live
+ * entry of the current policy revision that does not steer it to the proxy
+ * and holds no connection-limit unit it might have to give back (counted,
+ * and closing or closed). The key is made in the packet's own tuple and the
+ * tuple put back, so that the frame of handle, which pal_admit's call
+ * chain shares, holds no second key. Returns true if it passed the packet
+ * (v set); false, having changed nothing, for pal_track to decide. */
+static __always_inline bool pal_track_fast(struct __sk_buff *skb, struct pal_pkt *pkt,
+					   struct pal_verdict *v)
+{
+	const struct pal_config *cfg;
+	struct pal_ct_value *entry;
+	__u8 swapped;
+	bool reply;
+	__u64 now;
+
+	if (pkt->frag.kind != PAL_FRAG_NONE ||
+	    (pkt->tuple.protocol == IPPROTO_TCP &&
+	     (pal_tcp_is_open(IPPROTO_TCP, pkt->tcp_flags) || pal_tcp_flags_invalid(pkt->tcp_flags))))
+		return false;
+	swapped = pal_ct_canonicalize(&pkt->tuple);
+	entry = bpf_map_lookup_elem(&PAL_MAP_CT, &pkt->tuple);
+	if (swapped)
+		pal_ct_reverse_in_place(&pkt->tuple);
+	if (!entry)
+		return false;
+	cfg = pal_config_get();
+	now = pal_ct_now();
+	reply = pal_ct_is_reply(entry, swapped);
+	if (now > entry->expires_ns || entry->revision != pal_config_revision(cfg) ||
+	    pal_ct_steers(entry->ct_flags, reply, pal_from_proxy(skb)) ||
+	    ((entry->ct_flags & PAL_CT_F_COUNTED) &&
+	     ((pkt->tcp_flags & (PAL_TCP_FIN | PAL_TCP_RST)) ||
+	      (entry->tcp_flags & (PAL_CT_SEEN_FIN | PAL_CT_SEEN_RST)))))
+		return false;
+	pal_track_pass(entry, cfg, pkt->tuple.protocol, pkt->tcp_flags, reply, now, v);
+	return true;
+}
+
 /* Conntrack: one lookup of the packet's canonical key, a second only for
  * an ICMP error's quoted packet or while older entries may be in the table.
  * Returns 1 if the packet (of the hook direction its tuple has) belongs to
@@ -155,7 +216,6 @@ __noinline int pal_track(struct __sk_buff *skb, const struct pal_endpoint_value 
 	__u8 swapped, reason, dir;
 	bool opening, invalid;
 	bool reply;
-	__u8 bits;
 
 	if (!ep || !pkt || !v)
 		return 0;
@@ -219,12 +279,8 @@ __noinline int pal_track(struct __sk_buff *skb, const struct pal_endpoint_value 
 				entry->remote_identity);
 		return 1;
 	}
-	pal_verdict_set(v, false, reason, entry->rule_id, entry->remote_identity);
+	pal_track_pass(entry, cfg, key->protocol, pkt->tcp_flags, reply, now, v);
 	v->steer = pal_ct_steers(entry->ct_flags, reply, pal_from_proxy(skb));
-	bits = key->protocol == IPPROTO_TCP ? pal_ct_tcp_bits(pkt->tcp_flags, reply) : 0;
-	if (reply)
-		bits |= PAL_CT_SEEN_REPLY;
-	pal_ct_refresh(entry, cfg, key->protocol, bits, now);
 	/* The only work of connection limits on a tracked flow: a counted
 	 * one that just closed gives its unit back. */
 	if ((entry->ct_flags & PAL_CT_F_COUNTED) && pal_ct_tcp_closed(entry->tcp_flags))
@@ -373,14 +429,17 @@ static __always_inline const struct pal_endpoint_value *pal_endpoint_lookup(__u3
 
 static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 {
-	const struct pal_endpoint_value *ep;
+	const struct pal_endpoint_value *ep = pal_endpoint_lookup(skb->ifindex);
 	struct pal_verdict v = {};
 	struct pal_pkt pkt = {};
 	__u32 redirect = 0;
-	int parsed;
+	int parsed = PAL_PARSE_OK;
 
-	parsed = pal_parse(skb, &pkt);
-	ep = pal_endpoint_lookup(skb->ifindex);
+	/* The common packet read in place here, the others by the general
+	 * parse (a call), which also takes every packet of an interface
+	 * without an endpoint. */
+	if (!ep || !pal_parse_direct(skb, &pkt))
+		parsed = pal_parse(skb, &pkt);
 	if (!ep) {
 		/* Fail closed: an interface we were attached to but know
 		 * nothing about must not carry traffic. */
@@ -399,6 +458,8 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 		return pal_finish(skb, ep, &pkt, dir, &v, redirect);
 	}
 
+	if (pal_track_fast(skb, &pkt, &v))
+		return pal_finish(skb, ep, &pkt, dir, &v, redirect);
 	if (pal_track(skb, ep, &pkt, &v))
 		pal_steer(skb, &pkt, &v, &redirect);
 	else

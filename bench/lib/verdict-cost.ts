@@ -202,16 +202,19 @@ class DatapathSubject implements Subject {
     this.#probe = { address: peerAddress(rule0.peer), port: rule0.port };
     const entry = syntheticPolicyEntry(0, layout);
     this.#probeRuleId = entry.value.ruleId;
-    // The established flow is a SYN sent again, never answered: its entry has the SYN timeout, which
-    // must outlast the quiet gate's waits (up to its whole budget) or the flow expires between rounds.
+    // The established flow is opened by a SYN and measured by the peer's ACK on it, as a connection's
+    // segments are (a SYN sent again would take conntrack's full path, not the programs' fast path). It
+    // is never answered, so its entry keeps the SYN timeout, which must outlast the quiet gate's waits
+    // (up to its whole budget) or the flow expires between rounds.
     datapath.updateConfig({ ctTimeoutSynS: 3600 });
     if (kind === "limited") datapath.maps.tcpLimits.upsert([[entry.value.ruleId, UNREACHED_LIMITS]]);
     if (kind !== "plain") {
       const flags = kind === "strict" ? POLICY_FLAG_TCP_STRICT : POLICY_FLAG_TCP_LIMITED;
       writePolicyEntries(datapath, [{ key: entry.key, value: { ...entry.value, flags } }]);
     }
-    this.#establishedPacket = synPacket(this.#probe.address, this.#takePort(), this.#probe.port);
-    this.#runNewFlowPacket(this.#establishedPacket, "the first packet of the established flow");
+    const sport = this.#takePort();
+    this.#runNewFlowPacket(synPacket(this.#probe.address, sport, this.#probe.port), "the first packet of the established flow");
+    this.#establishedPacket = buildPacket({ src: this.#probe.address, dst: POD_ADDRESS, protocol: "TCP", sport, dport: this.#probe.port, tcpFlags: ["ack"] });
   }
 
   #takePort(): number {

@@ -228,8 +228,10 @@ struct pal_ct_key {
 				       * from-proxy mark, either way, goes to the proxy */
 #define PAL_CT_F_PROXY_UPSTREAM (1u << 3) /* opened by the proxy (first packet from-proxy
 					   * marked): never steered; replies go back to it */
-#define PAL_CT_F_ORIG_SWAPPED (1u << 4) /* the key is the first packet's tuple reversed,
-					 * at the opposite hook direction */
+/* The key is the first packet's tuple reversed, at the opposite hook direction;
+ * conntrack moves the bit to and from a 0-or-1 value by its shift. */
+#define PAL_CT_F_ORIG_SWAPPED_SHIFT 4
+#define PAL_CT_F_ORIG_SWAPPED (1u << PAL_CT_F_ORIG_SWAPPED_SHIFT)
 
 struct pal_ct_value {
 	__u64 expires_ns;  /* deadline, CLOCK_MONOTONIC (bpf_ktime_get_coarse_ns()) */

@@ -65,17 +65,26 @@ static __always_inline bool pal_ct_tuple_above(const struct pal_ct_key *t)
 	return t->sport_be > t->dport_be;
 }
 
-/* Writes into key the canonical key of a packet of tuple t (direction and
- * endpoint_id set) and returns whether that is t reversed: a reply has the
- * same key as its flow's first packet, and the opposite answer. */
-static __always_inline __u8 pal_ct_canonical(const struct pal_ct_key *t, struct pal_ct_key *key)
+/* Turns the tuple t of a packet (direction and endpoint_id set) into its
+ * canonical key in place and returns whether that reversed it: a reply has
+ * the same key as its flow's first packet, and the opposite answer.
+ * Reversing t again (pal_ct_reverse_in_place) when it did gives the tuple
+ * back. */
+static __always_inline __u8 pal_ct_canonicalize(struct pal_ct_key *t)
 {
 	__u8 swapped = pal_ct_tuple_above(t);
 
-	__builtin_memcpy(key, t, sizeof(*key));
 	if (swapped)
-		pal_ct_reverse_in_place(key);
+		pal_ct_reverse_in_place(t);
 	return swapped;
+}
+
+/* Writes into key the canonical key of a packet of tuple t (as
+ * pal_ct_canonicalize, t left as it is). */
+static __always_inline __u8 pal_ct_canonical(const struct pal_ct_key *t, struct pal_ct_key *key)
+{
+	__builtin_memcpy(key, t, sizeof(*key));
+	return pal_ct_canonicalize(key);
 }
 
 /* Whether a packet is a reply of the flow whose entry (of key) it found:
@@ -85,7 +94,7 @@ static __always_inline __u8 pal_ct_canonical(const struct pal_ct_key *t, struct 
  * only in it. */
 static __always_inline bool pal_ct_is_reply(const struct pal_ct_value *entry, __u8 swapped)
 {
-	return (swapped ^ (entry->ct_flags >> 4)) & 1;
+	return (swapped ^ (entry->ct_flags >> PAL_CT_F_ORIG_SWAPPED_SHIFT)) & 1;
 }
 
 /* The source address of the flow's first packet: the key's own source,
@@ -286,7 +295,7 @@ static __always_inline void pal_ct_create(const struct pal_ct_key *t,
 		.rule_id = rule_id,
 		.remote_identity = remote_identity,
 		.tcp_flags = seen,
-		.ct_flags = ct_flags | (swapped << 4),
+		.ct_flags = ct_flags | (swapped << PAL_CT_F_ORIG_SWAPPED_SHIFT),
 	};
 
 	bpf_map_update_elem(&PAL_MAP_CT, &key, &entry, BPF_ANY);

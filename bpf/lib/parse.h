@@ -378,7 +378,10 @@ static __always_inline bool pal_parse_direct(struct __sk_buff *skb, struct pal_p
  * and its callers then know nothing of pkt but its size. So the IPv4 and
  * IPv6 paths, each protocol's and the fast and the general parse's, end
  * here instead of each carrying on through conntrack and policy as a
- * verifier state of its own. */
+ * verifier state of its own. The endpoint programs read the common packet
+ * in place themselves (pal_parse_direct, for their established fast path)
+ * and call this for the others, which then take the in-place read's few
+ * instructions twice. */
 __noinline int pal_parse(struct __sk_buff *skb, struct pal_pkt *pkt)
 {
 	__u32 off = ETH_HLEN;

@@ -840,6 +840,25 @@ describe("datapath on the real kernel", () => {
     assert.ok(deadline() <= process.hrtime.bigint() + 10n * SECOND_NS, "the RST shortened it at once: the closing timeout");
   });
 
+  test("conntrack: an entry past its deadline is no flow: its next packet, reply or forward, meets policy", () => {
+    const sport = freshPort();
+    const entryOf = () => datapath.conntrackEntries().find((e) => e.flow.sport === sport);
+    const expire = () => {
+      const entry = entryOf();
+      assert.ok(entry, "the flow is tracked");
+      datapath.maps.conntrack.update(entry.key, { ...entry.value, expiresNs: 1n });
+    };
+    intoB({ src: A.v4, protocol: "TCP", sport, dport: 80 }, "policy-allow", "SYN a to b:80");
+    fromB({ dst: A.v4, protocol: "TCP", sport: 80, dport: sport, tcpFlags: ["syn", "ack"] }, "reply", "SYN-ACK b to a");
+    expire();
+    fromB({ dst: A.v4, protocol: "TCP", sport: 80, dport: sport, tcpFlags: ["ack"] }, "default-deny", "ACK b to a after the deadline: b's egress allows no such flow");
+    assert.equal(entryOf(), undefined, "the expired entry was deleted");
+    intoB({ src: A.v4, protocol: "TCP", sport, dport: 80, tcpFlags: ["ack"] }, "policy-allow", "ACK a to b: judged again and tracked");
+    intoB({ src: A.v4, protocol: "TCP", sport, dport: 80, tcpFlags: ["ack"] }, "established", "ACK a to b again");
+    expire();
+    intoB({ src: A.v4, protocol: "TCP", sport, dport: 80, tcpFlags: ["ack"] }, "policy-allow", "ACK a to b after the deadline");
+  });
+
   test("tcp.strict: the flow is strict only if every allowing entry is (union), never for the host", () => {
     const first = (src: string, dport: number, reason: ReasonName, what: string): number => {
       const sport = freshPort();
