@@ -29,12 +29,13 @@ import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import type { Logger } from "./logger.ts";
 
-let gc: (() => void) | undefined;
+let gc: ((options?: { type: "major"; execution: "sync"; flavor: "last-resort" }) => void) | undefined;
 
 /**
  * Runs a full, compacting garbage collection now, then
  * `releaseNative` (if given: a process with native allocations returns what they freed), and logs,
- * at info, that `what` was collected, with the pause and the RSS before and after.
+ * at info, that `what` was collected, with the pause and the RSS before and after. `lastResort`: V8's
+ * last-resort collection, which also unmaps the heap pages the collection emptied (see above for its cost).
  *
  * @example
  * ```ts
@@ -42,14 +43,15 @@ let gc: (() => void) | undefined;
  * collectGarbage(log, "the full sync's garbage", releaseFreeMemory);
  * ```
  */
-export function collectGarbage(log: Logger, what: string, releaseNative?: () => void): void {
+export function collectGarbage(log: Logger, what: string, releaseNative?: () => void, lastResort = false): void {
   if (gc === undefined) {
     setFlagsFromString("--expose-gc");
     gc = runInNewContext("gc") as () => void;
   }
   const rssBefore = process.memoryUsage.rss();
   const started = performance.now();
-  gc();
+  if (lastResort) gc({ type: "major", execution: "sync", flavor: "last-resort" });
+  else gc();
   releaseNative?.();
   const ms = Math.round(performance.now() - started);
   log.info({ ms, rssBeforeMb: Math.round(rssBefore / 1e6), rssAfterMb: Math.round(process.memoryUsage.rss() / 1e6) }, `Collected ${what}`);

@@ -20,7 +20,7 @@ import type { Logger, LogLevel } from "../k8s/logger.ts";
 import type { ConnectionInfo } from "./http-front-options.ts";
 import { NodeProxy } from "./node-proxy.ts";
 import { DEFAULT_HTTP_VIEW_PATH, HttpViewIndex, parseHttpView } from "../policy/http-view.ts";
-import { connectTransparent, DEFAULT_PROXY_PORT, listenTransparent, PinnedIpcache } from "../datapath/index.ts";
+import { connectTransparent, DEFAULT_PROXY_PORT, listenTransparent, PinnedIpcache, releaseFreeMemory } from "../datapath/index.ts";
 import { watchViewFile } from "./view-file.ts";
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { KubeClient } from "../k8s/client.ts";
@@ -222,6 +222,7 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
       logger,
       metricsPort: options.metricsPort,
       ...(material && { material: material.store }),
+      releaseNativeMemory: releaseFreeMemory,
     });
     await stopped;
   } finally {

@@ -26,6 +26,7 @@ import type { AddressInfo } from "node:net";
 import type { Logger } from "../k8s/logger.ts";
 import { serveProbes } from "../k8s/probe-server.ts";
 import type { ProbeServer } from "../k8s/probe-server.ts";
+import { collectGarbage } from "../k8s/collect-garbage.ts";
 import { logFlow } from "./flow-log.ts";
 import { createHttpFront } from "./http-front.ts";
 import type { HttpFront } from "./http-front.ts";
@@ -64,7 +65,14 @@ export interface NodeProxyOptions {
   front?: Partial<Omit<HttpFrontOptions, "judge" | "connectUpstream" | "flowLog">>;
   /** The certificates and CAs TLS termination uses; without it, connections rules would terminate are reset. */
   material?: TlsMaterialStore;
+  /** Returns the memory native allocations freed to the system (the addon's `releaseFreeMemory`); run with each idle collection. */
+  releaseNativeMemory?: () => void;
 }
+
+/** How often the proxy looks whether it went idle. */
+const IDLE_CHECK_MS = 1000;
+/** How far the RSS must have grown since the proxy last collected for an idle proxy to collect again. */
+const IDLE_COLLECT_GROWTH_BYTES = 16 * 1024 * 1024;
 
 const FLOW_MESSAGES: Record<HttpFlowLogEntry["verdict"], string> = {
   refused: "HTTP request refused",
@@ -89,6 +97,9 @@ export class NodeProxy {
   readonly #servers: net.Server[] = [];
   #probes: ProbeServer | undefined;
   #listening = false;
+  /** Connections accepted and requests judged so far: the idle check's sign of traffic. */
+  #activity = 0;
+  #idleCheck: NodeJS.Timeout | undefined;
 
   private constructor(options: NodeProxyOptions) {
     this.#options = options;
@@ -140,6 +151,7 @@ export class NodeProxy {
     this.#front = createHttpFront({
       ...options.front,
       judge: (request, connection) => {
+        this.#activity++;
         let verdict;
         try {
           verdict = options.judge(request, connection);
@@ -182,6 +194,7 @@ export class NodeProxy {
     });
     for (const family of this.#options.families ?? [4, 6]) {
       const server = net.createServer((socket) => {
+        this.#activity++;
         const closed = this.#metrics.connectionOpened();
         socket.once("close", closed);
         this.#front.handleConnection(socket);
@@ -191,7 +204,29 @@ export class NodeProxy {
       await this.#options.listen(server, family);
     }
     this.#listening = true;
+    this.#collectWhenIdle();
     logger.info({ listeners: this.addresses().map((a) => `${a.family === "IPv6" ? `[${a.address}]` : a.address}:${a.port}`), metricsPort: this.metricsPort }, "Proxy started");
+  }
+
+  /**
+   * Hands back what a load left behind once the proxy is idle: a second without a connection or request
+   * after its RSS grew by {@link IDLE_COLLECT_GROWTH_BYTES} since it last collected. V8 keeps the heap pages
+   * a load's garbage filled (32-45 MiB after a run of new connections, 2026-12-07, docs/l7.md) and its memory
+   * reducer had not returned them a minute later; its last-resort collection unmaps them.
+   */
+  #collectWhenIdle(): void {
+    let seen = this.#activity;
+    let collectedAt = process.memoryUsage.rss();
+    this.#idleCheck = setInterval(() => {
+      if (this.#activity !== seen) {
+        seen = this.#activity;
+        return;
+      }
+      if (process.memoryUsage.rss() - collectedAt < IDLE_COLLECT_GROWTH_BYTES) return;
+      collectGarbage(this.#options.logger, "the garbage of the last load, now idle", this.#options.releaseNativeMemory, true);
+      collectedAt = process.memoryUsage.rss();
+    }, IDLE_CHECK_MS);
+    this.#idleCheck.unref();
   }
 
   /** Where the listeners listen. */
@@ -217,6 +252,7 @@ export class NodeProxy {
   /** Stops accepting, closes every client connection (and with it its upstream), then the metrics server. */
   async stop(): Promise<void> {
     this.#listening = false;
+    clearInterval(this.#idleCheck);
     const closed = this.#servers.filter((server) => server.listening).map((server) => new Promise<void>((resolve) => server.close(() => resolve())));
     this.#front.close();
     await Promise.all(closed);
