@@ -67,9 +67,11 @@ export interface NodeProxyOptions {
   material?: TlsMaterialStore;
   /** Returns the memory native allocations freed to the system (the addon's `releaseFreeMemory`); run with each idle collection. */
   releaseNativeMemory?: () => void;
+  /** How long the proxy must have been idle before it collects (see {@linkcode NodeProxy}); 60 s by default. */
+  idleCollectAfterMs?: number;
 }
 
-/** How often the proxy looks whether it went idle. */
+/** How often the proxy looks whether it went idle, at most. */
 const IDLE_CHECK_MS = 1000;
 /** How far the RSS must have grown since the proxy last collected for an idle proxy to collect again. */
 const IDLE_COLLECT_GROWTH_BYTES = 16 * 1024 * 1024;
@@ -209,23 +211,29 @@ export class NodeProxy {
   }
 
   /**
-   * Hands back what a load left behind once the proxy is idle: a second without a connection or request
-   * after its RSS grew by {@link IDLE_COLLECT_GROWTH_BYTES} since it last collected. V8 keeps the heap pages
-   * a load's garbage filled (32-45 MiB after a run of new connections, 2026-12-07, docs/l7.md) and its memory
-   * reducer had not returned them a minute later; its last-resort collection unmaps them.
+   * Hands back what a load left behind once the proxy is idle: no connection or request for
+   * `idleCollectAfterMs`, after its RSS grew by {@link IDLE_COLLECT_GROWTH_BYTES} since it last collected.
+   * V8 keeps the heap pages a load's garbage filled (32-45 MiB after a run of new connections, 2026-12-07,
+   * docs/l7.md) and its memory reducer had not returned them a minute later; its last-resort collection
+   * unmaps them. It also drops compiled code, so the first requests after it run slower: hence a long idle
+   * time, not a short one.
    */
   #collectWhenIdle(): void {
+    const idleAfterMs = this.#options.idleCollectAfterMs ?? 60_000;
     let seen = this.#activity;
+    let idleSince = Date.now();
     let collectedAt = process.memoryUsage.rss();
     this.#idleCheck = setInterval(() => {
+      const now = Date.now();
       if (this.#activity !== seen) {
         seen = this.#activity;
+        idleSince = now;
         return;
       }
-      if (process.memoryUsage.rss() - collectedAt < IDLE_COLLECT_GROWTH_BYTES) return;
+      if (now - idleSince < idleAfterMs || process.memoryUsage.rss() - collectedAt < IDLE_COLLECT_GROWTH_BYTES) return;
       collectGarbage(this.#options.logger, "the garbage of the last load, now idle", this.#options.releaseNativeMemory, true);
       collectedAt = process.memoryUsage.rss();
-    }, IDLE_CHECK_MS);
+    }, Math.min(IDLE_CHECK_MS, idleAfterMs));
     this.#idleCheck.unref();
   }
 
