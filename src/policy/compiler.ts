@@ -48,7 +48,7 @@ import { normalizePolicy, policyObjectKey } from "./normalized-policy.ts";
 import type { NormalizedPolicy, PolicyKind } from "./normalized-policy.ts";
 import { RuleTable } from "./rule-table.ts";
 import type { CompiledPolicy } from "./rule-table.ts";
-import { hasGroup, SlotContentBuilder, TemplateNames } from "./slot-content.ts";
+import { hasGroup, sameGroups, SlotContentBuilder, TemplateNames } from "./slot-content.ts";
 import type { SlotContent } from "./slot-content.ts";
 import { indexAdd, indexDelete } from "./set-index.ts";
 import { SlotTable } from "./slot-table.ts";
@@ -89,8 +89,8 @@ export interface CommitStats {
 interface EndpointRecord {
   state: EndpointState;
   namespace: string;
-  /** The content key of its slot, to release it when the endpoint changes or goes. */
-  contentKey: string;
+  /** The content of its slot, as the slot table holds it, to release it when the endpoint changes or goes. */
+  content: SlotContent;
 }
 
 /** A local endpoint a commit recomputes, and its new content. */
@@ -412,18 +412,18 @@ export class PolicyCompiler {
         indexDelete(this.#endpointsByNamespace, old.namespace, key);
         this.#podByEndpointId.delete(old.state.endpointId);
         diff.endpointRemovals.push(key);
-        this.#slots.release(old.contentKey);
+        this.#slots.release(old.content);
         continue;
       }
       const applying = this.#rules.applyingTo(key, pod.namespace);
       const content =
-        old && !changed.has(key) ? contents.patched(this.#slots.content(old.contentKey), applying, pod, touched, added) : contents.contentOf(applying, pod);
+        old && !changed.has(key) ? contents.patched(old.content, applying, pod, touched, added) : contents.contentOf(applying, pod);
       planned.push({ key, pod, applying, content, old });
     }
     const reshaped = this.#reshapeSlots(planned, contents, mutable, diff);
     for (const { key, pod, applying, content, old } of planned) {
       const slot = this.#slots.acquire(content, diff.policyUpserts);
-      if (old) this.#slots.release(reshaped.get(old.contentKey) ?? old.contentKey);
+      if (old) this.#slots.release(reshaped.get(old.content) ?? old.content);
       const isolation = isolationFlags(applying);
       const state: EndpointState = {
         endpointId: old?.state.endpointId ?? this.#nextEndpointId++,
@@ -431,7 +431,7 @@ export class PolicyCompiler {
         slot,
         flags: isolation | anyPeerFlags(isolation, content),
       };
-      this.#endpoints.set(key, { state, namespace: pod.namespace, contentKey: content.key });
+      this.#endpoints.set(key, { state, namespace: pod.namespace, content: this.#slots.content(content) });
       indexAdd(this.#endpointsByNamespace, pod.namespace, key);
       this.#podByEndpointId.set(state.endpointId, key);
       if (old && sameEndpointState(old.state, state)) continue;
@@ -443,33 +443,32 @@ export class PolicyCompiler {
   /**
    * Changes in place each slot whose users all move (are `planned` with other content) to a content
    * that differs from it only in groups of identities `mutable` accepts (new or gone in this commit),
-   * the content most of them move to first. Returns the new content key of each slot changed, by its old one.
+   * the content most of them move to first. Returns the new content of each slot changed, by its old one.
    */
-  #reshapeSlots(planned: readonly PlannedEndpoint[], contents: SlotContentBuilder, mutable: (identity: number) => boolean, diff: StateDiff): Map<string, string> {
-    // By content object: the endpoints of one slot that one change moves share one.
-    const moving = new Map<string, Map<SlotContent, number>>();
+  #reshapeSlots(planned: readonly PlannedEndpoint[], contents: SlotContentBuilder, mutable: (identity: number) => boolean, diff: StateDiff): Map<SlotContent, SlotContent> {
+    // By content object: the endpoints of one slot hold one, and those one change moves share one.
+    const moving = new Map<SlotContent, Map<SlotContent, number>>();
     for (const { old, content } of planned) {
-      if (!old || old.contentKey === content.key) continue;
-      let targets = moving.get(old.contentKey);
+      if (!old || sameGroups(old.content, content)) continue;
+      let targets = moving.get(old.content);
       if (!targets) {
         targets = new Map();
-        moving.set(old.contentKey, targets);
+        moving.set(old.content, targets);
       }
       targets.set(content, (targets.get(content) ?? 0) + 1);
     }
-    const reshaped = new Map<string, string>();
-    for (const [from, targets] of moving) {
+    const reshaped = new Map<SlotContent, SlotContent>();
+    for (const [current, targets] of moving) {
       // A user that stays (not dirty, or its content unchanged) keeps the slot as it is.
-      if ([...targets.values()].reduce((sum, users) => sum + users, 0) !== this.#slots.users(from)) continue;
+      if ([...targets.values()].reduce((sum, users) => sum + users, 0) !== this.#slots.users(current)) continue;
       // The content the most users move to, if the slot can take it; else the next.
-      const current = this.#slots.content(from);
       const to = [...targets]
         .sort((a, b) => b[1] - a[1])
         .find(([content]) => {
           const change = contents.change(current, content);
-          return change !== undefined && this.#slots.reshape(from, content, change, mutable, diff.policyUpserts, diff.policyRemovals) !== undefined;
+          return change !== undefined && this.#slots.reshape(current, content, change, mutable, diff.policyUpserts, diff.policyRemovals) !== undefined;
         });
-      if (to) reshaped.set(from, to[0].key);
+      if (to) reshaped.set(current, to[0]);
     }
     return reshaped;
   }

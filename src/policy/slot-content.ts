@@ -50,9 +50,8 @@ export interface GroupTemplate {
 }
 
 /**
- * Short names for template texts, so that a content's key names each group's
- * entries instead of spelling them: a slot's key is rewritten whenever an
- * identity comes or goes, and spelled out it is tens of KB at scale. A name
+ * Short names for template texts, so that a group's hash and its comparison
+ * with another content's read a name instead of the text of its entries. A name
  * means one text for as long as a slot holds a group of it (the slot table
  * counts them) and is forgotten at the sweep after none does, so texts that
  * new rule ids make do not pile up. Names are never reused.
@@ -103,9 +102,15 @@ export class TemplateNames {
   }
 }
 
-/** The entries of a slot, as templates per (identity, direction), and their canonical text `key`: the slot's content address. */
+/**
+ * The entries of a slot, as templates per (identity, direction), and `hash`, the sum (modulo 2^32) of a
+ * hash of each group ({@link contentHash}): the slot's content address. A sum does not depend on the
+ * groups' order, so a patched content's hash is its current one minus the groups dropped plus those
+ * added, and a content of thousands of groups is not read whole to address it. Contents of equal hash
+ * may still differ: the slot table compares their groups ({@link sameGroups}).
+ */
 export interface SlotContent {
-  key: string;
+  hash: number;
   groups: { identity: number; direction: Direction; template: GroupTemplate }[];
 }
 
@@ -314,7 +319,7 @@ export class SlotContentBuilder {
     let content = this.#contents.get(signature);
     if (!content) {
       const groups = this.#groups(applying, pod, undefined);
-      content = { key: groups.map(groupText).join(""), groups };
+      content = { hash: contentHash(groups), groups };
       this.#contents.set(signature, content);
     }
     return content;
@@ -455,17 +460,50 @@ function contentSignature(applying: readonly CompiledPolicy[], pod: PodInfo): st
   return JSON.stringify([applying.map((compiled) => compiled.policy.key), pod.namedPorts]);
 }
 
-/** A group's part of its content's key. */
+/** A group as an error message names it. */
 function groupText(group: ContentGroup): string {
   return `${group.direction}/${group.identity}{${group.template.name}}`;
 }
 
-/** The length of {@link groupText} (a direction is one digit; a node-local identity, negative in memory, has a sign), without building it. */
-function groupTextLength(group: ContentGroup): number {
-  const sign = group.identity < 0 ? 1 : 0;
-  const id = Math.abs(group.identity);
-  const digits = id < 10 ? 1 : id < 100 ? 2 : id < 1e3 ? 3 : id < 1e4 ? 4 : id < 1e5 ? 5 : id < 1e6 ? 6 : id < 1e7 ? 7 : id < 1e8 ? 8 : id < 1e9 ? 9 : 10;
-  return sign + digits + group.template.name.length + 4;
+/** A 32-bit hash of a group: of its identity, direction and template name (murmur3's finalizer mixes them). */
+function groupHash(group: ContentGroup): number {
+  let h = Math.imul(group.identity, 0x9e3779b1) ^ group.direction;
+  for (let i = 0; i < group.template.name.length; i++) h = Math.imul(h ^ group.template.name.charCodeAt(i), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+/**
+ * The hash of a content of `groups`: the sum of their hashes modulo 2^32, `from` the hash of others.
+ *
+ * @example
+ * ```ts
+ * contentHash(added, contentHash(dropped, current.hash, -1)); // a patched content's hash
+ * ```
+ */
+export function contentHash(groups: readonly ContentGroup[], from = 0, sign: 1 | -1 = 1): number {
+  let hash = from;
+  for (const group of groups) hash = (hash + sign * groupHash(group)) >>> 0;
+  return hash;
+}
+
+/**
+ * Whether two contents have the same groups: what equal hashes do not prove. Templates compare by name:
+ * a template of another commit is another object, and a name means one text while a slot holds a group of it.
+ *
+ * @example
+ * ```ts
+ * sameGroups(slot.content, content); // true: the endpoint takes that slot
+ * ```
+ */
+export function sameGroups(a: SlotContent, b: SlotContent): boolean {
+  if (a === b) return true;
+  if (a.hash !== b.hash || a.groups.length !== b.groups.length) return false;
+  return a.groups.every((group, i) => {
+    const other = b.groups[i] as ContentGroup;
+    return group.identity === other.identity && group.direction === other.direction && group.template.name === other.template.name;
+  });
 }
 
 /**
@@ -492,11 +530,11 @@ function groupIndex(groups: readonly ContentGroup[], direction: Direction, ident
 
 /**
  * `current` without the groups of identities in `dropped`, plus `added` (sorted, none of them in
- * `current` unless dropped), and that change in groups. The key is cut and joined from `current`'s rather than built again:
- * it is long (a part per group), and most of it stays.
+ * `current` unless dropped), and that change in groups. Its hash is `current`'s with the change's
+ * groups taken out and put in, so only they are read, not every group kept.
  */
 function spliceGroups(current: SlotContent, dropped: ReadonlySet<number>, added: readonly ContentGroup[]): { content: SlotContent; change: ContentChange } {
-  const { key, groups: old } = current;
+  const old = current.groups;
   // Where something changes, by index in `old`: few places, found by binary search, so the
   // unchanged runs between them are copied whole.
   const drops: number[] = [];
@@ -512,34 +550,22 @@ function spliceGroups(current: SlotContent, dropped: ReadonlySet<number>, added:
   // At one index, an insertion goes before the group there, which may be dropped.
   changes.sort((a, b) => a.at - b.at || (a.fresh ? 0 : 1) - (b.fresh ? 0 : 1));
   const runs: ContentGroup[][] = [];
-  const parts: string[] = [];
-  // old[index] starts at `offset` in `key`; `key` up to `copied` is in `parts`, `old` up to `next` in `runs`.
-  let index = 0;
-  let offset = 0;
-  let copied = 0;
+  // `old` up to `next` is in `runs`.
   let next = 0;
   for (const { at, fresh } of changes) {
-    for (; index < at; index++) offset += groupTextLength(old[index] as ContentGroup);
     runs.push(old.slice(next, at));
-    parts.push(key.slice(copied, offset));
     if (fresh) {
       const there = old[at];
       if (there && groupOrder(fresh, there) === 0 && !dropped.has(there.identity)) {
         throw new Error(`Cannot patch slot content: it has group ${groupText(there)} already`);
       }
       runs.push([fresh]);
-      parts.push(groupText(fresh));
-      copied = offset;
       next = at;
     } else {
-      offset += groupTextLength(old[at] as ContentGroup);
-      index++;
-      copied = offset;
       next = at + 1;
     }
   }
   runs.push(old.slice(next));
-  parts.push(key.slice(copied));
   const groups = ([] as ContentGroup[]).concat(...runs);
-  return { content: { key: parts.join(""), groups }, change };
+  return { content: { hash: contentHash(added, contentHash(change.dropped, current.hash, -1)), groups }, change };
 }

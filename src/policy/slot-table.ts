@@ -10,6 +10,7 @@
  * @module
  */
 import type { PolicyEntry, PolicyKey } from "./desired-state.ts";
+import { sameGroups } from "./slot-content.ts";
 import type { ContentChange, SlotContent, TemplateNames } from "./slot-content.ts";
 
 /**
@@ -57,31 +58,32 @@ const hasHttp = (group: Group): boolean => group.template.entries.some((entry) =
  * ```ts
  * const slots = new SlotTable(names);
  * const slot = slots.acquire(content, diff.policyUpserts); // a new slot's entries go to the upserts
- * slots.release(oldContentKey);
+ * slots.release(oldContent);
  * slots.sweep(diff.policyRemovals); // after every acquire of the commit
  * ```
  */
 export class SlotTable {
   readonly #names: TemplateNames;
-  readonly #slots = new Map<string, SlotRecord>();
+  /** By content hash: more than one slot only where unequal contents' hashes meet. */
+  readonly #slots = new Map<number, SlotRecord[]>();
   /** The slots having an entry whose flows HTTP rules judge: what the node's proxy is told. */
   readonly #httpSlots = new Set<SlotRecord>();
   #nextSlot = 1;
   #released: SlotRecord[] = [];
   #entries = 0;
 
-  /** An empty table; its slots' groups are the users of `names`, which builds their contents' keys. */
+  /** An empty table; its slots' groups are the users of `names`, which names their templates. */
   constructor(names: TemplateNames) {
     this.#names = names;
   }
 
   /** The slot number of `content`, taking a reference; a new slot's entries are appended to `upserts`. */
   acquire(content: SlotContent, upserts: PolicyEntry[]): number {
-    let slot = this.#slots.get(content.key);
+    let slot = this.#find(content);
     if (!slot) {
       const number = this.#nextSlot++;
       slot = { content, slot: number, users: 0 };
-      this.#slots.set(content.key, slot);
+      this.#add(slot);
       for (const group of content.groups) this.#names.retain(group.template);
       pushEntries(number, content.groups, upserts);
       this.#entries += entryCount(content.groups);
@@ -91,21 +93,21 @@ export class SlotTable {
     return slot.slot;
   }
 
-  /** Drops a reference to the slot of `contentKey`; the slot stays until {@link SlotTable.sweep}. */
-  release(contentKey: string): void {
-    const slot = this.#slots.get(contentKey) as SlotRecord;
+  /** Drops a reference to the slot of `content`; the slot stays until {@link SlotTable.sweep}. */
+  release(content: SlotContent): void {
+    const slot = this.#find(content) as SlotRecord;
     slot.users--;
     this.#released.push(slot);
   }
 
-  /** The content of the slot of `contentKey`. */
-  content(contentKey: string): SlotContent {
-    return (this.#slots.get(contentKey) as SlotRecord).content;
+  /** The content of the slot of `content` as the table holds it: an equal one, the same object for every user. */
+  content(content: SlotContent): SlotContent {
+    return (this.#find(content) as SlotRecord).content;
   }
 
-  /** How many references the slot of `contentKey` has. */
-  users(contentKey: string): number {
-    return this.#slots.get(contentKey)?.users ?? 0;
+  /** How many references the slot of `content` has. */
+  users(content: SlotContent): number {
+    return this.#find(content)?.users ?? 0;
   }
 
   /**
@@ -118,25 +120,25 @@ export class SlotTable {
    * carries while they are written: one that no ipcache entry or endpoint has
    * before the ipcache upserts (new), or after the ipcache removals (gone),
    * which is what the order of `StateDiff` gives. The caller moves the slot's
-   * users to `to` (acquire `to`, release `to.key`), or lets them switch away.
+   * users to `to` (acquire `to`, release `to`), or lets them switch away.
    *
    * @returns the slot number, or `undefined` when the slot was left as it was.
    *
    * @example
    * ```ts
-   * slots.reshape(endpoint.contentKey, patched, builder.change(current, patched), (id) => isNewOrGone(id), diff.policyUpserts, diff.policyRemovals); // 7
+   * slots.reshape(endpoint.content, patched, builder.change(current, patched), (id) => isNewOrGone(id), diff.policyUpserts, diff.policyRemovals); // 7
    * ```
    */
   reshape(
-    from: string,
+    from: SlotContent,
     to: SlotContent,
     change: ContentChange,
     mutable: (identity: number) => boolean,
     upserts: PolicyEntry[],
     removals: PolicyKey[],
   ): number | undefined {
-    const slot = this.#slots.get(from);
-    if (!slot || this.#slots.has(to.key)) return undefined;
+    const slot = this.#find(from);
+    if (!slot || this.#find(to)) return undefined;
     const { dropped, added } = change;
     if (!dropped.every((group) => mutable(group.identity)) || !added.every((group) => mutable(group.identity))) return undefined;
     for (const group of dropped) this.#names.release(group.template);
@@ -146,9 +148,9 @@ export class SlotTable {
     this.#entries += entryCount(added) - entryCount(dropped);
     // The groups kept had HTTP entries as before; only a dropped HTTP group makes the whole content be looked at.
     const http = dropped.some(hasHttp) ? to.groups.some(hasHttp) : this.#httpSlots.has(slot) || added.some(hasHttp);
-    this.#slots.delete(from);
-    this.#slots.set(to.key, slot);
+    this.#remove(slot);
     slot.content = to;
+    this.#add(slot);
     if (http) this.#httpSlots.add(slot);
     else this.#httpSlots.delete(slot);
     return slot.slot;
@@ -161,8 +163,8 @@ export class SlotTable {
    */
   sweep(removals: PolicyKey[]): void {
     for (const slot of this.#released) {
-      if (slot.users > 0 || this.#slots.get(slot.content.key) !== slot) continue;
-      this.#slots.delete(slot.content.key);
+      // Released twice, a slot is gone at its first time here.
+      if (slot.users > 0 || !this.#remove(slot)) continue;
       this.#entries -= entryCount(slot.content.groups);
       this.#httpSlots.delete(slot);
       pushKeys(slot.slot, slot.content.groups, removals);
@@ -175,7 +177,7 @@ export class SlotTable {
   /** Every entry of every slot, made now. */
   entries(): PolicyEntry[] {
     const all: PolicyEntry[] = [];
-    for (const slot of this.#slots.values()) pushEntries(slot.slot, slot.content.groups, all);
+    for (const bucket of this.#slots.values()) for (const slot of bucket) pushEntries(slot.slot, slot.content.groups, all);
     return all;
   }
 
@@ -184,6 +186,28 @@ export class SlotTable {
     const all: PolicyEntry[] = [];
     for (const slot of this.#httpSlots) pushEntries(slot.slot, slot.content.groups, all);
     return all;
+  }
+
+  /** The slot of `content`: the one holding that very object (as its users do, see {@link SlotTable.content}), else an equal one. */
+  #find(content: SlotContent): SlotRecord | undefined {
+    const bucket = this.#slots.get(content.hash);
+    return bucket?.find((slot) => slot.content === content) ?? bucket?.find((slot) => sameGroups(slot.content, content));
+  }
+
+  #add(slot: SlotRecord): void {
+    const bucket = this.#slots.get(slot.content.hash);
+    if (bucket) bucket.push(slot);
+    else this.#slots.set(slot.content.hash, [slot]);
+  }
+
+  /** Takes `slot` out of the table; whether it was in. */
+  #remove(slot: SlotRecord): boolean {
+    const bucket = this.#slots.get(slot.content.hash);
+    const at = bucket?.indexOf(slot) ?? -1;
+    if (!bucket || at < 0) return false;
+    if (bucket.length === 1) this.#slots.delete(slot.content.hash);
+    else bucket.splice(at, 1);
+    return true;
   }
 
   /** How many entries the slots hold. */
