@@ -26,6 +26,9 @@ interface SlotRecord {
 
 type Group = SlotContent["groups"][number];
 
+/** The key of a template entry of `group` under slot number `slot`. */
+const entryKey = (slot: number, { identity, direction }: Group, { protocol, port, portPrefixLen }: Group["template"]["entries"][number]): PolicyKey => ({ slot, identity, direction, protocol, port, portPrefixLen });
+
 /**
  * Appends the entries of `groups` under slot number `slot` to `into`, in the
  * groups' order. Loops, not spreads or generators: a slot of a large CIDR
@@ -33,16 +36,12 @@ type Group = SlotContent["groups"][number];
  * makes every entry of every slot (104k at full size).
  */
 function pushEntries(slot: number, groups: readonly Group[], into: PolicyEntry[]): void {
-  for (const { identity, direction, template } of groups) {
-    for (const { protocol, port, portPrefixLen, value } of template.entries) into.push({ key: { slot, identity, direction, protocol, port, portPrefixLen }, value });
-  }
+  for (const group of groups) for (const entry of group.template.entries) into.push({ key: entryKey(slot, group, entry), value: entry.value });
 }
 
-/** Appends the keys of the entries of `groups` under slot number `slot` to `into`. */
+/** Appends the keys of the entries of `groups` under slot number `slot` to `into` (no entry made to be dropped). */
 function pushKeys(slot: number, groups: readonly Group[], into: PolicyKey[]): void {
-  const entries: PolicyEntry[] = [];
-  pushEntries(slot, groups, entries);
-  for (const { key } of entries) into.push(key);
+  for (const group of groups) for (const entry of group.template.entries) into.push(entryKey(slot, group, entry));
 }
 
 /** How many entries `groups` make. */
