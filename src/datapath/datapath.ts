@@ -888,13 +888,15 @@ export class Datapath {
    * entries that expired or were evicted are corrected, evicted sources
    * holding connections are made again, idle sources and sources of rules
    * without limits any more are removed. The agent runs it after each
-   * conntrack collection.
+   * conntrack collection. Without a limited rule, conntrack is not read:
+   * every source is then removed whatever it holds, and decoding a full
+   * table of live flows took about half a second of CPU every time.
    */
   recountTcpSources(nowNs: bigint = monotonicNowNs()): TcpSourceRecount {
     // Sources first: see recountTcpSources for why the order matters.
     const sources = this.maps.tcpSources.entries();
-    const conntrack = this.conntrackEntries();
     const limited = new Set(this.maps.tcpLimits.keys());
+    const conntrack = limited.size > 0 ? this.conntrackEntries() : [];
     const { upserts, removals } = recountTcpSources(conntrack, sources, limited, nowNs);
     return { corrected: this.maps.tcpSources.upsert(upserts), removed: this.maps.tcpSources.remove(removals) };
   }

@@ -46,6 +46,14 @@ test("the recount makes a source again that the LRU evicted while it holds flows
   assert.deepEqual(recountTcpSources(conntrack, [], new Set([7]), SECOND), { upserts: [[src("10.0.0.9"), held(2n)]], removals: [] });
 });
 
+test("without a limited rule the recount removes every source, whatever conntrack holds (Datapath then skips reading it)", () => {
+  const conntrack = [flow("10.0.0.9", 1000), flow("10.0.0.9", 1001, { ruleId: 8 })];
+  const sources: [TcpSourceKey, TcpSourceValue][] = [[src("10.0.0.9"), held(2n)], [src("10.0.0.9", 8), held(1n, 30n * SECOND)]];
+  const expected = { upserts: [], removals: [src("10.0.0.9"), src("10.0.0.9", 8)] };
+  assert.deepEqual(recountTcpSources(conntrack, sources, new Set(), 10n * SECOND), expected);
+  assert.deepEqual(recountTcpSources([], sources, new Set(), 10n * SECOND), expected);
+});
+
 test("the token bucket mirror: a full burst, then refusal, then one token per interval", () => {
   let bucket: TokenBucket = { fullAtNs: 0n };
   const take = (nowNs: bigint): boolean => {
