@@ -131,7 +131,7 @@ test("a prefix's own identity, held by its prefix, is renumbered, released and m
   }
   const allocator = new SettableAllocator();
   const ipcache = new IpcacheCompiler({ identities: allocator });
-  const prefixes = new Map([["10.1.0.0/16", parseCidr("10.1.0.0/16")]]);
+  const prefixes = { texts: ["10.1.0.0/16"], cidrs: [parseCidr("10.1.0.0/16")] };
   const key = '["cidr","10.1.0.0/16"]';
   const entryOf = (): string | undefined => byKey(ipcache.entries(), String).find((entry) => entry.startsWith("10.1.0.0/16"));
   ipcache.setPolicyPrefixes("NetworkPolicy/x/allow", prefixes);
@@ -149,7 +149,7 @@ test("a prefix's own identity, held by its prefix, is renumbered, released and m
 
   // A pod at the prefix's own address wins it: the prefix's identity is released, and numbered anew when the pod goes.
   ipcache.upsertNamespace({ name: "x", labels: { "kubernetes.io/metadata.name": "x" } });
-  ipcache.setPolicyPrefixes("NetworkPolicy/x/allow", new Map([["10.1.0.1/32", parseCidr("10.1.0.1/32")]]));
+  ipcache.setPolicyPrefixes("NetworkPolicy/x/allow", { texts: ["10.1.0.1/32"], cidrs: [parseCidr("10.1.0.1/32")] });
   ipcache.commit();
   ipcache.upsertPod({ namespace: "x", name: "a", labels: {}, ips: ["10.1.0.1"], namedPorts: [] });
   const claimed = ipcache.commit();

@@ -32,7 +32,7 @@ import { CidrMap, formatCidr, hostCidr, IpParseError, parseCidr, parseIp } from 
 import type { Cidr } from "./ip.ts";
 import type { Labels } from "./selector.ts";
 import { normalizePolicy, policyObjectKey } from "./normalized-policy.ts";
-import type { PolicyKind } from "./normalized-policy.ts";
+import type { PolicyKind, PolicyPrefixes } from "./normalized-policy.ts";
 import { indexAdd } from "./set-index.ts";
 import { PolicyError } from "./validate.ts";
 import { podKey } from "./world.ts";
@@ -193,7 +193,7 @@ export class IpcacheCompiler {
   readonly #namespaces = new Map<string, NamespaceInfo>();
   readonly #pods = new Map<string, PodInfo>();
   readonly #podIps = new Map<string, string[]>();
-  readonly #policyPrefixes = new Map<string, ReadonlyMap<string, Cidr>>();
+  readonly #policyPrefixes = new Map<string, PolicyPrefixes>();
   #hostIpTexts: string[] = [];
 
   // What changed since the last commit.
@@ -207,7 +207,7 @@ export class IpcacheCompiler {
   // Derived state, as of the last commit.
   readonly #podRecords = new Map<string, PodRecord>();
   readonly #podsByNamespace = new Map<string, Set<string>>();
-  readonly #committedPolicyPrefixes = new Map<string, ReadonlyMap<string, Cidr>>();
+  readonly #committedPolicyPrefixes = new Map<string, PolicyPrefixes>();
   #committedHostTexts: string[] = [];
   /**
    * How many policies claim each prefix: a count by network, not an object by text (~30 bytes less per prefix).
@@ -287,8 +287,8 @@ export class IpcacheCompiler {
     this.setPolicyPrefixes(policyObjectKey(kind, namespace, name), undefined);
   }
 
-  /** Sets the prefixes (by canonical text) of the policy keyed `policyKey`; none removes them. */
-  setPolicyPrefixes(policyKey: string, prefixes: ReadonlyMap<string, Cidr> | undefined): void {
+  /** Sets the prefixes (canonical texts, each once) of the policy keyed `policyKey`; none removes them. */
+  setPolicyPrefixes(policyKey: string, prefixes: PolicyPrefixes | undefined): void {
     if (prefixes === undefined && !this.#policyPrefixes.delete(policyKey)) return;
     if (prefixes !== undefined) this.#policyPrefixes.set(policyKey, prefixes);
     this.#dirtyPolicies.add(policyKey);
@@ -410,8 +410,11 @@ export class IpcacheCompiler {
   #commitPolicyPrefixes(dirty: Set<string>): void {
     /** The prefixes claimed or released, and whether they were claimed before. */
     const touched = new Map<string, { cidr: Cidr; was: boolean }>();
-    const use = (prefixes: ReadonlyMap<string, Cidr> | undefined, delta: 1 | -1): void => {
-      for (const [text, cidr] of prefixes ?? []) {
+    const use = (prefixes: PolicyPrefixes | undefined, delta: 1 | -1): void => {
+      if (prefixes === undefined) return;
+      for (let i = 0; i < prefixes.texts.length; i++) {
+        const text = prefixes.texts[i] as string;
+        const cidr = prefixes.cidrs[i] as Cidr;
         const before = this.#prefixUsers.get(cidr) ?? 0;
         if (!touched.has(text)) touched.set(text, { cidr, was: before > 0 });
         if (before + delta === 0) this.#prefixUsers.delete(cidr);
