@@ -26,7 +26,7 @@ import { IDENTITY_HOST, IDENTITY_WORLD, ipcacheKeyOf, IPCACHE_HOST } from "./des
 import type { IdentityInfo, IpcacheEntry, IpcacheKey } from "./desired-state.ts";
 import { LocalIdentityAllocator } from "./identity.ts";
 import type { IdentityAllocator } from "./identity.ts";
-import { canonicalNamedPorts, cidrIdentityKey, describeIdentity, hostIdentity, IdentityKeyError, identityKey, identityKeyFields, podIdentity, sameLabels } from "./identity-key.ts";
+import { canonicalNamedPorts, cidrIdentityKey, describeIdentity, hostIdentity, IdentityKeyError, identityKey, identityKeyFields, NO_LABELS, NO_PORTS, podIdentity, sameLabels } from "./identity-key.ts";
 import type { IdentityAttributes } from "./identity-key.ts";
 import { CidrMap, formatCidr, hostCidr, IpParseError, parseCidr, parseIp } from "./ip.ts";
 import type { Cidr } from "./ip.ts";
@@ -67,10 +67,6 @@ interface IdentityRecord extends IdentityAttributes {
   /** Ipcache entries using this identity. */
   users: number;
 }
-
-// Shared by every CIDR identity record, as identity-key's own constants are by the attributes it makes.
-const NO_LABELS: Labels = Object.freeze({});
-const NO_PORTS: readonly NamedPort[] = Object.freeze([]);
 
 /**
  * The identity of a policy prefix's own entry, held by its source instead of

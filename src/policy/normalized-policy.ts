@@ -109,7 +109,7 @@ export interface NormalizedPolicy {
 }
 
 /** The excepts of an ipBlock without any: shared, since allow-lists have 100k such blocks. */
-const NO_EXCEPT: readonly Cidr[] = Object.freeze([]);
+export const NO_EXCEPT: readonly Cidr[] = Object.freeze([]);
 
 /** Every protocol and port: what a rule without ports allows. */
 export const ANY_PORT_RANGE: PortRange = { protocol: 0, lo: 0, hi: MAX_PORT, prefixes: [{ port: 0, prefixLen: 0 }] };

@@ -20,6 +20,7 @@ import type { IdentitySet } from "./identity-set.ts";
 import { CidrMap, cidrContains } from "./ip.ts";
 import type { Cidr } from "./ip.ts";
 import type { Identity } from "./ipcache-compiler.ts";
+import { NO_EXCEPT } from "./normalized-policy.ts";
 import type { NamedPortRef, NormalizedPeer, NormalizedRule } from "./normalized-policy.ts";
 import { matchesSelector } from "./selector.ts";
 import type { Labels } from "./selector.ts";
@@ -80,8 +81,6 @@ class BlockUser<R> {
  * cost ~48 bytes more, 4.6 MB at 100k CIDRs), else the chain.
  */
 type BlockUsers<R> = R | BlockUser<R>;
-
-const NO_EXCEPT: readonly Cidr[] = Object.freeze([]);
 
 /** The chain of a CIDR's ipBlocks, or none. */
 function chainOf<R>(users: BlockUsers<R> | undefined): BlockUser<R> | undefined {
