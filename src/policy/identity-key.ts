@@ -78,8 +78,10 @@ export function podIdentity(namespace: string, namespaceLabels: Labels, podLabel
 }
 
 // Shared by every address-derived identity (there may be 100k of them): frozen, so no reader can change them.
-const NO_LABELS: Labels = Object.freeze({});
-const NO_PORTS: readonly NamedPort[] = Object.freeze([]);
+/** The namespace and pod labels of every identity other than a pod's. */
+export const NO_LABELS: Labels = Object.freeze({});
+/** The named ports of every identity other than a pod's. */
+export const NO_PORTS: readonly NamedPort[] = Object.freeze([]);
 
 /**
  * The attributes of a node's addresses inside class `cls` (none: outside every policy prefix).

@@ -7,6 +7,8 @@ import { IDENTITY_HOST, ipcacheKeyString } from "./desired-state.ts";
 import type { IpcacheEntry } from "./desired-state.ts";
 import { identityKeyFields } from "./identity-key.ts";
 import type { IdentityAllocator } from "./identity.ts";
+import { formatCidr, parseCidr } from "./ip.ts";
+import type { Cidr } from "./ip.ts";
 import { IpcacheCompiler } from "./ipcache-compiler.ts";
 import type { World } from "./world.ts";
 
@@ -106,4 +108,55 @@ test("without prefix entries, policy prefixes still class addresses: the same en
     }),
     { numRuns: 200 },
   );
+});
+
+test("a prefix's own identity, held by its prefix, is renumbered, released and made anew like any other", () => {
+  /** Hands out the number set for a key, else the next one; remembers releases. */
+  class SettableAllocator implements IdentityAllocator {
+    readonly numbers = new Map<string, number>();
+    readonly released: [string, number][] = [];
+    #next = 300;
+    allocate(key: string): number {
+      let id = this.numbers.get(key);
+      if (id === undefined) {
+        id = this.#next++;
+        this.numbers.set(key, id);
+      }
+      return id;
+    }
+    release(key: string, id: number): void {
+      this.released.push([key, id]);
+      this.numbers.delete(key);
+    }
+  }
+  const allocator = new SettableAllocator();
+  const ipcache = new IpcacheCompiler({ identities: allocator });
+  const prefixes = { texts: ["10.1.0.0/16"], cidrs: [parseCidr("10.1.0.0/16")] };
+  const key = '["cidr","10.1.0.0/16"]';
+  const entryOf = (): string | undefined => byKey(ipcache.entries(), String).find((entry) => entry.startsWith("10.1.0.0/16"));
+  ipcache.setPolicyPrefixes("NetworkPolicy/x/allow", prefixes);
+  const first = ipcache.commit();
+  assert.deepEqual(first.added.map((identity) => [identity.id, identity.key, identity.kind, formatCidr(identity.cls as Cidr), identity.namespace]), [[300, key, "cidr", "10.1.0.0/16", ""]]);
+  assert.equal(entryOf(), "10.1.0.0/16 300 0");
+
+  // The allocator answers differently for the key: the prefix gets the new number and the old one goes.
+  allocator.numbers.set(key, 400);
+  ipcache.identitiesChanged([key, '["cidr",', '["cidr","10.1.0.0/16",1]', '["pod"']);
+  const renumbered = ipcache.commit();
+  assert.deepEqual(renumbered.added.map((identity) => identity.id), [400]);
+  assert.deepEqual(renumbered.removed, [300]);
+  assert.equal(entryOf(), "10.1.0.0/16 400 0");
+
+  // A pod at the prefix's own address wins it: the prefix's identity is released, and numbered anew when the pod goes.
+  ipcache.upsertNamespace({ name: "x", labels: { "kubernetes.io/metadata.name": "x" } });
+  ipcache.setPolicyPrefixes("NetworkPolicy/x/allow", { texts: ["10.1.0.1/32"], cidrs: [parseCidr("10.1.0.1/32")] });
+  ipcache.commit();
+  ipcache.upsertPod({ namespace: "x", name: "a", labels: {}, ips: ["10.1.0.1"], namedPorts: [] });
+  const claimed = ipcache.commit();
+  assert.deepEqual(allocator.released.at(-1), ['["cidr","10.1.0.1/32"]', claimed.removed[0]]);
+  ipcache.deletePod("x", "a");
+  const back = ipcache.commit();
+  assert.deepEqual(back.added.map((identity) => identity.key), ['["cidr","10.1.0.1/32"]']);
+  assert.notEqual(back.added[0]?.id, claimed.removed[0], "a fresh number, not the released one's record");
+  assert.equal(ipcache.identity(back.added[0]?.id as number)?.key, '["cidr","10.1.0.1/32"]');
 });

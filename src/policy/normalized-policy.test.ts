@@ -39,7 +39,8 @@ test("ipBlocks parsed, every cidr and except collected once by canonical text; r
       ingress: [{ from: [{ ipBlock: { cidr: "10.9.9.9/8", except: ["10.1.0.0/16"] } }, { ipBlock: { cidr: "10.0.0.0/8" } }], ports: [{ port: 8000, endPort: 8004 }] }],
     }),
   );
-  assert.deepEqual([...policy.prefixes.keys()], ["10.0.0.0/8", "10.1.0.0/16"]);
+  assert.deepEqual(policy.prefixes.texts, ["10.0.0.0/8", "10.1.0.0/16"]);
+  assert.deepEqual(policy.prefixes.cidrs.map(formatCidr), policy.prefixes.texts);
   const ipBlock = policy.rules[0]?.peers?.[0]?.ipBlock;
   assert.deepEqual(ipBlock && [formatCidr(ipBlock.cidr), ...ipBlock.except.map(formatCidr)], ["10.0.0.0/8", "10.1.0.0/16"]);
   assert.deepEqual(policy.rules[0]?.ports?.numeric[0]?.prefixes, [{ port: 8000, prefixLen: 14 }, { port: 8004, prefixLen: 16 }]);

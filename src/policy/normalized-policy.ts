@@ -80,6 +80,16 @@ export interface NormalizedRule {
   tls: TlsRule | undefined;
 }
 
+/**
+ * A policy's ipBlock cidrs and excepts, each once: the canonical texts and
+ * their parsed forms at the same index. Two arrays, not a map by text: a map
+ * entry costs ~35 bytes more per prefix (3.5 MB at 100k).
+ */
+export interface PolicyPrefixes {
+  readonly texts: readonly string[];
+  readonly cidrs: readonly Cidr[];
+}
+
 /** A policy as the compiler reads it. */
 export interface NormalizedPolicy {
   /** `kind/namespace/name`, see {@link policyObjectKey}. */
@@ -94,12 +104,12 @@ export interface NormalizedPolicy {
   types: PolicyType[];
   /** The rules of the directions in `types`; rules of other directions do nothing. */
   rules: NormalizedRule[];
-  /** Every ipBlock cidr and except, by canonical text. */
-  prefixes: ReadonlyMap<string, Cidr>;
+  /** Every ipBlock cidr and except, once each. */
+  prefixes: PolicyPrefixes;
 }
 
 /** The excepts of an ipBlock without any: shared, since allow-lists have 100k such blocks. */
-const NO_EXCEPT: readonly Cidr[] = Object.freeze([]);
+export const NO_EXCEPT: readonly Cidr[] = Object.freeze([]);
 
 /** Every protocol and port: what a rule without ports allows. */
 export const ANY_PORT_RANGE: PortRange = { protocol: 0, lo: 0, hi: MAX_PORT, prefixes: [{ port: 0, prefixLen: 0 }] };
@@ -225,6 +235,6 @@ export function normalizePolicy(policy: AnyPolicy): NormalizedPolicy {
     selector: policy.kind === "NetworkPolicy" ? policy.spec.podSelector : policy.spec.selector,
     types,
     rules,
-    prefixes,
+    prefixes: { texts: [...prefixes.keys()], cidrs: [...prefixes.values()] },
   };
 }
