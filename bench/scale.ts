@@ -17,7 +17,9 @@
  *   relabelled, policy added, changed, deleted): from the API write until
  *   the agent's maps hold it (`appliedAt`) and until its report is seen, and
  *   the node-local part (the agent's commit stages wait + sync + compile +
- *   write, from the first watch event of the commit to the maps);
+ *   write, from the first watch event of the commit to the maps), and the
+ *   CPU time the agent's thread spent in compile and write (what is left of
+ *   those two stages' time is time the thread waited for a core);
  * - API requests per change: the API server's own `apiserver_request_total`
  *   across a change, writes by resource, the benchmark's own write taken off.
  *
@@ -33,7 +35,7 @@ import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import type { V1Pod } from "@kubernetes/client-node";
-import { COMMIT_STAGES } from "../src/agent/metrics.ts";
+import { COMMIT_STAGES, CPU_STAGES } from "../src/agent/metrics.ts";
 import { agentMetricsUrl, DEV_UP_STEPS, devNetwork, devNodeSpec, devUp, ensureBinaries, readClusterState, runningPid } from "../src/devcluster/index.ts";
 import type { DevLayout } from "../src/devcluster/index.ts";
 import { PatchType, resourcePath, Resources } from "../src/k8s/index.ts";
@@ -77,6 +79,8 @@ interface ChangeSample {
   nodeLocal: number;
   /** The node-local time by commit stage (wait, sync, compile, write), ms. */
   stages: Record<string, number>;
+  /** The agent thread's CPU time in the compile and write stages, ms. */
+  cpu: number;
   /** API writes by resource during the change, the benchmark's own included. */
   writes?: Map<string, number>;
   ownWrites?: number;
@@ -159,7 +163,8 @@ async function main({ layout, client }: { layout: DevLayout; client: KubeClient 
   const nodeLocalStages = COMMIT_STAGES.filter((s) => s !== "report");
   const stageSums = async () => {
     const m = await scrapeMetrics(metricsUrl);
-    return new Map(nodeLocalStages.map((stage) => [stage, 1000 * (m.get(`palisade_commit_stage_seconds_sum{stage="${stage}"}`) ?? NaN)]));
+    const cpu = CPU_STAGES.reduce((sum, stage) => sum + 1000 * (m.get(`palisade_commit_stage_cpu_seconds_sum{stage="${stage}"}`) ?? NaN), 0);
+    return { cpu, stages: new Map(nodeLocalStages.map((stage) => [stage, 1000 * (m.get(`palisade_commit_stage_seconds_sum{stage="${stage}"}`) ?? NaN)])) };
   };
   /** Times one change: `write` makes it and returns what the report must show for it. */
   const timeChange = async (kind: ChangeKind, index: number, ownWrites: number, write: () => Promise<(r: NodeReport) => boolean>) => {
@@ -171,9 +176,9 @@ async function main({ layout, client }: { layout: DevLayout; client: KubeClient 
     const shows = await write();
     const { report, seenAt } = await within(`the agent's report of a change (${kind})`, reports.until(node, shows));
     const stagesAfter = await stageSums();
-    const stages = Object.fromEntries(nodeLocalStages.map((stage) => [stage, (stagesAfter.get(stage) ?? NaN) - (stagesBefore.get(stage) ?? NaN)]));
+    const stages = Object.fromEntries(nodeLocalStages.map((stage) => [stage, (stagesAfter.stages.get(stage) ?? NaN) - (stagesBefore.stages.get(stage) ?? NaN)]));
     const nodeLocal = Object.values(stages).reduce((sum, ms) => sum + ms, 0);
-    const sample: ChangeSample = { toMaps: Date.parse(report.appliedAt) - startedWall, toReport: seenAt - started, nodeLocal, stages };
+    const sample: ChangeSample = { toMaps: Date.parse(report.appliedAt) - startedWall, toReport: seenAt - started, nodeLocal, stages, cpu: stagesAfter.cpu - stagesBefore.cpu };
     if (writesBefore) {
       sample.writes = difference(apiWrites(kubectl, layout.adminKubeconfig), writesBefore);
       sample.ownWrites = ownWrites;
@@ -194,7 +199,12 @@ async function main({ layout, client }: { layout: DevLayout; client: KubeClient 
   // The node-local time split by stage, so a p99 shows which part of the agent it came from.
   const byStage = KINDS.map((kind) => {
     const s = samples.get(kind) ?? [];
-    return [kind, ...nodeLocalStages.flatMap((stage) => [ms(median(s.map((c) => c.stages[stage] ?? NaN))), ms(Math.max(...s.map((c) => c.stages[stage] ?? NaN)))])];
+    return [
+      kind,
+      ...nodeLocalStages.flatMap((stage) => [ms(median(s.map((c) => c.stages[stage] ?? NaN))), ms(Math.max(...s.map((c) => c.stages[stage] ?? NaN)))]),
+      ms(median(s.map((c) => c.cpu))),
+      ms(Math.max(...s.map((c) => c.cpu))),
+    ];
   });
   const byResource = KINDS.map((kind) => {
     const counted = (samples.get(kind) ?? []).filter((c) => c.writes);
@@ -229,9 +239,9 @@ async function main({ layout, client }: { layout: DevLayout; client: KubeClient 
       "",
       formatTable(["change", "n", "to maps p50", "to maps p99", "to report p50", "to report p99", "node-local p50", "node-local p99", "API writes"], rows),
       "",
-      "Node-local time by commit stage (ms, median / largest of the samples):",
+      "Node-local time by commit stage, and the CPU time of the agent's thread in compile + write (ms, median / largest of the samples):",
       "",
-      formatTable(["change", ...nodeLocalStages.flatMap((stage) => [`${stage} p50`, `${stage} max`])], byStage),
+      formatTable(["change", ...nodeLocalStages.flatMap((stage) => [`${stage} p50`, `${stage} max`]), "CPU p50", "CPU max"], byStage),
       "",
       "| change | API writes by resource, the benchmark's own included (median per change) |",
       "|---|---|",

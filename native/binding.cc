@@ -1,10 +1,11 @@
 // Entry point of the palisade_native addon: registers each area's exports,
-// plus the fd-level helpers (pinning, closing, CPU count) and the process's
-// malloc trim.
+// plus the fd-level helpers (pinning, closing, CPU count), the process's
+// malloc trim and the calling thread's CPU clock.
 #include "common.h"
 
 #include <bpf/bpf.h>
 #include <malloc.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -43,6 +44,16 @@ Napi::Value ReleaseFreeMemory(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), malloc_trim(0) == 1);
 }
 
+// The calling thread's CPU time in nanoseconds. CLOCK_THREAD_CPUTIME_ID adds
+// the running slice's time; getrusage(RUSAGE_THREAD), which Node's
+// process.threadCpuUsage reads, and /proc's schedstat lag by up to a
+// scheduler tick (4 ms here), more than a short step of the agent takes.
+Napi::Value ThreadCpuTime(const Napi::CallbackInfo& info) {
+  timespec now{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+  return Napi::Number::New(info.Env(), static_cast<double>(now.tv_sec) * 1e9 + static_cast<double>(now.tv_nsec));
+}
+
 }  // namespace
 }  // namespace palisade
 
@@ -63,6 +74,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("objGet", Napi::Function::New<ObjGet>(env, "objGet"));
   exports.Set("closeFd", Napi::Function::New<CloseFd>(env, "closeFd"));
   exports.Set("releaseFreeMemory", Napi::Function::New<ReleaseFreeMemory>(env, "releaseFreeMemory"));
+  exports.Set("threadCpuTime", Napi::Function::New<ThreadCpuTime>(env, "threadCpuTime"));
   return exports;
 }
 

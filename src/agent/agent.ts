@@ -230,6 +230,6 @@ export class Agent {
   /** The numbers /metrics serves. */
   metricsSnapshot(): MetricsSnapshot {
     const { reconciler } = this.#loop;
-    return snapshotMetrics({ compiled: reconciler.compiled, datapath: this.#datapath, reconciler, commitStages: reconciler.commitStages, k8sEvents: this.#watch.events });
+    return snapshotMetrics({ compiled: reconciler.compiled, datapath: this.#datapath, reconciler, commitStages: reconciler.commitStages, commitCpu: reconciler.commitCpu, k8sEvents: this.#watch.events });
   }
 }

@@ -3,8 +3,8 @@ import { describe, it } from "node:test";
 import { Histogram } from "../k8s/prometheus.ts";
 import { PolicyCompiler } from "../policy/compiler.ts";
 import { MemoryDatapath } from "../../test/lib/memory-datapath.ts";
-import { COMMIT_STAGES, renderMetrics, snapshotMetrics } from "./metrics.ts";
-import type { CommitStage } from "./metrics.ts";
+import { COMMIT_STAGES, CPU_STAGES, renderMetrics, snapshotMetrics } from "./metrics.ts";
+import type { CommitStage, CpuStage } from "./metrics.ts";
 
 describe("renderMetrics", () => {
   it("writes every palisade family in Prometheus text", () => {
@@ -13,6 +13,8 @@ describe("renderMetrics", () => {
     stages.compile.observe(0.05);
     stages.compile.observe(2);
     stages.report.observe(0.02);
+    const cpu = Object.fromEntries(CPU_STAGES.map((stage) => [stage, new Histogram([0.01, 0.1])])) as Record<CpuStage, Histogram>;
+    cpu.compile.observe(0.004);
     const text = renderMetrics({
       policyEntries: 12,
       policyCapacity: 10,
@@ -22,6 +24,7 @@ describe("renderMetrics", () => {
       identities: 5,
       identitiesPending: 2,
       commitStages: stages,
+      commitCpu: cpu,
       verdicts: { "policy-deny": 4n },
       rules: [{ kind: "NetworkPolicy", policy: "x/p\"q", rule: "ingress[0]", packets: 9n }],
       k8sEvents: new Map([["Pod", 7]]),
@@ -43,6 +46,9 @@ describe("renderMetrics", () => {
       'palisade_commit_stage_seconds_count{stage="compile"} 3',
       'palisade_commit_stage_seconds_sum{stage="report"} 0.02',
       'palisade_commit_stage_seconds_count{stage="wait"} 0',
+      'palisade_commit_stage_cpu_seconds_bucket{stage="compile",le="0.01"} 1',
+      'palisade_commit_stage_cpu_seconds_sum{stage="compile"} 0.004',
+      'palisade_commit_stage_cpu_seconds_count{stage="write"} 0',
       'palisade_verdicts_total{reason="policy-deny"} 4',
       'palisade_rule_verdicts_total{kind="NetworkPolicy",policy="x/p\\"q",rule="ingress[0]"} 9',
       'palisade_k8s_events_total{kind="Pod"} 7',
@@ -72,7 +78,7 @@ describe("snapshotMetrics", () => {
     datapath.rules.set(ruleId, { packets: 4n, bytes: 240n });
     datapath.rules.set(ruleId + 100, { packets: 1n, bytes: 60n });
     datapath.reasons["policy-deny"] = { packets: 2n, bytes: 120n };
-    const snapshot = snapshotMetrics({ compiled: compiler, datapath, commitStages: Object.fromEntries(COMMIT_STAGES.map((stage) => [stage, new Histogram([1])])) as Record<CommitStage, Histogram>, k8sEvents: new Map(), reconciler: { mapFull: undefined, reportWriteFailures: { rejected: 0, unavailable: 0 } } });
+    const snapshot = snapshotMetrics({ compiled: compiler, datapath, commitStages: Object.fromEntries(COMMIT_STAGES.map((stage) => [stage, new Histogram([1])])) as Record<CommitStage, Histogram>, commitCpu: Object.fromEntries(CPU_STAGES.map((stage) => [stage, new Histogram([1])])) as Record<CpuStage, Histogram>, k8sEvents: new Map(), reconciler: { mapFull: undefined, reportWriteFailures: { rejected: 0, unavailable: 0 } } });
     assert.deepEqual(snapshot.rules, [{ kind: "NetworkPolicy", policy: "x/web", rule: "ingress[0]", packets: 4n }]);
     assert.deepEqual(snapshot.verdicts, { "policy-deny": 2n });
     assert.equal(snapshot.endpoints, 1);

@@ -26,6 +26,15 @@ export const COMMIT_STAGES = ["wait", "sync", "compile", "write", "report"] as c
 /** One of {@link COMMIT_STAGES}. */
 export type CommitStage = (typeof COMMIT_STAGES)[number];
 
+/**
+ * The commit stages that run without a pause on the agent's thread, whose CPU time is measured too: a stage's
+ * wall time less its CPU time is time the thread was off a core, waiting for one or blocked.
+ */
+export const CPU_STAGES = ["compile", "write"] as const satisfies readonly CommitStage[];
+
+/** One of {@link CPU_STAGES}. */
+export type CpuStage = (typeof CPU_STAGES)[number];
+
 /** A rule's new-flow verdict count, named by what the rule is. */
 export interface RuleVerdictSample {
   kind: string;
@@ -51,6 +60,8 @@ export interface MetricsSnapshot {
   /** Identity keys waiting for their PalisadeIdentity object. */
   identitiesPending: number;
   commitStages: Readonly<Record<CommitStage, Histogram>>;
+  /** The agent thread's CPU time in the stages of {@link CPU_STAGES}. */
+  commitCpu: Readonly<Record<CpuStage, Histogram>>;
   /** Packets per verdict reason. */
   verdicts: Record<string, bigint>;
   rules: RuleVerdictSample[];
@@ -67,6 +78,8 @@ export interface MetricsSources {
   /** What did not fit, and the report writes that failed. */
   reconciler: Pick<Reconciler, "mapFull" | "reportWriteFailures">;
   commitStages: Readonly<Record<CommitStage, Histogram>>;
+  /** The agent thread's CPU time in the stages of {@link CPU_STAGES}. */
+  commitCpu: Readonly<Record<CpuStage, Histogram>>;
   /** Watch events received per kind. */
   k8sEvents: ReadonlyMap<string, number>;
 }
@@ -78,7 +91,7 @@ export interface MetricsSources {
  *
  * @example
  * ```ts
- * renderMetrics(snapshotMetrics({ compiled: compiler, datapath, commitStages, k8sEvents }));
+ * renderMetrics(snapshotMetrics({ compiled: compiler, datapath, commitStages, commitCpu, k8sEvents }));
  * ```
  */
 export function snapshotMetrics(sources: MetricsSources): MetricsSnapshot {
@@ -101,6 +114,7 @@ export function snapshotMetrics(sources: MetricsSources): MetricsSnapshot {
     identities: counts.identities,
     identitiesPending: compiled.pendingIdentityKeys().length,
     commitStages: sources.commitStages,
+    commitCpu: sources.commitCpu,
     verdicts,
     rules,
     k8sEvents: sources.k8sEvents,
@@ -150,6 +164,12 @@ export function renderMetrics(s: MetricsSnapshot): string {
       type: "histogram",
       help: "Time of each stage of a commit: wait (queued since its first watch event), sync, compile, write (maps), report.",
       samples: COMMIT_STAGES.flatMap((stage) => s.commitStages[stage].samples().map((sample) => ({ ...sample, labels: { stage, ...sample.labels } }))),
+    },
+    {
+      name: "palisade_commit_stage_cpu_seconds",
+      type: "histogram",
+      help: "CPU time of the agent's thread in the compile and write stages of a commit; the stage's time less this is time the thread waited for a core or blocked.",
+      samples: CPU_STAGES.flatMap((stage) => s.commitCpu[stage].samples().map((sample) => ({ ...sample, labels: { stage, ...sample.labels } }))),
     },
     {
       name: "palisade_verdicts_total",

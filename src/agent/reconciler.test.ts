@@ -248,6 +248,11 @@ describe("Reconciler", () => {
     await h.commit();
     const counts = Object.fromEntries(Object.entries(h.reconciler.commitStages).map(([stage, histogram]) => [stage, histogram.count]));
     assert.deepEqual(counts, { wait: 1, sync: 2, compile: 2, write: 2, report: 1 }, "a commit without a change it waited for has no wait; the report is written apart");
+    const { compile, write } = h.reconciler.commitCpu;
+    assert.deepEqual([compile.count, write.count], [2, 2], "the CPU of the stages that never pause, once per commit");
+    assert.ok(compile.sum > 0, "compiling takes CPU");
+    // The thread's CPU clock and the wall clock are read apart, one after the other.
+    for (const stage of ["compile", "write"] as const) assert.ok(h.reconciler.commitCpu[stage].sum <= h.reconciler.commitStages[stage].sum + 1e-5, `${stage}: no more CPU than wall time`);
   });
 
   it("after a write that failed halfway, writes the whole state again and reports the policy only once it is in the maps", async () => {

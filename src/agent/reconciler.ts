@@ -33,6 +33,7 @@
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { isolationOfRefused, namespaceFromObject, podFromObject, policyFromObject } from "../api-objects/index.ts";
 import { failClosed, fitPolicyMap, MAP_NAMES } from "../datapath/index.ts";
+import { threadCpuTime } from "../datapath/native.ts";
 import type { ApplyResult, PolicyFit } from "../datapath/index.ts";
 import type { Cache } from "../k8s/cache.ts";
 import { parseObjectKey } from "../k8s/cache.ts";
@@ -55,8 +56,8 @@ import { ClusterIdentityAllocator, nodeLocalIdentities } from "./cluster-identit
 import type { WatchedKind, WatchedObjects } from "./cluster-watch.ts";
 import { EnforcementReport } from "./enforcement-report.ts";
 import type { ReportFailureReason, ReportWriter } from "./enforcement-report.ts";
-import { COMMIT_STAGE_BUCKETS, COMMIT_STAGES } from "./metrics.ts";
-import type { CommitStage } from "./metrics.ts";
+import { COMMIT_STAGE_BUCKETS, COMMIT_STAGES, CPU_STAGES } from "./metrics.ts";
+import type { CommitStage, CpuStage } from "./metrics.ts";
 import { PodAttachments } from "./pod-attachments.ts";
 import type { PodInterfaceLookup } from "./pod-interface.ts";
 
@@ -129,6 +130,7 @@ export class Reconciler {
   /** Identity keys whose number may have changed since the compiler last heard. */
   readonly #changedIdentities = new Set<string>();
   readonly #stages = Object.fromEntries(COMMIT_STAGES.map((stage) => [stage, new Histogram(COMMIT_STAGE_BUCKETS)])) as Record<CommitStage, Histogram>;
+  readonly #cpu = Object.fromEntries(CPU_STAGES.map((stage) => [stage, new Histogram(COMMIT_STAGE_BUCKETS)])) as Record<CpuStage, Histogram>;
   /** Milliseconds spent in {@linkcode sync} since the last commit. */
   #syncMs = 0;
   #fullSyncDone = false;
@@ -181,6 +183,11 @@ export class Reconciler {
   /** How long each stage of the commits took. */
   get commitStages(): Readonly<Record<CommitStage, Histogram>> {
     return this.#stages;
+  }
+
+  /** How much CPU time this thread spent in the stages of the commits that never pause. */
+  get commitCpu(): Readonly<Record<CpuStage, Histogram>> {
+    return this.#cpu;
   }
 
   /**
@@ -255,7 +262,9 @@ export class Reconciler {
    */
   async commit(options: { drained: boolean; receivedAt?: number }): Promise<void> {
     const started = performance.now();
+    const cpuStarted = threadCpuTime();
     const stage = (name: CommitStage, ms: number): void => this.#stages[name].observe(Math.max(0, ms) / 1000);
+    const cpuStage = (name: CpuStage, fromNs: number, toNs: number): void => this.#cpu[name].observe((toNs - fromNs) / 1e9);
     if (options.receivedAt !== undefined) stage("wait", started - options.receivedAt - this.#syncMs);
     stage("sync", this.#syncMs);
     const syncMs = this.#syncMs;
@@ -275,6 +284,8 @@ export class Reconciler {
     this.#publishHttpView();
     const compiled = performance.now();
     stage("compile", compiled - started);
+    const cpuCompiled = threadCpuTime();
+    cpuStage("compile", cpuStarted, cpuCompiled);
     let result: ApplyResult;
     try {
       result = state ? this.#datapath.replaceAll(fit?.state ?? state, ifindexOf) : this.#datapath.apply(diff, ifindexOf);
@@ -290,6 +301,7 @@ export class Reconciler {
     this.#attachments.committed(fullSync);
     const written = performance.now();
     stage("write", written - compiled);
+    cpuStage("write", cpuCompiled, threadCpuTime());
     const seconds = (written - started) / 1000;
     // A new ipBlock CIDR gives the addresses inside it new identity keys, so a policy change can wait on identities too.
     const pending = this.#compiler.pendingIdentityKeys().length;

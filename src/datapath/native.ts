@@ -298,6 +298,7 @@ interface NativeAddon {
   objGet(path: string): number;
   closeFd(fd: number): void;
   releaseFreeMemory(): boolean;
+  threadCpuTime(): number;
   attachTcx(progFd: number, ifindex: number, direction: TcDirection): number;
   attachSkLookup(progFd: number): number;
   linkDetach(linkFd: number): void;
@@ -565,6 +566,24 @@ export function mapInfo(fd: number): MapInfo {
  */
 export function releaseFreeMemory(): boolean {
   return call((native) => native.releaseFreeMemory());
+}
+
+/**
+ * The calling thread's CPU time, in nanoseconds (`CLOCK_THREAD_CPUTIME_ID`):
+ * exact to the call, where `process.threadCpuUsage()` lags by up to a
+ * scheduler tick. The difference of two readings is what the thread ran in
+ * between; the wall time between them less that is time it waited for a core
+ * or blocked.
+ *
+ * @example
+ * ```ts
+ * const before = threadCpuTime();
+ * compiler.commit();
+ * const cpuMs = (threadCpuTime() - before) / 1e6;
+ * ```
+ */
+export function threadCpuTime(): number {
+  return call((native) => native.threadCpuTime());
 }
 
 /**

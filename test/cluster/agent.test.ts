@@ -236,7 +236,7 @@ describe("node agent on a real control plane and kernel", { timeout: 600_000 }, 
     const metrics = await (await fetch(`http://127.0.0.1:${agent?.metricsPort}/metrics`)).text();
     const lines = metrics.split("\n");
     assert.ok(lines.includes("palisade_endpoints 2"), metrics);
-    for (const family of ["palisade_policy_entries ", "palisade_identities ", 'palisade_commit_stage_seconds_count{stage="write"} ', 'palisade_verdicts_total{reason="policy-deny"} ', 'palisade_k8s_events_total{kind="Pod"} ']) {
+    for (const family of ["palisade_policy_entries ", "palisade_identities ", 'palisade_commit_stage_seconds_count{stage="write"} ', 'palisade_commit_stage_cpu_seconds_count{stage="compile"} ', 'palisade_verdicts_total{reason="policy-deny"} ', 'palisade_k8s_events_total{kind="Pod"} ']) {
       assert.ok(lines.some((l) => l.startsWith(family)), `missing ${family} in:\n${metrics}`);
     }
     assert.ok(lines.some((l) => l.startsWith(`palisade_rule_verdicts_total{kind="EBPFNetworkPolicy",policy="${NS}/valid",rule="ingress[0]"} `) && !l.endsWith(" 0")), metrics);

@@ -38,6 +38,7 @@ import {
   perCpuSlotSize,
   releaseFreeMemory,
   testRun,
+  threadCpuTime,
 } from "../../src/datapath/native.ts";
 import { repositoryRoot } from "../../src/repository-root.ts";
 import type { BpfObject } from "../../src/datapath/native.ts";
@@ -465,6 +466,20 @@ describe("native binding", () => {
     assert.equal(obj.btfEnum("pal_reason"), null, "an enum the object does not have");
     assert.deepEqual(obj.mapLayout("fx_events"), { key: null, value: null });
     assert.throws(() => obj.mapLayout("fx_missing"), assertBpfError("ENOENT", "bpf_object__find_map_by_name"));
+  });
+
+  it("reads the calling thread's CPU time: what it ran, never more than the wall time, nothing while it sleeps", () => {
+    const wallStarted = performance.now();
+    const cpuStarted = threadCpuTime();
+    let spun = 0;
+    while (performance.now() - wallStarted < 20) spun++;
+    const ran = threadCpuTime() - cpuStarted;
+    const wallNs = (performance.now() - wallStarted) * 1e6;
+    assert.ok(spun > 0 && ran > 0 && ran <= wallNs, `ran ${ran} ns in ${wallNs} ns of wall time`);
+    const beforeSleep = threadCpuTime();
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
+    const slept = threadCpuTime() - beforeSleep;
+    assert.ok(slept < 10e6, `${slept} ns of CPU over a 50 ms sleep`);
   });
 
   it("pins a map and opens it again by path", (t) => {
