@@ -358,4 +358,31 @@ describe("the bytes of open connections in /metrics", () => {
       server.destroy();
     }
   });
+
+  test("a WebSocket counts from its 101 on (the server's bytes sent with it included) under its upgrade request's rule, while open and at its end", async () => {
+    const client = net.connect(proxy.addresses()[0]?.port as number, "127.0.0.1");
+    client.write("GET /chat HTTP/1.1\r\nHost: api.shop\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+    const server = await nextUpstream();
+    try {
+      let request = "";
+      while (!request.endsWith("\r\n\r\n")) request += String((await once(server, "data"))[0]);
+      const early = "server's first frame";
+      const switched = new Promise<void>((resolve) => {
+        let answer = "";
+        const onData = (chunk: Buffer) => {
+          answer += String(chunk);
+          if (!answer.endsWith(early)) return;
+          client.off("data", onData);
+          resolve();
+        };
+        client.on("data", onData);
+      });
+      server.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n${early}`);
+      await switched;
+      await transferScraped(client, server, [[2 * MiB, 0], [0, 2 * MiB]], { toUpstream: 0, toClient: early.length }, "shop/ws", "ingress[0]");
+    } finally {
+      client.destroy();
+      server.destroy();
+    }
+  });
 });

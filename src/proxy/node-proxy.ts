@@ -166,6 +166,7 @@ export class NodeProxy {
       },
       connectUpstream,
       upgraded: () => metrics.upgraded(),
+      countPassedBytes,
       flowLog: (entry) => {
         if (entry.verdict === "malformed") metrics.request("malformed");
         if (entry.verdict === "upstream-failed") metrics.upstreamFailed();

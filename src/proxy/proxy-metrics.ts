@@ -202,7 +202,7 @@ export class ProxyMetrics {
       {
         name: "palisade_proxy_passed_bytes_total",
         type: "counter",
-        help: "Bytes of the connections the proxy passed on after judging them, counted at each scrape while they are open and at their end: TLS connections admitted by their server name (the TLS bytes as they are, ClientHello included) and terminated connections whose stream no rule judges (the decrypted bytes), by direction (to-upstream, to-client) and the policy and rule that admitted them.",
+        help: "Bytes of the connections the proxy passed on after judging them, counted at each scrape while they are open and at their end: TLS connections admitted by their server name (the TLS bytes as they are, ClientHello included), terminated connections whose stream no rule judges (the decrypted bytes) and WebSockets after their judged upgrade (the bytes after the 101), by direction (to-upstream, to-client) and the policy and rule that admitted them.",
         samples: this.#passedBytes.samples(),
       },
       {
