@@ -9,7 +9,9 @@
 // The splice works on dups of the caller's fds, so that the caller's sockets
 // may stay open (idle) while it runs and close whenever: the connection lives
 // until the last fd of its socket is closed. It reports once, to onEnd, after
-// its own fds are closed: the bytes passed each way and how it ended.
+// its own fds are closed: the bytes passed each way and how it ended; passed()
+// reads the same counts while it runs (the loop counts them anyway: reading
+// them costs the data path nothing).
 #include "common.h"
 
 #include <fcntl.h>
@@ -128,7 +130,7 @@ void SetLingerZero(int fd) {
 class SocketSplice : public Napi::ObjectWrap<SocketSplice> {
  public:
   static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "SocketSplice", {InstanceMethod<&SocketSplice::Abort>("abort")});
+    return DefineClass(env, "SocketSplice", {InstanceMethod<&SocketSplice::Abort>("abort"), InstanceMethod<&SocketSplice::Passed>("passed")});
   }
 
   // new SocketSplice(fdA, fdB, onEnd): splices from now on, until onEnd.
@@ -315,11 +317,10 @@ class SocketSplice : public Napi::ObjectWrap<SocketSplice> {
 
   void Report(SpliceState* state) {
     state_ = nullptr;
+    for (int i = 0; i < 2; i++) final_passed_[i] = state->directions[i].passed;
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
-    Napi::Object result = Napi::Object::New(env);
-    result.Set("aToB", Napi::Number::New(env, static_cast<double>(state->directions[0].passed)));
-    result.Set("bToA", Napi::Number::New(env, static_cast<double>(state->directions[1].passed)));
+    Napi::Object result = PassedObject(env);
     result.Set("end", state->end);
     if (state->failed != kNoSocket) result.Set("failed", state->failed == 0 ? "a" : "b");
     if (state->error != 0) result.Set("code", ErrnoName(state->error));
@@ -342,7 +343,20 @@ class SocketSplice : public Napi::ObjectWrap<SocketSplice> {
     return info.Env().Undefined();
   }
 
+  // passed(): { aToB, bToA }, the bytes written each way so far (the final counts once it has reported).
+  Napi::Value Passed(const Napi::CallbackInfo& info) { return PassedObject(info.Env()); }
+
+  Napi::Object PassedObject(Napi::Env env) const {
+    Napi::Object result = Napi::Object::New(env);
+    for (int i = 0; i < 2; i++) {
+      uint64_t passed = state_ != nullptr ? state_->directions[i].passed : final_passed_[i];
+      result.Set(i == 0 ? "aToB" : "bToA", Napi::Number::New(env, static_cast<double>(passed)));
+    }
+    return result;
+  }
+
   SpliceState* state_ = nullptr;
+  uint64_t final_passed_[2] = {0, 0};
   Napi::FunctionReference on_end_;
   std::unique_ptr<Napi::AsyncContext> context_;
 };

@@ -282,6 +282,7 @@ interface NativeRingBufferReader {
 
 interface NativeSocketSplice {
   abort(): void;
+  passed(): SocketSplicePassed;
 }
 
 interface NativeAddon {
@@ -887,12 +888,16 @@ export class RingBufferReader {
   }
 }
 
-/** How a {@linkcode SocketSplice} ended, and the bytes it passed each way. */
-export interface SocketSpliceEnd {
+/** The bytes a {@linkcode SocketSplice} has passed each way so far. */
+export interface SocketSplicePassed {
   /** Bytes written to socket b of those read from socket a. */
   readonly aToB: number;
   /** Bytes written to socket a of those read from socket b. */
   readonly bToA: number;
+}
+
+/** How a {@linkcode SocketSplice} ended, and the bytes it passed each way. */
+export interface SocketSpliceEnd extends SocketSplicePassed {
   /**
    * `closed`: both directions ended with an end of stream, each passed on as a half-close; `reset`: socket
    * `failed` reported `code` (a reset, a timeout), and the other socket was reset, or (no `failed`) the
@@ -949,5 +954,13 @@ export class SocketSplice {
   /** Resets both sockets and ends the splice (`onEnd` follows, with `aborted`); nothing once it has ended. */
   abort(): void {
     this.#native.abort();
+  }
+
+  /**
+   * The bytes written each way so far, as the splice's loop counts them (no system call); once it has ended,
+   * the counts `onEnd` got.
+   */
+  passed(): SocketSplicePassed {
+    return this.#native.passed();
   }
 }

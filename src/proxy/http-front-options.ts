@@ -8,6 +8,7 @@
 import type { Socket } from "node:net";
 import type { HttpRequestView } from "../policy/http-rule.ts";
 import type { TlsTerminationPlan } from "../policy/http-view.ts";
+import type { CountPassedBytes } from "./splice.ts";
 
 /** The addresses of one proxied connection: the client's, and the server it was going to. */
 export interface ConnectionInfo {
@@ -83,6 +84,8 @@ export interface HttpFrontOptions {
   flowLog: (entry: HttpFlowLogEntry) => void;
   /** Hears of each client connection switched to WebSocket (the server's 101 passed on, the sockets spliced). */
   upgraded?: (connection: ConnectionInfo) => void;
+  /** Counts the bytes of each WebSocket after its 101, under its upgrade request's policy and rule, while it is open and at its end. */
+  countPassedBytes?: CountPassedBytes;
   /** Bytes of one request's header block (request line and fields); more is refused with 400. Default 16 KiB. */
   maxHeaderSize?: number;
   /** Time to receive a complete header block (and, before it, the bytes that tell HTTP/1.1 from HTTP/2). Default 10 s. */

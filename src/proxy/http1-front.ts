@@ -583,7 +583,7 @@ class ClientConnection {
     }
     this.#forward(request, admitted, {
       value: ask.value,
-      switched: (upstreamHead, upstream, rest) => this.#switch(upstreamHead, upstream, rest),
+      switched: (upstreamHead, upstream, rest) => this.#switch(upstreamHead, upstream, rest, admitted.verdict),
     });
   }
 
@@ -599,8 +599,8 @@ class ClientConnection {
     this.#malformed(request, "bytes sent after an Upgrade request before its answer");
   }
 
-  /** The server switched to WebSocket: the 101 is passed on and the sockets spliced. */
-  #switch(upstreamHead: ResponseHead, upstream: Socket, rest: Buffer): void {
+  /** The server switched to WebSocket: the 101 is passed on and the sockets spliced, their bytes counted under the upgrade request's verdict. */
+  #switch(upstreamHead: ResponseHead, upstream: Socket, rest: Buffer, verdict: SafeVerdict): void {
     const { detached, options } = this.#shared;
     this.#stopReading();
     this.#spliced = true;
@@ -615,8 +615,7 @@ class ClientConnection {
     const upgradeField = upstreamHead.fields[2 * upstreamLines.lower.indexOf("upgrade") + 1]!;
     fields.push("Connection", "Upgrade", "Upgrade", upgradeField, "Via", `${upstreamHead.version} palisade`);
     this.socket.write(`HTTP/1.1 101 ${upstreamHead.reason}\r\n${serializeFields(fields)}\r\n`, "latin1");
-    if (rest.length > 0) this.socket.write(rest);
-    spliceSockets(this.socket, upstream);
+    spliceSockets(this.socket, upstream, options.countPassedBytes?.(verdict.policy ?? "", verdict.rule ?? ""), { toClient: rest });
   }
 }
 

@@ -13,6 +13,7 @@ import net from "node:net";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { jsonLogger } from "../k8s/logger.ts";
+import { exchangeBytes, receiveBytes } from "../../test/lib/exchange-bytes.ts";
 import { RawConnection, unusedPort } from "../../test/lib/http-proxy-harness.ts";
 import { clientHello, records, sniExtension } from "../../test/lib/tls-hello.ts";
 import type { ConnectionInfo, HttpVerdict } from "./http-front-options.ts";
@@ -244,6 +245,144 @@ describe("the node proxy on loopback sockets", () => {
       assert.equal(held.length, 400_000);
     } finally {
       await idle.stop();
+    }
+  });
+});
+
+describe("the bytes of open connections in /metrics", () => {
+  const MiB = 1024 * 1024;
+  let upstream: net.Server;
+  const accepted: net.Socket[] = [];
+  let proxy: NodeProxy;
+
+  /** The next connection the upstream accepts. */
+  async function nextUpstream(): Promise<net.Socket> {
+    while (accepted.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    return accepted.shift()!;
+  }
+
+  /** palisade_proxy_passed_bytes_total of `rule` as a scrape of /metrics reads it. */
+  async function scrapedBytes(policy: string, rule: string): Promise<{ toUpstream: number; toClient: number }> {
+    const counted = samples(await (await fetch(`http://127.0.0.1:${proxy.metricsPort}/metrics`)).text(), "palisade_proxy_passed_bytes_total");
+    const of = (direction: string) => counted.get(`palisade_proxy_passed_bytes_total{direction="${direction}",policy="${policy}",rule="${rule}"}`) ?? 0;
+    return { toUpstream: of("to-upstream"), toClient: of("to-client") };
+  }
+
+  /** Ends both connections and waits until the proxy has closed both of its sockets. */
+  async function endBoth(client: net.Socket, server: net.Socket): Promise<void> {
+    const gone = Promise.all([once(client, "end"), once(server, "end")]);
+    client.end();
+    server.end();
+    await gone;
+    client.destroy();
+    server.destroy();
+    while (proxy.openConnections > 0) await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+
+  /**
+   * Passes `phases` of bytes each way over a connection whose counts so far are `total`, checking after each that a
+   * scrape reads exactly what has passed, then ends it and checks the scrape after its end reads all of it.
+   */
+  async function transferScraped(client: net.Socket, server: net.Socket, phases: readonly (readonly [up: number, down: number])[], total: { toUpstream: number; toClient: number }, policy: string, rule: string): Promise<void> {
+    for (const [up, down] of phases) {
+      await exchangeBytes(client, server, up, down);
+      total.toUpstream += up;
+      total.toClient += down;
+      // What the other end has received was written by the proxy: the count is exact, not a bound.
+      assert.deepEqual(await scrapedBytes(policy, rule), total, "open: what passed so far");
+    }
+    await endBoth(client, server);
+    assert.deepEqual(await scrapedBytes(policy, rule), total, "closed: every byte, none twice");
+  }
+
+  /** A client connection through the proxy, SNI-spliced by its ClientHello naming `serverName`, and its upstream end. */
+  async function spliced(serverName: string): Promise<{ client: net.Socket; server: net.Socket; hello: number }> {
+    const hello = records(clientHello([sniExtension([[0, serverName]])]));
+    const client = net.connect(proxy.addresses()[0]?.port as number, "127.0.0.1");
+    client.write(hello);
+    const server = await nextUpstream();
+    await receiveBytes(server, hello.length);
+    return { client, server, hello: hello.length };
+  }
+
+  before(async () => {
+    upstream = net.createServer({ allowHalfOpen: true }, (socket) => accepted.push(socket));
+    upstream.listen(0, "127.0.0.1");
+    await once(upstream, "listening");
+    const upstreamPort = (upstream.address() as AddressInfo).port;
+    proxy = await NodeProxy.start({
+      families: [4],
+      listen: async (server) => {
+        server.listen(0, "127.0.0.1");
+        await once(server, "listening");
+      },
+      connectUpstream: async () => net.connect(upstreamPort, "127.0.0.1"),
+      judge: () => ({ allow: true, policy: "shop/ws", rule: "ingress[0]" }),
+      // Each test's connections under a rule of their own (a test judge: the proxy's labels come from the verdict).
+      judgeConnection: (start) => (start.tls ? { allow: true, policy: "shop/sni", rule: start.serverName ?? "" } : { allow: true }),
+      view: () => ({ generation: 1, loaded: true, errors: 0 }),
+      logger: jsonLogger("info", {}, () => undefined),
+      metricsPort: 0,
+      metricsHost: "127.0.0.1",
+    });
+  });
+
+  after(async () => {
+    await proxy?.stop();
+    for (const socket of accepted) socket.destroy();
+    upstream?.close();
+  });
+
+  test("a long SNI-spliced transfer scraped mid-way shows what has passed each way so far; the last scrape, all of it", async () => {
+    const { client, server, hello } = await spliced("long.example");
+    try {
+      await transferScraped(client, server, [[4 * MiB, 0], [0, 3 * MiB], [MiB, MiB]], { toUpstream: hello, toClient: 0 }, "shop/sni", "long.example");
+    } finally {
+      client.destroy();
+      server.destroy();
+    }
+  });
+
+  test("a connection that closes between two scrapes is counted once: the rest at its end, nothing after", async () => {
+    const { client, server, hello } = await spliced("short.example");
+    try {
+      await exchangeBytes(client, server, 1000, 2000);
+      assert.deepEqual(await scrapedBytes("shop/sni", "short.example"), { toUpstream: hello + 1000, toClient: 2000 });
+      await exchangeBytes(client, server, 300, 400);
+      await endBoth(client, server);
+      const total = { toUpstream: hello + 1300, toClient: 2400 };
+      assert.deepEqual(await scrapedBytes("shop/sni", "short.example"), total);
+      assert.deepEqual(await scrapedBytes("shop/sni", "short.example"), total);
+    } finally {
+      client.destroy();
+      server.destroy();
+    }
+  });
+
+  test("a WebSocket counts from its 101 on (the server's bytes sent with it included) under its upgrade request's rule, while open and at its end", async () => {
+    const client = net.connect(proxy.addresses()[0]?.port as number, "127.0.0.1");
+    client.write("GET /chat HTTP/1.1\r\nHost: api.shop\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+    const server = await nextUpstream();
+    try {
+      let request = "";
+      while (!request.endsWith("\r\n\r\n")) request += String((await once(server, "data"))[0]);
+      const early = "server's first frame";
+      const switched = new Promise<void>((resolve) => {
+        let answer = "";
+        const onData = (chunk: Buffer) => {
+          answer += String(chunk);
+          if (!answer.endsWith(early)) return;
+          client.off("data", onData);
+          resolve();
+        };
+        client.on("data", onData);
+      });
+      server.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n${early}`);
+      await switched;
+      await transferScraped(client, server, [[2 * MiB, 0], [0, 2 * MiB]], { toUpstream: 0, toClient: early.length }, "shop/ws", "ingress[0]");
+    } finally {
+      client.destroy();
+      server.destroy();
     }
   });
 });

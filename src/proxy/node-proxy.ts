@@ -106,7 +106,7 @@ export class NodeProxy {
   private constructor(options: NodeProxyOptions) {
     this.#options = options;
     const metrics = this.#metrics;
-    const countPassedBytes: CountPassedBytes = (bytes, policy, rule) => metrics.passedBytes(bytes, policy, rule);
+    const countPassedBytes: CountPassedBytes = (policy, rule) => metrics.passedBytes(policy, rule);
     // Terminated connections may be re-encrypted to the pod: every upstream leg goes through this.
     const connectUpstream = connectWithUpstreamTls(options.connectUpstream);
     const terminator = options.material && createTlsTerminator({
@@ -166,6 +166,7 @@ export class NodeProxy {
       },
       connectUpstream,
       upgraded: () => metrics.upgraded(),
+      countPassedBytes,
       flowLog: (entry) => {
         if (entry.verdict === "malformed") metrics.request("malformed");
         if (entry.verdict === "upstream-failed") metrics.upstreamFailed();

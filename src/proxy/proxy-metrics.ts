@@ -9,7 +9,7 @@
  */
 import { renderPrometheus } from "../k8s/prometheus.ts";
 import type { MetricFamily } from "../k8s/prometheus.ts";
-import type { PassedBytes } from "./splice.ts";
+import type { PassedBytes, PassedBytesCounter } from "./splice.ts";
 
 /**
  * What a request came to: forwarded, refused (403), forwarded under audit, or malformed (400, or closed
@@ -48,6 +48,52 @@ class VerdictCounts {
   }
 }
 
+/** An open connection's bytes: how to read its totals, and how much of them is counted. */
+interface OpenPassedBytes {
+  read: () => PassedBytes;
+  counted: PassedBytes;
+  policy: string;
+  rule: string;
+}
+
+/**
+ * Bytes of connections passed on, by direction, policy and rule, counted while they are open: each scrape
+ * adds what every open connection passed since it was last counted, and its end adds the rest. A connection's
+ * count only ever takes its totals less what was counted of it, so no byte counts twice or goes missing,
+ * however its end falls between scrapes.
+ */
+class PassedBytesCounts {
+  readonly #counts = new VerdictCounts("direction");
+  readonly #open = new Set<OpenPassedBytes>();
+
+  counter(policy: string, rule: string): PassedBytesCounter {
+    // Until it is joined, it has passed nothing more than is counted.
+    const open: OpenPassedBytes = { read: () => open.counted, counted: { toUpstream: 0, toClient: 0 }, policy, rule };
+    return {
+      joined: (read) => {
+        open.read = read;
+        this.#open.add(open);
+      },
+      ended: (bytes) => {
+        this.#open.delete(open);
+        this.#count(open, bytes);
+      },
+    };
+  }
+
+  samples(): { labels: Record<string, string>; value: number }[] {
+    for (const open of this.#open) this.#count(open, open.read());
+    return this.#counts.samples();
+  }
+
+  #count(open: OpenPassedBytes, totals: PassedBytes): void {
+    const { counted, policy, rule } = open;
+    this.#counts.add("to-upstream", policy, rule, totals.toUpstream - counted.toUpstream);
+    this.#counts.add("to-client", policy, rule, totals.toClient - counted.toClient);
+    open.counted = totals;
+  }
+}
+
 /** The HTTP view the proxy judges with, as the metrics show it. */
 export interface ViewMetrics {
   /** Views loaded since start (a file gone counts too). */
@@ -71,7 +117,7 @@ export interface ViewMetrics {
 export class ProxyMetrics {
   readonly #requests = new VerdictCounts();
   readonly #tlsConnections = new VerdictCounts();
-  readonly #passedBytes = new VerdictCounts("direction");
+  readonly #passedBytes = new PassedBytesCounts();
   readonly #terminations = new Map<string, number>();
   #open = 0;
   #accepted = 0;
@@ -97,10 +143,9 @@ export class ProxyMetrics {
     this.#terminations.set(key, (this.#terminations.get(key) ?? 0) + 1);
   }
 
-  /** Counts the bytes a connection passed on after its verdict, each way, under the policy and rule that admitted it. */
-  passedBytes(bytes: PassedBytes, policy = "", rule = ""): void {
-    this.#passedBytes.add("to-upstream", policy, rule, bytes.toUpstream);
-    this.#passedBytes.add("to-client", policy, rule, bytes.toClient);
+  /** The counter of the bytes one connection passes on after its verdict, each way, under the policy and rule that admitted it. */
+  passedBytes(policy = "", rule = ""): PassedBytesCounter {
+    return this.#passedBytes.counter(policy, rule);
   }
 
   /** Counts an accepted client connection; the returned function counts its close (once). */
@@ -157,7 +202,7 @@ export class ProxyMetrics {
       {
         name: "palisade_proxy_passed_bytes_total",
         type: "counter",
-        help: "Bytes of the connections the proxy passed on after judging them, counted when each ends: TLS connections admitted by their server name (the TLS bytes as they are, ClientHello included) and terminated connections whose stream no rule judges (the decrypted bytes), by direction (to-upstream, to-client) and the policy and rule that admitted them.",
+        help: "Bytes of the connections the proxy passed on after judging them, counted at each scrape while they are open and at their end: TLS connections admitted by their server name (the TLS bytes as they are, ClientHello included), terminated connections whose stream no rule judges (the decrypted bytes) and WebSockets after their judged upgrade (the bytes after the 101), by direction (to-upstream, to-client) and the policy and rule that admitted them.",
         samples: this.#passedBytes.samples(),
       },
       {

@@ -13,10 +13,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { connect as connectTls, createServer as createTlsServer, type TLSSocket } from "node:tls";
+import { exchangeBytes } from "../../test/lib/exchange-bytes.ts";
 import { openFds } from "../../test/lib/open-fds.ts";
 import { makeCertificate } from "../../test/lib/tls-certificate.ts";
 import { resetSocket, spliceSockets } from "./splice.ts";
-import type { PassedBytes } from "./splice.ts";
+import type { PassedBytes, PassedBytesCounter } from "./splice.ts";
 
 /**
  * Checks that no more fds are open than `before`, once closes still on their way have run. Fewer is fine: an fd
@@ -54,6 +55,17 @@ function received(socket: Socket): Promise<{ text: string; ending: string }> {
   });
 }
 
+/** A counter as the metrics use one: `read()` the running totals while it is open, `ended` its reports. */
+function recorder(): { counter: PassedBytesCounter; read(): PassedBytes; ended: PassedBytes[] } {
+  let reader: (() => PassedBytes) | undefined;
+  const ended: PassedBytes[] = [];
+  return {
+    counter: { joined: (read) => (reader = read), ended: (bytes) => ended.push(bytes) },
+    read: () => reader!(),
+    ended,
+  };
+}
+
 /** A listener whose accepted sockets come out of `next()` in order. */
 function acceptor(server: Server): { next(): Promise<Socket> } {
   const waiting: ((socket: Socket) => void)[] = [];
@@ -77,13 +89,7 @@ async function proxiedPair(options: { waitForUpstream: boolean }) {
   const proxyClient = await proxies.next();
   const upstream = new Socket().connect(serverPort, "127.0.0.1");
   if (options.waitForUpstream) await new Promise((resolve) => upstream.once("connect", resolve));
-  return {
-    client,
-    proxyClient,
-    upstream,
-    server: () => servers.next(),
-    close: () => Promise.all([closeServer(serverListener), closeServer(proxyListener)]),
-  };
+  return { client, proxyClient, upstream, server: () => servers.next(), close: () => Promise.all([closeServer(serverListener), closeServer(proxyListener)]) };
 }
 
 describe("spliceSockets", () => {
@@ -101,22 +107,21 @@ describe("spliceSockets", () => {
     await until(() => proxyClient.readableLength === 7 && upstream.readableLength === 10);
     const atServer = received(server);
     const atClient = received(client);
-    // As the front ends do: the judged first bytes to the upstream, an answer of its own to the client.
-    upstream.write("hello ");
-    proxyClient.write("101, ");
-    const counted: PassedBytes[] = [];
-    spliceSockets(proxyClient, upstream, (bytes) => counted.push(bytes));
+    // As the front ends do: an answer of its own to the client, then the judged first bytes of each side.
+    proxyClient.write("101 ");
+    const { counter, ended: counted } = recorder();
+    spliceSockets(proxyClient, upstream, counter, { toUpstream: Buffer.from("hello "), toClient: Buffer.from("rest, ") });
     client.end("after the splice");
     assert.deepEqual(await atServer, { text: "hello world, after the splice", ending: "end" });
     assert.equal(proxyClient.closed, false, "open while the server's half is");
     // Spliced in the kernel: the splice's dup of each socket (and the empty pipes the splices share), beside the two listeners and four sockets.
     assert.ok(openFds() >= before + 2 + 4 + 2, `${openFds() - before} fds more than before`);
     server.end("later");
-    assert.deepEqual(await atClient, { text: "101, greeting, later", ending: "end" });
+    assert.deepEqual(await atClient, { text: "101 rest, greeting, later", ending: "end" });
     await Promise.all([proxyClient, upstream].map(closed));
     await until(() => counted.length > 0);
-    // Once, from the join on: what Node held and the kernel moved, not what the caller wrote before.
-    assert.deepEqual(counted, [{ toUpstream: "world, after the splice".length, toClient: "greeting, later".length }]);
+    // Once, from the join on: the first bytes, what Node held and what the kernel moved, not what the caller wrote before.
+    assert.deepEqual(counted, [{ toUpstream: "hello world, after the splice".length, toClient: "rest, greeting, later".length }]);
     client.destroy();
     server.destroy();
     await Promise.all([client, server].map(closed));
@@ -131,8 +136,8 @@ describe("spliceSockets", () => {
       const server = await nextServer();
       const atServer = received(server);
       const atClient = received(client);
-      const counted: PassedBytes[] = [];
-      spliceSockets(proxyClient, upstream, (bytes) => counted.push(bytes));
+      const { counter, ended: counted } = recorder();
+      spliceSockets(proxyClient, upstream, counter);
       const arrived = new Promise((resolve) => server.once("data", resolve));
       client.write("ping");
       await arrived;
@@ -164,22 +169,12 @@ describe("spliceSockets", () => {
 
   test("a TLS socket (terminated by the proxy) is piped through Node: bytes and half-closes both ways, no fd of a kernel splice", async () => {
     const dir = mkdtempSync(join(tmpdir(), "palisade-splice-"));
-    const certificate = makeCertificate(["api.example"], dir);
     const before = openFds();
-    const serverListener = createServer({ allowHalfOpen: true });
-    const servers = acceptor(serverListener);
-    const serverPort = await listen(serverListener);
-    let accepted: (socket: TLSSocket) => void = () => undefined;
-    const terminated = new Promise<TLSSocket>((resolve) => (accepted = resolve));
-    const front = createTlsServer({ key: certificate.key, cert: certificate.cert, allowHalfOpen: true }, (socket) => accepted(socket));
-    const frontPort = await listen(front);
+    const { client, proxyClient, upstream, server: nextServer, close } = await terminatedPair(dir);
     try {
-      const client = connectTls({ port: frontPort, host: "127.0.0.1", servername: "api.example", rejectUnauthorized: false });
-      const proxyClient = await terminated;
-      const upstream = new Socket().connect(serverPort, "127.0.0.1");
-      const counted: PassedBytes[] = [];
-      spliceSockets(proxyClient, upstream, (bytes) => counted.push(bytes));
-      const server = await servers.next();
+      const { counter, ended: counted } = recorder();
+      spliceSockets(proxyClient, upstream, counter);
+      const server = await nextServer();
       const atServer = received(server);
       const atClient = received(client);
       client.end("up through TLS");
@@ -193,9 +188,60 @@ describe("spliceSockets", () => {
       await until(() => counted.length > 0);
       assert.deepEqual(counted, [{ toUpstream: "up through TLS".length, toClient: "down into TLS".length }], "the decrypted bytes, once");
     } finally {
-      await Promise.all([closeServer(serverListener), closeServer(front)]);
+      await close();
       rmSync(dir, { recursive: true, force: true });
     }
     await assertFdsBackTo(before);
   });
+
+  for (const path of ["kernel splice", "Node pipe (TLS)"] as const) {
+    test(`the ${path}'s running totals: a long transfer read mid-way shows what has arrived each way, and its end reports the whole`, async () => {
+      const dir = mkdtempSync(join(tmpdir(), "palisade-splice-"));
+      const { client, proxyClient, upstream, server: nextServer, close } = path === "kernel splice" ? await proxiedPair({ waitForUpstream: true }) : await terminatedPair(dir);
+      const sockets: Socket[] = [client, proxyClient, upstream];
+      try {
+        const { counter, read, ended } = recorder();
+        spliceSockets(proxyClient, upstream, counter);
+        const server = await nextServer();
+        sockets.push(server);
+        const MiB = 1024 * 1024;
+        // What the other end has received was written by the proxy: the count is exact, not a bound.
+        const phases = [[3 * MiB, 0], [0, 2 * MiB], [MiB, MiB]] as const;
+        const total = { toUpstream: 0, toClient: 0 };
+        for (const [up, down] of phases) {
+          await exchangeBytes(client, server, up, down);
+          total.toUpstream += up;
+          total.toClient += down;
+          assert.deepEqual(read(), total, "the bytes passed so far, the connection open");
+          assert.deepEqual(ended, [], "not ended");
+        }
+        const closedBoth = Promise.all([proxyClient, upstream].map(closed));
+        client.end();
+        server.end();
+        await closedBoth;
+        await until(() => ended.length > 0);
+        assert.deepEqual(ended, [total], "the whole at the end, once");
+      } finally {
+        for (const socket of sockets) socket.destroy();
+        await Promise.all(sockets.map(closed));
+        await close();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }
 });
+
+/** A TLS client, the proxy's TLS socket that terminated it and its upstream socket, and a server: not yet spliced. */
+async function terminatedPair(dir: string) {
+  const certificate = makeCertificate(["api.example"], dir);
+  const serverListener = createServer({ allowHalfOpen: true });
+  const servers = acceptor(serverListener);
+  let accepted: (socket: TLSSocket) => void = () => undefined;
+  const terminated = new Promise<TLSSocket>((resolve) => (accepted = resolve));
+  const front = createTlsServer({ key: certificate.key, cert: certificate.cert, allowHalfOpen: true }, (socket) => accepted(socket));
+  const [serverPort, frontPort] = await Promise.all([listen(serverListener), listen(front)]);
+  const client = connectTls({ port: frontPort, host: "127.0.0.1", servername: "api.example", rejectUnauthorized: false });
+  const proxyClient = await terminated;
+  const upstream = new Socket().connect(serverPort, "127.0.0.1");
+  return { client, proxyClient, upstream, server: () => servers.next(), close: () => Promise.all([closeServer(serverListener), closeServer(front)]) };
+}

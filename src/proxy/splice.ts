@@ -12,11 +12,15 @@
  * two Node sockets stay open, idle, while the kernel splices, and close when
  * it ends: whoever counts or tracks them by their `close` sees the connection's
  * real end, and resetting either (the proxy's shutdown) resets both. Either
- * way, the bytes passed each way are reported once, at the end.
+ * way, the bytes passed each way can be read while the connection is open
+ * (the splice's own counts, or the pipe's) and are reported once at the end.
  *
  * @example
  * ```ts
- * spliceSockets(client, await connectUpstream(connection), ({ toUpstream, toClient }) => count(toUpstream, toClient));
+ * spliceSockets(client, await connectUpstream(connection), {
+ *   joined: (read) => open.add(read),
+ *   ended: ({ toUpstream, toClient }) => count(toUpstream, toClient),
+ * });
  * ```
  *
  * @module
@@ -34,17 +38,50 @@ interface StreamHandle {
 
 const EMPTY = Buffer.alloc(0);
 
-/** The bytes a joined connection passed on each way, from the join on (what the caller wrote before it is its own to count). */
+/** The bytes a joined connection passed on each way, from the join on (its first bytes included). */
 export interface PassedBytes {
   toUpstream: number;
   toClient: number;
 }
 
-/** Called once, when the joined connection has ended. */
-export type OnPassedBytes = (bytes: PassedBytes) => void;
+/**
+ * Where a joined connection's bytes are counted: `joined` once, when it is joined, with a reader of its
+ * running totals (it makes no system call, so a scrape may read every open connection's), then `ended` once,
+ * with its final totals; the reader is not to be called after that.
+ */
+export interface PassedBytesCounter {
+  joined(read: () => PassedBytes): void;
+  ended(bytes: PassedBytes): void;
+}
 
-/** Counts the bytes a connection passed on under the policy and rule that let it through ("" when none is named). */
-export type CountPassedBytes = (bytes: PassedBytes, policy: string, rule: string) => void;
+/** Makes the counter of one connection passed on under the policy and rule that let it through ("" when none is named). */
+export type CountPassedBytes = (policy: string, rule: string) => PassedBytesCounter;
+
+const UNCOUNTED: PassedBytesCounter = { joined: () => undefined, ended: () => undefined };
+
+/** Bytes the caller read of one side and judged, to be passed on before the rest: a ClientHello, a server's bytes after its 101. */
+export interface FirstBytes {
+  toUpstream?: Buffer;
+  toClient?: Buffer;
+}
+
+/** A joined connection's totals so far: what Node passed on (all of it on the Node pipe), plus what the kernel splice has once it runs. */
+class RunningBytes {
+  readonly throughNode: PassedBytes;
+  splice: SocketSplice | undefined;
+
+  constructor(first: FirstBytes) {
+    this.throughNode = { toUpstream: first.toUpstream?.length ?? 0, toClient: first.toClient?.length ?? 0 };
+  }
+
+  read(): PassedBytes {
+    const { toUpstream, toClient } = this.throughNode;
+    if (this.splice === undefined) return { toUpstream, toClient };
+    // Once the splice has ended, its final counts.
+    const { aToB, bToA } = this.splice.passed();
+    return { toUpstream: toUpstream + aToB, toClient: toClient + bToA };
+  }
+}
 
 /**
  * Ends a socket with an RST, or plainly once its sending half is closed: libuv refuses to reset a socket
@@ -57,8 +94,11 @@ export function resetSocket(socket: Socket): void {
   else socket.resetAndDestroy();
 }
 
-/** Passes bytes, half-closes and resets both ways between `client` and `upstream` from now on; `onEnd` gets the bytes passed. */
-export function spliceSockets(client: Socket, upstream: Socket, onEnd: OnPassedBytes = () => undefined): void {
+/**
+ * Passes the `first` bytes on, then bytes, half-closes and resets both ways between `client` and `upstream`
+ * from now on; `counter` counts what passes, `first` included.
+ */
+export function spliceSockets(client: Socket, upstream: Socket, counter: PassedBytesCounter = UNCOUNTED, first: FirstBytes = {}): void {
   // Either side may close its sending half while the other still sends (TLS close_notify then FIN, a WebSocket close).
   client.allowHalfOpen = true;
   upstream.allowHalfOpen = true;
@@ -67,20 +107,25 @@ export function spliceSockets(client: Socket, upstream: Socket, onEnd: OnPassedB
   upstream.setNoDelay(true);
   upstream.on("error", () => resetSocket(client));
   client.on("error", () => resetSocket(upstream));
+  const passed = new RunningBytes(first);
+  counter.joined(() => passed.read());
+  const ended = () => counter.ended(passed.read());
+  if (first.toUpstream !== undefined && first.toUpstream.length > 0) upstream.write(first.toUpstream);
+  if (first.toClient !== undefined && first.toClient.length > 0) client.write(first.toClient);
   // The upstream's fd exists, and its first bytes may be written, once it is connected.
-  if (upstream.connecting) upstream.once("connect", () => join(client, upstream, onEnd));
-  else join(client, upstream, onEnd);
+  if (upstream.connecting) upstream.once("connect", () => join(client, upstream, passed, ended));
+  else join(client, upstream, passed, ended);
 }
 
 /** The one place that chooses how two sockets are joined: in the kernel when both are plain TCP sockets Node reads itself. */
-function join(client: Socket, upstream: Socket, onEnd: OnPassedBytes): void {
+function join(client: Socket, upstream: Socket, passed: RunningBytes, ended: () => void): void {
   if (client.destroyed || upstream.destroyed) {
-    onEnd({ toUpstream: 0, toClient: 0 });
+    ended();
     return;
   }
   const handles = [tcpHandle(client), tcpHandle(upstream)] as const;
-  if (handles[0] === undefined || handles[1] === undefined) pipeThroughNode(client, upstream, onEnd);
-  else spliceInKernel(client, upstream, handles[0], handles[1], onEnd);
+  if (handles[0] === undefined || handles[1] === undefined) pipeThroughNode(client, upstream, passed.throughNode, ended);
+  else spliceInKernel(client, upstream, handles[0], handles[1], passed, ended);
 }
 
 /**
@@ -88,15 +133,14 @@ function join(client: Socket, upstream: Socket, onEnd: OnPassedBytes): void {
  * end of stream (reset by the proxy, destroyed) resets the other, as the kernel splice's abort does; one
  * closing after has ended the other's sending half, which then closes once its bytes are written.
  */
-function pipeThroughNode(client: Socket, upstream: Socket, onEnd: OnPassedBytes): void {
-  const bytes: PassedBytes = { toUpstream: 0, toClient: 0 };
+function pipeThroughNode(client: Socket, upstream: Socket, bytes: PassedBytes, ended: () => void): void {
   client.on("data", (chunk: Buffer) => (bytes.toUpstream += chunk.length));
   upstream.on("data", (chunk: Buffer) => (bytes.toClient += chunk.length));
   let open = 2;
   for (const [socket, other] of [[client, upstream], [upstream, client]] as const) {
     socket.once("close", () => {
       if (!other.writableEnded) resetSocket(other);
-      if (--open === 0) onEnd(bytes);
+      if (--open === 0) ended();
     });
   }
   client.pipe(upstream);
@@ -116,34 +160,34 @@ function tcpHandle(socket: Socket): StreamHandle | undefined {
  * written to the other side, and once everything Node was to write is with the kernel, the splice starts
  * (it writes after those bytes, in order).
  */
-function spliceInKernel(client: Socket, upstream: Socket, clientHandle: StreamHandle, upstreamHandle: StreamHandle, onEnd: OnPassedBytes): void {
+function spliceInKernel(client: Socket, upstream: Socket, clientHandle: StreamHandle, upstreamHandle: StreamHandle, passed: RunningBytes, ended: () => void): void {
   const fromClient = stopReading(client, clientHandle);
   const fromUpstream = stopReading(upstream, upstreamHandle);
   if (fromClient.length > 0) upstream.write(fromClient);
   if (fromUpstream.length > 0) client.write(fromUpstream);
-  const throughNode: PassedBytes = { toUpstream: fromClient.length, toClient: fromUpstream.length };
+  passed.throughNode.toUpstream += fromClient.length;
+  passed.throughNode.toClient += fromUpstream.length;
   void Promise.all([flushed(client), flushed(upstream)]).then(() => {
     // A write failed, or either was reset meanwhile: its error handler has reset the other.
     if (client.destroyed || upstream.destroyed) {
-      onEnd(throughNode);
+      ended();
       return;
     }
-    let splice: SocketSplice;
     try {
       // The client's socket is the splice's a, the upstream's its b.
-      splice = new SocketSplice(clientHandle.fd as number, upstreamHandle.fd as number, ({ aToB, bToA }) => {
+      passed.splice = new SocketSplice(clientHandle.fd as number, upstreamHandle.fd as number, () => {
         client.destroy();
         upstream.destroy();
-        onEnd({ toUpstream: throughNode.toUpstream + aToB, toClient: throughNode.toClient + bToA });
+        ended();
       });
     } catch {
       // Out of fds or memory: the connection cannot go on.
       resetSocket(client);
       resetSocket(upstream);
-      onEnd(throughNode);
+      ended();
       return;
     }
-    const abort = () => splice.abort();
+    const abort = () => passed.splice?.abort();
     client.once("close", abort);
     upstream.once("close", abort);
   });

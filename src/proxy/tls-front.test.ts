@@ -83,7 +83,7 @@ describe("the TLS front end", () => {
       return matchServerName(ALLOWED, start.serverName) >= 0 ? { allow: true, policy: "EBPFNetworkPolicy x/sni", rule: "egress[0].tls" } : { allow: false, policy: "EBPFNetworkPolicy x/sni", rule: "egress[0]: no tls serverNames entry matched" };
     };
     const connectUpstream = async () => net.connect(upstreamPort, "127.0.0.1");
-    const tlsFront = createTlsFront({ judgeConnection, connectUpstream, flowLog: (entry) => tlsLog.push(entry), helloTimeoutMs: 500, countPassedBytes: (...counted) => passed.push(counted) });
+    const tlsFront = createTlsFront({ judgeConnection, connectUpstream, flowLog: (entry) => tlsLog.push(entry), helloTimeoutMs: 500, countPassedBytes: (policy, rule) => ({ joined: () => undefined, ended: (bytes) => passed.push([bytes, policy, rule]) }) });
     front = createHttpFront({ judge: () => ({ allow: false, policy: "x/web", rule: "http" }), connectUpstream, flowLog: (entry) => httpLog.push(entry) }, tlsFront);
     proxy = net.createServer((socket) => front.handleConnection(socket));
     proxyPort = await listen(proxy);

@@ -84,7 +84,7 @@ export interface TlsFrontOptions {
   helloTimeoutMs?: number;
   /** Terminates the connections the judge says to terminate; without it they are reset. */
   terminator?: TlsTerminator;
-  /** Counts the bytes each connection passed on unchanged, ClientHello included, when it ends. */
+  /** Counts the bytes each connection passes on unchanged, ClientHello included, while it is open and at its end. */
   countPassedBytes?: CountPassedBytes;
 }
 
@@ -145,10 +145,7 @@ export function createTlsFront(options: TlsFrontOptions): TlsFront {
     upstream.once("error", (error) => {
       if (!connected) failed(error);
     });
-    upstream.write(head);
-    spliceSockets(client, upstream, ({ toUpstream, toClient }) => {
-      options.countPassedBytes?.({ toUpstream: head.length + toUpstream, toClient }, verdict.policy ?? "", verdict.rule ?? "");
-    });
+    spliceSockets(client, upstream, options.countPassedBytes?.(verdict.policy ?? "", verdict.rule ?? ""), { toUpstream: head });
   };
 
   return {

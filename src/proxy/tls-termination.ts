@@ -42,7 +42,7 @@ export interface TlsTerminatorOptions {
   report: (connection: ConnectionInfo, serverName: string | undefined, outcome: TerminationOutcome) => void;
   /** Time for the handshake. */
   handshakeTimeoutMs: number;
-  /** Counts the decrypted bytes each connection passed on unjudged, when it ends. */
+  /** Counts the decrypted bytes each connection passes on unjudged, while it is open and at its end. */
   countPassedBytes?: CountPassedBytes;
 }
 
@@ -163,6 +163,6 @@ export function createTlsTerminator(options: TlsTerminatorOptions): TlsTerminato
       upstream.destroy();
       return;
     }
-    spliceSockets(client, upstream, (bytes) => options.countPassedBytes?.(bytes, policy, rule));
+    spliceSockets(client, upstream, options.countPassedBytes?.(policy, rule));
   }
 }

@@ -219,7 +219,7 @@ describe("SocketSplice", () => {
   });
 
   test("a reader that stops: the splice stops reading too (bytes in flight bounded by the sockets' buffers and a pipe), then all of it arrives", async () => {
-    await withPath(async ({ client, proxyA, proxyB, server, ended }) => {
+    await withPath(async ({ client, proxyA, proxyB, server, splice, ended }) => {
       const total = 64 * 1024 * 1024;
       server.pause();
       const bytes = randomBytes(total);
@@ -239,11 +239,15 @@ describe("SocketSplice", () => {
       // Loopback sockets' buffers grow to tcp_wmem/tcp_rmem's maximum (4 and 6 MiB by default) each; a pipe holds 256 KiB.
       assert.ok(queued < 24 * 1024 * 1024, `bytes held on the path: ${queued}`);
       assert.ok(queued > 0);
+      // What it has written so far, read while it runs: in the server's buffers, some, not all.
+      const meanwhile = splice.passed();
+      assert.ok(meanwhile.aToB > 0 && meanwhile.aToB < total && meanwhile.bToA === 0, `passed while stalled: ${JSON.stringify(meanwhile)}`);
       const atServer = digestOf(server);
       server.resume();
       assert.deepEqual(await atServer, { digest: createHash("sha256").update(bytes).digest("hex"), length: total });
       server.end();
       assert.deepEqual(await ended, { aToB: total, bToA: 0, end: "closed" });
+      assert.deepEqual(splice.passed(), { aToB: total, bToA: 0 }, "once ended, the counts it reported");
     });
   });
 
