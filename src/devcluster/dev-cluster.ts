@@ -285,17 +285,18 @@ export function startNodeRuntime(layout: DevLayout, network: DevNetwork, index: 
 
 /**
  * Stops node `node`'s runtime and removes its pods' network namespaces
- * (nothing happens for what is not there).
+ * (nothing happens for what is not there; `log` reports a pod whose network
+ * could not be undone by CNI, see {@linkcode removeNodeRuntimeSandboxes}).
  *
  * @example
  * ```ts
- * await stopNodeRuntime(devLayout("/tmp/dev"), "palisade-node-1");
+ * await stopNodeRuntime(devLayout("/tmp/dev"), "palisade-node-1", console.error);
  * ```
  */
-export async function stopNodeRuntime(layout: DevLayout, node: string): Promise<void> {
+export async function stopNodeRuntime(layout: DevLayout, node: string, log: (line: string) => void): Promise<void> {
   const files = nodeRuntimeFiles(layout, node);
   await stopDetached(files.name, files.pidFile, clusterNodeProcess(layout));
-  await removeNodeRuntimeSandboxes(files.stateDir);
+  await removeNodeRuntimeSandboxes(files.stateDir, log);
   rmSync(files.stateDir, { recursive: true, force: true });
 }
 
@@ -612,7 +613,7 @@ export const nodeNetworkStep: DevUpStep = {
     for (const name of knownNodes(context.layout, network).filter((node) => !wanted.has(node))) {
       await stopProxy(context.layout, name);
       await stopAgent(context.layout, name);
-      await stopNodeRuntime(context.layout, name);
+      await stopNodeRuntime(context.layout, name, context.progress);
       await removeNodeNamespace(devNodeSpec(network, devNodeIndex(name) as number));
       context.progress(`removed node ${name}: its proxy, agent, node runtime, pods and network namespace`);
     }
@@ -664,7 +665,7 @@ export const stopNodeRuntimesStep: DevDownStep = {
   async run(context) {
     const root = join(context.layout.dir, "node-runtime");
     if (!existsSync(root)) return;
-    for (const node of readdirSync(root)) await stopNodeRuntime(context.layout, node);
+    for (const node of readdirSync(root)) await stopNodeRuntime(context.layout, node, context.progress);
     rmSync(root, { recursive: true, force: true });
     context.progress("node runtimes stopped, pod namespaces removed");
   },

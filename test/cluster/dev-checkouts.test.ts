@@ -3,12 +3,15 @@
  * checkout, `palisade dev up` from a second one (a build and a Node.js
  * binary of its own, as every checkout has) refuses it, naming this
  * checkout and starting nothing beside it, and `dev status` from there sees
- * it running; `dev down` from there takes it all down and leaves nothing
- * behind. Needs root and the cached control plane binaries.
+ * it running. `dev down` from the second checkout then takes the whole
+ * cluster down although a pod's network namespace is gone (its server still
+ * running in it), its node runtime was killed and the node's CNI
+ * configuration removed, and leaves nothing behind. Needs root and the
+ * cached control plane binaries.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { copyFileSync, cpSync, existsSync, linkSync, mkdirSync, readdirSync, realpathSync, rmSync, symlinkSync } from "node:fs";
+import { execFileSync, spawnSync } from "node:child_process";
+import { copyFileSync, cpSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync } from "node:fs";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
@@ -21,6 +24,7 @@ import { testFolder } from "../lib/test-folder.ts";
 const first = new DevCli(testFolder("checkouts"));
 const { layout } = first.folder;
 const checkout = join(first.folder.root, "checkout");
+const NODE = "palisade-node-1";
 let machine: MachineSnapshot;
 
 /**
@@ -78,9 +82,17 @@ describe("a dev cluster and a second checkout", { timeout: 900_000 }, () => {
     assert.equal(first.reaches("home/client", "home/web", 80), true);
   });
 
-  test("dev down from it takes the whole cluster down and leaves nothing", () => {
+  test("dev down from it finishes past a pod whose namespace and node's CNI configuration are gone, and leaves nothing", async () => {
+    const { netns } = first.pod("home", "web");
+    const runtime = Number(readFileSync(join(layout.run, `node-runtime-${NODE}.pid`), "utf8").trim());
+    process.kill(runtime, "SIGKILL");
+    for (let i = 0; i < 100 && existsSync(`/proc/${runtime}`); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    // The name goes; the namespace lives on with the pod server inside it.
+    execFileSync("ip", ["netns", "del", netns]);
+    rmSync(join(layout.dir, "node-runtime", NODE, "net.d"), { recursive: true });
     const down = second("dev", "down");
     assert.equal(down.status, 0, `dev down from the second checkout:\n${down.stderr}`);
+    assert.match(down.stderr, new RegExp(`pod home/web: .*no CNI network configuration.*; its namespace ${netns} is removed without it`));
     assert.deepEqual(clusterPids(), []);
     assert.ok(!existsSync(layout.dir), `${layout.dir} still exists`);
     rmSync(checkout, { recursive: true });

@@ -273,17 +273,26 @@ async function killServer(pid: number): Promise<void> {
 
 /**
  * Tears a sandbox down: stops its server, CNI DEL (releasing its addresses),
- * deletes the namespace and the record. Idempotent.
+ * deletes the namespace and the record. Idempotent. A CNI DEL that fails
+ * throws and keeps the record, for another try; with `onCniFailure` (for
+ * `dev down`, which then removes the node's network and its IPAM leases
+ * whole) it is handed the error instead and the rest goes on.
  *
  * @example
  * ```ts
  * await destroySandbox(store, record);
  * ```
  */
-export async function destroySandbox(store: SandboxStore, record: SandboxRecord): Promise<void> {
-  if (sandboxServerRunning(record)) await killServer(record.serverPid);
-  // CNI DEL must also run for a namespace that is already gone: the IPAM lease is released by container id.
-  await cniDel(store.network, { containerId: record.uid, netns: record.netns });
+export async function destroySandbox(store: SandboxStore, record: SandboxRecord, onCniFailure?: (error: Error) => void): Promise<void> {
+  // Whether or not its namespace still has a name: a server left running would keep a nameless one alive.
+  if (podServerAlive(record)) await killServer(record.serverPid);
+  try {
+    // CNI DEL must also run for a namespace that is already gone: the IPAM lease is released by container id.
+    await cniDel(store.network, { containerId: record.uid, netns: record.netns });
+  } catch (error) {
+    if (onCniFailure === undefined) throw error;
+    onCniFailure(error as Error);
+  }
   if (netnsExists(record.netns)) ip("netns", "del", record.netns);
   rmSync(join(podsDir(store), `${record.uid}.json`), { force: true });
   rmSync(join(logsDir(store), `${record.netns}.log`), { force: true });
