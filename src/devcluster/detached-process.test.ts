@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, existsSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { after, describe, test } from "node:test";
 import { runningPid, startDetached, stopDetached } from "./detached-process.ts";
 
@@ -52,6 +52,22 @@ describe("detached processes", () => {
     assert.match(readFileSync(logFile, "utf8"), /ready/);
     assert.equal(await stopDetached("stubborn", pidFile, sh, 300), true);
     assert.equal(runningPid(pidFile, sh), undefined);
+  });
+
+  test("matched by name and folder, a process of another copy of the binary with an argument in the folder is ours", async () => {
+    // Another checkout's copy of the binary: the same name at another path.
+    const copy = join(root, "copy", "bash");
+    mkdirSync(dirname(copy));
+    copyFileSync(sh, copy);
+    const pidFile = join(root, "copy.pid");
+    // The script's name ($0) is the argument in the folder; ": " after sleep keeps bash from exec'ing it.
+    const pid = startDetached({ name: "copy", command: copy, args: ["-c", "sleep 60; :", join(root, "dev", "x")], logFile: join(root, "copy.log"), pidFile });
+    started.push(pid);
+    assert.equal(runningPid(pidFile, sh), undefined, "not by this copy's path");
+    assert.equal(runningPid(pidFile, { executableName: "bash", dir: join(root, "elsewhere") }), undefined, "not without an argument in the folder");
+    assert.equal(runningPid(pidFile, { executableName: "sleep", dir: join(root, "dev") }), undefined, "not under another name");
+    assert.equal(runningPid(pidFile, { executableName: "bash", dir: join(root, "dev") }), pid);
+    assert.equal(await stopDetached("copy", pidFile, { executableName: "bash", dir: join(root, "dev") }), true);
   });
 
   test("stopping what is not running reports false", async () => {

@@ -1,8 +1,8 @@
 /**
  * Long-running processes that outlive the command starting them: each runs
  * in its own session with output appended to a log file, and is known by a
- * pid file. A pid counts as ours only while /proc says it runs the expected
- * binary, so a recycled pid is never signalled.
+ * pid file. A pid counts as ours only while /proc says it is the process we
+ * expect (see {@linkcode ProcessMatch}), so a recycled pid is never signalled.
  *
  * @module
  */
@@ -12,12 +12,24 @@ import { basename } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { DevClusterError } from "./errors.ts";
 
+/**
+ * How a pid file's process is known for the one that was started: the
+ * absolute path of the executable it runs (a control plane binary, which
+ * every user of a folder runs from the folder's recorded cache), or, for a
+ * Node.js process of a dev cluster, the executable's name and the cluster's
+ * folder, which one of its arguments must lie in: each checkout has a
+ * Node.js binary of its own, and any of them may run the cluster's processes.
+ */
+export type ProcessMatch = string | { executableName: string; dir: string };
+
 /** A process to start detached. */
 export interface DetachedProcessSpec {
   /** Name used in messages. */
   name: string;
   /** Absolute path of the executable. */
   command: string;
+  /** How a running one is known (default: it runs `command`). */
+  match?: ProcessMatch;
   args: string[];
   /** Appended to, never truncated, so a restart keeps the earlier run's output. */
   logFile: string;
@@ -38,15 +50,15 @@ const NSENTER = "nsenter";
 const POLL_MS = 100;
 
 /**
- * The pid recorded in `pidFile` if that process is alive and runs `command`,
- * else undefined.
+ * The pid recorded in `pidFile` if that process is alive and is the one
+ * `match` describes, else undefined.
  *
  * @example
  * ```ts
  * const pid = runningPid("/var/lib/palisade/dev/run/etcd.pid", binaries.etcd);
  * ```
  */
-export function runningPid(pidFile: string, command: string): number | undefined {
+export function runningPid(pidFile: string, match: ProcessMatch): number | undefined {
   let pid: number;
   try {
     pid = Number(readFileSync(pidFile, "utf8").trim());
@@ -54,15 +66,24 @@ export function runningPid(pidFile: string, command: string): number | undefined
     return undefined;
   }
   if (!Number.isInteger(pid) || pid <= 0) return undefined;
-  return runsCommand(pid, command) ? pid : undefined;
+  return isProcess(pid, match) ? pid : undefined;
 }
 
-function runsCommand(pid: number, command: string): boolean {
+/** The executable `pid` runs: the kernel reports the resolved path, and a binary replaced by a rebuild while running as "<path> (deleted)". */
+function executable(pid: number): string {
+  return readlinkSync(`/proc/${pid}/exe`).replace(/ \(deleted\)$/, "");
+}
+
+/** Whether an argument of `pid` lies inside folder `dir`, alone or as a flag's value. */
+function namesFolder(pid: number, dir: string): boolean {
+  const inside = `${dir.replace(/\/+$/, "")}/`;
+  return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").some((arg) => arg.startsWith(inside) || arg.includes(`=${inside}`));
+}
+
+function isProcess(pid: number, match: ProcessMatch): boolean {
   try {
-    const exe = readlinkSync(`/proc/${pid}/exe`);
-    // The kernel reports the resolved path; a binary replaced by a rebuild while running reads as "<path> (deleted)".
-    const path = existsSync(command) ? realpathSync(command) : command;
-    return exe === path || exe === `${path} (deleted)`;
+    if (typeof match !== "string") return basename(executable(pid)) === match.executableName && namesFolder(pid, match.dir);
+    return executable(pid) === (existsSync(match) ? realpathSync(match) : match);
   } catch {
     // No such process, or a zombie whose executable is gone.
     return false;
@@ -136,7 +157,7 @@ const HEALTH_POLL_MS = 100;
  * ```
  */
 export async function startHealthy(spec: DetachedProcessSpec, check: HealthCheck): Promise<{ pid: number; started: boolean }> {
-  const found = runningPid(spec.pidFile, spec.command);
+  const found = runningPid(spec.pidFile, spec.match ?? spec.command);
   if (found !== undefined && (await untilHealthy(found, spec, check)) === "healthy") return { pid: found, started: false };
   const pid = startDetached(spec);
   if ((await untilHealthy(pid, spec, check)) === "exited") throw check.failure("it exited");
@@ -147,7 +168,7 @@ async function untilHealthy(pid: number, spec: DetachedProcessSpec, check: Healt
   const deadline = Date.now() + check.timeoutMs;
   for (;;) {
     // Alive first: a stranger on the same port must not pass for our process.
-    if (!runsCommand(pid, spec.command)) return "exited";
+    if (!isProcess(pid, spec.match ?? spec.command)) return "exited";
     if (await check.healthy()) return "healthy";
     if (Date.now() > deadline) throw check.failure(`not healthy after ${check.timeoutMs / 1000} s`);
     await sleep(HEALTH_POLL_MS);
@@ -163,17 +184,17 @@ function signal(pid: number, name: NodeJS.Signals): void {
   }
 }
 
-async function waitForExit(pid: number, command: string, timeoutMs: number): Promise<boolean> {
+async function waitForExit(pid: number, match: ProcessMatch, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (!runsCommand(pid, command)) return true;
+    if (!isProcess(pid, match)) return true;
     await sleep(POLL_MS);
   }
-  return !runsCommand(pid, command);
+  return !isProcess(pid, match);
 }
 
 /**
- * Stops the process of `pidFile` if it runs `command`: SIGTERM, then SIGKILL
+ * Stops the process of `pidFile` if it is the one `match` describes: SIGTERM, then SIGKILL
  * after `graceMs`. Removes the pid file. Returns whether a process was stopped.
  *
  * @example
@@ -181,13 +202,13 @@ async function waitForExit(pid: number, command: string, timeoutMs: number): Pro
  * await stopDetached("etcd", "/var/lib/palisade/dev/run/etcd.pid", binaries.etcd);
  * ```
  */
-export async function stopDetached(name: string, pidFile: string, command: string, graceMs = 10_000): Promise<boolean> {
-  const pid = runningPid(pidFile, command);
+export async function stopDetached(name: string, pidFile: string, match: ProcessMatch, graceMs = 10_000): Promise<boolean> {
+  const pid = runningPid(pidFile, match);
   if (pid !== undefined) {
     signal(pid, "SIGTERM");
-    if (!(await waitForExit(pid, command, graceMs))) {
+    if (!(await waitForExit(pid, match, graceMs))) {
       signal(pid, "SIGKILL");
-      if (!(await waitForExit(pid, command, 5_000))) {
+      if (!(await waitForExit(pid, match, 5_000))) {
         throw new DevClusterError(`Cannot stop "${name}": pid ${pid} survived SIGKILL`);
       }
     }
@@ -211,19 +232,17 @@ const CLUSTER_EXECUTABLES = new Set(["node", "etcd", "kube-apiserver", "kube-con
  * ```
  */
 export function processesUsing(dir: string): number[] {
-  const inside = `${dir.replace(/\/+$/, "")}/`;
   return readdirSync("/proc")
     .filter((entry) => /^\d+$/.test(entry) && Number(entry) !== process.pid)
+    .map(Number)
     .filter((pid) => {
       try {
-        if (!CLUSTER_EXECUTABLES.has(basename(readlinkSync(`/proc/${pid}/exe`).replace(/ \(deleted\)$/, "")))) return false;
-        return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").some((arg) => arg.startsWith(inside) || arg.includes(`=${inside}`));
+        return CLUSTER_EXECUTABLES.has(basename(executable(pid))) && namesFolder(pid, dir);
       } catch {
         // Gone meanwhile.
         return false;
       }
-    })
-    .map(Number);
+    });
 }
 
 /**

@@ -6,8 +6,8 @@
  * @module
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import { basename, dirname, join, sep } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { repositoryRoot } from "../repository-root.ts";
@@ -16,7 +16,7 @@ import { isAlreadyExists } from "../k8s/errors.ts";
 import { resourcePath, Resources } from "../k8s/resource.ts";
 import { TLS_MATERIAL_NAMESPACE } from "../policy/tls-material.ts";
 import { PROXY_NODE_FLAGS } from "../datapath/transparent-socket.ts";
-import { runningPid, startDetached, startHealthy, stopDetached, stopProcessesUsing } from "./detached-process.ts";
+import { processesUsing, runningPid, startDetached, startHealthy, stopDetached, stopProcessesUsing, type ProcessMatch } from "./detached-process.ts";
 import { removeNodeRuntimeSandboxes, writeNodeNetwork } from "./node-runtime/index.ts";
 import { installCni } from "../cni/install.ts";
 import { binaryPaths, ensureBinaries, type ControlPlaneBinaries } from "./binaries.ts";
@@ -269,7 +269,7 @@ function nodeRuntimeFiles(layout: DevLayout, node: string) {
 export function startNodeRuntime(layout: DevLayout, network: DevNetwork, index: number): { pid: number; started: boolean } {
   const spec = devNodeSpec(network, index);
   const files = nodeRuntimeFiles(layout, spec.name);
-  const running = runningPid(files.pidFile, process.execPath);
+  const running = runningPid(files.pidFile, clusterNodeProcess(layout));
   if (running !== undefined) return { pid: running, started: false };
   const main = fileURLToPath(new URL("./node-runtime/main.js", import.meta.url));
   const pid = startDetached({
@@ -285,17 +285,18 @@ export function startNodeRuntime(layout: DevLayout, network: DevNetwork, index: 
 
 /**
  * Stops node `node`'s runtime and removes its pods' network namespaces
- * (nothing happens for what is not there).
+ * (nothing happens for what is not there; `log` reports a pod whose network
+ * could not be undone by CNI, see {@linkcode removeNodeRuntimeSandboxes}).
  *
  * @example
  * ```ts
- * await stopNodeRuntime(devLayout("/tmp/dev"), "palisade-node-1");
+ * await stopNodeRuntime(devLayout("/tmp/dev"), "palisade-node-1", console.error);
  * ```
  */
-export async function stopNodeRuntime(layout: DevLayout, node: string): Promise<void> {
+export async function stopNodeRuntime(layout: DevLayout, node: string, log: (line: string) => void): Promise<void> {
   const files = nodeRuntimeFiles(layout, node);
-  await stopDetached(files.name, files.pidFile, process.execPath);
-  await removeNodeRuntimeSandboxes(files.stateDir);
+  await stopDetached(files.name, files.pidFile, clusterNodeProcess(layout));
+  await removeNodeRuntimeSandboxes(files.stateDir, log);
   rmSync(files.stateDir, { recursive: true, force: true });
 }
 
@@ -345,6 +346,59 @@ function cliMain(): string {
   return fileURLToPath(new URL("../cli/main.js", import.meta.url));
 }
 
+/**
+ * How the cluster's Node.js processes (operator, node runtimes, agents,
+ * proxies) are known by their pid files: Node.js with an argument in the
+ * cluster's folder. Not by this Node.js binary's path: each checkout has its
+ * own, and `dev up` or `dev down` from one must see what another started.
+ */
+function clusterNodeProcess(layout: DevLayout): ProcessMatch {
+  return { executableName: basename(realpathSync(process.execPath)), dir: layout.dir };
+}
+
+/**
+ * The cluster processes of `layout`'s folder that run another checkout's
+ * code, by checkout (its repository root): Node.js processes of the folder
+ * whose script lies outside this build.
+ */
+function otherCheckoutProcesses(layout: DevLayout): Map<string, number[]> {
+  const build = `${dirname(dirname(import.meta.dirname))}${sep}`;
+  const found = new Map<string, number[]>();
+  for (const pid of processesUsing(layout.dir)) {
+    let script: string | undefined;
+    try {
+      script = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").slice(1).find((arg) => arg.endsWith(".js"));
+    } catch {
+      // Gone meanwhile.
+      continue;
+    }
+    if (script === undefined || script.startsWith(build)) continue;
+    let checkout: string;
+    try {
+      checkout = repositoryRoot(dirname(script));
+    } catch {
+      checkout = dirname(script);
+    }
+    found.set(checkout, [...(found.get(checkout) ?? []), pid]);
+  }
+  return found;
+}
+
+/**
+ * Refuses to bring up a cluster that runs from another checkout: starting
+ * this build's processes beside its would run two of each on the same
+ * nodes, and adopting them would leave the user's checkout untested.
+ */
+function refuseOtherCheckouts(layout: DevLayout): void {
+  const [other] = otherCheckoutProcesses(layout);
+  if (other === undefined) return;
+  const [checkout, pids] = other;
+  throw new DevClusterError(
+    `Cannot bring the dev cluster in "${layout.dir}" up from ${repositoryRoot()}: it runs from another checkout, ${checkout} (pids ${pids.join(", ")}); ` +
+      `take it down first with "PALISADE_DEV_DIR=${layout.dir} palisade dev down" (from either checkout), or give this checkout a folder of its own in PALISADE_DEV_DIR`,
+  );
+}
+
 function operatorFiles(layout: DevLayout) {
   return { name: "operator", pidFile: join(layout.run, "operator.pid"), logFile: join(layout.logs, "operator.log") };
 }
@@ -354,7 +408,7 @@ export const operatorStep: DevUpStep = {
   name: "operator",
   async run(context) {
     const files = operatorFiles(context.layout);
-    if (runningPid(files.pidFile, process.execPath) !== undefined) return;
+    if (runningPid(files.pidFile, clusterNodeProcess(context.layout)) !== undefined) return;
     const port = await freePort();
     startDetached({
       name: files.name,
@@ -411,9 +465,9 @@ async function healthyAt(url: string): Promise<boolean> {
  * the node's network namespace and answer /healthz at `url`; whether it was
  * started now (false: it ran already).
  */
-async function startNodeProcess(node: DevNodeSpec, what: string, files: { name: string; pidFile: string; logFile: string }, args: string[], url: string, nodeFlags: readonly string[] = []): Promise<boolean> {
+async function startNodeProcess(layout: DevLayout, node: DevNodeSpec, what: string, files: { name: string; pidFile: string; logFile: string }, args: string[], url: string, nodeFlags: readonly string[] = []): Promise<boolean> {
   const { started } = await startHealthy(
-    { name: files.name, command: process.execPath, args: [...nodeFlags, cliMain(), ...args], logFile: files.logFile, pidFile: files.pidFile, netns: node.netns },
+    { name: files.name, command: process.execPath, match: clusterNodeProcess(layout), args: [...nodeFlags, cliMain(), ...args], logFile: files.logFile, pidFile: files.pidFile, netns: node.netns },
     {
       healthy: () => healthyAt(url),
       timeoutMs: NODE_PROCESS_START_TIMEOUT_MS,
@@ -437,7 +491,7 @@ export const agentsStep: DevUpStep = {
         const files = agentFiles(context.layout, node.name);
         writeFileSync(files.pinRootFile, `${node.pinRoot}\n`);
         const args = ["agent", "--node-name", node.name, "--kubeconfig", context.layout.adminKubeconfig, "--pin-root", node.pinRoot, "--metrics-port", String(DEV_AGENT_METRICS_PORT), "--identities", "cluster", "--http-view-file", httpViewFile(context.layout, node.name)];
-        const started = await startNodeProcess(node, "agent", files, args, agentMetricsUrl(node));
+        const started = await startNodeProcess(context.layout, node, "agent", files, args, agentMetricsUrl(node));
         if (started) context.progress(`started the agent of ${node.name} in network namespace ${node.netns} (pins in ${node.pinRoot}, metrics on ${agentMetricsUrl(node)})`);
       }),
     );
@@ -499,7 +553,7 @@ export const proxiesStep: DevUpStep = {
         const files = proxyFiles(context.layout, node.name);
         // The kubeconfig: the proxy watches the TLS material termination presents (namespace palisade-secrets).
         const args = ["proxy", "--http-view-file", httpViewFile(context.layout, node.name), "--pin-root", node.pinRoot, "--metrics-port", String(DEV_PROXY_METRICS_PORT), "--kubeconfig", context.layout.adminKubeconfig];
-        const started = await startNodeProcess(node, "proxy", files, args, proxyMetricsUrl(node), PROXY_NODE_FLAGS);
+        const started = await startNodeProcess(context.layout, node, "proxy", files, args, proxyMetricsUrl(node), PROXY_NODE_FLAGS);
         if (started) context.progress(`started the proxy of ${node.name} in network namespace ${node.netns} (view ${httpViewFile(context.layout, node.name)}, metrics on ${proxyMetricsUrl(node)})`);
       }),
     );
@@ -509,7 +563,7 @@ export const proxiesStep: DevUpStep = {
 /** Stops node `node`'s proxy; whether one ran. */
 async function stopProxy(layout: DevLayout, node: string): Promise<boolean> {
   const files = proxyFiles(layout, node);
-  return stopDetached(files.name, files.pidFile, process.execPath);
+  return stopDetached(files.name, files.pidFile, clusterNodeProcess(layout));
 }
 
 /** The nodes that have a pid file named `PREFIX<node>.pid` in the run folder. */
@@ -523,7 +577,7 @@ function nodesWithPidFiles(layout: DevLayout, prefix: string): string[] {
 /** Stops node `node`'s agent and removes its pin root (and the pin base when that leaves it empty). */
 async function stopAgent(layout: DevLayout, node: string): Promise<boolean> {
   const files = agentFiles(layout, node);
-  const stopped = await stopDetached(files.name, files.pidFile, process.execPath);
+  const stopped = await stopDetached(files.name, files.pidFile, clusterNodeProcess(layout));
   if (existsSync(files.pinRootFile)) {
     const pinRoot = readFileSync(files.pinRootFile, "utf8").trim();
     rmSync(pinRoot, { recursive: true, force: true });
@@ -559,7 +613,7 @@ export const nodeNetworkStep: DevUpStep = {
     for (const name of knownNodes(context.layout, network).filter((node) => !wanted.has(node))) {
       await stopProxy(context.layout, name);
       await stopAgent(context.layout, name);
-      await stopNodeRuntime(context.layout, name);
+      await stopNodeRuntime(context.layout, name, context.progress);
       await removeNodeNamespace(devNodeSpec(network, devNodeIndex(name) as number));
       context.progress(`removed node ${name}: its proxy, agent, node runtime, pods and network namespace`);
     }
@@ -601,7 +655,7 @@ export const stopOperatorStep: DevDownStep = {
   name: "stop operator",
   async run(context) {
     const files = operatorFiles(context.layout);
-    if (await stopDetached(files.name, files.pidFile, process.execPath)) context.progress("stopped the operator");
+    if (await stopDetached(files.name, files.pidFile, clusterNodeProcess(context.layout))) context.progress("stopped the operator");
   },
 };
 
@@ -611,7 +665,7 @@ export const stopNodeRuntimesStep: DevDownStep = {
   async run(context) {
     const root = join(context.layout.dir, "node-runtime");
     if (!existsSync(root)) return;
-    for (const node of readdirSync(root)) await stopNodeRuntime(context.layout, node);
+    for (const node of readdirSync(root)) await stopNodeRuntime(context.layout, node, context.progress);
     rmSync(root, { recursive: true, force: true });
     context.progress("node runtimes stopped, pod namespaces removed");
   },
@@ -704,7 +758,8 @@ async function runStep<C>(step: { name: string; run(context: C): Promise<void> }
 
 /**
  * Brings the dev cluster in `layout` up (idempotent: what runs keeps running).
- * When the folder held no cluster and a step fails, everything this call
+ * A cluster that runs there from another checkout is refused, untouched,
+ * with an error naming the checkout. When the folder held no cluster and a step fails, everything this call
  * made is taken down again (as by {@link devDown}) before the error is
  * thrown, so a failed first `up` leaves nothing behind; a cluster that ran
  * before is left running as far as it got.
@@ -721,6 +776,7 @@ export async function devUp(
   progress: (line: string) => void,
   steps: readonly DevUpStep[] = DEV_UP_STEPS,
 ): Promise<DevUpResult> {
+  refuseOtherCheckouts(layout);
   const context: DevUpContext = { layout, options, progress };
   const fresh = readClusterState(layout) === undefined;
   try {
@@ -787,8 +843,8 @@ export interface DevStatus {
 }
 
 /** An agent's or proxy's pid (when it runs) and whether it answers /healthz at `url`. */
-async function nodeProcessStatus(pidFile: string, url: string): Promise<{ url: string; pid: number | undefined; healthy: boolean }> {
-  const pid = runningPid(pidFile, process.execPath);
+async function nodeProcessStatus(layout: DevLayout, pidFile: string, url: string): Promise<{ url: string; pid: number | undefined; healthy: boolean }> {
+  const pid = runningPid(pidFile, clusterNodeProcess(layout));
   return { url, pid, healthy: pid !== undefined && (await healthyAt(url)) };
 }
 
@@ -799,17 +855,17 @@ async function nodeStatus(layout: DevLayout, network: DevNetwork | undefined, no
   const spec = devNodeSpec(network, index);
   if (nodeNamespaceIndexes(network).includes(index)) status.netns = spec.netns;
   status.runtimeStarted = existsSync(nodeRuntimeFiles(layout, node.name).stateDir);
-  const runtimePid = runningPid(nodeRuntimeFiles(layout, node.name).pidFile, process.execPath);
+  const runtimePid = runningPid(nodeRuntimeFiles(layout, node.name).pidFile, clusterNodeProcess(layout));
   if (runtimePid !== undefined) status.runtimePid = runtimePid;
   const agent = agentFiles(layout, node.name);
   if (existsSync(agent.pinRootFile)) {
-    const { url, pid, healthy } = await nodeProcessStatus(agent.pidFile, agentMetricsUrl(spec));
+    const { url, pid, healthy } = await nodeProcessStatus(layout, agent.pidFile, agentMetricsUrl(spec));
     Object.assign(status, { agentUrl: url, agentHealthy: healthy }, pid !== undefined && { agentPid: pid });
   }
   const proxy = proxyFiles(layout, node.name);
   // Started by this folder and not stopped since (stopping removes the pid file): it should run.
   if (existsSync(proxy.pidFile)) {
-    const { url, pid, healthy } = await nodeProcessStatus(proxy.pidFile, proxyMetricsUrl(spec));
+    const { url, pid, healthy } = await nodeProcessStatus(layout, proxy.pidFile, proxyMetricsUrl(spec));
     Object.assign(status, { proxyUrl: url, proxyHealthy: healthy }, pid !== undefined && { proxyPid: pid });
   }
   return status;
@@ -832,7 +888,7 @@ export async function devStatus(layout: DevLayout): Promise<DevStatus> {
   const operator = operatorFiles(layout);
   if (existsSync(operator.pidFile)) {
     // Started by this folder and not stopped since (stopping removes the pid file): it should run.
-    const pid = runningPid(operator.pidFile, process.execPath);
+    const pid = runningPid(operator.pidFile, clusterNodeProcess(layout));
     components.push({ name: operator.name, ...(pid !== undefined && { pid }), running: pid !== undefined, healthy: pid !== undefined });
   }
   const apiserver = apiserverUrl(state);

@@ -30,7 +30,7 @@ export {
   type ControlPlaneCredentials,
   type IssuedKubeconfig,
 } from "./credentials.ts";
-export { runningPid, startDetached, stopDetached, type DetachedProcessSpec } from "./detached-process.ts";
+export { processesUsing, runningPid, startDetached, stopDetached, type DetachedProcessSpec, type ProcessMatch } from "./detached-process.ts";
 export {
   DEV_AGENT_METRICS_PORT,
   DEV_PROXY_METRICS_PORT,

@@ -4,7 +4,8 @@
  * `palisade-sctp probe`, raw sockets, since the kernel may have no SCTP
  * sockets), concluded as `connected` (the TCP handshake completed, the UDP
  * echo or the SCTP INIT ACK came back), `refused` (RST, ABORT or ICMP
- * unreachable) or `timeout`.
+ * unreachable) or `timeout`. A UDP probe sends its datagram several times
+ * within its timeout and takes the first echo.
  *
  * @module
  */
@@ -69,18 +70,39 @@ function probeTcp(request: ProbeRequest, done: (reason: ProbeReason) => void): v
   socket.on("error", (error) => finish(reasonOf(error)));
 }
 
+/**
+ * How many times a UDP probe sends its datagram, spread evenly over its
+ * timeout: nothing else resends a datagram that a busy node lost (the
+ * kernel does for a SYN), and one loss would read as a drop.
+ */
+export const UDP_PROBE_SENDS = 4;
+
 function probeUdp(request: ProbeRequest, done: (reason: ProbeReason) => void): void {
   // A connected socket, so that an ICMP port unreachable surfaces as ECONNREFUSED.
   const socket = createSocket(isIP(request.host) === 6 ? "udp6" : "udp4");
   const cancel = deadline(request.timeoutMs, () => finish("timeout"));
+  let resend: NodeJS.Timeout | undefined;
+  let finished = false;
   function finish(reason: ProbeReason): void {
+    finished = true;
     cancel();
+    clearInterval(resend);
     socket.close();
     done(reason);
   }
+  // The first echo of any of the datagrams is the verdict: it crossed the datapath both ways, which a
+  // denied path never lets through however often the datagram is sent.
   socket.on("message", () => finish("connected"));
   socket.on("error", (error) => finish(reasonOf(error)));
-  socket.connect(request.port, request.host, () => socket.send("ping"));
+  socket.connect(request.port, request.host, () => {
+    if (finished) return;
+    let sent = 1;
+    socket.send("ping");
+    resend = setInterval(() => {
+      socket.send("ping");
+      if (++sent === UDP_PROBE_SENDS) clearInterval(resend);
+    }, request.timeoutMs / UDP_PROBE_SENDS);
+  });
 }
 
 function probeSctp(request: ProbeRequest, sctpBinary: string, done: (reason: ProbeReason) => void, fail: (error: ProbeRequestError) => void): void {

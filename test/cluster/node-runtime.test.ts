@@ -141,7 +141,7 @@ describe("node runtime", { timeout: 600_000 }, () => {
 
   after(async () => {
     try {
-      await stopNodeRuntime(layout, NODE);
+      await stopNodeRuntime(layout, NODE, () => undefined);
     } finally {
       await folder.remove();
     }

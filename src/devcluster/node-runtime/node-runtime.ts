@@ -91,17 +91,22 @@ export function writeNodeNetwork(spec: DevNodeSpec, stateDir: string): CniNetwor
 
 /**
  * Tears down every sandbox a node runtime recorded in `stateDir` (for
- * `dev down`, after the runtime was stopped). Returns how many it removed.
+ * `dev down`, after the runtime was stopped, before `stateDir` with its IPAM
+ * leases is removed). A sandbox whose CNI DEL fails (its network
+ * configuration gone, say) is still stopped and its namespace deleted, and
+ * `log` says so. Returns how many it removed.
  *
  * @example
  * ```ts
- * await removeNodeRuntimeSandboxes("/var/lib/palisade/dev/node-runtime/palisade-node-1");
+ * await removeNodeRuntimeSandboxes("/var/lib/palisade/dev/node-runtime/palisade-node-1", console.error);
  * ```
  */
-export async function removeNodeRuntimeSandboxes(stateDir: string): Promise<number> {
+export async function removeNodeRuntimeSandboxes(stateDir: string, log: (line: string) => void): Promise<number> {
   const store: SandboxStore = { stateDir, network: nodeNetwork(stateDir) };
   const records = listSandboxes(store);
-  for (const record of records) await destroySandbox(store, record);
+  for (const record of records) {
+    await destroySandbox(store, record, (error) => log(`pod ${record.namespace}/${record.name}: ${error.message}; its namespace ${record.netns} is removed without it`));
+  }
   return records.length;
 }
 

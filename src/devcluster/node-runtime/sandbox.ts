@@ -8,7 +8,7 @@
  */
 import { execFileSync, spawn } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { POD_INTERFACE, cniAdd, cniDel, type CniNetwork } from "./cni.ts";
 import { NodeRuntimeError } from "./errors.ts";
@@ -92,8 +92,24 @@ function netnsExists(netns: string): boolean {
 }
 
 /**
+ * Whether the pid of `record`'s pod server lives and serves that pod: it runs
+ * a pod server script (this build's or, for a runtime another checkout
+ * started, that one's) for the pod, so a recycled pid is never taken for it.
+ */
+function podServerAlive(record: SandboxRecord): boolean {
+  if (record.serverPid <= 0) return false;
+  try {
+    if (readFileSync(`/proc/${record.serverPid}/stat`, "utf8").split(") ")[1]?.[0] === "Z") return false;
+    const args = readFileSync(`/proc/${record.serverPid}/cmdline`, "utf8").split("\0");
+    return args.some((arg) => basename(arg) === basename(POD_SERVER)) && args.includes(podArg(record));
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Whether the pod server of `record` still runs: the pid lives, runs the pod
- * server script and sits in the sandbox's namespace (so a recycled pid is never taken for it).
+ * server for the pod and sits in the sandbox's namespace.
  *
  * @example
  * ```ts
@@ -101,10 +117,8 @@ function netnsExists(netns: string): boolean {
  * ```
  */
 export function sandboxServerRunning(record: SandboxRecord): boolean {
-  if (record.serverPid <= 0) return false;
+  if (!podServerAlive(record)) return false;
   try {
-    if (readFileSync(`/proc/${record.serverPid}/stat`, "utf8").split(") ")[1]?.[0] === "Z") return false;
-    if (!readFileSync(`/proc/${record.serverPid}/cmdline`, "utf8").split("\0").includes(POD_SERVER)) return false;
     // Same network namespace = same nsfs inode. (`ip netns identify` scans every named namespace and
     // fails while another one is being created or removed, which made live servers look dead.)
     return statSync(`/proc/${record.serverPid}/ns/net`).ino === statSync(`/var/run/netns/${record.netns}`).ino;
@@ -113,10 +127,14 @@ export function sandboxServerRunning(record: SandboxRecord): boolean {
   }
 }
 
+function podArg(record: SandboxRecord): string {
+  return `--pod=${record.namespace}/${record.name}`;
+}
+
 function startServer(store: SandboxStore, record: SandboxRecord): Promise<number> {
   mkdirSync(logsDir(store), { recursive: true });
   const log = openSync(join(logsDir(store), `${record.netns}.log`), "a", 0o644);
-  const args = [`--pod=${record.namespace}/${record.name}`, ...record.ports.map(podServerPortArg)];
+  const args = [podArg(record), ...record.ports.map(podServerPortArg)];
   // `ip netns exec` execs the command, so the child's pid is the server's.
   // Detached: the pod keeps serving across a restart of its node runtime.
   const child = spawn("ip", ["netns", "exec", record.netns, process.execPath, POD_SERVER, ...args], { detached: true, stdio: ["ignore", "pipe", log] });
@@ -255,17 +273,26 @@ async function killServer(pid: number): Promise<void> {
 
 /**
  * Tears a sandbox down: stops its server, CNI DEL (releasing its addresses),
- * deletes the namespace and the record. Idempotent.
+ * deletes the namespace and the record. Idempotent. A CNI DEL that fails
+ * throws and keeps the record, for another try; with `onCniFailure` (for
+ * `dev down`, which then removes the node's network and its IPAM leases
+ * whole) it is handed the error instead and the rest goes on.
  *
  * @example
  * ```ts
  * await destroySandbox(store, record);
  * ```
  */
-export async function destroySandbox(store: SandboxStore, record: SandboxRecord): Promise<void> {
-  if (sandboxServerRunning(record)) await killServer(record.serverPid);
-  // CNI DEL must also run for a namespace that is already gone: the IPAM lease is released by container id.
-  await cniDel(store.network, { containerId: record.uid, netns: record.netns });
+export async function destroySandbox(store: SandboxStore, record: SandboxRecord, onCniFailure?: (error: Error) => void): Promise<void> {
+  // Whether or not its namespace still has a name: a server left running would keep a nameless one alive.
+  if (podServerAlive(record)) await killServer(record.serverPid);
+  try {
+    // CNI DEL must also run for a namespace that is already gone: the IPAM lease is released by container id.
+    await cniDel(store.network, { containerId: record.uid, netns: record.netns });
+  } catch (error) {
+    if (onCniFailure === undefined) throw error;
+    onCniFailure(error as Error);
+  }
   if (netnsExists(record.netns)) ip("netns", "del", record.netns);
   rmSync(join(podsDir(store), `${record.uid}.json`), { force: true });
   rmSync(join(logsDir(store), `${record.netns}.log`), { force: true });
