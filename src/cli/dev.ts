@@ -27,8 +27,8 @@ export const DEV_HELP = `  palisade dev up [--nodes N]
       namespace on the cluster's bridge running its node runtime, agent and proxy, and starts the operator.
       The default folder's cluster has network slot 0 (bridge palisade0, 10.240.0.0/24); a cluster in
       any other folder takes a free slot of its own and free ports, so clusters run side by side. A
-      first up that fails takes down what it started; a cluster running in the folder from another
-      checkout is refused, naming it. Prints "export KUBECONFIG=..." and "export
+      first up that fails takes down what it started; what runs keeps running, whichever checkout
+      started it (its processes are named), and what is stopped starts from this build. Prints "export KUBECONFIG=..." and "export
       PATH=..." for eval "$(palisade dev up)". State lives in $PALISADE_DEV_DIR (default /var/lib/palisade/dev).
   palisade dev down
       Stops every dev cluster process and removes its state, pod and node namespaces, pins and bridge

@@ -385,18 +385,19 @@ function otherCheckoutProcesses(layout: DevLayout): Map<string, number[]> {
 }
 
 /**
- * Refuses to bring up a cluster that runs from another checkout: starting
- * this build's processes beside its would run two of each on the same
- * nodes, and adopting them would leave the user's checkout untested.
+ * Says so when the folder's cluster runs another checkout's code: `dev up`
+ * keeps what runs and starts only what is stopped, from this build (as an
+ * agent upgrade does: its agents stopped, `dev up` from the new build), so
+ * the user sees which of their processes are not this checkout's.
  */
-function refuseOtherCheckouts(layout: DevLayout): void {
-  const [other] = otherCheckoutProcesses(layout);
-  if (other === undefined) return;
-  const [checkout, pids] = other;
-  throw new DevClusterError(
-    `Cannot bring the dev cluster in "${layout.dir}" up from ${repositoryRoot()}: it runs from another checkout, ${checkout} (pids ${pids.join(", ")}); ` +
-      `take it down first with "PALISADE_DEV_DIR=${layout.dir} palisade dev down" (from either checkout), or give this checkout a folder of its own in PALISADE_DEV_DIR`,
-  );
+function noteOtherCheckouts(layout: DevLayout, progress: (line: string) => void): void {
+  for (const [checkout, pids] of otherCheckoutProcesses(layout)) {
+    progress(
+      `the cluster in "${layout.dir}" runs processes of another checkout, ${checkout} (pids ${pids.join(", ")}): they keep running, ` +
+        `what is stopped starts from ${repositoryRoot()}; to run this checkout's code throughout, "PALISADE_DEV_DIR=${layout.dir} palisade dev down" first, ` +
+        `or give this checkout a folder of its own in PALISADE_DEV_DIR`,
+    );
+  }
 }
 
 function operatorFiles(layout: DevLayout) {
@@ -757,9 +758,9 @@ async function runStep<C>(step: { name: string; run(context: C): Promise<void> }
 }
 
 /**
- * Brings the dev cluster in `layout` up (idempotent: what runs keeps running).
- * A cluster that runs there from another checkout is refused, untouched,
- * with an error naming the checkout. When the folder held no cluster and a step fails, everything this call
+ * Brings the dev cluster in `layout` up (idempotent: what runs keeps running,
+ * whichever checkout started it; what is stopped starts from this build, and
+ * processes of another checkout are named). When the folder held no cluster and a step fails, everything this call
  * made is taken down again (as by {@link devDown}) before the error is
  * thrown, so a failed first `up` leaves nothing behind; a cluster that ran
  * before is left running as far as it got.
@@ -776,7 +777,7 @@ export async function devUp(
   progress: (line: string) => void,
   steps: readonly DevUpStep[] = DEV_UP_STEPS,
 ): Promise<DevUpResult> {
-  refuseOtherCheckouts(layout);
+  noteOtherCheckouts(layout, progress);
   const context: DevUpContext = { layout, options, progress };
   const fresh = readClusterState(layout) === undefined;
   try {
