@@ -4,6 +4,24 @@ import fc from "fast-check";
 import { FIRST_NODE_LOCAL_IDENTITY, identityInMemory, kernelIdentity } from "./desired-state.ts";
 import { IdentitySet } from "./identity-set.ts";
 
+/** How many typed arrays of the set's kind `run` makes: a copy to grow is not otherwise observable. */
+function uint32ArraysMade(run: () => void): number {
+  const original = globalThis.Uint32Array;
+  let made = 0;
+  globalThis.Uint32Array = class extends original {
+    constructor(...args: [number]) {
+      super(...args);
+      made++;
+    }
+  } as unknown as Uint32ArrayConstructor;
+  try {
+    run();
+  } finally {
+    globalThis.Uint32Array = original;
+  }
+  return made;
+}
+
 type Op = { op: "add" | "delete" | "has"; id: number } | { op: "addAll"; ids: number[] };
 
 // In-memory numbers: small ones, the operator's largest, and node-local ones (negative offsets).
@@ -45,5 +63,19 @@ describe("IdentitySet", () => {
     assert.equal(set.has(0), false);
     assert.equal(set.delete(0), false);
     assert.deepEqual([...set], []);
+  });
+
+  test("a set filled by addAll takes a few members more without copying itself: the first change after a full sync does not copy every set it touches", () => {
+    const set = new IdentitySet();
+    set.addAll(Array.from({ length: 1000 }, (_, i) => 256 + 2 * i));
+    assert.equal(
+      uint32ArraysMade(() => {
+        for (const id of [257, 259, 5000, 5001]) assert.ok(set.add(id));
+      }),
+      0,
+    );
+    assert.equal(uint32ArraysMade(() => assert.ok(set.add(5002))), 1, "the next one copies it, with room to grow");
+    assert.equal(set.size, 1005);
+    assert.deepEqual([...set].slice(0, 4), [256, 257, 258, 259]);
   });
 });

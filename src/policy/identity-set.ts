@@ -15,6 +15,13 @@ import { identityInMemory, kernelIdentity } from "./desired-state.ts";
 const NONE = new Uint32Array(0);
 
 /**
+ * Members a set filled by {@link IdentitySet.addAll} takes before its first copy: the full sync fills
+ * every set that way, and a namespace relabelled then adds its pods' new identities (3 at full size,
+ * `bench/scale.ts`) to thousands of rules' sets, which were each copied to grow while they had no room.
+ */
+const ROOM = 4;
+
+/**
  * A set of identity numbers in their in-memory form (`identityInMemory`),
  * iterated in the ascending order of the kernel's numbers.
  *
@@ -72,16 +79,17 @@ export class IdentitySet implements Iterable<number> {
     return true;
   }
 
-  /** Adds every number of `ids` (in any order, duplicates allowed) with one sort, not one insertion each. */
+  /** Adds every number of `ids` (in any order, duplicates allowed) with one sort, not one insertion each, leaving {@link ROOM}. */
   addAll(ids: readonly number[]): void {
     if (ids.length === 0) return;
-    const all = new Uint32Array(this.#size + ids.length);
+    const count = this.#size + ids.length;
+    const all = new Uint32Array(count + ROOM);
     all.set(this.#ids.subarray(0, this.#size));
     for (let i = 0; i < ids.length; i++) all[this.#size + i] = kernelIdentity(ids[i] as number);
-    all.sort();
+    const members = all.subarray(0, count).sort();
     let kept = 0;
-    for (const id of all) if (kept === 0 || all[kept - 1] !== id) all[kept++] = id;
-    this.#ids = kept === all.length ? all : all.slice(0, kept);
+    for (const id of members) if (kept === 0 || all[kept - 1] !== id) all[kept++] = id;
+    this.#ids = kept + ROOM < all.length ? all.slice(0, kept + ROOM) : all;
     this.#size = kept;
   }
 
