@@ -115,20 +115,21 @@ export function startDetached(spec: DetachedProcessSpec): number {
 }
 
 /**
- * Blocks (up to 2 s) until `pid` no longer runs the launcher `launcher`: it
- * exec'd the real command (or died), so {@link runningPid} answers right
- * from the moment the pid file exists.
+ * Blocks (up to 2 s) until `pid` no longer runs the launcher `launcher` and
+ * its command line is in place: it exec'd the real command (or died), so
+ * {@link runningPid} answers right from the moment the pid file exists. In
+ * the middle of an exec the new executable shows before its arguments do
+ * (/proc reads an empty command line until the kernel has set them up), and
+ * a process known by an argument would read as gone.
  */
 function awaitExec(pid: number, launcher: string): void {
   const pause = new Int32Array(new SharedArrayBuffer(4));
   for (let i = 0; i < 400; i++) {
-    let exe: string;
     try {
-      exe = readlinkSync(`/proc/${pid}/exe`);
+      if (!readlinkSync(`/proc/${pid}/exe`).endsWith(`/${launcher}`) && readFileSync(`/proc/${pid}/cmdline`).length > 0) return;
     } catch {
       return;
     }
-    if (!exe.endsWith(`/${launcher}`)) return;
     Atomics.wait(pause, 0, 0, 5);
   }
 }
