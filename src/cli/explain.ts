@@ -207,7 +207,7 @@ function identityOf(state: DesiredState): (ip: string) => number {
 /** One line for the proxy's judgement of a request or connection: `refused` says how it is refused, `open` why nothing judged it. */
 function describeJudgement(what: string, judged: HttpJudgement, refused: string, open: string): { allowed: boolean; lines: string[] } {
   if (judged.allow && !judged.audit && judged.rule === undefined) return { allowed: true, lines: [`${what}: allowed, ${open}`] };
-  const by = judged.policy ? ` by ${judged.policy} ${judged.rule}` : ` (${judged.rule})`;
+  const by = `${judged.policy ? ` by ${judged.policy} ${judged.rule}` : ` (${judged.rule})`}${judged.reason ? `, ${judged.reason}` : ""}`;
   if (!judged.allow) return { allowed: false, lines: [`${what}: ${refused}${by}`] };
   return { allowed: true, lines: [judged.audit ? `${what}: allowed; audit mode would have it ${refused}${by}` : `${what}: allowed${by}`] };
 }

@@ -168,7 +168,8 @@ export interface TcpConnectionRate {
 /**
  * Which paths an HTTP rule admits: exactly one of `exact`, `prefix` and `regex`, compared with the
  * request's normalized path (RFC 3986: percent-encoded unreserved characters decoded, `.` and `..`
- * segments resolved, `//` kept), so `/public/../admin` is `/admin`. Literals must be normalized already.
+ * segments resolved, `//` kept), so `/public/../admin` is `/admin`; Deny rules also match it with repeated slashes
+ * merged and `;` parameters dropped (`//admin` and `/;x/admin` as `/admin`). Literals must be normalized already.
  */
 export interface HttpPathMatch {
   /** The whole path, e.g. `/orders`. */
@@ -215,7 +216,11 @@ export interface HttpHeaderMatch {
 export interface HttpRule {
   /** The request method, exactly (case-sensitive); absent = any method. */
   method?: string;
-  /** Absent = any path. */
+  /**
+   * Compared with the request's normalized path (RFC 3986: unreserved escapes decoded, `.` and `..` segments
+   * resolved, `//` kept); on a Deny rule, also with repeated slashes merged and `;` parameters dropped, as
+   * nginx, Apache and Tomcat serve it (`//admin` and `/;x/admin` are `/admin`). Absent = any path.
+   */
   path?: HttpPathMatch;
   /** Absent = any host, or none. */
   host?: HttpHostMatch;

@@ -1,6 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { normalizePath, parseRequestTarget, removeDotSegments } from "./http-path.ts";
+import { normalizePath, parseRequestTarget, removeDotSegments, serverReadings } from "./http-path.ts";
 import { parseHost, sameAuthority } from "./http-host.ts";
 
 // [raw path, normalized path | refusal reason prefix]. A refusal is written "!reason".
@@ -116,6 +116,19 @@ describe("removeDotSegments", () => {
   test("the RFC's examples", () => {
     assert.equal(removeDotSegments("/a/b/c/./../../g"), "/a/g");
     assert.equal(removeDotSegments("mid/content=5/../6"), "mid/6");
+  });
+});
+
+describe("serverReadings", () => {
+  test("repeated slashes merged, and ;parameters dropped before merging; none for a plain path", () => {
+    assert.deepEqual(serverReadings("/public/a"), []);
+    assert.deepEqual(serverReadings("//admin"), ["/admin"]);
+    assert.deepEqual(serverReadings("/a///b/"), ["/a/b/"]);
+    assert.deepEqual(serverReadings("/;x/admin"), ["/admin"]);
+    assert.deepEqual(serverReadings("/admin;v=1"), ["/admin"]);
+    assert.deepEqual(serverReadings("//admin;v=1/users/;x"), ["/admin;v=1/users/;x", "/admin/users/"]);
+    assert.deepEqual(serverReadings("/a;b=c/d;e"), ["/a/d"]);
+    assert.deepEqual(serverReadings("*"), []);
   });
 });
 

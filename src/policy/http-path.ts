@@ -231,6 +231,25 @@ export function normalizePath(raw: string): NormalizedPath | Refusal {
   return { ok: true, path: removeDotSegments(encoded.path) };
 }
 
+/**
+ * The other paths that servers read in a normalized path, which Deny rules match as well: with repeated
+ * slashes merged (nginx's and Apache's default; Go's ServeMux redirects there), and with each segment's
+ * `;` parameters dropped first (Tomcat, Jetty: `/;x/admin` is their `/admin`, `/admin;x` their `/admin`).
+ * Empty for a path that holds neither.
+ *
+ * @example
+ * ```ts
+ * serverReadings("//admin;v=1/users"); // ["/admin;v=1/users", "/admin/users"]
+ * serverReadings("/public/a"); // []
+ * ```
+ */
+export function serverReadings(path: string): string[] {
+  if (!path.includes("//") && !path.includes(";")) return [];
+  const merged = path.replace(/\/{2,}/g, "/");
+  const bare = path.replace(/;[^/]*/g, "").replace(/\/{2,}/g, "/");
+  return [...new Set([merged, bare])].filter((reading) => reading !== path);
+}
+
 /** Checks a query against RFC 3986 §3.4 (pchar / "/" / "?", escapes well-formed); it is forwarded as it is. */
 function checkQuery(query: string): Refusal | undefined {
   for (let index = 0; index < query.length; index++) {

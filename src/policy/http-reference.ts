@@ -114,8 +114,15 @@ function referenceHost(value: string): { name: string; port: number } | undefine
   return { name: name.toLowerCase(), port };
 }
 
-/** The reference verdict for a request under an ordered list of rules. */
-export function referenceHttpVerdict(rules: readonly HttpRule[], request: RawHttpRequest): ReferenceHttpVerdict {
+/**
+ * How a server reads the normalized path: as written; with repeated slashes merged (no empty segment but a
+ * last one), as nginx and Apache do; or "bare", each segment's `;` parameters dropped and then merged so, as
+ * Tomcat and Jetty do.
+ */
+export type PathReading = "written" | "merged" | "bare";
+
+/** The reference verdict for a request under an ordered list of rules, its path read as `reading` says. */
+export function referenceHttpVerdict(rules: readonly HttpRule[], request: RawHttpRequest, reading: PathReading = "written"): ReferenceHttpVerdict {
   const refused = { refused: true } as const;
   // The request target: origin form, absolute form (http), or "*" for OPTIONS; never CONNECT, never a fragment.
   if (request.method === "CONNECT" || request.target.includes("#")) return refused;
@@ -138,7 +145,8 @@ export function referenceHttpVerdict(rules: readonly HttpRule[], request: RawHtt
     if (/%(?![0-9a-fA-F]{2})/.test(query)) return refused;
     const normalized = referenceNormalizePath(rawPath);
     if (normalized === undefined) return refused;
-    path = normalized;
+    const segments = normalized.split("/").slice(1).map((segment) => (reading === "bare" ? (segment.split(";")[0] ?? "") : segment));
+    path = reading === "written" ? normalized : `/${segments.filter((segment, index) => segment !== "" || index === segments.length - 1).join("/")}`;
   }
   // The host: every place that names one must name the same host and port.
   const hostLines = request.fields.filter(([name]) => name.toLowerCase() === "host").map(([, value]) => value);

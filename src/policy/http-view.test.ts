@@ -120,6 +120,26 @@ describe("HttpViewIndex.judge", () => {
     assert.deepEqual(judge([open, audit], request("GET", "/ok")), { allow: true, audit: false });
   });
 
+  test("Deny entries match the path as servers also read it: slashes merged, ;parameters dropped; Allow entries as written", () => {
+    const deny = ebpf("deny", { ingress: [rule([{ path: { prefix: "/admin" } }, { path: { exact: "/orders" } }], "Deny")] });
+    const open = ebpf("open", { ingress: [rule(undefined)] });
+    const refused = (entry: number, read: string) => ({ allow: false, audit: false, policy: "EBPFNetworkPolicy x/deny", rule: `ingress[0].http[${entry}]`, reason: `the path read as ${read}, as some servers read it` });
+    // nginx and Apache serve //admin/users as /admin/users; Tomcat and Jetty serve /;x/admin and /orders;v=2 as /admin and /orders.
+    assert.deepEqual(judge([open, deny], request("GET", "//admin/users")), refused(0, "/admin/users"));
+    assert.deepEqual(judge([open, deny], request("GET", "/;x/admin")), refused(0, "/admin"));
+    assert.deepEqual(judge([open, deny], request("GET", "/orders;v=2")), refused(1, "/orders"));
+    assert.deepEqual(judge([open, deny], request("GET", "/admin/users")), { allow: false, audit: false, policy: "EBPFNetworkPolicy x/deny", rule: "ingress[0].http[0]" }, "as written: no reason");
+    assert.deepEqual(judge([open, deny], request("GET", "/public//admin;x")), { allow: true, audit: false });
+    // Allow entries match the path as written: a rule naming // or ; admits it, and a merged reading admits nothing more.
+    const web = ebpf("web", { ingress: [rule([...publicGets, { path: { exact: "/a//b;v=1" } }])] });
+    assert.equal(judge([web], request("GET", "/a//b;v=1")).allow, true);
+    assert.equal(judge([web], request("GET", "/a/b")).allow, false);
+    assert.equal(judge([web], request("GET", "//public/a")).allow, false);
+    assert.equal(judge([web], request("GET", "/public//a")).allow, true);
+    const audit = ebpf("audit", { mode: "Audit", ingress: [rule([{ path: { prefix: "/admin" } }], "Deny")] });
+    assert.deepEqual(judge([open, audit], request("GET", "///admin")), { allow: true, audit: true, policy: "EBPFNetworkPolicy x/audit", rule: "ingress[0].http[0]", reason: "the path read as /admin, as some servers read it" });
+  });
+
   test("the client's egress rules are judged too when the client is on the node", () => {
     const egress = ebpf("egress", { selector: { matchLabels: { pod: "a" } }, policyTypes: ["Egress"], egress: [{ to: [{ podSelector: { matchLabels: { pod: "b" } } }], ports: [{ protocol: "TCP", port: 8080 }], http: publicGets }] });
     assert.equal(judge([egress], request("GET", "/public/ok")).allow, true);

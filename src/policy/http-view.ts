@@ -13,6 +13,7 @@
 import { DIRECTION_EGRESS, DIRECTION_INGRESS, IDENTITY_HOST, policyKeyString } from "./desired-state.ts";
 import type { Direction, EndpointState, PolicyEntry, RuleRef } from "./desired-state.ts";
 import type { TlsClientCertificate, TlsRule, TlsTermination } from "./api-types.ts";
+import { serverReadings } from "./http-path.ts";
 import { compileHttpRules, validateHttpRules } from "./http-rule.ts";
 import type { CompiledHttpRules, HttpRequestView } from "./http-rule.ts";
 import { canonicalIp } from "./ip.ts";
@@ -104,6 +105,8 @@ export interface HttpJudgement {
    * rule that allowed it), or why none is.
    */
   rule?: string;
+  /** Why a request was judged by another reading of its path, for the flow log (it holds the path: never a metric label). */
+  reason?: string;
   /** For a TLS connection let through by rules with `tls.termination`: how to terminate it. */
   terminate?: TlsTerminationPlan;
 }
@@ -207,7 +210,7 @@ function ruleNameOf(ref: RuleRef): string {
 }
 
 /** One side's answer: refused or let through (by terminating it), and the policy and rule behind it; undefined when no rule of the side judged. */
-type SideJudgement = { refused: boolean; names: Pick<HttpJudgement, "policy" | "rule">; terminate?: TlsTerminationPlan } | undefined;
+type SideJudgement = { refused: boolean; names: Pick<HttpJudgement, "policy" | "rule" | "reason">; terminate?: TlsTerminationPlan } | undefined;
 
 /**
  * A view, indexed for judging requests: endpoints by address, entries by key,
@@ -249,8 +252,11 @@ export class HttpViewIndex {
    * server's, where they are on this node, as the datapath looked the flow up. A request must pass both;
    * an audit refusal is reported only when the enforced verdict forwards it. A connection for which
    * the view has no HTTP rules is refused: the datapath steered it by state the view does not have yet.
+   * Deny entries match the path as written and as servers also read it (http-path.ts `serverReadings`),
+   * Allow entries the path as written.
    */
   judge(request: HttpRequestView, connection: HttpConnection, identityOf: (address: string) => number): HttpJudgement {
+    const readings = serverReadings(request.path).map((path) => ({ ...request, path }));
     const sides = this.#sidesOf(connection, identityOf);
     // The datapath steered the flow by HTTP rules this view does not have (yet): fail closed.
     if (sides.length === 0) return { allow: false, audit: false, rule: "no HTTP rule of this node covers the connection" };
@@ -259,9 +265,9 @@ export class HttpViewIndex {
       // The side whose Allow rules terminated the connection judges its requests by them; the other judged its ClientHello.
       const terminating = (judges: HttpJudges | undefined) => judges?.allows?.some((id) => terminatedBy.includes(id)) === true;
       if (!sides.some((side) => side !== "host" && terminating(side.http))) return { allow: false, audit: false, rule: "the rules that terminated the connection no longer cover it" };
-      return this.#combine(sides, (judges, audit) => (audit || !terminating(judges) ? undefined : this.#judgeSide({ allows: [...terminatedBy], denies: judges?.denies ?? [] }, request, true)));
+      return this.#combine(sides, (judges, audit) => (audit || !terminating(judges) ? undefined : this.#judgeSide({ allows: [...terminatedBy], denies: judges?.denies ?? [] }, request, readings, true)));
     }
-    return this.#combine(sides, (judges) => this.#judgeSide(judges, request));
+    return this.#combine(sides, (judges) => this.#judgeSide(judges, request, readings));
   }
 
   /**
@@ -393,13 +399,19 @@ export class HttpViewIndex {
   /**
    * One side's judgement of a request. In a terminated connection (`terminated`), the allows are the rules
    * that terminated it, and one without `http` admits every request; elsewhere a rule with `tls` admits no
-   * request (its `http` is for the requests inside the connections it terminates).
+   * request (its `http` is for the requests inside the connections it terminates). Deny entries also match
+   * the request as read with the other paths of `readings`: a server serving one of them serves what they deny.
    */
-  #judgeSide(judges: HttpJudges | undefined, request: HttpRequestView, terminated = false): SideJudgement {
+  #judgeSide(judges: HttpJudges | undefined, request: HttpRequestView, readings: readonly HttpRequestView[], terminated = false): SideJudgement {
     if (!judges) return undefined;
     for (const id of judges.denies) {
-      const entry = this.#matchers.get(id)?.match(request) ?? -1;
+      const matcher = this.#matchers.get(id);
+      const entry = matcher?.match(request) ?? -1;
       if (entry >= 0) return { refused: true, names: this.#names(id, entry, "") };
+      for (const reading of readings) {
+        const other = matcher?.match(reading) ?? -1;
+        if (other >= 0) return { refused: true, names: { ...this.#names(id, other, ""), reason: `the path read as ${reading.path}, as some servers read it` } };
+      }
     }
     if (judges.allows === undefined) return undefined;
     for (const id of judges.allows) {

@@ -12,6 +12,7 @@
 import { BlockList, isIP } from "node:net";
 import type { AnyPolicy, EBPFEgressRule, EBPFIngressRule, HttpRule, IPBlock, LabelSelector, PolicyPeer, PolicyPort, PolicyType, TlsRule } from "./api-types.ts";
 import { referenceHttpVerdict } from "./http-reference.ts";
+import type { PathReading } from "./http-reference.ts";
 import type { RawHttpRequest } from "./http-request.ts";
 import { canonicalIp, ipFamily } from "./ip.ts";
 import type { Packet, PodInfo, World } from "./world.ts";
@@ -125,7 +126,8 @@ export interface RequestEvaluation {
  * flow is; else at each end, a matching Deny entry refuses it, and where only rules with `http`
  * allow the flow, one of their entries must match. Requests that cannot be read one way only are
  * malformed wherever they go, as the proxy judges every steered request; unsteered flows are not
- * judged at all.
+ * judged at all. Deny entries match the path as written, with repeated slashes merged, and with
+ * `;` parameters dropped as well, as some servers read it.
  *
  * @example
  * ```ts
@@ -136,18 +138,23 @@ export interface RequestEvaluation {
 export function evaluateRequest(world: World, packet: Packet, request: RawHttpRequest, terminated?: ReferenceTermination): RequestEvaluation {
   const flow = evaluate(world, packet);
   if (!flow.allowed) return { outcome: "refused", audited: false };
-  const matches = (named: NamedHttpRules): boolean => {
-    if (named.http === undefined) return false;
-    const verdict = referenceHttpVerdict(named.http, request);
-    return !verdict.refused && verdict.rule >= 0;
+  const matches = (named: NamedHttpRules, readings: readonly PathReading[] = ["written"]): boolean => {
+    const rules = named.http;
+    if (rules === undefined) return false;
+    return readings.some((reading) => {
+      const verdict = referenceHttpVerdict(rules, request, reading);
+      return !verdict.refused && verdict.rule >= 0;
+    });
   };
+  // A Deny rule refuses what it matches in any path a server may read; Allow rules match the path as written.
+  const denies = (named: NamedHttpRules): boolean => matches(named, ["written", "merged", "bare"]);
   // Inside a terminated connection: the end whose rules terminated it judges, by those rules (one without
   // http admits every request) and its Deny rules with http; an Audit-mode policy judges no such request.
   const terminatedBy = terminated?.rules;
   const admits = (named: NamedHttpRules): boolean => (terminatedBy === undefined ? named.tls === undefined && matches(named) : terminatedBy.includes(named.name) && (named.http === undefined || matches(named)));
   const judged = (findings: HttpFindings | undefined): { refused: boolean; rule?: string | undefined } => {
     if (!findings) return { refused: false };
-    const deny = findings.denies.find(matches);
+    const deny = findings.denies.find(denies);
     if (deny) return { refused: true, rule: deny.name };
     if (findings.allows === undefined || findings.allows.some(admits)) return { refused: false };
     return { refused: true, rule: findings.allows[0]?.name };

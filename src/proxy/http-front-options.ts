@@ -42,6 +42,8 @@ export interface HttpVerdict {
   /** The policy (namespace/name) and rule behind the verdict, for the flow log. */
   policy?: string;
   rule?: string;
+  /** Why, for the flow log, where the rule alone does not say it (a path judged with its slashes merged, a judge that failed). */
+  reason?: string;
   /** A TLS connection to terminate (connection judgements only): how. */
   terminate?: TlsTerminationPlan;
 }
@@ -73,7 +75,7 @@ export interface HttpFlowLogEntry {
   status: number;
   policy?: string;
   rule?: string;
-  /** Why a request was malformed, could not be forwarded, or was refused because the judge failed. */
+  /** Why a request was malformed, could not be forwarded, or was judged as it was when its rule does not say (the verdict's reason). */
   reason?: string;
 }
 

@@ -49,10 +49,9 @@ import type { RequestHead } from "./http1-request.ts";
 import type { ResponseHead } from "./http1-response.ts";
 import { UpstreamConnection } from "./http1-upstream.ts";
 import type { Exchange } from "./http1-upstream.ts";
-import type { ConnectionInfo, HttpFlowLogEntry, HttpFrontOptions } from "./http-front-options.ts";
+import type { ConnectionInfo, HttpFlowLogEntry, HttpFrontOptions, HttpVerdict } from "./http-front-options.ts";
 import { HTTP_FRONT_DEFAULTS } from "./http-front-options.ts";
 import { judgeSafely } from "./safe-judge.ts";
-import type { SafeVerdict } from "./safe-judge.ts";
 import { resetSocket, spliceSockets } from "./splice.ts";
 import { asksUpgrade, upgradeAsk, WEBSOCKET } from "./upgrade-request.ts";
 
@@ -107,7 +106,7 @@ interface Request {
 interface Admitted {
   view: HttpRequestView;
   query: string | undefined;
-  verdict: SafeVerdict;
+  verdict: HttpVerdict;
   logged: Omit<HttpFlowLogEntry, "protocol" | "verdict" | "status">;
 }
 
@@ -341,9 +340,9 @@ class ClientConnection {
     if (!accepted.ok) return void this.#malformed(request, accepted.reason);
     const { view, query } = accepted;
     const verdict = judgeSafely(this.#shared.options.judge, view, this.#info);
-    const logged = { connection: this.#info, method: head.method, host: view.host, path: view.path, policy: verdict.policy, rule: verdict.rule };
+    const logged = { connection: this.#info, method: head.method, host: view.host, path: view.path, policy: verdict.policy, rule: verdict.rule, ...(verdict.reason !== undefined && { reason: verdict.reason }) };
     if (!verdict.allow) {
-      this.#shared.log({ verdict: "refused", status: 403, ...logged, ...(verdict.reason !== undefined && { reason: verdict.reason }) });
+      this.#shared.log({ verdict: "refused", status: 403, ...logged });
       // A client that waits for 100 Continue may send its body or not (RFC 9110 §10.1.1): after the 403 nobody knows where the next request starts.
       const close = !request.keepAlive || (expectsContinue && head.body !== "none");
       this.#refuse(request, ownAnswer("403 Forbidden", "Access denied", close ? "close" : head.version === "1.0" ? "keep-alive" : undefined), close);
@@ -462,7 +461,7 @@ class ClientConnection {
             this.socket.destroy();
             return;
           }
-          this.#shared.log({ verdict: "upstream-failed", status: 502, reason: error.message, ...logged });
+          this.#shared.log({ verdict: "upstream-failed", status: 502, ...logged, reason: error.message });
           this.#stopReading();
           answer.closes = true;
           this.#write(answer, [ownAnswer("502 Bad Gateway", "Bad Gateway", "close")], true);
@@ -600,7 +599,7 @@ class ClientConnection {
   }
 
   /** The server switched to WebSocket: the 101 is passed on and the sockets spliced, their bytes counted under the upgrade request's verdict. */
-  #switch(upstreamHead: ResponseHead, upstream: Socket, rest: Buffer, verdict: SafeVerdict): void {
+  #switch(upstreamHead: ResponseHead, upstream: Socket, rest: Buffer, verdict: HttpVerdict): void {
     const { detached, options } = this.#shared;
     this.#stopReading();
     this.#spliced = true;

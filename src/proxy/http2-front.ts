@@ -129,9 +129,9 @@ export function createHttp2Front(options: HttpFrontOptions): Http2Front {
     }
     const { view, query } = accepted;
     const verdict = judgeSafely(options.judge, view, state.connection);
-    const logged = { connection: state.connection, method, host: view.host, path: view.path, policy: verdict.policy, rule: verdict.rule };
+    const logged = { connection: state.connection, method, host: view.host, path: view.path, policy: verdict.policy, rule: verdict.rule, ...(verdict.reason !== undefined && { reason: verdict.reason }) };
     if (!verdict.allow) {
-      log({ verdict: "refused", status: 403, ...logged, ...(verdict.reason !== undefined && { reason: verdict.reason }) });
+      log({ verdict: "refused", status: 403, ...logged });
       answer(stream, 403, "Access denied");
       return;
     }
@@ -144,7 +144,7 @@ export function createHttp2Front(options: HttpFrontOptions): Http2Front {
       via: "2 palisade",
     };
     const failed = (error: unknown): void => {
-      log({ verdict: "upstream-failed", status: 502, reason: error instanceof Error ? error.message : String(error), ...logged });
+      log({ verdict: "upstream-failed", status: 502, ...logged, reason: error instanceof Error ? error.message : String(error) });
       answer(stream, 502, "Bad Gateway");
     };
     // The request body, if any, waits in the stream (under HTTP/2 flow control) until the upstream session is open.
@@ -177,7 +177,7 @@ export function createHttp2Front(options: HttpFrontOptions): Http2Front {
     stream.on("wantTrailers", () => stream.sendTrailers(trailers ?? {}));
     upstream.on("error", (error: Error) => {
       if (!stream.headersSent) {
-        log({ verdict: "upstream-failed", status: 502, reason: error.message, ...logged });
+        log({ verdict: "upstream-failed", status: 502, ...logged, reason: error.message });
         answer(stream, 502, "Bad Gateway");
       } else stream.close(NGHTTP2_CANCEL);
     });
@@ -185,7 +185,7 @@ export function createHttp2Front(options: HttpFrontOptions): Http2Front {
       // A reset upstream stream (not a clean end) resets the client's stream with the same code.
       if (upstream.rstCode !== undefined && upstream.rstCode !== NGHTTP2_NO_ERROR && !stream.destroyed) {
         if (!stream.headersSent) {
-          log({ verdict: "upstream-failed", status: 502, reason: `upstream reset the stream (code ${upstream.rstCode})`, ...logged });
+          log({ verdict: "upstream-failed", status: 502, ...logged, reason: `upstream reset the stream (code ${upstream.rstCode})` });
           answer(stream, 502, "Bad Gateway");
         } else stream.close(upstream.rstCode);
       }

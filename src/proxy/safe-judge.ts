@@ -7,10 +7,8 @@
  */
 import type { HttpVerdict } from "./http-front-options.ts";
 
-/** A verdict, with why the judge could not give one when it threw. */
-export type SafeVerdict = HttpVerdict & { reason?: string };
-
-export function judgeSafely<Args extends unknown[]>(judge: (...args: Args) => HttpVerdict, ...args: Args): SafeVerdict {
+/** The judge's verdict, or a refusal whose reason says why the judge could not give one. */
+export function judgeSafely<Args extends unknown[]>(judge: (...args: Args) => HttpVerdict, ...args: Args): HttpVerdict {
   try {
     return judge(...args);
   } catch (error) {

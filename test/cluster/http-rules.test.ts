@@ -100,7 +100,7 @@ test("allowed requests reach the server, which sees the client's own address; re
   }
 });
 
-test("method, exact path and header must all hold; a Deny rule refuses whatever allows; dot segments are resolved first", () => {
+test("method, exact path and header must all hold; a Deny rule refuses whatever allows; dot segments are resolved first; Deny rules match repeated slashes merged too", () => {
   const server = b.ips[0] as string;
   assert.equal(curl(a.netns, [url(server, 8080, "/orders")], { method: "POST", headers: ["X-Tenant: blue"] })[0]?.status, 200);
   assert.equal(curl(a.netns, [url(server, 8080, "/orders")], { method: "POST", headers: ["X-Tenant: red"] })[0]?.status, 403);
@@ -108,6 +108,7 @@ test("method, exact path and header must all hold; a Deny rule refuses whatever 
   assert.equal(curl(a.netns, [url(server, 8080, "/public/../admin/users")])[0]?.status, 403, "/public/../admin is /admin");
   assert.equal(curl(a.netns, [url(server, 8080, "/public/%2e%2e/admin")])[0]?.status, 403, "an encoded dot is a dot (RFC 3986 §6.2.2.2): /admin");
   assert.equal(curl(a.netns, [url(server, 8080, "/public/%2fadmin")])[0]?.status, 400, "an encoded slash could be read two ways: refused");
+  assert.equal(curl(a.netns, [url(server, 8082, "//admin/users")])[0]?.status, 403, "servers that merge repeated slashes serve //admin as /admin");
 });
 
 /** Requests `paths` as streams of one HTTP/2 (prior knowledge) connection from `netns`, with Node's client; their statuses. */
@@ -143,7 +144,8 @@ test("HTTP/2 with prior knowledge: each stream is judged, and the connection car
     assert.equal(allowed?.status, 200);
     assert.equal((JSON.parse(allowed?.body ?? "{}") as { protocol: string }).protocol, "HTTP/2");
     assert.equal(curl(client.netns, [url(b.ips[1] as string, 8082, "/admin")], { http2: true })[0]?.status, 403, "IPv6, denied path");
-    assert.deepEqual(http2Streams(client.netns, b.ips[0] as string, 8082, ["/a", "/admin/x", "/b"]), [200, 403, 200]);
+    // Servers that merge repeated slashes or drop ;parameters serve //admin/x and /;x/admin as /admin...: the Deny rule refuses them too.
+    assert.deepEqual(http2Streams(client.netns, b.ips[0] as string, 8082, ["/a", "/admin/x", "//admin/x", "/;x/admin", "/b//c;d"]), [200, 403, 403, 403, 200]);
   }
 });
 
