@@ -215,9 +215,12 @@ export class NodeProxy {
    * Hands back what a load left behind once the proxy is idle: no connection or request for
    * `idleCollectAfterMs`, after its RSS grew by {@link IDLE_COLLECT_GROWTH_BYTES} since it last collected.
    * V8 keeps the heap pages a load's garbage filled (32-45 MiB after a run of new connections, 2026-12-07,
-   * docs/l7.md) and its memory reducer had not returned them a minute later; its last-resort collection
-   * unmaps them. It also drops compiled code, so the first requests after it run slower: hence a long idle
-   * time, not a short one.
+   * docs/l7.md): a regular collection puts the pages it empties in V8's page pool, which only a
+   * memory-reducing collection empties, and V8's memory reducer never starts one in this process (it reads
+   * the embedder heap's zero allocation rate as a high one). Its last-resort collection is memory-reducing
+   * and unmaps them. Such a collection also lets go of the maps no live object has, which deoptimizes the
+   * proxy's request code: the next load's first seconds cost up to 2.3 times the CPU per request (1.6-3.7
+   * seconds of CPU in all) while it is optimized again. Hence a long idle time, not a short one.
    */
   #collectWhenIdle(): void {
     const idleAfterMs = this.#options.idleCollectAfterMs ?? 60_000;
