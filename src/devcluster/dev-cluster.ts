@@ -629,27 +629,24 @@ export const CONTROL_PLANE_STEPS: readonly DevUpStep[] = [binariesStep, settings
 /** The steps of `dev up`, in order: the control plane, then node runtimes, the operator, the agents and the proxies. */
 export const DEV_UP_STEPS: readonly DevUpStep[] = [...CONTROL_PLANE_STEPS, nodeRuntimesStep, systemNamespaceStep, operatorStep, agentsStep, proxiesStep];
 
+/** A `dev down` step that stops the `component` of every node with a pid file under `prefix`. */
+function stopPerNodeStep(name: string, component: string, prefix: string, stop: (layout: DevLayout, node: string) => Promise<unknown>): DevDownStep {
+  return {
+    name,
+    async run(context) {
+      for (const node of nodesWithPidFiles(context.layout, prefix)) {
+        await stop(context.layout, node);
+        context.progress(`stopped the ${component} of ${node}`);
+      }
+    },
+  };
+}
+
 /** Stops every agent and removes its pin root (and the pin base when that leaves it empty). */
-export const stopAgentsStep: DevDownStep = {
-  name: "stop agents",
-  async run(context) {
-    for (const node of nodesWithPidFiles(context.layout, AGENT_PREFIX)) {
-      await stopAgent(context.layout, node);
-      context.progress(`stopped the agent of ${node}`);
-    }
-  },
-};
+export const stopAgentsStep = stopPerNodeStep("stop agents", "agent", AGENT_PREFIX, stopAgent);
 
 /** Stops every proxy. */
-export const stopProxiesStep: DevDownStep = {
-  name: "stop proxies",
-  async run(context) {
-    for (const node of nodesWithPidFiles(context.layout, PROXY_PREFIX)) {
-      await stopProxy(context.layout, node);
-      context.progress(`stopped the proxy of ${node}`);
-    }
-  },
-};
+export const stopProxiesStep = stopPerNodeStep("stop proxies", "proxy", PROXY_PREFIX, stopProxy);
 
 /** Stops the operator. */
 export const stopOperatorStep: DevDownStep = {
