@@ -17,6 +17,7 @@
  *
  * @module
  */
+import { setFlagsFromString } from "node:v8";
 import { writeFileAtomically } from "../atomic-file.ts";
 import { collectGarbage } from "../k8s/collect-garbage.ts";
 import { Datapath } from "../datapath/datapath.ts";
@@ -43,6 +44,8 @@ export { DEFAULT_PIN_ROOT };
 
 /** The health and metrics port unless told otherwise. */
 export const DEFAULT_METRICS_PORT = 9962;
+/** How much V8's heap may grow past what the last full collection kept before the next one, once the full sync is in (percent). */
+const HEAP_GROWING_PERCENT = 50;
 
 /** Options of {@linkcode Agent.start}. */
 export interface AgentOptions {
@@ -134,6 +137,11 @@ export class Agent {
         // The full sync allocated several times what the agent keeps (see collect-garbage.ts), natively too:
         // the map reads' and the lists' buffers, which glibc would keep resident.
         collectGarbage(this.#log, "the full sync's garbage", releaseFreeMemory);
+        // V8's idle collections then set the next full collection at a tenth over what the agent keeps, so the
+        // first changes after a quiet spell started one: about 115 ms of marking on V8's helper threads at full
+        // size, competing with the commit for the node's cores. Half as much again from here on; not during the
+        // full sync, whose growth V8's own limits serve (docs/benchmarks.md, scale, Reading, 2026-12-07 late evening).
+        setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
       });
     });
     // Callers that only use stop() must not see an unhandled rejection.
