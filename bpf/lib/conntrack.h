@@ -242,12 +242,33 @@ static __always_inline struct pal_ct_value *pal_ct_find(const struct pal_config 
 	return pal_ct_lookup(key, now);
 }
 
-/* The clock of conntrack deadlines: CLOCK_MONOTONIC at tick resolution, as
- * bpf_ktime_get_ns() but without reading the clock source (the same time
- * base userspace collects by, at most a tick behind). */
+/* The clock of conntrack deadlines: CLOCK_MONOTONIC at tick resolution,
+ * bpf_ktime_get_coarse_ns() (the time base userspace collects by). That is
+ * a helper call, several ns of an established packet; bpf_jiffies64() is
+ * inlined into one load. The coarse clock moves only at the tick that
+ * moves jiffies, so each CPU keeps the last value it read with the jiffy
+ * it read it in and reads the clock again only in a new jiffy: at most two
+ * ticks behind the clock itself (one for the coarse clock, one for a tick
+ * landing between the two reads). The time is written before its jiffy,
+ * so that a program interrupting this one on the CPU never pairs the
+ * current jiffy with an older time; a CPU's entry starts empty, and a time
+ * of 0 is never taken. */
 static __always_inline __u64 pal_ct_now(void)
 {
-	return bpf_ktime_get_coarse_ns();
+	__u32 zero = 0;
+	struct pal_clock *last = bpf_map_lookup_elem(&pal_clock, &zero);
+	__u64 jiffies = bpf_jiffies64();
+	__u64 now;
+
+	if (last && last->jiffies == jiffies && last->now_ns)
+		return last->now_ns;
+	now = bpf_ktime_get_coarse_ns();
+	if (last) {
+		last->now_ns = now;
+		asm volatile("" ::: "memory");
+		last->jiffies = jiffies;
+	}
+	return now;
 }
 
 /* A packet moves its entry's deadline only if that moves it by more than

@@ -139,6 +139,20 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } PAL_MAP_PROXY_CONFIG SEC(".maps");
 
+/* The conntrack clock's last reading on each CPU (pal_ct_now). Not pinned:
+ * a cache, which each loaded object keeps for its own programs. */
+struct pal_clock {
+	__u64 jiffies; /* the jiffy now_ns was read in */
+	__u64 now_ns;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct pal_clock);
+	__uint(max_entries, 1);
+} pal_clock SEC(".maps");
+
 /* Pinned too, although it holds no state worth keeping: a restarted agent
  * then reads the same buffer the running programs write to. */
 struct {

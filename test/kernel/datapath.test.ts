@@ -840,6 +840,31 @@ describe("datapath on the real kernel", () => {
     assert.ok(deadline() <= process.hrtime.bigint() + 10n * SECOND_NS, "the RST shortened it at once: the closing timeout");
   });
 
+  test("conntrack: a deadline is the timeout from the packet's time, the clock read afresh in every jiffy on every CPU", async () => {
+    // The programs keep the coarse clock's last reading per CPU and read it again in a new jiffy, so a
+    // reading is at most two ticks late (20 ms at the slowest HZ, 100; 50 allowed for a VM's late ticks):
+    // a flow opened 100 ms after another must not get the earlier time.
+    const LATE_NS = 50_000_000n;
+    for (let i = 0; i < 8; i++) {
+      const sport = freshPort();
+      const timeRead = (timeoutS: bigint) => {
+        const entry = datapath.conntrackEntries().find((e) => e.flow.sport === sport);
+        assert.ok(entry, `flow ${i} is tracked`);
+        return entry.value.expiresNs - timeoutS * SECOND_NS;
+      };
+      const opening = process.hrtime.bigint();
+      intoB({ src: A.v4, protocol: "TCP", sport, dport: 80 }, "policy-allow", `SYN a to b:80, flow ${i}`);
+      const opened = process.hrtime.bigint();
+      const admitted = timeRead(60n);
+      assert.ok(admitted > opening - LATE_NS && admitted <= opened, `flow ${i}: the SYN timeout from the SYN's time (${admitted - opening} ns after)`);
+      const replying = process.hrtime.bigint();
+      fromB({ dst: A.v4, protocol: "TCP", sport: 80, dport: sport, tcpFlags: ["syn", "ack"] }, "reply", `SYN-ACK b to a, flow ${i}`);
+      const replied = timeRead(21_600n);
+      assert.ok(replied > replying - LATE_NS && replied <= process.hrtime.bigint(), `flow ${i}: the established timeout from the reply's time (${replied - replying} ns after)`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  });
+
   test("conntrack: an entry past its deadline is no flow: its next packet, reply or forward, meets policy", () => {
     const sport = freshPort();
     const entryOf = () => datapath.conntrackEntries().find((e) => e.flow.sport === sport);
