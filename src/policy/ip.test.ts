@@ -192,6 +192,8 @@ test("CidrMap: longest match and containment equal a brute-force search, across 
           }
         }
         assert.equal(set.empty, model.size === 0);
+        assert.equal(set.size, model.size);
+        assert.deepEqual([...set.values()].map(formatCidr).sort(), [...model.keys()].sort());
         for (const probe of probes) {
           const expected = [...model.values()]
             .filter((cidr) => cidrContainsIp(cidr, probe))

@@ -382,6 +382,7 @@ export class CidrMap<V> {
   readonly #byLength: Record<IpFamily, Map<number, Map<NetworkKey, V>>> = { 4: new Map(), 6: new Map() };
   /** Distinct prefix lengths per family, longest first. */
   readonly #lengths: Record<IpFamily, number[]> = { 4: [], 6: [] };
+  #size = 0;
 
   /** Sets the value of a prefix. */
   set(cidr: Cidr, value: V): void {
@@ -392,7 +393,9 @@ export class CidrMap<V> {
       byLength.set(cidr.prefixLen, networks);
       this.#lengths[cidr.family] = [...byLength.keys()].sort((a, b) => b - a);
     }
-    networks.set(networkKey(cidr.family, cidr.network), value);
+    const key = networkKey(cidr.family, cidr.network);
+    if (!networks.has(key)) this.#size++;
+    networks.set(key, value);
   }
 
   /** The value of exactly this prefix. */
@@ -404,14 +407,26 @@ export class CidrMap<V> {
   delete(cidr: Cidr): void {
     const byLength = this.#byLength[cidr.family];
     const networks = byLength.get(cidr.prefixLen);
-    if (!networks?.delete(networkKey(cidr.family, cidr.network)) || networks.size > 0) return;
+    if (!networks?.delete(networkKey(cidr.family, cidr.network))) return;
+    this.#size--;
+    if (networks.size > 0) return;
     byLength.delete(cidr.prefixLen);
     this.#lengths[cidr.family] = [...byLength.keys()].sort((a, b) => b - a);
   }
 
   /** Whether the map holds no prefix. */
   get empty(): boolean {
-    return this.#lengths[4].length === 0 && this.#lengths[6].length === 0;
+    return this.#size === 0;
+  }
+
+  /** How many prefixes the map holds. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** The values of every prefix, in no particular order. */
+  *values(): IterableIterator<V> {
+    for (const family of [4, 6] as const) for (const networks of this.#byLength[family].values()) yield* networks.values();
   }
 
   /** The longest prefix held containing the address, if any: a fresh object, so no map needs to hold the prefix as its value. */
