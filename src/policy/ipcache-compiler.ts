@@ -54,8 +54,8 @@ export interface IpcacheCommit {
   rebound: Set<string>;
   /** Identities that came into use. */
   added: Identity[];
-  /** Numbers of identities that went out of use. */
-  removed: number[];
+  /** Identities that went out of use. */
+  removed: Identity[];
   /** Ipcache keys whose entry was recomputed. */
   keys: number;
 }
@@ -560,13 +560,13 @@ export class IpcacheCompiler {
     }
 
     // Numbers are taken above, before these releases: an allocator never hands out a number still referenced.
-    const removed: number[] = [];
+    const removed: IdentityRecord[] = [];
     for (const record of touched) {
       if (record.users > 0) continue;
       this.#forget(record);
       if (record.id === 0) continue;
       this.#identitiesById.delete(record.id);
-      removed.push(record.id);
+      removed.push(record);
       if (record instanceof CidrIdentityRecord) this.#allocator.releasePrefix(record.source.cidr, record.id);
       else if (record.key !== RESERVED_HOST_KEY) this.#allocator.release(record.key, record.id);
     }

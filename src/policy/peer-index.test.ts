@@ -122,19 +122,17 @@ describe("PeerIndex", () => {
     const block = rule("x", [{ ipBlock: { cidr: "10.0.0.0/8", except: ["10.1.0.0/16"] } }]);
     const named = rule("x", undefined, { direction: "Egress", named: [{ name: "http", protocol: "TCP" }] });
     for (const r of [web, teamB, block, named]) index.addRule(r);
-    index.addIdentity(podIdentity(300, "x", X, { app: "web" }, { cls: "10.2.0.0/16", namedPorts: [{ name: "http", port: 8080, protocol: "TCP" }] }), changed);
+    const first = podIdentity(300, "x", X, { app: "web" }, { cls: "10.2.0.0/16", namedPorts: [{ name: "http", port: 8080, protocol: "TCP" }] });
+    index.addIdentity(first, changed);
     assert.deepEqual(new Set(changed), new Set([web, block, named]));
     changed.clear();
     index.addIdentity(podIdentity(301, "y", Y, { app: "web" }, { cls: "10.1.0.0/16" }), changed);
     assert.deepEqual(new Set(changed), new Set([teamB]));
     changed.clear();
-    index.removeIdentity(300, changed);
+    index.removeIdentity(first, changed);
     assert.deepEqual(new Set(changed), new Set([web, block, named]));
     for (const r of [web, block, named]) assert.equal(r.identities.size, 0);
     assert.deepEqual([...teamB.identities], [301]);
-    changed.clear();
-    index.removeIdentity(300, changed);
-    assert.equal(changed.size, 0);
     assert.equal(index.identityCount, 1);
   });
 
@@ -229,10 +227,10 @@ describe("PeerIndex", () => {
             identities.set(identity.id, identity);
             index.addIdentity(identity, changed);
           } else {
-            const id = [...identities.keys()][op.which % Math.max(1, identities.size)];
-            if (id !== undefined) {
-              identities.delete(id);
-              index.removeIdentity(id, changed);
+            const identity = [...identities.values()][op.which % Math.max(1, identities.size)];
+            if (identity !== undefined) {
+              identities.delete(identity.id);
+              index.removeIdentity(identity, changed);
             }
           }
           for (const r of rules) assert.deepEqual([...r.identities].sort(), expectedOf(r));
