@@ -5,6 +5,7 @@ import type { LabelSelector } from "./api-types.ts";
 import { IdentitySet } from "./identity-set.ts";
 import { cidrContains, parseCidr } from "./ip.ts";
 import type { Identity } from "./ipcache-compiler.ts";
+import { blockPeer, ipBlockOf, isSelectorPeer } from "./normalized-policy.ts";
 import type { NamedPortRef, NormalizedPeer, NormalizedRule } from "./normalized-policy.ts";
 import { PeerIndex } from "./peer-index.ts";
 import type { IndexedRule } from "./peer-index.ts";
@@ -23,11 +24,8 @@ function rule(namespace: string, peers: Peer[] | undefined, options: { direction
     index: 0,
     action: "Allow",
     peers: peers?.map(
-      (p): NormalizedPeer => ({
-        podSelector: p.podSelector,
-        namespaceSelector: p.namespaceSelector,
-        ipBlock: p.ipBlock && { cidr: parseCidr(p.ipBlock.cidr), except: (p.ipBlock.except ?? []).map(parseCidr) },
-      }),
+      (p): NormalizedPeer =>
+        p.ipBlock ? blockPeer(parseCidr(p.ipBlock.cidr), (p.ipBlock.except ?? []).map(parseCidr)) : { podSelector: p.podSelector, namespaceSelector: p.namespaceSelector },
     ),
     ports: options.named ? { numeric: [], named: options.named } : undefined,
     tcpStrict: false,
@@ -59,9 +57,10 @@ function targets(indexed: IndexedRule, identity: Identity): boolean {
     return identity.kind === "pod" && named.some((ref) => identity.namedPorts.some((p) => p.name === ref.name && p.protocol === ref.protocol));
   }
   return peers.some((peer) => {
-    if (peer.ipBlock) {
+    if (!isSelectorPeer(peer)) {
       const cls = identity.cls;
-      return cls !== undefined && cidrContains(peer.ipBlock.cidr, cls) && !peer.ipBlock.except.some((e) => cidrContains(e, cls));
+      const { cidr, except } = ipBlockOf(peer);
+      return cls !== undefined && cidrContains(cidr, cls) && !except.some((e) => cidrContains(e, cls));
     }
     if (identity.kind !== "pod") return false;
     const inNamespace = peer.namespaceSelector ? matchesSelector(peer.namespaceSelector, identity.namespaceLabels) : identity.namespace === indexed.namespace;

@@ -20,8 +20,8 @@ import type { IdentitySet } from "./identity-set.ts";
 import { CidrMap, cidrContains } from "./ip.ts";
 import type { Cidr } from "./ip.ts";
 import type { Identity } from "./ipcache-compiler.ts";
-import { NO_EXCEPT } from "./normalized-policy.ts";
-import type { NamedPortRef, NormalizedPeer, NormalizedRule } from "./normalized-policy.ts";
+import { ipBlockOf, isSelectorPeer, NO_EXCEPT } from "./normalized-policy.ts";
+import type { NamedPortRef, NormalizedRule, SelectorPeer } from "./normalized-policy.ts";
 import { matchesSelector } from "./selector.ts";
 import type { Labels } from "./selector.ts";
 import { indexAdd } from "./set-index.ts";
@@ -130,7 +130,7 @@ function selectorText(selector: LabelSelector | undefined): unknown {
   return [sortedLabels(selector.matchLabels ?? {}), selector.matchExpressions ?? []];
 }
 
-function selectorKey(peer: NormalizedPeer, namespace: string): string {
+function selectorKey(peer: SelectorPeer, namespace: string): string {
   return JSON.stringify([selectorText(peer.namespaceSelector), peer.namespaceSelector ? "" : namespace, selectorText(peer.podSelector)]);
 }
 
@@ -252,8 +252,8 @@ export class PeerIndex<R extends IndexedRule> {
       return;
     }
     for (const peer of peers) {
-      if (peer.ipBlock) {
-        const { cidr, except } = peer.ipBlock;
+      if (!isSelectorPeer(peer)) {
+        const { cidr, except } = ipBlockOf(peer);
         this.#blocks.set(cidr, blockUsersOf(new BlockUser(rule, except, chainOf(this.#blocks.get(cidr)))) as BlockUsers<R>);
         for (const members of this.#classes.inside(cidr)) {
           // Every identity of a class has it: the first one's says whether an except holds them all.
@@ -279,8 +279,8 @@ export class PeerIndex<R extends IndexedRule> {
       return;
     }
     for (const peer of peers) {
-      if (peer.ipBlock) {
-        const cidr = peer.ipBlock.cidr;
+      if (!isSelectorPeer(peer)) {
+        const cidr = ipBlockOf(peer).cidr;
         // The chain without the rule's block (in reverse order, which no reader depends on).
         let kept: BlockUser<R> | undefined;
         for (let user = chainOf(this.#blocks.get(cidr)); user; user = user.next) if (user.rule !== rule) kept = new BlockUser(user.rule, user.except, kept);
@@ -300,7 +300,7 @@ export class PeerIndex<R extends IndexedRule> {
   }
 
   /** The shared selector of a peer, matched against the pod identities when first listed. */
-  #selector(peer: NormalizedPeer, namespace: string): SharedSelector<R> {
+  #selector(peer: SelectorPeer, namespace: string): SharedSelector<R> {
     const key = selectorKey(peer, namespace);
     let selector = this.#selectors.get(key);
     if (selector) return selector;
