@@ -508,6 +508,14 @@ interface Networks<V> {
 }
 
 /**
+ * The multiplier of {@link V4Networks}' hash (multiply-shift: the top bits of
+ * the key times an odd number), chosen at random per process: networks are
+ * policy authors' input, and with a multiplier they knew they could aim them
+ * all at one slot, making every lookup a walk through all of them.
+ */
+const HASH_MULTIPLIER = (crypto.getRandomValues(new Int32Array(1))[0] as number) | 1;
+
+/**
  * IPv4 networks of one prefix length and their values: a hash table with
  * linear probing over a typed array of keys. A Map entry costs ~46 bytes, and
  * at scale four CidrMaps hold the same 100k prefixes; a slot here costs 12
@@ -518,7 +526,7 @@ interface Networks<V> {
 class V4Networks<V> implements Networks<V> {
   #keys = new Int32Array(8);
   #values: (V | undefined)[] = new Array<V | undefined>(8).fill(undefined);
-  /** 32 less log2 of the slots: a key's home slot is the top bits of its Fibonacci hash. */
+  /** 32 less log2 of the slots: a key's home slot is the top bits of its hash. */
   #shift = 29;
   #size = 0;
 
@@ -574,7 +582,7 @@ class V4Networks<V> implements Networks<V> {
   }
 
   #home(key: number): number {
-    return Math.imul(key, 0x9e3779b1) >>> this.#shift;
+    return Math.imul(key, HASH_MULTIPLIER) >>> this.#shift;
   }
 
   /** The slot holding `key`, or the free one where it would go. */
