@@ -22,6 +22,7 @@
 import { identityObjectProblem } from "../crd/identity-rules.ts";
 import type { Cache } from "../k8s/cache.ts";
 import type { PalisadeIdentity } from "../policy/api-types.ts";
+import type { Cidr } from "../policy/ip.ts";
 import { FIRST_NODE_LOCAL_IDENTITY, identityInMemory, kernelIdentity } from "../policy/desired-state.ts";
 import { LocalIdentityAllocator } from "../policy/identity.ts";
 import type { IdentityAllocator, LocalIdentityOptions } from "../policy/identity.ts";
@@ -89,6 +90,16 @@ export class ClusterIdentityAllocator implements IdentityAllocator {
       numbers.add(id);
     }
     return id;
+  }
+
+  /** A policy prefix's own number: prefixes are address-derived, so this node's own. */
+  allocatePrefix(prefix: Cidr): number {
+    return this.#nodeLocal.allocatePrefix(prefix);
+  }
+
+  /** Drops a reference taken by {@link ClusterIdentityAllocator.allocatePrefix}. */
+  releasePrefix(prefix: Cidr): void {
+    this.#nodeLocal.releasePrefix(prefix);
   }
 
   /**

@@ -18,6 +18,7 @@ import { IdentitySpaceExhaustedError, LocalIdentityAllocator } from "../policy/i
 import type { IdentityAllocator } from "../policy/identity.ts";
 import { isAddressDerivedKey } from "../policy/identity-key.ts";
 import { MAX_IDENTITY } from "../policy/identity-object.ts";
+import type { Cidr } from "../policy/ip.ts";
 
 /** An identity number and the key it stands for. */
 export interface IdentityEntry {
@@ -77,6 +78,16 @@ export class OperatorIdentityAllocator implements IdentityAllocator {
     }
     this.#references.delete(key);
     for (const id of this.#numbersOf.get(key) ?? []) this.#unusedSince.set(id, this.#now());
+  }
+
+  /** A policy prefix's own number: address-derived, so a throwaway one (the operator's compiler keeps no prefix entries). */
+  allocatePrefix(prefix: Cidr): number {
+    return this.#addressDerived.allocatePrefix(prefix);
+  }
+
+  /** Drops a reference taken by {@link OperatorIdentityAllocator.allocatePrefix}. */
+  releasePrefix(prefix: Cidr): void {
+    this.#addressDerived.releasePrefix(prefix);
   }
 
   /** The number every reader uses for `key`: the lowest of its entries. */

@@ -31,9 +31,8 @@ import {
   VERDICT_NONE,
 } from "./desired-state.ts";
 import type { DesiredState, EndpointState, IpcacheEntry, PolicyEntry, StateDiff } from "./desired-state.ts";
-import { LocalIdentityAllocator } from "./identity.ts";
+import { LocalIdentityAllocator, TextKeyedAllocator } from "./identity.ts";
 import { IpParseError, parseCidr } from "./ip.ts";
-import type { IdentityAllocator } from "./identity.ts";
 import { explainPacket, lookupVerdict } from "./lookup.ts";
 import { evaluate } from "./reference-evaluator.ts";
 import type { HttpFindings } from "./reference-evaluator.ts";
@@ -735,7 +734,7 @@ class WorldModel {
  * allocates, and hands a freed number to the next new key at once (as a
  * cluster-wide allocator may), the harshest numbering for the compiler.
  */
-class ReusingAllocator implements IdentityAllocator {
+class ReusingAllocator extends TextKeyedAllocator {
   readonly references = new Map<string, { id: number; count: number }>();
   allocate(key: string): number {
     const held = this.references.get(key);
@@ -1012,7 +1011,7 @@ describe("slots changed in place", () => {
  * `publish` numbers every key asked for so far (lowest free first, never
  * reusing one), as the operator would.
  */
-class TableAllocator implements IdentityAllocator {
+class TableAllocator extends TextKeyedAllocator {
   readonly table = new Map<string, number>();
   readonly asked = new Set<string>();
   readonly references = new Map<string, number>();

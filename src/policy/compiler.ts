@@ -394,10 +394,10 @@ export class PolicyCompiler {
    * current ones for the identities that came or went. A slot whose users all move to one content
    * differing from it only in identities that came or went is changed in place (see {@link SlotTable.reshape}).
    */
-  #commitEndpoints(dirty: Set<string>, changed: ReadonlySet<string>, identities: { added: readonly Identity[]; removed: readonly number[] }, diff: StateDiff): void {
+  #commitEndpoints(dirty: Set<string>, changed: ReadonlySet<string>, identities: { added: readonly Identity[]; removed: readonly Identity[] }, diff: StateDiff): void {
     const contents = new SlotContentBuilder((id) => this.#ipcache.identity(id), this.#names);
     const added = identities.added.map((identity) => identity.id);
-    const removed = new Set(identities.removed);
+    const removed = new Set(identities.removed.map((identity) => identity.id));
     const touched = new Set([...added, ...removed]);
     const newIds = new Set(added);
     // A number both gone and new means two identities: not in place; nor the reserved ones.

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { FIRST_ALLOCATED_IDENTITY } from "./desired-state.ts";
 import { IdentityReleaseError, LocalIdentityAllocator } from "./identity.ts";
+import { parseCidr } from "./ip.ts";
 
 test("LocalIdentityAllocator: one identity per key from 256, shared while referenced", () => {
   const ids = new LocalIdentityAllocator();
@@ -78,4 +79,40 @@ test("LocalIdentityAllocator: past the last number it wraps, skipping numbers he
   assert.throws(() => ids.allocate("e"), { name: "IdentitySpaceExhaustedError", message: 'Cannot allocate an identity for key "e": all 3 numbers from 10 are held' });
   ids.release("a");
   assert.equal(ids.allocate("e"), 10);
+});
+
+test("LocalIdentityAllocator: a prefix's own key is numbered by the prefix as by its text, one reference count for both", () => {
+  const ids = new LocalIdentityAllocator();
+  const prefix = parseCidr("10.1.0.0/16");
+  const id = ids.allocatePrefix(prefix);
+  assert.equal(ids.allocate('["cidr","10.1.0.0/16"]'), id, "the key's text names the same identity");
+  assert.equal(ids.allocatePrefix(parseCidr("10.1.0.0/16")), id, "another object for the same prefix too");
+  assert.equal(ids.size, 1);
+  ids.release('["cidr","10.1.0.0/16"]');
+  ids.releasePrefix(prefix);
+  assert.equal(ids.size, 1, "one reference left");
+  ids.releasePrefix(prefix);
+  assert.equal(ids.size, 0);
+  assert.throws(() => ids.releasePrefix(prefix), { name: "IdentityReleaseError", message: 'Cannot release identity key ["cidr","10.1.0.0/16"]: it holds no reference' });
+  assert.equal(ids.allocatePrefix(prefix), id + 1, "a fresh number once forgotten");
+});
+
+test("LocalIdentityAllocator: a key that is not a canonical prefix's is numbered by its text", () => {
+  const ids = new LocalIdentityAllocator();
+  const canonical = ids.allocatePrefix(parseCidr("10.0.0.0/8"));
+  // Hostile look-alikes: host bits set, a leading zero, a broken key, a family mismatch in the text.
+  const others = ['["cidr","10.0.0.1/8"]', '["cidr","010.0.0.0/8"]', '["cidr","10.0.0.0/8"', '["cidr","10.0.0.0/8",1]', '["cidr","::ffff:10.0.0.0/104"]'].map((key) => ids.allocate(key));
+  assert.equal(new Set([canonical, ...others]).size, 6, "six keys, six numbers");
+  assert.equal(ids.allocatePrefix(parseCidr("fd00::/64")), canonical + 6);
+  assert.equal(ids.allocate('["cidr","fd00::/64"]'), canonical + 6);
+});
+
+test("LocalIdentityAllocator: a prefix gets back the number kept for its key, and past the last number its number is skipped", () => {
+  const ids = new LocalIdentityAllocator({ first: 10, last: 13, inUse: [{ id: 12, key: '["cidr","10.0.0.0/8"]' }, { id: 11, key: '["pod","x"]' }] });
+  assert.equal(ids.allocatePrefix(parseCidr("10.0.0.0/8")), 12, "the kept number");
+  assert.equal(ids.allocatePrefix(parseCidr("10.1.0.0/16")), 13);
+  assert.equal(ids.allocatePrefix(parseCidr("10.2.0.0/16")), 10, "wrapped: 11 is kept, 12 and 13 held");
+  assert.throws(() => ids.allocatePrefix(parseCidr("10.3.0.0/16")), { name: "IdentitySpaceExhaustedError", message: 'Cannot allocate an identity for key "[\\"cidr\\",\\"10.3.0.0/16\\"]": all 4 numbers from 10 are held' });
+  ids.releasePrefix(parseCidr("10.1.0.0/16"));
+  assert.equal(ids.allocatePrefix(parseCidr("10.3.0.0/16")), 13, "a prefix's number released after the wrap is free again");
 });

@@ -170,6 +170,19 @@ test("cidrContains and cidrContainsIp", () => {
   );
 });
 
+/** Sets (`add`) or deletes each prefix in a CidrMap and in its model, a Map by canonical text. */
+function setOrDelete<V>(map: CidrMap<V>, model: Map<string, V>, operations: [add: boolean, cidr: Cidr, value: V][]): void {
+  for (const [add, cidr, value] of operations) {
+    if (add) {
+      map.set(cidr, value);
+      model.set(formatCidr(cidr), value);
+    } else {
+      map.delete(cidr);
+      model.delete(formatCidr(cidr));
+    }
+  }
+}
+
 test("CidrMap: longest match and containment equal a brute-force search, across sets and deletes", () => {
   const cidrArb = fc.oneof(
     fc.tuple(v4Arb, fc.integer({ min: 0, max: 32 })),
@@ -182,16 +195,10 @@ test("CidrMap: longest match and containment equal a brute-force search, across 
       (operations, probes) => {
         const set = new CidrMap<Cidr>();
         const model = new Map<string, Cidr>();
-        for (const [add, cidr] of operations) {
-          if (add) {
-            set.set(cidr, cidr);
-            model.set(formatCidr(cidr), cidr);
-          } else {
-            set.delete(cidr);
-            model.delete(formatCidr(cidr));
-          }
-        }
+        setOrDelete(set, model, operations.map(([add, cidr]) => [add, cidr, cidr]));
         assert.equal(set.empty, model.size === 0);
+        assert.equal(set.size, model.size);
+        assert.deepEqual([...set.values()].map(formatCidr).sort(), [...model.keys()].sort());
         for (const probe of probes) {
           const expected = [...model.values()]
             .filter((cidr) => cidrContainsIp(cidr, probe))
@@ -228,4 +235,25 @@ test("CidrMap.inside: looks up the networks under a short span, scans a long one
   assert.deepEqual(inside("::/0"), texts.filter((t) => t.includes(":")).sort());
   assert.deepEqual(inside("10.0.0.7/32"), ["10.0.0.7/32"]);
   assert.deepEqual(inside("192.168.0.0/16"), []);
+});
+
+test("CidrMap: thousands of IPv4 networks of one length, set and deleted in any order, as a Map holds them", () => {
+  fc.assert(
+    fc.property(
+      // Networks bunched in a few ranges and strided, so that runs of colliding slots form and deletions shift them.
+      fc.array(fc.tuple(fc.boolean(), fc.constantFrom(0, 0x0a000000, 0x7fffff00, 0xffffff00), fc.integer({ min: 0, max: 4000 }), fc.constantFrom(1, 256, 65536)), { minLength: 3000, maxLength: 6000 }),
+      (operations) => {
+        const map = new CidrMap<number>();
+        const model = new Map<string, number>();
+        const cidrs = operations.map(([, base, offset, stride]) => cidrOf({ family: 4, value: BigInt((base + offset * stride) % 2 ** 32) }, 32));
+        setOrDelete(map, model, operations.map(([add], i) => [add, cidrs[i] as Cidr, i]));
+        assert.equal(map.size, model.size);
+        for (const [text, value] of model) assert.equal(map.get(parseCidr(text)), value, text);
+        for (const cidr of cidrs) assert.equal(map.get(cidr), model.get(formatCidr(cidr)), formatCidr(cidr));
+        assert.deepEqual(map.values().sort((a, b) => a - b), [...model.values()].sort((a, b) => a - b));
+        assert.deepEqual(map.inside(parseCidr("0.0.0.0/0")).sort((a, b) => a - b), [...model.values()].sort((a, b) => a - b));
+      },
+    ),
+    { numRuns: 60 },
+  );
 });

@@ -363,7 +363,7 @@ export function cidrContainsIp(cidr: Cidr, address: IpAddress): boolean {
 /**
  * A map from CIDR prefixes to values answering longest-prefix-match and
  * containment queries (both ways), indexed by prefix length so a query costs one hash
- * lookup per distinct length, however many prefixes it holds.
+ * lookup per distinct length, however many prefixes it holds. Values are never undefined.
  *
  * @example
  * ```ts
@@ -376,23 +376,26 @@ export function cidrContainsIp(cidr: Cidr, address: IpAddress): boolean {
  * ```
  */
 export class CidrMap<V> {
-  // IPv4 networks are keyed by their bits as a signed 32-bit integer, which V8 keeps unboxed; IPv6 ones by bigint.
-  // A bigint key costs an allocation per mask and per step through a range, and the scale world's 100k prefixes
-  // are IPv4.
-  readonly #byLength: Record<IpFamily, Map<number, Map<NetworkKey, V>>> = { 4: new Map(), 6: new Map() };
+  // IPv4 networks are keyed by their bits as a signed 32-bit integer, which V8 keeps unboxed, in a table of their
+  // own (see V4Networks); IPv6 ones by bigint in a Map. A bigint key costs an allocation per mask and per step
+  // through a range, and the scale world's 100k prefixes are IPv4.
+  readonly #byLength: Record<IpFamily, Map<number, Networks<V>>> = { 4: new Map(), 6: new Map() };
   /** Distinct prefix lengths per family, longest first. */
   readonly #lengths: Record<IpFamily, number[]> = { 4: [], 6: [] };
+  #size = 0;
 
   /** Sets the value of a prefix. */
   set(cidr: Cidr, value: V): void {
     const byLength = this.#byLength[cidr.family];
     let networks = byLength.get(cidr.prefixLen);
     if (!networks) {
-      networks = new Map();
+      networks = cidr.family === 4 ? new V4Networks<V>() : new Map<NetworkKey, V>();
       byLength.set(cidr.prefixLen, networks);
       this.#lengths[cidr.family] = [...byLength.keys()].sort((a, b) => b - a);
     }
-    networks.set(networkKey(cidr.family, cidr.network), value);
+    const key = networkKey(cidr.family, cidr.network);
+    if (!networks.has(key)) this.#size++;
+    networks.set(key, value);
   }
 
   /** The value of exactly this prefix. */
@@ -404,14 +407,28 @@ export class CidrMap<V> {
   delete(cidr: Cidr): void {
     const byLength = this.#byLength[cidr.family];
     const networks = byLength.get(cidr.prefixLen);
-    if (!networks?.delete(networkKey(cidr.family, cidr.network)) || networks.size > 0) return;
+    if (!networks?.delete(networkKey(cidr.family, cidr.network))) return;
+    this.#size--;
+    if (networks.size > 0) return;
     byLength.delete(cidr.prefixLen);
     this.#lengths[cidr.family] = [...byLength.keys()].sort((a, b) => b - a);
   }
 
   /** Whether the map holds no prefix. */
   get empty(): boolean {
-    return this.#lengths[4].length === 0 && this.#lengths[6].length === 0;
+    return this.#size === 0;
+  }
+
+  /** How many prefixes the map holds. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** The values of every prefix, in no particular order. */
+  values(): V[] {
+    const out: V[] = [];
+    for (const family of [4, 6] as const) for (const networks of this.#byLength[family].values()) networks.forEach((value) => out.push(value));
+    return out;
   }
 
   /** The longest prefix held containing the address, if any: a fresh object, so no map needs to hold the prefix as its value. */
@@ -450,7 +467,7 @@ export class CidrMap<V> {
     const out: V[] = [];
     for (const length of this.#lengths[cidr.family]) {
       if (length < cidr.prefixLen) continue;
-      const networks = byLength.get(length) as Map<NetworkKey, V>;
+      const networks = byLength.get(length) as Networks<V>;
       const span = length - cidr.prefixLen;
       if (span < 31 && 2 ** span <= networks.size) {
         const count = 2 ** span;
@@ -469,7 +486,9 @@ export class CidrMap<V> {
         }
         continue;
       }
-      for (const [key, value] of networks) if (maskKey(cidr.family, key, cidr.prefixLen) === network) out.push(value);
+      networks.forEach((value, key) => {
+        if (maskKey(cidr.family, key, cidr.prefixLen) === network) out.push(value);
+      });
     }
     return out;
   }
@@ -477,6 +496,118 @@ export class CidrMap<V> {
 
 /** A network as a {@link CidrMap} keys it: a signed 32-bit integer for IPv4, a bigint for IPv6. */
 type NetworkKey = number | bigint;
+
+/** The networks of one family and prefix length in a {@link CidrMap}, and their values: what it asks of a Map. */
+interface Networks<V> {
+  readonly size: number;
+  get(key: NetworkKey): V | undefined;
+  has(key: NetworkKey): boolean;
+  set(key: NetworkKey, value: V): unknown;
+  delete(key: NetworkKey): boolean;
+  forEach(visit: (value: V, key: NetworkKey) => void): void;
+}
+
+/**
+ * The multiplier of {@link V4Networks}' hash (multiply-shift: the top bits of
+ * the key times an odd number), chosen at random per process: networks are
+ * policy authors' input, and with a multiplier they knew they could aim them
+ * all at one slot, making every lookup a walk through all of them.
+ */
+const HASH_MULTIPLIER = (crypto.getRandomValues(new Int32Array(1))[0] as number) | 1;
+
+/**
+ * IPv4 networks of one prefix length and their values: a hash table with
+ * linear probing over a typed array of keys. A Map entry costs ~46 bytes, and
+ * at scale four CidrMaps hold the same 100k prefixes; a slot here costs 12
+ * (its key and its value), with 4/3 to 8/3 slots per network as the table
+ * grows (up to 8 after removals, then it halves). A slot is free when its
+ * value is undefined: a CidrMap holds no undefined value.
+ */
+class V4Networks<V> implements Networks<V> {
+  #keys = new Int32Array(8);
+  #values: (V | undefined)[] = new Array<V | undefined>(8).fill(undefined);
+  /** 32 less log2 of the slots: a key's home slot is the top bits of its hash. */
+  #shift = 29;
+  #size = 0;
+
+  get size(): number {
+    return this.#size;
+  }
+
+  get(key: NetworkKey): V | undefined {
+    return this.#values[this.#slot(key as number)];
+  }
+
+  has(key: NetworkKey): boolean {
+    return this.#values[this.#slot(key as number)] !== undefined;
+  }
+
+  set(key: NetworkKey, value: V): void {
+    const slot = this.#slot(key as number);
+    if (this.#values[slot] === undefined) {
+      this.#size++;
+      this.#keys[slot] = key as number;
+    }
+    this.#values[slot] = value;
+    if (this.#size * 4 > this.#values.length * 3) this.#resize(this.#values.length * 2);
+  }
+
+  delete(key: NetworkKey): boolean {
+    let hole = this.#slot(key as number);
+    const values = this.#values;
+    if (values[hole] === undefined) return false;
+    values[hole] = undefined;
+    this.#size--;
+    // Backward-shift deletion: a later key of the run whose home is not between the hole and it moves into the hole,
+    // so every lookup still finds its key before a free slot.
+    const mask = values.length - 1;
+    for (let next = (hole + 1) & mask; values[next] !== undefined; next = (next + 1) & mask) {
+      const home = this.#home(this.#keys[next] as number);
+      if (((next - home) & mask) < ((next - hole) & mask)) continue;
+      this.#keys[hole] = this.#keys[next] as number;
+      values[hole] = values[next];
+      values[next] = undefined;
+      hole = next;
+    }
+    if (this.#size * 8 < values.length && values.length > 8) this.#resize(values.length / 2);
+    return true;
+  }
+
+  forEach(visit: (value: V, key: NetworkKey) => void): void {
+    const values = this.#values;
+    for (let slot = 0; slot < values.length; slot++) {
+      const value = values[slot];
+      if (value !== undefined) visit(value, this.#keys[slot] as number);
+    }
+  }
+
+  #home(key: number): number {
+    return Math.imul(key, HASH_MULTIPLIER) >>> this.#shift;
+  }
+
+  /** The slot holding `key`, or the free one where it would go. */
+  #slot(key: number): number {
+    const mask = this.#values.length - 1;
+    let slot = this.#home(key);
+    while (this.#values[slot] !== undefined && this.#keys[slot] !== key) slot = (slot + 1) & mask;
+    return slot;
+  }
+
+  #resize(slots: number): void {
+    const keys = this.#keys;
+    const values = this.#values;
+    this.#keys = new Int32Array(slots);
+    this.#values = new Array<V | undefined>(slots).fill(undefined);
+    this.#shift = 32 - Math.log2(slots);
+    for (let slot = 0; slot < values.length; slot++) {
+      const value = values[slot];
+      if (value === undefined) continue;
+      const to = this.#slot(keys[slot] as number);
+      this.#keys[to] = keys[slot] as number;
+      this.#values[to] = value;
+    }
+  }
+}
 
 function networkKey(family: IpFamily, network: bigint): NetworkKey {
   return family === 4 ? Number(network) | 0 : network;

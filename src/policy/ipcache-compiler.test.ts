@@ -3,17 +3,17 @@ import { test } from "node:test";
 import fc from "fast-check";
 import { worldArb } from "../../test/lib/world-arbitrary.ts";
 import { compileWorld } from "./compiler.ts";
-import { IDENTITY_HOST, ipcacheKeyString } from "./desired-state.ts";
+import { IDENTITY_HOST, IDENTITY_WORLD, ipcacheKeyString } from "./desired-state.ts";
 import type { IpcacheEntry } from "./desired-state.ts";
 import { identityKeyFields } from "./identity-key.ts";
-import type { IdentityAllocator } from "./identity.ts";
+import { TextKeyedAllocator } from "./identity.ts";
 import { formatCidr, parseCidr } from "./ip.ts";
 import type { Cidr } from "./ip.ts";
 import { IpcacheCompiler } from "./ipcache-compiler.ts";
 import type { World } from "./world.ts";
 
 /** Numbers keys in the order asked, and remembers every key asked for. */
-class RecordingAllocator implements IdentityAllocator {
+class RecordingAllocator extends TextKeyedAllocator {
   readonly numbers = new Map<string, number>();
   allocate(key: string): number {
     let id = this.numbers.get(key);
@@ -83,7 +83,7 @@ test("a commit reports the pods that changed, with their namespace, and those wh
   const relabelled = ipcache.commit();
   assert.deepEqual([...relabelled.pods], [], "a namespace change changes no pod input");
   assert.deepEqual([...relabelled.rebound], ["x/a"], "but rebinds its addresses to a new identity");
-  assert.deepEqual(relabelled.removed, [first.added[0]?.id]);
+  assert.deepEqual(relabelled.removed, [first.added[0]]);
 
   ipcache.deletePod("x", "a");
   const gone = ipcache.commit();
@@ -112,7 +112,7 @@ test("without prefix entries, policy prefixes still class addresses: the same en
 
 test("a prefix's own identity, held by its prefix, is renumbered, released and made anew like any other", () => {
   /** Hands out the number set for a key, else the next one; remembers releases. */
-  class SettableAllocator implements IdentityAllocator {
+  class SettableAllocator extends TextKeyedAllocator {
     readonly numbers = new Map<string, number>();
     readonly released: [string, number][] = [];
     #next = 300;
@@ -144,7 +144,7 @@ test("a prefix's own identity, held by its prefix, is renumbered, released and m
   ipcache.identitiesChanged([key, '["cidr",', '["cidr","10.1.0.0/16",1]', '["pod"']);
   const renumbered = ipcache.commit();
   assert.deepEqual(renumbered.added.map((identity) => identity.id), [400]);
-  assert.deepEqual(renumbered.removed, [300]);
+  assert.deepEqual(renumbered.removed.map((identity) => identity.id), [300]);
   assert.equal(entryOf(), "10.1.0.0/16 400 0");
 
   // A pod at the prefix's own address wins it: the prefix's identity is released, and numbered anew when the pod goes.
@@ -153,10 +153,56 @@ test("a prefix's own identity, held by its prefix, is renumbered, released and m
   ipcache.commit();
   ipcache.upsertPod({ namespace: "x", name: "a", labels: {}, ips: ["10.1.0.1"], namedPorts: [] });
   const claimed = ipcache.commit();
-  assert.deepEqual(allocator.released.at(-1), ['["cidr","10.1.0.1/32"]', claimed.removed[0]]);
+  assert.deepEqual(allocator.released.at(-1), ['["cidr","10.1.0.1/32"]', claimed.removed[0]?.id]);
   ipcache.deletePod("x", "a");
   const back = ipcache.commit();
   assert.deepEqual(back.added.map((identity) => identity.key), ['["cidr","10.1.0.1/32"]']);
-  assert.notEqual(back.added[0]?.id, claimed.removed[0], "a fresh number, not the released one's record");
+  assert.notEqual(back.added[0]?.id, claimed.removed[0]?.id, "a fresh number, not the released one's record");
   assert.equal(ipcache.identity(back.added[0]?.id as number)?.key, '["cidr","10.1.0.1/32"]');
+});
+
+test("a prefix's own identity is numbered by the prefix itself, its key's text made only when read", () => {
+  /** Numbers prefixes apart, and refuses a prefix's key as text: the compiler must not build it to allocate. */
+  class PrefixAllocator extends TextKeyedAllocator {
+    readonly prefixes = new Map<string, number>();
+    readonly released: string[] = [];
+    allocate(key: string): number {
+      assert.ok(!key.startsWith('["cidr",'), `a prefix's key allocated as text: ${key}`);
+      return 256;
+    }
+    release(key: string): void {
+      assert.ok(!key.startsWith('["cidr",'), `a prefix's key released as text: ${key}`);
+    }
+    override allocatePrefix(prefix: Cidr): number {
+      const text = formatCidr(prefix);
+      const id = this.prefixes.get(text) ?? 300 + this.prefixes.size;
+      this.prefixes.set(text, id);
+      return id;
+    }
+    override releasePrefix(prefix: Cidr, id: number): void {
+      assert.equal(this.prefixes.get(formatCidr(prefix)), id);
+      this.released.push(formatCidr(prefix));
+    }
+  }
+  const allocator = new PrefixAllocator();
+  const ipcache = new IpcacheCompiler({ identities: allocator });
+  ipcache.upsertNamespace({ name: "x", labels: { "kubernetes.io/metadata.name": "x" } });
+  ipcache.upsertPod({ namespace: "x", name: "a", labels: {}, ips: ["10.1.0.1"], namedPorts: [] });
+  ipcache.setHostIPs(["192.168.0.1"]);
+  ipcache.setPolicyPrefixes("NetworkPolicy/x/allow", { texts: ["10.1.0.0/16", "fd00::/64"], cidrs: [parseCidr("10.1.0.0/16"), parseCidr("fd00::/64")] });
+  const first = ipcache.commit();
+  assert.deepEqual(
+    first.added.map((identity) => [identity.id, identity.key]).sort(),
+    [
+      [256, '["pod","x",[["kubernetes.io/metadata.name","x"]],[],[],"10.1.0.0/16"]'],
+      [300, '["cidr","10.1.0.0/16"]'],
+      [301, '["cidr","fd00::/64"]'],
+      [IDENTITY_HOST, '["host",null]'],
+    ].sort(),
+  );
+  assert.deepEqual([...ipcache.identityInfo().keys()].sort(), [IDENTITY_HOST, IDENTITY_WORLD, 256, 300, 301].sort());
+  ipcache.setPolicyPrefixes("NetworkPolicy/x/allow", undefined);
+  // The pod's identity goes too: its key had the class.
+  assert.deepEqual(ipcache.commit().removed.map((identity) => identity.id).sort(), [256, 300, 301]);
+  assert.deepEqual(allocator.released.sort(), ["10.1.0.0/16", "fd00::/64"]);
 });

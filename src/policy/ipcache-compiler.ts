@@ -54,8 +54,8 @@ export interface IpcacheCommit {
   rebound: Set<string>;
   /** Identities that came into use. */
   added: Identity[];
-  /** Numbers of identities that went out of use. */
-  removed: number[];
+  /** Identities that went out of use. */
+  removed: Identity[];
   /** Ipcache keys whose entry was recomputed. */
   keys: number;
 }
@@ -72,18 +72,22 @@ interface IdentityRecord extends IdentityAttributes {
  * The identity of a policy prefix's own entry, held by its source instead of
  * in the records by key: one per prefix (100k of them at scale), so it keeps
  * only what differs between them, its source giving the prefix; the
- * attributes every CIDR identity shares come from the prototype. That saves
- * a map entry and five fields per prefix (~75 bytes).
+ * attributes every CIDR identity shares come from the prototype, and the key
+ * is made when read, the allocator numbering the prefix itself
+ * ({@link IdentityAllocator.allocatePrefix}). That saves a map entry, five
+ * fields and the key's text per prefix (~115 bytes).
  */
 class CidrIdentityRecord implements IdentityRecord {
   id = 0;
   users = 0;
-  readonly key: string;
   readonly source: IpcacheSource;
 
-  constructor(key: string, source: IpcacheSource) {
-    this.key = key;
+  constructor(source: IpcacheSource) {
     this.source = source;
+  }
+
+  get key(): string {
+    return cidrIdentityKey(formatCidr(this.source.cidr));
   }
 
   get kind(): "cidr" {
@@ -390,9 +394,8 @@ export class IpcacheCompiler {
    */
   identityInfo(): Map<number, IdentityInfo> {
     const info = new Map<number, IdentityInfo>(RESERVED_IDENTITIES.map((reserved) => [reserved.id, reserved]));
-    for (const record of this.#identitiesById.values()) {
-      if (record.key !== RESERVED_HOST_KEY) info.set(record.id, { id: record.id, description: describeIdentity(record) });
-    }
+    // The host key's record is numbered IDENTITY_HOST, one of the reserved identities.
+    for (const record of this.#identitiesById.values()) if (record.id !== IDENTITY_HOST) info.set(record.id, { id: record.id, description: describeIdentity(record) });
     return info;
   }
 
@@ -515,7 +518,7 @@ export class IpcacheCompiler {
     const identify = (record: IdentityRecord): boolean => {
       if (record.id !== 0) return true;
       if (unanswered.has(record)) return false;
-      const id = record.key === RESERVED_HOST_KEY ? IDENTITY_HOST : this.#allocator.allocate(record.key);
+      const id = record instanceof CidrIdentityRecord ? this.#allocator.allocatePrefix(record.source.cidr) : record.key === RESERVED_HOST_KEY ? IDENTITY_HOST : this.#allocator.allocate(record.key);
       if (id === undefined) {
         unanswered.add(record);
         // Forgotten below unless an address binds it.
@@ -557,15 +560,15 @@ export class IpcacheCompiler {
     }
 
     // Numbers are taken above, before these releases: an allocator never hands out a number still referenced.
-    const removed: number[] = [];
+    const removed: IdentityRecord[] = [];
     for (const record of touched) {
       if (record.users > 0) continue;
       this.#forget(record);
       if (record.id === 0) continue;
       this.#identitiesById.delete(record.id);
-      removed.push(record.id);
-      if (record.key === RESERVED_HOST_KEY) continue;
-      this.#allocator.release(record.key, record.id);
+      removed.push(record);
+      if (record instanceof CidrIdentityRecord) this.#allocator.releasePrefix(record.source.cidr, record.id);
+      else if (record.key !== RESERVED_HOST_KEY) this.#allocator.release(record.key, record.id);
     }
     for (const record of added) this.#identitiesById.set(record.id, record);
 
@@ -611,7 +614,7 @@ export class IpcacheCompiler {
       return { record, flags: 0, owner };
     }
     if (source.prefix) {
-      source.cidrRecord ??= new CidrIdentityRecord(cidrIdentityKey(text), source);
+      source.cidrRecord ??= new CidrIdentityRecord(source);
       return { record: source.cidrRecord, flags: 0, owner: "prefix" };
     }
     return undefined;

@@ -3,7 +3,7 @@ import { test } from "node:test";
 import type { AnyPolicy } from "./api-types.ts";
 import { formatCidr } from "./ip.ts";
 import { buildWorld } from "./normalize.ts";
-import { normalizePolicy } from "./normalized-policy.ts";
+import { ipBlockOf, isSelectorPeer, NO_EXCEPT, normalizePolicy } from "./normalized-policy.ts";
 import { PolicyError } from "./validate.ts";
 
 const np = (spec: unknown): AnyPolicy => ({ apiVersion: "networking.k8s.io/v1", kind: "NetworkPolicy", metadata: { name: "p", namespace: "x" }, spec }) as AnyPolicy;
@@ -41,8 +41,10 @@ test("ipBlocks parsed, every cidr and except collected once by canonical text; r
   );
   assert.deepEqual(policy.prefixes.texts, ["10.0.0.0/8", "10.1.0.0/16"]);
   assert.deepEqual(policy.prefixes.cidrs.map(formatCidr), policy.prefixes.texts);
-  const ipBlock = policy.rules[0]?.peers?.[0]?.ipBlock;
-  assert.deepEqual(ipBlock && [formatCidr(ipBlock.cidr), ...ipBlock.except.map(formatCidr)], ["10.0.0.0/8", "10.1.0.0/16"]);
+  const [withExcept, bare] = (policy.rules[0]?.peers ?? []).map((peer) => (isSelectorPeer(peer) ? undefined : ipBlockOf(peer)));
+  assert.deepEqual(withExcept && [formatCidr(withExcept.cidr), ...withExcept.except.map(formatCidr)], ["10.0.0.0/8", "10.1.0.0/16"]);
+  assert.deepEqual(bare && [formatCidr(bare.cidr), bare.except], ["10.0.0.0/8", NO_EXCEPT]);
+  assert.equal(policy.rules[0]?.peers?.[1], policy.prefixes.cidrs[0], "a block without excepts is its CIDR, the one the prefixes hold");
   assert.deepEqual(policy.rules[0]?.ports?.numeric[0]?.prefixes, [{ port: 8000, prefixLen: 14 }, { port: 8004, prefixLen: 16 }]);
 });
 

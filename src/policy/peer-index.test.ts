@@ -5,6 +5,7 @@ import type { LabelSelector } from "./api-types.ts";
 import { IdentitySet } from "./identity-set.ts";
 import { cidrContains, parseCidr } from "./ip.ts";
 import type { Identity } from "./ipcache-compiler.ts";
+import { blockPeer, ipBlockOf, isSelectorPeer } from "./normalized-policy.ts";
 import type { NamedPortRef, NormalizedPeer, NormalizedRule } from "./normalized-policy.ts";
 import { PeerIndex } from "./peer-index.ts";
 import type { IndexedRule } from "./peer-index.ts";
@@ -23,11 +24,8 @@ function rule(namespace: string, peers: Peer[] | undefined, options: { direction
     index: 0,
     action: "Allow",
     peers: peers?.map(
-      (p): NormalizedPeer => ({
-        podSelector: p.podSelector,
-        namespaceSelector: p.namespaceSelector,
-        ipBlock: p.ipBlock && { cidr: parseCidr(p.ipBlock.cidr), except: (p.ipBlock.except ?? []).map(parseCidr) },
-      }),
+      (p): NormalizedPeer =>
+        p.ipBlock ? blockPeer(parseCidr(p.ipBlock.cidr), (p.ipBlock.except ?? []).map(parseCidr)) : { podSelector: p.podSelector, namespaceSelector: p.namespaceSelector },
     ),
     ports: options.named ? { numeric: [], named: options.named } : undefined,
     tcpStrict: false,
@@ -59,9 +57,10 @@ function targets(indexed: IndexedRule, identity: Identity): boolean {
     return identity.kind === "pod" && named.some((ref) => identity.namedPorts.some((p) => p.name === ref.name && p.protocol === ref.protocol));
   }
   return peers.some((peer) => {
-    if (peer.ipBlock) {
+    if (!isSelectorPeer(peer)) {
       const cls = identity.cls;
-      return cls !== undefined && cidrContains(peer.ipBlock.cidr, cls) && !peer.ipBlock.except.some((e) => cidrContains(e, cls));
+      const { cidr, except } = ipBlockOf(peer);
+      return cls !== undefined && cidrContains(cidr, cls) && !except.some((e) => cidrContains(e, cls));
     }
     if (identity.kind !== "pod") return false;
     const inNamespace = peer.namespaceSelector ? matchesSelector(peer.namespaceSelector, identity.namespaceLabels) : identity.namespace === indexed.namespace;
@@ -122,19 +121,17 @@ describe("PeerIndex", () => {
     const block = rule("x", [{ ipBlock: { cidr: "10.0.0.0/8", except: ["10.1.0.0/16"] } }]);
     const named = rule("x", undefined, { direction: "Egress", named: [{ name: "http", protocol: "TCP" }] });
     for (const r of [web, teamB, block, named]) index.addRule(r);
-    index.addIdentity(podIdentity(300, "x", X, { app: "web" }, { cls: "10.2.0.0/16", namedPorts: [{ name: "http", port: 8080, protocol: "TCP" }] }), changed);
+    const first = podIdentity(300, "x", X, { app: "web" }, { cls: "10.2.0.0/16", namedPorts: [{ name: "http", port: 8080, protocol: "TCP" }] });
+    index.addIdentity(first, changed);
     assert.deepEqual(new Set(changed), new Set([web, block, named]));
     changed.clear();
     index.addIdentity(podIdentity(301, "y", Y, { app: "web" }, { cls: "10.1.0.0/16" }), changed);
     assert.deepEqual(new Set(changed), new Set([teamB]));
     changed.clear();
-    index.removeIdentity(300, changed);
+    index.removeIdentity(first, changed);
     assert.deepEqual(new Set(changed), new Set([web, block, named]));
     for (const r of [web, block, named]) assert.equal(r.identities.size, 0);
     assert.deepEqual([...teamB.identities], [301]);
-    changed.clear();
-    index.removeIdentity(300, changed);
-    assert.equal(changed.size, 0);
     assert.equal(index.identityCount, 1);
   });
 
@@ -229,10 +226,10 @@ describe("PeerIndex", () => {
             identities.set(identity.id, identity);
             index.addIdentity(identity, changed);
           } else {
-            const id = [...identities.keys()][op.which % Math.max(1, identities.size)];
-            if (id !== undefined) {
-              identities.delete(id);
-              index.removeIdentity(id, changed);
+            const identity = [...identities.values()][op.which % Math.max(1, identities.size)];
+            if (identity !== undefined) {
+              identities.delete(identity.id);
+              index.removeIdentity(identity, changed);
             }
           }
           for (const r of rules) assert.deepEqual([...r.identities].sort(), expectedOf(r));

@@ -20,8 +20,8 @@ import type { IdentitySet } from "./identity-set.ts";
 import { CidrMap, cidrContains } from "./ip.ts";
 import type { Cidr } from "./ip.ts";
 import type { Identity } from "./ipcache-compiler.ts";
-import { NO_EXCEPT } from "./normalized-policy.ts";
-import type { NamedPortRef, NormalizedPeer, NormalizedRule } from "./normalized-policy.ts";
+import { ipBlockOf, isSelectorPeer, NO_EXCEPT } from "./normalized-policy.ts";
+import type { NamedPortRef, NormalizedRule, SelectorPeer } from "./normalized-policy.ts";
 import { matchesSelector } from "./selector.ts";
 import type { Labels } from "./selector.ts";
 import { indexAdd } from "./set-index.ts";
@@ -103,15 +103,16 @@ function blockUsersOf<R>(chain: BlockUser<R> | undefined): BlockUsers<R> | undef
 }
 
 /**
- * The identities having a CIDR class: the number of the one most classes
- * have, an array from the second on (an object and an array each would cost
- * ~100 bytes more, 10 MB at 100k CIDRs).
+ * The identities having a CIDR class: the one most classes have, an array
+ * from the second on (an object and an array each would cost ~100 bytes
+ * more, 10 MB at 100k CIDRs). The identities themselves, not their numbers:
+ * the index then needs no map of identities by number (~35 bytes each).
  */
-type ClassMembers = number | number[];
+type ClassMembers = Identity | Identity[];
 
-/** The numbers of a class's identities. */
-function memberIds(members: ClassMembers): readonly number[] {
-  return typeof members === "number" ? [members] : members;
+/** A class's identities. */
+function membersOf(members: ClassMembers): readonly Identity[] {
+  return Array.isArray(members) ? members : [members];
 }
 
 /** Whether a named port of a rule names one of a pod's container ports. */
@@ -129,7 +130,7 @@ function selectorText(selector: LabelSelector | undefined): unknown {
   return [sortedLabels(selector.matchLabels ?? {}), selector.matchExpressions ?? []];
 }
 
-function selectorKey(peer: NormalizedPeer, namespace: string): string {
+function selectorKey(peer: SelectorPeer, namespace: string): string {
   return JSON.stringify([selectorText(peer.namespaceSelector), peer.namespaceSelector ? "" : namespace, selectorText(peer.podSelector)]);
 }
 
@@ -155,7 +156,7 @@ function namedPortsOf(rule: NormalizedRule): readonly NamedPortRef[] {
  * ```
  */
 export class PeerIndex<R extends IndexedRule> {
-  readonly #identities = new Map<number, Identity>();
+  #identityCount = 0;
   readonly #groups = new Map<string, NamespaceGroup>();
   readonly #groupsByNamespace = new Map<string, Set<NamespaceGroup>>();
   readonly #classes = new CidrMap<ClassMembers>();
@@ -169,7 +170,7 @@ export class PeerIndex<R extends IndexedRule> {
 
   /** How many identities are indexed. */
   get identityCount(): number {
-    return this.#identities.size;
+    return this.#identityCount;
   }
 
   /** How many distinct selector peers the registered rules list. */
@@ -180,7 +181,7 @@ export class PeerIndex<R extends IndexedRule> {
   /** Indexes a new identity and adds it to the targets of the registered rules matching it, adding those rules to `changed`. */
   addIdentity(identity: Identity, changed: Set<R>): void {
     const id = identity.id;
-    this.#identities.set(id, identity);
+    this.#identityCount++;
     const target = (rule: R): void => {
       rule.identities.add(id);
       changed.add(rule);
@@ -188,9 +189,9 @@ export class PeerIndex<R extends IndexedRule> {
     const cls = identity.cls;
     if (cls !== undefined) {
       const members = this.#classes.get(cls);
-      if (members === undefined) this.#classes.set(cls, id);
-      else if (typeof members === "number") this.#classes.set(cls, [members, id]);
-      else members.push(id);
+      if (members === undefined) this.#classes.set(cls, identity);
+      else if (!Array.isArray(members)) this.#classes.set(cls, [members, identity]);
+      else members.push(identity);
       for (const users of this.#blocks.containing(cls)) {
         forEachBlock(users, (rule, except) => {
           if (!except.some((e) => cidrContains(e, cls))) target(rule);
@@ -207,19 +208,18 @@ export class PeerIndex<R extends IndexedRule> {
     for (const rule of this.#namedPortRules) if (namesPort(namedPortsOf(rule.rule), identity.namedPorts)) target(rule);
   }
 
-  /** Forgets identity `id` and removes it from the targets of the rules having it, adding those rules to `changed`. */
-  removeIdentity(id: number, changed: Set<R>): void {
-    const identity = this.#identities.get(id);
-    if (!identity) return;
-    this.#identities.delete(id);
+  /** Forgets an identity indexed and removes it from the targets of the rules having it, adding those rules to `changed`. */
+  removeIdentity(identity: Identity, changed: Set<R>): void {
+    const id = identity.id;
+    this.#identityCount--;
     const untarget = (rule: R): void => {
       if (rule.identities.delete(id)) changed.add(rule);
     };
     const cls = identity.cls;
     if (cls !== undefined) {
-      const others = memberIds(this.#classes.get(cls) as ClassMembers).filter((member) => member !== id);
+      const others = membersOf(this.#classes.get(cls) as ClassMembers).filter((member) => member !== identity);
       if (others.length === 0) this.#classes.delete(cls);
-      else this.#classes.set(cls, others.length === 1 ? (others[0] as number) : others);
+      else this.#classes.set(cls, others.length === 1 ? (others[0] as Identity) : others);
       for (const users of this.#blocks.containing(cls)) forEachBlock(users, untarget);
     }
     if (identity.kind !== "pod") return;
@@ -252,15 +252,15 @@ export class PeerIndex<R extends IndexedRule> {
       return;
     }
     for (const peer of peers) {
-      if (peer.ipBlock) {
-        const { cidr, except } = peer.ipBlock;
+      if (!isSelectorPeer(peer)) {
+        const { cidr, except } = ipBlockOf(peer);
         this.#blocks.set(cidr, blockUsersOf(new BlockUser(rule, except, chainOf(this.#blocks.get(cidr)))) as BlockUsers<R>);
         for (const members of this.#classes.inside(cidr)) {
-          if (typeof members === "number") {
-            if (except.length === 0 || !this.#excepted(except, members)) found.push(members);
-          } else if (except.length === 0 || !this.#excepted(except, members[0] as number)) {
-            for (const id of members) found.push(id);
-          }
+          // Every identity of a class has it: the first one's says whether an except holds them all.
+          const first = Array.isArray(members) ? (members[0] as Identity) : members;
+          if (except.length > 0 && except.some((e) => cidrContains(e, first.cls as Cidr))) continue;
+          if (Array.isArray(members)) for (const identity of members) found.push(identity.id);
+          else found.push(members.id);
         }
         continue;
       }
@@ -279,8 +279,8 @@ export class PeerIndex<R extends IndexedRule> {
       return;
     }
     for (const peer of peers) {
-      if (peer.ipBlock) {
-        const cidr = peer.ipBlock.cidr;
+      if (!isSelectorPeer(peer)) {
+        const cidr = ipBlockOf(peer).cidr;
         // The chain without the rule's block (in reverse order, which no reader depends on).
         let kept: BlockUser<R> | undefined;
         for (let user = chainOf(this.#blocks.get(cidr)); user; user = user.next) if (user.rule !== rule) kept = new BlockUser(user.rule, user.except, kept);
@@ -299,14 +299,8 @@ export class PeerIndex<R extends IndexedRule> {
     }
   }
 
-  /** Whether an except holds the class of identity `id` (every identity of a class has it). */
-  #excepted(except: readonly Cidr[], id: number): boolean {
-    const cls = (this.#identities.get(id) as Identity).cls as Cidr;
-    return except.some((e) => cidrContains(e, cls));
-  }
-
   /** The shared selector of a peer, matched against the pod identities when first listed. */
-  #selector(peer: NormalizedPeer, namespace: string): SharedSelector<R> {
+  #selector(peer: SelectorPeer, namespace: string): SharedSelector<R> {
     const key = selectorKey(peer, namespace);
     let selector = this.#selectors.get(key);
     if (selector) return selector;

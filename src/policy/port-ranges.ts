@@ -51,7 +51,8 @@ export function portRangePrefixes(lo: number, hi: number): PortPrefix[] {
     out.push({ port: start, prefixLen: PORT_BITS - Math.log2(size) });
     start += size;
   }
-  return out;
+  // A copy of its exact size: an array grown by push keeps room for 16 more (~130 bytes), and every rule's port holds one.
+  return out.slice();
 }
 
 /**

@@ -146,9 +146,9 @@ export class RuleTable {
    * costs a look at the few of them in namespaces holding endpoints, not at every
    * pod they select.
    */
-  matchIdentities(added: readonly Identity[], removed: readonly number[], touched: Set<string>, tracked: ReadonlyMap<string, ReadonlySet<string>>): void {
+  matchIdentities(added: readonly Identity[], removed: readonly Identity[], touched: Set<string>, tracked: ReadonlyMap<string, ReadonlySet<string>>): void {
     const changed = new Set<CompiledRule>();
-    for (const id of removed) this.#peers.removeIdentity(id, changed);
+    for (const identity of removed) this.#peers.removeIdentity(identity, changed);
     for (const identity of added) this.#peers.addIdentity(identity, changed);
     for (const compiled of this.#unmatched) {
       // A policy compiled again or removed since has no use for these rules.
