@@ -59,6 +59,18 @@ function clusterPids(): number[] {
   return processesUsing(layout.dir).sort((a, b) => a - b);
 }
 
+/** The cluster's processes once the same in three reads 300 ms apart: a short-lived one (a CNI plugin run, a CLI call) is not the cluster's. */
+async function settledClusterPids(): Promise<number[]> {
+  let seen = clusterPids();
+  for (let same = 0, reads = 0; same < 2 && reads < 100; reads++) {
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const now = clusterPids();
+    same = now.join() === seen.join() ? same + 1 : 0;
+    seen = now;
+  }
+  return seen;
+}
+
 describe("a dev cluster and a second checkout", { timeout: 900_000 }, () => {
   before(() => {
     machine = snapshotMachine();
@@ -70,13 +82,13 @@ describe("a dev cluster and a second checkout", { timeout: 900_000 }, () => {
 
   after(() => first.folder.remove());
 
-  test("dev up from another checkout keeps the running cluster, naming its checkout, and starts nothing", () => {
-    const running = clusterPids();
+  test("dev up from another checkout keeps the running cluster, naming its checkout, and starts nothing", async () => {
+    const running = await settledClusterPids();
     const up = second("dev", "up");
     assert.equal(up.status, 0, `dev up from the second checkout:\n${up.stderr}`);
     assert.ok(up.stderr.includes(`runs processes of another checkout, ${repositoryRoot()} (pids `), up.stderr);
     assert.ok(up.stderr.includes(`"PALISADE_DEV_DIR=${layout.dir} palisade dev down"`), up.stderr);
-    assert.deepEqual(clusterPids(), running, "no process started or stopped");
+    assert.deepEqual(await settledClusterPids(), running, "no process started or stopped");
     const status = second("dev", "status");
     assert.equal(status.status, 0, `dev status from the second checkout sees every process:\n${status.stdout}`);
     assert.equal(first.reaches("home/client", "home/web", 80), true);
