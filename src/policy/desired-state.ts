@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { formatCidr, ipFromBytes, ipToBytes } from "./ip.ts";
+import { formatIp, ipFromBytes, ipToBytes, networkAddress } from "./ip.ts";
 import type { Cidr, IpFamily } from "./ip.ts";
 import type { HttpRule, TlsRule } from "./api-types.ts";
 
@@ -297,7 +297,7 @@ export function policyKeyString(k: PolicyKey): string {
  * ```
  */
 export function ipcacheKeyOf(cidr: Cidr): IpcacheKey {
-  return { family: cidr.family, address: ipToBytes({ family: cidr.family, value: cidr.network }), prefixLen: cidr.prefixLen };
+  return { family: cidr.family, address: ipToBytes(networkAddress(cidr)), prefixLen: cidr.prefixLen };
 }
 
 /**
@@ -309,7 +309,7 @@ export function ipcacheKeyOf(cidr: Cidr): IpcacheKey {
  * ```
  */
 export function ipcacheKeyString(key: IpcacheKey): string {
-  return formatCidr({ family: key.family, network: ipFromBytes(key.address).value, prefixLen: key.prefixLen });
+  return [formatIp(ipFromBytes(key.address)), key.prefixLen].join("/");
 }
 
 /** An empty diff. */

@@ -16,6 +16,7 @@ import {
   ipToBytes,
   IpParseError,
   isIpv4MappedPrefix,
+  networkAddress,
   parseCidr,
   parseIp,
 } from "./ip.ts";
@@ -144,6 +145,25 @@ test("parseCidr: network form, host bits cleared, canonical text", () => {
   assert.equal(reason("010.0.0.0/8"), 'address "010.0.0.0" is not a valid IPv4 or IPv6 address', "leading zeros: octal or decimal?");
 });
 
+test("an IPv4 CIDR holds its network as a signed 32-bit integer; networkAddress gives it as an address", () => {
+  assert.deepEqual(parseCidr("10.1.2.3/16"), { family: 4, network: 0x0a010000, prefixLen: 16 });
+  assert.deepEqual(parseCidr("192.168.7.1/16"), { family: 4, network: 0xc0a80000 | 0, prefixLen: 16 });
+  assert.deepEqual(parseCidr("255.255.255.255/32"), { family: 4, network: -1, prefixLen: 32 });
+  assert.deepEqual(networkAddress(parseCidr("255.255.255.255/32")), parseIp("255.255.255.255"));
+  assert.deepEqual(networkAddress(parseCidr("fd00::1/16")), parseIp("fd00::"));
+  fc.assert(
+    fc.property(addressArb, fc.nat(128), (address, length) => {
+      const bits = address.family === 4 ? 32 : 128;
+      const cidr = cidrOf(address, length % (bits + 1));
+      if (cidr.family === 4) assert.equal(cidr.network, cidr.network | 0);
+      const mask = ((1n << BigInt(bits)) - 1n) ^ ((1n << BigInt(bits - cidr.prefixLen)) - 1n);
+      assert.deepEqual(networkAddress(cidr), { family: address.family, value: address.value & mask });
+      assert.equal(formatCidr(cidr), `${formatIp(networkAddress(cidr))}/${cidr.prefixLen}`);
+      assert.deepEqual(parseCidr(formatCidr(cidr)), cidr);
+    }),
+  );
+});
+
 test("isIpv4MappedPrefix: the prefixes Kubernetes (Go) reads as IPv4 CIDRs", () => {
   for (const mapped of ["::ffff:1.2.3.4/128", "::ffff:10.0.0.0/104", "::FFFF:0:0/96"]) assert.ok(isIpv4MappedPrefix(parseCidr(mapped)), mapped);
   for (const plain of ["::ffff:0:0/95", "fd00::/8", "10.0.0.0/8", "::1/128"]) assert.ok(!isIpv4MappedPrefix(parseCidr(plain)), plain);
@@ -156,7 +176,10 @@ test("cidrContains and cidrContainsIp", () => {
   assert.ok(!cidrContains(c("10.1.0.0/16"), c("10.0.0.0/8")));
   assert.ok(!cidrContains(c("10.0.0.0/8"), c("11.0.0.0/16")));
   assert.ok(cidrContains(c("0.0.0.0/0"), c("192.0.2.0/24")));
+  assert.ok(cidrContains(c("128.0.0.0/1"), c("255.255.255.255/32")), "networks above 2^31 too");
+  assert.ok(!cidrContains(c("128.0.0.0/1"), c("127.255.255.255/32")));
   assert.ok(!cidrContains(c("::/0"), c("10.0.0.0/8")), "families never contain each other");
+  assert.ok(!cidrContains(c("0.0.0.0/0"), c("::/0")), "families never contain each other");
   assert.ok(cidrContainsIp(c("fd00::/16"), parseIp("fd00:1::1")));
   assert.ok(!cidrContainsIp(c("fd00::/16"), parseIp("fd01::1")));
   fc.assert(

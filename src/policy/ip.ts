@@ -17,9 +17,27 @@ export interface IpAddress {
   readonly value: bigint;
 }
 
-/** A CIDR prefix in network form: host bits are always zero. */
-export interface Cidr {
-  readonly family: IpFamily;
+/**
+ * A CIDR prefix in network form: host bits are always zero. An IPv4 network
+ * is its 32 bits as a signed 32-bit integer, which V8 keeps in the object
+ * itself: a bigint would be an object of its own (24 bytes) for each of the
+ * 100k prefixes the compiler holds at scale. {@link networkAddress} gives it
+ * as an address.
+ */
+export type Cidr = V4Cidr | V6Cidr;
+
+/** An IPv4 {@link Cidr}. */
+export interface V4Cidr {
+  readonly family: 4;
+  /** The network's bits as a signed 32-bit integer (`10.0.0.0` is 167772160, `192.168.0.0` is -1062731776). */
+  readonly network: number;
+  readonly prefixLen: number;
+}
+
+/** An IPv6 {@link Cidr}. */
+export interface V6Cidr {
+  readonly family: 6;
+  /** The network's bits as an unsigned integer. */
   readonly network: bigint;
   readonly prefixLen: number;
 }
@@ -179,6 +197,9 @@ function maskOf(family: IpFamily, prefixLen: number): bigint {
   return MASKS[family][prefixLen] as bigint;
 }
 
+/** IPv4 masks as signed 32-bit integers (as a {@link V4Cidr} holds its network), by prefix length. */
+const V4_MASKS = Array.from({ length: 33 }, (_, prefixLen) => (prefixLen === 0 ? 0 : -1 << (32 - prefixLen)));
+
 /**
  * The CIDR of the first `prefixLen` bits of an address (its host bits cleared).
  *
@@ -188,7 +209,20 @@ function maskOf(family: IpFamily, prefixLen: number): bigint {
  * ```
  */
 export function cidrOf(address: IpAddress, prefixLen: number): Cidr {
-  return { family: address.family, network: address.value & maskOf(address.family, prefixLen), prefixLen };
+  if (address.family === 4) return { family: 4, network: Number(address.value) & (V4_MASKS[prefixLen] as number), prefixLen };
+  return { family: 6, network: address.value & maskOf(6, prefixLen), prefixLen };
+}
+
+/**
+ * The first address of a CIDR, its network's.
+ *
+ * @example
+ * ```ts
+ * networkAddress(parseCidr("192.168.1.7/16")); // { family: 4, value: 3232235520n }
+ * ```
+ */
+export function networkAddress(cidr: Cidr): IpAddress {
+  return cidr.family === 4 ? { family: 4, value: BigInt(cidr.network >>> 0) } : { family: 6, value: cidr.network };
 }
 
 /**
@@ -242,13 +276,12 @@ export function isIpv4MappedPrefix(cidr: Cidr): boolean {
   return cidr.family === 6 && cidr.prefixLen >= 96 && cidr.network >> 32n === 0xffffn;
 }
 
-/** An IPv4 address's four octets, from one conversion to a number: a bigint shift per octet allocates, and every prefix is formatted at least once. */
-function v4Octets(value: bigint): number[] {
-  const v = Number(value);
+/** An IPv4 address's four octets, from its 32 bits as a number (signed or not): a bigint shift per octet allocates, and every prefix is formatted at least once. */
+function v4Octets(v: number): number[] {
   return [v >>> 24, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff];
 }
 
-function formatV4(value: bigint): string {
+function formatV4(value: number): string {
   return v4Octets(value).join(".");
 }
 
@@ -283,7 +316,7 @@ function formatV6(value: bigint): string {
  * ```
  */
 export function formatIp(address: IpAddress): string {
-  return address.family === 4 ? formatV4(address.value) : formatV6(address.value);
+  return address.family === 4 ? formatV4(Number(address.value)) : formatV6(address.value);
 }
 
 /**
@@ -296,7 +329,7 @@ export function formatIp(address: IpAddress): string {
  */
 export function formatCidr(cidr: Cidr): string {
   // join() makes one flat string; a template would make a rope of two, ~40 bytes more for each of 100k prefixes kept.
-  return [formatIp({ family: cidr.family, value: cidr.network }), cidr.prefixLen].join("/");
+  return [cidr.family === 4 ? formatV4(cidr.network) : formatV6(cidr.network), cidr.prefixLen].join("/");
 }
 
 /**
@@ -308,7 +341,7 @@ export function formatCidr(cidr: Cidr): string {
  * ```
  */
 export function ipToBytes(address: IpAddress): Uint8Array {
-  if (address.family === 4) return Uint8Array.from(v4Octets(address.value));
+  if (address.family === 4) return Uint8Array.from(v4Octets(Number(address.value)));
   const length = addressBits(address.family) / 8;
   const bytes = new Uint8Array(length);
   for (let i = 0; i < length; i++) bytes[i] = Number((address.value >> BigInt(8 * (length - 1 - i))) & 0xffn);
@@ -341,11 +374,9 @@ export function ipFromBytes(bytes: Uint8Array): IpAddress {
  * ```
  */
 export function cidrContains(outer: Cidr, inner: Cidr): boolean {
-  return (
-    outer.family === inner.family &&
-    outer.prefixLen <= inner.prefixLen &&
-    (inner.network & maskOf(outer.family, outer.prefixLen)) === outer.network
-  );
+  if (outer.prefixLen > inner.prefixLen) return false;
+  if (outer.family === 4) return inner.family === 4 && (inner.network & (V4_MASKS[outer.prefixLen] as number)) === outer.network;
+  return inner.family === 6 && (inner.network & maskOf(6, outer.prefixLen)) === outer.network;
 }
 
 /**
@@ -376,8 +407,8 @@ export function cidrContainsIp(cidr: Cidr, address: IpAddress): boolean {
  * ```
  */
 export class CidrMap<V> {
-  // IPv4 networks are keyed by their bits as a signed 32-bit integer, which V8 keeps unboxed, in a table of their
-  // own (see V4Networks); IPv6 ones by bigint in a Map. A bigint key costs an allocation per mask and per step
+  // IPv4 networks are keyed by their bits as a signed 32-bit integer (as their Cidr holds them), which V8 keeps
+  // unboxed, in a table of their own (see V4Networks); IPv6 ones by bigint in a Map. A bigint key costs an allocation per mask and per step
   // through a range, and the scale world's 100k prefixes are IPv4.
   readonly #byLength: Record<IpFamily, Map<number, Networks<V>>> = { 4: new Map(), 6: new Map() };
   /** Distinct prefix lengths per family, longest first. */
@@ -393,21 +424,21 @@ export class CidrMap<V> {
       byLength.set(cidr.prefixLen, networks);
       this.#lengths[cidr.family] = [...byLength.keys()].sort((a, b) => b - a);
     }
-    const key = networkKey(cidr.family, cidr.network);
+    const key = cidr.network;
     if (!networks.has(key)) this.#size++;
     networks.set(key, value);
   }
 
   /** The value of exactly this prefix. */
   get(cidr: Cidr): V | undefined {
-    return this.#byLength[cidr.family].get(cidr.prefixLen)?.get(networkKey(cidr.family, cidr.network));
+    return this.#byLength[cidr.family].get(cidr.prefixLen)?.get(cidr.network);
   }
 
   /** Removes a prefix (no-op if absent). */
   delete(cidr: Cidr): void {
     const byLength = this.#byLength[cidr.family];
     const networks = byLength.get(cidr.prefixLen);
-    if (!networks?.delete(networkKey(cidr.family, cidr.network))) return;
+    if (!networks?.delete(cidr.network)) return;
     this.#size--;
     if (networks.size > 0) return;
     byLength.delete(cidr.prefixLen);
@@ -434,7 +465,7 @@ export class CidrMap<V> {
   /** The longest prefix held containing the address, if any: a fresh object, so no map needs to hold the prefix as its value. */
   longestPrefix(address: IpAddress): Cidr | undefined {
     const byLength = this.#byLength[address.family];
-    const value = networkKey(address.family, address.value);
+    const value = addressKey(address);
     for (const length of this.#lengths[address.family]) {
       if (byLength.get(length)?.has(maskKey(address.family, value, length))) return cidrOf(address, length);
     }
@@ -444,7 +475,7 @@ export class CidrMap<V> {
   /** The values of every prefix containing `cidr` (itself included), longest first. */
   containing(cidr: Cidr): V[] {
     const byLength = this.#byLength[cidr.family];
-    const network = networkKey(cidr.family, cidr.network);
+    const network = cidr.network;
     const out: V[] = [];
     for (const length of this.#lengths[cidr.family]) {
       if (length > cidr.prefixLen) continue;
@@ -463,7 +494,7 @@ export class CidrMap<V> {
   inside(cidr: Cidr): V[] {
     const byLength = this.#byLength[cidr.family];
     const bits = addressBits(cidr.family);
-    const network = networkKey(cidr.family, cidr.network);
+    const network = cidr.network;
     const out: V[] = [];
     for (const length of this.#lengths[cidr.family]) {
       if (length < cidr.prefixLen) continue;
@@ -609,12 +640,10 @@ class V4Networks<V> implements Networks<V> {
   }
 }
 
-function networkKey(family: IpFamily, network: bigint): NetworkKey {
-  return family === 4 ? Number(network) | 0 : network;
+/** An address's bits as a {@link CidrMap} keys a network: as its {@link Cidr} holds them. */
+function addressKey(address: IpAddress): NetworkKey {
+  return address.family === 4 ? Number(address.value) | 0 : address.value;
 }
-
-/** IPv4 masks as signed 32-bit integers, by prefix length. */
-const V4_MASKS = Array.from({ length: 33 }, (_, prefixLen) => (prefixLen === 0 ? 0 : -1 << (32 - prefixLen)));
 
 /** The first `prefixLen` bits of a network key, as a key. */
 function maskKey(family: IpFamily, key: NetworkKey, prefixLen: number): NetworkKey {

@@ -28,7 +28,7 @@ import { LocalIdentityAllocator } from "./identity.ts";
 import type { IdentityAllocator } from "./identity.ts";
 import { canonicalNamedPorts, cidrIdentityKey, describeIdentity, hostIdentity, IdentityKeyError, identityKey, identityKeyFields, NO_LABELS, NO_PORTS, podIdentity, sameLabels } from "./identity-key.ts";
 import type { IdentityAttributes } from "./identity-key.ts";
-import { CidrMap, formatCidr, hostCidr, IpParseError, parseCidr, parseIp } from "./ip.ts";
+import { CidrMap, formatCidr, hostCidr, IpParseError, networkAddress, parseCidr, parseIp } from "./ip.ts";
 import type { Cidr } from "./ip.ts";
 import type { Labels } from "./selector.ts";
 import { normalizePolicy, policyObjectKey } from "./normalized-policy.ts";
@@ -443,7 +443,7 @@ export class IpcacheCompiler {
     if (!changed.empty) {
       for (const [text, source] of this.#sources) {
         if (!source.host && source.pods.size === 0) continue;
-        if (changed.longestPrefix({ family: source.cidr.family, value: source.cidr.network })) dirty.add(text);
+        if (changed.longestPrefix(networkAddress(source.cidr))) dirty.add(text);
       }
     }
   }
@@ -603,7 +603,7 @@ export class IpcacheCompiler {
     const source = this.#sources.get(text);
     if (!source) return undefined;
     if (source.host || source.pods.size > 0) {
-      const cls = this.#prefixUsers.longestPrefix({ family: source.cidr.family, value: source.cidr.network });
+      const cls = this.#prefixUsers.longestPrefix(networkAddress(source.cidr));
       if (source.host) {
         return { record: this.#identityRecord(hostIdentity(cls)), flags: IPCACHE_HOST, owner: "host" };
       }
