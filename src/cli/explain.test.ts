@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { repositoryRoot } from "../repository-root.ts";
@@ -46,5 +48,39 @@ describe("explain --tls-client-san", () => {
     assert.match(explainTermination({ tlsClientSans: ["web.frontend.shop.example"] }), /terminated with Secret shop\/api-tls/);
     assert.match(explainTermination({}), /tls api\.shop\.example: reset after the handshake: no-client-certificate/);
     assert.match(explainTermination({ tlsServerName: "other.shop.example" }), /tls other\.shop\.example: reset by EBPFNetworkPolicy shop\/api-mtls ingress\[0\]: no tls serverNames entry/);
+  });
+});
+
+/** Two pods of `shop`, a at 10.244.1.10 and b at 10.244.1.11, and `policy`, as a file explain reads. */
+function shopWith(policy: string): string {
+  const pod = (name: string, ip: string) => `apiVersion: v1
+kind: Pod
+metadata: {name: ${name}, namespace: shop, labels: {app: ${name}}}
+spec: {nodeName: palisade-node-1, containers: [{name: c, image: palisade.dev/pod-server}]}
+status: {podIPs: [{ip: ${ip}}]}
+`;
+  return ["apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n", pod("a", "10.244.1.10"), pod("b", "10.244.1.11"), policy].join("---\n");
+}
+
+describe("explain --http-path", () => {
+  test("a Deny entry matching the path only as servers read it names that reading", (t) => {
+    const folder = mkdtempSync(join(tmpdir(), "palisade-explain-"));
+    t.after(() => rmSync(folder, { recursive: true, force: true }));
+    const file = join(folder, "policy.yaml");
+    writeFileSync(file, shopWith(`apiVersion: palisade.dev/v1alpha1
+kind: EBPFNetworkPolicy
+metadata: {name: b, namespace: shop}
+spec:
+  selector: {matchLabels: {app: b}}
+  ingress:
+    - ports: [{protocol: TCP, port: 8080}]
+    - action: Deny
+      ports: [{protocol: TCP, port: 8080}]
+      http: [{path: {prefix: /admin}}]
+`));
+    const explain = (path: string) => runExplain({ files: [file], from: "shop/a", to: "shop/b", port: 8080, protocol: "TCP", output: "text", http: { method: "GET", path, headers: [] } });
+    assert.match(explain("//admin/users"), /http GET \/\/admin\/users: refused with 403 by EBPFNetworkPolicy shop\/b ingress\[1\]\.http\[0\], the path read as \/admin\/users, as some servers read it$/);
+    assert.match(explain("/;x/admin"), /the path read as \/admin, as some servers read it$/);
+    assert.match(explain("/public//x"), /http GET \/public\/\/x: allowed, /);
   });
 });
