@@ -16,13 +16,14 @@
  * (no method on the first request line) close the connection without an
  * answer. A refused request gets 403 `Access denied` (421 `Misdirected
  * Request` inside a terminated connection for a host its rules do not name)
- * and the connection stays usable. Allowed requests go upstream, in order, over one upstream connection
- * per client connection (opened again if the server closes it), bodies
- * streamed both ways with backpressure and framed anew: a request's chunks are
- * chunked again without their extensions and its trailer section dropped (the
- * rules never saw it); a response keeps its length, its chunks and trailers
- * (re-chunked), and a body that only the close delimits (or chunks, to an
- * HTTP/1.0 client) is passed on with the connection closed after it. Answers
+ * and the connection stays usable. Allowed requests go upstream, in order,
+ * over one upstream connection per client connection (opened again if the
+ * server closes it), bodies streamed both ways with backpressure and framed
+ * anew: a request's chunks are chunked again without their extensions and its
+ * trailer section dropped (the rules never saw it); a response keeps its
+ * length, its chunks and trailers (re-chunked), and a body that only the close
+ * delimits (or chunks, to an HTTP/1.0 client) is passed on with the connection
+ * closed after it. Answers
  * go out in request order, whatever order they are ready in. Persistence
  * follows RFC 9112 §9.3 (HTTP/1.1 unless `close`, HTTP/1.0 only with
  * `keep-alive`).

@@ -4,9 +4,9 @@
  * Node's nghttp2, which resets malformed streams and ends broken sessions.
  * Each stream is judged on its own (gRPC calls are streams like any other):
  * a refused stream gets 403 `Access denied` (421 `Misdirected Request` inside
- * a terminated connection for a host its rules do not name), a stream that http-request.ts
- * refuses (a path that cannot be normalized, `:authority` against `Host`,
- * CONNECT) gets 400, and the other streams of the connection go on. Allowed
+ * a terminated connection for a host its rules do not name), a stream that
+ * http-request.ts refuses (a path that cannot be normalized, `:authority`
+ * against `Host`, CONNECT) gets 400, and the other streams of the connection go on. Allowed
  * streams go upstream over one HTTP/2 session per client session, with their
  * bodies and trailers streamed both ways.
  *
