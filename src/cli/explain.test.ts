@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
+import type { TestContext } from "node:test";
 import { repositoryRoot } from "../repository-root.ts";
 import { runExplain } from "./explain.ts";
 import type { ExplainOptions } from "./explain.ts";
@@ -51,23 +52,49 @@ describe("explain --tls-client-san", () => {
   });
 });
 
-/** Two pods of `shop`, a at 10.244.1.10 and b at 10.244.1.11, and `policy`, as a file explain reads. */
-function shopWith(policy: string): string {
+describe("explain --tls-server-name with --http-host", () => {
+  const spiffe = "spiffe://cluster.local/ns/shop/sa/frontend";
+  const inside = (host: string | undefined) => explainTermination({ tlsClientSans: [spiffe], http: { method: "GET", path: "/public/a", headers: [], ...(host !== undefined && { host }) } });
+
+  test("a request for another host than the rules' server names is answered 421, naming the rule; the server name is the host by default", () => {
+    assert.match(inside("admin.shop.example"), /: DENIED\n(.*\n)* {2}http GET \/public\/a: answered 421 Misdirected Request \(host admin\.shop\.example, server name api\.shop\.example\) by EBPFNetworkPolicy shop\/api-mtls ingress\[0\]\.tls, misdirected: no tls\.serverNames entry/);
+    assert.match(inside("API.Shop.Example:8443"), /: ALLOWED\n(.*\n)* {2}http GET \/public\/a: allowed by EBPFNetworkPolicy shop\/api-mtls ingress\[0\]\.http\[0\]$/);
+    assert.match(inside(undefined), /: ALLOWED\n/);
+  });
+
+  test("a terminated connection whose requests no rule reads: the host is not judged", (t) => {
+    const file = shopFile(t, `apiVersion: palisade.dev/v1alpha1
+kind: EBPFNetworkPolicy
+metadata: {name: b-tls, namespace: shop}
+spec:
+  selector: {matchLabels: {app: b}}
+  ingress:
+  - ports: [{protocol: TCP, port: 8443}]
+    tls: {serverNames: [api.shop.example], termination: {certificate: {secretName: b-tls}}}
+`);
+    const out = runExplain({ files: [file], from: "shop/a", to: "shop/b", port: 8443, protocol: "TCP", output: "text", tlsServerName: "api.shop.example", http: { method: "GET", path: "/", host: "admin.shop.example", headers: [] } });
+    assert.match(out, /: ALLOWED\n(.*\n)* {2}http GET \/: not judged, no rule reads the requests of this connection: the decrypted bytes go to the pod unread, their host not held to the server name$/);
+  });
+});
+
+/** Two pods of `shop`, a at 10.244.1.10 and b at 10.244.1.11, and `policy`, as a file explain reads, removed after the test `t`. */
+function shopFile(t: TestContext, policy: string): string {
+  const folder = mkdtempSync(join(tmpdir(), "palisade-explain-"));
+  t.after(() => rmSync(folder, { recursive: true, force: true }));
+  const file = join(folder, "policy.yaml");
   const pod = (name: string, ip: string) => `apiVersion: v1
 kind: Pod
 metadata: {name: ${name}, namespace: shop, labels: {app: ${name}}}
 spec: {nodeName: palisade-node-1, containers: [{name: c, image: palisade.dev/pod-server}]}
 status: {podIPs: [{ip: ${ip}}]}
 `;
-  return ["apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n", pod("a", "10.244.1.10"), pod("b", "10.244.1.11"), policy].join("---\n");
+  writeFileSync(file, ["apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n", pod("a", "10.244.1.10"), pod("b", "10.244.1.11"), policy].join("---\n"));
+  return file;
 }
 
 describe("explain --http-path", () => {
   test("a Deny entry matching the path only as servers read it names that reading", (t) => {
-    const folder = mkdtempSync(join(tmpdir(), "palisade-explain-"));
-    t.after(() => rmSync(folder, { recursive: true, force: true }));
-    const file = join(folder, "policy.yaml");
-    writeFileSync(file, shopWith(`apiVersion: palisade.dev/v1alpha1
+    const file = shopFile(t, `apiVersion: palisade.dev/v1alpha1
 kind: EBPFNetworkPolicy
 metadata: {name: b, namespace: shop}
 spec:
@@ -77,7 +104,7 @@ spec:
     - action: Deny
       ports: [{protocol: TCP, port: 8080}]
       http: [{path: {prefix: /admin}}]
-`));
+`);
     const explain = (path: string) => runExplain({ files: [file], from: "shop/a", to: "shop/b", port: 8080, protocol: "TCP", output: "text", http: { method: "GET", path, headers: [] } });
     assert.match(explain("//admin/users"), /http GET \/\/admin\/users: refused with 403 by EBPFNetworkPolicy shop\/b ingress\[1\]\.http\[0\], the path read as \/admin\/users, as some servers read it$/);
     assert.match(explain("/;x/admin"), /the path read as \/admin, as some servers read it$/);

@@ -21,6 +21,7 @@ import {
   type World,
 } from "../policy/index.ts";
 import { httpRequestView } from "../policy/http-request.ts";
+import { readsRequests } from "../policy/http-view.ts";
 import type { HttpJudgement } from "../policy/http-view.ts";
 import { admittingRules } from "../policy/tls-client-certificate.ts";
 import { hostNameProblem } from "../policy/tls-client-hello.ts";
@@ -151,15 +152,20 @@ function judgesTls(options: ExplainOptions): boolean {
   return options.tlsServerName !== undefined || options.tlsClientSans !== undefined;
 }
 
-/** The proxy's verdict for one request on an allowed flow (inside a terminated connection: `terminatedBy`), from the HTTP view the agent would publish. */
-function explainRequest(state: DesiredState, view: HttpViewIndex, proxied: boolean, from: End, to: End, port: number, http: NonNullable<ExplainOptions["http"]>, terminatedBy?: number[]): { allowed: boolean; lines: string[] } {
+/**
+ * The proxy's verdict for one request on an allowed flow, from the HTTP view the agent would publish; inside a
+ * terminated connection, `terminated` names the rules that admitted it and the ClientHello's server name, which is
+ * the request's host unless --http-host says otherwise (as curl sends it).
+ */
+function explainRequest(state: DesiredState, view: HttpViewIndex, proxied: boolean, from: End, to: End, port: number, http: NonNullable<ExplainOptions["http"]>, terminated?: { by: number[]; serverName: string | undefined }): { allowed: boolean; lines: string[] } {
   const what = `http ${http.method} ${http.path}`;
   if (!proxied) return { allowed: true, lines: [`${what}: not judged, no HTTP rule covers this flow (it never reaches the proxy)`] };
-  const host = http.host ?? (to.ip.includes(":") ? `[${to.ip}]` : to.ip);
+  const host = http.host ?? terminated?.serverName ?? (to.ip.includes(":") ? `[${to.ip}]` : to.ip);
   const accepted = httpRequestView({ method: http.method, target: http.path, fields: [["Host", host], ...http.headers] });
   if (!accepted.ok) return { allowed: false, lines: [`${what}: refused with 400 before any rule: ${accepted.reason}`] };
-  const judged = view.judge(accepted.view, { ...connectionOf(from, to, port), ...(terminatedBy && { terminatedBy }) }, identityOf(state));
-  return describeJudgement(what, judged, "refused with 403", "no HTTP Deny entry matches and a rule without http allows the flow");
+  const judged = view.judge(accepted.view, { ...connectionOf(from, to, port), ...(terminated && { terminatedBy: terminated.by }) }, identityOf(state));
+  const refused = judged.misdirected ? `answered 421 Misdirected Request (host ${accepted.view.host}, server name ${terminated?.serverName ?? "none"})` : "refused with 403";
+  return describeJudgement(what, judged, refused, "no HTTP Deny entry matches and a rule without http allows the flow");
 }
 
 /**
@@ -192,7 +198,8 @@ function explainTls(state: DesiredState, view: HttpViewIndex, proxied: boolean, 
   const by = plan.rules.filter((rule) => ids.includes(rule.id)).map((rule) => `${rule.policy} ${rule.rule}`);
   const lines = [`${what}: terminated with ${source} (upstream ${plan.termination.upstream ?? "Plain"}), admitted by ${by.join(", ")}`];
   if (!options.http) return { allowed: true, lines };
-  const request = explainRequest(state, view, proxied, from, to, options.port, options.http, ids);
+  if (!readsRequests(plan, ids)) return { allowed: true, lines: [...lines, `http ${options.http.method} ${options.http.path}: not judged, no rule reads the requests of this connection: the decrypted bytes go to the pod unread, their host not held to the server name`] };
+  const request = explainRequest(state, view, proxied, from, to, options.port, options.http, { by: ids, serverName });
   return { allowed: request.allowed, lines: [...lines, ...request.lines] };
 }
 

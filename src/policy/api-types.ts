@@ -240,7 +240,11 @@ export interface TlsRule {
    * or `*.` and a host name, matching exactly one more label (`*.github.com` matches `api.github.com`, not
    * `github.com` nor `a.b.github.com`). No IP addresses, no trailing dot, no wildcard over a top-level
    * domain; 1 to 64 names. Required without `termination`; with it, optional (absent: any server name, or
-   * none), and when set a ClientHello without a server name is refused.
+   * none), and when set a ClientHello without a server name is refused. With `termination`, where the proxy
+   * reads the requests inside (the rule has `http`, or a Deny rule with `http` covers the connection), each
+   * request's host (`Host` or `:authority`, port dropped) must also be one of these names, or of another
+   * rule that admitted the connection, matched the same way; otherwise it is answered 421 Misdirected
+   * Request, before any `http` entry, and the connection goes on.
    */
   serverNames?: string[];
   /**

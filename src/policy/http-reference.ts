@@ -115,6 +115,23 @@ function referenceHost(value: string): { name: string; port: number } | undefine
 }
 
 /**
+ * The host a request names (lower case, no port): its `Host` field, else HTTP/2's `:authority`, else an
+ * absolute-form target's authority; undefined when it names none or one that is no host. Meant for requests
+ * the reference does not refuse, where every place naming a host names the same one.
+ *
+ * @example
+ * ```ts
+ * referenceRequestHost({ method: "GET", target: "/", fields: [["Host", "API.Shop:8443"]] }); // "api.shop"
+ * ```
+ */
+export function referenceRequestHost(request: RawHttpRequest): string | undefined {
+  const hostLine = request.fields.find(([name]) => name.toLowerCase() === "host")?.[1];
+  const targetAuthority = /^http:\/\/([^/?#]*)/i.exec(request.target)?.[1];
+  const value = hostLine ?? request.authority ?? targetAuthority;
+  return value === undefined ? undefined : referenceHost(value)?.name;
+}
+
+/**
  * How a server reads the normalized path: as written; with repeated slashes merged (no empty segment but a
  * last one), as nginx and Apache do; or "bare", each segment's `;` parameters dropped and then merged so, as
  * Tomcat and Jetty do.

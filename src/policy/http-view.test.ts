@@ -16,7 +16,7 @@ import {
 } from "./desired-state.ts";
 import { httpRequestView } from "./http-request.ts";
 import type { HttpRequestView } from "./http-rule.ts";
-import { HttpViewIndex, parseHttpView } from "./http-view.ts";
+import { HttpViewIndex, parseHttpView, readsRequests } from "./http-view.ts";
 import type { ConnectionStart, HttpJudgement } from "./http-view.ts";
 import { explainPacket, lookupIpcache } from "./lookup.ts";
 import { evaluateConnection, evaluateRequest } from "./reference-evaluator.ts";
@@ -268,6 +268,45 @@ describe("HttpViewIndex: TLS termination", () => {
     assert.equal(judgeInside([api], request("GET", "/public/x"), [999]).allow, false, "rules that no longer cover the connection admit nothing");
   });
 
+  test("inside a terminated connection, a request for a host the terminating rules' serverNames do not name is misdirected (421), before http Deny and Allow", () => {
+    const names = ["api.shop.example", "*.internal.example"];
+    const api = ebpf("api", { ingress: [terminating({ serverNames: names, termination }, publicGets)] });
+    const noAdmin = ebpf("no-admin", { ingress: [rule([{ path: { prefix: "/admin" } }], "Deny")] });
+    const ids = judgeStart([api, noAdmin], hello("api.shop.example")).terminate?.rules.map((r) => r.id) ?? [];
+    /** The verdict for a request as the front ends read it: "400" when they refuse it before any rule. */
+    const inside = (fields: [string, string][], path = "/public/a", authority?: string, policies = [api, noAdmin], admitted = ids) => {
+      const read = httpRequestView({ method: "GET", target: path, fields, authority });
+      if (!read.ok) return "400";
+      const judged = judgeInside(policies, read.view, admitted);
+      return judged.allow ? "allowed" : judged.misdirected ? "421" : "403";
+    };
+    assert.equal(inside([["Host", "api.shop.example"]]), "allowed");
+    assert.equal(inside([["Host", "API.Shop.EXAMPLE:8443"]]), "allowed", "case and port do not matter");
+    assert.equal(inside([["Host", "db.internal.example"]]), "allowed", "one label under the wildcard");
+    assert.equal(inside([["Host", "admin.shop.example"]]), "421", "another server of the same pod");
+    assert.equal(inside([["Host", "internal.example"]]), "421", "the wildcard's own name: one label short");
+    assert.equal(inside([["Host", "a.b.internal.example"]]), "421", "two labels under the wildcard");
+    assert.equal(inside([["Host", "10.0.0.2"]]), "421", "an IPv4 literal is no server name");
+    assert.equal(inside([["Host", "[::1]:8443"]]), "421", "an IPv6 literal is no server name");
+    assert.equal(inside([["Host", "api.shop.example."]]), "400", "a trailing dot is refused before any rule");
+    assert.equal(inside([]), "400", "no Host (HTTP/1.0): refused before any rule");
+    assert.equal(inside([["Host", "api.shop.example"]], "/public/a", "api.shop.example:443"), "400", ":authority and Host naming other ports");
+    assert.equal(inside([["Host", "admin.shop.example"]], "/public/a", "admin.shop.example"), "421", ":authority and Host agreeing on another host");
+    assert.equal(inside([], "/public/a", "admin.shop.example"), "421", ":authority alone (HTTP/2)");
+    assert.equal(inside([["Host", "api.shop.example"]], "/admin"), "403", "the right host: the http rules judge");
+    assert.equal(inside([["Host", "admin.shop.example"]], "/admin"), "421", "421 before the Deny rule");
+    assert.equal(inside([["Host", "admin.shop.example"]], "/other"), "421", "421 before the Allow rules");
+    const judged = judgeInside([api], { ...request("GET", "/public/a"), host: "admin.shop.example" }, ids);
+    assert.deepEqual([judged.allow, judged.misdirected, judged.policy, judged.rule], [false, true, "EBPFNetworkPolicy x/api", "ingress[0].tls"], "the rule that terminated the connection is named");
+    assert.match(judged.reason ?? "", /^misdirected: /);
+    // A terminating rule without serverNames admits any host, as it admits any ClientHello; only the rules that admitted the connection count.
+    const two = ebpf("two", { ingress: [terminating({ serverNames: names, termination }, publicGets), terminating({ termination, clientCertificate }, publicGets)] });
+    const both = judgeStart([two], hello("api.shop.example")).terminate?.rules.map((r) => r.id) ?? [];
+    assert.equal(both.length, 2);
+    assert.equal(inside([["Host", "admin.shop.example"]], "/public/a", undefined, [two], both), "allowed", "a rule without serverNames admitted it too");
+    assert.equal(inside([["Host", "admin.shop.example"]], "/public/a", undefined, [two], [both[0] ?? 0]), "421", "only the rule with serverNames admitted it");
+  });
+
   test("rules that disagree refuse the connection; an http Deny still resets connections passed on unchanged", () => {
     const two = ebpf("two", { ingress: [terminating({ termination }), terminating({ termination: { certificate: { secretName: "other-tls" } } })] });
     assert.match(judgeStart([two], hello("a.example")).rule ?? "", /rules terminating the connection name different certificates, upstreams or ALPN protocols/);
@@ -454,8 +493,7 @@ describe("HttpViewIndex.judgeConnection against the reference evaluator", () => 
           const request = httpRequestView(raw);
           const inside = evaluateRequest(world, packet, raw, expected.terminated);
           // Where no rule admitting the connection has http and no Deny rule has it, the proxy passes the decrypted stream on unjudged.
-          const admittedRules = verdict.terminate.rules.filter((r) => admitted.ids.includes(r.id));
-          if (!verdict.terminate.httpDenies && !admittedRules.some((r) => r.http)) {
+          if (!readsRequests(verdict.terminate, admitted.ids)) {
             assert.equal(inside.outcome, "allowed", `unjudged ${JSON.stringify(raw)} inside ${what}`);
             outcomes.set("terminated, passed on", (outcomes.get("terminated, passed on") ?? 0) + 1);
             continue;
@@ -465,7 +503,7 @@ describe("HttpViewIndex.judgeConnection against the reference evaluator", () => 
             continue;
           }
           const answer = index.judge(request.view, { ...connection, terminatedBy: admitted.ids }, identityOf);
-          assert.equal(answer.allow ? "allowed" : "refused", inside.outcome, `${JSON.stringify(raw)} inside ${what}`);
+          assert.equal(answer.allow ? "allowed" : answer.misdirected ? "misdirected" : "refused", inside.outcome, `${JSON.stringify(raw)} inside ${what}`);
           const key = `terminated, request ${inside.outcome}`;
           outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
         }

@@ -57,8 +57,9 @@ export interface HttpConnection {
   /**
    * For the requests inside a connection the proxy terminated: the ids of the rules that admitted it (its
    * {@link TlsTerminationPlan}'s rules whose client certificate requirement held). Its requests are judged at
-   * the server's side by these rules' `http` (a rule without `http` admits every request) and the side's
-   * Deny rules with `http`; the client's side judged the connection by its ClientHello already.
+   * the server's side: first their host against these rules' `serverNames` (see {@link HttpJudgement.misdirected}),
+   * then by these rules' `http` (a rule without `http` admits every request) and the side's Deny rules with
+   * `http`; the client's side judged the connection by its ClientHello already.
    */
   terminatedBy?: readonly number[];
 }
@@ -107,6 +108,12 @@ export interface HttpJudgement {
   rule?: string;
   /** Why a request was judged by another reading of its path, for the flow log (it holds the path: never a metric label). */
   reason?: string;
+  /**
+   * A request inside a terminated connection refused because no `serverNames` entry of the rules that
+   * terminated the connection names its host (RFC 9110 §7.4: the connection was admitted for those servers
+   * only): answered 421 Misdirected Request (§15.5.20), not 403; the client may retry on a connection of its own.
+   */
+  misdirected?: boolean;
   /** For a TLS connection let through by rules with `tls.termination`: how to terminate it. */
   terminate?: TlsTerminationPlan;
 }
@@ -210,7 +217,7 @@ function ruleNameOf(ref: RuleRef): string {
 }
 
 /** One side's answer: refused or let through (by terminating it), and the policy and rule behind it; undefined when no rule of the side judged. */
-type SideJudgement = { refused: boolean; names: Pick<HttpJudgement, "policy" | "rule" | "reason">; terminate?: TlsTerminationPlan } | undefined;
+type SideJudgement = { refused: boolean; names: Pick<HttpJudgement, "policy" | "rule" | "reason" | "misdirected">; terminate?: TlsTerminationPlan } | undefined;
 
 /**
  * A view, indexed for judging requests: endpoints by address, entries by key,
@@ -253,7 +260,9 @@ export class HttpViewIndex {
    * an audit refusal is reported only when the enforced verdict forwards it. A connection for which
    * the view has no HTTP rules is refused: the datapath steered it by state the view does not have yet.
    * Deny entries match the path as written and as servers also read it (http-path.ts `serverReadings`),
-   * Allow entries the path as written.
+   * Allow entries the path as written. Inside a terminated connection, a request whose host the terminating
+   * rules' `serverNames` do not name is refused as misdirected before any `http` entry is matched: it is
+   * not for this connection at all, whatever the entries would say of it.
    */
   judge(request: HttpRequestView, connection: HttpConnection, identityOf: (address: string) => number): HttpJudgement {
     const readings = serverReadings(request.path).map((path) => ({ ...request, path }));
@@ -265,7 +274,7 @@ export class HttpViewIndex {
       // The side whose Allow rules terminated the connection judges its requests by them; the other judged its ClientHello.
       const terminating = (judges: HttpJudges | undefined) => judges?.allows?.some((id) => terminatedBy.includes(id)) === true;
       if (!sides.some((side) => side !== "host" && terminating(side.http))) return { allow: false, audit: false, rule: "the rules that terminated the connection no longer cover it" };
-      return this.#combine(sides, (judges, audit) => (audit || !terminating(judges) ? undefined : this.#judgeSide({ allows: [...terminatedBy], denies: judges?.denies ?? [] }, request, readings, true)));
+      return this.#combine(sides, (judges, audit) => (audit || !terminating(judges) ? undefined : (this.#misdirected(request.host, terminatedBy) ?? this.#judgeSide({ allows: [...terminatedBy], denies: judges?.denies ?? [] }, request, readings, true))));
     }
     return this.#combine(sides, (judges) => this.#judgeSide(judges, request, readings));
   }
@@ -423,6 +432,20 @@ export class HttpViewIndex {
     return { refused: true, names: this.#names(judges.allows[0] ?? 0, -1, "no http entry of the rules allowing the flow matched") };
   }
 
+  /**
+   * A request inside a connection the rules `terminatedBy` terminated, refused as misdirected when none of them
+   * names its host in `serverNames`, compared as a ClientHello's name is (a rule without `serverNames` admits
+   * any host, as it admits any ClientHello); undefined when one names it.
+   */
+  #misdirected(host: string | undefined, terminatedBy: readonly number[]): SideJudgement {
+    const rules = terminatedBy.flatMap((id) => {
+      const tls = this.#state.rules.get(id)?.tls;
+      return tls ? [{ id, serverNames: tls.serverNames }] : [];
+    });
+    if (rules.some(({ serverNames }) => serverNames === undefined || matchServerName(serverNames, host) >= 0)) return undefined;
+    return { refused: true, names: { ...this.#named(rules[0]?.id ?? 0, ".tls"), misdirected: true, reason: "misdirected: no tls.serverNames entry of the rules that terminated the connection names the request's host" } };
+  }
+
   #names(ruleId: number, entry: number, noEntry: string): Pick<HttpJudgement, "policy" | "rule"> {
     return this.#named(ruleId, entry >= 0 ? `.http[${entry}]` : `: ${noEntry}`, noEntry);
   }
@@ -433,6 +456,15 @@ export class HttpViewIndex {
     if (!ref) return { rule: orElse };
     return { policy: policyNameOf(ref), rule: `${ruleNameOf(ref)}${suffix}` };
   }
+}
+
+/**
+ * Whether the proxy reads the requests of a connection `plan` terminates and the rules `admitting` (their ids)
+ * admitted: when one of those rules has `http`, or a Deny rule with `http` covers it. Otherwise the decrypted
+ * bytes go to the pod unread, and nothing holds their requests to the rules' `serverNames` (docs/tls.md says why).
+ */
+export function readsRequests(plan: TlsTerminationPlan, admitting: readonly number[]): boolean {
+  return plan.httpDenies || plan.rules.some((rule) => rule.http && admitting.includes(rule.id));
 }
 
 /** What rules terminating one connection must agree on: the namespace of their objects, the certificate, the upstream and its CA, the ALPN protocols. */

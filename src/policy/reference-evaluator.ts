@@ -11,7 +11,7 @@
  */
 import { BlockList, isIP } from "node:net";
 import type { AnyPolicy, EBPFEgressRule, EBPFIngressRule, HttpRule, IPBlock, LabelSelector, PolicyPeer, PolicyPort, PolicyType, TlsRule } from "./api-types.ts";
-import { referenceHttpVerdict } from "./http-reference.ts";
+import { referenceHttpVerdict, referenceRequestHost } from "./http-reference.ts";
 import type { PathReading } from "./http-reference.ts";
 import type { RawHttpRequest } from "./http-request.ts";
 import { canonicalIp, ipFamily } from "./ip.ts";
@@ -113,8 +113,11 @@ export function evaluate(world: World, packet: Packet): Evaluation {
 
 /** The verdict for one HTTP request on an allowed flow. */
 export interface RequestEvaluation {
-  /** `malformed`: refused with 400 before any rule; `refused`: 403; `allowed`: forwarded. */
-  outcome: "allowed" | "refused" | "malformed";
+  /**
+   * `malformed`: refused with 400 before any rule; `misdirected`: inside a terminated connection, for a host the
+   * rules that terminated it do not name, 421 before any `http` entry; `refused`: 403; `allowed`: forwarded.
+   */
+  outcome: "allowed" | "refused" | "misdirected" | "malformed";
   /** Forwarded, but an Audit-mode policy would have refused it. */
   audited: boolean;
   /** The rule that refused it (or for audited, would have), when one did. */
@@ -127,7 +130,9 @@ export interface RequestEvaluation {
  * allow the flow, one of their entries must match. Requests that cannot be read one way only are
  * malformed wherever they go, as the proxy judges every steered request; unsteered flows are not
  * judged at all. Deny entries match the path as written, with repeated slashes merged, and with
- * `;` parameters dropped as well, as some servers read it.
+ * `;` parameters dropped as well, as some servers read it. Inside a terminated connection
+ * (`terminated`), a well-formed request whose host no `serverNames` entry of the rules that
+ * terminated it names is misdirected (421), before any `http` entry.
  *
  * @example
  * ```ts
@@ -167,6 +172,14 @@ export function evaluateRequest(world: World, packet: Packet, request: RawHttpRe
   if (terminatedBy !== undefined && !ends.some(judgesInside)) return { outcome: "allowed", audited: false };
   if (ends.some((end) => end.http !== undefined || (end.audit.allowed && end.audit.http !== undefined))) {
     if (referenceHttpVerdict([], request).refused) return { outcome: "malformed", audited: false };
+  }
+  // RFC 9110 §7.4: a terminated connection was admitted for the server names of its rules (none listed: any), and
+  // a request there for another host is not for this connection, whatever its rules' http entries say.
+  if (terminatedBy !== undefined) {
+    const host = referenceRequestHost(request);
+    const rules = ends.flatMap((end) => end.http?.allows?.filter((named) => terminatedBy.includes(named.name)) ?? []);
+    const namesHost = (named: NamedHttpRules) => named.tls?.serverNames === undefined || (host !== undefined && named.tls.serverNames.some((entry) => serverNameMatches(entry, host)));
+    if (!rules.some(namesHost)) return { outcome: "misdirected", audited: false, ...(rules[0] ? { rule: rules[0].name } : {}) };
   }
   for (const end of ends) {
     const verdict = judged(end.http);

@@ -82,7 +82,7 @@ describe("the proxy against the reference evaluator", () => {
       const status = response === "closed" ? 0 : response.status;
       // Where only tls rules admit the flow, bytes that are not TLS are reset before any request.
       const reset = evaluateConnection(world, packet, "not-tls").outcome === "refused";
-      const want = reset ? 0 : { allowed: 200, refused: 403, malformed: 400 }[evaluateRequest(world, packet, request).outcome];
+      const want = reset ? 0 : { allowed: 200, refused: 403, misdirected: 421, malformed: 400 }[evaluateRequest(world, packet, request).outcome];
       assert.equal(status, want, `${JSON.stringify(request)} on ${JSON.stringify(packet)}`);
       outcomes.set(status, (outcomes.get(status) ?? 0) + 1);
     });

@@ -19,6 +19,8 @@ export interface ConnectionInfo {
   serverPort: number;
   /** A connection the proxy terminated: the rules that admitted it, which judge its requests (see HttpConnection). */
   terminatedBy?: readonly number[];
+  /** A connection the proxy terminated: the server name its ClientHello asked for, if any (for the flow log). */
+  serverName?: string;
   /** A terminated connection re-encrypted to the pod: how to verify it. */
   upstreamTls?: UpstreamTls;
 }
@@ -44,6 +46,8 @@ export interface HttpVerdict {
   rule?: string;
   /** Why, for the flow log, where the rule alone does not say it (a path judged with its slashes merged, a judge that failed). */
   reason?: string;
+  /** Refused (allow false) because the terminated connection was not admitted for the request's host: answered 421, not 403. */
+  misdirected?: boolean;
   /** A TLS connection to terminate (connection judgements only): how. */
   terminate?: TlsTerminationPlan;
 }
@@ -61,9 +65,12 @@ export type HttpJudge = (request: HttpRequestView, connection: ConnectionInfo) =
  */
 export type ConnectUpstream = (connection: ConnectionInfo) => Promise<Socket>;
 
-/** One flow-log line: a request that was refused (403), malformed (400), audited, or could not be forwarded (502). */
+/**
+ * One flow-log line: a request that was refused (403), misdirected (421: a terminated connection's request for a
+ * host its rules' `serverNames` do not name), malformed (400), audited, or could not be forwarded (502).
+ */
 export interface HttpFlowLogEntry {
-  verdict: "refused" | "malformed" | "audited" | "upstream-failed";
+  verdict: "refused" | "misdirected" | "malformed" | "audited" | "upstream-failed";
   protocol: "HTTP/1.1" | "HTTP/2";
   connection: ConnectionInfo;
   /** What the parser gave; a malformed request may lack them. */

@@ -14,14 +14,16 @@
  * Every malformed request gets 400 and the connection is closed (after it the
  * framing of what follows cannot be trusted); bytes that are not HTTP at all
  * (no method on the first request line) close the connection without an
- * answer. A refused request gets 403 `Access denied` and the connection stays
- * usable. Allowed requests go upstream, in order, over one upstream connection
- * per client connection (opened again if the server closes it), bodies
- * streamed both ways with backpressure and framed anew: a request's chunks are
- * chunked again without their extensions and its trailer section dropped (the
- * rules never saw it); a response keeps its length, its chunks and trailers
- * (re-chunked), and a body that only the close delimits (or chunks, to an
- * HTTP/1.0 client) is passed on with the connection closed after it. Answers
+ * answer. A refused request gets 403 `Access denied` (421 `Misdirected
+ * Request` inside a terminated connection for a host its rules do not name)
+ * and the connection stays usable. Allowed requests go upstream, in order,
+ * over one upstream connection per client connection (opened again if the
+ * server closes it), bodies streamed both ways with backpressure and framed
+ * anew: a request's chunks are chunked again without their extensions and its
+ * trailer section dropped (the rules never saw it); a response keeps its
+ * length, its chunks and trailers (re-chunked), and a body that only the close
+ * delimits (or chunks, to an HTTP/1.0 client) is passed on with the connection
+ * closed after it. Answers
  * go out in request order, whatever order they are ready in. Persistence
  * follows RFC 9112 §9.3 (HTTP/1.1 unless `close`, HTTP/1.0 only with
  * `keep-alive`).
@@ -342,10 +344,11 @@ class ClientConnection {
     const verdict = judgeSafely(this.#shared.options.judge, view, this.#info);
     const logged = { connection: this.#info, method: head.method, host: view.host, path: view.path, policy: verdict.policy, rule: verdict.rule, ...(verdict.reason !== undefined && { reason: verdict.reason }) };
     if (!verdict.allow) {
-      this.#shared.log({ verdict: "refused", status: 403, ...logged });
-      // A client that waits for 100 Continue may send its body or not (RFC 9110 §10.1.1): after the 403 nobody knows where the next request starts.
+      this.#shared.log(verdict.misdirected ? { verdict: "misdirected", status: 421, ...logged } : { verdict: "refused", status: 403, ...logged });
+      // A client that waits for 100 Continue may send its body or not (RFC 9110 §10.1.1): after the refusal nobody knows where the next request starts.
       const close = !request.keepAlive || (expectsContinue && head.body !== "none");
-      this.#refuse(request, ownAnswer("403 Forbidden", "Access denied", close ? "close" : head.version === "1.0" ? "keep-alive" : undefined), close);
+      const [status, body] = verdict.misdirected ? ["421 Misdirected Request", "Misdirected Request"] : ["403 Forbidden", "Access denied"];
+      this.#refuse(request, ownAnswer(status, body, close ? "close" : head.version === "1.0" ? "keep-alive" : undefined), close);
       return undefined;
     }
     return { view, query, verdict, logged };

@@ -3,9 +3,10 @@
  * HPACK, pseudo-header fields and connection-specific fields are checked by
  * Node's nghttp2, which resets malformed streams and ends broken sessions.
  * Each stream is judged on its own (gRPC calls are streams like any other):
- * a refused stream gets 403 `Access denied`, a stream that http-request.ts
- * refuses (a path that cannot be normalized, `:authority` against `Host`,
- * CONNECT) gets 400, and the other streams of the connection go on. Allowed
+ * a refused stream gets 403 `Access denied` (421 `Misdirected Request` inside
+ * a terminated connection for a host its rules do not name), a stream that
+ * http-request.ts refuses (a path that cannot be normalized, `:authority`
+ * against `Host`, CONNECT) gets 400, and the other streams of the connection go on. Allowed
  * streams go upstream over one HTTP/2 session per client session, with their
  * bodies and trailers streamed both ways.
  *
@@ -131,8 +132,9 @@ export function createHttp2Front(options: HttpFrontOptions): Http2Front {
     const verdict = judgeSafely(options.judge, view, state.connection);
     const logged = { connection: state.connection, method, host: view.host, path: view.path, policy: verdict.policy, rule: verdict.rule, ...(verdict.reason !== undefined && { reason: verdict.reason }) };
     if (!verdict.allow) {
-      log({ verdict: "refused", status: 403, ...logged });
-      answer(stream, 403, "Access denied");
+      log(verdict.misdirected ? { verdict: "misdirected", status: 421, ...logged } : { verdict: "refused", status: 403, ...logged });
+      if (verdict.misdirected) answer(stream, 421, "Misdirected Request");
+      else answer(stream, 403, "Access denied");
       return;
     }
     const forwarded: OutgoingHttpHeaders = {

@@ -78,6 +78,7 @@ const IDLE_COLLECT_GROWTH_BYTES = 16 * 1024 * 1024;
 
 const FLOW_MESSAGES: Record<HttpFlowLogEntry["verdict"], string> = {
   refused: "HTTP request refused",
+  misdirected: "HTTP request misdirected: its host is not a server name the terminated connection was admitted for",
   malformed: "HTTP request malformed",
   audited: "HTTP request audited (would be refused)",
   "upstream-failed": "HTTP request not forwarded: upstream failed",
@@ -161,7 +162,7 @@ export class NodeProxy {
           metrics.request("refused");
           throw error;
         }
-        metrics.request(verdict.allow ? (verdict.audit ? "audited" : "allowed") : "refused", verdict.policy, verdict.rule);
+        metrics.request(verdict.allow ? (verdict.audit ? "audited" : "allowed") : verdict.misdirected ? "misdirected" : "refused", verdict.policy, verdict.rule);
         return verdict;
       },
       connectUpstream,

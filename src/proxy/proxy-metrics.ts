@@ -12,10 +12,11 @@ import type { MetricFamily } from "../k8s/prometheus.ts";
 import type { PassedBytes, PassedBytesCounter } from "./splice.ts";
 
 /**
- * What a request came to: forwarded, refused (403), forwarded under audit, or malformed (400, or closed
- * unanswered); or a TLS connection: passed on, reset by the rules, passed on under audit, or reset as malformed.
+ * What a request came to: forwarded, refused (403), misdirected (421: inside a terminated connection, for a host
+ * the rules that terminated it do not name), forwarded under audit, or malformed (400, or closed unanswered); or
+ * a TLS connection: passed on, reset by the rules, passed on under audit, or reset as malformed.
  */
-export type RequestVerdict = "allowed" | "refused" | "audited" | "malformed";
+export type RequestVerdict = "allowed" | "refused" | "misdirected" | "audited" | "malformed";
 
 /** Counts by a first label (`verdict`, `direction`), policy and rule. */
 class VerdictCounts {
@@ -181,7 +182,7 @@ export class ProxyMetrics {
       {
         name: "palisade_proxy_requests_total",
         type: "counter",
-        help: "HTTP requests judged by the proxy, by verdict (allowed, refused, audited, malformed) and the policy and rule behind it.",
+        help: "HTTP requests judged by the proxy, by verdict (allowed, refused, misdirected, audited, malformed) and the policy and rule behind it.",
         samples: this.#requests.samples(),
       },
       {

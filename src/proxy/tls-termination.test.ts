@@ -44,9 +44,9 @@ function rule(tls: TlsRule, http?: EBPFIngressRule["http"]): EBPFIngressRule {
 
 const SPIFFE_FRONTEND = "spiffe://cluster.local/ns/x/sa/frontend";
 
-/** The status and body of one HTTP/2 request on `session`. */
-async function h2Answer(session: http2.ClientHttp2Session, path: string): Promise<[number, string]> {
-  const stream = session.request({ ":path": path });
+/** The status and body of one HTTP/2 request on `session` (to `authority`, by default the session's; with a Host field if given). */
+async function h2Answer(session: http2.ClientHttp2Session, path: string, authority?: string, host?: string): Promise<[number, string]> {
+  const stream = session.request({ ":path": path, ...(authority !== undefined && { ":authority": authority }), ...(host !== undefined && { host }) });
   const [headers] = (await once(stream, "response")) as [http2.IncomingHttpHeaders];
   let body = "";
   stream.on("data", (chunk: Buffer) => (body += chunk.toString()));
@@ -147,7 +147,7 @@ describe("TLS termination through the node proxy", () => {
   const proxyPort = () => proxy.addresses()[0]?.port ?? 0;
 
   /** Opens a TLS connection through the proxy (verifying the proxy with the server CA) and sends `requests` on it, one after the other. */
-  async function exchange(options: { client?: TestCertificate; version?: tls.SecureVersion; servername?: string; paths?: string[]; alpn?: string[]; keepOpen?: boolean }): Promise<Exchange[]> {
+  async function exchange(options: { client?: TestCertificate; version?: tls.SecureVersion; servername?: string; paths?: string[]; hosts?: string[]; alpn?: string[]; keepOpen?: boolean }): Promise<Exchange[]> {
     const socket = tls.connect({
       port: proxyPort(),
       host: "127.0.0.1",
@@ -169,8 +169,8 @@ describe("TLS termination through the node proxy", () => {
     }
     const serverCertificate = socket.getPeerX509Certificate()?.subjectAltName ?? "";
     const raw = RawConnection.over(socket);
-    for (const path of options.paths ?? ["/public/a"]) {
-      raw.send(`GET ${path} HTTP/1.1\r\nHost: api.shop.example\r\n\r\n`);
+    for (const [index, path] of (options.paths ?? ["/public/a"]).entries()) {
+      raw.send(`GET ${path} HTTP/1.1\r\nHost: ${options.hosts?.[index] ?? "api.shop.example"}\r\n\r\n`);
       const response = await raw.next();
       const status = response !== "closed" ? response.status : (failure ?? "closed");
       results.push({ status, body: response === "closed" ? "" : response.body, protocol: socket.getProtocol(), serverCertificate, socket });
@@ -194,6 +194,52 @@ describe("TLS termination through the node proxy", () => {
       assert.equal(results[0]?.body, "plain GET /public/a", "sent on in plain text");
     }
     assert.equal((await exchange({ servername: "other.shop.example" }))[0]?.status, "reset", "a name serverNames does not list is reset before any handshake");
+  });
+
+  test("a request for a host the rules' serverNames do not name gets 421 on a connection that goes on, HTTP/1.1 and HTTP/2; one flow-log line and a count each", async () => {
+    const names = ["api.shop.example", "*.internal.shop.example"];
+    world = compileHttpWorld([ebpf("api", { ingress: [rule({ serverNames: names, termination: { ...termination, alpn: ["h2", "http/1.1"] } }, publicGets)] })]);
+    logLines.length = 0;
+    const hosts = ["api.shop.example", "admin.shop.example", "API.SHOP.EXAMPLE:8443", "db.internal.shop.example", "internal.shop.example", "a.b.internal.shop.example", "127.0.0.1", "[::1]", "api.shop.example."];
+    const results = await exchange({ paths: hosts.map(() => "/public/a"), hosts });
+    // The trailing dot is malformed (400, the connection closes); until then the connection went on after each 421.
+    assert.deepEqual(results.map((r) => r.status), [200, 421, 200, 200, 421, 421, 421, 421, 400]);
+    assert.equal(results[1]?.body, "Misdirected Request");
+    const first = await exchange({ paths: ["/admin", "/public/a"], hosts: ["admin.shop.example", "api.shop.example:443"] });
+    assert.deepEqual(first.map((r) => r.status), [421, 200], "421 before the http rules: /admin for another host is misdirected, not refused");
+    // HTTP/1.0 without Host names no host: malformed before any rule, not misdirected.
+    const bare = tls.connect({ port: proxyPort(), host: "127.0.0.1", servername: "api.shop.example", ca: serverCa.cert, ALPNProtocols: ["http/1.1"] });
+    await once(bare, "secureConnect");
+    const raw = RawConnection.over(bare);
+    raw.send("GET /public/a HTTP/1.0\r\n\r\n");
+    const answer = await raw.next();
+    raw.destroy();
+    assert.equal(answer === "closed" ? answer : answer.status, 400);
+    plainPort = () => (h2cUpstream.address() as AddressInfo).port;
+    const session = http2.connect("https://api.shop.example", {
+      createConnection: () => tls.connect({ port: proxyPort(), host: "127.0.0.1", servername: "api.shop.example", ca: serverCa.cert, ALPNProtocols: ["h2"] }),
+    });
+    session.on("error", () => undefined);
+    try {
+      assert.deepEqual(await h2Answer(session, "/public/a", "admin.shop.example"), [421, "Misdirected Request"]);
+      assert.deepEqual(await h2Answer(session, "/public/a", "db.internal.shop.example"), [200, "h2c GET /public/a"], "the session goes on after the 421");
+      assert.deepEqual(await h2Answer(session, "/admin", "api.shop.example"), [403, "Access denied"]);
+      assert.deepEqual(await h2Answer(session, "/public/a", "api.shop.example", "admin.shop.example"), [400, "Bad Request"], ":authority and Host naming two hosts");
+      assert.deepEqual(await h2Answer(session, "/public/a", "admin.shop.example", "admin.shop.example"), [421, "Misdirected Request"], ":authority and Host agreeing on another host");
+    } finally {
+      session.close();
+      await once(session, "close");
+      plainPort = () => upstreamPort;
+    }
+    const misdirected = logLines.filter((line) => line.verdict === "misdirected");
+    assert.equal(misdirected.length, 8, "one line per 421");
+    assert.deepEqual(
+      [misdirected[0]?.flow, misdirected[0]?.status, misdirected[0]?.host, misdirected[0]?.serverName, misdirected[0]?.policy, misdirected[0]?.rule, misdirected[0]?.protocol],
+      ["http", 421, "admin.shop.example", "api.shop.example", "EBPFNetworkPolicy x/api", "ingress[0].tls", "HTTP/1.1"],
+    );
+    assert.match(String(misdirected[0]?.reason), /^misdirected: /);
+    assert.equal(misdirected.at(-1)?.protocol, "HTTP/2");
+    assert.match(proxy.renderMetrics(), /palisade_proxy_requests_total\{verdict="misdirected",policy="EBPFNetworkPolicy x\/api",rule="ingress\[0\]\.tls"\} 8/);
   });
 
   test("client certificates: the good one passes; none fails the handshake with an alert; another CA's, an expired one and a wrong SAN are reset, with the reason and names logged", async () => {

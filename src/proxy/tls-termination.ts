@@ -10,8 +10,9 @@
  * with the reason and the names presented in the flow log (never key
  * material): Node's TLS has no way to answer those with an alert. The
  * decrypted stream then goes to the HTTP front end, whose requests are judged
- * by the admitting rules (`terminatedBy`), or, when no rule judges requests,
- * straight to the pod; upstream in plain text, or re-encrypted and verified
+ * by the admitting rules (`terminatedBy`: first their host against the rules'
+ * `serverNames`, 421 when none names it), or, when no rule judges requests,
+ * straight to the pod, unread; upstream in plain text, or re-encrypted and verified
  * with the plan's upstream CA (`upstreamTls`).
  *
  * @module
@@ -19,6 +20,7 @@
 import type { Socket } from "node:net";
 import tls from "node:tls";
 import type { TLSSocket } from "node:tls";
+import { readsRequests } from "../policy/http-view.ts";
 import type { TlsTerminationPlan } from "../policy/http-view.ts";
 import { admittingRules } from "../policy/tls-client-certificate.ts";
 import { presentedCertificate } from "./client-certificate.ts";
@@ -137,10 +139,10 @@ export function createTlsTerminator(options: TlsTerminatorOptions): TlsTerminato
         const terminated: ConnectionInfo = {
           ...connection,
           terminatedBy: ids,
+          ...(serverName !== undefined && { serverName }),
           ...(upstreamCa !== undefined && { upstreamTls: { ca: upstreamCa, ...(serverName !== undefined && { serverName }), ...(alpn !== undefined && { alpn }) } }),
         };
-        const judged = judgesRequests && admitting.some((rule) => rule.http);
-        if (judged || plan.httpDenies) options.serveRequests(secure, terminated, alpn);
+        if (readsRequests(plan, ids)) options.serveRequests(secure, terminated, alpn);
         // Its bytes count under the first rule admitting it, in reference order.
         else void splice(secure, terminated, admitting[0]?.policy ?? "", admitting[0]?.rule ?? "");
       });

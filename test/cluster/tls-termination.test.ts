@@ -8,7 +8,9 @@
  * Secret and ConfigMap the test creates to palisade-secrets for the proxies.
  * Checked with curl and openssl s_client from the pods' namespaces, TLS 1.2
  * and 1.3, IPv4 and IPv6: the proxy's certificate, 200 and 403 from the
- * client's own address; clients with a wrong name, an expired certificate,
+ * client's own address; 421 for a request naming another host than the
+ * ClientHello's server name, over HTTP/1.1 and HTTP/2 (ALPN h2, to b's
+ * HTTP/2 port); clients with a wrong name, an expired certificate,
  * another CA's or none are refused and the flow log says why; rotating the
  * certificate and the CA takes effect for new connections while an open one
  * goes on. Needs root and the cached control plane.
@@ -29,6 +31,8 @@ import { testFolder } from "../lib/test-folder.ts";
 const cluster = new DevCli(testFolder("tls-term"));
 const x = `pl-tlst-${Math.random().toString(16).slice(2, 8)}`;
 const PORT = 8443;
+/** Where b serves HTTP/2 (h2c), behind a rule terminating TLS with ALPN h2. */
+const H2_PORT = 9443;
 const NAME = "api.shop.example";
 const FRONTEND = "spiffe://cluster.local/ns/shop/sa/frontend";
 let a: { netns: string; ips: string[] };
@@ -39,13 +43,18 @@ let clientCa: TestCa;
 const clients = {} as Record<"good" | "wrongSan" | "expired" | "otherCa", TestCertificate>;
 const held: ReturnType<typeof spawn>[] = [];
 
-/** curl https://api.shop.example:8443/PATH from `netns` to `ip`, with a client certificate or none; the status, body and curl's error. */
-function curl(netns: string, ip: string, path: string, client: TestCertificate | undefined, tlsMax = "1.3"): { code: number | null; status: string; body: string; stderr: string } {
+/**
+ * curl https://api.shop.example:8443/PATH from `netns` to `ip`, with a client certificate or none; the status, body and
+ * curl's error. `more`: another port, HTTP/2 (offered by ALPN, as the rule on H2_PORT asks), another Host (`:authority`).
+ */
+function curl(netns: string, ip: string, path: string, client: TestCertificate | undefined, tlsMax = "1.3", more: { port?: number; http2?: boolean; host?: string } = {}): { code: number | null; status: string; body: string; stderr: string } {
   const host = ip.includes(":") ? `[${ip}]` : ip;
+  const port = more.port ?? PORT;
   const run = spawnSync("ip", [
-    "netns", "exec", netns, "curl", "-sS", "--max-time", "10", "--http1.1", "--tlsv1.2", "--tls-max", tlsMax, "--cacert", serverCa.certPath,
+    "netns", "exec", netns, "curl", "-sS", "--max-time", "10", more.http2 ? "--http2" : "--http1.1", "--tlsv1.2", "--tls-max", tlsMax, "--cacert", serverCa.certPath,
     ...(client ? ["--cert", client.certPath, "--key", client.keyPath] : []),
-    "--resolve", `${NAME}:${PORT}:${host}`, "-w", "\n%{http_code}", `https://${NAME}:${PORT}${path}`,
+    ...(more.host ? ["-H", `Host: ${more.host}`] : []),
+    "--resolve", `${NAME}:${port}:${host}`, "-w", "\n%{http_code}", `https://${NAME}:${port}${path}`,
   ], { encoding: "utf8" });
   const lines = run.stdout.split("\n");
   return { code: run.status, status: lines.at(-1) ?? "", body: lines.slice(0, -1).join("\n"), stderr: run.stderr };
@@ -116,7 +125,7 @@ function fingerprintOf(certificate: TestCertificate): string {
 before(() => {
   cluster.up(2);
   cluster.runPod(x, "a", 1, [80]);
-  cluster.runPod(x, "b", 1, [{ port: PORT, name: "http" }]);
+  cluster.runPod(x, "b", 1, [{ port: PORT, name: "http" }, { port: H2_PORT, name: "http2" }]);
   cluster.runPod(x, "c", 2, [80]);
   [a, b, c] = [cluster.pod(x, "a"), cluster.pod(x, "b"), cluster.pod(x, "c")];
   serverCa = makeCa("server-ca");
@@ -144,6 +153,11 @@ before(() => {
           clientCertificate: { ca: { configMapName: "shop-ca", key: "ca.crt" }, subjectAltNames: [FRONTEND, "*.frontend.shop.example"] },
         },
         http: [{ method: "GET", path: { prefix: "/public/" } }],
+      }, {
+        from: [{ podSelector: { matchExpressions: [{ key: "app", operator: "In", values: ["a", "c"] }] } }],
+        ports: [{ protocol: "TCP", port: H2_PORT }],
+        tls: { serverNames: [NAME], termination: { certificate: { secretName: "b-tls" }, alpn: ["h2"] } },
+        http: [{ path: { prefix: "/" } }],
       }],
     },
   });
@@ -178,6 +192,30 @@ test("openssl s_client, TLS 1.2 and 1.3: the certificate of Secret b-tls, and a 
     assert.match(run.stdout, /issuer=CN ?= ?server-ca/, version);
     assert.match(run.stdout, /HTTP\/1\.1 200/, version);
   }
+});
+
+test("a request for another host than the ClientHello's server name gets 421 and the connection goes on, HTTP/1.1 and HTTP/2 (ALPN h2); the flow log names both", () => {
+  const ip = b.ips[0] as string;
+  assert.equal(curl(a.netns, ip, "/public/a", clients.good, "1.3", { host: "admin.shop.example" }).status, "421");
+  assert.equal(curl(a.netns, ip, "/public/a", clients.good, "1.3", { host: `${NAME.toUpperCase()}:${PORT}` }).status, "200", "the same name, upper case, with the port");
+  const h2 = curl(a.netns, ip, "/public/a", undefined, "1.3", { port: H2_PORT, http2: true, host: "admin.shop.example" });
+  assert.equal(h2.status, "421", h2.stderr);
+  const h2Allowed = curl(a.netns, ip, "/public/a", undefined, "1.3", { port: H2_PORT, http2: true });
+  assert.equal(h2Allowed.status, "200", h2Allowed.stderr);
+  // One connection: the 421 for the other host, then 200 for the ClientHello's.
+  const run = spawnSync("ip", ["netns", "exec", a.netns, "openssl", "s_client", "-servername", NAME, "-connect", `${ip}:${PORT}`, "-CAfile", serverCa.certPath,
+    "-cert", clients.good.certPath, "-key", clients.good.keyPath, "-ign_eof"], { encoding: "utf8", input: `GET /public/s HTTP/1.1\r\nHost: admin.shop.example\r\n\r\nGET /public/s HTTP/1.1\r\nHost: ${NAME}\r\nConnection: close\r\n\r\n`, timeout: 15_000 });
+  assert.match(run.stdout, /HTTP\/1\.1 421 Misdirected Request[^]*HTTP\/1\.1 200/, run.stderr);
+  const log = readFileSync(join(cluster.folder.layout.logs, `proxy-${devNodeSpec(cluster.network(), 1).name}.log`), "utf8");
+  const lines = log.split("\n").filter((line) => line.includes('"verdict":"misdirected"'));
+  assert.ok(lines.some((line) => line.includes('"protocol":"HTTP/2"')), "an HTTP/2 line");
+  for (const line of lines) {
+    assert.match(line, /"status":421/);
+    assert.match(line, /"host":"admin\.shop\.example"/);
+    assert.match(line, new RegExp(`"serverName":"${NAME.replace(/\./g, "\\.")}"`));
+    assert.match(line, /"policy":"EBPFNetworkPolicy [^"]+\/b-mtls","rule":"ingress\[[01]\]\.tls"/);
+  }
+  assert.equal(lines.length, 3, "one line per 421");
 });
 
 test("a wrong name, an expired certificate, another CA's and none are refused, and the flow log says why with the names presented", async () => {

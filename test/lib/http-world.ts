@@ -77,6 +77,8 @@ const TERMINATING_RULES: { tls: TlsRule; http?: HttpRule[] }[] = [
   },
   { tls: { termination: { certificate: { secretName: "cert-a" } }, clientCertificate: { ca: { configMapName: "ca-2", key: "ca.crt" }, subjectAltNames: ["spiffe://c/ns/x/sa/c"] } } },
   { tls: { serverNames: ["api.shop.example"], termination: { certificate: { secretName: "cert-b" } } }, http: HTTP_LISTS[2] },
+  // Any client, for a wildcard's names only: the requests inside are held to them.
+  { tls: { serverNames: ["*.internal.example"], termination: { certificate: { secretName: "cert-b" } } }, http: HTTP_LISTS[1] },
   // Offers h2 as well: rules terminating one connection disagree with the others on cert-a.
   { tls: { termination: { certificate: { secretName: "cert-a" }, alpn: ["http/1.1", "h2"] } }, http: HTTP_LISTS[1] },
 ];
@@ -119,7 +121,8 @@ export const httpRequestArb = fc.record({
     "/x?q=1",
     "http://other.example/public/a",
   ),
-  host: fc.constantFrom("b.x", "api.shop.example", "evilshop.example"),
+  // Some name a terminating rule's server names in another case, with a port, or one label short of a wildcard.
+  host: fc.constantFrom("b.x", "api.shop.example", "evilshop.example", "API.Shop.Example:8443", "db.internal.example", "internal.example"),
   tenant: fc.constantFrom(undefined, "blue", "red"),
   debug: fc.boolean(),
 }).map(({ method, target, host, tenant, debug }): RawHttpRequest => ({
