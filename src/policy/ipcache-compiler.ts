@@ -287,10 +287,14 @@ export class IpcacheCompiler {
     this.setPolicyPrefixes(policyObjectKey(kind, namespace, name), undefined);
   }
 
-  /** Sets the prefixes (canonical texts, each once) of the policy keyed `policyKey`; none removes them. */
+  /**
+   * Sets the prefixes (canonical texts, each once) of the policy keyed `policyKey`; none removes them. A policy
+   * without prefixes is not held at all: most have none, and an entry each in two maps costs ~90 bytes.
+   */
   setPolicyPrefixes(policyKey: string, prefixes: PolicyPrefixes | undefined): void {
-    if (prefixes === undefined && !this.#policyPrefixes.delete(policyKey)) return;
-    if (prefixes !== undefined) this.#policyPrefixes.set(policyKey, prefixes);
+    const held = prefixes !== undefined && prefixes.texts.length > 0;
+    if (!held && !this.#policyPrefixes.delete(policyKey)) return;
+    if (held) this.#policyPrefixes.set(policyKey, prefixes);
     this.#dirtyPolicies.add(policyKey);
   }
 

@@ -159,6 +159,12 @@ export interface NormalizedPolicy {
   prefixes: PolicyPrefixes;
 }
 
+/**
+ * The prefixes of a policy without ipBlocks: shared, since most policies have
+ * none (9k of the scale world's 10k, whose own empty pair cost ~100 bytes each).
+ */
+export const NO_PREFIXES: PolicyPrefixes = Object.freeze({ texts: Object.freeze([]), cidrs: Object.freeze([]) });
+
 /** The excepts of an ipBlock without any: shared, since allow-lists have 100k such blocks. */
 export const NO_EXCEPT: readonly Cidr[] = Object.freeze([]);
 
@@ -288,6 +294,6 @@ export function normalizePolicy(policy: AnyPolicy): NormalizedPolicy {
     selector: policy.kind === "NetworkPolicy" ? policy.spec.podSelector : policy.spec.selector,
     types,
     rules: rules.slice(),
-    prefixes: { texts: [...prefixes.keys()], cidrs: [...prefixes.values()] },
+    prefixes: prefixes.size === 0 ? NO_PREFIXES : { texts: [...prefixes.keys()], cidrs: [...prefixes.values()] },
   };
 }
