@@ -14,11 +14,13 @@
  *
  * @module
  */
+import { createHash } from "node:crypto";
 import { KubeApiError } from "../k8s/errors.ts";
 import type { Logger } from "../k8s/logger.ts";
 import { compareApplied } from "../k8s/node-report.ts";
 import type { AppliedPolicy, MapFull, NodeReport } from "../k8s/node-report.ts";
 import type { PolicyKind } from "../policy/compiler.ts";
+import { policyObjectKey } from "../policy/normalized-policy.ts";
 
 /**
  * Writes a node's report (the agent's: `writeNodeReport` through the API);
@@ -73,7 +75,10 @@ export class EnforcementReport {
   #caughtUp: CaughtUp = { podResourceVersion: "", namespaceResourceVersion: "", pods: 0, namespaces: 0 };
   #endpoints = 0;
   #mapFull: MapFull | undefined;
-  /** The content last written, or refused by the API server (then not tried again). */
+  /**
+   * The SHA-256 digest of the content last written, or refused by the API server (then not tried again): not the
+   * content itself, which lists every policy (1.35 MB held for good at 10k policies).
+   */
   #lastWritten = "";
   /** Whether the last report written left its policy list out for size. */
   #overflow = false;
@@ -94,17 +99,17 @@ export class EnforcementReport {
 
   /** A policy generation was handed to the compiler; it replaces the policy's earlier one. */
   fed(policy: AppliedPolicy): void {
-    this.#fed.set(`${policy.kind}/${policy.namespace}/${policy.name}`, policy);
+    this.#fed.set(policyObjectKey(policy.kind, policy.namespace, policy.name), policy);
   }
 
   /** The generation of a policy last handed to the compiler, if any. */
   fedPolicy(kind: PolicyKind, namespace: string, name: string): AppliedPolicy | undefined {
-    return this.#fed.get(`${kind}/${namespace}/${name}`);
+    return this.#fed.get(policyObjectKey(kind, namespace, name));
   }
 
   /** A policy was taken out of the compiler. */
   forget(kind: PolicyKind, namespace: string, name: string): void {
-    this.#fed.delete(`${kind}/${namespace}/${name}`);
+    this.#fed.delete(policyObjectKey(kind, namespace, name));
   }
 
   /** The policy generations the report lists as applied. */
@@ -129,8 +134,8 @@ export class EnforcementReport {
    */
   async write(signal: AbortSignal): Promise<void> {
     const content = { node: this.#node, policies: this.#applied, endpoints: this.#endpoints, ...this.#caughtUp, ...(this.#mapFull === undefined ? {} : { mapFull: this.#mapFull }) };
-    const text = JSON.stringify(content);
-    if (text === this.#lastWritten) return;
+    const digest = createHash("sha256").update(JSON.stringify(content)).digest("base64");
+    if (digest === this.#lastWritten) return;
     let overflow: boolean;
     try {
       ({ overflow } = await this.#write({ ...content, appliedAt: this.#appliedAt.toISOString() }, signal));
@@ -140,11 +145,11 @@ export class EnforcementReport {
         throw error;
       }
       this.#failures.rejected++;
-      this.#lastWritten = text;
+      this.#lastWritten = digest;
       this.#log.error({ node: this.#node, policies: this.#applied.length, err: error }, `Cannot write the report of node "${this.#node}": the API server refused it (${error.code}); the maps hold the state, and the report is written again when it changes`);
       return;
     }
-    this.#lastWritten = text;
+    this.#lastWritten = digest;
     if (overflow !== this.#overflow) {
       if (overflow) this.#log.warn({ node: this.#node, policies: this.#applied.length }, `The report of node "${this.#node}" is too large to list its ${this.#applied.length} policies: written without the list, so readers cannot confirm them`);
       else this.#log.info({ node: this.#node, policies: this.#applied.length }, `The report of node "${this.#node}" lists its policies again`);

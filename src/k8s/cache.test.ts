@@ -1,7 +1,7 @@
 import type { V1Pod } from "@kubernetes/client-node";
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { Cache, NAMESPACE_INDEX, NODE_NAME_INDEX, objectKey, parseObjectKey, podNodeNameIndex } from "./cache.ts";
+import { Cache, NAMESPACE_INDEX, namespaceIndex, NODE_NAME_INDEX, objectKey, parseObjectKey, podNodeNameIndex } from "./cache.ts";
 
 function pod(namespace: string, name: string, nodeName: string | undefined, resourceVersion = "1", labels: Record<string, string> = {}): V1Pod {
   return { metadata: { namespace, name, resourceVersion, labels }, spec: { containers: [], ...(nodeName ? { nodeName } : {}) } };
@@ -20,7 +20,7 @@ describe("Cache", () => {
   });
 
   it("indexes by namespace and by node name, and moves entries on update", () => {
-    const cache = new Cache<V1Pod>({ [NODE_NAME_INDEX]: podNodeNameIndex });
+    const cache = new Cache<V1Pod>({ [NODE_NAME_INDEX]: podNodeNameIndex, [NAMESPACE_INDEX]: namespaceIndex });
     cache.upsert(pod("x", "a", "n1"));
     cache.upsert(pod("x", "b", "n2"));
     cache.upsert(pod("y", "a", "n1"));
@@ -52,6 +52,7 @@ describe("Cache", () => {
     assert.deepEqual(cache.byIndex("labelKey", "tier").map(objectKey), ["x/a"]);
     assert.throws(() => cache.addIndex("labelKey", byLabelKey), /Cannot add index "labelKey": an index of that name exists/);
     assert.throws(() => cache.byIndex("missing", "v"), /Cannot query index "missing": no index of that name/);
+    assert.throws(() => cache.byIndex(NAMESPACE_INDEX, "x"), /Cannot query index "namespace"/, "the namespace index is kept only when asked for");
   });
 
   it("replace reports adds, resourceVersion changes and deletes, and keeps unchanged instances", () => {

@@ -16,6 +16,7 @@ import {
   KubeClient,
   LeaderElector,
   NAMESPACE_INDEX,
+  namespaceIndex,
   Resources,
   WorkQueue,
   findCondition,
@@ -155,10 +156,10 @@ class Operator implements RunningOperator {
     const client = this.#client;
     const logger = this.#log;
     // An EBPFNetworkPolicy's status is ours: the conditions written last are compared with the next ones.
-    this.#policies = new Informer<StatusPolicy>({ client, logger, resource: Resources.ebpfNetworkPolicies, transform: (policy) => ({ ...policyFields(policy), ...(policy.status === undefined ? {} : { status: policy.status }) }) });
+    this.#policies = new Informer<StatusPolicy>({ client, logger, resource: Resources.ebpfNetworkPolicies, indexers: { [NAMESPACE_INDEX]: namespaceIndex }, transform: (policy) => ({ ...policyFields(policy), ...(policy.status === undefined ? {} : { status: policy.status }) }) });
     this.#networkPolicies = new Informer<NetworkPolicy>({ client, logger, resource: Resources.networkPolicies, transform: policyFields });
     // Only the fields policy reads are cached (see api-objects' cached fields); the rest would only cost memory.
-    this.#pods = new Informer<V1Pod>({ client, logger, resource: Resources.pods, transform: podFields });
+    this.#pods = new Informer<V1Pod>({ client, logger, resource: Resources.pods, indexers: { [NAMESPACE_INDEX]: namespaceIndex }, transform: podFields });
     this.#namespaces = new Informer<V1Namespace>({ client, logger, resource: Resources.namespaces, transform: namespaceFields });
     this.#identities = identityInformer(client, logger);
     this.#nodes = new Informer<V1Node>({

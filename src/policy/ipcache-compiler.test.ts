@@ -10,6 +10,7 @@ import { TextKeyedAllocator } from "./identity.ts";
 import { formatCidr, parseCidr } from "./ip.ts";
 import type { Cidr } from "./ip.ts";
 import { IpcacheCompiler } from "./ipcache-compiler.ts";
+import { NO_PREFIXES } from "./normalized-policy.ts";
 import type { World } from "./world.ts";
 
 /** Numbers keys in the order asked, and remembers every key asked for. */
@@ -205,4 +206,14 @@ test("a prefix's own identity is numbered by the prefix itself, its key's text m
   // The pod's identity goes too: its key had the class.
   assert.deepEqual(ipcache.commit().removed.map((identity) => identity.id).sort(), [256, 300, 301]);
   assert.deepEqual(allocator.released.sort(), ["10.1.0.0/16", "fd00::/64"]);
+  // A policy's prefixes emptied (held no more) release them as a removed policy does; empty ones again change nothing.
+  ipcache.setPolicyPrefixes("NetworkPolicy/x/allow", { texts: ["10.1.0.0/16"], cidrs: [parseCidr("10.1.0.0/16")] });
+  assert.deepEqual(ipcache.commit().added.map((identity) => identity.key).sort(), ['["cidr","10.1.0.0/16"]', '["pod","x",[["kubernetes.io/metadata.name","x"]],[],[],"10.1.0.0/16"]']);
+  ipcache.setPolicyPrefixes("NetworkPolicy/x/allow", NO_PREFIXES);
+  assert.deepEqual(ipcache.commit().removed.map((identity) => identity.id).sort(), [256, 300]);
+  assert.deepEqual(allocator.released.sort(), ["10.1.0.0/16", "10.1.0.0/16", "fd00::/64"]);
+  ipcache.setPolicyPrefixes("NetworkPolicy/x/allow", NO_PREFIXES);
+  assert.equal(ipcache.idle, true, "no prefixes where there were none is no change");
+  ipcache.setPolicyPrefixes("NetworkPolicy/x/other", NO_PREFIXES);
+  assert.equal(ipcache.idle, true);
 });

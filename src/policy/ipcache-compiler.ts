@@ -33,6 +33,8 @@ import type { Cidr } from "./ip.ts";
 import type { Labels } from "./selector.ts";
 import { normalizePolicy, policyObjectKey } from "./normalized-policy.ts";
 import type { PolicyKind, PolicyPrefixes } from "./normalized-policy.ts";
+import { keysOf, withKey, withoutKey } from "./key-set.ts";
+import type { KeySet } from "./key-set.ts";
 import { indexAdd } from "./set-index.ts";
 import { PolicyError } from "./validate.ts";
 import { podKey } from "./world.ts";
@@ -127,8 +129,8 @@ interface IpcacheSource {
   /** The address or prefix; its kernel key is made when an entry is written (a stored key costs ~370 bytes per prefix). */
   cidr: Cidr;
   host: boolean;
-  /** Pod keys claiming the address; shared {@link NO_PODS} (empty) until one does: most sources are policy prefixes. */
-  pods: Set<string>;
+  /** Pod keys claiming the address (most sources are policy prefixes, claimed by none). */
+  pods: KeySet;
   prefix: boolean;
   /** The prefix's own identity while it is wanted (see {@link CidrIdentityRecord}); pods' and hosts' are by key. */
   cidrRecord: CidrIdentityRecord | undefined;
@@ -136,8 +138,6 @@ interface IpcacheSource {
   flags: number;
   owner: string;
 }
-
-const NO_PODS: ReadonlySet<string> = new Set();
 
 /** The entry a source's key has, if any: the source itself, read as a binding. */
 function bindingOf(source: IpcacheSource | undefined): IpcacheBinding | undefined {
@@ -287,10 +287,14 @@ export class IpcacheCompiler {
     this.setPolicyPrefixes(policyObjectKey(kind, namespace, name), undefined);
   }
 
-  /** Sets the prefixes (canonical texts, each once) of the policy keyed `policyKey`; none removes them. */
+  /**
+   * Sets the prefixes (canonical texts, each once) of the policy keyed `policyKey`; none removes them. A policy
+   * without prefixes is not held at all: most have none, and an entry each in two maps costs ~90 bytes.
+   */
   setPolicyPrefixes(policyKey: string, prefixes: PolicyPrefixes | undefined): void {
-    if (prefixes === undefined && !this.#policyPrefixes.delete(policyKey)) return;
-    if (prefixes !== undefined) this.#policyPrefixes.set(policyKey, prefixes);
+    const held = prefixes !== undefined && prefixes.texts.length > 0;
+    if (!held && !this.#policyPrefixes.delete(policyKey)) return;
+    if (held) this.#policyPrefixes.set(policyKey, prefixes);
     this.#dirtyPolicies.add(policyKey);
   }
 
@@ -442,7 +446,7 @@ export class IpcacheCompiler {
     // Only addresses inside an added or removed prefix can change class.
     if (!changed.empty) {
       for (const [text, source] of this.#sources) {
-        if (!source.host && source.pods.size === 0) continue;
+        if (!source.host && source.pods === undefined) continue;
         if (changed.longestPrefix(networkAddress(source.cidr))) dirty.add(text);
       }
     }
@@ -458,15 +462,15 @@ export class IpcacheCompiler {
       const namespace = pod?.namespace ?? (old as PodRecord).namespace;
       changed.set(key, namespace);
       for (const text of old?.ipTexts ?? []) {
-        (this.#sources.get(text) as IpcacheSource).pods.delete(key);
+        const source = this.#sources.get(text) as IpcacheSource;
+        source.pods = withoutKey(source.pods, key);
         dirty.add(text);
       }
       if (pod) {
         const ipTexts = this.#podIps.get(key) as string[];
         for (const text of ipTexts) {
           const source = this.#source(text, parseCidr(text));
-          if (source.pods === NO_PODS) source.pods = new Set();
-          source.pods.add(key);
+          source.pods = withKey(source.pods, key);
           dirty.add(text);
         }
         this.#podRecords.set(key, { namespace, ipTexts });
@@ -588,12 +592,12 @@ export class IpcacheCompiler {
         removals.push(ipcacheKeyOf(source.cidr));
       }
       if (current?.owner !== wanted?.owner || current?.record !== wanted?.record) {
-        for (const pod of source.pods) rebound.add(pod);
+        for (const pod of keysOf(source.pods)) rebound.add(pod);
       }
     }
     for (const text of dirty) {
       const source = this.#sources.get(text);
-      if (source && !source.host && !source.prefix && source.pods.size === 0) this.#sources.delete(text);
+      if (source && !source.host && !source.prefix && source.pods === undefined) this.#sources.delete(text);
     }
     return { upserts, removals, rebound, added, removed };
   }
@@ -602,12 +606,12 @@ export class IpcacheCompiler {
   #wantedBinding(text: string): IpcacheBinding | undefined {
     const source = this.#sources.get(text);
     if (!source) return undefined;
-    if (source.host || source.pods.size > 0) {
+    if (source.host || source.pods !== undefined) {
       const cls = this.#prefixUsers.longestPrefix(networkAddress(source.cidr));
       if (source.host) {
         return { record: this.#identityRecord(hostIdentity(cls)), flags: IPCACHE_HOST, owner: "host" };
       }
-      const owner = [...source.pods].sort()[0] as string;
+      const owner = [...keysOf(source.pods)].sort()[0] as string;
       const pod = this.#pods.get(owner) as PodInfo;
       const namespaceLabels = this.#namespaces.get(pod.namespace)?.labels ?? {};
       const record = this.#identityRecord(podIdentity(pod.namespace, namespaceLabels, pod.labels, pod.namedPorts, cls));
@@ -659,7 +663,7 @@ export class IpcacheCompiler {
   #source(text: string, cidr: Cidr): IpcacheSource {
     let source = this.#sources.get(text);
     if (!source) {
-      source = { cidr, host: false, pods: NO_PODS as Set<string>, prefix: false, cidrRecord: undefined, record: undefined, flags: 0, owner: "" };
+      source = { cidr, host: false, pods: undefined, prefix: false, cidrRecord: undefined, record: undefined, flags: 0, owner: "" };
       this.#sources.set(text, source);
     }
     return source;

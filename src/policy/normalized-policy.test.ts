@@ -3,7 +3,7 @@ import { test } from "node:test";
 import type { AnyPolicy } from "./api-types.ts";
 import { formatCidr } from "./ip.ts";
 import { buildWorld } from "./normalize.ts";
-import { ipBlockOf, isSelectorPeer, NO_EXCEPT, normalizePolicy } from "./normalized-policy.ts";
+import { ipBlockOf, isSelectorPeer, NO_EXCEPT, NO_PREFIXES, normalizePolicy } from "./normalized-policy.ts";
 import { PolicyError } from "./validate.ts";
 
 const np = (spec: unknown): AnyPolicy => ({ apiVersion: "networking.k8s.io/v1", kind: "NetworkPolicy", metadata: { name: "p", namespace: "x" }, spec }) as AnyPolicy;
@@ -46,6 +46,13 @@ test("ipBlocks parsed, every cidr and except collected once by canonical text; r
   assert.deepEqual(bare && [formatCidr(bare.cidr), bare.except], ["10.0.0.0/8", NO_EXCEPT]);
   assert.equal(policy.rules[0]?.peers?.[1], policy.prefixes.cidrs[0], "a block without excepts is its CIDR, the one the prefixes hold");
   assert.deepEqual(policy.rules[0]?.ports?.numeric[0]?.prefixes, [{ port: 8000, prefixLen: 14 }, { port: 8004, prefixLen: 16 }]);
+});
+
+test("a policy without ipBlocks shares the empty prefixes, which cannot be changed", () => {
+  const policies = [np({ podSelector: {}, ingress: [{ from: [{ podSelector: {} }] }] }), ebpf({ selector: {}, egress: [{}] })].map(normalizePolicy);
+  for (const policy of policies) assert.equal(policy.prefixes, NO_PREFIXES);
+  assert.deepEqual(NO_PREFIXES, { texts: [], cidrs: [] });
+  assert.throws(() => (NO_PREFIXES.texts as string[]).push("10.0.0.0/8"), TypeError);
 });
 
 test("a policy that skipped validation gets the PolicyError validation would have given it", () => {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import fc from "fast-check";
 import { PodAddressClaims, creationTime } from "./pod-address-claims.ts";
 
 const EARLY = "2026-01-01T00:00:00Z";
@@ -38,6 +39,32 @@ test("pods created in the same second are ordered by key", () => {
   claims.claim("z/late-name", EARLY, ["10.0.0.5"]);
   assert.deepEqual(claims.claim("a/early-name", EARLY, ["10.0.0.5"]).changed, ["z/late-name"]);
   assert.deepEqual(claims.owned("a/early-name"), ["10.0.0.5"]);
+});
+
+test("any sequence of claims and releases over shared addresses: each pod owns what a model of every claim says", () => {
+  const pods = ["x/a", "x/b", "y/a", "y/c"];
+  const times = [EARLY, LATE];
+  const ips = ["10.0.0.1", "10.0.0.2", "fd00::1"];
+  const op = fc.record({ pod: fc.constantFrom(...pods), time: fc.constantFrom(...times), ips: fc.subarray(ips), release: fc.boolean() });
+  fc.assert(
+    fc.property(fc.array(op, { maxLength: 30 }), (ops) => {
+      const claims = new PodAddressClaims();
+      const model = new Map<string, { time: string; ips: string[] }>();
+      for (const { pod, time, ips: claimed, release } of ops) {
+        if (release) {
+          claims.release(pod);
+          model.delete(pod);
+        } else {
+          claims.claim(pod, time, claimed);
+          model.set(pod, { time, ips: claimed });
+        }
+        for (const key of pods) {
+          const owner = (ip: string) => [...model].filter(([, c]) => c.ips.includes(ip)).sort(([ka, a], [kb, b]) => (a.time === b.time ? (ka < kb ? -1 : 1) : a.time < b.time ? -1 : 1))[0]?.[0];
+          assert.deepEqual(claims.owned(key), (model.get(key)?.ips ?? []).filter((ip) => owner(ip) === key), key);
+        }
+      }
+    }),
+  );
 });
 
 test("creation times read alike from JSON text and from a Date", () => {

@@ -8,6 +8,8 @@
  *
  * @module
  */
+import { keysOf, withKey, withoutKey } from "./key-set.ts";
+import type { KeySet } from "./key-set.ts";
 
 /** A pod's claim on its addresses. */
 interface Claim {
@@ -39,21 +41,15 @@ export interface ClaimChange {
  */
 export class PodAddressClaims {
   readonly #claims = new Map<string, Claim>();
-  readonly #claimants = new Map<string, Set<string>>();
+  /** The pod keys claiming each address. */
+  readonly #claimants = new Map<string, KeySet>();
 
   /** Records what pod `key` claims (replacing its earlier claim) and says what it owns. */
   claim(key: string, createdAt: string, ips: readonly string[]): ClaimChange {
     const before = this.#ownersOf(this.#affected(key, ips));
     this.#drop(key);
     this.#claims.set(key, { createdAt, ips: [...ips] });
-    for (const ip of ips) {
-      let claimants = this.#claimants.get(ip);
-      if (claimants === undefined) {
-        claimants = new Set();
-        this.#claimants.set(ip, claimants);
-      }
-      claimants.add(key);
-    }
+    for (const ip of ips) this.#claimants.set(ip, withKey(this.#claimants.get(ip), key));
     const owned: string[] = [];
     const taken: { ip: string; owner: string }[] = [];
     for (const ip of ips) {
@@ -100,7 +96,7 @@ export class PodAddressClaims {
 
   #owner(ip: string): string | undefined {
     let owner: string | undefined;
-    for (const key of this.#claimants.get(ip) ?? []) {
+    for (const key of keysOf(this.#claimants.get(ip))) {
       if (owner === undefined || older(this.#claims.get(key) as Claim, key, this.#claims.get(owner) as Claim, owner)) owner = key;
     }
     return owner;
@@ -108,9 +104,9 @@ export class PodAddressClaims {
 
   #drop(key: string): void {
     for (const ip of this.#claims.get(key)?.ips ?? []) {
-      const claimants = this.#claimants.get(ip);
-      claimants?.delete(key);
-      if (claimants?.size === 0) this.#claimants.delete(ip);
+      const rest = withoutKey(this.#claimants.get(ip), key);
+      if (rest === undefined) this.#claimants.delete(ip);
+      else this.#claimants.set(ip, rest);
     }
     this.#claims.delete(key);
   }
