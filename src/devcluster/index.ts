@@ -73,7 +73,7 @@ export {
 } from "./dev-cluster.ts";
 export { DevClusterError } from "./errors.ts";
 export { httpsRequest, type HttpsRequestOptions, type HttpsResponse, type TlsIdentity } from "./https-client.ts";
-export { DEV_CONTEXT, kubeconfigYaml, writeKubeconfig, type KubeconfigSpec } from "./kubeconfig.ts";
+export { DEV_CONTEXT, kubeconfigText, writeKubeconfig, type KubeconfigSpec } from "./kubeconfig.ts";
 export { DEFAULT_DEV_DIR, devDirFromEnv, devLayout, type DevLayout } from "./layout.ts";
 export {
   NODE_UPLINK,

@@ -1,11 +1,13 @@
 /**
  * Kubeconfig files for the dev cluster: one cluster, one user, one context,
  * with the certificates embedded so a file works wherever it is copied.
+ * Written as JSON, which kubectl, the Kubernetes binaries and every YAML
+ * reader take as it is, and which the cluster's own processes read without
+ * loading a YAML parser (src/k8s/kubeconfig.ts).
  *
  * @module
  */
 import { readFileSync, writeFileSync } from "node:fs";
-import { stringify } from "yaml";
 import type { CertificateFiles } from "./pki.ts";
 
 /** What a kubeconfig says. */
@@ -28,12 +30,12 @@ export const DEV_CONTEXT = "palisade-dev";
  *
  * @example
  * ```ts
- * const text = kubeconfigYaml({ server: "https://127.0.0.1:6443", caCertFile, client, userName: "admin" });
+ * const text = kubeconfigText({ server: "https://127.0.0.1:6443", caCertFile, client, userName: "admin" });
  * ```
  */
-export function kubeconfigYaml(spec: KubeconfigSpec): string {
+export function kubeconfigText(spec: KubeconfigSpec): string {
   const base64 = (file: string): string => readFileSync(file).toString("base64");
-  return stringify({
+  const config = {
     apiVersion: "v1",
     kind: "Config",
     clusters: [{ name: DEV_CONTEXT, cluster: { server: spec.server, "certificate-authority-data": base64(spec.caCertFile) } }],
@@ -45,7 +47,8 @@ export function kubeconfigYaml(spec: KubeconfigSpec): string {
     ],
     contexts: [{ name: DEV_CONTEXT, context: { cluster: DEV_CONTEXT, user: spec.userName } }],
     "current-context": DEV_CONTEXT,
-  });
+  };
+  return `${JSON.stringify(config, null, 2)}\n`;
 }
 
 /**
@@ -57,5 +60,5 @@ export function kubeconfigYaml(spec: KubeconfigSpec): string {
  * ```
  */
 export function writeKubeconfig(path: string, spec: KubeconfigSpec): void {
-  writeFileSync(path, kubeconfigYaml(spec), { mode: 0o600 });
+  writeFileSync(path, kubeconfigText(spec), { mode: 0o600 });
 }

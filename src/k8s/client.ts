@@ -7,11 +7,14 @@
  * @module
  */
 import type { V1Status } from "@kubernetes/client-node";
-import * as http from "node:http";
+import type { ClientRequest, IncomingMessage } from "node:http";
 import * as https from "node:https";
 import { sleep } from "./backoff.ts";
 import { KubeApiError, KubeTransportError } from "./errors.ts";
 import { Kubeconfig } from "./kubeconfig.ts";
+
+// Not imported: an import of node:http reads its lazy exports (undici's WebSocket), about 12 MiB (eslint.config.js).
+const http = process.getBuiltinModule("node:http");
 
 /** Query parameters of a request; `undefined` values are left out. */
 export type Query = Record<string, string | number | boolean | undefined>;
@@ -181,7 +184,7 @@ export class KubeClient {
         req.destroy(new KubeTransportError(`Kubernetes API watch "${line}" went silent for ${options.idleTimeoutMs} ms`));
       });
     }
-    let res: http.IncomingMessage;
+    let res: IncomingMessage;
     try {
       res = await respond(req, undefined, line, this.server);
     } catch (e) {
@@ -215,7 +218,7 @@ export class KubeClient {
     }
   }
 
-  async #open(method: string, path: string, query: Query, headers: Record<string, string>, signal: AbortSignal): Promise<http.ClientRequest> {
+  async #open(method: string, path: string, query: Query, headers: Record<string, string>, signal: AbortSignal): Promise<ClientRequest> {
     const url = new URL(this.server + path);
     for (const [key, value] of Object.entries(query)) {
       if (value !== undefined) url.searchParams.set(key, String(value));
@@ -237,7 +240,7 @@ export class KubeClient {
   }
 }
 
-function respond(req: http.ClientRequest, body: Buffer | undefined, line: string, server: string): Promise<http.IncomingMessage> {
+function respond(req: ClientRequest, body: Buffer | undefined, line: string, server: string): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
     req.once("response", resolve);
     req.once("error", (e) => {

@@ -46,6 +46,27 @@ describe("Kubeconfig", () => {
     assert.deepEqual(options.headers, {});
   });
 
+  it("reads a kubeconfig written as JSON, as YAML and as YAML that is not JSON alike", async () => {
+    const doc = {
+      apiVersion: "v1",
+      kind: "Config",
+      clusters: [{ name: "c", cluster: { server: "https://10.0.0.1:6443", "certificate-authority-data": b64(CA) } }],
+      users: [{ name: "u", user: { token: "abc" } }],
+      contexts: [{ name: "ctx", context: { cluster: "c", user: "u" } }],
+      "current-context": "ctx",
+    };
+    const flow = stringify(doc, { collectionStyle: "flow" });
+    assert.throws(() => JSON.parse(flow), SyntaxError, "the flow-style YAML is not JSON");
+    const texts = { json: JSON.stringify(doc, null, 2), block: stringify(doc), flow };
+    const read = await Promise.all(Object.entries(texts).map(async ([name, text]) => {
+      writeFileSync(join(dir, `same-${name}`), text);
+      const config = Kubeconfig.fromFile(join(dir, `same-${name}`));
+      const options = await config.requestOptions();
+      return [config.server, config.context, String(options.ca), options.headers];
+    }));
+    assert.deepEqual(read, Array(3).fill(["https://10.0.0.1:6443", "ctx", CA, { authorization: "Bearer abc" }]));
+  });
+
   it("reads files relative to the kubeconfig's folder, again for every request", async () => {
     writeFileSync(join(dir, "ca.crt"), CA);
     writeFileSync(join(dir, "token"), "first\n");

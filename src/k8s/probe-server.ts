@@ -5,9 +5,11 @@
  *
  * @module
  */
-import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "./logger.ts";
+
+// Not imported: an import of node:http reads its lazy exports (undici's WebSocket), about 12 MiB (eslint.config.js).
+const http = process.getBuiltinModule("node:http");
 
 /** The content type of the Prometheus text exposition format. */
 export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";

@@ -19,12 +19,14 @@
  */
 import { spawn } from "node:child_process";
 import { createSocket } from "node:dgram";
-import http from "node:http";
 import http2 from "node:http2";
 import { createServer } from "node:net";
 import { createInterface } from "node:readline";
 import { sctpRawBinary } from "./sctp-raw.ts";
 import { echoWebSocket } from "./websocket-echo.ts";
+
+// Not imported: an import of node:http reads its lazy exports (undici's WebSocket), about 12 MiB in every pod's server (eslint.config.js).
+const http = process.getBuiltinModule("node:http");
 
 /** A port the pod server listens on. */
 export interface PodServerPort {
