@@ -17,7 +17,8 @@ const NONE = new Uint32Array(0);
 /**
  * Members a set filled by {@link IdentitySet.addAll} takes before its first copy: the full sync fills
  * every set that way, and a namespace relabelled then adds its pods' new identities (3 at full size,
- * `bench/scale.ts`) to thousands of rules' sets, which were each copied to grow while they had no room.
+ * `bench/scale.ts`) to the sets of the selectors and rules matching them, which were each copied to grow
+ * while they had no room.
  */
 const ROOM = 4;
 

@@ -16,7 +16,7 @@
  * @module
  */
 import type { LabelSelector } from "./api-types.ts";
-import type { IdentitySet } from "./identity-set.ts";
+import { IdentitySet } from "./identity-set.ts";
 import { CidrMap, cidrContains } from "./ip.ts";
 import type { Cidr } from "./ip.ts";
 import type { Identity } from "./ipcache-compiler.ts";
@@ -35,8 +35,10 @@ export interface IndexedRule {
   /**
    * Identities the rule's items target: those its peers match, or, for an
    * any-peer egress rule, the pod identities having one of its named ports.
+   * Read only: {@link PeerIndex.addRule} gives a rule whose one peer is a
+   * selector that selector's own set, shared by every such rule listing it.
    */
-  readonly identities: IdentitySet;
+  identities: IdentitySet;
 }
 
 /** One distinct selector peer, the pod identities it matches, and the rules listing it. */
@@ -46,7 +48,8 @@ interface SharedSelector<R> {
   /** The policy namespace, when there is no namespace selector. */
   namespace: string;
   podSelector: LabelSelector | undefined;
-  ids: Set<number>;
+  /** The identities matched: also the targets of the rules listing only this peer, which share the set. */
+  ids: IdentitySet;
   rules: Set<R>;
 }
 
@@ -203,7 +206,11 @@ export class PeerIndex<R extends IndexedRule> {
     for (const selector of this.#selectorsFor(identity)) {
       if (!this.#selects(selector, identity)) continue;
       selector.ids.add(id);
-      for (const rule of selector.rules) target(rule);
+      // A rule sharing the selector's set targets the identity now: one insertion for all of them.
+      for (const rule of selector.rules) {
+        if (rule.identities === selector.ids) changed.add(rule);
+        else target(rule);
+      }
     }
     for (const rule of this.#namedPortRules) if (namesPort(namedPortsOf(rule.rule), identity.namedPorts)) target(rule);
   }
@@ -231,16 +238,30 @@ export class PeerIndex<R extends IndexedRule> {
     }
     for (const selector of this.#selectorsFor(identity)) {
       if (!selector.ids.delete(id)) continue;
-      for (const rule of selector.rules) untarget(rule);
+      for (const rule of selector.rules) {
+        if (rule.identities === selector.ids) changed.add(rule);
+        else untarget(rule);
+      }
     }
     for (const rule of this.#namedPortRules) untarget(rule);
   }
 
-  /** Registers a rule and sets its targets from the identities indexed. */
+  /**
+   * Registers a rule and sets its targets from the identities indexed. A rule whose one peer is a selector
+   * (nearly every rule of a large cluster) gets that selector's set as its targets, kept as identities come
+   * and go: a namespace relabelled at full size then changes 4 selectors' sets, not 2,000 rules' copies.
+   */
   addRule(rule: R): void {
+    const peers = rule.rule.peers;
+    const only = peers?.length === 1 ? peers[0] : undefined;
+    if (only !== undefined && isSelectorPeer(only)) {
+      const selector = this.#selector(only, rule.namespace);
+      selector.rules.add(rule);
+      rule.identities = selector.ids;
+      return;
+    }
     // Gathered, then added at once: one sort instead of an insertion each.
     const found: number[] = [];
-    const peers = rule.rule.peers;
     if (peers === undefined) {
       const named = namedPortsOf(rule.rule);
       if (named.length === 0) return;
@@ -271,7 +292,7 @@ export class PeerIndex<R extends IndexedRule> {
     rule.identities.addAll(found);
   }
 
-  /** Unregisters a rule; its targets are left as they are. */
+  /** Unregisters a rule; its targets are no longer kept (a set shared with its selector may still change): read them no more. */
   removeRule(rule: R): void {
     const peers = rule.rule.peers;
     if (peers === undefined) {
@@ -304,18 +325,20 @@ export class PeerIndex<R extends IndexedRule> {
     const key = selectorKey(peer, namespace);
     let selector = this.#selectors.get(key);
     if (selector) return selector;
-    selector = { key, namespaceSelector: peer.namespaceSelector, namespace, podSelector: peer.podSelector, ids: new Set(), rules: new Set() };
+    selector = { key, namespaceSelector: peer.namespaceSelector, namespace, podSelector: peer.podSelector, ids: new IdentitySet(), rules: new Set() };
     this.#selectors.set(key, selector);
     if (selector.namespaceSelector) this.#namespaceSelectors.add(selector);
     else indexAdd(this.#selectorsByNamespace, namespace, selector);
     const groups = selector.namespaceSelector ? this.#groups.values() : (this.#groupsByNamespace.get(namespace) ?? []);
+    const found: number[] = [];
     for (const group of groups) {
       // The namespace part once per group, the pod part per identity.
       if (selector.namespaceSelector && !matchesSelector(selector.namespaceSelector, group.labels)) continue;
       for (const identity of group.identities.values()) {
-        if (selector.podSelector === undefined || matchesSelector(selector.podSelector, identity.podLabels)) selector.ids.add(identity.id);
+        if (selector.podSelector === undefined || matchesSelector(selector.podSelector, identity.podLabels)) found.push(identity.id);
       }
     }
+    selector.ids.addAll(found);
     return selector;
   }
 

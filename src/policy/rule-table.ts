@@ -73,6 +73,8 @@ function ruleRefKey(policy: NormalizedPolicy, rule: NormalizedRule): string {
 export class RuleTable {
   readonly #policies = new Map<string, CompiledPolicy>();
   readonly #byNamespace = new Map<string, Set<string>>();
+  /** The policies of a namespace in key order, once asked for: every dirty endpoint of it asks, per commit. */
+  readonly #ordered = new Map<string, CompiledPolicy[]>();
   readonly #ruleIds = new Map<string, number>();
   #nextRuleId = 1;
   readonly #refs = new Map<number, RuleRef>();
@@ -103,6 +105,7 @@ export class RuleTable {
         this.#tcpLimits.delete(rule.id);
       }
       this.#byNamespace.get(old.policy.namespace)?.delete(key);
+      this.#ordered.delete(old.policy.namespace);
       this.#policies.delete(key);
     }
     if (!compiled) return;
@@ -118,6 +121,7 @@ export class RuleTable {
       this.#byNamespace.set(compiled.policy.namespace, keys);
     }
     keys.add(key);
+    this.#ordered.delete(compiled.policy.namespace);
     this.#policies.set(key, compiled);
   }
 
@@ -166,10 +170,12 @@ export class RuleTable {
 
   /** The policies applying to pod `key` of `namespace`, in key order. */
   applyingTo(key: string, namespace: string): CompiledPolicy[] {
-    return [...(this.#byNamespace.get(namespace) ?? [])]
-      .sort()
-      .map((policyKey) => this.#policies.get(policyKey) as CompiledPolicy)
-      .filter((compiled) => compiled.selected.has(key));
+    let ordered = this.#ordered.get(namespace);
+    if (!ordered) {
+      ordered = [...(this.#byNamespace.get(namespace) ?? [])].sort().map((policyKey) => this.#policies.get(policyKey) as CompiledPolicy);
+      this.#ordered.set(namespace, ordered);
+    }
+    return ordered.filter((compiled) => compiled.selected.has(key));
   }
 
   /** What rule `id` stands for. */

@@ -306,6 +306,11 @@ export class SlotContentBuilder {
   readonly #patched = new Map<SlotContent, Map<string, SlotContent>>();
   /** What each content patched in this commit changed, and from what. */
   readonly #changes = new Map<SlotContent, { from: SlotContent; change: ContentChange }>();
+  /**
+   * Patching: the identities patched (`of`) each rule targets, found once per rule, not once per content
+   * patched (a namespace relabelled at full size patches ~90 contents whose policies share their rules).
+   */
+  #patchTargets: { of: readonly number[]; byRule: Map<CompiledRule, readonly number[]> } | undefined;
 
   /** A builder resolving egress named ports against the identities `identity` knows, naming templates by `names` (the slot table's). */
   constructor(identity: (id: number) => Identity | undefined, names: TemplateNames) {
@@ -389,9 +394,20 @@ export class SlotContentBuilder {
     return { dropped, added };
   }
 
+  /** The identities of `only` that `rule` targets. */
+  #targetsAmong(rule: CompiledRule, only: readonly number[]): readonly number[] {
+    if (this.#patchTargets?.of !== only) this.#patchTargets = { of: only, byRule: new Map() };
+    let found = this.#patchTargets.byRule.get(rule);
+    if (!found) {
+      found = only.filter((id) => rule.identities.has(id));
+      this.#patchTargets.byRule.set(rule, found);
+    }
+    return found;
+  }
+
   /** The groups (sorted by direction, then identity) of the `applying` policies for `pod`, of every identity, or only of those in `only`. */
   #groups(applying: readonly CompiledPolicy[], pod: PodInfo, only: readonly number[] | undefined): SlotContent["groups"] {
-    const targets = (rule: CompiledRule): Iterable<number> => (only ? only.filter((id) => rule.identities.has(id)) : rule.identities);
+    const targets = (rule: CompiledRule): Iterable<number> => (only ? this.#targetsAmong(rule, only) : rule.identities);
     type Group = { identity: number; direction: Direction; items: RuleItem[]; signature: string };
     const groups: [Map<number, Group>, Map<number, Group>] = [new Map(), new Map()];
     const add = (identity: number, direction: Direction, part: RuleItems): void => {
@@ -407,7 +423,7 @@ export class SlotContentBuilder {
     for (const compiled of applying) {
       for (const rule of compiled.rules) {
         // Patching: a rule targeting none of the identities patched adds no group (nor its items, built per rule).
-        if (only && !only.some((id) => rule.identities.has(id))) continue;
+        if (only && this.#targetsAmong(rule, only).length === 0) continue;
         const { ports, peers } = rule.rule;
         if (rule.rule.direction === "Ingress") {
           // The destination is this pod: named ports resolve here, once.
