@@ -115,3 +115,19 @@ export const HTTP_FRONT_DEFAULTS = {
   keepAliveTimeoutMs: 60_000,
   timeoutCheckIntervalMs: 1_000,
 } as const;
+
+/** How the front ends answer, log and count a request the judge refused. */
+export interface Refusal {
+  verdict: "refused" | "misdirected";
+  status: 403 | 421;
+  /** The status line's reason phrase. */
+  reasonPhrase: string;
+  body: string;
+}
+
+/** A refused request's answer: 421 when the verdict says misdirected (RFC 9110 §15.5.20), else 403 `Access denied`. */
+export function refusalOf(verdict: HttpVerdict): Refusal {
+  return verdict.misdirected
+    ? { verdict: "misdirected", status: 421, reasonPhrase: "Misdirected Request", body: "Misdirected Request" }
+    : { verdict: "refused", status: 403, reasonPhrase: "Forbidden", body: "Access denied" };
+}

@@ -52,7 +52,7 @@ import type { ResponseHead } from "./http1-response.ts";
 import { UpstreamConnection } from "./http1-upstream.ts";
 import type { Exchange } from "./http1-upstream.ts";
 import type { ConnectionInfo, HttpFlowLogEntry, HttpFrontOptions, HttpVerdict } from "./http-front-options.ts";
-import { HTTP_FRONT_DEFAULTS } from "./http-front-options.ts";
+import { HTTP_FRONT_DEFAULTS, refusalOf } from "./http-front-options.ts";
 import { judgeSafely } from "./safe-judge.ts";
 import { resetSocket, spliceSockets } from "./splice.ts";
 import { asksUpgrade, upgradeAsk, WEBSOCKET } from "./upgrade-request.ts";
@@ -344,11 +344,11 @@ class ClientConnection {
     const verdict = judgeSafely(this.#shared.options.judge, view, this.#info);
     const logged = { connection: this.#info, method: head.method, host: view.host, path: view.path, policy: verdict.policy, rule: verdict.rule, ...(verdict.reason !== undefined && { reason: verdict.reason }) };
     if (!verdict.allow) {
-      this.#shared.log(verdict.misdirected ? { verdict: "misdirected", status: 421, ...logged } : { verdict: "refused", status: 403, ...logged });
+      const refusal = refusalOf(verdict);
+      this.#shared.log({ verdict: refusal.verdict, status: refusal.status, ...logged });
       // A client that waits for 100 Continue may send its body or not (RFC 9110 §10.1.1): after the refusal nobody knows where the next request starts.
       const close = !request.keepAlive || (expectsContinue && head.body !== "none");
-      const [status, body] = verdict.misdirected ? ["421 Misdirected Request", "Misdirected Request"] : ["403 Forbidden", "Access denied"];
-      this.#refuse(request, ownAnswer(status, body, close ? "close" : head.version === "1.0" ? "keep-alive" : undefined), close);
+      this.#refuse(request, ownAnswer(`${refusal.status} ${refusal.reasonPhrase}`, refusal.body, close ? "close" : head.version === "1.0" ? "keep-alive" : undefined), close);
       return undefined;
     }
     return { view, query, verdict, logged };

@@ -17,7 +17,7 @@ import type { ClientHttp2Session, Http2Session, Http2Stream, IncomingHttpHeaders
 import type { Socket } from "node:net";
 import { httpRequestView } from "../policy/http-request.ts";
 import type { ConnectionInfo, HttpFlowLogEntry, HttpFrontOptions } from "./http-front-options.ts";
-import { HTTP_FRONT_DEFAULTS } from "./http-front-options.ts";
+import { HTTP_FRONT_DEFAULTS, refusalOf } from "./http-front-options.ts";
 import { judgeSafely } from "./safe-judge.ts";
 
 /** The HTTP/2 server of the proxy; connections are handed to it, it never listens. */
@@ -132,9 +132,9 @@ export function createHttp2Front(options: HttpFrontOptions): Http2Front {
     const verdict = judgeSafely(options.judge, view, state.connection);
     const logged = { connection: state.connection, method, host: view.host, path: view.path, policy: verdict.policy, rule: verdict.rule, ...(verdict.reason !== undefined && { reason: verdict.reason }) };
     if (!verdict.allow) {
-      log(verdict.misdirected ? { verdict: "misdirected", status: 421, ...logged } : { verdict: "refused", status: 403, ...logged });
-      if (verdict.misdirected) answer(stream, 421, "Misdirected Request");
-      else answer(stream, 403, "Access denied");
+      const refusal = refusalOf(verdict);
+      log({ verdict: refusal.verdict, status: refusal.status, ...logged });
+      answer(stream, refusal.status, refusal.body);
       return;
     }
     const forwarded: OutgoingHttpHeaders = {

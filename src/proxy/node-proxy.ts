@@ -35,7 +35,7 @@ import { ProxyMetrics } from "./proxy-metrics.ts";
 import { createTlsFront, logTlsFlow } from "./tls-front.ts";
 import type { TlsMaterialStore } from "./tls-material-store.ts";
 import { connectWithUpstreamTls, createTlsTerminator } from "./tls-termination.ts";
-import { HTTP_FRONT_DEFAULTS } from "./http-front-options.ts";
+import { HTTP_FRONT_DEFAULTS, refusalOf } from "./http-front-options.ts";
 import type { ConnectionJudge } from "./tls-front.ts";
 import type { ViewMetrics } from "./proxy-metrics.ts";
 import type { CountPassedBytes } from "./splice.ts";
@@ -162,7 +162,7 @@ export class NodeProxy {
           metrics.request("refused");
           throw error;
         }
-        metrics.request(verdict.allow ? (verdict.audit ? "audited" : "allowed") : verdict.misdirected ? "misdirected" : "refused", verdict.policy, verdict.rule);
+        metrics.request(verdict.allow ? (verdict.audit ? "audited" : "allowed") : refusalOf(verdict).verdict, verdict.policy, verdict.rule);
         return verdict;
       },
       connectUpstream,
