@@ -11,7 +11,7 @@
  */
 import { isDeepStrictEqual } from "node:util";
 import type { KubernetesObject } from "@kubernetes/client-node";
-import { identityFields, identityInformer, namespaceFields, podFields, policyFields } from "../api-objects/index.ts";
+import { cachedPolicy, identityFields, identityInformer, namespaceFields, podFields } from "../api-objects/index.ts";
 import type { Cache } from "../k8s/cache.ts";
 import { objectKey } from "../k8s/cache.ts";
 import type { KubeClient } from "../k8s/client.ts";
@@ -28,7 +28,10 @@ export type WatchedKind = "Namespace" | "Pod" | PolicyKind;
 
 /** What the reconcile loop reads of the cluster's objects. */
 export interface WatchedObjects {
-  /** The object of `kind` with cache key `key` (`namespace/name`, or `name` for a Namespace) as last seen; `undefined` once it is gone. */
+  /**
+   * The object of `kind` with cache key `key` (`namespace/name`, or `name` for a Namespace) as last seen, in
+   * its cached form ({@linkcode cachedForm}: a policy is a `CachedPolicy`); `undefined` once it is gone.
+   */
   get(kind: WatchedKind, key: string): KubernetesObject | undefined;
   /** The resourceVersions up to which pods and namespaces are seen, and how many of each there are at them. */
   position(): CaughtUp;
@@ -50,17 +53,32 @@ export interface ClusterWatchOptions {
   identities: boolean;
 }
 
-/** What is watched of each kind, and what of each object is cached: the fields the policy layer reads. */
+/** What is watched of each kind, and what of each object is cached: the fields the policy layer reads, a policy converted. */
 const WATCHED: Record<WatchedKind, { resource: ResourceRef; transform: (obj: KubernetesObject) => KubernetesObject }> = {
   Namespace: { resource: Resources.namespaces, transform: namespaceFields },
   Pod: { resource: Resources.pods, transform: podFields },
-  NetworkPolicy: { resource: Resources.networkPolicies, transform: policyFields },
-  EBPFNetworkPolicy: { resource: Resources.ebpfNetworkPolicies, transform: policyFields },
+  NetworkPolicy: { resource: Resources.networkPolicies, transform: cachedPolicy },
+  EBPFNetworkPolicy: { resource: Resources.ebpfNetworkPolicies, transform: cachedPolicy },
 };
 
 /**
+ * An object of `kind` as the agent's informers cache it: a Namespace or Pod
+ * narrowed to the fields the policy layer reads, a policy converted
+ * (`CachedPolicy`).
+ *
+ * @example
+ * ```ts
+ * const cached = cachedForm("NetworkPolicy", obj) as CachedPolicy;
+ * cached.converted.ok; // whether the policy is accepted
+ * ```
+ */
+export function cachedForm(kind: WatchedKind, obj: KubernetesObject): KubernetesObject {
+  return WATCHED[kind].transform(obj);
+}
+
+/**
  * Whether an update of a policy changed nothing the policy layer reads: its
- * cached fields are equal but for the resourceVersion (the operator's status
+ * cached forms are equal but for the resourceVersion (the operator's status
  * writes, each of which would otherwise cost every agent a commit). Pods and
  * namespaces are not filtered: their resourceVersion is the watch position
  * the report gives `palisade wait`, so each of their events leads to a commit.

@@ -31,7 +31,8 @@
  * @module
  */
 import type { KubernetesObject } from "@kubernetes/client-node";
-import { isolationOfRefused, namespaceFromObject, podFromObject, policyFromObject } from "../api-objects/index.ts";
+import { namespaceFromObject, podFromObject } from "../api-objects/index.ts";
+import type { CachedPolicy } from "../api-objects/index.ts";
 import { failClosed, fitPolicyMap, MAP_NAMES } from "../datapath/index.ts";
 import { threadCpuTime } from "../datapath/native.ts";
 import type { ApplyResult, PolicyFit } from "../datapath/index.ts";
@@ -219,7 +220,8 @@ export class Reconciler {
           await this.#syncPod(key, obj);
           break;
         default:
-          this.#syncPolicy(kind, key, obj);
+          // The policy informers' transform (see cachedForm) caches a policy converted.
+          this.#syncPolicy(kind, key, obj as CachedPolicy | undefined);
       }
     } finally {
       this.#syncMs += performance.now() - started;
@@ -379,7 +381,7 @@ export class Reconciler {
     else this.#logInvalid(converted.errors);
   }
 
-  #syncPolicy(kind: PolicyKind, key: string, obj: KubernetesObject | undefined): void {
+  #syncPolicy(kind: PolicyKind, key: string, obj: CachedPolicy | undefined): void {
     const { namespace, name } = parseObjectKey(key);
     if (obj === undefined) {
       this.#compiler.deletePolicy(kind, namespace, name);
@@ -387,18 +389,18 @@ export class Reconciler {
       this.#refused.delete(`${kind}/${key}`);
       return;
     }
-    const converted = policyFromObject(obj);
+    const { converted } = obj;
     if (!converted.ok) {
       const enforced = this.#report.fedPolicy(kind, namespace, name)?.generation;
       // Never accepted: its pods are isolated in its directions with none of its rules (fail closed), unreported.
-      const isolation = enforced === undefined ? isolationOfRefused(obj) : undefined;
-      if (isolation !== undefined) this.#compiler.upsertPolicy(isolation);
+      const isolation = enforced === undefined ? converted.isolation : undefined;
+      if (isolation !== undefined) this.#compiler.upsertNormalizedPolicy(isolation);
       this.#refuse(kind, key, obj, converted.errors, enforced !== undefined ? `generation ${enforced} stays enforced` : isolation !== undefined ? "the pods it selects are isolated in its directions, with none of its rules, until it is corrected" : "no generation of it is enforced, and its selector cannot be read");
       return;
     }
     this.#refused.delete(`${kind}/${key}`);
-    this.#compiler.upsertPolicy(converted.value);
-    this.#report.fed({ kind, namespace, name, uid: converted.value.metadata.uid ?? "", generation: converted.value.metadata.generation ?? 0 });
+    this.#compiler.upsertNormalizedPolicy(converted.policy);
+    this.#report.fed({ kind, namespace, name, uid: obj.metadata?.uid ?? "", generation: obj.metadata?.generation ?? 0 });
   }
 
   async #syncPod(key: string, obj: KubernetesObject | undefined): Promise<void> {
@@ -443,7 +445,7 @@ export class Reconciler {
   }
 
   /** Logs the refusal of a policy's generation, once; the compiler and the report keep what they had. */
-  #refuse(kind: PolicyKind, key: string, obj: KubernetesObject, errors: PolicyError[], outcome: string): void {
+  #refuse(kind: PolicyKind, key: string, obj: KubernetesObject, errors: readonly PolicyError[], outcome: string): void {
     const refused = `${obj.metadata?.uid ?? ""}/${obj.metadata?.generation ?? 0}`;
     if (this.#refused.get(`${kind}/${key}`) === refused) return;
     this.#refused.set(`${kind}/${key}`, refused);

@@ -4,7 +4,9 @@ import { Cache, objectKey } from "../k8s/cache.ts";
 import { creationTime } from "../policy/pod-address-claims.ts";
 import { identityKey, podIdentity } from "../policy/identity-key.ts";
 import { IDENTITY_KEY_INDEX, identityKeyIndex, identityObject, lowestIdentityNumber } from "../policy/identity-object.ts";
+import { normalizePolicy } from "../policy/normalized-policy.ts";
 import { identityFields, namespaceFields, podFields, policyFields } from "./cached-fields.ts";
+import { cachedPolicy } from "./cached-policy.ts";
 import { namespaceFromObject, podFromObject, policyFromObject } from "./convert.ts";
 import { isolationOfRefused } from "./refused-policy.ts";
 
@@ -253,4 +255,62 @@ describe("cached fields", () => {
     const broken = { ...whole, spec: "x" } as unknown as typeof whole;
     assert.deepEqual(identityKeyIndex(identityFields(broken)), identityKeyIndex(broken));
   });
+});
+
+/** JSON of what the agent reads of a policy, errors by their field and message. */
+function json(value: unknown): string {
+  return JSON.stringify(value, (_, v: unknown) => (v instanceof Error ? `${v.name}: ${String((v as { field?: unknown }).field)}: ${v.message}` : typeof v === "bigint" ? String(v) : v));
+}
+
+/** What the agent read of a whole policy object before it cached policies converted: the conversion, normalized, and the report's uid and generation. */
+function wholePolicyReads(obj: unknown): string {
+  const converted = policyFromObject(obj);
+  const isolation = isolationOfRefused(obj);
+  if (!converted.ok) return json({ ok: false, errors: converted.errors, isolation: isolation && normalizePolicy(isolation) });
+  const { uid, generation } = converted.value.metadata;
+  return json({ ok: true, policy: normalizePolicy(converted.value), uid: uid ?? "", generation: generation ?? 0 });
+}
+
+/** What the agent reads of a cached policy. */
+function cachedPolicyReads(obj: unknown): string {
+  const { converted, metadata } = cachedPolicy(obj as object);
+  if (!converted.ok) return json(converted);
+  return json({ ok: true, policy: converted.policy, uid: metadata?.uid ?? "", generation: metadata?.generation ?? 0 });
+}
+
+describe("cached policies", () => {
+  it("hold no spec: an accepted policy is its normalized form, a refused one its errors and the isolation it stands for", () => {
+    const cached = cachedPolicy(NETWORK_POLICY);
+    assert.equal("spec" in cached, false);
+    assert.deepEqual(cached.metadata, policyFields(NETWORK_POLICY).metadata);
+    assert.ok(cached.converted.ok);
+    assert.equal(cached.converted.policy.key, "NetworkPolicy/shop/allow-web");
+    assert.equal(cached.converted.policy.prefixes.texts.join(" "), "172.16.0.0/12 172.16.1.0/24");
+    const refused = cachedPolicy(mutated(NETWORK_POLICY, ["spec", "ingress", 0, "from", 1, "ipBlock", "cidr"], "172.016.0.0/12") as object);
+    assert.ok(!refused.converted.ok);
+    assert.match(refused.converted.errors[0]?.message ?? "", /^Cannot load NetworkPolicy "shop\/allow-web": spec\.ingress\[0\]\.from\[1\]\.ipBlock\.cidr /);
+    assert.deepEqual(refused.converted.isolation?.rules, [], "its pods are isolated with none of its rules");
+    assert.deepEqual(refused.converted.isolation?.types, ["Ingress", "Egress"]);
+  });
+
+  for (const [kind, obj] of [
+    ["NetworkPolicy", NETWORK_POLICY],
+    ["EBPFNetworkPolicy", EBPF_POLICY],
+  ] as const) {
+    it(`read ${kind} objects as the agent read whole ones, whatever any field holds`, () => {
+      assert.equal(cachedPolicyReads(obj), wholePolicyReads(obj));
+      let compared = 0;
+      let refused = 0;
+      for (const path of paths(obj)) {
+        for (const replacement of REPLACEMENTS) {
+          const changed = mutated(obj, path, replacement);
+          const whole = wholePolicyReads(changed);
+          assert.equal(cachedPolicyReads(changed), whole, `${kind} with ${path.join(".")} set to ${String(typeof replacement === "symbol" ? "(absent)" : JSON.stringify(replacement))}`);
+          compared++;
+          if (whole.startsWith('{"ok":false')) refused++;
+        }
+      }
+      assert.ok(compared > 100 && refused > 50, `${refused} of ${compared} refused`);
+    });
+  }
 });

@@ -103,6 +103,8 @@ export function podFields<T extends object>(pod: T): T {
 /**
  * The fields of a NetworkPolicy or EBPFNetworkPolicy the policy layer reads,
  * as an informer's `transform`: the whole spec, no status, no annotations.
+ * The operator's form; the agent caches a policy converted instead
+ * ({@linkcode cachedPolicy}).
  *
  * @example
  * ```ts

@@ -206,7 +206,15 @@ export class PolicyCompiler {
    * @throws {PolicyError} naming the field of a policy that skipped validation and cannot be converted; nothing changes then.
    */
   upsertPolicy(policy: AnyPolicy): void {
-    const normalized = normalizePolicy(policy);
+    this.upsertNormalizedPolicy(normalizePolicy(policy));
+  }
+
+  /**
+   * Adds or replaces a policy normalized already, which the compiler keeps
+   * as it is and never changes: the agent's informer cache holds the same
+   * object, so a policy's rules are held once.
+   */
+  upsertNormalizedPolicy(normalized: NormalizedPolicy): void {
     this.#policies.set(normalized.key, normalized);
     this.#dirtyPolicies.add(normalized.key);
     this.#ipcache.setPolicyPrefixes(normalized.key, normalized.prefixes);

@@ -4,11 +4,13 @@
  * ({@linkcode WatchedObjects}), which numbers every change with a
  * resourceVersion as an API server would, and builders of the objects it
  * holds (Namespaces, Pods bound to a node, NetworkPolicies with a uid and a
- * generation).
+ * generation). Each object is kept in the form the agent's informers cache
+ * it in ({@linkcode cachedForm}: a policy converted).
  *
  * @module
  */
 import type { KubernetesObject } from "@kubernetes/client-node";
+import { cachedForm } from "../../src/agent/cluster-watch.ts";
 import type { WatchedKind, WatchedObjects } from "../../src/agent/cluster-watch.ts";
 import type { CaughtUp } from "../../src/agent/enforcement-report.ts";
 import { objectKey, parseObjectKey } from "../../src/k8s/cache.ts";
@@ -29,12 +31,12 @@ export class MemoryObjects implements WatchedObjects {
   readonly #resourceVersions = new Map<WatchedKind, number>();
   #revision = 0;
 
-  /** Adds or replaces an object (its kind from `kind`), stamping it with the next resourceVersion; returns its cache key. */
+  /** Adds or replaces an object (its kind from `kind`), stamping it with the next resourceVersion, in its cached form; returns its cache key. */
   put(obj: KubernetesObject): string {
     const kind = obj.kind as WatchedKind;
     const key = objectKey(obj);
     const stamped = { ...obj, metadata: { ...obj.metadata, resourceVersion: String(this.#stamp(kind)) } };
-    this.#of(kind).set(key, stamped);
+    this.#of(kind).set(key, cachedForm(kind, stamped));
     return key;
   }
 
