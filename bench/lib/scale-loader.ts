@@ -9,7 +9,7 @@
  * @module
  */
 import type { V1Pod } from "@kubernetes/client-node";
-import { KubeApiError, PatchType, resourcePath, Resources } from "../../src/k8s/index.ts";
+import { bounded, KubeApiError, PatchType, resourcePath, Resources } from "../../src/k8s/index.ts";
 import type { KubeClient } from "../../src/k8s/index.ts";
 import type { ScaleObject, ScaleWorld } from "./scale-world.ts";
 
@@ -27,19 +27,6 @@ export interface LoadedPolicy {
   namespace: string;
   name: string;
   generation: number;
-}
-
-/** Runs `work` over `items` with at most `limit` in flight. */
-async function bounded<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>, report: (done: number) => void): Promise<void> {
-  let next = 0;
-  let done = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      await work(items[next++] as T);
-      if (++done % 500 === 0) report(done);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -88,7 +75,11 @@ export async function loadScaleWorld(client: KubeClient, world: ScaleWorld, opti
   const say = options.progress ?? (() => {});
   const phase = async <T>(what: string, items: readonly T[], work: (item: T) => Promise<void>) => {
     const started = performance.now();
-    await bounded(items, limit, work, (done) => say(`${what}: ${done} of ${items.length}`));
+    let done = 0;
+    await bounded(items, limit, async (item) => {
+      await work(item);
+      if (++done % 500 === 0) say(`${what}: ${done} of ${items.length}`);
+    });
     say(`${what}: ${items.length} written in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   };
 

@@ -9,6 +9,7 @@
  * @module
  */
 export * from "./backoff.ts";
+export * from "./bounded.ts";
 export * from "./cache.ts";
 export * from "./client.ts";
 export * from "./collect-garbage.ts";

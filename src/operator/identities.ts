@@ -24,6 +24,7 @@ import { collectGarbage } from "../k8s/collect-garbage.ts";
 import { identityObjectProblem } from "../crd/identity-rules.ts";
 import type { IdentityObjectProblem } from "../crd/identity-rules.ts";
 import type { KubeClient } from "../k8s/client.ts";
+import { bounded } from "../k8s/bounded.ts";
 import { NAMESPACE_INDEX, objectKey, parseObjectKey } from "../k8s/cache.ts";
 import { isAlreadyExists, isNotFound } from "../k8s/errors.ts";
 import type { EventRecorder } from "../k8s/events.ts";
@@ -80,6 +81,8 @@ export class IdentityConflictError extends Error {
 type InputKind = "Namespace" | "Pod" | PolicyKind;
 
 const COMMIT = "commit";
+/** PalisadeIdentity creates the leader has in flight at once. */
+const CREATES_IN_FLIGHT = 16;
 const COLLECT = "collect";
 const IDENTITY = "PalisadeIdentity/";
 
@@ -283,28 +286,31 @@ export class IdentityController {
     this.#compiler.commit();
     const cache = this.#options.identities.cache;
     const missing = this.#table.missing(({ id, key }) => cache.get(String(id))?.spec.key === key);
-    let failure: unknown;
-    for (const { id, key } of missing) {
+    const creatable = missing.flatMap(({ id, key }) => {
       const object = identityObject(id, key);
       const problem = identityObjectProblem(object.spec);
-      if (problem !== undefined) {
-        this.#warnNodeLocal(key, object.spec, problem);
-        continue;
-      }
+      if (problem === undefined) return [{ id, key, object }];
+      this.#warnNodeLocal(key, object.spec, problem);
+      return [];
+    });
+    let failure: unknown;
+    // Together: the keys one change makes new (a relabelled namespace's pods) then reach each agent at once, for
+    // one commit, not one API round trip apart, a commit each. A conflict starts no further create.
+    await bounded(creatable, CREATES_IN_FLIGHT, async ({ id, key, object }) => {
       try {
         await this.#options.client.request("POST", resourcePath(Resources.palisadeIdentities), { body: object, signal });
         this.#log.info({ identity: id, key }, "Identity allocated");
       } catch (e) {
         if (!isAlreadyExists(e)) {
           failure ??= e;
-          continue;
+          return;
         }
         const existing = await this.#options.client.request<PalisadeIdentity>("GET", resourcePath(Resources.palisadeIdentities, { name: String(id) }), { signal });
-        if (existing.spec.key === key) continue;
+        if (existing.spec.key === key) return;
         this.#rebuild = true;
         throw new IdentityConflictError(`Cannot create PalisadeIdentity "${id}": it exists for another key; reloading the identity table`, { cause: e });
       }
-    }
+    });
     for (const key of this.#nodeLocalKeys) if (!missing.some((entry) => entry.key === key)) this.#nodeLocalKeys.delete(key);
     this.#updateMetrics();
     if (failure !== undefined) throw failure;
