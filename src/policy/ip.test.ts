@@ -235,9 +235,13 @@ test("CidrMap: longest match and containment equal a brute-force search, across 
         }
         // Short prefixes around the probes hold some of the others: both ways of looking inside are taken.
         const outers = [...operations.map(([, cidr]) => cidr), ...probes.flatMap((probe) => [0, 4, 8, 24, 28, 60, 120].map((length) => cidrOf(probe, Math.min(length, addressBits(probe.family)))))];
-        for (const outer of outers) {
+        for (const [i, outer] of outers.entries()) {
           const expected = [...model.values()].filter((inner) => cidrContains(outer, inner)).map(formatCidr).sort();
           assert.deepEqual(set.inside(outer).map(formatCidr).sort(), expected, `inside ${formatCidr(outer)}`);
+          // Excepts of either family, inside the outer prefix or around it.
+          const outside = outers.slice(i + 1, i + 3);
+          const kept = [...model.values()].filter((inner) => cidrContains(outer, inner) && !outside.some((e) => cidrContains(e, inner))).map(formatCidr).sort();
+          assert.deepEqual(set.inside(outer, outside).map(formatCidr).sort(), kept, `inside ${formatCidr(outer)} outside ${outside.map(formatCidr).join(", ")}`);
         }
       },
     ),
@@ -258,6 +262,11 @@ test("CidrMap.inside: looks up the networks under a short span, scans a long one
   assert.deepEqual(inside("::/0"), texts.filter((t) => t.includes(":")).sort());
   assert.deepEqual(inside("10.0.0.7/32"), ["10.0.0.7/32"]);
   assert.deepEqual(inside("192.168.0.0/16"), []);
+  // Outside excepts: looked-up networks and scanned ones alike, an except of the other family holding none.
+  const outside = (text: string, excepts: string[]) => map.inside(parseCidr(text), excepts.map(parseCidr)).sort();
+  assert.deepEqual(outside("10.0.0.16/28", ["10.0.0.16/29", "fd00::/8"]), [...Array.from({ length: 8 }, (_, i) => `10.0.0.${24 + i}/32`), "10.0.0.16/28"].sort());
+  assert.deepEqual(outside("10.0.0.0/8", ["10.0.0.0/16"]), ["10.1.0.0/16"]);
+  assert.deepEqual(outside("::/0", ["fd00::1/128", "10.0.0.0/8"]), ["::/0", "fd00::/64"]);
 });
 
 test("CidrMap: thousands of IPv4 networks of one length, set and deleted in any order, as a Map holds them", () => {

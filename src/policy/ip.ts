@@ -408,7 +408,7 @@ export function cidrContainsIp(cidr: Cidr, address: IpAddress): boolean {
  */
 export class CidrMap<V> {
   // IPv4 networks are keyed by their bits as a signed 32-bit integer (as their Cidr holds them), which V8 keeps
-  // unboxed, in a table of their own (see V4Networks); IPv6 ones by bigint in a Map. A bigint key costs an allocation per mask and per step
+  // unboxed, in a table of their own (see Int32Map); IPv6 ones by bigint in a Map. A bigint key costs an allocation per mask and per step
   // through a range, and the scale world's 100k prefixes are IPv4.
   readonly #byLength: Record<IpFamily, Map<number, Networks<V>>> = { 4: new Map(), 6: new Map() };
   /** Distinct prefix lengths per family, longest first. */
@@ -420,7 +420,7 @@ export class CidrMap<V> {
     const byLength = this.#byLength[cidr.family];
     let networks = byLength.get(cidr.prefixLen);
     if (!networks) {
-      networks = cidr.family === 4 ? new V4Networks<V>() : new Map<NetworkKey, V>();
+      networks = cidr.family === 4 ? new Int32Map<V>() : new Map<NetworkKey, V>();
       byLength.set(cidr.prefixLen, networks);
       this.#lengths[cidr.family] = [...byLength.keys()].sort((a, b) => b - a);
     }
@@ -486,12 +486,13 @@ export class CidrMap<V> {
   }
 
   /**
-   * The values of every prefix inside `cidr` (itself included), in no
-   * particular order. Per prefix length it looks up each network of that
-   * length under `cidr` or visits every prefix of that length, whichever is
-   * fewer: a /28 costs 16 lookups among 100k /32s, a /0 one pass over them.
+   * The values of every prefix inside `cidr` (itself included) and inside
+   * none of `outside`, in no particular order. Per prefix length it looks up
+   * each network of that length under `cidr` or visits every prefix of that
+   * length, whichever is fewer: a /28 costs 16 lookups among 100k /32s, a /0
+   * one pass over them.
    */
-  inside(cidr: Cidr): V[] {
+  inside(cidr: Cidr, outside: readonly Cidr[] = []): V[] {
     const byLength = this.#byLength[cidr.family];
     const bits = addressBits(cidr.family);
     const network = cidr.network;
@@ -505,20 +506,21 @@ export class CidrMap<V> {
         if (typeof network === "number") {
           const step = 2 ** (bits - length);
           for (let i = 0; i < count; i++) {
-            const found = networks.get((network + i * step) | 0);
-            if (found !== undefined) out.push(found);
+            const key = (network + i * step) | 0;
+            const found = networks.get(key);
+            if (found !== undefined && !withinAny(outside, cidr.family, key, length)) out.push(found);
           }
         } else {
           const step = 1n << BigInt(bits - length);
           for (let i = 0, key = network; i < count; i++, key += step) {
             const found = networks.get(key);
-            if (found !== undefined) out.push(found);
+            if (found !== undefined && !withinAny(outside, cidr.family, key, length)) out.push(found);
           }
         }
         continue;
       }
       networks.forEach((value, key) => {
-        if (maskKey(cidr.family, key, cidr.prefixLen) === network) out.push(value);
+        if (maskKey(cidr.family, key, cidr.prefixLen) === network && !withinAny(outside, cidr.family, key, length)) out.push(value);
       });
     }
     return out;
@@ -539,7 +541,7 @@ interface Networks<V> {
 }
 
 /**
- * The multiplier of {@link V4Networks}' hash (multiply-shift: the top bits of
+ * The multiplier of {@link Int32Map}'s hash (multiply-shift: the top bits of
  * the key times an odd number), chosen at random per process: networks are
  * policy authors' input, and with a multiplier they knew they could aim them
  * all at one slot, making every lookup a walk through all of them.
@@ -547,14 +549,22 @@ interface Networks<V> {
 const HASH_MULTIPLIER = (crypto.getRandomValues(new Int32Array(1))[0] as number) | 1;
 
 /**
- * IPv4 networks of one prefix length and their values: a hash table with
- * linear probing over a typed array of keys. A Map entry costs ~46 bytes, and
- * at scale four CidrMaps hold the same 100k prefixes; a slot here costs 12
- * (its key and its value), with 4/3 to 8/3 slots per network as the table
- * grows (up to 8 after removals, then it halves). A slot is free when its
- * value is undefined: a CidrMap holds no undefined value.
+ * Values by signed 32-bit integer key: a hash table with linear probing over
+ * a typed array of keys. A Map entry costs ~46 bytes, and at scale four
+ * CidrMaps hold the same 100k prefixes (each IPv4 prefix length's networks in
+ * one of these) and the ipcache compiler numbers 100k prefix identities; a
+ * slot here costs 12 (its key and its value), with 4/3 to 8/3 slots per key as
+ * the table grows (up to 8 after removals, then it halves). A slot is free
+ * when its value is undefined, so it holds no undefined value.
+ *
+ * @example
+ * ```ts
+ * const table = new Int32Map<string>();
+ * table.set(0xffff_ffff | 0, "last"); // an unsigned number taken as its signed 32 bits
+ * table.get(-1); // "last"
+ * ```
  */
-class V4Networks<V> implements Networks<V> {
+export class Int32Map<V> implements Networks<V> {
   #keys = new Int32Array(8);
   #values: (V | undefined)[] = new Array<V | undefined>(8).fill(undefined);
   /** 32 less log2 of the slots: a key's home slot is the top bits of its hash. */
@@ -643,6 +653,11 @@ class V4Networks<V> implements Networks<V> {
 /** An address's bits as a {@link CidrMap} keys a network: as its {@link Cidr} holds them. */
 function addressKey(address: IpAddress): NetworkKey {
   return address.family === 4 ? Number(address.value) | 0 : address.value;
+}
+
+/** Whether one of `outer` contains the prefix of `family` keyed `key` at `prefixLen`, without making its {@link Cidr}. */
+function withinAny(outer: readonly Cidr[], family: IpFamily, key: NetworkKey, prefixLen: number): boolean {
+  return outer.some((o) => o.family === family && o.prefixLen <= prefixLen && maskKey(family, key, o.prefixLen) === o.network);
 }
 
 /** The first `prefixLen` bits of a network key, as a key. */

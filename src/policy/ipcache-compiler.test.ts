@@ -3,10 +3,10 @@ import { test } from "node:test";
 import fc from "fast-check";
 import { worldArb } from "../../test/lib/world-arbitrary.ts";
 import { compileWorld } from "./compiler.ts";
-import { IDENTITY_HOST, IDENTITY_WORLD, ipcacheKeyString } from "./desired-state.ts";
+import { IDENTITY_HOST, IDENTITY_WORLD, identityInMemory, ipcacheKeyString } from "./desired-state.ts";
 import type { IpcacheEntry } from "./desired-state.ts";
 import { identityKeyFields } from "./identity-key.ts";
-import { TextKeyedAllocator } from "./identity.ts";
+import { LocalIdentityAllocator, TextKeyedAllocator } from "./identity.ts";
 import { formatCidr, parseCidr } from "./ip.ts";
 import type { Cidr } from "./ip.ts";
 import { IpcacheCompiler } from "./ipcache-compiler.ts";
@@ -216,4 +216,61 @@ test("a prefix's own identity is numbered by the prefix itself, its key's text m
   assert.equal(ipcache.idle, true, "no prefixes where there were none is no change");
   ipcache.setPolicyPrefixes("NetworkPolicy/x/other", NO_PREFIXES);
   assert.equal(ipcache.idle, true);
+});
+
+test("prefixes claimed and released in any order across commits, their numbers reused, hold what a fresh compiler holds", () => {
+  // Nested prefixes, and /32s that pods claim too: a prefix's entry goes to a pod and back.
+  const pool = ["10.0.0.0/8", "10.1.0.0/16", "10.1.0.1/32", "10.1.0.2/32", "10.2.0.0/24", "fd00::/64", "fd00::1/128", "192.168.0.0/16"];
+  const policy = fc.tuple(fc.integer({ min: 0, max: 3 }), fc.subarray(pool));
+  const step = fc.tuple(fc.array(policy, { maxLength: 4 }), fc.subarray(["a", "b"]));
+  fc.assert(
+    // Numbers as the agent holds node-local ones (negative: identityInMemory) or as a local allocator gives them.
+    fc.property(fc.array(step, { minLength: 1, maxLength: 8 }), fc.constantFrom(identityInMemory(0xf000_0000), 0xffff_ff00), (steps, first) => {
+      const ipcache = new IpcacheCompiler({ identities: new LocalIdentityAllocator({ first, last: first + 250 }) });
+      const held = new Map<string, number>();
+      const gone = new Set<number>();
+      const state = new Map<string, string[]>();
+      let pods: string[] = [];
+      const apply = (target: IpcacheCompiler, key: string, texts: string[]): void => {
+        target.setPolicyPrefixes(key, texts.length === 0 ? undefined : { texts, cidrs: texts.map(parseCidr) });
+      };
+      const setPods = (target: IpcacheCompiler, names: string[], before: string[]): void => {
+        for (const name of before) if (!names.includes(name)) target.deletePod("x", name);
+        for (const name of names) target.upsertPod({ namespace: "x", name, labels: { app: name }, ips: [name === "a" ? "10.1.0.1" : "fd00::1"], namedPorts: [] });
+      };
+      ipcache.upsertNamespace({ name: "x", labels: { "kubernetes.io/metadata.name": "x" } });
+      for (const [policies, names] of steps) {
+        for (const [n, texts] of policies) {
+          apply(ipcache, `NetworkPolicy/x/p${n}`, texts);
+          state.set(`NetworkPolicy/x/p${n}`, texts);
+        }
+        setPods(ipcache, names, pods);
+        pods = names;
+        ipcache.commit();
+
+        const fresh = new IpcacheCompiler();
+        fresh.upsertNamespace({ name: "x", labels: { "kubernetes.io/metadata.name": "x" } });
+        for (const [key, texts] of state) apply(fresh, key, texts);
+        setPods(fresh, pods, []);
+        fresh.commit();
+        const keyOf = (compiler: IpcacheCompiler) => (id: number): string => compiler.identity(id)?.key ?? `missing ${id}`;
+        assert.deepEqual(byKey(ipcache.entries(), keyOf(ipcache)), byKey(fresh.entries(), keyOf(fresh)));
+        for (const { value } of ipcache.entries().values()) assert.ok(value.identity >= first && value.identity <= first + 250, `${value.identity} is not a number the allocator gave`);
+        const identities = [...ipcache.identities()];
+        assert.deepEqual(identities.map((identity) => identity.id).sort(), [...new Set([...ipcache.entries().values()].map(({ value }) => value.identity))].sort());
+        assert.equal(ipcache.identityCount, identities.length + 2);
+        // A prefix keeps its number while its entry stays; one made anew never gets a number used before (the local allocator's).
+        const now = new Map<string, number>();
+        for (const [text, { value }] of ipcache.entries()) if (ipcache.identity(value.identity)?.kind === "cidr") now.set(text, value.identity);
+        for (const [text, id] of now) {
+          if (held.has(text)) assert.equal(id, held.get(text), `${text} renumbered while held`);
+          else assert.ok(!gone.has(id), `${text} got ${id}, a number released before`);
+        }
+        for (const [text, id] of held) if (now.get(text) !== id) gone.add(id);
+        held.clear();
+        for (const [text, id] of now) held.set(text, id);
+      }
+    }),
+    { numRuns: 300 },
+  );
 });

@@ -28,11 +28,12 @@ import { LocalIdentityAllocator } from "./identity.ts";
 import type { IdentityAllocator } from "./identity.ts";
 import { canonicalNamedPorts, cidrIdentityKey, describeIdentity, hostIdentity, IdentityKeyError, identityKey, identityKeyFields, NO_LABELS, NO_PORTS, podIdentity, sameLabels } from "./identity-key.ts";
 import type { IdentityAttributes } from "./identity-key.ts";
-import { CidrMap, formatCidr, hostCidr, IpParseError, networkAddress, parseCidr, parseIp } from "./ip.ts";
+import { CidrMap, formatCidr, hostCidr, Int32Map, IpParseError, networkAddress, parseCidr, parseIp } from "./ip.ts";
 import type { Cidr } from "./ip.ts";
 import type { Labels } from "./selector.ts";
 import { normalizePolicy, policyObjectKey } from "./normalized-policy.ts";
 import type { PolicyKind, PolicyPrefixes } from "./normalized-policy.ts";
+import { DenseNumbers } from "./dense-numbers.ts";
 import { keysOf, withKey, withoutKey } from "./key-set.ts";
 import type { KeySet } from "./key-set.ts";
 import { indexAdd } from "./set-index.ts";
@@ -71,25 +72,31 @@ interface IdentityRecord extends IdentityAttributes {
 }
 
 /**
- * The identity of a policy prefix's own entry, held by its source instead of
- * in the records by key: one per prefix (100k of them at scale), so it keeps
- * only what differs between them, its source giving the prefix; the
- * attributes every CIDR identity shares come from the prototype, and the key
- * is made when read, the allocator numbering the prefix itself
- * ({@link IdentityAllocator.allocatePrefix}). That saves a map entry, five
- * fields and the key's text per prefix (~115 bytes).
+ * The identity of a policy prefix's own entry, made when a commit or a reader
+ * needs it: the compiler holds a prefix's (100k of them at scale) as its
+ * number in typed arrays by the prefix's dense number (see
+ * {@link IpcacheCompiler}), not as an object, so two of these may stand for
+ * one identity: readers compare identities by number. The attributes every
+ * CIDR identity shares come from the prototype, and the key is made when
+ * read, the allocator numbering the prefix itself
+ * ({@link IdentityAllocator.allocatePrefix}).
  */
 class CidrIdentityRecord implements IdentityRecord {
-  id = 0;
-  users = 0;
-  readonly source: IpcacheSource;
+  id: number;
+  users: number;
+  /** The prefix's dense number in its compiler. */
+  readonly prefix: number;
+  readonly cls: Cidr;
 
-  constructor(source: IpcacheSource) {
-    this.source = source;
+  constructor(prefix: number, cls: Cidr, id: number, users: number) {
+    this.prefix = prefix;
+    this.cls = cls;
+    this.id = id;
+    this.users = users;
   }
 
   get key(): string {
-    return cidrIdentityKey(formatCidr(this.source.cidr));
+    return cidrIdentityKey(formatCidr(this.cls));
   }
 
   get kind(): "cidr" {
@@ -111,29 +118,22 @@ class CidrIdentityRecord implements IdentityRecord {
   get namedPorts(): readonly NamedPort[] {
     return NO_PORTS;
   }
-
-  get cls(): Cidr {
-    return this.source.cidr;
-  }
 }
 
 /**
- * Who claims an ipcache key (host and pods for an address, policies for a
- * prefix) and the entry it got, as of the last commit: `record`, `flags` and
- * `owner` as in {@link IpcacheBinding}, `record` undefined while the key has
- * no entry (a key without claims has none, so its source goes at the commit's
- * end). One record per key: a second map of entries by key, or an object per
- * entry, would cost ~35 bytes more per prefix each.
+ * Who claims an address (the host, pods) and the entry it got, as of the
+ * last commit: `record`, `flags` and `owner` as in {@link IpcacheBinding},
+ * `record` undefined while the key has no entry or a policy prefix of the
+ * same text holds it (a key without claims has none, so its source goes at
+ * the commit's end). A policy prefix has none: see the prefixes' arrays in
+ * {@link IpcacheCompiler}.
  */
 interface IpcacheSource {
-  /** The address or prefix; its kernel key is made when an entry is written (a stored key costs ~370 bytes per prefix). */
+  /** The address; its kernel key is made when an entry is written (a stored key costs ~370 bytes per key). */
   cidr: Cidr;
   host: boolean;
-  /** Pod keys claiming the address (most sources are policy prefixes, claimed by none). */
+  /** Pod keys claiming the address. */
   pods: KeySet;
-  prefix: boolean;
-  /** The prefix's own identity while it is wanted (see {@link CidrIdentityRecord}); pods' and hosts' are by key. */
-  cidrRecord: CidrIdentityRecord | undefined;
   record: IdentityRecord | undefined;
   flags: number;
   owner: string;
@@ -143,6 +143,11 @@ interface IpcacheSource {
 function bindingOf(source: IpcacheSource | undefined): IpcacheBinding | undefined {
   return source?.record === undefined ? undefined : (source as IpcacheSource & IpcacheBinding);
 }
+
+/** A prefix's flags ({@link IpcacheCompiler}'s `#prefixFlags`): policies claim it. */
+const PREFIX_USED = 1;
+/** A prefix's flags: its entry's identity is its own identity now, not one {@link IpcacheCompiler.identitiesChanged} renumbered. */
+const PREFIX_FRESH = 2;
 
 /** The ipcache entry of key `cidr` bound as `binding`. */
 function entryOf(cidr: Cidr, binding: IpcacheBinding): IpcacheEntry {
@@ -214,7 +219,26 @@ export class IpcacheCompiler {
    * The prefixes it holds class addresses ({@link CidrMap.longestPrefix}).
    */
   readonly #prefixUsers = new CidrMap<number>();
+  /** The addresses the host or pods claim, by canonical text. */
   readonly #sources = new Map<string, IpcacheSource>();
+  /**
+   * The policy prefixes whose entry is wanted or held, by canonical text: each a dense number, reused after its
+   * prefix goes ({@link DenseNumbers}), that indexes the arrays below. An object per prefix (a source, ~83 bytes,
+   * its identity record, 48, and that record's entry in a map by number, ~37) cost some 17 MB at 100k prefixes.
+   */
+  readonly #prefixNumbers = new DenseNumbers<string>();
+  /** Each number's prefix; undefined while the number is free. */
+  readonly #prefixCidrs: (Cidr | undefined)[] = [];
+  /**
+   * The identity of each number's entry while its prefix holds its key (0 while none, or a host or pod does): as
+   * allocators give them, so a node-local one may be negative ({@link identityInMemory}) and another up to 2^32 - 1.
+   */
+  #prefixIds = new Float64Array(64);
+  /** {@link PREFIX_USED} and {@link PREFIX_FRESH} by number. */
+  #prefixFlags = new Uint8Array(64);
+  /** The prefix numbers of the prefixes' identities in use, by identity (as a signed 32-bit integer). */
+  readonly #prefixesById = new Int32Map<number>();
+  /** Host and pod identities by key and by number: a prefix's is in the arrays above. */
   readonly #identitiesByKey = new Map<string, IdentityRecord>();
   readonly #identitiesById = new Map<number, IdentityRecord>();
   /** Addresses whose wanted identity is pending at the allocator, and that key. */
@@ -321,7 +345,15 @@ export class IpcacheCompiler {
     for (const [text, key] of this.#pendingIpcache) if (changed.has(key)) this.#retryIpcache.add(text);
     const renumbered = new Set<IdentityRecord>();
     for (const key of changed) {
-      const record = this.#heldRecord(key);
+      if (key.startsWith(CIDR_KEY_START)) {
+        const prefix = this.#heldPrefix(key);
+        if (prefix === undefined) continue;
+        // A fresh record at the next commit: its entry's identity is no longer the prefix's own.
+        this.#prefixFlags[prefix.number] = (this.#prefixFlags[prefix.number] as number) & ~PREFIX_FRESH;
+        this.#retryIpcache.add(prefix.text);
+        continue;
+      }
+      const record = this.#identitiesByKey.get(key);
       if (record === undefined || record.id === 0 || record.key === RESERVED_HOST_KEY) continue;
       this.#forget(record);
       renumbered.add(record);
@@ -364,14 +396,19 @@ export class IpcacheCompiler {
     return this.#podsByNamespace.get(namespace) ?? new Set();
   }
 
-  /** The identity numbered `id`, in use after the last commit. */
+  /** The identity numbered `id`, in use after the last commit: a prefix's made on each call. */
   identity(id: number): Identity | undefined {
-    return this.#identitiesById.get(id);
+    const prefix = this.#prefixesById.get(id | 0);
+    return prefix === undefined ? this.#identitiesById.get(id) : new CidrIdentityRecord(prefix, this.#prefixCidrs[prefix] as Cidr, id, 1);
   }
 
-  /** Every identity in use after the last commit. */
-  identities(): IterableIterator<Identity> {
-    return this.#identitiesById.values();
+  /** Every identity in use after the last commit: the prefixes' made as they are reached. */
+  *identities(): IterableIterator<Identity> {
+    yield* this.#identitiesById.values();
+    for (const prefix of this.#prefixNumbers.values()) {
+      const id = this.#prefixIds[prefix] as number;
+      if (id !== 0) yield new CidrIdentityRecord(prefix, this.#prefixCidrs[prefix] as Cidr, id, 1);
+    }
   }
 
   /** The identity of a pod's own (first) address when the pod owns that address; 0 otherwise. */
@@ -388,6 +425,10 @@ export class IpcacheCompiler {
       const binding = bindingOf(source);
       if (binding) entries.set(text, entryOf(source.cidr, binding));
     }
+    for (const [text, prefix] of this.#prefixNumbers.entries()) {
+      const identity = this.#prefixIds[prefix] as number;
+      if (identity !== 0) entries.set(text, { key: ipcacheKeyOf(this.#prefixCidrs[prefix] as Cidr), value: { identity, flags: 0 } });
+    }
     return entries;
   }
 
@@ -399,14 +440,14 @@ export class IpcacheCompiler {
   identityInfo(): Map<number, IdentityInfo> {
     const info = new Map<number, IdentityInfo>(RESERVED_IDENTITIES.map((reserved) => [reserved.id, reserved]));
     // The host key's record is numbered IDENTITY_HOST, one of the reserved identities.
-    for (const record of this.#identitiesById.values()) if (record.id !== IDENTITY_HOST) info.set(record.id, { id: record.id, description: describeIdentity(record) });
+    for (const record of this.identities()) if (record.id !== IDENTITY_HOST) info.set(record.id, { id: record.id, description: describeIdentity(record) });
     return info;
   }
 
   /** How many identities {@link IpcacheCompiler.identityInfo} describes, without describing them. */
   get identityCount(): number {
     // The host key's record is numbered IDENTITY_HOST, one of the reserved identities.
-    return RESERVED_IDENTITIES.length + this.#identitiesById.size - (this.#identitiesById.has(IDENTITY_HOST) ? 1 : 0);
+    return RESERVED_IDENTITIES.length + this.#identitiesById.size + this.#prefixesById.size - (this.#identitiesById.has(IDENTITY_HOST) ? 1 : 0);
   }
 
   /** Moves the prefix claims of changed policies; marks the prefixes and the addresses whose class may change dirty. */
@@ -440,15 +481,13 @@ export class IpcacheCompiler {
       if (used === was) continue;
       changed.set(cidr, cidr);
       if (!this.#prefixEntries) continue;
-      this.#source(text, cidr).prefix = used;
+      const prefix = this.#prefixNumber(text, cidr);
+      this.#prefixFlags[prefix] = used ? (this.#prefixFlags[prefix] as number) | PREFIX_USED : (this.#prefixFlags[prefix] as number) & ~PREFIX_USED;
       dirty.add(text);
     }
-    // Only addresses inside an added or removed prefix can change class.
+    // Only addresses inside an added or removed prefix can change class (every source is claimed: see #commitIpcache's end).
     if (!changed.empty) {
-      for (const [text, source] of this.#sources) {
-        if (!source.host && source.pods === undefined) continue;
-        if (changed.longestPrefix(networkAddress(source.cidr))) dirty.add(text);
-      }
+      for (const [text, source] of this.#sources) if (changed.longestPrefix(networkAddress(source.cidr))) dirty.add(text);
     }
   }
 
@@ -522,7 +561,7 @@ export class IpcacheCompiler {
     const identify = (record: IdentityRecord): boolean => {
       if (record.id !== 0) return true;
       if (unanswered.has(record)) return false;
-      const id = record instanceof CidrIdentityRecord ? this.#allocator.allocatePrefix(record.source.cidr) : record.key === RESERVED_HOST_KEY ? IDENTITY_HOST : this.#allocator.allocate(record.key);
+      const id = record instanceof CidrIdentityRecord ? this.#allocator.allocatePrefix(record.cls) : record.key === RESERVED_HOST_KEY ? IDENTITY_HOST : this.#allocator.allocate(record.key);
       if (id === undefined) {
         unanswered.add(record);
         // Forgotten below unless an address binds it.
@@ -535,8 +574,10 @@ export class IpcacheCompiler {
     };
     for (const text of dirty) {
       this.#pendingIpcache.delete(text);
-      let wanted = this.#wantedBinding(text);
-      const current = bindingOf(this.#sources.get(text));
+      const source = this.#sources.get(text);
+      const prefix = this.#prefixNumbers.get(text);
+      const current = this.#currentBinding(source, prefix);
+      let wanted = this.#wantedBinding(source, prefix, current);
       if (wanted && !identify(wanted.record)) {
         this.#pendingIpcache.set(text, wanted.record.key);
         if (current?.owner === wanted.owner) continue;
@@ -569,44 +610,75 @@ export class IpcacheCompiler {
       if (record.users > 0) continue;
       this.#forget(record);
       if (record.id === 0) continue;
-      this.#identitiesById.delete(record.id);
       removed.push(record);
-      if (record instanceof CidrIdentityRecord) this.#allocator.releasePrefix(record.source.cidr, record.id);
-      else if (record.key !== RESERVED_HOST_KEY) this.#allocator.release(record.key, record.id);
+      if (record instanceof CidrIdentityRecord) {
+        this.#prefixesById.delete(record.id | 0);
+        this.#allocator.releasePrefix(record.cls, record.id);
+      } else {
+        this.#identitiesById.delete(record.id);
+        if (record.key !== RESERVED_HOST_KEY) this.#allocator.release(record.key, record.id);
+      }
     }
-    for (const record of added) this.#identitiesById.set(record.id, record);
+    for (const record of added) {
+      if (record instanceof CidrIdentityRecord) this.#prefixesById.set(record.id | 0, record.prefix);
+      else this.#identitiesById.set(record.id, record);
+    }
 
     const upserts: IpcacheEntry[] = [];
     const removals: IpcacheKey[] = [];
     const rebound = new Set<string>();
     for (const [text, wanted] of pending) {
-      // A key with an entry wanted or held has a source: its claims or the binding keep it.
-      const source = this.#sources.get(text) as IpcacheSource;
-      const current = source.record && { record: source.record, flags: source.flags, owner: source.owner };
-      source.record = wanted?.record;
-      source.flags = wanted?.flags ?? 0;
-      source.owner = wanted?.owner ?? "";
+      // A key with an entry wanted or held has a source or a prefix number: its claims or the binding keep them.
+      const source = this.#sources.get(text);
+      const prefix = this.#prefixNumbers.get(text);
+      const current = this.#currentBinding(source, prefix);
+      const cidr = source?.cidr ?? (this.#prefixCidrs[prefix as number] as Cidr);
       if (wanted) {
-        if (!current || current.record.id !== wanted.record.id || current.flags !== wanted.flags) upserts.push(entryOf(source.cidr, wanted));
+        if (!current || current.record.id !== wanted.record.id || current.flags !== wanted.flags) upserts.push(entryOf(cidr, wanted));
       } else {
-        removals.push(ipcacheKeyOf(source.cidr));
+        removals.push(ipcacheKeyOf(cidr));
       }
       if (current?.owner !== wanted?.owner || current?.record !== wanted?.record) {
-        for (const pod of keysOf(source.pods)) rebound.add(pod);
+        for (const pod of keysOf(source?.pods)) rebound.add(pod);
+      }
+      // Bound last: `current` may be the source itself.
+      if (source) {
+        const held = wanted?.owner === "prefix" ? undefined : wanted;
+        source.record = held?.record;
+        source.flags = held?.flags ?? 0;
+        source.owner = held?.owner ?? "";
+      }
+      if (prefix !== undefined) {
+        const own = wanted?.owner === "prefix";
+        const flags = this.#prefixFlags[prefix] as number;
+        this.#prefixIds[prefix] = own ? wanted.record.id : 0;
+        this.#prefixFlags[prefix] = own ? flags | PREFIX_FRESH : flags & ~PREFIX_FRESH;
       }
     }
     for (const text of dirty) {
       const source = this.#sources.get(text);
-      if (source && !source.host && !source.prefix && source.pods === undefined) this.#sources.delete(text);
+      if (source && !source.host && source.pods === undefined) this.#sources.delete(text);
+      const prefix = this.#prefixNumbers.get(text);
+      // No policy claims it, so its entry went above (or a host or pod holds its address).
+      if (prefix !== undefined && ((this.#prefixFlags[prefix] as number) & PREFIX_USED) === 0) this.#freePrefix(text, prefix);
     }
     return { upserts, removals, rebound, added, removed };
   }
 
-  /** What the ipcache entry of a key should be now: the host beats pods (smallest key first) beats a prefix. */
-  #wantedBinding(text: string): IpcacheBinding | undefined {
-    const source = this.#sources.get(text);
-    if (!source) return undefined;
-    if (source.host || source.pods !== undefined) {
+  /** The entry a key has now: its address source's, or else its prefix's (a new record each call). */
+  #currentBinding(source: IpcacheSource | undefined, prefix: number | undefined): IpcacheBinding | undefined {
+    const binding = bindingOf(source);
+    if (binding !== undefined || prefix === undefined) return binding;
+    const id = this.#prefixIds[prefix] as number;
+    return id === 0 ? undefined : { record: new CidrIdentityRecord(prefix, this.#prefixCidrs[prefix] as Cidr, id, 1), flags: 0, owner: "prefix" };
+  }
+
+  /**
+   * What the ipcache entry of a key should be now: the host beats pods (smallest key first) beats a prefix. A
+   * prefix's is `current`'s record while that is the prefix's own identity, so they compare equal.
+   */
+  #wantedBinding(source: IpcacheSource | undefined, prefix: number | undefined, current: IpcacheBinding | undefined): IpcacheBinding | undefined {
+    if (source !== undefined && (source.host || source.pods !== undefined)) {
       const cls = this.#prefixUsers.longestPrefix(networkAddress(source.cidr));
       if (source.host) {
         return { record: this.#identityRecord(hostIdentity(cls)), flags: IPCACHE_HOST, owner: "host" };
@@ -617,35 +689,54 @@ export class IpcacheCompiler {
       const record = this.#identityRecord(podIdentity(pod.namespace, namespaceLabels, pod.labels, pod.namedPorts, cls));
       return { record, flags: 0, owner };
     }
-    if (source.prefix) {
-      source.cidrRecord ??= new CidrIdentityRecord(source);
-      return { record: source.cidrRecord, flags: 0, owner: "prefix" };
-    }
-    return undefined;
+    if (prefix === undefined) return undefined;
+    const flags = this.#prefixFlags[prefix] as number;
+    if ((flags & PREFIX_USED) === 0) return undefined;
+    const record = current?.owner === "prefix" && (flags & PREFIX_FRESH) !== 0 ? current.record : new CidrIdentityRecord(prefix, this.#prefixCidrs[prefix] as Cidr, 0, 0);
+    return { record, flags: 0, owner: "prefix" };
   }
 
-  /** The record numbering `key` now, if any: a prefix's is held by its source, the others by key. */
-  #heldRecord(key: string): IdentityRecord | undefined {
-    if (!key.startsWith(CIDR_KEY_START)) return this.#identitiesByKey.get(key);
-    let prefix: string | undefined;
+  /** The prefix, and its number, whose entry's identity is its own and keyed `key`, if any. */
+  #heldPrefix(key: string): { text: string; number: number } | undefined {
+    let text: string | undefined;
     try {
-      prefix = identityKeyFields(key).cidr;
+      text = identityKeyFields(key).cidr;
     } catch (cause) {
       // A key from the cluster's table that this compiler cannot have made: it numbers nothing here.
       if (cause instanceof IdentityKeyError) return undefined;
       throw cause;
     }
-    const record = prefix === undefined ? undefined : this.#sources.get(prefix)?.cidrRecord;
-    return record?.key === key ? record : undefined;
+    const number = text === undefined ? undefined : this.#prefixNumbers.get(text);
+    if (number === undefined || ((this.#prefixFlags[number] as number) & PREFIX_FRESH) === 0 || cidrIdentityKey(text as string) !== key) return undefined;
+    return { text: text as string, number };
   }
 
-  /** Drops a record from where the next commit would find it, so a later use makes a fresh one (and numbers it anew). */
+  /** Drops a host or pod record from where the next commit would find it, so a later use makes a fresh one (and numbers it anew). */
   #forget(record: IdentityRecord): void {
-    if (record instanceof CidrIdentityRecord) {
-      if (record.source.cidrRecord === record) record.source.cidrRecord = undefined;
-    } else if (this.#identitiesByKey.get(record.key) === record) {
-      this.#identitiesByKey.delete(record.key);
+    // A prefix's own record is found by nothing: its entry's state is set where the commit binds the key.
+    if (!(record instanceof CidrIdentityRecord) && this.#identitiesByKey.get(record.key) === record) this.#identitiesByKey.delete(record.key);
+  }
+
+  /** The dense number of policy prefix `text`, numbering it if it has none. */
+  #prefixNumber(text: string, cidr: Cidr): number {
+    const prefix = this.#prefixNumbers.number(text);
+    this.#prefixCidrs[prefix] = cidr;
+    if (prefix >= this.#prefixIds.length) {
+      const ids = new Float64Array(this.#prefixIds.length * 2);
+      ids.set(this.#prefixIds);
+      this.#prefixIds = ids;
+      const flags = new Uint8Array(ids.length);
+      flags.set(this.#prefixFlags);
+      this.#prefixFlags = flags;
     }
+    return prefix;
+  }
+
+  /** Frees the number of a prefix that no policy claims, so it holds no entry either; its slots are as new. */
+  #freePrefix(text: string, prefix: number): void {
+    this.#prefixNumbers.delete(text);
+    this.#prefixCidrs[prefix] = undefined;
+    this.#prefixFlags[prefix] = 0;
   }
 
   #identityRecord(attributes: IdentityAttributes): IdentityRecord {
@@ -663,7 +754,7 @@ export class IpcacheCompiler {
   #source(text: string, cidr: Cidr): IpcacheSource {
     let source = this.#sources.get(text);
     if (!source) {
-      source = { cidr, host: false, pods: undefined, prefix: false, cidrRecord: undefined, record: undefined, flags: 0, owner: "" };
+      source = { cidr, host: false, pods: undefined, record: undefined, flags: 0, owner: "" };
       this.#sources.set(text, source);
     }
     return source;

@@ -106,15 +106,16 @@ function blockUsersOf<R>(chain: BlockUser<R> | undefined): BlockUsers<R> | undef
 }
 
 /**
- * The identities having a CIDR class: the one most classes have, an array
- * from the second on (an object and an array each would cost ~100 bytes
- * more, 10 MB at 100k CIDRs). The identities themselves, not their numbers:
- * the index then needs no map of identities by number (~35 bytes each).
+ * The numbers of the identities having a CIDR class: the one most classes
+ * have, an array from the second on (an object and an array each would cost
+ * ~100 bytes more, 10 MB at 100k CIDRs). Numbers, not the identities: the
+ * ipcache compiler holds no object for a policy prefix's own identity (100k of
+ * them), and the class is the key they are held by.
  */
-type ClassMembers = Identity | Identity[];
+type ClassMembers = number | number[];
 
-/** A class's identities. */
-function membersOf(members: ClassMembers): readonly Identity[] {
+/** A class's identities' numbers. */
+function membersOf(members: ClassMembers): readonly number[] {
   return Array.isArray(members) ? members : [members];
 }
 
@@ -192,9 +193,9 @@ export class PeerIndex<R extends IndexedRule> {
     const cls = identity.cls;
     if (cls !== undefined) {
       const members = this.#classes.get(cls);
-      if (members === undefined) this.#classes.set(cls, identity);
-      else if (!Array.isArray(members)) this.#classes.set(cls, [members, identity]);
-      else members.push(identity);
+      if (members === undefined) this.#classes.set(cls, id);
+      else if (!Array.isArray(members)) this.#classes.set(cls, [members, id]);
+      else members.push(id);
       for (const users of this.#blocks.containing(cls)) {
         forEachBlock(users, (rule, except) => {
           if (!except.some((e) => cidrContains(e, cls))) target(rule);
@@ -224,9 +225,9 @@ export class PeerIndex<R extends IndexedRule> {
     };
     const cls = identity.cls;
     if (cls !== undefined) {
-      const others = membersOf(this.#classes.get(cls) as ClassMembers).filter((member) => member !== identity);
+      const others = membersOf(this.#classes.get(cls) as ClassMembers).filter((member) => member !== id);
       if (others.length === 0) this.#classes.delete(cls);
-      else this.#classes.set(cls, others.length === 1 ? (others[0] as Identity) : others);
+      else this.#classes.set(cls, others.length === 1 ? (others[0] as number) : others);
       for (const users of this.#blocks.containing(cls)) forEachBlock(users, untarget);
     }
     if (identity.kind !== "pod") return;
@@ -276,12 +277,9 @@ export class PeerIndex<R extends IndexedRule> {
       if (!isSelectorPeer(peer)) {
         const { cidr, except } = ipBlockOf(peer);
         this.#blocks.set(cidr, blockUsersOf(new BlockUser(rule, except, chainOf(this.#blocks.get(cidr)))) as BlockUsers<R>);
-        for (const members of this.#classes.inside(cidr)) {
-          // Every identity of a class has it: the first one's says whether an except holds them all.
-          const first = Array.isArray(members) ? (members[0] as Identity) : members;
-          if (except.length > 0 && except.some((e) => cidrContains(e, first.cls as Cidr))) continue;
-          if (Array.isArray(members)) for (const identity of members) found.push(identity.id);
-          else found.push(members.id);
+        for (const members of this.#classes.inside(cidr, except)) {
+          if (Array.isArray(members)) for (const id of members) found.push(id);
+          else found.push(members);
         }
         continue;
       }
