@@ -7,6 +7,7 @@
  * process made.
  */
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import { after, describe, test } from "node:test";
 import { Datapath } from "../../src/datapath/datapath.ts";
@@ -30,6 +31,16 @@ async function transparentServer(family: 4 | 6): Promise<{ server: Server; port:
   return { server, port: (server.address() as { port: number }).port, accepted };
 }
 
+/**
+ * A source port above the kernel's ephemeral range (`ip_local_port_range`), which no connect or bind to port 0
+ * hands out: one inside it may be held by any other connection on the machine (EADDRINUSE, seen under load).
+ */
+function portAboveEphemeralRange(): number {
+  const high = Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[1]);
+  assert.ok(high < 65_000, `ip_local_port_range ends at ${high}: no room above it for a chosen source port`);
+  return high + 1 + (process.pid % (65_535 - high));
+}
+
 function close(server: Server): Promise<void> {
   return new Promise((resolve) => server.close(() => resolve()));
 }
@@ -41,7 +52,7 @@ describe("transparent sockets", () => {
       const { server, port, accepted } = await transparentServer(family);
       try {
         assert.equal((server.address() as { address: string }).address, family === 4 ? "0.0.0.0" : "::", "bound to the wildcard address");
-        const localPort = 40_000 + (process.pid % 20_000);
+        const localPort = portAboveEphemeralRange();
         const upstream = await connectTransparent({ family, localAddress: loopback, localPort, remoteAddress: loopback, remotePort: port });
         const peer = await accepted;
         assert.deepEqual([peer.remoteAddress, peer.remotePort], [loopback, localPort], "the server sees the chosen source");
