@@ -164,7 +164,8 @@ async function main({ layout, client }: { layout: DevLayout; client: KubeClient 
   const stageSums = async () => {
     const m = await scrapeMetrics(metricsUrl);
     const cpu = CPU_STAGES.reduce((sum, stage) => sum + 1000 * (m.get(`palisade_commit_stage_cpu_seconds_sum{stage="${stage}"}`) ?? NaN), 0);
-    return { cpu, stages: new Map(nodeLocalStages.map((stage) => [stage, 1000 * (m.get(`palisade_commit_stage_seconds_sum{stage="${stage}"}`) ?? NaN)])) };
+    const commits = m.get(`palisade_commit_stage_seconds_count{stage="compile"}`) ?? NaN;
+    return { cpu, commits, stages: new Map(nodeLocalStages.map((stage) => [stage, 1000 * (m.get(`palisade_commit_stage_seconds_sum{stage="${stage}"}`) ?? NaN)])) };
   };
   /** Times one change: `write` makes it and returns what the report must show for it. */
   const timeChange = async (kind: ChangeKind, index: number, ownWrites: number, write: () => Promise<(r: NodeReport) => boolean>) => {
@@ -184,6 +185,9 @@ async function main({ layout, client }: { layout: DevLayout; client: KubeClient 
       sample.ownWrites = ownWrites;
     }
     samples.get(kind)?.push(sample);
+    // Each sample, so a p99 can be traced to its round (the first after the agent's start, or a later one).
+    const commits = stagesAfter.commits - stagesBefore.commits;
+    say(`changes: ${kind} ${index + 1}: node-local ${nodeLocal.toFixed(1)} ms (compile ${stages["compile"]?.toFixed(1)}) in ${commits} commits, CPU ${sample.cpu.toFixed(1)} ms`);
   };
   await runChanges(client, world, timeChange);
   await reports.stop();
