@@ -6,6 +6,7 @@ import { identityKey, podIdentity } from "../policy/identity-key.ts";
 import { IDENTITY_KEY_INDEX, identityKeyIndex, identityObject, lowestIdentityNumber } from "../policy/identity-object.ts";
 import { normalizePolicy } from "../policy/normalized-policy.ts";
 import { identityFields, namespaceFields, podFields, policyFields } from "./cached-fields.ts";
+import { cachedPod } from "./cached-pod.ts";
 import { cachedPolicy } from "./cached-policy.ts";
 import { namespaceFromObject, podFromObject, policyFromObject } from "./convert.ts";
 import { isolationOfRefused } from "./refused-policy.ts";
@@ -313,4 +314,38 @@ describe("cached policies", () => {
       assert.ok(compared > 100 && refused > 50, `${refused} of ${compared} refused`);
     });
   }
+});
+
+/** What the agent reads of a Pod: its conversion, the creation time that settles a claimed address, its key, uid and resourceVersion. */
+function podReads(converted: unknown, obj: unknown): string {
+  const metadata = (obj as { metadata?: Record<string, unknown> }).metadata;
+  const key = typeof metadata === "object" && metadata !== null ? objectKey(obj as { metadata: { name?: string; namespace?: string } }) : undefined;
+  const creation = creationTime(obj as { metadata?: { creationTimestamp?: unknown } });
+  return json({ converted, creation, key, uid: metadata?.uid, resourceVersion: metadata?.resourceVersion });
+}
+
+describe("cached pods", () => {
+  it("hold no spec, status or labels: the pod converted, which holds the labels", () => {
+    const cached = cachedPod(POD);
+    assert.deepEqual(Object.keys(cached), ["apiVersion", "kind", "metadata", "converted"]);
+    const { labels, ...metadata } = podFields(POD).metadata;
+    assert.deepEqual(cached.metadata, metadata);
+    assert.ok(cached.converted.ok);
+    assert.deepEqual(cached.converted.value.pod.labels, labels);
+    assert.deepEqual(cached.converted.value.pod.ips, ["10.244.1.7", "fd00:10:244:1::7"]);
+  });
+
+  it("read Pod objects as the agent read whole ones, whatever any field holds", () => {
+    assert.equal(podReads(cachedPod(POD).converted, cachedPod(POD)), podReads(podFromObject(POD), POD));
+    let compared = 0;
+    for (const path of paths(POD)) {
+      for (const replacement of REPLACEMENTS) {
+        const changed = mutated(POD, path, replacement);
+        const cached = cachedPod(changed as object);
+        assert.equal(podReads(cached.converted, cached), podReads(podFromObject(changed), changed), `Pod with ${path.join(".")} set to ${String(typeof replacement === "symbol" ? "(absent)" : JSON.stringify(replacement))}`);
+        compared++;
+      }
+    }
+    assert.ok(compared > 100);
+  });
 });

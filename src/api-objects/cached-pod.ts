@@ -1,0 +1,42 @@
+/**
+ * A Pod as the agent's informers keep it: the metadata the agent reads of
+ * the object itself and what converting it gave, done once as it arrives,
+ * in place of its spec, status and labels. The converted pod is what the
+ * agent hands the compiler, whose ipcache keeps its labels and named ports
+ * as given, so the agent holds a pod's fields once, not as parsed JSON in
+ * its cache beside their converted form in its compiler (at scale, 10k pods:
+ * 11.6 MB in the cache, 5.2 more in the compiler).
+ *
+ * The operator keeps the fields ({@linkcode podFields}): it indexes its
+ * pods by namespace and converts them as it reads them.
+ *
+ * @module
+ */
+import type { KubernetesObject } from "@kubernetes/client-node";
+import { podFields } from "./cached-fields.ts";
+import { podFromObject } from "./convert.ts";
+import type { Converted, ConvertedPod } from "./convert.ts";
+
+/** A Pod as the agent's informers cache it: no spec, status or labels, its conversion instead. */
+export interface CachedPod extends KubernetesObject {
+  readonly converted: Converted<ConvertedPod>;
+}
+
+/**
+ * Converts a Pod object ({@linkcode podFromObject}), as an informer's
+ * `transform`: the metadata the agent reads of the object (name, namespace,
+ * uid, resourceVersion, creationTimestamp: which of two pods claiming an
+ * address keeps it) and the conversion, which holds the labels.
+ *
+ * @example
+ * ```ts
+ * const informer = new Informer({ client, resource: Resources.pods, transform: cachedPod });
+ * const { converted } = cachedPod(obj);
+ * if (converted.ok) compiler.upsertPod(converted.value.pod);
+ * ```
+ */
+export function cachedPod(obj: object): CachedPod {
+  const { apiVersion, kind, metadata } = podFields(obj as KubernetesObject);
+  const { labels, ...kept } = metadata ?? {};
+  return { apiVersion, kind, metadata: labels === undefined ? metadata : kept, converted: podFromObject(obj) };
+}
