@@ -2,13 +2,14 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Cache, objectKey } from "../k8s/cache.ts";
 import { creationTime } from "../policy/pod-address-claims.ts";
-import { identityKey, podIdentity } from "../policy/identity-key.ts";
+import { canonicalNamedPorts, identityKey, podIdentity } from "../policy/identity-key.ts";
 import { IDENTITY_KEY_INDEX, identityKeyIndex, identityObject, lowestIdentityNumber } from "../policy/identity-object.ts";
 import { normalizePolicy } from "../policy/normalized-policy.ts";
 import { identityFields, namespaceFields, podFields, policyFields } from "./cached-fields.ts";
 import { cachedPod } from "./cached-pod.ts";
 import { cachedPolicy } from "./cached-policy.ts";
 import { namespaceFromObject, podFromObject, policyFromObject } from "./convert.ts";
+import type { Converted, ConvertedPod } from "./convert.ts";
 import { isolationOfRefused } from "./refused-policy.ts";
 
 // Objects as the API server sends them: defaults filled in, status written, annotations of the tools that made them.
@@ -316,12 +317,18 @@ describe("cached policies", () => {
   }
 });
 
-/** What the agent reads of a Pod: its conversion, the creation time that settles a claimed address, its key, uid and resourceVersion. */
-function podReads(converted: unknown, obj: unknown): string {
+/**
+ * What the agent reads of a Pod: its conversion as the compiler takes it (labels in any order, named ports in
+ * canonical order), the creation time that settles a claimed address, its key, uid and resourceVersion.
+ */
+function podReads(converted: Converted<ConvertedPod>, obj: unknown): string {
   const metadata = (obj as { metadata?: Record<string, unknown> }).metadata;
   const key = typeof metadata === "object" && metadata !== null ? objectKey(obj as { metadata: { name?: string; namespace?: string } }) : undefined;
   const creation = creationTime(obj as { metadata?: { creationTimestamp?: unknown } });
-  return json({ converted, creation, key, uid: metadata?.uid, resourceVersion: metadata?.resourceVersion });
+  const read = converted.ok
+    ? { ...converted.value, pod: { ...converted.value.pod, labels: Object.entries(converted.value.pod.labels).sort(), namedPorts: canonicalNamedPorts(converted.value.pod.namedPorts) } }
+    : converted.errors;
+  return json({ read, creation, key, uid: metadata?.uid, resourceVersion: metadata?.resourceVersion });
 }
 
 describe("cached pods", () => {
@@ -333,6 +340,20 @@ describe("cached pods", () => {
     assert.ok(cached.converted.ok);
     assert.deepEqual(cached.converted.value.pod.labels, labels);
     assert.deepEqual(cached.converted.value.pod.ips, ["10.244.1.7", "fd00:10:244:1::7"]);
+  });
+
+  it("share equal labels and named ports between pods, frozen, named ports in canonical order", () => {
+    const other = mutated(mutated(POD, ["metadata", "name"], "web-other"), ["metadata", "labels"], { "pod-template-hash": "7d4b9c", app: "web" });
+    const [a, b] = [cachedPod(POD).converted, cachedPod(other as object).converted];
+    assert.ok(a.ok && b.ok);
+    assert.equal(a.value.pod.labels, b.value.pod.labels, "labels equal in another order");
+    assert.equal(a.value.pod.namedPorts, b.value.pod.namedPorts);
+    assert.ok(Object.isFrozen(a.value.pod.labels) && Object.isFrozen(a.value.pod.namedPorts) && a.value.pod.namedPorts.every((p) => Object.isFrozen(p)));
+    assert.deepEqual(a.value.pod.namedPorts, canonicalNamedPorts(a.value.pod.namedPorts));
+    const relabelled = cachedPod(mutated(POD, ["metadata", "labels", "app"], "api") as object).converted;
+    assert.ok(relabelled.ok);
+    assert.notEqual(relabelled.value.pod.labels, a.value.pod.labels);
+    assert.equal(relabelled.value.pod.labels.app, "api");
   });
 
   it("read Pod objects as the agent read whole ones, whatever any field holds", () => {

@@ -13,9 +13,12 @@
  * @module
  */
 import type { KubernetesObject } from "@kubernetes/client-node";
+import { canonicalNamedPorts } from "../policy/identity-key.ts";
+import type { NamedPort } from "../policy/world.ts";
 import { podFields } from "./cached-fields.ts";
 import { podFromObject } from "./convert.ts";
 import type { Converted, ConvertedPod } from "./convert.ts";
+import { SharedValues } from "./shared-values.ts";
 
 /** A Pod as the agent's informers cache it: no spec, status or labels, its conversion instead. */
 export interface CachedPod extends KubernetesObject {
@@ -38,5 +41,29 @@ export interface CachedPod extends KubernetesObject {
 export function cachedPod(obj: object): CachedPod {
   const { apiVersion, kind, metadata } = podFields(obj as KubernetesObject);
   const { labels, ...kept } = metadata ?? {};
-  return { apiVersion, kind, metadata: labels === undefined ? metadata : kept, converted: podFromObject(obj) };
+  const converted = podFromObject(obj);
+  if (converted.ok) {
+    const { pod } = converted.value;
+    pod.labels = sharedLabels(pod.labels);
+    pod.namedPorts = sharedPorts(pod.namedPorts);
+  }
+  return { apiVersion, kind, metadata: labels === undefined ? metadata : kept, converted };
+}
+
+const LABELS = new SharedValues<Record<string, string>>();
+const PORTS = new SharedValues<NamedPort[]>();
+
+/** Equal labels as one frozen object (the pods of a workload have the same): 10k pods of the scale world, 0.6 MB. */
+function sharedLabels(labels: Record<string, string>): Record<string, string> {
+  const entries = Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return LABELS.shared(JSON.stringify(entries), () => labels);
+}
+
+/**
+ * Equal named ports as one frozen list, in canonical order, which the compiler keeps as it is: 10k pods of two
+ * named ports each, 2.8 MB.
+ */
+function sharedPorts(ports: NamedPort[]): NamedPort[] {
+  const canonical = canonicalNamedPorts(ports);
+  return PORTS.shared(JSON.stringify(canonical), () => canonical.map((port) => Object.freeze(port)));
 }
