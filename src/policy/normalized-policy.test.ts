@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import type { AnyPolicy } from "./api-types.ts";
+import type { AnyPolicy, PolicyType } from "./api-types.ts";
 import { formatCidr } from "./ip.ts";
 import { buildWorld } from "./normalize.ts";
 import { ipBlockOf, isSelectorPeer, NO_EXCEPT, NO_PREFIXES, normalizePolicy } from "./normalized-policy.ts";
+import type { NamedPortRef, PortRange } from "./normalized-policy.ts";
 import { PolicyError } from "./validate.ts";
 
 const np = (spec: unknown): AnyPolicy => ({ apiVersion: "networking.k8s.io/v1", kind: "NetworkPolicy", metadata: { name: "p", namespace: "x" }, spec }) as AnyPolicy;
@@ -53,6 +54,22 @@ test("a policy without ipBlocks shares the empty prefixes, which cannot be chang
   for (const policy of policies) assert.equal(policy.prefixes, NO_PREFIXES);
   assert.deepEqual(NO_PREFIXES, { texts: [], cidrs: [] });
   assert.throws(() => (NO_PREFIXES.texts as string[]).push("10.0.0.0/8"), TypeError);
+});
+
+test("rules and policies with equal ports and directions share them, frozen", () => {
+  const spec = { podSelector: {}, policyTypes: ["Ingress"], ingress: [{ ports: [{ port: 80 }, { port: "http" }] }] };
+  const [a, b] = [np(spec), ebpf({ ...spec, selector: {}, egress: [{ ports: [{ port: 80 }, { port: "http" }] }], policyTypes: ["Ingress", "Egress"] })].map(normalizePolicy);
+  const ports = a?.rules[0]?.ports;
+  assert.ok(ports !== undefined);
+  assert.equal(b?.rules[0]?.ports, ports);
+  assert.equal(b?.rules[1]?.ports, ports, "of another direction too");
+  assert.equal(normalizePolicy(np({ podSelector: {}, egress: [] })).types, a?.types);
+  assert.notEqual(b?.types, a?.types);
+  assert.throws(() => ports.numeric.push(ports.numeric[0] as PortRange), TypeError);
+  assert.throws(() => ((ports.numeric[0] as PortRange).lo = 1), TypeError);
+  assert.throws(() => ((ports.named[0] as NamedPortRef).name = "web"), TypeError);
+  assert.throws(() => (a?.types as PolicyType[]).push("Egress"), TypeError);
+  assert.deepEqual(normalizePolicy(np({ podSelector: {}, ingress: [{ ports: [{ port: 81 }] }] })).rules[0]?.ports?.numeric[0]?.lo, 81, "other ports are not these");
 });
 
 test("a policy that skipped validation gets the PolicyError validation would have given it", () => {

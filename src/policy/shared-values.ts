@@ -1,8 +1,8 @@
 /**
- * One frozen copy of equal values held by many cached objects (the pods of
- * one workload have the same labels and named ports), kept only as long as
- * something holds it: an entry goes once its value is collected, so values
- * no pod holds any more are not kept.
+ * One frozen copy of equal values held by many objects (the pods of one
+ * workload have the same labels and named ports, thousands of policy rules
+ * the same ports), kept only as long as something holds it: an entry goes
+ * once its value is collected, so values nothing holds any more are not kept.
  *
  * @module
  */
