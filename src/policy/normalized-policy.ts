@@ -178,6 +178,31 @@ function sharedPorts(ports: RulePorts): RulePorts {
   }));
 }
 
+const SELECTORS = new SharedValues<LabelSelector>();
+const PEERS = new SharedValues<SelectorPeer>();
+
+/** Equal selectors of policies as one frozen value (the scale world's 10k policies select by a few hundred). */
+function sharedSelector(selector: LabelSelector): LabelSelector {
+  return SELECTORS.shared(JSON.stringify(selector), () => frozenCopy(selector));
+}
+
+/** Equal selector peers of rules as one frozen value: JSON leaves out an absent selector, so the key lists both. */
+function sharedPeer(podSelector: LabelSelector | undefined, namespaceSelector: LabelSelector | undefined): SelectorPeer {
+  return PEERS.shared(JSON.stringify([podSelector ?? null, namespaceSelector ?? null]), () => frozenCopy({ podSelector, namespaceSelector }));
+}
+
+/** A copy of `value` frozen with everything in it, to share: the caller's objects stay its own, unfrozen. */
+function frozenCopy<T>(value: T): T {
+  const freeze = (inner: unknown): void => {
+    if (typeof inner !== "object" || inner === null) return;
+    for (const field of Object.values(inner)) freeze(field);
+    Object.freeze(inner);
+  };
+  const copy = structuredClone(value);
+  freeze(copy);
+  return copy;
+}
+
 /** Equal directions of policies as one frozen list (0.5 MB of copies at scale). */
 function sharedTypes(types: PolicyType[]): PolicyType[] {
   return TYPES.shared(types.join(), () => types);
@@ -261,7 +286,7 @@ export function normalizePolicy(policy: AnyPolicy): NormalizedPolicy {
             cidr(peer.ipBlock.cidr, `${field}[${i}].ipBlock.cidr`),
             peer.ipBlock.except?.length ? peer.ipBlock.except.map((e, j) => cidr(e, `${field}[${i}].ipBlock.except[${j}]`)) : NO_EXCEPT,
           )
-        : { podSelector: peer.podSelector, namespaceSelector: peer.namespaceSelector },
+        : sharedPeer(peer.podSelector, peer.namespaceSelector),
     );
   };
   const portsOf = (ports: PolicyPort[] | undefined, field: string): RulePorts | undefined => {
@@ -313,7 +338,7 @@ export function normalizePolicy(policy: AnyPolicy): NormalizedPolicy {
     namespace,
     name,
     mode: policy.kind === "EBPFNetworkPolicy" ? (policy.spec.mode ?? "Enforce") : "Enforce",
-    selector: policy.kind === "NetworkPolicy" ? policy.spec.podSelector : policy.spec.selector,
+    selector: sharedSelector(policy.kind === "NetworkPolicy" ? policy.spec.podSelector : policy.spec.selector),
     types,
     rules: rules.slice(),
     prefixes: prefixes.size === 0 ? NO_PREFIXES : { texts: [...prefixes.keys()], cidrs: [...prefixes.values()] },
