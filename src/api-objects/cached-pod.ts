@@ -14,10 +14,10 @@
  */
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { canonicalNamedPorts } from "../policy/identity-key.ts";
+import { SharedValues } from "../policy/shared-values.ts";
 import type { NamedPort, PodInfo } from "../policy/world.ts";
 import { podFromObject } from "./convert.ts";
 import type { Converted, ConvertedPod } from "./convert.ts";
-import { SharedValues } from "../policy/shared-values.ts";
 
 /** A Pod as the agent's informers cache it: no spec, status, uid or labels, its conversion instead. */
 export interface CachedPod extends KubernetesObject {

@@ -160,10 +160,6 @@ export interface NormalizedPolicy {
   prefixes: PolicyPrefixes;
 }
 
-/**
- * The prefixes of a policy without ipBlocks: shared, since most policies have
- * none (9k of the scale world's 10k, whose own empty pair cost ~100 bytes each).
- */
 const PORTS = new SharedValues<RulePorts>();
 const TYPES = new SharedValues<PolicyType[]>();
 
@@ -172,10 +168,7 @@ const TYPES = new SharedValues<PolicyType[]>();
  * distinct ones in their 14k rules (2.8 MB of copies).
  */
 function sharedPorts(ports: RulePorts): RulePorts {
-  return PORTS.shared(JSON.stringify(ports), () => ({
-    numeric: Object.freeze(ports.numeric.map((range) => Object.freeze({ ...range, prefixes: Object.freeze(range.prefixes.map((prefix) => Object.freeze(prefix))) }))) as PortRange[],
-    named: Object.freeze(ports.named.map((ref) => Object.freeze(ref))) as NamedPortRef[],
-  }));
+  return PORTS.shared(JSON.stringify(ports), () => frozenCopy(ports));
 }
 
 const SELECTORS = new SharedValues<LabelSelector>();
@@ -208,6 +201,10 @@ function sharedTypes(types: PolicyType[]): PolicyType[] {
   return TYPES.shared(types.join(), () => types);
 }
 
+/**
+ * The prefixes of a policy without ipBlocks: shared, since most policies have
+ * none (9k of the scale world's 10k, whose own empty pair cost ~100 bytes each).
+ */
 export const NO_PREFIXES: PolicyPrefixes = Object.freeze({ texts: Object.freeze([]), cidrs: Object.freeze([]) });
 
 /** The excepts of an ipBlock without any: shared, since allow-lists have 100k such blocks. */
