@@ -11,7 +11,7 @@
  */
 import { isDeepStrictEqual } from "node:util";
 import type { KubernetesObject } from "@kubernetes/client-node";
-import { cachedPolicy, identityFields, identityInformer, namespaceFields, podFields } from "../api-objects/index.ts";
+import { cachedPod, cachedPolicy, identityFields, identityInformer, namespaceFields } from "../api-objects/index.ts";
 import type { Cache } from "../k8s/cache.ts";
 import { objectKey } from "../k8s/cache.ts";
 import type { KubeClient } from "../k8s/client.ts";
@@ -30,7 +30,7 @@ export type WatchedKind = "Namespace" | "Pod" | PolicyKind;
 export interface WatchedObjects {
   /**
    * The object of `kind` with cache key `key` (`namespace/name`, or `name` for a Namespace) as last seen, in
-   * its cached form ({@linkcode cachedForm}: a policy is a `CachedPolicy`); `undefined` once it is gone.
+   * its cached form ({@linkcode cachedForm}: a pod is a `CachedPod`, a policy a `CachedPolicy`); `undefined` once it is gone.
    */
   get(kind: WatchedKind, key: string): KubernetesObject | undefined;
   /** The resourceVersions up to which pods and namespaces are seen, and how many of each there are at them. */
@@ -53,18 +53,18 @@ export interface ClusterWatchOptions {
   identities: boolean;
 }
 
-/** What is watched of each kind, and what of each object is cached: the fields the policy layer reads, a policy converted. */
+/** What is watched of each kind, and what of each object is cached: a namespace's fields the policy layer reads, a pod or policy converted. */
 const WATCHED: Record<WatchedKind, { resource: ResourceRef; transform: (obj: KubernetesObject) => KubernetesObject }> = {
   Namespace: { resource: Resources.namespaces, transform: namespaceFields },
-  Pod: { resource: Resources.pods, transform: podFields },
+  Pod: { resource: Resources.pods, transform: cachedPod },
   NetworkPolicy: { resource: Resources.networkPolicies, transform: cachedPolicy },
   EBPFNetworkPolicy: { resource: Resources.ebpfNetworkPolicies, transform: cachedPolicy },
 };
 
 /**
- * An object of `kind` as the agent's informers cache it: a Namespace or Pod
- * narrowed to the fields the policy layer reads, a policy converted
- * (`CachedPolicy`).
+ * An object of `kind` as the agent's informers cache it: a Namespace
+ * narrowed to the fields the policy layer reads, a pod or policy converted
+ * (`CachedPod`, `CachedPolicy`).
  *
  * @example
  * ```ts

@@ -2,12 +2,14 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Cache, objectKey } from "../k8s/cache.ts";
 import { creationTime } from "../policy/pod-address-claims.ts";
-import { identityKey, podIdentity } from "../policy/identity-key.ts";
+import { canonicalNamedPorts, identityKey, podIdentity } from "../policy/identity-key.ts";
 import { IDENTITY_KEY_INDEX, identityKeyIndex, identityObject, lowestIdentityNumber } from "../policy/identity-object.ts";
 import { normalizePolicy } from "../policy/normalized-policy.ts";
 import { identityFields, namespaceFields, podFields, policyFields } from "./cached-fields.ts";
+import { cachedPod } from "./cached-pod.ts";
 import { cachedPolicy } from "./cached-policy.ts";
 import { namespaceFromObject, podFromObject, policyFromObject } from "./convert.ts";
+import type { Converted, ConvertedPod } from "./convert.ts";
 import { isolationOfRefused } from "./refused-policy.ts";
 
 // Objects as the API server sends them: defaults filled in, status written, annotations of the tools that made them.
@@ -313,4 +315,59 @@ describe("cached policies", () => {
       assert.ok(compared > 100 && refused > 50, `${refused} of ${compared} refused`);
     });
   }
+});
+
+/**
+ * What the agent reads of a Pod: its conversion as the compiler takes it (labels in any order, named ports in
+ * canonical order), the creation time that settles a claimed address, its key and resourceVersion.
+ */
+function podReads(converted: Converted<ConvertedPod>, obj: unknown): string {
+  const metadata = (obj as { metadata?: Record<string, unknown> }).metadata;
+  const key = typeof metadata === "object" && metadata !== null ? objectKey(obj as { metadata: { name?: string; namespace?: string } }) : undefined;
+  const creation = creationTime(obj as { metadata?: { creationTimestamp?: unknown } });
+  const read = converted.ok
+    ? { ...converted.value, pod: { ...converted.value.pod, labels: Object.entries(converted.value.pod.labels).sort(), namedPorts: canonicalNamedPorts(converted.value.pod.namedPorts) } }
+    : converted.errors;
+  return json({ read, creation, key, resourceVersion: metadata?.resourceVersion });
+}
+
+describe("cached pods", () => {
+  it("hold no spec, status, uid or labels: the pod converted, which holds the labels", () => {
+    const cached = cachedPod(POD);
+    assert.deepEqual(Object.keys(cached), ["apiVersion", "kind", "metadata", "converted"]);
+    const { labels, uid, ...metadata } = podFields(POD).metadata;
+    assert.ok(uid !== undefined);
+    assert.deepEqual(cached.metadata, metadata);
+    assert.ok(cached.converted.ok);
+    assert.deepEqual(cached.converted.value.pod.labels, labels);
+    assert.deepEqual(cached.converted.value.pod.ips, ["10.244.1.7", "fd00:10:244:1::7"]);
+  });
+
+  it("share equal labels and named ports between pods, frozen, named ports in canonical order", () => {
+    const other = mutated(mutated(POD, ["metadata", "name"], "web-other"), ["metadata", "labels"], { "pod-template-hash": "7d4b9c", app: "web" });
+    const [a, b] = [cachedPod(POD).converted, cachedPod(other as object).converted];
+    assert.ok(a.ok && b.ok);
+    assert.equal(a.value.pod.labels, b.value.pod.labels, "labels equal in another order");
+    assert.equal(a.value.pod.namedPorts, b.value.pod.namedPorts);
+    assert.ok(Object.isFrozen(a.value.pod.labels) && Object.isFrozen(a.value.pod.namedPorts) && a.value.pod.namedPorts.every((p) => Object.isFrozen(p)));
+    assert.deepEqual(a.value.pod.namedPorts, canonicalNamedPorts(a.value.pod.namedPorts));
+    const relabelled = cachedPod(mutated(POD, ["metadata", "labels", "app"], "api") as object).converted;
+    assert.ok(relabelled.ok);
+    assert.notEqual(relabelled.value.pod.labels, a.value.pod.labels);
+    assert.equal(relabelled.value.pod.labels.app, "api");
+  });
+
+  it("read Pod objects as the agent read whole ones, whatever any field holds", () => {
+    assert.equal(podReads(cachedPod(POD).converted, cachedPod(POD)), podReads(podFromObject(POD), POD));
+    let compared = 0;
+    for (const path of paths(POD)) {
+      for (const replacement of REPLACEMENTS) {
+        const changed = mutated(POD, path, replacement);
+        const cached = cachedPod(changed as object);
+        assert.equal(podReads(cached.converted, cached), podReads(podFromObject(changed), changed), `Pod with ${path.join(".")} set to ${String(typeof replacement === "symbol" ? "(absent)" : JSON.stringify(replacement))}`);
+        compared++;
+      }
+    }
+    assert.ok(compared > 100);
+  });
 });

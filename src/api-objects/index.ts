@@ -9,6 +9,7 @@
  * @module
  */
 export * from "./cached-fields.ts";
+export * from "./cached-pod.ts";
 export * from "./cached-policy.ts";
 export * from "./convert.ts";
 export * from "./identity-informer.ts";

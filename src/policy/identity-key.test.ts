@@ -10,10 +10,12 @@ import {
   identityKey,
   identityKeyFields,
   IdentityKeyError,
+  inCanonicalOrder,
   podIdentity,
   sameLabels,
 } from "./identity-key.ts";
 import { cidrOf, formatCidr, parseCidr } from "./ip.ts";
+import type { NamedPort } from "./world.ts";
 
 const ports = canonicalNamedPorts([
   { name: "web", port: 80, protocol: "TCP" },
@@ -58,6 +60,16 @@ test("descriptions say what the identity stands for", () => {
   );
   assert.equal(describeIdentity(hostIdentity(undefined)), "host addresses, no cidr class");
   assert.equal(describeIdentity(cidrIdentity(parseCidr("fd00::/16"))), "cidr fd00::/16");
+});
+
+test("inCanonicalOrder: true exactly when canonicalNamedPorts would give the same list, field order included", () => {
+  const portArb = fc.record({ name: fc.constantFrom("dns", "web", "Web", "metrics"), port: fc.constantFrom(53, 80, 8080), protocol: fc.constantFrom("TCP", "UDP", "SCTP") }) as fc.Arbitrary<NamedPort>;
+  const reordered = portArb.map(({ protocol, port, name }) => ({ protocol, port, name }));
+  const withExtra = portArb.map((p) => ({ ...p, containerPort: p.port }));
+  const listArb = fc.oneof(fc.array(portArb, { maxLength: 4 }), fc.array(fc.oneof(portArb, reordered, withExtra), { maxLength: 3 }), fc.array(portArb, { maxLength: 4 }).map(canonicalNamedPorts));
+  fc.assert(fc.property(listArb, (list) => assert.equal(inCanonicalOrder(list), JSON.stringify(canonicalNamedPorts(list)) === JSON.stringify(list))));
+  assert.equal(inCanonicalOrder(ports), true);
+  assert.equal(inCanonicalOrder([...ports].reverse()), false);
 });
 
 test("cidrIdentityKey: the key of a prefix's identity from its canonical text, as identityKey gives it", () => {

@@ -59,9 +59,28 @@ export class IdentityKeyError extends Error {
  * ```
  */
 export function canonicalNamedPorts(ports: readonly NamedPort[]): NamedPort[] {
-  return [...ports]
-    .map((p) => ({ name: p.name, port: p.port, protocol: p.protocol }))
-    .sort((a, b) => a.name.localeCompare(b.name) || a.protocol.localeCompare(b.protocol) || a.port - b.port);
+  return [...ports].map((p) => ({ name: p.name, port: p.port, protocol: p.protocol })).sort(comparePorts);
+}
+
+function comparePorts(a: NamedPort, b: NamedPort): number {
+  return a.name.localeCompare(b.name) || a.protocol.localeCompare(b.protocol) || a.port - b.port;
+}
+
+/**
+ * Whether `ports` are as {@link canonicalNamedPorts} gives them, so they can be kept rather than copied: in its
+ * order, each with its name, port and protocol only, in that order (identity keys spell each port out).
+ *
+ * @example
+ * ```ts
+ * inCanonicalOrder([{ name: "dns", port: 53, protocol: "UDP" }, { name: "web", port: 80, protocol: "TCP" }]); // true
+ * ```
+ */
+export function inCanonicalOrder(ports: readonly NamedPort[]): boolean {
+  return ports.every((p, i) => {
+    const fields = Object.keys(p);
+    const previous = ports[i - 1];
+    return fields.length === 3 && fields[0] === "name" && fields[1] === "port" && fields[2] === "protocol" && (previous === undefined || comparePorts(previous, p) <= 0);
+  });
 }
 
 /**

@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import type { AnyPolicy } from "./api-types.ts";
+import type { AnyPolicy, PolicyType } from "./api-types.ts";
 import { formatCidr } from "./ip.ts";
 import { buildWorld } from "./normalize.ts";
 import { ipBlockOf, isSelectorPeer, NO_EXCEPT, NO_PREFIXES, normalizePolicy } from "./normalized-policy.ts";
+import type { NamedPortRef, PortRange, SelectorPeer } from "./normalized-policy.ts";
 import { PolicyError } from "./validate.ts";
 
 const np = (spec: unknown): AnyPolicy => ({ apiVersion: "networking.k8s.io/v1", kind: "NetworkPolicy", metadata: { name: "p", namespace: "x" }, spec }) as AnyPolicy;
@@ -53,6 +54,37 @@ test("a policy without ipBlocks shares the empty prefixes, which cannot be chang
   for (const policy of policies) assert.equal(policy.prefixes, NO_PREFIXES);
   assert.deepEqual(NO_PREFIXES, { texts: [], cidrs: [] });
   assert.throws(() => (NO_PREFIXES.texts as string[]).push("10.0.0.0/8"), TypeError);
+});
+
+test("rules and policies with equal ports and directions share them, frozen", () => {
+  const spec = { podSelector: {}, policyTypes: ["Ingress"], ingress: [{ ports: [{ port: 80 }, { port: "http" }] }] };
+  const [a, b] = [np(spec), ebpf({ ...spec, selector: {}, egress: [{ ports: [{ port: 80 }, { port: "http" }] }], policyTypes: ["Ingress", "Egress"] })].map(normalizePolicy);
+  const ports = a?.rules[0]?.ports;
+  assert.ok(ports !== undefined);
+  assert.equal(b?.rules[0]?.ports, ports);
+  assert.equal(b?.rules[1]?.ports, ports, "of another direction too");
+  assert.equal(normalizePolicy(np({ podSelector: {}, egress: [] })).types, a?.types);
+  assert.notEqual(b?.types, a?.types);
+  assert.throws(() => ports.numeric.push(ports.numeric[0] as PortRange), TypeError);
+  assert.throws(() => ((ports.numeric[0] as PortRange).lo = 1), TypeError);
+  assert.throws(() => ((ports.named[0] as NamedPortRef).name = "web"), TypeError);
+  assert.throws(() => (a?.types as PolicyType[]).push("Egress"), TypeError);
+  assert.deepEqual(normalizePolicy(np({ podSelector: {}, ingress: [{ ports: [{ port: 81 }] }] })).rules[0]?.ports?.numeric[0]?.lo, 81, "other ports are not these");
+});
+
+test("policies and rules with equal selectors share frozen copies; the specs given stay their own", () => {
+  const spec = () => ({ podSelector: { matchLabels: { app: "db" } }, ingress: [{ from: [{ podSelector: { matchExpressions: [{ key: "tier", operator: "In", values: ["web"] }] } }] }] });
+  const given = np(spec());
+  const [a, b] = [normalizePolicy(given), normalizePolicy(np(spec()))];
+  assert.equal(a.selector, b.selector);
+  assert.equal(a.rules[0]?.peers?.[0], b.rules[0]?.peers?.[0]);
+  assert.deepEqual(a.rules[0]?.peers?.[0], { podSelector: spec().ingress[0]?.from[0]?.podSelector, namespaceSelector: undefined });
+  assert.throws(() => ((a.selector.matchLabels as Record<string, string>).app = "web"), TypeError);
+  const peer = a.rules[0]?.peers?.[0] as SelectorPeer;
+  assert.throws(() => (peer.podSelector?.matchExpressions?.[0]?.values as string[]).push("api"), TypeError);
+  assert.ok(!Object.isFrozen((given.spec as { podSelector: object }).podSelector), "the spec given is not frozen");
+  const withNamespaces = normalizePolicy(np({ ...spec(), ingress: [{ from: [{ ...spec().ingress[0]?.from[0], namespaceSelector: {} }] }] }));
+  assert.notEqual(withNamespaces.rules[0]?.peers?.[0], peer, "a peer with a namespace selector is another");
 });
 
 test("a policy that skipped validation gets the PolicyError validation would have given it", () => {
