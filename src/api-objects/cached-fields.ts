@@ -47,6 +47,14 @@ const POD: Shape = {
   status: { phase: true, podIP: true, podIPs: true },
 };
 
+/**
+ * A Pod's metadata as the agent's pod cache keeps it beside the pod converted (`cachedPod`): what it reads of the
+ * object itself (name, namespace; resourceVersion, which a relist compares; creationTimestamp, which of two pods
+ * claiming an address keeps it), not the uid, and not the labels, which the conversion holds. Four fields fit in
+ * the object itself (a fifth costs a 40-byte property array).
+ */
+const CACHED_POD_METADATA: Shape = { name: true, namespace: true, resourceVersion: true, creationTimestamp: true };
+
 /** A NetworkPolicy or EBPFNetworkPolicy: metadata as the policy layer keeps it, and the whole spec. */
 const POLICY: Shape = { apiVersion: true, kind: true, metadata: METADATA, spec: true };
 
@@ -98,6 +106,19 @@ export function namespaceFields<T extends object>(namespace: T): T {
  */
 export function podFields<T extends object>(pod: T): T {
   return keep(pod, POD) as T;
+}
+
+/**
+ * The fields of a Pod's metadata the agent's pod cache keeps beside the pod converted ({@linkcode cachedPod}).
+ *
+ * @example
+ * ```ts
+ * cachedPodMetadata({ name: "a", namespace: "x", uid: "u", labels: { app: "web" }, resourceVersion: "7" });
+ * // { name: "a", namespace: "x", resourceVersion: "7" }
+ * ```
+ */
+export function cachedPodMetadata<T>(metadata: T): T {
+  return keep(metadata, CACHED_POD_METADATA) as T;
 }
 
 /**

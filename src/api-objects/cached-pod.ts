@@ -16,6 +16,7 @@ import type { KubernetesObject } from "@kubernetes/client-node";
 import { canonicalNamedPorts } from "../policy/identity-key.ts";
 import { SharedValues } from "../policy/shared-values.ts";
 import type { NamedPort, PodInfo } from "../policy/world.ts";
+import { cachedPodMetadata } from "./cached-fields.ts";
 import { podFromObject } from "./convert.ts";
 import type { Converted, ConvertedPod } from "./convert.ts";
 
@@ -26,10 +27,8 @@ export interface CachedPod extends KubernetesObject {
 
 /**
  * Converts a Pod object ({@linkcode podFromObject}), as an informer's
- * `transform`: the metadata the agent reads of the object (name and
- * namespace; resourceVersion, which a relist compares; creationTimestamp:
- * which of two pods claiming an address keeps it) and the conversion, which
- * holds the labels.
+ * `transform`: the metadata the agent reads of the object
+ * ({@linkcode cachedPodMetadata}) and the conversion, which holds the labels.
  *
  * @example
  * ```ts
@@ -45,18 +44,7 @@ export function cachedPod(obj: object): CachedPod {
     const { pod, hostIPs } = converted.value;
     converted.value = { pod: withSharedFields(pod), hostIPs: hostIPs.length === 0 ? NO_HOST_IPS : hostIPs };
   }
-  return { apiVersion, kind, metadata: metadataRead(metadata), converted };
-}
-
-/** What the agent reads of a pod's metadata; its uid and labels are not (the labels are in its conversion). */
-const METADATA_READ = ["name", "namespace", "resourceVersion", "creationTimestamp"] as const;
-
-/** The fields of {@link METADATA_READ} that `metadata` has: four fit in the object itself (five cost 40 bytes more). */
-function metadataRead(metadata: KubernetesObject["metadata"]): KubernetesObject["metadata"] {
-  if (typeof metadata !== "object" || metadata === null || Array.isArray(metadata)) return metadata;
-  const read: Record<string, unknown> = {};
-  for (const field of METADATA_READ) if (Object.hasOwn(metadata, field)) read[field] = metadata[field];
-  return read;
+  return { apiVersion, kind, metadata: cachedPodMetadata(metadata), converted };
 }
 
 /** The node addresses of every pod not on the host network: none. */

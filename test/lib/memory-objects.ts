@@ -5,7 +5,7 @@
  * resourceVersion as an API server would, and builders of the objects it
  * holds (Namespaces, Pods bound to a node, NetworkPolicies with a uid and a
  * generation). Each object is kept in the form the agent's informers cache
- * it in ({@linkcode cachedForm}: a policy converted).
+ * it in ({@linkcode cachedForm}: a pod or policy converted).
  *
  * @module
  */
